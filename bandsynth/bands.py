@@ -1,0 +1,191 @@
+"""Photometric band registry.
+
+Each :class:`Band` records what bandsynth needs to know about a filter: its
+effective wavelength and width, the survey it belongs to and the typical PSF
+FWHM of that survey.  Lookups are case-insensitive and accept aliases, so
+``"NUV"``, ``"galex_nuv"`` and ``"Galex_NUV"`` all name the same band.
+
+Examples
+--------
+>>> from bandsynth.bands import get_band
+>>> get_band("galex_nuv").name
+'NUV'
+>>> get_band("K").name
+'Ks'
+>>> [b.name for b in sorted([get_band("r"), get_band("FUV")])]
+['FUV', 'r']
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import astropy.units as u
+import numpy as np
+
+__all__ = ["Band", "get_band", "list_bands", "sort_bands", "register_band"]
+
+
+@dataclass(frozen=True, eq=False)
+class Band:
+    """One photometric band.
+
+    Parameters
+    ----------
+    name : str
+        Canonical name, e.g. ``"NUV"`` or ``"DECam_r"``.
+    aliases : tuple of str
+        Other names the band answers to (matched case-insensitively).
+    wavelength : `~astropy.units.Quantity`
+        Effective (pivot) wavelength.
+    width : `~astropy.units.Quantity`
+        Effective width (FWHM of the response).
+    survey : str
+        Survey or instrument the band belongs to.
+    psf_fwhm : `~astropy.units.Quantity`
+        Typical PSF FWHM of the survey in this band.
+    """
+
+    name: str
+    aliases: tuple[str, ...]
+    wavelength: u.Quantity
+    width: u.Quantity
+    survey: str
+    psf_fwhm: u.Quantity = field(default=1.0 * u.arcsec)
+
+    def __post_init__(self):
+        if not isinstance(self.name, str) or not self.name:
+            raise TypeError(f"Band name must be a non-empty string, got {self.name!r}")
+        for attr, unit in (("wavelength", u.nm), ("width", u.nm), ("psf_fwhm", u.arcsec)):
+            value = getattr(self, attr)
+            if not isinstance(value, u.Quantity) or not value.unit.is_equivalent(unit):
+                raise TypeError(f"Band {self.name!r}: {attr} must be a Quantity in units of {unit}")
+            object.__setattr__(self, attr, value.to(unit))
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """The canonical name followed by every alias."""
+        return (self.name, *self.aliases)
+
+    def transmission(self, wavelength) -> np.ndarray:
+        """Approximate normalised response at ``wavelength``.
+
+        A smooth top-hat (super-Gaussian of order 6) centred on the effective
+        wavelength with the band's width as FWHM; peak value 1.  Used by the
+        mock universe to integrate spectra through the band.
+        """
+        lam = u.Quantity(wavelength, u.nm).value
+        x = (lam - self.wavelength.value) / (0.5 * self.width.value)
+        return np.exp(-np.log(2.0) * np.abs(x) ** 6)
+
+    # Quantities are not hashable, so identity is the canonical name.
+    def __eq__(self, other):
+        return isinstance(other, Band) and other.name == self.name
+
+    def __hash__(self):
+        return hash(("Band", self.name))
+
+    def __lt__(self, other):
+        if not isinstance(other, Band):
+            return NotImplemented
+        return self.wavelength < other.wavelength
+
+    def __str__(self):
+        return self.name
+
+
+def _band(name, aliases, lam_nm, width_nm, survey, psf_arcsec):
+    return Band(name, tuple(aliases), lam_nm * u.nm, width_nm * u.nm, survey, psf_arcsec * u.arcsec)
+
+
+# Effective wavelengths and widths from the survey documentation (GALEX: Morrissey
+# et al. 2007; SDSS: Fukugita et al. 1996; DECam: DES DR1; 2MASS: Cohen et al. 2003).
+_BANDS = [
+    _band("FUV", ["galex_fuv"], 152.8, 26.9, "GALEX", 4.2),
+    _band("NUV", ["galex_nuv"], 227.1, 61.6, "GALEX", 5.3),
+    _band("u", ["sdss_u"], 355.1, 59.9, "SDSS", 1.5),
+    _band("g", ["sdss_g"], 468.6, 137.9, "SDSS", 1.4),
+    _band("r", ["sdss_r"], 616.6, 138.2, "SDSS", 1.3),
+    _band("i", ["sdss_i"], 748.0, 153.5, "SDSS", 1.2),
+    _band("z", ["sdss_z"], 893.2, 137.0, "SDSS", 1.2),
+    _band("DECam_g", ["decam_g", "decals_g", "des_g"], 480.0, 147.0, "DECam", 1.3),
+    _band("DECam_r", ["decam_r", "decals_r", "des_r"], 640.0, 148.0, "DECam", 1.2),
+    _band("DECam_z", ["decam_z", "decals_z", "des_z"], 915.0, 152.0, "DECam", 1.1),
+    _band("J", ["2mass_j"], 1235.0, 162.0, "2MASS", 2.9),
+    _band("H", ["2mass_h"], 1662.0, 251.0, "2MASS", 2.8),
+    _band("Ks", ["k", "2mass_ks", "2mass_k"], 2159.0, 262.0, "2MASS", 2.9),
+]
+
+_REGISTRY: dict[str, Band] = {}
+
+
+def register_band(band: Band) -> Band:
+    """Add ``band`` to the registry so that :func:`get_band` finds it.
+
+    Raises
+    ------
+    ValueError
+        If one of its names is already taken by another band.
+    """
+    if not isinstance(band, Band):
+        raise TypeError(f"register_band expects a Band, got {type(band).__name__}")
+    for key in (n.lower() for n in band.names):
+        if key in _REGISTRY and _REGISTRY[key] is not band:
+            raise ValueError(f"band name {key!r} is already used by band {_REGISTRY[key].name!r}")
+    for key in (n.lower() for n in band.names):
+        _REGISTRY[key] = band
+    return band
+
+
+for _b in _BANDS:
+    register_band(_b)
+
+
+def get_band(name) -> Band:
+    """Return the registered band called ``name`` (case-insensitive, aliases allowed).
+
+    Parameters
+    ----------
+    name : str or `Band`
+
+    Raises
+    ------
+    ValueError
+        If no band answers to ``name``; the message lists the known bands.
+
+    Examples
+    --------
+    >>> get_band("sdss_r").wavelength
+    <Quantity 616.6 nm>
+    """
+    if isinstance(name, Band):
+        return name
+    if not isinstance(name, str):
+        raise TypeError(f"band name must be a string or Band, got {type(name).__name__}")
+    try:
+        return _REGISTRY[name.strip().lower()]
+    except KeyError:
+        known = ", ".join(b.name for b in list_bands())
+        raise ValueError(f"unknown band {name!r}; known bands are: {known}") from None
+
+
+def list_bands() -> list[Band]:
+    """All registered bands, ordered by effective wavelength."""
+    return sorted(set(_REGISTRY.values()), key=lambda b: b.wavelength.value)
+
+
+def sort_bands(names) -> list[Band]:
+    """Resolve ``names`` and return the bands ordered by wavelength.
+
+    Raises
+    ------
+    ValueError
+        If a name is unknown or two names resolve to the same band.
+    """
+    bands = [get_band(n) for n in names]
+    seen = set()
+    for given, band in zip(names, bands):
+        if band.name in seen:
+            raise ValueError(f"band {band.name!r} is given twice (as {given!r})")
+        seen.add(band.name)
+    return sorted(bands, key=lambda b: b.wavelength.value)

@@ -1,0 +1,159 @@
+"""Invertible asinh scaling of fluxes (Lupton, Gunn & Szalay 1999).
+
+The network sees ``asinh(f / (F_ref * b)) / asinh(m / b)``: fluxes divided by one
+reference flux ``F_ref`` shared by every band of a galaxy (so colours survive as
+ratios), stretched with a per-band softening ``b`` and normalised so that
+``f = m * F_ref`` maps to 1.  Nothing is clipped and the inverse is exact, so a
+prediction returns to physical units given the same ``F_ref``.  Unlike a
+per-image min/max normalisation this keeps the flux scale.
+
+Examples
+--------
+>>> import numpy as np
+>>> from bandsynth.scaling import AsinhScaling
+>>> s = AsinhScaling(softening=0.05)
+>>> flux = np.array([-0.1, 0.0, 0.5, 2.0])
+>>> np.allclose(s.inverse(s.forward(flux, reference=2.0), reference=2.0), flux)
+True
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+__all__ = ["AsinhScaling", "reference_flux", "fit_scalings"]
+
+
+@dataclass(frozen=True)
+class AsinhScaling:
+    """Forward and exact inverse asinh stretch for one band.
+
+    Parameters
+    ----------
+    softening : float
+        Softening ``b`` in units of the reference flux; fluxes well below
+        ``b * F_ref`` are scaled linearly, brighter ones logarithmically.
+    maximum : float
+        Flux, in units of the reference flux, mapped to 1.
+    """
+
+    softening: float = 0.02
+    maximum: float = 1.0
+
+    def __post_init__(self):
+        for name in ("softening", "maximum"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float, np.floating)) or isinstance(value, bool):
+                raise TypeError(f"AsinhScaling {name} must be a number, got {type(value).__name__}")
+            if not np.isfinite(value) or value <= 0:
+                raise ValueError(f"AsinhScaling {name} must be finite and > 0, got {value!r}")
+            object.__setattr__(self, name, float(value))
+
+    @property
+    def _norm(self) -> float:
+        return float(np.arcsinh(self.maximum / self.softening))
+
+    def forward(self, flux, *, reference=1.0):
+        """Scale ``flux`` (array, same units as ``reference``) to network units."""
+        reference = _check_reference(reference)
+        return np.arcsinh(np.asarray(flux) / (reference * self.softening)) / self._norm
+
+    def inverse(self, scaled, *, reference=1.0):
+        """Exact inverse of :meth:`forward`."""
+        reference = _check_reference(reference)
+        return np.sinh(np.asarray(scaled) * self._norm) * (reference * self.softening)
+
+    def derivative(self, scaled, *, reference=1.0):
+        """d(flux)/d(scaled) at ``scaled``: turns a scaled-space sigma into flux units."""
+        reference = _check_reference(reference)
+        return np.cosh(np.asarray(scaled) * self._norm) * (self._norm * reference * self.softening)
+
+    def to_dict(self) -> dict:
+        """Parameters as a plain dict (for model cards and FITS headers)."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, params) -> "AsinhScaling":
+        """Rebuild from :meth:`to_dict` output."""
+        unknown = set(params) - {"softening", "maximum"}
+        if unknown:
+            raise ValueError(f"unknown AsinhScaling parameters: {sorted(unknown)}")
+        return cls(**params)
+
+
+def _check_reference(reference):
+    ref = np.asarray(reference, dtype=float)
+    if not np.all(np.isfinite(ref)) or np.any(ref <= 0):
+        raise ValueError(f"reference flux must be finite and > 0, got {reference!r}")
+    return ref
+
+
+def reference_flux(images, *, percentile=99.5):
+    """One reference flux for a set of co-aligned band images.
+
+    The largest of the bands' ``percentile``-th pixel percentiles (NaNs ignored),
+    so the brightest band of the galaxy sets the scale for all of them.
+
+    Raises
+    ------
+    ValueError
+        If no band has a positive flux at that percentile.
+    """
+    levels = [np.nanpercentile(np.asarray(im, dtype=float), percentile) for im in images]
+    level = float(np.nanmax(levels)) if levels else np.nan
+    if not np.isfinite(level) or level <= 0:
+        raise ValueError(
+            f"cannot set a reference flux: the {percentile}th percentile of every band is <= 0 "
+            "(is the image empty or background-only?)"
+        )
+    return level
+
+
+def fit_scalings(cubes, references, *, stretch=50.0, quantile=0.9, percentile=99.5):
+    """Choose each band's :class:`AsinhScaling` from a training set.
+
+    For every galaxy the band's ``percentile``-th pixel level is divided by the
+    galaxy's reference flux; the ``quantile`` of that ratio over the set becomes
+    ``maximum`` (so a typical galaxy fills [0, 1] in every band while colours
+    still change from galaxy to galaxy), and ``softening = maximum / stretch``.
+
+    Parameters
+    ----------
+    cubes : mapping of band name to array of shape (n_galaxies, ny, nx)
+    references : array of shape (n_galaxies,)
+        Reference flux of each galaxy (see :func:`reference_flux`).
+    stretch : float
+        Ratio of ``maximum`` to ``softening``: how far into the logarithmic
+        regime the brightest pixels go.
+
+    Returns
+    -------
+    dict of band name to AsinhScaling
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> cube = np.abs(np.random.default_rng(0).normal(size=(4, 8, 8)))
+    >>> refs = np.array([reference_flux([c]) for c in cube])
+    >>> s = fit_scalings({"r": cube}, refs)
+    >>> round(s["r"].maximum / s["r"].softening)
+    50
+    """
+    references = np.asarray(references, dtype=float)
+    if references.ndim != 1 or not np.all(np.isfinite(references)) or np.any(references <= 0):
+        raise ValueError("references must be a 1-D array of finite fluxes > 0")
+    scalings = {}
+    for band, cube in cubes.items():
+        cube = np.asarray(cube, dtype=float)
+        if cube.ndim != 3 or cube.shape[0] != references.size:
+            raise ValueError(
+                f"band {band!r}: expected an array of shape ({references.size}, ny, nx), got {cube.shape}"
+            )
+        levels = np.nanpercentile(cube.reshape(cube.shape[0], -1), percentile, axis=1) / references
+        maximum = float(np.nanquantile(levels, quantile))
+        if not np.isfinite(maximum) or maximum <= 0:
+            raise ValueError(f"band {band!r}: no positive flux to set its scaling from")
+        scalings[band] = AsinhScaling(softening=maximum / stretch, maximum=maximum)
+    return scalings
