@@ -39,7 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
         try:
             module = importlib.import_module(name)
         except ModuleNotFoundError as exc:
-            if exc.name != name:  # a real missing dependency, not an absent sub-command module
+            if not name.startswith(exc.name or "?"):  # a missing dependency, not an absent module
                 raise
             continue
         add_cli = getattr(module, "add_cli", None)

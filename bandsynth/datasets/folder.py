@@ -1,0 +1,374 @@
+"""Folders of per-band FITS cut-outs, grouped by object into :class:`~bandsynth.stack.BandStack`.
+
+A folder holds one FITS file per object and band, named by a pattern with an
+``{id}`` and a ``{band}`` placeholder, e.g. ``"{id}_{band}.fits"`` for
+``g123_nuv.fits``, ``g123_Ks.fits``, or ``"{id}/{band}.fits"`` for one
+sub-folder per object.  Everything else in the pattern is literal text.
+Band strings are resolved by :func:`bandsynth.bands.get_band` (any alias, any
+case); when a name can be split in several ways the longest band string that
+is a known band wins (``ngc_1_galex_nuv.fits`` -> id ``ngc_1``, band NUV).
+
+:func:`scan_folder` never raises for one bad file: every file that does not
+match the pattern, names an unknown band, duplicates another, cannot be read
+(corrupt or truncated) or holds no 2-D image is reported in
+``scan.problems``, as is every object missing a requested band; the rest is
+used.
+
+Examples
+--------
+>>> import tempfile
+>>> with tempfile.TemporaryDirectory() as tmp:
+...     scan = scan_folder(tmp)
+>>> len(scan), len(scan.problems)
+(0, 0)
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from types import MappingProxyType
+
+import numpy as np
+from astropy.io import fits
+from astropy.table import Table
+
+from ..bands import get_band, sort_bands
+from .errors import DataFormatError, _open_fits
+
+__all__ = ["FolderScan", "scan_folder", "DataFormatError"]
+
+_PLACEHOLDER = re.compile(r"(\{id\}|\{band\})")
+_REPROJECT_METHODS = ("interp", "exact", "adaptive")
+
+
+def _natural_key(text):
+    return [(0, int(t), "") if t.isdigit() else (1, 0, t.lower()) for t in re.split(r"(\d+)", text) if t]
+
+
+class _Pattern:
+    """``{id}``/``{band}`` file-name pattern; everything else literal."""
+
+    def __init__(self, pattern):
+        if not isinstance(pattern, str):
+            raise TypeError(f"pattern must be a string, got {type(pattern).__name__}")
+        parts = _PLACEHOLDER.split(pattern)
+        holders = parts[1::2]
+        if sorted(holders) != ["{band}", "{id}"]:
+            raise ValueError(
+                f"pattern must contain '{{id}}' and '{{band}}' exactly once each, got {pattern!r}"
+            )
+        self.text = pattern
+        self.head, self.middle, self.tail = parts[0], parts[2], parts[4]
+        self.id_first = holders[0] == "{id}"
+        self.nested = "/" in pattern
+
+    def candidates(self, name):
+        """Every (id, band) split of ``name``, longest band string first."""
+        head, mid_lit, tail = self.head, self.middle, self.tail
+        if not (name.startswith(head) and name.endswith(tail)):
+            return []
+        mid = name[len(head): len(name) - len(tail)]
+        if len(mid) < len(mid_lit) + 2:
+            return []
+        if mid_lit:
+            cuts = [i for i in range(1, len(mid) - len(mid_lit)) if mid.startswith(mid_lit, i)]
+        else:
+            cuts = list(range(1, len(mid)))
+        out = []
+        for i in cuts:
+            first, second = mid[:i], mid[i + len(mid_lit):]
+            if not second or "/" in first or "/" in second:
+                continue
+            out.append((first, second) if self.id_first else (second, first))
+        return sorted(out, key=lambda pair: -len(pair[1]))
+
+
+def _resolve(text):
+    try:
+        return get_band(text)
+    except ValueError:
+        return None
+
+
+def _image_shape(path):
+    """Shape (ny, nx) of the first image HDU of a FITS file; DataFormatError if unusable."""
+    with _open_fits(path) as hdul:
+        for hdu in hdul:
+            if isinstance(hdu, (fits.PrimaryHDU, fits.ImageHDU, fits.CompImageHDU)) and hdu.shape:
+                shape = hdu.shape
+                if len(shape) < 2 or int(np.prod(shape[:-2])) != 1:
+                    raise DataFormatError(f"{path}: image HDU {hdu.name!r} has shape {shape}, expected one 2-D image")
+                return tuple(shape[-2:])
+    raise DataFormatError(f"{path}: no image HDU with data")
+
+
+class FolderScan:
+    """Files of a folder grouped by object id and band (see :func:`scan_folder`).
+
+    Attributes
+    ----------
+    folder : pathlib.Path
+    pattern : str
+    bands : tuple of str or None
+        Requested bands (registry names, by wavelength), or None for "whatever is there".
+    ids : tuple of str
+        Objects with every requested band (all objects when ``bands`` is None), naturally sorted.
+    incomplete : tuple of str
+        Objects missing at least one requested band.
+    files : mapping
+        id -> {band name: path}, for complete and incomplete objects.
+    problems : `~astropy.table.Table`
+        One row per problem: ``file``, ``id``, ``band``, ``error``.
+    """
+
+    def __init__(self, folder, pattern, bands, files, problems):
+        self._folder = Path(folder)
+        self._pattern = pattern
+        self._bands = bands
+        self._files = MappingProxyType({k: MappingProxyType(dict(v)) for k, v in files.items()})
+        self._problems = problems
+        complete, incomplete = [], []
+        for key in sorted(files, key=_natural_key):
+            missing = bands is not None and any(b not in files[key] for b in bands)
+            (incomplete if missing else complete).append(key)
+        self._ids, self._incomplete = tuple(complete), tuple(incomplete)
+
+    folder = property(lambda self: self._folder)
+    pattern = property(lambda self: self._pattern)
+    bands = property(lambda self: self._bands)
+    ids = property(lambda self: self._ids)
+    incomplete = property(lambda self: self._incomplete)
+    files = property(lambda self: self._files)
+
+    @property
+    def problems(self) -> Table:
+        return self._problems.copy()
+
+    def __len__(self):
+        return len(self._ids)
+
+    def __contains__(self, key):
+        return key in self._ids
+
+    def __repr__(self):
+        return (f"<FolderScan {self._folder} pattern={self._pattern!r}: {len(self._ids)} objects, "
+                f"{len(self._incomplete)} incomplete, {len(self._problems)} problems>")
+
+    def __iter__(self):
+        """Yield ``(id, BandStack)`` for every complete object, or ``(id, exception)`` if it fails."""
+        return self.iter_stacks()
+
+    def iter_stacks(self, *, reproject_to=None, method="interp"):
+        """Like iterating over the scan, with the options of :meth:`stack`."""
+        _check_method(method)
+        for key in self._ids:
+            try:
+                yield key, self.stack(key, reproject_to=reproject_to, method=method)
+            except (DataFormatError, OSError, ValueError) as exc:
+                yield key, exc
+
+    def stack(self, id, *, reproject_to=None, method="interp"):
+        """Read object ``id`` as one `~bandsynth.stack.BandStack` on one pixel grid.
+
+        Parameters
+        ----------
+        id : str
+            An object id (``scan.ids`` or ``scan.incomplete``).
+        reproject_to : str, optional
+            Band whose grid all others are reprojected onto.  Default: no
+            reprojection when every band shares one grid, else the grid with
+            the finest pixels.
+        method : {"interp", "exact", "adaptive"}
+            Reprojection method, passed to `BandStack.reproject`.
+
+        Raises
+        ------
+        KeyError
+            Unknown id.
+        DataFormatError
+            A file cannot be read, or bands on different grids without a
+            celestial WCS to reproject them.
+        """
+        from ..stack import BandStack
+
+        _check_method(method)
+        if id not in self._files:
+            raise KeyError(f"no object {id!r} in {self._folder} (known ids: {', '.join(self._ids[:10])}"
+                           f"{', ...' if len(self._ids) > 10 else ''})")
+        paths = self._files[id]
+        if self._bands is not None:
+            missing = [b for b in self._bands if b not in paths]
+            if missing:
+                raise DataFormatError(f"object {id!r} in {self._folder} has no file for band(s) {', '.join(missing)}")
+            paths = {b: paths[b] for b in self._bands}
+        singles = {}
+        for band, path in paths.items():
+            try:
+                singles[band] = BandStack.from_fits({band: str(path)})
+            except (OSError, ValueError, TypeError, KeyError, IndexError) as exc:
+                if isinstance(exc, DataFormatError) and str(path) in str(exc):
+                    raise
+                raise DataFormatError(f"{path}: cannot read band {band!r} ({exc})") from exc
+        target = _choose_grid(singles, reproject_to, id)
+        reprojected = []
+        images = {}
+        for band, single in singles.items():
+            if target is not None and band != target and not _same_grid(single, singles[target]):
+                single = _reproject(single, singles[target], method, paths[band])
+                reprojected.append(band)
+            images[band] = single[band]
+        meta = {
+            "source": "folder of per-band FITS cut-outs",
+            "id": id,
+            "folder": str(self._folder),
+            "files": {band: str(path) for band, path in paths.items()},
+            "grid_band": target,
+            "reprojected": reprojected,
+            "reproject_method": method if reprojected else None,
+        }
+        return BandStack.from_arrays(images, meta=meta)
+
+
+def _check_method(method):
+    if method not in _REPROJECT_METHODS:
+        raise ValueError(f"method must be one of {', '.join(_REPROJECT_METHODS)}, got {method!r}")
+
+
+def _same_grid(a, b):
+    if a.shape != b.shape:
+        return False
+    if a.wcs is None or b.wcs is None:
+        return a.wcs is None and b.wcs is None
+    return a.wcs.wcs.compare(b.wcs.wcs, tolerance=1e-10)
+
+
+def _pixel_area(single):
+    from astropy.wcs.utils import proj_plane_pixel_area
+
+    return proj_plane_pixel_area(single.wcs.celestial)
+
+
+def _choose_grid(singles, reproject_to, key):
+    bands = list(singles)
+    if reproject_to is not None:
+        band = get_band(reproject_to).name
+        if band not in singles:
+            raise ValueError(f"reproject_to={reproject_to!r}: object {key!r} has no band {band!r} "
+                             f"(bands: {', '.join(bands)})")
+        target = band
+    else:
+        first = singles[bands[0]]
+        if all(_same_grid(first, s) for s in singles.values()):
+            return None
+        target = None
+    no_wcs = [b for b, s in singles.items() if s.wcs is None or not s.wcs.has_celestial]
+    if no_wcs:
+        raise DataFormatError(
+            f"object {key!r}: bands are on different grids but {', '.join(no_wcs)} "
+            f"{'has' if len(no_wcs) == 1 else 'have'} no celestial WCS to reproject with"
+        )
+    if target is None:  # finest pixels, bluest band on ties
+        order = [b.name for b in sort_bands(bands)]
+        target = min(order, key=lambda b: (round(_pixel_area(singles[b]), 18), order.index(b)))
+    return target
+
+
+def _reproject(single, target, method, path):
+    try:
+        return single.reproject(target, method=method)
+    except (ValueError, TypeError) as exc:
+        raise DataFormatError(f"{path}: cannot reproject onto the common grid ({exc})") from exc
+
+
+def scan_folder(folder, pattern="{id}_{band}.fits", *, bands=None, check=True):
+    """Group the per-band FITS files of ``folder`` by object id.
+
+    Parameters
+    ----------
+    folder : str or os.PathLike
+    pattern : str
+        File name pattern with ``{id}`` and ``{band}``; may contain ``/`` to
+        match files in sub-folders.
+    bands : sequence of str, optional
+        Bands every object must have; other bands are ignored.  Default: all.
+    check : bool
+        Open every matching file (headers only) to report unreadable,
+        truncated or image-less files now rather than when stacking.
+
+    Returns
+    -------
+    FolderScan
+
+    Examples
+    --------
+    >>> import tempfile, numpy as np
+    >>> from pathlib import Path
+    >>> from astropy.io import fits
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     for name in ("g1_nuv.fits", "g1_Ks.fits", "g2_nuv.fits"):
+    ...         fits.writeto(Path(tmp, name), np.zeros((8, 8)))
+    ...     _ = Path(tmp, "notes.txt").write_text("x")
+    ...     scan = scan_folder(tmp, bands=["NUV", "K"])
+    >>> scan.ids, scan.incomplete
+    (('g1',), ('g2',))
+    >>> sorted(scan.problems["error"])[0]
+    'does not match pattern {id}_{band}.fits'
+    """
+    if not isinstance(folder, (str, os.PathLike)):
+        raise TypeError(f"folder must be a path, got {type(folder).__name__}")
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise NotADirectoryError(f"{folder}: not a directory")
+    pat = _Pattern(pattern)
+    wanted = None
+    if bands is not None:
+        if isinstance(bands, str):
+            bands = [bands]
+        wanted = tuple(b.name for b in sort_bands(bands))
+    rows = []
+
+    def problem(path, key, band, error):
+        rows.append((str(path), key or "", band or "", error))
+
+    candidates = folder.rglob("*") if pat.nested else folder.iterdir()
+    files = {}
+    for path in sorted(candidates, key=lambda p: _natural_key(p.as_posix())):
+        rel = path.relative_to(folder).as_posix()
+        if not path.is_file() or any(part.startswith(".") for part in Path(rel).parts):
+            continue
+        splits = pat.candidates(rel)
+        if not splits:
+            problem(path, None, None, f"does not match pattern {pat.text}")
+            continue
+        found = next(((k, t, b) for k, t in splits if (b := _resolve(t)) is not None), None)
+        if found is None:
+            key, text = splits[0]
+            problem(path, key, text, f"unknown band {text!r}")
+            continue
+        key, _text, band = found
+        if wanted is not None and band.name not in wanted:
+            continue
+        group = files.setdefault(key, {})
+        if band.name in group:
+            problem(path, key, band.name, f"duplicate: band {band.name} of {key!r} is already {group[band.name].name}")
+            continue
+        if check:
+            try:
+                _image_shape(path)
+            except (DataFormatError, OSError) as exc:
+                problem(path, key, band.name, str(exc))
+                if not group:
+                    del files[key]
+                continue
+        group[band.name] = path
+    if wanted is not None:
+        for key in sorted(files, key=_natural_key):
+            for band in wanted:
+                if band not in files[key]:
+                    problem("", key, band, f"object {key!r} has no usable file for band {band}")
+    table = Table(rows=rows or None, names=("file", "id", "band", "error"),
+                  dtype=(str, str, str, str))
+    return FolderScan(folder, pat.text, wanted, files, table)

@@ -1,0 +1,814 @@
+"""The built-in mock universe: paired multi-band galaxy images with known truth.
+
+Each galaxy is built from physically motivated parts, deterministically from
+one integer seed:
+
+* a Sérsic bulge, an exponential disk seen at some inclination and position
+  angle, logarithmic spiral arms (m = 2-4) modulating the disk, compact
+  star-forming clumps along the arms, optionally a bar and a companion;
+* stars of six ages (5 Myr to 10 Gyr).  Part of every component's light is a
+  smooth profile and part is many small "star particles", as in the Illustris
+  mock images: young particles are few and bright, old ones many and faint,
+  so every band gets its own lumpy structure;
+* a stellar-population spectrum per age -- a mixture of blackbodies (main
+  sequence up to the turn-off temperature, giants, a variable UV upturn for
+  old stars, metal line blanketing in the UV) -- integrated through each
+  band's response (:meth:`bandsynth.bands.Band.transmission`); ages and
+  metallicities scatter from galaxy to galaxy;
+* a dust screen following the disk (and a lane when seen edge-on) with a
+  Calzetti et al. (2000) attenuation curve, strongest in the UV;
+* a population drawn by specific star-formation rate: ellipticals, spirals,
+  irregular/starburst galaxies and edge-on disks.
+
+Several views (like the Illustris cameras) show the same intrinsic galaxy --
+the same star particles -- from different directions.  ``mode="ideal"``
+convolves every band with one common Gaussian PSF and adds no noise;
+``mode="survey"`` uses each band's PSF FWHM from the band registry (Moffat
+profile), adds sky and Poisson noise at the depth of :data:`SURVEY_DEPTHS` and
+returns the noise map as the uncertainty.  Images are in nanomaggies with a
+TAN WCS.
+
+Examples
+--------
+>>> from bandsynth.datasets.mock import render_galaxy
+>>> images, uncertainty, meta = render_galaxy(7, bands=["NUV", "r", "Ks"], size=32)
+>>> sorted(images), images["r"].shape, images["r"].dtype
+(['Ks', 'NUV', 'r'], (32, 32), dtype('float32'))
+>>> meta["galaxy_class"] in ("elliptical", "spiral", "irregular", "edge-on")
+True
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import numpy as np
+import scipy.fft as sfft
+from scipy.special import gamma as gamma_fn
+from scipy.special import gammaincinv, i0e
+
+from ..bands import get_band, list_bands, sort_bands
+from ..units import flux_from_ab, nanomaggy
+
+__all__ = [
+    "make_galaxy",
+    "make_dataset",
+    "render_galaxy",
+    "galaxy_seed",
+    "MockDataset",
+    "population_sed",
+    "population_band_fluxes",
+    "calzetti_k",
+    "GALAXY_CLASSES",
+    "AGE_BINS",
+    "DEFAULT_PIXEL_SCALE",
+    "DEFAULT_IDEAL_PSF_FWHM",
+    "SURVEY_DEPTHS",
+]
+
+#: Arcsec per pixel of the mock images unless told otherwise (the DECaLS scale).
+DEFAULT_PIXEL_SCALE = 0.262
+#: FWHM (arcsec) of the common Gaussian PSF of ``mode="ideal"`` (1.5 pixels).
+DEFAULT_IDEAL_PSF_FWHM = 1.5 * DEFAULT_PIXEL_SCALE
+#: Nominal ages (yr) of the six stellar-population bins.
+AGE_BINS = (5e6, 3e7, 2e8, 1e9, 4e9, 1e10)
+#: Galaxy classes, in order of increasing specific star-formation rate (edge-on disks are spirals
+#: seen edge-on).
+GALAXY_CLASSES = ("elliptical", "spiral", "edge-on", "irregular")
+
+#: Survey-mode depth per band: (5-sigma point-source AB depth, sky surface brightness in AB mag/arcsec^2).
+#: Typical single-survey values (GALEX AIS, SDSS, DECaLS DR9, 2MASS).
+SURVEY_DEPTHS = {
+    "FUV": (19.9, 26.8),
+    "NUV": (20.8, 26.0),
+    "u": (22.0, 22.1),
+    "g": (22.2, 21.9),
+    "r": (22.2, 20.9),
+    "i": (21.3, 20.2),
+    "z": (20.5, 19.0),
+    "DECam_g": (24.0, 22.0),
+    "DECam_r": (23.4, 21.0),
+    "DECam_z": (22.5, 19.2),
+    "J": (17.1, 16.0),
+    "H": (16.4, 15.1),
+    "Ks": (15.3, 14.6),
+}
+
+_PARTICLE_DEPOSIT = 4  # cloud-in-cell corners
+_N_BINS = len(AGE_BINS)
+_SMOOTH_FRACTION = np.array([0.0, 0.0, 0.1, 0.45, 0.6, 0.7])  # light of each age kept smooth
+# Share of the galaxy's r-band light carried by one star particle, per age bin: young stars
+# come in few bright particles, old stars in many faint ones.
+_PARTICLE_QUANTUM = np.array([1 / 250, 1 / 400, 1 / 1200, 1 / 3000, 1 / 5000, 1 / 6000])
+_MAX_PARTICLES_PER_SET = 6000
+_SMOOTH_COMPONENTS = ("bulge", "disk", "arms", "bar", "companion")
+
+
+# ----------------------------------------------------------------------------------------------
+# Stellar populations
+# ----------------------------------------------------------------------------------------------
+_LAM = np.geomspace(100.0, 3200.0, 700)  # nm
+_TEMPS = np.geomspace(2600.0, 60000.0, 40)  # K
+_HC_K = 1.438777e7  # h c / k in nm K
+
+
+def _blackbody_per_bolometric(lam_nm, temps):
+    """f_nu shape of blackbodies per unit bolometric flux, shape (n_T, n_lam)."""
+    x = _HC_K / (lam_nm[None, :] * temps[:, None])
+    with np.errstate(over="ignore"):
+        bnu = lam_nm[None, :] ** -3 / np.expm1(np.minimum(x, 700.0))
+    return bnu / temps[:, None] ** 4
+
+
+_BB = _blackbody_per_bolometric(_LAM, _TEMPS)
+
+
+def _turnoff_temperature(age, metallicity):
+    log_t = np.log10(age)
+    log_temp = np.interp(log_t, [6.5, 7.0, 8.0, 9.0, 10.1], [4.65, 4.42, 4.08, 3.86, 3.76])
+    return 10.0 ** (log_temp - 0.03 * metallicity)
+
+
+def _population_weights(age, metallicity, uv_upturn):
+    """Bolometric light fractions over the temperature grid."""
+    t_to = _turnoff_temperature(age, metallicity)
+    lt = np.log(_TEMPS)
+    ms = (_TEMPS / t_to) ** 2.5 / (1.0 + np.exp((_TEMPS - t_to) / (0.04 * t_to)))
+    giant_fraction = 0.1 + 0.45 * np.clip((np.log10(age) - 7.0) / 2.5, 0.0, 1.0)
+    t_giant = 4400.0 * 10.0 ** (-0.06 * metallicity)
+    giants = np.exp(-0.5 * ((lt - np.log(t_giant)) / 0.05) ** 2)
+    upturn = np.exp(-0.5 * ((lt - np.log(25000.0)) / 0.1) ** 2)
+    w = (1.0 - giant_fraction - uv_upturn) * ms / ms.sum() + giant_fraction * giants / giants.sum()
+    return w + uv_upturn * upturn / upturn.sum()
+
+
+def _blanketing(lam_nm, metallicity):
+    # Metal lines absorb the near-UV; more so for metal-rich populations.
+    return np.exp(-0.35 * 10.0 ** (0.5 * metallicity) * np.clip(400.0 / lam_nm - 1.0, 0.0, None))
+
+
+def population_sed(wavelength, *, age, metallicity=0.0, uv_upturn=0.0):
+    """Spectrum f_nu (arbitrary units, 1 unit of bolometric light) of a stellar population.
+
+    Blackbody mixture: main-sequence stars up to the turn-off temperature of
+    ``age``, giants whose share of the light grows with age, a hot (25 000 K)
+    UV-upturn component carrying ``uv_upturn`` of the bolometric light, and UV
+    line blanketing growing with ``metallicity``.
+
+    Parameters
+    ----------
+    wavelength : array-like of float or `~astropy.units.Quantity`
+        Wavelengths (nm if a plain number).
+    age : float
+        Age in years (5e6 to 1.3e10).
+    metallicity : float
+        log10(Z / Z_sun).
+    uv_upturn : float
+        Fraction (0 to 0.1) of the bolometric light emitted by hot horizontal-branch stars.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> lam = np.array([227.0, 616.0])
+    >>> young = population_sed(lam, age=1e7)
+    >>> old = population_sed(lam, age=1e10)
+    >>> bool(young[0] / young[1] > 10 * old[0] / old[1])  # young stars are UV-bright
+    True
+    """
+    lam = np.atleast_1d(_as_nm(wavelength))
+    bb = _blackbody_per_bolometric(lam, _TEMPS)
+    w = _population_weights(float(age), float(metallicity), float(uv_upturn))
+    sed = (w @ bb) * _blanketing(lam, float(metallicity))
+    return sed.reshape(np.shape(_as_nm(wavelength)))
+
+
+def _as_nm(wavelength):
+    import astropy.units as u
+
+    if isinstance(wavelength, u.Quantity):
+        return wavelength.to_value(u.nm, equivalencies=u.spectral())
+    return np.asarray(wavelength, dtype=float)
+
+
+@functools.lru_cache(maxsize=64)
+def _band_response(names):
+    """Photon-counting response matrix (n_lam, n_band): f_nu-mean in each band = sed @ R."""
+    dlnlam = np.gradient(np.log(_LAM))
+    cols = []
+    for name in names:
+        t = get_band(name).transmission(_LAM) * dlnlam
+        cols.append(t / t.sum())
+    return np.stack(cols, axis=1)
+
+
+def population_band_fluxes(bands, *, age, metallicity=0.0, uv_upturn=0.0):
+    """Band-averaged f_nu of :func:`population_sed` for each band (same arbitrary units).
+
+    The mean of f_nu weighted by the band response per unit log wavelength (the
+    AB convention for photon-counting detectors).
+
+    Examples
+    --------
+    >>> f = population_band_fluxes(["NUV", "r"], age=1e10)
+    >>> bool(-2.5 * np.log10(f[0] / f[1]) > 4)  # old stars: NUV - r > 4 mag
+    True
+    """
+    names = tuple(b.name for b in (get_band(b) for b in bands))
+    sed = population_sed(_LAM, age=age, metallicity=metallicity, uv_upturn=uv_upturn)
+    return sed @ _band_response(names)
+
+
+def calzetti_k(wavelength):
+    """Calzetti et al. (2000) attenuation curve k(lambda), R_V = 4.05.
+
+    ``A_lambda = k(lambda) E(B-V)``; extrapolated linearly in 1/lambda below
+    120 nm and above 2.2 micron (where it is clipped at 0).
+
+    Examples
+    --------
+    >>> round(float(calzetti_k(550.0)), 2)
+    4.05
+    """
+    lam = np.asarray(_as_nm(wavelength), dtype=float) / 1000.0  # micron
+    lam_c = np.clip(lam, 0.12, None)
+    short = 2.659 * (-2.156 + 1.509 / lam_c - 0.198 / lam_c**2 + 0.011 / lam_c**3) + 4.05
+    long = 2.659 * (-1.857 + 1.040 / lam) + 4.05
+    k = np.where(lam < 0.63, short, long)
+    return np.clip(k, 0.0, None)
+
+
+# ----------------------------------------------------------------------------------------------
+# Intrinsic galaxy (view independent)
+# ----------------------------------------------------------------------------------------------
+def galaxy_seed(seed, index):
+    """Seed of galaxy ``index`` of a data set made with ``seed`` (see :func:`make_dataset`).
+
+    Examples
+    --------
+    >>> galaxy_seed(0, 1) == galaxy_seed(0, 1) != galaxy_seed(0, 2)
+    True
+    """
+    return int(np.random.SeedSequence([int(seed), int(index), 0x6D6F636B]).generate_state(1, np.uint32)[0])
+
+
+def _draw_log_ssfr(u):
+    """Quantile function of the population's log10 sSFR [1/yr] (mixture of three normals)."""
+    # red sequence 35 %, star-forming sequence 50 %, starbursts 15 %
+    from scipy.special import ndtr
+
+    grid = np.linspace(-13.5, -7.8, 2000)
+    cdf = (
+        0.35 * ndtr((grid + 11.8) / 0.35)
+        + 0.50 * ndtr((grid + 10.1) / 0.3)
+        + 0.15 * ndtr((grid + 9.1) / 0.3)
+    )
+    cdf = (cdf - cdf[0]) / (cdf[-1] - cdf[0])
+    return float(np.interp(u, cdf, grid))
+
+
+def _classify(log_ssfr, u_edge):
+    if log_ssfr < -11.0:
+        return "elliptical"
+    if log_ssfr > -9.5:
+        return "irregular"
+    return "edge-on" if u_edge < 0.25 else "spiral"
+
+
+def _sersic_b(n):
+    return float(gammaincinv(2.0 * n, 0.5))
+
+
+class _Galaxy:
+    """All view-independent properties of one galaxy; lengths in units of the stamp width."""
+
+    def __init__(self, seed, *, log_ssfr=None, galaxy_class=None):
+        rng = np.random.default_rng(np.random.SeedSequence([int(seed), 1]))
+        self.seed = int(seed)
+        u_ssfr, u_edge = rng.random(2)
+        self.log_ssfr = _draw_log_ssfr(u_ssfr) if log_ssfr is None else float(log_ssfr)
+        self.galaxy_class = _classify(self.log_ssfr, u_edge) if galaxy_class is None else galaxy_class
+        if self.galaxy_class not in GALAXY_CLASSES:
+            raise ValueError(f"galaxy_class must be one of {GALAXY_CLASSES}, got {galaxy_class!r}")
+        cls = self.galaxy_class
+        self.ra = float(rng.uniform(0.0, 360.0))
+        self.dec = float(np.degrees(np.arcsin(rng.uniform(-1.0, 1.0))))
+        self.r_mag = float(rng.uniform(14.0, 16.5))
+
+        # ---- structure (sizes: fraction of the stamp width) -----------------------------------
+        p = {}
+        p["disk_scale"] = float(rng.uniform(0.075, 0.12))
+        p["disk_thickness"] = float(rng.uniform(0.08, 0.15))
+        p["arms_m"] = int(rng.choice([2, 2, 3, 4]))
+        p["arms_pitch_deg"] = float(rng.uniform(12.0, 28.0))
+        p["arms_phase"] = float(rng.uniform(0, 2 * np.pi))
+        p["arms_width"] = float(rng.uniform(0.25, 0.45))  # radians of spiral phase
+        p["arms_concentration"] = float(rng.uniform(2.0, 5.0))
+        p["bulge_n"] = float(rng.uniform(3.0, 5.5) if cls == "elliptical" else rng.uniform(1.2, 4.0))
+        p["bulge_re"] = float(
+            rng.uniform(0.07, 0.14) if cls == "elliptical" else rng.uniform(0.02, 0.05)
+        )
+        p["bulge_flattening"] = float(rng.uniform(0.55, 1.0) if cls == "elliptical" else rng.uniform(0.6, 0.95))
+        p["has_bar"] = bool(cls in ("spiral", "edge-on") and rng.random() < 0.35)
+        p["bar_length"] = float(rng.uniform(1.0, 2.0) * p["disk_scale"])
+        p["bar_axis_ratio"] = float(rng.uniform(0.2, 0.4))
+        p["bar_angle"] = float(rng.uniform(0, np.pi))
+        p["has_companion"] = bool(rng.random() < (0.4 if cls == "irregular" else 0.15))
+        p["companion_offset"] = rng.normal(size=3)
+        p["companion_offset"] *= rng.uniform(0.28, 0.4) / np.linalg.norm(p["companion_offset"][:2] + 1e-9)
+        p["companion_re"] = float(rng.uniform(0.02, 0.04))
+        p["companion_n"] = float(rng.uniform(1.0, 4.0))
+        p["companion_q"] = float(rng.uniform(0.5, 1.0))
+        p["companion_pa"] = float(rng.uniform(0, np.pi))
+        p["companion_mass_ratio"] = float(rng.uniform(0.05, 0.25))
+        p["companion_star_forming"] = bool(rng.random() < 0.5)
+        p["n_clumps"] = int(
+            {"elliptical": rng.integers(0, 3), "spiral": rng.integers(10, 30),
+             "edge-on": rng.integers(10, 30), "irregular": rng.integers(20, 50)}[cls]
+        )
+        p["clump_size"] = float(rng.uniform(0.003, 0.008))
+        p["dust_tau_v"] = float(
+            {"elliptical": rng.uniform(0.0, 0.05), "spiral": rng.uniform(0.3, 1.0),
+             "edge-on": rng.uniform(0.4, 1.0), "irregular": rng.uniform(0.2, 0.8)}[cls]
+        )
+        p["dust_lane_tau_v"] = float(rng.uniform(1.5, 4.0)) if cls != "elliptical" else 0.0
+        p["dust_scale"] = float(rng.uniform(1.0, 1.5))  # in disk scale lengths
+        if cls == "irregular":
+            p["arms_concentration"] = float(rng.uniform(0.5, 1.5))  # weak, patchy arms
+        self.params = p
+
+        # ---- stellar populations --------------------------------------------------------------
+        ages = np.array(AGE_BINS) * 10.0 ** rng.uniform(-0.1, 0.1, _N_BINS)
+        z_gal = float(rng.normal(0.0, 0.2))
+        metal = z_gal + np.array([0.1, 0.1, 0.05, 0.0, -0.1, -0.2]) + rng.normal(0, 0.05, _N_BINS)
+        upturn = np.zeros(_N_BINS)
+        upturn[4:] = rng.uniform(0.0, 0.015) * (3.0 if cls == "elliptical" else 1.0)
+        self.ages, self.metallicities, self.uv_upturn = ages, metal, upturn
+
+        # ---- masses per component and age bin (total stellar mass = 1) -----------------------
+        bt = {
+            "elliptical": rng.uniform(0.8, 1.0),
+            "spiral": rng.uniform(0.1, 0.5),
+            "edge-on": rng.uniform(0.05, 0.4),
+            "irregular": rng.uniform(0.0, 0.12),
+        }[cls]
+        ssfr = 10.0**self.log_ssfr
+        burst = rng.uniform(1.5, 3.0) if cls == "irregular" else 1.0
+        young = np.array([ssfr * 1e7 * burst, ssfr * 5e7 * burst, ssfr * 3.4e8])
+        m = {c: np.zeros(_N_BINS) for c in ("bulge", "disk", "arms", "clumps", "bar", "companion")}
+        old_mass = 1.0 - young.sum()
+        bar_frac = rng.uniform(0.05, 0.15) if p["has_bar"] else 0.0
+        m["bulge"][3:] = bt * old_mass * np.array([0.0, 0.25, 0.75])
+        disk_old = (1.0 - bt) * old_mass
+        disk_mix = rng.dirichlet([2.0, 4.0, 4.0])
+        arm_old = rng.uniform(0.05, 0.15) if cls != "elliptical" else 0.0
+        m["arms"][3:5] = arm_old * disk_old * disk_mix[:2] / disk_mix[:2].sum()
+        m["bar"][3:] = bar_frac * disk_old * np.array([0.1, 0.4, 0.5])
+        m["disk"][3:] = disk_old * disk_mix - m["arms"][3:] - m["bar"][3:]
+        if cls == "elliptical":
+            # residual star formation in the disk/bulge, a few clumps at most
+            m["bulge"][:3] = 0.6 * young
+            m["disk"][:3] = 0.3 * young
+            m["clumps"][:3] = 0.1 * young
+        else:
+            f_clump = rng.uniform(0.25, 0.5)
+            m["clumps"][:2] = f_clump * young[:2]
+            m["arms"][:2] = (1.0 - f_clump) * 0.65 * young[:2]
+            m["disk"][:2] = (1.0 - f_clump) * 0.35 * young[:2]
+            m["arms"][2] = 0.45 * young[2]
+            m["disk"][2] = 0.55 * young[2]
+        if p["n_clumps"] == 0:
+            m["disk"] += m["clumps"]
+            m["clumps"][:] = 0.0
+        if p["has_companion"]:
+            q = p["companion_mass_ratio"]
+            if p["companion_star_forming"]:
+                m["companion"][:] = q * np.array([1e-3, 4e-3, 0.02, 0.1, 0.3, 0.576])
+            else:
+                m["companion"][3:] = q * np.array([0.0, 0.3, 0.7])
+        self.mass = m
+        # r-band light per unit mass of each age bin (roughly SSP-like: L/M ~ t^-0.8)
+        light_per_mass = (self.ages / 1e10) ** -0.8
+        light = {c: mc * light_per_mass for c, mc in m.items()}
+        total = sum(v.sum() for v in light.values())
+        f_tot = float(flux_from_ab(self.r_mag))
+        self.light_r = {c: v / total * f_tot for c, v in light.items()}  # nanomaggies in r, no dust
+        main_light = sum(v.sum() for c, v in light.items() if c != "companion")
+        self.bt_r = float(light["bulge"].sum() / main_light)
+        self.bt_mass = float(bt)
+
+        # ---- star particles (3-D, galaxy frame) --------------------------------------------
+        self._make_particles(rng)
+
+    # .........................................................................................
+    def _make_particles(self, rng):
+        p = self.params
+        h = p["disk_scale"]
+        pos, flux, age_bin, is_comp = [], [], [], []
+        total_r = sum(v.sum() for v in self.light_r.values())
+        clump_centres = self._arm_positions(rng, max(p["n_clumps"], 1), h, inner=0.5) if p["n_clumps"] else None
+        clump_weights = rng.lognormal(0.0, 0.6, max(p["n_clumps"], 1))
+        clump_weights /= clump_weights.sum()
+        for comp, light in self.light_r.items():
+            for a in range(_N_BINS):
+                lum = light[a] * (1.0 - _SMOOTH_FRACTION[a]) if comp != "clumps" else light[a]
+                if lum <= 0:
+                    continue
+                n = int(np.clip(round(lum / (total_r * _PARTICLE_QUANTUM[a])), 1, _MAX_PARTICLES_PER_SET))
+                xyz = self._sample(comp, rng, n, a, clump_centres, clump_weights)
+                w = rng.lognormal(0.0, 0.5 if a < 3 else 0.2, n)
+                pos.append(xyz)
+                flux.append(w * (lum / w.sum()))
+                age_bin.append(np.full(n, a, dtype=np.int64))
+                is_comp.append(np.full(n, comp == "companion"))
+        self.particle_pos = np.concatenate(pos)
+        self.particle_flux_r = np.concatenate(flux)
+        self.particle_bin = np.concatenate(age_bin)
+        self.particle_is_companion = np.concatenate(is_comp)
+        # smooth light of each component (r band, no dust) per age bin
+        self.smooth_r = {
+            c: (self.light_r[c] * _SMOOTH_FRACTION if c != "clumps" else np.zeros(_N_BINS))
+            for c in self.light_r
+        }
+
+    def _arm_positions(self, rng, n, h, *, inner=0.0, scatter=None):
+        p = self.params
+        radius = h * rng.gamma(2.0, 1.0, n)
+        if inner:
+            radius = np.where(radius < inner * h, radius + inner * h, radius)
+        arm = rng.integers(0, p["arms_m"], n)
+        tan_pitch = np.tan(np.radians(p["arms_pitch_deg"]))
+        width = p["arms_width"] if scatter is None else scatter
+        phase = rng.normal(0.0, width, n)
+        if self.galaxy_class == "irregular":
+            phase = rng.uniform(-np.pi, np.pi, n) * rng.uniform(0.3, 1.0)
+        phi = p["arms_phase"] + 2 * np.pi * arm / p["arms_m"] + np.log(radius / h) / tan_pitch + phase / p["arms_m"]
+        z = rng.laplace(0.0, 0.03 * h, n)
+        return np.stack([radius * np.cos(phi), radius * np.sin(phi), z], axis=1)
+
+    def _sample(self, comp, rng, n, a, clump_centres, clump_weights):
+        p = self.params
+        h = p["disk_scale"]
+        if comp == "disk":
+            radius = h * rng.gamma(2.0, 1.0, n)
+            phi = rng.uniform(0, 2 * np.pi, n)
+            hz = p["disk_thickness"] * h * (0.5 if a < 3 else 1.0)
+            return np.stack([radius * np.cos(phi), radius * np.sin(phi), rng.laplace(0, hz, n)], axis=1)
+        if comp == "arms":
+            return self._arm_positions(rng, n, h)
+        if comp == "clumps":
+            which = rng.choice(len(clump_weights), n, p=clump_weights)
+            return clump_centres[which] + rng.normal(0.0, p["clump_size"], (n, 3)) * [1, 1, 0.5]
+        if comp in ("bulge", "companion"):
+            nn, re = (p["bulge_n"], p["bulge_re"]) if comp == "bulge" else (p["companion_n"], p["companion_re"])
+            radius = 1.15 * re * (rng.gamma(2 * nn, 1.0, n) / _sersic_b(nn)) ** nn
+            v = rng.normal(size=(n, 3))
+            v *= (radius / np.linalg.norm(v, axis=1))[:, None]
+            if comp == "bulge":
+                v[:, 2] *= p["bulge_flattening"]
+                return v
+            v[:, 1] *= p["companion_q"]
+            return v  # companion: placed per view (its own orientation)
+        if comp == "bar":
+            length = p["bar_length"]
+            x = rng.normal(0, 0.45 * length, n)
+            y = rng.normal(0, 0.45 * length * p["bar_axis_ratio"], n)
+            c, s = np.cos(p["bar_angle"]), np.sin(p["bar_angle"])
+            return np.stack([c * x - s * y, s * x + c * y, rng.laplace(0, 0.05 * h, n)], axis=1)
+        raise AssertionError(comp)  # pragma: no cover
+
+    # .........................................................................................
+    def view_angles(self, view):
+        """(inclination, position angle) in radians of camera ``view``."""
+        rng = np.random.default_rng(np.random.SeedSequence([self.seed, 2, int(view)]))
+        u_inc, u_pa = rng.random(2)
+        if self.galaxy_class == "edge-on":
+            inc = np.radians(82.0 + 8.0 * u_inc)
+        elif self.galaxy_class == "spiral":
+            inc = np.arccos(1.0 - u_inc * (1.0 - np.cos(np.radians(72.0))))
+        else:
+            inc = np.arccos(1.0 - u_inc)
+        return float(inc), float(np.pi * u_pa)
+
+    def population_fluxes(self, bands):
+        """(n_band, n_age) band fluxes per unit r-band flux of each age bin."""
+        names = tuple(b.name for b in bands)
+        key = (names, tuple(self.ages), tuple(self.metallicities), tuple(self.uv_upturn))
+        return _population_table(key)
+
+
+@functools.lru_cache(maxsize=256)
+def _population_table(key):
+    names, ages, metals, upturns = key
+    resp = _band_response(names)
+    r_resp = _band_response(("r",))
+    out = np.empty((len(names), len(ages)))
+    for a, (age, z, up) in enumerate(zip(ages, metals, upturns)):
+        sed = population_sed(_LAM, age=age, metallicity=z, uv_upturn=up)
+        out[:, a] = (sed @ resp) / (sed @ r_resp)[0]
+    return out
+
+
+# ----------------------------------------------------------------------------------------------
+# Rendering one view
+# ----------------------------------------------------------------------------------------------
+@functools.lru_cache(maxsize=8)
+def _grid(size):
+    c = (size - 1) / 2.0
+    y, x = np.mgrid[0:size, 0:size].astype(np.float64)
+    return (x - c).ravel(), (y - c).ravel()
+
+
+def _rotation(inc, pa):
+    """Galaxy frame -> sky (x to the right, y up, z towards the observer)."""
+    ci, si = np.cos(inc), np.sin(inc)
+    incl = np.array([[1, 0, 0], [0, ci, -si], [0, si, ci]])
+    cp, sp = np.cos(pa), np.sin(pa)
+    rot = np.array([[cp, -sp, 0], [sp, cp, 0], [0, 0, 1]])
+    return rot @ incl
+
+
+def _elliptical_radius(x, y, q, pa, soft):
+    c, s = np.cos(pa), np.sin(pa)
+    xr = x * c + y * s
+    yr = (-x * s + y * c) / q
+    return np.sqrt(xr * xr + yr * yr + soft * soft)
+
+
+def _sersic_image(x, y, *, n, re, q, pa, soft=0.5):
+    """Sérsic profile normalised to unit total flux (analytic, whole plane)."""
+    b = _sersic_b(n)
+    r = _elliptical_radius(x, y, q, pa, soft)
+    total = 2 * np.pi * q * re * re * n * math.exp(b) * b ** (-2 * n) * gamma_fn(2 * n)
+    return np.exp(-b * ((r / re) ** (1.0 / n) - 1.0)) / total
+
+
+def _render_particles(pos_xy, weights, bins, n_bins, size):
+    """Cloud-in-cell deposit of particles into ``n_bins`` images; off-stamp light is lost."""
+    px = pos_xy[:, 0] + (size - 1) / 2.0
+    py = pos_xy[:, 1] + (size - 1) / 2.0
+    ix = np.floor(px).astype(np.int64)
+    iy = np.floor(py).astype(np.int64)
+    fx = px - ix
+    fy = py - iy
+    npix = size * size
+    out = np.zeros(n_bins * npix)
+    for dx, dy, w in ((0, 0, (1 - fx) * (1 - fy)), (1, 0, fx * (1 - fy)), (0, 1, (1 - fx) * fy), (1, 1, fx * fy)):
+        jx, jy = ix + dx, iy + dy
+        ok = (jx >= 0) & (jx < size) & (jy >= 0) & (jy < size)
+        idx = bins[ok] * npix + jy[ok] * size + jx[ok]
+        out += np.bincount(idx, weights=(weights * w)[ok], minlength=n_bins * npix)
+    return out.reshape(n_bins, npix)
+
+
+@functools.lru_cache(maxsize=64)
+def _psf_transfer(kind, fwhm_px, size):
+    """Real FFT of a unit-sum PSF on a zero-padded grid, and that grid's shape."""
+    pad = int(np.ceil(2.0 * fwhm_px)) + 2
+    n = sfft.next_fast_len(size + 2 * pad, real=True)
+    k = np.fft.fftfreq(n)
+    kr = np.fft.rfftfreq(n)
+    if kind == "gaussian":
+        sigma = fwhm_px / 2.3548
+        transfer = np.exp(-2 * np.pi**2 * sigma**2 * (k[:, None] ** 2 + kr[None, :] ** 2))
+    else:  # Moffat, beta = 3, centred at (0, 0) with wrap-around
+        beta = 3.0
+        alpha = fwhm_px / (2.0 * np.sqrt(2.0 ** (1.0 / beta) - 1.0))
+        d = np.minimum(np.arange(n), n - np.arange(n)).astype(float)
+        r2 = d[:, None] ** 2 + d[None, :] ** 2
+        kern = (1.0 + r2 / alpha**2) ** -beta
+        kern /= kern.sum()
+        transfer = sfft.rfft2(kern)
+    return transfer.astype(np.complex64), n
+
+
+def _convolve(images, transfers, n, size):
+    """Convolve (n_band, size, size) images; ``transfers`` one per band or one shared."""
+    padded = np.zeros((images.shape[0], n, n), dtype=np.float32)
+    padded[:, :size, :size] = images
+    spec = sfft.rfft2(padded, workers=1)
+    spec *= transfers
+    out = sfft.irfft2(spec, s=(n, n), workers=1)
+    return out[:, :size, :size]
+
+
+def render_galaxy(seed, *, view=0, mode="ideal", bands=None, size=128, pixel_scale=None,
+                  psf_fwhm=None, depth_offset=0.0, dust=True, log_ssfr=None, galaxy_class=None):
+    """Render one view of one mock galaxy as plain arrays (the fast path of :func:`make_galaxy`).
+
+    Parameters are those of :func:`make_galaxy`.
+
+    Returns
+    -------
+    images : dict
+        Band name -> float32 image (nanomaggies per pixel), in wavelength order.
+    uncertainty : dict or None
+        Band name -> float32 1-sigma noise map (``mode="survey"`` only).
+    meta : dict
+        Truth metadata (see :func:`make_galaxy`).
+    """
+    bands = list_bands() if bands is None else sort_bands([bands] if isinstance(bands, str) else bands)
+    if mode not in ("ideal", "survey"):
+        raise ValueError(f"mode must be 'ideal' or 'survey', got {mode!r}")
+    size = _check_size(size)
+    pixel_scale = DEFAULT_PIXEL_SCALE if pixel_scale is None else _positive("pixel_scale", pixel_scale)
+    if not isinstance(view, (int, np.integer)) or view < 0:
+        raise ValueError(f"view must be an integer >= 0, got {view!r}")
+    gal = _galaxy(int(seed), log_ssfr, galaxy_class)
+    p = gal.params
+    # stamp-fraction lengths -> pixels: galaxies are drawn to fill a stamp of `size` pixels
+    # at the default pixel scale, whatever pixel scale is asked for
+    to_px = size * DEFAULT_PIXEL_SCALE / pixel_scale
+    inc, pa = gal.view_angles(view)
+    rot = _rotation(inc, pa)
+    x, y = _grid(size)
+
+    # ---- star particles -> one image per age bin ---------------------------------------------
+    pos = gal.particle_pos
+    sky = (pos @ rot.T)[:, :2] * to_px
+    comp_mask = gal.particle_is_companion
+    if comp_mask.any():
+        offset = (p["companion_offset"] @ rot.T)[:2] * to_px
+        c, s = np.cos(p["companion_pa"] + pa), np.sin(p["companion_pa"] + pa)
+        cpos = pos[comp_mask][:, :2] * to_px
+        sky[comp_mask] = np.stack([c * cpos[:, 0] - s * cpos[:, 1], s * cpos[:, 0] + c * cpos[:, 1]], 1) + offset
+    particle_images = _render_particles(sky, gal.particle_flux_r, gal.particle_bin, _N_BINS, size)
+
+    # ---- smooth profiles (unit total flux, whole plane) -----------------------------------
+    h = p["disk_scale"] * to_px
+    q_disk = float(np.sqrt(np.cos(inc) ** 2 + (p["disk_thickness"] * np.sin(inc)) ** 2))
+    smooth = {}
+    q_bulge = float(np.sqrt(np.cos(inc) ** 2 + (p["bulge_flattening"] * np.sin(inc)) ** 2))
+    smooth["bulge"] = _sersic_image(x, y, n=p["bulge_n"], re=p["bulge_re"] * to_px, q=q_bulge, pa=pa)
+    disk = _sersic_image(x, y, n=1.0, re=1.6783469900166608 * h, q=q_disk, pa=pa)
+    smooth["disk"] = disk
+    if gal.smooth_r["arms"].sum() > 0:
+        # the spiral phase in the disk plane; the modulation has unit mean around every circle
+        c, s = np.cos(pa), np.sin(pa)
+        xd = x * c + y * s
+        yd = (-x * s + y * c) / max(np.cos(inc), 0.05)
+        rd = np.sqrt(xd * xd + yd * yd) + 1e-3
+        phi = np.arctan2(yd, xd)
+        tan_pitch = np.tan(np.radians(p["arms_pitch_deg"]))
+        kappa = p["arms_concentration"]
+        delta = p["arms_m"] * (phi - p["arms_phase"] - np.log(rd / h) / tan_pitch)
+        smooth["arms"] = disk * np.exp(kappa * (np.cos(delta) - 1.0)) / i0e(kappa)
+    if p["has_bar"]:
+        cov_disk = np.diag([(0.45 * p["bar_length"]) ** 2, (0.45 * p["bar_length"] * p["bar_axis_ratio"]) ** 2])
+        cb, sb = np.cos(p["bar_angle"]), np.sin(p["bar_angle"])
+        rb = np.array([[cb, -sb], [sb, cb]])
+        cov3 = np.zeros((3, 3))
+        cov3[:2, :2] = rb @ cov_disk @ rb.T
+        cov3[2, 2] = (0.05 * p["disk_scale"]) ** 2
+        cov_sky = (rot @ cov3 @ rot.T)[:2, :2] * to_px**2
+        inv = np.linalg.inv(cov_sky)
+        quad = inv[0, 0] * x * x + 2 * inv[0, 1] * x * y + inv[1, 1] * y * y
+        smooth["bar"] = np.exp(-0.5 * quad) / (2 * np.pi * np.sqrt(np.linalg.det(cov_sky)))
+    if p["has_companion"]:
+        off = (p["companion_offset"] @ rot.T)[:2] * to_px
+        smooth["companion"] = _sersic_image(
+            x - off[0], y - off[1], n=p["companion_n"], re=p["companion_re"] * to_px,
+            q=p["companion_q"], pa=p["companion_pa"] + pa,
+        )
+
+    # ---- bands = weighted sums of the basis images -------------------------------------------
+    table = gal.population_fluxes(bands)  # (n_band, n_age), per unit r flux
+    names = [c for c in _SMOOTH_COMPONENTS if c in smooth]
+    basis = np.concatenate([np.stack([smooth[c] for c in names]), particle_images]).astype(np.float32)
+    weights = np.concatenate(
+        [np.stack([table @ gal.smooth_r[c] for c in names], axis=1), table], axis=1
+    ).astype(np.float32)  # (n_band, n_basis): band flux (whole plane) of every basis image
+    intrinsic = weights @ basis  # (n_band, npix)
+    full_flux = table @ sum(gal.light_r.values())  # per band, whole plane, no dust
+
+    # ---- dust screen --------------------------------------------------------------------------
+    tau_map = None
+    if dust and (p["dust_tau_v"] > 0 or p["dust_lane_tau_v"] > 0):
+        c, s = np.cos(pa), np.sin(pa)
+        xr, yr = x * c + y * s, -x * s + y * c
+        r_ell = np.sqrt(xr**2 + (yr / q_disk) ** 2)
+        hd = p["dust_scale"] * h
+        path = min(1.0 / max(np.cos(inc), 1e-3), 6.0) ** 0.5
+        tau_map = p["dust_tau_v"] * path * np.exp(-r_ell / hd)
+        if inc > np.radians(65.0):
+            strength = (inc - np.radians(65.0)) / np.radians(25.0)
+            width = max(0.8, h * (0.05 + 0.6 * np.cos(inc)))
+            shift = 0.35 * h * np.cos(inc)
+            tau_map = tau_map + strength * p["dust_lane_tau_v"] * np.exp(
+                -np.abs(yr - shift) / width - np.abs(xr) / (1.5 * hd)
+            )
+        tau_map = tau_map.astype(np.float32)
+        k_rel = (calzetti_k(np.array([b.wavelength.value for b in bands])) / 4.05).astype(np.float32)
+        intrinsic = intrinsic * np.exp(-k_rel[:, None] * tau_map[None, :])
+    stamp_flux = intrinsic.sum(axis=1)
+    images = intrinsic.reshape(len(bands), size, size)
+
+    # ---- PSF and noise ----------------------------------------------------------------------
+    rng_noise = np.random.default_rng(np.random.SeedSequence([gal.seed, 3, int(view)]))
+    uncertainty = None
+    if mode == "ideal":
+        fwhm = DEFAULT_IDEAL_PSF_FWHM if psf_fwhm is None else _positive("psf_fwhm", psf_fwhm)
+        transfer, n = _psf_transfer("gaussian", round(fwhm / pixel_scale, 4), size)
+        images = _convolve(images, transfer, n, size)
+        psf = {b.name: float(fwhm) for b in bands}
+    else:
+        psf = {b.name: float(b.psf_fwhm.value) for b in bands}
+        specs = [_psf_transfer("moffat", round(psf[b.name] / pixel_scale, 4), size) for b in bands]
+        out = np.empty_like(images)
+        for i, (transfer, n) in enumerate(specs):
+            out[i] = _convolve(images[i : i + 1], transfer, n, size)[0]
+        images = out
+        sky_sigma, gains = _noise_levels(bands, pixel_scale, depth_offset)
+        var = sky_sigma[:, None, None] ** 2 + np.clip(images, 0, None) / gains[:, None, None]
+        sigma = np.sqrt(var).astype(np.float32)
+        images = images + sigma * rng_noise.standard_normal(images.shape, dtype=np.float32)
+        uncertainty = {b.name: sigma[i] for i, b in enumerate(bands)}
+    images = np.ascontiguousarray(images, dtype=np.float32)
+
+    meta = {
+        "galaxy_id": gal.seed,
+        "seed": gal.seed,
+        "view": int(view),
+        "galaxy_class": gal.galaxy_class,
+        "log_ssfr": gal.log_ssfr,
+        "ssfr": 10.0**gal.log_ssfr,
+        "bt_r": gal.bt_r,
+        "bt_mass": gal.bt_mass,
+        "r_mag": gal.r_mag,
+        "inclination": float(np.degrees(inc)),
+        "position_angle": float(np.degrees(pa)),
+        "ra": gal.ra,
+        "dec": gal.dec,
+        "mode": mode,
+        "pixel_scale": float(pixel_scale),
+        "psf_fwhm": psf,
+        "unit": nanomaggy.to_string(),
+        "dust": bool(dust),
+        "components": _public_params(p),
+        "populations": {
+            "age": [float(a) for a in gal.ages],
+            "metallicity": [float(z) for z in gal.metallicities],
+            "uv_upturn": [float(v) for v in gal.uv_upturn],
+            "r_flux": {c: [float(v) for v in gal.light_r[c]] for c in gal.light_r},
+        },
+        "flux_total": {b.name: float(full_flux[i]) for i, b in enumerate(bands)},
+        "flux_stamp": {b.name: float(stamp_flux[i]) for i, b in enumerate(bands)},
+    }
+    if mode == "survey":
+        meta["depth_offset"] = float(depth_offset)
+        meta["sky_sigma"] = {b.name: float(sky_sigma[i]) for i, b in enumerate(bands)}
+    return {b.name: images[i] for i, b in enumerate(bands)}, uncertainty, meta
+
+
+def _noise_levels(bands, pixel_scale, depth_offset):
+    """Per-pixel sky sigma and effective gain (counts per nanomaggy) of each band."""
+    sig, gain = [], []
+    for b in bands:
+        depth, sky_mu = SURVEY_DEPTHS.get(b.name, (22.0, 21.0))
+        f5 = flux_from_ab(depth + depth_offset)
+        sigma_psf_px = b.psf_fwhm.value / pixel_scale / 2.3548
+        nea = 4 * np.pi * sigma_psf_px**2  # noise-equivalent area of a Gaussian PSF
+        s = f5 / 5.0 / np.sqrt(nea)
+        sky = flux_from_ab(sky_mu) * pixel_scale**2
+        sig.append(s)
+        gain.append(sky / s**2)
+    return np.array(sig, dtype=np.float32), np.array(gain, dtype=np.float32)
+
+
+def _public_params(p):
+    out = {}
+    for k, v in p.items():
+        if isinstance(v, np.ndarray):
+            out[k] = [float(t) for t in v]
+        elif isinstance(v, (bool, np.bool_)):
+            out[k] = bool(v)
+        elif isinstance(v, (int, np.integer)):
+            out[k] = int(v)
+        else:
+            out[k] = float(v)
+    return out
+
+
+@functools.lru_cache(maxsize=32)
+def _galaxy(seed, log_ssfr, galaxy_class):
+    return _Galaxy(seed, log_ssfr=log_ssfr, galaxy_class=galaxy_class)
+
+
+def _check_size(size):
+    if not isinstance(size, (int, np.integer)) or isinstance(size, bool):
+        raise TypeError(f"size must be an integer number of pixels, got {type(size).__name__}")
+    if size < 8:
+        raise ValueError(f"size must be >= 8 pixels, got {size}")
+    return int(size)
+
+
+def _positive(name, value):
+    import astropy.units as u
+
+    if isinstance(value, u.Quantity):
+        value = value.to_value(u.arcsec)
+    if not isinstance(value, (int, float, np.floating, np.integer)) or isinstance(value, bool):
+        raise TypeError(f"{name} must be a number (arcsec), got {type(value).__name__}")
+    if not np.isfinite(value) or value <= 0:
+        raise ValueError(f"{name} must be finite and > 0, got {value!r}")
+    return float(value)

@@ -1,0 +1,261 @@
+"""Training losses: L1 + lambda (1 - SSIM) (Zaazou, Bihlo & Tricco) and a Laplace NLL.
+
+`ssim` is a differentiable structural similarity that reproduces
+``skimage.metrics.structural_similarity(..., gaussian_weights=True, sigma=1.5,
+use_sample_covariance=False, data_range=1)``: an 11-tap Gaussian window
+(sigma 1.5, truncated at 3.5 sigma), K1 = 0.01, K2 = 0.03, and the mean taken
+over the region at least half a window from the border (scikit-image crops that
+border away too).
+
+`BandLoss` adds, when the generator has an uncertainty head, the negative log
+likelihood of a Laplace distribution with per-pixel scale ``b``,
+``log(2 b) + |y - mu| / b``, evaluated with the mean detached so the mean is
+trained by the image loss alone.
+
+Examples
+--------
+>>> import torch
+>>> from bandsynth.losses import BandLoss, ssim
+>>> y = torch.rand(2, 1, 32, 32)
+>>> float(ssim(y, y))
+1.0
+>>> out = BandLoss()(y, y, log_scale=torch.zeros_like(y))
+>>> round(float(out.total), 4), round(float(out.nll), 4)  # log 2 + 0: perfect mean, b = 1
+(0.6931, 0.6931)
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = ["BandLoss", "LossOutput", "ssim", "laplace_nll", "gaussian_window"]
+
+_REDUCTIONS = ("mean", "none")
+
+
+def gaussian_window(sigma=1.5, *, truncate=3.5, dtype=torch.float32, device=None):
+    """Normalised 1-D Gaussian window, as ``scipy.ndimage.gaussian_filter`` builds it.
+
+    Its length is ``2 * int(truncate * sigma + 0.5) + 1`` (11 for the defaults).
+
+    Examples
+    --------
+    >>> w = gaussian_window()
+    >>> len(w), round(float(w.sum()), 6)
+    (11, 1.0)
+    """
+    radius = int(truncate * sigma + 0.5)
+    x = torch.arange(-radius, radius + 1, dtype=torch.float64)
+    window = torch.exp(-0.5 * (x / sigma) ** 2)
+    return (window / window.sum()).to(dtype=dtype, device=device)
+
+
+def _check_pair(pred, target, name="pred"):
+    for label, value in ((name, pred), ("target", target)):
+        if not isinstance(value, torch.Tensor):
+            raise TypeError(f"{label} must be a torch.Tensor, got {type(value).__name__}")
+        if value.ndim != 4:
+            raise ValueError(f"{label} must have shape [B, C, H, W], got {tuple(value.shape)}")
+    if pred.shape != target.shape:
+        raise ValueError(f"{name} shape {tuple(pred.shape)} differs from target shape {tuple(target.shape)}")
+
+
+def _as_float(*tensors):
+    """Promote half/bfloat16 to float32 (SSIM statistics need the precision)."""
+    return [t.float() if t.dtype in (torch.float16, torch.bfloat16) else t for t in tensors]
+
+
+def _weight_like(weight, reference):
+    if weight is None:
+        return None
+    if not isinstance(weight, torch.Tensor):
+        raise TypeError(f"weight must be a torch.Tensor or None, got {type(weight).__name__}")
+    try:
+        return torch.broadcast_to(weight.to(reference.dtype), reference.shape)
+    except RuntimeError:
+        raise ValueError(
+            f"weight shape {tuple(weight.shape)} does not broadcast to {tuple(reference.shape)}"
+        ) from None
+
+
+def _reduce(values, weight, reduction):
+    """Mean over pixels; per image and channel ([B, C]) when ``reduction='none'``."""
+    if reduction == "none":
+        if weight is None:
+            return values.mean(dim=(-2, -1))
+        return (values * weight).sum(dim=(-2, -1)) / weight.sum(dim=(-2, -1))
+    if weight is None:
+        return values.mean()
+    return (values * weight).sum() / weight.sum()
+
+
+def _check_reduction(reduction):
+    if reduction not in _REDUCTIONS:
+        raise ValueError(f"reduction must be one of {_REDUCTIONS}, got {reduction!r}")
+
+
+def ssim(pred, target, *, data_range=1.0, sigma=1.5, k1=0.01, k2=0.03, weight=None, reduction="mean"):
+    """Differentiable structural similarity of two image batches.
+
+    Parameters
+    ----------
+    pred, target : torch.Tensor
+        Images ``[B, C, H, W]``; H and W at least the window length (11).
+    data_range : float
+        Dynamic range of the images (1 for the asinh-scaled data).
+    sigma : float
+        Standard deviation of the Gaussian window (truncated at 3.5 sigma).
+    k1, k2 : float
+        Stabilising constants, ``C1 = (k1 * data_range)**2``, ``C2 = (k2 * data_range)**2``.
+    weight : torch.Tensor, optional
+        Non-negative pixel weights broadcastable to the images (e.g. 0 for masked
+        pixels); the SSIM map is averaged with them, cropped like the map.
+    reduction : {"mean", "none"}
+        ``"mean"``: one number; ``"none"``: one value per image and channel ``[B, C]``.
+
+    Returns
+    -------
+    torch.Tensor
+
+    Examples
+    --------
+    >>> import torch
+    >>> g = torch.Generator().manual_seed(0)
+    >>> a = torch.rand(1, 1, 16, 16, generator=g)
+    >>> float(ssim(a, a)) == 1.0, float(ssim(a, 1 - a)) < 0
+    (True, True)
+    """
+    _check_pair(pred, target)
+    _check_reduction(reduction)
+    if not data_range > 0:
+        raise ValueError(f"SSIM data_range must be positive, got {data_range}")
+    with torch.autocast(pred.device.type, enabled=False):
+        pred, target = _as_float(pred, target)
+        window = gaussian_window(sigma, dtype=pred.dtype, device=pred.device)
+        size = window.numel()
+        height, width = pred.shape[-2:]
+        if height < size or width < size:
+            raise ValueError(
+                f"SSIM needs images of at least {size}x{size} pixels, got {height}x{width}"
+            )
+        b, c = pred.shape[:2]
+        x = pred.reshape(b * c, 1, height, width)
+        y = target.reshape(b * c, 1, height, width)
+        stack = torch.cat([x, y, x * x, y * y, x * y], dim=1)
+        # Separable Gaussian filter, 'valid' region only: equal to scikit-image's
+        # reflect-mode filter followed by its crop of (size - 1) // 2 pixels.
+        stack = F.conv2d(stack, window.view(1, 1, 1, size).expand(5, 1, 1, size), groups=5)
+        stack = F.conv2d(stack, window.view(1, 1, size, 1).expand(5, 1, size, 1), groups=5)
+        mu_x, mu_y, xx, yy, xy = stack.unbind(dim=1)
+        var_x = xx - mu_x * mu_x
+        var_y = yy - mu_y * mu_y
+        cov = xy - mu_x * mu_y
+        c1 = (k1 * data_range) ** 2
+        c2 = (k2 * data_range) ** 2
+        smap = ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / (
+            (mu_x * mu_x + mu_y * mu_y + c1) * (var_x + var_y + c2)
+        )
+        smap = smap.reshape(b, c, *smap.shape[-2:])
+        weight = _weight_like(weight, pred)
+        if weight is not None:
+            crop = (size - 1) // 2
+            weight = weight[..., crop : height - crop, crop : width - crop]
+        return _reduce(smap, weight, reduction)
+
+
+def laplace_nll(mean, log_scale, target, *, weight=None, reduction="mean", detach_mean=True):
+    """Negative log likelihood of ``target`` under Laplace(mean, exp(log_scale)).
+
+    ``log(2 b) + |target - mean| / b`` per pixel.  With ``detach_mean`` (the
+    default) no gradient reaches ``mean``: only the scale is fitted.
+
+    Examples
+    --------
+    >>> import torch
+    >>> zero = torch.zeros(1, 1, 2, 2)
+    >>> round(float(laplace_nll(zero, zero, zero + 1)), 4)  # log 2 + 1
+    1.6931
+    """
+    _check_pair(mean, target, "mean")
+    _check_pair(log_scale, target, "log_scale")
+    _check_reduction(reduction)
+    with torch.autocast(mean.device.type, enabled=False):
+        mean, log_scale, target = _as_float(mean, log_scale, target)
+        if detach_mean:
+            mean = mean.detach()
+        # The clamp only guards exp() against overflow from a diverging head.
+        log_scale = log_scale.clamp(-20.0, 20.0)
+        nll = math.log(2.0) + log_scale + (target - mean).abs() * torch.exp(-log_scale)
+        return _reduce(nll, _weight_like(weight, mean), reduction)
+
+
+class LossOutput(NamedTuple):
+    """What `BandLoss` returns: the total to minimise and its detached components."""
+
+    total: torch.Tensor
+    l1: torch.Tensor
+    ssim: torch.Tensor
+    nll: torch.Tensor | None
+
+
+class BandLoss(nn.Module):
+    """``L1 + ssim_weight * (1 - SSIM) + nll_weight * LaplaceNLL``.
+
+    Parameters
+    ----------
+    ssim_weight : float
+        The paper's lambda (1 by default).
+    nll_weight : float
+        Weight of the Laplace negative log likelihood of the uncertainty head.
+        The mean is detached inside that term, so this weight only sets how
+        strongly the scale head is trained.
+    data_range : float
+        Dynamic range for SSIM.
+
+    Notes
+    -----
+    ``forward(pred, target, log_scale=None, weight=None)`` also accepts a
+    `~bandsynth.models.generator.GeneratorOutput` (or any ``(mean, log_scale)``
+    pair) as ``pred``.  ``weight`` (e.g. 0 on masked pixels) weighs every term.
+    """
+
+    def __init__(self, ssim_weight=1.0, nll_weight=1.0, *, data_range=1.0):
+        super().__init__()
+        for name, value in (("ssim_weight", ssim_weight), ("nll_weight", nll_weight), ("data_range", data_range)):
+            if not isinstance(value, (int, float)) or isinstance(value, bool):
+                raise TypeError(f"BandLoss {name} must be a number, got {type(value).__name__}")
+            if not math.isfinite(value) or value < 0:
+                raise ValueError(f"BandLoss {name} must be finite and >= 0, got {value}")
+        if data_range == 0:
+            raise ValueError("BandLoss data_range must be > 0, got 0")
+        self.ssim_weight = float(ssim_weight)
+        self.nll_weight = float(nll_weight)
+        self.data_range = float(data_range)
+
+    def extra_repr(self):
+        return f"ssim_weight={self.ssim_weight}, nll_weight={self.nll_weight}, data_range={self.data_range}"
+
+    def forward(self, pred, target, log_scale=None, weight=None):
+        if isinstance(pred, tuple):
+            if log_scale is not None:
+                raise ValueError("give log_scale either inside pred or as an argument, not both")
+            pred, log_scale = pred
+        _check_pair(pred, target)
+        with torch.autocast(pred.device.type, enabled=False):
+            mean, target_f = _as_float(pred, target)
+            w = _weight_like(weight, mean)
+            l1 = _reduce((mean - target_f).abs(), w, "mean")
+            similarity = ssim(mean, target_f, data_range=self.data_range, weight=weight)
+            total = l1 + self.ssim_weight * (1.0 - similarity)
+            nll = None
+            if log_scale is not None:
+                nll = laplace_nll(mean, log_scale, target_f, weight=weight)
+                # Added even at weight 0 so every parameter takes part in backward (DDP needs it).
+                total = total + self.nll_weight * nll
+                nll = nll.detach()
+        return LossOutput(total, l1.detach(), similarity.detach(), nll)

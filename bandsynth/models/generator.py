@@ -1,0 +1,362 @@
+"""ResNet image-to-image generator (Zaazou, Bihlo & Tricco; CycleGAN-style).
+
+The network maps a stack of asinh-scaled input bands ``[B, C_in, H, W]`` to the
+asinh-scaled target band ``[B, C_out, H, W]``:
+
+* a stem: reflection pad + 7x7 convolution to ``base_width`` channels, norm, ReLU;
+* ``n_down`` stride-2 3x3 down-sampling blocks, each doubling the width;
+* ``n_res`` residual blocks (pad, 3x3 conv, norm, ReLU, pad, 3x3 conv, norm, skip);
+* ``n_down`` transposed-convolution up-sampling blocks, each halving the width;
+* a linear 7x7 output convolution (no ``tanh``: scaled fluxes may leave [0, 1]).
+
+The ``"paper"`` preset (one down-sampling block, 9 residual blocks at 128
+channels) is the configuration the thesis found best (its "latent scaling
+factor 2"); CycleGAN's default is two blocks and 6 residual blocks.
+
+With ``scale_head=True`` a small second head predicts, per pixel, the log of the
+scale ``b`` of a Laplace distribution around the mean (aleatoric uncertainty;
+the Laplace standard deviation is ``sqrt(2) * b``).  The head reads the final
+features through ``detach()``, so its training signal never reaches the trunk:
+the mean is shaped by the image loss alone.
+
+Examples
+--------
+>>> import torch
+>>> from bandsynth.models.generator import build_generator, count_parameters
+>>> net = build_generator("tiny", in_channels=2)
+>>> out = net(torch.zeros(1, 2, 16, 16))
+>>> tuple(out.mean.shape), tuple(out.log_scale.shape)
+((1, 1, 16, 16), (1, 1, 16, 16))
+>>> count_parameters(build_generator("paper", in_channels=2, scale_head=False))
+2811073
+"""
+
+from __future__ import annotations
+
+import math
+import types
+from typing import NamedTuple
+
+import torch
+from torch import nn
+
+__all__ = [
+    "GeneratorOutput",
+    "ResNetGenerator",
+    "PRESETS",
+    "build_generator",
+    "count_parameters",
+    "minimum_input_size",
+    "receptive_field",
+]
+
+#: Architecture presets: keyword arguments of `ResNetGenerator`.
+PRESETS = types.MappingProxyType(
+    {
+        # Zaazou, Bihlo & Tricco: 1 down/up-sampling block, 9 residual blocks at 128 channels.
+        "paper": types.MappingProxyType({"base_width": 64, "n_down": 1, "n_res": 9}),
+        # About 7x fewer operations than "paper": trainable on a few CPU cores.
+        "small": types.MappingProxyType({"base_width": 32, "n_down": 1, "n_res": 6}),
+        # For tests and examples only.
+        "tiny": types.MappingProxyType({"base_width": 8, "n_down": 1, "n_res": 2}),
+    }
+)
+
+_NORMS = ("instance", "batch", "none")
+_PADDINGS = {"reflect": nn.ReflectionPad2d, "replicate": nn.ReplicationPad2d, "zero": nn.ZeroPad2d}
+
+
+class GeneratorOutput(NamedTuple):
+    """What `ResNetGenerator` returns.
+
+    Attributes
+    ----------
+    mean : torch.Tensor
+        Predicted scaled image, ``[B, out_channels, H, W]``.
+    log_scale : torch.Tensor or None
+        Natural log of the per-pixel Laplace scale ``b`` (same shape as ``mean``),
+        or None for a generator built with ``scale_head=False``.
+    """
+
+    mean: torch.Tensor
+    log_scale: torch.Tensor | None
+
+
+def _norm_layer(norm, channels):
+    if norm == "instance":
+        # CycleGAN: no affine parameters, no running statistics.
+        return nn.InstanceNorm2d(channels, affine=False, track_running_stats=False)
+    if norm == "batch":
+        return nn.BatchNorm2d(channels)
+    return nn.Identity()
+
+
+def _conv_block(c_in, c_out, kernel, *, padding, norm, relu=True):
+    """Pad + conv (+ norm) (+ ReLU); the conv bias is redundant before a norm."""
+    layers = [_PADDINGS[padding](kernel // 2), nn.Conv2d(c_in, c_out, kernel, bias=norm == "none")]
+    layers.append(_norm_layer(norm, c_out))
+    if relu:
+        layers.append(nn.ReLU(inplace=True))
+    return layers
+
+
+class _ResidualBlock(nn.Module):
+    def __init__(self, channels, *, padding, norm):
+        super().__init__()
+        self.body = nn.Sequential(
+            *_conv_block(channels, channels, 3, padding=padding, norm=norm),
+            *_conv_block(channels, channels, 3, padding=padding, norm=norm, relu=False),
+        )
+
+    def forward(self, x):
+        return x + self.body(x)
+
+
+def _check_int(name, value, minimum):
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TypeError(f"ResNetGenerator {name} must be an int, got {type(value).__name__}")
+    if value < minimum:
+        raise ValueError(f"ResNetGenerator {name} must be >= {minimum}, got {value}")
+
+
+class ResNetGenerator(nn.Module):
+    """CycleGAN-style ResNet generator with an optional uncertainty head.
+
+    Parameters
+    ----------
+    in_channels : int
+        Number of input bands.
+    out_channels : int
+        Number of predicted bands (1 in every shipped model).
+    base_width : int
+        Channels after the stem; each down-sampling block doubles them.
+    n_down : int
+        Number of stride-2 down-sampling (and matching up-sampling) blocks.
+        Input height and width must be multiples of ``2 ** n_down``.
+    n_res : int
+        Number of residual blocks at the bottleneck.
+    norm : {"instance", "batch", "none"}
+        Normalisation after each hidden convolution.
+    padding : {"reflect", "replicate", "zero"}
+        Padding of the stem, residual and output convolutions.
+    scale_head : bool
+        Also predict the log of a per-pixel Laplace scale (aleatoric uncertainty).
+
+    Notes
+    -----
+    Weights are initialised as in CycleGAN: normal with standard deviation 0.02,
+    biases zero.  ``forward`` returns a `GeneratorOutput`.
+    """
+
+    def __init__(
+        self,
+        in_channels,
+        out_channels=1,
+        *,
+        base_width=64,
+        n_down=1,
+        n_res=9,
+        norm="instance",
+        padding="reflect",
+        scale_head=True,
+    ):
+        super().__init__()
+        _check_int("in_channels", in_channels, 1)
+        _check_int("out_channels", out_channels, 1)
+        _check_int("base_width", base_width, 1)
+        _check_int("n_down", n_down, 0)
+        _check_int("n_res", n_res, 0)
+        if norm not in _NORMS:
+            raise ValueError(f"ResNetGenerator norm must be one of {_NORMS}, got {norm!r}")
+        if padding not in _PADDINGS:
+            raise ValueError(f"ResNetGenerator padding must be one of {tuple(_PADDINGS)}, got {padding!r}")
+        if not isinstance(scale_head, bool):
+            raise TypeError(f"ResNetGenerator scale_head must be a bool, got {type(scale_head).__name__}")
+        self.in_channels = in_channels
+        self.out_channels = out_channels
+        self.base_width = base_width
+        self.n_down = n_down
+        self.n_res = n_res
+        self.norm = norm
+        self.padding = padding
+
+        bias = norm == "none"
+        layers = _conv_block(in_channels, base_width, 7, padding=padding, norm=norm)
+        width = base_width
+        for _ in range(n_down):
+            # CycleGAN down-sampling convs zero-pad by one pixel whatever the padding type.
+            layers += [nn.Conv2d(width, 2 * width, 3, stride=2, padding=1, bias=bias),
+                       _norm_layer(norm, 2 * width), nn.ReLU(inplace=True)]
+            width *= 2
+        layers += [_ResidualBlock(width, padding=padding, norm=norm) for _ in range(n_res)]
+        for _ in range(n_down):
+            layers += [nn.ConvTranspose2d(width, width // 2, 3, stride=2, padding=1, output_padding=1, bias=bias),
+                       _norm_layer(norm, width // 2), nn.ReLU(inplace=True)]
+            width //= 2
+        self.trunk = nn.Sequential(*layers)
+        self.head = nn.Sequential(_PADDINGS[padding](3), nn.Conv2d(width, out_channels, 7))
+        if scale_head:
+            self.scale_head = nn.Sequential(
+                _PADDINGS[padding](1), nn.Conv2d(width, width, 3), nn.ReLU(inplace=True),
+                _PADDINGS[padding](3), nn.Conv2d(width, out_channels, 7),
+            )
+        else:
+            self.scale_head = None
+        self.reset_parameters()
+
+    @property
+    def config(self):
+        """Constructor arguments, enough to rebuild the network (JSON-serialisable)."""
+        return {
+            "in_channels": self.in_channels,
+            "out_channels": self.out_channels,
+            "base_width": self.base_width,
+            "n_down": self.n_down,
+            "n_res": self.n_res,
+            "norm": self.norm,
+            "padding": self.padding,
+            "scale_head": self.scale_head is not None,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        """Rebuild a network from `config` (weights are freshly initialised)."""
+        config = dict(config)
+        try:
+            in_channels = config.pop("in_channels")
+        except KeyError:
+            raise ValueError("generator config needs 'in_channels'") from None
+        return cls(in_channels, **config)
+
+    def reset_parameters(self):
+        """CycleGAN initialisation: N(0, 0.02) weights, zero biases, unit norm scales."""
+        for module in self.modules():
+            if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):
+                nn.init.normal_(module.weight, 0.0, 0.02)
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
+            elif isinstance(module, nn.BatchNorm2d):
+                nn.init.normal_(module.weight, 1.0, 0.02)
+                nn.init.zeros_(module.bias)
+
+    def check_input(self, x):
+        """Raise a clear error unless ``x`` is a batch this network can take."""
+        if not isinstance(x, torch.Tensor):
+            raise TypeError(f"generator input must be a torch.Tensor, got {type(x).__name__}")
+        if x.ndim != 4:
+            raise ValueError(f"generator input must have shape [B, C, H, W], got {tuple(x.shape)}")
+        if x.shape[1] != self.in_channels:
+            raise ValueError(
+                f"generator expects {self.in_channels} input band(s), got {x.shape[1]} channels"
+            )
+        minimum, multiple = minimum_input_size(self), 2**self.n_down
+        for axis, size in zip(("height", "width"), x.shape[-2:]):
+            if size < minimum:
+                raise ValueError(
+                    f"generator input {axis} {size} is below the minimum of {minimum} pixels; "
+                    "pad the image first"
+                )
+            if size % multiple:
+                raise ValueError(
+                    f"generator input {axis} {size} is not a multiple of 2**n_down = {multiple}; "
+                    "pad the image first"
+                )
+
+    def forward(self, x):
+        self.check_input(x)
+        features = self.trunk(x)
+        mean = self.head(features)
+        log_scale = None if self.scale_head is None else self.scale_head(features.detach())
+        return GeneratorOutput(mean, log_scale)
+
+
+def build_generator(preset, in_channels, out_channels=1, **overrides):
+    """Build a `ResNetGenerator` from a named preset.
+
+    Parameters
+    ----------
+    preset : str
+        One of `PRESETS` (``"paper"``, ``"small"``, ``"tiny"``).
+    in_channels, out_channels : int
+        Number of input and output bands.
+    **overrides
+        Further `ResNetGenerator` keyword arguments (``norm``, ``padding``,
+        ``scale_head``, or any preset value).
+
+    Examples
+    --------
+    >>> build_generator("small", 2).n_res
+    6
+    >>> build_generator("huge", 2)
+    Traceback (most recent call last):
+    ...
+    ValueError: unknown generator preset 'huge'; known presets: paper, small, tiny
+    """
+    if not isinstance(preset, str):
+        raise TypeError(f"generator preset must be a str, got {type(preset).__name__}")
+    if preset not in PRESETS:
+        raise ValueError(f"unknown generator preset {preset!r}; known presets: {', '.join(PRESETS)}")
+    return ResNetGenerator(in_channels, out_channels, **{**PRESETS[preset], **overrides})
+
+
+def count_parameters(model, *, trainable_only=False):
+    """Number of parameters of ``model`` (optionally only those that require grad).
+
+    Examples
+    --------
+    >>> count_parameters(torch.nn.Linear(3, 2))
+    8
+    """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
+
+
+def _unwrap(model):
+    model = getattr(model, "module", model)  # DistributedDataParallel
+    if not isinstance(model, ResNetGenerator):
+        raise TypeError(f"model must be a ResNetGenerator, got {type(model).__name__}")
+    return model
+
+
+def minimum_input_size(model):
+    """Smallest image side (pixels) ``model`` accepts.
+
+    Sides must also be multiples of ``2 ** model.n_down``.  The limit comes from
+    the stem's 3-pixel reflection padding and from instance normalisation, which
+    needs at least 2x2 pixels at the bottleneck.
+
+    Examples
+    --------
+    >>> minimum_input_size(build_generator("paper", 2))
+    4
+    """
+    model = _unwrap(model)
+    return max(4, 2 ** (model.n_down + 1))
+
+
+def receptive_field(model):
+    """Side, in pixels, of the input window one output pixel depends on through convolutions.
+
+    Instance normalisation makes every output depend weakly on the whole image;
+    this counts only the convolutional footprint.  Padding an image by half of it
+    on each side removes border effects from the original area.
+
+    Examples
+    --------
+    >>> receptive_field(build_generator("paper", 2))
+    89
+    """
+    model = _unwrap(model)
+    field, jump = 1, 1.0
+    field += 6 * jump  # stem 7x7
+    for _ in range(model.n_down):
+        field += 2 * jump  # 3x3, stride 2
+        jump *= 2
+    field += model.n_res * 2 * 2 * jump  # two 3x3 per block
+    for _ in range(model.n_down):
+        # A 3x3 stride-2 transposed conv reads ceil(3 / 2) = 2 input pixels per output pixel.
+        field += (math.ceil(3 / 2) - 1) * jump
+        jump /= 2
+    field += 6 * jump  # output 7x7
+    return int(field)
