@@ -31,6 +31,7 @@ from .bands import get_band
 from .models.generator import build_generator, count_parameters, receptive_field
 from .models.zoo import ModelCard, WeightsHashError, model_paths, sha256_file
 from .scaling import AsinhScaling, reference_flux
+from .training import bf16_supported, run_generator
 from .units import parse_unit
 
 __all__ = ["Translator"]
@@ -50,16 +51,6 @@ def _device(device):
     if device in (None, "auto"):
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(device)
-
-
-def _bf16_supported(device) -> bool:
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
-    # Fast bf16 kernels on CPU need AVX512-BF16 or AMX; elsewhere bf16 is slower than fp32.
-    try:
-        return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        return False
 
 
 def _dihedral(x, k):
@@ -186,6 +177,174 @@ class Translator:
         _atomic_write(card_path, lambda tmp: Path(tmp).write_text(card.to_json()))
         return type(self)(self._model, card, device=self._device)
 
+    # ------------------------------------------------------------------ training
+    @classmethod
+    def fit(
+        cls,
+        data,
+        *,
+        inputs,
+        output,
+        name=None,
+        preset="small",
+        epochs=10,
+        batch_size=8,
+        lr=2e-4,
+        crop_size=64,
+        seed=0,
+        checkpoint_dir=None,
+        checkpoint_every=None,
+        max_steps=None,
+        device="auto",
+        progress=True,
+        calibrate=True,
+        recipe="",
+        description="",
+    ):
+        """Train a new translator on ``data``.
+
+        Parameters
+        ----------
+        data : data set
+            A data set with train/validation splits: the mock universe
+            (`bandsynth.datasets.make_dataset`), a stored one
+            (`bandsynth.datasets.open_dataset`), or any object with the same
+            interface (``cube``, ``indices``, ``stack``, ``manifest``).
+        inputs : list of str
+            Input bands, in channel order.
+        output : str
+            Band to predict.
+        name : str, optional
+            Model name (default ``"<inputs>_to_<output>"``).
+        preset : str
+            Generator preset (`bandsynth.models.generator.PRESETS`).
+        epochs, batch_size, lr, crop_size, seed, max_steps
+            Training recipe: Adam with a cosine schedule on random ``crop_size``
+            crops with the 8 flips/rotations (the generator is fully
+            convolutional, so predictions still run on full images).
+        checkpoint_dir, checkpoint_every
+            Resumable checkpoints (safetensors): a run started again with the
+            same arguments continues from the newest one.
+        calibrate : bool
+            Fit the uncertainty temperature on the validation split.
+        recipe : str
+            The exact command that produced the model, for its card.
+
+        Returns
+        -------
+        Translator
+        """
+        import time
+
+        from .datasets.torch_data import BandPairDataset, fit_scalings_for
+        from .training import fit as train
+
+        inputs = tuple(get_band(b).name for b in inputs)
+        output = get_band(output).name
+        name = name or f"{'_'.join(b.lower() for b in inputs)}_to_{output.lower()}"
+        scalings = fit_scalings_for(data, inputs, output, split="train")
+        common = dict(inputs=inputs, target=output, scalings=scalings, seed=seed)
+        train_set = BandPairDataset(data, split="train", crop_size=crop_size, augment=True, **common)
+        val_set = BandPairDataset(data, split="validation", augment=False, **common)
+        torch.manual_seed(seed)
+        model = build_generator(preset, len(inputs), 1)
+        started = time.perf_counter()
+        result = train(
+            model,
+            train_set,
+            val_data=val_set,
+            epochs=epochs,
+            batch_size=batch_size,
+            lr=lr,
+            seed=seed,
+            checkpoint_dir=checkpoint_dir,
+            checkpoint_every=checkpoint_every,
+            resume="auto" if checkpoint_dir else None,
+            device=device,
+            progress=progress,
+            max_steps=max_steps,
+        )
+        if result.best_state is not None:
+            model.load_state_dict(result.best_state)
+        info = dict(getattr(data, "info", {}) or {})
+        card = ModelCard(
+            name=name,
+            inputs=inputs,
+            output=output,
+            preset=preset,
+            architecture={},
+            scaling={b: s.to_dict() for b, s in scalings.items()},
+            mode=info.get("mode", "ideal"),
+            pixel_scale=float(info.get("pixel_scale", 0.396)),
+            psf_fwhm={b: v for b, v in dict(info.get("psf_fwhm", {}) or {}).items() if b in (*inputs, output)},
+            training={
+                "data": info.get("description", type(data).__name__),
+                "data_info": {k: v for k, v in info.items() if isinstance(v, (str, int, float, bool))},
+                "n_train": len(train_set),
+                "n_validation": len(val_set),
+                "seed": seed,
+                "epochs": epochs,
+                "steps": int(getattr(result, "steps", 0) or 0),
+                "batch_size": batch_size,
+                "crop_size": crop_size,
+                "lr": lr,
+                "loss": "L1 + (1 - SSIM) on the mean; Laplace NLL on the scale head",
+                "best_validation_ssim": _float_or_none(getattr(result, "best_metric", None)),
+                "duration_s": round(time.perf_counter() - started, 1),
+                "recipe": recipe,
+            },
+            description=description,
+            bandsynth_version=_version(),
+        )
+        translator = cls(model, card, device=device)
+        return translator.calibrate(data, split="validation") if calibrate else translator
+
+    def calibrate(self, data, *, split="validation", max_images=200):
+        """Fit the uncertainty temperature on ``split`` of ``data``.
+
+        One factor multiplies the network's predicted scale so that, inside each
+        galaxy's segmentation footprint (photutils, on the true image), the
+        observed fractions of pixels within 1 and 2 sigma of the truth are as
+        close as possible to 68.3 % and 95.4 %.
+
+        Returns
+        -------
+        Translator
+            A copy whose card records the temperature and the coverage reached.
+        """
+        from .morphology import segment
+
+        indices = list(data.indices(split))[:max_images]
+        if not indices:
+            raise ValueError(f"cannot calibrate: the data set has no {split!r} images")
+        raw = type(self)(self._model, self._card.replace(calibration={}), device=self._device)
+        z = []
+        for i in indices:
+            stack = data.stack(i)
+            pred = raw.predict(stack.select(self.inputs), check_domain=False)
+            truth = np.asarray(stack[self.output].data, dtype=np.float64)
+            seg = segment(truth)
+            if seg.segmap is None:
+                continue
+            footprint = (seg.segmap.data == seg.label) & ~pred.mask
+            sigma = pred.uncertainty.array[footprint]
+            z.append(np.abs(pred.data[footprint] - truth[footprint]) / np.maximum(sigma, 1e-30))
+        if not z:
+            raise ValueError(f"cannot calibrate: no galaxy was detected in the {split!r} images")
+        z = np.concatenate(z)
+        temperature, cov1, cov2 = _fit_temperature(z)
+        calibration = {
+            "temperature": temperature,
+            "method": "one temperature on the Laplace scale, fitted to 1 and 2 sigma coverage "
+            "inside the truth's segmentation footprint",
+            "split": split,
+            "n_images": len(indices),
+            "n_pixels": int(z.size),
+            "coverage_1sigma": cov1,
+            "coverage_2sigma": cov2,
+        }
+        return type(self)(self._model, self._card.replace(calibration=calibration), device=self._device)
+
     # ------------------------------------------------------------------ properties
     @property
     def card(self) -> ModelCard:
@@ -279,20 +438,11 @@ class Translator:
     # ------------------------------------------------------------------ network
     def _forward_batch(self, x, *, precision):
         """Network mean and Laplace log-scale for a batch ``[B, C, H, W]`` (any size)."""
-        multiple = 2 ** getattr(self._model, "n_down", 1)
-        h, w = x.shape[-2:]
-        ph, pw = (-h) % multiple, (-w) % multiple
-        if ph or pw:  # reflection padding as inside the network; cropped again below
-            x = torch.nn.functional.pad(x, (0, pw, 0, ph), mode="reflect")
-        x = x.to(self._device)
-        use_bf16 = precision == "bf16" or (precision == "auto" and _bf16_supported(self._device))
-        if self._device.type == "cpu" and use_bf16:
-            x = x.contiguous(memory_format=torch.channels_last)
-        with torch.inference_mode(), torch.autocast(self._device.type, dtype=torch.bfloat16, enabled=use_bf16):
-            out = self._model(x)
-        mean = out.mean.float()[..., :h, :w]
-        log_scale = None if out.log_scale is None else out.log_scale.float()[..., :h, :w]
-        return mean.cpu(), (None if log_scale is None else log_scale.cpu())
+        use_bf16 = precision == "bf16" or (precision == "auto" and bf16_supported(self._device))
+        # channels_last is what makes bf16 convolutions fast on CPUs (oneDNN).
+        out = run_generator(self._model, x, bf16=use_bf16, channels_last=use_bf16)
+        log_scale = None if out.log_scale is None else out.log_scale.cpu()
+        return out.mean.cpu(), log_scale
 
     def _run(self, x, *, batch_size, precision, tile, overlap):
         """Mean and log-scale ``(N, 1, H, W)`` for inputs ``(N, C, H, W)``, tiled when large."""
@@ -526,6 +676,30 @@ class Translator:
             )
 
 
+def _fit_temperature(z):
+    """Temperature T minimising the coverage misfit of ``|residual| / sigma`` values ``z``.
+
+    Returns ``(T, coverage within 1 T-sigma, coverage within 2 T-sigma)``.
+    """
+    grid = np.exp(np.linspace(np.log(0.05), np.log(20.0), 801))
+    cov1 = np.array([np.mean(z <= t) for t in grid])
+    cov2 = np.array([np.mean(z <= 2 * t) for t in grid])
+    # Tolerances of the targets (0.68 +- 0.05, 0.95 +- 0.03) weight the two terms.
+    misfit = ((cov1 - 0.6827) / 0.05) ** 2 + ((cov2 - 0.9545) / 0.03) ** 2
+    best = int(np.argmin(misfit))
+    return float(grid[best]), float(cov1[best]), float(cov2[best])
+
+
+def _float_or_none(value):
+    return None if value is None else float(value)
+
+
+def _version():
+    from . import __version__
+
+    return __version__
+
+
 def _fill_bad_pixels(data, bad):
     """Replace bad pixels by a Gaussian-weighted mean of good neighbours."""
     from astropy.convolution import Gaussian2DKernel, interpolate_replace_nans
@@ -546,3 +720,82 @@ def _atomic_write(path, write):
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+# ---------------------------------------------------------------------- command line
+def _mock_or_stored(args, bands):
+    """The data set a command names: ``mock`` (built on the fly) or a stored directory."""
+    if args.data == "mock":
+        from .datasets import make_dataset
+
+        return make_dataset(
+            args.n, seed=args.data_seed, mode=args.mode, bands=bands, size=args.size,
+            views=args.views, progress=not args.quiet,
+        )
+    from .datasets import open_dataset
+
+    return open_dataset(args.data)
+
+
+def _add_data_options(parser):
+    data = parser.add_argument_group("data")
+    data.add_argument("--data", default="mock", help="'mock' (built-in mock universe) or a data set directory")
+    data.add_argument("--n", type=int, default=1000, help="mock: number of galaxies")
+    data.add_argument("--data-seed", type=int, default=0, help="mock: seed of the universe")
+    data.add_argument("--mode", choices=("ideal", "survey"), default="ideal", help="mock: observing mode")
+    data.add_argument("--size", type=int, default=128, help="mock: image side in pixels")
+    data.add_argument("--views", type=int, default=2, help="mock: viewing angles per galaxy")
+
+
+def _cli_train(args) -> int:
+    import shlex
+    import sys
+
+    out = Path(args.out)
+    for suffix in (".safetensors", ".json"):
+        if out.with_suffix(suffix).exists() and not args.overwrite:
+            log.error("%s exists; pass --overwrite to replace it", out.with_suffix(suffix))
+            return 1
+    data = _mock_or_stored(args, [*args.inputs, args.output])
+    recipe = "bandsynth " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if args.recipe is None else args.recipe
+    translator = Translator.fit(
+        data, inputs=args.inputs, output=args.output, name=args.name, preset=args.preset,
+        epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, crop_size=args.crop, seed=args.seed,
+        checkpoint_dir=args.checkpoint_dir, checkpoint_every=args.checkpoint_every, max_steps=args.max_steps,
+        progress=not args.quiet, recipe=recipe, description=args.description,
+    )
+    translator = translator.save(out, overwrite=args.overwrite)
+    log.warning("wrote %s(.safetensors, .json)", out)
+    if args.evaluate:
+        from .evaluation import evaluate_translator
+
+        result = evaluate_translator(translator, data, split="test", progress=not args.quiet)
+        card = translator.card.replace(metrics=result.card_metrics())
+        _atomic_write(out.with_suffix(".json"), lambda tmp: Path(tmp).write_text(card.to_json()))
+        print(result.summary)
+    return 0
+
+
+def add_cli(subparsers):
+    """Register ``bandsynth train``."""
+    p = subparsers.add_parser("train", help="train a model on the mock universe or a stored data set")
+    p.add_argument("--inputs", nargs="+", required=True, help="input bands, e.g. NUV K")
+    p.add_argument("--output", required=True, help="band to predict, e.g. r")
+    p.add_argument("--name", help="model name (default: <inputs>_to_<output>)")
+    p.add_argument("--out", required=True, help="output path stem: writes STEM.safetensors and STEM.json")
+    p.add_argument("--preset", default="small", help="generator preset: paper, small or tiny")
+    p.add_argument("--epochs", type=int, default=20)
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--crop", type=int, default=64, help="side of the random training crops")
+    p.add_argument("--lr", type=float, default=2e-4)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--max-steps", type=int, help="stop after this many optimizer steps")
+    p.add_argument("--checkpoint-dir", help="resumable checkpoints go here (a rerun continues)")
+    p.add_argument("--checkpoint-every", type=int, default=200, help="steps between checkpoints")
+    p.add_argument("--description", default="", help="free text for the model card")
+    p.add_argument("--recipe", help="command recorded in the card (default: this command line)")
+    p.add_argument("--evaluate", action="store_true", help="measure held-out metrics into the card")
+    p.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    _add_data_options(p)
+    p.set_defaults(func=_cli_train)

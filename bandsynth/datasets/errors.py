@@ -19,7 +19,6 @@ from pathlib import Path
 
 import numpy as np
 from astropy.io import fits
-from astropy.utils.exceptions import AstropyUserWarning
 
 __all__ = ["DataFormatError"]
 
@@ -98,16 +97,3 @@ def _read_section(hdu, index, path: Path):
         return np.asarray(hdu.section[index], dtype=float)
     except Exception as exc:
         raise DataFormatError(f"{path}: cannot read data of HDU {hdu.name!r} ({exc})") from exc
-
-
-def _mask_nonfinite(data: np.ndarray, label: str):
-    """Return a mask of the non-finite pixels (None if there are none), warning if any."""
-    bad = ~np.isfinite(data)
-    if not bad.any():
-        return None
-    warnings.warn(
-        f"{label}: {int(bad.sum())} non-finite pixel(s) are masked",
-        AstropyUserWarning,
-        stacklevel=3,
-    )
-    return bad

@@ -27,13 +27,14 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+import warnings
 from pathlib import Path
 from types import MappingProxyType
 
 import numpy as np
-from astropy.io import fits
 from astropy.table import Table
+from astropy.wcs import WCS, FITSFixedWarning
+from astropy.wcs.utils import proj_plane_pixel_area
 
 from ..bands import get_band, sort_bands
 from .errors import DataFormatError, _open_fits
@@ -93,18 +94,6 @@ def _resolve(text):
         return None
 
 
-def _image_shape(path):
-    """Shape (ny, nx) of the first image HDU of a FITS file; DataFormatError if unusable."""
-    with _open_fits(path) as hdul:
-        for hdu in hdul:
-            if isinstance(hdu, (fits.PrimaryHDU, fits.ImageHDU, fits.CompImageHDU)) and hdu.shape:
-                shape = hdu.shape
-                if len(shape) < 2 or int(np.prod(shape[:-2])) != 1:
-                    raise DataFormatError(f"{path}: image HDU {hdu.name!r} has shape {shape}, expected one 2-D image")
-                return tuple(shape[-2:])
-    raise DataFormatError(f"{path}: no image HDU with data")
-
-
 class FolderScan:
     """Files of a folder grouped by object id and band (see :func:`scan_folder`).
 
@@ -161,16 +150,16 @@ class FolderScan:
         """Yield ``(id, BandStack)`` for every complete object, or ``(id, exception)`` if it fails."""
         return self.iter_stacks()
 
-    def iter_stacks(self, *, reproject_to=None, method="interp"):
+    def iter_stacks(self, *, reproject_to=None, method="interp", unit=None):
         """Like iterating over the scan, with the options of :meth:`stack`."""
         _check_method(method)
         for key in self._ids:
             try:
-                yield key, self.stack(key, reproject_to=reproject_to, method=method)
+                yield key, self.stack(key, reproject_to=reproject_to, method=method, unit=unit)
             except (DataFormatError, OSError, ValueError) as exc:
                 yield key, exc
 
-    def stack(self, id, *, reproject_to=None, method="interp"):
+    def stack(self, id, *, reproject_to=None, method="interp", unit=None):
         """Read object ``id`` as one `~bandsynth.stack.BandStack` on one pixel grid.
 
         Parameters
@@ -183,6 +172,9 @@ class FolderScan:
             the finest pixels.
         method : {"interp", "exact", "adaptive"}
             Reprojection method, passed to `BandStack.reproject`.
+        unit : str or `~astropy.units.UnitBase`, optional
+            Unit of files without ``BUNIT``, and the unit of the stack
+            (passed to `BandStack.from_fits`).
 
         Raises
         ------
@@ -202,24 +194,16 @@ class FolderScan:
         if self._bands is not None:
             missing = [b for b in self._bands if b not in paths]
             if missing:
-                raise DataFormatError(f"object {id!r} in {self._folder} has no file for band(s) {', '.join(missing)}")
-            paths = {b: paths[b] for b in self._bands}
-        singles = {}
-        for band, path in paths.items():
-            try:
-                singles[band] = BandStack.from_fits({band: str(path)})
-            except (OSError, ValueError, TypeError, KeyError, IndexError) as exc:
-                if isinstance(exc, DataFormatError) and str(path) in str(exc):
-                    raise
-                raise DataFormatError(f"{path}: cannot read band {band!r} ({exc})") from exc
-        target = _choose_grid(singles, reproject_to, id)
-        reprojected = []
-        images = {}
-        for band, single in singles.items():
-            if target is not None and band != target and not _same_grid(single, singles[target]):
-                single = _reproject(single, singles[target], method, paths[band])
-                reprojected.append(band)
-            images[band] = single[band]
+                raise DataFormatError(
+                    f"object {id!r} in {self._folder} has no file for band(s) {', '.join(missing)}"
+                )
+        names = self._bands if self._bands is not None else [b.name for b in sort_bands(list(paths))]
+        paths = {b: paths[b] for b in names}
+        grids = {band: _grid_info(path) for band, path in paths.items()}
+        target = _choose_grid(grids, reproject_to, id)
+        reprojected = [] if target is None else [
+            b for b in grids if b != target and not _same_grid(grids[b], grids[target])
+        ]
         meta = {
             "source": "folder of per-band FITS cut-outs",
             "id": id,
@@ -229,7 +213,16 @@ class FolderScan:
             "reprojected": reprojected,
             "reproject_method": method if reprojected else None,
         }
-        return BandStack.from_arrays(images, meta=meta)
+        try:
+            return BandStack.from_fits(
+                {band: str(path) for band, path in paths.items()},
+                meta=meta,
+                unit=unit,
+                reproject_to=target if reprojected else None,
+                reproject_kw={"method": method},
+            )
+        except (OSError, ValueError, TypeError) as exc:
+            raise DataFormatError(f"object {id!r} in {self._folder}: {exc}") from exc
 
 
 def _check_method(method):
@@ -237,50 +230,68 @@ def _check_method(method):
         raise ValueError(f"method must be one of {', '.join(_REPROJECT_METHODS)}, got {method!r}")
 
 
+def _grid_info(path):
+    """(shape, celestial WCS or None) of the first image HDU, checking the file is complete."""
+    with _open_fits(path) as hdul:
+        for hdu in hdul:
+            if hdu.is_image and hdu.header.get("NAXIS", 0) >= 2:
+                shape = hdu.shape
+                if int(np.prod(shape[:-2])) != 1:
+                    raise DataFormatError(
+                        f"{path}: image HDU {hdu.name!r} has shape {shape}, expected one 2-D image"
+                    )
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", FITSFixedWarning)
+                    try:
+                        wcs = WCS(hdu.header, naxis=2)
+                    except Exception:  # unusable WCS keywords: treated as no WCS
+                        wcs = None
+                if wcs is not None and not wcs.has_celestial:
+                    wcs = None
+                return tuple(shape[-2:]), wcs
+    raise DataFormatError(f"{path}: no image HDU with data")
+
+
 def _same_grid(a, b):
-    if a.shape != b.shape:
+    """Whether two (shape, wcs) grids coincide to 0.01 pixel (the tolerance of BandStack)."""
+    (shape_a, wcs_a), (shape_b, wcs_b) = a, b
+    if shape_a != shape_b:
         return False
-    if a.wcs is None or b.wcs is None:
-        return a.wcs is None and b.wcs is None
-    return a.wcs.wcs.compare(b.wcs.wcs, tolerance=1e-10)
+    if wcs_a is None or wcs_b is None:
+        return wcs_a is None and wcs_b is None
+    ny, nx = shape_a
+    x = np.array([0.0, nx - 1.0, 0.0, nx - 1.0])
+    y = np.array([0.0, 0.0, ny - 1.0, ny - 1.0])
+    try:
+        xb, yb = wcs_b.world_to_pixel(wcs_a.pixel_to_world(x, y))
+    except Exception:
+        return False
+    return bool(np.all(np.hypot(np.asarray(xb) - x, np.asarray(yb) - y) < 0.01))
 
 
-def _pixel_area(single):
-    from astropy.wcs.utils import proj_plane_pixel_area
-
-    return proj_plane_pixel_area(single.wcs.celestial)
-
-
-def _choose_grid(singles, reproject_to, key):
-    bands = list(singles)
+def _choose_grid(grids, reproject_to, key):
+    """Band whose grid the others go onto, or None when they already share one."""
+    bands = list(grids)
     if reproject_to is not None:
-        band = get_band(reproject_to).name
-        if band not in singles:
-            raise ValueError(f"reproject_to={reproject_to!r}: object {key!r} has no band {band!r} "
+        target = get_band(reproject_to).name
+        if target not in grids:
+            raise ValueError(f"reproject_to={reproject_to!r}: object {key!r} has no band {target!r} "
                              f"(bands: {', '.join(bands)})")
-        target = band
+    elif all(_same_grid(grids[bands[0]], g) for g in grids.values()):
+        return None
     else:
-        first = singles[bands[0]]
-        if all(_same_grid(first, s) for s in singles.values()):
-            return None
         target = None
-    no_wcs = [b for b, s in singles.items() if s.wcs is None or not s.wcs.has_celestial]
+    no_wcs = [b for b, (_shape, wcs) in grids.items() if wcs is None]
     if no_wcs:
         raise DataFormatError(
             f"object {key!r}: bands are on different grids but {', '.join(no_wcs)} "
             f"{'has' if len(no_wcs) == 1 else 'have'} no celestial WCS to reproject with"
         )
-    if target is None:  # finest pixels, bluest band on ties
+    if target is None:  # finest pixels; the bluest band on ties
         order = [b.name for b in sort_bands(bands)]
-        target = min(order, key=lambda b: (round(_pixel_area(singles[b]), 18), order.index(b)))
+        area = {b: proj_plane_pixel_area(grids[b][1].celestial) for b in order}
+        target = min(order, key=lambda b: (float(f"{area[b]:.6e}"), order.index(b)))
     return target
-
-
-def _reproject(single, target, method, path):
-    try:
-        return single.reproject(target, method=method)
-    except (ValueError, TypeError) as exc:
-        raise DataFormatError(f"{path}: cannot reproject onto the common grid ({exc})") from exc
 
 
 def scan_folder(folder, pattern="{id}_{band}.fits", *, bands=None, check=True):
@@ -314,8 +325,9 @@ def scan_folder(folder, pattern="{id}_{band}.fits", *, bands=None, check=True):
     ...     scan = scan_folder(tmp, bands=["NUV", "K"])
     >>> scan.ids, scan.incomplete
     (('g1',), ('g2',))
-    >>> sorted(scan.problems["error"])[0]
-    'does not match pattern {id}_{band}.fits'
+    >>> row = scan.problems[0]
+    >>> print(Path(row["file"]).name, "->", row["error"])
+    notes.txt -> does not match pattern {id}_{band}.fits
     """
     if not isinstance(folder, (str, os.PathLike)):
         raise TypeError(f"folder must be a path, got {type(folder).__name__}")
@@ -353,11 +365,12 @@ def scan_folder(folder, pattern="{id}_{band}.fits", *, bands=None, check=True):
             continue
         group = files.setdefault(key, {})
         if band.name in group:
-            problem(path, key, band.name, f"duplicate: band {band.name} of {key!r} is already {group[band.name].name}")
+            earlier = group[band.name].name
+            problem(path, key, band.name, f"duplicate: band {band.name} of {key!r} is already {earlier}")
             continue
         if check:
             try:
-                _image_shape(path)
+                _grid_info(path)
             except (DataFormatError, OSError) as exc:
                 problem(path, key, band.name, str(exc))
                 if not group:

@@ -227,7 +227,10 @@ class Galaxy10File(Sequence):
             "note": _NOTE,
         }
         wcs = _tan_wcs(rgb.shape[:2], ra, dec, scale / 3600.0)
-        return BandStack.from_arrays(images, wcs=wcs, unit=u.dimensionless_unscaled, meta=meta)
+        try:
+            return BandStack.from_arrays(images, wcs=wcs, unit=u.dimensionless_unscaled, meta=meta)
+        except ValueError as exc:  # e.g. a blank (all-zero) image
+            raise DataFormatError(f"{self._path}: image {j}: {exc}") from exc
 
 
 def _tan_wcs(shape, ra, dec, scale_deg):

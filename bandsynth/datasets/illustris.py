@@ -67,7 +67,7 @@ from astropy.utils.exceptions import AstropyUserWarning
 from astropy.wcs import WCS
 
 from ..bands import get_band
-from .errors import DataFormatError, _as_path, _mask_nonfinite, _open_fits, _read_section
+from .errors import DataFormatError, _as_path, _open_fits, _read_section
 
 __all__ = [
     "SUNRISE_UNIT",
@@ -140,17 +140,10 @@ def match_filter_name(name):
     return None
 
 
-def _column(names, wanted, what, path, *, required=True):
+def _column(names, wanted):
+    """The first of ``wanted`` among the column ``names`` (case-insensitive), or None."""
     lowered = {n.lower(): n for n in names}
-    for key in wanted:
-        if key in lowered:
-            return lowered[key]
-    if required:
-        raise DataFormatError(
-            f"{path}: FILTERS table has no {what} column (looked for {', '.join(wanted)}; "
-            f"columns present: {', '.join(names)})"
-        )
-    return None
+    return next((lowered[key] for key in wanted if key in lowered), None)
 
 
 def _filter_table(hdul, path):
@@ -162,7 +155,7 @@ def _filter_table(hdul, path):
     if hdu.data is None or not hasattr(hdu, "columns"):
         raise DataFormatError(f"{path}: HDU 'FILTERS' is not a table")
     names = list(hdu.columns.names)
-    name_col = _column(names, _NAME_COLUMNS, "filter-name", path, required=False)
+    name_col = _column(names, _NAME_COLUMNS)
     if name_col is None:  # Sunrise keeps the names in the first column
         string_cols = [c.name for c in hdu.columns if c.format.endswith("A")]
         if not string_cols:
@@ -174,15 +167,14 @@ def _filter_table(hdul, path):
         (v.decode("ascii", "replace") if isinstance(v, bytes) else str(v)).strip()
         for v in hdu.data[name_col]
     ]
-    lam_col = _column(names, _LAMBDA_COLUMNS, "wavelength", path, required=False)
+    lam_col = _column(names, _LAMBDA_COLUMNS)
     lam = None
     if lam_col is not None:
         unit_str = hdu.columns[lam_col].unit
-        try:
-            unit = u.Unit(unit_str) if unit_str else u.m  # Sunrise: metres
-        except ValueError:
-            unit = u.m
-        lam = (np.asarray(hdu.data[lam_col], dtype=float) * unit).to(u.nm)
+        try:  # Sunrise gives no TUNIT: metres
+            lam = (np.asarray(hdu.data[lam_col], dtype=float) * u.Unit(unit_str or "m")).to(u.nm)
+        except (ValueError, u.UnitsError):  # not a length: wavelengths are only used for a check
+            lam = None
     return filters, lam
 
 
@@ -217,7 +209,8 @@ def _select_bands(filters, lam, bands, path):
         band = get_band(name)
         if band.name not in found:
             raise DataFormatError(
-                f"{path}: band {band.name!r} is not in the FILTERS table (filters present: {', '.join(filters)})"
+                f"{path}: band {band.name!r} is not in the FILTERS table "
+                f"(filters present: {', '.join(filters)})"
             )
         chosen[band.name] = found[band.name]
     return chosen
@@ -313,11 +306,14 @@ def _subhalo_id(path: Path):
     return int(match.group(1)) if match else None
 
 
-def _make_stack(images, *, wcs, unit, masks, meta):
+def _make_stack(images, *, wcs, unit, meta, label):
+    """Wrap the images into a BandStack (which masks non-finite pixels, with a warning)."""
     from ..stack import BandStack  # imported here: stack imports nothing from datasets
 
-    masks = {k: v for k, v in masks.items() if v is not None}
-    return BandStack.from_arrays(images, wcs=wcs, unit=unit, mask=masks or None, meta=meta)
+    try:
+        return BandStack.from_arrays(images, wcs=wcs, unit=unit, meta=meta)
+    except ValueError as exc:  # e.g. an all-zero image
+        raise DataFormatError(f"{label}: {exc}") from exc
 
 
 def _camera_hdu_name(camera, scattering):
@@ -360,11 +356,7 @@ def _read_open(hdul, path, *, camera, bands, scattering, pixel_scale):
             f"{path}: HDU {hdu_name!r} has {shape[0]} image planes but FILTERS lists {len(filters)} filters"
         )
     label = f"{path} camera {camera}"
-    images, masks = {}, {}
-    for name, (index, _fname) in chosen.items():
-        data = _read_section(hdu, index, path)
-        images[name] = data
-        masks[name] = _mask_nonfinite(data, f"{label} band {name}")
+    images = {name: _read_section(hdu, index, path) for name, (index, _fname) in chosen.items()}
     unit_text = next((hdu.header[k] for k in _UNIT_KEYS if k in hdu.header), None)
     unit = _parse_unit(unit_text, label)
     params_name = f"CAMERA{camera}-PARAMETERS"
@@ -389,7 +381,7 @@ def _read_open(hdul, path, *, camera, bands, scattering, pixel_scale):
         if "REDSHIFT" in header:
             meta["redshift"] = header["REDSHIFT"]
     wcs = _grid(meta, shape[1:], hdu.header, params_header, pixel_scale, label)
-    return _make_stack(images, wcs=wcs, unit=unit or SUNRISE_UNIT, masks=masks, meta=meta)
+    return _make_stack(images, wcs=wcs, unit=unit or SUNRISE_UNIT, meta=meta, label=label)
 
 
 def read_illustris_broadband(path, *, camera=0, bands=None, scattering=False, pixel_scale=None):
@@ -540,7 +532,7 @@ def read_illustris_hdf5(paths_by_band, *, camera=0, pixel_scale=None):
     if not paths_by_band:
         raise ValueError("paths_by_band is empty: give at least one band -> path")
     camera = _check_camera(camera)
-    images, masks, files, units, shapes, attrs_all = {}, {}, {}, {}, {}, {}
+    images, files, units, shapes = {}, {}, {}, {}
     for key, raw_path in paths_by_band.items():
         band = get_band(key)
         if band.name in images:
@@ -576,10 +568,8 @@ def read_illustris_hdf5(paths_by_band, *, camera=0, pixel_scale=None):
             unit_text = unit_text.decode("ascii", "replace")
         units[band.name] = _parse_unit(unit_text, f"{path}")
         images[band.name] = data
-        masks[band.name] = _mask_nonfinite(data, f"{path} band {band.name}")
         files[band.name] = str(path)
         shapes[band.name] = data.shape
-        attrs_all[band.name] = attrs
     if len(set(shapes.values())) > 1:
         desc = ", ".join(f"{files[b]} ({b}): {s[0]}x{s[1]}" for b, s in shapes.items())
         raise DataFormatError(f"inconsistent image shapes across the band files: {desc}")
@@ -607,4 +597,4 @@ def read_illustris_hdf5(paths_by_band, *, camera=0, pixel_scale=None):
     else:
         meta["wcs_note"] = "no WCS: the HDF5 files give no angular pixel scale (pass pixel_scale=)"
         wcs = None
-    return _make_stack(images, wcs=wcs, unit=unit, masks=masks, meta=meta)
+    return _make_stack(images, wcs=wcs, unit=unit, meta=meta, label=", ".join(files.values()))

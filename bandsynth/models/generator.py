@@ -339,7 +339,8 @@ def receptive_field(model):
     """Side, in pixels, of the input window one output pixel depends on through convolutions.
 
     Instance normalisation makes every output depend weakly on the whole image;
-    this counts only the convolutional footprint.  Padding an image by half of it
+    this counts only the convolutional footprint (exact for ``n_down <= 1``, an
+    upper bound within ``2 ** n_down`` pixels beyond).  Padding an image by half of it
     on each side removes border effects from the original area.
 
     Examples

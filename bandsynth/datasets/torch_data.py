@@ -1,0 +1,348 @@
+"""(inputs, target) image pairs for training, in the scaled units the networks see.
+
+The scaling, defined once here and used by training, evaluation and the
+benchmarks:
+
+1. per image, one reference flux ``F_ref`` from the INPUT bands only
+   (:func:`input_references`, the vectorised :func:`bandsynth.scaling.reference_flux`:
+   the largest 99.5th pixel percentile among the input bands), shared by all
+   bands of the image, so colours survive as ratios and a prediction can be
+   returned to flux units without knowing the target;
+2. per band an :class:`~bandsynth.scaling.AsinhScaling` fitted on the training
+   split (:func:`fit_scalings_for`);
+3. ``scaled = scaling.forward(flux, reference=F_ref)``: roughly [0, 1], no
+   clipping and no per-image min/max normalisation (which would lose the flux
+   scale).
+
+Examples
+--------
+>>> from bandsynth.datasets import make_dataset
+>>> from bandsynth.datasets.torch_data import BandPairDataset
+>>> ds = make_dataset(6, seed=0, bands=["NUV", "r", "Ks"], size=32)
+>>> pairs = BandPairDataset(ds, inputs=["NUV", "Ks"], target="r", split="train", crop_size=16, augment=True)
+>>> x, y = pairs[0]
+>>> tuple(x.shape), tuple(y.shape), str(x.dtype)
+((2, 16, 16), (1, 16, 16), 'torch.float32')
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ..bands import get_band
+from ..scaling import AsinhScaling, fit_scalings
+
+__all__ = ["BandPairDataset", "fit_scalings_for", "input_references", "scale_images", "gather_cubes",
+           "DIHEDRAL_OPS", "cross_band_ssim", "ILLUSTRIS_SSIM", "DECALS_SSIM"]
+
+#: The 8 flips/rotations: (number of 90-degree rotations, transpose first).
+DIHEDRAL_OPS = tuple((k, flip) for flip in (False, True) for k in range(4))
+
+
+def _names(bands, what):
+    if isinstance(bands, str):
+        bands = [bands]
+    try:
+        names = [get_band(b).name for b in bands]
+    except TypeError:
+        raise TypeError(f"{what} must be a band name or a list of band names") from None
+    if not names:
+        raise ValueError(f"{what} must name at least one band")
+    if len(set(names)) != len(names):
+        raise ValueError(f"{what} names a band twice: {names}")
+    return names
+
+
+def gather_cubes(source, bands, indices=None):
+    """Float32 arrays (n, ny, nx) of ``bands`` for the images ``indices`` of ``source``.
+
+    ``source`` is a data set (:func:`~bandsynth.datasets.mock.make_dataset`,
+    :func:`~bandsynth.datasets.open_dataset`, or anything with ``cube(band)``)
+    or a sequence of :class:`~bandsynth.stack.BandStack`.
+    """
+    names = _names(bands, "bands")
+    if hasattr(source, "cube"):
+        n = len(source)
+        idx = np.arange(n) if indices is None else np.asarray(indices, dtype=np.int64)
+        if idx.size and (idx.min() < 0 or idx.max() >= n):
+            raise IndexError(f"image indices must lie in [0, {n}), got {idx.min()}..{idx.max()}")
+        out = {}
+        for name in names:
+            cube = source.cube(name)
+            # sorted reads are much faster on memory maps; restore the order afterwards
+            order = np.argsort(idx, kind="stable")
+            data = np.empty((idx.size,) + tuple(cube.shape[1:]), dtype=np.float32)
+            data[order] = np.asarray(cube[idx[order]], dtype=np.float32)
+            out[name] = data
+        return out
+    stacks = list(source)
+    if not stacks:
+        raise ValueError("source holds no images")
+    if indices is not None:
+        stacks = [stacks[int(i)] for i in indices]
+    out = {}
+    for name in names:
+        arrays = []
+        for k, st in enumerate(stacks):
+            if not hasattr(st, "names") or name not in st.names:
+                have = getattr(st, "names", None)
+                raise ValueError(f"image {k} of the source has no band {name!r} (it has: {have})")
+            arrays.append(np.asarray(st[name].data, dtype=np.float32))
+        shapes = {a.shape for a in arrays}
+        if len(shapes) != 1:
+            raise ValueError(f"band {name!r}: images have different shapes {sorted(shapes)}; "
+                             "crop or reproject them to one size first")
+        out[name] = np.stack(arrays)
+    return out
+
+
+def input_references(input_cubes, *, percentile=99.5):
+    """Reference flux of every image from its input bands (vectorised ``reference_flux``).
+
+    Parameters
+    ----------
+    input_cubes : sequence of arrays (n, ny, nx)
+        The input bands' images.
+
+    Returns
+    -------
+    ndarray (n,)
+
+    Raises
+    ------
+    ValueError
+        If an image has no positive flux at ``percentile`` in any input band.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from bandsynth.scaling import reference_flux
+    >>> cube = np.random.default_rng(1).random((3, 8, 8))
+    >>> bool(np.isclose(input_references([cube])[1], reference_flux([cube[1]])))
+    True
+    """
+    levels = []
+    for cube in input_cubes:
+        flat = np.asarray(cube).reshape(len(cube), -1)
+        if np.isnan(flat).any():
+            levels.append(np.nanpercentile(flat, percentile, axis=1))
+        else:
+            levels.append(np.percentile(flat, percentile, axis=1))
+    ref = np.max(np.stack(levels), axis=0).astype(np.float64)
+    bad = np.flatnonzero(~(np.isfinite(ref) & (ref > 0)))
+    if bad.size:
+        raise ValueError(
+            f"cannot set a reference flux for image(s) {bad[:10].tolist()}: the {percentile}th percentile "
+            "of every input band is <= 0 (empty or background-only image?)"
+        )
+    return ref
+
+
+def scale_images(images, references, scaling):
+    """Scaled float32 images: ``scaling.forward(images, reference=F_ref)`` per image.
+
+    ``images`` is (n, ny, nx) and ``references`` (n,), or one image and a scalar.
+    """
+    if not isinstance(scaling, AsinhScaling):
+        raise TypeError(f"scaling must be an AsinhScaling, got {type(scaling).__name__}")
+    images = np.asarray(images, dtype=np.float32)
+    ref = np.asarray(references, dtype=np.float64)
+    if ref.ndim == 1:
+        ref = ref[:, None, None]
+    return scaling.forward(images, reference=ref).astype(np.float32)
+
+
+def fit_scalings_for(source, inputs, target, *, split="train", stretch=50.0, quantile=0.9, percentile=99.5):
+    """Fit each band's :class:`~bandsynth.scaling.AsinhScaling` on ``split`` of ``source``.
+
+    References come from the input bands (see :func:`input_references`);
+    ``split=None`` (or a list of BandStacks) uses every image.
+
+    Returns
+    -------
+    dict of band name to AsinhScaling (inputs and target)
+    """
+    in_names, tgt = _names(inputs, "inputs"), _names(target, "target")
+    idx = None
+    if split is not None and hasattr(source, "indices"):
+        idx = source.indices(split)
+        if len(idx) == 0:
+            raise ValueError(f"split {split!r} of the source is empty: cannot fit scalings")
+    cubes = gather_cubes(source, in_names + [t for t in tgt if t not in in_names], idx)
+    refs = input_references([cubes[n] for n in in_names], percentile=percentile)
+    return fit_scalings(cubes, refs, stretch=stretch, quantile=quantile, percentile=percentile)
+
+
+class BandPairDataset(torch.utils.data.Dataset):
+    """A torch Dataset of ``(x [n_in, H, W], y [1, H, W])`` float32 pairs.
+
+    Whole cubes are read and scaled once at construction; items are views
+    with a random crop and one of the 8 flips/rotations.
+
+    Parameters
+    ----------
+    source : data set or sequence of BandStack
+        An in-memory (``make_dataset``) or on-disk (``open_dataset``) data
+        set, or a list of BandStacks holding the bands.
+    inputs : list of str
+        Input bands (order = channel order of ``x``).
+    target : str
+        The band to predict.
+    scalings : dict of str to AsinhScaling, optional
+        Per-band scalings; default: fitted on the source's training split
+        with :func:`fit_scalings_for` (pass the training set's scalings to
+        the validation and test sets!).
+    split : {"train", "validation", "test", None}
+        Images to use (None: all; required None for a list of BandStacks).
+    indices : array of int, optional
+        Explicit image indices (instead of ``split``).
+    crop_size : int, optional
+        Side of the square crops (None: full images).  Random offsets with
+        ``augment``, central crops otherwise.
+    augment : bool
+        Random crop offsets and one of the 8 flips/rotations per item,
+        reproducible from ``(seed, epoch, index)``; call :meth:`set_epoch`
+        at the start of each epoch.
+    seed : int
+    percentile : float
+        Percentile for the reference flux.
+
+    Examples
+    --------
+    >>> from bandsynth.datasets import make_dataset
+    >>> ds = make_dataset(4, seed=3, bands=["g", "r", "u"], size=16)
+    >>> train = BandPairDataset(ds, inputs=["g", "r"], target="u", split=None)
+    >>> flux = train.to_flux(train[0][1].numpy()[0], 0)   # back to nanomaggies
+    >>> bool(np.allclose(flux, ds.cube("u")[0], rtol=1e-3, atol=1e-6))
+    True
+    """
+
+    def __init__(self, source, *, inputs, target, scalings=None, split=None, indices=None, crop_size=None,
+                 augment=False, seed=0, percentile=99.5):
+        self.inputs = tuple(_names(inputs, "inputs"))
+        (self.target,) = _names(target, "target")
+        if self.target in self.inputs:
+            raise ValueError(f"target band {self.target!r} is also an input")
+        if indices is not None and split is not None:
+            raise ValueError("give either split or indices, not both")
+        if split is not None:
+            if not hasattr(source, "indices"):
+                raise ValueError("split needs a data set with splits; use split=None for a list of BandStacks")
+            indices = source.indices(split)
+        self.source_indices = None if indices is None else np.asarray(indices, dtype=np.int64)
+        if scalings is None:
+            scalings = fit_scalings_for(source, self.inputs, self.target,
+                                        split="train" if hasattr(source, "indices") else None,
+                                        percentile=percentile)
+        missing = [b for b in self.inputs + (self.target,) if b not in scalings]
+        if missing:
+            raise ValueError(f"scalings lack band(s) {missing}")
+        self.scalings = {b: scalings[b] for b in self.inputs + (self.target,)}
+        cubes = gather_cubes(source, list(self.inputs) + [self.target], self.source_indices)
+        if self.source_indices is None:
+            self.source_indices = np.arange(len(cubes[self.target]))
+        if len(self.source_indices) == 0:
+            raise ValueError(f"no images selected (split={split!r})")
+        self.references = input_references([cubes[b] for b in self.inputs], percentile=percentile)
+        self.x = np.stack([scale_images(cubes[b], self.references, self.scalings[b]) for b in self.inputs], axis=1)
+        self.y = scale_images(cubes[self.target], self.references, self.scalings[self.target])[:, None]
+        height, width = self.x.shape[-2:]
+        if crop_size is not None:
+            if not isinstance(crop_size, (int, np.integer)) or isinstance(crop_size, bool):
+                raise TypeError(f"crop_size must be an integer or None, got {type(crop_size).__name__}")
+            if not 1 <= crop_size <= min(height, width):
+                raise ValueError(f"crop_size must be in [1, {min(height, width)}] for {height}x{width} images, "
+                                 f"got {crop_size}")
+        self.crop_size = None if crop_size is None else int(crop_size)
+        self.augment = bool(augment)
+        self.seed = int(seed)
+        self.epoch = 0
+
+    def __len__(self):
+        return self.x.shape[0]
+
+    def set_epoch(self, epoch):
+        """Select the augmentation draw of ``epoch`` (reproducible per (seed, epoch, index))."""
+        self.epoch = int(epoch)
+
+    def reference(self, i):
+        """Reference flux (nanomaggies) of item ``i``: ``flux = scaling.inverse(scaled, reference=...)``."""
+        return float(self.references[i])
+
+    def to_flux(self, scaled, i):
+        """Turn a scaled target-band image of item ``i`` back into flux units."""
+        return self.scalings[self.target].inverse(np.asarray(scaled, dtype=np.float64), reference=self.reference(i))
+
+    def transform(self, i):
+        """(crop offset y, crop offset x, dihedral op index) used for item ``i`` in the current epoch."""
+        height, width = self.x.shape[-2:]
+        c = self.crop_size
+        if not self.augment:
+            if c is None:
+                return 0, 0, 0
+            return (height - c) // 2, (width - c) // 2, 0
+        rng = np.random.default_rng((self.seed, self.epoch, int(i)))
+        op = int(rng.integers(8))
+        if c is None:
+            return 0, 0, op
+        return int(rng.integers(height - c + 1)), int(rng.integers(width - c + 1)), op
+
+    def __getitem__(self, i):
+        if not -len(self) <= i < len(self):
+            raise IndexError(f"item {i} out of range for {len(self)} items")
+        i = int(i) % len(self)
+        oy, ox, op = self.transform(i)
+        x, y = self.x[i], self.y[i]
+        if self.crop_size is not None:
+            c = self.crop_size
+            x, y = x[:, oy : oy + c, ox : ox + c], y[:, oy : oy + c, ox : ox + c]
+        if op:
+            k, flip = DIHEDRAL_OPS[op]
+            if flip:
+                x, y = x.transpose(0, 2, 1), y.transpose(0, 2, 1)
+            x, y = np.rot90(x, k, axes=(1, 2)), np.rot90(y, k, axes=(1, 2))
+        return torch.from_numpy(np.ascontiguousarray(x)), torch.from_numpy(np.ascontiguousarray(y))
+
+
+#: Mean SSIM between input and target bands on Illustris quoted by Zaazou et al.: (input, target) -> SSIM.
+ILLUSTRIS_SSIM = {
+    ("NUV", "g"): 0.53, ("NUV", "r"): 0.45, ("NUV", "z"): 0.43,
+    ("Ks", "g"): 0.86, ("Ks", "r"): 0.82, ("Ks", "z"): 0.85,
+    ("g", "u"): 0.84, ("g", "NUV"): 0.52, ("g", "FUV"): 0.49,
+    ("r", "u"): 0.73, ("r", "NUV"): 0.44, ("r", "FUV"): 0.41,
+}
+#: The same on DECaLS (Galaxy10): (input, target) -> SSIM.
+DECALS_SSIM = {("DECam_g", "DECam_r"): 0.53, ("DECam_z", "DECam_r"): 0.38}
+
+
+def cross_band_ssim(source, input_band, target_band, *, indices=None, scalings=None, minmax=False,
+                    percentile=99.5):
+    """Mean SSIM between the ``input_band`` and ``target_band`` images of ``source``.
+
+    Both images are scaled as the networks see them (reference flux from the
+    input band, per-band asinh scalings -- fitted on the images used unless
+    given), then compared with ``skimage.metrics.structural_similarity``
+    (Gaussian weights, sigma 1.5, population covariance, ``data_range=1``).
+    ``minmax=True`` additionally normalises each scaled image to [0, 1] by its
+    own minimum and maximum (the paper's "asinh scaling followed by
+    normalization to [0, 1]").  This is the baseline SSIM(input, target) of
+    the SSIM gain.
+    """
+    from skimage.metrics import structural_similarity
+
+    a, b = _names(input_band, "input_band")[0], _names(target_band, "target_band")[0]
+    cubes = gather_cubes(source, [a, b], indices)
+    refs = input_references([cubes[a]], percentile=percentile)
+    if scalings is None:
+        scalings = fit_scalings(cubes, refs, percentile=percentile)
+    xa = scale_images(cubes[a], refs, scalings[a])
+    xb = scale_images(cubes[b], refs, scalings[b])
+    values = []
+    for ia, ib in zip(xa, xb):
+        if minmax:
+            ia = (ia - ia.min()) / max(float(ia.max() - ia.min()), 1e-12)
+            ib = (ib - ib.min()) / max(float(ib.max() - ib.min()), 1e-12)
+        values.append(structural_similarity(ia, ib, gaussian_weights=True, sigma=1.5,
+                                            use_sample_covariance=False, data_range=1.0))
+    return float(np.mean(values))

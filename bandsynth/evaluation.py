@@ -1,0 +1,300 @@
+"""Held-out evaluation of a translator against two baselines, as in the paper's tables.
+
+`evaluate_translator` predicts every galaxy of a data set's split and measures,
+with `bandsynth.metrics`, the model and two baselines in the same way:
+
+* ``nearest_input``: the input band nearest in wavelength, copied (in the
+  network's scaled space, so it is the paper's "SSIM(input, target)");
+* ``linear_colour``: a per-pixel linear colour model, ``target = sum_i c_i input_i``
+  in flux, its coefficients fitted by least squares on the training split.
+
+``bandsynth evaluate`` writes the paper-style table (ECSV), prints it and draws
+the figures (panels, Gini/M20 densities, calibration).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .bands import get_band
+from .scaling import AsinhScaling
+
+__all__ = ["EvaluationResult", "evaluate_translator", "fit_linear_colour", "add_cli"]
+
+log = logging.getLogger(__name__)
+
+METHODS = ("model", "nearest_input", "linear_colour")
+
+# Summary columns that go into a model card, in the paper's order first.
+_CARD_COLUMNS = (
+    "mae", "ssim", "psnr", "gini_w1", "m20_w1", "dmag_total", "dmag_aperture",
+    "coverage_1sigma", "coverage_2sigma", "n_galaxies", "n_failed",
+)
+
+
+def fit_linear_colour(data, inputs, output, *, split="train", max_pixels=2_000_000, seed=0):
+    """Least-squares coefficients ``c`` of ``output = sum_i c_i * inputs_i`` (fluxes).
+
+    Fitted on at most ``max_pixels`` pixels drawn at random from the images of
+    ``split``; returns an array of ``len(inputs)`` coefficients.
+    """
+    indices = np.asarray(data.indices(split))
+    if indices.size == 0:
+        raise ValueError(f"cannot fit the linear colour baseline: no {split!r} images")
+    rng = np.random.default_rng(seed)
+    target = data.cube(output)[indices].reshape(indices.size, -1)
+    take = rng.choice(target.size, size=min(max_pixels, target.size), replace=False)
+    y = target.ravel()[take].astype(np.float64)
+    x = np.stack([data.cube(b)[indices].reshape(-1)[take] for b in inputs], axis=1).astype(np.float64)
+    good = np.isfinite(y) & np.all(np.isfinite(x), axis=1)
+    coef, *_ = np.linalg.lstsq(x[good], y[good], rcond=None)
+    return coef
+
+
+@dataclass(frozen=True)
+class EvaluationResult:
+    """Per-galaxy tables and the paper-style summary of one evaluation.
+
+    Attributes
+    ----------
+    model : str
+        Model name.
+    split : str
+        Split evaluated.
+    per_galaxy : dict of str to `~astropy.table.Table`
+        One table per method (``model``, ``nearest_input``, ``linear_colour``).
+    summary : `~astropy.table.Table`
+        One row per method; W1 distances use global limits shared by all methods.
+    examples : list of dict
+        A few galaxies (``inputs``, ``truth``, ``prediction``) for figures.
+    """
+
+    model: str
+    split: str
+    per_galaxy: dict
+    summary: object
+    examples: list = field(default_factory=list)
+
+    def row(self, method):
+        """The summary row of ``method`` as a dict of floats."""
+        (i,) = np.flatnonzero(np.asarray(self.summary["method"]) == method)
+        return {k: _plain(self.summary[k][i]) for k in self.summary.colnames if k != "method"}
+
+    def card_metrics(self) -> dict:
+        """Metrics in the form a model card stores them."""
+        out = {"split": self.split}
+        for method in map(str, self.summary["method"]):
+            row = self.row(method)
+            out[method] = {k: row[k] for k in row if k in _CARD_COLUMNS or k.startswith("ssim_gain_")}
+        return {"test": out}
+
+    def write(self, out_dir, *, overwrite=False, figures=True):
+        """Write ``summary.ecsv``, ``<method>_per_galaxy.ecsv`` and the PNG figures."""
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        paths = [out / "summary.ecsv"] + [out / f"{m}_per_galaxy.ecsv" for m in self.per_galaxy]
+        for p in paths:
+            if p.exists() and not overwrite:
+                raise FileExistsError(f"{p} exists; pass overwrite=True (--overwrite) to replace it")
+        self.summary.write(paths[0], format="ascii.ecsv", overwrite=True)
+        for m, table in self.per_galaxy.items():
+            table.write(out / f"{m}_per_galaxy.ecsv", format="ascii.ecsv", overwrite=True)
+        if figures:
+            paths.extend(self._figures(out))
+        return paths
+
+    def _figures(self, out):
+        import matplotlib
+
+        matplotlib.use("Agg", force=False)
+        import matplotlib.pyplot as plt
+
+        from . import plotting
+
+        written = []
+        if self.examples:
+            fig = plotting.plot_panel(
+                [e["inputs"] for e in self.examples],
+                [e["truth"] for e in self.examples],
+                [e["prediction"] for e in self.examples],
+                sigma=[e["sigma"] for e in self.examples],
+            )
+            written.append(_save(fig, out / "panels.png", plt))
+        table = self.per_galaxy["model"]
+        for quantity in ("gini", "m20"):
+            values = {"truth": table[f"{quantity}_true"], "prediction": table[f"{quantity}_pred"]}
+            fig = plotting.plot_morphology_kde(values, quantity="Gini" if quantity == "gini" else "M20")
+            written.append(_save(fig, out / f"{quantity}_kde.png", plt))
+        if self.examples and self.examples[0]["sigma"] is not None:
+            fig = plotting.plot_calibration(
+                [e["prediction"] for e in self.examples], [e["truth"] for e in self.examples],
+                [e["sigma"] for e in self.examples],
+            )
+            written.append(_save(fig, out / "calibration.png", plt))
+        return written
+
+
+def _save(fig, path, plt):
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+def _plain(value):
+    value = value.item() if hasattr(value, "item") else value
+    return float(value) if isinstance(value, (float, np.floating)) else value
+
+
+def evaluate_translator(translator, data, *, split="test", max_images=None, n_examples=4, progress=True):
+    """Evaluate ``translator`` and both baselines on ``split`` of ``data``.
+
+    Parameters
+    ----------
+    translator : `~bandsynth.Translator`
+    data : data set
+        With splits (`bandsynth.datasets.make_dataset`, `~bandsynth.datasets.open_dataset`).
+    split : str
+        The split to evaluate (the baselines are fitted on ``"train"``).
+    max_images : int, optional
+        Evaluate at most this many images.
+    n_examples : int
+        Galaxies kept for figures.
+    progress : bool
+        Progress bars.
+
+    Returns
+    -------
+    EvaluationResult
+    """
+    from astropy.table import Table, vstack
+
+    from .metrics import evaluate_pairs, global_limits, summarize
+
+    indices = list(data.indices(split))[:max_images]
+    if not indices:
+        raise ValueError(f"empty data set: no {split!r} images to evaluate")
+    inputs, output = translator.inputs, translator.output
+    scalings = {b: AsinhScaling.from_dict(dict(p)) for b, p in translator.card.scaling.items()}
+    stacks = [data.stack(i) for i in indices]
+    preds = _predict_all(translator, stacks, progress=progress)
+    truths = [s[output] for s in stacks]
+    input_images = [{b: s[b] for b in inputs} for s in stacks]
+    refs = [p.meta["provenance"]["scaling"]["reference_flux"] for p in preds]
+
+    nearest = min(inputs, key=lambda b: abs(np.log(get_band(b).wavelength / get_band(output).wavelength)))
+    copied = [
+        scalings[output].inverse(scalings[nearest].forward(s[nearest].data, reference=r), reference=r)
+        for s, r in zip(stacks, refs)
+    ]
+    coef = fit_linear_colour(data, inputs, output)
+    linear = [sum(c * np.asarray(s[b].data, dtype=np.float64) for c, b in zip(coef, inputs)) for s in stacks]
+
+    # Baseline images are plain arrays: "target" tells compare() which scaling is the output's.
+    common = dict(inputs=input_images, scaling={**scalings, "target": scalings[output]}, references=refs,
+                  progress=progress)
+    per_galaxy = {
+        "model": evaluate_pairs(preds, truths, **common),
+        "nearest_input": evaluate_pairs(copied, truths, **common),
+        "linear_colour": evaluate_pairs(linear, truths, **common),
+    }
+    for name, table in per_galaxy.items():
+        table["image"] = indices
+        table.meta["method"] = name
+    per_galaxy["linear_colour"].meta["coefficients"] = dict(zip(inputs, map(float, coef)))
+    per_galaxy["nearest_input"].meta["band"] = nearest
+    limits = {}
+    for q in ("gini", "m20"):
+        values = [np.asarray(t[f"{q}_pred"], float) for t in per_galaxy.values() if f"{q}_pred" in t.colnames]
+        values += [np.asarray(per_galaxy["model"][f"{q}_true"], float)] if f"{q}_true" in per_galaxy["model"].colnames else []
+        finite = [v[np.isfinite(v)] for v in values if np.isfinite(v).any()]
+        if finite:
+            limits[q] = global_limits(*finite)
+    rows = []
+    for name, table in per_galaxy.items():
+        row = summarize(table, limits=limits)
+        row.add_column([name], name="method", index=0)
+        rows.append(row)
+    summary = vstack(rows, join_type="outer")
+    summary.meta.update({"model": translator.name, "split": split, "w1_limits": limits})
+    examples = [
+        {
+            "inputs": {b: np.asarray(s[b].data) for b in inputs},
+            "truth": np.asarray(s[output].data),
+            "prediction": np.asarray(p.data),
+            "sigma": None if p.uncertainty is None else np.asarray(p.uncertainty.array),
+        }
+        for s, p in list(zip(stacks, preds))[:n_examples]
+    ]
+    return EvaluationResult(translator.name, split, per_galaxy, Table(summary), examples)
+
+
+def _predict_all(translator, stacks, *, progress, chunk=32):
+    from tqdm.auto import tqdm
+
+    preds = []
+    bar = tqdm(total=len(stacks), desc=f"predicting {translator.output}", unit="galaxy", disable=not progress)
+    for start in range(0, len(stacks), chunk):
+        part = [s.select(translator.inputs) for s in stacks[start : start + chunk]]
+        preds.extend(translator.predict(part, check_domain=False))
+        bar.update(len(part))
+    bar.close()
+    return preds
+
+
+def _format_summary(summary):
+    cols = ["method", "mae", "ssim", "psnr", "gini_w1", "m20_w1", "dmag_total", "coverage_1sigma", "coverage_2sigma"]
+    cols += [c for c in summary.colnames if c.startswith("ssim_gain_")]
+    shown = summary[[c for c in cols if c in summary.colnames]]
+    for c in shown.colnames[1:]:
+        shown[c].format = ".4g"
+    return "\n".join(shown.pformat(max_width=-1, max_lines=-1))
+
+
+def _cli_evaluate(args) -> int:
+    from .translator import Translator, _mock_or_stored
+
+    translator = Translator.load(args.model)
+    if args.data == "mock" and args.from_card:
+        info = dict(translator.card.training.get("data_info", {}))
+        for key, attr in (("n_galaxies", "n"), ("seed", "data_seed"), ("mode", "mode"), ("size", "size"), ("views", "views")):
+            if key in info:
+                setattr(args, attr, info[key])
+    data = _mock_or_stored(args, [*translator.inputs, translator.output])
+    result = evaluate_translator(translator, data, split=args.split, max_images=args.max_images, progress=not args.quiet)
+    print(f"model {translator.name}: {' + '.join(translator.inputs)} -> {translator.output}, {args.split} split")
+    print(_format_summary(result.summary))
+    if args.out:
+        for path in result.write(args.out, overwrite=args.overwrite, figures=not args.no_figures):
+            log.info("wrote %s", path)
+    if args.write_card:
+        from .models.zoo import model_paths
+        from .translator import _atomic_write
+
+        card_path = model_paths(args.model)[1]
+        card = translator.card.replace(metrics=result.card_metrics())
+        _atomic_write(card_path, lambda tmp: Path(tmp).write_text(card.to_json()))
+        log.warning("held-out metrics written to %s", card_path)
+    return 0
+
+
+def add_cli(subparsers):
+    """Register ``bandsynth evaluate``."""
+    from .translator import _add_data_options
+
+    p = subparsers.add_parser("evaluate", help="paper-style held-out metrics of a model against baselines")
+    p.add_argument("--model", required=True, help="shipped model name or path to a saved model")
+    p.add_argument("--split", default="test", help="split to evaluate (default: test)")
+    p.add_argument("--max-images", type=int, help="evaluate at most this many images")
+    p.add_argument("--out", help="directory for the ECSV tables and PNG figures")
+    p.add_argument("--no-figures", action="store_true", help="tables only")
+    p.add_argument("--from-card", action="store_true",
+                   help="mock data: rebuild the universe the model card says the model was trained on")
+    p.add_argument("--write-card", action="store_true", help="store the summary in the model card")
+    p.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    _add_data_options(p)
+    p.set_defaults(func=_cli_evaluate)

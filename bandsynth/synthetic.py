@@ -1,0 +1,633 @@
+"""The predicted image of a band: :class:`SyntheticBand` and its FITS archive format.
+
+A `SyntheticBand` is an `~astropy.nddata.NDData` (with the slicing, arithmetic
+and I/O mixins, in `~astropy.nddata.NDDataRef` order) holding the predicted
+image in physical flux units, its `~astropy.nddata.StdDevUncertainty`, a mask,
+the inputs' WCS and ``meta["provenance"]``: a JSON-safe dict saying how the
+image was made.
+
+FITS format (:meth:`SyntheticBand.write`; read back by :meth:`SyntheticBand.read`
+exactly and by `astropy.nddata.CCDData.read`)::
+
+    PRIMARY  float32 image; BUNIT; the WCS;
+             BANDSYN (bandsynth version), BSMODEL (model), BSSHA256 (weights hash),
+             BSBAND (predicted band), DATE (of the prediction, UTC),
+             BSINn / BSINFn / BSINSn (band, file name, checksum of input n),
+             BSREF (reference flux), BSSCn / BSSOFTn / BSMAXn (asinh scaling of band n),
+             BSUNCMET (uncertainty method), BSPROV (the full provenance as JSON,
+             long-string convention, LONGSTRN = 'OGIP 1.0'), HISTORY lines in prose
+    UNCERT   float32 standard deviation, UTYPE = 'StdDevUncertainty', same BUNIT
+    MASK     uint8, 1 = bad pixel
+
+Every HDU carries ``CHECKSUM``/``DATASUM``; the file passes HEASARC ``fitsverify``.
+
+Examples
+--------
+>>> import numpy as np
+>>> from bandsynth.synthetic import SyntheticBand, make_provenance
+>>> image = np.ones((4, 4), dtype=np.float32)
+>>> sb = SyntheticBand(image, unit="Jy", uncertainty=0.1 * image,
+...                    provenance=make_provenance("r", model="nuv_k_to_r", date="2024-05-01T12:00:00"))
+>>> sb.band.name, sb.provenance["model"]
+('r', 'nuv_k_to_r')
+>>> doubled = sb.multiply(2)
+>>> doubled.data[0, 0], doubled.band.name, doubled.provenance["history"][-1]
+(np.float32(2.0), 'r', 'Arithmetic applied: numpy.multiply.')
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import datetime
+import json
+import os
+import re
+import secrets
+import textwrap
+import warnings
+from collections.abc import Mapping
+
+import numpy as np
+from astropy.io import fits
+from astropy.io.fits.verify import VerifyWarning
+from astropy.nddata import (
+    CCDData,
+    NDArithmeticMixin,
+    NDData,
+    NDDataRef,
+    NDIOMixin,
+    NDSlicingMixin,
+    NDUncertainty,
+    StdDevUncertainty,
+    UnknownUncertainty,
+)
+from astropy.utils.decorators import sharedmethod
+from astropy.utils.exceptions import AstropyUserWarning
+from astropy.wcs import WCS
+
+from .bands import Band, get_band
+
+__all__ = ["SyntheticBand", "make_provenance", "PROVENANCE_KEYS"]
+
+#: Keys of ``meta["provenance"]`` (more may be added; they are kept and written).
+PROVENANCE_KEYS = (
+    "bandsynth_version",
+    "model",
+    "weights_sha256",
+    "band",
+    "inputs",
+    "date",
+    "scaling",
+    "uncertainty_method",
+    "history",
+)
+_STRING_KEYS = ("bandsynth_version", "model", "weights_sha256", "band", "date", "uncertainty_method")
+_WCS_KEYS = ("CTYPE1", "CRPIX1", "CRVAL1", "CDELT1", "CD1_1", "PC1_1")
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("bandsynth")
+    except PackageNotFoundError:
+        return "0.0.0"
+
+
+def _utc_now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+
+
+def make_provenance(
+    band, *, model="", weights_sha256="", inputs=(), scaling=None, uncertainty_method="", history=(), date=None
+) -> dict:
+    """A complete provenance record for a :class:`SyntheticBand`.
+
+    Parameters
+    ----------
+    band : str or `~bandsynth.bands.Band`
+        The predicted band.
+    model : str
+        Name of the model that made the prediction.
+    weights_sha256 : str
+        SHA-256 (64 hex digits) of the model weights.
+    inputs : sequence of mapping
+        One ``{"band", "file", "checksum"}`` record per input image.
+    scaling : mapping, optional
+        Flux scaling: ``{"reference_flux": F, band: {"softening": b, "maximum": m}, ...}``.
+    uncertainty_method : str
+        How the uncertainty was computed.
+    history : sequence of str
+        Processing steps, in words.
+    date : str, optional
+        ISO 8601 date of the prediction (default: now, UTC).
+
+    Examples
+    --------
+    >>> p = make_provenance("NUV", model="g_r_to_nuv", date="2024-01-02T03:04:05")
+    >>> p["band"], p["inputs"], p["date"]
+    ('NUV', [], '2024-01-02T03:04:05')
+    """
+    return {
+        "bandsynth_version": _version(),
+        "model": model,
+        "weights_sha256": weights_sha256,
+        "band": get_band(band).name,
+        "inputs": [dict(i) for i in inputs],
+        "date": _utc_now() if date is None else date,
+        "scaling": {} if scaling is None else dict(scaling),
+        "uncertainty_method": uncertainty_method,
+        "history": list(history),
+    }
+
+
+def _json_default(obj):
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    raise TypeError(f"provenance values must be JSON-serialisable, got {type(obj).__name__}")
+
+
+def _parse_date(text):
+    try:
+        when = datetime.datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"provenance date must be an ISO 8601 date, got {text!r}") from None
+    if when.tzinfo is not None:
+        when = when.astimezone(datetime.timezone.utc).replace(tzinfo=None)
+    return when
+
+
+def _normalise_provenance(provenance, band) -> dict:
+    """Validated provenance with every key, as plain JSON types (so it round-trips exactly)."""
+    if not isinstance(provenance, Mapping):
+        raise TypeError(f"provenance must be a dict, got {type(provenance).__name__}")
+    full = make_provenance(band)
+    full.update(provenance)
+    for key in _STRING_KEYS:
+        if not isinstance(full[key], str):
+            raise TypeError(f"provenance[{key!r}] must be a string, got {type(full[key]).__name__}")
+    full["band"] = get_band(full["band"]).name
+    _parse_date(full["date"])
+    sha = full["weights_sha256"]
+    if sha and not re.fullmatch(r"[0-9a-fA-F]{64}", sha):
+        raise ValueError(f"provenance['weights_sha256'] must be 64 hexadecimal digits, got {sha!r}")
+    if isinstance(full["inputs"], (str, Mapping)) or not isinstance(full["inputs"], (list, tuple)):
+        raise TypeError("provenance['inputs'] must be a list of {'band', 'file', 'checksum'} dicts")
+    inputs = []
+    for n, item in enumerate(full["inputs"]):
+        if not isinstance(item, Mapping):
+            raise TypeError(f"provenance['inputs'][{n}] must be a dict, got {type(item).__name__}")
+        missing = {"band", "file", "checksum"} - set(item)
+        if missing:
+            raise ValueError(f"provenance['inputs'][{n}] lacks {', '.join(sorted(missing))}")
+        for key in ("band", "file", "checksum"):
+            if not isinstance(item[key], str):
+                raise TypeError(f"provenance['inputs'][{n}][{key!r}] must be a string")
+        inputs.append({**item, "band": get_band(item["band"]).name})
+    full["inputs"] = inputs
+    if full["scaling"] is None:
+        full["scaling"] = {}
+    if not isinstance(full["scaling"], Mapping):
+        raise TypeError(f"provenance['scaling'] must be a dict, got {type(full['scaling']).__name__}")
+    history = full["history"]
+    if isinstance(history, str) or not all(isinstance(h, str) for h in history):
+        raise TypeError("provenance['history'] must be a list of strings")
+    try:
+        text = json.dumps(full, default=_json_default, allow_nan=False)
+    except ValueError as err:
+        raise ValueError(f"provenance must hold finite numbers only (it is stored as JSON): {err}") from None
+    return json.loads(text)
+
+
+class SyntheticBand(NDSlicingMixin, NDArithmeticMixin, NDIOMixin, NDData):
+    """A predicted image in physical units, with uncertainty, mask, WCS and provenance.
+
+    Parameters
+    ----------
+    data : array-like of float, shape (ny, nx)
+        The predicted image.
+    uncertainty : `~astropy.nddata.StdDevUncertainty` or array-like, optional
+        Per-pixel standard deviation (other `~astropy.nddata.NDUncertainty`
+        types are converted).
+    mask : bool array, optional
+        `True` marks a pixel not to trust.
+    wcs : `~astropy.wcs.WCS`, optional
+        Celestial WCS (that of the input images).
+    meta : mapping, optional
+        Metadata; ``meta["provenance"]`` is the provenance record.
+    unit : str or `~astropy.units.UnitBase`
+        Flux unit of ``data`` (required).
+    copy, psf
+        As for `~astropy.nddata.NDData`.
+    band : str or `~bandsynth.bands.Band`, optional
+        The predicted band (else taken from the provenance).
+    provenance : mapping, optional
+        The provenance record (see :func:`make_provenance`); missing keys get
+        defaults.  Stored as plain JSON types in ``meta["provenance"]``.
+
+    Raises
+    ------
+    TypeError
+        Data not floating point, wrong type of uncertainty, mask, WCS or provenance.
+    ValueError
+        Not 2-D, no unit, no band, shapes that disagree, negative uncertainty,
+        band and provenance that disagree.
+
+    Notes
+    -----
+    Non-finite pixels that are not masked are masked with an
+    `~astropy.utils.exceptions.AstropyUserWarning`; their values are kept.
+    Arithmetic (``sb.multiply(2)``, ``sb.subtract(other)``) keeps the first
+    operand's provenance and adds a line to its history.
+    """
+
+    def __init__(
+        self,
+        data,
+        uncertainty=None,
+        mask=None,
+        wcs=None,
+        meta=None,
+        unit=None,
+        copy=False,
+        psf=None,
+        *,
+        band=None,
+        provenance=None,
+    ):
+        if uncertainty is not None and not isinstance(uncertainty, NDUncertainty):
+            uncertainty = StdDevUncertainty(np.asarray(uncertainty))
+        super().__init__(data, uncertainty=uncertainty, mask=mask, wcs=wcs, meta=meta, unit=unit, copy=copy, psf=psf)
+        self._validate(band, provenance)
+
+    # ------------------------------------------------------------------ validation
+    def _validate(self, band, provenance):
+        data = self.data
+        if not isinstance(data, np.ndarray) or data.dtype.kind != "f":
+            raise TypeError(f"SyntheticBand data must be a floating-point array, got {getattr(data, 'dtype', type(data))}")
+        if data.ndim != 2:
+            raise ValueError(f"SyntheticBand data must be a 2-D image, got shape {data.shape}")
+        if self.unit is None:
+            raise ValueError("SyntheticBand needs a unit (physical flux units, e.g. unit='nanomaggy')")
+
+        meta = dict(self.meta)
+        if provenance is not None and "provenance" in meta:
+            raise ValueError("provenance is given twice (provenance= and meta['provenance'])")
+        prov = provenance if provenance is not None else meta.get("provenance")
+        named = None if band is None else get_band(band)
+        if prov is not None and not isinstance(prov, Mapping):
+            raise TypeError(f"provenance must be a dict, got {type(prov).__name__}")
+        from_prov = None if prov is None or "band" not in prov else get_band(prov["band"])
+        if named is not None and from_prov is not None and named != from_prov:
+            raise ValueError(f"band={named.name!r} disagrees with the provenance band {from_prov.name!r}")
+        chosen = named or from_prov
+        if chosen is None:
+            raise ValueError("SyntheticBand needs its band: pass band= or a provenance with a 'band' entry")
+        meta["provenance"] = _normalise_provenance({} if prov is None else prov, chosen)
+        self.meta = meta
+        self._band = chosen
+
+        shape = data.shape
+        bad = np.zeros(shape, dtype=bool)
+        if self.mask is not None:
+            mask = np.asarray(self.mask)
+            if mask.dtype.kind not in "biu":
+                raise TypeError(f"SyntheticBand mask must be a boolean array, got dtype {mask.dtype}")
+            if mask.ndim == 0:
+                mask = np.broadcast_to(mask, shape)
+            if mask.shape != shape:
+                raise ValueError(f"SyntheticBand mask has shape {mask.shape}, expected the image shape {shape}")
+            bad = mask.astype(bool)
+
+        unc = self.uncertainty
+        if unc is not None:
+            if isinstance(unc, UnknownUncertainty):
+                raise TypeError("SyntheticBand uncertainty must be a standard deviation (StdDevUncertainty)")
+            if not isinstance(unc, StdDevUncertainty):
+                unc = unc.represent_as(StdDevUncertainty)
+            array = np.asarray(unc.array)
+            if array.dtype.kind != "f":
+                array = array.astype(float)
+            own = getattr(unc, "_unit", None)
+            if own is not None and own != self.unit:
+                array = (array * own).to_value(self.unit)
+            if array.shape != shape:
+                raise ValueError(f"SyntheticBand uncertainty has shape {array.shape}, expected the image shape {shape}")
+            if np.any(array < 0):
+                raise ValueError("SyntheticBand uncertainty (a standard deviation) has negative values")
+            self.uncertainty = StdDevUncertainty(array, copy=False)
+
+        nonfinite = ~np.isfinite(data)
+        if self.uncertainty is not None:
+            nonfinite |= ~np.isfinite(self.uncertainty.array)
+        newly = nonfinite & ~bad
+        if newly.any():
+            warnings.warn(
+                f"synthetic band {chosen.name!r}: {int(newly.sum())} pixel(s) with a non-finite value or "
+                "uncertainty are masked",
+                AstropyUserWarning,
+                stacklevel=3,
+            )
+            bad = bad | newly
+        if self.mask is not None or newly.any():
+            self.mask = bad
+
+        if self.wcs is not None:
+            if not isinstance(self.wcs, WCS):
+                raise TypeError(f"SyntheticBand wcs must be an astropy.wcs.WCS, got {type(self.wcs).__name__}")
+            if self.wcs.pixel_n_dim != 2:
+                raise ValueError(f"SyntheticBand wcs must have 2 pixel axes, got {self.wcs.pixel_n_dim}")
+
+    # ------------------------------------------------------------------ NDData mixin hooks
+    def _slice_wcs(self, item):
+        # Keep an astropy WCS (writable to FITS) rather than a sliced high-level wrapper.
+        if isinstance(self.wcs, WCS):
+            try:
+                return self.wcs[item]
+            except Exception as err:  # any slicing failure is reported the NDData way
+                self._handle_wcs_slicing_error(err, item)
+        return super()._slice_wcs(item)
+
+    @sharedmethod
+    def _convert_operand_class_with_suitable_dtype(self_or_cls, target_cls, operand, ref=None):
+        # A plain number or array operand has no band or unit of its own: wrap it in
+        # NDDataRef rather than in a SyntheticBand, which would refuse it.
+        if isinstance(target_cls, type) and issubclass(target_cls, SyntheticBand) and not isinstance(operand, NDData):
+            target_cls = NDDataRef
+        return NDArithmeticMixin._convert_operand_class_with_suitable_dtype(target_cls, operand, ref=ref)
+
+    def _arithmetic(self, operation, operand, *args, **kwargs):
+        # Keep the provenance (astropy drops meta by default) and record the operation.
+        kwargs.setdefault("handle_meta", "first_found")
+        result, init_kwds = super()._arithmetic(operation, operand, *args, **kwargs)
+        meta = init_kwds.get("meta")
+        if isinstance(meta, Mapping) and isinstance(meta.get("provenance"), Mapping):
+            meta = dict(meta)
+            prov = copy.deepcopy(dict(meta["provenance"]))
+            prov["history"] = [*prov.get("history", []), f"Arithmetic applied: numpy.{operation.__name__}."]
+            meta["provenance"] = prov
+            init_kwds["meta"] = meta
+        return result, init_kwds
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def band(self) -> Band:
+        """The predicted `~bandsynth.bands.Band`."""
+        return self._band
+
+    @property
+    def provenance(self) -> dict:
+        """``meta["provenance"]``."""
+        return self.meta["provenance"]
+
+    def __repr__(self):
+        ny, nx = self.data.shape
+        n_masked = 0 if self.mask is None else int(np.count_nonzero(self.mask))
+        return (
+            f"<SyntheticBand {self.band.name}: {ny} x {nx} pixels, unit {self.unit}, "
+            f"model {self.provenance['model']!r}, uncertainty {'yes' if self.uncertainty is not None else 'no'}, "
+            f"{n_masked} masked pixel(s)>"
+        )
+
+    def to_ccddata(self) -> CCDData:
+        """A `~astropy.nddata.CCDData` copy (data, unit, uncertainty, mask, WCS, meta)."""
+        return CCDData(
+            np.array(self.data),
+            unit=self.unit,
+            uncertainty=None if self.uncertainty is None else StdDevUncertainty(np.array(self.uncertainty.array)),
+            mask=None if self.mask is None else np.array(self.mask),
+            wcs=copy.deepcopy(self.wcs),
+            meta=copy.deepcopy(dict(self.meta)),
+        )
+
+    # ------------------------------------------------------------------ FITS
+    def to_hdulist(self) -> fits.HDUList:
+        """The FITS representation (PRIMARY, UNCERT, MASK) described in the module docstring."""
+        unit_text = self.unit.to_string()
+        primary = fits.PrimaryHDU(np.asarray(self.data, dtype=np.float32), _primary_header(self, unit_text))
+        hdus = [primary]
+        if self.uncertainty is not None:
+            header = fits.Header()
+            header["UTYPE"] = ("StdDevUncertainty", "uncertainty type (astropy.nddata)")
+            header["BUNIT"] = (unit_text, "unit of the standard deviation")
+            hdus.append(fits.ImageHDU(np.asarray(self.uncertainty.array, dtype=np.float32), header, name="UNCERT"))
+        if self.mask is not None:
+            header = fits.Header()
+            header["COMMENT"] = "1 = masked (bad or untrusted) pixel, 0 = good"
+            hdus.append(fits.ImageHDU(np.asarray(self.mask, dtype=np.uint8), header, name="MASK"))
+        return fits.HDUList(hdus)
+
+    def write(self, path, *, overwrite=False):
+        """Write the FITS archive file atomically.
+
+        The file is written to a temporary file in the same directory and then
+        moved onto ``path`` (`os.replace`), so ``path`` never holds a partial
+        file; the temporary file is removed if writing fails.  Data and
+        uncertainty are stored as float32.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+        overwrite : bool
+            Replace an existing file.
+
+        Raises
+        ------
+        FileExistsError
+            ``path`` exists and ``overwrite`` is False.
+
+        Examples
+        --------
+        >>> import os, tempfile
+        >>> import numpy as np
+        >>> sb = SyntheticBand(np.eye(4, dtype=np.float32), unit="nanomaggy", band="r")
+        >>> path = os.path.join(tempfile.mkdtemp(), "g123_r_synth.fits")
+        >>> sb.write(path)
+        >>> back = SyntheticBand.read(path)
+        >>> bool(np.array_equal(back.data, sb.data)), back.provenance == sb.provenance
+        (True, True)
+        """
+        try:
+            path = os.fspath(path)
+        except TypeError:
+            raise TypeError(f"write: path must be a str or os.PathLike, got {type(path).__name__}") from None
+        _atomic_writeto(self.to_hdulist(), path, overwrite=overwrite)
+
+    @classmethod
+    def read(cls, path) -> "SyntheticBand":
+        """Read a file written by :meth:`write` (data, uncertainty, mask, WCS, unit, provenance).
+
+        Raises
+        ------
+        FileNotFoundError
+            No such file.
+        ValueError
+            Not a bandsynth synthetic band (no ``BSPROV`` keyword or no image).
+        """
+        from .stack import _parse_unit
+
+        try:
+            path = os.fspath(path)
+        except TypeError:
+            raise TypeError(f"read: path must be a str or os.PathLike, got {type(path).__name__}") from None
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"synthetic band file {path!r} not found")
+        with fits.open(path, checksum=True) as hdul:
+            primary = hdul[0]
+            header = primary.header
+            if "BSPROV" not in header or primary.data is None:
+                raise ValueError(
+                    f"{path!r} is not a bandsynth synthetic band (no image with a BSPROV provenance keyword)"
+                )
+            try:
+                provenance = json.loads(header["BSPROV"])
+            except ValueError as err:
+                raise ValueError(f"{path!r}: BSPROV is not valid JSON: {err}") from None
+            if "BUNIT" not in header:
+                raise ValueError(f"{path!r}: the primary HDU has no BUNIT")
+            unit = _parse_unit(header["BUNIT"], f"{path!r} BUNIT")
+            data = np.array(primary.data, dtype=np.float32)  # native byte order, bit-exact
+            wcs = None
+            if any(key in header for key in _WCS_KEYS):
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", AstropyUserWarning)  # FITSFixedWarning on harmless fixes
+                    wcs = WCS(header, relax=True)
+            uncertainty = mask = None
+            if "UNCERT" in hdul:
+                utype = hdul["UNCERT"].header.get("UTYPE", "StdDevUncertainty")
+                if utype != "StdDevUncertainty":
+                    raise ValueError(f"{path!r}: UNCERT holds a {utype}, expected a StdDevUncertainty")
+                uncertainty = StdDevUncertainty(np.array(hdul["UNCERT"].data, dtype=np.float32))
+            if "MASK" in hdul:
+                mask = np.array(hdul["MASK"].data).astype(bool)
+        return cls(data, uncertainty=uncertainty, mask=mask, wcs=wcs, unit=unit, provenance=provenance)
+
+    # ------------------------------------------------------------------ thin bridges
+    def compare(self, truth, **kwargs):
+        """Metrics against a true image: `bandsynth.metrics.compare` (self, truth)."""
+        from .metrics import compare
+
+        return compare(self, truth, **kwargs)
+
+    def morphology(self, **kwargs):
+        """Gini, M20, CAS... of the prediction: `bandsynth.morphology.measure_morphology`."""
+        from .morphology import measure_morphology
+
+        return measure_morphology(self, **kwargs)
+
+    def plot(self, **kwargs):
+        """Paper-style panel: `bandsynth.plotting.plot_synthetic`."""
+        from .plotting import plot_synthetic
+
+        return plot_synthetic(self, **kwargs)
+
+
+# ---------------------------------------------------------------------- FITS helpers
+def _ascii(text) -> str:
+    """Header text: printable ASCII (the exact text is in BSPROV)."""
+    text = str(text).encode("ascii", "backslashreplace").decode("ascii")
+    return "".join(c if 32 <= ord(c) < 127 else " " for c in text)
+
+
+def _scaling_entries(scaling):
+    """``(reference flux, [(band, softening, maximum), ...])`` from a provenance scaling dict."""
+    ref = scaling.get("reference_flux", scaling.get("reference"))
+    bands = scaling.get("bands", scaling)
+    entries = []
+    if isinstance(bands, Mapping):
+        for name, params in bands.items():
+            if isinstance(params, Mapping) and "softening" in params and "maximum" in params:
+                entries.append((str(name), params["softening"], params["maximum"]))
+    return ref, entries
+
+
+def _is_number(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and np.isfinite(value)
+
+
+class _Header(fits.Header):
+    """A header whose cards drop their comment rather than have it truncated."""
+
+    def __setitem__(self, key, value):
+        if isinstance(value, tuple) and len(value) == 2:
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", VerifyWarning)
+                try:
+                    str(fits.Card(key, *value))
+                except VerifyWarning:
+                    value = value[0]
+        super().__setitem__(key, value)
+
+
+def _history_lines(text, width=70):
+    """Split ``text`` into HISTORY card lines at word boundaries (astropy would cut words)."""
+    return textwrap.wrap(text, width=width, break_long_words=True, break_on_hyphens=False) or [""]
+
+
+def _primary_header(sb, unit_text) -> fits.Header:
+    prov = sb.provenance
+    hdr = _Header()
+    hdr["BUNIT"] = (unit_text, "physical unit of the pixel values")
+    hdr["DATE"] = (_parse_date(prov["date"]).strftime("%Y-%m-%dT%H:%M:%S"), "UTC date of the prediction")
+    hdr["BANDSYN"] = (_ascii(prov["bandsynth_version"]), "bandsynth version")
+    hdr["BSMODEL"] = (_ascii(prov["model"]), "bandsynth model")
+    hdr["BSSHA256"] = (_ascii(prov["weights_sha256"]), "SHA-256 of the model weights")
+    hdr["BSBAND"] = (prov["band"], "predicted band")
+    for n, item in enumerate(prov["inputs"], start=1):
+        hdr[f"BSIN{n}"] = (item["band"], f"input band {n}")
+        hdr[f"BSINF{n}"] = (_ascii(os.path.basename(item["file"]) or item["file"]), f"input file {n}")
+        hdr[f"BSINS{n}"] = (_ascii(item["checksum"]), f"checksum of input file {n}")
+    ref, entries = _scaling_entries(prov["scaling"])
+    unit_note = prov["scaling"].get("unit", unit_text)
+    if _is_number(ref):
+        hdr["BSREF"] = (float(ref), _ascii(f"reference flux of the asinh scaling [{unit_note}]")[:47])
+    for n, (name, soft, maximum) in enumerate(entries, start=1):
+        hdr[f"BSSC{n}"] = (_ascii(name), f"band of asinh scaling {n}")
+        if _is_number(soft):
+            hdr[f"BSSOFT{n}"] = (float(soft), f"softening of scaling {n} / ref. flux")
+        if _is_number(maximum):
+            hdr[f"BSMAX{n}"] = (float(maximum), f"maximum of scaling {n} / ref. flux")
+    hdr["BSUNCMET"] = (_ascii(prov["uncertainty_method"]), "uncertainty method")
+    if sb.wcs is not None:
+        hdr.extend(sb.wcs.to_header(relax=True), update=True)
+    hdr["LONGSTRN"] = ("OGIP 1.0", "long string convention (CONTINUE) is used")
+    hdr["BSPROV"] = (json.dumps(prov, ensure_ascii=True, separators=(",", ":")), "provenance (JSON)")
+    inputs = ", ".join(f"{i['band']} ({os.path.basename(i['file']) or 'no file'})" for i in prov["inputs"])
+    lines = [
+        f"Synthetic {prov['band']} image predicted by bandsynth {prov['bandsynth_version']}"
+        + (f" with model {prov['model']}" if prov["model"] else "")
+        + (f" from {inputs}." if inputs else "."),
+        *prov["history"],
+        "The complete provenance record is the JSON in keyword BSPROV.",
+    ]
+    for line in lines:
+        for part in _history_lines(_ascii(line)):
+            hdr.add_history(part)
+    return fits.Header(hdr.cards)
+
+
+def _atomic_writeto(hdul, path, *, overwrite):
+    """Write ``hdul`` to a temporary file next to ``path``, then move it onto ``path``."""
+    if os.path.isdir(path):
+        raise IsADirectoryError(f"{path!r} is a directory, expected a file name")
+    if os.path.exists(path) and not overwrite:
+        raise FileExistsError(f"{path!r} already exists; pass overwrite=True to replace it")
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        raise FileNotFoundError(f"directory {directory!r} for {path!r} does not exist")
+    tmp = os.path.join(directory, f".{os.path.basename(path)}.{secrets.token_hex(6)}.tmp")
+    # os.open with mode 0o666 lets the umask set the permissions, as for a normal write.
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            hdul.writeto(fh, checksum=True, output_verify="exception")
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(tmp)
+        raise

@@ -1,0 +1,162 @@
+import math
+
+import numpy as np
+import pytest
+import torch
+from scipy.ndimage import gaussian_filter
+from skimage.metrics import structural_similarity
+
+from bandsynth.losses import BandLoss, gaussian_window, laplace_nll, ssim
+from bandsynth.models.generator import GeneratorOutput
+
+
+def _skimage_ssim(a, b):
+    return structural_similarity(
+        a, b, gaussian_weights=True, sigma=1.5, use_sample_covariance=False, data_range=1
+    )
+
+
+def _pair(kind, shape, seed):
+    rng = np.random.default_rng(seed)
+    a, b = rng.random(shape), rng.random(shape)
+    if kind == "smooth":
+        a = gaussian_filter(a, 3)
+        b = 0.8 * a + 0.2 * gaussian_filter(b, 2) + 0.05
+    return a, b
+
+
+def _t(a, dtype=torch.float32):
+    return torch.tensor(a, dtype=dtype)[None, None]
+
+
+@pytest.mark.parametrize("kind", ["random", "smooth"])
+@pytest.mark.parametrize("shape", [(11, 11), (32, 32), (41, 29)])
+def test_ssim_matches_skimage(kind, shape):
+    a, b = _pair(kind, shape, seed=sum(shape))
+    expected = _skimage_ssim(a, b)
+    assert abs(float(ssim(_t(a), _t(b))) - expected) < 1e-3
+    assert abs(float(ssim(_t(a, torch.float64), _t(b, torch.float64))) - expected) < 1e-10
+
+
+def test_ssim_per_image_reduction_matches_skimage():
+    pairs = [_pair(kind, (24, 24), seed) for seed, kind in enumerate(["random", "smooth"] * 3)]
+    x = torch.tensor(np.stack([p[0] for p in pairs]).reshape(3, 2, 24, 24))
+    y = torch.tensor(np.stack([p[1] for p in pairs]).reshape(3, 2, 24, 24))
+    values = ssim(x, y, reduction="none")
+    assert values.shape == (3, 2)
+    expected = np.array([_skimage_ssim(a, b) for a, b in pairs]).reshape(3, 2)
+    np.testing.assert_allclose(values.numpy(), expected, atol=1e-10)
+    assert float(ssim(x, y)) == pytest.approx(expected.mean(), abs=1e-10)
+
+
+def test_gaussian_window_is_scipys():
+    impulse = np.zeros(21)
+    impulse[10] = 1
+    expected = gaussian_filter(impulse, 1.5, truncate=3.5)[5:16]
+    np.testing.assert_allclose(gaussian_window(dtype=torch.float64).numpy(), expected, atol=1e-15)
+
+
+def test_ssim_identity_and_gradients():
+    a = torch.rand(2, 1, 16, 16, dtype=torch.float64)
+    assert float(ssim(a, a)) == pytest.approx(1.0, abs=1e-12)
+    b = torch.rand(2, 1, 12, 13, dtype=torch.float64, requires_grad=True)
+    c = torch.rand(2, 1, 12, 13, dtype=torch.float64)
+    assert torch.autograd.gradcheck(lambda t: ssim(t, c), (b,))
+
+
+def test_ssim_weight_excludes_masked_region():
+    a, b = _pair("smooth", (32, 32), 3)
+    x, y = _t(a), _t(a).clone()
+    y[..., :, 20:] = _t(b)[..., :, 20:]  # differ only on the right
+    weight = torch.ones_like(x)
+    assert float(ssim(x, y, weight=weight)) == pytest.approx(float(ssim(x, y)), abs=1e-6)
+    weight[..., :, 10:] = 0  # 5-pixel window radius: the left part never sees the change
+    assert float(ssim(x, y, weight=weight)) == pytest.approx(1.0, abs=1e-6)
+    assert float(ssim(x, y)) < 0.99
+
+
+def test_ssim_errors():
+    with pytest.raises(ValueError, match="at least 11x11 pixels, got 8x20"):
+        ssim(torch.rand(1, 1, 8, 20), torch.rand(1, 1, 8, 20))
+    with pytest.raises(ValueError, match="differs from target shape"):
+        ssim(torch.rand(1, 1, 16, 16), torch.rand(1, 1, 16, 17))
+    with pytest.raises(ValueError, match=r"shape \[B, C, H, W\]"):
+        ssim(torch.rand(16, 16), torch.rand(16, 16))
+    with pytest.raises(ValueError, match="reduction must be one of"):
+        ssim(torch.rand(1, 1, 16, 16), torch.rand(1, 1, 16, 16), reduction="sum")
+    with pytest.raises(TypeError, match="target must be a torch.Tensor"):
+        ssim(torch.rand(1, 1, 16, 16), np.zeros((1, 1, 16, 16)))
+    with pytest.raises(ValueError, match="does not broadcast"):
+        ssim(torch.rand(1, 1, 16, 16), torch.rand(1, 1, 16, 16), weight=torch.ones(3, 16, 16))
+
+
+def test_laplace_nll_value_and_detach():
+    mean = torch.randn(2, 1, 5, 5, requires_grad=True)
+    log_scale = torch.randn(2, 1, 5, 5, requires_grad=True)
+    target = torch.randn(2, 1, 5, 5)
+    nll = laplace_nll(mean, log_scale, target)
+    expected = -torch.distributions.Laplace(mean, log_scale.exp()).log_prob(target).mean()
+    assert float(nll.detach()) == pytest.approx(float(expected.detach()), rel=1e-5)
+    nll.backward()
+    assert mean.grad is None and log_scale.grad is not None
+    mean.grad = None
+    laplace_nll(mean, log_scale, target, detach_mean=False).backward()
+    assert mean.grad is not None
+
+
+def test_laplace_nll_minimised_at_mean_absolute_error():
+    target = torch.randn(1, 1, 50, 50)
+    mean = torch.zeros_like(target)
+    best = math.log(float(target.abs().mean()))
+    values = [float(laplace_nll(mean, torch.full_like(target, best + d), target)) for d in (-0.5, 0.0, 0.5)]
+    assert values[1] < values[0] and values[1] < values[2]
+
+
+def test_band_loss_components():
+    torch.manual_seed(0)
+    pred = torch.rand(2, 1, 16, 16)
+    target = torch.rand(2, 1, 16, 16)
+    log_scale = torch.randn(2, 1, 16, 16)
+    out = BandLoss(ssim_weight=0.5, nll_weight=0.2)(pred, target, log_scale=log_scale)
+    l1 = (pred - target).abs().mean()
+    s = ssim(pred, target)
+    nll = laplace_nll(pred, log_scale, target)
+    assert float(out.l1) == pytest.approx(float(l1))
+    assert float(out.ssim) == pytest.approx(float(s))
+    assert float(out.nll) == pytest.approx(float(nll))
+    assert float(out.total) == pytest.approx(float(l1 + 0.5 * (1 - s) + 0.2 * nll), rel=1e-6)
+    paper = BandLoss()(pred, target)
+    assert paper.nll is None
+    assert float(paper.total) == pytest.approx(float(l1 + (1 - s)), rel=1e-6)
+
+
+def test_band_loss_mean_gradient_ignores_nll():
+    pred = torch.rand(1, 1, 16, 16, requires_grad=True)
+    target, log_scale = torch.rand(1, 1, 16, 16), torch.randn(1, 1, 16, 16)
+    grads = []
+    for weight in (0.0, 5.0):
+        pred.grad = None
+        BandLoss(nll_weight=weight)(GeneratorOutput(pred, log_scale), target).total.backward()
+        grads.append(pred.grad.clone())
+    assert torch.equal(grads[0], grads[1])
+
+
+def test_band_loss_bf16_inputs_computed_in_float32():
+    pred = torch.rand(1, 1, 16, 16)
+    target = torch.rand(1, 1, 16, 16)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = BandLoss()(pred.bfloat16(), target)
+    assert out.total.dtype == torch.float32
+    assert float(out.total) == pytest.approx(float(BandLoss()(pred.bfloat16().float(), target).total), rel=1e-6)
+
+
+def test_band_loss_validation():
+    with pytest.raises(ValueError, match="ssim_weight must be finite and >= 0"):
+        BandLoss(ssim_weight=-1)
+    with pytest.raises(TypeError, match="nll_weight must be a number"):
+        BandLoss(nll_weight="1")
+    with pytest.raises(ValueError, match="data_range must be > 0"):
+        BandLoss(data_range=0)
+    x = torch.rand(1, 1, 16, 16)
+    with pytest.raises(ValueError, match="either inside pred or as an argument"):
+        BandLoss()((x, x), x, log_scale=x)

@@ -1,0 +1,484 @@
+"""Tests of bandsynth.stack.BandStack."""
+
+import hashlib
+import sys
+import types
+
+import astropy.units as u
+import numpy as np
+import pytest
+from astropy.coordinates import SkyCoord
+from astropy.io import fits
+from astropy.nddata import CCDData, NDData, StdDevUncertainty, VarianceUncertainty
+from astropy.utils.exceptions import AstropyUserWarning
+from astropy.wcs import WCS
+from astropy.wcs.utils import proj_plane_pixel_area
+
+from bandsynth.bands import get_band
+from bandsynth.scaling import reference_flux
+from bandsynth.stack import BandStack
+from bandsynth.units import nanomaggy
+
+
+# ---------------------------------------------------------------------- fixtures
+def tan_wcs(n, scale=1.0, *, crval=(150.0, 2.0), rotation=0.0, crpix=None):
+    """Tangent-plane WCS of an n x n grid, ``scale`` arcsec/pixel, rotated by ``rotation`` deg."""
+    w = WCS(naxis=2)
+    w.wcs.ctype = ["RA---TAN", "DEC--TAN"]
+    w.wcs.cunit = ["deg", "deg"]
+    w.wcs.crval = list(crval)
+    w.wcs.crpix = list(crpix) if crpix is not None else [(n + 1) / 2.0, (n + 1) / 2.0]
+    c, s = np.cos(np.radians(rotation)), np.sin(np.radians(rotation))
+    w.wcs.cd = (scale / 3600.0) * np.array([[-c, s], [s, c]])
+    w.array_shape = (n, n)
+    return w
+
+
+def gaussian(n, *, x0=None, y0=None, sigma=3.0, amplitude=1.0, background=0.0):
+    yy, xx = np.mgrid[:n, :n]
+    x0 = (n - 1) / 2.0 if x0 is None else x0
+    y0 = (n - 1) / 2.0 if y0 is None else y0
+    return background + amplitude * np.exp(-((xx - x0) ** 2 + (yy - y0) ** 2) / (2 * sigma**2))
+
+
+def same_grid(w1, w2, shape):
+    """Whether two WCSs put every pixel of ``shape`` at the same sky position."""
+    yy, xx = np.mgrid[: shape[0], : shape[1]]
+    sep = w1.pixel_to_world(xx, yy).separation(w2.pixel_to_world(xx, yy))
+    return float(np.max(sep.to_value(u.arcsec))) < 1e-6
+
+
+@pytest.fixture
+def three_band():
+    wcs = tan_wcs(32)
+    images = {"K": gaussian(32, amplitude=3.0), "sdss_r": gaussian(32, amplitude=2.0), "NUV": gaussian(32)}
+    sigma = {"NUV": np.full((32, 32), 0.1), "r": np.full((32, 32), 0.2), "Ks": np.full((32, 32), 0.3)}
+    return BandStack.from_arrays(images, wcs=wcs, unit=nanomaggy, uncertainty=sigma, meta={"galaxy_id": 7})
+
+
+# ---------------------------------------------------------------------- construction and access
+def test_order_aliases_and_access(three_band):
+    s = three_band
+    assert s.names == ("NUV", "r", "Ks")
+    assert list(s) == [get_band("NUV"), get_band("r"), get_band("Ks")]
+    assert s.bands == tuple(s)
+    assert len(s) == 3 and s.shape == (32, 32) and s.unit == nanomaggy
+    assert "k" in s and "2mass_ks" in s and "g" not in s and "not-a-band" not in s
+    ccd = s["galex_nuv"]
+    assert isinstance(ccd, CCDData) and ccd.unit == nanomaggy
+    assert isinstance(ccd.uncertainty, StdDevUncertainty)
+    np.testing.assert_array_equal(ccd.uncertainty.array, 0.1)
+    np.testing.assert_array_equal(s["K"].data, gaussian(32, amplitude=3.0))
+    assert s.meta["galaxy_id"] == 7
+    assert same_grid(s.wcs, tan_wcs(32), (32, 32))
+    assert [b.name for b, _ in s.items()] == list(s.names)
+    assert repr(s) == "<BandStack: 3 bands (NUV, r, Ks), 32 x 32 pixels, unit nanomaggy, WCS RA---TAN/DEC--TAN>"
+
+
+def test_immutable(three_band):
+    s = three_band
+    ccd = s["r"]
+    ccd.data[:] = -1.0  # a copy: the stack is untouched
+    np.testing.assert_array_equal(s["r"].data, gaussian(32, amplitude=2.0))
+    w = s.wcs
+    w.wcs.crval = [0.0, 0.0]
+    assert s.wcs.wcs.crval[0] == 150.0
+    with pytest.raises(AttributeError, match="immutable"):
+        s.shape = (3, 3)
+    with pytest.raises(TypeError, match="read-only"):
+        s.meta["galaxy_id"] = 8
+    assert dict(s.meta) == {"galaxy_id": 7}
+    image = gaussian(8)
+    stack = BandStack({"r": image}, unit="Jy")
+    image[:] = 0.0  # the caller's array is copied
+    np.testing.assert_array_equal(stack["r"].data, gaussian(8))
+
+
+def test_from_arrays_with_nddata_and_quantities():
+    wcs = tan_wcs(16)
+    var = np.full((16, 16), 4.0)
+    mask = np.zeros((16, 16), bool)
+    mask[0, 0] = True
+    ccd = CCDData(gaussian(16), unit="Jy", uncertainty=VarianceUncertainty(var), mask=mask, wcs=wcs, meta={"A": 1})
+    extra = np.zeros((16, 16), bool)
+    extra[1, 1] = True
+    s = BandStack.from_arrays({"g": ccd, "r": gaussian(16, sigma=2.0) * u.Jy}, mask={"g": extra}, wcs=wcs)
+    g = s["g"]
+    np.testing.assert_allclose(g.uncertainty.array, 2.0)  # variance -> standard deviation
+    assert g.mask[0, 0] and g.mask[1, 1] and g.mask.sum() == 2
+    assert g.meta["A"] == 1
+    assert s["r"].unit == u.Jy and s["r"].mask is None
+    with pytest.raises(ValueError, match="band 'g': uncertainty is given twice"):
+        BandStack.from_arrays({"g": ccd}, uncertainty={"g": var})
+    with pytest.raises(ValueError, match="band 'r', which is not among the images"):
+        BandStack.from_arrays({"g": ccd}, mask={"r": extra})
+    nd = NDData(gaussian(16), unit="Jy")
+    assert BandStack.from_arrays({"u": nd}).names == ("u",)
+
+
+def test_unknown_band_and_missing_band(three_band):
+    with pytest.raises(ValueError, match="unknown band 'Q'; known bands are: FUV, NUV"):
+        BandStack.from_arrays({"Q": gaussian(8)}, unit="Jy")
+    with pytest.raises(ValueError, match="unknown band 'Q'"):
+        three_band["Q"]
+    with pytest.raises(KeyError, match="band 'g' is not in this stack"):
+        three_band["g"]
+    with pytest.raises(ValueError, match="band 'Ks' is given twice"):
+        BandStack.from_arrays({"K": gaussian(8), "Ks": gaussian(8)}, unit="Jy")
+    with pytest.raises(ValueError, match="images is empty"):
+        BandStack.from_arrays({}, unit="Jy")
+    with pytest.raises(TypeError, match="images must be a mapping"):
+        BandStack.from_arrays([gaussian(8)], unit="Jy")
+
+
+def test_units():
+    img = gaussian(8)
+    with pytest.raises(ValueError, match="band 'r' has no unit.*pass unit="):
+        BandStack.from_arrays({"r": img})
+    # Convertible units are converted to the first band's unit.
+    s = BandStack.from_arrays({"g": CCDData(img, unit=nanomaggy), "r": CCDData(img, unit="Jy")})
+    np.testing.assert_allclose(s["r"].data, img / 3.631e-6)
+    assert s["r"].unit == nanomaggy
+    # f_lambda is converted to f_nu at the band's own wavelength.
+    flam = u.erg / u.s / u.cm**2 / u.AA
+    s = BandStack.from_arrays({"r": CCDData(img, unit=flam)}, unit="Jy")
+    factor = (1 * flam).to_value(u.Jy, equivalencies=u.spectral_density(get_band("r").wavelength))
+    np.testing.assert_allclose(s["r"].data, img * factor)
+    with pytest.raises(u.UnitConversionError, match="band 'Ks': cannot convert its unit ct / s to Jy"):
+        BandStack.from_arrays({"r": CCDData(img, unit="Jy"), "K": CCDData(img, unit="ct/s")})
+    with pytest.raises(u.UnitConversionError, match="band 'r'.*requested with unit="):
+        BandStack.from_arrays({"r": CCDData(img, unit="Jy")}, unit="adu")
+    with pytest.raises(ValueError, match="not a unit astropy understands"):
+        BandStack.from_arrays({"r": img}, unit="furlongs per fortnight")
+
+
+def test_nonfinite_pixels_are_masked_not_zeroed():
+    img = gaussian(8)
+    img[2, 3] = np.nan
+    img[4, 4] = np.inf
+    with pytest.warns(AstropyUserWarning, match="band 'r': 2 non-finite pixel"):
+        s = BandStack.from_arrays({"r": img}, unit="Jy")
+    r = s["r"]
+    assert np.isnan(r.data[2, 3]) and np.isposinf(r.data[4, 4])
+    assert r.mask[2, 3] and r.mask[4, 4] and r.mask.sum() == 2
+    sigma = np.full((8, 8), 0.1)
+    sigma[0, 0] = np.nan
+    with pytest.warns(AstropyUserWarning, match="band 'g': 1 pixel.*non-finite uncertainty"):
+        s = BandStack.from_arrays({"g": gaussian(8)}, unit="Jy", uncertainty={"g": sigma})
+    assert s["g"].mask[0, 0] and s["g"].data[0, 0] != 0
+
+
+def test_bad_images():
+    with pytest.raises(ValueError, match="band 'g' is all-zero"):
+        BandStack.from_arrays({"g": np.zeros((8, 8)), "r": gaussian(8)}, unit="Jy")
+    with pytest.raises(ValueError, match=r"band 'r' is constant \(every unmasked pixel is 3\)"):
+        BandStack.from_arrays({"r": np.full((8, 8), 3.0)}, unit="Jy")
+    with pytest.raises(ValueError, match=r"band 'r': expected a 2-D image, got an array of shape \(2, 8, 8\)"):
+        BandStack.from_arrays({"r": np.ones((2, 8, 8))}, unit="Jy")
+    with pytest.raises(TypeError, match="band 'r': the image must be a real numeric array"):
+        BandStack.from_arrays({"r": np.full((4, 4), "x")}, unit="Jy")
+    with pytest.raises(ValueError, match="band 'r': uncertainty has shape"):
+        BandStack.from_arrays({"r": gaussian(8)}, unit="Jy", uncertainty={"r": np.ones((4, 4))})
+    with pytest.raises(ValueError, match="band 'r': the uncertainty .* negative"):
+        BandStack.from_arrays({"r": gaussian(8)}, unit="Jy", uncertainty={"r": -np.ones((8, 8))})
+    with pytest.raises(ValueError, match="band 'r': every pixel is masked"):
+        BandStack.from_arrays({"r": gaussian(8)}, unit="Jy", mask={"r": np.ones((8, 8), bool)})
+
+
+def test_different_grids_are_refused_with_a_hint():
+    with pytest.raises(ValueError, match=r"different shapes \(NUV \(8, 8\), Ks \(16, 16\)\).*reproject_to='NUV'"):
+        BandStack.from_arrays({"NUV": gaussian(8), "K": gaussian(16)}, unit="Jy")
+    shifted = tan_wcs(16, crpix=(9.0, 8.5))
+    with pytest.raises(ValueError, match="band 'Ks' is not on the pixel grid of band 'NUV'.*reproject"):
+        BandStack.from_arrays({"NUV": gaussian(16), "K": gaussian(16)}, unit="Jy", wcs={"NUV": tan_wcs(16), "K": shifted})
+    with pytest.raises(ValueError, match="band 'Ks' has no WCS while band 'NUV' has one"):
+        BandStack.from_arrays({"NUV": gaussian(16), "K": gaussian(16)}, unit="Jy", wcs={"NUV": tan_wcs(16)})
+    # An equivalent WCS written differently (CDELT instead of CD) is the same grid.
+    other = WCS(tan_wcs(16).to_header())
+    other.wcs.cdelt, other.wcs.pc = [-1 / 3600, 1 / 3600], np.eye(2)
+    s = BandStack.from_arrays({"NUV": gaussian(16), "K": gaussian(16)}, unit="Jy", wcs={"NUV": tan_wcs(16), "K": other})
+    assert s.shape == (16, 16)
+
+
+def test_reproject_to_one_band():
+    nuv = gaussian(24, sigma=2.0)
+    k = gaussian(32, sigma=3.0)
+    s = BandStack.from_arrays(
+        {"NUV": nuv, "K": k},
+        unit="Jy",
+        wcs={"NUV": tan_wcs(24, 1.5), "K": tan_wcs(32, 1.0)},
+        reproject_to="K",
+        reproject_kw={"method": "exact", "conserve_flux": True},
+    )
+    assert s.shape == (32, 32)
+    np.testing.assert_array_equal(s["K"].data, k)  # the target band is not resampled
+    assert np.nansum(s["NUV"].data) == pytest.approx(nuv.sum(), rel=0.01)
+    with pytest.raises(ValueError, match="reproject_to='g': band 'g' is not among the bands"):
+        BandStack.from_arrays({"NUV": nuv}, unit="Jy", wcs=tan_wcs(24), reproject_to="g")
+
+
+# ---------------------------------------------------------------------- FITS input
+def write_image(path, data, *, wcs=None, unit="Jy", uncertainty=None, mask=None):
+    ccd = CCDData(data, unit=unit, wcs=wcs, uncertainty=None if uncertainty is None else StdDevUncertainty(uncertainty), mask=mask)
+    ccd.write(path, overwrite=True)
+    return str(path)
+
+
+def test_from_fits_per_band_files_round_trip(tmp_path, three_band):
+    paths = {}
+    for band in three_band:
+        ccd = three_band[band]
+        mask = np.zeros(ccd.shape, bool)
+        mask[3, 4] = True
+        paths[band.name] = write_image(
+            tmp_path / f"{band.name}.fits", ccd.data, wcs=ccd.wcs, unit=ccd.unit.to_string(),
+            uncertainty=ccd.uncertainty.array, mask=mask,
+        )
+    s = BandStack.from_fits(paths, meta={"galaxy_id": 7})
+    assert s.names == three_band.names and s.unit == nanomaggy
+    np.testing.assert_array_equal(s.to_array(), three_band.to_array())
+    for band in s:
+        np.testing.assert_array_equal(s[band].uncertainty.array, three_band[band].uncertainty.array)
+        assert s[band].mask[3, 4] and s[band].mask.sum() == 1
+        assert s[band].meta["FILENAME"] == f"{band.name}.fits"
+    assert same_grid(s.wcs, three_band.wcs, (32, 32))
+    inputs = s.meta["inputs"]
+    assert [i["band"] for i in inputs] == ["NUV", "r", "Ks"]
+    assert inputs[0]["checksum"] == hashlib.sha256(open(paths["NUV"], "rb").read()).hexdigest()
+    # ... and back to arrays: the same stack.
+    again = BandStack.from_arrays({b: s[b] for b in s.names})
+    np.testing.assert_array_equal(again.to_array(), three_band.to_array())
+
+
+def test_from_fits_multi_extension(tmp_path):
+    wcs = tan_wcs(16)
+    hdus = [fits.PrimaryHDU()]
+    for name, amp in (("k", 3.0), ("galex_nuv", 1.0)):
+        hdu = fits.ImageHDU(gaussian(16, amplitude=amp), wcs.to_header(), name=name)
+        hdu.header["BUNIT"] = "nanomaggy"
+        hdus.append(hdu)
+    unc = fits.ImageHDU(np.full((16, 16), 0.5), name="K_UNCERT")
+    unc.header["UTYPE"] = "StdDevUncertainty"
+    hdus += [unc, fits.ImageHDU(np.eye(16, dtype=np.uint8), name="K_MASK"), fits.BinTableHDU.from_columns([fits.Column("a", "E", array=[1.0])])]
+    path = tmp_path / "g123.fits"
+    fits.HDUList(hdus).writeto(path)
+    s = BandStack.from_fits(path)
+    assert s.names == ("NUV", "Ks") and s.unit == nanomaggy
+    np.testing.assert_array_equal(s["K"].data, gaussian(16, amplitude=3.0))
+    np.testing.assert_array_equal(s["K"].uncertainty.array, 0.5)
+    np.testing.assert_array_equal(s["K"].mask, np.eye(16, dtype=bool))
+    assert s["NUV"].uncertainty is None and s["NUV"].mask is None
+    assert s.wcs is not None and [i["band"] for i in s.meta["inputs"]] == ["NUV", "Ks"]
+
+
+def test_from_fits_errors(tmp_path):
+    good = write_image(tmp_path / "r.fits", gaussian(8))
+    with pytest.raises(FileNotFoundError, match=r"band 'NUV': FITS file '.*missing\.fits' not found"):
+        BandStack.from_fits({"r": good, "NUV": tmp_path / "missing.fits"})
+    with pytest.raises(FileNotFoundError, match="multi-extension FITS file '.*nothing.fits' not found"):
+        BandStack.from_fits(str(tmp_path / "nothing.fits"))
+
+    table = tmp_path / "table.fits"
+    fits.HDUList([fits.PrimaryHDU(), fits.BinTableHDU.from_columns([fits.Column("a", "E", array=[1.0])])]).writeto(table)
+    with pytest.raises(ValueError, match="band 'g': FITS file '.*table.fits' contains no image HDU"):
+        BandStack.from_fits({"g": table})
+    with pytest.raises(ValueError, match="table.fits' contains no image HDU"):
+        BandStack.from_fits(table)
+
+    unknown = tmp_path / "unknown.fits"
+    fits.HDUList([fits.PrimaryHDU(), fits.ImageHDU(gaussian(8), name="FOO")]).writeto(unknown)
+    with pytest.raises(ValueError, match="HDU 1 has EXTNAME 'FOO', which is not a known band; known bands are: FUV"):
+        BandStack.from_fits(unknown)
+
+    primary = tmp_path / "primary.fits"
+    fits.PrimaryHDU(gaussian(8)).writeto(primary)
+    with pytest.raises(ValueError, match="primary HDU holds an image but no EXTNAME"):
+        BandStack.from_fits(primary)
+    with pytest.raises(ValueError, match="band 'r': '.*primary.fits' HDU 0 has no BUNIT keyword.*unit="):
+        BandStack.from_fits({"r": primary})
+    s = BandStack.from_fits({"r": primary}, unit="Jy")
+    assert s["r"].unit == u.Jy
+    with pytest.raises(ValueError, match="band 'r': FITS file '.*primary.fits' has no HDU 'SCI'"):
+        BandStack.from_fits({"r": primary}, hdu="SCI", unit="Jy")
+
+    cube = tmp_path / "cube.fits"
+    fits.PrimaryHDU(np.ones((2, 4, 4))).writeto(cube)
+    with pytest.raises(ValueError, match=r"band 'r' \(.*cube.fits\): expected a 2-D image, got an array of shape \(2, 4, 4\)"):
+        BandStack.from_fits({"r": cube}, unit="Jy")
+
+    with pytest.raises(TypeError, match="from_fits expects a mapping"):
+        BandStack.from_fits(42)
+
+
+def test_from_fits_reproject_to(tmp_path):
+    nuv = write_image(tmp_path / "nuv.fits", gaussian(20, sigma=2.0), wcs=tan_wcs(20, 1.5))
+    k = write_image(tmp_path / "k.fits", gaussian(30, sigma=3.0), wcs=tan_wcs(30, 1.0))
+    with pytest.raises(ValueError, match="reproject_to='NUV'"):
+        BandStack.from_fits({"NUV": nuv, "K": k})
+    s = BandStack.from_fits({"NUV": nuv, "K": k}, reproject_to="K")
+    assert s.shape == (30, 30) and same_grid(s.wcs, tan_wcs(30, 1.0), (30, 30))
+
+
+# ---------------------------------------------------------------------- reprojection
+def test_reproject_exact_conserves_flux_of_a_gaussian():
+    n = 64
+    image = gaussian(n, x0=30.3, y0=33.1, sigma=3.5, amplitude=10.0)
+    s = BandStack.from_arrays({"r": image}, wcs=tan_wcs(n, 1.0), unit=nanomaggy)
+    # Coarser (1.7"/px), rotated by 25 degrees and shifted grid, fully inside the input.
+    target = tan_wcs(24, 1.7, rotation=25.0, crval=(150.0 + 2.0 / 3600, 2.0 - 1.5 / 3600))
+    out = s.reproject((target, (24, 24)), method="exact", conserve_flux=True)
+    assert out.shape == (24, 24) and out["r"].mask is None  # nothing outside, nothing masked
+    total = np.nansum(out["r"].data)
+    assert total == pytest.approx(image.sum(), rel=0.01)
+    # Without conserve_flux the mean surface brightness is kept: the total drops by the area ratio.
+    plain = s.reproject((target, (24, 24)), method="exact")
+    ratio = proj_plane_pixel_area(target) / proj_plane_pixel_area(tan_wcs(n, 1.0))
+    assert ratio == pytest.approx(1.7**2)
+    assert np.nansum(plain["r"].data) * ratio == pytest.approx(image.sum(), rel=0.01)
+    # A surface brightness is already conserved: conserve_flux does not rescale it.
+    sb = BandStack.from_arrays({"r": image}, wcs=tan_wcs(n, 1.0), unit=u.MJy / u.sr)
+    np.testing.assert_allclose(
+        sb.reproject((target, (24, 24)), method="exact", conserve_flux=True)["r"].data, plain["r"].data
+    )
+
+
+def test_reproject_uncertainty_and_mask():
+    n = 32
+    mask = np.zeros((n, n), bool)
+    mask[10, 12] = True
+    s = BandStack.from_arrays(
+        {"r": gaussian(n, background=1.0)}, wcs=tan_wcs(n, 1.0), unit="Jy",
+        uncertainty={"r": np.full((n, n), 0.4)}, mask={"r": mask},
+    )
+    target = (tan_wcs(16, 2.0), (16, 16))  # exactly 2 x 2 input pixels per output pixel
+    down = s.reproject(target, method="exact")
+    sigma = down["r"].uncertainty.array
+    good = ~down["r"].mask
+    # The mean of 4 independent pixels: sigma / 2; the flux sum of 4: 2 sigma.
+    np.testing.assert_allclose(sigma[good], 0.2, rtol=1e-6)
+    summed = s.reproject(target, method="exact", conserve_flux=True)["r"].uncertainty.array
+    np.testing.assert_allclose(summed[good], 0.8, rtol=1e-6)
+    # Only the output pixel containing the masked input pixel (x=12, y=10 -> 6, 5) is masked.
+    assert down["r"].mask.sum() == 1 and down["r"].mask[5, 6]
+    interp = s.reproject("r", method="interp")  # onto its own grid: unchanged
+    np.testing.assert_array_equal(interp["r"].data, s["r"].data)
+    # Shifted by 0.75 pixel in x: the last column falls off the input image.
+    with pytest.warns(AstropyUserWarning, match="band 'r': 32 pixel"):
+        shifted = s.reproject((tan_wcs(n, 1.0, crpix=(15.75, 16.5)), (n, n)), method="interp")
+    m = shifted["r"].mask
+    assert m[10, 11] and m[10, 12] and not m[20, 20]  # bilinear neighbours of the bad pixel
+
+
+def test_reproject_outside_footprint_is_masked_with_warning():
+    s = BandStack.from_arrays({"g": gaussian(16), "r": gaussian(16)}, wcs=tan_wcs(16), unit="Jy")
+    bigger = tan_wcs(24)
+    with pytest.warns(AstropyUserWarning) as record:
+        out = s.reproject(bigger, method="adaptive")
+    messages = sorted(str(w.message) for w in record)
+    assert len(messages) == 2 and messages[0].startswith("band 'g': ") and messages[1].startswith("band 'r': ")
+    assert "not (fully) covered" in messages[0]
+    assert out.shape == (24, 24)
+    g = out["g"]
+    assert g.mask[0, 0] and not g.mask[12, 12]
+    assert np.isfinite(g.data[12, 12])
+
+
+def test_reproject_target_forms_and_errors(three_band):
+    header = tan_wcs(20).to_header()
+    header["NAXIS"], header["NAXIS1"], header["NAXIS2"] = 2, 20, 20
+    assert three_band.reproject(header, method="interp").shape == (20, 20)
+    assert three_band.reproject(CCDData(np.zeros((10, 12)), unit="Jy", wcs=tan_wcs(12)), method="interp").shape == (10, 12)
+    assert three_band.reproject((tan_wcs(20).to_header(), (20, 20))).names == three_band.names
+    with pytest.raises(ValueError, match="method must be one of interp, exact, adaptive; got 'cubic'"):
+        three_band.reproject("r", method="cubic")
+    with pytest.raises(TypeError, match="target must be a band name"):
+        three_band.reproject(3)
+    no_shape = tan_wcs(20)
+    no_shape.array_shape = None
+    with pytest.raises(ValueError, match="target WCS has no array_shape"):
+        three_band.reproject(no_shape)
+    flat = BandStack.from_arrays({"r": gaussian(8)}, unit="Jy")
+    with pytest.raises(ValueError, match="band 'r' has no WCS; reprojection needs a WCS"):
+        flat.reproject((tan_wcs(8), (8, 8)))
+    with pytest.raises(ValueError, match="target band 'r' has no WCS"):
+        flat.reproject("r")
+
+
+# ---------------------------------------------------------------------- cutouts
+def test_cutout_keeps_the_sky_position_of_every_pixel(three_band):
+    big = BandStack.from_arrays(
+        {"g": gaussian(40, x0=17, y0=22), "r": gaussian(40, x0=17, y0=22)},
+        wcs=tan_wcs(40, 0.8, rotation=15.0), unit="Jy", uncertainty={"g": np.full((40, 40), 0.1)},
+    )
+    centre = big.wcs.pixel_to_world(17.0, 22.0)
+    cut = big.cutout(centre, (11, 13))
+    assert cut.shape == (11, 13) and cut.names == ("g", "r")
+    yy, xx = np.mgrid[:11, :13]
+    x0, y0 = 17 - 6, 22 - 5  # Cutout2D puts the centre pixel in the middle
+    for band in cut:
+        sky_cut = cut[band].wcs.pixel_to_world(xx, yy)
+        sky_big = big[band].wcs.pixel_to_world(xx + x0, yy + y0)
+        assert np.max(sky_cut.separation(sky_big).to_value(u.arcsec)) < 1e-6
+        np.testing.assert_array_equal(cut[band].data, big[band].data[y0 : y0 + 11, x0 : x0 + 13])
+    assert cut["g"].uncertainty.array.shape == (11, 13)
+    # Angular sizes work too.
+    assert big.cutout(centre, 8 * u.arcsec).shape == (10, 10)
+    # Pixel positions (x, y), and "partial" cutouts mask what lies outside.
+    edge = big.cutout((1, 1), (5, 5), mode="partial")
+    assert edge.shape == (5, 5) and edge["r"].mask[0, 0] and not edge["r"].mask[4, 4]
+    assert np.isnan(edge["r"].data[0, 0])
+
+
+def test_cutout_errors():
+    flat = BandStack.from_arrays({"r": gaussian(16)}, unit="Jy")
+    with pytest.raises(ValueError, match="cutout: band 'r' has no WCS"):
+        flat.cutout(SkyCoord(150 * u.deg, 2 * u.deg), (4, 4))
+    with pytest.raises(TypeError, match="position must be a SkyCoord or pixel"):
+        flat.cutout("middle", (4, 4))
+    with pytest.raises(ValueError, match="mode must be"):
+        flat.cutout((8, 8), (4, 4), mode="loose")
+    assert flat.cutout((8, 8), (4, 4)).shape == (4, 4)
+
+
+# ---------------------------------------------------------------------- arrays and helpers
+def test_select_to_array_and_reference_flux(three_band):
+    sel = three_band.select(["K", "nuv"])
+    assert sel.names == ("NUV", "Ks") and sel.meta == three_band.meta
+    arr = three_band.to_array()
+    assert arr.dtype == np.float32 and arr.shape == (3, 32, 32)
+    np.testing.assert_array_equal(three_band.to_array(["K"])[0], arr[2])
+    with pytest.raises(KeyError, match="band 'g' is not in this stack"):
+        three_band.select(["g"])
+    with pytest.raises(ValueError, match="given twice"):
+        three_band.select(["K", "Ks"])
+    img = gaussian(8)
+    img[0, 0] = 1e6
+    mask = np.zeros((8, 8), bool)
+    mask[0, 0] = True
+    s = BandStack.from_arrays({"g": img, "r": 2 * gaussian(8)}, unit="Jy", mask={"g": mask})
+    assert s.to_array(masked_value=0.0)[0, 0, 0] == 0.0 and s.to_array()[0, 0, 0] == 1e6
+    expected = reference_flux([np.where(mask, np.nan, img), 2 * gaussian(8)])
+    assert s.reference_flux() == pytest.approx(expected)
+    assert s.reference_flux() < 1e6  # the masked pixel is ignored
+
+
+def test_morphology_method_delegates(monkeypatch, three_band):
+    calls = []
+    fake = types.ModuleType("bandsynth.morphology")
+    fake.measure_morphology = lambda ndd, **kw: calls.append((ndd, kw)) or "result"
+    monkeypatch.setitem(sys.modules, "bandsynth.morphology", fake)
+    assert three_band.morphology("K", gain=2.0) == "result"
+    (ndd, kw), = calls
+    assert isinstance(ndd, CCDData) and kw == {"gain": 2.0}
+    np.testing.assert_array_equal(ndd.data, three_band["Ks"].data)
+
+
+def test_morphology_real():
+    morphology = pytest.importorskip("bandsynth.morphology")
+    if not hasattr(morphology, "measure_morphology"):
+        pytest.skip("bandsynth.morphology.measure_morphology is not available")
+    rng = np.random.default_rng(3)
+    image = gaussian(64, sigma=5.0, amplitude=100.0) + rng.normal(0, 0.5, (64, 64))
+    s = BandStack.from_arrays({"r": image}, wcs=tan_wcs(64), unit="Jy", uncertainty={"r": np.full((64, 64), 0.5)})
+    result = s.morphology("r")
+    assert 0.2 < result.gini < 0.8

@@ -1,0 +1,360 @@
+"""Tests of bandsynth.synthetic.SyntheticBand and its FITS archive format."""
+
+import os
+import shutil
+import stat
+import subprocess
+import sys
+import types
+
+import astropy.units as u
+import numpy as np
+import pytest
+from astropy.io import fits
+from astropy.nddata import CCDData, StdDevUncertainty, UnknownUncertainty, VarianceUncertainty
+from astropy.utils.exceptions import AstropyUserWarning
+from astropy.wcs import WCS
+
+from bandsynth.stack import BandStack
+from bandsynth.synthetic import PROVENANCE_KEYS, SyntheticBand, make_provenance
+from bandsynth.units import nanomaggy
+
+SHA = "ab" * 32
+
+
+def tan_wcs(n, scale=0.396):
+    w = WCS(naxis=2)
+    w.wcs.ctype = ["RA---TAN", "DEC--TAN"]
+    w.wcs.cunit = ["deg", "deg"]
+    w.wcs.crval = [185.7, 15.8]
+    w.wcs.crpix = [(n + 1) / 2.0, (n + 1) / 2.0]
+    w.wcs.cdelt = [-scale / 3600.0, scale / 3600.0]
+    w.wcs.radesys = "ICRS"
+    return w
+
+
+def provenance(**changes):
+    prov = {
+        "bandsynth_version": "0.1.0",
+        "model": "nuv_k_to_r",
+        "weights_sha256": SHA,
+        "band": "r",
+        "inputs": [
+            {"band": "NUV", "file": "/data/survey/galaxies/g123_galex_nuv_intensity_map.fits", "checksum": "0f" * 32},
+            {"band": "Ks", "file": "g123_k_Ångström.fits", "checksum": "1e" * 32},
+        ],
+        "date": "2024-05-01T12:34:56+00:00",
+        "scaling": {
+            "reference_flux": 12.375,
+            "reference_method": {"percentile": 99.5},
+            "unit": "nanomaggy",
+            "NUV": {"softening": 0.002, "maximum": 0.1},
+            "Ks": {"softening": 0.02, "maximum": 1.0},
+            "r": {"softening": 0.01, "maximum": 0.5},
+        },
+        "uncertainty_method": "Laplace scale of the network, calibrated; inputs' noise by Monte Carlo (8 draws)",
+        "history": ["Predicted r from NUV + Ks with bandsynth model nuv_k_to_r.", "It's a test: quotes ' and \" survive."],
+        "extra_note": {"nested": [1, 2.5, None, True]},
+    }
+    prov.update(changes)
+    return prov
+
+
+@pytest.fixture
+def synth():
+    rng = np.random.default_rng(42)
+    data = rng.normal(10.0, 3.0, (24, 20)).astype(np.float32)
+    sigma = rng.uniform(0.1, 1.0, (24, 20)).astype(np.float32)
+    mask = np.zeros((24, 20), bool)
+    mask[3, 4] = mask[10, 11] = True
+    data[3, 4] = np.nan  # a bad pixel that is masked
+    w = tan_wcs(24)
+    w.wcs.crpix = [10.5, 12.5]
+    return SyntheticBand(data, uncertainty=StdDevUncertainty(sigma), mask=mask, wcs=w, unit=nanomaggy, provenance=provenance())
+
+
+def bits(a):
+    return np.ascontiguousarray(a, dtype=np.float32).view(np.uint32)
+
+
+# ---------------------------------------------------------------------- construction
+def test_construction_and_properties(synth):
+    assert synth.band.name == "r" and synth.unit == nanomaggy
+    assert set(PROVENANCE_KEYS) <= set(synth.provenance)
+    assert synth.provenance["extra_note"] == {"nested": [1, 2.5, None, True]}
+    assert synth.provenance["inputs"][1]["band"] == "Ks"
+    assert isinstance(synth.uncertainty, StdDevUncertainty)
+    assert repr(synth) == (
+        "<SyntheticBand r: 24 x 20 pixels, unit nanomaggy, model 'nuv_k_to_r', uncertainty yes, 2 masked pixel(s)>"
+    )
+    # band= alone gives a complete default provenance.
+    sb = SyntheticBand(np.ones((4, 4)), unit="Jy", band="sdss_g", uncertainty=np.full((4, 4), 0.5))
+    assert sb.band.name == "g" and sb.provenance["band"] == "g" and set(sb.provenance) == set(PROVENANCE_KEYS)
+    assert isinstance(sb.uncertainty, StdDevUncertainty)
+    # Other uncertainty types are converted to a standard deviation.
+    sb = SyntheticBand(np.ones((4, 4)), unit="Jy", band="g", uncertainty=VarianceUncertainty(np.full((4, 4), 4.0)))
+    np.testing.assert_array_equal(sb.uncertainty.array, 2.0)
+    # meta["provenance"] works as well as provenance=.
+    sb = SyntheticBand(np.ones((4, 4)), unit="Jy", meta={"provenance": make_provenance("FUV"), "other": 1})
+    assert sb.band.name == "FUV" and sb.meta["other"] == 1
+
+
+def test_constructor_validation():
+    img = np.ones((4, 4), dtype=np.float32)
+    with pytest.raises(ValueError, match="SyntheticBand needs its band"):
+        SyntheticBand(img, unit="Jy")
+    with pytest.raises(ValueError, match="unknown band 'Q'"):
+        SyntheticBand(img, unit="Jy", band="Q")
+    with pytest.raises(ValueError, match="band='g' disagrees with the provenance band 'r'"):
+        SyntheticBand(img, unit="Jy", band="g", provenance={"band": "r"})
+    with pytest.raises(ValueError, match="SyntheticBand needs a unit"):
+        SyntheticBand(img, band="r")
+    with pytest.raises(TypeError, match="floating-point array, got int64"):
+        SyntheticBand(np.ones((4, 4), dtype=np.int64), unit="Jy", band="r")
+    with pytest.raises(ValueError, match=r"2-D image, got shape \(2, 4, 4\)"):
+        SyntheticBand(np.ones((2, 4, 4)), unit="Jy", band="r")
+    with pytest.raises(ValueError, match=r"mask has shape \(3, 3\)"):
+        SyntheticBand(img, unit="Jy", band="r", mask=np.zeros((3, 3), bool))
+    with pytest.raises(TypeError, match="mask must be a boolean array"):
+        SyntheticBand(img, unit="Jy", band="r", mask=np.zeros((4, 4), float))
+    with pytest.raises(ValueError, match=r"uncertainty has shape \(3, 3\)"):
+        SyntheticBand(img, unit="Jy", band="r", uncertainty=np.ones((3, 3)))
+    with pytest.raises(ValueError, match="uncertainty .* negative"):
+        SyntheticBand(img, unit="Jy", band="r", uncertainty=-img)
+    with pytest.raises(TypeError, match="standard deviation"):
+        SyntheticBand(img, unit="Jy", band="r", uncertainty=UnknownUncertainty(img))
+    with pytest.raises(TypeError, match="WCS"):
+        SyntheticBand(img, unit="Jy", band="r", wcs="RA---TAN")
+    with pytest.raises(ValueError, match="wcs must have 2 pixel axes"):
+        SyntheticBand(img, unit="Jy", band="r", wcs=WCS(naxis=3))
+    with pytest.raises(ValueError, match="provenance is given twice"):
+        SyntheticBand(img, unit="Jy", provenance={"band": "r"}, meta={"provenance": {"band": "r"}})
+
+
+@pytest.mark.parametrize(
+    ("changes", "error", "match"),
+    [
+        ({"inputs": "NUV"}, TypeError, r"provenance\['inputs'\] must be a list"),
+        ({"inputs": [{"band": "NUV", "file": "a.fits"}]}, ValueError, r"inputs'\]\[0\] lacks checksum"),
+        ({"inputs": [{"band": "NUV", "file": 3, "checksum": ""}]}, TypeError, r"\[0\]\['file'\] must be a string"),
+        ({"weights_sha256": "abc"}, ValueError, "64 hexadecimal digits"),
+        ({"date": "yesterday"}, ValueError, "ISO 8601 date, got 'yesterday'"),
+        ({"model": None}, TypeError, r"provenance\['model'\] must be a string"),
+        ({"history": "one line"}, TypeError, "list of strings"),
+        ({"scaling": [1, 2]}, TypeError, r"provenance\['scaling'\] must be a dict"),
+        ({"scaling": {"reference_flux": float("nan")}}, ValueError, "finite numbers"),
+        ({"scaling": {"reference_flux": object()}}, TypeError, "JSON-serialisable"),
+    ],
+)
+def test_provenance_validation(changes, error, match):
+    with pytest.raises(error, match=match):
+        SyntheticBand(np.ones((4, 4)), unit="Jy", provenance=provenance(**changes))
+
+
+def test_provenance_is_plain_json():
+    prov = provenance(scaling={"reference_flux": np.float32(2.5), "r": {"softening": np.float64(0.1), "maximum": 1}})
+    prov["history"] = ("a", "b")
+    sb = SyntheticBand(np.ones((4, 4)), unit="Jy", provenance=prov)
+    assert sb.provenance["scaling"]["reference_flux"] == 2.5 and type(sb.provenance["scaling"]["reference_flux"]) is float
+    assert sb.provenance["history"] == ["a", "b"]
+
+
+def test_nonfinite_unmasked_pixels_are_masked_with_warning():
+    img = np.ones((4, 4), dtype=np.float32)
+    img[1, 2] = np.inf
+    with pytest.warns(AstropyUserWarning, match="synthetic band 'r': 1 pixel"):
+        sb = SyntheticBand(img, unit="Jy", band="r")
+    assert sb.mask[1, 2] and sb.mask.sum() == 1 and np.isinf(sb.data[1, 2])
+
+
+# ---------------------------------------------------------------------- FITS round trip
+def test_write_read_round_trip_is_exact(tmp_path, synth):
+    path = tmp_path / "g123_r_synth.fits"
+    synth.write(path)
+    back = SyntheticBand.read(path)
+    assert back.data.dtype == np.float32
+    np.testing.assert_array_equal(bits(back.data), bits(synth.data))  # bit-exact, NaN included
+    np.testing.assert_array_equal(bits(back.uncertainty.array), bits(synth.uncertainty.array))
+    np.testing.assert_array_equal(back.mask, synth.mask)
+    assert back.unit == synth.unit == nanomaggy
+    assert back.band == synth.band
+    assert back.provenance == synth.provenance
+    yy, xx = np.mgrid[:24, :20]
+    sep = back.wcs.pixel_to_world(xx, yy).separation(synth.wcs.pixel_to_world(xx, yy))
+    assert float(np.max(sep.to_value(u.arcsec))) < 1e-9
+    # A second round trip writes the same file contents (except checksums/dates, which are equal too).
+    path2 = tmp_path / "again.fits"
+    back.write(path2)
+    assert SyntheticBand.read(path2).provenance == synth.provenance
+
+
+def test_round_trip_without_optional_parts(tmp_path):
+    sb = SyntheticBand(np.arange(12, dtype=np.float32).reshape(3, 4), unit=u.MJy / u.sr, band="FUV")
+    sb.write(tmp_path / "bare.fits")
+    back = SyntheticBand.read(tmp_path / "bare.fits")
+    assert back.wcs is None and back.uncertainty is None and back.mask is None
+    assert back.unit == u.MJy / u.sr and back.provenance == sb.provenance
+    with fits.open(tmp_path / "bare.fits") as hdul:
+        assert [h.name for h in hdul] == ["PRIMARY"]
+
+
+def test_composite_nanomaggy_unit_round_trips(tmp_path):
+    sb = SyntheticBand(np.eye(3, dtype=np.float32), unit=nanomaggy / u.arcsec**2, band="r")
+    sb.write(tmp_path / "sb.fits")
+    assert SyntheticBand.read(tmp_path / "sb.fits").unit == nanomaggy / u.arcsec**2
+
+
+def test_fits_header_contract(tmp_path, synth):
+    path = tmp_path / "g123_r_synth.fits"
+    synth.write(path)
+    with fits.open(path) as hdul:
+        assert [h.name for h in hdul] == ["PRIMARY", "UNCERT", "MASK"]
+        h = hdul[0].header
+        assert hdul[0].data.dtype == np.dtype(">f4")
+        assert h["BUNIT"] == "nanomaggy" and h["CTYPE1"] == "RA---TAN" and h["CTYPE2"] == "DEC--TAN"
+        assert h["BANDSYN"] == "0.1.0" and h["BSMODEL"] == "nuv_k_to_r" and h["BSSHA256"] == SHA
+        assert h["BSBAND"] == "r" and h["DATE"] == "2024-05-01T12:34:56"
+        assert (h["BSIN1"], h["BSINF1"], h["BSINS1"]) == ("NUV", "g123_galex_nuv_intensity_map.fits", "0f" * 32)
+        assert h["BSIN2"] == "Ks" and h["BSINF2"] == "g123_k_\\xc5ngstr\\xf6m.fits"
+        assert h["BSREF"] == 12.375
+        assert [(h[f"BSSC{n}"], h[f"BSSOFT{n}"], h[f"BSMAX{n}"]) for n in (1, 2, 3)] == [
+            ("NUV", 0.002, 0.1), ("Ks", 0.02, 1.0), ("r", 0.01, 0.5)
+        ]
+        assert h["BSUNCMET"].startswith("Laplace scale of the network")
+        assert h["LONGSTRN"] == "OGIP 1.0" and "CHECKSUM" in h and "DATASUM" in h
+        history = " ".join(str(x) for x in h["HISTORY"])
+        assert all(len(str(x)) <= 70 for x in h["HISTORY"])
+        assert "Synthetic r image predicted by bandsynth 0.1.0 with model nuv_k_to_r from NUV" in history
+        assert "Predicted r from NUV + Ks" in history and "BSPROV" in history
+        u_hdr = hdul["UNCERT"].header
+        assert u_hdr["UTYPE"] == "StdDevUncertainty" and u_hdr["BUNIT"] == "nanomaggy"
+        assert hdul["UNCERT"].data.dtype == np.dtype(">f4")
+        assert hdul["MASK"].data.dtype == np.uint8 and int(hdul["MASK"].data.sum()) == 2
+
+
+def test_ccddata_reads_the_file(tmp_path, synth):
+    path = tmp_path / "g123_r_synth.fits"
+    synth.write(path)
+    ccd = CCDData.read(path)
+    np.testing.assert_array_equal(bits(ccd.data), bits(synth.data))
+    assert ccd.header["BUNIT"] == "nanomaggy"
+    assert isinstance(ccd.uncertainty, StdDevUncertainty)
+    np.testing.assert_array_equal(ccd.uncertainty.array, synth.uncertainty.array)
+    np.testing.assert_array_equal(ccd.mask, synth.mask)
+    assert ccd.wcs is not None and ccd.wcs.wcs.ctype[0] == "RA---TAN"
+    # With a unit astropy's registry knows, the unit itself round-trips through CCDData.
+    jy = SyntheticBand(np.eye(3, dtype=np.float32), unit="Jy", band="g")
+    jy.write(tmp_path / "jy.fits")
+    assert CCDData.read(tmp_path / "jy.fits").unit == u.Jy
+    # And a synthetic band can be an input of a stack again.
+    stack = BandStack.from_fits({"r": path})
+    assert stack.unit == nanomaggy and stack["r"].mask.sum() == 2
+
+
+# ---------------------------------------------------------------------- atomic writing
+def test_refuses_to_overwrite(tmp_path, synth):
+    path = tmp_path / "out.fits"
+    path.write_bytes(b"precious")
+    with pytest.raises(FileExistsError, match=r"out\.fits' already exists; pass overwrite=True"):
+        synth.write(path)
+    assert path.read_bytes() == b"precious"
+    synth.write(path, overwrite=True)
+    assert SyntheticBand.read(path).provenance == synth.provenance
+    assert sorted(os.listdir(tmp_path)) == ["out.fits"]
+
+
+def test_failed_write_leaves_no_partial_file(tmp_path, synth, monkeypatch):
+    path = tmp_path / "out.fits"
+    path.write_bytes(b"old contents")
+
+    def broken_writeto(self, fileobj, **kwargs):
+        fileobj.write(b"SIMPLE  =                    T" + b" " * 100)
+        raise OSError("disk full")
+
+    monkeypatch.setattr(fits.HDUList, "writeto", broken_writeto)
+    with pytest.raises(OSError, match="disk full"):
+        synth.write(path, overwrite=True)
+    assert path.read_bytes() == b"old contents"
+    assert sorted(os.listdir(tmp_path)) == ["out.fits"]  # the temporary file is gone
+    with pytest.raises(OSError, match="disk full"):
+        synth.write(tmp_path / "new.fits")
+    assert sorted(os.listdir(tmp_path)) == ["out.fits"]
+
+
+def test_written_file_has_normal_permissions(tmp_path, synth):
+    synth.write(tmp_path / "a.fits")
+    (tmp_path / "b.txt").write_text("x")
+    mode = stat.S_IMODE(os.stat(tmp_path / "a.fits").st_mode)
+    assert mode == stat.S_IMODE(os.stat(tmp_path / "b.txt").st_mode)
+
+
+def test_read_and_write_errors(tmp_path, synth):
+    with pytest.raises(FileNotFoundError, match="synthetic band file '.*nope.fits' not found"):
+        SyntheticBand.read(tmp_path / "nope.fits")
+    CCDData(np.eye(3), unit="Jy").write(tmp_path / "plain.fits")
+    with pytest.raises(ValueError, match="not a bandsynth synthetic band"):
+        SyntheticBand.read(tmp_path / "plain.fits")
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        synth.write(tmp_path / "no_such_dir" / "x.fits")
+    with pytest.raises(TypeError, match="path must be a str or os.PathLike"):
+        synth.write(3)
+
+
+# ---------------------------------------------------------------------- fitsverify
+@pytest.mark.parametrize("variant", ["full", "bare"])
+def test_fitsverify_accepts_the_file(tmp_path, synth, variant):
+    if shutil.which("fitsverify") is None:
+        pytest.skip("HEASARC fitsverify is not installed")
+    sb = synth if variant == "full" else SyntheticBand(np.eye(5, dtype=np.float32), unit="Jy", band="u")
+    path = tmp_path / f"{variant}.fits"
+    sb.write(path)
+    result = subprocess.run(["fitsverify", "-q", str(path)], capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "verification OK" in result.stdout  # no errors and no warnings
+
+
+# ---------------------------------------------------------------------- NDData behaviour
+def test_slicing_keeps_wcs_and_provenance(synth):
+    part = synth[2:10, 5:15]
+    assert isinstance(part, SyntheticBand) and part.data.shape == (8, 10)
+    assert isinstance(part.wcs, WCS)
+    assert part.band.name == "r" and part.provenance == synth.provenance
+    sky_part = part.wcs.pixel_to_world(3, 4)
+    sky_full = synth.wcs.pixel_to_world(3 + 5, 4 + 2)
+    assert sky_part.separation(sky_full).to_value(u.arcsec) < 1e-9
+    np.testing.assert_array_equal(part.uncertainty.array, synth.uncertainty.array[2:10, 5:15])
+
+
+def test_arithmetic_keeps_provenance(synth):
+    doubled = synth.multiply(2)
+    assert isinstance(doubled, SyntheticBand) and doubled.unit == nanomaggy
+    np.testing.assert_allclose(doubled.data, 2 * synth.data)
+    np.testing.assert_allclose(doubled.uncertainty.array, 2 * synth.uncertainty.array, rtol=1e-6)
+    assert doubled.provenance["history"][-1] == "Arithmetic applied: numpy.multiply."
+    assert synth.provenance["history"][-1].startswith("It's a test")  # the original is untouched
+    diff = synth.subtract(synth)
+    assert diff.band.name == "r" and np.nanmax(np.abs(diff.data)) == 0
+
+
+def test_to_ccddata(synth):
+    ccd = synth.to_ccddata()
+    assert isinstance(ccd, CCDData) and ccd.unit == nanomaggy
+    np.testing.assert_array_equal(ccd.mask, synth.mask)
+    assert ccd.meta["provenance"] == synth.provenance
+
+
+@pytest.mark.parametrize(
+    ("method", "module", "function", "args"),
+    [
+        ("compare", "bandsynth.metrics", "compare", ("truth",)),
+        ("morphology", "bandsynth.morphology", "measure_morphology", ()),
+        ("plot", "bandsynth.plotting", "plot_synthetic", ()),
+    ],
+)
+def test_thin_methods_delegate(monkeypatch, synth, method, module, function, args):
+    calls = []
+    fake = types.ModuleType(module)
+    setattr(fake, function, lambda *a, **kw: calls.append((a, kw)) or "result")
+    monkeypatch.setitem(sys.modules, module, fake)
+    assert getattr(synth, method)(*args, option=1) == "result"
+    assert calls == [((synth, *args), {"option": 1})]
