@@ -19,6 +19,7 @@ True
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -101,8 +102,10 @@ def reference_flux(images, *, percentile=99.5):
     ValueError
         If no band has a positive flux at that percentile.
     """
-    levels = [np.nanpercentile(np.asarray(im, dtype=float), percentile) for im in images]
-    level = float(np.nanmax(levels)) if levels else np.nan
+    with warnings.catch_warnings():  # all-NaN bands are reported below, not by numpy
+        warnings.simplefilter("ignore", RuntimeWarning)
+        levels = [np.nanpercentile(np.asarray(im, dtype=float), percentile) for im in images]
+        level = float(np.nanmax(levels)) if levels else np.nan
     if not np.isfinite(level) or level <= 0:
         raise ValueError(
             f"cannot set a reference flux: the {percentile}th percentile of every band is <= 0 "

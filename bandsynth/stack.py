@@ -99,7 +99,7 @@ class BandStack:
 
     Parameters
     ----------
-    images : mapping of band name (or `~bandsynth.bands.Band`) to array-like, `~astropy.units.Quantity` or `~astropy.nddata.NDData`
+    images : mapping of band name or `~bandsynth.bands.Band` to array, Quantity or NDData
         One 2-D image per band; NDData / CCDData bring their own unit,
         uncertainty, mask, WCS and meta.
     wcs : `~astropy.wcs.WCS`, `~astropy.io.fits.Header` or mapping of band to them, optional
@@ -328,6 +328,16 @@ class BandStack:
 
     __delattr__ = __setattr__
 
+    # Immutable: copies are the object itself; pickling (e.g. to Dask workers) rebuilds it.
+    def __copy__(self):
+        return self
+
+    def __deepcopy__(self, memo):
+        return self
+
+    def __reduce__(self):
+        return (_rebuild_stack, (dict(self._images), dict(self._meta)))
+
     # ------------------------------------------------------------------ mapping-like access
     def _lookup(self, key) -> Band:
         band = get_band(key)
@@ -504,7 +514,9 @@ class BandStack:
             return _as_wcs(target.wcs, "target"), tuple(np.shape(target.data))
         if isinstance(target, fits.Header):
             if target.get("NAXIS") != 2:
-                raise ValueError("reproject: the target header needs NAXIS = 2 with NAXIS1/NAXIS2 (or give (wcs, shape))")
+                raise ValueError(
+                    "reproject: the target header needs NAXIS = 2 with NAXIS1/NAXIS2 (or give (wcs, shape))"
+                )
             return _as_wcs(target, "target"), (int(target["NAXIS2"]), int(target["NAXIS1"]))
         if isinstance(target, WCS):
             if target.array_shape is None:
@@ -635,6 +647,10 @@ class BandStack:
         return measure_morphology(self[band], **kwargs)
 
 
+def _rebuild_stack(images, meta):
+    return BandStack._from_images(images, meta)
+
+
 # ---------------------------------------------------------------------- helpers: parsing
 def _resolve_mapping(mapping, what, *, allowed=None):
     """Mapping keyed by band names -> dict keyed by Band, in wavelength order."""
@@ -655,18 +671,12 @@ def _resolve_mapping(mapping, what, *, allowed=None):
 
 def _parse_unit(unit, where):
     """Parse a unit, reading "nanomaggy" (alone or in a composite) as bandsynth's linear unit."""
-    from .units import nanomaggy, parse_unit
+    from .units import parse_unit
 
     try:
-        parsed = parse_unit(unit)
+        return parse_unit(unit)
     except (TypeError, ValueError) as err:
         raise ValueError(f"{where}: {unit!r} is not a unit astropy understands ({err})") from None
-    # astropy's registry reads "nanomaggy" inside a composite as its magnitude-like nmgy,
-    # which bandsynth writes as "nmgy": the long name is always bandsynth's own unit.
-    if isinstance(unit, str) and "nanomaggy" in unit and isinstance(parsed, u.CompositeUnit):
-        bases = [nanomaggy if base == u.nmgy else base for base in parsed.bases]
-        parsed = u.CompositeUnit(parsed.scale, bases, parsed.powers)
-    return parsed
 
 
 def _as_wcs(wcs, where):
@@ -706,7 +716,7 @@ def _std_array(band, unc, data_unit):
     return arr.astype(float)
 
 
-def _image_from_value(band, value, *, wcs=None, unit=None, uncertainty=None, mask=None, meta=None, source=None):
+def _image_from_value(band, value, *, wcs=None, unit=None, uncertainty=None, mask=None, source=None):
     """Validate one band's image and return an :class:`_Image` (unit not yet converted)."""
     label = f"band {band.name!r}" + (f" ({source})" if source else "")
     own_unc = own_mask = own_wcs = None
@@ -794,8 +804,6 @@ def _image_from_value(band, value, *, wcs=None, unit=None, uncertainty=None, mas
     chosen_wcs = own_wcs if own_wcs is not None else wcs
     if chosen_wcs is not None:
         chosen_wcs = _as_wcs(chosen_wcs, label)
-    if meta is not None:
-        own_meta = meta
     return _Image(data, this_unit, unc, bad if has_mask else None, chosen_wcs, copy.copy(own_meta))
 
 

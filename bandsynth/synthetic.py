@@ -267,7 +267,8 @@ class SyntheticBand(NDSlicingMixin, NDArithmeticMixin, NDIOMixin, NDData):
     def _validate(self, band, provenance):
         data = self.data
         if not isinstance(data, np.ndarray) or data.dtype.kind != "f":
-            raise TypeError(f"SyntheticBand data must be a floating-point array, got {getattr(data, 'dtype', type(data))}")
+            kind = getattr(data, "dtype", type(data).__name__)
+            raise TypeError(f"SyntheticBand data must be a floating-point array, got {kind}")
         if data.ndim != 2:
             raise ValueError(f"SyntheticBand data must be a 2-D image, got shape {data.shape}")
         if self.unit is None:

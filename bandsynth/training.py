@@ -400,7 +400,8 @@ class Checkpoint:
 
 
 def _state_tensors(state, prefix):
-    return {f"{prefix}/{k}": v.detach().cpu().contiguous() for k, v in state.items()}
+    # Copies: safetensors refuses tensors that share memory (e.g. model and best state).
+    return {f"{prefix}/{k}": v.detach().cpu().clone(memory_format=torch.contiguous_format) for k, v in state.items()}
 
 
 def _write_atomic(path, payload):

@@ -614,16 +614,12 @@ class Translator:
         sigma = None
         if var_s is not None:
             sigma = (out_scaling.derivative(mean_s, reference=ref) * np.sqrt(var_s)).astype(np.float32)
-        inputs = []
-        for band in self.inputs:
-            meta = stack[band].meta or {}
-            inputs.append(
-                {
-                    "band": band,
-                    "file": str(meta.get("FILENAME", meta.get("filename", ""))),
-                    "checksum": str(meta.get("CHECKSUM", meta.get("checksum", ""))),
-                }
-            )
+        # BandStack.from_fits records each input file with its SHA-256.
+        files = {rec["band"]: rec for rec in stack.meta.get("inputs", ())}
+        inputs = [
+            {"band": b, "file": str(files.get(b, {}).get("file", "")), "checksum": str(files.get(b, {}).get("checksum", ""))}
+            for b in self.inputs
+        ]
         provenance = {
             "bandsynth_version": __version__,
             "model": self.name,

@@ -38,6 +38,8 @@ def parse_unit(text):
     True
     >>> parse_unit("Jy")
     Unit("Jy")
+    >>> parse_unit("nanomaggy / arcsec2").bases[0] is nanomaggy
+    True
     """
     if isinstance(text, u.UnitBase):
         return text
@@ -45,7 +47,13 @@ def parse_unit(text):
         raise TypeError(f"unit must be a string or astropy unit, got {type(text).__name__}")
     if text.strip().lower() in ("nanomaggy", "nanomaggies", "nmgy"):
         return nanomaggy
-    return u.Unit(text)
+    parsed = u.Unit(text)
+    # Inside a composite ("nanomaggy / arcsec2") astropy reads the name as its own
+    # magnitude-like nmgy; the long name always means bandsynth's linear unit.
+    if "nanomaggy" in text and isinstance(parsed, u.CompositeUnit):
+        bases = [nanomaggy if base == u.nmgy else base for base in parsed.bases]
+        parsed = u.CompositeUnit(parsed.scale, bases, parsed.powers)
+    return parsed
 
 
 def ab_magnitude(flux_nanomaggy):

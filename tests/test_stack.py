@@ -1,6 +1,8 @@
 """Tests of bandsynth.stack.BandStack."""
 
+import copy
 import hashlib
+import pickle
 import sys
 import types
 
@@ -88,6 +90,12 @@ def test_immutable(three_band):
     with pytest.raises(TypeError, match="read-only"):
         s.meta["galaxy_id"] = 8
     assert dict(s.meta) == {"galaxy_id": 7}
+    assert copy.deepcopy(s) is s
+    clone = pickle.loads(pickle.dumps(s))  # e.g. sent to a Dask worker
+    np.testing.assert_array_equal(clone.to_array(), s.to_array())
+    assert clone.names == s.names and clone.meta == s.meta and same_grid(clone.wcs, s.wcs, s.shape)
+    with pytest.raises(TypeError, match="read-only"):
+        clone.meta["galaxy_id"] = 8
     image = gaussian(8)
     stack = BandStack({"r": image}, unit="Jy")
     image[:] = 0.0  # the caller's array is copied
@@ -190,7 +198,9 @@ def test_different_grids_are_refused_with_a_hint():
         BandStack.from_arrays({"NUV": gaussian(8), "K": gaussian(16)}, unit="Jy")
     shifted = tan_wcs(16, crpix=(9.0, 8.5))
     with pytest.raises(ValueError, match="band 'Ks' is not on the pixel grid of band 'NUV'.*reproject"):
-        BandStack.from_arrays({"NUV": gaussian(16), "K": gaussian(16)}, unit="Jy", wcs={"NUV": tan_wcs(16), "K": shifted})
+        BandStack.from_arrays(
+            {"NUV": gaussian(16), "K": gaussian(16)}, unit="Jy", wcs={"NUV": tan_wcs(16), "K": shifted}
+        )
     with pytest.raises(ValueError, match="band 'Ks' has no WCS while band 'NUV' has one"):
         BandStack.from_arrays({"NUV": gaussian(16), "K": gaussian(16)}, unit="Jy", wcs={"NUV": tan_wcs(16)})
     # An equivalent WCS written differently (CDELT instead of CD) is the same grid.
@@ -219,7 +229,8 @@ def test_reproject_to_one_band():
 
 # ---------------------------------------------------------------------- FITS input
 def write_image(path, data, *, wcs=None, unit="Jy", uncertainty=None, mask=None):
-    ccd = CCDData(data, unit=unit, wcs=wcs, uncertainty=None if uncertainty is None else StdDevUncertainty(uncertainty), mask=mask)
+    unc = None if uncertainty is None else StdDevUncertainty(uncertainty)
+    ccd = CCDData(data, unit=unit, wcs=wcs, uncertainty=unc, mask=mask)
     ccd.write(path, overwrite=True)
     return str(path)
 
@@ -259,7 +270,8 @@ def test_from_fits_multi_extension(tmp_path):
         hdus.append(hdu)
     unc = fits.ImageHDU(np.full((16, 16), 0.5), name="K_UNCERT")
     unc.header["UTYPE"] = "StdDevUncertainty"
-    hdus += [unc, fits.ImageHDU(np.eye(16, dtype=np.uint8), name="K_MASK"), fits.BinTableHDU.from_columns([fits.Column("a", "E", array=[1.0])])]
+    table = fits.BinTableHDU.from_columns([fits.Column("a", "E", array=[1.0])])  # not an image: skipped
+    hdus += [unc, fits.ImageHDU(np.eye(16, dtype=np.uint8), name="K_MASK"), table]
     path = tmp_path / "g123.fits"
     fits.HDUList(hdus).writeto(path)
     s = BandStack.from_fits(path)
@@ -279,7 +291,8 @@ def test_from_fits_errors(tmp_path):
         BandStack.from_fits(str(tmp_path / "nothing.fits"))
 
     table = tmp_path / "table.fits"
-    fits.HDUList([fits.PrimaryHDU(), fits.BinTableHDU.from_columns([fits.Column("a", "E", array=[1.0])])]).writeto(table)
+    columns = fits.BinTableHDU.from_columns([fits.Column("a", "E", array=[1.0])])
+    fits.HDUList([fits.PrimaryHDU(), columns]).writeto(table)
     with pytest.raises(ValueError, match="band 'g': FITS file '.*table.fits' contains no image HDU"):
         BandStack.from_fits({"g": table})
     with pytest.raises(ValueError, match="table.fits' contains no image HDU"):
@@ -303,7 +316,7 @@ def test_from_fits_errors(tmp_path):
 
     cube = tmp_path / "cube.fits"
     fits.PrimaryHDU(np.ones((2, 4, 4))).writeto(cube)
-    with pytest.raises(ValueError, match=r"band 'r' \(.*cube.fits\): expected a 2-D image, got an array of shape \(2, 4, 4\)"):
+    with pytest.raises(ValueError, match=r"band 'r' \(.*cube.fits\): expected a 2-D image, got .* shape \(2, 4, 4\)"):
         BandStack.from_fits({"r": cube}, unit="Jy")
 
     with pytest.raises(TypeError, match="from_fits expects a mapping"):
@@ -387,7 +400,8 @@ def test_reproject_target_forms_and_errors(three_band):
     header = tan_wcs(20).to_header()
     header["NAXIS"], header["NAXIS1"], header["NAXIS2"] = 2, 20, 20
     assert three_band.reproject(header, method="interp").shape == (20, 20)
-    assert three_band.reproject(CCDData(np.zeros((10, 12)), unit="Jy", wcs=tan_wcs(12)), method="interp").shape == (10, 12)
+    ccd = CCDData(np.zeros((10, 12)), unit="Jy", wcs=tan_wcs(12))
+    assert three_band.reproject(ccd, method="interp").shape == (10, 12)
     assert three_band.reproject((tan_wcs(20).to_header(), (20, 20))).names == three_band.names
     with pytest.raises(ValueError, match="method must be one of interp, exact, adaptive; got 'cubic'"):
         three_band.reproject("r", method="cubic")

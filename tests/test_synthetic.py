@@ -53,7 +53,10 @@ def provenance(**changes):
             "r": {"softening": 0.01, "maximum": 0.5},
         },
         "uncertainty_method": "Laplace scale of the network, calibrated; inputs' noise by Monte Carlo (8 draws)",
-        "history": ["Predicted r from NUV + Ks with bandsynth model nuv_k_to_r.", "It's a test: quotes ' and \" survive."],
+        "history": [
+            "Predicted r from NUV + Ks with bandsynth model nuv_k_to_r.",
+            "It's a test: quotes ' and \" survive.",
+        ],
         "extra_note": {"nested": [1, 2.5, None, True]},
     }
     prov.update(changes)
@@ -70,7 +73,9 @@ def synth():
     data[3, 4] = np.nan  # a bad pixel that is masked
     w = tan_wcs(24)
     w.wcs.crpix = [10.5, 12.5]
-    return SyntheticBand(data, uncertainty=StdDevUncertainty(sigma), mask=mask, wcs=w, unit=nanomaggy, provenance=provenance())
+    return SyntheticBand(
+        data, uncertainty=StdDevUncertainty(sigma), mask=mask, wcs=w, unit=nanomaggy, provenance=provenance()
+    )
 
 
 def bits(a):
@@ -155,7 +160,8 @@ def test_provenance_is_plain_json():
     prov = provenance(scaling={"reference_flux": np.float32(2.5), "r": {"softening": np.float64(0.1), "maximum": 1}})
     prov["history"] = ("a", "b")
     sb = SyntheticBand(np.ones((4, 4)), unit="Jy", provenance=prov)
-    assert sb.provenance["scaling"]["reference_flux"] == 2.5 and type(sb.provenance["scaling"]["reference_flux"]) is float
+    ref = sb.provenance["scaling"]["reference_flux"]
+    assert ref == 2.5 and type(ref) is float
     assert sb.provenance["history"] == ["a", "b"]
 
 

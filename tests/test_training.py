@@ -173,10 +173,12 @@ DDP_SCRIPT = HELPERS + textwrap.dedent(
     from bandsynth.training import fit
     out = sys.argv[1]
     rank = int(os.environ["RANK"])
-    result = fit(tiny_model(), smooth_pairs(16, 0), val_data=smooth_pairs(4, 1), epochs=4, batch_size=2,
-                 lr=2e-3, crop_size=16, bf16=False, channels_last=False, progress=False,
+    model = tiny_model()
+    result = fit(model, smooth_pairs(16, 0), val_data=smooth_pairs(4, 1), epochs=4, batch_size=2,
+                 lr=5e-3, crop_size=16, bf16=False, channels_last=False, progress=False,
                  checkpoint_dir=os.path.join(out, "ckpt"))
     save_file({k: v.contiguous() for k, v in result.best_state.items()}, os.path.join(out, f"best{rank}.safetensors"))
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, os.path.join(out, f"final{rank}.safetensors"))
     with open(os.path.join(out, f"rank{rank}.json"), "w") as f:
         json.dump({"world_size": result.world_size, "history": result.history, "steps": result.steps}, f)
     """
@@ -196,9 +198,13 @@ def test_ddp_two_cpu_processes(tmp_path):
     assert _strip_time(reports[0]["history"]) == _strip_time(reports[1]["history"])
     history = reports[0]["history"]
     assert history[-1]["train_loss"] < history[0]["train_loss"]
+    final = [load_file(tmp_path / f"final{r}.safetensors") for r in (0, 1)]
+    assert _equal_states(final[0], final[1])
     assert _equal_states(load_file(tmp_path / "best0.safetensors"), load_file(tmp_path / "best1.safetensors"))
-    # only rank 0 wrote checkpoints, and they hold the same weights as both ranks' final state
-    assert latest_checkpoint(tmp_path / "ckpt").name == "checkpoint-00000016.safetensors"
+    # one set of checkpoints (rank 0's), holding the final weights
+    ckpt = load_checkpoint(tmp_path / "ckpt")
+    assert ckpt.path.name == "checkpoint-00000016.safetensors"
+    assert _equal_states(ckpt.model_state, final[0])
 
 
 def test_checkpoint_round_trip(tmp_path):
@@ -261,16 +267,17 @@ def test_checkpoint_pruning_and_stale_temporaries(data, tmp_path):
 
 def test_fit_bf16_channels_last_and_weights(tmp_path):
     x = smooth_pairs(8, 2).tensors[0]
-    weight = torch.ones(8, 1, 32, 32)
-    weight[:, :, :4] = 0  # masked rows
     y = 0.5 * x[:, :1]
-    y[:, :, :4] = float("nan")  # masked pixels carry no finite value ...
-    data = TensorDataset(x, torch.nan_to_num(y), weight)  # ... and are zeroed only where weight is 0
+    y[:, :, :4] = 100.0  # garbage rows, masked by a zero weight
+    weight = torch.ones(8, 1, 32, 32)
+    weight[:, :, :4] = 0
     model = tiny_model()
-    result = fit(model, data, val_data=data, epochs=2, **{**FAST, "bf16": True, "channels_last": True})
+    result = fit(model, TensorDataset(x, y, weight), epochs=2, **{**FAST, "bf16": True, "channels_last": True})
     assert result.bf16 and result.channels_last
-    assert all(torch.isfinite(torch.tensor(r["train_loss"])) for r in result.history)
     assert model.head[-1].weight.is_contiguous(memory_format=torch.channels_last)
+    # the garbage alone would add 100 * 4 / 32 = 12.5 to the L1 term if it were not masked
+    assert all(0 < r["train_l1"] < 1 for r in result.history)
+    assert evaluate(model, TensorDataset(x, y, weight))["l1"] < 1 < 10 < evaluate(model, TensorDataset(x, y))["l1"]
 
 
 def test_augment_is_deterministic_and_geometric():
