@@ -16,7 +16,10 @@ Three layers:
   2004 Gini over that segmap and M20 about the flux centroid of that segmap)
   with exact pixel/ellipse overlaps computed only on the aperture edge, and
   skips everything Gini and M20 do not need (MID statistics, Sérsic fits,
-  shape asymmetry).  It agrees with statmorph to ~1e-6.
+  shape asymmetry).  It agrees with statmorph to better than 1e-4 (usually
+  to rounding error) at 20-30 times the speed; it loops over the images with
+  vectorised numpy kernels because statmorph's chain (Nelder-Mead, root
+  finding) is sequential per galaxy.
 
 Examples
 --------
@@ -672,9 +675,9 @@ class _FastGiniM20:
     cutout_extent = 2.5
     min_cutout_size = 48
     n_sigma_outlier = 10.0
-    # statmorph runs Nelder-Mead to 1e-6 pixel; the path is the same, we stop at
-    # 1e-3 pixel, which moves Gini/M20 by far less than 1e-6 and halves the cost.
-    xtol_center = 1e-3
+    # statmorph runs Nelder-Mead to 1e-6 pixel; on the same path we stop at
+    # 1e-4 pixel: a quarter fewer evaluations, Gini/M20 unchanged on test galaxies.
+    xtol_center = 1e-4
     # grid points whose pixel-centre Petrosian function exceeds this are taken
     # as positive without an exact evaluation (near the root the approximation
     # errs by < 0.06 on test galaxies)
@@ -1011,7 +1014,7 @@ def gini_m20(images, segmaps=None, *, labels=None, mask=None, progress=False):
     (same stamp, outlier rejection, Petrosian radii, asymmetry centre and
     smoothed "Gini segmap"; M20 about the flux centroid of that segmap, the
     point that minimises the total second moment) and skips everything else,
-    running ~20-60x faster than a full statmorph fit.
+    running 20-30 times faster than a statmorph fit.
 
     Parameters
     ----------

@@ -420,8 +420,6 @@ class Translator:
             bad = ~np.isfinite(data)
             if image.mask is not None:
                 bad |= np.asarray(image.mask, dtype=bool)
-            if bad.all():
-                raise ValueError(f"band {band}: every pixel is masked or not finite; nothing to predict from")
             if bad.any():
                 data = _fill_bad_pixels(data, bad)
             mask |= bad
