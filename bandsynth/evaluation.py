@@ -272,11 +272,9 @@ def _cli_evaluate(args) -> int:
             log.info("wrote %s", path)
     if args.write_card:
         from .models.zoo import model_paths
-        from .translator import _atomic_write
 
         card_path = model_paths(args.model)[1]
-        card = translator.card.replace(metrics=result.card_metrics())
-        _atomic_write(card_path, lambda tmp: Path(tmp).write_text(card.to_json()))
+        translator.card.replace(metrics=result.card_metrics()).write(card_path)
         log.warning("held-out metrics written to %s", card_path)
     return 0
 

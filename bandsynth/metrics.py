@@ -377,10 +377,6 @@ def photometric_error(prediction, truth, *, mask=None, segmentation=None, apertu
     >>> round(err.total, 3), round(err.aperture, 3)
     (-0.103, -0.103)
     """
-    from astropy.stats import sigma_clipped_stats
-    from photutils.aperture import CircularAperture
-    from photutils.segmentation import SourceCatalog
-
     p, t, good = _pair(prediction, truth, mask)
     seg = segment(np.ma.array(np.nan_to_num(t), mask=~good), **(segmentation or {}))
     return _photometry(p, t, good, seg, aperture_radius)
@@ -483,7 +479,8 @@ def calibration(prediction, truth, sigma, *, mask=None, footprint=None, levels=(
     az = np.abs(z)
     cov = MappingProxyType({k: float(np.mean(az <= k)) for k in levels})
     med = float(np.median(z))
-    return Calibration(cov, med, float(np.mean(z)), float(np.std(z)), float(1.4826 * np.median(np.abs(z - med))), int(z.size))
+    nmad = float(1.4826 * np.median(np.abs(z - med)))
+    return Calibration(cov, med, float(np.mean(z)), float(np.std(z)), nmad, int(z.size))
 
 
 class ColourFidelity(NamedTuple):
@@ -559,6 +556,16 @@ class ComparisonReport:
     ``data_range``.  Magnitude errors are ``−2.5 log10(pred / truth)``.
     Values that could not be computed are nan, with a key in ``flags`` and an
     explanation in ``notes``.
+
+    Groups of fields: pixel metrics (``mae``, ``ssim``, ``psnr``,
+    ``ssim_input`` and ``ssim_gain`` per input band); photometry
+    (``dmag_total`` in the truth's Kron aperture, ``dmag_aperture`` within its
+    half-light radius, ``flux_pred``/``flux_true``); calibration
+    (``coverage_{1,2,3}sigma``, z-score ``z_median``/``z_std``/``z_nmad``, nan
+    without an uncertainty); colours (``colour_error``: median absolute
+    per-pixel colour error per input band, ``colour_bias``: its signed
+    median, both in mag); morphology (``gini_*``/``m20_*`` of prediction and
+    truth with the quality flags ``morph_flag_*``, -1 when not measured).
     """
 
     space: str
@@ -579,6 +586,7 @@ class ComparisonReport:
     coverage_3sigma: float = _NAN
     z_median: float = _NAN
     z_std: float = _NAN
+    z_nmad: float = _NAN
     colour_error: Mapping = field(default_factory=dict)
     colour_bias: Mapping = field(default_factory=dict)
     gini_pred: float = _NAN
@@ -641,7 +649,7 @@ class ComparisonReport:
             lines.append(
                 f"  coverage 1σ {_fmt(self.coverage_1sigma, '.3f')} 2σ {_fmt(self.coverage_2sigma, '.3f')} "
                 f"3σ {_fmt(self.coverage_3sigma, '.3f')} (z median {_fmt(self.z_median, '+.3f')}, "
-                f"std {_fmt(self.z_std, '.3f')})"
+                f"std {_fmt(self.z_std, '.3f')}, robust std {_fmt(self.z_nmad, '.3f')})"
             )
         if self.colour_error:
             cols = ", ".join(f"{b} {_fmt(v, '.3f')}" for b, v in self.colour_error.items())
@@ -657,7 +665,7 @@ class ComparisonReport:
         return "\n".join(lines)
 
 
-def _scaling_for(scaling, band, provenance=None):
+def _scaling_for(scaling, band):
     """The AsinhScaling to use for ``band`` (None if not available)."""
     from .scaling import AsinhScaling
 
@@ -666,8 +674,8 @@ def _scaling_for(scaling, band, provenance=None):
     if isinstance(scaling, AsinhScaling):
         return scaling
     if isinstance(scaling, Mapping):
-        keys = {str(k).lower(): v for k, v in scaling.get("bands", scaling).items()} if isinstance(
-            scaling.get("bands", scaling), Mapping) else {}  # fmt: skip
+        entries = scaling.get("bands", scaling)  # provenance dicts may nest the bands
+        keys = {str(k).lower(): v for k, v in entries.items()} if isinstance(entries, Mapping) else {}
         candidates = [band] if band else []
         if band:
             try:
@@ -685,7 +693,9 @@ def _scaling_for(scaling, band, provenance=None):
             if isinstance(v, Mapping) and "softening" in v and "maximum" in v:
                 return AsinhScaling(softening=float(v["softening"]), maximum=float(v["maximum"]))
         return None
-    raise TypeError(f"scaling must be an AsinhScaling, a mapping band -> AsinhScaling or 'provenance', got {scaling!r}")
+    raise TypeError(
+        f"scaling must be an AsinhScaling, a mapping band -> AsinhScaling or 'provenance', got {scaling!r}"
+    )
 
 
 def _band_name(obj):
@@ -768,8 +778,8 @@ def compare(prediction, truth, *, inputs=None, scaling=None, reference=None, foo
     >>> report.space, round(report.dmag_total, 3), round(report.ssim, 3)
     ('raw', 0.056, 0.999)
     """
-    pred = _parse_image(prediction, "prediction")
-    true = _parse_image(truth, "truth")
+    pred = _parse_image(prediction, "prediction", warn=False)  # one warning below covers both
+    true = _parse_image(truth, "truth", warn=False)
     if pred.data.shape != true.data.shape:
         raise ValueError(f"prediction has shape {pred.data.shape} but truth has shape {true.data.shape}")
     shape = true.data.shape
@@ -912,7 +922,8 @@ def compare(prediction, truth, *, inputs=None, scaling=None, reference=None, foo
         dmag_total=phot.total, dmag_aperture=phot.aperture, flux_pred=phot.flux_pred, flux_true=phot.flux_true,
         coverage_1sigma=cal.coverage[1] if cal else _NAN, coverage_2sigma=cal.coverage[2] if cal else _NAN,
         coverage_3sigma=cal.coverage[3] if cal else _NAN, z_median=cal.z_median if cal else _NAN,
-        z_std=cal.z_nmad if cal else _NAN, colour_error=col_err, colour_bias=col_bias,
+        z_std=cal.z_std if cal else _NAN, z_nmad=cal.z_nmad if cal else _NAN,
+        colour_error=col_err, colour_bias=col_bias,
         gini_pred=morph["pred"][0], gini_true=morph["true"][0], m20_pred=morph["pred"][1],
         m20_true=morph["true"][1], morph_flag_pred=morph["pred"][2], morph_flag_true=morph["true"][2],
         flags=tuple(dict.fromkeys(flags)), notes=tuple(dict.fromkeys(notes)),
@@ -1035,7 +1046,8 @@ def summarize(table, *, limits=None):
     Means of MAE, SSIM and PSNR (finite values), W1 of the Gini and M20
     distributions of predictions against truths (global min–max scaling,
     :func:`wasserstein1`), mean SSIM gain per input band, median magnitude
-    errors, mean 1σ/2σ coverage and the number of galaxies used and failed.
+    errors, mean 1σ/2σ coverage, median colour errors, and the numbers of
+    galaxies used, failed, and with a morphology flagged bad (counted, kept).
 
     Parameters
     ----------
@@ -1096,6 +1108,13 @@ def summarize(table, *, limits=None):
     if n_inf:
         warnings.warn(f"{n_inf} identical pair(s) have infinite PSNR and are left out of its mean", AstropyUserWarning,
                       stacklevel=2)  # fmt: skip
+    # statmorph-style flags >= 2 ("bad") are counted, not dropped: noise-free
+    # images, for instance, fail statmorph's sky test although Gini/M20 are fine
+    flagged = np.zeros(len(t), dtype=bool)
+    for name in ("morph_flag_pred", "morph_flag_true"):
+        if name in t.colnames:
+            flagged |= np.asarray(t[name]) >= 2
+    out["n_morph_flagged"] = int(flagged.sum())
     for q in ("gini", "m20"):
         pred, true = col(f"{q}_pred"), col(f"{q}_true")
         pred, true = pred[np.isfinite(pred)], true[np.isfinite(true)]

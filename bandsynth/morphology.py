@@ -16,10 +16,12 @@ Three layers:
   2004 Gini over that segmap and M20 about the flux centroid of that segmap)
   with exact pixel/ellipse overlaps computed only on the aperture edge, and
   skips everything Gini and M20 do not need (MID statistics, Sérsic fits,
-  shape asymmetry).  It agrees with statmorph to better than 1e-4 (usually
-  to rounding error) at 20-30 times the speed; it loops over the images with
-  vectorised numpy kernels because statmorph's chain (Nelder-Mead, root
-  finding) is sequential per galaxy.
+  shape asymmetry).  On 100 mock galaxies it agrees with statmorph to
+  4e-5 (mostly to rounding error) and runs ~25 times faster than
+  ``statmorph.SourceMorphology`` (~14 times faster than statmorph evaluating
+  only its Gini/M20 chain).  It loops over the images with vectorised numpy
+  kernels, because statmorph's chain (Nelder-Mead, root finding) is
+  sequential per galaxy.
 
 Examples
 --------
@@ -254,6 +256,7 @@ def segment(
     from astropy.convolution import convolve
     from astropy.stats import sigma_clipped_stats
     from photutils.segmentation import deblend_sources, detect_sources, make_2dgaussian_kernel
+    from photutils.utils.exceptions import NoDetectionsWarning
 
     img = _parse_image(data, "image")
     bad = img.mask if mask is None else img.mask | np.asarray(mask, dtype=bool)
@@ -285,7 +288,9 @@ def segment(
     threshold = max(n_sigma * rms, floor * peak if peak > 0 else 0.0)
     if not threshold > 0:
         return Segmentation(None, 0, image, level, rms)
-    segm = detect_sources(smooth, threshold, n_pixels, mask=bad)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NoDetectionsWarning)  # "nothing found" is an answer here
+        segm = detect_sources(smooth, threshold, n_pixels, mask=bad)
     if segm is None:
         return Segmentation(None, 0, image, level, rms)
     if deblend:
@@ -392,11 +397,13 @@ def _failed(note, label=0):
     return MorphologyResult(nan, nan, nan, nan, nan, 4, label=label, notes=(note,))
 
 
-def _lean_class():
+def _lean_class(*, check_segmaps=True):
     """statmorph.SourceMorphology that only evaluates the quantities requested.
 
     statmorph computes every statistic (MID, Sérsic, shape asymmetry) in its
     constructor; the subclass keeps them lazy so unrequested ones cost nothing.
+    Its flag then covers the quantities computed (and, with ``check_segmaps``,
+    statmorph's comparison of the Gini and MID segmaps).
     """
     import statmorph
 
@@ -407,8 +414,10 @@ def _lean_class():
             for q in self._wanted:
                 _ = self[q]
 
-        def _check_segmaps(self):  # needs the MID segmap, which we skip
-            return
+        if not check_segmaps:
+
+            def _check_segmaps(self):
+                return
 
     return _Lean
 
@@ -597,6 +606,8 @@ class _EllipseOverlap:
             rho, uc, vc = rho[order], uc[order], vc[order]
             values = [v[order] for v in values]
             self.cums = [np.concatenate([[0.0], np.cumsum(v)]) for v in values]
+            self.cums_rho = [np.concatenate([[0.0], np.cumsum(v * rho)]) for v in values]
+            self.ramp = 0.25 * (1.0 + self.elong)  # typical radial half-extent of a pixel
         self.rho, self.uc, self.vc, self.values = rho, uc, vc, values
 
     def _edges(self, radius):
@@ -626,9 +637,20 @@ class _EllipseOverlap:
         return out
 
     def approx_sums(self, radii):
-        """Pixel-centre ("center" method) sums for many radii at once (presorted only)."""
-        idx = np.searchsorted(self.rho, radii, side="right")
-        return [c[idx] for c in self.cums]
+        """Approximate sums for many radii at once (presorted only).
+
+        Each pixel counts with a weight rising linearly from 0 to 1 as the
+        radius crosses its centre ± ``ramp``; two cumulative sums give it in
+        O(1) per radius.
+        """
+        h = self.ramp
+        lo = np.searchsorted(self.rho, radii - h, side="right")
+        hi = np.searchsorted(self.rho, radii + h, side="right")
+        out = []
+        for c, cr in zip(self.cums, self.cums_rho):
+            band = ((radii + h) * (c[hi] - c[lo]) - (cr[hi] - cr[lo])) / (2 * h)
+            out.append(c[lo] + band)
+        return out
 
 
 def _circle_weights(shape, cx, cy, r):
@@ -676,12 +698,13 @@ class _FastGiniM20:
     min_cutout_size = 48
     n_sigma_outlier = 10.0
     # statmorph runs Nelder-Mead to 1e-6 pixel; on the same path we stop at
-    # 1e-4 pixel: a quarter fewer evaluations, Gini/M20 unchanged on test galaxies.
+    # 1e-4 pixel: a third fewer evaluations, Gini/M20 move by < 4e-5.
     xtol_center = 1e-4
-    # grid points whose pixel-centre Petrosian function exceeds this are taken
-    # as positive without an exact evaluation (near the root the approximation
-    # errs by < 0.06 on test galaxies)
-    approx_margin = 0.25
+    # grid points beyond ``approx_min_radius`` whose approximate Petrosian
+    # function exceeds ``approx_margin`` are taken as positive without an exact
+    # evaluation (on 130 test galaxies no such point had an exact value < 0.07)
+    approx_margin = 0.1
+    approx_min_radius = 3.0
 
     def __init__(self, image, segmap, label, mask=None):
         self.flag = 0
@@ -809,15 +832,16 @@ class _FastGiniM20:
         """statmorph's Petrosian radius search, skipping exact evaluations that cannot matter.
 
         statmorph walks a 100-point grid until the Petrosian function first
-        turns non-positive, then refines with ``brentq``.  A pixel-centre
-        approximation of the function on the whole grid tells which grid points
-        are safely positive; only the others are evaluated exactly.  Should the
+        turns non-positive, then refines with ``brentq``.  A cheap approximation
+        of the function on the whole grid tells which grid points are safely
+        positive; only the others are evaluated exactly.  Should the
         approximation ever be wrong, brentq's bracket check fails and the exact
         walk is redone.
         """
         grid = np.linspace(self.annulus_width, outer, 100)
         try:
-            return self._rpetro_walk(geom, grid, self._petro_approx(geom, grid) > self.approx_margin)
+            safe = (self._petro_approx(geom, grid) > self.approx_margin) & (grid >= self.approx_min_radius)
+            return self._rpetro_walk(geom, grid, safe)
         except ValueError:
             return self._rpetro_walk(geom, grid, np.zeros(grid.size, dtype=bool))
 
@@ -857,6 +881,7 @@ class _FastGiniM20:
         self.pad = pad
         self.padded = np.zeros((ny + 2 * pad, nx + 2 * pad))
         self.padded[pad : pad + ny, pad : pad + nx] = self.img64
+        self.absimg = np.abs(self.img64)
         self.has_mask = bool(self.mask.any())
         if self.has_mask:
             self.padded_mask = np.zeros(self.padded.shape, dtype=bool)
@@ -874,13 +899,11 @@ class _FastGiniM20:
         rot = _rotate180(self.padded, self.pad, cx, cy, sy, sx)
         if self.has_mask:
             msym = self.mask[sy, sx] | _rotate180_mask(self.padded_mask, self.pad, cx, cy, sy, sx)
-            image = np.where(msym, 0.0, image)
-            rot = np.where(msym, 0.0, rot)
-            area = float(np.sum(w[~msym]))
-        else:
-            area = float(np.sum(w))
-        abs_sum = float(np.sum(w * np.abs(image)))
-        abs_diff = float(np.sum(w * np.abs(rot - image)))
+            w = np.where(msym, 0.0, w)  # masked pixels add nothing to any of the sums
+        area = float(w.sum())
+        abs_sum = float(np.vdot(w, self.absimg[sy, sx]))
+        rot -= image
+        abs_diff = float(np.vdot(w, np.abs(rot, out=rot)))
         if abs_sum == 0.0:
             self.flag = max(self.flag, 1)
             return 100.0
@@ -985,11 +1008,11 @@ def _rotate180(padded, pad, cx, cy, sy, sx):
     rows = slice(pad + ky - (y1 - 1), pad + ky - y0 + 2)
     cols = slice(pad + kx - (x1 - 1), pad + kx - x0 + 2)
     block = padded[rows, cols][::-1, ::-1]
-    a = block[1:, 1:]  # (ky - y, kx - x)
-    b = block[1:, :-1]  # (ky - y, kx - x + 1)
-    c = block[:-1, 1:]  # (ky - y + 1, kx - x)
-    d = block[:-1, :-1]  # (ky - y + 1, kx - x + 1)
-    return (1 - fy) * ((1 - fx) * a + fx * b) + fy * ((1 - fx) * c + fx * d)
+    out = block[1:, 1:] * ((1 - fy) * (1 - fx))  # source (ky - y, kx - x)
+    out += block[1:, :-1] * ((1 - fy) * fx)  # (ky - y, kx - x + 1)
+    out += block[:-1, 1:] * (fy * (1 - fx))  # (ky - y + 1, kx - x)
+    out += block[:-1, :-1] * (fy * fx)  # (ky - y + 1, kx - x + 1)
+    return out
 
 
 def _rotate180_mask(padded_mask, pad, cx, cy, sy, sx):
@@ -1014,7 +1037,8 @@ def gini_m20(images, segmaps=None, *, labels=None, mask=None, progress=False):
     (same stamp, outlier rejection, Petrosian radii, asymmetry centre and
     smoothed "Gini segmap"; M20 about the flux centroid of that segmap, the
     point that minimises the total second moment) and skips everything else,
-    running 20-30 times faster than a statmorph fit.
+    running ~25 times faster than ``statmorph.SourceMorphology``
+    (benchmarks/metrics_speed.py).
 
     Parameters
     ----------
@@ -1033,7 +1057,10 @@ def gini_m20(images, segmaps=None, *, labels=None, mask=None, progress=False):
     Returns
     -------
     GiniM20
-        ``(gini, m20, flag)`` arrays of length ``n``.
+        ``(gini, m20, flag)`` arrays of length ``n``.  ``flag`` is statmorph's
+        flag as set along the Gini/M20 chain (and by its sky test); it omits
+        statmorph's Gini-vs-MID segmap comparison (flag 1) and failures of
+        statistics not computed here.
 
     Examples
     --------

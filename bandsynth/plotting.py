@@ -67,7 +67,9 @@ def _asinh_norm(images, *, a=0.1, percentile=99.5):
     if finite.size == 0:
         vmin, vmax = 0.0, 1.0
     else:
-        vmin = float(np.percentile(finite, 0.5))
+        # black at about the sky level, so faint, noisy bands still show their galaxy
+        med = float(np.median(finite))
+        vmin = max(float(np.percentile(finite, 0.5)), med - 1.4826 * float(np.median(np.abs(finite - med))))
         vmax = float(np.percentile(finite, percentile))
         if vmax <= vmin:
             vmax = vmin + 1.0
@@ -83,7 +85,7 @@ def _show(ax, img, *, norm=None, cmap="magma", title=None, vmin=None, vmax=None)
     return im
 
 
-def plot_panel(inputs, truth, prediction, sigma=None, *, titles=None, residual=True, stretch=0.1,
+def plot_panel(inputs, truth, prediction, sigma=None, *, band=None, titles=None, residual=True, stretch=0.1,
                row_labels=None, figsize=None):  # fmt: skip
     """Inputs | truth | prediction | residual | σ panels, one row per galaxy.
 
@@ -96,6 +98,8 @@ def plot_panel(inputs, truth, prediction, sigma=None, *, titles=None, residual=T
         ``truth`` may be None (no truth and no residual columns).
     sigma : same kinds, optional
         Predicted 1-sigma uncertainty: adds a σ column.
+    band : str, optional
+        Name of the predicted band, for the titles ("true r", "predicted r").
     titles : mapping column -> title, optional
         Override column titles (keys: band names, "truth", "prediction",
         "residual", "sigma").
@@ -144,6 +148,8 @@ def plot_panel(inputs, truth, prediction, sigma=None, *, titles=None, residual=T
     if has_sigma:
         columns.append("sigma")
     default_titles = {"truth": "truth", "prediction": "prediction", "residual": "truth − prediction", "sigma": "σ"}
+    if band:
+        default_titles.update(truth=f"true {band}", prediction=f"predicted {band}")
     default_titles.update({b: f"input {b}" for b in bands})
     default_titles.update(dict(titles or {}))
     n_cols = len(columns)
@@ -227,12 +233,8 @@ def plot_synthetic(synthetic_band, *, truth=None, inputs=None, **kwargs):
             raise TypeError(f"inputs must be a mapping of band -> image or a BandStack, got {type(inputs).__name__}")
     unc = getattr(synthetic_band, "uncertainty", None)
     sigma = None if unc is None else np.asarray(unc.array, dtype=float)
-    band = getattr(getattr(synthetic_band, "band", None), "name", None)
-    titles = dict(kwargs.pop("titles", None) or {})
-    if band:
-        titles.setdefault("prediction", f"predicted {band}")
-        titles.setdefault("truth", f"true {band}")
-    return plot_panel(inputs or {}, truth, synthetic_band, sigma, titles=titles, **kwargs)
+    kwargs.setdefault("band", getattr(getattr(synthetic_band, "band", None), "name", None))
+    return plot_panel(inputs or {}, truth, synthetic_band, sigma, **kwargs)
 
 
 def _kde_curve(values, grid, bw_method):

@@ -69,7 +69,7 @@ import random
 import re
 import time
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -661,10 +661,8 @@ def _setup_distributed(distributed, device):
 def _all_reduce_sum(values, dist_info, device):
     if not dist_info.active:
         return values
-    import torch.distributed as dist
-
     tensor = torch.tensor(values, dtype=torch.float64, device=device)
-    dist.all_reduce(tensor)
+    torch.distributed.all_reduce(tensor)
     return tensor.tolist()
 
 
@@ -808,7 +806,6 @@ class TrainingResult:
     world_size: int = 1
     seconds: float = 0.0
     images_per_second: float = 0.0
-    extra: dict = field(default_factory=dict)
 
 
 def _check_positive_int(name, value, *, allow_none=False, minimum=1):
@@ -1118,8 +1115,10 @@ def fit(
                 bar.update(1)
                 bar.set_postfix(loss=f"{values['loss']:.4f}", epoch=epoch, refresh=False)
                 if step % log_every == 0 and is_main:
-                    log.info("step %d/%d epoch %d loss %.5f l1 %.5f ssim %.4f lr %.3g",
-                             step, total_steps, epoch, values["loss"], values["l1"], values["ssim"], current_lr)  # fmt: skip
+                    log.info(
+                        "step %d/%d epoch %d loss %.5f l1 %.5f ssim %.4f lr %.3g",
+                        step, total_steps, epoch, values["loss"], values["l1"], values["ssim"], current_lr,
+                    )  # fmt: skip
                 if on_step is not None:
                     on_step({"step": step, "epoch": epoch, "lr": current_lr, **values})
                 end_of_epoch = step_in_epoch >= steps_per_epoch
@@ -1167,14 +1166,13 @@ def fit(
             checkpoint()
             if step >= stop_at and step < total_steps:
                 stopped = True
+        if dist_info.active:  # every rank returns once rank 0's files are written
+            torch.distributed.barrier()
     finally:
         bar.close()
-        if dist_info.active:
-            import torch.distributed as dist
-
-            dist.barrier()
-            if dist_info.owned:
-                dist.destroy_process_group()
+        # No barrier on the way out of an error: the other ranks may never reach it.
+        if dist_info.owned:
+            torch.distributed.destroy_process_group()
 
     if best_state is None:  # stopped before the first epoch ended
         best_state = {k: v.detach().cpu().clone().contiguous() for k, v in _inner(model).state_dict().items()}

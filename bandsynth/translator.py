@@ -16,8 +16,6 @@ from __future__ import annotations
 import datetime
 import logging
 import math
-import os
-import tempfile
 import warnings
 from pathlib import Path
 
@@ -27,6 +25,7 @@ import torch
 from astropy.nddata import StdDevUncertainty
 from astropy.utils.exceptions import AstropyUserWarning
 
+from ._io import atomic_path
 from .bands import get_band
 from .models.generator import build_generator, count_parameters, receptive_field
 from .models.zoo import ModelCard, WeightsHashError, model_paths, sha256_file
@@ -170,11 +169,14 @@ class Translator:
                 raise FileExistsError(f"{p} exists; pass overwrite=True to replace it")
         stem.parent.mkdir(parents=True, exist_ok=True)
         state = {k: v.detach().to("cpu").contiguous() for k, v in self._model.state_dict().items()}
-        _atomic_write(weights, lambda tmp: save_file(state, tmp, metadata={"name": self._card.name}))
+        with atomic_path(weights) as tmp:
+            save_file(state, str(tmp), metadata={"name": self._card.name})
         card = self._card.replace(
-            sha256=sha256_file(weights), n_parameters=count_parameters(self._model)
+            sha256=sha256_file(weights),
+            n_parameters=count_parameters(self._model),
+            architecture={k: v for k, v in self._model.config.items() if k not in ("in_channels", "out_channels")},
         )
-        _atomic_write(card_path, lambda tmp: Path(tmp).write_text(card.to_json()))
+        card.write(card_path)
         return type(self)(self._model, card, device=self._device)
 
     # ------------------------------------------------------------------ training
@@ -703,19 +705,6 @@ def _fill_bad_pixels(data, bad):
     return np.where(np.isfinite(filled), filled, np.nanmedian(np.where(bad, np.nan, data)))
 
 
-def _atomic_write(path, write):
-    """Call ``write(tmp_path)`` then move the temporary file onto ``path``."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 # ---------------------------------------------------------------------- command line
 def _mock_or_stored(args, bands):
     """The data set a command names: ``mock`` (built on the fly) or a stored directory."""
@@ -761,12 +750,11 @@ def _cli_train(args) -> int:
     translator = translator.save(out, overwrite=args.overwrite)
     log.warning("wrote %s(.safetensors, .json)", out)
     if args.evaluate:
-        from .evaluation import evaluate_translator
+        from .evaluation import _format_summary, evaluate_translator
 
         result = evaluate_translator(translator, data, split="test", progress=not args.quiet)
-        card = translator.card.replace(metrics=result.card_metrics())
-        _atomic_write(out.with_suffix(".json"), lambda tmp: Path(tmp).write_text(card.to_json()))
-        print(result.summary)
+        translator.card.replace(metrics=result.card_metrics()).write(out.with_suffix(".json"))
+        print(_format_summary(result.summary))
     return 0
 
 

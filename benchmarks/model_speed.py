@@ -2,7 +2,7 @@
 
 Run from the repository root::
 
-    python benchmarks/model_speed.py                 # paper and small presets, ~3 minutes on 2 cores
+    python benchmarks/model_speed.py                 # paper and small presets, a few minutes on 2 cores
     python benchmarks/model_speed.py --presets small --train-steps 2
 
 For each preset it measures inference throughput on 128x128 images in batches of
@@ -11,14 +11,16 @@ and training throughput of `bandsynth.training.fit` on 64- and 128-pixel crops
 in fp32, bf16 and bf16+channels-last.  Achieved GFLOP/s come from counting the
 convolutions' multiply-adds (training ~ 3x the forward pass); they are set
 beside the GFLOP/s of one large fp32 and bf16 ``torch.mm`` measured in the same
-run, the practical peak of this machine.  Figures on a machine shared with
-other jobs vary from run to run.
+run, the practical peak of this machine.  Throughputs come from median batch
+or step times, which are robust to short bursts of other work on a shared
+machine; sustained load still lowers them.
 """
 
 from __future__ import annotations
 
 import argparse
 import platform
+import statistics
 import time
 
 import torch
@@ -30,16 +32,16 @@ from bandsynth.training import bf16_supported, fit, run_generator
 
 
 def matmul_gflops(dtype, *, n=2048, seconds=1.5):
+    """GFLOP/s of the fastest of repeated n x n x n matrix products."""
     a = torch.randn(n, n).to(dtype)
     b = torch.randn(n, n).to(dtype)
     torch.mm(a, b)  # warm-up
-    reps, start = 0, time.perf_counter()
-    while True:
+    times, start = [], time.perf_counter()
+    while time.perf_counter() - start < seconds or len(times) < 3:
+        t0 = time.perf_counter()
         torch.mm(a, b)
-        reps += 1
-        elapsed = time.perf_counter() - start
-        if elapsed > seconds:
-            return 2 * n**3 * reps / elapsed / 1e9
+        times.append(time.perf_counter() - t0)
+    return 2 * n**3 / min(times) / 1e9
 
 
 def forward_flops(model, in_channels, size):
@@ -65,25 +67,28 @@ def forward_flops(model, in_channels, size):
 
 
 def time_inference(model, x, *, bf16, channels_last, seconds):
+    """Images per second from the median batch time (robust to other jobs on the machine)."""
     run_generator(model, x, bf16=bf16, channels_last=channels_last)  # warm-up (oneDNN primitives)
-    reps, start = 0, time.perf_counter()
-    while True:
+    times, start = [], time.perf_counter()
+    while time.perf_counter() - start < seconds or len(times) < 3:
+        t0 = time.perf_counter()
         run_generator(model, x, bf16=bf16, channels_last=channels_last)
-        reps += 1
-        elapsed = time.perf_counter() - start
-        if elapsed > seconds and reps >= 2:
-            return x.shape[0] * reps / elapsed
+        times.append(time.perf_counter() - t0)
+    return x.shape[0] / statistics.median(times)
 
 
 def time_training(preset, in_channels, crop, *, batch, steps, bf16, channels_last):
+    """Images per second of `fit` from the median time between optimizer steps."""
     g = torch.Generator().manual_seed(0)
-    x = torch.rand(batch * (steps + 1), in_channels, crop, crop, generator=g)
+    x = torch.rand(batch * (steps + 2), in_channels, crop, crop, generator=g)
     data = TensorDataset(x, x[:, :1] * 0.5 + x[:, 1:2] ** 2)
     torch.manual_seed(0)
     model = build_generator(preset, in_channels)
-    kw = dict(epochs=1, batch_size=batch, bf16=bf16, channels_last=channels_last, progress=False, distributed=False)
-    fit(model, data, max_steps=1, **kw)  # warm-up
-    return fit(model, data, max_steps=steps, **kw).images_per_second
+    stamps = []
+    fit(model, data, epochs=1, batch_size=batch, bf16=bf16, channels_last=channels_last, progress=False,
+        distributed=False, max_steps=steps + 2, on_step=lambda info: stamps.append(time.perf_counter()))
+    # The first step builds oneDNN primitives: time the later ones.
+    return batch / statistics.median(b - a for a, b in zip(stamps[1:], stamps[2:]))
 
 
 def main(argv=None):
@@ -93,7 +98,7 @@ def main(argv=None):
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--in-channels", type=int, default=2)
     parser.add_argument("--crops", type=int, nargs="+", default=[64, 128], help="training crop sides")
-    parser.add_argument("--seconds", type=float, default=3.0, help="minimum timing per inference mode")
+    parser.add_argument("--seconds", type=float, default=2.0, help="minimum timing per inference mode")
     parser.add_argument("--train-steps", type=int, default=4)
     args = parser.parse_args(argv)
 
@@ -121,7 +126,7 @@ def main(argv=None):
                 print(f"{preset:<7} {count_parameters(model):>9} {flops / 1e9:>9.2f} {mode:<11} "
                       f"{rate:>8.2f} {achieved:>8.0f} {100 * achieved / peak:>8.0f}%")
 
-    print(f"\nTraining (fit, batch {args.batch}, {args.train_steps} timed steps; GFLOP/s ~ 3x forward)")
+    print(f"\nTraining (fit, batch {args.batch}, median of {args.train_steps} steps; GFLOP/s ~ 3x forward)")
     print(f"{'preset':<7} {'crop':>5} {'mode':<11} {'img/s':>8} {'GFLOP/s':>8}")
     for preset in args.presets:
         model = build_generator(preset, args.in_channels)

@@ -1,3 +1,4 @@
+import inspect
 import json
 import os
 import signal
@@ -24,24 +25,29 @@ from bandsynth.training import (
     save_checkpoint,
 )
 
-# Shared by the in-process tests and the subprocess scripts below.
-HELPERS = textwrap.dedent(
-    """
-    import torch
-    from torch.utils.data import TensorDataset
 
-    def smooth_pairs(n, seed, size=32):
-        g = torch.Generator().manual_seed(seed)
-        x = torch.nn.functional.avg_pool2d(torch.rand(n, 2, size, size, generator=g), 5, 1, 2)
-        return TensorDataset(x, 0.5 * x[:, :1] + 0.3 * x[:, 1:] ** 2)
+def smooth_pairs(n, seed, size=32):
+    """Smooth 2-band inputs and a non-linear target ``0.5 x0 + 0.3 x1**2``."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.nn.functional.avg_pool2d(torch.rand(n, 2, size, size, generator=g), 5, 1, 2)
+    return TensorDataset(x, 0.5 * x[:, :1] + 0.3 * x[:, 1:] ** 2)
 
-    def tiny_model():
-        from bandsynth.models.generator import build_generator
-        torch.manual_seed(0)
-        return build_generator("tiny", 2)
-    """
+
+def tiny_model():
+    torch.manual_seed(0)
+    return build_generator("tiny", 2)
+
+
+# Header of the subprocess scripts: the same data and model as in-process.
+HELPERS = "\n".join(
+    [
+        "import torch",
+        "from torch.utils.data import TensorDataset",
+        "from bandsynth.models.generator import build_generator",
+        inspect.getsource(smooth_pairs),
+        inspect.getsource(tiny_model),
+    ]
 )
-exec(HELPERS)  # defines smooth_pairs, tiny_model
 
 FAST = dict(batch_size=4, lr=5e-3, bf16=False, channels_last=False, progress=False, distributed=False)
 ENV = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
@@ -188,7 +194,8 @@ DDP_SCRIPT = HELPERS + textwrap.dedent(
 def test_ddp_two_cpu_processes(tmp_path):
     script = tmp_path / "ddp.py"
     script.write_text(DDP_SCRIPT)
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(script), str(tmp_path)]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
+    cmd += [str(script), str(tmp_path)]
     run = subprocess.run(cmd, env={**ENV, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr[-3000:]
     reports = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
@@ -335,3 +342,11 @@ def test_evaluate_perfect_prediction_scores_one():
     metrics = evaluate(model, perfect, loss=BandLoss())
     assert metrics["ssim"] == pytest.approx(1.0, abs=1e-5)
     assert metrics["l1"] < 1e-6 and metrics["n_images"] == 3 and "nll" not in metrics
+
+
+def test_progress_bar_and_logging(data, capsys, caplog):
+    with caplog.at_level("INFO", logger="bandsynth.training"):
+        fit(tiny_model(), data[0], epochs=1, log_every=2, **{**FAST, "progress": True})
+    assert "training" in capsys.readouterr().err
+    assert any(r.getMessage().startswith("step 2/4 epoch 0 loss") for r in caplog.records)
+    assert any(r.getMessage().startswith("epoch 0 done: epoch 0, step 4") for r in caplog.records)

@@ -177,6 +177,13 @@ class ModelCard:
             raise ValueError(f"model card {path} is not valid JSON: {exc}") from None
         return cls.from_dict(data)
 
+    def write(self, path):
+        """Write the card as JSON to ``path`` (atomically)."""
+        from .._io import atomic_path
+
+        with atomic_path(path) as tmp:
+            tmp.write_text(self.to_json())
+
     def replace(self, **changes) -> "ModelCard":
         """A copy with some fields changed."""
         data = self.to_dict()

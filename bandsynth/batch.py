@@ -1,0 +1,1012 @@
+"""Archive-scale prediction: one synthetic band per galaxy, for many galaxies, with Dask.
+
+:func:`predict_many` maps `Translator.predict <bandsynth.Translator.predict>`
+over a list of galaxies -- an ECSV manifest, a `~astropy.table.Table`, a
+`~bandsynth.datasets.folder.FolderScan` or a list of ``(id, {band: path})`` --
+and writes one FITS file per galaxy, ``OUT/<id>_<band>_synth.fits``, in the
+archive format of `bandsynth.SyntheticBand.write`.
+
+* **Where the work runs.**  By default on this machine, with Dask's threaded
+  scheduler: one model in memory shared by every worker thread, no process
+  start-up (each new process would import torch and load the weights), and
+  the expensive parts -- convolutions, FITS I/O, hashing, numpy -- release the
+  GIL, so worker threads run in parallel.  Each worker runs the network with
+  ``torch_threads`` intra-op threads (default: the cores divided among the
+  workers).  With ``scheduler=`` (a ``dask.distributed`` scheduler address or
+  `distributed.Client`) the galaxies go to a cluster; every worker loads the
+  model itself (by name or path; SHA-256 checked) and reads and writes the
+  files itself, so inputs, outputs and a model given by path must be on a file
+  system the workers share.
+* **Resumable.**  Outputs are written atomically (temporary file, then
+  rename), so a run killed at any moment leaves only complete files.  Started
+  again, it keeps each existing output that is valid -- readable, its
+  ``CHECKSUM``/``DATASUM`` correct, made by this model (``BSMODEL``,
+  ``BSSHA256``) for this band from these very input files (their SHA-256) --
+  and predicts the rest.  An existing output that is not valid (corrupt, stale,
+  another model) is replaced only with ``overwrite=True``, else reported.
+* **One bad galaxy never stops the batch.**  Each failure (unreadable or
+  truncated file, missing band, all-NaN image, shapes or WCS that disagree,
+  image smaller than the network's receptive field, unsafe id...) becomes a
+  row of the `BatchReport`; the rest is predicted.  Images too large for one
+  network pass are predicted in overlapping tiles by the translator.
+* **Safe names.**  A galaxy id is used in a file name only if it cannot leave
+  the output folder (no ``/``, ``\\``, leading ``.``, control characters).
+
+Examples
+--------
+>>> from bandsynth.batch import BatchReport
+>>> report = BatchReport([
+...     {"galaxy": "g1", "status": "done", "band": "r", "output": "out/g1_r_synth.fits"},
+...     {"galaxy": "g2", "status": "failed", "band": "Ks", "file": "g2_k.fits",
+...      "error": "band 'Ks': FITS file 'g2_k.fits' not found"},
+... ])
+>>> report
+<BatchReport: 2 galaxies: 1 predicted, 0 already done, 1 failed>
+>>> report.failed["galaxy"].tolist()
+['g2']
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import logging
+import os
+import re
+import shutil
+import tempfile
+import threading
+import time
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+import numpy as np
+from astropy.table import Table
+
+__all__ = ["BatchReport", "predict_many", "read_manifest", "output_path", "add_cli"]
+
+log = logging.getLogger(__name__)
+
+#: Columns of the report, in order.
+REPORT_COLUMNS = ("galaxy", "status", "band", "file", "output", "error", "seconds")
+#: ``status`` values: predicted now, a valid output of an earlier run kept, failed, a file not used.
+STATUSES = ("done", "exists", "failed", "ignored")
+
+_MAX_ID_LENGTH = 200
+_BAND_IN_MESSAGE = re.compile(r"band '([^']+)'")
+
+
+# ---------------------------------------------------------------------- the report
+class BatchReport:
+    """What a batch did, galaxy by galaxy.
+
+    Parameters
+    ----------
+    rows : iterable of mapping
+        One mapping per row with keys among :data:`REPORT_COLUMNS`:
+        ``galaxy`` (id), ``status`` (``"done"``: predicted now; ``"exists"``:
+        a valid output of an earlier run was kept; ``"failed"``; ``"ignored"``:
+        a file of the input folder that was not used), ``band`` and ``file``
+        (the predicted band, or for a failure the input band and file at
+        fault), ``output`` (the output path), ``error`` and ``seconds``.
+
+    Attributes
+    ----------
+    table : `~astropy.table.Table`
+        Every row.
+
+    Examples
+    --------
+    >>> r = BatchReport([{"galaxy": "g1", "status": "exists", "band": "r"}])
+    >>> r.ok, r.counts["exists"], len(r.succeeded)
+    (True, 1, 1)
+    """
+
+    def __init__(self, rows):
+        rows = [dict(r) for r in rows]
+        for r in rows:
+            unknown = set(r) - set(REPORT_COLUMNS)
+            if unknown:
+                raise ValueError(f"report row has unknown column(s) {sorted(unknown)}; expected {REPORT_COLUMNS}")
+            if r.get("status") not in STATUSES:
+                raise ValueError(f"report row status must be one of {STATUSES}, got {r.get('status')!r}")
+        table = Table(
+            {
+                name: np.array(
+                    [float(r.get(name) or 0.0) if name == "seconds" else str(r.get(name, "") or "") for r in rows],
+                    dtype=float if name == "seconds" else str,
+                )
+                for name in REPORT_COLUMNS
+            }
+        )
+        table.meta["comments"] = [
+            "bandsynth predict-batch report: status done = predicted now, exists = valid output of an "
+            "earlier run kept, failed = see error, ignored = input file not used"
+        ]
+        self._table = table
+
+    @property
+    def table(self) -> Table:
+        """Every row (a copy)."""
+        return self._table.copy()
+
+    def _where(self, *statuses):
+        return self._table[np.isin(self._table["status"], statuses)]
+
+    @property
+    def failed(self) -> Table:
+        """Rows of galaxies that failed (empty when all went well)."""
+        return self._where("failed")
+
+    @property
+    def succeeded(self) -> Table:
+        """Rows of galaxies with a valid output: predicted now or kept from an earlier run."""
+        return self._where("done", "exists")
+
+    @property
+    def counts(self) -> dict:
+        """Number of rows per status."""
+        return {s: int(np.count_nonzero(self._table["status"] == s)) for s in STATUSES}
+
+    @property
+    def ok(self) -> bool:
+        """True when nothing failed."""
+        return self.counts["failed"] == 0
+
+    def write(self, path):
+        """Write the report as ECSV, atomically (an existing report is replaced)."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        os.close(fd)
+        try:
+            self._table.write(tmp, format="ascii.ecsv", overwrite=True)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    def __len__(self):
+        return len(self._table)
+
+    def __repr__(self):
+        c = self.counts
+        galaxies = len({g for g, s in zip(self._table["galaxy"], self._table["status"]) if s != "ignored"})
+        text = (
+            f"<BatchReport: {galaxies} galax{'y' if galaxies == 1 else 'ies'}: {c['done']} predicted, "
+            f"{c['exists']} already done, {c['failed']} failed"
+        )
+        return text + (f", {c['ignored']} file(s) ignored>" if c["ignored"] else ">")
+
+
+def _row(galaxy, status, *, band="", file="", output="", error="", seconds=0.0):
+    return {
+        "galaxy": str(galaxy),
+        "status": status,
+        "band": str(band),
+        "file": str(file),
+        "output": str(output),
+        "error": str(error),
+        "seconds": round(float(seconds), 4),
+    }
+
+
+# ---------------------------------------------------------------------- names
+def _id_problem(galaxy):
+    """Why ``galaxy`` cannot name an output file, or None."""
+    if not isinstance(galaxy, str) or not galaxy.strip():
+        return "empty galaxy id"
+    if len(galaxy) > _MAX_ID_LENGTH:
+        return f"galaxy id is longer than {_MAX_ID_LENGTH} characters"
+    if "/" in galaxy or "\\" in galaxy or os.path.isabs(galaxy):
+        return f"galaxy id {galaxy!r} contains a path separator; it must not name a path outside the output folder"
+    if galaxy.startswith("."):
+        return f"galaxy id {galaxy!r} starts with '.'; ids must not name hidden files or parent folders"
+    if any(ord(c) < 32 or ord(c) == 127 for c in galaxy):
+        return f"galaxy id {galaxy!r} contains control characters"
+    return None
+
+
+def output_path(out_dir, galaxy, band) -> Path:
+    """The output file of ``galaxy``: ``out_dir/<galaxy>_<band>_synth.fits``.
+
+    Raises
+    ------
+    ValueError
+        The id could name a file outside ``out_dir`` (path separators, a
+        leading ``.``, control characters) or is empty.
+
+    Examples
+    --------
+    >>> output_path("out", "NGC 1300", "r").as_posix()
+    'out/NGC 1300_r_synth.fits'
+    >>> output_path("out", "../../etc/x", "r")
+    Traceback (most recent call last):
+    ...
+    ValueError: galaxy id '../../etc/x' contains a path separator; it must not name a path outside the output folder
+    """
+    from .bands import get_band
+
+    problem = _id_problem(galaxy)
+    if problem:
+        raise ValueError(problem)
+    out_dir = Path(out_dir)
+    path = out_dir / f"{galaxy}_{get_band(band).name}_synth.fits"
+    # Belt and braces: the file must sit directly in out_dir.
+    if os.path.dirname(os.path.abspath(path)) != os.path.abspath(out_dir):
+        raise ValueError(f"galaxy id {galaxy!r} would write outside the output folder {str(out_dir)!r}")
+    return path
+
+
+# ---------------------------------------------------------------------- inputs
+def _band_columns(colnames, what):
+    """Map band name -> column for the columns that name a band (others are ignored)."""
+    from .bands import get_band
+
+    found = {}
+    for name in colnames:
+        if name.lower() in ("id", "file"):
+            continue
+        try:
+            band = get_band(name).name
+        except ValueError:
+            continue
+        if band in found:
+            raise ValueError(f"{what}: columns {found[band]!r} and {name!r} both name band {band}")
+        found[band] = name
+    return found
+
+
+def _cell(value):
+    """A table cell as a stripped string, '' when masked or empty."""
+    if value is None or value is np.ma.masked or (isinstance(value, np.ma.MaskedArray) and value.mask.all()):
+        return ""
+    return str(value).strip()
+
+
+def read_manifest(manifest, *, bands, base_dir=None):
+    """Galaxies of a manifest: ``(items, problems)``.
+
+    The manifest (ECSV, or any table `astropy.table.Table.read` understands)
+    has an ``id`` column and either one column per band (named by any alias of
+    the band, e.g. ``NUV``, ``K``) holding one FITS file per band, or a
+    ``file`` column holding a multi-extension file whose image HDUs are named
+    after their bands (``EXTNAME``); a row may use either.  Relative paths are
+    resolved against the manifest's folder (``base_dir`` for a Table).  Other
+    columns are ignored.
+
+    Parameters
+    ----------
+    manifest : str, os.PathLike or `~astropy.table.Table`
+    bands : sequence of str
+        Bands every galaxy needs (the model's inputs).
+    base_dir : str or os.PathLike, optional
+        Folder of relative paths (default: the manifest's folder, or the
+        current folder for a Table).
+
+    Returns
+    -------
+    items : list of (str, dict or str)
+        ``(id, {band: path})`` or ``(id, multi-extension path)``, absolute paths.
+    problems : list of dict
+        Report rows (status ``"failed"``) of rows that cannot be used: empty
+        id, missing band file.
+
+    Raises
+    ------
+    ValueError
+        The table cannot be read, has no ``id`` column, or no column for a
+        needed band (and no ``file`` column).
+
+    Examples
+    --------
+    >>> from astropy.table import Table
+    >>> t = Table({"id": ["g1", "g2"], "NUV": ["g1_nuv.fits", "g2_nuv.fits"], "K": ["g1_k.fits", ""]})
+    >>> items, problems = read_manifest(t, bands=["NUV", "Ks"], base_dir="/data")
+    >>> items
+    [('g1', {'NUV': '/data/g1_nuv.fits', 'Ks': '/data/g1_k.fits'})]
+    >>> problems[0]["galaxy"], problems[0]["error"]
+    ('g2', 'no file for band Ks in the manifest')
+    """
+    from .bands import get_band
+
+    if isinstance(manifest, Table):
+        table, what = manifest, "manifest table"
+        base = Path(base_dir) if base_dir is not None else Path.cwd()
+    elif isinstance(manifest, (str, os.PathLike)):
+        path = Path(manifest)
+        what = f"manifest {str(path)!r}"
+        if not path.is_file():
+            raise FileNotFoundError(f"{what} not found")
+        try:
+            table = Table.read(path, format="ascii.ecsv") if path.suffix.lower() == ".ecsv" else Table.read(path)
+        except Exception as err:  # astropy raises many types for malformed tables
+            raise ValueError(f"{what} cannot be read as a table: {err}") from err
+        base = Path(base_dir) if base_dir is not None else path.resolve().parent
+    else:
+        raise TypeError(f"manifest must be a path or an astropy Table, got {type(manifest).__name__}")
+    needed = [get_band(b).name for b in bands]
+    lower = {name.lower(): name for name in table.colnames}
+    if "id" not in lower:
+        raise ValueError(f"{what} has no 'id' column (columns: {', '.join(table.colnames)})")
+    id_col, file_col = lower["id"], lower.get("file")
+    columns = _band_columns(table.colnames, what)
+    missing = [b for b in needed if b not in columns]
+    if missing and file_col is None:
+        raise ValueError(
+            f"{what} has no column for band(s) {', '.join(missing)} (columns: {', '.join(table.colnames)}); "
+            f"the model needs {', '.join(needed)}: add one column per band, or a 'file' column of "
+            "multi-extension files"
+        )
+
+    def absolute(text):
+        return os.path.abspath(base / os.path.expanduser(text))
+
+    items, problems = [], []
+    for n, row in enumerate(table, start=1):
+        galaxy = _cell(row[id_col])
+        if not galaxy:
+            problems.append(_row(f"(row {n})", "failed", error=f"{what} row {n} has an empty id"))
+            continue
+        single = _cell(row[file_col]) if file_col else ""
+        cells = {b: _cell(row[columns[b]]) for b in needed if b in columns}
+        if single:
+            if any(cells.values()):
+                problems.append(_row(galaxy, "failed", file=single,
+                                     error="the row gives both a multi-extension 'file' and per-band files"))
+                continue
+            items.append((galaxy, absolute(single)))
+            continue
+        lacking = [b for b in needed if not cells.get(b)]
+        for b in lacking:
+            problems.append(_row(galaxy, "failed", band=b, error=f"no file for band {b} in the manifest"))
+        if not lacking:
+            items.append((galaxy, {b: absolute(cells[b]) for b in needed}))
+    return items, problems
+
+
+def _from_scan(scan, needed):
+    """Items and report rows of a `~bandsynth.datasets.folder.FolderScan`."""
+    items, rows, bad = [], [], set()
+    known = set(scan.ids) | set(scan.incomplete)
+    for p in scan.problems:
+        galaxy, band, file, error = str(p["id"]), str(p["band"]), str(p["file"]), str(p["error"])
+        if galaxy in known and band in needed:
+            bad.add(galaxy)
+            rows.append(_row(galaxy, "failed", band=band, file=file, error=error))
+        else:
+            rows.append(_row(galaxy, "ignored", band=band, file=file, error=error))
+    for galaxy in scan.ids:
+        if galaxy not in bad:
+            files = scan.files[galaxy]
+            items.append((galaxy, {b: os.path.abspath(files[b]) for b in needed}))
+    return items, rows
+
+
+def _normalise_items(items, needed, base_dir):
+    """``(items, rows)`` from any accepted form of ``items``."""
+    from .datasets.folder import FolderScan
+
+    if isinstance(items, (str, os.PathLike, Table)):
+        return read_manifest(items, bands=needed, base_dir=base_dir)
+    if isinstance(items, FolderScan):
+        return _from_scan(items, needed)
+    if isinstance(items, Mapping) or not isinstance(items, Iterable):
+        raise TypeError(
+            "items must be a manifest path, an astropy Table, a FolderScan or a list of "
+            f"(id, {{band: path}}) pairs, got {type(items).__name__}"
+        )
+    out, rows = [], []
+    for n, entry in enumerate(items):
+        if not (isinstance(entry, (tuple, list)) and len(entry) == 2):
+            raise TypeError(f"items[{n}] must be an (id, {{band: path}}) pair, got {entry!r}")
+        galaxy, files = entry
+        galaxy = str(galaxy)
+        if isinstance(files, (str, os.PathLike)):
+            out.append((galaxy, os.path.abspath(os.fspath(files))))
+            continue
+        if not isinstance(files, Mapping):
+            raise TypeError(f"items[{n}]: files must be a mapping of band to path or one path, got {type(files).__name__}")
+        from .bands import get_band
+
+        resolved = {get_band(b).name: os.path.abspath(os.fspath(p)) for b, p in files.items()}
+        lacking = [b for b in needed if b not in resolved]
+        for b in lacking:
+            rows.append(_row(galaxy, "failed", band=b, error=f"no file for band {b}"))
+        if not lacking:
+            out.append((galaxy, {b: resolved[b] for b in needed}))
+    return out, rows
+
+
+# ---------------------------------------------------------------------- output validation
+def _input_checksums(files, needed):
+    from .models.zoo import sha256_file
+
+    if isinstance(files, str):
+        digest = sha256_file(files)
+        return {b: digest for b in needed}
+    return {b: sha256_file(files[b]) for b in needed}
+
+
+def _output_problem(path, *, name, sha256, band, files, needed):
+    """Why the existing file ``path`` is not this model's output for these inputs, or None."""
+    from astropy.io import fits
+
+    try:
+        with fits.open(path, memmap=False, lazy_load_hdus=False) as hdul:
+            for hdu in hdul:
+                if hdu.verify_checksum() != 1 or hdu.verify_datasum() != 1:
+                    return f"fails its CHECKSUM/DATASUM check (HDU {hdu.name or '#'}): it is corrupt or was modified"
+            header = hdul[0].header
+            if hdul[0].data is None:
+                return "has no image"
+            made = (str(header.get("BSMODEL", "")), str(header.get("BSSHA256", "")), str(header.get("BSBAND", "")))
+            prov = json.loads(header.get("BSPROV", "{}"))
+    except Exception as err:  # anything unreadable is "not valid", whatever astropy raised
+        return f"cannot be read as a bandsynth output ({type(err).__name__}: {err})"
+    if made != (name, sha256, band):
+        return (
+            f"was made by model {made[0]!r} (weights SHA-256 {made[1][:12] or 'none'}) for band {made[2]!r}, "
+            f"not by model {name!r} (weights SHA-256 {sha256[:12] or 'none'}) for band {band!r}"
+        )
+    try:
+        current = _input_checksums(files, needed)
+    except OSError as err:
+        return f"cannot be checked against its inputs ({err})"
+    recorded = {i.get("band"): i.get("checksum") for i in prov.get("inputs", ()) if isinstance(i, dict)}
+    changed = [b for b in needed if recorded.get(b) != current[b]]
+    if changed:
+        return f"was made from other input files (checksum of band(s) {', '.join(changed)} differs)"
+    return None
+
+
+def _remove_stale_temporaries(path):
+    """Remove temporary files a killed run left next to ``path`` (atomic writes use ``.NAME.*.tmp``)."""
+    pattern = os.path.join(glob.escape(os.path.dirname(path)), f".{glob.escape(os.path.basename(path))}.*.tmp")
+    for tmp in glob.glob(pattern):
+        try:
+            os.remove(tmp)
+            log.info("removed %s, left by an interrupted run", tmp)
+        except OSError:
+            pass
+
+
+# ---------------------------------------------------------------------- the model on workers
+_CACHE = {}
+_CACHE_LOCK = threading.Lock()
+
+
+def _get_translator(model, payload=None):
+    """The translator a task uses: the object itself, or loaded once per worker process."""
+    from .models.zoo import WeightsHashError
+    from .translator import Translator
+
+    if isinstance(model, Translator):
+        return model
+    source, sha256 = model
+    with _CACHE_LOCK:
+        translator = _CACHE.get((source, sha256))
+        if translator is None:
+            if payload is not None:
+                # A model that exists only in the client's memory: its saved files travel
+                # with the tasks and are loaded through the same hash-checked path.
+                folder = tempfile.mkdtemp(prefix="bandsynth-model-")
+                try:
+                    weights, card = payload
+                    Path(folder, "model.safetensors").write_bytes(weights)
+                    Path(folder, "model.json").write_text(card)
+                    translator = Translator.load(Path(folder, "model"))
+                finally:
+                    shutil.rmtree(folder, ignore_errors=True)
+            else:
+                translator = Translator.load(source)
+            if translator.card.sha256 != sha256:
+                raise WeightsHashError(
+                    f"model {source!r} here has weights SHA-256 {translator.card.sha256}, but the batch "
+                    f"started with {sha256}: the model changed during the batch"
+                )
+            _CACHE[(source, sha256)] = translator
+    return translator
+
+
+def _set_torch_threads(options):
+    import torch
+
+    n = options.get("torch_threads")
+    if n is None and options.get("host_threads"):
+        from distributed import get_worker
+        from distributed.comm import get_address_host
+
+        try:
+            host = get_address_host(get_worker().address)
+        except ValueError:  # not running on a distributed worker
+            return
+        n = max(1, (os.cpu_count() or 1) // max(1, options["host_threads"].get(host, 1)))
+    if n is not None and torch.get_num_threads() != n:
+        torch.set_num_threads(n)
+
+
+def _attribute(err, files):
+    """(band, file) an input error is about, from its message."""
+    if isinstance(files, str):
+        match = _BAND_IN_MESSAGE.search(str(err))
+        return (match.group(1) if match else ""), files
+    match = _BAND_IN_MESSAGE.search(str(err))
+    if match:
+        from .bands import get_band
+
+        try:
+            band = get_band(match.group(1)).name
+        except ValueError:
+            band = None
+        if band in files:
+            return band, files[band]
+    return ",".join(files), ", ".join(files.values())
+
+
+def _message(err):
+    text = str(err)
+    if isinstance(err, MemoryError):
+        return f"out of memory{': ' + text if text else ''}"
+    return text or type(err).__name__
+
+
+def _predict_galaxy(galaxy, files, out, *, model, options, payload=None):
+    """Predict one galaxy into ``out``; never raises: returns its report row."""
+    started = time.perf_counter()
+    try:
+        if options.get("host_threads") or options.get("remote_threads"):
+            _set_torch_threads(options)
+        translator = _get_translator(model, payload)
+    except Exception as err:
+        return _row(galaxy, "failed", output=out, error=f"cannot load the model: {_message(err)}")
+    band = translator.output
+    needed = translator.inputs
+    overwrite = bool(options.get("overwrite"))
+
+    def failed(error, *, band=band, file=out):
+        return _row(galaxy, "failed", band=band, file=file, output=out, error=error,
+                    seconds=time.perf_counter() - started)
+
+    _remove_stale_temporaries(out)
+    exists = os.path.lexists(out)
+    if exists:
+        problem = _output_problem(out, name=translator.name, sha256=translator.card.sha256, band=band,
+                                  files=files, needed=needed)
+        if problem is None and not overwrite:
+            return _row(galaxy, "exists", band=band, output=out, seconds=time.perf_counter() - started)
+        if problem is not None and not overwrite:
+            return failed(f"output {out} exists but {problem}; it is kept: pass --overwrite (overwrite=True) "
+                          "to predict it again")
+    from .stack import BandStack
+
+    try:
+        stack = BandStack.from_fits(files, reproject_to=options.get("reproject_to"))
+    except Exception as err:
+        b, f = _attribute(err, files)
+        return failed(_message(err), band=b, file=f)
+    try:
+        prediction = translator.predict(stack, **options.get("predict_kw", {}))
+    except Exception as err:
+        b, f = _attribute(err, files)
+        return failed(_message(err), band=b, file=f)
+    try:
+        prediction.write(out, overwrite=overwrite and exists)
+    except Exception as err:
+        return failed(f"cannot write {out}: {_message(err)}")
+    return _row(galaxy, "done", band=band, output=out, seconds=time.perf_counter() - started)
+
+
+# ---------------------------------------------------------------------- running
+def _resolve_model(model):
+    """``(translator, (source, sha256), payload)`` for a model name, path or Translator."""
+    from .models.zoo import WEIGHTS_DIR, model_paths
+    from .translator import Translator
+
+    if isinstance(model, Translator):
+        return model, None, None
+    if not isinstance(model, (str, os.PathLike)):
+        raise TypeError(f"model must be a model name, a path or a Translator, got {type(model).__name__}")
+    text = os.fspath(model)
+    weights, _ = model_paths(text)
+    translator = Translator.load(text)
+    # Shipped models are named (each worker finds its own copy); others go by absolute path.
+    source = text if weights.parent.resolve() == WEIGHTS_DIR.resolve() else str(weights.resolve().with_suffix(""))
+    return translator, (source, translator.card.sha256), None
+
+
+def _payload(translator):
+    """The translator's saved files, to send to workers that cannot see it."""
+    with tempfile.TemporaryDirectory(prefix="bandsynth-model-") as folder:
+        saved = translator.save(Path(folder, "model"))
+        weights = Path(folder, "model.safetensors").read_bytes()
+        card = Path(folder, "model.json").read_text()
+    return saved, (saved.name, saved.card.sha256), (weights, card)
+
+
+def _progress_bar(total, enabled):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, disable=not enabled, unit="galaxy", desc="predict-batch", dynamic_ncols=True)
+
+
+def _log_row(row):
+    if row["status"] == "failed":
+        where = f" [{row['band']}: {row['file']}]" if row["file"] and row["file"] != row["output"] else ""
+        log.warning("galaxy %s failed%s: %s", row["galaxy"], where, row["error"])
+    else:
+        log.debug("galaxy %s: %s (%.2f s)", row["galaxy"], row["status"], row["seconds"])
+
+
+def _run_threads(jobs, translator, *, workers, torch_threads, options, progress):
+    import dask
+    import torch
+    from dask.callbacks import Callback
+
+    # Tasks name the translator by a key of the in-process cache: a Translator inside the
+    # graph would be pickled (and unpickled) by Dask to tokenize it.
+    ref = (f"in-process:{os.urandom(8).hex()}", translator.card.sha256)
+    with _CACHE_LOCK:
+        _CACHE[ref] = translator
+    tasks = [
+        dask.delayed(_predict_galaxy, pure=False)(galaxy, files, out, model=ref, options=options)
+        for galaxy, files, out in jobs
+    ]
+    keys = {t.key for t in tasks}
+    bar = _progress_bar(len(tasks), progress)
+
+    class _Progress(Callback):
+        def _posttask(self, key, result, dsk, state, worker_id):
+            if key in keys:
+                _log_row(result)
+                bar.update(1)
+
+    previous = torch.get_num_threads()
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    torch.set_num_threads(torch_threads or max(1, cores // workers))
+    try:
+        with _Progress():
+            results = dask.compute(*tasks, scheduler="threads", num_workers=workers)
+    finally:
+        torch.set_num_threads(previous)
+        bar.close()
+        with _CACHE_LOCK:
+            _CACHE.pop(ref, None)
+    return list(results)
+
+
+def _run_distributed(jobs, ref, payload, *, scheduler, torch_threads, options, progress):
+    from distributed import Client, as_completed
+    from distributed.comm import get_address_host
+
+    own = not isinstance(scheduler, Client)
+    client = Client(scheduler, set_as_default=False) if own else scheduler
+    futures = {}
+    try:
+        workers = client.scheduler_info(n_workers=-1).get("workers", {})
+        if not workers:
+            client.wait_for_workers(1, timeout=60)
+            workers = client.scheduler_info(n_workers=-1).get("workers", {})
+        host_threads = {}
+        for addr, info in workers.items():
+            host = get_address_host(addr)
+            host_threads[host] = host_threads.get(host, 0) + int(info.get("nthreads", 1))
+        options = {**options, "torch_threads": torch_threads, "host_threads": host_threads, "remote_threads": True}
+        extra = {}
+        if payload is not None:
+            extra["payload"] = client.scatter(payload, broadcast=True, hash=False)
+        log.info("sending %d galaxies to %d worker(s) at %s", len(jobs), len(workers), client.scheduler.address)
+        for i, (galaxy, files, out) in enumerate(jobs):
+            future = client.submit(_predict_galaxy, galaxy, files, out, model=ref, options=options, pure=False,
+                                   key=f"bandsynth-predict-{i}-{os.urandom(4).hex()}", **extra)
+            futures[future] = i
+        results = [None] * len(jobs)
+        bar = _progress_bar(len(jobs), progress)
+        try:
+            for future in as_completed(list(futures), loop=client.loop):
+                i = futures[future]
+                try:
+                    row = future.result()
+                except Exception as err:  # the worker died or the task was lost
+                    galaxy, _, out = jobs[i]
+                    row = _row(galaxy, "failed", output=out, error=f"worker failure: {_message(err)}")
+                results[i] = row
+                _log_row(row)
+                bar.update(1)
+                future.release()
+        finally:
+            bar.close()
+        return results
+    finally:
+        for future in futures:
+            if not future.done():
+                future.cancel()
+        if own:
+            client.close()
+
+
+def predict_many(
+    model,
+    items,
+    *,
+    out_dir,
+    workers=None,
+    scheduler=None,
+    overwrite=False,
+    progress=True,
+    report=None,
+    reproject_to=None,
+    tta=False,
+    torch_threads=None,
+    predict_kw=None,
+    base_dir=None,
+) -> BatchReport:
+    """Predict the model's output band for many galaxies, one FITS file each.
+
+    Parameters
+    ----------
+    model : str, os.PathLike or `~bandsynth.Translator`
+        A shipped model's name, the path of a saved model, or a translator.
+    items : manifest path, `~astropy.table.Table`, `~bandsynth.datasets.folder.FolderScan` or list
+        The galaxies: a manifest (see :func:`read_manifest`), the result of
+        `~bandsynth.datasets.folder.scan_folder`, or a list of
+        ``(id, {band: path})`` (or ``(id, multi-extension path)``) pairs.
+    out_dir : str or os.PathLike
+        Output folder (created if needed); galaxy ``id`` goes to
+        ``out_dir/<id>_<band>_synth.fits`` (:func:`output_path`).
+    workers : int, optional
+        Local worker threads (default: the number of cores).  Ignored with ``scheduler``.
+    scheduler : str or `distributed.Client`, optional
+        Address of a ``dask.distributed`` scheduler (e.g. ``"tcp://10.0.0.1:8786"``)
+        or a connected client: run on that cluster instead of locally.
+    overwrite : bool
+        Predict again and replace existing outputs.  Without it, a valid
+        output of this model for the same inputs is kept (status ``"exists"``)
+        and any other existing file is left alone and reported as a failure.
+    progress : bool
+        Show a progress bar.
+    report : str or os.PathLike, optional
+        Also write the report there (ECSV).
+    reproject_to : str, optional
+        Resample each galaxy's bands onto this band's grid before predicting.
+    tta : bool
+        Average over the 8 flips/rotations (see `Translator.predict`).
+    torch_threads : int, optional
+        Intra-op threads of each worker's network (default: the cores of its
+        machine divided by the Dask worker threads there).
+    predict_kw : mapping, optional
+        Further `Translator.predict` options (``batch_size``, ``n_samples``,
+        ``tile``, ``precision``...).
+    base_dir : str or os.PathLike, optional
+        Folder of relative paths in a Table manifest.
+
+    Returns
+    -------
+    BatchReport
+        One row per galaxy (and per unusable file of a folder scan).
+
+    Raises
+    ------
+    ValueError, FileNotFoundError, TypeError
+        A problem with the model (unknown name, weights failing their SHA-256
+        check), the manifest or the options -- never a problem of one galaxy,
+        which is reported instead.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from bandsynth.datasets import make_galaxy
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> stack = make_galaxy(1, bands=["NUV", "K"], size=48)
+    >>> for band in stack.names:
+    ...     stack[band].write(folder / f"g1_{band}.fits")
+    >>> items = [("g1", {"NUV": folder / "g1_NUV.fits", "K": folder / "g1_Ks.fits"}),
+    ...          ("g2", {"NUV": folder / "g2_NUV.fits", "K": folder / "g2_Ks.fits"})]
+    >>> model = _example_model()  # an untrained stand-in for "nuv_k_to_r"
+    >>> report = predict_many(model, items, out_dir=folder / "out", progress=False)
+    >>> report
+    <BatchReport: 2 galaxies: 1 predicted, 0 already done, 1 failed>
+    >>> print(report.failed["error"][0])
+    band 'NUV': FITS file '.../g2_NUV.fits' not found
+    >>> sorted(p.name for p in (folder / "out").iterdir())
+    ['g1_r_synth.fits']
+    >>> predict_many(model, items, out_dir=folder / "out", progress=False).counts
+    {'done': 0, 'exists': 1, 'failed': 1, 'ignored': 0}
+    """
+    from .bands import get_band
+    from .translator import Translator
+
+    if not isinstance(out_dir, (str, os.PathLike)):
+        raise TypeError(f"out_dir must be a path, got {type(out_dir).__name__}")
+    if workers is not None and (not isinstance(workers, int) or isinstance(workers, bool) or workers < 1):
+        raise ValueError(f"workers must be a positive integer, got {workers!r}")
+    if torch_threads is not None and (not isinstance(torch_threads, int) or torch_threads < 1):
+        raise ValueError(f"torch_threads must be a positive integer, got {torch_threads!r}")
+    predict_kw = dict(predict_kw or {})
+    if "tta" in predict_kw:
+        raise TypeError("give tta= directly, not in predict_kw")
+    import inspect
+
+    try:
+        inspect.signature(Translator.predict).bind(None, None, **predict_kw)
+    except TypeError as err:
+        raise TypeError(f"predict_kw: {err}") from None
+    predict_kw["tta"] = bool(tta)
+
+    translator, ref, payload = _resolve_model(model)
+    if reproject_to is not None:
+        reproject_to = get_band(reproject_to).name
+        if reproject_to not in translator.inputs:
+            raise ValueError(
+                f"reproject_to={reproject_to!r} is not an input band of model {translator.name!r} "
+                f"({', '.join(translator.inputs)})"
+            )
+    needed = translator.inputs
+    item_list, rows = _normalise_items(items, needed, base_dir)
+
+    out_dir = Path(out_dir).absolute()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    jobs, seen = [], {}
+    for galaxy, files in item_list:
+        try:
+            out = output_path(out_dir, galaxy, translator.output)
+        except ValueError as err:
+            file = files if isinstance(files, str) else ", ".join(files.values())
+            rows.append(_row(galaxy, "failed", file=file, error=str(err)))
+            continue
+        if galaxy in seen:
+            rows.append(_row(galaxy, "failed", output=out,
+                             error=f"duplicate galaxy id: item {seen[galaxy] + 1} already writes {out}"))
+            continue
+        seen[galaxy] = len(jobs)
+        jobs.append((galaxy, files, str(out)))
+    for row in rows:
+        _log_row(row)
+
+    options = {"overwrite": bool(overwrite), "reproject_to": reproject_to, "predict_kw": predict_kw}
+    started = time.perf_counter()
+    if not jobs:
+        results = []
+    elif scheduler is None:
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        results = _run_threads(jobs, translator, workers=workers or cores, torch_threads=torch_threads,
+                               options=options, progress=progress)
+    else:
+        if ref is None:
+            translator, ref, payload = _payload(translator)
+        results = _run_distributed(jobs, ref, payload, scheduler=scheduler, torch_threads=torch_threads,
+                                   options=options, progress=progress)
+    result = BatchReport([*results, *rows])
+    c = result.counts
+    summary = (f"{c['done']} predicted, {c['exists']} already done, {c['failed']} failed "
+               f"in {time.perf_counter() - started:.1f} s; outputs in {out_dir}")
+    if report is not None:
+        result.write(report)
+        summary += f"; report {report}"
+    (log.error if c["failed"] else log.info)("predict-batch: %s", summary)
+    return result
+
+
+def _example_model():
+    """An untrained tiny translator, for the examples."""
+    from .models.generator import build_generator
+    from .models.zoo import ModelCard
+    from .translator import Translator
+
+    card = ModelCard(name="example", inputs=("NUV", "Ks"), output="r", preset="tiny", architecture={},
+                     scaling={b: {"softening": 0.02, "maximum": 1.0} for b in ("NUV", "Ks", "r")})
+    return Translator(build_generator("tiny", 2, 1), card)
+
+
+# ---------------------------------------------------------------------- command line
+def _parse_inputs(specs):
+    """``--input BAND=PATH`` options (or one multi-extension ``--input PATH``)."""
+    from .bands import get_band
+
+    if len(specs) == 1 and "=" not in specs[0]:
+        return specs[0]
+    files = {}
+    for spec in specs:
+        band, sep, path = spec.partition("=")
+        if not sep or not band.strip() or not path.strip():
+            raise ValueError(f"--input {spec!r}: expected BAND=FILE, e.g. --input NUV=g123_nuv.fits")
+        name = get_band(band.strip()).name
+        if name in files:
+            raise ValueError(f"--input: band {name} is given twice")
+        files[name] = path.strip()
+    return files
+
+
+def _cli_predict(args) -> int:
+    from .stack import BandStack
+    from .translator import Translator
+
+    out = Path(args.output)
+    try:
+        files = _parse_inputs(args.input)
+        if os.path.lexists(out) and not args.overwrite:
+            raise FileExistsError(f"{out} exists; pass --overwrite to replace it")
+        translator = Translator.load(args.model)
+    except (ValueError, OSError) as err:
+        log.error("%s", err)
+        return 2
+    try:
+        stack = BandStack.from_fits(files, reproject_to=args.reproject_to)
+        prediction = translator.predict(stack, tta=args.tta)
+        prediction.write(out, overwrite=args.overwrite)
+    except (ValueError, OSError, TypeError, MemoryError) as err:
+        log.error("%s", _message(err))
+        return 1
+    log.info("wrote %s", out)
+    return 0
+
+
+def _cli_predict_batch(args) -> int:
+    from .models.zoo import get_card
+
+    try:
+        if args.manifest is not None:
+            items = args.manifest
+        else:
+            from .datasets.folder import scan_folder
+
+            items = scan_folder(args.input_dir, args.pattern, bands=get_card(args.model).inputs, check=False)
+        report_path = args.report if args.report is not None else Path(args.out) / "predict_batch_report.ecsv"
+        report = predict_many(
+            args.model, items, out_dir=args.out, workers=args.workers, scheduler=args.scheduler,
+            overwrite=args.overwrite, progress=not args.quiet, report=report_path,
+            reproject_to=args.reproject_to, tta=args.tta, torch_threads=args.torch_threads,
+        )
+    except (ValueError, OSError, TypeError) as err:
+        log.error("%s", err)
+        return 2
+    return 0 if report.ok else 1
+
+
+def add_cli(subparsers):
+    """Register ``bandsynth predict`` and ``bandsynth predict-batch``."""
+    p = subparsers.add_parser(
+        "predict", help="predict the missing band of one galaxy",
+        description="Predict the model's output band from FITS images of its input bands.",
+    )
+    p.add_argument("--model", required=True, help="shipped model name or path of a saved model")
+    p.add_argument("--input", action="append", required=True, metavar="BAND=FILE",
+                   help="an input image, e.g. --input NUV=g123_nuv.fits (repeat per band), or one "
+                        "multi-extension FILE with an EXTNAME per band")
+    p.add_argument("-o", "--output", required=True, help="output FITS file")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+    p.add_argument("--reproject-to", metavar="BAND", help="resample the inputs onto this band's grid first")
+    p.add_argument("--tta", action="store_true", help="average over the 8 flips/rotations (8x slower)")
+    p.add_argument("--quiet", action="store_true", help="no progress output")
+    p.set_defaults(func=_cli_predict)
+
+    b = subparsers.add_parser(
+        "predict-batch", help="predict the missing band of many galaxies (Dask)",
+        description="Predict one output file per galaxy, OUT/<id>_<band>_synth.fits; a rerun skips the "
+                    "galaxies already done. Exit code 1 if any galaxy failed (see the report).",
+    )
+    b.add_argument("--model", required=True, help="shipped model name or path of a saved model")
+    source = b.add_mutually_exclusive_group(required=True)
+    source.add_argument("--manifest", help="ECSV table: an 'id' column and one file column per input band")
+    source.add_argument("--pattern", help="file-name pattern in --input-dir, e.g. '{id}_{band}.fits'")
+    b.add_argument("--input-dir", help="folder of the --pattern files")
+    b.add_argument("--out", required=True, help="output folder")
+    b.add_argument("--workers", type=int, help="local worker threads (default: number of cores)")
+    b.add_argument("--scheduler", metavar="ADDRESS", help="dask.distributed scheduler address (run on a cluster)")
+    b.add_argument("--torch-threads", type=int, metavar="N",
+                   help="network threads per worker (default: cores divided among the workers)")
+    b.add_argument("--overwrite", action="store_true", help="predict again and replace existing outputs")
+    b.add_argument("--reproject-to", metavar="BAND", help="resample each galaxy onto this band's grid first")
+    b.add_argument("--tta", action="store_true", help="average over the 8 flips/rotations (8x slower)")
+    b.add_argument("--report", help="report file (ECSV; default OUT/predict_batch_report.ecsv)")
+    b.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    def check(args, _parser=b):
+        if args.pattern is not None and args.input_dir is None:
+            _parser.error("--pattern needs --input-dir")
+        if args.input_dir is not None and args.pattern is None:
+            _parser.error("--input-dir goes with --pattern")
+        return _cli_predict_batch(args)
+
+    b.set_defaults(func=check)

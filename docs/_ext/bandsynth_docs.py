@@ -1,0 +1,358 @@
+"""Sphinx helpers of the bandsynth documentation.
+
+* Pages written at build time into ``docs/generated/`` (``builder-inited``):
+
+  - ``zoo/<name>.rst``, one page per model card of the registry
+    (`bandsynth.models.zoo.list_models`), and ``zoo_summary.inc``, the table of
+    models (or the statement that none ships) included by ``models.rst``;
+  - ``cli.inc``, the ``--help`` text of every ``bandsynth`` sub-command;
+  - ``demo_panel.inc``, the demo picture when ``_static/demo_panel.png`` exists.
+
+  Files are rewritten only when their text changes, so an unchanged page is not
+  read again by an incremental build.
+
+* A sphinx-gallery image scraper for figures that are never registered with
+  pyplot: `bandsynth.plotting` builds `matplotlib.figure.Figure` objects
+  directly, so the examples simply leave them in a variable.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import re
+from contextlib import redirect_stdout
+from pathlib import Path
+
+__all__ = [
+    "card_page",
+    "zoo_summary",
+    "cli_reference",
+    "write_generated",
+    "figure_scraper",
+    "reset_figure_scraper",
+    "setup",
+]
+
+# Summary columns of a card's held-out metrics, in the paper's order, with headings.
+METRIC_COLUMNS = {
+    "mae": "MAE",
+    "ssim": "SSIM",
+    "psnr": "PSNR [dB]",
+    "gini_w1": "W1 Gini",
+    "m20_w1": "W1 M20",
+    "dmag_total": "Δmag total",
+    "dmag_aperture": "Δmag aperture",
+    "coverage_1sigma": "1σ coverage",
+    "coverage_2sigma": "2σ coverage",
+    "n_galaxies": "galaxies",
+    "n_failed": "failed",
+}
+METHOD_LABELS = {
+    "model": "model",
+    "nearest_input": "baseline: nearest input band",
+    "linear_colour": "baseline: linear colour model",
+}
+
+
+# ---------------------------------------------------------------------- reST helpers
+def _heading(text, char):
+    return f"{text}\n{char * len(text)}\n"
+
+
+def _escape(text):
+    """Plain text safe inside reST (no markup characters acting as markup)."""
+    return re.sub(r"([\\`*_|])", r"\\\1", str(text))
+
+
+def _value(value):
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "–"
+        return f"{value:.4g}"
+    if isinstance(value, (list, tuple)):
+        return ", ".join(_value(v) for v in value)
+    if isinstance(value, dict) or hasattr(value, "items"):
+        return "; ".join(f"{k}: {_value(v)}" for k, v in value.items())
+    return str(value)
+
+
+def _field_list(items):
+    lines = []
+    for key, value in items:
+        if value in (None, "", {}, ()):
+            continue
+        text = " ".join(_escape(_value(value)).split())
+        lines.append(f":{key}: {text}")
+    return "\n".join(lines) + "\n"
+
+
+def _list_table(header, rows, *, widths=None):
+    lines = [".. list-table::", "   :header-rows: 1"]
+    if widths:
+        lines.append(f"   :widths: {' '.join(map(str, widths))}")
+    lines.append("")
+    for row in [header, *rows]:
+        cells = [_escape(c) if str(c).strip() else "\\ " for c in row]
+        lines.append(f"   * - {cells[0]}")
+        lines.extend(f"     - {c}" for c in cells[1:])
+    return "\n".join(lines) + "\n"
+
+
+# ---------------------------------------------------------------------- model cards
+def _metrics_table(metrics):
+    """List-table of held-out metrics: one row per method, one column per metric."""
+    test = dict(metrics.get("test", {})) if metrics else {}
+    methods = [m for m in METHOD_LABELS if m in test] + sorted(
+        m for m in test if m not in METHOD_LABELS and hasattr(test[m], "items")
+    )
+    if not methods:
+        return None, None
+    keys = [k for k in METRIC_COLUMNS if any(k in test[m] for m in methods)]
+    gains = sorted({k for m in methods for k in test[m] if k.startswith("ssim_gain_")})
+    keys += gains
+    header = ["method"] + [METRIC_COLUMNS.get(k, "SSIM gain " + k[len("ssim_gain_"):]) for k in keys]
+    rows = [[METHOD_LABELS.get(m, m)] + [_value(test[m].get(k, float("nan"))) for k in keys] for m in methods]
+    return _list_table(header, rows), test.get("split", "test")
+
+
+def card_page(card):
+    """reST page of one `~bandsynth.models.zoo.ModelCard`."""
+    training = dict(card.training)
+    data_info = dict(training.pop("data_info", {}) or {})
+    recipe = training.pop("recipe", "")
+    out = [f".. _model-{card.name}:\n", _heading(f"Model ``{card.name}``", "=")]
+    kind = _kind(card)
+    out.append(
+        f"Predicts **{card.output}** from **{' + '.join(card.inputs)}** ({kind}), trained on "
+        f"{card.mode}-mode images.\n"
+    )
+    if card.description:
+        out.append(_escape(card.description) + "\n")
+    out.append(
+        ".. code-block:: python\n\n"
+        "    from bandsynth import Translator\n\n"
+        f"    translator = Translator.load({card.name!r})\n"
+    )
+    out.append(_heading("Use", "-"))
+    out.append(
+        _field_list(
+            [
+                ("Inputs (channel order)", ", ".join(card.inputs)),
+                ("Output", card.output),
+                ("Unit", card.unit),
+                ("Observing mode of the training data", card.mode),
+                ("Pixel scale", f"{card.pixel_scale:g} arcsec/pixel"),
+                ("PSF FWHM", {b: f'{v:g}"' for b, v in dict(card.psf_fwhm).items()}),
+                ("Reference flux", dict(card.reference)),
+            ]
+        )
+    )
+    out.append(
+        "Inputs far from the training pixel scale are warned about; reproject them first "
+        "(:doc:`/bands_and_stacks`).\n"
+    )
+    out.append(_heading("Network", "-"))
+    out.append(
+        _field_list(
+            [
+                ("Generator preset", card.preset),
+                ("Architecture options", dict(card.architecture) or "preset defaults"),
+                ("Trainable parameters", f"{card.n_parameters:,}" if card.n_parameters else ""),
+                ("Weights SHA-256", f"{card.sha256}" if card.sha256 else "not recorded"),
+                ("Scaling (per band)", {b: dict(p) for b, p in dict(card.scaling).items()}),
+            ]
+        )
+    )
+    out.append(_heading("Training data and recipe", "-"))
+    out.append(_field_list([("Data", training.pop("data", "")), *sorted(data_info.items())]))
+    out.append(_field_list(sorted(training.items())))
+    if recipe:
+        out.append("The command that produced it:\n\n.. code-block:: console\n\n    $ " + recipe + "\n")
+    out.append(_heading("Held-out metrics", "-"))
+    table, split = _metrics_table(card.metrics)
+    if table is None:
+        out.append("The card records no held-out metrics.\n")
+    else:
+        out.append(
+            f"On the {split} split, measured by ``bandsynth evaluate`` (:doc:`/evaluating`); pixel metrics in "
+            "the network's asinh-scaled space as in the paper, W1 distances of the Gini and M20 "
+            "distributions on a shared scale, magnitude errors in mag.\n"
+        )
+        out.append(table)
+    out.append(_heading("Uncertainty calibration", "-"))
+    calib = dict(card.calibration)
+    if not calib:
+        out.append(
+            "Not calibrated: the uncertainty is the network's raw Laplace scale (see :doc:`/uncertainty`).\n"
+        )
+    else:
+        out.append(_field_list([(k.replace("_", " ").capitalize(), v) for k, v in calib.items()]))
+        out.append("What these numbers mean: :doc:`/uncertainty`.\n")
+    out.append(_heading("Licence and citation", "-"))
+    out.append(
+        _field_list(
+            [
+                ("Licence", card.licence),
+                ("Cite", card.citation),
+                ("bandsynth version", card.bandsynth_version),
+            ]
+        )
+    )
+    return "\n".join(out)
+
+
+def _kind(card):
+    """``interpolation`` when the output lies between the inputs in wavelength."""
+    from bandsynth.bands import get_band
+
+    waves = [get_band(b).wavelength for b in card.inputs]
+    target = get_band(card.output).wavelength
+    return "interpolation" if min(waves) < target < max(waves) else "extrapolation"
+
+
+def zoo_summary(cards):
+    """The reST included by ``models.rst``: a table and toctree of the cards, or a notice."""
+    if not cards:
+        return (
+            ".. note::\n\n"
+            "   No trained model ships with this version of bandsynth.  ``bandsynth models`` lists\n"
+            "   none and ``Translator.load`` knows no name; train your own\n"
+            "   (:doc:`/training`) and load it by path.\n"
+        )
+    rows = []
+    for card in cards:
+        test = dict(card.metrics.get("test", {})) if card.metrics else {}
+        model = dict(test.get("model", {}))
+        rows.append(
+            [
+                f":ref:`{card.name} <model-{card.name}>`",
+                " + ".join(card.inputs),
+                card.output,
+                _kind(card),
+                card.mode,
+                card.preset,
+                _value(model.get("ssim", float("nan"))),
+                _value(model.get("psnr", float("nan"))),
+            ]
+        )
+    lines = [".. list-table::", "   :header-rows: 1", ""]
+    header = ["model", "inputs", "output", "kind", "training data", "preset", "SSIM (test)", "PSNR (test)"]
+    for row in [header, *rows]:
+        lines.append(f"   * - {row[0]}")
+        lines.extend(f"     - {_escape(c)}" for c in row[1:])
+    toctree = ["", ".. toctree::", "   :hidden:", ""] + [f"   generated/zoo/{c.name}" for c in cards]
+    return "\n".join(lines + toctree) + "\n"
+
+
+# ---------------------------------------------------------------------- command line
+def cli_reference():
+    """reST with the ``--help`` output of ``bandsynth`` and each of its sub-commands."""
+    import argparse
+
+    from bandsynth.cli import build_parser
+
+    parser = build_parser()
+    parts = [_heading("``bandsynth``", "-"), ".. code-block:: text\n", _indent(_help(parser))]
+    for action in parser._actions:  # argparse offers no public way to list sub-parsers
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                parts += [_heading(f"``bandsynth {name}``", "-"), ".. code-block:: text\n", _indent(_help(sub))]
+    return "\n".join(parts)
+
+
+def _help(parser):
+    buffer = io.StringIO()
+    with redirect_stdout(buffer):
+        parser.print_help()
+    return buffer.getvalue()
+
+
+def _indent(text):
+    return "\n".join(("    " + line) if line.strip() else "" for line in text.splitlines()) + "\n"
+
+
+# ---------------------------------------------------------------------- build hook
+def _write_if_changed(path, text):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists() or path.read_text(encoding="utf-8") != text:
+        path.write_text(text, encoding="utf-8")
+
+
+def write_generated(srcdir, *, cards=None):
+    """Write the generated pages under ``srcdir/generated``; returns the paths written."""
+    from bandsynth.models.zoo import list_models
+
+    srcdir = Path(srcdir)
+    out = srcdir / "generated"
+    cards = list_models() if cards is None else list(cards)
+    zoo = out / "zoo"
+    zoo.mkdir(parents=True, exist_ok=True)
+    keep = {f"{c.name}.rst" for c in cards}
+    for stale in zoo.glob("*.rst"):  # a model that no longer ships must not keep its page
+        if stale.name not in keep:
+            stale.unlink()
+    paths = []
+    for card in cards:
+        _write_if_changed(zoo / f"{card.name}.rst", card_page(card))
+        paths.append(zoo / f"{card.name}.rst")
+    _write_if_changed(out / "zoo_summary.inc", zoo_summary(cards))
+    _write_if_changed(out / "cli.inc", cli_reference())
+    demo = srcdir / "_static" / "demo_panel.png"
+    panel = (
+        ".. figure:: /_static/demo_panel.png\n"
+        "   :alt: NUV and Ks inputs, true r band, predicted r band, residual and uncertainty of a mock galaxy\n\n"
+        "   ``bandsynth demo``: a mock galaxy's r band predicted from its NUV and Ks images, next to the\n"
+        "   truth, the residual and the predicted uncertainty.\n"
+        if demo.exists()
+        else ""
+    )
+    _write_if_changed(out / "demo_panel.inc", panel)
+    paths += [out / "zoo_summary.inc", out / "cli.inc", out / "demo_panel.inc"]
+    return paths
+
+
+def _builder_inited(app):
+    write_generated(app.srcdir)
+
+
+# ---------------------------------------------------------------------- gallery scraper
+_SCRAPED = []  # figures already shown by the current example (kept alive so ids stay unique)
+
+
+def reset_figure_scraper(gallery_conf, fname):
+    """sphinx-gallery ``reset_modules`` hook: forget the previous example's figures."""
+    _SCRAPED.clear()
+
+
+def figure_scraper(block, block_vars, gallery_conf):
+    """Save every `~matplotlib.figure.Figure` a code block left in a global variable.
+
+    Figures made through pyplot are left to sphinx-gallery's own matplotlib
+    scraper; this one picks up figures built directly (as `bandsynth.plotting`
+    does), each once, in the order their variables were defined.
+    """
+    from matplotlib.figure import Figure
+    from sphinx_gallery.scrapers import figure_rst
+
+    seen = {id(f) for f in _SCRAPED}
+    new = []
+    for value in block_vars["example_globals"].values():
+        figures = value if isinstance(value, (list, tuple)) else [value]
+        for fig in figures:
+            if isinstance(fig, Figure) and fig.canvas.manager is None and id(fig) not in seen:
+                seen.add(id(fig))
+                new.append(fig)
+    paths = []
+    for fig, path in zip(new, block_vars["image_path_iterator"]):
+        fig.savefig(path, dpi=90)
+        _SCRAPED.append(fig)
+        paths.append(path)
+    return figure_rst(paths, gallery_conf["src_dir"]) if paths else ""
+
+
+def setup(app):
+    app.connect("builder-inited", _builder_inited)
+    return {"version": "1", "parallel_read_safe": True, "parallel_write_safe": True}

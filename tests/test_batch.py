@@ -1,0 +1,540 @@
+"""bandsynth.batch: archive-scale prediction, resumability, bad inputs, security, Dask clusters."""
+
+import json
+import os
+import pickle
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from astropy.io import fits
+from astropy.table import Table
+from astropy.utils.exceptions import AstropyUserWarning
+from astropy.wcs import WCS
+
+from bandsynth import SyntheticBand, Translator
+from bandsynth.batch import BatchReport, output_path, predict_many, read_manifest
+from bandsynth.cli import main
+from bandsynth.datasets import make_galaxy
+from bandsynth.datasets.folder import scan_folder
+from bandsynth.models.generator import build_generator, receptive_field
+from bandsynth.models.zoo import ModelCard, WeightsHashError, sha256_file
+
+INPUTS, OUTPUT = ("NUV", "Ks"), "r"
+SIZE = 64
+
+
+def _card(name="tiny_test"):
+    return ModelCard(
+        name=name,
+        inputs=INPUTS,
+        output=OUTPUT,
+        preset="tiny",
+        architecture={},
+        scaling={b: {"softening": 0.02, "maximum": 1.0} for b in (*INPUTS, OUTPUT)},
+        pixel_scale=0.262,
+    )
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory):
+    """A tiny translator saved to disk; ``(stem, translator)``."""
+    torch.manual_seed(0)
+    stem = tmp_path_factory.mktemp("model") / "tiny_test"
+    saved = Translator(build_generator("tiny", len(INPUTS), 1), _card()).save(stem)
+    return stem, saved
+
+
+def _write_galaxy(folder, galaxy, seed, *, size=SIZE, mode="ideal"):
+    """Write ``galaxy``'s NUV and Ks images; returns ``{band: path}``."""
+    stack = make_galaxy(seed, mode=mode, bands=list(INPUTS), size=size)
+    files = {}
+    for band in INPUTS:
+        path = Path(folder) / f"{galaxy}_{band}.fits"
+        stack[band].write(path, overwrite=True)
+        files[band] = path
+    return files
+
+
+def _wcs(shape, *, scale=0.262, crval=(150.0, 2.0)):
+    w = WCS(naxis=2)
+    w.wcs.ctype = ["RA---TAN", "DEC--TAN"]
+    w.wcs.crval = list(crval)
+    w.wcs.crpix = [(shape[1] + 1) / 2, (shape[0] + 1) / 2]
+    w.wcs.cdelt = [-scale / 3600, scale / 3600]
+    return w
+
+
+def _blob(shape, *, width=0.15, dtype=np.float32):
+    """A smooth positive galaxy-like image, built from outer products (cheap for huge shapes)."""
+    y = np.exp(-0.5 * (np.linspace(-1, 1, shape[0], dtype=dtype) / width) ** 2)
+    x = np.exp(-0.5 * (np.linspace(-1, 1, shape[1], dtype=dtype) / width) ** 2)
+    return (np.outer(y, x) + dtype(1e-3)).astype(dtype)
+
+
+def _write_image(path, data, *, wcs=None, name=None):
+    header = (wcs or _wcs(data.shape)).to_header()
+    header["BUNIT"] = "nanomaggy"
+    fits.PrimaryHDU(data, header).writeto(path, overwrite=True)
+    return path
+
+
+def _valid_output(path, stem):
+    """Assert ``path`` is a complete output of the model at ``stem``; returns its SyntheticBand."""
+    with fits.open(path) as hdul:
+        assert all(h.verify_checksum() == 1 and h.verify_datasum() == 1 for h in hdul)
+        header = hdul[0].header
+        assert header["BSMODEL"] == "tiny_test"
+        assert header["BSSHA256"] == ModelCard.read(Path(stem).with_suffix(".json")).sha256
+        assert header["BSBAND"] == OUTPUT
+    return SyntheticBand.read(path)
+
+
+def _manifest(folder, rows, name="manifest.ecsv", **extra):
+    table = Table(rows=rows, names=("id", "NUV", "K", *extra), dtype=[str] * (3 + len(extra)))
+    path = Path(folder) / name
+    table.write(path, format="ascii.ecsv", overwrite=True)
+    return path
+
+
+# ---------------------------------------------------------------------- basics
+def test_manifest_batch_writes_outputs_and_a_rerun_keeps_them(model, tmp_path):
+    stem, translator = model
+    data = tmp_path / "data"
+    data.mkdir()
+    rows = []
+    for i in range(3):
+        files = _write_galaxy(data, f"g{i}", i)
+        rows.append((f"g{i}", files["NUV"].name, files["Ks"].name))  # relative to the manifest
+    manifest = _manifest(data, rows)
+    out = tmp_path / "out"
+
+    report = predict_many(stem, manifest, out_dir=out, workers=2, progress=False, report=tmp_path / "r.ecsv")
+    assert report.ok and report.counts["done"] == 3 and not report.failed
+    for i in range(3):
+        path = out / f"g{i}_r_synth.fits"
+        sb = _valid_output(path, stem)
+        inputs = {rec["band"]: rec for rec in sb.provenance["inputs"]}
+        assert inputs["NUV"]["checksum"] == sha256_file(data / f"g{i}_NUV.fits")
+        assert sb.wcs.wcs.compare(make_galaxy(i, bands=list(INPUTS), size=SIZE).wcs.wcs, tolerance=1e-10)
+    written = Table.read(tmp_path / "r.ecsv", format="ascii.ecsv")
+    assert list(written.colnames) == ["galaxy", "status", "band", "file", "output", "error", "seconds"]
+    assert sorted(written["galaxy"]) == ["g0", "g1", "g2"]
+
+    mtimes = {p: p.stat().st_mtime_ns for p in out.glob("*.fits")}
+    again = predict_many(stem, manifest, out_dir=out, workers=1, progress=False)
+    assert again.counts == {"done": 0, "exists": 3, "failed": 0, "ignored": 0}
+    assert {p: p.stat().st_mtime_ns for p in out.glob("*.fits")} == mtimes
+
+    redo = predict_many(translator, manifest, out_dir=out, overwrite=True, progress=False)
+    assert redo.counts["done"] == 3
+    assert all(p.stat().st_mtime_ns != m for p, m in mtimes.items())
+
+
+def test_items_as_pairs_table_and_folder_scan(model, tmp_path):
+    stem, _ = model
+    files = {g: _write_galaxy(tmp_path, g, s) for g, s in (("a", 1), ("b", 2))}
+    pairs = [(g, {"galex_nuv": f["NUV"], "K": f["Ks"]}) for g, f in files.items()]
+    assert predict_many(stem, pairs, out_dir=tmp_path / "o1", progress=False).counts["done"] == 2
+
+    table = Table({"ID": ["a"], "nuv": ["a_NUV.fits"], "2mass_ks": ["a_Ks.fits"], "notes": ["kept aside"]})
+    report = predict_many(stem, table, out_dir=tmp_path / "o2", base_dir=tmp_path, progress=False)
+    assert report.counts["done"] == 1 and (tmp_path / "o2" / "a_r_synth.fits").exists()
+
+    (tmp_path / "README.txt").write_text("not a galaxy")
+    _write_image(tmp_path / "c_NUV.fits", _blob((SIZE, SIZE)))  # c has no Ks image
+    scan = scan_folder(tmp_path, "{id}_{band}.fits", bands=INPUTS, check=False)
+    report = predict_many(stem, scan, out_dir=tmp_path / "o3", progress=False)
+    table = report.table
+    assert sorted(report.succeeded["galaxy"]) == ["a", "b"]
+    assert list(report.failed["galaxy"]) == ["c"] and "no usable file for band Ks" in report.failed["error"][0]
+    assert "README.txt" in table[table["status"] == "ignored"]["file"][0]
+
+
+def test_read_manifest_errors_name_the_problem(tmp_path):
+    with pytest.raises(ValueError, match="no 'id' column"):
+        read_manifest(Table({"NUV": ["a"], "K": ["b"]}), bands=INPUTS)
+    with pytest.raises(ValueError, match=r"no column for band\(s\) Ks .*the model needs NUV, Ks"):
+        read_manifest(Table({"id": ["g"], "NUV": ["a"]}), bands=INPUTS)
+    with pytest.raises(ValueError, match="columns 'K' and 'Ks' both name band Ks"):
+        read_manifest(Table({"id": ["g"], "NUV": ["a"], "K": ["b"], "Ks": ["c"]}), bands=INPUTS)
+    with pytest.raises(FileNotFoundError, match="manifest .*nope.ecsv.* not found"):
+        read_manifest(tmp_path / "nope.ecsv", bands=INPUTS)
+    (tmp_path / "junk.ecsv").write_text("# %ECSV 1.0\n# ---\n# garbage: [\nid\n")
+    with pytest.raises(ValueError, match="cannot be read as a table"):
+        read_manifest(tmp_path / "junk.ecsv", bands=INPUTS)
+    with pytest.raises(TypeError, match="manifest must be a path or an astropy Table"):
+        read_manifest(42, bands=INPUTS)
+
+
+def test_options_are_validated_before_any_work(model, tmp_path):
+    stem, _ = model
+    with pytest.raises(ValueError, match="workers must be a positive integer"):
+        predict_many(stem, [], out_dir=tmp_path, workers=0)
+    with pytest.raises(TypeError, match="predict_kw: .*unexpected keyword argument 'bogus'"):
+        predict_many(stem, [], out_dir=tmp_path, predict_kw={"bogus": 1})
+    with pytest.raises(ValueError, match="reproject_to='r' is not an input band of model 'tiny_test'"):
+        predict_many(stem, [], out_dir=tmp_path, reproject_to="r")
+    with pytest.raises(ValueError, match="unknown model 'no_such_model'"):
+        predict_many("no_such_model", [], out_dir=tmp_path)
+    with pytest.raises(TypeError, match=r"items\[0\] must be an \(id, \{band: path\}\) pair"):
+        predict_many(stem, ["g1"], out_dir=tmp_path)
+
+
+def test_batch_report_rejects_unknown_status_and_columns():
+    with pytest.raises(ValueError, match="status must be one of"):
+        BatchReport([{"galaxy": "g", "status": "maybe"}])
+    with pytest.raises(ValueError, match=r"unknown column\(s\) \['colour'\]"):
+        BatchReport([{"galaxy": "g", "status": "done", "colour": "red"}])
+
+
+# ---------------------------------------------------------------------- bad inputs
+HUGE = os.environ.get("BANDSYNTH_TEST_HUGE")
+
+
+def _bad_corpus(folder):
+    """Write the bad-input corpus; returns manifest rows and the expected
+    ``(status, band, error pattern, file name)`` per galaxy."""
+    folder.mkdir()
+    rows, expect = [], {}
+
+    def pair(galaxy, nuv, ks, outcome):
+        rows.append((galaxy, "", str(nuv), str(ks)))
+        expect[galaxy] = outcome + (None,) * (4 - len(outcome))
+
+    for i in range(3):
+        f = _write_galaxy(folder, f"good{i}", 10 + i)
+        pair(f"good{i}", f["NUV"].name, f["Ks"].name, ("done", None, None))
+    ok = _write_galaxy(folder, "ref", 20)
+    ks_ok = ok["Ks"].name
+
+    raw = (folder / "ref_NUV.fits").read_bytes()
+    (folder / "trunc_NUV.fits").write_bytes(raw[: len(raw) // 2])
+    pair("truncated", "trunc_NUV.fits", ks_ok, ("failed", "NUV", "cannot read .*trunc_NUV.fits", "trunc_NUV.fits"))
+
+    table = fits.BinTableHDU.from_columns([fits.Column("flux", "E", array=np.ones(3))])
+    fits.HDUList([fits.PrimaryHDU(), table]).writeto(folder / "table_NUV.fits")
+    pair("table", "table_NUV.fits", ks_ok, ("failed", "NUV", "contains no image HDU", "table_NUV.fits"))
+
+    hdus = [fits.PrimaryHDU()]
+    for name, band in (("NUVX", "NUV"), ("K", "Ks")):
+        with fits.open(ok[band]) as src:
+            hdus.append(fits.ImageHDU(src[0].data, src[0].header, name=name))
+    fits.HDUList(hdus).writeto(folder / "badext.fits")
+    rows.append(("badext", "badext.fits", "", ""))
+    expect["badext"] = ("failed", "", "HDU 1 has EXTNAME 'NUVX', which is not a known band", "badext.fits")
+    hdus[1].name = "NUV"
+    fits.HDUList(hdus).writeto(folder / "multi.fits")
+    rows.append(("multi", "multi.fits", "", ""))
+    expect["multi"] = ("done", None, None, None)
+
+    pair("noband", ok["NUV"].name, "", ("failed", "Ks", "no file for band Ks in the manifest"))
+    pair("nofile", ok["NUV"].name, "absent_Ks.fits", ("failed", "Ks", "absent_Ks.fits' not found", "absent_Ks.fits"))
+
+    nan = _write_image(folder / "nan_NUV.fits", np.full((SIZE, SIZE), np.nan, np.float32),
+                       wcs=WCS(fits.getheader(ok["NUV"])))
+    pair("allnan", nan.name, ks_ok, ("failed", "NUV", "every pixel is masked or non-finite", "nan_NUV.fits"))
+
+    small_ks = _write_image(folder / "small_Ks.fits", _blob((48, 48)))
+    pair("shapes", ok["NUV"].name, small_ks.name, ("failed", "NUV,Ks", "bands have different shapes"))
+
+    w = WCS(fits.getheader(ok["Ks"]))
+    w.wcs.crval = w.wcs.crval + [10 / 3600, 0]
+    shifted = _write_image(folder / "shifted_Ks.fits", fits.getdata(ok["Ks"]), wcs=w)
+    pair("wcs", ok["NUV"].name, shifted.name, ("failed", "Ks", "not on the pixel grid of band 'NUV'", "shifted_Ks.fits"))
+
+    (folder / "zero_NUV.fits").write_bytes(b"")
+    pair("zero", "zero_NUV.fits", ks_ok, ("failed", "NUV", "Empty or corrupt FITS file", "zero_NUV.fits"))
+
+    side = receptive_field(build_generator("tiny", 2, 1)) - 4
+    for band in INPUTS:
+        _write_image(folder / f"tiny_{band}.fits", _blob((side, side)))
+    pair("tiny", "tiny_NUV.fits", "tiny_Ks.fits", ("failed", "NUV,Ks", "smaller than the receptive field"))
+
+    # Larger than one network tile: predicted in overlapping tiles.
+    shape = (10000, 10000) if HUGE else (1100, 900)
+    for band, width in (("NUV", 0.1), ("Ks", 0.2)):
+        _write_image(folder / f"big_{band}.fits", _blob(shape, width=width))
+    pair("big", "big_NUV.fits", "big_Ks.fits", ("done", None, None))
+
+    for unsafe in ("../../escaped", "/tmp/absolute", ".hidden", "a\\b"):
+        pair(unsafe, ok["NUV"].name, ks_ok, ("failed", "", "galaxy id .* (contains a path separator|starts with '.')"))
+    rows.append(("good0", "", ok["NUV"].name, ks_ok))  # second row for the same id
+    return rows, expect
+
+
+def test_bad_input_corpus_goes_through_one_batch(model, tmp_path, caplog):
+    stem, _ = model
+    rows, expect = _bad_corpus(tmp_path / "in")
+    manifest = Table(rows=rows, names=("id", "file", "NUV", "K"), dtype=[str] * 4)
+    manifest.write(tmp_path / "in" / "m.ecsv")
+    out = tmp_path / "deep" / "out"
+    started = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", AstropyUserWarning)  # the masked NaN pixels
+        code = main(["predict-batch", "--model", str(stem), "--manifest", str(tmp_path / "in" / "m.ecsv"),
+                     "--out", str(out), "--workers", "2", "--quiet", "--report", str(tmp_path / "report.ecsv")])
+    elapsed = time.perf_counter() - started
+    assert code == 1  # something failed
+    report = Table.read(tmp_path / "report.ecsv", format="ascii.ecsv")
+    by_id = {}
+    for row in report:
+        by_id.setdefault(row["galaxy"], []).append(row)
+    for galaxy, (status, band, error, file) in expect.items():
+        first = by_id[galaxy][0]
+        assert first["status"] == status, (galaxy, first["error"])
+        if status == "done":
+            _valid_output(out / f"{galaxy}_r_synth.fits", stem)
+            continue
+        assert re.search(error, first["error"]), (galaxy, first["error"])
+        if band:
+            assert first["band"] == band, galaxy
+        if file:
+            assert Path(first["file"]).name == file, galaxy
+    dup = [r for r in by_id["good0"] if r["status"] == "failed"]
+    assert len(dup) == 1 and "duplicate galaxy id" in dup[0]["error"]
+    # Only the good galaxies produced files, all inside the output folder, no temporaries.
+    assert sorted(p.name for p in out.iterdir() if p.name.endswith(".fits")) == sorted(
+        f"{g}_r_synth.fits" for g, (s, *_) in expect.items() if s == "done"
+    )
+    assert not list(out.glob(".*")) and not (tmp_path / "escaped_r_synth.fits").exists()
+    assert not Path("/tmp/absolute_r_synth.fits").exists()
+    assert "galaxy truncated failed [NUV:" in caplog.text
+    if not HUGE:
+        assert elapsed < 30
+    big = SyntheticBand.read(out / "big_r_synth.fits")
+    assert big.data.shape == ((10000, 10000) if HUGE else (1100, 900)) and np.isfinite(big.data).all()
+
+
+def test_output_path_refuses_ids_that_leave_the_folder(tmp_path):
+    assert output_path(tmp_path, "J1234+5678.9", "K") == tmp_path / "J1234+5678.9_Ks_synth.fits"
+    for bad, why in (("../x", "path separator"), ("/etc/x", "path separator"), ("..", "starts with '.'"),
+                     ("", "empty galaxy id"), ("a\nb", "control characters"), ("x" * 300, "longer than")):
+        with pytest.raises(ValueError, match=why):
+            output_path(tmp_path, bad, "r")
+
+
+# ---------------------------------------------------------------------- existing outputs
+def test_existing_outputs_are_only_replaced_with_overwrite(model, tmp_path):
+    stem, translator = model
+    items = [(f"g{i}", _write_galaxy(tmp_path, f"g{i}", 30 + i)) for i in range(4)]
+    out = tmp_path / "out"
+    assert predict_many(stem, items, out_dir=out, progress=False).ok
+    paths = [out / f"g{i}_r_synth.fits" for i in range(4)]
+
+    # g0: corrupt (one data byte changed); g1: made by another model;
+    # g2: its input changed since; g3: not a FITS file at all.
+    raw = bytearray(paths[0].read_bytes())
+    raw[2880 * 12 + 100] ^= 0xFF
+    paths[0].write_bytes(bytes(raw))
+    torch.manual_seed(1)
+    other = Translator(build_generator("tiny", 2, 1), _card("other_model"))
+    other.save(tmp_path / "other_model")
+    paths[1].unlink()
+    assert predict_many(tmp_path / "other_model", items[1:2], out_dir=out, progress=False).ok
+    fits.setval(items[2][1]["Ks"], "OBSERVER", value="someone")  # same pixels, different file
+    paths[3].write_text("not a FITS file")
+    before = {p: p.read_bytes() for p in paths}
+
+    report = predict_many(stem, items, out_dir=out, progress=False)
+    failed = {r["galaxy"]: r["error"] for r in report.failed}
+    assert sorted(failed) == ["g0", "g1", "g2", "g3"]
+    assert "fails its CHECKSUM/DATASUM check" in failed["g0"]
+    assert "was made by model 'other_model'" in failed["g1"]
+    assert "made from other input files (checksum of band(s) Ks differs)" in failed["g2"]
+    assert "cannot be read as a bandsynth output" in failed["g3"]
+    assert all("pass --overwrite" in e for e in failed.values())
+    assert {p: p.read_bytes() for p in paths} == before  # nothing touched
+
+    report = predict_many(stem, items, out_dir=out, progress=False, overwrite=True)
+    assert report.counts["done"] == 4
+    for p in paths:
+        _valid_output(p, stem)
+
+
+def test_stale_temporary_files_are_removed(model, tmp_path):
+    stem, _ = model
+    items = [("g0", _write_galaxy(tmp_path, "g0", 40))]
+    out = tmp_path / "out"
+    out.mkdir()
+    leftover = out / ".g0_r_synth.fits.0123456789ab.tmp"
+    leftover.write_bytes(b"SIMPLE  =  half a file")
+    assert predict_many(stem, items, out_dir=out, progress=False).ok
+    assert not leftover.exists()
+    _valid_output(out / "g0_r_synth.fits", stem)
+
+
+def test_kill_9_then_rerun_finishes_without_partial_files(model, tmp_path):
+    stem, _ = model
+    n = 10
+    rows = []
+    for i in range(n):
+        # Survey mode carries an uncertainty: Monte Carlo draws make each galaxy take a while.
+        f = _write_galaxy(tmp_path, f"g{i}", 50 + i, size=96, mode="survey")
+        rows.append((f"g{i}", f["NUV"].name, f["Ks"].name))
+    manifest = _manifest(tmp_path, rows)
+    out = tmp_path / "out"
+    args = ["predict-batch", "--model", str(stem), "--manifest", str(manifest), "--out", str(out),
+            "--workers", "2", "--torch-threads", "1", "--quiet"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "bandsynth.cli", *args], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 120
+        while proc.poll() is None and time.monotonic() < deadline:
+            if out.is_dir() and any(out.glob("*_synth.fits")):
+                os.kill(proc.pid, signal.SIGKILL)
+                break
+            time.sleep(0.002)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        _, stderr = proc.communicate(timeout=30)
+    assert proc.returncode == -signal.SIGKILL, stderr.decode()[-2000:]
+    first = sorted(out.glob("*_synth.fits"))
+    assert 1 <= len(first) < n  # killed mid-run
+    for p in first:
+        _valid_output(p, stem)
+    mtimes = {p.name: p.stat().st_mtime_ns for p in first}
+
+    code = main([*args[:-1], "--report", str(tmp_path / "report.ecsv")])
+    assert code == 0
+    report = Table.read(tmp_path / "report.ecsv", format="ascii.ecsv")
+    status = dict(zip(report["galaxy"], report["status"]))
+    assert sorted(g for g, s in status.items() if s == "exists") == sorted(p.name.split("_")[0] for p in first)
+    assert sum(s == "done" for s in status.values()) == n - len(first)
+    for i in range(n):
+        _valid_output(out / f"g{i}_r_synth.fits", stem)
+    assert {p.name: p.stat().st_mtime_ns for p in first} == mtimes
+    assert not [p for p in out.iterdir() if p.name.endswith(".tmp")]
+
+
+# ---------------------------------------------------------------------- security
+def test_no_unpickling_on_the_load_and_predict_path(model, tmp_path, monkeypatch):
+    from bandsynth import BandStack
+
+    stem, _ = model
+    files = _write_galaxy(tmp_path, "g0", 60)
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("pickle must not be used to load a model")
+
+    with monkeypatch.context() as m:
+        for target, name in ((pickle, "load"), (pickle, "loads"), (pickle, "Unpickler"), (torch, "load")):
+            m.setattr(target, name, refuse)
+        translator = Translator.load(stem)
+        pred = translator.predict(BandStack.from_fits(files))
+        assert pred.data.shape == (SIZE, SIZE) and np.isfinite(pred.data).all()
+
+    # Dask's tokenizer round-trips graph arguments through pickle: the batch must not hand
+    # it the model (or any array), only names of things.
+    unpickled = []
+    real_loads = pickle.loads
+
+    def spy(data, *args, **kwargs):
+        obj = real_loads(data, *args, **kwargs)
+        unpickled.append(obj if isinstance(obj, type) else type(obj))
+        return obj
+
+    monkeypatch.setattr(pickle, "loads", spy)
+    monkeypatch.setattr(torch, "load", refuse)
+    report = predict_many(stem, [("g0", files)], out_dir=tmp_path / "out", progress=False)
+    assert report.ok
+    assert not [t for t in unpickled if t.__module__.split(".")[0] in ("torch", "bandsynth", "numpy")], unpickled
+
+
+def test_tampered_weights_are_refused(model, tmp_path):
+    stem, _ = model
+    for suffix in (".safetensors", ".json"):
+        shutil.copy(stem.with_suffix(suffix), (tmp_path / "tampered").with_suffix(suffix))
+    weights = tmp_path / "tampered.safetensors"
+    raw = bytearray(weights.read_bytes())
+    raw[-5] ^= 0x01
+    weights.write_bytes(bytes(raw))
+    with pytest.raises(WeightsHashError, match="refusing to load it"):
+        predict_many(tmp_path / "tampered", [], out_dir=tmp_path / "out")
+
+
+# ---------------------------------------------------------------------- a real Dask cluster
+@pytest.fixture
+def dask_cluster(tmp_path):
+    """A ``dask scheduler`` and two ``dask worker`` processes on 127.0.0.1; yields the address."""
+    dask_cli = shutil.which("dask", path=os.path.dirname(sys.executable)) or shutil.which("dask")
+    if dask_cli is None:
+        pytest.skip("the dask command is not installed")
+    scheduler_file = tmp_path / "scheduler.json"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    procs = []
+
+    def start(args, log_name):
+        log = open(tmp_path / log_name, "wb")
+        procs.append((subprocess.Popen([dask_cli, *args], env=env, stdout=log, stderr=subprocess.STDOUT), log))
+
+    try:
+        start(["scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
+               "--scheduler-file", str(scheduler_file)], "scheduler.log")
+        for i in range(2):
+            start(["worker", "--scheduler-file", str(scheduler_file), "--nthreads", "1", "--no-nanny",
+                   "--no-dashboard", "--host", "127.0.0.1", "--local-directory", str(tmp_path / f"w{i}")],
+                  f"worker{i}.log")
+        deadline = time.monotonic() + 60
+        while not scheduler_file.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        address = json.loads(scheduler_file.read_text())["address"]
+        from distributed import Client
+
+        with Client(address, timeout=60) as client:
+            client.wait_for_workers(2, timeout=60)
+        yield address
+    finally:
+        # Workers first: a worker whose scheduler is gone waits for it to come back.
+        for proc, log in reversed(procs):
+            if proc.poll() is None:
+                proc.terminate()
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+            log.close()
+
+
+def test_batch_on_a_distributed_cluster(model, tmp_path, dask_cluster):
+    from distributed import Client
+
+    stem, translator = model
+    data = tmp_path / "data"
+    data.mkdir()
+    rows = []
+    for i in range(6):
+        f = _write_galaxy(data, f"g{i}", 70 + i)
+        rows.append((f"g{i}", f["NUV"].name, f["Ks"].name))
+    rows.append(("broken", "g0_NUV.fits", "absent_Ks.fits"))
+    manifest = _manifest(data, rows)
+    out = tmp_path / "out"
+    code = main(["predict-batch", "--model", str(stem), "--manifest", str(manifest), "--out", str(out),
+                 "--scheduler", dask_cluster, "--quiet"])
+    assert code == 1  # "broken" failed ...
+    report = Table.read(out / "predict_batch_report.ecsv", format="ascii.ecsv")
+    assert list(report[report["status"] == "failed"]["galaxy"]) == ["broken"]
+    for i in range(6):  # ... and every other galaxy was predicted
+        _valid_output(out / f"g{i}_r_synth.fits", stem)
+    with Client(dask_cluster) as client:
+        loaded = client.run(lambda: sorted(k[0] for k in __import__("bandsynth.batch").batch._CACHE))
+    # The workers, not this process, loaded the model (by its path) and did the work.
+    assert any(str(stem) in names for names in loaded.values()), loaded
+
+    # A translator that exists only in memory travels to the workers as its saved files.
+    report = predict_many(translator, [(f"g{i}", {b: data / f"g{i}_{b}.fits" for b in INPUTS}) for i in range(2)],
+                          out_dir=tmp_path / "out2", scheduler=dask_cluster, progress=False)
+    assert report.counts["done"] == 2
+    for i in range(2):
+        _valid_output(tmp_path / "out2" / f"g{i}_r_synth.fits", stem)

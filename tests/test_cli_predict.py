@@ -1,0 +1,193 @@
+"""The ``bandsynth predict`` and ``bandsynth predict-batch`` commands."""
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from astropy.io import fits
+from astropy.utils.exceptions import AstropyUserWarning
+from astropy.wcs import WCS
+
+from bandsynth import SyntheticBand, Translator
+from bandsynth.cli import build_parser, main
+from bandsynth.datasets import make_galaxy
+from bandsynth.models.generator import build_generator
+from bandsynth.models.zoo import ModelCard, sha256_file
+
+INPUTS, OUTPUT = ("NUV", "Ks"), "r"
+
+
+@pytest.fixture(scope="module")
+def stem(tmp_path_factory):
+    torch.manual_seed(0)
+    card = ModelCard(
+        name="tiny_test",
+        inputs=INPUTS,
+        output=OUTPUT,
+        preset="tiny",
+        architecture={},
+        scaling={b: {"softening": 0.02, "maximum": 1.0} for b in (*INPUTS, OUTPUT)},
+        pixel_scale=0.262,
+    )
+    path = tmp_path_factory.mktemp("model") / "tiny_test"
+    Translator(build_generator("tiny", 2, 1), card).save(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def galaxy(tmp_path_factory):
+    """NUV and Ks files of one mock galaxy: ``{band: path}``."""
+    folder = tmp_path_factory.mktemp("galaxy")
+    stack = make_galaxy(5, bands=list(INPUTS), size=48)
+    files = {}
+    for band in INPUTS:
+        files[band] = folder / f"g5_{band.lower()}.fits"
+        stack[band].write(files[band])
+    return files
+
+
+def _predict(stem, files, out, *extra):
+    args = ["predict", "--model", str(stem), "-o", str(out), *extra]
+    for band, path in files.items():
+        args += ["--input", f"{band}={path}"]
+    return main(args)
+
+
+def test_predict_writes_one_archive_file(stem, galaxy, tmp_path):
+    out = tmp_path / "g5_r_synth.fits"
+    assert _predict(stem, {"NUV": galaxy["NUV"], "K": galaxy["Ks"]}, out) == 0
+    sb = SyntheticBand.read(out)
+    assert sb.band.name == "r" and sb.data.shape == (48, 48) and sb.uncertainty is not None
+    header = fits.getheader(out)
+    assert header["BSMODEL"] == "tiny_test"
+    assert header["BSSHA256"] == sha256_file(stem.with_suffix(".safetensors"))
+    assert (header["BSIN1"], header["BSINF1"]) == ("NUV", "g5_nuv.fits")
+    assert header["BSINS2"] == sha256_file(galaxy["Ks"])
+    if shutil.which("fitsverify"):
+        result = subprocess.run(["fitsverify", "-q", str(out)], capture_output=True, text=True)
+        assert "verification OK" in result.stdout, result.stdout
+
+
+def test_existing_output_is_kept_without_overwrite(stem, galaxy, tmp_path, caplog):
+    out = tmp_path / "out.fits"
+    out.write_bytes(b"precious")
+    assert _predict(stem, galaxy, out) == 2
+    assert out.read_bytes() == b"precious"
+    assert "exists; pass --overwrite to replace it" in caplog.text
+    assert _predict(stem, galaxy, out, "--overwrite") == 0
+    assert SyntheticBand.read(out).band.name == "r"
+
+
+def test_reproject_to_puts_the_inputs_on_one_grid(stem, galaxy, tmp_path, caplog):
+    header = fits.getheader(galaxy["Ks"])
+    w = WCS(header)
+    w.wcs.crval = w.wcs.crval + [2 / 3600, 0]  # a few pixels off the NUV grid
+    shifted = tmp_path / "shifted_k.fits"
+    hdr = w.to_header()
+    hdr["BUNIT"] = header["BUNIT"]
+    fits.PrimaryHDU(fits.getdata(galaxy["Ks"]), hdr).writeto(shifted)
+    files = {"NUV": galaxy["NUV"], "Ks": shifted}
+    out = tmp_path / "out.fits"
+    assert _predict(stem, files, out) == 1
+    assert "band 'Ks' is not on the pixel grid of band 'NUV'" in caplog.text and not out.exists()
+    with pytest.warns(AstropyUserWarning, match="not \\(fully\\) covered"):
+        assert _predict(stem, files, out, "--reproject-to", "NUV") == 0
+    sb = SyntheticBand.read(out)
+    assert sb.wcs.wcs.compare(WCS(fits.getheader(galaxy["NUV"])).wcs, tolerance=1e-10)
+    assert sb.mask.any()  # the pixels the shifted Ks image does not cover
+
+
+def test_tta_averages_the_flips(stem, galaxy, tmp_path):
+    plain, tta = tmp_path / "plain.fits", tmp_path / "tta.fits"
+    assert _predict(stem, galaxy, plain) == 0 and _predict(stem, galaxy, tta, "--tta") == 0
+    assert "flips/rotations" in fits.getval(tta, "BSUNCMET")
+    assert "flips/rotations" not in fits.getval(plain, "BSUNCMET")
+    assert not np.array_equal(fits.getdata(plain), fits.getdata(tta))
+
+
+def test_one_multi_extension_input_file(stem, galaxy, tmp_path):
+    hdus = [fits.PrimaryHDU()]
+    for band, name in (("NUV", "NUV"), ("Ks", "K")):
+        with fits.open(galaxy[band]) as src:
+            hdus.append(fits.ImageHDU(src[0].data, src[0].header, name=name))
+    multi = tmp_path / "g5.fits"
+    fits.HDUList(hdus).writeto(multi)
+    out = tmp_path / "out.fits"
+    assert main(["predict", "--model", str(stem), "--input", str(multi), "-o", str(out)]) == 0
+    ref = tmp_path / "ref.fits"
+    assert _predict(stem, galaxy, ref) == 0
+    np.testing.assert_array_equal(fits.getdata(out), fits.getdata(ref))
+
+
+@pytest.mark.parametrize(
+    ("inputs", "message"),
+    [
+        (["NUV", "K=b.fits"], "expected BAND=FILE"),
+        (["NUV=a.fits", "galex_nuv=b.fits"], "band NUV is given twice"),
+        (["FOO=a.fits"], "unknown band 'FOO'"),
+    ],
+)
+def test_bad_input_options_are_reported(stem, tmp_path, caplog, inputs, message):
+    args = ["predict", "--model", str(stem), "-o", str(tmp_path / "o.fits")]
+    for spec in inputs:
+        args += ["--input", spec]
+    assert main(args) == 2
+    assert message in caplog.text
+
+
+def test_a_bad_input_file_fails_with_its_name(stem, galaxy, tmp_path, caplog):
+    out = tmp_path / "o.fits"
+    assert _predict(stem, {"NUV": galaxy["NUV"], "Ks": tmp_path / "missing_k.fits"}, out) == 1
+    assert "band 'Ks': FITS file" in caplog.text and "missing_k.fits' not found" in caplog.text
+    assert _predict(stem, {"NUV": galaxy["NUV"]}, out) == 1
+    assert "needs bands NUV, Ks" in caplog.text and not out.exists()
+
+
+def test_tampered_weights_are_refused_by_both_commands(stem, galaxy, tmp_path, caplog):
+    bad = tmp_path / "tampered"
+    for suffix in (".safetensors", ".json"):
+        shutil.copy(stem.with_suffix(suffix), bad.with_suffix(suffix))
+    raw = bytearray(bad.with_suffix(".safetensors").read_bytes())
+    raw[len(raw) // 2] ^= 0x10  # one bit of one weight
+    bad.with_suffix(".safetensors").write_bytes(bytes(raw))
+
+    out = tmp_path / "out.fits"
+    assert _predict(bad, galaxy, out) == 2
+    assert "refusing to load it" in caplog.text and "tampered.safetensors" in caplog.text
+    assert not out.exists()
+    caplog.clear()
+    manifest = tmp_path / "m.ecsv"
+    manifest.write_text(f"# %ECSV 1.0\n# ---\n# datatype:\n# - {{name: id, datatype: string}}\n"
+                        f"# - {{name: NUV, datatype: string}}\n# - {{name: K, datatype: string}}\n"
+                        f"id NUV K\ng5 {galaxy['NUV']} {galaxy['Ks']}\n")
+    code = main(["predict-batch", "--model", str(bad), "--manifest", str(manifest), "--out", str(tmp_path / "o")])
+    assert code == 2 and "refusing to load it" in caplog.text
+    assert not list((tmp_path).glob("o/*.fits"))
+
+
+def test_predict_batch_pattern_mode(stem, galaxy, tmp_path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for g in ("a", "b"):
+        for band, path in galaxy.items():
+            shutil.copy(path, folder / f"{g}_{band}.fits")
+    out = tmp_path / "out"
+    code = main(["predict-batch", "--model", str(stem), "--pattern", "{id}_{band}.fits",
+                 "--input-dir", str(folder), "--out", str(out), "--workers", "1", "--quiet"])
+    assert code == 0
+    assert sorted(p.name for p in out.glob("*.fits")) == ["a_r_synth.fits", "b_r_synth.fits"]
+    assert (out / "predict_batch_report.ecsv").exists()
+
+
+def test_commands_are_registered_and_check_their_options(capsys):
+    help_text = build_parser().format_help()
+    assert "predict" in help_text and "predict-batch" in help_text
+    with pytest.raises(SystemExit) as exc:
+        main(["predict-batch", "--model", "m", "--pattern", "{id}_{band}.fits", "--out", "o"])
+    assert exc.value.code == 2 and "--pattern needs --input-dir" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["predict-batch", "--model", "m", "--manifest", "m.ecsv", "--pattern", "p", "--out", "o"])
+    assert "not allowed with argument" in capsys.readouterr().err

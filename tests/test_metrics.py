@@ -1,0 +1,327 @@
+"""Tests of bandsynth.metrics: external references (scikit-image, scipy) and bad input."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+from astropy.nddata import CCDData, NDData, StdDevUncertainty
+from astropy.table import QTable, Table
+from astropy.utils.exceptions import AstropyUserWarning
+from scipy.ndimage import gaussian_filter
+from scipy.stats import wasserstein_distance
+from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+
+from bandsynth.metrics import (
+    ComparisonReport,
+    calibration,
+    colour_fidelity,
+    compare,
+    evaluate_pairs,
+    global_limits,
+    mae,
+    photometric_error,
+    psnr,
+    ssim,
+    ssim_gain,
+    summarize,
+    wasserstein1,
+)
+from bandsynth.scaling import AsinhScaling
+
+
+def galaxy(size=64, *, scale=5.0, amp=10.0, noise=0.0, seed=0, dx=0.0):
+    """A smooth exponential galaxy with a clump, optionally noisy."""
+    y, x = np.mgrid[:size, :size].astype(float)
+    c = size / 2 + dx
+    img = amp * np.exp(-np.hypot(x - c, (y - c) * 1.3) / scale)
+    img += 0.3 * amp * np.exp(-((x - c - 6) ** 2 + (y - c - 4) ** 2) / 4.0)
+    if noise:
+        img += np.random.default_rng(seed).normal(0, noise, img.shape)
+    return img
+
+
+@pytest.fixture
+def smooth_pair():
+    rng = np.random.default_rng(42)
+    truth = gaussian_filter(rng.random((80, 96)), 2)
+    pred = truth + gaussian_filter(rng.normal(0, 0.05, truth.shape), 1)
+    return pred, truth
+
+
+# ---------------------------------------------------------------- pixel metrics
+
+
+@pytest.mark.parametrize("data_range", [1.0, 0.37, 5.0])
+def test_ssim_matches_scikit_image(smooth_pair, data_range):
+    pred, truth = smooth_pair
+    ref = structural_similarity(pred, truth, data_range=data_range, gaussian_weights=True, sigma=1.5,
+                                use_sample_covariance=False)  # fmt: skip
+    assert ssim(pred, truth, data_range=data_range) == pytest.approx(ref, abs=1e-12)
+    value, smap = ssim(pred, truth, data_range=data_range, full=True)
+    assert value == pytest.approx(ref, abs=1e-12) and smap.shape == truth.shape
+
+
+def test_psnr_and_mae_match_references(smooth_pair):
+    pred, truth = smooth_pair
+    ref = peak_signal_noise_ratio(truth, pred, data_range=1.0)
+    assert psnr(pred, truth, data_range=1.0) == pytest.approx(ref, abs=1e-9)
+    assert mae(pred, truth) == pytest.approx(np.mean(np.abs(pred - truth)), rel=1e-14)
+    assert psnr(truth, truth, data_range=1.0) == np.inf
+
+
+def test_pixel_metrics_exclude_masked_and_nan_pixels_with_warning(smooth_pair):
+    pred, truth = smooth_pair
+    pred = pred.copy()
+    pred[5, 7] = np.nan
+    with pytest.warns(AstropyUserWarning, match="1 masked or non-finite pixel"):
+        m = mae(pred, truth)
+    good = np.isfinite(pred)
+    assert m == pytest.approx(np.mean(np.abs(pred[good] - truth[good])))
+    mask = np.zeros(truth.shape, bool)
+    mask[:10] = True
+    with pytest.warns(AstropyUserWarning):
+        assert np.isfinite(ssim(pred, truth, data_range=1.0, mask=mask))
+
+
+def test_pixel_metric_errors(smooth_pair):
+    pred, truth = smooth_pair
+    with pytest.raises(ValueError, match=r"prediction has shape \(80, 96\) but truth has shape \(10, 10\)"):
+        mae(pred, np.zeros((10, 10)))
+    with pytest.raises(ValueError, match="data_range must be finite and > 0"):
+        psnr(pred, truth, data_range=0.0)
+    with pytest.raises(TypeError, match="data_range must be a number"):
+        ssim(pred, truth, data_range="1")
+    with pytest.raises(ValueError, match="too small"):
+        ssim(np.zeros((8, 8)), np.zeros((8, 8)), data_range=1.0)
+
+
+def test_ssim_gain_is_the_thesis_definition(smooth_pair):
+    pred, truth = smooth_pair
+    other = np.flipud(truth)
+    gains = ssim_gain(pred, truth, {"g": other, "z": truth * 0.9}, data_range=1.0)
+    base = ssim(pred, truth, data_range=1.0)
+    assert gains["g"] == pytest.approx(base - ssim(other, truth, data_range=1.0))
+    assert gains["g"] > 0 > gains["z"] - 1  # an unrelated input gains, a near-copy barely
+    with pytest.raises(TypeError, match="mapping"):
+        ssim_gain(pred, truth, [other], data_range=1.0)
+
+
+# ---------------------------------------------------------------- Wasserstein-1
+
+
+def test_w1_matches_scipy_after_global_min_max():
+    rng = np.random.default_rng(3)
+    u, v = rng.normal(0.5, 0.05, 300), rng.normal(0.55, 0.08, 250)
+    lo, hi = min(u.min(), v.min()), max(u.max(), v.max())
+    assert wasserstein1(u, v) == pytest.approx(wasserstein_distance(u, v) / (hi - lo), rel=1e-12)
+    assert wasserstein1(u, v) == pytest.approx(
+        wasserstein_distance((u - lo) / (hi - lo), (v - lo) / (hi - lo)), rel=1e-12
+    )
+    assert wasserstein1(u, u) == 0.0
+    assert wasserstein1(np.zeros(10), np.ones(10)) == 1.0  # maximally disjoint
+    assert 0 <= wasserstein1(u, v) <= 1
+
+
+def test_w1_with_shared_limits_and_bad_input():
+    u, v = [0.4, 0.5], [0.5, 0.6]
+    limits = global_limits(u, v, [0.0, 1.0])  # e.g. a third model widens the range
+    assert limits == (0.0, 1.0)
+    assert wasserstein1(u, v, limits=limits) == pytest.approx(0.1)
+    with pytest.raises(ValueError, match="outside limits"):
+        wasserstein1(u, v, limits=(0.45, 1.0))
+    with pytest.raises(ValueError, match="no finite values"):
+        wasserstein1([], v)
+    with pytest.warns(AstropyUserWarning, match="1 non-finite value"):
+        assert wasserstein1([0.4, np.nan, 0.5], [0.4, 0.5]) == 0.0
+    with pytest.raises(TypeError, match="pair of numbers"):
+        wasserstein1(u, v, limits=0.5)
+
+
+# ---------------------------------------------------------------- photometry, calibration, colours
+
+
+def test_photometric_error_recovers_a_flux_scaling():
+    truth = galaxy(noise=0.01)
+    pred = 1.1 * galaxy() + np.random.default_rng(9).normal(0, 0.01, truth.shape)
+    err = photometric_error(pred, truth)
+    assert err.total == pytest.approx(-2.5 * np.log10(1.1), abs=0.01)
+    assert err.aperture == pytest.approx(-2.5 * np.log10(1.1), abs=0.01)
+    assert err.flux_true > 0 and err.radius > 1 and err.note == ""
+
+
+def test_photometric_error_without_a_source_is_flagged():
+    noise = np.random.default_rng(1).normal(0, 1, (64, 64))
+    err = photometric_error(noise, noise, segmentation={"n_sigma": 50})
+    assert np.isnan(err.total) and "no source" in err.note
+
+
+def test_calibration_coverage_of_gaussian_errors():
+    rng = np.random.default_rng(0)
+    truth = np.zeros((300, 300))
+    sigma = np.full(truth.shape, 0.5)
+    cal = calibration(truth + rng.normal(0, 0.5, truth.shape), truth, sigma)
+    assert cal.coverage[1] == pytest.approx(0.6827, abs=0.01)
+    assert cal.coverage[2] == pytest.approx(0.9545, abs=0.005)
+    assert cal.coverage[3] == pytest.approx(0.9973, abs=0.002)
+    assert cal.z_std == pytest.approx(1.0, abs=0.02) and abs(cal.z_median) < 0.02
+    over = calibration(truth + rng.normal(0, 1.0, truth.shape), truth, sigma)  # sigma too small
+    assert over.coverage[1] < 0.45
+    footprint = np.zeros(truth.shape, bool)
+    footprint[:10, :10] = True
+    assert calibration(truth, truth, sigma, footprint=footprint).n == 100
+    with pytest.raises(ValueError, match=r"sigma has shape \(2, 2\)"):
+        calibration(truth, truth, np.ones((2, 2)))
+
+
+def test_colour_fidelity():
+    truth = galaxy()
+    g = 0.5 * galaxy(scale=4.0)
+    g[:, :5] = -1.0  # no flux in g there: those pixels drop out
+    res = colour_fidelity(truth * 10 ** (-0.4 * 0.2), truth, {"g": g, "z": 2 * truth})
+    assert res["g"].median_abs_error == pytest.approx(0.2, abs=1e-9)
+    assert res["g"].median_error == pytest.approx(0.2, abs=1e-9)  # too faint -> positive
+    assert res["g"].n == truth.size - 5 * truth.shape[0] and res["z"].n == truth.size
+    with pytest.raises(ValueError, match=r"input 'g' has shape \(3, 3\)"):
+        colour_fidelity(truth, truth, {"g": np.ones((3, 3))})
+
+
+# ---------------------------------------------------------------- compare()
+
+
+def test_compare_raw_and_scaled_spaces():
+    truth = galaxy(noise=0.02)
+    pred = truth * 1.05 + np.random.default_rng(2).normal(0, 0.02, truth.shape)
+    raw = compare(pred, truth)
+    assert raw.space == "raw" and raw.data_range == pytest.approx(np.ptp(truth))
+    assert raw.mae == pytest.approx(np.mean(np.abs(pred - truth)))
+    scaling = AsinhScaling(softening=0.05)
+    rep = compare(pred, truth, scaling=scaling, reference=10.0)
+    sp, st = scaling.forward(pred, reference=10.0), scaling.forward(truth, reference=10.0)
+    assert rep.space == "scaled" and rep.data_range == 1.0
+    assert rep.mae == pytest.approx(np.mean(np.abs(sp - st)))
+    ref = structural_similarity(sp, st, data_range=1.0, gaussian_weights=True, sigma=1.5,
+                                use_sample_covariance=False)  # fmt: skip
+    assert rep.ssim == pytest.approx(ref, abs=1e-12)
+    assert rep.dmag_total == pytest.approx(-2.5 * np.log10(1.05), abs=0.01)
+    assert np.isfinite(rep.gini_pred) and rep.gini_pred == pytest.approx(rep.gini_true, abs=0.03)
+
+
+def test_compare_shape_mismatch_names_both_shapes():
+    with pytest.raises(ValueError, match=r"prediction has shape \(10, 10\) but truth has shape \(12, 12\)"):
+        compare(np.zeros((10, 10)), np.zeros((12, 12)))
+    with pytest.raises(ValueError, match=r"input 'g' has shape"):
+        compare(np.zeros((64, 64)), galaxy(), inputs={"g": np.zeros((3, 3))})
+
+
+def test_compare_full_report_with_synthetic_band():
+    from bandsynth.synthetic import SyntheticBand, make_provenance
+
+    truth = galaxy(noise=0.05, seed=1)
+    sigma = np.full(truth.shape, 0.05 * np.sqrt(2))  # both images carry noise of 0.05
+    pred_data = galaxy() + np.random.default_rng(5).normal(0, 0.05, truth.shape)
+    scaling = {"reference_flux": 10.0, "r": {"softening": 0.05, "maximum": 1.0}}
+    prov = make_provenance("r", model="test", scaling=scaling)
+    sb = SyntheticBand(pred_data.astype(np.float32), unit="nanomaggy", uncertainty=sigma, provenance=prov)
+    inputs = {"g": CCDData(0.6 * galaxy(scale=4.5), unit="nanomaggy"), "z": 1.4 * galaxy(scale=5.5)}
+    rep = sb.compare(truth, inputs=inputs, scaling="provenance")
+    assert isinstance(rep, ComparisonReport) and rep.space == "scaled"
+    assert set(rep.ssim_gain) == {"g", "z"} and set(rep.colour_error) == {"g", "z"}
+    assert rep.coverage_1sigma == pytest.approx(0.683, abs=0.05)
+    worse = compare(sb.multiply(0.8), truth, inputs=inputs)
+    assert 0 < rep.colour_error["g"] < worse.colour_error["g"]
+    assert worse.colour_bias["g"] == pytest.approx(2.5 * np.log10(1 / 0.8), abs=0.05)
+    assert rep.ok, rep.flags
+    table = rep.to_table()
+    assert isinstance(table, QTable) and len(table) == 1
+    assert str(table["dmag_total"].unit) == "mag" and "ssim_gain_g" in table.colnames
+    text = repr(rep)
+    assert "SSIM gain" in text and "coverage 1σ" in text and "Gini" in text
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        rep.mae = 0.0
+    with pytest.raises(TypeError):
+        rep.ssim_gain["g"] = 1.0
+
+
+def test_compare_never_crashes_on_bad_data():
+    noise = np.random.default_rng(0).normal(0, 1.0, (64, 64))
+    rep = compare(noise, noise, segmentation={"n_sigma": 50})
+    assert "no_source_truth" in rep.flags and np.isnan(rep.dmag_total)
+    assert rep.mae == 0.0 and not rep.ok
+    assert "calibration not computed" in " ".join(rep.notes)
+    truth = galaxy()
+    pred = truth.copy()
+    pred[0:4, 0:4] = np.nan
+    nd = NDData(pred, mask=np.zeros(pred.shape, bool))
+    with pytest.warns(AstropyUserWarning, match="16 masked or non-finite pixel"):
+        rep2 = compare(nd, truth)
+    assert rep2.n_excluded == 16 and rep2.mae == 0.0
+    with pytest.warns(AstropyUserWarning, match="1024 masked"):
+        everything = compare(np.full((32, 32), np.nan), np.zeros((32, 32)))
+    assert "no_valid_pixels" in everything.flags and np.isnan(everything.mae)
+    with pytest.raises(ValueError, match="reference flux is needed"):
+        compare(truth, truth, scaling=AsinhScaling())
+
+
+def test_compare_reads_fits_files(tmp_path):
+    from astropy.io import fits
+
+    truth = galaxy(noise=0.01)
+    pred = truth * 1.02
+    fits.HDUList([fits.PrimaryHDU(pred), fits.ImageHDU(np.full(truth.shape, 0.01), name="UNCERT")]).writeto(
+        tmp_path / "pred.fits"
+    )
+    fits.writeto(tmp_path / "truth.fits", truth)
+    rep = compare(str(tmp_path / "pred.fits"), tmp_path / "truth.fits")
+    assert rep.mae == pytest.approx(np.mean(np.abs(pred - truth)))
+    assert np.isfinite(rep.coverage_1sigma)  # the UNCERT extension was read as the uncertainty
+    with pytest.raises(ValueError, match="does not exist"):
+        compare(str(tmp_path / "missing.fits"), truth)
+
+
+def test_compare_on_a_mock_galaxy_with_bandstack_inputs():
+    mock = pytest.importorskip("bandsynth.datasets.mock")
+    stack = mock.make_galaxy(7, mode="survey", bands=["NUV", "r", "Ks"])
+    truth = stack["r"]
+    assert truth.uncertainty is not None
+    pred = CCDData(truth.data * 1.03, unit=truth.unit, uncertainty=StdDevUncertainty(truth.uncertainty.array))
+    rep = compare(pred, truth, inputs=stack.select(["NUV", "Ks"]))
+    assert set(rep.ssim_gain) == {"NUV", "Ks"}
+    assert rep.dmag_total == pytest.approx(-2.5 * np.log10(1.03), abs=0.02)
+    assert rep.coverage_3sigma > 0.95 and np.isfinite(rep.gini_true)
+
+
+# ---------------------------------------------------------------- many galaxies
+
+
+def test_evaluate_pairs_and_summarize():
+    truths = [galaxy(seed=i, noise=0.02, scale=4 + i, dx=i) for i in range(4)]
+    preds = [t * (1 + 0.02 * (i + 1)) for i, t in enumerate(truths)]
+    preds.append(np.zeros((10, 10)))  # wrong shape: a failed row, not an exception
+    truths.append(truths[0])
+    with pytest.warns(AstropyUserWarning, match="1 of 5 galaxies could not be evaluated"):
+        table = evaluate_pairs(preds, truths, inputs=[{"g": t * 0.5} for t in truths], progress=False)
+    assert isinstance(table, Table) and len(table) == 5
+    assert list(table["index"]) == [0, 1, 2, 3, 4]
+    assert table["error"][4].startswith("ValueError: prediction has shape (10, 10)")
+    assert all(e == "" for e in table["error"][:4]) and np.isnan(table["mae"][4])
+    summary = summarize(table)
+    assert len(summary) == 1 and summary["n_galaxies"][0] == 4 and summary["n_failed"][0] == 1
+    assert summary["mae"][0] == pytest.approx(np.mean(table["mae"][:4]))
+    assert summary["gini_w1"][0] == pytest.approx(wasserstein1(table["gini_pred"][:4], table["gini_true"][:4]))
+    assert 0 <= summary["m20_w1"][0] <= 1 and "ssim_gain_g" in summary.colnames
+    n_flagged = np.sum((table["morph_flag_pred"][:4] >= 2) | (table["morph_flag_true"][:4] >= 2))
+    assert summary["n_morph_flagged"][0] == n_flagged
+    assert summary["dmag_total"][0] == pytest.approx(np.median(table["dmag_total"][:4]))
+    wide = summarize(table, limits={"gini": (0.0, 1.0), "m20": (-3.0, 0.0)})
+    assert wide["gini_w1"][0] <= summary["gini_w1"][0] + 1e-12
+
+
+def test_empty_data_sets_are_clear_errors():
+    with pytest.raises(ValueError, match="empty data set"):
+        evaluate_pairs([], [], progress=False)
+    with pytest.raises(ValueError, match="2 predictions but 1 truths"):
+        evaluate_pairs([np.zeros((4, 4))] * 2, [np.zeros((4, 4))], progress=False)
+    with pytest.raises(ValueError, match="empty data set"):
+        summarize(Table({"mae": [], "error": []}))
+    with pytest.raises(ValueError, match="all 1 rows failed"):
+        summarize(Table({"mae": [np.nan], "error": ["ValueError: x"]}))
