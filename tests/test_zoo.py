@@ -1,0 +1,97 @@
+"""Model cards and the shipped zoo."""
+
+import json
+
+import pytest
+from safetensors.torch import load_file
+
+from bandsynth import Translator
+from bandsynth.cli import main
+from bandsynth.models.generator import build_generator, count_parameters
+from bandsynth.models.zoo import ModelCard, list_models, model_paths, sha256_file
+
+SHIPPED = [card.name for card in list_models()]
+
+
+def _minimal(**changes):
+    fields = dict(
+        name="m", inputs=("g", "r"), output="u", preset="tiny", architecture={},
+        scaling={b: {"softening": 0.02, "maximum": 1.0} for b in ("g", "r", "u")},
+    )
+    fields.update(changes)
+    return fields
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_shipped_card_matches_its_weights(name):
+    """Schema test: recompute the hash and the parameter count of every shipped model."""
+    weights, card_path = model_paths(name)
+    card = ModelCard.read(card_path)
+    assert card.name == name == card_path.stem
+    assert sha256_file(weights) == card.sha256
+    model = build_generator(card.preset, len(card.inputs), 1, **dict(card.architecture))
+    model.load_state_dict(load_file(str(weights)), strict=True)
+    assert count_parameters(model) == card.n_parameters
+    assert card.training.get("recipe"), "the card must record the exact training command"
+    test = card.metrics["test"]
+    for method in ("model", "nearest_input", "linear_colour"):
+        assert {"mae", "ssim", "psnr", "gini_w1", "m20_w1"} <= set(test[method])
+    assert 0 < card.calibration["temperature"]
+    assert card.licence and card.citation
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_shipped_model_loads_by_name(name):
+    t = Translator.load(name)
+    assert t.name == name and t.card.sha256 == sha256_file(model_paths(name)[0])
+
+
+def test_card_round_trips_through_json(tmp_path):
+    card = ModelCard(**_minimal(metrics={"test": {"model": {"ssim": 0.9}}}))
+    card.write(tmp_path / "m.json")
+    again = ModelCard.read(tmp_path / "m.json")
+    assert again == card
+    assert again.metrics["test"]["model"]["ssim"] == 0.9
+
+
+def test_card_is_immutable():
+    card = ModelCard(**_minimal())
+    with pytest.raises(AttributeError):
+        card.name = "other"
+    with pytest.raises(TypeError):
+        card.scaling["g"] = {}
+
+
+def test_card_canonicalises_band_names():
+    card = ModelCard(**_minimal(inputs=("sdss_g", "R"), output="SDSS_U"))
+    assert card.inputs == ("g", "r") and card.output == "u"
+
+
+def test_card_errors_are_clear(tmp_path):
+    with pytest.raises(ValueError, match="the card has no scaling for band"):
+        ModelCard(**_minimal(scaling={"g": {"softening": 0.1, "maximum": 1.0}}))
+    with pytest.raises(ValueError, match="mode must be 'ideal' or 'survey'"):
+        ModelCard(**_minimal(mode="space"))
+    with pytest.raises(ValueError, match="unknown band 'Q'"):
+        ModelCard(**_minimal(output="Q"))
+    (tmp_path / "bad.json").write_text(json.dumps({**_minimal(), "colour": "blue", "inputs": ["g", "r"]}))
+    with pytest.raises(ValueError, match=r"unknown fields \['colour'\]"):
+        ModelCard.read(tmp_path / "bad.json")
+    (tmp_path / "broken.json").write_text("{not json")
+    with pytest.raises(ValueError, match="is not valid JSON"):
+        ModelCard.read(tmp_path / "broken.json")
+
+
+def test_model_paths_needs_both_files(tmp_path):
+    (tmp_path / "only.json").write_text("{}")
+    with pytest.raises(FileNotFoundError, match="weights file not found"):
+        model_paths(tmp_path / "only.json")
+
+
+def test_models_command_lists_the_zoo(capsys):
+    assert main(["models"]) == 0
+    out = capsys.readouterr().out
+    if SHIPPED:
+        assert all(name in out for name in SHIPPED)
+    else:
+        assert "no models ship" in out
