@@ -1,0 +1,194 @@
+"""Batch prediction speed: FITS-to-FITS images/s against the model alone, and peak memory of tiling.
+
+Run from the repository root::
+
+    python benchmarks/batch_speed.py                   # paper preset, 48 galaxies, ~10 min on 2 cores
+    python benchmarks/batch_speed.py --n 16 --rss-size 1024 --preset small   # a quick look
+
+Measured in one run, on an untrained model of the chosen preset saved to a temporary
+folder (speed does not depend on the weights):
+
+* model only: `Translator.predict` on in-memory `BandStack` objects, batches of 8,
+  with 1 and with 2 torch threads;
+* end to end: `bandsynth.batch.predict_many` from FITS files listed in an ECSV
+  manifest to FITS outputs (read, hash, scale, predict, write with checksums, fsync),
+  with 1 and 2 local workers of 1 torch thread each, and 1 worker with the default
+  threads; with ``--processes`` also through a ``distributed.LocalCluster`` of 2
+  worker processes (the alternative to the default threaded scheduler);
+* peak resident memory of ``bandsynth predict`` (FITS to FITS, tiled) on one
+  ``--rss-size`` squared image, run as a subprocess and read from
+  ``resource.getrusage(RUSAGE_CHILDREN).ru_maxrss``.
+
+Goals: end-to-end >= 85 % of model-only throughput on the same cores; 2 workers
+>= 1.7 x one; peak RSS of the 4096 x 4096 prediction <= 2 GiB.  The load average
+is printed before and after: on a machine shared with other work the numbers are
+lower bounds and the worker scaling is capped by the cores actually free.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from astropy.io import fits
+from astropy.table import Table
+
+from bandsynth import BandStack, Translator
+from bandsynth.batch import predict_many
+from bandsynth.datasets import make_galaxy
+from bandsynth.models.generator import build_generator
+from bandsynth.models.zoo import ModelCard
+
+INPUTS, OUTPUT = ("NUV", "Ks"), "r"
+
+
+def save_model(folder, preset):
+    torch.manual_seed(0)
+    card = ModelCard(
+        name=f"{preset}_bench",
+        inputs=INPUTS,
+        output=OUTPUT,
+        preset=preset,
+        architecture={},
+        scaling={b: {"softening": 0.02, "maximum": 1.0} for b in (*INPUTS, OUTPUT)},
+        pixel_scale=0.262,
+    )
+    stem = Path(folder) / card.name
+    Translator(build_generator(preset, len(INPUTS), 1), card).save(stem)
+    return stem
+
+
+def write_galaxies(folder, n, size):
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for i in range(n):
+        stack = make_galaxy(1000 + i, bands=list(INPUTS), size=size)
+        names = []
+        for band in INPUTS:
+            name = f"g{i:04d}_{band}.fits"
+            stack[band].write(folder / name, overwrite=True)
+            names.append(name)
+        rows.append((f"g{i:04d}", *names))
+    manifest = folder / "manifest.ecsv"
+    Table(rows=rows, names=("id", *INPUTS)).write(manifest, format="ascii.ecsv", overwrite=True)
+    return manifest, rows
+
+
+def model_only(stem, stacks, threads):
+    torch.set_num_threads(threads)
+    translator = Translator.load(stem)
+    translator.predict(stacks[:8], batch_size=8)  # warm-up
+    start = time.perf_counter()
+    translator.predict(stacks, batch_size=8)
+    return len(stacks) / (time.perf_counter() - start)
+
+
+def end_to_end(stem, manifest, out, **kwargs):
+    shutil.rmtree(out, ignore_errors=True)
+    start = time.perf_counter()
+    report = predict_many(stem, manifest, out_dir=out, progress=False, **kwargs)
+    elapsed = time.perf_counter() - start
+    if not report.ok or report.counts["done"] != len(report):
+        raise RuntimeError(f"the benchmark batch failed: {report.failed}")
+    return len(report) / elapsed
+
+
+def peak_rss(stem, folder, size):
+    """Peak RSS (GiB) and wall time of ``bandsynth predict`` on one size x size galaxy."""
+    from astropy.wcs import WCS
+
+    folder = Path(folder)
+    y = np.exp(-0.5 * (np.linspace(-1, 1, size, dtype=np.float32) / 0.15) ** 2)
+    w = WCS(naxis=2)
+    w.wcs.ctype = ["RA---TAN", "DEC--TAN"]
+    w.wcs.crval, w.wcs.crpix = [150.0, 2.0], [size / 2, size / 2]
+    w.wcs.cdelt = [-0.262 / 3600, 0.262 / 3600]
+    args = [sys.executable, "-m", "bandsynth.cli", "predict", "--model", str(stem),
+            "-o", str(folder / "big_r_synth.fits"), "--overwrite"]
+    for band, power in zip(INPUTS, (1.0, 0.5)):
+        header = w.to_header()
+        header["BUNIT"] = "nanomaggy"
+        path = folder / f"big_{band}.fits"
+        fits.PrimaryHDU((np.outer(y, y) ** power + 1e-3).astype(np.float32), header).writeto(path, overwrite=True)
+        args += ["--input", f"{band}={path}"]
+    start = time.perf_counter()
+    subprocess.run(args, check=True)
+    elapsed = time.perf_counter() - start
+    # Linux reports ru_maxrss in KiB; it is the largest of all children waited for so far.
+    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20, elapsed
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--preset", default="paper")
+    parser.add_argument("--n", type=int, default=48, help="galaxies in the batch")
+    parser.add_argument("--size", type=int, default=128, help="image side of the batch galaxies")
+    parser.add_argument("--rss-size", type=int, default=4096, help="side of the tiled image (0: skip)")
+    parser.add_argument("--processes", action="store_true", help="also time a 2-process LocalCluster")
+    parser.add_argument("--json", help="write the results here")
+    args = parser.parse_args(argv)
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    results = {"preset": args.preset, "n": args.n, "size": args.size, "cores": cores,
+               "cpu": platform.processor() or platform.machine(), "torch": torch.__version__,
+               "load_before": os.getloadavg()}
+    print(f"{args.preset} preset, {args.n} galaxies of {args.size}x{args.size}, {cores} cores, "
+          f"load average before {results['load_before'][0]:.2f}")
+    with tempfile.TemporaryDirectory(prefix="bandsynth-bench-") as tmp:
+        stem = save_model(tmp, args.preset)
+        # First, while this process has no other children: peak RSS of the tiled prediction.
+        if args.rss_size:
+            rss, seconds = peak_rss(stem, tmp, args.rss_size)
+            results.update(rss_gib=rss, rss_seconds=seconds)
+            print(f"peak RSS of `bandsynth predict` on {args.rss_size}x{args.rss_size}: {rss:.2f} GiB "
+                  f"({seconds:.0f} s)")
+        manifest, rows = write_galaxies(Path(tmp) / "data", args.n, args.size)
+        stacks = [BandStack.from_fits({b: Path(tmp) / "data" / f for b, f in zip(INPUTS, row[1:])}) for row in rows]
+        previous = torch.get_num_threads()
+        for threads in (1, 2):
+            results[f"model_{threads}t"] = model_only(stem, stacks, threads)
+            print(f"model only, {threads} torch thread(s), batch 8: {results[f'model_{threads}t']:.2f} images/s")
+        torch.set_num_threads(previous)
+        out = Path(tmp) / "out"
+        for workers in (1, 2):
+            results[f"e2e_{workers}w"] = end_to_end(stem, manifest, out, workers=workers, torch_threads=1)
+            print(f"end to end, {workers} worker(s) x 1 thread: {results[f'e2e_{workers}w']:.2f} images/s")
+        results["e2e_1w_default"] = end_to_end(stem, manifest, out, workers=1)
+        print(f"end to end, 1 worker x default threads ({max(1, cores // 1)}): {results['e2e_1w_default']:.2f} images/s")
+        if args.processes:
+            from distributed import LocalCluster
+
+            with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+                              host="127.0.0.1") as cluster:
+                results["e2e_2p"] = end_to_end(stem, manifest, out, scheduler=cluster.scheduler_address,
+                                               torch_threads=1)
+            print(f"end to end, LocalCluster 2 processes x 1 thread: {results['e2e_2p']:.2f} images/s")
+    results["load_after"] = os.getloadavg()
+    ratio_1 = results["e2e_1w"] / results["model_1t"]
+    ratio_2 = results["e2e_2w"] / results["model_2t"]
+    scaling = results["e2e_2w"] / results["e2e_1w"]
+    results.update(ratio_1=ratio_1, ratio_2=ratio_2, scaling=scaling)
+    print(f"load average after {results['load_after'][0]:.2f}")
+    print(f"end-to-end / model-only: {ratio_1:.0%} (1 core), {ratio_2:.0%} (2 cores)   goal >= 85 %")
+    print(f"2 workers / 1 worker: {scaling:.2f}x   goal >= 1.7x")
+    if "rss_gib" in results:
+        print(f"peak RSS {args.rss_size}^2: {results['rss_gib']:.2f} GiB   goal <= 2 GiB")
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
+    return results
+
+
+if __name__ == "__main__":
+    main()
