@@ -6,17 +6,24 @@ over a list of galaxies -- an ECSV manifest, a `~astropy.table.Table`, a
 and writes one FITS file per galaxy, ``OUT/<id>_<band>_synth.fits``, in the
 archive format of `bandsynth.SyntheticBand.write`.
 
-* **Where the work runs.**  By default on this machine, with Dask's threaded
-  scheduler: one model in memory shared by every worker thread, no process
-  start-up (each new process would import torch and load the weights), and
-  the expensive parts -- convolutions, FITS I/O, hashing, numpy -- release the
-  GIL, so worker threads run in parallel.  Each worker runs the network with
-  ``torch_threads`` intra-op threads (default: the cores divided among the
-  workers).  With ``scheduler=`` (a ``dask.distributed`` scheduler address or
-  `distributed.Client`) the galaxies go to a cluster; every worker loads the
-  model itself (by name or path; SHA-256 checked) and reads and writes the
-  files itself, so inputs, outputs and a model given by path must be on a file
-  system the workers share.
+* **Where the work runs.**  By default on this machine, on a
+  `distributed.LocalCluster` of single-threaded worker processes (one per core
+  unless ``workers=`` says otherwise), each predicting one galaxy at a time with
+  ``torch_threads`` network threads (default: the cores divided among the
+  workers).  Processes rather than threads because reading and writing FITS is
+  Python code holding the GIL, and because `warnings.catch_warnings`, which
+  astropy and bandsynth use on every galaxy, is not thread-safe before Python
+  3.14: concurrent threads corrupt the process's warning filters (a harmless FITS
+  ``VerifyWarning`` in one thread can become an exception in another).  Each
+  worker loads the model once (by name or path, SHA-256 checked); a worker
+  killed by one galaxy (e.g. out of memory) is restarted and only that galaxy
+  fails.  Starting the processes costs a few seconds (importing torch), repaid
+  on any archive.  As with any multiprocessing code, a script that calls
+  :func:`predict_many` needs the ``if __name__ == "__main__":`` guard.  With
+  ``scheduler=`` (a ``dask.distributed`` scheduler address or
+  `distributed.Client`) the galaxies go to that cluster instead: inputs,
+  outputs and a model given by path must then be on a file system the workers
+  share (a model that exists only in memory is sent to them).
 * **Resumable.**  Outputs are written atomically (temporary file, then
   rename), so a run killed at any moment leaves only complete files.  Started
   again, it keeps each existing output that is valid -- readable, its
@@ -406,7 +413,9 @@ def _normalise_items(items, needed, base_dir):
             out.append((galaxy, os.path.abspath(os.fspath(files))))
             continue
         if not isinstance(files, Mapping):
-            raise TypeError(f"items[{n}]: files must be a mapping of band to path or one path, got {type(files).__name__}")
+            raise TypeError(
+                f"items[{n}]: files must be a mapping of band to path or one path, got {type(files).__name__}"
+            )
         from .bands import get_band
 
         resolved = {get_band(b).name: os.path.abspath(os.fspath(p)) for b, p in files.items()}
@@ -477,12 +486,10 @@ _CACHE_LOCK = threading.Lock()
 
 
 def _get_translator(model, payload=None):
-    """The translator a task uses: the object itself, or loaded once per worker process."""
+    """The translator of ``model = (source, sha256)``, loaded once per worker process."""
     from .models.zoo import WeightsHashError
     from .translator import Translator
 
-    if isinstance(model, Translator):
-        return model
     source, sha256 = model
     with _CACHE_LOCK:
         translator = _CACHE.get((source, sha256))
@@ -509,6 +516,10 @@ def _get_translator(model, payload=None):
     return translator
 
 
+def _cores():
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
 def _set_torch_threads(options):
     import torch
 
@@ -521,7 +532,7 @@ def _set_torch_threads(options):
             host = get_address_host(get_worker().address)
         except ValueError:  # not running on a distributed worker
             return
-        n = max(1, (os.cpu_count() or 1) // max(1, options["host_threads"].get(host, 1)))
+        n = max(1, _cores() // max(1, options["host_threads"].get(host, 1)))
     if n is not None and torch.get_num_threads() != n:
         torch.set_num_threads(n)
 
@@ -555,8 +566,7 @@ def _predict_galaxy(galaxy, files, out, *, model, options, payload=None):
     """Predict one galaxy into ``out``; never raises: returns its report row."""
     started = time.perf_counter()
     try:
-        if options.get("host_threads") or options.get("remote_threads"):
-            _set_torch_threads(options)
+        _set_torch_threads(options)
         translator = _get_translator(model, payload)
     except Exception as err:
         return _row(galaxy, "failed", output=out, error=f"cannot load the model: {_message(err)}")
@@ -638,41 +648,30 @@ def _log_row(row):
         log.debug("galaxy %s: %s (%.2f s)", row["galaxy"], row["status"], row["seconds"])
 
 
-def _run_threads(jobs, translator, *, workers, torch_threads, options, progress):
+def _run_local(jobs, ref, payload, *, workers, torch_threads, options, progress):
+    """Run on a `distributed.LocalCluster` of ``workers`` single-threaded processes."""
     import dask
-    import torch
-    from dask.callbacks import Callback
+    from distributed import Client, LocalCluster
 
-    # Tasks name the translator by a key of the in-process cache: a Translator inside the
-    # graph would be pickled (and unpickled) by Dask to tokenize it.
-    ref = (f"in-process:{os.urandom(8).hex()}", translator.card.sha256)
-    with _CACHE_LOCK:
-        _CACHE[ref] = translator
-    tasks = [
-        dask.delayed(_predict_galaxy, pure=False)(galaxy, files, out, model=ref, options=options)
-        for galaxy, files, out in jobs
-    ]
-    keys = {t.key for t in tasks}
-    bar = _progress_bar(len(tasks), progress)
-
-    class _Progress(Callback):
-        def _posttask(self, key, result, dsk, state, worker_id):
-            if key in keys:
-                _log_row(result)
-                bar.update(1)
-
-    previous = torch.get_num_threads()
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    torch.set_num_threads(torch_threads or max(1, cores // workers))
+    # A galaxy that kills its worker (e.g. out of memory) is retried once on a fresh
+    # process, then reported, rather than tried three times.
+    with dask.config.set({"distributed.scheduler.allowed-failures": 1}):
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
+                               dashboard_address=None)
     try:
-        with _Progress():
-            results = dask.compute(*tasks, scheduler="threads", num_workers=workers)
+        with Client(cluster, set_as_default=False) as client:
+            return _run_distributed(jobs, ref, payload, scheduler=client, torch_threads=torch_threads,
+                                    options=options, progress=progress)
     finally:
-        torch.set_num_threads(previous)
-        bar.close()
-        with _CACHE_LOCK:
-            _CACHE.pop(ref, None)
-    return list(results)
+        cluster.close()
+
+
+def _cluster_workers(client):
+    try:
+        info = client.scheduler_info(n_workers=-1)  # every worker, not the first few
+    except TypeError:  # distributed < 2025 lists them all anyway
+        info = client.scheduler_info()
+    return info.get("workers", {})
 
 
 def _run_distributed(jobs, ref, payload, *, scheduler, torch_threads, options, progress):
@@ -683,15 +682,15 @@ def _run_distributed(jobs, ref, payload, *, scheduler, torch_threads, options, p
     client = Client(scheduler, set_as_default=False) if own else scheduler
     futures = {}
     try:
-        workers = client.scheduler_info(n_workers=-1).get("workers", {})
+        workers = _cluster_workers(client)
         if not workers:
             client.wait_for_workers(1, timeout=60)
-            workers = client.scheduler_info(n_workers=-1).get("workers", {})
+            workers = _cluster_workers(client)
         host_threads = {}
         for addr, info in workers.items():
             host = get_address_host(addr)
             host_threads[host] = host_threads.get(host, 0) + int(info.get("nthreads", 1))
-        options = {**options, "torch_threads": torch_threads, "host_threads": host_threads, "remote_threads": True}
+        options = {**options, "torch_threads": torch_threads, "host_threads": host_threads}
         extra = {}
         if payload is not None:
             extra["payload"] = client.scatter(payload, broadcast=True, hash=False)
@@ -755,7 +754,7 @@ def predict_many(
         Output folder (created if needed); galaxy ``id`` goes to
         ``out_dir/<id>_<band>_synth.fits`` (:func:`output_path`).
     workers : int, optional
-        Local worker threads (default: the number of cores).  Ignored with ``scheduler``.
+        Local worker processes (default: the number of cores).  Ignored with ``scheduler``.
     scheduler : str or `distributed.Client`, optional
         Address of a ``dask.distributed`` scheduler (e.g. ``"tcp://10.0.0.1:8786"``)
         or a connected client: run on that cluster instead of locally.
@@ -794,25 +793,17 @@ def predict_many(
 
     Examples
     --------
+    The usual call is ``predict_many("nuv_k_to_r", "manifest.ecsv", out_dir="synth")``.
+    Problems of single galaxies end up in the report:
+
     >>> import tempfile
-    >>> from pathlib import Path
-    >>> from bandsynth.datasets import make_galaxy
-    >>> folder = Path(tempfile.mkdtemp())
-    >>> stack = make_galaxy(1, bands=["NUV", "K"], size=48)
-    >>> for band in stack.names:
-    ...     stack[band].write(folder / f"g1_{band}.fits")
-    >>> items = [("g1", {"NUV": folder / "g1_NUV.fits", "K": folder / "g1_Ks.fits"}),
-    ...          ("g2", {"NUV": folder / "g2_NUV.fits", "K": folder / "g2_Ks.fits"})]
     >>> model = _example_model()  # an untrained stand-in for "nuv_k_to_r"
-    >>> report = predict_many(model, items, out_dir=folder / "out", progress=False)
+    >>> report = predict_many(model, [("g1", {"NUV": "g1_nuv.fits"})], out_dir=tempfile.mkdtemp(),
+    ...                       progress=False)
     >>> report
-    <BatchReport: 2 galaxies: 1 predicted, 0 already done, 1 failed>
+    <BatchReport: 1 galaxy: 0 predicted, 0 already done, 1 failed>
     >>> print(report.failed["error"][0])
-    band 'NUV': FITS file '.../g2_NUV.fits' not found
-    >>> sorted(p.name for p in (folder / "out").iterdir())
-    ['g1_r_synth.fits']
-    >>> predict_many(model, items, out_dir=folder / "out", progress=False).counts
-    {'done': 0, 'exists': 1, 'failed': 1, 'ignored': 0}
+    no file for band Ks
     """
     from .bands import get_band
     from .translator import Translator
@@ -866,15 +857,16 @@ def predict_many(
 
     options = {"overwrite": bool(overwrite), "reproject_to": reproject_to, "predict_kw": predict_kw}
     started = time.perf_counter()
+    if jobs and ref is None:
+        translator, ref, payload = _payload(translator)
     if not jobs:
         results = []
     elif scheduler is None:
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-        results = _run_threads(jobs, translator, workers=workers or cores, torch_threads=torch_threads,
-                               options=options, progress=progress)
+        results = _run_local(jobs, ref, payload, workers=min(workers or _cores(), len(jobs)),
+                             torch_threads=torch_threads, options=options, progress=progress)
     else:
-        if ref is None:
-            translator, ref, payload = _payload(translator)
+        if workers is not None:
+            log.info("workers=%d is ignored: the cluster at %s has its own workers", workers, scheduler)
         results = _run_distributed(jobs, ref, payload, scheduler=scheduler, torch_threads=torch_threads,
                                    options=options, progress=progress)
     result = BatchReport([*results, *rows])
@@ -992,7 +984,7 @@ def add_cli(subparsers):
     source.add_argument("--pattern", help="file-name pattern in --input-dir, e.g. '{id}_{band}.fits'")
     b.add_argument("--input-dir", help="folder of the --pattern files")
     b.add_argument("--out", required=True, help="output folder")
-    b.add_argument("--workers", type=int, help="local worker threads (default: number of cores)")
+    b.add_argument("--workers", type=int, help="local worker processes (default: number of cores)")
     b.add_argument("--scheduler", metavar="ADDRESS", help="dask.distributed scheduler address (run on a cluster)")
     b.add_argument("--torch-threads", type=int, metavar="N",
                    help="network threads per worker (default: cores divided among the workers)")

@@ -8,6 +8,7 @@ PNG panel (inputs | truth | prediction | residual | sigma) and prints the metric
 from __future__ import annotations
 
 import logging
+import sys
 from pathlib import Path
 
 __all__ = ["run_demo", "add_cli"]
@@ -74,7 +75,13 @@ def _cli_demo(args) -> int:
     if not any(c.name == args.model for c in list_models()) and not Path(args.model).exists():
         print(f"model {args.model!r} does not ship with this version of bandsynth; see `bandsynth models`")
         return 1
-    synthetic, report, paths = run_demo(model=args.model, seed=args.seed, out_dir=args.out, overwrite=args.overwrite)
+    try:
+        synthetic, report, paths = run_demo(
+            model=args.model, seed=args.seed, out_dir=args.out, overwrite=args.overwrite
+        )
+    except FileExistsError as exc:
+        print(f"bandsynth demo: {exc}", file=sys.stderr)
+        return 1
     print(report)
     for p in paths:
         print(f"wrote {p}")

@@ -71,6 +71,9 @@ class EvaluationResult:
         One row per method; W1 distances use global limits shared by all methods.
     examples : list of dict
         A few galaxies (``inputs``, ``truth``, ``prediction``) for figures.
+    z_scores : ndarray
+        ``(prediction - truth) / sigma`` of the model over the galaxies'
+        segmentation footprints (empty without an uncertainty).
     """
 
     model: str
@@ -78,6 +81,7 @@ class EvaluationResult:
     per_galaxy: dict
     summary: object
     examples: list = field(default_factory=list)
+    z_scores: np.ndarray = field(default_factory=lambda: np.empty(0))
 
     def row(self, method):
         """The summary row of ``method`` as a dict of floats."""
@@ -129,11 +133,8 @@ class EvaluationResult:
             values = {"truth": table[f"{quantity}_true"], "prediction": table[f"{quantity}_pred"]}
             fig = plotting.plot_morphology_kde(values, quantity="Gini" if quantity == "gini" else "M20")
             written.append(_save(fig, out / f"{quantity}_kde.png", plt))
-        if self.examples and self.examples[0]["sigma"] is not None:
-            fig = plotting.plot_calibration(
-                [e["prediction"] for e in self.examples], [e["truth"] for e in self.examples],
-                [e["sigma"] for e in self.examples],
-            )
+        if self.z_scores.size:
+            fig = plotting.plot_calibration(self.z_scores)
             written.append(_save(fig, out / "calibration.png", plt))
         return written
 
@@ -172,7 +173,7 @@ def evaluate_translator(translator, data, *, split="test", max_images=None, n_ex
     """
     from astropy.table import Table, vstack
 
-    from .metrics import evaluate_pairs, global_limits, summarize
+    from .metrics import evaluate_pairs, footprint_z_scores, global_limits, summarize
 
     indices = list(data.indices(split))[:max_images]
     if not indices:
@@ -229,7 +230,9 @@ def evaluate_translator(translator, data, *, split="test", max_images=None, n_ex
         }
         for s, p in list(zip(stacks, preds))[:n_examples]
     ]
-    return EvaluationResult(translator.name, split, per_galaxy, Table(summary), examples)
+    z = footprint_z_scores(preds, truths) if preds[0].uncertainty is not None else np.empty(0)
+    return EvaluationResult(translator.name, split, per_galaxy, Table(summary), examples, z)
+
 
 
 def _predict_all(translator, stacks, *, progress, chunk=32):

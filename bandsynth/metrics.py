@@ -46,6 +46,7 @@ from astropy.utils.exceptions import AstropyUserWarning
 from .morphology import _FastGiniM20, _parse_image, segment
 
 __all__ = [
+    "footprint_z_scores",
     "mae",
     "ssim",
     "psnr",
@@ -944,6 +945,41 @@ def _per_item(value, n, name):
     if len(items) != n:
         raise ValueError(f"{name} has {len(items)} entries, expected one per galaxy ({n})")
     return items
+
+
+def footprint_z_scores(predictions, truths):
+    """``(prediction - truth) / sigma`` of many galaxies, inside each truth's footprint.
+
+    The footprint is the galaxy's segment in the truth
+    (`bandsynth.morphology.segment`), less masked prediction pixels; galaxies
+    with no detectable source contribute nothing.
+
+    Parameters
+    ----------
+    predictions : sequence of SyntheticBand (or NDData with a StdDevUncertainty)
+    truths : sequence of images (arrays or NDData), same grids
+
+    Returns
+    -------
+    ndarray
+        The z-scores of all footprint pixels, concatenated.
+    """
+    from .morphology import segment
+
+    z = []
+    for pred, truth in zip(predictions, truths):
+        if pred.uncertainty is None:
+            raise ValueError("footprint_z_scores needs predictions with an uncertainty")
+        truth = np.asarray(getattr(truth, "data", truth), dtype=np.float64)
+        seg = segment(truth)
+        if seg.segmap is None:
+            continue
+        inside = seg.segmap.data == seg.label
+        if pred.mask is not None:
+            inside &= ~np.asarray(pred.mask, dtype=bool)
+        sigma = np.asarray(pred.uncertainty.array, dtype=np.float64)[inside]
+        z.append((np.asarray(pred.data, dtype=np.float64)[inside] - truth[inside]) / np.maximum(sigma, 1e-300))
+    return np.concatenate(z) if z else np.empty(0)
 
 
 def evaluate_pairs(predictions, truths, *, inputs=None, scaling=None, references=None, footprints=None,

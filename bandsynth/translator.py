@@ -314,26 +314,17 @@ class Translator:
         Translator
             A copy whose card records the temperature and the coverage reached.
         """
-        from .morphology import segment
+        from .metrics import footprint_z_scores
 
         indices = list(data.indices(split))[:max_images]
         if not indices:
             raise ValueError(f"cannot calibrate: the data set has no {split!r} images")
         raw = type(self)(self._model, self._card.replace(calibration={}), device=self._device)
-        z = []
-        for i in indices:
-            stack = data.stack(i)
-            pred = raw.predict(stack.select(self.inputs), check_domain=False)
-            truth = np.asarray(stack[self.output].data, dtype=np.float64)
-            seg = segment(truth)
-            if seg.segmap is None:
-                continue
-            footprint = (seg.segmap.data == seg.label) & ~pred.mask
-            sigma = pred.uncertainty.array[footprint]
-            z.append(np.abs(pred.data[footprint] - truth[footprint]) / np.maximum(sigma, 1e-30))
-        if not z:
+        stacks = [data.stack(i) for i in indices]
+        preds = raw.predict([s.select(self.inputs) for s in stacks], check_domain=False)
+        z = np.abs(footprint_z_scores(preds, [s[self.output] for s in stacks]))
+        if not z.size:
             raise ValueError(f"cannot calibrate: no galaxy was detected in the {split!r} images")
-        z = np.concatenate(z)
         temperature, cov1, cov2 = _fit_temperature(z)
         calibration = {
             "temperature": temperature,
@@ -732,7 +723,6 @@ def _add_data_options(parser):
 
 def _cli_train(args) -> int:
     import shlex
-    import sys
 
     out = Path(args.out)
     for suffix in (".safetensors", ".json"):
@@ -740,11 +730,13 @@ def _cli_train(args) -> int:
             log.error("%s exists; pass --overwrite to replace it", out.with_suffix(suffix))
             return 1
     data = _mock_or_stored(args, [*args.inputs, args.output])
-    recipe = "bandsynth " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if args.recipe is None else args.recipe
+    recipe = "bandsynth " + shlex.join(args.argv) if args.recipe is None else args.recipe
     translator = Translator.fit(
         data, inputs=args.inputs, output=args.output, name=args.name, preset=args.preset,
         epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, crop_size=args.crop, seed=args.seed,
-        checkpoint_dir=args.checkpoint_dir, checkpoint_every=args.checkpoint_every, max_steps=args.max_steps,
+        checkpoint_dir=args.checkpoint_dir,
+        checkpoint_every=args.checkpoint_every if args.checkpoint_dir else None,
+        max_steps=args.max_steps,
         progress=not args.quiet, recipe=recipe, description=args.description,
     )
     translator = translator.save(out, overwrite=args.overwrite)

@@ -73,14 +73,12 @@ autodoc_typehints = "none"
 autoclass_content = "both"
 
 # -- gallery -------------------------------------------------------------------------
-from bandsynth_docs import figure_scraper, reset_figure_scraper  # noqa: E402
-
 sphinx_gallery_conf = {
     "examples_dirs": "../examples",
     "gallery_dirs": "auto_examples",
     "filename_pattern": r"/plot_",
-    "image_scrapers": ("matplotlib", figure_scraper),
-    "reset_modules": ("matplotlib", reset_figure_scraper),
+    "image_scrapers": ("matplotlib", "bandsynth_docs.figure_scraper"),
+    "reset_modules": ("matplotlib", "bandsynth_docs.reset_figure_scraper"),
     "within_subsection_order": "FileNameSortKey",
     "download_all_examples": False,
     "remove_config_comments": True,

@@ -9,15 +9,14 @@ import signal
 import subprocess
 import sys
 import time
-import warnings
 from pathlib import Path
 
 import numpy as np
+import psutil
 import pytest
 import torch
 from astropy.io import fits
 from astropy.table import Table
-from astropy.utils.exceptions import AstropyUserWarning
 from astropy.wcs import WCS
 
 from bandsynth import SyntheticBand, Translator
@@ -105,8 +104,57 @@ def _manifest(folder, rows, name="manifest.ecsv", **extra):
     return path
 
 
+# ---------------------------------------------------------------------- a real Dask cluster
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    """A ``dask scheduler`` and two ``dask worker`` processes on 127.0.0.1; yields the address.
+
+    Most tests send their batches here: a local run starts its own processes,
+    which takes seconds; two tests cover that default.
+    """
+    tmp_path = tmp_path_factory.mktemp("cluster")
+    dask_cli = shutil.which("dask", path=os.path.dirname(sys.executable)) or shutil.which("dask")
+    if dask_cli is None:
+        pytest.skip("the dask command is not installed")
+    scheduler_file = tmp_path / "scheduler.json"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    procs = []
+
+    def start(args, log_name):
+        log = open(tmp_path / log_name, "wb")
+        procs.append((subprocess.Popen([dask_cli, *args], env=env, stdout=log, stderr=subprocess.STDOUT), log))
+
+    try:
+        start(["scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
+               "--scheduler-file", str(scheduler_file)], "scheduler.log")
+        for i in range(2):
+            start(["worker", "--scheduler-file", str(scheduler_file), "--nthreads", "1", "--no-nanny",
+                   "--no-dashboard", "--host", "127.0.0.1", "--local-directory", str(tmp_path / f"w{i}")],
+                  f"worker{i}.log")
+        deadline = time.monotonic() + 60
+        while not scheduler_file.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        address = json.loads(scheduler_file.read_text())["address"]
+        from distributed import Client
+
+        with Client(address, timeout=60) as client:
+            client.wait_for_workers(2, timeout=60)
+        yield address
+    finally:
+        # Workers first: a worker whose scheduler is gone waits for it to come back.
+        for proc, log in reversed(procs):
+            if proc.poll() is None:
+                proc.terminate()
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+            log.close()
+
+
 # ---------------------------------------------------------------------- basics
-def test_manifest_batch_writes_outputs_and_a_rerun_keeps_them(model, tmp_path):
+def test_manifest_batch_writes_outputs_and_a_rerun_keeps_them(model, tmp_path, cluster):
     stem, translator = model
     data = tmp_path / "data"
     data.mkdir()
@@ -117,6 +165,7 @@ def test_manifest_batch_writes_outputs_and_a_rerun_keeps_them(model, tmp_path):
     manifest = _manifest(data, rows)
     out = tmp_path / "out"
 
+    # The default: local worker processes.
     report = predict_many(stem, manifest, out_dir=out, workers=2, progress=False, report=tmp_path / "r.ecsv")
     assert report.ok and report.counts["done"] == 3 and not report.failed
     for i in range(3):
@@ -130,33 +179,48 @@ def test_manifest_batch_writes_outputs_and_a_rerun_keeps_them(model, tmp_path):
     assert sorted(written["galaxy"]) == ["g0", "g1", "g2"]
 
     mtimes = {p: p.stat().st_mtime_ns for p in out.glob("*.fits")}
-    again = predict_many(stem, manifest, out_dir=out, workers=1, progress=False)
+    again = predict_many(stem, manifest, out_dir=out, scheduler=cluster, progress=False)
     assert again.counts == {"done": 0, "exists": 3, "failed": 0, "ignored": 0}
     assert {p: p.stat().st_mtime_ns for p in out.glob("*.fits")} == mtimes
 
-    redo = predict_many(translator, manifest, out_dir=out, overwrite=True, progress=False)
+    redo = predict_many(translator, manifest, out_dir=out, overwrite=True, scheduler=cluster, progress=False)
     assert redo.counts["done"] == 3
     assert all(p.stat().st_mtime_ns != m for p, m in mtimes.items())
 
 
-def test_items_as_pairs_table_and_folder_scan(model, tmp_path):
+def test_items_as_pairs_table_and_folder_scan(model, tmp_path, cluster):
     stem, _ = model
     files = {g: _write_galaxy(tmp_path, g, s) for g, s in (("a", 1), ("b", 2))}
     pairs = [(g, {"galex_nuv": f["NUV"], "K": f["Ks"]}) for g, f in files.items()]
-    assert predict_many(stem, pairs, out_dir=tmp_path / "o1", progress=False).counts["done"] == 2
+    assert predict_many(stem, pairs, out_dir=tmp_path / "o1", scheduler=cluster, progress=False).counts["done"] == 2
 
     table = Table({"ID": ["a"], "nuv": ["a_NUV.fits"], "2mass_ks": ["a_Ks.fits"], "notes": ["kept aside"]})
-    report = predict_many(stem, table, out_dir=tmp_path / "o2", base_dir=tmp_path, progress=False)
+    report = predict_many(stem, table, out_dir=tmp_path / "o2", base_dir=tmp_path, scheduler=cluster, progress=False)
     assert report.counts["done"] == 1 and (tmp_path / "o2" / "a_r_synth.fits").exists()
 
     (tmp_path / "README.txt").write_text("not a galaxy")
     _write_image(tmp_path / "c_NUV.fits", _blob((SIZE, SIZE)))  # c has no Ks image
     scan = scan_folder(tmp_path, "{id}_{band}.fits", bands=INPUTS, check=False)
-    report = predict_many(stem, scan, out_dir=tmp_path / "o3", progress=False)
+    report = predict_many(stem, scan, out_dir=tmp_path / "o3", scheduler=cluster, progress=False)
     table = report.table
     assert sorted(report.succeeded["galaxy"]) == ["a", "b"]
     assert list(report.failed["galaxy"]) == ["c"] and "no usable file for band Ks" in report.failed["error"][0]
     assert "README.txt" in table[table["status"] == "ignored"]["file"][0]
+
+
+def test_reproject_to_rescues_galaxies_whose_bands_are_on_different_grids(model, tmp_path, cluster):
+    stem, _ = model
+    files = _write_galaxy(tmp_path, "g", 5)
+    w = WCS(fits.getheader(files["Ks"]))
+    w.wcs.crval = w.wcs.crval + [1 / 3600, 0]
+    _write_image(files["Ks"], fits.getdata(files["Ks"]), wcs=w)
+    report = predict_many(stem, [("g", files)], out_dir=tmp_path / "a", scheduler=cluster, progress=False)
+    assert "not on the pixel grid" in report.failed["error"][0]
+    report = predict_many(stem, [("g", files)], out_dir=tmp_path / "b", reproject_to="NUV", scheduler=cluster,
+                          progress=False)
+    assert report.ok
+    sb = _valid_output(tmp_path / "b" / "g_r_synth.fits", stem)
+    assert sb.wcs.wcs.compare(WCS(fits.getheader(files["NUV"])).wcs, tolerance=1e-10)
 
 
 def test_read_manifest_errors_name_the_problem(tmp_path):
@@ -249,7 +313,8 @@ def _bad_corpus(folder):
     w = WCS(fits.getheader(ok["Ks"]))
     w.wcs.crval = w.wcs.crval + [10 / 3600, 0]
     shifted = _write_image(folder / "shifted_Ks.fits", fits.getdata(ok["Ks"]), wcs=w)
-    pair("wcs", ok["NUV"].name, shifted.name, ("failed", "Ks", "not on the pixel grid of band 'NUV'", "shifted_Ks.fits"))
+    pair("wcs", ok["NUV"].name, shifted.name,
+         ("failed", "Ks", "not on the pixel grid of band 'NUV'", "shifted_Ks.fits"))
 
     (folder / "zero_NUV.fits").write_bytes(b"")
     pair("zero", "zero_NUV.fits", ks_ok, ("failed", "NUV", "Empty or corrupt FITS file", "zero_NUV.fits"))
@@ -271,17 +336,15 @@ def _bad_corpus(folder):
     return rows, expect
 
 
-def test_bad_input_corpus_goes_through_one_batch(model, tmp_path, caplog):
+def test_bad_input_corpus_goes_through_one_batch(model, tmp_path, caplog, cluster):
     stem, _ = model
     rows, expect = _bad_corpus(tmp_path / "in")
     manifest = Table(rows=rows, names=("id", "file", "NUV", "K"), dtype=[str] * 4)
     manifest.write(tmp_path / "in" / "m.ecsv")
     out = tmp_path / "deep" / "out"
     started = time.perf_counter()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", AstropyUserWarning)  # the masked NaN pixels
-        code = main(["predict-batch", "--model", str(stem), "--manifest", str(tmp_path / "in" / "m.ecsv"),
-                     "--out", str(out), "--workers", "2", "--quiet", "--report", str(tmp_path / "report.ecsv")])
+    code = main(["predict-batch", "--model", str(stem), "--manifest", str(tmp_path / "in" / "m.ecsv"),
+                 "--out", str(out), "--scheduler", cluster, "--quiet", "--report", str(tmp_path / "report.ecsv")])
     elapsed = time.perf_counter() - started
     assert code == 1  # something failed
     report = Table.read(tmp_path / "report.ecsv", format="ascii.ecsv")
@@ -323,11 +386,11 @@ def test_output_path_refuses_ids_that_leave_the_folder(tmp_path):
 
 
 # ---------------------------------------------------------------------- existing outputs
-def test_existing_outputs_are_only_replaced_with_overwrite(model, tmp_path):
+def test_existing_outputs_are_only_replaced_with_overwrite(model, tmp_path, cluster):
     stem, translator = model
     items = [(f"g{i}", _write_galaxy(tmp_path, f"g{i}", 30 + i)) for i in range(4)]
     out = tmp_path / "out"
-    assert predict_many(stem, items, out_dir=out, progress=False).ok
+    assert predict_many(stem, items, out_dir=out, scheduler=cluster, progress=False).ok
     paths = [out / f"g{i}_r_synth.fits" for i in range(4)]
 
     # g0: corrupt (one data byte changed); g1: made by another model;
@@ -339,12 +402,12 @@ def test_existing_outputs_are_only_replaced_with_overwrite(model, tmp_path):
     other = Translator(build_generator("tiny", 2, 1), _card("other_model"))
     other.save(tmp_path / "other_model")
     paths[1].unlink()
-    assert predict_many(tmp_path / "other_model", items[1:2], out_dir=out, progress=False).ok
+    assert predict_many(tmp_path / "other_model", items[1:2], out_dir=out, scheduler=cluster, progress=False).ok
     fits.setval(items[2][1]["Ks"], "OBSERVER", value="someone")  # same pixels, different file
     paths[3].write_text("not a FITS file")
     before = {p: p.read_bytes() for p in paths}
 
-    report = predict_many(stem, items, out_dir=out, progress=False)
+    report = predict_many(stem, items, out_dir=out, scheduler=cluster, progress=False)
     failed = {r["galaxy"]: r["error"] for r in report.failed}
     assert sorted(failed) == ["g0", "g1", "g2", "g3"]
     assert "fails its CHECKSUM/DATASUM check" in failed["g0"]
@@ -354,25 +417,25 @@ def test_existing_outputs_are_only_replaced_with_overwrite(model, tmp_path):
     assert all("pass --overwrite" in e for e in failed.values())
     assert {p: p.read_bytes() for p in paths} == before  # nothing touched
 
-    report = predict_many(stem, items, out_dir=out, progress=False, overwrite=True)
+    report = predict_many(stem, items, out_dir=out, scheduler=cluster, progress=False, overwrite=True)
     assert report.counts["done"] == 4
     for p in paths:
         _valid_output(p, stem)
 
 
-def test_stale_temporary_files_are_removed(model, tmp_path):
+def test_stale_temporary_files_are_removed(model, tmp_path, cluster):
     stem, _ = model
     items = [("g0", _write_galaxy(tmp_path, "g0", 40))]
     out = tmp_path / "out"
     out.mkdir()
     leftover = out / ".g0_r_synth.fits.0123456789ab.tmp"
     leftover.write_bytes(b"SIMPLE  =  half a file")
-    assert predict_many(stem, items, out_dir=out, progress=False).ok
+    assert predict_many(stem, items, out_dir=out, scheduler=cluster, progress=False).ok
     assert not leftover.exists()
     _valid_output(out / "g0_r_synth.fits", stem)
 
 
-def test_kill_9_then_rerun_finishes_without_partial_files(model, tmp_path):
+def test_kill_9_then_rerun_finishes_without_partial_files(model, tmp_path, cluster):
     stem, _ = model
     n = 10
     rows = []
@@ -385,27 +448,36 @@ def test_kill_9_then_rerun_finishes_without_partial_files(model, tmp_path):
     args = ["predict-batch", "--model", str(stem), "--manifest", str(manifest), "--out", str(out),
             "--workers", "2", "--torch-threads", "1", "--quiet"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    log = open(tmp_path / "run.log", "wb")
     proc = subprocess.Popen([sys.executable, "-m", "bandsynth.cli", *args], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                            stdout=log, stderr=subprocess.STDOUT)
+    children = []
     try:
         deadline = time.monotonic() + 120
         while proc.poll() is None and time.monotonic() < deadline:
             if out.is_dir() and any(out.glob("*_synth.fits")):
+                children = psutil.Process(proc.pid).children(recursive=True)  # the worker processes
                 os.kill(proc.pid, signal.SIGKILL)
                 break
             time.sleep(0.002)
     finally:
         if proc.poll() is None:
             proc.kill()
-        _, stderr = proc.communicate(timeout=30)
-    assert proc.returncode == -signal.SIGKILL, stderr.decode()[-2000:]
+        proc.wait(timeout=30)
+        # Workers notice that their parent died and exit by themselves.
+        _, alive = psutil.wait_procs(children, timeout=30)
+        for p in alive:
+            p.kill()
+        log.close()
+    assert proc.returncode == -signal.SIGKILL, (tmp_path / "run.log").read_text()[-2000:]
+    assert children and not alive
     first = sorted(out.glob("*_synth.fits"))
     assert 1 <= len(first) < n  # killed mid-run
     for p in first:
         _valid_output(p, stem)
     mtimes = {p.name: p.stat().st_mtime_ns for p in first}
 
-    code = main([*args[:-1], "--report", str(tmp_path / "report.ecsv")])
+    code = main([*args[:5], "--out", str(out), "--scheduler", cluster, "--report", str(tmp_path / "report.ecsv")])
     assert code == 0
     report = Table.read(tmp_path / "report.ecsv", format="ascii.ecsv")
     status = dict(zip(report["galaxy"], report["status"]))
@@ -418,7 +490,7 @@ def test_kill_9_then_rerun_finishes_without_partial_files(model, tmp_path):
 
 
 # ---------------------------------------------------------------------- security
-def test_no_unpickling_on_the_load_and_predict_path(model, tmp_path, monkeypatch):
+def test_no_unpickling_on_the_load_and_predict_path(model, tmp_path, monkeypatch, cluster):
     from bandsynth import BandStack
 
     stem, _ = model
@@ -434,8 +506,8 @@ def test_no_unpickling_on_the_load_and_predict_path(model, tmp_path, monkeypatch
         pred = translator.predict(BandStack.from_fits(files))
         assert pred.data.shape == (SIZE, SIZE) and np.isfinite(pred.data).all()
 
-    # Dask's tokenizer round-trips graph arguments through pickle: the batch must not hand
-    # it the model (or any array), only names of things.
+    # Dask moves tasks and results with pickle: the batch sends names of things, never the
+    # model or an array.
     unpickled = []
     real_loads = pickle.loads
 
@@ -446,7 +518,7 @@ def test_no_unpickling_on_the_load_and_predict_path(model, tmp_path, monkeypatch
 
     monkeypatch.setattr(pickle, "loads", spy)
     monkeypatch.setattr(torch, "load", refuse)
-    report = predict_many(stem, [("g0", files)], out_dir=tmp_path / "out", progress=False)
+    report = predict_many(stem, [("g0", files)], out_dir=tmp_path / "out", scheduler=cluster, progress=False)
     assert report.ok
     assert not [t for t in unpickled if t.__module__.split(".")[0] in ("torch", "bandsynth", "numpy")], unpickled
 
@@ -463,51 +535,7 @@ def test_tampered_weights_are_refused(model, tmp_path):
         predict_many(tmp_path / "tampered", [], out_dir=tmp_path / "out")
 
 
-# ---------------------------------------------------------------------- a real Dask cluster
-@pytest.fixture
-def dask_cluster(tmp_path):
-    """A ``dask scheduler`` and two ``dask worker`` processes on 127.0.0.1; yields the address."""
-    dask_cli = shutil.which("dask", path=os.path.dirname(sys.executable)) or shutil.which("dask")
-    if dask_cli is None:
-        pytest.skip("the dask command is not installed")
-    scheduler_file = tmp_path / "scheduler.json"
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    procs = []
-
-    def start(args, log_name):
-        log = open(tmp_path / log_name, "wb")
-        procs.append((subprocess.Popen([dask_cli, *args], env=env, stdout=log, stderr=subprocess.STDOUT), log))
-
-    try:
-        start(["scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
-               "--scheduler-file", str(scheduler_file)], "scheduler.log")
-        for i in range(2):
-            start(["worker", "--scheduler-file", str(scheduler_file), "--nthreads", "1", "--no-nanny",
-                   "--no-dashboard", "--host", "127.0.0.1", "--local-directory", str(tmp_path / f"w{i}")],
-                  f"worker{i}.log")
-        deadline = time.monotonic() + 60
-        while not scheduler_file.exists() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        address = json.loads(scheduler_file.read_text())["address"]
-        from distributed import Client
-
-        with Client(address, timeout=60) as client:
-            client.wait_for_workers(2, timeout=60)
-        yield address
-    finally:
-        # Workers first: a worker whose scheduler is gone waits for it to come back.
-        for proc, log in reversed(procs):
-            if proc.poll() is None:
-                proc.terminate()
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-            log.close()
-
-
-def test_batch_on_a_distributed_cluster(model, tmp_path, dask_cluster):
+def test_batch_on_a_distributed_cluster(model, tmp_path, cluster):
     from distributed import Client
 
     stem, translator = model
@@ -521,20 +549,20 @@ def test_batch_on_a_distributed_cluster(model, tmp_path, dask_cluster):
     manifest = _manifest(data, rows)
     out = tmp_path / "out"
     code = main(["predict-batch", "--model", str(stem), "--manifest", str(manifest), "--out", str(out),
-                 "--scheduler", dask_cluster, "--quiet"])
+                 "--scheduler", cluster, "--quiet"])
     assert code == 1  # "broken" failed ...
     report = Table.read(out / "predict_batch_report.ecsv", format="ascii.ecsv")
     assert list(report[report["status"] == "failed"]["galaxy"]) == ["broken"]
     for i in range(6):  # ... and every other galaxy was predicted
         _valid_output(out / f"g{i}_r_synth.fits", stem)
-    with Client(dask_cluster) as client:
+    with Client(cluster) as client:
         loaded = client.run(lambda: sorted(k[0] for k in __import__("bandsynth.batch").batch._CACHE))
     # The workers, not this process, loaded the model (by its path) and did the work.
     assert any(str(stem) in names for names in loaded.values()), loaded
 
     # A translator that exists only in memory travels to the workers as its saved files.
     report = predict_many(translator, [(f"g{i}", {b: data / f"g{i}_{b}.fits" for b in INPUTS}) for i in range(2)],
-                          out_dir=tmp_path / "out2", scheduler=dask_cluster, progress=False)
+                          out_dir=tmp_path / "out2", scheduler=cluster, progress=False)
     assert report.counts["done"] == 2
     for i in range(2):
         _valid_output(tmp_path / "out2" / f"g{i}_r_synth.fits", stem)

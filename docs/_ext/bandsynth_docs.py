@@ -6,6 +6,8 @@
     (`bandsynth.models.zoo.list_models`), and ``zoo_summary.inc``, the table of
     models (or the statement that none ships) included by ``models.rst``;
   - ``cli.inc``, the ``--help`` text of every ``bandsynth`` sub-command;
+  - ``bands.inc``, the table of the band registry;
+  - ``fits_header.inc``, the primary header of an example synthetic band;
   - ``demo_panel.inc``, the demo picture when ``_static/demo_panel.png`` exists.
 
   Files are rewritten only when their text changes, so an unchanged page is not
@@ -28,6 +30,8 @@ __all__ = [
     "card_page",
     "zoo_summary",
     "cli_reference",
+    "bands_table",
+    "example_fits_header",
     "write_generated",
     "figure_scraper",
     "reset_figure_scraper",
@@ -274,6 +278,81 @@ def _indent(text):
     return "\n".join(("    " + line) if line.strip() else "" for line in text.splitlines()) + "\n"
 
 
+# ---------------------------------------------------------------------- bands, FITS header
+def bands_table():
+    """List-table of the registered bands."""
+    from bandsynth.bands import list_bands
+
+    rows = [
+        [
+            f"``{b.name}``",
+            ", ".join(f"``{a}``" for a in b.aliases) or "–",
+            b.survey,
+            f"{b.wavelength.to_value('nm'):g}",
+            f"{b.width.to_value('nm'):g}",
+            f"{b.psf_fwhm.to_value('arcsec'):g}",
+        ]
+        for b in list_bands()
+    ]
+    header = ["band", "aliases", "survey", "λ_eff [nm]", "width [nm]", "typical PSF FWHM [arcsec]"]
+    lines = [".. list-table::", "   :header-rows: 1", ""]
+    for row in [header, *rows]:
+        lines.append(f"   * - {row[0]}")
+        lines.extend(f"     - {c}" for c in row[1:])
+    return "\n".join(lines) + "\n"
+
+
+def example_fits_header():
+    """A literal block with the primary header of a small synthetic band, as written to FITS."""
+    import hashlib
+
+    import numpy as np
+    from astropy.wcs import WCS
+
+    from bandsynth.synthetic import SyntheticBand, make_provenance
+
+    wcs = WCS(naxis=2)
+    wcs.wcs.ctype = ["RA---TAN", "DEC--TAN"]
+    wcs.wcs.cunit = ["deg", "deg"]
+    wcs.wcs.crval = [150.1163, 2.2058]
+    wcs.wcs.crpix = [32.5, 32.5]
+    wcs.wcs.cdelt = [-0.262 / 3600, 0.262 / 3600]
+    wcs.wcs.radesys = "ICRS"
+    image = np.ones((64, 64), dtype=np.float32)
+    scaling = {
+        "reference_flux": 0.8132,
+        "reference_method": {"method": "max_percentile", "percentile": 99.5},
+        "unit": "nanomaggy",
+        "NUV": {"softening": 0.0213, "maximum": 1.0},
+        "Ks": {"softening": 0.0187, "maximum": 1.0},
+        "r": {"softening": 0.0201, "maximum": 1.0},
+    }
+    method = "aleatoric (Laplace head x temperature 0.873); input noise by Monte Carlo (8 draws)"
+    provenance = make_provenance(
+        "r",
+        model="nuv_k_to_r",
+        weights_sha256=hashlib.sha256(b"example weights").hexdigest(),
+        inputs=[
+            {"band": "NUV", "file": "g123_nuv.fits", "checksum": hashlib.sha256(b"g123_nuv.fits").hexdigest()},
+            {"band": "Ks", "file": "g123_k.fits", "checksum": hashlib.sha256(b"g123_k.fits").hexdigest()},
+        ],
+        scaling=scaling,
+        uncertainty_method=method,
+        history=[
+            "Predicted r from NUV + Ks with bandsynth model nuv_k_to_r (paper preset, trained on "
+            "ideal-mode data).",
+            "Flux scale: inputs divided by reference flux 0.8132 nanomaggy (max over inputs of the 99.5th "
+            "pixel percentile); asinh inverse applied.",
+            f"Uncertainty: {method}.",
+        ],
+        date="2025-01-01T12:00:00",
+    )
+    sb = SyntheticBand(image, uncertainty=0.1 * image, wcs=wcs, unit="nanomaggy", provenance=provenance)
+    header = sb.to_hdulist()[0].header
+    text = "\n".join(str(card) for card in header.cards)
+    return ".. code-block:: text\n\n" + _indent(text.rstrip())
+
+
 # ---------------------------------------------------------------------- build hook
 def _write_if_changed(path, text):
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -300,6 +379,8 @@ def write_generated(srcdir, *, cards=None):
         paths.append(zoo / f"{card.name}.rst")
     _write_if_changed(out / "zoo_summary.inc", zoo_summary(cards))
     _write_if_changed(out / "cli.inc", cli_reference())
+    _write_if_changed(out / "bands.inc", bands_table())
+    _write_if_changed(out / "fits_header.inc", example_fits_header())
     demo = srcdir / "_static" / "demo_panel.png"
     panel = (
         ".. figure:: /_static/demo_panel.png\n"
@@ -310,7 +391,7 @@ def write_generated(srcdir, *, cards=None):
         else ""
     )
     _write_if_changed(out / "demo_panel.inc", panel)
-    paths += [out / "zoo_summary.inc", out / "cli.inc", out / "demo_panel.inc"]
+    paths += [out / n for n in ("zoo_summary.inc", "cli.inc", "bands.inc", "fits_header.inc", "demo_panel.inc")]
     return paths
 
 

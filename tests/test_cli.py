@@ -1,0 +1,97 @@
+"""The ``bandsynth`` command: train, evaluate, demo, models."""
+
+import json
+
+import numpy as np
+import pytest
+from astropy.io import fits
+from astropy.table import Table
+
+from bandsynth.cli import build_parser, main
+from bandsynth.models.zoo import list_models
+
+SHIPPED = {card.name for card in list_models()}
+
+
+def test_every_documented_command_is_registered():
+    commands = build_parser()._subparsers._group_actions[0].choices
+    assert {"demo", "train", "evaluate", "models", "mock", "predict", "predict-batch"} <= set(commands)
+
+
+def test_no_command_prints_help_and_fails(capsys):
+    assert main([]) == 2
+    assert "usage: bandsynth" in capsys.readouterr().out
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A tiny model trained for a few steps through ``bandsynth train`` with held-out metrics."""
+    out = tmp_path_factory.mktemp("train") / "tiny_nuv_k_to_r"
+    code = main([
+        "train", "--inputs", "NUV", "K", "--output", "r", "--name", "tiny_nuv_k_to_r", "--out", str(out),
+        "--preset", "tiny", "--epochs", "1", "--max-steps", "3", "--crop", "32", "--n", "20", "--size", "48",
+        "--views", "1", "--evaluate", "--quiet",
+    ])
+    assert code == 0
+    return out
+
+
+def test_train_writes_weights_and_a_complete_card(trained):
+    card = json.loads(trained.with_suffix(".json").read_text())
+    assert card["name"] == "tiny_nuv_k_to_r" and card["inputs"] == ["NUV", "Ks"] and card["output"] == "r"
+    assert card["training"]["recipe"].startswith("bandsynth train")
+    assert card["training"]["data_info"]["n_galaxies"] == 20
+    assert len(card["sha256"]) == 64 and card["n_parameters"] > 0
+    test = card["metrics"]["test"]
+    assert set(test) >= {"model", "nearest_input", "linear_colour"}
+    assert 0 < test["linear_colour"]["ssim"] <= 1
+    assert card["calibration"]["temperature"] > 0
+
+
+def test_train_refuses_to_overwrite(trained, caplog):
+    code = main(["train", "--inputs", "NUV", "K", "--output", "r", "--out", str(trained), "--preset", "tiny",
+                 "--n", "20", "--size", "48", "--quiet"])
+    assert code == 1
+    assert "pass --overwrite" in caplog.text
+
+
+def test_evaluate_writes_tables_and_figures(trained, tmp_path, capsys):
+    out = tmp_path / "eval"
+    code = main(["evaluate", "--model", str(trained), "--from-card", "--out", str(out), "--quiet"])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "nearest_input" in printed and "linear_colour" in printed
+    summary = Table.read(out / "summary.ecsv")
+    assert list(summary["method"]) == ["model", "nearest_input", "linear_colour"]
+    for column in ("mae", "ssim", "psnr", "gini_w1", "m20_w1", "coverage_1sigma"):
+        assert column in summary.colnames
+    per_galaxy = Table.read(out / "model_per_galaxy.ecsv")
+    assert len(per_galaxy) == summary["n_galaxies"][0] + summary["n_failed"][0]
+    for png in ("panels.png", "gini_kde.png", "m20_kde.png", "calibration.png"):
+        assert (out / png).stat().st_size > 1000
+    # A second run without --overwrite keeps the first run's files.
+    with pytest.raises(FileExistsError, match="pass overwrite=True"):
+        main(["evaluate", "--model", str(trained), "--from-card", "--out", str(out), "--quiet"])
+
+
+@pytest.mark.skipif("nuv_k_to_r" not in SHIPPED, reason="nuv_k_to_r does not ship in this version")
+def test_demo_runs_offline_and_writes_fits_and_png(tmp_path, capsys):
+    code = main(["demo", "--out", str(tmp_path)])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "SSIM" in printed or "ssim" in printed
+    (fits_path,) = tmp_path.glob("*.fits")
+    (png_path,) = tmp_path.glob("*.png")
+    with fits.open(fits_path) as hdul:
+        assert hdul[0].header["BSMODEL"] == "nuv_k_to_r"
+        assert [h.name for h in hdul[1:3]] == ["UNCERT", "MASK"]
+        assert np.isfinite(hdul[0].data).all()
+    assert png_path.stat().st_size > 10_000
+    # A second run keeps the first run's files unless told otherwise.
+    assert main(["demo", "--out", str(tmp_path)]) == 1
+    assert "pass --overwrite" in capsys.readouterr().err
+
+
+def test_demo_without_the_model_says_so(capsys):
+    assert main(["demo", "--model", "not_shipped_model"]) == 1
+    assert "does not ship" in capsys.readouterr().out
