@@ -263,7 +263,7 @@ def _cli_evaluate(args) -> int:
     translator = Translator.load(args.model)
     if args.data == "mock" and args.from_card:
         info = dict(translator.card.training.get("data_info", {}))
-        for key, attr in (("n_galaxies", "n"), ("seed", "data_seed"), ("mode", "mode"), ("size", "size"), ("views", "views")):
+        for key, attr in (("n_galaxies", "n_galaxies"), ("seed", "data_seed"), ("mode", "mode"), ("size", "size"), ("views", "views")):
             if key in info:
                 setattr(args, attr, info[key])
     data = _mock_or_stored(args, [*translator.inputs, translator.output])

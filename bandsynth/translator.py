@@ -304,7 +304,8 @@ class Translator:
     def calibrate(self, data, *, split="validation", max_images=200):
         """Fit the uncertainty temperature on ``split`` of ``data``.
 
-        One factor multiplies the network's predicted scale so that, inside each
+        One factor multiplies the combined predicted sigma (with the default
+        :meth:`predict` settings, which the calibration uses) so that, inside each
         galaxy's segmentation footprint (photutils, on the true image), the
         observed fractions of pixels within 1 and 2 sigma of the truth are as
         close as possible to 68.3 % and 95.4 %.
@@ -328,8 +329,8 @@ class Translator:
         temperature, cov1, cov2 = _fit_temperature(z)
         calibration = {
             "temperature": temperature,
-            "method": "one temperature on the Laplace scale, fitted to 1 and 2 sigma coverage "
-            "inside the truth's segmentation footprint",
+            "method": "one temperature on the combined sigma of predict()'s default settings, fitted "
+            "to 1 and 2 sigma coverage inside the truth's segmentation footprint",
             "split": split,
             "n_images": len(indices),
             "n_pixels": int(z.size),
@@ -346,6 +347,7 @@ class Translator:
 
     @property
     def name(self) -> str:
+        """Model name, as in the registry (``"nuv_k_to_r"``)."""
         return self._card.name
 
     @property
@@ -556,10 +558,8 @@ class Translator:
             return mean, None, "none"
         parts, var = [], np.zeros_like(mean)
         if log_scales:
-            temperature = float(self._card.calibration.get("temperature", 1.0))
-            aleatoric = (_LAPLACE_STD * temperature * np.exp(np.mean(log_scales, axis=0))) ** 2
-            var += aleatoric
-            parts.append(f"aleatoric (Laplace head x temperature {temperature:.3g})")
+            var += (_LAPLACE_STD * np.exp(np.mean(log_scales, axis=0))) ** 2
+            parts.append("aleatoric (Laplace scale head)")
         if tta:
             var += np.var(means, axis=0)
             parts.append("spread over 8 flips/rotations")
@@ -573,7 +573,10 @@ class Translator:
             parts.append(f"input noise by Monte Carlo ({n_samples} draws)")
         if not parts:
             return mean, None, "none"
-        return mean, var, "; ".join(parts)
+        # One temperature, fitted on validation galaxies, scales the combined sigma.
+        temperature = float(self._card.calibration.get("temperature", 1.0))
+        method = " + ".join(parts) + f", combined sigma x temperature {temperature:.3g}"
+        return mean, var * temperature**2, method
 
     def _input_noise(self, indices, stacks, prepared):
         """Per-pixel input standard deviation in scaled units, or None if no input has one."""
@@ -703,7 +706,7 @@ def _mock_or_stored(args, bands):
         from .datasets import make_dataset
 
         return make_dataset(
-            args.n, seed=args.data_seed, mode=args.mode, bands=bands, size=args.size,
+            args.n_galaxies, seed=args.data_seed, mode=args.mode, bands=bands, size=args.size,
             views=args.views, progress=not args.quiet,
         )
     from .datasets import open_dataset
@@ -714,7 +717,7 @@ def _mock_or_stored(args, bands):
 def _add_data_options(parser):
     data = parser.add_argument_group("data")
     data.add_argument("--data", default="mock", help="'mock' (built-in mock universe) or a data set directory")
-    data.add_argument("--n", type=int, default=1000, help="mock: number of galaxies")
+    data.add_argument("--n-galaxies", type=int, default=1000, help="mock: number of galaxies")
     data.add_argument("--data-seed", type=int, default=0, help="mock: seed of the universe")
     data.add_argument("--mode", choices=("ideal", "survey"), default="ideal", help="mock: observing mode")
     data.add_argument("--size", type=int, default=128, help="mock: image side in pixels")

@@ -2,7 +2,7 @@
 
 Run from the repository root::
 
-    python benchmarks/batch_speed.py --processes       # paper preset, ~10 min on 2 cores
+    python benchmarks/batch_speed.py                   # paper preset, ~10 min on 2 cores
     python benchmarks/batch_speed.py --n 16 --repeat 1 --rss-size 1024 --preset small   # a quick look
 
 Measured in one run, on an untrained model of the chosen preset saved to a temporary
@@ -14,9 +14,10 @@ folder (speed does not depend on the weights):
   of the second core the machine gives right now);
 * end to end: `bandsynth.batch.predict_many` from FITS files listed in an ECSV
   manifest to FITS outputs (read, hash, scale, predict, write with checksums, fsync),
-  with 1 and 2 local workers of 1 torch thread each, and 1 worker with the default
-  threads; with ``--processes`` also through a ``distributed.LocalCluster`` of 2
-  worker processes (the alternative to the default threaded scheduler);
+  on a local cluster of 1 and of 2 worker processes of 1 torch thread each, and of
+  1 worker with the default threads, all started and warmed up (torch imported,
+  model loaded) before the clock starts; then once cold, processes started by
+  ``predict_many`` itself, which gives the start-up cost;
 * peak resident memory of ``bandsynth predict`` (FITS to FITS, tiled) on one
   ``--rss-size`` squared image, run as a subprocess and read from
   ``resource.getrusage(RUSAGE_CHILDREN).ru_maxrss``.
@@ -115,6 +116,18 @@ def model_only_threads(stem, stacks, workers):
     return len(stacks) / (time.perf_counter() - start)
 
 
+def warm_cluster(stem, workers):
+    """A LocalCluster like predict_many's, whose workers have imported torch and loaded the model."""
+    from distributed import Client, LocalCluster
+
+    cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
+                           dashboard_address=None, scheduler_kwargs={"dashboard_address": "127.0.0.1:0"})
+    client = Client(cluster, set_as_default=False)
+    ref = (str(Path(stem).resolve()), Translator.load(stem).card.sha256)
+    client.run(lambda: bool(__import__("bandsynth.batch").batch._get_translator(ref)))
+    return cluster, client
+
+
 def end_to_end(stem, manifest, out, **kwargs):
     shutil.rmtree(out, ignore_errors=True)
     start = time.perf_counter()
@@ -157,7 +170,6 @@ def main(argv=None):
     parser.add_argument("--size", type=int, default=128, help="image side of the batch galaxies")
     parser.add_argument("--rss-size", type=int, default=4096, help="side of the tiled image (0: skip)")
     parser.add_argument("--repeat", type=int, default=3, help="interleaved rounds; the best counts")
-    parser.add_argument("--processes", action="store_true", help="also time a 2-process LocalCluster")
     parser.add_argument("--json", help="write the results here")
     args = parser.parse_args(argv)
 
@@ -178,36 +190,41 @@ def main(argv=None):
         manifest, rows = write_galaxies(Path(tmp) / "data", args.n, args.size)
         stacks = [BandStack.from_fits({b: Path(tmp) / "data" / f for b, f in zip(INPUTS, row[1:])}) for row in rows]
         out = Path(tmp) / "out"
-        runs = {
-            "model_1t": ("model only, 1 torch thread, batch 8", lambda: model_only(stem, stacks, 1)),
-            "model_2t": ("model only, 2 torch threads, batch 8", lambda: model_only(stem, stacks, 2)),
-            "model_2x1t": ("model only, 2 threads x 1 torch thread", lambda: model_only_threads(stem, stacks, 2)),
-            "e2e_1w": ("end to end, 1 worker x 1 torch thread",
-                       lambda: end_to_end(stem, manifest, out, workers=1, torch_threads=1)),
-            "e2e_2w": ("end to end, 2 workers x 1 torch thread",
-                       lambda: end_to_end(stem, manifest, out, workers=2, torch_threads=1)),
-            "e2e_1w_default": (f"end to end, 1 worker x default ({cores}) torch threads",
-                               lambda: end_to_end(stem, manifest, out, workers=1)),
-        }
-        previous = torch.get_num_threads()
-        # Rounds interleave the configurations; the best round of each counts (bursts of
-        # other work on a shared machine only ever slow a run down).
-        for key in runs:
-            results[key] = 0.0
-        for _ in range(args.repeat):
-            for key, (_, run) in runs.items():
-                results[key] = max(results[key], run())
-        torch.set_num_threads(previous)
+        clusters = {w: warm_cluster(stem, w) for w in (1, 2)}
+        try:
+            runs = {
+                "model_1t": ("model only, 1 torch thread, batch 8", lambda: model_only(stem, stacks, 1)),
+                "model_2t": ("model only, 2 torch threads, batch 8", lambda: model_only(stem, stacks, 2)),
+                "model_2x1t": ("model only, 2 threads x 1 torch thread",
+                               lambda: model_only_threads(stem, stacks, 2)),
+                "e2e_1w": ("end to end, 1 worker process x 1 torch thread",
+                           lambda: end_to_end(stem, manifest, out, scheduler=clusters[1][1], torch_threads=1)),
+                "e2e_2w": ("end to end, 2 worker processes x 1 torch thread",
+                           lambda: end_to_end(stem, manifest, out, scheduler=clusters[2][1], torch_threads=1)),
+                "e2e_1w_default": (f"end to end, 1 worker process x default ({cores}) torch threads",
+                                   lambda: end_to_end(stem, manifest, out, scheduler=clusters[1][1])),
+            }
+            previous = torch.get_num_threads()
+            # Rounds interleave the configurations; the best round of each counts (bursts of
+            # other work on a shared machine only ever slow a run down).
+            for key in runs:
+                results[key] = 0.0
+            for _ in range(args.repeat):
+                for key, (_, run) in runs.items():
+                    results[key] = max(results[key], run())
+            torch.set_num_threads(previous)
+        finally:
+            for cluster, client in clusters.values():
+                client.close()
+                cluster.close()
         for key, (label, _) in runs.items():
             print(f"{label}: {results[key]:.2f} images/s")
-        if args.processes:
-            from distributed import LocalCluster
-
-            with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
-                              host="127.0.0.1") as cluster:
-                results["e2e_2p"] = end_to_end(stem, manifest, out, scheduler=cluster.scheduler_address,
-                                               torch_threads=1)
-            print(f"end to end, LocalCluster 2 processes x 1 torch thread: {results['e2e_2p']:.2f} images/s")
+        # A cold run: start 2 worker processes, import torch in them, load the model.
+        start = time.perf_counter()
+        results["e2e_2w_cold"] = end_to_end(stem, manifest, out, workers=2, torch_threads=1)
+        results["startup_s"] = time.perf_counter() - start - args.n / results["e2e_2w"]
+        print(f"end to end, 2 workers, cold (processes started by predict_many): "
+              f"{results['e2e_2w_cold']:.2f} images/s; start-up ~{results['startup_s']:.1f} s")
     results["load_after"] = os.getloadavg()
     ratio_1 = results["e2e_1w"] / results["model_1t"]
     # Model only on 2 cores: the better of its two ways of using them.

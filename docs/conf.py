@@ -70,6 +70,10 @@ automodsumm_inherited_members = False
 numpydoc_show_class_members = False
 numpydoc_class_members_toctree = False
 autodoc_typehints = "none"
+# The package namespace re-exports names documented in their own modules too; viewcode
+# must link each source line to the page of its own module, not follow the re-export
+# (which gives source links to anchors that do not exist).
+viewcode_follow_imported_members = False
 autoclass_content = "both"
 
 # -- gallery -------------------------------------------------------------------------
@@ -79,7 +83,7 @@ sphinx_gallery_conf = {
     "filename_pattern": r"/plot_",
     "image_scrapers": ("matplotlib", "bandsynth_docs.figure_scraper"),
     "reset_modules": ("matplotlib", "bandsynth_docs.reset_figure_scraper"),
-    "within_subsection_order": "FileNameSortKey",
+    "within_subsection_order": "bandsynth_docs.ExampleOrder",
     "download_all_examples": False,
     "remove_config_comments": True,
     "show_memory": False,
@@ -107,7 +111,14 @@ html_theme_options = {
     "footer_end": ["sphinx-version"],
     "secondary_sidebar_items": ["page-toc", "sourcelink"],
 }
-html_sidebars = {"index": [], "citing": [], "limitations": []}
+# The user-guide pages stand alone: no empty section navigation beside them.
+html_sidebars = {
+    page: []
+    for page in (
+        "index", "getting_started", "bands_and_stacks", "translating", "uncertainty", "evaluating",
+        "models", "training", "batch", "fits_format", "limitations", "citing", "cli", "changes",
+    )
+}
 html_static_path = ["_static"] if (HERE / "_static").is_dir() else []
 html_last_updated_fmt = None
 html_show_sourcelink = True

@@ -36,21 +36,46 @@ from bandsynth.plotting import plot_morphology_kde
 if "nuv_k_to_r" in [card.name for card in bandsynth.list_models()]:
     translator = Translator.load("nuv_k_to_r")
 else:
-    stand_in_data = make_dataset(40, seed=1, bands=["NUV", "Ks", "r"], size=64)
+    stand_in_data = make_dataset(
+        40, seed=1, bands=["NUV", "Ks", "r"], size=64
+    )
     translator = Translator.fit(
-        stand_in_data, inputs=["NUV", "Ks"], output="r", name="nuv_k_to_r_tiny",
-        preset="tiny", epochs=8, crop_size=32, lr=2e-3, progress=False,
+        stand_in_data,
+        inputs=["NUV", "Ks"],
+        output="r",
+        name="nuv_k_to_r_tiny",
+        preset="tiny",
+        epochs=6,
+        crop_size=32,
+        lr=2e-3,
+        progress=False,
     )
 card = translator.card
 size = int(card.training.get("data_info", {}).get("size", 128))
 
-galaxies = make_dataset(30, seed=77, bands=["NUV", "Ks", "r"], size=size, mode=card.mode,
-                        pixel_scale=card.pixel_scale)
+# Fewer galaxies for larger stamps, so that this example stays under a minute.
+galaxies = make_dataset(
+    30 if size <= 64 else 16,
+    seed=77,
+    bands=["NUV", "Ks", "r"],
+    size=size,
+    mode=card.mode,
+    pixel_scale=card.pixel_scale,
+)
 stacks = [galaxies.stack(i) for i in range(len(galaxies))]
-predictions = translator.predict([s.select(translator.inputs) for s in stacks], uncertainty=False,
-                                 check_domain=False)
-classes, counts = np.unique(galaxies.manifest["galaxy_class"], return_counts=True)
-print(len(predictions), "galaxies predicted:", ", ".join(f"{n} {c}" for c, n in zip(classes, counts)))
+predictions = translator.predict(
+    [s.select(translator.inputs) for s in stacks],
+    uncertainty=False,
+    check_domain=False,
+)
+classes, counts = np.unique(
+    galaxies.manifest["galaxy_class"], return_counts=True
+)
+print(
+    len(predictions),
+    "galaxies predicted:",
+    ", ".join(f"{n} {c}" for c, n in zip(classes, counts)),
+)
 
 # %%
 # Gini and M20 of every image
@@ -67,10 +92,16 @@ images = {
     "true r": galaxies.cube("r"),
     "predicted r": np.stack([p.data for p in predictions]),
 }
-measured = {label: gini_m20(np.asarray(cube, dtype=float)) for label, cube in images.items()}
+measured = {
+    label: gini_m20(np.asarray(cube, dtype=float))
+    for label, cube in images.items()
+}
 for label, m in measured.items():
-    print(f"{label:>12}: median Gini {np.nanmedian(m.gini):.3f}, median M20 {np.nanmedian(m.m20):.3f}; "
-          f"statmorph flag >= 2 (bad) for {int(np.sum(m.flag >= 2))} of {len(m.flag)}")
+    print(
+        f"{label:>12}: median Gini {np.nanmedian(m.gini):.3f}, "
+        f"M20 {np.nanmedian(m.m20):.3f}; statmorph flag >= 2 (bad) "
+        f"for {int(np.sum(m.flag >= 2))} of {len(m.flag)}"
+    )
 
 # %%
 # The distributions
@@ -79,7 +110,10 @@ for label, m in measured.items():
 # two inputs bracket the target: the prediction should follow the truth, not either
 # input.
 values = {
-    quantity: {label: getattr(m, attr)[np.isfinite(getattr(m, attr))] for label, m in measured.items()}
+    quantity: {
+        label: getattr(m, attr)[np.isfinite(getattr(m, attr))]
+        for label, m in measured.items()
+    }
     for quantity, attr in (("Gini", "gini"), ("M20", "m20"))
 }
 kde_figure = plot_morphology_kde(values, quantity=None)
@@ -94,8 +128,14 @@ for quantity in ("Gini", "M20"):
     samples = values[quantity]
     limits = global_limits(*samples.values())
     truth = samples["true r"]
-    print(quantity, {label: round(wasserstein1(v, truth, limits=limits), 4)
-                     for label, v in samples.items() if label != "true r"})
+    print(
+        quantity,
+        {
+            label: round(wasserstein1(v, truth, limits=limits), 4)
+            for label, v in samples.items()
+            if label != "true r"
+        },
+    )
 
 # %%
 # The Gini-M20 plane
@@ -109,9 +149,20 @@ ax = plane.add_subplot()
 true_m, pred_m = measured["true r"], measured["predicted r"]
 both = np.isfinite(true_m.gini + true_m.m20 + pred_m.gini + pred_m.m20)
 for i in np.flatnonzero(both):
-    ax.plot([true_m.m20[i], pred_m.m20[i]], [true_m.gini[i], pred_m.gini[i]], color="0.7", lw=0.8)
+    ax.plot(
+        [true_m.m20[i], pred_m.m20[i]],
+        [true_m.gini[i], pred_m.gini[i]],
+        color="0.7",
+        lw=0.8,
+    )
 ax.scatter(true_m.m20[both], true_m.gini[both], s=18, label="true r")
-ax.scatter(pred_m.m20[both], pred_m.gini[both], s=18, marker="x", label="predicted r")
+ax.scatter(
+    pred_m.m20[both],
+    pred_m.gini[both],
+    s=18,
+    marker="x",
+    label="predicted r",
+)
 ax.set_xlabel("M20")
 ax.set_ylabel("Gini")
 ax.invert_xaxis()

@@ -27,15 +27,24 @@ from bandsynth.datasets import make_dataset, make_galaxy
 if "nuv_k_to_r" in [card.name for card in bandsynth.list_models()]:
     translator = Translator.load("nuv_k_to_r")
 else:
-    stand_in_data = make_dataset(40, seed=1, bands=["NUV", "Ks", "r"], size=64)
+    stand_in_data = make_dataset(
+        40, seed=1, bands=["NUV", "Ks", "r"], size=64
+    )
     translator = Translator.fit(
-        stand_in_data, inputs=["NUV", "Ks"], output="r", name="nuv_k_to_r_tiny",
-        preset="tiny", epochs=8, crop_size=32, lr=2e-3, progress=False,
+        stand_in_data,
+        inputs=["NUV", "Ks"],
+        output="r",
+        name="nuv_k_to_r_tiny",
+        preset="tiny",
+        epochs=6,
+        crop_size=32,
+        lr=2e-3,
+        progress=False,
     )
 card = translator.card
 size = int(card.training.get("data_info", {}).get("size", 128))
 print(translator)
-print("inputs:", card.inputs, "output:", card.output, "pixel scale:", card.pixel_scale, "arcsec")
+print(f"{card.pixel_scale} arcsec/pixel, {size} x {size} pixel stamps")
 
 # %%
 # A galaxy with known truth
@@ -43,9 +52,19 @@ print("inputs:", card.inputs, "output:", card.output, "pixel scale:", card.pixel
 # `~bandsynth.datasets.make_galaxy` renders one mock galaxy in any set of bands, in
 # nanomaggies, with a TAN WCS; ``stack.meta`` holds its true parameters.  We render
 # it like the model's training images (observing mode, pixel scale, stamp size).
-stack = make_galaxy(23, mode=card.mode, bands=["NUV", "Ks", "r"], size=size, pixel_scale=card.pixel_scale)
+stack = make_galaxy(
+    23,
+    mode=card.mode,
+    bands=["NUV", "Ks", "r"],
+    size=size,
+    pixel_scale=card.pixel_scale,
+)
 print(stack)
-print(stack.meta["galaxy_class"], "log sSFR =", round(stack.meta["log_ssfr"], 2))
+print(
+    stack.meta["galaxy_class"],
+    "log sSFR:",
+    round(stack.meta["log_ssfr"], 2),
+)
 
 # %%
 # Predict
@@ -82,6 +101,15 @@ print(report)
 out = Path(tempfile.mkdtemp()) / "mock23_r_synth.fits"
 r.write(out)
 again = SyntheticBand.read(out)
-print(again.provenance["model"], again.band.name, bool((again.data == r.data).all()))
+print(
+    again.provenance["model"],
+    again.band.name,
+    bool((again.data == r.data).all()),
+)
 header = fits.getheader(out)
-print({key: header[key] for key in ("BUNIT", "BSMODEL", "BSBAND", "BSIN1", "BSIN2", "BSREF")})
+print(
+    {
+        key: header[key]
+        for key in ("BUNIT", "BSMODEL", "BSBAND", "BSIN1", "BSIN2", "BSREF")
+    }
+)

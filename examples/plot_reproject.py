@@ -34,10 +34,19 @@ from bandsynth.plotting import plot_panel
 if "nuv_k_to_r" in [card.name for card in bandsynth.list_models()]:
     translator = Translator.load("nuv_k_to_r")
 else:
-    stand_in_data = make_dataset(40, seed=1, bands=["NUV", "Ks", "r"], size=64)
+    stand_in_data = make_dataset(
+        40, seed=1, bands=["NUV", "Ks", "r"], size=64
+    )
     translator = Translator.fit(
-        stand_in_data, inputs=["NUV", "Ks"], output="r", name="nuv_k_to_r_tiny",
-        preset="tiny", epochs=8, crop_size=32, lr=2e-3, progress=False,
+        stand_in_data,
+        inputs=["NUV", "Ks"],
+        output="r",
+        name="nuv_k_to_r_tiny",
+        preset="tiny",
+        epochs=6,
+        crop_size=32,
+        lr=2e-3,
+        progress=False,
     )
 card = translator.card
 size = int(card.training.get("data_info", {}).get("size", 128))
@@ -50,9 +59,15 @@ scale = card.pixel_scale  # arcsec per pixel of the training images
 # the model's.  Ks: pixels 1.5 times the model's, cut off-centre.  Each goes to its
 # own FITS file, as survey cut-outs would.
 folder = Path(tempfile.mkdtemp())
-nuv = make_galaxy(23, mode=card.mode, bands=["NUV"], size=size, pixel_scale=2.0 * scale)
-ks = make_galaxy(23, mode=card.mode, bands=["Ks"], size=size, pixel_scale=1.5 * scale)
-ks = ks.cutout((0.56 * size, 0.45 * size), (int(0.85 * size), int(0.85 * size)))
+nuv = make_galaxy(
+    23, mode=card.mode, bands=["NUV"], size=size, pixel_scale=2.0 * scale
+)
+ks = make_galaxy(
+    23, mode=card.mode, bands=["Ks"], size=size, pixel_scale=1.5 * scale
+)
+ks = ks.cutout(
+    (0.56 * size, 0.45 * size), (int(0.85 * size), int(0.85 * size))
+)
 files = {"NUV": folder / "g23_nuv.fits", "K": folder / "g23_k.fits"}
 nuv["NUV"].write(files["NUV"])
 ks["Ks"].write(files["K"])
@@ -60,8 +75,11 @@ for band, path in files.items():
     w = WCS(str(path))
     nx, ny = w.pixel_shape
     middle = w.pixel_to_world((nx - 1) / 2, (ny - 1) / 2)
-    print(f"{path.name}: {nx} x {ny} pixels of {abs(w.wcs.cdelt[0]) * 3600:.3f} arcsec, "
-          f"centred on {middle.to_string('hmsdms', precision=1)}")
+    print(
+        f"{path.name}: {nx} x {ny} pixels of "
+        f"{abs(w.wcs.cdelt[0]) * 3600:.3f} arcsec, "
+        f"centred on {middle.to_string('hmsdms', precision=1)}"
+    )
 
 # %%
 # A stack refuses bands on different grids, and says what to do:
@@ -76,8 +94,16 @@ originals = Figure(figsize=(8, 3.8), layout="constrained")
 for i, (band, single) in enumerate((("NUV", nuv), ("Ks", ks))):
     ax = originals.add_subplot(1, 2, i + 1, projection=single.wcs)
     data = single[band].data
-    ax.imshow(data, origin="lower", cmap="magma", vmin=0, vmax=np.percentile(data, 99.5))
-    ax.set_title(f"{band}: {single.shape[1]} × {single.shape[0]} pixels", fontsize=9)
+    ax.imshow(
+        data,
+        origin="lower",
+        cmap="magma",
+        vmin=0,
+        vmax=np.percentile(data, 99.5),
+    )
+    ax.set_title(
+        f"{band}: {single.shape[1]} × {single.shape[0]} pixels", fontsize=9
+    )
     ax.coords[0].set_ticks(number=3)
     ax.coords[0].set_axislabel("RA")
     ax.coords[1].set_axislabel("Dec")
@@ -99,9 +125,13 @@ target.wcs.cdelt = [-scale / 3600, scale / 3600]
 on_grid, inputs_meta = {}, []
 for band, path in files.items():
     single = BandStack.from_fits({band: path})
-    resampled = single.reproject((target, (size, size)), method="exact", conserve_flux=True)
+    resampled = single.reproject(
+        (target, (size, size)), method="exact", conserve_flux=True
+    )
     on_grid[band] = resampled[band]
-    inputs_meta += single.meta["inputs"]  # file names and SHA-256, for the provenance
+    inputs_meta += single.meta[
+        "inputs"
+    ]  # file names and SHA-256, for the provenance
 stack = BandStack.from_arrays(on_grid, meta={"inputs": inputs_meta})
 print(stack)
 
@@ -109,11 +139,20 @@ print(stack)
 # For reference, the same galaxy rendered directly on the target grid in all three
 # bands: the true *r* image, and inputs that never went through a coarser grid.  The
 # reprojected NUV image holds the same flux as the one rendered on the target grid.
-truth_stack = make_galaxy(23, mode=card.mode, bands=["NUV", "Ks", "r"], size=size, pixel_scale=scale)
+truth_stack = make_galaxy(
+    23,
+    mode=card.mode,
+    bands=["NUV", "Ks", "r"],
+    size=size,
+    pixel_scale=scale,
+)
 truth = truth_stack["r"]
 for band in translator.inputs:
-    print(f"{band} flux on the target grid: reprojected {stack[band].data.sum():.1f}, "
-          f"rendered there {truth_stack[band].data.sum():.1f} nanomaggy")
+    print(
+        f"{band} flux on the target grid: "
+        f"reprojected {stack[band].data.sum():.1f}, "
+        f"rendered there {truth_stack[band].data.sum():.1f} nanomaggy"
+    )
 
 # %%
 # When one band's grid will do, ``BandStack.from_fits(files, reproject_to="K")`` does
@@ -124,17 +163,32 @@ for band in translator.inputs:
 # -----------------------------------
 from_reprojected = translator.predict(stack)
 from_native = translator.predict(truth_stack.select(translator.inputs))
-for label, prediction in (("native-grid inputs", from_native), ("reprojected inputs", from_reprojected)):
+for label, prediction in (
+    ("native-grid inputs", from_native),
+    ("reprojected inputs", from_reprojected),
+):
     report = prediction.compare(truth, scaling="provenance")
-    print(f"{label:>19}: SSIM {report.ssim:.3f}  MAE {report.mae:.4f}  Δmag total {report.dmag_total:+.3f}")
-print("input files recorded in the provenance:", [i["file"].split("/")[-1] for i in from_reprojected.provenance["inputs"]])
+    print(
+        f"{label:>19}: SSIM {report.ssim:.3f}  MAE {report.mae:.4f}  "
+        f"Δmag total {report.dmag_total:+.3f}"
+    )
+print(
+    "input files recorded in the provenance:",
+    [
+        i["file"].split("/")[-1]
+        for i in from_reprojected.provenance["inputs"]
+    ],
+)
 
 # %%
 # Top row: inputs on the model's grid from the start; bottom row: inputs reprojected
 # from the coarser cut-outs.  The coarse NUV pixels cannot be undone by resampling: the
 # prediction can only be as sharp as the information that reaches it.
 comparison = plot_panel(
-    [{b: truth_stack[b] for b in translator.inputs}, {b: stack[b] for b in translator.inputs}],
+    [
+        {b: truth_stack[b] for b in translator.inputs},
+        {b: stack[b] for b in translator.inputs},
+    ],
     [truth, truth],
     [from_native, from_reprojected],
     row_labels=["native grid", "reprojected"],

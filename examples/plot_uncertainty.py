@@ -30,10 +30,19 @@ from bandsynth.plotting import plot_calibration
 if "nuv_k_to_r" in [card.name for card in bandsynth.list_models()]:
     translator = Translator.load("nuv_k_to_r")
 else:
-    stand_in_data = make_dataset(40, seed=1, bands=["NUV", "Ks", "r"], size=64)
+    stand_in_data = make_dataset(
+        40, seed=1, bands=["NUV", "Ks", "r"], size=64
+    )
     translator = Translator.fit(
-        stand_in_data, inputs=["NUV", "Ks"], output="r", name="nuv_k_to_r_tiny",
-        preset="tiny", epochs=8, crop_size=32, lr=2e-3, progress=False,
+        stand_in_data,
+        inputs=["NUV", "Ks"],
+        output="r",
+        name="nuv_k_to_r_tiny",
+        preset="tiny",
+        epochs=6,
+        crop_size=32,
+        lr=2e-3,
+        progress=False,
     )
 card = translator.card
 size = int(card.training.get("data_info", {}).get("size", 128))
@@ -55,40 +64,78 @@ for key, value in card.calibration.items():
 # 2. ``tta=True``: also the spread over the 8 flips and rotations (8 times slower);
 # 3. noisy inputs that carry a noise map: the noise is propagated by redrawing the
 #    inputs ``n_samples`` times.
-stack = make_galaxy(23, mode=card.mode, bands=["NUV", "Ks", "r"], size=size, pixel_scale=card.pixel_scale)
+stack = make_galaxy(
+    23,
+    mode=card.mode,
+    bands=["NUV", "Ks", "r"],
+    size=size,
+    pixel_scale=card.pixel_scale,
+)
 inputs = stack.select(translator.inputs)
 plain = translator.predict(inputs)
 with_tta = translator.predict(inputs, tta=True)
 
 rng = np.random.default_rng(0)
-noise = {b: 0.05 * float(np.percentile(inputs[b].data, 99)) * np.ones(inputs.shape) for b in translator.inputs}
+noise = {
+    b: 0.05
+    * float(np.percentile(inputs[b].data, 99))
+    * np.ones(inputs.shape)
+    for b in translator.inputs
+}
 noisy_inputs = BandStack.from_arrays(
-    {b: inputs[b].data + rng.normal(0.0, noise[b]) for b in translator.inputs},
-    wcs=inputs.wcs, unit=inputs.unit, uncertainty=noise,
+    {
+        b: inputs[b].data + rng.normal(0.0, noise[b])
+        for b in translator.inputs
+    },
+    wcs=inputs.wcs,
+    unit=inputs.unit,
+    uncertainty=noise,
 )
 with_noise = translator.predict(noisy_inputs, n_samples=8)
-for name, sb in (("aleatoric", plain), ("+ TTA", with_tta), ("noisy inputs + MC", with_noise)):
-    print(f"{name:>18}: mean sigma {sb.uncertainty.array.mean():.4g} {sb.unit}   "
-          f"method: {sb.provenance['uncertainty_method']}")
+for name, sb in (
+    ("aleatoric", plain),
+    ("+ TTA", with_tta),
+    ("noisy inputs + MC", with_noise),
+):
+    print(
+        f"{name:>18}: mean sigma {sb.uncertainty.array.mean():.4g} "
+        f"{sb.unit};  "
+        f"method: {sb.provenance['uncertainty_method']}"
+    )
 
 # %%
 # The σ maps share one colour scale.  The uncertainty follows the galaxy's light:
 # bright, structured regions are harder to predict than the sky.
-sigmas = {"aleatoric": plain, "+ TTA": with_tta, "noisy inputs + MC": with_noise}
-norm = ImageNormalize(vmin=0.0, vmax=float(np.percentile(with_noise.uncertainty.array, 99.5)),
-                      stretch=AsinhStretch(0.1))
+sigmas = {
+    "aleatoric": plain,
+    "+ TTA": with_tta,
+    "noisy inputs + MC": with_noise,
+}
+norm = ImageNormalize(
+    vmin=0.0,
+    vmax=float(np.percentile(with_noise.uncertainty.array, 99.5)),
+    stretch=AsinhStretch(0.1),
+)
 sigma_maps = Figure(figsize=(9.5, 3.2), layout="constrained")
 axes = sigma_maps.subplots(1, 4)
-axes[0].imshow(stack["r"].data, origin="lower", cmap="magma",
-               norm=ImageNormalize(stack["r"].data, stretch=AsinhStretch(0.1)))
+axes[0].imshow(
+    stack["r"].data,
+    origin="lower",
+    cmap="magma",
+    norm=ImageNormalize(stack["r"].data, stretch=AsinhStretch(0.1)),
+)
 axes[0].set_title("true r", fontsize=9)
 for ax, (name, sb) in zip(axes[1:], sigmas.items()):
-    image = ax.imshow(sb.uncertainty.array, origin="lower", cmap="viridis", norm=norm)
+    image = ax.imshow(
+        sb.uncertainty.array, origin="lower", cmap="viridis", norm=norm
+    )
     ax.set_title(f"σ: {name}", fontsize=9)
 for ax in axes:
     ax.set_xticks([])
     ax.set_yticks([])
-sigma_maps.colorbar(image, ax=axes[1:], shrink=0.8, label=f"σ [{plain.unit}]")
+sigma_maps.colorbar(
+    image, ax=axes[1:], shrink=0.8, label=f"σ [{plain.unit}]"
+)
 
 # %%
 # Is σ calibrated on galaxies the model has never seen?
@@ -96,10 +143,18 @@ sigma_maps.colorbar(image, ax=axes[1:], shrink=0.8, label=f"σ [{plain.unit}]")
 # Fresh mock galaxies (another universe seed than any training data), the default
 # uncertainty, and z-scores inside each galaxy's footprint on the true image -- the
 # same footprint the calibration used.
-fresh = make_dataset(16, seed=2024, bands=["NUV", "Ks", "r"], size=size, mode=card.mode,
-                     pixel_scale=card.pixel_scale)
+fresh = make_dataset(
+    16,
+    seed=2024,
+    bands=["NUV", "Ks", "r"],
+    size=size,
+    mode=card.mode,
+    pixel_scale=card.pixel_scale,
+)
 stacks = [fresh.stack(i) for i in range(len(fresh))]
-predictions = translator.predict([s.select(translator.inputs) for s in stacks], check_domain=False)
+predictions = translator.predict(
+    [s.select(translator.inputs) for s in stacks], check_domain=False
+)
 pixels = {"prediction": [], "truth": [], "sigma": []}
 for s, p in zip(stacks, predictions):
     truth = s["r"].data
@@ -110,12 +165,19 @@ for s, p in zip(stacks, predictions):
     pixels["prediction"].append(p.data[footprint])
     pixels["truth"].append(truth[footprint])
     pixels["sigma"].append(p.uncertainty.array[footprint])
-pred, truth, sigma = (np.concatenate(pixels[k]) for k in ("prediction", "truth", "sigma"))
+pred, truth, sigma = (
+    np.concatenate(pixels[k]) for k in ("prediction", "truth", "sigma")
+)
 cal = calibration(pred, truth, sigma)
 print(f"{cal.n} footprint pixels of {len(pixels['truth'])} galaxies:")
 for k, ideal in ((1, 0.683), (2, 0.954), (3, 0.997)):
-    print(f"  within {k} sigma: {cal.coverage[k]:.3f}   (Gaussian: {ideal})")
-print(f"  z median {cal.z_median:+.3f}, std {cal.z_std:.3f}, robust std {cal.z_nmad:.3f}")
+    print(
+        f"  within {k} sigma: {cal.coverage[k]:.3f}   (Gaussian: {ideal})"
+    )
+print(
+    f"  z median {cal.z_median:+.3f}, std {cal.z_std:.3f}, "
+    f"robust std {cal.z_nmad:.3f}"
+)
 
 # %%
 # Observed against nominal coverage (on the diagonal when calibrated; below it σ is

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -79,7 +80,7 @@ def _blob(shape, *, width=0.15, dtype=np.float32):
     return (np.outer(y, x) + dtype(1e-3)).astype(dtype)
 
 
-def _write_image(path, data, *, wcs=None, name=None):
+def _write_image(path, data, *, wcs=None):
     header = (wcs or _wcs(data.shape)).to_header()
     header["BUNIT"] = "nanomaggy"
     fits.PrimaryHDU(data, header).writeto(path, overwrite=True)
@@ -166,7 +167,7 @@ def test_manifest_batch_writes_outputs_and_a_rerun_keeps_them(model, tmp_path, c
     out = tmp_path / "out"
 
     # The default: local worker processes.
-    report = predict_many(stem, manifest, out_dir=out, workers=2, progress=False, report=tmp_path / "r.ecsv")
+    report = predict_many(stem, manifest, out_dir=out, workers=1, progress=False, report=tmp_path / "r.ecsv")
     assert report.ok and report.counts["done"] == 3 and not report.failed
     for i in range(3):
         path = out / f"g{i}_r_synth.fits"
@@ -423,6 +424,23 @@ def test_existing_outputs_are_only_replaced_with_overwrite(model, tmp_path, clus
         _valid_output(p, stem)
 
 
+def test_worker_threads_leave_warning_filters_intact(model, tmp_path):
+    from distributed import Client, LocalCluster
+
+    stem, _ = model
+    items = [(f"g{i}", _write_galaxy(tmp_path, f"g{i}", 80 + i, size=48)) for i in range(12)]
+    before, threads = list(warnings.filters), torch.get_num_threads()
+    try:
+        # Worker threads in this very process: galaxies must not run concurrently in it.
+        with LocalCluster(n_workers=1, threads_per_worker=4, processes=False, dashboard_address=None,
+                          scheduler_kwargs={"dashboard_address": "127.0.0.1:0"}) as lc, Client(lc) as client:
+            report = predict_many(stem, items, out_dir=tmp_path / "out", scheduler=client, progress=False)
+    finally:
+        torch.set_num_threads(threads)
+    assert report.counts["done"] == 12
+    assert list(warnings.filters) == before
+
+
 def test_stale_temporary_files_are_removed(model, tmp_path, cluster):
     stem, _ = model
     items = [("g0", _write_galaxy(tmp_path, "g0", 40))]
@@ -446,7 +464,7 @@ def test_kill_9_then_rerun_finishes_without_partial_files(model, tmp_path, clust
     manifest = _manifest(tmp_path, rows)
     out = tmp_path / "out"
     args = ["predict-batch", "--model", str(stem), "--manifest", str(manifest), "--out", str(out),
-            "--workers", "2", "--torch-threads", "1", "--quiet"]
+            "--workers", "1", "--torch-threads", "1", "--quiet"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     log = open(tmp_path / "run.log", "wb")
     proc = subprocess.Popen([sys.executable, "-m", "bandsynth.cli", *args], env=env,

@@ -29,7 +29,7 @@ def trained(tmp_path_factory):
     out = tmp_path_factory.mktemp("train") / "tiny_nuv_k_to_r"
     code = main([
         "train", "--inputs", "NUV", "K", "--output", "r", "--name", "tiny_nuv_k_to_r", "--out", str(out),
-        "--preset", "tiny", "--epochs", "1", "--max-steps", "3", "--crop", "32", "--n", "20", "--size", "48",
+        "--preset", "tiny", "--epochs", "1", "--max-steps", "3", "--crop", "32", "--n-galaxies", "20", "--size", "48",
         "--views", "1", "--evaluate", "--quiet",
     ])
     assert code == 0
@@ -50,7 +50,7 @@ def test_train_writes_weights_and_a_complete_card(trained):
 
 def test_train_refuses_to_overwrite(trained, caplog):
     code = main(["train", "--inputs", "NUV", "K", "--output", "r", "--out", str(trained), "--preset", "tiny",
-                 "--n", "20", "--size", "48", "--quiet"])
+                 "--n-galaxies", "20", "--size", "48", "--quiet"])
     assert code == 1
     assert "pass --overwrite" in caplog.text
 

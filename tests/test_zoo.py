@@ -95,3 +95,24 @@ def test_models_command_lists_the_zoo(capsys):
         assert all(name in out for name in SHIPPED)
     else:
         assert "no models ship" in out
+
+
+@pytest.mark.skipif("nuv_k_to_r" not in SHIPPED, reason="nuv_k_to_r does not ship in this version")
+def test_nuv_k_to_r_on_fresh_mock_galaxies_beats_copying_an_input_and_keeps_the_flux_scale():
+    """Galaxies the model never saw (another seed of the same universe): quality and photometry."""
+    import numpy as np
+
+    from bandsynth.datasets import make_dataset
+    from bandsynth.metrics import compare
+
+    t = Translator.load("nuv_k_to_r")
+    data = make_dataset(10, seed=20261122, bands=[*t.inputs, t.output], size=128)
+    stacks = [data.stack(i) for i in range(len(data))]
+    preds = t.predict([s.select(t.inputs) for s in stacks])
+    reports = [
+        compare(p, s[t.output], inputs=s.select(t.inputs), scaling="provenance") for p, s in zip(preds, stacks)
+    ]
+    ssim = np.mean([r.ssim for r in reports])
+    best_input_ssim = np.mean([max(r.ssim_input.values()) for r in reports])
+    assert ssim > 0.9 and ssim > best_input_ssim
+    assert abs(np.median([r.dmag_total for r in reports])) < 0.1

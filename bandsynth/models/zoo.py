@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import types
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -57,9 +58,11 @@ def _freeze(value):
 
 def _thaw(value):
     if isinstance(value, types.MappingProxyType | dict):
-        return {k: _thaw(v) for k, v in value.items()}
+        return {str(k): _thaw(v) for k, v in value.items()}
     if isinstance(value, tuple | list):
         return [_thaw(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None  # strict JSON has no NaN: a metric that could not be measured is null
     return value
 
 
@@ -150,7 +153,7 @@ class ModelCard:
         return {f.name: _thaw(getattr(self, f.name)) for f in fields(self)}
 
     def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2, sort_keys=False) + "\n"
+        return json.dumps(self.to_dict(), indent=2, allow_nan=False) + "\n"
 
     @classmethod
     def from_dict(cls, data) -> "ModelCard":

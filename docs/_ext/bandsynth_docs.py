@@ -35,6 +35,7 @@ __all__ = [
     "write_generated",
     "figure_scraper",
     "reset_figure_scraper",
+    "ExampleOrder",
     "setup",
 ]
 
@@ -84,13 +85,23 @@ def _value(value):
 
 
 def _field_list(items):
+    """Two-column table of ``(name, value)`` pairs; empty values are left out.
+
+    A mapping value gets one line per entry.
+    """
     lines = []
     for key, value in items:
         if value in (None, "", {}, ()):
             continue
-        text = " ".join(_escape(_value(value)).split())
-        lines.append(f":{key}: {text}")
-    return "\n".join(lines) + "\n"
+        if hasattr(value, "items"):
+            entries = [f"{k}: {' '.join(_value(v).split())}" for k, v in value.items()]
+            cell = [f"| {_escape(e)}" for e in entries]
+        else:
+            cell = [_escape(" ".join(_value(value).split()))]
+        lines += [f"   * - {_escape(key)}", f"     - {cell[0]}"] + [f"       {c}" for c in cell[1:]]
+    if not lines:
+        return ""
+    return "\n".join([".. list-table::", "   :widths: 28 72", ""] + lines) + "\n"
 
 
 def _list_table(header, rows, *, widths=None):
@@ -107,7 +118,7 @@ def _list_table(header, rows, *, widths=None):
 
 # ---------------------------------------------------------------------- model cards
 def _metrics_table(metrics):
-    """List-table of held-out metrics: one row per method, one column per metric."""
+    """List-table of held-out metrics: one row per metric, one column per method."""
     test = dict(metrics.get("test", {})) if metrics else {}
     methods = [m for m in METHOD_LABELS if m in test] + sorted(
         m for m in test if m not in METHOD_LABELS and hasattr(test[m], "items")
@@ -115,10 +126,13 @@ def _metrics_table(metrics):
     if not methods:
         return None, None
     keys = [k for k in METRIC_COLUMNS if any(k in test[m] for m in methods)]
-    gains = sorted({k for m in methods for k in test[m] if k.startswith("ssim_gain_")})
-    keys += gains
-    header = ["method"] + [METRIC_COLUMNS.get(k, "SSIM gain " + k[len("ssim_gain_"):]) for k in keys]
-    rows = [[METHOD_LABELS.get(m, m)] + [_value(test[m].get(k, float("nan"))) for k in keys] for m in methods]
+    keys += sorted({k for m in methods for k in test[m] if k.startswith("ssim_gain_")})
+    header = ["metric"] + [METHOD_LABELS.get(m, m) for m in methods]
+    rows = [
+        [METRIC_COLUMNS.get(k, "SSIM gain over " + k[len("ssim_gain_"):])]
+        + [_value(test[m].get(k, float("nan"))) for m in methods]
+        for k in keys
+    ]
     return _list_table(header, rows), test.get("split", "test")
 
 
@@ -138,7 +152,7 @@ def card_page(card):
     out.append(
         ".. code-block:: python\n\n"
         "    from bandsynth import Translator\n\n"
-        f"    translator = Translator.load({card.name!r})\n"
+        f'    translator = Translator.load("{card.name}")\n'
     )
     out.append(_heading("Use", "-"))
     out.append(
@@ -165,14 +179,18 @@ def card_page(card):
                 ("Generator preset", card.preset),
                 ("Architecture options", dict(card.architecture) or "preset defaults"),
                 ("Trainable parameters", f"{card.n_parameters:,}" if card.n_parameters else ""),
-                ("Weights SHA-256", f"{card.sha256}" if card.sha256 else "not recorded"),
                 ("Scaling (per band)", {b: dict(p) for b, p in dict(card.scaling).items()}),
             ]
         )
     )
+    out.append(
+        f"SHA-256 of the weights file, checked on every load:\n\n.. code-block:: text\n\n    {card.sha256}\n"
+        if card.sha256
+        else "The card records no SHA-256 of the weights file.\n"
+    )
     out.append(_heading("Training data and recipe", "-"))
-    out.append(_field_list([("Data", training.pop("data", "")), *sorted(data_info.items())]))
-    out.append(_field_list(sorted(training.items())))
+    data = training.pop("data", "")
+    out.append(_field_list([("Data", data), ("Data set", data_info), *sorted(training.items())]))
     if recipe:
         out.append("The command that produced it:\n\n.. code-block:: console\n\n    $ " + recipe + "\n")
     out.append(_heading("Held-out metrics", "-"))
@@ -432,6 +450,29 @@ def figure_scraper(block, block_vars, gallery_conf):
         _SCRAPED.append(fig)
         paths.append(path)
     return figure_rst(paths, gallery_conf["src_dir"]) if paths else ""
+
+
+class ExampleOrder:
+    """sphinx-gallery sort key: the examples in reading order, any others after them."""
+
+    ORDER = (
+        "plot_quickstart.py",
+        "plot_reproject.py",
+        "plot_uncertainty.py",
+        "plot_interpolation_extrapolation.py",
+        "plot_morphology.py",
+        "plot_batch.py",
+    )
+
+    def __init__(self, src_dir):
+        self.src_dir = src_dir
+
+    def __call__(self, filename):
+        name = Path(filename).name
+        return (self.ORDER.index(name) if name in self.ORDER else len(self.ORDER), name)
+
+    def __repr__(self):  # a stable value, so Sphinx's environment cache is not invalidated
+        return f"<{type(self).__name__}>"
 
 
 def setup(app):
