@@ -200,6 +200,7 @@ class Translator:
         device="auto",
         progress=True,
         calibrate=True,
+        init=None,
         recipe="",
         description="",
     ):
@@ -229,6 +230,10 @@ class Translator:
             same arguments continues from the newest one.
         calibrate : bool
             Fit the uncertainty temperature on the validation split.
+        init : str or path, optional
+            Start from the weights of this saved model (same inputs, output and
+            preset) instead of a random initialisation: e.g. to fine-tune on full
+            images after training on crops.
         recipe : str
             The exact command that produced the model, for its card.
 
@@ -250,6 +255,14 @@ class Translator:
         val_set = BandPairDataset(data, split="validation", augment=False, **common)
         torch.manual_seed(seed)
         model = build_generator(preset, len(inputs), 1)
+        if init is not None:
+            start = Translator.load(init, device="cpu")
+            if (start.inputs, start.output, start.card.preset) != (inputs, output, preset):
+                raise ValueError(
+                    f"init model {start.name!r} maps {'+'.join(start.inputs)} -> {start.output} with the "
+                    f"{start.card.preset!r} preset; expected {'+'.join(inputs)} -> {output}, {preset!r}"
+                )
+            model.load_state_dict(start.model.state_dict())
         started = time.perf_counter()
         result = train(
             model,
@@ -294,6 +307,7 @@ class Translator:
                 "best_validation_ssim": _float_or_none(getattr(result, "best_metric", None)),
                 "duration_s": round(time.perf_counter() - started, 1),
                 "recipe": recipe,
+                "init": None if init is None else {"path": str(init), "recipe": start.card.training.get("recipe")},
             },
             description=description,
             bandsynth_version=_version(),
@@ -736,7 +750,8 @@ def _cli_train(args) -> int:
     recipe = "bandsynth " + shlex.join(args.argv) if args.recipe is None else args.recipe
     translator = Translator.fit(
         data, inputs=args.inputs, output=args.output, name=args.name, preset=args.preset,
-        epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, crop_size=args.crop, seed=args.seed,
+        epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, crop_size=args.crop or None, seed=args.seed,
+        init=args.init,
         checkpoint_dir=args.checkpoint_dir,
         checkpoint_every=args.checkpoint_every if args.checkpoint_dir else None,
         max_steps=args.max_steps,
@@ -763,7 +778,8 @@ def add_cli(subparsers):
     p.add_argument("--preset", default="small", help="generator preset: paper, small or tiny")
     p.add_argument("--epochs", type=int, default=20)
     p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--crop", type=int, default=64, help="side of the random training crops")
+    p.add_argument("--crop", type=int, default=64, help="side of the random training crops (0: full images)")
+    p.add_argument("--init", help="start from this saved model's weights (fine-tuning)")
     p.add_argument("--lr", type=float, default=2e-4)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--max-steps", type=int, help="stop after this many optimizer steps")
