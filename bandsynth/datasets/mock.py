@@ -21,12 +21,22 @@ one integer seed:
   irregular/starburst galaxies and edge-on disks.
 
 Several views (like the Illustris cameras) show the same intrinsic galaxy --
-the same star particles -- from different directions.  ``mode="ideal"``
-convolves every band with one common Gaussian PSF and adds no noise;
-``mode="survey"`` uses each band's PSF FWHM from the band registry (Moffat
-profile), adds sky and Poisson noise at the depth of :data:`SURVEY_DEPTHS` and
-returns the noise map as the uncertainty.  Images are in nanomaggies with a
-TAN WCS.
+the same star particles and dust clouds -- from different directions.
+``mode="ideal"`` (Illustris-like) blurs every band with one common Gaussian
+PSF and adds no noise; ``mode="survey"`` uses each band's PSF FWHM from the
+band registry (Moffat profile, beta = 3), adds sky and Poisson noise at the
+depth of :data:`SURVEY_DEPTHS` and returns the noise map as the uncertainty.
+Images are in nanomaggies (:data:`bandsynth.units.nanomaggy`) with a TAN WCS.
+
+Rendering is fast (about 100 galaxies per second and core in 13 bands at
+128x128): each component's image is made once per view -- analytic profiles
+sampled as pixel averages, star particles deposited with cloud-in-cell
+weights -- and every band is a weighted sum of these few images with weights
+from the spectra, times the band's dust transmission.  In ideal mode the
+common PSF, being linear, is applied to the particle images before they are
+summed (the smooth profiles are blurred too when the PSF is wider than 2
+pixels) and the dust screen multiplies the result; in survey mode each band
+is attenuated first and then convolved with its own PSF.
 
 Examples
 --------
@@ -45,6 +55,7 @@ import math
 
 import numpy as np
 import scipy.fft as sfft
+from scipy.ndimage import gaussian_filter
 from scipy.special import gamma as gamma_fn
 from scipy.special import gammaincinv, i0e
 
@@ -59,6 +70,7 @@ __all__ = [
     "MockDataset",
     "population_sed",
     "population_band_fluxes",
+    "component_fluxes",
     "calzetti_k",
     "GALAXY_CLASSES",
     "AGE_BINS",
@@ -78,7 +90,10 @@ AGE_BINS = (5e6, 3e7, 2e8, 1e9, 4e9, 1e10)
 GALAXY_CLASSES = ("elliptical", "spiral", "edge-on", "irregular")
 
 #: Survey-mode depth per band: (5-sigma point-source AB depth, sky surface brightness in AB mag/arcsec^2).
-#: Typical single-survey values (GALEX AIS, SDSS, DECaLS DR9, 2MASS).
+#: Typical values: GALEX AIS, SDSS (Abazajian et al. 2009), DECaLS (Dey et al. 2019: 5-sigma depths
+#: g 24.0, r 23.4, z 22.5 for a 0.45" exponential galaxy, here +0.4 mag for a point source), 2MASS
+#: (10-sigma Vega depths J 15.8, H 15.1, Ks 14.3 and sky 15.9/14.6/13.1 mag/arcsec^2, converted
+#: to AB and to 5 sigma).
 SURVEY_DEPTHS = {
     "FUV": (19.9, 26.8),
     "NUV": (20.8, 26.0),
@@ -87,28 +102,29 @@ SURVEY_DEPTHS = {
     "r": (22.2, 20.9),
     "i": (21.3, 20.2),
     "z": (20.5, 19.0),
-    "DECam_g": (24.0, 22.0),
-    "DECam_r": (23.4, 21.0),
-    "DECam_z": (22.5, 19.2),
-    "J": (17.1, 16.0),
-    "H": (16.4, 15.1),
-    "Ks": (15.3, 14.6),
+    "DECam_g": (24.4, 22.0),
+    "DECam_r": (23.8, 21.0),
+    "DECam_z": (22.9, 19.2),
+    "J": (17.5, 16.8),
+    "H": (17.2, 16.0),
+    "Ks": (16.9, 14.9),
 }
 
-_PARTICLE_DEPOSIT = 4  # cloud-in-cell corners
 _N_BINS = len(AGE_BINS)
-_SMOOTH_FRACTION = np.array([0.0, 0.0, 0.1, 0.45, 0.6, 0.7])  # light of each age kept smooth
+_SMOOTH_FRACTION = np.array([0.08, 0.08, 0.2, 0.35, 0.45, 0.5])  # light of each age kept smooth
 # Share of the galaxy's r-band light carried by one star particle, per age bin: young stars
 # come in few bright particles, old stars in many faint ones.
-_PARTICLE_QUANTUM = np.array([1 / 250, 1 / 400, 1 / 1200, 1 / 3000, 1 / 5000, 1 / 6000])
+_PARTICLE_QUANTUM = np.array([1 / 250, 1 / 400, 1 / 700, 1 / 3000, 1 / 5000, 1 / 6000])
 _MAX_PARTICLES_PER_SET = 6000
+_N_DUST_CLOUDS = 400
+_AGB_SCATTER = 2.0  # ln-scatter of the AGB light of a star particle
 _SMOOTH_COMPONENTS = ("bulge", "disk", "arms", "bar", "companion")
 
 
 # ----------------------------------------------------------------------------------------------
 # Stellar populations
 # ----------------------------------------------------------------------------------------------
-_LAM = np.geomspace(100.0, 3200.0, 700)  # nm
+_LAM = np.geomspace(100.0, 3200.0, 400)  # nm
 _TEMPS = np.geomspace(2600.0, 60000.0, 40)  # K
 _HC_K = 1.438777e7  # h c / k in nm K
 
@@ -130,22 +146,56 @@ def _turnoff_temperature(age, metallicity):
     return 10.0 ** (log_temp - 0.03 * metallicity)
 
 
+_T_AGB = 2800.0  # K: thermally pulsing AGB stars
+
+
+def _agb_fraction(age):
+    """Share of the bolometric light from TP-AGB stars: large at 0.3-3 Gyr (Maraston 2005)."""
+    return float(np.interp(np.log10(age), [8.0, 8.5, 9.0, 9.5, 10.0, 10.2], [0.0, 0.2, 0.35, 0.3, 0.22, 0.2]))
+
+
+def _agb_weights():
+    lt = np.log(_TEMPS)
+    g = np.exp(-0.5 * ((lt - np.log(_T_AGB)) / 0.04) ** 2)
+    return g / g.sum()
+
+
 def _population_weights(age, metallicity, uv_upturn):
     """Bolometric light fractions over the temperature grid."""
     t_to = _turnoff_temperature(age, metallicity)
     lt = np.log(_TEMPS)
-    ms = (_TEMPS / t_to) ** 2.5 / (1.0 + np.exp((_TEMPS - t_to) / (0.04 * t_to)))
-    giant_fraction = 0.1 + 0.45 * np.clip((np.log10(age) - 7.0) / 2.5, 0.0, 1.0)
+    ms = (_TEMPS / t_to) ** 3.5 / (1.0 + np.exp((_TEMPS - t_to) / (0.04 * t_to)))
+    giant_fraction = 0.02 + 0.48 * np.clip((np.log10(age) - 6.9) / 2.6, 0.0, 1.0)
+    agb = _agb_fraction(age)
     t_giant = 4400.0 * 10.0 ** (-0.06 * metallicity)
     giants = np.exp(-0.5 * ((lt - np.log(t_giant)) / 0.05) ** 2)
     upturn = np.exp(-0.5 * ((lt - np.log(25000.0)) / 0.1) ** 2)
-    w = (1.0 - giant_fraction - uv_upturn) * ms / ms.sum() + giant_fraction * giants / giants.sum()
-    return w + uv_upturn * upturn / upturn.sum()
+    w = (1.0 - giant_fraction - agb - uv_upturn) * ms / ms.sum() + giant_fraction * giants / giants.sum()
+    return w + uv_upturn * upturn / upturn.sum() + agb * _agb_weights()
 
 
-def _blanketing(lam_nm, metallicity):
-    # Metal lines absorb the near-UV; more so for metal-rich populations.
-    return np.exp(-0.35 * 10.0 ** (0.5 * metallicity) * np.clip(400.0 / lam_nm - 1.0, 0.0, None))
+def _break_depth(lam_nm, temps):
+    """Absorption optical depth of each temperature's atmosphere, (n_T, n_lam), solar metallicity.
+
+    Cool atmospheres lose a large part of their light blue-wards of 400 nm (the 4000 A
+    break: Ca II H&K, Balmer and metal lines) and to metal-line blanketing further in the
+    UV; hot ones hardly any.  This is what makes u - r and NUV - r age-sensitive.
+    """
+    step = 1.0 / (1.0 + np.exp((lam_nm - 395.0) / 8.0))
+    uv = np.clip(400.0 / lam_nm - 1.0, 0.0, None)
+    cool = (5500.0 / temps[:, None]) ** 4
+    return 0.4 * cool * step[None, :] + 0.35 * np.minimum(cool, 3.0) * uv[None, :]
+
+
+_BREAK = _break_depth(_LAM, _TEMPS)
+
+
+def _sed(w, bb, brk, metallicity):
+    """f_nu of a population with temperature weights ``w`` (see :func:`population_sed`)."""
+    absorbed = brk.max(axis=0) > 1e-7  # only blue-wards of ~450 nm
+    per_temp = bb.copy()
+    per_temp[:, absorbed] *= np.exp(-(10.0 ** (0.4 * metallicity)) * brk[:, absorbed])
+    return _mm(w, per_temp)
 
 
 def population_sed(wavelength, *, age, metallicity=0.0, uv_upturn=0.0):
@@ -154,7 +204,8 @@ def population_sed(wavelength, *, age, metallicity=0.0, uv_upturn=0.0):
     Blackbody mixture: main-sequence stars up to the turn-off temperature of
     ``age``, giants whose share of the light grows with age, a hot (25 000 K)
     UV-upturn component carrying ``uv_upturn`` of the bolometric light, and UV
-    line blanketing growing with ``metallicity``.
+    line blanketing and a 4000 A break (deep for cool stars) growing with
+    ``metallicity``.
 
     Parameters
     ----------
@@ -176,10 +227,10 @@ def population_sed(wavelength, *, age, metallicity=0.0, uv_upturn=0.0):
     >>> bool(young[0] / young[1] > 10 * old[0] / old[1])  # young stars are UV-bright
     True
     """
-    lam = np.atleast_1d(_as_nm(wavelength))
+    lam = np.atleast_1d(_as_nm(wavelength)).astype(float)
     bb = _blackbody_per_bolometric(lam, _TEMPS)
     w = _population_weights(float(age), float(metallicity), float(uv_upturn))
-    sed = (w @ bb) * _blanketing(lam, float(metallicity))
+    sed = _sed(w, bb, _break_depth(lam, _TEMPS), float(metallicity))
     return sed.reshape(np.shape(_as_nm(wavelength)))
 
 
@@ -216,7 +267,36 @@ def population_band_fluxes(bands, *, age, metallicity=0.0, uv_upturn=0.0):
     """
     names = tuple(b.name for b in (get_band(b) for b in bands))
     sed = population_sed(_LAM, age=age, metallicity=metallicity, uv_upturn=uv_upturn)
-    return sed @ _band_response(names)
+    return _mm(sed, _band_response(names))
+
+
+def component_fluxes(meta, bands=None):
+    """Whole-galaxy flux (nanomaggies, no dust) of each component in each band, from the spectra.
+
+    Recomputed from the truth metadata of a mock image (``stack.meta``): the
+    r-band flux of every component and age bin times the band-to-r flux
+    ratio of that age bin's spectrum (:func:`population_band_fluxes`).
+
+    Returns
+    -------
+    dict
+        Component name -> {band name -> flux}.
+
+    Examples
+    --------
+    >>> _, _, meta = render_galaxy(3, bands=["FUV", "Ks"], size=16)
+    >>> fluxes = component_fluxes(meta, ["FUV", "Ks"])
+    >>> sorted(fluxes)
+    ['arms', 'bar', 'bulge', 'clumps', 'companion', 'disk']
+    """
+    pops = meta["populations"]
+    names = list(meta["flux_total"]) if bands is None else [get_band(b).name for b in bands]
+    ratios = []
+    for age, z, up in zip(pops["age"], pops["metallicity"], pops["uv_upturn"]):
+        f = population_band_fluxes(names + ["r"], age=age, metallicity=z, uv_upturn=up)
+        ratios.append(f[:-1] / f[-1])
+    ratios = np.array(ratios)  # (n_age, n_band)
+    return {c: dict(zip(names, np.asarray(r_flux) @ ratios)) for c, r_flux in pops["r_flux"].items()}
 
 
 def calzetti_k(wavelength):
@@ -252,18 +332,20 @@ def galaxy_seed(seed, index):
     return int(np.random.SeedSequence([int(seed), int(index), 0x6D6F636B]).generate_state(1, np.uint32)[0])
 
 
-def _draw_log_ssfr(u):
-    """Quantile function of the population's log10 sSFR [1/yr] (mixture of three normals)."""
-    # red sequence 35 %, star-forming sequence 50 %, starbursts 15 %
+@functools.lru_cache(maxsize=1)
+def _ssfr_cdf():
+    """The population's log10 sSFR [1/yr]: red sequence 35 %, star-forming sequence 50 %,
+    starbursts 15 % (a mixture of three normals), tabulated as (grid, cdf)."""
     from scipy.special import ndtr
 
     grid = np.linspace(-13.5, -7.8, 2000)
-    cdf = (
-        0.35 * ndtr((grid + 11.8) / 0.35)
-        + 0.50 * ndtr((grid + 10.1) / 0.3)
-        + 0.15 * ndtr((grid + 9.1) / 0.3)
-    )
-    cdf = (cdf - cdf[0]) / (cdf[-1] - cdf[0])
+    cdf = 0.35 * ndtr((grid + 11.8) / 0.35) + 0.50 * ndtr((grid + 10.1) / 0.3) + 0.15 * ndtr((grid + 9.1) / 0.3)
+    return grid, (cdf - cdf[0]) / (cdf[-1] - cdf[0])
+
+
+def _draw_log_ssfr(u):
+    """Quantile function of the population's log10 sSFR [1/yr]."""
+    grid, cdf = _ssfr_cdf()
     return float(np.interp(u, cdf, grid))
 
 
@@ -293,20 +375,20 @@ class _Galaxy:
         cls = self.galaxy_class
         self.ra = float(rng.uniform(0.0, 360.0))
         self.dec = float(np.degrees(np.arcsin(rng.uniform(-1.0, 1.0))))
-        self.r_mag = float(rng.uniform(14.0, 16.5))
+        self.r_mag = float(rng.uniform(13.0, 15.5))
 
         # ---- structure (sizes: fraction of the stamp width) -----------------------------------
         p = {}
-        p["disk_scale"] = float(rng.uniform(0.075, 0.12))
+        p["disk_scale"] = float(rng.uniform(0.09, 0.14))
         p["disk_thickness"] = float(rng.uniform(0.08, 0.15))
         p["arms_m"] = int(rng.choice([2, 2, 3, 4]))
         p["arms_pitch_deg"] = float(rng.uniform(12.0, 28.0))
         p["arms_phase"] = float(rng.uniform(0, 2 * np.pi))
         p["arms_width"] = float(rng.uniform(0.25, 0.45))  # radians of spiral phase
-        p["arms_concentration"] = float(rng.uniform(2.0, 5.0))
+        p["arms_concentration"] = float(rng.uniform(3.0, 6.0))
         p["bulge_n"] = float(rng.uniform(3.0, 5.5) if cls == "elliptical" else rng.uniform(1.2, 4.0))
         p["bulge_re"] = float(
-            rng.uniform(0.07, 0.14) if cls == "elliptical" else rng.uniform(0.02, 0.05)
+            rng.uniform(0.09, 0.18) if cls == "elliptical" else rng.uniform(0.02, 0.05)
         )
         p["bulge_flattening"] = float(rng.uniform(0.55, 1.0) if cls == "elliptical" else rng.uniform(0.6, 0.95))
         p["has_bar"] = bool(cls in ("spiral", "edge-on") and rng.random() < 0.35)
@@ -333,6 +415,12 @@ class _Galaxy:
         )
         p["dust_lane_tau_v"] = float(rng.uniform(1.5, 4.0)) if cls != "elliptical" else 0.0
         p["dust_scale"] = float(rng.uniform(1.0, 1.5))  # in disk scale lengths
+        # clumpy dust: clouds along the arms and in the disk (mean tau_V over the inner disk)
+        p["dust_cloud_tau_v"] = float(
+            {"elliptical": 0.0, "spiral": rng.uniform(0.3, 1.0), "edge-on": rng.uniform(0.4, 1.2),
+             "irregular": rng.uniform(0.3, 0.9)}[cls]
+        )
+        p["dust_cloud_size"] = float(rng.uniform(0.006, 0.012))
         if cls == "irregular":
             p["arms_concentration"] = float(rng.uniform(0.5, 1.5))  # weak, patchy arms
         self.params = p
@@ -342,7 +430,7 @@ class _Galaxy:
         z_gal = float(rng.normal(0.0, 0.2))
         metal = z_gal + np.array([0.1, 0.1, 0.05, 0.0, -0.1, -0.2]) + rng.normal(0, 0.05, _N_BINS)
         upturn = np.zeros(_N_BINS)
-        upturn[4:] = rng.uniform(0.0, 0.015) * (3.0 if cls == "elliptical" else 1.0)
+        upturn[4:] = rng.uniform(0.0, 0.012) * (2.0 if cls == "elliptical" else 1.0)
         self.ages, self.metallicities, self.uv_upturn = ages, metal, upturn
 
         # ---- masses per component and age bin (total stellar mass = 1) -----------------------
@@ -358,12 +446,13 @@ class _Galaxy:
         m = {c: np.zeros(_N_BINS) for c in ("bulge", "disk", "arms", "clumps", "bar", "companion")}
         old_mass = 1.0 - young.sum()
         bar_frac = rng.uniform(0.05, 0.15) if p["has_bar"] else 0.0
-        m["bulge"][3:] = bt * old_mass * np.array([0.0, 0.25, 0.75])
+        m["bulge"][3:] = bt * old_mass * np.array([0.0, 0.2, 0.8])
         disk_old = (1.0 - bt) * old_mass
-        disk_mix = rng.dirichlet([2.0, 4.0, 4.0])
-        arm_old = rng.uniform(0.05, 0.15) if cls != "elliptical" else 0.0
-        m["arms"][3:5] = arm_old * disk_old * disk_mix[:2] / disk_mix[:2].sum()
-        m["bar"][3:] = bar_frac * disk_old * np.array([0.1, 0.4, 0.5])
+        disk_mix = rng.dirichlet([0.3, 3.0, 6.0] if cls == "elliptical" else [2.0, 4.0, 4.0])
+        arm_old = rng.uniform(0.2, 0.4) if cls != "elliptical" else 0.0
+        # the arms and the bar take shares of the disk's intermediate-age and old stars
+        m["arms"][3:5] = arm_old * disk_old * disk_mix[:2]
+        m["bar"][3:] = bar_frac * disk_old * disk_mix
         m["disk"][3:] = disk_old * disk_mix - m["arms"][3:] - m["bar"][3:]
         if cls == "elliptical":
             # residual star formation in the disk/bulge, a few clumps at most
@@ -371,7 +460,7 @@ class _Galaxy:
             m["disk"][:3] = 0.3 * young
             m["clumps"][:3] = 0.1 * young
         else:
-            f_clump = rng.uniform(0.25, 0.5)
+            f_clump = rng.uniform(0.5, 0.75)
             m["clumps"][:2] = f_clump * young[:2]
             m["arms"][:2] = (1.0 - f_clump) * 0.65 * young[:2]
             m["disk"][:2] = (1.0 - f_clump) * 0.35 * young[:2]
@@ -387,8 +476,8 @@ class _Galaxy:
             else:
                 m["companion"][3:] = q * np.array([0.0, 0.3, 0.7])
         self.mass = m
-        # r-band light per unit mass of each age bin (roughly SSP-like: L/M ~ t^-0.8)
-        light_per_mass = (self.ages / 1e10) ** -0.8
+        # r-band light per unit mass of each age bin (SSP-like: L/M ~ t^-0.65, 5 Myr / 10 Gyr ~ 140)
+        light_per_mass = (self.ages / 1e10) ** -0.65
         light = {c: mc * light_per_mass for c, mc in m.items()}
         total = sum(v.sum() for v in light.values())
         f_tot = float(flux_from_ab(self.r_mag))
@@ -399,39 +488,67 @@ class _Galaxy:
 
         # ---- star particles (3-D, galaxy frame) --------------------------------------------
         self._make_particles(rng)
+        self._make_dust_clouds(rng)
 
     # .........................................................................................
     def _make_particles(self, rng):
         p = self.params
         h = p["disk_scale"]
-        pos, flux, age_bin, is_comp = [], [], [], []
+        pos, flux, age_bin, is_comp, agb_dev = [], [], [], [], []
         total_r = sum(v.sum() for v in self.light_r.values())
         clump_centres = self._arm_positions(rng, max(p["n_clumps"], 1), h, inner=0.5) if p["n_clumps"] else None
         clump_weights = rng.lognormal(0.0, 0.6, max(p["n_clumps"], 1))
         clump_weights /= clump_weights.sum()
         for comp, light in self.light_r.items():
-            for a in range(_N_BINS):
-                lum = light[a] * (1.0 - _SMOOTH_FRACTION[a]) if comp != "clumps" else light[a]
-                if lum <= 0:
-                    continue
-                n = int(np.clip(round(lum / (total_r * _PARTICLE_QUANTUM[a])), 1, _MAX_PARTICLES_PER_SET))
-                xyz = self._sample(comp, rng, n, a, clump_centres, clump_weights)
-                w = rng.lognormal(0.0, 0.5 if a < 3 else 0.2, n)
-                pos.append(xyz)
-                flux.append(w * (lum / w.sum()))
-                age_bin.append(np.full(n, a, dtype=np.int64))
-                is_comp.append(np.full(n, comp == "companion"))
+            # one draw per component; the particles of each age bin share its light
+            lum = light * (1.0 - _SMOOTH_FRACTION) if comp != "clumps" else np.asarray(light, dtype=float)
+            counts = np.where(
+                lum > 0,
+                np.clip(np.round(lum / (total_r * _PARTICLE_QUANTUM)), 1, _MAX_PARTICLES_PER_SET),
+                0,
+            ).astype(np.int64)
+            if counts.sum() == 0:
+                continue
+            bins = np.repeat(np.arange(_N_BINS), counts)
+            xyz = self._sample(comp, rng, bins, clump_centres, clump_weights)
+            w = np.exp(np.where(bins < 3, 0.5, 0.2) * rng.standard_normal(bins.size))
+            # a particle holds few TP-AGB stars: its AGB light scatters (mean 1 per bin, so the
+            # bin's total light is unchanged)
+            agb = np.exp(_AGB_SCATTER * rng.standard_normal(bins.size))
+            w_sum = np.bincount(bins, weights=w, minlength=_N_BINS)
+            agb_sum = np.bincount(bins, weights=agb * w, minlength=_N_BINS)
+            agb_dev.append(agb * (w_sum / np.where(agb_sum > 0, agb_sum, 1.0))[bins] - 1.0)
+            pos.append(xyz)
+            flux.append(w * (lum / np.where(w_sum > 0, w_sum, 1.0))[bins])
+            age_bin.append(bins)
+            is_comp.append(np.full(bins.size, comp == "companion"))
         self.particle_pos = np.concatenate(pos)
         self.particle_flux_r = np.concatenate(flux)
         self.particle_bin = np.concatenate(age_bin)
         self.particle_is_companion = np.concatenate(is_comp)
+        self.particle_agb_dev = np.concatenate(agb_dev)
         # smooth light of each component (r band, no dust) per age bin
         self.smooth_r = {
             c: (self.light_r[c] * _SMOOTH_FRACTION if c != "clumps" else np.zeros(_N_BINS))
             for c in self.light_r
         }
 
-    def _arm_positions(self, rng, n, h, *, inner=0.0, scatter=None):
+    def _make_dust_clouds(self, rng):
+        p = self.params
+        h = p["disk_scale"]
+        n = _N_DUST_CLOUDS if p["dust_cloud_tau_v"] > 0 else 0
+        n_arm = n * 2 // 3
+        # dust lanes run along the inner (concave) edge of the arms
+        arms = self._arm_positions(rng, n_arm, h, scatter=0.5 * p["arms_width"], offset=-1.2 * p["arms_width"])
+        radius = h * rng.gamma(2.0, 1.0, n - n_arm)
+        phi = rng.uniform(0, 2 * np.pi, n - n_arm)
+        disk = np.stack([radius * np.cos(phi), radius * np.sin(phi), rng.laplace(0, 0.03 * h, n - n_arm)], 1)
+        self.dust_pos = np.concatenate([arms, disk])
+        w = rng.lognormal(0.0, 0.8, n)
+        # integral of tau_V over the face-on disk (stamp-fraction^2): mean tau over r < 2h
+        self.dust_weight = w / max(w.sum(), 1e-30) * p["dust_cloud_tau_v"] * np.pi * (2 * h) ** 2
+
+    def _arm_positions(self, rng, n, h, *, inner=0.0, scatter=None, offset=0.0):
         p = self.params
         radius = h * rng.gamma(2.0, 1.0, n)
         if inner:
@@ -439,21 +556,23 @@ class _Galaxy:
         arm = rng.integers(0, p["arms_m"], n)
         tan_pitch = np.tan(np.radians(p["arms_pitch_deg"]))
         width = p["arms_width"] if scatter is None else scatter
-        phase = rng.normal(0.0, width, n)
+        phase = rng.normal(offset, width, n)
         if self.galaxy_class == "irregular":
             phase = rng.uniform(-np.pi, np.pi, n) * rng.uniform(0.3, 1.0)
         phi = p["arms_phase"] + 2 * np.pi * arm / p["arms_m"] + np.log(radius / h) / tan_pitch + phase / p["arms_m"]
         z = rng.laplace(0.0, 0.03 * h, n)
         return np.stack([radius * np.cos(phi), radius * np.sin(phi), z], axis=1)
 
-    def _sample(self, comp, rng, n, a, clump_centres, clump_weights):
+    def _sample(self, comp, rng, bins, clump_centres, clump_weights):
+        """Positions (galaxy frame) of particles of age bins ``bins`` of component ``comp``."""
         p = self.params
         h = p["disk_scale"]
+        n = bins.size
         if comp == "disk":
             radius = h * rng.gamma(2.0, 1.0, n)
             phi = rng.uniform(0, 2 * np.pi, n)
-            hz = p["disk_thickness"] * h * (0.5 if a < 3 else 1.0)
-            return np.stack([radius * np.cos(phi), radius * np.sin(phi), rng.laplace(0, hz, n)], axis=1)
+            hz = p["disk_thickness"] * h * np.where(bins < 3, 0.5, 1.0)  # young stars: thinner disk
+            return np.stack([radius * np.cos(phi), radius * np.sin(phi), hz * rng.laplace(0, 1.0, n)], axis=1)
         if comp == "arms":
             return self._arm_positions(rng, n, h)
         if comp == "clumps":
@@ -497,16 +616,34 @@ class _Galaxy:
         return _population_table(key)
 
 
+@functools.lru_cache(maxsize=64)
+def _band_tables(names):
+    """Per-temperature band fluxes split into the part free of atmospheric absorption and
+    the absorbed wavelengths (so a population needs exponentials on those only)."""
+    resp = np.concatenate([_band_response(names), _band_response(("r",))], axis=1)  # (n_lam, n_band + 1)
+    absorbed = _BREAK.max(axis=0) > 1e-7
+    free = _mm(_BB[:, ~absorbed], resp[~absorbed])  # (n_T, n_band + 1)
+    agb = _mm(_sed(_agb_weights(), _BB, _BREAK, 0.0), resp)
+    return free, _BB[:, absorbed], _BREAK[:, absorbed], resp[absorbed], agb
+
+
 @functools.lru_cache(maxsize=256)
 def _population_table(key):
+    """Band fluxes per unit r flux of each age bin, (n_band, n_age); the AGB spectrum per unit
+    r flux, (n_band,); and the AGB share of each bin's r flux, (n_age,).
+
+    Same numbers as integrating :func:`population_sed` through the band responses."""
     names, ages, metals, upturns = key
-    resp = _band_response(names)
-    r_resp = _band_response(("r",))
+    free, bb_abs, brk_abs, resp_abs, agb = _band_tables(names)
     out = np.empty((len(names), len(ages)))
+    agb_amp = np.empty(len(ages))
     for a, (age, z, up) in enumerate(zip(ages, metals, upturns)):
-        sed = population_sed(_LAM, age=age, metallicity=z, uv_upturn=up)
-        out[:, a] = (sed @ resp) / (sed @ r_resp)[0]
-    return out
+        w = _population_weights(age, z, up)
+        absorbed = _mm(w, bb_abs * np.exp(-(10.0 ** (0.4 * z)) * brk_abs))
+        fluxes = _mm(w, free) + _mm(absorbed, resp_abs)  # (n_band + 1,), last is r
+        out[:, a] = fluxes[:-1] / fluxes[-1]
+        agb_amp[a] = _agb_fraction(age) * agb[-1] / fluxes[-1]
+    return out, agb[:-1] / agb[-1], agb_amp
 
 
 # ----------------------------------------------------------------------------------------------
@@ -535,30 +672,60 @@ def _elliptical_radius(x, y, q, pa, soft):
     return np.sqrt(xr * xr + yr * yr + soft * soft)
 
 
-def _sersic_image(x, y, *, n, re, q, pa, soft=0.5):
-    """Sérsic profile normalised to unit total flux (analytic, whole plane)."""
+def _sersic_image(x, y, *, n, re, q, pa, size, cx=0.0, cy=0.0):
+    """Sérsic profile centred on (cx, cy), normalised to unit total flux over the whole plane.
+
+    Pixel values are pixel averages: the central pixels are supersampled so that a cuspy
+    profile a pixel or two across keeps its flux.
+    """
     b = _sersic_b(n)
-    r = _elliptical_radius(x, y, q, pa, soft)
     total = 2 * np.pi * q * re * re * n * math.exp(b) * b ** (-2 * n) * gamma_fn(2 * n)
-    return np.exp(-b * ((r / re) ** (1.0 / n) - 1.0)) / total
+
+    def profile(xx, yy):
+        r = _elliptical_radius(xx - cx, yy - cy, q, pa, 0.0)
+        return np.exp(-b * ((r / re) ** (1.0 / n) - 1.0)) / total
+
+    img = profile(x, y)
+    c = (size - 1) / 2.0
+    i0, j0 = int(round(cx + c)), int(round(cy + c))
+    # 9x9 pixels at 5x5 sub-samples, then the central 3x3 finely enough for the cusp (~Re/25)
+    for half, k in ((4, 5), (1, int(np.clip(np.ceil(25.0 / max(re, 1e-3)), 5, 64)))):
+        ii = np.arange(max(i0 - half, 0), min(i0 + half + 1, size))
+        jj = np.arange(max(j0 - half, 0), min(j0 + half + 1, size))
+        if not (ii.size and jj.size):
+            continue
+        sub = (np.arange(k) + 0.5) / k - 0.5
+        xs = (ii[:, None] + sub[None, :]).ravel() - c
+        ys = (jj[:, None] + sub[None, :]).ravel() - c
+        vals = profile(xs[None, :], ys[:, None]).reshape(jj.size, k, ii.size, k).mean(axis=(1, 3))
+        img.reshape(size, size)[jj[:, None], ii[None, :]] = vals
+    return img
 
 
 def _render_particles(pos_xy, weights, bins, n_bins, size):
     """Cloud-in-cell deposit of particles into ``n_bins`` images; off-stamp light is lost."""
     px = pos_xy[:, 0] + (size - 1) / 2.0
     py = pos_xy[:, 1] + (size - 1) / 2.0
-    ix = np.floor(px).astype(np.int64)
-    iy = np.floor(py).astype(np.int64)
-    fx = px - ix
-    fy = py - iy
-    npix = size * size
-    out = np.zeros(n_bins * npix)
-    for dx, dy, w in ((0, 0, (1 - fx) * (1 - fy)), (1, 0, fx * (1 - fy)), (0, 1, (1 - fx) * fy), (1, 1, fx * fy)):
-        jx, jy = ix + dx, iy + dy
-        ok = (jx >= 0) & (jx < size) & (jy >= 0) & (jy < size)
-        idx = bins[ok] * npix + jy[ok] * size + jx[ok]
-        out += np.bincount(idx, weights=(weights * w)[ok], minlength=n_bins * npix)
-    return out.reshape(n_bins, npix)
+    ix, iy = np.floor(px), np.floor(py)
+    fx, fy = px - ix, py - iy
+    ix, iy = ix.astype(np.int64), iy.astype(np.int64)
+    jx = np.concatenate([ix, ix + 1, ix, ix + 1])
+    jy = np.concatenate([iy, iy, iy + 1, iy + 1])
+    w = np.concatenate([(1 - fx) * (1 - fy), fx * (1 - fy), (1 - fx) * fy, fx * fy]) * np.tile(weights, 4)
+    ok = (jx >= 0) & (jx < size) & (jy >= 0) & (jy < size)
+    idx = (np.tile(bins, 4) * size + jy) * size + jx
+    # one bincount for all bins and corners
+    return np.bincount(idx[ok], weights=w[ok], minlength=n_bins * size * size).reshape(n_bins, size * size)
+
+
+def _combine(weights, basis):
+    """``weights @ basis`` without BLAS: tiny inner dimension, and BLAS threads stall on busy machines."""
+    return np.einsum("bk,kp->bp", weights, basis)
+
+
+def _mm(a, b):
+    """Matrix product of a 1-D/2-D ``a`` with a 2-D ``b``, without BLAS (see :func:`_combine`)."""
+    return np.einsum("...k,kj->...j", a, b)
 
 
 @functools.lru_cache(maxsize=64)
@@ -580,6 +747,33 @@ def _psf_transfer(kind, fwhm_px, size):
     kern /= kern.sum()
     transfer = sfft.rfft2(kern)
     return transfer.astype(np.complex64), n
+
+
+@functools.lru_cache(maxsize=16)
+def _gaussian_taps(fwhm_px):
+    sigma = fwhm_px / 2.3548
+    r = np.arange(-int(np.ceil(3 * sigma)), int(np.ceil(3 * sigma)) + 1)
+    k = np.exp(-0.5 * (r / sigma) ** 2)
+    return (k / k.sum()).astype(np.float32)
+
+
+def _gaussian_blur(images, fwhm_px):
+    """Gaussian PSF on (n, ny, nx) images: separable direct convolution when narrow, FFT otherwise."""
+    if fwhm_px > 6.0:
+        transfer, n = _psf_transfer("gaussian", fwhm_px, images.shape[-1])
+        return _convolve(images, transfer, n, images.shape[-1])
+    taps = _gaussian_taps(fwhm_px)
+    r = len(taps) // 2
+    nimg, ny, nx = images.shape
+    # shift-and-add in float32 (faster than generic filters for a handful of taps); zero outside
+    tmp = np.zeros((nimg, ny + 2 * r, nx), dtype=np.float32)
+    for j, w in enumerate(taps):
+        tmp[:, j : j + ny, :] += w * images
+    tmp = tmp[:, r : r + ny, :]
+    out = np.zeros((nimg, ny, nx + 2 * r), dtype=np.float32)
+    for j, w in enumerate(taps):
+        out[:, :, j : j + nx] += w * tmp
+    return out[:, :, r : r + nx]
 
 
 def _convolve(images, transfers, n, size):
@@ -625,34 +819,50 @@ def render_galaxy(seed, *, view=0, mode="ideal", bands=None, size=128, pixel_sca
 
     # ---- star particles -> one image per age bin ---------------------------------------------
     pos = gal.particle_pos
-    sky = (pos @ rot.T)[:, :2] * to_px
+    sky = _mm(pos, rot.T)[:, :2] * to_px
     comp_mask = gal.particle_is_companion
     if comp_mask.any():
         offset = (p["companion_offset"] @ rot.T)[:2] * to_px
         c, s = np.cos(p["companion_pa"] + pa), np.sin(p["companion_pa"] + pa)
         cpos = pos[comp_mask][:, :2] * to_px
         sky[comp_mask] = np.stack([c * cpos[:, 0] - s * cpos[:, 1], s * cpos[:, 0] + c * cpos[:, 1]], 1) + offset
-    particle_images = _render_particles(sky, gal.particle_flux_r, gal.particle_bin, _N_BINS, size)
+    table, agb_shape, agb_amp = gal.population_fluxes(bands)
+    # age-bin images plus one image of the particles' AGB-light deviations from their bin mean
+    n_part = len(gal.particle_bin)
+    dust_sky = _mm(gal.dust_pos, rot.T)[:, :2] * to_px
+    bins = np.concatenate([gal.particle_bin, np.full(n_part, _N_BINS), np.full(len(dust_sky), _N_BINS + 1)])
+    wts = np.concatenate([gal.particle_flux_r, gal.particle_flux_r * agb_amp[gal.particle_bin] * gal.particle_agb_dev,
+                          gal.dust_weight * to_px**2])
+    deposits = _render_particles(np.concatenate([sky, sky, dust_sky]), wts, bins, _N_BINS + 2, size)
+    particle_images, cloud_map = deposits[:-1], deposits[-1]
 
     # ---- smooth profiles (unit total flux, whole plane) -----------------------------------
     h = p["disk_scale"] * to_px
     q_disk = float(np.sqrt(np.cos(inc) ** 2 + (p["disk_thickness"] * np.sin(inc)) ** 2))
     smooth = {}
     q_bulge = float(np.sqrt(np.cos(inc) ** 2 + (p["bulge_flattening"] * np.sin(inc)) ** 2))
-    smooth["bulge"] = _sersic_image(x, y, n=p["bulge_n"], re=p["bulge_re"] * to_px, q=q_bulge, pa=pa)
-    disk = _sersic_image(x, y, n=1.0, re=1.6783469900166608 * h, q=q_disk, pa=pa)
+    smooth["bulge"] = _sersic_image(x, y, n=p["bulge_n"], re=p["bulge_re"] * to_px, q=q_bulge, pa=pa, size=size)
+    disk = _sersic_image(x, y, n=1.0, re=1.6783469900166608 * h, q=q_disk, pa=pa, size=size)
     smooth["disk"] = disk
     if gal.smooth_r["arms"].sum() > 0:
         # the spiral phase in the disk plane; the modulation has unit mean around every circle
         c, s = np.cos(pa), np.sin(pa)
         xd = x * c + y * s
-        yd = (-x * s + y * c) / max(np.cos(inc), 0.05)
+        yd = (-x * s + y * c) / q_disk  # the disk's own ellipse, so circles keep the disk's light
         rd = np.sqrt(xd * xd + yd * yd) + 1e-3
         phi = np.arctan2(yd, xd)
         tan_pitch = np.tan(np.radians(p["arms_pitch_deg"]))
-        kappa = p["arms_concentration"]
+        # arms no narrower than ~1 pixel across (sharper ones would alias on the grid)
+        kappa0 = p["arms_concentration"]
+        kappa = np.minimum(kappa0, (rd * tan_pitch / p["arms_m"]) ** 2)
+        norm = np.full_like(kappa, i0e(kappa0))
+        inner = kappa < kappa0
+        norm[inner] = i0e(kappa[inner])
         delta = p["arms_m"] * (phi - p["arms_phase"] - np.log(rd / h) / tan_pitch)
-        smooth["arms"] = disk * np.exp(kappa * (np.cos(delta) - 1.0)) / i0e(kappa)
+        modulation = np.exp(kappa * (np.cos(delta) - 1.0)) / norm - 1.0  # zero mean on every circle
+        # arms start outside the centre (where the log spiral winds faster than the pixels)
+        ramp = 1.0 - np.exp(-((rd / (0.6 * h)) ** 2))
+        smooth["arms"] = disk * (1.0 + ramp * modulation)
     if p["has_bar"]:
         cov_disk = np.diag([(0.45 * p["bar_length"]) ** 2, (0.45 * p["bar_length"] * p["bar_axis_ratio"]) ** 2])
         cb, sb = np.cos(p["bar_angle"]), np.sin(p["bar_angle"])
@@ -667,62 +877,61 @@ def render_galaxy(seed, *, view=0, mode="ideal", bands=None, size=128, pixel_sca
     if p["has_companion"]:
         off = (p["companion_offset"] @ rot.T)[:2] * to_px
         smooth["companion"] = _sersic_image(
-            x - off[0], y - off[1], n=p["companion_n"], re=p["companion_re"] * to_px,
-            q=p["companion_q"], pa=p["companion_pa"] + pa,
+            x, y, n=p["companion_n"], re=p["companion_re"] * to_px, q=p["companion_q"],
+            pa=p["companion_pa"] + pa, size=size, cx=off[0], cy=off[1],
         )
 
     # ---- bands = weighted sums of the basis images -------------------------------------------
-    table = gal.population_fluxes(bands)  # (n_band, n_age), per unit r flux
     names = [c for c in _SMOOTH_COMPONENTS if c in smooth]
-    basis = np.concatenate([np.stack([smooth[c] for c in names]), particle_images]).astype(np.float32)
-    weights = np.concatenate(
-        [np.stack([table @ gal.smooth_r[c] for c in names], axis=1), table], axis=1
-    ).astype(np.float32)  # (n_band, n_basis): band flux (whole plane) of every basis image
-    intrinsic = weights @ basis  # (n_band, npix)
+    smooth_basis = np.stack([smooth[c] for c in names]).astype(np.float32)
+    particle_basis = particle_images.astype(np.float32)
+    # (n_band, n_basis): band flux (whole plane) of every basis image
+    w_smooth = np.stack([table @ gal.smooth_r[c] for c in names], axis=1).astype(np.float32)
+    w_part = np.concatenate([table, agb_shape[:, None]], axis=1).astype(np.float32)
     full_flux = table @ sum(gal.light_r.values())  # per band, whole plane, no dust
-
-    # ---- dust screen --------------------------------------------------------------------------
-    tau_map = None
-    if dust and (p["dust_tau_v"] > 0 or p["dust_lane_tau_v"] > 0):
-        c, s = np.cos(pa), np.sin(pa)
-        xr, yr = x * c + y * s, -x * s + y * c
-        r_ell = np.sqrt(xr**2 + (yr / q_disk) ** 2)
-        hd = p["dust_scale"] * h
-        path = min(1.0 / max(np.cos(inc), 1e-3), 6.0) ** 0.5
-        tau_map = p["dust_tau_v"] * path * np.exp(-r_ell / hd)
-        if inc > np.radians(65.0):
-            strength = (inc - np.radians(65.0)) / np.radians(25.0)
-            width = max(0.8, h * (0.05 + 0.6 * np.cos(inc)))
-            shift = 0.35 * h * np.cos(inc)
-            tau_map = tau_map + strength * p["dust_lane_tau_v"] * np.exp(
-                -np.abs(yr - shift) / width - np.abs(xr) / (1.5 * hd)
-            )
-        tau_map = tau_map.astype(np.float32)
-        k_rel = (calzetti_k(np.array([b.wavelength.value for b in bands])) / 4.05).astype(np.float32)
-        intrinsic = intrinsic * np.exp(-k_rel[:, None] * tau_map[None, :])
-    stamp_flux = intrinsic.sum(axis=1)
-    images = intrinsic.reshape(len(bands), size, size)
-
-    # ---- PSF and noise ----------------------------------------------------------------------
-    rng_noise = np.random.default_rng(np.random.SeedSequence([gal.seed, 3, int(view)]))
-    uncertainty = None
+    nb = len(bands)
     if mode == "ideal":
+        # One common PSF: it is applied to the basis images before they are combined (it is
+        # linear), so 8 particle images are convolved instead of 13 bands.  The smooth
+        # profiles already have a core softened on the scale of the default PSF; they are
+        # convolved too when a wider PSF is asked for.  The dust screen, smooth on the PSF
+        # scale, multiplies the result.
         fwhm = DEFAULT_IDEAL_PSF_FWHM if psf_fwhm is None else _positive("psf_fwhm", psf_fwhm)
-        transfer, n = _psf_transfer("gaussian", round(fwhm / pixel_scale, 4), size)
-        # clip float32 round-off below zero: ideal images have no noise
-        images = np.maximum(_convolve(images, transfer, n, size), 0.0)
+        fwhm_px = round(fwhm / pixel_scale, 4)
+        particle_basis = _gaussian_blur(particle_basis.reshape(-1, size, size), fwhm_px).reshape(-1, size * size)
+        if fwhm_px > 2.0:
+            smooth_basis = _gaussian_blur(smooth_basis.reshape(-1, size, size), fwhm_px).reshape(-1, size * size)
         psf = {b.name: float(fwhm) for b in bands}
     else:
         psf = {b.name: float(b.psf_fwhm.value) for b in bands}
-        specs = [_psf_transfer("moffat", round(psf[b.name] / pixel_scale, 4), size) for b in bands]
+    intrinsic = _combine(w_smooth, smooth_basis) + _combine(w_part, particle_basis)  # (n_band, npix)
+    in_stamp = (w_smooth.astype(np.float64) * smooth_basis.sum(axis=1, dtype=np.float64)).sum(axis=1) + (
+        w_part.astype(np.float64) * particle_basis.sum(axis=1, dtype=np.float64)
+    ).sum(axis=1)
+
+    # ---- dust screen --------------------------------------------------------------------------
+    tau_map = _dust_map(gal, inc, pa, q_disk, h, to_px, x, y, cloud_map, size) if dust else None
+    if tau_map is not None:
+        k_rel = (calzetti_k(np.array([b.wavelength.value for b in bands])) / 4.05).astype(np.float32)
+        dusty = np.flatnonzero(tau_map > 1e-6)  # the screen covers the disk only
+        intrinsic[:, dusty] *= np.exp(-k_rel[:, None] * tau_map[None, dusty])
+    stamp_flux = intrinsic.sum(axis=1)
+    images = intrinsic.reshape(nb, size, size)
+
+    # ---- PSF and noise ----------------------------------------------------------------------
+    uncertainty = None
+    if mode == "ideal":
+        images = np.maximum(images, 0.0)  # float32 round-off of the FFT: ideal images have no noise
+    else:
         out = np.empty_like(images)
-        for i, (transfer, n) in enumerate(specs):
+        for i, b in enumerate(bands):
+            transfer, n = _psf_transfer("moffat", round(psf[b.name] / pixel_scale, 4), size)
             out[i] = _convolve(images[i : i + 1], transfer, n, size)[0]
-        images = out
         sky_sigma, gains = _noise_levels(bands, pixel_scale, depth_offset)
-        var = sky_sigma[:, None, None] ** 2 + np.clip(images, 0, None) / gains[:, None, None]
+        var = sky_sigma[:, None, None] ** 2 + np.clip(out, 0, None) / gains[:, None, None]
         sigma = np.sqrt(var).astype(np.float32)
-        images = images + sigma * rng_noise.standard_normal(images.shape, dtype=np.float32)
+        rng_noise = np.random.default_rng(np.random.SeedSequence([gal.seed, 3, int(view)]))
+        images = out + sigma * rng_noise.standard_normal(out.shape, dtype=np.float32)
         uncertainty = {b.name: sigma[i] for i, b in enumerate(bands)}
     images = np.ascontiguousarray(images, dtype=np.float32)
 
@@ -754,11 +963,34 @@ def render_galaxy(seed, *, view=0, mode="ideal", bands=None, size=128, pixel_sca
         },
         "flux_total": {b.name: float(full_flux[i]) for i, b in enumerate(bands)},
         "flux_stamp": {b.name: float(stamp_flux[i]) for i, b in enumerate(bands)},
+        "in_stamp_fraction": {b.name: float(in_stamp[i] / full_flux[i]) for i, b in enumerate(bands)},
     }
     if mode == "survey":
         meta["depth_offset"] = float(depth_offset)
         meta["sky_sigma"] = {b.name: float(sky_sigma[i]) for i, b in enumerate(bands)}
     return {b.name: images[i] for i, b in enumerate(bands)}, uncertainty, meta
+
+
+def _dust_map(gal, inc, pa, q_disk, h, to_px, x, y, cloud_map, size):
+    """tau_V on the stamp (flattened, float32), or None for a dust-free galaxy."""
+    p = gal.params
+    if not (p["dust_tau_v"] > 0 or p["dust_lane_tau_v"] > 0 or p["dust_cloud_tau_v"] > 0):
+        return None
+    c, s = np.cos(pa), np.sin(pa)
+    xr, yr = x * c + y * s, -x * s + y * c
+    r_ell = np.sqrt(xr**2 + (yr / q_disk) ** 2)
+    hd = p["dust_scale"] * h
+    path = min(1.0 / max(np.cos(inc), 1e-3), 6.0) ** 0.5  # longer sight lines through inclined disks
+    tau = p["dust_tau_v"] * path * np.exp(-r_ell / hd)
+    if inc > np.radians(65.0):  # the mid-plane lane of a (nearly) edge-on disk
+        strength = (inc - np.radians(65.0)) / np.radians(25.0)
+        width = max(0.8, h * (0.05 + 0.6 * np.cos(inc)))
+        shift = 0.35 * h * np.cos(inc)
+        tau = tau + strength * p["dust_lane_tau_v"] * np.exp(-np.abs(yr - shift) / width - np.abs(xr) / (1.5 * hd))
+    if p["dust_cloud_tau_v"] > 0:
+        sigma = max(p["dust_cloud_size"] * to_px, 0.5)
+        tau = tau + gaussian_filter(cloud_map.reshape(size, size), sigma, mode="constant").ravel()
+    return tau.astype(np.float32)
 
 
 def _noise_levels(bands, pixel_scale, depth_offset):
@@ -863,8 +1095,10 @@ def make_galaxy(seed, *, mode="ideal", bands=None, size=128, pixel_scale=None, v
         ``position_angle``, ``components`` (structural parameters),
         ``populations`` (ages, metallicities, UV upturn, r-band flux per
         component and age), ``flux_total`` (whole-plane flux per band without
-        dust, from the spectra) and ``flux_stamp`` (flux inside the stamp
-        after dust, before the PSF).
+        dust, from the spectra; :func:`component_fluxes` splits it by
+        component), ``in_stamp_fraction`` (share of ``flux_total`` falling on
+        the stamp, without dust) and ``flux_stamp`` (flux on the stamp after
+        dust).
 
     Examples
     --------

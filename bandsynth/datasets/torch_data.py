@@ -9,10 +9,14 @@ benchmarks:
    bands of the image, so colours survive as ratios and a prediction can be
    returned to flux units without knowing the target;
 2. per band an :class:`~bandsynth.scaling.AsinhScaling` fitted on the training
-   split (:func:`fit_scalings_for`);
+   split (:func:`fit_scalings_for`: the median galaxy's 99.5th-percentile pixel,
+   in units of its reference flux, maps to 1; softening = maximum / 50);
 3. ``scaled = scaling.forward(flux, reference=F_ref)``: roughly [0, 1], no
    clipping and no per-image min/max normalisation (which would lose the flux
    scale).
+
+:func:`cross_band_ssim` measures SSIM(input, target) in these units -- the
+baseline of the SSIM gain -- with ``data_range=1``.
 
 Examples
 --------
@@ -34,8 +38,11 @@ from ..bands import get_band
 from ..scaling import AsinhScaling, fit_scalings
 
 __all__ = ["BandPairDataset", "fit_scalings_for", "input_references", "scale_images", "gather_cubes",
-           "DIHEDRAL_OPS", "cross_band_ssim", "ILLUSTRIS_SSIM", "DECALS_SSIM"]
+           "DIHEDRAL_OPS", "SCALING_QUANTILE", "cross_band_ssim", "ILLUSTRIS_SSIM", "DECALS_SSIM"]
 
+#: Quantile over the training galaxies of (band's 99.5th pixel percentile / reference flux)
+#: mapped to 1 by the fitted scalings.
+SCALING_QUANTILE = 0.5
 #: The 8 flips/rotations: (number of 90-degree rotations, transpose first).
 DIHEDRAL_OPS = tuple((k, flip) for flip in (False, True) for k in range(4))
 
@@ -153,11 +160,16 @@ def scale_images(images, references, scaling):
     return scaling.forward(images, reference=ref).astype(np.float32)
 
 
-def fit_scalings_for(source, inputs, target, *, split="train", stretch=50.0, quantile=0.9, percentile=99.5):
+def fit_scalings_for(source, inputs, target, *, split="train", stretch=50.0, quantile=None, percentile=99.5):
     """Fit each band's :class:`~bandsynth.scaling.AsinhScaling` on ``split`` of ``source``.
 
     References come from the input bands (see :func:`input_references`);
-    ``split=None`` (or a list of BandStacks) uses every image.
+    ``split=None`` (or a list of BandStacks) uses every image.  ``quantile``
+    defaults to :data:`SCALING_QUANTILE` (0.5): the median galaxy's brightest
+    pixels map to 1 in every band.  (With 0.9 the red galaxies of a
+    colour-bimodal population set the scale and most target images would use
+    a small part of [0, 1]; brighter-than-median galaxies exceed 1 a little,
+    compressed by the asinh, never clipped.)
 
     Returns
     -------
@@ -171,6 +183,7 @@ def fit_scalings_for(source, inputs, target, *, split="train", stretch=50.0, qua
             raise ValueError(f"split {split!r} of the source is empty: cannot fit scalings")
     cubes = gather_cubes(source, in_names + [t for t in tgt if t not in in_names], idx)
     refs = input_references([cubes[n] for n in in_names], percentile=percentile)
+    quantile = SCALING_QUANTILE if quantile is None else quantile
     return fit_scalings(cubes, refs, stretch=stretch, quantile=quantile, percentile=percentile)
 
 
@@ -335,7 +348,7 @@ def cross_band_ssim(source, input_band, target_band, *, indices=None, scalings=N
     cubes = gather_cubes(source, [a, b], indices)
     refs = input_references([cubes[a]], percentile=percentile)
     if scalings is None:
-        scalings = fit_scalings(cubes, refs, percentile=percentile)
+        scalings = fit_scalings(cubes, refs, quantile=SCALING_QUANTILE, percentile=percentile)
     xa = scale_images(cubes[a], refs, scalings[a])
     xb = scale_images(cubes[b], refs, scalings[b])
     values = []
