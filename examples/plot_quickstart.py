@@ -11,36 +11,16 @@ the built-in mock universe, where the truth is known.
 # The model
 # ---------
 # ``Translator.load`` reads a shipped model by name; its SHA-256 is checked and
-# nothing is unpickled.  If this version of bandsynth ships no ``nuv_k_to_r`` model,
-# the script trains a *tiny* stand-in on 40 mock galaxies for a few seconds instead:
-# everything below works the same, but the picture and the numbers are then those of
-# an almost untrained network.
+# nothing is unpickled.
 import tempfile
 from pathlib import Path
 
 from astropy.io import fits
 
-import bandsynth
 from bandsynth import SyntheticBand, Translator
-from bandsynth.datasets import make_dataset, make_galaxy
+from bandsynth.datasets import make_galaxy
 
-if "nuv_k_to_r" in [card.name for card in bandsynth.list_models()]:
-    translator = Translator.load("nuv_k_to_r")
-else:
-    stand_in_data = make_dataset(
-        40, seed=1, bands=["NUV", "Ks", "r"], size=64
-    )
-    translator = Translator.fit(
-        stand_in_data,
-        inputs=["NUV", "Ks"],
-        output="r",
-        name="nuv_k_to_r_tiny",
-        preset="tiny",
-        epochs=6,
-        crop_size=32,
-        lr=2e-3,
-        progress=False,
-    )
+translator = Translator.load("nuv_k_to_r")
 card = translator.card
 size = int(card.training.get("data_info", {}).get("size", 128))
 print(translator)

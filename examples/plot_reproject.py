@@ -15,9 +15,7 @@ package, keeping the flux, and predict the *r* band there.
 # %%
 # The model
 # ---------
-# The shipped ``nuv_k_to_r`` model when there is one, else a *tiny* stand-in trained
-# here for a few seconds (then the predictions are those of an almost untrained
-# network; the reprojection is the same).
+# The shipped ``nuv_k_to_r`` model.
 import tempfile
 from pathlib import Path
 
@@ -26,28 +24,11 @@ from astropy.coordinates import SkyCoord
 from astropy.wcs import WCS
 from matplotlib.figure import Figure
 
-import bandsynth
 from bandsynth import BandStack, Translator
-from bandsynth.datasets import make_dataset, make_galaxy
+from bandsynth.datasets import make_galaxy
 from bandsynth.plotting import plot_panel
 
-if "nuv_k_to_r" in [card.name for card in bandsynth.list_models()]:
-    translator = Translator.load("nuv_k_to_r")
-else:
-    stand_in_data = make_dataset(
-        40, seed=1, bands=["NUV", "Ks", "r"], size=64
-    )
-    translator = Translator.fit(
-        stand_in_data,
-        inputs=["NUV", "Ks"],
-        output="r",
-        name="nuv_k_to_r_tiny",
-        preset="tiny",
-        epochs=6,
-        crop_size=32,
-        lr=2e-3,
-        progress=False,
-    )
+translator = Translator.load("nuv_k_to_r")
 card = translator.card
 size = int(card.training.get("data_info", {}).get("size", 128))
 scale = card.pixel_scale  # arcsec per pixel of the training images

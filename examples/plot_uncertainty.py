@@ -13,37 +13,18 @@ the truth.
 # %%
 # The model
 # ---------
-# The shipped ``nuv_k_to_r`` model when this version of bandsynth has it; otherwise a
-# *tiny* stand-in trained here for a few seconds (its uncertainty is calibrated the
-# same way, but the maps are those of an almost untrained network).
+# The shipped ``nuv_k_to_r`` model.
 import numpy as np
 from astropy.visualization import AsinhStretch, ImageNormalize
 from matplotlib.figure import Figure
 
-import bandsynth
 from bandsynth import BandStack, Translator
 from bandsynth.datasets import make_dataset, make_galaxy
 from bandsynth.metrics import calibration
 from bandsynth.morphology import segment
 from bandsynth.plotting import plot_calibration
 
-if "nuv_k_to_r" in [card.name for card in bandsynth.list_models()]:
-    translator = Translator.load("nuv_k_to_r")
-else:
-    stand_in_data = make_dataset(
-        40, seed=1, bands=["NUV", "Ks", "r"], size=64
-    )
-    translator = Translator.fit(
-        stand_in_data,
-        inputs=["NUV", "Ks"],
-        output="r",
-        name="nuv_k_to_r_tiny",
-        preset="tiny",
-        epochs=6,
-        crop_size=32,
-        lr=2e-3,
-        progress=False,
-    )
+translator = Translator.load("nuv_k_to_r")
 card = translator.card
 size = int(card.training.get("data_info", {}).get("size", 128))
 
