@@ -36,15 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in _COMMAND_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if not name.startswith(exc.name or "?"):  # a missing dependency, not an absent module
-                raise
-            continue
-        add_cli = getattr(module, "add_cli", None)
-        if add_cli is not None:
-            add_cli(subparsers)
+        importlib.import_module(name).add_cli(subparsers)
     return parser
 
 
