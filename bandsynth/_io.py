@@ -8,11 +8,12 @@ half-written file behind and readers see either the old file or the new one.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import secrets
 from pathlib import Path
 
-__all__ = ["atomic_path"]
+__all__ = ["atomic_path", "sha256_file"]
 
 
 @contextlib.contextmanager
@@ -36,7 +37,7 @@ def atomic_path(path, *, overwrite=True):
     if path.is_dir():
         raise IsADirectoryError(f"{path} is a directory, expected a file name")
     if path.exists() and not overwrite:
-        raise FileExistsError(f"{path} exists; pass overwrite=True to replace it")
+        raise FileExistsError(f"{str(path)!r} already exists; pass overwrite=True to replace it")
     if not path.parent.is_dir():
         raise FileNotFoundError(f"directory {path.parent} for {path.name} does not exist")
     tmp = path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp"
@@ -49,3 +50,12 @@ def atomic_path(path, *, overwrite=True):
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def sha256_file(path) -> str:
+    """Hex SHA-256 of a file, read in chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()

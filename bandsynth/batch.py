@@ -168,16 +168,12 @@ class BatchReport:
 
     def write(self, path):
         """Write the report as ECSV, atomically (an existing report is replaced)."""
+        from ._io import atomic_path
+
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        os.close(fd)
-        try:
+        with atomic_path(path) as tmp:
             self._table.write(tmp, format="ascii.ecsv", overwrite=True)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
 
     def __len__(self):
         return len(self._table)

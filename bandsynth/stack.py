@@ -25,7 +25,6 @@ Unit("Jy")
 from __future__ import annotations
 
 import copy
-import hashlib
 import os
 import warnings
 from collections.abc import Mapping
@@ -38,6 +37,7 @@ from astropy.nddata import CCDData, Cutout2D, NDData, NDUncertainty, StdDevUncer
 from astropy.utils.exceptions import AstropyUserWarning
 from astropy.wcs import WCS
 
+from ._io import sha256_file
 from .bands import Band, get_band, list_bands
 
 __all__ = ["BandStack"]
@@ -807,14 +807,6 @@ def _image_from_value(band, value, *, wcs=None, unit=None, uncertainty=None, mas
     return _Image(data, this_unit, unc, bad if has_mask else None, chosen_wcs, copy.copy(own_meta))
 
 
-def _sha256(path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _fspath(path, what):
     try:
         return os.fspath(path)
@@ -876,7 +868,7 @@ def _read_band_file(band, path, *, hdu, unit):
     ccd = _read_ccd(path, index, label=label, unit=unit, hdu_uncertainty="UNCERT", hdu_mask="MASK", header=header)
     ccd.meta["FILENAME"] = os.path.basename(path)
     im = _image_from_value(band, ccd, source=path)
-    return im, {"band": band.name, "file": path, "checksum": _sha256(path)}
+    return im, {"band": band.name, "file": path, "checksum": sha256_file(path)}
 
 
 def _read_multi_extension(path, *, unit):
@@ -913,7 +905,7 @@ def _read_multi_extension(path, *, unit):
             if band in found:
                 raise ValueError(f"{label}: band {band.name!r} appears twice (EXTNAME {name!r})")
             found[band] = (i, name, hdul[i].header.copy())
-    checksum = _sha256(path)
+    checksum = sha256_file(path)
     built, inputs = {}, []
     for band in sorted(found, key=lambda b: b.wavelength.value):
         i, name, header = found[band]

@@ -37,13 +37,11 @@ Examples
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import datetime
 import json
 import os
 import re
-import secrets
 import textwrap
 import warnings
 from collections.abc import Mapping
@@ -611,24 +609,8 @@ def _primary_header(sb, unit_text) -> fits.Header:
 
 
 def _atomic_writeto(hdul, path, *, overwrite):
-    """Write ``hdul`` to a temporary file next to ``path``, then move it onto ``path``."""
-    if os.path.isdir(path):
-        raise IsADirectoryError(f"{path!r} is a directory, expected a file name")
-    if os.path.exists(path) and not overwrite:
-        raise FileExistsError(f"{path!r} already exists; pass overwrite=True to replace it")
-    directory = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(directory):
-        raise FileNotFoundError(f"directory {directory!r} for {path!r} does not exist")
-    tmp = os.path.join(directory, f".{os.path.basename(path)}.{secrets.token_hex(6)}.tmp")
-    # os.open with mode 0o666 lets the umask set the permissions, as for a normal write.
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            hdul.writeto(fh, checksum=True, output_verify="exception")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.remove(tmp)
-        raise
+    """Write ``hdul`` next to ``path`` under a temporary name, then move it onto ``path``."""
+    from ._io import atomic_path
+
+    with atomic_path(path, overwrite=overwrite) as tmp, open(tmp, "wb") as fh:
+        hdul.writeto(fh, checksum=True, output_verify="exception")

@@ -16,13 +16,13 @@ True
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import types
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
+from .._io import sha256_file
 from ..bands import get_band
 
 __all__ = [
@@ -192,15 +192,6 @@ class ModelCard:
         data = self.to_dict()
         data.update({k: _thaw(v) for k, v in changes.items()})
         return type(self).from_dict(data)
-
-
-def sha256_file(path) -> str:
-    """Hex SHA-256 of a file, read in chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def model_paths(name_or_path) -> tuple[Path, Path]:
