@@ -23,7 +23,15 @@ import numpy as np
 from .bands import get_band
 from .scaling import AsinhScaling
 
-__all__ = ["EvaluationResult", "evaluate_translator", "fit_linear_colour", "add_cli"]
+__all__ = [
+    "EvaluationResult",
+    "evaluate_translator",
+    "evaluate_robustness",
+    "robustness_sets",
+    "card_dataset",
+    "fit_linear_colour",
+    "add_cli",
+]
 
 log = logging.getLogger(__name__)
 
@@ -88,13 +96,17 @@ class EvaluationResult:
         (i,) = np.flatnonzero(np.asarray(self.summary["method"]) == method)
         return {k: _plain(self.summary[k][i]) for k in self.summary.colnames if k != "method"}
 
-    def card_metrics(self) -> dict:
-        """Metrics in the form a model card stores them."""
+    def method_rows(self) -> dict:
+        """``{"split": ..., method: {metric: value}}``: the summary as a card stores it."""
         out = {"split": self.split}
         for method in map(str, self.summary["method"]):
             row = self.row(method)
             out[method] = {k: row[k] for k in row if k in _CARD_COLUMNS or k.startswith("ssim_gain_")}
-        return {"test": out}
+        return out
+
+    def card_metrics(self) -> dict:
+        """Metrics in the form a model card stores them."""
+        return {"test": self.method_rows()}
 
     def write(self, out_dir, *, overwrite=False, figures=True):
         """Write ``summary.ecsv``, ``<method>_per_galaxy.ecsv`` and the PNG figures."""
@@ -150,7 +162,8 @@ def _plain(value):
     return float(value) if isinstance(value, (float, np.floating)) else value
 
 
-def evaluate_translator(translator, data, *, split="test", max_images=None, n_examples=4, progress=True):
+def evaluate_translator(translator, data, *, split="test", indices=None, linear_coefficients=None, max_images=None,
+                        n_examples=4, progress=True):
     """Evaluate ``translator`` and both baselines on ``split`` of ``data``.
 
     Parameters
@@ -159,7 +172,14 @@ def evaluate_translator(translator, data, *, split="test", max_images=None, n_ex
     data : data set
         With splits (`bandsynth.datasets.make_dataset`, `~bandsynth.datasets.open_dataset`).
     split : str
-        The split to evaluate (the baselines are fitted on ``"train"``).
+        The split to evaluate (the linear colour baseline is fitted on ``"train"``).
+    indices : sequence of int, optional
+        Evaluate these images of ``data`` instead of a split (``split`` then only
+        labels the result).
+    linear_coefficients : sequence of float, optional
+        Coefficients of the linear colour baseline, one per input band, instead of
+        fitting them on ``data``'s training split (e.g. those fitted on the
+        model's own training data, for a shifted population).
     max_images : int, optional
         Evaluate at most this many images.
     n_examples : int
@@ -175,7 +195,7 @@ def evaluate_translator(translator, data, *, split="test", max_images=None, n_ex
 
     from .metrics import evaluate_pairs, footprint_z_scores, global_limits, summarize
 
-    indices = list(data.indices(split))[:max_images]
+    indices = list(data.indices(split) if indices is None else indices)[:max_images]
     if not indices:
         raise ValueError(f"empty data set: no {split!r} images to evaluate")
     inputs, output = translator.inputs, translator.output
@@ -191,7 +211,7 @@ def evaluate_translator(translator, data, *, split="test", max_images=None, n_ex
         scalings[output].inverse(scalings[nearest].forward(s[nearest].data, reference=r), reference=r)
         for s, r in zip(stacks, refs)
     ]
-    coef = fit_linear_colour(data, inputs, output)
+    coef = fit_linear_colour(data, inputs, output) if linear_coefficients is None else np.asarray(linear_coefficients, float)
     linear = [sum(c * np.asarray(s[b].data, dtype=np.float64) for c, b in zip(coef, inputs)) for s in stacks]
 
     # Baseline images are plain arrays: "target" tells compare() which scaling is the output's.
@@ -235,6 +255,113 @@ def evaluate_translator(translator, data, *, split="test", max_images=None, n_ex
 
 
 
+def card_dataset(card, *, progress=True):
+    """Rebuild the mock universe a model card says its model was trained on (all splits).
+
+    Parameters
+    ----------
+    card : `~bandsynth.models.zoo.ModelCard`
+        A card whose ``training["data_info"]`` describes a mock data set.
+    progress : bool
+        Progress bar while rendering.
+
+    Returns
+    -------
+    MockDataset
+        With the card's inputs and output, and the same train/validation/test split.
+    """
+    from .datasets import make_dataset
+
+    info = dict(card.training.get("data_info", {}))
+    if info.get("source") != "bandsynth.datasets.mock":
+        raise ValueError(
+            f"model {card.name!r} was not trained on the built-in mock universe "
+            f"(training data: {card.training.get('data', 'unknown')}); evaluate it on a stored data set"
+        )
+    return make_dataset(
+        int(info["n_galaxies"]), seed=int(info.get("seed", 0)), mode=info.get("mode", card.mode),
+        bands=[*card.inputs, card.output], size=int(info.get("size", 128)), views=int(info.get("views", 1)),
+        pixel_scale=info.get("pixel_scale"), progress=progress,
+    )
+
+
+#: Shifted populations of the robustness check: key -> (mock galaxy class, description).
+SHIFTED_POPULATIONS = {
+    "starbursts": ("irregular", "only starbursts (irregular, clumpy, log sSFR > -9.5)"),
+    "edge_on": ("edge-on", "only edge-on disks"),
+}
+
+
+def robustness_sets(card, *, n_galaxies=400, max_images=60, seed=1, progress=False):
+    """Data sets a model was not trained on, for the robustness rows of its card.
+
+    From a fresh mock universe (``seed`` differs from the training universe's, so
+    every galaxy is new): the same bands in the *other* observing mode, and
+    galaxies of the model's own mode restricted to one class
+    (:data:`SHIFTED_POPULATIONS`).
+
+    Returns
+    -------
+    dict
+        Key -> ``(description, data set, image indices)``.
+    """
+    from .datasets import make_dataset
+
+    bands = [*card.inputs, card.output]
+    info = dict(card.training.get("data_info", {}))
+    common = dict(bands=bands, size=int(info.get("size", 128)), views=1, pixel_scale=info.get("pixel_scale"),
+                  progress=progress)
+    other = "survey" if card.mode == "ideal" else "ideal"
+    sets = {}
+    other_data = make_dataset(max_images, seed=seed, mode=other, **common)
+    sets[f"{other}_mode"] = (
+        f"{other}-mode images of new galaxies (trained on {card.mode} mode)", other_data, list(range(max_images)),
+    )
+    own = make_dataset(n_galaxies, seed=seed, mode=card.mode, **common)
+    classes = np.asarray(own.manifest["galaxy_class"]).astype(str)
+    for key, (galaxy_class, description) in SHIFTED_POPULATIONS.items():
+        chosen = np.flatnonzero(classes == galaxy_class)[:max_images]
+        sets[key] = (f"{description}, new galaxies", own, [int(i) for i in chosen])
+    return sets
+
+
+def evaluate_robustness(translator, *, linear_coefficients=None, n_galaxies=400, max_images=60, seed=1,
+                        progress=True):
+    """Evaluate ``translator`` and the baselines on :func:`robustness_sets`.
+
+    Parameters
+    ----------
+    translator : `~bandsynth.Translator`
+    linear_coefficients : sequence of float or dict, optional
+        The linear colour baseline's coefficients (per input band) fitted on the training data
+        (``result.per_galaxy["linear_colour"].meta["coefficients"]`` of the test
+        evaluation); fitted on the new universe if not given.
+    n_galaxies, max_images, seed : int
+        Size and seed of the new universe; images evaluated per row.
+    progress : bool
+        Progress bars.
+
+    Returns
+    -------
+    dict
+        Key -> ``{"description", "split", method: {metric: value}}``, as stored in
+        a card's ``metrics["robustness"]``.
+    """
+    rows = {}
+    coefficients = linear_coefficients
+    if isinstance(coefficients, dict):
+        coefficients = [coefficients[b] for b in translator.inputs]
+    sets = robustness_sets(translator.card, n_galaxies=n_galaxies, max_images=max_images, seed=seed)
+    for key, (description, data, indices) in sets.items():
+        if not indices:
+            log.warning("robustness row %s: no galaxies of that kind among %d; skipped", key, n_galaxies)
+            continue
+        result = evaluate_translator(translator, data, split=key, indices=indices,
+                                     linear_coefficients=coefficients, n_examples=0, progress=progress)
+        rows[key] = {"description": description, **result.method_rows()}
+    return rows
+
+
 def _predict_all(translator, stacks, *, progress, chunk=32):
     from tqdm.auto import tqdm
 
@@ -246,6 +373,23 @@ def _predict_all(translator, stacks, *, progress, chunk=32):
         bar.update(len(part))
     bar.close()
     return preds
+
+
+def _format_robustness(rows):
+    lines = []
+    for key, row in rows.items():
+        model, near, lin = (row.get(m, {}) for m in METHODS)
+        lines.append(
+            f"{key:<12} {row['description']}: n={model.get('n_galaxies')}  model SSIM {model.get('ssim', np.nan):.4g} "
+            f"PSNR {model.get('psnr', np.nan):.4g} MAE {model.get('mae', np.nan):.4g} "
+            f"1-sigma coverage {_nan(model.get('coverage_1sigma')):.3g}  |  baselines SSIM "
+            f"{near.get('ssim', np.nan):.4g} (nearest) {lin.get('ssim', np.nan):.4g} (linear)"
+        )
+    return "\n".join(lines)
+
+
+def _nan(value):
+    return np.nan if value is None else value
 
 
 def _format_summary(summary):
@@ -262,14 +406,19 @@ def _cli_evaluate(args) -> int:
 
     translator = Translator.load(args.model)
     if args.data == "mock" and args.from_card:
-        info = dict(translator.card.training.get("data_info", {}))
-        for key, attr in (("n_galaxies", "n_galaxies"), ("seed", "data_seed"), ("mode", "mode"), ("size", "size"), ("views", "views")):
-            if key in info:
-                setattr(args, attr, info[key])
-    data = _mock_or_stored(args, [*translator.inputs, translator.output])
+        data = card_dataset(translator.card, progress=not args.quiet)
+    else:
+        data = _mock_or_stored(args, [*translator.inputs, translator.output])
     result = evaluate_translator(translator, data, split=args.split, max_images=args.max_images, progress=not args.quiet)
     print(f"model {translator.name}: {' + '.join(translator.inputs)} -> {translator.output}, {args.split} split")
     print(_format_summary(result.summary))
+    metrics = result.card_metrics()
+    if args.robustness:
+        coefficients = result.per_galaxy["linear_colour"].meta["coefficients"]
+        metrics["robustness"] = evaluate_robustness(translator, linear_coefficients=coefficients,
+                                                    max_images=args.robustness, progress=not args.quiet)
+        print("robustness (data the model was not trained on):")
+        print(_format_robustness(metrics["robustness"]))
     if args.out:
         for path in result.write(args.out, overwrite=args.overwrite, figures=not args.no_figures):
             log.info("wrote %s", path)
@@ -277,7 +426,9 @@ def _cli_evaluate(args) -> int:
         from .models.zoo import model_paths
 
         card_path = model_paths(args.model)[1]
-        translator.card.replace(metrics=result.card_metrics()).write(card_path)
+        if not args.robustness and "robustness" in translator.card.metrics:
+            metrics["robustness"] = translator.card.metrics["robustness"]  # keep rows not re-measured
+        translator.card.replace(metrics=metrics).write(card_path)
         log.warning("held-out metrics written to %s", card_path)
     return 0
 
@@ -294,6 +445,9 @@ def add_cli(subparsers):
     p.add_argument("--no-figures", action="store_true", help="tables only")
     p.add_argument("--from-card", action="store_true",
                    help="mock data: rebuild the universe the model card says the model was trained on")
+    p.add_argument("--robustness", type=int, nargs="?", const=60, default=0, metavar="N",
+                   help="also evaluate N (default 60) new galaxies per shifted set: the other observing mode, "
+                        "only starbursts, only edge-on disks")
     p.add_argument("--write-card", action="store_true", help="store the summary in the model card")
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
     p.add_argument("--quiet", action="store_true", help="no progress bars")

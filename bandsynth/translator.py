@@ -525,7 +525,10 @@ class Translator:
         seed : int
             Seed of the Monte Carlo draws (predictions are deterministic).
         check_domain : bool
-            Warn when the input's pixel scale differs much from the training data's.
+            Warn when an input's pixel scale or PSF FWHM differs by more than a
+            factor of 2 from the training data's (the PSF is read from
+            ``stack.meta["psf_fwhm"]``, a band-to-arcsec mapping, or the band's
+            ``PSF_FWHM``, ``PSFFWHM`` or ``SEEING`` header keyword in arcsec).
 
         Returns
         -------
@@ -663,21 +666,54 @@ class Translator:
         )
 
     def _check_domain(self, stack):
-        """Warn when the stack's pixel scale is far from the training data's."""
+        """Warn when the stack's pixel scale or an input's PSF is far from the training data's."""
         wcs = stack.wcs
-        if wcs is None or not wcs.has_celestial:
-            return
-        from astropy.wcs.utils import proj_plane_pixel_scales
+        if wcs is not None and wcs.has_celestial:
+            from astropy.wcs.utils import proj_plane_pixel_scales
 
-        scale = float(np.mean(proj_plane_pixel_scales(wcs.celestial)) * 3600.0)
-        trained = float(self._card.pixel_scale)
-        if not 0.5 <= scale / trained <= 2.0:
-            warnings.warn(
-                f"model {self.name!r} was trained on {trained:.3g} arcsec/pixel images; this stack has "
-                f"{scale:.3g} arcsec/pixel: the prediction may be unreliable (reproject the inputs?)",
-                AstropyUserWarning,
-                stacklevel=3,
-            )
+            scale = float(np.mean(proj_plane_pixel_scales(wcs.celestial)) * 3600.0)
+            trained = float(self._card.pixel_scale)
+            if not 0.5 <= scale / trained <= 2.0:
+                warnings.warn(
+                    f"model {self.name!r} was trained on {trained:.3g} arcsec/pixel images; this stack has "
+                    f"{scale:.3g} arcsec/pixel: the prediction may be unreliable (reproject the inputs?)",
+                    AstropyUserWarning,
+                    stacklevel=3,
+                )
+        for band in self.inputs:
+            fwhm, trained = _input_psf_fwhm(stack, band), self._card.psf_fwhm.get(band)
+            if fwhm is not None and trained and not 0.5 <= fwhm / float(trained) <= 2.0:
+                warnings.warn(
+                    f"model {self.name!r} was trained on {band} images with a PSF FWHM of {float(trained):.3g} "
+                    f"arcsec; this stack's {band} PSF is {fwhm:.3g} arcsec: the prediction may be unreliable",
+                    AstropyUserWarning,
+                    stacklevel=3,
+                )
+
+
+# Header keywords read as an input's PSF FWHM in arcsec (the common survey spellings;
+# "FWHM" alone is left out because some pipelines write it in pixels).
+_PSF_KEYWORDS = ("PSF_FWHM", "PSFFWHM", "SEEING")
+
+
+def _input_psf_fwhm(stack, band):
+    """PSF FWHM (arcsec) of ``band`` in ``stack``, or None when nothing records it.
+
+    Read from ``stack.meta["psf_fwhm"][band]`` (mock galaxies) or the band's header
+    keywords :data:`_PSF_KEYWORDS`.
+    """
+    recorded = stack.meta.get("psf_fwhm")
+    candidates = [recorded.get(band)] if hasattr(recorded, "get") else []
+    header = stack[band].meta or {}
+    candidates += [header.get(key) for key in _PSF_KEYWORDS]
+    for value in candidates:
+        try:
+            value = float(value)
+        except (TypeError, ValueError):
+            continue
+        if np.isfinite(value) and value > 0:
+            return value
+    return None
 
 
 def _fit_temperature(z):

@@ -74,6 +74,26 @@ def test_evaluate_writes_tables_and_figures(trained, tmp_path, capsys):
         main(["evaluate", "--model", str(trained), "--from-card", "--out", str(out), "--quiet"])
 
 
+def test_evaluate_robustness_rows_are_written_to_the_card(trained, tmp_path, capsys):
+    import shutil
+
+    stem = tmp_path / "copy"
+    for suffix in (".json", ".safetensors"):
+        shutil.copy(trained.with_suffix(suffix), stem.with_suffix(suffix))
+    code = main(["evaluate", "--model", str(stem), "--from-card", "--max-images", "2", "--robustness", "2",
+                 "--write-card", "--quiet"])
+    assert code == 0
+    assert "only edge-on disks" in capsys.readouterr().out
+    metrics = json.loads(stem.with_suffix(".json").read_text())["metrics"]
+    assert metrics["test"]["model"]["n_galaxies"] == 2
+    assert set(metrics["robustness"]) == {"survey_mode", "starbursts", "edge_on"}
+    assert metrics["robustness"]["starbursts"]["model"]["n_galaxies"] == 2
+    # Re-measuring the test split alone keeps the robustness rows.
+    assert main(["evaluate", "--model", str(stem), "--from-card", "--max-images", "1", "--write-card", "--quiet"]) == 0
+    metrics = json.loads(stem.with_suffix(".json").read_text())["metrics"]
+    assert metrics["test"]["model"]["n_galaxies"] == 1 and "robustness" in metrics
+
+
 @pytest.mark.skipif("nuv_k_to_r" not in SHIPPED, reason="nuv_k_to_r does not ship in this version")
 def test_demo_runs_offline_and_writes_fits_and_png(tmp_path, capsys):
     code = main(["demo", "--out", str(tmp_path)])

@@ -133,6 +133,45 @@ def test_zoo_summary_links_every_card():
     assert "0.9512" in text  # the test-split SSIM column
 
 
+_ROBUSTNESS = {
+    "survey_mode": {
+        "description": "survey-mode images of new galaxies (trained on ideal mode)",
+        "split": "survey_mode",
+        "model": {"n_galaxies": 60, "ssim": 0.3141, "psnr": 12.5, "mae": 0.2, "coverage_1sigma": 0.41},
+        "nearest_input": {"ssim": 0.1592},
+        "linear_colour": {"ssim": 0.2653},
+    }
+}
+
+
+def test_card_page_shows_robustness_rows():
+    plain = bandsynth_docs.card_page(_card())
+    assert "Robustness" not in plain
+    metrics = {**_card().to_dict()["metrics"], "robustness": _ROBUSTNESS}
+    page = bandsynth_docs.card_page(_card(metrics=metrics))
+    assert "Robustness\n----------" in page
+    for text in ("survey mode", "trained on ideal mode", "0.3141", "0.1592", "0.2653", "0.41"):
+        assert text in page
+
+
+def test_zoo_summary_tables_every_model_beside_its_baselines():
+    metrics = {**_card().to_dict()["metrics"], "robustness": _ROBUSTNESS}
+    cards = [_card(metrics=metrics), _card(name="g_r_to_nuv", inputs=("g", "r"), output="NUV")]
+    text = bandsynth_docs.zoo_summary(cards)
+    quality = text[text.index("Held-out quality") : text.index("Robustness")]
+    assert quality.count("nearest input band") == 2 and quality.count("linear colour model") == 2
+    for value in ("0.0875", "0.8811", "0.4321"):  # baselines' MAE / SSIM, the model's SSIM gain
+        assert value in quality
+    assert "0.3141" in text[text.index("Robustness") :]
+    docutils_core = pytest.importorskip("docutils.core")
+    errors = []
+    rst = re.sub(r":(doc|ref):`([^`]*)`", r"``\2``", text.replace(".. toctree::", ".."))
+    docutils_core.publish_doctree(
+        rst, settings_overrides={"report_level": 2, "halt_level": 5, "warning_stream": _Collect(errors)}
+    )
+    assert errors == []
+
+
 def test_write_generated_pages(tmp_path):
     paths = bandsynth_docs.write_generated(tmp_path, cards=[_card()])
     assert {p.name for p in paths} == {
