@@ -218,3 +218,178 @@ def test_fit_calibrate_save_load_on_the_mock_universe(tmp_path):
     again = Translator.load(tmp_path / "nuv_k_to_r_test.safetensors")
     assert again.card.calibration["temperature"] == pytest.approx(cal["temperature"])
     assert again.card.n_parameters == sum(p.numel() for p in saved.model.parameters())
+
+
+# ---------------------------------------------------------------------- speed paths
+@pytest.fixture
+def fresh(translator):
+    """A translator of its own (empty compile caches) on the shared tiny network."""
+    return Translator(translator.model, _card())
+
+
+@pytest.fixture
+def fake_compile(monkeypatch):
+    """torch.compile replaced by a spy that returns the model itself (no inductor)."""
+    calls = []
+
+    def spy(model, **kwargs):
+        calls.append(kwargs)
+        return model
+
+    monkeypatch.setattr(torch, "compile", spy)
+    monkeypatch.setattr("bandsynth.translator._have_cxx", lambda: True)
+    monkeypatch.delenv("BANDSYNTH_NO_COMPILE", raising=False)
+    return calls
+
+
+def test_compiled_prediction_matches_eager(galaxy, monkeypatch):
+    monkeypatch.delenv("BANDSYNTH_NO_COMPILE", raising=False)
+    # A network of its own: the shared one may be channels-last after bf16 predictions,
+    # which is another graph for the compiler (and inductor's on-disk cache).
+    torch.manual_seed(0)
+    fresh = Translator(build_generator("tiny", len(INPUTS)), _card())
+    stack = galaxy.select(INPUTS)
+    eager = fresh.predict(stack, precision="fp32", compile=False)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", AstropyUserWarning)
+        compiled = fresh.predict(stack, precision="fp32", compile=True)
+    failed = [str(w.message) for w in caught
+              if issubclass(w.category, AstropyUserWarning) and str(w.message).startswith("torch.compile of")]
+    if failed:
+        pytest.skip(f"inductor cannot compile on this machine: {failed[0]}")
+    assert set(fresh._compiled) == {"fp32"} and fresh._compiled_shapes
+    scale = np.abs(eager.data).max()
+    np.testing.assert_allclose(compiled.data, eager.data, rtol=1e-3, atol=1e-3 * scale)
+    np.testing.assert_allclose(compiled.uncertainty.array, eager.uncertainty.array, rtol=1e-3,
+                               atol=1e-3 * np.abs(eager.uncertainty.array).max())
+
+
+def test_compile_failure_falls_back_to_eager_with_one_warning(fresh, galaxy, monkeypatch):
+    def broken(model, **kwargs):
+        raise RuntimeError("no C++ compiler here\nmore detail")
+
+    monkeypatch.setattr(torch, "compile", broken)
+    monkeypatch.delenv("BANDSYNTH_NO_COMPILE", raising=False)
+    stack = galaxy.select(INPUTS)
+    eager = fresh.predict(stack, precision="fp32", compile=False)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        first = fresh.predict(stack, precision="fp32", compile=True)
+        second = fresh.predict(stack, precision="fp32", compile=True)
+    messages = [str(w.message) for w in caught if issubclass(w.category, AstropyUserWarning)]
+    assert messages == [
+        "torch.compile of model 'tiny_test' failed (RuntimeError: no C++ compiler here); predicting "
+        "without it (set BANDSYNTH_NO_COMPILE=1 to skip the attempt)"
+    ]
+    np.testing.assert_array_equal(first.data, eager.data)
+    np.testing.assert_array_equal(second.data, eager.data)
+    assert not fresh._compiled
+
+
+def test_compile_auto_failure_is_logged_not_warned(fresh, galaxy, monkeypatch, caplog):
+    def broken(model, **kwargs):
+        raise RuntimeError("inductor exploded")
+
+    monkeypatch.setattr(torch, "compile", broken)
+    monkeypatch.setattr("bandsynth.translator._have_cxx", lambda: True)
+    monkeypatch.setattr("bandsynth.translator._COMPILE_MIN_IMAGES", 1)
+    monkeypatch.delenv("BANDSYNTH_NO_COMPILE", raising=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", AstropyUserWarning)
+        with caplog.at_level("INFO", logger="bandsynth.translator"):
+            pred = fresh.predict(galaxy.select(INPUTS), precision="bf16")
+    assert np.all(np.isfinite(pred.data))
+    assert "inductor exploded" in caplog.text
+
+
+def test_no_compile_environment_variable_disables_compiling(fresh, galaxy, fake_compile, monkeypatch):
+    monkeypatch.setenv("BANDSYNTH_NO_COMPILE", "1")
+    fresh.predict(galaxy.select(INPUTS), precision="bf16", compile=True)
+    assert fake_compile == [] and not fresh._compiled and not fresh._compiled_shapes
+
+
+def test_compile_auto_waits_for_enough_images_of_a_shape(fresh, translator, galaxy, fake_compile, monkeypatch):
+    # A batch worker predicts one galaxy per call: after enough images of one shape
+    # (over calls) the next call compiles, and later calls reuse the compiled module.
+    monkeypatch.setattr("bandsynth.translator._COMPILE_MIN_IMAGES", 3)
+    stack = galaxy.select(INPUTS)
+    for _ in range(2):
+        fresh.predict(stack, precision="bf16", uncertainty=False)
+    assert fake_compile == [] and not fresh._compiled_shapes
+    fresh.predict(stack, precision="bf16", uncertainty=False)
+    assert fake_compile == [{"dynamic": False}] and set(fresh._compiled) == {"bf16"}
+    assert fresh._compiled_shapes == {("bf16", 1, 2, 48, 48)}
+    fresh.predict(stack, precision="bf16", uncertainty=False)
+    assert len(fake_compile) == 1
+    # fp32 on a CPU is no faster compiled: "auto" leaves it eager.
+    for _ in range(4):
+        fresh.predict(stack, precision="fp32", uncertainty=False)
+    if next(fresh.model.parameters()).device.type == "cpu":
+        assert "fp32" not in fresh._compiled
+    # One call with enough images compiles at once.
+    other = Translator(translator.model, _card())
+    other.predict([stack] * 3, precision="bf16", uncertainty=False)
+    assert other._compiled_shapes == {("bf16", 3, 2, 48, 48)}
+
+
+def test_compile_option_is_checked(translator, galaxy):
+    with pytest.raises(TypeError, match="compile must be True, False or 'auto', got 'yes'"):
+        translator.predict(galaxy.select(INPUTS), compile="yes")
+
+
+def test_export_onnx_matches_torch_on_other_sizes(translator, tmp_path):
+    pytest.importorskip("onnx")
+    ort = pytest.importorskip("onnxruntime")
+    from bandsynth.training import run_generator
+
+    path = translator.export_onnx(tmp_path / "tiny.onnx")
+    assert path == tmp_path / "tiny.onnx" and sorted(p.name for p in tmp_path.iterdir()) == ["tiny.onnx"]
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    assert [o.name for o in session.get_outputs()] == ["mean", "log_scale"]
+    rng = np.random.default_rng(0)
+    for shape in [(2, 2, 96, 96), (3, 2, 64, 80)]:
+        x = rng.random(shape, dtype=np.float32)
+        mean, log_scale = session.run(None, {"input": x})
+        ref = run_generator(translator.model, torch.from_numpy(x), bf16=False, channels_last=False)
+        np.testing.assert_allclose(mean, ref.mean.numpy(), rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose(log_scale, ref.log_scale.numpy(), rtol=1e-4, atol=1e-4)
+
+
+def test_export_onnx_without_onnx_names_the_packages(translator, tmp_path, monkeypatch):
+    monkeypatch.setitem(__import__("sys").modules, "onnx", None)
+    with pytest.raises(ImportError, match="pip install onnx onnxruntime"):
+        translator.export_onnx(tmp_path / "m.onnx")
+    assert not list(tmp_path.iterdir())
+
+
+def test_export_onnx_size_is_checked(translator, tmp_path):
+    with pytest.raises(ValueError, match="height must be a multiple of 2 of at least 4 pixels, got 97"):
+        translator.export_onnx(tmp_path / "m.onnx", height=97)
+
+
+def test_bf16_keeps_the_ssim_of_fp32_on_held_out_galaxies():
+    from bandsynth.datasets.mock import galaxy_seed
+    from bandsynth.metrics import ssim
+    from bandsynth.scaling import AsinhScaling
+
+    shipped = Translator.load("nuv_k_to_r")
+    info = shipped.card.training["data_info"]
+    seeds = [10_000 + i for i in range(8)]
+    # Held out by construction: not one of the training universe's galaxies.
+    assert not set(seeds) & {galaxy_seed(info["seed"], i) for i in range(info["n_galaxies"])}
+    galaxies = [make_galaxy(s, bands=[*shipped.inputs, shipped.output], size=128) for s in seeds]
+    stacks = [g.select(shipped.inputs) for g in galaxies]
+    scaling = AsinhScaling.from_dict(dict(shipped.card.scaling[shipped.output]))
+
+    def scores(precision):
+        preds = shipped.predict(stacks, precision=precision, uncertainty=False, compile=False)
+        out = []
+        for pred, g in zip(preds, galaxies):
+            ref = pred.meta["provenance"]["scaling"]["reference_flux"]
+            out.append(ssim(scaling.forward(pred.data, reference=ref),
+                            scaling.forward(g[shipped.output].data, reference=ref), data_range=1.0))
+        return np.array(out)
+
+    fp32, bf16 = scores("fp32"), scores("bf16")
+    assert np.all(fp32 > 0.5)  # a trained model: the comparison is meaningful
+    assert np.max(np.abs(bf16 - fp32)) < 1e-3
