@@ -843,8 +843,7 @@ def predict_many(
     Problems of single galaxies end up in the report:
 
     >>> import tempfile
-    >>> model = _example_model()  # an untrained stand-in for "nuv_k_to_r"
-    >>> report = predict_many(model, [("g1", {"NUV": "g1_nuv.fits"})], out_dir=tempfile.mkdtemp(),
+    >>> report = predict_many("nuv_k_to_r", [("g1", {"NUV": "g1_nuv.fits"})], out_dir=tempfile.mkdtemp(),
     ...                       progress=False)
     >>> report
     <BatchReport: 1 galaxy: 0 predicted, 0 already done, 1 failed>
@@ -924,17 +923,6 @@ def predict_many(
         summary += f"; report {report}"
     (log.error if c["failed"] else log.info)("predict-batch: %s", summary)
     return result
-
-
-def _example_model():
-    """An untrained tiny translator, for the examples."""
-    from .models.generator import build_generator
-    from .models.zoo import ModelCard
-    from .translator import Translator
-
-    card = ModelCard(name="example", inputs=("NUV", "Ks"), output="r", preset="tiny", architecture={},
-                     scaling={b: {"softening": 0.02, "maximum": 1.0} for b in ("NUV", "Ks", "r")})
-    return Translator(build_generator("tiny", 2, 1), card)
 
 
 # ---------------------------------------------------------------------- command line

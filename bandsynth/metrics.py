@@ -1018,9 +1018,14 @@ def evaluate_pairs(predictions, truths, *, inputs=None, scaling=None, references
     >>> import numpy as np
     >>> y, x = np.mgrid[:48, :48]
     >>> truth = np.exp(-np.hypot(x - 24, y - 24) / 4)
-    >>> table = evaluate_pairs([truth * 1.02, np.zeros((5, 5))], [truth, truth], progress=False)
+    >>> import warnings
+    >>> with warnings.catch_warnings(record=True) as caught:  # the failed pair is reported
+    ...     warnings.simplefilter("always")
+    ...     table = evaluate_pairs([truth * 1.02, np.zeros((5, 5))], [truth, truth], progress=False)
     >>> len(table), table["error"][1].startswith("ValueError")
     (2, True)
+    >>> print(caught[0].message)
+    1 of 2 galaxies could not be evaluated (see the 'error' column)
     """
     from astropy.table import Table
 

@@ -430,7 +430,9 @@ class Translator:
                 "best_validation_ssim": _float_or_none(getattr(result, "best_metric", None)),
                 "duration_s": round(time.perf_counter() - started, 1),
                 "recipe": recipe,
-                "init": None if init is None else {"path": str(init), "recipe": start.card.training.get("recipe")},
+                # The whole chain of runs, so a fine-tuned card still says how its start was made.
+                "init": None if init is None else {"path": str(init), "recipe": start.card.training.get("recipe"),
+                                                   "init": start.card.training.get("init")},
             },
             description=description,
             bandsynth_version=_version(),
@@ -1019,7 +1021,7 @@ def _cli_train(args) -> int:
         progress=not args.quiet, recipe=recipe, description=args.description,
     )
     translator = translator.save(out, overwrite=args.overwrite)
-    log.warning("wrote %s(.safetensors, .json)", out)
+    print(f"wrote {out}(.safetensors, .json)")
     if args.evaluate:
         from .evaluation import _format_summary, evaluate_translator
 

@@ -12,9 +12,8 @@ them damaged, one missing its Ks image.
 # %%
 # The model
 # ---------
-# The shipped ``nuv_k_to_r`` model when there is one, else a *tiny* stand-in trained
-# here for a few seconds and saved to disk: the batch workers load a model by name or
-# by path (its SHA-256 is checked).
+# The shipped ``nuv_k_to_r`` model: the batch workers load a model by name (or a
+# model of your own by path), and its SHA-256 is checked.
 import subprocess
 import sys
 import tempfile
@@ -23,31 +22,12 @@ from pathlib import Path
 
 from astropy.table import Table
 
-import bandsynth
 from bandsynth import SyntheticBand, Translator
 from bandsynth.datasets import make_dataset
 
 work = Path(tempfile.mkdtemp())
-if "nuv_k_to_r" in [card.name for card in bandsynth.list_models()]:
-    translator = Translator.load("nuv_k_to_r")
-    model = "nuv_k_to_r"
-else:
-    stand_in_data = make_dataset(
-        40, seed=1, bands=["NUV", "Ks", "r"], size=64
-    )
-    translator = Translator.fit(
-        stand_in_data,
-        inputs=["NUV", "Ks"],
-        output="r",
-        name="nuv_k_to_r_tiny",
-        preset="tiny",
-        epochs=6,
-        crop_size=32,
-        lr=2e-3,
-        progress=False,
-    )
-    translator = translator.save(work / "nuv_k_to_r_tiny")
-    model = str(work / "nuv_k_to_r_tiny")
+model = "nuv_k_to_r"
+translator = Translator.load(model)
 card = translator.card
 size = int(card.training.get("data_info", {}).get("size", 128))
 

@@ -220,6 +220,26 @@ def test_fit_calibrate_save_load_on_the_mock_universe(tmp_path):
     assert again.card.n_parameters == sum(p.numel() for p in saved.model.parameters())
 
 
+
+def test_fine_tuning_starts_from_the_init_weights_and_keeps_the_chain_of_recipes(tmp_path):
+    data = make_dataset(12, seed=4, bands=[*INPUTS, OUTPUT], size=48)
+    opts = dict(inputs=INPUTS, output="r", preset="tiny", epochs=1, crop_size=32, progress=False, calibrate=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", AstropyUserWarning)
+        first = Translator.fit(data, recipe="bandsynth train (first)", **opts).save(tmp_path / "first")
+        second = Translator.fit(data, recipe="bandsynth train (second)", init=tmp_path / "first", lr=1e-12,
+                                **opts).save(tmp_path / "second")
+        third = Translator.fit(data, recipe="bandsynth train (third)", init=tmp_path / "second", **opts)
+    # a vanishing learning rate: the fine-tuned weights are the init weights, not a fresh initialisation
+    for a, b in zip(first.model.state_dict().values(), second.model.state_dict().values()):
+        assert torch.allclose(a, b, rtol=0, atol=1e-9)
+    chain = third.card.training["init"]
+    assert chain["path"] == str(tmp_path / "second") and chain["recipe"] == "bandsynth train (second)"
+    assert chain["init"]["recipe"] == "bandsynth train (first)" and chain["init"]["init"] is None
+    with pytest.raises(ValueError, match=r"init model '\w+' maps NUV\+Ks -> r with the 'tiny' preset; "
+                                         r"expected NUV\+Ks -> r, 'small'"):
+        Translator.fit(data, **{**opts, "preset": "small"}, init=tmp_path / "first")
+
 # ---------------------------------------------------------------------- speed paths
 @pytest.fixture
 def fresh(translator):

@@ -220,9 +220,15 @@ def card_page(card):
     )
     out.append(_heading("Training data and recipe", "-"))
     data = training.pop("data", "")
+    start = training.pop("init", None)
     out.append(_field_list([("Data", data), ("Data set", data_info), *sorted(training.items())]))
     if recipe:
         out.append("The command that produced it:\n\n.. code-block:: console\n\n    $ " + recipe + "\n")
+    while start:  # fine-tuned: the runs it started from, newest first
+        start = dict(start)
+        out.append(f"It started from the weights of ``{start.get('path')}``, made by:\n\n"
+                   ".. code-block:: console\n\n    $ " + str(start.get("recipe") or "(not recorded)") + "\n")
+        start = start.get("init")
     out.append(_heading("Held-out metrics", "-"))
     table, split = _metrics_table(card.metrics)
     if table is None:
@@ -245,6 +251,20 @@ def card_page(card):
             "cannot be judged, or used, on noisy data without retraining.\n"
         )
         out.append(_list_table(ROBUSTNESS_HEADER, robustness))
+    noise_free = dict(card.metrics.get("noise_free_truth", {}))
+    if noise_free:
+        out.append(_heading("Against the noise-free truth", "-"))
+        out.append(
+            "The observed target of a survey-mode galaxy carries sky and Poisson noise that no input can "
+            "predict, which caps every method's SSIM and PSNR above.  The mock universe also knows the "
+            "noise-free image (``benchmarks/zoo_table.py``): the model scored against it, and the ceiling -- "
+            "an oracle that knows the noise-free image, scored against the observed target -- on "
+            f"{_value(noise_free.get('n_galaxies'))} test galaxies.\n"
+        )
+        rows = [[label, *(_value(dict(noise_free.get(key, {})).get(m)) for m in ("ssim", "psnr", "mae"))]
+                for key, label in (("model_vs_noise_free", "model against the noise-free target"),
+                                   ("ceiling_vs_observed", "noise ceiling against the observed target"))]
+        out.append(_list_table(["comparison", "SSIM", "PSNR", "MAE"], rows))
     out.append(_heading("Uncertainty calibration", "-"))
     calib = dict(card.calibration)
     if not calib:
