@@ -21,7 +21,6 @@ from pathlib import Path
 import numpy as np
 
 from .bands import get_band
-from .scaling import AsinhScaling
 
 __all__ = [
     "EvaluationResult",
@@ -199,7 +198,7 @@ def evaluate_translator(translator, data, *, split="test", indices=None, linear_
     if not indices:
         raise ValueError(f"empty data set: no {split!r} images to evaluate")
     inputs, output = translator.inputs, translator.output
-    scalings = {b: AsinhScaling.from_dict(dict(p)) for b, p in translator.card.scaling.items()}
+    scalings = translator.scalings
     stacks = [data.stack(i) for i in indices]
     preds = _predict_all(translator, stacks, progress=progress)
     truths = [s[output] for s in stacks]

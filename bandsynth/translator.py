@@ -500,6 +500,11 @@ class Translator:
         return self._card.output
 
     @property
+    def scalings(self) -> dict:
+        """Band name -> `~bandsynth.scaling.AsinhScaling` of the card, inputs and output."""
+        return dict(self._scalings)
+
+    @property
     def model(self):
         """The underlying torch module (in eval mode)."""
         return self._model

@@ -31,7 +31,6 @@ from bandsynth.datasets.mock import make_galaxy
 from bandsynth.evaluation import card_dataset, evaluate_robustness, evaluate_translator
 from bandsynth.metrics import evaluate_pairs, summarize
 from bandsynth.models.zoo import model_paths
-from bandsynth.scaling import AsinhScaling
 
 # Quality targets of the zoo: minimum test SSIM and PSNR [dB] per model.
 TARGETS = {
@@ -106,7 +105,7 @@ def noise_free_truth(translator, data, *, max_images=None, n_draws=16, seed=0):
     Returns the card entry: ``{"description", "n_galaxies", row: {"mae", "ssim", "psnr"}}``.
     """
     card = translator.card
-    scalings = {b: AsinhScaling.from_dict(dict(p)) for b, p in card.scaling.items()}
+    scalings = translator.scalings
     target = scalings[card.output]
     rng = np.random.default_rng(seed)
     stacks = [data.stack(i) for i in list(data.indices("test"))[:max_images]]
