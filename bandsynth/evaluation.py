@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from .bands import get_band
+from .baseline import fit_linear_colour
 
 __all__ = [
     "EvaluationResult",
@@ -28,7 +29,7 @@ __all__ = [
     "evaluate_robustness",
     "robustness_sets",
     "card_dataset",
-    "fit_linear_colour",
+    "metric_space",
     "add_cli",
 ]
 
@@ -41,25 +42,6 @@ _CARD_COLUMNS = (
     "mae", "ssim", "psnr", "gini_w1", "m20_w1", "dmag_total", "dmag_aperture",
     "coverage_1sigma", "coverage_2sigma", "n_galaxies", "n_failed",
 )
-
-
-def fit_linear_colour(data, inputs, output, *, split="train", max_pixels=2_000_000, seed=0):
-    """Least-squares coefficients ``c`` of ``output = sum_i c_i * inputs_i`` (fluxes).
-
-    Fitted on at most ``max_pixels`` pixels drawn at random from the images of
-    ``split``; returns an array of ``len(inputs)`` coefficients.
-    """
-    indices = np.asarray(data.indices(split))
-    if indices.size == 0:
-        raise ValueError(f"cannot fit the linear colour baseline: no {split!r} images")
-    rng = np.random.default_rng(seed)
-    target = data.cube(output)[indices].reshape(indices.size, -1)
-    take = rng.choice(target.size, size=min(max_pixels, target.size), replace=False)
-    y = target.ravel()[take].astype(np.float64)
-    x = np.stack([data.cube(b)[indices].reshape(-1)[take] for b in inputs], axis=1).astype(np.float64)
-    good = np.isfinite(y) & np.all(np.isfinite(x), axis=1)
-    coef, *_ = np.linalg.lstsq(x[good], y[good], rcond=None)
-    return coef
 
 
 @dataclass(frozen=True)
@@ -198,12 +180,12 @@ def evaluate_translator(translator, data, *, split="test", indices=None, linear_
     if not indices:
         raise ValueError(f"empty data set: no {split!r} images to evaluate")
     inputs, output = translator.inputs, translator.output
-    scalings = translator.scalings
+    scalings, refs_of = metric_space(data, inputs, output)
     stacks = [data.stack(i) for i in indices]
     preds = _predict_all(translator, stacks, progress=progress)
     truths = [s[output] for s in stacks]
     input_images = [{b: s[b] for b in inputs} for s in stacks]
-    refs = [p.meta["provenance"]["scaling"]["reference_flux"] for p in preds]
+    refs = refs_of(stacks)
 
     nearest = min(inputs, key=lambda b: abs(np.log(get_band(b).wavelength / get_band(output).wavelength)))
     copied = [
@@ -252,6 +234,32 @@ def evaluate_translator(translator, data, *, split="test", indices=None, linear_
     z = footprint_z_scores(preds, truths) if preds[0].uncertainty is not None else np.empty(0)
     return EvaluationResult(translator.name, split, per_galaxy, Table(summary), examples, z)
 
+
+
+def metric_space(data, inputs, output):
+    """The space the paper's image metrics (SSIM, PSNR, MAE) are measured in, independent of any model.
+
+    Every band of a galaxy divided by one reference flux taken from its input
+    images (`bandsynth.scaling.reference_flux`), then asinh-scaled with per-band
+    parameters fitted on ``data``'s training split (``fit_scalings_for(...,
+    reference="input")``).  It judges images only: since bandsynth 0.2 the models
+    themselves use a fixed physical scaling, so every model and baseline is scored
+    in this one space, as the zoo's earlier cards were.
+
+    Returns
+    -------
+    scalings : dict of str to AsinhScaling
+    references : callable
+        ``references(stacks)``: the reference flux of each stack.
+    """
+    from .datasets.torch_data import fit_scalings_for
+
+    scalings = fit_scalings_for(data, inputs, output, split="train", reference="input")
+
+    def references(stacks):
+        return [s.reference_flux(bands=list(inputs)) for s in stacks]
+
+    return scalings, references
 
 
 def card_dataset(card, *, progress=True):

@@ -1,11 +1,15 @@
 """Invertible asinh scaling of fluxes (Lupton, Gunn & Szalay 1999).
 
-The network sees ``asinh(f / (F_ref * b)) / asinh(m / b)``: fluxes divided by one
-reference flux ``F_ref`` shared by every band of a galaxy (so colours survive as
-ratios), stretched with a per-band softening ``b`` and normalised so that
-``f = m * F_ref`` maps to 1.  Nothing is clipped and the inverse is exact, so a
-prediction returns to physical units given the same ``F_ref``.  Unlike a
-per-image min/max normalisation this keeps the flux scale.
+``AsinhScaling.forward`` computes ``asinh(f / (F_ref * b)) / asinh(m / b)``: a per-band
+softening ``b`` and a maximum ``m`` that maps to 1.  Nothing is clipped and the inverse
+is exact.
+
+The models use it as a *fixed physical* scaling (``F_ref = 1``: ``b`` and ``m`` in the
+model's flux unit, set once from the training set by `fit_scalings` and stored in the
+model card), so a pixel's scaled value never depends on the rest of the image -- the
+photometric contract.  A per-galaxy reference flux (`reference_flux`, a statistic of
+the whole cut-out) is used only to define the space the paper's image metrics are
+measured in (`bandsynth.evaluation.metric_space`), never in a prediction.
 
 Examples
 --------

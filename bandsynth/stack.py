@@ -272,6 +272,7 @@ class BandStack:
 
     def _assemble(self, built, *, unit, meta, reproject_to, reproject_kw):
         """Common end of the public constructors: units, grids, freezing."""
+        meta = dict(meta or {})
         bands = list(built)  # already in wavelength order
         target_unit = unit if unit is not None else built[bands[0]].unit
         for band, im in built.items():
@@ -295,11 +296,9 @@ class BandStack:
                 raise ValueError(f"reproject_to={reproject_to!r}: band {target.name!r} has no WCS to reproject onto")
             kw = dict(reproject_kw or {})
             method = kw.pop("method", "interp")
-            conserve = kw.pop("conserve_flux", False)
-            built = {
-                b: _reproject_image(b, im, ref.wcs, ref.shape, method=method, conserve_flux=conserve, kwargs=kw)
-                for b, im in built.items()
-            }
+            conserve = kw.pop("conserve_flux", "auto")
+            built, records = _reproject_all(built, ref.wcs, ref.shape, method=method, conserve_flux=conserve, kwargs=kw)
+            meta["reprojection"] = [*meta.get("reprojection", ()), *records]
         _check_grid(built)
         self._init_frozen(built, meta)
 
@@ -434,7 +433,7 @@ class BandStack:
         chosen.sort(key=lambda b: b.wavelength.value)
         return self._from_images({b: self._images[b] for b in chosen}, self._meta)
 
-    def reproject(self, target, *, method="interp", conserve_flux=False, **kwargs) -> "BandStack":
+    def reproject(self, target, *, method="interp", conserve_flux="auto", **kwargs) -> "BandStack":
         """Resample every band onto another pixel grid with the `reproject` package.
 
         Parameters
@@ -446,14 +445,19 @@ class BandStack:
         method : {"interp", "exact", "adaptive"}
             `reproject.reproject_interp`, `reproject.reproject_exact` (flux-exact
             spherical-polygon overlap) or `reproject.reproject_adaptive`.
-        conserve_flux : bool
+        conserve_flux : {"auto", True, False}
             The reproject functions return area-weighted means, which preserve
-            *surface brightness*.  For images in flux per pixel (e.g. nanomaggies)
-            set this to `True`: values are multiplied by the ratio of the output to
-            the input pixel area (``proj_plane_pixel_area`` at the reference
-            pixels, exact for the tangent-plane projections of galaxy images) so
-            the total flux is kept.  Units with a solid angle (e.g. ``MJy / sr``)
-            are surface brightnesses already and are left unscaled.
+            *surface brightness*.  Images in flux per pixel (e.g. nanomaggies) are
+            multiplied by the ratio of the output to the input pixel area
+            (``proj_plane_pixel_area`` at the reference pixels, exact for the
+            tangent-plane projections of galaxy images) so that the total flux is
+            kept.  ``"auto"`` (the default) decides from the unit: per-pixel fluxes
+            are scaled, units with a solid angle (e.g. ``MJy / sr``, surface
+            brightnesses already) are left unscaled.  `False` never scales (the
+            values then change with the pixel area); `True` is the same as "auto".
+            Every resampling is recorded in the stack's ``meta["reprojection"]``
+            (band, input and output pixel scale, method, flux scaling), which
+            predictions copy into their provenance.
         **kwargs
             Further options of the reproject function (e.g. ``order="bicubic"``).
 
@@ -495,11 +499,11 @@ class BandStack:
         if method not in _METHODS:
             raise ValueError(f"reproject: method must be one of {', '.join(_METHODS)}; got {method!r}")
         wcs_out, shape_out = self._resolve_target(target)
-        built = {
-            b: _reproject_image(b, im, wcs_out, shape_out, method=method, conserve_flux=conserve_flux, kwargs=kwargs)
-            for b, im in self._images.items()
-        }
-        return self._from_images(built, self._meta)
+        built, records = _reproject_all(self._images, wcs_out, shape_out, method=method, conserve_flux=conserve_flux,
+                                        kwargs=kwargs)
+        meta = dict(self._meta)
+        meta["reprojection"] = [*meta.get("reprojection", ()), *records]
+        return self._from_images(built, meta)
 
     def _resolve_target(self, target):
         if isinstance(target, (str, Band)):
@@ -1018,6 +1022,30 @@ def _pixel_area(wcs, label):
         raise ValueError(f"{label}: cannot measure the pixel area of its WCS ({err})") from None
 
 
+def _reproject_all(images, wcs_out, shape_out, *, method, conserve_flux, kwargs):
+    """Resample every band; returns the new images and one record per band that moved."""
+    if conserve_flux not in ("auto", True, False):
+        raise ValueError(f"reproject: conserve_flux must be 'auto', True or False; got {conserve_flux!r}")
+    built, records = {}, []
+    for band, im in images.items():
+        new = _reproject_image(band, im, wcs_out, shape_out, method=method, conserve_flux=conserve_flux,
+                               kwargs=kwargs)
+        if new is not im:
+            a_in, a_out = _pixel_area(im.wcs, f"band {band.name!r}"), _pixel_area(wcs_out, "target")
+            scaled = conserve_flux is not False and not _is_surface_brightness(im.unit)
+            records.append({
+                "band": band.name, "method": method,
+                "pixel_scale_in": round(float(np.sqrt(a_in)) * 3600.0, 6),
+                "pixel_scale_out": round(float(np.sqrt(a_out)) * 3600.0, 6),
+                "shape_out": [int(n) for n in shape_out],
+                "flux_scaled_by_area_ratio": bool(scaled),
+                "area_ratio": float(a_out / a_in),
+                "unit": str(im.unit),
+            })
+        built[band] = new
+    return built, records
+
+
 def _reproject_image(band, im, wcs_out, shape_out, *, method, conserve_flux, kwargs):
     """Resample one band onto ``(wcs_out, shape_out)`` with the reproject package."""
     if method not in _METHODS:
@@ -1063,7 +1091,7 @@ def _reproject_image(band, im, wcs_out, shape_out, *, method, conserve_flux, kwa
         if method in ("exact", "adaptive"):
             # an output pixel averages about a_out / a_in independent input pixels
             variance = variance * min(1.0, a_in / a_out)
-    if conserve_flux and not _is_surface_brightness(im.unit):
+    if conserve_flux is not False and not _is_surface_brightness(im.unit):
         ratio = a_out / a_in
         data = data * ratio
         if variance is not None:

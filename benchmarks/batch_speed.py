@@ -50,7 +50,7 @@ from astropy.table import Table
 from bandsynth import BandStack, Translator
 from bandsynth.batch import predict_many
 from bandsynth.datasets import make_galaxy
-from bandsynth.models.generator import build_generator
+from bandsynth.nn.generator import build_generator
 from bandsynth.models.zoo import ModelCard
 
 INPUTS, OUTPUT = ("NUV", "Ks"), "r"

@@ -28,7 +28,7 @@ import numpy as np
 
 from bandsynth import Translator, list_models
 from bandsynth.datasets.mock import make_galaxy
-from bandsynth.evaluation import card_dataset, evaluate_robustness, evaluate_translator
+from bandsynth.evaluation import card_dataset, evaluate_robustness, evaluate_translator, metric_space
 from bandsynth.metrics import evaluate_pairs, summarize
 from bandsynth.models.zoo import model_paths
 
@@ -105,12 +105,13 @@ def noise_free_truth(translator, data, *, max_images=None, n_draws=16, seed=0):
     Returns the card entry: ``{"description", "n_galaxies", row: {"mae", "ssim", "psnr"}}``.
     """
     card = translator.card
-    scalings = translator.scalings
+    scalings, references = metric_space(data, card.inputs, card.output)
     target = scalings[card.output]
     rng = np.random.default_rng(seed)
     stacks = [data.stack(i) for i in list(data.indices("test"))[:max_images]]
     predictions = translator.predict(stacks, uncertainty=False)
-    clean, oracle, refs = [], [], []
+    refs = references(stacks)
+    clean, oracle = [], []
     for i, stack in enumerate(stacks):
         meta = stack.meta
         image = make_galaxy(meta["galaxy_id"], view=meta["view"], log_ssfr=meta["log_ssfr"], mode=card.mode,
@@ -118,13 +119,12 @@ def noise_free_truth(translator, data, *, max_images=None, n_draws=16, seed=0):
                             depth_offset=12.0)[card.output]
         if not np.isclose(image.data.sum(), stack[card.output].data.sum(), rtol=0.05):
             raise RuntimeError(f"test image {i}: the noise-free re-rendering is not the same galaxy")
-        ref = predictions[i].meta["provenance"]["scaling"]["reference_flux"]
+        ref = refs[i]
         sigma = np.asarray(stack[card.output].uncertainty.array)
         draws = [target.forward(image.data + sigma * rng.standard_normal(sigma.shape), reference=ref)
                  for _ in range(n_draws)]
         oracle.append(target.inverse(np.mean(draws, axis=0), reference=ref))
         clean.append(image)
-        refs.append(ref)
     common = dict(inputs=[{b: s[b] for b in card.inputs} for s in stacks],
                   scaling={**scalings, "target": target}, references=refs, progress=False)
     out = {"description": "survey-mode test galaxies against their noise-free target (the mock's truth)",

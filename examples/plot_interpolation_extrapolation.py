@@ -53,8 +53,9 @@ print(len(data.indices("test")), "test galaxies")
 # Held-out metrics
 # ----------------
 # `~bandsynth.evaluation.evaluate_translator` predicts the test split and measures the
-# model and both baselines in the same way (MAE, SSIM, PSNR in the network's scaled
-# space; SSIM gain over each input band; W1 distances of the Gini and M20
+# model and both baselines in the same way (MAE, SSIM, PSNR in one model-independent
+# asinh space, `~bandsynth.evaluation.metric_space`, fitted on the other half of these
+# galaxies; SSIM gain over each input band; W1 distances of the Gini and M20
 # distributions; magnitude errors; uncertainty coverage).
 results = {
     kind: evaluate_translator(model, data, split="test", progress=False)

@@ -9,7 +9,8 @@ input bands as the channels of one image, so they must be put on one grid first.
 Here a mock galaxy's NUV image comes on pixels twice as large as the model's, and
 its Ks image on pixels 1.5 times as large and off-centre, each in its own FITS file.
 We resample both onto a grid at the model's pixel scale with the ``reproject``
-package, keeping the flux, and predict the *r* band there.
+package -- which keeps the galaxy's total flux by default for images in flux per
+pixel, and records every resampling -- and predict the *r* band there.
 """
 
 # %%
@@ -94,8 +95,12 @@ for i, (band, single) in enumerate((("NUV", nuv), ("Ks", ks))):
 # -----------------------------------
 # A tangent-plane grid of ``size`` × ``size`` pixels of the model's scale, centred on
 # the galaxy.  Each band is reprojected onto it with flux-exact spherical-polygon
-# overlap (``method="exact"``); the images are in flux per pixel (nanomaggies), so
-# ``conserve_flux=True`` keeps the galaxy's total flux when pixels shrink.
+# overlap (``method="exact"``).  The images are in flux per pixel (nanomaggies), so
+# the default ``conserve_flux="auto"`` multiplies them by the ratio of the pixel
+# areas and the galaxy's total flux is kept when pixels shrink (an image in a surface
+# brightness unit such as MJy/sr would be left as it is).  Each resampling is recorded
+# in ``stack.meta["reprojection"]``; we carry the records into the combined stack so
+# that the prediction's provenance lists them.
 centre = SkyCoord(*nuv.wcs.wcs.crval, unit="deg")
 target = WCS(naxis=2)
 target.wcs.ctype = ["RA---TAN", "DEC--TAN"]
@@ -103,18 +108,24 @@ target.wcs.crval = [centre.ra.deg, centre.dec.deg]
 target.wcs.crpix = [(size + 1) / 2, (size + 1) / 2]
 target.wcs.cdelt = [-scale / 3600, scale / 3600]
 
-on_grid, inputs_meta = {}, []
+on_grid, inputs_meta, resampling = {}, [], []
 for band, path in files.items():
     single = BandStack.from_fits({band: path})
-    resampled = single.reproject(
-        (target, (size, size)), method="exact", conserve_flux=True
-    )
+    resampled = single.reproject((target, (size, size)), method="exact")
     on_grid[band] = resampled[band]
-    inputs_meta += single.meta[
-        "inputs"
-    ]  # file names and SHA-256, for the provenance
-stack = BandStack.from_arrays(on_grid, meta={"inputs": inputs_meta})
+    inputs_meta += single.meta["inputs"]  # file names and SHA-256
+    resampling += resampled.meta["reprojection"]  # what the resampling did
+stack = BandStack.from_arrays(
+    on_grid, meta={"inputs": inputs_meta, "reprojection": resampling}
+)
 print(stack)
+for record in stack.meta["reprojection"]:
+    print(
+        f"{record['band']}: {record['pixel_scale_in']:.3f} -> "
+        f"{record['pixel_scale_out']:.3f} arcsec/pixel ({record['method']}), "
+        f"flux scaled by the area ratio {record['area_ratio']:.3f}: "
+        f"{record['flux_scaled_by_area_ratio']}"
+    )
 
 # %%
 # For reference, the same galaxy rendered directly on the target grid in all three
@@ -148,7 +159,7 @@ for label, prediction in (
     ("native-grid inputs", from_native),
     ("reprojected inputs", from_reprojected),
 ):
-    report = prediction.compare(truth, scaling="provenance")
+    report = prediction.compare(truth)
     print(
         f"{label:>19}: SSIM {report.ssim:.3f}  MAE {report.mae:.4f}  "
         f"Δmag total {report.dmag_total:+.3f}"
@@ -160,6 +171,10 @@ print(
         for i in from_reprojected.provenance["inputs"]
     ],
 )
+print("resampling steps in its FITS HISTORY:")
+for line in from_reprojected.provenance["history"]:
+    if line.startswith("Resampled"):
+        print(" -", line)
 
 # %%
 # Top row: inputs on the model's grid from the start; bottom row: inputs reprojected

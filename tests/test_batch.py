@@ -25,31 +25,18 @@ from bandsynth.batch import BatchReport, output_path, predict_many, read_manifes
 from bandsynth.cli import main
 from bandsynth.datasets import make_galaxy
 from bandsynth.datasets.folder import scan_folder
-from bandsynth.models.generator import build_generator, receptive_field
 from bandsynth.models.zoo import ModelCard, WeightsHashError, sha256_file
+from conftest import make_tiny_translator
 
 INPUTS, OUTPUT = ("NUV", "Ks"), "r"
 SIZE = 64
 
 
-def _card(name="tiny_test"):
-    return ModelCard(
-        name=name,
-        inputs=INPUTS,
-        output=OUTPUT,
-        preset="tiny",
-        architecture={},
-        scaling={b: {"softening": 0.02, "maximum": 1.0} for b in (*INPUTS, OUTPUT)},
-        pixel_scale=0.262,
-    )
-
-
 @pytest.fixture(scope="module")
-def model(tmp_path_factory):
+def model(tmp_path_factory, tiny_translator):
     """A tiny translator saved to disk; ``(stem, translator)``."""
-    torch.manual_seed(0)
     stem = tmp_path_factory.mktemp("model") / "tiny_test"
-    saved = Translator(build_generator("tiny", len(INPUTS), 1), _card()).save(stem)
+    saved = tiny_translator("tiny_test", INPUTS, OUTPUT).save(stem)
     return stem, saved
 
 
@@ -320,12 +307,11 @@ def _bad_corpus(folder):
     (folder / "zero_NUV.fits").write_bytes(b"")
     pair("zero", "zero_NUV.fits", ks_ok, ("failed", "NUV", "Empty or corrupt FITS file", "zero_NUV.fits"))
 
-    side = receptive_field(build_generator("tiny", 2, 1)) - 4
     for band in INPUTS:
-        _write_image(folder / f"tiny_{band}.fits", _blob((side, side)))
-    pair("tiny", "tiny_NUV.fits", "tiny_Ks.fits", ("failed", "NUV,Ks", "smaller than the receptive field"))
+        _write_image(folder / f"tiny_{band}.fits", _blob((3, 3)))
+    pair("tiny", "tiny_NUV.fits", "tiny_Ks.fits", ("failed", "NUV,Ks", "smaller than the 4x4 pixels"))
 
-    # Larger than one network tile: predicted in overlapping tiles.
+    # Larger than one network tile: predicted tile by tile.
     shape = (10000, 10000) if HUGE else (1100, 900)
     for band, width in (("NUV", 0.1), ("Ks", 0.2)):
         _write_image(folder / f"big_{band}.fits", _blob(shape, width=width))
@@ -399,9 +385,7 @@ def test_existing_outputs_are_only_replaced_with_overwrite(model, tmp_path, clus
     raw = bytearray(paths[0].read_bytes())
     raw[2880 * 12 + 100] ^= 0xFF
     paths[0].write_bytes(bytes(raw))
-    torch.manual_seed(1)
-    other = Translator(build_generator("tiny", 2, 1), _card("other_model"))
-    other.save(tmp_path / "other_model")
+    make_tiny_translator("other_model", INPUTS, OUTPUT, seed=1).save(tmp_path / "other_model")
     paths[1].unlink()
     assert predict_many(tmp_path / "other_model", items[1:2], out_dir=out, scheduler=cluster, progress=False).ok
     fits.setval(items[2][1]["Ks"], "OBSERVER", value="someone")  # same pixels, different file

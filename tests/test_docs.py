@@ -69,7 +69,9 @@ def _card(**changes):
                 "linear_colour": {"mae": 0.0301, "ssim": 0.8811, "psnr": 25.0},
             }
         },
-        calibration={"temperature": 0.873, "split": "validation", "coverage_1sigma": 0.683},
+        calibration={"plain": {"centres": [0.05, 0.4], "temperatures": [0.873, 1.25], "coverage_1sigma": 0.683,
+                               "coverage_2sigma": 0.951, "galaxy_coverage_1sigma_p10_p90": [0.61, 0.77],
+                               "n_galaxies": 75, "n_pixels": 120000, "fitted_on": "calibration half"}},
         sha256="ab" * 32,
         n_parameters=2851138,
     )
@@ -85,7 +87,7 @@ def test_card_page_shows_inputs_metrics_baselines_and_calibration():
     for text in ("0.9512", "0.4467", "0.8811", "31.25", "SSIM gain over NUV", "0.4321"):
         assert text in page
     assert "baseline: nearest input band" in page and "baseline: linear colour model" in page
-    assert "0.873" in page  # the temperature
+    assert "0.873 1.25" in page and "0.61-0.77" in page  # the temperatures, faint to bright
     assert "$ bandsynth train --inputs NUV K --output r --out runs/nuv_k_to_r" in page
     assert "2,851,138" in page and "ab" * 32 in page
 
@@ -476,7 +478,6 @@ def test_page_renders_with_its_images_and_working_links(name, served_site, drive
 @browser
 def test_index_screenshot_is_not_blank(served_site, driver):
     """A screenshot of the front page (kept in docs/_build/screenshots/ for a person to look at)."""
-    import numpy as np
     from matplotlib.image import imread
 
     _open(driver, urljoin(served_site, "index.html"))

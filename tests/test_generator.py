@@ -2,7 +2,7 @@ import pytest
 import torch
 from torch import nn
 
-from bandsynth.models.generator import (
+from bandsynth.nn.generator import (
     PRESETS,
     GeneratorOutput,
     ResNetGenerator,
@@ -11,7 +11,7 @@ from bandsynth.models.generator import (
     minimum_input_size,
     receptive_field,
 )
-from bandsynth.training import run_generator
+from bandsynth.nn.training import run_generator
 
 
 def _tiny(**kw):

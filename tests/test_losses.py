@@ -6,8 +6,8 @@ import torch
 from scipy.ndimage import gaussian_filter
 from skimage.metrics import structural_similarity
 
-from bandsynth.losses import BandLoss, gaussian_window, laplace_nll, ssim
-from bandsynth.models.generator import GeneratorOutput
+from bandsynth.nn.losses import BandLoss, gaussian_window, laplace_nll, ssim
+from bandsynth.nn.generator import GeneratorOutput
 
 
 def _skimage_ssim(a, b):

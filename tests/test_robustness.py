@@ -4,35 +4,24 @@ import warnings
 
 import numpy as np
 import pytest
-import torch
 from astropy.nddata import CCDData
 from astropy.utils.exceptions import AstropyUserWarning
 
-from bandsynth import BandStack, Translator
+from bandsynth import BandStack
 from bandsynth.datasets import make_galaxy
 from bandsynth.evaluation import SHIFTED_POPULATIONS, evaluate_robustness, robustness_sets
-from bandsynth.models.generator import build_generator
 from bandsynth.models.zoo import ModelCard
-from bandsynth.translator import _input_psf_fwhm
+from bandsynth.models.domain import input_psf_fwhm
 
 INPUTS, OUTPUT = ("NUV", "Ks"), "r"
 
 
 @pytest.fixture(scope="module")
-def translator():
-    torch.manual_seed(0)
-    card = ModelCard(
-        name="tiny_ood",
-        inputs=INPUTS,
-        output=OUTPUT,
-        preset="tiny",
-        architecture={},
-        scaling={b: {"softening": 0.02, "maximum": 1.0} for b in (*INPUTS, OUTPUT)},
-        pixel_scale=0.262,
-        psf_fwhm={b: 0.393 for b in (*INPUTS, OUTPUT)},
+def translator(tiny_translator):
+    return tiny_translator(
+        "tiny_ood", INPUTS, OUTPUT, psf_fwhm={b: 0.393 for b in (*INPUTS, OUTPUT)},
         training={"data_info": {"size": 48, "source": "bandsynth.datasets.mock"}},
     )
-    return Translator(build_generator("tiny", len(INPUTS)), card)
 
 
 def test_psf_far_from_training_warns_and_names_the_band(translator):
@@ -50,8 +39,8 @@ def test_psf_read_from_header_keyword(translator):
     header_stack = BandStack.from_arrays(
         {b: CCDData(stack[b].data, unit=stack[b].unit, meta={"SEEING": 1.5}) for b in INPUTS}, wcs=stack.wcs
     )
-    assert _input_psf_fwhm(header_stack, "Ks") == 1.5
-    assert _input_psf_fwhm(BandStack.from_arrays({b: stack[b].data for b in INPUTS}, unit="nanomaggy"), "Ks") is None
+    assert input_psf_fwhm(header_stack, "Ks") == 1.5
+    assert input_psf_fwhm(BandStack.from_arrays({b: stack[b].data for b in INPUTS}, unit="nanomaggy"), "Ks") is None
     with pytest.warns(AstropyUserWarning) as record:
         translator.predict(header_stack)
     messages = [str(w.message) for w in record]

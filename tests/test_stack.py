@@ -343,8 +343,14 @@ def test_reproject_exact_conserves_flux_of_a_gaussian():
     assert out.shape == (24, 24) and out["r"].mask is None  # nothing outside, nothing masked
     total = np.nansum(out["r"].data)
     assert total == pytest.approx(image.sum(), rel=0.01)
-    # Without conserve_flux the mean surface brightness is kept: the total drops by the area ratio.
-    plain = s.reproject((target, (24, 24)), method="exact")
+    # The default decides from the unit: a per-pixel flux keeps its total, and the stack says so.
+    default = s.reproject((target, (24, 24)), method="exact")
+    np.testing.assert_allclose(default["r"].data, out["r"].data)
+    (record,) = default.meta["reprojection"]
+    assert record["band"] == "r" and record["flux_scaled_by_area_ratio"] and record["method"] == "exact"
+    assert record["pixel_scale_in"] == pytest.approx(1.0) and record["pixel_scale_out"] == pytest.approx(1.7)
+    # With conserve_flux=False the mean surface brightness is kept: the total drops by the area ratio.
+    plain = s.reproject((target, (24, 24)), method="exact", conserve_flux=False)
     ratio = proj_plane_pixel_area(target) / proj_plane_pixel_area(tan_wcs(n, 1.0))
     assert ratio == pytest.approx(1.7**2)
     assert np.nansum(plain["r"].data) * ratio == pytest.approx(image.sum(), rel=0.01)
@@ -353,6 +359,8 @@ def test_reproject_exact_conserves_flux_of_a_gaussian():
     np.testing.assert_allclose(
         sb.reproject((target, (24, 24)), method="exact", conserve_flux=True)["r"].data, plain["r"].data
     )
+    with pytest.raises(ValueError, match="conserve_flux must be 'auto', True or False"):
+        s.reproject((target, (24, 24)), conserve_flux="yes")
 
 
 def test_reproject_uncertainty_and_mask():
@@ -364,7 +372,7 @@ def test_reproject_uncertainty_and_mask():
         uncertainty={"r": np.full((n, n), 0.4)}, mask={"r": mask},
     )
     target = (tan_wcs(16, 2.0), (16, 16))  # exactly 2 x 2 input pixels per output pixel
-    down = s.reproject(target, method="exact")
+    down = s.reproject(target, method="exact", conserve_flux=False)
     sigma = down["r"].uncertainty.array
     good = ~down["r"].mask
     # The mean of 4 independent pixels: sigma / 2; the flux sum of 4: 2 sigma.

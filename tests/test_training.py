@@ -13,10 +13,9 @@ import torch
 from safetensors.torch import load_file
 from torch.utils.data import IterableDataset, TensorDataset
 
-from bandsynth.losses import BandLoss
-from bandsynth.models.generator import build_generator
-from bandsynth.training import (
-    _augment,
+from bandsynth.nn.losses import BandLoss
+from bandsynth.nn.generator import build_generator
+from bandsynth.nn.training import (
     evaluate,
     fit,
     latest_checkpoint,
@@ -24,6 +23,7 @@ from bandsynth.training import (
     load_checkpoint,
     save_checkpoint,
 )
+from bandsynth.nn.training.sampling import augment_batch as _augment
 
 
 def smooth_pairs(n, seed, size=32):
@@ -43,7 +43,7 @@ HELPERS = "\n".join(
     [
         "import torch",
         "from torch.utils.data import TensorDataset",
-        "from bandsynth.models.generator import build_generator",
+        "from bandsynth.nn.generator import build_generator",
         inspect.getsource(smooth_pairs),
         inspect.getsource(tiny_model),
     ]
@@ -133,7 +133,7 @@ def test_resume_in_process_matches_uninterrupted(data, reference, tmp_path):
 KILL_SCRIPT = HELPERS + textwrap.dedent(
     """
     import sys, time
-    from bandsynth.training import fit
+    from bandsynth.nn.training import fit
     torch.set_num_threads(int(sys.argv[2]))
     fit(tiny_model(), smooth_pairs(16, 0), val_data=smooth_pairs(4, 1), epochs=3, crop_size=16,
         batch_size=4, lr=5e-3, bf16=False, channels_last=False, progress=False, distributed=False,
@@ -176,7 +176,7 @@ DDP_SCRIPT = HELPERS + textwrap.dedent(
     """
     import json, os, sys
     from safetensors.torch import save_file
-    from bandsynth.training import fit
+    from bandsynth.nn.training import fit
     out = sys.argv[1]
     rank = int(os.environ["RANK"])
     model = tiny_model()
@@ -317,7 +317,7 @@ class _Stream(IterableDataset):
         ({"epochs": 1, "checkpoint_every": 5}, ValueError, "checkpoint_every needs a checkpoint_dir"),
         ({"epochs": 1, "resume": "auto"}, ValueError, "resume='auto' needs a checkpoint_dir"),
         ({"epochs": 1, "bf16": "yes"}, TypeError, "bf16 must be True, False or 'auto'"),
-        ({"epochs": 1, "loss": torch.nn.L1Loss()}, TypeError, "loss must be a bandsynth.losses.BandLoss"),
+        ({"epochs": 1, "loss": torch.nn.L1Loss()}, TypeError, "loss must be a bandsynth.nn.losses.BandLoss"),
     ],
 )
 def test_fit_validation(data, kwargs, error, match):
@@ -345,7 +345,7 @@ def test_evaluate_perfect_prediction_scores_one():
 
 
 def test_progress_bar_and_logging(data, capsys, caplog):
-    with caplog.at_level("INFO", logger="bandsynth.training"):
+    with caplog.at_level("INFO", logger="bandsynth.nn.training"):
         fit(tiny_model(), data[0], epochs=1, log_every=2, **{**FAST, "progress": True})
     assert "training" in capsys.readouterr().err
     assert any(r.getMessage().startswith("step 2/4 epoch 0 loss") for r in caplog.records)

@@ -1,19 +1,15 @@
 """(inputs, target) image pairs for training, in the scaled units the networks see.
 
-The scaling, defined once here and used by training, evaluation and the
-benchmarks:
+The networks' scaling is fixed and physical (the photometric contract): per band
+an :class:`~bandsynth.scaling.AsinhScaling` in flux units, fitted once on the
+training split (:func:`fit_scalings_for`: the median galaxy's 99.5th-percentile
+pixel maps to 1; softening = maximum / 50), and ``scaled = scaling.forward(flux)``
+with no per-image statistic, no clipping and no min/max normalisation.
 
-1. per image, one reference flux ``F_ref`` from the INPUT bands only
-   (:func:`input_references`, the vectorised :func:`bandsynth.scaling.reference_flux`:
-   the largest 99.5th pixel percentile among the input bands), shared by all
-   bands of the image, so colours survive as ratios and a prediction can be
-   returned to flux units without knowing the target;
-2. per band an :class:`~bandsynth.scaling.AsinhScaling` fitted on the training
-   split (:func:`fit_scalings_for`: the median galaxy's 99.5th-percentile pixel,
-   in units of its reference flux, maps to 1; softening = maximum / 50);
-3. ``scaled = scaling.forward(flux, reference=F_ref)``: roughly [0, 1], no
-   clipping and no per-image min/max normalisation (which would lose the flux
-   scale).
+The paper's metrics (SSIM, PSNR) are measured in a per-galaxy space instead: every
+band divided by one reference flux from the input images (:func:`input_references`),
+then asinh-scaled (``fit_scalings_for(..., reference="input")``).  That space is for
+judging images only; nothing a model predicts depends on it.
 
 :func:`cross_band_ssim` measures SSIM(input, target) in these units -- the
 baseline of the SSIM gain -- with ``data_range=1``.
@@ -160,10 +156,15 @@ def scale_images(images, references, scaling):
     return scaling.forward(images, reference=ref).astype(np.float32)
 
 
-def fit_scalings_for(source, inputs, target, *, split="train", stretch=50.0, quantile=None, percentile=99.5):
+def fit_scalings_for(source, inputs, target, *, split="train", stretch=50.0, quantile=None, percentile=99.5,
+                     reference="fixed"):
     """Fit each band's :class:`~bandsynth.scaling.AsinhScaling` on ``split`` of ``source``.
 
-    References come from the input bands (see :func:`input_references`);
+    With ``reference="fixed"`` (what the networks use) the scalings are in
+    physical units: no per-image reference flux, so a pixel's scaled value never
+    depends on the rest of the cut-out.  ``reference="input"`` divides each
+    image by its inputs' reference flux (:func:`input_references`): the metric
+    space of the paper's SSIM and PSNR, used for evaluation only;
     ``split=None`` (or a list of BandStacks) uses every image.  ``quantile``
     defaults to :data:`SCALING_QUANTILE` (0.5): the median galaxy's brightest
     pixels map to 1 in every band.  (With 0.9 the red galaxies of a
@@ -181,8 +182,13 @@ def fit_scalings_for(source, inputs, target, *, split="train", stretch=50.0, qua
         idx = source.indices(split)
         if len(idx) == 0:
             raise ValueError(f"split {split!r} of the source is empty: cannot fit scalings")
+    if reference not in ("fixed", "input"):
+        raise ValueError(f"reference must be 'fixed' or 'input', got {reference!r}")
     cubes = gather_cubes(source, in_names + [t for t in tgt if t not in in_names], idx)
-    refs = input_references([cubes[n] for n in in_names], percentile=percentile)
+    if reference == "fixed":
+        refs = np.ones(len(cubes[in_names[0]]))
+    else:
+        refs = input_references([cubes[n] for n in in_names], percentile=percentile)
     quantile = SCALING_QUANTILE if quantile is None else quantile
     return fit_scalings(cubes, refs, stretch=stretch, quantile=quantile, percentile=percentile)
 
@@ -219,7 +225,7 @@ class BandPairDataset(torch.utils.data.Dataset):
         at the start of each epoch.
     seed : int
     percentile : float
-        Percentile for the reference flux.
+        Percentile the scalings are fitted at (when ``scalings`` is None).
 
     Examples
     --------
@@ -257,7 +263,8 @@ class BandPairDataset(torch.utils.data.Dataset):
             self.source_indices = np.arange(len(cubes[self.target]))
         if len(self.source_indices) == 0:
             raise ValueError(f"no images selected (split={split!r})")
-        self.references = input_references([cubes[b] for b in self.inputs], percentile=percentile)
+        # Fixed physical scaling: no per-image statistic (the photometric contract).
+        self.references = np.ones(len(self.source_indices))
         self.x = np.stack([scale_images(cubes[b], self.references, self.scalings[b]) for b in self.inputs], axis=1)
         self.y = scale_images(cubes[self.target], self.references, self.scalings[self.target])[:, None]
         height, width = self.x.shape[-2:]
@@ -280,7 +287,7 @@ class BandPairDataset(torch.utils.data.Dataset):
         self.epoch = int(epoch)
 
     def reference(self, i):
-        """Reference flux (nanomaggies) of item ``i``: ``flux = scaling.inverse(scaled, reference=...)``."""
+        """Reference flux of item ``i`` (1: the scaling is fixed and physical)."""
         return float(self.references[i])
 
     def to_flux(self, scaled, i):

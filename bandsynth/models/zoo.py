@@ -16,8 +16,10 @@ True
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
+import re
 import types
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -28,6 +30,10 @@ from ..bands import get_band
 __all__ = [
     "ModelCard",
     "WeightsHashError",
+    "CardHashError",
+    "CARD_FORMAT",
+    "verified_model",
+    "write_model",
     "list_models",
     "get_card",
     "model_paths",
@@ -43,8 +49,17 @@ _CITATION = (
 )
 
 
+#: Version of the model-card format this bandsynth writes and reads.  Format 2: fixed
+#: physical scaling, colour baseline, calibration per configuration, whole-card hash.
+CARD_FORMAT = 2
+
+
 class WeightsHashError(ValueError):
     """The weights file does not have the SHA-256 its model card records."""
+
+
+class CardHashError(ValueError):
+    """The model card's content does not have the SHA-256 it records (it was edited by hand)."""
 
 
 def _freeze(value):
@@ -79,14 +94,13 @@ class ModelCard:
     output : str
         Predicted band.
     preset : str
-        Generator preset (see `bandsynth.models.generator.PRESETS`).
+        Generator preset (see `bandsynth.nn.generator.PRESETS`).
     architecture : mapping
-        Keyword arguments of the generator (``base_width``, ``n_down``, ``n_res``, ...).
+        `~bandsynth.nn.network.TranslationNet` configuration: the generator's
+        keyword arguments, the scaling buffers and the colour baseline.
     scaling : mapping
-        Band name to `~bandsynth.scaling.AsinhScaling` parameters, for inputs and output.
-    reference : mapping
-        How the per-galaxy reference flux is set from the inputs
-        (``{"method": "max_percentile", "percentile": 99.5}``).
+        Band name to `~bandsynth.scaling.AsinhScaling` parameters, for inputs and
+        output, in ``unit`` (a fixed physical scaling: no per-image reference).
     unit : str
         Flux unit the scaling parameters refer to.
     mode : str
@@ -100,11 +114,27 @@ class ModelCard:
     metrics : mapping
         Held-out metrics of the model and of the baselines.
     calibration : mapping
-        Uncertainty calibration (temperature, coverage on the validation split).
+        Uncertainty calibration per `predict` configuration
+        (`bandsynth.uncertainty.CONFIGURATIONS`: brightness bin centres, temperatures,
+        coverage reached, the split it was fitted on).
     sha256 : str
         SHA-256 of the weights file.
     n_parameters : int
         Number of trainable parameters.
+    version : int
+        Version of the model under this name; ``Translator.load("NAME@2")`` asks for one.
+    receptive_field : int
+        Side, in pixels, of the input window one output pixel depends on.
+    baseline : mapping
+        The linear colour model inside the network (``coefficients`` per input band).
+    uncertainty : mapping
+        The error distribution the sigma stands for (``{"distribution": "gaussian", ...}``).
+    format_version : int
+        Version of the card format (`CARD_FORMAT`).
+    card_sha256 : str
+        SHA-256 of the rest of the card (canonical JSON), checked on every load.
+    extra : mapping
+        Fields a newer bandsynth wrote that this one does not know (kept, not used).
     """
 
     name: str
@@ -113,9 +143,6 @@ class ModelCard:
     preset: str
     architecture: types.MappingProxyType
     scaling: types.MappingProxyType
-    reference: types.MappingProxyType = field(
-        default_factory=lambda: {"method": "max_percentile", "percentile": 99.5}
-    )
     unit: str = "nanomaggy"
     mode: str = "ideal"
     pixel_scale: float = 0.396
@@ -129,6 +156,13 @@ class ModelCard:
     citation: str = _CITATION
     description: str = ""
     bandsynth_version: str = ""
+    version: int = 1
+    receptive_field: int = 0
+    baseline: types.MappingProxyType = field(default_factory=dict)
+    uncertainty: types.MappingProxyType = field(default_factory=dict)
+    format_version: int = CARD_FORMAT
+    card_sha256: str = ""
+    extra: types.MappingProxyType = field(default_factory=dict)
 
     def __post_init__(self):
         if not isinstance(self.name, str) or not self.name:
@@ -153,18 +187,48 @@ class ModelCard:
         return {f.name: _thaw(getattr(self, f.name)) for f in fields(self)}
 
     def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2, allow_nan=False) + "\n"
+        """The card as JSON text, with its ``card_sha256`` recomputed."""
+        return json.dumps({**self.to_dict(), "card_sha256": self.content_sha256()}, indent=2, allow_nan=False) + "\n"
+
+    def content_sha256(self) -> str:
+        """SHA-256 of the card's canonical JSON without ``card_sha256`` itself."""
+        data = self.to_dict()
+        data.pop("card_sha256", None)
+        text = json.dumps(data, sort_keys=True, separators=(",", ":"), allow_nan=False)
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+    def verify(self, *, source="model card"):
+        """Raise `CardHashError` unless ``card_sha256`` matches the card's content."""
+        digest = self.content_sha256()
+        if self.card_sha256 != digest:
+            raise CardHashError(
+                f"{source} records card SHA-256 {self.card_sha256 or 'none'} but its content hashes to {digest}: "
+                "the card was edited after it was written (e.g. its calibration); refusing to use it. "
+                "Write cards with ModelCard.write, which updates the hash."
+            )
+        return self
 
     @classmethod
     def from_dict(cls, data) -> "ModelCard":
-        """Build a card from :meth:`to_dict` output; unknown keys are an error."""
+        """Build a card from :meth:`to_dict` output.
+
+        Fields this version does not know (written by a newer bandsynth of the same
+        card format) are kept in ``extra``; an older or newer format is an error.
+        """
         if not isinstance(data, dict):
             raise TypeError(f"a model card must be a JSON object, got {type(data).__name__}")
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"model card {data.get('name')!r} has unknown fields {unknown}")
         data = dict(data)
+        fmt = data.get("format_version", 1)
+        if fmt != CARD_FORMAT:
+            raise ValueError(
+                f"model card {data.get('name')!r} has format version {fmt}; this bandsynth reads format "
+                f"{CARD_FORMAT} (format 1 cards belong to bandsynth 0.1 models, whose predictions depended on "
+                "the cut-out: retrain them with Translator.fit or bandsynth train)"
+            )
+        known = {f.name for f in fields(cls)}
+        extra = {k: data.pop(k) for k in sorted(set(data) - known)}
+        if extra:
+            data["extra"] = {**dict(data.get("extra") or {}), **extra}
         data["inputs"] = tuple(data.get("inputs", ()))
         return cls(**data)
 
@@ -181,7 +245,7 @@ class ModelCard:
         return cls.from_dict(data)
 
     def write(self, path):
-        """Write the card as JSON to ``path`` (atomically)."""
+        """Write the card as JSON to ``path`` (atomically), with its hash recomputed."""
         from .._io import atomic_path
 
         with atomic_path(path) as tmp:
@@ -215,6 +279,63 @@ def model_paths(name_or_path) -> tuple[Path, Path]:
         if not p.exists():
             raise FileNotFoundError(f"{what} not found: {p}")
     return weights, card
+
+
+_VERSIONED = re.compile(r"^(?P<name>[A-Za-z0-9_\-]+)@(?P<version>\d+)$")
+
+
+def verified_model(name_or_path):
+    """``(weights path, card)`` of a model whose weights and card both match their recorded SHA-256.
+
+    ``name_or_path`` is anything `model_paths` takes, optionally with ``@VERSION``
+    after a shipped model's name (``"nuv_k_to_r@2"``).
+
+    Raises
+    ------
+    ValueError
+        Unknown name, or a version other than the one available.
+    WeightsHashError, CardHashError
+        A file does not match its recorded hash.
+    """
+    text, version = str(name_or_path), None
+    match = _VERSIONED.match(text)
+    if match:
+        text, version = match["name"], int(match["version"])
+    weights, card_path = model_paths(text)
+    card = ModelCard.read(card_path).verify(source=f"model card {card_path}")
+    if version is not None and card.version != version:
+        raise ValueError(f"model {text!r} version {version} is not available; version {card.version} is")
+    digest = sha256_file(weights)
+    if digest != card.sha256:
+        raise WeightsHashError(
+            f"weights file {weights} has SHA-256 {digest}, but its model card records "
+            f"{card.sha256 or 'none'}: the file is damaged or was replaced; refusing to load it"
+        )
+    return weights, card
+
+
+def write_model(state, card, path, *, overwrite=False):
+    """Write weights ``state`` (tensors, safetensors) and ``card`` as ``PATH.safetensors`` + ``PATH.json``.
+
+    Both files are written atomically; the card gets the weights' SHA-256 and its own.
+    Existing files are kept unless ``overwrite=True``.  Returns the card as written.
+    """
+    from safetensors.torch import save_file
+
+    from .._io import atomic_path
+
+    stem = Path(path)
+    stem = stem.with_suffix("") if stem.suffix in (".json", ".safetensors") else stem
+    weights, card_path = stem.with_suffix(".safetensors"), stem.with_suffix(".json")
+    for p in (weights, card_path):
+        if p.exists() and not overwrite:
+            raise FileExistsError(f"{p} exists; pass overwrite=True to replace it")
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(weights) as tmp:
+        save_file(state, str(tmp), metadata={"name": card.name})
+    card = card.replace(sha256=sha256_file(weights))
+    card.write(card_path)
+    return ModelCard.read(card_path)
 
 
 def list_models() -> list[ModelCard]:

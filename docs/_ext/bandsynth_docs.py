@@ -194,7 +194,7 @@ def card_page(card):
                 ("Observing mode of the training data", card.mode),
                 ("Pixel scale", f"{card.pixel_scale:g} arcsec/pixel"),
                 ("PSF FWHM", {b: f'{v:g}"' for b, v in dict(card.psf_fwhm).items()}),
-                ("Reference flux", dict(card.reference)),
+                ("Model version", getattr(card, "version", "")),
             ]
         )
     )
@@ -202,6 +202,13 @@ def card_page(card):
         "Inputs far from the training pixel scale are warned about; reproject them first "
         "(:doc:`/bands_and_stacks`).\n"
     )
+    if getattr(card, "receptive_field", 0):
+        out.append(
+            f"Each output pixel depends only on the inputs within {card.receptive_field} × "
+            f"{card.receptive_field} pixels around it: leave at least {card.receptive_field // 2} pixels "
+            "of sky around what you measure, and any cut-out size, tile size or mosaic gives the same "
+            "pixels (:doc:`/photometric_contract`).\n"
+        )
     out.append(_heading("Network", "-"))
     out.append(
         _field_list(
@@ -209,7 +216,11 @@ def card_page(card):
                 ("Generator preset", card.preset),
                 ("Architecture options", dict(card.architecture) or "preset defaults"),
                 ("Trainable parameters", f"{card.n_parameters:,}" if card.n_parameters else ""),
-                ("Scaling (per band)", {b: dict(p) for b, p in dict(card.scaling).items()}),
+                ("Receptive field", f"{card.receptive_field} pixels" if getattr(card, "receptive_field", 0) else ""),
+                (f"Fixed asinh scaling per band ({card.unit})",
+                 {b: dict(p) for b, p in dict(card.scaling).items()}),
+                ("Linear colour model (coefficients)",
+                 dict(dict(getattr(card, "baseline", {}) or {}).get("coefficients", {}) or {})),
             ]
         )
     )
@@ -218,6 +229,11 @@ def card_page(card):
         if card.sha256
         else "The card records no SHA-256 of the weights file.\n"
     )
+    if getattr(card, "card_sha256", ""):
+        out.append(
+            "SHA-256 of the card's content, checked on every load (an edited card is refused):\n\n"
+            f".. code-block:: text\n\n    {card.card_sha256}\n"
+        )
     out.append(_heading("Training data and recipe", "-"))
     data = training.pop("data", "")
     start = training.pop("init", None)
@@ -236,8 +252,8 @@ def card_page(card):
     else:
         out.append(
             f"On the {split} split, measured by ``bandsynth evaluate`` (:doc:`/evaluating`); pixel metrics in "
-            "the network's asinh-scaled space as in the paper, W1 distances of the Gini and M20 "
-            "distributions on a shared scale, magnitude errors in mag.\n"
+            "one model-independent asinh-scaled space (`bandsynth.evaluation.metric_space`) as in the paper, "
+            "W1 distances of the Gini and M20 distributions on a shared scale, magnitude errors in mag.\n"
         )
         out.append(table)
     robustness = _robustness_rows(card)
@@ -267,11 +283,23 @@ def card_page(card):
         out.append(_list_table(["comparison", "SSIM", "PSNR", "MAE"], rows))
     out.append(_heading("Uncertainty calibration", "-"))
     calib = dict(card.calibration)
+    meaning = dict(getattr(card, "uncertainty", {}) or {})
+    if meaning:
+        out.append(_field_list([(k.replace("_", " ").capitalize(), v) for k, v in meaning.items()]))
     if not calib:
         out.append(
-            "Not calibrated: the uncertainty is the network's raw Laplace scale (see :doc:`/uncertainty`).\n"
+            "Not calibrated: the uncertainty is the network's raw σ, and every prediction warns "
+            "(see :doc:`/uncertainty`).\n"
         )
-    else:
+    elif all(hasattr(v, "items") for v in calib.values()):
+        out.append(
+            "One calibration per ``predict`` configuration; a configuration not listed here is "
+            "predicted with the uncalibrated σ and a warning.  Temperatures multiply σ and depend on "
+            "the predicted (scaled) brightness.\n"
+        )
+        out.append(_list_table(CALIBRATION_HEADER, [_calibration_row(k, dict(v)) for k, v in calib.items()]))
+        out.append("What these numbers mean: :doc:`/uncertainty`.\n")
+    else:  # a single calibration (older cards)
         out.append(_field_list([(k.replace("_", " ").capitalize(), v) for k, v in calib.items()]))
         out.append("What these numbers mean: :doc:`/uncertainty`.\n")
     out.append(_heading("Licence and citation", "-"))
@@ -285,6 +313,25 @@ def card_page(card):
         )
     )
     return "\n".join(out)
+
+
+CALIBRATION_HEADER = ["configuration", "temperature (faint → bright)", "1σ coverage", "2σ coverage",
+                      "per-galaxy 1σ coverage, 10-90 %", "galaxies", "pixels", "fitted on"]
+
+
+def _calibration_row(configuration, entry):
+    temperatures = entry.get("temperatures") or ()
+    spread = entry.get("galaxy_coverage_1sigma_p10_p90")
+    return [
+        configuration,
+        " ".join(f"{float(v):.3g}" for v in temperatures) if temperatures else _value(entry.get("temperature")),
+        _value(entry.get("coverage_1sigma")),
+        _value(entry.get("coverage_2sigma")),
+        "–" if not spread else f"{float(spread[0]):.2f}-{float(spread[1]):.2f}",
+        _value(entry.get("n_galaxies")),
+        _value(entry.get("n_pixels")),
+        _value(entry.get("fitted_on", entry.get("split"))),
+    ]
 
 
 def _kind(card):
@@ -352,7 +399,8 @@ def _zoo_quality_tables(cards):
     out = [
         _heading("Held-out quality", "~"),
         "Every model on the test split of the mock universe it was trained on, beside the two baselines "
-        "measured the same way (:doc:`evaluating`): pixel metrics in the asinh-scaled space, W1 distances "
+        "measured the same way (:doc:`evaluating`): pixel metrics in one model-independent asinh-scaled "
+        "space (`bandsynth.evaluation.metric_space`), W1 distances "
         "of the Gini and M20 distributions, the SSIM gain over the input band nearest the output, "
         "uncertainty coverage inside the galaxies' segmentation footprints (targets 0.68 and 0.95) and the "
         "median total-flux error in mag.  Regenerate it from the shipped weights with "
@@ -438,15 +486,18 @@ def example_fits_header():
     wcs.wcs.cdelt = [-0.262 / 3600, 0.262 / 3600]
     wcs.wcs.radesys = "ICRS"
     image = np.ones((64, 64), dtype=np.float32)
+    # Illustrative values, not those of a shipped model: softening and maximum in nanomaggies.
     scaling = {
-        "reference_flux": 0.8132,
-        "reference_method": {"method": "max_percentile", "percentile": 99.5},
+        "method": "fixed asinh per band (no per-image statistic)",
         "unit": "nanomaggy",
-        "NUV": {"softening": 0.0213, "maximum": 1.0},
-        "Ks": {"softening": 0.0187, "maximum": 1.0},
-        "r": {"softening": 0.0201, "maximum": 1.0},
+        "bands": {
+            "NUV": {"softening": 0.0021, "maximum": 0.35},
+            "Ks": {"softening": 0.052, "maximum": 9.8},
+            "r": {"softening": 0.021, "maximum": 4.6},
+        },
     }
-    method = "aleatoric (Laplace head x temperature 0.873); input noise by Monte Carlo (8 draws)"
+    method = ("network sigma head (Gaussian); Gaussian in the scaled space, calibration 'plain' "
+              "(brightness-dependent temperature); sigma = half-width of the 68.27 % interval in flux")
     provenance = make_provenance(
         "r",
         model="nuv_k_to_r",
@@ -458,13 +509,25 @@ def example_fits_header():
         scaling=scaling,
         uncertainty_method=method,
         history=[
-            "Predicted r from NUV + Ks with bandsynth model nuv_k_to_r (paper preset, trained on "
+            "Predicted r from NUV + Ks with bandsynth model nuv_k_to_r v2 (small preset, trained on "
             "ideal-mode data).",
-            "Flux scale: inputs divided by reference flux 0.8132 nanomaggy (max over inputs of the 99.5th "
-            "pixel percentile); asinh inverse applied.",
+            "Network: local correction of a linear colour model, fixed asinh scaling per band "
+            "(fp32 on cpu, tiles of 512 px with a 34 px halo).",
             f"Uncertainty: {method}.",
+            "Resampled NUV from 1.5 to 0.262 arcsec/px (interp, flux kept).",
         ],
         date="2025-01-01T12:00:00",
+    )
+    provenance.update(
+        model_version=2,
+        card_sha256=hashlib.sha256(b"example card").hexdigest(),
+        reprojection=[{"band": "NUV", "method": "interp", "pixel_scale_in": 1.5, "pixel_scale_out": 0.262,
+                       "shape_out": [64, 64], "flux_scaled_by_area_ratio": True,
+                       "area_ratio": 0.262**2 / 1.5**2, "unit": "nanomaggy"}],
+        calibration="plain",
+        computation={"precision": "fp32", "device": "cpu", "torch_version": "2.x", "compiled": False,
+                     "tile": 512, "halo": 34, "receptive_field": 65},
+        domain_warnings=[],
     )
     sb = SyntheticBand(image, uncertainty=0.1 * image, wcs=wcs, unit="nanomaggy", provenance=provenance)
     header = sb.to_hdulist()[0].header
@@ -560,6 +623,7 @@ class ExampleOrder:
         "plot_quickstart.py",
         "plot_reproject.py",
         "plot_uncertainty.py",
+        "plot_framing.py",
         "plot_interpolation_extrapolation.py",
         "plot_morphology.py",
         "plot_batch.py",

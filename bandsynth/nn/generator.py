@@ -22,7 +22,7 @@ the mean is shaped by the image loss alone.
 Examples
 --------
 >>> import torch
->>> from bandsynth.models.generator import build_generator, count_parameters
+>>> from bandsynth.nn.generator import build_generator, count_parameters
 >>> net = build_generator("tiny", in_channels=2)
 >>> out = net(torch.zeros(1, 2, 16, 16))
 >>> tuple(out.mean.shape), tuple(out.log_scale.shape)

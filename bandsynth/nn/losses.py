@@ -15,7 +15,7 @@ trained by the image loss alone.
 Examples
 --------
 >>> import torch
->>> from bandsynth.losses import BandLoss, ssim
+>>> from bandsynth.nn.losses import BandLoss, ssim
 >>> y = torch.rand(2, 1, 32, 32)
 >>> float(ssim(y, y))
 1.0
@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["BandLoss", "LossOutput", "ssim", "laplace_nll", "gaussian_window"]
+__all__ = ["BandLoss", "LossOutput", "ssim", "laplace_nll", "gaussian_nll", "gaussian_window"]
 
 _REDUCTIONS = ("mean", "none")
 
@@ -194,6 +194,35 @@ def laplace_nll(mean, log_scale, target, *, weight=None, reduction="mean", detac
         return _reduce(nll, _weight_like(weight, mean), reduction)
 
 
+def gaussian_nll(mean, log_sigma, target, *, weight=None, reduction="mean", detach_mean=True):
+    """Negative log likelihood of ``target`` under Normal(mean, exp(log_sigma)).
+
+    ``log(sigma) + (target - mean)**2 / (2 sigma**2) + log(2 pi) / 2`` per pixel.  With
+    ``detach_mean`` (the default) no gradient reaches ``mean``: only sigma is fitted.
+
+    Examples
+    --------
+    >>> import torch
+    >>> zero = torch.zeros(1, 1, 2, 2)
+    >>> round(float(gaussian_nll(zero, zero, zero + 1)), 4)  # 0.5 + log(2 pi) / 2
+    1.4189
+    """
+    _check_pair(mean, target, "mean")
+    _check_pair(log_sigma, target, "log_sigma")
+    _check_reduction(reduction)
+    with torch.autocast(mean.device.type, enabled=False):
+        mean, log_sigma, target = _as_float(mean, log_sigma, target)
+        if detach_mean:
+            mean = mean.detach()
+        # The clamp only guards exp() against overflow from a diverging head.
+        log_sigma = log_sigma.clamp(-20.0, 20.0)
+        nll = 0.5 * math.log(2.0 * math.pi) + log_sigma + 0.5 * ((target - mean) * torch.exp(-log_sigma)) ** 2
+        return _reduce(nll, _weight_like(weight, mean), reduction)
+
+
+_NLL = {"laplace": laplace_nll, "gaussian": gaussian_nll}
+
+
 class LossOutput(NamedTuple):
     """What `BandLoss` returns: the total to minimise and its detached components."""
 
@@ -216,16 +245,22 @@ class BandLoss(nn.Module):
         strongly the scale head is trained.
     data_range : float
         Dynamic range for SSIM.
+    distribution : {"laplace", "gaussian"}
+        Error distribution the uncertainty head's output (the log of the scale
+        ``b``, or of ``sigma``) parametrises.
 
     Notes
     -----
     ``forward(pred, target, log_scale=None, weight=None)`` also accepts a
-    `~bandsynth.models.generator.GeneratorOutput` (or any ``(mean, log_scale)``
+    `~bandsynth.nn.generator.GeneratorOutput` (or any ``(mean, log_scale)``
     pair) as ``pred``.  ``weight`` (e.g. 0 on masked pixels) weighs every term.
     """
 
-    def __init__(self, ssim_weight=1.0, nll_weight=1.0, *, data_range=1.0):
+    def __init__(self, ssim_weight=1.0, nll_weight=1.0, *, data_range=1.0, distribution="laplace"):
         super().__init__()
+        if distribution not in _NLL:
+            raise ValueError(f"BandLoss distribution must be one of {tuple(_NLL)}, got {distribution!r}")
+        self.distribution = distribution
         for name, value in (("ssim_weight", ssim_weight), ("nll_weight", nll_weight), ("data_range", data_range)):
             if not isinstance(value, (int, float)) or isinstance(value, bool):
                 raise TypeError(f"BandLoss {name} must be a number, got {type(value).__name__}")
@@ -238,7 +273,12 @@ class BandLoss(nn.Module):
         self.data_range = float(data_range)
 
     def extra_repr(self):
-        return f"ssim_weight={self.ssim_weight}, nll_weight={self.nll_weight}, data_range={self.data_range}"
+        return (f"ssim_weight={self.ssim_weight}, nll_weight={self.nll_weight}, data_range={self.data_range}, "
+                f"distribution={self.distribution!r}")
+
+    def nll(self, mean, log_scale, target, *, weight=None, reduction="mean"):
+        """Negative log likelihood of ``target`` under this loss's error distribution (mean detached)."""
+        return _NLL[self.distribution](mean, log_scale, target, weight=weight, reduction=reduction)
 
     def forward(self, pred, target, log_scale=None, weight=None):
         if isinstance(pred, tuple):
@@ -254,7 +294,7 @@ class BandLoss(nn.Module):
             total = l1 + self.ssim_weight * (1.0 - similarity)
             nll = None
             if log_scale is not None:
-                nll = laplace_nll(mean, log_scale, target_f, weight=weight)
+                nll = self.nll(mean, log_scale, target_f, weight=weight)
                 # Added even at weight 0 so every parameter takes part in backward (DDP needs it).
                 total = total + self.nll_weight * nll
                 nll = nll.detach()

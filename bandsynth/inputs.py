@@ -1,0 +1,111 @@
+"""From a `~bandsynth.BandStack` to the arrays a model reads: units, bad pixels, scaling.
+
+One path for every model: each input band is converted to the model's flux unit
+(astropy units, `bandsynth.units.parse_unit`), its masked or non-finite pixels are
+filled from their neighbours (so the network sees a plausible image; they are
+masked in the prediction) and it is scaled by the model's fixed per-band asinh
+scaling.  The inputs' own uncertainties, when present, are returned in the model's unit
+for the Monte Carlo part of the uncertainty (noise is drawn in flux, then scaled).
+"""
+
+from __future__ import annotations
+
+import astropy.units as u
+import numpy as np
+from astropy.nddata import StdDevUncertainty
+
+__all__ = ["prepare_inputs", "group_by_shape", "fill_bad_pixels"]
+
+
+def fill_bad_pixels(data, bad):
+    """Replace bad pixels by a Gaussian-weighted mean of good neighbours (astropy.convolution)."""
+    from astropy.convolution import Gaussian2DKernel, interpolate_replace_nans
+
+    filled = interpolate_replace_nans(np.where(bad, np.nan, data), Gaussian2DKernel(2.0))
+    # Pixels far from any good one stay NaN after one pass: fall back to the median.
+    return np.where(np.isfinite(filled), filled, np.nanmedian(np.where(bad, np.nan, data)))
+
+
+def _to_unit(values, unit, target, band):
+    if unit is None or unit == target:
+        return values
+    try:
+        return (values * unit).to_value(target)
+    except u.UnitConversionError:
+        raise ValueError(f"band {band}: unit {unit} cannot be converted to the model's unit {target}") from None
+
+
+def prepare_inputs(stack, bands, scalings, *, unit, model="model", minimum_size=4):
+    """Scaled input ``(n_bands, ny, nx)`` float32, bad-pixel mask, and the inputs' sigma in flux units (or None).
+
+    Parameters
+    ----------
+    stack : `~bandsynth.BandStack`
+    bands : sequence of str
+        The model's input bands, in channel order.
+    scalings : mapping of str to `~bandsynth.scaling.AsinhScaling`
+    unit : `~astropy.units.UnitBase`
+        The model's flux unit.
+    model : str
+        Model name, for messages.
+    minimum_size : int
+        Smallest image side the network takes.
+
+    Raises
+    ------
+    TypeError
+        ``stack`` is not a BandStack.
+    ValueError
+        A band is missing, has a unit that does not convert, or the image is too small.
+    """
+    from .stack import BandStack
+
+    if not isinstance(stack, BandStack):
+        raise TypeError(f"predict expects a BandStack or a list of them, got {type(stack).__name__}")
+    available = {b.name for b in stack.bands}
+    missing = [b for b in bands if b not in available]
+    if missing:
+        raise ValueError(
+            f"model {model!r} needs bands {', '.join(bands)}; the stack has "
+            f"{', '.join(sorted(available)) or 'none'} (missing: {', '.join(missing)})"
+        )
+    if min(stack.shape) < minimum_size:
+        raise ValueError(f"image of {stack.shape[0]}x{stack.shape[1]} pixels is smaller than the {minimum_size}x"
+                         f"{minimum_size} pixels model {model!r} needs")
+    scaled, sigmas = [], []
+    mask = np.zeros(stack.shape, dtype=bool)
+    for band in bands:
+        image = stack[band]
+        data = _to_unit(np.asarray(image.data, dtype=np.float64), image.unit, unit, band)
+        bad = ~np.isfinite(data)
+        if image.mask is not None:
+            bad |= np.asarray(image.mask, dtype=bool)
+        if bad.any():
+            data = fill_bad_pixels(data, bad)
+        mask |= bad
+        x = scalings[band].forward(data)
+        scaled.append(x.astype(np.float32))
+        if image.uncertainty is not None:
+            sd = np.asarray(image.uncertainty.represent_as(StdDevUncertainty).array, dtype=np.float64)
+            sd = _to_unit(np.where(np.isfinite(sd), sd, 0.0), image.unit, unit, band)
+            sigmas.append(np.where(bad, 0.0, sd).astype(np.float32))
+        else:
+            sigmas.append(None)
+    noise = None
+    if any(s is not None for s in sigmas):
+        noise = np.stack([np.zeros(stack.shape, np.float32) if s is None else s for s in sigmas])
+    return np.stack(scaled), mask, noise
+
+
+def group_by_shape(shapes):
+    """Lists of indices of equal shapes, in first-seen order (images that share a network call).
+
+    Examples
+    --------
+    >>> group_by_shape([(2, 8, 8), (2, 4, 4), (2, 8, 8)])
+    [[0, 2], [1]]
+    """
+    groups = {}
+    for i, shape in enumerate(shapes):
+        groups.setdefault(tuple(shape), []).append(i)
+    return list(groups.values())

@@ -1,0 +1,321 @@
+"""The inference engine: scaled inputs in, scaled mean and log-sigma out, for any image size.
+
+Because a `~bandsynth.nn.network.TranslationNet` is local (no normalisation layer,
+no image statistic), an image can be cut into tiles that each carry a *halo* of
+context at least half the receptive field wide: the core of every tile is then the
+same as in a prediction of the whole image (to float rounding), and nothing is
+blended.  Memory is bounded by the tile size, whatever the image size.
+
+Tile origins are multiples of ``2 ** n_down`` so that every stride-2 layer sees
+the same pixel grid in a tile as in the whole image.  At the image's own border
+the network pads the image itself, exactly as it does for a whole image.
+
+Examples
+--------
+>>> import numpy as np, torch
+>>> from bandsynth.nn.network import TranslationNet
+>>> from bandsynth.nn.engine import InferenceEngine
+>>> _ = torch.manual_seed(0)
+>>> net = TranslationNet.build("tiny", softening=[0.01, 0.02], maximum=[1.0, 2.0],
+...                            out_softening=0.02, out_maximum=1.5, coefficients=[0.3, 0.5])
+>>> torch.nn.init.normal_(net.generator.head[-1].weight, 0.0, 0.05)  # a non-trivial correction
+Parameter containing:...
+>>> engine = InferenceEngine(net)
+>>> x = np.random.default_rng(0).random((1, 2, 200, 180), dtype=np.float32)
+>>> whole, _ = engine.run(x, tile=256)
+>>> tiled, _ = engine.run(x, tile=64)
+>>> bool(np.abs(whole - tiled).max() < 1e-5)
+True
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import math
+import os
+import shutil
+import warnings
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+__all__ = ["InferenceEngine", "halo_width", "check_options", "resolve_device", "PRECISIONS", "NO_COMPILE_ENV", "bf16_supported"]
+
+log = logging.getLogger(__name__)
+
+#: Precisions `InferenceEngine` offers.  "bf16": the generator's trunk under bfloat16
+#: autocast (the colour baseline and the output heads stay in float32).
+PRECISIONS = ("fp32", "bf16")
+#: Set this environment variable to 1 to never compile (``compile=True`` included).
+NO_COMPILE_ENV = "BANDSYNTH_NO_COMPILE"
+# torch.compile pays off on a CPU only for bf16 (benchmarks/model_speed.py), and each
+# new input shape compiles again (seconds to a minute): with compile="auto" a shape
+# is compiled once this many network images of it have been run.
+_COMPILE_MIN_IMAGES = 256
+
+
+def bf16_supported(device="cpu"):
+    """Whether ``device`` runs bfloat16 matrix products natively (AVX512-BF16/AMX, or a recent GPU)."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
+    if device.type != "cpu":
+        return False
+    mkldnn = getattr(torch.backends, "mkldnn", None)
+    checker = getattr(getattr(torch.ops, "mkldnn", None), "_is_mkldnn_bf16_supported", None)
+    try:
+        return bool(mkldnn is not None and mkldnn.is_available() and checker is not None and checker())
+    except RuntimeError:
+        return False
+
+
+def resolve_device(device):
+    """``"auto"`` (or None): the GPU if there is one, else the CPU; anything else as `torch.device`."""
+    if device in (None, "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def check_options(*, precision, batch_size, compile, n_samples, device):
+    """Validate `bandsynth.Translator.predict` options; returns the precision to use ("auto" resolved)."""
+    if precision not in (*PRECISIONS, "auto"):
+        raise ValueError(f"precision must be 'fp32', 'bf16' or 'auto', got {precision!r}")
+    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    if not (isinstance(compile, bool) or compile == "auto"):
+        raise TypeError(f"compile must be True, False or 'auto', got {compile!r}")
+    if not isinstance(n_samples, int) or isinstance(n_samples, bool) or n_samples < 0:
+        raise ValueError(f"n_samples must be an integer >= 0, got {n_samples!r}")
+    if precision == "auto":
+        return "bf16" if bf16_supported(device) else "fp32"
+    return precision
+
+
+def halo_width(model):
+    """Context, in pixels, a tile needs on each side so its core is exact.
+
+    Half the receptive field, rounded up to a multiple of ``2 ** n_down``.
+
+    Examples
+    --------
+    >>> from bandsynth.nn.generator import build_generator
+    >>> halo_width(build_generator("paper", 2, norm="none"))
+    46
+    """
+    from .generator import receptive_field
+
+    inner = getattr(model, "generator", model)
+    multiple = 2**inner.n_down
+    return int(math.ceil(math.ceil(receptive_field(inner) / 2) / multiple) * multiple)
+
+
+def _windows(size, tile, halo, multiple):
+    """(core start, core stop, window start, window stop) along one axis."""
+    tile = max(multiple, tile // multiple * multiple)
+    out = []
+    for start in range(0, size, tile):
+        stop = min(size, start + tile)
+        out.append((start, stop, max(0, start - halo), min(size, stop + halo)))
+    return out
+
+
+def _dihedral(x, k):
+    """The k-th of the 8 flips/rotations of the last two axes (k = 0 is the identity)."""
+    x = torch.rot90(x, k % 4, dims=(-2, -1))
+    return torch.flip(x, dims=(-1,)) if k >= 4 else x
+
+
+def _undo_dihedral(x, k):
+    if k >= 4:
+        x = torch.flip(x, dims=(-1,))
+    return torch.rot90(x, -(k % 4), dims=(-2, -1))
+
+
+def _have_cxx():
+    """Whether a C++ compiler for inductor's CPU kernels is on the PATH."""
+    return any(shutil.which(c) for c in (os.environ.get("CXX") or "g++", "g++", "clang++", "c++"))
+
+
+def _compile_disabled():
+    return os.environ.get(NO_COMPILE_ENV, "").strip().lower() not in ("", "0", "false", "no")
+
+
+class InferenceEngine:
+    """Runs a network on scaled image batches: padding, exact tiling, flips, precision, compilation.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        A `~bandsynth.nn.network.TranslationNet` (or a bare generator); put in eval mode.
+    device : str or torch.device
+    """
+
+    def __init__(self, model, *, device="cpu"):
+        self.device = torch.device(device)
+        self.model = model.to(self.device).eval()
+        inner = getattr(model, "generator", model)
+        self.multiple = 2**inner.n_down
+        self.minimum = max(4, 2 ** (inner.n_down + 1))
+        self.halo = halo_width(model)
+        self.has_scale = inner.scale_head is not None
+        self._compiled = {}
+        self._compiled_shapes = set()
+        self._images_run = collections.Counter()
+        self.compile_error = None
+        self.compiled_used = False
+
+    # ---------------------------------------------------------------- one network call
+    def _network(self, x, *, precision, compile, expected):
+        use_bf16 = precision == "bf16"
+        module = self.model
+        if compile is not False and not _compile_disabled() and self.compile_error is None:
+            shape = (precision, *x.shape)
+            wanted = compile is True or shape in self._compiled_shapes or (
+                use_bf16 and self.device.type == "cpu" and _have_cxx()
+                and self._images_run[shape] + expected >= _COMPILE_MIN_IMAGES
+            )
+            self._images_run[shape] += x.shape[0]
+            if wanted:
+                try:
+                    module = self._compiled.get(precision)
+                    if module is None:
+                        # One graph per input shape (dynamic=False): dynamic shapes ran slower than eager.
+                        module = self._compiled[precision] = torch.compile(self.model, dynamic=False)
+                    out = self._forward(module, x, use_bf16)
+                    self._compiled_shapes.add(shape)
+                    self.compiled_used = True
+                    return out
+                except Exception as err:  # no C++ compiler, an inductor or dynamo error, ...
+                    first = str(err).strip().splitlines()
+                    self.compile_error = f"{type(err).__name__}: {first[0] if first else ''}".rstrip(": ")
+                    self._compiled.clear()
+                    message = (f"torch.compile failed ({self.compile_error}); predicting without it "
+                               f"(set {NO_COMPILE_ENV}=1 to skip the attempt)")
+                    if compile is True:
+                        warnings.warn(message, RuntimeWarning, stacklevel=6)
+                    else:
+                        log.info(message)
+                    module = self.model
+        return self._forward(module, x, use_bf16)
+
+    def _forward(self, module, x, use_bf16):
+        with torch.inference_mode():
+            x = x.to(self.device, dtype=torch.float32)
+            if use_bf16:  # oneDNN's fast bf16 convolutions want channels-last
+                x = x.contiguous(memory_format=torch.channels_last)
+            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=use_bf16):
+                out = module(x)
+            mean, log_scale = out
+            mean = mean.float().contiguous().cpu().numpy()
+            log_scale = None if log_scale is None else log_scale.float().contiguous().cpu().numpy()
+        return mean, log_scale
+
+    def _pad(self, x):
+        """Pad at the bottom/right (never the top/left, which would shift the stride-2 grid)."""
+        h, w = x.shape[-2:]
+        th = max(self.minimum, -(-h // self.multiple) * self.multiple)
+        tw = max(self.minimum, -(-w // self.multiple) * self.multiple)
+        if (th, tw) == (h, w):
+            return x
+        mode = "reflect" if th - h < h and tw - w < w else "replicate"
+        return F.pad(x, (0, tw - w, 0, th - h), mode=mode)
+
+    def _batched(self, x, *, batch_size, precision, compile, repeats):
+        """Network output for same-shape images ``x`` (N, C, h, w) as numpy arrays."""
+        n, _, h, w = x.shape
+        xt = self._pad(torch.from_numpy(np.ascontiguousarray(x)))
+        means, scales = [], []
+        for start in range(0, n, batch_size):
+            part = xt[start : start + batch_size]
+            m, s = self._network(part, precision=precision, compile=compile, expected=repeats * n)
+            means.append(m[..., :h, :w])
+            scales.append(None if s is None else s[..., :h, :w])
+        mean = np.concatenate(means)
+        return mean, (None if scales[0] is None else np.concatenate(scales))
+
+    # ---------------------------------------------------------------- public
+    def n_tiles(self, shape, *, tile):
+        """How many tiles an image of ``shape`` (ny, nx) is cut into."""
+        rows = _windows(shape[0], tile, self.halo, self.multiple)
+        cols = _windows(shape[1], tile, self.halo, self.multiple)
+        return len(rows) * len(cols)
+
+    def run(self, x, *, batch_size=8, tile=512, precision="fp32", compile=False, tta=False, out=None,
+            progress=None, repeats=1):
+        """Scaled mean and log-sigma ``(N, 1, H, W)`` for scaled inputs ``x`` ``(N, C, H, W)``.
+
+        Parameters
+        ----------
+        x : ndarray, float32, shape (N, C, H, W)
+        batch_size : int
+            Images per network call.
+        tile : int
+            Side of the tiles' cores; images up to ``tile`` pixels on a side run whole.
+            Any value gives the same result (to float rounding); it only bounds memory.
+        precision : {"fp32", "bf16"}
+        compile : {False, True, "auto"}
+            Use `torch.compile`; "auto" only for bf16 on a CPU with a C++ compiler once
+            a shape is frequent.
+        tta : bool
+            Also run the 8 flips/rotations; returns their mean and adds their
+            variance as a third output.
+        out : tuple of two ndarrays, optional
+            Preallocated (N, 1, H, W) float32 arrays for mean and log-sigma (e.g. memory
+            maps for images larger than memory).
+        progress : callable, optional
+            Called as ``progress(done, total)`` after every tile.
+        repeats : int
+            How many times the caller runs images of this shape (for ``compile="auto"``).
+
+        Returns
+        -------
+        mean, log_scale : ndarray
+            ``log_scale`` is None for a network without an uncertainty head.
+        spread : ndarray
+            Only with ``tta=True``: the variance over the 8 transforms.
+        """
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+        if not isinstance(tile, int) or isinstance(tile, bool) or tile < self.multiple:
+            raise ValueError(f"tile must be an integer >= {self.multiple}, got {tile!r}")
+        x = np.asarray(x, dtype=np.float32)
+        n, _, h, w = x.shape
+        if out is None:
+            mean = np.empty((n, 1, h, w), np.float32)
+            log_scale = np.empty((n, 1, h, w), np.float32) if self.has_scale else None
+        else:
+            mean, log_scale = out
+        spread = np.empty((n, 1, h, w), np.float32) if tta else None
+        rows = _windows(h, tile, self.halo, self.multiple)
+        cols = _windows(w, tile, self.halo, self.multiple)
+        total, done = len(rows) * len(cols), 0
+        transforms = range(8) if tta else (0,)
+        for r0, r1, wr0, wr1 in rows:
+            for c0, c1, wc0, wc1 in cols:
+                window = x[:, :, wr0:wr1, wc0:wc1]
+                sums = sq = sums_s = None
+                for k in transforms:
+                    xk = window if k == 0 else _dihedral(torch.from_numpy(np.ascontiguousarray(window)), k).numpy()
+                    m, s = self._batched(xk, batch_size=batch_size, precision=precision, compile=compile,
+                                         repeats=repeats * total * len(transforms))
+                    if k:
+                        m = _undo_dihedral(torch.from_numpy(m), k).numpy()
+                        s = None if s is None else _undo_dihedral(torch.from_numpy(s), k).numpy()
+                    m = m[..., r0 - wr0 : r1 - wr0, c0 - wc0 : c1 - wc0].astype(np.float64)
+                    sums = m if sums is None else sums + m
+                    sq = m**2 if sq is None else sq + m**2
+                    if s is not None:
+                        s = s[..., r0 - wr0 : r1 - wr0, c0 - wc0 : c1 - wc0].astype(np.float64)
+                        sums_s = s if sums_s is None else sums_s + s
+                k = len(transforms)
+                mean[:, :, r0:r1, c0:c1] = sums / k
+                if log_scale is not None and sums_s is not None:
+                    log_scale[:, :, r0:r1, c0:c1] = sums_s / k
+                if tta:
+                    spread[:, :, r0:r1, c0:c1] = np.maximum(sq / k - (sums / k) ** 2, 0.0)
+                done += 1
+                if progress is not None:
+                    progress(done, total)
+        return (mean, log_scale, spread) if tta else (mean, log_scale)

@@ -1,0 +1,190 @@
+"""`TranslationNet`: a local network that corrects a per-pixel linear colour model.
+
+The photometric contract (see the "Photometric contract" docs page) in one module:
+
+* **Fixed physical scaling.**  Every band is scaled by ``asinh(f / b) / asinh(m / b)``
+  with a softening ``b`` and a maximum ``m`` in the model's flux unit, fixed at
+  training time.  No statistic of the image (percentile, min/max) enters: the same
+  pixel gives the same scaled value in any cut-out.
+* **Locality.**  The generator has no normalisation layer (`ResNetGenerator` with
+  ``norm="none"``), so an output pixel depends only on the input pixels inside its
+  receptive field (`bandsynth.nn.generator.receptive_field`).
+* **A physics baseline.**  The target starts as ``sum_i c_i f_i`` of the input fluxes
+  (a linear colour model, fitted with the weights); the generator predicts the
+  correction in scaled units: ``mean = scale_out(sum_i c_i f_i) + generator(x).mean``.
+  The baseline runs in float32 even under bf16 autocast, and so do the output heads,
+  so reduced precision touches only the correction's trunk.
+
+Examples
+--------
+>>> import torch
+>>> from bandsynth.nn.network import TranslationNet
+>>> net = TranslationNet.build("tiny", softening=[0.01, 0.02], maximum=[1.0, 2.0],
+...                            out_softening=0.02, out_maximum=1.5, coefficients=[0.3, 0.5])
+>>> x = net.scale_inputs(torch.full((1, 2, 16, 16), 0.4))
+>>> flux = net.unscale_output(net(x).mean)      # a fresh net predicts the baseline exactly
+>>> round(float(flux[0, 0, 8, 8]), 4)           # 0.3 * 0.4 + 0.5 * 0.4
+0.32
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .generator import PRESETS, GeneratorOutput, ResNetGenerator, minimum_input_size, receptive_field
+
+__all__ = ["TranslationNet"]
+
+
+def _sinh(x):
+    # Written out so that the ONNX exporter (which has no aten::sinh) can export it.
+    return 0.5 * (torch.exp(x) - torch.exp(-x))
+
+
+def _asinh(x):
+    # Odd-symmetric form of log(x + sqrt(x^2 + 1)): no cancellation for negative x; ONNX-exportable.
+    ax = x.abs()
+    return torch.sign(x) * torch.log(ax + torch.sqrt(ax * ax + 1.0))
+
+
+def _vector(name, values, n):
+    tensor = torch.as_tensor(values, dtype=torch.float32).reshape(-1)
+    if tensor.numel() != n:
+        raise ValueError(f"TranslationNet {name} needs {n} value(s), got {tensor.numel()}")
+    if not torch.all(torch.isfinite(tensor)):
+        raise ValueError(f"TranslationNet {name} must be finite, got {tensor.tolist()}")
+    return tensor
+
+
+class TranslationNet(nn.Module):
+    """Generator correction on top of a linear colour model, in a fixed asinh scaling.
+
+    Parameters
+    ----------
+    generator : ResNetGenerator
+        Built with ``norm="none"`` (anything else would make predictions depend
+        on the whole image).
+    softening, maximum : sequence of float
+        Per input band, in flux units: ``x = asinh(f / b) / asinh(m / b)``.
+    out_softening, out_maximum : float
+        The same for the output band.
+    coefficients : sequence of float
+        Linear colour model ``f_out = sum_i c_i f_i``, one coefficient per input.
+    """
+
+    def __init__(self, generator, *, softening, maximum, out_softening, out_maximum, coefficients):
+        super().__init__()
+        if not isinstance(generator, ResNetGenerator):
+            raise TypeError(f"generator must be a ResNetGenerator, got {type(generator).__name__}")
+        if generator.norm != "none":
+            raise ValueError(
+                f"TranslationNet needs a generator without normalisation layers (norm='none'), got {generator.norm!r}"
+            )
+        n = generator.in_channels
+        softening, maximum = _vector("softening", softening, n), _vector("maximum", maximum, n)
+        out_softening, out_maximum = _vector("out_softening", out_softening, 1), _vector("out_maximum", out_maximum, 1)
+        if torch.any(softening <= 0) or torch.any(maximum <= 0) or out_softening <= 0 or out_maximum <= 0:
+            raise ValueError("TranslationNet softening and maximum values must be > 0")
+        self.generator = generator
+        # Buffers, so that the scaling and the baseline travel with the weights (safetensors).
+        self.register_buffer("in_softening", softening.view(1, n, 1, 1))
+        self.register_buffer("in_norm", torch.asinh(maximum / softening).view(1, n, 1, 1))
+        self.register_buffer("out_softening", out_softening.view(1, 1, 1, 1))
+        self.register_buffer("out_norm", torch.asinh(out_maximum / out_softening).view(1, 1, 1, 1))
+        self.register_buffer("coefficients", _vector("coefficients", coefficients, n).view(1, n, 1, 1))
+        # Start exactly at the colour model: the correction's output layer begins at zero.
+        nn.init.zeros_(generator.head[-1].weight)
+        nn.init.zeros_(generator.head[-1].bias)
+
+    @classmethod
+    def build(cls, preset, *, softening, maximum, out_softening, out_maximum, coefficients, scale_head=True):
+        """A fresh network from a generator preset (`bandsynth.nn.generator.PRESETS`)."""
+        if preset not in PRESETS:
+            raise ValueError(f"unknown generator preset {preset!r}; known presets: {', '.join(PRESETS)}")
+        n = len(coefficients) if hasattr(coefficients, "__len__") else 1
+        generator = ResNetGenerator(n, 1, **PRESETS[preset], norm="none", scale_head=scale_head)
+        return cls(generator, softening=softening, maximum=maximum, out_softening=out_softening,
+                   out_maximum=out_maximum, coefficients=coefficients)
+
+    # Attributes the training loop and the inference engine read from a generator.
+    @property
+    def n_down(self):
+        """Number of stride-2 levels: image sides must be multiples of ``2 ** n_down``."""
+        return self.generator.n_down
+
+    @property
+    def in_channels(self):
+        """Number of input bands."""
+        return self.generator.in_channels
+
+    @property
+    def scale_head(self):
+        """The generator's uncertainty head (None without one)."""
+        return self.generator.scale_head
+
+    @property
+    def receptive_field(self):
+        """Side, in pixels, of the input window one output pixel depends on."""
+        return receptive_field(self.generator)
+
+    @property
+    def minimum_input_size(self):
+        """Smallest image side the generator accepts."""
+        return minimum_input_size(self.generator)
+
+    # Scaling, differentiable and in float32 whatever the autocast state.
+    def scale_inputs(self, flux):
+        """Input fluxes ``[B, C, H, W]`` -> network units."""
+        return _asinh(flux.float() / self.in_softening) / self.in_norm
+
+    def unscale_inputs(self, x):
+        """Network units -> input fluxes (exact inverse of `scale_inputs`)."""
+        return _sinh(x.float() * self.in_norm) * self.in_softening
+
+    def scale_output(self, flux):
+        """Output-band fluxes -> network units."""
+        return _asinh(flux.float() / self.out_softening) / self.out_norm
+
+    def unscale_output(self, y):
+        """Network units -> output-band fluxes (exact inverse of `scale_output`)."""
+        return _sinh(y.float() * self.out_norm) * self.out_softening
+
+    def baseline(self, x):
+        """The linear colour model's prediction for scaled inputs ``x``, in scaled output units."""
+        with torch.autocast(x.device.type, enabled=False):
+            flux = self.unscale_inputs(x)
+            return self.scale_output((flux * self.coefficients).sum(dim=1, keepdim=True))
+
+    def forward(self, x):
+        base = self.baseline(x)
+        gen = self.generator
+        gen.check_input(x)
+        features = gen.trunk(x)
+        # The heads run in float32: bf16 in the trunk moves the correction, not the photometry.
+        with torch.autocast(x.device.type, enabled=False):
+            features = features.float()
+            mean = base + gen.head(features)
+            log_scale = None if gen.scale_head is None else gen.scale_head(features.detach())
+        return GeneratorOutput(mean, log_scale)
+
+    @property
+    def config(self):
+        """JSON-serialisable description, enough to rebuild the network (weights aside)."""
+        soft = self.in_softening.flatten()
+        return {
+            "generator": self.generator.config,
+            "softening": soft.tolist(),
+            "maximum": (soft * torch.sinh(self.in_norm.flatten())).tolist(),
+            "out_softening": float(self.out_softening),
+            "out_maximum": float(self.out_softening * torch.sinh(self.out_norm)),
+            "coefficients": self.coefficients.flatten().tolist(),
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        """Rebuild a network from `config` (the buffers are overwritten when weights are loaded)."""
+        config = dict(config)
+        generator = ResNetGenerator.from_config(config.pop("generator"))
+        return cls(generator, **config)
+

@@ -1,0 +1,120 @@
+"""Components of a prediction's sigma in scaled units, and its mapping to flux units."""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["combine", "flux_sigma", "sample"]
+
+
+def combine(*, log_sigma=None, tta_variance=None, mc_variance=None):
+    """Total scaled-space variance of independent components, and a label saying which.
+
+    Parameters
+    ----------
+    log_sigma : ndarray, optional
+        Natural log of the network's per-pixel sigma (its uncertainty head).
+    tta_variance : ndarray, optional
+        Variance of the prediction over the 8 flips/rotations.
+    mc_variance : ndarray, optional
+        Variance over Monte Carlo draws of the inputs' noise.
+
+    Returns
+    -------
+    variance : ndarray or None
+        None when no component is given.
+    parts : list of str
+        What went in, for the provenance.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> var, parts = combine(log_sigma=np.log(np.full(3, 0.1)), tta_variance=np.full(3, 0.03 ** 2))
+    >>> np.round(var, 4).tolist(), parts
+    ([0.0109, 0.0109, 0.0109], ['network sigma head (Gaussian)', 'spread over 8 flips/rotations'])
+    """
+    variance, parts = None, []
+    for value, label, square in (
+        (log_sigma, "network sigma head (Gaussian)", True),
+        (tta_variance, "spread over 8 flips/rotations", False),
+        (mc_variance, "input noise by Monte Carlo", False),
+    ):
+        if value is None:
+            continue
+        value = np.exp(2.0 * np.asarray(value, dtype=np.float64)) if square else np.asarray(value, dtype=np.float64)
+        variance = value if variance is None else variance + value
+        parts.append(label)
+    return variance, parts
+
+
+def flux_sigma(scaling, mean, sigma):
+    """Half-width, in flux units, of the scaled interval ``mean +- sigma`` mapped through the inverse scaling.
+
+    The asinh scaling is not linear, so the flux interval is not symmetric about
+    the predicted flux; its half-width is what the ``UNCERT`` extension stores.
+
+    Parameters
+    ----------
+    scaling : `~bandsynth.scaling.AsinhScaling`
+        The output band's scaling.
+    mean, sigma : ndarray
+        Scaled-space mean and (calibrated) standard deviation.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from bandsynth.scaling import AsinhScaling
+    >>> s = AsinhScaling(softening=0.01, maximum=1.0)
+    >>> m = s.forward(np.array([0.0]))
+    >>> bool(np.isclose(flux_sigma(s, m, np.array([1e-3]))[0], s.derivative(m)[0] * 1e-3, rtol=1e-4))
+    True
+    """
+    mean = np.asarray(mean, dtype=np.float64)
+    sigma = np.asarray(sigma, dtype=np.float64)
+    return 0.5 * (scaling.inverse(mean + sigma) - scaling.inverse(mean - sigma))
+
+
+def sample(engine, scalings, x, noise, *, uncertainty, tta, n_samples, rng, run):
+    """Scaled mean, total uncalibrated variance and its components for a same-shape batch.
+
+    The step of `bandsynth.Translator.predict` before calibration and the inverse
+    scaling (calibrations are fitted on its output).
+
+    Parameters
+    ----------
+    engine : `~bandsynth.nn.engine.InferenceEngine`
+    scalings : list of `~bandsynth.scaling.AsinhScaling`
+        The input bands' scalings, in channel order.
+    x : ndarray (N, C, H, W)
+        Scaled inputs.
+    noise : ndarray (N, C, H, W) or None
+        The inputs' sigma in flux units: Monte Carlo draws are made in flux (where the
+        noise is Gaussian), then scaled.
+    uncertainty, tta : bool
+    n_samples : int
+        Monte Carlo draws (with ``noise``).
+    rng : numpy.random.Generator
+    run : dict
+        Options of `~bandsynth.nn.engine.InferenceEngine.run`.
+
+    Returns
+    -------
+    mean, variance : ndarray (N, 1, H, W)
+        ``variance`` is None without ``uncertainty``.
+    parts : list of str
+    """
+    repeats = (8 if tta else 1) + (n_samples if noise is not None else 0)
+    out = engine.run(x, tta=tta, repeats=repeats, **run)
+    mean, log_sigma = out[0], out[1]
+    if not uncertainty:
+        return mean, None, []
+    mc_variance = None
+    if noise is not None:
+        flux = np.stack([s.inverse(x[:, c]) for c, s in enumerate(scalings)], axis=1)
+        draws = []
+        for _ in range(n_samples):
+            noisy = flux + noise * rng.standard_normal(flux.shape)
+            xs = np.stack([s.forward(noisy[:, c]) for c, s in enumerate(scalings)], axis=1).astype(np.float32)
+            draws.append(engine.run(xs, repeats=repeats, **run)[0])
+        mc_variance = np.var(draws, axis=0, ddof=1) if n_samples > 1 else np.zeros_like(mean)
+    return (mean, *combine(log_sigma=log_sigma, tta_variance=out[2] if tta else None, mc_variance=mc_variance))

@@ -1,0 +1,69 @@
+"""Fitting a translator's calibration on galaxies with a known truth."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .calibration import CONFIGURATIONS, fit_calibration
+
+__all__ = ["calibrate_translator"]
+
+
+def _settings(configuration):
+    return {"tta": configuration.startswith("tta"), "monte_carlo": configuration.endswith("mc")}
+
+
+def calibrate_translator(translator, data, *, indices=None, split="validation", configurations=("plain", "tta", "mc")):
+    """One `~bandsynth.uncertainty.Calibration` per configuration, from the galaxies ``indices`` of ``data``.
+
+    Each galaxy is predicted with its uncalibrated sigma; inside the galaxy's
+    footprint (photutils segmentation of the true image, `bandsynth.morphology.segment`)
+    the scaled residuals ``|truth - mean| / sigma`` and the predicted brightness go
+    into `fit_calibration`.  A configuration needing input noise ("mc") is skipped
+    when the galaxies' inputs carry no uncertainty.
+
+    Returns
+    -------
+    dict of str to Calibration
+    """
+    from ..morphology import segment
+
+    unknown = [c for c in configurations if c not in CONFIGURATIONS]
+    if unknown:
+        raise ValueError(f"unknown calibration configuration(s) {unknown}; known: {', '.join(CONFIGURATIONS)}")
+    indices = list(data.indices(split) if indices is None else indices)
+    if not indices:
+        raise ValueError("cannot calibrate: no galaxies given")
+    stacks = [data.stack(int(i)) for i in indices]
+    output_scaling = translator.scalings[translator.output]
+    footprints = []
+    for s in stacks:
+        seg = segment(np.asarray(s[translator.output].data, dtype=np.float64))
+        footprints.append(None if seg.segmap is None else seg.segmap.data == seg.label)
+    has_noise = any(s[b].uncertainty is not None for s in stacks for b in translator.inputs)
+    rng = np.random.default_rng(0)
+    calibrations = {}
+    for config in configurations:
+        settings = _settings(config)
+        if settings["monte_carlo"] and not has_noise:
+            continue
+        z, brightness, galaxy = [], [], []
+        for g, (stack, inside) in enumerate(zip(stacks, footprints)):
+            if inside is None:
+                continue
+            x, mask, noise = translator.scale_inputs(stack.select(translator.inputs))
+            noise = noise[None] if settings["monte_carlo"] and noise is not None else None
+            mean, variance, _ = translator.predict_scaled(
+                x[None], noise, uncertainty=True, tta=settings["tta"], n_samples=8, rng=rng,
+                run=dict(batch_size=8, tile=512, precision="fp32", compile=False, progress=None))
+            truth = output_scaling.forward(np.asarray(stack[translator.output].data, dtype=np.float64))
+            use = inside & ~mask
+            z.append(np.abs(truth[use] - mean[0, 0][use]) / np.sqrt(variance[0, 0][use]))
+            brightness.append(mean[0, 0][use])
+            galaxy.append(np.full(int(use.sum()), g))
+        if not z:
+            raise ValueError("cannot calibrate: no galaxy was detected in the calibration images")
+        calibrations[config] = fit_calibration(
+            np.concatenate(z), np.concatenate(brightness), configuration=config, galaxy=np.concatenate(galaxy),
+            n_galaxies=len(z), fitted_on="calibration half of the validation split (not used for checkpoint choice)")
+    return calibrations

@@ -1,0 +1,160 @@
+"""The photometric contract: one galaxy, one flux, whatever the cut-out, the tiling or the grid.
+
+These run a shipped model in fp32 (the one users start with) and pin what the
+contract promises: framing invariance, exact tiling, locality, flux-conserving
+reprojection, and a sigma that means what it says.
+"""
+
+import numpy as np
+import pytest
+import torch
+from astropy.io import fits
+from astropy.wcs import WCS
+
+from bandsynth import BandStack, Translator
+from bandsynth.datasets import make_galaxy
+from bandsynth.nn.engine import InferenceEngine
+from bandsynth.nn.network import TranslationNet
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    return Translator.load("nuv_k_to_r")
+
+
+def _field(size, galaxies, *, seed=0, noise=0.002):
+    """A ``size`` x ``size`` field of sky noise with the given 128 px galaxies ``(stack, y0, x0)`` added."""
+    rng = np.random.default_rng(seed)
+    out = {}
+    for band, scale in (("NUV", 0.05), ("Ks", 1.0)):
+        image = noise * scale * rng.standard_normal((size, size))
+        for stack, y0, x0 in galaxies:
+            image[y0 : y0 + 128, x0 : x0 + 128] += stack[band].data
+        out[band] = image
+    return out
+
+
+def _stack(arrays, like):
+    return BandStack.from_arrays(arrays, wcs=None, unit=like["NUV"].unit)
+
+
+def test_cut_out_size_does_not_change_the_central_galaxy(shipped):
+    # The same galaxy in 128, 256 and 512 px cut-outs of one field of sky noise.
+    for seed in (11, 12):
+        galaxy = make_galaxy(seed, bands=["NUV", "Ks"], size=128)
+        field = _field(512, [(galaxy, 192, 192)], seed=seed)
+        centre = {}
+        for size in (128, 256, 512):
+            lo = (512 - size) // 2
+            cut = _stack({b: a[lo : lo + size, lo : lo + size] for b, a in field.items()}, galaxy)
+            pred = shipped.predict(cut, uncertainty=False, check_domain=False).data
+            inner = (size - 128) // 2
+            centre[size] = pred[inner : inner + 128, inner : inner + 128].astype(np.float64)
+        peak = centre[512].max()
+        for size in (128, 256):
+            assert abs(centre[size].sum() / centre[512].sum() - 1) < 0.005, (seed, size)
+            assert np.median(np.abs(centre[size] - centre[512])) < 0.01 * peak, (seed, size)
+        # Inside the 128 px cut-out, beyond half a receptive field from its edges, it is exact.
+        halo = shipped.engine.halo
+        np.testing.assert_allclose(centre[256], centre[512], rtol=0, atol=1e-4 * peak)
+        inner = slice(halo, 128 - halo)
+        np.testing.assert_allclose(centre[128][inner, inner], centre[512][inner, inner], rtol=0, atol=1e-4 * peak)
+
+
+def test_tiled_and_whole_prediction_agree_on_a_600_px_field(shipped):
+    galaxies = [(make_galaxy(20 + k, bands=["NUV", "Ks"], size=128), y, x)
+                for k, (y, x) in enumerate([(40, 50), (300, 380), (450, 120)])]
+    field = _stack(_field(600, galaxies, seed=3), galaxies[0][0])
+    whole = shipped.predict(field, uncertainty=True, tile=600, check_domain=False)
+    tiled = shipped.predict(field, uncertainty=True, tile=128, check_domain=False)
+    assert shipped.engine.n_tiles((600, 600), tile=128) == 25
+    peak = float(whole.data.max())
+    np.testing.assert_allclose(tiled.data, whole.data, rtol=0, atol=1e-4 * peak)
+    np.testing.assert_allclose(tiled.uncertainty.array, whole.uncertainty.array, rtol=1e-3,
+                               atol=1e-4 * float(whole.uncertainty.array.max()))
+    assert tiled.meta["provenance"]["computation"]["tile"] == 128
+
+
+def test_a_bright_neighbour_beyond_the_receptive_field_changes_nothing(shipped):
+    galaxy = make_galaxy(31, bands=["NUV", "Ks"], size=128)
+    neighbour = make_galaxy(32, bands=["NUV", "Ks"], size=128)
+    bright = {b: 30.0 * neighbour[b].data for b in ("NUV", "Ks")}
+    alone = _field(384, [(galaxy, 0, 0)], seed=5)
+    crowded = {b: a.copy() for b, a in alone.items()}
+    gap = shipped.card.receptive_field  # the neighbour's image starts a whole receptive field away
+    for b in crowded:
+        crowded[b][256:, 128 + gap : 256 + gap] += bright[b][:128, : 128 - gap]
+    a = shipped.predict(_stack(alone, galaxy), uncertainty=False, check_domain=False).data
+    c = shipped.predict(_stack(crowded, galaxy), uncertainty=False, check_domain=False).data
+    assert not np.allclose(a[256:, 128 + gap :], c[256:, 128 + gap :])  # the neighbour is predicted ...
+    np.testing.assert_array_equal(a[:128, :128], c[:128, :128])  # ... and the galaxy is untouched
+
+
+def test_every_output_pixel_depends_only_on_its_receptive_field():
+    torch.manual_seed(1)
+    net = TranslationNet.build("tiny", softening=[0.01, 0.01], maximum=[1, 1], out_softening=0.01,
+                               out_maximum=1, coefficients=[0.5, 0.5])
+    torch.nn.init.normal_(net.generator.head[-1].weight, 0.0, 0.05)
+    x = torch.rand(1, 2, 96, 96, requires_grad=True)
+    net(x).mean[0, 0, 48, 48].backward()
+    rows, cols = np.nonzero(x.grad.abs().sum(1)[0].numpy())
+    radius = max(np.abs(rows - 48).max(), np.abs(cols - 48).max())
+    assert 2 * radius + 1 <= net.receptive_field
+    assert InferenceEngine(net).halo >= radius
+
+
+def _tan(scale, n, crval=(150.0, 2.0)):
+    w = WCS(naxis=2)
+    w.wcs.ctype = ["RA---TAN", "DEC--TAN"]
+    w.wcs.crval, w.wcs.crpix = list(crval), [(n + 1) / 2, (n + 1) / 2]
+    w.wcs.cdelt = [-scale / 3600, scale / 3600]
+    return w
+
+
+def test_reprojection_on_the_way_in_keeps_the_total_flux(tmp_path):
+    # A GALEX-like NUV image at 1.5"/px and a 2MASS-like Ks image at 1.0"/px, both in nanomaggies.
+    yy, xx = np.mgrid[:80, :80]
+    nuv = 50.0 * np.exp(-((xx - 39.3) ** 2 + (yy - 40.2) ** 2) / (2 * 4.0**2))
+    yy, xx = np.mgrid[:120, :120]
+    ks = 80.0 * np.exp(-((xx - 59.2) ** 2 + (yy - 60.1) ** 2) / (2 * 6.0**2))
+    paths = {}
+    for band, image, scale in (("NUV", nuv, 1.5), ("Ks", ks, 1.0)):
+        header = _tan(scale, image.shape[0]).to_header()
+        header["BUNIT"] = "nanomaggy"
+        paths[band] = tmp_path / f"{band}.fits"
+        fits.PrimaryHDU(image, header=header).writeto(paths[band])
+    stack = BandStack.from_fits(paths, reproject_to="Ks")
+    assert stack.shape == (120, 120)
+    assert stack["NUV"].data.sum() == pytest.approx(nuv.sum(), rel=0.005)
+    assert stack["Ks"].data.sum() == pytest.approx(ks.sum(), rel=1e-12)
+    (record,) = stack.meta["reprojection"]
+    assert record["band"] == "NUV" and record["flux_scaled_by_area_ratio"]
+    assert record["area_ratio"] == pytest.approx(1 / 1.5**2)
+
+
+def test_reprojection_is_in_the_provenance(shipped, tmp_path):
+    galaxy = make_galaxy(7, bands=["NUV", "Ks"], size=128)
+    centre = galaxy.wcs.wcs.crval
+    shifted = galaxy.reproject((_tan(0.3, 112, crval=(centre[0] + 0.1 / 3600, centre[1])), (112, 112)))
+    pred = shipped.predict(shifted, uncertainty=False, check_domain=False)
+    records = pred.meta["provenance"]["reprojection"]
+    assert [r["band"] for r in records] == ["NUV", "Ks"]
+    assert records[0]["pixel_scale_out"] == pytest.approx(0.3)
+    assert all(r["flux_scaled_by_area_ratio"] for r in records)
+    assert any("Resampled NUV" in line for line in pred.meta["provenance"]["history"])
+
+
+def test_the_calibrated_sigma_covers_the_truth_on_fresh_galaxies(shipped):
+    from bandsynth.morphology import segment
+
+    z = []
+    for seed in range(40, 52):
+        galaxy = make_galaxy(20_000 + seed, bands=["NUV", "Ks", "r"], size=128)
+        pred = shipped.predict(galaxy.select(["NUV", "Ks"]))
+        truth = galaxy["r"].data
+        seg = segment(truth)
+        inside = seg.segmap.data == seg.label
+        z.append((pred.data[inside] - truth[inside]) / pred.uncertainty.array[inside])
+    z = np.abs(np.concatenate(z))
+    assert 0.60 < np.mean(z <= 1) < 0.76
+    assert 0.90 < np.mean(z <= 2) < 0.98
