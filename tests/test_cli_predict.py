@@ -5,35 +5,21 @@ import subprocess
 
 import numpy as np
 import pytest
-import torch
 from astropy.io import fits
 from astropy.utils.exceptions import AstropyUserWarning
 from astropy.wcs import WCS
 
-from bandsynth import SyntheticBand, Translator
+from bandsynth import SyntheticBand
 from bandsynth.cli import build_parser, main
 from bandsynth.datasets import make_galaxy
-from bandsynth.models.generator import build_generator
-from bandsynth.models.zoo import ModelCard, sha256_file
+from bandsynth.models.zoo import sha256_file
 
 INPUTS, OUTPUT = ("NUV", "Ks"), "r"
 
 
 @pytest.fixture(scope="module")
-def stem(tmp_path_factory):
-    torch.manual_seed(0)
-    card = ModelCard(
-        name="tiny_test",
-        inputs=INPUTS,
-        output=OUTPUT,
-        preset="tiny",
-        architecture={},
-        scaling={b: {"softening": 0.02, "maximum": 1.0} for b in (*INPUTS, OUTPUT)},
-        pixel_scale=0.262,
-    )
-    path = tmp_path_factory.mktemp("model") / "tiny_test"
-    Translator(build_generator("tiny", 2, 1), card).save(path)
-    return path
+def stem(tiny_model):
+    return tiny_model[0]
 
 
 @pytest.fixture(scope="module")

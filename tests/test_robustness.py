@@ -4,14 +4,12 @@ import warnings
 
 import numpy as np
 import pytest
-import torch
 from astropy.nddata import CCDData
 from astropy.utils.exceptions import AstropyUserWarning
 
-from bandsynth import BandStack, Translator
+from bandsynth import BandStack
 from bandsynth.datasets import make_galaxy
 from bandsynth.evaluation import SHIFTED_POPULATIONS, evaluate_robustness, robustness_sets
-from bandsynth.models.generator import build_generator
 from bandsynth.models.zoo import ModelCard
 from bandsynth.translator import _input_psf_fwhm
 
@@ -19,20 +17,13 @@ INPUTS, OUTPUT = ("NUV", "Ks"), "r"
 
 
 @pytest.fixture(scope="module")
-def translator():
-    torch.manual_seed(0)
-    card = ModelCard(
-        name="tiny_ood",
-        inputs=INPUTS,
-        output=OUTPUT,
-        preset="tiny",
-        architecture={},
-        scaling={b: {"softening": 0.02, "maximum": 1.0} for b in (*INPUTS, OUTPUT)},
-        pixel_scale=0.262,
+def translator(tiny_card, make_tiny_translator):
+    card = tiny_card(
+        "tiny_ood",
         psf_fwhm={b: 0.393 for b in (*INPUTS, OUTPUT)},
         training={"data_info": {"size": 48, "source": "bandsynth.datasets.mock"}},
     )
-    return Translator(build_generator("tiny", len(INPUTS)), card)
+    return make_tiny_translator(card)
 
 
 def test_psf_far_from_training_warns_and_names_the_band(translator):

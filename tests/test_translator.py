@@ -11,30 +11,16 @@ from astropy.utils.exceptions import AstropyUserWarning
 from bandsynth import BandStack, SyntheticBand, Translator
 from bandsynth.datasets import make_dataset, make_galaxy
 from bandsynth.models.generator import build_generator, receptive_field
-from bandsynth.models.zoo import ModelCard, WeightsHashError
+from bandsynth.models.zoo import WeightsHashError
 from bandsynth.translator import _fit_temperature
 
 INPUTS, OUTPUT = ("NUV", "Ks"), "r"
 
 
-def _card(**changes):
-    fields = dict(
-        name="tiny_test",
-        inputs=INPUTS,
-        output=OUTPUT,
-        preset="tiny",
-        architecture={},
-        scaling={b: {"softening": 0.02, "maximum": 1.0} for b in (*INPUTS, OUTPUT)},
-        pixel_scale=0.262,
-    )
-    fields.update(changes)
-    return ModelCard(**fields)
-
-
 @pytest.fixture(scope="module")
-def translator():
-    torch.manual_seed(0)
-    return Translator(build_generator("tiny", len(INPUTS)), _card())
+def translator(tiny_translator):
+    """The shared tiny translator (``tests/conftest.py``), under this module's name."""
+    return tiny_translator
 
 
 @pytest.fixture(scope="module")
@@ -162,9 +148,9 @@ def test_missing_band_is_named(translator):
         translator.predict(stack)
 
 
-def test_wrong_number_of_bands_in_the_network_is_refused():
+def test_wrong_number_of_bands_in_the_network_is_refused(tiny_card):
     with pytest.raises(ValueError, match="the network takes 3 bands but the card lists 2 inputs"):
-        Translator(build_generator("tiny", 3), _card())
+        Translator(build_generator("tiny", 3), tiny_card())
 
 
 def test_not_a_stack_is_a_type_error(translator):
@@ -242,9 +228,9 @@ def test_fine_tuning_starts_from_the_init_weights_and_keeps_the_chain_of_recipes
 
 # ---------------------------------------------------------------------- speed paths
 @pytest.fixture
-def fresh(translator):
+def fresh(translator, tiny_card):
     """A translator of its own (empty compile caches) on the shared tiny network."""
-    return Translator(translator.model, _card())
+    return Translator(translator.model, tiny_card())
 
 
 @pytest.fixture
@@ -262,12 +248,11 @@ def fake_compile(monkeypatch):
     return calls
 
 
-def test_compiled_prediction_matches_eager(galaxy, monkeypatch):
+def test_compiled_prediction_matches_eager(galaxy, monkeypatch, make_tiny_translator):
     monkeypatch.delenv("BANDSYNTH_NO_COMPILE", raising=False)
     # A network of its own: the shared one may be channels-last after bf16 predictions,
     # which is another graph for the compiler (and inductor's on-disk cache).
-    torch.manual_seed(0)
-    fresh = Translator(build_generator("tiny", len(INPUTS)), _card())
+    fresh = make_tiny_translator()
     stack = galaxy.select(INPUTS)
     eager = fresh.predict(stack, precision="fp32", compile=False)
     with warnings.catch_warnings(record=True) as caught:
@@ -328,7 +313,8 @@ def test_no_compile_environment_variable_disables_compiling(fresh, galaxy, fake_
     assert fake_compile == [] and not fresh._compiled and not fresh._compiled_shapes
 
 
-def test_compile_auto_waits_for_enough_images_of_a_shape(fresh, translator, galaxy, fake_compile, monkeypatch):
+def test_compile_auto_waits_for_enough_images_of_a_shape(fresh, translator, tiny_card, galaxy, fake_compile,
+                                                        monkeypatch):
     # A batch worker predicts one galaxy per call: after enough images of one shape
     # (over calls) the next call compiles, and later calls reuse the compiled module.
     monkeypatch.setattr("bandsynth.translator._COMPILE_MIN_IMAGES", 3)
@@ -347,7 +333,7 @@ def test_compile_auto_waits_for_enough_images_of_a_shape(fresh, translator, gala
     if next(fresh.model.parameters()).device.type == "cpu":
         assert "fp32" not in fresh._compiled
     # One call with enough images compiles at once.
-    other = Translator(translator.model, _card())
+    other = Translator(translator.model, tiny_card())
     other.predict([stack] * 3, precision="bf16", uncertainty=False)
     assert other._compiled_shapes == {("bf16", 3, 2, 48, 48)}
 
