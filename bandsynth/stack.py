@@ -39,6 +39,7 @@ from astropy.wcs import WCS
 
 from ._io import sha256_file
 from .bands import Band, get_band, list_bands
+from .units import conversion_factor, format_unit, parse_unit, to_unit
 
 __all__ = ["BandStack"]
 
@@ -47,8 +48,6 @@ _METHODS = ("interp", "exact", "adaptive")
 _GRID_TOLERANCE = 0.01
 # Reprojected pixels covered by less than this fraction of input pixels are masked.
 _MIN_COVERAGE = 0.999
-# 1 maggy = 3631 Jy (AB system); astropy's maggy is not convertible to Jy by itself.
-_MAGGY = 3631.0 * u.Jy
 
 
 class _FrozenDict(dict):
@@ -410,7 +409,7 @@ class BandStack:
         wcs_text = "/".join(wcs.wcs.ctype) if wcs is not None else "none"
         return (
             f"<BandStack: {len(self)} band{'s' if len(self) != 1 else ''} ({', '.join(self.names)}), "
-            f"{ny} x {nx} pixels, unit {self.unit}, WCS {wcs_text}>"
+            f"{ny} x {nx} pixels, unit {format_unit(self.unit)}, WCS {wcs_text}>"
         )
 
     # ------------------------------------------------------------------ derived stacks
@@ -670,9 +669,7 @@ def _resolve_mapping(mapping, what, *, allowed=None):
 
 
 def _parse_unit(unit, where):
-    """Parse a unit, reading "nanomaggy" (alone or in a composite) as bandsynth's linear unit."""
-    from .units import parse_unit
-
+    """Parse a unit with `bandsynth.units.parse_unit`; errors name ``where``."""
     try:
         return parse_unit(unit)
     except (TypeError, ValueError) as err:
@@ -704,12 +701,12 @@ def _std_array(band, unc, data_unit):
         own = unc._unit if hasattr(unc, "_unit") else None
         arr = np.asarray(unc.array, dtype=float)
         if own is not None and data_unit is not None and own != data_unit:
-            arr = arr * _conversion_factor(own, data_unit, band)
+            arr = arr * conversion_factor(own, data_unit, band=band)
         return arr
     if isinstance(unc, u.Quantity):
         if data_unit is None:
             return np.asarray(unc.value, dtype=float)
-        return np.asarray(unc.value, dtype=float) * _conversion_factor(unc.unit, data_unit, band)
+        return np.asarray(unc.value, dtype=float) * conversion_factor(unc.unit, data_unit, band=band)
     arr = np.asarray(unc)
     if arr.dtype.kind not in "fiu":
         raise TypeError(f"band {band.name!r}: uncertainty must be a numeric array, got dtype {arr.dtype}")
@@ -920,41 +917,21 @@ def _read_multi_extension(path, *, unit):
 
 
 # ---------------------------------------------------------------------- helpers: units and grids
-def _without_maggies(unit):
-    """``unit`` as a Quantity in which astropy's maggies are replaced by 3631 Jy."""
-    unit = u.Unit(unit)
-    composite = unit if isinstance(unit, u.CompositeUnit) else u.CompositeUnit(1, [unit], [1])
-    out = u.Quantity(composite.scale)
-    for base, power in zip(composite.bases, composite.powers):
-        if base.is_equivalent(u.mgy):
-            out = out * (base.to(u.mgy) * _MAGGY) ** power
-        else:
-            out = out * base**power
-    return out
-
-
-def _conversion_factor(from_unit, to_unit, band):
-    """Multiplicative factor from ``from_unit`` to ``to_unit`` at ``band``'s wavelength."""
-    if from_unit == to_unit:
-        return 1.0
-    a, b = _without_maggies(from_unit), _without_maggies(to_unit)
-    return float(a.to_value(b.unit, equivalencies=u.spectral_density(band.wavelength)) / b.value)
-
-
-def _convert_unit(band, im, target, *, requested):
+def _convert_unit(band, im, target, *, requested, path=None):
+    """Convert ``im`` in place to ``target`` through `bandsynth.units.to_unit`."""
     if im.unit == target:
         return
     try:
-        factor = _conversion_factor(im.unit, target, band)
+        if im.uncertainty is None:
+            im.data = to_unit(im.data, im.unit, target, band=band, path=path)
+        else:
+            im.data, im.uncertainty = to_unit(im.data, im.unit, target, band=band, path=path, uncertainty=im.uncertainty)
     except (u.UnitsError, ValueError):
         why = "the unit requested with unit=" if requested else "the stack's unit (that of its first band)"
         raise u.UnitConversionError(
             f"band {band.name!r}: cannot convert its unit {im.unit} to {target}, {why}; "
             "the bands of a stack must be in convertible flux units"
         ) from None
-    im.data = im.data * np.asarray(factor, dtype=im.data.dtype)
-    if im.uncertainty is not None:
-        im.uncertainty = im.uncertainty * abs(factor)
     im.unit = target
 
 

@@ -65,6 +65,7 @@ from astropy.utils.exceptions import AstropyUserWarning
 from astropy.wcs import WCS
 
 from .bands import Band, get_band
+from .units import format_unit
 
 __all__ = ["SyntheticBand", "make_provenance", "PROVENANCE_KEYS"]
 
@@ -386,7 +387,7 @@ class SyntheticBand(NDSlicingMixin, NDArithmeticMixin, NDIOMixin, NDData):
         ny, nx = self.data.shape
         n_masked = 0 if self.mask is None else int(np.count_nonzero(self.mask))
         return (
-            f"<SyntheticBand {self.band.name}: {ny} x {nx} pixels, unit {self.unit}, "
+            f"<SyntheticBand {self.band.name}: {ny} x {nx} pixels, unit {format_unit(self.unit)}, "
             f"model {self.provenance['model']!r}, uncertainty {'yes' if self.uncertainty is not None else 'no'}, "
             f"{n_masked} masked pixel(s)>"
         )
@@ -405,7 +406,7 @@ class SyntheticBand(NDSlicingMixin, NDArithmeticMixin, NDIOMixin, NDData):
     # ------------------------------------------------------------------ FITS
     def to_hdulist(self) -> fits.HDUList:
         """The FITS representation (PRIMARY, UNCERT, MASK) described in the module docstring."""
-        unit_text = self.unit.to_string()
+        unit_text = format_unit(self.unit)
         primary = fits.PrimaryHDU(np.asarray(self.data, dtype=np.float32), _primary_header(self, unit_text))
         hdus = [primary]
         if self.uncertainty is not None:

@@ -257,6 +257,17 @@ def test_ccddata_reads_the_file(tmp_path, synth):
     assert stack.unit == nanomaggy and stack["r"].mask.sum() == 2
 
 
+def test_ccddata_and_synthetic_band_read_the_same_unit(tmp_path, synth):
+    path = tmp_path / "g123_r_synth.fits"
+    synth.write(path)
+    ccd, back = CCDData.read(path), SyntheticBand.read(path)
+    assert ccd.unit == back.unit == u.nmgy
+    total = back.add(ccd)  # the same unit: the two add without a conversion error
+    assert total.unit == u.nmgy
+    np.testing.assert_array_equal(total.data[~synth.mask], 2 * synth.data[~synth.mask])
+    assert (ccd.data * ccd.unit + back.data * back.unit).unit == u.nmgy
+
+
 # ---------------------------------------------------------------------- atomic writing
 def test_refuses_to_overwrite(tmp_path, synth):
     path = tmp_path / "out.fits"

@@ -60,7 +60,7 @@ from scipy.special import gamma as gamma_fn
 from scipy.special import gammaincinv, i0e
 
 from ..bands import get_band, list_bands, sort_bands
-from ..units import flux_from_ab, nanomaggy
+from ..units import flux_from_ab, format_unit, nanomaggy
 
 __all__ = [
     "make_galaxy",
@@ -952,7 +952,7 @@ def render_galaxy(seed, *, view=0, mode="ideal", bands=None, size=128, pixel_sca
         "mode": mode,
         "pixel_scale": float(pixel_scale),
         "psf_fwhm": psf,
-        "unit": nanomaggy.to_string(),
+        "unit": format_unit(nanomaggy),
         "dust": bool(dust),
         "components": _public_params(p),
         "populations": {
@@ -1266,7 +1266,7 @@ class _MockPlan:
     def info(self, metas):
         return {
             "mode": self.mode, "seed": self.seed, "size": self.size, "views": self.views, "n_galaxies": self.n,
-            "pixel_scale": self.pixel_scale, "psf_fwhm": metas[0]["psf_fwhm"], "unit": nanomaggy.to_string(),
+            "pixel_scale": self.pixel_scale, "psf_fwhm": metas[0]["psf_fwhm"], "unit": format_unit(nanomaggy),
             "depth_offset": self.depth_offset, "dust": self.dust, "stratify": self.stratify,
             "split_fractions": list(self.split_fractions), "source": "bandsynth.datasets.mock",
         }
