@@ -3,6 +3,7 @@
 from importlib.metadata import PackageNotFoundError, version
 
 from .bands import Band, get_band, list_bands
+from .errors import BandInputError, BandTypeError
 from .stack import BandStack
 from .synthetic import SyntheticBand
 
@@ -13,7 +14,9 @@ except PackageNotFoundError:  # running from a source tree that is not installed
 
 __all__ = [
     "Band",
+    "BandInputError",
     "BandStack",
+    "BandTypeError",
     "SyntheticBand",
     "Translator",
     "get_band",
