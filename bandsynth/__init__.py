@@ -6,6 +6,7 @@ from .bands import Band, get_band, list_bands
 from .errors import BandInputError, BandTypeError
 from .stack import BandStack
 from .synthetic import SyntheticBand
+from . import fits_io  # noqa: F401  (registers the "fits" format of SyntheticBand)
 
 try:
     __version__ = version("bandsynth")
