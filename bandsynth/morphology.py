@@ -51,6 +51,8 @@ from astropy.nddata import NDData
 from astropy.utils.exceptions import AstropyUserWarning
 
 __all__ = [
+    "parse_image",
+    "ParsedImage",
     "MorphologyResult",
     "Segmentation",
     "GiniM20",
@@ -67,7 +69,9 @@ log = logging.getLogger(__name__)
 # --------------------------------------------------------------------------
 
 
-class _Image(NamedTuple):
+class ParsedImage(NamedTuple):
+    """An image as :func:`parse_image` returns it."""
+
     data: np.ndarray  # float, non-finite pixels left in place (see mask)
     mask: np.ndarray  # bool, True = bad (NDData mask | non-finite)
     uncertainty: np.ndarray | None  # 1-sigma, same units as data
@@ -75,10 +79,44 @@ class _Image(NamedTuple):
     wcs: object
 
 
-def _parse_image(obj, name="image", *, warn=True) -> _Image:
-    """Turn an array, NDData-like, ``(array, wcs)`` or FITS path into :class:`_Image`.
+def parse_image(obj, name="image", *, warn=True) -> ParsedImage:
+    """Turn an array, NDData-like, ``(array, wcs)`` or FITS path into a :class:`ParsedImage`.
 
-    Non-finite pixels are added to the mask with an ``AstropyUserWarning``.
+    The one image parser of the morphology and metrics modules.  Non-finite pixels
+    are added to the mask with an ``AstropyUserWarning``.
+
+    Parameters
+    ----------
+    obj : array-like, `~astropy.nddata.NDData`, ``(array, wcs)``, `~astropy.units.Quantity`, str or os.PathLike
+        The image: a 2-D array (a masked array's mask is kept, a torch tensor is
+        copied to the CPU), an NDData/CCDData/SyntheticBand (data, unit, mask,
+        uncertainty and WCS are kept), a pair of array and WCS, a Quantity, or
+        the path of a FITS file (its first 2-D image, ``UNCERT`` and ``MASK``).
+    name : str, optional
+        What to call the image in messages.
+    warn : bool, optional
+        Warn about the non-finite pixels that were not masked.
+
+    Returns
+    -------
+    image : `ParsedImage`
+        ``(data, mask, uncertainty, unit, wcs)``: float data, a boolean mask
+        (True = bad, including the non-finite pixels), the 1-sigma uncertainty or
+        None, the unit or None, the WCS or None.
+
+    Raises
+    ------
+    TypeError
+        ``obj`` is not an image or does not hold numbers.
+    ValueError
+        Not 2-D, or a mask or uncertainty of another shape.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> image = parse_image(np.ma.array(np.ones((3, 3)), mask=np.eye(3)))
+    >>> int(image.mask.sum()), image.unit is None
+    (3, True)
     """
     unit = wcs = None
     mask = uncertainty = None
@@ -126,7 +164,7 @@ def _parse_image(obj, name="image", *, warn=True) -> _Image:
         warnings.warn(
             f"{name}: {int(newly.sum())} non-finite pixel(s) masked", AstropyUserWarning, stacklevel=3
         )
-    return _Image(data, mask | bad, uncertainty, unit, wcs)
+    return ParsedImage(data, mask | bad, uncertainty, unit, wcs)
 
 
 def _stddev(uncertainty, name):
@@ -258,7 +296,7 @@ def segment(
     from photutils.segmentation import deblend_sources, detect_sources, make_2dgaussian_kernel
     from photutils.utils.exceptions import NoDetectionsWarning
 
-    img = _parse_image(data, "image")
+    img = parse_image(data, "image")
     bad = img.mask if mask is None else img.mask | np.asarray(mask, dtype=bool)
     raw = np.where(bad, np.nan, img.data.astype(float))
     if not np.isfinite(raw).any():
@@ -480,7 +518,7 @@ def measure_morphology(
     >>> m.flag, round(m.gini, 1)
     (0, 0.5)
     """
-    img = _parse_image(data, "image")
+    img = parse_image(data, "image")
     bad = img.mask if mask is None else img.mask | np.asarray(mask, dtype=bool)
     notes = []
     if segmap is None:
