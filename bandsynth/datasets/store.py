@@ -43,7 +43,8 @@ from astropy.table import Table
 
 from ..bands import get_band
 from .base import FORMAT_NAME, FORMAT_VERSION, SPLITS, ImageDataset, build_manifest, progress_bar
-from .errors import DataFormatError, _open_fits
+from ._fits import open_fits
+from .errors import DataFormatError
 
 __all__ = ["ImageDataset", "StoredDataset", "open_dataset", "write_dataset", "write_mock_dataset", "add_cli"]
 
@@ -97,7 +98,7 @@ class StoredDataset(ImageDataset):
     def _open_cube(self, file, band):
         if not file.exists():
             raise DataFormatError(f"{file}: missing cube file of band {band!r} listed in {self.path / _MANIFEST}")
-        hdul = _open_fits(file)
+        hdul = open_fits(file)
         self._hduls.append(hdul)
         hdu = hdul[0]
         if hdu.header.get("NAXIS") != 3:
