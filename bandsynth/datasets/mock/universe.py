@@ -11,7 +11,7 @@ from ..base import ImageDataset, build_manifest, progress_bar, tan_wcs
 from .population import galaxy_seed, stratified_log_ssfr
 from .rendering import DEFAULT_PIXEL_SCALE, check_size, positive, render_galaxy
 
-__all__ = ["make_galaxy", "make_dataset", "MockDataset", "split_by_galaxy", "MockPlan"]
+__all__ = ["make_galaxy", "make_dataset", "MockDataset", "split_by_galaxy"]
 
 
 # ----------------------------------------------------------------------------------------------
