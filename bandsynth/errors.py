@@ -32,6 +32,25 @@ __all__ = [
 ]
 
 
+_PARAMETERS = """
+    Parameters
+    ----------
+    message : str
+        The message (it names the band and file already).
+    band : `~bandsynth.bands.Band` or str, optional
+        The band concerned; stored as its canonical name.
+    path : str or os.PathLike, optional
+        The file concerned; stored as a string.
+
+    Attributes
+    ----------
+    band : str or None
+        Canonical name of the band, when known.
+    path : str or None
+        The file, when the input came from one.
+"""
+
+
 class BandError(Exception):
     """Base class of the errors about one band's input; carries ``band`` and ``path``.
 
@@ -80,3 +99,8 @@ class BandFileNotFoundError(BandFileError, FileNotFoundError):
 
 class BandUnitError(BandInputError, u.UnitConversionError):
     """A band's unit cannot be converted to the unit asked for."""
+
+
+for _cls in (BandInputError, BandTypeError, BandFileError, BandFileNotFoundError, BandUnitError):
+    _cls.__doc__ = _cls.__doc__ + "\n" + _PARAMETERS
+del _cls

@@ -30,6 +30,11 @@ class ImageDataset:
     """Common interface of in-memory and on-disk data sets (not instantiated directly).
 
     Subclasses provide ``_get_cube(name)`` and ``_get_uncertainty(name)``.
+
+    Parameters
+    ----------
+    manifest : `~astropy.table.Table`
+        One row per image; ``manifest.meta["bands"]`` lists the bands.
     """
 
     def __init__(self, manifest):
@@ -82,19 +87,53 @@ class ImageDataset:
         return b.name
 
     def cube(self, band):
-        """Images of ``band``: array (n_images, ny, nx), memory-mapped for on-disk sets."""
+        """Images of ``band``: array (n_images, ny, nx), memory-mapped for on-disk sets.
+
+        Parameters
+        ----------
+        band : str or `~bandsynth.bands.Band`
+            A band of the data set.
+
+        Returns
+        -------
+        cube : ndarray
+            The images.
+        """
         return self._get_cube(self._resolve(band))
 
     def uncertainty_cube(self, band):
-        """1-sigma noise of ``band`` (same shape as :meth:`cube`) or None if the set has none."""
+        """1-sigma noise of ``band`` (same shape as :meth:`cube`) or None if the set has none.
+
+        Parameters
+        ----------
+        band : str or `~bandsynth.bands.Band`
+            A band of the data set.
+
+        Returns
+        -------
+        cube : ndarray or None
+            The noise maps.
+        """
         return self._get_uncertainty(self._resolve(band))
 
     @property
     def has_uncertainty(self):
+        """True when the data set has noise maps (survey mode)."""
         return self._get_uncertainty(self._bands[0].name) is not None
 
     def indices(self, split=None):
-        """Image indices of ``split`` ("train", "validation", "test"; None: all)."""
+        """Image indices of ``split`` ("train", "validation", "test"; None: all).
+
+        Parameters
+        ----------
+        split : str, optional
+            The split.
+
+        Returns
+        -------
+        indices : ndarray of int
+            Indices of its images.
+        """
         if split is None:
             return np.arange(len(self))
         if split not in SPLITS:
@@ -108,7 +147,18 @@ class ImageDataset:
         return meta
 
     def stack(self, i):
-        """Image ``i`` as a :class:`~bandsynth.stack.BandStack` (WCS, unit, uncertainty, metadata)."""
+        """Image ``i`` as a :class:`~bandsynth.stack.BandStack` (WCS, unit, uncertainty, metadata).
+
+        Parameters
+        ----------
+        i : int
+            Image index (negative counts from the end).
+
+        Returns
+        -------
+        stack : `~bandsynth.BandStack`
+            The image in every band.
+        """
         from ..stack import BandStack
 
         i = self._check_index(i)
@@ -159,7 +209,22 @@ def _plain(value):
 
 
 def build_manifest(metas, bands, *, info):
-    """Manifest table from per-image metadata dicts (see :func:`bandsynth.datasets.mock.render_galaxy`)."""
+    """Manifest table from per-image metadata dicts (see :func:`bandsynth.datasets.mock.render_galaxy`).
+
+    Parameters
+    ----------
+    metas : list of dict
+        Truth metadata of each image.
+    bands : list of `~bandsynth.bands.Band`
+        The data set's bands (one ``flux_<band>`` column each).
+    info : mapping
+        Data-set-wide metadata (mode, seed, pixel scale, unit, ...) for the table's meta.
+
+    Returns
+    -------
+    manifest : `~astropy.table.Table`
+        One row per image.
+    """
     cols = {}
     for name, kind in _BASE_COLUMNS:
         values = [m.get(name) for m in metas]

@@ -22,6 +22,17 @@ class Calibration(NamedTuple):
     ``coverage[k]`` is the fraction of pixels with ``|pred − truth| ≤ k σ``
     (ideal for Gaussian errors: 0.683, 0.954, 0.997); ``z_*`` summarise the
     z-scores ``(pred − truth) / σ`` (ideal: median 0, std 1).
+
+    Attributes
+    ----------
+    coverage : mapping
+        Level (multiple of σ) to the fraction of pixels within it.
+    z_median, z_mean, z_std : float
+        Median, mean and standard deviation of the z-scores.
+    z_nmad : float
+        1.4826 × median absolute deviation of the z-scores (a robust std).
+    n : int
+        Number of pixels used.
     """
 
     coverage: Mapping
@@ -41,12 +52,18 @@ def calibration(prediction, truth, sigma, *, mask=None, footprint=None, levels=(
     Parameters
     ----------
     prediction, truth, sigma : 2-D arrays (or any arrays of one shape)
+        Prediction, true image and the prediction's 1-sigma uncertainty.
     mask : bool array, optional
         Pixels to exclude.
     footprint : bool array, optional
         Restrict to these pixels (e.g. the galaxy's segment).
     levels : sequence of float
         Multiples of σ.
+
+    Returns
+    -------
+    calibration : `Calibration`
+        Coverage per level and z-score statistics.
 
     Examples
     --------

@@ -19,6 +19,16 @@ def global_limits(*distributions):
     Use it to share one normalisation across the rows of a table (several
     models compared against the same truth).
 
+    Parameters
+    ----------
+    *distributions : array-like
+        Samples; non-finite values are ignored.
+
+    Returns
+    -------
+    limits : tuple of float
+        ``(min, max)``.
+
     Examples
     --------
     >>> global_limits([0.3, 0.5], [0.4, 0.7, float("nan")])
@@ -49,6 +59,11 @@ def wasserstein1(u, v, *, limits=None):
     limits : (float, float), optional
         Explicit global ``(min, max)``, e.g. from :func:`global_limits` over
         every model of a table.  All values must lie inside.
+
+    Returns
+    -------
+    w1 : float
+        The distance, between 0 and 1.
 
     Examples
     --------

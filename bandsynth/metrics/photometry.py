@@ -19,7 +19,21 @@ __all__ = ["photometric_error", "colour_fidelity", "PhotometricError", "ColourFi
 
 
 class PhotometricError(NamedTuple):
-    """Magnitude errors ``Δm = −2.5 log10(F_pred / F_true)`` (nan when not measurable)."""
+    """Magnitude errors ``Δm = −2.5 log10(F_pred / F_true)`` (nan when not measurable).
+
+    Attributes
+    ----------
+    total : float
+        Δm in the Kron ("total") aperture of the truth.
+    aperture : float
+        Δm in a circular aperture of the truth's half-light radius.
+    flux_pred, flux_true : float
+        Total fluxes (same units as the images).
+    radius : float
+        Half-light radius of the truth, in pixels.
+    note : str
+        What went wrong, if anything.
+    """
 
     total: float  # Kron ("total") aperture of the truth
     aperture: float  # circular aperture of the truth's half-light radius
@@ -114,7 +128,17 @@ def photometry_with_segmentation(p, t, good, seg, aperture_radius=None):
 
 
 class ColourFidelity(NamedTuple):
-    """Per-pixel colour errors against one input band, in magnitudes."""
+    """Per-pixel colour errors against one input band, in magnitudes.
+
+    Attributes
+    ----------
+    median_abs_error : float
+        Median absolute colour error.
+    median_error : float
+        Signed median: > 0 when the prediction is too faint.
+    n : int
+        Number of pixels used.
+    """
 
     median_abs_error: float
     median_error: float  # signed: > 0 when the prediction is too faint
@@ -131,6 +155,17 @@ def colour_fidelity(prediction, truth, inputs, *, mask=None, footprint=None):
     band because each band selects its own pixels (where X has flux), and it is
     where high-order information such as redshift lives.  Images must be in
     physical (linear) flux units.
+
+    Parameters
+    ----------
+    prediction, truth : 2-D arrays
+        Prediction and true image, in linear flux units.
+    inputs : mapping of band name to 2-D array
+        The input bands, in the same units.
+    mask : bool array, optional
+        Pixels to exclude (True = excluded).
+    footprint : bool array, optional
+        Restrict to these pixels (e.g. the galaxy's segment).
 
     Returns
     -------

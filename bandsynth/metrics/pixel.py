@@ -22,6 +22,19 @@ __all__ = ["mae", "ssim", "psnr", "ssim_gain"]
 def mae(prediction, truth, *, mask=None):
     """Mean absolute error over the unmasked, finite pixels.
 
+    Parameters
+    ----------
+    prediction, truth : array-like
+        Images of one shape.
+    mask : bool array, optional
+        Pixels to exclude (True = excluded); non-finite pixels are always excluded,
+        with a warning.
+
+    Returns
+    -------
+    mae : float
+        The mean absolute error (nan when no pixel is left).
+
     Examples
     --------
     >>> import numpy as np
@@ -39,6 +52,20 @@ def psnr(prediction, truth, *, data_range, mask=None):
     """Peak signal-to-noise ratio ``10 log10(data_range² / MSE)`` in dB.
 
     ``inf`` for identical images (as scikit-image).
+
+    Parameters
+    ----------
+    prediction, truth : array-like
+        Images of one shape.
+    data_range : float
+        Dynamic range of the images (1 for images scaled to [0, 1]).
+    mask : bool array, optional
+        Pixels to exclude (True = excluded).
+
+    Returns
+    -------
+    psnr : float
+        PSNR in dB (nan when no pixel is left).
 
     Examples
     --------
@@ -71,6 +98,7 @@ def ssim(prediction, truth, *, data_range, mask=None, sigma=1.5, full=False):
     Parameters
     ----------
     prediction, truth : 2-D arrays
+        Images of one shape.
     data_range : float
         Dynamic range of the images (1 for images scaled to [0, 1]).
     mask : bool array, optional
@@ -79,6 +107,13 @@ def ssim(prediction, truth, *, data_range, mask=None, sigma=1.5, full=False):
         Width of the Gaussian window.
     full : bool
         Also return the SSIM map.
+
+    Returns
+    -------
+    ssim : float
+        The mean SSIM over the used pixels (nan when none is left).
+    smap : ndarray
+        The SSIM map, only with ``full=True`` (then a pair is returned).
 
     Examples
     --------
@@ -125,9 +160,13 @@ def ssim_gain(output, target, inputs, *, data_range, mask=None):
     Parameters
     ----------
     output, target : 2-D arrays
+        The prediction and the true image.
     inputs : mapping of band name to 2-D array
         In the same (scaled) space as ``output`` and ``target``.
     data_range : float
+        Dynamic range of the images.
+    mask : bool array, optional
+        Pixels to exclude (True = excluded).
 
     Returns
     -------

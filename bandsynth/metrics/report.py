@@ -50,6 +50,37 @@ class ComparisonReport:
     per-pixel colour error per input band, ``colour_bias``: its signed
     median, both in mag); morphology (``gini_*``/``m20_*`` of prediction and
     truth with the quality flags ``morph_flag_*``, -1 when not measured).
+
+    Attributes
+    ----------
+    space : str
+        "scaled" or "raw": where the pixel metrics were computed.
+    data_range : float
+        Data range of the pixel metrics.
+    n_pixels, n_excluded : int
+        Pixels used and pixels left out (masked or non-finite).
+    mae, ssim, psnr : float
+        Pixel metrics (PSNR in dB).
+    ssim_input, ssim_gain : mapping
+        Per input band: SSIM(input, truth) and SSIM(prediction, truth) − SSIM(input, truth).
+    dmag_total, dmag_aperture : float
+        Magnitude errors in the truth's Kron aperture and within its half-light radius.
+    flux_pred, flux_true : float
+        Total fluxes of prediction and truth.
+    coverage_1sigma, coverage_2sigma, coverage_3sigma : float
+        Fractions of pixels within 1, 2, 3 σ of the truth.
+    z_median, z_std, z_nmad : float
+        Median, standard deviation and robust standard deviation of the z-scores.
+    colour_error, colour_bias : mapping
+        Per input band: median absolute and signed per-pixel colour error (mag).
+    gini_pred, gini_true, m20_pred, m20_true : float
+        Gini and M20 of prediction and truth.
+    morph_flag_pred, morph_flag_true : int
+        Their statmorph-style quality flags (-1: not measured).
+    flags : tuple of str
+        Keys of what could not be computed or was flagged.
+    notes : tuple of str
+        Explanations of the flags.
     """
 
     space: str
@@ -92,7 +123,13 @@ class ComparisonReport:
         return not self.flags
 
     def to_dict(self) -> dict:
-        """Flat dict of scalars: mappings become ``ssim_gain_<band>`` etc."""
+        """Flat dict of scalars: mappings become ``ssim_gain_<band>`` etc.
+
+        Returns
+        -------
+        row : dict
+            Field name to value.
+        """
         out = {}
         for name in self.__dataclass_fields__:
             value = getattr(self, name)
@@ -106,7 +143,13 @@ class ComparisonReport:
         return out
 
     def to_table(self):
-        """One-row `~astropy.table.QTable` (magnitudes in mag, PSNR in dB)."""
+        """One-row `~astropy.table.QTable` (magnitudes in mag, PSNR in dB).
+
+        Returns
+        -------
+        table : `~astropy.table.QTable`
+            The report as one row.
+        """
         import astropy.units as u
         from astropy.table import QTable
 

@@ -149,6 +149,13 @@ class GiniM20(NamedTuple):
 
     ``gini`` and ``m20`` are ``nan`` where they could not be measured;
     ``flag`` follows statmorph (0 good, 1 suspect, 2 bad, 4 catastrophic).
+
+    Attributes
+    ----------
+    gini, m20 : ndarray
+        Gini and M20 of each image.
+    flag : ndarray of int
+        statmorph's quality flag of each image.
     """
 
     gini: np.ndarray

@@ -15,7 +15,21 @@ __all__ = ["parse_image", "ParsedImage"]
 
 
 class ParsedImage(NamedTuple):
-    """An image as :func:`parse_image` returns it."""
+    """An image as :func:`parse_image` returns it.
+
+    Attributes
+    ----------
+    data : ndarray
+        Float image; non-finite pixels are left in place (see ``mask``).
+    mask : ndarray of bool
+        True = bad: the NDData mask and the non-finite pixels.
+    uncertainty : ndarray or None
+        1-sigma uncertainty in the data's unit.
+    unit : `~astropy.units.UnitBase` or None
+        The data's unit.
+    wcs : `~astropy.wcs.WCS` or None
+        The image's WCS.
+    """
 
     data: np.ndarray  # float, non-finite pixels left in place (see mask)
     mask: np.ndarray  # bool, True = bad (NDData mask | non-finite)

@@ -49,6 +49,31 @@ class MorphologyResult:
     Invalid values are ``nan`` (statmorph's ``-99``).  ``flag`` is statmorph's
     quality flag (0 good, 1 suspect, 2 bad, 4 catastrophic); ``flag_sersic``
     is ``-1`` when no Sérsic fit was requested.  ``notes`` say what went wrong.
+
+    Attributes
+    ----------
+    gini, m20 : float
+        Gini coefficient and M20 (Lotz et al. 2004).
+    concentration, asymmetry, smoothness : float
+        The CAS statistics (Conselice 2003).
+    flag : int
+        statmorph's quality flag.
+    xc, yc : float
+        Centroid of the galaxy, in pixels.
+    rpetro_circ, rpetro_ellip : float
+        Circular and elliptical Petrosian radii, in pixels.
+    r20, r80 : float
+        Radii holding 20 % and 80 % of the light, in pixels.
+    sn_per_pixel : float
+        Mean signal-to-noise per pixel of the segment.
+    label : int
+        Label of the galaxy in the segmentation map.
+    sersic_n, sersic_rhalf : float
+        Sérsic index and half-light radius of the optional Sérsic fit.
+    flag_sersic : int
+        Quality flag of the Sérsic fit (-1: not requested).
+    notes : tuple of str
+        What went wrong, if anything.
     """
 
     gini: float
@@ -76,7 +101,13 @@ class MorphologyResult:
         return self.flag <= 1
 
     def to_dict(self) -> dict:
-        """Fields as a plain dict (notes joined into one string)."""
+        """Fields as a plain dict (notes joined into one string).
+
+        Returns
+        -------
+        fields : dict
+            Field name to value.
+        """
         d = asdict(self)
         d["notes"] = "; ".join(self.notes)
         return d

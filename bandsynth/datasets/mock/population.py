@@ -46,6 +46,18 @@ _AGB_SCATTER = 2.0  # ln-scatter of the AGB light of a star particle
 def galaxy_seed(seed, index):
     """Seed of galaxy ``index`` of a data set made with ``seed`` (see :func:`make_dataset`).
 
+    Parameters
+    ----------
+    seed : int
+        Seed of the data set.
+    index : int
+        Index of the galaxy in it.
+
+    Returns
+    -------
+    galaxy_seed : int
+        The galaxy's seed (its ``galaxy_id``).
+
     Examples
     --------
     >>> galaxy_seed(0, 1) == galaxy_seed(0, 1) != galaxy_seed(0, 2)

@@ -198,7 +198,36 @@ def render_galaxy(seed, *, view=0, mode="ideal", bands=None, size=128, pixel_sca
                   psf_fwhm=None, depth_offset=0.0, dust=True, log_ssfr=None, galaxy_class=None):
     """Render one view of one mock galaxy as plain arrays (the fast path of :func:`make_galaxy`).
 
-    Parameters are those of :func:`make_galaxy`.
+    Parameters
+    ----------
+    seed : int
+        Identifies the galaxy (the same seed gives the same galaxy in every
+        mode, band set and view); it is also its ``galaxy_id``.
+    view : int
+        Camera: views share the intrinsic galaxy (star particles, spectra)
+        and differ in inclination and position angle.
+    mode : {"ideal", "survey"}
+        ``"ideal"``: one common Gaussian PSF (``psf_fwhm``), no noise.
+        ``"survey"``: each band's registry PSF (Moffat, beta = 3), sky and
+        Poisson noise at the depths of :data:`SURVEY_DEPTHS` shifted by
+        ``depth_offset`` magnitudes; the noise map is the uncertainty.
+    bands : list of str, optional
+        Bands to render (default: every registered band, FUV to Ks).
+    size : int
+        Stamp width and height in pixels.  Galaxies are drawn to fill most of
+        the stamp: their angular size scales with ``size * 0.262"``.
+    pixel_scale : float, optional
+        Arcsec per pixel (default :data:`DEFAULT_PIXEL_SCALE`).
+    psf_fwhm : float, optional
+        FWHM (arcsec) of the common PSF in ideal mode (default :data:`DEFAULT_IDEAL_PSF_FWHM`).
+    depth_offset : float
+        Survey mode: magnitudes added to every band's depth (> 0 is deeper).
+    dust : bool
+        Apply the dust screen.
+    log_ssfr : float, optional
+        Force log10 of the specific star-formation rate (1/yr) instead of drawing it.
+    galaxy_class : str, optional
+        Force the class (one of `~bandsynth.datasets.mock.GALAXY_CLASSES`).
 
     Returns
     -------

@@ -125,6 +125,11 @@ def population_sed(wavelength, *, age, metallicity=0.0, uv_upturn=0.0):
     uv_upturn : float
         Fraction (0 to 0.1) of the bolometric light emitted by hot horizontal-branch stars.
 
+    Returns
+    -------
+    sed : ndarray
+        f_nu at each wavelength.
+
     Examples
     --------
     >>> import numpy as np
@@ -166,6 +171,18 @@ def population_band_fluxes(bands, *, age, metallicity=0.0, uv_upturn=0.0):
     The mean of f_nu weighted by the band response per unit log wavelength (the
     AB convention for photon-counting detectors).
 
+    Parameters
+    ----------
+    bands : list of str or `~bandsynth.bands.Band`
+        The bands.
+    age, metallicity, uv_upturn : float
+        As for :func:`population_sed`.
+
+    Returns
+    -------
+    fluxes : ndarray
+        One band-averaged f_nu per band, in the order given.
+
     Examples
     --------
     >>> f = population_band_fluxes(["NUV", "r"], age=1e10)
@@ -183,6 +200,14 @@ def component_fluxes(meta, bands=None):
     Recomputed from the truth metadata of a mock image (``stack.meta``): the
     r-band flux of every component and age bin times the band-to-r flux
     ratio of that age bin's spectrum (:func:`population_band_fluxes`).
+
+    Parameters
+    ----------
+    meta : mapping
+        Truth metadata of a mock image (``stack.meta`` or the ``meta`` of
+        :func:`render_galaxy`).
+    bands : list of str, optional
+        Bands (default: every registered band).
 
     Returns
     -------
@@ -212,6 +237,16 @@ def calzetti_k(wavelength):
 
     ``A_lambda = k(lambda) E(B-V)``; extrapolated linearly in 1/lambda below
     120 nm and above 2.2 micron (where it is clipped at 0).
+
+    Parameters
+    ----------
+    wavelength : array-like of float or `~astropy.units.Quantity`
+        Wavelengths (nm if a plain number).
+
+    Returns
+    -------
+    k : ndarray
+        k(lambda) at each wavelength.
 
     Examples
     --------

@@ -97,6 +97,20 @@ def split_by_galaxy(log_ssfr, fractions=(0.8, 0.1, 0.1), *, seed=0):
     picked systematically along that order (random offset), so every split
     spans the whole sSFR range.  Views of one galaxy share its split.
 
+    Parameters
+    ----------
+    log_ssfr : array-like
+        log10 specific star-formation rate of each galaxy.
+    fractions : tuple of float
+        Fractions of galaxies in the train, validation and test splits (sum 1).
+    seed : int
+        Seed of the random offset.
+
+    Returns
+    -------
+    splits : ndarray of str
+        "train", "validation" or "test" for each galaxy.
+
     Examples
     --------
     >>> s = split_by_galaxy(np.linspace(-12, -9, 10), (0.6, 0.2, 0.2), seed=1)
@@ -136,6 +150,23 @@ def make_dataset(n, *, seed=0, mode="ideal", bands=None, size=128, pixel_scale=N
     With ``stratify`` the sSFRs are a Latin-hypercube draw from the
     population (every sSFR quantile represented).  Splits are by galaxy,
     stratified by sSFR (:func:`split_by_galaxy`).
+
+    Parameters
+    ----------
+    n : int
+        Number of galaxies.
+    seed : int
+        Seed of the data set (galaxy ``g`` is ``galaxy_seed(seed, g)``).
+    mode, bands, size, pixel_scale, psf_fwhm, depth_offset, dust
+        As for :func:`make_galaxy`.
+    views : int
+        Images (camera directions) per galaxy.
+    stratify : bool
+        Draw the sSFRs as a Latin hypercube of the population.
+    split_fractions : tuple of float
+        Fractions of galaxies in the train, validation and test splits.
+    progress : bool
+        Show a progress bar.
 
     Returns
     -------
@@ -222,6 +253,17 @@ class MockDataset(ImageDataset):
     """An in-memory mock data set (the interface of :class:`bandsynth.datasets.store.StoredDataset`).
 
     Made by :func:`make_dataset`; :meth:`stack` carries each image's full truth metadata.
+
+    Parameters
+    ----------
+    cubes : mapping of band name to ndarray
+        Images of each band, shape ``(n_images, ny, nx)``.
+    manifest : `~astropy.table.Table`
+        One row per image (see `bandsynth.datasets.base.build_manifest`).
+    uncertainty : mapping of band name to ndarray, optional
+        1-sigma noise cubes (survey mode).
+    metas : list of dict, optional
+        Each image's full truth metadata.
     """
 
     def __init__(self, cubes, manifest, *, uncertainty=None, metas=None):
