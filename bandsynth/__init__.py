@@ -3,8 +3,10 @@
 from importlib.metadata import PackageNotFoundError, version
 
 from .bands import Band, get_band, list_bands
+from .errors import BandInputError, BandTypeError
 from .stack import BandStack
 from .synthetic import SyntheticBand
+from . import fits_io  # noqa: F401  (registers the "fits" format of SyntheticBand)
 
 try:
     __version__ = version("bandsynth")
@@ -13,7 +15,9 @@ except PackageNotFoundError:  # running from a source tree that is not installed
 
 __all__ = [
     "Band",
+    "BandInputError",
     "BandStack",
+    "BandTypeError",
     "SyntheticBand",
     "Translator",
     "get_band",

@@ -39,6 +39,8 @@ from astropy.wcs import WCS
 
 from ._io import sha256_file
 from .bands import Band, get_band, list_bands
+from .errors import BandFileError, BandFileNotFoundError, BandInputError, BandTypeError, BandUnitError
+from .units import conversion_factor, format_unit, parse_unit, to_unit
 
 __all__ = ["BandStack"]
 
@@ -47,8 +49,6 @@ _METHODS = ("interp", "exact", "adaptive")
 _GRID_TOLERANCE = 0.01
 # Reprojected pixels covered by less than this fraction of input pixels are masked.
 _MIN_COVERAGE = 0.999
-# 1 maggy = 3631 Jy (AB system); astropy's maggy is not convertible to Jy by itself.
-_MAGGY = 3631.0 * u.Jy
 
 
 class _FrozenDict(dict):
@@ -74,11 +74,11 @@ class _FrozenDict(dict):
 class _Image:
     """One band while a stack is being assembled (mutable scratch record)."""
 
-    __slots__ = ("data", "unit", "uncertainty", "mask", "wcs", "meta")
+    __slots__ = ("data", "unit", "uncertainty", "mask", "wcs", "meta", "path")
 
-    def __init__(self, data, unit, uncertainty, mask, wcs, meta):
+    def __init__(self, data, unit, uncertainty, mask, wcs, meta, path=None):
         self.data, self.unit, self.uncertainty = data, unit, uncertainty
-        self.mask, self.wcs, self.meta = mask, wcs, meta
+        self.mask, self.wcs, self.meta, self.path = mask, wcs, meta, path
 
     @property
     def shape(self):
@@ -409,7 +409,7 @@ class BandStack:
         wcs_text = "/".join(wcs.wcs.ctype) if wcs is not None else "none"
         return (
             f"<BandStack: {len(self)} band{'s' if len(self) != 1 else ''} ({', '.join(self.names)}), "
-            f"{ny} x {nx} pixels, unit {self.unit}, WCS {wcs_text}>"
+            f"{ny} x {nx} pixels, unit {format_unit(self.unit)}, WCS {wcs_text}>"
         )
 
     # ------------------------------------------------------------------ derived stacks
@@ -666,61 +666,82 @@ def _resolve_mapping(mapping, what, *, allowed=None):
     for key, value in mapping.items():
         band = get_band(key)
         if band in out:
-            raise ValueError(f"band {band.name!r} is given twice in {what} (as {key!r})")
+            raise BandInputError(f"band {band.name!r} is given twice in {what} (as {key!r})", band=band)
         if allowed is not None and band not in allowed:
-            raise ValueError(f"{what} given for band {band.name!r}, which is not among the images")
+            raise BandInputError(f"{what} given for band {band.name!r}, which is not among the images", band=band)
         out[band] = value
     return dict(sorted(out.items(), key=lambda kv: kv[0].wavelength.value))
 
 
-def _parse_unit(unit, where):
-    """Parse a unit, reading "nanomaggy" (alone or in a composite) as bandsynth's linear unit."""
-    from .units import parse_unit
-
+def _parse_unit(unit, where, *, band=None, path=None):
+    """Parse a unit with `bandsynth.units.parse_unit`; errors name ``where``."""
     try:
         return parse_unit(unit)
     except (TypeError, ValueError) as err:
-        raise ValueError(f"{where}: {unit!r} is not a unit astropy understands ({err})") from None
+        raise BandInputError(
+            f"{where}: {unit!r} is not a unit astropy understands ({err})",
+            band=band, path=path,
+        ) from None
 
 
-def _as_wcs(wcs, where):
+def _as_wcs(wcs, where, *, band=None, path=None):
     if isinstance(wcs, fits.Header):
         wcs = WCS(wcs)
     elif not isinstance(wcs, WCS):
-        raise TypeError(f"{where}: the WCS must be an astropy.wcs.WCS or a FITS header, got {type(wcs).__name__}")
+        raise BandTypeError(
+            f"{where}: the WCS must be an astropy.wcs.WCS or a FITS header, got {type(wcs).__name__}",
+            band=band, path=path,
+        )
     else:
         wcs = copy.deepcopy(wcs)
     if wcs.pixel_n_dim != 2:
-        raise ValueError(f"{where}: expected a 2-D WCS, got one with {wcs.pixel_n_dim} pixel axes")
+        raise BandInputError(
+            f"{where}: expected a 2-D WCS, got one with {wcs.pixel_n_dim} pixel axes",
+            band=band, path=path,
+        )
     return wcs
 
 
-def _std_array(band, unc, data_unit):
+def _uncertainty_factor(band, unit, data_unit, path):
+    try:
+        return conversion_factor(unit, data_unit, band=band, path=path)
+    except u.UnitsError as err:
+        raise BandUnitError(
+            f"band {band.name!r}: the uncertainty's unit does not convert: {err}",
+            band=band, path=path,
+        ) from None
+
+
+def _std_array(band, unc, data_unit, path=None):
     """Standard deviation as a float array in the data's unit, from any uncertainty form."""
     if isinstance(unc, NDUncertainty):
         if not isinstance(unc, StdDevUncertainty):
             try:
                 unc = unc.represent_as(StdDevUncertainty)
             except (TypeError, ValueError, AttributeError) as err:
-                raise TypeError(
-                    f"band {band.name!r}: cannot use a {type(unc).__name__} as a standard deviation ({err})"
+                raise BandTypeError(
+                    f"band {band.name!r}: cannot use a {type(unc).__name__} as a standard deviation ({err})",
+                    band=band,
                 ) from None
         own = unc._unit if hasattr(unc, "_unit") else None
         arr = np.asarray(unc.array, dtype=float)
         if own is not None and data_unit is not None and own != data_unit:
-            arr = arr * _conversion_factor(own, data_unit, band)
+            arr = arr * _uncertainty_factor(band, own, data_unit, path)
         return arr
     if isinstance(unc, u.Quantity):
         if data_unit is None:
             return np.asarray(unc.value, dtype=float)
-        return np.asarray(unc.value, dtype=float) * _conversion_factor(unc.unit, data_unit, band)
+        return np.asarray(unc.value, dtype=float) * _uncertainty_factor(band, unc.unit, data_unit, path)
     arr = np.asarray(unc)
     if arr.dtype.kind not in "fiu":
-        raise TypeError(f"band {band.name!r}: uncertainty must be a numeric array, got dtype {arr.dtype}")
+        raise BandTypeError(
+            f"band {band.name!r}: uncertainty must be a numeric array, got dtype {arr.dtype}",
+            band=band,
+        )
     return arr.astype(float)
 
 
-def _image_from_value(band, value, *, wcs=None, unit=None, uncertainty=None, mask=None, source=None):
+def _image_from_value(band, value, *, wcs=None, unit=None, uncertainty=None, mask=None, source=None, path=None):
     """Validate one band's image and return an :class:`_Image` (unit not yet converted)."""
     label = f"band {band.name!r}" + (f" ({source})" if source else "")
     own_unc = own_mask = own_wcs = None
@@ -740,24 +761,39 @@ def _image_from_value(band, value, *, wcs=None, unit=None, uncertainty=None, mas
         data, own_unit = data.value, own_unit or data.unit
     data = np.asarray(data)
     if data.dtype.kind not in "fiu":
-        raise TypeError(f"{label}: the image must be a real numeric array, got dtype {data.dtype}")
+        raise BandTypeError(
+            f"{label}: the image must be a real numeric array, got dtype {data.dtype}",
+            band=band, path=path,
+        )
     if data.ndim != 2:
-        raise ValueError(f"{label}: expected a 2-D image, got an array of shape {data.shape}")
+        raise BandInputError(f"{label}: expected a 2-D image, got an array of shape {data.shape}", band=band, path=path)
     data = np.array(data, dtype=np.float32 if data.dtype in (np.float16, np.float32) else np.float64)
 
     this_unit = own_unit if own_unit is not None else unit
     if this_unit is None:
-        raise ValueError(f"{label} has no unit (no BUNIT / NDData unit); pass unit=, e.g. unit='nanomaggy'")
+        raise BandInputError(
+            f"{label} has no unit (no BUNIT / NDData unit); pass unit=, e.g. unit='nanomaggy'",
+            band=band, path=path,
+        )
 
     if own_unc is not None and uncertainty is not None:
-        raise ValueError(f"{label}: uncertainty is given twice (in the image and in uncertainty=)")
+        raise BandInputError(
+            f"{label}: uncertainty is given twice (in the image and in uncertainty=)",
+            band=band, path=path,
+        )
     unc = own_unc if own_unc is not None else uncertainty
     if unc is not None:
-        unc = _std_array(band, unc, this_unit)
+        unc = _std_array(band, unc, this_unit, path)
         if unc.shape != data.shape:
-            raise ValueError(f"{label}: uncertainty has shape {unc.shape}, expected the image shape {data.shape}")
+            raise BandInputError(
+                f"{label}: uncertainty has shape {unc.shape}, expected the image shape {data.shape}",
+                band=band, path=path,
+            )
         if np.any(unc < 0):
-            raise ValueError(f"{label}: the uncertainty (a standard deviation) has negative values")
+            raise BandInputError(
+                f"{label}: the uncertainty (a standard deviation) has negative values",
+                band=band, path=path,
+            )
 
     bad = np.zeros(data.shape, dtype=bool)
     for given in (own_mask, mask):
@@ -767,9 +803,12 @@ def _image_from_value(band, value, *, wcs=None, unit=None, uncertainty=None, mas
         if given.ndim == 0:  # NDData allows a scalar mask
             given = np.broadcast_to(given, data.shape)
         if given.dtype.kind not in "biu":
-            raise TypeError(f"{label}: mask must be a boolean array, got dtype {given.dtype}")
+            raise BandTypeError(f"{label}: mask must be a boolean array, got dtype {given.dtype}", band=band, path=path)
         if given.shape != data.shape:
-            raise ValueError(f"{label}: mask has shape {given.shape}, expected the image shape {data.shape}")
+            raise BandInputError(
+                f"{label}: mask has shape {given.shape}, expected the image shape {data.shape}",
+                band=band, path=path,
+            )
         bad |= given.astype(bool)
     has_mask = own_mask is not None or mask is not None
 
@@ -797,25 +836,28 @@ def _image_from_value(band, value, *, wcs=None, unit=None, uncertainty=None, mas
 
     good = data[~bad]
     if good.size == 0:
-        raise ValueError(f"{label}: every pixel is masked or non-finite")
+        raise BandInputError(f"{label}: every pixel is masked or non-finite", band=band, path=path)
     lo, hi = good.min(), good.max()
     if lo == hi:
         what = "all-zero" if lo == 0 else f"constant (every unmasked pixel is {lo:g})"
-        raise ValueError(f"{label} is {what}: an image without structure cannot be used")
+        raise BandInputError(f"{label} is {what}: an image without structure cannot be used", band=band, path=path)
 
     if own_wcs is not None and not isinstance(own_wcs, WCS):
-        raise TypeError(f"{label}: its WCS must be an astropy.wcs.WCS, got {type(own_wcs).__name__}")
+        raise BandTypeError(
+            f"{label}: its WCS must be an astropy.wcs.WCS, got {type(own_wcs).__name__}",
+            band=band, path=path,
+        )
     chosen_wcs = own_wcs if own_wcs is not None else wcs
     if chosen_wcs is not None:
-        chosen_wcs = _as_wcs(chosen_wcs, label)
-    return _Image(data, this_unit, unc, bad if has_mask else None, chosen_wcs, copy.copy(own_meta))
+        chosen_wcs = _as_wcs(chosen_wcs, label, band=band, path=path)
+    return _Image(data, this_unit, unc, bad if has_mask else None, chosen_wcs, copy.copy(own_meta), path)
 
 
-def _fspath(path, what):
+def _fspath(path, what, *, band=None):
     try:
         return os.fspath(path)
     except TypeError:
-        raise TypeError(f"{what}: expected a file path, got {type(path).__name__}") from None
+        raise BandTypeError(f"{what}: expected a file path, got {type(path).__name__}", band=band) from None
 
 
 def _image_hdus(hdul):
@@ -823,75 +865,83 @@ def _image_hdus(hdul):
     return [i for i, h in enumerate(hdul) if h.is_image and h.header.get("NAXIS", 0) > 0]
 
 
-def _open_fits(path, label):
+def _open_fits(path, label, *, band=None):
     try:
         return fits.open(path)
     except OSError as err:
-        raise OSError(f"{label}: cannot read {path!r} as FITS: {err}") from err
+        raise BandFileError(f"{label}: cannot read {path!r} as FITS: {err}", band=band, path=path) from err
 
 
-def _read_ccd(path, index, *, label, unit, hdu_uncertainty, hdu_mask, header):
+def _read_ccd(path, index, *, label, unit, hdu_uncertainty, hdu_mask, header, band=None):
     """`CCDData.read` of one HDU, with the unit read by bandsynth's parser."""
     if "BUNIT" in header:
-        file_unit = _parse_unit(header["BUNIT"], f"{label}: BUNIT of {path!r}")
+        file_unit = _parse_unit(header["BUNIT"], f"{label}: BUNIT of {path!r}", band=band, path=path)
     elif unit is None:
-        raise ValueError(
+        raise BandInputError(
             f"{label}: {path!r} HDU {index} has no BUNIT keyword and no unit= was given; "
-            "pass unit= (e.g. unit='nanomaggy')"
+            "pass unit= (e.g. unit='nanomaggy')",
+            band=band, path=path,
         )
     else:
         file_unit = unit
     try:
         return CCDData.read(path, hdu=index, unit=file_unit, hdu_uncertainty=hdu_uncertainty, hdu_mask=hdu_mask)
     except (ValueError, TypeError) as err:
-        raise ValueError(f"{label}: cannot read {path!r} HDU {index}: {err}") from err
+        raise BandInputError(f"{label}: cannot read {path!r} HDU {index}: {err}", band=band, path=path) from err
 
 
 def _read_band_file(band, path, *, hdu, unit):
-    path = _fspath(path, f"band {band.name!r}")
+    path = _fspath(path, f"band {band.name!r}", band=band)
     label = f"band {band.name!r}"
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"{label}: FITS file {path!r} not found")
-    with _open_fits(path, label) as hdul:
+        raise BandFileNotFoundError(f"{label}: FITS file {path!r} not found", band=band, path=path)
+    with _open_fits(path, label, band=band) as hdul:
         images = _image_hdus(hdul)
         if hdu is None:
             if not images:
-                raise ValueError(
+                raise BandInputError(
                     f"{label}: FITS file {path!r} contains no image HDU (expected a 2-D image in the "
-                    "primary HDU or an image extension)"
+                    "primary HDU or an image extension)",
+                    band=band, path=path,
                 )
             index = images[0]
         else:
             try:
                 index = hdul.index_of(hdu)
             except (KeyError, IndexError):
-                raise ValueError(f"{label}: FITS file {path!r} has no HDU {hdu!r}") from None
+                raise BandInputError(f"{label}: FITS file {path!r} has no HDU {hdu!r}", band=band, path=path) from None
             if index not in images:
-                raise ValueError(f"{label}: HDU {hdu!r} of {path!r} is not an image HDU with data")
+                raise BandInputError(
+                    f"{label}: HDU {hdu!r} of {path!r} is not an image HDU with data",
+                    band=band, path=path,
+                )
         header = hdul[index].header.copy()
-    ccd = _read_ccd(path, index, label=label, unit=unit, hdu_uncertainty="UNCERT", hdu_mask="MASK", header=header)
+    ccd = _read_ccd(
+        path, index, label=label, unit=unit, hdu_uncertainty="UNCERT", hdu_mask="MASK", header=header, band=band
+    )
     ccd.meta["FILENAME"] = os.path.basename(path)
-    im = _image_from_value(band, ccd, source=path)
+    im = _image_from_value(band, ccd, source=path, path=path)
     return im, {"band": band.name, "file": path, "checksum": sha256_file(path)}
 
 
 def _read_multi_extension(path, *, unit):
     path = _fspath(path, "from_fits")
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"multi-extension FITS file {path!r} not found")
+        raise BandFileNotFoundError(f"multi-extension FITS file {path!r} not found", path=path)
     label = f"file {path!r}"
     found = {}
     with _open_fits(path, label) as hdul:
         images = _image_hdus(hdul)
         if not images:
-            raise ValueError(f"{label} contains no image HDU (expected one image extension per band)")
+            raise BandInputError(f"{label} contains no image HDU (expected one image extension per band)", path=path)
         names = {hdul[i].name.upper() for i in images}
         for i in images:
             name = hdul[i].name.upper()
             if i == 0 and name in ("", "PRIMARY"):
-                raise ValueError(
+                raise BandInputError(
                     f"{label}: the primary HDU holds an image but no EXTNAME naming its band; "
-                    "give every band image an EXTNAME (e.g. 'NUV')"
+                    "give every band image an EXTNAME (e.g. 'NUV')",
+                    path=path,
                 )
             base = name
             for suffix in ("_UNCERT", "_MASK"):
@@ -903,11 +953,15 @@ def _read_multi_extension(path, *, unit):
                 band = get_band(name)
             except ValueError:
                 known = ", ".join(b.name for b in list_bands())
-                raise ValueError(
-                    f"{label}: HDU {i} has EXTNAME {name!r}, which is not a known band; known bands are: {known}"
+                raise BandInputError(
+                    f"{label}: HDU {i} has EXTNAME {name!r}, which is not a known band; known bands are: {known}",
+                    path=path,
                 ) from None
             if band in found:
-                raise ValueError(f"{label}: band {band.name!r} appears twice (EXTNAME {name!r})")
+                raise BandInputError(
+                    f"{label}: band {band.name!r} appears twice (EXTNAME {name!r})",
+                    band=band, path=path,
+                )
             found[band] = (i, name, hdul[i].header.copy())
     checksum = sha256_file(path)
     built, inputs = {}, []
@@ -915,50 +969,34 @@ def _read_multi_extension(path, *, unit):
         i, name, header = found[band]
         label_b = f"band {band.name!r}"
         ccd = _read_ccd(
-            path, i, label=label_b, unit=unit, hdu_uncertainty=f"{name}_UNCERT", hdu_mask=f"{name}_MASK", header=header
+            path, i, label=label_b, unit=unit, hdu_uncertainty=f"{name}_UNCERT", hdu_mask=f"{name}_MASK", header=header,
+            band=band,
         )
         ccd.meta["FILENAME"] = os.path.basename(path)
-        built[band] = _image_from_value(band, ccd, source=f"{path}[{name}]")
+        built[band] = _image_from_value(band, ccd, source=f"{path}[{name}]", path=path)
         inputs.append({"band": band.name, "file": path, "checksum": checksum})
     return built, inputs
 
 
 # ---------------------------------------------------------------------- helpers: units and grids
-def _without_maggies(unit):
-    """``unit`` as a Quantity in which astropy's maggies are replaced by 3631 Jy."""
-    unit = u.Unit(unit)
-    composite = unit if isinstance(unit, u.CompositeUnit) else u.CompositeUnit(1, [unit], [1])
-    out = u.Quantity(composite.scale)
-    for base, power in zip(composite.bases, composite.powers):
-        if base.is_equivalent(u.mgy):
-            out = out * (base.to(u.mgy) * _MAGGY) ** power
-        else:
-            out = out * base**power
-    return out
-
-
-def _conversion_factor(from_unit, to_unit, band):
-    """Multiplicative factor from ``from_unit`` to ``to_unit`` at ``band``'s wavelength."""
-    if from_unit == to_unit:
-        return 1.0
-    a, b = _without_maggies(from_unit), _without_maggies(to_unit)
-    return float(a.to_value(b.unit, equivalencies=u.spectral_density(band.wavelength)) / b.value)
-
-
 def _convert_unit(band, im, target, *, requested):
+    """Convert ``im`` in place to ``target`` through `bandsynth.units.to_unit`."""
     if im.unit == target:
         return
     try:
-        factor = _conversion_factor(im.unit, target, band)
+        if im.uncertainty is None:
+            im.data = to_unit(im.data, im.unit, target, band=band, path=im.path)
+        else:
+            im.data, im.uncertainty = to_unit(
+                im.data, im.unit, target, band=band, path=im.path, uncertainty=im.uncertainty
+            )
     except (u.UnitsError, ValueError):
         why = "the unit requested with unit=" if requested else "the stack's unit (that of its first band)"
-        raise u.UnitConversionError(
+        raise BandUnitError(
             f"band {band.name!r}: cannot convert its unit {im.unit} to {target}, {why}; "
-            "the bands of a stack must be in convertible flux units"
+            "the bands of a stack must be in convertible flux units",
+            band=band, path=im.path,
         ) from None
-    im.data = im.data * np.asarray(factor, dtype=im.data.dtype)
-    if im.uncertainty is not None:
-        im.uncertainty = im.uncertainty * abs(factor)
     im.unit = target
 
 

@@ -7,7 +7,8 @@ the inputs' WCS and ``meta["provenance"]``: a JSON-safe dict saying how the
 image was made.
 
 FITS format (:meth:`SyntheticBand.write`; read back by :meth:`SyntheticBand.read`
-exactly and by `astropy.nddata.CCDData.read`)::
+exactly and by `astropy.nddata.CCDData.read`; the reader and writer live in
+`bandsynth.fits_io` and are registered with `astropy.io.registry`)::
 
     PRIMARY  float32 image; BUNIT; the WCS;
              BANDSYN (bandsynth version), BSMODEL (model), BSSHA256 (weights hash),
@@ -49,6 +50,7 @@ from collections.abc import Mapping
 import numpy as np
 from astropy.io import fits
 from astropy.io.fits.verify import VerifyWarning
+from astropy.io.registry import UnifiedReadWriteMethod
 from astropy.nddata import (
     CCDData,
     NDArithmeticMixin,
@@ -60,11 +62,13 @@ from astropy.nddata import (
     StdDevUncertainty,
     UnknownUncertainty,
 )
+from astropy.nddata.mixins.ndio import NDDataRead
 from astropy.utils.decorators import sharedmethod
 from astropy.utils.exceptions import AstropyUserWarning
 from astropy.wcs import WCS
 
 from .bands import Band, get_band
+from .units import format_unit
 
 __all__ = ["SyntheticBand", "make_provenance", "PROVENANCE_KEYS"]
 
@@ -81,7 +85,6 @@ PROVENANCE_KEYS = (
     "history",
 )
 _STRING_KEYS = ("bandsynth_version", "model", "weights_sha256", "band", "date", "uncertainty_method")
-_WCS_KEYS = ("CTYPE1", "CRPIX1", "CRVAL1", "CDELT1", "CD1_1", "PC1_1")
 
 
 def _version() -> str:
@@ -200,6 +203,20 @@ def _normalise_provenance(provenance, band) -> dict:
     return json.loads(text)
 
 
+class _SyntheticBandRead(NDDataRead):
+    """Read a `SyntheticBand` through `astropy.io.registry` (format ``"fits"``, `bandsynth.fits_io`).
+
+    ``SyntheticBand.read(path)`` or ``SyntheticBand.read(path, format="fits")``; see
+    `bandsynth.fits_io.read_synthetic_band`.  A missing file is reported with its name
+    before the registry tries to identify its format.
+    """
+
+    def __call__(self, *args, **kwargs):
+        if args and isinstance(args[0], (str, os.PathLike)) and not os.path.exists(args[0]):
+            raise FileNotFoundError(f"synthetic band file {os.fspath(args[0])!r} not found")
+        return self.registry.read(self._cls, *args, **kwargs)
+
+
 class SyntheticBand(NDSlicingMixin, NDArithmeticMixin, NDIOMixin, NDData):
     """A predicted image in physical units, with uncertainty, mask, WCS and provenance.
 
@@ -241,6 +258,9 @@ class SyntheticBand(NDSlicingMixin, NDArithmeticMixin, NDIOMixin, NDData):
     Arithmetic (``sb.multiply(2)``, ``sb.subtract(other)``) keeps the first
     operand's provenance and adds a line to its history.
     """
+
+    # FITS I/O goes through astropy.io.registry (bandsynth.fits_io registers "fits").
+    read = UnifiedReadWriteMethod(_SyntheticBandRead)
 
     def __init__(
         self,
@@ -386,7 +406,7 @@ class SyntheticBand(NDSlicingMixin, NDArithmeticMixin, NDIOMixin, NDData):
         ny, nx = self.data.shape
         n_masked = 0 if self.mask is None else int(np.count_nonzero(self.mask))
         return (
-            f"<SyntheticBand {self.band.name}: {ny} x {nx} pixels, unit {self.unit}, "
+            f"<SyntheticBand {self.band.name}: {ny} x {nx} pixels, unit {format_unit(self.unit)}, "
             f"model {self.provenance['model']!r}, uncertainty {'yes' if self.uncertainty is not None else 'no'}, "
             f"{n_masked} masked pixel(s)>"
         )
@@ -405,7 +425,7 @@ class SyntheticBand(NDSlicingMixin, NDArithmeticMixin, NDIOMixin, NDData):
     # ------------------------------------------------------------------ FITS
     def to_hdulist(self) -> fits.HDUList:
         """The FITS representation (PRIMARY, UNCERT, MASK) described in the module docstring."""
-        unit_text = self.unit.to_string()
+        unit_text = format_unit(self.unit)
         primary = fits.PrimaryHDU(np.asarray(self.data, dtype=np.float32), _primary_header(self, unit_text))
         hdus = [primary]
         if self.uncertainty is not None:
@@ -418,91 +438,6 @@ class SyntheticBand(NDSlicingMixin, NDArithmeticMixin, NDIOMixin, NDData):
             header["COMMENT"] = "1 = masked (bad or untrusted) pixel, 0 = good"
             hdus.append(fits.ImageHDU(np.asarray(self.mask, dtype=np.uint8), header, name="MASK"))
         return fits.HDUList(hdus)
-
-    def write(self, path, *, overwrite=False):
-        """Write the FITS archive file atomically.
-
-        The file is written to a temporary file in the same directory and then
-        moved onto ``path`` (`os.replace`), so ``path`` never holds a partial
-        file; the temporary file is removed if writing fails.  Data and
-        uncertainty are stored as float32.
-
-        Parameters
-        ----------
-        path : str or os.PathLike
-        overwrite : bool
-            Replace an existing file.
-
-        Raises
-        ------
-        FileExistsError
-            ``path`` exists and ``overwrite`` is False.
-
-        Examples
-        --------
-        >>> import os, tempfile
-        >>> import numpy as np
-        >>> sb = SyntheticBand(np.eye(4, dtype=np.float32), unit="nanomaggy", band="r")
-        >>> path = os.path.join(tempfile.mkdtemp(), "g123_r_synth.fits")
-        >>> sb.write(path)
-        >>> back = SyntheticBand.read(path)
-        >>> bool(np.array_equal(back.data, sb.data)), back.provenance == sb.provenance
-        (True, True)
-        """
-        try:
-            path = os.fspath(path)
-        except TypeError:
-            raise TypeError(f"write: path must be a str or os.PathLike, got {type(path).__name__}") from None
-        _atomic_writeto(self.to_hdulist(), path, overwrite=overwrite)
-
-    @classmethod
-    def read(cls, path) -> "SyntheticBand":
-        """Read a file written by :meth:`write` (data, uncertainty, mask, WCS, unit, provenance).
-
-        Raises
-        ------
-        FileNotFoundError
-            No such file.
-        ValueError
-            Not a bandsynth synthetic band (no ``BSPROV`` keyword or no image).
-        """
-        from .stack import _parse_unit
-
-        try:
-            path = os.fspath(path)
-        except TypeError:
-            raise TypeError(f"read: path must be a str or os.PathLike, got {type(path).__name__}") from None
-        if not os.path.isfile(path):
-            raise FileNotFoundError(f"synthetic band file {path!r} not found")
-        with fits.open(path, checksum=True) as hdul:
-            primary = hdul[0]
-            header = primary.header
-            if "BSPROV" not in header or primary.data is None:
-                raise ValueError(
-                    f"{path!r} is not a bandsynth synthetic band (no image with a BSPROV provenance keyword)"
-                )
-            try:
-                provenance = json.loads(header["BSPROV"])
-            except ValueError as err:
-                raise ValueError(f"{path!r}: BSPROV is not valid JSON: {err}") from None
-            if "BUNIT" not in header:
-                raise ValueError(f"{path!r}: the primary HDU has no BUNIT")
-            unit = _parse_unit(header["BUNIT"], f"{path!r} BUNIT")
-            data = np.array(primary.data, dtype=np.float32)  # native byte order, bit-exact
-            wcs = None
-            if any(key in header for key in _WCS_KEYS):
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", AstropyUserWarning)  # FITSFixedWarning on harmless fixes
-                    wcs = WCS(header, relax=True)
-            uncertainty = mask = None
-            if "UNCERT" in hdul:
-                utype = hdul["UNCERT"].header.get("UTYPE", "StdDevUncertainty")
-                if utype != "StdDevUncertainty":
-                    raise ValueError(f"{path!r}: UNCERT holds a {utype}, expected a StdDevUncertainty")
-                uncertainty = StdDevUncertainty(np.array(hdul["UNCERT"].data, dtype=np.float32))
-            if "MASK" in hdul:
-                mask = np.array(hdul["MASK"].data).astype(bool)
-        return cls(data, uncertainty=uncertainty, mask=mask, wcs=wcs, unit=unit, provenance=provenance)
 
     # ------------------------------------------------------------------ thin bridges
     def compare(self, truth, **kwargs):
@@ -606,11 +541,3 @@ def _primary_header(sb, unit_text) -> fits.Header:
         for part in _history_lines(_ascii(line)):
             hdr.add_history(part)
     return fits.Header(hdr.cards)
-
-
-def _atomic_writeto(hdul, path, *, overwrite):
-    """Write ``hdul`` next to ``path`` under a temporary name, then move it onto ``path``."""
-    from ._io import atomic_path
-
-    with atomic_path(path, overwrite=overwrite) as tmp, open(tmp, "wb") as fh:
-        hdul.writeto(fh, checksum=True, output_verify="exception")

@@ -1,66 +1,308 @@
-"""Flux units used across bandsynth.
+"""Flux units used across bandsynth, and the package's one unit-conversion path.
 
-The nanomaggy is the linear flux unit of SDSS and the Legacy Surveys: a source
-of 1 nanomaggy has an AB magnitude of 22.5, i.e. ``3.631e-6 Jy``.  It is defined
-here once and used by every module that writes or reads images in physical
-units.
+Images are in nanomaggies, the linear flux unit of SDSS and the Legacy Surveys: a
+source of 1 nanomaggy has an AB magnitude of 22.5, i.e. ``3.631e-6 Jy``.  bandsynth
+uses astropy's own unit for it, ``astropy.units.nmgy`` (``nanomaggy`` here is the same
+object), so a file written by bandsynth reads back with the same unit through
+`~astropy.nddata.CCDData.read` and `~bandsynth.SyntheticBand.read`.
+
+astropy treats maggies as a photometric unit of their own (it does not convert them to
+Jy without an equivalency); :func:`to_unit` is the one place where bandsynth converts
+between maggies, janskys, other spectral flux densities, surface brightness and AB
+magnitudes.
 
 Examples
 --------
 >>> import astropy.units as u
->>> from bandsynth.units import nanomaggy, ab_magnitude
->>> (1 * nanomaggy).to(u.Jy)
-<Quantity 3.631e-06 Jy>
+>>> from bandsynth.units import nanomaggy, ab_magnitude, to_unit
+>>> nanomaggy is u.nmgy
+True
+>>> float(to_unit(1.0, nanomaggy, u.Jy))
+3.631e-06
 >>> float(ab_magnitude(1.0))
 22.5
 """
 
 from __future__ import annotations
 
+import re
+
 import astropy.units as u
 import numpy as np
 
-__all__ = ["nanomaggy", "parse_unit", "ab_magnitude", "flux_from_ab"]
+__all__ = [
+    "nanomaggy",
+    "MAGGY_FLUX",
+    "parse_unit",
+    "format_unit",
+    "ab_magnitude",
+    "flux_from_ab",
+    "conversion_factor",
+    "to_unit",
+]
 
-# astropy's own ``nmgy`` is a magnitude-like photometric unit that does not
-# convert to Jy, so bandsynth defines a linear flux unit of its own.  It is not
-# added to astropy's registry (the name is taken there); use parse_unit to read
-# it back from a FITS ``BUNIT``.
-nanomaggy = u.def_unit("nanomaggy", 3.631e-6 * u.Jy, doc="SDSS nanomaggy: AB magnitude 22.5")
+#: astropy's nanomaggy (``u.nmgy``): AB magnitude 22.5, 3.631e-6 Jy.
+nanomaggy = u.nmgy
+
+#: The flux density of one maggy (AB magnitude 0).
+MAGGY_FLUX = 3631.0 * u.Jy
+
+_NANOMAGGY_WORDS = ("nanomaggy", "nanomaggies", "nmgy")
 
 
 def parse_unit(text):
-    """Parse a unit string, reading ``"nanomaggy"``/``"nmgy"`` as :data:`nanomaggy`.
+    """Parse a unit string; ``"nanomaggy"``, ``"nanomaggies"`` and ``"nmgy"`` are ``u.nmgy``.
+
+    Parameters
+    ----------
+    text : str or `~astropy.units.UnitBase`
+        The unit, e.g. a FITS ``BUNIT`` value.  Units are returned unchanged.
+
+    Returns
+    -------
+    unit : `~astropy.units.UnitBase`
+        The parsed unit.
+
+    Raises
+    ------
+    TypeError
+        ``text`` is neither a string nor a unit.
+    ValueError
+        astropy does not understand the string.
 
     Examples
     --------
-    >>> parse_unit("nanomaggy") is nanomaggy
+    >>> import astropy.units as u
+    >>> parse_unit("nanomaggy") is u.nmgy
     True
     >>> parse_unit("Jy")
     Unit("Jy")
-    >>> parse_unit("nanomaggy / arcsec2").bases[0] is nanomaggy
+    >>> parse_unit("nanomaggies / arcsec2") == u.nmgy / u.arcsec**2
     True
     """
-    if isinstance(text, u.UnitBase):
+    if isinstance(text, (u.UnitBase, u.FunctionUnitBase)):
         return text
     if not isinstance(text, str):
         raise TypeError(f"unit must be a string or astropy unit, got {type(text).__name__}")
-    if text.strip().lower() in ("nanomaggy", "nanomaggies", "nmgy"):
-        return nanomaggy
-    parsed = u.Unit(text)
-    # Inside a composite ("nanomaggy / arcsec2") astropy reads the name as its own
-    # magnitude-like nmgy; the long name always means bandsynth's linear unit.
-    if "nanomaggy" in text and isinstance(parsed, u.CompositeUnit):
-        bases = [nanomaggy if base == u.nmgy else base for base in parsed.bases]
-        parsed = u.CompositeUnit(parsed.scale, bases, parsed.powers)
-    return parsed
+    if text.strip().lower() in _NANOMAGGY_WORDS:
+        return u.nmgy
+    # "nanomaggies" is not an astropy name; inside a composite it is the nanomaggy.
+    text = re.sub(r"(?i)\bnanomaggies\b", "nanomaggy", text)
+    return u.Unit(text)
+
+
+def format_unit(unit):
+    """The text of ``unit`` for a FITS ``BUNIT``: nanomaggies are written ``nanomaggy``.
+
+    ``"nanomaggy"`` is what the Legacy Surveys write and what astropy reads as ``u.nmgy``.
+
+    Parameters
+    ----------
+    unit : str or `~astropy.units.UnitBase`
+        The unit.
+
+    Returns
+    -------
+    text : str
+        Its text.
+
+    Examples
+    --------
+    >>> import astropy.units as u
+    >>> format_unit(u.nmgy / u.arcsec**2)
+    'nanomaggy / arcsec2'
+    """
+    return re.sub(r"\bnmgy\b", "nanomaggy", parse_unit(unit).to_string())
 
 
 def ab_magnitude(flux_nanomaggy):
-    """AB magnitude of a flux given in nanomaggies (``22.5 - 2.5 log10 f``)."""
+    """AB magnitude of a flux given in nanomaggies (``22.5 - 2.5 log10 f``).
+
+    Parameters
+    ----------
+    flux_nanomaggy : array_like
+        Flux in nanomaggies.
+
+    Returns
+    -------
+    magnitude : `numpy.ndarray`
+        AB magnitude.
+    """
     return 22.5 - 2.5 * np.log10(np.asarray(flux_nanomaggy, dtype=float))
 
 
 def flux_from_ab(magnitude):
-    """Flux in nanomaggies of an AB magnitude (inverse of :func:`ab_magnitude`)."""
+    """Flux in nanomaggies of an AB magnitude (inverse of :func:`ab_magnitude`).
+
+    Parameters
+    ----------
+    magnitude : array_like
+        AB magnitude.
+
+    Returns
+    -------
+    flux : `numpy.ndarray`
+        Flux in nanomaggies.
+    """
     return 10.0 ** (-0.4 * (np.asarray(magnitude, dtype=float) - 22.5))
+
+
+def _is_magnitude(unit):
+    return isinstance(unit, u.MagUnit) or unit == u.mag
+
+
+def _maggies_as_jansky(unit):
+    """``unit`` as a Quantity in which maggies (any prefix) are replaced by 3631 Jy."""
+    composite = unit if isinstance(unit, u.CompositeUnit) else u.CompositeUnit(1, [unit], [1])
+    out = u.Quantity(composite.scale)
+    for base, power in zip(composite.bases, composite.powers):
+        if base.is_equivalent(u.mgy):
+            out = out * (base.to(u.mgy) * MAGGY_FLUX) ** power
+        else:
+            out = out * base**power
+    return out
+
+
+def _where(band, path):
+    parts = []
+    if band is not None:
+        parts.append(f"band {getattr(band, 'name', band)!r}")
+    if path is not None:
+        parts.append(f"{str(path)!r}")
+    return " ".join(parts) + ": " if parts else ""
+
+
+def conversion_factor(unit, target, *, band=None, path=None, pixel_area=None):
+    """Multiplicative factor from the linear flux unit ``unit`` to ``target``.
+
+    Parameters
+    ----------
+    unit, target : str or `~astropy.units.UnitBase`
+        Linear units: flux per pixel (nanomaggies, maggies, Jy, erg/s/cm2/Hz or /Å, ...)
+        or surface brightness (any of those per solid angle).
+    band : `~bandsynth.bands.Band` or str, optional
+        Band whose effective wavelength converts between per-frequency and
+        per-wavelength flux densities; it also names the band in error messages.
+    path : str, optional
+        File the data came from, named in error messages.
+    pixel_area : `~astropy.units.Quantity`, optional
+        Solid angle of one pixel, to convert between flux per pixel and surface
+        brightness.
+
+    Returns
+    -------
+    factor : float
+        ``value_in_target = factor * value_in_unit``.
+
+    Raises
+    ------
+    astropy.units.UnitConversionError
+        The units are not convertible (the message names the band and file).
+    """
+    unit, target = parse_unit(unit), parse_unit(target)
+    if unit == target:
+        return 1.0
+    if _is_magnitude(unit) or _is_magnitude(target):
+        raise u.UnitConversionError(
+            f"{_where(band, path)}magnitudes are not a linear unit; use to_unit to convert {unit} to {target}"
+        )
+    a, b = _maggies_as_jansky(unit), _maggies_as_jansky(target)
+    equivalencies = []
+    if band is not None:
+        from .bands import get_band
+
+        equivalencies = u.spectral_density(get_band(band).wavelength)
+    try:
+        return float(a.to_value(b.unit, equivalencies=equivalencies) / b.value)
+    except u.UnitsError:
+        if pixel_area is None:
+            raise u.UnitConversionError(f"{_where(band, path)}cannot convert {unit} to {target}") from None
+    area = u.Quantity(pixel_area)
+    for q in (a / area, a * area):  # surface brightness <-> flux per pixel
+        try:
+            return float(q.to_value(b.unit, equivalencies=equivalencies) / b.value)
+        except u.UnitsError:
+            continue
+    raise u.UnitConversionError(f"{_where(band, path)}cannot convert {unit} to {target}")
+
+
+def to_unit(data, unit, target, *, band=None, path=None, pixel_area=None, uncertainty=None):
+    """Convert pixel values from ``unit`` to ``target``: the package's one conversion path.
+
+    Parameters
+    ----------
+    data : array_like
+        Pixel values in ``unit``.
+    unit, target : str or `~astropy.units.UnitBase`
+        Flux per pixel (nanomaggies, maggies, Jy, erg/s/cm2/Hz or /Å, ...),
+        surface brightness (those per solid angle), or AB magnitudes per pixel
+        (``u.ABmag``, ``"mag(AB)"``).
+    band : `~bandsynth.bands.Band` or str, optional
+        Band whose effective wavelength converts between per-frequency and
+        per-wavelength flux densities; it also names the band in error messages.
+    path : str, optional
+        File the data came from, named in error messages.
+    pixel_area : `~astropy.units.Quantity`, optional
+        Solid angle of one pixel, to convert between flux per pixel and surface
+        brightness.
+    uncertainty : array_like, optional
+        Standard deviation of ``data`` in ``unit``; when given it is converted too
+        (to first order for magnitudes) and a pair is returned.
+
+    Returns
+    -------
+    converted : `numpy.ndarray`
+        ``data`` in ``target`` (float64, or the input's float dtype for linear units).
+        With ``uncertainty``, the pair ``(converted, converted_uncertainty)``.
+
+    Raises
+    ------
+    astropy.units.UnitConversionError
+        The units are not convertible (the message names the band and file).
+
+    Examples
+    --------
+    >>> import astropy.units as u
+    >>> to_unit([22.5, 20.0], u.ABmag, "nanomaggy").round(6).tolist()
+    [1.0, 10.0]
+    >>> round(float(to_unit(1.0, "nanomaggy / arcsec2", "MJy / sr")), 4)
+    0.1545
+    """
+    unit, target = parse_unit(unit), parse_unit(target)
+    data = np.asarray(data)
+    if not np.issubdtype(data.dtype, np.floating):
+        data = data.astype(float)
+    sigma = None if uncertainty is None else np.asarray(uncertainty)
+    if sigma is not None and not np.issubdtype(sigma.dtype, np.floating):
+        sigma = sigma.astype(float)
+    if unit == target:
+        out, out_sigma = data.copy(), None if sigma is None else sigma.copy()
+    elif _is_magnitude(unit) or _is_magnitude(target):
+        out, out_sigma = _convert_magnitudes(data, unit, target, sigma, band=band, path=path, pixel_area=pixel_area)
+    else:
+        factor = conversion_factor(unit, target, band=band, path=path, pixel_area=pixel_area)
+        out = data * np.asarray(factor, dtype=data.dtype)
+        out_sigma = None if sigma is None else sigma * np.asarray(abs(factor), dtype=sigma.dtype)
+    return out if uncertainty is None else (out, out_sigma)
+
+
+def _convert_magnitudes(data, unit, target, sigma, **where):
+    """AB magnitudes per pixel to or from a linear unit (or between magnitude units)."""
+    for m in (unit, target):
+        if _is_magnitude(m) and m != u.ABmag:
+            raise u.UnitConversionError(
+                f"{_where(where['band'], where['path'])}only AB magnitudes are understood, got {m}"
+            )
+    ln10 = 0.4 * np.log(10.0)
+    if _is_magnitude(unit) and _is_magnitude(target):
+        return data.copy(), None if sigma is None else sigma.copy()
+    if _is_magnitude(unit):
+        flux = flux_from_ab(data)
+        out = flux * conversion_factor(u.nmgy, target, **where)
+        out_sigma = None if sigma is None else np.abs(out) * ln10 * sigma
+        return out, out_sigma
+    flux = data * conversion_factor(unit, u.nmgy, **where)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = ab_magnitude(flux)
+        out_sigma = None if sigma is None else sigma * conversion_factor(unit, u.nmgy, **where) / (ln10 * np.abs(flux))
+    return out, out_sigma

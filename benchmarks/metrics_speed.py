@@ -51,7 +51,8 @@ def main(argv=None):
 
     from bandsynth.datasets.mock import make_galaxy
     from bandsynth.metrics import compare, mae, psnr, ssim
-    from bandsynth.morphology import _lean_class, gini_m20, segment
+    from bandsynth.morphology import gini_m20, segment
+    from bandsynth.morphology.measure import _lean_class
 
     warnings.simplefilter("ignore")
     rng = np.random.default_rng(0)

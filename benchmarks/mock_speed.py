@@ -18,7 +18,8 @@ import time
 from pathlib import Path
 
 from bandsynth.datasets import open_dataset
-from bandsynth.datasets.mock import _galaxy, make_dataset, render_galaxy
+from bandsynth.datasets.mock import make_dataset, render_galaxy
+from bandsynth.datasets.mock.population import galaxy as _galaxy
 from bandsynth.datasets.store import write_mock_dataset
 from bandsynth.datasets.torch_data import BandPairDataset
 

@@ -1,34 +1,77 @@
-"""Fixtures shared by the test modules."""
+"""Fixtures shared by the test modules.
+
+The tiny model: an untrained ``tiny`` `~bandsynth.nn.network.TranslationNet` for
+NUV + Ks -> r with a minimal card, seeded, with a non-trivial correction on top of
+its linear colour model (a fresh network predicts exactly the colour model).
+Module-scoped fixtures give each test module a network of its own, so a module that
+mutates its translator (calibration, compile caches) does not affect another.
+"""
 
 import pytest
-import torch
 
-from bandsynth import Translator
-from bandsynth.models.zoo import ModelCard
-from bandsynth.nn.network import TranslationNet
-
-#: Fixed asinh scaling (softening, maximum in nanomaggies) of the tiny test models' bands.
+TINY_INPUTS, TINY_OUTPUT = ("NUV", "Ks"), "r"
+#: Fixed asinh scaling (softening, maximum, in nanomaggies) of the tiny models' bands.
 TINY_SCALING = {"NUV": (0.002, 0.12), "Ks": (0.08, 4.0), "r": (0.03, 1.5), "g": (0.02, 1.0), "u": (0.01, 0.5)}
 
 
-def make_tiny_translator(name="tiny_test", inputs=("NUV", "Ks"), output="r", *, seed=0, **card_fields):
-    """An untrained `tiny` translator with a non-trivial correction on top of its colour model."""
-    torch.manual_seed(seed)
-    net = TranslationNet.build(
-        "tiny", softening=[TINY_SCALING[b][0] for b in inputs], maximum=[TINY_SCALING[b][1] for b in inputs],
-        out_softening=TINY_SCALING[output][0], out_maximum=TINY_SCALING[output][1],
-        coefficients=[0.3 / len(inputs)] * len(inputs),
+def _make_tiny_card(name="tiny_test", **changes):
+    """The card of the tiny test model; keyword arguments replace its fields."""
+    from bandsynth.models.zoo import ModelCard
+
+    inputs = tuple(changes.pop("inputs", TINY_INPUTS))
+    output = changes.pop("output", TINY_OUTPUT)
+    fields = dict(
+        name=name, inputs=inputs, output=output, preset="tiny", architecture={},
+        scaling={b: {"softening": TINY_SCALING[b][0], "maximum": TINY_SCALING[b][1]} for b in (*inputs, output)},
+        pixel_scale=0.262,
     )
-    torch.nn.init.normal_(net.generator.head[-1].weight, 0.0, 0.05)  # a fresh net is exactly the colour model
-    fields = dict(name=name, inputs=tuple(inputs), output=output, preset="tiny", architecture=net.config,
-                  scaling={b: {"softening": TINY_SCALING[b][0], "maximum": TINY_SCALING[b][1]}
-                           for b in (*inputs, output)},
-                  pixel_scale=0.262)
-    fields.update(card_fields)
-    return Translator(net, ModelCard(**fields))
+    fields.update(changes)
+    return ModelCard(**fields)
+
+
+def _make_tiny_translator(card=None, *, seed=0):
+    """A `~bandsynth.Translator` with a freshly seeded tiny network for ``card`` (its scaling in the buffers)."""
+    import torch
+
+    from bandsynth import Translator
+    from bandsynth.nn.network import TranslationNet
+
+    card = _make_tiny_card() if card is None else card
+    torch.manual_seed(seed)
+    scaling = {b: dict(p) for b, p in card.scaling.items()}
+    net = TranslationNet.build(
+        "tiny", softening=[scaling[b]["softening"] for b in card.inputs],
+        maximum=[scaling[b]["maximum"] for b in card.inputs], out_softening=scaling[card.output]["softening"],
+        out_maximum=scaling[card.output]["maximum"], coefficients=[0.3 / len(card.inputs)] * len(card.inputs),
+    )
+    torch.nn.init.normal_(net.generator.head[-1].weight, 0.0, 0.05)
+    return Translator(net, card)
 
 
 @pytest.fixture(scope="session")
+def tiny_card():
+    """Factory: ``tiny_card(name="tiny_test", **changes)`` returns the tiny model's card."""
+    return _make_tiny_card
+
+
+@pytest.fixture(scope="session")
+def make_tiny_translator():
+    """Factory: ``make_tiny_translator(card=None, *, seed=0)`` returns a new tiny translator."""
+    return _make_tiny_translator
+
+
+@pytest.fixture(scope="module")
 def tiny_translator():
-    """Factory of tiny untrained translators: ``tiny_translator(name, inputs, output, **card_fields)``."""
-    return make_tiny_translator
+    """The tiny translator (seed 0), one per test module."""
+    return _make_tiny_translator()
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory):
+    """The tiny translator (seed 0) saved to disk, one per test module: ``(stem, translator)``.
+
+    ``stem`` is the path without suffix (``stem.json`` is the card, ``stem.safetensors``
+    the weights); ``translator`` is what `~bandsynth.Translator.save` returned.
+    """
+    stem = tmp_path_factory.mktemp("model") / "tiny_test"
+    return stem, _make_tiny_translator().save(stem)

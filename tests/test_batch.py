@@ -26,18 +26,9 @@ from bandsynth.cli import main
 from bandsynth.datasets import make_galaxy
 from bandsynth.datasets.folder import scan_folder
 from bandsynth.models.zoo import ModelCard, WeightsHashError, sha256_file
-from conftest import make_tiny_translator
 
 INPUTS, OUTPUT = ("NUV", "Ks"), "r"
 SIZE = 64
-
-
-@pytest.fixture(scope="module")
-def model(tmp_path_factory, tiny_translator):
-    """A tiny translator saved to disk; ``(stem, translator)``."""
-    stem = tmp_path_factory.mktemp("model") / "tiny_test"
-    saved = tiny_translator("tiny_test", INPUTS, OUTPUT).save(stem)
-    return stem, saved
 
 
 def _write_galaxy(folder, galaxy, seed, *, size=SIZE, mode="ideal"):
@@ -142,8 +133,8 @@ def cluster(tmp_path_factory):
 
 
 # ---------------------------------------------------------------------- basics
-def test_manifest_batch_writes_outputs_and_a_rerun_keeps_them(model, tmp_path, cluster):
-    stem, translator = model
+def test_manifest_batch_writes_outputs_and_a_rerun_keeps_them(tiny_model, tmp_path, cluster):
+    stem, translator = tiny_model
     data = tmp_path / "data"
     data.mkdir()
     rows = []
@@ -176,8 +167,8 @@ def test_manifest_batch_writes_outputs_and_a_rerun_keeps_them(model, tmp_path, c
     assert all(p.stat().st_mtime_ns != m for p, m in mtimes.items())
 
 
-def test_items_as_pairs_table_and_folder_scan(model, tmp_path, cluster):
-    stem, _ = model
+def test_items_as_pairs_table_and_folder_scan(tiny_model, tmp_path, cluster):
+    stem, _ = tiny_model
     files = {g: _write_galaxy(tmp_path, g, s) for g, s in (("a", 1), ("b", 2))}
     pairs = [(g, {"galex_nuv": f["NUV"], "K": f["Ks"]}) for g, f in files.items()]
     assert predict_many(stem, pairs, out_dir=tmp_path / "o1", scheduler=cluster, progress=False).counts["done"] == 2
@@ -196,8 +187,8 @@ def test_items_as_pairs_table_and_folder_scan(model, tmp_path, cluster):
     assert "README.txt" in table[table["status"] == "ignored"]["file"][0]
 
 
-def test_reproject_to_rescues_galaxies_whose_bands_are_on_different_grids(model, tmp_path, cluster):
-    stem, _ = model
+def test_reproject_to_rescues_galaxies_whose_bands_are_on_different_grids(tiny_model, tmp_path, cluster):
+    stem, _ = tiny_model
     files = _write_galaxy(tmp_path, "g", 5)
     w = WCS(fits.getheader(files["Ks"]))
     w.wcs.crval = w.wcs.crval + [1 / 3600, 0]
@@ -227,8 +218,8 @@ def test_read_manifest_errors_name_the_problem(tmp_path):
         read_manifest(42, bands=INPUTS)
 
 
-def test_options_are_validated_before_any_work(model, tmp_path):
-    stem, _ = model
+def test_options_are_validated_before_any_work(tiny_model, tmp_path):
+    stem, _ = tiny_model
     with pytest.raises(ValueError, match="workers must be a positive integer"):
         predict_many(stem, [], out_dir=tmp_path, workers=0)
     with pytest.raises(TypeError, match="predict_kw: .*unexpected keyword argument 'bogus'"):
@@ -311,7 +302,7 @@ def _bad_corpus(folder):
         _write_image(folder / f"tiny_{band}.fits", _blob((3, 3)))
     pair("tiny", "tiny_NUV.fits", "tiny_Ks.fits", ("failed", "NUV,Ks", "smaller than the 4x4 pixels"))
 
-    # Larger than one network tile: predicted tile by tile.
+    # Larger than one network tile: predicted in overlapping tiles.
     shape = (10000, 10000) if HUGE else (1100, 900)
     for band, width in (("NUV", 0.1), ("Ks", 0.2)):
         _write_image(folder / f"big_{band}.fits", _blob(shape, width=width))
@@ -323,8 +314,8 @@ def _bad_corpus(folder):
     return rows, expect
 
 
-def test_bad_input_corpus_goes_through_one_batch(model, tmp_path, caplog, cluster):
-    stem, _ = model
+def test_bad_input_corpus_goes_through_one_batch(tiny_model, tmp_path, caplog, cluster):
+    stem, _ = tiny_model
     rows, expect = _bad_corpus(tmp_path / "in")
     manifest = Table(rows=rows, names=("id", "file", "NUV", "K"), dtype=[str] * 4)
     manifest.write(tmp_path / "in" / "m.ecsv")
@@ -373,8 +364,9 @@ def test_output_path_refuses_ids_that_leave_the_folder(tmp_path):
 
 
 # ---------------------------------------------------------------------- existing outputs
-def test_existing_outputs_are_only_replaced_with_overwrite(model, tmp_path, cluster):
-    stem, translator = model
+def test_existing_outputs_are_only_replaced_with_overwrite(tiny_model, tiny_card, make_tiny_translator, tmp_path,
+                                                           cluster):
+    stem, translator = tiny_model
     items = [(f"g{i}", _write_galaxy(tmp_path, f"g{i}", 30 + i)) for i in range(4)]
     out = tmp_path / "out"
     assert predict_many(stem, items, out_dir=out, scheduler=cluster, progress=False).ok
@@ -385,7 +377,8 @@ def test_existing_outputs_are_only_replaced_with_overwrite(model, tmp_path, clus
     raw = bytearray(paths[0].read_bytes())
     raw[2880 * 12 + 100] ^= 0xFF
     paths[0].write_bytes(bytes(raw))
-    make_tiny_translator("other_model", INPUTS, OUTPUT, seed=1).save(tmp_path / "other_model")
+    other = make_tiny_translator(tiny_card("other_model"), seed=1)
+    other.save(tmp_path / "other_model")
     paths[1].unlink()
     assert predict_many(tmp_path / "other_model", items[1:2], out_dir=out, scheduler=cluster, progress=False).ok
     fits.setval(items[2][1]["Ks"], "OBSERVER", value="someone")  # same pixels, different file
@@ -408,10 +401,10 @@ def test_existing_outputs_are_only_replaced_with_overwrite(model, tmp_path, clus
         _valid_output(p, stem)
 
 
-def test_worker_threads_leave_warning_filters_intact(model, tmp_path):
+def test_worker_threads_leave_warning_filters_intact(tiny_model, tmp_path):
     from distributed import Client, LocalCluster
 
-    stem, _ = model
+    stem, _ = tiny_model
     items = [(f"g{i}", _write_galaxy(tmp_path, f"g{i}", 80 + i, size=48)) for i in range(12)]
     before, threads = list(warnings.filters), torch.get_num_threads()
     try:
@@ -425,8 +418,8 @@ def test_worker_threads_leave_warning_filters_intact(model, tmp_path):
     assert list(warnings.filters) == before
 
 
-def test_stale_temporary_files_are_removed(model, tmp_path, cluster):
-    stem, _ = model
+def test_stale_temporary_files_are_removed(tiny_model, tmp_path, cluster):
+    stem, _ = tiny_model
     items = [("g0", _write_galaxy(tmp_path, "g0", 40))]
     out = tmp_path / "out"
     out.mkdir()
@@ -437,8 +430,8 @@ def test_stale_temporary_files_are_removed(model, tmp_path, cluster):
     _valid_output(out / "g0_r_synth.fits", stem)
 
 
-def test_kill_9_then_rerun_finishes_without_partial_files(model, tmp_path, cluster):
-    stem, _ = model
+def test_kill_9_then_rerun_finishes_without_partial_files(tiny_model, tmp_path, cluster):
+    stem, _ = tiny_model
     n = 10
     rows = []
     for i in range(n):
@@ -492,10 +485,10 @@ def test_kill_9_then_rerun_finishes_without_partial_files(model, tmp_path, clust
 
 
 # ---------------------------------------------------------------------- security
-def test_no_unpickling_on_the_load_and_predict_path(model, tmp_path, monkeypatch, cluster):
+def test_no_unpickling_on_the_load_and_predict_path(tiny_model, tmp_path, monkeypatch, cluster):
     from bandsynth import BandStack
 
-    stem, _ = model
+    stem, _ = tiny_model
     files = _write_galaxy(tmp_path, "g0", 60)
 
     def refuse(*args, **kwargs):
@@ -525,8 +518,8 @@ def test_no_unpickling_on_the_load_and_predict_path(model, tmp_path, monkeypatch
     assert not [t for t in unpickled if t.__module__.split(".")[0] in ("torch", "bandsynth", "numpy")], unpickled
 
 
-def test_tampered_weights_are_refused(model, tmp_path):
-    stem, _ = model
+def test_tampered_weights_are_refused(tiny_model, tmp_path):
+    stem, _ = tiny_model
     for suffix in (".safetensors", ".json"):
         shutil.copy(stem.with_suffix(suffix), (tmp_path / "tampered").with_suffix(suffix))
     weights = tmp_path / "tampered.safetensors"
@@ -537,10 +530,10 @@ def test_tampered_weights_are_refused(model, tmp_path):
         predict_many(tmp_path / "tampered", [], out_dir=tmp_path / "out")
 
 
-def test_batch_on_a_distributed_cluster(model, tmp_path, cluster):
+def test_batch_on_a_distributed_cluster(tiny_model, tmp_path, cluster):
     from distributed import Client
 
-    stem, translator = model
+    stem, translator = tiny_model
     data = tmp_path / "data"
     data.mkdir()
     rows = []

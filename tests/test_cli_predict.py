@@ -18,10 +18,8 @@ INPUTS, OUTPUT = ("NUV", "Ks"), "r"
 
 
 @pytest.fixture(scope="module")
-def stem(tmp_path_factory, tiny_translator):
-    path = tmp_path_factory.mktemp("model") / "tiny_test"
-    tiny_translator("tiny_test", INPUTS, OUTPUT).save(path)
-    return path
+def stem(tiny_model):
+    return tiny_model[0]
 
 
 @pytest.fixture(scope="module")

@@ -15,14 +15,12 @@ from astropy.utils.exceptions import AstropyUserWarning
 from bandsynth.morphology import (
     GiniM20,
     MorphologyResult,
-    _circle_weights,
-    _EllipseOverlap,
-    _lean_class,
-    _rotate180,
     gini_m20,
     measure_morphology,
     segment,
 )
+from bandsynth.morphology.fast_gini_m20 import _circle_weights, _EllipseOverlap, _rotate180
+from bandsynth.morphology.measure import _lean_class
 
 # The values statmorph's own test suite (statmorph/tests/test_statmorph.py,
 # TestSourceMorphology) asserts for the galaxy it ships in tests/data/slice.fits.

@@ -17,11 +17,13 @@ INPUTS, OUTPUT = ("NUV", "Ks"), "r"
 
 
 @pytest.fixture(scope="module")
-def translator(tiny_translator):
-    return tiny_translator(
-        "tiny_ood", INPUTS, OUTPUT, psf_fwhm={b: 0.393 for b in (*INPUTS, OUTPUT)},
+def translator(tiny_card, make_tiny_translator):
+    card = tiny_card(
+        "tiny_ood",
+        psf_fwhm={b: 0.393 for b in (*INPUTS, OUTPUT)},
         training={"data_info": {"size": 48, "source": "bandsynth.datasets.mock"}},
     )
+    return make_tiny_translator(card)
 
 
 def test_psf_far_from_training_warns_and_names_the_band(translator):

@@ -16,7 +16,9 @@ from astropy.utils.exceptions import AstropyUserWarning
 from astropy.wcs import WCS
 from astropy.wcs.utils import proj_plane_pixel_area
 
+from bandsynth import BandInputError, BandTypeError
 from bandsynth.bands import get_band
+from bandsynth.errors import BandFileNotFoundError, BandUnitError
 from bandsynth.scaling import reference_flux
 from bandsynth.stack import BandStack
 from bandsynth.units import nanomaggy
@@ -321,6 +323,56 @@ def test_from_fits_errors(tmp_path):
 
     with pytest.raises(TypeError, match="from_fits expects a mapping"):
         BandStack.from_fits(42)
+
+
+def test_input_errors_carry_band_and_path(tmp_path):
+    img = gaussian(8)
+    with pytest.raises(BandInputError, match="band 'g' is all-zero") as info:
+        BandStack.from_arrays({"r": img, "g": np.zeros((8, 8))}, unit="Jy")
+    assert (info.value.band, info.value.path) == ("g", None)
+    with pytest.raises(BandTypeError, match="band 'r': the image must be a real numeric array") as info:
+        BandStack.from_arrays({"sdss_r": np.array([["a"]])}, unit="Jy")
+    assert info.value.band == "r" and isinstance(info.value, TypeError)
+    with pytest.raises(BandUnitError, match="band 'Ks': cannot convert its unit ct / s to Jy") as info:
+        BandStack.from_arrays({"r": CCDData(img, unit="Jy"), "K": CCDData(img, unit="ct/s")})
+    assert info.value.band == "Ks" and isinstance(info.value, u.UnitConversionError)
+
+    good = write_image(tmp_path / "r.fits", img)
+    missing = tmp_path / "missing.fits"
+    with pytest.raises(BandFileNotFoundError, match="band 'NUV': FITS file .* not found") as info:
+        BandStack.from_fits({"r": good, "NUV": missing})
+    assert (info.value.band, info.value.path) == ("NUV", str(missing))
+    assert isinstance(info.value, FileNotFoundError)
+    cube = tmp_path / "cube.fits"
+    fits.PrimaryHDU(np.ones((2, 4, 4))).writeto(cube)
+    with pytest.raises(BandInputError, match=r"band 'r' \(.*cube.fits\): expected a 2-D image") as info:
+        BandStack.from_fits({"r": cube}, unit="Jy")
+    assert (info.value.band, info.value.path) == ("r", str(cube))
+    primary = tmp_path / "primary.fits"
+    fits.PrimaryHDU(img).writeto(primary)
+    with pytest.raises(BandInputError, match="band 'r': '.*primary.fits' HDU 0 has no BUNIT keyword") as info:
+        BandStack.from_fits({"r": primary})
+    assert (info.value.band, info.value.path) == ("r", str(primary))
+    bad_unit = write_image(tmp_path / "bad_unit.fits", img)
+    fits.setval(bad_unit, "BUNIT", value="furlongs")
+    with pytest.raises(BandInputError, match="not a unit astropy understands") as info:
+        BandStack.from_fits({"g": bad_unit})
+    assert (info.value.band, info.value.path) == ("g", str(bad_unit))
+    # one multi-extension file: the band is known once the EXTNAME names it
+    multi = tmp_path / "multi.fits"
+    hdus = [fits.PrimaryHDU()]
+    for name in ("NUV", "K"):
+        hdu = fits.ImageHDU(np.zeros((8, 8)) if name == "K" else img, name=name)
+        hdu.header["BUNIT"] = "Jy"
+        hdus.append(hdu)
+    fits.HDUList(hdus).writeto(multi)
+    with pytest.raises(BandInputError, match=r"band 'Ks' \(.*multi.fits\[K\]\) is all-zero") as info:
+        BandStack.from_fits(multi)
+    assert (info.value.band, info.value.path) == ("Ks", str(multi))
+    # they survive pickling (Dask sends errors between processes)
+    again = pickle.loads(pickle.dumps(info.value))
+    assert type(again) is BandInputError and (again.band, again.path) == ("Ks", str(multi))
+    assert str(again) == str(info.value)
 
 
 def test_from_fits_reproject_to(tmp_path):

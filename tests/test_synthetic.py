@@ -257,6 +257,57 @@ def test_ccddata_reads_the_file(tmp_path, synth):
     assert stack.unit == nanomaggy and stack["r"].mask.sum() == 2
 
 
+def test_ccddata_and_synthetic_band_read_the_same_unit(tmp_path, synth):
+    path = tmp_path / "g123_r_synth.fits"
+    synth.write(path)
+    ccd, back = CCDData.read(path), SyntheticBand.read(path)
+    assert ccd.unit == back.unit == u.nmgy
+    total = back.add(ccd)  # the same unit: the two add without a conversion error
+    assert total.unit == u.nmgy
+    np.testing.assert_array_equal(total.data[~synth.mask], 2 * synth.data[~synth.mask])
+    assert (ccd.data * ccd.unit + back.data * back.unit).unit == u.nmgy
+
+
+def test_fits_format_is_registered_with_astropy(tmp_path, synth):
+    from astropy.io import registry
+
+    from bandsynth import fits_io
+
+    assert registry.get_reader("fits", SyntheticBand) is fits_io.read_synthetic_band
+    assert registry.get_writer("fits", SyntheticBand) is fits_io.write_synthetic_band
+    path = tmp_path / "g123_r_synth.fits"
+    synth.write(path, format="fits")
+    plain, named = SyntheticBand.read(path), SyntheticBand.read(path, format="fits")
+    ccd = CCDData.read(path)
+    for other in (named, ccd):
+        np.testing.assert_array_equal(bits(other.data), bits(plain.data))
+        np.testing.assert_array_equal(other.uncertainty.array, plain.uncertainty.array)
+        np.testing.assert_array_equal(other.mask, plain.mask)
+        assert other.unit == plain.unit == synth.unit
+    assert named.provenance == plain.provenance == synth.provenance
+    # the writer's options go through the registry; an existing file is kept without overwrite
+    with pytest.raises(FileExistsError, match="already exists; pass overwrite=True"):
+        synth.write(path, format="fits")
+    synth.multiply(2).write(path, overwrite=True)
+    np.testing.assert_array_equal(SyntheticBand.read(path).data[~synth.mask], 2 * synth.data[~synth.mask])
+    # the functions themselves, and the file object the registry hands over
+    fits_io.write_synthetic_band(synth, tmp_path / "direct.fits")
+    with open(tmp_path / "direct.fits", "rb") as fh:
+        assert fits_io.read_synthetic_band(fh).provenance == synth.provenance
+    from astropy.io.registry import get_formats
+
+    assert list(get_formats(SyntheticBand)["Format"]) == ["fits"]
+
+
+def test_reading_a_file_that_is_not_fits(tmp_path):
+    text = tmp_path / "notes.txt"
+    text.write_text("not a FITS file")
+    with pytest.raises(Exception, match="[Ff]ormat could not be identified"):
+        SyntheticBand.read(text)
+    with pytest.raises(OSError):
+        SyntheticBand.read(text, format="fits")
+
+
 # ---------------------------------------------------------------------- atomic writing
 def test_refuses_to_overwrite(tmp_path, synth):
     path = tmp_path / "out.fits"

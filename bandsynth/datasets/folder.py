@@ -37,7 +37,8 @@ from astropy.wcs import WCS, FITSFixedWarning
 from astropy.wcs.utils import proj_plane_pixel_area
 
 from ..bands import get_band, sort_bands
-from .errors import DataFormatError, _open_fits
+from ._fits import open_fits
+from .errors import DataFormatError
 
 __all__ = ["FolderScan", "scan_folder", "DataFormatError"]
 
@@ -232,7 +233,7 @@ def _check_method(method):
 
 def _grid_info(path):
     """(shape, celestial WCS or None) of the first image HDU, checking the file is complete."""
-    with _open_fits(path) as hdul:
+    with open_fits(path) as hdul:
         for hdu in hdul:
             if hdu.is_image and hdu.header.get("NAXIS", 0) >= 2:
                 shape = hdu.shape

@@ -45,7 +45,8 @@ from astropy.utils.exceptions import AstropyUserWarning
 from astropy.wcs import WCS
 
 from ..bands import get_band
-from .errors import DataFormatError, _as_path
+from ._fits import as_path
+from .errors import DataFormatError
 
 __all__ = ["GALAXY10_CLASSES", "DEFAULT_CHANNELS", "Galaxy10File", "read_galaxy10"]
 
@@ -106,7 +107,7 @@ class Galaxy10File(Sequence):
     """
 
     def __init__(self, path, *, channels=DEFAULT_CHANNELS):
-        self._path = _as_path(path)
+        self._path = as_path(path)
         self._channels = _channels(channels)
         with self._open() as fh:
             self._n, self._shape, self._dtype = self._check(fh)

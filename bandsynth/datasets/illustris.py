@@ -67,7 +67,8 @@ from astropy.utils.exceptions import AstropyUserWarning
 from astropy.wcs import WCS
 
 from ..bands import get_band
-from .errors import DataFormatError, _as_path, _open_fits, _read_section
+from ._fits import as_path, open_fits, read_section
+from .errors import DataFormatError
 
 __all__ = [
     "SUNRISE_UNIT",
@@ -356,7 +357,7 @@ def _read_open(hdul, path, *, camera, bands, scattering, pixel_scale):
             f"{path}: HDU {hdu_name!r} has {shape[0]} image planes but FILTERS lists {len(filters)} filters"
         )
     label = f"{path} camera {camera}"
-    images = {name: _read_section(hdu, index, path) for name, (index, _fname) in chosen.items()}
+    images = {name: read_section(hdu, index, path) for name, (index, _fname) in chosen.items()}
     unit_text = next((hdu.header[k] for k in _UNIT_KEYS if k in hdu.header), None)
     unit = _parse_unit(unit_text, label)
     params_name = f"CAMERA{camera}-PARAMETERS"
@@ -415,8 +416,8 @@ def read_illustris_broadband(path, *, camera=0, bands=None, scattering=False, pi
         Truncated or corrupt file, missing FILTERS or camera HDU, a requested
         band not in the file, or a cube that does not match the filter table.
     """
-    path = _as_path(path)
-    with _open_fits(path) as hdul:
+    path = as_path(path)
+    with open_fits(path) as hdul:
         return _read_open(
             hdul, path, camera=camera, bands=bands, scattering=scattering, pixel_scale=pixel_scale
         )
@@ -464,7 +465,7 @@ def iter_illustris(folder, *, cameras=None, bands=None, scattering=False, pixel_
     for path in sorted((p for p in folder.glob(pattern) if p.is_file()), key=order):
         subhalo = _subhalo_id(path)
         try:
-            hdul = _open_fits(path)
+            hdul = open_fits(path)
         except (DataFormatError, OSError) as exc:
             yield from _handle(errors, exc, IllustrisView(subhalo, None, path, exc))
             continue
@@ -537,7 +538,7 @@ def read_illustris_hdf5(paths_by_band, *, camera=0, pixel_scale=None):
         band = get_band(key)
         if band.name in images:
             raise ValueError(f"band {band.name!r} is given twice (as {key!r})")
-        path = _as_path(raw_path)
+        path = as_path(raw_path)
         try:
             fh = h5py.File(path, "r")
         except OSError as exc:

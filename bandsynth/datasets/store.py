@@ -41,23 +41,16 @@ import numpy as np
 from astropy.io import fits
 from astropy.table import Table
 
-from ..bands import get_band, sort_bands
-from ..units import parse_unit
-from .errors import DataFormatError, _open_fits
+from ..bands import get_band
+from .base import FORMAT_NAME, FORMAT_VERSION, SPLITS, ImageDataset, build_manifest, progress_bar
+from ._fits import open_fits
+from .errors import DataFormatError
 
 __all__ = ["ImageDataset", "StoredDataset", "open_dataset", "write_dataset", "write_mock_dataset", "add_cli"]
 
 log = logging.getLogger(__name__)
 
-FORMAT_NAME = "bandsynth-dataset"
-FORMAT_VERSION = 1
-SPLITS = ("train", "validation", "test")
 _MANIFEST = "manifest.ecsv"
-_BASE_COLUMNS = (
-    ("galaxy", int), ("galaxy_id", np.int64), ("view", int), ("galaxy_class", str), ("log_ssfr", float),
-    ("bt_r", float), ("bt_mass", float), ("r_mag", float), ("inclination", float), ("position_angle", float),
-    ("ra", float), ("dec", float), ("split", str),
-)
 
 
 def _cube_name(band):
@@ -66,161 +59,6 @@ def _cube_name(band):
 
 def _uncert_name(band):
     return f"uncert_{band}.fits"
-
-
-class ImageDataset:
-    """Common interface of in-memory and on-disk data sets (not instantiated directly).
-
-    Subclasses provide ``_get_cube(name)`` and ``_get_uncertainty(name)``.
-    """
-
-    def __init__(self, manifest):
-        if not isinstance(manifest, Table):
-            raise TypeError(f"manifest must be an astropy Table, got {type(manifest).__name__}")
-        self._manifest = manifest
-        names = manifest.meta.get("bands")
-        if not names:
-            raise ValueError("manifest meta must list the data set's 'bands'")
-        self._bands = tuple(sort_bands(names))
-
-    # -- description ----------------------------------------------------------------------------
-    @property
-    def bands(self):
-        """The data set's bands (:class:`~bandsynth.bands.Band`), by wavelength."""
-        return self._bands
-
-    @property
-    def names(self):
-        """Canonical names of :attr:`bands`."""
-        return tuple(b.name for b in self._bands)
-
-    @property
-    def manifest(self):
-        """Per-image metadata (`~astropy.table.Table`, one row per image)."""
-        return self._manifest
-
-    @property
-    def info(self):
-        """Data-set-wide metadata (mode, pixel scale, PSF, unit, seed...)."""
-        return dict(self._manifest.meta)
-
-    @property
-    def shape(self):
-        """(ny, nx) of every image."""
-        return tuple(self.cube(self._bands[0].name).shape[1:])
-
-    def __len__(self):
-        return len(self._manifest)
-
-    def __repr__(self):
-        return (f"<{type(self).__name__} {len(self)} images, bands {', '.join(self.names)}, "
-                f"mode {self.info.get('mode', '?')}>")
-
-    # -- data -----------------------------------------------------------------------------------
-    def _resolve(self, band):
-        b = get_band(band)
-        if b not in self._bands:
-            raise ValueError(f"band {b.name!r} is not in this data set (it has: {', '.join(self.names)})")
-        return b.name
-
-    def cube(self, band):
-        """Images of ``band``: array (n_images, ny, nx), memory-mapped for on-disk sets."""
-        return self._get_cube(self._resolve(band))
-
-    def uncertainty_cube(self, band):
-        """1-sigma noise of ``band`` (same shape as :meth:`cube`) or None if the set has none."""
-        return self._get_uncertainty(self._resolve(band))
-
-    @property
-    def has_uncertainty(self):
-        return self._get_uncertainty(self._bands[0].name) is not None
-
-    def indices(self, split=None):
-        """Image indices of ``split`` ("train", "validation", "test"; None: all)."""
-        if split is None:
-            return np.arange(len(self))
-        if split not in SPLITS:
-            raise ValueError(f"split must be one of {SPLITS} or None, got {split!r}")
-        return np.flatnonzero(np.asarray(self._manifest["split"]) == split)
-
-    def _image_meta(self, i):
-        row = self._manifest[i]
-        meta = {name: _plain(row[name]) for name in self._manifest.colnames}
-        meta.update({k: v for k, v in self.info.items() if k not in ("bands", "format", "version")})
-        return meta
-
-    def stack(self, i):
-        """Image ``i`` as a :class:`~bandsynth.stack.BandStack` (WCS, unit, uncertainty, metadata)."""
-        from ..stack import BandStack
-        from .mock import _tan_wcs
-
-        i = self._check_index(i)
-        meta = self._image_meta(i)
-        images = {name: np.array(self._get_cube(name)[i], dtype=np.float32) for name in self.names}
-        unc = None
-        if self.has_uncertainty:
-            unc = {name: np.array(self._get_uncertainty(name)[i], dtype=np.float32) for name in self.names}
-        wcs = None
-        if "ra" in meta and "dec" in meta and self.info.get("pixel_scale"):
-            wcs = _tan_wcs(meta["ra"], meta["dec"], float(self.info["pixel_scale"]), self.shape)
-        unit = parse_unit(self.info.get("unit", "nanomaggy"))
-        return BandStack.from_arrays(images, wcs=wcs, unit=unit, uncertainty=unc, meta=meta)
-
-    def _check_index(self, i):
-        if not isinstance(i, (int, np.integer)) or isinstance(i, bool):
-            raise TypeError(f"image index must be an integer, got {type(i).__name__}")
-        n = len(self)
-        if not -n <= i < n:
-            raise IndexError(f"image index {i} is out of range for a data set of {n} images")
-        return int(i) % n
-
-    def _check_cubes(self, cubes, uncert, *, source):
-        n = len(self)
-        shape = None
-        for name in self.names:
-            if name not in cubes:
-                raise DataFormatError(f"{source}: no cube for band {name!r}")
-            for kind, arrays in (("cube", cubes), ("uncertainty cube", uncert)):
-                if arrays is None:
-                    continue
-                arr = arrays.get(name)
-                if arr is None:
-                    raise DataFormatError(f"{source}: no {kind} for band {name!r}")
-                if arr.ndim != 3 or arr.shape[0] != n or (shape is not None and arr.shape[1:] != shape):
-                    want = f"({n}, ny, nx)" if shape is None else f"({n}, {shape[0]}, {shape[1]})"
-                    raise DataFormatError(
-                        f"{source}: {kind} of band {name!r} has shape {arr.shape}, expected {want} "
-                        "(one image per manifest row, all bands on one grid)"
-                    )
-                shape = arr.shape[1:]
-
-
-def _plain(value):
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
-
-
-def _build_manifest(metas, bands, *, info):
-    """Manifest table from per-image metadata dicts (see :func:`bandsynth.datasets.mock.render_galaxy`)."""
-    cols = {}
-    for name, kind in _BASE_COLUMNS:
-        values = [m.get(name) for m in metas]
-        cols[name] = np.array(values, dtype=kind) if kind is not str else np.array(values, dtype=str)
-    for b in bands:
-        cols[f"flux_{b.name}"] = np.array([m["flux_total"][b.name] for m in metas])
-    table = Table(cols)
-    table["log_ssfr"].unit = "dex(1/yr)"
-    table["inclination"].unit = table["position_angle"].unit = "deg"
-    table["ra"].unit = table["dec"].unit = "deg"
-    for b in bands:
-        # no astropy unit: astropy's own "nmgy" is magnitude-like and does not convert to Jy
-        table[f"flux_{b.name}"].description = "nanomaggy; whole-galaxy flux from the spectra, before dust"
-    table.meta.update(info)
-    table.meta["bands"] = [b.name for b in bands]
-    table.meta["format"] = FORMAT_NAME
-    table.meta["version"] = FORMAT_VERSION
-    return table
 
 
 class StoredDataset(ImageDataset):
@@ -260,7 +98,7 @@ class StoredDataset(ImageDataset):
     def _open_cube(self, file, band):
         if not file.exists():
             raise DataFormatError(f"{file}: missing cube file of band {band!r} listed in {self.path / _MANIFEST}")
-        hdul = _open_fits(file)
+        hdul = open_fits(file)
         self._hduls.append(hdul)
         hdu = hdul[0]
         if hdu.header.get("NAXIS") != 3:
@@ -413,22 +251,22 @@ def write_mock_dataset(path, n, *, seed=0, mode="ideal", bands=None, size=128, p
     Same parameters and images as :func:`bandsynth.datasets.mock.make_dataset`;
     returns the opened :class:`StoredDataset`.
     """
-    from .mock import _MockPlan, _progress
+    from .mock.universe import MockPlan
 
-    plan = _MockPlan(n, seed=seed, mode=mode, bands=bands, size=size, pixel_scale=pixel_scale, views=views,
+    plan = MockPlan(n, seed=seed, mode=mode, bands=bands, size=size, pixel_scale=pixel_scale, views=views,
                      psf_fwhm=psf_fwhm, depth_offset=depth_offset, dust=dust, stratify=stratify,
                      split_fractions=split_fractions)
     writer = _Writer(path, names=[b.name for b in plan.bands], n_images=plan.n_images, shape=(plan.size, plan.size),
                      uncertainty=mode == "survey", unit="nanomaggy", overwrite=overwrite)
     metas = []
     try:
-        for _, images, unc, meta in _progress(plan.render(), progress, "mock galaxies", plan.n_images):
+        for _, images, unc, meta in progress_bar(plan.render(), progress, "mock galaxies", plan.n_images):
             writer.write(images, unc)
             meta.pop("populations", None)  # keep only what the manifest needs
             meta.pop("components", None)
             metas.append(meta)
         plan.assign_splits(metas)
-        manifest = _build_manifest(metas, plan.bands, info=plan.info(metas))
+        manifest = build_manifest(metas, plan.bands, info=plan.info(metas))
         manifest.meta["has_uncertainty"] = mode == "survey"
         writer.finish(manifest)
     except BaseException:

@@ -1,33 +1,6 @@
-"""Metrics for a predicted band: pixel, photometric, calibration, colour, morphology.
-
-The pixel metrics follow Zaazou, Bihlo & Tricco (§2.2): MAE, SSIM (Gaussian
-window, σ = 1.5, as ``skimage.metrics.structural_similarity(...,
-gaussian_weights=True, sigma=1.5, use_sample_covariance=False)``) and PSNR,
-all with a stated data range; the SSIM gain of the thesis (§3.6.1) is
-SSIM(output, target) − SSIM(input, target).  Gini/M20 distributions over a set
-of galaxies are compared with the first Wasserstein distance after a *global*
-min–max normalisation (the min and max over both distributions map to 0 and
-1), so W1 is 0 for identical and at most 1 for disjoint distributions.
-
-Astronomical checks go beyond the paper: aperture and total (Kron) magnitude
-errors through photutils, coverage of the predicted uncertainty, and the
-fidelity of per-pixel colours against the input bands.
-
-:func:`compare` runs everything on one galaxy and returns a
-:class:`ComparisonReport`; :func:`evaluate_pairs` runs it over many galaxies
-into an `~astropy.table.Table` (one row per galaxy, failures recorded, never
-raised) and :func:`summarize` reduces that table to the paper's one-row summary.
-
-Examples
---------
->>> import numpy as np
->>> from bandsynth.metrics import mae, psnr, wasserstein1
->>> truth = np.linspace(0, 1, 100).reshape(10, 10)
->>> round(mae(truth + 0.01, truth), 6), round(psnr(truth + 0.01, truth, data_range=1.0), 1)
-(0.01, 40.0)
->>> wasserstein1([0.0, 0.1], [0.9, 1.0])   # disjoint after global min-max scaling
-0.9
-"""
+"""Every metric on one galaxy (:func:`compare`, a :class:`ComparisonReport`), over many
+galaxies (:func:`evaluate_pairs`, an `~astropy.table.Table` with one row per galaxy,
+failures recorded, never raised) and the paper's one-row summary (:func:`summarize`)."""
 
 from __future__ import annotations
 
@@ -37,511 +10,21 @@ import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import NamedTuple
 
 import numpy as np
 import scipy.ndimage as ndi
 from astropy.utils.exceptions import AstropyUserWarning
 
-from .morphology import _FastGiniM20, _parse_image, segment
+from ..morphology import gini_m20, parse_image, segment
+from ._utils import NAN, check_range
+from .coverage import calibration
+from .distributions import wasserstein1
+from .photometry import colour_fidelity, photometry_with_segmentation
+from .pixel import mae, psnr, ssim
 
-__all__ = [
-    "footprint_z_scores",
-    "mae",
-    "ssim",
-    "psnr",
-    "ssim_gain",
-    "wasserstein1",
-    "global_limits",
-    "photometric_error",
-    "calibration",
-    "colour_fidelity",
-    "PhotometricError",
-    "Calibration",
-    "ColourFidelity",
-    "ComparisonReport",
-    "compare",
-    "evaluate_pairs",
-    "summarize",
-]
+__all__ = ["ComparisonReport", "compare", "evaluate_pairs", "summarize"]
 
 log = logging.getLogger(__name__)
-
-_NAN = float("nan")
-
-
-# --------------------------------------------------------------------------
-# helpers
-# --------------------------------------------------------------------------
-
-
-def _pair(prediction, truth, mask=None, *, names=("prediction", "truth")):
-    """Two float arrays of one shape and the pixels to use (True = use)."""
-    p = np.asarray(prediction, dtype=float)
-    t = np.asarray(truth, dtype=float)
-    if p.shape != t.shape:
-        raise ValueError(f"{names[0]} has shape {p.shape} but {names[1]} has shape {t.shape}")
-    good = np.isfinite(p) & np.isfinite(t)
-    if mask is not None:
-        mask = np.asarray(mask, dtype=bool)
-        if mask.shape != p.shape:
-            raise ValueError(f"mask has shape {mask.shape}, expected {p.shape}")
-        good &= ~mask
-    return p, t, good
-
-
-def _check_range(data_range):
-    if isinstance(data_range, bool) or not isinstance(data_range, (int, float, np.number)):
-        raise TypeError(f"data_range must be a number, got {type(data_range).__name__}")
-    if not np.isfinite(data_range) or data_range <= 0:
-        raise ValueError(f"data_range must be finite and > 0, got {data_range!r}")
-    return float(data_range)
-
-
-def _warn_excluded(n, what="pixel(s)"):
-    if n:
-        warnings.warn(f"{n} masked or non-finite {what} excluded from the metrics", AstropyUserWarning, stacklevel=3)
-
-
-# --------------------------------------------------------------------------
-# pixel metrics
-# --------------------------------------------------------------------------
-
-
-def mae(prediction, truth, *, mask=None):
-    """Mean absolute error over the unmasked, finite pixels.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> mae(np.array([[1.0, 2.0]]), np.array([[1.5, 2.0]]))
-    0.25
-    """
-    p, t, good = _pair(prediction, truth, mask)
-    _warn_excluded(int((~good).sum()))
-    if not good.any():
-        return _NAN
-    return float(np.mean(np.abs(p[good] - t[good])))
-
-
-def psnr(prediction, truth, *, data_range, mask=None):
-    """Peak signal-to-noise ratio ``10 log10(data_range² / MSE)`` in dB.
-
-    ``inf`` for identical images (as scikit-image).
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> t = np.zeros((4, 4)); p = t + 0.1
-    >>> psnr(p, t, data_range=1.0)
-    20.0
-    """
-    data_range = _check_range(data_range)
-    p, t, good = _pair(prediction, truth, mask)
-    _warn_excluded(int((~good).sum()))
-    if not good.any():
-        return _NAN
-    mse = float(np.mean((p[good] - t[good]) ** 2))
-    if mse == 0:
-        return float("inf")
-    return float(round(10.0 * math.log10(data_range**2 / mse), 12))
-
-
-def ssim(prediction, truth, *, data_range, mask=None, sigma=1.5, full=False):
-    """Structural similarity with a Gaussian window (Wang et al. 2004).
-
-    Identical to ``skimage.metrics.structural_similarity(prediction, truth,
-    data_range=data_range, gaussian_weights=True, sigma=1.5,
-    use_sample_covariance=False)``: K1 = 0.01, K2 = 0.03, window truncated at
-    3.5 σ, reflecting borders, the map averaged after cropping the window
-    radius.  Masked or non-finite pixels are set to 0 in both images (with a
-    warning) and left out of the average.
-
-    Parameters
-    ----------
-    prediction, truth : 2-D arrays
-    data_range : float
-        Dynamic range of the images (1 for images scaled to [0, 1]).
-    mask : bool array, optional
-        Pixels to exclude.
-    sigma : float
-        Width of the Gaussian window.
-    full : bool
-        Also return the SSIM map.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> rng = np.random.default_rng(0)
-    >>> t = rng.random((32, 32))
-    >>> ssim(t, t, data_range=1.0)
-    1.0
-    """
-    data_range = _check_range(data_range)
-    p, t, good = _pair(prediction, truth, mask)
-    if p.ndim != 2:
-        raise ValueError(f"ssim needs 2-D images, got shape {p.shape}")
-    _warn_excluded(int((~good).sum()))
-    truncate = 3.5
-    pad = int(truncate * sigma + 0.5)
-    if min(p.shape) <= 2 * pad:
-        raise ValueError(f"images of shape {p.shape} are too small for an SSIM window of radius {pad}")
-    p = np.where(good, p, 0.0)
-    t = np.where(good, t, 0.0)
-
-    def filt(a):
-        return ndi.gaussian_filter(a, sigma=sigma, mode="reflect", truncate=truncate)
-
-    ux, uy = filt(p), filt(t)
-    vx = filt(p * p) - ux * ux
-    vy = filt(t * t) - uy * uy
-    vxy = filt(p * t) - ux * uy
-    c1 = (0.01 * data_range) ** 2
-    c2 = (0.03 * data_range) ** 2
-    smap = ((2 * ux * uy + c1) * (2 * vxy + c2)) / ((ux**2 + uy**2 + c1) * (vx + vy + c2))
-    inner = (slice(pad, -pad), slice(pad, -pad))
-    use = good[inner]
-    value = float(np.mean(smap[inner][use], dtype=np.float64)) if use.any() else _NAN
-    return (value, smap) if full else value
-
-
-def ssim_gain(output, target, inputs, *, data_range, mask=None):
-    """SSIM gain per input band: ``SSIM(output, target) − SSIM(input, target)``.
-
-    Positive values mean the prediction is closer to the target than the input
-    band already was (thesis §3.6.1).
-
-    Parameters
-    ----------
-    output, target : 2-D arrays
-    inputs : mapping of band name to 2-D array
-        In the same (scaled) space as ``output`` and ``target``.
-    data_range : float
-
-    Returns
-    -------
-    dict
-        Band name to gain.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> rng = np.random.default_rng(1)
-    >>> target = rng.random((24, 24))
-    >>> gains = ssim_gain(target, target, {"g": rng.random((24, 24))}, data_range=1.0)
-    >>> bool(gains["g"] > 0.5)
-    True
-    """
-    if not isinstance(inputs, Mapping):
-        raise TypeError(f"inputs must be a mapping of band name to image, got {type(inputs).__name__}")
-    base = ssim(output, target, data_range=data_range, mask=mask)
-    return {
-        str(band): base - ssim(np.asarray(img, dtype=float), target, data_range=data_range, mask=mask)
-        for band, img in inputs.items()
-    }
-
-
-# --------------------------------------------------------------------------
-# distribution distance
-# --------------------------------------------------------------------------
-
-
-def _finite_1d(values, name):
-    arr = np.asarray(values, dtype=float).ravel()
-    good = np.isfinite(arr)
-    if not good.all():
-        warnings.warn(f"{name}: {int((~good).sum())} non-finite value(s) dropped", AstropyUserWarning, stacklevel=3)
-        arr = arr[good]
-    if arr.size == 0:
-        raise ValueError(f"{name} has no finite values: cannot compute a distribution distance")
-    return arr
-
-
-def global_limits(*distributions):
-    """``(min, max)`` over all finite values of all ``distributions``.
-
-    Use it to share one normalisation across the rows of a table (several
-    models compared against the same truth).
-
-    Examples
-    --------
-    >>> global_limits([0.3, 0.5], [0.4, 0.7, float("nan")])
-    (0.3, 0.7)
-    """
-    if not distributions:
-        raise ValueError("global_limits needs at least one distribution")
-    vals = [np.asarray(d, dtype=float).ravel() for d in distributions]
-    vals = np.concatenate(vals)
-    vals = vals[np.isfinite(vals)]
-    if vals.size == 0:
-        raise ValueError("the distributions have no finite values")
-    return float(vals.min()), float(vals.max())
-
-
-def wasserstein1(u, v, *, limits=None):
-    """First Wasserstein (earth mover's) distance after global min–max scaling.
-
-    Both samples are mapped to [0, 1] with the same ``(min, max)`` - by default
-    those of the two samples together (Zaazou et al. §2.2) - so the distance
-    is 0 for identical and at most 1 for disjoint distributions.
-
-    Parameters
-    ----------
-    u, v : 1-D arrays
-        The two samples (e.g. Gini of predictions and of truths).  Non-finite
-        values are dropped with a warning.
-    limits : (float, float), optional
-        Explicit global ``(min, max)``, e.g. from :func:`global_limits` over
-        every model of a table.  All values must lie inside.
-
-    Examples
-    --------
-    >>> wasserstein1([0.40, 0.50, 0.60], [0.40, 0.50, 0.60])
-    0.0
-    >>> round(wasserstein1([0.4, 0.5], [0.5, 0.6], limits=(0.0, 1.0)), 6)
-    0.1
-    """
-    from scipy.stats import wasserstein_distance
-
-    a = _finite_1d(u, "u")
-    b = _finite_1d(v, "v")
-    if limits is None:
-        lo, hi = global_limits(a, b)
-    else:
-        try:
-            lo, hi = (float(x) for x in limits)
-        except (TypeError, ValueError):
-            raise TypeError(f"limits must be a pair of numbers (min, max), got {limits!r}") from None
-        if not (np.isfinite(lo) and np.isfinite(hi)) or hi < lo:
-            raise ValueError(f"limits must be finite with min <= max, got {limits!r}")
-        tol = 1e-12 * max(1.0, abs(hi - lo))
-        outside = int(np.sum((a < lo - tol) | (a > hi + tol)) + np.sum((b < lo - tol) | (b > hi + tol)))
-        if outside:
-            raise ValueError(f"{outside} value(s) lie outside limits {limits!r}; widen the limits")
-    if hi == lo:
-        return 0.0
-    return float(wasserstein_distance((a - lo) / (hi - lo), (b - lo) / (hi - lo)))
-
-
-# --------------------------------------------------------------------------
-# photometry, calibration, colours
-# --------------------------------------------------------------------------
-
-
-class PhotometricError(NamedTuple):
-    """Magnitude errors ``Δm = −2.5 log10(F_pred / F_true)`` (nan when not measurable)."""
-
-    total: float  # Kron ("total") aperture of the truth
-    aperture: float  # circular aperture of the truth's half-light radius
-    flux_pred: float  # total fluxes (same units as the images)
-    flux_true: float
-    radius: float  # half-light radius of the truth, pixels
-    note: str = ""
-
-
-def _dmag(fp, ft):
-    if not (np.isfinite(fp) and np.isfinite(ft)) or fp <= 0 or ft <= 0:
-        return _NAN
-    return float(-2.5 * math.log10(fp / ft))
-
-
-def photometric_error(prediction, truth, *, mask=None, segmentation=None, aperture_radius=None):
-    """Total and aperture magnitude error of the prediction.
-
-    The truth is segmented (:func:`bandsynth.morphology.segment`); its
-    central source defines, through photutils'
-    `~photutils.segmentation.SourceCatalog`, a Kron aperture ("total" flux)
-    and a circular aperture of the half-light radius around the centroid.
-    The same apertures measure both images, each after subtracting its own
-    sigma-clipped background outside the source.
-
-    Parameters
-    ----------
-    prediction, truth : 2-D arrays in the same flux units
-    mask : bool array, optional
-    segmentation : dict, optional
-        Keyword arguments for :func:`~bandsynth.morphology.segment`.
-    aperture_radius : float, optional
-        Radius (pixels) of the circular aperture instead of the half-light radius.
-
-    Returns
-    -------
-    PhotometricError
-        With nan values and a ``note`` when the truth has no detectable source.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> y, x = np.mgrid[:64, :64]
-    >>> truth = np.exp(-np.hypot(x - 32, y - 32) / 4)
-    >>> err = photometric_error(1.1 * truth, truth)
-    >>> round(err.total, 3), round(err.aperture, 3)
-    (-0.103, -0.103)
-    """
-    p, t, good = _pair(prediction, truth, mask)
-    seg = segment(np.ma.array(np.nan_to_num(t), mask=~good), **(segmentation or {}))
-    return _photometry(p, t, good, seg, aperture_radius)
-
-
-def _photometry(p, t, good, seg, aperture_radius=None):
-    """:func:`photometric_error` given the truth's segmentation."""
-    from astropy.stats import sigma_clipped_stats
-    from photutils.aperture import CircularAperture
-    from photutils.segmentation import SourceCatalog
-
-    bad = ~good
-    if seg.segmap is None or seg.label == 0:
-        return PhotometricError(_NAN, _NAN, _NAN, _NAN, _NAN, "no source detected in the truth")
-    source = np.asarray(seg.segmap.data) > 0
-    outside = ~ndi.binary_dilation(source, iterations=3) & good
-    # each image's own sky level, measured on the same pixels (away from every source)
-    level_p = level_t = 0.0
-    if outside.sum() > 0.05 * t.size:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", AstropyUserWarning)
-            level_p = float(sigma_clipped_stats(p, mask=~outside)[1])
-            level_t = float(sigma_clipped_stats(t, mask=~outside)[1])
-    pimg = np.where(bad, 0.0, p - level_p)
-    timg = np.where(bad, 0.0, t - level_t)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # attribute renames across photutils versions
-        cat = SourceCatalog(timg, seg.segmap, mask=bad)
-        src = cat.select_label(seg.label) if hasattr(cat, "select_label") else cat.get_label(seg.label)
-        kron = src.kron_aperture
-        if aperture_radius is None:
-            radius = float(np.atleast_1d(getattr(src.fluxfrac_radius(0.5), "value", src.fluxfrac_radius(0.5)))[0])
-        else:
-            radius = float(aperture_radius)
-    if kron is None or not np.isfinite(radius) or radius <= 0:
-        return PhotometricError(_NAN, _NAN, _NAN, _NAN, radius, "the truth's source has no valid aperture")
-    circ = CircularAperture(kron.positions, max(radius, 0.5))
-    ft = float(kron.do_photometry(timg, mask=bad)[0][0])
-    fp = float(kron.do_photometry(pimg, mask=bad)[0][0])
-    at = float(circ.do_photometry(timg, mask=bad)[0][0])
-    ap = float(circ.do_photometry(pimg, mask=bad)[0][0])
-    note = "" if min(fp, ft, ap, at) > 0 else "non-positive flux in an aperture"
-    return PhotometricError(_dmag(fp, ft), _dmag(ap, at), fp, ft, radius, note)
-
-
-class Calibration(NamedTuple):
-    """Coverage of the predicted 1-sigma uncertainty.
-
-    ``coverage[k]`` is the fraction of pixels with ``|pred − truth| ≤ k σ``
-    (ideal for Gaussian errors: 0.683, 0.954, 0.997); ``z_*`` summarise the
-    z-scores ``(pred − truth) / σ`` (ideal: median 0, std 1).
-    """
-
-    coverage: Mapping
-    z_median: float
-    z_mean: float
-    z_std: float
-    z_nmad: float  # 1.4826 × median absolute deviation: robust std
-    n: int
-
-
-_NOMINAL = {k: math.erf(k / math.sqrt(2.0)) for k in (1, 2, 3)}
-
-
-def calibration(prediction, truth, sigma, *, mask=None, footprint=None, levels=(1, 2, 3)):
-    """Coverage of the uncertainty at ``levels`` σ, and z-score statistics.
-
-    Parameters
-    ----------
-    prediction, truth, sigma : 2-D arrays (or any arrays of one shape)
-    mask : bool array, optional
-        Pixels to exclude.
-    footprint : bool array, optional
-        Restrict to these pixels (e.g. the galaxy's segment).
-    levels : sequence of float
-        Multiples of σ.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> rng = np.random.default_rng(0)
-    >>> truth = np.zeros(100_000); sigma = np.full(truth.shape, 2.0)
-    >>> cal = calibration(truth + rng.normal(0, 2.0, truth.shape), truth, sigma)
-    >>> round(cal.coverage[1], 2), round(cal.coverage[2], 2), round(cal.z_std, 2)
-    (0.68, 0.95, 1.0)
-    """
-    p, t, good = _pair(prediction, truth, mask)
-    s = np.asarray(sigma, dtype=float)
-    if s.shape != p.shape:
-        raise ValueError(f"sigma has shape {s.shape} but prediction has shape {p.shape}")
-    good &= np.isfinite(s) & (s > 0)
-    if footprint is not None:
-        fp = np.asarray(footprint, dtype=bool)
-        if fp.shape != p.shape:
-            raise ValueError(f"footprint has shape {fp.shape}, expected {p.shape}")
-        good &= fp
-    if not good.any():
-        return Calibration(MappingProxyType({k: _NAN for k in levels}), _NAN, _NAN, _NAN, _NAN, 0)
-    z = (p[good] - t[good]) / s[good]
-    az = np.abs(z)
-    cov = MappingProxyType({k: float(np.mean(az <= k)) for k in levels})
-    med = float(np.median(z))
-    nmad = float(1.4826 * np.median(np.abs(z - med)))
-    return Calibration(cov, med, float(np.mean(z)), float(np.std(z)), nmad, int(z.size))
-
-
-class ColourFidelity(NamedTuple):
-    """Per-pixel colour errors against one input band, in magnitudes."""
-
-    median_abs_error: float
-    median_error: float  # signed: > 0 when the prediction is too faint
-    n: int
-
-
-def colour_fidelity(prediction, truth, inputs, *, mask=None, footprint=None):
-    """How well the prediction keeps the colours against each input band.
-
-    For every input band X and every pixel in the footprint where the
-    prediction, the truth and X are all positive, the colour error is
-    ``[−2.5 log10(pred / X)] − [−2.5 log10(truth / X)]``.  X cancels within a
-    pixel, so per pixel this is the magnitude error; it is reported per input
-    band because each band selects its own pixels (where X has flux), and it is
-    where high-order information such as redshift lives.  Images must be in
-    physical (linear) flux units.
-
-    Returns
-    -------
-    dict
-        Band name to :class:`ColourFidelity`.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> truth = np.full((8, 8), 2.0); g = np.full((8, 8), 1.0)
-    >>> res = colour_fidelity(truth * 10 ** (-0.4 * 0.1), truth, {"g": g})
-    >>> round(res["g"].median_abs_error, 6)
-    0.1
-    """
-    if not isinstance(inputs, Mapping):
-        raise TypeError(f"inputs must be a mapping of band name to image, got {type(inputs).__name__}")
-    p, t, good = _pair(prediction, truth, mask)
-    if footprint is not None:
-        fp = np.asarray(footprint, dtype=bool)
-        if fp.shape != p.shape:
-            raise ValueError(f"footprint has shape {fp.shape}, expected {p.shape}")
-        good &= fp
-    out = {}
-    with np.errstate(divide="ignore", invalid="ignore"):
-        for band, img in inputs.items():
-            x = np.asarray(img, dtype=float)
-            if x.shape != p.shape:
-                raise ValueError(f"input {band!r} has shape {x.shape} but the prediction has shape {p.shape}")
-            use = good & np.isfinite(x) & (p > 0) & (t > 0) & (x > 0)
-            if not use.any():
-                out[str(band)] = ColourFidelity(_NAN, _NAN, 0)
-                continue
-            err = -2.5 * np.log10(p[use] / x[use]) + 2.5 * np.log10(t[use] / x[use])
-            out[str(band)] = ColourFidelity(float(np.median(np.abs(err))), float(np.median(err)), int(use.sum()))
-    return out
-
-
-# --------------------------------------------------------------------------
-# one galaxy: compare()
-# --------------------------------------------------------------------------
 
 
 def _fmt(v, spec=".4g"):
@@ -567,6 +50,37 @@ class ComparisonReport:
     per-pixel colour error per input band, ``colour_bias``: its signed
     median, both in mag); morphology (``gini_*``/``m20_*`` of prediction and
     truth with the quality flags ``morph_flag_*``, -1 when not measured).
+
+    Attributes
+    ----------
+    space : str
+        "scaled" or "raw": where the pixel metrics were computed.
+    data_range : float
+        Data range of the pixel metrics.
+    n_pixels, n_excluded : int
+        Pixels used and pixels left out (masked or non-finite).
+    mae, ssim, psnr : float
+        Pixel metrics (PSNR in dB).
+    ssim_input, ssim_gain : mapping
+        Per input band: SSIM(input, truth) and SSIM(prediction, truth) − SSIM(input, truth).
+    dmag_total, dmag_aperture : float
+        Magnitude errors in the truth's Kron aperture and within its half-light radius.
+    flux_pred, flux_true : float
+        Total fluxes of prediction and truth.
+    coverage_1sigma, coverage_2sigma, coverage_3sigma : float
+        Fractions of pixels within 1, 2, 3 σ of the truth.
+    z_median, z_std, z_nmad : float
+        Median, standard deviation and robust standard deviation of the z-scores.
+    colour_error, colour_bias : mapping
+        Per input band: median absolute and signed per-pixel colour error (mag).
+    gini_pred, gini_true, m20_pred, m20_true : float
+        Gini and M20 of prediction and truth.
+    morph_flag_pred, morph_flag_true : int
+        Their statmorph-style quality flags (-1: not measured).
+    flags : tuple of str
+        Keys of what could not be computed or was flagged.
+    notes : tuple of str
+        Explanations of the flags.
     """
 
     space: str
@@ -578,22 +92,22 @@ class ComparisonReport:
     psnr: float
     ssim_input: Mapping = field(default_factory=dict)
     ssim_gain: Mapping = field(default_factory=dict)
-    dmag_total: float = _NAN
-    dmag_aperture: float = _NAN
-    flux_pred: float = _NAN
-    flux_true: float = _NAN
-    coverage_1sigma: float = _NAN
-    coverage_2sigma: float = _NAN
-    coverage_3sigma: float = _NAN
-    z_median: float = _NAN
-    z_std: float = _NAN
-    z_nmad: float = _NAN
+    dmag_total: float = NAN
+    dmag_aperture: float = NAN
+    flux_pred: float = NAN
+    flux_true: float = NAN
+    coverage_1sigma: float = NAN
+    coverage_2sigma: float = NAN
+    coverage_3sigma: float = NAN
+    z_median: float = NAN
+    z_std: float = NAN
+    z_nmad: float = NAN
     colour_error: Mapping = field(default_factory=dict)
     colour_bias: Mapping = field(default_factory=dict)
-    gini_pred: float = _NAN
-    gini_true: float = _NAN
-    m20_pred: float = _NAN
-    m20_true: float = _NAN
+    gini_pred: float = NAN
+    gini_true: float = NAN
+    m20_pred: float = NAN
+    m20_true: float = NAN
     morph_flag_pred: int = -1
     morph_flag_true: int = -1
     flags: tuple = ()
@@ -609,7 +123,13 @@ class ComparisonReport:
         return not self.flags
 
     def to_dict(self) -> dict:
-        """Flat dict of scalars: mappings become ``ssim_gain_<band>`` etc."""
+        """Flat dict of scalars: mappings become ``ssim_gain_<band>`` etc.
+
+        Returns
+        -------
+        row : dict
+            Field name to value.
+        """
         out = {}
         for name in self.__dataclass_fields__:
             value = getattr(self, name)
@@ -623,7 +143,13 @@ class ComparisonReport:
         return out
 
     def to_table(self):
-        """One-row `~astropy.table.QTable` (magnitudes in mag, PSNR in dB)."""
+        """One-row `~astropy.table.QTable` (magnitudes in mag, PSNR in dB).
+
+        Returns
+        -------
+        table : `~astropy.table.QTable`
+            The report as one row.
+        """
         import astropy.units as u
         from astropy.table import QTable
 
@@ -668,7 +194,7 @@ class ComparisonReport:
 
 def _scaling_for(scaling, band):
     """The AsinhScaling to use for ``band`` (None if not available)."""
-    from .scaling import AsinhScaling
+    from ..scaling import AsinhScaling
 
     if scaling is None:
         return None
@@ -680,7 +206,7 @@ def _scaling_for(scaling, band):
         candidates = [band] if band else []
         if band:
             try:
-                from .bands import get_band
+                from ..bands import get_band
 
                 b = get_band(band)
                 candidates += [b.name, *b.names]
@@ -720,7 +246,7 @@ def _parse_inputs(inputs, shape):
         raise TypeError(f"inputs must be a mapping of band name to image or a BandStack, got {type(inputs).__name__}")
     out = {}
     for band, img in items:
-        parsed = _parse_image(img, f"input {band!r}")
+        parsed = parse_image(img, f"input {band!r}")
         if parsed.data.shape != shape:
             raise ValueError(f"input {band!r} has shape {parsed.data.shape} but the truth has shape {shape}")
         out[str(band)] = parsed
@@ -779,8 +305,8 @@ def compare(prediction, truth, *, inputs=None, scaling=None, reference=None, foo
     >>> report.space, round(report.dmag_total, 3), round(report.ssim, 3)
     ('raw', 0.056, 0.999)
     """
-    pred = _parse_image(prediction, "prediction", warn=False)  # one warning below covers both
-    true = _parse_image(truth, "truth", warn=False)
+    pred = parse_image(prediction, "prediction", warn=False)  # one warning below covers both
+    true = parse_image(truth, "truth", warn=False)
     if pred.data.shape != true.data.shape:
         raise ValueError(f"prediction has shape {pred.data.shape} but truth has shape {true.data.shape}")
     shape = true.data.shape
@@ -814,7 +340,7 @@ def compare(prediction, truth, *, inputs=None, scaling=None, reference=None, foo
     if scale_t is not None and reference is None:
         if not ins:
             raise ValueError("a reference flux is needed with scaling: pass reference= or inputs=")
-        from .scaling import reference_flux
+        from ..scaling import reference_flux
 
         reference = reference_flux([np.where(i.mask, np.nan, i.data) for i in ins.values()])
     in_data = {b: np.where(i.mask | bad, np.nan, i.data).astype(float) for b, i in ins.items()}
@@ -832,11 +358,11 @@ def compare(prediction, truth, *, inputs=None, scaling=None, reference=None, foo
         p_pix, t_pix, in_pix = p_raw, t_raw, in_data
         if data_range is None:
             finite = t_raw[np.isfinite(t_raw)]
-            rng = float(finite.max() - finite.min()) if finite.size else _NAN
+            rng = float(finite.max() - finite.min()) if finite.size else NAN
         else:
             rng = data_range
     n_pixels = int(good.sum())
-    mae_v = ssim_v = psnr_v = _NAN
+    mae_v = ssim_v = psnr_v = NAN
     ssim_in, gains = {}, {}
     if n_pixels == 0:
         flags.append("no_valid_pixels")
@@ -846,7 +372,7 @@ def compare(prediction, truth, *, inputs=None, scaling=None, reference=None, foo
         notes.append("the truth has no dynamic range: SSIM and PSNR undefined")
         mae_v = float(np.mean(np.abs(p_pix[good] - t_pix[good])))
     else:
-        rng = _check_range(rng)
+        rng = check_range(rng)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", AstropyUserWarning)  # already warned once above
             mae_v = mae(p_pix, t_pix, mask=bad)
@@ -865,7 +391,7 @@ def compare(prediction, truth, *, inputs=None, scaling=None, reference=None, foo
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", AstropyUserWarning)
         seg_t = segment(np.ma.array(np.nan_to_num(t_raw), mask=bad), **seg_kw)
-        phot = _photometry(p_raw, t_raw, good, seg_t)
+        phot = photometry_with_segmentation(p_raw, t_raw, good, seg_t)
     if phot.note:
         flags.append("no_source_truth" if "no source" in phot.note else "photometry")
         notes.append(phot.note)
@@ -897,7 +423,7 @@ def compare(prediction, truth, *, inputs=None, scaling=None, reference=None, foo
     # ---- morphology (each image segmented on its own, as for a real catalogue)
     morph = {}
     for key, img in (("pred", p_raw), ("true", t_raw)):
-        g = m = _NAN
+        g = m = NAN
         f = -1
         try:
             with warnings.catch_warnings():
@@ -907,8 +433,10 @@ def compare(prediction, truth, *, inputs=None, scaling=None, reference=None, foo
                 flags.append(f"no_source_{'prediction' if key == 'pred' else 'truth'}")
             else:
                 with np.errstate(invalid="ignore", divide="ignore"):
-                    res = _FastGiniM20(np.where(bad, np.nan, seg.image), np.asarray(seg.segmap.data), seg.label, bad)
-                g, m, f = res.gini, res.m20, int(res.flag)
+                    res = gini_m20(
+                        np.where(bad, np.nan, seg.image), np.asarray(seg.segmap.data), labels=seg.label, mask=bad
+                    )
+                g, m, f = float(res.gini[0]), float(res.m20[0]), int(res.flag[0])
                 if f >= 2:
                     flags.append(f"morphology_{key}")
                     notes.append(f"Gini/M20 of the {'prediction' if key == 'pred' else 'truth'} flagged bad ({f})")
@@ -918,22 +446,17 @@ def compare(prediction, truth, *, inputs=None, scaling=None, reference=None, foo
         morph[key] = (g, m, f)
 
     return ComparisonReport(
-        space=space, data_range=float(rng) if np.isfinite(rng) else _NAN, n_pixels=n_pixels,
+        space=space, data_range=float(rng) if np.isfinite(rng) else NAN, n_pixels=n_pixels,
         n_excluded=n_excluded, mae=mae_v, ssim=ssim_v, psnr=psnr_v, ssim_input=ssim_in, ssim_gain=gains,
         dmag_total=phot.total, dmag_aperture=phot.aperture, flux_pred=phot.flux_pred, flux_true=phot.flux_true,
-        coverage_1sigma=cal.coverage[1] if cal else _NAN, coverage_2sigma=cal.coverage[2] if cal else _NAN,
-        coverage_3sigma=cal.coverage[3] if cal else _NAN, z_median=cal.z_median if cal else _NAN,
-        z_std=cal.z_std if cal else _NAN, z_nmad=cal.z_nmad if cal else _NAN,
+        coverage_1sigma=cal.coverage[1] if cal else NAN, coverage_2sigma=cal.coverage[2] if cal else NAN,
+        coverage_3sigma=cal.coverage[3] if cal else NAN, z_median=cal.z_median if cal else NAN,
+        z_std=cal.z_std if cal else NAN, z_nmad=cal.z_nmad if cal else NAN,
         colour_error=col_err, colour_bias=col_bias,
         gini_pred=morph["pred"][0], gini_true=morph["true"][0], m20_pred=morph["pred"][1],
         m20_true=morph["true"][1], morph_flag_pred=morph["pred"][2], morph_flag_true=morph["true"][2],
         flags=tuple(dict.fromkeys(flags)), notes=tuple(dict.fromkeys(notes)),
     )  # fmt: skip
-
-
-# --------------------------------------------------------------------------
-# many galaxies
-# --------------------------------------------------------------------------
 
 
 def _per_item(value, n, name):
@@ -945,41 +468,6 @@ def _per_item(value, n, name):
     if len(items) != n:
         raise ValueError(f"{name} has {len(items)} entries, expected one per galaxy ({n})")
     return items
-
-
-def footprint_z_scores(predictions, truths):
-    """``(prediction - truth) / sigma`` of many galaxies, inside each truth's footprint.
-
-    The footprint is the galaxy's segment in the truth
-    (`bandsynth.morphology.segment`), less masked prediction pixels; galaxies
-    with no detectable source contribute nothing.
-
-    Parameters
-    ----------
-    predictions : sequence of SyntheticBand (or NDData with a StdDevUncertainty)
-    truths : sequence of images (arrays or NDData), same grids
-
-    Returns
-    -------
-    ndarray
-        The z-scores of all footprint pixels, concatenated.
-    """
-    from .morphology import segment
-
-    z = []
-    for pred, truth in zip(predictions, truths):
-        if pred.uncertainty is None:
-            raise ValueError("footprint_z_scores needs predictions with an uncertainty")
-        truth = np.asarray(getattr(truth, "data", truth), dtype=np.float64)
-        seg = segment(truth)
-        if seg.segmap is None:
-            continue
-        inside = seg.segmap.data == seg.label
-        if pred.mask is not None:
-            inside &= ~np.asarray(pred.mask, dtype=bool)
-        sigma = np.asarray(pred.uncertainty.array, dtype=np.float64)[inside]
-        z.append((np.asarray(pred.data, dtype=np.float64)[inside] - truth[inside]) / np.maximum(sigma, 1e-300))
-    return np.concatenate(z) if z else np.empty(0)
 
 
 def evaluate_pairs(predictions, truths, *, inputs=None, scaling=None, references=None, footprints=None,
@@ -1072,7 +560,7 @@ def evaluate_pairs(predictions, truths, *, inputs=None, scaling=None, references
         elif isinstance(sample, (int, np.integer)) and k != "index":
             table[k] = np.array([r.get(k, -1) for r in rows], dtype=int)
         else:
-            table[k] = np.array([r.get(k, _NAN) for r in rows], dtype=float) if k != "index" else [r[k] for r in rows]
+            table[k] = np.array([r.get(k, NAN) for r in rows], dtype=float) if k != "index" else [r[k] for r in rows]
     n_bad = int(np.sum(np.array([bool(e) for e in table["error"]])))
     table.meta["n_failed"] = n_bad
     if n_bad:
@@ -1136,12 +624,12 @@ def summarize(table, *, limits=None):
     def mean(name):
         v = col(name)
         v = v[np.isfinite(v)]
-        return float(np.mean(v)) if v.size else _NAN
+        return float(np.mean(v)) if v.size else NAN
 
     def median(name):
         v = col(name)
         v = v[np.isfinite(v)]
-        return float(np.median(v)) if v.size else _NAN
+        return float(np.median(v)) if v.size else NAN
 
     for name in ("mae", "ssim", "psnr"):
         out[name] = mean(name)
@@ -1159,7 +647,7 @@ def summarize(table, *, limits=None):
     for q in ("gini", "m20"):
         pred, true = col(f"{q}_pred"), col(f"{q}_true")
         pred, true = pred[np.isfinite(pred)], true[np.isfinite(true)]
-        out[f"{q}_w1"] = wasserstein1(pred, true, limits=limits.get(q)) if pred.size and true.size else _NAN
+        out[f"{q}_w1"] = wasserstein1(pred, true, limits=limits.get(q)) if pred.size and true.size else NAN
     for name in t.colnames:
         if name.startswith("ssim_gain_"):
             out[f"{name}"] = mean(name)
