@@ -37,7 +37,7 @@ from astropy.nddata import CCDData, Cutout2D, NDData, NDUncertainty, StdDevUncer
 from astropy.utils.exceptions import AstropyUserWarning
 from astropy.wcs import WCS
 
-from ._io import sha256_file
+from ._io import fits_ascii, sha256_file
 from .bands import Band, get_band, list_bands
 
 __all__ = ["BandStack"]
@@ -739,6 +739,8 @@ def _image_from_value(band, value, *, wcs=None, unit=None, uncertainty=None, mas
         raise TypeError(f"{label}: the image must be a real numeric array, got dtype {data.dtype}")
     if data.ndim != 2:
         raise ValueError(f"{label}: expected a 2-D image, got an array of shape {data.shape}")
+    if data.size == 0:
+        raise ValueError(f"{label}: the image is empty ({data.shape[0]} x {data.shape[1]} pixels)")
     data = np.array(data, dtype=np.float32 if data.dtype in (np.float16, np.float32) else np.float64)
 
     this_unit = own_unit if own_unit is not None else unit
@@ -866,7 +868,7 @@ def _read_band_file(band, path, *, hdu, unit):
                 raise ValueError(f"{label}: HDU {hdu!r} of {path!r} is not an image HDU with data")
         header = hdul[index].header.copy()
     ccd = _read_ccd(path, index, label=label, unit=unit, hdu_uncertainty="UNCERT", hdu_mask="MASK", header=header)
-    ccd.meta["FILENAME"] = os.path.basename(path)
+    ccd.meta["FILENAME"] = fits_ascii(os.path.basename(path))  # exact name: in the provenance
     im = _image_from_value(band, ccd, source=path)
     return im, {"band": band.name, "file": path, "checksum": sha256_file(path)}
 
@@ -913,7 +915,7 @@ def _read_multi_extension(path, *, unit):
         ccd = _read_ccd(
             path, i, label=label_b, unit=unit, hdu_uncertainty=f"{name}_UNCERT", hdu_mask=f"{name}_MASK", header=header
         )
-        ccd.meta["FILENAME"] = os.path.basename(path)
+        ccd.meta["FILENAME"] = fits_ascii(os.path.basename(path))  # exact name: in the provenance
         built[band] = _image_from_value(band, ccd, source=f"{path}[{name}]")
         inputs.append({"band": band.name, "file": path, "checksum": checksum})
     return built, inputs

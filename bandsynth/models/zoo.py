@@ -32,7 +32,6 @@ __all__ = [
     "get_card",
     "model_paths",
     "sha256_file",
-    "add_cli",
 ]
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
@@ -225,29 +224,3 @@ def list_models() -> list[ModelCard]:
 def get_card(name) -> ModelCard:
     """The card of a shipped model or of a user's model path."""
     return ModelCard.read(model_paths(name)[1])
-
-
-def _format_metric(metrics, key):
-    value = metrics.get("model", {}).get(key) if metrics else None
-    return "-" if value is None else f"{value:.3f}"
-
-
-def _cli_models(args) -> int:
-    cards = list_models()
-    if not cards:
-        print("no models ship with this version of bandsynth")
-        return 0
-    print(f"{'name':<12} {'inputs':<16} {'output':<8} {'mode':<7} {'preset':<7} {'SSIM':>6} {'PSNR':>6}")
-    for card in cards:
-        test = card.metrics.get("test", {})
-        print(
-            f"{card.name:<12} {'+'.join(card.inputs):<16} {card.output:<8} {card.mode:<7} "
-            f"{card.preset:<7} {_format_metric(test, 'ssim'):>6} {_format_metric(test, 'psnr'):>6}"
-        )
-    return 0
-
-
-def add_cli(subparsers):
-    """Register ``bandsynth models``."""
-    parser = subparsers.add_parser("models", help="list the shipped models")
-    parser.set_defaults(func=_cli_models)
