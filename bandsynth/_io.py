@@ -72,8 +72,8 @@ def fits_ascii(text) -> str:
 
     Examples
     --------
-    >>> fits_ascii("NGC 4486 Ωmega-é_nuv.fits")
-    'NGC 4486 \\u03a9mega-e_nuv.fits'
+    >>> print(fits_ascii("NGC 4486 Ωmega-é_nuv.fits"))
+    NGC 4486 \\u03a9mega-e_nuv.fits
     """
     text = unicodedata.normalize("NFKD", str(text))
     text = "".join(c for c in text if not unicodedata.combining(c))
