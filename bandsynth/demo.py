@@ -69,6 +69,7 @@ def run_demo(*, model="nuv_k_to_r", seed=7, out_dir=None, overwrite=False):
         synthetic.data,
         sigma=None if synthetic.uncertainty is None else synthetic.uncertainty.array,
         band=translator.output,
+        unit=synthetic.unit,
     )
     fig.savefig(png_path, dpi=110, bbox_inches="tight")
     plt.close(fig)
