@@ -23,7 +23,8 @@ def add_parser(subparsers):
     p.add_argument("--mode", choices=("ideal", "survey"), default="ideal",
                    help="observing mode: ideal (common PSF, no noise) or survey (per-band PSF, noise, sky; "
                         "default: ideal)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the mock universe (default: 0)")
+    p.add_argument("--seed", "--data-seed", dest="seed", type=int, default=0,
+                   help="seed of the mock universe (default: 0)")
     p.add_argument("--bands", nargs="+", default=None, metavar="BAND", help="bands (default: all registered bands)")
     p.add_argument("--views", type=int, default=1, metavar="N", help="viewing angles per galaxy (default: 1)")
     p.add_argument("--size", type=int, default=128, metavar="PIXELS", help="stamp side in pixels (default: 128)")

@@ -34,17 +34,20 @@ def _psf(card):
 
 
 def format_table(cards) -> str:
-    header = (f"{'name':<12} {'inputs':<10} {'output':<6} {'mode':<6} {'preset':<6} {'pixel':>7} "
-              f"{'PSF FWHM':>16} {'SSIM':>6} {'PSNR':>6}")
-    lines = [header]
+    """The zoo as an aligned text table, with what each model expects of its inputs."""
+    head = ("name", "inputs", "output", "mode", "preset", "pixel", "PSF FWHM", "SSIM", "PSNR")
+    rows = [head]
     for card in cards:
         test = card.metrics.get("test", {})
-        lines.append(
-            f"{card.name:<12} {'+'.join(card.inputs):<10} {card.output:<6} {card.mode:<6} {card.preset:<6} "
-            f"{card.pixel_scale:>6.3f}\" {_psf(card):>16} {_metric(test, 'ssim'):>6} {_metric(test, 'psnr'):>6}"
-        )
-    lines.append('pixel: arcsec per pixel of the training images; PSF FWHM in arcsec (inputs/output when they '
-                 'differ). `bandsynth models NAME` shows a card.')
+        rows.append((card.name, "+".join(card.inputs), card.output, card.mode, card.preset,
+                     f'{card.pixel_scale:.3f}"', _psf(card), _metric(test, "ssim"), _metric(test, "psnr")))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
+    right = {5, 6, 7, 8}
+    lines = ["  ".join(v.rjust(w) if i in right else v.ljust(w) for i, (v, w) in enumerate(zip(r, widths))).rstrip()
+             for r in rows]
+    lines.append("pixel: arcsec per pixel of the training images; PSF FWHM in arcsec (inputs/output when they "
+                 "differ); SSIM, PSNR: held-out test split.")
+    lines.append("`bandsynth models NAME` shows a model's card.")
     return "\n".join(lines)
 
 
