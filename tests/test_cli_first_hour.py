@@ -470,3 +470,22 @@ def test_command_line_page_lists_every_option_of_every_command():
             for option in action.option_strings:
                 if option.startswith("--") and option != "--help":
                     assert f"``{option}" in page, f"{name} {option} is not on docs/command_line.rst"
+
+
+def test_batch_attributes_failures_from_the_error_s_band_and_path():
+    from bandsynth.batch import _attribute
+
+    files = {"NUV": "/d/g_nuv.fits", "Ks": "/d/g_k.fits"}
+
+    class InputError(ValueError):
+        def __init__(self, message, *, band=None, path=None):
+            super().__init__(message)
+            self.band, self.path = band, path
+
+    # The attributes win over the message text, which may name another band.
+    assert _attribute(InputError("band 'NUV' looks odd", band="K", path="/d/g_k.fits"), files) == ("Ks", "/d/g_k.fits")
+    assert _attribute(InputError("no band in this text", band="Ks"), files) == ("Ks", "/d/g_k.fits")
+    assert _attribute(InputError("no band in this text", path="/d/g_nuv.fits"), files) == ("NUV", "/d/g_nuv.fits")
+    # Errors without the attributes: attributed from the message, as before.
+    assert _attribute(ValueError("band 'NUV': FITS file missing"), files) == ("NUV", "/d/g_nuv.fits")
+    assert _attribute(ValueError("something else"), files) == ("NUV,Ks", "/d/g_nuv.fits, /d/g_k.fits")
