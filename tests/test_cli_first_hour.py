@@ -489,3 +489,22 @@ def test_batch_attributes_failures_from_the_error_s_band_and_path():
     # Errors without the attributes: attributed from the message, as before.
     assert _attribute(ValueError("band 'NUV': FITS file missing"), files) == ("NUV", "/d/g_nuv.fits")
     assert _attribute(ValueError("something else"), files) == ("NUV,Ks", "/d/g_nuv.fits, /d/g_k.fits")
+
+
+def test_item02_train_checks_its_output_before_training_and_may_create_the_folder(tmp_path, monkeypatch, caplog):
+    class Reached(Exception):
+        pass
+
+    def fit(*args, **kwargs):
+        raise Reached
+
+    monkeypatch.setattr(Translator, "fit", fit)
+    monkeypatch.setattr("bandsynth.cli.train.mock_or_stored", lambda args, bands: None)
+    base = ["train", "--inputs", "NUV", "K", "--output", "r", "--quiet"]
+    # A folder that does not exist yet is fine (saving creates it): training starts.
+    assert main([*base, "--out", str(tmp_path / "new" / "m")]) == 1
+    assert "bandsynth train: Reached" in caplog.text
+    (tmp_path / "m.json").write_text("{}")
+    assert main([*base, "--out", str(tmp_path / "m")]) == 2
+    assert f"output {tmp_path / 'm.json'} exists; pass --overwrite" in caplog.text
+    assert main([*base[:-3], "--output", "nonsense_band", "--out", str(tmp_path / "x")]) == 2

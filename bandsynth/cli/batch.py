@@ -77,6 +77,10 @@ def run(args) -> int:
 
         items = scan_folder(args.input_dir, args.pattern, bands=card.inputs, check=False)
     report_path = Path(args.report) if args.report is not None else out / "predict_batch_report.ecsv"
+    if args.report is not None:
+        if report_path.is_dir():
+            raise UsageError(f"--report {report_path} is a folder; give the name of the ECSV file to write")
+        check_output_folder(report_path.parent)
     started = time.perf_counter()
     try:
         report = predict_many(

@@ -79,7 +79,7 @@ def run(args) -> int:
     import shlex
 
     from ..bands import get_band
-    from ._common import check_output_file
+    from ._common import check_output_folder
 
     out = Path(args.out)
     try:
@@ -88,7 +88,9 @@ def run(args) -> int:
     except ValueError as err:
         raise UsageError(str(err)) from None
     for suffix in (".safetensors", ".json"):
-        check_output_file(out.with_suffix(suffix), overwrite=args.overwrite)
+        if out.with_suffix(suffix).exists() and not args.overwrite:
+            raise UsageError(f"output {out.with_suffix(suffix)} exists; pass --overwrite to replace it")
+    check_output_folder(out.parent)  # created by Translator.save if needed
     from ..translator import Translator
 
     data = mock_or_stored(args, [*args.inputs, args.output])
