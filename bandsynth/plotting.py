@@ -161,7 +161,6 @@ def plot_panel(inputs, truth, prediction, sigma=None, *, band=None, titles=None,
     if preds is None:
         raise ValueError("prediction is required")
     unit = _unit_text(unit if unit is not None else getattr(preds[0], "unit", None))
-    in_unit = f" [{unit}]" if unit else ""
     n_rows = len(preds)
     truths = _as_rows(truth, "truth") or [None] * n_rows
     sigmas = _as_rows(sigma, "sigma") or [None] * n_rows
@@ -220,13 +219,13 @@ def plot_panel(inputs, truth, prediction, sigma=None, *, band=None, titles=None,
                 lim = float(np.percentile(finite, 99.5)) if finite.size else 1.0
                 lim = lim if lim > 0 else 1.0
                 im = _show(ax, res, cmap="RdBu_r", vmin=-lim, vmax=lim, title=title)
-                _colorbar(fig, im, ax, f"truth − prediction{in_unit}")
+                _colorbar(fig, im, ax, unit)
             elif col == "sigma":
                 if sig is None:
                     ax.set_axis_off()
                     continue
                 im = _show(ax, sig, cmap="viridis", norm=_asinh_norm([sig], a=stretch), title=title)
-                _colorbar(fig, im, ax, f"σ{in_unit}", stretched=True)
+                _colorbar(fig, im, ax, unit, stretched=True)
         if row_labels is not None and r < len(row_labels):
             axes[r, 0].set_ylabel(str(row_labels[r]), fontsize=9)
     return fig

@@ -26,11 +26,11 @@ _COMMANDS = ("demo", "predict", "batch", "models", "train", "evaluate", "mock")
 
 log = logging.getLogger("bandsynth.cli")
 
-_EPILOG = """\
+_EXIT_CODES = """\
 exit codes: 0 everything done; 1 some inputs failed (see the messages or the report);
 2 usage error or refused before any work (unknown option, band or model, missing input
-file, existing output without --overwrite, output folder not writable).
-Run `bandsynth COMMAND --help` for the options of a command."""
+file, existing output without --overwrite, output folder not writable)."""
+_EPILOG = _EXIT_CODES + "\nRun `bandsynth COMMAND --help` for the options of a command."
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -41,14 +41,14 @@ def build_parser() -> argparse.ArgumentParser:
         prog="bandsynth",
         description="Predict a galaxy's image in a photometric band nobody observed.",
         epilog=_EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"bandsynth {__version__}")
     parser.add_argument("-v", "--verbose", action="count", default=0,
                         help="more log output (-vv: debug messages and tracebacks)")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in _COMMANDS:
-        importlib.import_module(f"{__name__}.{name}").add_parser(subparsers)
+        sub = importlib.import_module(f"{__name__}.{name}").add_parser(subparsers)
+        sub.epilog = _EXIT_CODES
     return parser
 
 
