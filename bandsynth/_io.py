@@ -11,9 +11,10 @@ import contextlib
 import hashlib
 import os
 import secrets
+import unicodedata
 from pathlib import Path
 
-__all__ = ["atomic_path", "sha256_file"]
+__all__ = ["atomic_path", "sha256_file", "fits_ascii"]
 
 
 @contextlib.contextmanager
@@ -59,3 +60,22 @@ def sha256_file(path) -> str:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def fits_ascii(text) -> str:
+    """A readable printable-ASCII form of ``text`` for a FITS header value.
+
+    FITS header values must be printable ASCII.  Accents are dropped (``é`` ->
+    ``e``), other characters become Python escapes (``Ω`` -> ``\\u03a9``) and
+    control characters spaces; keep the exact text elsewhere (bandsynth keeps it
+    in the JSON provenance, ``BSPROV``).
+
+    Examples
+    --------
+    >>> print(fits_ascii("NGC 4486 Ωmega-é_nuv.fits"))
+    NGC 4486 \\u03a9mega-e_nuv.fits
+    """
+    text = unicodedata.normalize("NFKD", str(text))
+    text = "".join(c for c in text if not unicodedata.combining(c))
+    text = text.encode("ascii", "backslashreplace").decode("ascii")
+    return "".join(c if 32 <= ord(c) < 127 else " " for c in text)

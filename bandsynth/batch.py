@@ -74,7 +74,7 @@ from pathlib import Path
 import numpy as np
 from astropy.table import Table
 
-__all__ = ["BatchReport", "predict_many", "read_manifest", "output_path", "add_cli"]
+__all__ = ["BatchReport", "predict_many", "read_manifest", "output_path"]
 
 log = logging.getLogger(__name__)
 
@@ -575,7 +575,26 @@ def _set_torch_threads(options):
 
 
 def _attribute(err, files):
-    """(band, file) an input error is about, from its message."""
+    """(band, file) an input error is about.
+
+    From the error's ``band`` and ``path`` attributes where it carries them; only
+    errors that do not are attributed from their message (``band 'X'``).
+    """
+    band, path = getattr(err, "band", None), getattr(err, "path", None)
+    if band is not None or path is not None:
+        from .bands import get_band
+
+        if band is not None:
+            try:
+                band = get_band(getattr(band, "name", band)).name
+            except ValueError:
+                band = str(band)
+        if path is None:
+            path = files if isinstance(files, str) else files.get(band, ", ".join(files.values()))
+        if band is None:
+            band = "" if isinstance(files, str) else next(
+                (b for b, f in files.items() if os.fspath(f) == os.fspath(path)), ",".join(files))
+        return str(band), os.fspath(path)
     if isinstance(files, str):
         match = _BAND_IN_MESSAGE.search(str(err))
         return (match.group(1) if match else ""), files
@@ -600,9 +619,27 @@ def _message(err):
 
 
 def _predict_galaxy(galaxy, files, out, *, model, options, payload=None):
-    """Predict one galaxy into ``out``; never raises: returns its report row."""
-    with _GALAXY_LOCK:
-        return _predict_galaxy_locked(galaxy, files, out, model=model, options=options, payload=payload)
+    """Predict one galaxy into ``out``; never raises: returns its report row.
+
+    Warnings raised on the way are not printed by the worker (its stderr would mix
+    them with the progress bar): they travel with the row (``_warnings``) and the
+    caller logs each once.
+    """
+    import warnings
+
+    with _GALAXY_LOCK, warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("default")
+        row = _predict_galaxy_locked(galaxy, files, out, model=model, options=options, payload=payload)
+    messages = []
+    for w in caught:
+        text = str(w.message)
+        if w.category.__name__ not in ("UserWarning", "AstropyUserWarning"):
+            text = f"{w.category.__name__}: {text}"
+        if text not in messages:
+            messages.append(text)
+    if messages:
+        row["_warnings"] = messages
+    return row
 
 
 def _predict_galaxy_locked(galaxy, files, out, *, model, options, payload):
@@ -684,6 +721,8 @@ def _progress_bar(total, enabled):
 
 
 def _log_row(row):
+    for text in row.pop("_warnings", ()):
+        log.warning("galaxy %s: %s", row["galaxy"], text)
     if row["status"] == "failed":
         where = f" [{row['band']}: {row['file']}]" if row["file"] and row["file"] != row["output"] else ""
         log.warning("galaxy %s failed%s: %s", row["galaxy"], where, row["error"])
@@ -700,14 +739,37 @@ def _run_local(jobs, ref, payload, *, workers, torch_threads, options, progress)
     # process, then reported, rather than tried three times.
     with dask.config.set({"distributed.scheduler.allowed-failures": 1}):
         # No dashboard; the scheduler's small HTTP server (health checks) on any free port.
+        # silence_logs: the scheduler's and workers' INFO chatter is not for the user.
         cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
-                               dashboard_address=None, scheduler_kwargs={"dashboard_address": "127.0.0.1:0"})
+                               dashboard_address=None, scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
+                               silence_logs=logging.ERROR)
     try:
-        with Client(cluster, set_as_default=False) as client:
+        client = Client(cluster, set_as_default=False)
+        try:
             return _run_distributed(jobs, ref, payload, scheduler=client, torch_threads=torch_threads,
                                     options=options, progress=progress)
+        finally:
+            _quiet_close(client)
     finally:
-        cluster.close()
+        _quiet_close(cluster)
+
+
+def _quiet_close(thing):
+    """Close a Dask client or cluster; the results are in, so a connection torn down
+    while closing (``CommClosedError``) is not an error of the batch."""
+    from distributed.comm.core import CommClosedError
+
+    noisy = [logging.getLogger(name) for name in ("distributed", "tornado", "asyncio")]
+    levels = [logger.level for logger in noisy]
+    for logger in noisy:
+        logger.setLevel(logging.CRITICAL)
+    try:
+        thing.close()
+    except (CommClosedError, OSError, TimeoutError) as err:
+        log.debug("ignored while shutting Dask down: %r", err)
+    finally:
+        for logger, level in zip(noisy, levels):
+            logger.setLevel(level)
 
 
 def _cluster_workers(client):
@@ -767,7 +829,7 @@ def _run_distributed(jobs, ref, payload, *, scheduler, torch_threads, options, p
             if not future.done():
                 future.cancel()
         if own:
-            client.close()
+            _quiet_close(client)
 
 
 def predict_many(
@@ -882,7 +944,7 @@ def predict_many(
     item_list, rows = _normalise_items(items, needed, base_dir)
 
     out_dir = Path(out_dir).absolute()
-    out_dir.mkdir(parents=True, exist_ok=True)
+    _check_writable(out_dir)
     jobs, seen = [], {}
     for galaxy, files in item_list:
         try:
@@ -921,118 +983,18 @@ def predict_many(
     if report is not None:
         result.write(report)
         summary += f"; report {report}"
-    (log.error if c["failed"] else log.info)("predict-batch: %s", summary)
+    log.info("predict-batch: %s", summary)
     return result
 
 
-# ---------------------------------------------------------------------- command line
-def _parse_inputs(specs):
-    """``--input BAND=PATH`` options (or one multi-extension ``--input PATH``)."""
-    from .bands import get_band
-
-    if len(specs) == 1 and "=" not in specs[0]:
-        return specs[0]
-    files = {}
-    for spec in specs:
-        band, sep, path = spec.partition("=")
-        if not sep or not band.strip() or not path.strip():
-            raise ValueError(f"--input {spec!r}: expected BAND=FILE, e.g. --input NUV=g123_nuv.fits")
-        name = get_band(band.strip()).name
-        if name in files:
-            raise ValueError(f"--input: band {name} is given twice")
-        files[name] = path.strip()
-    return files
-
-
-def _cli_predict(args) -> int:
-    from .stack import BandStack
-    from .translator import Translator
-
-    out = Path(args.output)
+def _check_writable(out_dir):
+    """Create ``out_dir`` and make sure files can be written there, before any galaxy is predicted."""
     try:
-        files = _parse_inputs(args.input)
-        if os.path.lexists(out) and not args.overwrite:
-            raise FileExistsError(f"{out} exists; pass --overwrite to replace it")
-        translator = Translator.load(args.model)
-    except (ValueError, OSError) as err:
-        log.error("%s", err)
-        return 2
-    try:
-        stack = BandStack.from_fits(files, reproject_to=args.reproject_to)
-        prediction = translator.predict(stack, tta=args.tta)
-        prediction.write(out, overwrite=args.overwrite)
-    except (ValueError, OSError, TypeError, MemoryError) as err:
-        log.error("%s", _message(err))
-        return 1
-    log.info("wrote %s", out)
-    return 0
-
-
-def _cli_predict_batch(args) -> int:
-    from .models.zoo import get_card
-
-    try:
-        if args.manifest is not None:
-            items = args.manifest
-        else:
-            from .datasets.folder import scan_folder
-
-            items = scan_folder(args.input_dir, args.pattern, bands=get_card(args.model).inputs, check=False)
-        report_path = args.report if args.report is not None else Path(args.out) / "predict_batch_report.ecsv"
-        report = predict_many(
-            args.model, items, out_dir=args.out, workers=args.workers, scheduler=args.scheduler,
-            overwrite=args.overwrite, progress=not args.quiet, report=report_path,
-            reproject_to=args.reproject_to, tta=args.tta, torch_threads=args.torch_threads,
-        )
-    except (ValueError, OSError, TypeError) as err:
-        log.error("%s", err)
-        return 2
-    return 0 if report.ok else 1
-
-
-def add_cli(subparsers):
-    """Register ``bandsynth predict`` and ``bandsynth predict-batch``."""
-    p = subparsers.add_parser(
-        "predict", help="predict the missing band of one galaxy",
-        description="Predict the model's output band from FITS images of its input bands.",
-    )
-    p.add_argument("--model", required=True, help="shipped model name or path of a saved model")
-    p.add_argument("--input", action="append", required=True, metavar="BAND=FILE",
-                   help="an input image, e.g. --input NUV=g123_nuv.fits (repeat per band), or one "
-                        "multi-extension FILE with an EXTNAME per band")
-    p.add_argument("-o", "--output", required=True, help="output FITS file")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
-    p.add_argument("--reproject-to", metavar="BAND", help="resample the inputs onto this band's grid first")
-    p.add_argument("--tta", action="store_true", help="average over the 8 flips/rotations (8x slower)")
-    p.add_argument("--quiet", action="store_true", help="no progress output")
-    p.set_defaults(func=_cli_predict)
-
-    b = subparsers.add_parser(
-        "predict-batch", help="predict the missing band of many galaxies (Dask)",
-        description="Predict one output file per galaxy, OUT/<id>_<band>_synth.fits; a rerun skips the "
-                    "galaxies already done. Exit code 1 if any galaxy failed (see the report).",
-    )
-    b.add_argument("--model", required=True, help="shipped model name or path of a saved model")
-    source = b.add_mutually_exclusive_group(required=True)
-    source.add_argument("--manifest", help="ECSV table: an 'id' column and one file column per input band")
-    source.add_argument("--pattern", help="file-name pattern in --input-dir, e.g. '{id}_{band}.fits'")
-    b.add_argument("--input-dir", help="folder of the --pattern files")
-    b.add_argument("--out", required=True, help="output folder")
-    b.add_argument("--workers", type=int, help="local worker processes (default: number of cores)")
-    b.add_argument("--scheduler", metavar="ADDRESS", help="dask.distributed scheduler address (run on a cluster)")
-    b.add_argument("--torch-threads", type=int, metavar="N",
-                   help="network threads per worker (default: cores divided among the workers)")
-    b.add_argument("--overwrite", action="store_true", help="predict again and replace existing outputs")
-    b.add_argument("--reproject-to", metavar="BAND", help="resample each galaxy onto this band's grid first")
-    b.add_argument("--tta", action="store_true", help="average over the 8 flips/rotations (8x slower)")
-    b.add_argument("--report", help="report file (ECSV; default OUT/predict_batch_report.ecsv)")
-    b.add_argument("--quiet", action="store_true", help="no progress bar")
-
-    def check(args, _parser=b):
-        if args.pattern is not None and args.input_dir is None:
-            _parser.error("--pattern needs --input-dir")
-        if args.input_dir is not None and args.pattern is None:
-            _parser.error("--input-dir goes with --pattern")
-        return _cli_predict_batch(args)
-
-    b.set_defaults(func=check)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=out_dir, prefix=".bandsynth-probe-")
+        os.close(fd)
+        os.remove(probe)
+    except OSError as err:
+        raise PermissionError(
+            f"output folder {out_dir} cannot be written ({err.strerror or type(err).__name__}); nothing was predicted"
+        ) from None

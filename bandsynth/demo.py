@@ -8,15 +8,21 @@ PNG panel (inputs | truth | prediction | residual | sigma) and prints the metric
 from __future__ import annotations
 
 import logging
-import sys
+import tempfile
 from pathlib import Path
 
-__all__ = ["run_demo", "add_cli"]
+__all__ = ["run_demo", "demo_paths"]
 
 log = logging.getLogger(__name__)
 
 
-def run_demo(*, model="nuv_k_to_r", seed=7, out_dir="bandsynth-demo", overwrite=False):
+def demo_paths(out_dir, *, seed=7, band="r"):
+    """The FITS file and PNG panel :func:`run_demo` writes into ``out_dir``."""
+    stem = f"mock{seed}_{band}_synth"
+    return Path(out_dir) / f"{stem}.fits", Path(out_dir) / f"{stem}.png"
+
+
+def run_demo(*, model="nuv_k_to_r", seed=7, out_dir=None, overwrite=False):
     """Run the demo and return ``(synthetic_band, report, paths)``.
 
     Parameters
@@ -25,10 +31,11 @@ def run_demo(*, model="nuv_k_to_r", seed=7, out_dir="bandsynth-demo", overwrite=
         Shipped model name or path to a saved model.
     seed : int
         Seed of the mock galaxy (a galaxy of the mock universe's test population).
-    out_dir : str or path
-        Where the FITS file and PNG panel go.
+    out_dir : str or path, optional
+        Where the FITS file and PNG panel go (created if needed; default: a new
+        temporary folder, never the current folder).
     overwrite : bool
-        Replace files of an earlier run.
+        Replace files of an earlier run (checked before any work).
     """
     import matplotlib
 
@@ -41,6 +48,12 @@ def run_demo(*, model="nuv_k_to_r", seed=7, out_dir="bandsynth-demo", overwrite=
 
     translator = Translator.load(model)
     card = translator.card
+    out = Path(tempfile.mkdtemp(prefix="bandsynth-demo-") if out_dir is None else out_dir)
+    fits_path, png_path = demo_paths(out, seed=seed, band=translator.output)
+    if not overwrite:
+        for p in (fits_path, png_path):
+            if p.exists():
+                raise FileExistsError(f"{p} exists from an earlier run; pass overwrite=True to replace it")
     stack = make_galaxy(
         seed, mode=card.mode, bands=[*translator.inputs, translator.output], pixel_scale=card.pixel_scale
     )
@@ -48,14 +61,7 @@ def run_demo(*, model="nuv_k_to_r", seed=7, out_dir="bandsynth-demo", overwrite=
     truth = stack[translator.output]
     report = synthetic.compare(truth, inputs=stack.select(translator.inputs), scaling="provenance")
 
-    out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    stem = f"mock{seed}_{translator.output}_synth"
-    fits_path, png_path = out / f"{stem}.fits", out / f"{stem}.png"
-    if not overwrite:
-        for p in (fits_path, png_path):
-            if p.exists():
-                raise FileExistsError(f"{p} exists from an earlier run; pass --overwrite to replace it")
     synthetic.write(fits_path, overwrite=overwrite)
     fig = plot_panel(
         {b: stack[b].data for b in translator.inputs},
@@ -63,36 +69,8 @@ def run_demo(*, model="nuv_k_to_r", seed=7, out_dir="bandsynth-demo", overwrite=
         synthetic.data,
         sigma=None if synthetic.uncertainty is None else synthetic.uncertainty.array,
         band=translator.output,
+        unit=synthetic.unit,
     )
     fig.savefig(png_path, dpi=110, bbox_inches="tight")
     plt.close(fig)
     return synthetic, report, (fits_path, png_path)
-
-
-def _cli_demo(args) -> int:
-    from .models.zoo import list_models
-
-    if not any(c.name == args.model for c in list_models()) and not Path(args.model).exists():
-        print(f"model {args.model!r} does not ship with this version of bandsynth; see `bandsynth models`")
-        return 1
-    try:
-        synthetic, report, paths = run_demo(
-            model=args.model, seed=args.seed, out_dir=args.out, overwrite=args.overwrite
-        )
-    except FileExistsError as exc:
-        print(f"bandsynth demo: {exc}", file=sys.stderr)
-        return 1
-    print(report)
-    for p in paths:
-        print(f"wrote {p}")
-    return 0
-
-
-def add_cli(subparsers):
-    """Register ``bandsynth demo``."""
-    p = subparsers.add_parser("demo", help="predict a mock galaxy's r band from NUV + Ks, offline")
-    p.add_argument("--model", default="nuv_k_to_r", help="model to run (default: nuv_k_to_r)")
-    p.add_argument("--seed", type=int, default=7, help="seed of the mock galaxy")
-    p.add_argument("--out", default="bandsynth-demo", help="output directory (default: ./bandsynth-demo)")
-    p.add_argument("--overwrite", action="store_true", help="replace files of an earlier run")
-    p.set_defaults(func=_cli_demo)

@@ -30,7 +30,6 @@ __all__ = [
     "robustness_sets",
     "card_dataset",
     "metric_space",
-    "add_cli",
 ]
 
 log = logging.getLogger(__name__)
@@ -380,83 +379,3 @@ def _predict_all(translator, stacks, *, progress, chunk=32):
         bar.update(len(part))
     bar.close()
     return preds
-
-
-def _format_robustness(rows):
-    lines = []
-    for key, row in rows.items():
-        model, near, lin = (row.get(m, {}) for m in METHODS)
-        lines.append(
-            f"{key:<12} {row['description']}: n={model.get('n_galaxies')}  model SSIM {model.get('ssim', np.nan):.4g} "
-            f"PSNR {model.get('psnr', np.nan):.4g} MAE {model.get('mae', np.nan):.4g} "
-            f"1-sigma coverage {_nan(model.get('coverage_1sigma')):.3g}  |  baselines SSIM "
-            f"{near.get('ssim', np.nan):.4g} (nearest) {lin.get('ssim', np.nan):.4g} (linear)"
-        )
-    return "\n".join(lines)
-
-
-def _nan(value):
-    return np.nan if value is None else value
-
-
-def _format_summary(summary):
-    cols = ["method", "mae", "ssim", "psnr", "gini_w1", "m20_w1", "dmag_total", "coverage_1sigma", "coverage_2sigma"]
-    cols += [c for c in summary.colnames if c.startswith("ssim_gain_")]
-    shown = summary[[c for c in cols if c in summary.colnames]]
-    for c in shown.colnames[1:]:
-        shown[c].format = ".4g"
-    return "\n".join(shown.pformat(max_width=-1, max_lines=-1))
-
-
-def _cli_evaluate(args) -> int:
-    from .translator import Translator, _mock_or_stored
-
-    translator = Translator.load(args.model)
-    if args.data == "mock" and args.from_card:
-        data = card_dataset(translator.card, progress=not args.quiet)
-    else:
-        data = _mock_or_stored(args, [*translator.inputs, translator.output])
-    result = evaluate_translator(translator, data, split=args.split, max_images=args.max_images, progress=not args.quiet)
-    print(f"model {translator.name}: {' + '.join(translator.inputs)} -> {translator.output}, {args.split} split")
-    print(_format_summary(result.summary))
-    metrics = result.card_metrics()
-    if args.robustness:
-        coefficients = result.per_galaxy["linear_colour"].meta["coefficients"]
-        metrics["robustness"] = evaluate_robustness(translator, linear_coefficients=coefficients,
-                                                    max_images=args.robustness, progress=not args.quiet)
-        print("robustness (data the model was not trained on):")
-        print(_format_robustness(metrics["robustness"]))
-    if args.out:
-        for path in result.write(args.out, overwrite=args.overwrite, figures=not args.no_figures):
-            log.info("wrote %s", path)
-    if args.write_card:
-        from .models.zoo import model_paths
-
-        card_path = model_paths(args.model)[1]
-        if not args.robustness and "robustness" in translator.card.metrics:
-            metrics["robustness"] = translator.card.metrics["robustness"]  # keep rows not re-measured
-        translator.card.replace(metrics=metrics).write(card_path)
-        log.warning("held-out metrics written to %s", card_path)
-    return 0
-
-
-def add_cli(subparsers):
-    """Register ``bandsynth evaluate``."""
-    from .translator import _add_data_options
-
-    p = subparsers.add_parser("evaluate", help="paper-style held-out metrics of a model against baselines")
-    p.add_argument("--model", required=True, help="shipped model name or path to a saved model")
-    p.add_argument("--split", default="test", help="split to evaluate (default: test)")
-    p.add_argument("--max-images", type=int, help="evaluate at most this many images")
-    p.add_argument("--out", help="directory for the ECSV tables and PNG figures")
-    p.add_argument("--no-figures", action="store_true", help="tables only")
-    p.add_argument("--from-card", action="store_true",
-                   help="mock data: rebuild the universe the model card says the model was trained on")
-    p.add_argument("--robustness", type=int, nargs="?", const=60, default=0, metavar="N",
-                   help="also evaluate N (default 60) new galaxies per shifted set: the other observing mode, "
-                        "only starbursts, only edge-on disks")
-    p.add_argument("--write-card", action="store_true", help="store the summary in the model card")
-    p.add_argument("--overwrite", action="store_true", help="replace existing output files")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
-    _add_data_options(p)
-    p.set_defaults(func=_cli_evaluate)

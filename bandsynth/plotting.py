@@ -85,8 +85,36 @@ def _show(ax, img, *, norm=None, cmap="magma", title=None, vmin=None, vmax=None)
     return im
 
 
+def _unit_text(unit):
+    if unit is None:
+        return None
+    text = unit.to_string() if hasattr(unit, "to_string") else str(unit)
+    return text or "dimensionless"
+
+
+def _colorbar(fig, im, ax, label, *, stretched=False):
+    """A colour bar with its unit; a stretched (asinh) one gets ticks evenly spaced on the bar.
+
+    Matplotlib places ticks evenly in data values, which under an asinh stretch bunches
+    them at the bright end of the bar, where the labels overlap.
+    """
+    from matplotlib.ticker import FormatStrFormatter, MaxNLocator
+
+    cbar = fig.colorbar(im, ax=ax, shrink=0.8)
+    if stretched and im.norm is not None:
+        ticks = np.asarray(im.norm.inverse(np.linspace(0.0, 1.0, 4)), dtype=float).ravel()
+        cbar.set_ticks(ticks)
+        cbar.ax.yaxis.set_major_formatter(FormatStrFormatter("%.2g"))
+    else:
+        cbar.ax.yaxis.set_major_locator(MaxNLocator(nbins=4, symmetric=True))
+    cbar.ax.tick_params(labelsize=7)
+    if label:
+        cbar.set_label(label, fontsize=8)
+    return cbar
+
+
 def plot_panel(inputs, truth, prediction, sigma=None, *, band=None, titles=None, residual=True, stretch=0.1,
-               row_labels=None, figsize=None):  # fmt: skip
+               row_labels=None, figsize=None, unit=None):  # fmt: skip
     """Inputs | truth | prediction | residual | σ panels, one row per galaxy.
 
     Parameters
@@ -112,6 +140,9 @@ def plot_panel(inputs, truth, prediction, sigma=None, *, band=None, titles=None,
     row_labels : list of str, optional
         Label for each row.
     figsize : (float, float), optional
+    unit : str or `~astropy.units.Unit`, optional
+        Flux unit of the images, shown on the colour bars (default: the
+        prediction's ``unit`` when it has one).
 
     Returns
     -------
@@ -129,6 +160,7 @@ def plot_panel(inputs, truth, prediction, sigma=None, *, band=None, titles=None,
     preds = _as_rows(prediction, "prediction")
     if preds is None:
         raise ValueError("prediction is required")
+    unit = _unit_text(unit if unit is not None else getattr(preds[0], "unit", None))
     n_rows = len(preds)
     truths = _as_rows(truth, "truth") or [None] * n_rows
     sigmas = _as_rows(sigma, "sigma") or [None] * n_rows
@@ -187,13 +219,13 @@ def plot_panel(inputs, truth, prediction, sigma=None, *, band=None, titles=None,
                 lim = float(np.percentile(finite, 99.5)) if finite.size else 1.0
                 lim = lim if lim > 0 else 1.0
                 im = _show(ax, res, cmap="RdBu_r", vmin=-lim, vmax=lim, title=title)
-                fig.colorbar(im, ax=ax, shrink=0.8)
+                _colorbar(fig, im, ax, unit)
             elif col == "sigma":
                 if sig is None:
                     ax.set_axis_off()
                     continue
                 im = _show(ax, sig, cmap="viridis", norm=_asinh_norm([sig], a=stretch), title=title)
-                fig.colorbar(im, ax=ax, shrink=0.8)
+                _colorbar(fig, im, ax, unit, stretched=True)
         if row_labels is not None and r < len(row_labels):
             axes[r, 0].set_ylabel(str(row_labels[r]), fontsize=9)
     return fig
@@ -234,6 +266,7 @@ def plot_synthetic(synthetic_band, *, truth=None, inputs=None, **kwargs):
     unc = getattr(synthetic_band, "uncertainty", None)
     sigma = None if unc is None else np.asarray(unc.array, dtype=float)
     kwargs.setdefault("band", getattr(getattr(synthetic_band, "band", None), "name", None))
+    kwargs.setdefault("unit", getattr(synthetic_band, "unit", None))
     return plot_panel(inputs or {}, truth, synthetic_band, sigma, **kwargs)
 
 

@@ -37,7 +37,7 @@ from astropy.nddata import CCDData, Cutout2D, NDData, NDUncertainty, StdDevUncer
 from astropy.utils.exceptions import AstropyUserWarning
 from astropy.wcs import WCS
 
-from ._io import sha256_file
+from ._io import fits_ascii, sha256_file
 from .bands import Band, get_band, list_bands
 from .errors import BandFileError, BandFileNotFoundError, BandInputError, BandTypeError, BandUnitError
 from .units import conversion_factor, format_unit, parse_unit, to_unit
@@ -767,6 +767,9 @@ def _image_from_value(band, value, *, wcs=None, unit=None, uncertainty=None, mas
         )
     if data.ndim != 2:
         raise BandInputError(f"{label}: expected a 2-D image, got an array of shape {data.shape}", band=band, path=path)
+    if data.size == 0:
+        raise BandInputError(f"{label}: the image is empty ({data.shape[0]} x {data.shape[1]} pixels)",
+                             band=band, path=path)
     data = np.array(data, dtype=np.float32 if data.dtype in (np.float16, np.float32) else np.float64)
 
     this_unit = own_unit if own_unit is not None else unit
@@ -919,7 +922,7 @@ def _read_band_file(band, path, *, hdu, unit):
     ccd = _read_ccd(
         path, index, label=label, unit=unit, hdu_uncertainty="UNCERT", hdu_mask="MASK", header=header, band=band
     )
-    ccd.meta["FILENAME"] = os.path.basename(path)
+    ccd.meta["FILENAME"] = fits_ascii(os.path.basename(path))  # exact name: in the provenance
     im = _image_from_value(band, ccd, source=path, path=path)
     return im, {"band": band.name, "file": path, "checksum": sha256_file(path)}
 
@@ -972,7 +975,7 @@ def _read_multi_extension(path, *, unit):
             path, i, label=label_b, unit=unit, hdu_uncertainty=f"{name}_UNCERT", hdu_mask=f"{name}_MASK", header=header,
             band=band,
         )
-        ccd.meta["FILENAME"] = os.path.basename(path)
+        ccd.meta["FILENAME"] = fits_ascii(os.path.basename(path))  # exact name: in the provenance
         built[band] = _image_from_value(band, ccd, source=f"{path}[{name}]", path=path)
         inputs.append({"band": band.name, "file": path, "checksum": checksum})
     return built, inputs

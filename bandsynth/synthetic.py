@@ -289,6 +289,8 @@ class SyntheticBand(NDSlicingMixin, NDArithmeticMixin, NDIOMixin, NDData):
             raise TypeError(f"SyntheticBand data must be a floating-point array, got {kind}")
         if data.ndim != 2:
             raise ValueError(f"SyntheticBand data must be a 2-D image, got shape {data.shape}")
+        if data.size == 0:
+            raise ValueError(f"SyntheticBand data is an empty image ({data.shape[0]} x {data.shape[1]} pixels)")
         if self.unit is None:
             raise ValueError("SyntheticBand needs a unit (physical flux units, e.g. unit='nanomaggy')")
 
@@ -432,10 +434,14 @@ class SyntheticBand(NDSlicingMixin, NDArithmeticMixin, NDIOMixin, NDData):
             header = fits.Header()
             header["UTYPE"] = ("StdDevUncertainty", "uncertainty type (astropy.nddata)")
             header["BUNIT"] = (unit_text, "unit of the standard deviation")
+            if self.wcs is not None:
+                header.extend(self.wcs.to_header(relax=True), update=True)
             hdus.append(fits.ImageHDU(np.asarray(self.uncertainty.array, dtype=np.float32), header, name="UNCERT"))
         if self.mask is not None:
             header = fits.Header()
             header["COMMENT"] = "1 = masked (bad or untrusted) pixel, 0 = good"
+            if self.wcs is not None:
+                header.extend(self.wcs.to_header(relax=True), update=True)
             hdus.append(fits.ImageHDU(np.asarray(self.mask, dtype=np.uint8), header, name="MASK"))
         return fits.HDUList(hdus)
 
@@ -461,9 +467,10 @@ class SyntheticBand(NDSlicingMixin, NDArithmeticMixin, NDIOMixin, NDData):
 
 # ---------------------------------------------------------------------- FITS helpers
 def _ascii(text) -> str:
-    """Header text: printable ASCII (the exact text is in BSPROV)."""
-    text = str(text).encode("ascii", "backslashreplace").decode("ascii")
-    return "".join(c if 32 <= ord(c) < 127 else " " for c in text)
+    """Header text: readable printable ASCII (the exact text is in BSPROV)."""
+    from ._io import fits_ascii
+
+    return fits_ascii(text)
 
 
 def _scaling_entries(scaling):

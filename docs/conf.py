@@ -116,7 +116,7 @@ html_sidebars = {
     page: []
     for page in (
         "index", "getting_started", "bands_and_stacks", "translating", "uncertainty", "evaluating",
-        "models", "training", "batch", "fits_format", "limitations", "citing", "cli", "changes",
+        "models", "training", "batch", "command_line", "fits_format", "limitations", "citing", "cli", "changes",
     )
 }
 html_static_path = ["_static"] if (HERE / "_static").is_dir() else []

@@ -60,14 +60,14 @@ print(textwrap.fill("  ".join(sorted(p.name for p in folder.iterdir())), 70))
 # Predict them all
 # ----------------
 # The command scans the folder with the pattern, spreads the galaxies over two Dask
-# worker processes and writes ``OUT/<id>_r_synth.fits`` and a report.  Its exit
+# worker processes and writes ``OUTPUT/<id>_r_synth.fits`` and a report.  Its exit
 # status is 1 when any galaxy failed.
 out = work / "synth_r"
 command = [
     sys.executable, "-m", "bandsynth.cli", "predict-batch",
     "--model", model,
     "--pattern", "{id}_{band}.fits", "--input-dir", str(folder),
-    "--out", str(out), "--workers", "2", "--quiet",
+    "-o", str(out), "--workers", "2", "--quiet",
 ]
 run = subprocess.run(command, capture_output=True, text=True)
 print("exit status", run.returncode)

@@ -48,7 +48,7 @@ def test_train_writes_weights_and_a_complete_card(trained):
 def test_train_refuses_to_overwrite(trained, caplog):
     code = main(["train", "--inputs", "NUV", "K", "--output", "r", "--out", str(trained), "--preset", "tiny",
                  "--n-galaxies", "20", "--size", "48", "--quiet"])
-    assert code == 1
+    assert code == 2  # refused before any work
     assert "pass --overwrite" in caplog.text
 
 
@@ -66,9 +66,9 @@ def test_evaluate_writes_tables_and_figures(trained, tmp_path, capsys):
     assert len(per_galaxy) == summary["n_galaxies"][0] + summary["n_failed"][0]
     for png in ("panels.png", "gini_kde.png", "m20_kde.png", "calibration.png"):
         assert (out / png).stat().st_size > 1000
-    # A second run without --overwrite keeps the first run's files.
-    with pytest.raises(FileExistsError, match="pass overwrite=True"):
-        main(["evaluate", "--model", str(trained), "--from-card", "--out", str(out), "--quiet"])
+    # A second run without --overwrite keeps the first run's files, and says so before any work.
+    assert main(["evaluate", "--model", str(trained), "--from-card", "-o", str(out), "--quiet"]) == 2
+    assert "exists; pass --overwrite" in capsys.readouterr().err
 
 
 def test_evaluate_robustness_rows_are_written_to_the_card(trained, tmp_path, capsys):
@@ -92,7 +92,7 @@ def test_evaluate_robustness_rows_are_written_to_the_card(trained, tmp_path, cap
 
 
 def test_demo_runs_offline_and_writes_fits_and_png(tmp_path, capsys):
-    code = main(["demo", "--out", str(tmp_path)])
+    code = main(["demo", "-o", str(tmp_path)])
     assert code == 0
     printed = capsys.readouterr().out
     assert "SSIM" in printed or "ssim" in printed
@@ -103,11 +103,11 @@ def test_demo_runs_offline_and_writes_fits_and_png(tmp_path, capsys):
         assert [h.name for h in hdul[1:3]] == ["UNCERT", "MASK"]
         assert np.isfinite(hdul[0].data).all()
     assert png_path.stat().st_size > 10_000
-    # A second run keeps the first run's files unless told otherwise.
-    assert main(["demo", "--out", str(tmp_path)]) == 1
+    # A second run keeps the first run's files unless told otherwise, and says so before any work.
+    assert main(["demo", "-o", str(tmp_path)]) == 2
     assert "pass --overwrite" in capsys.readouterr().err
 
 
 def test_demo_without_the_model_says_so(capsys):
-    assert main(["demo", "--model", "not_shipped_model"]) == 1
-    assert "does not ship" in capsys.readouterr().out
+    assert main(["demo", "--model", "not_shipped_model"]) == 2
+    assert "unknown model 'not_shipped_model'" in capsys.readouterr().err

@@ -125,10 +125,16 @@ def test_bad_input_options_are_reported(stem, tmp_path, caplog, inputs, message)
 
 def test_a_bad_input_file_fails_with_its_name(stem, galaxy, tmp_path, caplog):
     out = tmp_path / "o.fits"
-    assert _predict(stem, {"NUV": galaxy["NUV"], "Ks": tmp_path / "missing_k.fits"}, out) == 1
-    assert "band 'Ks': FITS file" in caplog.text and "missing_k.fits' not found" in caplog.text
-    assert _predict(stem, {"NUV": galaxy["NUV"]}, out) == 1
+    # Files named on the command line that do not exist, or a band missing: usage errors (2).
+    assert _predict(stem, {"NUV": galaxy["NUV"], "Ks": tmp_path / "missing_k.fits"}, out) == 2
+    assert "input file for band Ks" in caplog.text and "missing_k.fits not found" in caplog.text
+    assert _predict(stem, {"NUV": galaxy["NUV"]}, out) == 2
     assert "needs bands NUV, Ks" in caplog.text and not out.exists()
+    # A file that exists but cannot be used: the input failed (1).
+    bad = tmp_path / "bad_k.fits"
+    bad.write_bytes(b"not a FITS file")
+    assert _predict(stem, {"NUV": galaxy["NUV"], "Ks": bad}, out) == 1
+    assert "bad_k.fits" in caplog.text and not out.exists()
 
 
 def test_tampered_weights_are_refused_by_both_commands(stem, galaxy, tmp_path, caplog):

@@ -1,6 +1,5 @@
 """Tests of on-disk data sets: writing, memory-mapped reading, errors and the ``bandsynth mock`` command."""
 
-import argparse
 
 import numpy as np
 import pytest
@@ -8,7 +7,7 @@ from astropy.io import fits
 from astropy.table import Table
 
 from bandsynth.datasets import DataFormatError, make_dataset, open_dataset, write_dataset
-from bandsynth.datasets.store import add_cli, write_mock_dataset
+from bandsynth.datasets.store import write_mock_dataset
 from bandsynth.units import nanomaggy
 
 BANDS = ["NUV", "g", "Ks"]
@@ -180,29 +179,26 @@ def test_corrupt_manifest(written, tmp_path):
 
 # ---- command line ------------------------------------------------------------------------------
 def _run(argv):
-    parser = argparse.ArgumentParser()
-    add_cli(parser.add_subparsers(dest="command"))
-    args = parser.parse_args(argv)
-    return args.func(args)
+    from bandsynth.cli import main
+
+    return main(argv)
 
 
 def test_cli_mock(tmp_path, capsys):
     out = tmp_path / "cli"
-    argv = ["mock", "--n", "4", "--out", str(out), "--mode", "ideal", "--seed", "3", "--bands", "NUV", "r",
-            "--views", "2", "--size", "8", "--no-progress"]
+    argv = ["mock", "--n", "4", "-o", str(out), "--mode", "ideal", "--seed", "3", "--bands", "NUV", "r",
+            "--views", "2", "--size", "8", "--quiet"]
     assert _run(argv) == 0
     assert "wrote 8 images of 4 galaxies in 2 bands" in capsys.readouterr().out
     ds = open_dataset(out)
     assert len(ds) == 8 and ds.names == ("NUV", "r")
     ds.close()
-    assert _run(argv) == 1  # refuses to overwrite
-    assert "already exists" in capsys.readouterr().err
+    assert _run(argv) == 2  # refuses to overwrite: a usage error, before any work
+    assert "exists; pass --overwrite" in capsys.readouterr().err
     assert _run(argv + ["--overwrite"]) == 0
 
 
-def test_cli_through_bandsynth_main(tmp_path):
-    from bandsynth.cli import main
-
-    assert main(["mock", "--n", "2", "--out", str(tmp_path / "m"), "--bands", "g", "--size", "8",
+def test_cli_mock_accepts_the_names_of_before_0_2(tmp_path):
+    assert _run(["mock", "--n", "2", "--out", str(tmp_path / "m"), "--bands", "g", "--size", "8",
                  "--no-progress"]) == 0
     assert (tmp_path / "m" / "cube_g.fits").exists()

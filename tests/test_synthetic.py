@@ -221,7 +221,7 @@ def test_fits_header_contract(tmp_path, synth):
         assert h["BANDSYN"] == "0.1.0" and h["BSMODEL"] == "nuv_k_to_r" and h["BSSHA256"] == SHA
         assert h["BSBAND"] == "r" and h["DATE"] == "2024-05-01T12:34:56"
         assert (h["BSIN1"], h["BSINF1"], h["BSINS1"]) == ("NUV", "g123_galex_nuv_intensity_map.fits", "0f" * 32)
-        assert h["BSIN2"] == "Ks" and h["BSINF2"] == "g123_k_\\xc5ngstr\\xf6m.fits"
+        assert h["BSIN2"] == "Ks" and h["BSINF2"] == "g123_k_Angstrom.fits"  # readable ASCII; exact name in BSPROV
         assert h["BSREF"] == 12.375
         assert [(h[f"BSSC{n}"], h[f"BSSOFT{n}"], h[f"BSMAX{n}"]) for n in (1, 2, 3)] == [
             ("NUV", 0.002, 0.1), ("Ks", 0.02, 1.0), ("r", 0.01, 0.5)

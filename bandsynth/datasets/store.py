@@ -29,11 +29,9 @@ Examples
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import shutil
-import sys
 import uuid
 from pathlib import Path
 
@@ -46,7 +44,7 @@ from .base import FORMAT_NAME, FORMAT_VERSION, SPLITS, ImageDataset, build_manif
 from ._fits import open_fits
 from .errors import DataFormatError
 
-__all__ = ["ImageDataset", "StoredDataset", "open_dataset", "write_dataset", "write_mock_dataset", "add_cli"]
+__all__ = ["ImageDataset", "StoredDataset", "open_dataset", "write_dataset", "write_mock_dataset"]
 
 log = logging.getLogger(__name__)
 
@@ -273,49 +271,3 @@ def write_mock_dataset(path, n, *, seed=0, mode="ideal", bands=None, size=128, p
         writer.abort()
         raise
     return open_dataset(path)
-
-
-# ----------------------------------------------------------------------------------------------
-# Command line
-# ----------------------------------------------------------------------------------------------
-def add_cli(subparsers):
-    """Add ``bandsynth mock`` (write a mock data set) to an argparse ``subparsers``."""
-    p = subparsers.add_parser(
-        "mock",
-        help="write a data set of mock multi-band galaxies",
-        description="Generate mock galaxies (all bands, known truth) into a data set directory: one "
-                    "memory-mapped FITS cube per band and a manifest.ecsv with a train/validation/test "
-                    "split by galaxy, stratified by sSFR.",
-    )
-    p.add_argument("--n", type=int, required=True, help="number of galaxies")
-    p.add_argument("--out", required=True, help="output directory (must not exist unless --overwrite)")
-    p.add_argument("--mode", choices=("ideal", "survey"), default="ideal")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--bands", nargs="+", default=None, help="bands (default: all registered bands)")
-    p.add_argument("--views", type=int, default=1, help="viewing angles per galaxy")
-    p.add_argument("--size", type=int, default=128, help="stamp size in pixels")
-    p.add_argument("--pixel-scale", type=float, default=None, help="arcsec per pixel")
-    p.add_argument("--depth-offset", type=float, default=0.0, help="survey mode: magnitudes deeper")
-    p.add_argument("--no-dust", action="store_true", help="switch the dust screen off")
-    p.add_argument("--split", nargs=3, type=float, default=(0.8, 0.1, 0.1), metavar=("TRAIN", "VAL", "TEST"))
-    p.add_argument("--overwrite", action="store_true", help="replace an existing data set")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.set_defaults(func=_cli_mock)
-    return p
-
-
-def _cli_mock(args):
-    try:
-        ds = write_mock_dataset(
-            args.out, args.n, seed=args.seed, mode=args.mode, bands=args.bands, size=args.size,
-            pixel_scale=args.pixel_scale, views=args.views, depth_offset=args.depth_offset, dust=not args.no_dust,
-            split_fractions=tuple(args.split), overwrite=args.overwrite, progress=not args.no_progress,
-        )
-    except (FileExistsError, ValueError, TypeError) as exc:
-        print(f"bandsynth mock: error: {exc}", file=sys.stderr)
-        return 1
-    counts = {s: int(len(ds.indices(s))) for s in SPLITS}
-    print(f"wrote {len(ds)} images of {args.n} galaxies in {len(ds.bands)} bands to {ds.path} "
-          f"({json.dumps(counts)})")
-    ds.close()
-    return 0

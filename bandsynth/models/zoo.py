@@ -38,7 +38,6 @@ __all__ = [
     "get_card",
     "model_paths",
     "sha256_file",
-    "add_cli",
 ]
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
@@ -261,18 +260,55 @@ class ModelCard:
 def model_paths(name_or_path) -> tuple[Path, Path]:
     """Resolve a registry name or a user path to ``(weights, card)`` paths.
 
-    A path may name the ``.safetensors`` file, the ``.json`` card, or their common
-    stem; the other file is looked up beside it.
+    The rule, in order:
+
+    1. A bare name (no folder separator, no ``.json``/``.safetensors`` suffix)
+       of a **shipped** model is that shipped model, even when a file or folder
+       of the same name exists in the current folder; that local model is not
+       used and an `~astropy.utils.exceptions.AstropyUserWarning` says so.  Give
+       a path (``./nuv_k_to_r``) to load the local one.
+    2. Anything else is a path: the ``.safetensors`` file, the ``.json`` card,
+       their common stem (the other file is looked up beside it), or a folder
+       holding exactly one saved model.
+    3. A bare name that is neither shipped nor a local path is an error listing
+       the shipped models.
+
+    Examples
+    --------
+    >>> weights, card = model_paths("nuv_k_to_r")
+    >>> card.name
+    'nuv_k_to_r.json'
     """
     text = str(name_or_path)
     candidate = WEIGHTS_DIR / f"{text}.json"
-    if "/" not in text and "\\" not in text and not text.endswith((".json", ".safetensors")):
-        if candidate.exists():
-            return WEIGHTS_DIR / f"{text}.safetensors", candidate
-        if not Path(text).exists():
-            known = ", ".join(c.name for c in list_models()) or "none"
-            raise ValueError(f"unknown model {text!r}; shipped models are: {known}")
+    bare = "/" not in text and "\\" not in text and not text.endswith((".json", ".safetensors"))
+    if bare and candidate.exists():
+        local = [p for p in (Path(text), Path(f"{text}.json"), Path(f"{text}.safetensors")) if p.exists()]
+        if local:
+            import warnings
+
+            from astropy.utils.exceptions import AstropyUserWarning
+
+            warnings.warn(
+                f"{text!r} names the shipped model {text!r}; the local {str(local[0])!r} of the same name is not "
+                f"used: give a path such as './{text}' to load it",
+                AstropyUserWarning,
+                stacklevel=2,
+            )
+        return WEIGHTS_DIR / f"{text}.safetensors", candidate
     path = Path(text)
+    if path.is_dir():
+        cards = [c for c in sorted(path.glob("*.json")) if c.with_suffix(".safetensors").exists()]
+        if len(cards) != 1:
+            found = ", ".join(c.name for c in cards) or "none"
+            raise FileNotFoundError(
+                f"model folder {path} must hold exactly one saved model (NAME.safetensors + NAME.json), "
+                f"found {found}; give the path of one of them"
+            )
+        return cards[0].with_suffix(".safetensors"), cards[0]
+    if bare and not path.exists() and not path.with_suffix(".json").exists():
+        known = ", ".join(c.name for c in list_models()) or "none"
+        raise ValueError(f"unknown model {text!r}; shipped models are: {known}")
     stem = path.with_suffix("") if path.suffix in (".json", ".safetensors") else path
     weights, card = stem.with_suffix(".safetensors"), stem.with_suffix(".json")
     for p, what in ((card, "model card"), (weights, "weights file")):
@@ -346,29 +382,3 @@ def list_models() -> list[ModelCard]:
 def get_card(name) -> ModelCard:
     """The card of a shipped model or of a user's model path."""
     return ModelCard.read(model_paths(name)[1])
-
-
-def _format_metric(metrics, key):
-    value = metrics.get("model", {}).get(key) if metrics else None
-    return "-" if value is None else f"{value:.3f}"
-
-
-def _cli_models(args) -> int:
-    cards = list_models()
-    if not cards:
-        print("no models ship with this version of bandsynth")
-        return 0
-    print(f"{'name':<12} {'inputs':<16} {'output':<8} {'mode':<7} {'preset':<7} {'SSIM':>6} {'PSNR':>6}")
-    for card in cards:
-        test = card.metrics.get("test", {})
-        print(
-            f"{card.name:<12} {'+'.join(card.inputs):<16} {card.output:<8} {card.mode:<7} "
-            f"{card.preset:<7} {_format_metric(test, 'ssim'):>6} {_format_metric(test, 'psnr'):>6}"
-        )
-    return 0
-
-
-def add_cli(subparsers):
-    """Register ``bandsynth models``."""
-    parser = subparsers.add_parser("models", help="list the shipped models")
-    parser.set_defaults(func=_cli_models)

@@ -1,0 +1,83 @@
+"""The ``bandsynth`` command: the only place that parses arguments.
+
+One module per sub-command (``predict``, ``batch``, ``train``, ``evaluate``,
+``models``, ``mock``, ``demo``), each with ``add_parser(subparsers)`` and
+``run(args)``; `bandsynth.cli._common` holds the shared option names, exit codes,
+checks and logging.  Building the parser imports no torch, Dask or matplotlib:
+each command imports what it needs when it runs.
+
+Exit codes: 0 everything done, 1 some inputs failed, 2 usage error or refused
+before any work (see ``docs/command_line.rst``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+from ._common import FAILED, OK, USAGE, UsageError, cli_text, logging_session
+
+__all__ = ["main", "build_parser", "OK", "FAILED", "USAGE"]
+
+# Sub-command modules, in the order ``bandsynth --help`` lists them.
+_COMMANDS = ("demo", "predict", "batch", "models", "train", "evaluate", "mock")
+
+log = logging.getLogger("bandsynth.cli")
+
+_EXIT_CODES = """\
+exit codes: 0 everything done; 1 some inputs failed (see the messages or the report);
+2 usage error or refused before any work (unknown option, band or model, missing input
+file, existing output without --overwrite, output folder not writable)."""
+_EPILOG = _EXIT_CODES + "\nRun `bandsynth COMMAND --help` for the options of a command."
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with every sub-command (imports no torch)."""
+    from .. import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="bandsynth",
+        description="Predict a galaxy's image in a photometric band nobody observed.",
+        epilog=_EPILOG,
+    )
+    parser.add_argument("--version", action="version", version=f"bandsynth {__version__}")
+    parser.add_argument("-v", "--verbose", action="count", default=0,
+                        help="more log output (-vv: debug messages and tracebacks)")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in _COMMANDS:
+        sub = importlib.import_module(f"{__name__}.{name}").add_parser(subparsers)
+        sub.epilog = _EXIT_CODES
+    return parser
+
+
+def main(argv=None) -> int:
+    """Run the ``bandsynth`` command; returns the exit code (0, 1 or 2)."""
+    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = parser.parse_args(argv)
+    args.argv = argv  # commands that record how they were called (model-card recipes)
+    if getattr(args, "func", None) is None:
+        parser.print_help()
+        return USAGE
+    with logging_session(verbose=args.verbose, quiet=getattr(args, "quiet", False)):
+        try:
+            return int(args.func(args) or OK)
+        except UsageError as err:
+            log.error("%s", cli_text(err))
+            return USAGE
+        except KeyboardInterrupt:
+            log.error("interrupted")
+            return 130
+        except Exception as err:
+            from ..models.zoo import WeightsHashError
+
+            log.debug("traceback", exc_info=True)
+            log.error("bandsynth %s: %s%s", args.command, cli_text(err),
+                      "" if args.verbose >= 2 else " (-vv shows the traceback)")
+            return USAGE if isinstance(err, WeightsHashError) else FAILED
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

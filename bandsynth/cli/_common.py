@@ -1,0 +1,253 @@
+"""What every ``bandsynth`` sub-command shares: option names, exit codes, logging, checks.
+
+Nothing here imports torch, Dask or matplotlib: building the parser (``bandsynth
+--help``) stays fast.  The conventions (one name per option, exit codes, where
+output goes) are documented in ``docs/command_line.rst``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import os
+import re
+import sys
+import tempfile
+import warnings
+from pathlib import Path
+
+__all__ = [
+    "OK",
+    "FAILED",
+    "USAGE",
+    "UsageError",
+    "add_model",
+    "add_output",
+    "add_overwrite",
+    "add_quiet",
+    "cli_text",
+    "check_input_file",
+    "check_output_file",
+    "check_output_folder",
+    "logging_session",
+    "status",
+]
+
+#: Exit codes: everything done; some inputs failed (see the messages / report);
+#: usage error or refused before any work (bad option, unknown band or model,
+#: missing input file, existing output without ``--overwrite``, unwritable folder).
+OK, FAILED, USAGE = 0, 1, 2
+
+log = logging.getLogger("bandsynth.cli")
+
+
+class UsageError(Exception):
+    """The command line cannot be carried out as given: exit code 2, nothing was done."""
+
+
+# ---------------------------------------------------------------------- options
+def add_model(parser, *, required=True, default=None):
+    """``--model NAME|PATH``."""
+    text = "shipped model name (see `bandsynth models`) or path of a saved model (STEM, STEM.json or STEM.safetensors)"
+    if default is not None:
+        text += f" (default: {default})"
+    parser.add_argument("--model", required=required, default=default, metavar="MODEL", help=text)
+
+
+def add_output(parser, *, help, required=False, default=None, metavar="PATH"):
+    """``-o/--output``: where the output goes (one name in every command).
+
+    ``--out``, the name some commands used before 0.2, is still accepted (not listed).
+    """
+    group = parser.add_mutually_exclusive_group(required=required)
+    group.add_argument("-o", "--output", default=default, metavar=metavar, help=help, dest="output")
+    group.add_argument("--out", dest="output", help=argparse.SUPPRESS)
+
+
+def add_overwrite(parser, *, help="replace existing output files (without it they are never touched)"):
+    parser.add_argument("--overwrite", action="store_true", help=help)
+
+
+def add_quiet(parser, *, help="no progress output and no warnings; errors and the result line are still printed"):
+    parser.add_argument("-q", "--quiet", action="store_true", help=help)
+
+
+def status(text, *, quiet=False):
+    """A progress line on stderr (not with ``--quiet``); never glued to a progress bar."""
+    if quiet:
+        return
+    from tqdm import tqdm
+
+    tqdm.write(text, file=sys.stderr)
+
+
+# ---------------------------------------------------------------------- messages
+# Library errors give hints in Python ("BandStack.from_fits(..., reproject_to='NUV')",
+# "overwrite=True"); on the command line the same hint is an option.
+_HINTS = (
+    (re.compile(r"BandStack\.from_fits\(\.\.\., reproject_to=('[^']*')\), "
+                r"BandStack\.from_arrays\(\.\.\., reproject_to='[^']*'\) or BandStack\.reproject"),
+     lambda m: f"--reproject-to {m.group(1)[1:-1]}"),
+    (re.compile(r"reproject_to=('[^']*') in BandStack\.from_fits / BandStack\.from_arrays, or BandStack\.reproject"),
+     lambda m: f"--reproject-to {m.group(1)[1:-1]}"),
+    (re.compile(r"reproject_to=('[^']*')"), lambda m: f"--reproject-to {m.group(1)[1:-1]}"),
+    (re.compile(r"--overwrite \(overwrite=True\)|overwrite=True \(--overwrite\)|overwrite=True / --overwrite"),
+     lambda m: "--overwrite"),
+    (re.compile(r"overwrite=True"), lambda m: "--overwrite"),
+    (re.compile(r"\btta=True\b"), lambda m: "--tta"),
+)
+
+
+def cli_text(err) -> str:
+    """An error or warning as a command-line user reads it: options instead of Python calls."""
+    if isinstance(err, BaseException):
+        text = str(err) or type(err).__name__
+        if isinstance(err, MemoryError):
+            text = "out of memory" + (f": {err}" if str(err) else "")
+    else:
+        text = str(err)
+    for pattern, repl in _HINTS:
+        text = pattern.sub(repl, text)
+    return text
+
+
+# ---------------------------------------------------------------------- checks before any work
+def _probe(folder, target):
+    """Create and remove a file in ``folder``: the only reliable test that ``target`` can be written."""
+    try:
+        fd, name = tempfile.mkstemp(dir=folder, prefix=".bandsynth-probe-")
+        os.close(fd)
+        os.remove(name)
+    except OSError as err:
+        reason = err.strerror or type(err).__name__
+        raise UsageError(f"cannot write {target}: folder {folder} is not writable ({reason})") from None
+
+
+def check_output_file(path, *, overwrite):
+    """Refuse (before any work) an output file that exists or cannot be written."""
+    path = Path(path)
+    if path.is_dir():
+        raise UsageError(f"output {path} is a folder; give the name of the FITS file to write")
+    if os.path.lexists(path) and not overwrite:
+        raise UsageError(f"output {path} exists; pass --overwrite to replace it")
+    folder = path.parent
+    if not folder.is_dir():
+        raise UsageError(f"cannot write {path}: folder {folder} does not exist")
+    _probe(folder, path)
+    return path
+
+
+def check_output_folder(path):
+    """Refuse (before any work) an output folder that cannot be created or written."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"output folder {path} is a file, not a folder")
+    existing = path
+    while not existing.exists():
+        if existing.parent == existing:
+            break
+        existing = existing.parent
+    if not existing.is_dir():
+        raise UsageError(f"cannot create output folder {path}: {existing} is not a folder")
+    _probe(existing, path)
+    return path
+
+
+def check_input_file(path, *, what="input file"):
+    path = Path(path)
+    if not path.exists():
+        raise UsageError(f"{what} {path} not found")
+    if path.is_dir():
+        raise UsageError(f"{what} {path} is a folder, expected a file")
+    return path
+
+
+# ---------------------------------------------------------------------- logging
+class _Handler(logging.Handler):
+    """One line per message on stderr, written past any progress bar (``tqdm.write``)."""
+
+    def emit(self, record):
+        try:
+            text = self.format(record)
+            from tqdm import tqdm
+
+            tqdm.write(text, file=sys.stderr)
+        except Exception:  # pragma: no cover - logging must never raise
+            self.handleError(record)
+
+
+class _Formatter(logging.Formatter):
+    def __init__(self, verbose):
+        super().__init__()
+        self.verbose = verbose
+
+    def format(self, record):
+        text = cli_text(record.getMessage())
+        if record.exc_info and self.verbose >= 2:
+            text += "\n" + self.formatException(record.exc_info)
+        where = f" {record.name}" if self.verbose else ""
+        return f"{record.levelname}{where}: {text}"
+
+
+class _Noise(logging.Filter):
+    """Drop the chatter of Dask's ``distributed`` (and its event loop) below ``level``."""
+
+    NOISY = ("distributed", "tornado", "asyncio", "bokeh")
+
+    def __init__(self, level):
+        super().__init__()
+        self.level = level
+
+    def filter(self, record):
+        if record.name.split(".")[0] in self.NOISY:
+            return record.levelno >= self.level
+        return True
+
+
+def _showwarning(message, category, filename, lineno, file=None, line=None):
+    text = str(message)
+    if category.__name__ not in ("UserWarning", "AstropyUserWarning"):
+        text = f"{category.__name__}: {text}"
+    logging.getLogger("py.warnings").warning("%s", text)
+
+
+def _recording_warnings():
+    """True inside ``warnings.catch_warnings(record=True)`` (e.g. ``pytest.warns``): leave them to the recorder."""
+    impl = getattr(warnings, "_showwarnmsg_impl", None)
+    return impl is not None and getattr(impl, "__name__", "") != "_showwarnmsg_impl"
+
+
+@contextlib.contextmanager
+def logging_session(*, verbose=0, quiet=False):
+    """Route log records and warnings to one handler for the duration of a command.
+
+    Every message is printed once, on its own line; warnings (including
+    astropy's) go through `logging` once instead of twice; Dask's
+    ``distributed`` INFO chatter is dropped.  Everything is restored afterwards.
+    """
+    level = logging.WARNING - 10 * min(verbose, 2)
+    if quiet and not verbose:
+        level = logging.ERROR
+    root = logging.getLogger()
+    handler = _Handler(level=level)
+    handler.setFormatter(_Formatter(verbose))
+    handler.addFilter(_Noise(logging.WARNING if verbose >= 2 else logging.ERROR))
+    saved_level, saved_showwarning = root.level, warnings.showwarning
+    astropy_log = sys.modules.get("astropy.logger")
+    astropy_log = getattr(astropy_log, "log", None)
+    astropy_handlers = list(astropy_log.handlers) if astropy_log is not None else []
+    root.addHandler(handler)
+    root.setLevel(min(level, saved_level) if saved_level else level)
+    if not _recording_warnings():
+        warnings.showwarning = _showwarning
+    for h in astropy_handlers:  # astropy's records propagate to our handler instead
+        astropy_log.removeHandler(h)
+    try:
+        yield handler
+    finally:
+        for h in astropy_handlers:
+            astropy_log.addHandler(h)
+        warnings.showwarning = saved_showwarning
+        root.removeHandler(handler)
+        root.setLevel(saved_level)

@@ -1,0 +1,96 @@
+"""``bandsynth predict-batch``: the missing band of many galaxies, with Dask."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from ._common import (
+    FAILED,
+    OK,
+    UsageError,
+    add_model,
+    add_output,
+    add_overwrite,
+    add_quiet,
+    check_input_file,
+    check_output_folder,
+)
+
+
+def add_parser(subparsers):
+    b = subparsers.add_parser(
+        "predict-batch", help="predict the missing band of many galaxies (Dask)",
+        description="Predict one output file per galaxy, OUTPUT/<id>_<band>_synth.fits; a rerun keeps the "
+                    "galaxies already done. Ends with a one-line summary; exit code 1 if any galaxy failed "
+                    "(see the report).",
+    )
+    add_model(b)
+    source = b.add_mutually_exclusive_group(required=True)
+    source.add_argument("--manifest", metavar="FILE",
+                        help="ECSV table: an 'id' column and one file column per input band")
+    source.add_argument("--pattern", help="file-name pattern in --input-dir, e.g. '{id}_{band}.fits'")
+    b.add_argument("--input-dir", metavar="FOLDER", help="folder of the --pattern files")
+    add_output(b, required=True, metavar="FOLDER", help="output folder (created if needed)")
+    b.add_argument("--workers", type=int, metavar="N", help="local worker processes (default: number of cores)")
+    b.add_argument("--scheduler", metavar="ADDRESS", help="dask.distributed scheduler address (run on a cluster)")
+    b.add_argument("--torch-threads", type=int, metavar="N",
+                   help="network threads per worker (default: cores divided among the workers)")
+    add_overwrite(b, help="predict again and replace existing outputs")
+    b.add_argument("--reproject-to", metavar="BAND", help="resample each galaxy onto this band's grid first")
+    b.add_argument("--tta", action="store_true", help="average over the 8 flips/rotations (8x slower)")
+    b.add_argument("--report", metavar="FILE",
+                   help="report file (ECSV; default OUTPUT/predict_batch_report.ecsv)")
+    add_quiet(b, help="no progress bar and no per-galaxy warnings: only the one-line summary (and errors)")
+    b.set_defaults(func=run, _parser=b)
+    return b
+
+
+def run(args) -> int:
+    if args.pattern is not None and args.input_dir is None:
+        args._parser.error("--pattern needs --input-dir")
+    if args.input_dir is not None and args.pattern is None:
+        args._parser.error("--input-dir goes with --pattern")
+    if args.manifest is not None:
+        check_input_file(args.manifest, what="manifest")
+    elif not Path(args.input_dir).is_dir():
+        raise UsageError(f"--input-dir {args.input_dir}: no such folder")
+    out = check_output_folder(args.output)
+    if args.reproject_to is not None:
+        from ..bands import get_band
+
+        try:
+            get_band(args.reproject_to)
+        except ValueError as err:
+            raise UsageError(f"--reproject-to: {err}") from None
+    from ..batch import predict_many
+    from ..models.zoo import WeightsHashError, get_card
+
+    try:
+        card = get_card(args.model)
+    except (ValueError, FileNotFoundError) as err:
+        raise UsageError(str(err)) from None
+    if args.manifest is not None:
+        items = args.manifest
+    else:
+        from ..datasets.folder import scan_folder
+
+        items = scan_folder(args.input_dir, args.pattern, bands=card.inputs, check=False)
+    report_path = Path(args.report) if args.report is not None else out / "predict_batch_report.ecsv"
+    if args.report is not None:
+        if report_path.is_dir():
+            raise UsageError(f"--report {report_path} is a folder; give the name of the ECSV file to write")
+        check_output_folder(report_path.parent)
+    started = time.perf_counter()
+    try:
+        report = predict_many(
+            args.model, items, out_dir=out, workers=args.workers, scheduler=args.scheduler,
+            overwrite=args.overwrite, progress=not args.quiet, report=report_path,
+            reproject_to=args.reproject_to, tta=args.tta, torch_threads=args.torch_threads,
+        )
+    except (ValueError, OSError, TypeError, WeightsHashError) as err:
+        raise UsageError(str(err)) from None
+    c = report.counts
+    print(f"predict-batch: {c['done']} predicted, {c['exists']} already done, {c['failed']} failed "
+          f"in {time.perf_counter() - started:.1f} s; outputs in {out}; report {report_path}")
+    return OK if report.ok else FAILED

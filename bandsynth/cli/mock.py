@@ -1,0 +1,72 @@
+"""``bandsynth mock``: write a data set of mock multi-band galaxies."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from ._common import UsageError, add_output, add_overwrite, add_quiet, check_output_folder
+
+
+def add_parser(subparsers):
+    p = subparsers.add_parser(
+        "mock",
+        help="write a data set of mock multi-band galaxies",
+        description="Generate mock galaxies (all bands, known truth) into a data set folder: one "
+                    "memory-mapped FITS cube per band and a manifest.ecsv with a train/validation/test "
+                    "split by galaxy, stratified by sSFR.",
+    )
+    p.add_argument("--n", "--n-galaxies", dest="n", type=int, required=True, metavar="N", help="number of galaxies")
+    add_output(p, required=True, metavar="FOLDER",
+               help="data set folder to create (must not exist unless --overwrite)")
+    p.add_argument("--mode", choices=("ideal", "survey"), default="ideal",
+                   help="observing mode: ideal (common PSF, no noise) or survey (per-band PSF, noise, sky; "
+                        "default: ideal)")
+    p.add_argument("--seed", "--data-seed", dest="seed", type=int, default=0,
+                   help="seed of the mock universe (default: 0)")
+    p.add_argument("--bands", nargs="+", default=None, metavar="BAND", help="bands (default: all registered bands)")
+    p.add_argument("--views", type=int, default=1, metavar="N", help="viewing angles per galaxy (default: 1)")
+    p.add_argument("--size", type=int, default=128, metavar="PIXELS", help="stamp side in pixels (default: 128)")
+    p.add_argument("--pixel-scale", type=float, default=None, metavar="ARCSEC",
+                   help="arcsec per pixel (default: that of the mode)")
+    p.add_argument("--depth-offset", type=float, default=0.0, metavar="MAG",
+                   help="survey mode: magnitudes deeper than the survey's (default: 0)")
+    p.add_argument("--no-dust", action="store_true", help="switch the dust screen off")
+    p.add_argument("--split", nargs=3, type=float, default=(0.8, 0.1, 0.1), metavar=("TRAIN", "VAL", "TEST"),
+                   help="fractions of galaxies in the three splits (default: 0.8 0.1 0.1)")
+    add_overwrite(p, help="replace an existing data set")
+    add_quiet(p, help="no progress bar")
+    # Before 0.2 this command spelt --quiet as --no-progress; still accepted (not listed).
+    p.add_argument("--no-progress", dest="quiet", action="store_true", help=argparse.SUPPRESS)
+    p.set_defaults(func=run)
+    return p
+
+
+def run(args) -> int:
+    from ..bands import get_band
+
+    out = Path(args.output)
+    if out.exists() and not args.overwrite:
+        raise UsageError(f"output {out} exists; pass --overwrite to replace it")
+    check_output_folder(out)
+    try:
+        for band in args.bands or ():
+            get_band(band)
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+    from ..datasets.store import SPLITS, write_mock_dataset
+
+    try:
+        ds = write_mock_dataset(
+            out, args.n, seed=args.seed, mode=args.mode, bands=args.bands, size=args.size,
+            pixel_scale=args.pixel_scale, views=args.views, depth_offset=args.depth_offset, dust=not args.no_dust,
+            split_fractions=tuple(args.split), overwrite=args.overwrite, progress=not args.quiet,
+        )
+    except (FileExistsError, ValueError, TypeError) as exc:
+        raise UsageError(str(exc)) from None
+    counts = {s: int(len(ds.indices(s))) for s in SPLITS}
+    print(f"wrote {len(ds)} images of {args.n} galaxies in {len(ds.bands)} bands to {ds.path} "
+          f"({json.dumps(counts)})")
+    ds.close()
+    return 0

@@ -1,0 +1,106 @@
+"""``bandsynth models [MODEL]``: the shipped models, or one model's card."""
+
+from __future__ import annotations
+
+from ._common import UsageError
+
+
+def add_parser(subparsers):
+    p = subparsers.add_parser(
+        "models", help="list the shipped models, or show one model's card",
+        description="Without MODEL: a table of the shipped models (bands, mode, pixel scale, PSF, held-out "
+                    "SSIM and PSNR). With MODEL (a shipped name or the path of a saved model): its card, "
+                    "i.e. what the model expects (bands, pixel scale, PSF) and how well it did.",
+    )
+    p.add_argument("model", nargs="?", metavar="MODEL", help="show this model's card")
+    p.add_argument("--json", action="store_true", help="print the card as JSON (with MODEL)")
+    p.set_defaults(func=run)
+    return p
+
+
+def _metric(metrics, key):
+    value = metrics.get("model", {}).get(key) if metrics else None
+    return "-" if value is None else f"{value:.3f}"
+
+
+def _psf(card):
+    if not card.psf_fwhm:
+        return "-"
+    values = {card.psf_fwhm.get(b) for b in (*card.inputs, card.output)}
+    if len(values) == 1 and None not in values:
+        return f'{values.pop():.2f}"'
+    return "/".join("-" if card.psf_fwhm.get(b) is None else f"{card.psf_fwhm[b]:.2f}"
+                    for b in (*card.inputs, card.output)) + '"'
+
+
+def format_table(cards) -> str:
+    """The zoo as an aligned text table, with what each model expects of its inputs."""
+    head = ("name", "inputs", "output", "mode", "preset", "pixel", "PSF FWHM", "SSIM", "PSNR")
+    rows = [head]
+    for card in cards:
+        test = card.metrics.get("test", {})
+        rows.append((card.name, "+".join(card.inputs), card.output, card.mode, card.preset,
+                     f'{card.pixel_scale:.3f}"', _psf(card), _metric(test, "ssim"), _metric(test, "psnr")))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
+    right = {5, 6, 7, 8}
+    lines = ["  ".join(v.rjust(w) if i in right else v.ljust(w) for i, (v, w) in enumerate(zip(r, widths))).rstrip()
+             for r in rows]
+    lines.append("pixel: arcsec per pixel of the training images; PSF FWHM in arcsec (inputs/output when they "
+                 "differ); SSIM, PSNR: held-out test split.")
+    lines.append("`bandsynth models NAME` shows a model's card.")
+    return "\n".join(lines)
+
+
+def format_card(card, path) -> str:
+    training = card.training or {}
+    lines = [
+        f"{card.name}: {' + '.join(card.inputs)} -> {card.output}",
+        f"  card          {path}",
+        f"  mode          {card.mode} ({'common PSF, no noise' if card.mode == 'ideal' else 'per-band PSF and noise'})",
+        f"  pixel scale   {card.pixel_scale:g} arcsec/pixel (inputs far from it are warned about)",
+    ]
+    if card.psf_fwhm:
+        psf = ", ".join(f"{b} {card.psf_fwhm[b]:g}\"" for b in (*card.inputs, card.output) if b in card.psf_fwhm)
+        lines.append(f"  PSF FWHM      {psf}")
+    lines.append(f"  unit          {card.unit}")
+    lines.append(f"  network       {card.preset} preset, {card.n_parameters:,} parameters")
+    if training.get("data"):
+        lines.append(f"  training data {training['data']}")
+    if training.get("recipe"):
+        lines.append(f"  recipe        {training['recipe']}")
+    test = card.metrics.get("test", {}) if card.metrics else {}
+    for method in ("model", "nearest_input", "linear_colour"):
+        row = test.get(method)
+        if row:
+            lines.append(f"  {test.get('split', 'test')} {method:<14} SSIM {_metric({'model': row}, 'ssim')}  "
+                         f"PSNR {_metric({'model': row}, 'psnr')}  MAE {_metric({'model': row}, 'mae')}")
+    if card.calibration:
+        t = card.calibration.get("temperature")
+        if t is not None:
+            lines.append(f"  uncertainty   calibrated (temperature {t:.3g})")
+    if card.description:
+        lines.append(f"  description   {card.description}")
+    lines.append(f"  licence       {card.licence}")
+    lines.append(f"  cite          {card.citation}")
+    return "\n".join(lines)
+
+
+def run(args) -> int:
+    from ..models.zoo import ModelCard, list_models, model_paths
+
+    if args.model is None:
+        if args.json:
+            raise UsageError("--json needs a MODEL")
+        cards = list_models()
+        if not cards:
+            print("no models ship with this version of bandsynth")
+            return 0
+        print(format_table(cards))
+        return 0
+    try:
+        _, card_path = model_paths(args.model)
+        card = ModelCard.read(card_path)
+    except (ValueError, FileNotFoundError) as err:
+        raise UsageError(str(err)) from None
+    print(card.to_json().rstrip() if args.json else format_card(card, card_path))
+    return 0

@@ -1,0 +1,159 @@
+"""``bandsynth predict``: the missing band of one galaxy."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import sys
+import threading
+import time
+
+from ._common import (
+    FAILED,
+    UsageError,
+    add_model,
+    add_output,
+    add_overwrite,
+    add_quiet,
+    check_input_file,
+    check_output_file,
+    cli_text,
+    status,
+)
+
+log = logging.getLogger("bandsynth.cli")
+
+
+def add_parser(subparsers):
+    p = subparsers.add_parser(
+        "predict", help="predict the missing band of one galaxy",
+        description="Predict the model's output band from FITS images of its input bands and write it as one "
+                    "FITS file (image, UNCERT, MASK, provenance). Prints the output path when done.",
+    )
+    add_model(p)
+    p.add_argument("--input", action="append", required=True, metavar="BAND=FILE",
+                   help="an input image, e.g. --input NUV=g123_nuv.fits (repeat per band), or one "
+                        "multi-extension FILE with an EXTNAME per band")
+    add_output(p, required=True, metavar="FILE", help="output FITS file (its folder must exist)")
+    add_overwrite(p, help="replace an existing output file")
+    p.add_argument("--reproject-to", metavar="BAND",
+                   help="resample the inputs onto this band's grid first (needed when they differ)")
+    p.add_argument("--tta", action="store_true", help="average over the 8 flips/rotations (8x slower)")
+    add_quiet(p)
+    p.set_defaults(func=run)
+    return p
+
+
+def parse_inputs(specs):
+    """``--input BAND=PATH`` options (or one multi-extension ``--input PATH``)."""
+    from ..bands import get_band
+
+    if len(specs) == 1 and "=" not in specs[0]:
+        return specs[0]
+    files = {}
+    for spec in specs:
+        band, sep, path = spec.partition("=")
+        if not sep or not band.strip() or not path.strip():
+            raise UsageError(f"--input {spec!r}: expected BAND=FILE, e.g. --input NUV=g123_nuv.fits")
+        try:
+            name = get_band(band.strip()).name
+        except ValueError as err:
+            raise UsageError(f"--input {spec!r}: {err}") from None
+        if name in files:
+            raise UsageError(f"--input: band {name} is given twice")
+        files[name] = path.strip()
+    return files
+
+
+def load_translator(model):
+    """The translator of ``--model``; a model that cannot be used is a usage error (exit 2)."""
+    from ..models.zoo import WeightsHashError
+    from ..translator import Translator
+
+    try:
+        return Translator.load(model)
+    except (ValueError, FileNotFoundError, WeightsHashError) as err:
+        raise UsageError(str(err)) from None
+
+
+class _Stages:
+    """A one-line progress display: the current stage and the elapsed time.
+
+    The inference engine does not report progress over tiles yet, so a large image
+    shows at least which stage it is in and for how long (refreshed every second
+    on a terminal).
+    """
+
+    def __init__(self, total, *, enabled):
+        from tqdm.auto import tqdm
+
+        self.bar = tqdm(total=total, disable=not enabled, desc="predict", unit="step", file=sys.stderr,
+                        bar_format="{desc} ({n_fmt}/{total_fmt}) [{elapsed}]", dynamic_ncols=True)
+        self._stop = threading.Event()
+        self._thread = None
+        if enabled and getattr(sys.stderr, "isatty", lambda: False)():
+            self._thread = threading.Thread(target=self._tick, daemon=True)
+            self._thread.start()
+
+    def _tick(self):
+        while not self._stop.wait(1.0):
+            self.bar.refresh()
+
+    @contextlib.contextmanager
+    def stage(self, text):
+        self.bar.set_description_str(f"predict: {text}")
+        yield
+        self.bar.update(1)
+
+    def close(self):
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        self.bar.close()
+
+
+def run(args) -> int:
+    from ..bands import get_band
+
+    files = parse_inputs(args.input)
+    for band, path in ({"": files} if isinstance(files, str) else files).items():
+        check_input_file(path, what=f"input file for band {band}" if band else "input file")
+    out = check_output_file(args.output, overwrite=args.overwrite)
+    reproject_to = None
+    if args.reproject_to is not None:
+        try:
+            reproject_to = get_band(args.reproject_to).name
+        except ValueError as err:
+            raise UsageError(f"--reproject-to: {err}") from None
+    translator = load_translator(args.model)
+    if isinstance(files, dict):
+        missing = [b for b in translator.inputs if b not in files]
+        if missing:
+            raise UsageError(f"model {translator.name!r} needs bands {', '.join(translator.inputs)}; "
+                             f"no --input for {', '.join(missing)}")
+    if reproject_to is not None and reproject_to not in translator.inputs:
+        raise UsageError(f"--reproject-to {reproject_to}: not an input band of model {translator.name!r} "
+                         f"({', '.join(translator.inputs)})")
+
+    from ..stack import BandStack
+
+    started = time.perf_counter()
+    status(f"predicting {translator.output} with model {translator.name} from "
+           f"{' + '.join(translator.inputs)} -> {out}", quiet=args.quiet)
+    stages = _Stages(3, enabled=not args.quiet)
+    try:
+        with stages.stage("reading the inputs" + (f", reprojecting onto {reproject_to}" if reproject_to else "")):
+            stack = BandStack.from_fits(files, reproject_to=reproject_to)
+        ny, nx = stack.shape
+        with stages.stage(f"running the network on {nx} x {ny} pixels"):
+            prediction = translator.predict(stack, tta=args.tta)
+        with stages.stage(f"writing {out.name}"):
+            prediction.write(out, overwrite=args.overwrite)
+    except (ValueError, OSError, TypeError, MemoryError) as err:
+        stages.close()
+        log.error("%s", cli_text(err))
+        return FAILED
+    stages.close()
+    print(f"wrote {out} ({nx} x {ny} pixels, {time.perf_counter() - started:.1f} s)")
+    return 0
+

@@ -1,0 +1,116 @@
+"""``bandsynth train``: train a model on the mock universe or a stored data set."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from ._common import UsageError, add_overwrite, add_quiet
+
+log = logging.getLogger("bandsynth.cli")
+
+
+def mock_or_stored(args, bands):
+    """The data set a command names: ``mock`` (built on the fly) or a stored directory."""
+    if args.data == "mock":
+        from ..datasets import make_dataset
+
+        return make_dataset(
+            args.n_galaxies, seed=args.data_seed, mode=args.mode, bands=bands, size=args.size,
+            views=args.views, progress=not args.quiet,
+        )
+    from ..datasets import open_dataset
+
+    if not Path(args.data).is_dir():
+        raise UsageError(f"--data {args.data}: no such data set folder (or 'mock' for the built-in mock universe)")
+    return open_dataset(args.data)
+
+
+def add_data_options(parser):
+    """``--data`` and the options of the mock universe built on the fly (train, evaluate)."""
+    data = parser.add_argument_group("data")
+    data.add_argument("--data", default="mock", metavar="mock|FOLDER",
+                      help="'mock' (the built-in mock universe, made on the fly) or a data set folder written by "
+                           "`bandsynth mock` (default: mock)")
+    data.add_argument("--n-galaxies", type=int, default=1000, metavar="N", help="mock: number of galaxies (default: 1000)")
+    data.add_argument("--data-seed", type=int, default=0, metavar="SEED", help="mock: seed of the universe (default: 0)")
+    data.add_argument("--mode", choices=("ideal", "survey"), default="ideal",
+                      help="mock: observing mode, ideal (common PSF, no noise) or survey (default: ideal)")
+    data.add_argument("--size", type=int, default=128, metavar="PIXELS", help="mock: image side in pixels (default: 128)")
+    data.add_argument("--views", type=int, default=2, metavar="N", help="mock: viewing angles per galaxy (default: 2)")
+
+
+def add_parser(subparsers):
+    p = subparsers.add_parser(
+        "train", help="train a model on the mock universe or a stored data set",
+        description="Train a band-translation model and write it as STEM.safetensors + STEM.json (its card). "
+                    "--inputs and --output name bands here, as in the model card and in the recipes the "
+                    "shipped cards record; --out names the model files.",
+    )
+    p.add_argument("--inputs", nargs="+", required=True, metavar="BAND", help="input bands, e.g. NUV K")
+    p.add_argument("--output", required=True, metavar="BAND", help="band to predict, e.g. r")
+    p.add_argument("--name", help="model name (default: <inputs>_to_<output>)")
+    p.add_argument("--out", required=True, metavar="STEM",
+                   help="where the model goes: writes STEM.safetensors and STEM.json")
+    p.add_argument("--preset", default="small", help="generator preset: paper, small or tiny (default: small)")
+    p.add_argument("--epochs", type=int, default=20, metavar="N", help="passes over the training split (default: 20)")
+    p.add_argument("--batch-size", type=int, default=8, metavar="N", help="images per optimizer step (default: 8)")
+    p.add_argument("--crop", type=int, default=64, metavar="PIXELS",
+                   help="side of the random training crops, 0 for full images (default: 64)")
+    p.add_argument("--init", metavar="MODEL", help="start from this saved model's weights (fine-tuning)")
+    p.add_argument("--lr", type=float, default=2e-4, help="learning rate of the Adam optimizer (default: 2e-4)")
+    p.add_argument("--seed", type=int, default=0,
+                   help="seed of the weights' initialisation, crops and batch order (default: 0)")
+    p.add_argument("--max-steps", type=int, metavar="N", help="stop after this many optimizer steps")
+    p.add_argument("--checkpoint-dir", metavar="FOLDER", help="resumable checkpoints go here (a rerun continues)")
+    p.add_argument("--checkpoint-every", type=int, default=200, metavar="N",
+                   help="steps between checkpoints (default: 200)")
+    p.add_argument("--description", default="", help="free text for the model card")
+    p.add_argument("--recipe", help="command recorded in the card (default: this command line)")
+    p.add_argument("--evaluate", action="store_true", help="measure held-out metrics into the card")
+    add_overwrite(p, help="replace existing model files")
+    add_quiet(p)
+    add_data_options(p)
+    p.set_defaults(func=run)
+    return p
+
+
+def run(args) -> int:
+    import shlex
+
+    from ..bands import get_band
+    from ._common import check_output_folder
+
+    out = Path(args.out)
+    try:
+        for band in [*args.inputs, args.output]:
+            get_band(band)
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+    for suffix in (".safetensors", ".json"):
+        if out.with_suffix(suffix).exists() and not args.overwrite:
+            raise UsageError(f"output {out.with_suffix(suffix)} exists; pass --overwrite to replace it")
+    check_output_folder(out.parent)  # created by Translator.save if needed
+    from ..translator import Translator
+
+    data = mock_or_stored(args, [*args.inputs, args.output])
+    recipe = "bandsynth " + shlex.join(args.argv) if args.recipe is None else args.recipe
+    translator = Translator.fit(
+        data, inputs=args.inputs, output=args.output, name=args.name, preset=args.preset,
+        epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, crop_size=args.crop or None, seed=args.seed,
+        init=args.init,
+        checkpoint_dir=args.checkpoint_dir,
+        checkpoint_every=args.checkpoint_every if args.checkpoint_dir else None,
+        max_steps=args.max_steps,
+        progress=not args.quiet, recipe=recipe, description=args.description,
+    )
+    translator = translator.save(out, overwrite=args.overwrite)
+    print(f"wrote {out}(.safetensors, .json)")
+    if args.evaluate:
+        from ..evaluation import evaluate_translator
+        from .evaluate import format_summary
+
+        result = evaluate_translator(translator, data, split="test", progress=not args.quiet)
+        translator.card.replace(metrics=result.card_metrics()).write(out.with_suffix(".json"))
+        print(format_summary(result.summary))
+    return 0
