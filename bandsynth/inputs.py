@@ -10,9 +10,10 @@ for the Monte Carlo part of the uncertainty (noise is drawn in flux, then scaled
 
 from __future__ import annotations
 
-import astropy.units as u
 import numpy as np
 from astropy.nddata import StdDevUncertainty
+
+from .units import to_unit
 
 __all__ = ["prepare_inputs", "group_by_shape", "fill_bad_pixels"]
 
@@ -24,15 +25,6 @@ def fill_bad_pixels(data, bad):
     filled = interpolate_replace_nans(np.where(bad, np.nan, data), Gaussian2DKernel(2.0))
     # Pixels far from any good one stay NaN after one pass: fall back to the median.
     return np.where(np.isfinite(filled), filled, np.nanmedian(np.where(bad, np.nan, data)))
-
-
-def _to_unit(values, unit, target, band):
-    if unit is None or unit == target:
-        return values
-    try:
-        return (values * unit).to_value(target)
-    except u.UnitConversionError:
-        raise ValueError(f"band {band}: unit {unit} cannot be converted to the model's unit {target}") from None
 
 
 def prepare_inputs(stack, bands, scalings, *, unit, model="model", minimum_size=4):
@@ -74,9 +66,13 @@ def prepare_inputs(stack, bands, scalings, *, unit, model="model", minimum_size=
                          f"{minimum_size} pixels model {model!r} needs")
     scaled, sigmas = [], []
     mask = np.zeros(stack.shape, dtype=bool)
+    files = {rec.get("band"): rec.get("file") for rec in stack.meta.get("inputs", ()) if hasattr(rec, "get")}
     for band in bands:
         image = stack[band]
-        data = _to_unit(np.asarray(image.data, dtype=np.float64), image.unit, unit, band)
+        path = files.get(band)
+        data = np.asarray(image.data, dtype=np.float64)
+        if image.unit is not None and image.unit != unit:
+            data = to_unit(data, image.unit, unit, band=band, path=path)
         bad = ~np.isfinite(data)
         if image.mask is not None:
             bad |= np.asarray(image.mask, dtype=bool)
@@ -87,7 +83,8 @@ def prepare_inputs(stack, bands, scalings, *, unit, model="model", minimum_size=
         scaled.append(x.astype(np.float32))
         if image.uncertainty is not None:
             sd = np.asarray(image.uncertainty.represent_as(StdDevUncertainty).array, dtype=np.float64)
-            sd = _to_unit(np.where(np.isfinite(sd), sd, 0.0), image.unit, unit, band)
+            if image.unit is not None and image.unit != unit:
+                sd = to_unit(np.where(np.isfinite(sd), sd, 0.0), image.unit, unit, band=band, path=path)
             sigmas.append(np.where(bad, 0.0, sd).astype(np.float32))
         else:
             sigmas.append(None)

@@ -57,24 +57,26 @@ def to_synthetic(card, stack, mask, mean_s, var_s, *, parts, configuration, comp
     from . import __version__
     from .synthetic import SyntheticBand
 
-
     scaling = AsinhScaling.from_dict(dict(card.scaling[card.output]))
     flux = scaling.inverse(mean_s.astype(np.float64)).astype(np.float32)
-    sigma, method = None, "none"
+    sigma, method, distribution, half_width = None, "none", None, None
     if var_s is not None:
         calibration = _calibration(card, configuration)
         if calibration is None:
             warnings.warn(
-                f"model {card.name!r} has no uncertainty calibration for the {configuration!r} configurationuration "
+                f"model {card.name!r} has no uncertainty calibration for the {configuration!r} configuration "
                 f"(calibrated: {', '.join(card.calibration) or 'none'}); its sigma is the uncalibrated "
                 "combination of its components", AstropyUserWarning, stacklevel=3)
             temperature = 1.0
         else:
             temperature = calibration.temperature(mean_s)
         sigma = flux_sigma(scaling, mean_s, np.sqrt(var_s) * temperature).astype(np.float32)
-        method = (" + ".join(parts) + f"; Gaussian in the scaled space, calibration {configuration!r}"
+        distribution = "gaussian" if calibration is None else calibration.distribution
+        half_width = 2.0 if calibration is None else calibration.half_width_2sigma
+        method = (" + ".join(parts) + f"; calibration {configuration!r}"
                   + ("" if calibration is None else " (brightness-dependent temperature)")
-                  + "; sigma = half-width of the 68.27 % interval in flux")
+                  + f"; {distribution} errors: UNCERT is the half-width of the central 68.27 % interval in flux, "
+                  f"the 95.45 % interval is {half_width:.3g} times wider")
     files = {rec["band"]: rec for rec in stack.meta.get("inputs", ())}
     inputs = [{"band": b, "file": str(files.get(b, {}).get("file", "")),
                "checksum": str(files.get(b, {}).get("checksum", ""))} for b in card.inputs]
@@ -87,6 +89,7 @@ def to_synthetic(card, stack, mask, mean_s, var_s, *, parts, configuration, comp
                     "bands": {b: dict(card.scaling[b]) for b in (*card.inputs, card.output)}},
         "reprojection": list(stack.meta.get("reprojection", ())),
         "uncertainty_method": method, "calibration": configuration,
+        "uncertainty": {"distribution": distribution, "half_width_2sigma": half_width},
         "computation": dict(computation),
         "domain_warnings": list(problems),
         "history": [

@@ -14,7 +14,8 @@ exactly and by `astropy.nddata.CCDData.read`; the reader and writer live in
              BANDSYN (bandsynth version), BSMODEL (model), BSSHA256 (weights hash),
              BSBAND (predicted band), DATE (of the prediction, UTC),
              BSINn / BSINFn / BSINSn (band, file name, checksum of input n),
-             BSREF (reference flux), BSSCn / BSSOFTn / BSMAXn (asinh scaling of band n),
+             BSSCn / BSSOFTn / BSMAXn (asinh scaling of band n, in BUNIT; BSREF only for
+             files written by bandsynth 0.1, whose scaling had a reference flux),
              BSUNCMET (uncertainty method), BSPROV (the full provenance as JSON,
              long-string convention, LONGSTRN = 'OGIP 1.0'), HISTORY lines in prose
     UNCERT   float32 standard deviation, UTYPE = 'StdDevUncertainty', same BUNIT
@@ -528,9 +529,9 @@ def _primary_header(sb, unit_text) -> fits.Header:
     for n, (name, soft, maximum) in enumerate(entries, start=1):
         hdr[f"BSSC{n}"] = (_ascii(name), f"band of asinh scaling {n}")
         if _is_number(soft):
-            hdr[f"BSSOFT{n}"] = (float(soft), f"softening of scaling {n} / ref. flux")
+            hdr[f"BSSOFT{n}"] = (float(soft), f"softening of scaling {n}" + (" / ref. flux" if _is_number(ref) else ""))
         if _is_number(maximum):
-            hdr[f"BSMAX{n}"] = (float(maximum), f"maximum of scaling {n} / ref. flux")
+            hdr[f"BSMAX{n}"] = (float(maximum), f"maximum of scaling {n}" + (" / ref. flux" if _is_number(ref) else ""))
     hdr["BSUNCMET"] = (_ascii(prov["uncertainty_method"]), "uncertainty method")
     if sb.wcs is not None:
         hdr.extend(sb.wcs.to_header(relax=True), update=True)

@@ -239,7 +239,7 @@ class Translator:
         translator = cls(net, card, device=device)
         return translator.calibrate(data, indices=calibration) if calibrate else translator
 
-    def calibrate(self, data, *, indices=None, split="validation", configurations=("plain", "tta", "mc")):
+    def calibrate(self, data, *, indices=None, split="validation", configurations=("plain", "tta", "mc", "tta+mc")):
         """Fit the uncertainty calibration for each `predict` configuration (`bandsynth.uncertainty`).
 
         Parameters

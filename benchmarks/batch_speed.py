@@ -50,25 +50,20 @@ from astropy.table import Table
 from bandsynth import BandStack, Translator
 from bandsynth.batch import predict_many
 from bandsynth.datasets import make_galaxy
-from bandsynth.nn.generator import build_generator
-from bandsynth.models.zoo import ModelCard
+from bandsynth.nn.network import TranslationNet
 
 INPUTS, OUTPUT = ("NUV", "Ks"), "r"
 
 
 def save_model(folder, preset):
+    """An untrained network of ``preset`` with the shipped nuv_k_to_r's scaling and colour model."""
     torch.manual_seed(0)
-    card = ModelCard(
-        name=f"{preset}_bench",
-        inputs=INPUTS,
-        output=OUTPUT,
-        preset=preset,
-        architecture={},
-        scaling={b: {"softening": 0.02, "maximum": 1.0} for b in (*INPUTS, OUTPUT)},
-        pixel_scale=0.262,
-    )
-    stem = Path(folder) / card.name
-    Translator(build_generator(preset, len(INPUTS), 1), card).save(stem)
+    shipped = Translator.load("nuv_k_to_r")
+    config = shipped.model.config
+    net = TranslationNet.build(preset, **{k: config[k] for k in ("softening", "maximum", "out_softening",
+                                                                  "out_maximum", "coefficients")})
+    stem = Path(folder) / f"{preset}_bench"
+    Translator(net, shipped.card.replace(name=f"{preset}_bench", preset=preset)).save(stem)
     return stem
 
 
@@ -124,7 +119,7 @@ def warm_cluster(stem, workers):
                            dashboard_address=None, scheduler_kwargs={"dashboard_address": "127.0.0.1:0"})
     client = Client(cluster, set_as_default=False)
     ref = (str(Path(stem).resolve()), Translator.load(stem).card.sha256)
-    client.run(lambda: bool(__import__("bandsynth.batch").batch._get_translator(ref)))
+    client.run(lambda: bool(__import__("bandsynth.batch.workers").batch.workers.get_translator(ref)))
     return cluster, client
 
 

@@ -37,6 +37,8 @@ def main(argv=None):
     parser.add_argument("--version", type=int, default=2, help="model version written into the cards")
     parser.add_argument("--runs", default="runs/zoo2", help="checkpoint folder (a rerun resumes)")
     parser.add_argument("--out", default="bandsynth/models/weights", help="folder for weights and cards")
+    parser.add_argument("--calibrate-only", action="store_true",
+                        help="keep the weights in --out, fit their uncertainty calibration again")
     args = parser.parse_args(argv)
 
     from bandsynth import Translator
@@ -47,6 +49,13 @@ def main(argv=None):
         inputs, output, mode = ZOO[name]
         started = time.perf_counter()
         data = make_dataset(1500, seed=0, mode=mode, bands=[*inputs, output], size=128, views=1, progress=False)
+        if args.calibrate_only:
+            from bandsynth.nn.recipe import split_validation
+
+            translator = Translator.load(Path(args.out) / name).calibrate(data, indices=split_validation(data)[1])
+            translator.save(Path(args.out) / name, overwrite=True)
+            report(name, translator, started)
+            continue
         translator = Translator.fit(
             data, inputs=inputs, output=output, name=name, preset=args.preset, epochs=args.epochs, lr=args.lr,
             crop_size=64, batch_size=8, seed=0, checkpoint_dir=Path(args.runs) / name, checkpoint_every=200,
@@ -54,11 +63,17 @@ def main(argv=None):
         )
         translator = Translator(translator.model, translator.card.replace(version=args.version))
         translator.save(Path(args.out) / name, overwrite=True)
-        cal = translator.card.calibration.get("plain", {})
-        print(f"{name}: {time.perf_counter() - started:.0f} s, validation SSIM "
-              f"{translator.card.training['best_validation_ssim']:.4f}, calibration 1/2 sigma "
-              f"{cal.get('coverage_1sigma', float('nan')):.3f}/{cal.get('coverage_2sigma', float('nan')):.3f}",
-              flush=True)
+        report(name, translator, started)
+
+
+def report(name, translator, started):
+    """One line: time, validation SSIM and the coverage each calibration reached."""
+    calibration = "; ".join(
+        f"{config} {entry['distribution']} {entry['coverage_1sigma']:.3f}/{entry['coverage_2sigma']:.3f}"
+        for config, entry in translator.card.calibration.items()
+    )
+    print(f"{name}: {time.perf_counter() - started:.0f} s, validation SSIM "
+          f"{translator.card.training['best_validation_ssim']:.4f}, calibration (1/2 sigma) {calibration}", flush=True)
 
 
 if __name__ == "__main__":

@@ -159,7 +159,7 @@ for label, prediction in (
     ("native-grid inputs", from_native),
     ("reprojected inputs", from_reprojected),
 ):
-    report = prediction.compare(truth)
+    report = prediction.compare(truth, scaling="provenance")
     print(
         f"{label:>19}: SSIM {report.ssim:.3f}  MAE {report.mae:.4f}  "
         f"Δmag total {report.dmag_total:+.3f}"

@@ -551,7 +551,7 @@ def test_batch_on_a_distributed_cluster(tiny_model, tmp_path, cluster):
     for i in range(6):  # ... and every other galaxy was predicted
         _valid_output(out / f"g{i}_r_synth.fits", stem)
     with Client(cluster) as client:
-        loaded = client.run(lambda: sorted(k[0] for k in __import__("bandsynth.batch").batch._CACHE))
+        loaded = client.run(lambda: sorted(k[0] for k in __import__("bandsynth.batch.workers").batch.workers.TRANSLATOR_CACHE))
     # The workers, not this process, loaded the model (by its path) and did the work.
     assert any(str(stem) in names for names in loaded.values()), loaded
 

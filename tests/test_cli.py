@@ -42,7 +42,7 @@ def test_train_writes_weights_and_a_complete_card(trained):
     test = card["metrics"]["test"]
     assert set(test) >= {"model", "nearest_input", "linear_colour"}
     assert 0 < test["linear_colour"]["ssim"] <= 1
-    assert card["calibration"]["temperature"] > 0
+    assert set(card["calibration"]) == {"plain", "tta"} and card["calibration"]["plain"]["temperatures"]
 
 
 def test_train_refuses_to_overwrite(trained, caplog):

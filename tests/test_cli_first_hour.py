@@ -16,7 +16,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from astropy.io import fits
 from astropy.utils.exceptions import AstropyUserWarning
 from astropy.wcs import WCS
@@ -25,8 +24,7 @@ from bandsynth import BandStack, SyntheticBand, Translator
 from bandsynth.cli import build_parser, main
 from bandsynth.cli._common import cli_text
 from bandsynth.datasets import make_galaxy
-from bandsynth.models.generator import build_generator
-from bandsynth.models.zoo import ModelCard, model_paths
+from bandsynth.models.zoo import model_paths
 
 ROOT = Path(__file__).resolve().parents[1]
 INPUTS, OUTPUT = ("NUV", "Ks"), "r"
@@ -34,14 +32,9 @@ ODD_NAME = "NGC 4486 Ωmega-é"
 
 
 @pytest.fixture(scope="module")
-def stem(tmp_path_factory):
-    torch.manual_seed(0)
-    card = ModelCard(
-        name="tiny_first_hour", inputs=INPUTS, output=OUTPUT, preset="tiny", architecture={},
-        scaling={b: {"softening": 0.02, "maximum": 1.0} for b in (*INPUTS, OUTPUT)}, pixel_scale=0.262,
-    )
+def stem(tmp_path_factory, tiny_card, make_tiny_translator):
     path = tmp_path_factory.mktemp("model") / "tiny_first_hour"
-    Translator(build_generator("tiny", 2, 1), card).save(path)
+    make_tiny_translator(tiny_card("tiny_first_hour")).save(path)
     return path
 
 
@@ -153,8 +146,8 @@ def test_item02_predict_many_checks_the_folder_before_starting_workers(stem, gal
     def read_only(*args, **kwargs):
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr(batch.tempfile, "mkstemp", read_only)
-    monkeypatch.setattr(batch, "_run_local", lambda *a, **k: pytest.fail("workers started"))
+    monkeypatch.setattr("bandsynth.batch.outputs.tempfile.mkstemp", read_only)
+    monkeypatch.setattr("bandsynth.batch.run.run_local", lambda *a, **k: pytest.fail("workers started"))
     with pytest.raises(PermissionError, match=r"output folder .*ro cannot be written \(Permission denied\)"):
         batch.predict_many(str(stem), [("g", dict(galaxy))], out_dir=tmp_path / "ro", progress=False)
 
@@ -214,13 +207,13 @@ def test_item04_single_predict_warns_once_and_not_as_the_batch(stem, nan_galaxy,
 def test_item04_dask_shutdown_errors_are_not_the_batch_s(monkeypatch):
     from distributed.comm.core import CommClosedError
 
-    import bandsynth.batch as batch
+    from bandsynth.batch.run import quiet_close
 
     class Closing:
         def close(self):
             raise CommClosedError("in <TCP (closed)  local=tcp://127.0.0.1:1>: Stream is closed")
 
-    batch._quiet_close(Closing())  # does not raise
+    quiet_close(Closing())  # does not raise
 
 
 # ---------------------------------------------------------------------- 5. hints in the user's language
@@ -472,7 +465,7 @@ def test_command_line_page_lists_every_option_of_every_command():
 
 
 def test_batch_attributes_failures_from_the_error_s_band_and_path():
-    from bandsynth.batch import _attribute
+    from bandsynth.batch.workers import attribute_error as _attribute
 
     files = {"NUV": "/d/g_nuv.fits", "Ks": "/d/g_k.fits"}
 

@@ -79,12 +79,6 @@ def test_uncertainty_is_scaled_with_the_data():
     assert data[0] == pytest.approx(2000.0) and sigma[0] == pytest.approx(500.0)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=ValueError,
-    reason="translator.py converts units with Quantity.to, which cannot turn Jy into astropy's nmgy; "
-    "calling bandsynth.units.to_unit there is part of the model-path work (issue 16)",
-)
 def test_a_stack_in_jansky_goes_into_a_nanomaggy_model(tiny_translator):
     from bandsynth.datasets import make_galaxy
 

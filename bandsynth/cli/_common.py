@@ -27,6 +27,7 @@ __all__ = [
     "add_overwrite",
     "add_quiet",
     "cli_text",
+    "format_summary",
     "check_input_file",
     "check_output_file",
     "check_output_folder",
@@ -251,3 +252,13 @@ def logging_session(*, verbose=0, quiet=False):
         warnings.showwarning = saved_showwarning
         root.removeHandler(handler)
         root.setLevel(saved_level)
+
+
+def format_summary(summary) -> str:
+    """The summary table of an evaluation as printed text."""
+    cols = ["method", "mae", "ssim", "psnr", "gini_w1", "m20_w1", "dmag_total", "coverage_1sigma", "coverage_2sigma"]
+    cols += [c for c in summary.colnames if c.startswith("ssim_gain_")]
+    shown = summary[[c for c in cols if c in summary.colnames]]
+    for c in shown.colnames[1:]:
+        shown[c].format = ".4g"
+    return "\n".join(shown.pformat(max_width=-1, max_lines=-1))

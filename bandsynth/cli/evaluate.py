@@ -5,7 +5,9 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from ._common import UsageError, add_model, add_output, add_overwrite, add_quiet, check_output_folder
+from ._common import (
+    UsageError, add_model, add_output, add_overwrite, add_quiet, check_output_folder, format_summary,
+)
 from .train import add_data_options, mock_or_stored
 
 log = logging.getLogger("bandsynth.cli")
@@ -19,16 +21,6 @@ def _nan(value):
     import numpy as np
 
     return np.nan if value is None else value
-
-
-def format_summary(summary) -> str:
-    """The summary table of an evaluation as printed text."""
-    cols = ["method", "mae", "ssim", "psnr", "gini_w1", "m20_w1", "dmag_total", "coverage_1sigma", "coverage_2sigma"]
-    cols += [c for c in summary.colnames if c.startswith("ssim_gain_")]
-    shown = summary[[c for c in cols if c in summary.colnames]]
-    for c in shown.colnames[1:]:
-        shown[c].format = ".4g"
-    return "\n".join(shown.pformat(max_width=-1, max_lines=-1))
 
 
 def format_robustness(rows) -> str:

@@ -74,10 +74,15 @@ def format_card(card, path) -> str:
         if row:
             lines.append(f"  {test.get('split', 'test')} {method:<14} SSIM {_metric({'model': row}, 'ssim')}  "
                          f"PSNR {_metric({'model': row}, 'psnr')}  MAE {_metric({'model': row}, 'mae')}")
-    if card.calibration:
-        t = card.calibration.get("temperature")
-        if t is not None:
-            lines.append(f"  uncertainty   calibrated (temperature {t:.3g})")
+    lines.append(f"  receptive     {card.receptive_field} pixels (inputs beyond it never change a pixel)")
+    if card.baseline:
+        coefficients = " + ".join(f"{c:.3g} {b}" for b, c in dict(card.baseline.get("coefficients", {})).items())
+        lines.append(f"  colour model  {card.output} = {coefficients} (the network corrects it)")
+    for config, entry in (card.calibration or {}).items():
+        lines.append(f"  uncertainty   {config}: 1-sigma coverage {entry.get('coverage_1sigma', float('nan')):.3f}, "
+                     f"2-sigma {entry.get('coverage_2sigma', float('nan')):.3f} (calibrated)")
+    if not card.calibration:
+        lines.append("  uncertainty   not calibrated")
     if card.description:
         lines.append(f"  description   {card.description}")
     lines.append(f"  licence       {card.licence}")

@@ -108,7 +108,7 @@ def run(args) -> int:
     print(f"wrote {out}(.safetensors, .json)")
     if args.evaluate:
         from ..evaluation import evaluate_translator
-        from .evaluate import format_summary
+        from ._common import format_summary
 
         result = evaluate_translator(translator, data, split="test", progress=not args.quiet)
         translator.card.replace(metrics=result.card_metrics()).write(out.with_suffix(".json"))

@@ -40,7 +40,7 @@ from astropy.io import fits
 from astropy.table import Table
 
 from ..bands import get_band
-from .base import FORMAT_NAME, FORMAT_VERSION, SPLITS, ImageDataset, build_manifest, progress_bar
+from .base import FORMAT_NAME, FORMAT_VERSION, ImageDataset, build_manifest, progress_bar
 from ._fits import open_fits
 from .errors import DataFormatError
 

@@ -329,7 +329,9 @@ def compare(prediction, truth, *, inputs=None, scaling=None, reference=None, foo
         prov = (getattr(prediction, "meta", None) or {}).get("provenance") or {}
         scaling = prov.get("scaling") or None
         if reference is None and scaling:
-            reference = scaling.get("reference_flux", scaling.get("reference"))
+            # Models since bandsynth 0.2 scale each band in fixed physical units (no reference flux).
+            fixed = str(scaling.get("method", "")).startswith("fixed")
+            reference = 1.0 if fixed else scaling.get("reference_flux", scaling.get("reference"))
         if not scaling or reference is None:
             flags.append("no_scaling")
             notes.append("the prediction's provenance has no scaling; pixel metrics on raw arrays")

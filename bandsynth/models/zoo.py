@@ -356,7 +356,7 @@ def write_model(state, card, path, *, overwrite=False):
     Both files are written atomically; the card gets the weights' SHA-256 and its own.
     Existing files are kept unless ``overwrite=True``.  Returns the card as written.
     """
-    from safetensors.torch import save_file
+    from safetensors.torch import save
 
     from .._io import atomic_path
 
@@ -368,7 +368,9 @@ def write_model(state, card, path, *, overwrite=False):
             raise FileExistsError(f"{p} exists; pass overwrite=True to replace it")
     stem.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(weights) as tmp:
-        save_file(state, str(tmp), metadata={"name": card.name})
+        # Bytes into the file atomic_path made: it keeps the usual permissions (safetensors'
+        # save_file would create the file itself, readable by its owner only).
+        tmp.write_bytes(save(state, metadata={"name": card.name}))
     card = card.replace(sha256=sha256_file(weights))
     card.write(card_path)
     return ModelCard.read(card_path)

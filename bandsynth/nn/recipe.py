@@ -113,9 +113,10 @@ def training_card(data, net, *, name, inputs, output, preset, scalings, result, 
         receptive_field=net.receptive_field,
         baseline={"method": "linear colour model, least squares on training pixels (flux units)",
                   "coefficients": dict(zip(inputs, map(float, net.config["coefficients"])))},
-        uncertainty={"distribution": "gaussian",
-                     "meaning": "UNCERT is half the width of the calibrated central 68.27 % interval, "
-                                "mapped from the scaled space to flux units"},
+        uncertainty={"head": "Gaussian sigma (trained with a Gaussian NLL, mean detached)",
+                     "meaning": "UNCERT is half the width of the calibrated central 68.27 % interval, mapped "
+                                "from the scaled space to flux units; each calibration states its error "
+                                "distribution (Gaussian or Laplace) and so the width of the 95.45 % interval"},
         training={
             "data": info.get("description", type(data).__name__),
             "data_info": {k: v for k, v in info.items() if isinstance(v, (str, int, float, bool))},

@@ -13,7 +13,8 @@ def _settings(configuration):
     return {"tta": configuration.startswith("tta"), "monte_carlo": configuration.endswith("mc")}
 
 
-def calibrate_translator(translator, data, *, indices=None, split="validation", configurations=("plain", "tta", "mc")):
+def calibrate_translator(translator, data, *, indices=None, split="validation",
+                         configurations=("plain", "tta", "mc", "tta+mc")):
     """One `~bandsynth.uncertainty.Calibration` per configuration, from the galaxies ``indices`` of ``data``.
 
     Each galaxy is predicted with its uncalibrated sigma; inside the galaxy's

@@ -1,0 +1,116 @@
+"""The outputs of a batch: their paths, the checks of existing outputs, stale temporaries.
+
+Part of `bandsynth.batch`; import the public names from there.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import logging
+import os
+import tempfile
+from pathlib import Path
+
+from .manifest import id_problem
+
+__all__ = ["output_path", "output_problem", "remove_stale_temporaries", "check_writable"]
+
+log = logging.getLogger("bandsynth.batch")
+
+
+def output_path(out_dir, galaxy, band) -> Path:
+    """The output file of ``galaxy``: ``out_dir/<galaxy>_<band>_synth.fits``.
+
+    Raises
+    ------
+    ValueError
+        The id could name a file outside ``out_dir`` (path separators, a
+        leading ``.``, control characters) or is empty.
+
+    Examples
+    --------
+    >>> output_path("out", "NGC 1300", "r").as_posix()
+    'out/NGC 1300_r_synth.fits'
+    >>> output_path("out", "../../etc/x", "r")
+    Traceback (most recent call last):
+    ...
+    ValueError: galaxy id '../../etc/x' contains a path separator; it must not name a path outside the output folder
+    """
+    from ..bands import get_band
+
+    problem = id_problem(galaxy)
+    if problem:
+        raise ValueError(problem)
+    out_dir = Path(out_dir)
+    path = out_dir / f"{galaxy}_{get_band(band).name}_synth.fits"
+    # Belt and braces: the file must sit directly in out_dir.
+    if os.path.dirname(os.path.abspath(path)) != os.path.abspath(out_dir):
+        raise ValueError(f"galaxy id {galaxy!r} would write outside the output folder {str(out_dir)!r}")
+    return path
+
+
+# ---------------------------------------------------------------------- output validation
+def _input_checksums(files, needed):
+    from ..models.zoo import sha256_file
+
+    if isinstance(files, str):
+        digest = sha256_file(files)
+        return {b: digest for b in needed}
+    return {b: sha256_file(files[b]) for b in needed}
+
+
+def output_problem(path, *, name, sha256, band, files, needed):
+    """Why the existing file ``path`` is not this model's output for these inputs, or None."""
+    from astropy.io import fits
+
+    try:
+        with fits.open(path, memmap=False, lazy_load_hdus=False) as hdul:
+            for hdu in hdul:
+                if hdu.verify_checksum() != 1 or hdu.verify_datasum() != 1:
+                    return f"fails its CHECKSUM/DATASUM check (HDU {hdu.name or '#'}): it is corrupt or was modified"
+            header = hdul[0].header
+            if hdul[0].data is None:
+                return "has no image"
+            made = (str(header.get("BSMODEL", "")), str(header.get("BSSHA256", "")), str(header.get("BSBAND", "")))
+            prov = json.loads(header.get("BSPROV", "{}"))
+    except Exception as err:  # anything unreadable is "not valid", whatever astropy raised
+        return f"cannot be read as a bandsynth output ({type(err).__name__}: {err})"
+    if made != (name, sha256, band):
+        return (
+            f"was made by model {made[0]!r} (weights SHA-256 {made[1][:12] or 'none'}) for band {made[2]!r}, "
+            f"not by model {name!r} (weights SHA-256 {sha256[:12] or 'none'}) for band {band!r}"
+        )
+    try:
+        current = _input_checksums(files, needed)
+    except OSError as err:
+        return f"cannot be checked against its inputs ({err})"
+    recorded = {i.get("band"): i.get("checksum") for i in prov.get("inputs", ()) if isinstance(i, dict)}
+    changed = [b for b in needed if recorded.get(b) != current[b]]
+    if changed:
+        return f"was made from other input files (checksum of band(s) {', '.join(changed)} differs)"
+    return None
+
+
+def remove_stale_temporaries(path):
+    """Remove temporary files a killed run left next to ``path`` (atomic writes use ``.NAME.*.tmp``)."""
+    pattern = os.path.join(glob.escape(os.path.dirname(path)), f".{glob.escape(os.path.basename(path))}.*.tmp")
+    for tmp in glob.glob(pattern):
+        try:
+            os.remove(tmp)
+            log.info("removed %s, left by an interrupted run", tmp)
+        except OSError:
+            pass
+
+
+def check_writable(out_dir):
+    """Create ``out_dir`` and make sure files can be written there, before any galaxy is predicted."""
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=out_dir, prefix=".bandsynth-probe-")
+        os.close(fd)
+        os.remove(probe)
+    except OSError as err:
+        raise PermissionError(
+            f"output folder {out_dir} cannot be written ({err.strerror or type(err).__name__}); nothing was predicted"
+        ) from None

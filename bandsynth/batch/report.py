@@ -1,0 +1,129 @@
+"""The report of a batch: one row per galaxy (:class:`BatchReport`).
+
+Part of `bandsynth.batch`; import the public names from there.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from astropy.table import Table
+
+__all__ = ["BatchReport", "REPORT_COLUMNS", "STATUSES", "report_row"]
+
+#: Columns of the report, in order.
+REPORT_COLUMNS = ("galaxy", "status", "band", "file", "output", "error", "seconds")
+#: ``status`` values: predicted now, a valid output of an earlier run kept, failed, a file not used.
+STATUSES = ("done", "exists", "failed", "ignored")
+
+
+class BatchReport:
+    """What a batch did, galaxy by galaxy.
+
+    Parameters
+    ----------
+    rows : iterable of mapping
+        One mapping per row with keys among :data:`REPORT_COLUMNS`:
+        ``galaxy`` (id), ``status`` (``"done"``: predicted now; ``"exists"``:
+        a valid output of an earlier run was kept; ``"failed"``; ``"ignored"``:
+        a file of the input folder that was not used), ``band`` and ``file``
+        (the predicted band, or for a failure the input band and file at
+        fault), ``output`` (the output path), ``error`` and ``seconds``.
+
+    Attributes
+    ----------
+    table : `~astropy.table.Table`
+        Every row.
+
+    Examples
+    --------
+    >>> r = BatchReport([{"galaxy": "g1", "status": "exists", "band": "r"}])
+    >>> r.ok, r.counts["exists"], len(r.succeeded)
+    (True, 1, 1)
+    """
+
+    def __init__(self, rows):
+        rows = [dict(r) for r in rows]
+        for r in rows:
+            unknown = set(r) - set(REPORT_COLUMNS)
+            if unknown:
+                raise ValueError(f"report row has unknown column(s) {sorted(unknown)}; expected {REPORT_COLUMNS}")
+            if r.get("status") not in STATUSES:
+                raise ValueError(f"report row status must be one of {STATUSES}, got {r.get('status')!r}")
+        table = Table(
+            {
+                name: np.array(
+                    [float(r.get(name) or 0.0) if name == "seconds" else str(r.get(name, "") or "") for r in rows],
+                    dtype=float if name == "seconds" else str,
+                )
+                for name in REPORT_COLUMNS
+            }
+        )
+        table.meta["comments"] = [
+            "bandsynth predict-batch report: status done = predicted now, exists = valid output of an "
+            "earlier run kept, failed = see error, ignored = input file not used"
+        ]
+        self._table = table
+
+    @property
+    def table(self) -> Table:
+        """Every row (a copy)."""
+        return self._table.copy()
+
+    def _where(self, *statuses):
+        return self._table[np.isin(self._table["status"], statuses)]
+
+    @property
+    def failed(self) -> Table:
+        """Rows of galaxies that failed (empty when all went well)."""
+        return self._where("failed")
+
+    @property
+    def succeeded(self) -> Table:
+        """Rows of galaxies with a valid output: predicted now or kept from an earlier run."""
+        return self._where("done", "exists")
+
+    @property
+    def counts(self) -> dict:
+        """Number of rows per status."""
+        return {s: int(np.count_nonzero(self._table["status"] == s)) for s in STATUSES}
+
+    @property
+    def ok(self) -> bool:
+        """True when nothing failed."""
+        return self.counts["failed"] == 0
+
+    def write(self, path):
+        """Write the report as ECSV, atomically (an existing report is replaced)."""
+        from .._io import atomic_path
+
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(path) as tmp:
+            self._table.write(tmp, format="ascii.ecsv", overwrite=True)
+
+    def __len__(self):
+        return len(self._table)
+
+    def __repr__(self):
+        c = self.counts
+        galaxies = len({g for g, s in zip(self._table["galaxy"], self._table["status"]) if s != "ignored"})
+        text = (
+            f"<BatchReport: {galaxies} galax{'y' if galaxies == 1 else 'ies'}: {c['done']} predicted, "
+            f"{c['exists']} already done, {c['failed']} failed"
+        )
+        return text + (f", {c['ignored']} file(s) ignored>" if c["ignored"] else ">")
+
+
+def report_row(galaxy, status, *, band="", file="", output="", error="", seconds=0.0):
+    """One row of a :class:`BatchReport` (a dict with every column of :data:`REPORT_COLUMNS`)."""
+    return {
+        "galaxy": str(galaxy),
+        "status": status,
+        "band": str(band),
+        "file": str(file),
+        "output": str(output),
+        "error": str(error),
+        "seconds": round(float(seconds), 4),
+    }

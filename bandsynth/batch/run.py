@@ -1,0 +1,333 @@
+"""Running a batch: the model, local and distributed Dask runs, :func:`predict_many`.
+
+Part of `bandsynth.batch`; import the public names from there.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+import time
+from pathlib import Path
+
+from .manifest import normalise_items
+from .outputs import check_writable, output_path
+from .report import BatchReport, report_row
+from .workers import cores, error_message, predict_galaxy
+
+__all__ = ["predict_many", "run_local", "quiet_close"]
+
+log = logging.getLogger("bandsynth.batch")
+
+
+def _resolve_model(model):
+    """``(translator, (source, sha256), payload)`` for a model name, path or Translator."""
+    from ..models.zoo import WEIGHTS_DIR, model_paths
+    from ..translator import Translator
+
+    if isinstance(model, Translator):
+        return model, None, None
+    if not isinstance(model, (str, os.PathLike)):
+        raise TypeError(f"model must be a model name, a path or a Translator, got {type(model).__name__}")
+    text = os.fspath(model)
+    weights, _ = model_paths(text)
+    translator = Translator.load(text)
+    # Shipped models are named (each worker finds its own copy); others go by absolute path.
+    source = text if weights.parent.resolve() == WEIGHTS_DIR.resolve() else str(weights.resolve().with_suffix(""))
+    return translator, (source, translator.card.sha256), None
+
+
+def _payload(translator):
+    """The translator's saved files, to send to workers that cannot see it."""
+    with tempfile.TemporaryDirectory(prefix="bandsynth-model-") as folder:
+        saved = translator.save(Path(folder, "model"))
+        weights = Path(folder, "model.safetensors").read_bytes()
+        card = Path(folder, "model.json").read_text()
+    return saved, (saved.name, saved.card.sha256), (weights, card)
+
+
+def _progress_bar(total, enabled):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, disable=not enabled, unit="galaxy", desc="predict-batch", dynamic_ncols=True)
+
+
+def _log_row(row):
+    for text in row.pop("_warnings", ()):
+        log.warning("galaxy %s: %s", row["galaxy"], text)
+    if row["status"] == "failed":
+        where = f" [{row['band']}: {row['file']}]" if row["file"] and row["file"] != row["output"] else ""
+        log.warning("galaxy %s failed%s: %s", row["galaxy"], where, row["error"])
+    else:
+        log.debug("galaxy %s: %s (%.2f s)", row["galaxy"], row["status"], row["seconds"])
+
+
+def run_local(jobs, ref, payload, *, workers, torch_threads, options, progress):
+    """Run on a `distributed.LocalCluster` of ``workers`` single-threaded processes."""
+    import dask
+    from distributed import Client, LocalCluster
+
+    # A galaxy that kills its worker (e.g. out of memory) is retried once on a fresh
+    # process, then reported, rather than tried three times.
+    with dask.config.set({"distributed.scheduler.allowed-failures": 1}):
+        # No dashboard; the scheduler's small HTTP server (health checks) on any free port.
+        # silence_logs: the scheduler's and workers' INFO chatter is not for the user.
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
+                               dashboard_address=None, scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
+                               silence_logs=logging.ERROR)
+    try:
+        client = Client(cluster, set_as_default=False)
+        try:
+            return _run_distributed(jobs, ref, payload, scheduler=client, torch_threads=torch_threads,
+                                    options=options, progress=progress)
+        finally:
+            quiet_close(client)
+    finally:
+        quiet_close(cluster)
+
+
+def quiet_close(thing):
+    """Close a Dask client or cluster; the results are in, so a connection torn down
+    while closing (``CommClosedError``) is not an error of the batch."""
+    from distributed.comm.core import CommClosedError
+
+    noisy = [logging.getLogger(name) for name in ("distributed", "tornado", "asyncio")]
+    levels = [logger.level for logger in noisy]
+    for logger in noisy:
+        logger.setLevel(logging.CRITICAL)
+    try:
+        thing.close()
+    except (CommClosedError, OSError, TimeoutError) as err:
+        log.debug("ignored while shutting Dask down: %r", err)
+    finally:
+        for logger, level in zip(noisy, levels):
+            logger.setLevel(level)
+
+
+def _cluster_workers(client):
+    try:
+        info = client.scheduler_info(n_workers=-1)  # every worker, not the first few
+    except TypeError:  # distributed < 2025 lists them all anyway
+        info = client.scheduler_info()
+    return info.get("workers", {})
+
+
+def _run_distributed(jobs, ref, payload, *, scheduler, torch_threads, options, progress):
+    from distributed import Client, as_completed
+    from distributed.comm import get_address_host
+
+    own = not isinstance(scheduler, Client)
+    client = Client(scheduler, set_as_default=False) if own else scheduler
+    futures = {}
+    try:
+        workers = _cluster_workers(client)
+        if not workers:
+            client.wait_for_workers(1, timeout=60)
+            workers = _cluster_workers(client)
+        # Worker processes per machine: each runs one galaxy at a time (see workers._GALAXY_LOCK)
+        # and gives the network its share of the machine's cores.
+        host_workers = {}
+        for addr in workers:
+            host = get_address_host(addr)
+            host_workers[host] = host_workers.get(host, 0) + 1
+        options = {**options, "torch_threads": torch_threads, "host_workers": host_workers}
+        extra = {}
+        if payload is not None:
+            extra["payload"] = client.scatter(payload, broadcast=True, hash=False)
+        log.info("sending %d galaxies to %d worker(s) at %s", len(jobs), len(workers), client.scheduler.address)
+        for i, (galaxy, files, out) in enumerate(jobs):
+            future = client.submit(predict_galaxy, galaxy, files, out, model=ref, options=options, pure=False,
+                                   key=f"bandsynth-predict-{i}-{os.urandom(4).hex()}", **extra)
+            futures[future] = i
+        results = [None] * len(jobs)
+        bar = _progress_bar(len(jobs), progress)
+        try:
+            for future in as_completed(list(futures), loop=client.loop):
+                i = futures[future]
+                try:
+                    row = future.result()
+                except Exception as err:  # the worker died or the task was lost
+                    galaxy, _, out = jobs[i]
+                    row = report_row(galaxy, "failed", output=out, error=f"worker failure: {error_message(err)}")
+                results[i] = row
+                _log_row(row)
+                bar.update(1)
+                future.release()
+        finally:
+            bar.close()
+        return results
+    finally:
+        for future in futures:
+            if not future.done():
+                future.cancel()
+        if own:
+            quiet_close(client)
+
+
+def predict_many(model, items, *, out_dir, workers=None, scheduler=None, overwrite=False, progress=True,
+                 report=None, reproject_to=None, tta=False, torch_threads=None, predict_kw=None,
+                 base_dir=None) -> BatchReport:
+    """Predict the model's output band for many galaxies, one FITS file each.
+
+    Parameters
+    ----------
+    model : str, os.PathLike or `~bandsynth.Translator`
+        A shipped model's name, the path of a saved model, or a translator.
+    items : manifest path, `~astropy.table.Table`, `~bandsynth.datasets.folder.FolderScan` or list
+        The galaxies: a manifest (see :func:`read_manifest`), the result of
+        `~bandsynth.datasets.folder.scan_folder`, or a list of
+        ``(id, {band: path})`` (or ``(id, multi-extension path)``) pairs.
+    out_dir : str or os.PathLike
+        Output folder (created if needed); galaxy ``id`` goes to
+        ``out_dir/<id>_<band>_synth.fits`` (:func:`output_path`).
+    workers : int, optional
+        Local worker processes (default: the number of cores).  Ignored with ``scheduler``.
+    scheduler : str or `distributed.Client`, optional
+        Address of a ``dask.distributed`` scheduler (e.g. ``"tcp://10.0.0.1:8786"``)
+        or a connected client: run on that cluster instead of locally.
+    overwrite : bool
+        Predict again and replace existing outputs.  Without it, a valid
+        output of this model for the same inputs is kept (status ``"exists"``)
+        and any other existing file is left alone and reported as a failure.
+    progress : bool
+        Show a progress bar.
+    report : str or os.PathLike, optional
+        Also write the report there (ECSV).
+    reproject_to : str, optional
+        Resample each galaxy's bands onto this band's grid before predicting.
+    tta : bool
+        Average over the 8 flips/rotations (see `Translator.predict`).
+    torch_threads : int, optional
+        Intra-op threads of each worker's network (default: the cores of its
+        machine divided by the Dask worker threads there).
+    predict_kw : mapping, optional
+        Further `Translator.predict` options (``batch_size``, ``n_samples``,
+        ``tile``, ``precision``...).
+    base_dir : str or os.PathLike, optional
+        Folder of relative paths in a Table manifest.
+
+    Returns
+    -------
+    BatchReport
+        One row per galaxy (and per unusable file of a folder scan).
+
+    Raises
+    ------
+    ValueError, FileNotFoundError, TypeError
+        A problem with the model (unknown name, weights failing their SHA-256
+        check), the manifest or the options -- never a problem of one galaxy,
+        which is reported instead.
+
+    Examples
+    --------
+    The usual call is ``predict_many("nuv_k_to_r", "manifest.ecsv", out_dir="synth")``.
+    Problems of single galaxies end up in the report:
+
+    >>> import tempfile
+    >>> report = predict_many("nuv_k_to_r", [("g1", {"NUV": "g1_nuv.fits"})], out_dir=tempfile.mkdtemp(),
+    ...                       progress=False)
+    >>> report
+    <BatchReport: 1 galaxy: 0 predicted, 0 already done, 1 failed>
+    >>> print(report.failed["error"][0])
+    no file for band Ks
+    """
+    predict_kw = _check_options(out_dir, workers, torch_threads, predict_kw, tta)
+    translator, ref, payload = _resolve_model(model)
+    reproject_to = _check_reproject_to(reproject_to, translator)
+    item_list, rows = normalise_items(items, translator.inputs, base_dir)
+
+    out_dir = Path(out_dir).absolute()
+    check_writable(out_dir)
+    jobs = _plan_jobs(item_list, rows, out_dir, translator.output)
+    for row in rows:
+        _log_row(row)
+
+    options = {"overwrite": bool(overwrite), "reproject_to": reproject_to, "predict_kw": predict_kw}
+    started = time.perf_counter()
+    if jobs and ref is None:
+        translator, ref, payload = _payload(translator)
+    results = _run(jobs, ref, payload, scheduler=scheduler, workers=workers, torch_threads=torch_threads,
+                   options=options, progress=progress)
+    return _finish(BatchReport([*results, *rows]), started=started, out_dir=out_dir, report=report)
+
+
+def _check_options(out_dir, workers, torch_threads, predict_kw, tta):
+    """The options of :func:`predict_many` checked before any work: ``predict_kw`` with ``tta``."""
+    from ..translator import Translator
+
+    if not isinstance(out_dir, (str, os.PathLike)):
+        raise TypeError(f"out_dir must be a path, got {type(out_dir).__name__}")
+    if workers is not None and (not isinstance(workers, int) or isinstance(workers, bool) or workers < 1):
+        raise ValueError(f"workers must be a positive integer, got {workers!r}")
+    if torch_threads is not None and (not isinstance(torch_threads, int) or torch_threads < 1):
+        raise ValueError(f"torch_threads must be a positive integer, got {torch_threads!r}")
+    predict_kw = dict(predict_kw or {})
+    if "tta" in predict_kw:
+        raise TypeError("give tta= directly, not in predict_kw")
+    import inspect
+
+    try:
+        inspect.signature(Translator.predict).bind(None, None, **predict_kw)
+    except TypeError as err:
+        raise TypeError(f"predict_kw: {err}") from None
+    predict_kw["tta"] = bool(tta)
+    return predict_kw
+
+
+def _check_reproject_to(reproject_to, translator):
+    """The canonical name of the band ``reproject_to``, which must be an input of the model (or None)."""
+    from ..bands import get_band
+
+    if reproject_to is not None:
+        reproject_to = get_band(reproject_to).name
+        if reproject_to not in translator.inputs:
+            raise ValueError(
+                f"reproject_to={reproject_to!r} is not an input band of model {translator.name!r} "
+                f"({', '.join(translator.inputs)})"
+            )
+    return reproject_to
+
+
+def _plan_jobs(item_list, rows, out_dir, band):
+    """``[(galaxy, files, output path)]``; an id that cannot name an output or is repeated adds a row to ``rows``."""
+    jobs, seen = [], {}
+    for galaxy, files in item_list:
+        try:
+            out = output_path(out_dir, galaxy, band)
+        except ValueError as err:
+            file = files if isinstance(files, str) else ", ".join(files.values())
+            rows.append(report_row(galaxy, "failed", file=file, error=str(err)))
+            continue
+        if galaxy in seen:
+            rows.append(report_row(galaxy, "failed", output=out,
+                                   error=f"duplicate galaxy id: item {seen[galaxy] + 1} already writes {out}"))
+            continue
+        seen[galaxy] = len(jobs)
+        jobs.append((galaxy, files, str(out)))
+    return jobs
+
+
+def _run(jobs, ref, payload, *, scheduler, workers, torch_threads, options, progress):
+    """The report rows of ``jobs``, run locally or on the cluster at ``scheduler``."""
+    if not jobs:
+        return []
+    if scheduler is None:
+        return run_local(jobs, ref, payload, workers=min(workers or cores(), len(jobs)),
+                         torch_threads=torch_threads, options=options, progress=progress)
+    if workers is not None:
+        log.info("workers=%d is ignored: the cluster at %s has its own workers", workers, scheduler)
+    return _run_distributed(jobs, ref, payload, scheduler=scheduler, torch_threads=torch_threads,
+                            options=options, progress=progress)
+
+
+def _finish(result, *, started, out_dir, report):
+    """Write the report where asked, log the summary line and return ``result``."""
+    c = result.counts
+    summary = (f"{c['done']} predicted, {c['exists']} already done, {c['failed']} failed "
+               f"in {time.perf_counter() - started:.1f} s; outputs in {out_dir}")
+    if report is not None:
+        result.write(report)
+        summary += f"; report {report}"
+    log.info("predict-batch: %s", summary)
+    return result

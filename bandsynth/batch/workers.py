@@ -1,0 +1,231 @@
+"""What runs on a worker: the translator cache, threads, one galaxy's prediction, error attribution.
+
+Part of `bandsynth.batch`; import the public names from there.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from .outputs import output_problem, remove_stale_temporaries
+from .report import report_row
+
+__all__ = ["TRANSLATOR_CACHE", "get_translator", "cores", "attribute_error", "error_message", "predict_galaxy"]
+
+# glibc mallopt parameters (malloc.h)
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+_BAND_IN_MESSAGE = re.compile(r"band '([^']+)'")
+
+# ---------------------------------------------------------------------- the model on workers
+#: Translators loaded in this process, by ``(source, sha256)`` (at most four).
+TRANSLATOR_CACHE = {}
+_CACHE_SIZE = 4
+_CACHE_LOCK = threading.Lock()
+# One galaxy at a time per process: astropy and bandsynth use warnings.catch_warnings,
+# which is not thread-safe before Python 3.14, so worker threads would corrupt each
+# other's warning filters.
+_GALAXY_LOCK = threading.Lock()
+
+
+def get_translator(model, payload=None):
+    """The translator of ``model = (source, sha256)``, loaded once per worker process."""
+    from ..models.zoo import WeightsHashError
+    from ..translator import Translator
+
+    source, sha256 = model
+    with _CACHE_LOCK:
+        translator = TRANSLATOR_CACHE.get((source, sha256))
+        if translator is None:
+            if payload is not None:
+                # A model that exists only in the client's memory: its saved files travel
+                # with the tasks and are loaded through the same hash-checked path.
+                folder = tempfile.mkdtemp(prefix="bandsynth-model-")
+                try:
+                    weights, card = payload
+                    Path(folder, "model.safetensors").write_bytes(weights)
+                    Path(folder, "model.json").write_text(card)
+                    translator = Translator.load(Path(folder, "model"))
+                finally:
+                    shutil.rmtree(folder, ignore_errors=True)
+            else:
+                translator = Translator.load(source)
+            if translator.card.sha256 != sha256:
+                raise WeightsHashError(
+                    f"model {source!r} here has weights SHA-256 {translator.card.sha256}, but the batch "
+                    f"started with {sha256}: the model changed during the batch"
+                )
+            while len(TRANSLATOR_CACHE) >= _CACHE_SIZE:  # a long-lived cluster serving many models
+                TRANSLATOR_CACHE.pop(next(iter(TRANSLATOR_CACHE)))
+            TRANSLATOR_CACHE[(source, sha256)] = translator
+    return translator
+
+
+_MALLOC_TUNED = False
+
+
+def _tune_malloc():
+    """Undo the slow-down of the network under Dask's nanny (once per process, glibc only).
+
+    The nanny starts workers with ``MALLOC_TRIM_THRESHOLD_=65536``, which also switches
+    off glibc's dynamic mmap threshold: every large temporary tensor is then mmap-ed,
+    page-faulted and unmapped afresh, which doubles the time of the "paper" network
+    (measured: 0.50 s instead of 0.19 s for a 128 x 128 image).  The usual thresholds
+    are restored with ``mallopt``.
+    """
+    global _MALLOC_TUNED
+    if _MALLOC_TUNED:
+        return
+    _MALLOC_TUNED = True
+    if "MALLOC_TRIM_THRESHOLD_" not in os.environ or not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt(_M_MMAP_THRESHOLD, 32 << 20)  # glibc's largest dynamic value
+        libc.mallopt(_M_TRIM_THRESHOLD, 128 << 20)
+    except (OSError, AttributeError):  # not glibc
+        pass
+
+
+def cores():
+    """Cores this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def _set_torch_threads(options):
+    import torch
+
+    n = options.get("torch_threads")
+    if n is None and options.get("host_workers"):
+        from distributed import get_worker
+        from distributed.comm import get_address_host
+
+        try:
+            host = get_address_host(get_worker().address)
+        except ValueError:  # not running on a distributed worker
+            return
+        n = max(1, cores() // max(1, options["host_workers"].get(host, 1)))
+    if n is not None and torch.get_num_threads() != n:
+        torch.set_num_threads(n)
+
+
+def attribute_error(err, files):
+    """(band, file) an input error is about.
+
+    From the error's ``band`` and ``path`` attributes where it carries them; only
+    errors that do not are attributed from their message (``band 'X'``).
+    """
+    band, path = getattr(err, "band", None), getattr(err, "path", None)
+    if band is not None or path is not None:
+        from ..bands import get_band
+
+        if band is not None:
+            try:
+                band = get_band(getattr(band, "name", band)).name
+            except ValueError:
+                band = str(band)
+        if path is None:
+            path = files if isinstance(files, str) else files.get(band, ", ".join(files.values()))
+        if band is None:
+            band = "" if isinstance(files, str) else next(
+                (b for b, f in files.items() if os.fspath(f) == os.fspath(path)), ",".join(files))
+        return str(band), os.fspath(path)
+    if isinstance(files, str):
+        match = _BAND_IN_MESSAGE.search(str(err))
+        return (match.group(1) if match else ""), files
+    match = _BAND_IN_MESSAGE.search(str(err))
+    if match:
+        from ..bands import get_band
+
+        try:
+            band = get_band(match.group(1)).name
+        except ValueError:
+            band = None
+        if band in files:
+            return band, files[band]
+    return ",".join(files), ", ".join(files.values())
+
+
+def error_message(err):
+    """The text of ``err`` for the report (its type when it has none; memory errors say so)."""
+    text = str(err)
+    if isinstance(err, MemoryError):
+        return f"out of memory{': ' + text if text else ''}"
+    return text or type(err).__name__
+
+
+def predict_galaxy(galaxy, files, out, *, model, options, payload=None):
+    """Predict one galaxy into ``out``; never raises: returns its report row.
+
+    Warnings raised on the way are not printed by the worker (its stderr would mix
+    them with the progress bar): they travel with the row (``_warnings``) and the
+    caller logs each once.
+    """
+    import warnings
+
+    with _GALAXY_LOCK, warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("default")
+        row = _predict_galaxy_locked(galaxy, files, out, model=model, options=options, payload=payload)
+    messages = []
+    for w in caught:
+        text = str(w.message)
+        if w.category.__name__ not in ("UserWarning", "AstropyUserWarning"):
+            text = f"{w.category.__name__}: {text}"
+        if text not in messages:
+            messages.append(text)
+    if messages:
+        row["_warnings"] = messages
+    return row
+
+
+def _predict_galaxy_locked(galaxy, files, out, *, model, options, payload):
+    started = time.perf_counter()
+    try:
+        _tune_malloc()
+        _set_torch_threads(options)
+        translator = get_translator(model, payload)
+    except Exception as err:
+        return report_row(galaxy, "failed", output=out, error=f"cannot load the model: {error_message(err)}")
+    band = translator.output
+    needed = translator.inputs
+    overwrite = bool(options.get("overwrite"))
+
+    def failed(error, *, band=band, file=out):
+        return report_row(galaxy, "failed", band=band, file=file, output=out, error=error,
+                          seconds=time.perf_counter() - started)
+
+    remove_stale_temporaries(out)
+    exists = os.path.lexists(out)
+    if exists:
+        problem = output_problem(out, name=translator.name, sha256=translator.card.sha256, band=band,
+                                  files=files, needed=needed)
+        if problem is None and not overwrite:
+            return report_row(galaxy, "exists", band=band, output=out, seconds=time.perf_counter() - started)
+        if problem is not None and not overwrite:
+            return failed(f"output {out} exists but {problem}; it is kept: pass --overwrite (overwrite=True) "
+                          "to predict it again")
+    from ..stack import BandStack
+
+    try:
+        stack = BandStack.from_fits(files, reproject_to=options.get("reproject_to"))
+    except Exception as err:
+        b, f = attribute_error(err, files)
+        return failed(error_message(err), band=b, file=f)
+    try:
+        prediction = translator.predict(stack, **options.get("predict_kw", {}))
+    except Exception as err:
+        b, f = attribute_error(err, files)
+        return failed(error_message(err), band=b, file=f)
+    try:
+        prediction.write(out, overwrite=overwrite and exists)
+    except Exception as err:
+        return failed(f"cannot write {out}: {error_message(err)}")
+    return report_row(galaxy, "done", band=band, output=out, seconds=time.perf_counter() - started)

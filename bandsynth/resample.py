@@ -1,0 +1,169 @@
+"""Resampling the bands of a `~bandsynth.stack.BandStack` onto one pixel grid.
+
+:func:`reproject_all` resamples images with the `reproject` package, keeping the
+total flux of images in flux per pixel (``conserve_flux="auto"``) and returning one
+record per resampled band (what `BandStack.reproject <bandsynth.stack.BandStack.reproject>`
+stores in ``meta["reprojection"]``); :func:`check_grid` makes sure the bands of a stack
+share one grid.  Most code uses `BandStack.reproject <bandsynth.stack.BandStack.reproject>`
+or ``reproject_to=`` instead.
+"""
+
+from __future__ import annotations
+
+import copy
+import warnings
+
+import astropy.units as u
+import numpy as np
+from astropy.utils.exceptions import AstropyUserWarning
+
+from .stack_io import BandImage
+
+__all__ = ["METHODS", "check_grid", "reproject_all"]
+
+#: Resampling methods: `reproject.reproject_interp`, `~reproject.reproject_exact`, `~reproject.reproject_adaptive`.
+METHODS = ("interp", "exact", "adaptive")
+# Two bands share a pixel grid when their WCSs agree to this many pixels everywhere.
+_GRID_TOLERANCE = 0.01
+# Reprojected pixels covered by less than this fraction of input pixels are masked.
+_MIN_COVERAGE = 0.999
+
+
+# ---------------------------------------------------------------------- grids
+def _grid_offset(wcs_a, wcs_b, shape):
+    """Largest pixel distance between where two WCSs put the same sky points (inf if they cannot be compared)."""
+    ny, nx = shape
+    x = np.array([0.0, nx - 1.0, 0.0, nx - 1.0, (nx - 1) / 2.0])
+    y = np.array([0.0, 0.0, ny - 1.0, ny - 1.0, (ny - 1) / 2.0])
+    try:
+        world = wcs_a.pixel_to_world(x, y)
+        if not isinstance(world, (list, tuple)):
+            world = [world]
+        xb, yb = wcs_b.world_to_pixel(*world)
+    except Exception:  # any failure (different frames, axis types...) means "not the same grid"
+        return np.inf
+    offset = float(np.max(np.hypot(np.asarray(xb) - x, np.asarray(yb) - y)))
+    return offset if np.isfinite(offset) else np.inf
+
+
+def check_grid(built):
+    bands = list(built)
+    first = bands[0]
+    shape = built[first].shape
+    different = [b for b in bands if built[b].shape != shape]
+    if different:
+        listing = ", ".join(f"{b.name} {built[b].shape}" for b in bands)
+        raise ValueError(
+            f"bands have different shapes ({listing}); put them on one pixel grid first, e.g. "
+            f"BandStack.from_fits(..., reproject_to={first.name!r}), "
+            f"BandStack.from_arrays(..., reproject_to={first.name!r}) or BandStack.reproject"
+        )
+    ref = built[first].wcs
+    for band in bands[1:]:
+        if ref is None:
+            break
+        offset = _grid_offset(ref, built[band].wcs, shape)
+        if offset > _GRID_TOLERANCE:
+            raise ValueError(
+                f"band {band.name!r} is not on the pixel grid of band {first.name!r} (its WCS differs by up to "
+                f"{offset:.3g} pixels); reproject onto one grid, e.g. reproject_to={first.name!r} in "
+                "BandStack.from_fits / BandStack.from_arrays, or BandStack.reproject"
+            )
+
+
+# ---------------------------------------------------------------------- reprojection
+def _is_surface_brightness(unit) -> bool:
+    """Whether ``unit`` is per solid angle (its SI decomposition has rad**-2)."""
+    try:
+        dec = u.Unit(unit).decompose()
+    except (u.UnitsError, ValueError):
+        return False
+    return any(base == u.rad and power < 0 for base, power in zip(dec.bases, dec.powers))
+
+
+def _pixel_area(wcs, label):
+    from astropy.wcs.utils import proj_plane_pixel_area
+
+    try:
+        return float(proj_plane_pixel_area(wcs.celestial if wcs.has_celestial else wcs))
+    except (ValueError, TypeError) as err:
+        raise ValueError(f"{label}: cannot measure the pixel area of its WCS ({err})") from None
+
+
+def reproject_all(images, wcs_out, shape_out, *, method, conserve_flux, kwargs):
+    """Resample every band; returns the new images and one record per band that moved."""
+    if conserve_flux not in ("auto", True, False):
+        raise ValueError(f"reproject: conserve_flux must be 'auto', True or False; got {conserve_flux!r}")
+    built, records = {}, []
+    for band, im in images.items():
+        new = _reproject_image(band, im, wcs_out, shape_out, method=method, conserve_flux=conserve_flux,
+                               kwargs=kwargs)
+        if new is not im:
+            a_in, a_out = _pixel_area(im.wcs, f"band {band.name!r}"), _pixel_area(wcs_out, "target")
+            scaled = conserve_flux is not False and not _is_surface_brightness(im.unit)
+            records.append({
+                "band": band.name, "method": method,
+                "pixel_scale_in": round(float(np.sqrt(a_in)) * 3600.0, 6),
+                "pixel_scale_out": round(float(np.sqrt(a_out)) * 3600.0, 6),
+                "shape_out": [int(n) for n in shape_out],
+                "flux_scaled_by_area_ratio": bool(scaled),
+                "area_ratio": float(a_out / a_in),
+                "unit": str(im.unit),
+            })
+        built[band] = new
+    return built, records
+
+
+def _reproject_image(band, im, wcs_out, shape_out, *, method, conserve_flux, kwargs):
+    """Resample one band onto ``(wcs_out, shape_out)`` with the reproject package."""
+    if method not in METHODS:
+        raise ValueError(f"reproject: method must be one of {', '.join(METHODS)}; got {method!r}")
+    label = f"band {band.name!r}"
+    if im.wcs is None:
+        raise ValueError(f"{label} has no WCS; reprojection needs a WCS on every band (pass wcs=)")
+    if im.shape == tuple(shape_out) and _grid_offset(im.wcs, wcs_out, shape_out) <= _GRID_TOLERANCE:
+        return im
+    import reproject
+
+    func = {
+        "interp": reproject.reproject_interp,
+        "exact": reproject.reproject_exact,
+        "adaptive": reproject.reproject_adaptive,
+    }[method]
+
+    def run(array, **extra):
+        try:
+            return func((np.array(array, dtype=float), im.wcs), wcs_out, shape_out=shape_out, **{**kwargs, **extra})
+        except (ValueError, TypeError) as err:
+            raise ValueError(f"{label}: reproject_{method} failed: {err}") from err
+
+    data, footprint = run(im.data)
+    bad = ~np.isfinite(data)
+    outside = footprint < _MIN_COVERAGE
+    if outside.any():
+        warnings.warn(
+            f"{label}: {int(outside.sum())} pixel(s) of the target grid are not (fully) covered by the "
+            "band's image; they are masked",
+            AstropyUserWarning,
+            stacklevel=4,
+        )
+        bad |= outside
+    if im.mask is not None and im.mask.any():
+        mask_extra = {"order": "bilinear"} if method == "interp" else {}
+        touched, _ = run(im.mask.astype(float), **mask_extra)
+        bad |= ~(np.nan_to_num(touched, nan=1.0) <= 1e-6)
+    a_in, a_out = _pixel_area(im.wcs, label), _pixel_area(wcs_out, "target")
+    variance = None
+    if im.uncertainty is not None:
+        variance, _ = run(im.uncertainty**2)
+        if method in ("exact", "adaptive"):
+            # an output pixel averages about a_out / a_in independent input pixels
+            variance = variance * min(1.0, a_in / a_out)
+    if conserve_flux is not False and not _is_surface_brightness(im.unit):
+        ratio = a_out / a_in
+        data = data * ratio
+        if variance is not None:
+            variance = variance * ratio**2
+    unc = None if variance is None else np.sqrt(variance)
+    mask = bad if (bad.any() or im.mask is not None) else None
+    return BandImage(data, im.unit, unc, mask, copy.deepcopy(wcs_out), copy.copy(im.meta))
