@@ -157,6 +157,25 @@ def plot_panel(inputs, truth, prediction, sigma=None, *, band=None, titles=None,
     >>> sum(len(ax.images) for ax in fig.axes)   # 2 rows x (NUV, truth, prediction, residual, sigma)
     10
     """
+    preds, truths, sigmas, ins, unit = _panel_rows(inputs, truth, prediction, sigma, unit)
+    bands, columns, default_titles = _panel_columns(ins, truths, sigmas, band=band, titles=titles, residual=residual)
+    n_rows, n_cols = len(preds), len(columns)
+    fig = _figure(figsize or (2.0 * n_cols + 0.6, 2.0 * n_rows + 0.3))
+    axes = fig.subplots(n_rows, n_cols, squeeze=False)
+    for r in range(n_rows):
+        pred, tru, sig, in_arrs = _panel_arrays(preds[r], truths[r], sigmas[r], ins[r])
+        norm = _asinh_norm([tru if tru is not None else pred, pred], a=stretch)
+        for c, col in enumerate(columns):
+            title = default_titles[col] if r == 0 else None
+            _panel_cell(fig, axes[r, c], col, title, bands=bands, pred=pred, tru=tru, sig=sig, in_arrs=in_arrs,
+                        norm=norm, stretch=stretch, unit=unit)  # fmt: skip
+        if row_labels is not None and r < len(row_labels):
+            axes[r, 0].set_ylabel(str(row_labels[r]), fontsize=9)
+    return fig
+
+
+def _panel_rows(inputs, truth, prediction, sigma, unit):
+    """:func:`plot_panel`'s arguments as one entry per row: (preds, truths, sigmas, inputs, unit text)."""
     preds = _as_rows(prediction, "prediction")
     if preds is None:
         raise ValueError("prediction is required")
@@ -171,6 +190,11 @@ def plot_panel(inputs, truth, prediction, sigma=None, *, band=None, titles=None,
     for name, seq in (("truth", truths), ("sigma", sigmas), ("inputs", ins)):
         if len(seq) != n_rows:
             raise ValueError(f"{name} has {len(seq)} rows but prediction has {n_rows}")
+    return preds, truths, sigmas, ins, unit
+
+
+def _panel_columns(ins, truths, sigmas, *, band, titles, residual):
+    """The input bands, the columns of :func:`plot_panel` and the title of each column."""
     bands = list(dict.fromkeys(b for row in ins for b in row))
     has_truth = any(t is not None for t in truths)
     has_sigma = any(s is not None for s in sigmas)
@@ -184,51 +208,50 @@ def plot_panel(inputs, truth, prediction, sigma=None, *, band=None, titles=None,
         default_titles.update(truth=f"true {band}", prediction=f"predicted {band}")
     default_titles.update({b: f"input {b}" for b in bands})
     default_titles.update(dict(titles or {}))
-    n_cols = len(columns)
-    fig = _figure(figsize or (2.0 * n_cols + 0.6, 2.0 * n_rows + 0.3))
-    axes = fig.subplots(n_rows, n_cols, squeeze=False)
-    for r in range(n_rows):
-        pred = _array(preds[r], "prediction")
-        tru = _array(truths[r], "truth") if truths[r] is not None else None
-        sig = _array(sigmas[r], "sigma") if sigmas[r] is not None else None
-        in_arrs = {b: _array(im, f"input {b}") for b, im in ins[r].items()}
-        for arr, nm in [(tru, "truth"), (sig, "sigma"), *[(a, f"input {b}") for b, a in in_arrs.items()]]:
-            if arr is not None and arr.shape != pred.shape:
-                raise ValueError(f"{nm} has shape {arr.shape} but prediction has shape {pred.shape}")
-        norm = _asinh_norm([tru if tru is not None else pred, pred], a=stretch)
-        for c, col in enumerate(columns):
-            ax = axes[r, c]
-            title = default_titles[col] if r == 0 else None
-            if col in in_arrs:
-                _show(ax, in_arrs[col], norm=_asinh_norm([in_arrs[col]], a=stretch), title=title)
-            elif col in bands:
-                ax.set_axis_off()
-            elif col == "truth":
-                if tru is None:
-                    ax.set_axis_off()
-                else:
-                    _show(ax, tru, norm=norm, title=title)
-            elif col == "prediction":
-                _show(ax, pred, norm=norm, title=title)
-            elif col == "residual":
-                if tru is None:
-                    ax.set_axis_off()
-                    continue
-                res = tru - pred
-                finite = np.abs(res[np.isfinite(res)])
-                lim = float(np.percentile(finite, 99.5)) if finite.size else 1.0
-                lim = lim if lim > 0 else 1.0
-                im = _show(ax, res, cmap="RdBu_r", vmin=-lim, vmax=lim, title=title)
-                _colorbar(fig, im, ax, unit)
-            elif col == "sigma":
-                if sig is None:
-                    ax.set_axis_off()
-                    continue
-                im = _show(ax, sig, cmap="viridis", norm=_asinh_norm([sig], a=stretch), title=title)
-                _colorbar(fig, im, ax, unit, stretched=True)
-        if row_labels is not None and r < len(row_labels):
-            axes[r, 0].set_ylabel(str(row_labels[r]), fontsize=9)
-    return fig
+    return bands, columns, default_titles
+
+
+def _panel_arrays(pred, truth, sigma, inputs):
+    """One row's images as 2-D arrays (truth and sigma may be None), all of the prediction's shape."""
+    pred = _array(pred, "prediction")
+    tru = _array(truth, "truth") if truth is not None else None
+    sig = _array(sigma, "sigma") if sigma is not None else None
+    in_arrs = {b: _array(im, f"input {b}") for b, im in inputs.items()}
+    for arr, nm in [(tru, "truth"), (sig, "sigma"), *[(a, f"input {b}") for b, a in in_arrs.items()]]:
+        if arr is not None and arr.shape != pred.shape:
+            raise ValueError(f"{nm} has shape {arr.shape} but prediction has shape {pred.shape}")
+    return pred, tru, sig, in_arrs
+
+
+def _panel_cell(fig, ax, col, title, *, bands, pred, tru, sig, in_arrs, norm, stretch, unit):
+    """Draw column ``col`` of one row of :func:`plot_panel` on ``ax``."""
+    if col in in_arrs:
+        _show(ax, in_arrs[col], norm=_asinh_norm([in_arrs[col]], a=stretch), title=title)
+    elif col in bands:
+        ax.set_axis_off()
+    elif col == "truth":
+        if tru is None:
+            ax.set_axis_off()
+        else:
+            _show(ax, tru, norm=norm, title=title)
+    elif col == "prediction":
+        _show(ax, pred, norm=norm, title=title)
+    elif col == "residual":
+        if tru is None:
+            ax.set_axis_off()
+            return
+        res = tru - pred
+        finite = np.abs(res[np.isfinite(res)])
+        lim = float(np.percentile(finite, 99.5)) if finite.size else 1.0
+        lim = lim if lim > 0 else 1.0
+        im = _show(ax, res, cmap="RdBu_r", vmin=-lim, vmax=lim, title=title)
+        _colorbar(fig, im, ax, unit)
+    elif col == "sigma":
+        if sig is None:
+            ax.set_axis_off()
+            return
+        im = _show(ax, sig, cmap="viridis", norm=_asinh_norm([sig], a=stretch), title=title)
+        _colorbar(fig, im, ax, unit, stretched=True)
 
 
 def plot_synthetic(synthetic_band, *, truth=None, inputs=None, **kwargs):

@@ -167,8 +167,8 @@ class Translator:
     # ------------------------------------------------------------------ training
     @classmethod
     def fit(cls, data, *, inputs, output, name=None, preset="small", epochs=10, batch_size=8, lr=2e-4,
-            crop_size=64, seed=0, checkpoint_dir=None, checkpoint_every=None, max_steps=None, device="auto",
-            progress=True, calibrate=True, init=None, recipe="", description=""):
+            crop_size=64, seed=0, stretch=50.0, checkpoint_dir=None, checkpoint_every=None, max_steps=None,
+            device="auto", progress=True, calibrate=True, init=None, recipe="", description=""):
         """Train a new translator on ``data`` (see `bandsynth.nn.recipe` for the steps).
 
         Parameters
@@ -190,6 +190,9 @@ class Translator:
             Training recipe: Adam with a cosine schedule on random ``crop_size``
             crops with the 8 flips/rotations (the network is local, so crops
             train it for whole images exactly).
+        stretch : float
+            Ratio of each band's scaling maximum (the median training galaxy's
+            brightest pixels) to its softening (`bandsynth.nn.recipe.fit_physical_scalings`).
         checkpoint_dir, checkpoint_every
             Resumable checkpoints (safetensors): a run started again with the
             same arguments continues from the newest one.
@@ -216,9 +219,9 @@ class Translator:
         output = get_band(output).name
         name = name or f"{'_'.join(b.lower() for b in inputs)}_to_{output.lower()}"
         started = time.perf_counter()
-        scalings = steps.fit_physical_scalings(data, inputs, output)
-        coefficients = steps.colour_coefficients(data, inputs, output)
-        net = steps.build_network(preset, inputs, output, scalings, coefficients, seed=seed)
+        scalings = steps.fit_physical_scalings(data, inputs, output, stretch=stretch)
+        net = steps.build_network(preset, inputs, output, scalings, steps.colour_model(data, inputs, output, scalings),
+                                  seed=seed)
         start = None if init is None else steps.check_init(Translator.load(init, device="cpu"), inputs, output, preset)
         if start is not None:
             net, scalings = start.model, start.scalings
@@ -234,7 +237,8 @@ class Translator:
         card = steps.training_card(
             data, net, name=name, inputs=inputs, output=output, preset=preset, scalings=scalings, result=result,
             sizes={**sizes, "n_calibration": int(len(calibration))}, started=started, init=init, start=start,
-            options=dict(seed=seed, epochs=epochs, batch_size=batch_size, crop_size=crop_size, lr=lr, recipe=recipe),
+            options=dict(seed=seed, epochs=epochs, batch_size=batch_size, crop_size=crop_size, lr=lr, recipe=recipe,
+                         stretch=stretch),
             description=description)
         translator = cls(net, card, device=device)
         return translator.calibrate(data, indices=calibration) if calibrate else translator

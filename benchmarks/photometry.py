@@ -6,11 +6,13 @@ choice or calibration), predicted with the default `Translator.predict` settings
 Per galaxy, inside its footprint (photutils segmentation of the true image),
 ``delta mag = -2.5 log10(sum prediction / sum truth)``; printed: the median
 ``|delta mag|`` with the 16-84 % range of ``delta mag``, for the model, the linear
-colour model inside it (its card's coefficients, on its own) and the nearest input
-band times one flux ratio fitted on the training pixels; the SSIM in the paper's
+colour model ``f_out = sum_i c_i f_i`` (least squares on the training pixels: the
+floor every model must beat) and the nearest input band times one flux ratio fitted
+on the training pixels; the SSIM in the paper's
 metric space (`bandsynth.evaluation.metric_space`) beside the previous zoo's card
-(bandsynth 0.1); the 1- and 2-sigma coverage of the footprint pixels and the
-10-90 % range of the per-galaxy 1-sigma coverage.
+(bandsynth 0.1); the 1- and 2-sigma coverage of the footprint pixels (the central 68.27 % and
+95.45 % intervals of the error distribution the model's calibration states) and
+the 10-90 % range of the per-galaxy 1-sigma coverage.
 
     python benchmarks/photometry.py                      # every shipped model, 150 galaxies each
     python benchmarks/photometry.py --models nuv_k_to_r --max-images 40
@@ -53,12 +55,12 @@ def measure(translator, *, max_images=150, progress=False):
     indices = list(data.indices("test"))[:max_images]
     stacks = [data.stack(int(i)) for i in indices]
     preds = translator.predict([s.select(card.inputs) for s in stacks])
-    coefficients = [card.baseline["coefficients"][b] for b in card.inputs]
+    coefficients = fit_linear_colour(data, card.inputs, card.output)  # the floor: linear in flux, training split
     nearest = min(card.inputs, key=lambda b: abs(np.log(get_band(b).wavelength / get_band(card.output).wavelength)))
     ratio = float(fit_linear_colour(data, [nearest], card.output)[0])
     scalings, references = metric_space(data, card.inputs, card.output)
     refs = references(stacks)
-    out = {k: [] for k in ("model", "linear_colour", "nearest_band", "ssim", "z", "galaxy_cov1")}
+    out = {k: [] for k in ("model", "linear_colour", "nearest_band", "ssim", "z", "z2", "galaxy_cov1")}
     for stack, pred, ref in zip(stacks, preds, refs):
         truth = np.asarray(stack[card.output].data, dtype=np.float64)
         seg = segment(truth)
@@ -73,7 +75,9 @@ def measure(translator, *, max_images=150, progress=False):
         out["ssim"].append(ssim(scale.forward(pred.data, reference=ref), scale.forward(truth, reference=ref),
                                 data_range=1.0))
         z = (np.asarray(pred.data, np.float64)[inside] - truth[inside]) / pred.uncertainty.array[inside]
+        # "2 sigma": the central 95.45 % interval of the distribution the calibration states.
         out["z"].append(z)
+        out["z2"].append(z / pred.meta["provenance"]["uncertainty"]["half_width_2sigma"])
         out["galaxy_cov1"].append(float(np.mean(np.abs(z) <= 1)))
     return out
 
@@ -88,11 +92,11 @@ def main(argv=None):
           f"{'SSIM':>6} {'(0.1)':>6} {'cov1':>5} {'cov2':>5} {'galaxy cov1 10-90%':>19}")
     for name in names:
         m = measure(Translator.load(name), max_images=args.max_images)
-        z = np.abs(np.concatenate(m["z"]))
+        z, z2 = np.abs(np.concatenate(m["z"])), np.abs(np.concatenate(m["z2"]))
         p10, p90 = np.percentile(m["galaxy_cov1"], [10, 90])
         print(f"{name:<11} {len(m['model']):>4} {_row(m['model']):>28} {_row(m['linear_colour']):>28} "
               f"{_row(m['nearest_band']):>28} {np.mean(m['ssim']):>6.4f} {PREVIOUS_SSIM.get(name, np.nan):>6.4f} "
-              f"{np.mean(z <= 1):>5.3f} {np.mean(z <= 2):>5.3f} {f'{p10:.2f}-{p90:.2f}':>19}", flush=True)
+              f"{np.mean(z <= 1):>5.3f} {np.mean(z2 <= 1):>5.3f} {f'{p10:.2f}-{p90:.2f}':>19}", flush=True)
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ to ``bandsynth/models/weights/NAME`` (``--out``).  Held-out metrics are added to
 cards afterwards by ``benchmarks/zoo_table.py --write-cards``.
 
     python benchmarks/train_zoo.py --models nuv_k_to_r g_z_to_r --epochs 8
+    python benchmarks/train_zoo.py --fine-tune --epochs 10 --lr 1.5e-4 --seed 1 --runs runs/zoo2ft
 """
 
 from __future__ import annotations
@@ -37,6 +38,10 @@ def main(argv=None):
     parser.add_argument("--version", type=int, default=2, help="model version written into the cards")
     parser.add_argument("--runs", default="runs/zoo2", help="checkpoint folder (a rerun resumes)")
     parser.add_argument("--out", default="bandsynth/models/weights", help="folder for weights and cards")
+    parser.add_argument("--fine-tune", action="store_true",
+                        help="start from the weights in --out (a further round of training; the card keeps the chain)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the data order and augmentation")
+    parser.add_argument("--stretch", type=float, default=50.0, help="scaling maximum / softening of every band")
     parser.add_argument("--calibrate-only", action="store_true",
                         help="keep the weights in --out, fit their uncertainty calibration again")
     args = parser.parse_args(argv)
@@ -58,8 +63,9 @@ def main(argv=None):
             continue
         translator = Translator.fit(
             data, inputs=inputs, output=output, name=name, preset=args.preset, epochs=args.epochs, lr=args.lr,
-            crop_size=64, batch_size=8, seed=0, checkpoint_dir=Path(args.runs) / name, checkpoint_every=200,
+            crop_size=64, batch_size=8, seed=args.seed, checkpoint_dir=Path(args.runs) / name, checkpoint_every=200,
             progress=False, recipe=command, description=f"{' + '.join(inputs)} -> {output}, {mode}-mode mock universe",
+            init=Path(args.out) / name if args.fine_tune else None, stretch=args.stretch,
         )
         translator = Translator(translator.model, translator.card.replace(version=args.version))
         translator.save(Path(args.out) / name, overwrite=True)

@@ -81,12 +81,13 @@ def test_a_bright_neighbour_beyond_the_receptive_field_changes_nothing(shipped):
     bright = {b: 30.0 * neighbour[b].data for b in ("NUV", "Ks")}
     alone = _field(384, [(galaxy, 0, 0)], seed=5)
     crowded = {b: a.copy() for b, a in alone.items()}
-    gap = shipped.card.receptive_field  # the neighbour's image starts a whole receptive field away
+    gap = shipped.card.receptive_field  # the neighbour's stamp starts a receptive field beyond the galaxy's
+    assert 128 + gap + 128 <= 384
     for b in crowded:
-        crowded[b][256:, 128 + gap : 256 + gap] += bright[b][:128, : 128 - gap]
+        crowded[b][128 + gap : 256 + gap, 128 + gap : 256 + gap] += bright[b]
     a = shipped.predict(_stack(alone, galaxy), uncertainty=False, check_domain=False).data
     c = shipped.predict(_stack(crowded, galaxy), uncertainty=False, check_domain=False).data
-    assert not np.allclose(a[256:, 128 + gap :], c[256:, 128 + gap :])  # the neighbour is predicted ...
+    assert not np.allclose(a[128 + gap :, 128 + gap :], c[128 + gap :, 128 + gap :])  # the neighbour is predicted ...
     np.testing.assert_array_equal(a[:128, :128], c[:128, :128])  # ... and the galaxy is untouched
 
 

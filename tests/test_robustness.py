@@ -44,12 +44,12 @@ def test_psf_read_from_header_keyword(translator):
     assert input_psf_fwhm(header_stack, "Ks") == 1.5
     assert input_psf_fwhm(BandStack.from_arrays({b: stack[b].data for b in INPUTS}, unit="nanomaggy"), "Ks") is None
     with pytest.warns(AstropyUserWarning) as record:
-        translator.predict(header_stack)
+        translator.predict(header_stack, uncertainty=False)
     messages = [str(w.message) for w in record]
     assert any("Ks PSF is 1.5 arcsec" in m for m in messages) and any("NUV PSF is 1.5 arcsec" in m for m in messages)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        translator.predict(stack)  # the training PSF and pixel scale: no warning
+        translator.predict(stack, uncertainty=False)  # the training PSF and pixel scale: no warning
 
 
 def test_robustness_sets_are_new_galaxies_of_the_shifted_kind(translator):

@@ -12,7 +12,7 @@ from bandsynth.datasets.torch_data import (
     input_references,
     scale_images,
 )
-from bandsynth.scaling import AsinhScaling, reference_flux
+from bandsynth.scaling import AsinhScaling
 
 BANDS = ["NUV", "g", "r", "Ks"]
 
@@ -28,12 +28,11 @@ def test_items_shapes_and_scaling(mock):
     x, y = ds[0]
     assert x.dtype == y.dtype == torch.float32
     assert tuple(x.shape) == (2, 32, 32) and tuple(y.shape) == (1, 32, 32)
-    # the scaling: one reference flux from the INPUT bands, per-band asinh, nothing clipped
+    # the scaling: fixed and physical (no per-image reference flux), per-band asinh, nothing clipped
     i = 2
     src = ds.source_indices[i]
-    ref = reference_flux([mock.cube("NUV")[src], mock.cube("Ks")[src]])
-    assert ds.reference(i) == pytest.approx(ref)
-    expected = ds.scalings["r"].forward(mock.cube("r")[src], reference=ref)
+    assert ds.reference(i) == 1.0
+    expected = ds.scalings["r"].forward(mock.cube("r")[src])
     assert np.allclose(ds[i][1][0].numpy(), expected, atol=1e-6)
     # roughly [0, 1]: the median galaxy's brightest pixels near 1
     assert 0.0 <= float(ds.x.min()) and 0.5 < np.median(ds.y.reshape(len(ds), -1).max(axis=1)) < 1.6

@@ -198,6 +198,20 @@ def test_wrong_number_of_bands_in_the_network_is_refused():
         Translator(_net(n_inputs=3), _card())
 
 
+def test_an_untrained_network_with_a_power_law_baseline_predicts_it(galaxy):
+    net = TranslationNet.build("tiny", softening=[0.002, 0.08], maximum=[0.12, 4.0], out_softening=0.03,
+                               out_maximum=1.5, coefficients=[0.2, 0.7], intercept=0.05, baseline="scaled")
+    t = Translator(net, _card())
+    pred = t.predict(galaxy.select(INPUTS), uncertainty=False)
+    x, _, _ = t.scale_inputs(galaxy.select(INPUTS))
+    expected = AsinhScaling(softening=0.03, maximum=1.5).inverse(0.05 + 0.2 * x[0] + 0.7 * x[1])
+    np.testing.assert_allclose(pred.data, expected, rtol=1e-4, atol=1e-6 * expected.max())
+    assert np.all(pred.data > 0)  # a power law of positive fluxes stays positive
+    with pytest.raises(ValueError, match="baseline must be 'flux' or 'scaled', got 'log'"):
+        TranslationNet.build("tiny", softening=[1, 1], maximum=[1, 1], out_softening=1, out_maximum=1,
+                             coefficients=[1, 1], baseline="log")
+
+
 def test_a_network_with_image_wide_normalisation_is_refused():
     from bandsynth.nn.generator import build_generator
 
@@ -245,6 +259,7 @@ def test_fit_calibrate_save_load_on_the_mock_universe(tmp_path):
     assert t.card.inputs == INPUTS and t.card.output == "r"
     coef = t.card.baseline["coefficients"]
     assert set(coef) == set(INPUTS) and coef == pytest.approx(dict(zip(INPUTS, t.model.config["coefficients"])))
+    assert t.card.baseline["kind"] in ("flux", "scaled") and t.model.config["baseline"] == t.card.baseline["kind"]
     saved = t.save(tmp_path / "nuv_k_to_r_test")
     again = Translator.load(tmp_path / "nuv_k_to_r_test.safetensors")
     assert again.card.calibration["plain"] == pytest.approx(cal["plain"])

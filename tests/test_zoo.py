@@ -36,6 +36,7 @@ def test_shipped_card_matches_its_weights(name):
     assert model.receptive_field == card.receptive_field
     # The colour model inside the weights is the one the card states.
     assert model.config["coefficients"] == pytest.approx([card.baseline["coefficients"][b] for b in card.inputs])
+    assert model.config["baseline"] == card.baseline["kind"] and model.config["intercept"] == card.baseline["intercept"]
     assert card.training.get("recipe"), "the card must record the exact training command"
     test = card.metrics["test"]
     for method in ("model", "nearest_input", "linear_colour"):
@@ -132,12 +133,15 @@ def test_shipped_model_beats_its_colour_model_on_fresh_galaxies(name):
     """Recomputed, not read from the card: galaxies of the card's universe the model never saw."""
     import numpy as np
 
-    from bandsynth.baseline import apply_linear_colour
-    from bandsynth.datasets import make_galaxy
+    from bandsynth.baseline import apply_linear_colour, fit_linear_colour
+    from bandsynth.datasets import make_dataset, make_galaxy
     from bandsynth.morphology import segment
 
     t = Translator.load(name)
-    coefficients = [t.card.baseline["coefficients"][b] for b in t.inputs]
+    # The floor: the linear colour model, fitted on galaxies of the model's training universe.
+    info = t.card.training["data_info"]
+    universe = make_dataset(40, seed=info["seed"], mode=t.card.mode, bands=[*t.inputs, t.output], size=64)
+    coefficients = fit_linear_colour(universe, t.inputs, t.output, split="train")
     model, colour = [], []
     for seed in range(40_000, 40_010):
         galaxy = make_galaxy(seed, mode=t.card.mode, bands=[*t.inputs, t.output], size=128)

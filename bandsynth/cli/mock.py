@@ -55,7 +55,8 @@ def run(args) -> int:
             get_band(band)
     except ValueError as err:
         raise UsageError(str(err)) from None
-    from ..datasets.store import SPLITS, write_mock_dataset
+    from ..datasets.base import SPLITS
+    from ..datasets.store import write_mock_dataset
 
     try:
         ds = write_mock_dataset(

@@ -539,45 +539,12 @@ def read_illustris_hdf5(paths_by_band, *, camera=0, pixel_scale=None):
         if band.name in images:
             raise ValueError(f"band {band.name!r} is given twice (as {key!r})")
         path = as_path(raw_path)
-        try:
-            fh = h5py.File(path, "r")
-        except OSError as exc:
-            raise DataFormatError(f"{path}: not a readable HDF5 file ({exc})") from exc
-        with fh:
-            wanted = f"camera{camera}"
-            name = next((k for k in fh.keys() if k.lower() == wanted), None)
-            if name is None or not isinstance(fh[name], h5py.Dataset):
-                present = ", ".join(fh.keys()) or "none"
-                raise DataFormatError(
-                    f"{path}: no dataset {wanted!r} for band {band.name!r} (datasets present: {present})"
-                )
-            ds = fh[name]
-            try:
-                data = np.asarray(ds[()], dtype=float)
-            except Exception as exc:
-                raise DataFormatError(f"{path}: cannot read dataset {name!r} ({exc})") from exc
-            attrs = {k.lower(): ds.attrs[k] for k in ds.attrs}
-            attrs.update({k.lower(): fh.attrs[k] for k in fh.attrs if k.lower() not in attrs})
-        while data.ndim > 2 and data.shape[0] == 1:
-            data = data[0]
-        if data.ndim != 2:
-            raise DataFormatError(
-                f"{path}: dataset {name!r} should be one 2-D image, found shape {data.shape}"
-            )
-        unit_text = next((attrs[k] for k in ("unit", "units", "imunit", "bunit") if k in attrs), None)
-        if isinstance(unit_text, bytes):
-            unit_text = unit_text.decode("ascii", "replace")
+        data, unit_text = _read_hdf5_camera(h5py, path, camera, band.name)
         units[band.name] = _parse_unit(unit_text, f"{path}")
         images[band.name] = data
         files[band.name] = str(path)
         shapes[band.name] = data.shape
-    if len(set(shapes.values())) > 1:
-        desc = ", ".join(f"{files[b]} ({b}): {s[0]}x{s[1]}" for b, s in shapes.items())
-        raise DataFormatError(f"inconsistent image shapes across the band files: {desc}")
-    known = {unit_ for unit_ in units.values() if unit_ is not None}
-    if len(known) > 1:
-        raise DataFormatError(f"the band files disagree on the unit: {', '.join(map(str, known))}")
-    unit = next(iter(known)) if known else SUNRISE_UNIT
+    unit, known = _hdf5_common_unit(files, units, shapes)
     first = next(iter(files.values()))
     meta = {
         "source": "Illustris-1 broadband mock, per-band HDF5 from the Illustris web API",
@@ -586,7 +553,60 @@ def read_illustris_hdf5(paths_by_band, *, camera=0, pixel_scale=None):
         "camera": camera,
         "unit_source": "file attribute" if known else "assumed (Sunrise W/m/m^2/sr)",
     }
-    shape = next(iter(shapes.values()))
+    wcs = _hdf5_wcs(next(iter(shapes.values())), pixel_scale, meta)
+    return _make_stack(images, wcs=wcs, unit=unit, meta=meta, label=", ".join(files.values()))
+
+
+def _read_hdf5_camera(h5py, path, camera, band_name):
+    """(2-D image, unit text or None) of camera ``camera`` in the per-band HDF5 file ``path``."""
+    try:
+        fh = h5py.File(path, "r")
+    except OSError as exc:
+        raise DataFormatError(f"{path}: not a readable HDF5 file ({exc})") from exc
+    with fh:
+        wanted = f"camera{camera}"
+        name = next((k for k in fh.keys() if k.lower() == wanted), None)
+        if name is None or not isinstance(fh[name], h5py.Dataset):
+            present = ", ".join(fh.keys()) or "none"
+            raise DataFormatError(
+                f"{path}: no dataset {wanted!r} for band {band_name!r} (datasets present: {present})"
+            )
+        ds = fh[name]
+        try:
+            data = np.asarray(ds[()], dtype=float)
+        except Exception as exc:
+            raise DataFormatError(f"{path}: cannot read dataset {name!r} ({exc})") from exc
+        attrs = {k.lower(): ds.attrs[k] for k in ds.attrs}
+        attrs.update({k.lower(): fh.attrs[k] for k in fh.attrs if k.lower() not in attrs})
+    while data.ndim > 2 and data.shape[0] == 1:
+        data = data[0]
+    if data.ndim != 2:
+        raise DataFormatError(
+            f"{path}: dataset {name!r} should be one 2-D image, found shape {data.shape}"
+        )
+    unit_text = next((attrs[k] for k in ("unit", "units", "imunit", "bunit") if k in attrs), None)
+    if isinstance(unit_text, bytes):
+        unit_text = unit_text.decode("ascii", "replace")
+    return data, unit_text
+
+
+def _hdf5_common_unit(files, units, shapes):
+    """The unit shared by the band files (Sunrise's when none says) and the set of units they state.
+
+    Raises DataFormatError when the images differ in shape or the files disagree on the unit.
+    """
+    if len(set(shapes.values())) > 1:
+        desc = ", ".join(f"{files[b]} ({b}): {s[0]}x{s[1]}" for b, s in shapes.items())
+        raise DataFormatError(f"inconsistent image shapes across the band files: {desc}")
+    known = {unit_ for unit_ in units.values() if unit_ is not None}
+    if len(known) > 1:
+        raise DataFormatError(f"the band files disagree on the unit: {', '.join(map(str, known))}")
+    unit = next(iter(known)) if known else SUNRISE_UNIT
+    return unit, known
+
+
+def _hdf5_wcs(shape, pixel_scale, meta):
+    """Nominal TAN WCS for the given pixel scale (or None without one); notes it in ``meta``."""
     if pixel_scale is not None:
         scale_deg = _angle_per_pixel(pixel_scale)
         meta["pixel_scale_arcsec"] = scale_deg * 3600.0
@@ -598,4 +618,4 @@ def read_illustris_hdf5(paths_by_band, *, camera=0, pixel_scale=None):
     else:
         meta["wcs_note"] = "no WCS: the HDF5 files give no angular pixel scale (pass pixel_scale=)"
         wcs = None
-    return _make_stack(images, wcs=wcs, unit=unit, meta=meta, label=", ".join(files.values()))
+    return wcs

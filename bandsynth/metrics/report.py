@@ -305,12 +305,8 @@ def compare(prediction, truth, *, inputs=None, scaling=None, reference=None, foo
     >>> report.space, round(report.dmag_total, 3), round(report.ssim, 3)
     ('raw', 0.056, 0.999)
     """
-    pred = parse_image(prediction, "prediction", warn=False)  # one warning below covers both
-    true = parse_image(truth, "truth", warn=False)
-    if pred.data.shape != true.data.shape:
-        raise ValueError(f"prediction has shape {pred.data.shape} but truth has shape {true.data.shape}")
+    pred, true, ins = _parse_compared(prediction, truth, inputs)
     shape = true.data.shape
-    ins = _parse_inputs(inputs, shape)
     flags, notes = [], []
     bad = pred.mask | true.mask
     n_excluded = int(bad.sum())
@@ -323,6 +319,46 @@ def compare(prediction, truth, *, inputs=None, scaling=None, reference=None, foo
 
     # ---- pixel space
     band = _band_name(prediction) or _band_name(truth)
+    scaling, scale_t, reference = _resolve_scaling(prediction, scaling, reference, band, ins, flags, notes)
+    space, p_pix, t_pix, in_data, in_pix, rng = _pixel_space(
+        p_raw, t_raw, ins, bad, scaling, scale_t, reference, data_range
+    )
+    pixel, rng = _pixel_metrics(p_pix, t_pix, in_pix, good, bad, rng, flags, notes)
+
+    # ---- the truth's source: photometry and footprint
+    seg_kw = dict(segmentation or {})
+    seg_t, phot, fp = _truth_source(p_raw, t_raw, good, bad, seg_kw, footprint, shape, flags, notes)
+
+    # ---- uncertainty calibration
+    cal = _calibration(p_raw, t_raw, pred.uncertainty, bad, fp, flags, notes)
+
+    # ---- colours
+    col_err, col_bias = _colours(p_raw, t_raw, in_data, bad, fp)
+
+    # ---- morphology (each image segmented on its own, as for a real catalogue)
+    morph = _morphology_pair(p_raw, t_raw, bad, seg_t, seg_kw, flags, notes)
+
+    return ComparisonReport(
+        space=space, data_range=float(rng) if np.isfinite(rng) else NAN, n_excluded=n_excluded, **pixel,
+        dmag_total=phot.total, dmag_aperture=phot.aperture, flux_pred=phot.flux_pred, flux_true=phot.flux_true,
+        **_calibration_fields(cal), colour_error=col_err, colour_bias=col_bias,
+        gini_pred=morph["pred"][0], gini_true=morph["true"][0], m20_pred=morph["pred"][1],
+        m20_true=morph["true"][1], morph_flag_pred=morph["pred"][2], morph_flag_true=morph["true"][2],
+        flags=tuple(dict.fromkeys(flags)), notes=tuple(dict.fromkeys(notes)),
+    )  # fmt: skip
+
+
+def _parse_compared(prediction, truth, inputs):
+    """Parsed prediction, truth and inputs of :func:`compare`, all checked to have the truth's shape."""
+    pred = parse_image(prediction, "prediction", warn=False)  # one warning in compare covers both
+    true = parse_image(truth, "truth", warn=False)
+    if pred.data.shape != true.data.shape:
+        raise ValueError(f"prediction has shape {pred.data.shape} but truth has shape {true.data.shape}")
+    return pred, true, _parse_inputs(inputs, true.data.shape)
+
+
+def _resolve_scaling(prediction, scaling, reference, band, ins, flags, notes):
+    """:func:`compare`'s ``scaling``/``reference`` resolved: (scaling, the predicted band's scaling, reference)."""
     if isinstance(scaling, str):
         if scaling != "provenance":
             raise ValueError(f"scaling must be an AsinhScaling, a mapping or 'provenance', got {scaling!r}")
@@ -345,6 +381,11 @@ def compare(prediction, truth, *, inputs=None, scaling=None, reference=None, foo
         from ..scaling import reference_flux
 
         reference = reference_flux([np.where(i.mask, np.nan, i.data) for i in ins.values()])
+    return scaling, scale_t, reference
+
+
+def _pixel_space(p_raw, t_raw, ins, bad, scaling, scale_t, reference, data_range):
+    """(space, prediction, truth, raw inputs, inputs, data range) where the pixel metrics are computed."""
     in_data = {b: np.where(i.mask | bad, np.nan, i.data).astype(float) for b, i in ins.items()}
     if scale_t is not None:
         space = "scaled"
@@ -363,6 +404,11 @@ def compare(prediction, truth, *, inputs=None, scaling=None, reference=None, foo
             rng = float(finite.max() - finite.min()) if finite.size else NAN
         else:
             rng = data_range
+    return space, p_pix, t_pix, in_data, in_pix, rng
+
+
+def _pixel_metrics(p_pix, t_pix, in_pix, good, bad, rng, flags, notes):
+    """MAE, SSIM, PSNR and the inputs' SSIM (as ComparisonReport fields), and the checked data range."""
     n_pixels = int(good.sum())
     mae_v = ssim_v = psnr_v = NAN
     ssim_in, gains = {}, {}
@@ -387,9 +433,44 @@ def compare(prediction, truth, *, inputs=None, scaling=None, reference=None, foo
             except ValueError as exc:
                 flags.append("ssim_failed")
                 notes.append(str(exc))
+    pixel = {"n_pixels": n_pixels, "mae": mae_v, "ssim": ssim_v, "psnr": psnr_v, "ssim_input": ssim_in,
+             "ssim_gain": gains}  # fmt: skip
+    return pixel, rng
 
-    # ---- the truth's source: photometry and footprint
-    seg_kw = dict(segmentation or {})
+
+def _calibration(p_raw, t_raw, uncertainty, bad, fp, flags, notes):
+    """Calibration of the predicted uncertainty in the footprint, or None without an uncertainty."""
+    cal = None
+    if uncertainty is not None:
+        cal = calibration(p_raw, t_raw, uncertainty, mask=bad, footprint=fp)
+        if cal.n == 0:
+            flags.append("no_calibration_pixels")
+            notes.append("no pixel with a positive, finite uncertainty in the footprint")
+    else:
+        notes.append("the prediction has no uncertainty: calibration not computed")
+    return cal
+
+
+def _calibration_fields(cal):
+    """ComparisonReport's coverage and z-score fields (nan without a calibration)."""
+    return {
+        "coverage_1sigma": cal.coverage[1] if cal else NAN, "coverage_2sigma": cal.coverage[2] if cal else NAN,
+        "coverage_3sigma": cal.coverage[3] if cal else NAN, "z_median": cal.z_median if cal else NAN,
+        "z_std": cal.z_std if cal else NAN, "z_nmad": cal.z_nmad if cal else NAN,
+    }  # fmt: skip
+
+
+def _colours(p_raw, t_raw, in_data, bad, fp):
+    """Per input band: median absolute colour error and its signed median (empty without inputs)."""
+    col_err, col_bias = {}, {}
+    if in_data:
+        for b, cf in colour_fidelity(p_raw, t_raw, in_data, mask=bad, footprint=fp).items():
+            col_err[b], col_bias[b] = cf.median_abs_error, cf.median_error
+    return col_err, col_bias
+
+
+def _truth_source(p_raw, t_raw, good, bad, seg_kw, footprint, shape, flags, notes):
+    """The truth's segmentation, the photometry in its apertures and the footprint (or None)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", AstropyUserWarning)
         seg_t = segment(np.ma.array(np.nan_to_num(t_raw), mask=bad), **seg_kw)
@@ -405,24 +486,11 @@ def compare(prediction, truth, *, inputs=None, scaling=None, reference=None, foo
         fp = ndi.binary_dilation(np.asarray(seg_t.segmap.data) == seg_t.label, iterations=2)
     else:
         fp = None
+    return seg_t, phot, fp
 
-    # ---- uncertainty calibration
-    cal = None
-    if pred.uncertainty is not None:
-        cal = calibration(p_raw, t_raw, pred.uncertainty, mask=bad, footprint=fp)
-        if cal.n == 0:
-            flags.append("no_calibration_pixels")
-            notes.append("no pixel with a positive, finite uncertainty in the footprint")
-    else:
-        notes.append("the prediction has no uncertainty: calibration not computed")
 
-    # ---- colours
-    col_err, col_bias = {}, {}
-    if ins:
-        for b, cf in colour_fidelity(p_raw, t_raw, in_data, mask=bad, footprint=fp).items():
-            col_err[b], col_bias[b] = cf.median_abs_error, cf.median_error
-
-    # ---- morphology (each image segmented on its own, as for a real catalogue)
+def _morphology_pair(p_raw, t_raw, bad, seg_t, seg_kw, flags, notes):
+    """{"pred": (gini, m20, flag), "true": (...)}: each image segmented on its own; never raises."""
     morph = {}
     for key, img in (("pred", p_raw), ("true", t_raw)):
         g = m = NAN
@@ -446,19 +514,7 @@ def compare(prediction, truth, *, inputs=None, scaling=None, reference=None, foo
             flags.append(f"morphology_{key}")
             notes.append(f"Gini/M20 failed: {type(exc).__name__}: {exc}")
         morph[key] = (g, m, f)
-
-    return ComparisonReport(
-        space=space, data_range=float(rng) if np.isfinite(rng) else NAN, n_pixels=n_pixels,
-        n_excluded=n_excluded, mae=mae_v, ssim=ssim_v, psnr=psnr_v, ssim_input=ssim_in, ssim_gain=gains,
-        dmag_total=phot.total, dmag_aperture=phot.aperture, flux_pred=phot.flux_pred, flux_true=phot.flux_true,
-        coverage_1sigma=cal.coverage[1] if cal else NAN, coverage_2sigma=cal.coverage[2] if cal else NAN,
-        coverage_3sigma=cal.coverage[3] if cal else NAN, z_median=cal.z_median if cal else NAN,
-        z_std=cal.z_std if cal else NAN, z_nmad=cal.z_nmad if cal else NAN,
-        colour_error=col_err, colour_bias=col_bias,
-        gini_pred=morph["pred"][0], gini_true=morph["true"][0], m20_pred=morph["pred"][1],
-        m20_true=morph["true"][1], morph_flag_pred=morph["pred"][2], morph_flag_true=morph["true"][2],
-        flags=tuple(dict.fromkeys(flags)), notes=tuple(dict.fromkeys(notes)),
-    )  # fmt: skip
+    return morph
 
 
 def _per_item(value, n, name):

@@ -211,7 +211,20 @@ def measure_morphology(
     """
     img = parse_image(data, "image")
     bad = img.mask if mask is None else img.mask | np.asarray(mask, dtype=bool)
-    notes = []
+    found = _find_galaxy(img, bad, segmap, label, segmentation)
+    if isinstance(found, MorphologyResult):
+        return found
+    segdata, image, lab = found
+    kwargs = _statmorph_kwargs(img, bad, image, uncertainty, gain, psf, statmorph_kwargs)
+    measured = _run_statmorph(image, segdata, lab, bad, kwargs, sersic)
+    if isinstance(measured, MorphologyResult):
+        return measured
+    morph, notes = measured
+    return _morphology_result(morph, lab, sersic, notes)
+
+
+def _find_galaxy(img, bad, segmap, label, segmentation):
+    """(segmap data, image to measure, label) of the galaxy, or a failed result."""
     if segmap is None:
         seg = segment(img.data if not bad.any() else np.ma.array(img.data, mask=bad), **(segmentation or {}))
         if seg.segmap is None or seg.label == 0:
@@ -227,6 +240,11 @@ def measure_morphology(
         lab = central_label(segdata, np.where(bad, 0.0, image)) if label is None else int(label)
     if lab == 0 or not np.any(segdata == lab):
         return _failed(f"label {lab} not in the segmentation map", label=lab)
+    return segdata, image, lab
+
+
+def _statmorph_kwargs(img, bad, image, uncertainty, gain, psf, statmorph_kwargs):
+    """Keyword arguments of statmorph.SourceMorphology: weight map (or gain) and PSF."""
     unc = img.uncertainty if uncertainty is None else np.asarray(uncertainty, dtype=float)
     kwargs = dict(statmorph_kwargs)
     if unc is not None:
@@ -237,6 +255,12 @@ def measure_morphology(
         kwargs["gain"] = 1.0 if gain is None else float(gain)
     if psf is not None:
         kwargs["psf"] = np.asarray(psf, dtype=float)
+    return kwargs
+
+
+def _run_statmorph(image, segdata, lab, bad, kwargs, sersic):
+    """(statmorph morphology, notes from its warnings), or a failed result if statmorph raised."""
+    notes = []
     cls = _lean_class()
     cls._wanted = _CORE + (_SERSIC if sersic else ())
     with warnings.catch_warnings(record=True) as caught:
@@ -247,6 +271,11 @@ def measure_morphology(
         except Exception as exc:  # statmorph asserts on pathological input
             return _failed(f"statmorph failed: {type(exc).__name__}: {exc}", label=lab)
     notes.extend(sorted({str(w.message) for w in caught if issubclass(w.category, AstropyUserWarning)}))
+    return morph, notes
+
+
+def _morphology_result(morph, lab, sersic, notes):
+    """The MorphologyResult of a statmorph measurement (-99 -> nan)."""
 
     def val(name):
         v = float(getattr(morph, name, -99.0))

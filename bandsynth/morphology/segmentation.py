@@ -97,17 +97,24 @@ def segment(
     >>> bool(seg.label > 0 and seg.segmap.data[24, 24] == seg.label)
     True
     """
-    from astropy.convolution import convolve
-    from astropy.stats import sigma_clipped_stats
-    from photutils.segmentation import deblend_sources, detect_sources, make_2dgaussian_kernel
-    from photutils.utils.exceptions import NoDetectionsWarning
-
     img = parse_image(data, "image")
     bad = img.mask if mask is None else img.mask | np.asarray(mask, dtype=bool)
     raw = np.where(bad, np.nan, img.data.astype(float))
     if not np.isfinite(raw).any():
         return Segmentation(None, 0, np.zeros_like(raw), 0.0, 0.0)
-    # Background: sigma-clipped statistics, then again with the sources masked.
+    level, rms = _background_level(background, *_background_stats(raw, bad))
+    image = np.where(bad, 0.0, raw - level)
+    segm = _detect(image, bad, rms, n_sigma=n_sigma, n_pixels=n_pixels, fwhm=fwhm, floor=floor,
+                   deblend=deblend, contrast=contrast, n_levels=n_levels)  # fmt: skip
+    if segm is None:
+        return Segmentation(None, 0, image, level, rms)
+    return Segmentation(segm, central_label(segm.data, image), image, level, rms)
+
+
+def _background_stats(raw, bad):
+    """Sigma-clipped (median, std) of ``raw``, then again with the sources masked."""
+    from astropy.stats import sigma_clipped_stats
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", AstropyUserWarning)
         _, med, std = sigma_clipped_stats(raw, mask=bad, sigma=3.0, maxiters=10)
@@ -115,6 +122,11 @@ def segment(
         src = ndi.binary_dilation(src, iterations=3)
         if (~src & ~bad).sum() > 0.05 * raw.size:
             _, med, std = sigma_clipped_stats(raw, mask=bad | src, sigma=3.0, maxiters=10)
+    return med, std
+
+
+def _background_level(background, med, std):
+    """(level subtracted, background rms) for :func:`segment`'s ``background`` argument."""
     if background is None:
         level = 0.0
     elif isinstance(background, str):
@@ -124,26 +136,34 @@ def segment(
     else:
         level = float(background)
     rms = float(std) if np.isfinite(std) else 0.0
-    image = np.where(bad, 0.0, raw - level)
+    return level, rms
+
+
+def _detect(image, bad, rms, *, n_sigma, n_pixels, fwhm, floor, deblend, contrast, n_levels):
+    """Smooth, threshold and (optionally) deblend: the SegmentationImage, or None when nothing is found."""
+    from astropy.convolution import convolve
+    from photutils.segmentation import deblend_sources, detect_sources, make_2dgaussian_kernel
+    from photutils.utils.exceptions import NoDetectionsWarning
+
     size = max(3, int(2 * round(1.5 * fwhm) + 1))
     kernel = make_2dgaussian_kernel(fwhm, size=size)
     smooth = convolve(image, kernel, mask=bad, boundary="extend")
     peak = float(np.nanmax(smooth))
     threshold = max(n_sigma * rms, floor * peak if peak > 0 else 0.0)
     if not threshold > 0:
-        return Segmentation(None, 0, image, level, rms)
+        return None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", NoDetectionsWarning)  # "nothing found" is an answer here
         segm = detect_sources(smooth, threshold, n_pixels, mask=bad)
     if segm is None:
-        return Segmentation(None, 0, image, level, rms)
+        return None
     if deblend:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", AstropyUserWarning)
             segm = deblend_sources(
                 smooth, segm, n_pixels, n_levels=n_levels, contrast=contrast, progress_bar=False
             )
-    return Segmentation(segm, central_label(segm.data, image), image, level, rms)
+    return segm
 
 
 def central_label(segmap, image=None):

@@ -248,6 +248,11 @@ class BandLoss(nn.Module):
     distribution : {"laplace", "gaussian"}
         Error distribution the uncertainty head's output (the log of the scale
         ``b``, or of ``sigma``) parametrises.
+    per_image : bool
+        Divide each image's prediction and target by the target's 99th-percentile
+        level (at least 0.05, detached) before the L1 and SSIM terms, so that faint
+        and bright galaxies weigh alike in a fixed physical scaling.  The
+        normalisation is in the loss only: the network never sees it.
 
     Notes
     -----
@@ -256,8 +261,10 @@ class BandLoss(nn.Module):
     pair) as ``pred``.  ``weight`` (e.g. 0 on masked pixels) weighs every term.
     """
 
-    def __init__(self, ssim_weight=1.0, nll_weight=1.0, *, data_range=1.0, distribution="laplace"):
+    def __init__(self, ssim_weight=1.0, nll_weight=1.0, *, data_range=1.0, distribution="laplace",
+                 per_image=False):
         super().__init__()
+        self.per_image = bool(per_image)
         if distribution not in _NLL:
             raise ValueError(f"BandLoss distribution must be one of {tuple(_NLL)}, got {distribution!r}")
         self.distribution = distribution
@@ -274,7 +281,7 @@ class BandLoss(nn.Module):
 
     def extra_repr(self):
         return (f"ssim_weight={self.ssim_weight}, nll_weight={self.nll_weight}, data_range={self.data_range}, "
-                f"distribution={self.distribution!r}")
+                f"distribution={self.distribution!r}, per_image={self.per_image}")
 
     def nll(self, mean, log_scale, target, *, weight=None, reduction="mean"):
         """Negative log likelihood of ``target`` under this loss's error distribution (mean detached)."""
@@ -289,8 +296,13 @@ class BandLoss(nn.Module):
         with torch.autocast(pred.device.type, enabled=False):
             mean, target_f = _as_float(pred, target)
             w = _weight_like(weight, mean)
-            l1 = _reduce((mean - target_f).abs(), w, "mean")
-            similarity = ssim(mean, target_f, data_range=self.data_range, weight=weight)
+            image_mean, image_target = mean, target_f
+            if self.per_image:
+                level = torch.quantile(target_f.detach().flatten(1), 0.99, dim=1).clamp(min=0.05)
+                level = level.view(-1, *([1] * (target_f.ndim - 1)))
+                image_mean, image_target = mean / level, target_f / level
+            l1 = _reduce((image_mean - image_target).abs(), w, "mean")
+            similarity = ssim(image_mean, image_target, data_range=self.data_range, weight=weight)
             total = l1 + self.ssim_weight * (1.0 - similarity)
             nll = None
             if log_scale is not None:

@@ -9,9 +9,14 @@ The photometric contract (see the "Photometric contract" docs page) in one modul
 * **Locality.**  The generator has no normalisation layer (`ResNetGenerator` with
   ``norm="none"``), so an output pixel depends only on the input pixels inside its
   receptive field (`bandsynth.nn.generator.receptive_field`).
-* **A physics baseline.**  The target starts as ``sum_i c_i f_i`` of the input fluxes
-  (a linear colour model, fitted with the weights); the generator predicts the
-  correction in scaled units: ``mean = scale_out(sum_i c_i f_i) + generator(x).mean``.
+* **A physics baseline.**  The target starts from a per-pixel colour model fitted with
+  the weights, and the generator predicts the correction in scaled units.  Two kinds
+  (``baseline``): ``"flux"``, the linear colour model ``f_out = sum_i c_i f_i``
+  (``mean = scale_out(sum_i c_i f_i) + correction``), good between the inputs'
+  wavelengths; and ``"scaled"``, ``a + sum_i c_i x_i`` in the scaled units, which in
+  the asinh's logarithmic regime is a power-law SED through the inputs
+  (``f_out ~ A prod_i f_i^c_i``): it stays positive where a linear model
+  extrapolated beyond the inputs' wavelengths goes negative.
   The baseline runs in float32 even under bf16 autocast, and so do the output heads,
   so reduced precision touches only the correction's trunk.
 
@@ -70,10 +75,15 @@ class TranslationNet(nn.Module):
     out_softening, out_maximum : float
         The same for the output band.
     coefficients : sequence of float
-        Linear colour model ``f_out = sum_i c_i f_i``, one coefficient per input.
+        The colour model's coefficients, one per input.
+    intercept : float
+        The ``"scaled"`` colour model's constant term.
+    baseline : {"flux", "scaled"}
+        Which colour model (see the module notes).
     """
 
-    def __init__(self, generator, *, softening, maximum, out_softening, out_maximum, coefficients):
+    def __init__(self, generator, *, softening, maximum, out_softening, out_maximum, coefficients, intercept=0.0,
+                 baseline="flux"):
         super().__init__()
         if not isinstance(generator, ResNetGenerator):
             raise TypeError(f"generator must be a ResNetGenerator, got {type(generator).__name__}")
@@ -92,20 +102,25 @@ class TranslationNet(nn.Module):
         self.register_buffer("in_norm", torch.asinh(maximum / softening).view(1, n, 1, 1))
         self.register_buffer("out_softening", out_softening.view(1, 1, 1, 1))
         self.register_buffer("out_norm", torch.asinh(out_maximum / out_softening).view(1, 1, 1, 1))
+        if baseline not in ("flux", "scaled"):
+            raise ValueError(f"TranslationNet baseline must be 'flux' or 'scaled', got {baseline!r}")
+        self.baseline_kind = baseline
         self.register_buffer("coefficients", _vector("coefficients", coefficients, n).view(1, n, 1, 1))
+        self.register_buffer("intercept", _vector("intercept", intercept, 1).view(1, 1, 1, 1))
         # Start exactly at the colour model: the correction's output layer begins at zero.
         nn.init.zeros_(generator.head[-1].weight)
         nn.init.zeros_(generator.head[-1].bias)
 
     @classmethod
-    def build(cls, preset, *, softening, maximum, out_softening, out_maximum, coefficients, scale_head=True):
+    def build(cls, preset, *, softening, maximum, out_softening, out_maximum, coefficients, intercept=0.0,
+              baseline="flux", scale_head=True):
         """A fresh network from a generator preset (`bandsynth.nn.generator.PRESETS`)."""
         if preset not in PRESETS:
             raise ValueError(f"unknown generator preset {preset!r}; known presets: {', '.join(PRESETS)}")
         n = len(coefficients) if hasattr(coefficients, "__len__") else 1
         generator = ResNetGenerator(n, 1, **PRESETS[preset], norm="none", scale_head=scale_head)
         return cls(generator, softening=softening, maximum=maximum, out_softening=out_softening,
-                   out_maximum=out_maximum, coefficients=coefficients)
+                   out_maximum=out_maximum, coefficients=coefficients, intercept=intercept, baseline=baseline)
 
     # Attributes the training loop and the inference engine read from a generator.
     @property
@@ -151,8 +166,10 @@ class TranslationNet(nn.Module):
         return _sinh(y.float() * self.out_norm) * self.out_softening
 
     def baseline(self, x):
-        """The linear colour model's prediction for scaled inputs ``x``, in scaled output units."""
+        """The colour model's prediction for scaled inputs ``x``, in scaled output units."""
         with torch.autocast(x.device.type, enabled=False):
+            if self.baseline_kind == "scaled":
+                return self.intercept + (x.float() * self.coefficients).sum(dim=1, keepdim=True)
             flux = self.unscale_inputs(x)
             return self.scale_output((flux * self.coefficients).sum(dim=1, keepdim=True))
 
@@ -179,6 +196,8 @@ class TranslationNet(nn.Module):
             "out_softening": float(self.out_softening),
             "out_maximum": float(self.out_softening * torch.sinh(self.out_norm)),
             "coefficients": self.coefficients.flatten().tolist(),
+            "intercept": float(self.intercept),
+            "baseline": self.baseline_kind,
         }
 
     @classmethod

@@ -4,7 +4,8 @@ The steps `bandsynth.Translator.fit` runs, each in one function:
 
 1. `fit_physical_scalings`: a fixed asinh scaling per band, in flux units, from the
    training split (no per-image statistic);
-2. the linear colour model (`bandsynth.baseline.fit_linear_colour`) on the training split;
+2. the per-pixel colour model the network corrects (`colour_model`: linear in flux, or a
+   power-law SED, whichever fits the training pixels better);
 3. `split_validation`: the validation split in two halves, one to choose the
    checkpoint, one to calibrate the uncertainty on (so the calibration never sees
    data that shaped the model);
@@ -23,13 +24,18 @@ from .losses import BandLoss
 from .network import TranslationNet
 from .training import fit as _train_loop
 
-__all__ = ["fit_physical_scalings", "colour_coefficients", "split_validation", "check_init", "build_network", "train_network",
+__all__ = ["fit_physical_scalings", "colour_model", "split_validation", "check_init", "build_network", "train_network",
            "training_card"]
 
 
-def fit_physical_scalings(data, inputs, output):
-    """Per-band `~bandsynth.scaling.AsinhScaling` in flux units, fitted on the training split."""
-    return fit_scalings_for(data, inputs, output, split="train", reference="fixed")
+def fit_physical_scalings(data, inputs, output, *, stretch=50.0):
+    """Per-band `~bandsynth.scaling.AsinhScaling` in flux units, fitted on the training split.
+
+    The median training galaxy's brightest pixels map to 1; ``stretch`` is the ratio of
+    that level to the softening: larger values put fainter galaxies in the logarithmic
+    regime, where a galaxy's brightness is an additive offset and colours are differences.
+    """
+    return fit_scalings_for(data, inputs, output, split="train", reference="fixed", stretch=stretch)
 
 
 def split_validation(data):
@@ -53,8 +59,8 @@ def check_init(start, inputs, output, preset):
     return start
 
 
-def build_network(preset, inputs, output, scalings, coefficients, *, seed=0):
-    """A fresh `TranslationNet` for ``inputs -> output`` with the given scalings and colour model."""
+def build_network(preset, inputs, output, scalings, colour, *, seed=0):
+    """A fresh `TranslationNet` for ``inputs -> output`` with the given scalings and colour model (`colour_model`)."""
     torch.manual_seed(seed)
     return TranslationNet.build(
         preset,
@@ -62,7 +68,7 @@ def build_network(preset, inputs, output, scalings, coefficients, *, seed=0):
         maximum=[scalings[b].maximum for b in inputs],
         out_softening=scalings[output].softening,
         out_maximum=scalings[output].maximum,
-        coefficients=[float(c) for c in coefficients],
+        coefficients=colour["coefficients"], intercept=colour["intercept"], baseline=colour["baseline"],
     )
 
 
@@ -70,15 +76,16 @@ def train_network(net, data, inputs, output, scalings, *, selection, epochs, bat
                   checkpoint_dir=None, checkpoint_every=None, max_steps=None, device="auto", progress=True):
     """Train ``net`` in place; returns the `~bandsynth.nn.training.TrainingResult` and the set sizes.
 
-    The uncertainty head is trained with a Gaussian negative log likelihood (the
-    distribution the calibrated sigma states).
+    The image terms are L1 + (1 - SSIM) in the scaled units; the uncertainty head is
+    trained with a Gaussian negative log likelihood.
     """
     common = dict(inputs=inputs, target=output, scalings=scalings, seed=seed)
     train_set = BandPairDataset(data, split="train", crop_size=crop_size, augment=True, **common)
     val_set = BandPairDataset(data, indices=selection, augment=False, **common)
     result = _train_loop(
         net, train_set, val_data=val_set, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
-        loss=BandLoss(distribution="gaussian"), checkpoint_dir=checkpoint_dir, checkpoint_every=checkpoint_every,
+        loss=BandLoss(distribution="gaussian"), checkpoint_dir=checkpoint_dir,
+        checkpoint_every=checkpoint_every,
         resume="auto" if checkpoint_dir else None, device=device, progress=progress, max_steps=max_steps,
     )
     if result.best_state is not None:
@@ -86,9 +93,41 @@ def train_network(net, data, inputs, output, scalings, *, selection, epochs, bat
     return result, {"n_train": len(train_set), "n_selection": len(val_set)}
 
 
-def colour_coefficients(data, inputs, output):
-    """The linear colour model's coefficients, fitted on the training split."""
-    return fit_linear_colour(data, inputs, output, split="train")
+def colour_model(data, inputs, output, scalings, *, max_pixels=1_000_000, seed=0):
+    """The per-pixel colour model inside the network, fitted on the training split.
+
+    Both kinds of `~bandsynth.nn.network.TranslationNet` baseline are fitted by least
+    squares -- ``"flux"`` (the linear colour model, `bandsynth.baseline.fit_linear_colour`)
+    and ``"scaled"`` (linear in the scaled units, with a constant: a power-law SED in
+    the logarithmic regime) -- and the one with the smaller mean absolute error, in
+    scaled units, over the galaxies' pixels (target above its softening) is kept.
+
+    Returns
+    -------
+    dict
+        ``baseline`` (the kind), ``coefficients``, ``intercept`` and the two errors.
+    """
+    flux_coef = fit_linear_colour(data, inputs, output, split="train", max_pixels=max_pixels, seed=seed)
+    indices = np.asarray(data.indices("train"))
+    rng = np.random.default_rng(seed)
+    target = np.asarray(data.cube(output)[indices], dtype=np.float64).reshape(-1)
+    take = rng.choice(target.size, size=min(max_pixels, target.size), replace=False)
+    fluxes = np.stack([np.asarray(data.cube(b)[indices], dtype=np.float64).reshape(-1)[take] for b in inputs], 1)
+    target = target[take]
+    x = np.stack([scalings[b].forward(fluxes[:, i]) for i, b in enumerate(inputs)], 1)
+    y = scalings[output].forward(target)
+    good = np.isfinite(y) & np.all(np.isfinite(x), axis=1)
+    design = np.column_stack([np.ones(good.sum()), x[good]])
+    solution, *_ = np.linalg.lstsq(design, y[good], rcond=None)
+    galaxy = good & (target > scalings[output].softening)
+    errors = {
+        "flux": float(np.mean(np.abs(scalings[output].forward(fluxes[galaxy] @ flux_coef) - y[galaxy]))),
+        "scaled": float(np.mean(np.abs(solution[0] + x[galaxy] @ solution[1:] - y[galaxy]))),
+    }
+    kind = min(errors, key=errors.get)
+    coefficients = flux_coef if kind == "flux" else solution[1:]
+    return {"baseline": kind, "coefficients": [float(c) for c in coefficients],
+            "intercept": 0.0 if kind == "flux" else float(solution[0]), "errors": errors}
 
 
 def training_card(data, net, *, name, inputs, output, preset, scalings, result, sizes, started, init, start,
@@ -111,8 +150,13 @@ def training_card(data, net, *, name, inputs, output, preset, scalings, result, 
         pixel_scale=float(info.get("pixel_scale", 0.396)),
         psf_fwhm={b: v for b, v in dict(info.get("psf_fwhm", {}) or {}).items() if b in (*inputs, output)},
         receptive_field=net.receptive_field,
-        baseline={"method": "linear colour model, least squares on training pixels (flux units)",
-                  "coefficients": dict(zip(inputs, map(float, net.config["coefficients"])))},
+        baseline={"kind": net.config["baseline"],
+                  "method": {"flux": "linear colour model f_out = sum c_i f_i",
+                             "scaled": "linear in the scaled units, x_out = a + sum c_i x_i "
+                                       "(a power-law SED in the logarithmic regime)"}[net.config["baseline"]]
+                  + ", least squares on training pixels",
+                  "coefficients": dict(zip(inputs, map(float, net.config["coefficients"]))),
+                  "intercept": float(net.config["intercept"])},
         uncertainty={"head": "Gaussian sigma (trained with a Gaussian NLL, mean detached)",
                      "meaning": "UNCERT is half the width of the calibrated central 68.27 % interval, mapped "
                                 "from the scaled space to flux units; each calibration states its error "
@@ -120,7 +164,7 @@ def training_card(data, net, *, name, inputs, output, preset, scalings, result, 
         training={
             "data": info.get("description", type(data).__name__),
             "data_info": {k: v for k, v in info.items() if isinstance(v, (str, int, float, bool))},
-            **sizes, **{k: options[k] for k in ("seed", "epochs", "batch_size", "crop_size", "lr")},
+            **sizes, **{k: options[k] for k in ("seed", "epochs", "batch_size", "crop_size", "lr", "stretch")},
             "steps": int(getattr(result, "steps", 0) or 0),
             "loss": "L1 + (1 - SSIM) on the mean; Gaussian NLL on the sigma head",
             "best_validation_ssim": None if result.best_metric is None else float(result.best_metric),

@@ -51,7 +51,9 @@ def flux_sigma(scaling, mean, sigma):
     """Half-width, in flux units, of the scaled interval ``mean +- sigma`` mapped through the inverse scaling.
 
     The asinh scaling is not linear, so the flux interval is not symmetric about
-    the predicted flux; its half-width is what the ``UNCERT`` extension stores.
+    the predicted flux; its half-width is what the ``UNCERT`` extension stores
+    (at most float32's largest value: an interval that reaches beyond it says that
+    the flux is unconstrained).
 
     Parameters
     ----------
@@ -71,7 +73,9 @@ def flux_sigma(scaling, mean, sigma):
     """
     mean = np.asarray(mean, dtype=np.float64)
     sigma = np.asarray(sigma, dtype=np.float64)
-    return 0.5 * (scaling.inverse(mean + sigma) - scaling.inverse(mean - sigma))
+    with np.errstate(over="ignore"):  # an interval beyond float range: "unbounded", stored as float32's maximum
+        half = 0.5 * (scaling.inverse(mean + sigma) - scaling.inverse(mean - sigma))
+    return np.minimum(half, np.finfo(np.float32).max)
 
 
 def sample(engine, scalings, x, noise, *, uncertainty, tta, n_samples, rng, run):

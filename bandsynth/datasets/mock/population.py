@@ -110,8 +110,19 @@ class _Galaxy:
         self.ra = float(rng.uniform(0.0, 360.0))
         self.dec = float(np.degrees(np.arcsin(rng.uniform(-1.0, 1.0))))
         self.r_mag = float(rng.uniform(13.0, 15.5))
+        self.params = self._draw_structure(rng, cls)
+        self._draw_populations(rng, cls)
+        mass, bt = self._draw_masses(rng, cls)
+        self._assign_light(mass, bt)
 
-        # ---- structure (sizes: fraction of the stamp width) -----------------------------------
+        # ---- star particles (3-D, galaxy frame) --------------------------------------------
+        self._make_particles(rng)
+        self._make_dust_clouds(rng)
+
+    # .........................................................................................
+    @staticmethod
+    def _draw_structure(rng, cls):
+        """Structural parameters (sizes: fraction of the stamp width) of a galaxy of class ``cls``."""
         p = {}
         p["disk_scale"] = float(rng.uniform(0.09, 0.14))
         p["disk_thickness"] = float(rng.uniform(0.08, 0.15))
@@ -157,9 +168,10 @@ class _Galaxy:
         p["dust_cloud_size"] = float(rng.uniform(0.006, 0.012))
         if cls == "irregular":
             p["arms_concentration"] = float(rng.uniform(0.5, 1.5))  # weak, patchy arms
-        self.params = p
+        return p
 
-        # ---- stellar populations --------------------------------------------------------------
+    def _draw_populations(self, rng, cls):
+        """Ages, metallicities and UV-upturn strengths of the stellar populations (one per age bin)."""
         ages = np.array(AGE_BINS) * 10.0 ** rng.uniform(-0.1, 0.1, N_BINS)
         z_gal = float(rng.normal(0.0, 0.2))
         metal = z_gal + np.array([0.1, 0.1, 0.05, 0.0, -0.1, -0.2]) + rng.normal(0, 0.05, N_BINS)
@@ -167,7 +179,9 @@ class _Galaxy:
         upturn[4:] = rng.uniform(0.0, 0.012) * (2.0 if cls == "elliptical" else 1.0)
         self.ages, self.metallicities, self.uv_upturn = ages, metal, upturn
 
-        # ---- masses per component and age bin (total stellar mass = 1) -----------------------
+    def _draw_masses(self, rng, cls):
+        """Masses per component and age bin (total stellar mass = 1), and the bulge-to-total mass."""
+        p = self.params
         bt = {
             "elliptical": rng.uniform(0.8, 1.0),
             "spiral": rng.uniform(0.1, 0.5),
@@ -209,6 +223,10 @@ class _Galaxy:
                 m["companion"][:] = q * np.array([1e-3, 4e-3, 0.02, 0.1, 0.3, 0.576])
             else:
                 m["companion"][3:] = q * np.array([0.0, 0.3, 0.7])
+        return m, bt
+
+    def _assign_light(self, m, bt):
+        """r-band light of every component and age bin, and the bulge-to-total ratios."""
         self.mass = m
         # r-band light per unit mass of each age bin (SSP-like: L/M ~ t^-0.65, 5 Myr / 10 Gyr ~ 140)
         light_per_mass = (self.ages / 1e10) ** -0.65
@@ -220,11 +238,6 @@ class _Galaxy:
         self.bt_r = float(light["bulge"].sum() / main_light)
         self.bt_mass = float(bt)
 
-        # ---- star particles (3-D, galaxy frame) --------------------------------------------
-        self._make_particles(rng)
-        self._make_dust_clouds(rng)
-
-    # .........................................................................................
     def _make_particles(self, rng):
         p = self.params
         h = p["disk_scale"]

@@ -238,6 +238,32 @@ def render_galaxy(seed, *, view=0, mode="ideal", bands=None, size=128, pixel_sca
     meta : dict
         Truth metadata (see :func:`make_galaxy`).
     """
+    bands, size, pixel_scale = _check_render_args(bands, mode, size, pixel_scale, view)
+    gal = galaxy(int(seed), log_ssfr, galaxy_class)
+    # stamp-fraction lengths -> pixels: galaxies are drawn to fill a stamp of `size` pixels
+    # at the default pixel scale, whatever pixel scale is asked for
+    to_px = size * DEFAULT_PIXEL_SCALE / pixel_scale
+    inc, pa = gal.view_angles(view)
+    rot = _rotation(inc, pa)
+    x, y = _grid(size)
+    table, agb_shape, particle_images, cloud_map = _particle_images(gal, bands, rot, pa, to_px, size)
+    smooth, q_disk, h = _smooth_images(gal, inc, pa, rot, to_px, x, y, size)
+    intrinsic, in_stamp, full_flux, psf = _band_images(
+        gal, bands, mode, table, agb_shape, smooth, particle_images, psf_fwhm, pixel_scale, size
+    )
+    tau_map = _dust_map(gal, inc, pa, q_disk, h, to_px, x, y, cloud_map, size) if dust else None
+    if tau_map is not None:
+        _apply_dust(intrinsic, bands, tau_map)
+    stamp_flux = intrinsic.sum(axis=1)
+    images = intrinsic.reshape(len(bands), size, size)
+    images, uncertainty, sky_sigma = _observe(images, gal, view, mode, bands, psf, pixel_scale, depth_offset, size)
+    fluxes = (full_flux, stamp_flux, in_stamp)
+    meta = _render_meta(gal, view, mode, bands, inc, pa, pixel_scale, psf, dust, fluxes, depth_offset, sky_sigma)
+    return {b.name: images[i] for i, b in enumerate(bands)}, uncertainty, meta
+
+
+def _check_render_args(bands, mode, size, pixel_scale, view):
+    """Validated (bands, size, pixel_scale) of :func:`render_galaxy`."""
     bands = list_bands() if bands is None else sort_bands([bands] if isinstance(bands, str) else bands)
     if mode not in ("ideal", "survey"):
         raise ValueError(f"mode must be 'ideal' or 'survey', got {mode!r}")
@@ -245,16 +271,16 @@ def render_galaxy(seed, *, view=0, mode="ideal", bands=None, size=128, pixel_sca
     pixel_scale = DEFAULT_PIXEL_SCALE if pixel_scale is None else positive("pixel_scale", pixel_scale)
     if not isinstance(view, (int, np.integer)) or view < 0:
         raise ValueError(f"view must be an integer >= 0, got {view!r}")
-    gal = galaxy(int(seed), log_ssfr, galaxy_class)
-    p = gal.params
-    # stamp-fraction lengths -> pixels: galaxies are drawn to fill a stamp of `size` pixels
-    # at the default pixel scale, whatever pixel scale is asked for
-    to_px = size * DEFAULT_PIXEL_SCALE / pixel_scale
-    inc, pa = gal.view_angles(view)
-    rot = _rotation(inc, pa)
-    x, y = _grid(size)
+    return bands, size, pixel_scale
 
-    # ---- star particles -> one image per age bin ---------------------------------------------
+
+def _particle_images(gal, bands, rot, pa, to_px, size):
+    """Star particles -> one image per age bin, one of the AGB-light deviations, and the dust clouds.
+
+    Returns the populations' band table, the AGB band shape, the (N_BINS + 1, npix) particle
+    images and the flattened dust-cloud map.
+    """
+    p = gal.params
     pos = gal.particle_pos
     sky = mm(pos, rot.T)[:, :2] * to_px
     comp_mask = gal.particle_is_companion
@@ -272,8 +298,12 @@ def render_galaxy(seed, *, view=0, mode="ideal", bands=None, size=128, pixel_sca
                           gal.dust_weight * to_px**2])
     deposits = _render_particles(np.concatenate([sky, sky, dust_sky]), wts, bins, N_BINS + 2, size)
     particle_images, cloud_map = deposits[:-1], deposits[-1]
+    return table, agb_shape, particle_images, cloud_map
 
-    # ---- smooth profiles (unit total flux, whole plane) -----------------------------------
+
+def _smooth_images(gal, inc, pa, rot, to_px, x, y, size):
+    """Smooth profiles (unit total flux, whole plane) by component, the disk's axis ratio and scale (px)."""
+    p = gal.params
     h = p["disk_scale"] * to_px
     q_disk = float(np.sqrt(np.cos(inc) ** 2 + (p["disk_thickness"] * np.sin(inc)) ** 2))
     smooth = {}
@@ -282,43 +312,60 @@ def render_galaxy(seed, *, view=0, mode="ideal", bands=None, size=128, pixel_sca
     disk = _sersic_image(x, y, n=1.0, re=1.6783469900166608 * h, q=q_disk, pa=pa, size=size)
     smooth["disk"] = disk
     if gal.smooth_r["arms"].sum() > 0:
-        # the spiral phase in the disk plane; the modulation has unit mean around every circle
-        c, s = np.cos(pa), np.sin(pa)
-        xd = x * c + y * s
-        yd = (-x * s + y * c) / q_disk  # the disk's own ellipse, so circles keep the disk's light
-        rd = np.sqrt(xd * xd + yd * yd) + 1e-3
-        phi = np.arctan2(yd, xd)
-        tan_pitch = np.tan(np.radians(p["arms_pitch_deg"]))
-        # arms no narrower than ~1 pixel across (sharper ones would alias on the grid)
-        kappa0 = p["arms_concentration"]
-        kappa = np.minimum(kappa0, (rd * tan_pitch / p["arms_m"]) ** 2)
-        norm = np.full_like(kappa, i0e(kappa0))
-        inner = kappa < kappa0
-        norm[inner] = i0e(kappa[inner])
-        delta = p["arms_m"] * (phi - p["arms_phase"] - np.log(rd / h) / tan_pitch)
-        modulation = np.exp(kappa * (np.cos(delta) - 1.0)) / norm - 1.0  # zero mean on every circle
-        # arms start outside the centre (where the log spiral winds faster than the pixels)
-        ramp = 1.0 - np.exp(-((rd / (0.6 * h)) ** 2))
-        smooth["arms"] = disk * (1.0 + ramp * modulation)
+        smooth["arms"] = _arms_image(p, disk, pa, q_disk, h, x, y)
     if p["has_bar"]:
-        cov_disk = np.diag([(0.45 * p["bar_length"]) ** 2, (0.45 * p["bar_length"] * p["bar_axis_ratio"]) ** 2])
-        cb, sb = np.cos(p["bar_angle"]), np.sin(p["bar_angle"])
-        rb = np.array([[cb, -sb], [sb, cb]])
-        cov3 = np.zeros((3, 3))
-        cov3[:2, :2] = rb @ cov_disk @ rb.T
-        cov3[2, 2] = (0.05 * p["disk_scale"]) ** 2
-        cov_sky = (rot @ cov3 @ rot.T)[:2, :2] * to_px**2
-        inv = np.linalg.inv(cov_sky)
-        quad = inv[0, 0] * x * x + 2 * inv[0, 1] * x * y + inv[1, 1] * y * y
-        smooth["bar"] = np.exp(-0.5 * quad) / (2 * np.pi * np.sqrt(np.linalg.det(cov_sky)))
+        smooth["bar"] = _bar_image(p, rot, to_px, x, y)
     if p["has_companion"]:
         off = (p["companion_offset"] @ rot.T)[:2] * to_px
         smooth["companion"] = _sersic_image(
             x, y, n=p["companion_n"], re=p["companion_re"] * to_px, q=p["companion_q"],
             pa=p["companion_pa"] + pa, size=size, cx=off[0], cy=off[1],
         )
+    return smooth, q_disk, h
 
-    # ---- bands = weighted sums of the basis images -------------------------------------------
+
+def _arms_image(p, disk, pa, q_disk, h, x, y):
+    """The disk modulated by the spiral arms."""
+    # the spiral phase in the disk plane; the modulation has unit mean around every circle
+    c, s = np.cos(pa), np.sin(pa)
+    xd = x * c + y * s
+    yd = (-x * s + y * c) / q_disk  # the disk's own ellipse, so circles keep the disk's light
+    rd = np.sqrt(xd * xd + yd * yd) + 1e-3
+    phi = np.arctan2(yd, xd)
+    tan_pitch = np.tan(np.radians(p["arms_pitch_deg"]))
+    # arms no narrower than ~1 pixel across (sharper ones would alias on the grid)
+    kappa0 = p["arms_concentration"]
+    kappa = np.minimum(kappa0, (rd * tan_pitch / p["arms_m"]) ** 2)
+    norm = np.full_like(kappa, i0e(kappa0))
+    inner = kappa < kappa0
+    norm[inner] = i0e(kappa[inner])
+    delta = p["arms_m"] * (phi - p["arms_phase"] - np.log(rd / h) / tan_pitch)
+    modulation = np.exp(kappa * (np.cos(delta) - 1.0)) / norm - 1.0  # zero mean on every circle
+    # arms start outside the centre (where the log spiral winds faster than the pixels)
+    ramp = 1.0 - np.exp(-((rd / (0.6 * h)) ** 2))
+    return disk * (1.0 + ramp * modulation)
+
+
+def _bar_image(p, rot, to_px, x, y):
+    """The bar: a projected 3-D Gaussian, unit total flux."""
+    cov_disk = np.diag([(0.45 * p["bar_length"]) ** 2, (0.45 * p["bar_length"] * p["bar_axis_ratio"]) ** 2])
+    cb, sb = np.cos(p["bar_angle"]), np.sin(p["bar_angle"])
+    rb = np.array([[cb, -sb], [sb, cb]])
+    cov3 = np.zeros((3, 3))
+    cov3[:2, :2] = rb @ cov_disk @ rb.T
+    cov3[2, 2] = (0.05 * p["disk_scale"]) ** 2
+    cov_sky = (rot @ cov3 @ rot.T)[:2, :2] * to_px**2
+    inv = np.linalg.inv(cov_sky)
+    quad = inv[0, 0] * x * x + 2 * inv[0, 1] * x * y + inv[1, 1] * y * y
+    return np.exp(-0.5 * quad) / (2 * np.pi * np.sqrt(np.linalg.det(cov_sky)))
+
+
+def _band_images(gal, bands, mode, table, agb_shape, smooth, particle_images, psf_fwhm, pixel_scale, size):
+    """Bands = weighted sums of the basis images (PSF-blurred first in ideal mode).
+
+    Returns the (n_band, npix) dust-free images, their in-stamp and whole-plane fluxes,
+    and the PSF FWHM of each band.
+    """
     names = [c for c in _SMOOTH_COMPONENTS if c in smooth]
     smooth_basis = np.stack([smooth[c] for c in names]).astype(np.float32)
     particle_basis = particle_images.astype(np.float32)
@@ -326,7 +373,6 @@ def render_galaxy(seed, *, view=0, mode="ideal", bands=None, size=128, pixel_sca
     w_smooth = np.stack([table @ gal.smooth_r[c] for c in names], axis=1).astype(np.float32)
     w_part = np.concatenate([table, agb_shape[:, None]], axis=1).astype(np.float32)
     full_flux = table @ sum(gal.light_r.values())  # per band, whole plane, no dust
-    nb = len(bands)
     if mode == "ideal":
         # One common PSF: it is applied to the basis images before they are combined (it is
         # linear), so 8 particle images are convolved instead of 13 bands.  The smooth
@@ -345,18 +391,19 @@ def render_galaxy(seed, *, view=0, mode="ideal", bands=None, size=128, pixel_sca
     in_stamp = (w_smooth.astype(np.float64) * smooth_basis.sum(axis=1, dtype=np.float64)).sum(axis=1) + (
         w_part.astype(np.float64) * particle_basis.sum(axis=1, dtype=np.float64)
     ).sum(axis=1)
+    return intrinsic, in_stamp, full_flux, psf
 
-    # ---- dust screen --------------------------------------------------------------------------
-    tau_map = _dust_map(gal, inc, pa, q_disk, h, to_px, x, y, cloud_map, size) if dust else None
-    if tau_map is not None:
-        k_rel = (calzetti_k(np.array([b.wavelength.value for b in bands])) / 4.05).astype(np.float32)
-        dusty = np.flatnonzero(tau_map > 1e-6)  # the screen covers the disk only
-        intrinsic[:, dusty] *= np.exp(-k_rel[:, None] * tau_map[None, dusty])
-    stamp_flux = intrinsic.sum(axis=1)
-    images = intrinsic.reshape(nb, size, size)
 
-    # ---- PSF and noise ----------------------------------------------------------------------
-    uncertainty = None
+def _apply_dust(intrinsic, bands, tau_map):
+    """Dim the (n_band, npix) images in place by the dust screen ``tau_map`` (tau_V)."""
+    k_rel = (calzetti_k(np.array([b.wavelength.value for b in bands])) / 4.05).astype(np.float32)
+    dusty = np.flatnonzero(tau_map > 1e-6)  # the screen covers the disk only
+    intrinsic[:, dusty] *= np.exp(-k_rel[:, None] * tau_map[None, dusty])
+
+
+def _observe(images, gal, view, mode, bands, psf, pixel_scale, depth_offset, size):
+    """PSF and noise: (float32 images, uncertainty or None, per-band sky sigma or None)."""
+    uncertainty = sky_sigma = None
     if mode == "ideal":
         images = np.maximum(images, 0.0)  # float32 round-off of the FFT: ideal images have no noise
     else:
@@ -370,8 +417,12 @@ def render_galaxy(seed, *, view=0, mode="ideal", bands=None, size=128, pixel_sca
         rng_noise = np.random.default_rng(np.random.SeedSequence([gal.seed, 3, int(view)]))
         images = out + sigma * rng_noise.standard_normal(out.shape, dtype=np.float32)
         uncertainty = {b.name: sigma[i] for i, b in enumerate(bands)}
-    images = np.ascontiguousarray(images, dtype=np.float32)
+    return np.ascontiguousarray(images, dtype=np.float32), uncertainty, sky_sigma
 
+
+def _render_meta(gal, view, mode, bands, inc, pa, pixel_scale, psf, dust, fluxes, depth_offset, sky_sigma):
+    """Truth metadata of one rendered view; ``fluxes`` = (whole plane, in stamp, in-stamp basis)."""
+    full_flux, stamp_flux, in_stamp = fluxes
     meta = {
         "galaxy_id": gal.seed,
         "seed": gal.seed,
@@ -391,7 +442,7 @@ def render_galaxy(seed, *, view=0, mode="ideal", bands=None, size=128, pixel_sca
         "psf_fwhm": psf,
         "unit": format_unit(nanomaggy),
         "dust": bool(dust),
-        "components": _public_params(p),
+        "components": _public_params(gal.params),
         "populations": {
             "age": [float(a) for a in gal.ages],
             "metallicity": [float(z) for z in gal.metallicities],
@@ -405,7 +456,7 @@ def render_galaxy(seed, *, view=0, mode="ideal", bands=None, size=128, pixel_sca
     if mode == "survey":
         meta["depth_offset"] = float(depth_offset)
         meta["sky_sigma"] = {b.name: float(sky_sigma[i]) for i, b in enumerate(bands)}
-    return {b.name: images[i] for i, b in enumerate(bands)}, uncertainty, meta
+    return meta
 
 
 def _dust_map(gal, inc, pa, q_disk, h, to_px, x, y, cloud_map, size):
