@@ -27,7 +27,7 @@ def fill_bad_pixels(data, bad):
     return np.where(np.isfinite(filled), filled, np.nanmedian(np.where(bad, np.nan, data)))
 
 
-def prepare_inputs(stack, bands, scalings, *, unit, model="model", minimum_size=4):
+def prepare_inputs(stack, bands, scalings, *, unit, model="model", minimum_size=4, window=None):
     """Scaled input ``(n_bands, ny, nx)`` float32, bad-pixel mask, and the inputs' sigma in flux units (or None).
 
     Parameters
@@ -42,6 +42,9 @@ def prepare_inputs(stack, bands, scalings, *, unit, model="model", minimum_size=
         Model name, for messages.
     minimum_size : int
         Smallest image side the network takes.
+    window : tuple of two slices, optional
+        Only this part of the images (the tiles of a large image, prepared one by one
+        so that memory stays bounded).
 
     Raises
     ------
@@ -64,25 +67,29 @@ def prepare_inputs(stack, bands, scalings, *, unit, model="model", minimum_size=
     if min(stack.shape) < minimum_size:
         raise ValueError(f"image of {stack.shape[0]}x{stack.shape[1]} pixels is smaller than the {minimum_size}x"
                          f"{minimum_size} pixels model {model!r} needs")
+    window = (slice(None), slice(None)) if window is None else tuple(window)
+    shape = np.empty(stack.shape, dtype=bool)[window].shape  # a view: no pixels are touched
     scaled, sigmas = [], []
-    mask = np.zeros(stack.shape, dtype=bool)
+    mask = np.zeros(shape, dtype=bool)
     files = {rec.get("band"): rec.get("file") for rec in stack.meta.get("inputs", ()) if hasattr(rec, "get")}
     for band in bands:
         image = stack[band]
         path = files.get(band)
-        data = np.asarray(image.data, dtype=np.float64)
+        data = np.asarray(image.data[window], dtype=np.float64)
         if image.unit is not None and image.unit != unit:
             data = to_unit(data, image.unit, unit, band=band, path=path)
         bad = ~np.isfinite(data)
         if image.mask is not None:
-            bad |= np.asarray(image.mask, dtype=bool)
+            bad |= np.asarray(image.mask[window], dtype=bool)
         if bad.any():
             data = fill_bad_pixels(data, bad)
         mask |= bad
         x = scalings[band].forward(data)
         scaled.append(x.astype(np.float32))
         if image.uncertainty is not None:
-            sd = np.asarray(image.uncertainty.represent_as(StdDevUncertainty).array, dtype=np.float64)
+            unc = image.uncertainty
+            unc = unc if isinstance(unc, StdDevUncertainty) else unc.represent_as(StdDevUncertainty)
+            sd = np.asarray(unc.array[window], dtype=np.float64)
             if image.unit is not None and image.unit != unit:
                 sd = to_unit(np.where(np.isfinite(sd), sd, 0.0), image.unit, unit, band=band, path=path)
             sigmas.append(np.where(bad, 0.0, sd).astype(np.float32))
@@ -90,7 +97,7 @@ def prepare_inputs(stack, bands, scalings, *, unit, model="model", minimum_size=
             sigmas.append(None)
     noise = None
     if any(s is not None for s in sigmas):
-        noise = np.stack([np.zeros(stack.shape, np.float32) if s is None else s for s in sigmas])
+        noise = np.stack([np.zeros(shape, np.float32) if s is None else s for s in sigmas])
     return np.stack(scaled), mask, noise
 
 

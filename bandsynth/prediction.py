@@ -21,7 +21,7 @@ from .scaling import AsinhScaling
 from .uncertainty import Calibration, flux_sigma
 from .units import parse_unit
 
-__all__ = ["to_synthetic"]
+__all__ = ["describe_uncertainty", "to_flux", "to_synthetic", "predict_batch"]
 
 
 def _calibration(card, configuration):
@@ -29,7 +29,38 @@ def _calibration(card, configuration):
     return None if data is None else Calibration.from_dict(configuration, dict(data))
 
 
-def to_synthetic(card, stack, mask, mean_s, var_s, *, parts, configuration, computation, problems):
+def describe_uncertainty(card, parts, configuration):
+    """``(calibration or None, provenance text, distribution, 95.45 % half-width)`` of a configuration.
+
+    Warns (`~astropy.utils.exceptions.AstropyUserWarning`) when the card has no
+    calibration for it: the sigma is then the uncalibrated combination of its parts.
+    """
+    calibration = _calibration(card, configuration)
+    if calibration is None:
+        warnings.warn(
+            f"model {card.name!r} has no uncertainty calibration for the {configuration!r} configuration "
+            f"(calibrated: {', '.join(card.calibration) or 'none'}); its sigma is the uncalibrated "
+            "combination of its components", AstropyUserWarning, stacklevel=3)
+    distribution = "gaussian" if calibration is None else calibration.distribution
+    half_width = 2.0 if calibration is None else calibration.half_width_2sigma
+    method = (" + ".join(parts) + f"; calibration {configuration!r}"
+              + ("" if calibration is None else " (brightness-dependent temperature)")
+              + f"; {distribution} errors: UNCERT is the half-width of the central 68.27 % interval in flux, "
+              f"the 95.45 % interval is {half_width:.3g} times wider")
+    return calibration, method, distribution, half_width
+
+
+def to_flux(card, mean_s, var_s, calibration):
+    """Flux and calibrated flux sigma (float32; sigma None without ``var_s``) from scaled mean and variance."""
+    scaling = AsinhScaling.from_dict(dict(card.scaling[card.output]))
+    flux = scaling.inverse(np.asarray(mean_s, dtype=np.float64)).astype(np.float32)
+    if var_s is None:
+        return flux, None
+    temperature = 1.0 if calibration is None else calibration.temperature(mean_s)
+    return flux, flux_sigma(scaling, mean_s, np.sqrt(var_s) * temperature).astype(np.float32)
+
+
+def to_synthetic(card, stack, mask, flux, sigma, *, uncertainty, configuration, computation, problems):
     """The `~bandsynth.SyntheticBand` of one galaxy.
 
     Parameters
@@ -39,10 +70,11 @@ def to_synthetic(card, stack, mask, mean_s, var_s, *, parts, configuration, comp
         The inputs (for the WCS, the input files and the reprojection records).
     mask : ndarray of bool
         Bad input pixels.
-    mean_s, var_s : ndarray
-        Scaled mean and uncalibrated scaled variance (None without uncertainty).
-    parts : list of str
-        The variance's components (`bandsynth.uncertainty.combine`).
+    flux, sigma : ndarray
+        The prediction and its calibrated sigma (`to_flux`; sigma None without uncertainty).
+    uncertainty : tuple
+        ``(method text, distribution, 95.45 % half-width)`` (`describe_uncertainty`), or
+        ``("none", None, None)``.
     configuration : str
         The `predict` configuration (`bandsynth.uncertainty.CONFIGURATIONS`).
     computation : dict
@@ -57,26 +89,7 @@ def to_synthetic(card, stack, mask, mean_s, var_s, *, parts, configuration, comp
     from . import __version__
     from .synthetic import SyntheticBand
 
-    scaling = AsinhScaling.from_dict(dict(card.scaling[card.output]))
-    flux = scaling.inverse(mean_s.astype(np.float64)).astype(np.float32)
-    sigma, method, distribution, half_width = None, "none", None, None
-    if var_s is not None:
-        calibration = _calibration(card, configuration)
-        if calibration is None:
-            warnings.warn(
-                f"model {card.name!r} has no uncertainty calibration for the {configuration!r} configuration "
-                f"(calibrated: {', '.join(card.calibration) or 'none'}); its sigma is the uncalibrated "
-                "combination of its components", AstropyUserWarning, stacklevel=3)
-            temperature = 1.0
-        else:
-            temperature = calibration.temperature(mean_s)
-        sigma = flux_sigma(scaling, mean_s, np.sqrt(var_s) * temperature).astype(np.float32)
-        distribution = "gaussian" if calibration is None else calibration.distribution
-        half_width = 2.0 if calibration is None else calibration.half_width_2sigma
-        method = (" + ".join(parts) + f"; calibration {configuration!r}"
-                  + ("" if calibration is None else " (brightness-dependent temperature)")
-                  + f"; {distribution} errors: UNCERT is the half-width of the central 68.27 % interval in flux, "
-                  f"the 95.45 % interval is {half_width:.3g} times wider")
+    method, distribution, half_width = uncertainty
     files = {rec["band"]: rec for rec in stack.meta.get("inputs", ())}
     inputs = [{"band": b, "file": str(files.get(b, {}).get("file", "")),
                "checksum": str(files.get(b, {}).get("checksum", ""))} for b in card.inputs]
@@ -95,7 +108,8 @@ def to_synthetic(card, stack, mask, mean_s, var_s, *, parts, configuration, comp
         "history": [
             f"Predicted {card.output} from {' + '.join(card.inputs)} with bandsynth model {card.name} "
             f"v{card.version} ({card.preset} preset, trained on {card.mode}-mode data).",
-            "Network: local correction of a linear colour model, fixed asinh scaling per band "
+            f"Network: local correction of a per-pixel colour model ({card.baseline.get('kind', 'flux')} kind), "
+            "fixed asinh scaling per band "
             f"({computation['precision']} on {computation['device']}, tiles of {computation['tile']} px with a "
             f"{computation['halo']} px halo).",
             f"Uncertainty: {method}.",
@@ -107,6 +121,34 @@ def to_synthetic(card, stack, mask, mean_s, var_s, *, parts, configuration, comp
     }
     if mask.any():
         provenance["history"].append(f"{int(mask.sum())} pixels masked: bad or masked input pixels.")
-    return SyntheticBand(flux, uncertainty=None if sigma is None else StdDevUncertainty(sigma), mask=mask.copy(),
+    return SyntheticBand(flux, uncertainty=None if sigma is None else StdDevUncertainty(sigma), mask=mask,
                          wcs=stack.wcs, unit=parse_unit(card.unit), band=card.output,
                          provenance=provenance)
+
+
+def predict_batch(translator, stacks, *, problems, computation, uncertainty, tta, n_samples, rng, run):
+    """`~bandsynth.SyntheticBand` of each of ``stacks`` (small images), same-shape stacks in one batch.
+
+    The step of `bandsynth.Translator.predict` for images of a few tiles at most.
+    """
+    from .inputs import group_by_shape
+    from .uncertainty import configuration_name
+
+    card, results = translator.card, [None] * len(stacks)
+    prepared = [translator.scale_inputs(s) for s in stacks]
+    for indices in group_by_shape(p[0].shape for p in prepared):
+        x = np.stack([prepared[i][0] for i in indices])
+        noise = [prepared[i][2] for i in indices]
+        mc = uncertainty and n_samples > 0 and any(n is not None for n in noise)
+        noise = np.stack([np.zeros_like(x[0]) if n is None else n for n in noise]) if mc else None
+        mean, variance, parts = translator.predict_scaled(x, noise, uncertainty=uncertainty, tta=tta,
+                                                          n_samples=n_samples, rng=rng, run=run)
+        config = configuration_name(tta=tta, monte_carlo=mc)
+        calibration, *described = (describe_uncertainty(card, parts, config) if uncertainty
+                                   else (None, "none", None, None))
+        for j, i in enumerate(indices):
+            flux, sigma = to_flux(card, mean[j, 0], None if variance is None else variance[j, 0], calibration)
+            results[i] = to_synthetic(card, stacks[i], prepared[i][1], flux, sigma, uncertainty=described,
+                                      configuration=config, problems=problems[i],
+                                      computation={**computation, "compiled": translator.engine.compiled_used})
+    return results

@@ -117,7 +117,8 @@ def make_provenance(
     inputs : sequence of mapping
         One ``{"band", "file", "checksum"}`` record per input image.
     scaling : mapping, optional
-        Flux scaling: ``{"reference_flux": F, band: {"softening": b, "maximum": m}, ...}``.
+        Flux scaling: ``{"method": ..., "unit": ..., "bands": {band: {"softening": b, "maximum": m}}}``
+        (files of bandsynth 0.1 also have a per-image ``"reference_flux"``).
     uncertainty_method : str
         How the uncertainty was computed.
     history : sequence of str

@@ -17,18 +17,19 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
-import torch
 from astropy.utils.exceptions import AstropyUserWarning
 
 from .bands import get_band
+from .stack import BandStack
 from .models.domain import domain_problems
 from .models.zoo import ModelCard, verified_model, write_model
 from .nn.engine import InferenceEngine, check_options, resolve_device
 from .nn.generator import count_parameters
 from .nn.network import TranslationNet
 from .scaling import AsinhScaling
-from .prediction import to_synthetic
-from .uncertainty import Calibration, configuration_name, sample
+from .prediction import predict_batch
+from .tiled_prediction import LARGE_IMAGE_TILES, predict_large
+from .uncertainty import Calibration, sample
 from .units import parse_unit
 
 __all__ = ["Translator"]
@@ -115,7 +116,7 @@ class Translator:
         Returns
         -------
         Translator
-            A translator whose card carries the new hashes.
+            With the card as written.
         """
         state = {k: v.detach().to("cpu").contiguous() for k, v in self._model.state_dict().items()}
         card = self._card.replace(n_parameters=count_parameters(self._model), architecture=self._model.config,
@@ -196,10 +197,8 @@ class Translator:
         checkpoint_dir, checkpoint_every
             Resumable checkpoints (safetensors): a run started again with the
             same arguments continues from the newest one.
-        device : str
-            ``"auto"``, ``"cpu"``, ``"cuda"``, ...
-        progress : bool
-            Progress bars.
+        device, progress
+            ``"auto"``, ``"cpu"``, ``"cuda"``, ...; progress bars.
         calibrate : bool
             Calibrate the uncertainty on the calibration half of the validation split.
         init : str or path, optional
@@ -312,10 +311,7 @@ class Translator:
         """The underlying `~bandsynth.nn.network.TranslationNet` (in eval mode)."""
         return self._model
 
-    @property
-    def engine(self):
-        """The `~bandsynth.nn.engine.InferenceEngine` running the network."""
-        return self._engine
+    engine = property(lambda self: self._engine, doc="The `~bandsynth.nn.engine.InferenceEngine` running the network.")
 
     def __repr__(self):
         return (f"<Translator {self.name!r}: {' + '.join(self.inputs)} -> {self.output} "
@@ -323,10 +319,7 @@ class Translator:
 
     # ------------------------------------------------------------------ predict
     def scale_inputs(self, stack):
-        """Scaled network input ``(n_in, ny, nx)``, bad-pixel mask and the inputs' sigma in flux (or None).
-
-        See `bandsynth.inputs.prepare_inputs`.
-        """
+        """Scaled input ``(n_in, ny, nx)``, bad-pixel mask, inputs' sigma in flux or None (`bandsynth.inputs`)."""
         from .inputs import prepare_inputs
 
         return prepare_inputs(stack, self.inputs, self._scalings, unit=parse_unit(self._card.unit),
@@ -376,36 +369,28 @@ class Translator:
         -------
         `~bandsynth.SyntheticBand` or list of them
         """
-        from .inputs import group_by_shape
-
         single = not isinstance(stacks, (list, tuple))
         stacks = [stacks] if single else list(stacks)
         if not stacks:
             raise ValueError("predict got an empty list of stacks")
         precision = check_options(precision=precision, batch_size=batch_size, compile=compile, n_samples=n_samples,
-                                  device=self._device)
-        prepared = [self.scale_inputs(s) for s in stacks]
+                                  device=self._device, tile=tile, multiple=self._engine.multiple)
+        for s in (s for s in stacks if not isinstance(s, BandStack)):
+            raise TypeError(f"predict expects a BandStack or a list of them, got {type(s).__name__}")
         problems = [domain_problems(self._card, s) if check_domain else [] for s in stacks]
         for message in dict.fromkeys(m for p in problems for m in p):
             warnings.warn(message, AstropyUserWarning, stacklevel=2)
-        rng = np.random.default_rng(seed)
         run = dict(batch_size=batch_size, tile=tile, precision=precision, compile=compile, progress=progress)
+        computation = self._engine.describe(precision=precision, tile=tile)
+        options = dict(uncertainty=uncertainty, tta=tta, n_samples=n_samples, rng=np.random.default_rng(seed), run=run)
         results = [None] * len(stacks)
-        for indices in group_by_shape(p[0].shape for p in prepared):
-            x = np.stack([prepared[i][0] for i in indices])
-            noise = [prepared[i][2] for i in indices]
-            mc = uncertainty and n_samples > 0 and any(n is not None for n in noise)
-            noise = np.stack([np.zeros_like(x[0]) if n is None else n for n in noise]) if mc else None
-            mean, variance, parts = self.predict_scaled(x, noise, uncertainty=uncertainty, tta=tta,
-                                                         n_samples=n_samples, rng=rng, run=run)
-            config = configuration_name(tta=tta, monte_carlo=mc)
-            computation = {"precision": precision, "device": str(self._device), "torch_version": torch.__version__,
-                           "compiled": bool(self._engine.compiled_used), "tile": tile, "halo": self._engine.halo,
-                           "receptive_field": self._model.receptive_field}
-            for j, i in enumerate(indices):
-                results[i] = to_synthetic(
-                    self._card, stacks[i], prepared[i][1], mean[j, 0], None if variance is None else variance[j, 0],
-                    parts=parts, configuration=config, computation=computation, problems=problems[i])
+        large = [i for i, s in enumerate(stacks) if self._engine.n_tiles(s.shape, tile=tile) > LARGE_IMAGE_TILES]
+        for i in large:  # one by one, tile by tile: memory stays bounded
+            results[i] = predict_large(self, stacks[i], problems=problems[i], computation=computation, **options)
+        small = [i for i in range(len(stacks)) if i not in large]
+        for i, band in zip(small, predict_batch(self, [stacks[i] for i in small], problems=[problems[i] for i in small],
+                                                computation=computation, **options)):
+            results[i] = band
         return results[0] if single else results
 
     def predict_scaled(self, x, noise, *, uncertainty, tta, n_samples, rng, run):

@@ -12,6 +12,11 @@ This example takes the shipped model of each kind, ``nuv_k_to_r`` and
 ``g_r_to_nuv``, and measures both on the same new mock galaxies against the two
 baselines of ``bandsynth evaluate``: the input band nearest in wavelength, copied,
 and a per-pixel linear colour model fitted on the other half of these galaxies.
+That linear colour model in flux is the floor every model must beat.  The networks
+themselves may start from another colour model (``card.baseline["kind"]``): a linear
+combination extrapolated beyond the inputs' wavelengths goes negative for red pixels
+(``u ≈ 1.58 g − 0.61 r``), so training also fits a power-law SED through the inputs,
+linear in the scaled units, and keeps whichever fits the training pixels better.
 """
 
 # %%

@@ -2,14 +2,18 @@
 Uncertainty maps, and checking their calibration
 ================================================
 
-Every prediction carries a per-pixel standard deviation, the calibrated σ of a
-Gaussian in the model's scaled space.  This example shows its three possible terms on
-one galaxy -- the network's own σ, the spread over flips and rotations (test-time
-augmentation), and the inputs' own noise propagated by Monte Carlo -- how each way of
-calling ``predict`` has its own calibration (and what happens when the model has
-none), and then checks on unseen galaxies whether 1σ and 2σ mean what they should:
-about 68 % and 95 % of a galaxy's pixels within 1σ and 2σ of the truth, over all
-galaxies and galaxy by galaxy.
+Every prediction carries a per-pixel σ: the half-width of the calibrated central
+68.27 % interval, in flux.  Each calibration states the error distribution σ stands
+for in the model's scaled space -- Gaussian or Laplace, whichever fitted the
+calibration galaxies better -- and so how wide the 95.45 % ("2σ") interval is:
+``half_width_2sigma`` × σ, 2σ for a Gaussian and 2.69σ for a Laplace distribution.
+This example shows the three possible terms of σ on one galaxy -- the network's own
+σ, the spread over flips and rotations (test-time augmentation), and the inputs' own
+noise propagated by Monte Carlo -- how each way of calling ``predict`` has its own
+calibration (and what happens when the model has none), and then checks on unseen
+galaxies whether 1σ and 2σ mean what they should: about 68 % of a galaxy's pixels
+within σ of the truth and 95 % within ``half_width_2sigma`` × σ, over all galaxies
+and galaxy by galaxy.
 """
 
 # %%
@@ -40,9 +44,12 @@ size = int(card.training.get("data_info", {}).get("size", 128))
 # on the calibration half of the validation split (galaxies that neither trained the
 # network nor chose its checkpoint): inside each galaxy's segmentation footprint on
 # the true image, a *temperature* multiplying σ was fitted in bins of predicted
-# brightness so that the fractions of pixels within 1σ and 2σ of the truth come
-# closest to 68.27 % and 95.45 %.  The card records one calibration per
-# configuration.
+# brightness so that the fractions of pixels within σ and within
+# ``half_width_2sigma`` × σ of the truth come closest to 68.27 % and 95.45 %.  This was
+# done under a Gaussian (``half_width_2sigma`` = 2) and a Laplace shape (2.69), and the
+# shape that fitted better is the calibration's stated ``distribution``.  The card
+# records one calibration per configuration; its ``coverage_2sigma`` is the coverage
+# of that stated 2σ interval.
 print("uncertainty:", dict(card.uncertainty))
 for configuration, entry in card.calibration.items():
     temperatures = ", ".join(f"{t:.2f}" for t in entry["temperatures"])
@@ -180,6 +187,11 @@ for s, p in zip(stacks, predictions):
 pred, truth, sigma = (
     np.concatenate(pixels[k]) for k in ("prediction", "truth", "sigma")
 )
+# Coverage at 1, 2 and 3 σ, next to a Gaussian's.  For a Laplace calibration the
+# stated 95.45 % interval is at ``half_width_2sigma`` (2.69) σ, recorded in every
+# prediction's ``provenance["uncertainty"]``; at 2σ and 3σ a Laplace distribution
+# covers only about 90 % and 97 %.  ``calibration(..., levels=(1, half_width))``
+# checks the stated interval directly.
 cal = calibration(pred, truth, sigma)
 print(f"{cal.n} footprint pixels of {len(pixels['truth'])} galaxies:")
 for k, ideal in ((1, 0.683), (2, 0.954), (3, 0.997)):
@@ -202,8 +214,10 @@ if spread:
     print(f"on the calibration galaxies:     {spread[0]:.2f}-{spread[1]:.2f}")
 
 # %%
-# Observed against nominal coverage (on the diagonal when calibrated; below it σ is
-# too small) and the distribution of z.  The calibration is fitted at 1σ and 2σ in
-# the scaled space, where σ stands for a Gaussian; the z histogram, in flux, shows
-# how far the errors' shape departs from it in the tails.
+# Observed against nominal coverage and the distribution of z.  The nominal
+# coverage and the reference curve of the histogram are a Gaussian's: a calibrated
+# Gaussian σ lies on the diagonal (below it σ is too small), while a calibrated
+# Laplace σ crosses it at 1σ and lies below it further out, its heavier tails
+# showing in the histogram.  The calibration is fitted in the scaled space; the
+# z histogram, in flux, shows how far the errors' shape departs from a Gaussian.
 calibration_figure = plot_calibration((pred, truth, sigma))

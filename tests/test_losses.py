@@ -160,3 +160,22 @@ def test_band_loss_validation():
     x = torch.rand(1, 1, 16, 16)
     with pytest.raises(ValueError, match="either inside pred or as an argument"):
         BandLoss()((x, x), x, log_scale=x)
+
+
+def test_photometric_term_is_the_relative_error_of_each_images_total_flux():
+    from bandsynth.nn.losses import BandLoss
+
+    def flux(scaled):  # a stand-in inverse scaling: flux = 10 * scaled
+        return 10.0 * scaled
+
+    target = torch.full((2, 1, 16, 16), 0.5)
+    pred = target.clone()
+    pred[0] *= 1.2  # 20 % too bright
+    pred[1] *= 0.9  # 10 % too faint
+    loss = BandLoss(flux=flux, flux_weight=1.0, flux_floor=0.0)
+    assert float(loss.photometric_error(pred, target)) == pytest.approx((0.2 + 0.1) / 2, rel=1e-5)
+    plain = BandLoss()(pred, target).total
+    with_flux = loss(pred, target).total
+    assert float(with_flux - plain) == pytest.approx(0.15, rel=1e-4)
+    with pytest.raises(TypeError, match="BandLoss flux must be a callable"):
+        BandLoss(flux=3.0)

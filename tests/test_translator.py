@@ -381,3 +381,21 @@ def test_export_onnx_without_onnx_names_the_packages(translator, tmp_path, monke
 def test_export_onnx_size_is_checked(translator, tmp_path):
     with pytest.raises(ValueError, match="height must be a multiple of 2 of at least 4 pixels, got 97"):
         translator.export_onnx(tmp_path / "m.onnx", height=97)
+
+
+def test_large_images_go_tile_by_tile_with_progress_and_the_same_result(translator):
+    # 9 tiles of 32 px: above LARGE_IMAGE_TILES, so each tile is prepared, predicted,
+    # calibrated and converted on its own (bounded memory); the result is the whole image's.
+    galaxy = make_galaxy(8, mode="survey", bands=list(INPUTS), size=96)
+    calls = []
+    with pytest.warns(AstropyUserWarning, match="calibration"):
+        whole = translator.predict(galaxy, n_samples=0)
+        tiled = translator.predict(galaxy, n_samples=0, tile=32,
+                                   progress=lambda done, total: calls.append((done, total)))
+    assert calls == [(k, 9) for k in range(1, 10)]
+    peak = float(np.abs(whole.data).max())
+    np.testing.assert_allclose(tiled.data, whole.data, rtol=0, atol=1e-4 * peak)
+    np.testing.assert_allclose(tiled.uncertainty.array, whole.uncertainty.array, rtol=1e-3,
+                               atol=1e-4 * float(whole.uncertainty.array.max()))
+    np.testing.assert_array_equal(tiled.mask, whole.mask)
+    assert tiled.meta["provenance"]["computation"]["tile"] == 32

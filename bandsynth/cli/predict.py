@@ -77,11 +77,9 @@ def load_translator(model):
 
 
 class _Stages:
-    """A one-line progress display: the current stage and the elapsed time.
+    """A one-line progress display: the current stage, the tiles done and the elapsed time.
 
-    The inference engine does not report progress over tiles yet, so a large image
-    shows at least which stage it is in and for how long (refreshed every second
-    on a terminal).
+    Refreshed every second on a terminal, so a large image shows that work goes on.
     """
 
     def __init__(self, total, *, enabled):
@@ -101,9 +99,15 @@ class _Stages:
 
     @contextlib.contextmanager
     def stage(self, text):
+        self._text = text
         self.bar.set_description_str(f"predict: {text}")
         yield
         self.bar.update(1)
+
+    def tiles(self, done, total):
+        """Progress callback of `bandsynth.Translator.predict` (one call per tile)."""
+        if total > 1:
+            self.bar.set_description_str(f"predict: {self._text}, tile {done}/{total}", refresh=False)
 
     def close(self):
         self._stop.set()
@@ -146,7 +150,7 @@ def run(args) -> int:
             stack = BandStack.from_fits(files, reproject_to=reproject_to)
         ny, nx = stack.shape
         with stages.stage(f"running the network on {nx} x {ny} pixels"):
-            prediction = translator.predict(stack, tta=args.tta)
+            prediction = translator.predict(stack, tta=args.tta, progress=stages.tiles)
         with stages.stage(f"writing {out.name}"):
             prediction.write(out, overwrite=args.overwrite)
     except (ValueError, OSError, TypeError, MemoryError) as err:

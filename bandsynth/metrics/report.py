@@ -68,7 +68,9 @@ class ComparisonReport:
     flux_pred, flux_true : float
         Total fluxes of prediction and truth.
     coverage_1sigma, coverage_2sigma, coverage_3sigma : float
-        Fractions of pixels within 1, 2, 3 σ of the truth.
+        Fractions of pixels whose truth lies in the central 68.27, 95.45 and 99.73 %
+        intervals of the error distribution the prediction states (1, 2, 3 σ for
+        Gaussian errors; 1, 2.69, 5.15 σ for Laplace errors).
     z_median, z_std, z_nmad : float
         Median, standard deviation and robust standard deviation of the z-scores.
     colour_error, colour_bias : mapping
@@ -330,7 +332,7 @@ def compare(prediction, truth, *, inputs=None, scaling=None, reference=None, foo
     seg_t, phot, fp = _truth_source(p_raw, t_raw, good, bad, seg_kw, footprint, shape, flags, notes)
 
     # ---- uncertainty calibration
-    cal = _calibration(p_raw, t_raw, pred.uncertainty, bad, fp, flags, notes)
+    cal = _calibration(p_raw, t_raw, pred.uncertainty, bad, fp, flags, notes, levels=_stated_levels(prediction))
 
     # ---- colours
     col_err, col_bias = _colours(p_raw, t_raw, in_data, bad, fp)
@@ -438,11 +440,24 @@ def _pixel_metrics(p_pix, t_pix, in_pix, good, bad, rng, flags, notes):
     return pixel, rng
 
 
-def _calibration(p_raw, t_raw, uncertainty, bad, fp, flags, notes):
+def _stated_levels(prediction):
+    """Half-widths of the central 68.27, 95.45 and 99.73 % intervals, in units of the stored sigma.
+
+    (1, 2, 3) for Gaussian errors; a prediction whose provenance states Laplace errors
+    (`bandsynth.uncertainty.DISTRIBUTIONS`) has wider 2- and 3-sigma intervals.
+    """
+    prov = (getattr(prediction, "meta", None) or {}).get("provenance") or {}
+    stated = (prov.get("uncertainty") or {}).get("distribution")
+    if stated == "laplace":  # half-widths -ln(1 - p) relative to p = 68.27 %
+        return tuple(float(np.log(1 - p) / np.log(1 - 0.682689)) for p in (0.682689, 0.954500, 0.997300))
+    return (1.0, 2.0, 3.0)
+
+
+def _calibration(p_raw, t_raw, uncertainty, bad, fp, flags, notes, *, levels=(1.0, 2.0, 3.0)):
     """Calibration of the predicted uncertainty in the footprint, or None without an uncertainty."""
     cal = None
     if uncertainty is not None:
-        cal = calibration(p_raw, t_raw, uncertainty, mask=bad, footprint=fp)
+        cal = calibration(p_raw, t_raw, uncertainty, mask=bad, footprint=fp, levels=levels)
         if cal.n == 0:
             flags.append("no_calibration_pixels")
             notes.append("no pixel with a positive, finite uncertainty in the footprint")
@@ -454,8 +469,7 @@ def _calibration(p_raw, t_raw, uncertainty, bad, fp, flags, notes):
 def _calibration_fields(cal):
     """ComparisonReport's coverage and z-score fields (nan without a calibration)."""
     return {
-        "coverage_1sigma": cal.coverage[1] if cal else NAN, "coverage_2sigma": cal.coverage[2] if cal else NAN,
-        "coverage_3sigma": cal.coverage[3] if cal else NAN, "z_median": cal.z_median if cal else NAN,
+        **{f"coverage_{k}sigma": (list(cal.coverage.values())[k - 1] if cal else NAN) for k in (1, 2, 3)}, "z_median": cal.z_median if cal else NAN,
         "z_std": cal.z_std if cal else NAN, "z_nmad": cal.z_nmad if cal else NAN,
     }  # fmt: skip
 

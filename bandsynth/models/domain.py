@@ -63,6 +63,8 @@ def domain_problems(card, stack, *, factor=2.0):
                 f"{scale:.3g} arcsec/pixel: the prediction may be unreliable (reproject the inputs?)"
             )
     for band in card.inputs:
+        if band not in stack:  # the missing band is reported by the input preparation
+            continue
         fwhm, trained = input_psf_fwhm(stack, band), card.psf_fwhm.get(band)
         if fwhm is not None and trained and not 1 / factor <= fwhm / float(trained) <= factor:
             problems.append(

@@ -41,7 +41,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-__all__ = ["InferenceEngine", "halo_width", "check_options", "resolve_device", "PRECISIONS", "NO_COMPILE_ENV", "bf16_supported"]
+__all__ = ["InferenceEngine", "halo_width", "tile_windows", "check_options", "resolve_device", "PRECISIONS",
+           "NO_COMPILE_ENV", "bf16_supported"]
 
 log = logging.getLogger(__name__)
 
@@ -78,8 +79,10 @@ def resolve_device(device):
     return torch.device(device)
 
 
-def check_options(*, precision, batch_size, compile, n_samples, device):
+def check_options(*, precision, batch_size, compile, n_samples, device, tile=512, multiple=2):
     """Validate `bandsynth.Translator.predict` options; returns the precision to use ("auto" resolved)."""
+    if not isinstance(tile, int) or isinstance(tile, bool) or tile < multiple:
+        raise ValueError(f"tile must be an integer >= {multiple}, got {tile!r}")
     if precision not in (*PRECISIONS, "auto"):
         raise ValueError(f"precision must be 'fp32', 'bf16' or 'auto', got {precision!r}")
     if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
@@ -111,8 +114,17 @@ def halo_width(model):
     return int(math.ceil(math.ceil(receptive_field(inner) / 2) / multiple) * multiple)
 
 
-def _windows(size, tile, halo, multiple):
-    """(core start, core stop, window start, window stop) along one axis."""
+def tile_windows(size, tile, halo, multiple):
+    """``(core start, core stop, window start, window stop)`` of the tiles along one axis.
+
+    Cores of ``tile`` pixels (a multiple of ``multiple``) cover ``[0, size)``; each window
+    adds ``halo`` pixels of context on both sides, clipped to the image.
+
+    Examples
+    --------
+    >>> tile_windows(10, 4, 2, 2)
+    [(0, 4, 0, 6), (4, 8, 2, 10), (8, 10, 6, 10)]
+    """
     tile = max(multiple, tile // multiple * multiple)
     out = []
     for start in range(0, size, tile):
@@ -236,10 +248,18 @@ class InferenceEngine:
         return mean, (None if scales[0] is None else np.concatenate(scales))
 
     # ---------------------------------------------------------------- public
+    def describe(self, *, precision, tile):
+        """How predictions are computed, for the provenance (compilation is added per call)."""
+        inner = getattr(self.model, "generator", self.model)
+        from .generator import receptive_field
+
+        return {"precision": precision, "device": str(self.device), "torch_version": torch.__version__,
+                "tile": tile, "halo": self.halo, "receptive_field": receptive_field(inner)}
+
     def n_tiles(self, shape, *, tile):
         """How many tiles an image of ``shape`` (ny, nx) is cut into."""
-        rows = _windows(shape[0], tile, self.halo, self.multiple)
-        cols = _windows(shape[1], tile, self.halo, self.multiple)
+        rows = tile_windows(shape[0], tile, self.halo, self.multiple)
+        cols = tile_windows(shape[1], tile, self.halo, self.multiple)
         return len(rows) * len(cols)
 
     def run(self, x, *, batch_size=8, tile=512, precision="fp32", compile=False, tta=False, out=None,
@@ -288,8 +308,8 @@ class InferenceEngine:
         else:
             mean, log_scale = out
         spread = np.empty((n, 1, h, w), np.float32) if tta else None
-        rows = _windows(h, tile, self.halo, self.multiple)
-        cols = _windows(w, tile, self.halo, self.multiple)
+        rows = tile_windows(h, tile, self.halo, self.multiple)
+        cols = tile_windows(w, tile, self.halo, self.multiple)
         total, done = len(rows) * len(cols), 0
         transforms = range(8) if tta else (0,)
         for r0, r1, wr0, wr1 in rows:

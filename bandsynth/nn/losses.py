@@ -248,11 +248,15 @@ class BandLoss(nn.Module):
     distribution : {"laplace", "gaussian"}
         Error distribution the uncertainty head's output (the log of the scale
         ``b``, or of ``sigma``) parametrises.
-    per_image : bool
-        Divide each image's prediction and target by the target's 99th-percentile
-        level (at least 0.05, detached) before the L1 and SSIM terms, so that faint
-        and bright galaxies weigh alike in a fixed physical scaling.  The
-        normalisation is in the loss only: the network never sees it.
+    flux : callable, optional
+        The inverse scaling (scaled units -> flux).  When given, a photometric term is
+        added: per image, ``|sum(f_pred - f_true)| / (sum|f_true| + n_pixels * flux_floor)``,
+        the relative error of the image's total flux, times ``flux_weight``.  L1 in an
+        asinh (logarithmic) scaling aims at the median of the log flux, which sums to
+        too little flux where the scatter is large; this term holds the totals.
+    flux_weight, flux_floor : float
+        Weight of that term, and a per-pixel flux added to its denominator (e.g. the
+        output band's softening) so that empty crops do not dominate it.
 
     Notes
     -----
@@ -261,10 +265,12 @@ class BandLoss(nn.Module):
     pair) as ``pred``.  ``weight`` (e.g. 0 on masked pixels) weighs every term.
     """
 
-    def __init__(self, ssim_weight=1.0, nll_weight=1.0, *, data_range=1.0, distribution="laplace",
-                 per_image=False):
+    def __init__(self, ssim_weight=1.0, nll_weight=1.0, *, data_range=1.0, distribution="laplace", flux=None,
+                 flux_weight=1.0, flux_floor=0.0):
         super().__init__()
-        self.per_image = bool(per_image)
+        if flux is not None and not callable(flux):
+            raise TypeError(f"BandLoss flux must be a callable (scaled -> flux) or None, got {type(flux).__name__}")
+        self.flux, self.flux_weight, self.flux_floor = flux, float(flux_weight), float(flux_floor)
         if distribution not in _NLL:
             raise ValueError(f"BandLoss distribution must be one of {tuple(_NLL)}, got {distribution!r}")
         self.distribution = distribution
@@ -281,7 +287,15 @@ class BandLoss(nn.Module):
 
     def extra_repr(self):
         return (f"ssim_weight={self.ssim_weight}, nll_weight={self.nll_weight}, data_range={self.data_range}, "
-                f"distribution={self.distribution!r}, per_image={self.per_image}")
+                f"distribution={self.distribution!r}, flux_weight={self.flux_weight if self.flux else 0.0}")
+
+    def photometric_error(self, mean, target):
+        """Mean over images of the relative error of the total flux (needs ``flux``)."""
+        # The clamp keeps sinh finite for a wild early prediction; real images stay far below it.
+        pred = self.flux(mean.clamp(max=3.0)).flatten(1)
+        true = self.flux(target).flatten(1)
+        denominator = true.abs().sum(1) + pred.shape[1] * self.flux_floor
+        return ((pred - true).sum(1).abs() / denominator.clamp(min=1e-12)).mean()
 
     def nll(self, mean, log_scale, target, *, weight=None, reduction="mean"):
         """Negative log likelihood of ``target`` under this loss's error distribution (mean detached)."""
@@ -296,14 +310,11 @@ class BandLoss(nn.Module):
         with torch.autocast(pred.device.type, enabled=False):
             mean, target_f = _as_float(pred, target)
             w = _weight_like(weight, mean)
-            image_mean, image_target = mean, target_f
-            if self.per_image:
-                level = torch.quantile(target_f.detach().flatten(1), 0.99, dim=1).clamp(min=0.05)
-                level = level.view(-1, *([1] * (target_f.ndim - 1)))
-                image_mean, image_target = mean / level, target_f / level
-            l1 = _reduce((image_mean - image_target).abs(), w, "mean")
-            similarity = ssim(image_mean, image_target, data_range=self.data_range, weight=weight)
+            l1 = _reduce((mean - target_f).abs(), w, "mean")
+            similarity = ssim(mean, target_f, data_range=self.data_range, weight=weight)
             total = l1 + self.ssim_weight * (1.0 - similarity)
+            if self.flux is not None:
+                total = total + self.flux_weight * self.photometric_error(mean, target_f)
             nll = None
             if log_scale is not None:
                 nll = self.nll(mean, log_scale, target_f, weight=weight)

@@ -76,15 +76,17 @@ def train_network(net, data, inputs, output, scalings, *, selection, epochs, bat
                   checkpoint_dir=None, checkpoint_every=None, max_steps=None, device="auto", progress=True):
     """Train ``net`` in place; returns the `~bandsynth.nn.training.TrainingResult` and the set sizes.
 
-    The image terms are L1 + (1 - SSIM) in the scaled units; the uncertainty head is
-    trained with a Gaussian negative log likelihood.
+    The loss is L1 + (1 - SSIM) in the scaled units plus the relative error of each
+    crop's total flux (`bandsynth.nn.losses.BandLoss` with ``flux``); the uncertainty
+    head is trained with a Gaussian negative log likelihood.
     """
     common = dict(inputs=inputs, target=output, scalings=scalings, seed=seed)
     train_set = BandPairDataset(data, split="train", crop_size=crop_size, augment=True, **common)
     val_set = BandPairDataset(data, indices=selection, augment=False, **common)
     result = _train_loop(
         net, train_set, val_data=val_set, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
-        loss=BandLoss(distribution="gaussian"), checkpoint_dir=checkpoint_dir,
+        loss=BandLoss(distribution="gaussian", flux=net.unscale_output, flux_floor=scalings[output].softening),
+        checkpoint_dir=checkpoint_dir,
         checkpoint_every=checkpoint_every,
         resume="auto" if checkpoint_dir else None, device=device, progress=progress, max_steps=max_steps,
     )
@@ -166,7 +168,8 @@ def training_card(data, net, *, name, inputs, output, preset, scalings, result, 
             "data_info": {k: v for k, v in info.items() if isinstance(v, (str, int, float, bool))},
             **sizes, **{k: options[k] for k in ("seed", "epochs", "batch_size", "crop_size", "lr", "stretch")},
             "steps": int(getattr(result, "steps", 0) or 0),
-            "loss": "L1 + (1 - SSIM) on the mean; Gaussian NLL on the sigma head",
+            "loss": "L1 + (1 - SSIM) on the mean + relative error of each crop's total flux; "
+                    "Gaussian NLL on the sigma head",
             "best_validation_ssim": None if result.best_metric is None else float(result.best_metric),
             "duration_s": round(time.perf_counter() - started, 1), "recipe": options["recipe"],
             # The whole chain of runs, so a fine-tuned card still says how its start was made.
