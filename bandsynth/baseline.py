@@ -65,6 +65,23 @@ def fit_linear_colour(data, inputs, output, *, split="train", indices=None, max_
 def apply_linear_colour(images, coefficients):
     """``sum_i c_i * images_i`` for a sequence of same-shape arrays (float64).
 
+    Parameters
+    ----------
+    images : sequence of array-like
+        Same-shape images.
+    coefficients : sequence of float
+        One per image.
+
+    Returns
+    -------
+    numpy.ndarray
+        The weighted sum, float64.
+
+    Raises
+    ------
+    ValueError
+        The numbers of images and coefficients differ.
+
     Examples
     --------
     >>> import numpy as np

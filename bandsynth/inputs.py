@@ -19,7 +19,21 @@ __all__ = ["prepare_inputs", "group_by_shape", "fill_bad_pixels"]
 
 
 def fill_bad_pixels(data, bad):
-    """Replace bad pixels by a Gaussian-weighted mean of good neighbours (astropy.convolution)."""
+    """Replace bad pixels by a Gaussian-weighted mean of good neighbours (astropy.convolution).
+
+    Parameters
+    ----------
+    data : numpy.ndarray
+        2-D image.
+    bad : numpy.ndarray of bool
+        Same shape as ``data``; True where a pixel is bad.
+
+    Returns
+    -------
+    numpy.ndarray
+        A copy of ``data`` with bad pixels filled (with the median of the good pixels where no good
+        neighbour is near).
+    """
     from astropy.convolution import Gaussian2DKernel, interpolate_replace_nans
 
     filled = interpolate_replace_nans(np.where(bad, np.nan, data), Gaussian2DKernel(2.0))
@@ -45,6 +59,16 @@ def prepare_inputs(stack, bands, scalings, *, unit, model="model", minimum_size=
     window : tuple of two slices, optional
         Only this part of the images (the tiles of a large image, prepared one by one
         so that memory stays bounded).
+
+    Returns
+    -------
+    x : numpy.ndarray
+        Scaled input ``(n_bands, ny, nx)``, float32.
+    mask : numpy.ndarray of bool
+        ``(ny, nx)``; True where any input band is bad (non-finite or masked; filled in ``x``).
+    noise : numpy.ndarray or None
+        The inputs' sigma ``(n_bands, ny, nx)`` in flux units, float32 (0 for bands without one),
+        or None when no band carries an uncertainty.
 
     Raises
     ------
@@ -103,6 +127,14 @@ def prepare_inputs(stack, bands, scalings, *, unit, model="model", minimum_size=
 
 def group_by_shape(shapes):
     """Lists of indices of equal shapes, in first-seen order (images that share a network call).
+
+    Parameters
+    ----------
+    shapes : iterable of tuple
+
+    Returns
+    -------
+    list of list of int
 
     Examples
     --------

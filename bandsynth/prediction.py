@@ -34,6 +34,24 @@ def describe_uncertainty(card, parts, configuration):
 
     Warns (`~astropy.utils.exceptions.AstropyUserWarning`) when the card has no
     calibration for it: the sigma is then the uncalibrated combination of its parts.
+
+    Parameters
+    ----------
+    card : `~bandsynth.models.zoo.ModelCard`
+    parts : list of str
+        The uncertainty's components (`bandsynth.uncertainty.sample`).
+    configuration : str
+        The `predict` configuration (`bandsynth.uncertainty.CONFIGURATIONS`).
+
+    Returns
+    -------
+    calibration : `~bandsynth.uncertainty.Calibration` or None
+    method : str
+        Provenance text.
+    distribution : str
+        "gaussian" without a calibration.
+    half_width : float
+        The 95.45 % interval's half-width in units of the 68.27 % one (2.0 without a calibration).
     """
     calibration = _calibration(card, configuration)
     if calibration is None:
@@ -51,7 +69,23 @@ def describe_uncertainty(card, parts, configuration):
 
 
 def to_flux(card, mean_s, var_s, calibration):
-    """Flux and calibrated flux sigma (float32; sigma None without ``var_s``) from scaled mean and variance."""
+    """Flux and calibrated flux sigma (float32; sigma None without ``var_s``) from scaled mean and variance.
+
+    Parameters
+    ----------
+    card : `~bandsynth.models.zoo.ModelCard`
+        Its output band's scaling maps back to flux.
+    mean_s, var_s : ndarray
+        Scaled mean and uncalibrated scaled variance (``var_s`` may be None).
+    calibration : `~bandsynth.uncertainty.Calibration` or None
+        Its brightness-dependent temperature multiplies the scaled sigma (none: 1).
+
+    Returns
+    -------
+    flux : ndarray
+    sigma : ndarray or None
+        Half-width of the mapped 68.27 % interval (`bandsynth.uncertainty.flux_sigma`).
+    """
     scaling = AsinhScaling.from_dict(dict(card.scaling[card.output]))
     flux = scaling.inverse(np.asarray(mean_s, dtype=np.float64)).astype(np.float32)
     if var_s is None:
@@ -130,6 +164,28 @@ def predict_batch(translator, stacks, *, problems, computation, uncertainty, tta
     """`~bandsynth.SyntheticBand` of each of ``stacks`` (small images), same-shape stacks in one batch.
 
     The step of `bandsynth.Translator.predict` for images of a few tiles at most.
+
+    Parameters
+    ----------
+    translator : `~bandsynth.Translator`
+    stacks : list of `~bandsynth.BandStack`
+    problems : list of list of str
+        Domain warnings of each stack.
+    computation : dict
+        How the network runs (`bandsynth.nn.engine.InferenceEngine.describe`), for the provenance.
+    uncertainty, tta : bool
+        Compute the calibrated sigma; average over the 8 flips/rotations.
+    n_samples : int
+        Monte Carlo draws of the inputs' noise (where they carry an uncertainty).
+    rng : numpy.random.Generator
+    run : dict
+        `~bandsynth.nn.engine.InferenceEngine.run` options (``batch_size``, ``tile``,
+        ``precision``, ``compile``, ``progress``).
+
+    Returns
+    -------
+    list of `~bandsynth.SyntheticBand`
+        In the order of ``stacks``.
     """
     from .inputs import group_by_shape
     from .uncertainty import configuration_name

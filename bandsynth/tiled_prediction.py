@@ -82,7 +82,29 @@ def predict_in_tiles(engine, card, scalings, stack, *, calibration, uncertainty,
 
 
 def predict_large(translator, stack, *, problems, computation, uncertainty, tta, n_samples, rng, run):
-    """The `~bandsynth.SyntheticBand` of one large stack, tile by tile (`predict_in_tiles`)."""
+    """The `~bandsynth.SyntheticBand` of one large stack, tile by tile (`predict_in_tiles`).
+
+    Parameters
+    ----------
+    translator : `~bandsynth.Translator`
+    stack : `~bandsynth.BandStack`
+    problems : list of str
+        Domain warnings of the stack.
+    computation : dict
+        How the network runs (`bandsynth.nn.engine.InferenceEngine.describe`), for the provenance.
+    uncertainty, tta : bool
+        Compute the calibrated sigma; average over the 8 flips/rotations.
+    n_samples : int
+        Monte Carlo draws of the inputs' noise (where they carry an uncertainty).
+    rng : numpy.random.Generator
+    run : dict
+        `~bandsynth.nn.engine.InferenceEngine.run` options (``batch_size``, ``tile``,
+        ``precision``, ``compile``, ``progress``).
+
+    Returns
+    -------
+    `~bandsynth.SyntheticBand`
+    """
     card = translator.card
     mc = uncertainty and n_samples > 0 and any(stack[b].uncertainty is not None for b in card.inputs)
     config = configuration_name(tta=tta, monte_carlo=mc)

@@ -1,14 +1,9 @@
 """Translator: a trained network with its model card — load, predict, fit, save, evaluate.
 
-``Translator.load("nuv_k_to_r").predict(stack)`` turns a `~bandsynth.BandStack`
-holding the model's input bands into a `~bandsynth.SyntheticBand` of the output
-band, in the inputs' flux units, on their WCS, with a calibrated per-pixel standard
-deviation and a provenance record.
+``Translator.load("nuv_k_to_r").predict(stack)`` turns a `~bandsynth.BandStack` of the model's input bands into a
+`~bandsynth.SyntheticBand` of the output band (inputs' flux units and WCS, calibrated per-pixel sigma, provenance).
 
-A translator is a thin facade.  The work lives where its concern does:
-`bandsynth.nn.network` (the network: a local correction of a linear colour model in
-a fixed physical scaling), `bandsynth.nn.engine` (exact tiling, precision,
-compilation), `bandsynth.nn.recipe` (training), `bandsynth.uncertainty` (sigma and
+A thin facade over `bandsynth.nn` (network, exact tiling, training recipe), `bandsynth.uncertainty` (sigma and
 its calibration) and `bandsynth.models` (cards, registry, domain checks).
 """
 
@@ -45,8 +40,7 @@ TILE = 512
 class Translator:
     """A band-translation network and its model card.
 
-    Build one with :meth:`load` (a shipped model or a saved one) or :meth:`fit`
-    (train on your own data); :meth:`predict` turns band stacks into synthetic bands.
+    Build one with :meth:`load` or :meth:`fit`; :meth:`predict` turns band stacks into synthetic bands.
 
     Parameters
     ----------
@@ -70,10 +64,8 @@ class Translator:
         if not isinstance(model, TranslationNet):
             raise TypeError(f"model must be a bandsynth.nn.network.TranslationNet, got {type(model).__name__}")
         if model.in_channels != len(card.inputs):
-            raise ValueError(
-                f"model {card.name!r}: the network takes {model.in_channels} bands "
-                f"but the card lists {len(card.inputs)} inputs {card.inputs}"
-            )
+            raise ValueError(f"model {card.name!r}: the network takes {model.in_channels} bands "
+                             f"but the card lists {len(card.inputs)} inputs {card.inputs}")
         self._card = card
         self._device = resolve_device(device)
         self._model = model.to(self._device).eval()
@@ -81,24 +73,19 @@ class Translator:
         self._calibrations = {k: Calibration.from_dict(k, v) for k, v in card.calibration.items()}
         self._engine = InferenceEngine(self._model, device=self._device)
 
-    # ------------------------------------------------------------------ files
     @classmethod
     def load(cls, name_or_path, *, device="auto"):
         """Load a shipped model by name (``"nuv_k_to_r"`` or ``"nuv_k_to_r@2"``), or a saved one by path.
 
-        A name without ``/`` and without a suffix is looked up among the shipped
-        models first (see `bandsynth.models.zoo.model_paths`).  The SHA-256 of the
-        weights file and of the card's content must match what the card records;
-        weights are read with safetensors only (nothing is unpickled).
+        Names without ``/`` or suffix are shipped models first (`bandsynth.models.zoo.model_paths`).  The weights'
+        and the card content's SHA-256 must match the card; weights are read with safetensors (nothing unpickled).
 
         Raises
         ------
         ValueError
             Unknown model name, or a version that is not the one shipped.
-        WeightsHashError
-            The weights file does not match the card's SHA-256.
-        CardHashError
-            The card was edited after it was written.
+        WeightsHashError, CardHashError
+            The weights file does not match the card's SHA-256, or the card was edited after it was written.
         """
         from safetensors.torch import load_file
 
@@ -110,13 +97,16 @@ class Translator:
     def save(self, path, *, overwrite=False):
         """Write ``PATH.safetensors`` and its card ``PATH.json`` (atomically).
 
-        The card's hashes, ``n_parameters``, architecture and receptive field are
-        recomputed; existing files are kept unless ``overwrite=True``.
+        Parameters
+        ----------
+        path : str or os.PathLike
+        overwrite : bool
+            Replace existing files (else they are kept: `FileExistsError`).
 
         Returns
         -------
         Translator
-            With the card as written.
+            With the card as written (hashes, ``n_parameters``, architecture and receptive field recomputed).
         """
         state = {k: v.detach().to("cpu").contiguous() for k, v in self._model.state_dict().items()}
         card = self._card.replace(n_parameters=count_parameters(self._model), architecture=self._model.config,
@@ -126,14 +116,11 @@ class Translator:
     def export_onnx(self, path, *, height=128, width=128, opset=17):
         """Write the network to an ONNX file, for ONNX Runtime or another engine.
 
-        The graph is the whole network in float32, colour baseline included: input
-        ``input`` of shape ``[batch, n_inputs, height, width]`` holding the scaled
-        input bands (`scale_inputs`, in the card's ``inputs`` order); outputs ``mean``
-        and ``log_scale`` (the log of the uncalibrated Gaussian sigma), both
-        ``[batch, 1, height, width]`` in the scaled space of the output band (the
-        card's ``scaling``).  Calibration and exact tiling stay with :meth:`predict`.
-        Batch, height and width are dynamic (sides must be multiples of
-        ``2 ** n_down``).  The file is written atomically.
+        The whole network in float32, colour baseline included: input ``input`` ``[batch, n_inputs, height, width]``
+        (the scaled input bands, `scale_inputs`, in the card's ``inputs`` order); outputs ``mean`` and ``log_scale``
+        (log of the uncalibrated Gaussian sigma), ``[batch, 1, height, width]``, in the output band's scaled space
+        (the card's ``scaling``).  Calibration and exact tiling stay with :meth:`predict`.  Batch, height and width
+        are dynamic (sides multiples of ``2 ** n_down``).  The file is written atomically.
 
         Parameters
         ----------
@@ -165,38 +152,31 @@ class Translator:
 
         return export_onnx(self._model, path, height=height, width=width, opset=opset)
 
-    # ------------------------------------------------------------------ training
     @classmethod
     def fit(cls, data, *, inputs, output, name=None, preset="small", epochs=10, batch_size=8, lr=2e-4,
-            crop_size=64, seed=0, stretch=50.0, checkpoint_dir=None, checkpoint_every=None, max_steps=None,
-            device="auto", progress=True, calibrate=True, init=None, recipe="", description=""):
+            crop_size=64, seed=0, stretch=50.0, baseline="auto", flux_weight=0.0, checkpoint_dir=None,
+            checkpoint_every=None, max_steps=None, device="auto", progress=True, calibrate=True, init=None, recipe="",
+            description=""):
         """Train a new translator on ``data`` (see `bandsynth.nn.recipe` for the steps).
 
         Parameters
         ----------
         data : data set
-            With train/validation splits: the mock universe
-            (`bandsynth.datasets.make_dataset`), a stored one
-            (`bandsynth.datasets.open_dataset`), or any object with the same
-            interface (``cube``, ``indices``, ``stack``, ``info``).
-        inputs : list of str
-            Input bands, in channel order.
-        output : str
-            Band to predict.
+            With train/validation splits: `bandsynth.datasets.make_dataset`, `bandsynth.datasets.open_dataset`,
+            or any object with their interface (``cube``, ``indices``, ``stack``, ``info``).
+        inputs, output : list of str, str
+            Input bands, in channel order; the band to predict.
         name : str, optional
             Model name (default ``"<inputs>_to_<output>"``).
         preset : str
             Generator preset (`bandsynth.nn.generator.PRESETS`).
         epochs, batch_size, lr, crop_size, seed, max_steps
-            Training recipe: Adam with a cosine schedule on random ``crop_size``
-            crops with the 8 flips/rotations (the network is local, so crops
-            train it for whole images exactly).
-        stretch : float
-            Ratio of each band's scaling maximum (the median training galaxy's
-            brightest pixels) to its softening (`bandsynth.nn.recipe.fit_physical_scalings`).
+            Adam, cosine schedule, random ``crop_size`` crops, 8 flips/rotations (the network is local).
+        stretch, baseline, flux_weight : float, str, float
+            Scaling maximum / softening per band (`bandsynth.nn.recipe.fit_physical_scalings`); the colour model's
+            kind ("auto", "flux", "scaled": `bandsynth.nn.recipe.colour_model`); weight of the loss's photometric term.
         checkpoint_dir, checkpoint_every
-            Resumable checkpoints (safetensors): a run started again with the
-            same arguments continues from the newest one.
+            Resumable safetensors checkpoints: a rerun with the same arguments continues from the newest.
         device, progress
             ``"auto"``, ``"cpu"``, ``"cuda"``, ...; progress bars.
         calibrate : bool
@@ -219,8 +199,8 @@ class Translator:
         name = name or f"{'_'.join(b.lower() for b in inputs)}_to_{output.lower()}"
         started = time.perf_counter()
         scalings = steps.fit_physical_scalings(data, inputs, output, stretch=stretch)
-        net = steps.build_network(preset, inputs, output, scalings, steps.colour_model(data, inputs, output, scalings),
-                                  seed=seed)
+        colour = steps.colour_model(data, inputs, output, scalings, kind=baseline)
+        net = steps.build_network(preset, inputs, output, scalings, colour, seed=seed)
         start = None if init is None else steps.check_init(Translator.load(init, device="cpu"), inputs, output, preset)
         if start is not None:
             net, scalings = start.model, start.scalings
@@ -230,14 +210,13 @@ class Translator:
                              "(one half chooses the checkpoint, the other calibrates); pass calibrate=False")
         result, sizes = steps.train_network(
             net, data, inputs, output, scalings, selection=selection, epochs=epochs, batch_size=batch_size, lr=lr,
-            crop_size=crop_size, seed=seed, checkpoint_dir=checkpoint_dir, checkpoint_every=checkpoint_every,
-            max_steps=max_steps, device=device, progress=progress,
-        )
+            crop_size=crop_size, seed=seed, flux_weight=flux_weight, checkpoint_dir=checkpoint_dir,
+            checkpoint_every=checkpoint_every, max_steps=max_steps, device=device, progress=progress)
         card = steps.training_card(
             data, net, name=name, inputs=inputs, output=output, preset=preset, scalings=scalings, result=result,
             sizes={**sizes, "n_calibration": int(len(calibration))}, started=started, init=init, start=start,
             options=dict(seed=seed, epochs=epochs, batch_size=batch_size, crop_size=crop_size, lr=lr, recipe=recipe,
-                         stretch=stretch),
+                         stretch=stretch, flux_weight=flux_weight),
             description=description)
         translator = cls(net, card, device=device)
         return translator.calibrate(data, indices=calibration) if calibrate else translator
@@ -250,13 +229,10 @@ class Translator:
         data : data set
             With ``stack(i)`` and ``indices(split)``.
         indices : sequence of int, optional
-            The calibration galaxies (default: ``split``).  They must not have
-            been used for training or for choosing the checkpoint.
+            The calibration galaxies (default: ``split``'s), used neither for training nor for the checkpoint.
         split : str
-            Used when ``indices`` is None.
         configurations : sequence of str
-            Which configurations to calibrate; "mc" and "tta+mc" only where the
-            inputs carry an uncertainty.
+            Which configurations to calibrate; "mc" and "tta+mc" only where the inputs carry an uncertainty.
 
         Returns
         -------
@@ -270,12 +246,21 @@ class Translator:
         return type(self)(self._model, card, device=self._device)
 
     def evaluate(self, data, **kwargs):
-        """Held-out metrics beside both baselines (`bandsynth.evaluation.evaluate_translator`)."""
+        """Held-out metrics beside both baselines.
+
+        Parameters
+        ----------
+        data, **kwargs
+            As for `bandsynth.evaluation.evaluate_translator`.
+
+        Returns
+        -------
+        `~bandsynth.evaluation.EvaluationResult`
+        """
         from .evaluation import evaluate_translator
 
         return evaluate_translator(self, data, **kwargs)
 
-    # ------------------------------------------------------------------ properties
     @property
     def card(self) -> ModelCard:
         """The model card."""
@@ -311,15 +296,26 @@ class Translator:
         """The underlying `~bandsynth.nn.network.TranslationNet` (in eval mode)."""
         return self._model
 
-    engine = property(lambda self: self._engine, doc="The `~bandsynth.nn.engine.InferenceEngine` running the network.")
+    @property
+    def engine(self):
+        """The `~bandsynth.nn.engine.InferenceEngine` running the network."""
+        return self._engine
 
     def __repr__(self):
         return (f"<Translator {self.name!r}: {' + '.join(self.inputs)} -> {self.output} "
                 f"({self._card.preset} preset, {self._card.mode} mode)>")
 
-    # ------------------------------------------------------------------ predict
     def scale_inputs(self, stack):
-        """Scaled input ``(n_in, ny, nx)``, bad-pixel mask, inputs' sigma in flux or None (`bandsynth.inputs`)."""
+        """Scaled input ``(n_in, ny, nx)``, bad-pixel mask, inputs' sigma in flux or None (`bandsynth.inputs`).
+
+        Parameters
+        ----------
+        stack : `~bandsynth.BandStack`
+
+        Returns
+        -------
+        x, mask, noise : numpy.ndarray
+        """
         from .inputs import prepare_inputs
 
         return prepare_inputs(stack, self.inputs, self._scalings, unit=parse_unit(self._card.unit),
@@ -332,14 +328,10 @@ class Translator:
         Parameters
         ----------
         stacks : `~bandsynth.BandStack` or list of them
-            Each holds (at least) the model's input bands on one pixel grid
-            (`BandStack.reproject` puts bands on one grid, keeping total flux).
+            Each holds (at least) the model's input bands on one pixel grid (see `BandStack.reproject`).
         uncertainty : bool
-            Compute the per-pixel standard deviation: the network's sigma head,
-            plus the spread over the 8 flips/rotations with ``tta``, plus the
-            inputs' own noise by Monte Carlo when they carry an uncertainty,
-            calibrated for that configuration (a warning says when the card has
-            no calibration for it).
+            Compute the calibrated per-pixel sigma: the network's sigma head, plus the 8 flips/rotations' spread
+            with ``tta``, plus the inputs' noise by Monte Carlo when they carry one (warns if uncalibrated).
         tta : bool
             Average over the 8 flips/rotations (8x slower).
         n_samples : int
@@ -347,19 +339,14 @@ class Translator:
         batch_size : int
             Images per network call.
         precision : {"fp32", "bf16", "auto"}
-            "bf16" runs the network's trunk under bfloat16 autocast (the colour
-            baseline and the output heads stay float32); "auto" picks bf16 where the
-            hardware has fast bf16 kernels.  ``benchmarks/model_speed.py`` prints
-            how far bf16 moves a galaxy's total flux from fp32.
+            "bf16": the trunk under bfloat16 autocast (colour baseline and heads stay float32); "auto": bf16 where
+            the hardware has fast bf16 kernels (``benchmarks/model_speed.py`` prints bf16's flux change).
         tile : int
-            Side of the tiles' cores: images are cut into tiles with enough
-            context that the result is the same as for the whole image; only
-            memory depends on it.
+            Side of the tiles' cores: tiling is exact (as for the whole image); only memory depends on it.
         seed : int
             Seed of the Monte Carlo draws (predictions are deterministic).
         check_domain : bool
-            Warn when the pixel scale or an input's PSF FWHM is more than a factor
-            of 2 from the training data's (`bandsynth.models.domain`).
+            Warn when pixel scale or an input's PSF FWHM is >2x off the training data's (`bandsynth.models.domain`).
         compile : {"auto", True, False}
             `torch.compile` (see `bandsynth.nn.engine.InferenceEngine.run`).
         progress : callable, optional
@@ -394,7 +381,18 @@ class Translator:
         return results[0] if single else results
 
     def predict_scaled(self, x, noise, *, uncertainty, tta, n_samples, rng, run):
-        """Scaled mean, uncalibrated scaled variance and its components (`bandsynth.uncertainty.sample`)."""
+        """Scaled mean, uncalibrated scaled variance and its components (`bandsynth.uncertainty.sample`).
+
+        Parameters
+        ----------
+        x, noise, uncertainty, tta, n_samples, rng, run
+            As for `bandsynth.uncertainty.sample` (with this translator's engine and input scalings).
+
+        Returns
+        -------
+        mean, variance, parts
+            As returned by `bandsynth.uncertainty.sample`.
+        """
         scalings = [self._scalings[b] for b in self.inputs]
         return sample(self._engine, scalings, x, noise, uncertainty=uncertainty, tta=tta, n_samples=n_samples,
                       rng=rng, run=run)

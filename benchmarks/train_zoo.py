@@ -42,6 +42,10 @@ def main(argv=None):
                         help="start from the weights in --out (a further round of training; the card keeps the chain)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the data order and augmentation")
     parser.add_argument("--stretch", type=float, default=50.0, help="scaling maximum / softening of every band")
+    parser.add_argument("--baseline", default="auto", choices=("auto", "flux", "scaled"),
+                        help="the colour model the network corrects (auto: whichever fits the training pixels)")
+    parser.add_argument("--flux-weight", type=float, default=0.0,
+                        help="weight of the loss term on each crop's total flux")
     parser.add_argument("--calibrate-only", action="store_true",
                         help="keep the weights in --out, fit their uncertainty calibration again")
     args = parser.parse_args(argv)
@@ -65,7 +69,8 @@ def main(argv=None):
             data, inputs=inputs, output=output, name=name, preset=args.preset, epochs=args.epochs, lr=args.lr,
             crop_size=64, batch_size=8, seed=args.seed, checkpoint_dir=Path(args.runs) / name, checkpoint_every=200,
             progress=False, recipe=command, description=f"{' + '.join(inputs)} -> {output}, {mode}-mode mock universe",
-            init=Path(args.out) / name if args.fine_tune else None, stretch=args.stretch,
+            init=Path(args.out) / name if args.fine_tune else None, stretch=args.stretch, baseline=args.baseline,
+            flux_weight=args.flux_weight,
         )
         translator = Translator(translator.model, translator.card.replace(version=args.version))
         translator.save(Path(args.out) / name, overwrite=True)

@@ -24,6 +24,18 @@ MODULES = [
     "bandsynth.morphology",
     "bandsynth.datasets.mock",
     "bandsynth.datasets.base",
+    "bandsynth.translator",
+    "bandsynth.baseline",
+    "bandsynth.inputs",
+    "bandsynth.prediction",
+    "bandsynth.tiled_prediction",
+    "bandsynth.uncertainty",
+    "bandsynth.models.domain",
+    "bandsynth.models.zoo",
+    "bandsynth.nn.network",
+    "bandsynth.nn.engine",
+    "bandsynth.nn.recipe",
+    "bandsynth.nn.export",
 ]
 CHECKS = {"GL08", "PR01", "PR02", "RT01"}
 

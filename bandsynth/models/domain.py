@@ -21,6 +21,16 @@ def input_psf_fwhm(stack, band):
 
     Read from ``stack.meta["psf_fwhm"][band]`` (mock galaxies) or the band's header
     keywords `PSF_KEYWORDS`.
+
+    Parameters
+    ----------
+    stack : `~bandsynth.BandStack`
+    band : str
+        Band name.
+
+    Returns
+    -------
+    float or None
     """
     recorded = stack.meta.get("psf_fwhm")
     candidates = [recorded.get(band)] if hasattr(recorded, "get") else []

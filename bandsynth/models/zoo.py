@@ -84,7 +84,7 @@ def _thaw(value):
 class ModelCard:
     """Everything known about one trained band-translation model.
 
-    Parameters
+    Attributes
     ----------
     name : str
         Registry name, e.g. ``"nuv_k_to_r"``.
@@ -120,6 +120,14 @@ class ModelCard:
         SHA-256 of the weights file.
     n_parameters : int
         Number of trainable parameters.
+    licence : str
+        Licence of the weights.
+    citation : str
+        Reference to cite when using the model.
+    description : str
+        Free text.
+    bandsynth_version : str
+        Version of bandsynth that wrote the card.
     version : int
         Version of the model under this name; ``Translator.load("NAME@2")`` asks for one.
     receptive_field : int
@@ -182,22 +190,50 @@ class ModelCard:
                 object.__setattr__(self, f.name, _freeze(value))
 
     def to_dict(self) -> dict:
-        """The card as plain JSON-ready types."""
+        """The card as plain JSON-ready types.
+
+        Returns
+        -------
+        dict
+            Field name to value (mappings as dicts, tuples as lists, non-finite floats as None).
+        """
         return {f.name: _thaw(getattr(self, f.name)) for f in fields(self)}
 
     def to_json(self) -> str:
-        """The card as JSON text, with its ``card_sha256`` recomputed."""
+        """The card as JSON text, with its ``card_sha256`` recomputed.
+
+        Returns
+        -------
+        str
+        """
         return json.dumps({**self.to_dict(), "card_sha256": self.content_sha256()}, indent=2, allow_nan=False) + "\n"
 
     def content_sha256(self) -> str:
-        """SHA-256 of the card's canonical JSON without ``card_sha256`` itself."""
+        """SHA-256 of the card's canonical JSON without ``card_sha256`` itself.
+
+        Returns
+        -------
+        str
+            Hex digest.
+        """
         data = self.to_dict()
         data.pop("card_sha256", None)
         text = json.dumps(data, sort_keys=True, separators=(",", ":"), allow_nan=False)
         return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
     def verify(self, *, source="model card"):
-        """Raise `CardHashError` unless ``card_sha256`` matches the card's content."""
+        """Raise `CardHashError` unless ``card_sha256`` matches the card's content.
+
+        Parameters
+        ----------
+        source : str
+            What the card is, for the error message.
+
+        Returns
+        -------
+        ModelCard
+            This card, unchanged.
+        """
         digest = self.content_sha256()
         if self.card_sha256 != digest:
             raise CardHashError(
@@ -244,14 +280,30 @@ class ModelCard:
         return cls.from_dict(data)
 
     def write(self, path):
-        """Write the card as JSON to ``path`` (atomically), with its hash recomputed."""
+        """Write the card as JSON to ``path`` (atomically), with its hash recomputed.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+        """
         from .._io import atomic_path
 
         with atomic_path(path) as tmp:
             tmp.write_text(self.to_json())
 
     def replace(self, **changes) -> "ModelCard":
-        """A copy with some fields changed."""
+        """A copy with some fields changed.
+
+        Parameters
+        ----------
+        **changes
+            Field names and their new values.
+
+        Returns
+        -------
+        ModelCard
+            Rebuilt through :meth:`from_dict` (``card_sha256`` is kept as it was).
+        """
         data = self.to_dict()
         data.update({k: _thaw(v) for k, v in changes.items()})
         return type(self).from_dict(data)
@@ -272,6 +324,15 @@ def model_paths(name_or_path) -> tuple[Path, Path]:
        holding exactly one saved model.
     3. A bare name that is neither shipped nor a local path is an error listing
        the shipped models.
+
+    Parameters
+    ----------
+    name_or_path : str or os.PathLike
+
+    Returns
+    -------
+    weights, card : pathlib.Path
+        The ``.safetensors`` file and its ``.json`` card.
 
     Examples
     --------
@@ -323,8 +384,16 @@ _VERSIONED = re.compile(r"^(?P<name>[A-Za-z0-9_\-]+)@(?P<version>\d+)$")
 def verified_model(name_or_path):
     """``(weights path, card)`` of a model whose weights and card both match their recorded SHA-256.
 
-    ``name_or_path`` is anything `model_paths` takes, optionally with ``@VERSION``
-    after a shipped model's name (``"nuv_k_to_r@2"``).
+    Parameters
+    ----------
+    name_or_path : str or os.PathLike
+        Anything `model_paths` takes, optionally with ``@VERSION`` after a shipped
+        model's name (``"nuv_k_to_r@2"``).
+
+    Returns
+    -------
+    weights : pathlib.Path
+    card : ModelCard
 
     Raises
     ------
@@ -354,7 +423,21 @@ def write_model(state, card, path, *, overwrite=False):
     """Write weights ``state`` (tensors, safetensors) and ``card`` as ``PATH.safetensors`` + ``PATH.json``.
 
     Both files are written atomically; the card gets the weights' SHA-256 and its own.
-    Existing files are kept unless ``overwrite=True``.  Returns the card as written.
+
+    Parameters
+    ----------
+    state : dict of str to torch.Tensor
+        The network's state dict (contiguous CPU tensors).
+    card : ModelCard
+    path : str or os.PathLike
+        ``PATH`` (a ``.json`` or ``.safetensors`` suffix is dropped).
+    overwrite : bool
+        Replace existing files (else `FileExistsError`).
+
+    Returns
+    -------
+    ModelCard
+        The card as written (read back from ``PATH.json``).
     """
     from safetensors.torch import save
 
@@ -377,10 +460,25 @@ def write_model(state, card, path, *, overwrite=False):
 
 
 def list_models() -> list[ModelCard]:
-    """Cards of every shipped model, sorted by name."""
+    """Cards of every shipped model, sorted by name.
+
+    Returns
+    -------
+    list of ModelCard
+    """
     return [ModelCard.read(p) for p in sorted(WEIGHTS_DIR.glob("*.json"))]
 
 
 def get_card(name) -> ModelCard:
-    """The card of a shipped model or of a user's model path."""
+    """The card of a shipped model or of a user's model path.
+
+    Parameters
+    ----------
+    name : str or os.PathLike
+        Anything `model_paths` takes.
+
+    Returns
+    -------
+    ModelCard
+    """
     return ModelCard.read(model_paths(name)[1])

@@ -58,7 +58,17 @@ _COMPILE_MIN_IMAGES = 256
 
 
 def bf16_supported(device="cpu"):
-    """Whether ``device`` runs bfloat16 matrix products natively (AVX512-BF16/AMX, or a recent GPU)."""
+    """Whether ``device`` runs bfloat16 matrix products natively (AVX512-BF16/AMX, or a recent GPU).
+
+    Parameters
+    ----------
+    device : str or torch.device
+
+    Returns
+    -------
+    bool
+        False for devices other than CPU and CUDA.
+    """
     device = torch.device(device)
     if device.type == "cuda":
         return bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
@@ -73,14 +83,49 @@ def bf16_supported(device="cpu"):
 
 
 def resolve_device(device):
-    """``"auto"`` (or None): the GPU if there is one, else the CPU; anything else as `torch.device`."""
+    """``"auto"`` (or None): the GPU if there is one, else the CPU; anything else as `torch.device`.
+
+    Parameters
+    ----------
+    device : str, torch.device or None
+
+    Returns
+    -------
+    torch.device
+    """
     if device in (None, "auto"):
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(device)
 
 
 def check_options(*, precision, batch_size, compile, n_samples, device, tile=512, multiple=2):
-    """Validate `bandsynth.Translator.predict` options; returns the precision to use ("auto" resolved)."""
+    """Validate `bandsynth.Translator.predict` options; returns the precision to use ("auto" resolved).
+
+    Parameters
+    ----------
+    precision : {"fp32", "bf16", "auto"}
+    batch_size : int
+        Must be positive.
+    compile : {True, False, "auto"}
+    n_samples : int
+        Must be >= 0.
+    device : str or torch.device
+        Where "auto" precision is resolved.
+    tile : int
+        Must be at least ``multiple``.
+    multiple : int
+        The network's stride (``2 ** n_down``).
+
+    Returns
+    -------
+    str
+        "fp32" or "bf16".
+
+    Raises
+    ------
+    ValueError, TypeError
+        An option is out of range or of the wrong type.
+    """
     if not isinstance(tile, int) or isinstance(tile, bool) or tile < multiple:
         raise ValueError(f"tile must be an integer >= {multiple}, got {tile!r}")
     if precision not in (*PRECISIONS, "auto"):
@@ -101,6 +146,15 @@ def halo_width(model):
 
     Half the receptive field, rounded up to a multiple of ``2 ** n_down``.
 
+    Parameters
+    ----------
+    model : torch.nn.Module
+        A generator, or a network wrapping one as ``model.generator``.
+
+    Returns
+    -------
+    int
+
     Examples
     --------
     >>> from bandsynth.nn.generator import build_generator
@@ -119,6 +173,21 @@ def tile_windows(size, tile, halo, multiple):
 
     Cores of ``tile`` pixels (a multiple of ``multiple``) cover ``[0, size)``; each window
     adds ``halo`` pixels of context on both sides, clipped to the image.
+
+    Parameters
+    ----------
+    size : int
+        Image side along the axis.
+    tile : int
+        Core side (rounded down to a multiple of ``multiple``, at least ``multiple``).
+    halo : int
+        Context pixels on each side.
+    multiple : int
+        The network's stride.
+
+    Returns
+    -------
+    list of tuple of int
 
     Examples
     --------
@@ -249,7 +318,18 @@ class InferenceEngine:
 
     # ---------------------------------------------------------------- public
     def describe(self, *, precision, tile):
-        """How predictions are computed, for the provenance (compilation is added per call)."""
+        """How predictions are computed, for the provenance (compilation is added per call).
+
+        Parameters
+        ----------
+        precision : str
+        tile : int
+
+        Returns
+        -------
+        dict
+            Precision, device, torch version, tile, halo and receptive field.
+        """
         inner = getattr(self.model, "generator", self.model)
         from .generator import receptive_field
 
@@ -257,7 +337,18 @@ class InferenceEngine:
                 "tile": tile, "halo": self.halo, "receptive_field": receptive_field(inner)}
 
     def n_tiles(self, shape, *, tile):
-        """How many tiles an image of ``shape`` (ny, nx) is cut into."""
+        """How many tiles an image of ``shape`` (ny, nx) is cut into.
+
+        Parameters
+        ----------
+        shape : tuple of int
+        tile : int
+            Side of the tiles' cores.
+
+        Returns
+        -------
+        int
+        """
         rows = tile_windows(shape[0], tile, self.halo, self.multiple)
         cols = tile_windows(shape[1], tile, self.halo, self.multiple)
         return len(rows) * len(cols)

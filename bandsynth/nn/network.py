@@ -150,23 +150,73 @@ class TranslationNet(nn.Module):
 
     # Scaling, differentiable and in float32 whatever the autocast state.
     def scale_inputs(self, flux):
-        """Input fluxes ``[B, C, H, W]`` -> network units."""
+        """Input fluxes ``[B, C, H, W]`` -> network units.
+
+        Parameters
+        ----------
+        flux : torch.Tensor
+
+        Returns
+        -------
+        torch.Tensor
+            Scaled inputs, float32, same shape.
+        """
         return _asinh(flux.float() / self.in_softening) / self.in_norm
 
     def unscale_inputs(self, x):
-        """Network units -> input fluxes (exact inverse of `scale_inputs`)."""
+        """Network units -> input fluxes (exact inverse of `scale_inputs`).
+
+        Parameters
+        ----------
+        x : torch.Tensor
+
+        Returns
+        -------
+        torch.Tensor
+            Input fluxes ``[B, C, H, W]``, float32.
+        """
         return _sinh(x.float() * self.in_norm) * self.in_softening
 
     def scale_output(self, flux):
-        """Output-band fluxes -> network units."""
+        """Output-band fluxes -> network units.
+
+        Parameters
+        ----------
+        flux : torch.Tensor
+
+        Returns
+        -------
+        torch.Tensor
+            Scaled output, float32, same shape.
+        """
         return _asinh(flux.float() / self.out_softening) / self.out_norm
 
     def unscale_output(self, y):
-        """Network units -> output-band fluxes (exact inverse of `scale_output`)."""
+        """Network units -> output-band fluxes (exact inverse of `scale_output`).
+
+        Parameters
+        ----------
+        y : torch.Tensor
+
+        Returns
+        -------
+        torch.Tensor
+            Output-band fluxes, float32, same shape.
+        """
         return _sinh(y.float() * self.out_norm) * self.out_softening
 
     def baseline(self, x):
-        """The colour model's prediction for scaled inputs ``x``, in scaled output units."""
+        """The colour model's prediction for scaled inputs ``x``, in scaled output units.
+
+        Parameters
+        ----------
+        x : torch.Tensor
+
+        Returns
+        -------
+        torch.Tensor
+            ``[B, 1, H, W]``, float32 (computed outside autocast).
+        """
         with torch.autocast(x.device.type, enabled=False):
             if self.baseline_kind == "scaled":
                 return self.intercept + (x.float() * self.coefficients).sum(dim=1, keepdim=True)
@@ -174,6 +224,19 @@ class TranslationNet(nn.Module):
             return self.scale_output((flux * self.coefficients).sum(dim=1, keepdim=True))
 
     def forward(self, x):
+        """Predict the scaled output band: colour baseline plus the generator's correction.
+
+        Parameters
+        ----------
+        x : torch.Tensor
+            Scaled inputs ``[B, C, H, W]`` (sides multiples of ``2 ** n_down``).
+
+        Returns
+        -------
+        GeneratorOutput
+            ``mean`` ``[B, 1, H, W]`` in scaled output units and ``log_scale`` (the
+            log of the uncalibrated sigma; None without an uncertainty head), both float32.
+        """
         base = self.baseline(x)
         gen = self.generator
         gen.check_input(x)

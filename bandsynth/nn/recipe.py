@@ -34,6 +34,22 @@ def fit_physical_scalings(data, inputs, output, *, stretch=50.0):
     The median training galaxy's brightest pixels map to 1; ``stretch`` is the ratio of
     that level to the softening: larger values put fainter galaxies in the logarithmic
     regime, where a galaxy's brightness is an additive offset and colours are differences.
+
+    Parameters
+    ----------
+    data : data set
+        With ``cube(band)``, ``indices(split)`` and ``info`` (see `bandsynth.Translator.fit`).
+    inputs : sequence of str
+        Input bands.
+    output : str
+        Output band.
+    stretch : float
+        Ratio of the scaling maximum to the softening.
+
+    Returns
+    -------
+    dict of str to `~bandsynth.scaling.AsinhScaling`
+        One per input band and for the output band.
     """
     return fit_scalings_for(data, inputs, output, split="train", reference="fixed", stretch=stretch)
 
@@ -42,6 +58,21 @@ def split_validation(data):
     """``(selection, calibration)`` image indices: the validation split in two alternating halves.
 
     With a single validation image it chooses the checkpoint and nothing is left to calibrate on.
+
+    Parameters
+    ----------
+    data : data set
+        With ``indices("validation")``.
+
+    Returns
+    -------
+    selection, calibration : numpy.ndarray of int
+        Even- and odd-position validation indices.
+
+    Raises
+    ------
+    ValueError
+        The data set has no validation images.
     """
     indices = np.asarray(data.indices("validation"))
     if indices.size == 0:
@@ -50,7 +81,25 @@ def split_validation(data):
 
 
 def check_init(start, inputs, output, preset):
-    """``start`` (a loaded translator to fine-tune from) if it maps ``inputs -> output`` with ``preset``."""
+    """``start`` (a loaded translator to fine-tune from) if it maps ``inputs -> output`` with ``preset``.
+
+    Parameters
+    ----------
+    start : `~bandsynth.Translator`
+    inputs : sequence of str
+    output : str
+    preset : str
+
+    Returns
+    -------
+    `~bandsynth.Translator`
+        ``start`` itself.
+
+    Raises
+    ------
+    ValueError
+        ``start`` has other inputs, output or preset.
+    """
     if (start.inputs, start.output, start.card.preset) != (tuple(inputs), output, preset):
         raise ValueError(
             f"init model {start.name!r} maps {'+'.join(start.inputs)} -> {start.output} with the "
@@ -60,7 +109,25 @@ def check_init(start, inputs, output, preset):
 
 
 def build_network(preset, inputs, output, scalings, colour, *, seed=0):
-    """A fresh `TranslationNet` for ``inputs -> output`` with the given scalings and colour model (`colour_model`)."""
+    """A fresh `TranslationNet` for ``inputs -> output`` with the given scalings and colour model (`colour_model`).
+
+    Parameters
+    ----------
+    preset : str
+        Generator preset (`bandsynth.nn.generator.PRESETS`).
+    inputs : sequence of str
+    output : str
+    scalings : mapping of str to `~bandsynth.scaling.AsinhScaling`
+        At least the input and output bands.
+    colour : dict
+        As returned by `colour_model` (``baseline``, ``coefficients``, ``intercept``).
+    seed : int
+        Torch seed of the weights' initialisation.
+
+    Returns
+    -------
+    `~bandsynth.nn.network.TranslationNet`
+    """
     torch.manual_seed(seed)
     return TranslationNet.build(
         preset,
@@ -73,19 +140,48 @@ def build_network(preset, inputs, output, scalings, colour, *, seed=0):
 
 
 def train_network(net, data, inputs, output, scalings, *, selection, epochs, batch_size, lr, crop_size, seed,
-                  checkpoint_dir=None, checkpoint_every=None, max_steps=None, device="auto", progress=True):
+                  flux_weight=0.0, checkpoint_dir=None, checkpoint_every=None, max_steps=None, device="auto",
+                  progress=True):
     """Train ``net`` in place; returns the `~bandsynth.nn.training.TrainingResult` and the set sizes.
 
-    The loss is L1 + (1 - SSIM) in the scaled units plus the relative error of each
-    crop's total flux (`bandsynth.nn.losses.BandLoss` with ``flux``); the uncertainty
-    head is trained with a Gaussian negative log likelihood.
+    The loss is L1 + (1 - SSIM) in the scaled units, plus ``flux_weight`` times the
+    relative error of each crop's total flux (`bandsynth.nn.losses.BandLoss` with
+    ``flux``); the uncertainty head is trained with a Gaussian negative log likelihood.
+
+    Parameters
+    ----------
+    net : `~bandsynth.nn.network.TranslationNet`
+        Left with the best checkpoint's weights (chosen on ``selection``).
+    data : data set
+        With ``cube(band)``, ``indices(split)`` and ``info`` (see `bandsynth.Translator.fit`).
+    inputs : sequence of str
+    output : str
+    scalings : mapping of str to `~bandsynth.scaling.AsinhScaling`
+    selection : sequence of int
+        Validation images that choose the checkpoint.
+    epochs, batch_size, lr, crop_size, seed, max_steps
+        Training recipe (`bandsynth.nn.training.fit`); ``max_steps`` may be None.
+    flux_weight : float
+        Weight of the loss's photometric term (0: none).
+    checkpoint_dir, checkpoint_every
+        Resumable checkpoints (resumed from when ``checkpoint_dir`` is given).
+    device : str
+    progress : bool
+        Show progress bars.
+
+    Returns
+    -------
+    result : `~bandsynth.nn.training.TrainingResult`
+    sizes : dict
+        ``n_train`` and ``n_selection``: the numbers of training and selection images.
     """
     common = dict(inputs=inputs, target=output, scalings=scalings, seed=seed)
     train_set = BandPairDataset(data, split="train", crop_size=crop_size, augment=True, **common)
     val_set = BandPairDataset(data, indices=selection, augment=False, **common)
     result = _train_loop(
         net, train_set, val_data=val_set, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
-        loss=BandLoss(distribution="gaussian", flux=net.unscale_output, flux_floor=scalings[output].softening),
+        loss=BandLoss(distribution="gaussian", flux=net.unscale_output if flux_weight else None,
+                      flux_weight=flux_weight, flux_floor=scalings[output].softening),
         checkpoint_dir=checkpoint_dir,
         checkpoint_every=checkpoint_every,
         resume="auto" if checkpoint_dir else None, device=device, progress=progress, max_steps=max_steps,
@@ -95,14 +191,29 @@ def train_network(net, data, inputs, output, scalings, *, selection, epochs, bat
     return result, {"n_train": len(train_set), "n_selection": len(val_set)}
 
 
-def colour_model(data, inputs, output, scalings, *, max_pixels=1_000_000, seed=0):
+def colour_model(data, inputs, output, scalings, *, kind="auto", max_pixels=1_000_000, seed=0):
     """The per-pixel colour model inside the network, fitted on the training split.
 
     Both kinds of `~bandsynth.nn.network.TranslationNet` baseline are fitted by least
     squares -- ``"flux"`` (the linear colour model, `bandsynth.baseline.fit_linear_colour`)
     and ``"scaled"`` (linear in the scaled units, with a constant: a power-law SED in
-    the logarithmic regime) -- and the one with the smaller mean absolute error, in
-    scaled units, over the galaxies' pixels (target above its softening) is kept.
+    the logarithmic regime) -- and, with ``kind="auto"``, the one with the smaller mean
+    absolute error, in scaled units, over the galaxies' pixels (target above its
+    softening) is kept.
+
+    Parameters
+    ----------
+    data : data set
+        With ``cube(band)``, ``indices(split)`` and ``info`` (see `bandsynth.Translator.fit`).
+    inputs : sequence of str
+    output : str
+    scalings : mapping of str to `~bandsynth.scaling.AsinhScaling`
+    kind : {"auto", "flux", "scaled"}
+        Keep the better-fitting kind ("auto"), or this one.
+    max_pixels : int
+        Training pixels sampled for the fits.
+    seed : int
+        Seed of the pixel sample.
 
     Returns
     -------
@@ -126,7 +237,9 @@ def colour_model(data, inputs, output, scalings, *, max_pixels=1_000_000, seed=0
         "flux": float(np.mean(np.abs(scalings[output].forward(fluxes[galaxy] @ flux_coef) - y[galaxy]))),
         "scaled": float(np.mean(np.abs(solution[0] + x[galaxy] @ solution[1:] - y[galaxy]))),
     }
-    kind = min(errors, key=errors.get)
+    if kind not in ("auto", "flux", "scaled"):
+        raise ValueError(f"baseline must be 'auto', 'flux' or 'scaled', got {kind!r}")
+    kind = min(errors, key=errors.get) if kind == "auto" else kind
     coefficients = flux_coef if kind == "flux" else solution[1:]
     return {"baseline": kind, "coefficients": [float(c) for c in coefficients],
             "intercept": 0.0 if kind == "flux" else float(solution[0]), "errors": errors}
@@ -138,6 +251,32 @@ def training_card(data, net, *, name, inputs, output, preset, scalings, result, 
 
     ``options`` holds the recipe (seed, epochs, batch_size, crop_size, lr, recipe); ``start`` is
     the translator fine-tuning began from (or None), so the card keeps the whole chain of runs.
+
+    Parameters
+    ----------
+    data : data set
+        Its ``info`` (mode, pixel scale, PSF FWHM, description) goes into the card.
+    net : `~bandsynth.nn.network.TranslationNet`
+        The trained network.
+    name, preset : str
+    inputs : sequence of str
+    output : str
+    scalings : mapping of str to `~bandsynth.scaling.AsinhScaling`
+    result : `~bandsynth.nn.training.TrainingResult`
+    sizes : dict
+        Split sizes (``n_train``, ``n_selection``, ...).
+    started : float
+        `time.perf_counter` value when training started.
+    init : str or path or None
+        What fine-tuning started from, as given.
+    start : `~bandsynth.Translator` or None
+    options : mapping
+        Also ``stretch``.
+    description : str
+
+    Returns
+    -------
+    `~bandsynth.models.zoo.ModelCard`
     """
     import time
 
@@ -166,10 +305,11 @@ def training_card(data, net, *, name, inputs, output, preset, scalings, result, 
         training={
             "data": info.get("description", type(data).__name__),
             "data_info": {k: v for k, v in info.items() if isinstance(v, (str, int, float, bool))},
-            **sizes, **{k: options[k] for k in ("seed", "epochs", "batch_size", "crop_size", "lr", "stretch")},
+            **sizes, **{k: options[k] for k in ("seed", "epochs", "batch_size", "crop_size", "lr", "stretch", "flux_weight")},
             "steps": int(getattr(result, "steps", 0) or 0),
-            "loss": "L1 + (1 - SSIM) on the mean + relative error of each crop's total flux; "
-                    "Gaussian NLL on the sigma head",
+            "loss": "L1 + (1 - SSIM) on the mean" + (" + flux_weight x relative error of each crop's total flux"
+                                                      if options["flux_weight"] else "")
+                    + "; Gaussian NLL on the sigma head",
             "best_validation_ssim": None if result.best_metric is None else float(result.best_metric),
             "duration_s": round(time.perf_counter() - started, 1), "recipe": options["recipe"],
             # The whole chain of runs, so a fine-tuned card still says how its start was made.

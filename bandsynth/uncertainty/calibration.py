@@ -50,6 +50,17 @@ _GRID = np.exp(np.linspace(np.log(0.02), np.log(50.0), 1201))
 def configuration_name(*, tta, monte_carlo):
     """The calibration key of a `predict` configuration.
 
+    Parameters
+    ----------
+    tta, monte_carlo : bool
+        Whether the prediction averages over the 8 flips/rotations, and whether it
+        draws Monte Carlo samples of the inputs' noise.
+
+    Returns
+    -------
+    str
+        One of `CONFIGURATIONS`: "plain", "tta", "mc" or "tta+mc".
+
     Examples
     --------
     >>> configuration_name(tta=True, monte_carlo=False)
@@ -104,11 +115,28 @@ class Calibration:
         return DISTRIBUTIONS[self.distribution]
 
     def temperature(self, brightness):
-        """``T`` at scaled ``brightness`` (linear between centres, constant beyond)."""
+        """``T`` at scaled ``brightness`` (linear between centres, constant beyond).
+
+        Parameters
+        ----------
+        brightness : float or array-like
+            Predicted scaled mean.
+
+        Returns
+        -------
+        numpy.ndarray or float
+            The temperature, same shape as ``brightness``.
+        """
         return np.interp(np.asarray(brightness, dtype=np.float64), self.centres, self.temperatures)
 
     def to_dict(self):
-        """Plain JSON-ready form (for the model card)."""
+        """Plain JSON-ready form (for the model card).
+
+        Returns
+        -------
+        dict
+            ``centres``, ``temperatures`` and the summary's entries.
+        """
         return {"centres": list(self.centres), "temperatures": list(self.temperatures), **self.summary}
 
     @classmethod

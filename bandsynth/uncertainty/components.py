@@ -62,6 +62,11 @@ def flux_sigma(scaling, mean, sigma):
     mean, sigma : ndarray
         Scaled-space mean and (calibrated) standard deviation.
 
+    Returns
+    -------
+    numpy.ndarray
+        The half-width in flux units (float64), capped at float32's largest value.
+
     Examples
     --------
     >>> import numpy as np
