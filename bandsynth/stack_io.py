@@ -222,7 +222,10 @@ def _checked_data(data, label, *, band, path):
     if data.size == 0:
         raise BandInputError(f"{label}: the image is empty ({data.shape[0]} x {data.shape[1]} pixels)",
                              band=band, path=path)
-    return np.array(data, dtype=np.float32 if data.dtype in (np.float16, np.float32) else np.float64)
+    # Single-precision data (FITS BITPIX -32 arrive big-endian) stay single: float64 would double the
+    # memory of a large image and add no information.
+    single = data.dtype.kind == "f" and data.dtype.itemsize <= 4
+    return np.array(data, dtype=np.float32 if single else np.float64)
 
 
 def _checked_uncertainty(band, own_unc, uncertainty, this_unit, shape, label, path):
