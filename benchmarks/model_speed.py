@@ -33,7 +33,7 @@ import torch
 from bandsynth import Translator
 from bandsynth.datasets import make_galaxy
 from bandsynth.morphology import segment
-from bandsynth.nn.engine import bf16_supported
+from bandsynth.nn.training import bf16_supported
 
 
 def matmul_gflops(dtype, *, n=2048, seconds=1.5):

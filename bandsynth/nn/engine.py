@@ -41,8 +41,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .training.precision import bf16_supported
+
 __all__ = ["InferenceEngine", "halo_width", "tile_windows", "check_options", "resolve_device", "PRECISIONS",
-           "NO_COMPILE_ENV", "bf16_supported"]
+           "NO_COMPILE_ENV"]
 
 log = logging.getLogger(__name__)
 
@@ -55,31 +57,6 @@ NO_COMPILE_ENV = "BANDSYNTH_NO_COMPILE"
 # new input shape compiles again (seconds to a minute): with compile="auto" a shape
 # is compiled once this many network images of it have been run.
 _COMPILE_MIN_IMAGES = 256
-
-
-def bf16_supported(device="cpu"):
-    """Whether ``device`` runs bfloat16 matrix products natively (AVX512-BF16/AMX, or a recent GPU).
-
-    Parameters
-    ----------
-    device : str or torch.device
-
-    Returns
-    -------
-    bool
-        False for devices other than CPU and CUDA.
-    """
-    device = torch.device(device)
-    if device.type == "cuda":
-        return bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
-    if device.type != "cpu":
-        return False
-    mkldnn = getattr(torch.backends, "mkldnn", None)
-    checker = getattr(getattr(torch.ops, "mkldnn", None), "_is_mkldnn_bf16_supported", None)
-    try:
-        return bool(mkldnn is not None and mkldnn.is_available() and checker is not None and checker())
-    except RuntimeError:
-        return False
 
 
 def resolve_device(device):
