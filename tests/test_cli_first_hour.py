@@ -210,10 +210,24 @@ def test_item04_dask_shutdown_errors_are_not_the_batch_s(monkeypatch):
     from bandsynth.batch.run import quiet_close
 
     class Closing:
+        closed = False
+
         def close(self):
+            self.closed = True
             raise CommClosedError("in <TCP (closed)  local=tcp://127.0.0.1:1>: Stream is closed")
 
-    quiet_close(Closing())  # does not raise
+    class Broken:
+        def close(self):
+            raise ValueError("a real bug")
+
+    import logging
+
+    before = logging.getLogger("distributed").level
+    closing = Closing()
+    quiet_close(closing)  # a torn-down connection while closing is not the batch's error
+    assert closing.closed and logging.getLogger("distributed").level == before  # log levels restored
+    with pytest.raises(ValueError, match="a real bug"):  # anything else still surfaces
+        quiet_close(Broken())
 
 
 # ---------------------------------------------------------------------- 5. hints in the user's language
