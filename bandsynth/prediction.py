@@ -101,7 +101,7 @@ def to_synthetic(card, stack, mask, flux, sigma, *, uncertainty, configuration, 
     ----------
     card : `~bandsynth.models.zoo.ModelCard`
     stack : `~bandsynth.BandStack`
-        The inputs (for the WCS, the input files and the reprojection records).
+        The inputs (for the WCS, the input files, the zero-point and reprojection records).
     mask : ndarray of bool
         Bad input pixels.
     flux, sigma : ndarray
@@ -135,6 +135,7 @@ def to_synthetic(card, stack, mask, flux, sigma, *, uncertainty, configuration, 
         "scaling": {"method": "fixed asinh per band (no per-image statistic)", "unit": card.unit,
                     "bands": {b: dict(card.scaling[b]) for b in (*card.inputs, card.output)}},
         "reprojection": list(stack.meta.get("reprojection", ())),
+        "zeropoints": [dict(z) for z in stack.meta.get("zeropoints", ()) if z["band"] in card.inputs],
         "uncertainty_method": method, "calibration": configuration,
         "uncertainty": {"distribution": distribution, "half_width_2sigma": half_width},
         "computation": dict(computation),
@@ -147,6 +148,8 @@ def to_synthetic(card, stack, mask, flux, sigma, *, uncertainty, configuration, 
             f"({computation['precision']} on {computation['device']}, tiles of {computation['tile']} px with a "
             f"{computation['halo']} px halo).",
             f"Uncertainty: {method}.",
+            *[f"Converted {z['band']} from {z['unit']} to nanomaggies with AB zero point {z['zeropoint_ab']:.4f} "
+              f"({z['source']})." for z in stack.meta.get("zeropoints", ()) if z["band"] in card.inputs],
             *[f"Resampled {r['band']} from {r['pixel_scale_in']:.4g} to {r['pixel_scale_out']:.4g} arcsec/px "
               f"({r['method']}, flux {'kept' if r['flux_scaled_by_area_ratio'] else 'per unit area kept'})."
               for r in stack.meta.get("reprojection", ())],

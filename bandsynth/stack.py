@@ -38,6 +38,7 @@ from astropy.wcs import WCS
 from .bands import Band, get_band
 from .resample import METHODS, check_grid, reproject_all
 from .stack_io import (
+    apply_zeropoint,
     BandImage,
     as_unit,
     as_wcs,
@@ -48,6 +49,7 @@ from .stack_io import (
     resolve_mapping,
 )
 from .units import format_unit
+from .zeropoints import is_count_unit
 
 __all__ = ["BandStack"]
 
@@ -93,7 +95,14 @@ class BandStack:
     wcs : `~astropy.wcs.WCS`, `~astropy.io.fits.Header` or mapping of band to them, optional
         WCS of the bands that carry none.
     unit : str or `~astropy.units.UnitBase`, optional
-        Unit of the bands that carry none, and the unit every band is converted to.
+        Unit of the bands that carry none, and the unit every band is converted to
+        (a count unit such as ``"DN"`` or ``"ct/s"`` is only the former: images in
+        counts become nanomaggies through their zero point).
+    zeropoint : float or mapping of band to float, optional
+        AB zero point of images in counts (DN, ADU, electrons, or those per second):
+        the AB magnitude of a source of one count in total.  Default: the zero point
+        the image's header states (`bandsynth.zeropoints.header_zeropoint`; read from
+        NDData/CCDData ``meta``).  Each conversion is recorded in ``meta["zeropoints"]``.
     uncertainty : mapping of band to array-like or `~astropy.nddata.NDUncertainty`, optional
         Per-pixel standard deviation (other uncertainty types are converted).
     mask : mapping of band to bool array, optional
@@ -137,6 +146,7 @@ class BandStack:
         *,
         wcs=None,
         unit=None,
+        zeropoint=None,
         uncertainty=None,
         mask=None,
         meta=None,
@@ -164,7 +174,8 @@ class BandStack:
             )
             for band, value in images.items()
         }
-        self._assemble(built, unit=common_unit, meta=meta, reproject_to=reproject_to, reproject_kw=reproject_kw)
+        self._assemble(built, unit=common_unit, zeropoint=zeropoint, meta=meta, reproject_to=reproject_to,
+                       reproject_kw=reproject_kw)
 
     # ------------------------------------------------------------------ constructors
     @classmethod
@@ -184,7 +195,8 @@ class BandStack:
         return cls(images, **kwargs)
 
     @classmethod
-    def from_fits(cls, source, *, hdu=None, unit=None, meta=None, reproject_to=None, reproject_kw=None):
+    def from_fits(cls, source, *, hdu=None, unit=None, zeropoint=None, meta=None, reproject_to=None,
+                  reproject_kw=None):
         """Read a stack from FITS files.
 
         Parameters
@@ -200,7 +212,13 @@ class BandStack:
             HDU holding the image in the per-band files (default: the first
             HDU with image data).
         unit : str or `~astropy.units.UnitBase`, optional
-            Unit of images without ``BUNIT``; every band is converted to it.
+            Unit of images without ``BUNIT``; every band is converted to it
+            (unless it is a count unit, see :class:`BandStack`).
+        zeropoint : float or mapping of band to float, optional
+            AB zero point of images in counts; default: the one the header states
+            (``FLUXMAG0``, ``PHOTZP``/``PHOTSYS``, 2MASS ``MAGZP``, ``MAGZERO``, ...,
+            GALEX counts/s; see `bandsynth.zeropoints`).  An image without ``BUNIT``
+            whose header states a zero point is read as counts (counts/s for GALEX).
         meta : mapping, optional
             Metadata of the stack.  ``meta["inputs"]`` is set to a list of
             ``{"band", "file", "checksum"}`` records (SHA-256 of each file)
@@ -255,14 +273,28 @@ class BandStack:
         meta = dict(meta or {})
         meta.setdefault("inputs", inputs)
         self = cls.__new__(cls)
-        self._assemble(built, unit=common_unit, meta=meta, reproject_to=reproject_to, reproject_kw=reproject_kw)
+        self._assemble(built, unit=common_unit, zeropoint=zeropoint, meta=meta, reproject_to=reproject_to,
+                       reproject_kw=reproject_kw)
         return self
 
-    def _assemble(self, built, *, unit, meta, reproject_to, reproject_kw):
-        """Common end of the public constructors: units, grids, freezing."""
+    def _assemble(self, built, *, unit, zeropoint, meta, reproject_to, reproject_kw):
+        """Common end of the public constructors: zero points, units, grids, freezing."""
         meta = dict(meta or {})
         bands = list(built)  # already in wavelength order
-        target_unit = unit if unit is not None else built[bands[0]].unit
+        if isinstance(zeropoint, Mapping):
+            zeropoints = resolve_mapping(zeropoint, "zeropoint", allowed=built)
+        else:
+            zeropoints = {} if zeropoint is None else {b: zeropoint for b in built if is_count_unit(built[b].unit)}
+            if zeropoint is not None and not zeropoints:
+                raise ValueError(f"zeropoint={zeropoint!r} given, but no band is in counts (DN, ADU, counts/s, ...): "
+                                 f"the bands are in {', '.join(sorted({str(im.unit) for im in built.values()}))}")
+        records = [apply_zeropoint(band, im, zeropoints.get(band)) for band, im in built.items()]
+        if any(records):
+            meta["zeropoints"] = [*meta.get("zeropoints", ()), *filter(None, records)]
+        # Counts are never a stack's unit: once a zero point has turned them into nanomaggies,
+        # a count unit= only named the unit of the bands that had none.
+        counted = unit is not None and is_count_unit(unit) and any(records)
+        target_unit = built[bands[0]].unit if unit is None or counted else unit
         for band, im in built.items():
             convert_unit(band, im, target_unit, requested=unit is not None)
         with_wcs = [b for b in bands if built[b].wcs is not None]

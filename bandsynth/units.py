@@ -49,6 +49,14 @@ MAGGY_FLUX = 3631.0 * u.Jy
 
 _NANOMAGGY_WORDS = ("nanomaggy", "nanomaggies", "nmgy")
 
+#: How survey headers spell counts where astropy's names differ (GALEX, HSC, ESO products).
+_SURVEY_SPELLINGS = (
+    (r"(?i)^\s*cps\s*$", "ct / s"),
+    (r"(?i)\bcounts\b", "ct"),
+    (r"\bADU\b", "adu"),
+    (r"(?i)\be-(?=\s*(/|$))", "electron"),
+)
+
 
 def parse_unit(text):
     """Parse a unit string; ``"nanomaggy"``, ``"nanomaggies"`` and ``"nmgy"`` are ``u.nmgy``.
@@ -79,6 +87,8 @@ def parse_unit(text):
     Unit("Jy")
     >>> parse_unit("nanomaggies / arcsec2") == u.nmgy / u.arcsec**2
     True
+    >>> parse_unit("counts/s"), parse_unit("ADU")
+    (Unit("ct / s"), Unit("adu"))
     """
     if isinstance(text, (u.UnitBase, u.FunctionUnitBase)):
         return text
@@ -88,6 +98,8 @@ def parse_unit(text):
         return u.nmgy
     # "nanomaggies" is not an astropy name; inside a composite it is the nanomaggy.
     text = re.sub(r"(?i)\bnanomaggies\b", "nanomaggy", text)
+    for pattern, replacement in _SURVEY_SPELLINGS:
+        text = re.sub(pattern, replacement, text)
     return u.Unit(text)
 
 

@@ -399,3 +399,17 @@ def test_large_images_go_tile_by_tile_with_progress_and_the_same_result(translat
                                atol=1e-4 * float(whole.uncertainty.array.max()))
     np.testing.assert_array_equal(tiled.mask, whole.mask)
     assert tiled.meta["provenance"]["computation"]["tile"] == 32
+
+
+def test_noise_beyond_the_training_range_is_a_domain_warning(tiny_translator):
+    from bandsynth.models.domain import pixel_noise
+
+    galaxy = make_galaxy(3, bands=list(tiny_translator.inputs), size=48)
+    assert pixel_noise(galaxy["NUV"].data) < 0.001  # ideal mode: no noise
+    noisy = BandStack({b: np.asarray(galaxy[b].data) + np.random.default_rng(1).normal(0, 0.05, galaxy.shape)
+                       for b in galaxy.names}, wcs=galaxy.wcs, unit="nanomaggy")
+    assert pixel_noise(noisy["NUV"].data) == pytest.approx(0.05, rel=0.1)
+    with pytest.warns(UserWarning, match=r"trained on noise-free NUV images; this stack's NUV noise is 0\.0[45]"):
+        pred = tiny_translator.predict(noisy)
+    assert any("NUV noise" in p for p in pred.meta["provenance"]["domain_warnings"])
+    assert not any("Ks noise" in p for p in pred.meta["provenance"]["domain_warnings"])  # 0.05 is within Ks's range

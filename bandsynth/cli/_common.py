@@ -97,6 +97,8 @@ _HINTS = (
      lambda m: "--overwrite"),
     (re.compile(r"overwrite=True"), lambda m: "--overwrite"),
     (re.compile(r"\btta=True\b"), lambda m: "--tta"),
+    (re.compile(r"pass unit= \(e\.g\. unit='([^']*)'\)"), lambda m: f"pass --unit (e.g. --unit {m.group(1)})"),
+    (re.compile(r"\bzeropoint=(?!\w)"), lambda m: "--zeropoint BAND=ZP"),
 )
 
 

@@ -38,6 +38,11 @@ def add_parser(subparsers):
     add_overwrite(p, help="replace an existing output file")
     p.add_argument("--reproject-to", metavar="BAND",
                    help="resample the inputs onto this band's grid first (needed when they differ)")
+    p.add_argument("--unit", metavar="UNIT",
+                   help="unit of input images without BUNIT, e.g. --unit nanomaggy or --unit DN")
+    p.add_argument("--zeropoint", action="append", metavar="BAND=ZP",
+                   help="AB zero point of an input in counts (DN, ADU, counts/s), e.g. --zeropoint Ks=21.85 "
+                        "(repeat per band); default: the one its header states (MAGZP, PHOTZP, FLUXMAG0, ...)")
     p.add_argument("--tta", action="store_true", help="average over the 8 flips/rotations (8x slower)")
     add_quiet(p)
     p.set_defaults(func=run)
@@ -63,6 +68,42 @@ def parse_inputs(specs):
             raise UsageError(f"--input: band {name} is given twice")
         files[name] = path.strip()
     return files
+
+
+def parse_zeropoints(specs):
+    """``--zeropoint BAND=ZP`` options as ``{band: float}`` (None when there are none)."""
+    from ..bands import get_band
+
+    if not specs:
+        return None
+    zeropoints = {}
+    for spec in specs:
+        band, sep, value = spec.partition("=")
+        if not sep or not band.strip():
+            raise UsageError(f"--zeropoint {spec!r}: expected BAND=ZP, e.g. --zeropoint Ks=21.85")
+        try:
+            name = get_band(band.strip()).name
+        except ValueError as err:
+            raise UsageError(f"--zeropoint {spec!r}: {err}") from None
+        try:
+            zeropoints[name] = float(value)
+        except ValueError:
+            raise UsageError(f"--zeropoint {spec!r}: {value.strip()!r} is not a number (an AB magnitude, "
+                             "e.g. --zeropoint Ks=21.85)") from None
+    return zeropoints
+
+
+def parse_unit_option(text):
+    """``--unit``: a unit astropy understands, or a usage error."""
+    from ..units import parse_unit
+
+    if text is None:
+        return None
+    try:
+        return parse_unit(text)
+    except ValueError:
+        raise UsageError(f"--unit {text!r}: not a unit astropy understands (e.g. --unit nanomaggy, --unit DN, "
+                         "--unit 'ct/s')") from None
 
 
 def load_translator(model):
@@ -120,6 +161,7 @@ def run(args) -> int:
     from ..bands import get_band
 
     files = parse_inputs(args.input)
+    zeropoints, unit = parse_zeropoints(args.zeropoint), parse_unit_option(args.unit)
     for band, path in ({"": files} if isinstance(files, str) else files).items():
         check_input_file(path, what=f"input file for band {band}" if band else "input file")
     out = check_output_file(args.output, overwrite=args.overwrite)
@@ -147,7 +189,7 @@ def run(args) -> int:
     stages = _Stages(3, enabled=not args.quiet)
     try:
         with stages.stage("reading the inputs" + (f", reprojecting onto {reproject_to}" if reproject_to else "")):
-            stack = BandStack.from_fits(files, reproject_to=reproject_to)
+            stack = BandStack.from_fits(files, unit=unit, zeropoint=zeropoints, reproject_to=reproject_to)
         ny, nx = stack.shape
         with stages.stage(f"running the network on {nx} x {ny} pixels"):
             prediction = translator.predict(stack, tta=args.tta, progress=stages.tiles)

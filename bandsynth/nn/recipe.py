@@ -20,11 +20,12 @@ import torch
 
 from ..baseline import fit_linear_colour
 from ..datasets.torch_data import BandPairDataset, fit_scalings_for
+from ..models.domain import pixel_noise
 from .losses import BandLoss
 from .network import TranslationNet
 from .training import fit as _train_loop
 
-__all__ = ["fit_physical_scalings", "colour_model", "split_validation", "check_init", "build_network", "train_network",
+__all__ = ["fit_physical_scalings", "colour_model", "training_noise", "split_validation", "check_init", "build_network", "train_network",
            "training_card"]
 
 
@@ -245,6 +246,35 @@ def colour_model(data, inputs, output, scalings, *, kind="auto", max_pixels=1_00
             "intercept": 0.0 if kind == "flux" else float(solution[0]), "errors": errors}
 
 
+def training_noise(data, inputs, *, max_images=200, seed=0):
+    """The 90th percentile over training images of each input band's pixel noise (`pixel_noise`).
+
+    Recorded in the card (``training["noise"]``) for the domain check: a stack much
+    noisier than this is outside the model's training range.
+
+    Parameters
+    ----------
+    data : data set
+        With ``cube(band)`` and ``indices("train")``.
+    inputs : sequence of str
+        Input bands.
+    max_images : int
+        At most this many training images, drawn at random.
+    seed : int
+        Seed of that draw.
+
+    Returns
+    -------
+    dict of str to float
+        Noise per pixel in the data's unit, per input band.
+    """
+    indices = np.asarray(data.indices("train"))
+    rng = np.random.default_rng(seed)
+    chosen = np.sort(rng.choice(indices, size=min(max_images, indices.size), replace=False))
+    return {band: float(np.percentile([pixel_noise(image) for image in data.cube(band)[chosen]], 90))
+            for band in inputs}
+
+
 def training_card(data, net, *, name, inputs, output, preset, scalings, result, sizes, started, init, start,
                   options, description):
     """The `~bandsynth.models.zoo.ModelCard` of a freshly trained network (metrics and calibration come later).
@@ -306,6 +336,7 @@ def training_card(data, net, *, name, inputs, output, preset, scalings, result, 
             "data": info.get("description", type(data).__name__),
             "data_info": {k: v for k, v in info.items() if isinstance(v, (str, int, float, bool))},
             **sizes, **{k: options[k] for k in ("seed", "epochs", "batch_size", "crop_size", "lr", "stretch", "flux_weight")},
+            "noise": training_noise(data, inputs),
             "steps": int(getattr(result, "steps", 0) or 0),
             "loss": "L1 + (1 - SSIM) on the mean" + (" + flux_weight x relative error of each crop's total flux"
                                                       if options["flux_weight"] else "")

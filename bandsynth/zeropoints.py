@@ -1,0 +1,188 @@
+"""Images in counts: photometric zero points, from the header or given, to nanomaggies.
+
+Many survey images are not in a physical unit but in counts (DN, ADU, electrons, or
+those per second) with a *zero point*: the AB magnitude of a source whose pixels add
+up to one unit, ``m = ZP - 2.5 log10(sum of pixels)``.  Such an image is in
+nanomaggies once multiplied by ``10 ** (-0.4 * (ZP - 22.5))``.
+
+:func:`header_zeropoint` reads the zero point where surveys write it (in this order):
+
+========================  ==========================================================
+``FLUXMAG0``              HSC / LSST pipelines: counts of a magnitude-0 source (AB)
+``PHOTZP`` + ``PHOTSYS``  ESO Phase 3 products (KiDS, VIKING, ...); ``PHOTSYS`` AB or VEGA
+``MAGZP``                 2MASS Atlas images (Vega)
+``MAGZERO``, ``ZEROPT``,  generic zero points; AB unless ``MAGSYS``/``PHOTSYS`` says VEGA
+``ZP``
+``TELESCOP = 'GALEX'``    GALEX intensity maps in counts/s: NUV 20.08, FUV 18.82 AB
+                          (Morrissey et al. 2007)
+========================  ==========================================================
+
+Vega zero points are put on the AB system with the band's Vega-to-AB offset
+(`VEGA_TO_AB`).  A zero point given by the user (``zeropoint=`` in Python,
+``--zeropoint BAND=ZP`` on the command line) is an AB magnitude and wins over the
+header.
+
+Examples
+--------
+>>> from astropy.io import fits
+>>> header = fits.Header({"BUNIT": "DN", "MAGZP": 20.0})
+>>> zp = header_zeropoint(header, "Ks")
+>>> round(zp.ab, 2), zp.source
+(21.85, 'MAGZP = 20 (Vega) + 1.85 (Vega to AB)')
+>>> round(nanomaggy_factor(zp.ab), 4)
+0.0116
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import astropy.units as u
+import numpy as np
+
+__all__ = ["Zeropoint", "VEGA_TO_AB", "COUNT_UNITS", "is_count_unit", "header_zeropoint", "nanomaggy_factor"]
+
+#: ``m_AB - m_Vega`` per band (looked up by band name or alias): 2MASS from Blanton &
+#: Roweis (2007, Table 1); VISTA from the CASU VIRCAM pages (González-Fernández et al. 2018).
+VEGA_TO_AB = {
+    "2mass_j": 0.91, "2mass_h": 1.39, "2mass_ks": 1.85,
+    "vista_z": 0.521, "vista_y": 0.618, "vista_j": 0.937, "vista_h": 1.384, "vista_ks": 1.839,
+}
+
+#: Units counted rather than calibrated (alone or per second).
+COUNT_UNITS = (u.ct, u.adu, u.DN, u.electron, u.photon)
+
+#: GALEX counts/s of a 0 AB magnitude source (Morrissey et al. 2007, ApJS 173, 682).
+GALEX_ZEROPOINTS = {"NUV": 20.08, "FUV": 18.82}
+
+_GENERIC_KEYWORDS = ("MAGZERO", "ZEROPT", "ZP")
+
+
+class Zeropoint(NamedTuple):
+    """A zero point on the AB system and where it came from.
+
+    Attributes
+    ----------
+    ab : float
+        AB magnitude of a source whose pixels add up to one unit of the image.
+    source : str
+        The header keyword (with its system and any Vega-to-AB offset) or ``"zeropoint="``.
+    """
+
+    ab: float
+    source: str
+
+
+def is_count_unit(unit):
+    """True when ``unit`` is a count unit (`COUNT_UNITS`), alone or per second.
+
+    Parameters
+    ----------
+    unit : `~astropy.units.UnitBase` or None
+
+    Returns
+    -------
+    bool
+
+    Examples
+    --------
+    >>> import astropy.units as u
+    >>> is_count_unit(u.ct / u.s), is_count_unit(u.DN), is_count_unit(u.nmgy)
+    (True, True, False)
+    """
+    if unit is None:
+        return False
+    return any(unit == c or unit == c / u.s for c in COUNT_UNITS)
+
+
+def _vega_offset(band):
+    from .bands import get_band
+
+    band = get_band(band)
+    for alias, offset in VEGA_TO_AB.items():
+        try:
+            if get_band(alias) == band:
+                return offset
+        except ValueError:  # that survey's filters are not registered
+            continue
+    return None
+
+
+def _finite(value):
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return None
+    return value if np.isfinite(value) else None
+
+
+def _on_ab(value, system, keyword, band):
+    """``value`` (in ``system``) as an AB zero point, or ValueError when Vega has no known offset."""
+    shown = f"{keyword} = {value:g}"
+    if system.upper() != "VEGA":
+        return Zeropoint(value, f"{shown} (AB)")
+    offset = _vega_offset(band)
+    if offset is None:
+        raise ValueError(f"band {getattr(band, 'name', band)!r}: {shown} is a Vega zero point and bandsynth "
+                         "knows no Vega-to-AB offset for this band; pass an AB zeropoint= instead")
+    return Zeropoint(value + offset, f"{shown} (Vega) + {offset:g} (Vega to AB)")
+
+
+def header_zeropoint(header, band):
+    """The AB zero point a survey header states for ``band``'s image, or None.
+
+    Parameters
+    ----------
+    header : mapping
+        The image's FITS header (or any mapping of keywords).
+    band : `~bandsynth.bands.Band` or str
+        The band of the image (for Vega-to-AB offsets and the GALEX zero points).
+
+    Returns
+    -------
+    `Zeropoint` or None
+
+    Raises
+    ------
+    ValueError
+        The header states a Vega zero point for a band without a known Vega-to-AB offset.
+    """
+    from .bands import get_band
+
+    header = header or {}
+    system = str(header.get("PHOTSYS", header.get("MAGSYS", "AB")))
+    flux_mag0 = _finite(header.get("FLUXMAG0"))
+    if flux_mag0 is not None and flux_mag0 > 0:
+        return Zeropoint(2.5 * np.log10(flux_mag0), f"FLUXMAG0 = {flux_mag0:g} (AB)")
+    if _finite(header.get("PHOTZP")) is not None:
+        return _on_ab(_finite(header["PHOTZP"]), system, "PHOTZP", band)
+    if _finite(header.get("MAGZP")) is not None:
+        return _on_ab(_finite(header["MAGZP"]), "VEGA", "MAGZP", band)
+    for keyword in _GENERIC_KEYWORDS:
+        if _finite(header.get(keyword)) is not None:
+            return _on_ab(_finite(header[keyword]), system, keyword, band)
+    name = get_band(band).name
+    if str(header.get("TELESCOP", "")).strip().upper() == "GALEX" and name in GALEX_ZEROPOINTS:
+        return Zeropoint(GALEX_ZEROPOINTS[name], f"GALEX {name} counts/s zero point {GALEX_ZEROPOINTS[name]} (AB)")
+    return None
+
+
+def nanomaggy_factor(zeropoint_ab):
+    """Factor from image units to nanomaggies for an AB zero point.
+
+    Parameters
+    ----------
+    zeropoint_ab : float
+        AB magnitude of a source whose pixels add up to one image unit.
+
+    Returns
+    -------
+    float
+        ``10 ** (-0.4 * (zeropoint_ab - 22.5))``.
+
+    Examples
+    --------
+    >>> nanomaggy_factor(22.5), nanomaggy_factor(27.0) == 10 ** -1.8
+    (1.0, True)
+    """
+    return float(10.0 ** (-0.4 * (float(zeropoint_ab) - 22.5)))

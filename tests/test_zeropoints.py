@@ -1,0 +1,157 @@
+"""Images in counts: zero points from survey headers or given, into nanomaggies (issue 15, item 3)."""
+
+import astropy.units as u
+import numpy as np
+import pytest
+from astropy.io import fits
+from astropy.wcs import WCS
+
+from bandsynth import BandStack
+from bandsynth.errors import BandUnitError
+from bandsynth.units import parse_unit
+from bandsynth.zeropoints import header_zeropoint, is_count_unit, nanomaggy_factor
+
+
+def _wcs(scale, n):
+    w = WCS(naxis=2)
+    w.wcs.ctype = ["RA---TAN", "DEC--TAN"]
+    w.wcs.crval, w.wcs.crpix = [150.0, 2.0], [(n + 1) / 2, (n + 1) / 2]
+    w.wcs.cdelt = [-scale / 3600, scale / 3600]
+    return w
+
+
+def _blob(n, width):
+    y, x = np.mgrid[:n, :n]
+    c = (n - 1) / 2
+    return np.exp(-((x - c) ** 2 + (y - c) ** 2) / (2 * width**2)).astype(np.float32)
+
+
+@pytest.mark.parametrize("keywords, band, expected, source", [
+    ({"FLUXMAG0": 10**10.8}, "r", 27.0, "FLUXMAG0"),
+    ({"PHOTZP": 30.0, "PHOTSYS": "AB"}, "r", 30.0, "PHOTZP = 30 (AB)"),
+    ({"PHOTZP": 25.0, "PHOTSYS": "VEGA"}, "Ks", 26.85, "(Vega) + 1.85"),
+    ({"MAGZP": 20.0}, "J", 20.91, "MAGZP = 20 (Vega) + 0.91"),
+    ({"MAGZERO": 22.5}, "g", 22.5, "MAGZERO = 22.5 (AB)"),
+    ({"TELESCOP": "GALEX"}, "NUV", 20.08, "GALEX NUV"),
+    ({"TELESCOP": "GALEX"}, "FUV", 18.82, "GALEX FUV"),
+])
+def test_header_zeropoints_of_the_surveys(keywords, band, expected, source):
+    zp = header_zeropoint(fits.Header(keywords), band)
+    assert zp.ab == pytest.approx(expected, abs=1e-9)
+    assert source in zp.source
+
+
+def test_no_zeropoint_and_unknown_vega_offset():
+    assert header_zeropoint(fits.Header({"BUNIT": "DN"}), "r") is None
+    with pytest.raises(ValueError, match="band 'r': MAGZP = 20 is a Vega zero point.*pass an AB zeropoint="):
+        header_zeropoint(fits.Header({"MAGZP": 20.0}), "r")
+
+
+def test_count_units_and_their_survey_spellings():
+    assert [is_count_unit(parse_unit(t)) for t in ("DN", "ADU", "counts/s", "cps", "e-/s", "nanomaggy", "Jy")] == [
+        True, True, True, True, True, False, False]
+    assert nanomaggy_factor(22.5) == 1.0 and nanomaggy_factor(27.0) == pytest.approx(10**-1.8)
+
+
+@pytest.fixture
+def survey_files(tmp_path):
+    """A GALEX-like NUV file in counts/s at 1.5"/px (no BUNIT) and a 2MASS-like Ks file in DN with MAGZP at 1.0"/px."""
+    nuv = 0.05 * _blob(40, 3.0)
+    header = _wcs(1.5, 40).to_header()
+    header["TELESCOP"] = "GALEX"
+    fits.PrimaryHDU(nuv, header).writeto(tmp_path / "nuv.fits")
+    ks = 100.0 * _blob(60, 4.5)
+    header = _wcs(1.0, 60).to_header()
+    header["BUNIT"], header["MAGZP"] = "DN", 20.0
+    fits.PrimaryHDU(ks, header).writeto(tmp_path / "ks.fits")
+    return {"NUV": tmp_path / "nuv.fits", "Ks": tmp_path / "ks.fits"}, float(nuv.sum()), float(ks.sum())
+
+
+def test_survey_files_become_nanomaggies_with_their_header_zeropoints(survey_files):
+    files, nuv_counts, ks_dn = survey_files
+    stack = BandStack.from_fits(files, reproject_to="Ks")
+    assert stack.unit == u.nmgy
+    assert float(np.sum(stack["Ks"].data)) == pytest.approx(ks_dn * 10 ** (-0.4 * (21.85 - 22.5)), rel=1e-5)
+    # Flux-conserving resampling from 1.5" to 1.0": the NUV total is kept to 0.5 %.
+    assert float(np.nansum(stack["NUV"].data)) == pytest.approx(nuv_counts * 10 ** (-0.4 * (20.08 - 22.5)), rel=5e-3)
+    records = {r["band"]: r for r in stack.meta["zeropoints"]}
+    assert records["Ks"]["unit"] == "DN" and records["Ks"]["zeropoint_ab"] == pytest.approx(21.85)
+    assert records["NUV"]["unit"] == "ct / s" and "GALEX" in records["NUV"]["source"]
+
+
+def test_given_zeropoint_wins_and_is_recorded(survey_files):
+    files, _, ks_dn = survey_files
+    stack = BandStack.from_fits({"Ks": files["Ks"]}, zeropoint={"Ks": 25.0})
+    assert float(np.sum(stack["Ks"].data)) == pytest.approx(ks_dn * 10 ** (-0.4 * 2.5), rel=1e-5)
+    assert stack.meta["zeropoints"] == [{"band": "Ks", "unit": "DN", "zeropoint_ab": 25.0, "source": "zeropoint="}]
+
+
+def test_counts_without_a_zeropoint_are_refused(tmp_path):
+    header = _wcs(1.0, 20).to_header()
+    header["BUNIT"] = "adu"
+    fits.PrimaryHDU(_blob(20, 3.0), header).writeto(tmp_path / "r.fits")
+    with pytest.raises(BandUnitError, match=r"band 'r' \(.*r\.fits'\) is in adu and its header states no zero point"
+                                            r".*pass zeropoint=") as err:
+        BandStack.from_fits({"r": tmp_path / "r.fits"})
+    assert err.value.band == "r" and str(err.value.path).endswith("r.fits")
+
+
+def test_arrays_in_counts_with_a_scalar_zeropoint():
+    stack = BandStack({"g": 10 * _blob(16, 2.0), "r": 20 * _blob(16, 2.0)}, unit="DN", zeropoint=27.0)
+    assert stack.unit == u.nmgy
+    assert float(stack["r"].data.max()) == pytest.approx(20 * float(_blob(16, 2.0).max()) * 10**-1.8, rel=1e-6)
+    assert [r["band"] for r in stack.meta["zeropoints"]] == ["g", "r"]
+
+
+def test_zeropoint_for_an_image_in_a_physical_unit_is_an_error():
+    with pytest.raises(ValueError, match="zeropoint=27.0 given, but no band is in counts"):
+        BandStack({"r": _blob(16, 2.0)}, unit="nanomaggy", zeropoint=27.0)
+    with pytest.raises(BandUnitError, match="band 'r': zeropoint= applies to images in counts"):
+        BandStack({"r": _blob(16, 2.0)}, unit="nanomaggy", zeropoint={"r": 27.0})
+
+
+# ---------------------------------------------------------------------- command line
+def test_cli_reads_counts_and_records_the_zeropoints(tiny_model, survey_files, tmp_path):
+    from bandsynth import SyntheticBand
+    from bandsynth.cli import main
+
+    files, _, _ = survey_files
+    out = tmp_path / "r.fits"
+    code = main(["predict", "--model", str(tiny_model[0]), "--input", f"NUV={files['NUV']}",
+                 "--input", f"Ks={files['Ks']}", "--zeropoint", "Ks=25", "--reproject-to", "Ks", "-o", str(out), "-q"])
+    assert code == 0
+    provenance = SyntheticBand.read(out).provenance
+    assert {z["band"]: z["source"] for z in provenance["zeropoints"]} == {
+        "NUV": "GALEX NUV counts/s zero point 20.08 (AB)", "Ks": "zeropoint="}
+    assert any(line.startswith("Converted Ks from DN to nanomaggies with AB zero point 25.0000")
+               for line in provenance["history"])
+
+
+@pytest.mark.parametrize("option, message", [
+    (["--zeropoint", "Ks"], "--zeropoint 'Ks': expected BAND=ZP"),
+    (["--zeropoint", "Ks=faint"], "--zeropoint 'Ks=faint': 'faint' is not a number"),
+    (["--zeropoint", "Q=25"], "--zeropoint 'Q=25': unknown band 'Q'"),
+    (["--unit", "furlongs"], "--unit 'furlongs': not a unit astropy understands"),
+])
+def test_cli_zeropoint_and_unit_usage_errors(tiny_model, survey_files, tmp_path, option, message, capsys):
+    from bandsynth.cli import main
+
+    files, _, _ = survey_files
+    code = main(["predict", "--model", str(tiny_model[0]), "--input", f"NUV={files['NUV']}",
+                 "--input", f"Ks={files['Ks']}", *option, "-o", str(tmp_path / "r.fits")])
+    assert code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_cli_counts_without_zeropoint_names_the_option(tiny_model, tmp_path, caplog):
+    from bandsynth.cli import main
+
+    for band, n in (("NUV", 20), ("Ks", 20)):
+        header = _wcs(1.0, n).to_header()
+        header["BUNIT"] = "DN"
+        fits.PrimaryHDU(_blob(n, 3.0), header).writeto(tmp_path / f"{band}.fits")
+    code = main(["predict", "--model", str(tiny_model[0]), "--input", f"NUV={tmp_path / 'NUV.fits'}",
+                 "--input", f"Ks={tmp_path / 'Ks.fits'}", "--zeropoint", "Ks=25", "-o", str(tmp_path / "r.fits")])
+    assert code == 1
+    assert "band 'NUV'" in caplog.text and "pass --zeropoint BAND=ZP" in caplog.text
+    assert not (tmp_path / "r.fits").exists()
