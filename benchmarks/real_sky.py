@@ -27,6 +27,7 @@ any fine-tuning on observed galaxies).
 
     python benchmarks/real_sky.py --real-data ../shared/realdata/kids_viking
     python benchmarks/real_sky.py --real-data DIR --models g_z_to_r --part all --per-galaxy
+    python benchmarks/real_sky.py --real-data DIR --figure docs/_static/real_galaxies_panel.jpg
 """
 
 from __future__ import annotations
@@ -105,14 +106,19 @@ def _dmag(flux, truth):
     return -2.5 * np.log10(flux / truth) if flux > 0 and truth > 0 else np.nan
 
 
+def predict_galaxy(translator, row, mapping):
+    """``(images, sky, prediction)`` of one galaxy: its observed bands, their SKYSIG and the model's output."""
+    images, sky = read_bands(row["path"], mapping)
+    stack = BandStack({b: images[b] for b in translator.card.inputs})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # placeholder WCS positions; domain notes are in the provenance
+        return images, sky, translator.predict(stack)
+
+
 def score_galaxy(translator, row, mapping, coefficients, nearest):
     """Per-galaxy figures of the model and both baselines."""
     card = translator.card
-    images, sky = read_bands(row["path"], mapping)
-    stack = BandStack({b: images[b] for b in card.inputs})
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # placeholder WCS positions; domain notes are in the provenance
-        pred = translator.predict(stack)
+    images, sky, pred = predict_galaxy(translator, row, mapping)
     truth = np.asarray(images[card.output].data, dtype=np.float64)
     size = truth.shape[0]
     radius = float(np.clip(float(row["r90_px"]), 5.0, size / 2 - 1))
@@ -164,6 +170,31 @@ def _dmag_text(rows, key):
     return f"{np.median(np.abs(values)):.3f} [{lo:+.2f}, {hi:+.2f}]"
 
 
+def draw_panel(translator, rows, mapping, path, *, n=4):
+    """Inputs, truth, prediction, residual and sigma of ``n`` galaxies spread over ``rows`` (by magnitude)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from bandsynth.plotting import plot_panel
+
+    card = translator.card
+    rows = sorted(rows, key=lambda r: float(r["rmag_kron"]))
+    chosen = [rows[int(i)] for i in np.linspace(0, len(rows) - 1, n)]
+    inputs, truths, preds, sigmas, labels = [], [], [], [], []
+    for row in chosen:
+        images, _, pred = predict_galaxy(translator, row, mapping)
+        inputs.append({f"{mapping[b]} (obs.)": images[b].data for b in card.inputs})
+        truths.append(images[card.output].data)
+        preds.append(pred.data)
+        sigmas.append(pred.uncertainty.array)
+        labels.append(f"{Path(row['file']).name[:6]}  r={float(row['rmag_kron']):.1f}")
+    fig = plot_panel(inputs, truths, preds, sigma=sigmas, band=f"{mapping[card.output]} ({card.name})",
+                     row_labels=labels, unit="nanomaggy")
+    jpeg = str(path).lower().endswith((".jpg", ".jpeg"))
+    fig.savefig(path, dpi=70, bbox_inches="tight", **({"pil_kwargs": {"quality": 85}} if jpeg else {}))
+    print(f"wrote {path}")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--real-data", required=True, help="the kids_viking directory (manifest.csv, fits/)")
@@ -171,6 +202,8 @@ def main(argv=None):
     parser.add_argument("--part", choices=["held-out", "fit", "all"], default="held-out",
                         help="galaxies scored (default: the held-out part)")
     parser.add_argument("--per-galaxy", action="store_true", help="print one line per galaxy too")
+    parser.add_argument("--figure", metavar="PNG", help="also draw a panel of scored galaxies for --figure-model")
+    parser.add_argument("--figure-model", default="g_z_to_r", help="model of the panel (default: g_z_to_r)")
     args = parser.parse_args(argv)
     scored, fit_part = read_galaxies(args.real_data, args.part), read_galaxies(args.real_data, "fit")
     names = args.models or [c.name for c in list_models()]
@@ -197,6 +230,8 @@ def main(argv=None):
         print(f"{name:<11} {bands:<22} {_dmag_text(rows, 'model_dmag'):>24} {_dmag_text(rows, 'linear_dmag'):>24} "
               f"{ssims:>17} {l1s:>20} {_pooled(rows, 'cov1'):>5.3f} {_pooled(rows, 'cov2'):>5.3f}",
               flush=True)
+        if args.figure and name == args.figure_model:
+            draw_panel(translator, scored, mapping, args.figure)
 
 
 if __name__ == "__main__":
