@@ -158,22 +158,22 @@ class FolderScan:
 
     @property
     def bands(self):
-        """Requested bands (tuple of registry names, by wavelength), or None for all."""
+        """Requested bands (registry names, by wavelength), or None for "whatever is there"."""
         return self._bands
 
     @property
     def ids(self):
-        """Objects with every requested band (tuple of str), naturally sorted."""
+        """Objects with every requested band (all objects when ``bands`` is None), naturally sorted."""
         return self._ids
 
     @property
     def incomplete(self):
-        """Objects missing at least one requested band (tuple of str)."""
+        """Objects missing at least one requested band."""
         return self._incomplete
 
     @property
     def files(self):
-        """Read-only mapping id -> {band name: path}, for complete and incomplete objects."""
+        """id -> {band name: path} (read-only), for complete and incomplete objects."""
         return self._files
 
     @property
