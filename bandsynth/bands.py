@@ -30,20 +30,30 @@ __all__ = ["Band", "get_band", "list_bands", "sort_bands", "register_band"]
 class Band:
     """One photometric band.
 
-    Parameters
+    Construct it with the fields below, in this order (``psf_fwhm`` defaults to
+    1 arcsec); lengths are converted to nm and the PSF FWHM to arcsec.  Bands
+    compare equal when their canonical names are equal and sort by wavelength.
+
+    Attributes
     ----------
     name : str
         Canonical name, e.g. ``"NUV"`` or ``"DECam_r"``.
     aliases : tuple of str
         Other names the band answers to (matched case-insensitively).
     wavelength : `~astropy.units.Quantity`
-        Effective (pivot) wavelength.
+        Effective (pivot) wavelength, in nm.
     width : `~astropy.units.Quantity`
-        Effective width (FWHM of the response).
+        Effective width (FWHM of the response), in nm.
     survey : str
         Survey or instrument the band belongs to.
     psf_fwhm : `~astropy.units.Quantity`
-        Typical PSF FWHM of the survey in this band.
+        Typical PSF FWHM of the survey in this band, in arcsec.
+
+    Raises
+    ------
+    TypeError
+        If ``name`` is not a non-empty string, or a length or the PSF FWHM is not a
+        `~astropy.units.Quantity` of the right physical type.
     """
 
     name: str
@@ -73,6 +83,17 @@ class Band:
         A smooth top-hat (super-Gaussian of order 6) centred on the effective
         wavelength with the band's width as FWHM; peak value 1.  Used by the
         mock universe to integrate spectra through the band.
+
+        Parameters
+        ----------
+        wavelength : `~astropy.units.Quantity` or array-like
+            Wavelength(s) at which to evaluate the response; a plain number or
+            array is taken to be in nm.
+
+        Returns
+        -------
+        numpy.ndarray
+            Response between 0 and 1, of the shape of ``wavelength``.
         """
         lam = u.Quantity(wavelength, u.nm).value
         x = (lam - self.wavelength.value) / (0.5 * self.width.value)
@@ -122,8 +143,23 @@ _REGISTRY: dict[str, Band] = {}
 def register_band(band: Band) -> Band:
     """Add ``band`` to the registry so that :func:`get_band` finds it.
 
+    Registering the same `Band` object twice does nothing.
+
+    Parameters
+    ----------
+    band : `Band`
+        The band; its canonical name and every alias become lookup keys
+        (case-insensitive).
+
+    Returns
+    -------
+    `Band`
+        ``band`` itself.
+
     Raises
     ------
+    TypeError
+        If ``band`` is not a `Band`.
     ValueError
         If one of its names is already taken by another band.
     """
@@ -147,9 +183,18 @@ def get_band(name) -> Band:
     Parameters
     ----------
     name : str or `Band`
+        Canonical name or alias, matched case-insensitively after stripping
+        whitespace; a `Band` is returned as it is.
+
+    Returns
+    -------
+    `Band`
+        The registered band.
 
     Raises
     ------
+    TypeError
+        If ``name`` is neither a string nor a `Band`.
     ValueError
         If no band answers to ``name``; the message lists the known bands.
 
@@ -170,12 +215,28 @@ def get_band(name) -> Band:
 
 
 def list_bands() -> list[Band]:
-    """All registered bands, ordered by effective wavelength."""
+    """All registered bands, ordered by effective wavelength.
+
+    Returns
+    -------
+    list of `Band`
+        Each registered band once, bluest first.
+    """
     return sorted(set(_REGISTRY.values()), key=lambda b: b.wavelength.value)
 
 
 def sort_bands(names) -> list[Band]:
     """Resolve ``names`` and return the bands ordered by wavelength.
+
+    Parameters
+    ----------
+    names : sequence of str or `Band`
+        Band names or aliases (anything :func:`get_band` accepts).
+
+    Returns
+    -------
+    list of `Band`
+        The bands, bluest first.
 
     Raises
     ------

@@ -17,7 +17,22 @@ log = logging.getLogger(__name__)
 
 
 def demo_paths(out_dir, *, seed=7, band="r"):
-    """The FITS file and PNG panel :func:`run_demo` writes into ``out_dir``."""
+    """The FITS file and PNG panel :func:`run_demo` writes into ``out_dir``.
+
+    Parameters
+    ----------
+    out_dir : str or os.PathLike
+        The demo's output folder.
+    seed : int
+        Seed of the mock galaxy.
+    band : str
+        The predicted band, as it appears in the file names.
+
+    Returns
+    -------
+    fits_path, png_path : pathlib.Path
+        ``out_dir/mock<seed>_<band>_synth.fits`` and the same name with ``.png``.
+    """
     stem = f"mock{seed}_{band}_synth"
     return Path(out_dir) / f"{stem}.fits", Path(out_dir) / f"{stem}.png"
 
@@ -36,6 +51,21 @@ def run_demo(*, model="nuv_k_to_r", seed=7, out_dir=None, overwrite=False):
         temporary folder, never the current folder).
     overwrite : bool
         Replace files of an earlier run (checked before any work).
+
+    Returns
+    -------
+    synthetic_band : `~bandsynth.SyntheticBand`
+        The prediction for the mock galaxy, in nanomaggies.
+    report : `~bandsynth.metrics.ComparisonReport`
+        Its metrics against the mock galaxy's true image (pixel metrics in the
+        model's scaled space).
+    paths : (pathlib.Path, pathlib.Path)
+        The FITS file and the PNG panel written (see :func:`demo_paths`).
+
+    Raises
+    ------
+    FileExistsError
+        If an output file exists and ``overwrite`` is False.
     """
     import matplotlib
 

@@ -72,12 +72,37 @@ class EvaluationResult:
     z_scores: np.ndarray = field(default_factory=lambda: np.empty(0))
 
     def row(self, method):
-        """The summary row of ``method`` as a dict of floats."""
+        """The summary row of ``method`` as a dict of floats.
+
+        Parameters
+        ----------
+        method : str
+            ``"model"``, ``"nearest_input"`` or ``"linear_colour"``.
+
+        Returns
+        -------
+        dict
+            Every summary column but ``method`` to its value, as plain Python
+            numbers (floats; counts such as ``n_galaxies`` stay integers).
+
+        Raises
+        ------
+        ValueError
+            If the summary has no row for ``method``.
+        """
         (i,) = np.flatnonzero(np.asarray(self.summary["method"]) == method)
         return {k: _plain(self.summary[k][i]) for k in self.summary.colnames if k != "method"}
 
     def method_rows(self) -> dict:
-        """``{"split": ..., method: {metric: value}}``: the summary as a card stores it."""
+        """``{"split": ..., method: {metric: value}}``: the summary as a card stores it.
+
+        Returns
+        -------
+        dict
+            ``"split"`` to the split evaluated, and each method to its card
+            metrics (MAE, SSIM, PSNR, W1 distances of Gini and M20, Δm,
+            coverages, counts and the SSIM gains).
+        """
         out = {"split": self.split}
         for method in map(str, self.summary["method"]):
             row = self.row(method)
@@ -85,11 +110,41 @@ class EvaluationResult:
         return out
 
     def card_metrics(self) -> dict:
-        """Metrics in the form a model card stores them."""
+        """Metrics in the form a model card stores them.
+
+        Returns
+        -------
+        dict
+            ``{"test": self.method_rows()}``, the ``metrics`` entry of a
+            `~bandsynth.models.zoo.ModelCard`.
+        """
         return {"test": self.method_rows()}
 
     def write(self, out_dir, *, overwrite=False, figures=True):
-        """Write ``summary.ecsv``, ``<method>_per_galaxy.ecsv`` and the PNG figures."""
+        """Write ``summary.ecsv``, ``<method>_per_galaxy.ecsv`` and the PNG figures.
+
+        The figures are ``panels.png`` (example galaxies), ``gini_kde.png``,
+        ``m20_kde.png`` and, with uncertainties, ``calibration.png``.
+
+        Parameters
+        ----------
+        out_dir : str or os.PathLike
+            Output folder (created if needed).
+        overwrite : bool
+            Replace existing tables (checked before anything is written).
+        figures : bool
+            Also draw the figures.
+
+        Returns
+        -------
+        list of pathlib.Path
+            The files written, tables first.
+
+        Raises
+        ------
+        FileExistsError
+            If a table exists and ``overwrite`` is False.
+        """
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         paths = [out / "summary.ecsv"] + [out / f"{m}_per_galaxy.ecsv" for m in self.per_galaxy]
@@ -245,9 +300,20 @@ def metric_space(data, inputs, output):
     themselves use a fixed physical scaling, so every model and baseline is scored
     in this one space, as the zoo's earlier cards were.
 
+    Parameters
+    ----------
+    data : data set
+        A data set with a ``"train"`` split holding the ``inputs`` and ``output``
+        bands.
+    inputs : sequence of str
+        The input bands, which set each galaxy's reference flux.
+    output : str
+        The predicted band.
+
     Returns
     -------
     scalings : dict of str to AsinhScaling
+        Per-band scalings, in units of the reference flux.
     references : callable
         ``references(stacks)``: the reference flux of each stack.
     """
@@ -306,10 +372,27 @@ def robustness_sets(card, *, n_galaxies=400, max_images=60, seed=1, progress=Fal
     galaxies of the model's own mode restricted to one class
     (:data:`SHIFTED_POPULATIONS`).
 
+    Parameters
+    ----------
+    card : `~bandsynth.models.zoo.ModelCard`
+        The model's card: its bands, observing mode and training image size and
+        pixel scale.
+    n_galaxies : int
+        Galaxies of the model's own mode drawn to find those of each shifted
+        class.
+    max_images : int
+        Images per set at most (the other-mode set has exactly this many).
+    seed : int
+        Seed of the new mock universe.
+    progress : bool
+        Progress bars while rendering.
+
     Returns
     -------
     dict
-        Key -> ``(description, data set, image indices)``.
+        Key (``"<other mode>_mode"``, ``"starbursts"``, ``"edge_on"``) ->
+        ``(description, data set, image indices)``; the indices may be empty
+        when no galaxy of a class was drawn.
     """
     from .datasets import make_dataset
 

@@ -47,6 +47,23 @@ def _grid_offset(wcs_a, wcs_b, shape):
 
 
 def check_grid(built):
+    """Make sure every band of ``built`` is on the pixel grid of the first.
+
+    Bands share a grid when their shapes are equal and their WCSs put the same
+    sky points within 0.01 pixel of each other (corners and centre); WCSs are
+    compared only when the first band has one.
+
+    Parameters
+    ----------
+    built : mapping of `~bandsynth.bands.Band` to `~bandsynth.stack_io.BandImage`
+        The bands of a stack, the first one giving the grid.
+
+    Raises
+    ------
+    ValueError
+        If a band differs in shape or in WCS; the message says how to put the
+        bands on one grid.
+    """
     bands = list(built)
     first = bands[0]
     shape = built[first].shape
@@ -91,7 +108,46 @@ def _pixel_area(wcs, label):
 
 
 def reproject_all(images, wcs_out, shape_out, *, method, conserve_flux, kwargs):
-    """Resample every band; returns the new images and one record per band that moved."""
+    """Resample every band; returns the new images and one record per band that moved.
+
+    A band already on the output grid is kept as it is.  Output pixels not fully
+    covered by the band's image, or touched by a masked pixel, are masked (with
+    an `~astropy.utils.exceptions.AstropyUserWarning` for the uncovered ones);
+    uncertainties are resampled as variances.
+
+    Parameters
+    ----------
+    images : mapping of `~bandsynth.bands.Band` to `~bandsynth.stack_io.BandImage`
+        The bands, each with a WCS.
+    wcs_out : `~astropy.wcs.WCS`
+        WCS of the output grid.
+    shape_out : (int, int)
+        Shape ``(ny, nx)`` of the output grid.
+    method : {"interp", "exact", "adaptive"}
+        Resampling function of the `reproject` package (see :data:`METHODS`).
+    conserve_flux : {"auto", True, False}
+        Multiply images in flux per pixel by the ratio of output to input pixel
+        area, so that total fluxes are kept; images in surface-brightness units
+        (per solid angle) are never scaled; `False` never scales.
+    kwargs : dict
+        Further keyword arguments of the `reproject` function.
+
+    Returns
+    -------
+    images : dict of `~bandsynth.bands.Band` to `~bandsynth.stack_io.BandImage`
+        Every band, on the output grid.
+    records : list of dict
+        One record per resampled band: ``band``, ``method``,
+        ``pixel_scale_in``/``pixel_scale_out`` (arcsec per pixel, for celestial
+        WCSs), ``shape_out``, ``flux_scaled_by_area_ratio``, ``area_ratio``
+        (output / input pixel area) and ``unit``.
+
+    Raises
+    ------
+    ValueError
+        Unknown ``method`` or ``conserve_flux``, a band without a WCS, a WCS
+        whose pixel area cannot be measured, or a failure of `reproject`.
+    """
     if conserve_flux not in ("auto", True, False):
         raise ValueError(f"reproject: conserve_flux must be 'auto', True or False; got {conserve_flux!r}")
     built, records = {}, []

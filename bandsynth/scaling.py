@@ -35,7 +35,10 @@ __all__ = ["AsinhScaling", "reference_flux", "fit_scalings"]
 class AsinhScaling:
     """Forward and exact inverse asinh stretch for one band.
 
-    Parameters
+    Construct it as ``AsinhScaling(softening=0.02, maximum=1.0)``; both fields
+    must be finite numbers > 0 (`TypeError` / `ValueError` otherwise).
+
+    Attributes
     ----------
     softening : float
         Softening ``b`` in units of the reference flux; fluxes well below
@@ -61,27 +64,107 @@ class AsinhScaling:
         return float(np.arcsinh(self.maximum / self.softening))
 
     def forward(self, flux, *, reference=1.0):
-        """Scale ``flux`` (array, same units as ``reference``) to network units."""
+        """Scale ``flux`` (array, same units as ``reference``) to network units.
+
+        Parameters
+        ----------
+        flux : array-like
+            Fluxes, in the unit of ``reference`` (for a fixed physical scaling,
+            the unit the scaling was fitted in).
+        reference : float or array-like
+            Reference flux ``F_ref`` (finite, > 0), broadcast against ``flux``;
+            1 for the models' fixed physical scaling.
+
+        Returns
+        -------
+        numpy.ndarray
+            ``asinh(flux / (reference * softening)) / asinh(maximum / softening)``;
+            ``maximum * reference`` maps to 1, nothing is clipped.
+
+        Raises
+        ------
+        ValueError
+            If ``reference`` is not finite and > 0.
+        """
         reference = _check_reference(reference)
         return np.arcsinh(np.asarray(flux) / (reference * self.softening)) / self._norm
 
     def inverse(self, scaled, *, reference=1.0):
-        """Exact inverse of :meth:`forward`."""
+        """Exact inverse of :meth:`forward`.
+
+        Parameters
+        ----------
+        scaled : array-like
+            Values in network units.
+        reference : float or array-like
+            Reference flux used by :meth:`forward` (finite, > 0).
+
+        Returns
+        -------
+        numpy.ndarray
+            Fluxes, in the unit of ``reference``.
+
+        Raises
+        ------
+        ValueError
+            If ``reference`` is not finite and > 0.
+        """
         reference = _check_reference(reference)
         return np.sinh(np.asarray(scaled) * self._norm) * (reference * self.softening)
 
     def derivative(self, scaled, *, reference=1.0):
-        """d(flux)/d(scaled) at ``scaled``: turns a scaled-space sigma into flux units."""
+        """d(flux)/d(scaled) at ``scaled``: turns a scaled-space sigma into flux units.
+
+        Parameters
+        ----------
+        scaled : array-like
+            Values in network units.
+        reference : float or array-like
+            Reference flux used by :meth:`forward` (finite, > 0).
+
+        Returns
+        -------
+        numpy.ndarray
+            The derivative of :meth:`inverse`, in flux units (of ``reference``)
+            per scaled unit.
+
+        Raises
+        ------
+        ValueError
+            If ``reference`` is not finite and > 0.
+        """
         reference = _check_reference(reference)
         return np.cosh(np.asarray(scaled) * self._norm) * (self._norm * reference * self.softening)
 
     def to_dict(self) -> dict:
-        """Parameters as a plain dict (for model cards and FITS headers)."""
+        """Parameters as a plain dict (for model cards and FITS headers).
+
+        Returns
+        -------
+        dict
+            ``{"softening": float, "maximum": float}``.
+        """
         return asdict(self)
 
     @classmethod
     def from_dict(cls, params) -> "AsinhScaling":
-        """Rebuild from :meth:`to_dict` output."""
+        """Rebuild from :meth:`to_dict` output.
+
+        Parameters
+        ----------
+        params : mapping
+            ``softening`` and/or ``maximum`` (missing ones take their defaults).
+
+        Returns
+        -------
+        AsinhScaling
+            The scaling.
+
+        Raises
+        ------
+        ValueError
+            If ``params`` has other keys, or a value is not > 0.
+        """
         unknown = set(params) - {"softening", "maximum"}
         if unknown:
             raise ValueError(f"unknown AsinhScaling parameters: {sorted(unknown)}")
@@ -100,6 +183,18 @@ def reference_flux(images, *, percentile=99.5):
 
     The largest of the bands' ``percentile``-th pixel percentiles (NaNs ignored),
     so the brightest band of the galaxy sets the scale for all of them.
+
+    Parameters
+    ----------
+    images : sequence of array-like
+        The band images (any shapes), in one flux unit.
+    percentile : float
+        Pixel percentile (0-100) taken in each band.
+
+    Returns
+    -------
+    float
+        The reference flux, in the unit of the images.
 
     Raises
     ------
@@ -129,15 +224,28 @@ def fit_scalings(cubes, references, *, stretch=50.0, quantile=0.9, percentile=99
     Parameters
     ----------
     cubes : mapping of band name to array of shape (n_galaxies, ny, nx)
+        The training images of each band, in one flux unit.
     references : array of shape (n_galaxies,)
-        Reference flux of each galaxy (see :func:`reference_flux`).
+        Reference flux of each galaxy (see :func:`reference_flux`); all ones
+        for a fixed physical scaling.
     stretch : float
         Ratio of ``maximum`` to ``softening``: how far into the logarithmic
         regime the brightest pixels go.
+    quantile : float
+        Quantile (0-1) over the galaxies of the ratio that becomes ``maximum``.
+    percentile : float
+        Pixel percentile (0-100) taken in every image (NaNs ignored).
 
     Returns
     -------
     dict of band name to AsinhScaling
+        One scaling per band of ``cubes``, in units of the reference flux.
+
+    Raises
+    ------
+    ValueError
+        If ``references`` is not a 1-D array of finite fluxes > 0, a cube is not
+        of shape (n_galaxies, ny, nx), or a band has no positive flux.
 
     Examples
     --------

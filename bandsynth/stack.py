@@ -184,6 +184,19 @@ class BandStack:
 
         Same parameters as the class itself (see :class:`BandStack`).
 
+        Parameters
+        ----------
+        images : mapping of band name or `~bandsynth.bands.Band` to array, Quantity or NDData
+            One 2-D image per band.
+        **kwargs
+            ``wcs``, ``unit``, ``uncertainty``, ``mask``, ``meta``,
+            ``reproject_to`` and ``reproject_kw``, as for :class:`BandStack`.
+
+        Returns
+        -------
+        BandStack
+            The validated stack.
+
         Examples
         --------
         >>> import numpy as np
@@ -390,7 +403,13 @@ class BandStack:
         return len(self._bands)
 
     def items(self):
-        """``(Band, CCDData)`` pairs in wavelength order."""
+        """``(Band, CCDData)`` pairs in wavelength order.
+
+        Returns
+        -------
+        list of (`~bandsynth.bands.Band`, `~astropy.nddata.CCDData`)
+            Every band with a copy of its image (as ``stack[band]`` gives it).
+        """
         return [(band, self[band]) for band in self._bands]
 
     @property
@@ -435,6 +454,23 @@ class BandStack:
     # ------------------------------------------------------------------ derived stacks
     def select(self, bands) -> "BandStack":
         """A stack of some of the bands (in wavelength order, whatever the order given).
+
+        Parameters
+        ----------
+        bands : str, `~bandsynth.bands.Band` or sequence of them
+            The bands to keep (names, aliases or bands), each at most once.
+
+        Returns
+        -------
+        BandStack
+            A new stack of those bands, with the same grid, unit and meta.
+
+        Raises
+        ------
+        KeyError
+            If a band is not in the stack.
+        ValueError
+            If no band is given, or one is given twice.
 
         Examples
         --------
@@ -626,6 +662,11 @@ class BandStack:
             Value for masked pixels; by default they keep their data (NaN where
             not finite).
 
+        Returns
+        -------
+        numpy.ndarray
+            float32 array ``(n_band, ny, nx)`` in :attr:`unit`.
+
         Examples
         --------
         >>> import numpy as np
@@ -647,6 +688,23 @@ class BandStack:
 
         In units of :attr:`unit`.
 
+        Parameters
+        ----------
+        bands : list of str, optional
+            Bands it is taken from (default: all).
+        percentile : float
+            Pixel percentile (0-100) of each band; the largest sets the reference.
+
+        Returns
+        -------
+        float
+            The reference flux, in :attr:`unit`.
+
+        Raises
+        ------
+        ValueError
+            If no band has a positive flux at ``percentile``.
+
         Examples
         --------
         >>> import numpy as np
@@ -665,7 +723,21 @@ class BandStack:
         return reference_flux(images, percentile=percentile)
 
     def morphology(self, band, **kwargs):
-        """Morphology of one band: `bandsynth.morphology.measure_morphology` on ``self[band]``."""
+        """Morphology of one band: `bandsynth.morphology.measure_morphology` on ``self[band]``.
+
+        Parameters
+        ----------
+        band : str or `~bandsynth.bands.Band`
+            The band measured (its uncertainty and mask are used).
+        **kwargs
+            Further arguments of `bandsynth.morphology.measure_morphology`
+            (``segmap``, ``label``, ``gain``, ``psf``, ``sersic``...).
+
+        Returns
+        -------
+        `~bandsynth.morphology.MorphologyResult`
+            Gini, M20, CAS... of the central galaxy.
+        """
         from .morphology import measure_morphology
 
         return measure_morphology(self[band], **kwargs)

@@ -48,6 +48,23 @@ class BandImage:
     ``uncertainty`` (a standard deviation in ``unit``) and ``mask`` are arrays
     (the latter two or None), ``wcs`` a `~astropy.wcs.WCS` or None, ``meta``
     the image's header or metadata and ``path`` the file it was read from.
+
+    Parameters
+    ----------
+    data : numpy.ndarray
+        The 2-D image.
+    unit : `~astropy.units.UnitBase`
+        Its unit.
+    uncertainty : numpy.ndarray or None
+        Per-pixel standard deviation, in ``unit``.
+    mask : numpy.ndarray of bool or None
+        `True` marks a bad pixel.
+    wcs : `~astropy.wcs.WCS` or None
+        Its WCS.
+    meta : mapping
+        Header or metadata of the image.
+    path : str, optional
+        The file it was read from.
     """
 
     __slots__ = ("data", "unit", "uncertainty", "mask", "wcs", "meta", "path")
@@ -58,12 +75,38 @@ class BandImage:
 
     @property
     def shape(self):
+        """``(ny, nx)`` of the image."""
         return self.data.shape
 
 
 # ---------------------------------------------------------------------- parsing
 def resolve_mapping(mapping, what, *, allowed=None):
-    """Mapping keyed by band names -> dict keyed by Band, in wavelength order."""
+    """Mapping keyed by band names -> dict keyed by Band, in wavelength order.
+
+    Parameters
+    ----------
+    mapping : mapping
+        Band name, alias or `~bandsynth.bands.Band` to a value.
+    what : str
+        What the mapping is (e.g. ``"images"``), for error messages.
+    allowed : collection of `~bandsynth.bands.Band`, optional
+        The only bands the keys may name (e.g. those of the images); with it an
+        empty mapping is allowed.
+
+    Returns
+    -------
+    dict
+        `~bandsynth.bands.Band` to value, bluest band first.
+
+    Raises
+    ------
+    TypeError
+        If ``mapping`` is not a mapping.
+    ValueError
+        If it is empty (without ``allowed``) or a key is not a known band.
+    bandsynth.errors.BandInputError
+        If two keys name the same band, or a band is not in ``allowed``.
+    """
     if not isinstance(mapping, Mapping):
         raise TypeError(f"{what} must be a mapping of band name to value, got {type(mapping).__name__}")
     if not mapping and allowed is None:
@@ -80,7 +123,29 @@ def resolve_mapping(mapping, what, *, allowed=None):
 
 
 def as_unit(unit, where, *, band=None, path=None):
-    """Parse a unit with `bandsynth.units.parse_unit`; errors name ``where``."""
+    """Parse a unit with `bandsynth.units.parse_unit`; errors name ``where``.
+
+    Parameters
+    ----------
+    unit : str or `~astropy.units.UnitBase`
+        The unit (e.g. a ``BUNIT`` value or ``unit=``).
+    where : str
+        Where the unit comes from, for the error message.
+    band : `~bandsynth.bands.Band`, optional
+        Band the unit belongs to, carried by the error.
+    path : str, optional
+        File the unit comes from, carried by the error.
+
+    Returns
+    -------
+    `~astropy.units.UnitBase`
+        The parsed unit.
+
+    Raises
+    ------
+    bandsynth.errors.BandInputError
+        If astropy does not understand the unit.
+    """
     try:
         return parse_unit(unit)
     except (TypeError, ValueError) as err:
@@ -91,6 +156,31 @@ def as_unit(unit, where, *, band=None, path=None):
 
 
 def as_wcs(wcs, where, *, band=None, path=None):
+    """A 2-D `~astropy.wcs.WCS` from a WCS (copied) or a FITS header; errors name ``where``.
+
+    Parameters
+    ----------
+    wcs : `~astropy.wcs.WCS` or `~astropy.io.fits.Header`
+        The WCS, or a header holding it.
+    where : str
+        What the WCS belongs to, for the error message.
+    band : `~bandsynth.bands.Band`, optional
+        Band the WCS belongs to, carried by the error.
+    path : str, optional
+        File the WCS comes from, carried by the error.
+
+    Returns
+    -------
+    `~astropy.wcs.WCS`
+        A new WCS with two pixel axes.
+
+    Raises
+    ------
+    bandsynth.errors.BandTypeError
+        If ``wcs`` is neither a WCS nor a header.
+    bandsynth.errors.BandInputError
+        If it does not have two pixel axes.
+    """
     if isinstance(wcs, fits.Header):
         wcs = WCS(wcs)
     elif not isinstance(wcs, WCS):
@@ -155,6 +245,40 @@ def image_from_value(band, value, *, wcs=None, unit=None, uncertainty=None, mask
     used); ``wcs``, ``unit``, ``uncertainty`` and ``mask`` complete what it lacks.
     Non-finite pixels are masked with a warning.  Errors are `~bandsynth.errors`
     exceptions naming ``band`` and ``path``.
+
+    Parameters
+    ----------
+    band : `~bandsynth.bands.Band`
+        The band of the image.
+    value : array-like, `~astropy.units.Quantity`, masked array or `~astropy.nddata.NDData`
+        The 2-D image (real numbers; float32 stays float32, other types become
+        float64).
+    wcs : `~astropy.wcs.WCS` or `~astropy.io.fits.Header`, optional
+        WCS, when ``value`` has none.
+    unit : `~astropy.units.UnitBase`, optional
+        Unit, when ``value`` has none.
+    uncertainty : array-like, `~astropy.units.Quantity` or `~astropy.nddata.NDUncertainty`, optional
+        Standard deviation, when ``value`` has none (given twice is an error).
+    mask : bool array, optional
+        Bad pixels, combined with those of ``value``.
+    source : str, optional
+        Where the image comes from (e.g. a file and extension), for messages.
+    path : str, optional
+        File the image was read from, carried by the record and by errors.
+
+    Returns
+    -------
+    BandImage
+        The checked image in its own unit, with the mask set when any pixel
+        is masked.
+
+    Raises
+    ------
+    bandsynth.errors.BandTypeError
+        Non-numeric image, uncertainty or mask, or a WCS of the wrong type.
+    bandsynth.errors.BandInputError
+        Not 2-D, empty, no unit, shapes that disagree, negative uncertainties,
+        every pixel masked, or an all-zero or constant image.
     """
     label = f"band {band.name!r}" + (f" ({source})" if source else "")
     data, own_unit, own_unc, own_mask, own_wcs, own_meta = _unpack(value)
@@ -345,6 +469,39 @@ def _read_ccd(path, index, *, label, unit, hdu_uncertainty, hdu_mask, header, ba
 
 
 def read_band_file(band, path, *, hdu, unit):
+    """Read one band's image from a FITS file, as `~astropy.nddata.CCDData.read` would.
+
+    The image, its ``BUNIT`` (read by bandsynth's parser), WCS, and ``UNCERT`` /
+    ``MASK`` extensions when present; checked by :func:`image_from_value`.
+
+    Parameters
+    ----------
+    band : `~bandsynth.bands.Band`
+        The band of the file.
+    path : str or os.PathLike
+        The FITS file.
+    hdu : int, str or None
+        HDU holding the image (None: the first HDU with image data).
+    unit : `~astropy.units.UnitBase` or None
+        Unit of an image without ``BUNIT``.
+
+    Returns
+    -------
+    image : BandImage
+        The checked image, ``meta`` its header (with ``FILENAME``).
+    input : dict
+        Its provenance record: ``band``, ``file`` and ``checksum`` (SHA-256 of
+        the file).
+
+    Raises
+    ------
+    bandsynth.errors.BandFileNotFoundError
+        No such file.
+    bandsynth.errors.BandFileError
+        The file cannot be read as FITS.
+    bandsynth.errors.BandInputError
+        No image HDU (or no HDU ``hdu``), no unit, or an invalid image.
+    """
     path = _fspath(path, f"band {band.name!r}", band=band)
     label = f"band {band.name!r}"
     if not os.path.isfile(path):
@@ -379,6 +536,37 @@ def read_band_file(band, path, *, hdu, unit):
 
 
 def read_multi_extension(path, *, unit):
+    """Read every band of a multi-extension FITS file, each image HDU named after its band.
+
+    An image HDU's ``EXTNAME`` names its band (any alias, any case);
+    ``<EXTNAME>_UNCERT`` and ``<EXTNAME>_MASK`` HDUs hold that band's uncertainty
+    and mask.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The FITS file.
+    unit : `~astropy.units.UnitBase` or None
+        Unit of the images without ``BUNIT``.
+
+    Returns
+    -------
+    images : dict of `~bandsynth.bands.Band` to BandImage
+        The checked images, bluest band first.
+    inputs : list of dict
+        Their provenance records (``band``, ``file``, ``checksum``), in the same
+        order.
+
+    Raises
+    ------
+    bandsynth.errors.BandFileNotFoundError
+        No such file.
+    bandsynth.errors.BandFileError
+        The file cannot be read as FITS.
+    bandsynth.errors.BandInputError
+        No image HDU, an image in an unnamed primary HDU, an ``EXTNAME`` that
+        is not a known band, a band given twice, no unit, or an invalid image.
+    """
     path = _fspath(path, "from_fits")
     if not os.path.isfile(path):
         raise BandFileNotFoundError(f"multi-extension FITS file {path!r} not found", path=path)
@@ -501,7 +689,28 @@ def apply_zeropoint(band, im, zeropoint=None):
 
 
 def convert_unit(band, im, target, *, requested):
-    """Convert ``im`` in place to ``target`` through `bandsynth.units.to_unit`."""
+    """Convert ``im`` in place to ``target`` through `bandsynth.units.to_unit`.
+
+    The data and uncertainty are converted (f_nu <-> f_lambda at the band's
+    wavelength where needed) and ``im.unit`` becomes ``target``.
+
+    Parameters
+    ----------
+    band : `~bandsynth.bands.Band`
+        The band of the image.
+    im : BandImage
+        The image, changed in place.
+    target : `~astropy.units.UnitBase`
+        The stack's unit.
+    requested : bool
+        Whether ``target`` was asked for with ``unit=`` (else it is the first
+        band's unit); only changes the error message.
+
+    Raises
+    ------
+    bandsynth.errors.BandUnitError
+        If the unit cannot be converted.
+    """
     if im.unit == target:
         return
     try:

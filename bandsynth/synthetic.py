@@ -126,6 +126,12 @@ def make_provenance(
     date : str, optional
         ISO 8601 date of the prediction (default: now, UTC).
 
+    Returns
+    -------
+    dict
+        Every key of :data:`PROVENANCE_KEYS`, with ``bandsynth_version`` the
+        installed version and ``band`` the band's canonical name.
+
     Examples
     --------
     >>> p = make_provenance("NUV", model="g_r_to_nuv", date="2024-01-02T03:04:05")
@@ -211,6 +217,25 @@ class _SyntheticBandRead(NDDataRead):
     ``SyntheticBand.read(path)`` or ``SyntheticBand.read(path, format="fits")``; see
     `bandsynth.fits_io.read_synthetic_band`.  A missing file is reported with its name
     before the registry tries to identify its format.
+
+    Parameters
+    ----------
+    *args
+        The file (path or file object) and further positional arguments of the
+        reader.
+    **kwargs
+        ``format`` (default: identified from the file, ``"fits"``) and further
+        keyword arguments of the reader.
+
+    Returns
+    -------
+    SyntheticBand
+        The synthetic band read.
+
+    Raises
+    ------
+    FileNotFoundError
+        If the file named does not exist.
     """
 
     def __call__(self, *args, **kwargs):
@@ -416,7 +441,14 @@ class SyntheticBand(NDSlicingMixin, NDArithmeticMixin, NDIOMixin, NDData):
         )
 
     def to_ccddata(self) -> CCDData:
-        """A `~astropy.nddata.CCDData` copy (data, unit, uncertainty, mask, WCS, meta)."""
+        """A `~astropy.nddata.CCDData` copy (data, unit, uncertainty, mask, WCS, meta).
+
+        Returns
+        -------
+        `~astropy.nddata.CCDData`
+            Deep copies of the data, uncertainty (`~astropy.nddata.StdDevUncertainty`),
+            mask, WCS and meta (provenance included), in the same unit.
+        """
         return CCDData(
             np.array(self.data),
             unit=self.unit,
@@ -428,7 +460,15 @@ class SyntheticBand(NDSlicingMixin, NDArithmeticMixin, NDIOMixin, NDData):
 
     # ------------------------------------------------------------------ FITS
     def to_hdulist(self) -> fits.HDUList:
-        """The FITS representation (PRIMARY, UNCERT, MASK) described in the module docstring."""
+        """The FITS representation (PRIMARY, UNCERT, MASK) described in the module docstring.
+
+        Returns
+        -------
+        `~astropy.io.fits.HDUList`
+            PRIMARY (float32 image and the provenance keywords), then UNCERT
+            when there is an uncertainty and MASK when there is a mask.  No
+            checksums yet: :meth:`write` adds them.
+        """
         unit_text = format_unit(self.unit)
         primary = fits.PrimaryHDU(np.asarray(self.data, dtype=np.float32), _primary_header(self, unit_text))
         hdus = [primary]
@@ -449,19 +489,59 @@ class SyntheticBand(NDSlicingMixin, NDArithmeticMixin, NDIOMixin, NDData):
 
     # ------------------------------------------------------------------ thin bridges
     def compare(self, truth, **kwargs):
-        """Metrics against a true image: `bandsynth.metrics.compare` (self, truth)."""
+        """Metrics against a true image: `bandsynth.metrics.compare` (self, truth).
+
+        Parameters
+        ----------
+        truth : array, NDData, CCDData or FITS path
+            The observed (or simulated) image of the same band, on the same grid.
+        **kwargs
+            Further arguments of `bandsynth.metrics.compare` (``inputs``,
+            ``scaling``, ``reference``, ``footprint``, ``data_range``,
+            ``segmentation``).
+
+        Returns
+        -------
+        `~bandsynth.metrics.ComparisonReport`
+            The metrics.
+        """
         from .metrics import compare
 
         return compare(self, truth, **kwargs)
 
     def morphology(self, **kwargs):
-        """Gini, M20, CAS... of the prediction: `bandsynth.morphology.measure_morphology`."""
+        """Gini, M20, CAS... of the prediction: `bandsynth.morphology.measure_morphology`.
+
+        Parameters
+        ----------
+        **kwargs
+            Arguments of `bandsynth.morphology.measure_morphology` (``segmap``,
+            ``label``, ``mask``, ``gain``, ``psf``, ``sersic``...); the
+            uncertainty defaults to the prediction's.
+
+        Returns
+        -------
+        `~bandsynth.morphology.MorphologyResult`
+            The morphology of the central galaxy.
+        """
         from .morphology import measure_morphology
 
         return measure_morphology(self, **kwargs)
 
     def plot(self, **kwargs):
-        """Paper-style panel: `bandsynth.plotting.plot_synthetic`."""
+        """Paper-style panel: `bandsynth.plotting.plot_synthetic`.
+
+        Parameters
+        ----------
+        **kwargs
+            Arguments of `bandsynth.plotting.plot_synthetic`: ``truth``,
+            ``inputs`` and those of `bandsynth.plotting.plot_panel`.
+
+        Returns
+        -------
+        matplotlib.figure.Figure
+            The panel (inputs | truth | prediction | residual | sigma).
+        """
         from .plotting import plot_synthetic
 
         return plot_synthetic(self, **kwargs)

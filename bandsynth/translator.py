@@ -80,6 +80,20 @@ class Translator:
         Names without ``/`` or suffix are shipped models first (`bandsynth.models.zoo.model_paths`).  The weights'
         and the card content's SHA-256 must match the card; weights are read with safetensors (nothing unpickled).
 
+        Parameters
+        ----------
+        name_or_path : str or os.PathLike
+            A shipped model's name, optionally with ``@<version>``, or the path of a
+            saved model: its ``.safetensors`` file, its ``.json`` card, their
+            common stem, or a folder holding exactly one saved model.
+        device : str or torch.device
+            Where the network runs; ``"auto"``: the GPU if there is one, else the CPU.
+
+        Returns
+        -------
+        Translator
+            The model, ready to predict.
+
         Raises
         ------
         ValueError

@@ -21,7 +21,20 @@ _MAX_ID_LENGTH = 200
 
 # ---------------------------------------------------------------------- names
 def id_problem(galaxy):
-    """Why ``galaxy`` cannot name an output file, or None."""
+    """Why ``galaxy`` cannot name an output file, or None.
+
+    Parameters
+    ----------
+    galaxy : str
+        A galaxy id, to be used in the output file name.
+
+    Returns
+    -------
+    str or None
+        The reason (empty id, longer than 200 characters, a path separator or
+        an absolute path, a leading ``.``, control characters), or None when the
+        id is safe.
+    """
     if not isinstance(galaxy, str) or not galaxy.strip():
         return "empty galaxy id"
     if len(galaxy) > _MAX_ID_LENGTH:
@@ -187,7 +200,33 @@ def _from_scan(scan, needed):
 
 
 def normalise_items(items, needed, base_dir):
-    """``(items, rows)`` from any accepted form of ``items``."""
+    """``(items, rows)`` from any accepted form of ``items``.
+
+    Parameters
+    ----------
+    items : str, os.PathLike, `~astropy.table.Table`, `~bandsynth.datasets.folder.FolderScan` or iterable
+        A manifest path or table (read with :func:`read_manifest`), a folder
+        scan, or ``(id, {band: path})`` / ``(id, multi-extension path)`` pairs.
+    needed : sequence of str
+        Bands every galaxy needs (the model's inputs, registry names).
+    base_dir : str, os.PathLike or None
+        Folder of relative paths in a manifest (see :func:`read_manifest`).
+
+    Returns
+    -------
+    items : list of (str, dict or str)
+        ``(id, {band: path})`` with exactly the ``needed`` bands, or
+        ``(id, multi-extension path)``; absolute paths.
+    rows : list of dict
+        Report rows (:func:`~bandsynth.batch.report.report_row`) of galaxies
+        that cannot be used (status ``"failed"``) and, for a folder scan, of
+        files that are not used (status ``"ignored"``).
+
+    Raises
+    ------
+    TypeError
+        ``items`` or one of its entries has an unsupported form.
+    """
     from ..datasets.folder import FolderScan
 
     if isinstance(items, (str, os.PathLike, Table)):

@@ -22,6 +22,20 @@ log = logging.getLogger("bandsynth.batch")
 def output_path(out_dir, galaxy, band) -> Path:
     """The output file of ``galaxy``: ``out_dir/<galaxy>_<band>_synth.fits``.
 
+    Parameters
+    ----------
+    out_dir : str or os.PathLike
+        Output folder.
+    galaxy : str
+        Galaxy id.
+    band : str or `~bandsynth.bands.Band`
+        Predicted band; its canonical name goes into the file name.
+
+    Returns
+    -------
+    pathlib.Path
+        The output path (relative if ``out_dir`` is).
+
     Raises
     ------
     ValueError
@@ -61,7 +75,34 @@ def _input_checksums(files, needed):
 
 
 def output_problem(path, *, name, sha256, band, files, needed):
-    """Why the existing file ``path`` is not this model's output for these inputs, or None."""
+    """Why the existing file ``path`` is not this model's output for these inputs, or None.
+
+    The file must be readable FITS with a primary image, pass its
+    ``CHECKSUM``/``DATASUM`` checks, record this model, weights and band
+    (``BSMODEL``, ``BSSHA256``, ``BSBAND``), and its provenance (``BSPROV``)
+    must record the SHA-256 of the current input files.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The existing output file.
+    name : str
+        Model name.
+    sha256 : str
+        SHA-256 of the model's weights.
+    band : str
+        The model's output band.
+    files : dict or str
+        The galaxy's inputs: ``{band: path}`` or one multi-extension path.
+    needed : sequence of str
+        The model's input bands.
+
+    Returns
+    -------
+    str or None
+        Why the file is not a valid output (completes the sentence "output
+        exists but ..."), or None when it is.
+    """
     from astropy.io import fits
 
     try:
@@ -93,7 +134,16 @@ def output_problem(path, *, name, sha256, band, files, needed):
 
 
 def remove_stale_temporaries(path):
-    """Remove temporary files a killed run left next to ``path`` (atomic writes use ``.NAME.*.tmp``)."""
+    """Remove temporary files a killed run left next to ``path`` (atomic writes use ``.NAME.*.tmp``).
+
+    Files that cannot be removed are left alone.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The output file whose temporaries (``.<name>.*.tmp`` in the same folder)
+        are removed.
+    """
     pattern = os.path.join(glob.escape(os.path.dirname(path)), f".{glob.escape(os.path.basename(path))}.*.tmp")
     for tmp in glob.glob(pattern):
         try:
@@ -104,7 +154,19 @@ def remove_stale_temporaries(path):
 
 
 def check_writable(out_dir):
-    """Create ``out_dir`` and make sure files can be written there, before any galaxy is predicted."""
+    """Create ``out_dir`` and make sure files can be written there, before any galaxy is predicted.
+
+    Parameters
+    ----------
+    out_dir : pathlib.Path
+        Output folder; created with its parents if needed, then a probe file is
+        created and removed.
+
+    Raises
+    ------
+    PermissionError
+        The folder cannot be created or written.
+    """
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
         fd, probe = tempfile.mkstemp(dir=out_dir, prefix=".bandsynth-probe-")

@@ -95,7 +95,13 @@ class BatchReport:
         return self.counts["failed"] == 0
 
     def write(self, path):
-        """Write the report as ECSV, atomically (an existing report is replaced)."""
+        """Write the report as ECSV, atomically (an existing report is replaced).
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            Output file; its folder is created if needed.
+        """
         from .._io import atomic_path
 
         path = Path(path)
@@ -117,7 +123,30 @@ class BatchReport:
 
 
 def report_row(galaxy, status, *, band="", file="", output="", error="", seconds=0.0):
-    """One row of a :class:`BatchReport` (a dict with every column of :data:`REPORT_COLUMNS`)."""
+    """One row of a :class:`BatchReport` (a dict with every column of :data:`REPORT_COLUMNS`).
+
+    Parameters
+    ----------
+    galaxy : str
+        Galaxy id (converted to `str`).
+    status : str
+        One of :data:`STATUSES` (checked by :class:`BatchReport`).
+    band : str, optional
+        The predicted band, or for a failure the input band at fault.
+    file : str or os.PathLike, optional
+        The input file at fault.
+    output : str or os.PathLike, optional
+        The output path.
+    error : str, optional
+        What went wrong.
+    seconds : float, optional
+        Time spent on the galaxy, in seconds (rounded to 0.1 ms).
+
+    Returns
+    -------
+    dict
+        Column name to value; text columns are strings.
+    """
     return {
         "galaxy": str(galaxy),
         "status": status,

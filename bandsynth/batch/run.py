@@ -64,7 +64,38 @@ def _log_row(row):
 
 
 def run_local(jobs, ref, payload, *, workers, torch_threads, options, progress):
-    """Run on a `distributed.LocalCluster` of ``workers`` single-threaded processes."""
+    """Run on a `distributed.LocalCluster` of ``workers`` single-threaded processes.
+
+    The cluster (no dashboard, quiet logs) is started for this call and shut
+    down afterwards; a galaxy whose worker dies is retried once.
+
+    Parameters
+    ----------
+    jobs : list of (str, dict or str, str)
+        ``(galaxy id, files, output path)`` of each galaxy to predict.
+    ref : (str, str)
+        ``(source, weights SHA-256)`` of the model each worker loads (see
+        :func:`~bandsynth.batch.workers.get_translator`).
+    payload : (bytes, str) or None
+        The saved weights and card of a model that exists only in memory, sent
+        to every worker; None when workers load ``ref`` themselves.
+    workers : int
+        Number of worker processes.
+    torch_threads : int or None
+        Network threads per worker (None: the machine's cores divided among
+        its workers).
+    options : dict
+        Prediction options passed to
+        :func:`~bandsynth.batch.workers.predict_galaxy` (``overwrite``,
+        ``reproject_to``, ``predict_kw``).
+    progress : bool
+        Show a progress bar.
+
+    Returns
+    -------
+    list of dict
+        One report row per job, in the order of ``jobs``.
+    """
     import dask
     from distributed import Client, LocalCluster
 
@@ -89,7 +120,16 @@ def run_local(jobs, ref, payload, *, workers, torch_threads, options, progress):
 
 def quiet_close(thing):
     """Close a Dask client or cluster; the results are in, so a connection torn down
-    while closing (``CommClosedError``) is not an error of the batch."""
+    while closing (``CommClosedError``) is not an error of the batch.
+
+    The log levels of ``distributed``, ``tornado`` and ``asyncio`` are raised to
+    CRITICAL while closing and restored afterwards; other errors propagate.
+
+    Parameters
+    ----------
+    thing : `distributed.Client` or `distributed.LocalCluster`
+        Anything with a ``close()`` method.
+    """
     from distributed.comm.core import CommClosedError
 
     noisy = [logging.getLogger(name) for name in ("distributed", "tornado", "asyncio")]

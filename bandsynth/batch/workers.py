@@ -35,7 +35,31 @@ _GALAXY_LOCK = threading.Lock()
 
 
 def get_translator(model, payload=None):
-    """The translator of ``model = (source, sha256)``, loaded once per worker process."""
+    """The translator of ``model = (source, sha256)``, loaded once per worker process.
+
+    Loaded translators are kept in :data:`TRANSLATOR_CACHE` (the oldest is
+    dropped beyond four).
+
+    Parameters
+    ----------
+    model : (str, str)
+        ``(source, sha256)``: a shipped model's name or a saved model's path,
+        and the SHA-256 of its weights when the batch started.
+    payload : (bytes, str), optional
+        The weights (safetensors bytes) and card (JSON text) of a model that
+        exists only in the client's memory; loaded instead of ``source``.
+
+    Returns
+    -------
+    `~bandsynth.Translator`
+        The loaded translator.
+
+    Raises
+    ------
+    bandsynth.models.zoo.WeightsHashError
+        The weights found here differ from ``sha256`` (the model changed
+        during the batch).
+    """
     from ..models.zoo import WeightsHashError
     from ..translator import Translator
 
@@ -96,7 +120,14 @@ def _tune_malloc():
 
 
 def cores():
-    """Cores this process may run on."""
+    """Cores this process may run on.
+
+    Returns
+    -------
+    int
+        The size of the process's CPU affinity set where the platform has one,
+        else `os.cpu_count` (at least 1).
+    """
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
@@ -122,6 +153,22 @@ def attribute_error(err, files):
 
     From the error's ``band`` and ``path`` attributes where it carries them; only
     errors that do not are attributed from their message (``band 'X'``).
+
+    Parameters
+    ----------
+    err : Exception
+        The error raised while reading or predicting the galaxy.
+    files : dict or str
+        The galaxy's inputs: ``{band: path}`` or one multi-extension path.
+
+    Returns
+    -------
+    band : str
+        Canonical name of the band at fault; ``""`` when unknown for a
+        multi-extension file, or all bands joined by commas when it cannot be
+        told.
+    file : str
+        The file at fault (all files joined by ``", "`` when it cannot be told).
     """
     band, path = getattr(err, "band", None), getattr(err, "path", None)
     if band is not None or path is not None:
@@ -155,7 +202,19 @@ def attribute_error(err, files):
 
 
 def error_message(err):
-    """The text of ``err`` for the report (its type when it has none; memory errors say so)."""
+    """The text of ``err`` for the report (its type when it has none; memory errors say so).
+
+    Parameters
+    ----------
+    err : BaseException
+        The error.
+
+    Returns
+    -------
+    str
+        ``str(err)``, or the name of its type when that is empty; a
+        `MemoryError` starts with ``"out of memory"``.
+    """
     text = str(err)
     if isinstance(err, MemoryError):
         return f"out of memory{': ' + text if text else ''}"
@@ -167,7 +226,33 @@ def predict_galaxy(galaxy, files, out, *, model, options, payload=None):
 
     Warnings raised on the way are not printed by the worker (its stderr would mix
     them with the progress bar): they travel with the row (``_warnings``) and the
-    caller logs each once.
+    caller logs each once.  One galaxy runs at a time per process.
+
+    Parameters
+    ----------
+    galaxy : str
+        Galaxy id.
+    files : dict or str
+        Its inputs: ``{band: path}`` or one multi-extension path.
+    out : str
+        Output path.
+    model : (str, str)
+        ``(source, weights SHA-256)`` of the model (see :func:`get_translator`).
+    options : dict
+        ``overwrite`` (bool), ``reproject_to`` (band name or None),
+        ``predict_kw`` (keyword arguments of `Translator.predict
+        <bandsynth.Translator.predict>`), ``torch_threads`` (int or None) and
+        ``host_workers`` (worker processes per host, used to share the cores
+        when ``torch_threads`` is None).
+    payload : (bytes, str), optional
+        Weights and card of a model that exists only in the client's memory.
+
+    Returns
+    -------
+    dict
+        The galaxy's report row (:func:`~bandsynth.batch.report.report_row`):
+        status ``"done"``, ``"exists"`` (a valid earlier output was kept) or
+        ``"failed"``, plus ``_warnings`` (list of str) when warnings were raised.
     """
     import warnings
 

@@ -34,7 +34,14 @@ _EPILOG = _EXIT_CODES + "\nRun `bandsynth COMMAND --help` for the options of a c
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The argument parser with every sub-command (imports no torch)."""
+    """The argument parser with every sub-command (imports no torch).
+
+    Returns
+    -------
+    argparse.ArgumentParser
+        The ``bandsynth`` parser: ``--version``, ``-v/--verbose`` and one
+        sub-parser per command, each with ``func`` set to the command's ``run``.
+    """
     from .. import __version__
 
     parser = argparse.ArgumentParser(
@@ -53,7 +60,25 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    """Run the ``bandsynth`` command; returns the exit code (0, 1 or 2)."""
+    """Run the ``bandsynth`` command; returns the exit code (0, 1 or 2).
+
+    Errors are logged, not raised: a usage error or a model failing its SHA-256
+    check gives `USAGE`, any other error `FAILED`; without a command the help is
+    printed and `USAGE` returned.
+
+    Parameters
+    ----------
+    argv : list of str, optional
+        The arguments, without the program name (default: ``sys.argv[1:]``).
+
+    Returns
+    -------
+    int
+        `OK` (0) everything done, `FAILED` (1) some inputs failed, `USAGE` (2)
+        usage error or refused before any work; 130 when interrupted
+        (Ctrl-C).  Invalid options make `argparse` exit with status 2
+        (`SystemExit`).
+    """
     parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)

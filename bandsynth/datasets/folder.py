@@ -98,10 +98,30 @@ def _resolve(text):
 class FolderScan:
     """Files of a folder grouped by object id and band (see :func:`scan_folder`).
 
+    Made by :func:`scan_folder`; ``len(scan)`` is the number of complete objects,
+    ``id in scan`` tells whether ``id`` is one, and iterating yields
+    ``(id, BandStack)`` pairs (see :meth:`iter_stacks`).
+
+    Parameters
+    ----------
+    folder : str or os.PathLike
+        The scanned folder.
+    pattern : str
+        The file-name pattern, with ``{id}`` and ``{band}``.
+    bands : tuple of str or None
+        Requested bands (registry names, by wavelength), or None for all.
+    files : mapping
+        id -> {band name: path}, for every object found.
+    problems : `~astropy.table.Table`
+        Problems found while scanning (columns ``file``, ``id``, ``band``,
+        ``error``).
+
     Attributes
     ----------
     folder : pathlib.Path
+        The scanned folder.
     pattern : str
+        The file-name pattern.
     bands : tuple of str or None
         Requested bands (registry names, by wavelength), or None for "whatever is there".
     ids : tuple of str
@@ -126,15 +146,39 @@ class FolderScan:
             (incomplete if missing else complete).append(key)
         self._ids, self._incomplete = tuple(complete), tuple(incomplete)
 
-    folder = property(lambda self: self._folder)
-    pattern = property(lambda self: self._pattern)
-    bands = property(lambda self: self._bands)
-    ids = property(lambda self: self._ids)
-    incomplete = property(lambda self: self._incomplete)
-    files = property(lambda self: self._files)
+    @property
+    def folder(self) -> Path:
+        """The scanned folder."""
+        return self._folder
+
+    @property
+    def pattern(self) -> str:
+        """The file-name pattern, with ``{id}`` and ``{band}``."""
+        return self._pattern
+
+    @property
+    def bands(self):
+        """Requested bands (registry names, by wavelength), or None for "whatever is there"."""
+        return self._bands
+
+    @property
+    def ids(self):
+        """Objects with every requested band (all objects when ``bands`` is None), naturally sorted."""
+        return self._ids
+
+    @property
+    def incomplete(self):
+        """Objects missing at least one requested band."""
+        return self._incomplete
+
+    @property
+    def files(self):
+        """id -> {band name: path} (read-only), for complete and incomplete objects."""
+        return self._files
 
     @property
     def problems(self) -> Table:
+        """One row per problem: ``file``, ``id``, ``band``, ``error`` (a copy)."""
         return self._problems.copy()
 
     def __len__(self):
@@ -152,7 +196,30 @@ class FolderScan:
         return self.iter_stacks()
 
     def iter_stacks(self, *, reproject_to=None, method="interp", unit=None):
-        """Like iterating over the scan, with the options of :meth:`stack`."""
+        """Like iterating over the scan, with the options of :meth:`stack`.
+
+        Parameters
+        ----------
+        reproject_to : str, optional
+            Band whose grid all others are reprojected onto (see :meth:`stack`).
+        method : {"interp", "exact", "adaptive"}
+            Reprojection method.
+        unit : str or `~astropy.units.UnitBase`, optional
+            Unit of files without ``BUNIT``, and the unit of the stacks.
+
+        Yields
+        ------
+        id : str
+            Each complete object, in the order of :attr:`ids`.
+        stack : `~bandsynth.stack.BandStack` or Exception
+            Its stack, or the `DataFormatError`, `OSError` or `ValueError`
+            raised while reading it (the iteration goes on).
+
+        Raises
+        ------
+        ValueError
+            Unknown ``method`` (raised on the first ``next()``).
+        """
         _check_method(method)
         for key in self._ids:
             try:
@@ -176,6 +243,13 @@ class FolderScan:
         unit : str or `~astropy.units.UnitBase`, optional
             Unit of files without ``BUNIT``, and the unit of the stack
             (passed to `BandStack.from_fits`).
+
+        Returns
+        -------
+        `~bandsynth.stack.BandStack`
+            The object's bands, ordered by wavelength, on one pixel grid; its
+            ``meta`` records the files, the grid band and which bands were
+            reprojected.
 
         Raises
         ------

@@ -114,10 +114,12 @@ class Galaxy10File(Sequence):
 
     @property
     def path(self) -> Path:
+        """The HDF5 file."""
         return self._path
 
     @property
     def channels(self) -> tuple:
+        """Registry names of the bands of colour planes 0, 1, 2."""
         return self._channels
 
     def _open(self):

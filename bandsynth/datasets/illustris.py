@@ -89,8 +89,18 @@ NOMINAL_POSITION = (180.0, 0.0)
 IllustrisView = namedtuple("IllustrisView", ["subhalo", "camera", "path", "stack"])
 IllustrisView.__doc__ = """One camera of one Illustris file, as yielded by :func:`iter_illustris`.
 
-``stack`` is a `~bandsynth.stack.BandStack`, or the exception raised while
-reading it when ``errors="yield"``."""
+Attributes
+----------
+subhalo : int or None
+    Subhalo id parsed from the file name, or None when the name carries none.
+camera : int or None
+    Camera number, or None when the whole file could not be read.
+path : pathlib.Path
+    The FITS file.
+stack : `~bandsynth.stack.BandStack` or Exception
+    The camera's images, or the exception raised while reading them when
+    ``errors="yield"``.
+"""
 
 # Filter-name tokens of the surveys bandsynth knows, mapped to registry names.
 _SURVEY_BANDS = {
@@ -110,6 +120,23 @@ def match_filter_name(name):
     A name is recognised when it carries a survey (GALEX, SDSS, 2MASS) and one
     of that survey's band letters, in any order, case and separator; FUV and NUV
     are recognised on their own.  Other filters (Johnson, IRAC, ACS...) give None.
+
+    Parameters
+    ----------
+    name : str or bytes
+        A filter name as in the ``FILTERS`` table of a Sunrise file, e.g.
+        ``"FUV_GALEX.res"``; a file suffix ``.res``/``.dat``/``.txt``/``.par`` is
+        ignored, bytes are decoded as ASCII.
+
+    Returns
+    -------
+    `~bandsynth.bands.Band` or None
+        The band, or None for a filter bandsynth does not know.
+
+    Raises
+    ------
+    TypeError
+        If ``name`` is not a string (or bytes).
 
     Examples
     --------

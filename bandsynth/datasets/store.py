@@ -60,7 +60,30 @@ def _uncert_name(band):
 
 
 class StoredDataset(ImageDataset):
-    """A data set on disk (see the module docstring for the layout); open with :func:`open_dataset`."""
+    """A data set on disk (see the module docstring for the layout); open with :func:`open_dataset`.
+
+    The cubes stay memory-mapped until :meth:`close` (or the end of a ``with``
+    block).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The data set directory.
+
+    Attributes
+    ----------
+    path : pathlib.Path
+        The data set directory.
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``path`` does not exist.
+    bandsynth.datasets.errors.DataFormatError
+        If ``path`` is not a directory, the manifest is missing, unreadable,
+        of another format or a newer version, or a cube is missing, not
+        float32, of another band or of the wrong shape.
+    """
 
     def __init__(self, path):
         path = Path(path)
@@ -134,8 +157,20 @@ class StoredDataset(ImageDataset):
 def open_dataset(path):
     """Open a data set directory written by :func:`write_dataset` or ``bandsynth mock``.
 
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The data set directory.
+
+    Returns
+    -------
+    StoredDataset
+        The data set, its cubes memory-mapped.
+
     Raises
     ------
+    TypeError
+        If ``path`` is not a path.
     FileNotFoundError
         If ``path`` does not exist.
     bandsynth.datasets.errors.DataFormatError
@@ -217,8 +252,28 @@ class _Writer:
 def write_dataset(source, path, *, overwrite=False):
     """Write an in-memory data set (e.g. from ``make_dataset``) to ``path``; returns the opened copy.
 
+    The data set is written into a temporary directory renamed to ``path`` at
+    the end, so an interrupted write leaves no partial data set.
+
+    Parameters
+    ----------
+    source : ImageDataset
+        The data set to write (cubes stored as float32, with uncertainties
+        when it has them).
+    path : str or os.PathLike
+        The data set directory to create.
+    overwrite : bool
+        Replace an existing directory at ``path``.
+
+    Returns
+    -------
+    StoredDataset
+        The written data set, opened with :func:`open_dataset`.
+
     Raises
     ------
+    TypeError
+        If ``source`` is not an `ImageDataset`.
     FileExistsError
         If ``path`` exists and ``overwrite`` is False.
     """
@@ -247,7 +302,55 @@ def write_mock_dataset(path, n, *, seed=0, mode="ideal", bands=None, size=128, p
     """Generate a mock data set straight to disk, one image at a time (bounded memory).
 
     Same parameters and images as :func:`bandsynth.datasets.mock.make_dataset`;
-    returns the opened :class:`StoredDataset`.
+    returns the opened :class:`StoredDataset`.  Survey-mode data sets get
+    uncertainty cubes; the unit is nanomaggies.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The data set directory to create (written atomically).
+    n : int
+        Number of galaxies.
+    seed : int
+        Seed of the data set.
+    mode : {"ideal", "survey"}
+        Observing mode (see :func:`bandsynth.datasets.mock.make_galaxy`).
+    bands : list of str, optional
+        Bands to render (default: every registered band).
+    size : int
+        Stamp width and height in pixels.
+    pixel_scale : float, optional
+        Arcsec per pixel (default
+        :data:`~bandsynth.datasets.mock.DEFAULT_PIXEL_SCALE`).
+    views : int
+        Images (camera directions) per galaxy.
+    psf_fwhm : float, optional
+        FWHM (arcsec) of the common PSF in ideal mode.
+    depth_offset : float
+        Survey mode: magnitudes added to every band's depth (> 0 is deeper).
+    dust : bool
+        Apply the dust screen.
+    stratify : bool
+        Draw the sSFRs as a Latin hypercube of the population.
+    split_fractions : tuple of float
+        Fractions of galaxies in the train, validation and test splits.
+    overwrite : bool
+        Replace an existing directory at ``path``.
+    progress : bool
+        Show a progress bar.
+
+    Returns
+    -------
+    StoredDataset
+        The written data set, opened with :func:`open_dataset`.
+
+    Raises
+    ------
+    FileExistsError
+        If ``path`` exists and ``overwrite`` is False.
+    ValueError
+        If an option is invalid (see
+        :func:`~bandsynth.datasets.mock.make_dataset`).
     """
     from .mock.universe import MockPlan
 

@@ -63,6 +63,29 @@ def gather_cubes(source, bands, indices=None):
     ``source`` is a data set (:func:`~bandsynth.datasets.mock.make_dataset`,
     :func:`~bandsynth.datasets.open_dataset`, or anything with ``cube(band)``)
     or a sequence of :class:`~bandsynth.stack.BandStack`.
+
+    Parameters
+    ----------
+    source : data set or sequence of `~bandsynth.stack.BandStack`
+        Where the images come from.
+    bands : str or sequence of str
+        Band names or aliases (each at most once).
+    indices : array-like of int, optional
+        Images to take, in this order (default: all).
+
+    Returns
+    -------
+    dict of str to numpy.ndarray
+        Registry band name to a float32 array of shape (n, ny, nx), in the
+        source's flux unit.
+
+    Raises
+    ------
+    IndexError
+        If an index is out of range for a data set.
+    ValueError
+        If the source holds no images, an image lacks a band, or the images of
+        a band differ in shape.
     """
     names = _names(bands, "bands")
     if hasattr(source, "cube"):
@@ -107,10 +130,14 @@ def input_references(input_cubes, *, percentile=99.5):
     ----------
     input_cubes : sequence of arrays (n, ny, nx)
         The input bands' images.
+    percentile : float
+        Pixel percentile (0-100) taken in every image (NaNs ignored).
 
     Returns
     -------
     ndarray (n,)
+        For every image, the largest of its input bands' ``percentile``-th
+        pixel levels (float64, in the images' flux unit).
 
     Raises
     ------
@@ -146,6 +173,25 @@ def scale_images(images, references, scaling):
     """Scaled float32 images: ``scaling.forward(images, reference=F_ref)`` per image.
 
     ``images`` is (n, ny, nx) and ``references`` (n,), or one image and a scalar.
+
+    Parameters
+    ----------
+    images : array-like
+        Images in flux units, (n, ny, nx) or (ny, nx).
+    references : array-like or float
+        Reference flux of each image, (n,), or a scalar (finite, > 0).
+    scaling : `~bandsynth.scaling.AsinhScaling`
+        The band's scaling.
+
+    Returns
+    -------
+    numpy.ndarray
+        The scaled images, float32, of the shape of ``images``.
+
+    Raises
+    ------
+    TypeError
+        If ``scaling`` is not an `~bandsynth.scaling.AsinhScaling`.
     """
     if not isinstance(scaling, AsinhScaling):
         raise TypeError(f"scaling must be an AsinhScaling, got {type(scaling).__name__}")
@@ -172,9 +218,38 @@ def fit_scalings_for(source, inputs, target, *, split="train", stretch=50.0, qua
     a small part of [0, 1]; brighter-than-median galaxies exceed 1 a little,
     compressed by the asinh, never clipped.)
 
+    Parameters
+    ----------
+    source : data set or sequence of `~bandsynth.stack.BandStack`
+        The images (see :func:`gather_cubes`).
+    inputs : str or sequence of str
+        Input bands.
+    target : str or sequence of str
+        Target band(s).
+    split : {"train", "validation", "test", None}
+        Images of the data set to fit on (None, or a source without splits:
+        every image).
+    stretch : float
+        Ratio of ``maximum`` to ``softening`` of every scaling.
+    quantile : float, optional
+        Quantile over the galaxies mapped to 1 (default
+        :data:`SCALING_QUANTILE`).
+    percentile : float
+        Pixel percentile (0-100) of each image, and of the input references.
+    reference : {"fixed", "input"}
+        ``"fixed"``: physical scalings in the source's flux unit;
+        ``"input"``: scalings relative to each image's input reference flux.
+
     Returns
     -------
     dict of band name to AsinhScaling (inputs and target)
+        One scaling per input and target band.
+
+    Raises
+    ------
+    ValueError
+        If the split is empty, ``reference`` is unknown, or a band has no
+        positive flux.
     """
     in_names, tgt = _names(inputs, "inputs"), _names(target, "target")
     idx = None
@@ -224,8 +299,24 @@ class BandPairDataset(torch.utils.data.Dataset):
         reproducible from ``(seed, epoch, index)``; call :meth:`set_epoch`
         at the start of each epoch.
     seed : int
+        Seed of the augmentation draws.
     percentile : float
         Percentile the scalings are fitted at (when ``scalings`` is None).
+
+    Attributes
+    ----------
+    inputs : tuple of str
+        Input bands (registry names), the channels of ``x``.
+    target : str
+        The target band.
+    scalings : dict of str to AsinhScaling
+        Scaling of every input and of the target.
+    source_indices : numpy.ndarray
+        Image index in ``source`` of every item.
+    x, y : numpy.ndarray
+        Scaled input (n, n_in, H, W) and target (n, 1, H, W) images, float32.
+    epoch : int
+        The current epoch (see :meth:`set_epoch`).
 
     Examples
     --------
@@ -283,19 +374,64 @@ class BandPairDataset(torch.utils.data.Dataset):
         return self.x.shape[0]
 
     def set_epoch(self, epoch):
-        """Select the augmentation draw of ``epoch`` (reproducible per (seed, epoch, index))."""
+        """Select the augmentation draw of ``epoch`` (reproducible per (seed, epoch, index)).
+
+        Parameters
+        ----------
+        epoch : int
+            The epoch about to start.
+        """
         self.epoch = int(epoch)
 
     def reference(self, i):
-        """Reference flux of item ``i`` (1: the scaling is fixed and physical)."""
+        """Reference flux of item ``i`` (1: the scaling is fixed and physical).
+
+        Parameters
+        ----------
+        i : int
+            Item index.
+
+        Returns
+        -------
+        float
+            Always 1.0: the scalings are fixed and physical.
+        """
         return float(self.references[i])
 
     def to_flux(self, scaled, i):
-        """Turn a scaled target-band image of item ``i`` back into flux units."""
+        """Turn a scaled target-band image of item ``i`` back into flux units.
+
+        Parameters
+        ----------
+        scaled : array-like
+            Image in the target band's scaled units (e.g. a network output).
+        i : int
+            Item index.
+
+        Returns
+        -------
+        numpy.ndarray
+            The image in the source's flux unit (float64).
+        """
         return self.scalings[self.target].inverse(np.asarray(scaled, dtype=np.float64), reference=self.reference(i))
 
     def transform(self, i):
-        """(crop offset y, crop offset x, dihedral op index) used for item ``i`` in the current epoch."""
+        """(crop offset y, crop offset x, dihedral op index) used for item ``i`` in the current epoch.
+
+        Parameters
+        ----------
+        i : int
+            Item index (non-negative).
+
+        Returns
+        -------
+        offset_y, offset_x : int
+            Top-left corner of the crop, in pixels (0 without a crop; the
+            centred crop without ``augment``).
+        op : int
+            Index into :data:`DIHEDRAL_OPS` (0, the identity, without
+            ``augment``).
+        """
         height, width = self.x.shape[-2:]
         c = self.crop_size
         if not self.augment:
@@ -348,6 +484,27 @@ def cross_band_ssim(source, input_band, target_band, *, indices=None, scalings=N
     own minimum and maximum (the paper's "asinh scaling followed by
     normalization to [0, 1]").  This is the baseline SSIM(input, target) of
     the SSIM gain.
+
+    Parameters
+    ----------
+    source : data set or sequence of `~bandsynth.stack.BandStack`
+        The images (see :func:`gather_cubes`).
+    input_band, target_band : str
+        The two bands compared.
+    indices : array-like of int, optional
+        Images to use (default: all).
+    scalings : dict of str to AsinhScaling, optional
+        Scalings of the two bands relative to the input reference flux
+        (default: fitted on the images used, at :data:`SCALING_QUANTILE`).
+    minmax : bool
+        Normalise each scaled image to [0, 1] before comparing.
+    percentile : float
+        Pixel percentile (0-100) of the reference flux and of the fit.
+
+    Returns
+    -------
+    float
+        The mean SSIM over the images.
     """
     from ..metrics import ssim
 

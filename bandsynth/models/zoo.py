@@ -249,6 +249,24 @@ class ModelCard:
 
         Fields this version does not know (written by a newer bandsynth of the same
         card format) are kept in ``extra``; an older or newer format is an error.
+
+        Parameters
+        ----------
+        data : dict
+            The card as a JSON object: field name to value, with
+            ``format_version``.
+
+        Returns
+        -------
+        ModelCard
+            The card.
+
+        Raises
+        ------
+        TypeError
+            If ``data`` is not a dict.
+        ValueError
+            If its ``format_version`` is not the one this bandsynth reads.
         """
         if not isinstance(data, dict):
             raise TypeError(f"a model card must be a JSON object, got {type(data).__name__}")
@@ -269,7 +287,25 @@ class ModelCard:
 
     @classmethod
     def read(cls, path) -> "ModelCard":
-        """Read a card from a JSON file."""
+        """Read a card from a JSON file.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            The card file (``<model>.json``).
+
+        Returns
+        -------
+        ModelCard
+            The card (see :meth:`from_dict`).
+
+        Raises
+        ------
+        FileNotFoundError
+            If there is no such file.
+        ValueError
+            If the file is not valid JSON or the card is of another format.
+        """
         path = Path(path)
         try:
             data = json.loads(path.read_text())
@@ -285,6 +321,7 @@ class ModelCard:
         Parameters
         ----------
         path : str or os.PathLike
+            The card file; an existing one is replaced.
         """
         from .._io import atomic_path
 

@@ -220,7 +220,24 @@ class ResNetGenerator(nn.Module):
 
     @classmethod
     def from_config(cls, config):
-        """Rebuild a network from `config` (weights are freshly initialised)."""
+        """Rebuild a network from `config` (weights are freshly initialised).
+
+        Parameters
+        ----------
+        config : mapping
+            Constructor arguments, as in :attr:`config`; ``in_channels`` is
+            required.
+
+        Returns
+        -------
+        ResNetGenerator
+            A new network with CycleGAN-initialised weights.
+
+        Raises
+        ------
+        ValueError
+            If ``in_channels`` is missing (or a value is invalid).
+        """
         config = dict(config)
         try:
             in_channels = config.pop("in_channels")
@@ -240,7 +257,21 @@ class ResNetGenerator(nn.Module):
                 nn.init.zeros_(module.bias)
 
     def check_input(self, x):
-        """Raise a clear error unless ``x`` is a batch this network can take."""
+        """Raise a clear error unless ``x`` is a batch this network can take.
+
+        Parameters
+        ----------
+        x : torch.Tensor
+            Input batch ``[B, in_channels, H, W]``; ``H`` and ``W`` must be at
+            least :func:`minimum_input_size` and multiples of ``2 ** n_down``.
+
+        Raises
+        ------
+        TypeError
+            If ``x`` is not a tensor.
+        ValueError
+            If its shape, channel count or size is wrong.
+        """
         if not isinstance(x, torch.Tensor):
             raise TypeError(f"generator input must be a torch.Tensor, got {type(x).__name__}")
         if x.ndim != 4:
@@ -263,6 +294,20 @@ class ResNetGenerator(nn.Module):
                 )
 
     def forward(self, x):
+        """Predict the scaled target band (and its log scale) of a batch.
+
+        Parameters
+        ----------
+        x : torch.Tensor
+            Asinh-scaled input bands ``[B, in_channels, H, W]`` (checked by
+            :meth:`check_input`).
+
+        Returns
+        -------
+        GeneratorOutput
+            ``mean`` ``[B, out_channels, H, W]`` and ``log_scale`` (same shape,
+            or None without a scale head).
+        """
         self.check_input(x)
         features = self.trunk(x)
         mean = self.head(features)
@@ -283,6 +328,18 @@ def build_generator(preset, in_channels, out_channels=1, **overrides):
         Further `ResNetGenerator` keyword arguments (``norm``, ``padding``,
         ``scale_head``, or any preset value).
 
+    Returns
+    -------
+    ResNetGenerator
+        A freshly initialised network.
+
+    Raises
+    ------
+    TypeError
+        If ``preset`` is not a string.
+    ValueError
+        If ``preset`` is unknown.
+
     Examples
     --------
     >>> build_generator("small", 2).n_res
@@ -301,6 +358,18 @@ def build_generator(preset, in_channels, out_channels=1, **overrides):
 
 def count_parameters(model, *, trainable_only=False):
     """Number of parameters of ``model`` (optionally only those that require grad).
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        Any module.
+    trainable_only : bool
+        Count only parameters with ``requires_grad``.
+
+    Returns
+    -------
+    int
+        Number of scalar parameters.
 
     Examples
     --------
@@ -326,6 +395,16 @@ def minimum_input_size(model):
     the stem's 3-pixel reflection padding and from instance normalisation, which
     needs at least 2x2 pixels at the bottleneck.
 
+    Parameters
+    ----------
+    model : ResNetGenerator
+        The network (or a `~torch.nn.parallel.DistributedDataParallel` wrapping it).
+
+    Returns
+    -------
+    int
+        ``max(4, 2 ** (n_down + 1))`` pixels.
+
     Examples
     --------
     >>> minimum_input_size(build_generator("paper", 2))
@@ -342,6 +421,16 @@ def receptive_field(model):
     this counts only the convolutional footprint (exact for ``n_down <= 1``, an
     upper bound within ``2 ** n_down`` pixels beyond).  Padding an image by half of it
     on each side removes border effects from the original area.
+
+    Parameters
+    ----------
+    model : ResNetGenerator
+        The network (or a `~torch.nn.parallel.DistributedDataParallel` wrapping it).
+
+    Returns
+    -------
+    int
+        The receptive field side, in input pixels.
 
     Examples
     --------

@@ -43,6 +43,22 @@ def gaussian_window(sigma=1.5, *, truncate=3.5, dtype=torch.float32, device=None
 
     Its length is ``2 * int(truncate * sigma + 0.5) + 1`` (11 for the defaults).
 
+    Parameters
+    ----------
+    sigma : float
+        Standard deviation, in pixels.
+    truncate : float
+        Half-width of the window, in standard deviations.
+    dtype : torch.dtype
+        Type of the result (computed in float64).
+    device : torch.device or str, optional
+        Device of the result (default: the CPU).
+
+    Returns
+    -------
+    torch.Tensor
+        The 1-D window, summing to 1.
+
     Examples
     --------
     >>> w = gaussian_window()
@@ -121,6 +137,8 @@ def ssim(pred, target, *, data_range=1.0, sigma=1.5, k1=0.01, k2=0.03, weight=No
     Returns
     -------
     torch.Tensor
+        Mean SSIM (a scalar), or ``[B, C]`` with ``reduction="none"``; float32
+        for half-precision inputs.
 
     Examples
     --------
@@ -174,6 +192,28 @@ def laplace_nll(mean, log_scale, target, *, weight=None, reduction="mean", detac
     ``log(2 b) + |target - mean| / b`` per pixel.  With ``detach_mean`` (the
     default) no gradient reaches ``mean``: only the scale is fitted.
 
+    Parameters
+    ----------
+    mean : torch.Tensor
+        Predicted images ``[B, C, H, W]``.
+    log_scale : torch.Tensor
+        Natural log of the Laplace scale ``b``, same shape (clamped to
+        [-20, 20]).
+    target : torch.Tensor
+        True images, same shape and units as ``mean``.
+    weight : torch.Tensor, optional
+        Non-negative pixel weights broadcastable to the images.
+    reduction : {"mean", "none"}
+        ``"mean"``: one number; ``"none"``: the (weighted) mean per image and
+        channel ``[B, C]``.
+    detach_mean : bool
+        Stop the gradient to ``mean``.
+
+    Returns
+    -------
+    torch.Tensor
+        The mean negative log likelihood per pixel (in nats).
+
     Examples
     --------
     >>> import torch
@@ -200,6 +240,28 @@ def gaussian_nll(mean, log_sigma, target, *, weight=None, reduction="mean", deta
     ``log(sigma) + (target - mean)**2 / (2 sigma**2) + log(2 pi) / 2`` per pixel.  With
     ``detach_mean`` (the default) no gradient reaches ``mean``: only sigma is fitted.
 
+    Parameters
+    ----------
+    mean : torch.Tensor
+        Predicted images ``[B, C, H, W]``.
+    log_sigma : torch.Tensor
+        Natural log of the standard deviation, same shape (clamped to
+        [-20, 20]).
+    target : torch.Tensor
+        True images, same shape and units as ``mean``.
+    weight : torch.Tensor, optional
+        Non-negative pixel weights broadcastable to the images.
+    reduction : {"mean", "none"}
+        ``"mean"``: one number; ``"none"``: the (weighted) mean per image and
+        channel ``[B, C]``.
+    detach_mean : bool
+        Stop the gradient to ``mean``.
+
+    Returns
+    -------
+    torch.Tensor
+        The mean negative log likelihood per pixel (in nats).
+
     Examples
     --------
     >>> import torch
@@ -224,7 +286,20 @@ _NLL = {"laplace": laplace_nll, "gaussian": gaussian_nll}
 
 
 class LossOutput(NamedTuple):
-    """What `BandLoss` returns: the total to minimise and its detached components."""
+    """What `BandLoss` returns: the total to minimise and its detached components.
+
+    Attributes
+    ----------
+    total : torch.Tensor
+        The loss to minimise (scalar, with its graph).
+    l1 : torch.Tensor
+        Mean absolute error (detached).
+    ssim : torch.Tensor
+        Mean SSIM (detached; the loss uses ``1 - ssim``).
+    nll : torch.Tensor or None
+        Negative log likelihood of the uncertainty head (detached), or None
+        without a ``log_scale``.
+    """
 
     total: torch.Tensor
     l1: torch.Tensor
@@ -286,11 +361,33 @@ class BandLoss(nn.Module):
         self.data_range = float(data_range)
 
     def extra_repr(self):
+        """The loss's settings, shown in its ``repr``.
+
+        Returns
+        -------
+        str
+            Weights, data range and distribution.
+        """
         return (f"ssim_weight={self.ssim_weight}, nll_weight={self.nll_weight}, data_range={self.data_range}, "
                 f"distribution={self.distribution!r}, flux_weight={self.flux_weight if self.flux else 0.0}")
 
     def photometric_error(self, mean, target):
-        """Mean over images of the relative error of the total flux (needs ``flux``)."""
+        """Mean over images of the relative error of the total flux (needs ``flux``).
+
+        Parameters
+        ----------
+        mean : torch.Tensor
+            Predicted scaled images ``[B, C, H, W]`` (clamped at 3 before
+            ``flux`` is applied, to keep it finite).
+        target : torch.Tensor
+            True scaled images, same shape.
+
+        Returns
+        -------
+        torch.Tensor
+            ``mean over images of |sum(f_pred - f_true)| / (sum|f_true| +
+            n_pixels * flux_floor)`` (dimensionless scalar).
+        """
         # The clamp keeps sinh finite for a wild early prediction; real images stay far below it.
         pred = self.flux(mean.clamp(max=3.0)).flatten(1)
         true = self.flux(target).flatten(1)
@@ -298,10 +395,56 @@ class BandLoss(nn.Module):
         return ((pred - true).sum(1).abs() / denominator.clamp(min=1e-12)).mean()
 
     def nll(self, mean, log_scale, target, *, weight=None, reduction="mean"):
-        """Negative log likelihood of ``target`` under this loss's error distribution (mean detached)."""
+        """Negative log likelihood of ``target`` under this loss's error distribution (mean detached).
+
+        Parameters
+        ----------
+        mean : torch.Tensor
+            Predicted images ``[B, C, H, W]``.
+        log_scale : torch.Tensor
+            Log of the Laplace scale ``b`` (or of ``sigma`` for the Gaussian),
+            same shape.
+        target : torch.Tensor
+            True images, same shape.
+        weight : torch.Tensor, optional
+            Non-negative pixel weights broadcastable to the images.
+        reduction : {"mean", "none"}
+            One number, or one per image and channel ``[B, C]``.
+
+        Returns
+        -------
+        torch.Tensor
+            See :func:`laplace_nll` and :func:`gaussian_nll`.
+        """
         return _NLL[self.distribution](mean, log_scale, target, weight=weight, reduction=reduction)
 
     def forward(self, pred, target, log_scale=None, weight=None):
+        """The loss of a batch of predictions.
+
+        Parameters
+        ----------
+        pred : torch.Tensor or (torch.Tensor, torch.Tensor or None)
+            Predicted scaled images ``[B, C, H, W]``, or a
+            `~bandsynth.nn.generator.GeneratorOutput` / ``(mean, log_scale)`` pair.
+        target : torch.Tensor
+            True scaled images, same shape.
+        log_scale : torch.Tensor, optional
+            Log scale of the uncertainty head (not with a pair as ``pred``);
+            without it there is no likelihood term.
+        weight : torch.Tensor, optional
+            Non-negative pixel weights broadcastable to the images (e.g. 0 on
+            masked pixels), applied to the L1, SSIM and likelihood terms.
+
+        Returns
+        -------
+        LossOutput
+            The total and its components.
+
+        Raises
+        ------
+        ValueError
+            If ``log_scale`` is given twice or shapes disagree.
+        """
         if isinstance(pred, tuple):
             if log_scale is not None:
                 raise ValueError("give log_scale either inside pred or as an argument, not both")

@@ -114,7 +114,39 @@ class TranslationNet(nn.Module):
     @classmethod
     def build(cls, preset, *, softening, maximum, out_softening, out_maximum, coefficients, intercept=0.0,
               baseline="flux", scale_head=True):
-        """A fresh network from a generator preset (`bandsynth.nn.generator.PRESETS`)."""
+        """A fresh network from a generator preset (`bandsynth.nn.generator.PRESETS`).
+
+        The generator has one input channel per coefficient, one output, no
+        normalisation layers and a zero-initialised output layer, so the fresh
+        network predicts the colour model exactly.
+
+        Parameters
+        ----------
+        preset : str
+            Generator preset (``"paper"``, ``"small"``, ``"tiny"``).
+        softening, maximum : sequence of float
+            Asinh scaling of each input band, in flux units.
+        out_softening, out_maximum : float
+            Asinh scaling of the output band, in flux units.
+        coefficients : sequence of float
+            The colour model's coefficients, one per input band.
+        intercept : float
+            The ``"scaled"`` colour model's constant term (scaled units).
+        baseline : {"flux", "scaled"}
+            Which colour model (see the module notes).
+        scale_head : bool
+            Give the generator an uncertainty head.
+
+        Returns
+        -------
+        TranslationNet
+            The network.
+
+        Raises
+        ------
+        ValueError
+            If the preset is unknown, or a scaling value is not finite and > 0.
+        """
         if preset not in PRESETS:
             raise ValueError(f"unknown generator preset {preset!r}; known presets: {', '.join(PRESETS)}")
         n = len(coefficients) if hasattr(coefficients, "__len__") else 1
@@ -265,7 +297,19 @@ class TranslationNet(nn.Module):
 
     @classmethod
     def from_config(cls, config):
-        """Rebuild a network from `config` (the buffers are overwritten when weights are loaded)."""
+        """Rebuild a network from `config` (the buffers are overwritten when weights are loaded).
+
+        Parameters
+        ----------
+        config : mapping
+            As :attr:`config` returns: ``generator`` (the generator's
+            configuration) and the keyword arguments of `TranslationNet`.
+
+        Returns
+        -------
+        TranslationNet
+            A network with freshly initialised generator weights.
+        """
         config = dict(config)
         generator = ResNetGenerator.from_config(config.pop("generator"))
         return cls(generator, **config)

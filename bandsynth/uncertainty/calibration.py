@@ -141,7 +141,27 @@ class Calibration:
 
     @classmethod
     def from_dict(cls, configuration, data):
-        """Rebuild from :meth:`to_dict` output."""
+        """Rebuild from :meth:`to_dict` output.
+
+        Parameters
+        ----------
+        configuration : str
+            One of `CONFIGURATIONS` (the key the card stores it under).
+        data : mapping
+            ``centres`` and ``temperatures`` (equal-length, non-empty lists);
+            every other entry becomes the ``summary``.
+
+        Returns
+        -------
+        Calibration
+            The calibration.
+
+        Raises
+        ------
+        ValueError
+            If the configuration is unknown or the lists are empty or of
+            different lengths.
+        """
         if configuration not in CONFIGURATIONS:
             raise ValueError(f"unknown calibration configuration {configuration!r}; known: {', '.join(CONFIGURATIONS)}")
         data = dict(data)

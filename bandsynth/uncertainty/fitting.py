@@ -23,9 +23,33 @@ def calibrate_translator(translator, data, *, indices=None, split="validation",
     into `fit_calibration`.  A configuration needing input noise ("mc") is skipped
     when the galaxies' inputs carry no uncertainty.
 
+    Parameters
+    ----------
+    translator : `~bandsynth.Translator`
+        The model to calibrate.
+    data : data set
+        Holds the model's input and output bands (e.g. from
+        `~bandsynth.datasets.open_dataset`); ``data.stack(i)`` gives galaxy ``i``.
+    indices : sequence of int, optional
+        The calibration galaxies (default: every galaxy of ``split``).  They
+        should be used neither for training nor for choosing the checkpoint.
+    split : str
+        Split used when ``indices`` is None.
+    configurations : sequence of str
+        The `predict` configurations to calibrate (of
+        `~bandsynth.uncertainty.CONFIGURATIONS`).
+
     Returns
     -------
     dict of str to Calibration
+        One calibration per configuration fitted (``"mc"`` and ``"tta+mc"``
+        are missing when the inputs carry no uncertainty).
+
+    Raises
+    ------
+    ValueError
+        If a configuration is unknown, no galaxy is given, or no galaxy is
+        detected in the true images.
     """
     from ..morphology import segment
 

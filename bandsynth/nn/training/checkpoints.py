@@ -194,7 +194,19 @@ def save_checkpoint(
 
 
 def latest_checkpoint(directory):
-    """The checkpoint with the highest step in ``directory``, or None."""
+    """The checkpoint with the highest step in ``directory``, or None.
+
+    Parameters
+    ----------
+    directory : str or os.PathLike
+        A checkpoint directory (files ``checkpoint-<step>.safetensors``).
+
+    Returns
+    -------
+    pathlib.Path or None
+        The file with the highest step, or None when ``directory`` does not
+        exist or holds none.
+    """
     directory = Path(directory)
     if not directory.is_dir():
         return None
@@ -204,6 +216,18 @@ def latest_checkpoint(directory):
 
 def load_checkpoint(path):
     """Read a checkpoint written by `save_checkpoint` (or the latest one in a directory).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A checkpoint file, or a directory whose latest checkpoint is read (see
+        `latest_checkpoint`).
+
+    Returns
+    -------
+    Checkpoint
+        The weights, optimizer and generator states, progress and metadata
+        (tensors on the CPU).
 
     Raises
     ------

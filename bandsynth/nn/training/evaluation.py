@@ -131,6 +131,43 @@ def evaluate(
     likelihood) and ``coverage`` (fraction of pixels with ``|y - mean| <= b``,
     ``1 - 1/e ~ 0.632`` when calibrated).  All are means over images.
 
+    Parameters
+    ----------
+    model : torch.nn.Module
+        A generator (or a DDP wrapper of one), run with :func:`run_generator`.
+    data : torch.utils.data.Dataset
+        Map-style dataset of ``(x, y)`` or ``(x, y, weight)`` items in scaled
+        units; per-pixel weights (e.g. 0 on masked pixels) weigh every metric.
+    batch_size : int
+        Images per batch.
+    bf16 : bool or "auto"
+        Run under bfloat16 autocast ("auto": when the device supports it
+        natively).
+    channels_last : bool or "auto"
+        Use the channels-last memory format ("auto": on a GPU only).
+    loss : `~bandsynth.nn.losses.BandLoss`, optional
+        Sets the SSIM data range, the ``ssim_weight`` of ``loss`` and the
+        distribution of ``nll`` (default: ``BandLoss()``, Laplace).
+    num_workers : int
+        `~torch.utils.data.DataLoader` worker processes.
+    _dist : optional
+        Internal: the process group of a distributed training run, whose
+        ranks each evaluate a share of ``data`` and sum the results; leave it
+        None.
+
+    Returns
+    -------
+    dict
+        ``l1``, ``ssim``, ``loss`` (floats, in scaled units), ``n_images``
+        (int) and, with an uncertainty head, ``nll`` and ``coverage``.
+
+    Raises
+    ------
+    TypeError
+        If ``data`` is not a map-style dataset, or its items are not tensors.
+    ValueError
+        If ``data`` is empty.
+
     Examples
     --------
     >>> import torch

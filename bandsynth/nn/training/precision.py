@@ -14,6 +14,17 @@ __all__ = ["bf16_supported"]
 def bf16_supported(device="cpu"):
     """Whether ``device`` computes in bfloat16 natively (AVX512-BF16/AMX CPUs, Ampere+ GPUs).
 
+    Parameters
+    ----------
+    device : str or torch.device
+        The device, e.g. ``"cpu"`` or ``"cuda:0"``.
+
+    Returns
+    -------
+    bool
+        True for a CUDA device with bfloat16 support or a CPU with AVX512-BF16
+        or AMX; False otherwise (other device types included).
+
     Examples
     --------
     >>> isinstance(bf16_supported("cpu"), bool)

@@ -15,6 +15,27 @@ def learning_rate(step, total_steps, *, lr, schedule="cosine"):
     ``"cosine"`` decays from ``lr`` to 0 along half a cosine, ``"linear"``
     linearly to 0, ``"constant"`` keeps ``lr``.
 
+    Parameters
+    ----------
+    step : int
+        The update, 0-based (clipped to ``[0, total_steps]``).
+    total_steps : int
+        Updates in the whole run.
+    lr : float
+        Peak (initial) learning rate.
+    schedule : {"cosine", "linear", "constant"}
+        Shape of the decay.
+
+    Returns
+    -------
+    float
+        The learning rate of update ``step``.
+
+    Raises
+    ------
+    ValueError
+        If ``schedule`` is unknown.
+
     Examples
     --------
     >>> learning_rate(0, 100, lr=1e-3), learning_rate(50, 100, lr=1e-3)
