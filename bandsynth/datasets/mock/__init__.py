@@ -60,7 +60,7 @@ Modules
 """
 
 from .population import GALAXY_CLASSES, galaxy_seed
-from .rendering import DEFAULT_IDEAL_PSF_FWHM, DEFAULT_PIXEL_SCALE, SURVEY_DEPTHS, render_galaxy
+from .rendering import DEFAULT_BANDS, DEFAULT_IDEAL_PSF_FWHM, DEFAULT_PIXEL_SCALE, SURVEY_DEPTHS, render_galaxy
 from .spectra import AGE_BINS, calzetti_k, component_fluxes, population_band_fluxes, population_sed
 from .universe import MockDataset, make_dataset, make_galaxy, split_by_galaxy
 
@@ -77,6 +77,7 @@ __all__ = [
     "calzetti_k",
     "GALAXY_CLASSES",
     "AGE_BINS",
+    "DEFAULT_BANDS",
     "DEFAULT_PIXEL_SCALE",
     "DEFAULT_IDEAL_PSF_FWHM",
     "SURVEY_DEPTHS",

@@ -18,12 +18,17 @@ from scipy.ndimage import gaussian_filter
 from scipy.special import gamma as gamma_fn
 from scipy.special import i0e
 
-from ...bands import list_bands, sort_bands
+from ...bands import sort_bands
 from ...units import flux_from_ab, format_unit, nanomaggy
 from .population import galaxy, sersic_b
 from .spectra import N_BINS, calzetti_k, mm
 
-__all__ = ["render_galaxy", "DEFAULT_PIXEL_SCALE", "DEFAULT_IDEAL_PSF_FWHM", "SURVEY_DEPTHS"]
+__all__ = ["render_galaxy", "DEFAULT_BANDS", "DEFAULT_PIXEL_SCALE", "DEFAULT_IDEAL_PSF_FWHM", "SURVEY_DEPTHS"]
+
+
+#: Bands rendered unless told otherwise: the 13 bands of the paper's data (GALEX FUV/NUV,
+#: SDSS ugriz, DECam grz, 2MASS JHKs).  Every registered band can be asked for by name.
+DEFAULT_BANDS = ("FUV", "NUV", "u", "g", "r", "i", "z", "DECam_g", "DECam_r", "DECam_z", "J", "H", "Ks")
 
 
 #: Arcsec per pixel of the mock images unless told otherwise (the DECaLS scale).
@@ -53,6 +58,13 @@ SURVEY_DEPTHS = {
     "J": (17.5, 16.8),
     "H": (17.2, 16.0),
     "Ks": (16.9, 14.9),
+    # KiDS DR4 (Kuijken et al. 2019, 5-sigma in 2" apertures), VIKING (Edge et al. 2013),
+    # HSC-SSP Wide (Aihara et al. 2022): see bandsynth.datasets.mock.surveys
+    "KiDS_u": (24.2, 22.3), "KiDS_g": (25.1, 22.0), "KiDS_r": (25.0, 21.0), "KiDS_i": (23.7, 20.1),
+    "VISTA_Z": (23.1, 19.2), "VISTA_Y": (22.3, 18.1), "VISTA_J": (22.1, 16.8), "VISTA_H": (21.5, 15.5),
+    "VISTA_Ks": (21.2, 14.9),
+    "HSC_g": (26.5, 22.0), "HSC_r": (26.5, 21.0), "HSC_i": (26.2, 20.2), "HSC_z": (25.2, 19.2),
+    "HSC_y": (24.4, 18.3),
 }
 
 
@@ -212,7 +224,7 @@ def render_galaxy(seed, *, view=0, mode="ideal", bands=None, size=128, pixel_sca
         Poisson noise at the depths of :data:`SURVEY_DEPTHS` shifted by
         ``depth_offset`` magnitudes; the noise map is the uncertainty.
     bands : list of str, optional
-        Bands to render (default: every registered band, FUV to Ks).
+        Bands to render (default: :data:`DEFAULT_BANDS`, the 13 bands FUV to Ks of the paper).
     size : int
         Stamp width and height in pixels.  Galaxies are drawn to fill most of
         the stamp: their angular size scales with ``size * 0.262"``.
@@ -264,7 +276,7 @@ def render_galaxy(seed, *, view=0, mode="ideal", bands=None, size=128, pixel_sca
 
 def _check_render_args(bands, mode, size, pixel_scale, view):
     """Validated (bands, size, pixel_scale) of :func:`render_galaxy`."""
-    bands = list_bands() if bands is None else sort_bands([bands] if isinstance(bands, str) else bands)
+    bands = sort_bands(DEFAULT_BANDS if bands is None else [bands] if isinstance(bands, str) else bands)
     if mode not in ("ideal", "survey"):
         raise ValueError(f"mode must be 'ideal' or 'survey', got {mode!r}")
     size = check_size(size)

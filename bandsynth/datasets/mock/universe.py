@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...bands import list_bands, sort_bands
+from ...bands import sort_bands
 from ...units import format_unit, nanomaggy
 from ..base import ImageDataset, build_manifest, progress_bar, tan_wcs
 from .population import galaxy_seed, stratified_log_ssfr
-from .rendering import DEFAULT_PIXEL_SCALE, check_size, positive, render_galaxy
+from .rendering import DEFAULT_BANDS, DEFAULT_PIXEL_SCALE, check_size, positive, render_galaxy
 
 __all__ = ["make_galaxy", "make_dataset", "MockDataset", "split_by_galaxy"]
 
@@ -32,7 +32,7 @@ def make_galaxy(seed, *, mode="ideal", bands=None, size=128, pixel_scale=None, v
         Poisson noise at the depths of :data:`SURVEY_DEPTHS` shifted by
         ``depth_offset`` magnitudes; the noise map is the uncertainty.
     bands : list of str, optional
-        Bands to render (default: every registered band, FUV to Ks).
+        Bands to render (default: :data:`DEFAULT_BANDS`, the 13 bands FUV to Ks of the paper).
     size : int
         Stamp width and height in pixels.  Galaxies are drawn to fill most of
         the stamp: their angular size scales with ``size * 0.262"``.
@@ -212,7 +212,7 @@ class MockPlan:
         if mode not in ("ideal", "survey"):
             raise ValueError(f"mode must be 'ideal' or 'survey', got {mode!r}")
         self.n, self.views, self.seed, self.mode = int(n), int(views), int(seed), mode
-        self.bands = list_bands() if bands is None else sort_bands([bands] if isinstance(bands, str) else bands)
+        self.bands = sort_bands(DEFAULT_BANDS if bands is None else [bands] if isinstance(bands, str) else bands)
         self.size = check_size(size)
         self.pixel_scale = DEFAULT_PIXEL_SCALE if pixel_scale is None else positive("pixel_scale", pixel_scale)
         self.psf_fwhm, self.depth_offset, self.dust = psf_fwhm, float(depth_offset), bool(dust)
