@@ -27,8 +27,8 @@ __all__ = ["render_galaxy", "DEFAULT_BANDS", "DEFAULT_PIXEL_SCALE", "DEFAULT_IDE
 
 
 #: Bands rendered unless told otherwise: the 13 bands of the paper's data (GALEX FUV/NUV,
-#: SDSS ugriz, DECam grz, 2MASS JHKs).  Every registered band can be asked for by name.
-DEFAULT_BANDS = ("FUV", "NUV", "u", "g", "r", "i", "z", "DECam_g", "DECam_r", "DECam_z", "J", "H", "Ks")
+#: SDSS ugriz, DECam grz, 2MASS JHKs) in wavelength order.  Every registered band can be asked for by name.
+DEFAULT_BANDS = ("FUV", "NUV", "u", "g", "DECam_g", "r", "DECam_r", "i", "z", "DECam_z", "J", "H", "Ks")
 
 
 #: Arcsec per pixel of the mock images unless told otherwise (the DECaLS scale).
