@@ -22,6 +22,7 @@ from ...bands import sort_bands
 from ...units import flux_from_ab, format_unit, nanomaggy
 from .population import galaxy, sersic_b
 from .spectra import N_BINS, calzetti_k, mm
+from .surveys import SURVEYS
 
 __all__ = ["render_galaxy", "DEFAULT_BANDS", "DEFAULT_PIXEL_SCALE", "DEFAULT_IDEAL_PSF_FWHM", "SURVEY_DEPTHS"]
 
@@ -58,13 +59,8 @@ SURVEY_DEPTHS = {
     "J": (17.5, 16.8),
     "H": (17.2, 16.0),
     "Ks": (16.9, 14.9),
-    # KiDS DR4 (Kuijken et al. 2019, 5-sigma in 2" apertures), VIKING (Edge et al. 2013),
-    # HSC-SSP Wide (Aihara et al. 2022): see bandsynth.datasets.mock.surveys
-    "KiDS_u": (24.2, 22.3), "KiDS_g": (25.1, 22.0), "KiDS_r": (25.0, 21.0), "KiDS_i": (23.7, 20.1),
-    "VISTA_Z": (23.1, 19.2), "VISTA_Y": (22.3, 18.1), "VISTA_J": (22.1, 16.8), "VISTA_H": (21.5, 15.5),
-    "VISTA_Ks": (21.2, 14.9),
-    "HSC_g": (26.5, 22.0), "HSC_r": (26.5, 21.0), "HSC_i": (26.2, 20.2), "HSC_z": (25.2, 19.2),
-    "HSC_y": (24.4, 18.3),
+    # the newer bands: the depths and skies of their survey presets
+    **{sb.band: (sb.depth, sb.sky_mu) for name in ("KiDS", "VIKING", "HSC") for sb in SURVEYS[name].values()},
 }
 
 
@@ -272,6 +268,41 @@ def render_galaxy(seed, *, view=0, mode="ideal", bands=None, size=128, pixel_sca
     fluxes = (full_flux, stamp_flux, in_stamp)
     meta = _render_meta(gal, view, mode, bands, inc, pa, pixel_scale, psf, dust, fluxes, depth_offset, sky_sigma)
     return {b.name: images[i] for i, b in enumerate(bands)}, uncertainty, meta
+
+
+def intrinsic_images(gal, *, view, bands, size, to_px, dust=True):
+    """Dust-attenuated images of ``gal`` before any PSF, for the survey layer.
+
+    ``gal`` is a galaxy of `bandsynth.datasets.mock.population.galaxy`; ``bands``
+    are registry bands; ``to_px`` converts the galaxy's lengths (fractions of a
+    stamp width) to pixels.  Returns the float32 ``(n_band, size, size)`` images
+    (nanomaggies per pixel, whole galaxy flux set by ``gal.r_mag``) and the
+    whole-plane dust-free flux of each band.
+    """
+    inc, pa = gal.view_angles(view)
+    rot = _rotation(inc, pa)
+    x, y = _grid(size)
+    table, agb_shape, particle_images, cloud_map = _particle_images(gal, bands, rot, pa, to_px, size)
+    smooth, q_disk, h = _smooth_images(gal, inc, pa, rot, to_px, x, y, size)
+    intrinsic, _, full_flux, _ = _band_images(
+        gal, bands, "survey", table, agb_shape, smooth, particle_images, None, 1.0, size
+    )
+    if dust:
+        tau_map = _dust_map(gal, inc, pa, q_disk, h, to_px, x, y, cloud_map, size)
+        if tau_map is not None:
+            _apply_dust(intrinsic, bands, tau_map)
+    return intrinsic.reshape(len(bands), size, size), full_flux
+
+
+def psf_transfer(fwhm_px, size):
+    """Real FFT of the unit-sum Moffat (beta = 3) PSF of FWHM ``fwhm_px`` pixels on the
+    zero-padded grid of a ``size``-pixel image, and that grid's width (see :func:`convolve`)."""
+    return _psf_transfer("moffat", round(float(fwhm_px), 4), int(size))
+
+
+def convolve(images, transfer, n, size):
+    """Convolve ``(n_image, size, size)`` images with a transfer function of :func:`psf_transfer`."""
+    return _convolve(images, transfer, n, size)
 
 
 def _check_render_args(bands, mode, size, pixel_scale, view):
