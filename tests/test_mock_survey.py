@@ -100,8 +100,8 @@ def test_masks_sky_residual_and_saturated_stars():
 
 def test_neighbours_and_stars_are_in_the_field():
     kw = dict(survey="decals", bands=["r"], size=96, r_mag=18.0)
-    crowded = observe_galaxy(8, neighbours=3.0, stars=20.0, **kw)
-    alone = observe_galaxy(8, neighbours=False, stars=False, **kw)
+    crowded = observe_galaxy(15, neighbours=3.0, stars=20.0, **kw)  # an r = 13.4 star in the field
+    alone = observe_galaxy(15, neighbours=False, stars=False, **kw)
     meta = crowded.observed.meta
     assert meta["neighbours"] and meta["stars"]
     assert all(nb["r_mag"] > meta["r_mag"] for nb in meta["neighbours"])  # neighbours are fainter ...
@@ -111,14 +111,13 @@ def test_neighbours_and_stars_are_in_the_field():
     # the brightest star inside the field sits where the meta says (north up, east left)
     half = 96 * 0.262 / 2 - 1.0
     inside = [s for s in meta["stars"] if abs(s["dx"]) < half and abs(s["dy"]) < half]
-    if inside:
-        star = min(inside, key=lambda s: s["r_mag"])
-        x, y = crowded.truth.wcs.world_to_pixel_values(meta["ra"] - star["dx"] / 3600 / np.cos(np.radians(meta["dec"])),
-                                                       meta["dec"] + star["dy"] / 3600)
-        stars_only = crowded.truth["DECam_r"].data - observe_galaxy(8, neighbours=3.0, stars=False, **kw).truth[
-            "DECam_r"].data
-        yy, xx = np.unravel_index(np.argmax(stars_only), stars_only.shape)
-        assert abs(xx - x) < 1.5 and abs(yy - y) < 1.5
+    star = min(inside, key=lambda s: s["r_mag"])
+    x, y = crowded.truth.wcs.world_to_pixel_values(meta["ra"] + star["dx"] / 3600 / np.cos(np.radians(meta["dec"])),
+                                                   meta["dec"] + star["dy"] / 3600)
+    stars_only = crowded.truth["DECam_r"].data - observe_galaxy(15, neighbours=3.0, stars=False, **kw).truth[
+        "DECam_r"].data
+    yy, xx = np.unravel_index(np.argmax(stars_only), stars_only.shape)
+    assert abs(xx - x) < 1.5 and abs(yy - y) < 1.5
 
 
 def test_deterministic_and_band_selection_independent():
