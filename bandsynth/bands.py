@@ -5,6 +5,11 @@ effective wavelength and width, the survey it belongs to and the typical PSF
 FWHM of that survey.  Lookups are case-insensitive and accept aliases, so
 ``"NUV"``, ``"galex_nuv"`` and ``"Galex_NUV"`` all name the same band.
 
+The registry covers GALEX FUV/NUV, SDSS ugriz, DECam grz (DECaLS), 2MASS JHKs,
+OmegaCAM ugri (KiDS: ``KiDS_u`` ...), VISTA/VIRCAM ZYJHKs (VIKING: ``VISTA_Z`` ...,
+also ``viking_z``) and HSC grizy (``HSC_g`` ...).  The bare names ``u g r i z`` are
+SDSS's and ``J H Ks`` are 2MASS's.
+
 Examples
 --------
 >>> from bandsynth.bands import get_band
@@ -48,6 +53,10 @@ class Band:
         Survey or instrument the band belongs to.
     psf_fwhm : `~astropy.units.Quantity`
         Typical PSF FWHM of the survey in this band, in arcsec.
+    curve : str, optional
+        Where a maintained package publishes the measured response, as
+        ``"package:name"`` (``"speclite:hsc2017-g"``, ``"sedpy:vista_vircam_Z"``);
+        read by :meth:`filter_curve`.
 
     Raises
     ------
@@ -62,6 +71,7 @@ class Band:
     width: u.Quantity
     survey: str
     psf_fwhm: u.Quantity = field(default=1.0 * u.arcsec)
+    curve: str | None = None
 
     def __post_init__(self):
         if not isinstance(self.name, str) or not self.name:
@@ -99,6 +109,51 @@ class Band:
         x = (lam - self.wavelength.value) / (0.5 * self.width.value)
         return np.exp(-np.log(2.0) * np.abs(x) ** 6)
 
+    def filter_curve(self):
+        """The measured response of the band from the package that maintains it.
+
+        ``speclite`` (SDSS, DECam, GALEX, 2MASS, HSC) or ``astro-sedpy``
+        (VISTA/VIRCAM) is needed; both are optional (``pip install
+        bandsynth[filters]``).  The mock universe keeps using the smooth model of
+        :meth:`transmission`, so that mock images do not depend on which optional
+        packages are installed.
+
+        Returns
+        -------
+        wavelength : `~astropy.units.Quantity`
+            Wavelengths of the tabulated curve (nm).
+        response : ndarray
+            Response at each wavelength, normalised to a peak of 1.
+
+        Raises
+        ------
+        ValueError
+            If no maintained package publishes this band's curve (e.g. the
+            OmegaCAM bands of KiDS).
+        ImportError
+            If the package that publishes it is not installed.
+        """
+        if self.curve is None:
+            raise ValueError(f"band {self.name!r}: no maintained package publishes its response curve; "
+                             "use Band.transmission (the smooth model of its effective wavelength and width)")
+        package, name = self.curve.split(":", 1)
+        try:
+            if package == "speclite":
+                from speclite.filters import load_filter
+
+                curve = load_filter(name)
+                lam, resp = np.asarray(curve.wavelength, float), np.asarray(curve.response, float)
+            else:
+                from sedpy.observate import Filter
+
+                curve = Filter(name)
+                lam, resp = np.asarray(curve.wavelength, float), np.asarray(curve.transmission, float)
+        except ImportError as err:
+            pip = "speclite" if package == "speclite" else "astro-sedpy"
+            raise ImportError(f"band {self.name!r}: its response curve comes from {pip}; "
+                              f"pip install {pip} (or bandsynth[filters])") from err
+        return (lam * u.AA).to(u.nm), np.clip(resp, 0.0, None) / resp.max()
+
     # Quantities are not hashable, so identity is the canonical name.
     def __eq__(self, other):
         return isinstance(other, Band) and other.name == self.name
@@ -115,26 +170,57 @@ class Band:
         return self.name
 
 
-def _band(name, aliases, lam_nm, width_nm, survey, psf_arcsec):
-    return Band(name, tuple(aliases), lam_nm * u.nm, width_nm * u.nm, survey, psf_arcsec * u.arcsec)
+def _band(name, aliases, lam_nm, width_nm, survey, psf_arcsec, curve=None):
+    return Band(name, tuple(aliases), lam_nm * u.nm, width_nm * u.nm, survey, psf_arcsec * u.arcsec, curve)
 
 
 # Effective wavelengths and widths from the survey documentation (GALEX: Morrissey
 # et al. 2007; SDSS: Fukugita et al. 1996; DECam: DES DR1; 2MASS: Cohen et al. 2003).
+#
+# The newer bands: the pivot wavelength and the FWHM of the measured system responses
+# where a maintained package publishes them -- HSC from speclite 1.0 (``hsc2017-*``,
+# Kawanomoto et al. 2018), VISTA/VIRCAM from astro-sedpy 0.4 (``vista_vircam_*``: filter,
+# mirrors, detector QE and a Paranal atmosphere, from the ESO VIRCAM pages).  No
+# maintained package publishes the OmegaCAM (KiDS) curves (neither speclite nor
+# astro-sedpy does): those are the nominal values of its SDSS-like ugri filters
+# (Kuijken et al. 2019, KiDS DR4; to ~1 %).  The registry keeps its smooth
+# effective-wavelength/width model (Band.transmission) for every band, so that the mock
+# universe does not depend on optional packages; Band.filter_curve reads the measured
+# curve where one is published.  Typical PSFs: KiDS DR4 mean seeing (u 1.0", g 0.86",
+# r 0.70", i 0.80"), VIKING (Edge et al. 2013: ~0.9" median), HSC-SSP Wide PDR3 median
+# seeing (Aihara et al. 2022: g 0.79", r 0.75", i 0.61", z 0.68", y 0.68").
 _BANDS = [
-    _band("FUV", ["galex_fuv"], 152.8, 26.9, "GALEX", 4.2),
-    _band("NUV", ["galex_nuv"], 227.1, 61.6, "GALEX", 5.3),
-    _band("u", ["sdss_u"], 355.1, 59.9, "SDSS", 1.5),
-    _band("g", ["sdss_g"], 468.6, 137.9, "SDSS", 1.4),
-    _band("r", ["sdss_r"], 616.6, 138.2, "SDSS", 1.3),
-    _band("i", ["sdss_i"], 748.0, 153.5, "SDSS", 1.2),
-    _band("z", ["sdss_z"], 893.2, 137.0, "SDSS", 1.2),
-    _band("DECam_g", ["decam_g", "decals_g", "des_g"], 480.0, 147.0, "DECam", 1.3),
-    _band("DECam_r", ["decam_r", "decals_r", "des_r"], 640.0, 148.0, "DECam", 1.2),
-    _band("DECam_z", ["decam_z", "decals_z", "des_z"], 915.0, 152.0, "DECam", 1.1),
-    _band("J", ["2mass_j"], 1235.0, 162.0, "2MASS", 2.9),
-    _band("H", ["2mass_h"], 1662.0, 251.0, "2MASS", 2.8),
-    _band("Ks", ["k", "2mass_ks", "2mass_k"], 2159.0, 262.0, "2MASS", 2.9),
+    _band("FUV", ["galex_fuv"], 152.8, 26.9, "GALEX", 4.2, "speclite:galex-fuv"),
+    _band("NUV", ["galex_nuv"], 227.1, 61.6, "GALEX", 5.3, "speclite:galex-nuv"),
+    _band("u", ["sdss_u"], 355.1, 59.9, "SDSS", 1.5, "speclite:sdss2010-u"),
+    _band("g", ["sdss_g"], 468.6, 137.9, "SDSS", 1.4, "speclite:sdss2010-g"),
+    _band("r", ["sdss_r"], 616.6, 138.2, "SDSS", 1.3, "speclite:sdss2010-r"),
+    _band("i", ["sdss_i"], 748.0, 153.5, "SDSS", 1.2, "speclite:sdss2010-i"),
+    _band("z", ["sdss_z"], 893.2, 137.0, "SDSS", 1.2, "speclite:sdss2010-z"),
+    _band("DECam_g", ["decam_g", "decals_g", "des_g"], 480.0, 147.0, "DECam", 1.3, "speclite:decam2014-g"),
+    _band("DECam_r", ["decam_r", "decals_r", "des_r"], 640.0, 148.0, "DECam", 1.2, "speclite:decam2014-r"),
+    _band("DECam_z", ["decam_z", "decals_z", "des_z"], 915.0, 152.0, "DECam", 1.1, "speclite:decam2014-z"),
+    _band("J", ["2mass_j"], 1235.0, 162.0, "2MASS", 2.9, "speclite:twomass-J"),
+    _band("H", ["2mass_h"], 1662.0, 251.0, "2MASS", 2.8, "speclite:twomass-H"),
+    _band("Ks", ["k", "2mass_ks", "2mass_k"], 2159.0, 262.0, "2MASS", 2.9, "speclite:twomass-Ks"),
+    # KiDS (OmegaCAM on the VST)
+    _band("KiDS_u", ["omegacam_u"], 357.0, 57.0, "KiDS", 1.0),
+    _band("KiDS_g", ["omegacam_g"], 477.0, 139.0, "KiDS", 0.86),
+    _band("KiDS_r", ["omegacam_r"], 623.0, 145.0, "KiDS", 0.70),
+    _band("KiDS_i", ["omegacam_i"], 762.0, 155.0, "KiDS", 0.80),
+    # VIKING (VIRCAM on VISTA)
+    _band("VISTA_Z", ["viking_z", "vircam_z"], 880.1, 97.0, "VISTA", 0.9, "sedpy:vista_vircam_Z"),
+    _band("VISTA_Y", ["viking_y", "vircam_y"], 1021.7, 91.0, "VISTA", 0.9, "sedpy:vista_vircam_Y"),
+    _band("VISTA_J", ["viking_j", "vircam_j"], 1252.7, 171.0, "VISTA", 0.9, "sedpy:vista_vircam_J"),
+    _band("VISTA_H", ["viking_h", "vircam_h"], 1643.3, 290.0, "VISTA", 0.9, "sedpy:vista_vircam_H"),
+    _band("VISTA_Ks", ["vista_k", "viking_ks", "viking_k", "vircam_ks"], 2150.3, 306.0, "VISTA", 0.9,
+          "sedpy:vista_vircam_Ks"),
+    # HSC-SSP (Hyper Suprime-Cam on Subaru)
+    _band("HSC_g", ["hsc-g"], 479.1, 137.0, "HSC", 0.79, "speclite:hsc2017-g"),
+    _band("HSC_r", ["hsc-r", "hsc-r2"], 621.4, 149.0, "HSC", 0.75, "speclite:hsc2017-r"),
+    _band("HSC_i", ["hsc-i", "hsc-i2"], 768.9, 151.0, "HSC", 0.61, "speclite:hsc2017-i"),
+    _band("HSC_z", ["hsc-z"], 890.3, 76.0, "HSC", 0.68, "speclite:hsc2017-z"),
+    _band("HSC_y", ["hsc-y"], 977.2, 73.0, "HSC", 0.68, "speclite:hsc2017-y"),
 ]
 
 _REGISTRY: dict[str, Band] = {}

@@ -188,12 +188,29 @@ def _reproject_image(band, im, wcs_out, shape_out, *, method, conserve_flux, kwa
     }[method]
 
     def run(array, **extra):
+        array = np.array(array, dtype=float)
+        shape = tuple(shape_out) if array.ndim == 2 else (array.shape[0], *shape_out)
         try:
-            return func((np.array(array, dtype=float), im.wcs), wcs_out, shape_out=shape_out, **{**kwargs, **extra})
+            return func((array, im.wcs), wcs_out, shape_out=shape, **{**kwargs, **extra})
         except (ValueError, TypeError) as err:
             raise ValueError(f"{label}: reproject_{method} failed: {err}") from err
 
-    data, footprint = run(im.data)
+    # data, variance and mask share one call (reproject broadcasts over the leading axis, so
+    # the coordinate transformation is computed once); the mask is always resampled bilinearly
+    has_mask = im.mask is not None and im.mask.any()
+    mask_extra = {"order": "bilinear"} if method == "interp" else {}
+    mask_apart = has_mask and kwargs.get("order", "bilinear") != "bilinear" and method == "interp"
+    planes = [im.data]
+    if im.uncertainty is not None:
+        planes.append(np.asarray(im.uncertainty, dtype=float) ** 2)
+    if has_mask and not mask_apart:
+        planes.append(im.mask.astype(float))
+    out, footprint = run(np.stack(planes) if len(planes) > 1 else planes[0])
+    if len(planes) > 1:
+        out, footprint = list(out), footprint[0]
+    else:
+        out = [out]
+    data = out[0]
     bad = ~np.isfinite(data)
     outside = footprint < _MIN_COVERAGE
     if outside.any():
@@ -204,14 +221,13 @@ def _reproject_image(band, im, wcs_out, shape_out, *, method, conserve_flux, kwa
             stacklevel=4,
         )
         bad |= outside
-    if im.mask is not None and im.mask.any():
-        mask_extra = {"order": "bilinear"} if method == "interp" else {}
-        touched, _ = run(im.mask.astype(float), **mask_extra)
+    if has_mask:
+        touched = run(im.mask.astype(float), **mask_extra)[0] if mask_apart else out[-1]
         bad |= ~(np.nan_to_num(touched, nan=1.0) <= 1e-6)
     a_in, a_out = _pixel_area(im.wcs, label), _pixel_area(wcs_out, "target")
     variance = None
     if im.uncertainty is not None:
-        variance, _ = run(im.uncertainty**2)
+        variance = out[1]
         if method in ("exact", "adaptive"):
             # an output pixel averages about a_out / a_in independent input pixels
             variance = variance * min(1.0, a_in / a_out)

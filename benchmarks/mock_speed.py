@@ -1,7 +1,9 @@
 """Speed of the mock universe and of the training reader (single process, one core).
 
 Prints galaxies per second for ``render_galaxy`` (13 bands, 128x128, ideal and survey
-mode; new galaxies and extra views of the same galaxy), for ``make_dataset`` and for
+mode; new galaxies and extra views of the same galaxy), for the survey layer
+(``observe_galaxy``: GALEX + SDSS + 2MASS, 10 bands, and KiDS + VIKING, 9 bands, each at
+its native pixel scale, reprojected onto 128x128 pixels of 0.262"), for ``make_dataset`` and for
 ``write_mock_dataset``, and samples per second for ``BandPairDataset`` (in-memory and
 memory-mapped on-disk sources, 96x96 random crops with flips/rotations).
 
@@ -18,7 +20,7 @@ import time
 from pathlib import Path
 
 from bandsynth.datasets import open_dataset
-from bandsynth.datasets.mock import make_dataset, render_galaxy
+from bandsynth.datasets.mock import make_dataset, observe_galaxy, render_galaxy
 from bandsynth.datasets.mock.population import galaxy as _galaxy
 from bandsynth.datasets.store import write_mock_dataset
 from bandsynth.datasets.torch_data import BandPairDataset
@@ -35,6 +37,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=300, help="galaxies per measurement")
     parser.add_argument("--size", type=int, default=128)
+    parser.add_argument("--only-survey", action="store_true",
+                        help="only render_galaxy and observe_galaxy (skip the data set and reader rows)")
     args = parser.parse_args(argv)
     n, size = args.n, args.size
     render_galaxy(10**6, size=size)  # warm caches (band responses, PSF transfer functions)
@@ -51,6 +55,16 @@ def main(argv=None):
                                                         for s in range(0, min(n, 32))], min(n, 32)), "views/s"),
         ("render_galaxy survey, new galaxies", _rate(new_galaxies("survey", 10**5), n), "galaxies/s"),
     ]
+    n_obs = max(1, n // 5)
+    for preset in ("galex_sdss_2mass", "kids_viking"):
+        observe_galaxy(10**6, preset, size=size)  # warm caches
+        rows.append((f"observe_galaxy {preset}, new galaxies",
+                     _rate(lambda: [observe_galaxy(s, preset, size=size) for s in range(2 * 10**5, 2 * 10**5 + n_obs)],
+                           n_obs), "galaxies/s"))
+    if args.only_survey:
+        rows = rows[:1] + rows[2:]
+        _print(rows, n, size)
+        return
     _galaxy.cache_clear()
     rows.append(("make_dataset ideal (in memory)", _rate(lambda: make_dataset(n, seed=2, size=size), n), "galaxies/s"))
     with tempfile.TemporaryDirectory() as tmp:
@@ -76,10 +90,15 @@ def main(argv=None):
             rows.append((f"BandPairDataset {label} build ({len(pairs)} images)",
                          (len(pairs) / build[0], len(pairs) / build[1]), "images/s"))
         disk.close()
+    _print(rows, n, size)
+
+
+def _print(rows, n, size):
     print(f"{'measurement':48s} {'wall':>9s} {'per core':>9s}")
     for label, (wall, cpu), unit in rows:
-        print(f"{label:48s} {wall:9.0f} {cpu:9.0f}  {unit}")
-    print(f"({n} galaxies, 13 bands, {size}x{size}, one process; 'per core' = per CPU-second of the process,")
+        print(f"{label:48s} {wall:9.1f} {cpu:9.1f}  {unit}")
+    print(f"({n} galaxies ({max(1, n // 5)} for observe_galaxy), {size}x{size}, one process; 'per core' = per "
+          "CPU-second of the process,")
     print(" which does not count the time other processes hold the core)")
 
 

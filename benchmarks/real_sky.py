@@ -47,10 +47,9 @@ from bandsynth.bands import get_band
 from bandsynth.metrics import ssim
 from bandsynth.scaling import AsinhScaling
 
-#: Effective wavelengths (nm) of the set's filters: KiDS (VST/OmegaCAM, Kuijken et al. 2019)
-#: and VIKING (VISTA/VIRCAM, Edge et al. 2013).
-SET_FILTERS = {"u": 355.0, "g": 475.0, "r": 629.0, "i": 770.0, "Z": 878.0, "Y": 1021.0, "J": 1254.0,
-               "H": 1646.0, "Ks": 2149.0}
+#: The set's filters (EXTNAME) and their registry bands: KiDS (VST/OmegaCAM) and VIKING (VISTA/VIRCAM).
+SET_FILTERS = {"u": "KiDS_u", "g": "KiDS_g", "r": "KiDS_r", "i": "KiDS_i", "Z": "VISTA_Z", "Y": "VISTA_Y",
+               "J": "VISTA_J", "H": "VISTA_H", "Ks": "VISTA_Ks"}
 
 #: A model band is served by the set's filter nearest in wavelength, if within this fraction.
 MATCH_TOLERANCE = 0.10
@@ -61,11 +60,15 @@ def held_out(file_name):
     return int(Path(file_name).name.split("_")[1]) % 2 == 1
 
 
+def _wavelength(band):
+    return get_band(band).wavelength.to_value("nm")
+
+
 def nearest_filter(band):
     """The set's filter nearest ``band`` in wavelength, or None when none is within `MATCH_TOLERANCE`."""
-    lam = get_band(band).wavelength.to_value("nm")
-    name = min(SET_FILTERS, key=lambda f: abs(np.log(SET_FILTERS[f] / lam)))
-    return name if abs(np.log(SET_FILTERS[name] / lam)) <= np.log1p(MATCH_TOLERANCE) else None
+    lam = _wavelength(band)
+    name = min(SET_FILTERS, key=lambda f: abs(np.log(_wavelength(SET_FILTERS[f]) / lam)))
+    return name if abs(np.log(_wavelength(SET_FILTERS[name]) / lam)) <= np.log1p(MATCH_TOLERANCE) else None
 
 
 def read_galaxies(directory, part):
@@ -219,7 +222,7 @@ def main(argv=None):
                   ", ".join(b for b in (*card.inputs, card.output) if nearest_filter(b) is None))
             continue
         coefficients = fit_colour_model(fit_part, mapping, card.inputs, card.output)
-        nearest = min(card.inputs, key=lambda b: abs(np.log(SET_FILTERS[mapping[b]] / SET_FILTERS[mapping[card.output]])))
+        nearest = min(card.inputs, key=lambda b: abs(np.log(_wavelength(b) / _wavelength(card.output))))
         rows = [score_galaxy(translator, row, mapping, coefficients, nearest) for row in scored]
         if args.per_galaxy:
             for r in rows:

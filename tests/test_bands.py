@@ -68,3 +68,48 @@ def test_register_band_refuses_taken_names():
 def test_bands_are_hashable_and_compare_by_name():
     assert len({get_band("r"), get_band("sdss_r"), get_band("g")}) == 2
     assert get_band("NUV") < get_band("K")
+
+
+# ---- KiDS, VISTA (VIKING) and HSC ---------------------------------------------------------------
+NEW_BANDS = ["KiDS_u", "KiDS_g", "KiDS_r", "KiDS_i", "VISTA_Z", "VISTA_Y", "VISTA_J", "VISTA_H", "VISTA_Ks",
+             "HSC_g", "HSC_r", "HSC_i", "HSC_z", "HSC_y"]
+
+
+def test_registry_covers_kids_vista_and_hsc():
+    names = {b.name for b in list_bands()}
+    assert set(NEW_BANDS) <= names
+    assert {get_band(n).survey for n in NEW_BANDS} == {"KiDS", "VISTA", "HSC"}
+
+
+@pytest.mark.parametrize(
+    "alias, name",
+    [("kids_r", "KiDS_r"), ("omegacam_u", "KiDS_u"), ("vista_z", "VISTA_Z"), ("viking_z", "VISTA_Z"),
+     ("VIKING_Ks", "VISTA_Ks"), ("vista_k", "VISTA_Ks"), ("hsc_g", "HSC_g"), ("HSC-I2", "HSC_i"),
+     # the bare names stay SDSS and 2MASS
+     ("z", "z"), ("Z", "z"), ("J", "J"), ("Ks", "Ks"), ("K", "Ks")],
+)
+def test_new_aliases_do_not_collide(alias, name):
+    assert get_band(alias).name == name
+
+
+def test_new_bands_sit_near_their_namesakes():
+    # the same letter in different systems: within 3 % in wavelength
+    for new, old in (("KiDS_r", "r"), ("HSC_i", "i"), ("VISTA_J", "J"), ("VISTA_Ks", "Ks"), ("HSC_z", "z")):
+        ratio = get_band(new).wavelength / get_band(old).wavelength
+        assert abs(ratio.to_value("") - 1) < 0.03, (new, old)
+
+
+def test_filter_curve_of_a_band_without_a_published_curve():
+    with pytest.raises(ValueError, match="band 'KiDS_r': no maintained package publishes its response curve"):
+        get_band("KiDS_r").filter_curve()
+
+
+@pytest.mark.parametrize("name, package", [("HSC_g", "speclite"), ("VISTA_J", "sedpy")])
+def test_filter_curve_matches_the_registry(name, package):
+    pytest.importorskip(package)
+    band = get_band(name)
+    lam, resp = band.filter_curve()
+    lam = lam.to_value(u.nm)
+    pivot = np.sqrt(np.trapezoid(resp * lam, lam) / np.trapezoid(resp / lam, lam))
+    assert pivot == pytest.approx(band.wavelength.to_value(u.nm), rel=0.005)
+    assert resp.max() == pytest.approx(1.0)

@@ -23,9 +23,16 @@ one integer seed:
 Several views (like the Illustris cameras) show the same intrinsic galaxy --
 the same star particles and dust clouds -- from different directions.
 ``mode="ideal"`` (Illustris-like) blurs every band with one common Gaussian
-PSF and adds no noise; ``mode="survey"`` uses each band's PSF FWHM from the
-band registry (Moffat profile, beta = 3), adds sky and Poisson noise at the
-depth of :data:`SURVEY_DEPTHS` and returns the noise map as the uncertainty.
+PSF and adds no noise.  The survey layer (:func:`observe_galaxy`, or
+``make_galaxy(..., survey=...)``) renders each band as a named survey observes
+it (:data:`SURVEYS`: native pixel scale, PSF, depth, sky residual, masked
+pixels), with the galaxy at a realistic magnitude and size among neighbours and
+foreground stars, and brings the bands onto one grid with
+`BandStack.reproject <bandsynth.stack.BandStack.reproject>`, keeping the
+noise-free truth on the same grid.  ``mode="survey"`` without a survey is the
+simple survey mode of earlier versions: each band's PSF FWHM from the band
+registry (Moffat profile, beta = 3), sky and Poisson noise at the depth of
+:data:`SURVEY_DEPTHS` on the common grid.
 Images are in nanomaggies (:data:`bandsynth.units.nanomaggy`) with a TAN WCS.
 
 Rendering is fast (about 100 galaxies per second and core in 13 bands at
@@ -57,16 +64,33 @@ Modules
     :func:`render_galaxy`: components, star particles, dust, PSF and noise.
 ``universe``
     :func:`make_galaxy`, :func:`make_dataset`, :class:`MockDataset`, :func:`split_by_galaxy`.
+``surveys``
+    Survey presets: :class:`SurveyBand`, :data:`SURVEYS`, :data:`SURVEY_PRESETS`.
+``field``
+    The galaxy's magnitude and size, neighbours and foreground stars of the survey layer.
+``observing``
+    The survey layer: :func:`observe_galaxy`, :class:`SurveyObservation`, :func:`psf_image`.
 """
 
+from .observing import SurveyObservation, observe_galaxy, psf_image
 from .population import GALAXY_CLASSES, galaxy_seed
-from .rendering import DEFAULT_IDEAL_PSF_FWHM, DEFAULT_PIXEL_SCALE, SURVEY_DEPTHS, render_galaxy
-from .spectra import AGE_BINS, calzetti_k, component_fluxes, population_band_fluxes, population_sed
+from .rendering import DEFAULT_BANDS, DEFAULT_IDEAL_PSF_FWHM, DEFAULT_PIXEL_SCALE, SURVEY_DEPTHS, render_galaxy
+from .spectra import AGE_BINS, calzetti_k, component_fluxes, population_band_fluxes, population_sed, star_band_fluxes
+from .surveys import SURVEY_PRESETS, SURVEYS, SurveyBand, resolve_survey, survey_band
 from .universe import MockDataset, make_dataset, make_galaxy, split_by_galaxy
 
 __all__ = [
     "make_galaxy",
     "make_dataset",
+    "observe_galaxy",
+    "SurveyObservation",
+    "psf_image",
+    "SurveyBand",
+    "SURVEYS",
+    "SURVEY_PRESETS",
+    "survey_band",
+    "resolve_survey",
+    "star_band_fluxes",
     "render_galaxy",
     "galaxy_seed",
     "split_by_galaxy",
@@ -77,6 +101,7 @@ __all__ = [
     "calzetti_k",
     "GALAXY_CLASSES",
     "AGE_BINS",
+    "DEFAULT_BANDS",
     "DEFAULT_PIXEL_SCALE",
     "DEFAULT_IDEAL_PSF_FWHM",
     "SURVEY_DEPTHS",

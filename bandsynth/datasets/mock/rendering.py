@@ -18,12 +18,18 @@ from scipy.ndimage import gaussian_filter
 from scipy.special import gamma as gamma_fn
 from scipy.special import i0e
 
-from ...bands import list_bands, sort_bands
+from ...bands import sort_bands
 from ...units import flux_from_ab, format_unit, nanomaggy
 from .population import galaxy, sersic_b
 from .spectra import N_BINS, calzetti_k, mm
+from .surveys import SURVEYS
 
-__all__ = ["render_galaxy", "DEFAULT_PIXEL_SCALE", "DEFAULT_IDEAL_PSF_FWHM", "SURVEY_DEPTHS"]
+__all__ = ["render_galaxy", "DEFAULT_BANDS", "DEFAULT_PIXEL_SCALE", "DEFAULT_IDEAL_PSF_FWHM", "SURVEY_DEPTHS"]
+
+
+#: Bands rendered unless told otherwise: the 13 bands of the paper's data (GALEX FUV/NUV,
+#: SDSS ugriz, DECam grz, 2MASS JHKs) in wavelength order.  Every registered band can be asked for by name.
+DEFAULT_BANDS = ("FUV", "NUV", "u", "g", "DECam_g", "r", "DECam_r", "i", "z", "DECam_z", "J", "H", "Ks")
 
 
 #: Arcsec per pixel of the mock images unless told otherwise (the DECaLS scale).
@@ -53,6 +59,8 @@ SURVEY_DEPTHS = {
     "J": (17.5, 16.8),
     "H": (17.2, 16.0),
     "Ks": (16.9, 14.9),
+    # the newer bands: the depths and skies of their survey presets
+    **{sb.band: (sb.depth, sb.sky_mu) for name in ("KiDS", "VIKING", "HSC") for sb in SURVEYS[name].values()},
 }
 
 
@@ -212,7 +220,7 @@ def render_galaxy(seed, *, view=0, mode="ideal", bands=None, size=128, pixel_sca
         Poisson noise at the depths of :data:`SURVEY_DEPTHS` shifted by
         ``depth_offset`` magnitudes; the noise map is the uncertainty.
     bands : list of str, optional
-        Bands to render (default: every registered band, FUV to Ks).
+        Bands to render (default: :data:`DEFAULT_BANDS`, the 13 bands FUV to Ks of the paper).
     size : int
         Stamp width and height in pixels.  Galaxies are drawn to fill most of
         the stamp: their angular size scales with ``size * 0.262"``.
@@ -262,9 +270,44 @@ def render_galaxy(seed, *, view=0, mode="ideal", bands=None, size=128, pixel_sca
     return {b.name: images[i] for i, b in enumerate(bands)}, uncertainty, meta
 
 
+def intrinsic_images(gal, *, view, bands, size, to_px, dust=True):
+    """Dust-attenuated images of ``gal`` before any PSF, for the survey layer.
+
+    ``gal`` is a galaxy of `bandsynth.datasets.mock.population.galaxy`; ``bands``
+    are registry bands; ``to_px`` converts the galaxy's lengths (fractions of a
+    stamp width) to pixels.  Returns the float32 ``(n_band, size, size)`` images
+    (nanomaggies per pixel, whole galaxy flux set by ``gal.r_mag``) and the
+    whole-plane dust-free flux of each band.
+    """
+    inc, pa = gal.view_angles(view)
+    rot = _rotation(inc, pa)
+    x, y = _grid(size)
+    table, agb_shape, particle_images, cloud_map = _particle_images(gal, bands, rot, pa, to_px, size)
+    smooth, q_disk, h = _smooth_images(gal, inc, pa, rot, to_px, x, y, size)
+    intrinsic, _, full_flux, _ = _band_images(
+        gal, bands, "survey", table, agb_shape, smooth, particle_images, None, 1.0, size
+    )
+    if dust:
+        tau_map = _dust_map(gal, inc, pa, q_disk, h, to_px, x, y, cloud_map, size)
+        if tau_map is not None:
+            _apply_dust(intrinsic, bands, tau_map)
+    return intrinsic.reshape(len(bands), size, size), full_flux
+
+
+def psf_transfer(fwhm_px, size):
+    """Real FFT of the unit-sum Moffat (beta = 3) PSF of FWHM ``fwhm_px`` pixels on the
+    zero-padded grid of a ``size``-pixel image, and that grid's width (see :func:`convolve`)."""
+    return _psf_transfer("moffat", round(float(fwhm_px), 4), int(size))
+
+
+def convolve(images, transfer, n, size):
+    """Convolve ``(n_image, size, size)`` images with a transfer function of :func:`psf_transfer`."""
+    return _convolve(images, transfer, n, size)
+
+
 def _check_render_args(bands, mode, size, pixel_scale, view):
     """Validated (bands, size, pixel_scale) of :func:`render_galaxy`."""
-    bands = list_bands() if bands is None else sort_bands([bands] if isinstance(bands, str) else bands)
+    bands = sort_bands(DEFAULT_BANDS if bands is None else [bands] if isinstance(bands, str) else bands)
     if mode not in ("ideal", "survey"):
         raise ValueError(f"mode must be 'ideal' or 'survey', got {mode!r}")
     size = check_size(size)

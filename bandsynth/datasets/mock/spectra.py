@@ -14,7 +14,8 @@ import numpy as np
 
 from ...bands import get_band
 
-__all__ = ["population_sed", "population_band_fluxes", "component_fluxes", "calzetti_k", "AGE_BINS"]
+__all__ = ["population_sed", "population_band_fluxes", "component_fluxes", "star_band_fluxes", "calzetti_k",
+           "AGE_BINS"]
 
 
 #: Nominal ages (yr) of the six stellar-population bins.
@@ -192,6 +193,41 @@ def population_band_fluxes(bands, *, age, metallicity=0.0, uv_upturn=0.0):
     names = tuple(b.name for b in (get_band(b) for b in bands))
     sed = population_sed(_LAM, age=age, metallicity=metallicity, uv_upturn=uv_upturn)
     return mm(sed, _band_response(names))
+
+
+def star_band_fluxes(bands, temperature):
+    """Band fluxes of stars per unit SDSS r-band flux: the colours of foreground stars.
+
+    Each star is a blackbody of its effective temperature with the metal-line
+    blanketing and 4000 A break of :func:`population_sed` at solar metallicity,
+    integrated through the band responses like the galaxies' spectra.
+
+    Parameters
+    ----------
+    bands : list of str or `~bandsynth.bands.Band`
+        The bands.
+    temperature : float or array-like
+        Effective temperature(s) in K (2600 to 60000).
+
+    Returns
+    -------
+    fluxes : ndarray
+        Shape ``(n_star, n_band)`` (``(n_band,)`` for a scalar temperature): band
+        flux divided by the r-band flux.
+
+    Examples
+    --------
+    >>> f = star_band_fluxes(["g", "r", "Ks"], [3500.0, 6000.0])
+    >>> bool(f[0, 2] > 3 * f[1, 2])  # a 3500-K star is far redder in r - Ks than a 6000-K one
+    True
+    """
+    temps = np.atleast_1d(np.asarray(temperature, dtype=float))
+    names = tuple(b.name for b in (get_band(b) for b in bands))
+    resp = np.concatenate([_band_response(names), _band_response(("r",))], axis=1)
+    sed = _blackbody_per_bolometric(_LAM, temps) * np.exp(-_break_depth(_LAM, temps))
+    fluxes = mm(sed, resp)
+    out = fluxes[:, :-1] / fluxes[:, -1:]
+    return out[0] if np.ndim(temperature) == 0 else out
 
 
 def component_fluxes(meta, bands=None):

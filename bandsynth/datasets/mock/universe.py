@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...bands import list_bands, sort_bands
+from ...bands import sort_bands
 from ...units import format_unit, nanomaggy
 from ..base import ImageDataset, build_manifest, progress_bar, tan_wcs
+from .observing import observe_galaxy
 from .population import galaxy_seed, stratified_log_ssfr
-from .rendering import DEFAULT_PIXEL_SCALE, check_size, positive, render_galaxy
+from .rendering import DEFAULT_BANDS, DEFAULT_PIXEL_SCALE, check_size, positive, render_galaxy
+from .surveys import resolve_survey
 
 __all__ = ["make_galaxy", "make_dataset", "MockDataset", "split_by_galaxy"]
 
@@ -17,8 +19,8 @@ __all__ = ["make_galaxy", "make_dataset", "MockDataset", "split_by_galaxy"]
 # ----------------------------------------------------------------------------------------------
 # Public constructors
 # ----------------------------------------------------------------------------------------------
-def make_galaxy(seed, *, mode="ideal", bands=None, size=128, pixel_scale=None, view=0, psf_fwhm=None,
-                depth_offset=0.0, dust=True, log_ssfr=None, galaxy_class=None):
+def make_galaxy(seed, *, mode=None, bands=None, size=128, pixel_scale=None, view=0, psf_fwhm=None,
+                depth_offset=0.0, dust=True, log_ssfr=None, galaxy_class=None, survey=None):
     """One view of one mock galaxy as a :class:`~bandsynth.stack.BandStack`.
 
     Parameters
@@ -26,13 +28,23 @@ def make_galaxy(seed, *, mode="ideal", bands=None, size=128, pixel_scale=None, v
     seed : int
         Identifies the galaxy (the same seed gives the same galaxy in every
         mode, band set and view); it is also its ``galaxy_id``.
-    mode : {"ideal", "survey"}
-        ``"ideal"``: one common Gaussian PSF (``psf_fwhm``), no noise.
-        ``"survey"``: each band's registry PSF (Moffat, beta = 3), sky and
-        Poisson noise at the depths of :data:`SURVEY_DEPTHS` shifted by
-        ``depth_offset`` magnitudes; the noise map is the uncertainty.
+    mode : {"ideal", "survey"}, optional
+        ``"ideal"`` (the default without ``survey``): one common Gaussian PSF
+        (``psf_fwhm``), no noise, the galaxy filling the stamp -- the paper's
+        Illustris-like images.
+        ``"survey"`` (the default with ``survey``): with ``survey`` given, the
+        survey layer (:func:`observe_galaxy`): each band as that survey observes
+        it, reprojected onto the common grid.  Without ``survey``, the simple
+        survey mode of earlier versions: each band's registry PSF (Moffat,
+        beta = 3), sky and Poisson noise at the depths of :data:`SURVEY_DEPTHS`
+        shifted by ``depth_offset`` magnitudes, on the common grid.
+    survey : str or mapping, optional
+        Survey preset (``"kids_viking"``, ``"galex_sdss_2mass"``, ...), survey name
+        (``"HSC"``) or mapping band -> survey (``{"NUV": "GALEX", "r": "SDSS",
+        "Ks": "2MASS"}``): see :func:`observe_galaxy`, which also returns the
+        noise-free truth and the native images.
     bands : list of str, optional
-        Bands to render (default: every registered band, FUV to Ks).
+        Bands to render (default: :data:`DEFAULT_BANDS`, the 13 bands FUV to Ks of the paper).
     size : int
         Stamp width and height in pixels.  Galaxies are drawn to fill most of
         the stamp: their angular size scales with ``size * 0.262"``.
@@ -74,12 +86,34 @@ def make_galaxy(seed, *, mode="ideal", bands=None, size=128, pixel_scale=None, v
     ('NUV', 'r', 'Ks')
     >>> stack.meta["galaxy_id"]
     11
+    >>> kids = make_galaxy(11, survey={"g": "KiDS", "r": "KiDS", "Z": "VIKING"}, size=32)
+    >>> kids.names, kids["KiDS_r"].mask is not None
+    (('KiDS_g', 'KiDS_r', 'VISTA_Z'), True)
     """
+    mode = _check_mode(mode, survey, psf_fwhm)
+    if survey is not None:
+        return observe_galaxy(seed, survey, bands=bands, size=size, pixel_scale=pixel_scale, view=view,
+                              depth_offset=depth_offset, dust=dust, log_ssfr=log_ssfr,
+                              galaxy_class=galaxy_class).observed
     images, uncertainty, meta = render_galaxy(
         seed, view=view, mode=mode, bands=bands, size=size, pixel_scale=pixel_scale, psf_fwhm=psf_fwhm,
         depth_offset=depth_offset, dust=dust, log_ssfr=log_ssfr, galaxy_class=galaxy_class,
     )
     return _to_stack(images, uncertainty, meta)
+
+
+def _check_mode(mode, survey, psf_fwhm):
+    """The rendering mode: "ideal" or "survey" (the default with a ``survey``)."""
+    if mode is None:
+        mode = "ideal" if survey is None else "survey"
+    if mode not in ("ideal", "survey"):
+        raise ValueError(f"mode must be 'ideal' or 'survey', got {mode!r}")
+    if survey is not None and mode == "ideal":
+        raise ValueError("survey= renders each band as a survey observes it; it cannot be combined with "
+                         "mode='ideal' (leave mode out or give mode='survey')")
+    if survey is not None and psf_fwhm is not None:
+        raise ValueError("psf_fwhm is the common PSF of mode='ideal'; with survey= each band has its survey's PSF")
+    return mode
 
 
 def _to_stack(images, uncertainty, meta):
@@ -141,8 +175,9 @@ def split_by_galaxy(log_ssfr, fractions=(0.8, 0.1, 0.1), *, seed=0):
     return labels
 
 
-def make_dataset(n, *, seed=0, mode="ideal", bands=None, size=128, pixel_scale=None, views=1, psf_fwhm=None,
-                 depth_offset=0.0, dust=True, stratify=True, split_fractions=(0.8, 0.1, 0.1), progress=False):
+def make_dataset(n, *, seed=0, mode=None, bands=None, size=128, pixel_scale=None, views=1, psf_fwhm=None,
+                 depth_offset=0.0, dust=True, stratify=True, split_fractions=(0.8, 0.1, 0.1), progress=False,
+                 survey=None):
     """An in-memory data set of ``n`` mock galaxies, ``views`` images each.
 
     Image ``i`` is view ``i % views`` of galaxy ``i // views``; galaxy ``g``
@@ -157,8 +192,10 @@ def make_dataset(n, *, seed=0, mode="ideal", bands=None, size=128, pixel_scale=N
         Number of galaxies.
     seed : int
         Seed of the data set (galaxy ``g`` is ``galaxy_seed(seed, g)``).
-    mode, bands, size, pixel_scale, psf_fwhm, depth_offset, dust
-        As for :func:`make_galaxy`.
+    mode, bands, size, pixel_scale, psf_fwhm, depth_offset, dust, survey
+        As for :func:`make_galaxy`.  With ``survey`` the data set also holds the
+        noise-free truth (:meth:`MockDataset.truth_cube`) and the masks
+        (:meth:`MockDataset.mask_cube`) of every band.
     views : int
         Images (camera directions) per galaxy.
     stratify : bool
@@ -184,35 +221,47 @@ def make_dataset(n, *, seed=0, mode="ideal", bands=None, size=128, pixel_scale=N
     """
     plan = MockPlan(n, seed=seed, mode=mode, bands=bands, size=size, pixel_scale=pixel_scale, views=views,
                      psf_fwhm=psf_fwhm, depth_offset=depth_offset, dust=dust, stratify=stratify,
-                     split_fractions=split_fractions)
+                     split_fractions=split_fractions, survey=survey)
     shape = (plan.n_images, plan.size, plan.size)
-    cubes = {b.name: np.empty(shape, dtype=np.float32) for b in plan.bands}
-    uncert = {b.name: np.empty(shape, dtype=np.float32) for b in plan.bands} if mode == "survey" else None
+
+    def empty(dtype=np.float32):
+        return {b.name: np.empty(shape, dtype=dtype) for b in plan.bands}
+
+    cubes = empty()
+    uncert = empty() if plan.mode == "survey" else None
+    truth, masks = (empty(), empty(bool)) if plan.survey is not None else (None, None)
     metas = []
-    for idx, images, unc, meta in progress_bar(plan.render(), progress, "mock galaxies", plan.n_images):
+    for idx, images, unc, meta, extra in progress_bar(plan.render(with_truth=True), progress, "mock galaxies",
+                                                      plan.n_images):
         for name, im in images.items():
             cubes[name][idx] = im
             if uncert is not None:
                 uncert[name][idx] = unc[name]
+            if extra is not None:
+                truth[name][idx] = extra["truth"][name]
+                masks[name][idx] = extra["mask"][name]
         metas.append(meta)
     plan.assign_splits(metas)
     manifest = build_manifest(metas, plan.bands, info=plan.info(metas))
-    return MockDataset(cubes, manifest, uncertainty=uncert, metas=metas)
+    return MockDataset(cubes, manifest, uncertainty=uncert, metas=metas, truth=truth, mask=masks)
 
 
 class MockPlan:
     """Validated recipe of a mock data set; renders its images one at a time."""
 
     def __init__(self, n, *, seed, mode, bands, size, pixel_scale, views, psf_fwhm, depth_offset, dust,
-                 stratify, split_fractions):
+                 stratify, split_fractions, survey=None):
         if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < 1:
             raise ValueError(f"n must be a positive integer number of galaxies, got {n!r}")
         if not isinstance(views, (int, np.integer)) or isinstance(views, bool) or views < 1:
             raise ValueError(f"views must be a positive integer, got {views!r}")
-        if mode not in ("ideal", "survey"):
-            raise ValueError(f"mode must be 'ideal' or 'survey', got {mode!r}")
+        mode = _check_mode(mode, survey, psf_fwhm)
         self.n, self.views, self.seed, self.mode = int(n), int(views), int(seed), mode
-        self.bands = list_bands() if bands is None else sort_bands([bands] if isinstance(bands, str) else bands)
+        self.survey = survey
+        if survey is None:
+            self.bands = sort_bands(DEFAULT_BANDS if bands is None else [bands] if isinstance(bands, str) else bands)
+        else:
+            self.bands = sort_bands([sb.band for sb in resolve_survey(survey, bands)])
         self.size = check_size(size)
         self.pixel_scale = DEFAULT_PIXEL_SCALE if pixel_scale is None else positive("pixel_scale", pixel_scale)
         self.psf_fwhm, self.depth_offset, self.dust = psf_fwhm, float(depth_offset), bool(dust)
@@ -223,16 +272,34 @@ class MockPlan:
         self.log_ssfr = stratified_log_ssfr(self.n, rng) if self.stratify else [None] * self.n
         self.n_images = self.n * self.views
 
-    def render(self):
+    def render(self, *, with_truth=False):
+        """Yield ``(index, images, uncertainty, meta)`` per image (and the survey layer's
+        ``{"truth": ..., "mask": ...}`` or None with ``with_truth``)."""
         for idx in range(self.n_images):
             g, v = divmod(idx, self.views)
+            if self.survey is not None:
+                obs = observe_galaxy(
+                    galaxy_seed(self.seed, g), self.survey, bands=[b.name for b in self.bands], size=self.size,
+                    pixel_scale=self.pixel_scale, view=v, depth_offset=self.depth_offset, dust=self.dust,
+                    log_ssfr=self.log_ssfr[g],
+                )
+                st, names = obs.observed, [b.name for b in self.bands]
+                images = {b: st[b].data for b in names}
+                unc = {b: st[b].uncertainty.array.astype(np.float32) for b in names}
+                meta = dict(st.meta)
+                meta["galaxy"] = g
+                extra = {"truth": {b: obs.truth[b].data for b in names},
+                         "mask": {b: (st[b].mask if st[b].mask is not None else np.zeros(st.shape, bool))
+                                  for b in names}}
+                yield (idx, images, unc, meta, extra) if with_truth else (idx, images, unc, meta)
+                continue
             images, unc, meta = render_galaxy(
                 galaxy_seed(self.seed, g), view=v, mode=self.mode, bands=self.bands, size=self.size,
                 pixel_scale=self.pixel_scale, psf_fwhm=self.psf_fwhm, depth_offset=self.depth_offset,
                 dust=self.dust, log_ssfr=self.log_ssfr[g],
             )
             meta["galaxy"] = g
-            yield idx, images, unc, meta
+            yield (idx, images, unc, meta, None) if with_truth else (idx, images, unc, meta)
 
     def assign_splits(self, metas):
         splits = split_by_galaxy([m["log_ssfr"] for m in metas[:: self.views]], self.split_fractions,
@@ -246,7 +313,13 @@ class MockPlan:
             "pixel_scale": self.pixel_scale, "psf_fwhm": metas[0]["psf_fwhm"], "unit": format_unit(nanomaggy),
             "depth_offset": self.depth_offset, "dust": self.dust, "stratify": self.stratify,
             "split_fractions": list(self.split_fractions), "source": "bandsynth.datasets.mock",
+            **({} if self.survey is None else {"survey": _survey_label(self.survey)}),
         }
+
+
+def _survey_label(survey):
+    """The ``survey`` argument as plain data (for the manifest's meta)."""
+    return dict(survey) if not isinstance(survey, str) else survey
 
 
 class MockDataset(ImageDataset):
@@ -264,14 +337,66 @@ class MockDataset(ImageDataset):
         1-sigma noise cubes (survey mode).
     metas : list of dict, optional
         Each image's full truth metadata.
+    truth : mapping of band name to ndarray, optional
+        Noise-free images on the same grid (survey layer).
+    mask : mapping of band name to ndarray, optional
+        Boolean masks of the images, `True` for a bad pixel (survey layer).
     """
 
-    def __init__(self, cubes, manifest, *, uncertainty=None, metas=None):
+    def __init__(self, cubes, manifest, *, uncertainty=None, metas=None, truth=None, mask=None):
         super().__init__(manifest)
         self._cubes = dict(cubes)
         self._uncert = None if uncertainty is None else dict(uncertainty)
         self._metas = metas
+        self._truth = None if truth is None else dict(truth)
+        self._mask = None if mask is None else dict(mask)
         self._check_cubes(self._cubes, self._uncert, source="mock data set")
+        for kind, cubes_ in (("truth", self._truth), ("mask", self._mask)):
+            if cubes_ is not None:
+                self._check_cubes(cubes_, None, source=f"mock data set ({kind})")
+
+    @property
+    def has_truth(self):
+        """Whether the data set holds noise-free truth images (made with ``survey=``)."""
+        return self._truth is not None
+
+    def truth_cube(self, band):
+        """Noise-free images of ``band`` on the data set's grid (survey layer).
+
+        Parameters
+        ----------
+        band : str or `~bandsynth.bands.Band`
+            A band of the data set.
+
+        Returns
+        -------
+        cube : ndarray
+            Shape ``(n_images, ny, nx)``, nanomaggies per pixel.
+
+        Raises
+        ------
+        ValueError
+            If the data set has no truth (not made with ``survey=``) or no such band.
+        """
+        if self._truth is None:
+            raise ValueError("this mock data set has no noise-free truth; make it with survey=...")
+        return self._truth[self._resolve(band)]
+
+    def mask_cube(self, band):
+        """Masks of ``band`` (`True` for a bad pixel), or `None` without the survey layer.
+
+        Parameters
+        ----------
+        band : str or `~bandsynth.bands.Band`
+            A band of the data set.
+
+        Returns
+        -------
+        cube : ndarray of bool or None
+            Shape ``(n_images, ny, nx)``.
+        """
+        name = self._resolve(band)
+        return None if self._mask is None else self._mask[name]
 
     def _get_cube(self, name):
         return self._cubes[name]
