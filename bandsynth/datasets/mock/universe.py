@@ -355,54 +355,17 @@ class MockDataset(ImageDataset):
             if cubes_ is not None:
                 self._check_cubes(cubes_, None, source=f"mock data set ({kind})")
 
-    @property
-    def has_truth(self):
-        """Whether the data set holds noise-free truth images (made with ``survey=``)."""
-        return self._truth is not None
-
-    def truth_cube(self, band):
-        """Noise-free images of ``band`` on the data set's grid (survey layer).
-
-        Parameters
-        ----------
-        band : str or `~bandsynth.bands.Band`
-            A band of the data set.
-
-        Returns
-        -------
-        cube : ndarray
-            Shape ``(n_images, ny, nx)``, nanomaggies per pixel.
-
-        Raises
-        ------
-        ValueError
-            If the data set has no truth (not made with ``survey=``) or no such band.
-        """
-        if self._truth is None:
-            raise ValueError("this mock data set has no noise-free truth; make it with survey=...")
-        return self._truth[self._resolve(band)]
-
-    def mask_cube(self, band):
-        """Masks of ``band`` (`True` for a bad pixel), or `None` without the survey layer.
-
-        Parameters
-        ----------
-        band : str or `~bandsynth.bands.Band`
-            A band of the data set.
-
-        Returns
-        -------
-        cube : ndarray of bool or None
-            Shape ``(n_images, ny, nx)``.
-        """
-        name = self._resolve(band)
-        return None if self._mask is None else self._mask[name]
-
     def _get_cube(self, name):
         return self._cubes[name]
 
     def _get_uncertainty(self, name):
         return None if self._uncert is None else self._uncert[name]
+
+    def _get_truth(self, name):
+        return None if self._truth is None else self._truth[name]
+
+    def _get_mask(self, name):
+        return None if self._mask is None else self._mask[name]
 
     def _image_meta(self, i):
         if self._metas is not None:
