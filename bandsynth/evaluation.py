@@ -286,11 +286,11 @@ def evaluate_translator(translator, data, *, split="test", indices=None, linear_
     examples = [
         {
             "inputs": {b: np.asarray(s[b].data) for b in inputs},
-            "truth": np.asarray(s[output].data),
+            "truth": np.asarray(t.data),
             "prediction": np.asarray(p.data),
             "sigma": None if p.uncertainty is None else np.asarray(p.uncertainty.array),
         }
-        for s, p in list(zip(stacks, preds))[:n_examples]
+        for s, t, p in list(zip(stacks, truths, preds))[:n_examples]
     ]
     z = footprint_z_scores(preds, truths) if preds[0].uncertainty is not None else np.empty(0)
     return EvaluationResult(translator.name, split, per_galaxy, Table(summary), examples, z)
