@@ -55,7 +55,8 @@ SKY_ZOO = {
 DESCRIPTION_SKY = ("{inputs} -> {output} for observed images ({surveys}) brought onto one {scale:g}\"/pixel grid "
                    "(e.g. bandsynth predict --reproject-to {grid}); trained on the survey layer of the mock "
                    "universe ({preset} preset: each band at its survey's pixel scale, PSF, depth, sky residual "
-                   "and masked pixels, among neighbours and stars) against the noise-free truth")
+                   "and masked pixels, among neighbours and stars; galaxies of r = {lo:g}-{hi:g}) against the "
+                   "noise-free truth")
 
 
 def main(argv=None):
@@ -87,6 +88,9 @@ def main(argv=None):
     sky.add_argument("--pixel-scale", type=float, help="common grid [arcsec/px] (default: SKY_ZOO's, else 1.0)")
     sky.add_argument("--size", type=int, default=64, help="image side [px] of the survey-layer data set")
     sky.add_argument("--n-galaxies", type=int, default=1500, help="galaxies of the survey-layer data set")
+    sky.add_argument("--r-mag-range", type=float, nargs=2, default=(14.0, 18.5), metavar=("BRIGHT", "FAINT"),
+                     help="r magnitudes of the survey-layer galaxies (default 14-18.5: galaxies both GALEX and "
+                          "2MASS detect; the survey layer's own counts run to 21.5)")
     sky.add_argument("--crop", type=int, default=None, help="training crop side [px] (default: 64, or --size)")
     sky.add_argument("--data-cache", default="runs/data",
                      help="folder of rendered survey-layer data sets (reopened, never rendered twice)")
@@ -155,9 +159,11 @@ def _sky_job(inputs, output, survey, scale, args):
     grid = min(inputs, key=lambda b: abs(specs[b].pixel_scale - scale))  # the input whose grid it is
     description = DESCRIPTION_SKY.format(inputs=" + ".join(f"{specs[b].survey} {b}" for b in inputs),
                                          output=f"{specs[output].survey} {output}", surveys=surveys, scale=scale,
-                                         grid=grid, preset=survey)
+                                         grid=grid, preset=survey, lo=args.r_mag_range[0],
+                                         hi=args.r_mag_range[1])
     return {"inputs": inputs, "output": output, "mode": "survey", "survey": survey, "pixel_scale": float(scale),
-            "size": args.size, "n_galaxies": args.n_galaxies, "crop": args.crop or min(64, args.size),
+            "size": args.size, "n_galaxies": args.n_galaxies, "r_mag_range": tuple(args.r_mag_range),
+            "crop": args.crop or min(64, args.size),
             "version": 1 if args.version is None else args.version, "description": description}
 
 
@@ -167,14 +173,16 @@ def survey_dataset(job, args):
     from bandsynth.datasets.store import write_mock_dataset
 
     bands = [*job["inputs"], job["output"]]
-    key = f"{job['survey']}_{'_'.join(bands)}_{job['pixel_scale']:g}as_{job['size']}px_{job['n_galaxies']}"
+    lo, hi = job["r_mag_range"]
+    key = (f"{job['survey']}_{'_'.join(bands)}_{job['pixel_scale']:g}as_{job['size']}px_r{lo:g}-{hi:g}_"
+           f"{job['n_galaxies']}")
     path = Path(args.data_cache) / key
     if path.exists():
         print(f"reusing the rendered data set {path}", flush=True)
         return open_dataset(path)
     started = time.perf_counter()
     data = write_mock_dataset(path, job["n_galaxies"], seed=0, survey=job["survey"], bands=bands, size=job["size"],
-                              pixel_scale=job["pixel_scale"], progress=False)
+                              pixel_scale=job["pixel_scale"], r_mag_range=job["r_mag_range"], progress=False)
     print(f"rendered {len(data)} survey-layer galaxies into {path} in {time.perf_counter() - started:.0f} s",
           flush=True)
     return data

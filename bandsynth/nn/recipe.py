@@ -357,9 +357,10 @@ def training_card(data, net, *, name, inputs, output, preset, scalings, result, 
 def _data_info(info):
     """The data set's scalar meta (and a survey mapping), as the card records it for `card_dataset`."""
     out = {k: v for k, v in info.items() if isinstance(v, (str, int, float, bool))}
-    fractions = info.get("split_fractions")
-    if isinstance(fractions, (list, tuple)) and all(isinstance(f, (int, float)) for f in fractions):
-        out["split_fractions"] = [float(f) for f in fractions]
+    for key in ("split_fractions", "r_mag_range"):
+        values = info.get(key)
+        if isinstance(values, (list, tuple)) and all(isinstance(f, (int, float)) for f in values):
+            out[key] = [float(f) for f in values]
     survey = info.get("survey")
     if isinstance(survey, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in survey.items()):
         out["survey"] = dict(survey)

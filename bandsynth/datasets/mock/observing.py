@@ -114,7 +114,7 @@ def _noise_model(sb, depth_offset):
 
 def observe_galaxy(seed, survey="galex_sdss_2mass", *, bands=None, size=128, pixel_scale=None, view=0,
                    depth_offset=0.0, dust=True, log_ssfr=None, galaxy_class=None, r_mag=None,
-                   half_light_radius=None, neighbours=True, stars=True, method="interp"):
+                   half_light_radius=None, neighbours=True, stars=True, method="interp", r_mag_range=None):
     """One mock galaxy as named surveys observe it, brought onto one pixel grid.
 
     Each band is rendered as its survey delivers it -- native pixel scale, PSF, depth,
@@ -152,6 +152,9 @@ def observe_galaxy(seed, survey="galex_sdss_2mass", *, bands=None, size=128, pix
         Force the galaxy's SDSS r magnitude (default: drawn from galaxy counts, r = 15-21.5).
     half_light_radius : float, optional
         Force its half-light radius in arcsec (default: from the size-magnitude relation).
+    r_mag_range : tuple of float, optional
+        ``(bright, faint)``: draw the galaxy's r magnitude from the galaxy counts in this
+        range instead of r = 15-21.5 (e.g. ``(14, 18.5)`` for galaxies 2MASS detects).
     neighbours, stars : bool or float
         Neighbouring galaxies and foreground stars: `True` for the default densities,
         `False` for none, or a number (neighbours: a factor on the density; stars:
@@ -191,7 +194,8 @@ def observe_galaxy(seed, survey="galex_sdss_2mass", *, bands=None, size=128, pix
     _check_options(view, neighbours, stars, depth_offset)
     gal = galaxy(int(seed), log_ssfr, galaxy_class)
     field = size * pixel_scale
-    mag, radius = galaxy_size_and_mag(gal.seed, field, r_mag=r_mag, half_light_radius=half_light_radius)
+    mag, radius = galaxy_size_and_mag(gal.seed, field, r_mag=r_mag, half_light_radius=half_light_radius,
+                                      mag_range=check_mag_range(r_mag_range))
     near, star_list = draw_field(gal.seed, view, field, mag, neighbours=neighbours, stars=stars)
     scenes, full_flux = {}, {}
     for scale in sorted({sb.pixel_scale for sb in specs}):
@@ -209,6 +213,33 @@ def observe_galaxy(seed, survey="galex_sdss_2mass", *, bands=None, size=128, pix
     observed = _reproject_bands(native, gal, specs, target, method, meta, noisy=True)
     truth = _reproject_bands(native_truth, gal, specs, target, method, {**meta, "noise_free": True}, noisy=False)
     return SurveyObservation(observed, truth, native, native_truth, sky_res)
+
+
+def check_mag_range(r_mag_range):
+    """``r_mag_range`` as a (bright, faint) tuple of floats, or None.
+
+    Parameters
+    ----------
+    r_mag_range : sequence of two float or None
+
+    Returns
+    -------
+    tuple of float or None
+
+    Raises
+    ------
+    ValueError
+        Not two finite magnitudes, bright < faint.
+    """
+    if r_mag_range is None:
+        return None
+    try:
+        lo, hi = (float(m) for m in r_mag_range)
+    except (TypeError, ValueError):
+        raise ValueError(f"r_mag_range must be two r magnitudes (bright, faint), got {r_mag_range!r}") from None
+    if not (np.isfinite(lo) and np.isfinite(hi) and lo < hi):
+        raise ValueError(f"r_mag_range must be two finite r magnitudes with bright < faint, got {r_mag_range!r}")
+    return lo, hi
 
 
 def _check_options(view, neighbours, stars, depth_offset):

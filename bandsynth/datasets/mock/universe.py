@@ -8,7 +8,7 @@ import numpy as np
 from ...bands import sort_bands
 from ...units import format_unit, nanomaggy
 from ..base import ImageDataset, build_manifest, progress_bar, tan_wcs
-from .observing import observe_galaxy
+from .observing import check_mag_range, observe_galaxy
 from .population import galaxy_seed, stratified_log_ssfr
 from .rendering import DEFAULT_BANDS, DEFAULT_PIXEL_SCALE, check_size, positive, render_galaxy
 from .surveys import resolve_survey
@@ -177,7 +177,7 @@ def split_by_galaxy(log_ssfr, fractions=(0.8, 0.1, 0.1), *, seed=0):
 
 def make_dataset(n, *, seed=0, mode=None, bands=None, size=128, pixel_scale=None, views=1, psf_fwhm=None,
                  depth_offset=0.0, dust=True, stratify=True, split_fractions=(0.8, 0.1, 0.1), progress=False,
-                 survey=None):
+                 survey=None, r_mag_range=None):
     """An in-memory data set of ``n`` mock galaxies, ``views`` images each.
 
     Image ``i`` is view ``i % views`` of galaxy ``i // views``; galaxy ``g``
@@ -196,6 +196,9 @@ def make_dataset(n, *, seed=0, mode=None, bands=None, size=128, pixel_scale=None
         As for :func:`make_galaxy`.  With ``survey`` the data set also holds the
         noise-free truth (:meth:`MockDataset.truth_cube`) and the masks
         (:meth:`MockDataset.mask_cube`) of every band.
+    r_mag_range : tuple of float, optional
+        With ``survey``: draw the galaxies' r magnitudes in this (bright, faint) range
+        (see :func:`observe_galaxy`).
     views : int
         Images (camera directions) per galaxy.
     stratify : bool
@@ -221,7 +224,7 @@ def make_dataset(n, *, seed=0, mode=None, bands=None, size=128, pixel_scale=None
     """
     plan = MockPlan(n, seed=seed, mode=mode, bands=bands, size=size, pixel_scale=pixel_scale, views=views,
                      psf_fwhm=psf_fwhm, depth_offset=depth_offset, dust=dust, stratify=stratify,
-                     split_fractions=split_fractions, survey=survey)
+                     split_fractions=split_fractions, survey=survey, r_mag_range=r_mag_range)
     shape = (plan.n_images, plan.size, plan.size)
 
     def empty(dtype=np.float32):
@@ -250,7 +253,7 @@ class MockPlan:
     """Validated recipe of a mock data set; renders its images one at a time."""
 
     def __init__(self, n, *, seed, mode, bands, size, pixel_scale, views, psf_fwhm, depth_offset, dust,
-                 stratify, split_fractions, survey=None):
+                 stratify, split_fractions, survey=None, r_mag_range=None):
         if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < 1:
             raise ValueError(f"n must be a positive integer number of galaxies, got {n!r}")
         if not isinstance(views, (int, np.integer)) or isinstance(views, bool) or views < 1:
@@ -258,6 +261,9 @@ class MockPlan:
         mode = _check_mode(mode, survey, psf_fwhm)
         self.n, self.views, self.seed, self.mode = int(n), int(views), int(seed), mode
         self.survey = survey
+        if r_mag_range is not None and survey is None:
+            raise ValueError("r_mag_range sets the magnitudes of the survey layer; give survey= too")
+        self.r_mag_range = check_mag_range(r_mag_range)
         if survey is None:
             self.bands = sort_bands(DEFAULT_BANDS if bands is None else [bands] if isinstance(bands, str) else bands)
         else:
@@ -281,7 +287,7 @@ class MockPlan:
                 obs = observe_galaxy(
                     galaxy_seed(self.seed, g), self.survey, bands=[b.name for b in self.bands], size=self.size,
                     pixel_scale=self.pixel_scale, view=v, depth_offset=self.depth_offset, dust=self.dust,
-                    log_ssfr=self.log_ssfr[g],
+                    log_ssfr=self.log_ssfr[g], r_mag_range=self.r_mag_range,
                 )
                 st, names = obs.observed, [b.name for b in self.bands]
                 images = {b: st[b].data for b in names}
@@ -314,6 +320,7 @@ class MockPlan:
             "depth_offset": self.depth_offset, "dust": self.dust, "stratify": self.stratify,
             "split_fractions": list(self.split_fractions), "source": "bandsynth.datasets.mock",
             **({} if self.survey is None else {"survey": _survey_label(self.survey)}),
+            **({} if self.r_mag_range is None else {"r_mag_range": list(self.r_mag_range)}),
         }
 
 
