@@ -113,3 +113,23 @@ def test_a_model_trained_on_the_survey_layer_records_it_and_is_scored_against_th
     (test,) = ds.indices("test")[:1]
     assert np.array_equal(result.examples[0]["truth"], ds.truth_cube("r")[test])
     assert result.row("model")["n_galaxies"] == len(ds.indices("test"))
+
+
+def test_a_magnitude_range_for_the_survey_layer(tmp_path):
+    ds = make_dataset(4, seed=1, survey="galex_sdss_2mass", bands=["NUV", "r"], size=16, pixel_scale=1.0,
+                      r_mag_range=(14.0, 16.0))
+    assert np.all((ds.manifest["r_mag"] >= 14.0) & (ds.manifest["r_mag"] <= 16.0))
+    assert ds.info["r_mag_range"] == [14.0, 16.0]
+    stored = write_mock_dataset(tmp_path / "bright", 4, seed=1, survey="galex_sdss_2mass", bands=["NUV", "r"],
+                                size=16, pixel_scale=1.0, r_mag_range=(14.0, 16.0), progress=False)
+    assert np.array_equal(stored.truth_cube("r"), ds.truth_cube("r"))
+
+
+@pytest.mark.parametrize("options, match", [
+    (dict(r_mag_range=(18.0, 15.0)), r"r_mag_range must be two finite r magnitudes with bright < faint, got \(18.0"),
+    (dict(r_mag_range="bright"), "r_mag_range must be two r magnitudes"),
+    (dict(r_mag_range=(14, 18), survey=None), "r_mag_range sets the magnitudes of the survey layer; give survey="),
+])
+def test_magnitude_range_errors(options, match):
+    with pytest.raises(ValueError, match=match):
+        make_dataset(1, **{"survey": "galex_sdss_2mass", "bands": ["r"], "size": 16, **options})
