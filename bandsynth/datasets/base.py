@@ -321,9 +321,9 @@ def fill_masked_cube(cube, mask=None):
 
     Examples
     --------
-    >>> cube = np.ones((2, 8, 8), dtype=np.float32)
-    >>> cube[1, 3, 3] = np.nan
-    >>> float(fill_masked_cube(cube)[1, 3, 3])
+    >>> cube = np.ones((2, 32, 32), dtype=np.float32)
+    >>> cube[1, 16, 16] = np.nan
+    >>> round(float(fill_masked_cube(cube)[1, 16, 16]), 6)
     1.0
     """
     from ..inputs import fill_bad_pixels
