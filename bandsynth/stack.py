@@ -208,7 +208,7 @@ class BandStack:
         return cls(images, **kwargs)
 
     @classmethod
-    def from_fits(cls, source, *, hdu=None, unit=None, zeropoint=None, meta=None, reproject_to=None,
+    def from_fits(cls, source, *, hdu=None, extnames=None, unit=None, zeropoint=None, meta=None, reproject_to=None,
                   reproject_kw=None):
         """Read a stack from FITS files.
 
@@ -224,6 +224,10 @@ class BandStack:
         hdu : int, str or mapping of band to int/str, optional
             HDU holding the image in the per-band files (default: the first
             HDU with image data).
+        extnames : mapping of EXTNAME to band, optional
+            For one multi-extension file: read only these HDUs, as these bands
+            (``{"g": "KiDS_g", "Z": "VISTA_Z"}``), when its extension names are not
+            the registry's band names or it holds more bands than wanted.
         unit : str or `~astropy.units.UnitBase`, optional
             Unit of images without ``BUNIT``; every band is converted to it
             (unless it is a count unit, see :class:`BandStack`).
@@ -270,6 +274,9 @@ class BandStack:
                 if isinstance(hdu, Mapping)
                 else dict.fromkeys(paths, hdu)
             )
+            if extnames is not None:
+                raise ValueError("extnames= applies to one multi-extension file; with one file per band, the "
+                                 "mapping's keys name the bands")
             built, inputs = {}, []
             for band, path in paths.items():
                 built[band], record = read_band_file(band, path, hdu=hdus.get(band), unit=common_unit)
@@ -277,7 +284,7 @@ class BandStack:
         elif isinstance(source, (str, os.PathLike)):
             if hdu is not None:
                 raise ValueError("hdu= applies to one file per band; a multi-extension file names its bands by EXTNAME")
-            built, inputs = read_multi_extension(source, unit=common_unit)
+            built, inputs = read_multi_extension(source, unit=common_unit, extnames=extnames)
         else:
             raise TypeError(
                 "from_fits expects a mapping of band name to FITS path or the path of one multi-extension "

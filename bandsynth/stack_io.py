@@ -16,6 +16,7 @@ import warnings
 from collections.abc import Mapping
 
 import astropy.units as u
+from astropy import log as astropy_log
 import numpy as np
 from astropy.io import fits
 from astropy.nddata import CCDData, NDData, NDUncertainty, StdDevUncertainty
@@ -463,7 +464,14 @@ def _read_ccd(path, index, *, label, unit, hdu_uncertainty, hdu_mask, header, ba
     else:
         file_unit = unit
     try:
-        return CCDData.read(path, hdu=index, unit=file_unit, hdu_uncertainty=hdu_uncertainty, hdu_mask=hdu_mask)
+        # The unit is bandsynth's reading of BUNIT; astropy's note that it differs from the
+        # BUNIT text ("nanomaggy" read as nmgy) is noise to the user.
+        level = astropy_log.level
+        astropy_log.setLevel("WARNING")
+        try:
+            return CCDData.read(path, hdu=index, unit=file_unit, hdu_uncertainty=hdu_uncertainty, hdu_mask=hdu_mask)
+        finally:
+            astropy_log.setLevel(level)
     except (ValueError, TypeError) as err:
         raise BandInputError(f"{label}: cannot read {path!r} HDU {index}: {err}", band=band, path=path) from err
 
@@ -535,12 +543,12 @@ def read_band_file(band, path, *, hdu, unit):
     return im, {"band": band.name, "file": path, "checksum": sha256_file(path)}
 
 
-def read_multi_extension(path, *, unit):
+def read_multi_extension(path, *, unit, extnames=None):
     """Read every band of a multi-extension FITS file, each image HDU named after its band.
 
-    An image HDU's ``EXTNAME`` names its band (any alias, any case);
-    ``<EXTNAME>_UNCERT`` and ``<EXTNAME>_MASK`` HDUs hold that band's uncertainty
-    and mask.
+    An image HDU's ``EXTNAME`` names its band (any alias, any case), unless
+    ``extnames`` says otherwise; ``<EXTNAME>_UNCERT`` and ``<EXTNAME>_MASK`` HDUs hold
+    that band's uncertainty and mask.
 
     Parameters
     ----------
@@ -548,6 +556,10 @@ def read_multi_extension(path, *, unit):
         The FITS file.
     unit : `~astropy.units.UnitBase` or None
         Unit of the images without ``BUNIT``.
+    extnames : mapping of str to str or `~bandsynth.bands.Band`, optional
+        ``{EXTNAME: band}``: read only these HDUs (``EXTNAME`` in any case), as these
+        bands -- for files whose extension names are not the registry's (``"Z"`` for
+        VISTA Z, say) or that hold more bands than are wanted.
 
     Returns
     -------
@@ -565,9 +577,11 @@ def read_multi_extension(path, *, unit):
         The file cannot be read as FITS.
     bandsynth.errors.BandInputError
         No image HDU, an image in an unnamed primary HDU, an ``EXTNAME`` that
-        is not a known band, a band given twice, no unit, or an invalid image.
+        is not a known band, a band given twice, an ``extnames`` HDU missing, no
+        unit, or an invalid image.
     """
     path = _fspath(path, "from_fits")
+    wanted = None if extnames is None else {str(k).strip().upper(): v for k, v in dict(extnames).items()}
     if not os.path.isfile(path):
         raise BandFileNotFoundError(f"multi-extension FITS file {path!r} not found", path=path)
     label = f"file {path!r}"
@@ -589,11 +603,14 @@ def read_multi_extension(path, *, unit):
             for suffix in ("_UNCERT", "_MASK"):
                 if name.endswith(suffix) and name[: -len(suffix)] in names:
                     base = None
-            if base is None:
+            if base is None or (wanted is not None and name not in wanted):
                 continue
             try:
-                band = get_band(name)
+                band = get_band(name if wanted is None else wanted[name])
             except ValueError:
+                if wanted is not None:
+                    raise BandInputError(f"extnames: {wanted[name]!r} (for EXTNAME {name!r}) is not a known band",
+                                         path=path) from None
                 known = ", ".join(b.name for b in list_bands())
                 raise BandInputError(
                     f"{label}: HDU {i} has EXTNAME {name!r}, which is not a known band; known bands are: {known}",
@@ -605,6 +622,10 @@ def read_multi_extension(path, *, unit):
                     band=band, path=path,
                 )
             found[band] = (i, name, hdul[i].header.copy())
+    missing = sorted(set(wanted or ()) - {name for _, name, _ in found.values()})
+    if missing:
+        raise BandInputError(f"{label} has no image HDU with EXTNAME {', '.join(map(repr, missing))} "
+                             "(asked for with extnames=)", path=path)
     checksum = sha256_file(path)
     built, inputs = {}, []
     for band in sorted(found, key=lambda b: b.wavelength.value):

@@ -30,7 +30,7 @@ Examples
 >>> round(zp.ab, 2), zp.source
 (21.85, 'MAGZP = 20 (Vega) + 1.85 (Vega to AB)')
 >>> round(nanomaggy_factor(zp.ab), 4)
-0.0116
+1.8197
 """
 
 from __future__ import annotations

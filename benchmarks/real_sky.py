@@ -38,8 +38,6 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-from astropy.io import fits
-from astropy.nddata import CCDData
 from photutils.aperture import CircularAperture
 
 from bandsynth import BandStack, Translator, list_models
@@ -81,13 +79,9 @@ def read_galaxies(directory, part):
 
 
 def read_bands(path, mapping):
-    """``{model band: CCDData}`` for ``mapping`` (model band -> set filter), with each filter's SKYSIG."""
-    images, sky = {}, {}
-    for band, extension in mapping.items():
-        ccd = CCDData.read(path, hdu=extension)
-        images[band] = ccd
-        sky[band] = float(fits.getheader(path, extname=extension)["SKYSIG"])
-    return images, sky
+    """``(stack, sky)`` of one galaxy: ``mapping``'s bands (model band -> set filter) and each one's SKYSIG."""
+    stack = BandStack.from_fits(path, extnames={extension: band for band, extension in mapping.items()})
+    return stack, {band: float(stack[band].meta["SKYSIG"]) for band in mapping}
 
 
 def fit_colour_model(galaxies, mapping, inputs, output):
@@ -112,10 +106,9 @@ def _dmag(flux, truth):
 def predict_galaxy(translator, row, mapping):
     """``(images, sky, prediction)`` of one galaxy: its observed bands, their SKYSIG and the model's output."""
     images, sky = read_bands(row["path"], mapping)
-    stack = BandStack({b: images[b] for b in translator.card.inputs})
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # placeholder WCS positions; domain notes are in the provenance
-        return images, sky, translator.predict(stack)
+        return images, sky, translator.predict(images.select(translator.card.inputs))
 
 
 def score_galaxy(translator, row, mapping, coefficients, nearest):

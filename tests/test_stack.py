@@ -285,6 +285,30 @@ def test_from_fits_multi_extension(tmp_path):
     assert s.wcs is not None and [i["band"] for i in s.meta["inputs"]] == ["NUV", "Ks"]
 
 
+def test_from_fits_extnames_names_and_selects_the_bands(tmp_path, caplog):
+    """A survey's own extension names ("Z" is VISTA Z, "Y" is no registry band): extnames= says which band each is."""
+    wcs = tan_wcs(16)
+    hdus = [fits.PrimaryHDU()]
+    for name, amp in (("g", 1.0), ("Z", 2.0), ("Y", 3.0)):
+        hdu = fits.ImageHDU(gaussian(16, amplitude=amp), wcs.to_header(), name=name)
+        hdu.header["BUNIT"] = "nanomaggy"
+        hdus.append(hdu)
+    path = tmp_path / "kv.fits"
+    fits.HDUList(hdus).writeto(path)
+    with pytest.raises(ValueError, match="HDU 3 has EXTNAME 'Y', which is not a known band"):
+        BandStack.from_fits(path)
+    s = BandStack.from_fits(path, extnames={"g": "kids_g", "z": "VISTA_Z"})
+    assert s.names == ("KiDS_g", "VISTA_Z")
+    np.testing.assert_array_equal(s["VISTA_Z"].data, gaussian(16, amplitude=2.0))
+    assert "using the unit" not in caplog.text  # astropy's note on the BUNIT spelling is not shown
+    with pytest.raises(ValueError, match=r"kv\.fits' has no image HDU with EXTNAME 'H' \(asked for with extnames=\)"):
+        BandStack.from_fits(path, extnames={"g": "kids_g", "H": "VISTA_H"})
+    with pytest.raises(ValueError, match="extnames: 'Q' \\(for EXTNAME 'G'\\) is not a known band"):
+        BandStack.from_fits(path, extnames={"g": "Q"})
+    with pytest.raises(ValueError, match="extnames= applies to one multi-extension file"):
+        BandStack.from_fits({"g": path}, extnames={"g": "kids_g"})
+
+
 def test_from_fits_errors(tmp_path):
     good = write_image(tmp_path / "r.fits", gaussian(8))
     with pytest.raises(FileNotFoundError, match=r"band 'NUV': FITS file '.*missing\.fits' not found"):
