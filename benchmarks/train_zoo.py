@@ -15,8 +15,8 @@ mock universe (each band as its survey observes it, reprojected onto one grid as
 is rendered once into ``--data-cache`` (the data-set store, with truth and masks) and
 reopened by reruns and resumed runs:
 
-    python benchmarks/train_zoo.py --models nuv_k_to_r_sky --n-galaxies 1500 --epochs 30 \
-        --runs /tmp/survey_runs --data-cache /tmp/survey_runs/data --baseline flux
+    python benchmarks/train_zoo.py --models nuv_k_to_r_sky --n-galaxies 1200 --r-mag-range 12 16 \
+        --epochs 24 --baseline flux --runs /tmp/survey_runs/bright --data-cache /tmp/survey_runs/data
     python benchmarks/train_zoo.py --survey galex_sdss_2mass --pixel-scale 1.0 --size 64 \
         --inputs NUV Ks --output g --name nuv_k_to_g_sky      # any other survey-layer model
 """
@@ -88,9 +88,10 @@ def main(argv=None):
     sky.add_argument("--pixel-scale", type=float, help="common grid [arcsec/px] (default: SKY_ZOO's, else 1.0)")
     sky.add_argument("--size", type=int, default=64, help="image side [px] of the survey-layer data set")
     sky.add_argument("--n-galaxies", type=int, default=1500, help="galaxies of the survey-layer data set")
-    sky.add_argument("--r-mag-range", type=float, nargs=2, default=(14.0, 18.5), metavar=("BRIGHT", "FAINT"),
-                     help="r magnitudes of the survey-layer galaxies (default 14-18.5: galaxies both GALEX and "
-                          "2MASS detect; the survey layer's own counts run to 21.5)")
+    sky.add_argument("--r-mag-range", type=float, nargs=2, default=(12.0, 16.0), metavar=("BRIGHT", "FAINT"),
+                     help="r magnitudes of the survey-layer galaxies (default 12-16: about the galaxies of the "
+                          "2MASS extended-source catalogue, Ks < 13.5 Vega; the survey layer's own counts run to "
+                          "r = 21.5, where 2MASS sees only noise)")
     sky.add_argument("--crop", type=int, default=None, help="training crop side [px] (default: 64, or --size)")
     sky.add_argument("--data-cache", default="runs/data",
                      help="folder of rendered survey-layer data sets (reopened, never rendered twice)")

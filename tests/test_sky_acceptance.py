@@ -7,8 +7,8 @@ survey's pixel scale, PSF, depth, sky residual and masked pixels, among neighbou
 the shipped ``nuv_k_to_r_sky`` model predicts SDSS r on the Ks grid, and the r flux inside the
 galaxy's footprint is compared with the survey layer's noise-free truth.
 
-The galaxies are new (a mock universe of another seed than the model's training set) and bright
-enough for both surveys to detect them (r < 18, about the 2MASS extended-source limit).
+The galaxies are new (a mock universe of another seed than the model's training set) and as
+bright as the galaxies 2MASS catalogues (Ks < 13.5 Vega, about r < 16), the model's training range.
 """
 
 import warnings
@@ -25,8 +25,8 @@ from bandsynth.zeropoints import GALEX_ZEROPOINTS, nanomaggy_factor
 MODEL = "nuv_k_to_r_sky"
 KS_MAGZP = 20.0  # Vega; AB 21.85
 KS_VEGA_TO_AB = 1.85
-#: New galaxies (seed 7's universe), forced to r magnitudes both surveys detect.
-GALAXIES = ((galaxy_seed(7, 0), 16.5), (galaxy_seed(7, 1), 17.2), (galaxy_seed(7, 2), 17.8))
+#: New galaxies (seed 7's universe) at r magnitudes of the 2MASS extended-source catalogue.
+GALAXIES = ((galaxy_seed(7, 0), 14.0), (galaxy_seed(7, 1), 14.8), (galaxy_seed(7, 2), 15.5))
 
 
 def _write_inputs(obs, folder):
