@@ -272,7 +272,8 @@ def evaluate_translator(translator, data, *, split="test", indices=None, linear_
     limits = {}
     for q in ("gini", "m20"):
         values = [np.asarray(t[f"{q}_pred"], float) for t in per_galaxy.values() if f"{q}_pred" in t.colnames]
-        values += [np.asarray(per_galaxy["model"][f"{q}_true"], float)] if f"{q}_true" in per_galaxy["model"].colnames else []
+        # every method's truth column: a method's failed measurement may leave a galaxy out of its truth values
+        values += [np.asarray(t[f"{q}_true"], float) for t in per_galaxy.values() if f"{q}_true" in t.colnames]
         finite = [v[np.isfinite(v)] for v in values if np.isfinite(v).any()]
         if finite:
             limits[q] = global_limits(*finite)
