@@ -295,7 +295,9 @@ def component_fluxes(meta, bands=None):
 
     Recomputed from the truth metadata of a mock image (``stack.meta``): the
     r-band flux of every component and age bin times the band-to-r flux
-    ratio of that age bin's spectrum (:func:`population_band_fluxes`).
+    ratio of that age bin's spectrum (:func:`population_band_fluxes`).  The
+    stars' continuum only: the nebular lines and the AGN of some families
+    (`bandsynth.datasets.mock.families`) are in ``flux_total`` but not here.
 
     Parameters
     ----------
