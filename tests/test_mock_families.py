@@ -221,3 +221,19 @@ def test_get_family_returns_the_registered_families():
     assert get_family("default").is_default and not get_family("broad").is_default
     assert get_family(FAMILIES["mw_dust"]) is FAMILIES["mw_dust"]
     assert all(isinstance(f, Family) and f.name == k for k, f in FAMILIES.items())
+
+
+def test_cli_mock_writes_the_family_into_the_data_set(tmp_path, capsys):
+    from bandsynth.cli import main
+    from bandsynth.datasets import open_dataset
+
+    out = tmp_path / "mock"
+    assert main(["mock", "--n", "3", "--size", "16", "--bands", "g", "r", "-o", str(out), "--family", "nebular",
+                 "--quiet"]) == 0
+    ds = open_dataset(out)
+    assert ds.info["family"] == "nebular"
+    again = make_dataset(3, seed=0, size=16, bands=["g", "r"], family="nebular")
+    np.testing.assert_array_equal(np.asarray(ds.cube("r")), again.cube("r"))
+    ds.close()
+    assert main(["mock", "--n", "3", "--size", "16", "-o", str(tmp_path / "x"), "--family", "nope", "--quiet"]) == 2
+    assert "unknown mock family 'nope'" in capsys.readouterr().err

@@ -298,7 +298,7 @@ def write_dataset(source, path, *, overwrite=False):
 
 def write_mock_dataset(path, n, *, seed=0, mode="ideal", bands=None, size=128, pixel_scale=None, views=1,
                        psf_fwhm=None, depth_offset=0.0, dust=True, stratify=True,
-                       split_fractions=(0.8, 0.1, 0.1), overwrite=False, progress=True):
+                       split_fractions=(0.8, 0.1, 0.1), overwrite=False, progress=True, family="default"):
     """Generate a mock data set straight to disk, one image at a time (bounded memory).
 
     Same parameters and images as :func:`bandsynth.datasets.mock.make_dataset`;
@@ -338,6 +338,8 @@ def write_mock_dataset(path, n, *, seed=0, mode="ideal", bands=None, size=128, p
         Replace an existing directory at ``path``.
     progress : bool
         Show a progress bar.
+    family : str
+        The mock universe's physics family (`bandsynth.datasets.mock.families.FAMILIES`).
 
     Returns
     -------
@@ -356,7 +358,7 @@ def write_mock_dataset(path, n, *, seed=0, mode="ideal", bands=None, size=128, p
 
     plan = MockPlan(n, seed=seed, mode=mode, bands=bands, size=size, pixel_scale=pixel_scale, views=views,
                      psf_fwhm=psf_fwhm, depth_offset=depth_offset, dust=dust, stratify=stratify,
-                     split_fractions=split_fractions)
+                     split_fractions=split_fractions, family=family)
     writer = _Writer(path, names=[b.name for b in plan.bands], n_images=plan.n_images, shape=(plan.size, plan.size),
                      uncertainty=mode == "survey", unit="nanomaggy", overwrite=overwrite)
     metas = []
