@@ -78,7 +78,7 @@ def _median_abs(v):
     return float(np.median(np.abs(v))), np.percentile(v, [16, 84])
 
 
-def run(*, train, test, inputs, output, n, size, epochs, preset, seed, mode, max_images, progress):
+def run(*, train, test, inputs, output, n, size, epochs, preset, seed, mode, max_images, progress, flux_weight=1.0):
     """Train one model per family of ``train``; score each on every family of ``test``: a list of row dicts."""
     bands = [*inputs, output]
     data = {}
@@ -92,7 +92,7 @@ def run(*, train, test, inputs, output, n, size, epochs, preset, seed, mode, max
     for a in train:
         t0 = time.perf_counter()
         model = Translator.fit(data[a], inputs=inputs, output=output, preset=preset, epochs=epochs, seed=seed,
-                               crop_size=min(64, size), calibrate=False, progress=progress)
+                               crop_size=min(64, size), flux_weight=flux_weight, calibrate=False, progress=progress)
         coefficients = fit_linear_colour(data[a], inputs, output)
         print(f"# trained on {a!r} in {time.perf_counter() - t0:.0f} s", flush=True)
         own = None
@@ -134,18 +134,21 @@ def main(argv=None):
     parser.add_argument("--size", type=int, default=64)
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--preset", default="tiny")
+    parser.add_argument("--flux-weight", type=float, default=1.0,
+                        help="weight of the loss's photometric term (as the shipped g_r_to_nuv; default: 1)")
     parser.add_argument("--mode", default="ideal", choices=["ideal", "survey"])
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--max-images", type=int, default=None, help="test galaxies per family at most")
     parser.add_argument("--progress", action="store_true")
     args = parser.parse_args(argv)
     t0 = time.perf_counter()
-    print(f"# {' '.join(args.inputs)} -> {args.output}, preset {args.preset}, {args.epochs} epochs, {args.n} "
+    print(f"# {' '.join(args.inputs)} -> {args.output}, preset {args.preset}, {args.epochs} epochs, flux weight "
+          f"{args.flux_weight}, {args.n} "
           f"galaxies of {args.size}x{args.size} per family, mode {args.mode}, seed {args.seed}", flush=True)
     _print_header()
     run(train=args.train, test=args.test, inputs=args.inputs, output=args.output, n=args.n, size=args.size,
         epochs=args.epochs, preset=args.preset, seed=args.seed, mode=args.mode, max_images=args.max_images,
-        progress=args.progress)
+        progress=args.progress, flux_weight=args.flux_weight)
     print(f"# {time.perf_counter() - t0:.0f} s", flush=True)
 
 
