@@ -20,8 +20,8 @@ from scipy.special import i0e
 
 from ...bands import sort_bands
 from ...units import flux_from_ab, format_unit, nanomaggy
-from .population import galaxy, sersic_b
 from .families import dust_curve
+from .population import galaxy, sersic_b
 from .spectra import N_BINS, calzetti_k, mm
 from .surveys import SURVEYS
 
