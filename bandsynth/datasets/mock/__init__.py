@@ -89,7 +89,16 @@ from .families import FAMILIES, Family, get_family
 from .observing import SurveyObservation, observe_galaxy, psf_image
 from .population import GALAXY_CLASSES, galaxy_seed
 from .rendering import DEFAULT_BANDS, DEFAULT_IDEAL_PSF_FWHM, DEFAULT_PIXEL_SCALE, SURVEY_DEPTHS, render_galaxy
-from .spectra import AGE_BINS, calzetti_k, component_fluxes, population_band_fluxes, population_sed, star_band_fluxes
+from .spectra import (
+    AGE_BINS,
+    calzetti_k,
+    component_fluxes,
+    line_band_fluxes,
+    population_band_fluxes,
+    population_sed,
+    sed_band_fluxes,
+    star_band_fluxes,
+)
 from .surveys import SURVEY_PRESETS, SURVEYS, SurveyBand, resolve_survey, survey_band
 from .universe import MockDataset, make_dataset, make_galaxy, split_by_galaxy
 
@@ -118,6 +127,8 @@ __all__ = [
     "population_band_fluxes",
     "component_fluxes",
     "calzetti_k",
+    "sed_band_fluxes",
+    "line_band_fluxes",
     "GALAXY_CLASSES",
     "AGE_BINS",
     "DEFAULT_BANDS",
