@@ -263,6 +263,29 @@ def test_from_fits_per_band_files_round_trip(tmp_path, three_band):
     np.testing.assert_array_equal(again.to_array(), three_band.to_array())
 
 
+def test_a_float32_fits_image_is_held_once(tmp_path):
+    # Read into memory and byte-swapped in place: no big-endian copy beside the native one, no
+    # copy of the good pixels to find the range; the pixels are the file's, bit for bit.
+    import tracemalloc
+
+    rng = np.random.default_rng(3)
+    image = rng.normal(0.0, 1.0, (1000, 1000)).astype(np.float32)
+    image[10, 20:23] = np.nan
+    path = tmp_path / "r.fits"
+    fits.PrimaryHDU(image, tan_wcs(1000).to_header()).writeto(path)
+    fits.setval(path, "BUNIT", value="nanomaggy")
+    tracemalloc.start()
+    try:
+        with pytest.warns(AstropyUserWarning, match="3 non-finite pixel"):
+            s = BandStack.from_fits({"r": path})
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert s["r"].data.dtype == np.float32 and s["r"].data.dtype.isnative
+    np.testing.assert_array_equal(s["r"].data, image)
+    assert s["r"].mask.sum() == 3
+    assert peak < 2.0 * image.nbytes, f"reading held {peak / image.nbytes:.2f} times the image"
+
 def test_from_fits_multi_extension(tmp_path):
     wcs = tan_wcs(16)
     hdus = [fits.PrimaryHDU()]
