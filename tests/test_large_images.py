@@ -16,6 +16,7 @@ from astropy.io import fits
 from astropy.utils.exceptions import AstropyUserWarning
 
 from bandsynth import BandStack, SyntheticBand, Translator
+from bandsynth.cli import main
 from bandsynth.datasets import make_galaxy
 from bandsynth.tiled_prediction import LARGE_IMAGE_TILES
 
@@ -127,3 +128,28 @@ def test_no_partial_file_remains_when_the_prediction_fails_midway(tiny_translato
     assert [p.name for p in tmp_path.iterdir()] == ["old.fits"]  # no temporary file, the old file untouched
     assert (tmp_path / "old.fits").read_bytes() == b"old"
 
+
+def test_cli_predict_writes_a_large_image_strip_by_strip_and_shows_the_tiles(tiny_model, field, tmp_path,
+                                                                             monkeypatch, capsys):
+    import bandsynth.tiled_prediction as tiled
+
+    files = []
+    for band in INPUTS:
+        field[band].write(tmp_path / f"{band}.fits")
+        files += ["--input", f"{band}={tmp_path / band}.fits"]
+    monkeypatch.setattr(tiled, "LARGE_IMAGE_TILES", 0)  # with the CLI's 512-pixel tiles, 1 tile is "large"
+    original, streamed = tiled.write_large, []
+
+    def spy(translator, stack, out, **kwargs):
+        streamed.append(stack.shape)
+        return original(translator, stack, out, **kwargs)
+
+    monkeypatch.setattr(tiled, "write_large", spy)
+    assert main(["predict", "--model", str(tiny_model[0]), *files, "-o", str(tmp_path / "o.fits")]) == 0
+    assert streamed == [(96, 96)]
+    err = capsys.readouterr().err
+    for stage in ("predict: reading the inputs", "predict: running the network on 96 x 96 pixels",
+                  "predict: writing o.fits", "(3/3)"):
+        assert stage in err
+    back = SyntheticBand.read(tmp_path / "o.fits")
+    assert back.data.shape == (96, 96) and back.mask.sum() == 6
