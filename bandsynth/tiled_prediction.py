@@ -102,6 +102,11 @@ def predict_to_fits(translator, stack, path, *, overwrite=False, uncertainty=Tru
     -------
     pathlib.Path
         The file written.
+
+    Raises
+    ------
+    FileExistsError, FileNotFoundError
+        ``path`` exists (without ``overwrite``) or its folder does not: before any work.
     """
     from pathlib import Path
 
@@ -111,8 +116,10 @@ def predict_to_fits(translator, stack, path, *, overwrite=False, uncertainty=Tru
         path = Path(os.fspath(path))
     except TypeError:
         raise TypeError(f"write: path must be a str or os.PathLike, got {type(path).__name__}") from None
-    if path.exists() and not overwrite:
+    if path.exists() and not overwrite:  # refused before any work, as a missing folder
         raise FileExistsError(f"{str(path)!r} already exists; pass overwrite=True to replace it")
+    if not path.parent.is_dir():
+        raise FileNotFoundError(f"directory {path.parent} for {path.name} does not exist")
     problems, computation, options = plan_prediction(
         translator, [stack], uncertainty=uncertainty, tta=tta, n_samples=n_samples, batch_size=batch_size,
         precision=precision, tile=tile, seed=seed, check_domain=check_domain, compile=compile, progress=progress,
@@ -188,7 +195,7 @@ def predict_in_tiles(engine, card, scalings, stack, *, calibration, uncertainty,
 
 def _uncertainty_plan(card, stack, *, uncertainty, tta, n_samples):
     """``(configuration, calibration or None, (method, distribution, half-width))`` of one large stack."""
-    mc = uncertainty and n_samples > 0 and any(stack[b].uncertainty is not None for b in card.inputs)
+    mc = uncertainty and n_samples > 0 and any(stack.view(b).uncertainty is not None for b in card.inputs)
     config = configuration_name(tta=tta, monte_carlo=mc)
     calibration, described = None, ("none", None, None)
     if uncertainty:

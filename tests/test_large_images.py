@@ -98,12 +98,25 @@ def test_predict_to_fits_takes_the_options_of_predict(tiny_translator, field, tm
     (tmp_path / "old.fits").write_bytes(b"old")
     with pytest.raises(FileExistsError, match="pass overwrite=True"):
         tiny_translator.predict_to_fits(field, tmp_path / "old.fits", tile=32)
+    with pytest.raises(FileNotFoundError, match="directory .*nowhere for new.fits does not exist"):
+        tiny_translator.predict_to_fits(field, tmp_path / "nowhere" / "new.fits")
     with pytest.raises(TypeError, match="unexpected keyword argument 'tiles'"):
         tiny_translator.predict_to_fits(field, tmp_path / "new.fits", tiles=32)
     with pytest.raises(TypeError, match="predict expects a BandStack"):
         tiny_translator.predict_to_fits(np.zeros((2, 96, 96)), tmp_path / "new.fits")
     assert [p.name for p in tmp_path.iterdir()] == ["old.fits"]
 
+
+def test_tiles_never_copy_a_whole_input_image(tiny_translator, field, tmp_path, monkeypatch):
+    # stack[band] is a copy of the whole image: per tile, that was 0.8 GB more for a 10000^2 pair.
+    def whole_copy(self, key):
+        pytest.fail(f"stack[{key!r}] copies the whole image")
+
+    monkeypatch.setattr(BandStack, "__getitem__", whole_copy)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", AstropyUserWarning)
+        tiny_translator.predict_to_fits(field, tmp_path / "o.fits", tile=32)
+    assert SyntheticBand.read(tmp_path / "o.fits").mask.sum() == 6
 
 def test_no_partial_file_remains_when_the_prediction_fails_midway(tiny_translator, field, tmp_path, monkeypatch):
     import bandsynth.tiled_prediction as tiled

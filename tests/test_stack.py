@@ -286,6 +286,22 @@ def test_a_float32_fits_image_is_held_once(tmp_path):
     assert s["r"].mask.sum() == 3
     assert peak < 2.0 * image.nbytes, f"reading held {peak / image.nbytes:.2f} times the image"
 
+def test_view_shows_a_band_or_a_window_of_it_without_copying():
+    data = gaussian(16)
+    sigma, mask = np.full((16, 16), 0.1), np.zeros((16, 16), bool)
+    mask[3, 4] = True
+    s = BandStack.from_arrays({"r": data, "g": gaussian(16)}, unit="Jy", uncertainty={"r": sigma}, mask={"r": mask})
+    whole, part = s.view("r"), s.view("sdss_r", (slice(2, 6), slice(3, 9)))
+    assert whole.unit == u.Jy and whole.data.shape == (16, 16) and not whole.data.flags.writeable
+    np.testing.assert_array_equal(part.data, data[2:6, 3:9])
+    np.testing.assert_array_equal(part.uncertainty.array, 0.1)
+    assert part.mask.shape == (4, 6) and part.mask[1, 1] and part.mask.sum() == 1
+    for a, b in ((part.data, whole.data), (part.mask, whole.mask), (part.uncertainty.array, whole.uncertainty.array)):
+        assert np.shares_memory(a, b)  # views of the stack's arrays, not copies
+    assert s.view("g").uncertainty is None and s.view("g").mask is None
+    with pytest.raises(KeyError, match="band 'Ks' is not in this stack"):
+        s.view("Ks")
+
 def test_from_fits_multi_extension(tmp_path):
     wcs = tan_wcs(16)
     hdus = [fits.PrimaryHDU()]

@@ -34,7 +34,7 @@ def input_psf_fwhm(stack, band):
     """
     recorded = stack.meta.get("psf_fwhm")
     candidates = [recorded.get(band)] if hasattr(recorded, "get") else []
-    header = stack[band].meta or {}
+    header = stack.view(band).meta or {}  # not stack[band], a copy of the whole image
     candidates += [header.get(key) for key in PSF_KEYWORDS]
     for value in candidates:
         try:
