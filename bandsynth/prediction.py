@@ -79,6 +79,7 @@ def plan_prediction(translator, stacks, *, uncertainty, tta, n_samples, batch_si
     options = dict(uncertainty=uncertainty, tta=tta, n_samples=n_samples, rng=np.random.default_rng(seed), run=run)
     return problems, computation, options
 
+
 def describe_uncertainty(card, parts, configuration):
     """``(calibration or None, provenance text, distribution, 95.45 % half-width)`` of a configuration.
 
