@@ -20,11 +20,17 @@ from __future__ import annotations
 
 import numpy as np
 
+from .datasets.base import model_input_cube, model_target_cube
+
 __all__ = ["fit_linear_colour", "apply_linear_colour"]
 
 
 def fit_linear_colour(data, inputs, output, *, split="train", indices=None, max_pixels=2_000_000, seed=0):
     """Least-squares coefficients ``c`` of ``output = sum_i c_i * inputs_i`` (fluxes).
+
+    The target is the noise-free truth where the data set has one (survey layer), the
+    inputs the observed images with masked pixels filled (as `~bandsynth.Translator.predict`
+    reads them).
 
     Parameters
     ----------
@@ -53,10 +59,10 @@ def fit_linear_colour(data, inputs, output, *, split="train", indices=None, max_
     if indices.size == 0:
         raise ValueError(f"cannot fit the linear colour model: no {split!r} images")
     rng = np.random.default_rng(seed)
-    target = data.cube(output)[indices].reshape(indices.size, -1)
+    target = model_target_cube(data, output)[indices].reshape(indices.size, -1)
     take = rng.choice(target.size, size=min(max_pixels, target.size), replace=False)
     y = target.ravel()[take].astype(np.float64)
-    x = np.stack([data.cube(b)[indices].reshape(-1)[take] for b in inputs], axis=1).astype(np.float64)
+    x = np.stack([model_input_cube(data, b)[indices].reshape(-1)[take] for b in inputs], axis=1).astype(np.float64)
     good = np.isfinite(y) & np.all(np.isfinite(x), axis=1)
     coef, *_ = np.linalg.lstsq(x[good], y[good], rcond=None)
     return coef

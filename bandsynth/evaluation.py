@@ -30,6 +30,8 @@ __all__ = [
     "robustness_sets",
     "card_dataset",
     "metric_space",
+    "target_images",
+    "input_array",
 ]
 
 log = logging.getLogger(__name__)
@@ -201,6 +203,10 @@ def evaluate_translator(translator, data, *, split="test", indices=None, linear_
                         n_examples=4, progress=True):
     """Evaluate ``translator`` and both baselines on ``split`` of ``data``.
 
+    Scored against the noise-free truth where the data set has one (survey layer,
+    ``has_truth``), against the observed output band otherwise; the baselines read the
+    inputs as the model does (masked pixels filled).
+
     Parameters
     ----------
     translator : `~bandsynth.Translator`
@@ -237,17 +243,18 @@ def evaluate_translator(translator, data, *, split="test", indices=None, linear_
     scalings, refs_of = metric_space(data, inputs, output)
     stacks = [data.stack(i) for i in indices]
     preds = _predict_all(translator, stacks, progress=progress)
-    truths = [s[output] for s in stacks]
+    truths = target_images(data, indices, output, stacks)
     input_images = [{b: s[b] for b in inputs} for s in stacks]
     refs = refs_of(stacks)
+    filled = [{b: input_array(s[b]) for b in inputs} for s in stacks]  # the baselines read what the model reads
 
     nearest = min(inputs, key=lambda b: abs(np.log(get_band(b).wavelength / get_band(output).wavelength)))
     copied = [
-        scalings[output].inverse(scalings[nearest].forward(s[nearest].data, reference=r), reference=r)
-        for s, r in zip(stacks, refs)
+        scalings[output].inverse(scalings[nearest].forward(f[nearest], reference=r), reference=r)
+        for f, r in zip(filled, refs)
     ]
     coef = fit_linear_colour(data, inputs, output) if linear_coefficients is None else np.asarray(linear_coefficients, float)
-    linear = [sum(c * np.asarray(s[b].data, dtype=np.float64) for c, b in zip(coef, inputs)) for s in stacks]
+    linear = [sum(c * f[b] for c, b in zip(coef, inputs)) for f in filled]
 
     # Baseline images are plain arrays: "target" tells compare() which scaling is the output's.
     common = dict(inputs=input_images, scaling={**scalings, "target": scalings[output]}, references=refs,
@@ -265,7 +272,8 @@ def evaluate_translator(translator, data, *, split="test", indices=None, linear_
     limits = {}
     for q in ("gini", "m20"):
         values = [np.asarray(t[f"{q}_pred"], float) for t in per_galaxy.values() if f"{q}_pred" in t.colnames]
-        values += [np.asarray(per_galaxy["model"][f"{q}_true"], float)] if f"{q}_true" in per_galaxy["model"].colnames else []
+        # every method's truth column: a method's failed measurement may leave a galaxy out of its truth values
+        values += [np.asarray(t[f"{q}_true"], float) for t in per_galaxy.values() if f"{q}_true" in t.colnames]
         finite = [v[np.isfinite(v)] for v in values if np.isfinite(v).any()]
         if finite:
             limits[q] = global_limits(*finite)
@@ -279,15 +287,58 @@ def evaluate_translator(translator, data, *, split="test", indices=None, linear_
     examples = [
         {
             "inputs": {b: np.asarray(s[b].data) for b in inputs},
-            "truth": np.asarray(s[output].data),
+            "truth": np.asarray(t.data),
             "prediction": np.asarray(p.data),
             "sigma": None if p.uncertainty is None else np.asarray(p.uncertainty.array),
         }
-        for s, p in list(zip(stacks, preds))[:n_examples]
+        for s, t, p in list(zip(stacks, truths, preds))[:n_examples]
     ]
     z = footprint_z_scores(preds, truths) if preds[0].uncertainty is not None else np.empty(0)
     return EvaluationResult(translator.name, split, per_galaxy, Table(summary), examples, z)
 
+
+def target_images(data, indices, band, stacks=None):
+    """The images of ``band`` a prediction is scored against: the noise-free truth where ``data`` has one.
+
+    Parameters
+    ----------
+    data : data set
+        With ``stack(i)``; survey-layer data sets (``has_truth``) also with ``stack(i, truth=True)``.
+    indices : sequence of int
+        The images.
+    band : str
+        The predicted band.
+    stacks : sequence of `~bandsynth.BandStack`, optional
+        ``data.stack(i)`` of the same images, if already read.
+
+    Returns
+    -------
+    list of `~astropy.nddata.NDData`
+        One image of ``band`` per index.
+    """
+    if getattr(data, "has_truth", False):
+        return [data.stack(int(i), truth=True)[band] for i in indices]
+    stacks = [data.stack(int(i)) for i in indices] if stacks is None else stacks
+    return [s[band] for s in stacks]
+
+
+def input_array(image):
+    """An input image as a float64 array with its masked and non-finite pixels filled (as predict does).
+
+    Parameters
+    ----------
+    image : `~astropy.nddata.NDData`
+        One band of a `~bandsynth.BandStack`.
+
+    Returns
+    -------
+    numpy.ndarray
+    """
+    from .datasets.base import fill_masked_cube
+
+    data = np.asarray(image.data, dtype=np.float64)
+    mask = None if image.mask is None else np.asarray(image.mask, dtype=bool)[None]
+    return np.asarray(fill_masked_cube(data[None], mask)[0], dtype=np.float64)
 
 
 def metric_space(data, inputs, output):
@@ -330,6 +381,10 @@ def metric_space(data, inputs, output):
 def card_dataset(card, *, progress=True):
     """Rebuild the mock universe a model card says its model was trained on (all splits).
 
+    A survey-layer data set (``data_info["survey"]``: the preset or mapping of band to
+    survey) is rebuilt with the same survey, pixel scale, depth offset and dust, and so
+    holds the noise-free truth the model is scored against.
+
     Parameters
     ----------
     card : `~bandsynth.models.zoo.ModelCard`
@@ -350,10 +405,19 @@ def card_dataset(card, *, progress=True):
             f"model {card.name!r} was not trained on the built-in mock universe "
             f"(training data: {card.training.get('data', 'unknown')}); evaluate it on a stored data set"
         )
+    survey = info.get("survey")
+    options = dict(mode=info.get("mode", card.mode)) if survey is None else dict(
+        survey=survey, depth_offset=float(info.get("depth_offset", 0.0)), dust=bool(info.get("dust", True)))
+    if "split_fractions" in info:
+        options["split_fractions"] = tuple(float(f) for f in info["split_fractions"])
+    if "r_mag_range" in info:
+        options["r_mag_range"] = tuple(float(f) for f in info["r_mag_range"])
+    if "family" in info:  # a physics family other than the default (`bandsynth.datasets.mock.families`)
+        options["family"] = str(info["family"])
     return make_dataset(
-        int(info["n_galaxies"]), seed=int(info.get("seed", 0)), mode=info.get("mode", card.mode),
-        bands=[*card.inputs, card.output], size=int(info.get("size", 128)), views=int(info.get("views", 1)),
-        pixel_scale=info.get("pixel_scale"), progress=progress,
+        int(info["n_galaxies"]), seed=int(info.get("seed", 0)), bands=[*card.inputs, card.output],
+        size=int(info.get("size", 128)), views=int(info.get("views", 1)), pixel_scale=info.get("pixel_scale"),
+        progress=progress, **options,
     )
 
 

@@ -16,6 +16,11 @@ the 10-90 % range of the per-galaxy 1-sigma coverage.
 
     python benchmarks/photometry.py                      # every shipped model, 150 galaxies each
     python benchmarks/photometry.py --models nuv_k_to_r --max-images 40
+    python benchmarks/photometry.py --models nuv_k_to_r_sky --data /tmp/survey_runs/data/...  # the cached set
+
+A model trained on the survey layer (its card names a survey preset) is scored against
+the noise-free truth of its test galaxies, its inputs (and the baselines') being the
+observed images with masked pixels filled.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ import numpy as np
 from bandsynth import Translator, list_models
 from bandsynth.bands import get_band
 from bandsynth.baseline import apply_linear_colour, fit_linear_colour
-from bandsynth.evaluation import card_dataset, metric_space
+from bandsynth.evaluation import card_dataset, input_array, metric_space, target_images
 from bandsynth.metrics import ssim
 from bandsynth.morphology import segment
 
@@ -48,12 +53,17 @@ def _row(values):
     return f"{np.median(np.abs(v)):.4f} [{lo:+.3f}, {hi:+.3f}]"
 
 
-def measure(translator, *, max_images=150, progress=False):
-    """Per-galaxy delta mag (model, colour model, nearest band), SSIMs and coverage of one model."""
+def measure(translator, *, max_images=150, progress=False, data=None):
+    """Per-galaxy delta mag (model, colour model, nearest band), SSIMs and coverage of one model.
+
+    ``data``: the model's data set if already at hand (e.g. opened from the training cache),
+    else rebuilt from its card.
+    """
     card = translator.card
-    data = card_dataset(card, progress=progress)
+    data = card_dataset(card, progress=progress) if data is None else data
     indices = list(data.indices("test"))[:max_images]
     stacks = [data.stack(int(i)) for i in indices]
+    truths = target_images(data, indices, card.output, stacks)
     preds = translator.predict([s.select(card.inputs) for s in stacks])
     coefficients = fit_linear_colour(data, card.inputs, card.output)  # the floor: linear in flux, training split
     nearest = min(card.inputs, key=lambda b: abs(np.log(get_band(b).wavelength / get_band(card.output).wavelength)))
@@ -61,16 +71,17 @@ def measure(translator, *, max_images=150, progress=False):
     scalings, references = metric_space(data, card.inputs, card.output)
     refs = references(stacks)
     out = {k: [] for k in ("model", "linear_colour", "nearest_band", "ssim", "z", "z2", "galaxy_cov1")}
-    for stack, pred, ref in zip(stacks, preds, refs):
-        truth = np.asarray(stack[card.output].data, dtype=np.float64)
+    for stack, true, pred, ref in zip(stacks, truths, preds, refs):
+        truth = np.asarray(true.data, dtype=np.float64)
+        filled = {b: input_array(stack[b]) for b in card.inputs}  # what the model reads
         seg = segment(truth)
         if seg.segmap is None:
             continue
         inside = (seg.segmap.data == seg.label) & ~np.asarray(pred.mask, dtype=bool)
-        linear = apply_linear_colour([stack[b].data for b in card.inputs], coefficients)
+        linear = apply_linear_colour([filled[b] for b in card.inputs], coefficients)
         out["model"].append(_dmag(pred.data, truth, inside))
         out["linear_colour"].append(_dmag(linear, truth, inside))
-        out["nearest_band"].append(_dmag(ratio * np.asarray(stack[nearest].data, dtype=np.float64), truth, inside))
+        out["nearest_band"].append(_dmag(ratio * filled[nearest], truth, inside))
         scale = scalings[card.output]
         out["ssim"].append(ssim(scale.forward(pred.data, reference=ref), scale.forward(truth, reference=ref),
                                 data_range=1.0))
@@ -86,12 +97,18 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--models", nargs="+", help="model names (default: every shipped model)")
     parser.add_argument("--max-images", type=int, default=150, help="test galaxies per model")
+    parser.add_argument("--data", help="a stored data set to use instead of rebuilding the card's (one model)")
     args = parser.parse_args(argv)
+    data = None
+    if args.data:
+        from bandsynth.datasets import open_dataset
+
+        data = open_dataset(args.data)
     names = args.models or [c.name for c in list_models()]
     print(f"{'model':<11} {'n':>4} {'|dmag| model [16-84%]':>28} {'linear colour':>28} {'nearest band':>28} "
           f"{'SSIM':>6} {'(0.1)':>6} {'cov1':>5} {'cov2':>5} {'galaxy cov1 10-90%':>19}")
     for name in names:
-        m = measure(Translator.load(name), max_images=args.max_images)
+        m = measure(Translator.load(name), max_images=args.max_images, data=data)
         z, z2 = np.abs(np.concatenate(m["z"])), np.abs(np.concatenate(m["z2"]))
         p10, p90 = np.percentile(m["galaxy_cov1"], [10, 90])
         print(f"{name:<11} {len(m['model']):>4} {_row(m['model']):>28} {_row(m['linear_colour']):>28} "

@@ -8,6 +8,17 @@ cards afterwards by ``benchmarks/zoo_table.py --write-cards``.
 
     python benchmarks/train_zoo.py --models nuv_k_to_r g_z_to_r --epochs 8
     python benchmarks/train_zoo.py --fine-tune --epochs 10 --lr 1.5e-4 --seed 1 --runs runs/zoo2ft
+
+Models for observed images (``SKY_ZOO``, issue 15) are trained on the survey layer of the
+mock universe (each band as its survey observes it, reprojected onto one grid as
+``bandsynth predict --reproject-to`` does) against the noise-free truth.  Their data set
+is rendered once into ``--data-cache`` (the data-set store, with truth and masks) and
+reopened by reruns and resumed runs:
+
+    python benchmarks/train_zoo.py --models nuv_k_to_r_sky --n-galaxies 1200 --r-mag-range 12 16 \
+        --epochs 24 --baseline flux --runs /tmp/survey_runs/bright --data-cache /tmp/survey_runs/data
+    python benchmarks/train_zoo.py --survey galex_sdss_2mass --pixel-scale 1.0 --size 64 \
+        --inputs NUV Ks --output g --name nuv_k_to_g_sky      # any other survey-layer model
 """
 
 from __future__ import annotations
@@ -28,14 +39,35 @@ ZOO = {
     "g_z_to_r": (("DECam_g", "DECam_z"), "DECam_r", "survey"),
 }
 
+#: Models for observed images: name -> (inputs, output, survey preset, common pixel scale ["/px]).
+#: The grid is the one ``--reproject-to`` gives: the coarsest input's (2MASS Ks 1.0", SDSS
+#: frames 0.396", DECaLS 0.262").
+SKY_ZOO = {
+    "nuv_k_to_g_sky": (("NUV", "Ks"), "g", "galex_sdss_2mass", 1.0),
+    "nuv_k_to_r_sky": (("NUV", "Ks"), "r", "galex_sdss_2mass", 1.0),
+    "nuv_k_to_z_sky": (("NUV", "Ks"), "z", "galex_sdss_2mass", 1.0),
+    "g_r_to_u_sky": (("g", "r"), "u", "galex_sdss_2mass", 0.396),
+    "g_r_to_nuv_sky": (("g", "r"), "NUV", "galex_sdss_2mass", 0.396),
+    "g_r_to_fuv_sky": (("g", "r"), "FUV", "galex_sdss_2mass", 0.396),
+    "g_z_to_r_sky": (("DECam_g", "DECam_z"), "DECam_r", "decals", 0.262),
+}
+
+DESCRIPTION_SKY = ("{inputs} -> {output} for observed images ({surveys}) brought onto one {scale:g}\"/pixel grid "
+                   "(e.g. bandsynth predict --reproject-to {grid}); trained on the survey layer of the mock "
+                   "universe ({preset} preset: each band at its survey's pixel scale, PSF, depth, sky residual "
+                   "and masked pixels, among neighbours and stars; galaxies of r = {lo:g}-{hi:g}) against the "
+                   "noise-free truth")
+
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--models", nargs="+", default=list(ZOO), choices=list(ZOO), help="models to train")
+    parser.add_argument("--models", nargs="+", default=None, choices=[*ZOO, *SKY_ZOO],
+                        help="models to train (default: the paper's seven, ZOO)")
     parser.add_argument("--epochs", type=int, default=8, help="passes over the 1,200 training galaxies")
     parser.add_argument("--lr", type=float, default=4e-4, help="peak learning rate (cosine schedule)")
     parser.add_argument("--preset", default="small", help="generator preset")
-    parser.add_argument("--version", type=int, default=2, help="model version written into the cards")
+    parser.add_argument("--version", type=int, default=None,
+                        help="model version written into the cards (default 2 for ZOO, 1 for the survey-layer models)")
     parser.add_argument("--runs", default="runs/zoo2", help="checkpoint folder (a rerun resumes)")
     parser.add_argument("--out", default="bandsynth/models/weights", help="folder for weights and cards")
     parser.add_argument("--fine-tune", action="store_true",
@@ -48,16 +80,35 @@ def main(argv=None):
                         help="weight of the loss term on each crop's total flux")
     parser.add_argument("--calibrate-only", action="store_true",
                         help="keep the weights in --out, fit their uncertainty calibration again")
+    sky = parser.add_argument_group("survey-layer models (SKY_ZOO, or any with --survey)")
+    sky.add_argument("--survey", help="survey preset of a model not in SKY_ZOO (e.g. galex_sdss_2mass)")
+    sky.add_argument("--inputs", nargs="+", help="input bands of that model")
+    sky.add_argument("--output", help="output band of that model")
+    sky.add_argument("--name", help="its name (default <inputs>_to_<output>_sky)")
+    sky.add_argument("--pixel-scale", type=float, help="common grid [arcsec/px] (default: SKY_ZOO's, else 1.0)")
+    sky.add_argument("--size", type=int, default=64, help="image side [px] of the survey-layer data set")
+    sky.add_argument("--n-galaxies", type=int, default=1500, help="galaxies of the survey-layer data set")
+    sky.add_argument("--r-mag-range", type=float, nargs=2, default=(12.0, 16.0), metavar=("BRIGHT", "FAINT"),
+                     help="r magnitudes of the survey-layer galaxies (default 12-16: about the galaxies of the "
+                          "2MASS extended-source catalogue, Ks < 13.5 Vega; the survey layer's own counts run to "
+                          "r = 21.5, where 2MASS sees only noise)")
+    sky.add_argument("--crop", type=int, default=None, help="training crop side [px] (default: 64, or --size)")
+    sky.add_argument("--data-cache", default="runs/data",
+                     help="folder of rendered survey-layer data sets (reopened, never rendered twice)")
     args = parser.parse_args(argv)
 
     from bandsynth import Translator
     from bandsynth.datasets import make_dataset
 
     command = "python benchmarks/train_zoo.py " + shlex.join(sys.argv[1:] if argv is None else argv)
-    for name in args.models:
-        inputs, output, mode = ZOO[name]
+    for name, job in jobs(args).items():
+        inputs, output = job["inputs"], job["output"]
         started = time.perf_counter()
-        data = make_dataset(1500, seed=0, mode=mode, bands=[*inputs, output], size=128, views=1, progress=False)
+        if job["survey"] is None:
+            data = make_dataset(1500, seed=0, mode=job["mode"], bands=[*inputs, output], size=128, views=1,
+                                progress=False)
+        else:
+            data = survey_dataset(job, args)
         if args.calibrate_only:
             from bandsynth.nn.recipe import split_validation
 
@@ -67,14 +118,75 @@ def main(argv=None):
             continue
         translator = Translator.fit(
             data, inputs=inputs, output=output, name=name, preset=args.preset, epochs=args.epochs, lr=args.lr,
-            crop_size=64, batch_size=8, seed=args.seed, checkpoint_dir=Path(args.runs) / name, checkpoint_every=200,
-            progress=False, recipe=command, description=f"{' + '.join(inputs)} -> {output}, {mode}-mode mock universe",
+            crop_size=job["crop"], batch_size=8, seed=args.seed, checkpoint_dir=Path(args.runs) / name, checkpoint_every=200,
+            progress=False, recipe=command, description=job["description"],
             init=Path(args.out) / name if args.fine_tune else None, stretch=args.stretch, baseline=args.baseline,
             flux_weight=args.flux_weight,
         )
-        translator = Translator(translator.model, translator.card.replace(version=args.version))
+        translator = Translator(translator.model, translator.card.replace(version=job["version"]))
         translator.save(Path(args.out) / name, overwrite=True)
         report(name, translator, started)
+
+
+def jobs(args):
+    """``{name: job}``: what to train, from ``--models`` or from ``--survey`` with ``--inputs/--output``."""
+    from bandsynth.bands import get_band
+
+    out = {}
+    if args.survey is not None:
+        if not args.inputs or not args.output:
+            raise SystemExit("--survey needs --inputs and --output")
+        inputs, output = tuple(get_band(b).name for b in args.inputs), get_band(args.output).name
+        name = args.name or f"{'_'.join(b.lower() for b in inputs)}_to_{output.lower()}_sky"
+        out[name] = _sky_job(inputs, output, args.survey, 1.0 if args.pixel_scale is None else args.pixel_scale, args)
+    for name in args.models or ([] if out else list(ZOO)):
+        if name in SKY_ZOO:
+            inputs, output, survey, scale = SKY_ZOO[name]
+            out[name] = _sky_job(inputs, output, survey, scale if args.pixel_scale is None else args.pixel_scale,
+                                 args)
+        else:
+            inputs, output, mode = ZOO[name]
+            out[name] = {"inputs": inputs, "output": output, "mode": mode, "survey": None, "crop": 64,
+                         "version": 2 if args.version is None else args.version,
+                         "description": f"{' + '.join(inputs)} -> {output}, {mode}-mode mock universe"}
+    return out
+
+
+def _sky_job(inputs, output, survey, scale, args):
+    from bandsynth.datasets.mock import resolve_survey
+
+    specs = {sb.band: sb for sb in resolve_survey(survey, [*inputs, output])}
+    surveys = ", ".join(f"{specs[b].survey} {b}" for b in inputs)
+    grid = min(inputs, key=lambda b: abs(specs[b].pixel_scale - scale))  # the input whose grid it is
+    description = DESCRIPTION_SKY.format(inputs=" + ".join(f"{specs[b].survey} {b}" for b in inputs),
+                                         output=f"{specs[output].survey} {output}", surveys=surveys, scale=scale,
+                                         grid=grid, preset=survey, lo=args.r_mag_range[0],
+                                         hi=args.r_mag_range[1])
+    return {"inputs": inputs, "output": output, "mode": "survey", "survey": survey, "pixel_scale": float(scale),
+            "size": args.size, "n_galaxies": args.n_galaxies, "r_mag_range": tuple(args.r_mag_range),
+            "crop": args.crop or min(64, args.size),
+            "version": 1 if args.version is None else args.version, "description": description}
+
+
+def survey_dataset(job, args):
+    """The job's survey-layer data set, rendered once into ``--data-cache`` and reopened afterwards."""
+    from bandsynth.datasets import open_dataset
+    from bandsynth.datasets.store import write_mock_dataset
+
+    bands = [*job["inputs"], job["output"]]
+    lo, hi = job["r_mag_range"]
+    key = (f"{job['survey']}_{'_'.join(bands)}_{job['pixel_scale']:g}as_{job['size']}px_r{lo:g}-{hi:g}_"
+           f"{job['n_galaxies']}")
+    path = Path(args.data_cache) / key
+    if path.exists():
+        print(f"reusing the rendered data set {path}", flush=True)
+        return open_dataset(path)
+    started = time.perf_counter()
+    data = write_mock_dataset(path, job["n_galaxies"], seed=0, survey=job["survey"], bands=bands, size=job["size"],
+                              pixel_scale=job["pixel_scale"], r_mag_range=job["r_mag_range"], progress=False)
+    print(f"rendered {len(data)} survey-layer galaxies into {path} in {time.perf_counter() - started:.0f} s",
+          flush=True)
+    return data
 
 
 def report(name, translator, started):

@@ -201,6 +201,16 @@ def test_family_is_recorded_in_the_data_set_info():
     np.testing.assert_array_equal(again.cube("g"), ds.cube("g"))
 
 
+def test_a_card_rebuilds_its_family(tiny_card):
+    from bandsynth.evaluation import card_dataset
+
+    ds = make_dataset(3, seed=1, size=16, bands=["g", "r", "u"], family="broad")
+    card = tiny_card(inputs=("g", "r"), output="u", training={"data_info": dict(ds.info)})
+    again = card_dataset(card, progress=False)
+    assert again.info["family"] == "broad"
+    np.testing.assert_array_equal(again.cube("u"), ds.cube("u"))
+
+
 def test_survey_layer_takes_a_family():
     st = make_galaxy(3, size=24, survey="kids_viking", bands=["g", "r"], family="smc_dust")
     assert st.meta["family"] == "smc_dust" and st.meta["physics"]["dust_law"] == "smc_bar"

@@ -14,7 +14,8 @@ from ..bands import get_band, sort_bands
 from ..units import parse_unit
 from .errors import DataFormatError
 
-__all__ = ["ImageDataset", "build_manifest", "tan_wcs", "progress_bar", "FORMAT_NAME", "FORMAT_VERSION", "SPLITS"]
+__all__ = ["ImageDataset", "build_manifest", "tan_wcs", "progress_bar", "FORMAT_NAME", "FORMAT_VERSION", "SPLITS",
+           "fill_masked_cube", "model_input_cube", "model_target_cube", "has_truth"]
 
 FORMAT_NAME = "bandsynth-dataset"
 FORMAT_VERSION = 1
@@ -29,7 +30,12 @@ _BASE_COLUMNS = (
 class ImageDataset:
     """Common interface of in-memory and on-disk data sets (not instantiated directly).
 
-    Subclasses provide ``_get_cube(name)`` and ``_get_uncertainty(name)``.
+    Subclasses provide ``_get_cube(name)`` and ``_get_uncertainty(name)``, and, for
+    data sets of the survey layer, ``_get_truth(name)`` and ``_get_mask(name)``.
+
+    What a model learns from: :meth:`input_cube` (the observed images, masked pixels
+    filled as `~bandsynth.Translator.predict` fills them) and :meth:`target_cube` (the
+    noise-free truth where the data set has one, the observed images otherwise).
 
     Parameters
     ----------
@@ -116,6 +122,95 @@ class ImageDataset:
         """
         return self._get_uncertainty(self._resolve(band))
 
+    def _get_truth(self, name):
+        return None
+
+    def _get_mask(self, name):
+        return None
+
+    @property
+    def has_truth(self):
+        """Whether the data set holds noise-free truth images (survey layer)."""
+        return self._get_truth(self._bands[0].name) is not None
+
+    def truth_cube(self, band):
+        """Noise-free images of ``band`` on the data set's grid (survey layer).
+
+        Parameters
+        ----------
+        band : str or `~bandsynth.bands.Band`
+            A band of the data set.
+
+        Returns
+        -------
+        cube : ndarray
+            Shape ``(n_images, ny, nx)``, in the data set's unit.
+
+        Raises
+        ------
+        ValueError
+            If the data set has no truth (not made with ``survey=``) or no such band.
+        """
+        name = self._resolve(band)
+        truth = self._get_truth(name)
+        if truth is None:
+            raise ValueError(f"{type(self).__name__} has no noise-free truth of band {name!r}; "
+                             "make the data set with survey=...")
+        return truth
+
+    def mask_cube(self, band):
+        """Masks of ``band`` (`True` for a bad pixel), or `None` when the data set has none.
+
+        Parameters
+        ----------
+        band : str or `~bandsynth.bands.Band`
+            A band of the data set.
+
+        Returns
+        -------
+        cube : ndarray of bool or None
+            Shape ``(n_images, ny, nx)``.
+        """
+        return self._get_mask(self._resolve(band))
+
+    def target_cube(self, band):
+        """What a model is trained and scored against: :meth:`truth_cube` if the set has one, else :meth:`cube`.
+
+        Parameters
+        ----------
+        band : str or `~bandsynth.bands.Band`
+            A band of the data set.
+
+        Returns
+        -------
+        cube : ndarray
+            Shape ``(n_images, ny, nx)``.
+        """
+        return self.truth_cube(band) if self.has_truth else self.cube(band)
+
+    def input_cube(self, band):
+        """The observed images of ``band`` as a model reads them: masked and non-finite pixels filled.
+
+        Filled from their neighbours with `bandsynth.inputs.fill_bad_pixels`, as
+        `~bandsynth.Translator.predict` does; the filled cube is computed once and kept.
+        Without masks or bad pixels this is :meth:`cube` itself.
+
+        Parameters
+        ----------
+        band : str or `~bandsynth.bands.Band`
+            A band of the data set.
+
+        Returns
+        -------
+        cube : ndarray
+            Shape ``(n_images, ny, nx)``.
+        """
+        name = self._resolve(band)
+        cache = self.__dict__.setdefault("_filled_inputs", {})
+        if name not in cache:
+            cache[name] = fill_masked_cube(self._get_cube(name), self._get_mask(name))
+        return cache[name]
+
     @property
     def has_uncertainty(self):
         """True when the data set has noise maps (survey mode)."""
@@ -146,13 +241,16 @@ class ImageDataset:
         meta.update({k: v for k, v in self.info.items() if k not in ("bands", "format", "version")})
         return meta
 
-    def stack(self, i):
-        """Image ``i`` as a :class:`~bandsynth.stack.BandStack` (WCS, unit, uncertainty, metadata).
+    def stack(self, i, *, truth=False):
+        """Image ``i`` as a :class:`~bandsynth.stack.BandStack` (WCS, unit, uncertainty, mask, metadata).
 
         Parameters
         ----------
         i : int
             Image index (negative counts from the end).
+        truth : bool
+            The noise-free truth (:meth:`truth_cube`, without uncertainty or mask)
+            instead of the observed images.
 
         Returns
         -------
@@ -163,15 +261,18 @@ class ImageDataset:
 
         i = self._check_index(i)
         meta = self._image_meta(i)
-        images = {name: np.array(self._get_cube(name)[i], dtype=np.float32) for name in self.names}
-        unc = None
-        if self.has_uncertainty:
+        get = self.truth_cube if truth else self._get_cube
+        images = {name: np.array(get(name)[i], dtype=np.float32) for name in self.names}
+        unc = mask = None
+        if self.has_uncertainty and not truth:
             unc = {name: np.array(self._get_uncertainty(name)[i], dtype=np.float32) for name in self.names}
+        if not truth and self._get_mask(self.names[0]) is not None:
+            mask = {name: np.array(self._get_mask(name)[i], dtype=bool) for name in self.names}
         wcs = None
         if "ra" in meta and "dec" in meta and self.info.get("pixel_scale"):
             wcs = tan_wcs(meta["ra"], meta["dec"], float(self.info["pixel_scale"]), self.shape)
         unit = parse_unit(self.info.get("unit", "nanomaggy"))
-        return BandStack.from_arrays(images, wcs=wcs, unit=unit, uncertainty=unc, meta=meta)
+        return BandStack.from_arrays(images, wcs=wcs, unit=unit, uncertainty=unc, mask=mask, meta=meta)
 
     def _check_index(self, i):
         if not isinstance(i, (int, np.integer)) or isinstance(i, bool):
@@ -200,6 +301,92 @@ class ImageDataset:
                         "(one image per manifest row, all bands on one grid)"
                     )
                 shape = arr.shape[1:]
+
+
+def fill_masked_cube(cube, mask=None):
+    """``cube`` with masked and non-finite pixels of every image filled (`bandsynth.inputs.fill_bad_pixels`).
+
+    Parameters
+    ----------
+    cube : array-like
+        Images ``(n_images, ny, nx)``.
+    mask : array-like of bool, optional
+        Same shape; `True` for a bad pixel.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``cube`` itself when no pixel is bad, otherwise a float32 copy with the bad
+        pixels filled from their neighbours.
+
+    Examples
+    --------
+    >>> cube = np.ones((2, 32, 32), dtype=np.float32)
+    >>> cube[1, 16, 16] = np.nan
+    >>> round(float(fill_masked_cube(cube)[1, 16, 16]), 6)
+    1.0
+    """
+    from ..inputs import fill_bad_pixels
+
+    bad = ~np.isfinite(cube)
+    if mask is not None:
+        bad |= np.asarray(mask, dtype=bool)
+    if not bad.any():
+        return cube
+    out = np.array(cube, dtype=np.float32)
+    for k in np.flatnonzero(bad.reshape(len(out), -1).any(axis=1)):
+        out[k] = fill_bad_pixels(out[k].astype(np.float64), bad[k])
+    return out
+
+
+def model_input_cube(data, band):
+    """``data.input_cube(band)`` (masked pixels filled) for an `ImageDataset`, ``data.cube(band)`` for other data sets.
+
+    Parameters
+    ----------
+    data : data set
+        Anything with ``cube(band)``.
+    band : str
+        A band of the data set.
+
+    Returns
+    -------
+    cube : ndarray
+        Shape ``(n_images, ny, nx)``.
+    """
+    return data.input_cube(band) if hasattr(data, "input_cube") else data.cube(band)
+
+
+def model_target_cube(data, band):
+    """``data.target_cube(band)`` (the noise-free truth where there is one) or ``data.cube(band)``.
+
+    Parameters
+    ----------
+    data : data set
+        Anything with ``cube(band)``.
+    band : str
+        A band of the data set.
+
+    Returns
+    -------
+    cube : ndarray
+        Shape ``(n_images, ny, nx)``.
+    """
+    return data.target_cube(band) if hasattr(data, "target_cube") else data.cube(band)
+
+
+def has_truth(data):
+    """Whether ``data`` holds noise-free truth images (survey layer).
+
+    Parameters
+    ----------
+    data : data set
+
+    Returns
+    -------
+    bool
+    """
+    return bool(getattr(data, "has_truth", False))
 
 
 def _plain(value):

@@ -6,6 +6,8 @@ Layout of a data set directory::
                            (table meta: format, version, bands, mode, pixel scale, PSF, unit, ...)
     cube_<band>.fits       PRIMARY: float32 (n_images, ny, nx), BUNIT, BSBAND
     uncert_<band>.fits     same shape: 1-sigma noise (survey-mode data sets only)
+    truth_<band>.fits      same shape: noise-free truth on the same grid (survey layer only)
+    mask_<band>.fits       same shape, uint8: 1 for a bad pixel (survey layer only)
 
 Cubes are opened memory-mapped, so a data set larger than memory can be
 sliced at random.  Data sets are written atomically (into a temporary
@@ -57,6 +59,14 @@ def _cube_name(band):
 
 def _uncert_name(band):
     return f"uncert_{band}.fits"
+
+
+def _truth_name(band):
+    return f"truth_{band}.fits"
+
+
+def _mask_name(band):
+    return f"mask_{band}.fits"
 
 
 class StoredDataset(ImageDataset):
@@ -115,8 +125,14 @@ class StoredDataset(ImageDataset):
         if manifest.meta.get("has_uncertainty"):
             self._uncert = {name: self._open_cube(path / _uncert_name(name), name) for name in self.names}
         self._check_cubes(self._cubes, self._uncert, source=str(path))
+        self._truth = self._mask = None
+        if manifest.meta.get("has_truth"):
+            self._truth = {name: self._open_cube(path / _truth_name(name), name) for name in self.names}
+            self._mask = {name: self._open_cube(path / _mask_name(name), name, bitpix=8) for name in self.names}
+            for kind, cubes in (("truth", self._truth), ("mask", self._mask)):
+                self._check_cubes(cubes, None, source=f"{path} ({kind})")
 
-    def _open_cube(self, file, band):
+    def _open_cube(self, file, band, bitpix=-32):
         if not file.exists():
             raise DataFormatError(f"{file}: missing cube file of band {band!r} listed in {self.path / _MANIFEST}")
         hdul = open_fits(file)
@@ -125,8 +141,9 @@ class StoredDataset(ImageDataset):
         if hdu.header.get("NAXIS") != 3:
             raise DataFormatError(f"{file}: expected a 3-D cube (n_images, ny, nx) in the primary HDU, "
                                   f"got NAXIS = {hdu.header.get('NAXIS')}")
-        if hdu.header.get("BITPIX") != -32:
-            raise DataFormatError(f"{file}: expected float32 data (BITPIX = -32), got BITPIX = {hdu.header.get('BITPIX')}")
+        if hdu.header.get("BITPIX") != bitpix:
+            raise DataFormatError(f"{file}: expected {'float32' if bitpix == -32 else 'uint8'} data (BITPIX = "
+                                  f"{bitpix}), got BITPIX = {hdu.header.get('BITPIX')}")
         stored = hdu.header.get("BSBAND")
         if stored is not None and get_band(stored).name != band:
             raise DataFormatError(f"{file}: holds band {stored!r}, expected {band!r}")
@@ -140,6 +157,12 @@ class StoredDataset(ImageDataset):
 
     def _get_uncertainty(self, name):
         return None if self._uncert is None else self._uncert[name]
+
+    def _get_truth(self, name):
+        return None if self._truth is None else self._truth[name]
+
+    def _get_mask(self, name):
+        return None if self._mask is None else self._mask[name]
 
     def close(self):
         """Release the memory maps."""
@@ -188,7 +211,7 @@ def open_dataset(path):
 class _Writer:
     """Streams images into per-band FITS cubes inside a temporary directory, renamed at the end."""
 
-    def __init__(self, path, *, names, n_images, shape, uncertainty, unit, overwrite):
+    def __init__(self, path, *, names, n_images, shape, uncertainty, unit, overwrite, truth=False):
         self.path = Path(path)
         if self.path.exists() and not overwrite:
             raise FileExistsError(f"{self.path}: already exists (use overwrite=True / --overwrite to replace it)")
@@ -204,14 +227,19 @@ class _Writer:
                     self.streams[("uncert", name)] = self._stream(
                         _uncert_name(name), name, n_images, shape, unit, "1-sigma uncertainty"
                     )
+                if truth:
+                    self.streams[("truth", name)] = self._stream(
+                        _truth_name(name), name, n_images, shape, unit, "noise-free truth")
+                    self.streams[("mask", name)] = self._stream(
+                        _mask_name(name), name, n_images, shape, "", "bad-pixel mask (1: bad)", bitpix=8)
         except Exception:
             self.abort()
             raise
 
-    def _stream(self, filename, band, n, shape, unit, what):
+    def _stream(self, filename, band, n, shape, unit, what, bitpix=-32):
         header = fits.Header()
         header["SIMPLE"] = True
-        header["BITPIX"] = -32
+        header["BITPIX"] = bitpix
         header["NAXIS"] = 3
         header["NAXIS1"] = shape[1]
         header["NAXIS2"] = shape[0]
@@ -222,11 +250,14 @@ class _Writer:
         header["COMMENT"] = "bandsynth data set cube: (n_images, ny, nx); rows match manifest.ecsv"
         return fits.StreamingHDU(self.tmp / filename, header)
 
-    def write(self, images, uncertainty=None):
+    def write(self, images, uncertainty=None, extra=None):
         for name, arr in images.items():
             self.streams[("cube", name)].write(np.asarray(arr, dtype=">f4"))
             if uncertainty is not None:
                 self.streams[("uncert", name)].write(np.asarray(uncertainty[name], dtype=">f4"))
+            if extra is not None:
+                self.streams[("truth", name)].write(np.asarray(extra["truth"][name], dtype=">f4"))
+                self.streams[("mask", name)].write(np.asarray(extra["mask"][name], dtype=np.uint8))
 
     def finish(self, manifest):
         for s in self.streams.values():
@@ -281,14 +312,19 @@ def write_dataset(source, path, *, overwrite=False):
         raise TypeError(f"source must be a data set (ImageDataset), got {type(source).__name__}")
     manifest = source.manifest.copy()
     manifest.meta["has_uncertainty"] = bool(source.has_uncertainty)
+    truth = bool(getattr(source, "has_truth", False)) and source.mask_cube(source.names[0]) is not None
+    manifest.meta["has_truth"] = truth
     writer = _Writer(path, names=source.names, n_images=len(source), shape=source.shape,
                      uncertainty=source.has_uncertainty, unit=str(source.info.get("unit", "nanomaggy")),
-                     overwrite=overwrite)
+                     overwrite=overwrite, truth=truth)
     try:
         for name in source.names:
             writer.streams[("cube", name)].write(np.asarray(source.cube(name), dtype=">f4"))
             if source.has_uncertainty:
                 writer.streams[("uncert", name)].write(np.asarray(source.uncertainty_cube(name), dtype=">f4"))
+            if truth:
+                writer.streams[("truth", name)].write(np.asarray(source.truth_cube(name), dtype=">f4"))
+                writer.streams[("mask", name)].write(np.asarray(source.mask_cube(name), dtype=np.uint8))
         writer.finish(manifest)
     except BaseException:
         writer.abort()
@@ -296,14 +332,16 @@ def write_dataset(source, path, *, overwrite=False):
     return open_dataset(path)
 
 
-def write_mock_dataset(path, n, *, seed=0, mode="ideal", bands=None, size=128, pixel_scale=None, views=1,
+def write_mock_dataset(path, n, *, seed=0, mode=None, bands=None, size=128, pixel_scale=None, views=1,
                        psf_fwhm=None, depth_offset=0.0, dust=True, stratify=True,
-                       split_fractions=(0.8, 0.1, 0.1), overwrite=False, progress=True, family="default"):
+                       split_fractions=(0.8, 0.1, 0.1), overwrite=False, progress=True, survey=None,
+                       r_mag_range=None, family="default"):
     """Generate a mock data set straight to disk, one image at a time (bounded memory).
 
     Same parameters and images as :func:`bandsynth.datasets.mock.make_dataset`;
     returns the opened :class:`StoredDataset`.  Survey-mode data sets get
-    uncertainty cubes; the unit is nanomaggies.
+    uncertainty cubes, survey-layer ones (``survey=``) also the noise-free truth and the
+    masks; the unit is nanomaggies.
 
     Parameters
     ----------
@@ -313,8 +351,8 @@ def write_mock_dataset(path, n, *, seed=0, mode="ideal", bands=None, size=128, p
         Number of galaxies.
     seed : int
         Seed of the data set.
-    mode : {"ideal", "survey"}
-        Observing mode (see :func:`bandsynth.datasets.mock.make_galaxy`).
+    mode : {"ideal", "survey"}, optional
+        Observing mode (see :func:`bandsynth.datasets.mock.make_galaxy`; None with ``survey``).
     bands : list of str, optional
         Bands to render (default: every registered band).
     size : int
@@ -338,6 +376,11 @@ def write_mock_dataset(path, n, *, seed=0, mode="ideal", bands=None, size=128, p
         Replace an existing directory at ``path``.
     progress : bool
         Show a progress bar.
+    survey : str or mapping, optional
+        Observe the galaxies with the survey layer (a preset such as
+        ``"galex_sdss_2mass"``, see :func:`bandsynth.datasets.mock.make_dataset`).
+    r_mag_range : tuple of float, optional
+        With ``survey``: the (bright, faint) range of the galaxies' r magnitudes.
     family : str
         The mock universe's physics family (`bandsynth.datasets.mock.families.FAMILIES`).
 
@@ -358,19 +401,22 @@ def write_mock_dataset(path, n, *, seed=0, mode="ideal", bands=None, size=128, p
 
     plan = MockPlan(n, seed=seed, mode=mode, bands=bands, size=size, pixel_scale=pixel_scale, views=views,
                      psf_fwhm=psf_fwhm, depth_offset=depth_offset, dust=dust, stratify=stratify,
-                     split_fractions=split_fractions, family=family)
+                     split_fractions=split_fractions, survey=survey, r_mag_range=r_mag_range, family=family)
+    noisy = plan.mode == "survey"
     writer = _Writer(path, names=[b.name for b in plan.bands], n_images=plan.n_images, shape=(plan.size, plan.size),
-                     uncertainty=mode == "survey", unit="nanomaggy", overwrite=overwrite)
+                     uncertainty=noisy, unit="nanomaggy", overwrite=overwrite, truth=survey is not None)
     metas = []
     try:
-        for _, images, unc, meta in progress_bar(plan.render(), progress, "mock galaxies", plan.n_images):
-            writer.write(images, unc)
-            meta.pop("populations", None)  # keep only what the manifest needs
-            meta.pop("components", None)
+        for _, images, unc, meta, extra in progress_bar(plan.render(with_truth=True), progress, "mock galaxies",
+                                                        plan.n_images):
+            writer.write(images, unc if noisy else None, extra)
+            for key in ("populations", "components", "neighbours", "stars", "reprojection"):
+                meta.pop(key, None)  # keep only what the manifest needs
             metas.append(meta)
         plan.assign_splits(metas)
         manifest = build_manifest(metas, plan.bands, info=plan.info(metas))
-        manifest.meta["has_uncertainty"] = mode == "survey"
+        manifest.meta["has_uncertainty"] = noisy
+        manifest.meta["has_truth"] = survey is not None
         writer.finish(manifest)
     except BaseException:
         writer.abort()

@@ -32,6 +32,7 @@ import torch
 
 from ..bands import get_band
 from ..scaling import AsinhScaling, fit_scalings
+from .base import fill_masked_cube, model_input_cube, model_target_cube
 
 __all__ = ["BandPairDataset", "fit_scalings_for", "input_references", "scale_images", "gather_cubes",
            "DIHEDRAL_OPS", "SCALING_QUANTILE", "cross_band_ssim", "ILLUSTRIS_SSIM", "DECALS_SSIM"]
@@ -57,7 +58,7 @@ def _names(bands, what):
     return names
 
 
-def gather_cubes(source, bands, indices=None):
+def gather_cubes(source, bands, indices=None, *, kind="observed"):
     """Float32 arrays (n, ny, nx) of ``bands`` for the images ``indices`` of ``source``.
 
     ``source`` is a data set (:func:`~bandsynth.datasets.mock.make_dataset`,
@@ -72,6 +73,12 @@ def gather_cubes(source, bands, indices=None):
         Band names or aliases (each at most once).
     indices : array-like of int, optional
         Images to take, in this order (default: all).
+    kind : {"observed", "input", "target"}
+        ``"observed"``: the images as stored; ``"input"``: as a model reads them
+        (masked and non-finite pixels filled from their neighbours, as
+        `~bandsynth.Translator.predict` does); ``"target"``: what a model is trained
+        and scored against (the noise-free truth of a survey-layer data set, the
+        images otherwise).
 
     Returns
     -------
@@ -88,14 +95,17 @@ def gather_cubes(source, bands, indices=None):
         a band differ in shape.
     """
     names = _names(bands, "bands")
+    if kind not in ("observed", "input", "target"):
+        raise ValueError(f"kind must be 'observed', 'input' or 'target', got {kind!r}")
     if hasattr(source, "cube"):
         n = len(source)
         idx = np.arange(n) if indices is None else np.asarray(indices, dtype=np.int64)
         if idx.size and (idx.min() < 0 or idx.max() >= n):
             raise IndexError(f"image indices must lie in [0, {n}), got {idx.min()}..{idx.max()}")
+        read = {"observed": lambda d, b: d.cube(b), "input": model_input_cube, "target": model_target_cube}[kind]
         out = {}
         for name in names:
-            cube = source.cube(name)
+            cube = read(source, name)
             # sorted reads are much faster on memory maps; restore the order afterwards
             order = np.argsort(idx, kind="stable")
             data = np.empty((idx.size,) + tuple(cube.shape[1:]), dtype=np.float32)
@@ -114,7 +124,10 @@ def gather_cubes(source, bands, indices=None):
             if not hasattr(st, "names") or name not in st.names:
                 have = getattr(st, "names", None)
                 raise ValueError(f"image {k} of the source has no band {name!r} (it has: {have})")
-            arrays.append(np.asarray(st[name].data, dtype=np.float32))
+            image = np.asarray(st[name].data, dtype=np.float32)
+            if kind == "input":
+                image = fill_masked_cube(image[None], None if st[name].mask is None else st[name].mask[None])[0]
+            arrays.append(image)
         shapes = {a.shape for a in arrays}
         if len(shapes) != 1:
             raise ValueError(f"band {name!r}: images have different shapes {sorted(shapes)}; "
@@ -206,6 +219,9 @@ def fit_scalings_for(source, inputs, target, *, split="train", stretch=50.0, qua
                      reference="fixed"):
     """Fit each band's :class:`~bandsynth.scaling.AsinhScaling` on ``split`` of ``source``.
 
+    The inputs are read as a model reads them and the targets as a model is trained
+    against them (:func:`gather_cubes` with ``kind="input"`` and ``kind="target"``).
+
     With ``reference="fixed"`` (what the networks use) the scalings are in
     physical units: no per-image reference flux, so a pixel's scaled value never
     depends on the rest of the cut-out.  ``reference="input"`` divides each
@@ -259,7 +275,8 @@ def fit_scalings_for(source, inputs, target, *, split="train", stretch=50.0, qua
             raise ValueError(f"split {split!r} of the source is empty: cannot fit scalings")
     if reference not in ("fixed", "input"):
         raise ValueError(f"reference must be 'fixed' or 'input', got {reference!r}")
-    cubes = gather_cubes(source, in_names + [t for t in tgt if t not in in_names], idx)
+    cubes = {**gather_cubes(source, [t for t in tgt if t not in in_names], idx, kind="target"),
+             **gather_cubes(source, in_names, idx, kind="input")}
     if reference == "fixed":
         refs = np.ones(len(cubes[in_names[0]]))
     else:
@@ -272,7 +289,10 @@ class BandPairDataset(torch.utils.data.Dataset):
     """A torch Dataset of ``(x [n_in, H, W], y [1, H, W])`` float32 pairs.
 
     Whole cubes are read and scaled once at construction; items are views
-    with a random crop and one of the 8 flips/rotations.
+    with a random crop and one of the 8 flips/rotations.  The inputs are the
+    observed images with masked pixels filled (as `~bandsynth.Translator.predict`
+    fills them); the target is the noise-free truth where the data set has one
+    (survey layer, ``has_truth``), the observed image otherwise.
 
     Parameters
     ----------
@@ -349,7 +369,8 @@ class BandPairDataset(torch.utils.data.Dataset):
         if missing:
             raise ValueError(f"scalings lack band(s) {missing}")
         self.scalings = {b: scalings[b] for b in self.inputs + (self.target,)}
-        cubes = gather_cubes(source, list(self.inputs) + [self.target], self.source_indices)
+        cubes = {**gather_cubes(source, self.inputs, self.source_indices, kind="input"),
+                 **gather_cubes(source, self.target, self.source_indices, kind="target")}
         if self.source_indices is None:
             self.source_indices = np.arange(len(cubes[self.target]))
         if len(self.source_indices) == 0:

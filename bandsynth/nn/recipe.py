@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from ..baseline import fit_linear_colour
+from ..datasets.base import has_truth, model_input_cube, model_target_cube
 from ..datasets.torch_data import BandPairDataset, fit_scalings_for
 from ..models.domain import pixel_noise
 from .losses import BandLoss
@@ -224,9 +225,10 @@ def colour_model(data, inputs, output, scalings, *, kind="auto", max_pixels=1_00
     flux_coef = fit_linear_colour(data, inputs, output, split="train", max_pixels=max_pixels, seed=seed)
     indices = np.asarray(data.indices("train"))
     rng = np.random.default_rng(seed)
-    target = np.asarray(data.cube(output)[indices], dtype=np.float64).reshape(-1)
+    target = np.asarray(model_target_cube(data, output)[indices], dtype=np.float64).reshape(-1)
     take = rng.choice(target.size, size=min(max_pixels, target.size), replace=False)
-    fluxes = np.stack([np.asarray(data.cube(b)[indices], dtype=np.float64).reshape(-1)[take] for b in inputs], 1)
+    fluxes = np.stack([np.asarray(model_input_cube(data, b)[indices], dtype=np.float64).reshape(-1)[take]
+                       for b in inputs], 1)
     target = target[take]
     x = np.stack([scalings[b].forward(fluxes[:, i]) for i, b in enumerate(inputs)], 1)
     y = scalings[output].forward(target)
@@ -271,7 +273,7 @@ def training_noise(data, inputs, *, max_images=200, seed=0):
     indices = np.asarray(data.indices("train"))
     rng = np.random.default_rng(seed)
     chosen = np.sort(rng.choice(indices, size=min(max_images, indices.size), replace=False))
-    return {band: float(np.percentile([pixel_noise(image) for image in data.cube(band)[chosen]], 90))
+    return {band: float(np.percentile([pixel_noise(image) for image in model_input_cube(data, band)[chosen]], 90))
             for band in inputs}
 
 
@@ -334,7 +336,8 @@ def training_card(data, net, *, name, inputs, output, preset, scalings, result, 
                                 "distribution (Gaussian or Laplace) and so the width of the 95.45 % interval"},
         training={
             "data": info.get("description", type(data).__name__),
-            "data_info": {k: v for k, v in info.items() if isinstance(v, (str, int, float, bool))},
+            "data_info": _data_info(info),
+            "target": "noise-free truth (survey layer)" if has_truth(data) else "observed images",
             **sizes, **{k: options[k] for k in ("seed", "epochs", "batch_size", "crop_size", "lr", "stretch", "flux_weight")},
             "noise": training_noise(data, inputs),
             "steps": int(getattr(result, "steps", 0) or 0),
@@ -349,3 +352,16 @@ def training_card(data, net, *, name, inputs, output, preset, scalings, result, 
         },
         description=description, bandsynth_version=__version__,
     )
+
+
+def _data_info(info):
+    """The data set's scalar meta (and a survey mapping), as the card records it for `card_dataset`."""
+    out = {k: v for k, v in info.items() if isinstance(v, (str, int, float, bool))}
+    for key in ("split_fractions", "r_mag_range"):
+        values = info.get(key)
+        if isinstance(values, (list, tuple)) and all(isinstance(f, (int, float)) for f in values):
+            out[key] = [float(f) for f in values]
+    survey = info.get("survey")
+    if isinstance(survey, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in survey.items()):
+        out["survey"] = dict(survey)
+    return out

@@ -18,7 +18,8 @@ def calibrate_translator(translator, data, *, indices=None, split="validation",
     """One `~bandsynth.uncertainty.Calibration` per configuration, from the galaxies ``indices`` of ``data``.
 
     Each galaxy is predicted with its uncalibrated sigma; inside the galaxy's
-    footprint (photutils segmentation of the true image, `bandsynth.morphology.segment`)
+    footprint (photutils segmentation of the true image, `bandsynth.morphology.segment`;
+    the noise-free truth of a survey-layer data set, ``has_truth``)
     the scaled residuals ``|truth - mean| / sigma`` and the predicted brightness go
     into `fit_calibration`.  A configuration needing input noise ("mc") is skipped
     when the galaxies' inputs carry no uncertainty.
@@ -60,10 +61,13 @@ def calibrate_translator(translator, data, *, indices=None, split="validation",
     if not indices:
         raise ValueError("cannot calibrate: no galaxies given")
     stacks = [data.stack(int(i)) for i in indices]
+    # the noise-free truth where the data set has one (survey layer), the observed image otherwise
+    truths = ([data.stack(int(i), truth=True)[translator.output] for i in indices] if getattr(data, "has_truth", False)
+              else [s[translator.output] for s in stacks])
     output_scaling = translator.scalings[translator.output]
     footprints = []
-    for s in stacks:
-        seg = segment(np.asarray(s[translator.output].data, dtype=np.float64))
+    for t in truths:
+        seg = segment(np.asarray(t.data, dtype=np.float64))
         footprints.append(None if seg.segmap is None else seg.segmap.data == seg.label)
     has_noise = any(s[b].uncertainty is not None for s in stacks for b in translator.inputs)
     rng = np.random.default_rng(0)
@@ -73,7 +77,7 @@ def calibrate_translator(translator, data, *, indices=None, split="validation",
         if settings["monte_carlo"] and not has_noise:
             continue
         z, brightness, galaxy = [], [], []
-        for g, (stack, inside) in enumerate(zip(stacks, footprints)):
+        for g, (stack, true, inside) in enumerate(zip(stacks, truths, footprints)):
             if inside is None:
                 continue
             x, mask, noise = translator.scale_inputs(stack.select(translator.inputs))
@@ -81,7 +85,7 @@ def calibrate_translator(translator, data, *, indices=None, split="validation",
             mean, variance, _ = translator.predict_scaled(
                 x[None], noise, uncertainty=True, tta=settings["tta"], n_samples=8, rng=rng,
                 run=dict(batch_size=8, tile=512, precision="fp32", compile=False, progress=None))
-            truth = output_scaling.forward(np.asarray(stack[translator.output].data, dtype=np.float64))
+            truth = output_scaling.forward(np.asarray(true.data, dtype=np.float64))
             use = inside & ~mask
             z.append(np.abs(truth[use] - mean[0, 0][use]) / np.sqrt(variance[0, 0][use]))
             brightness.append(mean[0, 0][use])

@@ -343,6 +343,14 @@ def _kind(card):
     return "interpolation" if min(waves) < target < max(waves) else "extrapolation"
 
 
+def _training_data(card):
+    """``ideal``, ``survey`` (the simple survey mode) or ``survey layer (PRESET)``."""
+    survey = dict(card.training.get("data_info", {}) or {}).get("survey")
+    if survey is None:
+        return card.mode
+    return f"survey layer ({survey if isinstance(survey, str) else ', '.join(sorted(set(survey.values())))})"
+
+
 def zoo_summary(cards):
     """The reST included by ``models.rst``: a table and toctree of the cards, or a notice."""
     if not cards:
@@ -362,7 +370,7 @@ def zoo_summary(cards):
                 " + ".join(card.inputs),
                 card.output,
                 _kind(card),
-                card.mode,
+                _training_data(card),
                 card.preset,
                 _value(model.get("ssim", float("nan"))),
                 _value(model.get("psnr", float("nan"))),

@@ -43,10 +43,13 @@ def _truncated_counts(rng, n, slope, lo, hi):
     return np.log10(a + rng.random(n) * (b - a)) / slope
 
 
-def galaxy_size_and_mag(seed, field, *, r_mag=None, half_light_radius=None):
-    """(r magnitude, half-light radius in arcsec) of the observed galaxy ``seed`` (the same in every view)."""
+def galaxy_size_and_mag(seed, field, *, r_mag=None, half_light_radius=None, mag_range=None):
+    """(r magnitude, half-light radius in arcsec) of the observed galaxy ``seed`` (the same in every view).
+
+    ``mag_range`` (bright, faint) replaces the range of the galaxy counts (r = 15-21.5).
+    """
     rng = np.random.default_rng(np.random.SeedSequence([int(seed), 6]))
-    mag = float(_truncated_counts(rng, 1, _COUNT_SLOPE, *_MAG_RANGE)[0])
+    mag = float(_truncated_counts(rng, 1, _COUNT_SLOPE, *(_MAG_RANGE if mag_range is None else mag_range))[0])
     size = half_light_radius_for(mag, rng)
     mag = mag if r_mag is None else float(r_mag)
     if half_light_radius is None:

@@ -112,9 +112,22 @@ def _noise_model(sb, depth_offset):
     return float(sigma), float(sky / sigma**2), float(sky)
 
 
+def _scenes(gal, view, specs, field, mag, radius, near, star_list, dust):
+    """Noise-free scenes of every band, rendered once per native pixel scale; and each band's total flux."""
+    scenes, full_flux = {}, {}
+    for scale in sorted({sb.pixel_scale for sb in specs}):
+        group = [sb for sb in specs if sb.pixel_scale == scale]
+        n = 2 * int(np.ceil(field / 2.0 / scale)) + 2 * _MARGIN_PX
+        images, flux = _scene(gal, view, group, n, scale, mag, radius, near, star_list, dust)
+        scenes.update(images)
+        full_flux.update(flux)
+    return scenes, full_flux
+
+
 def observe_galaxy(seed, survey="galex_sdss_2mass", *, bands=None, size=128, pixel_scale=None, view=0,
                    depth_offset=0.0, dust=True, log_ssfr=None, galaxy_class=None, r_mag=None,
-                   half_light_radius=None, neighbours=True, stars=True, method="interp", family="default"):
+                   half_light_radius=None, neighbours=True, stars=True, method="interp", family="default",
+                   r_mag_range=None):
     """One mock galaxy as named surveys observe it, brought onto one pixel grid.
 
     Each band is rendered as its survey delivers it -- native pixel scale, PSF, depth,
@@ -152,6 +165,9 @@ def observe_galaxy(seed, survey="galex_sdss_2mass", *, bands=None, size=128, pix
         Force the galaxy's SDSS r magnitude (default: drawn from galaxy counts, r = 15-21.5).
     half_light_radius : float, optional
         Force its half-light radius in arcsec (default: from the size-magnitude relation).
+    r_mag_range : tuple of float, optional
+        ``(bright, faint)``: draw the galaxy's r magnitude from the galaxy counts in this
+        range instead of r = 15-21.5 (e.g. ``(14, 18.5)`` for galaxies 2MASS detects).
     neighbours, stars : bool or float
         Neighbouring galaxies and foreground stars: `True` for the default densities,
         `False` for none, or a number (neighbours: a factor on the density; stars:
@@ -194,15 +210,10 @@ def observe_galaxy(seed, survey="galex_sdss_2mass", *, bands=None, size=128, pix
     _check_options(view, neighbours, stars, depth_offset)
     gal = galaxy(int(seed), log_ssfr, galaxy_class, family)
     field = size * pixel_scale
-    mag, radius = galaxy_size_and_mag(gal.seed, field, r_mag=r_mag, half_light_radius=half_light_radius)
+    mag, radius = galaxy_size_and_mag(gal.seed, field, r_mag=r_mag, half_light_radius=half_light_radius,
+                                      mag_range=check_mag_range(r_mag_range))
     near, star_list = draw_field(gal.seed, view, field, mag, neighbours=neighbours, stars=stars)
-    scenes, full_flux = {}, {}
-    for scale in sorted({sb.pixel_scale for sb in specs}):
-        group = [sb for sb in specs if sb.pixel_scale == scale]
-        n = 2 * int(np.ceil(field / 2.0 / scale)) + 2 * _MARGIN_PX
-        images, flux = _scene(gal, view, group, n, scale, mag, radius, near, star_list, dust)
-        scenes.update(images)
-        full_flux.update(flux)
+    scenes, full_flux = _scenes(gal, view, specs, field, mag, radius, near, star_list, dust)
     native, native_truth, sky_res, info = {}, {}, {}, {}
     for i, sb in enumerate(specs):
         native[sb.band], native_truth[sb.band], sky_res[sb.band], info[sb.band] = _observe_band(
@@ -212,6 +223,33 @@ def observe_galaxy(seed, survey="galex_sdss_2mass", *, bands=None, size=128, pix
     observed = _reproject_bands(native, gal, specs, target, method, meta, noisy=True)
     truth = _reproject_bands(native_truth, gal, specs, target, method, {**meta, "noise_free": True}, noisy=False)
     return SurveyObservation(observed, truth, native, native_truth, sky_res)
+
+
+def check_mag_range(r_mag_range):
+    """``r_mag_range`` as a (bright, faint) tuple of floats, or None.
+
+    Parameters
+    ----------
+    r_mag_range : sequence of two float or None
+
+    Returns
+    -------
+    tuple of float or None
+
+    Raises
+    ------
+    ValueError
+        Not two finite magnitudes, bright < faint.
+    """
+    if r_mag_range is None:
+        return None
+    try:
+        lo, hi = (float(m) for m in r_mag_range)
+    except (TypeError, ValueError):
+        raise ValueError(f"r_mag_range must be two r magnitudes (bright, faint), got {r_mag_range!r}") from None
+    if not (np.isfinite(lo) and np.isfinite(hi) and lo < hi):
+        raise ValueError(f"r_mag_range must be two finite r magnitudes with bright < faint, got {r_mag_range!r}")
+    return lo, hi
 
 
 def _check_options(view, neighbours, stars, depth_offset):

@@ -8,7 +8,7 @@ import numpy as np
 from ...bands import sort_bands
 from ...units import format_unit, nanomaggy
 from ..base import ImageDataset, build_manifest, progress_bar, tan_wcs
-from .observing import observe_galaxy
+from .observing import check_mag_range, observe_galaxy
 from .population import galaxy_seed, stratified_log_ssfr
 from .rendering import DEFAULT_BANDS, DEFAULT_PIXEL_SCALE, check_size, positive, render_galaxy
 from .families import get_family
@@ -189,7 +189,7 @@ def split_by_galaxy(log_ssfr, fractions=(0.8, 0.1, 0.1), *, seed=0):
 
 def make_dataset(n, *, seed=0, mode=None, bands=None, size=128, pixel_scale=None, views=1, psf_fwhm=None,
                  depth_offset=0.0, dust=True, stratify=True, split_fractions=(0.8, 0.1, 0.1), progress=False,
-                 survey=None, family="default"):
+                 survey=None, family="default", r_mag_range=None):
     """An in-memory data set of ``n`` mock galaxies, ``views`` images each.
 
     Image ``i`` is view ``i % views`` of galaxy ``i // views``; galaxy ``g``
@@ -210,6 +210,9 @@ def make_dataset(n, *, seed=0, mode=None, bands=None, size=128, pixel_scale=None
         data set.  With ``survey`` the data set also holds the
         noise-free truth (:meth:`MockDataset.truth_cube`) and the masks
         (:meth:`MockDataset.mask_cube`) of every band.
+    r_mag_range : tuple of float, optional
+        With ``survey``: draw the galaxies' r magnitudes in this (bright, faint) range
+        (see :func:`observe_galaxy`).
     views : int
         Images (camera directions) per galaxy.
     stratify : bool
@@ -235,7 +238,7 @@ def make_dataset(n, *, seed=0, mode=None, bands=None, size=128, pixel_scale=None
     """
     plan = MockPlan(n, seed=seed, mode=mode, bands=bands, size=size, pixel_scale=pixel_scale, views=views,
                      psf_fwhm=psf_fwhm, depth_offset=depth_offset, dust=dust, stratify=stratify,
-                     split_fractions=split_fractions, survey=survey, family=family)
+                     split_fractions=split_fractions, survey=survey, family=family, r_mag_range=r_mag_range)
     shape = (plan.n_images, plan.size, plan.size)
 
     def empty(dtype=np.float32):
@@ -264,7 +267,7 @@ class MockPlan:
     """Validated recipe of a mock data set; renders its images one at a time."""
 
     def __init__(self, n, *, seed, mode, bands, size, pixel_scale, views, psf_fwhm, depth_offset, dust,
-                 stratify, split_fractions, survey=None, family="default"):
+                 stratify, split_fractions, survey=None, family="default", r_mag_range=None):
         if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < 1:
             raise ValueError(f"n must be a positive integer number of galaxies, got {n!r}")
         if not isinstance(views, (int, np.integer)) or isinstance(views, bool) or views < 1:
@@ -275,6 +278,9 @@ class MockPlan:
         self.family = get_family(family)
         if not isinstance(family, str):
             raise TypeError(f"family must be a family name (str), got {type(family).__name__}")
+        if r_mag_range is not None and survey is None:
+            raise ValueError("r_mag_range sets the magnitudes of the survey layer; give survey= too")
+        self.r_mag_range = check_mag_range(r_mag_range)
         if survey is None:
             self.bands = sort_bands(DEFAULT_BANDS if bands is None else [bands] if isinstance(bands, str) else bands)
         else:
@@ -298,7 +304,7 @@ class MockPlan:
                 obs = observe_galaxy(
                     galaxy_seed(self.seed, g), self.survey, bands=[b.name for b in self.bands], size=self.size,
                     pixel_scale=self.pixel_scale, view=v, depth_offset=self.depth_offset, dust=self.dust,
-                    log_ssfr=self.log_ssfr[g], family=self.family.name,
+                    log_ssfr=self.log_ssfr[g], family=self.family.name, r_mag_range=self.r_mag_range,
                 )
                 st, names = obs.observed, [b.name for b in self.bands]
                 images = {b: st[b].data for b in names}
@@ -332,6 +338,7 @@ class MockPlan:
             "split_fractions": list(self.split_fractions), "source": "bandsynth.datasets.mock",
             **({} if self.survey is None else {"survey": _survey_label(self.survey)}),
             **({} if self.family.is_default else {"family": self.family.name}),
+            **({} if self.r_mag_range is None else {"r_mag_range": list(self.r_mag_range)}),
         }
 
 
@@ -373,54 +380,17 @@ class MockDataset(ImageDataset):
             if cubes_ is not None:
                 self._check_cubes(cubes_, None, source=f"mock data set ({kind})")
 
-    @property
-    def has_truth(self):
-        """Whether the data set holds noise-free truth images (made with ``survey=``)."""
-        return self._truth is not None
-
-    def truth_cube(self, band):
-        """Noise-free images of ``band`` on the data set's grid (survey layer).
-
-        Parameters
-        ----------
-        band : str or `~bandsynth.bands.Band`
-            A band of the data set.
-
-        Returns
-        -------
-        cube : ndarray
-            Shape ``(n_images, ny, nx)``, nanomaggies per pixel.
-
-        Raises
-        ------
-        ValueError
-            If the data set has no truth (not made with ``survey=``) or no such band.
-        """
-        if self._truth is None:
-            raise ValueError("this mock data set has no noise-free truth; make it with survey=...")
-        return self._truth[self._resolve(band)]
-
-    def mask_cube(self, band):
-        """Masks of ``band`` (`True` for a bad pixel), or `None` without the survey layer.
-
-        Parameters
-        ----------
-        band : str or `~bandsynth.bands.Band`
-            A band of the data set.
-
-        Returns
-        -------
-        cube : ndarray of bool or None
-            Shape ``(n_images, ny, nx)``.
-        """
-        name = self._resolve(band)
-        return None if self._mask is None else self._mask[name]
-
     def _get_cube(self, name):
         return self._cubes[name]
 
     def _get_uncertainty(self, name):
         return None if self._uncert is None else self._uncert[name]
+
+    def _get_truth(self, name):
+        return None if self._truth is None else self._truth[name]
+
+    def _get_mask(self, name):
+        return None if self._mask is None else self._mask[name]
 
     def _image_meta(self, i):
         if self._metas is not None:
