@@ -412,6 +412,8 @@ def card_dataset(card, *, progress=True):
         options["split_fractions"] = tuple(float(f) for f in info["split_fractions"])
     if "r_mag_range" in info:
         options["r_mag_range"] = tuple(float(f) for f in info["r_mag_range"])
+    if "family" in info:  # a physics family other than the default (`bandsynth.datasets.mock.families`)
+        options["family"] = str(info["family"])
     return make_dataset(
         int(info["n_galaxies"]), seed=int(info.get("seed", 0)), bands=[*card.inputs, card.output],
         size=int(info.get("size", 128)), views=int(info.get("views", 1)), pixel_scale=info.get("pixel_scale"),

@@ -25,8 +25,11 @@ Examples
 
 from __future__ import annotations
 
+import contextlib
+import datetime
 import json
 import os
+import tempfile
 import warnings
 
 import numpy as np
@@ -37,10 +40,11 @@ from astropy.utils.exceptions import AstropyUserWarning
 from astropy.wcs import WCS
 
 from ._io import atomic_path
-from .synthetic import SyntheticBand
+from .synthetic import SyntheticBand, fits_layout
 from .units import parse_unit
 
-__all__ = ["read_synthetic_band", "write_synthetic_band", "identify_synthetic_band"]
+__all__ = ["read_synthetic_band", "write_synthetic_band", "identify_synthetic_band", "synthetic_band_writer",
+           "SyntheticBandWriter"]
 
 _WCS_KEYS = ("CTYPE1", "CRPIX1", "CRVAL1", "CDELT1", "CD1_1", "PC1_1")
 
@@ -159,6 +163,230 @@ def write_synthetic_band(sb, path, *, overwrite=False):
     with atomic_path(path, overwrite=overwrite) as tmp, open(tmp, "wb") as fh:
         hdul.writeto(fh, checksum=True, output_verify="exception")
 
+
+# ---------------------------------------------------------------------- writing in strips of rows
+@contextlib.contextmanager
+def synthetic_band_writer(path, shape, *, uncertainty=True, overwrite=False):
+    """Write a synthetic band's FITS file strip by strip of rows, in bounded memory.
+
+    A context manager yielding a `SyntheticBandWriter`: give it every row of the image
+    once (`SyntheticBandWriter.write_rows`, image, sigma and mask together), then call
+    `SyntheticBandWriter.finish` with the unit, band, provenance and WCS, which may
+    depend on the whole image (the provenance counts the masked pixels).  The file is
+    the one `SyntheticBand.write` writes for the same band -- same HDUs, headers,
+    ``CHECKSUM``/``DATASUM``, float32 pixels -- but no image is ever held whole: the
+    rows wait in an anonymous temporary file in the destination folder (the file's
+    size again on disk for a while, removed even if the process is killed) and
+    `~SyntheticBandWriter.finish` copies them behind the headers, computing the checksums.
+
+    The file is written atomically, under a temporary name then renamed onto ``path``
+    when the block ends: if anything in the block raises, nothing is left behind and
+    an existing ``path`` is untouched.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file to write.
+    shape : tuple of int
+        ``(ny, nx)`` of the image.
+    uncertainty : bool, optional
+        Whether the file has an ``UNCERT`` HDU (then every strip comes with its sigma).
+    overwrite : bool, optional
+        Replace an existing file (checked before anything is done).
+
+    Raises
+    ------
+    FileExistsError
+        ``path`` exists and ``overwrite`` is False.
+    RuntimeError
+        The block ended without `SyntheticBandWriter.finish`.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> import numpy as np
+    >>> from bandsynth import SyntheticBand
+    >>> path = os.path.join(tempfile.mkdtemp(), "mosaic_r_synth.fits")
+    >>> with synthetic_band_writer(path, (4, 3)) as out:
+    ...     for row in range(0, 4, 2):  # two strips of two rows
+    ...         strip = np.full((2, 3), row, dtype=np.float32)
+    ...         out.write_rows(row, strip, sigma=0.1 * strip, mask=np.zeros((2, 3), bool))
+    ...     out.finish(unit="nanomaggy", band="r")
+    >>> SyntheticBand.read(path).data[:, 0]
+    array([0., 0., 2., 2.], dtype=float32)
+    """
+    try:
+        path = os.fspath(path)
+    except TypeError:
+        raise TypeError(f"write: path must be a str or os.PathLike, got {type(path).__name__}") from None
+    folder = os.path.dirname(os.path.abspath(path))
+    with atomic_path(path, overwrite=overwrite) as tmp, tempfile.TemporaryFile(dir=folder) as rows:
+        writer = SyntheticBandWriter(rows, tmp, shape, uncertainty=uncertainty)
+        yield writer
+        if not writer.finished:
+            raise RuntimeError(f"{path}: the synthetic band was not finished (SyntheticBandWriter.finish); "
+                               "nothing was written")
+
+
+class SyntheticBandWriter:
+    """The rows of a synthetic band on their way to a FITS file (made by `synthetic_band_writer`).
+
+    Parameters
+    ----------
+    rows : file object
+        Open binary file, read and write, that holds the pixels until `finish`.
+    target : str or os.PathLike
+        The FITS file `finish` writes.
+    shape : tuple of int
+        ``(ny, nx)``.
+    uncertainty : bool
+        Whether strips come with a sigma (written as ``UNCERT``).
+    """
+
+    _BLOCK = 2880
+
+    def __init__(self, rows, target, shape, *, uncertainty):
+        self.shape = ny, nx = tuple(int(n) for n in shape)
+        if len(self.shape) != 2 or min(self.shape) < 1:
+            raise ValueError(f"SyntheticBand data must be a non-empty 2-D image, got shape {self.shape}")
+        self.uncertainty = bool(uncertainty)
+        self.finished = False
+        self.n_nonfinite = 0
+        self._rows, self._target = rows, target
+        self._done = np.zeros(ny, dtype=bool)
+        itemsizes = (4, 4, 1) if self.uncertainty else (4, 1)  # PRIMARY, [UNCERT,] MASK
+        self._sizes = [ny * nx * k for k in itemsizes]
+        padded = [-(-n // self._BLOCK) * self._BLOCK for n in self._sizes]
+        self._starts = [sum(padded[:i]) for i in range(len(padded))]
+        rows.truncate(sum(padded))  # zeros: the FITS padding of every data unit
+
+    def write_rows(self, row, data, sigma=None, mask=None):
+        """Rows ``row`` to ``row + len(data)`` of the image, its sigma and its mask.
+
+        As in a `~bandsynth.SyntheticBand`, pixels whose value or sigma is not finite
+        are masked (`finish` warns about them).
+
+        Parameters
+        ----------
+        row : int
+            The first row.
+        data : ndarray of float, shape (k, nx)
+        sigma : ndarray of float, shape (k, nx)
+            Required with ``uncertainty``, refused without.
+        mask : ndarray of bool, shape (k, nx), optional
+            True for a bad pixel (default: none).
+        """
+        ny, nx = self.shape
+        data = np.asarray(data)
+        if data.dtype.kind != "f":
+            raise TypeError(f"SyntheticBand data must be a floating-point array, got {data.dtype}")
+        row = int(row)
+        if data.ndim != 2 or data.shape[1] != nx or row < 0 or row + data.shape[0] > ny:
+            raise ValueError(f"rows {row} to {row + len(data)} of shape {data.shape} do not fit an image of "
+                             f"shape {self.shape}")
+        if (sigma is None) == self.uncertainty:
+            raise ValueError("sigma is required with uncertainty=True and refused without")
+        bad = np.zeros(data.shape, bool) if mask is None else np.array(mask, dtype=bool)
+        if bad.shape != data.shape:
+            raise ValueError(f"mask has shape {bad.shape}, expected the strip's shape {data.shape}")
+        nonfinite = ~np.isfinite(data)
+        if sigma is not None:
+            sigma = np.asarray(sigma)
+            if sigma.shape != data.shape:
+                raise ValueError(f"sigma has shape {sigma.shape}, expected the strip's shape {data.shape}")
+            if np.any(sigma < 0):
+                raise ValueError("SyntheticBand uncertainty (a standard deviation) has negative values")
+            nonfinite |= ~np.isfinite(sigma)
+        self.n_nonfinite += int(np.count_nonzero(nonfinite & ~bad))
+        bad |= nonfinite
+        parts = [(data, ">f4"), (sigma, ">f4"), (bad, "u1")] if self.uncertainty else [(data, ">f4"), (bad, "u1")]
+        for (array, dtype), start in zip(parts, self._starts):
+            array = np.ascontiguousarray(array, dtype=dtype)
+            self._rows.seek(start + row * nx * array.itemsize)
+            self._rows.write(array.view(np.uint8).data)
+        self._done[row : row + data.shape[0]] = True
+
+    def finish(self, *, unit, band=None, provenance=None, wcs=None):
+        """Write the FITS file: headers (as `~bandsynth.SyntheticBand.to_hdulist`), pixels, checksums.
+
+        Parameters
+        ----------
+        unit : str or `~astropy.units.UnitBase`
+            Flux unit of the image.
+        band : str or `~bandsynth.bands.Band`, optional
+            The predicted band (else taken from the provenance).
+        provenance : mapping, optional
+            As for `~bandsynth.SyntheticBand`.
+        wcs : `~astropy.wcs.WCS`, optional
+
+        Raises
+        ------
+        ValueError
+            Some rows were never written.
+        """
+        missing = np.flatnonzero(~self._done)
+        if missing.size:
+            raise ValueError(f"{missing.size} row(s) of the synthetic band were not written (first: row {missing[0]})")
+        hdul = fits_layout(self.shape, unit=unit, band=band, provenance=provenance, wcs=wcs,
+                           uncertainty=self.uncertainty, mask=True)
+        hdul.verify("exception")
+        if self.n_nonfinite:
+            warnings.warn(f"synthetic band {hdul[0].header['BSBAND']!r}: {self.n_nonfinite} pixel(s) with a "
+                          "non-finite value or uncertainty are masked", AstropyUserWarning, stacklevel=2)
+        buffer = memoryview(bytearray(self._BLOCK * 2048))
+        with open(self._target, "r+b") as out:
+            for hdu, start, size in zip(hdul, self._starts, self._sizes):
+                header = hdu.header
+                stamp = datetime.datetime.now().isoformat()[:19]  # as astropy's add_checksum
+                header["DATASUM"] = ("0", f"data unit checksum updated {stamp}")
+                header.set("CHECKSUM", "0" * 16, f"HDU checksum updated {stamp}", before="DATASUM")
+                at = out.tell()
+                out.write(header.tostring().encode("ascii"))
+                datasum, left = 0, -(-size // self._BLOCK) * self._BLOCK
+                self._rows.seek(start)
+                while left:
+                    n = self._rows.readinto(buffer[: min(left, len(buffer))])
+                    datasum = _ones_complement_sum(buffer[:n], datasum)
+                    out.write(buffer[:n])
+                    left -= n
+                header["DATASUM"] = str(datasum)
+                checksum = _ones_complement_sum(header.tostring().encode("ascii"), datasum)
+                header["CHECKSUM"] = _encode_checksum(~checksum & 0xFFFFFFFF)
+                end = out.tell()
+                out.seek(at)
+                out.write(header.tostring().encode("ascii"))
+                out.seek(end)
+        self.finished = True
+
+
+def _ones_complement_sum(buffer, total=0):
+    """32-bit ones' complement sum of big-endian words (the FITS checksum), added to ``total``."""
+    total += int(np.frombuffer(buffer, dtype=">u4").sum(dtype=np.uint64))
+    while total >> 32:
+        total = (total & 0xFFFFFFFF) + (total >> 32)
+    return total
+
+
+_EXCLUDED = frozenset(b":;<=>?@[\\]^_`")  # punctuation the ASCII-encoded checksum avoids
+
+
+def _encode_checksum(value):
+    """The 16 characters of a ``CHECKSUM`` value (FITS standard, Appendix J: ASCII encoding)."""
+    chars = [0] * 16
+    for i in range(4):
+        byte = (value >> (24 - 8 * i)) & 0xFF
+        quotient, remainder = byte // 4 + ord("0"), byte % 4
+        ch = [quotient + remainder, quotient, quotient, quotient]
+        changed = True
+        while changed:
+            changed = False
+            for j in (0, 2):
+                while ch[j] in _EXCLUDED or ch[j + 1] in _EXCLUDED:
+                    ch[j], ch[j + 1] = ch[j] + 1, ch[j + 1] - 1
+                    changed = True
+        for j in range(4):
+            chars[4 * j + i] = ch[j]
+    return bytes(chars[(i + 15) % 16] for i in range(16)).decode("ascii")
 
 def identify_synthetic_band(origin, path, fileobj, *args, **kwargs):
     """Identifier of the ``"fits"`` format for `astropy.io.registry`.

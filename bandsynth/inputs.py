@@ -97,14 +97,14 @@ def prepare_inputs(stack, bands, scalings, *, unit, model="model", minimum_size=
     mask = np.zeros(shape, dtype=bool)
     files = {rec.get("band"): rec.get("file") for rec in stack.meta.get("inputs", ()) if hasattr(rec, "get")}
     for band in bands:
-        image = stack[band]
+        image = stack.view(band, window)  # just the window: stack[band] would copy the whole image
         path = files.get(band)
-        data = np.asarray(image.data[window], dtype=np.float64)
+        data = np.asarray(image.data, dtype=np.float64)
         if image.unit is not None and image.unit != unit:
             data = to_unit(data, image.unit, unit, band=band, path=path)
         bad = ~np.isfinite(data)
         if image.mask is not None:
-            bad |= np.asarray(image.mask[window], dtype=bool)
+            bad |= np.asarray(image.mask, dtype=bool)
         if bad.any():
             data = fill_bad_pixels(data, bad)
         mask |= bad
@@ -113,7 +113,7 @@ def prepare_inputs(stack, bands, scalings, *, unit, model="model", minimum_size=
         if image.uncertainty is not None:
             unc = image.uncertainty
             unc = unc if isinstance(unc, StdDevUncertainty) else unc.represent_as(StdDevUncertainty)
-            sd = np.asarray(unc.array[window], dtype=np.float64)
+            sd = np.asarray(unc.array, dtype=np.float64)
             if image.unit is not None and image.unit != unit:
                 sd = to_unit(np.where(np.isfinite(sd), sd, 0.0), image.unit, unit, band=band, path=path)
             sigmas.append(np.where(bad, 0.0, sd).astype(np.float32))

@@ -5,7 +5,7 @@ exact inverse of the output band's fixed scaling; the scaled variance is multipl
 by the calibration of the configuration that produced it (a warning when the card
 has none) and the calibrated 1-sigma interval is mapped to flux
 (`bandsynth.uncertainty.flux_sigma`); the provenance records how every number was
-made.
+made.  `plan_prediction` checks a call's options before any of this.
 """
 
 from __future__ import annotations
@@ -21,12 +21,63 @@ from .scaling import AsinhScaling
 from .uncertainty import Calibration, flux_sigma
 from .units import parse_unit
 
-__all__ = ["describe_uncertainty", "to_flux", "to_synthetic", "predict_batch"]
+__all__ = ["plan_prediction", "describe_uncertainty", "to_flux", "to_synthetic", "prediction_provenance",
+           "predict_batch"]
 
 
 def _calibration(card, configuration):
     data = card.calibration.get(configuration)
     return None if data is None else Calibration.from_dict(configuration, dict(data))
+
+
+def plan_prediction(translator, stacks, *, uncertainty, tta, n_samples, batch_size, precision, tile, seed,
+                    check_domain, compile, progress, stacklevel):
+    """The checked options of one `~bandsynth.Translator.predict` call, and the domain warnings of its stacks.
+
+    Warns (`~astropy.utils.exceptions.AstropyUserWarning`, once per message) when a stack is
+    outside the model's domain (`bandsynth.models.domain.domain_problems`).
+
+    Parameters
+    ----------
+    translator : `~bandsynth.Translator`
+    stacks : list of `~bandsynth.BandStack`
+    uncertainty, tta, n_samples, batch_size, precision, tile, seed, check_domain, compile, progress
+        As for `~bandsynth.Translator.predict`.
+    stacklevel : int
+        Of the warnings, counted from this function.
+
+    Returns
+    -------
+    problems : list of list of str
+        The domain warnings of each stack.
+    computation : dict
+        How the network runs (`bandsynth.nn.engine.InferenceEngine.describe`), for the provenance.
+    options : dict
+        ``uncertainty``, ``tta``, ``n_samples``, ``rng`` and ``run`` (the engine's options).
+
+    Raises
+    ------
+    TypeError, ValueError
+        A stack that is not a `~bandsynth.BandStack`, or an option out of range.
+    """
+    from .models.domain import domain_problems
+    from .nn.engine import check_options
+    from .stack import BandStack
+
+    engine = translator.engine
+    if not stacks:
+        raise ValueError("predict got an empty list of stacks")
+    precision = check_options(precision=precision, batch_size=batch_size, compile=compile, n_samples=n_samples,
+                              device=engine.device, tile=tile, multiple=engine.multiple)
+    for s in (s for s in stacks if not isinstance(s, BandStack)):
+        raise TypeError(f"predict expects a BandStack or a list of them, got {type(s).__name__}")
+    problems = [domain_problems(translator.card, s) if check_domain else [] for s in stacks]
+    for message in dict.fromkeys(m for p in problems for m in p):
+        warnings.warn(message, AstropyUserWarning, stacklevel=stacklevel)
+    run = dict(batch_size=batch_size, tile=tile, precision=precision, compile=compile, progress=progress)
+    computation = engine.describe(precision=precision, tile=tile)
+    options = dict(uncertainty=uncertainty, tta=tta, n_samples=n_samples, rng=np.random.default_rng(seed), run=run)
+    return problems, computation, options
 
 
 def describe_uncertainty(card, parts, configuration):
@@ -106,6 +157,32 @@ def to_synthetic(card, stack, mask, flux, sigma, *, uncertainty, configuration, 
         Bad input pixels.
     flux, sigma : ndarray
         The prediction and its calibrated sigma (`to_flux`; sigma None without uncertainty).
+    uncertainty, configuration, computation, problems
+        As for `prediction_provenance`.
+
+    Returns
+    -------
+    SyntheticBand
+    """
+    from .synthetic import SyntheticBand
+
+    provenance = prediction_provenance(card, stack, int(np.count_nonzero(mask)), uncertainty=uncertainty,
+                                       configuration=configuration, computation=computation, problems=problems)
+    return SyntheticBand(flux, uncertainty=None if sigma is None else StdDevUncertainty(sigma), mask=mask,
+                         wcs=stack.wcs, unit=parse_unit(card.unit), band=card.output,
+                         provenance=provenance)
+
+
+def prediction_provenance(card, stack, n_masked, *, uncertainty, configuration, computation, problems):
+    """The provenance record of one prediction (``SyntheticBand.provenance``).
+
+    Parameters
+    ----------
+    card : `~bandsynth.models.zoo.ModelCard`
+    stack : `~bandsynth.BandStack`
+        The inputs (for the input files and the reprojection records).
+    n_masked : int
+        How many pixels are masked for bad input pixels.
     uncertainty : tuple
         ``(method text, distribution, 95.45 % half-width)`` (`describe_uncertainty`), or
         ``("none", None, None)``.
@@ -118,10 +195,9 @@ def to_synthetic(card, stack, mask, flux, sigma, *, uncertainty, configuration, 
 
     Returns
     -------
-    SyntheticBand
+    dict
     """
     from . import __version__
-    from .synthetic import SyntheticBand
 
     method, distribution, half_width = uncertainty
     files = {rec["band"]: rec for rec in stack.meta.get("inputs", ())}
@@ -156,11 +232,9 @@ def to_synthetic(card, stack, mask, flux, sigma, *, uncertainty, configuration, 
             *[f"Warning: {p}" for p in problems],
         ],
     }
-    if mask.any():
-        provenance["history"].append(f"{int(mask.sum())} pixels masked: bad or masked input pixels.")
-    return SyntheticBand(flux, uncertainty=None if sigma is None else StdDevUncertainty(sigma), mask=mask,
-                         wcs=stack.wcs, unit=parse_unit(card.unit), band=card.output,
-                         provenance=provenance)
+    if n_masked:
+        provenance["history"].append(f"{int(n_masked)} pixels masked: bad or masked input pixels.")
+    return provenance
 
 
 def predict_batch(translator, stacks, *, problems, computation, uncertainty, tta, n_samples, rng, run):

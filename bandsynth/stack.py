@@ -396,6 +396,40 @@ class BandStack:
             meta=copy.copy(im.meta),
         )
 
+    def view(self, key, window=None) -> NDData:
+        """Band ``key`` (or a ``window`` of it) as an `~astropy.nddata.NDData` of read-only views: nothing is copied.
+
+        ``stack[key]`` copies the whole image; code that reads part of a large image, tile by
+        tile (`bandsynth.inputs.prepare_inputs`), or only looks at its metadata uses this.
+
+        Parameters
+        ----------
+        key : str or `~bandsynth.bands.Band`
+            Band name, alias or Band.
+        window : tuple of two slices, optional
+            The rows and columns to see (default: the whole image).
+
+        Returns
+        -------
+        `~astropy.nddata.NDData`
+            ``data``, ``uncertainty`` (a `~astropy.nddata.StdDevUncertainty`, or None),
+            ``mask`` (or None), ``unit`` and ``meta`` of the band; no WCS.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> s = BandStack({"r": np.arange(16.0).reshape(4, 4)}, unit="Jy")
+        >>> part = s.view("r", (slice(1, 3), slice(0, 2)))
+        >>> part.data, part.data.flags.writeable
+        (array([[4., 5.],
+               [8., 9.]]), False)
+        """
+        im = self._images[self._lookup(key)]
+        window = (slice(None), slice(None)) if window is None else tuple(window)
+        unc = None if im.uncertainty is None else StdDevUncertainty(im.uncertainty[window], copy=False)
+        return NDData(im.data[window], uncertainty=unc, mask=None if im.mask is None else im.mask[window],
+                      unit=im.unit, meta=copy.copy(im.meta), copy=False)
+
     def __contains__(self, key) -> bool:
         try:
             return get_band(key) in self._images

@@ -238,14 +238,16 @@ def _std_array(band, unc, data_unit, path=None):
     return arr.astype(float)
 
 
-def image_from_value(band, value, *, wcs=None, unit=None, uncertainty=None, mask=None, source=None, path=None):
+def image_from_value(band, value, *, wcs=None, unit=None, uncertainty=None, mask=None, source=None, path=None,
+                     copy_data=True):
     """Validate one band's image and return a :class:`BandImage` (unit not yet converted).
 
     ``value`` is an array, a `~astropy.units.Quantity`, a masked array or an
     `~astropy.nddata.NDData` (whose unit, uncertainty, mask, WCS and metadata are
     used); ``wcs``, ``unit``, ``uncertainty`` and ``mask`` complete what it lacks.
     Non-finite pixels are masked with a warning.  Errors are `~bandsynth.errors`
-    exceptions naming ``band`` and ``path``.
+    exceptions naming ``band`` and ``path``.  The image is copied unless ``copy_data``
+    is False (an array nobody else holds, just read from a file).
 
     Parameters
     ----------
@@ -266,6 +268,8 @@ def image_from_value(band, value, *, wcs=None, unit=None, uncertainty=None, mask
         Where the image comes from (e.g. a file and extension), for messages.
     path : str, optional
         File the image was read from, carried by the record and by errors.
+    copy_data : bool
+        Copy the image (default); False only for an array nobody else holds.
 
     Returns
     -------
@@ -283,7 +287,7 @@ def image_from_value(band, value, *, wcs=None, unit=None, uncertainty=None, mask
     """
     label = f"band {band.name!r}" + (f" ({source})" if source else "")
     data, own_unit, own_unc, own_mask, own_wcs, own_meta = _unpack(value)
-    data = _checked_data(data, label, band=band, path=path)
+    data = _checked_data(data, label, band=band, path=path, copy=copy_data)
 
     this_unit = own_unit if own_unit is not None else unit
     if this_unit is None:
@@ -297,10 +301,11 @@ def image_from_value(band, value, *, wcs=None, unit=None, uncertainty=None, mask
     if _mask_nonfinite(data, unc, bad, label):
         has_mask = True
 
-    good = data[~bad]
-    if good.size == 0:
+    good = True if not bad.any() else ~bad  # min/max in place: a copy of the good pixels would double the memory
+    if good is not True and not good.any():
         raise BandInputError(f"{label}: every pixel is masked or non-finite", band=band, path=path)
-    lo, hi = good.min(), good.max()
+    lo, hi = data.min(where=good, initial=np.inf), data.max(where=good, initial=-np.inf)
+    del good
     if lo == hi:
         what = "all-zero" if lo == 0 else f"constant (every unmasked pixel is {lo:g})"
         raise BandInputError(f"{label} is {what}: an image without structure cannot be used", band=band, path=path)
@@ -336,8 +341,11 @@ def _unpack(value):
     return data, own_unit, own_unc, own_mask, own_wcs, own_meta
 
 
-def _checked_data(data, label, *, band, path):
-    """The image as a float array (float32 kept, else float64) after checking it is real, 2-D and not empty."""
+def _checked_data(data, label, *, band, path, copy=True):
+    """The image as a float array (float32 kept, else float64) after checking it is real, 2-D and not empty.
+
+    A copy, unless ``copy`` is False and the array is already native float of the right size.
+    """
     data = np.asarray(data)
     if data.dtype.kind not in "fiu":
         raise BandTypeError(
@@ -352,7 +360,7 @@ def _checked_data(data, label, *, band, path):
     # Single-precision data (FITS BITPIX -32 arrive big-endian) stay single: float64 would double the
     # memory of a large image and add no information.
     single = data.dtype.kind == "f" and data.dtype.itemsize <= 4
-    return np.array(data, dtype=np.float32 if single else np.float64)
+    return (np.array if copy else np.asarray)(data, dtype=np.float32 if single else np.float64)
 
 
 def _checked_uncertainty(band, own_unc, uncertainty, this_unit, shape, label, path):
@@ -404,11 +412,12 @@ def _mask_nonfinite(data, unc, bad, label):
     Warns about the bad pixels nobody had masked yet (``stacklevel`` counts this helper,
     so the warnings point at the same caller as when :func:`image_from_value` warned itself).
     """
-    nonfinite = ~np.isfinite(data)
-    newly = nonfinite & ~bad
-    if newly.any():
+    nonfinite = np.isfinite(data)
+    np.logical_not(nonfinite, out=nonfinite)  # in place: one full-size temporary, not two
+    newly = int(np.count_nonzero(np.greater(nonfinite, bad)))  # non-finite and not masked yet
+    if newly:
         warnings.warn(
-            f"{label}: {int(newly.sum())} non-finite pixel(s) (NaN/inf) are masked",
+            f"{label}: {newly} non-finite pixel(s) (NaN/inf) are masked",
             AstropyUserWarning,
             stacklevel=5,
         )
@@ -469,11 +478,18 @@ def _read_ccd(path, index, *, label, unit, hdu_uncertainty, hdu_mask, header, ba
         level = astropy_log.level
         astropy_log.setLevel("WARNING")
         try:
-            return CCDData.read(path, hdu=index, unit=file_unit, hdu_uncertainty=hdu_uncertainty, hdu_mask=hdu_mask)
+            # Read into memory, not memory-mapped: the pixels are then put in native byte order in place, so a
+            # large image is held once (not as the file's big-endian pixels plus a native copy).
+            ccd = CCDData.read(path, hdu=index, unit=file_unit, hdu_uncertainty=hdu_uncertainty, hdu_mask=hdu_mask,
+                               memmap=False)
         finally:
             astropy_log.setLevel(level)
     except (ValueError, TypeError) as err:
         raise BandInputError(f"{label}: cannot read {path!r} HDU {index}: {err}", band=band, path=path) from err
+    data = ccd.data
+    if isinstance(data, np.ndarray) and data.dtype.byteorder not in "=|" and data.flags.writeable:
+        ccd.data = data.byteswap(inplace=True).view(data.dtype.newbyteorder())
+    return ccd
 
 
 def read_band_file(band, path, *, hdu, unit):
@@ -539,7 +555,7 @@ def read_band_file(band, path, *, hdu, unit):
         path, index, label=label, unit=unit, hdu_uncertainty="UNCERT", hdu_mask="MASK", header=header, band=band
     )
     ccd.meta["FILENAME"] = fits_ascii(os.path.basename(path))  # exact name: in the provenance
-    im = image_from_value(band, ccd, source=path, path=path)
+    im = image_from_value(band, ccd, source=path, path=path, copy_data=False)  # read just now: nobody else holds it
     return im, {"band": band.name, "file": path, "checksum": sha256_file(path)}
 
 
@@ -636,7 +652,7 @@ def read_multi_extension(path, *, unit, extnames=None):
             band=band,
         )
         ccd.meta["FILENAME"] = fits_ascii(os.path.basename(path))  # exact name: in the provenance
-        built[band] = image_from_value(band, ccd, source=f"{path}[{name}]", path=path)
+        built[band] = image_from_value(band, ccd, source=f"{path}[{name}]", path=path, copy_data=False)
         inputs.append({"band": band.name, "file": path, "checksum": checksum})
     return built, inputs
 

@@ -71,7 +71,7 @@ from astropy.wcs import WCS
 from .bands import Band, get_band
 from .units import format_unit
 
-__all__ = ["SyntheticBand", "make_provenance", "PROVENANCE_KEYS"]
+__all__ = ["SyntheticBand", "make_provenance", "fits_layout", "PROVENANCE_KEYS"]
 
 #: Keys of ``meta["provenance"]`` (more may be added; they are kept and written).
 PROVENANCE_KEYS = (
@@ -211,6 +211,86 @@ def _normalise_provenance(provenance, band) -> dict:
     return json.loads(text)
 
 
+def _band_and_provenance(band, provenance):
+    """The band (from ``band`` or the provenance, which must agree) and the normalised provenance."""
+    named = None if band is None else get_band(band)
+    if provenance is not None and not isinstance(provenance, Mapping):
+        raise TypeError(f"provenance must be a dict, got {type(provenance).__name__}")
+    from_prov = None if provenance is None or "band" not in provenance else get_band(provenance["band"])
+    if named is not None and from_prov is not None and named != from_prov:
+        raise ValueError(f"band={named.name!r} disagrees with the provenance band {from_prov.name!r}")
+    chosen = named or from_prov
+    if chosen is None:
+        raise ValueError("SyntheticBand needs its band: pass band= or a provenance with a 'band' entry")
+    return chosen, _normalise_provenance({} if provenance is None else provenance, chosen)
+
+
+def fits_layout(shape, *, unit, band=None, provenance=None, wcs=None, uncertainty=True, mask=True) -> fits.HDUList:
+    """The HDUs `SyntheticBand.write` writes for a band of ``shape``, with placeholder data.
+
+    The headers are exactly those of `SyntheticBand.to_hdulist` for such a band (provenance
+    normalised and checked the same way, structural keywords of a float32 PRIMARY and
+    ``UNCERT`` and a uint8 ``MASK`` of ``shape``), but the data are zero-stride views
+    that take no memory: for writers that fill the pixels in afterwards, part by part
+    (`bandsynth.fits_io.SyntheticBandWriter`).
+
+    Parameters
+    ----------
+    shape : tuple of int
+        ``(ny, nx)``.
+    unit : str or `~astropy.units.UnitBase`
+        Flux unit of the image.
+    band : str or `~bandsynth.bands.Band`, optional
+        The predicted band (else taken from the provenance).
+    provenance : mapping, optional
+        As for `SyntheticBand`.
+    wcs : `~astropy.wcs.WCS`, optional
+    uncertainty, mask : bool
+        Whether the file has an ``UNCERT`` and a ``MASK`` HDU.
+
+    Returns
+    -------
+    `~astropy.io.fits.HDUList`
+
+    Examples
+    --------
+    >>> hdul = fits_layout((3000, 2000), unit="nanomaggy", band="r")
+    >>> [h.name for h in hdul], hdul[0].header["NAXIS1"], hdul["MASK"].header["BITPIX"]
+    (['PRIMARY', 'UNCERT', 'MASK'], 2000, 8)
+    """
+    _, prov = _band_and_provenance(band, provenance)
+    if wcs is not None and not isinstance(wcs, WCS):
+        raise TypeError(f"SyntheticBand wcs must be an astropy.wcs.WCS, got {type(wcs).__name__}")
+    shape = tuple(int(n) for n in shape)
+    if len(shape) != 2 or min(shape) < 1:
+        raise ValueError(f"SyntheticBand data must be a non-empty 2-D image, got shape {shape}")
+
+    def placeholder(dtype):
+        return np.broadcast_to(np.zeros((), dtype), shape)
+
+    return _hdulist(prov, wcs, format_unit(unit), placeholder(np.float32),
+                    placeholder(np.float32) if uncertainty else None, placeholder(np.uint8) if mask else None)
+
+
+def _hdulist(prov, wcs, unit_text, data, sigma, mask) -> fits.HDUList:
+    """PRIMARY (``data``), UNCERT (``sigma``, if any) and MASK (``mask``, if any) of a synthetic band."""
+    hdus = [fits.PrimaryHDU(data, _primary_header(prov, wcs, unit_text))]
+    if sigma is not None:
+        header = fits.Header()
+        header["UTYPE"] = ("StdDevUncertainty", "uncertainty type (astropy.nddata)")
+        header["BUNIT"] = (unit_text, "unit of the standard deviation")
+        if wcs is not None:
+            header.extend(wcs.to_header(relax=True), update=True)
+        hdus.append(fits.ImageHDU(sigma, header, name="UNCERT"))
+    if mask is not None:
+        header = fits.Header()
+        header["COMMENT"] = "1 = masked (bad or untrusted) pixel, 0 = good"
+        if wcs is not None:
+            header.extend(wcs.to_header(relax=True), update=True)
+        hdus.append(fits.ImageHDU(mask, header, name="MASK"))
+    return fits.HDUList(hdus)
+
+
 class _SyntheticBandRead(NDDataRead):
     """Read a `SyntheticBand` through `astropy.io.registry` (format ``"fits"``, `bandsynth.fits_io`).
 
@@ -325,16 +405,7 @@ class SyntheticBand(NDSlicingMixin, NDArithmeticMixin, NDIOMixin, NDData):
         if provenance is not None and "provenance" in meta:
             raise ValueError("provenance is given twice (provenance= and meta['provenance'])")
         prov = provenance if provenance is not None else meta.get("provenance")
-        named = None if band is None else get_band(band)
-        if prov is not None and not isinstance(prov, Mapping):
-            raise TypeError(f"provenance must be a dict, got {type(prov).__name__}")
-        from_prov = None if prov is None or "band" not in prov else get_band(prov["band"])
-        if named is not None and from_prov is not None and named != from_prov:
-            raise ValueError(f"band={named.name!r} disagrees with the provenance band {from_prov.name!r}")
-        chosen = named or from_prov
-        if chosen is None:
-            raise ValueError("SyntheticBand needs its band: pass band= or a provenance with a 'band' entry")
-        meta["provenance"] = _normalise_provenance({} if prov is None else prov, chosen)
+        chosen, meta["provenance"] = _band_and_provenance(band, prov)
         self.meta = meta
         self._band = chosen
 
@@ -469,23 +540,11 @@ class SyntheticBand(NDSlicingMixin, NDArithmeticMixin, NDIOMixin, NDData):
             when there is an uncertainty and MASK when there is a mask.  No
             checksums yet: :meth:`write` adds them.
         """
-        unit_text = format_unit(self.unit)
-        primary = fits.PrimaryHDU(np.asarray(self.data, dtype=np.float32), _primary_header(self, unit_text))
-        hdus = [primary]
-        if self.uncertainty is not None:
-            header = fits.Header()
-            header["UTYPE"] = ("StdDevUncertainty", "uncertainty type (astropy.nddata)")
-            header["BUNIT"] = (unit_text, "unit of the standard deviation")
-            if self.wcs is not None:
-                header.extend(self.wcs.to_header(relax=True), update=True)
-            hdus.append(fits.ImageHDU(np.asarray(self.uncertainty.array, dtype=np.float32), header, name="UNCERT"))
-        if self.mask is not None:
-            header = fits.Header()
-            header["COMMENT"] = "1 = masked (bad or untrusted) pixel, 0 = good"
-            if self.wcs is not None:
-                header.extend(self.wcs.to_header(relax=True), update=True)
-            hdus.append(fits.ImageHDU(np.asarray(self.mask, dtype=np.uint8), header, name="MASK"))
-        return fits.HDUList(hdus)
+        return _hdulist(
+            self.provenance, self.wcs, format_unit(self.unit), np.asarray(self.data, dtype=np.float32),
+            None if self.uncertainty is None else np.asarray(self.uncertainty.array, dtype=np.float32),
+            None if self.mask is None else np.asarray(self.mask, dtype=np.uint8),
+        )
 
     # ------------------------------------------------------------------ thin bridges
     def compare(self, truth, **kwargs):
@@ -590,8 +649,7 @@ def _history_lines(text, width=70):
     return textwrap.wrap(text, width=width, break_long_words=True, break_on_hyphens=False) or [""]
 
 
-def _primary_header(sb, unit_text) -> fits.Header:
-    prov = sb.provenance
+def _primary_header(prov, wcs, unit_text) -> fits.Header:
     hdr = _Header()
     hdr["BUNIT"] = (unit_text, "physical unit of the pixel values")
     hdr["DATE"] = (_parse_date(prov["date"]).strftime("%Y-%m-%dT%H:%M:%S"), "UTC date of the prediction")
@@ -614,8 +672,8 @@ def _primary_header(sb, unit_text) -> fits.Header:
         if _is_number(maximum):
             hdr[f"BSMAX{n}"] = (float(maximum), f"maximum of scaling {n}" + (" / ref. flux" if _is_number(ref) else ""))
     hdr["BSUNCMET"] = (_ascii(prov["uncertainty_method"]), "uncertainty method")
-    if sb.wcs is not None:
-        hdr.extend(sb.wcs.to_header(relax=True), update=True)
+    if wcs is not None:
+        hdr.extend(wcs.to_header(relax=True), update=True)
     hdr["LONGSTRN"] = ("OGIP 1.0", "long string convention (CONTINUE) is used")
     hdr["BSPROV"] = (json.dumps(prov, ensure_ascii=True, separators=(",", ":")), "provenance (JSON)")
     inputs = ", ".join(f"{i['band']} ({os.path.basename(i['file']) or 'no file'})" for i in prov["inputs"])

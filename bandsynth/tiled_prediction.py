@@ -1,31 +1,141 @@
 """Large images, tile by tile: bounded memory whatever the image size.
 
-`bandsynth.Translator.predict` sends an image larger than a few tiles here.  Each tile
-is prepared from the stack on its own (units, bad pixels, scaling of just that window
-with its halo of context), run through the network, calibrated and converted to flux,
-and only its core is written into the output arrays.  Because the network is local,
-the result is the same as for the whole image (to float rounding): memory holds the
-inputs, the three output arrays (flux, sigma, mask) and one tile's work.
+`bandsynth.Translator.predict` sends an image larger than a few tiles here
+(`predict_stacks` decides).  Each tile is prepared from the stack on its own (units,
+bad pixels, scaling of just that window with its halo of context), run through the
+network, calibrated and converted to flux, and only its core is kept, one strip of
+tiles (full rows of the image) at a time.  Because the network is local, the result is
+the same as for the whole image (to float rounding).
+
+`predict_large` collects the strips into a `~bandsynth.SyntheticBand`: memory holds the
+inputs, the three output arrays (flux, sigma, mask) and one strip's work.
+`predict_to_fits` (`bandsynth.Translator.predict_to_fits`, used by ``bandsynth
+predict``) hands each strip to the FITS file as soon as it is done
+(`bandsynth.fits_io.synthetic_band_writer`): memory holds the inputs and one strip's
+work, and the file is the one ``predict(...).write(...)`` writes.
 """
 
 from __future__ import annotations
+
+import os
 
 import numpy as np
 
 from .inputs import prepare_inputs
 from .nn.engine import tile_windows
-from .prediction import describe_uncertainty, to_flux, to_synthetic
+from .prediction import (
+    describe_uncertainty,
+    plan_prediction,
+    predict_batch,
+    prediction_provenance,
+    to_flux,
+    to_synthetic,
+)
 from .uncertainty import combine, configuration_name, sample
+from .units import parse_unit
 
-__all__ = ["predict_large", "predict_in_tiles", "LARGE_IMAGE_TILES"]
+__all__ = ["predict_stacks", "predict_to_fits", "predict_large", "write_large", "predict_in_tiles",
+           "LARGE_IMAGE_TILES", "TILE"]
 
 #: Images that take more than this many tiles go through `predict_in_tiles`.
 LARGE_IMAGE_TILES = 4
 
+#: Side of the tiles' cores: bounds memory (~1 kB per pixel for the "paper" preset);
+#: tiling is exact, so it never changes a prediction.
+TILE = 512
+
+
+def predict_stacks(translator, stacks, *, uncertainty=True, tta=False, n_samples=8, batch_size=8, precision="fp32",
+                   tile=TILE, seed=0, check_domain=True, compile="auto", progress=None):
+    """The `~bandsynth.SyntheticBand` of each stack: `bandsynth.Translator.predict` for a list of stacks.
+
+    Large images (more than `LARGE_IMAGE_TILES` tiles) one by one through `predict_large`,
+    the others batched (`bandsynth.prediction.predict_batch`).
+
+    Parameters
+    ----------
+    translator : `~bandsynth.Translator`
+    stacks : list of `~bandsynth.BandStack`
+    uncertainty, tta, n_samples, batch_size, precision, tile, seed, check_domain, compile, progress
+        As for `bandsynth.Translator.predict`.
+
+    Returns
+    -------
+    list of `~bandsynth.SyntheticBand`
+        In the order of ``stacks``.
+    """
+    problems, computation, options = plan_prediction(
+        translator, stacks, uncertainty=uncertainty, tta=tta, n_samples=n_samples, batch_size=batch_size,
+        precision=precision, tile=tile, seed=seed, check_domain=check_domain, compile=compile, progress=progress,
+        stacklevel=4)
+    results = [None] * len(stacks)
+    large = [i for i, s in enumerate(stacks) if translator.engine.n_tiles(s.shape, tile=tile) > LARGE_IMAGE_TILES]
+    for i in large:  # one by one, tile by tile: memory stays bounded
+        results[i] = predict_large(translator, stacks[i], problems=problems[i], computation=computation, **options)
+    small = [i for i in range(len(stacks)) if i not in large]
+    for i, band in zip(small, predict_batch(translator, [stacks[i] for i in small],
+                                            problems=[problems[i] for i in small], computation=computation,
+                                            **options)):
+        results[i] = band
+    return results
+
+
+def predict_to_fits(translator, stack, path, *, overwrite=False, uncertainty=True, tta=False, n_samples=8,
+                    batch_size=8, precision="fp32", tile=TILE, seed=0, check_domain=True, compile="auto",
+                    progress=None):
+    """Predict the output band of one stack into the FITS file ``path`` (`bandsynth.Translator.predict_to_fits`).
+
+    A large image (more than `LARGE_IMAGE_TILES` tiles) goes through `write_large`, strip
+    by strip into the file; a small one is predicted whole and written.
+
+    Parameters
+    ----------
+    translator : `~bandsynth.Translator`
+    stack : `~bandsynth.BandStack`
+    path : str or os.PathLike
+    overwrite : bool
+        Replace an existing file (else `FileExistsError`, before any work).
+    uncertainty, tta, n_samples, batch_size, precision, tile, seed, check_domain, compile, progress
+        As for `bandsynth.Translator.predict`.
+
+    Returns
+    -------
+    pathlib.Path
+        The file written.
+
+    Raises
+    ------
+    FileExistsError, FileNotFoundError
+        ``path`` exists (without ``overwrite``) or its folder does not: before any work.
+    """
+    from pathlib import Path
+
+    from .fits_io import synthetic_band_writer
+
+    try:
+        path = Path(os.fspath(path))
+    except TypeError:
+        raise TypeError(f"write: path must be a str or os.PathLike, got {type(path).__name__}") from None
+    if path.exists() and not overwrite:  # refused before any work, as a missing folder
+        raise FileExistsError(f"{str(path)!r} already exists; pass overwrite=True to replace it")
+    if not path.parent.is_dir():
+        raise FileNotFoundError(f"directory {path.parent} for {path.name} does not exist")
+    problems, computation, options = plan_prediction(
+        translator, [stack], uncertainty=uncertainty, tta=tta, n_samples=n_samples, batch_size=batch_size,
+        precision=precision, tile=tile, seed=seed, check_domain=check_domain, compile=compile, progress=progress,
+        stacklevel=4)
+    if translator.engine.n_tiles(stack.shape, tile=tile) <= LARGE_IMAGE_TILES:
+        band = predict_batch(translator, [stack], problems=problems, computation=computation, **options)[0]
+        band.write(path, overwrite=overwrite)
+        return path
+    with synthetic_band_writer(path, stack.shape, uncertainty=uncertainty, overwrite=overwrite) as out:
+        write_large(translator, stack, out, problems=problems[0], computation=computation, **options)
+    return path
+
 
 def predict_in_tiles(engine, card, scalings, stack, *, calibration, uncertainty, tta, n_samples, rng, run,
-                     minimum_size):
-    """Flux, calibrated sigma (or None) and bad-pixel mask of one large stack, tile by tile.
+                     minimum_size, write_rows):
+    """Flux, calibrated sigma (or None) and bad-pixel mask of one large stack, tile by tile, strip by strip.
 
     Parameters
     ----------
@@ -40,27 +150,28 @@ def predict_in_tiles(engine, card, scalings, stack, *, calibration, uncertainty,
     rng : numpy.random.Generator
     run : dict
         `~bandsynth.nn.engine.InferenceEngine.run` options; ``run["tile"]`` is the core
-        size and ``run["progress"]`` is called as ``progress(done, total)``.
+        size and ``run["progress"]`` is called as ``progress(done, total)`` after every tile.
     minimum_size : int
+    write_rows : callable
+        Called as ``write_rows(row, flux, sigma, mask)`` with each finished strip of
+        full rows, top to bottom: float32 flux and sigma (None without ``uncertainty``)
+        and the bool mask of bad input pixels, from image row ``row`` on.
 
     Returns
     -------
-    flux, sigma, mask : ndarray
     parts : list of str
         The uncertainty's components.
     """
-    from .units import parse_unit
-
     ny, nx = stack.shape
     rows = tile_windows(ny, run["tile"], engine.halo, engine.multiple)
     cols = tile_windows(nx, run["tile"], engine.halo, engine.multiple)
-    flux = np.empty((ny, nx), np.float32)
-    sigma = np.empty((ny, nx), np.float32) if uncertainty else None
-    mask = np.zeros((ny, nx), bool)
     progress = run.get("progress")
     inner = {**run, "progress": None}
     parts, done = [], 0
     for r0, r1, wr0, wr1 in rows:
+        flux = np.empty((r1 - r0, nx), np.float32)
+        sigma = np.empty((r1 - r0, nx), np.float32) if uncertainty else None
+        mask = np.zeros((r1 - r0, nx), bool)
         for c0, c1, wc0, wc1 in cols:
             x, bad, noise = prepare_inputs(stack, card.inputs, scalings, unit=parse_unit(card.unit), model=card.name,
                                            minimum_size=minimum_size, window=(slice(wr0, wr1), slice(wc0, wc1)))
@@ -71,14 +182,26 @@ def predict_in_tiles(engine, card, scalings, stack, *, calibration, uncertainty,
                                            n_samples=n_samples, rng=rng, run=inner)
             core = (slice(r0 - wr0, r1 - wr0), slice(c0 - wc0, c1 - wc0))
             f, s = to_flux(card, mean[0, 0][core], None if variance is None else variance[0, 0][core], calibration)
-            flux[r0:r1, c0:c1] = f
+            flux[:, c0:c1] = f
             if sigma is not None:
-                sigma[r0:r1, c0:c1] = s
-            mask[r0:r1, c0:c1] = bad[core]
+                sigma[:, c0:c1] = s
+            mask[:, c0:c1] = bad[core]
             done += 1
             if progress is not None:
                 progress(done, len(rows) * len(cols))
-    return flux, sigma, mask, parts
+        write_rows(r0, flux, sigma, mask)
+    return parts
+
+
+def _uncertainty_plan(card, stack, *, uncertainty, tta, n_samples):
+    """``(configuration, calibration or None, (method, distribution, half-width))`` of one large stack."""
+    mc = uncertainty and n_samples > 0 and any(stack.view(b).uncertainty is not None for b in card.inputs)
+    config = configuration_name(tta=tta, monte_carlo=mc)
+    calibration, described = None, ("none", None, None)
+    if uncertainty:
+        parts = combine(log_sigma=0.0, tta_variance=0.0 if tta else None, mc_variance=0.0 if mc else None)[1]
+        calibration, *described = describe_uncertainty(card, parts, config)
+    return config, calibration, tuple(described)
 
 
 def predict_large(translator, stack, *, problems, computation, uncertainty, tta, n_samples, rng, run):
@@ -106,14 +229,55 @@ def predict_large(translator, stack, *, problems, computation, uncertainty, tta,
     `~bandsynth.SyntheticBand`
     """
     card = translator.card
-    mc = uncertainty and n_samples > 0 and any(stack[b].uncertainty is not None for b in card.inputs)
-    config = configuration_name(tta=tta, monte_carlo=mc)
-    calibration, described = None, ("none", None, None)
-    if uncertainty:
-        parts = combine(log_sigma=0.0, tta_variance=0.0 if tta else None, mc_variance=0.0 if mc else None)[1]
-        calibration, *described = describe_uncertainty(card, parts, config)
-    flux, sigma, mask, _ = predict_in_tiles(
-        translator.engine, card, translator.scalings, stack, calibration=calibration, uncertainty=uncertainty, tta=tta,
-        n_samples=n_samples, rng=rng, run=run, minimum_size=translator.model.minimum_input_size)
+    config, calibration, described = _uncertainty_plan(card, stack, uncertainty=uncertainty, tta=tta,
+                                                       n_samples=n_samples)
+    flux = np.empty(stack.shape, np.float32)
+    sigma = np.empty(stack.shape, np.float32) if uncertainty else None
+    mask = np.zeros(stack.shape, bool)
+
+    def keep(row, f, s, m):
+        rows = slice(row, row + len(f))
+        flux[rows], mask[rows] = f, m
+        if sigma is not None:
+            sigma[rows] = s
+
+    predict_in_tiles(translator.engine, card, translator.scalings, stack, calibration=calibration,
+                     uncertainty=uncertainty, tta=tta, n_samples=n_samples, rng=rng, run=run,
+                     minimum_size=translator.model.minimum_input_size, write_rows=keep)
     return to_synthetic(card, stack, mask, flux, sigma, uncertainty=described, configuration=config,
                         problems=problems, computation={**computation, "compiled": translator.engine.compiled_used})
+
+
+def write_large(translator, stack, out, *, problems, computation, uncertainty, tta, n_samples, rng, run):
+    """Predict one large stack tile by tile into a FITS file being written, strip by strip, and finish it.
+
+    The pixels, sigma, mask and provenance are those `predict_large` returns for the same
+    stack, but no output array is held whole.
+
+    Parameters
+    ----------
+    translator : `~bandsynth.Translator`
+    stack : `~bandsynth.BandStack`
+    out : `~bandsynth.fits_io.SyntheticBandWriter`
+        For ``stack.shape``, with an ``UNCERT`` HDU if and only if ``uncertainty``
+        (`bandsynth.fits_io.synthetic_band_writer`).
+    problems, computation, uncertainty, tta, n_samples, rng, run
+        As for `predict_large`.
+    """
+    card = translator.card
+    config, calibration, described = _uncertainty_plan(card, stack, uncertainty=uncertainty, tta=tta,
+                                                       n_samples=n_samples)
+    n_masked = 0
+
+    def write(row, f, s, m):
+        nonlocal n_masked
+        n_masked += int(np.count_nonzero(m))
+        out.write_rows(row, f, sigma=s, mask=m)
+
+    predict_in_tiles(translator.engine, card, translator.scalings, stack, calibration=calibration,
+                     uncertainty=uncertainty, tta=tta, n_samples=n_samples, rng=rng, run=run,
+                     minimum_size=translator.model.minimum_input_size, write_rows=write)
+    provenance = prediction_provenance(
+        card, stack, n_masked, uncertainty=described, configuration=config, problems=problems,
+        computation={**computation, "compiled": translator.engine.compiled_used})
+    out.finish(unit=parse_unit(card.unit), band=card.output, provenance=provenance, wcs=stack.wcs)

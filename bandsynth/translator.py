@@ -3,27 +3,18 @@
 ``Translator.load("nuv_k_to_r").predict(stack)`` turns a `~bandsynth.BandStack` of the model's input bands into a
 `~bandsynth.SyntheticBand` of the output band (inputs' flux units and WCS, calibrated per-pixel sigma, provenance).
 
-A thin facade over `bandsynth.nn` (network, exact tiling, training recipe), `bandsynth.uncertainty` (sigma and
-its calibration) and `bandsynth.models` (cards, registry, domain checks).
+A thin facade over `bandsynth.nn`, `bandsynth.uncertainty` and `bandsynth.models` (cards, registry, domain checks).
 """
 
 from __future__ import annotations
 
-import warnings
-
-import numpy as np
-from astropy.utils.exceptions import AstropyUserWarning
-
 from .bands import get_band
-from .stack import BandStack
-from .models.domain import domain_problems
 from .models.zoo import ModelCard, verified_model, write_model
-from .nn.engine import InferenceEngine, check_options, resolve_device
+from .nn.engine import InferenceEngine, resolve_device
 from .nn.generator import count_parameters
 from .nn.network import TranslationNet
 from .scaling import AsinhScaling
-from .prediction import predict_batch
-from .tiled_prediction import LARGE_IMAGE_TILES, predict_large
+from .tiled_prediction import TILE, predict_stacks, predict_to_fits
 from .uncertainty import Calibration, sample
 from .units import parse_unit
 
@@ -31,10 +22,6 @@ __all__ = ["Translator"]
 
 # pytest-doctestplus: run the export example only where its packages are installed.
 __doctest_requires__ = {("Translator.export_onnx",): ["onnx", "onnxruntime"]}
-
-#: Side of the tiles' cores: bounds memory (~1 kB per pixel for the "paper" preset);
-#: tiling is exact, so it never changes a prediction.
-TILE = 512
 
 
 class Translator:
@@ -92,7 +79,6 @@ class Translator:
         Returns
         -------
         Translator
-            The model, ready to predict.
 
         Raises
         ------
@@ -191,10 +177,8 @@ class Translator:
             kind ("auto", "flux", "scaled": `bandsynth.nn.recipe.colour_model`); weight of the loss's photometric term.
         checkpoint_dir, checkpoint_every
             Resumable safetensors checkpoints: a rerun with the same arguments continues from the newest.
-        device, progress
-            ``"auto"``, ``"cpu"``, ``"cuda"``, ...; progress bars.
-        calibrate : bool
-            Calibrate the uncertainty on the calibration half of the validation split.
+        device, progress, calibrate
+            ``"auto"``, ``"cpu"``, ...; progress bars; calibrate on the calibration half of the validation split.
         init : str or path, optional
             Start from this saved model's weights (same inputs, output and preset).
         recipe, description : str
@@ -371,28 +355,31 @@ class Translator:
         `~bandsynth.SyntheticBand` or list of them
         """
         single = not isinstance(stacks, (list, tuple))
-        stacks = [stacks] if single else list(stacks)
-        if not stacks:
-            raise ValueError("predict got an empty list of stacks")
-        precision = check_options(precision=precision, batch_size=batch_size, compile=compile, n_samples=n_samples,
-                                  device=self._device, tile=tile, multiple=self._engine.multiple)
-        for s in (s for s in stacks if not isinstance(s, BandStack)):
-            raise TypeError(f"predict expects a BandStack or a list of them, got {type(s).__name__}")
-        problems = [domain_problems(self._card, s) if check_domain else [] for s in stacks]
-        for message in dict.fromkeys(m for p in problems for m in p):
-            warnings.warn(message, AstropyUserWarning, stacklevel=2)
-        run = dict(batch_size=batch_size, tile=tile, precision=precision, compile=compile, progress=progress)
-        computation = self._engine.describe(precision=precision, tile=tile)
-        options = dict(uncertainty=uncertainty, tta=tta, n_samples=n_samples, rng=np.random.default_rng(seed), run=run)
-        results = [None] * len(stacks)
-        large = [i for i, s in enumerate(stacks) if self._engine.n_tiles(s.shape, tile=tile) > LARGE_IMAGE_TILES]
-        for i in large:  # one by one, tile by tile: memory stays bounded
-            results[i] = predict_large(self, stacks[i], problems=problems[i], computation=computation, **options)
-        small = [i for i in range(len(stacks)) if i not in large]
-        for i, band in zip(small, predict_batch(self, [stacks[i] for i in small], problems=[problems[i] for i in small],
-                                                computation=computation, **options)):
-            results[i] = band
+        results = predict_stacks(self, [stacks] if single else list(stacks), uncertainty=uncertainty, tta=tta,
+                                 n_samples=n_samples, batch_size=batch_size, precision=precision, tile=tile, seed=seed,
+                                 check_domain=check_domain, compile=compile, progress=progress)
         return results[0] if single else results
+
+    def predict_to_fits(self, stack, path, *, overwrite=False, **options):
+        """Predict the output band of one stack straight into the FITS file ``path``, in bounded memory.
+
+        The file ``predict(stack, **options).write(path)`` writes, but each strip of tiles of a large image goes
+        to it as soon as it is predicted (`bandsynth.tiled_prediction`); atomic, as ``bandsynth predict`` uses it.
+
+        Parameters
+        ----------
+        stack : `~bandsynth.BandStack`
+        path : str or os.PathLike
+        overwrite : bool
+            Replace an existing file (else `FileExistsError`, before any work).
+        **options
+            As for `predict` (``uncertainty``, ``tta``, ``n_samples``, ``tile``, ``progress``, ...).
+
+        Returns
+        -------
+        pathlib.Path
+        """
+        return predict_to_fits(self, stack, path, overwrite=overwrite, **options)
 
     def predict_scaled(self, x, noise, *, uncertainty, tta, n_samples, rng, run):
         """Scaled mean, uncalibrated scaled variance and its components (`bandsynth.uncertainty.sample`).

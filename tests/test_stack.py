@@ -263,6 +263,45 @@ def test_from_fits_per_band_files_round_trip(tmp_path, three_band):
     np.testing.assert_array_equal(again.to_array(), three_band.to_array())
 
 
+def test_a_float32_fits_image_is_held_once(tmp_path):
+    # Read into memory and byte-swapped in place: no big-endian copy beside the native one, no
+    # copy of the good pixels to find the range; the pixels are the file's, bit for bit.
+    import tracemalloc
+
+    rng = np.random.default_rng(3)
+    image = rng.normal(0.0, 1.0, (1000, 1000)).astype(np.float32)
+    image[10, 20:23] = np.nan
+    path = tmp_path / "r.fits"
+    fits.PrimaryHDU(image, tan_wcs(1000).to_header()).writeto(path)
+    fits.setval(path, "BUNIT", value="nanomaggy")
+    tracemalloc.start()
+    try:
+        with pytest.warns(AstropyUserWarning, match="3 non-finite pixel"):
+            s = BandStack.from_fits({"r": path})
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert s["r"].data.dtype == np.float32 and s["r"].data.dtype.isnative
+    np.testing.assert_array_equal(s["r"].data, image)
+    assert s["r"].mask.sum() == 3
+    assert peak < 2.0 * image.nbytes, f"reading held {peak / image.nbytes:.2f} times the image"
+
+def test_view_shows_a_band_or_a_window_of_it_without_copying():
+    data = gaussian(16)
+    sigma, mask = np.full((16, 16), 0.1), np.zeros((16, 16), bool)
+    mask[3, 4] = True
+    s = BandStack.from_arrays({"r": data, "g": gaussian(16)}, unit="Jy", uncertainty={"r": sigma}, mask={"r": mask})
+    whole, part = s.view("r"), s.view("sdss_r", (slice(2, 6), slice(3, 9)))
+    assert whole.unit == u.Jy and whole.data.shape == (16, 16) and not whole.data.flags.writeable
+    np.testing.assert_array_equal(part.data, data[2:6, 3:9])
+    np.testing.assert_array_equal(part.uncertainty.array, 0.1)
+    assert part.mask.shape == (4, 6) and part.mask[1, 1] and part.mask.sum() == 1
+    for a, b in ((part.data, whole.data), (part.mask, whole.mask), (part.uncertainty.array, whole.uncertainty.array)):
+        assert np.shares_memory(a, b)  # views of the stack's arrays, not copies
+    assert s.view("g").uncertainty is None and s.view("g").mask is None
+    with pytest.raises(KeyError, match="band 'Ks' is not in this stack"):
+        s.view("Ks")
+
 def test_from_fits_multi_extension(tmp_path):
     wcs = tan_wcs(16)
     hdus = [fits.PrimaryHDU()]

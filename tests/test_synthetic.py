@@ -370,6 +370,97 @@ def test_fitsverify_accepts_the_file(tmp_path, synth, variant):
     assert "verification OK" in result.stdout  # no errors and no warnings
 
 
+
+# ---------------------------------------------------------------------- writing in strips of rows
+def assert_same_fits_file(written, streamed):
+    """Same HDUs, header cards (but the checksums' time stamps), DATASUM and pixels; valid checksums."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a checksum that does not verify warns
+        with fits.open(written, checksum=True) as a, fits.open(streamed, checksum=True) as b:
+            assert [h.name for h in a] == [h.name for h in b]
+            for ha, hb in zip(a, b):
+                stamped = ("CHECKSUM", "DATASUM")
+                assert [c.keyword for c in ha.header.cards] == [c.keyword for c in hb.header.cards]
+                assert [(c.keyword, c.value, c.comment) for c in ha.header.cards if c.keyword not in stamped] == \
+                       [(c.keyword, c.value, c.comment) for c in hb.header.cards if c.keyword not in stamped]
+                assert ha.header["DATASUM"] == hb.header["DATASUM"]
+                assert ha.data.dtype == hb.data.dtype
+                np.testing.assert_array_equal(ha.data, hb.data)
+    assert os.path.getsize(written) == os.path.getsize(streamed)
+
+
+@pytest.mark.parametrize("with_sigma", [True, False])
+def test_strip_writer_writes_the_file_write_writes(tmp_path, synth, with_sigma):
+    from bandsynth.fits_io import synthetic_band_writer
+
+    sigma = synth.uncertainty.array if with_sigma else None
+    sb = SyntheticBand(synth.data, uncertainty=sigma, mask=synth.mask, wcs=synth.wcs, unit=synth.unit,
+                       provenance=synth.provenance)
+    sb.write(tmp_path / "whole.fits")
+    with synthetic_band_writer(tmp_path / "strips.fits", sb.data.shape, uncertainty=with_sigma) as out:
+        for row in (14, 0, 7):  # strips in any order
+            rows = slice(row, row + 7 if row < 14 else 24)
+            out.write_rows(row, sb.data[rows], sigma=None if sigma is None else sigma[rows], mask=sb.mask[rows])
+        out.finish(unit=sb.unit, band="r", provenance=sb.provenance, wcs=sb.wcs)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["strips.fits", "whole.fits"]
+    assert_same_fits_file(tmp_path / "whole.fits", tmp_path / "strips.fits")
+    back = SyntheticBand.read(tmp_path / "strips.fits")
+    assert back.provenance == sb.provenance and back.unit == sb.unit
+    np.testing.assert_array_equal(back.mask, sb.mask)
+    if shutil.which("fitsverify"):
+        result = subprocess.run(["fitsverify", "-q", str(tmp_path / "strips.fits")], capture_output=True, text=True)
+        assert "verification OK" in result.stdout, result.stdout + result.stderr
+
+
+def test_strip_writer_masks_non_finite_pixels_as_synthetic_band_does(tmp_path):
+    from bandsynth.fits_io import synthetic_band_writer
+
+    data, sigma = np.ones((6, 5), np.float32), np.full((6, 5), 0.1, np.float32)
+    data[1, 2], sigma[4, 0] = np.inf, np.nan
+    with pytest.warns(AstropyUserWarning, match="synthetic band 'r': 2 pixel"):
+        sb = SyntheticBand(data, uncertainty=sigma, mask=np.zeros((6, 5), bool), unit="Jy", band="r")
+    sb.write(tmp_path / "a.fits")
+    with synthetic_band_writer(tmp_path / "b.fits", (6, 5)) as out:
+        out.write_rows(0, data[:3], sigma=sigma[:3])
+        out.write_rows(3, data[3:], sigma=sigma[3:])
+        with pytest.warns(AstropyUserWarning, match="synthetic band 'r': 2 pixel"):
+            out.finish(unit="Jy", band="r", provenance={"date": sb.provenance["date"]})
+    assert_same_fits_file(tmp_path / "a.fits", tmp_path / "b.fits")
+
+
+def test_strip_writer_leaves_nothing_behind_when_it_fails(tmp_path):
+    from bandsynth.fits_io import synthetic_band_writer
+
+    strip = np.ones((2, 4), np.float32)
+    (tmp_path / "old.fits").write_bytes(b"old")
+    with pytest.raises(FileExistsError, match="pass overwrite=True"):
+        with synthetic_band_writer(tmp_path / "old.fits", (4, 4)):
+            pass
+    with pytest.raises(ValueError, match=r"2 row\(s\) of the synthetic band were not written \(first: row 2\)"):
+        with synthetic_band_writer(tmp_path / "old.fits", (4, 4), overwrite=True) as out:
+            out.write_rows(0, strip, sigma=strip)
+            out.finish(unit="Jy", band="r")
+    with pytest.raises(RuntimeError, match="was not finished"):
+        with synthetic_band_writer(tmp_path / "new.fits", (4, 4), uncertainty=False) as out:
+            out.write_rows(0, strip)
+    with pytest.raises(ZeroDivisionError):
+        with synthetic_band_writer(tmp_path / "new.fits", (4, 4), uncertainty=False) as out:
+            out.write_rows(0, strip)
+            1 / 0
+    with pytest.raises(ValueError, match="do not fit an image of shape"):
+        with synthetic_band_writer(tmp_path / "new.fits", (4, 4), uncertainty=False) as out:
+            out.write_rows(3, strip)
+    with pytest.raises(ValueError, match="sigma is required"):
+        with synthetic_band_writer(tmp_path / "new.fits", (4, 4)) as out:
+            out.write_rows(0, strip)
+    with pytest.raises(ValueError, match="negative values"):
+        with synthetic_band_writer(tmp_path / "new.fits", (4, 4)) as out:
+            out.write_rows(0, strip, sigma=-strip)
+    assert [p.name for p in tmp_path.iterdir()] == ["old.fits"]
+    assert (tmp_path / "old.fits").read_bytes() == b"old"
+
 # ---------------------------------------------------------------------- NDData behaviour
 def test_slicing_keeps_wcs_and_provenance(synth):
     part = synth[2:10, 5:15]

@@ -33,6 +33,9 @@ def add_parser(subparsers):
     p.add_argument("--depth-offset", type=float, default=0.0, metavar="MAG",
                    help="survey mode: magnitudes deeper than the survey's (default: 0)")
     p.add_argument("--no-dust", action="store_true", help="switch the dust screen off")
+    p.add_argument("--family", default="default", metavar="NAME",
+                   help="physics family of the mock universe: default, smc_dust, mw_dust, nebular or broad "
+                        "(default: default)")
     p.add_argument("--split", nargs=3, type=float, default=(0.8, 0.1, 0.1), metavar=("TRAIN", "VAL", "TEST"),
                    help="fractions of galaxies in the three splits (default: 0.8 0.1 0.1)")
     add_overwrite(p, help="replace an existing data set")
@@ -63,6 +66,7 @@ def run(args) -> int:
             out, args.n, seed=args.seed, mode=args.mode, bands=args.bands, size=args.size,
             pixel_scale=args.pixel_scale, views=args.views, depth_offset=args.depth_offset, dust=not args.no_dust,
             split_fractions=tuple(args.split), overwrite=args.overwrite, progress=not args.quiet,
+            family=args.family,
         )
     except (FileExistsError, ValueError, TypeError) as exc:
         raise UsageError(str(exc)) from None

@@ -139,15 +139,31 @@ class _Stages:
             self.bar.refresh()
 
     @contextlib.contextmanager
-    def stage(self, text):
-        self._text = text
+    def stage(self, text, *, then=None):
+        """One step of the display; with ``then``, two: ``then`` is the work left once the last tile is done."""
+        self._text, self._then = text, then
         self.bar.set_description_str(f"predict: {text}")
         yield
+        if self._then is not None:
+            self._next()
         self.bar.update(1)
 
+    def _next(self):
+        self.bar.update(1)
+        self._text, self._then = self._then, None
+        self.bar.set_description_str(f"predict: {self._text}")
+
     def tiles(self, done, total):
-        """Progress callback of `bandsynth.Translator.predict` (one call per tile)."""
-        if total > 1:
+        """Progress callback of `bandsynth.Translator.predict_to_fits` (one call per tile).
+
+        A large image (more than `~bandsynth.tiled_prediction.LARGE_IMAGE_TILES` tiles) reports each
+        tile once, and is written strip by strip as they come: after its last tile, the next step begins.
+        """
+        from ..tiled_prediction import LARGE_IMAGE_TILES
+
+        if done == total > LARGE_IMAGE_TILES and self._then is not None:
+            self._next()
+        elif total > 1:
             self.bar.set_description_str(f"predict: {self._text}, tile {done}/{total}", refresh=False)
 
     def close(self):
@@ -191,10 +207,10 @@ def run(args) -> int:
         with stages.stage("reading the inputs" + (f", reprojecting onto {reproject_to}" if reproject_to else "")):
             stack = BandStack.from_fits(files, unit=unit, zeropoint=zeropoints, reproject_to=reproject_to)
         ny, nx = stack.shape
-        with stages.stage(f"running the network on {nx} x {ny} pixels"):
-            prediction = translator.predict(stack, tta=args.tta, progress=stages.tiles)
-        with stages.stage(f"writing {out.name}"):
-            prediction.write(out, overwrite=args.overwrite)
+        # Predicted and written in one call: a large image goes to the file strip by strip of tiles as they
+        # are predicted (bounded memory); copying the pixels behind the headers is left after the last tile.
+        with stages.stage(f"running the network on {nx} x {ny} pixels", then=f"writing {out.name}"):
+            translator.predict_to_fits(stack, out, overwrite=args.overwrite, tta=args.tta, progress=stages.tiles)
     except (ValueError, OSError, TypeError, MemoryError) as err:
         stages.close()
         log.error("%s", cli_text(err))

@@ -17,7 +17,7 @@ def mock_or_stored(args, bands):
 
         return make_dataset(
             args.n_galaxies, seed=args.data_seed, mode=args.mode, bands=bands, size=args.size,
-            views=args.views, progress=not args.quiet,
+            views=args.views, progress=not args.quiet, family=args.family,
         )
     from ..datasets import open_dataset
 
@@ -38,6 +38,8 @@ def add_data_options(parser):
                       help="mock: observing mode, ideal (common PSF, no noise) or survey (default: ideal)")
     data.add_argument("--size", type=int, default=128, metavar="PIXELS", help="mock: image side in pixels (default: 128)")
     data.add_argument("--views", type=int, default=2, metavar="N", help="mock: viewing angles per galaxy (default: 2)")
+    data.add_argument("--family", default="default", metavar="NAME",
+                      help="mock: physics family, default, smc_dust, mw_dust, nebular or broad (default: default)")
 
 
 def add_parser(subparsers):

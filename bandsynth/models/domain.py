@@ -20,6 +20,9 @@ PSF_KEYWORDS = ("PSF_FWHM", "PSFFWHM", "SEEING")
 #: logarithmic).  Noise-free (ideal-mode) mock galaxies measure below 0.2 of it.
 NOISE_FLOOR = 0.5
 
+#: Side of the central window in which the noise of a large image is measured (pixels).
+NOISE_WINDOW = 1024
+
 
 def pixel_noise(image, mask=None):
     """Per-pixel noise of an image, from neighbouring-pixel differences in its faint half.
@@ -89,7 +92,7 @@ def input_psf_fwhm(stack, band):
     """
     recorded = stack.meta.get("psf_fwhm")
     candidates = [recorded.get(band)] if hasattr(recorded, "get") else []
-    header = stack[band].meta or {}
+    header = stack.view(band).meta or {}  # not stack[band], a copy of the whole image
     candidates += [header.get(key) for key in PSF_KEYWORDS]
     for value in candidates:
         try:
@@ -133,7 +136,14 @@ def domain_problems(card, stack, *, factor=2.0):
         if band not in stack:  # the missing band is reported by the input preparation
             continue
         trained_noise = _trained_noise(card, band)
-        noise = pixel_noise(stack[band].data, stack[band].mask) if trained_noise is not None else None
+        noise = None
+        if trained_noise is not None:
+            # The central NOISE_WINDOW pixels at most: a mosaic's noise without copying the mosaic.
+            ny, nx = stack.shape
+            window = tuple(slice(max(0, (n - NOISE_WINDOW) // 2), max(0, (n - NOISE_WINDOW) // 2) + NOISE_WINDOW)
+                           for n in (ny, nx))
+            seen = stack.view(band, window)
+            noise = pixel_noise(seen.data, seen.mask)
         if noise is not None and noise > factor * trained_noise:
             trained = ("noise-free" if card.mode == "ideal" and "noise" not in card.training
                        else f"noise up to {trained_noise:.3g} {card.unit}/pixel in")

@@ -20,6 +20,14 @@ one integer seed:
 * a population drawn by specific star-formation rate: ellipticals, spirals,
   irregular/starburst galaxies and edge-on disks.
 
+This is the ``"default"`` *family*.  Other families (:data:`FAMILIES`, chosen with
+``family=`` in :func:`make_galaxy` and :func:`make_dataset`) build the same kind of
+galaxies with other physics -- SMC-bar or Milky-Way dust curves, nebular emission
+lines, and in ``"broad"`` every choice varying from galaxy to galaxy (dust curves,
+lines, AGN, IMF slope, metallicity spread, post-starbursts, clump luminosity
+function, bars) -- so that a model can be tested on physics it was not trained on
+(``benchmarks/cross_family.py``).
+
 Several views (like the Illustris cameras) show the same intrinsic galaxy --
 the same star particles and dust clouds -- from different directions.
 ``mode="ideal"`` (Illustris-like) blurs every band with one common Gaussian
@@ -58,6 +66,10 @@ Modules
 -------
 ``spectra``
     Stellar-population spectra, band integration, the dust curve.
+``dust``
+    The dust curves of the families: :func:`attenuation_curve`.
+``families``
+    The physics families: :class:`Family`, :data:`FAMILIES`, :func:`get_family`.
 ``population``
     One galaxy's intrinsic parameters from a seed (the population by sSFR).
 ``rendering``
@@ -72,16 +84,32 @@ Modules
     The survey layer: :func:`observe_galaxy`, :class:`SurveyObservation`, :func:`psf_image`.
 """
 
+from .dust import DUST_LAWS, attenuation_curve
+from .families import FAMILIES, Family, get_family
 from .observing import SurveyObservation, observe_galaxy, psf_image
 from .population import GALAXY_CLASSES, galaxy_seed
 from .rendering import DEFAULT_BANDS, DEFAULT_IDEAL_PSF_FWHM, DEFAULT_PIXEL_SCALE, SURVEY_DEPTHS, render_galaxy
-from .spectra import AGE_BINS, calzetti_k, component_fluxes, population_band_fluxes, population_sed, star_band_fluxes
+from .spectra import (
+    AGE_BINS,
+    calzetti_k,
+    component_fluxes,
+    line_band_fluxes,
+    population_band_fluxes,
+    population_sed,
+    sed_band_fluxes,
+    star_band_fluxes,
+)
 from .surveys import SURVEY_PRESETS, SURVEYS, SurveyBand, resolve_survey, survey_band
 from .universe import MockDataset, make_dataset, make_galaxy, split_by_galaxy
 
 __all__ = [
     "make_galaxy",
     "make_dataset",
+    "FAMILIES",
+    "Family",
+    "get_family",
+    "attenuation_curve",
+    "DUST_LAWS",
     "observe_galaxy",
     "SurveyObservation",
     "psf_image",
@@ -99,6 +127,8 @@ __all__ = [
     "population_band_fluxes",
     "component_fluxes",
     "calzetti_k",
+    "sed_band_fluxes",
+    "line_band_fluxes",
     "GALAXY_CLASSES",
     "AGE_BINS",
     "DEFAULT_BANDS",

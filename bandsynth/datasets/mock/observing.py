@@ -112,9 +112,22 @@ def _noise_model(sb, depth_offset):
     return float(sigma), float(sky / sigma**2), float(sky)
 
 
+def _scenes(gal, view, specs, field, mag, radius, near, star_list, dust):
+    """Noise-free scenes of every band, rendered once per native pixel scale; and each band's total flux."""
+    scenes, full_flux = {}, {}
+    for scale in sorted({sb.pixel_scale for sb in specs}):
+        group = [sb for sb in specs if sb.pixel_scale == scale]
+        n = 2 * int(np.ceil(field / 2.0 / scale)) + 2 * _MARGIN_PX
+        images, flux = _scene(gal, view, group, n, scale, mag, radius, near, star_list, dust)
+        scenes.update(images)
+        full_flux.update(flux)
+    return scenes, full_flux
+
+
 def observe_galaxy(seed, survey="galex_sdss_2mass", *, bands=None, size=128, pixel_scale=None, view=0,
                    depth_offset=0.0, dust=True, log_ssfr=None, galaxy_class=None, r_mag=None,
-                   half_light_radius=None, neighbours=True, stars=True, method="interp", r_mag_range=None):
+                   half_light_radius=None, neighbours=True, stars=True, method="interp", family="default",
+                   r_mag_range=None):
     """One mock galaxy as named surveys observe it, brought onto one pixel grid.
 
     Each band is rendered as its survey delivers it -- native pixel scale, PSF, depth,
@@ -161,6 +174,9 @@ def observe_galaxy(seed, survey="galex_sdss_2mass", *, bands=None, size=128, pix
         stars per arcmin^2 brighter than r = 24).
     method : {"interp", "exact", "adaptive"}
         Resampling method of `BandStack.reproject <bandsynth.stack.BandStack.reproject>`.
+    family : str
+        The physics family of the galaxy and its neighbours
+        (`bandsynth.datasets.mock.families.FAMILIES`).
 
     Returns
     -------
@@ -192,18 +208,12 @@ def observe_galaxy(seed, survey="galex_sdss_2mass", *, bands=None, size=128, pix
     size = check_size(size)
     pixel_scale = DEFAULT_PIXEL_SCALE if pixel_scale is None else positive("pixel_scale", pixel_scale)
     _check_options(view, neighbours, stars, depth_offset)
-    gal = galaxy(int(seed), log_ssfr, galaxy_class)
+    gal = galaxy(int(seed), log_ssfr, galaxy_class, family)
     field = size * pixel_scale
     mag, radius = galaxy_size_and_mag(gal.seed, field, r_mag=r_mag, half_light_radius=half_light_radius,
                                       mag_range=check_mag_range(r_mag_range))
     near, star_list = draw_field(gal.seed, view, field, mag, neighbours=neighbours, stars=stars)
-    scenes, full_flux = {}, {}
-    for scale in sorted({sb.pixel_scale for sb in specs}):
-        group = [sb for sb in specs if sb.pixel_scale == scale]
-        n = 2 * int(np.ceil(field / 2.0 / scale)) + 2 * _MARGIN_PX
-        images, flux = _scene(gal, view, group, n, scale, mag, radius, near, star_list, dust)
-        scenes.update(images)
-        full_flux.update(flux)
+    scenes, full_flux = _scenes(gal, view, specs, field, mag, radius, near, star_list, dust)
     native, native_truth, sky_res, info = {}, {}, {}, {}
     for i, sb in enumerate(specs):
         native[sb.band], native_truth[sb.band], sky_res[sb.band], info[sb.band] = _observe_band(
@@ -270,7 +280,7 @@ def _scene(gal, view, group, n, scale, mag, radius, near, star_list, dust):
     images = images * np.float32(scale_flux)
     c = (n - 1) / 2.0
     for nb in near:
-        other = galaxy(nb["seed"], None, None)
+        other = galaxy(nb["seed"], None, None, gal.family)
         px = nb["half_light_radius"] / _stamp_scale(other) / scale
         m = int(np.clip(np.ceil(px * 1.2) * 2 + 3, 9, 97))
         stamp, _ = intrinsic_images(other, view=nb["view"], bands=bands, size=m, to_px=px, dust=dust)
@@ -407,4 +417,5 @@ def _meta(gal, view, specs, pixel_scale, mag, radius, near, star_list, info, ful
         "sky_sigma": {sb.band: info[sb.band]["sky_sigma"] for sb in specs},
         "neighbours": [dict(nb) for nb in near],
         "stars": [dict(s) for s in star_list],
+        **gal.family_meta(),
     }

@@ -13,6 +13,8 @@ import numpy as np
 from scipy.special import gammaincinv
 
 from ...units import flux_from_ab
+from .families import agn_band_fluxes, clump_weights, draw_physics, family_table, get_family, imf_light_factor
+from .families import post_starburst, public_physics
 from .spectra import AGE_BINS, N_BINS, population_table
 
 __all__ = ["galaxy_seed", "GALAXY_CLASSES"]
@@ -98,7 +100,8 @@ def sersic_b(n):
 class _Galaxy:
     """All view-independent properties of one galaxy; lengths in units of the stamp width."""
 
-    def __init__(self, seed, *, log_ssfr=None, galaxy_class=None):
+    def __init__(self, seed, *, log_ssfr=None, galaxy_class=None, family="default"):
+        self.family = get_family(family)
         rng = np.random.default_rng(np.random.SeedSequence([int(seed), 1]))
         self.seed = int(seed)
         u_ssfr, u_edge = rng.random(2)
@@ -107,12 +110,16 @@ class _Galaxy:
         if self.galaxy_class not in GALAXY_CLASSES:
             raise ValueError(f"galaxy_class must be one of {GALAXY_CLASSES}, got {galaxy_class!r}")
         cls = self.galaxy_class
+        # a non-default family's extra physics comes from its own stream of the seed
+        self.physics = None if self.family.is_default else draw_physics(self.family, self.seed, cls)
         self.ra = float(rng.uniform(0.0, 360.0))
         self.dec = float(np.degrees(np.arcsin(rng.uniform(-1.0, 1.0))))
         self.r_mag = float(rng.uniform(13.0, 15.5))
-        self.params = self._draw_structure(rng, cls)
+        self.params = self._draw_structure(rng, cls, self.family)
         self._draw_populations(rng, cls)
         mass, bt = self._draw_masses(rng, cls)
+        if self.physics is not None and self.physics["post_starburst"]:
+            mass = post_starburst(mass, self.physics)
         self._assign_light(mass, bt)
 
         # ---- star particles (3-D, galaxy frame) --------------------------------------------
@@ -121,8 +128,9 @@ class _Galaxy:
 
     # .........................................................................................
     @staticmethod
-    def _draw_structure(rng, cls):
-        """Structural parameters (sizes: fraction of the stamp width) of a galaxy of class ``cls``."""
+    def _draw_structure(rng, cls, fam):
+        """Structural parameters (sizes: fraction of the stamp width) of a galaxy of class ``cls``
+        (bars as family ``fam`` draws them)."""
         p = {}
         p["disk_scale"] = float(rng.uniform(0.09, 0.14))
         p["disk_thickness"] = float(rng.uniform(0.08, 0.15))
@@ -136,9 +144,9 @@ class _Galaxy:
             rng.uniform(0.09, 0.18) if cls == "elliptical" else rng.uniform(0.02, 0.05)
         )
         p["bulge_flattening"] = float(rng.uniform(0.55, 1.0) if cls == "elliptical" else rng.uniform(0.6, 0.95))
-        p["has_bar"] = bool(cls in ("spiral", "edge-on") and rng.random() < 0.35)
-        p["bar_length"] = float(rng.uniform(1.0, 2.0) * p["disk_scale"])
-        p["bar_axis_ratio"] = float(rng.uniform(0.2, 0.4))
+        p["has_bar"] = bool(cls in ("spiral", "edge-on") and rng.random() < fam.bar_fraction)
+        p["bar_length"] = float(rng.uniform(*fam.bar_length) * p["disk_scale"])
+        p["bar_axis_ratio"] = float(rng.uniform(*fam.bar_axis_ratio))
         p["bar_angle"] = float(rng.uniform(0, np.pi))
         p["has_companion"] = bool(rng.random() < (0.4 if cls == "irregular" else 0.15))
         p["companion_offset"] = rng.normal(size=3)
@@ -177,6 +185,8 @@ class _Galaxy:
         metal = z_gal + np.array([0.1, 0.1, 0.05, 0.0, -0.1, -0.2]) + rng.normal(0, 0.05, N_BINS)
         upturn = np.zeros(N_BINS)
         upturn[4:] = rng.uniform(0.0, 0.012) * (2.0 if cls == "elliptical" else 1.0)
+        if self.physics is not None:
+            metal = metal + self.physics["metallicity_shift"]
         self.ages, self.metallicities, self.uv_upturn = ages, metal, upturn
 
     def _draw_masses(self, rng, cls):
@@ -193,7 +203,7 @@ class _Galaxy:
         young = np.array([ssfr * 1e7 * burst, ssfr * 5e7 * burst, ssfr * 3.4e8])
         m = {c: np.zeros(N_BINS) for c in ("bulge", "disk", "arms", "clumps", "bar", "companion")}
         old_mass = 1.0 - young.sum()
-        bar_frac = rng.uniform(0.05, 0.15) if p["has_bar"] else 0.0
+        bar_frac = rng.uniform(*self.family.bar_light) if p["has_bar"] else 0.0
         m["bulge"][3:] = bt * old_mass * np.array([0.0, 0.2, 0.8])
         disk_old = (1.0 - bt) * old_mass
         disk_mix = rng.dirichlet([0.3, 3.0, 6.0] if cls == "elliptical" else [2.0, 4.0, 4.0])
@@ -230,6 +240,8 @@ class _Galaxy:
         self.mass = m
         # r-band light per unit mass of each age bin (SSP-like: L/M ~ t^-0.65, 5 Myr / 10 Gyr ~ 140)
         light_per_mass = (self.ages / 1e10) ** -0.65
+        if self.physics is not None:
+            light_per_mass = light_per_mass * imf_light_factor(self.ages, self.physics["imf_slope"])
         light = {c: mc * light_per_mass for c, mc in m.items()}
         total = sum(v.sum() for v in light.values())
         f_tot = float(flux_from_ab(self.r_mag))
@@ -237,6 +249,8 @@ class _Galaxy:
         main_light = sum(v.sum() for c, v in light.items() if c != "companion")
         self.bt_r = float(light["bulge"].sum() / main_light)
         self.bt_mass = float(bt)
+        # an AGN: a point source holding a share of the galaxy's r-band flux
+        self.agn_r = 0.0 if self.physics is None else self.physics["agn_share"] * f_tot
 
     def _make_particles(self, rng):
         p = self.params
@@ -244,8 +258,11 @@ class _Galaxy:
         pos, flux, age_bin, is_comp, agb_dev = [], [], [], [], []
         total_r = sum(v.sum() for v in self.light_r.values())
         clump_centres = self._arm_positions(rng, max(p["n_clumps"], 1), h, inner=0.5) if p["n_clumps"] else None
-        clump_weights = rng.lognormal(0.0, 0.6, max(p["n_clumps"], 1))
-        clump_weights /= clump_weights.sum()
+        weights = rng.lognormal(0.0, 0.6, max(p["n_clumps"], 1))
+        weights /= weights.sum()
+        self.clump_scale = None
+        if self.physics is not None and self.family.clump_slope is not None:
+            weights, self.clump_scale = clump_weights(self.physics, p["n_clumps"], self.family.clump_slope)
         for comp, light in self.light_r.items():
             # one draw per component; the particles of each age bin share its light
             lum = light * (1.0 - _SMOOTH_FRACTION) if comp != "clumps" else np.asarray(light, dtype=float)
@@ -257,7 +274,7 @@ class _Galaxy:
             if counts.sum() == 0:
                 continue
             bins = np.repeat(np.arange(N_BINS), counts)
-            xyz = self._sample(comp, rng, bins, clump_centres, clump_weights)
+            xyz = self._sample(comp, rng, bins, clump_centres, weights)
             w = np.exp(np.where(bins < 3, 0.5, 0.2) * rng.standard_normal(bins.size))
             # a particle holds few TP-AGB stars: its AGB light scatters (mean 1 per bin, so the
             # bin's total light is unchanged)
@@ -310,7 +327,7 @@ class _Galaxy:
         z = rng.laplace(0.0, 0.03 * h, n)
         return np.stack([radius * np.cos(phi), radius * np.sin(phi), z], axis=1)
 
-    def _sample(self, comp, rng, bins, clump_centres, clump_weights):
+    def _sample(self, comp, rng, bins, clump_centres, clump_w):
         """Positions (galaxy frame) of particles of age bins ``bins`` of component ``comp``."""
         p = self.params
         h = p["disk_scale"]
@@ -323,7 +340,10 @@ class _Galaxy:
         if comp == "arms":
             return self._arm_positions(rng, n, h)
         if comp == "clumps":
-            which = rng.choice(len(clump_weights), n, p=clump_weights)
+            which = rng.choice(len(clump_w), n, p=clump_w)
+            if self.clump_scale is not None:  # sizes growing with luminosity
+                scale = self.clump_scale[which][:, None]
+                return clump_centres[which] + rng.normal(0.0, p["clump_size"], (n, 3)) * scale * [1, 1, 0.5]
             return clump_centres[which] + rng.normal(0.0, p["clump_size"], (n, 3)) * [1, 1, 0.5]
         if comp in ("bulge", "companion"):
             nn, re = (p["bulge_n"], p["bulge_re"]) if comp == "bulge" else (p["companion_n"], p["companion_re"])
@@ -360,12 +380,27 @@ class _Galaxy:
         """(n_band, n_age) band fluxes per unit r-band flux of each age bin."""
         names = tuple(b.name for b in bands)
         key = (names, tuple(self.ages), tuple(self.metallicities), tuple(self.uv_upturn))
-        return population_table(key)
+        table, agb_shape, agb_amp = population_table(key)
+        if self.physics is not None:
+            table = table + family_table(names, self.ages, self.metallicities, self.uv_upturn, self.physics)
+        return table, agb_shape, agb_amp
+
+    def agn_fluxes(self, bands):
+        """(n_band,) band fluxes (nanomaggies, no dust) of the AGN, or None without one."""
+        if self.agn_r <= 0:
+            return None
+        return self.agn_r * agn_band_fluxes([b.name for b in bands], self.physics)
+
+    def family_meta(self):
+        """``{"family": name, "physics": {...}}`` for a non-default family, else ``{}``."""
+        if self.physics is None:
+            return {}
+        return {"family": self.family.name, "physics": public_physics(self.physics)}
 
 
 @functools.lru_cache(maxsize=32)
-def galaxy(seed, log_ssfr, galaxy_class):
-    return _Galaxy(seed, log_ssfr=log_ssfr, galaxy_class=galaxy_class)
+def galaxy(seed, log_ssfr, galaxy_class, family="default"):
+    return _Galaxy(seed, log_ssfr=log_ssfr, galaxy_class=galaxy_class, family=family)
 
 
 def stratified_log_ssfr(n, rng):

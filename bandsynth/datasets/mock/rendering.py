@@ -20,6 +20,7 @@ from scipy.special import i0e
 
 from ...bands import sort_bands
 from ...units import flux_from_ab, format_unit, nanomaggy
+from .families import dust_curve
 from .population import galaxy, sersic_b
 from .spectra import N_BINS, calzetti_k, mm
 from .surveys import SURVEYS
@@ -203,7 +204,7 @@ def _convolve(images, transfers, n, size):
 
 
 def render_galaxy(seed, *, view=0, mode="ideal", bands=None, size=128, pixel_scale=None,
-                  psf_fwhm=None, depth_offset=0.0, dust=True, log_ssfr=None, galaxy_class=None):
+                  psf_fwhm=None, depth_offset=0.0, dust=True, log_ssfr=None, galaxy_class=None, family="default"):
     """Render one view of one mock galaxy as plain arrays (the fast path of :func:`make_galaxy`).
 
     Parameters
@@ -236,6 +237,8 @@ def render_galaxy(seed, *, view=0, mode="ideal", bands=None, size=128, pixel_sca
         Force log10 of the specific star-formation rate (1/yr) instead of drawing it.
     galaxy_class : str, optional
         Force the class (one of `~bandsynth.datasets.mock.GALAXY_CLASSES`).
+    family : str
+        The physics family (`bandsynth.datasets.mock.families.FAMILIES`).
 
     Returns
     -------
@@ -247,7 +250,7 @@ def render_galaxy(seed, *, view=0, mode="ideal", bands=None, size=128, pixel_sca
         Truth metadata (see :func:`make_galaxy`).
     """
     bands, size, pixel_scale = _check_render_args(bands, mode, size, pixel_scale, view)
-    gal = galaxy(int(seed), log_ssfr, galaxy_class)
+    gal = galaxy(int(seed), log_ssfr, galaxy_class, family)
     # stamp-fraction lengths -> pixels: galaxies are drawn to fill a stamp of `size` pixels
     # at the default pixel scale, whatever pixel scale is asked for
     to_px = size * DEFAULT_PIXEL_SCALE / pixel_scale
@@ -261,7 +264,7 @@ def render_galaxy(seed, *, view=0, mode="ideal", bands=None, size=128, pixel_sca
     )
     tau_map = _dust_map(gal, inc, pa, q_disk, h, to_px, x, y, cloud_map, size) if dust else None
     if tau_map is not None:
-        _apply_dust(intrinsic, bands, tau_map)
+        _apply_dust(intrinsic, bands, tau_map, gal)
     stamp_flux = intrinsic.sum(axis=1)
     images = intrinsic.reshape(len(bands), size, size)
     images, uncertainty, sky_sigma = _observe(images, gal, view, mode, bands, psf, pixel_scale, depth_offset, size)
@@ -290,7 +293,7 @@ def intrinsic_images(gal, *, view, bands, size, to_px, dust=True):
     if dust:
         tau_map = _dust_map(gal, inc, pa, q_disk, h, to_px, x, y, cloud_map, size)
         if tau_map is not None:
-            _apply_dust(intrinsic, bands, tau_map)
+            _apply_dust(intrinsic, bands, tau_map, gal)
     return intrinsic.reshape(len(bands), size, size), full_flux
 
 
@@ -339,6 +342,12 @@ def _particle_images(gal, bands, rot, pa, to_px, size):
     bins = np.concatenate([gal.particle_bin, np.full(n_part, N_BINS), np.full(len(dust_sky), N_BINS + 1)])
     wts = np.concatenate([gal.particle_flux_r, gal.particle_flux_r * agb_amp[gal.particle_bin] * gal.particle_agb_dev,
                           gal.dust_weight * to_px**2])
+    if gal.agn_r > 0:
+        # the AGN: one point at the galaxy's centre, in its own image after the dust clouds'
+        deposits = _render_particles(np.concatenate([sky, sky, dust_sky, np.zeros((1, 2))]),
+                                     np.concatenate([wts, [1.0]]), np.concatenate([bins, [N_BINS + 2]]),
+                                     N_BINS + 3, size)
+        return table, agb_shape, np.concatenate([deposits[:N_BINS + 1], deposits[N_BINS + 2:]]), deposits[N_BINS + 1]
     deposits = _render_particles(np.concatenate([sky, sky, dust_sky]), wts, bins, N_BINS + 2, size)
     particle_images, cloud_map = deposits[:-1], deposits[-1]
     return table, agb_shape, particle_images, cloud_map
@@ -416,6 +425,10 @@ def _band_images(gal, bands, mode, table, agb_shape, smooth, particle_images, ps
     w_smooth = np.stack([table @ gal.smooth_r[c] for c in names], axis=1).astype(np.float32)
     w_part = np.concatenate([table, agb_shape[:, None]], axis=1).astype(np.float32)
     full_flux = table @ sum(gal.light_r.values())  # per band, whole plane, no dust
+    agn = gal.agn_fluxes(bands)
+    if agn is not None:  # the AGN's image (unit flux) is the last particle image
+        w_part = np.concatenate([w_part, agn[:, None].astype(np.float32)], axis=1)
+        full_flux = full_flux + agn
     if mode == "ideal":
         # One common PSF: it is applied to the basis images before they are combined (it is
         # linear), so 8 particle images are convolved instead of 13 bands.  The smooth
@@ -437,9 +450,13 @@ def _band_images(gal, bands, mode, table, agb_shape, smooth, particle_images, ps
     return intrinsic, in_stamp, full_flux, psf
 
 
-def _apply_dust(intrinsic, bands, tau_map):
-    """Dim the (n_band, npix) images in place by the dust screen ``tau_map`` (tau_V)."""
-    k_rel = (calzetti_k(np.array([b.wavelength.value for b in bands])) / 4.05).astype(np.float32)
+def _apply_dust(intrinsic, bands, tau_map, gal):
+    """Dim the (n_band, npix) images in place by the dust screen ``tau_map`` (tau_V), with the
+    galaxy's dust curve (Calzetti et al. 2000 in the default family)."""
+    if gal.physics is None:
+        k_rel = (calzetti_k(np.array([b.wavelength.value for b in bands])) / 4.05).astype(np.float32)
+    else:
+        k_rel = dust_curve(bands, gal.physics)
     dusty = np.flatnonzero(tau_map > 1e-6)  # the screen covers the disk only
     intrinsic[:, dusty] *= np.exp(-k_rel[:, None] * tau_map[None, dusty])
 
@@ -495,6 +512,7 @@ def _render_meta(gal, view, mode, bands, inc, pa, pixel_scale, psf, dust, fluxes
         "flux_total": {b.name: float(full_flux[i]) for i, b in enumerate(bands)},
         "flux_stamp": {b.name: float(stamp_flux[i]) for i, b in enumerate(bands)},
         "in_stamp_fraction": {b.name: float(in_stamp[i] / full_flux[i]) for i, b in enumerate(bands)},
+        **gal.family_meta(),
     }
     if mode == "survey":
         meta["depth_offset"] = float(depth_offset)

@@ -15,7 +15,7 @@ import numpy as np
 from ...bands import get_band
 
 __all__ = ["population_sed", "population_band_fluxes", "component_fluxes", "star_band_fluxes", "calzetti_k",
-           "AGE_BINS"]
+           "sed_band_fluxes", "line_band_fluxes", "AGE_BINS"]
 
 
 #: Nominal ages (yr) of the six stellar-population bins.
@@ -195,6 +195,66 @@ def population_band_fluxes(bands, *, age, metallicity=0.0, uv_upturn=0.0):
     return mm(sed, _band_response(names))
 
 
+def sed_band_fluxes(bands, sed):
+    """Band-averaged f_nu of any spectrum, integrated like :func:`population_band_fluxes`.
+
+    Parameters
+    ----------
+    bands : list of str or `~bandsynth.bands.Band`
+        The bands.
+    sed : callable
+        ``sed(wavelength_nm)`` -> f_nu (any units) on an array of wavelengths (100 nm to 3.2 micron).
+
+    Returns
+    -------
+    fluxes : ndarray
+        One band-averaged f_nu per band, in the units of ``sed``.
+
+    Examples
+    --------
+    >>> f = sed_band_fluxes(["u", "Ks"], lambda lam: np.ones_like(lam))  # flat f_nu
+    >>> np.round(f, 6)
+    array([1., 1.])
+    """
+    names = tuple(b.name for b in (get_band(b) for b in bands))
+    return mm(np.asarray(sed(_LAM), dtype=float), _band_response(names))
+
+
+def line_band_fluxes(bands, wavelengths, fluxes):
+    """Band-averaged f_nu added by emission lines, in the convention of :func:`population_band_fluxes`.
+
+    Parameters
+    ----------
+    bands : list of str or `~bandsynth.bands.Band`
+        The bands.
+    wavelengths : array-like of float
+        Rest wavelengths of the lines (nm).
+    fluxes : array-like of float
+        Each line's ``integral of f_nu d(ln lambda)`` (for a line of equivalent width
+        ``EW`` on a continuum ``f_nu``: ``f_nu * EW / lambda``).
+
+    Returns
+    -------
+    fluxes : ndarray
+        One band-averaged f_nu per band: each line weighted by the band's response at
+        its wavelength, normalised as the band's response per unit log wavelength.
+
+    Examples
+    --------
+    >>> h_alpha = line_band_fluxes(["g", "r"], [656.3], [1.0])
+    >>> bool(h_alpha[0] < 1e-9 * h_alpha[1])  # H-alpha falls in r, not in g
+    True
+    """
+    lam = np.asarray(wavelengths, dtype=float)
+    flux = np.asarray(fluxes, dtype=float)
+    dlnlam = np.gradient(np.log(_LAM))
+    out = []
+    for band in (get_band(b) for b in bands):
+        norm = float((band.transmission(_LAM) * dlnlam).sum())
+        out.append(float((np.asarray(band.transmission(lam), dtype=float) * flux).sum()) / norm)
+    return np.array(out)
+
+
 def star_band_fluxes(bands, temperature):
     """Band fluxes of stars per unit SDSS r-band flux: the colours of foreground stars.
 
@@ -235,7 +295,9 @@ def component_fluxes(meta, bands=None):
 
     Recomputed from the truth metadata of a mock image (``stack.meta``): the
     r-band flux of every component and age bin times the band-to-r flux
-    ratio of that age bin's spectrum (:func:`population_band_fluxes`).
+    ratio of that age bin's spectrum (:func:`population_band_fluxes`).  The
+    stars' continuum only: the nebular lines and the AGN of some families
+    (`bandsynth.datasets.mock.families`) are in ``flux_total`` but not here.
 
     Parameters
     ----------

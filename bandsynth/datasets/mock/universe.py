@@ -11,6 +11,7 @@ from ..base import ImageDataset, build_manifest, progress_bar, tan_wcs
 from .observing import check_mag_range, observe_galaxy
 from .population import galaxy_seed, stratified_log_ssfr
 from .rendering import DEFAULT_BANDS, DEFAULT_PIXEL_SCALE, check_size, positive, render_galaxy
+from .families import get_family
 from .surveys import resolve_survey
 
 __all__ = ["make_galaxy", "make_dataset", "MockDataset", "split_by_galaxy"]
@@ -20,7 +21,7 @@ __all__ = ["make_galaxy", "make_dataset", "MockDataset", "split_by_galaxy"]
 # Public constructors
 # ----------------------------------------------------------------------------------------------
 def make_galaxy(seed, *, mode=None, bands=None, size=128, pixel_scale=None, view=0, psf_fwhm=None,
-                depth_offset=0.0, dust=True, log_ssfr=None, galaxy_class=None, survey=None):
+                depth_offset=0.0, dust=True, log_ssfr=None, galaxy_class=None, survey=None, family="default"):
     """One view of one mock galaxy as a :class:`~bandsynth.stack.BandStack`.
 
     Parameters
@@ -63,6 +64,12 @@ def make_galaxy(seed, *, mode=None, bands=None, size=128, pixel_scale=None, view
         Force log10 of the specific star-formation rate (1/yr) instead of drawing it.
     galaxy_class : str, optional
         Force the class (one of :data:`GALAXY_CLASSES`).
+    family : str
+        The physics family (:data:`FAMILIES`): ``"default"`` (the universe of
+        earlier versions, unchanged pixel for pixel), ``"smc_dust"``,
+        ``"mw_dust"``, ``"nebular"`` or ``"broad"`` (every physics choice varies).
+        The same seed gives the same galaxy structure in every family as far as
+        the family's physics allows.
 
     Returns
     -------
@@ -77,7 +84,8 @@ def make_galaxy(seed, *, mode=None, bands=None, size=128, pixel_scale=None, view
         dust, from the spectra; :func:`component_fluxes` splits it by
         component), ``in_stamp_fraction`` (share of ``flux_total`` falling on
         the stamp, without dust) and ``flux_stamp`` (flux on the stamp after
-        dust).
+        dust); in a non-default family also ``family`` and ``physics`` (the
+        galaxy's dust curve, line strengths, AGN, IMF slope, ...).
 
     Examples
     --------
@@ -89,15 +97,19 @@ def make_galaxy(seed, *, mode=None, bands=None, size=128, pixel_scale=None, view
     >>> kids = make_galaxy(11, survey={"g": "KiDS", "r": "KiDS", "Z": "VIKING"}, size=32)
     >>> kids.names, kids["KiDS_r"].mask is not None
     (('KiDS_g', 'KiDS_r', 'VISTA_Z'), True)
+    >>> smc = make_galaxy(11, bands=["NUV", "r", "K"], size=32, family="smc_dust")
+    >>> smc.meta["family"], smc.meta["physics"]["dust_law"]
+    ('smc_dust', 'smc_bar')
     """
     mode = _check_mode(mode, survey, psf_fwhm)
+    get_family(family)
     if survey is not None:
         return observe_galaxy(seed, survey, bands=bands, size=size, pixel_scale=pixel_scale, view=view,
                               depth_offset=depth_offset, dust=dust, log_ssfr=log_ssfr,
-                              galaxy_class=galaxy_class).observed
+                              galaxy_class=galaxy_class, family=family).observed
     images, uncertainty, meta = render_galaxy(
         seed, view=view, mode=mode, bands=bands, size=size, pixel_scale=pixel_scale, psf_fwhm=psf_fwhm,
-        depth_offset=depth_offset, dust=dust, log_ssfr=log_ssfr, galaxy_class=galaxy_class,
+        depth_offset=depth_offset, dust=dust, log_ssfr=log_ssfr, galaxy_class=galaxy_class, family=family,
     )
     return _to_stack(images, uncertainty, meta)
 
@@ -177,7 +189,7 @@ def split_by_galaxy(log_ssfr, fractions=(0.8, 0.1, 0.1), *, seed=0):
 
 def make_dataset(n, *, seed=0, mode=None, bands=None, size=128, pixel_scale=None, views=1, psf_fwhm=None,
                  depth_offset=0.0, dust=True, stratify=True, split_fractions=(0.8, 0.1, 0.1), progress=False,
-                 survey=None, r_mag_range=None):
+                 survey=None, family="default", r_mag_range=None):
     """An in-memory data set of ``n`` mock galaxies, ``views`` images each.
 
     Image ``i`` is view ``i % views`` of galaxy ``i // views``; galaxy ``g``
@@ -192,8 +204,10 @@ def make_dataset(n, *, seed=0, mode=None, bands=None, size=128, pixel_scale=None
         Number of galaxies.
     seed : int
         Seed of the data set (galaxy ``g`` is ``galaxy_seed(seed, g)``).
-    mode, bands, size, pixel_scale, psf_fwhm, depth_offset, dust, survey
-        As for :func:`make_galaxy`.  With ``survey`` the data set also holds the
+    mode, bands, size, pixel_scale, psf_fwhm, depth_offset, dust, survey, family
+        As for :func:`make_galaxy`.  A non-default ``family`` is recorded in the
+        manifest's meta (``info["family"]``), so that a model card can rebuild the
+        data set.  With ``survey`` the data set also holds the
         noise-free truth (:meth:`MockDataset.truth_cube`) and the masks
         (:meth:`MockDataset.mask_cube`) of every band.
     r_mag_range : tuple of float, optional
@@ -224,7 +238,7 @@ def make_dataset(n, *, seed=0, mode=None, bands=None, size=128, pixel_scale=None
     """
     plan = MockPlan(n, seed=seed, mode=mode, bands=bands, size=size, pixel_scale=pixel_scale, views=views,
                      psf_fwhm=psf_fwhm, depth_offset=depth_offset, dust=dust, stratify=stratify,
-                     split_fractions=split_fractions, survey=survey, r_mag_range=r_mag_range)
+                     split_fractions=split_fractions, survey=survey, family=family, r_mag_range=r_mag_range)
     shape = (plan.n_images, plan.size, plan.size)
 
     def empty(dtype=np.float32):
@@ -253,7 +267,7 @@ class MockPlan:
     """Validated recipe of a mock data set; renders its images one at a time."""
 
     def __init__(self, n, *, seed, mode, bands, size, pixel_scale, views, psf_fwhm, depth_offset, dust,
-                 stratify, split_fractions, survey=None, r_mag_range=None):
+                 stratify, split_fractions, survey=None, family="default", r_mag_range=None):
         if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < 1:
             raise ValueError(f"n must be a positive integer number of galaxies, got {n!r}")
         if not isinstance(views, (int, np.integer)) or isinstance(views, bool) or views < 1:
@@ -261,6 +275,9 @@ class MockPlan:
         mode = _check_mode(mode, survey, psf_fwhm)
         self.n, self.views, self.seed, self.mode = int(n), int(views), int(seed), mode
         self.survey = survey
+        self.family = get_family(family)
+        if not isinstance(family, str):
+            raise TypeError(f"family must be a family name (str), got {type(family).__name__}")
         if r_mag_range is not None and survey is None:
             raise ValueError("r_mag_range sets the magnitudes of the survey layer; give survey= too")
         self.r_mag_range = check_mag_range(r_mag_range)
@@ -287,7 +304,7 @@ class MockPlan:
                 obs = observe_galaxy(
                     galaxy_seed(self.seed, g), self.survey, bands=[b.name for b in self.bands], size=self.size,
                     pixel_scale=self.pixel_scale, view=v, depth_offset=self.depth_offset, dust=self.dust,
-                    log_ssfr=self.log_ssfr[g], r_mag_range=self.r_mag_range,
+                    log_ssfr=self.log_ssfr[g], family=self.family.name, r_mag_range=self.r_mag_range,
                 )
                 st, names = obs.observed, [b.name for b in self.bands]
                 images = {b: st[b].data for b in names}
@@ -302,7 +319,7 @@ class MockPlan:
             images, unc, meta = render_galaxy(
                 galaxy_seed(self.seed, g), view=v, mode=self.mode, bands=self.bands, size=self.size,
                 pixel_scale=self.pixel_scale, psf_fwhm=self.psf_fwhm, depth_offset=self.depth_offset,
-                dust=self.dust, log_ssfr=self.log_ssfr[g],
+                dust=self.dust, log_ssfr=self.log_ssfr[g], family=self.family.name,
             )
             meta["galaxy"] = g
             yield (idx, images, unc, meta, None) if with_truth else (idx, images, unc, meta)
@@ -320,6 +337,7 @@ class MockPlan:
             "depth_offset": self.depth_offset, "dust": self.dust, "stratify": self.stratify,
             "split_fractions": list(self.split_fractions), "source": "bandsynth.datasets.mock",
             **({} if self.survey is None else {"survey": _survey_label(self.survey)}),
+            **({} if self.family.is_default else {"family": self.family.name}),
             **({} if self.r_mag_range is None else {"r_mag_range": list(self.r_mag_range)}),
         }
 

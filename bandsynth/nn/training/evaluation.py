@@ -123,13 +123,7 @@ def unpack_batch(batch, what):
 def evaluate(
     model, data, *, batch_size=8, bf16=False, channels_last=False, loss=None, num_workers=0, _dist=None
 ):
-    """Mean image metrics of ``model`` on ``data`` (full images, no augmentation).
-
-    Returns a dict with ``l1`` (mean absolute error), ``ssim``, ``loss``
-    (``l1 + ssim_weight * (1 - ssim)``), the number of images ``n_images``,
-    and, for a generator with an uncertainty head, ``nll`` (Laplace negative log
-    likelihood) and ``coverage`` (fraction of pixels with ``|y - mean| <= b``,
-    ``1 - 1/e ~ 0.632`` when calibrated).  All are means over images.
+    """Mean image metrics of ``model`` on ``data`` (full images, no augmentation), means over images.
 
     Parameters
     ----------
@@ -158,8 +152,10 @@ def evaluate(
     Returns
     -------
     dict
-        ``l1``, ``ssim``, ``loss`` (floats, in scaled units), ``n_images``
-        (int) and, with an uncertainty head, ``nll`` and ``coverage``.
+        ``l1`` (mean absolute error), ``ssim``, ``loss`` (``l1 + ssim_weight * (1 - ssim)``),
+        in scaled units; ``n_images``; with an uncertainty head, ``nll`` (negative log
+        likelihood) and ``coverage`` (fraction of pixels with ``|y - mean| <= b``,
+        ``1 - 1/e ~ 0.632`` for a calibrated Laplace ``b``).
 
     Raises
     ------
@@ -196,10 +192,7 @@ def evaluate(
             mean = out.mean
             weight = None if w is None else torch.broadcast_to(w, y.shape)
             err = (mean - y).abs()
-            if weight is None:
-                l1 = err.mean(dim=(1, 2, 3))
-            else:
-                l1 = (err * weight).sum(dim=(1, 2, 3)) / weight.sum(dim=(1, 2, 3))
+            l1 = err.mean(dim=(1, 2, 3)) if weight is None else (err * weight).sum((1, 2, 3)) / weight.sum((1, 2, 3))
             sums[0] += float(l1.sum())
             sums[1] += float(ssim(mean, y, weight=w, reduction="none", data_range=loss.data_range).mean(1).sum())
             if out.log_scale is not None:
