@@ -263,6 +263,19 @@ def test_no_function_over_100_lines():
     assert not long, f"functions over 100 lines (split them): {long}"
 
 
+def test_contributors_page_shows_every_module_and_the_core():
+    """docs/contributing.rst draws the tree: every module and subpackage is on it, and so is the core list."""
+    page = (PACKAGE.parent / "docs" / "contributing.rst").read_text()
+    tree = page[page.index("    bandsynth/"):page.index("Rules\n-----")]
+    missing = sorted(str(p.relative_to(PACKAGE)) for p in PACKAGE.rglob("*.py")
+                     if p.name not in ("__init__.py", "__main__.py") and p.name not in tree)
+    missing += sorted(f"{d.name}/" for d in PACKAGE.iterdir() if d.is_dir() and (d / "__init__.py").exists()
+                      and f"{d.name}/" not in tree)
+    assert not missing, f"modules missing from the tree on docs/contributing.rst: {missing}"
+    layering = page[page.index("**Layering.**"):page.index("never import")]
+    assert [m for m in CORE if f"``{m}``" not in layering] == []
+
+
 def test_translator_stays_a_thin_facade():
     lines = len((PACKAGE / "translator.py").read_text().splitlines())
     assert lines <= 400, f"translator.py has {lines} lines: move the work into the module that owns it"
