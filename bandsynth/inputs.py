@@ -36,7 +36,9 @@ def fill_bad_pixels(data, bad):
     """
     from astropy.convolution import Gaussian2DKernel, interpolate_replace_nans
 
-    filled = interpolate_replace_nans(np.where(bad, np.nan, data), Gaussian2DKernel(2.0))
+    # Beyond the image edge is unknown, not zero: NaN there keeps edge pixels from being pulled down.
+    filled = interpolate_replace_nans(np.where(bad, np.nan, data), Gaussian2DKernel(2.0), boundary="fill",
+                                      fill_value=np.nan)
     # Pixels far from any good one stay NaN after one pass: fall back to the median.
     return np.where(np.isfinite(filled), filled, np.nanmedian(np.where(bad, np.nan, data)))
 

@@ -619,3 +619,13 @@ def test_morphology_real():
     s = BandStack.from_arrays({"r": image}, wcs=tan_wcs(64), unit="Jy", uncertainty={"r": np.full((64, 64), 0.5)})
     result = s.morphology("r")
     assert 0.2 < result.gini < 0.8
+
+
+def test_bad_pixels_at_the_image_edge_are_filled_from_their_neighbours():
+    """Beyond the edge is unknown, not zero: a masked corner of a flat image is filled with the flat level."""
+    from bandsynth.inputs import fill_bad_pixels
+
+    image, bad = np.full((20, 20), 3.0), np.zeros((20, 20), dtype=bool)
+    bad[0, 0] = bad[10, 10] = bad[19, 5] = True
+    filled = fill_bad_pixels(image, bad)
+    np.testing.assert_allclose(filled[bad], 3.0, rtol=1e-12)
