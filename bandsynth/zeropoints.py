@@ -98,14 +98,7 @@ def is_count_unit(unit):
 def _vega_offset(band):
     from .bands import get_band
 
-    band = get_band(band)
-    for alias, offset in VEGA_TO_AB.items():
-        try:
-            if get_band(alias) == band:
-                return offset
-        except ValueError:  # that survey's filters are not registered
-            continue
-    return None
+    return next((VEGA_TO_AB[n.lower()] for n in get_band(band).names if n.lower() in VEGA_TO_AB), None)
 
 
 def _finite(value):

@@ -42,6 +42,7 @@ from photutils.aperture import CircularAperture
 
 from bandsynth import BandStack, Translator, list_models
 from bandsynth.bands import get_band
+from bandsynth.baseline import apply_linear_colour
 from bandsynth.metrics import ssim
 from bandsynth.scaling import AsinhScaling
 
@@ -85,7 +86,11 @@ def read_bands(path, mapping):
 
 
 def fit_colour_model(galaxies, mapping, inputs, output):
-    """Global least-squares ``c`` of ``output = sum_i c_i input_i`` over every pixel of ``galaxies``."""
+    """Global least-squares ``c`` of ``output = sum_i c_i input_i`` over every pixel of ``galaxies``.
+
+    `bandsynth.baseline.fit_linear_colour` fits the same model on a data set of one image
+    size; these stamps come in two sizes, so the pixels are pooled here.
+    """
     columns, target = [], []
     for row in galaxies:
         images, _ = read_bands(row["path"], mapping)
@@ -120,7 +125,7 @@ def score_galaxy(translator, row, mapping, coefficients, nearest):
     radius = float(np.clip(float(row["r90_px"]), 5.0, size / 2 - 1))
     aperture = CircularAperture(((size - 1) / 2, (size - 1) / 2), r=radius)
     truth_flux = _aperture_sum(truth, aperture)
-    linear = sum(c * np.asarray(images[b].data, dtype=np.float64) for c, b in zip(coefficients, card.inputs))
+    linear = apply_linear_colour([images[b].data for b in card.inputs], coefficients)
     copy = np.asarray(images[nearest].data, dtype=np.float64)
     copy_flux = _aperture_sum(copy, aperture)
     copy = copy * (truth_flux / copy_flux) if copy_flux > 0 else copy

@@ -139,10 +139,8 @@ def domain_problems(card, stack, *, factor=2.0):
         noise = None
         if trained_noise is not None:
             # The central NOISE_WINDOW pixels at most: a mosaic's noise without copying the mosaic.
-            ny, nx = stack.shape
-            window = tuple(slice(max(0, (n - NOISE_WINDOW) // 2), max(0, (n - NOISE_WINDOW) // 2) + NOISE_WINDOW)
-                           for n in (ny, nx))
-            seen = stack.view(band, window)
+            starts = [max(0, (n - NOISE_WINDOW) // 2) for n in stack.shape]
+            seen = stack.view(band, tuple(slice(start, start + NOISE_WINDOW) for start in starts))
             noise = pixel_noise(seen.data, seen.mask)
         if noise is not None and noise > factor * trained_noise:
             trained = ("noise-free" if card.mode == "ideal" and "noise" not in card.training
