@@ -198,6 +198,33 @@ def test_cli_mock(tmp_path, capsys):
     assert _run(argv + ["--overwrite"]) == 0
 
 
+def test_cli_mock_survey_layer(tmp_path, capsys):
+    out = tmp_path / "kv"
+    argv = ["mock", "--n", "3", "-o", str(out), "--survey", "kids_viking", "--bands", "g", "Z", "--size", "24",
+            "--r-mag-range", "14", "15", "--seed", "2", "--quiet"]
+    assert _run(argv) == 0
+    ds = open_dataset(out)
+    expected = make_dataset(3, seed=2, survey="kids_viking", bands=["g", "Z"], size=24, r_mag_range=(14, 15))
+    assert ds.names == expected.names == ("KiDS_g", "VISTA_Z")
+    np.testing.assert_array_equal(ds.truth_cube("KiDS_g"), expected.truth_cube("KiDS_g"))
+    np.testing.assert_array_equal(ds.cube("VISTA_Z"), expected.cube("VISTA_Z"))
+    ds.close()
+    capsys.readouterr()
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--survey", "kids_viking", "--mode", "survey"], "--survey kids_viking sets how every band is observed; drop --mode"),
+    (["--survey", "SDSS", "--bands", "Ks"], "--survey SDSS: survey 'SDSS' does not observe band 'Ks'"),
+    (["--survey", "nowhere"], "--survey nowhere: unknown survey 'nowhere'"),
+    (["--r-mag-range", "14", "15"], "--r-mag-range needs --survey"),
+])
+def test_cli_mock_survey_errors_name_the_flags(tmp_path, capsys, extra, message):
+    out = tmp_path / "bad"
+    assert _run(["mock", "--n", "2", "-o", str(out), "--size", "8", "--quiet", *extra]) == 2
+    assert message in capsys.readouterr().err
+    assert not out.exists()
+
+
 def test_cli_mock_accepts_the_names_of_before_0_2(tmp_path):
     assert _run(["mock", "--n", "2", "--out", str(tmp_path / "m"), "--bands", "g", "--size", "8",
                  "--no-progress"]) == 0

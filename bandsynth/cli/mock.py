@@ -20,9 +20,16 @@ def add_parser(subparsers):
     p.add_argument("--n", "--n-galaxies", dest="n", type=int, required=True, metavar="N", help="number of galaxies")
     add_output(p, required=True, metavar="FOLDER",
                help="data set folder to create (must not exist unless --overwrite)")
-    p.add_argument("--mode", choices=("ideal", "survey"), default="ideal",
+    p.add_argument("--mode", choices=("ideal", "survey"), default=None,
                    help="observing mode: ideal (common PSF, no noise) or survey (per-band PSF, noise, sky; "
                         "default: ideal)")
+    p.add_argument("--survey", default=None, metavar="NAME",
+                   help="observe every band as a named survey does (native pixel scale, PSF, depth, sky residual, "
+                        "masked pixels, neighbours and stars), brought onto one grid; the data set also holds the "
+                        "noise-free truth. A preset (galex_sdss_2mass, galex_decals_2mass, kids_viking, decals, hsc) "
+                        "or a survey (GALEX, SDSS, 2MASS, DECaLS, KiDS, VIKING, HSC). Not with --mode")
+    p.add_argument("--r-mag-range", nargs=2, type=float, default=None, metavar=("BRIGHT", "FAINT"),
+                   help="with --survey: r magnitudes of the galaxies (default: the survey layer's own counts)")
     p.add_argument("--seed", "--data-seed", dest="seed", type=int, default=0,
                    help="seed of the mock universe (default: 0)")
     p.add_argument("--bands", nargs="+", default=None, metavar="BAND", help="bands (default: all registered bands)")
@@ -58,15 +65,27 @@ def run(args) -> int:
             get_band(band)
     except ValueError as err:
         raise UsageError(str(err)) from None
+    if args.survey is not None and args.mode is not None:
+        raise UsageError(f"--survey {args.survey} sets how every band is observed; drop --mode {args.mode}")
+    if args.r_mag_range is not None and args.survey is None:
+        raise UsageError("--r-mag-range needs --survey (ideal and survey mode draw their own magnitudes)")
+    if args.survey is not None:
+        from ..datasets.mock.surveys import resolve_survey
+
+        try:
+            resolve_survey(args.survey, args.bands)
+        except ValueError as err:
+            raise UsageError(f"--survey {args.survey}: {err}") from None
     from ..datasets.base import SPLITS
     from ..datasets.store import write_mock_dataset
 
     try:
         ds = write_mock_dataset(
-            out, args.n, seed=args.seed, mode=args.mode, bands=args.bands, size=args.size,
-            pixel_scale=args.pixel_scale, views=args.views, depth_offset=args.depth_offset, dust=not args.no_dust,
+            out, args.n, seed=args.seed, mode=None if args.survey else args.mode or "ideal", bands=args.bands,
+            size=args.size, pixel_scale=args.pixel_scale, views=args.views, depth_offset=args.depth_offset, dust=not args.no_dust,
             split_fractions=tuple(args.split), overwrite=args.overwrite, progress=not args.quiet,
-            family=args.family,
+            family=args.family, survey=args.survey,
+            r_mag_range=None if args.r_mag_range is None else tuple(args.r_mag_range),
         )
     except (FileExistsError, ValueError, TypeError) as exc:
         raise UsageError(str(exc)) from None

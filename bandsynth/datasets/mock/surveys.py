@@ -285,4 +285,5 @@ def _pick(names, band, preset):
         raise ValueError(f"band {band!r} is ambiguous in survey preset {preset!r}: "
                          f"{', '.join(f'{sb.band} ({sb.survey})' for sb in found)}; use the registry name")
     listing = ", ".join(sb.band for n in names for sb in SURVEYS[n].values())
-    raise ValueError(f"survey preset {preset!r} does not observe band {band!r}; its bands are {listing}")
+    what = "survey preset" if len(names) > 1 or str(preset).lower() in SURVEY_PRESETS else "survey"
+    raise ValueError(f"{what} {preset!r} does not observe band {band!r}; its bands are {listing}")
