@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .datasets.base import model_input_cube, model_target_cube
+from .datasets.base import model_input_cube, model_target_cube, usable_sample
 
 __all__ = ["fit_linear_colour", "apply_linear_colour"]
 
@@ -30,7 +30,8 @@ def fit_linear_colour(data, inputs, output, *, split="train", indices=None, max_
 
     The target is the noise-free truth where the data set has one (survey layer), the
     inputs the observed images with masked pixels filled (as `~bandsynth.Translator.predict`
-    reads them).
+    reads them); pixels masked in an input are left out (`bandsynth.datasets.base.unusable_pixels`:
+    a saturated star core filled from its wings would otherwise dominate the fit).
 
     Parameters
     ----------
@@ -63,7 +64,7 @@ def fit_linear_colour(data, inputs, output, *, split="train", indices=None, max_
     take = rng.choice(target.size, size=min(max_pixels, target.size), replace=False)
     y = target.ravel()[take].astype(np.float64)
     x = np.stack([model_input_cube(data, b)[indices].reshape(-1)[take] for b in inputs], axis=1).astype(np.float64)
-    good = np.isfinite(y) & np.all(np.isfinite(x), axis=1)
+    good = np.isfinite(y) & np.all(np.isfinite(x), axis=1) & usable_sample(data, inputs, output, indices, take)
     coef, *_ = np.linalg.lstsq(x[good], y[good], rcond=None)
     return coef
 

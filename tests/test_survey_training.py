@@ -8,14 +8,17 @@ and is trained, calibrated and scored against the truth.
 
 import numpy as np
 import pytest
+import torch
 
 from bandsynth import Translator
 from bandsynth.baseline import fit_linear_colour
 from bandsynth.datasets import make_dataset, open_dataset, write_dataset
+from bandsynth.datasets.base import unusable_pixels
 from bandsynth.datasets.store import write_mock_dataset
-from bandsynth.datasets.torch_data import BandPairDataset, fit_scalings_for, gather_cubes
+from bandsynth.datasets.torch_data import DIHEDRAL_OPS, BandPairDataset, fit_scalings_for, gather_cubes
 from bandsynth.evaluation import card_dataset, input_array, target_images
 from bandsynth.inputs import fill_bad_pixels
+from bandsynth.nn.losses import BandLoss
 
 BANDS = ["NUV", "Ks", "r"]
 SPLITS = (0.5, 0.25, 0.25)
@@ -56,14 +59,53 @@ def test_scalings_and_colour_model_are_fitted_on_the_truth(survey_set):
     ds = survey_set
     train = ds.indices("train")
     x = np.stack([ds.input_cube(b)[train].ravel() for b in ("NUV", "Ks")], 1).astype(np.float64)
-    expected, *_ = np.linalg.lstsq(x, ds.truth_cube("r")[train].ravel().astype(np.float64), rcond=None)
+    y = ds.truth_cube("r")[train].ravel().astype(np.float64)
+    # fitted without the pixels masked in an input (there the model reads filled values)
+    usable = ~(ds.mask_cube("NUV") | ds.mask_cube("Ks"))[train].ravel()
+    expected, *_ = np.linalg.lstsq(x[usable], y[usable], rcond=None)
     assert np.allclose(fit_linear_colour(ds, ["NUV", "Ks"], "r"), expected, rtol=1e-6)
+    everything, *_ = np.linalg.lstsq(x, y, rcond=None)
+    assert not np.allclose(expected, everything, rtol=1e-3)  # the masks matter in this set
     truth_only = fit_scalings_for(ds, ["NUV", "Ks"], "r")
     cubes = gather_cubes(ds, ["r"], train, kind="target")
     assert np.array_equal(cubes["r"], ds.truth_cube("r")[train])
     assert truth_only["r"].maximum > 0
     with pytest.raises(ValueError, match="kind must be 'observed', 'input' or 'target', got 'truth'"):
         gather_cubes(ds, ["r"], kind="truth")
+
+
+def test_masked_input_pixels_have_no_weight_in_training(survey_set):
+    ds = survey_set
+    bad = np.asarray(ds.mask_cube("NUV"), bool) | np.asarray(ds.mask_cube("Ks"), bool)
+    assert np.array_equal(unusable_pixels(ds, ["NUV", "Ks"], "r"), bad)  # truth: the target's own mask is moot
+    pairs = BandPairDataset(ds, inputs=["NUV", "Ks"], target="r", split=None)
+    x, y, weight = pairs[0]
+    assert np.array_equal(weight[0].numpy() == 0, bad[0])
+    # cropped and turned with the same draw as x and y
+    augmented = BandPairDataset(ds, inputs=["NUV", "Ks"], target="r", split=None, crop_size=16, augment=True)
+    i = _masked_image(ds, "NUV")
+    x, y, weight = augmented[i]
+    plain = BandPairDataset(ds, inputs=["NUV", "Ks"], target="r", split=None)
+    oy, ox, op = augmented.transform(i)
+    for a, b in ((x, plain.x[i]), (weight, plain.weight[i])):
+        window = b[:, oy:oy + 16, ox:ox + 16]
+        k, flip = DIHEDRAL_OPS[op]
+        window = window.transpose(0, 2, 1) if flip else window
+        assert np.array_equal(a.numpy(), np.rot90(window, k, axes=(1, 2)))
+    # an ideal-mode set has no masks: pairs as before
+    ideal = make_dataset(3, seed=0, bands=["g", "r"], size=16)
+    assert unusable_pixels(ideal, ["g"], "r") is None and len(BandPairDataset(ideal, inputs=["g"], target="r")[0]) == 2
+
+
+def test_the_photometric_loss_term_leaves_weightless_pixels_out():
+    loss = BandLoss(flux=lambda x: x, flux_weight=1.0)
+    target = torch.full((1, 1, 8, 8), 0.5)
+    pred = target.clone()
+    pred[0, 0, 2, 3] = 2.5  # a filled star core: far off
+    weight = torch.ones_like(target)
+    assert float(loss.photometric_error(pred, target)) > 0.05
+    weight[0, 0, 2, 3] = 0.0
+    assert float(loss.photometric_error(pred, target, weight)) == 0.0
 
 
 def test_stacks_carry_masks_and_the_truth(survey_set):

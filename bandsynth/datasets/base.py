@@ -15,7 +15,8 @@ from ..units import parse_unit
 from .errors import DataFormatError
 
 __all__ = ["ImageDataset", "build_manifest", "tan_wcs", "progress_bar", "FORMAT_NAME", "FORMAT_VERSION", "SPLITS",
-           "fill_masked_cube", "model_input_cube", "model_target_cube", "has_truth"]
+           "fill_masked_cube", "model_input_cube", "model_target_cube", "has_truth", "unusable_pixels",
+           "usable_sample"]
 
 FORMAT_NAME = "bandsynth-dataset"
 FORMAT_VERSION = 1
@@ -387,6 +388,66 @@ def has_truth(data):
     bool
     """
     return bool(getattr(data, "has_truth", False))
+
+
+def unusable_pixels(data, inputs, output):
+    """Pixels a model can neither learn nor be scored on: masked or non-finite in an input.
+
+    A masked input pixel (a saturated star core, a bad column) reaches the model filled
+    from its neighbours, so the target there cannot be predicted: training gives such
+    pixels no weight and colour models are fitted without them.  Where the data set has
+    no noise-free truth, the target band's own masked pixels are unusable too.
+
+    Parameters
+    ----------
+    data : data set
+        Anything with ``cube(band)`` (and ``mask_cube(band)`` where it has masks).
+    inputs : sequence of str
+        Input bands.
+    output : str
+        Target band.
+
+    Returns
+    -------
+    ndarray of bool or None
+        Shape ``(n_images, ny, nx)``, `True` for an unusable pixel; None when no pixel is.
+
+    Examples
+    --------
+    >>> from bandsynth.datasets.mock import make_dataset
+    >>> unusable_pixels(make_dataset(2, bands=["g", "r"], size=16), ["g"], "r") is None
+    True
+    """
+    bad = None
+    for band in (*inputs, *(() if has_truth(data) else (output,))):
+        mask = data.mask_cube(band) if hasattr(data, "mask_cube") else None
+        this = ~np.isfinite(data.cube(band))
+        if mask is not None:
+            this |= np.asarray(mask, dtype=bool)
+        bad = this if bad is None else bad | this
+    return bad if bad is not None and bad.any() else None
+
+
+def usable_sample(data, inputs, output, indices, take):
+    """Whether each sampled pixel ``take`` (of the flattened images ``indices``) can be fitted.
+
+    Parameters
+    ----------
+    data : data set
+    inputs : sequence of str
+    output : str
+    indices : ndarray of int
+        The images.
+    take : ndarray of int
+        Sampled positions in their flattened pixels.
+
+    Returns
+    -------
+    ndarray of bool
+        `False` where `unusable_pixels` marks the pixel.
+    """
+    bad = unusable_pixels(data, inputs, output)
+    return np.ones(take.size, dtype=bool) if bad is None else ~bad[indices].reshape(-1)[take]
 
 
 def _plain(value):

@@ -32,7 +32,7 @@ import torch
 
 from ..bands import get_band
 from ..scaling import AsinhScaling, fit_scalings
-from .base import fill_masked_cube, model_input_cube, model_target_cube
+from .base import fill_masked_cube, model_input_cube, model_target_cube, unusable_pixels
 
 __all__ = ["BandPairDataset", "fit_scalings_for", "input_references", "scale_images", "gather_cubes",
            "DIHEDRAL_OPS", "SCALING_QUANTILE", "cross_band_ssim", "ILLUSTRIS_SSIM", "DECALS_SSIM"]
@@ -134,6 +134,21 @@ def gather_cubes(source, bands, indices=None, *, kind="observed"):
                              "crop or reproject them to one size first")
         out[name] = np.stack(arrays)
     return out
+
+
+def _unusable(source, inputs, target, indices):
+    """`unusable_pixels` of the images ``indices`` of a data set or a sequence of stacks (None if none)."""
+    if hasattr(source, "cube"):
+        bad = unusable_pixels(source, inputs, target)
+        return None if bad is None else bad[indices]
+    stacks = list(source)
+    bad = np.stack([
+        np.any([~np.isfinite(np.asarray(stacks[int(i)][b].data)) |
+                (False if stacks[int(i)][b].mask is None else np.asarray(stacks[int(i)][b].mask, dtype=bool))
+                for b in (*inputs, target)], axis=0)
+        for i in indices
+    ])
+    return bad if bad.any() else None
 
 
 def input_references(input_cubes, *, percentile=99.5):
@@ -292,7 +307,9 @@ class BandPairDataset(torch.utils.data.Dataset):
     with a random crop and one of the 8 flips/rotations.  The inputs are the
     observed images with masked pixels filled (as `~bandsynth.Translator.predict`
     fills them); the target is the noise-free truth where the data set has one
-    (survey layer, ``has_truth``), the observed image otherwise.
+    (survey layer, ``has_truth``), the observed image otherwise.  Where some
+    pixel is masked (`bandsynth.datasets.base.unusable_pixels`), items are
+    ``(x, y, weight [1, H, W])`` triples, the weight 0 on those pixels.
 
     Parameters
     ----------
@@ -379,6 +396,9 @@ class BandPairDataset(torch.utils.data.Dataset):
         self.references = np.ones(len(self.source_indices))
         self.x = np.stack([scale_images(cubes[b], self.references, self.scalings[b]) for b in self.inputs], axis=1)
         self.y = scale_images(cubes[self.target], self.references, self.scalings[self.target])[:, None]
+        # Pixels masked in an input reach the model filled: no weight in the loss and the metrics.
+        bad = _unusable(source, self.inputs, self.target, self.source_indices)
+        self.weight = None if bad is None else (~bad[:, None]).astype(np.float32)
         height, width = self.x.shape[-2:]
         if crop_size is not None:
             if not isinstance(crop_size, (int, np.integer)) or isinstance(crop_size, bool):
@@ -470,16 +490,16 @@ class BandPairDataset(torch.utils.data.Dataset):
             raise IndexError(f"item {i} out of range for {len(self)} items")
         i = int(i) % len(self)
         oy, ox, op = self.transform(i)
-        x, y = self.x[i], self.y[i]
+        arrays = [self.x[i], self.y[i]] + ([] if self.weight is None else [self.weight[i]])
         if self.crop_size is not None:
             c = self.crop_size
-            x, y = x[:, oy : oy + c, ox : ox + c], y[:, oy : oy + c, ox : ox + c]
+            arrays = [a[:, oy : oy + c, ox : ox + c] for a in arrays]
         if op:
             k, flip = DIHEDRAL_OPS[op]
             if flip:
-                x, y = x.transpose(0, 2, 1), y.transpose(0, 2, 1)
-            x, y = np.rot90(x, k, axes=(1, 2)), np.rot90(y, k, axes=(1, 2))
-        return torch.from_numpy(np.ascontiguousarray(x)), torch.from_numpy(np.ascontiguousarray(y))
+                arrays = [a.transpose(0, 2, 1) for a in arrays]
+            arrays = [np.rot90(a, k, axes=(1, 2)) for a in arrays]
+        return tuple(torch.from_numpy(np.ascontiguousarray(a)) for a in arrays)
 
 
 #: Mean SSIM between input and target bands on Illustris quoted by Zaazou et al.: (input, target) -> SSIM.

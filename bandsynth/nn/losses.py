@@ -371,7 +371,7 @@ class BandLoss(nn.Module):
         return (f"ssim_weight={self.ssim_weight}, nll_weight={self.nll_weight}, data_range={self.data_range}, "
                 f"distribution={self.distribution!r}, flux_weight={self.flux_weight if self.flux else 0.0}")
 
-    def photometric_error(self, mean, target):
+    def photometric_error(self, mean, target, weight=None):
         """Mean over images of the relative error of the total flux (needs ``flux``).
 
         Parameters
@@ -381,6 +381,9 @@ class BandLoss(nn.Module):
             ``flux`` is applied, to keep it finite).
         target : torch.Tensor
             True scaled images, same shape.
+        weight : torch.Tensor, optional
+            Pixel weights broadcastable to the images: the totals are weighted sums
+            (0 leaves a masked pixel out).
 
         Returns
         -------
@@ -389,9 +392,10 @@ class BandLoss(nn.Module):
             n_pixels * flux_floor)`` (dimensionless scalar).
         """
         # The clamp keeps sinh finite for a wild early prediction; real images stay far below it.
-        pred = self.flux(mean.clamp(max=3.0)).flatten(1)
-        true = self.flux(target).flatten(1)
-        denominator = true.abs().sum(1) + pred.shape[1] * self.flux_floor
+        pred, true = self.flux(mean.clamp(max=3.0)), self.flux(target)
+        w = torch.ones_like(pred) if weight is None else torch.broadcast_to(weight.float(), pred.shape)
+        pred, true, w = (pred * w).flatten(1), (true * w).flatten(1), w.flatten(1)
+        denominator = true.abs().sum(1) + w.sum(1) * self.flux_floor
         return ((pred - true).sum(1).abs() / denominator.clamp(min=1e-12)).mean()
 
     def nll(self, mean, log_scale, target, *, weight=None, reduction="mean"):
@@ -457,7 +461,7 @@ class BandLoss(nn.Module):
             similarity = ssim(mean, target_f, data_range=self.data_range, weight=weight)
             total = l1 + self.ssim_weight * (1.0 - similarity)
             if self.flux is not None:
-                total = total + self.flux_weight * self.photometric_error(mean, target_f)
+                total = total + self.flux_weight * self.photometric_error(mean, target_f, weight)
             nll = None
             if log_scale is not None:
                 nll = self.nll(mean, log_scale, target_f, weight=weight)

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from ..baseline import fit_linear_colour
-from ..datasets.base import has_truth, model_input_cube, model_target_cube
+from ..datasets.base import has_truth, model_input_cube, model_target_cube, usable_sample
 from ..datasets.torch_data import BandPairDataset, fit_scalings_for
 from ..models.domain import pixel_noise
 from .losses import BandLoss
@@ -232,7 +232,7 @@ def colour_model(data, inputs, output, scalings, *, kind="auto", max_pixels=1_00
     target = target[take]
     x = np.stack([scalings[b].forward(fluxes[:, i]) for i, b in enumerate(inputs)], 1)
     y = scalings[output].forward(target)
-    good = np.isfinite(y) & np.all(np.isfinite(x), axis=1)
+    good = np.isfinite(y) & np.all(np.isfinite(x), axis=1) & usable_sample(data, inputs, output, indices, take)
     design = np.column_stack([np.ones(good.sum()), x[good]])
     solution, *_ = np.linalg.lstsq(design, y[good], rcond=None)
     galaxy = good & (target > scalings[output].softening)
