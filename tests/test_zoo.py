@@ -130,16 +130,7 @@ def test_models_command_lists_the_zoo(capsys):
     assert all(name in out for name in PAPER_MODELS)
 
 
-#: Shipped models known to lose to the linear colour model in photometry (benchmarks/photometry.py,
-#: 150 test galaxies: g_r_to_fuv median |delta mag| 0.91 against 0.59), kept visible until retrained.
-LOSES_TO_COLOUR_MODEL = {"g_r_to_fuv"}
-
-
-@pytest.mark.parametrize(
-    "name",
-    [pytest.param(n, marks=pytest.mark.xfail(strict=True, reason="loses to the colour model (see note)"))
-     if n in LOSES_TO_COLOUR_MODEL else n for n in SHIPPED],
-)
+@pytest.mark.parametrize("name", SHIPPED)
 def test_shipped_model_beats_its_colour_model_on_fresh_galaxies(name):
     """Recomputed, not read from the card: galaxies of the card's universe the model never saw."""
     import numpy as np
