@@ -48,6 +48,7 @@ TARGETS = {
     "nuv_k_to_g_sky": (0.97, None),
     "nuv_k_to_r_sky": (0.97, None),
     "nuv_k_to_z_sky": (0.97, None),
+    "g_z_to_r_sky": (0.86, None),
 }
 COVERAGE_1SIGMA = (0.63, 0.73)
 COLUMNS = ("mae", "ssim", "psnr", "gini_w1", "m20_w1", "ssim_gain", "coverage_1sigma", "coverage_2sigma", "dmag_total")

@@ -413,3 +413,16 @@ def test_noise_beyond_the_training_range_is_a_domain_warning(tiny_translator):
         pred = tiny_translator.predict(noisy)
     assert any("NUV noise" in p for p in pred.meta["provenance"]["domain_warnings"])
     assert not any("Ks noise" in p for p in pred.meta["provenance"]["domain_warnings"])  # 0.05 is within Ks's range
+
+
+def test_the_noise_warning_names_the_shipped_model_for_observed_images():
+    from bandsynth.models.domain import domain_problems
+    from bandsynth.models.zoo import get_card
+
+    galaxy = make_galaxy(3, bands=["NUV", "Ks"], size=48)
+    noisy = BandStack({b: np.asarray(galaxy[b].data) + np.random.default_rng(1).normal(0, 1.0, galaxy.shape)
+                       for b in galaxy.names}, wcs=galaxy.wcs, unit="nanomaggy")
+    (problem,) = [p for p in domain_problems(get_card("nuv_k_to_r"), noisy) if "NUV noise" in p]
+    assert "the shipped model 'nuv_k_to_r_sky' was trained on images as the surveys observe them" in problem
+    (problem,) = [p for p in domain_problems(get_card("nuv_k_to_r_sky"), noisy) if "NUV noise" in p]
+    assert "a model trained on survey-like data suits noisy images better" in problem

@@ -104,6 +104,17 @@ def input_psf_fwhm(stack, band):
     return None
 
 
+def _for_observed_images(card):
+    """Advice for noisy inputs: the shipped survey-layer model of the same bands, if there is one."""
+    from .zoo import list_models
+
+    same = [c.name for c in list_models() if card.mode == "ideal" and c.output == card.output
+            and set(c.inputs) == set(card.inputs) and "survey" in c.training.get("data_info", {})]
+    if same:
+        return f"the shipped model {same[0]!r} was trained on images as the surveys observe them"
+    return "a model trained on survey-like data suits noisy images better"
+
+
 def domain_problems(card, stack, *, factor=2.0):
     """Sentences naming each way ``stack`` lies outside ``card``'s training range.
 
@@ -147,8 +158,7 @@ def domain_problems(card, stack, *, factor=2.0):
                        else f"noise up to {trained_noise:.3g} {card.unit}/pixel in")
             problems.append(
                 f"model {card.name!r} was trained on {trained} {band} images; this stack's {band} noise is "
-                f"{noise:.3g} {card.unit}/pixel: the prediction may be unreliable (a model trained on "
-                "survey-like data suits noisy images better)"
+                f"{noise:.3g} {card.unit}/pixel: the prediction may be unreliable ({_for_observed_images(card)})"
             )
         fwhm, trained = input_psf_fwhm(stack, band), card.psf_fwhm.get(band)
         if fwhm is not None and trained and not 1 / factor <= fwhm / float(trained) <= factor:
