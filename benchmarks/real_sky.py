@@ -204,7 +204,7 @@ def main(argv=None):
                         help="galaxies scored (default: the held-out part)")
     parser.add_argument("--per-galaxy", action="store_true", help="print one line per galaxy too")
     parser.add_argument("--figure", metavar="PNG", help="also draw a panel of scored galaxies for --figure-model")
-    parser.add_argument("--figure-model", default="g_z_to_r", help="model of the panel (default: g_z_to_r)")
+    parser.add_argument("--figure-model", default="g_z_to_r_sky", help="model of the panel (default: g_z_to_r_sky)")
     args = parser.parse_args(argv)
     scored, fit_part = read_galaxies(args.real_data, args.part), read_galaxies(args.real_data, "fit")
     names = args.models or [c.name for c in list_models()]
