@@ -14,7 +14,40 @@ import secrets
 import unicodedata
 from pathlib import Path
 
-__all__ = ["atomic_path", "sha256_file", "fits_ascii"]
+__all__ = ["atomic_path", "writable_path", "sha256_file", "fits_ascii"]
+
+
+def writable_path(path, *, overwrite, action="write"):
+    """``path`` as a `~pathlib.Path` a new file can be written to, checked before any work.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+    overwrite : bool
+        Whether an existing file may be replaced.
+    action : str
+        What the caller does, for the message of a ``path`` that is not a path.
+
+    Returns
+    -------
+    pathlib.Path
+
+    Raises
+    ------
+    TypeError, IsADirectoryError, FileExistsError, FileNotFoundError
+        Not a path; a folder; an existing file without ``overwrite``; a missing folder.
+    """
+    try:
+        path = Path(os.fspath(path))
+    except TypeError:
+        raise TypeError(f"{action}: path must be a str or os.PathLike, got {type(path).__name__}") from None
+    if path.is_dir():
+        raise IsADirectoryError(f"{path} is a directory, expected a file name")
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"{str(path)!r} already exists; pass overwrite=True to replace it")
+    if not path.parent.is_dir():
+        raise FileNotFoundError(f"directory {path.parent} for {path.name} does not exist")
+    return path
 
 
 @contextlib.contextmanager
@@ -34,13 +67,7 @@ def atomic_path(path, *, overwrite=True):
     >>> target.read_text()
     'done'
     """
-    path = Path(path)
-    if path.is_dir():
-        raise IsADirectoryError(f"{path} is a directory, expected a file name")
-    if path.exists() and not overwrite:
-        raise FileExistsError(f"{str(path)!r} already exists; pass overwrite=True to replace it")
-    if not path.parent.is_dir():
-        raise FileNotFoundError(f"directory {path.parent} for {path.name} does not exist")
+    path = writable_path(path, overwrite=overwrite)
     tmp = path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp"
     os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
     try:

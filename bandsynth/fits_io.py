@@ -39,7 +39,7 @@ from astropy.nddata import StdDevUncertainty
 from astropy.utils.exceptions import AstropyUserWarning
 from astropy.wcs import WCS
 
-from ._io import atomic_path
+from ._io import atomic_path, writable_path
 from .synthetic import SyntheticBand, fits_layout
 from .units import parse_unit
 
@@ -155,10 +155,7 @@ def write_synthetic_band(sb, path, *, overwrite=False):
     >>> bool(np.array_equal(back.data, sb.data)), back.provenance == sb.provenance
     (True, True)
     """
-    try:
-        path = os.fspath(path)
-    except TypeError:
-        raise TypeError(f"write: path must be a str or os.PathLike, got {type(path).__name__}") from None
+    path = writable_path(path, overwrite=overwrite)
     hdul = sb.to_hdulist()
     with atomic_path(path, overwrite=overwrite) as tmp, open(tmp, "wb") as fh:
         hdul.writeto(fh, checksum=True, output_verify="exception")
@@ -215,12 +212,8 @@ def synthetic_band_writer(path, shape, *, uncertainty=True, overwrite=False):
     >>> SyntheticBand.read(path).data[:, 0]
     array([0., 0., 2., 2.], dtype=float32)
     """
-    try:
-        path = os.fspath(path)
-    except TypeError:
-        raise TypeError(f"write: path must be a str or os.PathLike, got {type(path).__name__}") from None
-    folder = os.path.dirname(os.path.abspath(path))
-    with atomic_path(path, overwrite=overwrite) as tmp, tempfile.TemporaryFile(dir=folder) as rows:
+    path = writable_path(path, overwrite=overwrite)
+    with atomic_path(path, overwrite=overwrite) as tmp, tempfile.TemporaryFile(dir=path.parent) as rows:
         writer = SyntheticBandWriter(rows, tmp, shape, uncertainty=uncertainty)
         yield writer
         if not writer.finished:
@@ -359,6 +352,8 @@ class SyntheticBandWriter:
         self.finished = True
 
 
+# The FITS checksum by hand: astropy computes DATASUM/CHECKSUM only over an HDU's data held in
+# memory (its encoder is private), and the point of the strip writer is never to hold it.
 def _ones_complement_sum(buffer, total=0):
     """32-bit ones' complement sum of big-endian words (the FITS checksum), added to ``total``."""
     total += int(np.frombuffer(buffer, dtype=">u4").sum(dtype=np.uint64))

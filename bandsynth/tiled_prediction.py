@@ -17,7 +17,6 @@ work, and the file is the one ``predict(...).write(...)`` writes.
 
 from __future__ import annotations
 
-import os
 
 import numpy as np
 
@@ -108,18 +107,10 @@ def predict_to_fits(translator, stack, path, *, overwrite=False, uncertainty=Tru
     FileExistsError, FileNotFoundError
         ``path`` exists (without ``overwrite``) or its folder does not: before any work.
     """
-    from pathlib import Path
-
+    from ._io import writable_path
     from .fits_io import synthetic_band_writer
 
-    try:
-        path = Path(os.fspath(path))
-    except TypeError:
-        raise TypeError(f"write: path must be a str or os.PathLike, got {type(path).__name__}") from None
-    if path.exists() and not overwrite:  # refused before any work, as a missing folder
-        raise FileExistsError(f"{str(path)!r} already exists; pass overwrite=True to replace it")
-    if not path.parent.is_dir():
-        raise FileNotFoundError(f"directory {path.parent} for {path.name} does not exist")
+    path = writable_path(path, overwrite=overwrite)  # refused before any work
     problems, computation, options = plan_prediction(
         translator, [stack], uncertainty=uncertainty, tta=tta, n_samples=n_samples, batch_size=batch_size,
         precision=precision, tile=tile, seed=seed, check_domain=check_domain, compile=compile, progress=progress,

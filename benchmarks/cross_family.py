@@ -60,7 +60,7 @@ import numpy as np
 from bandsynth import Translator
 from bandsynth.baseline import apply_linear_colour, fit_linear_colour
 from bandsynth.datasets.mock import make_dataset
-from bandsynth.evaluation import metric_space
+from bandsynth.evaluation import input_array, metric_space, target_images
 from bandsynth.metrics import ssim
 from bandsynth.morphology import segment
 
@@ -77,22 +77,23 @@ def score(translator, coefficients, data, space, *, max_images=None):
     scalings, references = space
     indices = list(data.indices("test"))[:max_images]
     stacks = [data.stack(int(i)) for i in indices]
+    truths = target_images(data, indices, output, stacks)  # the noise-free truth where the set has one
     preds = translator.predict([s.select(inputs) for s in stacks], uncertainty=False, check_domain=False)
     refs = references(stacks)
     out = {k: [] for k in ("ssim", "dmag", "ssim_linear", "dmag_linear")}
     scale = scalings[output]
-    for stack, pred, ref in zip(stacks, preds, refs):
-        truth = np.asarray(stack[output].data, dtype=np.float64)
+    for stack, true, pred, ref in zip(stacks, truths, preds, refs):
+        truth = np.asarray(true.data, dtype=np.float64)
         seg = segment(truth)
         if seg.segmap is None:
             continue
         inside = seg.segmap.data == seg.label
-        linear = apply_linear_colour([stack[b].data for b in inputs], coefficients)
+        linear = apply_linear_colour([input_array(stack[b]) for b in inputs], coefficients)  # as the model reads
+        predicted = np.asarray(pred.data, np.float64)
         t_scaled = scale.forward(truth, reference=ref)
-        out["ssim"].append(ssim(scale.forward(np.asarray(pred.data, np.float64), reference=ref), t_scaled,
-                                data_range=1.0))
+        out["ssim"].append(ssim(scale.forward(predicted, reference=ref), t_scaled, data_range=1.0))
         out["ssim_linear"].append(ssim(scale.forward(linear, reference=ref), t_scaled, data_range=1.0))
-        out["dmag"].append(_dmag(np.asarray(pred.data, np.float64), truth, inside))
+        out["dmag"].append(_dmag(predicted, truth, inside))
         out["dmag_linear"].append(_dmag(linear, truth, inside))
     return {k: np.asarray(v, dtype=float) for k, v in out.items()}
 

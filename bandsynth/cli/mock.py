@@ -81,7 +81,7 @@ def run(args) -> int:
 
     try:
         ds = write_mock_dataset(
-            out, args.n, seed=args.seed, mode=None if args.survey else args.mode or "ideal", bands=args.bands,
+            out, args.n, seed=args.seed, mode=args.mode, bands=args.bands,
             size=args.size, pixel_scale=args.pixel_scale, views=args.views, depth_offset=args.depth_offset, dust=not args.no_dust,
             split_fractions=tuple(args.split), overwrite=args.overwrite, progress=not args.quiet,
             family=args.family, survey=args.survey,

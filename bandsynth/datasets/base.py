@@ -16,7 +16,7 @@ from .errors import DataFormatError
 
 __all__ = ["ImageDataset", "build_manifest", "tan_wcs", "progress_bar", "FORMAT_NAME", "FORMAT_VERSION", "SPLITS",
            "fill_masked_cube", "model_input_cube", "model_target_cube", "has_truth", "unusable_pixels",
-           "usable_sample"]
+           "usable_sample", "bad_pixels"]
 
 FORMAT_NAME = "bandsynth-dataset"
 FORMAT_VERSION = 1
@@ -304,6 +304,30 @@ class ImageDataset:
                 shape = arr.shape[1:]
 
 
+def bad_pixels(image, mask=None):
+    """Non-finite or masked pixels of an image or a cube.
+
+    Parameters
+    ----------
+    image : array-like
+    mask : array-like of bool, optional
+        Same shape; `True` for a bad pixel.
+
+    Returns
+    -------
+    ndarray of bool
+
+    Examples
+    --------
+    >>> bad_pixels(np.array([1.0, np.nan, 2.0]), np.array([True, False, False])).tolist()
+    [True, True, False]
+    """
+    bad = ~np.isfinite(image)
+    if mask is not None:
+        bad |= np.asarray(mask, dtype=bool)
+    return bad
+
+
 def fill_masked_cube(cube, mask=None):
     """``cube`` with masked and non-finite pixels of every image filled (`bandsynth.inputs.fill_bad_pixels`).
 
@@ -329,9 +353,7 @@ def fill_masked_cube(cube, mask=None):
     """
     from ..inputs import fill_bad_pixels
 
-    bad = ~np.isfinite(cube)
-    if mask is not None:
-        bad |= np.asarray(mask, dtype=bool)
+    bad = bad_pixels(cube, mask)
     if not bad.any():
         return cube
     out = np.array(cube, dtype=np.float32)
@@ -418,14 +440,16 @@ def unusable_pixels(data, inputs, output):
     >>> unusable_pixels(make_dataset(2, bands=["g", "r"], size=16), ["g"], "r") is None
     True
     """
-    bad = None
-    for band in (*inputs, *(() if has_truth(data) else (output,))):
-        mask = data.mask_cube(band) if hasattr(data, "mask_cube") else None
-        this = ~np.isfinite(data.cube(band))
-        if mask is not None:
-            this |= np.asarray(mask, dtype=bool)
-        bad = this if bad is None else bad | this
-    return bad if bad is not None and bad.any() else None
+    bands = (*inputs, *(() if has_truth(data) else (output,)))
+    # Kept with the data set (as its filled input cubes): training asks for it several times.
+    cache = data.__dict__.setdefault("_unusable_pixels", {}) if isinstance(data, ImageDataset) else {}
+    if bands not in cache:
+        bad = None
+        for band in bands:
+            this = bad_pixels(data.cube(band), data.mask_cube(band) if hasattr(data, "mask_cube") else None)
+            bad = this if bad is None else bad | this
+        cache[bands] = bad if bad is not None and bad.any() else None
+    return cache[bands]
 
 
 def usable_sample(data, inputs, output, indices, take):

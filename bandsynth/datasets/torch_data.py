@@ -32,7 +32,7 @@ import torch
 
 from ..bands import get_band
 from ..scaling import AsinhScaling, fit_scalings
-from .base import fill_masked_cube, model_input_cube, model_target_cube, unusable_pixels
+from .base import bad_pixels, fill_masked_cube, model_input_cube, model_target_cube, unusable_pixels
 
 __all__ = ["BandPairDataset", "fit_scalings_for", "input_references", "scale_images", "gather_cubes",
            "DIHEDRAL_OPS", "SCALING_QUANTILE", "cross_band_ssim", "ILLUSTRIS_SSIM", "DECALS_SSIM"]
@@ -142,12 +142,11 @@ def _unusable(source, inputs, target, indices):
         bad = unusable_pixels(source, inputs, target)
         return None if bad is None else bad[indices]
     stacks = list(source)
-    bad = np.stack([
-        np.any([~np.isfinite(np.asarray(stacks[int(i)][b].data)) |
-                (False if stacks[int(i)][b].mask is None else np.asarray(stacks[int(i)][b].mask, dtype=bool))
-                for b in (*inputs, target)], axis=0)
-        for i in indices
-    ])
+    bad = []
+    for i in indices:
+        images = [stacks[int(i)][b] for b in (*inputs, target)]
+        bad.append(np.any([bad_pixels(np.asarray(im.data), im.mask) for im in images], axis=0))
+    bad = np.stack(bad)
     return bad if bad.any() else None
 
 

@@ -33,7 +33,11 @@ True
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
+
+from .spectra import calzetti_k_micron
 
 __all__ = ["attenuation_curve", "DUST_LAWS"]
 
@@ -48,14 +52,6 @@ def _microns(wavelength):
     if isinstance(wavelength, u.Quantity):
         return np.asarray(wavelength.to_value(u.um, equivalencies=u.spectral()), dtype=float)
     return np.asarray(wavelength, dtype=float) / 1000.0  # nm -> micron
-
-
-def _calzetti_k(lam):
-    """Calzetti et al. (2000) eq. 4, k(lambda) with R_V = 4.05 (lambda in micron), clipped at 0."""
-    lam_c = np.clip(lam, 0.12, None)
-    short = 2.659 * (-2.156 + 1.509 / lam_c - 0.198 / lam_c**2 + 0.011 / lam_c**3) + 4.05
-    long = 2.659 * (-1.857 + 1.040 / lam) + 4.05
-    return np.clip(np.where(lam < 0.63, short, long), 0.0, None)
 
 
 def _fm90(x, c1, c2, c3, c4, x0, gamma):
@@ -74,17 +70,23 @@ _SMC_OPTNIR = ((2.198, 1.65, 1.25, 0.81, 0.65, 0.55, 0.44, 0.37),
                (0.11, 0.169, 0.25, 0.567, 0.801, 1.00, 1.374, 1.672))
 
 
-def _smc_bar(lam):
-    """Gordon et al. (2003) SMC bar A(lambda)/A(V): FM90 above x = 1/0.27 micron, spline below."""
+@functools.cache
+def _smc_optical_spline():
+    """The SMC bar's optical/NIR spline (built once: it was rebuilt on every galaxy's render)."""
     from scipy.interpolate import CubicSpline
 
-    x = 1.0 / np.clip(lam, 0.1, None)  # FUV beyond 100 nm held at its 100-nm value
-    uv = _fm90(x, *_SMC_FM90) / _SMC_RV + 1.0
     anchors_x = 1.0 / np.array([0.27, 0.26])
     anchors_y = _fm90(anchors_x, *_SMC_FM90) / _SMC_RV + 1.0
     opt_x = np.concatenate([[0.0], 1.0 / np.array(_SMC_OPTNIR[0]), anchors_x])
     opt_y = np.concatenate([[0.0], _SMC_OPTNIR[1], anchors_y])
-    optical = CubicSpline(opt_x, opt_y, bc_type="natural")(np.clip(x, 0.0, None))
+    return CubicSpline(opt_x, opt_y, bc_type="natural")
+
+
+def _smc_bar(lam):
+    """Gordon et al. (2003) SMC bar A(lambda)/A(V): FM90 above x = 1/0.27 micron, spline below."""
+    x = 1.0 / np.clip(lam, 0.1, None)  # FUV beyond 100 nm held at its 100-nm value
+    uv = _fm90(x, *_SMC_FM90) / _SMC_RV + 1.0
+    optical = _smc_optical_spline()(np.clip(x, 0.0, None))
     return np.where(x >= 1.0 / 0.27, uv, optical)
 
 
@@ -115,7 +117,7 @@ def _salim18(lam, delta, bump):
     r_v_cal = 4.05
     r_v = r_v_cal / ((r_v_cal + 1.0) * (0.44 / 0.55) ** delta - r_v_cal)
     drude = bump * lam**2 * 0.035**2 / ((lam**2 - 0.2175**2) ** 2 + lam**2 * 0.035**2)
-    return (_calzetti_k(lam) * r_v / r_v_cal * (lam / 0.55) ** delta + drude) / r_v
+    return (calzetti_k_micron(lam) * r_v / r_v_cal * (lam / 0.55) ** delta + drude) / r_v
 
 
 def attenuation_curve(wavelength, law="calzetti", *, r_v=3.1, delta=0.0, bump=0.0):
@@ -152,7 +154,7 @@ def attenuation_curve(wavelength, law="calzetti", *, r_v=3.1, delta=0.0, bump=0.
     """
     lam = _microns(wavelength)
     if law == "calzetti":
-        return _calzetti_k(lam) / 4.05
+        return calzetti_k_micron(lam) / 4.05
     if law == "smc_bar":
         return _smc_bar(np.atleast_1d(lam)).reshape(lam.shape)
     if law == "mw":
