@@ -37,7 +37,7 @@ import functools
 
 import numpy as np
 
-from .spectra import calzetti_k_micron
+from .spectra import _calzetti_k_micron
 
 __all__ = ["attenuation_curve", "DUST_LAWS"]
 
@@ -117,7 +117,7 @@ def _salim18(lam, delta, bump):
     r_v_cal = 4.05
     r_v = r_v_cal / ((r_v_cal + 1.0) * (0.44 / 0.55) ** delta - r_v_cal)
     drude = bump * lam**2 * 0.035**2 / ((lam**2 - 0.2175**2) ** 2 + lam**2 * 0.035**2)
-    return (calzetti_k_micron(lam) * r_v / r_v_cal * (lam / 0.55) ** delta + drude) / r_v
+    return (_calzetti_k_micron(lam) * r_v / r_v_cal * (lam / 0.55) ** delta + drude) / r_v
 
 
 def attenuation_curve(wavelength, law="calzetti", *, r_v=3.1, delta=0.0, bump=0.0):
@@ -154,7 +154,7 @@ def attenuation_curve(wavelength, law="calzetti", *, r_v=3.1, delta=0.0, bump=0.
     """
     lam = _microns(wavelength)
     if law == "calzetti":
-        return calzetti_k_micron(lam) / 4.05
+        return _calzetti_k_micron(lam) / 4.05
     if law == "smc_bar":
         return _smc_bar(np.atleast_1d(lam)).reshape(lam.shape)
     if law == "mw":

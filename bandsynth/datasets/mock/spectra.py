@@ -14,7 +14,7 @@ import numpy as np
 
 from ...bands import get_band
 
-__all__ = ["population_sed", "population_band_fluxes", "component_fluxes", "star_band_fluxes", "calzetti_k", "calzetti_k_micron",
+__all__ = ["population_sed", "population_band_fluxes", "component_fluxes", "star_band_fluxes", "calzetti_k",
            "sed_band_fluxes", "line_band_fluxes", "AGE_BINS"]
 
 
@@ -351,27 +351,11 @@ def calzetti_k(wavelength):
     >>> round(float(calzetti_k(550.0)), 2)
     4.05
     """
-    return calzetti_k_micron(np.asarray(_as_nm(wavelength), dtype=float) / 1000.0)
+    return _calzetti_k_micron(np.asarray(_as_nm(wavelength), dtype=float) / 1000.0)
 
 
-def calzetti_k_micron(lam):
-    """`calzetti_k` of wavelengths ``lam`` in micron (float array), clipped at 0.
-
-    Parameters
-    ----------
-    lam : ndarray of float
-        Wavelengths in micron.
-
-    Returns
-    -------
-    ndarray
-        k(lambda).
-
-    Examples
-    --------
-    >>> round(float(calzetti_k_micron(np.array(0.55))), 2)
-    4.05
-    """
+def _calzetti_k_micron(lam):
+    """`calzetti_k` of wavelengths ``lam`` in micron (float array); also the dust module's Calzetti curve."""
     lam_c = np.clip(lam, 0.12, None)
     short = 2.659 * (-2.156 + 1.509 / lam_c - 0.198 / lam_c**2 + 0.011 / lam_c**3) + 4.05
     long = 2.659 * (-1.857 + 1.040 / lam) + 4.05
