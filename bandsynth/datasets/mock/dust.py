@@ -37,8 +37,6 @@ import functools
 
 import numpy as np
 
-from .spectra import _calzetti_k_micron
-
 __all__ = ["attenuation_curve", "DUST_LAWS"]
 
 
@@ -52,6 +50,14 @@ def _microns(wavelength):
     if isinstance(wavelength, u.Quantity):
         return np.asarray(wavelength.to_value(u.um, equivalencies=u.spectral()), dtype=float)
     return np.asarray(wavelength, dtype=float) / 1000.0  # nm -> micron
+
+
+def _calzetti_k(lam):
+    """Calzetti et al. (2000) eq. 4, k(lambda) with R_V = 4.05 (lambda in micron), clipped at 0."""
+    lam_c = np.clip(lam, 0.12, None)
+    short = 2.659 * (-2.156 + 1.509 / lam_c - 0.198 / lam_c**2 + 0.011 / lam_c**3) + 4.05
+    long = 2.659 * (-1.857 + 1.040 / lam) + 4.05
+    return np.clip(np.where(lam < 0.63, short, long), 0.0, None)
 
 
 def _fm90(x, c1, c2, c3, c4, x0, gamma):
@@ -117,7 +123,7 @@ def _salim18(lam, delta, bump):
     r_v_cal = 4.05
     r_v = r_v_cal / ((r_v_cal + 1.0) * (0.44 / 0.55) ** delta - r_v_cal)
     drude = bump * lam**2 * 0.035**2 / ((lam**2 - 0.2175**2) ** 2 + lam**2 * 0.035**2)
-    return (_calzetti_k_micron(lam) * r_v / r_v_cal * (lam / 0.55) ** delta + drude) / r_v
+    return (_calzetti_k(lam) * r_v / r_v_cal * (lam / 0.55) ** delta + drude) / r_v
 
 
 def attenuation_curve(wavelength, law="calzetti", *, r_v=3.1, delta=0.0, bump=0.0):
@@ -154,7 +160,7 @@ def attenuation_curve(wavelength, law="calzetti", *, r_v=3.1, delta=0.0, bump=0.
     """
     lam = _microns(wavelength)
     if law == "calzetti":
-        return _calzetti_k_micron(lam) / 4.05
+        return _calzetti_k(lam) / 4.05
     if law == "smc_bar":
         return _smc_bar(np.atleast_1d(lam)).reshape(lam.shape)
     if law == "mw":

@@ -351,15 +351,12 @@ def calzetti_k(wavelength):
     >>> round(float(calzetti_k(550.0)), 2)
     4.05
     """
-    return _calzetti_k_micron(np.asarray(_as_nm(wavelength), dtype=float) / 1000.0)
-
-
-def _calzetti_k_micron(lam):
-    """`calzetti_k` of wavelengths ``lam`` in micron (float array); also the dust module's Calzetti curve."""
+    lam = np.asarray(_as_nm(wavelength), dtype=float) / 1000.0  # micron
     lam_c = np.clip(lam, 0.12, None)
     short = 2.659 * (-2.156 + 1.509 / lam_c - 0.198 / lam_c**2 + 0.011 / lam_c**3) + 4.05
     long = 2.659 * (-1.857 + 1.040 / lam) + 4.05
-    return np.clip(np.where(lam < 0.63, short, long), 0.0, None)
+    k = np.where(lam < 0.63, short, long)
+    return np.clip(k, 0.0, None)
 
 
 @functools.lru_cache(maxsize=64)
