@@ -378,7 +378,7 @@ def metric_space(data, inputs, output):
     return scalings, references
 
 
-def card_dataset(card, *, progress=True):
+def card_dataset(card, *, progress=True, seed=None, n_galaxies=None):
     """Rebuild the mock universe a model card says its model was trained on (all splits).
 
     A survey-layer data set (``data_info["survey"]``: the preset or mapping of band to
@@ -391,6 +391,9 @@ def card_dataset(card, *, progress=True):
         A card whose ``training["data_info"]`` describes a mock data set.
     progress : bool
         Progress bar while rendering.
+    seed, n_galaxies : int, optional
+        Draw a *fresh* universe of the same kind instead: another seed gives galaxies
+        the model has never seen (e.g. to calibrate its uncertainty on).
 
     Returns
     -------
@@ -415,7 +418,8 @@ def card_dataset(card, *, progress=True):
     if "family" in info:  # a physics family other than the default (`bandsynth.datasets.mock.families`)
         options["family"] = str(info["family"])
     return make_dataset(
-        int(info["n_galaxies"]), seed=int(info.get("seed", 0)), bands=[*card.inputs, card.output],
+        int(info["n_galaxies"] if n_galaxies is None else n_galaxies),
+        seed=int(info.get("seed", 0) if seed is None else seed), bands=[*card.inputs, card.output],
         size=int(info.get("size", 128)), views=int(info.get("views", 1)), pixel_scale=info.get("pixel_scale"),
         progress=progress, **options,
     )

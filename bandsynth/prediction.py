@@ -81,7 +81,7 @@ def plan_prediction(translator, stacks, *, uncertainty, tta, n_samples, batch_si
 
 
 def describe_uncertainty(card, parts, configuration):
-    """``(calibration or None, provenance text, distribution, 95.45 % half-width)`` of a configuration.
+    """``(calibration or None, provenance text, stated error distribution)`` of a configuration.
 
     Warns (`~astropy.utils.exceptions.AstropyUserWarning`) when the card has no
     calibration for it: the sigma is then the uncalibrated combination of its parts.
@@ -99,10 +99,10 @@ def describe_uncertainty(card, parts, configuration):
     calibration : `~bandsynth.uncertainty.Calibration` or None
     method : str
         Provenance text.
-    distribution : str
-        "gaussian" without a calibration.
-    half_width : float
-        The 95.45 % interval's half-width in units of the 68.27 % one (2.0 without a calibration).
+    stated : dict
+        ``distribution`` ("gaussian", "laplace" or "generalized normal"; "gaussian" without a
+        calibration), its ``shape`` beta and ``half_width_2sigma``, the 95.45 % interval's
+        half-width in units of the 68.27 % one (2.0 without a calibration).
     """
     calibration = _calibration(card, configuration)
     if calibration is None:
@@ -110,13 +110,16 @@ def describe_uncertainty(card, parts, configuration):
             f"model {card.name!r} has no uncertainty calibration for the {configuration!r} configuration "
             f"(calibrated: {', '.join(card.calibration) or 'none'}); its sigma is the uncalibrated "
             "combination of its components", AstropyUserWarning, stacklevel=3)
-    distribution = "gaussian" if calibration is None else calibration.distribution
-    half_width = 2.0 if calibration is None else calibration.half_width_2sigma
+    stated = ({"distribution": "gaussian", "shape": 2.0, "half_width_2sigma": 2.0} if calibration is None else
+              {"distribution": calibration.distribution, "shape": calibration.shape,
+               "half_width_2sigma": calibration.half_width_2sigma})
+    name = stated["distribution"] + (f" (beta = {stated['shape']:g})" if stated["distribution"] == "generalized normal"
+                                     else "")
     method = (" + ".join(parts) + f"; calibration {configuration!r}"
               + ("" if calibration is None else " (brightness-dependent temperature)")
-              + f"; {distribution} errors: UNCERT is the half-width of the central 68.27 % interval in flux, "
-              f"the 95.45 % interval is {half_width:.3g} times wider")
-    return calibration, method, distribution, half_width
+              + f"; {name} errors: UNCERT is the half-width of the central 68.27 % interval in flux, "
+              f"the 95.45 % interval is {stated['half_width_2sigma']:.3g} times wider")
+    return calibration, method, stated
 
 
 def to_flux(card, mean_s, var_s, calibration):
@@ -184,8 +187,7 @@ def prediction_provenance(card, stack, n_masked, *, uncertainty, configuration, 
     n_masked : int
         How many pixels are masked for bad input pixels.
     uncertainty : tuple
-        ``(method text, distribution, 95.45 % half-width)`` (`describe_uncertainty`), or
-        ``("none", None, None)``.
+        ``(method text, stated distribution)`` (`describe_uncertainty`), or ``("none", None)``.
     configuration : str
         The `predict` configuration (`bandsynth.uncertainty.CONFIGURATIONS`).
     computation : dict
@@ -199,7 +201,7 @@ def prediction_provenance(card, stack, n_masked, *, uncertainty, configuration, 
     """
     from . import __version__
 
-    method, distribution, half_width = uncertainty
+    method, stated = uncertainty
     files = {rec["band"]: rec for rec in stack.meta.get("inputs", ())}
     inputs = [{"band": b, "file": str(files.get(b, {}).get("file", "")),
                "checksum": str(files.get(b, {}).get("checksum", ""))} for b in card.inputs]
@@ -213,7 +215,7 @@ def prediction_provenance(card, stack, n_masked, *, uncertainty, configuration, 
         "reprojection": list(stack.meta.get("reprojection", ())),
         "zeropoints": [dict(z) for z in stack.meta.get("zeropoints", ()) if z["band"] in card.inputs],
         "uncertainty_method": method, "calibration": configuration,
-        "uncertainty": {"distribution": distribution, "half_width_2sigma": half_width},
+        "uncertainty": dict(stated or {"distribution": None, "shape": None, "half_width_2sigma": None}),
         "computation": dict(computation),
         "domain_warnings": list(problems),
         "history": [
@@ -277,8 +279,7 @@ def predict_batch(translator, stacks, *, problems, computation, uncertainty, tta
         mean, variance, parts = translator.predict_scaled(x, noise, uncertainty=uncertainty, tta=tta,
                                                           n_samples=n_samples, rng=rng, run=run)
         config = configuration_name(tta=tta, monte_carlo=mc)
-        calibration, *described = (describe_uncertainty(card, parts, config) if uncertainty
-                                   else (None, "none", None, None))
+        calibration, *described = describe_uncertainty(card, parts, config) if uncertainty else (None, "none", None)
         for j, i in enumerate(indices):
             flux, sigma = to_flux(card, mean[j, 0], None if variance is None else variance[j, 0], calibration)
             results[i] = to_synthetic(card, stacks[i], prepared[i][1], flux, sigma, uncertainty=described,

@@ -185,10 +185,10 @@ def predict_in_tiles(engine, card, scalings, stack, *, calibration, uncertainty,
 
 
 def _uncertainty_plan(card, stack, *, uncertainty, tta, n_samples):
-    """``(configuration, calibration or None, (method, distribution, half-width))`` of one large stack."""
+    """``(configuration, calibration or None, (method, stated distribution))`` of one large stack."""
     mc = uncertainty and n_samples > 0 and any(stack.view(b).uncertainty is not None for b in card.inputs)
     config = configuration_name(tta=tta, monte_carlo=mc)
-    calibration, described = None, ("none", None, None)
+    calibration, described = None, ("none", None)
     if uncertainty:
         parts = combine(log_sigma=0.0, tta_variance=0.0 if tta else None, mc_variance=0.0 if mc else None)[1]
         calibration, *described = describe_uncertainty(card, parts, config)

@@ -202,10 +202,7 @@ class Translator:
         start = None if init is None else steps.check_init(Translator.load(init, device="cpu"), inputs, output, preset)
         if start is not None:
             net, scalings = start.model, start.scalings
-        selection, calibration = steps.split_validation(data)
-        if calibrate and len(calibration) == 0:
-            raise ValueError("cannot calibrate: the data set needs at least 2 validation images "
-                             "(one half chooses the checkpoint, the other calibrates); pass calibrate=False")
+        selection, calibration = steps.split_validation(data, calibrate=calibrate)
         result, sizes = steps.train_network(
             net, data, inputs, output, scalings, selection=selection, epochs=epochs, batch_size=batch_size, lr=lr,
             crop_size=crop_size, seed=seed, flux_weight=flux_weight, checkpoint_dir=checkpoint_dir,
@@ -217,9 +214,10 @@ class Translator:
                          stretch=stretch, flux_weight=flux_weight),
             description=description)
         translator = cls(net, card, device=device)
-        return translator.calibrate(data, indices=calibration) if calibrate else translator
+        return translator.calibrate(data, indices=calibration, fitted_on=steps.CALIBRATION_HALF) if calibrate else translator
 
-    def calibrate(self, data, *, indices=None, split="validation", configurations=("plain", "tta", "mc", "tta+mc")):
+    def calibrate(self, data, *, indices=None, split="validation", configurations=("plain", "tta", "mc", "tta+mc"),
+                  fitted_on=None):
         """Fit the uncertainty calibration for each `predict` configuration (`bandsynth.uncertainty`).
 
         Parameters
@@ -231,6 +229,8 @@ class Translator:
         split : str
         configurations : sequence of str
             Which configurations to calibrate; "mc" and "tta+mc" only where the inputs carry an uncertainty.
+        fitted_on : str, optional
+            Where the galaxies come from, recorded in the card (default: the split or their number).
 
         Returns
         -------
@@ -239,7 +239,8 @@ class Translator:
         """
         from .uncertainty.fitting import calibrate_translator
 
-        calibrations = calibrate_translator(self, data, indices=indices, split=split, configurations=configurations)
+        calibrations = calibrate_translator(self, data, indices=indices, split=split, configurations=configurations,
+                                            fitted_on=fitted_on)
         card = self._card.replace(calibration={k: c.to_dict() for k, c in calibrations.items()})
         return type(self)(self._model, card, device=self._device)
 

@@ -79,7 +79,11 @@ def main(argv=None):
     parser.add_argument("--flux-weight", type=float, default=0.0,
                         help="weight of the loss term on each crop's total flux")
     parser.add_argument("--calibrate-only", action="store_true",
-                        help="keep the weights in --out, fit their uncertainty calibration again")
+                        help="keep the weights in --out, fit their uncertainty calibration again (with --version: "
+                             "saved as that version)")
+    parser.add_argument("--calibration-galaxies", type=int, default=400,
+                        help="fresh mock galaxies (never trained on) the uncertainty is calibrated on")
+    parser.add_argument("--calibration-seed", type=int, default=101, help="seed of those galaxies' universe")
     sky = parser.add_argument_group("survey-layer models (SKY_ZOO, or any with --survey)")
     sky.add_argument("--survey", help="survey preset of a model not in SKY_ZOO (e.g. galex_sdss_2mass)")
     sky.add_argument("--inputs", nargs="+", help="input bands of that model")
@@ -104,25 +108,26 @@ def main(argv=None):
     for name, job in jobs(args).items():
         inputs, output = job["inputs"], job["output"]
         started = time.perf_counter()
+        if args.calibrate_only:
+            translator = calibrate_on_fresh_galaxies(Translator.load(Path(args.out) / name), args)
+            if args.version is not None:
+                translator = Translator(translator.model, translator.card.replace(version=args.version))
+            translator.save(Path(args.out) / name, overwrite=True)
+            report(name, translator, started)
+            continue
         if job["survey"] is None:
             data = make_dataset(1500, seed=0, mode=job["mode"], bands=[*inputs, output], size=128, views=1,
                                 progress=False)
         else:
             data = survey_dataset(job, args)
-        if args.calibrate_only:
-            from bandsynth.nn.recipe import split_validation
-
-            translator = Translator.load(Path(args.out) / name).calibrate(data, indices=split_validation(data)[1])
-            translator.save(Path(args.out) / name, overwrite=True)
-            report(name, translator, started)
-            continue
         translator = Translator.fit(
             data, inputs=inputs, output=output, name=name, preset=args.preset, epochs=args.epochs, lr=args.lr,
             crop_size=job["crop"], batch_size=8, seed=args.seed, checkpoint_dir=Path(args.runs) / name, checkpoint_every=200,
             progress=False, recipe=command, description=job["description"],
             init=Path(args.out) / name if args.fine_tune else None, stretch=args.stretch, baseline=args.baseline,
-            flux_weight=args.flux_weight,
+            flux_weight=args.flux_weight, calibrate=False,
         )
+        translator = calibrate_on_fresh_galaxies(translator, args)
         translator = Translator(translator.model, translator.card.replace(version=job["version"]))
         translator.save(Path(args.out) / name, overwrite=True)
         report(name, translator, started)
@@ -187,6 +192,26 @@ def survey_dataset(job, args):
     print(f"rendered {len(data)} survey-layer galaxies into {path} in {time.perf_counter() - started:.0f} s",
           flush=True)
     return data
+
+
+def calibrate_on_fresh_galaxies(translator, args):
+    """The translator calibrated on ``--calibration-galaxies`` new galaxies of its training universe.
+
+    Fresh galaxies (another seed) are used neither for training nor for choosing the
+    checkpoint, and there can be more of them than the validation split's calibration half
+    (75 galaxies): the per-galaxy errors are correlated over a galaxy's pixels, so the
+    number of galaxies sets how well the coverage is pinned down.
+    """
+    from bandsynth.evaluation import card_dataset
+
+    n, seed = args.calibration_galaxies, args.calibration_seed
+    fresh = card_dataset(translator.card, progress=False, seed=seed, n_galaxies=n)
+    calibrated = translator.calibrate(
+        fresh, indices=range(len(fresh)),
+        fitted_on=f"{n} fresh mock galaxies of the training universe (seed {seed}), used neither for training "
+                  "nor for choosing the checkpoint")
+    training = {**calibrated.card.training, "n_calibration": n}
+    return type(translator)(calibrated.model, calibrated.card.replace(training=training))
 
 
 def report(name, translator, started):

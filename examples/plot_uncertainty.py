@@ -4,9 +4,10 @@ Uncertainty maps, and checking their calibration
 
 Every prediction carries a per-pixel σ: the half-width of the calibrated central
 68.27 % interval, in flux.  Each calibration states the error distribution σ stands
-for in the model's scaled space -- Gaussian or Laplace, whichever fitted the
-calibration galaxies better -- and so how wide the 95.45 % ("2σ") interval is:
-``half_width_2sigma`` × σ, 2σ for a Gaussian and 2.69σ for a Laplace distribution.
+for in the model's scaled space -- a generalized normal distribution (Gaussian,
+Laplace or another shape) that fits the calibration galaxies best -- and so how wide
+the 95.45 % ("2σ") interval is: ``half_width_2sigma`` × σ, 2σ for a Gaussian and 2.69σ
+for a Laplace distribution.
 This example shows the three possible terms of σ on one galaxy -- the network's own
 σ, the spread over flips and rotations (test-time augmentation), and the inputs' own
 noise propagated by Monte Carlo -- how each way of calling ``predict`` has its own
@@ -41,13 +42,15 @@ size = int(card.training.get("data_info", {}).get("size", 128))
 # How the model was calibrated
 # ----------------------------
 # After training, each ``predict`` configuration the model supports was calibrated
-# on the calibration half of the validation split (galaxies that neither trained the
-# network nor chose its checkpoint): inside each galaxy's segmentation footprint on
-# the true image, a *temperature* multiplying σ was fitted in bins of predicted
-# brightness so that the fractions of pixels within σ and within
-# ``half_width_2sigma`` × σ of the truth come closest to 68.27 % and 95.45 %.  This was
-# done under a Gaussian (``half_width_2sigma`` = 2) and a Laplace shape (2.69), and the
-# shape that fitted better is the calibration's stated ``distribution``.  The card
+# on galaxies that neither trained the network nor chose its checkpoint (for the
+# shipped models, 300 fresh galaxies of their training universe; ``fitted_on``):
+# inside each galaxy's segmentation footprint on the true image, a *temperature*
+# multiplying σ was fitted in bins of predicted brightness so that the fractions of
+# pixels within σ and within ``half_width_2sigma`` × σ of the truth come closest to
+# 68.27 % and 95.45 %.  This was done under generalized normal shapes from β = 0.5 to 3
+# (``half_width_2sigma`` = 2 for the Gaussian, β = 2; 2.69 for the Laplace
+# distribution, β = 1), and the shape that fitted best is the calibration's stated
+# ``distribution`` and ``shape``.  The card
 # records one calibration per configuration; its ``coverage_2sigma`` is the coverage
 # of that stated 2σ interval.
 print("uncertainty:", dict(card.uncertainty))
@@ -187,10 +190,10 @@ for s, p in zip(stacks, predictions):
 pred, truth, sigma = (
     np.concatenate(pixels[k]) for k in ("prediction", "truth", "sigma")
 )
-# Coverage at 1, 2 and 3 σ, next to a Gaussian's.  For a Laplace calibration the
-# stated 95.45 % interval is at ``half_width_2sigma`` (2.69) σ, recorded in every
-# prediction's ``provenance["uncertainty"]``; at 2σ and 3σ a Laplace distribution
-# covers only about 90 % and 97 %.  ``calibration(..., levels=(1, half_width))``
+# Coverage at 1, 2 and 3 σ, next to a Gaussian's.  For a heavier-tailed calibration the
+# stated 95.45 % interval is at ``half_width_2sigma`` σ (2.69 for a Laplace
+# distribution), recorded in every prediction's ``provenance["uncertainty"]``; at 2σ
+# and 3σ a Laplace distribution covers only about 90 % and 97 %.  ``calibration(..., levels=(1, half_width))``
 # checks the stated interval directly.
 cal = calibration(pred, truth, sigma)
 print(f"{cal.n} footprint pixels of {len(pixels['truth'])} galaxies:")

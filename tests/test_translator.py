@@ -10,6 +10,7 @@ from astropy.utils.exceptions import AstropyUserWarning
 
 from bandsynth import BandStack, SyntheticBand, Translator
 from bandsynth.datasets import make_dataset, make_galaxy
+from bandsynth.evaluation import card_dataset
 from bandsynth.models.zoo import CardHashError, ModelCard, WeightsHashError
 from bandsynth.nn.network import TranslationNet
 from bandsynth.scaling import AsinhScaling
@@ -252,6 +253,7 @@ def test_fit_calibrate_save_load_on_the_mock_universe(tmp_path):
     # Ideal-mode inputs carry no noise: the Monte Carlo configuration cannot be calibrated.
     assert set(cal) == {"plain", "tta"}
     assert all(t > 0 for t in cal["plain"]["temperatures"]) and 0 < cal["plain"]["coverage_1sigma"] < 1
+    assert cal["plain"]["fitted_on"].startswith("calibration half of the validation split")
     # Checkpoint choice and calibration use disjoint halves of the validation split.
     validation = len(data.indices("validation"))
     assert t.card.training["n_selection"] + t.card.training["n_calibration"] == validation
@@ -267,6 +269,22 @@ def test_fit_calibrate_save_load_on_the_mock_universe(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error", AstropyUserWarning)  # calibrated: no warning
         again.predict(data.stack(int(data.indices("test")[0])).select(INPUTS))
+
+
+def test_calibrating_again_on_fresh_galaxies_of_the_training_universe():
+    data = make_dataset(20, seed=2, bands=[*INPUTS, OUTPUT], size=48)
+    t = Translator.fit(data, inputs=INPUTS, output=OUTPUT, preset="tiny", epochs=1, crop_size=32, progress=False,
+                       calibrate=False)
+    assert t.card.calibration == {}
+    fresh = card_dataset(t.card, progress=False, seed=9, n_galaxies=6)  # the same universe, new galaxies
+    assert len(fresh) == 6 and fresh.info["seed"] == 9
+    assert not np.array_equal(fresh.stack(0)[OUTPUT].data, data.stack(0)[OUTPUT].data)
+    calibrated = t.calibrate(fresh, indices=range(6), configurations=("plain",), fitted_on="6 fresh galaxies")
+    entry = calibrated.card.calibration["plain"]
+    assert set(calibrated.card.calibration) == {"plain"} and entry["fitted_on"] == "6 fresh galaxies"
+    assert 0 < entry["n_galaxies"] <= 6 and entry["distribution"] in ("gaussian", "laplace", "generalized normal")
+    assert t.calibrate(fresh, configurations=("plain",), split="test").card.calibration["plain"]["fitted_on"] == (
+        "the test split")
 
 
 def test_fine_tuning_starts_from_the_init_weights_and_keeps_the_chain_of_recipes(tmp_path):

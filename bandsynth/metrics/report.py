@@ -443,14 +443,16 @@ def _pixel_metrics(p_pix, t_pix, in_pix, good, bad, rng, flags, notes):
 def _stated_levels(prediction):
     """Half-widths of the central 68.27, 95.45 and 99.73 % intervals, in units of the stored sigma.
 
-    (1, 2, 3) for Gaussian errors; a prediction whose provenance states Laplace errors
-    (`bandsynth.uncertainty.DISTRIBUTIONS`) has wider 2- and 3-sigma intervals.
+    (1, 2, 3) for Gaussian errors; a prediction whose provenance states heavier-tailed errors
+    (a Laplace or generalized normal distribution, `bandsynth.uncertainty.interval_half_widths`)
+    has wider 2- and 3-sigma intervals.
     """
+    from ..uncertainty import DISTRIBUTIONS, interval_half_widths
+
     prov = (getattr(prediction, "meta", None) or {}).get("provenance") or {}
-    stated = (prov.get("uncertainty") or {}).get("distribution")
-    if stated == "laplace":  # half-widths -ln(1 - p) relative to p = 68.27 %
-        return tuple(float(np.log(1 - p) / np.log(1 - 0.682689)) for p in (0.682689, 0.954500, 0.997300))
-    return (1.0, 2.0, 3.0)
+    stated = prov.get("uncertainty") or {}
+    shape = stated.get("shape") or DISTRIBUTIONS.get(stated.get("distribution"), 2.0)
+    return interval_half_widths(float(shape))
 
 
 def _calibration(p_raw, t_raw, uncertainty, bad, fp, flags, notes, *, levels=(1.0, 2.0, 3.0)):

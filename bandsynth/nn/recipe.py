@@ -26,7 +26,7 @@ from .losses import BandLoss
 from .network import TranslationNet
 from .training import fit as _train_loop
 
-__all__ = ["fit_physical_scalings", "colour_model", "training_noise", "split_validation", "check_init", "build_network", "train_network",
+__all__ = ["CALIBRATION_HALF", "fit_physical_scalings", "colour_model", "training_noise", "split_validation", "check_init", "build_network", "train_network",
            "training_card"]
 
 
@@ -56,7 +56,11 @@ def fit_physical_scalings(data, inputs, output, *, stretch=50.0):
     return fit_scalings_for(data, inputs, output, split="train", reference="fixed", stretch=stretch)
 
 
-def split_validation(data):
+#: What a card says of a calibration fitted on `split_validation`'s second half.
+CALIBRATION_HALF = "calibration half of the validation split (not used for checkpoint choice)"
+
+
+def split_validation(data, *, calibrate=False):
     """``(selection, calibration)`` image indices: the validation split in two alternating halves.
 
     With a single validation image it chooses the checkpoint and nothing is left to calibrate on.
@@ -65,6 +69,8 @@ def split_validation(data):
     ----------
     data : data set
         With ``indices("validation")``.
+    calibrate : bool
+        The calibration half will be used: it must not be empty.
 
     Returns
     -------
@@ -74,11 +80,14 @@ def split_validation(data):
     Raises
     ------
     ValueError
-        The data set has no validation images.
+        The data set has no validation images, or only one and ``calibrate``.
     """
     indices = np.asarray(data.indices("validation"))
     if indices.size == 0:
         raise ValueError("the data set has no validation images (needed to choose the checkpoint)")
+    if calibrate and indices.size < 2:
+        raise ValueError("cannot calibrate: the data set needs at least 2 validation images "
+                         "(one half chooses the checkpoint, the other calibrates); pass calibrate=False")
     return indices[0::2], indices[1::2]
 
 

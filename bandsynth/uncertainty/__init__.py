@@ -6,17 +6,19 @@ the spread over the 8 flips/rotations (``tta=True``) and the inputs' noise
 propagated by Monte Carlo draws (`sample`).  A calibration (`Calibration`), fitted per
 `predict` configuration on galaxies used neither for training nor for choosing the
 checkpoint, multiplies it by a temperature that depends on the predicted brightness,
-and states the error distribution (Gaussian or Laplace, whichever describes the
-calibration pixels) and so how much wider the 95.45 % interval is than the 68.27 %
+and states the error distribution (a generalized normal distribution, Gaussian and
+Laplace among them, whose shape describes the calibration pixels best) and so how much wider the 95.45 % interval is than the 68.27 %
 one.  The interval ``mean +- sigma`` is mapped through the exact inverse of the
 scaling, and the standard deviation written to the ``UNCERT`` extension is half the
 width of the mapped 68.27 % interval (`flux_sigma`).
 """
 
-from .calibration import CONFIGURATIONS, DISTRIBUTIONS, Calibration, configuration_name, fit_calibration
-from .components import combine, flux_sigma, sample
+from .calibration import (
+    CONFIGURATIONS, DISTRIBUTIONS, SHAPES, Calibration, configuration_name, fit_calibration, interval_half_widths,
+)
+from .components import combine, flux_sigma, sample, temperature_for_flux_half_width
 
 __all__ = [
-    "CONFIGURATIONS", "DISTRIBUTIONS", "Calibration", "configuration_name", "fit_calibration", "combine", "flux_sigma",
-    "sample",
+    "CONFIGURATIONS", "DISTRIBUTIONS", "SHAPES", "Calibration", "configuration_name", "fit_calibration",
+    "interval_half_widths", "combine", "flux_sigma", "sample", "temperature_for_flux_half_width",
 ]

@@ -6,15 +6,17 @@ narrow or too wide, and differently so for faint and bright pixels.  A
 footprint pixels of a *calibration* split (used neither for training nor for
 choosing the checkpoint) are binned by predicted brightness (the scaled mean).
 
-The calibrated error distribution is *stated*: Gaussian or Laplace, whichever
-describes the calibration pixels better (`DISTRIBUTIONS`; the residuals of image
-networks are often heavier-tailed than a Gaussian).  ``T sigma`` is the half-width
+The calibrated error distribution is *stated*: a generalized normal distribution
+(density ``exp(-|x / a| ** beta)``; ``beta = 2`` is the Gaussian, ``beta = 1`` the
+Laplace distribution, `DISTRIBUTIONS`) whose shape ``beta`` describes the
+calibration pixels best (the residuals of image networks are often heavier-tailed
+than a Gaussian, sometimes than a Laplace distribution).  ``T sigma`` is the half-width
 of the central 68.27 % interval (what ``UNCERT`` holds, in flux), and the central
 95.45 % interval -- "2 sigma" -- is ``half_width_2sigma`` times wider: 2 for a
-Gaussian, ``ln(1 / 0.0455) / ln(1 / 0.3173) = 2.69`` for a Laplace distribution.  In
-every bin ``T`` is chosen so that the fractions of pixels inside the two intervals
-come closest to 68.27 % and 95.45 %; between bin centres ``T`` is interpolated
-linearly.
+Gaussian, ``ln(1 / 0.0455) / ln(1 / 0.3173) = 2.69`` for a Laplace distribution
+(`interval_half_widths`).  In every bin ``T`` is chosen so that the fractions of
+pixels inside the two intervals come closest to 68.27 % and 95.45 %; between bin
+centres ``T`` is interpolated linearly.
 
 Examples
 --------
@@ -23,8 +25,8 @@ Examples
 >>> brightness = rng.random(20000)
 >>> z = rng.standard_normal(20000) * (1 + 2 * brightness)      # sigma too small for bright pixels
 >>> cal = fit_calibration(np.abs(z), brightness, configuration="plain", n_bins=5)
->>> cal.distribution
-'gaussian'
+>>> cal.distribution, cal.shape
+('gaussian', 2.0)
 >>> cov = np.mean(np.abs(z) <= cal.temperature(brightness))
 >>> bool(abs(cov - 0.683) < 0.01)
 True
@@ -35,15 +37,48 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.stats import gennorm
 
-__all__ = ["CONFIGURATIONS", "DISTRIBUTIONS", "Calibration", "configuration_name", "fit_calibration"]
+__all__ = ["CONFIGURATIONS", "DISTRIBUTIONS", "SHAPES", "Calibration", "configuration_name", "fit_calibration",
+           "interval_half_widths"]
 
 #: `predict` configurations a model can be calibrated for.
 CONFIGURATIONS = ("plain", "tta", "mc", "tta+mc")
 _TARGETS = (0.6827, 0.9545)
-#: Stated error distributions: the half-width of the central 95.45 % interval in units of
-#: the half-width of the central 68.27 % interval.
-DISTRIBUTIONS = {"gaussian": 2.0, "laplace": float(np.log(1 / (1 - _TARGETS[1])) / np.log(1 / (1 - _TARGETS[0])))}
+#: The named shapes ``beta`` of the generalized normal distribution.
+DISTRIBUTIONS = {"gaussian": 2.0, "laplace": 1.0}
+#: Shapes a calibration chooses from (0.5: tails much heavier than a Laplace distribution's, 3: lighter than a Gaussian's).
+SHAPES = tuple(float(b) for b in np.round(np.arange(0.5, 3.001, 0.1), 1))
+
+
+def interval_half_widths(shape, levels=(0.682689, 0.954500, 0.997300)):
+    """Half-widths of central intervals of a generalized normal distribution, in units of the 68.27 % one.
+
+    Parameters
+    ----------
+    shape : float
+        The distribution's ``beta`` (2: Gaussian, 1: Laplace).
+    levels : sequence of float
+        Probabilities the intervals hold.
+
+    Returns
+    -------
+    tuple of float
+        One half-width per level.
+
+    Examples
+    --------
+    >>> [round(w, 3) for w in interval_half_widths(2.0)]
+    [1.0, 2.0, 3.0]
+    >>> round(interval_half_widths(1.0)[1], 3)  # Laplace: ln(1 / 0.0455) / ln(1 / 0.3173)
+    2.692
+    """
+    one = gennorm.ppf(0.5 + 0.682689 / 2, shape)
+    return tuple(float(gennorm.ppf(0.5 + p / 2, shape) / one) for p in levels)
+
+
+def _distribution_name(shape):
+    return next((name for name, beta in DISTRIBUTIONS.items() if beta == shape), "generalized normal")
 _GRID = np.exp(np.linspace(np.log(0.02), np.log(50.0), 1201))
 
 
@@ -71,11 +106,13 @@ def configuration_name(*, tta, monte_carlo):
     ]
 
 
-def _best_temperature(z, half_width_2sigma):
-    """``(T, misfit)``: the 68.27 % half-width whose two interval coverages of ``|z|`` fit best."""
-    z = np.sort(z)
-    cov1 = np.searchsorted(z, _GRID, side="right") / z.size
-    cov2 = np.searchsorted(z, half_width_2sigma * _GRID, side="right") / z.size
+def _best_temperature(needed_1sigma, needed_2sigma):
+    """``(T, misfit)``: the temperature whose two interval coverages fit best.
+
+    ``needed_*``: per pixel, the temperature from which the pixel lies inside the interval.
+    """
+    cov1 = np.searchsorted(np.sort(needed_1sigma), _GRID, side="right") / needed_1sigma.size
+    cov2 = np.searchsorted(np.sort(needed_2sigma), _GRID, side="right") / needed_2sigma.size
     # Weighted by the tolerances the photometric contract states (0.03 at 1 sigma, 0.02 at 2 sigma).
     misfit = ((cov1 - _TARGETS[0]) / 0.03) ** 2 + ((cov2 - _TARGETS[1]) / 0.02) ** 2
     best = int(np.argmin(misfit))
@@ -106,13 +143,18 @@ class Calibration:
 
     @property
     def distribution(self):
-        """The stated error distribution (a key of `DISTRIBUTIONS`)."""
+        """The stated error distribution: "gaussian", "laplace" or "generalized normal" (of `shape`)."""
         return self.summary.get("distribution", "gaussian")
+
+    @property
+    def shape(self):
+        """``beta`` of the stated generalized normal distribution (2: Gaussian, 1: Laplace)."""
+        return float(self.summary.get("shape", DISTRIBUTIONS.get(self.distribution, 2.0)))
 
     @property
     def half_width_2sigma(self):
         """Half-width of the central 95.45 % interval, in units of the 68.27 % one (``UNCERT``)."""
-        return DISTRIBUTIONS[self.distribution]
+        return interval_half_widths(self.shape)[1]
 
     def temperature(self, brightness):
         """``T`` at scaled ``brightness`` (linear between centres, constant beyond).
@@ -171,13 +213,15 @@ class Calibration:
         return cls(configuration, centres, temperatures, data)
 
 
-def fit_calibration(z_abs, brightness, *, configuration, n_bins=8, galaxy=None, **summary):
+def fit_calibration(z_abs, brightness, *, configuration, n_bins=8, galaxy=None, needed_temperature=None,
+                    **summary):
     """Fit a `Calibration` to footprint pixels.
 
     Parameters
     ----------
     z_abs : ndarray
-        ``|truth - mean| / sigma`` in scaled units, one value per footprint pixel.
+        ``|truth - mean| / sigma`` in scaled units, one value per footprint pixel: the
+        temperature from which the pixel lies inside ``mean +- T sigma``.
     brightness : ndarray
         The predicted scaled mean of the same pixels.
     configuration : str
@@ -186,17 +230,33 @@ def fit_calibration(z_abs, brightness, *, configuration, n_bins=8, galaxy=None, 
         Brightness bins (equal numbers of pixels).
     galaxy : ndarray of int, optional
         Galaxy index of every pixel, to report the spread of per-galaxy coverage.
+    needed_temperature : callable, optional
+        ``k -> ndarray``: per pixel, the temperature from which it lies inside ``k``
+        times the 1-sigma half-width (``needed_temperature(1)`` replaces ``z_abs``).
+        Default ``z_abs / k``, intervals in the scaled space; the translator's
+        calibration measures them in flux (`temperature_for_flux_half_width`).
     **summary
         Further entries for the card (split, number of galaxies, ...).
 
     Returns
     -------
     Calibration
-        With the stated distribution that fits the pixels better.
+        With the stated distribution (of `SHAPES`) that fits the pixels best.
     """
     z_abs = np.asarray(z_abs, dtype=np.float64).ravel()
     brightness = np.asarray(brightness, dtype=np.float64).ravel()
     good = np.isfinite(z_abs) & np.isfinite(brightness)
+    if needed_temperature is None:
+        def needed_temperature(k, z_abs=z_abs):  # all pixels: filtered by ``good`` below
+            return z_abs / k
+    needed = {1.0: np.asarray(needed_temperature(1.0), dtype=np.float64).ravel()}
+    good &= np.isfinite(needed[1.0])
+
+    def needed_for(k):  # per usable pixel, cached per half-width
+        if k not in needed:
+            needed[k] = np.asarray(needed_temperature(k), dtype=np.float64).ravel()
+        return needed[k][good]
+
     z_abs, brightness = z_abs[good], brightness[good]
     if z_abs.size < 10 * n_bins:
         raise ValueError(f"cannot calibrate {configuration!r}: only {z_abs.size} footprint pixels")
@@ -205,21 +265,26 @@ def fit_calibration(z_abs, brightness, *, configuration, n_bins=8, galaxy=None, 
     bins = [which == b for b in range(len(edges) - 1) if np.sum(which == b) >= 10]
     centres = tuple(float(np.median(brightness[inside])) for inside in bins)
     fits = {}
-    for name, factor in DISTRIBUTIONS.items():
-        found = [_best_temperature(z_abs[inside], factor) for inside in bins]
-        fits[name] = (tuple(t for t, _ in found), sum(m for _, m in found))
-    distribution = min(fits, key=lambda name: fits[name][1])  # the shape that describes the pixels best
-    cal = Calibration(configuration, centres, fits[distribution][0], {"distribution": distribution})
-    scaled = z_abs / cal.temperature(brightness)
+    one = needed_for(1.0)
+    for shape in SHAPES:
+        k = interval_half_widths(shape)[1]
+        found = [_best_temperature(one[inside], needed_for(k)[inside]) for inside in bins]
+        fits[shape] = (tuple(t for t, _ in found), sum(m for _, m in found))
+    shape = min(fits, key=lambda beta: fits[beta][1])  # the shape that describes the pixels best
+    distribution, half_width = _distribution_name(shape), interval_half_widths(shape)[1]
+    cal = Calibration(configuration, centres, fits[shape][0], {})
+    temperature = cal.temperature(brightness)
+    inside_1sigma = one <= temperature
     stats = {
         "distribution": distribution,
-        "half_width_2sigma": DISTRIBUTIONS[distribution],
-        "coverage_1sigma": float(np.mean(scaled <= 1.0)),
-        "coverage_2sigma": float(np.mean(scaled <= DISTRIBUTIONS[distribution])),
+        "shape": shape,
+        "half_width_2sigma": half_width,
+        "coverage_1sigma": float(np.mean(inside_1sigma)),
+        "coverage_2sigma": float(np.mean(needed_for(half_width) <= temperature)),
         "n_pixels": int(z_abs.size),
     }
     if galaxy is not None:
         galaxy = np.asarray(galaxy).ravel()[good]
-        per = [np.mean(scaled[galaxy == g] <= 1.0) for g in np.unique(galaxy)]
+        per = [np.mean(inside_1sigma[galaxy == g]) for g in np.unique(galaxy)]
         stats["galaxy_coverage_1sigma_p10_p90"] = [float(np.percentile(per, 10)), float(np.percentile(per, 90))]
     return Calibration(configuration, cal.centres, cal.temperatures, {**stats, **summary})

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["combine", "flux_sigma", "sample"]
+__all__ = ["combine", "flux_sigma", "sample", "temperature_for_flux_half_width"]
 
 
 def combine(*, log_sigma=None, tta_variance=None, mc_variance=None):
@@ -81,6 +81,43 @@ def flux_sigma(scaling, mean, sigma):
     with np.errstate(over="ignore"):  # an interval beyond float range: "unbounded", stored as float32's maximum
         half = 0.5 * (scaling.inverse(mean + sigma) - scaling.inverse(mean - sigma))
     return np.minimum(half, np.finfo(np.float32).max)
+
+
+def temperature_for_flux_half_width(scaling, mean, sigma, half_width):
+    """The temperature ``T`` at which `flux_sigma` of ``T * sigma`` equals ``half_width``: its inverse in ``T``.
+
+    Calibrating on this makes ``UNCERT`` mean what users check: the fraction of pixels
+    with ``|prediction - truth| <= UNCERT`` in flux, not of pixels inside the (lopsided)
+    mapped interval.  For the asinh scaling, ``flux_sigma = d sinh(n T sigma) / n`` with
+    ``d`` the scaling's derivative at ``mean`` and ``n = asinh(maximum / softening)``.
+
+    Parameters
+    ----------
+    scaling : `~bandsynth.scaling.AsinhScaling`
+    mean, sigma : ndarray
+        Scaled-space mean and uncalibrated standard deviation.
+    half_width : ndarray
+        Flux half-widths (e.g. ``|prediction - truth|``).
+
+    Returns
+    -------
+    numpy.ndarray
+        ``T`` per pixel.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from bandsynth.scaling import AsinhScaling
+    >>> s = AsinhScaling(softening=0.01, maximum=1.0)
+    >>> mean, sigma = np.array([0.1, 0.9]), np.array([0.02, 0.05])
+    >>> t = temperature_for_flux_half_width(s, mean, sigma, np.array([0.003, 0.2]))
+    >>> np.allclose(flux_sigma(s, mean, t * sigma), [0.003, 0.2])
+    True
+    """
+    norm = np.arcsinh(scaling.maximum / scaling.softening)
+    mean = np.asarray(mean, dtype=np.float64)
+    return np.arcsinh(np.asarray(half_width, np.float64) * norm / scaling.derivative(mean)) / (
+        norm * np.asarray(sigma, dtype=np.float64))
 
 
 def sample(engine, scalings, x, noise, *, uncertainty, tta, n_samples, rng, run):

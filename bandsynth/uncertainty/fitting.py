@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .calibration import CONFIGURATIONS, fit_calibration
+from .components import temperature_for_flux_half_width
 
 __all__ = ["calibrate_translator"]
 
@@ -14,14 +15,15 @@ def _settings(configuration):
 
 
 def calibrate_translator(translator, data, *, indices=None, split="validation",
-                         configurations=("plain", "tta", "mc", "tta+mc")):
+                         configurations=("plain", "tta", "mc", "tta+mc"), fitted_on=None):
     """One `~bandsynth.uncertainty.Calibration` per configuration, from the galaxies ``indices`` of ``data``.
 
     Each galaxy is predicted with its uncalibrated sigma; inside the galaxy's
     footprint (photutils segmentation of the true image, `bandsynth.morphology.segment`;
     the noise-free truth of a survey-layer data set, ``has_truth``)
-    the scaled residuals ``|truth - mean| / sigma`` and the predicted brightness go
-    into `fit_calibration`.  A configuration needing input noise ("mc") is skipped
+    the residuals are measured as users measure them -- ``|prediction - truth|`` in flux
+    against the flux half-width ``UNCERT`` of the interval (`temperature_for_flux_half_width`)
+    -- and go with the predicted brightness into `fit_calibration`.  A configuration needing input noise ("mc") is skipped
     when the galaxies' inputs carry no uncertainty.
 
     Parameters
@@ -39,6 +41,9 @@ def calibrate_translator(translator, data, *, indices=None, split="validation",
     configurations : sequence of str
         The `predict` configurations to calibrate (of
         `~bandsynth.uncertainty.CONFIGURATIONS`).
+    fitted_on : str, optional
+        Where the calibration galaxies come from, for the card (default: the
+        split, or the number of galaxies given).
 
     Returns
     -------
@@ -57,9 +62,12 @@ def calibrate_translator(translator, data, *, indices=None, split="validation",
     unknown = [c for c in configurations if c not in CONFIGURATIONS]
     if unknown:
         raise ValueError(f"unknown calibration configuration(s) {unknown}; known: {', '.join(CONFIGURATIONS)}")
+    given = indices
     indices = list(data.indices(split) if indices is None else indices)
     if not indices:
         raise ValueError("cannot calibrate: no galaxies given")
+    if fitted_on is None:
+        fitted_on = f"the {split} split" if given is None else f"{len(indices)} galaxies chosen by the caller"
     stacks = [data.stack(int(i)) for i in indices]
     # the noise-free truth where the data set has one (survey layer), the observed image otherwise
     truths = ([data.stack(int(i), truth=True)[translator.output] for i in indices] if getattr(data, "has_truth", False)
@@ -76,7 +84,7 @@ def calibrate_translator(translator, data, *, indices=None, split="validation",
         settings = _settings(config)
         if settings["monte_carlo"] and not has_noise:
             continue
-        z, brightness, galaxy = [], [], []
+        residual, mean_s, sigma_s, galaxy = [], [], [], []
         for g, (stack, true, inside) in enumerate(zip(stacks, truths, footprints)):
             if inside is None:
                 continue
@@ -85,14 +93,20 @@ def calibrate_translator(translator, data, *, indices=None, split="validation",
             mean, variance, _ = translator.predict_scaled(
                 x[None], noise, uncertainty=True, tta=settings["tta"], n_samples=8, rng=rng,
                 run=dict(batch_size=8, tile=512, precision="fp32", compile=False, progress=None))
-            truth = output_scaling.forward(np.asarray(true.data, dtype=np.float64))
             use = inside & ~mask
-            z.append(np.abs(truth[use] - mean[0, 0][use]) / np.sqrt(variance[0, 0][use]))
-            brightness.append(mean[0, 0][use])
+            m = mean[0, 0][use].astype(np.float64)
+            residual.append(np.abs(output_scaling.inverse(m) - np.asarray(true.data, dtype=np.float64)[use]))
+            mean_s.append(m)
+            sigma_s.append(np.sqrt(variance[0, 0][use]))
             galaxy.append(np.full(int(use.sum()), g))
-        if not z:
+        if not residual:
             raise ValueError("cannot calibrate: no galaxy was detected in the calibration images")
+        residual, m, s = (np.concatenate(v) for v in (residual, mean_s, sigma_s))
+
+        def needed(k, residual=residual, m=m, s=s):
+            return temperature_for_flux_half_width(output_scaling, m, s, residual / k)
+
         calibrations[config] = fit_calibration(
-            np.concatenate(z), np.concatenate(brightness), configuration=config, galaxy=np.concatenate(galaxy),
-            n_galaxies=len(z), fitted_on="calibration half of the validation split (not used for checkpoint choice)")
+            needed(1.0), m, configuration=config, galaxy=np.concatenate(galaxy), needed_temperature=needed,
+            n_galaxies=len(sigma_s), fitted_on=fitted_on)
     return calibrations

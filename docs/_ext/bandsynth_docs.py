@@ -315,15 +315,21 @@ def card_page(card):
     return "\n".join(out)
 
 
-CALIBRATION_HEADER = ["configuration", "temperature (faint → bright)", "1σ coverage", "2σ coverage",
+CALIBRATION_HEADER = ["configuration", "stated errors", "temperature (faint → bright)", "1σ coverage", "2σ coverage",
                       "per-galaxy 1σ coverage, 10-90 %", "galaxies", "pixels", "fitted on"]
 
 
 def _calibration_row(configuration, entry):
     temperatures = entry.get("temperatures") or ()
     spread = entry.get("galaxy_coverage_1sigma_p10_p90")
+    from bandsynth.uncertainty import DISTRIBUTIONS
+
+    stated = "–" if "distribution" not in entry else (
+        f"{entry['distribution']}, β = {float(entry.get('shape', DISTRIBUTIONS.get(entry['distribution'], 2.0))):g}, "
+        f"2σ at {float(entry.get('half_width_2sigma', 2.0)):.2f}σ")
     return [
         configuration,
+        stated,
         " ".join(f"{float(v):.3g}" for v in temperatures) if temperatures else _value(entry.get("temperature")),
         _value(entry.get("coverage_1sigma")),
         _value(entry.get("coverage_2sigma")),
