@@ -7,10 +7,13 @@ propagated by Monte Carlo draws (`sample`).  A calibration (`Calibration`), fitt
 `predict` configuration on galaxies used neither for training nor for choosing the
 checkpoint, multiplies it by a temperature that depends on the predicted brightness,
 and states the error distribution (a generalized normal distribution, Gaussian and
-Laplace among them, whose shape describes the calibration pixels best) and so how much wider the 95.45 % interval is than the 68.27 %
-one.  The interval ``mean +- sigma`` is mapped through the exact inverse of the
-scaling, and the standard deviation written to the ``UNCERT`` extension is half the
-width of the mapped 68.27 % interval (`flux_sigma`).
+Laplace among them, whose shape describes the calibration pixels best) and so how
+much wider the 95.45 % interval is than the 68.27 % one.  The interval
+``mean +- sigma`` is mapped through the exact inverse of the scaling, and the standard
+deviation written to the ``UNCERT`` extension is half the width of the mapped 68.27 %
+interval (`flux_sigma`); the temperature is fitted so that the symmetric flux interval
+``prediction +- UNCERT`` holds 68.27 % of the calibration pixels
+(`temperature_for_flux_half_width`).
 """
 
 from .calibration import (
