@@ -232,7 +232,7 @@ def fit_calibration(z_abs, brightness, *, configuration, n_bins=8, galaxy=None, 
         Galaxy index of every pixel, to report the spread of per-galaxy coverage.
     needed_temperature : callable, optional
         ``k -> ndarray``: per pixel, the temperature from which it lies inside ``k``
-        times the 1-sigma half-width (``needed_temperature(1)`` replaces ``z_abs``).
+        times the 1-sigma half-width (``z_abs`` is its value at ``k = 1``).
         Default ``z_abs / k``, intervals in the scaled space; the translator's
         calibration measures them in flux (`temperature_for_flux_half_width`).
     **summary
@@ -247,17 +247,17 @@ def fit_calibration(z_abs, brightness, *, configuration, n_bins=8, galaxy=None, 
     brightness = np.asarray(brightness, dtype=np.float64).ravel()
     good = np.isfinite(z_abs) & np.isfinite(brightness)
     if needed_temperature is None:
-        def needed_temperature(k, z_abs=z_abs):  # all pixels: filtered by ``good`` below
+        def needed_temperature(k, z_abs=z_abs):
             return z_abs / k
-    needed = {1.0: np.asarray(needed_temperature(1.0), dtype=np.float64).ravel()}
-    good &= np.isfinite(needed[1.0])
+    needed = {}
 
-    def needed_for(k):  # per usable pixel, cached per half-width
+    def needed_for(k):  # the usable pixels', once per half-width
         if k not in needed:
-            needed[k] = np.asarray(needed_temperature(k), dtype=np.float64).ravel()
-        return needed[k][good]
+            needed[k] = np.asarray(needed_temperature(k), dtype=np.float64).ravel()[good]
+        return needed[k]
 
     z_abs, brightness = z_abs[good], brightness[good]
+    needed[1.0] = z_abs
     if z_abs.size < 10 * n_bins:
         raise ValueError(f"cannot calibrate {configuration!r}: only {z_abs.size} footprint pixels")
     edges = np.unique(np.quantile(brightness, np.linspace(0, 1, n_bins + 1)))
@@ -265,16 +265,15 @@ def fit_calibration(z_abs, brightness, *, configuration, n_bins=8, galaxy=None, 
     bins = [which == b for b in range(len(edges) - 1) if np.sum(which == b) >= 10]
     centres = tuple(float(np.median(brightness[inside])) for inside in bins)
     fits = {}
-    one = needed_for(1.0)
     for shape in SHAPES:
-        k = interval_half_widths(shape)[1]
-        found = [_best_temperature(one[inside], needed_for(k)[inside]) for inside in bins]
+        wide = needed_for(interval_half_widths(shape)[1])
+        found = [_best_temperature(z_abs[inside], wide[inside]) for inside in bins]
         fits[shape] = (tuple(t for t, _ in found), sum(m for _, m in found))
     shape = min(fits, key=lambda beta: fits[beta][1])  # the shape that describes the pixels best
     distribution, half_width = _distribution_name(shape), interval_half_widths(shape)[1]
     cal = Calibration(configuration, centres, fits[shape][0], {})
     temperature = cal.temperature(brightness)
-    inside_1sigma = one <= temperature
+    inside_1sigma = z_abs <= temperature
     stats = {
         "distribution": distribution,
         "shape": shape,

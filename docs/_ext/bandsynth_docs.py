@@ -322,11 +322,11 @@ CALIBRATION_HEADER = ["configuration", "stated errors", "temperature (faint → 
 def _calibration_row(configuration, entry):
     temperatures = entry.get("temperatures") or ()
     spread = entry.get("galaxy_coverage_1sigma_p10_p90")
-    from bandsynth.uncertainty import DISTRIBUTIONS
+    from bandsynth.uncertainty import Calibration
 
+    cal = Calibration(configuration, (), (), entry)  # its stated distribution only
     stated = "–" if "distribution" not in entry else (
-        f"{entry['distribution']}, β = {float(entry.get('shape', DISTRIBUTIONS.get(entry['distribution'], 2.0))):g}, "
-        f"2σ at {float(entry.get('half_width_2sigma', 2.0)):.2f}σ")
+        f"{cal.distribution}, β = {cal.shape:g}, 2σ at {cal.half_width_2sigma:.2f}σ")
     return [
         configuration,
         stated,
