@@ -1,7 +1,7 @@
 """``bandsynth demo``: the whole chain on one mock galaxy, offline.
 
 Makes a galaxy of the built-in mock universe, predicts its r band from NUV and Ks
-with the shipped ``nuv_k_to_r`` model, writes the synthetic band as FITS and a
+with the shipped ``nuv_k_to_r_paper`` model, writes the synthetic band as FITS and a
 PNG panel (inputs | truth | prediction | residual | sigma) and prints the metrics.
 """
 
@@ -37,7 +37,7 @@ def demo_paths(out_dir, *, seed=7, band="r"):
     return Path(out_dir) / f"{stem}.fits", Path(out_dir) / f"{stem}.png"
 
 
-def run_demo(*, model="nuv_k_to_r", seed=7, out_dir=None, overwrite=False):
+def run_demo(*, model="nuv_k_to_r_paper", seed=7, out_dir=None, overwrite=False):
     """Run the demo and return ``(synthetic_band, report, paths)``.
 
     Parameters

@@ -62,7 +62,7 @@ class Translator:
 
     @classmethod
     def load(cls, name_or_path, *, device="auto"):
-        """Load a shipped model by name (``"nuv_k_to_r"`` or ``"nuv_k_to_r@2"``), or a saved one by path.
+        """Load a shipped model by name (``"nuv_k_to_r"`` or ``"nuv_k_to_r@5"``), or a saved one by path.
 
         Names without ``/`` or suffix are shipped models first (`bandsynth.models.zoo.model_paths`).  The weights'
         and the card content's SHA-256 must match the card; weights are read with safetensors (nothing unpickled).

@@ -56,9 +56,9 @@ INPUTS, OUTPUT = ("NUV", "Ks"), "r"
 
 
 def save_model(folder, preset):
-    """An untrained network of ``preset`` with the shipped nuv_k_to_r's scaling and colour model."""
+    """An untrained network of ``preset`` with the shipped nuv_k_to_r_paper's scaling and colour model."""
     torch.manual_seed(0)
-    shipped = Translator.load("nuv_k_to_r")
+    shipped = Translator.load("nuv_k_to_r_paper")
     config = shipped.model.config
     net = TranslationNet.build(preset, **{k: config[k] for k in ("softening", "maximum", "out_softening",
                                                                   "out_maximum", "coefficients")})

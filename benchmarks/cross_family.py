@@ -160,7 +160,7 @@ def main(argv=None):
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--preset", default="tiny")
     parser.add_argument("--flux-weight", type=float, default=1.0,
-                        help="weight of the loss's photometric term (as the shipped g_r_to_nuv; default: 1)")
+                        help="weight of the loss's photometric term (as the shipped g_r_to_nuv_paper; default: 1)")
     parser.add_argument("--mode", default="ideal", choices=["ideal", "survey"])
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--max-images", type=int, default=None, help="test galaxies per family at most")

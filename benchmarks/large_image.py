@@ -7,7 +7,7 @@ time and peak resident memory (``getrusage`` of the child), beside the size of t
 inputs and of the written file.  The photometric contract asks for < 2 GiB at
 10000 x 10000.
 
-    python benchmarks/large_image.py                 # 10000 x 10000, nuv_k_to_r
+    python benchmarks/large_image.py                 # 10000 x 10000, nuv_k_to_r_paper
     python benchmarks/large_image.py --size 3000     # a quick look
 """
 
@@ -53,7 +53,7 @@ def write_mosaic(folder, size, *, n_galaxies=40, seed=0):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size", type=int, default=10000, help="image side in pixels")
-    parser.add_argument("--model", default="nuv_k_to_r", help="shipped model")
+    parser.add_argument("--model", default="nuv_k_to_r_paper", help="shipped model")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="bandsynth-mosaic-") as folder:
         paths = write_mosaic(folder, args.size)

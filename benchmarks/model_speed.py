@@ -2,8 +2,8 @@
 
 Run from the repository root::
 
-    python benchmarks/model_speed.py                      # nuv_k_to_r, 24 galaxies
-    python benchmarks/model_speed.py --models g_r_to_u --n 8 --seconds 3
+    python benchmarks/model_speed.py                      # nuv_k_to_r_paper, 24 galaxies
+    python benchmarks/model_speed.py --models g_r_to_u_paper --n 8 --seconds 3
 
 For each model, on held-out mock galaxies of its card's universe (128 x 128):
 
@@ -60,7 +60,7 @@ def rate(call, n_images, seconds):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--models", nargs="+", default=["nuv_k_to_r"], help="shipped model names")
+    parser.add_argument("--models", nargs="+", default=["nuv_k_to_r_paper"], help="shipped model names")
     parser.add_argument("--n", type=int, default=24, help="held-out galaxies")
     parser.add_argument("--seconds", type=float, default=6.0, help="timing per row")
     args = parser.parse_args(argv)

@@ -26,7 +26,7 @@ the figures are quoted; even ones form the fit part (the linear colour model, an
 any fine-tuning on observed galaxies).
 
     python benchmarks/real_sky.py --real-data ../shared/realdata/kids_viking
-    python benchmarks/real_sky.py --real-data DIR --models g_z_to_r --part all --per-galaxy
+    python benchmarks/real_sky.py --real-data DIR --models g_z_to_r_paper --part all --per-galaxy
     python benchmarks/real_sky.py --real-data DIR --figure docs/_static/real_galaxies_panel.jpg
 """
 
@@ -204,7 +204,7 @@ def main(argv=None):
                         help="galaxies scored (default: the held-out part)")
     parser.add_argument("--per-galaxy", action="store_true", help="print one line per galaxy too")
     parser.add_argument("--figure", metavar="PNG", help="also draw a panel of scored galaxies for --figure-model")
-    parser.add_argument("--figure-model", default="g_z_to_r_sky", help="model of the panel (default: g_z_to_r_sky)")
+    parser.add_argument("--figure-model", default="g_z_to_r", help="model of the panel (default: g_z_to_r)")
     args = parser.parse_args(argv)
     scored, fit_part = read_galaxies(args.real_data, args.part), read_galaxies(args.real_data, "fit")
     names = args.models or [c.name for c in list_models()]

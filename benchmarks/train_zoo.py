@@ -1,4 +1,4 @@
-"""Train the shipped models of the zoo (the method paper's seven mappings) and write their cards.
+"""Train the shipped models of the zoo and write their cards: the method paper's seven mappings (``ZOO``).
 
 Each model: the mock universe the previous zoo used (1,500 galaxies, seed 0, 128 px,
 one view; ideal mode, survey mode for DECam g + z -> r), the `small` preset,
@@ -6,7 +6,7 @@ random 64 px crops, resumable checkpoints under ``--runs``; the weights and card
 to ``bandsynth/models/weights/NAME`` (``--out``).  Held-out metrics are added to the
 cards afterwards by ``benchmarks/zoo_table.py --write-cards``.
 
-    python benchmarks/train_zoo.py --models nuv_k_to_r g_z_to_r --epochs 8
+    python benchmarks/train_zoo.py --models nuv_k_to_r_paper g_z_to_r_paper --epochs 8
     python benchmarks/train_zoo.py --fine-tune --epochs 10 --lr 1.5e-4 --seed 1 --runs runs/zoo2ft
 
 Models for observed images (``SKY_ZOO``, issue 15) are trained on the survey layer of the
@@ -15,10 +15,10 @@ mock universe (each band as its survey observes it, reprojected onto one grid as
 is rendered once into ``--data-cache`` (the data-set store, with truth and masks) and
 reopened by reruns and resumed runs:
 
-    python benchmarks/train_zoo.py --models nuv_k_to_r_sky --n-galaxies 1200 --r-mag-range 12 16 \
+    python benchmarks/train_zoo.py --models nuv_k_to_r --n-galaxies 1200 --r-mag-range 12 16 \
         --epochs 24 --baseline flux --runs /tmp/survey_runs/bright --data-cache /tmp/survey_runs/data
     python benchmarks/train_zoo.py --survey galex_sdss_2mass --pixel-scale 1.0 --size 64 \
-        --inputs NUV Ks --output g --name nuv_k_to_g_sky      # any other survey-layer model
+        --inputs NUV Ks --output g --name nuv_k_to_g      # any other survey-layer model
 """
 
 from __future__ import annotations
@@ -30,26 +30,26 @@ import time
 from pathlib import Path
 
 ZOO = {
-    "nuv_k_to_g": (("NUV", "Ks"), "g", "ideal"),
-    "nuv_k_to_r": (("NUV", "Ks"), "r", "ideal"),
-    "nuv_k_to_z": (("NUV", "Ks"), "z", "ideal"),
-    "g_r_to_u": (("g", "r"), "u", "ideal"),
-    "g_r_to_nuv": (("g", "r"), "NUV", "ideal"),
-    "g_r_to_fuv": (("g", "r"), "FUV", "ideal"),
-    "g_z_to_r": (("DECam_g", "DECam_z"), "DECam_r", "survey"),
+    "nuv_k_to_g_paper": (("NUV", "Ks"), "g", "ideal"),
+    "nuv_k_to_r_paper": (("NUV", "Ks"), "r", "ideal"),
+    "nuv_k_to_z_paper": (("NUV", "Ks"), "z", "ideal"),
+    "g_r_to_u_paper": (("g", "r"), "u", "ideal"),
+    "g_r_to_nuv_paper": (("g", "r"), "NUV", "ideal"),
+    "g_r_to_fuv_paper": (("g", "r"), "FUV", "ideal"),
+    "g_z_to_r_paper": (("DECam_g", "DECam_z"), "DECam_r", "survey"),
 }
 
 #: Models for observed images: name -> (inputs, output, survey preset, common pixel scale ["/px]).
 #: The grid is the one ``--reproject-to`` gives: the coarsest input's (2MASS Ks 1.0", SDSS
 #: frames 0.396", DECaLS 0.262").
 SKY_ZOO = {
-    "nuv_k_to_g_sky": (("NUV", "Ks"), "g", "galex_sdss_2mass", 1.0),
-    "nuv_k_to_r_sky": (("NUV", "Ks"), "r", "galex_sdss_2mass", 1.0),
-    "nuv_k_to_z_sky": (("NUV", "Ks"), "z", "galex_sdss_2mass", 1.0),
-    "g_r_to_u_sky": (("g", "r"), "u", "galex_sdss_2mass", 0.396),
-    "g_r_to_nuv_sky": (("g", "r"), "NUV", "galex_sdss_2mass", 0.396),
-    "g_r_to_fuv_sky": (("g", "r"), "FUV", "galex_sdss_2mass", 0.396),
-    "g_z_to_r_sky": (("DECam_g", "DECam_z"), "DECam_r", "decals", 0.262),
+    "nuv_k_to_g": (("NUV", "Ks"), "g", "galex_sdss_2mass", 1.0),
+    "nuv_k_to_r": (("NUV", "Ks"), "r", "galex_sdss_2mass", 1.0),
+    "nuv_k_to_z": (("NUV", "Ks"), "z", "galex_sdss_2mass", 1.0),
+    "g_r_to_u": (("g", "r"), "u", "galex_sdss_2mass", 0.396),
+    "g_r_to_nuv": (("g", "r"), "NUV", "galex_sdss_2mass", 0.396),
+    "g_r_to_fuv": (("g", "r"), "FUV", "galex_sdss_2mass", 0.396),
+    "g_z_to_r": (("DECam_g", "DECam_z"), "DECam_r", "decals", 0.262),
 }
 
 DESCRIPTION_SKY = ("{inputs} -> {output} for observed images ({surveys}) brought onto one {scale:g}\"/pixel grid "
@@ -67,7 +67,8 @@ def main(argv=None):
     parser.add_argument("--lr", type=float, default=4e-4, help="peak learning rate (cosine schedule)")
     parser.add_argument("--preset", default="small", help="generator preset")
     parser.add_argument("--version", type=int, default=None,
-                        help="model version written into the cards (default 2 for ZOO, 1 for the survey-layer models)")
+                        help="model version written into the cards (default 2 for ZOO, 5 for the models for observed images: "
+                             "versions 1-4 of their names were the paper's models)")
     parser.add_argument("--runs", default="runs/zoo2", help="checkpoint folder (a rerun resumes)")
     parser.add_argument("--out", default="bandsynth/models/weights", help="folder for weights and cards")
     parser.add_argument("--fine-tune", action="store_true",
@@ -88,7 +89,7 @@ def main(argv=None):
     sky.add_argument("--survey", help="survey preset of a model not in SKY_ZOO (e.g. galex_sdss_2mass)")
     sky.add_argument("--inputs", nargs="+", help="input bands of that model")
     sky.add_argument("--output", help="output band of that model")
-    sky.add_argument("--name", help="its name (default <inputs>_to_<output>_sky)")
+    sky.add_argument("--name", help="its name (default <inputs>_to_<output>)")
     sky.add_argument("--pixel-scale", type=float, help="common grid [arcsec/px] (default: SKY_ZOO's, else 1.0)")
     sky.add_argument("--size", type=int, default=64, help="image side [px] of the survey-layer data set")
     sky.add_argument("--n-galaxies", type=int, default=1500, help="galaxies of the survey-layer data set")
@@ -142,7 +143,7 @@ def jobs(args):
         if not args.inputs or not args.output:
             raise SystemExit("--survey needs --inputs and --output")
         inputs, output = tuple(get_band(b).name for b in args.inputs), get_band(args.output).name
-        name = args.name or f"{'_'.join(b.lower() for b in inputs)}_to_{output.lower()}_sky"
+        name = args.name or f"{'_'.join(b.lower() for b in inputs)}_to_{output.lower()}"
         out[name] = _sky_job(inputs, output, args.survey, 1.0 if args.pixel_scale is None else args.pixel_scale, args)
     for name in args.models or ([] if out else list(ZOO)):
         if name in SKY_ZOO:
@@ -170,7 +171,7 @@ def _sky_job(inputs, output, survey, scale, args):
     return {"inputs": inputs, "output": output, "mode": "survey", "survey": survey, "pixel_scale": float(scale),
             "size": args.size, "n_galaxies": args.n_galaxies, "r_mag_range": tuple(args.r_mag_range),
             "crop": args.crop or min(64, args.size),
-            "version": 1 if args.version is None else args.version, "description": description}
+            "version": 5 if args.version is None else args.version, "description": description}
 
 
 def survey_dataset(job, args):

@@ -12,7 +12,7 @@ them damaged, one missing its Ks image.
 # %%
 # The model
 # ---------
-# The shipped ``nuv_k_to_r`` model: the batch workers load a model by name (or a
+# The shipped ``nuv_k_to_r_paper`` model: the batch workers load a model by name (or a
 # model of your own by path), and its SHA-256 is checked.
 import subprocess
 import sys
@@ -26,7 +26,7 @@ from bandsynth import SyntheticBand, Translator
 from bandsynth.datasets import make_dataset
 
 work = Path(tempfile.mkdtemp())
-model = "nuv_k_to_r"
+model = "nuv_k_to_r_paper"
 translator = Translator.load(model)
 card = translator.card
 size = int(card.training.get("data_info", {}).get("size", 128))
@@ -102,7 +102,7 @@ print({s: int((again["status"] == s).sum()) for s in ("done", "exists", "failed"
 #
 #     if __name__ == "__main__":  # Dask's worker processes re-import the script
 #         scan = scan_folder(folder, "{id}_{band}.fits", bands=["NUV", "Ks"])
-#         report = predict_many("nuv_k_to_r", scan, out_dir=out, workers=2)
+#         report = predict_many("nuv_k_to_r_paper", scan, out_dir=out, workers=2)
 #         print(report.failed)
 #
 # The outputs

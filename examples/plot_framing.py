@@ -17,7 +17,7 @@ pixels and total flux are compared.  Then the 512 pixel field is predicted in
 # %%
 # The model and the galaxy
 # ------------------------
-# The shipped ``nuv_k_to_r`` model.  Its card records the receptive field: each
+# The shipped ``nuv_k_to_r_paper`` model.  Its card records the receptive field: each
 # output pixel depends on a square of that many input pixels around it.  Tiles get
 # a halo of half of it (rounded up to the network's stride).
 import numpy as np
@@ -27,7 +27,7 @@ from matplotlib.figure import Figure
 from bandsynth import BandStack, Translator
 from bandsynth.datasets import make_galaxy
 
-translator = Translator.load("nuv_k_to_r")
+translator = Translator.load("nuv_k_to_r_paper")
 card = translator.card
 print(translator)
 print(

@@ -8,8 +8,8 @@ output band lies between their input bands in wavelength (*r* from NUV + Ks), an
 Interpolation can use information from both sides; extrapolation must reach away
 from everything it sees, and the paper finds it harder the further it reaches.
 
-This example takes the shipped model of each kind, ``nuv_k_to_r`` and
-``g_r_to_nuv``, and measures both on the same new mock galaxies against the two
+This example takes the shipped model of each kind, ``nuv_k_to_r_paper`` and
+``g_r_to_nuv_paper``, and measures both on the same new mock galaxies against the two
 baselines of ``bandsynth evaluate``: the input band nearest in wavelength, copied,
 and a per-pixel linear colour model fitted on the other half of these galaxies.
 That linear colour model in flux is the floor every model must beat.  The networks
@@ -32,8 +32,8 @@ from bandsynth.evaluation import evaluate_translator
 from bandsynth.plotting import plot_panel
 
 models = {
-    "interpolation": Translator.load("nuv_k_to_r"),
-    "extrapolation": Translator.load("g_r_to_nuv"),
+    "interpolation": Translator.load("nuv_k_to_r_paper"),
+    "extrapolation": Translator.load("g_r_to_nuv_paper"),
 }
 info = dict(models["interpolation"].card.training.get("data_info", {}))
 # New galaxies (another universe seed than the training data's) in the models' format;

@@ -21,7 +21,7 @@ distributions).
 # %%
 # The model and unseen galaxies
 # -----------------------------
-# The shipped ``nuv_k_to_r`` model.  The galaxies come from another universe seed
+# The shipped ``nuv_k_to_r_paper`` model.  The galaxies come from another universe seed
 # than any training data.
 import numpy as np
 
@@ -31,7 +31,7 @@ from bandsynth.metrics import global_limits, wasserstein1
 from bandsynth.morphology import gini_m20
 from bandsynth.plotting import plot_morphology_kde
 
-translator = Translator.load("nuv_k_to_r")
+translator = Translator.load("nuv_k_to_r_paper")
 card = translator.card
 size = int(card.training.get("data_info", {}).get("size", 128))
 

@@ -20,7 +20,7 @@ from astropy.io import fits
 from bandsynth import SyntheticBand, Translator
 from bandsynth.datasets import make_galaxy
 
-translator = Translator.load("nuv_k_to_r")
+translator = Translator.load("nuv_k_to_r_paper")
 card = translator.card
 size = int(card.training.get("data_info", {}).get("size", 128))
 print(translator)

@@ -16,7 +16,7 @@ pixel, and records every resampling -- and predict the *r* band there.
 # %%
 # The model
 # ---------
-# The shipped ``nuv_k_to_r`` model.
+# The shipped ``nuv_k_to_r_paper`` model.
 import tempfile
 from pathlib import Path
 
@@ -29,7 +29,7 @@ from bandsynth import BandStack, Translator
 from bandsynth.datasets import make_galaxy
 from bandsynth.plotting import plot_panel
 
-translator = Translator.load("nuv_k_to_r")
+translator = Translator.load("nuv_k_to_r_paper")
 card = translator.card
 size = int(card.training.get("data_info", {}).get("size", 128))
 scale = card.pixel_scale  # arcsec per pixel of the training images

@@ -20,7 +20,7 @@ and galaxy by galaxy.
 # %%
 # The model
 # ---------
-# The shipped ``nuv_k_to_r`` model.
+# The shipped ``nuv_k_to_r_paper`` model.
 import warnings
 
 import numpy as np
@@ -34,7 +34,7 @@ from bandsynth.metrics import calibration
 from bandsynth.morphology import segment
 from bandsynth.plotting import plot_calibration
 
-translator = Translator.load("nuv_k_to_r")
+translator = Translator.load("nuv_k_to_r_paper")
 card = translator.card
 size = int(card.training.get("data_info", {}).get("size", 128))
 

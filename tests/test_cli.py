@@ -99,7 +99,7 @@ def test_demo_runs_offline_and_writes_fits_and_png(tmp_path, capsys):
     (fits_path,) = tmp_path.glob("*.fits")
     (png_path,) = tmp_path.glob("*.png")
     with fits.open(fits_path) as hdul:
-        assert hdul[0].header["BSMODEL"] == "nuv_k_to_r"
+        assert hdul[0].header["BSMODEL"] == "nuv_k_to_r_paper"
         assert [h.name for h in hdul[1:3]] == ["UNCERT", "MASK"]
         assert np.isfinite(hdul[0].data).all()
     assert png_path.stat().st_size > 10_000

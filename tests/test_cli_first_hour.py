@@ -24,6 +24,7 @@ from bandsynth import BandStack, SyntheticBand, Translator
 from bandsynth.cli import build_parser, main
 from bandsynth.cli._common import cli_text
 from bandsynth.datasets import make_galaxy
+from bandsynth.datasets.mock import observe_galaxy
 from bandsynth.models.zoo import model_paths
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -260,16 +261,19 @@ def test_item05_cli_text(python, command_line):
 
 # ---------------------------------------------------------------------- 6. bandsynth models NAME
 def test_item06_models_shows_a_card_and_the_table_shows_pixel_scale_and_psf(capsys):
-    assert main(["models", "nuv_k_to_r"]) == 0
+    assert main(["models", "nuv_k_to_r_paper"]) == 0
     card = capsys.readouterr().out
     assert "pixel scale   0.262 arcsec/pixel" in card and "PSF FWHM" in card and "recipe" in card
     assert main(["models"]) == 0
     table = capsys.readouterr().out
     header = table.splitlines()[0]
     assert "pixel" in header and "PSF FWHM" in header
-    assert re.search(r'nuv_k_to_r .* 0\.262" +0\.39"', table)
-    assert main(["models", "nuv_k_to_r", "--json"]) == 0
-    assert json.loads(capsys.readouterr().out)["name"] == "nuv_k_to_r"
+    assert re.search(r'nuv_k_to_r_paper .* 0\.262" +0\.39"', table)
+    # Which models are for observed images, and which are the paper's reproductions on mock images:
+    assert re.search(r"^nuv_k_to_r +NUV\+Ks +r +survey layer \(galex_sdss_2mass\)", table, re.M)
+    assert re.search(r"^nuv_k_to_r_paper +NUV\+Ks +r +ideal mocks", table, re.M)
+    assert main(["models", "nuv_k_to_r_paper", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["name"] == "nuv_k_to_r_paper"
     assert main(["models", "no_such_model"]) == 2
 
 
@@ -320,7 +324,7 @@ def test_item07_exit_codes(stem, galaxy, tmp_path, capsys):
 
 # ---------------------------------------------------------------------- 8. bandsynth demo
 def test_item08_demo_refuses_tampered_weights_in_one_line(tmp_path, capsys):
-    weights, card = model_paths("nuv_k_to_r")
+    weights, card = model_paths("nuv_k_to_r_paper")
     bad = tmp_path / "tampered"
     shutil.copy(card, bad.with_suffix(".json"))
     raw = bytearray(weights.read_bytes())
@@ -358,10 +362,13 @@ def test_item09_readme_use_it_snippet_runs(tmp_path, monkeypatch):
     section = text[text.index("Use it\n------"):text.index("Status\n------")]
     start = section.index(".. code-block:: python\n") + len(".. code-block:: python\n")
     code = textwrap.dedent(section[start:section.index("\n\n", section.index("print(report)"))])
+    # A galaxy as GALEX and 2MASS observe it, on the grid of the model for observed images; true r beside it.
     card = get_card("nuv_k_to_r")
-    stack = make_galaxy(3, bands=["NUV", "Ks", "r"], pixel_scale=card.pixel_scale, mode=card.mode)
+    obs = observe_galaxy(3, "galex_sdss_2mass", bands=["NUV", "r", "Ks"], size=64, pixel_scale=card.pixel_scale,
+                         r_mag=14.5)
     monkeypatch.chdir(tmp_path)
-    for band, name in (("NUV", "g123_nuv.fits"), ("Ks", "g123_k.fits"), ("r", "g123_r.fits")):
+    for stack, band, name in ((obs.observed, "NUV", "g123_nuv.fits"), (obs.observed, "Ks", "g123_k.fits"),
+                              (obs.truth, "r", "g123_r.fits")):
         stack[band].write(name)
     namespace = {}
     exec(compile(code, "README.rst", "exec"), namespace)
@@ -413,11 +420,11 @@ def test_item11_an_empty_image_is_called_empty():
 def test_item11_a_local_model_named_like_a_shipped_one_is_warned_about(stem, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     for suffix in (".json", ".safetensors"):
-        shutil.copy(stem.with_suffix(suffix), tmp_path / f"nuv_k_to_r{suffix}")
-    with pytest.warns(AstropyUserWarning, match=r"names the shipped model 'nuv_k_to_r'.*'\./nuv_k_to_r'"):
-        weights, _ = model_paths("nuv_k_to_r")
+        shutil.copy(stem.with_suffix(suffix), tmp_path / f"nuv_k_to_r_paper{suffix}")
+    with pytest.warns(AstropyUserWarning, match=r"names the shipped model 'nuv_k_to_r_paper'.*'\./nuv_k_to_r_paper'"):
+        weights, _ = model_paths("nuv_k_to_r_paper")
     assert weights.parent.name == "weights"  # the shipped one, as documented
-    assert model_paths("./nuv_k_to_r")[0] == Path("nuv_k_to_r.safetensors")  # the local one, by path
+    assert model_paths("./nuv_k_to_r_paper")[0] == Path("nuv_k_to_r_paper.safetensors")  # the local one, by path
     # A local model that shadows nothing loads by its bare name, and a folder holding one model by the folder.
     shutil.copy(stem.with_suffix(".json"), tmp_path / "mine.json")
     shutil.copy(stem.with_suffix(".safetensors"), tmp_path / "mine.safetensors")

@@ -49,7 +49,7 @@ def _card(**changes):
 
     scaling = {b: {"softening": 0.02, "maximum": 1.0} for b in ("FUV", "NUV", "g", "r", "Ks")}
     fields = dict(
-        name="nuv_k_to_r",
+        name="nuv_k_to_r_paper",
         inputs=("NUV", "Ks"),
         output="r",
         preset="paper",
@@ -59,7 +59,7 @@ def _card(**changes):
             "data": "bandsynth mock universe",
             "data_info": {"n_galaxies": 2000, "seed": 0, "size": 128},
             "epochs": 20,
-            "recipe": "bandsynth train --inputs NUV K --output r --out runs/nuv_k_to_r",
+            "recipe": "bandsynth train --inputs NUV K --output r --out runs/nuv_k_to_r_paper",
         },
         metrics={
             "test": {
@@ -82,13 +82,13 @@ def _card(**changes):
 # ---------------------------------------------------------------------- model zoo pages
 def test_card_page_shows_inputs_metrics_baselines_and_calibration():
     page = bandsynth_docs.card_page(_card())
-    assert page.startswith(".. _model-nuv_k_to_r:")
+    assert page.startswith(".. _model-nuv_k_to_r_paper:")
     assert "Predicts **r** from **NUV + Ks** (interpolation)" in page
     for text in ("0.9512", "0.4467", "0.8811", "31.25", "SSIM gain over NUV", "0.4321"):
         assert text in page
     assert "baseline: nearest input band" in page and "baseline: linear colour model" in page
     assert "0.873 1.25" in page and "0.61-0.77" in page  # the temperatures, faint to bright
-    assert "$ bandsynth train --inputs NUV K --output r --out runs/nuv_k_to_r" in page
+    assert "$ bandsynth train --inputs NUV K --output r --out runs/nuv_k_to_r_paper" in page
     assert "2,851,138" in page and "ab" * 32 in page
 
 
@@ -137,7 +137,7 @@ def test_zoo_summary_without_models_says_none_ships():
 
 
 def test_zoo_summary_links_every_card():
-    cards = [_card(), _card(name="g_r_to_nuv", inputs=("g", "r"), output="NUV")]
+    cards = [_card(), _card(name="g_r_to_nuv_paper", inputs=("g", "r"), output="NUV")]
     text = bandsynth_docs.zoo_summary(cards)
     for card in cards:
         assert f":ref:`{card.name} <model-{card.name}>`" in text
@@ -183,7 +183,7 @@ def test_card_page_shows_the_noise_free_comparison_of_survey_models():
 
 def test_zoo_summary_tables_every_model_beside_its_baselines():
     metrics = {**_card().to_dict()["metrics"], "robustness": _ROBUSTNESS}
-    cards = [_card(metrics=metrics), _card(name="g_r_to_nuv", inputs=("g", "r"), output="NUV")]
+    cards = [_card(metrics=metrics), _card(name="g_r_to_nuv_paper", inputs=("g", "r"), output="NUV")]
     text = bandsynth_docs.zoo_summary(cards)
     quality = text[text.index("Held-out quality") : text.index("Robustness")]
     assert quality.count("nearest input band") == 2 and quality.count("linear colour model") == 2
@@ -202,13 +202,13 @@ def test_zoo_summary_tables_every_model_beside_its_baselines():
 def test_write_generated_pages(tmp_path):
     paths = bandsynth_docs.write_generated(tmp_path, cards=[_card()])
     assert {p.name for p in paths} == {
-        "nuv_k_to_r.rst", "zoo_summary.inc", "cli.inc", "bands.inc", "fits_header.inc", "demo_panel.inc",
+        "nuv_k_to_r_paper.rst", "zoo_summary.inc", "cli.inc", "bands.inc", "fits_header.inc", "demo_panel.inc",
     }
     generated = tmp_path / "generated"
     assert (generated / "demo_panel.inc").read_text() == ""  # no picture, no figure
     # A model that stops shipping loses its page.
     bandsynth_docs.write_generated(tmp_path, cards=[])
-    assert not (generated / "zoo" / "nuv_k_to_r.rst").exists()
+    assert not (generated / "zoo" / "nuv_k_to_r_paper.rst").exists()
     assert "No trained model ships" in (generated / "zoo_summary.inc").read_text()
 
 

@@ -19,7 +19,7 @@ from bandsynth.nn.network import TranslationNet
 
 @pytest.fixture(scope="module")
 def shipped():
-    return Translator.load("nuv_k_to_r")
+    return Translator.load("nuv_k_to_r_paper")
 
 
 def _field(size, galaxies, *, seed=0, noise=0.002):

@@ -36,7 +36,7 @@ def tan_wcs(n, scale=0.396):
 def provenance(**changes):
     prov = {
         "bandsynth_version": "0.1.0",
-        "model": "nuv_k_to_r",
+        "model": "nuv_k_to_r_paper",
         "weights_sha256": SHA,
         "band": "r",
         "inputs": [
@@ -54,7 +54,7 @@ def provenance(**changes):
         },
         "uncertainty_method": "Laplace scale of the network, calibrated; inputs' noise by Monte Carlo (8 draws)",
         "history": [
-            "Predicted r from NUV + Ks with bandsynth model nuv_k_to_r.",
+            "Predicted r from NUV + Ks with bandsynth model nuv_k_to_r_paper.",
             "It's a test: quotes ' and \" survive.",
         ],
         "extra_note": {"nested": [1, 2.5, None, True]},
@@ -90,7 +90,7 @@ def test_construction_and_properties(synth):
     assert synth.provenance["inputs"][1]["band"] == "Ks"
     assert isinstance(synth.uncertainty, StdDevUncertainty)
     assert repr(synth) == (
-        "<SyntheticBand r: 24 x 20 pixels, unit nanomaggy, model 'nuv_k_to_r', uncertainty yes, 2 masked pixel(s)>"
+        "<SyntheticBand r: 24 x 20 pixels, unit nanomaggy, model 'nuv_k_to_r_paper', uncertainty yes, 2 masked pixel(s)>"
     )
     # band= alone gives a complete default provenance.
     sb = SyntheticBand(np.ones((4, 4)), unit="Jy", band="sdss_g", uncertainty=np.full((4, 4), 0.5))
@@ -218,7 +218,7 @@ def test_fits_header_contract(tmp_path, synth):
         h = hdul[0].header
         assert hdul[0].data.dtype == np.dtype(">f4")
         assert h["BUNIT"] == "nanomaggy" and h["CTYPE1"] == "RA---TAN" and h["CTYPE2"] == "DEC--TAN"
-        assert h["BANDSYN"] == "0.1.0" and h["BSMODEL"] == "nuv_k_to_r" and h["BSSHA256"] == SHA
+        assert h["BANDSYN"] == "0.1.0" and h["BSMODEL"] == "nuv_k_to_r_paper" and h["BSSHA256"] == SHA
         assert h["BSBAND"] == "r" and h["DATE"] == "2024-05-01T12:34:56"
         assert (h["BSIN1"], h["BSINF1"], h["BSINS1"]) == ("NUV", "g123_galex_nuv_intensity_map.fits", "0f" * 32)
         assert h["BSIN2"] == "Ks" and h["BSINF2"] == "g123_k_Angstrom.fits"  # readable ASCII; exact name in BSPROV
@@ -230,7 +230,7 @@ def test_fits_header_contract(tmp_path, synth):
         assert h["LONGSTRN"] == "OGIP 1.0" and "CHECKSUM" in h and "DATASUM" in h
         history = " ".join(str(x) for x in h["HISTORY"])
         assert all(len(str(x)) <= 70 for x in h["HISTORY"])
-        assert "Synthetic r image predicted by bandsynth 0.1.0 with model nuv_k_to_r from NUV" in history
+        assert "Synthetic r image predicted by bandsynth 0.1.0 with model nuv_k_to_r_paper from NUV" in history
         assert "Predicted r from NUV + Ks" in history and "BSPROV" in history
         u_hdr = hdul["UNCERT"].header
         assert u_hdr["UTYPE"] == "StdDevUncertainty" and u_hdr["BUNIT"] == "nanomaggy"

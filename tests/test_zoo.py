@@ -112,16 +112,31 @@ def test_model_paths_needs_both_files(tmp_path):
         model_paths(tmp_path / "only.json")
 
 
-# The seven mappings of the method paper.
-PAPER_MODELS = {"nuv_k_to_g", "nuv_k_to_r", "nuv_k_to_z", "g_r_to_u", "g_r_to_nuv", "g_r_to_fuv", "g_z_to_r"}
+# The seven mappings of the method paper: the plain names are the models for observed images,
+# the paper's reproductions end in "_paper".
+MAPPINGS = ("nuv_k_to_g", "nuv_k_to_r", "nuv_k_to_z", "g_r_to_u", "g_r_to_nuv", "g_r_to_fuv", "g_z_to_r")
+PAPER_MODELS = {f"{name}_paper" for name in MAPPINGS}
+OBSERVED_IMAGE_MODELS = set(MAPPINGS) & set(SHIPPED)
 
 
 def test_the_paper_mappings_ship_with_their_presets_and_modes():
     cards = {card.name: card for card in list_models()}
     assert PAPER_MODELS <= set(cards)
     assert all(cards[n].version >= 2 for n in PAPER_MODELS)  # retrained under the photometric contract
-    assert cards["g_z_to_r"].mode == "survey" and cards["g_z_to_r"].inputs == ("DECam_g", "DECam_z")
-    assert {cards[n].mode for n in PAPER_MODELS - {"g_z_to_r"}} == {"ideal"}
+    assert cards["g_z_to_r_paper"].mode == "survey" and cards["g_z_to_r_paper"].inputs == ("DECam_g", "DECam_z")
+    assert {cards[n].mode for n in PAPER_MODELS - {"g_z_to_r_paper"}} == {"ideal"}
+
+
+@pytest.mark.parametrize("name", sorted(OBSERVED_IMAGE_MODELS))
+def test_plain_names_load_the_models_for_observed_images(name):
+    card = Translator.load(name).card
+    paper = Translator.load(f"{name}_paper").card
+    assert card.training["data_info"]["survey"] and card.training["target"].startswith("noise-free truth")
+    assert (card.inputs, card.output) == (paper.inputs, paper.output)
+    # Versions 1-4 of the plain names were the paper's models: an old pin must fail, not load the other model.
+    assert card.version >= 5
+    with pytest.raises(ValueError, match=rf"model '{name}' version 4 is not available; version {card.version} is"):
+        Translator.load(f"{name}@4")
 
 
 def test_models_command_lists_the_zoo(capsys):

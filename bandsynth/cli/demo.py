@@ -12,7 +12,7 @@ def add_parser(subparsers):
                     "shipped model, print the metrics against the known truth and write the synthetic band "
                     "(FITS) and a PNG panel (inputs | truth | prediction | residual | sigma).",
     )
-    add_model(p, required=False, default="nuv_k_to_r")
+    add_model(p, required=False, default="nuv_k_to_r_paper")
     p.add_argument("--seed", type=int, default=7, help="seed of the mock galaxy (default: 7)")
     add_output(p, metavar="FOLDER",
                help="output folder, created if needed (default: a new temporary folder, printed at the end)")

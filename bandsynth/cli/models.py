@@ -8,7 +8,7 @@ from ._common import UsageError
 def add_parser(subparsers):
     p = subparsers.add_parser(
         "models", help="list the shipped models, or show one model's card",
-        description="Without MODEL: a table of the shipped models (bands, mode, pixel scale, PSF, held-out "
+        description="Without MODEL: a table of the shipped models (bands, training images, pixel scale, PSF, held-out "
                     "SSIM and PSNR). With MODEL (a shipped name or the path of a saved model): its card, "
                     "i.e. what the model expects (bands, pixel scale, PSF) and how well it did.",
     )
@@ -33,22 +33,38 @@ def _psf(card):
                     for b in (*card.inputs, card.output)) + '"'
 
 
+def _trained_on(card):
+    """What the training images were: the survey layer (observed-like) or the paper's mock modes."""
+    survey = card.training.get("data_info", {}).get("survey") if card.training else None
+    if survey:
+        return f"survey layer ({survey})" if isinstance(survey, str) else "survey layer"
+    return "ideal mocks" if card.mode == "ideal" else "noisy mocks"
+
+
 def format_table(cards) -> str:
     """The zoo as an aligned text table, with what each model expects of its inputs."""
-    head = ("name", "inputs", "output", "mode", "preset", "pixel", "PSF FWHM", "SSIM", "PSNR")
+    head = ("name", "inputs", "output", "trained on", "preset", "pixel", "PSF FWHM", "SSIM", "PSNR")
     rows = [head]
     for card in cards:
         test = card.metrics.get("test", {})
-        rows.append((card.name, "+".join(card.inputs), card.output, card.mode, card.preset,
+        rows.append((card.name, "+".join(card.inputs), card.output, _trained_on(card), card.preset,
                      f'{card.pixel_scale:.3f}"', _psf(card), _metric(test, "ssim"), _metric(test, "psnr")))
     widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
     right = {5, 6, 7, 8}
     lines = ["  ".join(v.rjust(w) if i in right else v.ljust(w) for i, (v, w) in enumerate(zip(r, widths))).rstrip()
              for r in rows]
+    lines.append("trained on: the survey layer (mock galaxies as the surveys observe them: the models for observed "
+                 "images) or the method paper's ideal or noisy mock images (the *_paper models).")
     lines.append("pixel: arcsec per pixel of the training images; PSF FWHM in arcsec (inputs/output when they "
-                 "differ); SSIM, PSNR: held-out test split.")
+                 "differ); SSIM, PSNR: held-out test split (survey layer: against the noise-free truth).")
     lines.append("`bandsynth models NAME` shows a model's card.")
     return "\n".join(lines)
+
+
+def _training_images(card):
+    if card.training and card.training.get("data_info", {}).get("survey"):
+        return "images as the surveys deliver them: for observed images"
+    return "common PSF, no noise" if card.mode == "ideal" else "per-band PSF and noise"
 
 
 def format_card(card, path) -> str:
@@ -56,7 +72,7 @@ def format_card(card, path) -> str:
     lines = [
         f"{card.name}: {' + '.join(card.inputs)} -> {card.output}",
         f"  card          {path}",
-        f"  mode          {card.mode} ({'common PSF, no noise' if card.mode == 'ideal' else 'per-band PSF and noise'})",
+        f"  trained on    {_trained_on(card)}: {_training_images(card)}",
         f"  pixel scale   {card.pixel_scale:g} arcsec/pixel (inputs far from it are warned about)",
     ]
     if card.psf_fwhm:

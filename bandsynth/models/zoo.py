@@ -425,7 +425,7 @@ def verified_model(name_or_path):
     ----------
     name_or_path : str or os.PathLike
         Anything `model_paths` takes, optionally with ``@VERSION`` after a shipped
-        model's name (``"nuv_k_to_r@3"``).
+        model's name (``"nuv_k_to_r@5"``).
 
     Returns
     -------

@@ -514,7 +514,7 @@ def example_fits_header():
               "(brightness-dependent temperature); sigma = half-width of the 68.27 % interval in flux")
     provenance = make_provenance(
         "r",
-        model="nuv_k_to_r",
+        model="nuv_k_to_r_paper",
         weights_sha256=hashlib.sha256(b"example weights").hexdigest(),
         inputs=[
             {"band": "NUV", "file": "g123_nuv.fits", "checksum": hashlib.sha256(b"g123_nuv.fits").hexdigest()},
@@ -523,7 +523,7 @@ def example_fits_header():
         scaling=scaling,
         uncertainty_method=method,
         history=[
-            "Predicted r from NUV + Ks with bandsynth model nuv_k_to_r v2 (small preset, trained on "
+            "Predicted r from NUV + Ks with bandsynth model nuv_k_to_r_paper v2 (small preset, trained on "
             "ideal-mode data).",
             "Network: local correction of a linear colour model, fixed asinh scaling per band "
             "(fp32 on cpu, tiles of 512 px with a 34 px halo).",
