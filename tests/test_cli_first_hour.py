@@ -270,8 +270,8 @@ def test_item06_models_shows_a_card_and_the_table_shows_pixel_scale_and_psf(caps
     assert "pixel" in header and "PSF FWHM" in header
     assert re.search(r'nuv_k_to_r_paper .* 0\.262" +0\.39"', table)
     # Which models are for observed images, and which are the paper's reproductions on mock images:
-    assert re.search(r"^nuv_k_to_r +NUV\+Ks +r +survey layer \(galex_sdss_2mass\)", table, re.M)
-    assert re.search(r"^nuv_k_to_r_paper +NUV\+Ks +r +ideal mocks", table, re.M)
+    assert re.search(r"^nuv_k_to_r +NUV\+Ks +r +survey layer \(galex_sdss_2mass\)", table, re.MULTILINE)
+    assert re.search(r"^nuv_k_to_r_paper +NUV\+Ks +r +ideal mocks", table, re.MULTILINE)
     assert main(["models", "nuv_k_to_r_paper", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["name"] == "nuv_k_to_r_paper"
     assert main(["models", "no_such_model"]) == 2
