@@ -3,16 +3,19 @@
 For every shipped model whose bands the set has (each model band matched to the
 set's nearest filter, within 10 % in wavelength), every galaxy of the chosen part
 of the set is predicted from its observed input bands with the default
-`Translator.predict` settings, on the set's own 0.2"/pixel grid, and compared
-with the observed target band:
+`Translator.predict` settings and compared with the observed target band.  The
+stamps are first put onto a grid at the model's pixel scale, as a user does with
+images whose pixels differ from the model's (`BandStack.reproject`, flux kept,
+``reproject_exact``; ``--grid set`` keeps the set's own 0.2"/pixel grid):
 
 * ``dmag``: ``-2.5 log10(prediction / truth)`` in a circular aperture at the stamp
-  centre with the manifest's 90 % light radius (photutils);
+  centre with the manifest's 90 % light radius (photutils; in arcsec, whatever the grid);
 * SSIM and L1 in the model's own output scaling (the card's fixed asinh stretch
   in nanomaggies, the same for every galaxy and method);
 * 1- and 2-sigma coverage of the aperture's pixels: the observed truth carries sky
   noise (``SKYSIG``), so a pixel is covered when
-  ``|prediction - truth| <= sqrt((k sigma)^2 + (k_sky SKYSIG)^2)`` with ``k = 1`` and
+  ``|prediction - truth| <= sqrt((k sigma)^2 + (k_sky SKYSIG)^2)`` (SKYSIG per pixel of
+  the grid scored on: times the ratio of the pixel sizes after re-gridding) with ``k = 1`` and
   ``k_sky = 1`` for 1 sigma, and ``k = half_width_2sigma`` of the stated error
   distribution and ``k_sky = 2`` for 2 sigma.
 
@@ -38,6 +41,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+from astropy.wcs.utils import proj_plane_pixel_scales
 from photutils.aperture import CircularAperture
 
 from bandsynth import BandStack, Translator, list_models
@@ -79,10 +83,30 @@ def read_galaxies(directory, part):
     return [dict(row, path=directory / row["file"]) for row in rows if keep(row["file"])]
 
 
-def read_bands(path, mapping):
-    """``(stack, sky)`` of one galaxy: ``mapping``'s bands (model band -> set filter) and each one's SKYSIG."""
+def read_bands(path, mapping, *, pixel_scale=None):
+    """``(stack, sky, zoom)`` of one galaxy: ``mapping``'s bands (model band -> set filter), each one's SKYSIG
+    per pixel and the ratio of the pixel sizes (1 on the set's grid).
+
+    With ``pixel_scale`` (arcsec) the stamp is put onto a grid of that pixel scale with the
+    same centre and field (flux kept; ``reproject_exact``), as a user would for a model
+    trained at that scale.  Its sky noise per pixel grows with the pixel side (a sum of
+    ``zoom**2`` pixels of independent noise).
+    """
     stack = BandStack.from_fits(path, extnames={extension: band for band, extension in mapping.items()})
-    return stack, {band: float(stack[band].meta["SKYSIG"]) for band in mapping}
+    sky = {band: float(stack[band].meta["SKYSIG"]) for band in mapping}
+    if pixel_scale is None:
+        return stack, sky, 1.0
+    native = float(proj_plane_pixel_scales(stack.wcs)[0]) * 3600.0
+    zoom = float(pixel_scale) / native
+    if abs(zoom - 1.0) < 0.01:
+        return stack, sky, 1.0
+    ny, nx = stack.shape
+    shape = (int(ny / zoom), int(nx / zoom))
+    wcs = stack.wcs.deepcopy()
+    wcs.wcs.cdelt = wcs.wcs.cdelt * zoom  # placeholder WCS of the set: CDELT, no CD matrix
+    wcs.wcs.crval = stack.wcs.pixel_to_world_values((nx - 1) / 2.0, (ny - 1) / 2.0)
+    wcs.wcs.crpix = [(shape[1] + 1) / 2.0, (shape[0] + 1) / 2.0]
+    return stack.reproject((wcs, shape), method="exact"), {b: s * zoom for b, s in sky.items()}, zoom
 
 
 def fit_colour_model(galaxies, mapping, inputs, output):
@@ -93,7 +117,7 @@ def fit_colour_model(galaxies, mapping, inputs, output):
     """
     columns, target = [], []
     for row in galaxies:
-        images, _ = read_bands(row["path"], mapping)
+        images = read_bands(row["path"], mapping)[0]
         columns.append(np.stack([np.ravel(images[b].data) for b in inputs], axis=1))
         target.append(np.ravel(images[output].data))
     coefficients, *_ = np.linalg.lstsq(np.concatenate(columns), np.concatenate(target), rcond=None)
@@ -108,25 +132,27 @@ def _dmag(flux, truth):
     return -2.5 * np.log10(flux / truth) if flux > 0 and truth > 0 else np.nan
 
 
-def predict_galaxy(translator, row, mapping):
-    """``(images, sky, prediction)`` of one galaxy: its observed bands, their SKYSIG and the model's output."""
-    images, sky = read_bands(row["path"], mapping)
+def predict_galaxy(translator, row, mapping, *, grid="model"):
+    """``(images, sky, zoom, prediction)`` of one galaxy: its observed bands (on the model's pixel scale for
+    ``grid="model"``), their SKYSIG, the ratio of pixel sizes to the set's and the model's output."""
+    scale = translator.card.pixel_scale if grid == "model" else None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # placeholder WCS positions; domain notes are in the provenance
-        return images, sky, translator.predict(images.select(translator.card.inputs))
+        images, sky, zoom = read_bands(row["path"], mapping, pixel_scale=scale)
+        return images, sky, zoom, translator.predict(images.select(translator.card.inputs))
 
 
-def score_galaxy(translator, row, mapping, coefficients, nearest):
+def score_galaxy(translator, row, mapping, coefficients, nearest, *, grid="model"):
     """Per-galaxy figures of the model and both baselines."""
     card = translator.card
-    images, sky, pred = predict_galaxy(translator, row, mapping)
-    truth = np.asarray(images[card.output].data, dtype=np.float64)
+    images, sky, zoom, pred = predict_galaxy(translator, row, mapping, grid=grid)
+    truth = np.nan_to_num(np.asarray(images[card.output].data, dtype=np.float64))
     size = truth.shape[0]
-    radius = float(np.clip(float(row["r90_px"]), 5.0, size / 2 - 1))
+    radius = float(np.clip(float(row["r90_px"]) / zoom, 5.0 / zoom, size / 2 - 1))
     aperture = CircularAperture(((size - 1) / 2, (size - 1) / 2), r=radius)
     truth_flux = _aperture_sum(truth, aperture)
-    linear = apply_linear_colour([images[b].data for b in card.inputs], coefficients)
-    copy = np.asarray(images[nearest].data, dtype=np.float64)
+    linear = apply_linear_colour([np.nan_to_num(images[b].data) for b in card.inputs], coefficients)
+    copy = np.nan_to_num(np.asarray(images[nearest].data, dtype=np.float64))
     copy_flux = _aperture_sum(copy, aperture)
     copy = copy * (truth_flux / copy_flux) if copy_flux > 0 else copy
     scale = AsinhScaling(**card.scaling[card.output])
@@ -171,7 +197,7 @@ def _dmag_text(rows, key):
     return f"{np.median(np.abs(values)):.3f} [{lo:+.2f}, {hi:+.2f}]"
 
 
-def draw_panel(translator, rows, mapping, path, *, n=4):
+def draw_panel(translator, rows, mapping, path, *, n=4, grid="model"):
     """Inputs, truth, prediction, residual and sigma of ``n`` galaxies spread over ``rows`` (by magnitude)."""
     import matplotlib
 
@@ -183,7 +209,7 @@ def draw_panel(translator, rows, mapping, path, *, n=4):
     chosen = [rows[int(i)] for i in np.linspace(0, len(rows) - 1, n)]
     inputs, truths, preds, sigmas, labels = [], [], [], [], []
     for row in chosen:
-        images, _, pred = predict_galaxy(translator, row, mapping)
+        images, _, _, pred = predict_galaxy(translator, row, mapping, grid=grid)
         inputs.append({f"{mapping[b]} (obs.)": images[b].data for b in card.inputs})
         truths.append(images[card.output].data)
         preds.append(pred.data)
@@ -205,6 +231,8 @@ def main(argv=None):
     parser.add_argument("--per-galaxy", action="store_true", help="print one line per galaxy too")
     parser.add_argument("--figure", metavar="PNG", help="also draw a panel of scored galaxies for --figure-model")
     parser.add_argument("--figure-model", default="g_z_to_r", help="model of the panel (default: g_z_to_r)")
+    parser.add_argument("--grid", choices=["model", "set"], default="model",
+                        help="score on a grid at the model's pixel scale (default) or on the set's own")
     args = parser.parse_args(argv)
     scored, fit_part = read_galaxies(args.real_data, args.part), read_galaxies(args.real_data, "fit")
     names = args.models or [c.name for c in list_models()]
@@ -221,7 +249,7 @@ def main(argv=None):
             continue
         coefficients = fit_colour_model(fit_part, mapping, card.inputs, card.output)
         nearest = min(card.inputs, key=lambda b: abs(np.log(_wavelength(b) / _wavelength(card.output))))
-        rows = [score_galaxy(translator, row, mapping, coefficients, nearest) for row in scored]
+        rows = [score_galaxy(translator, row, mapping, coefficients, nearest, grid=args.grid) for row in scored]
         if args.per_galaxy:
             for r in rows:
                 print("   ", "  ".join(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in r.items()))
@@ -232,7 +260,7 @@ def main(argv=None):
               f"{ssims:>17} {l1s:>20} {_pooled(rows, 'cov1'):>5.3f} {_pooled(rows, 'cov2'):>5.3f}",
               flush=True)
         if args.figure and name == args.figure_model:
-            draw_panel(translator, scored, mapping, args.figure)
+            draw_panel(translator, scored, mapping, args.figure, grid=args.grid)
 
 
 if __name__ == "__main__":

@@ -245,6 +245,19 @@ def test_pixel_scale_far_from_training_warns_and_is_recorded(translator):
     assert "trained on 0.262 arcsec/pixel" in pred.meta["provenance"]["domain_warnings"][0]
 
 
+@pytest.mark.parametrize(("pixel_scale", "warned"), [(0.2, False), (0.38, False), (0.42, True), (0.16, True)])
+def test_the_pixel_scale_warning_starts_at_a_factor_of_one_and_a_half(pixel_scale, warned):
+    from bandsynth.models.domain import domain_problems
+    from bandsynth.models.zoo import get_card
+
+    card = get_card("nuv_k_to_r_paper")  # 0.262 arcsec/pixel
+    stack = make_galaxy(3, bands=["NUV", "Ks"], size=32, pixel_scale=pixel_scale)
+    problems = [p for p in domain_problems(card, stack) if "arcsec/pixel images" in p]
+    assert bool(problems) == warned
+    if warned:
+        assert "reproject the inputs onto 0.262 arcsec/pixel" in problems[0]
+
+
 def test_fit_calibrate_save_load_on_the_mock_universe(tmp_path):
     data = make_dataset(30, seed=2, bands=[*INPUTS, OUTPUT], size=48)
     t = Translator.fit(data, inputs=["NUV", "K"], output="sdss_r", name="nuv_k_to_r_test", preset="tiny",
