@@ -103,7 +103,10 @@ def read_bands(path, mapping, *, pixel_scale=None):
     ny, nx = stack.shape
     shape = (int(ny / zoom), int(nx / zoom))
     wcs = stack.wcs.deepcopy()
-    wcs.wcs.cdelt = wcs.wcs.cdelt * zoom  # placeholder WCS of the set: CDELT, no CD matrix
+    if wcs.wcs.has_cd():
+        wcs.wcs.cd = wcs.wcs.cd * zoom
+    else:
+        wcs.wcs.cdelt = wcs.wcs.cdelt * zoom
     wcs.wcs.crval = stack.wcs.pixel_to_world_values((nx - 1) / 2.0, (ny - 1) / 2.0)
     wcs.wcs.crpix = [(shape[1] + 1) / 2.0, (shape[0] + 1) / 2.0]
     return stack.reproject((wcs, shape), method="exact"), {b: s * zoom for b, s in sky.items()}, zoom
