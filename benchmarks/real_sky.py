@@ -47,6 +47,7 @@ from photutils.aperture import CircularAperture
 from bandsynth import BandStack, Translator, list_models
 from bandsynth.bands import get_band
 from bandsynth.baseline import apply_linear_colour
+from bandsynth.datasets.base import tan_wcs
 from bandsynth.metrics import ssim
 from bandsynth.scaling import AsinhScaling
 
@@ -102,14 +103,9 @@ def read_bands(path, mapping, *, pixel_scale=None):
         return stack, sky, 1.0
     ny, nx = stack.shape
     shape = (int(ny / zoom), int(nx / zoom))
-    wcs = stack.wcs.deepcopy()
-    if wcs.wcs.has_cd():
-        wcs.wcs.cd = wcs.wcs.cd * zoom
-    else:
-        wcs.wcs.cdelt = wcs.wcs.cdelt * zoom
-    wcs.wcs.crval = stack.wcs.pixel_to_world_values((nx - 1) / 2.0, (ny - 1) / 2.0)
-    wcs.wcs.crpix = [(shape[1] + 1) / 2.0, (shape[0] + 1) / 2.0]
-    return stack.reproject((wcs, shape), method="exact"), {b: s * zoom for b, s in sky.items()}, zoom
+    ra, dec = stack.wcs.pixel_to_world_values((nx - 1) / 2.0, (ny - 1) / 2.0)  # the set's grids are north-up TAN
+    grid = (tan_wcs(ra, dec, pixel_scale, shape), shape)
+    return stack.reproject(grid, method="exact"), {b: s * zoom for b, s in sky.items()}, zoom
 
 
 def fit_colour_model(galaxies, mapping, inputs, output):

@@ -169,7 +169,7 @@ def main(argv=None):
             data = open_dataset(args.data)
         else:
             data = card_dataset(translator.card, progress=not args.quiet)
-        sky = "survey" in translator.card.training.get("data_info", {})  # scored against the noise-free truth
+        sky = translator.card.survey is not None  # scored against the noise-free truth
         result = evaluate_translator(translator, data, max_images=args.max_images, progress=not args.quiet)
         metrics = result.card_metrics()
         if args.robustness and not sky:

@@ -35,9 +35,8 @@ def _psf(card):
 
 def _trained_on(card):
     """What the training images were: the survey layer (observed-like) or the paper's mock modes."""
-    survey = card.training.get("data_info", {}).get("survey") if card.training else None
-    if survey:
-        return f"survey layer ({survey})" if isinstance(survey, str) else "survey layer"
+    if card.survey is not None:
+        return f"survey layer ({card.survey})"
     return "ideal mocks" if card.mode == "ideal" else "noisy mocks"
 
 
@@ -62,7 +61,7 @@ def format_table(cards) -> str:
 
 
 def _training_images(card):
-    if card.training and card.training.get("data_info", {}).get("survey"):
+    if card.survey is not None:
         return "images as the surveys deliver them: for observed images"
     return "common PSF, no noise" if card.mode == "ideal" else "per-band PSF and noise"
 

@@ -109,7 +109,7 @@ def _for_observed_images(card):
     from .zoo import list_models
 
     same = [c.name for c in list_models() if card.mode == "ideal" and c.output == card.output
-            and set(c.inputs) == set(card.inputs) and "survey" in c.training.get("data_info", {})]
+            and set(c.inputs) == set(card.inputs) and c.survey is not None]
     if same:
         return f"the shipped model {same[0]!r} was trained on images as the surveys observe them"
     return "a model trained on survey-like data suits noisy images better"

@@ -328,6 +328,21 @@ class ModelCard:
         with atomic_path(path) as tmp:
             tmp.write_text(self.to_json())
 
+    @property
+    def survey(self):
+        """The survey layer the model was trained on, or None (the paper's ideal or simple survey mode).
+
+        Returns
+        -------
+        str or None
+            The preset (``"galex_sdss_2mass"``) or, for a mapping of band to survey, the
+            surveys' names (``"GALEX, SDSS"``), from ``training["data_info"]["survey"]``.
+        """
+        survey = (self.training.get("data_info") or {}).get("survey")
+        if survey is None or isinstance(survey, str):
+            return survey
+        return ", ".join(sorted(set(survey.values())))
+
     def replace(self, **changes) -> "ModelCard":
         """A copy with some fields changed.
 

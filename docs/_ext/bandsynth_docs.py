@@ -351,10 +351,7 @@ def _kind(card):
 
 def _training_data(card):
     """``ideal``, ``survey`` (the simple survey mode) or ``survey layer (PRESET)``."""
-    survey = dict(card.training.get("data_info", {}) or {}).get("survey")
-    if survey is None:
-        return card.mode
-    return f"survey layer ({survey if isinstance(survey, str) else ', '.join(sorted(set(survey.values())))})"
+    return card.mode if card.survey is None else f"survey layer ({card.survey})"
 
 
 def zoo_summary(cards):
