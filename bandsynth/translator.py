@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from .bands import get_band
 from .models.zoo import ModelCard, verified_model, write_model
+from .nn.any_band import AnyBandNet, TaskNet
 from .nn.engine import InferenceEngine, resolve_device
 from .nn.generator import count_parameters
 from .nn.network import TranslationNet
@@ -48,7 +49,7 @@ class Translator:
     def __init__(self, model, card, *, device="auto"):
         if not isinstance(card, ModelCard):
             raise TypeError(f"card must be a ModelCard, got {type(card).__name__}")
-        if not isinstance(model, TranslationNet):
+        if not isinstance(model, (TranslationNet, TaskNet)):
             raise TypeError(f"model must be a bandsynth.nn.network.TranslationNet, got {type(model).__name__}")
         if model.in_channels != len(card.inputs):
             raise ValueError(f"model {card.name!r}: the network takes {model.in_channels} bands "
@@ -90,8 +91,12 @@ class Translator:
         from safetensors.torch import load_file
 
         weights, card = verified_model(name_or_path)
-        model = TranslationNet.from_config(dict(card.architecture))
+        model = (AnyBandNet if card.outputs else TranslationNet).from_config(dict(card.architecture))
         model.load_state_dict(load_file(str(weights)), strict=True)
+        if card.outputs:  # an any-band model: its requests are translators of this class
+            from .any_band_translator import AnyBandTranslator
+
+            return AnyBandTranslator(model, card, device=device, one_mapping=cls)
         return cls(model, card, device=device)
 
     def save(self, path, *, overwrite=False):
@@ -108,6 +113,9 @@ class Translator:
         Translator
             With the card as written (hashes, ``n_parameters``, architecture and receptive field recomputed).
         """
+        if isinstance(self._model, TaskNet):
+            raise ValueError(f"this is one request ({' + '.join(self.inputs)} -> {self.output}) of the any-band model "
+                             f"{self.name!r}: save that model instead")
         state = {k: v.detach().to("cpu").contiguous() for k, v in self._model.state_dict().items()}
         card = self._card.replace(n_parameters=count_parameters(self._model), architecture=self._model.config,
                                   receptive_field=self._model.receptive_field)
@@ -188,33 +196,16 @@ class Translator:
         -------
         Translator
         """
-        import time
+        from .nn.recipe import CALIBRATION_HALF, train_translator
 
-        from .nn import recipe as steps
-
-        inputs = tuple(get_band(b).name for b in inputs)
-        output = get_band(output).name
-        name = name or f"{'_'.join(b.lower() for b in inputs)}_to_{output.lower()}"
-        started = time.perf_counter()
-        scalings = steps.fit_physical_scalings(data, inputs, output, stretch=stretch)
-        colour = steps.colour_model(data, inputs, output, scalings, kind=baseline)
-        net = steps.build_network(preset, inputs, output, scalings, colour, seed=seed)
-        start = None if init is None else steps.check_init(Translator.load(init, device="cpu"), inputs, output, preset)
-        if start is not None:
-            net, scalings = start.model, start.scalings
-        selection, calibration = steps.split_validation(data, calibrate=calibrate)
-        result, sizes = steps.train_network(
-            net, data, inputs, output, scalings, selection=selection, epochs=epochs, batch_size=batch_size, lr=lr,
-            crop_size=crop_size, seed=seed, flux_weight=flux_weight, checkpoint_dir=checkpoint_dir,
-            checkpoint_every=checkpoint_every, max_steps=max_steps, device=device, progress=progress)
-        card = steps.training_card(
-            data, net, name=name, inputs=inputs, output=output, preset=preset, scalings=scalings, result=result,
-            sizes={**sizes, "n_calibration": int(len(calibration))}, started=started, init=init, start=start,
-            options=dict(seed=seed, epochs=epochs, batch_size=batch_size, crop_size=crop_size, lr=lr, recipe=recipe,
-                         stretch=stretch, flux_weight=flux_weight),
-            description=description)
+        start = None if init is None else Translator.load(init, device="cpu")
+        net, card, calibration = train_translator(
+            data, inputs=inputs, output=output, name=name, preset=preset, epochs=epochs, batch_size=batch_size, lr=lr,
+            crop_size=crop_size, seed=seed, stretch=stretch, baseline=baseline, flux_weight=flux_weight,
+            checkpoint_dir=checkpoint_dir, checkpoint_every=checkpoint_every, max_steps=max_steps, device=device,
+            progress=progress, calibrate=calibrate, init=init, start=start, recipe=recipe, description=description)
         translator = cls(net, card, device=device)
-        return translator.calibrate(data, indices=calibration, fitted_on=steps.CALIBRATION_HALF) if calibrate else translator
+        return translator.calibrate(data, indices=calibration, fitted_on=CALIBRATION_HALF) if calibrate else translator
 
     def calibrate(self, data, *, indices=None, split="validation", configurations=("plain", "tta", "mc", "tta+mc"),
                   fitted_on=None):
@@ -320,7 +311,7 @@ class Translator:
         return prepare_inputs(stack, self.inputs, self._scalings, unit=parse_unit(self._card.unit),
                               model=self.name, minimum_size=self._model.minimum_input_size)
 
-    def predict(self, stacks, *, uncertainty=True, tta=False, n_samples=8, batch_size=8, precision="fp32",
+    def predict(self, stacks, *, band=None, uncertainty=True, tta=False, n_samples=8, batch_size=8, precision="fp32",
                 tile=TILE, seed=0, check_domain=True, compile="auto", progress=None):
         """Predict the output band for one stack or a list of stacks.
 
@@ -328,6 +319,8 @@ class Translator:
         ----------
         stacks : `~bandsynth.BandStack` or list of them
             Each holds (at least) the model's input bands on one pixel grid (see `BandStack.reproject`).
+        band : str, optional
+            The band to predict: the model's output (an `~bandsynth.any_band_translator.AnyBandTranslator` has more).
         uncertainty : bool
             Compute the calibrated per-pixel sigma: the network's sigma head, plus the 8 flips/rotations' spread
             with ``tta``, plus the inputs' noise by Monte Carlo when they carry one (warns if uncalibrated).
@@ -355,11 +348,16 @@ class Translator:
         -------
         `~bandsynth.SyntheticBand` or list of them
         """
+        self._check_band(band)
         single = not isinstance(stacks, (list, tuple))
         results = predict_stacks(self, [stacks] if single else list(stacks), uncertainty=uncertainty, tta=tta,
                                  n_samples=n_samples, batch_size=batch_size, precision=precision, tile=tile, seed=seed,
                                  check_domain=check_domain, compile=compile, progress=progress)
         return results[0] if single else results
+
+    def _check_band(self, band):
+        if band is not None and get_band(band).name != self.output:
+            raise ValueError(f"model {self.name!r} predicts {self.output} only; band={band!r} asks for another")
 
     def predict_to_fits(self, stack, path, *, overwrite=False, **options):
         """Predict the output band of one stack straight into the FITS file ``path``, in bounded memory.
@@ -374,12 +372,13 @@ class Translator:
         overwrite : bool
             Replace an existing file (else `FileExistsError`, before any work).
         **options
-            As for `predict` (``uncertainty``, ``tta``, ``n_samples``, ``tile``, ``progress``, ...).
+            As for `predict` (``band``, ``uncertainty``, ``tta``, ``n_samples``, ``tile``, ``progress``, ...).
 
         Returns
         -------
         pathlib.Path
         """
+        self._check_band(options.pop("band", None))
         return predict_to_fits(self, stack, path, overwrite=overwrite, **options)
 
     def predict_scaled(self, x, noise, *, uncertainty, tta, n_samples, rng, run):

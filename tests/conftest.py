@@ -75,3 +75,34 @@ def tiny_model(tmp_path_factory):
     """
     stem = tmp_path_factory.mktemp("model") / "tiny_test"
     return stem, _make_tiny_translator().save(stem)
+
+
+#: The bands of the tiny any-band model.
+TINY_ANY_BANDS = ("NUV", "g", "r", "Ks")
+
+
+@pytest.fixture(scope="module")
+def tiny_any_band_model(tmp_path_factory):
+    """An untrained tiny any-band model (NUV, g, r, Ks) saved to disk: ``(stem, translator)``.
+
+    Its colour models come from a made-up positive-definite moment matrix; its correction is non-trivial.
+    """
+    import torch
+
+    from bandsynth import Translator
+    from bandsynth.any_band_translator import AnyBandTranslator
+    from bandsynth.models.zoo import ModelCard
+    from bandsynth.nn.any_band import AnyBandNet
+
+    torch.manual_seed(0)
+    k = len(TINY_ANY_BANDS)
+    moments = torch.eye(k + 1, dtype=torch.float64) + 0.5
+    net = AnyBandNet.build("tiny", bands=TINY_ANY_BANDS, softening=[TINY_SCALING[b][0] for b in TINY_ANY_BANDS],
+                           maximum=[TINY_SCALING[b][1] for b in TINY_ANY_BANDS], moments=moments, cross=moments[:, 1:])
+    torch.nn.init.normal_(net.generator.head[-1].weight, 0.0, 0.05)
+    card = ModelCard(name="tiny_any", inputs=TINY_ANY_BANDS, output=None, outputs=TINY_ANY_BANDS, preset="tiny",
+                     architecture={}, pixel_scale=0.262,
+                     scaling={b: {"softening": TINY_SCALING[b][0], "maximum": TINY_SCALING[b][1]}
+                              for b in TINY_ANY_BANDS})
+    stem = tmp_path_factory.mktemp("any_band") / "tiny_any"
+    return stem, AnyBandTranslator(net, card, one_mapping=Translator).save(stem)

@@ -182,3 +182,51 @@ def test_commands_are_registered_and_check_their_options(capsys):
     with pytest.raises(SystemExit):
         main(["predict-batch", "--model", "m", "--manifest", "m.ecsv", "--pattern", "p", "--out", "o"])
     assert "not allowed with argument" in capsys.readouterr().err
+
+
+def test_predict_band_with_an_any_band_model_reads_the_bands_given(tiny_any_band_model, galaxy, tmp_path, caplog):
+    stem = tiny_any_band_model[0]
+    out = tmp_path / "g5_g_synth.fits"
+    # An any-band model predicts --band from whichever of its bands are given (here NUV and Ks).
+    assert _predict(stem, galaxy, out, "--band", "g") == 0
+    sb = SyntheticBand.read(out)
+    assert sb.band.name == "g" and sb.meta["provenance"]["model"] == "tiny_any"
+    assert [i["band"] for i in sb.meta["provenance"]["inputs"]] == ["NUV", "Ks"]
+    assert _predict(stem, galaxy, tmp_path / "x.fits") == 2
+    assert "predicts any of NUV, g, r, Ks: say which with --band, e.g. --band NUV" in caplog.text
+    for extra, message in ((["--band", "i"], "--band i: model 'tiny_any' predicts NUV, g, r, Ks"),
+                           (["--band", "Ks"], "--input Ks: model 'tiny_any' predicts Ks from any of NUV, g, r")):
+        assert _predict(stem, galaxy, tmp_path / "y.fits", *extra) == 2
+        assert message in caplog.text
+    assert not (tmp_path / "x.fits").exists() and not (tmp_path / "y.fits").exists()
+
+
+def test_predict_band_of_a_one_mapping_model_must_be_its_output(stem, galaxy, tmp_path, caplog):
+    assert _predict(stem, galaxy, tmp_path / "r.fits", "--band", "r") == 0
+    assert _predict(stem, galaxy, tmp_path / "g.fits", "--band", "g") == 2
+    assert "--band g: model 'tiny_test' predicts r" in caplog.text
+
+
+def test_predict_batch_band_with_an_any_band_model(tiny_any_band_model, galaxy, tmp_path, caplog):
+    stem = tiny_any_band_model[0]
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for g in ("a", "b"):
+        for band, path in galaxy.items():
+            shutil.copy(path, folder / f"{g}_{band}.fits")
+    out = tmp_path / "out"
+    common = ["predict-batch", "--model", str(stem), "--pattern", "{id}_{band}.fits", "--input-dir", str(folder),
+              "--out", str(out), "--workers", "1", "--quiet"]
+    assert main([*common, "--band", "g", "--input-bands", "NUV", "Ks"]) == 0
+    assert sorted(p.name for p in out.glob("*.fits")) == ["a_g_synth.fits", "b_g_synth.fits"]
+    sb = SyntheticBand.read(out / "a_g_synth.fits")
+    assert sb.band.name == "g" and [i["band"] for i in sb.meta["provenance"]["inputs"]] == ["NUV", "Ks"]
+    # A rerun keeps the outputs of the same request.
+    assert main([*common, "--band", "g", "--input-bands", "NUV", "Ks"]) == 0
+    from astropy.table import Table
+
+    assert list(Table.read(out / "predict_batch_report.ecsv")["status"]) == ["exists", "exists"]
+    assert main(common) == 2
+    assert "model 'tiny_any' predicts any of NUV, g, r, Ks; say which with --band" in caplog.text
+    assert main([*common, "--band", "g", "--input-bands", "NUV", "g"]) == 2
+    assert "--input-bands g: model 'tiny_any' predicts g from any of NUV, r, Ks" in caplog.text

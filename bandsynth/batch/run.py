@@ -23,10 +23,11 @@ log = logging.getLogger("bandsynth.batch")
 
 def _resolve_model(model):
     """``(translator, (source, sha256), payload)`` for a model name, path or Translator."""
+    from ..any_band_translator import AnyBandTranslator
     from ..models.zoo import WEIGHTS_DIR, model_paths
     from ..translator import Translator
 
-    if isinstance(model, Translator):
+    if isinstance(model, (Translator, AnyBandTranslator)):
         return model, None, None
     if not isinstance(model, (str, os.PathLike)):
         raise TypeError(f"model must be a model name, a path or a Translator, got {type(model).__name__}")
@@ -205,14 +206,14 @@ def _run_distributed(jobs, ref, payload, *, scheduler, torch_threads, options, p
             quiet_close(client)
 
 
-def predict_many(model, items, *, out_dir, workers=None, scheduler=None, overwrite=False, progress=True,
-                 report=None, reproject_to=None, tta=False, torch_threads=None, predict_kw=None,
+def predict_many(model, items, *, out_dir, band=None, inputs=None, workers=None, scheduler=None, overwrite=False,
+                 progress=True, report=None, reproject_to=None, tta=False, torch_threads=None, predict_kw=None,
                  base_dir=None) -> BatchReport:
     """Predict the model's output band for many galaxies, one FITS file each.
 
     Parameters
     ----------
-    model : str, os.PathLike or `~bandsynth.Translator`
+    model : str, os.PathLike, `~bandsynth.Translator` or `~bandsynth.any_band_translator.AnyBandTranslator`
         A shipped model's name, the path of a saved model, or a translator.
     items : manifest path, `~astropy.table.Table`, `~bandsynth.datasets.folder.FolderScan` or list
         The galaxies: a manifest (see :func:`read_manifest`), the result of
@@ -221,6 +222,10 @@ def predict_many(model, items, *, out_dir, workers=None, scheduler=None, overwri
     out_dir : str or os.PathLike
         Output folder (created if needed); galaxy ``id`` goes to
         ``out_dir/<id>_<band>_synth.fits`` (:func:`output_path`).
+    band : str, optional
+        The band to predict: required for an any-band model; else the model's output.
+    inputs : sequence of str, optional
+        For an any-band model, the bands every galaxy gives (default: all it reads but ``band``).
     workers : int, optional
         Local worker processes (default: the number of cores).  Ignored with ``scheduler``.
     scheduler : str or `distributed.Client`, optional
@@ -274,16 +279,18 @@ def predict_many(model, items, *, out_dir, workers=None, scheduler=None, overwri
     """
     predict_kw = _check_options(out_dir, workers, torch_threads, predict_kw, tta)
     translator, ref, payload = _resolve_model(model)
-    reproject_to = _check_reproject_to(reproject_to, translator)
-    item_list, rows = normalise_items(items, translator.inputs, base_dir)
+    request = _request(translator, band, inputs)
+    reproject_to = _check_reproject_to(reproject_to, request)
+    item_list, rows = normalise_items(items, request.inputs, base_dir)
 
     out_dir = Path(out_dir).absolute()
     check_writable(out_dir)
-    jobs = _plan_jobs(item_list, rows, out_dir, translator.output)
+    jobs = _plan_jobs(item_list, rows, out_dir, request.output)
     for row in rows:
         _log_row(row)
 
-    options = {"overwrite": bool(overwrite), "reproject_to": reproject_to, "predict_kw": predict_kw}
+    options = {"overwrite": bool(overwrite), "reproject_to": reproject_to, "predict_kw": predict_kw,
+               "request": None if request is translator else (request.inputs, request.output)}
     started = time.perf_counter()
     if jobs and ref is None:
         translator, ref, payload = _payload(translator)
@@ -313,6 +320,23 @@ def _check_options(out_dir, workers, torch_threads, predict_kw, tta):
         raise TypeError(f"predict_kw: {err}") from None
     predict_kw["tta"] = bool(tta)
     return predict_kw
+
+
+def _request(translator, band, inputs):
+    """The one-mapping translator the batch runs: the model, or the request ``inputs -> band`` of an any-band one."""
+    from ..bands import get_band
+
+    if translator.card.outputs:
+        if band is None:
+            raise ValueError(f"model {translator.name!r} predicts any of {', '.join(translator.card.outputs)}: "
+                             "say which with band=")
+        band = get_band(band).name
+        return translator.task(inputs=inputs or [b for b in translator.inputs if b != band], output=band)
+    if band is not None and get_band(band).name != translator.output:
+        raise ValueError(f"model {translator.name!r} predicts {translator.output} only; band={band!r} asks for another")
+    if inputs is not None and tuple(get_band(b).name for b in inputs) != translator.inputs:
+        raise ValueError(f"model {translator.name!r} reads {', '.join(translator.inputs)}; inputs= cannot change that")
+    return translator
 
 
 def _check_reproject_to(reproject_to, translator):

@@ -239,7 +239,8 @@ def predict_galaxy(galaxy, files, out, *, model, options, payload=None):
     model : (str, str)
         ``(source, weights SHA-256)`` of the model (see :func:`get_translator`).
     options : dict
-        ``overwrite`` (bool), ``reproject_to`` (band name or None),
+        ``overwrite`` (bool), ``reproject_to`` (band name or None), ``request``
+        (``(inputs, band)`` of an any-band model, or None),
         ``predict_kw`` (keyword arguments of `Translator.predict
         <bandsynth.Translator.predict>`), ``torch_threads`` (int or None) and
         ``host_workers`` (worker processes per host, used to share the cores
@@ -277,6 +278,9 @@ def _predict_galaxy_locked(galaxy, files, out, *, model, options, payload):
         _tune_malloc()
         _set_torch_threads(options)
         translator = get_translator(model, payload)
+        if options.get("request"):  # one request of an any-band model
+            inputs, band = options["request"]
+            translator = translator.task(inputs=inputs, output=band)
     except Exception as err:
         return report_row(galaxy, "failed", output=out, error=f"cannot load the model: {error_message(err)}")
     band = translator.output

@@ -26,6 +26,11 @@ def add_parser(subparsers):
                     "(see the report).",
     )
     add_model(b)
+    b.add_argument("--band", metavar="BAND",
+                   help="the band to predict: required for an any-band model; for any other model, its output")
+    b.add_argument("--input-bands", nargs="+", metavar="BAND",
+                   help="with an any-band model: the bands every galaxy gives (default: all the model reads "
+                        "but --band)")
     source = b.add_mutually_exclusive_group(required=True)
     source.add_argument("--manifest", metavar="FILE",
                         help="ECSV table: an 'id' column and one file column per input band")
@@ -44,6 +49,33 @@ def add_parser(subparsers):
     add_quiet(b, help="no progress bar and no per-galaxy warnings: only the one-line summary (and errors)")
     b.set_defaults(func=run, _parser=b)
     return b
+
+
+def _request(card, band, input_bands):
+    """``(--band, input bands)`` checked against the model's card."""
+    from ..bands import get_band
+
+    try:
+        band = None if band is None else get_band(band).name
+        inputs = None if input_bands is None else [get_band(b).name for b in input_bands]
+    except ValueError as err:
+        raise UsageError(f"--band / --input-bands: {err}") from None
+    if not card.outputs:
+        if band not in (None, card.output):
+            raise UsageError(f"--band {band}: model {card.name!r} predicts {card.output}")
+        if inputs is not None:
+            raise UsageError(f"--input-bands goes with an any-band model; model {card.name!r} reads "
+                             f"{', '.join(card.inputs)}")
+        return band, list(card.inputs)
+    if band not in card.outputs:
+        raise UsageError(f"--band{'' if band is None else ' ' + band}: model {card.name!r} predicts any of "
+                         f"{', '.join(card.outputs)}; say which with --band")
+    readable = [b for b in card.inputs if b != band]
+    unknown = [b for b in inputs or () if b not in readable]
+    if unknown:
+        raise UsageError(f"--input-bands {unknown[0]}: model {card.name!r} predicts {band} from any of "
+                         f"{', '.join(readable)}")
+    return band, inputs or readable
 
 
 def run(args) -> int:
@@ -70,12 +102,13 @@ def run(args) -> int:
         card = get_card(args.model)
     except (ValueError, FileNotFoundError) as err:
         raise UsageError(str(err)) from None
+    band, inputs = _request(card, args.band, args.input_bands)
     if args.manifest is not None:
         items = args.manifest
     else:
         from ..datasets.folder import scan_folder
 
-        items = scan_folder(args.input_dir, args.pattern, bands=card.inputs, check=False)
+        items = scan_folder(args.input_dir, args.pattern, bands=inputs, check=False)
     report_path = Path(args.report) if args.report is not None else out / "predict_batch_report.ecsv"
     if args.report is not None:
         if report_path.is_dir():
@@ -84,8 +117,8 @@ def run(args) -> int:
     started = time.perf_counter()
     try:
         report = predict_many(
-            args.model, items, out_dir=out, workers=args.workers, scheduler=args.scheduler,
-            overwrite=args.overwrite, progress=not args.quiet, report=report_path,
+            args.model, items, out_dir=out, band=band, inputs=inputs, workers=args.workers,
+            scheduler=args.scheduler, overwrite=args.overwrite, progress=not args.quiet, report=report_path,
             reproject_to=args.reproject_to, tta=args.tta, torch_threads=args.torch_threads,
         )
     except (ValueError, OSError, TypeError, WeightsHashError) as err:

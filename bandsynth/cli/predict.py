@@ -28,9 +28,13 @@ def add_parser(subparsers):
     p = subparsers.add_parser(
         "predict", help="predict the missing band of one galaxy",
         description="Predict the model's output band from FITS images of its input bands and write it as one "
-                    "FITS file (image, UNCERT, MASK, provenance). Prints the output path when done.",
+                    "FITS file (image, UNCERT, MASK, provenance). Prints the output path when done. An any-band "
+                    "model predicts --band from whichever of its bands are given.",
     )
     add_model(p)
+    p.add_argument("--band", metavar="BAND",
+                   help="the band to predict: required for an any-band model (bandsynth models lists what each "
+                        "model reads and writes); for any other model, its output band")
     p.add_argument("--input", action="append", required=True, metavar="BAND=FILE",
                    help="an input image, e.g. --input NUV=g123_nuv.fits (repeat per band), or one "
                         "multi-extension FILE with an EXTNAME per band")
@@ -117,6 +121,42 @@ def load_translator(model):
         raise UsageError(str(err)) from None
 
 
+def wanted_band(translator, band, files):
+    """``--band`` checked against the model, and the input bands it will read (of ``--input``, when named).
+
+    An any-band model (its card lists ``outputs``) needs ``--band`` and reads whichever of its
+    bands are given; any other model predicts its output from all its inputs.
+    """
+    from ..bands import get_band
+
+    writes = translator.card.writes
+    if band is None:
+        if translator.card.outputs:
+            raise UsageError(f"model {translator.name!r} predicts any of {', '.join(writes)}: say which with --band, "
+                             f"e.g. --band {writes[0]}")
+        band = translator.output
+    try:
+        band = get_band(band).name
+    except ValueError as err:
+        raise UsageError(f"--band: {err}") from None
+    if band not in writes:
+        raise UsageError(f"--band {band}: model {translator.name!r} predicts {', '.join(writes)}")
+    readable = [b for b in translator.inputs if b != band]
+    if not isinstance(files, dict):  # one multi-extension file: the stack says which bands it has
+        return band, readable
+    if translator.card.outputs:
+        unknown = [b for b in files if b not in readable]
+        if unknown:
+            raise UsageError(f"--input {unknown[0]}: model {translator.name!r} predicts {band} from any of "
+                             f"{', '.join(readable)}")
+        return band, [b for b in readable if b in files]
+    missing = [b for b in translator.inputs if b not in files]
+    if missing:
+        raise UsageError(f"model {translator.name!r} needs bands {', '.join(translator.inputs)}; "
+                         f"no --input for {', '.join(missing)}")
+    return band, list(translator.inputs)
+
+
 class _Stages:
     """A one-line progress display: the current stage, the tiles done and the elapsed time.
 
@@ -188,20 +228,15 @@ def run(args) -> int:
         except ValueError as err:
             raise UsageError(f"--reproject-to: {err}") from None
     translator = load_translator(args.model)
-    if isinstance(files, dict):
-        missing = [b for b in translator.inputs if b not in files]
-        if missing:
-            raise UsageError(f"model {translator.name!r} needs bands {', '.join(translator.inputs)}; "
-                             f"no --input for {', '.join(missing)}")
-    if reproject_to is not None and reproject_to not in translator.inputs:
+    band, inputs = wanted_band(translator, args.band, files)
+    if reproject_to is not None and reproject_to not in inputs:
         raise UsageError(f"--reproject-to {reproject_to}: not an input band of model {translator.name!r} "
-                         f"({', '.join(translator.inputs)})")
+                         f"({', '.join(inputs)})")
 
     from ..stack import BandStack
 
     started = time.perf_counter()
-    status(f"predicting {translator.output} with model {translator.name} from "
-           f"{' + '.join(translator.inputs)} -> {out}", quiet=args.quiet)
+    status(f"predicting {band} with model {translator.name} from {' + '.join(inputs)} -> {out}", quiet=args.quiet)
     stages = _Stages(3, enabled=not args.quiet)
     try:
         with stages.stage("reading the inputs" + (f", reprojecting onto {reproject_to}" if reproject_to else "")):
@@ -210,7 +245,8 @@ def run(args) -> int:
         # Predicted and written in one call: a large image goes to the file strip by strip of tiles as they
         # are predicted (bounded memory); copying the pixels behind the headers is left after the last tile.
         with stages.stage(f"running the network on {nx} x {ny} pixels", then=f"writing {out.name}"):
-            translator.predict_to_fits(stack, out, overwrite=args.overwrite, tta=args.tta, progress=stages.tiles)
+            translator.predict_to_fits(stack, out, band=band, overwrite=args.overwrite, tta=args.tta,
+                                       progress=stages.tiles)
     except (ValueError, OSError, TypeError, MemoryError) as err:
         stages.close()
         log.error("%s", cli_text(err))

@@ -90,8 +90,8 @@ class ModelCard:
         Registry name, e.g. ``"nuv_k_to_r"``.
     inputs : tuple of str
         Input band names (registry names), in the channel order of the network.
-    output : str
-        Predicted band.
+    output : str or None
+        Predicted band (None for an any-band model: see ``outputs``).
     preset : str
         Generator preset (see `bandsynth.nn.generator.PRESETS`).
     architecture : mapping
@@ -136,6 +136,11 @@ class ModelCard:
         The linear colour model inside the network (``coefficients`` per input band).
     uncertainty : mapping
         The error distribution the sigma stands for (``{"distribution": "gaussian", ...}``).
+    outputs : tuple of str
+        The bands an any-band model (`bandsynth.nn.any_band`) can predict, each from any
+        subset of ``inputs`` (the bands it reads); empty for a model of one ``output``.
+        Its ``calibration`` then maps each of these bands to ``inputs`` (the request it
+        was fitted on) and ``configurations`` (as a one-band model's calibration).
     format_version : int
         Version of the card format (`CARD_FORMAT`).
     card_sha256 : str
@@ -167,6 +172,7 @@ class ModelCard:
     receptive_field: int = 0
     baseline: types.MappingProxyType = field(default_factory=dict)
     uncertainty: types.MappingProxyType = field(default_factory=dict)
+    outputs: tuple = ()
     format_version: int = CARD_FORMAT
     card_sha256: str = ""
     extra: types.MappingProxyType = field(default_factory=dict)
@@ -178,10 +184,14 @@ class ModelCard:
             raise ValueError(f"model {self.name!r}: inputs must be a non-empty list of band names")
         # Canonical band names, so cards written with aliases compare equal.
         object.__setattr__(self, "inputs", tuple(get_band(b).name for b in self.inputs))
-        object.__setattr__(self, "output", get_band(self.output).name)
+        object.__setattr__(self, "outputs", tuple(get_band(b).name for b in self.outputs))
+        if bool(self.outputs) == (self.output is not None):
+            raise ValueError(f"model {self.name!r}: give either output (one band) or outputs (an any-band model)")
+        if self.output is not None:
+            object.__setattr__(self, "output", get_band(self.output).name)
         if self.mode not in ("ideal", "survey"):
             raise ValueError(f"model {self.name!r}: mode must be 'ideal' or 'survey', got {self.mode!r}")
-        missing = [b for b in (*self.inputs, self.output) if b not in self.scaling]
+        missing = [b for b in dict.fromkeys((*self.inputs, *self.writes)) if b not in self.scaling]
         if missing:
             raise ValueError(f"model {self.name!r}: the card has no scaling for band(s) {missing}")
         for f in fields(self):
@@ -189,15 +199,26 @@ class ModelCard:
             if isinstance(value, dict | list):
                 object.__setattr__(self, f.name, _freeze(value))
 
+    @property
+    def writes(self) -> tuple:
+        """The bands the model can predict: ``outputs``, or ``(output,)``."""
+        return self.outputs or (self.output,)
+
     def to_dict(self) -> dict:
         """The card as plain JSON-ready types.
 
         Returns
         -------
         dict
-            Field name to value (mappings as dicts, tuples as lists, non-finite floats as None).
+            Field name to value (mappings as dicts, tuples as lists, non-finite floats as None); ``outputs``
+            only for an any-band model.
         """
-        return {f.name: _thaw(getattr(self, f.name)) for f in fields(self)}
+        out = {f.name: _thaw(getattr(self, f.name)) for f in fields(self)}
+        if not self.outputs:
+            # Cards of one mapping stay as they were before any-band models, so their hashes (and users' saved
+            # cards) still verify.
+            del out["outputs"]
+        return out
 
     def to_json(self) -> str:
         """The card as JSON text, with its ``card_sha256`` recomputed.
@@ -283,6 +304,7 @@ class ModelCard:
         if extra:
             data["extra"] = {**dict(data.get("extra") or {}), **extra}
         data["inputs"] = tuple(data.get("inputs", ()))
+        data["outputs"] = tuple(data.get("outputs", ()))
         return cls(**data)
 
     @classmethod

@@ -37,29 +37,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ._scaling_ops import asinh, sinh, vector
 from .generator import PRESETS, GeneratorOutput, ResNetGenerator, minimum_input_size, receptive_field
 
 __all__ = ["TranslationNet"]
-
-
-def _sinh(x):
-    # Written out so that the ONNX exporter (which has no aten::sinh) can export it.
-    return 0.5 * (torch.exp(x) - torch.exp(-x))
-
-
-def _asinh(x):
-    # Odd-symmetric form of log(x + sqrt(x^2 + 1)): no cancellation for negative x; ONNX-exportable.
-    ax = x.abs()
-    return torch.sign(x) * torch.log(ax + torch.sqrt(ax * ax + 1.0))
-
-
-def _vector(name, values, n):
-    tensor = torch.as_tensor(values, dtype=torch.float32).reshape(-1)
-    if tensor.numel() != n:
-        raise ValueError(f"TranslationNet {name} needs {n} value(s), got {tensor.numel()}")
-    if not torch.all(torch.isfinite(tensor)):
-        raise ValueError(f"TranslationNet {name} must be finite, got {tensor.tolist()}")
-    return tensor
 
 
 class TranslationNet(nn.Module):
@@ -92,8 +73,9 @@ class TranslationNet(nn.Module):
                 f"TranslationNet needs a generator without normalisation layers (norm='none'), got {generator.norm!r}"
             )
         n = generator.in_channels
-        softening, maximum = _vector("softening", softening, n), _vector("maximum", maximum, n)
-        out_softening, out_maximum = _vector("out_softening", out_softening, 1), _vector("out_maximum", out_maximum, 1)
+        softening, maximum = (vector("TranslationNet", k, v, n) for k, v in (("softening", softening), ("maximum", maximum)))
+        out_softening, out_maximum = (vector("TranslationNet", k, v, 1) for k, v in (("out_softening", out_softening),
+                                                                                     ("out_maximum", out_maximum)))
         if torch.any(softening <= 0) or torch.any(maximum <= 0) or out_softening <= 0 or out_maximum <= 0:
             raise ValueError("TranslationNet softening and maximum values must be > 0")
         self.generator = generator
@@ -105,8 +87,8 @@ class TranslationNet(nn.Module):
         if baseline not in ("flux", "scaled"):
             raise ValueError(f"TranslationNet baseline must be 'flux' or 'scaled', got {baseline!r}")
         self.baseline_kind = baseline
-        self.register_buffer("coefficients", _vector("coefficients", coefficients, n).view(1, n, 1, 1))
-        self.register_buffer("intercept", _vector("intercept", intercept, 1).view(1, 1, 1, 1))
+        self.register_buffer("coefficients", vector("TranslationNet", "coefficients", coefficients, n).view(1, n, 1, 1))
+        self.register_buffer("intercept", vector("TranslationNet", "intercept", intercept, 1).view(1, 1, 1, 1))
         # Start exactly at the colour model: the correction's output layer begins at zero.
         nn.init.zeros_(generator.head[-1].weight)
         nn.init.zeros_(generator.head[-1].bias)
@@ -193,7 +175,7 @@ class TranslationNet(nn.Module):
         torch.Tensor
             Scaled inputs, float32, same shape.
         """
-        return _asinh(flux.float() / self.in_softening) / self.in_norm
+        return asinh(flux.float() / self.in_softening) / self.in_norm
 
     def unscale_inputs(self, x):
         """Network units -> input fluxes (exact inverse of `scale_inputs`).
@@ -207,7 +189,7 @@ class TranslationNet(nn.Module):
         torch.Tensor
             Input fluxes ``[B, C, H, W]``, float32.
         """
-        return _sinh(x.float() * self.in_norm) * self.in_softening
+        return sinh(x.float() * self.in_norm) * self.in_softening
 
     def scale_output(self, flux):
         """Output-band fluxes -> network units.
@@ -221,7 +203,7 @@ class TranslationNet(nn.Module):
         torch.Tensor
             Scaled output, float32, same shape.
         """
-        return _asinh(flux.float() / self.out_softening) / self.out_norm
+        return asinh(flux.float() / self.out_softening) / self.out_norm
 
     def unscale_output(self, y):
         """Network units -> output-band fluxes (exact inverse of `scale_output`).
@@ -235,7 +217,7 @@ class TranslationNet(nn.Module):
         torch.Tensor
             Output-band fluxes, float32, same shape.
         """
-        return _sinh(y.float() * self.out_norm) * self.out_softening
+        return sinh(y.float() * self.out_norm) * self.out_softening
 
     def baseline(self, x):
         """The colour model's prediction for scaled inputs ``x``, in scaled output units.

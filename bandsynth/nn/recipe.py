@@ -27,7 +27,7 @@ from .network import TranslationNet
 from .training import fit as _train_loop
 
 __all__ = ["CALIBRATION_HALF", "fit_physical_scalings", "colour_model", "training_noise", "split_validation", "check_init", "build_network", "train_network",
-           "training_card"]
+           "training_card", "train_translator", "data_info"]
 
 
 def fit_physical_scalings(data, inputs, output, *, stretch=50.0):
@@ -345,7 +345,7 @@ def training_card(data, net, *, name, inputs, output, preset, scalings, result, 
                                 "distribution (Gaussian or Laplace) and so the width of the 95.45 % interval"},
         training={
             "data": info.get("description", type(data).__name__),
-            "data_info": _data_info(info),
+            "data_info": data_info(info),
             "target": "noise-free truth (survey layer)" if has_truth(data) else "observed images",
             **sizes, **{k: options[k] for k in ("seed", "epochs", "batch_size", "crop_size", "lr", "stretch", "flux_weight")},
             "noise": training_noise(data, inputs),
@@ -363,8 +363,19 @@ def training_card(data, net, *, name, inputs, output, preset, scalings, result, 
     )
 
 
-def _data_info(info):
-    """The data set's scalar meta (and a survey mapping), as the card records it for `card_dataset`."""
+def data_info(info):
+    """The data set's scalar meta (and a survey mapping), as the card records it for `card_dataset`.
+
+    Parameters
+    ----------
+    info : mapping
+        The data set's ``info``.
+
+    Returns
+    -------
+    dict
+        JSON-ready: strings and numbers, ``split_fractions``, ``r_mag_range`` and a ``survey`` mapping.
+    """
     out = {k: v for k, v in info.items() if isinstance(v, (str, int, float, bool))}
     for key in ("split_fractions", "r_mag_range"):
         values = info.get(key)
@@ -374,3 +385,53 @@ def _data_info(info):
     if isinstance(survey, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in survey.items()):
         out["survey"] = dict(survey)
     return out
+
+
+def train_translator(data, *, inputs, output, name, preset, epochs, batch_size, lr, crop_size, seed, stretch, baseline,
+                     flux_weight, checkpoint_dir, checkpoint_every, max_steps, device, progress, calibrate, init, start,
+                     recipe, description):
+    """The steps of `bandsynth.Translator.fit`: the trained network, its card and the calibration galaxies.
+
+    Parameters
+    ----------
+    data, inputs, output, name, preset, epochs, batch_size, lr, crop_size, seed, stretch, baseline, flux_weight
+        As for `bandsynth.Translator.fit`.
+    checkpoint_dir, checkpoint_every, max_steps, device, progress, calibrate, init, recipe, description
+        As for `bandsynth.Translator.fit`.
+    start : `~bandsynth.Translator` or None
+        The loaded ``init`` model, whose network and scalings training continues from.
+
+    Returns
+    -------
+    net : `~bandsynth.nn.network.TranslationNet`
+    card : `~bandsynth.models.zoo.ModelCard`
+        Without calibration.
+    calibration : numpy.ndarray of int
+        The validation half left for calibrating.
+    """
+    import time
+
+    from ..bands import get_band
+
+    inputs = tuple(get_band(b).name for b in inputs)
+    output = get_band(output).name
+    name = name or f"{'_'.join(b.lower() for b in inputs)}_to_{output.lower()}"
+    started = time.perf_counter()
+    scalings = fit_physical_scalings(data, inputs, output, stretch=stretch)
+    net = build_network(preset, inputs, output, scalings, colour_model(data, inputs, output, scalings, kind=baseline),
+                        seed=seed)
+    if start is not None:
+        check_init(start, inputs, output, preset)
+        net, scalings = start.model, start.scalings
+    selection, calibration = split_validation(data, calibrate=calibrate)
+    result, sizes = train_network(
+        net, data, inputs, output, scalings, selection=selection, epochs=epochs, batch_size=batch_size, lr=lr,
+        crop_size=crop_size, seed=seed, flux_weight=flux_weight, checkpoint_dir=checkpoint_dir,
+        checkpoint_every=checkpoint_every, max_steps=max_steps, device=device, progress=progress)
+    card = training_card(
+        data, net, name=name, inputs=inputs, output=output, preset=preset, scalings=scalings, result=result,
+        sizes={**sizes, "n_calibration": int(len(calibration))}, started=started, init=init, start=start,
+        options=dict(seed=seed, epochs=epochs, batch_size=batch_size, crop_size=crop_size, lr=lr, recipe=recipe,
+                     stretch=stretch, flux_weight=flux_weight),
+        description=description)
+    return net, card, calibration

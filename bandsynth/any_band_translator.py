@@ -1,0 +1,307 @@
+"""AnyBandTranslator: one model that predicts any of its bands from whatever bands a galaxy has.
+
+``Translator.load(NAME)`` returns one for an any-band model (`bandsynth.nn.any_band`: its
+card lists ``outputs``).  A request -- the bands a stack holds, the band wanted --
+becomes an ordinary `~bandsynth.Translator` of one mapping (:meth:`AnyBandTranslator.task`)
+with its own card: those bands' scalings, the request's colour model and the wanted
+band's calibration.  Prediction, exact tiling, uncertainty and provenance then run as
+for a dedicated model, so the photometric contract holds for every request.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+from astropy.utils.exceptions import AstropyUserWarning
+
+from .bands import get_band
+from .models.zoo import ModelCard, write_model
+from .nn.any_band import AnyBandNet
+from .nn.engine import resolve_device
+from .nn.generator import count_parameters
+from .scaling import AsinhScaling
+
+__all__ = ["AnyBandTranslator", "request_card"]
+
+
+def request_card(card, net, inputs, output):
+    """The `~bandsynth.models.zoo.ModelCard` of one request of an any-band model.
+
+    Parameters
+    ----------
+    card : `~bandsynth.models.zoo.ModelCard`
+        The any-band model's card.
+    net : `~bandsynth.nn.any_band.AnyBandNet`
+    inputs : tuple of str
+        The bands at hand.
+    output : str
+        The band wanted.
+
+    Returns
+    -------
+    `~bandsynth.models.zoo.ModelCard`
+        Not written anywhere: it describes the request (predictions' provenance, domain checks).
+
+    Raises
+    ------
+    ValueError
+        A band the model does not read or write for this request.
+    """
+    if output not in card.outputs:
+        raise ValueError(f"model {card.name!r} predicts {', '.join(card.outputs)}; it cannot predict {output!r}")
+    readable = [b for b in card.inputs if b != output]
+    unknown = [b for b in inputs if b not in readable]
+    if unknown or not inputs:
+        raise ValueError(f"model {card.name!r} predicts {output} from any of {', '.join(readable)}; "
+                         f"it cannot read {', '.join(unknown) or 'nothing'}")
+    intercept, coefficients = net.colour_model([b in inputs for b in net.bands], net.slot(output))
+    calibration = dict(card.calibration.get(output, {}))
+    return card.replace(
+        inputs=inputs, output=output, outputs=(), architecture=net.task(inputs=inputs, output=output).config,
+        scaling={b: card.scaling[b] for b in (*inputs, output)},
+        psf_fwhm={b: v for b, v in card.psf_fwhm.items() if b in (*inputs, output)},
+        calibration=dict(calibration.get("configurations", {})),
+        baseline={"kind": "scaled", "method": "linear in the scaled units, x_out = a + sum c_i x_i, solved for this "
+                                              "request from the training pixels' moments",
+                  "coefficients": {b: float(coefficients[net.slot(b)]) for b in inputs}, "intercept": intercept})
+
+
+class AnyBandTranslator:
+    """An any-band network and its model card: any of its bands from any subset of the others.
+
+    Build one with `bandsynth.Translator.load` (it returns this class for an any-band
+    model's card) or from a trained `~bandsynth.nn.any_band.AnyBandNet` and its card.
+
+    Parameters
+    ----------
+    model : `~bandsynth.nn.any_band.AnyBandNet`
+    card : `~bandsynth.models.zoo.ModelCard`
+        With ``outputs``; the network's bands are ``inputs`` then the ``outputs`` not among them.
+    one_mapping : type
+        The class of the translators of single requests: `bandsynth.Translator` (or a subclass).
+    device : str or torch.device
+        ``"auto"``: the GPU if there is one, else the CPU.
+    """
+
+    def __init__(self, model, card, *, one_mapping, device="auto"):
+        if not isinstance(card, ModelCard) or not card.outputs:
+            raise TypeError("card must be the ModelCard of an any-band model (one listing outputs)")
+        if not isinstance(model, AnyBandNet):
+            raise TypeError(f"model must be a bandsynth.nn.any_band.AnyBandNet, got {type(model).__name__}")
+        if model.bands != tuple(dict.fromkeys((*card.inputs, *card.outputs))):
+            raise ValueError(f"model {card.name!r}: the network's bands {model.bands} are not the card's inputs "
+                             f"{card.inputs} and outputs {card.outputs}")
+        self._card, self._device = card, resolve_device(device)
+        self._model = model.to(self._device).eval()
+        self._one_mapping = one_mapping
+        self._tasks = {}
+
+    @property
+    def card(self) -> ModelCard:
+        """The model card."""
+        return self._card
+
+    @property
+    def name(self) -> str:
+        """Model name, as in the registry."""
+        return self._card.name
+
+    @property
+    def inputs(self) -> tuple:
+        """The bands the model reads."""
+        return self._card.inputs
+
+    @property
+    def outputs(self) -> tuple:
+        """The bands the model can predict."""
+        return self._card.outputs
+
+    @property
+    def scalings(self) -> dict:
+        """Band name -> `~bandsynth.scaling.AsinhScaling` of the card."""
+        return {b: AsinhScaling.from_dict(dict(p)) for b, p in self._card.scaling.items()}
+
+    @property
+    def model(self):
+        """The underlying `~bandsynth.nn.any_band.AnyBandNet` (in eval mode)."""
+        return self._model
+
+    def __repr__(self):
+        return (f"<AnyBandTranslator {self.name!r}: any of {', '.join(self.outputs)} from any of "
+                f"{', '.join(self.inputs)} ({self._card.preset} preset, {self._card.mode} mode)>")
+
+    def task(self, *, inputs, output):
+        """One request as a `~bandsynth.Translator` of one mapping, ``inputs -> output``.
+
+        It shares this model's weights; its card is the request's (those bands' scalings, the
+        request's colour model, ``output``'s calibration).
+
+        Parameters
+        ----------
+        inputs : str or sequence of str
+            The bands at hand, in the channel order the translator takes them.
+        output : str
+            The band wanted.
+
+        Returns
+        -------
+        `~bandsynth.Translator`
+
+        Raises
+        ------
+        ValueError
+            A band the model does not read or write, or the wanted band among those at hand.
+        """
+        inputs = tuple(get_band(b).name for b in ([inputs] if isinstance(inputs, str) else inputs))
+        output = get_band(output).name
+        if (inputs, output) not in self._tasks:
+            card = request_card(self._card, self._model, inputs, output)
+            net = self._model.task(inputs=inputs, output=output)
+            self._tasks[inputs, output] = self._one_mapping(net, card, device=self._device)
+        return self._tasks[inputs, output]
+
+    def request(self, stack, band):
+        """The translator that predicts ``band`` from the bands of ``stack`` the model reads.
+
+        Parameters
+        ----------
+        stack : `~bandsynth.BandStack`
+        band : str
+            The band wanted.
+
+        Returns
+        -------
+        `~bandsynth.Translator`
+
+        Raises
+        ------
+        ValueError
+            The stack holds none of the bands the model reads for ``band``.
+        """
+        band = get_band(band).name
+        inputs = tuple(b for b in self.inputs if b in stack and b != band)
+        if not inputs:
+            raise ValueError(f"model {self.name!r} predicts {band} from any of "
+                             f"{', '.join(b for b in self.inputs if b != band)}; the stack has {', '.join(stack.names)}")
+        return self.task(inputs=inputs, output=band)
+
+    def _wanted(self, band):
+        if band is None:
+            raise ValueError(f"model {self.name!r} predicts any of {', '.join(self.outputs)}: say which with band= "
+                             "(a band name or a list of them)")
+        return [get_band(b).name for b in ([band] if isinstance(band, str) else band)]
+
+    def _warn_if_calibrated_otherwise(self, task):
+        calibrated = tuple((self._card.calibration.get(task.output) or {}).get("inputs", ()))
+        if calibrated and set(calibrated) != set(task.inputs):
+            warnings.warn(f"model {self.name!r}: the uncertainty of {task.output} is calibrated for predictions from "
+                          f"{' + '.join(calibrated)}; from {' + '.join(task.inputs)} its coverage is not measured",
+                          AstropyUserWarning, stacklevel=3)
+
+    def predict(self, stacks, *, band=None, **options):
+        """Predict ``band`` (or several) for one stack or a list of stacks, each from the bands it holds.
+
+        Stacks making the same request (same bands at hand) are predicted together.
+
+        Parameters
+        ----------
+        stacks : `~bandsynth.BandStack` or list of them
+            Each holds any of the bands the model reads, on one pixel grid.
+        band : str or list of str
+            The band(s) to predict.
+        **options
+            As for `bandsynth.Translator.predict` (``uncertainty``, ``tta``, ``n_samples``, ``tile``, ...).
+
+        Returns
+        -------
+        `~bandsynth.SyntheticBand`, or a dict of band to one for a list of bands; a list of those for a list of stacks
+
+        Warns
+        -----
+        AstropyUserWarning
+            When a band's uncertainty was calibrated on another request (another set of bands at hand).
+        """
+        wanted = self._wanted(band)
+        single = not isinstance(stacks, (list, tuple))
+        stacks = [stacks] if single else list(stacks)
+        groups = {}
+        for i, stack in enumerate(stacks):
+            for b in wanted:
+                groups.setdefault(self.request(stack, b), []).append(i)
+        results = [{} for _ in stacks]
+        for task, members in groups.items():
+            if options.get("uncertainty", True):
+                self._warn_if_calibrated_otherwise(task)
+            for i, result in zip(members, task.predict([stacks[i] for i in members], **options)):
+                results[i][task.output] = result
+        results = [r[wanted[0]] if isinstance(band, str) else r for r in results]
+        return results[0] if single else results
+
+    def predict_to_fits(self, stack, path, *, band=None, overwrite=False, **options):
+        """Predict one band of one stack straight into the FITS file ``path`` (`bandsynth.Translator.predict_to_fits`).
+
+        Parameters
+        ----------
+        stack : `~bandsynth.BandStack`
+        path : str or os.PathLike
+        band : str
+            The band to predict.
+        overwrite : bool
+            Replace an existing file.
+        **options
+            As for `bandsynth.Translator.predict`.
+
+        Returns
+        -------
+        pathlib.Path
+        """
+        if not isinstance(band, str):
+            raise ValueError(f"model {self.name!r} writes one band per FITS file: give band= as one band name")
+        task = self.request(stack, band)
+        if options.get("uncertainty", True):
+            self._warn_if_calibrated_otherwise(task)
+        return task.predict_to_fits(stack, path, overwrite=overwrite, **options)
+
+    def calibrate(self, data, **options):
+        """Fit each band's uncertainty calibration, on the request with every other band at hand.
+
+        Parameters
+        ----------
+        data : data set
+            Holds every band of the model (``stack(i)``, ``indices(split)``).
+        **options
+            As for `bandsynth.Translator.calibrate` (``indices``, ``split``, ``configurations``, ``fitted_on``).
+
+        Returns
+        -------
+        AnyBandTranslator
+            A copy whose card records, per band, the request (``inputs``) and its calibrations.
+        """
+        calibration = {}
+        for band in self.outputs:
+            inputs = [b for b in self.inputs if b != band]
+            task = self.task(inputs=inputs, output=band).calibrate(data, **options)
+            calibration[band] = {"inputs": inputs,
+                                 "configurations": {k: c.to_dict() for k, c in task.calibrations.items()}}
+        return type(self)(self._model, self._card.replace(calibration=calibration), device=self._device,
+                          one_mapping=self._one_mapping)
+
+    def save(self, path, *, overwrite=False):
+        """Write ``PATH.safetensors`` and its card ``PATH.json`` (atomically; `bandsynth.Translator.save`).
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+        overwrite : bool
+            Replace existing files.
+
+        Returns
+        -------
+        AnyBandTranslator
+            With the card as written.
+        """
+        state = {k: v.detach().to("cpu").contiguous() for k, v in self._model.state_dict().items()}
+        card = self._card.replace(n_parameters=count_parameters(self._model), architecture=self._model.config,
+                                  receptive_field=self._model.receptive_field)
+        return type(self)(self._model, write_model(state, card, path, overwrite=overwrite), device=self._device,
+                          one_mapping=self._one_mapping)

@@ -1,0 +1,207 @@
+"""Random (bands at hand, band wanted) requests over a data set, for training an any-band network.
+
+Every item is one galaxy with one request drawn for it: a wanted band, and a random
+subset of the other bands as the bands at hand.  It comes as the request planes of
+`bandsynth.nn.any_band` (scaled images in their slots, presence and target planes),
+so the training loop and its crops and flips treat it as any image pair.
+
+Examples
+--------
+>>> from bandsynth.datasets import make_dataset
+>>> from bandsynth.datasets.band_subsets import BandSubsetDataset
+>>> ds = make_dataset(6, seed=0, bands=["NUV", "g", "r", "Ks"], size=32)
+>>> items = BandSubsetDataset(ds, bands=["NUV", "g", "r", "Ks"], split="train", crop_size=16, augment=True)
+>>> x, y = items[0]
+>>> tuple(x.shape), tuple(y.shape)
+((12, 16, 16), (1, 16, 16))
+>>> present, wanted = items.request(0)
+>>> len(present) >= 1 and wanted not in present
+True
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ..scaling import fit_scalings
+from ..bands import get_band
+from .base import unusable_pixels
+from .torch_data import DIHEDRAL_OPS, SCALING_QUANTILE, gather_cubes, scale_images
+
+__all__ = ["BandSubsetDataset", "fit_band_scalings"]
+
+
+def _band_names(bands, what):
+    names = tuple(get_band(b).name for b in ([bands] if isinstance(bands, str) else bands))
+    if len(set(names)) != len(names):
+        raise ValueError(f"{what} names a band twice: {list(names)}")
+    return names
+
+
+def fit_band_scalings(source, bands, *, split="train", stretch=50.0):
+    """One fixed asinh scaling per band, fitted on the images as a model reads them.
+
+    An any-band network reads and writes each band through one scaling, so each is
+    fitted once, on the inputs (as `~bandsynth.datasets.torch_data.fit_scalings_for`
+    fits a dedicated model's input bands).
+
+    Parameters
+    ----------
+    source : data set
+    bands : sequence of str
+    split : str or None
+        The images to fit on (None: all).
+    stretch : float
+        Ratio of each scaling's maximum to its softening.
+
+    Returns
+    -------
+    dict of str to `~bandsynth.scaling.AsinhScaling`
+    """
+    indices = source.indices(split) if split is not None and hasattr(source, "indices") else None
+    cubes = gather_cubes(source, _band_names(bands, "bands"), indices, kind="input")
+    ones = np.ones(len(next(iter(cubes.values()))))
+    return fit_scalings(cubes, ones, stretch=stretch, quantile=SCALING_QUANTILE)
+
+
+class BandSubsetDataset(torch.utils.data.Dataset):
+    """A torch Dataset of ``(planes [3K, H, W], y [1, H, W])``: one random request per galaxy.
+
+    Parameters
+    ----------
+    source : data set
+        Holds every band of ``bands`` (``cube(band)``, ``indices(split)``).
+    bands : sequence of str
+        The slots, in order (as the `~bandsynth.nn.any_band.AnyBandNet` has them).
+    scalings : dict of str to AsinhScaling, optional
+        Per band; default fitted on the training split (`fit_scalings_for`).
+    split, indices : optional
+        The images (a split name, or explicit indices).
+    crop_size : int, optional
+        Side of the square crops (None: whole images).
+    augment : bool
+        Random crops, flips and a new request per epoch; without it, central crops and
+        one fixed request per galaxy (for choosing checkpoints reproducibly).
+    targets : sequence of str, optional
+        The bands that may be wanted (default: all).
+    max_inputs : int, optional
+        At most this many bands at hand (default: all the others).
+    seed : int
+        Seed of the draws.
+
+    Attributes
+    ----------
+    bands : tuple of str
+    scalings : dict of str to AsinhScaling
+    x : numpy.ndarray
+        Scaled input images ``(n, K, H, W)`` as a model reads them.
+    y : numpy.ndarray
+        Scaled target images ``(n, K, H, W)``: the noise-free truth where the data has one.
+    """
+
+    def __init__(self, source, *, bands, scalings=None, split=None, indices=None, crop_size=None, augment=False,
+                 targets=None, max_inputs=None, seed=0):
+        self.bands = _band_names(bands, "bands")
+        if len(self.bands) < 2:
+            raise ValueError(f"bands must name at least two bands, got {list(self.bands)}")
+        self.targets = self.bands if targets is None else _band_names(targets, "targets")
+        unknown = [b for b in self.targets if b not in self.bands]
+        if unknown:
+            raise ValueError(f"targets {unknown} are not among bands {list(self.bands)}")
+        self.max_inputs = len(self.bands) - 1 if max_inputs is None else int(max_inputs)
+        if not 1 <= self.max_inputs <= len(self.bands) - 1:
+            raise ValueError(f"max_inputs must be in [1, {len(self.bands) - 1}], got {max_inputs}")
+        if indices is not None and split is not None:
+            raise ValueError("give either split or indices, not both")
+        if split is not None:
+            indices = source.indices(split)
+        if scalings is None:
+            scalings = fit_band_scalings(source, self.bands)
+        missing = [b for b in self.bands if b not in scalings]
+        if missing:
+            raise ValueError(f"scalings lack band(s) {missing}")
+        self.scalings = {b: scalings[b] for b in self.bands}
+        inputs = gather_cubes(source, self.bands, indices, kind="input")
+        targets = gather_cubes(source, self.bands, indices, kind="target")
+        self.source_indices = np.arange(len(inputs[self.bands[0]])) if indices is None else np.asarray(indices)
+        if len(self.source_indices) == 0:
+            raise ValueError(f"no images selected (split={split!r})")
+        ones = np.ones(len(self.source_indices))
+        self.x = np.stack([scale_images(inputs[b], ones, self.scalings[b]) for b in self.bands], axis=1)
+        self.y = np.stack([scale_images(targets[b], ones, self.scalings[b]) for b in self.bands], axis=1)
+        bad = unusable_pixels(source, self.bands, self.bands[-1])
+        self.weight = None if bad is None else (~bad[self.source_indices][:, None]).astype(np.float32)
+        side = min(self.x.shape[-2:])
+        if crop_size is not None and not 1 <= int(crop_size) <= side:
+            raise ValueError(f"crop_size must be in [1, {side}], got {crop_size}")
+        self.crop_size = None if crop_size is None else int(crop_size)
+        self.augment, self.seed, self.epoch = bool(augment), int(seed), 0
+
+    def __len__(self):
+        return self.x.shape[0]
+
+    def set_epoch(self, epoch):
+        """Select the draws of ``epoch`` (with ``augment``).
+
+        Parameters
+        ----------
+        epoch : int
+            The epoch about to start.
+        """
+        self.epoch = int(epoch)
+
+    def _rng(self, i):
+        return np.random.default_rng((self.seed, self.epoch if self.augment else 0, int(i)))
+
+    def request(self, i):
+        """``(bands at hand, band wanted)`` of item ``i`` in the current epoch.
+
+        The wanted band is uniform over ``targets``; the number of bands at hand is
+        uniform over 1..``max_inputs``, and which ones uniform among the others.
+
+        Parameters
+        ----------
+        i : int
+
+        Returns
+        -------
+        present : tuple of str
+        wanted : str
+        """
+        rng = self._rng(i)
+        wanted = self.targets[int(rng.integers(len(self.targets)))]
+        others = [b for b in self.bands if b != wanted]
+        n = int(rng.integers(1, self.max_inputs + 1))
+        chosen = set(rng.choice(len(others), size=n, replace=False).tolist())
+        return tuple(b for k, b in enumerate(others) if k in chosen), wanted
+
+    def __getitem__(self, i):
+        if not -len(self) <= i < len(self):
+            raise IndexError(f"item {i} out of range for {len(self)} items")
+        i = int(i) % len(self)
+        present, wanted = self.request(i)
+        rng = self._rng(i)
+        rng.integers(1 << 30, size=3)  # past the request's draws
+        k = len(self.bands)
+        planes = np.zeros((3 * k, *self.x.shape[-2:]), dtype=np.float32)
+        for band in present:
+            s = self.bands.index(band)
+            planes[s] = self.x[i, s]
+            planes[k + s] = 1.0
+        t = self.bands.index(wanted)
+        planes[2 * k + t] = 1.0
+        arrays = [planes, self.y[i, t:t + 1]] + ([] if self.weight is None else [self.weight[i]])
+        height, width = planes.shape[-2:]
+        c = self.crop_size
+        op = int(rng.integers(8)) if self.augment else 0
+        if c is not None:
+            oy, ox = ((int(rng.integers(height - c + 1)), int(rng.integers(width - c + 1))) if self.augment
+                      else ((height - c) // 2, (width - c) // 2))
+            arrays = [a[:, oy:oy + c, ox:ox + c] for a in arrays]
+        if op:
+            turns, flip = DIHEDRAL_OPS[op]
+            if flip:
+                arrays = [a.transpose(0, 2, 1) for a in arrays]
+            arrays = [np.rot90(a, turns, axes=(1, 2)) for a in arrays]
+        return tuple(torch.from_numpy(np.ascontiguousarray(a)) for a in arrays)

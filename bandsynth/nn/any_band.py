@@ -1,0 +1,554 @@
+"""`AnyBandNet`: one network that predicts any of its bands from any subset of the others.
+
+A model reads and writes a fixed list of bands (``bands``, one *slot* each, in
+wavelength order).  A request is a pair (the bands at hand, the band wanted); it
+reaches the network as constant planes beside the images, so the network stays a
+plain local image-to-image network and everything the photometric contract asks of
+`~bandsynth.nn.network.TranslationNet` holds here too:
+
+* **Fixed physical scaling** per band, ``asinh(f / b) / asinh(m / b)``, as for the
+  dedicated models.
+* **Locality.**  No normalisation layer; the request planes are constant over the
+  image, so an output pixel depends only on the input pixels inside the receptive
+  field, and tiles, cut-outs and flips see the same request.
+* **A physics baseline for every request.**  The card stores the second moments of
+  the scaled bands over the training pixels: ``moments``, the Gram matrix of the
+  inputs as observed, ``z = [1, x_1, ..., x_K]``, and ``cross``, the moments of ``z``
+  with each band's target image (its noise-free truth where the data has one).
+  The colour model of any request -- ``x_t = a + sum_i c_i x_i`` over the bands at
+  hand, least squares on the training pixels, a power-law SED in the asinh's
+  logarithmic regime -- solves a sub-block of those matrices, exactly and cheaply,
+  for each of the ``K 2^(K-1)`` requests.  The network predicts the correction in
+  scaled units.
+
+Input layout, ``[B, 3K, H, W]`` (`request_planes` builds it): the scaled images in
+their slots (0 where a band is missing), one presence plane per slot (1 or 0) and a
+one-hot plane per slot for the wanted band.  `TaskNet` presents one request as an
+ordinary ``inputs -> output`` network, so the inference engine, exact tiling and the
+uncertainty sampling run it unchanged.
+
+Examples
+--------
+>>> import torch
+>>> from bandsynth.nn.any_band import AnyBandNet
+>>> moments = torch.eye(4) + 0.5          # Gram matrix of [1, x_g, x_r, x_i]
+>>> net = AnyBandNet.build("tiny", bands=["g", "r", "i"], softening=[0.01] * 3, maximum=[1.0] * 3,
+...                        moments=moments, cross=moments[:, 1:])
+>>> task = net.task(inputs=["g", "i"], output="r")
+>>> x = task.scale_inputs(torch.full((1, 2, 16, 16), 0.3))
+>>> bool(torch.allclose(task(x).mean, task.baseline(x)))    # a fresh net predicts its colour model
+True
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ._scaling_ops import asinh, sinh, vector
+from .generator import PRESETS, GeneratorOutput, ResNetGenerator, minimum_input_size, receptive_field
+
+__all__ = ["AnyBandNet", "TaskNet", "request_planes", "RIDGE"]
+
+#: Relative ridge added to the moments' diagonal: keeps nearly collinear bands solvable.
+RIDGE = 1e-6
+
+
+def request_planes(values, present, target):
+    """The network input of a batch of requests: images, presence planes, target planes.
+
+    Parameters
+    ----------
+    values : torch.Tensor
+        Scaled images in their slots, ``[B, K, H, W]`` (anything where a band is missing).
+    present : torch.Tensor
+        ``[B, K]`` bool: the bands at hand.
+    target : torch.Tensor
+        ``[B]`` int: the slot of the wanted band (not among the bands at hand).
+
+    Returns
+    -------
+    torch.Tensor
+        ``[B, 3K, H, W]``, float32.
+    """
+    b, k, h, w = values.shape
+    present = present.to(values.device, torch.float32).view(b, k, 1, 1)
+    wanted = nn.functional.one_hot(target.to(values.device).long(), k).to(torch.float32).view(b, k, 1, 1)
+    return torch.cat([values.float() * present, present.expand(b, k, h, w), wanted.expand(b, k, h, w)], dim=1)
+
+
+class AnyBandNet(nn.Module):
+    """A generator correcting, for any request, the colour model solved from stored pixel moments.
+
+    Parameters
+    ----------
+    generator : ResNetGenerator
+        With ``3K + 1`` input channels (the request planes and the baseline), one
+        output and ``norm="none"``.
+    bands : sequence of str
+        The band of each slot (registry names).
+    softening, maximum : sequence of float
+        Per band, in flux units: ``x = asinh(f / b) / asinh(m / b)``.
+    moments : array-like
+        ``(K + 1, K + 1)`` second moments of ``z = [1, x_1, ..., x_K]`` (the scaled
+        inputs as observed) over the training pixels.
+    cross : array-like
+        ``(K + 1, K)`` moments of ``z`` with each band's scaled target image.
+    """
+
+    def __init__(self, generator, *, bands, softening, maximum, moments, cross):
+        super().__init__()
+        if not isinstance(generator, ResNetGenerator):
+            raise TypeError(f"generator must be a ResNetGenerator, got {type(generator).__name__}")
+        bands = tuple(str(b) for b in bands)
+        k = len(bands)
+        if k < 2 or len(set(bands)) != k:
+            raise ValueError(f"AnyBandNet needs at least two distinct bands, got {list(bands)}")
+        if generator.norm != "none":
+            raise ValueError(f"AnyBandNet needs a generator without normalisation layers (norm='none'), "
+                             f"got {generator.norm!r}")
+        if generator.in_channels != 3 * k + 1 or generator.out_channels != 1:
+            raise ValueError(f"AnyBandNet over {k} bands needs a generator with {3 * k + 1} input channels and 1 "
+                             f"output, got {generator.in_channels} and {generator.out_channels}")
+        softening, maximum = (vector("AnyBandNet", k_, v, k) for k_, v in (("softening", softening), ("maximum", maximum)))
+        if torch.any(softening <= 0) or torch.any(maximum <= 0):
+            raise ValueError("AnyBandNet softening and maximum values must be > 0")
+        moments = torch.as_tensor(moments, dtype=torch.float64)
+        cross = torch.as_tensor(cross, dtype=torch.float64)
+        for name, value, shape in (("moments", moments, (k + 1, k + 1)), ("cross", cross, (k + 1, k))):
+            if value.shape != shape or not torch.all(torch.isfinite(value)):
+                raise ValueError(f"AnyBandNet {name} must be a finite {shape} matrix, got shape {tuple(value.shape)}")
+        self.bands = bands
+        self.generator = generator
+        self.register_buffer("softening", softening)
+        self.register_buffer("norm", torch.asinh(maximum / softening))
+        self.register_buffer("moments", 0.5 * (moments + moments.T))
+        self.register_buffer("cross", cross)
+        self._colour_cache = {}
+        nn.init.zeros_(generator.head[-1].weight)
+        nn.init.zeros_(generator.head[-1].bias)
+
+    @classmethod
+    def build(cls, preset, *, bands, softening, maximum, moments, cross, scale_head=True):
+        """A fresh network from a generator preset; it predicts each request's colour model exactly.
+
+        Parameters
+        ----------
+        preset : str
+            Generator preset (`bandsynth.nn.generator.PRESETS`).
+        bands, softening, maximum, moments, cross
+            As for `AnyBandNet`.
+        scale_head : bool
+            Give the generator an uncertainty head.
+
+        Returns
+        -------
+        AnyBandNet
+        """
+        if preset not in PRESETS:
+            raise ValueError(f"unknown generator preset {preset!r}; known presets: {', '.join(PRESETS)}")
+        generator = ResNetGenerator(3 * len(bands) + 1, 1, **PRESETS[preset], norm="none", scale_head=scale_head)
+        return cls(generator, bands=bands, softening=softening, maximum=maximum, moments=moments, cross=cross)
+
+    # Attributes the training loop and the inference engine read.
+    @property
+    def n_down(self):
+        """Number of stride-2 levels: image sides must be multiples of ``2 ** n_down``."""
+        return self.generator.n_down
+
+    @property
+    def in_channels(self):
+        """Channels of the network input: ``3K`` request planes."""
+        return 3 * len(self.bands)
+
+    @property
+    def scale_head(self):
+        """The generator's uncertainty head (None without one)."""
+        return self.generator.scale_head
+
+    @property
+    def receptive_field(self):
+        """Side, in pixels, of the input window one output pixel depends on."""
+        return receptive_field(self.generator)
+
+    @property
+    def minimum_input_size(self):
+        """Smallest image side the generator accepts."""
+        return minimum_input_size(self.generator)
+
+    def slot(self, band):
+        """The slot index of ``band``.
+
+        Parameters
+        ----------
+        band : str
+            A registry band name.
+
+        Returns
+        -------
+        int
+
+        Raises
+        ------
+        ValueError
+            The network has no such band.
+        """
+        try:
+            return self.bands.index(band)
+        except ValueError:
+            raise ValueError(f"band {band!r} is not one this network reads or writes; it knows "
+                             f"{', '.join(self.bands)}") from None
+
+    def colour_model(self, present, target):
+        """Intercept and per-slot coefficients of the colour model of one request.
+
+        Parameters
+        ----------
+        present : sequence of bool
+            Per slot: the band is at hand.
+        target : int
+            Slot of the wanted band.
+
+        Returns
+        -------
+        intercept : float
+        coefficients : torch.Tensor
+            ``[K]`` float64, zero for the bands not at hand.
+        """
+        key = (tuple(bool(p) for p in present), int(target))
+        # Loading weights writes the moments in place: their version counters keep the cache current.
+        version = (self.moments._version, self.cross._version)
+        if self._colour_cache.get("version") != version:
+            self._colour_cache = {"version": version}
+        if key not in self._colour_cache:
+            if key[0][key[1]]:
+                raise ValueError(f"band {self.bands[key[1]]!r} is both wanted and at hand")
+            if not any(key[0]):
+                raise ValueError("a request needs at least one band at hand")
+            rows = [0] + [i + 1 for i, p in enumerate(key[0]) if p]
+            m = self.moments.detach().to("cpu", torch.float64)
+            block = m[rows][:, rows]
+            block = block + RIDGE * torch.diagonal(block).mean() * torch.eye(len(rows), dtype=torch.float64)
+            solution = torch.linalg.solve(block, self.cross.detach().to("cpu", torch.float64)[rows, key[1]])
+            coefficients = torch.zeros(len(self.bands), dtype=torch.float64)
+            coefficients[[r - 1 for r in rows[1:]]] = solution[1:]
+            self._colour_cache[key] = (float(solution[0]), coefficients)
+        return self._colour_cache[key]
+
+    def _requests(self, x):
+        k = len(self.bands)
+        present = x[:, k:2 * k, 0, 0] > 0.5
+        target = x[:, 2 * k:, 0, 0].argmax(dim=1)
+        return present, target
+
+    def baseline(self, x):
+        """Each request's colour model, in the wanted band's scaled units, ``[B, 1, H, W]`` float32.
+
+        Parameters
+        ----------
+        x : torch.Tensor
+            Request planes (`request_planes`).
+
+        Returns
+        -------
+        torch.Tensor
+        """
+        k = len(self.bands)
+        present, target = self._requests(x)
+        intercepts, coefficients = [], []
+        for p, t in zip(present.tolist(), target.tolist()):
+            a, c = self.colour_model(p, t)
+            intercepts.append(a)
+            coefficients.append(c)
+        a = torch.tensor(intercepts, dtype=torch.float32, device=x.device).view(-1, 1, 1, 1)
+        c = torch.stack(coefficients).to(x.device, torch.float32).view(-1, k, 1, 1)
+        with torch.autocast(x.device.type, enabled=False):
+            return a + (x[:, :k].float() * c).sum(dim=1, keepdim=True)
+
+    def forward(self, x):
+        """Predict each request's wanted band, in its scaled units: colour model plus correction.
+
+        Parameters
+        ----------
+        x : torch.Tensor
+            Request planes ``[B, 3K, H, W]`` (sides multiples of ``2 ** n_down``).
+
+        Returns
+        -------
+        GeneratorOutput
+            ``mean`` and ``log_scale`` ``[B, 1, H, W]``, float32.
+        """
+        if x.ndim != 4 or x.shape[1] != self.in_channels:
+            raise ValueError(f"AnyBandNet over {len(self.bands)} bands expects [B, {self.in_channels}, H, W] "
+                             f"request planes, got {tuple(x.shape)}")
+        base = self.baseline(x)
+        gen = self.generator
+        features_in = torch.cat([x, base.to(x.dtype)], dim=1)
+        gen.check_input(features_in)
+        features = gen.trunk(features_in)
+        with torch.autocast(x.device.type, enabled=False):
+            features = features.float()
+            mean = base + gen.head(features)
+            log_scale = None if gen.scale_head is None else gen.scale_head(features.detach())
+        return GeneratorOutput(mean, log_scale)
+
+    def scale(self, flux, slots):
+        """Fluxes of the bands in ``slots`` -> scaled units.
+
+        Parameters
+        ----------
+        flux : torch.Tensor
+            ``[B, len(slots), H, W]``, in flux units.
+        slots : sequence of int
+            The bands' slots.
+
+        Returns
+        -------
+        torch.Tensor
+            Float32, same shape.
+        """
+        soft, norm = self.softening[list(slots)].view(1, -1, 1, 1), self.norm[list(slots)].view(1, -1, 1, 1)
+        return asinh(flux.float() / soft) / norm
+
+    def unscale(self, x, slots):
+        """Scaled units of the bands in ``slots`` -> fluxes (exact inverse of `scale`).
+
+        Parameters
+        ----------
+        x : torch.Tensor
+            ``[B, len(slots), H, W]``, scaled.
+        slots : sequence of int
+            The bands' slots.
+
+        Returns
+        -------
+        torch.Tensor
+            Fluxes, float32, same shape.
+        """
+        soft, norm = self.softening[list(slots)].view(1, -1, 1, 1), self.norm[list(slots)].view(1, -1, 1, 1)
+        return sinh(x.float() * norm) * soft
+
+    def task(self, *, inputs, output):
+        """This network as an ``inputs -> output`` network (`TaskNet`).
+
+        Parameters
+        ----------
+        inputs : sequence of str
+            The bands at hand, in the channel order the task takes them.
+        output : str
+            The wanted band.
+
+        Returns
+        -------
+        TaskNet
+        """
+        return TaskNet(self, inputs=inputs, output=output)
+
+    @property
+    def config(self):
+        """JSON-serialisable description, enough to rebuild the network (weights aside)."""
+        return {
+            "kind": "any_band",
+            "generator": self.generator.config,
+            "bands": list(self.bands),
+            "softening": self.softening.tolist(),
+            "maximum": (self.softening * torch.sinh(self.norm)).tolist(),
+            "moments": self.moments.tolist(),
+            "cross": self.cross.tolist(),
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        """Rebuild a network from `config` (buffers are overwritten when weights are loaded).
+
+        Parameters
+        ----------
+        config : mapping
+            As :attr:`config` returns.
+
+        Returns
+        -------
+        AnyBandNet
+        """
+        config = dict(config)
+        config.pop("kind", None)
+        generator = ResNetGenerator.from_config(config.pop("generator"))
+        return cls(generator, **config)
+
+
+class TaskNet(nn.Module):
+    """One request of an `AnyBandNet` as an ``inputs -> output`` network.
+
+    It takes the scaled images of ``inputs`` ``[B, n_inputs, H, W]`` as a
+    `~bandsynth.nn.network.TranslationNet` does and has the same attributes
+    (``scale_inputs``, ``unscale_output``, ``n_down``, ``receptive_field`` ...), so the
+    inference engine and the uncertainty sampling run it unchanged.  It shares the
+    weights of the `AnyBandNet` it came from.
+
+    Parameters
+    ----------
+    net : AnyBandNet
+    inputs : sequence of str
+        The bands at hand (registry names), in channel order.
+    output : str
+        The wanted band.
+    """
+
+    def __init__(self, net, *, inputs, output):
+        super().__init__()
+        if not isinstance(net, AnyBandNet):
+            raise TypeError(f"net must be an AnyBandNet, got {type(net).__name__}")
+        inputs = tuple(inputs)
+        if not inputs or len(set(inputs)) != len(inputs):
+            raise ValueError(f"inputs must name at least one band, each once, got {list(inputs)}")
+        if output in inputs:
+            raise ValueError(f"band {output!r} is both wanted and at hand")
+        self.net = net
+        self.inputs, self.output = inputs, output
+        self.input_slots = tuple(net.slot(b) for b in inputs)
+        self.output_slot = net.slot(output)
+        present = torch.zeros(len(net.bands), dtype=torch.bool)
+        present[list(self.input_slots)] = True
+        self.register_buffer("present", present, persistent=False)
+
+    @property
+    def generator(self):
+        """The shared generator (the engine reads its receptive field)."""
+        return self.net.generator
+
+    @property
+    def n_down(self):
+        """Number of stride-2 levels: image sides must be multiples of ``2 ** n_down``."""
+        return self.net.n_down
+
+    @property
+    def scale_head(self):
+        """The uncertainty head (None without one)."""
+        return self.net.scale_head
+
+    @property
+    def receptive_field(self):
+        """Side, in pixels, of the input window one output pixel depends on."""
+        return self.net.receptive_field
+
+    @property
+    def minimum_input_size(self):
+        """Smallest image side accepted."""
+        return self.net.minimum_input_size
+
+    @property
+    def in_channels(self):
+        """Number of input bands."""
+        return len(self.inputs)
+
+    def scale_inputs(self, flux):
+        """Input fluxes ``[B, n_inputs, H, W]`` -> scaled units.
+
+        Parameters
+        ----------
+        flux : torch.Tensor
+
+        Returns
+        -------
+        torch.Tensor
+            Scaled inputs, float32.
+        """
+        return self.net.scale(flux, self.input_slots)
+
+    def unscale_inputs(self, x):
+        """Scaled inputs -> fluxes (exact inverse of `scale_inputs`).
+
+        Parameters
+        ----------
+        x : torch.Tensor
+
+        Returns
+        -------
+        torch.Tensor
+            Input fluxes, float32.
+        """
+        return self.net.unscale(x, self.input_slots)
+
+    def scale_output(self, flux):
+        """Output-band fluxes -> scaled units.
+
+        Parameters
+        ----------
+        flux : torch.Tensor
+
+        Returns
+        -------
+        torch.Tensor
+            Scaled output, float32.
+        """
+        return self.net.scale(flux, (self.output_slot,))
+
+    def unscale_output(self, y):
+        """Scaled output -> fluxes (exact inverse of `scale_output`).
+
+        Parameters
+        ----------
+        y : torch.Tensor
+
+        Returns
+        -------
+        torch.Tensor
+            Output-band fluxes, float32.
+        """
+        return self.net.unscale(y, (self.output_slot,))
+
+    def planes(self, x):
+        """The `AnyBandNet` input (request planes) of scaled inputs.
+
+        Parameters
+        ----------
+        x : torch.Tensor
+            ``[B, n_inputs, H, W]``, scaled.
+
+        Returns
+        -------
+        torch.Tensor
+            ``[B, 3K, H, W]``, float32.
+        """
+        b, _, h, w = x.shape
+        values = x.new_zeros((b, len(self.net.bands), h, w), dtype=torch.float32)
+        values[:, list(self.input_slots)] = x.float()
+        target = torch.full((b,), self.output_slot, dtype=torch.long)
+        return request_planes(values, self.present.expand(b, -1), target)
+
+    def baseline(self, x):
+        """The request's colour model for scaled inputs, in scaled output units.
+
+        Parameters
+        ----------
+        x : torch.Tensor
+            ``[B, n_inputs, H, W]``, scaled.
+
+        Returns
+        -------
+        torch.Tensor
+            ``[B, 1, H, W]``, float32.
+        """
+        return self.net.baseline(self.planes(x))
+
+    def forward(self, x):
+        """Predict the scaled output band of scaled inputs.
+
+        Parameters
+        ----------
+        x : torch.Tensor
+            ``[B, n_inputs, H, W]``, scaled (sides multiples of ``2 ** n_down``).
+
+        Returns
+        -------
+        GeneratorOutput
+        """
+        if x.ndim != 4 or x.shape[1] != len(self.inputs):
+            raise ValueError(f"this task takes {len(self.inputs)} band(s) ({', '.join(self.inputs)}) as "
+                             f"[B, {len(self.inputs)}, H, W], got {tuple(x.shape)}")
+        return self.net(self.planes(x))
+
+    @property
+    def config(self):
+        """The shared network's configuration and the request."""
+        return {**self.net.config, "task": {"inputs": list(self.inputs), "output": self.output}}

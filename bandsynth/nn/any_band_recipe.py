@@ -1,0 +1,188 @@
+"""How an `~bandsynth.nn.any_band.AnyBandNet` is built and trained from a data set.
+
+The steps, as `bandsynth.nn.recipe` has them for a dedicated model:
+
+1. `~bandsynth.datasets.band_subsets.fit_band_scalings`: one fixed asinh scaling per band;
+2. `band_moments`: the pixel moments every request's colour model is solved from;
+3. `train_any_band`: the training loop on random crops, each with a random request
+   (`~bandsynth.datasets.band_subsets.BandSubsetDataset`); the checkpoint is chosen on
+   one half of the validation split, with one fixed request per galaxy.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ..datasets.band_subsets import BandSubsetDataset, fit_band_scalings
+from ..datasets.base import model_input_cube, model_target_cube, unusable_pixels
+from .any_band import AnyBandNet
+from .losses import BandLoss
+from .recipe import data_info, split_validation, training_noise
+from .training import fit as _train_loop
+
+__all__ = ["band_moments", "build_any_band", "train_any_band", "any_band_card"]
+
+
+def band_moments(data, bands, scalings, *, max_pixels=1_000_000, seed=0):
+    """Second moments of the scaled bands over the training pixels (`AnyBandNet`'s ``moments``, ``cross``).
+
+    Parameters
+    ----------
+    data : data set
+        With ``cube(band)`` and ``indices("train")``.
+    bands : sequence of str
+        The slots, in order.
+    scalings : mapping of str to `~bandsynth.scaling.AsinhScaling`
+    max_pixels : int
+        Training pixels sampled.
+    seed : int
+        Seed of the sample.
+
+    Returns
+    -------
+    moments : numpy.ndarray
+        ``(K + 1, K + 1)``: mean of ``z z^T``, ``z = [1, x_1, ..., x_K]`` the inputs as a model reads them.
+    cross : numpy.ndarray
+        ``(K + 1, K)``: mean of ``z y^T``, ``y`` each band's target image (the truth where the data has one).
+    """
+    indices = np.asarray(data.indices("train"))
+    first = np.asarray(model_input_cube(data, bands[0])[indices[:1]])
+    n_pixels = indices.size * first[0].size
+    take = np.sort(np.random.default_rng(seed).choice(n_pixels, size=min(max_pixels, n_pixels), replace=False))
+
+    def sample(cube, band):
+        flat = np.asarray(cube[indices], dtype=np.float64).reshape(-1)[take]
+        return scalings[band].forward(flat)
+
+    x = np.stack([sample(model_input_cube(data, b), b) for b in bands], 1)
+    y = np.stack([sample(model_target_cube(data, b), b) for b in bands], 1)
+    good = np.all(np.isfinite(x), axis=1) & np.all(np.isfinite(y), axis=1)
+    bad = unusable_pixels(data, bands, bands[-1])
+    if bad is not None:
+        good &= ~bad[indices].reshape(-1)[take]
+    z = np.column_stack([np.ones(good.sum()), x[good]])
+    return z.T @ z / len(z), z.T @ y[good] / len(z)
+
+
+def build_any_band(preset, bands, scalings, moments, cross, *, seed=0):
+    """A fresh `AnyBandNet` (it predicts every request's colour model exactly).
+
+    Parameters
+    ----------
+    preset : str
+        Generator preset.
+    bands : sequence of str
+    scalings : mapping of str to `~bandsynth.scaling.AsinhScaling`
+    moments, cross : array-like
+        As `band_moments` returns.
+    seed : int
+        Torch seed of the weights' initialisation.
+
+    Returns
+    -------
+    AnyBandNet
+    """
+    torch.manual_seed(seed)
+    return AnyBandNet.build(preset, bands=bands, softening=[scalings[b].softening for b in bands],
+                            maximum=[scalings[b].maximum for b in bands], moments=moments, cross=cross)
+
+
+def train_any_band(data, bands, *, preset="small", epochs=10, batch_size=8, lr=2e-4, crop_size=64, seed=0,
+                   stretch=50.0, max_inputs=None, checkpoint_dir=None, checkpoint_every=None, max_steps=None,
+                   device="auto", progress=True):
+    """Build and train an `AnyBandNet` on ``data``; returns it with its scalings, the result and set sizes.
+
+    Parameters
+    ----------
+    data : data set
+        With train/validation splits holding every band of ``bands``.
+    bands : sequence of str
+        The slots (registry names), in order.
+    preset, epochs, batch_size, lr, crop_size, seed, max_steps, checkpoint_dir, checkpoint_every
+        As for `bandsynth.Translator.fit`.
+    stretch : float
+        Scaling maximum / softening of every band.
+    max_inputs : int, optional
+        At most this many bands at hand per training request.
+    device, progress
+        Where to train; progress bars.
+
+    Returns
+    -------
+    net : AnyBandNet
+        With the best checkpoint's weights.
+    scalings : dict of str to `~bandsynth.scaling.AsinhScaling`
+    result : `~bandsynth.nn.training.TrainingResult`
+    sizes : dict
+        ``n_train``, ``n_selection`` and ``n_calibration`` (the validation half left for calibration).
+    """
+    scalings = fit_band_scalings(data, bands, stretch=stretch)
+    moments, cross = band_moments(data, bands, scalings, seed=seed)
+    net = build_any_band(preset, bands, scalings, moments, cross, seed=seed)
+    selection, calibration = split_validation(data, calibrate=True)
+    common = dict(bands=bands, scalings=scalings, max_inputs=max_inputs, seed=seed)
+    train_set = BandSubsetDataset(data, split="train", crop_size=crop_size, augment=True, **common)
+    val_set = BandSubsetDataset(data, indices=selection, augment=False, **common)
+    result = _train_loop(
+        net, train_set, val_data=val_set, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
+        loss=BandLoss(distribution="gaussian"), checkpoint_dir=checkpoint_dir, checkpoint_every=checkpoint_every,
+        resume="auto" if checkpoint_dir else None, device=device, progress=progress, max_steps=max_steps,
+    )
+    if result.best_state is not None:
+        net.load_state_dict(result.best_state)
+    sizes = {"n_train": len(train_set), "n_selection": len(val_set), "n_calibration": int(len(calibration))}
+    return net, scalings, result, sizes
+
+
+def any_band_card(data, net, *, name, preset, scalings, result, sizes, options, description=""):
+    """The `~bandsynth.models.zoo.ModelCard` of a freshly trained any-band network (calibration comes later).
+
+    Parameters
+    ----------
+    data : data set
+        Its ``info`` (mode, pixel scale, PSF FWHM, description) goes into the card.
+    net : AnyBandNet
+    name, preset : str
+    scalings : mapping of str to `~bandsynth.scaling.AsinhScaling`
+    result : `~bandsynth.nn.training.TrainingResult`
+    sizes : dict
+        ``n_train``, ``n_selection``, ``n_calibration``.
+    options : mapping
+        ``seed``, ``epochs``, ``batch_size``, ``crop_size``, ``lr``, ``stretch``, ``max_inputs``, ``recipe``,
+        ``duration_s``.
+    description : str
+
+    Returns
+    -------
+    `~bandsynth.models.zoo.ModelCard`
+        Reading and writing every band of the network.
+    """
+    from .. import __version__
+    from ..models.zoo import ModelCard
+
+    info = dict(getattr(data, "info", {}) or {})
+    bands = net.bands
+    return ModelCard(
+        name=name, inputs=bands, output=None, outputs=bands, preset=preset, architecture=net.config,
+        scaling={b: scalings[b].to_dict() for b in bands}, mode=info.get("mode", "ideal"),
+        pixel_scale=float(info.get("pixel_scale", 0.396)),
+        psf_fwhm={b: v for b, v in dict(info.get("psf_fwhm", {}) or {}).items() if b in bands},
+        receptive_field=net.receptive_field,
+        baseline={"kind": "scaled", "method": "per request, x_out = a + sum c_i x_i over the bands at hand, least "
+                                              "squares on the training pixels, solved from their moments"},
+        uncertainty={"head": "Gaussian sigma (trained with a Gaussian NLL, mean detached)",
+                     "meaning": "per band, as for a model of one mapping (calibrated on the request with every "
+                                "other band at hand)"},
+        training={
+            "data": info.get("description", type(data).__name__), "data_info": data_info(info),
+            "target": "noise-free truth (survey layer)" if getattr(data, "has_truth", False) else "observed images",
+            "requests": "per crop a wanted band (uniform) and 1 to max_inputs of the others at hand (uniform "
+                        "number, then uniform choice)",
+            **sizes, **dict(options), "noise": training_noise(data, bands),
+            "steps": int(getattr(result, "steps", 0) or 0),
+            "loss": "L1 + (1 - SSIM) on the mean; Gaussian NLL on the sigma head",
+            "best_validation_ssim": None if result.best_metric is None else float(result.best_metric),
+        },
+        description=description, bandsynth_version=__version__,
+    )

@@ -1,0 +1,78 @@
+"""Train an any-band model (`bandsynth.nn.any_band.AnyBandNet`) on the mock universe.
+
+The data set is the universe the paper reproductions were trained on (1,500 galaxies,
+seed 0, 128 px, one view, ideal mode) rendered in every band of ``--bands`` into
+``--data-cache`` once; each training crop comes with a random request (a wanted band
+and a random subset of the others at hand).  Checkpoints go to ``--runs``: a rerun
+resumes, and once training is done it only writes the result.
+
+    python benchmarks/train_any_band.py --epochs 40 --runs /tmp/any/runs --data-cache /tmp/any/data \
+        --out /tmp/any/out
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+import time
+from pathlib import Path
+
+#: The bands of the paper's ideal-mode mappings and those between them.
+BANDS = ("FUV", "NUV", "u", "g", "r", "i", "z", "J", "H", "Ks")
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--bands", nargs="+", default=list(BANDS), help="the bands the model reads and writes")
+    parser.add_argument("--n-galaxies", type=int, default=1500, help="galaxies of the mock data set")
+    parser.add_argument("--size", type=int, default=128, help="image side [px]")
+    parser.add_argument("--crop", type=int, default=64, help="training crop side [px]")
+    parser.add_argument("--preset", default="small", help="generator preset")
+    parser.add_argument("--epochs", type=int, default=40, help="passes over the training galaxies")
+    parser.add_argument("--lr", type=float, default=2e-4, help="peak learning rate (cosine schedule)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the weights, data order and requests")
+    parser.add_argument("--max-inputs", type=int, default=None, help="at most this many bands at hand per request")
+    parser.add_argument("--runs", default="runs/any_band", help="checkpoint folder (a rerun resumes)")
+    parser.add_argument("--data-cache", default="runs/data", help="folder of rendered data sets")
+    parser.add_argument("--out", default="runs/any_band_out", help="folder for the weights and card")
+    parser.add_argument("--name", default="any_band_ideal", help="model name")
+    args = parser.parse_args(argv)
+
+    from bandsynth import Translator
+    from bandsynth.any_band_translator import AnyBandTranslator
+    from bandsynth.datasets import open_dataset
+    from bandsynth.datasets.store import write_mock_dataset
+    from bandsynth.nn.any_band_recipe import any_band_card, train_any_band
+    from bandsynth.nn.recipe import CALIBRATION_HALF, split_validation
+
+    path = Path(args.data_cache) / f"ideal_{'_'.join(args.bands)}_{args.size}px_{args.n_galaxies}"
+    if path.exists():
+        data = open_dataset(path)
+    else:
+        started = time.perf_counter()
+        data = write_mock_dataset(path, args.n_galaxies, seed=0, mode="ideal", bands=args.bands, size=args.size,
+                                  progress=False)
+        print(f"rendered {len(data)} galaxies into {path} in {time.perf_counter() - started:.0f} s", flush=True)
+    started = time.perf_counter()
+    net, scalings, result, sizes = train_any_band(
+        data, args.bands, preset=args.preset, epochs=args.epochs, lr=args.lr, seed=args.seed, crop_size=args.crop,
+        max_inputs=args.max_inputs, checkpoint_dir=Path(args.runs), checkpoint_every=200, progress=False)
+    recipe = "python benchmarks/train_any_band.py " + shlex.join(sys.argv[1:] if argv is None else argv)
+    card = any_band_card(data, net, name=args.name, preset=args.preset, scalings=scalings, result=result, sizes=sizes,
+                         options=dict(seed=args.seed, epochs=args.epochs, batch_size=8, crop_size=args.crop,
+                                      lr=args.lr, stretch=50.0, max_inputs=args.max_inputs, recipe=recipe,
+                                      duration_s=round(time.perf_counter() - started, 1)),
+                         description=f"any of {', '.join(args.bands)} from any subset of the others, on ideal "
+                                     "mock galaxies (the universe of the paper reproductions)")
+    translator = AnyBandTranslator(net, card, one_mapping=Translator)
+    _, calibration = split_validation(data, calibrate=True)
+    translator = translator.calibrate(data, indices=calibration, configurations=("plain", "tta"),
+                                      fitted_on=CALIBRATION_HALF)
+    translator = translator.save(Path(args.out) / args.name, overwrite=True)
+    print(f"{args.name}: best validation SSIM {result.best_metric:.4f} after {result.steps} steps; "
+          f"written to {Path(args.out) / args.name}", flush=True)
+
+
+if __name__ == "__main__":
+    main()

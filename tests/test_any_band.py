@@ -1,0 +1,255 @@
+"""The any-band network: one model, any bands at hand, any band wanted -- under the photometric contract."""
+
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from astropy.utils.exceptions import AstropyUserWarning
+
+from bandsynth.datasets import make_dataset, make_galaxy
+from bandsynth.datasets.band_subsets import BandSubsetDataset, fit_band_scalings
+from bandsynth.nn.any_band import AnyBandNet, TaskNet, request_planes
+from bandsynth.nn.any_band_recipe import band_moments, build_any_band, train_any_band
+from bandsynth.nn.engine import InferenceEngine
+
+BANDS = ["NUV", "g", "r", "Ks"]
+
+
+@pytest.fixture(scope="module")
+def data():
+    return make_dataset(20, seed=4, bands=BANDS, size=32)
+
+
+@pytest.fixture(scope="module")
+def scalings(data):
+    return fit_band_scalings(data, BANDS)
+
+
+def make_galaxy_stack(seed, size=32):
+    return make_galaxy(seed, bands=BANDS, size=size)
+
+
+def _net(data, scalings, *, seed=0, head=0.05):
+    moments, cross = band_moments(data, BANDS, scalings)
+    net = build_any_band("tiny", BANDS, scalings, moments, cross, seed=seed)
+    torch.nn.init.normal_(net.generator.head[-1].weight, 0.0, head)  # a trained net's correction is not zero
+    return net.eval()
+
+
+def test_each_requests_colour_model_is_the_least_squares_fit_on_the_training_pixels(data, scalings):
+    net = _net(data, scalings)
+    train = data.indices("train")
+    x = {b: scalings[b].forward(np.asarray(data.cube(b)[train], dtype=np.float64)).reshape(-1) for b in BANDS}
+    for present, wanted in ((("NUV", "Ks"), "r"), (("g",), "NUV"), (("NUV", "g", "Ks"), "r"), (("g", "r"), "Ks")):
+        design = np.column_stack([np.ones(x[wanted].size)] + [x[b] for b in present])
+        expected, *_ = np.linalg.lstsq(design, x[wanted], rcond=None)
+        a, c = net.colour_model([b in present for b in BANDS], BANDS.index(wanted))
+        got = np.array([a] + [float(c[BANDS.index(b)]) for b in present])
+        np.testing.assert_allclose(got, expected, rtol=1e-3, atol=1e-4)
+        assert all(float(c[BANDS.index(b)]) == 0 for b in BANDS if b not in present)
+
+
+def test_a_fresh_network_predicts_the_colour_model(data, scalings):
+    moments, cross = band_moments(data, BANDS, scalings)
+    task = build_any_band("tiny", BANDS, scalings, moments, cross).task(inputs=["Ks", "NUV"], output="r")
+    flux = torch.from_numpy(np.stack([data.cube("Ks")[:2], data.cube("NUV")[:2]], 1))
+    x = task.scale_inputs(flux)
+    torch.testing.assert_close(task(x).mean, task.baseline(x))
+    # The task's channel order is its own: the same bands in another order give the same prediction.
+    other = task.net.task(inputs=["NUV", "Ks"], output="r")
+    torch.testing.assert_close(other(other.scale_inputs(flux.flip(1))).mean, task(x).mean)
+
+
+def test_a_task_is_its_request_of_the_shared_network(data, scalings):
+    net = _net(data, scalings)
+    task = net.task(inputs=["g", "Ks"], output="NUV")
+    x = torch.rand(3, 2, 32, 32)
+    values = torch.zeros(3, 4, 32, 32)
+    values[:, [1, 3]] = x
+    planes = request_planes(values, torch.tensor([[False, True, False, True]] * 3), torch.tensor([0] * 3))
+    torch.testing.assert_close(task(x).mean, net(planes).mean)
+    flux = torch.rand(1, 1, 4, 4)
+    torch.testing.assert_close(task.unscale_output(task.scale_output(flux)), flux, rtol=1e-5, atol=1e-7)
+
+
+def test_a_batch_mixes_requests(data, scalings):
+    net = _net(data, scalings)
+    x = torch.rand(2, 4, 32, 32)
+    present = torch.tensor([[True, False, False, True], [False, True, True, False]])
+    target = torch.tensor([2, 0])
+    both = net(request_planes(x, present, target)).mean
+    for i in range(2):
+        alone = net(request_planes(x[i:i + 1], present[i:i + 1], target[i:i + 1])).mean
+        torch.testing.assert_close(both[i:i + 1], alone, rtol=1e-5, atol=1e-6)
+
+
+def test_tiled_and_whole_prediction_agree_and_a_far_neighbour_changes_nothing(data, scalings):
+    task = _net(data, scalings).task(inputs=["NUV", "g", "Ks"], output="r")
+    engine = InferenceEngine(task)
+    rng = np.random.default_rng(0)
+    x = (0.05 * rng.standard_normal((1, 3, 200, 200))).astype(np.float32)
+    x[:, :, 40:72, 40:72] += task.scale_inputs(torch.from_numpy(np.stack(
+        [data.cube(b)[0] for b in ("NUV", "g", "Ks")])[None])).numpy()
+    whole, _ = engine.run(x, tile=200)
+    tiled, _ = engine.run(x, tile=32)
+    assert engine.n_tiles((200, 200), tile=32) == 49
+    np.testing.assert_allclose(tiled, whole, rtol=0, atol=1e-4 * float(np.abs(whole).max()))
+    gap = task.receptive_field
+    crowded = x.copy()
+    crowded[:, :, 72 + gap:104 + gap, 72 + gap:104 + gap] += 3.0
+    near, _ = engine.run(crowded, tile=200)
+    assert not np.allclose(near[..., 72 + gap:, 72 + gap:], whole[..., 72 + gap:, 72 + gap:])
+    np.testing.assert_array_equal(near[..., :72, :72], whole[..., :72, :72])
+
+
+def test_requests_are_drawn_from_the_allowed_bands(data, scalings):
+    items = BandSubsetDataset(data, bands=BANDS, scalings=scalings, split="train", augment=True,
+                              targets=["r", "NUV"], max_inputs=2, seed=1)
+    seen = set()
+    for epoch in range(3):
+        items.set_epoch(epoch)
+        for i in range(len(items)):
+            present, wanted = items.request(i)
+            assert wanted in ("r", "NUV") and wanted not in present and 1 <= len(present) <= 2
+            seen.add((present, wanted))
+            x, y = items[i]
+            k = len(BANDS)
+            flags = x[k:2 * k, 0, 0].numpy()
+            assert [BANDS[s] for s in np.flatnonzero(flags)] == list(present)
+            assert BANDS[int(x[2 * k:, 0, 0].argmax())] == wanted
+            assert all(float(x[s].abs().max()) == 0 for s in range(k) if not flags[s])
+    assert len(seen) > 5  # new requests each epoch
+
+
+def test_without_augmentation_each_galaxy_keeps_one_request_and_its_images(data, scalings):
+    items = BandSubsetDataset(data, bands=BANDS, scalings=scalings, indices=[0, 1, 2], augment=False)
+    first = [items.request(i) for i in range(3)]
+    items.set_epoch(5)
+    assert [items.request(i) for i in range(3)] == first
+    present, wanted = first[0]
+    x, y = items[0]
+    s = BANDS.index(present[0])
+    expected = scalings[present[0]].forward(np.asarray(data.cube(present[0])[0], dtype=np.float64))
+    np.testing.assert_allclose(x[s].numpy(), expected, rtol=1e-5, atol=1e-6)
+    expected = scalings[wanted].forward(np.asarray(data.cube(wanted)[0], dtype=np.float64))
+    np.testing.assert_allclose(y[0].numpy(), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_training_resumes_into_the_same_network_and_rebuilds_from_its_config(data, tmp_path):
+    net, scalings, result, sizes = train_any_band(data, BANDS, preset="tiny", epochs=3, batch_size=4, crop_size=32,
+                                                  checkpoint_dir=tmp_path, progress=False)
+    assert sizes["n_train"] == len(data.indices("train")) and result.steps > 0
+    assert np.isfinite(result.best_metric)
+    again, *_ = train_any_band(data, BANDS, preset="tiny", epochs=3, batch_size=4, crop_size=32,
+                               checkpoint_dir=tmp_path, progress=False)
+    for key, value in net.state_dict().items():
+        torch.testing.assert_close(again.state_dict()[key], value)
+    rebuilt = AnyBandNet.from_config(net.config)
+    rebuilt.load_state_dict(net.state_dict())
+    task, copy = net.task(inputs=["g"], output="r"), rebuilt.task(inputs=["g"], output="r")
+    x = torch.rand(1, 1, 32, 32)
+    torch.testing.assert_close(copy(x).mean, task(x).mean)
+
+
+def test_bad_requests_are_refused_with_the_band_named(data, scalings):
+    net = _net(data, scalings)
+    with pytest.raises(ValueError, match="band 'i' is not one this network reads or writes; it knows NUV, g, r, Ks"):
+        net.task(inputs=["g"], output="i")
+    with pytest.raises(ValueError, match="band 'r' is both wanted and at hand"):
+        TaskNet(net, inputs=["g", "r"], output="r")
+    with pytest.raises(ValueError, match=r"this task takes 2 band\(s\) \(g, Ks\)"):
+        net.task(inputs=["g", "Ks"], output="r")(torch.zeros(1, 3, 16, 16))
+    with pytest.raises(ValueError, match="a request needs at least one band at hand"):
+        net.colour_model([False] * 4, 1)
+    with pytest.raises(ValueError, match="targets \\['i'\\] are not among bands"):
+        BandSubsetDataset(data, bands=BANDS, scalings=scalings, targets=["i"])
+    with pytest.raises(ValueError, match=r"AnyBandNet moments must be a finite \(5, 5\) matrix"):
+        AnyBandNet.build("tiny", bands=BANDS, softening=[1] * 4, maximum=[2] * 4, moments=np.eye(3),
+                         cross=np.zeros((5, 4)))
+
+
+# ---------------------------------------------------------------------- the model as users load it
+@pytest.fixture(scope="module")
+def any_band(data, tmp_path_factory):
+    from bandsynth import Translator
+    from bandsynth.any_band_translator import AnyBandTranslator
+    from bandsynth.nn.any_band_recipe import any_band_card
+
+    net, scalings, result, sizes = train_any_band(data, BANDS, preset="tiny", epochs=1, batch_size=4, crop_size=32,
+                                                  progress=False)
+    torch.nn.init.normal_(net.generator.head[-1].weight, 0.0, 0.05)
+    card = any_band_card(data, net, name="tiny_any", preset="tiny", scalings=scalings, result=result, sizes=sizes,
+                         options={"seed": 0, "epochs": 1})
+    translator = AnyBandTranslator(net, card, one_mapping=Translator).calibrate(data, split="validation",
+                                                                               configurations=("plain",))
+    stem = tmp_path_factory.mktemp("any") / "tiny_any"
+    translator.save(stem)
+    return Translator.load(stem)
+
+
+def test_an_any_band_model_loads_as_one_and_lists_what_it_reads_and_writes(any_band):
+    from bandsynth.any_band_translator import AnyBandTranslator
+
+    assert isinstance(any_band, AnyBandTranslator)
+    assert any_band.inputs == tuple(BANDS) and any_band.outputs == tuple(BANDS)
+    assert any_band.card.output is None
+    assert set(any_band.card.calibration) == set(BANDS)
+    assert tuple(any_band.card.calibration["r"]["inputs"]) == ("NUV", "g", "Ks")
+    assert "plain" in any_band.card.calibration["r"]["configurations"]
+
+
+def test_predict_with_band_uses_the_bands_each_stack_has(any_band):
+    galaxy = make_galaxy_stack(7)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # every band but r at hand: the request r was calibrated on
+        r = any_band.predict(galaxy.select(["NUV", "g", "Ks"]), band="r")
+    assert r.band.name == "r" and r.meta["provenance"]["model"] == "tiny_any"
+    assert [i["band"] for i in r.meta["provenance"]["inputs"]] == ["NUV", "g", "Ks"]
+    # The same as the request's own translator, which is an ordinary one-mapping Translator.
+    task = any_band.task(inputs=["NUV", "g", "Ks"], output="r")
+    np.testing.assert_array_equal(task.predict(galaxy, uncertainty=False).data,
+                                  any_band.predict(galaxy.select(["NUV", "g", "Ks"]), band="r", uncertainty=False).data)
+    # A list of bands gives a dict; stacks with other bands make other requests.
+    with pytest.warns(AstropyUserWarning, match="the uncertainty of NUV is calibrated for predictions from g \\+ r "
+                                                "\\+ Ks; from g \\+ Ks its coverage is not measured"):
+        both = any_band.predict([galaxy.select(["g", "Ks"]), galaxy.select(["NUV", "g", "Ks"])], band=["NUV", "r"])
+    assert [sorted(d) for d in both] == [["NUV", "r"], ["NUV", "r"]]
+    assert [i["band"] for i in both[0]["r"].meta["provenance"]["inputs"]] == ["g", "Ks"]
+
+
+def test_a_request_is_framing_invariant(any_band):
+    galaxy = make_galaxy_stack(8, size=64)
+    stack = galaxy.select(["g", "Ks"])
+    whole = any_band.predict(stack, band="r", uncertainty=False, tile=64).data
+    tiled = any_band.predict(stack, band="r", uncertainty=False, tile=16).data
+    np.testing.assert_allclose(tiled, whole, rtol=0, atol=1e-4 * float(np.abs(whole).max()))
+
+
+def test_any_band_errors_name_the_band_and_what_was_expected(any_band, tmp_path):
+    from bandsynth import Translator
+
+    galaxy = make_galaxy_stack(9)
+    with pytest.raises(ValueError, match="predicts any of NUV, g, r, Ks: say which with band="):
+        any_band.predict(galaxy)
+    with pytest.raises(ValueError, match="predicts NUV, g, r, Ks; it cannot predict 'i'"):
+        any_band.predict(galaxy, band="i")
+    with pytest.raises(ValueError, match="predicts r from any of NUV, g, Ks; the stack has r"):
+        any_band.predict(galaxy.select(["r"]), band="r")
+    with pytest.raises(ValueError, match="writes one band per FITS file"):
+        any_band.predict_to_fits(galaxy, tmp_path / "x.fits", band=["g", "r"])
+    with pytest.raises(ValueError, match="of the any-band model 'tiny_any': save that model instead"):
+        any_band.task(inputs=["g"], output="r").save(tmp_path / "request")
+    dedicated = Translator.load("nuv_k_to_r_paper")
+    with pytest.raises(ValueError, match="predicts r only; band='g' asks for another"):
+        dedicated.predict(galaxy.select(["NUV", "Ks"]), band="g")
+
+
+def test_a_one_mapping_card_keeps_its_hash_format(tmp_path):
+    from bandsynth.models.zoo import ModelCard
+
+    card = ModelCard(name="m", inputs=["g"], output="r", preset="tiny", architecture={},
+                     scaling={"g": {"softening": 1, "maximum": 2}, "r": {"softening": 1, "maximum": 2}})
+    assert "outputs" not in card.to_dict()
+    with pytest.raises(ValueError, match="give either output \\(one band\\) or outputs"):
+        card.replace(outputs=["g", "r"])
