@@ -181,8 +181,9 @@ class AnyBandTranslator:
         band = get_band(band).name
         inputs = tuple(b for b in self.inputs if b in stack and b != band)
         if not inputs:
-            raise ValueError(f"model {self.name!r} predicts {band} from any of "
-                             f"{', '.join(b for b in self.inputs if b != band)}; the stack has {', '.join(stack.names)}")
+            readable = ", ".join(b for b in self.inputs if b != band)
+            raise ValueError(f"model {self.name!r} predicts {band} from any of {readable}; "
+                             f"the stack has {', '.join(stack.names)}")
         return self.task(inputs=inputs, output=band)
 
     def _wanted(self, band):

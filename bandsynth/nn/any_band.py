@@ -110,7 +110,8 @@ class AnyBandNet(nn.Module):
         if generator.in_channels != 3 * k + 1 or generator.out_channels != 1:
             raise ValueError(f"AnyBandNet over {k} bands needs a generator with {3 * k + 1} input channels and 1 "
                              f"output, got {generator.in_channels} and {generator.out_channels}")
-        softening, maximum = (vector("AnyBandNet", k_, v, k) for k_, v in (("softening", softening), ("maximum", maximum)))
+        softening = vector("AnyBandNet", "softening", softening, k)
+        maximum = vector("AnyBandNet", "maximum", maximum, k)
         if torch.any(softening <= 0) or torch.any(maximum <= 0):
             raise ValueError("AnyBandNet softening and maximum values must be > 0")
         moments = torch.as_tensor(moments, dtype=torch.float64)

@@ -73,9 +73,10 @@ class TranslationNet(nn.Module):
                 f"TranslationNet needs a generator without normalisation layers (norm='none'), got {generator.norm!r}"
             )
         n = generator.in_channels
-        softening, maximum = (vector("TranslationNet", k, v, n) for k, v in (("softening", softening), ("maximum", maximum)))
-        out_softening, out_maximum = (vector("TranslationNet", k, v, 1) for k, v in (("out_softening", out_softening),
-                                                                                     ("out_maximum", out_maximum)))
+        softening, maximum = (vector("TranslationNet", "softening", softening, n),
+                              vector("TranslationNet", "maximum", maximum, n))
+        out_softening, out_maximum = (vector("TranslationNet", "out_softening", out_softening, 1),
+                                      vector("TranslationNet", "out_maximum", out_maximum, 1))
         if torch.any(softening <= 0) or torch.any(maximum <= 0) or out_softening <= 0 or out_maximum <= 0:
             raise ValueError("TranslationNet softening and maximum values must be > 0")
         self.generator = generator
