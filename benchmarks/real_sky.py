@@ -31,6 +31,10 @@ any fine-tuning on observed galaxies).
     python benchmarks/real_sky.py --real-data ../shared/realdata/kids_viking
     python benchmarks/real_sky.py --real-data DIR --models g_z_to_r_paper --part all --per-galaxy
     python benchmarks/real_sky.py --real-data DIR --figure docs/_static/real_galaxies_panel.jpg
+    python benchmarks/real_sky.py --real-data DIR --models runs/any_band_out/any_band_ideal   # each band from the rest
+
+An any-band model (`bandsynth.any_band_translator`) is scored on each band the set has, predicted from all the
+other bands the set has.
 """
 
 from __future__ import annotations
@@ -172,6 +176,16 @@ def score_galaxy(translator, row, mapping, coefficients, nearest, *, grid="model
     return figures
 
 
+def requests(translator):
+    """The one-mapping translators to score: the model itself, or, for an any-band model, each band the set has
+    predicted from all the other bands the set has."""
+    if not translator.card.outputs:
+        return [translator]
+    served = [b for b in translator.inputs if nearest_filter(b) is not None]
+    return [translator.task(inputs=[b for b in served if b != band], output=band)
+            for band in translator.outputs if band in served]
+
+
 def band_mapping(card):
     """Model band -> set filter for every band of ``card``, or None when one has no match."""
     mapping = {band: nearest_filter(band) for band in (*card.inputs, card.output)}
@@ -238,9 +252,9 @@ def main(argv=None):
     print(f"{len(scored)} galaxies ({args.part}); linear colour model fitted on {len(fit_part)} (fit part)")
     print(f"{'model':<11} {'bands':<22} {'|dmag| model [16-84%]':>24} {'linear colour':>24} "
           f"{'SSIM m/lin/copy':>17} {'L1 m/lin/copy':>20} {'cov1':>5} {'cov2':>5}")
-    for name in names:
-        translator = Translator.load(name)
+    for translator in (t for name in names for t in requests(Translator.load(name))):
         card = translator.card
+        name = f"{card.name}:{card.output}" if "task" in card.architecture else card.name
         mapping = band_mapping(card)
         if mapping is None:
             print(f"{name:<11} skipped: the set has no filter near " +
