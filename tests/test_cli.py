@@ -111,3 +111,10 @@ def test_demo_runs_offline_and_writes_fits_and_png(tmp_path, capsys):
 def test_demo_without_the_model_says_so(capsys):
     assert main(["demo", "--model", "not_shipped_model"]) == 2
     assert "unknown model 'not_shipped_model'" in capsys.readouterr().err
+
+
+def test_models_shows_the_card_of_an_any_band_model(tiny_any_band_model, capsys):
+    assert main(["models", str(tiny_any_band_model[0])]) == 0
+    text = capsys.readouterr().out
+    assert "tiny_any: any of NUV, g, r, Ks from any of NUV, g, r, Ks" in text
+    assert "colour model  per request" in text and "uncertainty   not calibrated" in text

@@ -26,11 +26,11 @@ def _metric(metrics, key):
 def _psf(card):
     if not card.psf_fwhm:
         return "-"
-    values = {card.psf_fwhm.get(b) for b in (*card.inputs, card.output)}
+    bands = dict.fromkeys((*card.inputs, *card.writes))
+    values = {card.psf_fwhm.get(b) for b in bands}
     if len(values) == 1 and None not in values:
         return f'{values.pop():.2f}"'
-    return "/".join("-" if card.psf_fwhm.get(b) is None else f"{card.psf_fwhm[b]:.2f}"
-                    for b in (*card.inputs, card.output)) + '"'
+    return "/".join("-" if card.psf_fwhm.get(b) is None else f"{card.psf_fwhm[b]:.2f}" for b in bands) + '"'
 
 
 def _trained_on(card):
@@ -46,7 +46,7 @@ def format_table(cards) -> str:
     rows = [head]
     for card in cards:
         test = card.metrics.get("test", {})
-        rows.append((card.name, "+".join(card.inputs), card.output, _trained_on(card), card.preset,
+        rows.append((card.name, "+".join(card.inputs), "/".join(card.writes), _trained_on(card), card.preset,
                      f'{card.pixel_scale:.3f}"', _psf(card), _metric(test, "ssim"), _metric(test, "psnr")))
     widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
     right = {5, 6, 7, 8}
@@ -69,13 +69,15 @@ def _training_images(card):
 def format_card(card, path) -> str:
     training = card.training or {}
     lines = [
-        f"{card.name}: {' + '.join(card.inputs)} -> {card.output}",
+        (f"{card.name}: any of {', '.join(card.outputs)} from any of {', '.join(card.inputs)}" if card.outputs
+         else f"{card.name}: {' + '.join(card.inputs)} -> {card.output}"),
         f"  card          {path}",
         f"  trained on    {_trained_on(card)}: {_training_images(card)}",
         f"  pixel scale   {card.pixel_scale:g} arcsec/pixel (inputs far from it are warned about)",
     ]
     if card.psf_fwhm:
-        psf = ", ".join(f"{b} {card.psf_fwhm[b]:g}\"" for b in (*card.inputs, card.output) if b in card.psf_fwhm)
+        psf = ", ".join(f"{b} {card.psf_fwhm[b]:g}\"" for b in dict.fromkeys((*card.inputs, *card.writes))
+                        if b in card.psf_fwhm)
         lines.append(f"  PSF FWHM      {psf}")
     lines.append(f"  unit          {card.unit}")
     lines.append(f"  network       {card.preset} preset, {card.n_parameters:,} parameters")
@@ -90,10 +92,17 @@ def format_card(card, path) -> str:
             lines.append(f"  {test.get('split', 'test')} {method:<14} SSIM {_metric({'model': row}, 'ssim')}  "
                          f"PSNR {_metric({'model': row}, 'psnr')}  MAE {_metric({'model': row}, 'mae')}")
     lines.append(f"  receptive     {card.receptive_field} pixels (inputs beyond it never change a pixel)")
-    if card.baseline:
+    if card.outputs:
+        lines.append("  colour model  per request, x_out = a + sum c_i x_i over the bands at hand, from the training "
+                     "pixels' moments (the network corrects it)")
+    elif card.baseline:
         coefficients = " + ".join(f"{c:.3g} {b}" for b, c in dict(card.baseline.get("coefficients", {})).items())
         lines.append(f"  colour model  {card.output} = {coefficients} (the network corrects it)")
-    for config, entry in (card.calibration or {}).items():
+    for band, entry in (card.calibration or {}).items() if card.outputs else ():
+        for config, calibration in dict(entry.get("configurations", {})).items():
+            lines.append(f"  uncertainty   {band} from {'+'.join(entry.get('inputs', ()))}, {config}: 1-sigma coverage "
+                         f"{calibration.get('coverage_1sigma', float('nan')):.3f} (calibrated)")
+    for config, entry in (card.calibration or {}).items() if not card.outputs else ():
         lines.append(f"  uncertainty   {config}: 1-sigma coverage {entry.get('coverage_1sigma', float('nan')):.3f}, "
                      f"2-sigma {entry.get('coverage_2sigma', float('nan')):.3f} (calibrated)")
     if not card.calibration:
