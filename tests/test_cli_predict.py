@@ -159,12 +159,18 @@ def test_tampered_weights_are_refused_by_both_commands(stem, galaxy, tmp_path, c
     assert not list((tmp_path).glob("o/*.fits"))
 
 
-def test_predict_batch_pattern_mode(stem, galaxy, tmp_path):
+def _two_galaxies(galaxy, tmp_path):
+    """A folder of the galaxy's files as galaxies ``a`` and ``b``, named ``{id}_{band}.fits``."""
     folder = tmp_path / "in"
     folder.mkdir()
     for g in ("a", "b"):
         for band, path in galaxy.items():
             shutil.copy(path, folder / f"{g}_{band}.fits")
+    return folder
+
+
+def test_predict_batch_pattern_mode(stem, galaxy, tmp_path):
+    folder = _two_galaxies(galaxy, tmp_path)
     out = tmp_path / "out"
     code = main(["predict-batch", "--model", str(stem), "--pattern", "{id}_{band}.fits",
                  "--input-dir", str(folder), "--out", str(out), "--workers", "1", "--quiet"])
@@ -209,11 +215,7 @@ def test_predict_band_of_a_one_mapping_model_must_be_its_output(stem, galaxy, tm
 
 def test_predict_batch_band_with_an_any_band_model(tiny_any_band_model, galaxy, tmp_path, caplog):
     stem = tiny_any_band_model[0]
-    folder = tmp_path / "in"
-    folder.mkdir()
-    for g in ("a", "b"):
-        for band, path in galaxy.items():
-            shutil.copy(path, folder / f"{g}_{band}.fits")
+    folder = _two_galaxies(galaxy, tmp_path)
     out = tmp_path / "out"
     common = ["predict-batch", "--model", str(stem), "--pattern", "{id}_{band}.fits", "--input-dir", str(folder),
               "--out", str(out), "--workers", "1", "--quiet"]

@@ -27,7 +27,7 @@ import torch
 from ..scaling import fit_scalings
 from ..bands import get_band
 from .base import unusable_pixels
-from .torch_data import DIHEDRAL_OPS, SCALING_QUANTILE, gather_cubes, scale_images
+from .torch_data import SCALING_QUANTILE, crop_and_turn, gather_cubes, scale_images
 
 __all__ = ["BandSubsetDataset", "fit_band_scalings"]
 
@@ -151,8 +151,9 @@ class BandSubsetDataset(torch.utils.data.Dataset):
         """
         self.epoch = int(epoch)
 
-    def _rng(self, i):
-        return np.random.default_rng((self.seed, self.epoch if self.augment else 0, int(i)))
+    def _rng(self, i, stream):
+        # One stream for the request, one for the crop and turn: independent draws.
+        return np.random.default_rng((self.seed, self.epoch if self.augment else 0, int(i), stream))
 
     def request(self, i):
         """``(bands at hand, band wanted)`` of item ``i`` in the current epoch.
@@ -169,7 +170,7 @@ class BandSubsetDataset(torch.utils.data.Dataset):
         present : tuple of str
         wanted : str
         """
-        rng = self._rng(i)
+        rng = self._rng(i, 0)
         wanted = self.targets[int(rng.integers(len(self.targets)))]
         others = [b for b in self.bands if b != wanted]
         n = int(rng.integers(1, self.max_inputs + 1))
@@ -181,8 +182,7 @@ class BandSubsetDataset(torch.utils.data.Dataset):
             raise IndexError(f"item {i} out of range for {len(self)} items")
         i = int(i) % len(self)
         present, wanted = self.request(i)
-        rng = self._rng(i)
-        rng.integers(1 << 30, size=3)  # past the request's draws
+        rng = self._rng(i, 1)
         k = len(self.bands)
         planes = np.zeros((3 * k, *self.x.shape[-2:]), dtype=np.float32)
         for band in present:
@@ -195,13 +195,8 @@ class BandSubsetDataset(torch.utils.data.Dataset):
         height, width = planes.shape[-2:]
         c = self.crop_size
         op = int(rng.integers(8)) if self.augment else 0
+        oy, ox = 0, 0
         if c is not None:
             oy, ox = ((int(rng.integers(height - c + 1)), int(rng.integers(width - c + 1))) if self.augment
                       else ((height - c) // 2, (width - c) // 2))
-            arrays = [a[:, oy:oy + c, ox:ox + c] for a in arrays]
-        if op:
-            turns, flip = DIHEDRAL_OPS[op]
-            if flip:
-                arrays = [a.transpose(0, 2, 1) for a in arrays]
-            arrays = [np.rot90(a, turns, axes=(1, 2)) for a in arrays]
-        return tuple(torch.from_numpy(np.ascontiguousarray(a)) for a in arrays)
+        return crop_and_turn(arrays, oy, ox, c, op)

@@ -34,7 +34,7 @@ from ..bands import get_band
 from ..scaling import AsinhScaling, fit_scalings
 from .base import bad_pixels, fill_masked_cube, model_input_cube, model_target_cube, unusable_pixels
 
-__all__ = ["BandPairDataset", "fit_scalings_for", "input_references", "scale_images", "gather_cubes",
+__all__ = ["BandPairDataset", "crop_and_turn", "fit_scalings_for", "input_references", "scale_images", "gather_cubes",
            "DIHEDRAL_OPS", "SCALING_QUANTILE", "cross_band_ssim", "ILLUSTRIS_SSIM", "DECALS_SSIM"]
 
 #: Quantile over the training galaxies of (band's 99.5th pixel percentile / reference flux)
@@ -490,15 +490,35 @@ class BandPairDataset(torch.utils.data.Dataset):
         i = int(i) % len(self)
         oy, ox, op = self.transform(i)
         arrays = [self.x[i], self.y[i]] + ([] if self.weight is None else [self.weight[i]])
-        if self.crop_size is not None:
-            c = self.crop_size
-            arrays = [a[:, oy : oy + c, ox : ox + c] for a in arrays]
-        if op:
-            k, flip = DIHEDRAL_OPS[op]
-            if flip:
-                arrays = [a.transpose(0, 2, 1) for a in arrays]
-            arrays = [np.rot90(a, k, axes=(1, 2)) for a in arrays]
-        return tuple(torch.from_numpy(np.ascontiguousarray(a)) for a in arrays)
+        return crop_and_turn(arrays, oy, ox, self.crop_size, op)
+
+
+def crop_and_turn(arrays, offset_y, offset_x, crop_size, op):
+    """The same crop and flip/rotation of each ``(C, H, W)`` array, as float tensors.
+
+    Parameters
+    ----------
+    arrays : sequence of numpy.ndarray
+        Arrays of one item (images, target, weight), ``(C, H, W)`` each.
+    offset_y, offset_x : int
+        Top-left corner of the crop.
+    crop_size : int or None
+        Side of the square crop (None: no crop).
+    op : int
+        Index into :data:`DIHEDRAL_OPS` (0: the identity).
+
+    Returns
+    -------
+    tuple of torch.Tensor
+    """
+    if crop_size is not None:
+        arrays = [a[:, offset_y:offset_y + crop_size, offset_x:offset_x + crop_size] for a in arrays]
+    if op:
+        k, flip = DIHEDRAL_OPS[op]
+        if flip:
+            arrays = [a.transpose(0, 2, 1) for a in arrays]
+        arrays = [np.rot90(a, k, axes=(1, 2)) for a in arrays]
+    return tuple(torch.from_numpy(np.ascontiguousarray(a)) for a in arrays)
 
 
 #: Mean SSIM between input and target bands on Illustris quoted by Zaazou et al.: (input, target) -> SSIM.

@@ -46,7 +46,7 @@ import torch
 from torch import nn
 
 from ._scaling_ops import asinh, sinh, vector
-from .generator import PRESETS, GeneratorOutput, ResNetGenerator, minimum_input_size, receptive_field
+from .generator import PRESETS, GeneratorOutput, ResNetGenerator, WrapsGenerator
 
 __all__ = ["AnyBandNet", "TaskNet", "request_planes", "RIDGE"]
 
@@ -77,7 +77,7 @@ def request_planes(values, present, target):
     return torch.cat([values.float() * present, present.expand(b, k, h, w), wanted.expand(b, k, h, w)], dim=1)
 
 
-class AnyBandNet(nn.Module):
+class AnyBandNet(WrapsGenerator, nn.Module):
     """A generator correcting, for any request, the colour model solved from stored pixel moments.
 
     Parameters
@@ -151,31 +151,10 @@ class AnyBandNet(nn.Module):
         generator = ResNetGenerator(3 * len(bands) + 1, 1, **PRESETS[preset], norm="none", scale_head=scale_head)
         return cls(generator, bands=bands, softening=softening, maximum=maximum, moments=moments, cross=cross)
 
-    # Attributes the training loop and the inference engine read.
-    @property
-    def n_down(self):
-        """Number of stride-2 levels: image sides must be multiples of ``2 ** n_down``."""
-        return self.generator.n_down
-
     @property
     def in_channels(self):
         """Channels of the network input: ``3K`` request planes."""
         return 3 * len(self.bands)
-
-    @property
-    def scale_head(self):
-        """The generator's uncertainty head (None without one)."""
-        return self.generator.scale_head
-
-    @property
-    def receptive_field(self):
-        """Side, in pixels, of the input window one output pixel depends on."""
-        return receptive_field(self.generator)
-
-    @property
-    def minimum_input_size(self):
-        """Smallest image side the generator accepts."""
-        return minimum_input_size(self.generator)
 
     def slot(self, band):
         """The slot index of ``band``.
@@ -377,7 +356,7 @@ class AnyBandNet(nn.Module):
         return cls(generator, **config)
 
 
-class TaskNet(nn.Module):
+class TaskNet(WrapsGenerator, nn.Module):
     """One request of an `AnyBandNet` as an ``inputs -> output`` network.
 
     It takes the scaled images of ``inputs`` ``[B, n_inputs, H, W]`` as a
@@ -416,26 +395,6 @@ class TaskNet(nn.Module):
     def generator(self):
         """The shared generator (the engine reads its receptive field)."""
         return self.net.generator
-
-    @property
-    def n_down(self):
-        """Number of stride-2 levels: image sides must be multiples of ``2 ** n_down``."""
-        return self.net.n_down
-
-    @property
-    def scale_head(self):
-        """The uncertainty head (None without one)."""
-        return self.net.scale_head
-
-    @property
-    def receptive_field(self):
-        """Side, in pixels, of the input window one output pixel depends on."""
-        return self.net.receptive_field
-
-    @property
-    def minimum_input_size(self):
-        """Smallest image side accepted."""
-        return self.net.minimum_input_size
 
     @property
     def in_channels(self):

@@ -43,6 +43,7 @@ from torch import nn
 __all__ = [
     "GeneratorOutput",
     "ResNetGenerator",
+    "WrapsGenerator",
     "PRESETS",
     "build_generator",
     "count_parameters",
@@ -450,3 +451,31 @@ def receptive_field(model):
         jump /= 2
     field += 6 * jump  # output 7x7
     return int(field)
+
+
+class WrapsGenerator:
+    """What the training loop and the inference engine read of a network built around ``self.generator``.
+
+    A mixin of `~bandsynth.nn.network.TranslationNet` and the any-band networks
+    (`bandsynth.nn.any_band`): the properties below come from their `ResNetGenerator`.
+    """
+
+    @property
+    def n_down(self):
+        """Number of stride-2 levels: image sides must be multiples of ``2 ** n_down``."""
+        return self.generator.n_down
+
+    @property
+    def scale_head(self):
+        """The generator's uncertainty head (None without one)."""
+        return self.generator.scale_head
+
+    @property
+    def receptive_field(self):
+        """Side, in pixels, of the input window one output pixel depends on."""
+        return receptive_field(self.generator)
+
+    @property
+    def minimum_input_size(self):
+        """Smallest image side the generator accepts."""
+        return minimum_input_size(self.generator)

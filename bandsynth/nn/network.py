@@ -38,12 +38,12 @@ import torch
 from torch import nn
 
 from ._scaling_ops import asinh, sinh, vector
-from .generator import PRESETS, GeneratorOutput, ResNetGenerator, minimum_input_size, receptive_field
+from .generator import PRESETS, GeneratorOutput, ResNetGenerator, WrapsGenerator
 
 __all__ = ["TranslationNet"]
 
 
-class TranslationNet(nn.Module):
+class TranslationNet(WrapsGenerator, nn.Module):
     """Generator correction on top of a linear colour model, in a fixed asinh scaling.
 
     Parameters
@@ -137,31 +137,10 @@ class TranslationNet(nn.Module):
         return cls(generator, softening=softening, maximum=maximum, out_softening=out_softening,
                    out_maximum=out_maximum, coefficients=coefficients, intercept=intercept, baseline=baseline)
 
-    # Attributes the training loop and the inference engine read from a generator.
-    @property
-    def n_down(self):
-        """Number of stride-2 levels: image sides must be multiples of ``2 ** n_down``."""
-        return self.generator.n_down
-
     @property
     def in_channels(self):
         """Number of input bands."""
         return self.generator.in_channels
-
-    @property
-    def scale_head(self):
-        """The generator's uncertainty head (None without one)."""
-        return self.generator.scale_head
-
-    @property
-    def receptive_field(self):
-        """Side, in pixels, of the input window one output pixel depends on."""
-        return receptive_field(self.generator)
-
-    @property
-    def minimum_input_size(self):
-        """Smallest image side the generator accepts."""
-        return minimum_input_size(self.generator)
 
     # Scaling, differentiable and in float32 whatever the autocast state.
     def scale_inputs(self, flux):
