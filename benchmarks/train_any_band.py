@@ -37,6 +37,7 @@ def main(argv=None):
     parser.add_argument("--data-cache", default="runs/data", help="folder of rendered data sets")
     parser.add_argument("--out", default="runs/any_band_out", help="folder for the weights and card")
     parser.add_argument("--name", default="any_band_ideal", help="model name")
+    parser.add_argument("--init", help="continue from this saved any-band model (same bands; a new schedule)")
     args = parser.parse_args(argv)
 
     from bandsynth import Translator
@@ -57,7 +58,8 @@ def main(argv=None):
     started = time.perf_counter()
     net, scalings, result, sizes = train_any_band(
         data, args.bands, preset=args.preset, epochs=args.epochs, lr=args.lr, seed=args.seed, crop_size=args.crop,
-        max_inputs=args.max_inputs, checkpoint_dir=Path(args.runs), checkpoint_every=200, progress=False)
+        max_inputs=args.max_inputs, checkpoint_dir=Path(args.runs), checkpoint_every=200, progress=False,
+        init=None if args.init is None else Translator.load(args.init).model)
     recipe = "python benchmarks/train_any_band.py " + shlex.join(sys.argv[1:] if argv is None else argv)
     card = any_band_card(data, net, name=args.name, preset=args.preset, scalings=scalings, result=result, sizes=sizes,
                          options=dict(seed=args.seed, epochs=args.epochs, batch_size=8, crop_size=args.crop,

@@ -253,3 +253,14 @@ def test_a_one_mapping_card_keeps_its_hash_format(tmp_path):
     assert "outputs" not in card.to_dict()
     with pytest.raises(ValueError, match="give either output \\(one band\\) or outputs"):
         card.replace(outputs=["g", "r"])
+
+
+def test_training_can_continue_from_a_network(data, scalings):
+    start = _net(data, scalings)
+    net, continued, *_ = train_any_band(data, BANDS, preset="tiny", epochs=1, batch_size=4, crop_size=32,
+                                        progress=False, init=start)
+    assert net is start
+    assert {b: round(s.softening, 6) for b, s in continued.items()} == {b: round(s.softening, 6)
+                                                                         for b, s in scalings.items()}
+    with pytest.raises(ValueError, match="init network reads and writes NUV, g, r, Ks; expected g, r"):
+        train_any_band(data, ["g", "r"], preset="tiny", epochs=1, progress=False, init=start)

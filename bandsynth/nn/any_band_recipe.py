@@ -16,6 +16,7 @@ import torch
 
 from ..datasets.band_subsets import BandSubsetDataset, fit_band_scalings
 from ..datasets.base import model_input_cube, model_target_cube, unusable_pixels
+from ..scaling import AsinhScaling
 from .any_band import AnyBandNet
 from .losses import BandLoss
 from .recipe import data_info, split_validation, training_noise
@@ -90,7 +91,7 @@ def build_any_band(preset, bands, scalings, moments, cross, *, seed=0):
 
 def train_any_band(data, bands, *, preset="small", epochs=10, batch_size=8, lr=2e-4, crop_size=64, seed=0,
                    stretch=50.0, max_inputs=None, checkpoint_dir=None, checkpoint_every=None, max_steps=None,
-                   device="auto", progress=True):
+                   device="auto", progress=True, init=None):
     """Build and train an `AnyBandNet` on ``data``; returns it with its scalings, the result and set sizes.
 
     Parameters
@@ -107,6 +108,9 @@ def train_any_band(data, bands, *, preset="small", epochs=10, batch_size=8, lr=2
         At most this many bands at hand per training request.
     device, progress
         Where to train; progress bars.
+    init : AnyBandNet, optional
+        Continue from this network (its bands, scalings and moments are kept; ``preset`` and
+        ``stretch`` are then unused).
 
     Returns
     -------
@@ -117,9 +121,15 @@ def train_any_band(data, bands, *, preset="small", epochs=10, batch_size=8, lr=2
     sizes : dict
         ``n_train``, ``n_selection`` and ``n_calibration`` (the validation half left for calibration).
     """
-    scalings = fit_band_scalings(data, bands, stretch=stretch)
-    moments, cross = band_moments(data, bands, scalings, seed=seed)
-    net = build_any_band(preset, bands, scalings, moments, cross, seed=seed)
+    if init is None:
+        scalings = fit_band_scalings(data, bands, stretch=stretch)
+        net = build_any_band(preset, bands, scalings, *band_moments(data, bands, scalings, seed=seed), seed=seed)
+    elif tuple(init.bands) != tuple(bands):
+        raise ValueError(f"init network reads and writes {', '.join(init.bands)}; expected {', '.join(bands)}")
+    else:
+        net = init
+        scalings = {b: AsinhScaling(softening=float(s), maximum=float(s * torch.sinh(n)))
+                    for b, s, n in zip(bands, init.softening, init.norm)}
     selection, calibration = split_validation(data, calibrate=True)
     common = dict(bands=bands, scalings=scalings, max_inputs=max_inputs, seed=seed)
     train_set = BandSubsetDataset(data, split="train", crop_size=crop_size, augment=True, **common)
