@@ -92,7 +92,8 @@ def test_predict_to_fits_takes_the_options_of_predict(tiny_translator, field, tm
     predict = inspect.signature(Translator.predict).parameters
     for function in (predict_stacks, predict_to_fits):
         params = inspect.signature(function).parameters
-        assert {k: p.default for k, p in predict.items() if k not in ("self", "stacks")} == \
+        # ``band`` is settled by the translator (which request of a model) before these functions run.
+        assert {k: p.default for k, p in predict.items() if k not in ("self", "stacks", "band")} == \
                {k: p.default for k, p in params.items() if k not in ("translator", "stack", "stacks", "path",
                                                                        "overwrite")}
     (tmp_path / "old.fits").write_bytes(b"old")
@@ -100,6 +101,8 @@ def test_predict_to_fits_takes_the_options_of_predict(tiny_translator, field, tm
         tiny_translator.predict_to_fits(field, tmp_path / "old.fits", tile=32)
     with pytest.raises(FileNotFoundError, match="directory .*nowhere for new.fits does not exist"):
         tiny_translator.predict_to_fits(field, tmp_path / "nowhere" / "new.fits")
+    with pytest.raises(ValueError, match="predicts r only; band='g' asks for another"):
+        tiny_translator.predict_to_fits(field, tmp_path / "new.fits", band="g")
     with pytest.raises(TypeError, match="unexpected keyword argument 'tiles'"):
         tiny_translator.predict_to_fits(field, tmp_path / "new.fits", tiles=32)
     with pytest.raises(TypeError, match="predict expects a BandStack"):
