@@ -14,6 +14,7 @@ import warnings
 
 from astropy.utils.exceptions import AstropyUserWarning
 
+from ._model_access import ModelAccess
 from .bands import get_band
 from .models.zoo import ModelCard, write_model
 from .nn.any_band import AnyBandNet
@@ -21,11 +22,11 @@ from .nn.engine import resolve_device
 from .nn.generator import count_parameters
 from .scaling import AsinhScaling
 
-__all__ = ["AnyBandTranslator", "request_card"]
+__all__ = ["AnyBandTranslator", "make_request"]
 
 
-def request_card(card, net, inputs, output):
-    """The `~bandsynth.models.zoo.ModelCard` of one request of an any-band model.
+def make_request(card, net, inputs, output):
+    """The network and the `~bandsynth.models.zoo.ModelCard` of one request of an any-band model.
 
     Parameters
     ----------
@@ -39,7 +40,9 @@ def request_card(card, net, inputs, output):
 
     Returns
     -------
-    `~bandsynth.models.zoo.ModelCard`
+    task : `~bandsynth.nn.any_band.TaskNet`
+        The request as a network of one mapping (sharing ``net``'s weights).
+    card : `~bandsynth.models.zoo.ModelCard`
         Not written anywhere: it describes the request (predictions' provenance, domain checks).
 
     Raises
@@ -54,10 +57,11 @@ def request_card(card, net, inputs, output):
     if unknown or not inputs:
         raise ValueError(f"model {card.name!r} predicts {output} from any of {', '.join(readable)}; "
                          f"it cannot read {', '.join(unknown) or 'nothing'}")
-    intercept, coefficients = net.colour_model([b in inputs for b in net.bands], net.slot(output))
+    task = net.task(inputs=inputs, output=output)
+    intercept, coefficients = net.colour_model(task.present.tolist(), task.output_slot)
     calibration = dict(card.calibration.get(output, {}))
-    return card.replace(
-        inputs=inputs, output=output, outputs=(), architecture=net.task(inputs=inputs, output=output).config,
+    return task, card.replace(
+        inputs=inputs, output=output, outputs=(), architecture=task.config,
         scaling={b: card.scaling[b] for b in (*inputs, output)},
         psf_fwhm={b: v for b, v in card.psf_fwhm.items() if b in (*inputs, output)},
         calibration=dict(calibration.get("configurations", {})),
@@ -66,7 +70,7 @@ def request_card(card, net, inputs, output):
                   "coefficients": {b: float(coefficients[net.slot(b)]) for b in inputs}, "intercept": intercept})
 
 
-class AnyBandTranslator:
+class AnyBandTranslator(ModelAccess):
     """An any-band network and its model card: any of its bands from any subset of the others.
 
     Build one with `bandsynth.Translator.load` (it returns this class for an any-band
@@ -93,38 +97,14 @@ class AnyBandTranslator:
                              f"{card.inputs} and outputs {card.outputs}")
         self._card, self._device = card, resolve_device(device)
         self._model = model.to(self._device).eval()
+        self._scalings = {b: AsinhScaling.from_dict(dict(p)) for b, p in card.scaling.items()}
         self._one_mapping = one_mapping
         self._tasks = {}
-
-    @property
-    def card(self) -> ModelCard:
-        """The model card."""
-        return self._card
-
-    @property
-    def name(self) -> str:
-        """Model name, as in the registry."""
-        return self._card.name
-
-    @property
-    def inputs(self) -> tuple:
-        """The bands the model reads."""
-        return self._card.inputs
 
     @property
     def outputs(self) -> tuple:
         """The bands the model can predict."""
         return self._card.outputs
-
-    @property
-    def scalings(self) -> dict:
-        """Band name -> `~bandsynth.scaling.AsinhScaling` of the card."""
-        return {b: AsinhScaling.from_dict(dict(p)) for b, p in self._card.scaling.items()}
-
-    @property
-    def model(self):
-        """The underlying `~bandsynth.nn.any_band.AnyBandNet` (in eval mode)."""
-        return self._model
 
     def __repr__(self):
         return (f"<AnyBandTranslator {self.name!r}: any of {', '.join(self.outputs)} from any of "
@@ -155,9 +135,8 @@ class AnyBandTranslator:
         inputs = tuple(get_band(b).name for b in ([inputs] if isinstance(inputs, str) else inputs))
         output = get_band(output).name
         if (inputs, output) not in self._tasks:
-            card = request_card(self._card, self._model, inputs, output)
-            net = self._model.task(inputs=inputs, output=output)
-            self._tasks[inputs, output] = self._one_mapping(net, card, device=self._device)
+            task, card = make_request(self._card, self._model, inputs, output)
+            self._tasks[inputs, output] = self._one_mapping(task, card, device=self._device)
         return self._tasks[inputs, output]
 
     def request(self, stack, band):

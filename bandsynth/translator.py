@@ -8,6 +8,7 @@ A thin facade over `bandsynth.nn`, `bandsynth.uncertainty` and `bandsynth.models
 
 from __future__ import annotations
 
+from ._model_access import ModelAccess
 from .bands import get_band
 from .models.zoo import ModelCard, verified_model, write_model
 from .nn.any_band import AnyBandNet, TaskNet
@@ -25,7 +26,7 @@ __all__ = ["Translator"]
 __doctest_requires__ = {("Translator.export_onnx",): ["onnx", "onnxruntime"]}
 
 
-class Translator:
+class Translator(ModelAccess):
     """A band-translation network and its model card.
 
     Build one with :meth:`load` or :meth:`fit`; :meth:`predict` turns band stacks into synthetic bands.
@@ -252,39 +253,14 @@ class Translator:
         return evaluate_translator(self, data, **kwargs)
 
     @property
-    def card(self) -> ModelCard:
-        """The model card."""
-        return self._card
-
-    @property
-    def name(self) -> str:
-        """Model name, as in the registry (``"nuv_k_to_r"``)."""
-        return self._card.name
-
-    @property
-    def inputs(self) -> tuple:
-        """Input band names, in the network's channel order."""
-        return self._card.inputs
-
-    @property
     def output(self) -> str:
         """Predicted band name."""
         return self._card.output
 
     @property
-    def scalings(self) -> dict:
-        """Band name -> `~bandsynth.scaling.AsinhScaling` of the card (fixed, in flux units)."""
-        return dict(self._scalings)
-
-    @property
     def calibrations(self) -> dict:
         """Configuration name -> `~bandsynth.uncertainty.Calibration` of the card."""
         return dict(self._calibrations)
-
-    @property
-    def model(self):
-        """The underlying `~bandsynth.nn.network.TranslationNet` (in eval mode)."""
-        return self._model
 
     @property
     def engine(self):

@@ -24,10 +24,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..scaling import fit_scalings
 from ..bands import get_band
 from .base import unusable_pixels
-from .torch_data import SCALING_QUANTILE, crop_and_turn, gather_cubes, scale_images
+from .torch_data import crop_and_turn, fit_scalings_for, gather_cubes, scale_images
 
 __all__ = ["BandSubsetDataset", "fit_band_scalings"]
 
@@ -43,8 +42,8 @@ def fit_band_scalings(source, bands, *, split="train", stretch=50.0):
     """One fixed asinh scaling per band, fitted on the images as a model reads them.
 
     An any-band network reads and writes each band through one scaling, so each is
-    fitted once, on the inputs (as `~bandsynth.datasets.torch_data.fit_scalings_for`
-    fits a dedicated model's input bands).
+    fitted once, on the inputs (`~bandsynth.datasets.torch_data.fit_scalings_for` with
+    every band both read and written).
 
     Parameters
     ----------
@@ -59,10 +58,8 @@ def fit_band_scalings(source, bands, *, split="train", stretch=50.0):
     -------
     dict of str to `~bandsynth.scaling.AsinhScaling`
     """
-    indices = source.indices(split) if split is not None and hasattr(source, "indices") else None
-    cubes = gather_cubes(source, _band_names(bands, "bands"), indices, kind="input")
-    ones = np.ones(len(next(iter(cubes.values()))))
-    return fit_scalings(cubes, ones, stretch=stretch, quantile=SCALING_QUANTILE)
+    bands = _band_names(bands, "bands")
+    return fit_scalings_for(source, bands, bands, split=split, stretch=stretch)
 
 
 class BandSubsetDataset(torch.utils.data.Dataset):

@@ -289,7 +289,9 @@ def fit_scalings_for(source, inputs, target, *, split="train", stretch=50.0, qua
             raise ValueError(f"split {split!r} of the source is empty: cannot fit scalings")
     if reference not in ("fixed", "input"):
         raise ValueError(f"reference must be 'fixed' or 'input', got {reference!r}")
-    cubes = {**gather_cubes(source, [t for t in tgt if t not in in_names], idx, kind="target"),
+    # A target that is also an input (an any-band model reads and writes each band) is fitted as an input.
+    targets_only = [t for t in tgt if t not in in_names]
+    cubes = {**(gather_cubes(source, targets_only, idx, kind="target") if targets_only else {}),
              **gather_cubes(source, in_names, idx, kind="input")}
     if reference == "fixed":
         refs = np.ones(len(cubes[in_names[0]]))
