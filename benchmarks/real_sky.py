@@ -34,7 +34,7 @@ any fine-tuning on observed galaxies).
     python benchmarks/real_sky.py --real-data DIR --models runs/any_band_out/any_band_ideal   # each band from the rest
 
 An any-band model (`bandsynth.any_band_translator`) is scored on each band the set has, predicted from all the
-other bands the set has.
+other bands the set has; with ``--degradation`` also on r from fewer and fewer bands.
 """
 
 from __future__ import annotations
@@ -176,14 +176,22 @@ def score_galaxy(translator, row, mapping, coefficients, nearest, *, grid="model
     return figures
 
 
-def requests(translator):
+def requests(translator, *, degradation=False):
     """The one-mapping translators to score: the model itself, or, for an any-band model, each band the set has
-    predicted from all the other bands the set has."""
+    predicted from all the other bands the set has (and with ``degradation`` r from fewer and fewer bands, the
+    rows of benchmarks/any_band.py)."""
     if not translator.card.outputs:
         return [translator]
     served = [b for b in translator.inputs if nearest_filter(b) is not None]
-    return [translator.task(inputs=[b for b in served if b != band], output=band)
-            for band in translator.outputs if band in served]
+    tasks = [translator.task(inputs=[b for b in served if b != band], output=band)
+             for band in translator.outputs if band in served]
+    if degradation:
+        from any_band import degradation_requests
+
+        tasks += [translator.task(inputs=inputs, output=output)
+                  for inputs, output in degradation_requests(translator)
+                  if all(b in served for b in (*inputs, output))]
+    return tasks
 
 
 def band_mapping(card):
@@ -244,6 +252,8 @@ def main(argv=None):
     parser.add_argument("--per-galaxy", action="store_true", help="print one line per galaxy too")
     parser.add_argument("--figure", metavar="PNG", help="also draw a panel of scored galaxies for --figure-model")
     parser.add_argument("--figure-model", default="g_z_to_r", help="model of the panel (default: g_z_to_r)")
+    parser.add_argument("--degradation", action="store_true",
+                        help="for an any-band model, also r from fewer and fewer bands")
     parser.add_argument("--grid", choices=["model", "set"], default="model",
                         help="score on a grid at the model's pixel scale (default) or on the set's own")
     args = parser.parse_args(argv)
@@ -252,7 +262,7 @@ def main(argv=None):
     print(f"{len(scored)} galaxies ({args.part}); linear colour model fitted on {len(fit_part)} (fit part)")
     print(f"{'model':<11} {'bands':<22} {'|dmag| model [16-84%]':>24} {'linear colour':>24} "
           f"{'SSIM m/lin/copy':>17} {'L1 m/lin/copy':>20} {'cov1':>5} {'cov2':>5}")
-    for translator in (t for name in names for t in requests(Translator.load(name))):
+    for translator in (t for name in names for t in requests(Translator.load(name), degradation=args.degradation)):
         card = translator.card
         name = f"{card.name}:{card.output}" if "task" in card.architecture else card.name
         mapping = band_mapping(card)

@@ -2,12 +2,16 @@
 
 The data set is the universe the paper reproductions were trained on (1,500 galaxies,
 seed 0, 128 px, one view, ideal mode) rendered in every band of ``--bands`` into
-``--data-cache`` once; each training crop comes with a random request (a wanted band
+``--data-cache`` once, or with ``--survey`` the survey layer of that preset (each band
+at its survey's pixel scale, PSF, depth and sky, brought onto one ``--pixel-scale`` grid;
+trained against the noise-free truth); each training crop comes with a random request (a wanted band
 and a random subset of the others at hand).  Checkpoints go to ``--runs``: a rerun
 resumes, and once training is done it only writes the result.
 
     python benchmarks/train_any_band.py --epochs 40 --runs /tmp/any/runs --data-cache /tmp/any/data \
         --out /tmp/any/out
+    python benchmarks/train_any_band.py --survey kids_viking --bands u g r i Z Y J H Ks --pixel-scale 0.2 \
+        --size 96 --n-galaxies 2000 --r-mag-range 15 20.5 --name any_band_kids_viking ...
 """
 
 from __future__ import annotations
@@ -37,6 +41,11 @@ def main(argv=None):
     parser.add_argument("--data-cache", default="runs/data", help="folder of rendered data sets")
     parser.add_argument("--out", default="runs/any_band_out", help="folder for the weights and card")
     parser.add_argument("--name", default="any_band_ideal", help="model name")
+    parser.add_argument("--survey", help="render this survey preset's layer (e.g. kids_viking) instead of ideal mocks")
+    parser.add_argument("--pixel-scale", type=float, help="common grid of --survey [arcsec/px]")
+    parser.add_argument("--r-mag-range", type=float, nargs=2, help="r magnitudes of the --survey galaxies")
+    parser.add_argument("--moment-pixels", choices=["all", "sources"],
+                        help="pixels the colour models are fitted on (default: sources with --survey, else all)")
     parser.add_argument("--init", help="continue from this saved any-band model (same bands; a new schedule)")
     args = parser.parse_args(argv)
 
@@ -47,29 +56,43 @@ def main(argv=None):
     from bandsynth.nn.any_band_recipe import any_band_card, train_any_band
     from bandsynth.nn.recipe import CALIBRATION_HALF, split_validation
 
-    path = Path(args.data_cache) / f"ideal_{'_'.join(args.bands)}_{args.size}px_{args.n_galaxies}"
+    if args.survey is None:
+        path = Path(args.data_cache) / f"ideal_{'_'.join(args.bands)}_{args.size}px_{args.n_galaxies}"
+        render = dict(mode="ideal")
+        universe = "ideal mock galaxies (the universe of the paper reproductions)"
+    else:
+        lo, hi = args.r_mag_range or (14.0, 18.0)
+        scale = 0.262 if args.pixel_scale is None else args.pixel_scale
+        path = (Path(args.data_cache) / f"{args.survey}_{'_'.join(args.bands)}_{scale:g}as_{args.size}px_"
+                                        f"r{lo:g}-{hi:g}_{args.n_galaxies}")
+        render = dict(survey=args.survey, pixel_scale=scale, r_mag_range=(lo, hi))
+        universe = (f"the survey layer of the mock universe ({args.survey} preset on one {scale:g}\"/pixel grid, "
+                    f"galaxies of r = {lo:g}-{hi:g}) against the noise-free truth")
     if path.exists():
         data = open_dataset(path)
     else:
         started = time.perf_counter()
-        data = write_mock_dataset(path, args.n_galaxies, seed=0, mode="ideal", bands=args.bands, size=args.size,
-                                  progress=False)
+        data = write_mock_dataset(path, args.n_galaxies, seed=0, bands=args.bands, size=args.size, progress=False,
+                                  **render)
         print(f"rendered {len(data)} galaxies into {path} in {time.perf_counter() - started:.0f} s", flush=True)
+    bands = [band.name for band in data.bands]  # registry names: a survey's "r" is stored as e.g. KiDS_r
     started = time.perf_counter()
     net, scalings, result, sizes = train_any_band(
-        data, args.bands, preset=args.preset, epochs=args.epochs, lr=args.lr, seed=args.seed, crop_size=args.crop,
+        data, bands, preset=args.preset, epochs=args.epochs, lr=args.lr, seed=args.seed, crop_size=args.crop,
         max_inputs=args.max_inputs, checkpoint_dir=Path(args.runs), checkpoint_every=200, progress=False,
+        moment_pixels=args.moment_pixels or ("all" if args.survey is None else "sources"),
         init=None if args.init is None else Translator.load(args.init).model)
     recipe = "python benchmarks/train_any_band.py " + shlex.join(sys.argv[1:] if argv is None else argv)
     card = any_band_card(data, net, name=args.name, preset=args.preset, scalings=scalings, result=result, sizes=sizes,
                          options=dict(seed=args.seed, epochs=args.epochs, batch_size=8, crop_size=args.crop,
                                       lr=args.lr, stretch=50.0, max_inputs=args.max_inputs, recipe=recipe,
                                       duration_s=round(time.perf_counter() - started, 1)),
-                         description=f"any of {', '.join(args.bands)} from any subset of the others, on ideal "
-                                     "mock galaxies (the universe of the paper reproductions)")
+                         description=f"any of {', '.join(bands)} from any subset of the others, on {universe}")
     translator = AnyBandTranslator(net, card, one_mapping=Translator)
     _, calibration = split_validation(data, calibrate=True)
-    translator = translator.calibrate(data, indices=calibration, configurations=("plain", "tta"),
+    # with input noise (the survey layer) predict draws it by Monte Carlo: those configurations need a calibration too
+    configurations = ("plain", "tta", "mc", "tta+mc") if data.has_uncertainty else ("plain", "tta")
+    translator = translator.calibrate(data, indices=calibration, configurations=configurations,
                                       fitted_on=CALIBRATION_HALF)
     translator = translator.save(Path(args.out) / args.name, overwrite=True)
     print(f"{args.name}: best validation SSIM {result.best_metric:.4f} after {result.steps} steps; "

@@ -264,3 +264,33 @@ def test_training_can_continue_from_a_network(data, scalings):
                                                                          for b, s in scalings.items()}
     with pytest.raises(ValueError, match="init network reads and writes NUV, g, r, Ks; expected g, r"):
         train_any_band(data, ["g", "r"], preset="tiny", epochs=1, progress=False, init=start)
+
+
+def test_fine_tuning_on_another_universe_can_solve_the_colour_models_afresh(data, scalings):
+    # Fine-tuning on other galaxies (observed ones): every request's colour model is solved from their pixels.
+    other = make_dataset(20, seed=9, bands=BANDS, size=32, depth_offset=0.5)
+    request = ([True, False, False, True], BANDS.index("r"))
+    common = dict(epochs=1, batch_size=4, crop_size=32, progress=False, lr=1e-12)
+    kept, _, once, sizes = train_any_band(other, BANDS, init=_net(data, scalings), **common)
+    refitted, _, thrice, more = train_any_band(other, BANDS, init=_net(data, scalings), refit_moments=True,
+                                               crops_per_image=3, **common)
+    moments, cross = band_moments(other, BANDS, scalings)  # (the init's scalings, stored in float32)
+    np.testing.assert_allclose(refitted.moments.numpy(), moments, rtol=1e-6)
+    np.testing.assert_allclose(refitted.cross.numpy(), cross, rtol=1e-6)
+    assert kept.colour_model(*request)[0] == _net(data, scalings).colour_model(*request)[0]
+    assert refitted.colour_model(*request)[0] != kept.colour_model(*request)[0]
+    # three crops (and requests) of every training galaxy per epoch; the card still counts galaxies
+    assert thrice.steps == 3 * once.steps and sizes["n_train"] == more["n_train"] == len(other.indices("train"))
+    with pytest.raises(ValueError, match="crops_per_image must be at least 1, got 0"):
+        train_any_band(other, BANDS, init=_net(data, scalings), crops_per_image=0, **common)
+
+
+def test_colour_models_can_be_fitted_on_the_sources_alone():
+    # On noisy images most pixels are sky: the fit on the sources' pixels sees brighter pixels and steeper colours.
+    noisy = make_dataset(20, seed=6, bands=BANDS, size=48, mode="survey")
+    scalings = fit_band_scalings(noisy, BANDS)
+    every, _ = band_moments(noisy, BANDS, scalings)
+    sources, _ = band_moments(noisy, BANDS, scalings, pixels="sources")
+    assert np.all(sources[0, 1:] > every[0, 1:])  # the mean scaled flux of every band
+    with pytest.raises(ValueError, match="pixels must be 'all' or 'sources', got 'sky'"):
+        band_moments(noisy, BANDS, scalings, pixels="sky")

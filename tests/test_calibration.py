@@ -50,3 +50,26 @@ def test_a_card_written_before_free_shapes_keeps_its_named_distribution():
 def test_too_few_pixels_to_calibrate_is_an_error():
     with pytest.raises(ValueError, match="cannot calibrate 'mc': only 5 footprint pixels"):
         fit_calibration(np.ones(5), np.ones(5), configuration="mc")
+
+
+def test_calibrating_on_noisy_observed_targets_states_the_error_about_the_noise_free_sky(make_tiny_translator):
+    # A model that is exactly right, calibrated on observed targets: its truth plus sky noise of
+    # 0.05 nanomaggy.  Told the noise (the targets' uncertainty), the calibration keeps the sigma
+    # of the prediction's own error (near zero); not told, it can only state the noise itself.
+    from bandsynth.datasets.mock import MockDataset, make_dataset
+
+    data = make_dataset(8, seed=5, bands=["NUV", "Ks", "r"], size=48)
+    t = make_tiny_translator()
+    exact = np.stack([t.predict(data.stack(i).select(["NUV", "Ks"]), uncertainty=False).data
+                      for i in range(len(data))])
+    noise = 0.05
+    cubes = {b: np.asarray(data.cube(b)) for b in data.names}
+    cubes["r"] = exact + np.random.default_rng(1).normal(0.0, noise, exact.shape)
+    sigma = {}
+    for told in (True, False):
+        uncertainty = {b: np.full(exact.shape, noise) for b in data.names} if told else None
+        observed = MockDataset(cubes, data.manifest, uncertainty=uncertainty)
+        calibrated = t.calibrate(observed, indices=range(8), configurations=("plain",))
+        pred = calibrated.predict(data.stack(0).select(["NUV", "Ks"]))
+        sigma[told] = float(np.median(pred.uncertainty.array)) / noise
+    assert sigma[False] > 0.5 and sigma[True] < 0.25 * sigma[False]

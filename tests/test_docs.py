@@ -109,6 +109,27 @@ def test_card_page_without_metrics_or_calibration_says_so():
     assert "Not calibrated" in page
 
 
+def test_an_any_band_card_page_lists_what_it_reads_and_writes_and_each_bands_calibration():
+    docutils_core = pytest.importorskip("docutils.core")
+    calibration = {band: {"inputs": [b for b in ("g", "r", "i") if b != band],
+                          "configurations": {"plain": {"centres": [0.1], "temperatures": [0.31],
+                                                       "coverage_1sigma": 0.6913}}} for band in ("g", "r", "i")}
+    card = _card(name="any_gri", inputs=("g", "r", "i"), output=None, outputs=("g", "r", "i"), metrics={},
+                 calibration=calibration, scaling={b: {"softening": 0.02, "maximum": 1.0} for b in "gri"})
+    page = bandsynth_docs.card_page(card)
+    assert "Predicts any of **g, r, i** from whichever of the others an image has" in page
+    assert 'translator.predict(stack, band="g")' in page
+    assert "Reads (any subset)" in page and "Writes (any one not read)" in page
+    assert "r from g+i: plain" in page and "0.31" in page and "0.6913" in page
+    summary = bandsynth_docs.zoo_summary([card])
+    assert "any of g, r, i" in summary and "any one not read" in summary and "any band" in summary
+    errors = []
+    docutils_core.publish_doctree(re.sub(r":(doc|ref):`([^`]*)`", r"``\2``", page),
+                                  settings_overrides={"report_level": 2, "halt_level": 5,
+                                                      "warning_stream": _Collect(errors)})
+    assert errors == []
+
+
 def test_card_page_is_valid_restructuredtext():
     docutils_core = pytest.importorskip("docutils.core")
     rst = bandsynth_docs.card_page(_card())

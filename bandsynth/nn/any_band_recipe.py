@@ -25,7 +25,20 @@ from .training import fit as _train_loop
 __all__ = ["band_moments", "build_any_band", "train_any_band", "any_band_card"]
 
 
-def band_moments(data, bands, scalings, *, max_pixels=1_000_000, seed=0):
+def _source_pixels(data, bands, scalings, indices):
+    """``(n, ny, nx)`` bool: pixels of the sources detected in each image's bands (scaled and summed)."""
+    from ..morphology import segment
+
+    masks = []
+    for i in indices:
+        detection = sum(scalings[b].forward(np.asarray(model_input_cube(data, b)[i], dtype=np.float64))
+                        for b in bands)
+        seg = segment(detection)
+        masks.append(np.zeros(detection.shape, bool) if seg.segmap is None else seg.segmap.data > 0)
+    return np.stack(masks)
+
+
+def band_moments(data, bands, scalings, *, max_pixels=1_000_000, seed=0, pixels="all"):
     """Second moments of the scaled bands over the training pixels (`AnyBandNet`'s ``moments``, ``cross``).
 
     Parameters
@@ -39,6 +52,11 @@ def band_moments(data, bands, scalings, *, max_pixels=1_000_000, seed=0):
         Training pixels sampled.
     seed : int
         Seed of the sample.
+    pixels : {"all", "sources"}
+        The pixels sampled: all, or only those of the sources detected in the images (photutils
+        segmentation of the scaled bands' sum, `bandsynth.morphology.segment`).  On survey-like or
+        observed images most pixels are sky, and a fit dominated by their noise flattens every
+        colour model: on the KiDS/VIKING galaxies, r from the other eight bands came out 2 mag too faint.
 
     Returns
     -------
@@ -47,10 +65,16 @@ def band_moments(data, bands, scalings, *, max_pixels=1_000_000, seed=0):
     cross : numpy.ndarray
         ``(K + 1, K)``: mean of ``z y^T``, ``y`` each band's target image (the truth where the data has one).
     """
+    if pixels not in ("all", "sources"):
+        raise ValueError(f"pixels must be 'all' or 'sources', got {pixels!r}")
     indices = np.asarray(data.indices("train"))
     first = np.asarray(model_input_cube(data, bands[0])[indices[:1]])
-    n_pixels = indices.size * first[0].size
-    take = np.sort(np.random.default_rng(seed).choice(n_pixels, size=min(max_pixels, n_pixels), replace=False))
+    candidates = (np.arange(indices.size * first[0].size) if pixels == "all"
+                  else np.flatnonzero(_source_pixels(data, bands, scalings, indices)))
+    if candidates.size == 0:
+        raise ValueError("no source detected in the training images: cannot fit the colour models on sources")
+    take = np.sort(np.random.default_rng(seed).choice(candidates, size=min(max_pixels, candidates.size),
+                                                      replace=False))
 
     def sample(cube, band):
         flat = np.asarray(cube[indices], dtype=np.float64).reshape(-1)[take]
@@ -91,7 +115,8 @@ def build_any_band(preset, bands, scalings, moments, cross, *, seed=0):
 
 def train_any_band(data, bands, *, preset="small", epochs=10, batch_size=8, lr=2e-4, crop_size=64, seed=0,
                    stretch=50.0, max_inputs=None, checkpoint_dir=None, checkpoint_every=None, max_steps=None,
-                   device="auto", progress=True, init=None):
+                   device="auto", progress=True, init=None, refit_moments=False, crops_per_image=1, ssim_weight=1.0,
+                   moment_pixels="all"):
     """Build and train an `AnyBandNet` on ``data``; returns it with its scalings, the result and set sizes.
 
     Parameters
@@ -111,6 +136,18 @@ def train_any_band(data, bands, *, preset="small", epochs=10, batch_size=8, lr=2
     init : AnyBandNet, optional
         Continue from this network (its bands, scalings and moments are kept; ``preset`` and
         ``stretch`` are then unused).
+    refit_moments : bool
+        With ``init``: solve every request's colour model afresh from ``data``'s training pixels
+        (fine-tuning on another universe, e.g. observed galaxies) instead of keeping ``init``'s.
+    crops_per_image : int
+        Random crops (each with its own request) of every training image per epoch: more steps per
+        epoch from a small set.
+    moment_pixels : {"all", "sources"}
+        The training pixels the colour models are fitted on (`band_moments`'s ``pixels``).
+    ssim_weight : float
+        Weight of the (1 - SSIM) term of the loss.  Against noisy targets (observed galaxies, no
+        noise-free truth) 0: SSIM rewards a prediction whose local contrast matches the target's,
+        noise included, which no input can predict.
 
     Returns
     -------
@@ -123,25 +160,35 @@ def train_any_band(data, bands, *, preset="small", epochs=10, batch_size=8, lr=2
     """
     if init is None:
         scalings = fit_band_scalings(data, bands, stretch=stretch)
-        net = build_any_band(preset, bands, scalings, *band_moments(data, bands, scalings, seed=seed), seed=seed)
+        net = build_any_band(preset, bands, scalings, *band_moments(data, bands, scalings, seed=seed,
+                                                                     pixels=moment_pixels), seed=seed)
     elif tuple(init.bands) != tuple(bands):
         raise ValueError(f"init network reads and writes {', '.join(init.bands)}; expected {', '.join(bands)}")
     else:
         net = init
         scalings = {b: AsinhScaling(softening=float(s), maximum=float(s * torch.sinh(n)))
                     for b, s, n in zip(bands, init.softening, init.norm)}
+        if refit_moments:
+            moments, cross = band_moments(data, bands, scalings, seed=seed, pixels=moment_pixels)
+            with torch.no_grad():  # in place: the buffers' versions move, so cached colour models are solved again
+                net.moments.copy_(torch.as_tensor(0.5 * (moments + moments.T)))
+                net.cross.copy_(torch.as_tensor(cross))
+    if int(crops_per_image) < 1:
+        raise ValueError(f"crops_per_image must be at least 1, got {crops_per_image}")
     selection, calibration = split_validation(data, calibrate=True)
     common = dict(bands=bands, scalings=scalings, max_inputs=max_inputs, seed=seed)
-    train_set = BandSubsetDataset(data, split="train", crop_size=crop_size, augment=True, **common)
+    train_set = BandSubsetDataset(data, indices=np.repeat(data.indices("train"), int(crops_per_image)),
+                                  crop_size=crop_size, augment=True, **common)
     val_set = BandSubsetDataset(data, indices=selection, augment=False, **common)
     result = _train_loop(
         net, train_set, val_data=val_set, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
-        loss=BandLoss(distribution="gaussian"), checkpoint_dir=checkpoint_dir, checkpoint_every=checkpoint_every,
+        loss=BandLoss(ssim_weight=ssim_weight, distribution="gaussian"), checkpoint_dir=checkpoint_dir, checkpoint_every=checkpoint_every,
         resume="auto" if checkpoint_dir else None, device=device, progress=progress, max_steps=max_steps,
     )
     if result.best_state is not None:
         net.load_state_dict(result.best_state)
-    sizes = {"n_train": len(train_set), "n_selection": len(val_set), "n_calibration": int(len(calibration))}
+    sizes = {"n_train": int(len(data.indices("train"))), "n_selection": len(val_set),
+             "n_calibration": int(len(calibration))}
     return net, scalings, result, sizes
 
 
@@ -160,7 +207,7 @@ def any_band_card(data, net, *, name, preset, scalings, result, sizes, options, 
         ``n_train``, ``n_selection``, ``n_calibration``.
     options : mapping
         ``seed``, ``epochs``, ``batch_size``, ``crop_size``, ``lr``, ``stretch``, ``max_inputs``, ``recipe``,
-        ``duration_s``.
+        ``duration_s`` (and any other training option to record, e.g. ``ssim_weight``).
     description : str
 
     Returns
@@ -191,7 +238,8 @@ def any_band_card(data, net, *, name, preset, scalings, result, sizes, options, 
                         "number, then uniform choice)",
             **sizes, **dict(options), "noise": training_noise(data, bands),
             "steps": int(getattr(result, "steps", 0) or 0),
-            "loss": "L1 + (1 - SSIM) on the mean; Gaussian NLL on the sigma head",
+            "loss": ("L1 on the mean" if options.get("ssim_weight", 1.0) == 0 else "L1 + (1 - SSIM) on the mean")
+                    + "; Gaussian NLL on the sigma head",
             "best_validation_ssim": None if result.best_metric is None else float(result.best_metric),
         },
         description=description, bandsynth_version=__version__,

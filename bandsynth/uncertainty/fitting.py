@@ -14,6 +14,17 @@ def _settings(configuration):
     return {"tta": configuration.startswith("tta"), "monte_carlo": configuration.endswith("mc")}
 
 
+def _needed_temperature(scaling, mean, sigma, residual, target_noise):
+    """``needed(k)``: per pixel, the temperature at which the ``k``-sigma interval covers the residual."""
+
+    def needed(k):
+        # the target's own noise covers part of the residual (none against a noise-free truth)
+        half_width = np.sqrt(np.maximum(residual**2 - (k * target_noise) ** 2, 0.0)) / k
+        return temperature_for_flux_half_width(scaling, mean, sigma, half_width)
+
+    return needed
+
+
 def calibrate_translator(translator, data, *, indices=None, split="validation",
                          configurations=("plain", "tta", "mc", "tta+mc"), fitted_on=None):
     """One `~bandsynth.uncertainty.Calibration` per configuration, from the galaxies ``indices`` of ``data``.
@@ -23,7 +34,10 @@ def calibrate_translator(translator, data, *, indices=None, split="validation",
     the noise-free truth of a survey-layer data set, ``has_truth``)
     the residuals are measured as users measure them -- ``|prediction - truth|`` in flux
     against the flux half-width ``UNCERT`` of the interval (`temperature_for_flux_half_width`)
-    -- and go with the predicted brightness into `fit_calibration`.  A configuration needing input noise ("mc") is skipped
+    -- and go with the predicted brightness into `fit_calibration`.  Against observed
+    targets that carry an uncertainty (real galaxies), the stated sigma stays the error about
+    the noise-free sky: a pixel counts as covered at ``k`` sigma when
+    ``|prediction - target| <= hypot(k UNCERT, k target_sigma)``.  A configuration needing input noise ("mc") is skipped
     when the galaxies' inputs carry no uncertainty.
 
     Parameters
@@ -72,6 +86,8 @@ def calibrate_translator(translator, data, *, indices=None, split="validation",
     # the noise-free truth where the data set has one (survey layer), the observed image otherwise
     truths = ([data.stack(int(i), truth=True)[translator.output] for i in indices] if getattr(data, "has_truth", False)
               else [s[translator.output] for s in stacks])
+    target_noise = [np.zeros(t.data.shape) if t.uncertainty is None else np.asarray(t.uncertainty.array, np.float64)
+                    for t in truths]
     output_scaling = translator.scalings[translator.output]
     footprints = []
     for t in truths:
@@ -84,8 +100,8 @@ def calibrate_translator(translator, data, *, indices=None, split="validation",
         settings = _settings(config)
         if settings["monte_carlo"] and not has_noise:
             continue
-        residual, mean_s, sigma_s, galaxy = [], [], [], []
-        for g, (stack, true, inside) in enumerate(zip(stacks, truths, footprints)):
+        residual, noise_t, mean_s, sigma_s, galaxy = [], [], [], [], []
+        for g, (stack, true, inside, true_noise) in enumerate(zip(stacks, truths, footprints, target_noise)):
             if inside is None:
                 continue
             x, mask, noise = translator.scale_inputs(stack.select(translator.inputs))
@@ -96,16 +112,14 @@ def calibrate_translator(translator, data, *, indices=None, split="validation",
             use = inside & ~mask
             m = mean[0, 0][use].astype(np.float64)
             residual.append(np.abs(output_scaling.inverse(m) - np.asarray(true.data, dtype=np.float64)[use]))
+            noise_t.append(np.nan_to_num(true_noise[use]))
             mean_s.append(m)
             sigma_s.append(np.sqrt(variance[0, 0][use]))
             galaxy.append(np.full(int(use.sum()), g))
         if not residual:
             raise ValueError("cannot calibrate: no galaxy was detected in the calibration images")
-        residual, m, s = (np.concatenate(v) for v in (residual, mean_s, sigma_s))
-
-        def needed(k, residual=residual, m=m, s=s):
-            return temperature_for_flux_half_width(output_scaling, m, s, residual / k)
-
+        m = np.concatenate(mean_s)
+        needed = _needed_temperature(output_scaling, m, *(np.concatenate(v) for v in (sigma_s, residual, noise_t)))
         calibrations[config] = fit_calibration(
             needed(1.0), m, configuration=config, galaxy=np.concatenate(galaxy), needed_temperature=needed,
             n_galaxies=len(sigma_s), fitted_on=fitted_on)

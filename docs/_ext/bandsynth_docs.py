@@ -173,23 +173,31 @@ def card_page(card):
     recipe = training.pop("recipe", "")
     out = [f".. _model-{card.name}:\n", _heading(f"Model ``{card.name}``", "=")]
     kind = _kind(card)
-    out.append(
-        f"Predicts **{card.output}** from **{' + '.join(card.inputs)}** ({kind}), trained on "
-        f"{card.mode}-mode images.\n"
-    )
+    if card.outputs:
+        out.append(
+            f"Predicts any of **{', '.join(card.outputs)}** from whichever of the others an image has "
+            f"(:doc:`/any_band`), trained on {card.mode}-mode images.\n"
+        )
+    else:
+        out.append(
+            f"Predicts **{card.output}** from **{' + '.join(card.inputs)}** ({kind}), trained on "
+            f"{card.mode}-mode images.\n"
+        )
     if card.description:
         out.append(_escape(card.description) + "\n")
     out.append(
         ".. code-block:: python\n\n"
         "    from bandsynth import Translator\n\n"
         f'    translator = Translator.load("{card.name}")\n'
+        + (f'    prediction = translator.predict(stack, band="{card.outputs[0]}")  # from the bands stack has\n'
+           if card.outputs else "")
     )
     out.append(_heading("Use", "-"))
     out.append(
         _field_list(
             [
-                ("Inputs (channel order)", ", ".join(card.inputs)),
-                ("Output", card.output),
+                *([("Reads (any subset)", ", ".join(card.inputs)), ("Writes (any one not read)", ", ".join(card.outputs))]
+                  if card.outputs else [("Inputs (channel order)", ", ".join(card.inputs)), ("Output", card.output)]),
                 ("Unit", card.unit),
                 ("Observing mode of the training data", card.mode),
                 ("Pixel scale", f"{card.pixel_scale:g} arcsec/pixel"),
@@ -291,6 +299,18 @@ def card_page(card):
             "Not calibrated: the uncertainty is the network's raw σ, and every prediction warns "
             "(see :doc:`/uncertainty`).\n"
         )
+    elif card.outputs:
+        out.append(
+            "One calibration per band written, fitted on the request with every other band at hand, per "
+            "``predict`` configuration; other requests are predicted with that band's calibration and a "
+            "warning that their coverage is not measured.  Temperatures multiply σ and depend on the "
+            "predicted (scaled) brightness.\n"
+        )
+        rows = [[f"{band} from {'+'.join(dict(entry).get('inputs', ()))}: {config}", *_calibration_row(config, dict(c))[1:]]
+                for band, entry in calib.items()
+                for config, c in dict(dict(entry).get("configurations", {})).items()]
+        out.append(_list_table(["request: configuration", *CALIBRATION_HEADER[1:]], rows))
+        out.append("What these numbers mean: :doc:`/uncertainty`.\n")
     elif all(hasattr(v, "items") for v in calib.values()):
         out.append(
             "One calibration per ``predict`` configuration; a configuration not listed here is "
@@ -341,9 +361,11 @@ def _calibration_row(configuration, entry):
 
 
 def _kind(card):
-    """``interpolation`` when the output lies between the inputs in wavelength."""
+    """``interpolation`` when the output lies between the inputs in wavelength (``any band`` for an any-band card)."""
     from bandsynth.bands import get_band
 
+    if card.outputs:
+        return "any band"
     waves = [get_band(b).wavelength for b in card.inputs]
     target = get_band(card.output).wavelength
     return "interpolation" if min(waves) < target < max(waves) else "extrapolation"
@@ -370,8 +392,8 @@ def zoo_summary(cards):
         rows.append(
             [
                 f":ref:`{card.name} <model-{card.name}>`",
-                " + ".join(card.inputs),
-                card.output,
+                " + ".join(card.inputs) if not card.outputs else "any of " + ", ".join(card.inputs),
+                card.output or "any one not read",
                 _kind(card),
                 _training_data(card),
                 card.preset,

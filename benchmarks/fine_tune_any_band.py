@@ -1,0 +1,138 @@
+"""Fine-tune an any-band model on the fit part of the KiDS/VIKING set of observed galaxies.
+
+The model (trained on the survey layer of the mock universe, `benchmarks/train_any_band.py`)
+continues on the observed galaxies of the set's *fit* part (even ``kv_NNN``; the odd ones
+are held out for `benchmarks/real_sky.py`), each band of the model matched to the set's
+nearest filter and the stamps put onto the model's pixel scale as real_sky.py does:
+
+* every request's colour model is solved afresh from the fit part's training pixels
+  (``--keep-moments`` keeps the mock universe's);
+* the targets are the observed images (no noise-free truth exists), so the sigma head
+  learns on noisy targets and the calibration removes the targets' sky noise (``SKYSIG``,
+  as their uncertainty) from the residuals: the stated sigma is the error about the sky
+  without noise, and real_sky.py counts a pixel as covered when
+  ``|prediction - observed| <= hypot(sigma, SKYSIG)``;
+* of the fit part, every fourth galaxy is kept from training: half of those choose the
+  checkpoint, the other half calibrate (every `predict` configuration, per target band on the
+  request with every other band at hand).
+
+    python benchmarks/fine_tune_any_band.py --real-data ../shared/realdata/kids_viking \\
+        --init runs/any_band_kv_out/any_band_kids_viking --epochs 20 --runs /tmp/ft/runs --out /tmp/ft/out
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from astropy.table import Table
+
+from real_sky import nearest_filter, read_bands, read_galaxies
+
+#: Side [px] every stamp is cut to (centred), on the model's grid.
+STAMP = 128
+
+
+def observed_set(directory, bands, pixel_scale, *, validation_every=4):
+    """The fit part of the set as an in-memory data set of ``bands`` (registry names; observed images only).
+
+    Every ``validation_every``-th galaxy forms the validation split; each band's uncertainty
+    is its stamp's SKYSIG per pixel of the grid.
+    """
+    from bandsynth.datasets.mock import MockDataset
+
+    mapping = {band: nearest_filter(band) for band in bands}
+    missing = [band for band, f in mapping.items() if f is None]
+    if missing:
+        raise SystemExit(f"the set has no filter near band(s) {missing} of the model")
+    rows = read_galaxies(directory, "fit")
+    cubes = {b: [] for b in bands}
+    noise = {b: [] for b in bands}
+    psf = {b: [] for b in bands}
+    for row in rows:
+        stack, sky, _ = read_bands(row["path"], mapping, pixel_scale=pixel_scale)
+        for b in bands:
+            psf[b].append(float(stack[b].meta.get("PSFFWHM", np.nan)))
+        ny, nx = stack.shape
+        if min(ny, nx) < STAMP:
+            raise SystemExit(f"{row['file']}: {ny} x {nx} px on the model's grid, smaller than {STAMP} px")
+        y0, x0 = (ny - STAMP) // 2, (nx - STAMP) // 2
+        for b in bands:
+            cubes[b].append(np.asarray(stack[b].data, np.float32)[y0:y0 + STAMP, x0:x0 + STAMP])
+            noise[b].append(np.full((STAMP, STAMP), sky[b], np.float32))
+    split = ["validation" if k % validation_every == validation_every - 1 else "train" for k in range(len(rows))]
+    manifest = Table({"file": [Path(r["file"]).name for r in rows], "split": split})
+    manifest.meta.update(bands=list(bands), mode="survey", unit="nanomaggy", pixel_scale=float(pixel_scale),
+                         psf_fwhm={b: round(float(np.nanmedian(v)), 3) for b, v in psf.items()
+                                   if np.isfinite(v).any()},  # the stamps' median PSFFWHM [arcsec]
+                         description="observed KiDS/VIKING galaxies, fit part (even kv_NNN)")
+    return MockDataset({b: np.stack(v) for b, v in cubes.items()}, manifest,
+                       uncertainty={b: np.stack(v) for b, v in noise.items()}), mapping
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--real-data", required=True, help="the kids_viking directory (manifest.csv, fits/)")
+    parser.add_argument("--init", required=True, help="the any-band model to start from")
+    parser.add_argument("--epochs", type=int, default=20, help="passes over the training galaxies")
+    parser.add_argument("--crops", type=int, default=16, help="random crops (and requests) per galaxy and epoch")
+    parser.add_argument("--crop", type=int, default=64, help="training crop side [px]")
+    parser.add_argument("--lr", type=float, default=1e-4, help="peak learning rate (cosine schedule)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the data order and requests")
+    parser.add_argument("--ssim-weight", type=float, default=0.0,
+                        help="weight of the loss's (1 - SSIM) term (default 0: the targets are noisy)")
+    parser.add_argument("--moment-pixels", choices=["all", "sources"], default="sources",
+                        help="pixels the colour models are refitted on (default: the sources')")
+    parser.add_argument("--keep-moments", action="store_true", help="keep the colour models of --init")
+    parser.add_argument("--runs", default="runs/any_band_ft", help="checkpoint folder (a rerun resumes)")
+    parser.add_argument("--out", default="runs/any_band_ft_out", help="folder for the weights and card")
+    parser.add_argument("--name", help="model name (default: --init's name with _kids)")
+    args = parser.parse_args(argv)
+
+    from bandsynth import Translator
+    from bandsynth.any_band_translator import AnyBandTranslator
+    from bandsynth.nn.any_band_recipe import any_band_card, train_any_band
+    from bandsynth.nn.recipe import split_validation
+
+    start = Translator.load(args.init)
+    if not start.card.outputs:
+        raise SystemExit(f"--init {args.init}: not an any-band model (its card lists no outputs)")
+    bands = list(start.card.inputs)
+    data, mapping = observed_set(args.real_data, bands, start.card.pixel_scale)
+    print(f"{len(data.indices('train'))} training and {len(data.indices('validation'))} validation galaxies; "
+          f"bands {mapping}", flush=True)
+    started = time.perf_counter()
+    net, scalings, result, sizes = train_any_band(
+        data, bands, epochs=args.epochs, lr=args.lr, seed=args.seed, crop_size=args.crop, init=start.model,
+        refit_moments=not args.keep_moments, moment_pixels=args.moment_pixels, crops_per_image=args.crops,
+        ssim_weight=args.ssim_weight,
+        checkpoint_dir=Path(args.runs),
+        checkpoint_every=100, progress=False)
+    name = args.name or f"{start.name}_kids"
+    recipe = "python benchmarks/fine_tune_any_band.py " + shlex.join(sys.argv[1:] if argv is None else argv)
+    card = any_band_card(
+        data, net, name=name, preset=start.card.preset, scalings=scalings, result=result, sizes=sizes,
+        options=dict(seed=args.seed, epochs=args.epochs, batch_size=8, crop_size=args.crop, lr=args.lr,
+                     crops_per_image=args.crops, ssim_weight=args.ssim_weight, moment_pixels=args.moment_pixels,
+                     moments="kept from init" if args.keep_moments else "refitted",
+                     recipe=recipe, duration_s=round(time.perf_counter() - started, 1),
+                     init={"path": args.init, "recipe": start.card.training.get("recipe"),
+                           "init": start.card.training.get("init")}),
+        description=f"{start.card.description}; fine-tuned on observed KiDS/VIKING galaxies (the fit part of the "
+                    "validation set: even kv_NNN)")
+    translator = AnyBandTranslator(net, card, one_mapping=Translator)
+    _, calibration = split_validation(data, calibrate=True)
+    translator = translator.calibrate(data, indices=calibration, configurations=("plain", "tta", "mc", "tta+mc"),
+                                      fitted_on=f"{len(calibration)} observed galaxies of the fit part, not trained "
+                                                "on (their sky noise taken out of the residuals)")
+    translator = translator.save(Path(args.out) / name, overwrite=True)
+    print(f"{name}: best validation SSIM {result.best_metric:.4f} after {result.steps} steps; "
+          f"written to {Path(args.out) / name}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
