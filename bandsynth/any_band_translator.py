@@ -65,8 +65,10 @@ def make_request(card, net, inputs, output):
         scaling={b: card.scaling[b] for b in (*inputs, output)},
         psf_fwhm={b: v for b, v in card.psf_fwhm.items() if b in (*inputs, output)},
         calibration=dict(calibration.get("configurations", {})),
-        baseline={"kind": "scaled", "method": "linear in the scaled units, x_out = a + sum c_i x_i, solved for this "
-                                              "request from the training pixels' moments",
+        baseline={"kind": net.baseline_kind,
+                  "method": ("linear in the scaled units, x_out = a + sum c_i x_i" if net.baseline_kind == "scaled"
+                             else "linear in flux, f_out = sum c_i f_i") + ", solved for this request from the "
+                                                                          "training pixels' moments",
                   "coefficients": {b: float(coefficients[net.slot(b)]) for b in inputs}, "intercept": intercept})
 
 

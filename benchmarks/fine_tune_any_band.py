@@ -5,8 +5,10 @@ continues on the observed galaxies of the set's *fit* part (even ``kv_NNN``; the
 are held out for `benchmarks/real_sky.py`), each band of the model matched to the set's
 nearest filter and the stamps put onto the model's pixel scale as real_sky.py does:
 
-* every request's colour model is solved afresh from the fit part's training pixels
-  (``--keep-moments`` keeps the mock universe's);
+* every request's colour model is solved afresh from the fit part's training pixels, those
+  of the sources (``--keep-moments`` keeps the mock universe's); ``--baseline flux`` starts
+  every request from the linear colour model in flux instead, keeping the generator
+  and resetting its correction to zero;
 * the targets are the observed images (no noise-free truth exists), so the sigma head
   learns on noisy targets and the calibration removes the targets' sky noise (``SKYSIG``,
   as their uncertainty) from the residuals: the stated sigma is the error about the sky
@@ -87,6 +89,9 @@ def main(argv=None):
                         help="weight of the loss's (1 - SSIM) term (default 0: the targets are noisy)")
     parser.add_argument("--moment-pixels", choices=["all", "sources"], default="sources",
                         help="pixels the colour models are refitted on (default: the sources')")
+    parser.add_argument("--baseline", choices=["scaled", "flux"],
+                        help="the colour model to start from (default: --init's kind); another kind than --init's "
+                             "keeps its generator and resets the correction")
     parser.add_argument("--keep-moments", action="store_true", help="keep the colour models of --init")
     parser.add_argument("--runs", default="runs/any_band_ft", help="checkpoint folder (a rerun resumes)")
     parser.add_argument("--out", default="runs/any_band_ft_out", help="folder for the weights and card")
@@ -108,7 +113,8 @@ def main(argv=None):
     started = time.perf_counter()
     net, scalings, result, sizes = train_any_band(
         data, bands, epochs=args.epochs, lr=args.lr, seed=args.seed, crop_size=args.crop, init=start.model,
-        refit_moments=not args.keep_moments, moment_pixels=args.moment_pixels, crops_per_image=args.crops,
+        refit_moments=not args.keep_moments, moment_pixels=args.moment_pixels, baseline=args.baseline,
+        crops_per_image=args.crops,
         ssim_weight=args.ssim_weight,
         checkpoint_dir=Path(args.runs),
         checkpoint_every=100, progress=False)

@@ -294,3 +294,41 @@ def test_colour_models_can_be_fitted_on_the_sources_alone():
     assert np.all(sources[0, 1:] > every[0, 1:])  # the mean scaled flux of every band
     with pytest.raises(ValueError, match="pixels must be 'all' or 'sources', got 'sky'"):
         band_moments(noisy, BANDS, scalings, pixels="sky")
+
+
+def test_a_flux_colour_model_is_the_linear_fit_in_flux_and_survives_the_config(data, scalings):
+    moments, cross = band_moments(data, BANDS, scalings, kind="flux")
+    net = build_any_band("tiny", BANDS, scalings, moments, cross, baseline="flux")
+    train = data.indices("train")
+    f = {b: np.asarray(data.cube(b)[train], dtype=np.float64).reshape(-1) for b in BANDS}
+    for present, wanted in ((("NUV", "Ks"), "r"), (("g", "Ks"), "NUV")):
+        expected, *_ = np.linalg.lstsq(np.column_stack([f[b] for b in present]), f[wanted], rcond=None)
+        a, c = net.colour_model([b in present for b in BANDS], BANDS.index(wanted))
+        assert a == 0.0
+        np.testing.assert_allclose([float(c[BANDS.index(b)]) for b in present], expected, rtol=1e-3)
+    task = net.task(inputs=["NUV", "Ks"], output="r")
+    flux = torch.from_numpy(np.stack([data.cube("NUV")[:2], data.cube("Ks")[:2]], 1))
+    x = task.scale_inputs(flux)
+    _, c = net.colour_model([True, False, False, True], BANDS.index("r"))
+    linear = c[0] * flux[:, :1].double() + c[3] * flux[:, 1:].double()
+    torch.testing.assert_close(task.unscale_output(task(x).mean).double(), linear, rtol=1e-4, atol=1e-6)
+    again = AnyBandNet.from_config(net.config)
+    assert again.baseline_kind == "flux" and net.config["baseline"] == "flux"
+    assert "baseline" not in _net(data, scalings).config  # the default kind leaves earlier configurations as they were
+    with pytest.raises(ValueError, match=r"AnyBandNet baseline must be one of \('scaled', 'flux'\), got 'log'"):
+        AnyBandNet.build("tiny", bands=BANDS, softening=[0.01] * 4, maximum=[1.0] * 4, moments=moments, cross=cross,
+                         baseline="log")
+
+
+def test_fine_tuning_into_a_flux_colour_model_keeps_the_generator_and_starts_from_that_model(data, scalings):
+    start = _net(data, scalings)
+    common = dict(epochs=1, batch_size=4, crop_size=32, progress=False, lr=1e-12, init=start)
+    net, *_ = train_any_band(data, BANDS, refit_moments=True, baseline="flux", **common)
+    assert net is not start and net.baseline_kind == "flux"
+    for mine, theirs in zip(net.generator.trunk.parameters(), start.generator.trunk.parameters()):
+        torch.testing.assert_close(mine, theirs)
+    task = net.task(inputs=["g", "Ks"], output="r")
+    x = task.scale_inputs(torch.from_numpy(np.stack([data.cube("g")[:2], data.cube("Ks")[:2]], 1)))
+    torch.testing.assert_close(task(x).mean, task.baseline(x), rtol=1e-5, atol=1e-5)  # correction reset (lr ~ 0)
+    with pytest.raises(ValueError, match="a 'flux' colour model needs its own moments: pass refit_moments=True"):
+        train_any_band(data, BANDS, baseline="flux", **common)

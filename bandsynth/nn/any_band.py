@@ -19,7 +19,11 @@ plain local image-to-image network and everything the photometric contract asks 
   hand, least squares on the training pixels, a power-law SED in the asinh's
   logarithmic regime -- solves a sub-block of those matrices, exactly and cheaply,
   for each of the ``K 2^(K-1)`` requests.  The network predicts the correction in
-  scaled units.
+  scaled units.  With ``baseline="flux"`` the moments are those of the fluxes and the
+  colour model is the linear one in flux, ``f_t = sum_i c_i f_i`` (no constant), taken
+  into the wanted band's scaled units: on images whose galaxies are faint and small
+  (observed ones) it is the sturdier start, as the flux-weighted fit follows the
+  galaxies' light and sky noise averages out in it.
 
 Input layout, ``[B, 3K, H, W]`` (`request_planes` builds it): the scaled images in
 their slots (0 where a band is missing), one presence plane per slot (1 or 0) and a
@@ -48,7 +52,10 @@ from torch import nn
 from ._scaling_ops import asinh, sinh, vector
 from .generator import PRESETS, GeneratorOutput, ResNetGenerator, WrapsGenerator
 
-__all__ = ["AnyBandNet", "TaskNet", "request_planes", "RIDGE"]
+__all__ = ["AnyBandNet", "TaskNet", "request_planes", "RIDGE", "BASELINES"]
+
+#: The colour models an `AnyBandNet` can start from: linear in the scaled units (with a constant) or in flux.
+BASELINES = ("scaled", "flux")
 
 #: Relative ridge added to the moments' diagonal: keeps nearly collinear bands solvable.
 RIDGE = 1e-6
@@ -91,13 +98,17 @@ class AnyBandNet(WrapsGenerator, nn.Module):
         Per band, in flux units: ``x = asinh(f / b) / asinh(m / b)``.
     moments : array-like
         ``(K + 1, K + 1)`` second moments of ``z = [1, x_1, ..., x_K]`` (the scaled
-        inputs as observed) over the training pixels.
+        inputs as observed; the fluxes for ``baseline="flux"``) over the training pixels.
     cross : array-like
-        ``(K + 1, K)`` moments of ``z`` with each band's scaled target image.
+        ``(K + 1, K)`` moments of ``z`` with each band's target image (scaled, or in flux).
+    baseline : {"scaled", "flux"}
+        The colour model each request starts from (`BASELINES`).
     """
 
-    def __init__(self, generator, *, bands, softening, maximum, moments, cross):
+    def __init__(self, generator, *, bands, softening, maximum, moments, cross, baseline="scaled"):
         super().__init__()
+        if baseline not in BASELINES:
+            raise ValueError(f"AnyBandNet baseline must be one of {BASELINES}, got {baseline!r}")
         if not isinstance(generator, ResNetGenerator):
             raise TypeError(f"generator must be a ResNetGenerator, got {type(generator).__name__}")
         bands = tuple(str(b) for b in bands)
@@ -120,6 +131,7 @@ class AnyBandNet(WrapsGenerator, nn.Module):
             if value.shape != shape or not torch.all(torch.isfinite(value)):
                 raise ValueError(f"AnyBandNet {name} must be a finite {shape} matrix, got shape {tuple(value.shape)}")
         self.bands = bands
+        self.baseline_kind = baseline
         self.generator = generator
         self.register_buffer("softening", softening)
         self.register_buffer("norm", torch.asinh(maximum / softening))
@@ -130,14 +142,14 @@ class AnyBandNet(WrapsGenerator, nn.Module):
         nn.init.zeros_(generator.head[-1].bias)
 
     @classmethod
-    def build(cls, preset, *, bands, softening, maximum, moments, cross, scale_head=True):
+    def build(cls, preset, *, bands, softening, maximum, moments, cross, baseline="scaled", scale_head=True):
         """A fresh network from a generator preset; it predicts each request's colour model exactly.
 
         Parameters
         ----------
         preset : str
             Generator preset (`bandsynth.nn.generator.PRESETS`).
-        bands, softening, maximum, moments, cross
+        bands, softening, maximum, moments, cross, baseline
             As for `AnyBandNet`.
         scale_head : bool
             Give the generator an uncertainty head.
@@ -149,7 +161,8 @@ class AnyBandNet(WrapsGenerator, nn.Module):
         if preset not in PRESETS:
             raise ValueError(f"unknown generator preset {preset!r}; known presets: {', '.join(PRESETS)}")
         generator = ResNetGenerator(3 * len(bands) + 1, 1, **PRESETS[preset], norm="none", scale_head=scale_head)
-        return cls(generator, bands=bands, softening=softening, maximum=maximum, moments=moments, cross=cross)
+        return cls(generator, bands=bands, softening=softening, maximum=maximum, moments=moments, cross=cross,
+                   baseline=baseline)
 
     @property
     def in_channels(self):
@@ -205,14 +218,15 @@ class AnyBandNet(WrapsGenerator, nn.Module):
                 raise ValueError(f"band {self.bands[key[1]]!r} is both wanted and at hand")
             if not any(key[0]):
                 raise ValueError("a request needs at least one band at hand")
-            rows = [0] + [i + 1 for i, p in enumerate(key[0]) if p]
+            constant = self.baseline_kind == "scaled"  # the linear colour model in flux has none
+            rows = [0] * constant + [i + 1 for i, p in enumerate(key[0]) if p]
             m = self.moments.detach().to("cpu", torch.float64)
             block = m[rows][:, rows]
             block = block + RIDGE * torch.diagonal(block).mean() * torch.eye(len(rows), dtype=torch.float64)
             solution = torch.linalg.solve(block, self.cross.detach().to("cpu", torch.float64)[rows, key[1]])
             coefficients = torch.zeros(len(self.bands), dtype=torch.float64)
-            coefficients[[r - 1 for r in rows[1:]]] = solution[1:]
-            self._colour_cache[key] = (float(solution[0]), coefficients)
+            coefficients[[r - 1 for r in rows[constant:]]] = solution[constant:]
+            self._colour_cache[key] = (float(solution[0]) if constant else 0.0, coefficients)
         return self._colour_cache[key]
 
     def _requests(self, x):
@@ -243,7 +257,11 @@ class AnyBandNet(WrapsGenerator, nn.Module):
         a = torch.tensor(intercepts, dtype=torch.float32, device=x.device).view(-1, 1, 1, 1)
         c = torch.stack(coefficients).to(x.device, torch.float32).view(-1, k, 1, 1)
         with torch.autocast(x.device.type, enabled=False):
-            return a + (x[:, :k].float() * c).sum(dim=1, keepdim=True)
+            if self.baseline_kind == "scaled":
+                return a + (x[:, :k].float() * c).sum(dim=1, keepdim=True)
+            flux = (self.unscale(x[:, :k], range(k)) * c).sum(dim=1, keepdim=True)
+            soft, norm = self.softening[target].view(-1, 1, 1, 1), self.norm[target].view(-1, 1, 1, 1)
+            return asinh(flux / soft) / norm
 
     def forward(self, x):
         """Predict each request's wanted band, in its scaled units: colour model plus correction.
@@ -335,6 +353,8 @@ class AnyBandNet(WrapsGenerator, nn.Module):
             "maximum": (self.softening * torch.sinh(self.norm)).tolist(),
             "moments": self.moments.tolist(),
             "cross": self.cross.tolist(),
+            # written only when not the default, so the configurations (and card hashes) of earlier models stay
+            **({"baseline": self.baseline_kind} if self.baseline_kind != "scaled" else {}),
         }
 
     @classmethod

@@ -11,13 +11,15 @@ The steps, as `bandsynth.nn.recipe` has them for a dedicated model:
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import torch
 
 from ..datasets.band_subsets import BandSubsetDataset, fit_band_scalings
 from ..datasets.base import model_input_cube, model_target_cube, unusable_pixels
 from ..scaling import AsinhScaling
-from .any_band import AnyBandNet
+from .any_band import BASELINES, AnyBandNet
 from .losses import BandLoss
 from .recipe import data_info, split_validation, training_noise
 from .training import fit as _train_loop
@@ -38,7 +40,7 @@ def _source_pixels(data, bands, scalings, indices):
     return np.stack(masks)
 
 
-def band_moments(data, bands, scalings, *, max_pixels=1_000_000, seed=0, pixels="all"):
+def band_moments(data, bands, scalings, *, max_pixels=1_000_000, seed=0, pixels="all", kind="scaled"):
     """Second moments of the scaled bands over the training pixels (`AnyBandNet`'s ``moments``, ``cross``).
 
     Parameters
@@ -57,6 +59,8 @@ def band_moments(data, bands, scalings, *, max_pixels=1_000_000, seed=0, pixels=
         segmentation of the scaled bands' sum, `bandsynth.morphology.segment`).  On survey-like or
         observed images most pixels are sky, and a fit dominated by their noise flattens every
         colour model: on the KiDS/VIKING galaxies, r from the other eight bands came out 2 mag too faint.
+    kind : {"scaled", "flux"}
+        Moments of the scaled bands, or of the fluxes (`AnyBandNet`'s ``baseline``).
 
     Returns
     -------
@@ -76,9 +80,12 @@ def band_moments(data, bands, scalings, *, max_pixels=1_000_000, seed=0, pixels=
     take = np.sort(np.random.default_rng(seed).choice(candidates, size=min(max_pixels, candidates.size),
                                                       replace=False))
 
+    if kind not in BASELINES:
+        raise ValueError(f"kind must be one of {BASELINES}, got {kind!r}")
+
     def sample(cube, band):
         flat = np.asarray(cube[indices], dtype=np.float64).reshape(-1)[take]
-        return scalings[band].forward(flat)
+        return scalings[band].forward(flat) if kind == "scaled" else flat
 
     x = np.stack([sample(model_input_cube(data, b), b) for b in bands], 1)
     y = np.stack([sample(model_target_cube(data, b), b) for b in bands], 1)
@@ -90,7 +97,7 @@ def band_moments(data, bands, scalings, *, max_pixels=1_000_000, seed=0, pixels=
     return z.T @ z / len(z), z.T @ y[good] / len(z)
 
 
-def build_any_band(preset, bands, scalings, moments, cross, *, seed=0):
+def build_any_band(preset, bands, scalings, moments, cross, *, seed=0, baseline="scaled"):
     """A fresh `AnyBandNet` (it predicts every request's colour model exactly).
 
     Parameters
@@ -103,6 +110,8 @@ def build_any_band(preset, bands, scalings, moments, cross, *, seed=0):
         As `band_moments` returns.
     seed : int
         Torch seed of the weights' initialisation.
+    baseline : {"scaled", "flux"}
+        The kind of colour model (``moments`` and ``cross`` must be of that kind).
 
     Returns
     -------
@@ -110,13 +119,14 @@ def build_any_band(preset, bands, scalings, moments, cross, *, seed=0):
     """
     torch.manual_seed(seed)
     return AnyBandNet.build(preset, bands=bands, softening=[scalings[b].softening for b in bands],
-                            maximum=[scalings[b].maximum for b in bands], moments=moments, cross=cross)
+                            maximum=[scalings[b].maximum for b in bands], moments=moments, cross=cross,
+                            baseline=baseline)
 
 
 def train_any_band(data, bands, *, preset="small", epochs=10, batch_size=8, lr=2e-4, crop_size=64, seed=0,
                    stretch=50.0, max_inputs=None, checkpoint_dir=None, checkpoint_every=None, max_steps=None,
                    device="auto", progress=True, init=None, refit_moments=False, crops_per_image=1, ssim_weight=1.0,
-                   moment_pixels="all"):
+                   moment_pixels="all", baseline=None):
     """Build and train an `AnyBandNet` on ``data``; returns it with its scalings, the result and set sizes.
 
     Parameters
@@ -144,6 +154,10 @@ def train_any_band(data, bands, *, preset="small", epochs=10, batch_size=8, lr=2
         epoch from a small set.
     moment_pixels : {"all", "sources"}
         The training pixels the colour models are fitted on (`band_moments`'s ``pixels``).
+    baseline : {"scaled", "flux"}, optional
+        The kind of colour model (default: ``init``'s, else ``"scaled"``).  With ``init`` of
+        another kind (and ``refit_moments``), the network keeps ``init``'s generator but starts
+        from the new colour model: its correction is reset to zero.
     ssim_weight : float
         Weight of the (1 - SSIM) term of the loss.  Against noisy targets (observed galaxies, no
         noise-free truth) 0: SSIM rewards a prediction whose local contrast matches the target's,
@@ -159,20 +173,30 @@ def train_any_band(data, bands, *, preset="small", epochs=10, batch_size=8, lr=2
         ``n_train``, ``n_selection`` and ``n_calibration`` (the validation half left for calibration).
     """
     if init is None:
+        kind = baseline or "scaled"
         scalings = fit_band_scalings(data, bands, stretch=stretch)
         net = build_any_band(preset, bands, scalings, *band_moments(data, bands, scalings, seed=seed,
-                                                                     pixels=moment_pixels), seed=seed)
+                                                                     pixels=moment_pixels, kind=kind),
+                             seed=seed, baseline=kind)
     elif tuple(init.bands) != tuple(bands):
         raise ValueError(f"init network reads and writes {', '.join(init.bands)}; expected {', '.join(bands)}")
     else:
         net = init
         scalings = {b: AsinhScaling(softening=float(s), maximum=float(s * torch.sinh(n)))
                     for b, s, n in zip(bands, init.softening, init.norm)}
+        kind = baseline or init.baseline_kind
+        if kind != init.baseline_kind and not refit_moments:
+            raise ValueError(f"a {kind!r} colour model needs its own moments: pass refit_moments=True")
         if refit_moments:
-            moments, cross = band_moments(data, bands, scalings, seed=seed, pixels=moment_pixels)
-            with torch.no_grad():  # in place: the buffers' versions move, so cached colour models are solved again
-                net.moments.copy_(torch.as_tensor(0.5 * (moments + moments.T)))
-                net.cross.copy_(torch.as_tensor(cross))
+            moments, cross = band_moments(data, bands, scalings, seed=seed, pixels=moment_pixels, kind=kind)
+            if kind != init.baseline_kind:  # the generator's features carry over; the correction starts at zero
+                net = AnyBandNet(copy.deepcopy(init.generator), bands=bands, softening=init.softening,
+                                 maximum=init.softening * torch.sinh(init.norm), moments=moments, cross=cross,
+                                 baseline=kind)
+            else:
+                with torch.no_grad():  # in place: the buffers' versions move, so cached colour models are solved again
+                    net.moments.copy_(torch.as_tensor(0.5 * (moments + moments.T)))
+                    net.cross.copy_(torch.as_tensor(cross))
     if int(crops_per_image) < 1:
         raise ValueError(f"crops_per_image must be at least 1, got {crops_per_image}")
     selection, calibration = split_validation(data, calibrate=True)
@@ -226,8 +250,12 @@ def any_band_card(data, net, *, name, preset, scalings, result, sizes, options, 
         pixel_scale=float(info.get("pixel_scale", 0.396)),
         psf_fwhm={b: v for b, v in dict(info.get("psf_fwhm", {}) or {}).items() if b in bands},
         receptive_field=net.receptive_field,
-        baseline={"kind": "scaled", "method": "per request, x_out = a + sum c_i x_i over the bands at hand, least "
-                                              "squares on the training pixels, solved from their moments"},
+        baseline=({"kind": "scaled", "method": "per request, x_out = a + sum c_i x_i over the bands at hand, least "
+                                               "squares on the training pixels, solved from their moments"}
+                  if net.baseline_kind == "scaled" else
+                  {"kind": "flux", "method": "per request, f_out = sum c_i f_i over the bands at hand (linear colour "
+                                             "model in flux), least squares on the training pixels, solved from "
+                                             "their moments"}),
         uncertainty={"head": "Gaussian sigma (trained with a Gaussian NLL, mean detached)",
                      "meaning": "per band, as for a model of one mapping (calibrated on the request with every "
                                 "other band at hand)"},
