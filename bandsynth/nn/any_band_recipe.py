@@ -71,6 +71,8 @@ def band_moments(data, bands, scalings, *, max_pixels=1_000_000, seed=0, pixels=
     """
     if pixels not in ("all", "sources"):
         raise ValueError(f"pixels must be 'all' or 'sources', got {pixels!r}")
+    if kind not in BASELINES:
+        raise ValueError(f"kind must be one of {BASELINES}, got {kind!r}")
     indices = np.asarray(data.indices("train"))
     first = np.asarray(model_input_cube(data, bands[0])[indices[:1]])
     candidates = (np.arange(indices.size * first[0].size) if pixels == "all"
@@ -79,9 +81,6 @@ def band_moments(data, bands, scalings, *, max_pixels=1_000_000, seed=0, pixels=
         raise ValueError("no source detected in the training images: cannot fit the colour models on sources")
     take = np.sort(np.random.default_rng(seed).choice(candidates, size=min(max_pixels, candidates.size),
                                                       replace=False))
-
-    if kind not in BASELINES:
-        raise ValueError(f"kind must be one of {BASELINES}, got {kind!r}")
 
     def sample(cube, band):
         flat = np.asarray(cube[indices], dtype=np.float64).reshape(-1)[take]
@@ -152,16 +151,16 @@ def train_any_band(data, bands, *, preset="small", epochs=10, batch_size=8, lr=2
     crops_per_image : int
         Random crops (each with its own request) of every training image per epoch: more steps per
         epoch from a small set.
+    ssim_weight : float
+        Weight of the (1 - SSIM) term of the loss.  Against noisy targets (observed galaxies, no
+        noise-free truth) 0: SSIM rewards a prediction whose local contrast matches the target's,
+        noise included, which no input can predict.
     moment_pixels : {"all", "sources"}
         The training pixels the colour models are fitted on (`band_moments`'s ``pixels``).
     baseline : {"scaled", "flux"}, optional
         The kind of colour model (default: ``init``'s, else ``"scaled"``).  With ``init`` of
         another kind (and ``refit_moments``), the network keeps ``init``'s generator but starts
         from the new colour model: its correction is reset to zero.
-    ssim_weight : float
-        Weight of the (1 - SSIM) term of the loss.  Against noisy targets (observed galaxies, no
-        noise-free truth) 0: SSIM rewards a prediction whose local contrast matches the target's,
-        noise included, which no input can predict.
 
     Returns
     -------
@@ -206,7 +205,8 @@ def train_any_band(data, bands, *, preset="small", epochs=10, batch_size=8, lr=2
     val_set = BandSubsetDataset(data, indices=selection, augment=False, **common)
     result = _train_loop(
         net, train_set, val_data=val_set, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
-        loss=BandLoss(ssim_weight=ssim_weight, distribution="gaussian"), checkpoint_dir=checkpoint_dir, checkpoint_every=checkpoint_every,
+        loss=BandLoss(ssim_weight=ssim_weight, distribution="gaussian"), checkpoint_dir=checkpoint_dir,
+        checkpoint_every=checkpoint_every,
         resume="auto" if checkpoint_dir else None, device=device, progress=progress, max_steps=max_steps,
     )
     if result.best_state is not None:

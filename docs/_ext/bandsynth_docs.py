@@ -196,7 +196,8 @@ def card_page(card):
     out.append(
         _field_list(
             [
-                *([("Reads (any subset)", ", ".join(card.inputs)), ("Writes (any one not read)", ", ".join(card.outputs))]
+                *([("Reads (any subset)", ", ".join(card.inputs)),
+                   ("Writes (any one not read)", ", ".join(card.outputs))]
                   if card.outputs else [("Inputs (channel order)", ", ".join(card.inputs)), ("Output", card.output)]),
                 ("Unit", card.unit),
                 ("Observing mode of the training data", card.mode),
@@ -306,7 +307,8 @@ def card_page(card):
             "warning that their coverage is not measured.  Temperatures multiply σ and depend on the "
             "predicted (scaled) brightness.\n"
         )
-        rows = [[f"{band} from {'+'.join(dict(entry).get('inputs', ()))}: {config}", *_calibration_row(config, dict(c))[1:]]
+        rows = [[f"{band} from {'+'.join(dict(entry).get('inputs', ()))}: {config}",
+                 *_calibration_row(config, dict(c))[1:]]
                 for band, entry in calib.items()
                 for config, c in dict(dict(entry).get("configurations", {})).items()]
         out.append(_list_table(["request: configuration", *CALIBRATION_HEADER[1:]], rows))
