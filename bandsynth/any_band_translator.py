@@ -17,7 +17,7 @@ from astropy.utils.exceptions import AstropyUserWarning
 from ._model_access import ModelAccess
 from .bands import get_band
 from .models.zoo import ModelCard, write_model
-from .nn.any_band import AnyBandNet
+from .nn.any_band import BASELINE_METHODS, AnyBandNet
 from .nn.engine import resolve_device
 from .nn.generator import count_parameters
 from .scaling import AsinhScaling
@@ -66,9 +66,8 @@ def make_request(card, net, inputs, output):
         psf_fwhm={b: v for b, v in card.psf_fwhm.items() if b in (*inputs, output)},
         calibration=dict(calibration.get("configurations", {})),
         baseline={"kind": net.baseline_kind,
-                  "method": ("linear in the scaled units, x_out = a + sum c_i x_i" if net.baseline_kind == "scaled"
-                             else "linear in flux, f_out = sum c_i f_i") + ", solved for this request from the "
-                                                                          "training pixels' moments",
+                  "method": f"{BASELINE_METHODS[net.baseline_kind]}, solved for this request from the training "
+                            "pixels' moments",
                   "coefficients": {b: float(coefficients[net.slot(b)]) for b in inputs}, "intercept": intercept})
 
 

@@ -33,6 +33,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from photometry import _row, measure  # noqa: E402  (the measures of benchmarks/photometry.py)
+from real_sky import nearest_band  # noqa: E402  (band matching in wavelength, as for the real set)
 
 #: The paper's mappings on ideal mock galaxies: dedicated model -> (inputs, output).
 PAPER = {"nuv_k_to_g_paper": (("NUV", "Ks"), "g"), "nuv_k_to_r_paper": (("NUV", "Ks"), "r"),
@@ -41,25 +42,15 @@ PAPER = {"nuv_k_to_g_paper": (("NUV", "Ks"), "g"), "nuv_k_to_r_paper": (("NUV", 
 #: r from fewer and fewer bands (each name stands for the model's band nearest to it in wavelength).
 DEGRADATION = (("u", "g", "i", "VISTA_Z", "VISTA_Y", "J", "H", "Ks"), ("u", "g", "i", "VISTA_Z", "J", "H", "Ks"),
                ("g", "i", "VISTA_Z"), ("g", "VISTA_Z"), ("g",), ("NUV", "Ks"))
-#: A name stands for the model's band nearest in wavelength if within this fraction.
-MATCH_TOLERANCE = 0.10
-
-
-def model_band(model, name):
-    """The model's band nearest in wavelength to the registry band ``name``, or None beyond `MATCH_TOLERANCE`."""
-    from bandsynth.bands import get_band
-
-    lam = get_band(name).wavelength.value
-    distance = {b: abs(np.log(get_band(b).wavelength.value / lam)) for b in model.inputs}
-    best = min(distance, key=distance.get)
-    return best if distance[best] <= np.log1p(MATCH_TOLERANCE) else None
 
 
 def degradation_requests(model):
-    """``[(inputs, output)]``: the `DEGRADATION` rows the model's bands serve, each name matched once."""
+    """``[(inputs, output)]``: the `DEGRADATION` rows the model's bands serve, each name matched once (to the
+    model's band nearest in wavelength, within real_sky.py's `MATCH_TOLERANCE`)."""
+    own = {b: b for b in model.inputs}
     out = []
     for names in DEGRADATION:
-        bands = [model_band(model, n) for n in (*names, "r")]
+        bands = [nearest_band(n, own) for n in (*names, "r")]
         if None not in bands and len(set(bands)) == len(bands):
             out.append((bands[:-1], bands[-1]))
     return out

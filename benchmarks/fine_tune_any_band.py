@@ -9,7 +9,8 @@ nearest filter and the stamps put onto the model's pixel scale as real_sky.py do
   of the sources (``--keep-moments`` keeps the mock universe's); ``--baseline flux`` starts
   every request from the linear colour model in flux instead, keeping the generator
   and resetting its correction to zero;
-* the targets are the observed images (no noise-free truth exists), so the sigma head
+* the targets are the observed images (no noise-free truth exists): the loss is L1 without
+  the SSIM term (``--ssim-weight``; SSIM rewards matching the targets' noise), the sigma head
   learns on noisy targets and the calibration removes the targets' sky noise (``SKYSIG``,
   as their uncertainty) from the residuals: the stated sigma is the error about the sky
   without noise, and real_sky.py counts a pixel as covered when
@@ -19,7 +20,7 @@ nearest filter and the stamps put onto the model's pixel scale as real_sky.py do
   request with every other band at hand).
 
     python benchmarks/fine_tune_any_band.py --real-data ../shared/realdata/kids_viking \\
-        --init runs/any_band_kv_out/any_band_kids_viking --epochs 20 --runs /tmp/ft/runs --out /tmp/ft/out
+        --init runs/any_band_src_out/any_band_kids_viking --epochs 30 --runs /tmp/ft/runs --out /tmp/ft/out
 """
 
 from __future__ import annotations

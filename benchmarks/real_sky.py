@@ -72,11 +72,18 @@ def _wavelength(band):
     return get_band(band).wavelength.to_value("nm")
 
 
+def nearest_band(band, candidates):
+    """Of ``candidates`` (name -> registry band), the name nearest ``band`` in wavelength, or None when none is
+    within `MATCH_TOLERANCE`."""
+    lam = _wavelength(band)
+    distance = {name: abs(np.log(_wavelength(b) / lam)) for name, b in candidates.items()}
+    name = min(distance, key=distance.get)
+    return name if distance[name] <= np.log1p(MATCH_TOLERANCE) else None
+
+
 def nearest_filter(band):
     """The set's filter nearest ``band`` in wavelength, or None when none is within `MATCH_TOLERANCE`."""
-    lam = _wavelength(band)
-    name = min(SET_FILTERS, key=lambda f: abs(np.log(_wavelength(SET_FILTERS[f]) / lam)))
-    return name if abs(np.log(_wavelength(SET_FILTERS[name]) / lam)) <= np.log1p(MATCH_TOLERANCE) else None
+    return nearest_band(band, SET_FILTERS)
 
 
 def read_galaxies(directory, part):

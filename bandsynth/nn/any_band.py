@@ -52,10 +52,13 @@ from torch import nn
 from ._scaling_ops import asinh, sinh, vector
 from .generator import PRESETS, GeneratorOutput, ResNetGenerator, WrapsGenerator
 
-__all__ = ["AnyBandNet", "TaskNet", "request_planes", "RIDGE", "BASELINES"]
+__all__ = ["AnyBandNet", "TaskNet", "request_planes", "RIDGE", "BASELINES", "BASELINE_METHODS"]
 
 #: The colour models an `AnyBandNet` can start from: linear in the scaled units (with a constant) or in flux.
 BASELINES = ("scaled", "flux")
+#: What each kind of colour model is, for the cards.
+BASELINE_METHODS = {"scaled": "x_out = a + sum c_i x_i over the bands at hand, linear in the scaled units",
+                    "flux": "f_out = sum c_i f_i over the bands at hand, the linear colour model in flux"}
 
 #: Relative ridge added to the moments' diagonal: keeps nearly collinear bands solvable.
 RIDGE = 1e-6

@@ -19,7 +19,7 @@ import torch
 from ..datasets.band_subsets import BandSubsetDataset, fit_band_scalings
 from ..datasets.base import model_input_cube, model_target_cube, unusable_pixels
 from ..scaling import AsinhScaling
-from .any_band import BASELINES, AnyBandNet
+from .any_band import BASELINE_METHODS, BASELINES, AnyBandNet
 from .losses import BandLoss
 from .recipe import data_info, split_validation, training_noise
 from .training import fit as _train_loop
@@ -250,12 +250,8 @@ def any_band_card(data, net, *, name, preset, scalings, result, sizes, options, 
         pixel_scale=float(info.get("pixel_scale", 0.396)),
         psf_fwhm={b: v for b, v in dict(info.get("psf_fwhm", {}) or {}).items() if b in bands},
         receptive_field=net.receptive_field,
-        baseline=({"kind": "scaled", "method": "per request, x_out = a + sum c_i x_i over the bands at hand, least "
-                                               "squares on the training pixels, solved from their moments"}
-                  if net.baseline_kind == "scaled" else
-                  {"kind": "flux", "method": "per request, f_out = sum c_i f_i over the bands at hand (linear colour "
-                                             "model in flux), least squares on the training pixels, solved from "
-                                             "their moments"}),
+        baseline={"kind": net.baseline_kind, "method": f"per request, {BASELINE_METHODS[net.baseline_kind]}; least "
+                                                       "squares on the training pixels, solved from their moments"},
         uncertainty={"head": "Gaussian sigma (trained with a Gaussian NLL, mean detached)",
                      "meaning": "per band, as for a model of one mapping (calibrated on the request with every "
                                 "other band at hand)"},

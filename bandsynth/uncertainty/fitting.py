@@ -86,8 +86,7 @@ def calibrate_translator(translator, data, *, indices=None, split="validation",
     # the noise-free truth where the data set has one (survey layer), the observed image otherwise
     truths = ([data.stack(int(i), truth=True)[translator.output] for i in indices] if getattr(data, "has_truth", False)
               else [s[translator.output] for s in stacks])
-    target_noise = [np.zeros(t.data.shape) if t.uncertainty is None else np.asarray(t.uncertainty.array, np.float64)
-                    for t in truths]
+    target_noise = [None if t.uncertainty is None else np.asarray(t.uncertainty.array, np.float64) for t in truths]
     output_scaling = translator.scalings[translator.output]
     footprints = []
     for t in truths:
@@ -112,7 +111,7 @@ def calibrate_translator(translator, data, *, indices=None, split="validation",
             use = inside & ~mask
             m = mean[0, 0][use].astype(np.float64)
             residual.append(np.abs(output_scaling.inverse(m) - np.asarray(true.data, dtype=np.float64)[use]))
-            noise_t.append(np.nan_to_num(true_noise[use]))
+            noise_t.append(np.zeros(m.size) if true_noise is None else np.nan_to_num(true_noise[use]))
             mean_s.append(m)
             sigma_s.append(np.sqrt(variance[0, 0][use]))
             galaxy.append(np.full(int(use.sum()), g))
