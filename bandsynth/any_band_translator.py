@@ -251,7 +251,8 @@ class AnyBandTranslator(ModelAccess):
         data : data set
             Holds every band of the model (``stack(i)``, ``indices(split)``).
         **options
-            As for `bandsynth.Translator.calibrate` (``indices``, ``split``, ``configurations``, ``fitted_on``).
+            As for `bandsynth.Translator.calibrate` (``indices``, ``split``, ``configurations``, ``fitted_on``,
+            ``footprint``).
 
         Returns
         -------

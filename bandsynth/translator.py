@@ -209,7 +209,7 @@ class Translator(ModelAccess):
         return translator.calibrate(data, indices=calibration, fitted_on=CALIBRATION_HALF) if calibrate else translator
 
     def calibrate(self, data, *, indices=None, split="validation", configurations=("plain", "tta", "mc", "tta+mc"),
-                  fitted_on=None):
+                  fitted_on=None, footprint="target"):
         """Fit the uncertainty calibration for each `predict` configuration (`bandsynth.uncertainty`).
 
         Parameters
@@ -223,6 +223,9 @@ class Translator(ModelAccess):
             Which configurations to calibrate; "mc" and "tta+mc" only where the inputs carry an uncertainty.
         fitted_on : str, optional
             Where the galaxies come from, recorded in the card (default: the split or their number).
+        footprint : {"target", "detection"}
+            Measure the residuals in the galaxy as detected in the true target band, or in the sum of all its
+            bands (`bandsynth.uncertainty.fitting.calibrate_translator`).
 
         Returns
         -------
@@ -232,7 +235,7 @@ class Translator(ModelAccess):
         from .uncertainty.fitting import calibrate_translator
 
         calibrations = calibrate_translator(self, data, indices=indices, split=split, configurations=configurations,
-                                            fitted_on=fitted_on)
+                                            fitted_on=fitted_on, footprint=footprint)
         card = self._card.replace(calibration={k: c.to_dict() for k, c in calibrations.items()})
         return type(self)(self._model, card, device=self._device)
 

@@ -17,7 +17,8 @@ nearest filter and the stamps put onto the model's pixel scale as real_sky.py do
   ``|prediction - observed| <= hypot(sigma, SKYSIG)``;
 * of the fit part, every fourth galaxy is kept from training: half of those choose the
   checkpoint, the other half calibrate (every `predict` configuration, per target band on the
-  request with every other band at hand).
+  request with every other band at hand, in the galaxy as detected in the sum of its bands);
+  with ``--keep-last`` the last weights are kept and all of them calibrate.
 
     python benchmarks/fine_tune_any_band.py --real-data ../shared/realdata/kids_viking \\
         --init runs/any_band_src_out/any_band_kids_viking --epochs 30 --runs /tmp/ft/runs --out /tmp/ft/out
@@ -88,11 +89,19 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=0, help="seed of the data order and requests")
     parser.add_argument("--ssim-weight", type=float, default=0.0,
                         help="weight of the loss's (1 - SSIM) term (default 0: the targets are noisy)")
+    parser.add_argument("--flux-weight", type=float, default=0.0,
+                        help="weight of the loss's photometric term (relative error of each crop's total flux)")
     parser.add_argument("--moment-pixels", choices=["all", "sources"], default="sources",
                         help="pixels the colour models are refitted on (default: the sources')")
     parser.add_argument("--baseline", choices=["scaled", "flux"],
                         help="the colour model to start from (default: --init's kind); another kind than --init's "
                              "keeps its generator and resets the correction")
+    parser.add_argument("--calibration-footprint", choices=["target", "detection"], default="detection",
+                        help="calibrate in the galaxy as detected in the target band or (default) in the sum of "
+                             "its bands, as real_sky.py scores the whole galaxy")
+    parser.add_argument("--keep-last", action="store_true",
+                        help="keep the last weights (no checkpoint chosen on validation SSIM, which hardly ranks "
+                             "them against noisy targets): every validation galaxy then calibrates")
     parser.add_argument("--keep-moments", action="store_true", help="keep the colour models of --init")
     parser.add_argument("--runs", default="runs/any_band_ft", help="checkpoint folder (a rerun resumes)")
     parser.add_argument("--out", default="runs/any_band_ft_out", help="folder for the weights and card")
@@ -115,8 +124,8 @@ def main(argv=None):
     net, scalings, result, sizes = train_any_band(
         data, bands, epochs=args.epochs, lr=args.lr, seed=args.seed, crop_size=args.crop, init=start.model,
         refit_moments=not args.keep_moments, moment_pixels=args.moment_pixels, baseline=args.baseline,
-        crops_per_image=args.crops,
-        ssim_weight=args.ssim_weight,
+        crops_per_image=args.crops, select_checkpoint=not args.keep_last,
+        ssim_weight=args.ssim_weight, flux_weight=args.flux_weight,
         checkpoint_dir=Path(args.runs),
         checkpoint_every=100, progress=False)
     name = args.name or f"{start.name}_kids"
@@ -124,7 +133,9 @@ def main(argv=None):
     card = any_band_card(
         data, net, name=name, preset=start.card.preset, scalings=scalings, result=result, sizes=sizes,
         options=dict(seed=args.seed, epochs=args.epochs, batch_size=8, crop_size=args.crop, lr=args.lr,
-                     crops_per_image=args.crops, ssim_weight=args.ssim_weight, moment_pixels=args.moment_pixels,
+                     crops_per_image=args.crops, ssim_weight=args.ssim_weight, flux_weight=args.flux_weight,
+                     checkpoint="last" if args.keep_last else "best validation SSIM",
+                     moment_pixels=args.moment_pixels,
                      moments="kept from init" if args.keep_moments else "refitted",
                      recipe=recipe, duration_s=round(time.perf_counter() - started, 1),
                      init={"path": args.init, "recipe": start.card.training.get("recipe"),
@@ -132,13 +143,14 @@ def main(argv=None):
         description=f"{start.card.description}; fine-tuned on observed KiDS/VIKING galaxies (the fit part of the "
                     "validation set: even kv_NNN)")
     translator = AnyBandTranslator(net, card, one_mapping=Translator)
-    _, calibration = split_validation(data, calibrate=True)
+    calibration = data.indices("validation") if args.keep_last else split_validation(data, calibrate=True)[1]
     translator = translator.calibrate(data, indices=calibration, configurations=("plain", "tta", "mc", "tta+mc"),
                                       fitted_on=f"{len(calibration)} observed galaxies of the fit part, not trained "
-                                                "on (their sky noise taken out of the residuals)")
+                                                "on (their sky noise taken out of the residuals)",
+                                      footprint=args.calibration_footprint)
     translator = translator.save(Path(args.out) / name, overwrite=True)
-    print(f"{name}: best validation SSIM {result.best_metric:.4f} after {result.steps} steps; "
-          f"written to {Path(args.out) / name}", flush=True)
+    chosen = "last weights" if args.keep_last else f"best validation SSIM {result.best_metric:.4f}"
+    print(f"{name}: {chosen} after {result.steps} steps; written to {Path(args.out) / name}", flush=True)
 
 
 if __name__ == "__main__":

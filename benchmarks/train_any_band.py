@@ -46,6 +46,10 @@ def main(argv=None):
     parser.add_argument("--r-mag-range", type=float, nargs=2, help="r magnitudes of the --survey galaxies")
     parser.add_argument("--moment-pixels", choices=["all", "sources"],
                         help="pixels the colour models are fitted on (default: sources with --survey, else all)")
+    parser.add_argument("--baseline", choices=["scaled", "flux"], default="scaled",
+                        help="every request's colour model: linear in the scaled units (default) or in flux")
+    parser.add_argument("--flux-weight", type=float, default=0.0,
+                        help="weight of the loss's photometric term (relative error of each crop's total flux)")
     parser.add_argument("--init", help="continue from this saved any-band model (same bands; a new schedule)")
     args = parser.parse_args(argv)
 
@@ -81,11 +85,12 @@ def main(argv=None):
         data, bands, preset=args.preset, epochs=args.epochs, lr=args.lr, seed=args.seed, crop_size=args.crop,
         max_inputs=args.max_inputs, checkpoint_dir=Path(args.runs), checkpoint_every=200, progress=False,
         moment_pixels=args.moment_pixels or ("all" if args.survey is None else "sources"),
-        init=None if args.init is None else Translator.load(args.init).model)
+        baseline=None if args.init else args.baseline, flux_weight=args.flux_weight, init=None if args.init is None else Translator.load(args.init).model)
     recipe = "python benchmarks/train_any_band.py " + shlex.join(sys.argv[1:] if argv is None else argv)
     card = any_band_card(data, net, name=args.name, preset=args.preset, scalings=scalings, result=result, sizes=sizes,
                          options=dict(seed=args.seed, epochs=args.epochs, batch_size=8, crop_size=args.crop,
                                       lr=args.lr, stretch=50.0, max_inputs=args.max_inputs, recipe=recipe,
+                                      flux_weight=args.flux_weight,
                                       duration_s=round(time.perf_counter() - started, 1)),
                          description=f"any of {', '.join(bands)} from any subset of the others, on {universe}")
     translator = AnyBandTranslator(net, card, one_mapping=Translator)

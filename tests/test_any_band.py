@@ -10,8 +10,9 @@ from astropy.utils.exceptions import AstropyUserWarning
 from bandsynth.datasets import make_dataset, make_galaxy
 from bandsynth.datasets.band_subsets import BandSubsetDataset, fit_band_scalings
 from bandsynth.nn.any_band import AnyBandNet, TaskNet, request_planes
-from bandsynth.nn.any_band_recipe import band_moments, build_any_band, train_any_band
+from bandsynth.nn.any_band_recipe import any_band_card, band_moments, build_any_band, train_any_band
 from bandsynth.nn.engine import InferenceEngine
+from bandsynth.scaling import AsinhScaling
 
 BANDS = ["NUV", "g", "r", "Ks"]
 
@@ -332,3 +333,41 @@ def test_fine_tuning_into_a_flux_colour_model_keeps_the_generator_and_starts_fro
     torch.testing.assert_close(task(x).mean, task.baseline(x), rtol=1e-5, atol=1e-5)  # correction reset (lr ~ 0)
     with pytest.raises(ValueError, match="a 'flux' colour model needs its own moments: pass refit_moments=True"):
         train_any_band(data, BANDS, baseline="flux", **common)
+
+
+def test_the_photometric_term_is_each_crops_relative_flux_error_in_its_wanted_band(data, scalings):
+    from bandsynth.nn.any_band_recipe import _loss
+
+    net = _net(data, scalings)
+    loss = _loss(net, ssim_weight=0.0, flux_weight=2.0)
+    r = BANDS.index("r")
+    true = torch.from_numpy(np.asarray(data.cube("r")[:2], np.float32))[:, None]
+    pred = 1.1 * true
+    scaled = net.scale(torch.cat([pred, true]), (r,))
+    # in nanomaggies: |sum(pred - true)| / (sum|true| + n_pixels x softening) per crop
+    softening = float(net.softening[r])
+    n = true[0].numel()
+    expected = np.mean([float((pred[k] - true[k]).sum().abs() / (true[k].abs().sum() + n * softening))
+                        for k in range(2)])
+    assert loss.flux_weight == 2.0
+    np.testing.assert_allclose(float(loss.photometric_error(scaled[:2], scaled[2:])), expected, rtol=1e-3)
+    assert _loss(net, ssim_weight=0.0, flux_weight=0.0).flux is None
+    stretched = {**scalings, "g": AsinhScaling(softening=scalings["g"].softening,
+                                               maximum=10 * scalings["g"].maximum)}
+    with pytest.raises(ValueError, match="flux_weight needs one stretch .* for every band; the network's differ: "
+                                         "NUV 4.61, g 6.91"):
+        train_any_band(data, BANDS, init=_net(data, stretched), flux_weight=1.0, epochs=1, progress=False)
+
+
+def test_training_can_keep_the_last_weights_and_leave_every_validation_image_for_calibration(data, scalings):
+    common = dict(epochs=1, batch_size=4, crop_size=32, progress=False)
+    net, fitted, result, sizes = train_any_band(data, BANDS, init=_net(data, scalings), select_checkpoint=False,
+                                                **common)
+    assert result.best_metric_name == "train_loss"  # nothing validated
+    card = any_band_card(data, net, name="m", preset="tiny", scalings=fitted, result=result, sizes=sizes,
+                         options={})
+    assert card.training["best_validation_ssim"] is None
+    assert sizes["n_selection"] == 0 and sizes["n_calibration"] == len(data.indices("validation"))
+    _, _, chosen, halves = train_any_band(data, BANDS, init=_net(data, scalings), **common)
+    assert chosen.best_metric_name != "train_loss"
+    assert halves["n_selection"] + halves["n_calibration"] == len(data.indices("validation"))

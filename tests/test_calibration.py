@@ -73,3 +73,23 @@ def test_calibrating_on_noisy_observed_targets_states_the_error_about_the_noise_
         pred = calibrated.predict(data.stack(0).select(["NUV", "Ks"]))
         sigma[told] = float(np.median(pred.uncertainty.array)) / noise
     assert sigma[False] > 0.5 and sigma[True] < 0.25 * sigma[False]
+
+
+def test_calibration_can_measure_the_residuals_in_the_galaxy_detected_in_all_its_bands(make_tiny_translator):
+    # A faint, noisy target band detects only the galaxy's core; the coadd of its bands detects the galaxy.
+    from bandsynth.datasets.mock import MockDataset, make_dataset
+
+    data = make_dataset(6, seed=5, bands=["NUV", "Ks", "r"], size=48)
+    noise = 0.05
+    cubes = {b: np.asarray(data.cube(b)) for b in data.names}
+    cubes["r"] = 0.2 * cubes["r"] + np.random.default_rng(1).normal(0.0, noise, cubes["r"].shape)
+    observed = MockDataset(cubes, data.manifest, uncertainty={b: np.full(cubes["r"].shape, noise) for b in data.names})
+    t = make_tiny_translator()
+    pixels = {}
+    for footprint in ("target", "detection"):
+        cal = t.calibrate(observed, indices=range(6), configurations=("plain",), footprint=footprint)
+        pixels[footprint] = cal.card.calibration["plain"]["n_pixels"]
+    assert pixels["detection"] > 1.5 * pixels["target"]
+    assert cal.card.calibration["plain"]["fitted_on"].endswith("residuals in the galaxy detected in the sum of its bands")
+    with pytest.raises(ValueError, match=r"footprint must be one of \('target', 'detection'\), got 'aperture'"):
+        t.calibrate(observed, indices=range(6), footprint="aperture")

@@ -11,8 +11,9 @@ from bandsynth.models.zoo import CARD_FORMAT, ModelCard, list_models, model_path
 from bandsynth.nn.generator import count_parameters
 from bandsynth.nn.network import TranslationNet
 
-#: The shipped models of one mapping (an any-band model's card lists ``outputs``; none ships yet).
+#: The shipped models of one mapping, and the any-band models (their cards list ``outputs``).
 SHIPPED = [card.name for card in list_models() if not card.outputs]
+ANY_BAND = [card.name for card in list_models() if card.outputs]
 
 
 def _minimal(**changes):
@@ -24,17 +25,23 @@ def _minimal(**changes):
     return fields
 
 
-@pytest.mark.parametrize("name", SHIPPED)
-def test_shipped_card_matches_its_weights(name):
-    """Schema test: recompute the hash and the parameter count of every shipped model."""
+def _card_and_weights(name, network):
+    """The shipped card, checked against its file name, format and hashes, and its weights loaded strictly into
+    ``network`` (whose parameter count and receptive field the card states)."""
     weights, card_path = model_paths(name)
     card = ModelCard.read(card_path)
     assert card.name == name == card_path.stem and card.format_version == CARD_FORMAT
     assert sha256_file(weights) == card.sha256 and card.card_sha256 == card.content_sha256()
-    model = TranslationNet.from_config(dict(card.architecture))
+    model = network.from_config(dict(card.architecture))
     model.load_state_dict(load_file(str(weights)), strict=True)
-    assert count_parameters(model) == card.n_parameters
-    assert model.receptive_field == card.receptive_field
+    assert count_parameters(model) == card.n_parameters and model.receptive_field == card.receptive_field
+    return card, model
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_shipped_card_matches_its_weights(name):
+    """Schema test: recompute the hash and the parameter count of every shipped model."""
+    card, model = _card_and_weights(name, TranslationNet)
     # The colour model inside the weights is the one the card states.
     assert model.config["coefficients"] == pytest.approx([card.baseline["coefficients"][b] for b in card.inputs])
     assert model.config["baseline"] == card.baseline["kind"] and model.config["intercept"] == card.baseline["intercept"]
@@ -45,6 +52,22 @@ def test_shipped_card_matches_its_weights(name):
     expected = {"plain", "tta", "mc", "tta+mc"} if card.mode == "survey" else {"plain", "tta"}
     assert set(card.calibration) == expected
     assert all(t > 0 for c in card.calibration.values() for t in c["temperatures"])
+    assert card.licence and card.citation
+
+
+@pytest.mark.parametrize("name", ANY_BAND)
+def test_shipped_any_band_card_matches_its_weights(name):
+    """Schema test of an any-band model: hashes, weights, and a calibration for every band it writes."""
+    from bandsynth.nn.any_band import AnyBandNet
+
+    card, model = _card_and_weights(name, AnyBandNet)
+    assert list(model.bands) == list(card.inputs) == list(card.outputs)
+    assert card.training.get("recipe"), "the card must record the exact training command"
+    for band in card.outputs:
+        request = card.calibration[band]
+        assert list(request["inputs"]) == [b for b in card.inputs if b != band]
+        assert set(request["configurations"]) == {"plain", "tta", "mc", "tta+mc"}
+        assert all(t > 0 for c in request["configurations"].values() for t in c["temperatures"])
     assert card.licence and card.citation
 
 

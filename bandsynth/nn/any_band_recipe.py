@@ -122,10 +122,41 @@ def build_any_band(preset, bands, scalings, moments, cross, *, seed=0, baseline=
                             baseline=baseline)
 
 
+def _start_network(data, bands, *, preset, seed, stretch, init, refit_moments, moment_pixels, baseline):
+    """``(net, scalings)`` training starts from (`train_any_band`): a fresh network, or ``init`` (its colour
+    models solved afresh from ``data`` with ``refit_moments``; a copy with a zero correction for another kind)."""
+    if init is None:
+        kind = baseline or "scaled"
+        scalings = fit_band_scalings(data, bands, stretch=stretch)
+        net = build_any_band(preset, bands, scalings, *band_moments(data, bands, scalings, seed=seed,
+                                                                     pixels=moment_pixels, kind=kind),
+                             seed=seed, baseline=kind)
+    elif tuple(init.bands) != tuple(bands):
+        raise ValueError(f"init network reads and writes {', '.join(init.bands)}; expected {', '.join(bands)}")
+    else:
+        net = init
+        scalings = {b: AsinhScaling(softening=float(s), maximum=float(s * torch.sinh(n)))
+                    for b, s, n in zip(bands, init.softening, init.norm)}
+        kind = baseline or init.baseline_kind
+        if kind != init.baseline_kind and not refit_moments:
+            raise ValueError(f"a {kind!r} colour model needs its own moments: pass refit_moments=True")
+        if refit_moments:
+            moments, cross = band_moments(data, bands, scalings, seed=seed, pixels=moment_pixels, kind=kind)
+            if kind != init.baseline_kind:  # the generator's features carry over; the correction starts at zero
+                net = AnyBandNet(copy.deepcopy(init.generator), bands=bands, softening=init.softening,
+                                 maximum=init.softening * torch.sinh(init.norm), moments=moments, cross=cross,
+                                 baseline=kind)
+            else:
+                with torch.no_grad():  # in place: the buffers' versions move, so cached colour models are solved again
+                    net.moments.copy_(torch.as_tensor(0.5 * (moments + moments.T)))
+                    net.cross.copy_(torch.as_tensor(cross))
+    return net, scalings
+
+
 def train_any_band(data, bands, *, preset="small", epochs=10, batch_size=8, lr=2e-4, crop_size=64, seed=0,
                    stretch=50.0, max_inputs=None, checkpoint_dir=None, checkpoint_every=None, max_steps=None,
                    device="auto", progress=True, init=None, refit_moments=False, crops_per_image=1, ssim_weight=1.0,
-                   moment_pixels="all", baseline=None):
+                   moment_pixels="all", baseline=None, flux_weight=0.0, select_checkpoint=True):
     """Build and train an `AnyBandNet` on ``data``; returns it with its scalings, the result and set sizes.
 
     Parameters
@@ -161,6 +192,14 @@ def train_any_band(data, bands, *, preset="small", epochs=10, batch_size=8, lr=2
         The kind of colour model (default: ``init``'s, else ``"scaled"``).  With ``init`` of
         another kind (and ``refit_moments``), the network keeps ``init``'s generator but starts
         from the new colour model: its correction is reset to zero.
+    flux_weight : float
+        Weight of the loss's photometric term (`~bandsynth.nn.losses.BandLoss`'s ``flux``): the
+        relative error of each crop's total flux in its wanted band.  L1 in the asinh scaling
+        aims at the median of the log flux, which need not sum to the right total.
+    select_checkpoint : bool
+        Keep the checkpoint of best validation SSIM (on one half of the validation split; the
+        other half is left for calibration), or the last weights, leaving every validation image
+        for calibration: against noisy targets SSIM hardly ranks checkpoints.
 
     Returns
     -------
@@ -169,51 +208,46 @@ def train_any_band(data, bands, *, preset="small", epochs=10, batch_size=8, lr=2
     scalings : dict of str to `~bandsynth.scaling.AsinhScaling`
     result : `~bandsynth.nn.training.TrainingResult`
     sizes : dict
-        ``n_train``, ``n_selection`` and ``n_calibration`` (the validation half left for calibration).
+        ``n_train``, ``n_selection`` and ``n_calibration`` (the validation images left for calibration).
     """
-    if init is None:
-        kind = baseline or "scaled"
-        scalings = fit_band_scalings(data, bands, stretch=stretch)
-        net = build_any_band(preset, bands, scalings, *band_moments(data, bands, scalings, seed=seed,
-                                                                     pixels=moment_pixels, kind=kind),
-                             seed=seed, baseline=kind)
-    elif tuple(init.bands) != tuple(bands):
-        raise ValueError(f"init network reads and writes {', '.join(init.bands)}; expected {', '.join(bands)}")
-    else:
-        net = init
-        scalings = {b: AsinhScaling(softening=float(s), maximum=float(s * torch.sinh(n)))
-                    for b, s, n in zip(bands, init.softening, init.norm)}
-        kind = baseline or init.baseline_kind
-        if kind != init.baseline_kind and not refit_moments:
-            raise ValueError(f"a {kind!r} colour model needs its own moments: pass refit_moments=True")
-        if refit_moments:
-            moments, cross = band_moments(data, bands, scalings, seed=seed, pixels=moment_pixels, kind=kind)
-            if kind != init.baseline_kind:  # the generator's features carry over; the correction starts at zero
-                net = AnyBandNet(copy.deepcopy(init.generator), bands=bands, softening=init.softening,
-                                 maximum=init.softening * torch.sinh(init.norm), moments=moments, cross=cross,
-                                 baseline=kind)
-            else:
-                with torch.no_grad():  # in place: the buffers' versions move, so cached colour models are solved again
-                    net.moments.copy_(torch.as_tensor(0.5 * (moments + moments.T)))
-                    net.cross.copy_(torch.as_tensor(cross))
+    net, scalings = _start_network(data, bands, preset=preset, seed=seed, stretch=stretch, init=init,
+                                   refit_moments=refit_moments, moment_pixels=moment_pixels, baseline=baseline)
     if int(crops_per_image) < 1:
         raise ValueError(f"crops_per_image must be at least 1, got {crops_per_image}")
+    loss = _loss(net, ssim_weight=ssim_weight, flux_weight=flux_weight)
     selection, calibration = split_validation(data, calibrate=True)
+    if not select_checkpoint:
+        selection, calibration = selection[:0], np.asarray(data.indices("validation"))
     common = dict(bands=bands, scalings=scalings, max_inputs=max_inputs, seed=seed)
     train_set = BandSubsetDataset(data, indices=np.repeat(data.indices("train"), int(crops_per_image)),
                                   crop_size=crop_size, augment=True, **common)
-    val_set = BandSubsetDataset(data, indices=selection, augment=False, **common)
+    val_set = BandSubsetDataset(data, indices=selection, augment=False, **common) if select_checkpoint else None
     result = _train_loop(
         net, train_set, val_data=val_set, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
-        loss=BandLoss(ssim_weight=ssim_weight, distribution="gaussian"), checkpoint_dir=checkpoint_dir,
+        loss=loss, checkpoint_dir=checkpoint_dir,
         checkpoint_every=checkpoint_every,
         resume="auto" if checkpoint_dir else None, device=device, progress=progress, max_steps=max_steps,
     )
-    if result.best_state is not None:
+    if select_checkpoint and result.best_state is not None:
         net.load_state_dict(result.best_state)
-    sizes = {"n_train": int(len(data.indices("train"))), "n_selection": len(val_set),
+    sizes = {"n_train": int(len(data.indices("train"))), "n_selection": len(selection),
              "n_calibration": int(len(calibration))}
     return net, scalings, result, sizes
+
+
+def _loss(net, *, ssim_weight, flux_weight):
+    """The training loss; its photometric term in units of each band's softening (``sinh(y * norm)``):
+    relative errors of totals do not depend on the unit, so one inverse scaling serves every wanted band
+    when all bands share one stretch (``norm``), as `fit_band_scalings` gives them."""
+    if not flux_weight:
+        return BandLoss(ssim_weight=ssim_weight, distribution="gaussian")
+    norm = net.norm.detach().clone()
+    if not torch.allclose(norm, norm[0]):
+        raise ValueError("flux_weight needs one stretch (maximum / softening) for every band; the network's "
+                         f"differ: {', '.join(f'{b} {float(n):.3g}' for b, n in zip(net.bands, norm))}")
+    stretch = float(norm[0])
+    return BandLoss(ssim_weight=ssim_weight, distribution="gaussian", flux=lambda y: torch.sinh(y * stretch),
+                    flux_weight=flux_weight, flux_floor=1.0)
 
 
 def any_band_card(data, net, *, name, preset, scalings, result, sizes, options, description=""):
@@ -263,8 +297,10 @@ def any_band_card(data, net, *, name, preset, scalings, result, sizes, options, 
             **sizes, **dict(options), "noise": training_noise(data, bands),
             "steps": int(getattr(result, "steps", 0) or 0),
             "loss": ("L1 on the mean" if options.get("ssim_weight", 1.0) == 0 else "L1 + (1 - SSIM) on the mean")
-                    + "; Gaussian NLL on the sigma head",
-            "best_validation_ssim": None if result.best_metric is None else float(result.best_metric),
+                    + (" + flux_weight x relative error of each crop's total flux" if options.get("flux_weight")
+                       else "") + "; Gaussian NLL on the sigma head",
+            "best_validation_ssim": (float(result.best_metric) if result.best_metric_name == "val_ssim"
+                                     and result.best_metric is not None else None),
         },
         description=description, bandsynth_version=__version__,
     )

@@ -7,7 +7,10 @@ import numpy as np
 from .calibration import CONFIGURATIONS, fit_calibration
 from .components import temperature_for_flux_half_width
 
-__all__ = ["calibrate_translator"]
+__all__ = ["calibrate_translator", "FOOTPRINTS"]
+
+#: Where the residuals are measured: the galaxy as detected in the target band, or in the sum of all its bands.
+FOOTPRINTS = ("target", "detection")
 
 
 def _settings(configuration):
@@ -25,8 +28,31 @@ def _needed_temperature(scaling, mean, sigma, residual, target_noise):
     return needed
 
 
+def _check_options(configurations, footprint):
+    unknown = [c for c in configurations if c not in CONFIGURATIONS]
+    if unknown:
+        raise ValueError(f"unknown calibration configuration(s) {unknown}; known: {', '.join(CONFIGURATIONS)}")
+    if footprint not in FOOTPRINTS:
+        raise ValueError(f"footprint must be one of {FOOTPRINTS}, got {footprint!r}")
+
+
+def _footprints(stacks, truths, footprint):
+    """Per galaxy, the pixels of its main source (None where nothing is detected), segmented on the true
+    target (``footprint="target"``) or on a coadd of every band the galaxy has, as surveys detect: deeper
+    than a faint band alone."""
+    from ..morphology import segment
+
+    footprints = []
+    for stack, truth in zip(stacks, truths):
+        image = (np.asarray(truth.data, dtype=np.float64) if footprint == "target" else
+                 sum(np.nan_to_num(np.asarray(stack[b].data, dtype=np.float64)) for b in stack.bands))
+        seg = segment(image)
+        footprints.append(None if seg.segmap is None else seg.segmap.data == seg.label)
+    return footprints
+
+
 def calibrate_translator(translator, data, *, indices=None, split="validation",
-                         configurations=("plain", "tta", "mc", "tta+mc"), fitted_on=None):
+                         configurations=("plain", "tta", "mc", "tta+mc"), fitted_on=None, footprint="target"):
     """One `~bandsynth.uncertainty.Calibration` per configuration, from the galaxies ``indices`` of ``data``.
 
     Each galaxy is predicted with its uncalibrated sigma; inside the galaxy's
@@ -58,6 +84,10 @@ def calibrate_translator(translator, data, *, indices=None, split="validation",
     fitted_on : str, optional
         Where the calibration galaxies come from, for the card (default: the
         split, or the number of galaxies given).
+    footprint : {"target", "detection"}
+        Segment the galaxy on the true target image, or on the sum of all the bands the
+        galaxy's stack holds (observed galaxies: a faint target band alone detects only the
+        core, while users measure the whole galaxy).
 
     Returns
     -------
@@ -68,30 +98,25 @@ def calibrate_translator(translator, data, *, indices=None, split="validation",
     Raises
     ------
     ValueError
-        If a configuration is unknown, no galaxy is given, or no galaxy is
-        detected in the true images.
+        If a configuration or footprint is unknown, no galaxy is given, or no
+        galaxy is detected.
     """
-    from ..morphology import segment
-
-    unknown = [c for c in configurations if c not in CONFIGURATIONS]
-    if unknown:
-        raise ValueError(f"unknown calibration configuration(s) {unknown}; known: {', '.join(CONFIGURATIONS)}")
+    _check_options(configurations, footprint)
     given = indices
     indices = list(data.indices(split) if indices is None else indices)
     if not indices:
         raise ValueError("cannot calibrate: no galaxies given")
     if fitted_on is None:
         fitted_on = f"the {split} split" if given is None else f"{len(indices)} galaxies chosen by the caller"
+    if footprint == "detection":
+        fitted_on += "; residuals in the galaxy detected in the sum of its bands"
     stacks = [data.stack(int(i)) for i in indices]
     # the noise-free truth where the data set has one (survey layer), the observed image otherwise
     truths = ([data.stack(int(i), truth=True)[translator.output] for i in indices] if getattr(data, "has_truth", False)
               else [s[translator.output] for s in stacks])
     target_noise = [None if t.uncertainty is None else np.asarray(t.uncertainty.array, np.float64) for t in truths]
     output_scaling = translator.scalings[translator.output]
-    footprints = []
-    for t in truths:
-        seg = segment(np.asarray(t.data, dtype=np.float64))
-        footprints.append(None if seg.segmap is None else seg.segmap.data == seg.label)
+    footprints = _footprints(stacks, truths, footprint)
     has_noise = any(s[b].uncertainty is not None for s in stacks for b in translator.inputs)
     rng = np.random.default_rng(0)
     calibrations = {}

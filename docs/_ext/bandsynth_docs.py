@@ -661,6 +661,7 @@ class ExampleOrder:
         "plot_framing.py",
         "plot_interpolation_extrapolation.py",
         "plot_morphology.py",
+        "plot_any_band.py",
         "plot_batch.py",
     )
 
