@@ -85,7 +85,7 @@ fig
 # Fewer bands, less certain
 # -------------------------
 # The same request with fewer bands at hand: *r* from all eight others, from *g i Z*,
-# from *g Z* and from *g* alone, on a handful of galaxies: the median |Δmag| of the
+# from *g Z* and from *g* alone, on a handful of galaxies: the median absolute Δmag of the
 # total flux against the noise-free truth.  ``benchmarks/any_band.py`` measures the same
 # on hundreds of mock galaxies and ``benchmarks/real_sky.py`` on observed ones.
 requests = {
