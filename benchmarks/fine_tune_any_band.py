@@ -21,7 +21,8 @@ nearest filter and the stamps put onto the model's pixel scale as real_sky.py do
   with ``--keep-last`` the last weights are kept and all of them calibrate.
 
     python benchmarks/fine_tune_any_band.py --real-data ../shared/realdata/kids_viking \\
-        --init runs/any_band_src_out/any_band_kids_viking --epochs 30 --runs /tmp/ft/runs --out /tmp/ft/out
+        --init benchmarks/models/any_band_kids_viking_survey_sources --epochs 30 --keep-last \\
+        --runs /tmp/ft/runs --out /tmp/ft/out          # the shipped any_band_kids_viking
 """
 
 from __future__ import annotations

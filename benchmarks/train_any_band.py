@@ -47,7 +47,8 @@ def main(argv=None):
     parser.add_argument("--moment-pixels", choices=["all", "sources"],
                         help="pixels the colour models are fitted on (default: sources with --survey, else all)")
     parser.add_argument("--baseline", choices=["scaled", "flux"], default="scaled",
-                        help="every request's colour model: linear in the scaled units (default) or in flux")
+                        help="every request's colour model: linear in the scaled units (default) or in flux "
+                             "(a new model; --init keeps its own)")
     parser.add_argument("--flux-weight", type=float, default=0.0,
                         help="weight of the loss's photometric term (relative error of each crop's total flux)")
     parser.add_argument("--init", help="continue from this saved any-band model (same bands; a new schedule)")
@@ -85,7 +86,8 @@ def main(argv=None):
         data, bands, preset=args.preset, epochs=args.epochs, lr=args.lr, seed=args.seed, crop_size=args.crop,
         max_inputs=args.max_inputs, checkpoint_dir=Path(args.runs), checkpoint_every=200, progress=False,
         moment_pixels=args.moment_pixels or ("all" if args.survey is None else "sources"),
-        baseline=None if args.init else args.baseline, flux_weight=args.flux_weight, init=None if args.init is None else Translator.load(args.init).model)
+        baseline=None if args.init else args.baseline, flux_weight=args.flux_weight,
+        init=None if args.init is None else Translator.load(args.init).model)
     recipe = "python benchmarks/train_any_band.py " + shlex.join(sys.argv[1:] if argv is None else argv)
     card = any_band_card(data, net, name=args.name, preset=args.preset, scalings=scalings, result=result, sizes=sizes,
                          options=dict(seed=args.seed, epochs=args.epochs, batch_size=8, crop_size=args.crop,

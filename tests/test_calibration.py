@@ -90,6 +90,7 @@ def test_calibration_can_measure_the_residuals_in_the_galaxy_detected_in_all_its
         cal = t.calibrate(observed, indices=range(6), configurations=("plain",), footprint=footprint)
         pixels[footprint] = cal.card.calibration["plain"]["n_pixels"]
     assert pixels["detection"] > 1.5 * pixels["target"]
-    assert cal.card.calibration["plain"]["fitted_on"].endswith("residuals in the galaxy detected in the sum of its bands")
+    fitted_on = cal.card.calibration["plain"]["fitted_on"]
+    assert fitted_on.endswith("residuals in the galaxy detected in the sum of its bands")
     with pytest.raises(ValueError, match=r"footprint must be one of \('target', 'detection'\), got 'aperture'"):
         t.calibrate(observed, indices=range(6), footprint="aperture")
