@@ -45,7 +45,7 @@ def _footprints(stacks, truths, footprint):
     footprints = []
     for stack, truth in zip(stacks, truths):
         image = (np.asarray(truth.data, dtype=np.float64) if footprint == "target" else
-                 sum(np.nan_to_num(np.asarray(stack[b].data, dtype=np.float64)) for b in stack.bands))
+                 np.nan_to_num(stack.to_array().astype(np.float64)).sum(axis=0))
         seg = segment(image)
         footprints.append(None if seg.segmap is None else seg.segmap.data == seg.label)
     return footprints
