@@ -1,4 +1,4 @@
-"""How far per-galaxy 1-sigma coverage spreads, and whether conditioning the temperature on more than brightness narrows it.
+"""How far per-galaxy 1-sigma coverage spreads, and whether conditioning on more than brightness narrows it.
 
 The shipped calibration (`bandsynth.uncertainty`) makes the temperature a function of the
 pixel's predicted brightness alone: over many galaxies the coverage is right, but one
