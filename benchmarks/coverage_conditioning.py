@@ -34,32 +34,32 @@ LEVEL_1SIGMA = 0.682689
 
 def pixels(translator, data, *, local_sigma):
     """Per footprint pixel: predicted brightness, raw sigma, smoothed brightness, needed temperature, galaxy; and
-    per galaxy its footprint size and true flux."""
-    from bandsynth.morphology import segment
-    from bandsynth.uncertainty import temperature_for_flux_half_width
+    per galaxy its footprint size and true flux.  The footprints and needed temperatures are the calibration's own
+    (`bandsynth.uncertainty.fitting`), against the noise-free truth."""
+    from bandsynth.uncertainty.fitting import _footprints, _needed_temperature
 
     scaling = translator.scalings[translator.output]
     rng = np.random.default_rng(0)
     columns = {k: [] for k in ("brightness", "sigma", "local", "needed", "galaxy")}
     sizes, fluxes = [], []
-    for g in range(len(data)):
-        stack = data.stack(g)
-        truth = np.asarray((data.stack(g, truth=True) if getattr(data, "has_truth", False) else stack)
-                           [translator.output].data, dtype=np.float64)
-        seg = segment(truth)
-        if seg.segmap is None:
+    stacks = [data.stack(g) for g in range(len(data))]
+    truths = [(data.stack(g, truth=True) if getattr(data, "has_truth", False) else stack)[translator.output]
+              for g, stack in enumerate(stacks)]
+    for stack, truth, inside in zip(stacks, truths, _footprints(stacks, truths, "target")):
+        if inside is None:
             continue
+        truth = np.asarray(truth.data, dtype=np.float64)
         x, mask, _ = translator.scale_inputs(stack.select(translator.inputs))
         mean, variance, _ = translator.predict_scaled(
             x[None], None, uncertainty=True, tta=False, n_samples=8, rng=rng,
             run=dict(batch_size=8, tile=512, precision="fp32", compile=False, progress=None))
-        use = (seg.segmap.data == seg.label) & ~mask
+        use = inside & ~mask
         m, s = mean[0, 0].astype(np.float64), np.sqrt(variance[0, 0].astype(np.float64))
         residual = np.abs(scaling.inverse(m[use]) - truth[use])
         columns["brightness"].append(m[use])
         columns["sigma"].append(s[use])
         columns["local"].append(gaussian_filter(m, local_sigma, mode="reflect")[use])
-        columns["needed"].append(temperature_for_flux_half_width(scaling, m[use], s[use], residual))
+        columns["needed"].append(_needed_temperature(scaling, m[use], s[use], residual, np.zeros(residual.size))(1.0))
         columns["galaxy"].append(np.full(int(use.sum()), len(sizes)))
         sizes.append(int(use.sum()))
         fluxes.append(float(truth[use].sum()))

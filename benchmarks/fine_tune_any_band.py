@@ -38,6 +38,9 @@ from astropy.table import Table
 
 from real_sky import nearest_filter, read_bands, read_galaxies
 
+from bandsynth.nn.any_band import BASELINES
+from bandsynth.uncertainty.fitting import FOOTPRINTS
+
 #: Side [px] every stamp is cut to (centred), on the model's grid.
 STAMP = 128
 
@@ -94,10 +97,10 @@ def main(argv=None):
                         help="weight of the loss's photometric term (relative error of each crop's total flux)")
     parser.add_argument("--moment-pixels", choices=["all", "sources"], default="sources",
                         help="pixels the colour models are refitted on (default: the sources')")
-    parser.add_argument("--baseline", choices=["scaled", "flux"],
+    parser.add_argument("--baseline", choices=BASELINES,
                         help="the colour model to start from (default: --init's kind); another kind than --init's "
                              "keeps its generator and resets the correction")
-    parser.add_argument("--calibration-footprint", choices=["target", "detection"], default="detection",
+    parser.add_argument("--calibration-footprint", choices=FOOTPRINTS, default="detection",
                         help="calibrate in the galaxy as detected in the target band or (default) in the sum of "
                              "its bands, as real_sky.py scores the whole galaxy")
     parser.add_argument("--keep-last", action="store_true",

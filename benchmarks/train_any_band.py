@@ -22,6 +22,8 @@ import sys
 import time
 from pathlib import Path
 
+from bandsynth.nn.any_band import BASELINES
+
 #: The bands of the paper's ideal-mode mappings and those between them.
 BANDS = ("FUV", "NUV", "u", "g", "r", "i", "z", "J", "H", "Ks")
 
@@ -46,7 +48,7 @@ def main(argv=None):
     parser.add_argument("--r-mag-range", type=float, nargs=2, help="r magnitudes of the --survey galaxies")
     parser.add_argument("--moment-pixels", choices=["all", "sources"],
                         help="pixels the colour models are fitted on (default: sources with --survey, else all)")
-    parser.add_argument("--baseline", choices=["scaled", "flux"], default="scaled",
+    parser.add_argument("--baseline", choices=BASELINES, default="scaled",
                         help="every request's colour model: linear in the scaled units (default) or in flux "
                              "(a new model; --init keeps its own)")
     parser.add_argument("--flux-weight", type=float, default=0.0,

@@ -135,8 +135,9 @@ def _start_network(data, bands, *, preset, seed, stretch, init, refit_moments, m
         raise ValueError(f"init network reads and writes {', '.join(init.bands)}; expected {', '.join(bands)}")
     else:
         net = init
-        scalings = {b: AsinhScaling(softening=float(s), maximum=float(s * torch.sinh(n)))
-                    for b, s, n in zip(bands, init.softening, init.norm)}
+        maximum = init.softening * torch.sinh(init.norm)
+        scalings = {b: AsinhScaling(softening=float(s), maximum=float(m))
+                    for b, s, m in zip(bands, init.softening, maximum)}
         kind = baseline or init.baseline_kind
         if kind != init.baseline_kind and not refit_moments:
             raise ValueError(f"a {kind!r} colour model needs its own moments: pass refit_moments=True")
@@ -144,8 +145,7 @@ def _start_network(data, bands, *, preset, seed, stretch, init, refit_moments, m
             moments, cross = band_moments(data, bands, scalings, seed=seed, pixels=moment_pixels, kind=kind)
             if kind != init.baseline_kind:  # the generator's features carry over; the correction starts at zero
                 net = AnyBandNet(copy.deepcopy(init.generator), bands=bands, softening=init.softening,
-                                 maximum=init.softening * torch.sinh(init.norm), moments=moments, cross=cross,
-                                 baseline=kind)
+                                 maximum=maximum, moments=moments, cross=cross, baseline=kind)
             else:
                 with torch.no_grad():  # in place: the buffers' versions move, so cached colour models are solved again
                     net.moments.copy_(torch.as_tensor(0.5 * (moments + moments.T)))
@@ -264,8 +264,8 @@ def _loss(net, *, ssim_weight, flux_weight):
     if not torch.allclose(norm, norm[0]):
         raise ValueError("flux_weight needs one stretch (maximum / softening) for every band; the network's "
                          f"differ: {', '.join(f'{b} {float(n):.3g}' for b, n in zip(net.bands, norm))}")
-    stretch = float(norm[0])
-    return BandLoss(ssim_weight=ssim_weight, distribution="gaussian", flux=lambda y: torch.sinh(y * stretch),
+    norm = float(norm[0])
+    return BandLoss(ssim_weight=ssim_weight, distribution="gaussian", flux=lambda y: torch.sinh(y * norm),
                     flux_weight=flux_weight, flux_floor=1.0)
 
 
