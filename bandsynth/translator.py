@@ -163,9 +163,9 @@ class Translator(ModelAccess):
 
     @classmethod
     def fit(cls, data, *, inputs, output, name=None, preset="small", epochs=10, batch_size=8, lr=2e-4,
-            crop_size=64, seed=0, stretch=50.0, baseline="auto", flux_weight=0.0, checkpoint_dir=None,
-            checkpoint_every=None, max_steps=None, device="auto", progress=True, calibrate=True, init=None, recipe="",
-            description=""):
+            crop_size=64, seed=0, stretch=50.0, baseline="auto", flux_weight=0.0, ssim_weight=1.0,
+            select_checkpoint=True, checkpoint_dir=None, checkpoint_every=None, max_steps=None, device="auto",
+            progress=True, calibrate=True, init=None, recipe="", description=""):
         """Train a new translator on ``data`` (see `bandsynth.nn.recipe` for the steps).
 
         Parameters
@@ -184,10 +184,17 @@ class Translator(ModelAccess):
         stretch, baseline, flux_weight : float, str, float
             Scaling maximum / softening per band (`bandsynth.nn.recipe.fit_physical_scalings`); the colour model's
             kind ("auto", "flux", "scaled": `bandsynth.nn.recipe.colour_model`); weight of the loss's photometric term.
+        ssim_weight : float
+            Weight of the loss's (1 - SSIM) term; 0 for observed (noisy) targets, whose noise SSIM rewards matching.
+        select_checkpoint : bool
+            Keep the weights of the epoch with the best SSIM on half the validation split (the other half
+            calibrates); False keeps the last weights and calibrates on the whole split (SSIM against noisy
+            targets hardly ranks checkpoints).
         checkpoint_dir, checkpoint_every
             Resumable safetensors checkpoints: a rerun with the same arguments continues from the newest.
         device, progress, calibrate
-            ``"auto"``, ``"cpu"``, ...; progress bars; calibrate on the calibration half of the validation split.
+            ``"auto"``, ``"cpu"``, ...; progress bars; calibrate on the validation images no checkpoint was
+            chosen on.
         init : str or path, optional
             Start from this saved model's weights (same inputs, output and preset).
         recipe, description : str
@@ -197,16 +204,20 @@ class Translator(ModelAccess):
         -------
         Translator
         """
-        from .nn.recipe import CALIBRATION_HALF, train_translator
+        from .nn.recipe import CALIBRATION_ALL, CALIBRATION_HALF, train_translator
 
         start = None if init is None else Translator.load(init, device="cpu")
         net, card, calibration = train_translator(
             data, inputs=inputs, output=output, name=name, preset=preset, epochs=epochs, batch_size=batch_size, lr=lr,
             crop_size=crop_size, seed=seed, stretch=stretch, baseline=baseline, flux_weight=flux_weight,
-            checkpoint_dir=checkpoint_dir, checkpoint_every=checkpoint_every, max_steps=max_steps, device=device,
-            progress=progress, calibrate=calibrate, init=init, start=start, recipe=recipe, description=description)
+            ssim_weight=ssim_weight, select_checkpoint=select_checkpoint, checkpoint_dir=checkpoint_dir,
+            checkpoint_every=checkpoint_every, max_steps=max_steps, device=device, progress=progress,
+            calibrate=calibrate, init=init, start=start, recipe=recipe, description=description)
         translator = cls(net, card, device=device)
-        return translator.calibrate(data, indices=calibration, fitted_on=CALIBRATION_HALF) if calibrate else translator
+        if not calibrate:
+            return translator
+        return translator.calibrate(data, indices=calibration,
+                                    fitted_on=CALIBRATION_HALF if select_checkpoint else CALIBRATION_ALL)
 
     def calibrate(self, data, *, indices=None, split="validation", configurations=("plain", "tta", "mc", "tta+mc"),
                   fitted_on=None, footprint="target"):

@@ -52,6 +52,24 @@ def test_train_refuses_to_overwrite(trained, caplog):
     assert "pass --overwrite" in caplog.text
 
 
+def test_train_for_observed_targets_drops_the_ssim_term_and_keeps_the_last_weights(tmp_path):
+    out = tmp_path / "observed"
+    code = main(["train", "--inputs", "NUV", "K", "--output", "r", "--out", str(out), "--preset", "tiny",
+                 "--epochs", "1", "--max-steps", "2", "--crop", "32", "--n-galaxies", "20", "--size", "32",
+                 "--views", "1", "--ssim-weight", "0", "--flux-weight", "0.5", "--keep-last", "--quiet"])
+    assert code == 0
+    training = json.loads(out.with_suffix(".json").read_text())["training"]
+    assert (training["ssim_weight"], training["flux_weight"], training["checkpoint"]) == (0.0, 0.5, "last")
+    assert training["loss"].startswith("L1 on the mean + flux_weight") and training["n_selection"] == 0
+
+
+@pytest.mark.parametrize("flag", ["--ssim-weight", "--flux-weight"])
+def test_train_refuses_a_negative_loss_weight(flag, tmp_path, caplog):
+    code = main(["train", "--inputs", "NUV", "K", "--output", "r", "--out", str(tmp_path / "m"), flag, "-1",
+                 "--quiet"])
+    assert code == 2 and f"{flag} -1.0: expected a finite weight >= 0" in caplog.text
+
+
 def test_evaluate_writes_tables_and_figures(trained, tmp_path, capsys):
     out = tmp_path / "eval"
     code = main(["evaluate", "--model", str(trained), "--from-card", "--out", str(out), "--quiet"])

@@ -300,6 +300,39 @@ def test_calibrating_again_on_fresh_galaxies_of_the_training_universe():
         "the test split")
 
 
+def test_fit_for_noisy_targets_keeps_the_last_weights_and_calibrates_on_the_whole_validation_split(tmp_path):
+    from bandsynth.nn.training.checkpoints import load_checkpoint
+
+    data = make_dataset(30, seed=2, bands=[*INPUTS, OUTPUT], size=48)
+    t = Translator.fit(data, inputs=INPUTS, output=OUTPUT, preset="tiny", epochs=2, crop_size=32, progress=False,
+                       ssim_weight=0.0, select_checkpoint=False, checkpoint_dir=tmp_path / "runs")
+    last = load_checkpoint(tmp_path / "runs")
+    assert last.epoch == 2
+    for name, value in t.model.state_dict().items():  # the weights after the last epoch, not the best one's
+        assert torch.equal(value.cpu(), last.model_state[name]), name
+    # the loss had no SSIM term: train_loss = L1 + NLL in every epoch
+    for record in last.history:
+        assert record["train_loss"] == pytest.approx(record["train_l1"] + record["train_nll"], rel=1e-5)
+    training = t.card.training
+    assert (training["ssim_weight"], training["checkpoint"], training["best_validation_ssim"]) == (0.0, "last", None)
+    assert training["loss"] == "L1 on the mean; Gaussian NLL on the sigma head"
+    assert training["n_selection"] == 0 and training["n_calibration"] == len(data.indices("validation"))
+    assert t.card.calibration["plain"]["fitted_on"].startswith("validation split (the last weights kept")
+
+
+def test_fit_names_a_missing_validation_split(monkeypatch):
+    data = make_dataset(20, seed=2, bands=[*INPUTS, OUTPUT], size=32)
+    monkeypatch.setattr(data, "indices", lambda split: np.arange(18) if split == "train" else np.arange(0))
+    opts = dict(inputs=INPUTS, output=OUTPUT, preset="tiny", epochs=1, crop_size=32, progress=False)
+    with pytest.raises(ValueError, match=r"no validation images \(needed to choose the checkpoint\); keep the "
+                                         r"last weights instead \(select_checkpoint=False\)"):
+        Translator.fit(data, calibrate=False, **opts)
+    with pytest.raises(ValueError, match=r"cannot calibrate: the data set has no validation images; pass "
+                                         r"calibrate=False"):
+        Translator.fit(data, select_checkpoint=False, **opts)
+    assert Translator.fit(data, select_checkpoint=False, calibrate=False, **opts).card.training["n_selection"] == 0
+
+
 def test_fine_tuning_starts_from_the_init_weights_and_keeps_the_chain_of_recipes(tmp_path):
     data = make_dataset(12, seed=4, bands=[*INPUTS, OUTPUT], size=48)
     opts = dict(inputs=INPUTS, output="r", preset="tiny", epochs=1, crop_size=32, progress=False, calibrate=False)

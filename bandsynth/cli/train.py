@@ -64,6 +64,14 @@ def add_parser(subparsers):
     p.add_argument("--seed", type=int, default=0,
                    help="seed of the weights' initialisation, crops and batch order (default: 0)")
     p.add_argument("--max-steps", type=int, metavar="N", help="stop after this many optimizer steps")
+    p.add_argument("--ssim-weight", type=float, default=1.0, metavar="W",
+                   help="weight of the loss's (1 - SSIM) term; 0 for observed (noisy) target images (default: 1)")
+    p.add_argument("--flux-weight", type=float, default=0.0, metavar="W",
+                   help="weight of the loss's photometric term, the relative error of each crop's total flux "
+                        "(default: 0)")
+    p.add_argument("--keep-last", action="store_true",
+                   help="keep the last weights instead of the epoch with the best validation SSIM (which hardly "
+                        "ranks them against noisy targets); the whole validation split then calibrates")
     p.add_argument("--checkpoint-dir", metavar="FOLDER", help="resumable checkpoints go here (a rerun continues)")
     p.add_argument("--checkpoint-every", type=int, default=200, metavar="N",
                    help="steps between checkpoints (default: 200)")
@@ -84,6 +92,9 @@ def run(args) -> int:
     from ._common import check_output_folder
 
     out = Path(args.out)
+    for flag, value in (("--ssim-weight", args.ssim_weight), ("--flux-weight", args.flux_weight)):
+        if not value >= 0 or value == float("inf"):
+            raise UsageError(f"{flag} {value}: expected a finite weight >= 0")
     try:
         for band in [*args.inputs, args.output]:
             get_band(band)
@@ -100,7 +111,8 @@ def run(args) -> int:
     translator = Translator.fit(
         data, inputs=args.inputs, output=args.output, name=args.name, preset=args.preset,
         epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, crop_size=args.crop or None, seed=args.seed,
-        init=args.init,
+        init=args.init, ssim_weight=args.ssim_weight, flux_weight=args.flux_weight,
+        select_checkpoint=not args.keep_last,
         checkpoint_dir=args.checkpoint_dir,
         checkpoint_every=args.checkpoint_every if args.checkpoint_dir else None,
         max_steps=args.max_steps,

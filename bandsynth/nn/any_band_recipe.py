@@ -21,7 +21,7 @@ from ..datasets.base import model_input_cube, model_target_cube, unusable_pixels
 from ..scaling import AsinhScaling
 from .any_band import BASELINE_METHODS, BASELINES, AnyBandNet
 from .losses import BandLoss
-from .recipe import data_info, split_validation, training_noise
+from .recipe import data_info, loss_text, split_validation, training_noise
 from .training import fit as _train_loop
 
 __all__ = ["band_moments", "build_any_band", "train_any_band", "any_band_card", "validation_parts"]
@@ -168,10 +168,7 @@ def validation_parts(data, *, select_checkpoint=True):
     -------
     selection, calibration : numpy.ndarray of int
     """
-    selection, calibration = split_validation(data, calibrate=True)
-    if select_checkpoint:
-        return selection, calibration
-    return selection[:0], np.asarray(data.indices("validation"))
+    return split_validation(data, calibrate=True, select_checkpoint=select_checkpoint)
 
 
 def train_any_band(data, bands, *, preset="small", epochs=10, batch_size=8, lr=2e-4, crop_size=64, seed=0,
@@ -315,9 +312,7 @@ def any_band_card(data, net, *, name, preset, scalings, result, sizes, options, 
                         "number, then uniform choice)",
             **sizes, **dict(options), "noise": training_noise(data, bands),
             "steps": int(getattr(result, "steps", 0) or 0),
-            "loss": ("L1 on the mean" if options.get("ssim_weight", 1.0) == 0 else "L1 + (1 - SSIM) on the mean")
-                    + (" + flux_weight x relative error of each crop's total flux" if options.get("flux_weight")
-                       else "") + "; Gaussian NLL on the sigma head",
+            "loss": loss_text(options.get("ssim_weight", 1.0), options.get("flux_weight", 0.0)),
             "best_validation_ssim": (float(result.best_metric) if result.best_metric_name == "val_ssim"
                                      and result.best_metric is not None else None),
         },

@@ -8,7 +8,7 @@ The steps `bandsynth.Translator.fit` runs, each in one function:
    power-law SED, whichever fits the training pixels better);
 3. `split_validation`: the validation split in two halves, one to choose the
    checkpoint, one to calibrate the uncertainty on (so the calibration never sees
-   data that shaped the model);
+   data that shaped the model); or, keeping the last weights, all of it to calibrate;
 4. `train_network`: the training loop (`bandsynth.nn.training.fit`) on random crops,
    which a local network predicts exactly as it predicts whole images.
 """
@@ -26,8 +26,9 @@ from .losses import BandLoss
 from .network import TranslationNet
 from .training import fit as _train_loop
 
-__all__ = ["CALIBRATION_HALF", "fit_physical_scalings", "colour_model", "training_noise", "split_validation", "check_init", "build_network", "train_network",
-           "training_card", "train_translator", "data_info"]
+__all__ = ["CALIBRATION_HALF", "CALIBRATION_ALL", "fit_physical_scalings", "colour_model", "training_noise",
+           "split_validation", "check_init", "build_network", "train_network", "training_card", "train_translator",
+           "data_info", "loss_text"]
 
 
 def fit_physical_scalings(data, inputs, output, *, stretch=50.0):
@@ -58,33 +59,53 @@ def fit_physical_scalings(data, inputs, output, *, stretch=50.0):
 
 #: What a card says of a calibration fitted on `split_validation`'s second half.
 CALIBRATION_HALF = "calibration half of the validation split (not used for checkpoint choice)"
+#: What it says when the last weights were kept and the whole validation split calibrated.
+CALIBRATION_ALL = "validation split (the last weights kept: no checkpoint chosen on it)"
 
 
-def split_validation(data, *, calibrate=False):
+def split_validation(data, *, calibrate=False, select_checkpoint=True):
     """``(selection, calibration)`` image indices: the validation split in two alternating halves.
 
     With a single validation image it chooses the checkpoint and nothing is left to calibrate on.
+    Without ``select_checkpoint`` (the last weights are kept) no image chooses and all calibrate.
 
     Parameters
     ----------
     data : data set
         With ``indices("validation")``.
     calibrate : bool
-        The calibration half will be used: it must not be empty.
+        The calibration part will be used: it must not be empty.
+    select_checkpoint : bool
+        Keep an even-position half to choose the checkpoint on.
 
     Returns
     -------
     selection, calibration : numpy.ndarray of int
-        Even- and odd-position validation indices.
+        Even- and odd-position validation indices, or none and all of them.
 
     Raises
     ------
     ValueError
-        The data set has no validation images, or only one and ``calibrate``.
+        The data set has no validation images where some are needed, or only one and both
+        ``calibrate`` and ``select_checkpoint``.
+
+    Examples
+    --------
+    >>> from bandsynth.datasets import make_dataset
+    >>> data = make_dataset(20, size=32, bands=["g", "r"], progress=False)
+    >>> [len(part) for part in split_validation(data)], len(data.indices("validation"))
+    ([1, 1], 2)
+    >>> [len(part) for part in split_validation(data, select_checkpoint=False)]
+    [0, 2]
     """
     indices = np.asarray(data.indices("validation"))
+    if not select_checkpoint:
+        if calibrate and indices.size == 0:
+            raise ValueError("cannot calibrate: the data set has no validation images; pass calibrate=False")
+        return indices[:0], indices
     if indices.size == 0:
-        raise ValueError("the data set has no validation images (needed to choose the checkpoint)")
+        raise ValueError("the data set has no validation images (needed to choose the checkpoint); "
+                         "keep the last weights instead (select_checkpoint=False)")
     if calibrate and indices.size < 2:
         raise ValueError("cannot calibrate: the data set needs at least 2 validation images "
                          "(one half chooses the checkpoint, the other calibrates); pass calibrate=False")
@@ -151,29 +172,30 @@ def build_network(preset, inputs, output, scalings, colour, *, seed=0):
 
 
 def train_network(net, data, inputs, output, scalings, *, selection, epochs, batch_size, lr, crop_size, seed,
-                  flux_weight=0.0, checkpoint_dir=None, checkpoint_every=None, max_steps=None, device="auto",
-                  progress=True):
+                  ssim_weight=1.0, flux_weight=0.0, checkpoint_dir=None, checkpoint_every=None, max_steps=None,
+                  device="auto", progress=True):
     """Train ``net`` in place; returns the `~bandsynth.nn.training.TrainingResult` and the set sizes.
 
-    The loss is L1 + (1 - SSIM) in the scaled units, plus ``flux_weight`` times the
-    relative error of each crop's total flux (`bandsynth.nn.losses.BandLoss` with
-    ``flux``); the uncertainty head is trained with a Gaussian negative log likelihood.
+    The loss is L1 + ``ssim_weight`` (1 - SSIM) in the scaled units, plus ``flux_weight``
+    times the relative error of each crop's total flux (`bandsynth.nn.losses.BandLoss`
+    with ``flux``); the uncertainty head is trained with a Gaussian negative log likelihood.
 
     Parameters
     ----------
     net : `~bandsynth.nn.network.TranslationNet`
-        Left with the best checkpoint's weights (chosen on ``selection``).
+        Left with the best checkpoint's weights (chosen on ``selection``), or the last
+        weights if ``selection`` is empty.
     data : data set
         With ``cube(band)``, ``indices(split)`` and ``info`` (see `bandsynth.Translator.fit`).
     inputs : sequence of str
     output : str
     scalings : mapping of str to `~bandsynth.scaling.AsinhScaling`
     selection : sequence of int
-        Validation images that choose the checkpoint.
+        Validation images that choose the checkpoint (none: keep the last weights).
     epochs, batch_size, lr, crop_size, seed, max_steps
         Training recipe (`bandsynth.nn.training.fit`); ``max_steps`` may be None.
-    flux_weight : float
-        Weight of the loss's photometric term (0: none).
+    ssim_weight, flux_weight : float
+        Weights of the loss's (1 - SSIM) term and of its photometric term (0: none).
     checkpoint_dir, checkpoint_every
         Resumable checkpoints (resumed from when ``checkpoint_dir`` is given).
     device : str
@@ -188,18 +210,19 @@ def train_network(net, data, inputs, output, scalings, *, selection, epochs, bat
     """
     common = dict(inputs=inputs, target=output, scalings=scalings, seed=seed)
     train_set = BandPairDataset(data, split="train", crop_size=crop_size, augment=True, **common)
-    val_set = BandPairDataset(data, indices=selection, augment=False, **common)
+    val_set = BandPairDataset(data, indices=selection, augment=False, **common) if len(selection) else None
     result = _train_loop(
         net, train_set, val_data=val_set, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
-        loss=BandLoss(distribution="gaussian", flux=net.unscale_output if flux_weight else None,
+        loss=BandLoss(ssim_weight=ssim_weight, distribution="gaussian",
+                      flux=net.unscale_output if flux_weight else None,
                       flux_weight=flux_weight, flux_floor=scalings[output].softening),
         checkpoint_dir=checkpoint_dir,
         checkpoint_every=checkpoint_every,
         resume="auto" if checkpoint_dir else None, device=device, progress=progress, max_steps=max_steps,
     )
-    if result.best_state is not None:
+    if val_set is not None and result.best_state is not None:
         net.load_state_dict(result.best_state)
-    return result, {"n_train": len(train_set), "n_selection": len(val_set)}
+    return result, {"n_train": len(train_set), "n_selection": len(selection)}
 
 
 def colour_model(data, inputs, output, scalings, *, kind="auto", max_pixels=1_000_000, seed=0):
@@ -312,7 +335,8 @@ def training_card(data, net, *, name, inputs, output, preset, scalings, result, 
         What fine-tuning started from, as given.
     start : `~bandsynth.Translator` or None
     options : mapping
-        Also ``stretch``.
+        Also ``stretch``, ``flux_weight`` and, where not the defaults, ``ssim_weight`` (1) and
+        ``select_checkpoint`` (True).
     description : str
 
     Returns
@@ -348,12 +372,13 @@ def training_card(data, net, *, name, inputs, output, preset, scalings, result, 
             "data_info": data_info(info),
             "target": "noise-free truth (survey layer)" if has_truth(data) else "observed images",
             **sizes, **{k: options[k] for k in ("seed", "epochs", "batch_size", "crop_size", "lr", "stretch", "flux_weight")},
+            "ssim_weight": options.get("ssim_weight", 1.0),
+            "checkpoint": "best validation SSIM" if options.get("select_checkpoint", True) else "last",
             "noise": training_noise(data, inputs),
             "steps": int(getattr(result, "steps", 0) or 0),
-            "loss": "L1 + (1 - SSIM) on the mean" + (" + flux_weight x relative error of each crop's total flux"
-                                                      if options["flux_weight"] else "")
-                    + "; Gaussian NLL on the sigma head",
-            "best_validation_ssim": None if result.best_metric is None else float(result.best_metric),
+            "loss": loss_text(options.get("ssim_weight", 1.0), options["flux_weight"]),
+            "best_validation_ssim": (float(result.best_metric) if result.best_metric is not None
+                                     and getattr(result, "best_metric_name", "val_ssim") == "val_ssim" else None),
             "duration_s": round(time.perf_counter() - started, 1), "recipe": options["recipe"],
             # The whole chain of runs, so a fine-tuned card still says how its start was made.
             "init": None if start is None else {"path": str(init), "recipe": start.card.training.get("recipe"),
@@ -361,6 +386,28 @@ def training_card(data, net, *, name, inputs, output, preset, scalings, result, 
         },
         description=description, bandsynth_version=__version__,
     )
+
+
+def loss_text(ssim_weight, flux_weight):
+    """The card's words for the training loss (``training["loss"]``).
+
+    Parameters
+    ----------
+    ssim_weight, flux_weight : float
+        Weights of the (1 - SSIM) and photometric terms.
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> loss_text(0.0, 0.0)
+    'L1 on the mean; Gaussian NLL on the sigma head'
+    """
+    ssim = {0.0: "", 1.0: " + (1 - SSIM)"}.get(float(ssim_weight), f" + {ssim_weight:g} x (1 - SSIM)")
+    flux = " + flux_weight x relative error of each crop's total flux" if flux_weight else ""
+    return f"L1{ssim} on the mean{flux}; Gaussian NLL on the sigma head"
 
 
 def data_info(info):
@@ -389,12 +436,14 @@ def data_info(info):
 
 def train_translator(data, *, inputs, output, name, preset, epochs, batch_size, lr, crop_size, seed, stretch, baseline,
                      flux_weight, checkpoint_dir, checkpoint_every, max_steps, device, progress, calibrate, init, start,
-                     recipe, description):
+                     recipe, description, ssim_weight=1.0, select_checkpoint=True):
     """The steps of `bandsynth.Translator.fit`: the trained network, its card and the calibration galaxies.
 
     Parameters
     ----------
     data, inputs, output, name, preset, epochs, batch_size, lr, crop_size, seed, stretch, baseline, flux_weight
+        As for `bandsynth.Translator.fit`.
+    ssim_weight, select_checkpoint
         As for `bandsynth.Translator.fit`.
     checkpoint_dir, checkpoint_every, max_steps, device, progress, calibrate, init, recipe, description
         As for `bandsynth.Translator.fit`.
@@ -407,7 +456,7 @@ def train_translator(data, *, inputs, output, name, preset, epochs, batch_size, 
     card : `~bandsynth.models.zoo.ModelCard`
         Without calibration.
     calibration : numpy.ndarray of int
-        The validation half left for calibrating.
+        The validation images left for calibrating (half, or all without ``select_checkpoint``).
     """
     import time
 
@@ -423,15 +472,17 @@ def train_translator(data, *, inputs, output, name, preset, epochs, batch_size, 
     if start is not None:
         check_init(start, inputs, output, preset)
         net, scalings = start.model, start.scalings
-    selection, calibration = split_validation(data, calibrate=calibrate)
+    selection, calibration = split_validation(data, calibrate=calibrate, select_checkpoint=select_checkpoint)
     result, sizes = train_network(
         net, data, inputs, output, scalings, selection=selection, epochs=epochs, batch_size=batch_size, lr=lr,
-        crop_size=crop_size, seed=seed, flux_weight=flux_weight, checkpoint_dir=checkpoint_dir,
-        checkpoint_every=checkpoint_every, max_steps=max_steps, device=device, progress=progress)
+        crop_size=crop_size, seed=seed, ssim_weight=ssim_weight, flux_weight=flux_weight,
+        checkpoint_dir=checkpoint_dir, checkpoint_every=checkpoint_every, max_steps=max_steps, device=device,
+        progress=progress)
     card = training_card(
         data, net, name=name, inputs=inputs, output=output, preset=preset, scalings=scalings, result=result,
         sizes={**sizes, "n_calibration": int(len(calibration))}, started=started, init=init, start=start,
         options=dict(seed=seed, epochs=epochs, batch_size=batch_size, crop_size=crop_size, lr=lr, recipe=recipe,
-                     stretch=stretch, flux_weight=flux_weight),
+                     stretch=stretch, flux_weight=flux_weight, ssim_weight=ssim_weight,
+                     select_checkpoint=select_checkpoint),
         description=description)
     return net, card, calibration
