@@ -45,11 +45,11 @@ from bandsynth.uncertainty.fitting import FOOTPRINTS
 STAMP = 128
 
 
-def observed_set(directory, bands, pixel_scale, *, validation_every=4):
+def observed_set(directory, bands, pixel_scale, *, validation_every=4, stamp=STAMP):
     """The fit part of the set as an in-memory data set of ``bands`` (registry names; observed images only).
 
     Every ``validation_every``-th galaxy forms the validation split; each band's uncertainty
-    is its stamp's SKYSIG per pixel of the grid.
+    is its stamp's SKYSIG per pixel of the grid; every stamp is cut to ``stamp`` px (centred).
     """
     from bandsynth.datasets.mock import MockDataset
 
@@ -66,12 +66,12 @@ def observed_set(directory, bands, pixel_scale, *, validation_every=4):
         for b in bands:
             psf[b].append(float(stack[b].meta.get("PSFFWHM", np.nan)))
         ny, nx = stack.shape
-        if min(ny, nx) < STAMP:
-            raise SystemExit(f"{row['file']}: {ny} x {nx} px on the model's grid, smaller than {STAMP} px")
-        y0, x0 = (ny - STAMP) // 2, (nx - STAMP) // 2
+        if min(ny, nx) < stamp:
+            raise SystemExit(f"{row['file']}: {ny} x {nx} px on the model's grid, smaller than {stamp} px")
+        y0, x0 = (ny - stamp) // 2, (nx - stamp) // 2
         for b in bands:
-            cubes[b].append(np.asarray(stack[b].data, np.float32)[y0:y0 + STAMP, x0:x0 + STAMP])
-            noise[b].append(np.full((STAMP, STAMP), sky[b], np.float32))
+            cubes[b].append(np.asarray(stack[b].data, np.float32)[y0:y0 + stamp, x0:x0 + stamp])
+            noise[b].append(np.full((stamp, stamp), sky[b], np.float32))
     split = ["validation" if k % validation_every == validation_every - 1 else "train" for k in range(len(rows))]
     manifest = Table({"file": [Path(r["file"]).name for r in rows], "split": split})
     manifest.meta.update(bands=list(bands), mode="survey", unit="nanomaggy", pixel_scale=float(pixel_scale),

@@ -10,6 +10,8 @@ images whose pixels differ from the model's (`BandStack.reproject`, flux kept,
 
 * ``dmag``: ``-2.5 log10(prediction / truth)`` in a circular aperture at the stamp
   centre with the manifest's 90 % light radius (photutils; in arcsec, whatever the grid);
+  beside it the median sky noise of the truth's aperture magnitude (``truth sigma``):
+  a perfect prediction would still show a median ``|dmag|`` of about 0.67 times that;
 * SSIM and L1 in the model's own output scaling (the card's fixed asinh stretch
   in nanomaggies, the same for every galaxy and method);
 * 1- and 2-sigma coverage of the aperture's pixels: the observed truth carries sky
@@ -21,8 +23,12 @@ images whose pixels differ from the model's (`BandStack.reproject`, flux kept,
 
 Beside each model: the global linear colour model ``f_out = sum_i c_i f_i``
 (least squares on the pixels of the *fit* part of the set, never on the galaxies
-scored) and the nearest input band copied and scaled to the true aperture flux
-(its ``dmag`` is zero by construction; it is there for SSIM and L1).
+scored), the nearest input band copied and scaled to the true aperture flux
+(its ``dmag`` is zero by construction; it is there for SSIM and L1), and the
+galaxy-level *colour relation* ``m_out - m_1 = a + sum_k b_k (m_k - m_1)`` of the
+aperture magnitudes, fitted on the fit part's galaxies: a magnitude, not an image
+(``dmag`` only), that says how much of the output's magnitude the inputs' integrated
+colours determine on these galaxies.
 
 The set is split by galaxy number: odd ``kv_NNN`` are the held-out part, on which
 the figures are quoted; even ones form the fit part (the linear colour model, and
@@ -134,6 +140,37 @@ def fit_colour_model(galaxies, mapping, inputs, output):
     return coefficients
 
 
+def _aperture(row, zoom, size):
+    """The scoring aperture: the manifest's 90 % light radius (at least 5 set pixels) at the stamp centre."""
+    radius = float(np.clip(float(row["r90_px"]) / zoom, 5.0 / zoom, size / 2 - 1))
+    return CircularAperture(((size - 1) / 2, (size - 1) / 2), r=radius)
+
+
+def _magnitudes(images, bands, aperture):
+    """AB magnitudes of ``bands`` in ``aperture`` (NaN where the flux is not positive)."""
+    fluxes = np.array([_aperture_sum(np.nan_to_num(images[b].data), aperture) for b in bands])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(fluxes > 0, 22.5 - 2.5 * np.log10(fluxes), np.nan)
+
+
+def fit_colour_relation(galaxies, mapping, inputs, output, pixel_scale):
+    """Galaxy-level colour relation ``m_out - m_1 = a + sum_k b_k (m_k - m_1)`` of aperture magnitudes.
+
+    Least squares over the ``galaxies`` (the fit part), each measured as `score_galaxy` measures
+    it: on the grid of ``pixel_scale`` (None: the set's), in the same aperture.  What the inputs'
+    integrated colours alone say of the output's magnitude, galaxy by galaxy.
+    """
+    design, target = [], []
+    for row in galaxies:
+        images, _, zoom = read_bands(row["path"], mapping, pixel_scale=pixel_scale)
+        m = _magnitudes(images, [output, *inputs], _aperture(row, zoom, images.shape[0]))
+        if np.all(np.isfinite(m)):
+            design.append([1.0, *(m[2:] - m[1])])
+            target.append(m[0] - m[1])
+    solution, *_ = np.linalg.lstsq(np.array(design), np.array(target), rcond=None)
+    return solution
+
+
 def _aperture_sum(image, aperture):
     return float(aperture.do_photometry(np.asarray(image, dtype=np.float64))[0][0])
 
@@ -152,14 +189,12 @@ def predict_galaxy(translator, row, mapping, *, grid="model"):
         return images, sky, zoom, translator.predict(images.select(translator.card.inputs))
 
 
-def score_galaxy(translator, row, mapping, coefficients, nearest, *, grid="model"):
-    """Per-galaxy figures of the model and both baselines."""
+def score_galaxy(translator, row, mapping, coefficients, nearest, *, relation=None, grid="model"):
+    """Per-galaxy figures of the model and the baselines (``relation``: `fit_colour_relation`'s)."""
     card = translator.card
     images, sky, zoom, pred = predict_galaxy(translator, row, mapping, grid=grid)
     truth = np.nan_to_num(np.asarray(images[card.output].data, dtype=np.float64))
-    size = truth.shape[0]
-    radius = float(np.clip(float(row["r90_px"]) / zoom, 5.0 / zoom, size / 2 - 1))
-    aperture = CircularAperture(((size - 1) / 2, (size - 1) / 2), r=radius)
+    aperture = _aperture(row, zoom, truth.shape[0])
     truth_flux = _aperture_sum(truth, aperture)
     linear = apply_linear_colour([np.nan_to_num(images[b].data) for b in card.inputs], coefficients)
     copy = np.nan_to_num(np.asarray(images[nearest].data, dtype=np.float64))
@@ -167,7 +202,12 @@ def score_galaxy(translator, row, mapping, coefficients, nearest, *, grid="model
     copy = copy * (truth_flux / copy_flux) if copy_flux > 0 else copy
     scale = AsinhScaling(**card.scaling[card.output])
     scaled_truth = scale.forward(truth)
-    figures = {"file": Path(row["file"]).name}
+    # the truth's own sky noise in the aperture, in magnitudes (a perfect prediction's |dmag| is ~0.67 of it)
+    figures = {"file": Path(row["file"]).name,
+               "truth_sigma_mag": 2.5 / np.log(10) * sky[card.output] * np.sqrt(aperture.area) / truth_flux}
+    if relation is not None:
+        m = _magnitudes(images, [card.output, *card.inputs], aperture)
+        figures["relation_dmag"] = m[1] + relation[0] + float(np.dot(relation[1:], m[2:] - m[1])) - m[0]
     for method, image in (("model", np.asarray(pred.data, np.float64)), ("linear", linear), ("copy", copy)):
         scaled = scale.forward(image)
         figures[f"{method}_dmag"] = _dmag(_aperture_sum(image, aperture), truth_flux)
@@ -268,7 +308,8 @@ def main(argv=None):
     names = args.models or [c.name for c in list_models()]
     print(f"{len(scored)} galaxies ({args.part}); linear colour model fitted on {len(fit_part)} (fit part)")
     print(f"{'model':<11} {'bands':<22} {'|dmag| model [16-84%]':>24} {'linear colour':>24} "
-          f"{'SSIM m/lin/copy':>17} {'L1 m/lin/copy':>20} {'cov1':>5} {'cov2':>5}")
+          f"{'colour relation':>24} {'SSIM m/lin/copy':>17} {'L1 m/lin/copy':>20} {'cov1':>5} {'cov2':>5} "
+          f"{'truth sigma':>11}")
     for translator in (t for name in names for t in requests(Translator.load(name), degradation=args.degradation)):
         card = translator.card
         name = f"{card.name}:{card.output}" if "task" in card.architecture else card.name
@@ -278,8 +319,11 @@ def main(argv=None):
                   ", ".join(b for b in (*card.inputs, card.output) if nearest_filter(b) is None))
             continue
         coefficients = fit_colour_model(fit_part, mapping, card.inputs, card.output)
+        relation = fit_colour_relation(fit_part, mapping, card.inputs, card.output,
+                                       card.pixel_scale if args.grid == "model" else None)
         nearest = min(card.inputs, key=lambda b: abs(np.log(_wavelength(b) / _wavelength(card.output))))
-        rows = [score_galaxy(translator, row, mapping, coefficients, nearest, grid=args.grid) for row in scored]
+        rows = [score_galaxy(translator, row, mapping, coefficients, nearest, relation=relation, grid=args.grid)
+                for row in scored]
         if args.per_galaxy:
             for r in rows:
                 print("   ", "  ".join(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in r.items()))
@@ -287,8 +331,8 @@ def main(argv=None):
         ssims = "/".join(f"{_median_row(rows, f'{m}_ssim'):.3f}" for m in ("model", "linear", "copy"))
         l1s = "/".join(f"{_median_row(rows, f'{m}_l1'):.4f}" for m in ("model", "linear", "copy"))
         print(f"{name:<11} {bands:<22} {_dmag_text(rows, 'model_dmag'):>24} {_dmag_text(rows, 'linear_dmag'):>24} "
-              f"{ssims:>17} {l1s:>20} {_pooled(rows, 'cov1'):>5.3f} {_pooled(rows, 'cov2'):>5.3f}",
-              flush=True)
+              f"{_dmag_text(rows, 'relation_dmag'):>24} {ssims:>17} {l1s:>20} {_pooled(rows, 'cov1'):>5.3f} "
+              f"{_pooled(rows, 'cov2'):>5.3f} {_median_row(rows, 'truth_sigma_mag'):>11.3f}", flush=True)
         if args.figure and name == args.figure_model:
             draw_panel(translator, scored, mapping, args.figure, grid=args.grid)
 
