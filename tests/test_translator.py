@@ -320,6 +320,13 @@ def test_fit_for_noisy_targets_keeps_the_last_weights_and_calibrates_on_the_whol
     assert t.card.calibration["plain"]["fitted_on"].startswith("validation split (the last weights kept")
 
 
+@pytest.mark.parametrize("argument", ["ssim_weight", "flux_weight"])
+def test_fit_refuses_a_negative_loss_weight(argument):
+    data = make_dataset(6, seed=2, bands=[*INPUTS, OUTPUT], size=32)
+    with pytest.raises(ValueError, match=rf"{argument} must be a finite number >= 0, got -1"):
+        Translator.fit(data, inputs=INPUTS, output=OUTPUT, preset="tiny", epochs=1, progress=False, **{argument: -1})
+
+
 def test_fit_names_a_missing_validation_split(monkeypatch):
     data = make_dataset(20, seed=2, bands=[*INPUTS, OUTPUT], size=32)
     monkeypatch.setattr(data, "indices", lambda split: np.arange(18) if split == "train" else np.arange(0))

@@ -15,6 +15,8 @@ The steps `bandsynth.Translator.fit` runs, each in one function:
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 
@@ -462,6 +464,9 @@ def train_translator(data, *, inputs, output, name, preset, epochs, batch_size, 
 
     from ..bands import get_band
 
+    for argument, value in (("ssim_weight", ssim_weight), ("flux_weight", flux_weight)):
+        if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
+            raise ValueError(f"{argument} must be a finite number >= 0, got {value!r}")
     inputs = tuple(get_band(b).name for b in inputs)
     output = get_band(output).name
     name = name or f"{'_'.join(b.lower() for b in inputs)}_to_{output.lower()}"
