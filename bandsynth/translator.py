@@ -321,8 +321,9 @@ class Translator(ModelAccess):
         batch_size : int
             Images per network call.
         precision : {"fp32", "bf16", "auto"}
-            "bf16": the trunk under bfloat16 autocast (colour baseline and heads stay float32); "auto": bf16 where
-            the hardware has fast bf16 kernels (``benchmarks/model_speed.py`` prints bf16's flux change).
+            "bf16": the trunk under bfloat16 autocast (colour baseline, input convolution and heads stay float32);
+            "auto": bf16 where the hardware has fast bf16 kernels (``benchmarks/model_speed.py`` prints bf16's flux
+            change).
         tile : int
             Side of the tiles' cores: tiling is exact (as for the whole image); only memory depends on it.
         seed : int

@@ -9,7 +9,7 @@ For each model, on held-out mock galaxies of its card's universe (128 x 128):
 
 * images per second of `Translator.predict <bandsynth.Translator.predict>` with its
   default options (uncertainty on; fp32), then with ``precision="bf16"`` (trunk in
-  bfloat16, colour baseline and heads in float32) and with bf16 + ``torch.compile``,
+  bfloat16; colour baseline, input convolution and heads in float32) and with bf16 + ``torch.compile``,
   each as a ratio to eager fp32 measured in the same run;
 * the largest and the median relative difference of a galaxy's total flux
   (inside its footprint) between bf16 and fp32: the photometric contract allows

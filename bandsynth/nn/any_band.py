@@ -286,7 +286,7 @@ class AnyBandNet(WrapsGenerator, nn.Module):
         gen = self.generator
         features_in = torch.cat([x, base.to(x.dtype)], dim=1)
         gen.check_input(features_in)
-        features = gen.trunk(features_in)
+        features = gen.trunk_features(features_in)
         with torch.autocast(x.device.type, enabled=False):
             features = features.float()
             mean = base + gen.head(features)

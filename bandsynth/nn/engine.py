@@ -49,7 +49,8 @@ __all__ = ["InferenceEngine", "halo_width", "tile_windows", "check_options", "re
 log = logging.getLogger(__name__)
 
 #: Precisions `InferenceEngine` offers.  "bf16": the generator's trunk under bfloat16
-#: autocast (the colour baseline and the output heads stay in float32).
+#: autocast (the colour baseline, the trunk's input convolution and the output heads stay
+#: in float32).
 PRECISIONS = ("fp32", "bf16")
 #: Set this environment variable to 1 to never compile (``compile=True`` included).
 NO_COMPILE_ENV = "BANDSYNTH_NO_COMPILE"

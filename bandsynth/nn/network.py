@@ -17,8 +17,9 @@ The photometric contract (see the "Photometric contract" docs page) in one modul
   the asinh's logarithmic regime is a power-law SED through the inputs
   (``f_out ~ A prod_i f_i^c_i``): it stays positive where a linear model
   extrapolated beyond the inputs' wavelengths goes negative.
-  The baseline runs in float32 even under bf16 autocast, and so do the output heads,
-  so reduced precision touches only the correction's trunk.
+  The baseline runs in float32 even under bf16 autocast, and so do the trunk's input
+  convolution and the output heads, so reduced precision touches only the inside of
+  the correction's trunk.
 
 Examples
 --------
@@ -234,7 +235,7 @@ class TranslationNet(WrapsGenerator, nn.Module):
         base = self.baseline(x)
         gen = self.generator
         gen.check_input(x)
-        features = gen.trunk(x)
+        features = gen.trunk_features(x)
         # The heads run in float32: bf16 in the trunk moves the correction, not the photometry.
         with torch.autocast(x.device.type, enabled=False):
             features = features.float()
