@@ -68,7 +68,8 @@ def plan_prediction(translator, stacks, *, uncertainty, tta, n_samples, batch_si
     if not stacks:
         raise ValueError("predict got an empty list of stacks")
     precision = check_options(precision=precision, batch_size=batch_size, compile=compile, n_samples=n_samples,
-                              device=engine.device, tile=tile, multiple=engine.multiple)
+                              device=engine.device, tile=tile, multiple=engine.multiple,
+                              bf16_flux_change=dict(translator.card.metrics.get("bf16", {})).get("max_flux_change"))
     for s in (s for s in stacks if not isinstance(s, BandStack)):
         raise TypeError(f"predict expects a BandStack or a list of them, got {type(s).__name__}")
     problems = [domain_problems(translator.card, s) if check_domain else [] for s in stacks]

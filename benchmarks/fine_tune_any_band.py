@@ -82,6 +82,17 @@ def observed_set(directory, bands, pixel_scale, *, validation_every=4, stamp=STA
                        uncertainty={b: np.stack(v) for b, v in noise.items()}), mapping
 
 
+def add_observed_target_options(parser):
+    """The options of training on observed targets: the loss's terms and where the calibration looks."""
+    parser.add_argument("--ssim-weight", type=float, default=0.0,
+                        help="weight of the loss's (1 - SSIM) term (default 0: the targets are noisy)")
+    parser.add_argument("--flux-weight", type=float, default=0.0,
+                        help="weight of the loss's photometric term (relative error of each crop's total flux)")
+    parser.add_argument("--calibration-footprint", choices=FOOTPRINTS, default="detection",
+                        help="calibrate in the galaxy as detected in the target band or (default) in the sum of "
+                             "its bands, as real_sky.py scores the whole galaxy")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--real-data", required=True, help="the kids_viking directory (manifest.csv, fits/)")
@@ -91,18 +102,12 @@ def main(argv=None):
     parser.add_argument("--crop", type=int, default=64, help="training crop side [px]")
     parser.add_argument("--lr", type=float, default=1e-4, help="peak learning rate (cosine schedule)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the data order and requests")
-    parser.add_argument("--ssim-weight", type=float, default=0.0,
-                        help="weight of the loss's (1 - SSIM) term (default 0: the targets are noisy)")
-    parser.add_argument("--flux-weight", type=float, default=0.0,
-                        help="weight of the loss's photometric term (relative error of each crop's total flux)")
+    add_observed_target_options(parser)
     parser.add_argument("--moment-pixels", choices=["all", "sources"], default="sources",
                         help="pixels the colour models are refitted on (default: the sources')")
     parser.add_argument("--baseline", choices=BASELINES,
                         help="the colour model to start from (default: --init's kind); another kind than --init's "
                              "keeps its generator and resets the correction")
-    parser.add_argument("--calibration-footprint", choices=FOOTPRINTS, default="detection",
-                        help="calibrate in the galaxy as detected in the target band or (default) in the sum of "
-                             "its bands, as real_sky.py scores the whole galaxy")
     parser.add_argument("--keep-last", action="store_true",
                         help="keep the last weights (no checkpoint chosen on validation SSIM, which hardly ranks "
                              "them against noisy targets): every validation galaxy then calibrates")

@@ -16,8 +16,8 @@ and the stamps put onto the model's pixel scale as real_sky.py does
   raised to the survey's (the mock universe's noise model of `bandsynth.datasets.mock`),
   so that the model keeps working at that depth and its card's noise range says so.
 
-    python benchmarks/fine_tune_real.py --real-data ../shared/realdata/kids_viking --init g_r_to_u \\
-        --survey-depth sdss --epochs 40 --runs /tmp/ft/runs --out /tmp/ft/out
+    python benchmarks/fine_tune_real.py --real-data ../shared/realdata/kids_viking --init g_z_to_r \\
+        --survey-depth decals --stamp 96 --runs /tmp/ft/runs --out /tmp/ft/out
 """
 
 from __future__ import annotations
@@ -29,11 +29,10 @@ from pathlib import Path
 
 import numpy as np
 
-from fine_tune_any_band import observed_set
+from fine_tune_any_band import add_observed_target_options, observed_set
 
 from bandsynth.datasets.mock.observing import _noise_model
 from bandsynth.datasets.mock.surveys import survey_band
-from bandsynth.uncertainty.fitting import FOOTPRINTS
 
 
 def with_survey_depth_copies(data, inputs, survey, *, seed=0):
@@ -77,18 +76,12 @@ def main(argv=None):
     parser.add_argument("--survey-depth", metavar="SURVEY",
                         help="also train on each galaxy with its inputs' noise raised to this survey's (e.g. sdss)")
     parser.add_argument("--stamp", type=int, default=64, help="side [px] of the stamps on the model's grid")
-    parser.add_argument("--epochs", type=int, default=40, help="passes over the training galaxies")
+    parser.add_argument("--epochs", type=int, default=100, help="passes over the training galaxies")
     parser.add_argument("--crop", type=int, default=48, help="training crop side [px]")
     parser.add_argument("--batch-size", type=int, default=8, help="crops per optimizer step")
     parser.add_argument("--lr", type=float, default=1e-4, help="peak learning rate (cosine schedule)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the crops, data order and added noise")
-    parser.add_argument("--ssim-weight", type=float, default=0.0,
-                        help="weight of the loss's (1 - SSIM) term (default 0: the targets are noisy)")
-    parser.add_argument("--flux-weight", type=float, default=0.0,
-                        help="weight of the loss's photometric term (relative error of each crop's total flux)")
-    parser.add_argument("--calibration-footprint", choices=FOOTPRINTS, default="detection",
-                        help="calibrate in the galaxy as detected in the target band or (default) in the sum of "
-                             "its bands, as real_sky.py scores the whole galaxy")
+    add_observed_target_options(parser)
     parser.add_argument("--runs", default="runs/real_ft", help="checkpoint folder (a rerun resumes)")
     parser.add_argument("--out", default="runs/real_ft_out", help="folder for the weights and card")
     parser.add_argument("--name", help="model name (default: --init's name)")

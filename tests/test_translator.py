@@ -399,6 +399,35 @@ def test_no_compile_environment_variable_disables_compiling(fresh, galaxy, fake_
     assert fake_compile == [] and not fresh.engine.compiled_used
 
 
+@pytest.mark.parametrize("record, expected", [(None, "fp32"), ({"max_flux_change": 0.0012}, "bf16"),
+                                               ({"max_flux_change": 0.0044}, "fp32")])
+def test_auto_precision_takes_bf16_only_for_a_model_measured_within_the_contract(translator, galaxy, monkeypatch,
+                                                                                  record, expected):
+    monkeypatch.setattr("bandsynth.nn.engine.bf16_supported", lambda device: True)  # as on an AMX CPU
+    t = Translator(translator.model, _card(metrics={} if record is None else {"bf16": record}))
+    pred = t.predict(galaxy.select(INPUTS), precision="auto", compile=False, uncertainty=False)
+    assert pred.meta["provenance"]["computation"]["precision"] == expected
+
+
+def test_a_shipped_models_bf16_record_is_what_bf16_does_to_its_photometry():
+    """Recomputed on fresh galaxies of the card's universe: bf16 keeps the contract the card says it keeps."""
+    from bandsynth.morphology import segment
+
+    t = Translator.load("g_r_to_u_paper")
+    record = t.card.metrics["bf16"]
+    data = card_dataset(t.card, progress=False, seed=30_000, n_galaxies=4)
+    changes = []
+    for i in range(len(data)):
+        stack = data.stack(i)
+        fp32, bf16 = (t.predict(stack.select(t.inputs), precision=p, compile=False, uncertainty=False)
+                      for p in ("fp32", "bf16"))
+        seg = segment(np.asarray(stack[t.output].data, dtype=np.float64))
+        inside = seg.segmap.data == seg.label
+        changes.append(abs(float(bf16.data[inside].sum()) / float(fp32.data[inside].sum()) - 1))
+    assert record["max_flux_change"] <= 0.002 and record["n_galaxies"] >= 24  # so "auto" takes bf16 for it
+    assert max(changes) <= 0.002
+
+
 def test_compile_auto_waits_for_enough_images_of_a_shape(fresh, galaxy, fake_compile, monkeypatch):
     monkeypatch.setattr("bandsynth.nn.engine._COMPILE_MIN_IMAGES", 3)
     stack = galaxy.select(INPUTS)

@@ -44,7 +44,7 @@ import torch.nn.functional as F
 from .training.precision import bf16_supported
 
 __all__ = ["InferenceEngine", "halo_width", "tile_windows", "check_options", "resolve_device", "PRECISIONS",
-           "NO_COMPILE_ENV"]
+           "BF16_FLUX_TOLERANCE", "NO_COMPILE_ENV"]
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +52,9 @@ log = logging.getLogger(__name__)
 #: autocast (the colour baseline, the trunk's input convolution and the output heads stay
 #: in float32).
 PRECISIONS = ("fp32", "bf16")
+#: The largest change of a galaxy's total flux that bf16 may make (the photometric contract):
+#: ``precision="auto"`` takes bf16 only for a model measured within it.
+BF16_FLUX_TOLERANCE = 0.002
 #: Set this environment variable to 1 to never compile (``compile=True`` included).
 NO_COMPILE_ENV = "BANDSYNTH_NO_COMPILE"
 # torch.compile pays off on a CPU only for bf16 (benchmarks/model_speed.py), and each
@@ -76,8 +79,11 @@ def resolve_device(device):
     return torch.device(device)
 
 
-def check_options(*, precision, batch_size, compile, n_samples, device, tile=512, multiple=2):
+def check_options(*, precision, batch_size, compile, n_samples, device, tile=512, multiple=2, bf16_flux_change=None):
     """Validate `bandsynth.Translator.predict` options; returns the precision to use ("auto" resolved).
+
+    ``"auto"`` gives bf16 only where the hardware has fast bf16 kernels and the model is known
+    to keep every galaxy's total flux within `BF16_FLUX_TOLERANCE` of fp32 in it.
 
     Parameters
     ----------
@@ -93,6 +99,9 @@ def check_options(*, precision, batch_size, compile, n_samples, device, tile=512
         Must be at least ``multiple``.
     multiple : int
         The network's stride (``2 ** n_down``).
+    bf16_flux_change : float, optional
+        The largest relative change of a galaxy's total flux bf16 made for this model
+        (its card's ``metrics["bf16"]["max_flux_change"]``); None: not measured.
 
     Returns
     -------
@@ -115,7 +124,8 @@ def check_options(*, precision, batch_size, compile, n_samples, device, tile=512
     if not isinstance(n_samples, int) or isinstance(n_samples, bool) or n_samples < 0:
         raise ValueError(f"n_samples must be an integer >= 0, got {n_samples!r}")
     if precision == "auto":
-        return "bf16" if bf16_supported(device) else "fp32"
+        holds = bf16_flux_change is not None and float(bf16_flux_change) <= BF16_FLUX_TOLERANCE
+        return "bf16" if holds and bf16_supported(device) else "fp32"
     return precision
 
 
