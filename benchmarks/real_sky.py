@@ -265,7 +265,7 @@ def _median_row(rows, key):
 
 
 def _pooled(rows, key, *, weight="n_pixels"):
-    """Coverage over every scored pixel (galaxies weighted by their aperture's pixels)."""
+    """Coverage over every scored pixel (galaxies weighted by their count of them, ``weight``)."""
     weights = np.array([r[weight] for r in rows], dtype=float)
     values = np.nan_to_num(np.array([r[key] for r in rows], dtype=float))  # NaN only where the weight is 0
     return float(np.sum(weights * values) / np.sum(weights))
