@@ -119,7 +119,8 @@ def main(argv=None):
 
     from bandsynth import Translator
     from bandsynth.any_band_translator import AnyBandTranslator
-    from bandsynth.nn.any_band_recipe import any_band_card, train_any_band, validation_parts
+    from bandsynth.nn.any_band_recipe import any_band_card, train_any_band
+    from bandsynth.nn.recipe import split_validation
 
     start = Translator.load(args.init)
     if not start.card.outputs:
@@ -151,7 +152,7 @@ def main(argv=None):
         description=f"{start.card.description}; fine-tuned on observed KiDS/VIKING galaxies (the fit part of the "
                     "validation set: even kv_NNN)")
     translator = AnyBandTranslator(net, card, one_mapping=Translator)
-    _, calibration = validation_parts(data, select_checkpoint=not args.keep_last)
+    _, calibration = split_validation(data, calibrate=True, select_checkpoint=not args.keep_last)
     translator = translator.calibrate(data, indices=calibration, configurations=("plain", "tta", "mc", "tta+mc"),
                                       fitted_on=f"{len(calibration)} observed galaxies of the fit part, not trained "
                                                 "on (their sky noise taken out of the residuals)",

@@ -60,8 +60,8 @@ def main(argv=None):
     from bandsynth.any_band_translator import AnyBandTranslator
     from bandsynth.datasets import open_dataset
     from bandsynth.datasets.store import write_mock_dataset
-    from bandsynth.nn.any_band_recipe import any_band_card, train_any_band, validation_parts
-    from bandsynth.nn.recipe import CALIBRATION_HALF
+    from bandsynth.nn.any_band_recipe import any_band_card, train_any_band
+    from bandsynth.nn.recipe import CALIBRATION_HALF, split_validation
 
     if args.survey is None:
         path = Path(args.data_cache) / f"ideal_{'_'.join(args.bands)}_{args.size}px_{args.n_galaxies}"
@@ -98,7 +98,7 @@ def main(argv=None):
                                       duration_s=round(time.perf_counter() - started, 1)),
                          description=f"any of {', '.join(bands)} from any subset of the others, on {universe}")
     translator = AnyBandTranslator(net, card, one_mapping=Translator)
-    _, calibration = validation_parts(data)
+    _, calibration = split_validation(data, calibrate=True)
     # with input noise (the survey layer) predict draws it by Monte Carlo: those configurations need a calibration too
     configurations = ("plain", "tta", "mc", "tta+mc") if data.has_uncertainty else ("plain", "tta")
     translator = translator.calibrate(data, indices=calibration, configurations=configurations,

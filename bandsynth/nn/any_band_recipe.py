@@ -24,7 +24,7 @@ from .losses import BandLoss
 from .recipe import data_info, loss_text, split_validation, training_noise
 from .training import fit as _train_loop
 
-__all__ = ["band_moments", "build_any_band", "train_any_band", "any_band_card", "validation_parts"]
+__all__ = ["band_moments", "build_any_band", "train_any_band", "any_band_card"]
 
 
 def _source_pixels(data, bands, scalings, indices):
@@ -153,24 +153,6 @@ def _start_network(data, bands, *, preset, seed, stretch, init, refit_moments, m
     return net, scalings
 
 
-def validation_parts(data, *, select_checkpoint=True):
-    """``(selection, calibration)``: the validation images that choose the checkpoint and those left to calibrate.
-
-    Parameters
-    ----------
-    data : data set
-        With ``indices("validation")``.
-    select_checkpoint : bool
-        As for `train_any_band`: two alternating halves (`bandsynth.nn.recipe.split_validation`), or
-        none for the checkpoint and every validation image for calibration.
-
-    Returns
-    -------
-    selection, calibration : numpy.ndarray of int
-    """
-    return split_validation(data, calibrate=True, select_checkpoint=select_checkpoint)
-
-
 def train_any_band(data, bands, *, preset="small", epochs=10, batch_size=8, lr=2e-4, crop_size=64, seed=0,
                    stretch=50.0, max_inputs=None, checkpoint_dir=None, checkpoint_every=None, max_steps=None,
                    device="auto", progress=True, init=None, refit_moments=False, crops_per_image=1, ssim_weight=1.0,
@@ -233,7 +215,7 @@ def train_any_band(data, bands, *, preset="small", epochs=10, batch_size=8, lr=2
     if int(crops_per_image) < 1:
         raise ValueError(f"crops_per_image must be at least 1, got {crops_per_image}")
     loss = _loss(net, ssim_weight=ssim_weight, flux_weight=flux_weight)
-    selection, calibration = validation_parts(data, select_checkpoint=select_checkpoint)
+    selection, calibration = split_validation(data, calibrate=True, select_checkpoint=select_checkpoint)
     common = dict(bands=bands, scalings=scalings, max_inputs=max_inputs, seed=seed)
     train_set = BandSubsetDataset(data, indices=np.repeat(data.indices("train"), int(crops_per_image)),
                                   crop_size=crop_size, augment=True, **common)
