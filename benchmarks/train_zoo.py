@@ -2,7 +2,7 @@
 
 Each model: the mock universe the previous zoo used (1,500 galaxies, seed 0, 128 px,
 one view; ideal mode, survey mode for DECam g + z -> r), the `small` preset,
-random 64 px crops, resumable checkpoints under ``--runs``; the weights and card go
+random 64 px crops (``--crop 128``: whole images), resumable checkpoints under ``--runs``; the weights and card go
 to ``bandsynth/models/weights/NAME`` (``--out``).  Held-out metrics are added to the
 cards afterwards by ``benchmarks/zoo_table.py --write-cards``.
 
@@ -79,6 +79,8 @@ def main(argv=None):
                         help="the colour model the network corrects (auto: whichever fits the training pixels)")
     parser.add_argument("--flux-weight", type=float, default=0.0,
                         help="weight of the loss term on each crop's total flux")
+    parser.add_argument("--crop", type=int, default=None,
+                        help="training crop side [px] (default: 64, or --size; 128 is a whole ideal-mode image)")
     parser.add_argument("--calibrate-only", action="store_true",
                         help="keep the weights in --out, fit their uncertainty calibration again (with --version: "
                              "saved as that version)")
@@ -97,7 +99,6 @@ def main(argv=None):
                      help="r magnitudes of the survey-layer galaxies (default 12-16: about the galaxies of the "
                           "2MASS extended-source catalogue, Ks < 13.5 Vega; the survey layer's own counts run to "
                           "r = 21.5, where 2MASS sees only noise)")
-    sky.add_argument("--crop", type=int, default=None, help="training crop side [px] (default: 64, or --size)")
     sky.add_argument("--data-cache", default="runs/data",
                      help="folder of rendered survey-layer data sets (reopened, never rendered twice)")
     args = parser.parse_args(argv)
@@ -152,7 +153,7 @@ def jobs(args):
                                  args)
         else:
             inputs, output, mode = ZOO[name]
-            out[name] = {"inputs": inputs, "output": output, "mode": mode, "survey": None, "crop": 64,
+            out[name] = {"inputs": inputs, "output": output, "mode": mode, "survey": None, "crop": args.crop or 64,
                          "version": 2 if args.version is None else args.version,
                          "description": f"{' + '.join(inputs)} -> {output}, {mode}-mode mock universe"}
     return out
