@@ -80,7 +80,7 @@ def main(argv=None):
     parser.add_argument("--flux-weight", type=float, default=0.0,
                         help="weight of the loss term on each crop's total flux")
     parser.add_argument("--crop", type=int, default=None,
-                        help="training crop side [px] (default: 64, or --size; 128 is a whole ideal-mode image)")
+                        help="training crop side [px] (default: 64, or --size if smaller; 128 is a whole paper-model image)")
     parser.add_argument("--calibrate-only", action="store_true",
                         help="keep the weights in --out, fit their uncertainty calibration again (with --version: "
                              "saved as that version)")
