@@ -109,7 +109,13 @@ def main(argv=None):
     print(f"{'model':<11} {'n':>4} {'|dmag| model [16-84%]':>28} {'linear colour':>28} {'nearest band':>28} "
           f"{'SSIM':>6} {'(0.1)':>6} {'cov1':>5} {'cov2':>5} {'galaxy cov1 10-90%':>19}")
     for name in names:
-        m = measure(Translator.load(name), max_images=args.max_images, data=data)
+        translator = Translator.load(name)
+        try:
+            model_data = card_dataset(translator.card, progress=False) if data is None else data
+        except ValueError as err:  # e.g. a model fine-tuned on observed galaxies: no mock set to rebuild
+            print(f"{name:<11} skipped: {err}", flush=True)
+            continue
+        m = measure(translator, max_images=args.max_images, data=model_data)
         z, z2 = np.abs(np.concatenate(m["z"])), np.abs(np.concatenate(m["z2"]))
         p10, p90 = np.percentile(m["galaxy_cov1"], [10, 90])
         print(f"{name:<11} {len(m['model']):>4} {_row(m['model']):>28} {_row(m['linear_colour']):>28} "
