@@ -164,8 +164,8 @@ class Translator(ModelAccess):
     @classmethod
     def fit(cls, data, *, inputs, output, name=None, preset="small", epochs=10, batch_size=8, lr=2e-4,
             crop_size=64, seed=0, stretch=50.0, baseline="auto", flux_weight=0.0, ssim_weight=1.0,
-            select_checkpoint=True, checkpoint_dir=None, checkpoint_every=None, max_steps=None, device="auto",
-            progress=True, calibrate=True, init=None, recipe="", description=""):
+            select_checkpoint=True, average_epochs=None, checkpoint_dir=None, checkpoint_every=None, max_steps=None,
+            device="auto", progress=True, calibrate=True, init=None, recipe="", description=""):
         """Train a new translator on ``data`` (see `bandsynth.nn.recipe` for the steps).
 
         Parameters
@@ -190,6 +190,10 @@ class Translator(ModelAccess):
             Keep the weights of the epoch with the best SSIM on half the validation split (the other half
             calibrates); False keeps the last weights and calibrates on the whole split (SSIM against noisy
             targets hardly ranks checkpoints).
+        average_epochs : int, optional
+            Keep the mean of the weights at the ends of the last this many epochs (stochastic weight averaging)
+            instead of one epoch's.  The selection half of the validation split then only reports the mean's
+            SSIM (``average_validation_ssim`` in the card).
         checkpoint_dir, checkpoint_every
             Resumable safetensors checkpoints: a rerun with the same arguments continues from the newest.
         device, progress, calibrate
@@ -210,9 +214,9 @@ class Translator(ModelAccess):
         net, card, calibration = train_translator(
             data, inputs=inputs, output=output, name=name, preset=preset, epochs=epochs, batch_size=batch_size, lr=lr,
             crop_size=crop_size, seed=seed, stretch=stretch, baseline=baseline, flux_weight=flux_weight,
-            ssim_weight=ssim_weight, select_checkpoint=select_checkpoint, checkpoint_dir=checkpoint_dir,
-            checkpoint_every=checkpoint_every, max_steps=max_steps, device=device, progress=progress,
-            calibrate=calibrate, init=init, start=start, recipe=recipe, description=description)
+            ssim_weight=ssim_weight, select_checkpoint=select_checkpoint, average_epochs=average_epochs,
+            checkpoint_dir=checkpoint_dir, checkpoint_every=checkpoint_every, max_steps=max_steps, device=device,
+            progress=progress, calibrate=calibrate, init=init, start=start, recipe=recipe, description=description)
         translator = cls(net, card, device=device)
         if not calibrate:
             return translator

@@ -111,6 +111,8 @@ def main(argv=None):
     parser.add_argument("--keep-last", action="store_true",
                         help="keep the last weights (no checkpoint chosen on validation SSIM, which hardly ranks "
                              "them against noisy targets): every validation galaxy then calibrates")
+    parser.add_argument("--average-epochs", type=int, metavar="N",
+                        help="keep the mean of the weights at the ends of the last N epochs")
     parser.add_argument("--keep-moments", action="store_true", help="keep the colour models of --init")
     parser.add_argument("--runs", default="runs/any_band_ft", help="checkpoint folder (a rerun resumes)")
     parser.add_argument("--out", default="runs/any_band_ft_out", help="folder for the weights and card")
@@ -133,17 +135,20 @@ def main(argv=None):
     net, scalings, result, sizes = train_any_band(
         data, bands, epochs=args.epochs, lr=args.lr, seed=args.seed, crop_size=args.crop, init=start.model,
         refit_moments=not args.keep_moments, moment_pixels=args.moment_pixels, baseline=args.baseline,
-        crops_per_image=args.crops, select_checkpoint=not args.keep_last,
+        crops_per_image=args.crops, select_checkpoint=not args.keep_last, average_epochs=args.average_epochs,
         ssim_weight=args.ssim_weight, flux_weight=args.flux_weight,
         checkpoint_dir=Path(args.runs),
         checkpoint_every=100, progress=False)
+    checkpoint = "last" if args.keep_last else "best validation SSIM"
+    if result.average_state is not None:
+        checkpoint = f"mean of the weights at the ends of the last {result.averaged_epochs} epochs"
     name = args.name or f"{start.name}_kids"
     recipe = "python benchmarks/fine_tune_any_band.py " + shlex.join(sys.argv[1:] if argv is None else argv)
     card = any_band_card(
         data, net, name=name, preset=start.card.preset, scalings=scalings, result=result, sizes=sizes,
         options=dict(seed=args.seed, epochs=args.epochs, batch_size=8, crop_size=args.crop, lr=args.lr,
                      crops_per_image=args.crops, ssim_weight=args.ssim_weight, flux_weight=args.flux_weight,
-                     checkpoint="last" if args.keep_last else "best validation SSIM",
+                     checkpoint=checkpoint,
                      moment_pixels=args.moment_pixels,
                      moments="kept from init" if args.keep_moments else "refitted",
                      recipe=recipe, duration_s=round(time.perf_counter() - started, 1),
@@ -158,7 +163,7 @@ def main(argv=None):
                                                 "on (their sky noise taken out of the residuals)",
                                       footprint=args.calibration_footprint)
     translator = translator.save(Path(args.out) / name, overwrite=True)
-    chosen = "last weights" if args.keep_last else f"best validation SSIM {result.best_metric:.4f}"
+    chosen = f"{checkpoint} {result.best_metric:.4f}" if checkpoint == "best validation SSIM" else checkpoint
     print(f"{name}: {chosen} after {result.steps} steps; written to {Path(args.out) / name}", flush=True)
 
 

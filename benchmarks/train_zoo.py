@@ -81,6 +81,9 @@ def main(argv=None):
                         help="weight of the loss term on each crop's total flux")
     parser.add_argument("--crop", type=int, default=None,
                         help="training crop side [px] (default: 64, or --size if smaller; 128 is a whole paper-model image)")
+    parser.add_argument("--average-epochs", type=int, default=None, metavar="N",
+                        help="keep the mean of the weights at the ends of the last N epochs instead of the epoch "
+                             "with the best validation SSIM")
     parser.add_argument("--calibrate-only", action="store_true",
                         help="keep the weights in --out, fit their uncertainty calibration again (with --version: "
                              "saved as that version)")
@@ -127,7 +130,7 @@ def main(argv=None):
             crop_size=job["crop"], batch_size=8, seed=args.seed, checkpoint_dir=Path(args.runs) / name, checkpoint_every=200,
             progress=False, recipe=command, description=job["description"],
             init=Path(args.out) / name if args.fine_tune else None, stretch=args.stretch, baseline=args.baseline,
-            flux_weight=args.flux_weight, calibrate=False,
+            flux_weight=args.flux_weight, average_epochs=args.average_epochs, calibrate=False,
         )
         translator = calibrate_on_fresh_galaxies(translator, args)
         translator = Translator(translator.model, translator.card.replace(version=job["version"]))

@@ -256,6 +256,16 @@ def test_a_one_mapping_card_keeps_its_hash_format(tmp_path):
         card.replace(outputs=["g", "r"])
 
 
+def test_training_can_keep_the_mean_of_the_last_epochs_weights(data):
+    common = dict(preset="tiny", epochs=2, batch_size=4, crop_size=32, progress=False, select_checkpoint=False)
+    averaged, _, result, _ = train_any_band(data, BANDS, average_epochs=2, **common)
+    last, *_ = train_any_band(data, BANDS, **common)
+    assert result.averaged_epochs == 2
+    for key, value in averaged.state_dict().items():
+        torch.testing.assert_close(value, result.average_state[key])
+    assert any(not torch.equal(value, last.state_dict()[key]) for key, value in averaged.state_dict().items())
+
+
 def test_training_can_continue_from_a_network(data, scalings):
     start = _net(data, scalings)
     net, continued, *_ = train_any_band(data, BANDS, preset="tiny", epochs=1, batch_size=4, crop_size=32,

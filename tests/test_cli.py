@@ -70,6 +70,24 @@ def test_train_refuses_a_negative_loss_weight(flag, tmp_path, caplog):
     assert code == 2 and f"{flag} -1.0: expected a finite weight >= 0" in caplog.text
 
 
+def test_train_average_epochs_keeps_the_mean_of_the_last_epochs(tmp_path):
+    out = tmp_path / "averaged"
+    code = main(["train", "--inputs", "NUV", "K", "--output", "r", "--out", str(out), "--preset", "tiny",
+                 "--epochs", "2", "--average-epochs", "2", "--crop", "32", "--n-galaxies", "20", "--size", "32",
+                 "--views", "1", "--quiet"])
+    assert code == 0
+    training = json.loads(out.with_suffix(".json").read_text())["training"]
+    assert training["checkpoint"] == "mean of the weights at the ends of the last 2 epochs"
+    assert 0 < training["average_validation_ssim"] <= 1
+
+
+@pytest.mark.parametrize("value", ["0", "3"])
+def test_train_refuses_average_epochs_outside_the_run(value, tmp_path, caplog):
+    code = main(["train", "--inputs", "NUV", "K", "--output", "r", "--out", str(tmp_path / "m"), "--epochs", "2",
+                 "--average-epochs", value, "--quiet"])
+    assert code == 2 and f"--average-epochs {value}: expected 1 to --epochs (2)" in caplog.text
+
+
 def test_evaluate_writes_tables_and_figures(trained, tmp_path, capsys):
     out = tmp_path / "eval"
     code = main(["evaluate", "--model", str(trained), "--from-card", "--out", str(out), "--quiet"])

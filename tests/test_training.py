@@ -130,6 +130,38 @@ def test_resume_in_process_matches_uninterrupted(data, reference, tmp_path):
     assert load_file(tmp_path / "best.safetensors").keys() == reference[0].keys()
 
 
+def test_average_epochs_is_the_mean_of_the_last_epochs_weights(data, reference, tmp_path):
+    train, val = data
+    kw = dict(val_data=val, epochs=3, crop_size=16, **FAST)
+    model = tiny_model()
+    result = fit(model, train, average_epochs=2, checkpoint_dir=tmp_path, keep_checkpoints=0, **kw)
+    # Averaging only reads the weights: training itself is the uninterrupted reference run.
+    assert _equal_states(model.state_dict(), reference[0])
+    assert _strip_time(result.history) == _strip_time(reference[1].history)
+    ends = [load_checkpoint(tmp_path / f"checkpoint-{4 * epoch:08d}.safetensors").model_state for epoch in (2, 3)]
+    for key, value in result.average_state.items():
+        torch.testing.assert_close(value, (ends[0][key] + ends[1][key]) / 2)
+    assert result.averaged_epochs == 2
+    assert not _equal_states(result.average_state, model.state_dict())
+    averaged = tiny_model()
+    averaged.load_state_dict(result.average_state)
+    assert evaluate(averaged, val)["ssim"] == pytest.approx(result.average_metrics["ssim"], abs=1e-6)
+    assert reference[1].average_state is None and reference[1].averaged_epochs == 0
+
+
+def test_average_epochs_survives_a_resume(data, tmp_path):
+    train, val = data
+    kw = dict(val_data=val, epochs=3, crop_size=16, average_epochs=2, **FAST)
+    whole = fit(tiny_model(), train, **kw)
+    first = fit(tiny_model(), train, max_steps=10, checkpoint_dir=tmp_path, checkpoint_every=5, **kw)
+    assert first.averaged_epochs == 1 and first.average_metrics is None  # stopped in the last epoch
+    assert load_checkpoint(tmp_path).average_state is not None
+    resumed = fit(tiny_model(), train, resume="auto", checkpoint_dir=tmp_path, **kw)
+    assert resumed.averaged_epochs == 2
+    assert _equal_states(resumed.average_state, whole.average_state)
+    assert resumed.average_metrics == pytest.approx(whole.average_metrics)
+
+
 KILL_SCRIPT = HELPERS + textwrap.dedent(
     """
     import sys, time
@@ -318,6 +350,8 @@ class _Stream(IterableDataset):
         ({"epochs": 1, "resume": "auto"}, ValueError, "resume='auto' needs a checkpoint_dir"),
         ({"epochs": 1, "bf16": "yes"}, TypeError, "bf16 must be True, False or 'auto'"),
         ({"epochs": 1, "loss": torch.nn.L1Loss()}, TypeError, "loss must be a bandsynth.nn.losses.BandLoss"),
+        ({"epochs": 2, "average_epochs": 3}, ValueError, "average_epochs \\(3\\) must be at most epochs \\(2\\)"),
+        ({"epochs": 2, "average_epochs": 0}, ValueError, "average_epochs must be >= 1"),
     ],
 )
 def test_fit_validation(data, kwargs, error, match):

@@ -72,6 +72,9 @@ def add_parser(subparsers):
     p.add_argument("--keep-last", action="store_true",
                    help="keep the last weights instead of the epoch with the best validation SSIM (which hardly "
                         "ranks them against noisy targets); the whole validation split then calibrates")
+    p.add_argument("--average-epochs", type=int, metavar="N",
+                   help="keep the mean of the weights at the ends of the last N epochs (stochastic weight "
+                        "averaging) instead of one epoch's")
     p.add_argument("--checkpoint-dir", metavar="FOLDER", help="resumable checkpoints go here (a rerun continues)")
     p.add_argument("--checkpoint-every", type=int, default=200, metavar="N",
                    help="steps between checkpoints (default: 200)")
@@ -95,6 +98,8 @@ def run(args) -> int:
     for flag, value in (("--ssim-weight", args.ssim_weight), ("--flux-weight", args.flux_weight)):
         if not value >= 0 or value == float("inf"):
             raise UsageError(f"{flag} {value}: expected a finite weight >= 0")
+    if args.average_epochs is not None and not 1 <= args.average_epochs <= args.epochs:
+        raise UsageError(f"--average-epochs {args.average_epochs}: expected 1 to --epochs ({args.epochs})")
     try:
         for band in [*args.inputs, args.output]:
             get_band(band)
@@ -112,7 +117,7 @@ def run(args) -> int:
         data, inputs=args.inputs, output=args.output, name=args.name, preset=args.preset,
         epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, crop_size=args.crop or None, seed=args.seed,
         init=args.init, ssim_weight=args.ssim_weight, flux_weight=args.flux_weight,
-        select_checkpoint=not args.keep_last,
+        select_checkpoint=not args.keep_last, average_epochs=args.average_epochs,
         checkpoint_dir=args.checkpoint_dir,
         checkpoint_every=args.checkpoint_every if args.checkpoint_dir else None,
         max_steps=args.max_steps,

@@ -156,7 +156,7 @@ def _start_network(data, bands, *, preset, seed, stretch, init, refit_moments, m
 def train_any_band(data, bands, *, preset="small", epochs=10, batch_size=8, lr=2e-4, crop_size=64, seed=0,
                    stretch=50.0, max_inputs=None, checkpoint_dir=None, checkpoint_every=None, max_steps=None,
                    device="auto", progress=True, init=None, refit_moments=False, crops_per_image=1, ssim_weight=1.0,
-                   moment_pixels="all", baseline=None, flux_weight=0.0, select_checkpoint=True):
+                   moment_pixels="all", baseline=None, flux_weight=0.0, select_checkpoint=True, average_epochs=None):
     """Build and train an `AnyBandNet` on ``data``; returns it with its scalings, the result and set sizes.
 
     Parameters
@@ -200,11 +200,14 @@ def train_any_band(data, bands, *, preset="small", epochs=10, batch_size=8, lr=2
         Keep the checkpoint of best validation SSIM (on one half of the validation split; the
         other half is left for calibration), or the last weights, leaving every validation image
         for calibration: against noisy targets SSIM hardly ranks checkpoints.
+    average_epochs : int, optional
+        Keep the mean of the weights at the ends of the last this many epochs instead
+        (`bandsynth.nn.training.fit`).
 
     Returns
     -------
     net : AnyBandNet
-        With the best checkpoint's weights.
+        With the mean of the last epochs' weights, the best checkpoint's or the last.
     scalings : dict of str to `~bandsynth.scaling.AsinhScaling`
     result : `~bandsynth.nn.training.TrainingResult`
     sizes : dict
@@ -225,8 +228,11 @@ def train_any_band(data, bands, *, preset="small", epochs=10, batch_size=8, lr=2
         loss=loss, checkpoint_dir=checkpoint_dir,
         checkpoint_every=checkpoint_every,
         resume="auto" if checkpoint_dir else None, device=device, progress=progress, max_steps=max_steps,
+        average_epochs=average_epochs,
     )
-    if select_checkpoint and result.best_state is not None:
+    if result.average_state is not None:
+        net.load_state_dict(result.average_state)
+    elif select_checkpoint and result.best_state is not None:
         net.load_state_dict(result.best_state)
     sizes = {"n_train": int(len(data.indices("train"))), "n_selection": len(selection),
              "n_calibration": int(len(calibration))}

@@ -175,7 +175,7 @@ def build_network(preset, inputs, output, scalings, colour, *, seed=0):
 
 def train_network(net, data, inputs, output, scalings, *, selection, epochs, batch_size, lr, crop_size, seed,
                   ssim_weight=1.0, flux_weight=0.0, checkpoint_dir=None, checkpoint_every=None, max_steps=None,
-                  device="auto", progress=True):
+                  device="auto", progress=True, average_epochs=None):
     """Train ``net`` in place; returns the `~bandsynth.nn.training.TrainingResult` and the set sizes.
 
     The loss is L1 + ``ssim_weight`` (1 - SSIM) in the scaled units, plus ``flux_weight``
@@ -185,8 +185,9 @@ def train_network(net, data, inputs, output, scalings, *, selection, epochs, bat
     Parameters
     ----------
     net : `~bandsynth.nn.network.TranslationNet`
-        Left with the best checkpoint's weights (chosen on ``selection``), or the last
-        weights if ``selection`` is empty.
+        Left with the mean of the last ``average_epochs`` epochs' weights, else with the
+        best checkpoint's weights (chosen on ``selection``), or the last weights if
+        ``selection`` is empty.
     data : data set
         With ``cube(band)``, ``indices(split)`` and ``info`` (see `bandsynth.Translator.fit`).
     inputs : sequence of str
@@ -203,6 +204,9 @@ def train_network(net, data, inputs, output, scalings, *, selection, epochs, bat
     device : str
     progress : bool
         Show progress bars.
+    average_epochs : int, optional
+        Keep the mean of the weights at the ends of the last this many epochs
+        (`bandsynth.nn.training.fit`); ``selection`` then only reports their SSIM.
 
     Returns
     -------
@@ -221,8 +225,11 @@ def train_network(net, data, inputs, output, scalings, *, selection, epochs, bat
         checkpoint_dir=checkpoint_dir,
         checkpoint_every=checkpoint_every,
         resume="auto" if checkpoint_dir else None, device=device, progress=progress, max_steps=max_steps,
+        average_epochs=average_epochs,
     )
-    if val_set is not None and result.best_state is not None:
+    if result.average_state is not None:
+        net.load_state_dict(result.average_state)
+    elif val_set is not None and result.best_state is not None:
         net.load_state_dict(result.best_state)
     return result, {"n_train": len(train_set), "n_selection": len(selection)}
 
@@ -311,6 +318,14 @@ def training_noise(data, inputs, *, max_images=200, seed=0):
             for band in inputs}
 
 
+def _checkpoint_text(options, result):
+    """Which weights the card's network holds, in words."""
+    averaged = getattr(result, "averaged_epochs", 0)
+    if options.get("average_epochs") and averaged:
+        return f"mean of the weights at the ends of the last {averaged} epochs"
+    return "best validation SSIM" if options.get("select_checkpoint", True) else "last"
+
+
 def training_card(data, net, *, name, inputs, output, preset, scalings, result, sizes, started, init, start,
                   options, description):
     """The `~bandsynth.models.zoo.ModelCard` of a freshly trained network (metrics and calibration come later).
@@ -337,8 +352,8 @@ def training_card(data, net, *, name, inputs, output, preset, scalings, result, 
         What fine-tuning started from, as given.
     start : `~bandsynth.Translator` or None
     options : mapping
-        Also ``stretch``, ``flux_weight`` and, where not the defaults, ``ssim_weight`` (1) and
-        ``select_checkpoint`` (True).
+        Also ``stretch``, ``flux_weight`` and, where not the defaults, ``ssim_weight`` (1),
+        ``select_checkpoint`` (True) and ``average_epochs`` (None).
     description : str
 
     Returns
@@ -375,12 +390,14 @@ def training_card(data, net, *, name, inputs, output, preset, scalings, result, 
             "target": "noise-free truth (survey layer)" if has_truth(data) else "observed images",
             **sizes, **{k: options[k] for k in ("seed", "epochs", "batch_size", "crop_size", "lr", "stretch", "flux_weight")},
             "ssim_weight": options.get("ssim_weight", 1.0),
-            "checkpoint": "best validation SSIM" if options.get("select_checkpoint", True) else "last",
+            "checkpoint": _checkpoint_text(options, result),
             "noise": training_noise(data, inputs),
             "steps": int(getattr(result, "steps", 0) or 0),
             "loss": loss_text(options.get("ssim_weight", 1.0), options["flux_weight"]),
             "best_validation_ssim": (float(result.best_metric) if result.best_metric is not None
                                      and getattr(result, "best_metric_name", "val_ssim") == "val_ssim" else None),
+            **({"average_validation_ssim": float(result.average_metrics["ssim"])}
+               if getattr(result, "average_metrics", None) else {}),
             "duration_s": round(time.perf_counter() - started, 1), "recipe": options["recipe"],
             # The whole chain of runs, so a fine-tuned card still says how its start was made.
             "init": None if start is None else {"path": str(init), "recipe": start.card.training.get("recipe"),
@@ -438,14 +455,14 @@ def data_info(info):
 
 def train_translator(data, *, inputs, output, name, preset, epochs, batch_size, lr, crop_size, seed, stretch, baseline,
                      flux_weight, checkpoint_dir, checkpoint_every, max_steps, device, progress, calibrate, init, start,
-                     recipe, description, ssim_weight=1.0, select_checkpoint=True):
+                     recipe, description, ssim_weight=1.0, select_checkpoint=True, average_epochs=None):
     """The steps of `bandsynth.Translator.fit`: the trained network, its card and the calibration galaxies.
 
     Parameters
     ----------
     data, inputs, output, name, preset, epochs, batch_size, lr, crop_size, seed, stretch, baseline, flux_weight
         As for `bandsynth.Translator.fit`.
-    ssim_weight, select_checkpoint
+    ssim_weight, select_checkpoint, average_epochs
         As for `bandsynth.Translator.fit`.
     checkpoint_dir, checkpoint_every, max_steps, device, progress, calibrate, init, recipe, description
         As for `bandsynth.Translator.fit`.
@@ -482,12 +499,12 @@ def train_translator(data, *, inputs, output, name, preset, epochs, batch_size, 
         net, data, inputs, output, scalings, selection=selection, epochs=epochs, batch_size=batch_size, lr=lr,
         crop_size=crop_size, seed=seed, ssim_weight=ssim_weight, flux_weight=flux_weight,
         checkpoint_dir=checkpoint_dir, checkpoint_every=checkpoint_every, max_steps=max_steps, device=device,
-        progress=progress)
+        progress=progress, average_epochs=average_epochs)
     card = training_card(
         data, net, name=name, inputs=inputs, output=output, preset=preset, scalings=scalings, result=result,
         sizes={**sizes, "n_calibration": int(len(calibration))}, started=started, init=init, start=start,
         options=dict(seed=seed, epochs=epochs, batch_size=batch_size, crop_size=crop_size, lr=lr, recipe=recipe,
                      stretch=stretch, flux_weight=flux_weight, ssim_weight=ssim_weight,
-                     select_checkpoint=select_checkpoint),
+                     select_checkpoint=select_checkpoint, average_epochs=average_epochs),
         description=description)
     return net, card, calibration

@@ -49,6 +49,9 @@ class Checkpoint:
         Saved torch/numpy/python generator states.
     meta : dict
         Everything else: ``model_config``, ``fit_options``, ``best_metric``, ...
+    average_state : dict of str to torch.Tensor or None
+        The running mean of the weights of a run that averages them (`fit`'s
+        ``average_epochs``), once it has begun.
     """
 
     path: Path
@@ -61,6 +64,7 @@ class Checkpoint:
     history: list
     rng_state: dict
     meta: dict
+    average_state: dict | None = None
 
 
 def _state_tensors(state, prefix):
@@ -109,6 +113,7 @@ def save_checkpoint(
     step_in_epoch=0,
     history=(),
     best_state=None,
+    average_state=None,
     rng=True,
     meta=None,
 ):
@@ -128,6 +133,8 @@ def save_checkpoint(
         JSON-serialisable records.
     best_state : dict, optional
         Best weights so far.
+    average_state : dict, optional
+        Running mean of the weights (`fit`'s ``average_epochs``).
     rng : bool
         Save the global torch, CUDA, numpy and python generator states.
     meta : dict, optional
@@ -157,8 +164,9 @@ def save_checkpoint(
     else:
         raise TypeError(f"model must be a torch.nn.Module or a state dict, got {type(model).__name__}")
     tensors = _state_tensors(state, "model")
-    if best_state is not None:
-        tensors.update(_state_tensors(best_state, "best"))
+    for prefix, extra in (("best", best_state), ("average", average_state)):
+        if extra is not None:
+            tensors.update(_state_tensors(extra, prefix))
     header = {
         "format": CHECKPOINT_FORMAT,
         "step": int(step),
@@ -287,6 +295,7 @@ def load_checkpoint(path):
         history=header["history"],
         rng_state=rng_state,
         meta=header["meta"],
+        average_state=section("average") or None,
     )
 
 

@@ -1,10 +1,10 @@
 """The training loop: `fit` and the `TrainingResult` it returns.
 
 `fit` checks its arguments and hands over to ``_TrainingRun``, which holds the
-state of one run (progress counters, running sums, best weights) and runs it
-step by step: set-up and resumption, the epochs with their updates and
-mid-epoch checkpoints, and the end of each epoch (validation, selection of the
-best weights, checkpoint).  The order of every random draw and update is that
+state of one run (progress counters, running sums, best and averaged weights)
+and runs it step by step: set-up and resumption, the epochs with their updates
+and mid-epoch checkpoints, and the end of each epoch (validation, selection of
+the best weights, the running mean of the last epochs' weights, checkpoint).  The order of every random draw and update is that
 of an uninterrupted run, whatever the step a run resumes from.
 """
 
@@ -19,6 +19,7 @@ from pathlib import Path
 
 import torch
 from torch import nn
+from torch.optim.swa_utils import AveragedModel
 from torch.utils.data import DataLoader, Dataset, IterableDataset
 
 from ..losses import BandLoss
@@ -43,7 +44,8 @@ __all__ = ["TrainingResult", "fit"]
 log = logging.getLogger("bandsynth.nn.training")
 
 # Options whose change makes a resumed run differ from the one that wrote the checkpoint.
-_RUN_OPTIONS = ("epochs", "batch_size", "lr", "betas", "lr_schedule", "crop_size", "augment", "seed", "world_size")
+_RUN_OPTIONS = ("epochs", "batch_size", "lr", "betas", "lr_schedule", "crop_size", "augment", "seed", "world_size",
+                "average_epochs")
 # stacklevel of the warnings of _TrainingRun.resume: resume <- __init__ <- fit <- the caller of fit.
 _FIT_CALLER = 4
 
@@ -77,6 +79,14 @@ class TrainingResult:
         Wall-clock time of this call.
     images_per_second : float
         Training images processed per second in this call (all ranks).
+    average_state : dict of str to torch.Tensor or None
+        With ``average_epochs``: CPU copy of the mean of the weights at the ends of the
+        epochs averaged so far (None before the first).
+    averaged_epochs : int
+        How many epochs' weights that mean holds.
+    average_metrics : dict or None
+        `evaluate` metrics of the averaged weights on the validation data, once every
+        epoch has run.
     """
 
     history: list
@@ -95,6 +105,9 @@ class TrainingResult:
     world_size: int = 1
     seconds: float = 0.0
     images_per_second: float = 0.0
+    average_state: dict | None = None
+    averaged_epochs: int = 0
+    average_metrics: dict | None = None
 
 
 def fit(
@@ -125,6 +138,7 @@ def fit(
     max_steps=None,
     grad_clip=None,
     on_step=None,
+    average_epochs=None,
 ):
     """Train ``model`` in place on ``train_data`` and return a `TrainingResult`.
 
@@ -136,8 +150,7 @@ def fit(
     train_data : torch.utils.data.Dataset
         Map-style dataset of ``(x, y)`` or ``(x, y, weight)`` float tensors.
     val_data : torch.utils.data.Dataset, optional
-        Evaluated on full images after every epoch; the best weights are
-        selected by its mean SSIM.
+        Evaluated on full images after every epoch; selects the best weights by SSIM.
     epochs : int
         Number of passes over ``train_data``; sets the learning-rate schedule.
     batch_size : int
@@ -155,24 +168,20 @@ def fit(
     augment : bool
         Random flips and 90-degree rotations, per sample.
     seed : int
-        Seed of the data order and augmentation (not of the weights: initialise
-        the model before calling).
+        Seed of the data order and augmentation (not of the weights: initialise the model before).
     num_workers : int
         DataLoader worker processes.
-    checkpoint_dir : str or pathlib.Path, optional
-        Where ``checkpoint-<step>.safetensors`` (after every epoch and every
-        ``checkpoint_every`` steps) and ``best.safetensors`` are written.
-    checkpoint_every : int, optional
-        Also checkpoint every this many optimizer steps.
+    checkpoint_dir, checkpoint_every : str or pathlib.Path, int, optional
+        Where ``checkpoint-<step>.safetensors`` (after every epoch, and every
+        ``checkpoint_every`` optimizer steps) and ``best.safetensors`` are written.
     keep_checkpoints : int
         How many step checkpoints to keep (0 keeps all).
     resume : None, "auto", str or pathlib.Path
         A checkpoint (file or directory) to continue from; ``"auto"`` resumes
         from the latest one in ``checkpoint_dir`` when there is one.
-    bf16 : bool or "auto"
-        bfloat16 autocast; "auto" enables it where the device supports it natively.
-    channels_last : bool or "auto"
-        Channels-last memory format; "auto" enables it on a GPU only.
+    bf16, channels_last : bool or "auto"
+        bfloat16 autocast ("auto": where the device supports it natively); channels-last
+        memory format ("auto": on a GPU only).
     device : "auto", str or torch.device
         "auto": the local GPU if there is one, else the CPU.
     distributed : bool or "auto"
@@ -188,6 +197,10 @@ def fit(
         Clip the global gradient norm to this value.
     on_step : callable, optional
         Called after every update with a dict (``step``, ``epoch``, ``loss``, ``lr``, ...).
+    average_epochs : int, optional
+        Average the weights (and buffers) at the ends of the last this many epochs:
+        stochastic weight averaging (`torch.optim.swa_utils.AveragedModel`).  The result's
+        ``average_state`` holds the mean; ``model`` keeps its final weights.
 
     Returns
     -------
@@ -217,6 +230,7 @@ def _check_arguments(
     resume,
     log_every,
     max_steps,
+    average_epochs,
     **_others,
 ):
     """Raise on invalid `fit` arguments (those not checked during the set-up)."""
@@ -238,6 +252,9 @@ def _check_arguments(
     _check_positive_int("keep_checkpoints", keep_checkpoints, minimum=0)
     _check_positive_int("log_every", log_every)
     _check_positive_int("max_steps", max_steps, allow_none=True)
+    _check_positive_int("average_epochs", average_epochs, allow_none=True)
+    if average_epochs is not None and average_epochs > epochs:
+        raise ValueError(f"average_epochs ({average_epochs}) must be at most epochs ({epochs})")
     if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
         raise ValueError(f"lr must be a positive number, got {lr!r}")
     if lr_schedule not in SCHEDULES:
@@ -283,6 +300,7 @@ class _FitSettings:
     max_steps: int | None
     grad_clip: float | None
     on_step: object
+    average_epochs: int | None
 
 
 def _new_sums():
@@ -351,12 +369,15 @@ class _TrainingRun:
             "epochs": s.epochs, "batch_size": s.batch_size, "lr": s.lr, "betas": list(s.betas),
             "lr_schedule": s.lr_schedule, "crop_size": s.crop_size, "augment": s.augment, "seed": s.seed,
             "world_size": self.dist.world_size, "ssim_weight": s.loss.ssim_weight, "nll_weight": s.loss.nll_weight,
+            "average_epochs": s.average_epochs,
         }  # fmt: skip
         self.metric_name = "val_ssim" if val_data is not None else "train_loss"
         self.step = self.epoch = self.step_in_epoch = 0
         self.history, self.best_state, self.best_metric, self.best_epoch = [], None, None, None
         self.acc = _new_sums()
         self.last_ckpt = self.best_ckpt = None
+        self.average = None if s.average_epochs is None else AveragedModel(unwrap_model(model), device="cpu", use_buffers=True)
+        self.average_metrics = None
         self.resume(resume)
         self.train_model = model
         if self.dist.active:
@@ -411,6 +432,9 @@ class _TrainingRun:
         self.acc = state.get("accumulators", self.acc)
         self.best_metric, self.best_epoch = state.get("best_metric"), state.get("best_epoch")
         self.best_state = ckpt.best_state
+        if self.average is not None and ckpt.average_state is not None:
+            self.average.module.load_state_dict(ckpt.average_state)
+            self.average.n_averaged.fill_(int(state.get("n_averaged", 0)))
         self.last_ckpt = ckpt.path
         log.info("resumed from %s at step %d (epoch %d)", ckpt.path, self.step, self.epoch)
 
@@ -429,6 +453,8 @@ class _TrainingRun:
                 if self.stopped or self.step_in_epoch < self.steps_per_epoch:
                     break
                 self.finish_epoch(epoch_started)
+            if self._averaged_epochs() and self.val_data is not None and self.epoch >= self.settings.epochs:
+                self.average_metrics = self._evaluate_average()
             if self.dist.active:  # every rank returns once rank 0's files are written
                 torch.distributed.barrier()
         finally:
@@ -529,6 +555,8 @@ class _TrainingRun:
             self._keep_best(record)
         if self.is_main:
             log.info("epoch %d done: %s", self.epoch, ", ".join(f"{k} {v:.5g}" for k, v in record.items()))
+        if self.average is not None and self.epoch >= self.settings.epochs - self.settings.average_epochs:
+            self.average.update_parameters(unwrap_model(self.model))
         self.epoch += 1
         self.step_in_epoch = 0
         self.acc = _new_sums()
@@ -574,12 +602,13 @@ class _TrainingRun:
         meta = {
             "fit_options": self.fit_options,
             "fit_state": {"accumulators": self.acc, "best_metric": self.best_metric, "best_epoch": self.best_epoch,
-                          "metric_name": self.metric_name, "total_steps": self.total_steps},
+                          "metric_name": self.metric_name, "total_steps": self.total_steps,
+                          "n_averaged": self._averaged_epochs()},
         }  # fmt: skip
         self.last_ckpt = save_checkpoint(
             self.ckpt_dir / f"checkpoint-{self.step:08d}.safetensors", model=self.model, optimizer=self.optimizer,
             step=self.step, epoch=self.epoch, step_in_epoch=self.step_in_epoch, history=self.history,
-            best_state=self.best_state, meta=meta,
+            best_state=self.best_state, average_state=self._average_state(), meta=meta,
         )  # fmt: skip
         prune_checkpoints(self.ckpt_dir, self.settings.keep_checkpoints)
 
@@ -608,4 +637,25 @@ class _TrainingRun:
             world_size=self.dist.world_size,
             seconds=time.perf_counter() - self.started,
             images_per_second=self.images_seen / self.train_seconds if self.train_seconds > 0 else 0.0,
+            average_state=self._average_state(),
+            averaged_epochs=self._averaged_epochs(),
+            average_metrics=self.average_metrics,
         )
+
+    def _averaged_epochs(self):
+        """How many epochs' weights the running mean holds (0 without averaging)."""
+        return 0 if self.average is None else int(self.average.n_averaged)
+
+    def _average_state(self):
+        """A CPU copy of the averaged weights, or None before the first averaged epoch."""
+        return _cpu_copy(self.average.module) if self._averaged_epochs() else None
+
+    def _evaluate_average(self):
+        """Validation metrics of the averaged weights (on the training device, every rank its share)."""
+        import copy
+
+        averaged = copy.deepcopy(self.average.module).to(self.device)
+        s = self.settings
+        metrics = evaluate(averaged, self.val_data, batch_size=s.batch_size, bf16=self.use_bf16,
+                           channels_last=self.use_cl, loss=s.loss, num_workers=s.num_workers, _dist=self.dist)
+        return {k: v for k, v in metrics.items() if k != "n_images"}
