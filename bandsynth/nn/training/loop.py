@@ -4,12 +4,14 @@
 state of one run (progress counters, running sums, best and averaged weights)
 and runs it step by step: set-up and resumption, the epochs with their updates
 and mid-epoch checkpoints, and the end of each epoch (validation, selection of
-the best weights, the running mean of the last epochs' weights, checkpoint).  The order of every random draw and update is that
-of an uninterrupted run, whatever the step a run resumes from.
+the best weights, the running mean of the last epochs' weights, checkpoint).
+The order of every random draw and update is that of an uninterrupted run,
+whatever the step a run resumes from.
 """
 
 from __future__ import annotations
 
+import copy
 import logging
 import math
 import time
@@ -376,7 +378,9 @@ class _TrainingRun:
         self.history, self.best_state, self.best_metric, self.best_epoch = [], None, None, None
         self.acc = _new_sums()
         self.last_ckpt = self.best_ckpt = None
-        self.average = None if s.average_epochs is None else AveragedModel(unwrap_model(model), device="cpu", use_buffers=True)
+        self.average = None
+        if s.average_epochs is not None:  # buffers too: a network's constants stay, norm statistics are averaged
+            self.average = AveragedModel(unwrap_model(model), device="cpu", use_buffers=True)
         self.average_metrics = None
         self.resume(resume)
         self.train_model = model
@@ -652,8 +656,6 @@ class _TrainingRun:
 
     def _evaluate_average(self):
         """Validation metrics of the averaged weights (on the training device, every rank its share)."""
-        import copy
-
         averaged = copy.deepcopy(self.average.module).to(self.device)
         s = self.settings
         metrics = evaluate(averaged, self.val_data, batch_size=s.batch_size, bf16=self.use_bf16,
