@@ -122,7 +122,7 @@ def main(argv=None):
     from bandsynth import Translator
     from bandsynth.any_band_translator import AnyBandTranslator
     from bandsynth.nn.any_band_recipe import any_band_card, train_any_band
-    from bandsynth.nn.recipe import split_validation
+    from bandsynth.nn.recipe import chosen_weights, split_validation
 
     start = Translator.load(args.init)
     if not start.card.outputs:
@@ -139,9 +139,7 @@ def main(argv=None):
         ssim_weight=args.ssim_weight, flux_weight=args.flux_weight,
         checkpoint_dir=Path(args.runs),
         checkpoint_every=100, progress=False)
-    checkpoint = "last" if args.keep_last else "best validation SSIM"
-    if result.average_state is not None:
-        checkpoint = f"mean of the weights at the ends of the last {result.averaged_epochs} epochs"
+    _, checkpoint = chosen_weights(result, select_checkpoint=not args.keep_last)
     name = args.name or f"{start.name}_kids"
     recipe = "python benchmarks/fine_tune_any_band.py " + shlex.join(sys.argv[1:] if argv is None else argv)
     card = any_band_card(

@@ -21,7 +21,7 @@ from ..datasets.base import model_input_cube, model_target_cube, unusable_pixels
 from ..scaling import AsinhScaling
 from .any_band import BASELINE_METHODS, BASELINES, AnyBandNet
 from .losses import BandLoss
-from .recipe import data_info, loss_text, split_validation, training_noise
+from .recipe import chosen_weights, data_info, loss_text, split_validation, training_noise
 from .training import fit as _train_loop
 
 __all__ = ["band_moments", "build_any_band", "train_any_band", "any_band_card"]
@@ -230,10 +230,9 @@ def train_any_band(data, bands, *, preset="small", epochs=10, batch_size=8, lr=2
         resume="auto" if checkpoint_dir else None, device=device, progress=progress, max_steps=max_steps,
         average_epochs=average_epochs,
     )
-    if result.average_state is not None:
-        net.load_state_dict(result.average_state)
-    elif select_checkpoint and result.best_state is not None:
-        net.load_state_dict(result.best_state)
+    state, _ = chosen_weights(result, select_checkpoint=select_checkpoint)
+    if state is not None:
+        net.load_state_dict(state)
     sizes = {"n_train": int(len(data.indices("train"))), "n_selection": len(selection),
              "n_calibration": int(len(calibration))}
     return net, scalings, result, sizes

@@ -227,10 +227,9 @@ def train_network(net, data, inputs, output, scalings, *, selection, epochs, bat
         resume="auto" if checkpoint_dir else None, device=device, progress=progress, max_steps=max_steps,
         average_epochs=average_epochs,
     )
-    if result.average_state is not None:
-        net.load_state_dict(result.average_state)
-    elif val_set is not None and result.best_state is not None:
-        net.load_state_dict(result.best_state)
+    state, _ = chosen_weights(result, select_checkpoint=val_set is not None)
+    if state is not None:
+        net.load_state_dict(state)
     return result, {"n_train": len(train_set), "n_selection": len(selection)}
 
 
@@ -318,12 +317,36 @@ def training_noise(data, inputs, *, max_images=200, seed=0):
             for band in inputs}
 
 
-def _checkpoint_text(options, result):
-    """Which weights the card's network holds, in words."""
+def chosen_weights(result, *, select_checkpoint):
+    """The weights a training run keeps, and how its card names them.
+
+    Parameters
+    ----------
+    result : `~bandsynth.nn.training.TrainingResult`
+    select_checkpoint : bool
+        Whether validation images chose a checkpoint.
+
+    Returns
+    -------
+    state : dict of str to torch.Tensor or None
+        The mean of the last epochs' weights (``average_epochs``), else the best
+        checkpoint's, else None: the network keeps its last weights.
+    text : str
+        ``training["checkpoint"]`` of the card.
+
+    Examples
+    --------
+    >>> from types import SimpleNamespace
+    >>> run = SimpleNamespace(average_state=None, averaged_epochs=0, best_state={})
+    >>> chosen_weights(run, select_checkpoint=False)
+    (None, 'last')
+    """
     averaged = getattr(result, "averaged_epochs", 0)
-    if options.get("average_epochs") and averaged:
-        return f"mean of the weights at the ends of the last {averaged} epochs"
-    return "best validation SSIM" if options.get("select_checkpoint", True) else "last"
+    if averaged and result.average_state is not None:
+        return result.average_state, f"mean of the weights at the ends of the last {averaged} epochs"
+    if select_checkpoint and result.best_state is not None:
+        return result.best_state, "best validation SSIM"
+    return None, "last"
 
 
 def training_card(data, net, *, name, inputs, output, preset, scalings, result, sizes, started, init, start,
@@ -390,7 +413,7 @@ def training_card(data, net, *, name, inputs, output, preset, scalings, result, 
             "target": "noise-free truth (survey layer)" if has_truth(data) else "observed images",
             **sizes, **{k: options[k] for k in ("seed", "epochs", "batch_size", "crop_size", "lr", "stretch", "flux_weight")},
             "ssim_weight": options.get("ssim_weight", 1.0),
-            "checkpoint": _checkpoint_text(options, result),
+            "checkpoint": chosen_weights(result, select_checkpoint=options.get("select_checkpoint", True))[1],
             "noise": training_noise(data, inputs),
             "steps": int(getattr(result, "steps", 0) or 0),
             "loss": loss_text(options.get("ssim_weight", 1.0), options["flux_weight"]),

@@ -612,7 +612,9 @@ class _TrainingRun:
         self.last_ckpt = save_checkpoint(
             self.ckpt_dir / f"checkpoint-{self.step:08d}.safetensors", model=self.model, optimizer=self.optimizer,
             step=self.step, epoch=self.epoch, step_in_epoch=self.step_in_epoch, history=self.history,
-            best_state=self.best_state, average_state=self._average_state(), meta=meta,
+            best_state=self.best_state, meta=meta,
+            # save_checkpoint copies the tensors it writes: no CPU copy of the mean first.
+            average_state=self.average.module.state_dict() if self._averaged_epochs() else None,
         )  # fmt: skip
         prune_checkpoints(self.ckpt_dir, self.settings.keep_checkpoints)
 
@@ -641,7 +643,7 @@ class _TrainingRun:
             world_size=self.dist.world_size,
             seconds=time.perf_counter() - self.started,
             images_per_second=self.images_seen / self.train_seconds if self.train_seconds > 0 else 0.0,
-            average_state=self._average_state(),
+            average_state=_cpu_copy(self.average.module) if self._averaged_epochs() else None,
             averaged_epochs=self._averaged_epochs(),
             average_metrics=self.average_metrics,
         )
@@ -649,10 +651,6 @@ class _TrainingRun:
     def _averaged_epochs(self):
         """How many epochs' weights the running mean holds (0 without averaging)."""
         return 0 if self.average is None else int(self.average.n_averaged)
-
-    def _average_state(self):
-        """A CPU copy of the averaged weights, or None before the first averaged epoch."""
-        return _cpu_copy(self.average.module) if self._averaged_epochs() else None
 
     def _evaluate_average(self):
         """Validation metrics of the averaged weights (on the training device, every rank its share)."""
