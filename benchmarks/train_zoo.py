@@ -90,6 +90,10 @@ def main(argv=None):
     parser.add_argument("--calibration-galaxies", type=int, default=400,
                         help="fresh mock galaxies (never trained on) the uncertainty is calibrated on")
     parser.add_argument("--calibration-seed", type=int, default=101, help="seed of those galaxies' universe")
+    parser.add_argument("--sigma-head-galaxies", type=int, default=0, metavar="N",
+                        help="before calibrating, train the sigma head again on N fresh mock galaxies (trunk fixed; "
+                             "0: keep the head trained with the network)")
+    parser.add_argument("--sigma-head-seed", type=int, default=202, help="seed of those galaxies' universe")
     sky = parser.add_argument_group("survey-layer models (SKY_ZOO, or any with --survey)")
     sky.add_argument("--survey", help="survey preset of a model not in SKY_ZOO (e.g. galex_sdss_2mass)")
     sky.add_argument("--inputs", nargs="+", help="input bands of that model")
@@ -105,6 +109,9 @@ def main(argv=None):
     sky.add_argument("--data-cache", default="runs/data",
                      help="folder of rendered survey-layer data sets (reopened, never rendered twice)")
     args = parser.parse_args(argv)
+    if args.sigma_head_galaxies and args.sigma_head_seed == args.calibration_seed:
+        parser.error(f"--sigma-head-seed {args.sigma_head_seed}: expected another seed than --calibration-seed "
+                     "(the calibration needs other galaxies than the sigma head)")
 
     from bandsynth import Translator
     from bandsynth.datasets import make_dataset
@@ -114,7 +121,8 @@ def main(argv=None):
         inputs, output = job["inputs"], job["output"]
         started = time.perf_counter()
         if args.calibrate_only:
-            translator = calibrate_on_fresh_galaxies(Translator.load(Path(args.out) / name), args)
+            translator = Translator.load(Path(args.out) / name)
+            translator = calibrate_on_fresh_galaxies(refit_sigma_head(translator, args, command), args)
             if args.version is not None:
                 translator = Translator(translator.model, translator.card.replace(version=args.version))
             translator.save(Path(args.out) / name, overwrite=True)
@@ -132,7 +140,7 @@ def main(argv=None):
             init=Path(args.out) / name if args.fine_tune else None, stretch=args.stretch, baseline=args.baseline,
             flux_weight=args.flux_weight, average_epochs=args.average_epochs, calibrate=False,
         )
-        translator = calibrate_on_fresh_galaxies(translator, args)
+        translator = calibrate_on_fresh_galaxies(refit_sigma_head(translator, args, command), args)
         translator = Translator(translator.model, translator.card.replace(version=job["version"]))
         translator.save(Path(args.out) / name, overwrite=True)
         report(name, translator, started)
@@ -197,6 +205,27 @@ def survey_dataset(job, args):
     print(f"rendered {len(data)} survey-layer galaxies into {path} in {time.perf_counter() - started:.0f} s",
           flush=True)
     return data
+
+
+def refit_sigma_head(translator, args, command):
+    """With ``--sigma-head-galaxies N``: the translator with its sigma head trained on N fresh galaxies.
+
+    Another seed than the calibration's, so the head and the temperatures are fitted on
+    different galaxies, neither used for training nor for choosing the checkpoint.
+    """
+    from bandsynth.evaluation import card_dataset
+    from bandsynth.uncertainty.fitting import fit_sigma_head
+
+    n, seed = args.sigma_head_galaxies, args.sigma_head_seed
+    if not n:
+        return translator
+    fresh = card_dataset(translator.card, progress=False, seed=seed, n_galaxies=n)
+    refitted = fit_sigma_head(translator, fresh, indices=range(len(fresh)),
+                              fitted_on=f"{n} fresh mock galaxies of the training universe (seed {seed}), used "
+                                        "neither for training, nor for choosing the checkpoint, nor for the calibration")
+    training = refitted.card.training
+    return type(refitted)(refitted.model, refitted.card.replace(
+        training={**training, "sigma_head": {**training["sigma_head"], "recipe": command}}))
 
 
 def calibrate_on_fresh_galaxies(translator, args):

@@ -1,4 +1,4 @@
-"""The uncertainty calibration: its stated distribution and the galaxies it is fitted on."""
+"""The uncertainty calibration: its stated distribution and the galaxies it is fitted on; the σ head fitted again."""
 
 import numpy as np
 import pytest
@@ -94,3 +94,79 @@ def test_calibration_can_measure_the_residuals_in_the_galaxy_detected_in_all_its
     assert fitted_on.endswith("residuals in the galaxy detected in the sum of its bands")
     with pytest.raises(ValueError, match=r"footprint must be one of \('target', 'detection'\), got 'aperture'"):
         t.calibrate(observed, indices=range(6), footprint="aperture")
+
+
+def _footprint_nll(translator, data, indices):
+    """Mean over galaxies of the Gaussian NLL of the true r image in its footprint, under the model's raw σ."""
+    import torch
+
+    from bandsynth.morphology import segment
+    from bandsynth.nn.losses import gaussian_nll
+
+    values = []
+    for i in indices:
+        stack = data.stack(i)
+        truth = np.asarray(stack["r"].data, dtype=np.float32)
+        seg = segment(truth.astype(np.float64))
+        x, _, _ = translator.scale_inputs(stack.select(["NUV", "Ks"]))
+        with torch.no_grad():
+            out = translator.model(torch.as_tensor(x[None]))
+            inside = torch.as_tensor(seg.segmap.data == seg.label, dtype=torch.float32)[None, None]
+            target = translator.model.scale_output(torch.as_tensor(truth)[None, None])
+            values.append(float(gaussian_nll(out.mean, out.log_scale, target, weight=inside)))
+    return float(np.mean(values))
+
+
+def test_fitting_the_sigma_head_again_changes_only_sigma_and_fits_the_new_galaxies_better(make_tiny_translator):
+    import torch
+
+    from bandsynth.datasets.mock import make_dataset
+    from bandsynth.uncertainty.fitting import fit_sigma_head
+
+    data = make_dataset(6, seed=8, bands=["NUV", "Ks", "r"], size=48, progress=False)
+    t = make_tiny_translator().calibrate(data, indices=range(3), configurations=("plain",))
+    refitted = fit_sigma_head(t, data, indices=range(6), epochs=15, lr=3e-3, fitted_on="six test galaxies")
+    x = torch.as_tensor(t.scale_inputs(data.stack(0).select(["NUV", "Ks"]))[0][None])
+    with torch.no_grad():
+        old, new = t.model(x), refitted.model(x)
+    assert torch.equal(old.mean, new.mean) and not torch.equal(old.log_scale, new.log_scale)
+    before, after = _footprint_nll(t, data, range(6)), _footprint_nll(refitted, data, range(6))
+    assert after < before - 0.3
+    assert dict(refitted.card.calibration) == {} and dict(t.card.calibration) != {}  # calibrate afresh; t untouched
+    record = refitted.card.training["sigma_head"]
+    assert (record["n_galaxies"], record["fitted_on"], record["epochs"]) == (6, "six test galaxies", 15)
+    assert record["nll_before"] == pytest.approx(before, abs=0.01) and record["nll_after"] == pytest.approx(after, abs=0.01)
+
+
+def test_fitting_the_sigma_head_needs_a_head_galaxies_and_noise_free_targets(make_tiny_translator):
+    from bandsynth import Translator
+    from bandsynth.datasets.mock import MockDataset, make_dataset
+    from bandsynth.nn.network import TranslationNet
+    from bandsynth.uncertainty.fitting import fit_sigma_head
+
+    data = make_dataset(2, seed=8, bands=["NUV", "Ks", "r"], size=48, progress=False)
+    t = make_tiny_translator()
+    with pytest.raises(ValueError, match=r"fit_sigma_head: no galaxies given \(indices is empty\)"):
+        fit_sigma_head(t, data, indices=[])
+    cubes = {b: np.asarray(data.cube(b)) for b in data.names}
+    noisy = MockDataset(cubes, data.manifest, uncertainty={b: np.full(cubes["r"].shape, 0.05) for b in data.names})
+    with pytest.raises(ValueError, match="fit_sigma_head needs noise-free r targets"):
+        fit_sigma_head(t, noisy, indices=range(2))
+    net = TranslationNet.build("tiny", softening=[0.002, 0.08], maximum=[0.12, 4.0], out_softening=0.03,
+                               out_maximum=1.5, coefficients=[0.15, 0.15], scale_head=False)
+    with pytest.raises(ValueError, match="model 'tiny_test' has no σ head to fit"):
+        fit_sigma_head(Translator(net, t.card), data, indices=range(2))
+
+
+def test_fitting_the_sigma_head_of_an_any_band_model_takes_one_request(tiny_any_band_model):
+    from bandsynth import Translator
+    from bandsynth.datasets.mock import make_dataset
+    from bandsynth.uncertainty.fitting import fit_sigma_head
+
+    data = make_dataset(2, seed=8, bands=["NUV", "Ks", "r"], size=48, progress=False)
+    model = Translator.load(tiny_any_band_model[0])
+    with pytest.raises(TypeError, match=r"fit_sigma_head takes a model of one mapping; .* model.task\(inputs="):
+        fit_sigma_head(model, data, indices=range(2))
+    task = model.task(inputs=["NUV", "Ks"], output="r")
+    refitted = fit_sigma_head(task, data, indices=range(2), epochs=2)
+    assert refitted.card.training["sigma_head"]["n_galaxies"] == 2

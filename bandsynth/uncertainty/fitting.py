@@ -1,13 +1,15 @@
-"""Fitting a translator's calibration on galaxies with a known truth."""
+"""Fitting a translator's uncertainty on galaxies with a known truth: its σ head, then its calibration."""
 
 from __future__ import annotations
+
+import copy
 
 import numpy as np
 
 from .calibration import CONFIGURATIONS, fit_calibration
 from .components import temperature_for_flux_half_width
 
-__all__ = ["calibrate_translator", "FOOTPRINTS"]
+__all__ = ["calibrate_translator", "fit_sigma_head", "FOOTPRINTS"]
 
 #: Where the residuals are measured: the galaxy as detected in the target band, or in the sum of all its bands.
 FOOTPRINTS = ("target", "detection")
@@ -49,6 +51,13 @@ def _footprints(stacks, truths, footprint):
         seg = segment(image)
         footprints.append(None if seg.segmap is None else seg.segmap.data == seg.label)
     return footprints
+
+
+def _truths(data, indices, stacks, band):
+    """The noise-free truth of ``band`` where the data set has one (survey layer), the observed image otherwise."""
+    if getattr(data, "has_truth", False):
+        return [data.stack(int(i), truth=True)[band] for i in indices]
+    return [s[band] for s in stacks]
 
 
 def calibrate_translator(translator, data, *, indices=None, split="validation",
@@ -111,9 +120,7 @@ def calibrate_translator(translator, data, *, indices=None, split="validation",
     if footprint == "detection":
         fitted_on += "; residuals in the galaxy detected in the sum of its bands"
     stacks = [data.stack(int(i)) for i in indices]
-    # the noise-free truth where the data set has one (survey layer), the observed image otherwise
-    truths = ([data.stack(int(i), truth=True)[translator.output] for i in indices] if getattr(data, "has_truth", False)
-              else [s[translator.output] for s in stacks])
+    truths = _truths(data, indices, stacks, translator.output)
     target_noise = [None if t.uncertainty is None else np.asarray(t.uncertainty.array, np.float64) for t in truths]
     output_scaling = translator.scalings[translator.output]
     footprints = _footprints(stacks, truths, footprint)
@@ -148,3 +155,141 @@ def calibrate_translator(translator, data, *, indices=None, split="validation",
             needed(1.0), m, configuration=config, galaxy=np.concatenate(galaxy), needed_temperature=needed,
             n_galaxies=len(sigma_s), fitted_on=fitted_on)
     return calibrations
+
+
+def _head_features(model, x):
+    """The mean and the features the σ head reads, for scaled inputs ``x`` ``[1, C, H, W]``."""
+    import torch
+
+    captured = []
+    hook = model.generator.scale_head.register_forward_pre_hook(lambda _, args: captured.append(args[0].detach()))
+    try:
+        with torch.no_grad():
+            mean = model(x).mean
+    finally:
+        hook.remove()
+    return mean, captured[0].half()  # half precision: features of hundreds of galaxies stay in memory
+
+
+def _head_examples(translator, data, indices, model):
+    """Per detected galaxy: the mean, the σ head's features, the scaled truth and the footprint weight."""
+    import torch
+
+    indices = list(indices)
+    if not indices:
+        raise ValueError("fit_sigma_head: no galaxies given (indices is empty)")
+    stacks = [data.stack(int(i)) for i in indices]
+    truths = _truths(data, indices, stacks, translator.output)
+    if not getattr(data, "has_truth", False) and any(t.uncertainty is not None for t in truths):
+        raise ValueError(f"fit_sigma_head needs noise-free {translator.output} targets (mock galaxies, or a "
+                         "survey-layer data set with its truth); these carry an uncertainty")
+    step = 2 ** model.n_down
+    examples = []
+    for stack, true, inside in zip(stacks, truths, _footprints(stacks, truths, "target")):
+        if inside is None:
+            continue
+        x, mask, _ = translator.scale_inputs(stack.select(translator.inputs))
+        h, w = (x.shape[1] // step) * step, (x.shape[2] // step) * step
+        truth = np.asarray(true.data, dtype=np.float32)[:h, :w]
+        use = inside[:h, :w] & ~mask[:h, :w] & np.isfinite(truth)
+        mean, features = _head_features(model, torch.as_tensor(x[None, :, :h, :w], dtype=torch.float32))
+        target = model.scale_output(torch.as_tensor(np.nan_to_num(truth))[None, None])
+        examples.append((mean, features, target, torch.as_tensor(use, dtype=torch.float32)[None, None]))
+    if not examples:
+        raise ValueError("fit_sigma_head: no galaxy was detected in the given galaxies' true images")
+    return examples
+
+
+def fit_sigma_head(translator, data, *, indices, epochs=60, lr=1e-3, batch_size=8, seed=0, fitted_on=None,
+                   progress=False):
+    """The translator with its σ head trained again on galaxies the rest of the network never saw.
+
+    The σ head learns with the network, on the training galaxies, where the network's
+    errors are smaller than on new galaxies -- and not by the same factor for every kind
+    of galaxy, so a calibration by brightness leaves some galaxies' intervals too wide and
+    others' too narrow.  Here the trunk and the mean stay as they are; only the σ head is
+    fitted again, by the Gaussian negative log likelihood of the truth in the galaxies'
+    footprints (photutils segmentation of the true image), on galaxies used neither for
+    training nor for choosing the checkpoint.  The returned translator has no calibration:
+    calibrate it (`~bandsynth.Translator.calibrate`) on other galaxies still.
+
+    Parameters
+    ----------
+    translator : `~bandsynth.Translator`
+        A model of one mapping with a σ head.
+    data : data set
+        Holds the model's input and output bands without noise on the output: mock
+        galaxies, or a survey-layer data set (its noise-free truth is taken).
+    indices : sequence of int
+        The galaxies to fit on (image sides are cut to multiples of ``2 ** n_down``).
+    epochs, lr, batch_size, seed : int, float, int, int
+        Passes over the galaxies, Adam's learning rate, galaxies per step, seed of their order.
+    fitted_on : str, optional
+        Where the galaxies come from, for the card (default: their number).
+    progress : bool
+        Show a progress bar over the epochs.
+
+    Returns
+    -------
+    `~bandsynth.Translator`
+        A copy with the new σ head, no calibration, and ``card.training["sigma_head"]``
+        recording the galaxies, the settings and the mean negative log likelihood on
+        them before and after.
+
+    Raises
+    ------
+    TypeError
+        For an any-band model (pass one of its requests, ``model.task(...)``).
+    ValueError
+        If the model has no σ head, no galaxy is given or detected, or the targets carry noise.
+
+    Examples
+    --------
+    >>> from bandsynth import Translator
+    >>> from bandsynth.datasets.mock import make_dataset
+    >>> from bandsynth.uncertainty.fitting import fit_sigma_head
+    >>> model = Translator.load("nuv_k_to_r_paper")
+    >>> fresh = make_dataset(4, seed=321, bands=["NUV", "Ks", "r"], size=64, progress=False)
+    >>> refitted = fit_sigma_head(model, fresh, indices=range(4), epochs=2)
+    >>> record = refitted.card.training["sigma_head"]
+    >>> record["n_galaxies"], dict(refitted.card.calibration)
+    (4, {})
+    """
+    import torch
+    from tqdm.auto import tqdm
+
+    from ..nn.losses import gaussian_nll
+
+    if not hasattr(translator, "output"):
+        raise TypeError(f"fit_sigma_head takes a model of one mapping; for the any-band model {translator.name!r} "
+                        "pass one request, model.task(inputs=[...], output=...)")
+    model = copy.deepcopy(translator.model).float().cpu().eval()
+    head = getattr(getattr(model, "generator", None), "scale_head", None)
+    if head is None:
+        raise ValueError(f"model {translator.name!r} has no σ head to fit")
+    examples = _head_examples(translator, data, list(indices), model)
+
+    def mean_nll():
+        with torch.no_grad():
+            return float(np.mean([float(gaussian_nll(m, head(f.float()), y, weight=u)) for m, f, y, u in examples]))
+
+    before = mean_nll()
+    head.train()
+    optimizer = torch.optim.Adam(head.parameters(), lr=lr)
+    order = np.random.default_rng(seed)
+    for _ in tqdm(range(epochs), desc="σ head", unit="epoch", disable=not progress):
+        perm = order.permutation(len(examples))
+        for start in range(0, len(perm), batch_size):
+            batch = [examples[int(j)] for j in perm[start:start + batch_size]]
+            # one galaxy at a time (sizes may differ), each galaxy weighing the same
+            loss = sum(gaussian_nll(m, head(f.float()), y, weight=u) for m, f, y, u in batch) / len(batch)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+    head.eval()
+    record = {"n_galaxies": len(examples), "fitted_on": fitted_on or f"{len(examples)} galaxies chosen by the caller",
+              "epochs": int(epochs), "lr": float(lr), "batch_size": int(batch_size), "seed": int(seed),
+              "loss": "Gaussian NLL of the true image in the galaxy's footprint; trunk and mean fixed",
+              "nll_before": before, "nll_after": mean_nll()}
+    card = translator.card.replace(calibration={}, training={**translator.card.training, "sigma_head": record})
+    return type(translator)(model, card)
