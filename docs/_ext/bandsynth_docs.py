@@ -246,9 +246,16 @@ def card_page(card):
     out.append(_heading("Training data and recipe", "-"))
     data = training.pop("data", "")
     start = training.pop("init", None)
+    sigma_head = dict(training.pop("sigma_head", None) or {})
     out.append(_field_list([("Data", data), ("Data set", data_info), *sorted(training.items())]))
     if recipe:
         out.append("The command that produced it:\n\n.. code-block:: console\n\n    $ " + recipe + "\n")
+    if sigma_head:  # the σ head fitted again afterwards (bandsynth.uncertainty.fitting.fit_sigma_head)
+        head_recipe = sigma_head.pop("recipe", "")
+        out.append("Its σ head was then fitted again, the rest of the network fixed (:doc:`/uncertainty`):\n")
+        out.append(_field_list(sorted(sigma_head.items())))
+        if head_recipe:
+            out.append(".. code-block:: console\n\n    $ " + head_recipe + "\n")
     while start:  # fine-tuned: the runs it started from, newest first
         start = dict(start)
         out.append(f"It started from the weights of ``{start.get('path')}``, made by:\n\n"
