@@ -220,12 +220,9 @@ def refit_sigma_head(translator, args, command):
     if not n:
         return translator
     fresh = card_dataset(translator.card, progress=False, seed=seed, n_galaxies=n)
-    refitted = fit_sigma_head(translator, fresh, indices=range(len(fresh)),
-                              fitted_on=f"{n} fresh mock galaxies of the training universe (seed {seed}), used "
-                                        "neither for training, nor for choosing the checkpoint, nor for the calibration")
-    training = refitted.card.training
-    return type(refitted)(refitted.model, refitted.card.replace(
-        training={**training, "sigma_head": {**training["sigma_head"], "recipe": command}}))
+    return fit_sigma_head(translator, fresh, indices=range(len(fresh)), recipe=command,
+                          fitted_on=f"{n} fresh mock galaxies of the training universe (seed {seed}), used neither "
+                                    "for training, nor for choosing the checkpoint, nor for the calibration")
 
 
 def calibrate_on_fresh_galaxies(translator, args):

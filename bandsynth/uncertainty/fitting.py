@@ -175,7 +175,6 @@ def _head_examples(translator, data, indices, model):
     """Per detected galaxy: the mean, the σ head's features, the scaled truth and the footprint weight."""
     import torch
 
-    indices = list(indices)
     if not indices:
         raise ValueError("fit_sigma_head: no galaxies given (indices is empty)")
     stacks = [data.stack(int(i)) for i in indices]
@@ -201,7 +200,7 @@ def _head_examples(translator, data, indices, model):
 
 
 def fit_sigma_head(translator, data, *, indices, epochs=60, lr=1e-3, batch_size=8, seed=0, fitted_on=None,
-                   progress=False):
+                   recipe="", progress=False):
     """The translator with its σ head trained again on galaxies the rest of the network never saw.
 
     The σ head learns with the network, on the training galaxies, where the network's
@@ -226,6 +225,8 @@ def fit_sigma_head(translator, data, *, indices, epochs=60, lr=1e-3, batch_size=
         Passes over the galaxies, Adam's learning rate, galaxies per step, seed of their order.
     fitted_on : str, optional
         Where the galaxies come from, for the card (default: their number).
+    recipe : str
+        The command that ran this fit, for the card (left out when empty).
     progress : bool
         Show a progress bar over the epochs.
 
@@ -233,8 +234,8 @@ def fit_sigma_head(translator, data, *, indices, epochs=60, lr=1e-3, batch_size=
     -------
     `~bandsynth.Translator`
         A copy with the new σ head, no calibration, and ``card.training["sigma_head"]``
-        recording the galaxies, the settings and the mean negative log likelihood on
-        them before and after.
+        recording the galaxies, the settings (and ``recipe``) and the mean negative log
+        likelihood on them before and after.
 
     Raises
     ------
@@ -290,6 +291,6 @@ def fit_sigma_head(translator, data, *, indices, epochs=60, lr=1e-3, batch_size=
     record = {"n_galaxies": len(examples), "fitted_on": fitted_on or f"{len(examples)} galaxies chosen by the caller",
               "epochs": int(epochs), "lr": float(lr), "batch_size": int(batch_size), "seed": int(seed),
               "loss": "Gaussian NLL of the true image in the galaxy's footprint; trunk and mean fixed",
-              "nll_before": before, "nll_after": mean_nll()}
+              "nll_before": before, "nll_after": mean_nll(), **({"recipe": recipe} if recipe else {})}
     card = translator.card.replace(calibration={}, training={**translator.card.training, "sigma_head": record})
     return type(translator)(model, card)
