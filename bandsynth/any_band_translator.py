@@ -265,8 +265,30 @@ class AnyBandTranslator(ModelAccess):
             task = self.task(inputs=inputs, output=band).calibrate(data, **options)
             calibration[band] = {"inputs": inputs,
                                  "configurations": {k: c.to_dict() for k, c in task.calibrations.items()}}
-        return type(self)(self._model, self._card.replace(calibration=calibration), device=self._device,
-                          one_mapping=self._one_mapping)
+        return self.replace(card=self._card.replace(calibration=calibration))
+
+    def replace(self, *, model=None, card=None):
+        """A copy with another network or card (each kept when not given).
+
+        Parameters
+        ----------
+        model : `~bandsynth.nn.any_band.AnyBandNet`, optional
+        card : `~bandsynth.models.zoo.ModelCard`, optional
+
+        Returns
+        -------
+        AnyBandTranslator
+            On the same device.
+
+        Examples
+        --------
+        >>> from bandsynth import Translator
+        >>> model = Translator.load("any_band_kids_viking")
+        >>> model.replace(card=model.card.replace(calibration={})).card.calibration
+        {}
+        """
+        return type(self)(self._model if model is None else model, self._card if card is None else card,
+                          device=self._device, one_mapping=self._one_mapping)
 
     def save(self, path, *, overwrite=False):
         """Write ``PATH.safetensors`` and its card ``PATH.json`` (atomically; `bandsynth.Translator.save`).
@@ -285,5 +307,4 @@ class AnyBandTranslator(ModelAccess):
         state = {k: v.detach().to("cpu").contiguous() for k, v in self._model.state_dict().items()}
         card = self._card.replace(n_parameters=count_parameters(self._model), architecture=self._model.config,
                                   receptive_field=self._model.receptive_field)
-        return type(self)(self._model, write_model(state, card, path, overwrite=overwrite), device=self._device,
-                          one_mapping=self._one_mapping)
+        return self.replace(card=write_model(state, card, path, overwrite=overwrite))

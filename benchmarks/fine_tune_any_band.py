@@ -39,6 +39,7 @@ from astropy.table import Table
 from real_sky import nearest_filter, read_bands, read_galaxies
 
 from bandsynth.nn.any_band import BASELINES
+from bandsynth.uncertainty import CONFIGURATIONS
 from bandsynth.uncertainty.fitting import FOOTPRINTS
 
 #: Side [px] every stamp is cut to (centred), on the model's grid.
@@ -114,6 +115,11 @@ def main(argv=None):
     parser.add_argument("--average-epochs", type=int, metavar="N",
                         help="keep the mean of the weights at the ends of the last N epochs")
     parser.add_argument("--keep-moments", action="store_true", help="keep the colour models of --init")
+    parser.add_argument("--sigma-head-only", action="store_true",
+                        help="keep --init's weights but its σ head, fitted again on the training galaxies with their "
+                             "sky noise in the likelihood (--epochs passes); then calibrate on the validation ones")
+    parser.add_argument("--version", type=int, help="model version written into the card (default: --init's, "
+                                                    "plus one with --sigma-head-only)")
     parser.add_argument("--runs", default="runs/any_band_ft", help="checkpoint folder (a rerun resumes)")
     parser.add_argument("--out", default="runs/any_band_ft_out", help="folder for the weights and card")
     parser.add_argument("--name", help="model name (default: --init's name with _kids)")
@@ -131,6 +137,29 @@ def main(argv=None):
     data, mapping = observed_set(args.real_data, bands, start.card.pixel_scale)
     print(f"{len(data.indices('train'))} training and {len(data.indices('validation'))} validation galaxies; "
           f"bands {mapping}", flush=True)
+    recipe = "python benchmarks/fine_tune_any_band.py " + shlex.join(sys.argv[1:] if argv is None else argv)
+    # without a checkpoint to choose, every validation galaxy calibrates
+    _, calibration = split_validation(data, calibrate=True,
+                                      select_checkpoint=not (args.keep_last or args.sigma_head_only))
+    calibration_text = (f"{len(calibration)} observed galaxies of the fit part, not trained on (their sky noise taken "
+                        "out of the residuals)")
+    if args.sigma_head_only:
+        from bandsynth.uncertainty.fitting import fit_sigma_head
+
+        name = args.name or start.name
+        train = list(data.indices("train"))
+        translator = fit_sigma_head(start, data, indices=train, epochs=args.epochs, lr=args.lr, seed=args.seed,
+                                    footprint=args.calibration_footprint, recipe=recipe,
+                                    fitted_on=f"the {len(train)} training galaxies of the fit part (even kv_NNN)")
+        record = translator.card.training["sigma_head"]
+        print(f"σ head: mean NLL {record['nll_before']:.4f} -> {record['nll_after']:.4f}", flush=True)
+        translator = translator.calibrate(data, indices=calibration, configurations=CONFIGURATIONS,
+                                          fitted_on=calibration_text, footprint=args.calibration_footprint)
+        version = start.card.version + 1 if args.version is None else args.version
+        translator = translator.replace(card=translator.card.replace(name=name, version=version))
+        translator.save(Path(args.out) / name, overwrite=True)
+        print(f"{name} version {version}: written to {Path(args.out) / name}", flush=True)
+        return
     started = time.perf_counter()
     net, scalings, result, sizes = train_any_band(
         data, bands, epochs=args.epochs, lr=args.lr, seed=args.seed, crop_size=args.crop, init=start.model,
@@ -141,7 +170,6 @@ def main(argv=None):
         checkpoint_every=100, progress=False)
     _, checkpoint = chosen_weights(result, select_checkpoint=not args.keep_last)
     name = args.name or f"{start.name}_kids"
-    recipe = "python benchmarks/fine_tune_any_band.py " + shlex.join(sys.argv[1:] if argv is None else argv)
     card = any_band_card(
         data, net, name=name, preset=start.card.preset, scalings=scalings, result=result, sizes=sizes,
         options=dict(seed=args.seed, epochs=args.epochs, batch_size=8, crop_size=args.crop, lr=args.lr,
@@ -154,12 +182,11 @@ def main(argv=None):
                            "init": start.card.training.get("init")}),
         description=f"{start.card.description}; fine-tuned on observed KiDS/VIKING galaxies (the fit part of the "
                     "validation set: even kv_NNN)")
+    if args.version is not None:
+        card = card.replace(version=args.version)
     translator = AnyBandTranslator(net, card, one_mapping=Translator)
-    _, calibration = split_validation(data, calibrate=True, select_checkpoint=not args.keep_last)
-    translator = translator.calibrate(data, indices=calibration, configurations=("plain", "tta", "mc", "tta+mc"),
-                                      fitted_on=f"{len(calibration)} observed galaxies of the fit part, not trained "
-                                                "on (their sky noise taken out of the residuals)",
-                                      footprint=args.calibration_footprint)
+    translator = translator.calibrate(data, indices=calibration, configurations=CONFIGURATIONS,
+                                      fitted_on=calibration_text, footprint=args.calibration_footprint)
     translator = translator.save(Path(args.out) / name, overwrite=True)
     chosen = f"{checkpoint} {result.best_metric:.4f}" if checkpoint == "best validation SSIM" else checkpoint
     print(f"{name}: {chosen} after {result.steps} steps; written to {Path(args.out) / name}", flush=True)

@@ -138,9 +138,9 @@ def test_fitting_the_sigma_head_again_changes_only_sigma_and_fits_the_new_galaxi
     assert record["nll_before"] == pytest.approx(before, abs=0.01) and record["nll_after"] == pytest.approx(after, abs=0.01)
 
 
-def test_fitting_the_sigma_head_needs_a_head_galaxies_and_noise_free_targets(make_tiny_translator):
+def test_fitting_the_sigma_head_needs_a_head_galaxies_and_a_known_footprint(make_tiny_translator):
     from bandsynth import Translator
-    from bandsynth.datasets.mock import MockDataset, make_dataset
+    from bandsynth.datasets.mock import make_dataset
     from bandsynth.nn.network import TranslationNet
     from bandsynth.uncertainty.fitting import fit_sigma_head
 
@@ -148,25 +148,58 @@ def test_fitting_the_sigma_head_needs_a_head_galaxies_and_noise_free_targets(mak
     t = make_tiny_translator()
     with pytest.raises(ValueError, match=r"fit_sigma_head: no galaxies given \(indices is empty\)"):
         fit_sigma_head(t, data, indices=[])
-    cubes = {b: np.asarray(data.cube(b)) for b in data.names}
-    noisy = MockDataset(cubes, data.manifest, uncertainty={b: np.full(cubes["r"].shape, 0.05) for b in data.names})
-    with pytest.raises(ValueError, match="fit_sigma_head needs noise-free r targets"):
-        fit_sigma_head(t, noisy, indices=range(2))
+    with pytest.raises(ValueError, match=r"footprint must be one of \('target', 'detection'\), got 'sky'"):
+        fit_sigma_head(t, data, indices=range(2), footprint="sky")
     net = TranslationNet.build("tiny", softening=[0.002, 0.08], maximum=[0.12, 4.0], out_softening=0.03,
                                out_maximum=1.5, coefficients=[0.15, 0.15], scale_head=False)
     with pytest.raises(ValueError, match="model 'tiny_test' has no σ head to fit"):
         fit_sigma_head(Translator(net, t.card), data, indices=range(2))
 
 
-def test_fitting_the_sigma_head_of_an_any_band_model_takes_one_request(tiny_any_band_model):
+def test_against_noisy_targets_the_sigma_head_learns_the_error_about_the_noise_free_sky(make_tiny_translator):
+    import torch
+
+    from bandsynth.datasets.mock import MockDataset, make_dataset
+    from bandsynth.uncertainty.fitting import fit_sigma_head
+
+    data = make_dataset(4, seed=8, bands=["NUV", "Ks", "r"], size=48, progress=False)
+    cubes = {b: np.asarray(data.cube(b)) for b in data.names}
+    rng = np.random.default_rng(1)
+    cubes["r"] = cubes["r"] + rng.normal(0.0, 1.0, cubes["r"].shape)  # observed: the truth plus its sky noise
+    unlabelled = MockDataset(cubes, data.manifest)
+    labelled = MockDataset(cubes, data.manifest,
+                           uncertainty={b: np.full(cubes[b].shape, 1.0 if b == "r" else 1e-3) for b in data.names})
+    t = make_tiny_translator()
+    options = dict(indices=range(4), epochs=40, lr=1e-2, footprint="detection")
+    total, about_sky = fit_sigma_head(t, unlabelled, **options), fit_sigma_head(t, labelled, **options)
+    x = torch.as_tensor(t.scale_inputs(data.stack(0).select(["NUV", "Ks"]))[0][None])
+    with torch.no_grad():
+        sigma_total, sigma_sky = (float(m.model(x).log_scale.exp().mean()) for m in (total, about_sky))
+    assert sigma_sky < 0.8 * sigma_total  # the noise explains part of the residuals: sigma is what is left
+    record = about_sky.card.training["sigma_head"]
+    assert "own noise added to the variance" in record["loss"] and record["footprint"] == "detection"
+    assert "true image" in total.card.training["sigma_head"]["loss"]
+
+
+def test_fitting_the_sigma_head_of_an_any_band_model_fits_its_one_head_on_every_band_it_writes(
+        tiny_any_band_model):
+    import torch
+
     from bandsynth import Translator
     from bandsynth.datasets.mock import make_dataset
     from bandsynth.uncertainty.fitting import fit_sigma_head
 
-    data = make_dataset(2, seed=8, bands=["NUV", "Ks", "r"], size=48, progress=False)
+    data = make_dataset(2, seed=8, bands=["NUV", "g", "r", "Ks"], size=48, progress=False)
     model = Translator.load(tiny_any_band_model[0])
-    with pytest.raises(TypeError, match=r"fit_sigma_head takes a model of one mapping; .* model.task\(inputs="):
-        fit_sigma_head(model, data, indices=range(2))
-    task = model.task(inputs=["NUV", "Ks"], output="r")
-    refitted = fit_sigma_head(task, data, indices=range(2), epochs=2)
-    assert refitted.card.training["sigma_head"]["n_galaxies"] == 2
+    refitted = fit_sigma_head(model, data, indices=range(2), epochs=2, lr=3e-3)
+    assert type(refitted) is type(model) and refitted.outputs == model.outputs
+    record = refitted.card.training["sigma_head"]
+    assert (record["n_galaxies"], record["n_images"]) == (2, 8)  # 2 galaxies x 4 bands, each from the other three
+    assert dict(refitted.card.calibration) == {}
+    old_task, new_task = (m.task(inputs=["g", "Ks"], output="r") for m in (model, refitted))
+    x = torch.as_tensor(old_task.scale_inputs(data.stack(0).select(["g", "Ks"]))[0][None])
+    with torch.no_grad():
+        old, new = old_task.model(x), new_task.model(x)
+    assert torch.equal(old.mean, new.mean) and not torch.equal(old.log_scale, new.log_scale)
+    task = model.task(inputs=["NUV", "Ks"], output="r")  # one request fits the shared head on that request alone
+    assert fit_sigma_head(task, data, indices=range(2), epochs=2).card.training["sigma_head"]["n_images"] == 2

@@ -6,7 +6,7 @@ import torch
 from scipy.ndimage import gaussian_filter
 from skimage.metrics import structural_similarity
 
-from bandsynth.nn.losses import BandLoss, gaussian_window, laplace_nll, ssim
+from bandsynth.nn.losses import BandLoss, gaussian_nll, gaussian_window, laplace_nll, ssim
 from bandsynth.nn.generator import GeneratorOutput
 
 
@@ -110,6 +110,27 @@ def test_laplace_nll_minimised_at_mean_absolute_error():
     best = math.log(float(target.abs().mean()))
     values = [float(laplace_nll(mean, torch.full_like(target, best + d), target)) for d in (-0.5, 0.0, 0.5)]
     assert values[1] < values[0] and values[1] < values[2]
+
+
+def test_gaussian_nll_with_a_noisy_target_is_the_normal_of_the_summed_variance():
+    mean, target = torch.randn(2, 1, 5, 5), torch.randn(2, 1, 5, 5)
+    log_sigma, noise = torch.randn(2, 1, 5, 5) - 1.0, torch.rand(2, 1, 5, 5)
+    nll = gaussian_nll(mean, log_sigma, target, target_sigma=noise)
+    scale = torch.sqrt(torch.exp(2 * log_sigma) + noise**2)
+    assert float(nll) == pytest.approx(float(-torch.distributions.Normal(mean, scale).log_prob(target).mean()), rel=1e-5)
+    assert float(gaussian_nll(mean, log_sigma, target, target_sigma=torch.zeros(1))) == pytest.approx(
+        float(gaussian_nll(mean, log_sigma, target)), rel=1e-6)
+
+
+def test_gaussian_nll_with_target_noise_is_minimised_at_the_sigma_left_after_the_noise():
+    # residuals of variance 1.25 about targets whose own noise has variance 1: sigma = 0.5 is what is left
+    target = torch.randn(1, 1, 200, 200, generator=torch.Generator().manual_seed(3)) * math.sqrt(1.25)
+    mean, noise = torch.zeros_like(target), torch.ones(1)
+    left = math.sqrt(float(target.pow(2).mean()) - 1.0)
+    values = [float(gaussian_nll(mean, torch.full_like(target, math.log(left) + d), target, target_sigma=noise))
+              for d in (-0.3, 0.0, 0.3)]
+    assert values[1] < values[0] and values[1] < values[2]
+    assert left == pytest.approx(0.5, abs=0.05)
 
 
 def test_band_loss_components():

@@ -234,11 +234,13 @@ def laplace_nll(mean, log_scale, target, *, weight=None, reduction="mean", detac
         return _reduce(nll, _weight_like(weight, mean), reduction)
 
 
-def gaussian_nll(mean, log_sigma, target, *, weight=None, reduction="mean", detach_mean=True):
+def gaussian_nll(mean, log_sigma, target, *, weight=None, reduction="mean", detach_mean=True, target_sigma=None):
     """Negative log likelihood of ``target`` under Normal(mean, exp(log_sigma)).
 
     ``log(sigma) + (target - mean)**2 / (2 sigma**2) + log(2 pi) / 2`` per pixel.  With
-    ``detach_mean`` (the default) no gradient reaches ``mean``: only sigma is fitted.
+    ``detach_mean`` (the default) no gradient reaches ``mean``: only sigma is fitted.  A
+    noisy target (``target_sigma``, its own noise) adds its variance: ``sigma**2`` becomes
+    ``sigma**2 + target_sigma**2``, so sigma stays the error about the noise-free target.
 
     Parameters
     ----------
@@ -256,6 +258,9 @@ def gaussian_nll(mean, log_sigma, target, *, weight=None, reduction="mean", deta
         channel ``[B, C]``.
     detach_mean : bool
         Stop the gradient to ``mean``.
+    target_sigma : torch.Tensor, optional
+        Standard deviation of the target's own noise, broadcastable to the images, in the
+        units of ``mean``.
 
     Returns
     -------
@@ -268,6 +273,8 @@ def gaussian_nll(mean, log_sigma, target, *, weight=None, reduction="mean", deta
     >>> zero = torch.zeros(1, 1, 2, 2)
     >>> round(float(gaussian_nll(zero, zero, zero + 1)), 4)  # 0.5 + log(2 pi) / 2
     1.4189
+    >>> round(float(gaussian_nll(zero, zero, zero + 1, target_sigma=torch.tensor(1.0))), 4)  # variance 2
+    1.5155
     """
     _check_pair(mean, target, "mean")
     _check_pair(log_sigma, target, "log_sigma")
@@ -278,7 +285,12 @@ def gaussian_nll(mean, log_sigma, target, *, weight=None, reduction="mean", deta
             mean = mean.detach()
         # The clamp only guards exp() against overflow from a diverging head.
         log_sigma = log_sigma.clamp(-20.0, 20.0)
-        nll = 0.5 * math.log(2.0 * math.pi) + log_sigma + 0.5 * ((target - mean) * torch.exp(-log_sigma)) ** 2
+        if target_sigma is None:
+            nll = 0.5 * math.log(2.0 * math.pi) + log_sigma + 0.5 * ((target - mean) * torch.exp(-log_sigma)) ** 2
+        else:
+            variance = torch.exp(2.0 * log_sigma) + torch.as_tensor(target_sigma, dtype=torch.float32,
+                                                                    device=mean.device) ** 2
+            nll = 0.5 * (math.log(2.0 * math.pi) + torch.log(variance) + (target - mean) ** 2 / variance)
         return _reduce(nll, _weight_like(weight, mean), reduction)
 
 

@@ -171,36 +171,78 @@ def _head_features(model, x):
     return mean, captured[0].half()  # half precision: features of hundreds of galaxies stay in memory
 
 
-def _head_examples(translator, data, indices, model):
-    """Per detected galaxy: the mean, the σ head's features, the scaled truth and the footprint weight."""
+def _head_requests(translator, model):
+    """``(translator, network)`` of each request whose σ head is fitted: the model itself, or for an any-band
+    model each band it writes from all the others (the requests its calibration covers), run by ``model``."""
+    if not translator.card.outputs:
+        return [(translator, model)]
+    requests = []
+    for band in translator.outputs:
+        others = [b for b in translator.inputs if b != band]
+        requests.append((translator.task(inputs=others, output=band), model.task(inputs=others, output=band)))
+    return requests
+
+
+def _head_examples(request, network, data, indices, stacks, footprint):
+    """Per detected galaxy: the mean, the σ head's features, the scaled target, the footprint weight and the
+    target's own noise in scaled units (None for a noise-free truth)."""
     import torch
 
-    if not indices:
-        raise ValueError("fit_sigma_head: no galaxies given (indices is empty)")
-    stacks = [data.stack(int(i)) for i in indices]
-    truths = _truths(data, indices, stacks, translator.output)
-    if not getattr(data, "has_truth", False) and any(t.uncertainty is not None for t in truths):
-        raise ValueError(f"fit_sigma_head needs noise-free {translator.output} targets (mock galaxies, or a "
-                         "survey-layer data set with its truth); these carry an uncertainty")
-    step = 2 ** model.n_down
+    truths = _truths(data, indices, stacks, request.output)
+    scaling = request.scalings[request.output]
+    step = 2 ** network.n_down
     examples = []
-    for stack, true, inside in zip(stacks, truths, _footprints(stacks, truths, "target")):
+    for stack, true, inside in zip(stacks, truths, _footprints(stacks, truths, footprint)):
         if inside is None:
             continue
-        x, mask, _ = translator.scale_inputs(stack.select(translator.inputs))
+        x, mask, _ = request.scale_inputs(stack.select(request.inputs))
         h, w = (x.shape[1] // step) * step, (x.shape[2] // step) * step
         truth = np.asarray(true.data, dtype=np.float32)[:h, :w]
         use = inside[:h, :w] & ~mask[:h, :w] & np.isfinite(truth)
-        mean, features = _head_features(model, torch.as_tensor(x[None, :, :h, :w], dtype=torch.float32))
-        target = model.scale_output(torch.as_tensor(np.nan_to_num(truth))[None, None])
-        examples.append((mean, features, target, torch.as_tensor(use, dtype=torch.float32)[None, None]))
-    if not examples:
-        raise ValueError("fit_sigma_head: no galaxy was detected in the given galaxies' true images")
+        mean, features = _head_features(network, torch.as_tensor(x[None, :, :h, :w], dtype=torch.float32))
+        target = network.scale_output(torch.as_tensor(np.nan_to_num(truth))[None, None])
+        noise = None
+        if true.uncertainty is not None:  # an observed target: its noise, taken to scaled units at the prediction
+            flux_noise = np.nan_to_num(np.asarray(true.uncertainty.array, np.float64)[:h, :w])
+            noise = torch.as_tensor(flux_noise / scaling.derivative(mean[0, 0].double().numpy()),
+                                    dtype=torch.float32)[None, None]
+        examples.append((mean, features, target, torch.as_tensor(use, dtype=torch.float32)[None, None], noise))
     return examples
 
 
+def _train_head(head, examples, *, epochs, lr, batch_size, seed, progress):
+    """Fit ``head`` by the Gaussian NLL of `_head_examples`; the mean NLL before and after."""
+    import torch
+    from tqdm.auto import tqdm
+
+    from ..nn.losses import gaussian_nll
+
+    def nll(example):
+        mean, features, target, weight, noise = example
+        return gaussian_nll(mean, head(features.float()), target, weight=weight, target_sigma=noise)
+
+    def mean_nll():
+        with torch.no_grad():
+            return float(np.mean([float(nll(e)) for e in examples]))
+
+    before = mean_nll()
+    head.train()
+    optimizer = torch.optim.Adam(head.parameters(), lr=lr)
+    order = np.random.default_rng(seed)
+    for _ in tqdm(range(epochs), desc="σ head", unit="epoch", disable=not progress):
+        perm = order.permutation(len(examples))
+        for start in range(0, len(perm), batch_size):
+            batch = [examples[int(j)] for j in perm[start:start + batch_size]]
+            loss = sum(nll(e) for e in batch) / len(batch)  # one image at a time (sizes may differ), each the same
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+    head.eval()
+    return before, mean_nll()
+
+
 def fit_sigma_head(translator, data, *, indices, epochs=60, lr=1e-3, batch_size=8, seed=0, fitted_on=None,
-                   recipe="", progress=False):
+                   footprint="target", recipe="", progress=False):
     """The translator with its σ head trained again on galaxies the rest of the network never saw.
 
     The σ head learns with the network, on the training galaxies, where the network's
@@ -208,23 +250,30 @@ def fit_sigma_head(translator, data, *, indices, epochs=60, lr=1e-3, batch_size=
     of galaxy, so a calibration by brightness leaves some galaxies' intervals too wide and
     others' too narrow.  Here the trunk and the mean stay as they are; only the σ head is
     fitted again, by the Gaussian negative log likelihood of the truth in the galaxies'
-    footprints (photutils segmentation of the true image), on galaxies used neither for
-    training nor for choosing the checkpoint.  The returned translator has no calibration:
-    calibrate it (`~bandsynth.Translator.calibrate`) on other galaxies still.
+    footprints (photutils segmentation), on galaxies used neither for training nor for
+    choosing the checkpoint.  Against observed targets that carry an uncertainty (real
+    galaxies) the likelihood's variance is ``sigma**2 + target_sigma**2``: σ stays the
+    error about the noise-free sky, as the calibration (`calibrate_translator`) reads it.
+    An any-band model's one σ head is fitted on every band it writes, each predicted from
+    all the others.  The returned translator has no calibration: calibrate it
+    (`~bandsynth.Translator.calibrate`) on other galaxies still.
 
     Parameters
     ----------
-    translator : `~bandsynth.Translator`
-        A model of one mapping with a σ head.
+    translator : `~bandsynth.Translator` or `~bandsynth.any_band_translator.AnyBandTranslator`
+        A model with a σ head.
     data : data set
-        Holds the model's input and output bands without noise on the output: mock
-        galaxies, or a survey-layer data set (its noise-free truth is taken).
+        Holds the model's bands: mock galaxies, a survey-layer data set (its noise-free
+        truth is taken) or observed galaxies whose targets carry their noise as uncertainty.
     indices : sequence of int
         The galaxies to fit on (image sides are cut to multiples of ``2 ** n_down``).
     epochs, lr, batch_size, seed : int, float, int, int
         Passes over the galaxies, Adam's learning rate, galaxies per step, seed of their order.
     fitted_on : str, optional
         Where the galaxies come from, for the card (default: their number).
+    footprint : {"target", "detection"}
+        Segment each galaxy on its target image or on the sum of all its bands (observed
+        galaxies, whose faint target bands alone show only the core).
     recipe : str
         The command that ran this fit, for the card (left out when empty).
     progress : bool
@@ -232,17 +281,15 @@ def fit_sigma_head(translator, data, *, indices, epochs=60, lr=1e-3, batch_size=
 
     Returns
     -------
-    `~bandsynth.Translator`
+    `~bandsynth.Translator` or `~bandsynth.any_band_translator.AnyBandTranslator`
         A copy with the new σ head, no calibration, and ``card.training["sigma_head"]``
         recording the galaxies, the settings (and ``recipe``) and the mean negative log
         likelihood on them before and after.
 
     Raises
     ------
-    TypeError
-        For an any-band model (pass one of its requests, ``model.task(...)``).
     ValueError
-        If the model has no σ head, no galaxy is given or detected, or the targets carry noise.
+        If the model has no σ head, the footprint is unknown, or no galaxy is given or detected.
 
     Examples
     --------
@@ -256,41 +303,30 @@ def fit_sigma_head(translator, data, *, indices, epochs=60, lr=1e-3, batch_size=
     >>> record["n_galaxies"], dict(refitted.card.calibration)
     (4, {})
     """
-    import torch
-    from tqdm.auto import tqdm
-
-    from ..nn.losses import gaussian_nll
-
-    if not hasattr(translator, "output"):
-        raise TypeError(f"fit_sigma_head takes a model of one mapping; for the any-band model {translator.name!r} "
-                        "pass one request, model.task(inputs=[...], output=...)")
+    _check_options((), footprint)
     model = copy.deepcopy(translator.model).float().cpu().eval()
     head = getattr(getattr(model, "generator", None), "scale_head", None)
     if head is None:
         raise ValueError(f"model {translator.name!r} has no σ head to fit")
-    examples = _head_examples(translator, data, list(indices), model)
+    indices = list(indices)
+    if not indices:
+        raise ValueError("fit_sigma_head: no galaxies given (indices is empty)")
+    stacks = [data.stack(int(i)) for i in indices]
+    examples = [e for request, network in _head_requests(translator, model)
+                for e in _head_examples(request, network, data, indices, stacks, footprint)]
+    if not examples:
+        raise ValueError(f"fit_sigma_head: no galaxy was detected in the given galaxies' {footprint} images")
 
-    def mean_nll():
-        with torch.no_grad():
-            return float(np.mean([float(gaussian_nll(m, head(f.float()), y, weight=u)) for m, f, y, u in examples]))
-
-    before = mean_nll()
-    head.train()
-    optimizer = torch.optim.Adam(head.parameters(), lr=lr)
-    order = np.random.default_rng(seed)
-    for _ in tqdm(range(epochs), desc="σ head", unit="epoch", disable=not progress):
-        perm = order.permutation(len(examples))
-        for start in range(0, len(perm), batch_size):
-            batch = [examples[int(j)] for j in perm[start:start + batch_size]]
-            # one galaxy at a time (sizes may differ), each galaxy weighing the same
-            loss = sum(gaussian_nll(m, head(f.float()), y, weight=u) for m, f, y, u in batch) / len(batch)
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-    head.eval()
-    record = {"n_galaxies": len(examples), "fitted_on": fitted_on or f"{len(examples)} galaxies chosen by the caller",
+    before, after = _train_head(head, examples, epochs=epochs, lr=lr, batch_size=batch_size, seed=seed,
+                                progress=progress)
+    noisy = any(e[4] is not None for e in examples)
+    record = {"n_galaxies": len(stacks), "n_images": len(examples),
+              "fitted_on": fitted_on or f"{len(stacks)} galaxies chosen by the caller",
               "epochs": int(epochs), "lr": float(lr), "batch_size": int(batch_size), "seed": int(seed),
-              "loss": "Gaussian NLL of the true image in the galaxy's footprint; trunk and mean fixed",
-              "nll_before": before, "nll_after": mean_nll(), **({"recipe": recipe} if recipe else {})}
+              "footprint": footprint,
+              "loss": ("Gaussian NLL of the observed image in the galaxy's footprint, the image's own noise added to "
+                       "the variance" if noisy else "Gaussian NLL of the true image in the galaxy's footprint")
+                      + "; trunk and mean fixed",
+              "nll_before": before, "nll_after": after, **({"recipe": recipe} if recipe else {})}
     card = translator.card.replace(calibration={}, training={**translator.card.training, "sigma_head": record})
-    return type(translator)(model, card)
+    return translator.replace(model=model, card=card) if card.outputs else type(translator)(model, card)
