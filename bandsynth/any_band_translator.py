@@ -284,8 +284,9 @@ class AnyBandTranslator(ModelAccess):
         --------
         >>> from bandsynth import Translator
         >>> model = Translator.load("any_band_kids_viking")
-        >>> model.replace(card=model.card.replace(calibration={})).card.calibration
-        {}
+        >>> uncalibrated = model.replace(card=model.card.replace(calibration={}))
+        >>> dict(uncalibrated.card.calibration), uncalibrated.outputs == model.outputs
+        ({}, True)
         """
         return type(self)(self._model if model is None else model, self._card if card is None else card,
                           device=self._device, one_mapping=self._one_mapping)
