@@ -22,7 +22,13 @@ nearest filter and the stamps put onto the model's pixel scale as real_sky.py do
 
     python benchmarks/fine_tune_any_band.py --real-data ../shared/realdata/kids_viking \\
         --init benchmarks/models/any_band_kids_viking_survey_sources --epochs 30 --keep-last \\
-        --runs /tmp/ft/runs --out /tmp/ft/out          # the shipped any_band_kids_viking
+        --runs /tmp/ft/runs --out /tmp/ft/out          # any_band_kids_viking version 1
+    python benchmarks/fine_tune_any_band.py --real-data ../shared/realdata/kids_viking \
+        --init /tmp/ft/out/any_band_kids_viking --sigma-head-only --epochs 60 --lr 1e-3 --out /tmp/ft/head
+
+With ``--sigma-head-only`` (the second command: version 2) only the σ head is trained again
+(`bandsynth.uncertainty.fitting.fit_sigma_head`), on the training galaxies with each target's
+sky noise added to the likelihood's variance, and the model is calibrated afresh.
 """
 
 from __future__ import annotations
