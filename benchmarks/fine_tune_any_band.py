@@ -89,6 +89,20 @@ def observed_set(directory, bands, pixel_scale, *, validation_every=4, stamp=STA
                        uncertainty={b: np.stack(v) for b, v in noise.items()}), mapping
 
 
+def head_requests(bands, per_band, *, seed):
+    """Each band from all the others, and ``per_band`` requests per band from a random number of the others
+    (uniform in 1 to all but one, then a uniform choice, as training draws them)."""
+    rng = np.random.default_rng(seed)
+    requests = []
+    for band in bands:
+        others = [b for b in bands if b != band]
+        requests.append((others, band))
+        for _ in range(per_band):
+            chosen = rng.choice(len(others), size=int(rng.integers(1, len(others))), replace=False)
+            requests.append(([others[k] for k in sorted(chosen)], band))
+    return requests
+
+
 def add_observed_target_options(parser):
     """The options of training on observed targets: the loss's terms and where the calibration looks."""
     parser.add_argument("--ssim-weight", type=float, default=0.0,
@@ -124,6 +138,9 @@ def main(argv=None):
     parser.add_argument("--sigma-head-only", action="store_true",
                         help="keep --init's weights but its σ head, fitted again on the training galaxies with their "
                              "sky noise in the likelihood (--epochs passes); then calibrate on the validation ones")
+    parser.add_argument("--sigma-head-requests", type=int, default=0, metavar="N",
+                        help="with --sigma-head-only: besides each band from all the others, N requests per band "
+                             "from a random number of the others (default 0)")
     parser.add_argument("--version", type=int, help="model version written into the card (default: --init's, "
                                                     "plus one with --sigma-head-only)")
     parser.add_argument("--runs", default="runs/any_band_ft", help="checkpoint folder (a rerun resumes)")
@@ -154,8 +171,9 @@ def main(argv=None):
 
         name = args.name or start.name
         train = list(data.indices("train"))
+        requests = head_requests(bands, args.sigma_head_requests, seed=args.seed)
         translator = fit_sigma_head(start, data, indices=train, epochs=args.epochs, lr=args.lr, seed=args.seed,
-                                    footprint=args.calibration_footprint, recipe=recipe,
+                                    footprint=args.calibration_footprint, requests=requests, recipe=recipe,
                                     fitted_on=f"the {len(train)} training galaxies of the fit part (even kv_NNN)")
         record = translator.card.training["sigma_head"]
         print(f"σ head: mean NLL {record['nll_before']:.4f} -> {record['nll_after']:.4f}", flush=True)

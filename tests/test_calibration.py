@@ -201,5 +201,11 @@ def test_fitting_the_sigma_head_of_an_any_band_model_fits_its_one_head_on_every_
     with torch.no_grad():
         old, new = old_task.model(x), new_task.model(x)
     assert torch.equal(old.mean, new.mean) and not torch.equal(old.log_scale, new.log_scale)
+    chosen = fit_sigma_head(model, data, indices=range(2), epochs=1, requests=[(["g", "Ks"], "r"), (["NUV"], "g")])
+    assert (chosen.card.training["sigma_head"]["n_images"], chosen.card.training["sigma_head"]["n_requests"]) == (4, 2)
+    with pytest.raises(ValueError, match=r"fit_sigma_head: no requests given \(requests is empty\)"):
+        fit_sigma_head(model, data, indices=range(2), requests=[])
     task = model.task(inputs=["NUV", "Ks"], output="r")  # one request fits the shared head on that request alone
     assert fit_sigma_head(task, data, indices=range(2), epochs=2).card.training["sigma_head"]["n_images"] == 2
+    with pytest.raises(ValueError, match="requests are for an any-band model; 'tiny_any' has one mapping"):
+        fit_sigma_head(task, data, indices=range(2), requests=[(["NUV"], "r")])

@@ -171,16 +171,20 @@ def _head_features(model, x):
     return mean, captured[0].half()  # half precision: features of hundreds of galaxies stay in memory
 
 
-def _head_requests(translator, model):
+def _head_requests(translator, model, requests):
     """``(translator, network)`` of each request whose σ head is fitted: the model itself, or for an any-band
-    model each band it writes from all the others (the requests its calibration covers), run by ``model``."""
+    model each of ``requests`` (default: each band it writes from all the others, the requests its calibration
+    covers), run by ``model``."""
     if not translator.card.outputs:
+        if requests is not None:
+            raise ValueError(f"requests are for an any-band model; {translator.name!r} has one mapping")
         return [(translator, model)]
-    requests = []
-    for band in translator.outputs:
-        others = [b for b in translator.inputs if b != band]
-        requests.append((translator.task(inputs=others, output=band), model.task(inputs=others, output=band)))
-    return requests
+    if requests is None:
+        requests = [([b for b in translator.inputs if b != band], band) for band in translator.outputs]
+    if not requests:
+        raise ValueError("fit_sigma_head: no requests given (requests is empty)")
+    return [(translator.task(inputs=inputs, output=output), model.task(inputs=list(inputs), output=output))
+            for inputs, output in requests]
 
 
 def _head_examples(request, network, data, indices, stacks, footprint):
@@ -242,7 +246,7 @@ def _train_head(head, examples, *, epochs, lr, batch_size, seed, progress):
 
 
 def fit_sigma_head(translator, data, *, indices, epochs=60, lr=1e-3, batch_size=8, seed=0, fitted_on=None,
-                   footprint="target", recipe="", progress=False):
+                   footprint="target", requests=None, recipe="", progress=False):
     """The translator with its σ head trained again on galaxies the rest of the network never saw.
 
     The σ head learns with the network, on the training galaxies, where the network's
@@ -254,8 +258,7 @@ def fit_sigma_head(translator, data, *, indices, epochs=60, lr=1e-3, batch_size=
     choosing the checkpoint.  Against observed targets that carry an uncertainty (real
     galaxies) the likelihood's variance is ``sigma**2 + target_sigma**2``: σ stays the
     error about the noise-free sky, as the calibration (`calibrate_translator`) reads it.
-    An any-band model's one σ head is fitted on every band it writes, each predicted from
-    all the others.  The returned translator has no calibration: calibrate it
+    An any-band model's one σ head is fitted on all its ``requests`` together.  The returned translator has no calibration: calibrate it
     (`~bandsynth.Translator.calibrate`) on other galaxies still.
 
     Parameters
@@ -274,6 +277,10 @@ def fit_sigma_head(translator, data, *, indices, epochs=60, lr=1e-3, batch_size=
     footprint : {"target", "detection"}
         Segment each galaxy on its target image or on the sum of all its bands (observed
         galaxies, whose faint target bands alone show only the core).
+    requests : sequence of (sequence of str, str), optional
+        For an any-band model, the ``(inputs, output)`` requests whose predictions the head
+        is fitted on (default: each band it writes from all the others).  Include requests
+        from fewer bands for the head to serve them too.
     recipe : str
         The command that ran this fit, for the card (left out when empty).
     progress : bool
@@ -289,7 +296,8 @@ def fit_sigma_head(translator, data, *, indices, epochs=60, lr=1e-3, batch_size=
     Raises
     ------
     ValueError
-        If the model has no σ head, the footprint is unknown, or no galaxy is given or detected.
+        If the model has no σ head, the footprint is unknown, no galaxy or request is given, no galaxy
+        is detected, or requests are given for a model of one mapping.
 
     Examples
     --------
@@ -311,9 +319,11 @@ def fit_sigma_head(translator, data, *, indices, epochs=60, lr=1e-3, batch_size=
     indices = list(indices)
     if not indices:
         raise ValueError("fit_sigma_head: no galaxies given (indices is empty)")
+    requests = None if requests is None else [(tuple(inputs), output) for inputs, output in requests]
+    pairs = _head_requests(translator, model, requests)
     stacks = [data.stack(int(i)) for i in indices]
-    examples = [e for request, network in _head_requests(translator, model)
-                for e in _head_examples(request, network, data, indices, stacks, footprint)]
+    examples = [e for request, network in pairs for e in _head_examples(request, network, data, indices, stacks,
+                                                                        footprint)]
     if not examples:
         raise ValueError(f"fit_sigma_head: no galaxy was detected in the given galaxies' {footprint} images")
 
@@ -321,6 +331,7 @@ def fit_sigma_head(translator, data, *, indices, epochs=60, lr=1e-3, batch_size=
                                 progress=progress)
     noisy = any(e[4] is not None for e in examples)
     record = {"n_galaxies": len(stacks), "n_images": len(examples),
+              **({} if requests is None else {"n_requests": len(requests)}),
               "fitted_on": fitted_on or f"{len(stacks)} galaxies chosen by the caller",
               "epochs": int(epochs), "lr": float(lr), "batch_size": int(batch_size), "seed": int(seed),
               "footprint": footprint,
