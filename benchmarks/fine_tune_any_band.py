@@ -23,8 +23,9 @@ nearest filter and the stamps put onto the model's pixel scale as real_sky.py do
     python benchmarks/fine_tune_any_band.py --real-data ../shared/realdata/kids_viking \\
         --init benchmarks/models/any_band_kids_viking_survey_sources --epochs 30 --keep-last \\
         --runs /tmp/ft/runs --out /tmp/ft/out          # any_band_kids_viking version 1
-    python benchmarks/fine_tune_any_band.py --real-data ../shared/realdata/kids_viking \
-        --init /tmp/ft/out/any_band_kids_viking --sigma-head-only --epochs 60 --lr 1e-3 --out /tmp/ft/head
+    python benchmarks/fine_tune_any_band.py --real-data ../shared/realdata/kids_viking \\
+        --init /tmp/ft/out/any_band_kids_viking --sigma-head-only --sigma-head-requests 2 \\
+        --epochs 60 --lr 1e-3 --out /tmp/ft/head
 
 With ``--sigma-head-only`` (the second command: version 2) only the σ head is trained again
 (`bandsynth.uncertainty.fitting.fit_sigma_head`), on the training galaxies with each target's
@@ -147,6 +148,9 @@ def main(argv=None):
     parser.add_argument("--out", default="runs/any_band_ft_out", help="folder for the weights and card")
     parser.add_argument("--name", help="model name (default: --init's name with _kids)")
     args = parser.parse_args(argv)
+    if args.sigma_head_requests < 0 or (args.sigma_head_requests and not args.sigma_head_only):
+        parser.error(f"--sigma-head-requests {args.sigma_head_requests}: expected a number >= 0, "
+                     "with --sigma-head-only")
 
     from bandsynth import Translator
     from bandsynth.any_band_translator import AnyBandTranslator
