@@ -201,6 +201,10 @@ def test_fitting_the_sigma_head_of_an_any_band_model_fits_its_one_head_on_every_
     with torch.no_grad():
         old, new = old_task.model(x), new_task.model(x)
     assert torch.equal(old.mean, new.mean) and not torch.equal(old.log_scale, new.log_scale)
+    before, after = model.model.state_dict(), refitted.model.state_dict()
+    kept = [k for k in before if "scale_head" not in k]
+    assert kept and all(after[k].dtype == before[k].dtype and torch.equal(after[k], before[k]) for k in kept)
+    assert before["moments"].dtype == torch.float64  # the colour models' moments stay in double precision
     chosen = fit_sigma_head(model, data, indices=range(2), epochs=1, requests=[(["g", "Ks"], "r"), (["NUV"], "g")])
     assert (chosen.card.training["sigma_head"]["n_images"], chosen.card.training["sigma_head"]["n_requests"]) == (4, 2)
     with pytest.raises(ValueError, match=r"fit_sigma_head: no requests given \(requests is empty\)"):

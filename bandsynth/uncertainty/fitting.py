@@ -312,10 +312,12 @@ def fit_sigma_head(translator, data, *, indices, epochs=60, lr=1e-3, batch_size=
     (4, {})
     """
     _check_options((), footprint)
-    model = copy.deepcopy(translator.model).float().cpu().eval()
+    # not .float(): an any-band network keeps its colour models' moments in float64, and the images must not move
+    model = copy.deepcopy(translator.model).cpu().eval()
     head = getattr(getattr(model, "generator", None), "scale_head", None)
     if head is None:
         raise ValueError(f"model {translator.name!r} has no σ head to fit")
+    head.float()
     indices = list(indices)
     if not indices:
         raise ValueError("fit_sigma_head: no galaxies given (indices is empty)")
