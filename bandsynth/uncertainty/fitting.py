@@ -187,16 +187,15 @@ def _head_requests(translator, model, requests):
             for inputs, output in requests]
 
 
-def _head_examples(request, network, data, indices, stacks, footprint):
+def _head_examples(request, network, stacks, truths, footprints):
     """Per detected galaxy: the mean, the σ head's features, the scaled target, the footprint weight and the
     target's own noise in scaled units (None for a noise-free truth)."""
     import torch
 
-    truths = _truths(data, indices, stacks, request.output)
     scaling = request.scalings[request.output]
     step = 2 ** network.n_down
     examples = []
-    for stack, true, inside in zip(stacks, truths, _footprints(stacks, truths, footprint)):
+    for stack, true, inside in zip(stacks, truths, footprints):
         if inside is None:
             continue
         x, mask, _ = request.scale_inputs(stack.select(request.inputs))
@@ -211,6 +210,20 @@ def _head_examples(request, network, data, indices, stacks, footprint):
             noise = torch.as_tensor(flux_noise / scaling.derivative(mean[0, 0].double().numpy()),
                                     dtype=torch.float32)[None, None]
         examples.append((mean, features, target, torch.as_tensor(use, dtype=torch.float32)[None, None], noise))
+    return examples
+
+
+def _request_examples(pairs, data, indices, stacks, footprint):
+    """`_head_examples` of every request, each wanted band's truths and footprints found once."""
+    truths, footprints, examples = {}, {}, []
+    for request, network in pairs:
+        band = request.output
+        if band not in truths:  # once per wanted band, however many requests want it
+            truths[band] = _truths(data, indices, stacks, band)
+        key = band if footprint == "target" else None  # the detection footprint serves every band
+        if key not in footprints:
+            footprints[key] = _footprints(stacks, truths[band], footprint)
+        examples += _head_examples(request, network, stacks, truths[band], footprints[key])
     return examples
 
 
@@ -324,8 +337,7 @@ def fit_sigma_head(translator, data, *, indices, epochs=60, lr=1e-3, batch_size=
     requests = None if requests is None else [(tuple(inputs), output) for inputs, output in requests]
     pairs = _head_requests(translator, model, requests)
     stacks = [data.stack(int(i)) for i in indices]
-    examples = [e for request, network in pairs for e in _head_examples(request, network, data, indices, stacks,
-                                                                        footprint)]
+    examples = _request_examples(pairs, data, indices, stacks, footprint)
     if not examples:
         raise ValueError(f"fit_sigma_head: no galaxy was detected in the given galaxies' {footprint} images")
 
