@@ -46,6 +46,7 @@ from astropy.table import Table
 from real_sky import nearest_filter, read_bands, read_galaxies
 
 from bandsynth.nn.any_band import BASELINES
+from bandsynth.nn.losses import FLUX_ERRORS
 from bandsynth.uncertainty import CONFIGURATIONS
 from bandsynth.uncertainty.fitting import FOOTPRINTS
 
@@ -125,6 +126,9 @@ def main(argv=None):
     parser.add_argument("--lr", type=float, default=1e-4, help="peak learning rate (cosine schedule)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the data order and requests")
     add_observed_target_options(parser)
+    parser.add_argument("--flux-error", choices=FLUX_ERRORS, default="total",
+                        help="what the photometric term compares: each crop's total flux (default) or its pixels' "
+                             "fluxes, which weighs the galaxies' bright bodies rather than the crops' sky noise")
     parser.add_argument("--moment-pixels", choices=["all", "sources"], default="sources",
                         help="pixels the colour models are refitted on (default: the sources')")
     parser.add_argument("--baseline", choices=BASELINES,
@@ -193,7 +197,7 @@ def main(argv=None):
         data, bands, epochs=args.epochs, lr=args.lr, seed=args.seed, crop_size=args.crop, init=start.model,
         refit_moments=not args.keep_moments, moment_pixels=args.moment_pixels, baseline=args.baseline,
         crops_per_image=args.crops, select_checkpoint=not args.keep_last, average_epochs=args.average_epochs,
-        ssim_weight=args.ssim_weight, flux_weight=args.flux_weight,
+        ssim_weight=args.ssim_weight, flux_weight=args.flux_weight, flux_error=args.flux_error,
         checkpoint_dir=Path(args.runs),
         checkpoint_every=100, progress=False)
     _, checkpoint = chosen_weights(result, select_checkpoint=not args.keep_last)
@@ -202,7 +206,7 @@ def main(argv=None):
         data, net, name=name, preset=start.card.preset, scalings=scalings, result=result, sizes=sizes,
         options=dict(seed=args.seed, epochs=args.epochs, batch_size=8, crop_size=args.crop, lr=args.lr,
                      crops_per_image=args.crops, ssim_weight=args.ssim_weight, flux_weight=args.flux_weight,
-                     checkpoint=checkpoint,
+                     **({"flux_error": args.flux_error} if args.flux_weight else {}), checkpoint=checkpoint,
                      moment_pixels=args.moment_pixels,
                      moments="kept from init" if args.keep_moments else "refitted",
                      recipe=recipe, duration_s=round(time.perf_counter() - started, 1),

@@ -349,7 +349,7 @@ def test_the_photometric_term_is_each_crops_relative_flux_error_in_its_wanted_ba
     from bandsynth.nn.any_band_recipe import _loss
 
     net = _net(data, scalings)
-    loss = _loss(net, ssim_weight=0.0, flux_weight=2.0)
+    loss = _loss(net, ssim_weight=0.0, flux_weight=2.0, flux_error="total")
     r = BANDS.index("r")
     true = torch.from_numpy(np.asarray(data.cube("r")[:2], np.float32))[:, None]
     pred = 1.1 * true
@@ -361,7 +361,13 @@ def test_the_photometric_term_is_each_crops_relative_flux_error_in_its_wanted_ba
                         for k in range(2)])
     assert loss.flux_weight == 2.0
     np.testing.assert_allclose(float(loss.photometric_error(scaled[:2], scaled[2:])), expected, rtol=1e-3)
-    assert _loss(net, ssim_weight=0.0, flux_weight=0.0).flux is None
+    # the pixel form: the same denominator over the pixels' absolute errors (each pixel 10 % off)
+    pixel = _loss(net, ssim_weight=0.0, flux_weight=2.0, flux_error="pixel")
+    assert pixel.flux_error == "pixel"
+    expected = np.mean([float((pred[k] - true[k]).abs().sum() / (true[k].abs().sum() + n * softening))
+                        for k in range(2)])
+    np.testing.assert_allclose(float(pixel.photometric_error(scaled[:2], scaled[2:])), expected, rtol=1e-3)
+    assert _loss(net, ssim_weight=0.0, flux_weight=0.0, flux_error="total").flux is None
     stretched = {**scalings, "g": AsinhScaling(softening=scalings["g"].softening,
                                                maximum=10 * scalings["g"].maximum)}
     with pytest.raises(ValueError, match="flux_weight needs one stretch .* for every band; the network's differ: "

@@ -200,3 +200,25 @@ def test_photometric_term_is_the_relative_error_of_each_images_total_flux():
     assert float(with_flux - plain) == pytest.approx(0.15, rel=1e-4)
     with pytest.raises(TypeError, match="BandLoss flux must be a callable"):
         BandLoss(flux=3.0)
+
+
+def test_pixel_photometric_term_counts_errors_that_cancel_in_the_total():
+    from bandsynth.nn.losses import BandLoss
+
+    def flux(scaled):
+        return 10.0 * scaled
+
+    target = torch.full((1, 1, 16, 16), 0.5)
+    pred = target.clone()
+    pred[..., :8, :] *= 1.2  # one half 20 % too bright, the other 20 % too faint: the total is right
+    pred[..., 8:, :] *= 0.8
+    total = BandLoss(flux=flux, flux_weight=1.0)
+    pixel = BandLoss(flux=flux, flux_weight=1.0, flux_error="pixel")
+    assert float(total.photometric_error(pred, target)) == pytest.approx(0.0, abs=1e-6)
+    assert float(pixel.photometric_error(pred, target)) == pytest.approx(0.2, rel=1e-5)
+    # the floor joins the denominator as for the total: 256 px x 5 flux + 256 px x 5 floor
+    floored = BandLoss(flux=flux, flux_weight=1.0, flux_floor=5.0, flux_error="pixel")
+    assert float(floored.photometric_error(pred, target)) == pytest.approx(0.1, rel=1e-5)
+    assert "flux_error='pixel'" in repr(pixel)
+    with pytest.raises(ValueError, match="BandLoss flux_error must be one of"):
+        BandLoss(flux=flux, flux_error="median")

@@ -156,7 +156,8 @@ def _start_network(data, bands, *, preset, seed, stretch, init, refit_moments, m
 def train_any_band(data, bands, *, preset="small", epochs=10, batch_size=8, lr=2e-4, crop_size=64, seed=0,
                    stretch=50.0, max_inputs=None, checkpoint_dir=None, checkpoint_every=None, max_steps=None,
                    device="auto", progress=True, init=None, refit_moments=False, crops_per_image=1, ssim_weight=1.0,
-                   moment_pixels="all", baseline=None, flux_weight=0.0, select_checkpoint=True, average_epochs=None):
+                   moment_pixels="all", baseline=None, flux_weight=0.0, flux_error="total", select_checkpoint=True,
+                   average_epochs=None):
     """Build and train an `AnyBandNet` on ``data``; returns it with its scalings, the result and set sizes.
 
     Parameters
@@ -196,6 +197,10 @@ def train_any_band(data, bands, *, preset="small", epochs=10, batch_size=8, lr=2
         Weight of the loss's photometric term (`~bandsynth.nn.losses.BandLoss`'s ``flux``): the
         relative error of each crop's total flux in its wanted band.  L1 in the asinh scaling
         aims at the median of the log flux, which need not sum to the right total.
+    flux_error : {"total", "pixel"}
+        What that term compares: each crop's total flux, or its pixels' fluxes
+        (`~bandsynth.nn.losses.BandLoss`'s ``flux_error``; against noisy targets a crop's
+        total is mostly sky noise).
     select_checkpoint : bool
         Keep the checkpoint of best validation SSIM (on one half of the validation split; the
         other half is left for calibration), or the last weights, leaving every validation image
@@ -217,7 +222,7 @@ def train_any_band(data, bands, *, preset="small", epochs=10, batch_size=8, lr=2
                                    refit_moments=refit_moments, moment_pixels=moment_pixels, baseline=baseline)
     if int(crops_per_image) < 1:
         raise ValueError(f"crops_per_image must be at least 1, got {crops_per_image}")
-    loss = _loss(net, ssim_weight=ssim_weight, flux_weight=flux_weight)
+    loss = _loss(net, ssim_weight=ssim_weight, flux_weight=flux_weight, flux_error=flux_error)
     selection, calibration = split_validation(data, calibrate=True, select_checkpoint=select_checkpoint)
     common = dict(bands=bands, scalings=scalings, max_inputs=max_inputs, seed=seed)
     train_set = BandSubsetDataset(data, indices=np.repeat(data.indices("train"), int(crops_per_image)),
@@ -238,7 +243,7 @@ def train_any_band(data, bands, *, preset="small", epochs=10, batch_size=8, lr=2
     return net, scalings, result, sizes
 
 
-def _loss(net, *, ssim_weight, flux_weight):
+def _loss(net, *, ssim_weight, flux_weight, flux_error):
     """The training loss; its photometric term in units of each band's softening (``sinh(y * norm)``):
     relative errors of totals do not depend on the unit, so one inverse scaling serves every wanted band
     when all bands share one stretch (``norm``), as `fit_band_scalings` gives them."""
@@ -250,7 +255,7 @@ def _loss(net, *, ssim_weight, flux_weight):
                          f"differ: {', '.join(f'{b} {float(n):.3g}' for b, n in zip(net.bands, norm))}")
     norm = float(norm[0])
     return BandLoss(ssim_weight=ssim_weight, distribution="gaussian", flux=lambda y: torch.sinh(y * norm),
-                    flux_weight=flux_weight, flux_floor=1.0)
+                    flux_weight=flux_weight, flux_floor=1.0, flux_error=flux_error)
 
 
 def any_band_card(data, net, *, name, preset, scalings, result, sizes, options, description=""):
@@ -299,7 +304,8 @@ def any_band_card(data, net, *, name, preset, scalings, result, sizes, options, 
                         "number, then uniform choice)",
             **sizes, **dict(options), "noise": training_noise(data, bands),
             "steps": int(getattr(result, "steps", 0) or 0),
-            "loss": loss_text(options.get("ssim_weight", 1.0), options.get("flux_weight", 0.0)),
+            "loss": loss_text(options.get("ssim_weight", 1.0), options.get("flux_weight", 0.0),
+                              options.get("flux_error", "total")),
             "best_validation_ssim": (float(result.best_metric) if result.best_metric_name == "val_ssim"
                                      and result.best_metric is not None else None),
         },

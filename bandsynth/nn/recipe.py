@@ -430,13 +430,15 @@ def training_card(data, net, *, name, inputs, output, preset, scalings, result, 
     )
 
 
-def loss_text(ssim_weight, flux_weight):
+def loss_text(ssim_weight, flux_weight, flux_error="total"):
     """The card's words for the training loss (``training["loss"]``).
 
     Parameters
     ----------
     ssim_weight, flux_weight : float
         Weights of the (1 - SSIM) and photometric terms.
+    flux_error : {"total", "pixel"}
+        What the photometric term compares (`~bandsynth.nn.losses.BandLoss`'s ``flux_error``).
 
     Returns
     -------
@@ -446,9 +448,13 @@ def loss_text(ssim_weight, flux_weight):
     --------
     >>> loss_text(0.0, 0.0)
     'L1 on the mean; Gaussian NLL on the sigma head'
+    >>> loss_text(0.0, 1.0, "pixel")
+    "L1 on the mean + flux_weight x the pixels' absolute flux errors over each crop's total flux; Gaussian NLL on the sigma head"
     """
     ssim = {0.0: "", 1.0: " + (1 - SSIM)"}.get(float(ssim_weight), f" + {ssim_weight:g} x (1 - SSIM)")
-    flux = " + flux_weight x relative error of each crop's total flux" if flux_weight else ""
+    compared = {"total": "relative error of each crop's total flux",
+                "pixel": "the pixels' absolute flux errors over each crop's total flux"}[flux_error]
+    flux = f" + flux_weight x {compared}" if flux_weight else ""
     return f"L1{ssim} on the mean{flux}; Gaussian NLL on the sigma head"
 
 
