@@ -36,8 +36,9 @@ from torch import nn
 __all__ = ["BandLoss", "FLUX_ERRORS", "LossOutput", "ssim", "laplace_nll", "gaussian_nll", "gaussian_window"]
 
 _REDUCTIONS = ("mean", "none")
-#: What `BandLoss`'s photometric term compares: each image's total flux, or its pixels' fluxes.
-FLUX_ERRORS = ("total", "pixel")
+#: What `BandLoss`'s photometric term can compare, in the words the model cards use.
+FLUX_ERRORS = {"total": "relative error of each crop's total flux",
+               "pixel": "the pixels' absolute flux errors over each crop's total flux"}
 
 
 def gaussian_window(sigma=1.5, *, truncate=3.5, dtype=torch.float32, device=None):
@@ -367,7 +368,7 @@ class BandLoss(nn.Module):
         if flux is not None and not callable(flux):
             raise TypeError(f"BandLoss flux must be a callable (scaled -> flux) or None, got {type(flux).__name__}")
         if flux_error not in FLUX_ERRORS:
-            raise ValueError(f"BandLoss flux_error must be one of {FLUX_ERRORS}, got {flux_error!r}")
+            raise ValueError(f"BandLoss flux_error must be one of {tuple(FLUX_ERRORS)}, got {flux_error!r}")
         self.flux_error = flux_error
         self.flux, self.flux_weight, self.flux_floor = flux, float(flux_weight), float(flux_floor)
         if distribution not in _NLL:

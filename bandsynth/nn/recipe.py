@@ -24,7 +24,7 @@ from ..baseline import fit_linear_colour
 from ..datasets.base import has_truth, model_input_cube, model_target_cube, usable_sample
 from ..datasets.torch_data import BandPairDataset, fit_scalings_for
 from ..models.domain import pixel_noise
-from .losses import BandLoss
+from .losses import FLUX_ERRORS, BandLoss
 from .network import TranslationNet
 from .training import fit as _train_loop
 
@@ -452,9 +452,7 @@ def loss_text(ssim_weight, flux_weight, flux_error="total"):
     "L1 on the mean + flux_weight x the pixels' absolute flux errors over each crop's total flux; Gaussian NLL on the sigma head"
     """
     ssim = {0.0: "", 1.0: " + (1 - SSIM)"}.get(float(ssim_weight), f" + {ssim_weight:g} x (1 - SSIM)")
-    compared = {"total": "relative error of each crop's total flux",
-                "pixel": "the pixels' absolute flux errors over each crop's total flux"}[flux_error]
-    flux = f" + flux_weight x {compared}" if flux_weight else ""
+    flux = f" + flux_weight x {FLUX_ERRORS[flux_error]}" if flux_weight else ""
     return f"L1{ssim} on the mean{flux}; Gaussian NLL on the sigma head"
 
 
