@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import warnings
 
+import numpy as np
 from astropy.utils.exceptions import AstropyUserWarning
 
 from ._model_access import ModelAccess
@@ -22,7 +23,37 @@ from .nn.engine import resolve_device
 from .nn.generator import count_parameters
 from .scaling import AsinhScaling
 
-__all__ = ["AnyBandTranslator", "make_request"]
+__all__ = ["AnyBandTranslator", "make_request", "request_calibration"]
+
+
+def request_calibration(card, inputs, output):
+    """The calibrations (configuration -> dict) measured for the request ``inputs -> output``, or ``{}``.
+
+    That of the request itself where the card has one (``output`` from ``inputs``), else
+    that of the requests from as many bands, drawn at random (``by_n_inputs``).
+
+    Parameters
+    ----------
+    card : `~bandsynth.models.zoo.ModelCard`
+        An any-band model's card.
+    inputs : sequence of str
+    output : str
+
+    Returns
+    -------
+    dict
+
+    Examples
+    --------
+    >>> from bandsynth import Translator
+    >>> card = Translator.load("any_band_kids_viking").card
+    >>> sorted(request_calibration(card, ["KiDS_g"], "KiDS_r"))
+    ['mc', 'plain', 'tta', 'tta+mc']
+    """
+    entry = dict(card.calibration.get(output, {}))
+    if set(entry.get("inputs", ())) == set(inputs):
+        return dict(entry.get("configurations", {}))
+    return dict(dict(entry.get("by_n_inputs", {})).get(str(len(inputs)), {}))
 
 
 def make_request(card, net, inputs, output):
@@ -59,12 +90,12 @@ def make_request(card, net, inputs, output):
                          f"it cannot read {', '.join(unknown) or 'nothing'}")
     task = net.task(inputs=inputs, output=output)
     intercept, coefficients = net.colour_model(task.present.tolist(), task.output_slot)
-    calibration = dict(card.calibration.get(output, {}))
+    calibration = request_calibration(card, inputs, output)
     return task, card.replace(
         inputs=inputs, output=output, outputs=(), architecture=task.config,
         scaling={b: card.scaling[b] for b in (*inputs, output)},
         psf_fwhm={b: v for b, v in card.psf_fwhm.items() if b in (*inputs, output)},
-        calibration=dict(calibration.get("configurations", {})),
+        calibration=calibration or dict(dict(card.calibration.get(output, {})).get("configurations", {})),
         baseline={"kind": net.baseline_kind,
                   "method": f"{BASELINE_METHODS[net.baseline_kind]}, solved for this request from the training "
                             "pixels' moments",
@@ -174,7 +205,7 @@ class AnyBandTranslator(ModelAccess):
 
     def _warn_if_calibrated_otherwise(self, task):
         calibrated = tuple((self._card.calibration.get(task.output) or {}).get("inputs", ()))
-        if calibrated and set(calibrated) != set(task.inputs):
+        if calibrated and not request_calibration(self._card, task.inputs, task.output):
             warnings.warn(f"model {self.name!r}: the uncertainty of {task.output} is calibrated for predictions from "
                           f"{' + '.join(calibrated)}; from {' + '.join(task.inputs)} its coverage is not measured",
                           AstropyUserWarning, stacklevel=3)
@@ -243,13 +274,23 @@ class AnyBandTranslator(ModelAccess):
             self._warn_if_calibrated_otherwise(task)
         return task.predict_to_fits(stack, path, overwrite=overwrite, **options)
 
-    def calibrate(self, data, **options):
-        """Fit each band's uncertainty calibration, on the request with every other band at hand.
+    def calibrate(self, data, *, n_inputs="all", seed=0, **options):
+        """Fit each band's uncertainty calibration: on the request with every other band at hand, and on
+        requests from fewer bands.
+
+        A request from ``n`` bands is calibrated on the residuals of requests drawn at random,
+        a different set of ``n`` of the other bands for each calibration galaxy: its coverage
+        is measured over the requests of that size, not for each set of bands.
 
         Parameters
         ----------
         data : data set
             Holds every band of the model (``stack(i)``, ``indices(split)``).
+        n_inputs : "all" or sequence of int
+            The numbers of bands at hand calibrated besides every other band: ``"all"`` (each from
+            one to all but two of the model's bands) or a sequence (empty: that request alone).
+        seed : int
+            Seed of the random requests.
         **options
             As for `bandsynth.Translator.calibrate` (``indices``, ``split``, ``configurations``, ``fitted_on``,
             ``footprint``).
@@ -257,14 +298,41 @@ class AnyBandTranslator(ModelAccess):
         Returns
         -------
         AnyBandTranslator
-            A copy whose card records, per band, the request (``inputs``) and its calibrations.
+            A copy whose card records, per band, the request (``inputs``) and its calibrations
+            (``configurations``), and per number of bands at hand those of the random requests
+            (``by_n_inputs``).
+
+        Raises
+        ------
+        ValueError
+            A number of bands at hand outside one to all but two of the model's bands.
         """
+        largest = len(self.inputs) - 2
+        sizes = range(1, largest + 1) if isinstance(n_inputs, str) and n_inputs == "all" else list(n_inputs)
+        bad = [n for n in sizes if not 1 <= n <= largest]
+        if bad:
+            raise ValueError(f"n_inputs must be 'all' or numbers of bands at hand from 1 to {largest}, got {bad}")
+        from .uncertainty.fitting import calibrate_translator
+
+        split, given = options.pop("split", "validation"), options.pop("indices", None)
+        indices = list(data.indices(split) if given is None else given)
+        fitted_on = options.pop("fitted_on", None) or (f"the {split} split" if given is None
+                                                       else f"{len(indices)} galaxies chosen by the caller")
+        rng = np.random.default_rng(seed)
         calibration = {}
         for band in self.outputs:
             inputs = [b for b in self.inputs if b != band]
-            task = self.task(inputs=inputs, output=band).calibrate(data, **options)
-            calibration[band] = {"inputs": inputs,
-                                 "configurations": {k: c.to_dict() for k, c in task.calibrations.items()}}
+            task = self.task(inputs=inputs, output=band).calibrate(data, indices=indices, fitted_on=fitted_on,
+                                                                   **options)
+            entry = {"inputs": inputs, "configurations": {k: c.to_dict() for k, c in task.calibrations.items()}}
+            for n in sizes:
+                drawn = [self.task(inputs=[inputs[k] for k in sorted(rng.choice(len(inputs), n, replace=False))],
+                                   output=band) for _ in indices]
+                calibrations = calibrate_translator(
+                    task, data, indices=indices, per_galaxy=drawn, **options,
+                    fitted_on=f"{fitted_on}; each galaxy predicted from {n} of the other bands drawn at random")
+                entry.setdefault("by_n_inputs", {})[str(n)] = {k: c.to_dict() for k, c in calibrations.items()}
+            calibration[band] = entry
         return self.replace(card=self._card.replace(calibration=calibration))
 
     def replace(self, *, model=None, card=None):

@@ -146,8 +146,13 @@ def main(argv=None):
     parser.add_argument("--sigma-head-requests", type=int, default=0, metavar="N",
                         help="with --sigma-head-only: besides each band from all the others, N requests per band "
                              "from a random number of the others (default 0)")
+    parser.add_argument("--calibration-n-inputs", nargs="*", type=int, metavar="N",
+                        help="numbers of bands at hand calibrated besides every other band, on random requests "
+                             "(default: each from 1 to all but two; the option without numbers: none)")
+    parser.add_argument("--calibrate-only", action="store_true",
+                        help="keep every weight of --init and calibrate it afresh on the validation galaxies")
     parser.add_argument("--version", type=int, help="model version written into the card (default: --init's, "
-                                                    "plus one with --sigma-head-only)")
+                                                    "plus one with --sigma-head-only or --calibrate-only)")
     parser.add_argument("--runs", default="runs/any_band_ft", help="checkpoint folder (a rerun resumes)")
     parser.add_argument("--out", default="runs/any_band_ft_out", help="folder for the weights and card")
     parser.add_argument("--name", help="model name (default: --init's name with _kids)")
@@ -155,7 +160,10 @@ def main(argv=None):
     if args.sigma_head_requests < 0 or (args.sigma_head_requests and not args.sigma_head_only):
         parser.error(f"--sigma-head-requests {args.sigma_head_requests}: expected a number >= 0, "
                      "with --sigma-head-only")
+    if args.calibrate_only and args.sigma_head_only:
+        parser.error("--calibrate-only keeps the σ head of --init: leave out --sigma-head-only")
 
+    n_inputs = "all" if args.calibration_n_inputs is None else args.calibration_n_inputs
     from bandsynth import Translator
     from bandsynth.any_band_translator import AnyBandTranslator
     from bandsynth.nn.any_band_recipe import any_band_card, train_any_band
@@ -171,22 +179,30 @@ def main(argv=None):
     recipe = "python benchmarks/fine_tune_any_band.py " + shlex.join(sys.argv[1:] if argv is None else argv)
     # without a checkpoint to choose, every validation galaxy calibrates
     _, calibration = split_validation(data, calibrate=True,
-                                      select_checkpoint=not (args.keep_last or args.sigma_head_only))
+                                      select_checkpoint=not (args.keep_last or args.sigma_head_only
+                                                                  or args.calibrate_only))
     calibration_text = (f"{len(calibration)} observed galaxies of the fit part, not trained on (their sky noise taken "
                         "out of the residuals)")
-    if args.sigma_head_only:
+    if args.sigma_head_only or args.calibrate_only:
         from bandsynth.uncertainty.fitting import fit_sigma_head
 
         name = args.name or start.name
         train = list(data.indices("train"))
-        requests = head_requests(bands, args.sigma_head_requests, seed=args.seed)
-        translator = fit_sigma_head(start, data, indices=train, epochs=args.epochs, lr=args.lr, seed=args.seed,
-                                    footprint=args.calibration_footprint, requests=requests, recipe=recipe,
-                                    fitted_on=f"the {len(train)} training galaxies of the fit part (even kv_NNN)")
-        record = translator.card.training["sigma_head"]
-        print(f"σ head: mean NLL {record['nll_before']:.4f} -> {record['nll_after']:.4f}", flush=True)
+        translator = start
+        if args.sigma_head_only:
+            requests = head_requests(bands, args.sigma_head_requests, seed=args.seed)
+            translator = fit_sigma_head(start, data, indices=train, epochs=args.epochs, lr=args.lr, seed=args.seed,
+                                        footprint=args.calibration_footprint, requests=requests, recipe=recipe,
+                                        fitted_on=f"the {len(train)} training galaxies of the fit part (even kv_NNN)")
+            record = translator.card.training["sigma_head"]
+            print(f"σ head: mean NLL {record['nll_before']:.4f} -> {record['nll_after']:.4f}", flush=True)
+        else:
+            training = translator.card.training
+            translator = translator.replace(card=translator.card.replace(
+                training={**training, "calibration_recipe": recipe}))
         translator = translator.calibrate(data, indices=calibration, configurations=CONFIGURATIONS,
-                                          fitted_on=calibration_text, footprint=args.calibration_footprint)
+                                          n_inputs=n_inputs, fitted_on=calibration_text,
+                                          footprint=args.calibration_footprint)
         version = start.card.version + 1 if args.version is None else args.version
         translator = translator.replace(card=translator.card.replace(name=name, version=version))
         translator.save(Path(args.out) / name, overwrite=True)
@@ -217,7 +233,7 @@ def main(argv=None):
     if args.version is not None:
         card = card.replace(version=args.version)
     translator = AnyBandTranslator(net, card, one_mapping=Translator)
-    translator = translator.calibrate(data, indices=calibration, configurations=CONFIGURATIONS,
+    translator = translator.calibrate(data, indices=calibration, configurations=CONFIGURATIONS, n_inputs=n_inputs,
                                       fitted_on=calibration_text, footprint=args.calibration_footprint)
     translator = translator.save(Path(args.out) / name, overwrite=True)
     chosen = f"{checkpoint} {result.best_metric:.4f}" if checkpoint == "best validation SSIM" else checkpoint

@@ -183,7 +183,7 @@ def any_band(data, tmp_path_factory):
     card = any_band_card(data, net, name="tiny_any", preset="tiny", scalings=scalings, result=result, sizes=sizes,
                          options={"seed": 0, "epochs": 1})
     translator = AnyBandTranslator(net, card, one_mapping=Translator).calibrate(data, split="validation",
-                                                                               configurations=("plain",))
+                                                                               configurations=("plain",), n_inputs=[1])
     stem = tmp_path_factory.mktemp("any") / "tiny_any"
     translator.save(stem)
     return Translator.load(stem)
@@ -217,6 +217,36 @@ def test_predict_with_band_uses_the_bands_each_stack_has(any_band):
         both = any_band.predict([galaxy.select(["g", "Ks"]), galaxy.select(["NUV", "g", "Ks"])], band=["NUV", "r"])
     assert [sorted(d) for d in both] == [["NUV", "r"], ["NUV", "r"]]
     assert [i["band"] for i in both[0]["r"].meta["provenance"]["inputs"]] == ["g", "Ks"]
+
+
+def test_requests_from_fewer_bands_get_the_calibration_of_their_number_of_bands(any_band, data):
+    from bandsynth.any_band_translator import request_calibration
+
+    entry = any_band.card.calibration["r"]
+    assert sorted(entry["by_n_inputs"]) == ["1"]
+    one = any_band.task(inputs=["g"], output="r")
+    assert dict(one.card.calibration) == dict(entry["by_n_inputs"]["1"])
+    assert "from 1 of the other bands drawn at random" in entry["by_n_inputs"]["1"]["plain"]["fitted_on"]
+    # Fitted on other residuals than the request from every other band: other temperatures.
+    assert entry["by_n_inputs"]["1"]["plain"]["temperatures"] != entry["configurations"]["plain"]["temperatures"]
+    assert request_calibration(any_band.card, ["Ks", "g", "NUV"], "r") == dict(entry["configurations"])
+    assert request_calibration(any_band.card, ["g", "Ks"], "r") == {}  # two bands at hand: not calibrated
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # measured over the requests from one band: no warning
+        any_band.predict(make_galaxy_stack(7).select(["Ks"]), band="r")
+    with pytest.raises(ValueError, match=r"n_inputs must be 'all' or numbers of bands at hand from 1 to 2, got \[3\]"):
+        any_band.calibrate(data, n_inputs=[3])
+
+
+def test_a_calibration_needs_one_translator_of_the_band_per_galaxy(any_band, data):
+    from bandsynth.uncertainty.fitting import calibrate_translator
+
+    task = any_band.task(inputs=["g"], output="r")
+    with pytest.raises(ValueError, match=r"per_galaxy must give one translator predicting r per calibration galaxy "
+                                         r"\(2\), got 1"):
+        calibrate_translator(task, data, indices=[0, 1], per_galaxy=[task])
+    with pytest.raises(ValueError, match="per_galaxy must give one translator predicting r"):
+        calibrate_translator(task, data, indices=[0], per_galaxy=[any_band.task(inputs=["g"], output="NUV")])
 
 
 def test_a_request_is_framing_invariant(any_band):

@@ -154,3 +154,14 @@ def test_models_shows_the_card_of_an_any_band_model(tiny_any_band_model, capsys)
     text = capsys.readouterr().out
     assert "tiny_any: any of NUV, g, r, Ks from any of NUV, g, r, Ks" in text
     assert "colour model  per request" in text and "uncertainty   not calibrated" in text
+
+
+def test_models_shows_an_any_band_calibration_per_number_of_bands_at_hand(capsys):
+    from bandsynth import Translator
+
+    card = Translator.load("any_band_kids_viking").card
+    assert main(["models", "any_band_kids_viking"]) == 0
+    text = capsys.readouterr().out
+    one = card.calibration["KiDS_r"]["by_n_inputs"]["1"]["plain"]["coverage_1sigma"]
+    assert (f"uncertainty   KiDS_r from fewer bands drawn at random, plain: 1-sigma coverage by number at hand "
+            f"1: {one:.3f}, 2: ") in text

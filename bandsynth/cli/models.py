@@ -102,6 +102,12 @@ def format_card(card, path) -> str:
         for config, calibration in dict(entry.get("configurations", {})).items():
             lines.append(f"  uncertainty   {band} from {'+'.join(entry.get('inputs', ()))}, {config}: 1-sigma coverage "
                          f"{calibration.get('coverage_1sigma', float('nan')):.3f} (calibrated)")
+        by_size = dict(entry.get("by_n_inputs", {}))
+        if by_size:
+            coverage = ", ".join(f"{n}: {dict(c.get('plain', {})).get('coverage_1sigma', float('nan')):.3f}"
+                                 for n, c in sorted(by_size.items(), key=lambda item: int(item[0])))
+            lines.append(f"  uncertainty   {band} from fewer bands drawn at random, plain: 1-sigma coverage by "
+                         f"number at hand {coverage} (calibrated)")
     for config, entry in (card.calibration or {}).items() if not card.outputs else ():
         lines.append(f"  uncertainty   {config}: 1-sigma coverage {entry.get('coverage_1sigma', float('nan')):.3f}, "
                      f"2-sigma {entry.get('coverage_2sigma', float('nan')):.3f} (calibrated)")

@@ -60,8 +60,21 @@ def _truths(data, indices, stacks, band):
     return [s[band] for s in stacks]
 
 
+def _scaled_prediction(translator, stack, inside, settings, rng):
+    """Mean and uncalibrated sigma (scaled units) of one galaxy's pixels ``inside`` its footprint and unmasked,
+    predicted in a configuration's ``settings``; and which pixels those are."""
+    x, mask, noise = translator.scale_inputs(stack.select(translator.inputs))
+    noise = noise[None] if settings["monte_carlo"] and noise is not None else None
+    mean, variance, _ = translator.predict_scaled(
+        x[None], noise, uncertainty=True, tta=settings["tta"], n_samples=8, rng=rng,
+        run=dict(batch_size=8, tile=512, precision="fp32", compile=False, progress=None))
+    use = inside & ~mask
+    return mean[0, 0][use].astype(np.float64), np.sqrt(variance[0, 0][use]), use
+
+
 def calibrate_translator(translator, data, *, indices=None, split="validation",
-                         configurations=("plain", "tta", "mc", "tta+mc"), fitted_on=None, footprint="target"):
+                         configurations=("plain", "tta", "mc", "tta+mc"), fitted_on=None, footprint="target",
+                         per_galaxy=None):
     """One `~bandsynth.uncertainty.Calibration` per configuration, from the galaxies ``indices`` of ``data``.
 
     Each galaxy is predicted with its uncalibrated sigma; inside the galaxy's
@@ -97,6 +110,10 @@ def calibrate_translator(translator, data, *, indices=None, split="validation",
         Segment the galaxy on the true target image, or on the sum of all the bands the
         galaxy's stack holds (observed galaxies: a faint target band alone detects only the
         core, while users measure the whole galaxy).
+    per_galaxy : sequence of `~bandsynth.Translator`, optional
+        The translator that predicts each galaxy of ``indices``, all wanting ``translator``'s band
+        with its scaling: requests of an any-band model from different bands at hand, whose
+        residuals make one calibration (default: ``translator`` for every galaxy).
 
     Returns
     -------
@@ -107,14 +124,18 @@ def calibrate_translator(translator, data, *, indices=None, split="validation",
     Raises
     ------
     ValueError
-        If a configuration or footprint is unknown, no galaxy is given, or no
-        galaxy is detected.
+        If a configuration or footprint is unknown, no galaxy is given, no
+        galaxy is detected, or ``per_galaxy`` does not give one translator of the band per galaxy.
     """
     _check_options(configurations, footprint)
     given = indices
     indices = list(data.indices(split) if indices is None else indices)
     if not indices:
         raise ValueError("cannot calibrate: no galaxies given")
+    translators = [translator] * len(indices) if per_galaxy is None else list(per_galaxy)
+    if len(translators) != len(indices) or any(t.output != translator.output for t in translators):
+        raise ValueError(f"per_galaxy must give one translator predicting {translator.output} per calibration "
+                         f"galaxy ({len(indices)}), got {len(translators)}")
     if fitted_on is None:
         fitted_on = f"the {split} split" if given is None else f"{len(indices)} galaxies chosen by the caller"
     if footprint == "detection":
@@ -124,7 +145,7 @@ def calibrate_translator(translator, data, *, indices=None, split="validation",
     target_noise = [None if t.uncertainty is None else np.asarray(t.uncertainty.array, np.float64) for t in truths]
     output_scaling = translator.scalings[translator.output]
     footprints = _footprints(stacks, truths, footprint)
-    has_noise = any(s[b].uncertainty is not None for s in stacks for b in translator.inputs)
+    has_noise = any(s[b].uncertainty is not None for s, t in zip(stacks, translators) for b in t.inputs)
     rng = np.random.default_rng(0)
     calibrations = {}
     for config in configurations:
@@ -132,20 +153,15 @@ def calibrate_translator(translator, data, *, indices=None, split="validation",
         if settings["monte_carlo"] and not has_noise:
             continue
         residual, noise_t, mean_s, sigma_s, galaxy = [], [], [], [], []
-        for g, (stack, true, inside, true_noise) in enumerate(zip(stacks, truths, footprints, target_noise)):
+        for g, (request, stack, true, inside, true_noise) in enumerate(
+                zip(translators, stacks, truths, footprints, target_noise)):
             if inside is None:
                 continue
-            x, mask, noise = translator.scale_inputs(stack.select(translator.inputs))
-            noise = noise[None] if settings["monte_carlo"] and noise is not None else None
-            mean, variance, _ = translator.predict_scaled(
-                x[None], noise, uncertainty=True, tta=settings["tta"], n_samples=8, rng=rng,
-                run=dict(batch_size=8, tile=512, precision="fp32", compile=False, progress=None))
-            use = inside & ~mask
-            m = mean[0, 0][use].astype(np.float64)
+            m, sigma, use = _scaled_prediction(request, stack, inside, settings, rng)
             residual.append(np.abs(output_scaling.inverse(m) - np.asarray(true.data, dtype=np.float64)[use]))
             noise_t.append(np.zeros(m.size) if true_noise is None else np.nan_to_num(true_noise[use]))
             mean_s.append(m)
-            sigma_s.append(np.sqrt(variance[0, 0][use]))
+            sigma_s.append(sigma)
             galaxy.append(np.full(int(use.sum()), g))
         if not residual:
             raise ValueError("cannot calibrate: no galaxy was detected in the calibration images")

@@ -310,15 +310,16 @@ def card_page(card):
     elif card.outputs:
         out.append(
             "One calibration per band written, fitted on the request with every other band at hand, per "
-            "``predict`` configuration; other requests are predicted with that band's calibration and a "
-            "warning that their coverage is not measured.  Temperatures multiply σ and depend on the "
-            "predicted (scaled) brightness.\n"
+            "``predict`` configuration; a request from a number of bands not calibrated below is predicted "
+            "with that band's calibration and a warning that its coverage is not measured.  Temperatures "
+            "multiply σ and depend on the predicted (scaled) brightness.\n"
         )
         rows = [[f"{band} from {'+'.join(dict(entry).get('inputs', ()))}: {config}",
                  *_calibration_row(config, dict(c))[1:]]
                 for band, entry in calib.items()
                 for config, c in dict(dict(entry).get("configurations", {})).items()]
         out.append(_list_table(["request: configuration", *CALIBRATION_HEADER[1:]], rows))
+        out.append(_by_n_inputs_table(calib))
         out.append("What these numbers mean: :doc:`/uncertainty`.\n")
     elif all(hasattr(v, "items") for v in calib.values()):
         out.append(
@@ -346,6 +347,20 @@ def card_page(card):
 
 CALIBRATION_HEADER = ["configuration", "stated errors", "temperature (faint → bright)", "1σ coverage", "2σ coverage",
                       "per-galaxy 1σ coverage, 10-90 %", "galaxies", "pixels", "fitted on"]
+
+
+def _by_n_inputs_table(calib):
+    """An any-band card's calibrations of requests from fewer bands: 1σ coverage per band and number at hand."""
+    sizes = sorted({int(n) for entry in calib.values() for n in dict(dict(entry).get("by_n_inputs", {}))})
+    if not sizes:
+        return ""
+    rows = [[band, *(_value(dict(dict(dict(dict(entry).get("by_n_inputs", {})).get(str(n), {})).get("plain", {}))
+                            .get("coverage_1sigma")) for n in sizes)] for band, entry in calib.items()]
+    return ("Requests from fewer bands are calibrated per number of bands at hand, on requests drawn at "
+            "random (a different set for each calibration galaxy), and predicted without a warning: their "
+            "coverage is measured over the requests of that size, not for each set of bands.  The 1σ "
+            "coverage of the ``plain`` configuration on the calibration galaxies:\n\n"
+            + _list_table(["band", *(f"from {n}" for n in sizes)], rows))
 
 
 def _calibration_row(configuration, entry):
