@@ -116,8 +116,10 @@ def describe_uncertainty(card, parts, configuration):
                "half_width_2sigma": calibration.half_width_2sigma})
     name = stated["distribution"] + (f" (beta = {stated['shape']:g})" if stated["distribution"] == "generalized normal"
                                      else "")
+    fitted_on = None if calibration is None else calibration.summary.get("fitted_on")
     method = (" + ".join(parts) + f"; calibration {configuration!r}"
-              + ("" if calibration is None else " (brightness-dependent temperature)")
+              + ("" if calibration is None else " (brightness-dependent temperature"
+                 + (f", fitted on {fitted_on})" if fitted_on else ")"))
               + f"; {name} errors: UNCERT is the half-width of the central 68.27 % interval in flux, "
               f"the 95.45 % interval is {stated['half_width_2sigma']:.3g} times wider")
     return calibration, method, stated

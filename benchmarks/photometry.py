@@ -12,7 +12,9 @@ on the training pixels; the SSIM in the paper's
 metric space (`bandsynth.evaluation.metric_space`) beside the previous zoo's card
 (bandsynth 0.1); the 1- and 2-sigma coverage of the footprint pixels (the central 68.27 % and
 95.45 % intervals of the error distribution the model's calibration states) and
-the 10-90 % range of the per-galaxy 1-sigma coverage.
+the 10-90 % range of the per-galaxy 1-sigma coverage.  Beside the model's median
+``|delta mag|``, the 16-84 % interval of a bootstrap over the galaxies (scipy): how
+far the figure would move with another draw of as many test galaxies.
 
     python benchmarks/photometry.py                      # every shipped model, 150 galaxies each
     python benchmarks/photometry.py --models nuv_k_to_r_paper --max-images 40
@@ -52,6 +54,18 @@ def _row(values):
     v = v[np.isfinite(v)]
     lo, hi = np.percentile(v, [16, 84])
     return f"{np.median(np.abs(v)):.4f} [{lo:+.3f}, {hi:+.3f}]"
+
+
+def _median_interval(values):
+    """16-84 % bootstrap interval of the median ``|delta mag|`` over the galaxies."""
+    from scipy.stats import bootstrap
+
+    v = np.abs(np.asarray(values, dtype=float))
+    v = v[np.isfinite(v)]
+    result = bootstrap((v,), np.median, confidence_level=0.68, n_resamples=2000, method="percentile",
+                       random_state=np.random.default_rng(0))
+    low, high = result.confidence_interval
+    return f"{low:.4f}-{high:.4f}"
 
 
 def measure(translator, *, max_images=150, progress=False, data=None):
@@ -107,7 +121,8 @@ def main(argv=None):
         data = open_dataset(args.data)
     names = args.models or [c.name for c in list_models()]
     print(f"{'model':<11} {'n':>4} {'|dmag| model [16-84%]':>28} {'linear colour':>28} {'nearest band':>28} "
-          f"{'SSIM':>6} {'(0.1)':>6} {'cov1':>5} {'cov2':>5} {'galaxy cov1 10-90%':>19}")
+          f"{'SSIM':>6} {'(0.1)':>6} {'cov1':>5} {'cov2':>5} {'galaxy cov1 10-90%':>19} "
+          f"{'model median 16-84% (bootstrap)':>32}")
     for name in names:
         translator = Translator.load(name)
         try:
@@ -120,7 +135,8 @@ def main(argv=None):
         p10, p90 = np.percentile(m["galaxy_cov1"], [10, 90])
         print(f"{name:<11} {len(m['model']):>4} {_row(m['model']):>28} {_row(m['linear_colour']):>28} "
               f"{_row(m['nearest_band']):>28} {np.mean(m['ssim']):>6.4f} {PREVIOUS_SSIM.get(name, np.nan):>6.4f} "
-              f"{np.mean(z <= 1):>5.3f} {np.mean(z2 <= 1):>5.3f} {f'{p10:.2f}-{p90:.2f}':>19}", flush=True)
+              f"{np.mean(z <= 1):>5.3f} {np.mean(z2 <= 1):>5.3f} {f'{p10:.2f}-{p90:.2f}':>19} "
+              f"{_median_interval(m['model']):>32}", flush=True)
 
 
 if __name__ == "__main__":

@@ -233,7 +233,9 @@ def test_requests_from_fewer_bands_get_the_calibration_of_their_number_of_bands(
     assert request_calibration(any_band.card, ["g", "Ks"], "r") == {}  # two bands at hand: not calibrated
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # measured over the requests from one band: no warning
-        any_band.predict(make_galaxy_stack(7).select(["Ks"]), band="r")
+        r = any_band.predict(make_galaxy_stack(7).select(["Ks"]), band="r")
+    # the provenance says which calibration the uncertainty has
+    assert "each galaxy predicted from 1 of the other bands drawn at random" in r.meta["provenance"]["uncertainty_method"]
     with pytest.raises(ValueError, match=r"n_inputs must be 'all' or numbers of bands at hand from 1 to 2, got \[3\]"):
         any_band.calibrate(data, n_inputs=[3])
 
