@@ -288,7 +288,7 @@ class AnyBandTranslator(ModelAccess):
             Holds every band of the model (``stack(i)``, ``indices(split)``).
         n_inputs : "all" or sequence of int
             The numbers of bands at hand calibrated besides every other band: ``"all"`` (each from
-            one to all but two of the model's bands) or a sequence (empty: that request alone).
+            one to one fewer than the band's others) or a sequence (empty: that request alone).
         seed : int
             Seed of the random requests.
         **options
@@ -305,11 +305,11 @@ class AnyBandTranslator(ModelAccess):
         Raises
         ------
         ValueError
-            A number of bands at hand outside one to all but two of the model's bands.
+            A number of bands at hand outside one to one fewer than a band's others.
         """
-        largest = len(self.inputs) - 2
-        sizes = range(1, largest + 1) if isinstance(n_inputs, str) and n_inputs == "all" else list(n_inputs)
-        bad = [n for n in sizes if not 1 <= n <= largest]
+        every_size = isinstance(n_inputs, str) and n_inputs == "all"
+        largest = min(len([b for b in self.inputs if b != band]) for band in self.outputs) - 1
+        bad = [] if every_size else [n for n in n_inputs if not 1 <= n <= largest]
         if bad:
             raise ValueError(f"n_inputs must be 'all' or numbers of bands at hand from 1 to {largest}, got {bad}")
         from .uncertainty.fitting import calibrate_translator
@@ -325,7 +325,7 @@ class AnyBandTranslator(ModelAccess):
             task = self.task(inputs=inputs, output=band).calibrate(data, indices=indices, fitted_on=fitted_on,
                                                                    **options)
             entry = {"inputs": inputs, "configurations": {k: c.to_dict() for k, c in task.calibrations.items()}}
-            for n in sizes:
+            for n in range(1, len(inputs)) if every_size else n_inputs:
                 drawn = [self.task(inputs=[inputs[k] for k in sorted(rng.choice(len(inputs), n, replace=False))],
                                    output=band) for _ in indices]
                 calibrations = calibrate_translator(

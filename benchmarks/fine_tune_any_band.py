@@ -148,7 +148,8 @@ def main(argv=None):
                              "from a random number of the others (default 0)")
     parser.add_argument("--calibration-n-inputs", nargs="*", type=int, metavar="N",
                         help="numbers of bands at hand calibrated besides every other band, on random requests "
-                             "(default: each from 1 to all but two; the option without numbers: none)")
+                             "(default: each from 1 to one fewer than the other bands; the option without "
+                             "numbers: none)")
     parser.add_argument("--calibrate-only", action="store_true",
                         help="keep every weight of --init and calibrate it afresh on the validation galaxies")
     parser.add_argument("--version", type=int, help="model version written into the card (default: --init's, "
