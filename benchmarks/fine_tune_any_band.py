@@ -30,6 +30,12 @@ nearest filter and the stamps put onto the model's pixel scale as real_sky.py do
 With ``--sigma-head-only`` (the second command: version 2) only the σ head is trained again
 (`bandsynth.uncertainty.fitting.fit_sigma_head`), on the training galaxies with each target's
 sky noise added to the likelihood's variance, and the model is calibrated afresh.
+With ``--calibrate-only`` every weight is kept and the model is only calibrated afresh:
+each band from all the others and, per number of bands at hand, from random sets of them
+(``--calibration-n-inputs``; `AnyBandTranslator.calibrate`), as for version 4:
+
+    python benchmarks/fine_tune_any_band.py --real-data ../shared/realdata/kids_viking \\
+        --init V3 --calibrate-only --version 4 --name any_band_kids_viking --out /tmp/ft/v4
 """
 
 from __future__ import annotations
