@@ -312,19 +312,19 @@ class AnyBandTranslator(ModelAccess):
         bad = [] if every_size else [n for n in n_inputs if not 1 <= n <= largest]
         if bad:
             raise ValueError(f"n_inputs must be 'all' or numbers of bands at hand from 1 to {largest}, got {bad}")
-        from .uncertainty.fitting import calibrate_translator
+        from .uncertainty.fitting import calibrate_translator, calibration_galaxies
 
-        split, given = options.pop("split", "validation"), options.pop("indices", None)
-        indices = list(data.indices(split) if given is None else given)
-        fitted_on = options.pop("fitted_on", None) or (f"the {split} split" if given is None
-                                                       else f"{len(indices)} galaxies chosen by the caller")
+        indices, fitted_on = calibration_galaxies(data, indices=options.pop("indices", None),
+                                                  split=options.pop("split", "validation"),
+                                                  fitted_on=options.pop("fitted_on", None))
         rng = np.random.default_rng(seed)
         calibration = {}
         for band in self.outputs:
             inputs = [b for b in self.inputs if b != band]
-            task = self.task(inputs=inputs, output=band).calibrate(data, indices=indices, fitted_on=fitted_on,
-                                                                   **options)
-            entry = {"inputs": inputs, "configurations": {k: c.to_dict() for k, c in task.calibrations.items()}}
+            task = self.task(inputs=inputs, output=band)
+            entry = {"inputs": inputs, "configurations": {
+                k: c.to_dict() for k, c in calibrate_translator(task, data, indices=indices, fitted_on=fitted_on,
+                                                                **options).items()}}
             for n in range(1, len(inputs)) if every_size else n_inputs:
                 drawn = [self.task(inputs=[inputs[k] for k in sorted(rng.choice(len(inputs), n, replace=False))],
                                    output=band) for _ in indices]

@@ -191,12 +191,12 @@ def main(argv=None):
     calibration_text = (f"{len(calibration)} observed galaxies of the fit part, not trained on (their sky noise taken "
                         "out of the residuals)")
     if args.sigma_head_only or args.calibrate_only:
-        from bandsynth.uncertainty.fitting import fit_sigma_head
-
         name = args.name or start.name
         train = list(data.indices("train"))
         translator = start
         if args.sigma_head_only:
+            from bandsynth.uncertainty.fitting import fit_sigma_head
+
             requests = head_requests(bands, args.sigma_head_requests, seed=args.seed)
             translator = fit_sigma_head(start, data, indices=train, epochs=args.epochs, lr=args.lr, seed=args.seed,
                                         footprint=args.calibration_footprint, requests=requests, recipe=recipe,

@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 
 import numpy as np
+from real_sky import bootstrap_68
 
 from bandsynth import Translator, list_models
 from bandsynth.bands import get_band
@@ -58,13 +59,8 @@ def _row(values):
 
 def _median_interval(values):
     """16-84 % bootstrap interval of the median ``|delta mag|`` over the galaxies."""
-    from scipy.stats import bootstrap
-
     v = np.abs(np.asarray(values, dtype=float))
-    v = v[np.isfinite(v)]
-    result = bootstrap((v,), np.median, confidence_level=0.68, n_resamples=2000, method="percentile",
-                       random_state=np.random.default_rng(0))
-    low, high = result.confidence_interval
+    low, high = bootstrap_68((v[np.isfinite(v)],), np.median)
     return f"{low:.4f}-{high:.4f}"
 
 

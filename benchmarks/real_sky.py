@@ -287,21 +287,26 @@ def _dmag_text(rows, key):
     return f"{np.median(np.abs(values)):.3f} [{lo:+.2f}, {hi:+.2f}]"
 
 
-def _gap_text(rows, key, baseline):
-    """Median ``|dmag|`` of ``key`` minus that of ``baseline``, with the 16-84 % interval of a bootstrap over
-    the galaxies, paired (each resample draws the same galaxies for both): is the difference more than the
-    luck of which galaxies were held out?"""
+def bootstrap_68(samples, statistic):
+    """16-84 % interval of ``statistic(*samples, axis=-1)`` from a bootstrap over the galaxies (scipy, 2000
+    resamples, seed 0); several samples are resampled together (paired: the same galaxies for each)."""
     from scipy.stats import bootstrap
 
+    result = bootstrap(tuple(samples), statistic, paired=len(samples) > 1, vectorized=True, confidence_level=0.68,
+                       n_resamples=2000, method="percentile", random_state=np.random.default_rng(0))
+    return tuple(result.confidence_interval)
+
+
+def _gap_text(rows, key, baseline):
+    """Median ``|dmag|`` of ``key`` minus that of ``baseline``, with its paired bootstrap interval: is the
+    difference more than the luck of which galaxies were held out?"""
     pairs = np.array([[r[key], r[baseline]] for r in rows], dtype=float)
     pairs = pairs[np.isfinite(pairs).all(axis=1)]
 
     def gap(a, b, axis=-1):
         return np.median(np.abs(a), axis=axis) - np.median(np.abs(b), axis=axis)
 
-    result = bootstrap((pairs[:, 0], pairs[:, 1]), gap, paired=True, vectorized=True, confidence_level=0.68,
-                       n_resamples=2000, method="percentile", random_state=np.random.default_rng(0))
-    low, high = result.confidence_interval
+    low, high = bootstrap_68((pairs[:, 0], pairs[:, 1]), gap)
     return f"{gap(pairs[:, 0], pairs[:, 1]):+.3f} [{low:+.3f}, {high:+.3f}]"
 
 

@@ -9,7 +9,7 @@ import numpy as np
 from .calibration import CONFIGURATIONS, fit_calibration
 from .components import temperature_for_flux_half_width
 
-__all__ = ["calibrate_translator", "fit_sigma_head", "FOOTPRINTS"]
+__all__ = ["calibrate_translator", "calibration_galaxies", "fit_sigma_head", "FOOTPRINTS"]
 
 #: Where the residuals are measured: the galaxy as detected in the target band, or in the sum of all its bands.
 FOOTPRINTS = ("target", "detection")
@@ -58,6 +58,44 @@ def _truths(data, indices, stacks, band):
     if getattr(data, "has_truth", False):
         return [data.stack(int(i), truth=True)[band] for i in indices]
     return [s[band] for s in stacks]
+
+
+def calibration_galaxies(data, *, indices=None, split="validation", fitted_on=None):
+    """The calibration galaxies of ``data`` and the words a card records for them.
+
+    Parameters
+    ----------
+    data : data set
+        With ``indices(split)``.
+    indices : sequence of int, optional
+        The galaxies (default: every galaxy of ``split``).
+    split : str
+    fitted_on : str, optional
+        Where they come from (default: the split, or how many the caller chose).
+
+    Returns
+    -------
+    indices : list of int
+    fitted_on : str
+
+    Raises
+    ------
+    ValueError
+        If no galaxy is given.
+
+    Examples
+    --------
+    >>> from bandsynth.datasets import make_dataset
+    >>> data = make_dataset(8, seed=0, bands=["g", "r"], size=32)
+    >>> calibration_galaxies(data, indices=[0, 3])
+    ([0, 3], '2 galaxies chosen by the caller')
+    """
+    chosen = list(data.indices(split) if indices is None else indices)
+    if not chosen:
+        raise ValueError("cannot calibrate: no galaxies given")
+    if fitted_on is None:
+        fitted_on = f"the {split} split" if indices is None else f"{len(chosen)} galaxies chosen by the caller"
+    return chosen, fitted_on
 
 
 def _scaled_prediction(translator, stack, inside, settings, rng):
@@ -128,16 +166,11 @@ def calibrate_translator(translator, data, *, indices=None, split="validation",
         galaxy is detected, or ``per_galaxy`` does not give one translator of the band per galaxy.
     """
     _check_options(configurations, footprint)
-    given = indices
-    indices = list(data.indices(split) if indices is None else indices)
-    if not indices:
-        raise ValueError("cannot calibrate: no galaxies given")
+    indices, fitted_on = calibration_galaxies(data, indices=indices, split=split, fitted_on=fitted_on)
     translators = [translator] * len(indices) if per_galaxy is None else list(per_galaxy)
     if len(translators) != len(indices) or any(t.output != translator.output for t in translators):
         raise ValueError(f"per_galaxy must give one translator predicting {translator.output} per calibration "
                          f"galaxy ({len(indices)}), got {len(translators)}")
-    if fitted_on is None:
-        fitted_on = f"the {split} split" if given is None else f"{len(indices)} galaxies chosen by the caller"
     if footprint == "detection":
         fitted_on += "; residuals in the galaxy detected in the sum of its bands"
     stacks = [data.stack(int(i)) for i in indices]
