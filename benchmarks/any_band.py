@@ -18,7 +18,11 @@ coverage):
     python benchmarks/any_band.py --model runs/any_band_kv_out/any_band_kids_viking \
         --data runs/data/kids_viking_u_g_r_i_Z_Y_J_H_Ks_0.2as_96px_r15-20.5_2000
 
-A survey-layer set is scored against its noise-free truth.
+A survey-layer set is scored against its noise-free truth.  ``--parts`` runs some of the
+four parts; ``--no-dedicated`` leaves the dedicated models' rows out of part 1 (they do not
+change between any-band runs):
+
+    python benchmarks/any_band.py --model runs/any_band_out/any_band_ideal --data ... --parts paper --no-dedicated
 """
 
 from __future__ import annotations
@@ -42,6 +46,10 @@ PAPER = {"nuv_k_to_g_paper": (("NUV", "Ks"), "g"), "nuv_k_to_r_paper": (("NUV", 
 #: r from fewer and fewer bands (each name stands for the model's band nearest to it in wavelength).
 DEGRADATION = (("u", "g", "i", "VISTA_Z", "VISTA_Y", "J", "H", "Ks"), ("u", "g", "i", "VISTA_Z", "J", "H", "Ks"),
                ("g", "i", "VISTA_Z"), ("g", "VISTA_Z"), ("g",), ("NUV", "Ks"))
+
+
+#: The benchmark's parts, in the order they run.
+PARTS = ("paper", "others", "degradation", "speed")
 
 
 def degradation_requests(model):
@@ -81,6 +89,10 @@ def main(argv=None):
     parser.add_argument("--model", required=True, help="the any-band model (path or name)")
     parser.add_argument("--data", required=True, help="the stored data set holding all its bands")
     parser.add_argument("--max-images", type=int, default=150, help="test galaxies per row")
+    parser.add_argument("--parts", nargs="+", choices=PARTS, default=list(PARTS),
+                        help="which parts to run (default: all)")
+    parser.add_argument("--no-dedicated", action="store_true",
+                        help="part 1 without the dedicated models' rows (they do not change between any-band runs)")
     args = parser.parse_args(argv)
 
     from bandsynth import Translator
@@ -95,18 +107,30 @@ def main(argv=None):
             warnings.simplefilter("ignore")  # requests the calibration was not fitted on say so; cov1 shows it
             print(f"{label:<34} {_summary(measure(translator, max_images=args.max_images, data=data))}", flush=True)
 
-    print("1. the paper's mappings: dedicated model, then the any-band model's request\n" + header)
-    for name, (inputs, output) in PAPER.items():
-        if output in model.outputs and all(b in model.inputs for b in inputs):
-            row(name, Translator.load(name))
-            row(f"  {model.name}: {'+'.join(inputs)} -> {output}", model.task(inputs=inputs, output=output))
-    print("\n2. each band from all the others\n" + header)
-    for band in model.outputs:
-        row(f"{band} from the other {len(model.inputs) - 1}", model.task(
-            inputs=[b for b in model.inputs if b != band], output=band))
-    print("\n3. r from fewer bands\n" + header)
-    for inputs, output in degradation_requests(model):
-        row(f"{output} from {'+'.join(inputs)}", model.task(inputs=inputs, output=output))
+    if "paper" in args.parts:
+        print("1. the paper's mappings: dedicated model, then the any-band model's request\n" + header)
+        for name, (inputs, output) in PAPER.items():
+            if output in model.outputs and all(b in model.inputs for b in inputs):
+                if not args.no_dedicated:
+                    row(name, Translator.load(name))
+                row(f"  {model.name}: {'+'.join(inputs)} -> {output}", model.task(inputs=inputs, output=output))
+    if "others" in args.parts:
+        print("\n2. each band from all the others\n" + header)
+        for band in model.outputs:
+            row(f"{band} from the other {len(model.inputs) - 1}", model.task(
+                inputs=[b for b in model.inputs if b != band], output=band))
+    if "degradation" in args.parts:
+        print("\n3. r from fewer bands\n" + header)
+        for inputs, output in degradation_requests(model):
+            row(f"{output} from {'+'.join(inputs)}", model.task(inputs=inputs, output=output))
+    if "speed" in args.parts:
+        _print_speed(model)
+
+
+def _print_speed(model):
+    """Part 4: one forward pass of a request against the dedicated model's."""
+    from bandsynth import Translator
+
     print("\n4. one forward pass of 8 x 128 x 128 (fp32, eager), ratio to the dedicated model")
     # the time does not depend on the request: every request fills the same planes
     dedicated = Translator.load("nuv_k_to_r_paper")
@@ -114,7 +138,6 @@ def main(argv=None):
     base, mine = _speed(dedicated), _speed(model.task(inputs=inputs, output=output))
     print(f"nuv_k_to_r_paper ({dedicated.card.preset}) {base:.3f} s; {model.name} {'+'.join(inputs)} -> {output} "
           f"({model.card.preset}) {mine:.3f} s: ratio {mine / base:.2f}")
-
 
 if __name__ == "__main__":
     main()

@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 from bandsynth.nn.any_band import BASELINES
+from bandsynth.nn.losses import FLUX_ERRORS
 
 #: The bands of the paper's ideal-mode mappings and those between them.
 BANDS = ("FUV", "NUV", "u", "g", "r", "i", "z", "J", "H", "Ks")
@@ -48,12 +49,19 @@ def main(argv=None):
     parser.add_argument("--r-mag-range", type=float, nargs=2, help="r magnitudes of the --survey galaxies")
     parser.add_argument("--moment-pixels", choices=["all", "sources"],
                         help="pixels the colour models are fitted on (default: sources with --survey, else all)")
-    parser.add_argument("--baseline", choices=BASELINES, default="scaled",
-                        help="every request's colour model: linear in the scaled units (default) or in flux "
-                             "(a new model; --init keeps its own)")
+    parser.add_argument("--baseline", choices=BASELINES,
+                        help="every request's colour model: linear in the scaled units (the default of a new "
+                             "model) or in flux; --init keeps its own unless --refit-moments")
     parser.add_argument("--flux-weight", type=float, default=0.0,
                         help="weight of the loss's photometric term (relative error of each crop's total flux)")
+    parser.add_argument("--flux-error", choices=FLUX_ERRORS, default="total",
+                        help="what the photometric term compares: each crop's total flux or its pixels' fluxes")
+    parser.add_argument("--average-epochs", type=int,
+                        help="keep the mean of the weights at the ends of the last this many epochs")
     parser.add_argument("--init", help="continue from this saved any-band model (same bands; a new schedule)")
+    parser.add_argument("--refit-moments", action="store_true",
+                        help="with --init: solve the colour models afresh from the data, of the kind --baseline "
+                             "names (another kind than the init's starts its correction at zero)")
     args = parser.parse_args(argv)
 
     from bandsynth import Translator
@@ -83,18 +91,26 @@ def main(argv=None):
                                   **render)
         print(f"rendered {len(data)} galaxies into {path} in {time.perf_counter() - started:.0f} s", flush=True)
     bands = [band.name for band in data.bands]  # registry names: a survey's "r" is stored as e.g. KiDS_r
+    init = None if args.init is None else Translator.load(args.init)
     started = time.perf_counter()
     net, scalings, result, sizes = train_any_band(
         data, bands, preset=args.preset, epochs=args.epochs, lr=args.lr, seed=args.seed, crop_size=args.crop,
         max_inputs=args.max_inputs, checkpoint_dir=Path(args.runs), checkpoint_every=200, progress=False,
         moment_pixels=args.moment_pixels or ("all" if args.survey is None else "sources"),
-        baseline=None if args.init else args.baseline, flux_weight=args.flux_weight,
-        init=None if args.init is None else Translator.load(args.init).model)
+        baseline=args.baseline, flux_weight=args.flux_weight, flux_error=args.flux_error,
+        average_epochs=args.average_epochs, refit_moments=args.refit_moments,
+        init=None if init is None else init.model)
     recipe = "python benchmarks/train_any_band.py " + shlex.join(sys.argv[1:] if argv is None else argv)
     card = any_band_card(data, net, name=args.name, preset=args.preset, scalings=scalings, result=result, sizes=sizes,
                          options=dict(seed=args.seed, epochs=args.epochs, batch_size=8, crop_size=args.crop,
                                       lr=args.lr, stretch=50.0, max_inputs=args.max_inputs, recipe=recipe,
                                       flux_weight=args.flux_weight,
+                                      **({"flux_error": args.flux_error} if args.flux_weight else {}),
+                                      average_epochs=args.average_epochs,
+                                      **({} if init is None else {
+                                          "moments": "refitted" if args.refit_moments else "kept from init",
+                                          "init": {"path": args.init, "recipe": init.card.training.get("recipe"),
+                                                   "init": init.card.training.get("init")}}),
                                       duration_s=round(time.perf_counter() - started, 1)),
                          description=f"any of {', '.join(bands)} from any subset of the others, on {universe}")
     translator = AnyBandTranslator(net, card, one_mapping=Translator)
