@@ -139,5 +139,6 @@ def _print_speed(model):
     print(f"nuv_k_to_r_paper ({dedicated.card.preset}) {base:.3f} s; {model.name} {'+'.join(inputs)} -> {output} "
           f"({model.card.preset}) {mine:.3f} s: ratio {mine / base:.2f}")
 
+
 if __name__ == "__main__":
     main()
