@@ -63,6 +63,8 @@ def main(argv=None):
                         help="with --init: solve the colour models afresh from the data, of the kind --baseline "
                              "names (another kind than the init's starts its correction at zero)")
     args = parser.parse_args(argv)
+    if args.refit_moments and args.init is None:
+        parser.error("--refit-moments refits the colour models of --init: give --init")
 
     from bandsynth import Translator
     from bandsynth.any_band_translator import AnyBandTranslator
