@@ -145,6 +145,10 @@ def main(argv=None):
                              "them against noisy targets): every validation galaxy then calibrates")
     parser.add_argument("--average-epochs", type=int, metavar="N",
                         help="keep the mean of the weights at the ends of the last N epochs")
+    parser.add_argument("--favour-every-other", action="store_true",
+                        help="draw each band's request from every other band (the one real_sky.py scores) for a "
+                             "share --favour-share of the training crops")
+    parser.add_argument("--favour-share", type=float, default=0.5, help="see --favour-every-other")
     parser.add_argument("--keep-moments", action="store_true", help="keep the colour models of --init")
     parser.add_argument("--sigma-head-only", action="store_true",
                         help="keep --init's weights but its σ head, fitted again on the training galaxies with their "
@@ -169,6 +173,8 @@ def main(argv=None):
                      "with --sigma-head-only")
     if args.calibrate_only and args.sigma_head_only:
         parser.error("--calibrate-only keeps the σ head of --init: leave out --sigma-head-only")
+    if not 0.0 <= args.favour_share <= 1.0:
+        parser.error(f"--favour-share must be in [0, 1], got {args.favour_share}")
 
     n_inputs = "all" if args.calibration_n_inputs is None else args.calibration_n_inputs
     from bandsynth import Translator
@@ -216,12 +222,14 @@ def main(argv=None):
         print(f"{name} version {version}: written to {Path(args.out) / name}", flush=True)
         return
     started = time.perf_counter()
+    favoured = [(tuple(b for b in bands if b != wanted), wanted) for wanted in bands] if args.favour_every_other \
+        else []
     net, scalings, result, sizes = train_any_band(
         data, bands, epochs=args.epochs, lr=args.lr, seed=args.seed, crop_size=args.crop, init=start.model,
         refit_moments=not args.keep_moments, moment_pixels=args.moment_pixels, baseline=args.baseline,
         crops_per_image=args.crops, select_checkpoint=not args.keep_last, average_epochs=args.average_epochs,
         ssim_weight=args.ssim_weight, flux_weight=args.flux_weight, flux_error=args.flux_error,
-        checkpoint_dir=Path(args.runs),
+        favoured=favoured, favoured_share=args.favour_share if favoured else 0.0, checkpoint_dir=Path(args.runs),
         checkpoint_every=100, progress=False)
     _, checkpoint = chosen_weights(result, select_checkpoint=not args.keep_last)
     name = args.name or f"{start.name}_kids"
@@ -231,6 +239,8 @@ def main(argv=None):
                      crops_per_image=args.crops, ssim_weight=args.ssim_weight, flux_weight=args.flux_weight,
                      **({"flux_error": args.flux_error} if args.flux_weight else {}), checkpoint=checkpoint,
                      moment_pixels=args.moment_pixels,
+                     **({"favoured": [[list(present), wanted] for present, wanted in favoured],
+                         "favoured_share": args.favour_share} if favoured else {}),
                      moments="kept from init" if args.keep_moments else "refitted",
                      recipe=recipe, duration_s=round(time.perf_counter() - started, 1),
                      init={"path": args.init, "recipe": start.card.training.get("recipe"),

@@ -29,6 +29,14 @@ from bandsynth.nn.losses import FLUX_ERRORS
 BANDS = ("FUV", "NUV", "u", "g", "r", "i", "z", "J", "H", "Ks")
 
 
+def favoured_request(text):
+    """``"NUV,Ks:r"`` -> ``(("NUV", "Ks"), "r")``: one value of ``--favour``."""
+    bands_in, sep, out = text.partition(":")
+    if not sep or not bands_in or not out or "," in out:
+        raise argparse.ArgumentTypeError(f"expected BANDS_AT_HAND:WANTED_BAND such as NUV,Ks:r, got {text!r}")
+    return tuple(bands_in.split(",")), out
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--bands", nargs="+", default=list(BANDS), help="the bands the model reads and writes")
@@ -58,11 +66,21 @@ def main(argv=None):
                         help="what the photometric term compares: each crop's total flux or its pixels' fluxes")
     parser.add_argument("--average-epochs", type=int,
                         help="keep the mean of the weights at the ends of the last this many epochs")
+    parser.add_argument("--favour", nargs="+", type=favoured_request, default=[], metavar="IN,IN:OUT",
+                        help="requests drawn more often than uniformly, e.g. NUV,Ks:r g,r:u")
+    parser.add_argument("--favour-share", type=float, default=0.5,
+                        help="with --favour: the share of training crops whose request is one of them")
+    parser.add_argument("--calibration-n-inputs", nargs="*", type=int, metavar="N",
+                        help="numbers of bands at hand calibrated besides every other band, on random requests "
+                             "(default: each from 1 to one fewer than the other bands; the option without "
+                             "numbers: none)")
     parser.add_argument("--init", help="continue from this saved any-band model (same bands; a new schedule)")
     parser.add_argument("--refit-moments", action="store_true",
                         help="with --init: solve the colour models afresh from the data, of the kind --baseline "
                              "names (another kind than the init's starts its correction at zero)")
     args = parser.parse_args(argv)
+    if not 0.0 <= args.favour_share <= 1.0:
+        parser.error(f"--favour-share must be in [0, 1], got {args.favour_share}")
     if args.refit_moments and args.init is None:
         parser.error("--refit-moments refits the colour models of --init: give --init")
 
@@ -100,7 +118,8 @@ def main(argv=None):
         max_inputs=args.max_inputs, checkpoint_dir=Path(args.runs), checkpoint_every=200, progress=False,
         moment_pixels=args.moment_pixels or ("all" if args.survey is None else "sources"),
         baseline=args.baseline, flux_weight=args.flux_weight, flux_error=args.flux_error,
-        average_epochs=args.average_epochs, refit_moments=args.refit_moments,
+        average_epochs=args.average_epochs, refit_moments=args.refit_moments, favoured=args.favour,
+        favoured_share=args.favour_share if args.favour else 0.0,
         init=None if init is None else init.model)
     recipe = "python benchmarks/train_any_band.py " + shlex.join(sys.argv[1:] if argv is None else argv)
     card = any_band_card(data, net, name=args.name, preset=args.preset, scalings=scalings, result=result, sizes=sizes,
@@ -109,6 +128,8 @@ def main(argv=None):
                                       flux_weight=args.flux_weight,
                                       **({"flux_error": args.flux_error} if args.flux_weight else {}),
                                       average_epochs=args.average_epochs,
+                                      **({"favoured": [[list(bands_in), out] for bands_in, out in args.favour],
+                                          "favoured_share": args.favour_share} if args.favour else {}),
                                       **({} if init is None else {
                                           "moments": "refitted" if args.refit_moments else "kept from init",
                                           "init": {"path": args.init, "recipe": init.card.training.get("recipe"),
@@ -119,7 +140,8 @@ def main(argv=None):
     _, calibration = split_validation(data, calibrate=True)
     # with input noise (the survey layer) predict draws it by Monte Carlo: those configurations need a calibration too
     configurations = ("plain", "tta", "mc", "tta+mc") if data.has_uncertainty else ("plain", "tta")
-    translator = translator.calibrate(data, indices=calibration, configurations=configurations,
+    n_inputs = "all" if args.calibration_n_inputs is None else args.calibration_n_inputs
+    translator = translator.calibrate(data, indices=calibration, configurations=configurations, n_inputs=n_inputs,
                                       fitted_on=CALIBRATION_HALF)
     translator = translator.save(Path(args.out) / args.name, overwrite=True)
     print(f"{args.name}: best validation SSIM {result.best_metric:.4f} after {result.steps} steps; "

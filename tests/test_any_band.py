@@ -123,6 +123,28 @@ def test_requests_are_drawn_from_the_allowed_bands(data, scalings):
     assert len(seen) > 5  # new requests each epoch
 
 
+def test_favoured_requests_take_their_share_and_leave_the_uniform_draws_as_they_were(data, scalings):
+    common = dict(bands=BANDS, scalings=scalings, split="train", augment=True, seed=3)
+    favoured = [(("Ks", "NUV"), "r"), (("g",), "NUV")]  # given in any order, kept in slot order
+    items = BandSubsetDataset(data, favoured=favoured, favoured_share=0.6, **common)
+    uniform = BandSubsetDataset(data, **common)
+    drawn, n_favoured = 0, 0
+    for epoch in range(40):
+        items.set_epoch(epoch)
+        uniform.set_epoch(epoch)
+        for i in range(len(items)):
+            request = items.request(i)
+            drawn += 1
+            if request in ((("NUV", "Ks"), "r"), (("g",), "NUV")):
+                n_favoured += 1
+            else:
+                assert request == uniform.request(i)
+    # the uniform draw itself gives each of these two about 1 in 60 requests
+    assert 0.55 < n_favoured / drawn < 0.7
+    items.augment = uniform.augment = False  # checkpoint selection: uniform requests only
+    assert [items.request(i) for i in range(len(items))] == [uniform.request(i) for i in range(len(items))]
+
+
 def test_without_augmentation_each_galaxy_keeps_one_request_and_its_images(data, scalings):
     items = BandSubsetDataset(data, bands=BANDS, scalings=scalings, indices=[0, 1, 2], augment=False)
     first = [items.request(i) for i in range(3)]
@@ -165,6 +187,10 @@ def test_bad_requests_are_refused_with_the_band_named(data, scalings):
         net.colour_model([False] * 4, 1)
     with pytest.raises(ValueError, match="targets \\['i'\\] are not among bands"):
         BandSubsetDataset(data, bands=BANDS, scalings=scalings, targets=["i"])
+    with pytest.raises(ValueError, match=r"favoured request \['g', 'r'\] -> r must want one of targets"):
+        BandSubsetDataset(data, bands=BANDS, scalings=scalings, favoured=[(("g", "r"), "r")], favoured_share=0.5)
+    with pytest.raises(ValueError, match="favoured_share must be in \\[0, 1\\] and needs favoured requests"):
+        BandSubsetDataset(data, bands=BANDS, scalings=scalings, favoured_share=0.5)
     with pytest.raises(ValueError, match=r"AnyBandNet moments must be a finite \(5, 5\) matrix"):
         AnyBandNet.build("tiny", bands=BANDS, softening=[1] * 4, maximum=[2] * 4, moments=np.eye(3),
                          cross=np.zeros((5, 4)))
@@ -305,6 +331,8 @@ def test_training_can_continue_from_a_network(data, scalings):
     assert net is start
     assert {b: round(s.softening, 6) for b, s in continued.items()} == {b: round(s.softening, 6)
                                                                          for b, s in scalings.items()}
+    with pytest.raises(ValueError, match=r"favoured request \['g'\] -> i must want one of targets"):
+        train_any_band(data, BANDS, epochs=1, progress=False, init=start, favoured=[(("g",), "i")], favoured_share=1)
     with pytest.raises(ValueError, match="init network reads and writes NUV, g, r, Ks; expected g, r"):
         train_any_band(data, ["g", "r"], preset="tiny", epochs=1, progress=False, init=start)
 

@@ -84,6 +84,13 @@ class BandSubsetDataset(torch.utils.data.Dataset):
         The bands that may be wanted (default: all).
     max_inputs : int, optional
         At most this many bands at hand (default: all the others).
+    favoured : sequence of (sequence of str, str), optional
+        Requests ``(bands at hand, band wanted)`` drawn more often: the ones users make most
+        (e.g. a survey's usual pair of bands for one missing band), which the uniform draw
+        reaches rarely (one request in thousands among ten bands).
+    favoured_share : float
+        The share of items (with ``augment``) whose request is one of ``favoured`` (uniform
+        among them) instead of a uniform draw.
     seed : int
         Seed of the draws.
 
@@ -98,7 +105,7 @@ class BandSubsetDataset(torch.utils.data.Dataset):
     """
 
     def __init__(self, source, *, bands, scalings=None, split=None, indices=None, crop_size=None, augment=False,
-                 targets=None, max_inputs=None, seed=0):
+                 targets=None, max_inputs=None, favoured=None, favoured_share=0.0, seed=0):
         self.bands = _band_names(bands, "bands")
         if len(self.bands) < 2:
             raise ValueError(f"bands must name at least two bands, got {list(self.bands)}")
@@ -109,6 +116,11 @@ class BandSubsetDataset(torch.utils.data.Dataset):
         self.max_inputs = len(self.bands) - 1 if max_inputs is None else int(max_inputs)
         if not 1 <= self.max_inputs <= len(self.bands) - 1:
             raise ValueError(f"max_inputs must be in [1, {len(self.bands) - 1}], got {max_inputs}")
+        self.favoured = self._check_favoured(favoured or ())
+        self.favoured_share = float(favoured_share)
+        if not 0.0 <= self.favoured_share <= 1.0 or (self.favoured_share and not self.favoured):
+            raise ValueError(f"favoured_share must be in [0, 1] and needs favoured requests, got {favoured_share} "
+                             f"with {len(self.favoured)} favoured")
         if indices is not None and split is not None:
             raise ValueError("give either split or indices, not both")
         if split is not None:
@@ -135,6 +147,19 @@ class BandSubsetDataset(torch.utils.data.Dataset):
         self.crop_size = None if crop_size is None else int(crop_size)
         self.augment, self.seed, self.epoch = bool(augment), int(seed), 0
 
+    def _check_favoured(self, favoured):
+        checked = []
+        for request in favoured:
+            present, wanted = request
+            present, wanted = _band_names(present, "a favoured request"), get_band(wanted).name
+            if wanted not in self.targets or not set(present) <= set(self.bands) or wanted in present \
+                    or not 1 <= len(present) <= self.max_inputs:
+                raise ValueError(f"favoured request {list(present)} -> {wanted} must want one of targets "
+                                 f"{list(self.targets)} from 1 to max_inputs={self.max_inputs} other bands among "
+                                 f"{list(self.bands)}")
+            checked.append((tuple(b for b in self.bands if b in present), wanted))
+        return tuple(checked)
+
     def __len__(self):
         return self.x.shape[0]
 
@@ -156,7 +181,8 @@ class BandSubsetDataset(torch.utils.data.Dataset):
         """``(bands at hand, band wanted)`` of item ``i`` in the current epoch.
 
         The wanted band is uniform over ``targets``; the number of bands at hand is
-        uniform over 1..``max_inputs``, and which ones uniform among the others.
+        uniform over 1..``max_inputs``, and which ones uniform among the others; with
+        ``augment``, a share ``favoured_share`` of the items takes one of ``favoured`` instead.
 
         Parameters
         ----------
@@ -167,6 +193,10 @@ class BandSubsetDataset(torch.utils.data.Dataset):
         present : tuple of str
         wanted : str
         """
+        if self.augment and self.favoured_share:
+            favour = self._rng(i, 2)  # a stream of its own: the uniform draws stay those without favoured requests
+            if favour.random() < self.favoured_share:
+                return self.favoured[int(favour.integers(len(self.favoured)))]
         rng = self._rng(i, 0)
         wanted = self.targets[int(rng.integers(len(self.targets)))]
         others = [b for b in self.bands if b != wanted]

@@ -157,7 +157,7 @@ def train_any_band(data, bands, *, preset="small", epochs=10, batch_size=8, lr=2
                    stretch=50.0, max_inputs=None, checkpoint_dir=None, checkpoint_every=None, max_steps=None,
                    device="auto", progress=True, init=None, refit_moments=False, crops_per_image=1, ssim_weight=1.0,
                    moment_pixels="all", baseline=None, flux_weight=0.0, flux_error="total", select_checkpoint=True,
-                   average_epochs=None):
+                   average_epochs=None, favoured=None, favoured_share=0.0):
     """Build and train an `AnyBandNet` on ``data``; returns it with its scalings, the result and set sizes.
 
     Parameters
@@ -208,6 +208,12 @@ def train_any_band(data, bands, *, preset="small", epochs=10, batch_size=8, lr=2
     average_epochs : int, optional
         Keep the mean of the weights at the ends of the last this many epochs instead
         (`bandsynth.nn.training.fit`).
+    favoured : sequence of (sequence of str, str), optional
+        Training requests ``(bands at hand, band wanted)`` drawn more often than the uniform draw
+        gives them (`~bandsynth.datasets.band_subsets.BandSubsetDataset`'s ``favoured``); the
+        checkpoint is still chosen on uniform requests.
+    favoured_share : float
+        The share of training crops whose request is one of ``favoured``.
 
     Returns
     -------
@@ -226,7 +232,8 @@ def train_any_band(data, bands, *, preset="small", epochs=10, batch_size=8, lr=2
     selection, calibration = split_validation(data, calibrate=True, select_checkpoint=select_checkpoint)
     common = dict(bands=bands, scalings=scalings, max_inputs=max_inputs, seed=seed)
     train_set = BandSubsetDataset(data, indices=np.repeat(data.indices("train"), int(crops_per_image)),
-                                  crop_size=crop_size, augment=True, **common)
+                                  crop_size=crop_size, augment=True, favoured=favoured,
+                                  favoured_share=favoured_share, **common)
     val_set = BandSubsetDataset(data, indices=selection, augment=False, **common) if select_checkpoint else None
     result = _train_loop(
         net, train_set, val_data=val_set, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
@@ -273,7 +280,8 @@ def any_band_card(data, net, *, name, preset, scalings, result, sizes, options, 
         ``n_train``, ``n_selection``, ``n_calibration``.
     options : mapping
         ``seed``, ``epochs``, ``batch_size``, ``crop_size``, ``lr``, ``stretch``, ``max_inputs``, ``recipe``,
-        ``duration_s`` (and any other training option to record, e.g. ``ssim_weight``).
+        ``duration_s`` (and any other training option to record, e.g. ``ssim_weight``, or ``favoured`` with
+        ``favoured_share``).
     description : str
 
     Returns
@@ -301,7 +309,9 @@ def any_band_card(data, net, *, name, preset, scalings, result, sizes, options, 
             "data": info.get("description", type(data).__name__), "data_info": data_info(info),
             "target": "noise-free truth (survey layer)" if getattr(data, "has_truth", False) else "observed images",
             "requests": "per crop a wanted band (uniform) and 1 to max_inputs of the others at hand (uniform "
-                        "number, then uniform choice)",
+                        "number, then uniform choice)" + (f"; {options['favoured_share']:g} of the crops one of the "
+                                                          "favoured requests instead" if options.get("favoured")
+                                                          else ""),
             **sizes, **dict(options), "noise": training_noise(data, bands),
             "steps": int(getattr(result, "steps", 0) or 0),
             "loss": loss_text(options.get("ssim_weight", 1.0), options.get("flux_weight", 0.0),
