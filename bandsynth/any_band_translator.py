@@ -29,8 +29,9 @@ __all__ = ["AnyBandTranslator", "make_request", "request_calibration"]
 def request_calibration(card, inputs, output):
     """The calibrations (configuration -> dict) measured for the request ``inputs -> output``, or ``{}``.
 
-    That of the request itself where the card has one (``output`` from ``inputs``), else
-    that of the requests from as many bands, drawn at random (``by_n_inputs``).
+    That of the request itself where the card has one (``output`` from every other band,
+    or one of the ``requests`` calibrated on their own), else that of the requests from as
+    many bands, drawn at random (``by_n_inputs``).
 
     Parameters
     ----------
@@ -51,8 +52,9 @@ def request_calibration(card, inputs, output):
     ['mc', 'plain', 'tta', 'tta+mc']
     """
     entry = dict(card.calibration.get(output, {}))
-    if set(entry.get("inputs", ())) == set(inputs):
-        return dict(entry.get("configurations", {}))
+    for request in (entry, *entry.get("requests", ())):
+        if set(dict(request).get("inputs", ())) == set(inputs):
+            return dict(dict(request).get("configurations", {}))
     return dict(dict(entry.get("by_n_inputs", {})).get(str(len(inputs)), {}))
 
 
@@ -274,9 +276,9 @@ class AnyBandTranslator(ModelAccess):
             self._warn_if_calibrated_otherwise(task)
         return task.predict_to_fits(stack, path, overwrite=overwrite, **options)
 
-    def calibrate(self, data, *, n_inputs="all", seed=0, **options):
-        """Fit each band's uncertainty calibration: on the request with every other band at hand, and on
-        requests from fewer bands.
+    def calibrate(self, data, *, n_inputs="all", requests=(), seed=0, **options):
+        """Fit each band's uncertainty calibration: on the request with every other band at hand, on
+        requests from fewer bands, and on chosen requests of their own.
 
         A request from ``n`` bands is calibrated on the residuals of requests drawn at random,
         a different set of ``n`` of the other bands for each calibration galaxy: its coverage
@@ -289,6 +291,10 @@ class AnyBandTranslator(ModelAccess):
         n_inputs : "all" or sequence of int
             The numbers of bands at hand calibrated besides every other band: ``"all"`` (each from
             one to one fewer than the band's others) or a sequence (empty: that request alone).
+        requests : sequence of (sequence of str, str)
+            Requests ``(bands at hand, band wanted)`` calibrated each on its own residuals, e.g.
+            those favoured in training (`~bandsynth.nn.any_band_recipe.train_any_band`), which
+            fit better than the average request of their size.
         seed : int
             Seed of the random requests.
         **options
@@ -299,8 +305,9 @@ class AnyBandTranslator(ModelAccess):
         -------
         AnyBandTranslator
             A copy whose card records, per band, the request (``inputs``) and its calibrations
-            (``configurations``), and per number of bands at hand those of the random requests
-            (``by_n_inputs``).
+            (``configurations``), per number of bands at hand those of the random requests
+            (``by_n_inputs``), and those of ``requests`` (``requests``: ``inputs`` and
+            ``configurations`` each).
 
         Raises
         ------
@@ -312,6 +319,9 @@ class AnyBandTranslator(ModelAccess):
         bad = [] if every_size else [n for n in n_inputs if not 1 <= n <= largest]
         if bad:
             raise ValueError(f"n_inputs must be 'all' or numbers of bands at hand from 1 to {largest}, got {bad}")
+        requests = [(tuple(inputs), output) for inputs, output in requests]
+        for inputs, output in requests:
+            make_request(self._card, self._model, inputs, output)  # refuses bands the model cannot read or write
         from .uncertainty.fitting import calibrate_translator, calibration_galaxies
 
         indices, fitted_on = calibration_galaxies(data, indices=options.pop("indices", None),
@@ -332,6 +342,11 @@ class AnyBandTranslator(ModelAccess):
                     task, data, indices=indices, per_galaxy=drawn, **options,
                     fitted_on=f"{fitted_on}; each galaxy predicted from {n} of the other bands drawn at random")
                 entry.setdefault("by_n_inputs", {})[str(n)] = {k: c.to_dict() for k, c in calibrations.items()}
+            for present in (present for present, wanted in requests if wanted == band):
+                calibrations = calibrate_translator(self.task(inputs=present, output=band), data, indices=indices,
+                                                    fitted_on=fitted_on, **options)
+                entry.setdefault("requests", []).append(
+                    {"inputs": list(present), "configurations": {k: c.to_dict() for k, c in calibrations.items()}})
             calibration[band] = entry
         return self.replace(card=self._card.replace(calibration=calibration))
 

@@ -12,6 +12,10 @@ resumes, and once training is done it only writes the result.
         --out /tmp/any/out
     python benchmarks/train_any_band.py --survey kids_viking --bands u g r i Z Y J H Ks --pixel-scale 0.2 \
         --size 96 --n-galaxies 2000 --r-mag-range 15 20.5 --name any_band_kids_viking ...
+
+``--favour IN,IN:OUT ...`` gives a share (``--favour-share``) of the training crops those
+requests and calibrates each of them on its own; ``--calibrate-only --init MODEL``
+calibrates a saved model afresh without training.
 """
 
 from __future__ import annotations
@@ -74,6 +78,9 @@ def main(argv=None):
                         help="numbers of bands at hand calibrated besides every other band, on random requests "
                              "(default: each from 1 to one fewer than the other bands; the option without "
                              "numbers: none)")
+    parser.add_argument("--calibrate-only", action="store_true",
+                        help="keep --init's weights and only calibrate it afresh (every band, --calibration-n-inputs, "
+                             "each --favour request on its own)")
     parser.add_argument("--init", help="continue from this saved any-band model (same bands; a new schedule)")
     parser.add_argument("--refit-moments", action="store_true",
                         help="with --init: solve the colour models afresh from the data, of the kind --baseline "
@@ -83,13 +90,54 @@ def main(argv=None):
         parser.error(f"--favour-share must be in [0, 1], got {args.favour_share}")
     if args.refit_moments and args.init is None:
         parser.error("--refit-moments refits the colour models of --init: give --init")
+    if args.calibrate_only and args.init is None:
+        parser.error("--calibrate-only calibrates --init afresh: give --init")
 
     from bandsynth import Translator
     from bandsynth.any_band_translator import AnyBandTranslator
+    from bandsynth.nn.any_band_recipe import any_band_card, train_any_band
+
+    data, universe = open_or_render(args)
+    bands = [band.name for band in data.bands]  # registry names: a survey's "r" is stored as e.g. KiDS_r
+    init = None if args.init is None else Translator.load(args.init)
+    recipe = "python benchmarks/train_any_band.py " + shlex.join(sys.argv[1:] if argv is None else argv)
+    if args.calibrate_only:
+        card = init.card.replace(name=args.name, training={**init.card.training, "calibration_recipe": recipe})
+        calibrate_and_save(init.replace(card=card), data, args)
+        print(f"{args.name}: calibrated afresh; written to {Path(args.out) / args.name}", flush=True)
+        return
+    started = time.perf_counter()
+    net, scalings, result, sizes = train_any_band(
+        data, bands, preset=args.preset, epochs=args.epochs, lr=args.lr, seed=args.seed, crop_size=args.crop,
+        max_inputs=args.max_inputs, checkpoint_dir=Path(args.runs), checkpoint_every=200, progress=False,
+        moment_pixels=args.moment_pixels or ("all" if args.survey is None else "sources"),
+        baseline=args.baseline, flux_weight=args.flux_weight, flux_error=args.flux_error,
+        average_epochs=args.average_epochs, refit_moments=args.refit_moments, favoured=args.favour,
+        favoured_share=args.favour_share if args.favour else 0.0,
+        init=None if init is None else init.model)
+    card = any_band_card(data, net, name=args.name, preset=args.preset, scalings=scalings, result=result, sizes=sizes,
+                         options=dict(seed=args.seed, epochs=args.epochs, batch_size=8, crop_size=args.crop,
+                                      lr=args.lr, stretch=50.0, max_inputs=args.max_inputs, recipe=recipe,
+                                      flux_weight=args.flux_weight,
+                                      **({"flux_error": args.flux_error} if args.flux_weight else {}),
+                                      average_epochs=args.average_epochs,
+                                      **({"favoured": [[list(bands_in), out] for bands_in, out in args.favour],
+                                          "favoured_share": args.favour_share} if args.favour else {}),
+                                      **({} if init is None else {
+                                          "moments": "refitted" if args.refit_moments else "kept from init",
+                                          "init": {"path": args.init, "recipe": init.card.training.get("recipe"),
+                                                   "init": init.card.training.get("init")}}),
+                                      duration_s=round(time.perf_counter() - started, 1)),
+                         description=f"any of {', '.join(bands)} from any subset of the others, on {universe}")
+    calibrate_and_save(AnyBandTranslator(net, card, one_mapping=Translator), data, args)
+    print(f"{args.name}: best validation SSIM {result.best_metric:.4f} after {result.steps} steps; "
+          f"written to {Path(args.out) / args.name}", flush=True)
+
+
+def open_or_render(args):
+    """The data set of ``--data-cache`` (rendered there first if missing) and a description of its universe."""
     from bandsynth.datasets import open_dataset
     from bandsynth.datasets.store import write_mock_dataset
-    from bandsynth.nn.any_band_recipe import any_band_card, train_any_band
-    from bandsynth.nn.recipe import CALIBRATION_HALF, split_validation
 
     if args.survey is None:
         path = Path(args.data_cache) / f"ideal_{'_'.join(args.bands)}_{args.size}px_{args.n_galaxies}"
@@ -110,42 +158,21 @@ def main(argv=None):
         data = write_mock_dataset(path, args.n_galaxies, seed=0, bands=args.bands, size=args.size, progress=False,
                                   **render)
         print(f"rendered {len(data)} galaxies into {path} in {time.perf_counter() - started:.0f} s", flush=True)
-    bands = [band.name for band in data.bands]  # registry names: a survey's "r" is stored as e.g. KiDS_r
-    init = None if args.init is None else Translator.load(args.init)
-    started = time.perf_counter()
-    net, scalings, result, sizes = train_any_band(
-        data, bands, preset=args.preset, epochs=args.epochs, lr=args.lr, seed=args.seed, crop_size=args.crop,
-        max_inputs=args.max_inputs, checkpoint_dir=Path(args.runs), checkpoint_every=200, progress=False,
-        moment_pixels=args.moment_pixels or ("all" if args.survey is None else "sources"),
-        baseline=args.baseline, flux_weight=args.flux_weight, flux_error=args.flux_error,
-        average_epochs=args.average_epochs, refit_moments=args.refit_moments, favoured=args.favour,
-        favoured_share=args.favour_share if args.favour else 0.0,
-        init=None if init is None else init.model)
-    recipe = "python benchmarks/train_any_band.py " + shlex.join(sys.argv[1:] if argv is None else argv)
-    card = any_band_card(data, net, name=args.name, preset=args.preset, scalings=scalings, result=result, sizes=sizes,
-                         options=dict(seed=args.seed, epochs=args.epochs, batch_size=8, crop_size=args.crop,
-                                      lr=args.lr, stretch=50.0, max_inputs=args.max_inputs, recipe=recipe,
-                                      flux_weight=args.flux_weight,
-                                      **({"flux_error": args.flux_error} if args.flux_weight else {}),
-                                      average_epochs=args.average_epochs,
-                                      **({"favoured": [[list(bands_in), out] for bands_in, out in args.favour],
-                                          "favoured_share": args.favour_share} if args.favour else {}),
-                                      **({} if init is None else {
-                                          "moments": "refitted" if args.refit_moments else "kept from init",
-                                          "init": {"path": args.init, "recipe": init.card.training.get("recipe"),
-                                                   "init": init.card.training.get("init")}}),
-                                      duration_s=round(time.perf_counter() - started, 1)),
-                         description=f"any of {', '.join(bands)} from any subset of the others, on {universe}")
-    translator = AnyBandTranslator(net, card, one_mapping=Translator)
+    return data, universe
+
+
+def calibrate_and_save(translator, data, args):
+    """Calibrate every band (from all the others, per number of bands at hand, and each ``--favour``
+    request on its own) on the validation half left for calibration, and write the model to ``--out``."""
+    from bandsynth.nn.recipe import CALIBRATION_HALF, split_validation
+
     _, calibration = split_validation(data, calibrate=True)
     # with input noise (the survey layer) predict draws it by Monte Carlo: those configurations need a calibration too
     configurations = ("plain", "tta", "mc", "tta+mc") if data.has_uncertainty else ("plain", "tta")
     n_inputs = "all" if args.calibration_n_inputs is None else args.calibration_n_inputs
     translator = translator.calibrate(data, indices=calibration, configurations=configurations, n_inputs=n_inputs,
-                                      fitted_on=CALIBRATION_HALF)
-    translator = translator.save(Path(args.out) / args.name, overwrite=True)
-    print(f"{args.name}: best validation SSIM {result.best_metric:.4f} after {result.steps} steps; "
-          f"written to {Path(args.out) / args.name}", flush=True)
+                                      requests=args.favour, fitted_on=CALIBRATION_HALF)
+    return translator.save(Path(args.out) / args.name, overwrite=True)
 
 
 if __name__ == "__main__":

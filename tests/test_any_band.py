@@ -266,6 +266,32 @@ def test_requests_from_fewer_bands_get_the_calibration_of_their_number_of_bands(
         any_band.calibrate(data, n_inputs=[3])
 
 
+def test_chosen_requests_can_be_calibrated_on_their_own(any_band, data, tmp_path, capsys):
+    from bandsynth import Translator
+    from bandsynth.any_band_translator import request_calibration
+    from bandsynth.cli import main
+
+    own = any_band.calibrate(data, split="validation", configurations=("plain",), n_inputs=[2],
+                             requests=[(("Ks", "NUV"), "r")])
+    entry = own.card.calibration["r"]
+    assert [list(request["inputs"]) for request in entry["requests"]] == [["Ks", "NUV"]]
+    assert "requests" not in own.card.calibration["g"]
+    fitted = entry["requests"][0]["configurations"]
+    # its own residuals: not those of the random two-band requests
+    assert fitted["plain"]["temperatures"] != entry["by_n_inputs"]["2"]["plain"]["temperatures"]
+    assert request_calibration(own.card, ["NUV", "Ks"], "r") == dict(fitted)
+    assert request_calibration(own.card, ["g", "Ks"], "r") == dict(entry["by_n_inputs"]["2"])
+    assert dict(own.task(inputs=["NUV", "Ks"], output="r").card.calibration) == dict(fitted)
+    own.save(tmp_path / "own")
+    saved = Translator.load(tmp_path / "own")
+    assert request_calibration(saved.card, ["NUV", "Ks"], "r") == request_calibration(own.card, ["NUV", "Ks"], "r")
+    assert main(["models", str(tmp_path / "own")]) == 0
+    assert (f"uncertainty   r from Ks+NUV, plain: 1-sigma coverage {fitted['plain']['coverage_1sigma']:.3f} "
+            "(calibrated on its own)") in capsys.readouterr().out
+    with pytest.raises(ValueError, match="model 'tiny_any' predicts r from any of NUV, g, Ks; it cannot read i"):
+        any_band.calibrate(data, n_inputs=(), requests=[(("i",), "r")])
+
+
 def test_a_calibration_needs_one_translator_of_the_band_per_galaxy(any_band, data):
     from bandsynth.uncertainty.fitting import calibrate_translator
 

@@ -102,6 +102,10 @@ def format_card(card, path) -> str:
         for config, calibration in dict(entry.get("configurations", {})).items():
             lines.append(f"  uncertainty   {band} from {'+'.join(entry.get('inputs', ()))}, {config}: 1-sigma coverage "
                          f"{calibration.get('coverage_1sigma', float('nan')):.3f} (calibrated)")
+        for request in entry.get("requests", ()):
+            plain = dict(dict(request.get("configurations", {})).get("plain", {}))
+            lines.append(f"  uncertainty   {band} from {'+'.join(request.get('inputs', ()))}, plain: 1-sigma coverage "
+                         f"{plain.get('coverage_1sigma', float('nan')):.3f} (calibrated on its own)")
         by_size = dict(entry.get("by_n_inputs", {}))
         if by_size:
             coverage = ", ".join(f"{n}: {dict(c.get('plain', {})).get('coverage_1sigma', float('nan')):.3f}"
