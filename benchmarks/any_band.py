@@ -42,8 +42,7 @@ from real_sky import nearest_band  # noqa: E402  (band matching in wavelength, a
 #: The paper's mappings on ideal mock galaxies: dedicated model -> (inputs, output).
 PAPER = {"nuv_k_to_g_paper": (("NUV", "Ks"), "g"), "nuv_k_to_r_paper": (("NUV", "Ks"), "r"),
          "nuv_k_to_z_paper": (("NUV", "Ks"), "z"), "g_r_to_u_paper": (("g", "r"), "u"),
-         "g_r_to_nuv_paper": (("g", "r"), "NUV"), "g_r_to_fuv_paper": (("g", "r"), "FUV"),
-         "g_z_to_r_paper": (("g", "z"), "r")}
+         "g_r_to_nuv_paper": (("g", "r"), "NUV"), "g_r_to_fuv_paper": (("g", "r"), "FUV")}
 #: r from fewer and fewer bands (each name stands for the model's band nearest to it in wavelength).
 DEGRADATION = (("u", "g", "i", "VISTA_Z", "VISTA_Y", "J", "H", "Ks"), ("u", "g", "i", "VISTA_Z", "J", "H", "Ks"),
                ("g", "i", "VISTA_Z"), ("g", "VISTA_Z"), ("g",), ("NUV", "Ks"))
