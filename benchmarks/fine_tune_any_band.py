@@ -239,7 +239,7 @@ def main(argv=None):
                      crops_per_image=args.crops, ssim_weight=args.ssim_weight, flux_weight=args.flux_weight,
                      **({"flux_error": args.flux_error} if args.flux_weight else {}), checkpoint=checkpoint,
                      moment_pixels=args.moment_pixels,
-                     **({"favoured": [[list(present), wanted] for present, wanted in favoured],
+                     **({"favoured": favoured,
                          "favoured_share": args.favour_share} if favoured else {}),
                      moments="kept from init" if args.keep_moments else "refitted",
                      recipe=recipe, duration_s=round(time.perf_counter() - started, 1),

@@ -121,7 +121,7 @@ def main(argv=None):
                                       flux_weight=args.flux_weight,
                                       **({"flux_error": args.flux_error} if args.flux_weight else {}),
                                       average_epochs=args.average_epochs,
-                                      **({"favoured": [[list(bands_in), out] for bands_in, out in args.favour],
+                                      **({"favoured": args.favour,
                                           "favoured_share": args.favour_share} if args.favour else {}),
                                       **({} if init is None else {
                                           "moments": "refitted" if args.refit_moments else "kept from init",
