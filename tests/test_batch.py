@@ -133,6 +133,31 @@ def cluster(tmp_path_factory):
 
 
 # ---------------------------------------------------------------------- basics
+def test_local_workers_quiet_their_dask_logs_before_the_cluster_closes(tiny_model, tmp_path, monkeypatch):
+    # A worker's heartbeat that meets the closing scheduler logs an ERROR from the worker's
+    # own process; a quiet batch must not print it, so the workers are quieted first.
+    import logging
+
+    import bandsynth.batch.run as run
+
+    stem, _ = tiny_model
+    files = _write_galaxy(tmp_path, "g0", 0)
+    seen = []
+    quiet_close = run.quiet_close
+
+    def recording_close(thing):
+        if hasattr(thing, "run"):  # the Client: ask each worker process before it closes
+            seen.extend(thing.run(lambda: logging.getLogger("distributed.worker").isEnabledFor(logging.ERROR))
+                        .values())
+        quiet_close(thing)
+
+    monkeypatch.setattr(run, "quiet_close", recording_close)
+    report = predict_many(stem, _manifest(tmp_path, [("g0", files["NUV"].name, files["Ks"].name)]),
+                          out_dir=tmp_path / "out", workers=1, progress=False)
+    assert report.ok and seen == [False]
+    assert logging.getLogger("distributed").isEnabledFor(logging.ERROR)  # this process's levels restored
+
+
 def test_manifest_batch_writes_outputs_and_a_rerun_keeps_them(tiny_model, tmp_path, cluster):
     stem, translator = tiny_model
     data = tmp_path / "data"

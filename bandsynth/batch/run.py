@@ -14,7 +14,7 @@ from pathlib import Path
 from .manifest import normalise_items
 from .outputs import check_writable, output_path
 from .report import BatchReport, report_row
-from .workers import cores, error_message, predict_galaxy
+from .workers import cores, error_message, predict_galaxy, quiet_dask_logs
 
 __all__ = ["predict_many", "run_local", "quiet_close"]
 
@@ -114,9 +114,18 @@ def run_local(jobs, ref, payload, *, workers, torch_threads, options, progress):
             return _run_distributed(jobs, ref, payload, scheduler=client, torch_threads=torch_threads,
                                     options=options, progress=progress)
         finally:
+            _quiet_workers(client)
             quiet_close(client)
     finally:
         quiet_close(cluster)
+
+
+def _quiet_workers(client):
+    """Quiet Dask's logs in the cluster's worker processes before it closes (see `quiet_dask_logs`)."""
+    try:
+        client.run(quiet_dask_logs)
+    except Exception as err:  # a worker already gone has nothing left to log
+        log.debug("could not quiet the workers' logs: %r", err)
 
 
 def quiet_close(thing):
@@ -133,17 +142,14 @@ def quiet_close(thing):
     """
     from distributed.comm.core import CommClosedError
 
-    noisy = [logging.getLogger(name) for name in ("distributed", "tornado", "asyncio")]
-    levels = [logger.level for logger in noisy]
-    for logger in noisy:
-        logger.setLevel(logging.CRITICAL)
+    levels = quiet_dask_logs()
     try:
         thing.close()
     except (CommClosedError, OSError, TimeoutError) as err:
         log.debug("ignored while shutting Dask down: %r", err)
     finally:
-        for logger, level in zip(noisy, levels):
-            logger.setLevel(level)
+        for name, level in levels.items():
+            logging.getLogger(name).setLevel(level)
 
 
 def _cluster_workers(client):

@@ -5,6 +5,7 @@ Part of `bandsynth.batch`; import the public names from there.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import shutil
@@ -17,11 +18,50 @@ from pathlib import Path
 from .outputs import output_problem, remove_stale_temporaries
 from .report import report_row
 
-__all__ = ["TRANSLATOR_CACHE", "get_translator", "cores", "attribute_error", "error_message", "predict_galaxy"]
+__all__ = ["TRANSLATOR_CACHE", "get_translator", "cores", "attribute_error", "error_message", "predict_galaxy",
+           "quiet_dask_logs"]
 
 # glibc mallopt parameters (malloc.h)
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
 _BAND_IN_MESSAGE = re.compile(r"band '([^']+)'")
+
+#: Loggers that report a Dask cluster's own shutdown (torn-down connections, heartbeats).
+_DASK_LOGGERS = ("distributed", "tornado", "asyncio")
+
+
+def quiet_dask_logs():
+    """Raise the log levels of Dask's loggers in this process to CRITICAL.
+
+    Called in the main process while a cluster closes, and in each worker process
+    just before: a worker whose heartbeat meets a scheduler that has just closed logs
+    an ERROR from its own process, out of reach of the main process's levels.
+
+    Returns
+    -------
+    dict
+        The previous level of each logger whose level changed, by name, to restore.
+
+    Examples
+    --------
+    >>> import logging
+    >>> from bandsynth.batch.workers import quiet_dask_logs
+    >>> levels = quiet_dask_logs()
+    >>> logging.getLogger("distributed.worker").isEnabledFor(logging.ERROR)
+    False
+    >>> for name, level in levels.items():
+    ...     logging.getLogger(name).setLevel(level)
+    """
+    # Dask's logging configuration may set levels on child loggers (distributed.worker, ...)
+    # that would otherwise keep their own level.
+    names = [name for name in logging.root.manager.loggerDict
+             if name.split(".")[0] in _DASK_LOGGERS] + list(_DASK_LOGGERS)
+    levels = {}
+    for name in dict.fromkeys(names):
+        logger = logging.getLogger(name)
+        levels[name] = logger.level
+        logger.setLevel(logging.CRITICAL)
+    return levels
+
 
 # ---------------------------------------------------------------------- the model on workers
 #: Translators loaded in this process, by ``(source, sha256)`` (at most four).
