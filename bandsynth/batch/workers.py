@@ -39,7 +39,7 @@ def quiet_dask_logs():
     Returns
     -------
     dict
-        The previous level of each logger whose level changed, by name, to restore.
+        The previous level of each of those loggers, by name, to restore.
 
     Examples
     --------
