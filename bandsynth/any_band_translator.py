@@ -52,9 +52,9 @@ def request_calibration(card, inputs, output):
     ['mc', 'plain', 'tta', 'tta+mc']
     """
     entry = dict(card.calibration.get(output, {}))
-    for request in (entry, *entry.get("requests", ())):
-        if set(dict(request).get("inputs", ())) == set(inputs):
-            return dict(dict(request).get("configurations", {}))
+    for request in map(dict, (entry, *entry.get("requests", ()))):
+        if set(request.get("inputs", ())) == set(inputs):
+            return dict(request.get("configurations", {}))
     return dict(dict(entry.get("by_n_inputs", {})).get(str(len(inputs)), {}))
 
 

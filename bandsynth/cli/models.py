@@ -66,6 +66,11 @@ def _training_images(card):
     return "common PSF, no noise" if card.mode == "ideal" else "per-band PSF and noise"
 
 
+def _plain_coverage(configurations):
+    """The 1-sigma coverage of a request's ``plain`` calibration, NaN where it has none."""
+    return dict(dict(configurations).get("plain", {})).get("coverage_1sigma", float("nan"))
+
+
 def format_card(card, path) -> str:
     training = card.training or {}
     lines = [
@@ -103,12 +108,11 @@ def format_card(card, path) -> str:
             lines.append(f"  uncertainty   {band} from {'+'.join(entry.get('inputs', ()))}, {config}: 1-sigma coverage "
                          f"{calibration.get('coverage_1sigma', float('nan')):.3f} (calibrated)")
         for request in entry.get("requests", ()):
-            plain = dict(dict(request.get("configurations", {})).get("plain", {}))
             lines.append(f"  uncertainty   {band} from {'+'.join(request.get('inputs', ()))}, plain: 1-sigma coverage "
-                         f"{plain.get('coverage_1sigma', float('nan')):.3f} (calibrated on its own)")
+                         f"{_plain_coverage(request.get('configurations', {})):.3f} (calibrated on its own)")
         by_size = dict(entry.get("by_n_inputs", {}))
         if by_size:
-            coverage = ", ".join(f"{n}: {dict(c.get('plain', {})).get('coverage_1sigma', float('nan')):.3f}"
+            coverage = ", ".join(f"{n}: {_plain_coverage(c):.3f}"
                                  for n, c in sorted(by_size.items(), key=lambda item: int(item[0])))
             lines.append(f"  uncertainty   {band} from fewer bands drawn at random, plain: 1-sigma coverage by "
                          f"number at hand {coverage} (calibrated)")
