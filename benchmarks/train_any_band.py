@@ -78,10 +78,16 @@ def main(argv=None):
                         help="numbers of bands at hand calibrated besides every other band, on random requests "
                              "(default: each from 1 to one fewer than the other bands; the option without "
                              "numbers: none)")
+    parser.add_argument("--configurations", nargs="+", choices=("plain", "tta", "mc", "tta+mc"),
+                        help="the predict configurations to calibrate (default: every one the data allow; "
+                             "tta costs eight times plain)")
     parser.add_argument("--calibrate-only", action="store_true",
                         help="keep --init's weights and only calibrate it afresh (every band, --calibration-n-inputs, "
                              "each --favour request on its own)")
     parser.add_argument("--init", help="continue from this saved any-band model (same bands; a new schedule)")
+    parser.add_argument("--film", action="store_true",
+                        help="modulate the trunk's features by the request (with --init: added to its network, "
+                             "starting as the identity)")
     parser.add_argument("--refit-moments", action="store_true",
                         help="with --init: solve the colour models afresh from the data, of the kind --baseline "
                              "names (another kind than the init's starts its correction at zero)")
@@ -113,7 +119,7 @@ def main(argv=None):
         moment_pixels=args.moment_pixels or ("all" if args.survey is None else "sources"),
         baseline=args.baseline, flux_weight=args.flux_weight, flux_error=args.flux_error,
         average_epochs=args.average_epochs, refit_moments=args.refit_moments, favoured=args.favour,
-        favoured_share=args.favour_share if args.favour else 0.0,
+        favoured_share=args.favour_share if args.favour else 0.0, film=args.film,
         init=None if init is None else init.model)
     card = any_band_card(data, net, name=args.name, preset=args.preset, scalings=scalings, result=result, sizes=sizes,
                          options=dict(seed=args.seed, epochs=args.epochs, batch_size=8, crop_size=args.crop,
@@ -169,6 +175,12 @@ def calibrate_and_save(translator, data, args):
     _, calibration = split_validation(data, calibrate=True)
     # with input noise (the survey layer) predict draws it by Monte Carlo: those configurations need a calibration too
     configurations = ("plain", "tta", "mc", "tta+mc") if data.has_uncertainty else ("plain", "tta")
+    if args.configurations:
+        impossible = sorted(set(args.configurations) - set(configurations))
+        if impossible:
+            raise SystemExit(f"--configurations {' '.join(impossible)}: the inputs carry no noise here, so only "
+                             f"{' and '.join(configurations)} can be calibrated")
+        configurations = tuple(c for c in configurations if c in args.configurations)
     n_inputs = "all" if args.calibration_n_inputs is None else args.calibration_n_inputs
     translator = translator.calibrate(data, indices=calibration, configurations=configurations, n_inputs=n_inputs,
                                       requests=args.favour, fitted_on=CALIBRATION_HALF)

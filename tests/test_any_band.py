@@ -85,8 +85,18 @@ def test_a_batch_mixes_requests(data, scalings):
         torch.testing.assert_close(both[i:i + 1], alone, rtol=1e-5, atol=1e-6)
 
 
-def test_tiled_and_whole_prediction_agree_and_a_far_neighbour_changes_nothing(data, scalings):
-    task = _net(data, scalings).task(inputs=["NUV", "g", "Ks"], output="r")
+def _filmed_net(data, scalings):
+    """`_net` given request modulation, its weights random as a trained network's are."""
+    net = _net(data, scalings).with_film()
+    torch.nn.init.normal_(net.film.weight, 0.0, 0.3)
+    torch.nn.init.normal_(net.film.bias, 0.0, 0.3)
+    return net.eval()
+
+
+@pytest.mark.parametrize("film", [False, True], ids=["input-conditioned", "modulated"])
+def test_tiled_and_whole_prediction_agree_and_a_far_neighbour_changes_nothing(data, scalings, film):
+    net = _filmed_net(data, scalings) if film else _net(data, scalings)
+    task = net.task(inputs=["NUV", "g", "Ks"], output="r")
     engine = InferenceEngine(task)
     rng = np.random.default_rng(0)
     x = (0.05 * rng.standard_normal((1, 3, 200, 200))).astype(np.float32)
@@ -173,6 +183,39 @@ def test_training_resumes_into_the_same_network_and_rebuilds_from_its_config(dat
     task, copy = net.task(inputs=["g"], output="r"), rebuilt.task(inputs=["g"], output="r")
     x = torch.rand(1, 1, 32, 32)
     torch.testing.assert_close(copy(x).mean, task(x).mean)
+
+
+def test_request_modulation_starts_as_the_identity_then_sets_requests_apart(data, scalings):
+    net = _net(data, scalings)
+    x = torch.rand(2, 4, 32, 32)
+    present = torch.tensor([[True, False, False, True], [False, True, True, False]])
+    planes = request_planes(x, present, torch.tensor([2, 0]))
+    given = net.with_film()
+    assert net.film is None and "film" not in net.config  # a plain network's config (and card hash) is as before
+    torch.testing.assert_close(given(planes).mean, net(planes).mean, rtol=0, atol=0)
+    with pytest.raises(ValueError, match=r"already modulates its features by the request \(film=True\)"):
+        given.with_film()
+    filmed = _filmed_net(data, scalings)
+    assert not torch.allclose(filmed(planes).mean, net(planes).mean)
+    # a function of the request alone: each image of a mixed batch is predicted as it is alone
+    for i in range(2):
+        alone = filmed(request_planes(x[i:i + 1], present[i:i + 1], torch.tensor([[2, 0][i]]))).mean
+        torch.testing.assert_close(filmed(planes).mean[i:i + 1], alone, rtol=1e-5, atol=1e-6)
+    rebuilt = AnyBandNet.from_config(filmed.config)
+    rebuilt.load_state_dict(filmed.state_dict())
+    assert filmed.config["film"] is True
+    torch.testing.assert_close(rebuilt.eval()(planes).mean, filmed(planes).mean)
+
+
+def test_training_can_add_request_modulation_to_a_network(data, scalings):
+    start = _net(data, scalings)
+    net, *_ = train_any_band(data, BANDS, epochs=1, batch_size=4, crop_size=32, progress=False, init=start,
+                             film=True, select_checkpoint=False)
+    assert start.film is None and net.film is not None
+    assert torch.count_nonzero(net.film.weight) > 0  # it trained from the identity
+    fresh, *_ = train_any_band(data, BANDS, preset="tiny", epochs=1, batch_size=4, crop_size=32, progress=False,
+                               film=True, select_checkpoint=False)
+    assert fresh.config["film"] is True
 
 
 def test_bad_requests_are_refused_with_the_band_named(data, scalings):

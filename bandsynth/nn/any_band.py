@@ -11,6 +11,14 @@ plain local image-to-image network and everything the photometric contract asks 
 * **Locality.**  No normalisation layer; the request planes are constant over the
   image, so an output pixel depends only on the input pixels inside the receptive
   field, and tiles, cut-outs and flips see the same request.
+* **Request modulation (optional, ``film=True``).**  A request enters the network only
+  at its input convolution, and the trunk's features must carry it through every
+  residual block.  With ``film=True`` a linear map of the request (presence and wanted
+  band, ``2K`` numbers) also scales and shifts each residual block's output channels
+  (feature-wise linear modulation, Perez et al. 2018), so that one trunk can use its
+  features differently for each request.  It is a function of the request alone,
+  constant over the image, so locality holds; it starts as the identity, so a network
+  given it (`AnyBandNet.with_film`) predicts exactly what it did before.
 * **A physics baseline for every request.**  The card stores the second moments of
   the scaled bands over the training pixels: ``moments``, the Gram matrix of the
   inputs as observed, ``z = [1, x_1, ..., x_K]``, and ``cross``, the moments of ``z``
@@ -106,9 +114,11 @@ class AnyBandNet(WrapsGenerator, nn.Module):
         ``(K + 1, K)`` moments of ``z`` with each band's target image (scaled, or in flux).
     baseline : {"scaled", "flux"}
         The colour model each request starts from (`BASELINES`).
+    film : bool
+        Modulate each residual block's output by the request (the module docstring).
     """
 
-    def __init__(self, generator, *, bands, softening, maximum, moments, cross, baseline="scaled"):
+    def __init__(self, generator, *, bands, softening, maximum, moments, cross, baseline="scaled", film=False):
         super().__init__()
         if baseline not in BASELINES:
             raise ValueError(f"AnyBandNet baseline must be one of {BASELINES}, got {baseline!r}")
@@ -143,16 +153,24 @@ class AnyBandNet(WrapsGenerator, nn.Module):
         self._colour_cache = {}
         nn.init.zeros_(generator.head[-1].weight)
         nn.init.zeros_(generator.head[-1].bias)
+        self.film = None
+        if film:
+            width = generator.base_width * 2 ** generator.n_down
+            # per residual block and channel, a scale (1 + s) and a shift; zero: the identity
+            self.film = nn.Linear(2 * k, 2 * generator.n_res * width)
+            nn.init.zeros_(self.film.weight)
+            nn.init.zeros_(self.film.bias)
 
     @classmethod
-    def build(cls, preset, *, bands, softening, maximum, moments, cross, baseline="scaled", scale_head=True):
+    def build(cls, preset, *, bands, softening, maximum, moments, cross, baseline="scaled", scale_head=True,
+              film=False):
         """A fresh network from a generator preset; it predicts each request's colour model exactly.
 
         Parameters
         ----------
         preset : str
             Generator preset (`bandsynth.nn.generator.PRESETS`).
-        bands, softening, maximum, moments, cross, baseline
+        bands, softening, maximum, moments, cross, baseline, film
             As for `AnyBandNet`.
         scale_head : bool
             Give the generator an uncertainty head.
@@ -165,7 +183,29 @@ class AnyBandNet(WrapsGenerator, nn.Module):
             raise ValueError(f"unknown generator preset {preset!r}; known presets: {', '.join(PRESETS)}")
         generator = ResNetGenerator(3 * len(bands) + 1, 1, **PRESETS[preset], norm="none", scale_head=scale_head)
         return cls(generator, bands=bands, softening=softening, maximum=maximum, moments=moments, cross=cross,
-                   baseline=baseline)
+                   baseline=baseline, film=film)
+
+    def with_film(self):
+        """A copy of this network with request modulation (``film=True``) that predicts exactly what it does.
+
+        The copy's modulation starts as the identity; training it from there lets each
+        request use the trunk's features in its own way.
+
+        Returns
+        -------
+        AnyBandNet
+            A new network; this one is unchanged.
+
+        Raises
+        ------
+        ValueError
+            This network already has request modulation.
+        """
+        if self.film is not None:
+            raise ValueError("this AnyBandNet already modulates its features by the request (film=True)")
+        net = type(self).from_config({**self.config, "film": True}).to(self.softening.device)
+        net.load_state_dict({**net.state_dict(), **self.state_dict()})  # strict: only the new, zero modulation is kept
+        return net
 
     @property
     def in_channels(self):
@@ -266,6 +306,18 @@ class AnyBandNet(WrapsGenerator, nn.Module):
             soft, norm = self.softening[target].view(-1, 1, 1, 1), self.norm[target].view(-1, 1, 1, 1)
             return asinh(flux / soft) / norm
 
+    def _modulation(self, x):
+        """``modulate(i, features)`` of the requests in ``x`` for the trunk (None without ``film``)."""
+        if self.film is None:
+            return None
+        k = len(self.bands)
+        request = x[:, k:3 * k, 0, 0].float()  # presence and wanted-band planes: constant over the image
+        film = self.film(request).view(len(x), self.generator.n_res, 2, -1, 1, 1)
+
+        def modulate(i, features):
+            return features * (1 + film[:, i, 0].to(features.dtype)) + film[:, i, 1].to(features.dtype)
+        return modulate
+
     def forward(self, x):
         """Predict each request's wanted band, in its scaled units: colour model plus correction.
 
@@ -286,7 +338,7 @@ class AnyBandNet(WrapsGenerator, nn.Module):
         gen = self.generator
         features_in = torch.cat([x, base.to(x.dtype)], dim=1)
         gen.check_input(features_in)
-        features = gen.trunk_features(features_in)
+        features = gen.trunk_features(features_in, modulate=self._modulation(x))
         with torch.autocast(x.device.type, enabled=False):
             features = features.float()
             mean = base + gen.head(features)
@@ -358,6 +410,7 @@ class AnyBandNet(WrapsGenerator, nn.Module):
             "cross": self.cross.tolist(),
             # written only when not the default, so the configurations (and card hashes) of earlier models stay
             **({"baseline": self.baseline_kind} if self.baseline_kind != "scaled" else {}),
+            **({"film": True} if self.film is not None else {}),
         }
 
     @classmethod

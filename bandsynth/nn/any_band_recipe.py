@@ -96,7 +96,7 @@ def band_moments(data, bands, scalings, *, max_pixels=1_000_000, seed=0, pixels=
     return z.T @ z / len(z), z.T @ y[good] / len(z)
 
 
-def build_any_band(preset, bands, scalings, moments, cross, *, seed=0, baseline="scaled"):
+def build_any_band(preset, bands, scalings, moments, cross, *, seed=0, baseline="scaled", film=False):
     """A fresh `AnyBandNet` (it predicts every request's colour model exactly).
 
     Parameters
@@ -111,6 +111,8 @@ def build_any_band(preset, bands, scalings, moments, cross, *, seed=0, baseline=
         Torch seed of the weights' initialisation.
     baseline : {"scaled", "flux"}
         The kind of colour model (``moments`` and ``cross`` must be of that kind).
+    film : bool
+        Modulate the trunk's features by the request (`AnyBandNet`'s ``film``).
 
     Returns
     -------
@@ -119,18 +121,19 @@ def build_any_band(preset, bands, scalings, moments, cross, *, seed=0, baseline=
     torch.manual_seed(seed)
     return AnyBandNet.build(preset, bands=bands, softening=[scalings[b].softening for b in bands],
                             maximum=[scalings[b].maximum for b in bands], moments=moments, cross=cross,
-                            baseline=baseline)
+                            baseline=baseline, film=film)
 
 
-def _start_network(data, bands, *, preset, seed, stretch, init, refit_moments, moment_pixels, baseline):
+def _start_network(data, bands, *, preset, seed, stretch, init, refit_moments, moment_pixels, baseline, film):
     """``(net, scalings)`` training starts from (`train_any_band`): a fresh network, or ``init`` (its colour
-    models solved afresh from ``data`` with ``refit_moments``; a copy with a zero correction for another kind)."""
+    models solved afresh from ``data`` with ``refit_moments``; a copy with a zero correction for another kind;
+    a copy with request modulation for ``film``)."""
     if init is None:
         kind = baseline or "scaled"
         scalings = fit_band_scalings(data, bands, stretch=stretch)
         net = build_any_band(preset, bands, scalings, *band_moments(data, bands, scalings, seed=seed,
                                                                      pixels=moment_pixels, kind=kind),
-                             seed=seed, baseline=kind)
+                             seed=seed, baseline=kind, film=film)
     elif tuple(init.bands) != tuple(bands):
         raise ValueError(f"init network reads and writes {', '.join(init.bands)}; expected {', '.join(bands)}")
     else:
@@ -150,6 +153,8 @@ def _start_network(data, bands, *, preset, seed, stretch, init, refit_moments, m
                 with torch.no_grad():  # in place: the buffers' versions move, so cached colour models are solved again
                     net.moments.copy_(torch.as_tensor(0.5 * (moments + moments.T)))
                     net.cross.copy_(torch.as_tensor(cross))
+        if film and net.film is None:
+            net = net.with_film()
     return net, scalings
 
 
@@ -157,7 +162,7 @@ def train_any_band(data, bands, *, preset="small", epochs=10, batch_size=8, lr=2
                    stretch=50.0, max_inputs=None, checkpoint_dir=None, checkpoint_every=None, max_steps=None,
                    device="auto", progress=True, init=None, refit_moments=False, crops_per_image=1, ssim_weight=1.0,
                    moment_pixels="all", baseline=None, flux_weight=0.0, flux_error="total", select_checkpoint=True,
-                   average_epochs=None, favoured=None, favoured_share=0.0):
+                   average_epochs=None, favoured=None, favoured_share=0.0, film=False):
     """Build and train an `AnyBandNet` on ``data``; returns it with its scalings, the result and set sizes.
 
     Parameters
@@ -214,6 +219,10 @@ def train_any_band(data, bands, *, preset="small", epochs=10, batch_size=8, lr=2
         checkpoint is still chosen on uniform requests.
     favoured_share : float
         The share of training crops whose request is one of ``favoured``.
+    film : bool
+        Modulate the trunk's features by the request (`AnyBandNet`'s ``film``); with ``init``
+        without it, training starts from a copy of ``init`` given it (`AnyBandNet.with_film`),
+        which predicts what ``init`` does.
 
     Returns
     -------
@@ -225,7 +234,8 @@ def train_any_band(data, bands, *, preset="small", epochs=10, batch_size=8, lr=2
         ``n_train``, ``n_selection`` and ``n_calibration`` (the validation images left for calibration).
     """
     net, scalings = _start_network(data, bands, preset=preset, seed=seed, stretch=stretch, init=init,
-                                   refit_moments=refit_moments, moment_pixels=moment_pixels, baseline=baseline)
+                                   refit_moments=refit_moments, moment_pixels=moment_pixels, baseline=baseline,
+                                   film=film)
     if int(crops_per_image) < 1:
         raise ValueError(f"crops_per_image must be at least 1, got {crops_per_image}")
     loss = _loss(net, ssim_weight=ssim_weight, flux_weight=flux_weight, flux_error=flux_error)

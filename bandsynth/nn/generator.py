@@ -298,7 +298,7 @@ class ResNetGenerator(nn.Module):
                     "pad the image first"
                 )
 
-    def trunk_features(self, x):
+    def trunk_features(self, x, *, modulate=None):
         """The trunk's output, with its input convolution in float32 even under bf16 autocast.
 
         Rounding the scaled inputs to bfloat16 (8 significant bits) moved the total flux
@@ -309,6 +309,10 @@ class ResNetGenerator(nn.Module):
         ----------
         x : torch.Tensor
             ``[B, in_channels, H, W]``.
+        modulate : callable, optional
+            ``modulate(i, features)`` is applied to the output of the ``i``-th residual
+            block and returns the features the trunk continues with (the any-band
+            network's per-request modulation, `bandsynth.nn.any_band`).
 
         Returns
         -------
@@ -316,8 +320,16 @@ class ResNetGenerator(nn.Module):
             ``[B, base_width, H, W]``, in the autocast dtype of the rest of the trunk.
         """
         with torch.autocast(x.device.type, enabled=False):
-            stem = self.trunk[:_STEM_LAYERS](x)
-        return self.trunk[_STEM_LAYERS:](stem)
+            features = self.trunk[:_STEM_LAYERS](x)
+        if modulate is None:
+            return self.trunk[_STEM_LAYERS:](features)
+        block = 0
+        for layer in self.trunk[_STEM_LAYERS:]:
+            features = layer(features)
+            if isinstance(layer, _ResidualBlock):
+                features = modulate(block, features)
+                block += 1
+        return features
 
     def forward(self, x):
         """Predict the scaled target band (and its log scale) of a batch.
