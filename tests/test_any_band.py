@@ -474,6 +474,14 @@ def test_fine_tuning_into_a_flux_colour_model_keeps_the_generator_and_starts_fro
         train_any_band(data, BANDS, baseline="flux", **common)
 
 
+def test_fine_tuning_into_a_flux_colour_model_keeps_the_request_modulation(data, scalings):
+    start = _filmed_net(data, scalings)
+    net, *_ = train_any_band(data, BANDS, refit_moments=True, baseline="flux", epochs=1, batch_size=4, crop_size=32,
+                             progress=False, lr=1e-12, init=start)
+    assert net.baseline_kind == "flux" and net.film is not None
+    torch.testing.assert_close(net.film.weight, start.film.weight)
+
+
 def test_the_photometric_term_is_each_crops_relative_flux_error_in_its_wanted_band(data, scalings):
     from bandsynth.nn.any_band_recipe import _loss
 

@@ -148,7 +148,10 @@ def _start_network(data, bands, *, preset, seed, stretch, init, refit_moments, m
             moments, cross = band_moments(data, bands, scalings, seed=seed, pixels=moment_pixels, kind=kind)
             if kind != init.baseline_kind:  # the generator's features carry over; the correction starts at zero
                 net = AnyBandNet(copy.deepcopy(init.generator), bands=bands, softening=init.softening,
-                                 maximum=maximum, moments=moments, cross=cross, baseline=kind)
+                                 maximum=maximum, moments=moments, cross=cross, baseline=kind,
+                                 film=init.film is not None)
+                if init.film is not None:  # and so does the request modulation
+                    net.film.load_state_dict(init.film.state_dict())
             else:
                 with torch.no_grad():  # in place: the buffers' versions move, so cached colour models are solved again
                     net.moments.copy_(torch.as_tensor(0.5 * (moments + moments.T)))
