@@ -17,6 +17,7 @@ from astropy.utils.exceptions import AstropyUserWarning
 
 from ._model_access import ModelAccess
 from .bands import get_band
+from .models.domain import psf_tags
 from .models.zoo import ModelCard, write_model
 from .nn.any_band import BASELINE_METHODS, AnyBandNet
 from .nn.engine import resolve_device
@@ -58,7 +59,7 @@ def request_calibration(card, inputs, output):
     return dict(dict(entry.get("by_n_inputs", {})).get(str(len(inputs)), {}))
 
 
-def make_request(card, net, inputs, output):
+def make_request(card, net, inputs, output, psf=None):
     """The network and the `~bandsynth.models.zoo.ModelCard` of one request of an any-band model.
 
     Parameters
@@ -70,6 +71,8 @@ def make_request(card, net, inputs, output):
         The bands at hand.
     output : str
         The band wanted.
+    psf : sequence of float, optional
+        The inputs' PSF tags, for a network that reads them (`bandsynth.models.domain.psf_tags`).
 
     Returns
     -------
@@ -90,7 +93,7 @@ def make_request(card, net, inputs, output):
     if unknown or not inputs:
         raise ValueError(f"model {card.name!r} predicts {output} from any of {', '.join(readable)}; "
                          f"it cannot read {', '.join(unknown) or 'nothing'}")
-    task = net.task(inputs=inputs, output=output)
+    task = net.task(inputs=inputs, output=output, psf=psf)
     intercept, coefficients = net.colour_model(task.present.tolist(), task.output_slot)
     calibration = request_calibration(card, inputs, output)
     return task, card.replace(
@@ -144,7 +147,7 @@ class AnyBandTranslator(ModelAccess):
         return (f"<AnyBandTranslator {self.name!r}: any of {', '.join(self.outputs)} from any of "
                 f"{', '.join(self.inputs)} ({self._card.preset} preset, {self._card.mode} mode)>")
 
-    def task(self, *, inputs, output):
+    def task(self, *, inputs, output, psf=None):
         """One request as a `~bandsynth.Translator` of one mapping, ``inputs -> output``.
 
         It shares this model's weights; its card is the request's (those bands' scalings, the
@@ -156,6 +159,9 @@ class AnyBandTranslator(ModelAccess):
             The bands at hand, in the channel order the translator takes them.
         output : str
             The band wanted.
+        psf : sequence of float, optional
+            For a model that reads PSF tags: per input band ``log2(FWHM / FWHM_trained)``
+            (`bandsynth.models.domain.psf_tags`; default 0, the training images' PSF).
 
         Returns
         -------
@@ -168,19 +174,26 @@ class AnyBandTranslator(ModelAccess):
         """
         inputs = tuple(get_band(b).name for b in ([inputs] if isinstance(inputs, str) else inputs))
         output = get_band(output).name
-        if (inputs, output) not in self._tasks:
-            task, card = make_request(self._card, self._model, inputs, output)
-            self._tasks[inputs, output] = self._one_mapping(task, card, device=self._device)
-        return self._tasks[inputs, output]
+        psf = None if psf is None else tuple(float(t) for t in psf)
+        if (inputs, output, psf) not in self._tasks:
+            task, card = make_request(self._card, self._model, inputs, output, psf=psf)
+            self._tasks[inputs, output, psf] = self._one_mapping(task, card, device=self._device)
+        return self._tasks[inputs, output, psf]
 
-    def request(self, stack, band):
+    def request(self, stack, band, *, inputs=None):
         """The translator that predicts ``band`` from the bands of ``stack`` the model reads.
+
+        A model that reads PSF tags is told each input's PSF as ``stack`` records it
+        (`bandsynth.models.domain.psf_tags`).
 
         Parameters
         ----------
         stack : `~bandsynth.BandStack`
         band : str
             The band wanted.
+        inputs : sequence of str, optional
+            The bands at hand, in the translator's channel order (default: every band of
+            ``stack`` the model reads).
 
         Returns
         -------
@@ -192,12 +205,14 @@ class AnyBandTranslator(ModelAccess):
             The stack holds none of the bands the model reads for ``band``.
         """
         band = get_band(band).name
-        inputs = tuple(b for b in self.inputs if b in stack and b != band)
+        if inputs is None:
+            inputs = tuple(b for b in self.inputs if b in stack and b != band)
         if not inputs:
             readable = ", ".join(b for b in self.inputs if b != band)
             raise ValueError(f"model {self.name!r} predicts {band} from any of {readable}; "
                              f"the stack has {', '.join(stack.names)}")
-        return self.task(inputs=inputs, output=band)
+        psf = psf_tags(self._card, stack, inputs) if self._model.psf_tags else None
+        return self.task(inputs=inputs, output=band, psf=psf)
 
     def _wanted(self, band):
         if band is None:

@@ -206,8 +206,11 @@ def prediction_provenance(card, stack, n_masked, *, uncertainty, configuration, 
 
     method, stated = uncertainty
     files = {rec["band"]: rec for rec in stack.meta.get("inputs", ())}
+    # an any-band request that read PSF tags (log2 of each input's FWHM over the training images')
+    tags = dict(zip(card.inputs, dict(card.architecture.get("task", {}) or {}).get("psf", ())))
     inputs = [{"band": b, "file": str(files.get(b, {}).get("file", "")),
-               "checksum": str(files.get(b, {}).get("checksum", ""))} for b in card.inputs]
+               "checksum": str(files.get(b, {}).get("checksum", "")), **({"psf_tag": tags[b]} if tags else {})}
+              for b in card.inputs]
     provenance = {
         "bandsynth_version": __version__, "model": card.name, "model_version": card.version,
         "weights_sha256": card.sha256, "card_sha256": card.card_sha256, "band": card.output,
@@ -228,6 +231,8 @@ def prediction_provenance(card, stack, n_masked, *, uncertainty, configuration, 
             "fixed asinh scaling per band "
             f"({computation['precision']} on {computation['device']}, tiles of {computation['tile']} px with a "
             f"{computation['halo']} px halo).",
+            *([f"PSF tags read, log2(FWHM / training FWHM): "
+               f"{', '.join(f'{b} {t:.2f}' for b, t in tags.items())}."] if tags else []),
             f"Uncertainty: {method}.",
             *[f"Converted {z['band']} from {z['unit']} to nanomaggies with AB zero point {z['zeropoint_ab']:.4f} "
               f"({z['source']})." for z in stack.meta.get("zeropoints", ()) if z["band"] in card.inputs],

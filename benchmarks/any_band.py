@@ -23,6 +23,14 @@ four parts; ``--no-dedicated`` leaves the dedicated models' rows out of part 1 (
 change between any-band runs):
 
     python benchmarks/any_band.py --model runs/any_band_out/any_band_ideal --data ... --parts paper --no-dedicated
+
+``--input-psf-ratio R`` shows every model its inputs through a PSF ``R`` times broader than the
+data's (a Gaussian blur in flux, the stacks' ``psf_fwhm`` saying so), against the same sharp
+truth: how a model copes with worse seeing.  A model with PSF tags (`bandsynth.nn.any_band`) is
+told ``log2(R)`` (``--withhold-psf-tags``: told 0, to see what the tags themselves carry
+beyond training on blurred inputs); a dedicated model is not told anything:
+
+    python benchmarks/any_band.py --model ... --data ... --parts paper --input-psf-ratio 3
 """
 
 from __future__ import annotations
@@ -31,6 +39,7 @@ import argparse
 import sys
 import time
 import warnings
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -64,6 +73,24 @@ def degradation_requests(model):
     return out
 
 
+def broader_psf(stack, *, ratio, pixel_scale):
+    """``stack`` with every band seen through a Gaussian PSF ``ratio`` times broader than its own (flux kept)."""
+    from astropy.nddata import NDData
+    from astropy.stats import gaussian_fwhm_to_sigma
+    from scipy.ndimage import gaussian_filter
+
+    from bandsynth import BandStack
+
+    fwhm = dict(stack.meta["psf_fwhm"])
+    images = {}
+    for band in stack.names:
+        image = stack[band]
+        sigma = fwhm[band] / pixel_scale * np.sqrt(ratio ** 2 - 1.0) * gaussian_fwhm_to_sigma
+        images[band] = NDData(gaussian_filter(np.asarray(image.data, dtype=np.float64), sigma, mode="nearest"),
+                              unit=image.unit, wcs=image.wcs, mask=image.mask, meta=image.meta)
+    return BandStack(images, meta={**stack.meta, "psf_fwhm": {b: ratio * v for b, v in fwhm.items()}})
+
+
 def _summary(m):
     z = np.abs(np.concatenate(m["z"]))
     return (f"{len(m['model']):>4} {_row(m['model']):>26} {_row(m['linear_colour']):>26} "
@@ -93,7 +120,13 @@ def main(argv=None):
                         help="which parts to run (default: all)")
     parser.add_argument("--no-dedicated", action="store_true",
                         help="part 1 without the dedicated models' rows (they do not change between any-band runs)")
+    parser.add_argument("--input-psf-ratio", type=float, default=1.0, metavar="R",
+                        help="show the models their inputs through a PSF R times broader than the data's (>= 1)")
+    parser.add_argument("--withhold-psf-tags", action="store_true",
+                        help="with --input-psf-ratio: tell a model with PSF tags the training PSF (tags 0)")
     args = parser.parse_args(argv)
+    if not args.input_psf_ratio >= 1.0:
+        parser.error(f"--input-psf-ratio must be >= 1, got {args.input_psf_ratio}")
 
     from bandsynth import Translator
     from bandsynth.datasets import open_dataset
@@ -102,10 +135,19 @@ def main(argv=None):
     data = open_dataset(args.data)
     header = f"{'':<34} {'n':>4} {'|dmag| [16-84%]':>26} {'linear colour':>26} {'SSIM':>7} {'cov1':>6}"
 
+    blur = None if args.input_psf_ratio == 1.0 else partial(broader_psf, ratio=args.input_psf_ratio,
+                                                             pixel_scale=float(data.info["pixel_scale"]))
+
     def row(label, translator):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # requests the calibration was not fitted on say so; cov1 shows it
-            print(f"{label:<34} {_summary(measure(translator, max_images=args.max_images, data=data))}", flush=True)
+            scores = measure(translator, max_images=args.max_images, data=data, transform=blur)
+            print(f"{label:<34} {_summary(scores)}", flush=True)
+
+    def request(inputs, output):
+        told = 0.0 if args.withhold_psf_tags else float(np.log2(args.input_psf_ratio))
+        tags = [told] * len(inputs) if model.model.psf_tags else None
+        return model.task(inputs=inputs, output=output, psf=tags)
 
     if "paper" in args.parts:
         print("1. the paper's mappings: dedicated model, then the any-band model's request\n" + header)
@@ -113,16 +155,15 @@ def main(argv=None):
             if output in model.outputs and all(b in model.inputs for b in inputs):
                 if not args.no_dedicated:
                     row(name, Translator.load(name))
-                row(f"  {model.name}: {'+'.join(inputs)} -> {output}", model.task(inputs=inputs, output=output))
+                row(f"  {model.name}: {'+'.join(inputs)} -> {output}", request(inputs, output))
     if "others" in args.parts:
         print("\n2. each band from all the others\n" + header)
         for band in model.outputs:
-            row(f"{band} from the other {len(model.inputs) - 1}", model.task(
-                inputs=[b for b in model.inputs if b != band], output=band))
+            row(f"{band} from the other {len(model.inputs) - 1}", request([b for b in model.inputs if b != band], band))
     if "degradation" in args.parts:
         print("\n3. r from fewer bands\n" + header)
         for inputs, output in degradation_requests(model):
-            row(f"{output} from {'+'.join(inputs)}", model.task(inputs=inputs, output=output))
+            row(f"{output} from {'+'.join(inputs)}", request(inputs, output))
     if "speed" in args.parts:
         _print_speed(model)
 

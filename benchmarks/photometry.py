@@ -64,17 +64,21 @@ def _median_interval(values):
     return f"{low:.4f}-{high:.4f}"
 
 
-def measure(translator, *, max_images=150, progress=False, data=None):
+def measure(translator, *, max_images=150, progress=False, data=None, transform=None):
     """Per-galaxy delta mag (model, colour model, nearest band), SSIMs and coverage of one model.
 
     ``data``: the model's data set if already at hand (e.g. opened from the training cache),
-    else rebuilt from its card.
+    else rebuilt from its card.  ``transform``: a function applied to each test stack before
+    the model and the baselines read it (e.g. inputs seen through a broader PSF); the truth
+    stays as it is.
     """
     card = translator.card
     data = card_dataset(card, progress=progress) if data is None else data
     indices = list(data.indices("test"))[:max_images]
     stacks = [data.stack(int(i)) for i in indices]
     truths = target_images(data, indices, card.output, stacks)
+    if transform is not None:
+        stacks = [transform(s) for s in stacks]
     preds = translator.predict([s.select(card.inputs) for s in stacks])
     coefficients = fit_linear_colour(data, card.inputs, card.output)  # the floor: linear in flux, training split
     nearest = min(card.inputs, key=lambda b: abs(np.log(get_band(b).wavelength / get_band(card.output).wavelength)))

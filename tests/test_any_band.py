@@ -93,10 +93,19 @@ def _filmed_net(data, scalings):
     return net.eval()
 
 
-@pytest.mark.parametrize("film", [False, True], ids=["input-conditioned", "modulated"])
-def test_tiled_and_whole_prediction_agree_and_a_far_neighbour_changes_nothing(data, scalings, film):
-    net = _filmed_net(data, scalings) if film else _net(data, scalings)
-    task = net.task(inputs=["NUV", "g", "Ks"], output="r")
+def _tagged_net(data, scalings):
+    """`_net` reading PSF tags, the tags' weights random as a trained network's are."""
+    net = _net(data, scalings).with_psf_tags()
+    with torch.no_grad():
+        net.generator.trunk[1].weight[:, 3 * len(BANDS):4 * len(BANDS)].normal_(0.0, 0.3)
+    return net.eval()
+
+
+@pytest.mark.parametrize("kind", ["input-conditioned", "modulated", "psf-tagged"])
+def test_tiled_and_whole_prediction_agree_and_a_far_neighbour_changes_nothing(data, scalings, kind):
+    net = {"input-conditioned": _net, "modulated": _filmed_net, "psf-tagged": _tagged_net}[kind](data, scalings)
+    tags = {"psf": [1.0, 0.0, 0.5]} if kind == "psf-tagged" else {}
+    task = net.task(inputs=["NUV", "g", "Ks"], output="r", **tags)
     engine = InferenceEngine(task)
     rng = np.random.default_rng(0)
     x = (0.05 * rng.standard_normal((1, 3, 200, 200))).astype(np.float32)
@@ -218,6 +227,78 @@ def test_training_can_add_request_modulation_to_a_network(data, scalings):
     assert fresh.config["film"] is True
 
 
+def test_psf_tags_start_ignored_then_tell_broader_psfs_apart(data, scalings):
+    net = _net(data, scalings)
+    x = torch.rand(2, 3, 32, 32)
+    request = dict(inputs=["NUV", "g", "Ks"], output="r")
+    untagged = net.task(**request)(x).mean
+    given = net.with_psf_tags()
+    assert not net.psf_tags and "psf_tags" not in net.config  # an untagged network's config and card hash as before
+    # zero weights on the tag planes: the same prediction, to the rounding of a convolution over more channels
+    torch.testing.assert_close(given.task(**request, psf=[2.0, 0.0, 1.0])(x).mean, untagged)
+    with pytest.raises(ValueError, match=r"already reads PSF tags \(psf_tags=True\)"):
+        given.with_psf_tags()
+    with pytest.raises(ValueError, match=r"this network reads no PSF tags \(psf_tags=False\): it cannot take psf"):
+        net.task(**request, psf=[1.0, 0.0, 0.0])
+    with pytest.raises(ValueError, match=r"psf needs one finite tag per input band \(NUV, g, Ks\), got \[1.0\]"):
+        given.task(**request, psf=[1.0])
+    tagged = _tagged_net(data, scalings)
+    # tags of 0 are the training images' PSF: what the untagged network predicts, whatever the tags' weights
+    torch.testing.assert_close(tagged.task(**request)(x).mean, untagged)
+    broader = tagged.task(**request, psf=[1.0, 0.0, 0.0])
+    assert not torch.allclose(broader(x).mean, untagged)
+    assert broader.config["task"]["psf"] == [1.0, 0.0, 0.0] and broader.config["psf_tags"] is True
+    rebuilt = AnyBandNet.from_config(tagged.config)
+    rebuilt.load_state_dict(tagged.state_dict())
+    torch.testing.assert_close(rebuilt.eval().task(**request, psf=[1.0, 0.0, 0.0])(x).mean, broader(x).mean)
+
+
+def test_blurred_training_inputs_keep_their_flux_and_carry_their_tag(data, scalings):
+    fwhm = {b: 1.5 for b in BANDS}
+    common = dict(bands=BANDS, scalings=scalings, split="train", augment=True, psf_fwhm=fwhm, seed=3)
+    sharp = BandSubsetDataset(data, **common)
+    blurred = BandSubsetDataset(data, **common, psf_max_ratio=3.0, psf_share=1.0)
+    k = len(BANDS)
+    for i in range(6):
+        (a, ya), (b, yb) = sharp[i], blurred[i]
+        assert a.shape[0] == b.shape[0] == 4 * k
+        torch.testing.assert_close(a[3 * k:], torch.zeros_like(a[3 * k:]))  # not blurred: tagged 0
+        torch.testing.assert_close(yb, ya)  # the target stays sharp
+        present, _ = sharp.request(i)
+        for band in present:
+            s, scaling = BANDS.index(band), scalings[band]
+            tag = float(b[3 * k + s, 0, 0])
+            assert 0 < tag <= np.log2(3.0) and torch.all(b[3 * k + s] == tag)
+            flux_a, flux_b = (scaling.inverse(p[s].double().numpy()) for p in (a, b))
+            assert flux_b.max() < flux_a.max()  # blurred ...
+            np.testing.assert_allclose(flux_b.sum(), flux_a.sum(), rtol=0.02)  # ... with its flux kept
+    with pytest.raises(ValueError, match="psf_max_ratio needs psf_fwhm: the bands' PSF FWHM in pixels"):
+        BandSubsetDataset(data, bands=BANDS, scalings=scalings, psf_max_ratio=2.0)
+    with pytest.raises(ValueError, match=r"psf_fwhm needs a positive FWHM \(pixels\) for band\(s\) \['Ks'\]"):
+        BandSubsetDataset(data, bands=BANDS, scalings=scalings, psf_fwhm={"NUV": 1, "g": 1, "r": 1})
+
+
+def test_training_can_teach_a_network_to_read_psf_tags(data, scalings):
+    start = _net(data, scalings)
+    net, *_ = train_any_band(data, BANDS, epochs=1, batch_size=4, crop_size=32, progress=False, init=start,
+                             psf_max_ratio=3.0, psf_share=1.0, select_checkpoint=False)
+    assert not start.psf_tags and net.psf_tags
+    assert torch.count_nonzero(net.generator.trunk[1].weight[:, 3 * len(BANDS):4 * len(BANDS)]) > 0  # from zero
+    with pytest.raises(ValueError, match=r"psf_max_ratio needs the data's PSF FWHM of every band and its pixel scale"):
+        train_any_band(_WithoutPSF(data), BANDS, epochs=1, progress=False, init=start, psf_max_ratio=3.0)
+
+
+class _WithoutPSF:
+    """A data set whose ``info`` records no PSF."""
+
+    def __init__(self, data):
+        self._data = data
+        self.info = {k: v for k, v in data.info.items() if k != "psf_fwhm"}
+
+    def __getattr__(self, name):
+        return getattr(self._data, name)
+
+
 def test_bad_requests_are_refused_with_the_band_named(data, scalings):
     net = _net(data, scalings)
     with pytest.raises(ValueError, match="band 'i' is not one this network reads or writes; it knows NUV, g, r, Ks"):
@@ -286,6 +367,32 @@ def test_predict_with_band_uses_the_bands_each_stack_has(any_band):
         both = any_band.predict([galaxy.select(["g", "Ks"]), galaxy.select(["NUV", "g", "Ks"])], band=["NUV", "r"])
     assert [sorted(d) for d in both] == [["NUV", "r"], ["NUV", "r"]]
     assert [i["band"] for i in both[0]["r"].meta["provenance"]["inputs"]] == ["g", "Ks"]
+
+
+def test_a_psf_tagged_model_reads_each_inputs_psf_from_the_stack(any_band):
+    from bandsynth import BandStack, Translator
+    from bandsynth.any_band_translator import AnyBandTranslator
+
+    net = any_band.model.with_psf_tags()
+    with torch.no_grad():
+        net.generator.trunk[1].weight[:, 3 * len(BANDS):4 * len(BANDS)].normal_(0.0, 0.3)
+    card = any_band.card.replace(training={**any_band.card.training, "psf_max_ratio": 4.0})
+    tagged = AnyBandTranslator(net, card, one_mapping=Translator)
+    galaxy = make_galaxy_stack(7).select(["NUV", "g", "Ks"])
+    trained = {b: card.psf_fwhm[b] for b in ("NUV", "g", "Ks")}
+    as_trained = tagged.predict(galaxy, band="r", uncertainty=False)
+    assert [i["psf_tag"] for i in as_trained.meta["provenance"]["inputs"]] == [0.0, 0.0, 0.0]
+    np.testing.assert_allclose(as_trained.data, any_band.predict(galaxy, band="r", uncertainty=False).data,
+                               rtol=1e-5, atol=1e-6 * float(np.abs(as_trained.data).max()))
+    galaxy = BandStack({b: galaxy[b] for b in galaxy.names}, meta={
+        **galaxy.meta, "psf_fwhm": {"NUV": 2 * trained["NUV"], "g": trained["g"] / 3, "Ks": 10 * trained["Ks"]}})
+    with pytest.warns(AstropyUserWarning, match=r"Ks images with a PSF FWHM of .* \(and blurred up to .*\); this "
+                                                r"stack's Ks PSF is"):
+        seen = tagged.predict(galaxy, band="r", uncertainty=False)
+    # NUV twice as broad: tag 1; g sharper and Ks broader than training taught: held at its range, 0 and 2
+    assert [i["psf_tag"] for i in seen.meta["provenance"]["inputs"]] == [1.0, 0.0, 2.0]
+    assert any("PSF tags read" in line for line in seen.meta["provenance"]["history"])
+    assert not np.allclose(seen.data, as_trained.data)
 
 
 def test_requests_from_fewer_bands_get_the_calibration_of_their_number_of_bands(any_band, data):

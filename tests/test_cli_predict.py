@@ -232,3 +232,32 @@ def test_predict_batch_band_with_an_any_band_model(tiny_any_band_model, galaxy, 
     assert "model 'tiny_any' predicts any of NUV, g, r, Ks; say which with --band" in caplog.text
     assert main([*common, "--band", "g", "--input-bands", "NUV", "g"]) == 2
     assert "--input-bands g: model 'tiny_any' predicts g from any of NUV, r, Ks" in caplog.text
+
+
+def test_predict_batch_tells_a_psf_tagged_model_each_galaxys_seeing(tiny_any_band_model, galaxy, tmp_path):
+    import torch
+
+    from bandsynth import Translator
+    from bandsynth.any_band_translator import AnyBandTranslator
+
+    translator = tiny_any_band_model[1]
+    net = translator.model.with_psf_tags()
+    with torch.no_grad():
+        net.generator.trunk[1].weight[:, 12:16].normal_(0.0, 0.3)  # as if trained: the tags matter
+    card = translator.card.replace(name="tiny_any_psf", psf_fwhm={b: 1.0 for b in translator.inputs},
+                                   training={"psf_max_ratio": 4.0})
+    stem = tmp_path / "tiny_any_psf"
+    AnyBandTranslator(net, card, one_mapping=Translator).save(stem)
+    folder = _two_galaxies(galaxy, tmp_path)
+    for g, seeing in (("a", 1.0), ("b", 2.0)):  # galaxy b's NUV image has twice the training PSF
+        fits.setval(folder / f"{g}_NUV.fits", "PSF_FWHM", value=seeing)
+    out = tmp_path / "out"
+    assert main(["predict-batch", "--model", str(stem), "--pattern", "{id}_{band}.fits", "--input-dir", str(folder),
+                 "--out", str(out), "--workers", "1", "--quiet", "--band", "g", "--input-bands", "NUV", "Ks"]) == 0
+    a, b = (SyntheticBand.read(out / f"{g}_g_synth.fits") for g in ("a", "b"))
+    assert [i["psf_tag"] for i in a.meta["provenance"]["inputs"]] == [0.0, 0.0]
+    assert [i["psf_tag"] for i in b.meta["provenance"]["inputs"]] == [1.0, 0.0]
+    assert not np.allclose(a.data, b.data)  # the same pixels, told another seeing
+    assert _predict(stem, {"NUV": folder / "b_NUV.fits", "Ks": folder / "b_Ks.fits"}, tmp_path / "b.fits",
+                    "--band", "g") == 0
+    np.testing.assert_array_equal(SyntheticBand.read(tmp_path / "b.fits").data, b.data)

@@ -317,7 +317,7 @@ def _predict_galaxy_locked(galaxy, files, out, *, model, options, payload):
     try:
         _tune_malloc()
         _set_torch_threads(options)
-        translator = get_translator(model, payload)
+        translator = any_band = get_translator(model, payload)
         if options.get("request"):  # one request of an any-band model
             inputs, band = options["request"]
             translator = translator.task(inputs=inputs, output=band)
@@ -349,6 +349,8 @@ def _predict_galaxy_locked(galaxy, files, out, *, model, options, payload):
         b, f = attribute_error(err, files)
         return failed(error_message(err), band=b, file=f)
     try:
+        if options.get("request"):  # told this galaxy's input PSFs, if the network reads them
+            translator = any_band.request(stack, band, inputs=translator.inputs)
         prediction = translator.predict(stack, **options.get("predict_kw", {}))
     except Exception as err:
         b, f = attribute_error(err, files)

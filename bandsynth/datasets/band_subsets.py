@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from astropy.stats import gaussian_fwhm_to_sigma
+from scipy.ndimage import gaussian_filter
 
 from ..bands import get_band
 from .base import unusable_pixels
@@ -91,6 +93,16 @@ class BandSubsetDataset(torch.utils.data.Dataset):
     favoured_share : float
         The share of items (with ``augment``) whose request is one of ``favoured`` (uniform
         among them) instead of a uniform draw.
+    psf_fwhm : mapping of str to float, optional
+        Per band, the PSF FWHM of the images in pixels.  Given, every item carries PSF tag
+        planes (``[4K, H, W]``, for an `~bandsynth.nn.any_band.AnyBandNet` with ``psf_tags``):
+        ``log2(FWHM / psf_fwhm[band])`` of each band at hand, 0 unless blurred.
+    psf_max_ratio : float
+        With ``psf_fwhm`` and ``augment``: a share ``psf_share`` of the bands at hand are blurred
+        (in flux, by a Gaussian) to a FWHM larger by a ratio drawn log-uniformly in
+        ``[1, psf_max_ratio]``, and tagged so; the target is left sharp.
+    psf_share : float
+        The share of the bands at hand so blurred.
     seed : int
         Seed of the draws.
 
@@ -105,7 +117,8 @@ class BandSubsetDataset(torch.utils.data.Dataset):
     """
 
     def __init__(self, source, *, bands, scalings=None, split=None, indices=None, crop_size=None, augment=False,
-                 targets=None, max_inputs=None, favoured=None, favoured_share=0.0, seed=0):
+                 targets=None, max_inputs=None, favoured=None, favoured_share=0.0, psf_fwhm=None, psf_max_ratio=1.0,
+                 psf_share=0.5, seed=0):
         self.bands = _band_names(bands, "bands")
         if len(self.bands) < 2:
             raise ValueError(f"bands must name at least two bands, got {list(self.bands)}")
@@ -146,6 +159,21 @@ class BandSubsetDataset(torch.utils.data.Dataset):
             raise ValueError(f"crop_size must be in [1, {side}], got {crop_size}")
         self.crop_size = None if crop_size is None else int(crop_size)
         self.augment, self.seed, self.epoch = bool(augment), int(seed), 0
+        self.psf_fwhm = self._check_psf(psf_fwhm, psf_max_ratio, psf_share)
+        self.psf_max_ratio, self.psf_share = float(psf_max_ratio), float(psf_share)
+
+    def _check_psf(self, psf_fwhm, max_ratio, share):
+        if psf_fwhm is None:
+            if max_ratio != 1.0:
+                raise ValueError("psf_max_ratio needs psf_fwhm: the bands' PSF FWHM in pixels")
+            return None
+        fwhm = {get_band(b).name: float(v) for b, v in dict(psf_fwhm).items()}
+        missing = [b for b in self.bands if not fwhm.get(b, 0) > 0]
+        if missing:
+            raise ValueError(f"psf_fwhm needs a positive FWHM (pixels) for band(s) {missing}")
+        if not max_ratio >= 1.0 or not 0.0 <= share <= 1.0:
+            raise ValueError(f"psf_max_ratio must be >= 1 and psf_share in [0, 1], got {max_ratio} and {share}")
+        return fwhm
 
     def _check_favoured(self, favoured):
         checked = []
@@ -211,11 +239,16 @@ class BandSubsetDataset(torch.utils.data.Dataset):
         present, wanted = self.request(i)
         rng = self._rng(i, 1)
         k = len(self.bands)
-        planes = np.zeros((3 * k, *self.x.shape[-2:]), dtype=np.float32)
+        planes = np.zeros(((3 if self.psf_fwhm is None else 4) * k, *self.x.shape[-2:]), dtype=np.float32)
+        blur = self._rng(i, 3)  # a stream of its own: requests, crops and turns stay those without blurring
         for band in present:
             s = self.bands.index(band)
             planes[s] = self.x[i, s]
             planes[k + s] = 1.0
+            if self.psf_fwhm is not None and self.augment and blur.random() < self.psf_share:
+                ratio = float(np.exp(blur.uniform(0.0, np.log(self.psf_max_ratio))))
+                planes[s] = self._blurred(planes[s], band, ratio)
+                planes[3 * k + s] = np.log2(ratio)
         t = self.bands.index(wanted)
         planes[2 * k + t] = 1.0
         arrays = [planes, self.y[i, t:t + 1]] + ([] if self.weight is None else [self.weight[i]])
@@ -227,3 +260,10 @@ class BandSubsetDataset(torch.utils.data.Dataset):
             oy, ox = ((int(rng.integers(height - c + 1)), int(rng.integers(width - c + 1))) if self.augment
                       else ((height - c) // 2, (width - c) // 2))
         return crop_and_turn(arrays, oy, ox, c, op)
+
+    def _blurred(self, scaled, band, ratio):
+        """``scaled`` image of ``band`` seen through a PSF ``ratio`` times broader (Gaussian, in flux)."""
+        sigma = self.psf_fwhm[band] * np.sqrt(ratio ** 2 - 1.0) * gaussian_fwhm_to_sigma  # Gaussians add in quadrature
+        scaling = self.scalings[band]
+        flux = gaussian_filter(scaling.inverse(scaled.astype(np.float64)), sigma, mode="nearest")
+        return scaling.forward(flux).astype(np.float32)

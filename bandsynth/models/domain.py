@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["domain_problems", "input_psf_fwhm", "pixel_noise", "PSF_KEYWORDS", "NOISE_FLOOR"]
+__all__ = ["domain_problems", "input_psf_fwhm", "psf_tags", "pixel_noise", "PSF_KEYWORDS", "NOISE_FLOOR"]
 
 #: Header keywords read as an input's PSF FWHM in arcsec (the common survey spellings;
 #: "FWHM" alone is left out because some pipelines write it in pixels).
@@ -104,6 +104,35 @@ def input_psf_fwhm(stack, band):
     return None
 
 
+def psf_tags(card, stack, inputs):
+    """Per input band, the PSF tag ``log2(FWHM / FWHM_trained)`` an any-band network with PSF tags reads.
+
+    The tag says how much broader the band's PSF in ``stack`` is than the training images'
+    (`bandsynth.nn.any_band`).  It is held within the range training taught, 0 to
+    ``log2(card.training["psf_max_ratio"])`` (`domain_problems` reports a PSF beyond it), is 0
+    where the stack or the card records no PSF, and is rounded to 0.01 so that stacks of
+    nearly the same seeing make one request.
+
+    Parameters
+    ----------
+    card : `~bandsynth.models.zoo.ModelCard`
+    stack : `~bandsynth.BandStack`
+    inputs : sequence of str
+        The bands at hand.
+
+    Returns
+    -------
+    tuple of float
+    """
+    broadest = float(card.training.get("psf_max_ratio") or 1.0)
+    tags = []
+    for band in inputs:
+        fwhm, trained = input_psf_fwhm(stack, band), card.psf_fwhm.get(band)
+        ratio = 1.0 if fwhm is None or not trained else fwhm / float(trained)
+        tags.append(round(float(np.log2(np.clip(ratio, 1.0, broadest))), 2))
+    return tuple(tags)
+
+
 def _for_observed_images(card):
     """Advice for noisy inputs: the shipped survey-layer model of the same bands, if there is one."""
     from .zoo import list_models
@@ -171,9 +200,11 @@ def domain_problems(card, stack, *, factor=2.0, pixel_scale_factor=PIXEL_SCALE_F
                 f"{noise:.3g} {card.unit}/pixel: the prediction may be unreliable ({_for_observed_images(card)})"
             )
         fwhm, trained = input_psf_fwhm(stack, band), card.psf_fwhm.get(band)
-        if fwhm is not None and trained and not 1 / factor <= fwhm / float(trained) <= factor:
+        broadest = float(card.training.get("psf_max_ratio") or 1.0)  # > 1: trained on blurred inputs too
+        if fwhm is not None and trained and not 1 / factor <= fwhm / float(trained) <= factor * broadest:
+            blurred = f" (and blurred up to {broadest * float(trained):.3g})" if broadest > 1 else ""
             problems.append(
                 f"model {card.name!r} was trained on {band} images with a PSF FWHM of {float(trained):.3g} "
-                f"arcsec; this stack's {band} PSF is {fwhm:.3g} arcsec: the prediction may be unreliable"
+                f"arcsec{blurred}; this stack's {band} PSF is {fwhm:.3g} arcsec: the prediction may be unreliable"
             )
     return problems

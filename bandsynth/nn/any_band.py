@@ -33,9 +33,19 @@ plain local image-to-image network and everything the photometric contract asks 
   (observed ones) it is the sturdier start, as the flux-weighted fit follows the
   galaxies' light and sky noise averages out in it.
 
+* **PSF tags (optional, ``psf_tags=True``).**  One more constant plane per slot says
+  how much broader that input's PSF is than the training images' in that band,
+  ``log2(FWHM / FWHM_trained)`` (0 for a band not at hand): the network can learn, from
+  inputs blurred at random in training (`~bandsynth.datasets.band_subsets.BandSubsetDataset`'s
+  ``psf_max_ratio``), to read images whose seeing is worse than its training images'.
+  Constant over the image, the tags keep the network local; `AnyBandNet.with_psf_tags`
+  adds them to a trained network with zero weights, so that it predicts what it did (to the
+  float rounding of an input convolution over more channels).
+
 Input layout, ``[B, 3K, H, W]`` (`request_planes` builds it): the scaled images in
 their slots (0 where a band is missing), one presence plane per slot (1 or 0) and a
-one-hot plane per slot for the wanted band.  `TaskNet` presents one request as an
+one-hot plane per slot for the wanted band; with PSF tags ``[B, 4K, H, W]``, the tag
+planes last.  `TaskNet` presents one request as an
 ordinary ``inputs -> output`` network, so the inference engine, exact tiling and the
 uncertainty sampling run it unchanged.
 
@@ -72,8 +82,8 @@ BASELINE_METHODS = {"scaled": "x_out = a + sum c_i x_i over the bands at hand, l
 RIDGE = 1e-6
 
 
-def request_planes(values, present, target):
-    """The network input of a batch of requests: images, presence planes, target planes.
+def request_planes(values, present, target, psf=None):
+    """The network input of a batch of requests: images, presence planes, target planes (and PSF tags).
 
     Parameters
     ----------
@@ -83,16 +93,22 @@ def request_planes(values, present, target):
         ``[B, K]`` bool: the bands at hand.
     target : torch.Tensor
         ``[B]`` int: the slot of the wanted band (not among the bands at hand).
+    psf : torch.Tensor, optional
+        ``[B, K]``: per slot ``log2(FWHM / FWHM_trained)`` of the band at hand, for a network
+        with PSF tags (ignored where a band is missing).
 
     Returns
     -------
     torch.Tensor
-        ``[B, 3K, H, W]``, float32.
+        ``[B, 3K, H, W]`` (``[B, 4K, H, W]`` with ``psf``), float32.
     """
     b, k, h, w = values.shape
     present = present.to(values.device, torch.float32).view(b, k, 1, 1)
     wanted = nn.functional.one_hot(target.to(values.device).long(), k).to(torch.float32).view(b, k, 1, 1)
-    return torch.cat([values.float() * present, present.expand(b, k, h, w), wanted.expand(b, k, h, w)], dim=1)
+    planes = [values.float() * present, present.expand(b, k, h, w), wanted.expand(b, k, h, w)]
+    if psf is not None:
+        planes.append((psf.to(values.device, torch.float32).view(b, k, 1, 1) * present).expand(b, k, h, w))
+    return torch.cat(planes, dim=1)
 
 
 class AnyBandNet(WrapsGenerator, nn.Module):
@@ -101,8 +117,8 @@ class AnyBandNet(WrapsGenerator, nn.Module):
     Parameters
     ----------
     generator : ResNetGenerator
-        With ``3K + 1`` input channels (the request planes and the baseline), one
-        output and ``norm="none"``.
+        With ``3K + 1`` input channels (the request planes and the baseline; ``4K + 1``
+        with ``psf_tags``), one output and ``norm="none"``.
     bands : sequence of str
         The band of each slot (registry names).
     softening, maximum : sequence of float
@@ -116,9 +132,12 @@ class AnyBandNet(WrapsGenerator, nn.Module):
         The colour model each request starts from (`BASELINES`).
     film : bool
         Modulate each residual block's output by the request (the module docstring).
+    psf_tags : bool
+        Read one PSF tag plane per slot (the module docstring).
     """
 
-    def __init__(self, generator, *, bands, softening, maximum, moments, cross, baseline="scaled", film=False):
+    def __init__(self, generator, *, bands, softening, maximum, moments, cross, baseline="scaled", film=False,
+                 psf_tags=False):
         super().__init__()
         if baseline not in BASELINES:
             raise ValueError(f"AnyBandNet baseline must be one of {BASELINES}, got {baseline!r}")
@@ -131,9 +150,11 @@ class AnyBandNet(WrapsGenerator, nn.Module):
         if generator.norm != "none":
             raise ValueError(f"AnyBandNet needs a generator without normalisation layers (norm='none'), "
                              f"got {generator.norm!r}")
-        if generator.in_channels != 3 * k + 1 or generator.out_channels != 1:
-            raise ValueError(f"AnyBandNet over {k} bands needs a generator with {3 * k + 1} input channels and 1 "
-                             f"output, got {generator.in_channels} and {generator.out_channels}")
+        planes = (4 if psf_tags else 3) * k
+        if generator.in_channels != planes + 1 or generator.out_channels != 1:
+            raise ValueError(f"AnyBandNet over {k} bands{' with PSF tags' if psf_tags else ''} needs a generator "
+                             f"with {planes + 1} input channels and 1 output, got {generator.in_channels} and "
+                             f"{generator.out_channels}")
         softening = vector("AnyBandNet", "softening", softening, k)
         maximum = vector("AnyBandNet", "maximum", maximum, k)
         if torch.any(softening <= 0) or torch.any(maximum <= 0):
@@ -144,6 +165,7 @@ class AnyBandNet(WrapsGenerator, nn.Module):
             if value.shape != shape or not torch.all(torch.isfinite(value)):
                 raise ValueError(f"AnyBandNet {name} must be a finite {shape} matrix, got shape {tuple(value.shape)}")
         self.bands = bands
+        self.psf_tags = bool(psf_tags)
         self.baseline_kind = baseline
         self.generator = generator
         self.register_buffer("softening", softening)
@@ -163,14 +185,14 @@ class AnyBandNet(WrapsGenerator, nn.Module):
 
     @classmethod
     def build(cls, preset, *, bands, softening, maximum, moments, cross, baseline="scaled", scale_head=True,
-              film=False):
+              film=False, psf_tags=False):
         """A fresh network from a generator preset; it predicts each request's colour model exactly.
 
         Parameters
         ----------
         preset : str
             Generator preset (`bandsynth.nn.generator.PRESETS`).
-        bands, softening, maximum, moments, cross, baseline, film
+        bands, softening, maximum, moments, cross, baseline, film, psf_tags
             As for `AnyBandNet`.
         scale_head : bool
             Give the generator an uncertainty head.
@@ -181,9 +203,10 @@ class AnyBandNet(WrapsGenerator, nn.Module):
         """
         if preset not in PRESETS:
             raise ValueError(f"unknown generator preset {preset!r}; known presets: {', '.join(PRESETS)}")
-        generator = ResNetGenerator(3 * len(bands) + 1, 1, **PRESETS[preset], norm="none", scale_head=scale_head)
+        planes = (4 if psf_tags else 3) * len(bands)
+        generator = ResNetGenerator(planes + 1, 1, **PRESETS[preset], norm="none", scale_head=scale_head)
         return cls(generator, bands=bands, softening=softening, maximum=maximum, moments=moments, cross=cross,
-                   baseline=baseline, film=film)
+                   baseline=baseline, film=film, psf_tags=psf_tags)
 
     def with_film(self):
         """A copy of this network with request modulation (``film=True``) that predicts exactly what it does.
@@ -207,10 +230,40 @@ class AnyBandNet(WrapsGenerator, nn.Module):
         net.load_state_dict({**net.state_dict(), **self.state_dict()})  # strict: only the new, zero modulation is kept
         return net
 
+    def with_psf_tags(self):
+        """A copy of this network that reads PSF tags (``psf_tags=True``) and predicts what it does.
+
+        The tag planes' weights in the input convolution start at zero, so every tag is
+        ignored until training (on inputs blurred at random) teaches the network to read them.
+
+        Returns
+        -------
+        AnyBandNet
+            A new network; this one is unchanged.
+
+        Raises
+        ------
+        ValueError
+            This network already reads PSF tags.
+        """
+        if self.psf_tags:
+            raise ValueError("this AnyBandNet already reads PSF tags (psf_tags=True)")
+        config = {**self.config, "psf_tags": True}
+        config["generator"] = {**config["generator"], "in_channels": 4 * len(self.bands) + 1}
+        net = type(self).from_config(config).to(self.softening.device)
+        state = self.state_dict()
+        stem = state["generator.trunk.1.weight"]  # the 7x7 convolution after the stem's padding: reads the input
+        k = len(self.bands)
+        # the input is [3K request planes, K tag planes, baseline]: zero weights for the new tag planes
+        state["generator.trunk.1.weight"] = torch.cat(
+            [stem[:, :3 * k], stem.new_zeros(stem.shape[0], k, *stem.shape[2:]), stem[:, 3 * k:]], dim=1)
+        net.load_state_dict(state)  # strict: every other weight carries over as it is
+        return net
+
     @property
     def in_channels(self):
-        """Channels of the network input: ``3K`` request planes."""
-        return 3 * len(self.bands)
+        """Channels of the network input: ``3K`` request planes (``4K`` with PSF tags)."""
+        return (4 if self.psf_tags else 3) * len(self.bands)
 
     def slot(self, band):
         """The slot index of ``band``.
@@ -275,7 +328,7 @@ class AnyBandNet(WrapsGenerator, nn.Module):
     def _requests(self, x):
         k = len(self.bands)
         present = x[:, k:2 * k, 0, 0] > 0.5
-        target = x[:, 2 * k:, 0, 0].argmax(dim=1)
+        target = x[:, 2 * k:3 * k, 0, 0].argmax(dim=1)
         return present, target
 
     def baseline(self, x):
@@ -381,7 +434,7 @@ class AnyBandNet(WrapsGenerator, nn.Module):
         soft, norm = self.softening[list(slots)].view(1, -1, 1, 1), self.norm[list(slots)].view(1, -1, 1, 1)
         return sinh(x.float() * norm) * soft
 
-    def task(self, *, inputs, output):
+    def task(self, *, inputs, output, psf=None):
         """This network as an ``inputs -> output`` network (`TaskNet`).
 
         Parameters
@@ -390,12 +443,14 @@ class AnyBandNet(WrapsGenerator, nn.Module):
             The bands at hand, in the channel order the task takes them.
         output : str
             The wanted band.
+        psf : sequence of float, optional
+            The inputs' PSF tags (`TaskNet`).
 
         Returns
         -------
         TaskNet
         """
-        return TaskNet(self, inputs=inputs, output=output)
+        return TaskNet(self, inputs=inputs, output=output, psf=psf)
 
     @property
     def config(self):
@@ -411,6 +466,7 @@ class AnyBandNet(WrapsGenerator, nn.Module):
             # written only when not the default, so the configurations (and card hashes) of earlier models stay
             **({"baseline": self.baseline_kind} if self.baseline_kind != "scaled" else {}),
             **({"film": True} if self.film is not None else {}),
+            **({"psf_tags": True} if self.psf_tags else {}),
         }
 
     @classmethod
@@ -448,9 +504,12 @@ class TaskNet(WrapsGenerator, nn.Module):
         The bands at hand (registry names), in channel order.
     output : str
         The wanted band.
+    psf : sequence of float, optional
+        Per input band, its PSF tag ``log2(FWHM / FWHM_trained)``; for a network with PSF tags
+        (default: 0, the training images' PSF).
     """
 
-    def __init__(self, net, *, inputs, output):
+    def __init__(self, net, *, inputs, output, psf=None):
         super().__init__()
         if not isinstance(net, AnyBandNet):
             raise TypeError(f"net must be an AnyBandNet, got {type(net).__name__}")
@@ -466,6 +525,15 @@ class TaskNet(WrapsGenerator, nn.Module):
         present = torch.zeros(len(net.bands), dtype=torch.bool)
         present[list(self.input_slots)] = True
         self.register_buffer("present", present, persistent=False)
+        tags = torch.zeros(len(net.bands), dtype=torch.float32)
+        if psf is not None:
+            psf = torch.as_tensor(psf, dtype=torch.float32).reshape(-1)
+            if not net.psf_tags:
+                raise ValueError("this network reads no PSF tags (psf_tags=False): it cannot take psf")
+            if psf.numel() != len(inputs) or not torch.all(torch.isfinite(psf)):
+                raise ValueError(f"psf needs one finite tag per input band ({', '.join(inputs)}), got {psf.tolist()}")
+            tags[list(self.input_slots)] = psf
+        self.register_buffer("psf", tags, persistent=False)
 
     @property
     def generator(self):
@@ -544,13 +612,14 @@ class TaskNet(WrapsGenerator, nn.Module):
         Returns
         -------
         torch.Tensor
-            ``[B, 3K, H, W]``, float32.
+            ``[B, 3K, H, W]`` (``[B, 4K, H, W]`` with PSF tags), float32.
         """
         b, _, h, w = x.shape
         values = x.new_zeros((b, len(self.net.bands), h, w), dtype=torch.float32)
         values[:, list(self.input_slots)] = x.float()
         target = torch.full((b,), self.output_slot, dtype=torch.long)
-        return request_planes(values, self.present.expand(b, -1), target)
+        psf = self.psf.expand(b, -1) if self.net.psf_tags else None
+        return request_planes(values, self.present.expand(b, -1), target, psf)
 
     def baseline(self, x):
         """The request's colour model for scaled inputs, in scaled output units.
@@ -587,4 +656,7 @@ class TaskNet(WrapsGenerator, nn.Module):
     @property
     def config(self):
         """The shared network's configuration and the request."""
-        return {**self.net.config, "task": {"inputs": list(self.inputs), "output": self.output}}
+        task = {"inputs": list(self.inputs), "output": self.output}
+        if self.net.psf_tags:
+            task["psf"] = [float(self.psf[s]) for s in self.input_slots]
+        return {**self.net.config, "task": task}
