@@ -76,16 +76,16 @@ def degradation_requests(model):
 def broader_psf(stack, *, ratio, pixel_scale):
     """``stack`` with every band seen through a Gaussian PSF ``ratio`` times broader than its own (flux kept)."""
     from astropy.nddata import NDData
-    from astropy.stats import gaussian_fwhm_to_sigma
     from scipy.ndimage import gaussian_filter
 
     from bandsynth import BandStack
+    from bandsynth.datasets.band_subsets import broadening_sigma
 
     fwhm = dict(stack.meta["psf_fwhm"])
     images = {}
     for band in stack.names:
         image = stack[band]
-        sigma = fwhm[band] / pixel_scale * np.sqrt(ratio ** 2 - 1.0) * gaussian_fwhm_to_sigma
+        sigma = broadening_sigma(fwhm[band] / pixel_scale, ratio)
         images[band] = NDData(gaussian_filter(np.asarray(image.data, dtype=np.float64), sigma, mode="nearest"),
                               unit=image.unit, wcs=image.wcs, mask=image.mask, meta=image.meta)
     return BandStack(images, meta={**stack.meta, "psf_fwhm": {b: ratio * v for b, v in fwhm.items()}})

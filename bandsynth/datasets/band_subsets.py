@@ -30,7 +30,7 @@ from ..bands import get_band
 from .base import unusable_pixels
 from .torch_data import crop_and_turn, fit_scalings_for, gather_cubes, scale_images
 
-__all__ = ["BandSubsetDataset", "fit_band_scalings"]
+__all__ = ["BandSubsetDataset", "fit_band_scalings", "broadening_sigma"]
 
 
 def _band_names(bands, what):
@@ -38,6 +38,31 @@ def _band_names(bands, what):
     if len(set(names)) != len(names):
         raise ValueError(f"{what} names a band twice: {list(names)}")
     return names
+
+
+def broadening_sigma(fwhm, ratio):
+    """Sigma of the Gaussian that takes a Gaussian PSF of ``fwhm`` to ``ratio`` times that FWHM.
+
+    Gaussians add in quadrature: ``sigma = fwhm * sqrt(ratio^2 - 1) / 2.3548``.
+
+    Parameters
+    ----------
+    fwhm : float
+        The PSF's FWHM (pixels, or any unit).
+    ratio : float
+        The broader PSF's FWHM over ``fwhm`` (>= 1).
+
+    Returns
+    -------
+    float
+        In the unit of ``fwhm``.
+
+    Examples
+    --------
+    >>> round(float(broadening_sigma(1.5, 2.0)), 3)
+    1.103
+    """
+    return fwhm * np.sqrt(ratio ** 2 - 1.0) * gaussian_fwhm_to_sigma
 
 
 def fit_band_scalings(source, bands, *, split="train", stretch=50.0):
@@ -263,7 +288,7 @@ class BandSubsetDataset(torch.utils.data.Dataset):
 
     def _blurred(self, scaled, band, ratio):
         """``scaled`` image of ``band`` seen through a PSF ``ratio`` times broader (Gaussian, in flux)."""
-        sigma = self.psf_fwhm[band] * np.sqrt(ratio ** 2 - 1.0) * gaussian_fwhm_to_sigma  # Gaussians add in quadrature
         scaling = self.scalings[band]
-        flux = gaussian_filter(scaling.inverse(scaled.astype(np.float64)), sigma, mode="nearest")
+        flux = gaussian_filter(scaling.inverse(scaled.astype(np.float64)), broadening_sigma(self.psf_fwhm[band], ratio),
+                               mode="nearest")
         return scaling.forward(flux).astype(np.float32)

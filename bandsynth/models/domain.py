@@ -104,6 +104,11 @@ def input_psf_fwhm(stack, band):
     return None
 
 
+def _broadest_psf_ratio(card):
+    """How many times broader than the training PSF the card's model was trained to read inputs (1: not at all)."""
+    return float(card.training.get("psf_max_ratio") or 1.0)
+
+
 def psf_tags(card, stack, inputs):
     """Per input band, the PSF tag ``log2(FWHM / FWHM_trained)`` an any-band network with PSF tags reads.
 
@@ -124,7 +129,7 @@ def psf_tags(card, stack, inputs):
     -------
     tuple of float
     """
-    broadest = float(card.training.get("psf_max_ratio") or 1.0)
+    broadest = _broadest_psf_ratio(card)
     tags = []
     for band in inputs:
         fwhm, trained = input_psf_fwhm(stack, band), card.psf_fwhm.get(band)
@@ -182,6 +187,7 @@ def domain_problems(card, stack, *, factor=2.0, pixel_scale_factor=PIXEL_SCALE_F
                 f"{scale:.3g} arcsec/pixel: the prediction may be unreliable (reproject the inputs onto "
                 f"{trained:.3g} arcsec/pixel)"
             )
+    broadest = _broadest_psf_ratio(card)  # > 1: trained on blurred inputs too
     for band in card.inputs:
         if band not in stack:  # the missing band is reported by the input preparation
             continue
@@ -200,7 +206,6 @@ def domain_problems(card, stack, *, factor=2.0, pixel_scale_factor=PIXEL_SCALE_F
                 f"{noise:.3g} {card.unit}/pixel: the prediction may be unreliable ({_for_observed_images(card)})"
             )
         fwhm, trained = input_psf_fwhm(stack, band), card.psf_fwhm.get(band)
-        broadest = float(card.training.get("psf_max_ratio") or 1.0)  # > 1: trained on blurred inputs too
         if fwhm is not None and trained and not 1 / factor <= fwhm / float(trained) <= factor * broadest:
             blurred = f" (and blurred up to {broadest * float(trained):.3g})" if broadest > 1 else ""
             problems.append(
