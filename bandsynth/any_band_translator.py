@@ -17,7 +17,7 @@ from astropy.utils.exceptions import AstropyUserWarning
 
 from ._model_access import ModelAccess
 from .bands import get_band
-from .models.domain import psf_tags
+from .models.domain import depth_tags, psf_tags
 from .models.zoo import ModelCard, write_model
 from .nn.any_band import BASELINE_METHODS, AnyBandNet
 from .nn.engine import resolve_device
@@ -59,7 +59,7 @@ def request_calibration(card, inputs, output):
     return dict(dict(entry.get("by_n_inputs", {})).get(str(len(inputs)), {}))
 
 
-def make_request(card, net, inputs, output, psf=None):
+def make_request(card, net, inputs, output, psf=None, depth=None):
     """The network and the `~bandsynth.models.zoo.ModelCard` of one request of an any-band model.
 
     Parameters
@@ -73,6 +73,8 @@ def make_request(card, net, inputs, output, psf=None):
         The band wanted.
     psf : sequence of float, optional
         The inputs' PSF tags, for a network that reads them (`bandsynth.models.domain.psf_tags`).
+    depth : sequence of float, optional
+        The inputs' depth tags, for a network that reads them (`bandsynth.models.domain.depth_tags`).
 
     Returns
     -------
@@ -93,7 +95,7 @@ def make_request(card, net, inputs, output, psf=None):
     if unknown or not inputs:
         raise ValueError(f"model {card.name!r} predicts {output} from any of {', '.join(readable)}; "
                          f"it cannot read {', '.join(unknown) or 'nothing'}")
-    task = net.task(inputs=inputs, output=output, psf=psf)
+    task = net.task(inputs=inputs, output=output, psf=psf, depth=depth)
     intercept, coefficients = net.colour_model(task.present.tolist(), task.output_slot)
     calibration = request_calibration(card, inputs, output)
     return task, card.replace(
@@ -147,7 +149,7 @@ class AnyBandTranslator(ModelAccess):
         return (f"<AnyBandTranslator {self.name!r}: any of {', '.join(self.outputs)} from any of "
                 f"{', '.join(self.inputs)} ({self._card.preset} preset, {self._card.mode} mode)>")
 
-    def task(self, *, inputs, output, psf=None):
+    def task(self, *, inputs, output, psf=None, depth=None):
         """One request as a `~bandsynth.Translator` of one mapping, ``inputs -> output``.
 
         It shares this model's weights; its card is the request's (those bands' scalings, the
@@ -162,6 +164,9 @@ class AnyBandTranslator(ModelAccess):
         psf : sequence of float, optional
             For a model that reads PSF tags: per input band ``log2(FWHM / FWHM_trained)``
             (`bandsynth.models.domain.psf_tags`; default 0, the training images' PSF).
+        depth : sequence of float, optional
+            For a model that reads depth tags: per input band ``log2(noise / noise_trained)``
+            (`bandsynth.models.domain.depth_tags`; default 0, the training images' noise).
 
         Returns
         -------
@@ -174,17 +179,19 @@ class AnyBandTranslator(ModelAccess):
         """
         inputs = tuple(get_band(b).name for b in ([inputs] if isinstance(inputs, str) else inputs))
         output = get_band(output).name
-        psf = None if psf is None else tuple(float(t) for t in psf)
-        if (inputs, output, psf) not in self._tasks:
-            task, card = make_request(self._card, self._model, inputs, output, psf=psf)
-            self._tasks[inputs, output, psf] = self._one_mapping(task, card, device=self._device)
-        return self._tasks[inputs, output, psf]
+        psf, depth = (None if tags is None else tuple(float(t) for t in tags) for tags in (psf, depth))
+        key = (inputs, output, psf, depth)
+        if key not in self._tasks:
+            task, card = make_request(self._card, self._model, inputs, output, psf=psf, depth=depth)
+            self._tasks[key] = self._one_mapping(task, card, device=self._device)
+        return self._tasks[key]
 
     def request(self, stack, band, *, inputs=None):
         """The translator that predicts ``band`` from the bands of ``stack`` the model reads.
 
         A model that reads PSF tags is told each input's PSF as ``stack`` records it
-        (`bandsynth.models.domain.psf_tags`).
+        (`bandsynth.models.domain.psf_tags`); one that reads depth tags, each input's noise
+        as measured in ``stack`` (`bandsynth.models.domain.depth_tags`).
 
         Parameters
         ----------
@@ -212,7 +219,8 @@ class AnyBandTranslator(ModelAccess):
             raise ValueError(f"model {self.name!r} predicts {band} from any of {readable}; "
                              f"the stack has {', '.join(stack.names)}")
         psf = psf_tags(self._card, stack, inputs) if self._model.psf_tags else None
-        return self.task(inputs=inputs, output=band, psf=psf)
+        depth = depth_tags(self._card, stack, inputs) if self._model.depth_tags else None
+        return self.task(inputs=inputs, output=band, psf=psf, depth=depth)
 
     def _wanted(self, band):
         if band is None:

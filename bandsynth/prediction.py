@@ -17,9 +17,14 @@ import numpy as np
 from astropy.nddata import StdDevUncertainty
 from astropy.utils.exceptions import AstropyUserWarning
 
+from .nn.any_band import INPUT_TAGS
 from .scaling import AsinhScaling
 from .uncertainty import Calibration, flux_sigma
 from .units import parse_unit
+
+#: How the provenance history names each kind of input tag an any-band request read.
+_TAG_WORDS = {"psf": "PSF tags read, log2(FWHM / training FWHM)",
+             "depth": "Depth tags read, log2(noise / training noise)"}
 
 __all__ = ["plan_prediction", "describe_uncertainty", "to_flux", "to_synthetic", "prediction_provenance",
            "predict_batch"]
@@ -206,10 +211,12 @@ def prediction_provenance(card, stack, n_masked, *, uncertainty, configuration, 
 
     method, stated = uncertainty
     files = {rec["band"]: rec for rec in stack.meta.get("inputs", ())}
-    # an any-band request that read PSF tags (log2 of each input's FWHM over the training images')
-    tags = dict(zip(card.inputs, dict(card.architecture.get("task", {}) or {}).get("psf", ())))
+    # an any-band request that read input tags (log2 of each input's PSF FWHM, noise over the training images')
+    task = dict(card.architecture.get("task", {}) or {})
+    tags = {kind: dict(zip(card.inputs, task[kind])) for kind in INPUT_TAGS if kind in task}
     inputs = [{"band": b, "file": str(files.get(b, {}).get("file", "")),
-               "checksum": str(files.get(b, {}).get("checksum", "")), **({"psf_tag": tags[b]} if tags else {})}
+               "checksum": str(files.get(b, {}).get("checksum", "")),
+               **{f"{kind}_tag": per_band[b] for kind, per_band in tags.items()}}
               for b in card.inputs]
     provenance = {
         "bandsynth_version": __version__, "model": card.name, "model_version": card.version,
@@ -231,8 +238,8 @@ def prediction_provenance(card, stack, n_masked, *, uncertainty, configuration, 
             "fixed asinh scaling per band "
             f"({computation['precision']} on {computation['device']}, tiles of {computation['tile']} px with a "
             f"{computation['halo']} px halo).",
-            *([f"PSF tags read, log2(FWHM / training FWHM): "
-               f"{', '.join(f'{b} {t:.2f}' for b, t in tags.items())}."] if tags else []),
+            *[f"{_TAG_WORDS[kind]}: {', '.join(f'{b} {t:.2f}' for b, t in per_band.items())}."
+              for kind, per_band in tags.items()],
             f"Uncertainty: {method}.",
             *[f"Converted {z['band']} from {z['unit']} to nanomaggies with AB zero point {z['zeropoint_ab']:.4f} "
               f"({z['source']})." for z in stack.meta.get("zeropoints", ()) if z["band"] in card.inputs],

@@ -31,6 +31,13 @@ told ``log2(R)`` (``--withhold-psf-tags``: told 0, to see what the tags themselv
 beyond training on blurred inputs); a dedicated model is not told anything:
 
     python benchmarks/any_band.py --model ... --data ... --parts paper --input-psf-ratio 3
+
+``--input-noise-ratio R`` likewise gives every input Gaussian noise (in flux) that makes it ``R``
+times noisier than the any-band model's training inputs (`bandsynth.models.domain.tolerated_noise`
+of its card's training noise), the same draw for every model; a model with depth tags is told
+``log2(R)`` (``--withhold-depth-tags``: told 0):
+
+    python benchmarks/any_band.py --model ... --data ... --parts paper --input-noise-ratio 4
 """
 
 from __future__ import annotations
@@ -91,6 +98,49 @@ def broader_psf(stack, *, ratio, pixel_scale):
     return BandStack(images, meta={**stack.meta, "psf_fwhm": {b: ratio * v for b, v in fwhm.items()}})
 
 
+def noisier(stack, *, ratio, noise):
+    """``stack`` with Gaussian noise added so that each band's noise is ``ratio`` times ``noise[band]``.
+
+    The draw is seeded by the stack's pixels: each galaxy gets its own noise, the same for every model.
+    """
+    import zlib
+
+    from astropy.nddata import NDData
+
+    from bandsynth import BandStack
+
+    images = {}
+    for band in stack.names:
+        image = stack[band]
+        data = np.asarray(image.data, dtype=np.float64)
+        rng = np.random.default_rng(zlib.crc32(data.tobytes()))
+        extra = noise[band] * np.sqrt(ratio ** 2 - 1.0)
+        images[band] = NDData(data + rng.normal(0.0, extra, data.shape), unit=image.unit, wcs=image.wcs,
+                              mask=image.mask, meta=image.meta)
+    return BandStack(images, meta=dict(stack.meta))
+
+
+def _worsening(args, model, pixel_scale):
+    """The transform of each test stack that ``--input-psf-ratio`` and ``--input-noise-ratio`` ask for (or None)."""
+    from bandsynth.models.domain import tolerated_noise
+
+    steps = []
+    if args.input_psf_ratio != 1.0:
+        steps.append(partial(broader_psf, ratio=args.input_psf_ratio, pixel_scale=pixel_scale))
+    if args.input_noise_ratio != 1.0:
+        card = model.card
+        noise = {b: tolerated_noise(card.training["noise"][b], card.scaling[b]["softening"]) for b in model.inputs}
+        steps.append(partial(noisier, ratio=args.input_noise_ratio, noise=noise))
+    if not steps:
+        return None
+
+    def worse(stack):
+        for step in steps:
+            stack = step(stack)
+        return stack
+    return worse
+
+
 def _summary(m):
     z = np.abs(np.concatenate(m["z"]))
     return (f"{len(m['model']):>4} {_row(m['model']):>26} {_row(m['linear_colour']):>26} "
@@ -124,9 +174,14 @@ def main(argv=None):
                         help="show the models their inputs through a PSF R times broader than the data's (>= 1)")
     parser.add_argument("--withhold-psf-tags", action="store_true",
                         help="with --input-psf-ratio: tell a model with PSF tags the training PSF (tags 0)")
+    parser.add_argument("--input-noise-ratio", type=float, default=1.0, metavar="R",
+                        help="give the models inputs R times noisier than the any-band model's training inputs (>= 1)")
+    parser.add_argument("--withhold-depth-tags", action="store_true",
+                        help="with --input-noise-ratio: tell a model with depth tags the training noise (tags 0)")
     args = parser.parse_args(argv)
-    if not args.input_psf_ratio >= 1.0:
-        parser.error(f"--input-psf-ratio must be >= 1, got {args.input_psf_ratio}")
+    for flag in ("psf", "noise"):
+        if not getattr(args, f"input_{flag}_ratio") >= 1.0:
+            parser.error(f"--input-{flag}-ratio must be >= 1, got {getattr(args, f'input_{flag}_ratio')}")
 
     from bandsynth import Translator
     from bandsynth.datasets import open_dataset
@@ -135,8 +190,7 @@ def main(argv=None):
     data = open_dataset(args.data)
     header = f"{'':<34} {'n':>4} {'|dmag| [16-84%]':>26} {'linear colour':>26} {'SSIM':>7} {'cov1':>6}"
 
-    blur = None if args.input_psf_ratio == 1.0 else partial(broader_psf, ratio=args.input_psf_ratio,
-                                                             pixel_scale=float(data.info["pixel_scale"]))
+    blur = _worsening(args, model, float(data.info["pixel_scale"]))
 
     def row(label, translator):
         with warnings.catch_warnings():
@@ -145,9 +199,12 @@ def main(argv=None):
             print(f"{label:<34} {_summary(scores)}", flush=True)
 
     def request(inputs, output):
-        told = 0.0 if args.withhold_psf_tags else float(np.log2(args.input_psf_ratio))
-        tags = [told] * len(inputs) if model.model.psf_tags else None
-        return model.task(inputs=inputs, output=output, psf=tags)
+        tags = {}
+        for kind, ratio, withhold in (("psf", args.input_psf_ratio, args.withhold_psf_tags),
+                                      ("depth", args.input_noise_ratio, args.withhold_depth_tags)):
+            if kind in model.model.tags:
+                tags[kind] = [0.0 if withhold else float(np.log2(ratio))] * len(inputs)
+        return model.task(inputs=inputs, output=output, **tags)
 
     if "paper" in args.parts:
         print("1. the paper's mappings: dedicated model, then the any-band model's request\n" + header)

@@ -93,6 +93,11 @@ def main(argv=None):
                              "PSF tags, and --psf-share of the bands at hand blurred at random in training")
     parser.add_argument("--psf-share", type=float, default=0.5,
                         help="with --psf-max-ratio: the share of the bands at hand blurred (default 0.5)")
+    parser.add_argument("--noise-max-ratio", type=float, metavar="R",
+                        help="teach the network to read inputs up to R times noisier than the data's: depth tags, "
+                             "and --noise-share of the bands at hand given noise at random in training")
+    parser.add_argument("--noise-share", type=float, default=0.5,
+                        help="with --noise-max-ratio: the share of the bands at hand made noisier (default 0.5)")
     parser.add_argument("--refit-moments", action="store_true",
                         help="with --init: solve the colour models afresh from the data, of the kind --baseline "
                              "names (another kind than the init's starts its correction at zero)")
@@ -101,10 +106,12 @@ def main(argv=None):
         parser.error(f"--favour-share must be in [0, 1], got {args.favour_share}")
     if args.refit_moments and args.init is None:
         parser.error("--refit-moments refits the colour models of --init: give --init")
-    if args.psf_max_ratio is not None and not args.psf_max_ratio > 1.0:
-        parser.error(f"--psf-max-ratio must be > 1, got {args.psf_max_ratio}")
-    if not 0.0 <= args.psf_share <= 1.0:
-        parser.error(f"--psf-share must be in [0, 1], got {args.psf_share}")
+    for kind in ("psf", "noise"):
+        ratio, share = getattr(args, f"{kind}_max_ratio"), getattr(args, f"{kind}_share")
+        if ratio is not None and not ratio > 1.0:
+            parser.error(f"--{kind}-max-ratio must be > 1, got {ratio}")
+        if not 0.0 <= share <= 1.0:
+            parser.error(f"--{kind}-share must be in [0, 1], got {share}")
     if args.calibrate_only and args.init is None:
         parser.error("--calibrate-only calibrates --init afresh: give --init")
 
@@ -129,7 +136,8 @@ def main(argv=None):
         baseline=args.baseline, flux_weight=args.flux_weight, flux_error=args.flux_error,
         average_epochs=args.average_epochs, refit_moments=args.refit_moments, favoured=args.favour,
         favoured_share=args.favour_share if args.favour else 0.0, film=args.film,
-        psf_max_ratio=args.psf_max_ratio, psf_share=args.psf_share, init=None if init is None else init.model)
+        psf_max_ratio=args.psf_max_ratio, psf_share=args.psf_share, noise_max_ratio=args.noise_max_ratio,
+        noise_share=args.noise_share, init=None if init is None else init.model)
     card = any_band_card(data, net, name=args.name, preset=args.preset, scalings=scalings, result=result, sizes=sizes,
                          options=dict(seed=args.seed, epochs=args.epochs, batch_size=8, crop_size=args.crop,
                                       lr=args.lr, stretch=50.0, max_inputs=args.max_inputs, recipe=recipe,
@@ -140,6 +148,8 @@ def main(argv=None):
                                           "favoured_share": args.favour_share} if args.favour else {}),
                                       **({"psf_max_ratio": args.psf_max_ratio, "psf_share": args.psf_share}
                                          if args.psf_max_ratio else {}),
+                                      **({"noise_max_ratio": args.noise_max_ratio, "noise_share": args.noise_share}
+                                         if args.noise_max_ratio else {}),
                                       **({} if init is None else {
                                           "moments": "refitted" if args.refit_moments else "kept from init",
                                           "init": {"path": args.init, "recipe": init.card.training.get("recipe"),

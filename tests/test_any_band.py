@@ -93,18 +93,26 @@ def _filmed_net(data, scalings):
     return net.eval()
 
 
-def _tagged_net(data, scalings):
-    """`_net` reading PSF tags, the tags' weights random as a trained network's are."""
-    net = _net(data, scalings).with_psf_tags()
+def _tagged_net(data, scalings, kinds=("psf",)):
+    """`_net` reading input tags of ``kinds``, the tags' weights random as a trained network's are."""
+    net = _net(data, scalings)
+    for kind in kinds:
+        net = getattr(net, f"with_{kind}_tags")()
     with torch.no_grad():
-        net.generator.trunk[1].weight[:, 3 * len(BANDS):4 * len(BANDS)].normal_(0.0, 0.3)
+        net.generator.trunk[1].weight[:, 3 * len(BANDS):(3 + len(kinds)) * len(BANDS)].normal_(0.0, 0.3)
     return net.eval()
 
 
-@pytest.mark.parametrize("kind", ["input-conditioned", "modulated", "psf-tagged"])
+def _psf_and_depth_tagged_net(data, scalings):
+    return _tagged_net(data, scalings, ("psf", "depth"))
+
+
+@pytest.mark.parametrize("kind", ["input-conditioned", "modulated", "psf-tagged", "psf-and-depth-tagged"])
 def test_tiled_and_whole_prediction_agree_and_a_far_neighbour_changes_nothing(data, scalings, kind):
-    net = {"input-conditioned": _net, "modulated": _filmed_net, "psf-tagged": _tagged_net}[kind](data, scalings)
-    tags = {"psf": [1.0, 0.0, 0.5]} if kind == "psf-tagged" else {}
+    net = {"input-conditioned": _net, "modulated": _filmed_net, "psf-tagged": _tagged_net,
+           "psf-and-depth-tagged": _psf_and_depth_tagged_net}[kind](data, scalings)
+    tags = {"psf": [1.0, 0.0, 0.5], "depth": [0.0, 1.5, 0.5]} if "tagged" in kind else {}
+    tags = {k: v for k, v in tags.items() if k in net.tags}
     task = net.task(inputs=["NUV", "g", "Ks"], output="r", **tags)
     engine = InferenceEngine(task)
     rng = np.random.default_rng(0)
@@ -227,30 +235,50 @@ def test_training_can_add_request_modulation_to_a_network(data, scalings):
     assert fresh.config["film"] is True
 
 
-def test_psf_tags_start_ignored_then_tell_broader_psfs_apart(data, scalings):
+@pytest.mark.parametrize("kind, name", [("psf", "PSF"), ("depth", "depth")])
+def test_input_tags_start_ignored_then_tell_worse_inputs_apart(data, scalings, kind, name):
     net = _net(data, scalings)
     x = torch.rand(2, 3, 32, 32)
     request = dict(inputs=["NUV", "g", "Ks"], output="r")
     untagged = net.task(**request)(x).mean
-    given = net.with_psf_tags()
-    assert not net.psf_tags and "psf_tags" not in net.config  # an untagged network's config and card hash as before
+    given = getattr(net, f"with_{kind}_tags")()
+    assert not net.tags and f"{kind}_tags" not in net.config  # an untagged network's config and card hash as before
     # zero weights on the tag planes: the same prediction, to the rounding of a convolution over more channels
-    torch.testing.assert_close(given.task(**request, psf=[2.0, 0.0, 1.0])(x).mean, untagged)
-    with pytest.raises(ValueError, match=r"already reads PSF tags \(psf_tags=True\)"):
-        given.with_psf_tags()
-    with pytest.raises(ValueError, match=r"this network reads no PSF tags \(psf_tags=False\): it cannot take psf"):
-        net.task(**request, psf=[1.0, 0.0, 0.0])
-    with pytest.raises(ValueError, match=r"psf needs one finite tag per input band \(NUV, g, Ks\), got \[1.0\]"):
-        given.task(**request, psf=[1.0])
-    tagged = _tagged_net(data, scalings)
-    # tags of 0 are the training images' PSF: what the untagged network predicts, whatever the tags' weights
+    torch.testing.assert_close(given.task(**request, **{kind: [2.0, 0.0, 1.0]})(x).mean, untagged)
+    with pytest.raises(ValueError, match=rf"already reads {name} tags \({kind}_tags=True\)"):
+        getattr(given, f"with_{kind}_tags")()
+    with pytest.raises(ValueError, match=rf"this network reads no {name} tags \({kind}_tags=False\): it cannot "
+                                         rf"take {kind}"):
+        net.task(**request, **{kind: [1.0, 0.0, 0.0]})
+    with pytest.raises(ValueError, match=rf"{kind} needs one finite tag per input band \(NUV, g, Ks\), got \[1.0\]"):
+        given.task(**request, **{kind: [1.0]})
+    tagged = _tagged_net(data, scalings, (kind,))
+    # tags of 0 are the training images' PSF or noise: what the untagged network predicts, whatever their weights
     torch.testing.assert_close(tagged.task(**request)(x).mean, untagged)
-    broader = tagged.task(**request, psf=[1.0, 0.0, 0.0])
-    assert not torch.allclose(broader(x).mean, untagged)
-    assert broader.config["task"]["psf"] == [1.0, 0.0, 0.0] and broader.config["psf_tags"] is True
+    worse = tagged.task(**request, **{kind: [1.0, 0.0, 0.0]})
+    assert not torch.allclose(worse(x).mean, untagged)
+    assert worse.config["task"][kind] == [1.0, 0.0, 0.0] and worse.config[f"{kind}_tags"] is True
     rebuilt = AnyBandNet.from_config(tagged.config)
     rebuilt.load_state_dict(tagged.state_dict())
-    torch.testing.assert_close(rebuilt.eval().task(**request, psf=[1.0, 0.0, 0.0])(x).mean, broader(x).mean)
+    torch.testing.assert_close(rebuilt.eval().task(**request, **{kind: [1.0, 0.0, 0.0]})(x).mean, worse(x).mean)
+
+
+def test_depth_tags_added_to_a_psf_tagged_network_leave_its_psf_tags_as_they_were(data, scalings):
+    psf_tagged = _tagged_net(data, scalings)
+    both = psf_tagged.with_depth_tags()
+    assert both.tags == ("psf", "depth") and both.in_channels == 5 * len(BANDS)
+    x = torch.rand(2, 3, 32, 32)
+    request = dict(inputs=["NUV", "g", "Ks"], output="r", psf=[1.0, 0.0, 0.5])
+    torch.testing.assert_close(both.task(**request, depth=[2.0, 1.0, 0.0])(x).mean, psf_tagged.task(**request)(x).mean)
+    # and the other way round: PSF tags go before the depth tags a network already reads
+    depth_tagged = _tagged_net(data, scalings, ("depth",))
+    request = dict(inputs=["NUV", "g", "Ks"], output="r", depth=[1.0, 0.0, 0.5])
+    torch.testing.assert_close(depth_tagged.with_psf_tags().task(**request, psf=[2.0, 0.0, 1.0])(x).mean,
+                               depth_tagged.task(**request)(x).mean)
+    planes = request_planes(torch.rand(1, 4, 8, 8), torch.tensor([[True, True, False, True]]), torch.tensor([2]),
+                            psf=torch.tensor([[1.0, 2.0, 3.0, 4.0]]), depth=torch.tensor([[5.0, 6.0, 7.0, 8.0]]))
+    # K planes per kind, PSF first; 0 where a band is not at hand
+    assert planes[0, 12:, 0, 0].tolist() == [1.0, 2.0, 0.0, 4.0, 5.0, 6.0, 0.0, 8.0]
 
 
 def test_blurred_training_inputs_keep_their_flux_and_carry_their_tag(data, scalings):
@@ -274,18 +302,56 @@ def test_blurred_training_inputs_keep_their_flux_and_carry_their_tag(data, scali
             np.testing.assert_allclose(flux_b.sum(), flux_a.sum(), rtol=0.02)  # ... with its flux kept
     with pytest.raises(ValueError, match="psf_max_ratio needs psf_fwhm: the bands' PSF FWHM in pixels"):
         BandSubsetDataset(data, bands=BANDS, scalings=scalings, psf_max_ratio=2.0)
-    with pytest.raises(ValueError, match=r"psf_fwhm needs a positive FWHM \(pixels\) for band\(s\) \['Ks'\]"):
+    with pytest.raises(ValueError, match=r"psf_fwhm needs a positive value \(the bands' PSF FWHM in pixels\) for "
+                                         r"band\(s\) \['Ks'\]"):
         BandSubsetDataset(data, bands=BANDS, scalings=scalings, psf_fwhm={"NUV": 1, "g": 1, "r": 1})
 
 
-def test_training_can_teach_a_network_to_read_psf_tags(data, scalings):
+def test_noisier_training_inputs_get_the_noise_their_tag_says(data, scalings):
+    sigma = {b: 0.5 * scalings[b].softening for b in BANDS}
+    common = dict(bands=BANDS, scalings=scalings, split="train", augment=True, noise_sigma=sigma, seed=3)
+    clean = BandSubsetDataset(data, **common)
+    noisy = BandSubsetDataset(data, **common, noise_max_ratio=4.0, noise_share=1.0)
+    both = BandSubsetDataset(data, **common, psf_fwhm={b: 1.5 for b in BANDS}, psf_max_ratio=2.0, psf_share=0.0,
+                             noise_max_ratio=4.0, noise_share=1.0)
+    k = len(BANDS)
+    added, expected = [], []
+    for i in range(8):
+        (a, ya), (b, yb), (c, _) = clean[i], noisy[i], both[i]
+        assert a.shape[0] == b.shape[0] == 4 * k and c.shape[0] == 5 * k
+        torch.testing.assert_close(a[3 * k:], torch.zeros_like(a[3 * k:]))  # the data's own noise: tagged 0
+        torch.testing.assert_close(yb, ya)  # the target stays noise-free
+        torch.testing.assert_close(c[4 * k:], b[3 * k:])  # after the PSF tags, the same depth tags and noise
+        present, _ = clean.request(i)
+        for band in present:
+            s, scaling = BANDS.index(band), scalings[band]
+            tag = float(b[3 * k + s, 0, 0])
+            assert 0 < tag <= 2.0 and torch.all(b[3 * k + s] == tag)
+            extra = scaling.inverse(b[s].double().numpy()) - scaling.inverse(a[s].double().numpy())
+            added.append(np.std(extra) / sigma[band])
+            expected.append(np.sqrt(4.0 ** tag - 1.0))  # to noise 2^tag times sigma: sqrt(ratio^2 - 1) added
+            assert abs(np.mean(extra)) < 4 * np.std(extra) / np.sqrt(extra.size)  # no flux added on average
+    np.testing.assert_allclose(added, expected, rtol=0.1)
+    with pytest.raises(ValueError, match="noise_max_ratio needs noise_sigma: the bands' training noise per pixel"):
+        BandSubsetDataset(data, bands=BANDS, scalings=scalings, noise_max_ratio=2.0)
+    with pytest.raises(ValueError, match=r"noise_max_ratio must be >= 1 and noise_share in \[0, 1\], got 2.0 and 1.5"):
+        BandSubsetDataset(data, bands=BANDS, scalings=scalings, noise_sigma=sigma, noise_max_ratio=2.0, noise_share=1.5)
+
+
+@pytest.mark.parametrize("kind, options", [("psf", {"psf_max_ratio": 3.0, "psf_share": 1.0}),
+                                           ("depth", {"noise_max_ratio": 4.0, "noise_share": 1.0})])
+def test_training_can_teach_a_network_to_read_input_tags(data, scalings, kind, options):
     start = _net(data, scalings)
     net, *_ = train_any_band(data, BANDS, epochs=1, batch_size=4, crop_size=32, progress=False, init=start,
-                             psf_max_ratio=3.0, psf_share=1.0, select_checkpoint=False)
-    assert not start.psf_tags and net.psf_tags
+                             select_checkpoint=False, **options)
+    assert not start.tags and net.tags == (kind,)
     assert torch.count_nonzero(net.generator.trunk[1].weight[:, 3 * len(BANDS):4 * len(BANDS)]) > 0  # from zero
+
+
+def test_training_on_blurred_inputs_needs_the_datas_psf(data, scalings):
     with pytest.raises(ValueError, match=r"psf_max_ratio needs the data's PSF FWHM of every band and its pixel scale"):
-        train_any_band(_WithoutPSF(data), BANDS, epochs=1, progress=False, init=start, psf_max_ratio=3.0)
+        train_any_band(_WithoutPSF(data), BANDS, epochs=1, progress=False, init=_net(data, scalings),
+                       psf_max_ratio=3.0)
 
 
 class _WithoutPSF:
@@ -392,6 +458,37 @@ def test_a_psf_tagged_model_reads_each_inputs_psf_from_the_stack(any_band):
     # NUV twice as broad: tag 1; g sharper and Ks broader than training taught: held at its range, 0 and 2
     assert [i["psf_tag"] for i in seen.meta["provenance"]["inputs"]] == [1.0, 0.0, 2.0]
     assert any("PSF tags read" in line for line in seen.meta["provenance"]["history"])
+    assert not np.allclose(seen.data, as_trained.data)
+
+
+def test_a_depth_tagged_model_reads_each_inputs_noise_from_the_stack(any_band):
+    from astropy.nddata import NDData
+
+    from bandsynth import BandStack, Translator
+    from bandsynth.any_band_translator import AnyBandTranslator
+    from bandsynth.models.domain import tolerated_noise
+
+    net = any_band.model.with_depth_tags()
+    with torch.no_grad():
+        net.generator.trunk[1].weight[:, 3 * len(BANDS):4 * len(BANDS)].normal_(0.0, 0.3)
+    card = any_band.card.replace(training={**any_band.card.training, "noise_max_ratio": 4.0})
+    tagged = AnyBandTranslator(net, card, one_mapping=Translator)
+    galaxy = make_galaxy_stack(7, size=96).select(["NUV", "g", "Ks"])
+    trained = {b: tolerated_noise(card.training["noise"][b], card.scaling[b]["softening"]) for b in galaxy.names}
+    as_trained = tagged.predict(galaxy, band="r", uncertainty=False)
+    assert [i["depth_tag"] for i in as_trained.meta["provenance"]["inputs"]] == [0.0, 0.0, 0.0]
+    np.testing.assert_allclose(as_trained.data, any_band.predict(galaxy, band="r", uncertainty=False).data,
+                               rtol=1e-5, atol=1e-6 * float(np.abs(as_trained.data).max()))
+    rng = np.random.default_rng(0)
+    noise = {"NUV": 2 * trained["NUV"], "g": trained["g"] / 3, "Ks": 10 * trained["Ks"]}
+    galaxy = BandStack({b: NDData(galaxy[b].data + rng.normal(0.0, noise[b], galaxy.shape), unit=galaxy[b].unit)
+                        for b in galaxy.names}, meta=galaxy.meta)
+    with pytest.warns(AstropyUserWarning, match=r"trained on noise up to .* in Ks images; this stack's Ks noise is"):
+        seen = tagged.predict(galaxy, band="r", uncertainty=False)
+    # NUV twice as noisy: tag 1 (as measured in the image); g quieter and Ks noisier than training taught: 0 and 2
+    tags = [i["depth_tag"] for i in seen.meta["provenance"]["inputs"]]
+    assert tags[0] == pytest.approx(1.0, abs=0.1) and tags[1:] == [0.0, 2.0]
+    assert any("Depth tags read" in line for line in seen.meta["provenance"]["history"])
     assert not np.allclose(seen.data, as_trained.data)
 
 

@@ -349,7 +349,7 @@ def _predict_galaxy_locked(galaxy, files, out, *, model, options, payload):
         b, f = attribute_error(err, files)
         return failed(error_message(err), band=b, file=f)
     try:
-        if options.get("request"):  # told this galaxy's input PSFs, if the network reads them
+        if options.get("request"):  # told this galaxy's input PSFs and noise, if the network reads them
             translator = any_band.request(stack, band, inputs=translator.inputs)
         prediction = translator.predict(stack, **options.get("predict_kw", {}))
     except Exception as err:

@@ -128,6 +128,18 @@ class BandSubsetDataset(torch.utils.data.Dataset):
         ``[1, psf_max_ratio]``, and tagged so; the target is left sharp.
     psf_share : float
         The share of the bands at hand so blurred.
+    noise_sigma : mapping of str to float, optional
+        Per band, the noise per pixel (flux) a model is taken to have been trained on
+        (`bandsynth.models.domain.tolerated_noise`).  Given, every item carries depth tag planes
+        after the PSF tag planes: ``log2(noise / noise_sigma[band])`` of each band at hand, 0
+        unless made noisier.
+    noise_max_ratio : float
+        With ``noise_sigma`` and ``augment``: a share ``noise_share`` of the bands at hand get
+        Gaussian noise (in flux) of ``noise_sigma * sqrt(ratio^2 - 1)``, so that their noise
+        becomes ``ratio`` times ``noise_sigma``, ``ratio`` drawn log-uniformly in
+        ``[1, noise_max_ratio]``, and are tagged so; the target is left noise-free.
+    noise_share : float
+        The share of the bands at hand so made noisier.
     seed : int
         Seed of the draws.
 
@@ -143,7 +155,7 @@ class BandSubsetDataset(torch.utils.data.Dataset):
 
     def __init__(self, source, *, bands, scalings=None, split=None, indices=None, crop_size=None, augment=False,
                  targets=None, max_inputs=None, favoured=None, favoured_share=0.0, psf_fwhm=None, psf_max_ratio=1.0,
-                 psf_share=0.5, seed=0):
+                 psf_share=0.5, noise_sigma=None, noise_max_ratio=1.0, noise_share=0.5, seed=0):
         self.bands = _band_names(bands, "bands")
         if len(self.bands) < 2:
             raise ValueError(f"bands must name at least two bands, got {list(self.bands)}")
@@ -184,21 +196,28 @@ class BandSubsetDataset(torch.utils.data.Dataset):
             raise ValueError(f"crop_size must be in [1, {side}], got {crop_size}")
         self.crop_size = None if crop_size is None else int(crop_size)
         self.augment, self.seed, self.epoch = bool(augment), int(seed), 0
-        self.psf_fwhm = self._check_psf(psf_fwhm, psf_max_ratio, psf_share)
+        self.psf_fwhm = self._check_worsening("psf", "psf_fwhm", psf_fwhm, psf_max_ratio, psf_share,
+                                              "the bands' PSF FWHM in pixels")
         self.psf_max_ratio, self.psf_share = float(psf_max_ratio), float(psf_share)
+        self.noise_sigma = self._check_worsening("noise", "noise_sigma", noise_sigma, noise_max_ratio, noise_share,
+                                                 "the bands' training noise per pixel")
+        self.noise_max_ratio, self.noise_share = float(noise_max_ratio), float(noise_share)
+        self.tags = tuple(kind for kind, per_band in (("psf", self.psf_fwhm), ("depth", self.noise_sigma))
+                          if per_band is not None)
 
-    def _check_psf(self, psf_fwhm, max_ratio, share):
-        if psf_fwhm is None:
+    def _check_worsening(self, kind, name, per_band, max_ratio, share, what):
+        """``per_band`` by registry name, checked with the ratio and share of the inputs made worse by it."""
+        if per_band is None:
             if max_ratio != 1.0:
-                raise ValueError("psf_max_ratio needs psf_fwhm: the bands' PSF FWHM in pixels")
+                raise ValueError(f"{kind}_max_ratio needs {name}: {what}")
             return None
-        fwhm = {get_band(b).name: float(v) for b, v in dict(psf_fwhm).items()}
-        missing = [b for b in self.bands if not fwhm.get(b, 0) > 0]
+        values = {get_band(b).name: float(v) for b, v in dict(per_band).items()}
+        missing = [b for b in self.bands if not values.get(b, 0) > 0]
         if missing:
-            raise ValueError(f"psf_fwhm needs a positive FWHM (pixels) for band(s) {missing}")
+            raise ValueError(f"{name} needs a positive value ({what}) for band(s) {missing}")
         if not max_ratio >= 1.0 or not 0.0 <= share <= 1.0:
-            raise ValueError(f"psf_max_ratio must be >= 1 and psf_share in [0, 1], got {max_ratio} and {share}")
-        return fwhm
+            raise ValueError(f"{kind}_max_ratio must be >= 1 and {kind}_share in [0, 1], got {max_ratio} and {share}")
+        return values
 
     def _check_favoured(self, favoured):
         checked = []
@@ -264,8 +283,9 @@ class BandSubsetDataset(torch.utils.data.Dataset):
         present, wanted = self.request(i)
         rng = self._rng(i, 1)
         k = len(self.bands)
-        planes = np.zeros(((3 if self.psf_fwhm is None else 4) * k, *self.x.shape[-2:]), dtype=np.float32)
-        blur = self._rng(i, 3)  # a stream of its own: requests, crops and turns stay those without blurring
+        planes = np.zeros(((3 + len(self.tags)) * k, *self.x.shape[-2:]), dtype=np.float32)
+        # streams of their own: requests, crops and turns stay those without blurring or added noise
+        blur, noise = self._rng(i, 3), self._rng(i, 4)
         for band in present:
             s = self.bands.index(band)
             planes[s] = self.x[i, s]
@@ -273,7 +293,11 @@ class BandSubsetDataset(torch.utils.data.Dataset):
             if self.psf_fwhm is not None and self.augment and blur.random() < self.psf_share:
                 ratio = float(np.exp(blur.uniform(0.0, np.log(self.psf_max_ratio))))
                 planes[s] = self._blurred(planes[s], band, ratio)
-                planes[3 * k + s] = np.log2(ratio)
+                planes[(3 + self.tags.index("psf")) * k + s] = np.log2(ratio)
+            if self.noise_sigma is not None and self.augment and noise.random() < self.noise_share:
+                ratio = float(np.exp(noise.uniform(0.0, np.log(self.noise_max_ratio))))
+                planes[s] = self._noisier(planes[s], band, ratio, noise)
+                planes[(3 + self.tags.index("depth")) * k + s] = np.log2(ratio)
         t = self.bands.index(wanted)
         planes[2 * k + t] = 1.0
         arrays = [planes, self.y[i, t:t + 1]] + ([] if self.weight is None else [self.weight[i]])
@@ -291,4 +315,11 @@ class BandSubsetDataset(torch.utils.data.Dataset):
         scaling = self.scalings[band]
         flux = gaussian_filter(scaling.inverse(scaled.astype(np.float64)), broadening_sigma(self.psf_fwhm[band], ratio),
                                mode="nearest")
+        return scaling.forward(flux).astype(np.float32)
+
+    def _noisier(self, scaled, band, ratio, rng):
+        """``scaled`` image of ``band`` with noise ``ratio`` times the training noise (Gaussian, in flux)."""
+        scaling = self.scalings[band]
+        extra = self.noise_sigma[band] * np.sqrt(ratio ** 2 - 1.0)
+        flux = scaling.inverse(scaled.astype(np.float64)) + rng.normal(0.0, extra, scaled.shape)
         return scaling.forward(flux).astype(np.float32)

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["domain_problems", "input_psf_fwhm", "psf_tags", "pixel_noise", "PSF_KEYWORDS", "NOISE_FLOOR"]
+__all__ = ["domain_problems", "input_psf_fwhm", "psf_tags", "input_noise", "depth_tags", "tolerated_noise",
+           "pixel_noise", "PSF_KEYWORDS", "NOISE_FLOOR"]
 
 #: Header keywords read as an input's PSF FWHM in arcsec (the common survey spellings;
 #: "FWHM" alone is left out because some pipelines write it in pixels).
@@ -65,13 +66,61 @@ def pixel_noise(image, mask=None):
     return float(mad_std(diff[use]) / np.sqrt(2.0)) if use.any() else 0.0
 
 
+def tolerated_noise(recorded, softening):
+    """The noise per pixel a model is taken to have been trained on in a band.
+
+    The noise its training inputs had (``recorded``), but at least `NOISE_FLOOR` times the
+    band's softening: below that the scaling is linear and the noise of nearly noise-free
+    (ideal-mode) images says nothing about what the model tolerates.
+
+    Parameters
+    ----------
+    recorded : float
+        The training inputs' noise per pixel (``card.training["noise"][band]``).
+    softening : float
+        The band's asinh softening, in the same unit.
+
+    Returns
+    -------
+    float
+
+    Examples
+    --------
+    >>> tolerated_noise(0.001, 0.01), tolerated_noise(0.02, 0.01)
+    (0.005, 0.02)
+    """
+    return max(float(recorded), NOISE_FLOOR * float(softening))
+
+
 def _trained_noise(card, band):
     """The noise per pixel the model's training inputs had in ``band``, or None when unknown."""
     recorded = dict(card.training.get("noise", {}) or {}).get(band)
     softening = float(card.scaling[band]["softening"])
     if recorded is not None:
-        return max(float(recorded), NOISE_FLOOR * softening)
+        return tolerated_noise(recorded, softening)
     return NOISE_FLOOR * softening if card.mode == "ideal" else None
+
+
+def input_noise(stack, band):
+    """Per-pixel noise of ``band`` in ``stack``, measured in the image (`pixel_noise`).
+
+    Measured in the central `NOISE_WINDOW` pixels at most, so that a mosaic's noise is
+    read without copying the mosaic; masked pixels are left out.
+
+    Parameters
+    ----------
+    stack : `~bandsynth.BandStack`
+    band : str
+        Band name.
+
+    Returns
+    -------
+    float
+        In the band's unit.
+    """
+    starts = [max(0, (n - NOISE_WINDOW) // 2) for n in stack.shape]
+    seen = stack.view(band, tuple(slice(start, start + NOISE_WINDOW) for start in starts))
+    return pixel_noise(seen.data, seen.mask)
 
 
 def input_psf_fwhm(stack, band):
@@ -109,6 +158,11 @@ def _broadest_psf_ratio(card):
     return float(card.training.get("psf_max_ratio") or 1.0)
 
 
+def _noisiest_ratio(card):
+    """How many times noisier than its training inputs the card's model was trained to read inputs (1: not at all)."""
+    return float(card.training.get("noise_max_ratio") or 1.0)
+
+
 def psf_tags(card, stack, inputs):
     """Per input band, the PSF tag ``log2(FWHM / FWHM_trained)`` an any-band network with PSF tags reads.
 
@@ -135,6 +189,35 @@ def psf_tags(card, stack, inputs):
         fwhm, trained = input_psf_fwhm(stack, band), card.psf_fwhm.get(band)
         ratio = 1.0 if fwhm is None or not trained else fwhm / float(trained)
         tags.append(round(float(np.log2(np.clip(ratio, 1.0, broadest))), 2))
+    return tuple(tags)
+
+
+def depth_tags(card, stack, inputs):
+    """Per input band, the depth tag ``log2(noise / noise_trained)`` an any-band network with depth tags reads.
+
+    The tag says how much noisier the band is in ``stack`` (`input_noise`) than the model's
+    training inputs (`tolerated_noise` of the card's ``training["noise"]``).  As for
+    `psf_tags`, it is held within the range training taught, 0 to
+    ``log2(card.training["noise_max_ratio"])`` (`domain_problems` reports noise beyond it),
+    is 0 where the card records no training noise, and is rounded to 0.01.
+
+    Parameters
+    ----------
+    card : `~bandsynth.models.zoo.ModelCard`
+    stack : `~bandsynth.BandStack`
+    inputs : sequence of str
+        The bands at hand.
+
+    Returns
+    -------
+    tuple of float
+    """
+    noisiest = _noisiest_ratio(card)
+    tags = []
+    for band in inputs:
+        trained = _trained_noise(card, band)
+        ratio = 1.0 if not trained else input_noise(stack, band) / trained
+        tags.append(round(float(np.log2(np.clip(ratio, 1.0, noisiest))), 2))
     return tuple(tags)
 
 
@@ -187,20 +270,15 @@ def domain_problems(card, stack, *, factor=2.0, pixel_scale_factor=PIXEL_SCALE_F
                 f"{scale:.3g} arcsec/pixel: the prediction may be unreliable (reproject the inputs onto "
                 f"{trained:.3g} arcsec/pixel)"
             )
-    broadest = _broadest_psf_ratio(card)  # > 1: trained on blurred inputs too
+    broadest, noisiest = _broadest_psf_ratio(card), _noisiest_ratio(card)  # > 1: trained on worse inputs too
     for band in card.inputs:
         if band not in stack:  # the missing band is reported by the input preparation
             continue
         trained_noise = _trained_noise(card, band)
-        noise = None
-        if trained_noise is not None:
-            # The central NOISE_WINDOW pixels at most: a mosaic's noise without copying the mosaic.
-            starts = [max(0, (n - NOISE_WINDOW) // 2) for n in stack.shape]
-            seen = stack.view(band, tuple(slice(start, start + NOISE_WINDOW) for start in starts))
-            noise = pixel_noise(seen.data, seen.mask)
-        if noise is not None and noise > factor * trained_noise:
+        noise = None if trained_noise is None else input_noise(stack, band)
+        if noise is not None and noise > factor * noisiest * trained_noise:
             trained = ("noise-free" if card.mode == "ideal" and "noise" not in card.training
-                       else f"noise up to {trained_noise:.3g} {card.unit}/pixel in")
+                       else f"noise up to {noisiest * trained_noise:.3g} {card.unit}/pixel in")
             problems.append(
                 f"model {card.name!r} was trained on {trained} {band} images; this stack's {band} noise is "
                 f"{noise:.3g} {card.unit}/pixel: the prediction may be unreliable ({_for_observed_images(card)})"

@@ -33,19 +33,22 @@ plain local image-to-image network and everything the photometric contract asks 
   (observed ones) it is the sturdier start, as the flux-weighted fit follows the
   galaxies' light and sky noise averages out in it.
 
-* **PSF tags (optional, ``psf_tags=True``).**  One more constant plane per slot says
-  how much broader that input's PSF is than the training images' in that band,
-  ``log2(FWHM / FWHM_trained)`` (0 for a band not at hand): the network can learn, from
-  inputs blurred at random in training (`~bandsynth.datasets.band_subsets.BandSubsetDataset`'s
-  ``psf_max_ratio``), to read images whose seeing is worse than its training images'.
-  Constant over the image, the tags keep the network local; `AnyBandNet.with_psf_tags`
-  adds them to a trained network with zero weights, so that it predicts what it did (to the
-  float rounding of an input convolution over more channels).
+* **PSF and depth tags (optional, ``psf_tags=True``, ``depth_tags=True``).**  One more
+  constant plane per slot and kind says how much broader that input's PSF is than the
+  training images' in that band, ``log2(FWHM / FWHM_trained)``, or how much noisier it is,
+  ``log2(noise / noise_trained)`` (0 for a band not at hand): the network can learn, from
+  inputs blurred or made noisier at random in training
+  (`~bandsynth.datasets.band_subsets.BandSubsetDataset`'s ``psf_max_ratio`` and
+  ``noise_max_ratio``), to read images whose seeing or depth is worse than its training
+  images'.  Constant over the image, the tags keep the network local;
+  `AnyBandNet.with_psf_tags` and `AnyBandNet.with_depth_tags` add them to a trained network
+  with zero weights, so that it predicts what it did (to the float rounding of an input
+  convolution over more channels).
 
 Input layout, ``[B, 3K, H, W]`` (`request_planes` builds it): the scaled images in
 their slots (0 where a band is missing), one presence plane per slot (1 or 0) and a
-one-hot plane per slot for the wanted band; with PSF tags ``[B, 4K, H, W]``, the tag
-planes last.  `TaskNet` presents one request as an
+one-hot plane per slot for the wanted band; each kind of tag adds ``K`` planes after
+them (PSF tags, then depth tags: ``[B, 5K, H, W]`` with both).  `TaskNet` presents one request as an
 ordinary ``inputs -> output`` network, so the inference engine, exact tiling and the
 uncertainty sampling run it unchanged.
 
@@ -70,7 +73,7 @@ from torch import nn
 from ._scaling_ops import asinh, sinh, vector
 from .generator import PRESETS, GeneratorOutput, ResNetGenerator, WrapsGenerator
 
-__all__ = ["AnyBandNet", "TaskNet", "request_planes", "RIDGE", "BASELINES", "BASELINE_METHODS"]
+__all__ = ["AnyBandNet", "TaskNet", "request_planes", "RIDGE", "BASELINES", "BASELINE_METHODS", "INPUT_TAGS"]
 
 #: The colour models an `AnyBandNet` can start from: linear in the scaled units (with a constant) or in flux.
 BASELINES = ("scaled", "flux")
@@ -78,12 +81,17 @@ BASELINES = ("scaled", "flux")
 BASELINE_METHODS = {"scaled": "x_out = a + sum c_i x_i over the bands at hand, linear in the scaled units",
                     "flux": "f_out = sum c_i f_i over the bands at hand, the linear colour model in flux"}
 
+#: The kinds of input tag an `AnyBandNet` may read, in the order of their planes: how much broader each
+#: input's PSF is than the training images' (``psf``), and how much noisier (``depth``), as ``log2`` ratios.
+INPUT_TAGS = ("psf", "depth")
+_TAG_NAMES = {"psf": "PSF", "depth": "depth"}
+
 #: Relative ridge added to the moments' diagonal: keeps nearly collinear bands solvable.
 RIDGE = 1e-6
 
 
-def request_planes(values, present, target, psf=None):
-    """The network input of a batch of requests: images, presence planes, target planes (and PSF tags).
+def request_planes(values, present, target, psf=None, depth=None):
+    """The network input of a batch of requests: images, presence planes, target planes (and input tags).
 
     Parameters
     ----------
@@ -96,18 +104,22 @@ def request_planes(values, present, target, psf=None):
     psf : torch.Tensor, optional
         ``[B, K]``: per slot ``log2(FWHM / FWHM_trained)`` of the band at hand, for a network
         with PSF tags (ignored where a band is missing).
+    depth : torch.Tensor, optional
+        ``[B, K]``: per slot ``log2(noise / noise_trained)`` of the band at hand, for a network
+        with depth tags.
 
     Returns
     -------
     torch.Tensor
-        ``[B, 3K, H, W]`` (``[B, 4K, H, W]`` with ``psf``), float32.
+        ``[B, 3K, H, W]``, and ``K`` more planes for each of ``psf`` and ``depth`` given, float32.
     """
     b, k, h, w = values.shape
     present = present.to(values.device, torch.float32).view(b, k, 1, 1)
     wanted = nn.functional.one_hot(target.to(values.device).long(), k).to(torch.float32).view(b, k, 1, 1)
     planes = [values.float() * present, present.expand(b, k, h, w), wanted.expand(b, k, h, w)]
-    if psf is not None:
-        planes.append((psf.to(values.device, torch.float32).view(b, k, 1, 1) * present).expand(b, k, h, w))
+    for tags in (psf, depth):
+        if tags is not None:
+            planes.append((tags.to(values.device, torch.float32).view(b, k, 1, 1) * present).expand(b, k, h, w))
     return torch.cat(planes, dim=1)
 
 
@@ -117,8 +129,8 @@ class AnyBandNet(WrapsGenerator, nn.Module):
     Parameters
     ----------
     generator : ResNetGenerator
-        With ``3K + 1`` input channels (the request planes and the baseline; ``4K + 1``
-        with ``psf_tags``), one output and ``norm="none"``.
+        With ``3K + 1`` input channels (the request planes and the baseline; ``K`` more for
+        each of ``psf_tags`` and ``depth_tags``), one output and ``norm="none"``.
     bands : sequence of str
         The band of each slot (registry names).
     softening, maximum : sequence of float
@@ -132,12 +144,12 @@ class AnyBandNet(WrapsGenerator, nn.Module):
         The colour model each request starts from (`BASELINES`).
     film : bool
         Modulate each residual block's output by the request (the module docstring).
-    psf_tags : bool
-        Read one PSF tag plane per slot (the module docstring).
+    psf_tags, depth_tags : bool
+        Read one PSF tag plane, one depth tag plane per slot (the module docstring).
     """
 
     def __init__(self, generator, *, bands, softening, maximum, moments, cross, baseline="scaled", film=False,
-                 psf_tags=False):
+                 psf_tags=False, depth_tags=False):
         super().__init__()
         if baseline not in BASELINES:
             raise ValueError(f"AnyBandNet baseline must be one of {BASELINES}, got {baseline!r}")
@@ -150,11 +162,12 @@ class AnyBandNet(WrapsGenerator, nn.Module):
         if generator.norm != "none":
             raise ValueError(f"AnyBandNet needs a generator without normalisation layers (norm='none'), "
                              f"got {generator.norm!r}")
-        planes = (4 if psf_tags else 3) * k
+        tags = tuple(kind for kind, read in zip(INPUT_TAGS, (psf_tags, depth_tags)) if read)
+        planes = (3 + len(tags)) * k
         if generator.in_channels != planes + 1 or generator.out_channels != 1:
-            raise ValueError(f"AnyBandNet over {k} bands{' with PSF tags' if psf_tags else ''} needs a generator "
-                             f"with {planes + 1} input channels and 1 output, got {generator.in_channels} and "
-                             f"{generator.out_channels}")
+            reading = f" with {' and '.join(_TAG_NAMES[t] for t in tags)} tags" if tags else ""
+            raise ValueError(f"AnyBandNet over {k} bands{reading} needs a generator with {planes + 1} input channels "
+                             f"and 1 output, got {generator.in_channels} and {generator.out_channels}")
         softening = vector("AnyBandNet", "softening", softening, k)
         maximum = vector("AnyBandNet", "maximum", maximum, k)
         if torch.any(softening <= 0) or torch.any(maximum <= 0):
@@ -165,7 +178,8 @@ class AnyBandNet(WrapsGenerator, nn.Module):
             if value.shape != shape or not torch.all(torch.isfinite(value)):
                 raise ValueError(f"AnyBandNet {name} must be a finite {shape} matrix, got shape {tuple(value.shape)}")
         self.bands = bands
-        self.psf_tags = bool(psf_tags)
+        self.tags = tags
+        self.psf_tags, self.depth_tags = "psf" in tags, "depth" in tags
         self.baseline_kind = baseline
         self.generator = generator
         self.register_buffer("softening", softening)
@@ -185,14 +199,14 @@ class AnyBandNet(WrapsGenerator, nn.Module):
 
     @classmethod
     def build(cls, preset, *, bands, softening, maximum, moments, cross, baseline="scaled", scale_head=True,
-              film=False, psf_tags=False):
+              film=False, psf_tags=False, depth_tags=False):
         """A fresh network from a generator preset; it predicts each request's colour model exactly.
 
         Parameters
         ----------
         preset : str
             Generator preset (`bandsynth.nn.generator.PRESETS`).
-        bands, softening, maximum, moments, cross, baseline, film, psf_tags
+        bands, softening, maximum, moments, cross, baseline, film, psf_tags, depth_tags
             As for `AnyBandNet`.
         scale_head : bool
             Give the generator an uncertainty head.
@@ -203,10 +217,10 @@ class AnyBandNet(WrapsGenerator, nn.Module):
         """
         if preset not in PRESETS:
             raise ValueError(f"unknown generator preset {preset!r}; known presets: {', '.join(PRESETS)}")
-        planes = (4 if psf_tags else 3) * len(bands)
+        planes = (3 + bool(psf_tags) + bool(depth_tags)) * len(bands)
         generator = ResNetGenerator(planes + 1, 1, **PRESETS[preset], norm="none", scale_head=scale_head)
         return cls(generator, bands=bands, softening=softening, maximum=maximum, moments=moments, cross=cross,
-                   baseline=baseline, film=film, psf_tags=psf_tags)
+                   baseline=baseline, film=film, psf_tags=psf_tags, depth_tags=depth_tags)
 
     def with_film(self):
         """A copy of this network with request modulation (``film=True``) that predicts exactly what it does.
@@ -246,24 +260,47 @@ class AnyBandNet(WrapsGenerator, nn.Module):
         ValueError
             This network already reads PSF tags.
         """
-        if self.psf_tags:
-            raise ValueError("this AnyBandNet already reads PSF tags (psf_tags=True)")
-        config = {**self.config, "psf_tags": True}
-        config["generator"] = {**config["generator"], "in_channels": 4 * len(self.bands) + 1}
+        return self._with_tags("psf")
+
+    def with_depth_tags(self):
+        """A copy of this network that reads depth tags (``depth_tags=True``) and predicts what it does.
+
+        As `with_psf_tags`: the new planes' weights start at zero, until training on inputs
+        made noisier at random teaches the network to read them.
+
+        Returns
+        -------
+        AnyBandNet
+            A new network; this one is unchanged.
+
+        Raises
+        ------
+        ValueError
+            This network already reads depth tags.
+        """
+        return self._with_tags("depth")
+
+    def _with_tags(self, kind):
+        if kind in self.tags:
+            raise ValueError(f"this AnyBandNet already reads {_TAG_NAMES[kind]} tags ({kind}_tags=True)")
+        tags = tuple(t for t in INPUT_TAGS if t in self.tags or t == kind)
+        k = len(self.bands)
+        config = {**self.config, f"{kind}_tags": True}
+        config["generator"] = {**config["generator"], "in_channels": (3 + len(tags)) * k + 1}
         net = type(self).from_config(config).to(self.softening.device)
         state = self.state_dict()
         stem = state["generator.trunk.1.weight"]  # the 7x7 convolution after the stem's padding: reads the input
-        k = len(self.bands)
-        # the input is [3K request planes, K tag planes, baseline]: zero weights for the new tag planes
+        # the input is [3K request planes, K planes per kind of tag, baseline]: zero weights for the new kind's
+        at = (3 + tags.index(kind)) * k
         state["generator.trunk.1.weight"] = torch.cat(
-            [stem[:, :3 * k], stem.new_zeros(stem.shape[0], k, *stem.shape[2:]), stem[:, 3 * k:]], dim=1)
+            [stem[:, :at], stem.new_zeros(stem.shape[0], k, *stem.shape[2:]), stem[:, at:]], dim=1)
         net.load_state_dict(state)  # strict: every other weight carries over as it is
         return net
 
     @property
     def in_channels(self):
-        """Channels of the network input: ``3K`` request planes (``4K`` with PSF tags)."""
-        return (4 if self.psf_tags else 3) * len(self.bands)
+        """Channels of the network input: ``3K`` request planes and ``K`` per kind of input tag."""
+        return (3 + len(self.tags)) * len(self.bands)
 
     def slot(self, band):
         """The slot index of ``band``.
@@ -434,7 +471,7 @@ class AnyBandNet(WrapsGenerator, nn.Module):
         soft, norm = self.softening[list(slots)].view(1, -1, 1, 1), self.norm[list(slots)].view(1, -1, 1, 1)
         return sinh(x.float() * norm) * soft
 
-    def task(self, *, inputs, output, psf=None):
+    def task(self, *, inputs, output, psf=None, depth=None):
         """This network as an ``inputs -> output`` network (`TaskNet`).
 
         Parameters
@@ -443,14 +480,14 @@ class AnyBandNet(WrapsGenerator, nn.Module):
             The bands at hand, in the channel order the task takes them.
         output : str
             The wanted band.
-        psf : sequence of float, optional
-            The inputs' PSF tags (`TaskNet`).
+        psf, depth : sequence of float, optional
+            The inputs' PSF and depth tags (`TaskNet`).
 
         Returns
         -------
         TaskNet
         """
-        return TaskNet(self, inputs=inputs, output=output, psf=psf)
+        return TaskNet(self, inputs=inputs, output=output, psf=psf, depth=depth)
 
     @property
     def config(self):
@@ -467,6 +504,7 @@ class AnyBandNet(WrapsGenerator, nn.Module):
             **({"baseline": self.baseline_kind} if self.baseline_kind != "scaled" else {}),
             **({"film": True} if self.film is not None else {}),
             **({"psf_tags": True} if self.psf_tags else {}),
+            **({"depth_tags": True} if self.depth_tags else {}),
         }
 
     @classmethod
@@ -507,9 +545,12 @@ class TaskNet(WrapsGenerator, nn.Module):
     psf : sequence of float, optional
         Per input band, its PSF tag ``log2(FWHM / FWHM_trained)``; for a network with PSF tags
         (default: 0, the training images' PSF).
+    depth : sequence of float, optional
+        Per input band, its depth tag ``log2(noise / noise_trained)``; for a network with depth
+        tags (default: 0, the training images' noise).
     """
 
-    def __init__(self, net, *, inputs, output, psf=None):
+    def __init__(self, net, *, inputs, output, psf=None, depth=None):
         super().__init__()
         if not isinstance(net, AnyBandNet):
             raise TypeError(f"net must be an AnyBandNet, got {type(net).__name__}")
@@ -525,15 +566,18 @@ class TaskNet(WrapsGenerator, nn.Module):
         present = torch.zeros(len(net.bands), dtype=torch.bool)
         present[list(self.input_slots)] = True
         self.register_buffer("present", present, persistent=False)
-        tags = torch.zeros(len(net.bands), dtype=torch.float32)
-        if psf is not None:
-            psf = torch.as_tensor(psf, dtype=torch.float32).reshape(-1)
-            if not net.psf_tags:
-                raise ValueError("this network reads no PSF tags (psf_tags=False): it cannot take psf")
-            if psf.numel() != len(inputs) or not torch.all(torch.isfinite(psf)):
-                raise ValueError(f"psf needs one finite tag per input band ({', '.join(inputs)}), got {psf.tolist()}")
-            tags[list(self.input_slots)] = psf
-        self.register_buffer("psf", tags, persistent=False)
+        for kind, given in zip(INPUT_TAGS, (psf, depth)):
+            tags = torch.zeros(len(net.bands), dtype=torch.float32)
+            if given is not None:
+                given = torch.as_tensor(given, dtype=torch.float32).reshape(-1)
+                if kind not in net.tags:
+                    raise ValueError(f"this network reads no {_TAG_NAMES[kind]} tags ({kind}_tags=False): it cannot "
+                                     f"take {kind}")
+                if given.numel() != len(inputs) or not torch.all(torch.isfinite(given)):
+                    raise ValueError(f"{kind} needs one finite tag per input band ({', '.join(inputs)}), "
+                                     f"got {given.tolist()}")
+                tags[list(self.input_slots)] = given
+            self.register_buffer(kind, tags, persistent=False)
 
     @property
     def generator(self):
@@ -612,14 +656,14 @@ class TaskNet(WrapsGenerator, nn.Module):
         Returns
         -------
         torch.Tensor
-            ``[B, 3K, H, W]`` (``[B, 4K, H, W]`` with PSF tags), float32.
+            ``[B, 3K, H, W]`` and ``K`` planes per kind of input tag the network reads, float32.
         """
         b, _, h, w = x.shape
         values = x.new_zeros((b, len(self.net.bands), h, w), dtype=torch.float32)
         values[:, list(self.input_slots)] = x.float()
         target = torch.full((b,), self.output_slot, dtype=torch.long)
-        psf = self.psf.expand(b, -1) if self.net.psf_tags else None
-        return request_planes(values, self.present.expand(b, -1), target, psf)
+        tags = {kind: getattr(self, kind).expand(b, -1) for kind in self.net.tags}
+        return request_planes(values, self.present.expand(b, -1), target, **tags)
 
     def baseline(self, x):
         """The request's colour model for scaled inputs, in scaled output units.
@@ -657,6 +701,6 @@ class TaskNet(WrapsGenerator, nn.Module):
     def config(self):
         """The shared network's configuration and the request."""
         task = {"inputs": list(self.inputs), "output": self.output}
-        if self.net.psf_tags:
-            task["psf"] = [float(self.psf[s]) for s in self.input_slots]
+        for kind in self.net.tags:
+            task[kind] = [float(getattr(self, kind)[s]) for s in self.input_slots]
         return {**self.net.config, "task": task}

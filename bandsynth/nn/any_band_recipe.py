@@ -18,6 +18,7 @@ import torch
 
 from ..datasets.band_subsets import BandSubsetDataset, fit_band_scalings
 from ..datasets.base import model_input_cube, model_target_cube, unusable_pixels
+from ..models.domain import tolerated_noise
 from ..scaling import AsinhScaling
 from .any_band import BASELINE_METHODS, BASELINES, AnyBandNet
 from .losses import BandLoss
@@ -97,7 +98,7 @@ def band_moments(data, bands, scalings, *, max_pixels=1_000_000, seed=0, pixels=
 
 
 def build_any_band(preset, bands, scalings, moments, cross, *, seed=0, baseline="scaled", film=False,
-                   psf_tags=False):
+                   psf_tags=False, depth_tags=False):
     """A fresh `AnyBandNet` (it predicts every request's colour model exactly).
 
     Parameters
@@ -114,8 +115,8 @@ def build_any_band(preset, bands, scalings, moments, cross, *, seed=0, baseline=
         The kind of colour model (``moments`` and ``cross`` must be of that kind).
     film : bool
         Modulate the trunk's features by the request (`AnyBandNet`'s ``film``).
-    psf_tags : bool
-        Read a PSF tag per input band (`AnyBandNet`'s ``psf_tags``).
+    psf_tags, depth_tags : bool
+        Read a PSF tag, a depth tag per input band (`AnyBandNet`'s ``psf_tags``, ``depth_tags``).
 
     Returns
     -------
@@ -124,20 +125,20 @@ def build_any_band(preset, bands, scalings, moments, cross, *, seed=0, baseline=
     torch.manual_seed(seed)
     return AnyBandNet.build(preset, bands=bands, softening=[scalings[b].softening for b in bands],
                             maximum=[scalings[b].maximum for b in bands], moments=moments, cross=cross,
-                            baseline=baseline, film=film, psf_tags=psf_tags)
+                            baseline=baseline, film=film, psf_tags=psf_tags, depth_tags=depth_tags)
 
 
 def _start_network(data, bands, *, preset, seed, stretch, init, refit_moments, moment_pixels, baseline, film,
-                   psf_tags=False):
+                   psf_tags=False, depth_tags=False):
     """``(net, scalings)`` training starts from (`train_any_band`): a fresh network, or ``init`` (its colour
     models solved afresh from ``data`` with ``refit_moments``; a copy with a zero correction for another kind;
-    a copy with request modulation for ``film``, with PSF tags for ``psf_tags``)."""
+    a copy with request modulation for ``film``, with PSF or depth tags for ``psf_tags``, ``depth_tags``)."""
     if init is None:
         kind = baseline or "scaled"
         scalings = fit_band_scalings(data, bands, stretch=stretch)
         net = build_any_band(preset, bands, scalings, *band_moments(data, bands, scalings, seed=seed,
                                                                      pixels=moment_pixels, kind=kind),
-                             seed=seed, baseline=kind, film=film, psf_tags=psf_tags)
+                             seed=seed, baseline=kind, film=film, psf_tags=psf_tags, depth_tags=depth_tags)
     elif tuple(init.bands) != tuple(bands):
         raise ValueError(f"init network reads and writes {', '.join(init.bands)}; expected {', '.join(bands)}")
     else:
@@ -153,7 +154,8 @@ def _start_network(data, bands, *, preset, seed, stretch, init, refit_moments, m
             if kind != init.baseline_kind:  # the generator's features carry over; the correction starts at zero
                 net = AnyBandNet(copy.deepcopy(init.generator), bands=bands, softening=init.softening,
                                  maximum=maximum, moments=moments, cross=cross, baseline=kind,
-                                 film=init.film is not None, psf_tags=init.psf_tags)
+                                 film=init.film is not None, psf_tags=init.psf_tags,
+                                 depth_tags=init.depth_tags)
                 if init.film is not None:  # and so does the request modulation
                     net.film.load_state_dict(init.film.state_dict())
             else:
@@ -164,6 +166,8 @@ def _start_network(data, bands, *, preset, seed, stretch, init, refit_moments, m
             net = net.with_film()
         if psf_tags and not net.psf_tags:
             net = net.with_psf_tags()
+        if depth_tags and not net.depth_tags:
+            net = net.with_depth_tags()
     return net, scalings
 
 
@@ -178,12 +182,19 @@ def _training_psf_pixels(data, bands):
     return {b: float(fwhm[b]) / float(scale) for b in bands}
 
 
+def _training_noise_sigma(data, net):
+    """Per band, the noise per pixel the network is taken to be trained on (`tolerated_noise` of the training
+    inputs' noise, as the card will record it), for noise augmentation."""
+    noise = training_noise(data, net.bands)
+    return {b: tolerated_noise(noise[b], float(s)) for b, s in zip(net.bands, net.softening)}
+
+
 def train_any_band(data, bands, *, preset="small", epochs=10, batch_size=8, lr=2e-4, crop_size=64, seed=0,
                    stretch=50.0, max_inputs=None, checkpoint_dir=None, checkpoint_every=None, max_steps=None,
                    device="auto", progress=True, init=None, refit_moments=False, crops_per_image=1, ssim_weight=1.0,
                    moment_pixels="all", baseline=None, flux_weight=0.0, flux_error="total", select_checkpoint=True,
                    average_epochs=None, favoured=None, favoured_share=0.0, film=False, psf_max_ratio=None,
-                   psf_share=0.5):
+                   psf_share=0.5, noise_max_ratio=None, noise_share=0.5):
     """Build and train an `AnyBandNet` on ``data``; returns it with its scalings, the result and set sizes.
 
     Parameters
@@ -244,11 +255,11 @@ def train_any_band(data, bands, *, preset="small", epochs=10, batch_size=8, lr=2
         Modulate the trunk's features by the request (`AnyBandNet`'s ``film``); with ``init``
         without it, training starts from a copy of ``init`` given it (`AnyBandNet.with_film`),
         which predicts what ``init`` does.
-    psf_max_ratio, psf_share : float
-        Teach the network to read inputs whose PSF is up to ``psf_max_ratio`` times broader than
-        the data's (read in its ``info``): PSF tags (`AnyBandNet.with_psf_tags` for an ``init``
-        without them), and a share ``psf_share`` of the crops' bands at hand blurred at random
-        (`~bandsynth.datasets.band_subsets.BandSubsetDataset`).
+    psf_max_ratio, psf_share, noise_max_ratio, noise_share : float
+        Teach the network to read inputs whose PSF is up to ``psf_max_ratio`` times broader than the data's
+        (its ``info``), or noise up to ``noise_max_ratio`` times (`bandsynth.models.domain.tolerated_noise`):
+        PSF or depth tags (added to an ``init`` without them), and a share ``psf_share``, ``noise_share`` of
+        the crops' bands at hand blurred, made noisier at random (`~bandsynth.datasets.band_subsets`).
 
     Returns
     -------
@@ -261,13 +272,14 @@ def train_any_band(data, bands, *, preset="small", epochs=10, batch_size=8, lr=2
     """
     net, scalings = _start_network(data, bands, preset=preset, seed=seed, stretch=stretch, init=init,
                                    refit_moments=refit_moments, moment_pixels=moment_pixels, baseline=baseline,
-                                   film=film, psf_tags=psf_max_ratio is not None)
+                                   film=film, psf_tags=psf_max_ratio is not None,
+                                   depth_tags=noise_max_ratio is not None)
     loss = _loss(net, ssim_weight=ssim_weight, flux_weight=flux_weight, flux_error=flux_error)
     selection, calibration = split_validation(data, calibrate=True, select_checkpoint=select_checkpoint)
     train_set, val_set = _request_sets(
         data, net, scalings, selection, select_checkpoint=select_checkpoint, max_inputs=max_inputs, seed=seed,
         crop_size=crop_size, crops_per_image=crops_per_image, favoured=favoured, favoured_share=favoured_share,
-        psf_max_ratio=psf_max_ratio, psf_share=psf_share)
+        psf_max_ratio=psf_max_ratio, psf_share=psf_share, noise_max_ratio=noise_max_ratio, noise_share=noise_share)
     result = _train_loop(
         net, train_set, val_data=val_set, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, loss=loss,
         checkpoint_dir=checkpoint_dir, checkpoint_every=checkpoint_every, resume="auto" if checkpoint_dir else None,
@@ -280,13 +292,16 @@ def train_any_band(data, bands, *, preset="small", epochs=10, batch_size=8, lr=2
 
 
 def _request_sets(data, net, scalings, selection, *, select_checkpoint, max_inputs, seed, crop_size, crops_per_image,
-                  favoured, favoured_share, psf_max_ratio, psf_share):
-    """The training requests (random crops, requests and blurs) and those choosing the checkpoint (or None)."""
+                  favoured, favoured_share, psf_max_ratio, psf_share, noise_max_ratio, noise_share):
+    """The training requests (random crops, requests, blurs and noise) and those choosing the checkpoint (or None)."""
     if int(crops_per_image) < 1:
         raise ValueError(f"crops_per_image must be at least 1, got {crops_per_image}")
-    common = dict(bands=net.bands, scalings=scalings, max_inputs=max_inputs, seed=seed,
-                  psf_fwhm=_training_psf_pixels(data, net.bands) if net.psf_tags else None)  # validation: tagged 0
+    common = dict(bands=net.bands, scalings=scalings, max_inputs=max_inputs, seed=seed,  # validation: tagged 0
+                  psf_fwhm=_training_psf_pixels(data, net.bands) if net.psf_tags else None,
+                  noise_sigma=_training_noise_sigma(data, net) if net.depth_tags else None)
     blur = {} if psf_max_ratio is None else {"psf_max_ratio": float(psf_max_ratio), "psf_share": float(psf_share)}
+    if noise_max_ratio is not None:
+        blur.update(noise_max_ratio=float(noise_max_ratio), noise_share=float(noise_share))
     train_set = BandSubsetDataset(data, indices=np.repeat(data.indices("train"), int(crops_per_image)),
                                   crop_size=crop_size, augment=True, favoured=favoured,
                                   favoured_share=favoured_share, **common, **blur)
