@@ -93,6 +93,9 @@ def main(argv=None):
                              "PSF tags, and --psf-share of the bands at hand blurred at random in training")
     parser.add_argument("--psf-share", type=float, default=0.5,
                         help="with --psf-max-ratio: the share of the bands at hand blurred (default 0.5)")
+    parser.add_argument("--psf-joint", action="store_true",
+                        help="with --psf-max-ratio: blur all the bands at hand of a crop to one ratio (with "
+                             "probability --psf-share), as images matched to one PSF are")
     parser.add_argument("--noise-max-ratio", type=float, metavar="R",
                         help="teach the network to read inputs up to R times noisier than the data's: depth tags, "
                              "and --noise-share of the bands at hand given noise at random in training")
@@ -106,6 +109,8 @@ def main(argv=None):
         parser.error(f"--favour-share must be in [0, 1], got {args.favour_share}")
     if args.refit_moments and args.init is None:
         parser.error("--refit-moments refits the colour models of --init: give --init")
+    if args.psf_joint and args.psf_max_ratio is None:
+        parser.error("--psf-joint blurs the bands at hand together: give --psf-max-ratio")
     for kind in ("psf", "noise"):
         ratio, share = getattr(args, f"{kind}_max_ratio"), getattr(args, f"{kind}_share")
         if ratio is not None and not ratio > 1.0:
@@ -136,7 +141,8 @@ def main(argv=None):
         baseline=args.baseline, flux_weight=args.flux_weight, flux_error=args.flux_error,
         average_epochs=args.average_epochs, refit_moments=args.refit_moments, favoured=args.favour,
         favoured_share=args.favour_share if args.favour else 0.0, film=args.film,
-        psf_max_ratio=args.psf_max_ratio, psf_share=args.psf_share, noise_max_ratio=args.noise_max_ratio,
+        psf_max_ratio=args.psf_max_ratio, psf_share=args.psf_share, psf_joint=args.psf_joint,
+        noise_max_ratio=args.noise_max_ratio,
         noise_share=args.noise_share, init=None if init is None else init.model)
     card = any_band_card(data, net, name=args.name, preset=args.preset, scalings=scalings, result=result, sizes=sizes,
                          options=dict(seed=args.seed, epochs=args.epochs, batch_size=8, crop_size=args.crop,
@@ -146,7 +152,8 @@ def main(argv=None):
                                       average_epochs=args.average_epochs,
                                       **({"favoured": args.favour,
                                           "favoured_share": args.favour_share} if args.favour else {}),
-                                      **({"psf_max_ratio": args.psf_max_ratio, "psf_share": args.psf_share}
+                                      **({"psf_max_ratio": args.psf_max_ratio, "psf_share": args.psf_share,
+                                          **({"psf_joint": True} if args.psf_joint else {})}
                                          if args.psf_max_ratio else {}),
                                       **({"noise_max_ratio": args.noise_max_ratio, "noise_share": args.noise_share}
                                          if args.noise_max_ratio else {}),

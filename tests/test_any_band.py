@@ -300,6 +300,12 @@ def test_blurred_training_inputs_keep_their_flux_and_carry_their_tag(data, scali
             flux_a, flux_b = (scaling.inverse(p[s].double().numpy()) for p in (a, b))
             assert flux_b.max() < flux_a.max()  # blurred ...
             np.testing.assert_allclose(flux_b.sum(), flux_a.sum(), rtol=0.02)  # ... with its flux kept
+    joint = BandSubsetDataset(data, **common, psf_max_ratio=3.0, psf_share=1.0, psf_joint=True)
+    for i in range(6):
+        x, _ = joint[i]
+        present, _ = joint.request(i)
+        tags = {float(x[3 * k + BANDS.index(band), 0, 0]) for band in present}
+        assert len(tags) == 1 and 0 < tags.pop() <= np.log2(3.0)  # every band at hand blurred to one ratio
     with pytest.raises(ValueError, match="psf_max_ratio needs psf_fwhm: the bands' PSF FWHM in pixels"):
         BandSubsetDataset(data, bands=BANDS, scalings=scalings, psf_max_ratio=2.0)
     with pytest.raises(ValueError, match=r"psf_fwhm needs a positive value \(the bands' PSF FWHM in pixels\) for "
@@ -352,6 +358,8 @@ def test_training_on_blurred_inputs_needs_the_datas_psf(data, scalings):
     with pytest.raises(ValueError, match=r"psf_max_ratio needs the data's PSF FWHM of every band and its pixel scale"):
         train_any_band(_WithoutPSF(data), BANDS, epochs=1, progress=False, init=_net(data, scalings),
                        psf_max_ratio=3.0)
+    with pytest.raises(ValueError, match="psf_joint blurs the bands at hand together: it needs psf_max_ratio"):
+        train_any_band(data, BANDS, epochs=1, progress=False, init=_net(data, scalings), psf_joint=True)
 
 
 class _WithoutPSF:

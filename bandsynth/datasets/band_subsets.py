@@ -128,6 +128,11 @@ class BandSubsetDataset(torch.utils.data.Dataset):
         ``[1, psf_max_ratio]``, and tagged so; the target is left sharp.
     psf_share : float
         The share of the bands at hand so blurred.
+    psf_joint : bool
+        Blur all the bands at hand of an item together, to one ratio (an item is blurred with
+        probability ``psf_share``), as images matched to one PSF are: each band's own ratio
+        changes the colours the colour model reads, which an extrapolating request (u, NUV, FUV
+        from g + r, whose colour model weighs g and r by about +4 and -3) amplifies.
     noise_sigma : mapping of str to float, optional
         Per band, the noise per pixel (flux) a model is taken to have been trained on
         (`bandsynth.models.domain.tolerated_noise`).  Given, every item carries depth tag planes
@@ -155,7 +160,7 @@ class BandSubsetDataset(torch.utils.data.Dataset):
 
     def __init__(self, source, *, bands, scalings=None, split=None, indices=None, crop_size=None, augment=False,
                  targets=None, max_inputs=None, favoured=None, favoured_share=0.0, psf_fwhm=None, psf_max_ratio=1.0,
-                 psf_share=0.5, noise_sigma=None, noise_max_ratio=1.0, noise_share=0.5, seed=0):
+                 psf_share=0.5, psf_joint=False, noise_sigma=None, noise_max_ratio=1.0, noise_share=0.5, seed=0):
         self.bands = _band_names(bands, "bands")
         if len(self.bands) < 2:
             raise ValueError(f"bands must name at least two bands, got {list(self.bands)}")
@@ -198,7 +203,7 @@ class BandSubsetDataset(torch.utils.data.Dataset):
         self.augment, self.seed, self.epoch = bool(augment), int(seed), 0
         self.psf_fwhm = self._check_worsening("psf", "psf_fwhm", psf_fwhm, psf_max_ratio, psf_share,
                                               "the bands' PSF FWHM in pixels")
-        self.psf_max_ratio, self.psf_share = float(psf_max_ratio), float(psf_share)
+        self.psf_max_ratio, self.psf_share, self.psf_joint = float(psf_max_ratio), float(psf_share), bool(psf_joint)
         self.noise_sigma = self._check_worsening("noise", "noise_sigma", noise_sigma, noise_max_ratio, noise_share,
                                                  "the bands' training noise per pixel")
         self.noise_max_ratio, self.noise_share = float(noise_max_ratio), float(noise_share)
@@ -286,16 +291,18 @@ class BandSubsetDataset(torch.utils.data.Dataset):
         planes = np.zeros(((3 + len(self.tags)) * k, *self.x.shape[-2:]), dtype=np.float32)
         # streams of their own: requests, crops and turns stay those without blurring or added noise
         blur, noise = self._rng(i, 3), self._rng(i, 4)
+        blurring = (blur, self.psf_fwhm, self.psf_share, self.psf_max_ratio)
+        joint = self._worse_ratio(*blurring) if self.psf_joint else None
         for band in present:
             s = self.bands.index(band)
             planes[s] = self.x[i, s]
             planes[k + s] = 1.0
-            if self.psf_fwhm is not None and self.augment and blur.random() < self.psf_share:
-                ratio = float(np.exp(blur.uniform(0.0, np.log(self.psf_max_ratio))))
+            ratio = joint if self.psf_joint else self._worse_ratio(*blurring)
+            if ratio is not None:
                 planes[s] = self._blurred(planes[s], band, ratio)
                 planes[(3 + self.tags.index("psf")) * k + s] = np.log2(ratio)
-            if self.noise_sigma is not None and self.augment and noise.random() < self.noise_share:
-                ratio = float(np.exp(noise.uniform(0.0, np.log(self.noise_max_ratio))))
+            ratio = self._worse_ratio(noise, self.noise_sigma, self.noise_share, self.noise_max_ratio)
+            if ratio is not None:
                 planes[s] = self._noisier(planes[s], band, ratio, noise)
                 planes[(3 + self.tags.index("depth")) * k + s] = np.log2(ratio)
         t = self.bands.index(wanted)
@@ -309,6 +316,12 @@ class BandSubsetDataset(torch.utils.data.Dataset):
             oy, ox = ((int(rng.integers(height - c + 1)), int(rng.integers(width - c + 1))) if self.augment
                       else ((height - c) // 2, (width - c) // 2))
         return crop_and_turn(arrays, oy, ox, c, op)
+
+    def _worse_ratio(self, rng, per_band, share, max_ratio):
+        """How much broader a PSF or larger a noise to make (log-uniform in [1, max_ratio]), or None: left as is."""
+        if per_band is None or not self.augment or not rng.random() < share:
+            return None
+        return float(np.exp(rng.uniform(0.0, np.log(max_ratio))))
 
     def _blurred(self, scaled, band, ratio):
         """``scaled`` image of ``band`` seen through a PSF ``ratio`` times broader (Gaussian, in flux)."""

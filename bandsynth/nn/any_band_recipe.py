@@ -194,7 +194,7 @@ def train_any_band(data, bands, *, preset="small", epochs=10, batch_size=8, lr=2
                    device="auto", progress=True, init=None, refit_moments=False, crops_per_image=1, ssim_weight=1.0,
                    moment_pixels="all", baseline=None, flux_weight=0.0, flux_error="total", select_checkpoint=True,
                    average_epochs=None, favoured=None, favoured_share=0.0, film=False, psf_max_ratio=None,
-                   psf_share=0.5, noise_max_ratio=None, noise_share=0.5):
+                   psf_share=0.5, psf_joint=False, noise_max_ratio=None, noise_share=0.5):
     """Build and train an `AnyBandNet` on ``data``; returns it with its scalings, the result and set sizes.
 
     Parameters
@@ -205,10 +205,8 @@ def train_any_band(data, bands, *, preset="small", epochs=10, batch_size=8, lr=2
         The slots (registry names), in order.
     preset, epochs, batch_size, lr, crop_size, seed, max_steps, checkpoint_dir, checkpoint_every
         As for `bandsynth.Translator.fit`.
-    stretch : float
-        Scaling maximum / softening of every band.
-    max_inputs : int, optional
-        At most this many bands at hand per training request.
+    stretch, max_inputs : float, int
+        Scaling maximum / softening of every band; at most this many bands at hand per request.
     device, progress
         Where to train; progress bars.
     init : AnyBandNet, optional
@@ -218,8 +216,7 @@ def train_any_band(data, bands, *, preset="small", epochs=10, batch_size=8, lr=2
         With ``init``: solve every request's colour model afresh from ``data``'s training pixels
         (fine-tuning on another universe, e.g. observed galaxies) instead of keeping ``init``'s.
     crops_per_image : int
-        Random crops (each with its own request) of every training image per epoch: more steps per
-        epoch from a small set.
+        Random crops (each with its own request) of every training image per epoch (a small set).
     ssim_weight : float
         Weight of the (1 - SSIM) term of the loss.  Against noisy targets (observed galaxies, no
         noise-free truth) 0: SSIM rewards a prediction whose local contrast matches the target's,
@@ -255,11 +252,12 @@ def train_any_band(data, bands, *, preset="small", epochs=10, batch_size=8, lr=2
         Modulate the trunk's features by the request (`AnyBandNet`'s ``film``); with ``init``
         without it, training starts from a copy of ``init`` given it (`AnyBandNet.with_film`),
         which predicts what ``init`` does.
-    psf_max_ratio, psf_share, noise_max_ratio, noise_share : float
+    psf_max_ratio, psf_share, psf_joint, noise_max_ratio, noise_share
         Teach the network to read inputs whose PSF is up to ``psf_max_ratio`` times broader than the data's
         (its ``info``), or noise up to ``noise_max_ratio`` times (`bandsynth.models.domain.tolerated_noise`):
         PSF or depth tags (added to an ``init`` without them), and a share ``psf_share``, ``noise_share`` of
-        the crops' bands at hand blurred, made noisier at random (`~bandsynth.datasets.band_subsets`).
+        the crops' bands at hand blurred (with ``psf_joint``, all to one ratio), made noisier at random
+        (`~bandsynth.datasets.band_subsets.BandSubsetDataset`).
 
     Returns
     -------
@@ -270,16 +268,17 @@ def train_any_band(data, bands, *, preset="small", epochs=10, batch_size=8, lr=2
     sizes : dict
         ``n_train``, ``n_selection`` and ``n_calibration`` (the validation images left for calibration).
     """
-    net, scalings = _start_network(data, bands, preset=preset, seed=seed, stretch=stretch, init=init,
+    worse = dict(psf_max_ratio=psf_max_ratio, psf_share=psf_share, psf_joint=psf_joint, noise_max_ratio=noise_max_ratio,
+                 noise_share=noise_share)
+    net, scalings = _start_network(data, bands, preset=preset, seed=seed, stretch=stretch, init=init, film=film,
                                    refit_moments=refit_moments, moment_pixels=moment_pixels, baseline=baseline,
-                                   film=film, psf_tags=psf_max_ratio is not None,
-                                   depth_tags=noise_max_ratio is not None)
+                                   psf_tags=psf_max_ratio is not None, depth_tags=noise_max_ratio is not None)
     loss = _loss(net, ssim_weight=ssim_weight, flux_weight=flux_weight, flux_error=flux_error)
     selection, calibration = split_validation(data, calibrate=True, select_checkpoint=select_checkpoint)
     train_set, val_set = _request_sets(
         data, net, scalings, selection, select_checkpoint=select_checkpoint, max_inputs=max_inputs, seed=seed,
         crop_size=crop_size, crops_per_image=crops_per_image, favoured=favoured, favoured_share=favoured_share,
-        psf_max_ratio=psf_max_ratio, psf_share=psf_share, noise_max_ratio=noise_max_ratio, noise_share=noise_share)
+        worse=worse)
     result = _train_loop(
         net, train_set, val_data=val_set, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, loss=loss,
         checkpoint_dir=checkpoint_dir, checkpoint_every=checkpoint_every, resume="auto" if checkpoint_dir else None,
@@ -292,16 +291,20 @@ def train_any_band(data, bands, *, preset="small", epochs=10, batch_size=8, lr=2
 
 
 def _request_sets(data, net, scalings, selection, *, select_checkpoint, max_inputs, seed, crop_size, crops_per_image,
-                  favoured, favoured_share, psf_max_ratio, psf_share, noise_max_ratio, noise_share):
+                  favoured, favoured_share, worse):
     """The training requests (random crops, requests, blurs and noise) and those choosing the checkpoint (or None)."""
     if int(crops_per_image) < 1:
         raise ValueError(f"crops_per_image must be at least 1, got {crops_per_image}")
     common = dict(bands=net.bands, scalings=scalings, max_inputs=max_inputs, seed=seed,  # validation: tagged 0
                   psf_fwhm=_training_psf_pixels(data, net.bands) if net.psf_tags else None,
                   noise_sigma=_training_noise_sigma(data, net) if net.depth_tags else None)
-    blur = {} if psf_max_ratio is None else {"psf_max_ratio": float(psf_max_ratio), "psf_share": float(psf_share)}
-    if noise_max_ratio is not None:
-        blur.update(noise_max_ratio=float(noise_max_ratio), noise_share=float(noise_share))
+    if worse["psf_joint"] and worse["psf_max_ratio"] is None:
+        raise ValueError("psf_joint blurs the bands at hand together: it needs psf_max_ratio")
+    blur = {} if worse["psf_max_ratio"] is None else {
+        "psf_max_ratio": float(worse["psf_max_ratio"]), "psf_share": float(worse["psf_share"]),
+        "psf_joint": bool(worse["psf_joint"])}
+    if worse["noise_max_ratio"] is not None:
+        blur.update(noise_max_ratio=float(worse["noise_max_ratio"]), noise_share=float(worse["noise_share"]))
     train_set = BandSubsetDataset(data, indices=np.repeat(data.indices("train"), int(crops_per_image)),
                                   crop_size=crop_size, augment=True, favoured=favoured,
                                   favoured_share=favoured_share, **common, **blur)
