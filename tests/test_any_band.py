@@ -443,21 +443,30 @@ def test_predict_with_band_uses_the_bands_each_stack_has(any_band):
     assert [i["band"] for i in both[0]["r"].meta["provenance"]["inputs"]] == ["g", "Ks"]
 
 
-def test_a_psf_tagged_model_reads_each_inputs_psf_from_the_stack(any_band):
-    from bandsynth import BandStack, Translator
+def _tagged_translator(any_band, galaxy, kind, training):
+    """``any_band`` reading ``kind`` tags (random weights, as if trained; ``training`` added to its card), and
+    its prediction of r from ``galaxy`` as at the training PSF and noise: the untagged model's, tags all 0."""
+    from bandsynth import Translator
     from bandsynth.any_band_translator import AnyBandTranslator
 
-    net = any_band.model.with_psf_tags()
+    net = getattr(any_band.model, f"with_{kind}_tags")()
     with torch.no_grad():
         net.generator.trunk[1].weight[:, 3 * len(BANDS):4 * len(BANDS)].normal_(0.0, 0.3)
-    card = any_band.card.replace(training={**any_band.card.training, "psf_max_ratio": 4.0})
+    card = any_band.card.replace(training={**any_band.card.training, **training})
     tagged = AnyBandTranslator(net, card, one_mapping=Translator)
-    galaxy = make_galaxy_stack(7).select(["NUV", "g", "Ks"])
-    trained = {b: card.psf_fwhm[b] for b in ("NUV", "g", "Ks")}
     as_trained = tagged.predict(galaxy, band="r", uncertainty=False)
-    assert [i["psf_tag"] for i in as_trained.meta["provenance"]["inputs"]] == [0.0, 0.0, 0.0]
+    assert [i[f"{kind}_tag"] for i in as_trained.meta["provenance"]["inputs"]] == [0.0, 0.0, 0.0]
     np.testing.assert_allclose(as_trained.data, any_band.predict(galaxy, band="r", uncertainty=False).data,
                                rtol=1e-5, atol=1e-6 * float(np.abs(as_trained.data).max()))
+    return tagged, as_trained
+
+
+def test_a_psf_tagged_model_reads_each_inputs_psf_from_the_stack(any_band):
+    from bandsynth import BandStack
+
+    galaxy = make_galaxy_stack(7).select(["NUV", "g", "Ks"])
+    tagged, as_trained = _tagged_translator(any_band, galaxy, "psf", {"psf_max_ratio": 4.0})
+    trained = {b: tagged.card.psf_fwhm[b] for b in ("NUV", "g", "Ks")}
     galaxy = BandStack({b: galaxy[b] for b in galaxy.names}, meta={
         **galaxy.meta, "psf_fwhm": {"NUV": 2 * trained["NUV"], "g": trained["g"] / 3, "Ks": 10 * trained["Ks"]}})
     with pytest.warns(AstropyUserWarning, match=r"Ks images with a PSF FWHM of .* \(and blurred up to .*\); this "
@@ -472,21 +481,13 @@ def test_a_psf_tagged_model_reads_each_inputs_psf_from_the_stack(any_band):
 def test_a_depth_tagged_model_reads_each_inputs_noise_from_the_stack(any_band):
     from astropy.nddata import NDData
 
-    from bandsynth import BandStack, Translator
-    from bandsynth.any_band_translator import AnyBandTranslator
+    from bandsynth import BandStack
     from bandsynth.models.domain import tolerated_noise
 
-    net = any_band.model.with_depth_tags()
-    with torch.no_grad():
-        net.generator.trunk[1].weight[:, 3 * len(BANDS):4 * len(BANDS)].normal_(0.0, 0.3)
-    card = any_band.card.replace(training={**any_band.card.training, "noise_max_ratio": 4.0})
-    tagged = AnyBandTranslator(net, card, one_mapping=Translator)
     galaxy = make_galaxy_stack(7, size=96).select(["NUV", "g", "Ks"])
+    tagged, as_trained = _tagged_translator(any_band, galaxy, "depth", {"noise_max_ratio": 4.0})
+    card = tagged.card
     trained = {b: tolerated_noise(card.training["noise"][b], card.scaling[b]["softening"]) for b in galaxy.names}
-    as_trained = tagged.predict(galaxy, band="r", uncertainty=False)
-    assert [i["depth_tag"] for i in as_trained.meta["provenance"]["inputs"]] == [0.0, 0.0, 0.0]
-    np.testing.assert_allclose(as_trained.data, any_band.predict(galaxy, band="r", uncertainty=False).data,
-                               rtol=1e-5, atol=1e-6 * float(np.abs(as_trained.data).max()))
     rng = np.random.default_rng(0)
     noise = {"NUV": 2 * trained["NUV"], "g": trained["g"] / 3, "Ks": 10 * trained["Ks"]}
     galaxy = BandStack({b: NDData(galaxy[b].data + rng.normal(0.0, noise[b], galaxy.shape), unit=galaxy[b].unit)
