@@ -95,7 +95,7 @@ def main(argv=None):
                         help="with --psf-max-ratio: the share of the bands at hand blurred (default 0.5)")
     parser.add_argument("--psf-joint", action="store_true",
                         help="with --psf-max-ratio: blur all the bands at hand of a crop to one ratio (with "
-                             "probability --psf-share), as images matched to one PSF are")
+                             "probability --psf-share)")
     parser.add_argument("--noise-max-ratio", type=float, metavar="R",
                         help="teach the network to read inputs up to R times noisier than the data's: depth tags, "
                              "and --noise-share of the bands at hand given noise at random in training")

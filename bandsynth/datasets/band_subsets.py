@@ -130,9 +130,10 @@ class BandSubsetDataset(torch.utils.data.Dataset):
         The share of the bands at hand so blurred.
     psf_joint : bool
         Blur all the bands at hand of an item together, to one ratio (an item is blurred with
-        probability ``psf_share``), as images matched to one PSF are: each band's own ratio
-        changes the colours the colour model reads, which an extrapolating request (u, NUV, FUV
-        from g + r, whose colour model weighs g and r by about +4 and -3) amplifies.
+        probability ``psf_share``): where the training images share one PSF, as the ideal mock
+        universe's do, the bands stay matched to one PSF.  Each band's own ratio changes the
+        colours the colour model reads, which an extrapolating request (u, NUV, FUV from g + r,
+        whose colour model weighs g and r by about +4 and -3) amplifies.
     noise_sigma : mapping of str to float, optional
         Per band, the noise per pixel (flux) a model is taken to have been trained on
         (`bandsynth.models.domain.tolerated_noise`).  Given, every item carries depth tag planes
