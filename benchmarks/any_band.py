@@ -190,12 +190,12 @@ def main(argv=None):
     data = open_dataset(args.data)
     header = f"{'':<34} {'n':>4} {'|dmag| [16-84%]':>26} {'linear colour':>26} {'SSIM':>7} {'cov1':>6}"
 
-    blur = _worsening(args, model, float(data.info["pixel_scale"]))
+    worse = _worsening(args, model, float(data.info["pixel_scale"]))
 
     def row(label, translator):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # requests the calibration was not fitted on say so; cov1 shows it
-            scores = measure(translator, max_images=args.max_images, data=data, transform=blur)
+            scores = measure(translator, max_images=args.max_images, data=data, transform=worse)
             print(f"{label:<34} {_summary(scores)}", flush=True)
 
     def request(inputs, output):

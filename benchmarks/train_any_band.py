@@ -142,8 +142,7 @@ def main(argv=None):
         average_epochs=args.average_epochs, refit_moments=args.refit_moments, favoured=args.favour,
         favoured_share=args.favour_share if args.favour else 0.0, film=args.film,
         psf_max_ratio=args.psf_max_ratio, psf_share=args.psf_share, psf_joint=args.psf_joint,
-        noise_max_ratio=args.noise_max_ratio,
-        noise_share=args.noise_share, init=None if init is None else init.model)
+        noise_max_ratio=args.noise_max_ratio, noise_share=args.noise_share, init=None if init is None else init.model)
     card = any_band_card(data, net, name=args.name, preset=args.preset, scalings=scalings, result=result, sizes=sizes,
                          options=dict(seed=args.seed, epochs=args.epochs, batch_size=8, crop_size=args.crop,
                                       lr=args.lr, stretch=50.0, max_inputs=args.max_inputs, recipe=recipe,
