@@ -80,22 +80,31 @@ def degradation_requests(model):
     return out
 
 
-def broader_psf(stack, *, ratio, pixel_scale):
-    """``stack`` with every band seen through a Gaussian PSF ``ratio`` times broader than its own (flux kept)."""
+def _each_band(stack, change, **meta):
+    """``stack`` with each band's pixels replaced by ``change(band, pixels as float64)``, ``meta`` updated."""
     from astropy.nddata import NDData
-    from scipy.ndimage import gaussian_filter
 
     from bandsynth import BandStack
-    from bandsynth.datasets.band_subsets import broadening_sigma
 
-    fwhm = dict(stack.meta["psf_fwhm"])
     images = {}
     for band in stack.names:
         image = stack[band]
-        sigma = broadening_sigma(fwhm[band] / pixel_scale, ratio)
-        images[band] = NDData(gaussian_filter(np.asarray(image.data, dtype=np.float64), sigma, mode="nearest"),
-                              unit=image.unit, wcs=image.wcs, mask=image.mask, meta=image.meta)
-    return BandStack(images, meta={**stack.meta, "psf_fwhm": {b: ratio * v for b, v in fwhm.items()}})
+        images[band] = NDData(change(band, np.asarray(image.data, dtype=np.float64)), unit=image.unit, wcs=image.wcs,
+                              mask=image.mask, meta=image.meta)
+    return BandStack(images, meta={**stack.meta, **meta})
+
+
+def broader_psf(stack, *, ratio, pixel_scale):
+    """``stack`` with every band seen through a Gaussian PSF ``ratio`` times broader than its own (flux kept)."""
+    from scipy.ndimage import gaussian_filter
+
+    from bandsynth.datasets.band_subsets import broadening_sigma
+
+    fwhm = dict(stack.meta["psf_fwhm"])
+
+    def blurred(band, data):
+        return gaussian_filter(data, broadening_sigma(fwhm[band] / pixel_scale, ratio), mode="nearest")
+    return _each_band(stack, blurred, psf_fwhm={b: ratio * v for b, v in fwhm.items()})
 
 
 def noisier(stack, *, ratio, noise):
@@ -105,19 +114,10 @@ def noisier(stack, *, ratio, noise):
     """
     import zlib
 
-    from astropy.nddata import NDData
-
-    from bandsynth import BandStack
-
-    images = {}
-    for band in stack.names:
-        image = stack[band]
-        data = np.asarray(image.data, dtype=np.float64)
+    def noisy(band, data):
         rng = np.random.default_rng(zlib.crc32(data.tobytes()))
-        extra = noise[band] * np.sqrt(ratio ** 2 - 1.0)
-        images[band] = NDData(data + rng.normal(0.0, extra, data.shape), unit=image.unit, wcs=image.wcs,
-                              mask=image.mask, meta=image.meta)
-    return BandStack(images, meta=dict(stack.meta))
+        return data + rng.normal(0.0, noise[band] * np.sqrt(ratio ** 2 - 1.0), data.shape)
+    return _each_band(stack, noisy)
 
 
 def _worsening(args, model, pixel_scale):

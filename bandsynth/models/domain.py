@@ -163,6 +163,11 @@ def _noisiest_ratio(card):
     return float(card.training.get("noise_max_ratio") or 1.0)
 
 
+def _held_tag(ratio, most):
+    """``log2(ratio)`` held within what training taught, ``[0, log2(most)]``, rounded to 0.01."""
+    return round(float(np.log2(np.clip(ratio, 1.0, most))), 2)
+
+
 def psf_tags(card, stack, inputs):
     """Per input band, the PSF tag ``log2(FWHM / FWHM_trained)`` an any-band network with PSF tags reads.
 
@@ -187,8 +192,7 @@ def psf_tags(card, stack, inputs):
     tags = []
     for band in inputs:
         fwhm, trained = input_psf_fwhm(stack, band), card.psf_fwhm.get(band)
-        ratio = 1.0 if fwhm is None or not trained else fwhm / float(trained)
-        tags.append(round(float(np.log2(np.clip(ratio, 1.0, broadest))), 2))
+        tags.append(_held_tag(1.0 if fwhm is None or not trained else fwhm / float(trained), broadest))
     return tuple(tags)
 
 
@@ -216,8 +220,7 @@ def depth_tags(card, stack, inputs):
     tags = []
     for band in inputs:
         trained = _trained_noise(card, band)
-        ratio = 1.0 if not trained else input_noise(stack, band) / trained
-        tags.append(round(float(np.log2(np.clip(ratio, 1.0, noisiest))), 2))
+        tags.append(_held_tag(1.0 if not trained else input_noise(stack, band) / trained, noisiest))
     return tuple(tags)
 
 

@@ -179,7 +179,6 @@ class AnyBandNet(WrapsGenerator, nn.Module):
                 raise ValueError(f"AnyBandNet {name} must be a finite {shape} matrix, got shape {tuple(value.shape)}")
         self.bands = bands
         self.tags = tags
-        self.psf_tags, self.depth_tags = "psf" in tags, "depth" in tags
         self.baseline_kind = baseline
         self.generator = generator
         self.register_buffer("softening", softening)
@@ -296,6 +295,16 @@ class AnyBandNet(WrapsGenerator, nn.Module):
             [stem[:, :at], stem.new_zeros(stem.shape[0], k, *stem.shape[2:]), stem[:, at:]], dim=1)
         net.load_state_dict(state)  # strict: every other weight carries over as it is
         return net
+
+    @property
+    def psf_tags(self):
+        """Whether the network reads PSF tags (``"psf" in tags``)."""
+        return "psf" in self.tags
+
+    @property
+    def depth_tags(self):
+        """Whether the network reads depth tags (``"depth" in tags``)."""
+        return "depth" in self.tags
 
     @property
     def in_channels(self):
