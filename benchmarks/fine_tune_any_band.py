@@ -6,9 +6,11 @@ are held out for `benchmarks/real_sky.py`), each band of the model matched to th
 nearest filter and the stamps put onto the model's pixel scale as real_sky.py does:
 
 * every request's colour model is solved afresh from the fit part's training pixels, those
-  of the sources (``--keep-moments`` keeps the mock universe's); ``--baseline flux`` starts
-  every request from the linear colour model in flux instead, keeping the generator
-  and resetting its correction to zero;
+  of the sources (``--keep-moments`` keeps the mock universe's; ``--moment-stamps whole``
+  takes every pixel of the training galaxies' whole stamps instead of their cut-outs, as
+  real_sky.py's linear colour model); ``--baseline flux`` starts every request from the
+  linear colour model in flux instead, keeping the generator and resetting its correction
+  to zero;
 * the targets are the observed images (no noise-free truth exists): the loss is L1 without
   the SSIM term (``--ssim-weight``; SSIM rewards matching the targets' noise), the sigma head
   learns on noisy targets and the calibration removes the targets' sky noise (``SKYSIG``,
@@ -97,6 +99,26 @@ def observed_set(directory, bands, pixel_scale, *, validation_every=4, stamp=STA
                        uncertainty={b: np.stack(v) for b, v in noise.items()}), mapping
 
 
+def whole_stamp_moments(directory, data, mapping, scalings, pixel_scale, *, kind):
+    """The colour models' moments (`band_moments`'s form) over every pixel of the training galaxies' whole stamps.
+
+    As real_sky.py fits its linear colour model: the cut-outs of `observed_set` leave out the outskirts
+    of the largest galaxies (8 of the set's 85 stamps are 256 px), whose light weighs most in a fit in flux.
+    """
+    train = set(data.manifest["file"][data.indices("train")])
+    z = []
+    for row in read_galaxies(directory, "fit"):
+        if Path(row["file"]).name in train:
+            stack = read_bands(row["path"], mapping, pixel_scale=pixel_scale)[0]
+            x = np.stack([np.asarray(stack[b].data, np.float64).ravel() for b in mapping], axis=1)
+            if kind == "scaled":
+                x = np.stack([scalings[b].forward(x[:, i]) for i, b in enumerate(mapping)], axis=1)
+            good = np.all(np.isfinite(x), axis=1)
+            z.append(np.column_stack([np.ones(good.sum()), x[good]]))
+    z = np.concatenate(z)
+    return z.T @ z / len(z), z.T @ z[:, 1:] / len(z)  # the targets are the observed images: cross = <z x^T>
+
+
 def head_requests(bands, per_band, *, seed):
     """Each band from all the others, and ``per_band`` requests per band from a random number of the others
     (uniform in 1 to all but one, then a uniform choice, as training draws them)."""
@@ -150,6 +172,9 @@ def main(argv=None):
                              "share --favour-share of the training crops")
     parser.add_argument("--favour-share", type=float, default=0.5, help="see --favour-every-other")
     parser.add_argument("--keep-moments", action="store_true", help="keep the colour models of --init")
+    parser.add_argument("--moment-stamps", choices=["cut", "whole"], default="cut",
+                        help="fit the colour models on the training cut-outs (default) or on every pixel of the "
+                             "training galaxies' whole stamps, as real_sky.py's linear colour model")
     parser.add_argument("--sigma-head-only", action="store_true",
                         help="keep --init's weights but its σ head, fitted again on the training galaxies with their "
                              "sky noise in the likelihood (--epochs passes); then calibrate on the validation ones")
@@ -160,6 +185,9 @@ def main(argv=None):
                         help="numbers of bands at hand calibrated besides every other band, on random requests "
                              "(default: each from 1 to one fewer than the other bands; the option without "
                              "numbers: none)")
+    parser.add_argument("--configurations", nargs="+", choices=CONFIGURATIONS, default=list(CONFIGURATIONS),
+                        help="the predict configurations to calibrate (default: all four; plain alone is the quick "
+                             "look at a run)")
     parser.add_argument("--calibrate-only", action="store_true",
                         help="keep every weight of --init and calibrate it afresh on the validation galaxies")
     parser.add_argument("--version", type=int, help="model version written into the card (default: --init's, "
@@ -173,6 +201,8 @@ def main(argv=None):
                      "with --sigma-head-only")
     if args.calibrate_only and args.sigma_head_only:
         parser.error("--calibrate-only keeps the σ head of --init: leave out --sigma-head-only")
+    if args.keep_moments and args.moment_stamps == "whole":
+        parser.error("--moment-stamps whole fits the colour models afresh: leave out --keep-moments")
     if not 0.0 <= args.favour_share <= 1.0:
         parser.error(f"--favour-share must be in [0, 1], got {args.favour_share}")
 
@@ -213,7 +243,7 @@ def main(argv=None):
             training = translator.card.training
             translator = translator.replace(card=translator.card.replace(
                 training={**training, "calibration_recipe": recipe}))
-        translator = translator.calibrate(data, indices=calibration, configurations=CONFIGURATIONS,
+        translator = translator.calibrate(data, indices=calibration, configurations=args.configurations,
                                           n_inputs=n_inputs, fitted_on=calibration_text,
                                           footprint=args.calibration_footprint)
         version = start.card.version + 1 if args.version is None else args.version
@@ -224,13 +254,17 @@ def main(argv=None):
     started = time.perf_counter()
     favoured = [(tuple(b for b in bands if b != wanted), wanted) for wanted in bands] if args.favour_every_other \
         else []
+    moments = None
+    if args.moment_stamps == "whole":
+        moments = whole_stamp_moments(args.real_data, data, mapping, start.scalings, start.card.pixel_scale,
+                                      kind=args.baseline or start.model.baseline_kind)
     net, scalings, result, sizes = train_any_band(
         data, bands, epochs=args.epochs, lr=args.lr, seed=args.seed, crop_size=args.crop, init=start.model,
         refit_moments=not args.keep_moments, moment_pixels=args.moment_pixels, baseline=args.baseline,
         crops_per_image=args.crops, select_checkpoint=not args.keep_last, average_epochs=args.average_epochs,
         ssim_weight=args.ssim_weight, flux_weight=args.flux_weight, flux_error=args.flux_error,
         favoured=favoured, favoured_share=args.favour_share if favoured else 0.0, checkpoint_dir=Path(args.runs),
-        checkpoint_every=100, progress=False)
+        checkpoint_every=100, progress=False, moments=moments)
     _, checkpoint = chosen_weights(result, select_checkpoint=not args.keep_last)
     name = args.name or f"{start.name}_kids"
     card = any_band_card(
@@ -238,7 +272,7 @@ def main(argv=None):
         options=dict(seed=args.seed, epochs=args.epochs, batch_size=8, crop_size=args.crop, lr=args.lr,
                      crops_per_image=args.crops, ssim_weight=args.ssim_weight, flux_weight=args.flux_weight,
                      **({"flux_error": args.flux_error} if args.flux_weight else {}), checkpoint=checkpoint,
-                     moment_pixels=args.moment_pixels,
+                     moment_pixels=args.moment_pixels, moment_stamps=args.moment_stamps,
                      **({"favoured": favoured,
                          "favoured_share": args.favour_share} if favoured else {}),
                      moments="kept from init" if args.keep_moments else "refitted",
@@ -250,8 +284,9 @@ def main(argv=None):
     if args.version is not None:
         card = card.replace(version=args.version)
     translator = AnyBandTranslator(net, card, one_mapping=Translator)
-    translator = translator.calibrate(data, indices=calibration, configurations=CONFIGURATIONS, n_inputs=n_inputs,
-                                      fitted_on=calibration_text, footprint=args.calibration_footprint)
+    translator = translator.calibrate(data, indices=calibration, configurations=args.configurations,
+                                      n_inputs=n_inputs, fitted_on=calibration_text,
+                                      footprint=args.calibration_footprint)
     translator = translator.save(Path(args.out) / name, overwrite=True)
     chosen = f"{checkpoint} {result.best_metric:.4f}" if checkpoint == "best validation SSIM" else checkpoint
     print(f"{name}: {chosen} after {result.steps} steps; written to {Path(args.out) / name}", flush=True)

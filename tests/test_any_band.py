@@ -687,6 +687,21 @@ def test_fine_tuning_into_a_flux_colour_model_keeps_the_generator_and_starts_fro
         train_any_band(data, BANDS, baseline="flux", **common)
 
 
+def test_colour_models_can_be_given_rather_than_fitted_on_the_training_crops(data, scalings):
+    # e.g. fitted on whole images whose training crops are cut-outs: the given moments are the ones kept
+    whole = make_dataset(12, seed=4, bands=BANDS, size=48)
+    given = band_moments(whole, BANDS, scalings, kind="flux")
+    common = dict(epochs=1, batch_size=4, crop_size=32, progress=False, lr=1e-12)
+    fresh, *_ = train_any_band(data, BANDS, preset="tiny", baseline="flux", moments=given, **common)
+    moved, *_ = train_any_band(data, BANDS, init=_net(data, scalings), baseline="flux", moments=given, **common)
+    for net in (fresh, moved):
+        assert net.baseline_kind == "flux"
+        np.testing.assert_allclose(net.moments.numpy(), given[0], rtol=1e-6)
+        np.testing.assert_allclose(net.cross.numpy(), given[1], rtol=1e-6)
+    fitted, _ = band_moments(data, BANDS, scalings, kind="flux")
+    assert not np.allclose(fitted, given[0], rtol=1e-3)  # the training crops alone would have given others
+
+
 def test_fine_tuning_into_a_flux_colour_model_keeps_the_request_modulation(data, scalings):
     start = _filmed_net(data, scalings)
     net, *_ = train_any_band(data, BANDS, refit_moments=True, baseline="flux", epochs=1, batch_size=4, crop_size=32,

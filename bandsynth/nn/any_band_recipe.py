@@ -129,16 +129,18 @@ def build_any_band(preset, bands, scalings, moments, cross, *, seed=0, baseline=
 
 
 def _start_network(data, bands, *, preset, seed, stretch, init, refit_moments, moment_pixels, baseline, film,
-                   psf_tags=False, depth_tags=False):
+                   psf_tags=False, depth_tags=False, moments=None):
     """``(net, scalings)`` training starts from (`train_any_band`): a fresh network, or ``init`` (its colour
-    models solved afresh from ``data`` with ``refit_moments``; a copy with a zero correction for another kind;
-    a copy with request modulation for ``film``, with PSF or depth tags for ``psf_tags``, ``depth_tags``)."""
+    models solved afresh from ``data`` with ``refit_moments``, or from ``moments`` given; a copy with a zero
+    correction for another kind; a copy with request modulation for ``film``, with PSF or depth tags for
+    ``psf_tags``, ``depth_tags``)."""
     if init is None:
         kind = baseline or "scaled"
         scalings = fit_band_scalings(data, bands, stretch=stretch)
-        net = build_any_band(preset, bands, scalings, *band_moments(data, bands, scalings, seed=seed,
-                                                                     pixels=moment_pixels, kind=kind),
-                             seed=seed, baseline=kind, film=film, psf_tags=psf_tags, depth_tags=depth_tags)
+        if moments is None:
+            moments = band_moments(data, bands, scalings, seed=seed, pixels=moment_pixels, kind=kind)
+        net = build_any_band(preset, bands, scalings, *moments, seed=seed, baseline=kind, film=film,
+                             psf_tags=psf_tags, depth_tags=depth_tags)
     elif tuple(init.bands) != tuple(bands):
         raise ValueError(f"init network reads and writes {', '.join(init.bands)}; expected {', '.join(bands)}")
     else:
@@ -147,10 +149,13 @@ def _start_network(data, bands, *, preset, seed, stretch, init, refit_moments, m
         scalings = {b: AsinhScaling(softening=float(s), maximum=float(m))
                     for b, s, m in zip(bands, init.softening, maximum)}
         kind = baseline or init.baseline_kind
+        refit_moments = refit_moments or moments is not None
         if kind != init.baseline_kind and not refit_moments:
             raise ValueError(f"a {kind!r} colour model needs its own moments: pass refit_moments=True")
         if refit_moments:
-            moments, cross = band_moments(data, bands, scalings, seed=seed, pixels=moment_pixels, kind=kind)
+            if moments is None:
+                moments = band_moments(data, bands, scalings, seed=seed, pixels=moment_pixels, kind=kind)
+            moments, cross = moments
             if kind != init.baseline_kind:  # the generator's features carry over; the correction starts at zero
                 net = AnyBandNet(copy.deepcopy(init.generator), bands=bands, softening=init.softening,
                                  maximum=maximum, moments=moments, cross=cross, baseline=kind,
@@ -194,7 +199,7 @@ def train_any_band(data, bands, *, preset="small", epochs=10, batch_size=8, lr=2
                    device="auto", progress=True, init=None, refit_moments=False, crops_per_image=1, ssim_weight=1.0,
                    moment_pixels="all", baseline=None, flux_weight=0.0, flux_error="total", select_checkpoint=True,
                    average_epochs=None, favoured=None, favoured_share=0.0, film=False, psf_max_ratio=None,
-                   psf_share=0.5, psf_joint=False, noise_max_ratio=None, noise_share=0.5):
+                   psf_share=0.5, psf_joint=False, noise_max_ratio=None, noise_share=0.5, moments=None):
     """Build and train an `AnyBandNet` on ``data``; returns it with its scalings, the result and set sizes.
 
     Parameters
@@ -221,8 +226,9 @@ def train_any_band(data, bands, *, preset="small", epochs=10, batch_size=8, lr=2
         Weight of the (1 - SSIM) term of the loss.  Against noisy targets (observed galaxies, no
         noise-free truth) 0: SSIM rewards a prediction whose local contrast matches the target's,
         noise included, which no input can predict.
-    moment_pixels : {"all", "sources"}
-        The training pixels the colour models are fitted on (`band_moments`'s ``pixels``).
+    moment_pixels, moments : {"all", "sources"}, (numpy.ndarray, numpy.ndarray), optional
+        The training pixels the colour models are fitted on (`band_moments`'s ``pixels``), or their ``(moments,
+        cross)`` given instead (`band_moments`'s form; e.g. over whole images cut into the crops; replace init's).
     baseline : {"scaled", "flux"}, optional
         The kind of colour model (default: ``init``'s, else ``"scaled"``).  With ``init`` of
         another kind (and ``refit_moments``), the network keeps ``init``'s generator but starts
@@ -232,9 +238,8 @@ def train_any_band(data, bands, *, preset="small", epochs=10, batch_size=8, lr=2
         relative error of each crop's total flux in its wanted band.  L1 in the asinh scaling
         aims at the median of the log flux, which need not sum to the right total.
     flux_error : {"total", "pixel"}
-        What that term compares: each crop's total flux, or its pixels' fluxes
-        (`~bandsynth.nn.losses.BandLoss`'s ``flux_error``; against noisy targets a crop's
-        total is mostly sky noise).
+        What that term compares: each crop's total flux, or its pixels' fluxes (`~bandsynth.nn.losses.BandLoss`'s
+        ``flux_error``; against noisy targets a crop's total is mostly sky noise).
     select_checkpoint : bool
         Keep the checkpoint of best validation SSIM (on one half of the validation split; the
         other half is left for calibration), or the last weights, leaving every validation image
@@ -272,7 +277,8 @@ def train_any_band(data, bands, *, preset="small", epochs=10, batch_size=8, lr=2
                  noise_share=noise_share)
     net, scalings = _start_network(data, bands, preset=preset, seed=seed, stretch=stretch, init=init, film=film,
                                    refit_moments=refit_moments, moment_pixels=moment_pixels, baseline=baseline,
-                                   psf_tags=psf_max_ratio is not None, depth_tags=noise_max_ratio is not None)
+                                   psf_tags=psf_max_ratio is not None, depth_tags=noise_max_ratio is not None,
+                                   moments=moments)
     loss = _loss(net, ssim_weight=ssim_weight, flux_weight=flux_weight, flux_error=flux_error)
     selection, calibration = split_validation(data, calibrate=True, select_checkpoint=select_checkpoint)
     train_set, val_set = _request_sets(
