@@ -54,6 +54,7 @@ from astropy.table import Table
 from real_sky import nearest_filter, read_bands, read_galaxies
 
 from bandsynth.nn.any_band import BASELINES
+from bandsynth.nn.any_band_recipe import pixel_moments
 from bandsynth.nn.losses import FLUX_ERRORS
 from bandsynth.uncertainty import CONFIGURATIONS
 from bandsynth.uncertainty.fitting import FOOTPRINTS
@@ -106,17 +107,16 @@ def whole_stamp_moments(directory, data, mapping, scalings, pixel_scale, *, kind
     of the largest galaxies (8 of the set's 85 stamps are 256 px), whose light weighs most in a fit in flux.
     """
     train = set(data.manifest["file"][data.indices("train")])
-    z = []
+    pixels = []
     for row in read_galaxies(directory, "fit"):
         if Path(row["file"]).name in train:
             stack = read_bands(row["path"], mapping, pixel_scale=pixel_scale)[0]
-            x = np.stack([np.asarray(stack[b].data, np.float64).ravel() for b in mapping], axis=1)
-            if kind == "scaled":
-                x = np.stack([scalings[b].forward(x[:, i]) for i, b in enumerate(mapping)], axis=1)
-            good = np.all(np.isfinite(x), axis=1)
-            z.append(np.column_stack([np.ones(good.sum()), x[good]]))
-    z = np.concatenate(z)
-    return z.T @ z / len(z), z.T @ z[:, 1:] / len(z)  # the targets are the observed images: cross = <z x^T>
+            flux = {b: np.asarray(stack[b].data, np.float64).ravel() for b in mapping}
+            pixels.append(np.stack([flux[b] if kind == "flux" else scalings[b].forward(flux[b]) for b in mapping],
+                                   axis=1))
+    x = np.concatenate(pixels)
+    x = x[np.all(np.isfinite(x), axis=1)]
+    return pixel_moments(x, x)  # the targets are the observed images themselves
 
 
 def head_requests(bands, per_band, *, seed):

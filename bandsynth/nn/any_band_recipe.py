@@ -25,7 +25,7 @@ from .losses import BandLoss
 from .recipe import chosen_weights, data_info, loss_text, split_validation, training_noise
 from .training import fit as _train_loop
 
-__all__ = ["band_moments", "build_any_band", "train_any_band", "any_band_card"]
+__all__ = ["band_moments", "pixel_moments", "build_any_band", "train_any_band", "any_band_card"]
 
 
 def _source_pixels(data, bands, scalings, indices):
@@ -93,8 +93,34 @@ def band_moments(data, bands, scalings, *, max_pixels=1_000_000, seed=0, pixels=
     bad = unusable_pixels(data, bands, bands[-1])
     if bad is not None:
         good &= ~bad[indices].reshape(-1)[take]
-    z = np.column_stack([np.ones(good.sum()), x[good]])
-    return z.T @ z / len(z), z.T @ y[good] / len(z)
+    return pixel_moments(x[good], y[good])
+
+
+def pixel_moments(x, y):
+    """The colour models' moments of pixel samples: the means of ``z z^T`` and ``z y^T``, ``z = [1, x_1, ..., x_K]``.
+
+    Parameters
+    ----------
+    x : numpy.ndarray
+        ``(N, K)``: the bands as a model reads them (scaled, or fluxes for a ``"flux"`` colour model), per pixel.
+    y : numpy.ndarray
+        ``(N, K)``: each band's target at those pixels.
+
+    Returns
+    -------
+    moments, cross : numpy.ndarray
+        ``(K + 1, K + 1)`` and ``(K + 1, K)`` (`band_moments`'s form).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> x = np.array([[1.0, 2.0], [3.0, 4.0]])
+    >>> moments, cross = pixel_moments(x, x)
+    >>> moments[0].tolist(), cross.shape
+    ([1.0, 2.0, 3.0], (3, 2))
+    """
+    z = np.column_stack([np.ones(len(x)), x])
+    return z.T @ z / len(z), z.T @ y / len(z)
 
 
 def build_any_band(preset, bands, scalings, moments, cross, *, seed=0, baseline="scaled", film=False,
