@@ -155,8 +155,9 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=0, help="seed of the data order and requests")
     add_observed_target_options(parser)
     parser.add_argument("--flux-error", choices=FLUX_ERRORS, default="total",
-                        help="what the photometric term compares: each crop's total flux (default) or its pixels' "
-                             "fluxes, which weighs the galaxies' bright bodies rather than the crops' sky noise")
+                        help="what the photometric term compares: each crop's total flux (default), its pixels' "
+                             "fluxes, which weighs the galaxies' bright bodies rather than the crops' sky noise, "
+                             "or their squares (each pixel's mean rather than its median)")
     parser.add_argument("--moment-pixels", choices=["all", "sources"], default="sources",
                         help="pixels the colour models are refitted on (default: the sources')")
     parser.add_argument("--baseline", choices=BASELINES,

@@ -67,7 +67,8 @@ def main(argv=None):
     parser.add_argument("--flux-weight", type=float, default=0.0,
                         help="weight of the loss's photometric term (relative error of each crop's total flux)")
     parser.add_argument("--flux-error", choices=FLUX_ERRORS, default="total",
-                        help="what the photometric term compares: each crop's total flux or its pixels' fluxes")
+                        help="what the photometric term compares: each crop's total flux, its pixels' fluxes or their "
+                             "squares")
     parser.add_argument("--average-epochs", type=int,
                         help="keep the mean of the weights at the ends of the last this many epochs")
     parser.add_argument("--favour", nargs="+", type=favoured_request, default=[], metavar="IN,IN:OUT",

@@ -222,3 +222,30 @@ def test_pixel_photometric_term_counts_errors_that_cancel_in_the_total():
     assert "flux_error='pixel'" in repr(pixel)
     with pytest.raises(ValueError, match="BandLoss flux_error must be one of"):
         BandLoss(flux=flux, flux_error="median")
+
+
+def test_squared_photometric_term_is_minimised_by_the_mean_flux_where_the_pixel_term_takes_the_median():
+    from bandsynth.nn.losses import BandLoss
+
+    def flux(scaled):
+        return 10.0 * scaled
+
+    # five pixels of one crop whose true fluxes scatter with a long bright tail (median 1, mean 2.6),
+    # predicted by one constant: the best constant is the term's central value
+    target = torch.tensor([0.0, 0.1, 0.1, 0.1, 0.9]).view(1, 1, 1, 5)
+    candidates = np.linspace(0.0, 0.5, 501)
+
+    def best(flux_error):
+        loss = BandLoss(flux=flux, flux_weight=1.0, flux_error=flux_error)
+        errors = [float(loss.photometric_error(torch.full_like(target, float(v)), target)) for v in candidates]
+        return float(candidates[int(np.argmin(errors))])
+
+    assert best("squared") == pytest.approx(float(target.mean()), abs=1e-3)
+    assert best("pixel") == pytest.approx(float(target.median()), abs=1e-3)
+    # sqrt(sum dF^2 / (sum F^2 + n floor^2)): a crop 20 % too bright everywhere gives 0.2
+    crop = torch.full((1, 1, 4, 4), 0.5)
+    squared = BandLoss(flux=flux, flux_weight=1.0, flux_error="squared")
+    assert float(squared.photometric_error(1.2 * crop, crop)) == pytest.approx(0.2, rel=1e-5)
+    floored = BandLoss(flux=flux, flux_weight=1.0, flux_floor=5.0, flux_error="squared")
+    assert float(floored.photometric_error(1.2 * crop, crop)) == pytest.approx(0.2 / np.sqrt(2), rel=1e-5)
+    assert "flux_error='squared'" in repr(squared)

@@ -263,9 +263,9 @@ def train_any_band(data, bands, *, preset="small", epochs=10, batch_size=8, lr=2
         Weight of the loss's photometric term (`~bandsynth.nn.losses.BandLoss`'s ``flux``): the
         relative error of each crop's total flux in its wanted band.  L1 in the asinh scaling
         aims at the median of the log flux, which need not sum to the right total.
-    flux_error : {"total", "pixel"}
-        What that term compares: each crop's total flux, or its pixels' fluxes (`~bandsynth.nn.losses.BandLoss`'s
-        ``flux_error``; against noisy targets a crop's total is mostly sky noise).
+    flux_error : {"total", "pixel", "squared"}
+        What that term compares: each crop's total flux, its pixels' fluxes or their squares
+        (`~bandsynth.nn.losses.BandLoss`'s ``flux_error``; against noisy targets a crop's total is mostly sky noise).
     select_checkpoint : bool
         Keep the checkpoint of best validation SSIM (on one half of the validation split; the
         other half is left for calibration), or the last weights, leaving every validation image

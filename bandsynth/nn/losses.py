@@ -38,7 +38,8 @@ __all__ = ["BandLoss", "FLUX_ERRORS", "LossOutput", "ssim", "laplace_nll", "gaus
 _REDUCTIONS = ("mean", "none")
 #: What `BandLoss`'s photometric term can compare, in the words the model cards use.
 FLUX_ERRORS = {"total": "relative error of each crop's total flux",
-               "pixel": "the pixels' absolute flux errors over each crop's total flux"}
+               "pixel": "the pixels' absolute flux errors over each crop's total flux",
+               "squared": "the root sum of squares of the pixels' flux errors over that of each crop's fluxes"}
 
 
 def gaussian_window(sigma=1.5, *, truncate=3.5, dtype=torch.float32, device=None):
@@ -347,13 +348,17 @@ class BandLoss(nn.Module):
     flux_weight, flux_floor : float
         Weight of that term, and a per-pixel flux added to its denominator (e.g. the
         output band's softening) so that empty crops do not dominate it.
-    flux_error : {"total", "pixel"}
+    flux_error : {"total", "pixel", "squared"}
         ``"total"``: the relative error of the image's total flux, as above.  ``"pixel"``:
         the sum of the pixels' absolute flux errors over the same denominator,
         ``sum|f_pred - f_true| / (sum|f_true| + n_pixels * flux_floor)``.  Against noisy
         targets (observed galaxies) a crop's total is mostly its sky noise; the pixel
         form weighs each pixel by its flux, so the galaxy's bright body, where the
         asinh's logarithm makes L1 blind to errors of a few per cent, sets the term.
+        ``"squared"``: ``sqrt(sum (f_pred - f_true)^2 / (sum f_true^2 + n_pixels *
+        flux_floor^2))``.  An absolute error aims at each pixel's median flux, a squared
+        one at its mean, which is what sums to a galaxy's expected total, as the least
+        squares fit of the linear colour model in flux does.
 
     Notes
     -----
@@ -416,14 +421,18 @@ class BandLoss(nn.Module):
         torch.Tensor
             ``mean over images of |sum(f_pred - f_true)| / (sum|f_true| +
             n_pixels * flux_floor)`` (dimensionless scalar); with ``flux_error="pixel"``
-            the numerator is ``sum|f_pred - f_true|``.
+            the numerator is ``sum|f_pred - f_true|``; ``"squared"``: the class docstring's.
         """
         # The clamp keeps sinh finite for a wild early prediction; real images stay far below it.
         pred, true = self.flux(mean.clamp(max=3.0)), self.flux(target)
         w = torch.ones_like(pred) if weight is None else torch.broadcast_to(weight.float(), pred.shape)
         pred, true, w = (pred * w).flatten(1), (true * w).flatten(1), w.flatten(1)
-        denominator = true.abs().sum(1) + w.sum(1) * self.flux_floor
-        error = (pred - true).sum(1).abs() if self.flux_error == "total" else (pred - true).abs().sum(1)
+        if self.flux_error == "squared":
+            error = (pred - true).square().sum(1).sqrt()
+            denominator = (true.square().sum(1) + w.sum(1) * self.flux_floor ** 2).sqrt()
+        else:
+            denominator = true.abs().sum(1) + w.sum(1) * self.flux_floor
+            error = (pred - true).sum(1).abs() if self.flux_error == "total" else (pred - true).abs().sum(1)
         return (error / denominator.clamp(min=1e-12)).mean()
 
     def nll(self, mean, log_scale, target, *, weight=None, reduction="mean"):

@@ -437,7 +437,7 @@ def loss_text(ssim_weight, flux_weight, flux_error="total"):
     ----------
     ssim_weight, flux_weight : float
         Weights of the (1 - SSIM) and photometric terms.
-    flux_error : {"total", "pixel"}
+    flux_error : {"total", "pixel", "squared"}
         What the photometric term compares (`~bandsynth.nn.losses.BandLoss`'s ``flux_error``).
 
     Returns
