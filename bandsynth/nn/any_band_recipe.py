@@ -160,13 +160,16 @@ def _start_network(data, bands, *, preset, seed, stretch, init, refit_moments, m
     models solved afresh from ``data`` with ``refit_moments``, or from ``moments`` given; a copy with a zero
     correction for another kind; a copy with request modulation for ``film``, with PSF or depth tags for
     ``psf_tags``, ``depth_tags``)."""
+    def colour_moments(scalings, kind):  # the moments given, else fitted on the training crops
+        if moments is not None:
+            return moments
+        return band_moments(data, bands, scalings, seed=seed, pixels=moment_pixels, kind=kind)
+
     if init is None:
         kind = baseline or "scaled"
         scalings = fit_band_scalings(data, bands, stretch=stretch)
-        if moments is None:
-            moments = band_moments(data, bands, scalings, seed=seed, pixels=moment_pixels, kind=kind)
-        net = build_any_band(preset, bands, scalings, *moments, seed=seed, baseline=kind, film=film,
-                             psf_tags=psf_tags, depth_tags=depth_tags)
+        net = build_any_band(preset, bands, scalings, *colour_moments(scalings, kind), seed=seed, baseline=kind,
+                             film=film, psf_tags=psf_tags, depth_tags=depth_tags)
     elif tuple(init.bands) != tuple(bands):
         raise ValueError(f"init network reads and writes {', '.join(init.bands)}; expected {', '.join(bands)}")
     else:
@@ -179,9 +182,7 @@ def _start_network(data, bands, *, preset, seed, stretch, init, refit_moments, m
         if kind != init.baseline_kind and not refit_moments:
             raise ValueError(f"a {kind!r} colour model needs its own moments: pass refit_moments=True")
         if refit_moments:
-            if moments is None:
-                moments = band_moments(data, bands, scalings, seed=seed, pixels=moment_pixels, kind=kind)
-            moments, cross = moments
+            moments, cross = colour_moments(scalings, kind)
             if kind != init.baseline_kind:  # the generator's features carry over; the correction starts at zero
                 net = AnyBandNet(copy.deepcopy(init.generator), bands=bands, softening=init.softening,
                                  maximum=maximum, moments=moments, cross=cross, baseline=kind,

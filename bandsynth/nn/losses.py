@@ -427,12 +427,13 @@ class BandLoss(nn.Module):
         pred, true = self.flux(mean.clamp(max=3.0)), self.flux(target)
         w = torch.ones_like(pred) if weight is None else torch.broadcast_to(weight.float(), pred.shape)
         pred, true, w = (pred * w).flatten(1), (true * w).flatten(1), w.flatten(1)
+        difference = pred - true
         if self.flux_error == "squared":
-            error = (pred - true).square().sum(1).sqrt()
+            error = difference.square().sum(1).sqrt()
             denominator = (true.square().sum(1) + w.sum(1) * self.flux_floor ** 2).sqrt()
         else:
+            error = difference.sum(1).abs() if self.flux_error == "total" else difference.abs().sum(1)
             denominator = true.abs().sum(1) + w.sum(1) * self.flux_floor
-            error = (pred - true).sum(1).abs() if self.flux_error == "total" else (pred - true).abs().sum(1)
         return (error / denominator.clamp(min=1e-12)).mean()
 
     def nll(self, mean, log_scale, target, *, weight=None, reduction="mean"):
