@@ -38,6 +38,10 @@ each band from all the others and, per number of bands at hand, from random sets
 
     python benchmarks/fine_tune_any_band.py --real-data ../shared/realdata/kids_viking \\
         --init V3 --calibrate-only --version 4 --name any_band_kids_viking --out /tmp/ft/v4
+
+With ``--noise-max-ratio R`` the network reads depth tags and a share ``--noise-share`` of
+each crop's bands at hand is made up to R times noisier than the stamps (version 5: R = 3,
+with ``--flux-error squared --flux-weight 3 --favour-every-other``, then ``--calibrate-only``).
 """
 
 from __future__ import annotations
@@ -119,6 +123,16 @@ def whole_stamp_moments(directory, data, mapping, scalings, pixel_scale, *, kind
     return pixel_moments(x, x)  # the targets are the observed images themselves
 
 
+#: What the card's description says of every fine-tune on the set, once however many there were.
+FINE_TUNED = "fine-tuned on observed KiDS/VIKING galaxies (the fit part of the validation set: even kv_NNN)"
+
+
+def fine_tuned_description(description):
+    """``description`` followed by `FINE_TUNED`, unless an earlier fine-tune wrote it there."""
+    kept = description.replace(f"; {FINE_TUNED}", "")
+    return f"{kept}; {FINE_TUNED}"
+
+
 def head_requests(bands, per_band, *, seed):
     """Each band from all the others, and ``per_band`` requests per band from a random number of the others
     (uniform in 1 to all but one, then a uniform choice, as training draws them)."""
@@ -173,6 +187,11 @@ def main(argv=None):
                              "share --favour-share of the training crops")
     parser.add_argument("--favour-share", type=float, default=0.5, help="see --favour-every-other")
     parser.add_argument("--keep-moments", action="store_true", help="keep the colour models of --init")
+    parser.add_argument("--noise-max-ratio", type=float, metavar="R",
+                        help="teach the network to read inputs up to R times noisier than the observed stamps: "
+                             "depth tags, and --noise-share of the bands at hand given noise at random in training")
+    parser.add_argument("--noise-share", type=float, default=0.5,
+                        help="with --noise-max-ratio: the share of the bands at hand made noisier (default 0.5)")
     parser.add_argument("--moment-stamps", choices=["cut", "whole"], default="cut",
                         help="fit the colour models on the training cut-outs (default) or on every pixel of the "
                              "training galaxies' whole stamps, as real_sky.py's linear colour model")
@@ -204,6 +223,8 @@ def main(argv=None):
         parser.error("--calibrate-only keeps the σ head of --init: leave out --sigma-head-only")
     if args.keep_moments and args.moment_stamps == "whole":
         parser.error("--moment-stamps whole fits the colour models afresh: leave out --keep-moments")
+    if args.noise_max_ratio is not None and (args.calibrate_only or args.sigma_head_only):
+        parser.error("--noise-max-ratio trains the whole network: leave out --calibrate-only and --sigma-head-only")
     if not 0.0 <= args.favour_share <= 1.0:
         parser.error(f"--favour-share must be in [0, 1], got {args.favour_share}")
 
@@ -265,7 +286,8 @@ def main(argv=None):
         crops_per_image=args.crops, select_checkpoint=not args.keep_last, average_epochs=args.average_epochs,
         ssim_weight=args.ssim_weight, flux_weight=args.flux_weight, flux_error=args.flux_error,
         favoured=favoured, favoured_share=args.favour_share if favoured else 0.0, checkpoint_dir=Path(args.runs),
-        checkpoint_every=100, progress=False, moments=moments)
+        checkpoint_every=100, progress=False, moments=moments, noise_max_ratio=args.noise_max_ratio,
+        noise_share=args.noise_share)
     _, checkpoint = chosen_weights(result, select_checkpoint=not args.keep_last)
     name = args.name or f"{start.name}_kids"
     card = any_band_card(
@@ -277,11 +299,12 @@ def main(argv=None):
                      **({"favoured": favoured,
                          "favoured_share": args.favour_share} if favoured else {}),
                      moments="kept from init" if args.keep_moments else "refitted",
+                     **({"noise_max_ratio": args.noise_max_ratio, "noise_share": args.noise_share}
+                        if args.noise_max_ratio else {}),
                      recipe=recipe, duration_s=round(time.perf_counter() - started, 1),
                      init={"path": args.init, "recipe": start.card.training.get("recipe"),
                            "init": start.card.training.get("init")}),
-        description=f"{start.card.description}; fine-tuned on observed KiDS/VIKING galaxies (the fit part of the "
-                    "validation set: even kv_NNN)")
+        description=fine_tuned_description(start.card.description))
     if args.version is not None:
         card = card.replace(version=args.version)
     translator = AnyBandTranslator(net, card, one_mapping=Translator)
