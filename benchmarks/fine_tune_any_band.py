@@ -56,6 +56,7 @@ import numpy as np
 from astropy.table import Table
 
 from real_sky import nearest_filter, read_bands, read_galaxies
+from train_any_band import add_noise_options, check_worsening, noise_options
 
 from bandsynth.nn.any_band import BASELINES
 from bandsynth.nn.any_band_recipe import pixel_moments
@@ -187,11 +188,7 @@ def main(argv=None):
                              "share --favour-share of the training crops")
     parser.add_argument("--favour-share", type=float, default=0.5, help="see --favour-every-other")
     parser.add_argument("--keep-moments", action="store_true", help="keep the colour models of --init")
-    parser.add_argument("--noise-max-ratio", type=float, metavar="R",
-                        help="teach the network to read inputs up to R times noisier than the observed stamps: "
-                             "depth tags, and --noise-share of the bands at hand given noise at random in training")
-    parser.add_argument("--noise-share", type=float, default=0.5,
-                        help="with --noise-max-ratio: the share of the bands at hand made noisier (default 0.5)")
+    add_noise_options(parser, than="the observed stamps")
     parser.add_argument("--moment-stamps", choices=["cut", "whole"], default="cut",
                         help="fit the colour models on the training cut-outs (default) or on every pixel of the "
                              "training galaxies' whole stamps, as real_sky.py's linear colour model")
@@ -227,6 +224,7 @@ def main(argv=None):
         parser.error("--noise-max-ratio trains the whole network: leave out --calibrate-only and --sigma-head-only")
     if not 0.0 <= args.favour_share <= 1.0:
         parser.error(f"--favour-share must be in [0, 1], got {args.favour_share}")
+    check_worsening(parser, args, ("noise",))
 
     n_inputs = "all" if args.calibration_n_inputs is None else args.calibration_n_inputs
     from bandsynth import Translator
@@ -299,8 +297,7 @@ def main(argv=None):
                      **({"favoured": favoured,
                          "favoured_share": args.favour_share} if favoured else {}),
                      moments="kept from init" if args.keep_moments else "refitted",
-                     **({"noise_max_ratio": args.noise_max_ratio, "noise_share": args.noise_share}
-                        if args.noise_max_ratio else {}),
+                     **noise_options(args),
                      recipe=recipe, duration_s=round(time.perf_counter() - started, 1),
                      init={"path": args.init, "recipe": start.card.training.get("recipe"),
                            "init": start.card.training.get("init")}),

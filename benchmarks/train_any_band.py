@@ -33,6 +33,31 @@ from bandsynth.nn.losses import FLUX_ERRORS
 BANDS = ("FUV", "NUV", "u", "g", "r", "i", "z", "J", "H", "Ks")
 
 
+def add_noise_options(parser, *, than):
+    """``--noise-max-ratio`` and ``--noise-share``: depth tags, and inputs made noisier at random in training."""
+    parser.add_argument("--noise-max-ratio", type=float, metavar="R",
+                        help=f"teach the network to read inputs up to R times noisier than {than}: depth tags, "
+                             "and --noise-share of the bands at hand given noise at random in training")
+    parser.add_argument("--noise-share", type=float, default=0.5,
+                        help="with --noise-max-ratio: the share of the bands at hand made noisier (default 0.5)")
+
+
+def noise_options(args):
+    """What the card's ``training`` records of ``--noise-max-ratio`` and ``--noise-share`` (nothing without them)."""
+    return {"noise_max_ratio": args.noise_max_ratio, "noise_share": args.noise_share} if args.noise_max_ratio else {}
+
+
+def check_worsening(parser, args, kinds):
+    """Stop with a parser error unless each of ``kinds`` ("psf", "noise") has a ratio > 1 (or none) and a share in
+    [0, 1]."""
+    for kind in kinds:
+        ratio, share = getattr(args, f"{kind}_max_ratio"), getattr(args, f"{kind}_share")
+        if ratio is not None and not ratio > 1.0:
+            parser.error(f"--{kind}-max-ratio must be > 1, got {ratio}")
+        if not 0.0 <= share <= 1.0:
+            parser.error(f"--{kind}-share must be in [0, 1], got {share}")
+
+
 def favoured_request(text):
     """``"NUV,Ks:r"`` -> ``(("NUV", "Ks"), "r")``: one value of ``--favour``."""
     bands_in, sep, out = text.partition(":")
@@ -97,11 +122,7 @@ def main(argv=None):
     parser.add_argument("--psf-joint", action="store_true",
                         help="with --psf-max-ratio: blur all the bands at hand of a crop to one ratio (with "
                              "probability --psf-share)")
-    parser.add_argument("--noise-max-ratio", type=float, metavar="R",
-                        help="teach the network to read inputs up to R times noisier than the data's: depth tags, "
-                             "and --noise-share of the bands at hand given noise at random in training")
-    parser.add_argument("--noise-share", type=float, default=0.5,
-                        help="with --noise-max-ratio: the share of the bands at hand made noisier (default 0.5)")
+    add_noise_options(parser, than="the data's")
     parser.add_argument("--refit-moments", action="store_true",
                         help="with --init: solve the colour models afresh from the data, of the kind --baseline "
                              "names (another kind than the init's starts its correction at zero)")
@@ -112,12 +133,7 @@ def main(argv=None):
         parser.error("--refit-moments refits the colour models of --init: give --init")
     if args.psf_joint and args.psf_max_ratio is None:
         parser.error("--psf-joint blurs the bands at hand together: give --psf-max-ratio")
-    for kind in ("psf", "noise"):
-        ratio, share = getattr(args, f"{kind}_max_ratio"), getattr(args, f"{kind}_share")
-        if ratio is not None and not ratio > 1.0:
-            parser.error(f"--{kind}-max-ratio must be > 1, got {ratio}")
-        if not 0.0 <= share <= 1.0:
-            parser.error(f"--{kind}-share must be in [0, 1], got {share}")
+    check_worsening(parser, args, ("psf", "noise"))
     if args.calibrate_only and args.init is None:
         parser.error("--calibrate-only calibrates --init afresh: give --init")
 
@@ -155,8 +171,7 @@ def main(argv=None):
                                       **({"psf_max_ratio": args.psf_max_ratio, "psf_share": args.psf_share,
                                           **({"psf_joint": True} if args.psf_joint else {})}
                                          if args.psf_max_ratio else {}),
-                                      **({"noise_max_ratio": args.noise_max_ratio, "noise_share": args.noise_share}
-                                         if args.noise_max_ratio else {}),
+                                      **noise_options(args),
                                       **({} if init is None else {
                                           "moments": "refitted" if args.refit_moments else "kept from init",
                                           "init": {"path": args.init, "recipe": init.card.training.get("recipe"),
