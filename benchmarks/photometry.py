@@ -19,6 +19,11 @@ far the figure would move with another draw of as many test galaxies.
     python benchmarks/photometry.py                      # every shipped model, 150 galaxies each
     python benchmarks/photometry.py --models nuv_k_to_r_paper --max-images 40
     python benchmarks/photometry.py --models nuv_k_to_r --data /tmp/survey_runs/data/...  # the cached set
+    python benchmarks/photometry.py --models DIR/nuv_k_to_r_paper --seed 303  # fresh galaxies: to choose a run
+
+``--seed`` draws a fresh universe of the card's kind and scores its test split: galaxies no
+model has seen, for choosing between training runs without looking at the test split the
+figures are quoted on.
 
 A model trained on the survey layer (its card names a survey preset) is scored against
 the noise-free truth of its test galaxies, its inputs (and the baselines') being the
@@ -113,7 +118,10 @@ def main(argv=None):
     parser.add_argument("--models", nargs="+", help="model names (default: every shipped model)")
     parser.add_argument("--max-images", type=int, default=150, help="test galaxies per model")
     parser.add_argument("--data", help="a stored data set to use instead of rebuilding the card's (one model)")
+    parser.add_argument("--seed", type=int, help="score a fresh universe of this seed instead of the card's test split")
     args = parser.parse_args(argv)
+    if args.data and args.seed is not None:
+        parser.error("--data and --seed: give one (a stored set, or a fresh universe of the card's kind)")
     data = None
     if args.data:
         from bandsynth.datasets import open_dataset
@@ -126,7 +134,7 @@ def main(argv=None):
     for name in names:
         translator = Translator.load(name)
         try:
-            model_data = card_dataset(translator.card, progress=False) if data is None else data
+            model_data = card_dataset(translator.card, progress=False, seed=args.seed) if data is None else data
         except ValueError as err:  # e.g. a model fine-tuned on observed galaxies: no mock set to rebuild
             print(f"{name:<11} skipped: {err}", flush=True)
             continue
