@@ -16,6 +16,7 @@ from bandsynth.metrics import (
     calibration,
     colour_fidelity,
     compare,
+    footprint_z_scores,
     evaluate_pairs,
     global_limits,
     mae,
@@ -171,6 +172,26 @@ def test_calibration_coverage_of_gaussian_errors():
     assert calibration(truth, truth, sigma, footprint=footprint).n == 100
     with pytest.raises(ValueError, match=r"sigma has shape \(2, 2\)"):
         calibration(truth, truth, np.ones((2, 2)))
+
+
+def test_coverage_against_an_observed_truth_adds_its_noise():
+    # sigma states the error against the noise-free sky; an observed truth has noise of its own
+    rng = np.random.default_rng(1)
+    sky = galaxy(size=128)
+    sigma, noise = np.full(sky.shape, 0.4), np.full(sky.shape, 0.3)
+    pred = sky + rng.normal(0, 0.4, sky.shape)
+    observed = sky + rng.normal(0, 0.3, sky.shape)
+    assert calibration(pred, observed, sigma).coverage[1] < 0.6  # sigma alone looks too narrow
+    cal = calibration(pred, observed, sigma, truth_sigma=noise)
+    assert cal.coverage[1] == pytest.approx(0.6827, abs=0.02) and cal.z_std == pytest.approx(1.0, abs=0.03)
+    with pytest.raises(ValueError, match=r"truth_sigma has shape \(2, 2\)"):
+        calibration(pred, observed, sigma, truth_sigma=np.ones((2, 2)))
+    prediction = NDData(pred, uncertainty=StdDevUncertainty(sigma))
+    truth = NDData(observed, uncertainty=StdDevUncertainty(noise))
+    z = footprint_z_scores([prediction], [truth])
+    assert np.mean(np.abs(z) <= 1) == pytest.approx(0.6827, abs=0.05)
+    assert compare(prediction, truth).coverage_1sigma == pytest.approx(0.6827, abs=0.05)
+    assert compare(prediction, observed).coverage_1sigma < 0.6  # an array states no noise
 
 
 def test_colour_fidelity():

@@ -46,13 +46,18 @@ class Calibration(NamedTuple):
 _NOMINAL = {k: math.erf(k / math.sqrt(2.0)) for k in (1, 2, 3)}
 
 
-def calibration(prediction, truth, sigma, *, mask=None, footprint=None, levels=(1, 2, 3)):
+def calibration(prediction, truth, sigma, *, truth_sigma=None, mask=None, footprint=None, levels=(1, 2, 3)):
     """Coverage of the uncertainty at ``levels`` σ, and z-score statistics.
 
     Parameters
     ----------
     prediction, truth, sigma : 2-D arrays (or any arrays of one shape)
         Prediction, true image and the prediction's 1-sigma uncertainty.
+    truth_sigma : array, optional
+        The truth's own 1-sigma noise, when the truth is an observed image: a model's σ
+        states its error against the noise-free sky (its calibration takes an observed
+        target's noise out), so the residual is compared with both,
+        ``z = (prediction − truth) / sqrt(σ² + truth_sigma²)``.
     mask : bool array, optional
         Pixels to exclude.
     footprint : bool array, optional
@@ -73,12 +78,27 @@ def calibration(prediction, truth, sigma, *, mask=None, footprint=None, levels=(
     >>> cal = calibration(truth + rng.normal(0, 2.0, truth.shape), truth, sigma)
     >>> round(cal.coverage[1], 2), round(cal.coverage[2], 2), round(cal.z_std, 2)
     (0.68, 0.95, 1.0)
+
+    Against an observed truth with noise of its own (σ = 1 here), give that noise:
+
+    >>> observed = truth + rng.normal(0, 1.0, truth.shape)
+    >>> pred = truth + rng.normal(0, 2.0, truth.shape)
+    >>> round(calibration(pred, observed, sigma).coverage[1], 2)
+    0.63
+    >>> round(calibration(pred, observed, sigma, truth_sigma=np.ones(truth.shape)).coverage[1], 2)
+    0.68
     """
     p, t, good = pair(prediction, truth, mask)
     s = np.asarray(sigma, dtype=float)
     if s.shape != p.shape:
         raise ValueError(f"sigma has shape {s.shape} but prediction has shape {p.shape}")
     good &= np.isfinite(s) & (s > 0)
+    if truth_sigma is not None:
+        noise = np.asarray(truth_sigma, dtype=float)
+        if noise.shape != p.shape:
+            raise ValueError(f"truth_sigma has shape {noise.shape} but prediction has shape {p.shape}")
+        good &= np.isfinite(noise)
+        s = np.hypot(s, np.where(good, noise, 0.0))
     if footprint is not None:
         fp = np.asarray(footprint, dtype=bool)
         if fp.shape != p.shape:
@@ -99,7 +119,8 @@ def footprint_z_scores(predictions, truths):
 
     The footprint is the galaxy's segment in the truth
     (`bandsynth.morphology.segment`), less masked prediction pixels; galaxies
-    with no detectable source contribute nothing.
+    with no detectable source contribute nothing.  A truth with an uncertainty (an
+    observed image) adds its noise to σ, as :func:`calibration` does with ``truth_sigma``.
 
     Parameters
     ----------
@@ -116,6 +137,7 @@ def footprint_z_scores(predictions, truths):
     for pred, truth in zip(predictions, truths):
         if pred.uncertainty is None:
             raise ValueError("footprint_z_scores needs predictions with an uncertainty")
+        noise = getattr(truth, "uncertainty", None)
         truth = np.asarray(getattr(truth, "data", truth), dtype=np.float64)
         seg = segment(truth)
         if seg.segmap is None:
@@ -124,5 +146,7 @@ def footprint_z_scores(predictions, truths):
         if pred.mask is not None:
             inside &= ~np.asarray(pred.mask, dtype=bool)
         sigma = np.asarray(pred.uncertainty.array, dtype=np.float64)[inside]
+        if noise is not None:
+            sigma = np.hypot(sigma, np.asarray(noise.array, dtype=np.float64)[inside])
         z.append((np.asarray(pred.data, dtype=np.float64)[inside] - truth[inside]) / np.maximum(sigma, 1e-300))
     return np.concatenate(z) if z else np.empty(0)

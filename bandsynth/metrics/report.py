@@ -265,7 +265,9 @@ def compare(prediction, truth, *, inputs=None, scaling=None, reference=None, foo
         The predicted image in physical units; its uncertainty (if any) is
         checked by the calibration metrics.
     truth : same kinds
-        The observed (or simulated) image of the same band, same grid.
+        The observed (or simulated) image of the same band, same grid.  An observed
+        truth's uncertainty is added to the prediction's σ in the coverage (σ states
+        the error against the noise-free sky).
     inputs : mapping band -> image, or BandStack, optional
         The input bands: enables SSIM gain and colour fidelity.
     scaling : AsinhScaling, mapping band -> AsinhScaling, or "provenance", optional
@@ -332,7 +334,8 @@ def compare(prediction, truth, *, inputs=None, scaling=None, reference=None, foo
     seg_t, phot, fp = _truth_source(p_raw, t_raw, good, bad, seg_kw, footprint, shape, flags, notes)
 
     # ---- uncertainty calibration
-    cal = _calibration(p_raw, t_raw, pred.uncertainty, bad, fp, flags, notes, levels=_stated_levels(prediction))
+    cal = _calibration(p_raw, t_raw, pred.uncertainty, true.uncertainty, bad, fp, flags, notes,
+                       levels=_stated_levels(prediction))
 
     # ---- colours
     col_err, col_bias = _colours(p_raw, t_raw, in_data, bad, fp)
@@ -455,11 +458,11 @@ def _stated_levels(prediction):
     return interval_half_widths(float(shape))
 
 
-def _calibration(p_raw, t_raw, uncertainty, bad, fp, flags, notes, *, levels=(1.0, 2.0, 3.0)):
-    """Calibration of the predicted uncertainty in the footprint, or None without an uncertainty."""
+def _calibration(p_raw, t_raw, uncertainty, truth_noise, bad, fp, flags, notes, *, levels=(1.0, 2.0, 3.0)):
+    """Calibration of the predicted uncertainty in the footprint (an observed truth's noise added), or None."""
     cal = None
     if uncertainty is not None:
-        cal = calibration(p_raw, t_raw, uncertainty, mask=bad, footprint=fp, levels=levels)
+        cal = calibration(p_raw, t_raw, uncertainty, truth_sigma=truth_noise, mask=bad, footprint=fp, levels=levels)
         if cal.n == 0:
             flags.append("no_calibration_pixels")
             notes.append("no pixel with a positive, finite uncertainty in the footprint")
