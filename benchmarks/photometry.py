@@ -13,10 +13,10 @@ metric space (`bandsynth.evaluation.metric_space`) beside the previous zoo's car
 (bandsynth 0.1); the 1- and 2-sigma coverage of the footprint pixels (the central 68.27 % and
 95.45 % intervals of the error distribution the model's calibration states) and
 the 10-90 % range of the per-galaxy 1-sigma coverage (against an observed truth, the
-survey mode's, its own noise is added to sigma, as `bandsynth.metrics.calibration`
-does).  Beside the model's median ``|delta mag|``, the 16-84 % interval of a bootstrap
-over the galaxies (scipy): how far the figure would move with another draw of as many
-test galaxies.
+survey mode's, its own noise is added to sigma: `bandsynth.metrics.footprint_z_scores`).
+Beside the model's median ``|delta mag|``, the 16-84 % interval of a bootstrap over the
+galaxies (scipy): how far the figure would move with another draw of as many test
+galaxies.
 
     python benchmarks/photometry.py                      # every shipped model, 150 galaxies each
     python benchmarks/photometry.py --models nuv_k_to_r_paper --max-images 40
@@ -43,7 +43,7 @@ from bandsynth import Translator, list_models
 from bandsynth.bands import get_band
 from bandsynth.baseline import apply_linear_colour, fit_linear_colour
 from bandsynth.evaluation import card_dataset, input_array, metric_space, target_images
-from bandsynth.metrics import ssim
+from bandsynth.metrics import footprint_z_scores, ssim
 from bandsynth.morphology import segment
 
 #: Test SSIM of the zoo of bandsynth 0.1 (its cards), the bar the issue sets: not lower by more than 0.005.
@@ -107,15 +107,10 @@ def measure(translator, *, max_images=150, progress=False, data=None, transform=
         scale = scalings[card.output]
         out["ssim"].append(ssim(scale.forward(pred.data, reference=ref), scale.forward(truth, reference=ref),
                                 data_range=1.0))
-        residual = np.asarray(pred.data, np.float64)[inside] - truth[inside]
-        sigma = pred.uncertainty.array[inside]
-        # an observed truth (survey mode) has noise of its own, which sigma leaves out (its calibration took it out)
-        noise = 0.0 if true.uncertainty is None else np.asarray(true.uncertainty.array, np.float64)[inside]
-        # "2 sigma": the central 95.45 % interval of the distribution the calibration states.
-        half_width = pred.meta["provenance"]["uncertainty"]["half_width_2sigma"]
-        z = residual / np.hypot(sigma, noise)
+        z = footprint_z_scores([pred], [true])  # an observed truth's own noise added to sigma
         out["z"].append(z)
-        out["z2"].append(residual / np.hypot(half_width * sigma, 2 * noise))
+        # "2 sigma": the central 95.45 % interval of the distribution the calibration states.
+        out["z2"].append(z / pred.meta["provenance"]["uncertainty"]["half_width_2sigma"])
         out["galaxy_cov1"].append(float(np.mean(np.abs(z) <= 1)))
     return out
 
