@@ -27,6 +27,14 @@ galaxies.
 model has seen, for choosing between training runs without looking at the test split the
 figures are quoted on.
 
+``--by-class`` then splits the model's figures by galaxy class (median ``|delta mag|``, signed
+median: > 0 is too faint), beside the colour model's and a floor no model of these inputs can
+beat, the UV upturn's (`upturn_floor`: the old stars' ultraviolet light, which the mock draws
+for each galaxy and which barely touches the optical and infrared; the last column is the
+largest change it made to an input's magnitude)::
+
+    python benchmarks/photometry.py --models g_r_to_nuv_paper g_r_to_fuv_paper --by-class
+
 A model trained on the survey layer (its card names a survey preset) is scored against
 the noise-free truth of its test galaxies, its inputs (and the baselines') being the
 observed images with masked pixels filled.
@@ -92,7 +100,7 @@ def measure(translator, *, max_images=150, progress=False, data=None, transform=
     ratio = float(fit_linear_colour(data, [nearest], card.output)[0])
     scalings, references = metric_space(data, card.inputs, card.output)
     refs = references(stacks)
-    out = {k: [] for k in ("model", "linear_colour", "nearest_band", "ssim", "z", "z2", "galaxy_cov1")}
+    out = {k: [] for k in ("model", "linear_colour", "nearest_band", "ssim", "z", "z2", "galaxy_cov1", "galaxy")}
     for stack, true, pred, ref in zip(stacks, truths, preds, refs):
         truth = np.asarray(true.data, dtype=np.float64)
         filled = {b: input_array(stack[b]) for b in card.inputs}  # what the model reads
@@ -112,7 +120,52 @@ def measure(translator, *, max_images=150, progress=False, data=None, transform=
         # "2 sigma": the central 95.45 % interval of the distribution the calibration states.
         out["z2"].append(z / pred.meta["provenance"]["uncertainty"]["half_width_2sigma"])
         out["galaxy_cov1"].append(float(np.mean(np.abs(z) <= 1)))
+        out["galaxy"].append(stack.meta)
     return out
+
+
+def upturn_floor(meta, output, inputs, *, draws=24, seed=0):
+    """What the UV upturn alone leaves a model of the inputs, for one mock galaxy.
+
+    The galaxy of ``meta`` (a mock stack's) is rendered ``draws`` times with upturn strengths
+    from the population's own prior (`bandsynth.datasets.mock.population.draw_uv_upturn`),
+    everything else kept (noise-free whole-stamp totals at the mock's default framing).
+    Returns the median ``|delta mag|`` of the output about the median of its magnitudes --
+    the least any model misses this galaxy by if its inputs do not change -- and the
+    largest change of an input's magnitude over the draws, which says whether they do.
+    NaN for a stack without the population's metadata.
+    """
+    import copy
+
+    from bandsynth.datasets.mock.population import draw_uv_upturn, galaxy
+    from bandsynth.datasets.mock.rendering import intrinsic_images
+
+    if "log_ssfr" not in meta or "galaxy_id" not in meta:
+        return np.nan, np.nan
+    gal = galaxy(int(meta["galaxy_id"]), float(meta["log_ssfr"]), meta["galaxy_class"], meta.get("family", "default"))
+    rng = np.random.default_rng([seed, int(meta["galaxy_id"])])
+    bands = [get_band(b) for b in (output, *inputs)]
+    mags = []
+    for _ in range(draws):
+        twin = copy.copy(gal)  # the same stars, dust and view; another upturn
+        twin.uv_upturn = draw_uv_upturn(rng, meta["galaxy_class"])
+        images, _ = intrinsic_images(twin, view=int(meta["view"]), bands=bands, size=128, to_px=128)
+        mags.append(-2.5 * np.log10(images.sum(axis=(1, 2), dtype=np.float64)))
+    mags = np.asarray(mags)
+    return float(np.median(np.abs(mags[:, 0] - np.median(mags[:, 0])))), float(np.ptp(mags[:, 1:], axis=0).max())
+
+
+def by_class(name, m, card):
+    """Rows per galaxy class: the model's median ``|delta mag|`` and signed median, the colour model's, and the
+    median `upturn_floor` with the largest input change it found."""
+    classes = np.array([meta.get("galaxy_class", "?") for meta in m["galaxy"]])
+    floors, shifts = np.array([upturn_floor(meta, card.output, card.inputs) for meta in m["galaxy"]]).T
+    model, linear = np.asarray(m["model"], dtype=float), np.asarray(m["linear_colour"], dtype=float)
+    for cls in [*sorted(set(classes)), "all"]:
+        s = np.ones(len(classes), bool) if cls == "all" else classes == cls
+        print(f"  {name:<18} {cls:<11} {int(s.sum()):>4} {np.nanmedian(np.abs(model[s])):>8.4f} "
+              f"{np.nanmedian(model[s]):>+8.4f} {np.nanmedian(np.abs(linear[s])):>8.4f} {np.nanmedian(floors[s]):>8.4f} "
+              f"{np.nanmax(shifts[s]):>10.4f}", flush=True)
 
 
 def main(argv=None):
@@ -121,6 +174,9 @@ def main(argv=None):
     parser.add_argument("--max-images", type=int, default=150, help="test galaxies per model")
     parser.add_argument("--data", help="a stored data set to use instead of rebuilding the card's (one model)")
     parser.add_argument("--seed", type=int, help="score a fresh universe of this seed instead of the card's test split")
+    parser.add_argument("--by-class", action="store_true",
+                        help="then, per galaxy class: the model's median |dmag| and signed median, the colour model's, "
+                             "and what the UV upturn alone leaves any model of the inputs (upturn_floor)")
     args = parser.parse_args(argv)
     if args.data and args.seed is not None:
         parser.error("--data and --seed: give one (a stored set, or a fresh universe of the card's kind)")
@@ -147,6 +203,10 @@ def main(argv=None):
               f"{_row(m['nearest_band']):>28} {np.mean(m['ssim']):>6.4f} {PREVIOUS_SSIM.get(name, np.nan):>6.4f} "
               f"{np.mean(z <= 1):>5.3f} {np.mean(z2 <= 1):>5.3f} {f'{p10:.2f}-{p90:.2f}':>19} "
               f"{_median_interval(m['model']):>32}", flush=True)
+        if args.by_class:
+            print(f"  {'model':<18} {'class':<11} {'n':>4} {'|dmag|':>8} {'signed':>8} {'linear':>8} {'upturn':>8} "
+                  f"{'inputs max':>10}")
+            by_class(name, m, translator.card)
 
 
 if __name__ == "__main__":

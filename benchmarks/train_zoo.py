@@ -29,6 +29,8 @@ import sys
 import time
 from pathlib import Path
 
+from bandsynth.nn.losses import FLUX_ERRORS
+
 ZOO = {
     "nuv_k_to_g_paper": (("NUV", "Ks"), "g", "ideal"),
     "nuv_k_to_r_paper": (("NUV", "Ks"), "r", "ideal"),
@@ -79,6 +81,9 @@ def main(argv=None):
                         help="the colour model the network corrects (auto: whichever fits the training pixels)")
     parser.add_argument("--flux-weight", type=float, default=0.0,
                         help="weight of the loss term on each crop's total flux")
+    parser.add_argument("--flux-error", choices=FLUX_ERRORS, default="total",
+                        help="what the photometric term compares (bandsynth.nn.losses.BandLoss's flux_error)")
+    parser.add_argument("--ssim-weight", type=float, default=1.0, help="weight of the (1 - SSIM) term of the loss")
     parser.add_argument("--crop", type=int, default=None,
                         help="training crop side [px] (default: 64, or --size if smaller; 128 is a whole paper-model image)")
     parser.add_argument("--average-epochs", type=int, default=None, metavar="N",
@@ -138,7 +143,7 @@ def main(argv=None):
             crop_size=job["crop"], batch_size=8, seed=args.seed, checkpoint_dir=Path(args.runs) / name, checkpoint_every=200,
             progress=False, recipe=command, description=job["description"],
             init=Path(args.out) / name if args.fine_tune else None, stretch=args.stretch, baseline=args.baseline,
-            flux_weight=args.flux_weight, average_epochs=args.average_epochs, calibrate=False,
+            flux_weight=args.flux_weight, flux_error=args.flux_error, ssim_weight=args.ssim_weight, average_epochs=args.average_epochs, calibrate=False,
         )
         translator = calibrate_on_fresh_galaxies(refit_sigma_head(translator, args, command), args)
         translator = Translator(translator.model, translator.card.replace(version=job["version"]))

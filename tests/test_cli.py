@@ -56,11 +56,22 @@ def test_train_for_observed_targets_drops_the_ssim_term_and_keeps_the_last_weigh
     out = tmp_path / "observed"
     code = main(["train", "--inputs", "NUV", "K", "--output", "r", "--out", str(out), "--preset", "tiny",
                  "--epochs", "1", "--max-steps", "2", "--crop", "32", "--n-galaxies", "20", "--size", "32",
-                 "--views", "1", "--ssim-weight", "0", "--flux-weight", "0.5", "--keep-last", "--quiet"])
+                 "--views", "1", "--ssim-weight", "0", "--flux-weight", "0.5", "--flux-error", "pixel", "--keep-last",
+                 "--quiet"])
     assert code == 0
     training = json.loads(out.with_suffix(".json").read_text())["training"]
     assert (training["ssim_weight"], training["flux_weight"], training["checkpoint"]) == (0.0, 0.5, "last")
+    assert training["flux_error"] == "pixel" and "the pixels' absolute flux errors" in training["loss"]
     assert training["loss"].startswith("L1 on the mean + flux_weight") and training["n_selection"] == 0
+
+
+def test_train_offers_every_form_of_the_photometric_term():
+    from bandsynth.cli import build_parser
+    from bandsynth.nn.losses import FLUX_ERRORS
+
+    command = ["train", "--inputs", "NUV", "K", "--output", "r", "--out", "m", "--flux-error"]
+    for form in FLUX_ERRORS:  # the parser spells them out so as not to import torch
+        assert build_parser().parse_args([*command, form]).flux_error == form
 
 
 @pytest.mark.parametrize("flag", ["--ssim-weight", "--flux-weight"])

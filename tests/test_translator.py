@@ -327,6 +327,30 @@ def test_fit_refuses_a_negative_loss_weight(argument):
         Translator.fit(data, inputs=INPUTS, output=OUTPUT, preset="tiny", epochs=1, progress=False, **{argument: -1})
 
 
+def test_fit_refuses_an_unknown_photometric_term():
+    data = make_dataset(6, seed=2, bands=[*INPUTS, OUTPUT], size=32)
+    with pytest.raises(ValueError, match=r"flux_error must be one of \('total', 'pixel', 'squared'\), got 'mean'"):
+        Translator.fit(data, inputs=INPUTS, output=OUTPUT, preset="tiny", epochs=1, progress=False, flux_weight=1.0,
+                       flux_error="mean")
+
+
+def test_fit_trains_with_the_photometric_term_it_is_asked_for(monkeypatch):
+    import bandsynth.nn.recipe as recipe
+
+    losses, band_loss = [], recipe.BandLoss
+
+    def recorded(**options):
+        losses.append(band_loss(**options))
+        return losses[-1]
+
+    monkeypatch.setattr(recipe, "BandLoss", recorded)
+    data = make_dataset(12, seed=2, bands=[*INPUTS, OUTPUT], size=32)
+    t = Translator.fit(data, inputs=INPUTS, output=OUTPUT, preset="tiny", epochs=1, max_steps=1, crop_size=32,
+                       progress=False, calibrate=False, flux_weight=1.0, flux_error="squared")
+    assert [loss.flux_error for loss in losses] == ["squared"]
+    assert t.card.training["flux_error"] == "squared" and "root sum of squares" in t.card.training["loss"]
+
+
 def test_fit_names_a_missing_validation_split(monkeypatch):
     data = make_dataset(20, seed=2, bands=[*INPUTS, OUTPUT], size=32)
     monkeypatch.setattr(data, "indices", lambda split: np.arange(18) if split == "train" else np.arange(0))

@@ -69,6 +69,10 @@ def add_parser(subparsers):
     p.add_argument("--flux-weight", type=float, default=0.0, metavar="W",
                    help="weight of the loss's photometric term, the relative error of each crop's total flux "
                         "(default: 0)")
+    # bandsynth.nn.losses.FLUX_ERRORS, spelt out: building the parser must not import torch
+    p.add_argument("--flux-error", choices=("total", "pixel", "squared"), default="total",
+                   help="what the photometric term compares: each crop's total flux, its pixels' absolute flux "
+                        "errors, or their root sum of squares, which aims at each pixel's mean flux (default: total)")
     p.add_argument("--keep-last", action="store_true",
                    help="keep the last weights instead of the epoch with the best validation SSIM (which hardly "
                         "ranks them against noisy targets); the whole validation split then calibrates")
@@ -116,7 +120,7 @@ def run(args) -> int:
     translator = Translator.fit(
         data, inputs=args.inputs, output=args.output, name=args.name, preset=args.preset,
         epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, crop_size=args.crop or None, seed=args.seed,
-        init=args.init, ssim_weight=args.ssim_weight, flux_weight=args.flux_weight,
+        init=args.init, ssim_weight=args.ssim_weight, flux_weight=args.flux_weight, flux_error=args.flux_error,
         select_checkpoint=not args.keep_last, average_epochs=args.average_epochs,
         checkpoint_dir=args.checkpoint_dir,
         checkpoint_every=args.checkpoint_every if args.checkpoint_dir else None,

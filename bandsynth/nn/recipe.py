@@ -174,13 +174,13 @@ def build_network(preset, inputs, output, scalings, colour, *, seed=0):
 
 
 def train_network(net, data, inputs, output, scalings, *, selection, epochs, batch_size, lr, crop_size, seed,
-                  ssim_weight=1.0, flux_weight=0.0, checkpoint_dir=None, checkpoint_every=None, max_steps=None,
-                  device="auto", progress=True, average_epochs=None):
+                  ssim_weight=1.0, flux_weight=0.0, flux_error="total", checkpoint_dir=None, checkpoint_every=None,
+                  max_steps=None, device="auto", progress=True, average_epochs=None):
     """Train ``net`` in place; returns the `~bandsynth.nn.training.TrainingResult` and the set sizes.
 
     The loss is L1 + ``ssim_weight`` (1 - SSIM) in the scaled units, plus ``flux_weight``
-    times the relative error of each crop's total flux (`bandsynth.nn.losses.BandLoss`
-    with ``flux``); the uncertainty head is trained with a Gaussian negative log likelihood.
+    times the relative error of each crop's total flux, or of its pixels' fluxes
+    (``flux_error``: `bandsynth.nn.losses.BandLoss`); the uncertainty head is trained with a Gaussian negative log likelihood.
 
     Parameters
     ----------
@@ -199,6 +199,8 @@ def train_network(net, data, inputs, output, scalings, *, selection, epochs, bat
         Training recipe (`bandsynth.nn.training.fit`); ``max_steps`` may be None.
     ssim_weight, flux_weight : float
         Weights of the loss's (1 - SSIM) term and of its photometric term (0: none).
+    flux_error : {"total", "pixel", "squared"}
+        What the photometric term compares (`bandsynth.nn.losses.BandLoss`).
     checkpoint_dir, checkpoint_every
         Resumable checkpoints (resumed from when ``checkpoint_dir`` is given).
     device : str
@@ -221,7 +223,7 @@ def train_network(net, data, inputs, output, scalings, *, selection, epochs, bat
         net, train_set, val_data=val_set, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
         loss=BandLoss(ssim_weight=ssim_weight, distribution="gaussian",
                       flux=net.unscale_output if flux_weight else None,
-                      flux_weight=flux_weight, flux_floor=scalings[output].softening),
+                      flux_weight=flux_weight, flux_floor=scalings[output].softening, flux_error=flux_error),
         checkpoint_dir=checkpoint_dir,
         checkpoint_every=checkpoint_every,
         resume="auto" if checkpoint_dir else None, device=device, progress=progress, max_steps=max_steps,
@@ -375,7 +377,7 @@ def training_card(data, net, *, name, inputs, output, preset, scalings, result, 
         What fine-tuning started from, as given.
     start : `~bandsynth.Translator` or None
     options : mapping
-        Also ``stretch``, ``flux_weight`` and, where not the defaults, ``ssim_weight`` (1),
+        Also ``stretch``, ``flux_weight`` and, where not the defaults, ``flux_error`` ("total"), ``ssim_weight`` (1),
         ``select_checkpoint`` (True) and ``average_epochs`` (None).
     description : str
 
@@ -413,10 +415,11 @@ def training_card(data, net, *, name, inputs, output, preset, scalings, result, 
             "target": "noise-free truth (survey layer)" if has_truth(data) else "observed images",
             **sizes, **{k: options[k] for k in ("seed", "epochs", "batch_size", "crop_size", "lr", "stretch", "flux_weight")},
             "ssim_weight": options.get("ssim_weight", 1.0),
+            **({"flux_error": options.get("flux_error", "total")} if options["flux_weight"] else {}),
             "checkpoint": chosen_weights(result, select_checkpoint=options.get("select_checkpoint", True))[1],
             "noise": training_noise(data, inputs),
             "steps": int(getattr(result, "steps", 0) or 0),
-            "loss": loss_text(options.get("ssim_weight", 1.0), options["flux_weight"]),
+            "loss": loss_text(options.get("ssim_weight", 1.0), options["flux_weight"], options.get("flux_error", "total")),
             "best_validation_ssim": (float(result.best_metric) if result.best_metric is not None
                                      and getattr(result, "best_metric_name", "val_ssim") == "val_ssim" else None),
             **({"average_validation_ssim": float(result.average_metrics["ssim"])}
@@ -482,14 +485,15 @@ def data_info(info):
 
 def train_translator(data, *, inputs, output, name, preset, epochs, batch_size, lr, crop_size, seed, stretch, baseline,
                      flux_weight, checkpoint_dir, checkpoint_every, max_steps, device, progress, calibrate, init, start,
-                     recipe, description, ssim_weight=1.0, select_checkpoint=True, average_epochs=None):
+                     recipe, description, ssim_weight=1.0, flux_error="total", select_checkpoint=True,
+                     average_epochs=None):
     """The steps of `bandsynth.Translator.fit`: the trained network, its card and the calibration galaxies.
 
     Parameters
     ----------
     data, inputs, output, name, preset, epochs, batch_size, lr, crop_size, seed, stretch, baseline, flux_weight
         As for `bandsynth.Translator.fit`.
-    ssim_weight, select_checkpoint, average_epochs
+    flux_error, ssim_weight, select_checkpoint, average_epochs
         As for `bandsynth.Translator.fit`.
     checkpoint_dir, checkpoint_every, max_steps, device, progress, calibrate, init, recipe, description
         As for `bandsynth.Translator.fit`.
@@ -511,6 +515,8 @@ def train_translator(data, *, inputs, output, name, preset, epochs, batch_size, 
     for argument, value in (("ssim_weight", ssim_weight), ("flux_weight", flux_weight)):
         if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
             raise ValueError(f"{argument} must be a finite number >= 0, got {value!r}")
+    if flux_error not in FLUX_ERRORS:
+        raise ValueError(f"flux_error must be one of {tuple(FLUX_ERRORS)}, got {flux_error!r}")
     inputs = tuple(get_band(b).name for b in inputs)
     output = get_band(output).name
     name = name or f"{'_'.join(b.lower() for b in inputs)}_to_{output.lower()}"
@@ -524,14 +530,14 @@ def train_translator(data, *, inputs, output, name, preset, epochs, batch_size, 
     selection, calibration = split_validation(data, calibrate=calibrate, select_checkpoint=select_checkpoint)
     result, sizes = train_network(
         net, data, inputs, output, scalings, selection=selection, epochs=epochs, batch_size=batch_size, lr=lr,
-        crop_size=crop_size, seed=seed, ssim_weight=ssim_weight, flux_weight=flux_weight,
+        crop_size=crop_size, seed=seed, ssim_weight=ssim_weight, flux_weight=flux_weight, flux_error=flux_error,
         checkpoint_dir=checkpoint_dir, checkpoint_every=checkpoint_every, max_steps=max_steps, device=device,
         progress=progress, average_epochs=average_epochs)
     card = training_card(
         data, net, name=name, inputs=inputs, output=output, preset=preset, scalings=scalings, result=result,
         sizes={**sizes, "n_calibration": int(len(calibration))}, started=started, init=init, start=start,
         options=dict(seed=seed, epochs=epochs, batch_size=batch_size, crop_size=crop_size, lr=lr, recipe=recipe,
-                     stretch=stretch, flux_weight=flux_weight, ssim_weight=ssim_weight,
+                     stretch=stretch, flux_weight=flux_weight, flux_error=flux_error, ssim_weight=ssim_weight,
                      select_checkpoint=select_checkpoint, average_epochs=average_epochs),
         description=description)
     return net, card, calibration

@@ -42,6 +42,36 @@ _N_DUST_CLOUDS = 400
 _AGB_SCATTER = 2.0  # ln-scatter of the AGB light of a star particle
 
 
+def draw_uv_upturn(rng, galaxy_class):
+    """UV-upturn strength of each age bin: a share of the old populations' light, strongest in ellipticals.
+
+    The upturn puts light into the far and near ultraviolet and almost none into the optical, so
+    it is the part of a galaxy's ultraviolet that its optical bands cannot tell
+    (``benchmarks/photometry.py --by-class`` measures what it leaves any g + r model).
+
+    Parameters
+    ----------
+    rng : numpy.random.Generator
+        The stream to draw from (one uniform number).
+    galaxy_class : str
+        One of `GALAXY_CLASSES`.
+
+    Returns
+    -------
+    upturn : numpy.ndarray
+        ``(N_BINS,)`` shares of each age bin's light; zero for the four youngest bins.
+
+    Examples
+    --------
+    >>> upturn = draw_uv_upturn(np.random.default_rng(0), "elliptical")
+    >>> upturn.shape, bool(upturn[0] == 0.0), bool(0.0 <= upturn[-1] <= 0.024)
+    ((6,), True, True)
+    """
+    upturn = np.zeros(N_BINS)
+    upturn[4:] = rng.uniform(0.0, 0.012) * (2.0 if galaxy_class == "elliptical" else 1.0)
+    return upturn
+
+
 # ----------------------------------------------------------------------------------------------
 # Intrinsic galaxy (view independent)
 # ----------------------------------------------------------------------------------------------
@@ -183,8 +213,7 @@ class _Galaxy:
         ages = np.array(AGE_BINS) * 10.0 ** rng.uniform(-0.1, 0.1, N_BINS)
         z_gal = float(rng.normal(0.0, 0.2))
         metal = z_gal + np.array([0.1, 0.1, 0.05, 0.0, -0.1, -0.2]) + rng.normal(0, 0.05, N_BINS)
-        upturn = np.zeros(N_BINS)
-        upturn[4:] = rng.uniform(0.0, 0.012) * (2.0 if cls == "elliptical" else 1.0)
+        upturn = draw_uv_upturn(rng, cls)
         if self.physics is not None:
             metal = metal + self.physics["metallicity_shift"]
         self.ages, self.metallicities, self.uv_upturn = ages, metal, upturn
