@@ -163,9 +163,9 @@ class Translator(ModelAccess):
 
     @classmethod
     def fit(cls, data, *, inputs, output, name=None, preset="small", epochs=10, batch_size=8, lr=2e-4,
-            crop_size=64, seed=0, stretch=50.0, baseline="auto", flux_weight=0.0, flux_error="total", ssim_weight=1.0,
-            select_checkpoint=True, average_epochs=None, checkpoint_dir=None, checkpoint_every=None, max_steps=None,
-            device="auto", progress=True, calibrate=True, init=None, recipe="", description=""):
+            crop_size=64, seed=0, stretch=50.0, baseline="auto", flux_weight=0.0, flux_error="total",
+            ssim_weight=1.0, select_checkpoint=True, average_epochs=None, checkpoint_dir=None, checkpoint_every=None,
+            max_steps=None, device="auto", progress=True, calibrate=True, init=None, recipe="", description=""):
         """Train a new translator on ``data`` (see `bandsynth.nn.recipe` for the steps).
 
         Parameters
@@ -186,8 +186,9 @@ class Translator(ModelAccess):
             kind ("auto", "flux", "scaled": `bandsynth.nn.recipe.colour_model`); weight of the loss's photometric term.
         flux_error : {"total", "pixel", "squared"}
             What the photometric term compares (`bandsynth.nn.losses.BandLoss`): each crop's total flux; its pixels'
-            absolute flux errors (both aim at each pixel's median flux); or their root sum of squares, which aims
-            at each pixel's mean, so that clumpy light whose median is less than its mean sums to the right total.
+            absolute flux errors; or their root sum of squares, which aims at each pixel's mean flux rather than its
+            median but is ruled by the brightest pixels (on the shipped models it left totals fainter than
+            ``"total"`` did: the Training page).
         ssim_weight : float
             Weight of the loss's (1 - SSIM) term; 0 for observed (noisy) targets, whose noise SSIM rewards matching.
         select_checkpoint : bool
@@ -218,7 +219,8 @@ class Translator(ModelAccess):
         net, card, calibration = train_translator(
             data, inputs=inputs, output=output, name=name, preset=preset, epochs=epochs, batch_size=batch_size, lr=lr,
             crop_size=crop_size, seed=seed, stretch=stretch, baseline=baseline, flux_weight=flux_weight,
-            flux_error=flux_error, ssim_weight=ssim_weight, select_checkpoint=select_checkpoint, average_epochs=average_epochs,
+            flux_error=flux_error, ssim_weight=ssim_weight, select_checkpoint=select_checkpoint,
+            average_epochs=average_epochs,
             checkpoint_dir=checkpoint_dir, checkpoint_every=checkpoint_every, max_steps=max_steps, device=device,
             progress=progress, calibrate=calibrate, init=init, start=start, recipe=recipe, description=description)
         translator = cls(net, card, device=device)

@@ -164,8 +164,8 @@ def by_class(name, m, card):
     for cls in [*sorted(set(classes)), "all"]:
         s = np.ones(len(classes), bool) if cls == "all" else classes == cls
         print(f"  {name:<18} {cls:<11} {int(s.sum()):>4} {np.nanmedian(np.abs(model[s])):>8.4f} "
-              f"{np.nanmedian(model[s]):>+8.4f} {np.nanmedian(np.abs(linear[s])):>8.4f} {np.nanmedian(floors[s]):>8.4f} "
-              f"{np.nanmax(shifts[s]):>10.4f}", flush=True)
+              f"{np.nanmedian(model[s]):>+8.4f} {np.nanmedian(np.abs(linear[s])):>8.4f} "
+              f"{np.nanmedian(floors[s]):>8.4f} {np.nanmax(shifts[s]):>10.4f}", flush=True)
 
 
 def main(argv=None):

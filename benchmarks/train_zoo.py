@@ -140,10 +140,12 @@ def main(argv=None):
             data = survey_dataset(job, args)
         translator = Translator.fit(
             data, inputs=inputs, output=output, name=name, preset=args.preset, epochs=args.epochs, lr=args.lr,
-            crop_size=job["crop"], batch_size=8, seed=args.seed, checkpoint_dir=Path(args.runs) / name, checkpoint_every=200,
+            crop_size=job["crop"], batch_size=8, seed=args.seed, checkpoint_dir=Path(args.runs) / name,
+            checkpoint_every=200,
             progress=False, recipe=command, description=job["description"],
             init=Path(args.out) / name if args.fine_tune else None, stretch=args.stretch, baseline=args.baseline,
-            flux_weight=args.flux_weight, flux_error=args.flux_error, ssim_weight=args.ssim_weight, average_epochs=args.average_epochs, calibrate=False,
+            flux_weight=args.flux_weight, flux_error=args.flux_error, ssim_weight=args.ssim_weight,
+            average_epochs=args.average_epochs, calibrate=False,
         )
         translator = calibrate_on_fresh_galaxies(refit_sigma_head(translator, args, command), args)
         translator = Translator(translator.model, translator.card.replace(version=job["version"]))

@@ -180,7 +180,8 @@ def train_network(net, data, inputs, output, scalings, *, selection, epochs, bat
 
     The loss is L1 + ``ssim_weight`` (1 - SSIM) in the scaled units, plus ``flux_weight``
     times the relative error of each crop's total flux, or of its pixels' fluxes
-    (``flux_error``: `bandsynth.nn.losses.BandLoss`); the uncertainty head is trained with a Gaussian negative log likelihood.
+    (``flux_error``: `bandsynth.nn.losses.BandLoss`); the uncertainty head is trained
+    with a Gaussian negative log likelihood.
 
     Parameters
     ----------
@@ -419,7 +420,8 @@ def training_card(data, net, *, name, inputs, output, preset, scalings, result, 
             "checkpoint": chosen_weights(result, select_checkpoint=options.get("select_checkpoint", True))[1],
             "noise": training_noise(data, inputs),
             "steps": int(getattr(result, "steps", 0) or 0),
-            "loss": loss_text(options.get("ssim_weight", 1.0), options["flux_weight"], options.get("flux_error", "total")),
+            "loss": loss_text(options.get("ssim_weight", 1.0), options["flux_weight"],
+                              options.get("flux_error", "total")),
             "best_validation_ssim": (float(result.best_metric) if result.best_metric is not None
                                      and getattr(result, "best_metric_name", "val_ssim") == "val_ssim" else None),
             **({"average_validation_ssim": float(result.average_metrics["ssim"])}
