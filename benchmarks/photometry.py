@@ -43,6 +43,7 @@ observed images with masked pixels filled.
 from __future__ import annotations
 
 import argparse
+import copy
 
 import numpy as np
 from real_sky import bootstrap_68
@@ -135,8 +136,6 @@ def upturn_floor(meta, output, inputs, *, draws=24, seed=0):
     largest change of an input's magnitude over the draws, which says whether they do.
     NaN for a stack without the population's metadata.
     """
-    import copy
-
     from bandsynth.datasets.mock.population import draw_uv_upturn, galaxy
     from bandsynth.datasets.mock.rendering import intrinsic_images
 

@@ -29,8 +29,6 @@ import sys
 import time
 from pathlib import Path
 
-from bandsynth.nn.losses import FLUX_ERRORS
-
 ZOO = {
     "nuv_k_to_g_paper": (("NUV", "Ks"), "g", "ideal"),
     "nuv_k_to_r_paper": (("NUV", "Ks"), "r", "ideal"),
@@ -62,6 +60,8 @@ DESCRIPTION_SKY = ("{inputs} -> {output} for observed images ({surveys}) brought
 
 
 def main(argv=None):
+    from bandsynth.nn.losses import FLUX_ERRORS  # here, not at import: it loads torch
+
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", nargs="+", default=None, choices=[*ZOO, *SKY_ZOO],
                         help="models to train (default: the paper's seven, ZOO)")
