@@ -63,7 +63,8 @@ class EvaluationResult:
         A few galaxies (``inputs``, ``truth``, ``prediction``) for figures.
     z_scores : ndarray
         ``(prediction - truth) / sigma`` of the model over the galaxies'
-        segmentation footprints (empty without an uncertainty).
+        footprints, detected in a coadd of the truth and the inputs as
+        `bandsynth.metrics.compare` finds them (empty without an uncertainty).
     """
 
     model: str
@@ -235,6 +236,7 @@ def evaluate_translator(translator, data, *, split="test", indices=None, linear_
     from astropy.table import Table, vstack
 
     from .metrics import evaluate_pairs, footprint_z_scores, global_limits, summarize
+    from .morphology import detection_footprint
 
     indices = list(data.indices(split) if indices is None else indices)[:max_images]
     if not indices:
@@ -293,7 +295,9 @@ def evaluate_translator(translator, data, *, split="test", indices=None, linear_
         }
         for s, t, p in list(zip(stacks, truths, preds))[:n_examples]
     ]
-    z = footprint_z_scores(preds, truths) if preds[0].uncertainty is not None else np.empty(0)
+    # the galaxy as compare() finds it: detected in a coadd of the truth and the inputs
+    footprints = [detection_footprint([t, *f.values()]) for t, f in zip(truths, filled)]
+    z = footprint_z_scores(preds, truths, footprints=footprints) if preds[0].uncertainty is not None else np.empty(0)
     return EvaluationResult(translator.name, split, per_galaxy, Table(summary), examples, z)
 
 

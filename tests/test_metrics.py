@@ -190,6 +190,11 @@ def test_coverage_against_an_observed_truth_adds_its_noise():
     truth = NDData(observed, uncertainty=StdDevUncertainty(noise))
     z = footprint_z_scores([prediction], [truth])
     assert np.mean(np.abs(z) <= 1) == pytest.approx(0.6827, abs=0.05)
+    everywhere = footprint_z_scores([prediction, prediction], [truth, truth],
+                                    footprints=[np.ones(sky.shape, bool), None])
+    assert everywhere.size == sky.size  # a footprint given is used whole; None leaves its galaxy out
+    with pytest.raises(ValueError, match=r"footprints has 1 entries, expected one per galaxy \(2\)"):
+        footprint_z_scores([prediction, prediction], [truth, truth], footprints=[None])
     assert compare(prediction, truth).coverage_1sigma == pytest.approx(0.6827, abs=0.05)
     assert compare(prediction, observed).coverage_1sigma < 0.6  # an array states no noise
 
@@ -309,6 +314,29 @@ def test_compare_on_a_mock_galaxy_with_bandstack_inputs():
     assert set(rep.ssim_gain) == {"NUV", "Ks"}
     assert rep.dmag_total == pytest.approx(-2.5 * np.log10(1.03), abs=0.02)
     assert rep.coverage_3sigma > 0.95 and np.isfinite(rep.gini_true)
+
+
+def test_compare_measures_a_clumpy_band_in_the_galaxy_detected_on_its_bands():
+    """A far-ultraviolet-like truth of knots below the noise between them: its central knot alone
+    is not the galaxy; detected on a coadd with the inputs, the photometry holds the whole of it."""
+    rng = np.random.default_rng(5)
+    y, x = np.mgrid[:96, :96]
+    ring = sum(np.exp(-np.hypot(x - 48 - 22 * np.cos(a), y - 48 - 22 * np.sin(a)) ** 2 / 3)
+               for a in np.linspace(0, 2 * np.pi, 7)[:-1])
+    core = 0.2 * np.exp(-np.hypot(x - 48, y - 48) ** 2 / 4)
+    knots = ring + core
+    truth = knots + rng.normal(0, 0.02, x.shape)
+    optical = {"r": 50 * np.exp(-np.hypot(x - 48, y - 48) / 9) + rng.normal(0, 0.05, x.shape)}
+    prediction = 1.2 * ring + core  # the knots 20 % too bright, the core right
+    whole = -2.5 * np.log10(prediction.sum() / knots.sum())
+    detected = compare(prediction, truth, inputs=optical)
+    alone = compare(prediction, truth, inputs=optical, footprint="target")
+    assert detected.flux_true > 0.9 * knots.sum() and alone.flux_true < 0.25 * knots.sum()
+    assert detected.dmag_total == pytest.approx(whole, abs=0.04) and abs(alone.dmag_total - whole) > 0.1
+    given = compare(prediction, truth, footprint=np.hypot(x - 48, y - 48) < 4)  # the user's pixels: the core
+    assert given.flux_true < 0.25 * knots.sum()
+    with pytest.raises(ValueError, match="footprint must be 'detection', 'target' or a bool array, got 'all'"):
+        compare(prediction, truth, footprint="all")
 
 
 # ---------------------------------------------------------------- many galaxies

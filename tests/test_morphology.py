@@ -15,6 +15,7 @@ from astropy.utils.exceptions import AstropyUserWarning
 from bandsynth.morphology import (
     GiniM20,
     MorphologyResult,
+    detection_footprint,
     gini_m20,
     measure_morphology,
     segment,
@@ -199,6 +200,31 @@ def test_segment_without_source_and_with_deblending():
     merged = segment(pair, background=None)
     split = segment(pair, background=None, deblend=True)
     assert merged.segmap.n_labels == 1 and split.segmap.n_labels == 2
+
+
+def test_detection_footprint_holds_a_clumpy_band_whole():
+    """Knots below the noise between them: segmented alone, the central one holds little of the band's light;
+    the galaxy found in the sum of the bands holds nearly all of it (and keeps a single band's NaNs masked)."""
+    rng = np.random.default_rng(3)
+    y, x = np.mgrid[:96, :96]
+    disc = np.exp(-np.hypot(x - 48, y - 48) / 8)
+    knots = sum(0.05 * np.exp(-np.hypot(x - 48 - 22 * np.cos(a), y - 48 - 22 * np.sin(a)) ** 2 / 3)
+                for a in np.linspace(0, 2 * np.pi, 7)[:-1]) + 0.01 * np.exp(-np.hypot(x - 48, y - 48) ** 2 / 4)
+    knots = knots + rng.normal(0, 0.002, x.shape)
+    alone = segment(knots)
+    central = alone.segmap.data == alone.label
+    footprint = detection_footprint([disc + rng.normal(0, 0.002, x.shape), knots])
+    assert knots[central].sum() < 0.25 * knots.sum()
+    assert knots[footprint].sum() > 0.9 * knots.sum() and footprint[48, 48]
+    holed = knots.copy()
+    holed[10, 10] = np.nan
+    with pytest.warns(AstropyUserWarning, match="1 non-finite pixel"):
+        assert np.array_equal(detection_footprint([holed]), central)  # one band: as segment finds it
+    assert detection_footprint([np.zeros((16, 16)), np.zeros((16, 16))]) is None
+    with pytest.raises(ValueError, match="at least one image"):
+        detection_footprint([])
+    with pytest.raises(ValueError, match=r"2-D images on one grid, got shapes \[\(96, 96\), \(8, 8\)\]"):
+        detection_footprint([disc, np.ones((8, 8))])
 
 
 # ---------------------------------------------------------------- fast Gini / M20

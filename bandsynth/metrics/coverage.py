@@ -114,35 +114,64 @@ def calibration(prediction, truth, sigma, *, truth_sigma=None, mask=None, footpr
     return Calibration(cov, med, float(np.mean(z)), float(np.std(z)), nmad, int(z.size))
 
 
-def footprint_z_scores(predictions, truths):
-    """``(prediction - truth) / sigma`` of many galaxies, inside each truth's footprint.
+def footprint_z_scores(predictions, truths, *, footprints=None):
+    """``(prediction - truth) / sigma`` of many galaxies, inside each galaxy's footprint.
 
-    The footprint is the galaxy's segment in the truth
-    (`bandsynth.morphology.segment`), less masked prediction pixels; galaxies
-    with no detectable source contribute nothing.  A truth with an uncertainty (an
+    The footprint is by default the galaxy's segment in the truth
+    (`bandsynth.morphology.segment`); ``footprints`` gives others, e.g. the galaxy
+    detected in the sum of its bands (`bandsynth.morphology.detection_footprint`), which
+    holds the whole of a clumpy ultraviolet disc.  Masked prediction pixels are left out;
+    galaxies with no footprint contribute nothing.  A truth with an uncertainty (an
     observed image) adds its noise to σ, as :func:`calibration` does with ``truth_sigma``.
 
     Parameters
     ----------
     predictions : sequence of SyntheticBand (or NDData with a StdDevUncertainty)
     truths : sequence of images (arrays or NDData), same grids
+    footprints : sequence of bool arrays (or None), optional
+        One per galaxy, on its grid; ``None`` for a galaxy leaves it out.
 
     Returns
     -------
     ndarray
         The z-scores of all footprint pixels, concatenated.
-    """
 
+    Raises
+    ------
+    ValueError
+        If a prediction has no uncertainty, or ``footprints`` does not give one entry per galaxy.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from astropy.nddata import NDData, StdDevUncertainty
+    >>> y, x = np.mgrid[:32, :32]
+    >>> truth = np.exp(-np.hypot(x - 16, y - 16) / 3)
+    >>> prediction = NDData(truth + 0.01, uncertainty=StdDevUncertainty(np.full(truth.shape, 0.02)))
+    >>> z = footprint_z_scores([prediction], [truth], footprints=[np.ones(truth.shape, bool)])
+    >>> z.size, float(np.median(z))
+    (1024, 0.5)
+    """
+    predictions, truths = list(predictions), list(truths)
+    given = footprints is not None
+    if not given:
+        footprints = [None] * len(truths)
+    else:
+        footprints = list(footprints)
+        if len(footprints) != len(truths):
+            raise ValueError(f"footprints has {len(footprints)} entries, expected one per galaxy ({len(truths)})")
     z = []
-    for pred, truth in zip(predictions, truths):
+    for pred, truth, footprint in zip(predictions, truths, footprints, strict=True):
         if pred.uncertainty is None:
             raise ValueError("footprint_z_scores needs predictions with an uncertainty")
         noise = getattr(truth, "uncertainty", None)
         truth = np.asarray(getattr(truth, "data", truth), dtype=np.float64)
-        seg = segment(truth)
-        if seg.segmap is None:
+        if footprint is None and not given:
+            seg = segment(truth)
+            footprint = None if seg.segmap is None else seg.segmap.data == seg.label
+        if footprint is None:
             continue
-        inside = seg.segmap.data == seg.label
+        inside = np.asarray(footprint, dtype=bool).copy()
         if pred.mask is not None:
             inside &= ~np.asarray(pred.mask, dtype=bool)
         sigma = np.asarray(pred.uncertainty.array, dtype=np.float64)[inside]

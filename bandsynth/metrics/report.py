@@ -15,7 +15,7 @@ import numpy as np
 import scipy.ndimage as ndi
 from astropy.utils.exceptions import AstropyUserWarning
 
-from ..morphology import gini_m20, parse_image, segment
+from ..morphology import detection_image, gini_m20, parse_image, segment
 from ._utils import NAN, check_range
 from .coverage import calibration
 from .distributions import wasserstein1
@@ -255,7 +255,7 @@ def _parse_inputs(inputs, shape):
     return out
 
 
-def compare(prediction, truth, *, inputs=None, scaling=None, reference=None, footprint=None, data_range=None,
+def compare(prediction, truth, *, inputs=None, scaling=None, reference=None, footprint="detection", data_range=None,
             segmentation=None):  # fmt: skip
     """All metrics of a predicted image against the true one.
 
@@ -278,9 +278,13 @@ def compare(prediction, truth, *, inputs=None, scaling=None, reference=None, foo
     reference : float, optional
         Reference flux of the galaxy (see `bandsynth.scaling.reference_flux`);
         derived from ``inputs`` when omitted.
-    footprint : bool array, optional
-        Pixels for calibration and colour metrics (default: the truth's
-        dilated source segment).
+    footprint : {"detection", "target"} or bool array
+        The galaxy's pixels, for its photometry (Kron and half-light apertures), calibration and
+        colours.  "detection" (default): the central source of a coadd of the truth and the
+        ``inputs`` (`bandsynth.morphology.detection_image`), as surveys detect -- a clumpy
+        ultraviolet disc segmented alone breaks into knots, the central one holding a few per
+        cent of its light; "target": of the truth alone.  Both dilated by two pixels for the
+        calibration and colours.  A bool array gives the pixels themselves.
     data_range : float, optional
         Data range of the pixel metrics: default 1 in scaled space and
         max − min of the truth in raw space.
@@ -331,7 +335,7 @@ def compare(prediction, truth, *, inputs=None, scaling=None, reference=None, foo
 
     # ---- the truth's source: photometry and footprint
     seg_kw = dict(segmentation or {})
-    seg_t, phot, fp = _truth_source(p_raw, t_raw, good, bad, seg_kw, footprint, shape, flags, notes)
+    seg_t, phot, fp = _truth_source(p_raw, t_raw, good, bad, seg_kw, footprint, in_data, flags, notes)
 
     # ---- uncertainty calibration
     cal = _calibration(p_raw, t_raw, pred.uncertainty, true.uncertainty, bad, fp, flags, notes,
@@ -488,24 +492,42 @@ def _colours(p_raw, t_raw, in_data, bad, fp):
     return col_err, col_bias
 
 
-def _truth_source(p_raw, t_raw, good, bad, seg_kw, footprint, shape, flags, notes):
-    """The truth's segmentation, the photometry in its apertures and the footprint (or None)."""
+def _truth_source(p_raw, t_raw, good, bad, seg_kw, footprint, in_data, flags, notes):
+    """The truth's own segmentation (for its morphology), the photometry in the galaxy's apertures and the
+    footprint: the galaxy as `compare`'s ``footprint`` defines it."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", AstropyUserWarning)
         seg_t = segment(np.ma.array(np.nan_to_num(t_raw), mask=bad), **seg_kw)
-        phot = photometry_with_segmentation(p_raw, t_raw, good, seg_t)
+        galaxy = _galaxy_segmentation(t_raw, bad, seg_t, seg_kw, footprint, in_data)
+        phot = photometry_with_segmentation(p_raw, t_raw, good, galaxy)
     if phot.note:
         flags.append("no_source_truth" if "no source" in phot.note else "photometry")
         notes.append(phot.note)
-    if footprint is not None:
+    if not isinstance(footprint, str):
         fp = np.asarray(footprint, dtype=bool)
-        if fp.shape != shape:
-            raise ValueError(f"footprint has shape {fp.shape} but the truth has shape {shape}")
-    elif seg_t.segmap is not None and seg_t.label:
-        fp = ndi.binary_dilation(np.asarray(seg_t.segmap.data) == seg_t.label, iterations=2)
+    elif galaxy.segmap is not None and galaxy.label:
+        fp = ndi.binary_dilation(np.asarray(galaxy.segmap.data) == galaxy.label, iterations=2)
     else:
         fp = None
     return seg_t, phot, fp
+
+
+def _galaxy_segmentation(t_raw, bad, seg_t, seg_kw, footprint, in_data):
+    """The segmentation whose labelled source is the galaxy, by `compare`'s ``footprint``."""
+    from photutils.segmentation import SegmentationImage
+
+    if isinstance(footprint, str):
+        if footprint not in ("detection", "target"):
+            raise ValueError(f"footprint must be 'detection', 'target' or a bool array, got {footprint!r}")
+        if footprint == "target" or not in_data:
+            return seg_t
+        return segment(np.ma.array(detection_image([t_raw, *in_data.values()]), mask=bad), **seg_kw)
+    fp = np.asarray(footprint, dtype=bool)
+    if fp.shape != t_raw.shape:
+        raise ValueError(f"footprint has shape {fp.shape} but the truth has shape {t_raw.shape}")
+    if not fp.any():
+        return seg_t._replace(segmap=None, label=0)
+    return seg_t._replace(segmap=SegmentationImage(fp.astype(np.int32)), label=1)
 
 
 def _morphology_pair(p_raw, t_raw, bad, seg_t, seg_kw, flags, notes):
@@ -547,7 +569,7 @@ def _per_item(value, n, name):
     return items
 
 
-def evaluate_pairs(predictions, truths, *, inputs=None, scaling=None, references=None, footprints=None,
+def evaluate_pairs(predictions, truths, *, inputs=None, scaling=None, references=None, footprints="detection",
                    data_range=None, segmentation=None, progress=True):  # fmt: skip
     """:func:`compare` over many galaxies: one table row per galaxy.
 
@@ -562,7 +584,8 @@ def evaluate_pairs(predictions, truths, *, inputs=None, scaling=None, references
         Shared by all galaxies.
     references : sequence of float, optional
         Reference flux of each galaxy.
-    footprints : sequence of bool arrays, optional
+    footprints : {"detection", "target"}, bool array, or a sequence of them (one per galaxy)
+        :func:`compare`'s ``footprint``; ``None`` in a sequence is "detection".
     data_range : float, optional
     segmentation : dict, optional
     progress : bool
@@ -616,7 +639,8 @@ def evaluate_pairs(predictions, truths, *, inputs=None, scaling=None, references
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", AstropyUserWarning)
                 rep = compare(preds[i], trues[i], inputs=ins[i], scaling=scaling, reference=refs[i],
-                              footprint=fps[i], data_range=data_range, segmentation=segmentation)  # fmt: skip
+                              footprint="detection" if fps[i] is None else fps[i], data_range=data_range,
+                              segmentation=segmentation)  # fmt: skip
             row = rep.to_dict()
             row["error"] = ""
         except Exception as exc:  # one bad galaxy must not lose the rest

@@ -37,7 +37,7 @@ Examples
 Modules
 -------
 ``segmentation``
-    :func:`segment` and :class:`Segmentation` (photutils).
+    :func:`segment`, :class:`Segmentation`, :func:`detection_footprint` and :func:`detection_image` (photutils).
 ``measure``
     :func:`measure_morphology` and :class:`MorphologyResult` (the statmorph wrapper).
 ``fast_gini_m20``
@@ -49,7 +49,7 @@ Modules
 from .fast_gini_m20 import GiniM20, gini_m20
 from .image import ParsedImage, parse_image
 from .measure import MorphologyResult, measure_morphology
-from .segmentation import Segmentation, segment
+from .segmentation import Segmentation, detection_footprint, detection_image, segment
 
 __all__ = [
     "parse_image",
@@ -58,6 +58,8 @@ __all__ = [
     "Segmentation",
     "GiniM20",
     "segment",
+    "detection_footprint",
+    "detection_image",
     "measure_morphology",
     "gini_m20",
 ]

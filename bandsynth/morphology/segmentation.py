@@ -1,7 +1,7 @@
 """Finding the galaxy with photutils: :func:`segment` (background subtraction, Gaussian
 smoothing, :func:`~photutils.segmentation.detect_sources` and
 :func:`~photutils.segmentation.deblend_sources`) picks the segment at (or nearest to) the
-image centre."""
+image centre; :func:`detection_footprint` finds it in a coadd of several bands (:func:`detection_image`)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from astropy.utils.exceptions import AstropyUserWarning
 
 from .image import parse_image
 
-__all__ = ["Segmentation", "segment"]
+__all__ = ["Segmentation", "detection_footprint", "detection_image", "segment"]
 
 
 class Segmentation(NamedTuple):
@@ -109,6 +109,99 @@ def segment(
     if segm is None:
         return Segmentation(None, 0, image, level, rms)
     return Segmentation(segm, central_label(segm.data, image), image, level, rms)
+
+
+def detection_footprint(images, **segment_options):
+    """The galaxy's pixels as a survey detects it: its segment in a signal-to-noise coadd of its bands.
+
+    A faint or clumpy band -- the far ultraviolet of a star-forming disc -- breaks up into
+    knots below the noise between them, and the segment at its centre can hold a few per
+    cent of the galaxy's light.  Survey pipelines detect on a coadd of their bands and
+    measure every band in the same footprint (forced photometry, SExtractor's dual-image
+    mode); this is that footprint.  Each band enters the coadd in units of its own noise
+    (the sigma-clipped rms of its sky, at least 1e-3 of its peak -- the faintest level
+    :func:`segment` detects in a noise-free image), so a band of any flux unit or depth
+    helps where it has signal and does not drown the others in its noise.
+
+    Parameters
+    ----------
+    images : sequence of 2-D arrays or NDData, or a 3-D array
+        The galaxy's bands on one pixel grid.
+    **segment_options
+        Keyword arguments for :func:`segment`.
+
+    Returns
+    -------
+    ndarray of bool or None
+        The central source's pixels; ``None`` when nothing is detected.
+
+    Raises
+    ------
+    ValueError
+        If no image is given or they are not on one grid.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> y, x = np.mgrid[:64, :64]
+    >>> disc = np.exp(-np.hypot(x - 32, y - 32) / 6)
+    >>> knots = np.where((x - 32) % 12 < 2, disc, 0.0) * 0.01   # a band of separate knots
+    >>> alone = segment(knots)
+    >>> round(float(knots[alone.segmap.data == alone.label].sum() / knots.sum()), 2)  # its central segment
+    0.6
+    >>> footprint = detection_footprint([disc, knots])
+    >>> round(float(knots[footprint].sum() / knots.sum()), 2)
+    1.0
+    """
+    seg = segment(detection_image(images), **segment_options)
+    return None if seg.segmap is None else np.asarray(seg.segmap.data) == seg.label
+
+
+def detection_image(images):
+    """The image :func:`detection_footprint` segments: the sum of the bands, each in units of its noise.
+
+    Parameters
+    ----------
+    images : sequence of 2-D arrays or NDData, or a 3-D array
+        The bands on one pixel grid.
+
+    Returns
+    -------
+    ndarray
+        One band: itself (non-finite pixels kept, for :func:`segment` to mask); several:
+        the sum of each divided by its noise, non-finite pixels counted as empty sky.
+
+    Raises
+    ------
+    ValueError
+        If no image is given or they are not on one grid.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> quiet, loud = np.zeros((32, 32)), np.zeros((32, 32))
+    >>> quiet[16, 16], loud[16, 16] = 1.0, 1000.0
+    >>> float(detection_image([quiet, loud])[16, 16])  # noise-free: each in units of 1e-3 of its peak
+    2000.0
+    """
+    arrays = [np.asarray(getattr(image, "data", image), dtype=np.float64) for image in images]
+    if not arrays:
+        raise ValueError("detection_footprint needs at least one image")
+    if len({a.shape for a in arrays}) != 1 or arrays[0].ndim != 2:
+        raise ValueError(f"detection_footprint needs 2-D images on one grid, got shapes {[a.shape for a in arrays]}")
+    if len(arrays) == 1:
+        return arrays[0]
+    return np.sum([np.nan_to_num(a) / _noise(a) for a in arrays], axis=0)
+
+
+def _noise(band):
+    """A band's noise for a detection coadd: its sky rms, at least 1e-3 of its peak (1 for an empty band)."""
+    bad = ~np.isfinite(band)
+    if bad.all():
+        return 1.0
+    _, rms = _background_stats(band, bad)
+    peak = float(np.nanmax(np.abs(band)))
+    return max(float(rms) if np.isfinite(rms) else 0.0, 1e-3 * peak) or 1.0
 
 
 def _background_stats(raw, bad):

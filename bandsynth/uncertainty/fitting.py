@@ -42,15 +42,10 @@ def _footprints(stacks, truths, footprint):
     """Per galaxy, the pixels of its main source (None where nothing is detected), segmented on the true
     target (``footprint="target"``) or on a coadd of every band the galaxy has, as surveys detect: deeper
     than a faint band alone."""
-    from ..morphology import segment
+    from ..morphology import detection_footprint
 
-    footprints = []
-    for stack, truth in zip(stacks, truths):
-        image = (np.asarray(truth.data, dtype=np.float64) if footprint == "target" else
-                 np.nan_to_num(stack.to_array().astype(np.float64)).sum(axis=0))
-        seg = segment(image)
-        footprints.append(None if seg.segmap is None else seg.segmap.data == seg.label)
-    return footprints
+    return [detection_footprint([truth] if footprint == "target" else stack.to_array())
+            for stack, truth in zip(stacks, truths)]
 
 
 def _truths(data, indices, stacks, band):
