@@ -119,7 +119,7 @@ def footprint_z_scores(predictions, truths, *, footprints=None):
 
     The footprint is by default the galaxy's segment in the truth
     (`bandsynth.morphology.segment`); ``footprints`` gives others, e.g. the galaxy
-    detected in the sum of its bands (`bandsynth.morphology.detection_footprint`), which
+    detected in a coadd of its bands (`bandsynth.morphology.detection_footprint`), which
     holds the whole of a clumpy ultraviolet disc.  Masked prediction pixels are left out;
     galaxies with no footprint contribute nothing.  A truth with an uncertainty (an
     observed image) adds its noise to σ, as :func:`calibration` does with ``truth_sigma``.

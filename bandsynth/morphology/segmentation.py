@@ -186,9 +186,9 @@ def detection_image(images):
     """
     arrays = [np.asarray(getattr(image, "data", image), dtype=np.float64) for image in images]
     if not arrays:
-        raise ValueError("detection_footprint needs at least one image")
+        raise ValueError("a detection coadd needs at least one image")
     if len({a.shape for a in arrays}) != 1 or arrays[0].ndim != 2:
-        raise ValueError(f"detection_footprint needs 2-D images on one grid, got shapes {[a.shape for a in arrays]}")
+        raise ValueError(f"a detection coadd needs 2-D images on one grid, got shapes {[a.shape for a in arrays]}")
     if len(arrays) == 1:
         return arrays[0]
     return np.sum([np.nan_to_num(a) / _noise(a) for a in arrays], axis=0)
