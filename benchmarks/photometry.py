@@ -6,7 +6,8 @@ choice or calibration), predicted with the default `Translator.predict` settings
 Per galaxy, inside its footprint (the galaxy as a survey detects it: photutils segmentation
 of a coadd of the true image and the model's inputs, `bandsynth.morphology.detection_footprint`,
 as `bandsynth.metrics.compare` finds it; ``--footprint target``: its central segment in the
-true image alone, which in a clumpy far-ultraviolet disc can be one knot), ``delta mag = -2.5 log10(sum prediction / sum truth)``; printed: the median
+true image alone, which in a clumpy far-ultraviolet disc can be one knot),
+``delta mag = -2.5 log10(sum prediction / sum truth)``; printed: the median
 ``|delta mag|`` with the 16-84 % range of ``delta mag``, for the model, the linear
 colour model ``f_out = sum_i c_i f_i`` (least squares on the training pixels: the
 floor every model must beat) and the nearest input band times one flux ratio fitted
