@@ -57,7 +57,10 @@ def photometric_error(prediction, truth, *, mask=None, segmentation=None, apertu
     `~photutils.segmentation.SourceCatalog`, a Kron aperture ("total" flux)
     and a circular aperture of the half-light radius around the centroid.
     The same apertures measure both images, each after subtracting its own
-    sigma-clipped background outside the source.
+    sigma-clipped background outside the source.  The source is found in the truth
+    alone; for a clumpy band (a far-ultraviolet disc breaks into knots) use
+    :func:`~bandsynth.metrics.compare` with the input bands, which finds the galaxy in a
+    coadd of them (`bandsynth.morphology.detection_footprint`).
 
     Parameters
     ----------
