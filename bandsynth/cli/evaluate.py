@@ -102,8 +102,7 @@ def run(args) -> int:
         from ..models.zoo import model_paths
 
         card_path = model_paths(args.model)[1]
-        if not args.robustness and "robustness" in translator.card.metrics:
-            metrics["robustness"] = translator.card.metrics["robustness"]  # keep rows not re-measured
-        translator.card.replace(metrics=metrics).write(card_path)
+        # rows not re-measured (robustness without --robustness, model_speed.py's bf16 record) stay
+        translator.card.replace(metrics={**translator.card.metrics, **metrics}).write(card_path)
         print(f"held-out metrics written to {card_path}")
     return 0
