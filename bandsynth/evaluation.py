@@ -295,7 +295,7 @@ def evaluate_translator(translator, data, *, split="test", indices=None, linear_
         }
         for s, t, p in list(zip(stacks, truths, preds))[:n_examples]
     ]
-    # the galaxy as compare() finds it: detected in a coadd of the truth and the inputs
+    # the galaxy as compare() finds it: detected in a coadd of the truth and the inputs (as the model read them)
     footprints = [detection_footprint([t, *f.values()]) for t, f in zip(truths, filled)]
     z = footprint_z_scores(preds, truths, footprints=footprints) if preds[0].uncertainty is not None else np.empty(0)
     return EvaluationResult(translator.name, split, per_galaxy, Table(summary), examples, z)

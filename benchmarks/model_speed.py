@@ -66,15 +66,13 @@ def record_bf16(name, diffs, *, n_galaxies):
     from bandsynth.models.zoo import ModelCard, model_paths
 
     path = model_paths(name)[1]
-    card = ModelCard.read(path)
-    metrics = card.to_dict()["metrics"]
-    metrics["bf16"] = {
+    bf16 = {
         "max_flux_change": float(max(diffs)), "median_flux_change": float(statistics.median(diffs)),
         "n_galaxies": int(n_galaxies), "torch": torch.__version__,
         "measured_on": "fresh galaxies of the card's universe (seed 30000): total flux in the truth's footprint, "
                        "bf16 against fp32 (benchmarks/model_speed.py --write-card)",
     }
-    card.replace(metrics=metrics).write(path)
+    ModelCard.read(path).with_metrics({"bf16": bf16}).write(path)
     print(f"  wrote metrics['bf16'] into {path}")
 
 

@@ -190,8 +190,7 @@ def main(argv=None):
         verdicts.append((name, verdict(name, metrics)))
         if args.write_cards:
             card_path = model_paths(name)[1]
-            # what other benchmarks recorded (model_speed.py's "bf16") stays
-            translator.card.replace(metrics={**translator.card.metrics, **metrics}).write(card_path)
+            translator.card.with_metrics(metrics).write(card_path)  # model_speed.py's "bf16" stays
         print(f"{name}: evaluated in {time.perf_counter() - start:.0f} s", flush=True)
 
     _print_table(["model", "method", *COLUMNS], tables)

@@ -103,6 +103,6 @@ def run(args) -> int:
 
         card_path = model_paths(args.model)[1]
         # rows not re-measured (robustness without --robustness, model_speed.py's bf16 record) stay
-        translator.card.replace(metrics={**translator.card.metrics, **metrics}).write(card_path)
+        translator.card.with_metrics(metrics).write(card_path)
         print(f"held-out metrics written to {card_path}")
     return 0

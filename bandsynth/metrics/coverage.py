@@ -10,7 +10,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ..morphology import segment
+from ..morphology import detection_footprint
 from ._utils import NAN, pair
 
 __all__ = ["footprint_z_scores", "calibration", "Calibration"]
@@ -153,24 +153,19 @@ def footprint_z_scores(predictions, truths, *, footprints=None):
     (1024, 0.5)
     """
     predictions, truths = list(predictions), list(truths)
-    given = footprints is not None
-    if not given:
-        footprints = [None] * len(truths)
-    else:
-        footprints = list(footprints)
-        if len(footprints) != len(truths):
-            raise ValueError(f"footprints has {len(footprints)} entries, expected one per galaxy ({len(truths)})")
+    if footprints is None:
+        footprints = [detection_footprint([truth]) for truth in truths]  # each truth's central segment
+    footprints = list(footprints)
+    if len(footprints) != len(truths):
+        raise ValueError(f"footprints has {len(footprints)} entries, expected one per galaxy ({len(truths)})")
     z = []
     for pred, truth, footprint in zip(predictions, truths, footprints, strict=True):
         if pred.uncertainty is None:
             raise ValueError("footprint_z_scores needs predictions with an uncertainty")
-        noise = getattr(truth, "uncertainty", None)
-        truth = np.asarray(getattr(truth, "data", truth), dtype=np.float64)
-        if footprint is None and not given:
-            seg = segment(truth)
-            footprint = None if seg.segmap is None else seg.segmap.data == seg.label
         if footprint is None:
             continue
+        noise = getattr(truth, "uncertainty", None)
+        truth = np.asarray(getattr(truth, "data", truth), dtype=np.float64)
         inside = np.asarray(footprint, dtype=bool).copy()
         if pred.mask is not None:
             inside &= ~np.asarray(pred.mask, dtype=bool)

@@ -382,6 +382,30 @@ class ModelCard:
         data.update({k: _thaw(v) for k, v in changes.items()})
         return type(self).from_dict(data)
 
+    def with_metrics(self, metrics) -> "ModelCard":
+        """A copy whose ``metrics`` gain (or replace) the given entries; the others stay.
+
+        Each benchmark writes its own entries (``test`` and ``robustness`` by
+        ``bandsynth evaluate``, ``bf16`` by ``benchmarks/model_speed.py``): none may drop another's.
+
+        Parameters
+        ----------
+        metrics : mapping
+            Entry name to its new value.
+
+        Returns
+        -------
+        ModelCard
+            As :meth:`replace` makes it.
+
+        Examples
+        --------
+        >>> card = get_card("g_r_to_u_paper").with_metrics({"note": {"n": 1}})
+        >>> card.metrics["note"]["n"], "bf16" in card.metrics
+        (1, True)
+        """
+        return self.replace(metrics={**self.metrics, **metrics})
+
 
 def model_paths(name_or_path) -> tuple[Path, Path]:
     """Resolve a registry name or a user path to ``(weights, card)`` paths.
