@@ -230,7 +230,7 @@ class Translator(ModelAccess):
                                     fitted_on=CALIBRATION_HALF if select_checkpoint else CALIBRATION_ALL)
 
     def calibrate(self, data, *, indices=None, split="validation", configurations=("plain", "tta", "mc", "tta+mc"),
-                  fitted_on=None, footprint="target"):
+                  fitted_on=None, footprint="detection"):
         """Fit the uncertainty calibration for each `predict` configuration (`bandsynth.uncertainty`).
 
         Parameters
@@ -244,9 +244,9 @@ class Translator(ModelAccess):
             Which configurations to calibrate; "mc" and "tta+mc" only where the inputs carry an uncertainty.
         fitted_on : str, optional
             Where the galaxies come from, recorded in the card (default: the split or their number).
-        footprint : {"target", "detection"}
-            Measure the residuals in the galaxy as detected in the true target band, or in the sum of all its
-            bands (`bandsynth.uncertainty.fitting.calibrate_translator`).
+        footprint : {"detection", "target"}
+            Residuals in the galaxy detected in a coadd of its bands, as `bandsynth.metrics.compare` measures
+            (default), or in the true band alone (`bandsynth.uncertainty.fitting.calibrate_translator`).
 
         Returns
         -------

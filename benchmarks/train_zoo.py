@@ -127,7 +127,7 @@ def main(argv=None):
         started = time.perf_counter()
         if args.calibrate_only:
             translator = Translator.load(Path(args.out) / name)
-            translator = calibrate_on_fresh_galaxies(refit_sigma_head(translator, args, command), args)
+            translator = calibrate_on_fresh_galaxies(refit_sigma_head(translator, args, command), args, command)
             if args.version is not None:
                 translator = Translator(translator.model, translator.card.replace(version=args.version))
             translator.save(Path(args.out) / name, overwrite=True)
@@ -147,7 +147,7 @@ def main(argv=None):
             flux_weight=args.flux_weight, flux_error=args.flux_error, ssim_weight=args.ssim_weight,
             average_epochs=args.average_epochs, calibrate=False,
         )
-        translator = calibrate_on_fresh_galaxies(refit_sigma_head(translator, args, command), args)
+        translator = calibrate_on_fresh_galaxies(refit_sigma_head(translator, args, command), args, command)
         translator = Translator(translator.model, translator.card.replace(version=job["version"]))
         translator.save(Path(args.out) / name, overwrite=True)
         report(name, translator, started)
@@ -232,7 +232,7 @@ def refit_sigma_head(translator, args, command):
                                     "for training, nor for choosing the checkpoint, nor for the calibration")
 
 
-def calibrate_on_fresh_galaxies(translator, args):
+def calibrate_on_fresh_galaxies(translator, args, command):
     """The translator calibrated on ``--calibration-galaxies`` new galaxies of its training universe.
 
     Fresh galaxies (another seed) are used neither for training nor for choosing the
@@ -248,7 +248,7 @@ def calibrate_on_fresh_galaxies(translator, args):
         fresh, indices=range(len(fresh)),
         fitted_on=f"{n} fresh mock galaxies of the training universe (seed {seed}), used neither for training "
                   "nor for choosing the checkpoint")
-    training = {**calibrated.card.training, "n_calibration": n}
+    training = {**calibrated.card.training, "n_calibration": n, "calibration_recipe": command}
     return type(translator)(calibrated.model, calibrated.card.replace(training=training))
 
 

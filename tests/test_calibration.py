@@ -91,9 +91,28 @@ def test_calibration_can_measure_the_residuals_in_the_galaxy_detected_in_all_its
         pixels[footprint] = cal.card.calibration["plain"]["n_pixels"]
     assert pixels["detection"] > 1.5 * pixels["target"]
     fitted_on = cal.card.calibration["plain"]["fitted_on"]
-    assert fitted_on.endswith("residuals in the galaxy detected in the sum of its bands")
+    assert fitted_on.endswith("residuals in the galaxy detected in a coadd of its bands")
     with pytest.raises(ValueError, match=r"footprint must be one of \('target', 'detection'\), got 'aperture'"):
         t.calibrate(observed, indices=range(6), footprint="aperture")
+
+
+def test_calibration_detects_the_galaxy_on_the_noise_free_truth_and_the_inputs(make_tiny_translator):
+    # A survey-layer data set holds the observed (noisy) target and its noise-free truth; the residuals are
+    # measured against the truth in the footprint compare() measures in: the truth coadded with the inputs.
+    from bandsynth.datasets.mock import MockDataset, make_dataset
+    from bandsynth.morphology import detection_footprint
+
+    data = make_dataset(4, seed=5, bands=["NUV", "Ks", "r"], size=48)
+    truth = {b: np.asarray(data.cube(b)) for b in data.names}
+    observed = dict(truth, r=truth["r"] + np.random.default_rng(1).normal(0.0, 0.05, truth["r"].shape))
+    survey_like = MockDataset(observed, data.manifest, truth=truth)
+    calibrated = make_tiny_translator().calibrate(survey_like, indices=range(4), configurations=("plain",))
+
+    def pixels(r_band):
+        footprints = [detection_footprint([r_band[i], truth["NUV"][i], truth["Ks"][i]]) for i in range(4)]
+        return sum(int(f.sum()) for f in footprints if f is not None)
+
+    assert calibrated.card.calibration["plain"]["n_pixels"] == pixels(truth["r"]) != pixels(observed["r"])
 
 
 def _footprint_nll(translator, data, indices):

@@ -294,10 +294,13 @@ def test_calibrating_again_on_fresh_galaxies_of_the_training_universe():
     assert not np.array_equal(fresh.stack(0)[OUTPUT].data, data.stack(0)[OUTPUT].data)
     calibrated = t.calibrate(fresh, indices=range(6), configurations=("plain",), fitted_on="6 fresh galaxies")
     entry = calibrated.card.calibration["plain"]
-    assert set(calibrated.card.calibration) == {"plain"} and entry["fitted_on"] == "6 fresh galaxies"
+    # By default the residuals are measured where compare() measures them: in the galaxy detected on its bands.
+    detected = "; residuals in the galaxy detected in a coadd of its bands"
+    assert set(calibrated.card.calibration) == {"plain"} and entry["fitted_on"] == "6 fresh galaxies" + detected
     assert 0 < entry["n_galaxies"] <= 6 and entry["distribution"] in ("gaussian", "laplace", "generalized normal")
-    assert t.calibrate(fresh, configurations=("plain",), split="test").card.calibration["plain"]["fitted_on"] == (
-        "the test split")
+    on_test = t.calibrate(fresh, configurations=("plain",), split="test", footprint="target")
+    assert on_test.card.calibration["plain"]["fitted_on"] == (
+        "the test split; residuals in the true target band's central segment")
 
 
 def test_fit_for_noisy_targets_keeps_the_last_weights_and_calibrates_on_the_whole_validation_split(tmp_path):

@@ -11,7 +11,7 @@ from .components import temperature_for_flux_half_width
 
 __all__ = ["calibrate_translator", "calibration_galaxies", "fit_sigma_head", "FOOTPRINTS"]
 
-#: Where the residuals are measured: the galaxy as detected in the target band, or in the sum of all its bands.
+#: Where the residuals are measured: the galaxy as detected in the target band alone, or in a coadd of all its bands.
 FOOTPRINTS = ("target", "detection")
 
 
@@ -38,13 +38,15 @@ def _check_options(configurations, footprint):
         raise ValueError(f"footprint must be one of {FOOTPRINTS}, got {footprint!r}")
 
 
-def _footprints(stacks, truths, footprint):
+def _footprints(stacks, truths, band, footprint):
     """Per galaxy, the pixels of its main source (None where nothing is detected), segmented on the true
-    target (``footprint="target"``) or on a coadd of every band the galaxy has, as surveys detect: deeper
-    than a faint band alone."""
+    ``band`` (``footprint="target"``) or on a coadd of it and every other band the galaxy has, as surveys
+    detect (deeper than a faint band alone) and as `bandsynth.metrics.compare` measures: the truth where the
+    data set has a noise-free one, with the observed other bands."""
     from ..morphology import detection_footprint
 
-    return [detection_footprint([truth] if footprint == "target" else stack.to_array())
+    return [detection_footprint([truth] if footprint == "target"
+                                else [truth, *stack.to_array([b for b in stack.names if b != band])])
             for stack, truth in zip(stacks, truths)]
 
 
@@ -106,13 +108,13 @@ def _scaled_prediction(translator, stack, inside, settings, rng):
 
 
 def calibrate_translator(translator, data, *, indices=None, split="validation",
-                         configurations=("plain", "tta", "mc", "tta+mc"), fitted_on=None, footprint="target",
+                         configurations=("plain", "tta", "mc", "tta+mc"), fitted_on=None, footprint="detection",
                          per_galaxy=None):
     """One `~bandsynth.uncertainty.Calibration` per configuration, from the galaxies ``indices`` of ``data``.
 
     Each galaxy is predicted with its uncalibrated sigma; inside the galaxy's
-    footprint (photutils segmentation of the true image, `bandsynth.morphology.segment`;
-    the noise-free truth of a survey-layer data set, ``has_truth``)
+    footprint (photutils segmentation of a coadd of its bands, `bandsynth.morphology.detection_footprint`;
+    against the true image -- the noise-free truth of a survey-layer data set, ``has_truth``)
     the residuals are measured as users measure them -- ``|prediction - truth|`` in flux
     against the flux half-width ``UNCERT`` of the interval (`temperature_for_flux_half_width`)
     -- and go with the predicted brightness into `fit_calibration`.  Against observed
@@ -139,10 +141,11 @@ def calibrate_translator(translator, data, *, indices=None, split="validation",
     fitted_on : str, optional
         Where the calibration galaxies come from, for the card (default: the
         split, or the number of galaxies given).
-    footprint : {"target", "detection"}
-        Segment the galaxy on the true target image, or on the sum of all the bands the
-        galaxy's stack holds (observed galaxies: a faint target band alone detects only the
-        core, while users measure the whole galaxy).
+    footprint : {"detection", "target"}
+        Segment the galaxy on a coadd of all the bands its stack holds, each in units of its
+        noise (`bandsynth.morphology.detection_footprint`: the footprint `bandsynth.metrics.compare`
+        measures in, default), or on the true target image alone (a faint or clumpy target band
+        alone detects only the core or one knot, while users measure the whole galaxy).
     per_galaxy : sequence of `~bandsynth.Translator`, optional
         The translator that predicts each galaxy of ``indices``, all wanting ``translator``'s band
         with its scaling: requests of an any-band model from different bands at hand, whose
@@ -166,13 +169,13 @@ def calibrate_translator(translator, data, *, indices=None, split="validation",
     if len(translators) != len(indices) or any(t.output != translator.output for t in translators):
         raise ValueError(f"per_galaxy must give one translator predicting {translator.output} per calibration "
                          f"galaxy ({len(indices)}), got {len(translators)}")
-    if footprint == "detection":
-        fitted_on += "; residuals in the galaxy detected in the sum of its bands"
+    fitted_on += ("; residuals in the galaxy detected in a coadd of its bands" if footprint == "detection"
+                  else "; residuals in the true target band's central segment")
     stacks = [data.stack(int(i)) for i in indices]
     truths = _truths(data, indices, stacks, translator.output)
     target_noise = [None if t.uncertainty is None else np.asarray(t.uncertainty.array, np.float64) for t in truths]
     output_scaling = translator.scalings[translator.output]
-    footprints = _footprints(stacks, truths, footprint)
+    footprints = _footprints(stacks, truths, translator.output, footprint)
     has_noise = any(s[b].uncertainty is not None for s, t in zip(stacks, translators) for b in t.inputs)
     rng = np.random.default_rng(0)
     calibrations = {}
@@ -264,10 +267,8 @@ def _request_examples(pairs, data, indices, stacks, footprint):
         band = request.output
         if band not in truths:  # once per wanted band, however many requests want it
             truths[band] = _truths(data, indices, stacks, band)
-        key = band if footprint == "target" else None  # the detection footprint serves every band
-        if key not in footprints:
-            footprints[key] = _footprints(stacks, truths[band], footprint)
-        examples += _head_examples(request, network, stacks, truths[band], footprints[key])
+            footprints[band] = _footprints(stacks, truths[band], band, footprint)
+        examples += _head_examples(request, network, stacks, truths[band], footprints[band])
     return examples
 
 
@@ -303,7 +304,7 @@ def _train_head(head, examples, *, epochs, lr, batch_size, seed, progress):
 
 
 def fit_sigma_head(translator, data, *, indices, epochs=60, lr=1e-3, batch_size=8, seed=0, fitted_on=None,
-                   footprint="target", requests=None, recipe="", progress=False):
+                   footprint="detection", requests=None, recipe="", progress=False):
     """The translator with its σ head trained again on galaxies the rest of the network never saw.
 
     The σ head learns with the network, on the training galaxies, where the network's
@@ -331,9 +332,9 @@ def fit_sigma_head(translator, data, *, indices, epochs=60, lr=1e-3, batch_size=
         Passes over the galaxies, Adam's learning rate, galaxies per step, seed of their order.
     fitted_on : str, optional
         Where the galaxies come from, for the card (default: their number).
-    footprint : {"target", "detection"}
-        Segment each galaxy on its target image or on the sum of all its bands (observed
-        galaxies, whose faint target bands alone show only the core).
+    footprint : {"detection", "target"}
+        Segment each galaxy on a coadd of all its bands (default, as `calibrate_translator`)
+        or on its target image alone.
     requests : sequence of (sequence of str, str), optional
         For an any-band model, the ``(inputs, output)`` requests whose predictions the head
         is fitted on (default: each band it writes from all the others).  Include requests
