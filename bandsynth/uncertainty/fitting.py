@@ -112,9 +112,9 @@ def calibrate_translator(translator, data, *, indices=None, split="validation",
                          per_galaxy=None):
     """One `~bandsynth.uncertainty.Calibration` per configuration, from the galaxies ``indices`` of ``data``.
 
-    Each galaxy is predicted with its uncalibrated sigma; inside the galaxy's
-    footprint (photutils segmentation of a coadd of its bands, `bandsynth.morphology.detection_footprint`;
-    against the true image -- the noise-free truth of a survey-layer data set, ``has_truth``)
+    Each galaxy is predicted with its uncalibrated sigma; inside the galaxy's footprint
+    (photutils segmentation of a coadd of its bands, `bandsynth.morphology.detection_footprint`),
+    against the true image (the noise-free truth of a survey-layer data set, ``has_truth``),
     the residuals are measured as users measure them -- ``|prediction - truth|`` in flux
     against the flux half-width ``UNCERT`` of the interval (`temperature_for_flux_half_width`)
     -- and go with the predicted brightness into `fit_calibration`.  Against observed
