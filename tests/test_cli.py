@@ -136,7 +136,7 @@ def test_evaluate_robustness_rows_are_written_to_the_card(trained, tmp_path, cap
     from bandsynth import Translator
 
     card = Translator.load(str(stem)).card
-    card.replace(metrics={**card.metrics, "bf16": {"max_flux_change": 1e-4}}).write(stem.with_suffix(".json"))
+    card.with_metrics({"bf16": {"max_flux_change": 1e-4}}).write(stem.with_suffix(".json"))
     assert main(["evaluate", "--model", str(stem), "--from-card", "--max-images", "1", "--write-card", "--quiet"]) == 0
     metrics = json.loads(stem.with_suffix(".json").read_text())["metrics"]
     assert metrics["test"]["model"]["n_galaxies"] == 1 and "robustness" in metrics
