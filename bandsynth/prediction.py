@@ -19,7 +19,7 @@ from astropy.utils.exceptions import AstropyUserWarning
 
 from .nn.any_band import INPUT_TAGS
 from .scaling import AsinhScaling
-from .uncertainty import Calibration, flux_sigma
+from .uncertainty import Calibration, PixelDraws, flux_sigma
 from .units import parse_unit
 
 #: How the provenance history names each kind of input tag an any-band request read.
@@ -58,7 +58,7 @@ def plan_prediction(translator, stacks, *, uncertainty, tta, n_samples, batch_si
     computation : dict
         How the network runs (`bandsynth.nn.engine.InferenceEngine.describe`), for the provenance.
     options : dict
-        ``uncertainty``, ``tta``, ``n_samples``, ``rng`` and ``run`` (the engine's options).
+        ``uncertainty``, ``tta``, ``n_samples``, ``draws`` and ``run`` (the engine's options).
 
     Raises
     ------
@@ -81,8 +81,9 @@ def plan_prediction(translator, stacks, *, uncertainty, tta, n_samples, batch_si
     for message in dict.fromkeys(m for p in problems for m in p):
         warnings.warn(message, AstropyUserWarning, stacklevel=stacklevel)
     run = dict(batch_size=batch_size, tile=tile, precision=precision, compile=compile, progress=progress)
-    computation = engine.describe(precision=precision, tile=tile)
-    options = dict(uncertainty=uncertainty, tta=tta, n_samples=n_samples, rng=np.random.default_rng(seed), run=run)
+    computation = {**engine.describe(precision=precision, tile=tile),
+                   "monte_carlo": {"draws": n_samples, "seed": seed, "tied_to": "pixel positions"}}
+    options = dict(uncertainty=uncertainty, tta=tta, n_samples=n_samples, draws=PixelDraws(seed), run=run)
     return problems, computation, options
 
 
@@ -199,7 +200,8 @@ def prediction_provenance(card, stack, n_masked, *, uncertainty, configuration, 
     configuration : str
         The `predict` configuration (`bandsynth.uncertainty.CONFIGURATIONS`).
     computation : dict
-        Precision, device, torch version, compilation, tile, halo, receptive field.
+        Precision, device, torch version, compilation, tile, halo, receptive field and the
+        Monte Carlo draws (kept only where the configuration made them).
     problems : list of str
         Domain warnings (`bandsynth.models.domain.domain_problems`).
 
@@ -208,6 +210,10 @@ def prediction_provenance(card, stack, n_masked, *, uncertainty, configuration, 
     dict
     """
     from . import __version__
+
+    computation = dict(computation)
+    if "mc" not in configuration.split("+"):
+        computation.pop("monte_carlo", None)
 
     method, stated = uncertainty
     files = {rec["band"]: rec for rec in stack.meta.get("inputs", ())}
@@ -254,7 +260,7 @@ def prediction_provenance(card, stack, n_masked, *, uncertainty, configuration, 
     return provenance
 
 
-def predict_batch(translator, stacks, *, problems, computation, uncertainty, tta, n_samples, rng, run):
+def predict_batch(translator, stacks, *, problems, computation, uncertainty, tta, n_samples, draws, run):
     """`~bandsynth.SyntheticBand` of each of ``stacks`` (small images), same-shape stacks in one batch.
 
     The step of `bandsynth.Translator.predict` for images of a few tiles at most.
@@ -271,7 +277,7 @@ def predict_batch(translator, stacks, *, problems, computation, uncertainty, tta
         Compute the calibrated sigma; average over the 8 flips/rotations.
     n_samples : int
         Monte Carlo draws of the inputs' noise (where they carry an uncertainty).
-    rng : numpy.random.Generator
+    draws : `~bandsynth.uncertainty.PixelDraws`
     run : dict
         `~bandsynth.nn.engine.InferenceEngine.run` options (``batch_size``, ``tile``,
         ``precision``, ``compile``, ``progress``).
@@ -292,7 +298,7 @@ def predict_batch(translator, stacks, *, problems, computation, uncertainty, tta
         mc = uncertainty and n_samples > 0 and any(n is not None for n in noise)
         noise = np.stack([np.zeros_like(x[0]) if n is None else n for n in noise]) if mc else None
         mean, variance, parts = translator.predict_scaled(x, noise, uncertainty=uncertainty, tta=tta,
-                                                          n_samples=n_samples, rng=rng, run=run)
+                                                          n_samples=n_samples, draws=draws, run=run)
         config = configuration_name(tta=tta, monte_carlo=mc)
         calibration, *described = describe_uncertainty(card, parts, config) if uncertainty else (None, "none", None)
         for j, i in enumerate(indices):

@@ -124,7 +124,7 @@ def predict_to_fits(translator, stack, path, *, overwrite=False, uncertainty=Tru
     return path
 
 
-def predict_in_tiles(engine, card, scalings, stack, *, calibration, uncertainty, tta, n_samples, rng, run,
+def predict_in_tiles(engine, card, scalings, stack, *, calibration, uncertainty, tta, n_samples, draws, run,
                      minimum_size, write_rows):
     """Flux, calibrated sigma (or None) and bad-pixel mask of one large stack, tile by tile, strip by strip.
 
@@ -138,7 +138,7 @@ def predict_in_tiles(engine, card, scalings, stack, *, calibration, uncertainty,
     uncertainty, tta : bool
     n_samples : int
         Monte Carlo draws of the inputs' noise (where they carry an uncertainty).
-    rng : numpy.random.Generator
+    draws : `~bandsynth.uncertainty.PixelDraws`
     run : dict
         `~bandsynth.nn.engine.InferenceEngine.run` options; ``run["tile"]`` is the core
         size and ``run["progress"]`` is called as ``progress(done, total)`` after every tile.
@@ -170,7 +170,8 @@ def predict_in_tiles(engine, card, scalings, stack, *, calibration, uncertainty,
             inner["tile"] = max(x.shape[1:])  # the window in one pass: its halo already holds the context
             mean, variance, parts = sample(engine, [scalings[b] for b in card.inputs], x[None],
                                            noise[None] if draw else None, uncertainty=uncertainty, tta=tta,
-                                           n_samples=n_samples, rng=rng, run=inner)
+                                           n_samples=n_samples, draws=draws, run=inner,
+                                           origin=(wr0, wc0))
             core = (slice(r0 - wr0, r1 - wr0), slice(c0 - wc0, c1 - wc0))
             f, s = to_flux(card, mean[0, 0][core], None if variance is None else variance[0, 0][core], calibration)
             flux[:, c0:c1] = f
@@ -195,7 +196,7 @@ def _uncertainty_plan(card, stack, *, uncertainty, tta, n_samples):
     return config, calibration, tuple(described)
 
 
-def predict_large(translator, stack, *, problems, computation, uncertainty, tta, n_samples, rng, run):
+def predict_large(translator, stack, *, problems, computation, uncertainty, tta, n_samples, draws, run):
     """The `~bandsynth.SyntheticBand` of one large stack, tile by tile (`predict_in_tiles`).
 
     Parameters
@@ -210,7 +211,7 @@ def predict_large(translator, stack, *, problems, computation, uncertainty, tta,
         Compute the calibrated sigma; average over the 8 flips/rotations.
     n_samples : int
         Monte Carlo draws of the inputs' noise (where they carry an uncertainty).
-    rng : numpy.random.Generator
+    draws : `~bandsynth.uncertainty.PixelDraws`
     run : dict
         `~bandsynth.nn.engine.InferenceEngine.run` options (``batch_size``, ``tile``,
         ``precision``, ``compile``, ``progress``).
@@ -233,13 +234,13 @@ def predict_large(translator, stack, *, problems, computation, uncertainty, tta,
             sigma[rows] = s
 
     predict_in_tiles(translator.engine, card, translator.scalings, stack, calibration=calibration,
-                     uncertainty=uncertainty, tta=tta, n_samples=n_samples, rng=rng, run=run,
+                     uncertainty=uncertainty, tta=tta, n_samples=n_samples, draws=draws, run=run,
                      minimum_size=translator.model.minimum_input_size, write_rows=keep)
     return to_synthetic(card, stack, mask, flux, sigma, uncertainty=described, configuration=config,
                         problems=problems, computation={**computation, "compiled": translator.engine.compiled_used})
 
 
-def write_large(translator, stack, out, *, problems, computation, uncertainty, tta, n_samples, rng, run):
+def write_large(translator, stack, out, *, problems, computation, uncertainty, tta, n_samples, draws, run):
     """Predict one large stack tile by tile into a FITS file being written, strip by strip, and finish it.
 
     The pixels, sigma, mask and provenance are those `predict_large` returns for the same
@@ -252,7 +253,7 @@ def write_large(translator, stack, out, *, problems, computation, uncertainty, t
     out : `~bandsynth.fits_io.SyntheticBandWriter`
         For ``stack.shape``, with an ``UNCERT`` HDU if and only if ``uncertainty``
         (`bandsynth.fits_io.synthetic_band_writer`).
-    problems, computation, uncertainty, tta, n_samples, rng, run
+    problems, computation, uncertainty, tta, n_samples, draws, run
         As for `predict_large`.
     """
     card = translator.card
@@ -266,7 +267,7 @@ def write_large(translator, stack, out, *, problems, computation, uncertainty, t
         out.write_rows(row, f, sigma=s, mask=m)
 
     predict_in_tiles(translator.engine, card, translator.scalings, stack, calibration=calibration,
-                     uncertainty=uncertainty, tta=tta, n_samples=n_samples, rng=rng, run=run,
+                     uncertainty=uncertainty, tta=tta, n_samples=n_samples, draws=draws, run=run,
                      minimum_size=translator.model.minimum_input_size, write_rows=write)
     provenance = prediction_provenance(
         card, stack, n_masked, uncertainty=described, configuration=config, problems=problems,

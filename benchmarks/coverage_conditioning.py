@@ -39,7 +39,6 @@ def pixels(translator, data, *, local_sigma):
     from bandsynth.uncertainty.fitting import _footprints, _needed_temperature
 
     scaling = translator.scalings[translator.output]
-    rng = np.random.default_rng(0)
     columns = {k: [] for k in ("brightness", "sigma", "local", "needed", "galaxy")}
     sizes, fluxes = [], []
     stacks = [data.stack(g) for g in range(len(data))]
@@ -51,7 +50,7 @@ def pixels(translator, data, *, local_sigma):
         truth = np.asarray(truth.data, dtype=np.float64)
         x, mask, _ = translator.scale_inputs(stack.select(translator.inputs))
         mean, variance, _ = translator.predict_scaled(
-            x[None], None, uncertainty=True, tta=False, n_samples=8, rng=rng,
+            x[None], None, uncertainty=True, tta=False, n_samples=0, draws=None,
             run=dict(batch_size=8, tile=512, precision="fp32", compile=False, progress=None))
         use = inside & ~mask
         m, s = mean[0, 0].astype(np.float64), np.sqrt(variance[0, 0].astype(np.float64))

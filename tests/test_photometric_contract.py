@@ -163,6 +163,33 @@ def test_the_calibrated_sigma_covers_the_truth_on_fresh_galaxies(shipped):
     assert 0.91 < np.mean(z2 <= 1) < 0.99
 
 
+@pytest.mark.parametrize("name", [card.name for card in list_models()
+                                  if not card.outputs and "survey" in card.training.get("data_info", {})])
+def test_a_shipped_model_for_observed_images_is_framing_invariant(name):
+    # A survey-layer field of the model's own survey (noise maps, masked pixels, neighbours, stars): its 96 px
+    # centre, its 64 px tiles and a batch with another field give the same pixels as the whole 192 px field --
+    # sigma too, whose Monte Carlo draws of the inputs' noise belong to the pixels, not to the tiles.
+    from bandsynth.datasets.mock import observe_galaxy
+
+    model = Translator.load(name)
+    survey = model.card.training["data_info"]["survey"]
+    field, other = (observe_galaxy(seed, survey, bands=list(model.inputs), size=192,
+                                   pixel_scale=model.card.pixel_scale).observed.select(model.inputs)
+                    for seed in (3, 4))
+    whole = model.predict(field, uncertainty=True, check_domain=False)
+    provenance = whole.meta["provenance"]
+    assert provenance["calibration"] == "mc" and provenance["computation"]["monte_carlo"]["seed"] == 0
+    peak, top = float(np.abs(whole.data).max()), float(whole.uncertainty.array.max())
+    for same in (model.predict(field, uncertainty=True, check_domain=False, tile=64),
+                 model.predict([field, other], uncertainty=True, check_domain=False)[0]):
+        np.testing.assert_allclose(same.data, whole.data, rtol=0, atol=1e-4 * peak)
+        np.testing.assert_allclose(same.uncertainty.array, whole.uncertainty.array, rtol=1e-3, atol=1e-4 * top)
+    centre = model.predict(field.cutout((95.5, 95.5), (96, 96)), uncertainty=False, check_domain=False).data
+    inner = slice(model.engine.halo, 96 - model.engine.halo)
+    np.testing.assert_allclose(centre[inner, inner], whole.data[48:144, 48:144][inner, inner], rtol=0,
+                               atol=1e-4 * peak)
+
+
 @pytest.mark.parametrize("name", [card.name for card in list_models() if card.outputs])
 def test_a_shipped_any_band_model_keeps_the_contract_on_every_request(name):
     # One survey-layer galaxy (noise, masked pixels) in a 96 px cut-out of a 192 px field, and the field in

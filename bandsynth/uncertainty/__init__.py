@@ -3,7 +3,7 @@
 A prediction's uncertainty lives in the model's scaled (asinh) space.  Its standard
 deviation combines up to three components (`combine`): the network's own sigma head,
 the spread over the 8 flips/rotations (``tta=True``) and the inputs' noise
-propagated by Monte Carlo draws (`sample`).  A calibration (`Calibration`), fitted per
+propagated by Monte Carlo draws (`sample`, tied to pixels by `PixelDraws`).  A calibration (`Calibration`), fitted per
 `predict` configuration on galaxies used neither for training nor for choosing the
 checkpoint, multiplies it by a temperature that depends on the predicted brightness,
 and states the error distribution (a generalized normal distribution, Gaussian and
@@ -20,8 +20,9 @@ from .calibration import (
     CONFIGURATIONS, DISTRIBUTIONS, SHAPES, Calibration, configuration_name, fit_calibration, interval_half_widths,
 )
 from .components import combine, flux_sigma, sample, temperature_for_flux_half_width
+from .draws import PixelDraws
 
 __all__ = [
-    "CONFIGURATIONS", "DISTRIBUTIONS", "SHAPES", "Calibration", "configuration_name", "fit_calibration",
-    "interval_half_widths", "combine", "flux_sigma", "sample", "temperature_for_flux_half_width",
+    "CONFIGURATIONS", "DISTRIBUTIONS", "SHAPES", "Calibration", "PixelDraws", "configuration_name",
+    "fit_calibration", "interval_half_widths", "combine", "flux_sigma", "sample", "temperature_for_flux_half_width",
 ]

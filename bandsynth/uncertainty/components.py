@@ -120,7 +120,7 @@ def temperature_for_flux_half_width(scaling, mean, sigma, half_width):
         norm * np.asarray(sigma, dtype=np.float64))
 
 
-def sample(engine, scalings, x, noise, *, uncertainty, tta, n_samples, rng, run):
+def sample(engine, scalings, x, noise, *, uncertainty, tta, n_samples, draws, run, origin=(0, 0)):
     """Scaled mean, total uncalibrated variance and its components for a same-shape batch.
 
     The step of `bandsynth.Translator.predict` before calibration and the inverse
@@ -139,9 +139,12 @@ def sample(engine, scalings, x, noise, *, uncertainty, tta, n_samples, rng, run)
     uncertainty, tta : bool
     n_samples : int
         Monte Carlo draws (with ``noise``).
-    rng : numpy.random.Generator
+    draws : `~bandsynth.uncertainty.PixelDraws`
+        The draws, tied to pixel positions so that any tiling or batch draws the same at a pixel.
     run : dict
         Options of `~bandsynth.nn.engine.InferenceEngine.run`.
+    origin : tuple of int
+        Image row and column of ``x``'s first pixel (of a tile's window in a larger image).
 
     Returns
     -------
@@ -157,10 +160,10 @@ def sample(engine, scalings, x, noise, *, uncertainty, tta, n_samples, rng, run)
     mc_variance = None
     if noise is not None:
         flux = np.stack([s.inverse(x[:, c]) for c, s in enumerate(scalings)], axis=1)
-        draws = []
-        for _ in range(n_samples):
-            noisy = flux + noise * rng.standard_normal(flux.shape)
+        outputs = []
+        for k in range(n_samples):
+            noisy = flux + noise * draws.normal(k, flux.shape[1:], origin=origin)  # the same for every image
             xs = np.stack([s.forward(noisy[:, c]) for c, s in enumerate(scalings)], axis=1).astype(np.float32)
-            draws.append(engine.run(xs, repeats=repeats, **run)[0])
-        mc_variance = np.var(draws, axis=0, ddof=1) if n_samples > 1 else np.zeros_like(mean)
+            outputs.append(engine.run(xs, repeats=repeats, **run)[0])
+        mc_variance = np.var(outputs, axis=0, ddof=1) if n_samples > 1 else np.zeros_like(mean)
     return (mean, *combine(log_sigma=log_sigma, tta_variance=out[2] if tta else None, mc_variance=mc_variance))

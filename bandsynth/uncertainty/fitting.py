@@ -8,6 +8,7 @@ import numpy as np
 
 from .calibration import CONFIGURATIONS, fit_calibration
 from .components import temperature_for_flux_half_width
+from .draws import PixelDraws
 
 __all__ = ["calibrate_translator", "calibration_galaxies", "fit_sigma_head", "FOOTPRINTS"]
 
@@ -95,13 +96,13 @@ def calibration_galaxies(data, *, indices=None, split="validation", fitted_on=No
     return chosen, fitted_on
 
 
-def _scaled_prediction(translator, stack, inside, settings, rng):
+def _scaled_prediction(translator, stack, inside, settings, draws):
     """Mean and uncalibrated sigma (scaled units) of one galaxy's pixels ``inside`` its footprint and unmasked,
     predicted in a configuration's ``settings``; and which pixels those are."""
     x, mask, noise = translator.scale_inputs(stack.select(translator.inputs))
     noise = noise[None] if settings["monte_carlo"] and noise is not None else None
     mean, variance, _ = translator.predict_scaled(
-        x[None], noise, uncertainty=True, tta=settings["tta"], n_samples=8, rng=rng,
+        x[None], noise, uncertainty=True, tta=settings["tta"], n_samples=8, draws=draws,
         run=dict(batch_size=8, tile=512, precision="fp32", compile=False, progress=None))
     use = inside & ~mask
     return mean[0, 0][use].astype(np.float64), np.sqrt(variance[0, 0][use]), use
@@ -177,7 +178,6 @@ def calibrate_translator(translator, data, *, indices=None, split="validation",
     output_scaling = translator.scalings[translator.output]
     footprints = _footprints(stacks, truths, translator.output, footprint)
     has_noise = any(s[b].uncertainty is not None for s, t in zip(stacks, translators) for b in t.inputs)
-    rng = np.random.default_rng(0)
     calibrations = {}
     for config in configurations:
         settings = _settings(config)
@@ -188,7 +188,7 @@ def calibrate_translator(translator, data, *, indices=None, split="validation",
                 zip(translators, stacks, truths, footprints, target_noise)):
             if inside is None:
                 continue
-            m, sigma, use = _scaled_prediction(request, stack, inside, settings, rng)
+            m, sigma, use = _scaled_prediction(request, stack, inside, settings, PixelDraws(g))  # galaxy's own
             residual.append(np.abs(output_scaling.inverse(m) - np.asarray(true.data, dtype=np.float64)[use]))
             noise_t.append(np.zeros(m.size) if true_noise is None else np.nan_to_num(true_noise[use]))
             mean_s.append(m)
