@@ -19,7 +19,7 @@ from astropy.utils.exceptions import AstropyUserWarning
 
 from .nn.any_band import INPUT_TAGS
 from .scaling import AsinhScaling
-from .uncertainty import Calibration, PixelDraws, flux_sigma
+from .uncertainty import Calibration, PixelDraws, flux_sigma, grid_origin
 from .units import parse_unit
 
 #: How the provenance history names each kind of input tag an any-band request read.
@@ -297,8 +297,9 @@ def predict_batch(translator, stacks, *, problems, computation, uncertainty, tta
         noise = [prepared[i][2] for i in indices]
         mc = uncertainty and n_samples > 0 and any(n is not None for n in noise)
         noise = np.stack([np.zeros_like(x[0]) if n is None else n for n in noise]) if mc else None
-        mean, variance, parts = translator.predict_scaled(x, noise, uncertainty=uncertainty, tta=tta,
-                                                          n_samples=n_samples, draws=draws, run=run)
+        mean, variance, parts = translator.predict_scaled(
+            x, noise, uncertainty=uncertainty, tta=tta, n_samples=n_samples, draws=draws, run=run,
+            origins=[grid_origin(stacks[i].wcs) for i in indices])
         config = configuration_name(tta=tta, monte_carlo=mc)
         calibration, *described = describe_uncertainty(card, parts, config) if uncertainty else (None, "none", None)
         for j, i in enumerate(indices):

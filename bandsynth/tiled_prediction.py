@@ -30,7 +30,7 @@ from .prediction import (
     to_flux,
     to_synthetic,
 )
-from .uncertainty import combine, configuration_name, sample
+from .uncertainty import combine, configuration_name, grid_origin, sample
 from .units import parse_unit
 
 __all__ = ["predict_stacks", "predict_to_fits", "predict_large", "write_large", "predict_in_tiles",
@@ -158,7 +158,7 @@ def predict_in_tiles(engine, card, scalings, stack, *, calibration, uncertainty,
     cols = tile_windows(nx, run["tile"], engine.halo, engine.multiple)
     progress = run.get("progress")
     inner = {**run, "progress": None}
-    parts, done = [], 0
+    parts, done, origin = [], 0, grid_origin(stack.wcs)
     for r0, r1, wr0, wr1 in rows:
         flux = np.empty((r1 - r0, nx), np.float32)
         sigma = np.empty((r1 - r0, nx), np.float32) if uncertainty else None
@@ -171,7 +171,7 @@ def predict_in_tiles(engine, card, scalings, stack, *, calibration, uncertainty,
             mean, variance, parts = sample(engine, [scalings[b] for b in card.inputs], x[None],
                                            noise[None] if draw else None, uncertainty=uncertainty, tta=tta,
                                            n_samples=n_samples, draws=draws, run=inner,
-                                           origin=(wr0, wc0))
+                                           origins=[(origin[0] + wr0, origin[1] + wc0)])
             core = (slice(r0 - wr0, r1 - wr0), slice(c0 - wc0, c1 - wc0))
             f, s = to_flux(card, mean[0, 0][core], None if variance is None else variance[0, 0][core], calibration)
             flux[:, c0:c1] = f

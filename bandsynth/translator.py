@@ -382,12 +382,12 @@ class Translator(ModelAccess):
         self._check_band(options.pop("band", None))
         return predict_to_fits(self, stack, path, overwrite=overwrite, **options)
 
-    def predict_scaled(self, x, noise, *, uncertainty, tta, n_samples, draws, run):
+    def predict_scaled(self, x, noise, *, uncertainty, tta, n_samples, draws, run, origins=None):
         """Scaled mean, uncalibrated scaled variance and its components (`bandsynth.uncertainty.sample`).
 
         Parameters
         ----------
-        x, noise, uncertainty, tta, n_samples, draws, run
+        x, noise, uncertainty, tta, n_samples, draws, run, origins
             As for `bandsynth.uncertainty.sample` (with this translator's engine and input scalings).
 
         Returns
@@ -397,4 +397,4 @@ class Translator(ModelAccess):
         """
         scalings = [self._scalings[b] for b in self.inputs]
         return sample(self._engine, scalings, x, noise, uncertainty=uncertainty, tta=tta, n_samples=n_samples,
-                      draws=draws, run=run)
+                      draws=draws, run=run, origins=origins)

@@ -166,9 +166,9 @@ def test_the_calibrated_sigma_covers_the_truth_on_fresh_galaxies(shipped):
 @pytest.mark.parametrize("name", [card.name for card in list_models()
                                   if not card.outputs and "survey" in card.training.get("data_info", {})])
 def test_a_shipped_model_for_observed_images_is_framing_invariant(name):
-    # A survey-layer field of the model's own survey (noise maps, masked pixels, neighbours, stars): its 96 px
-    # centre, its 64 px tiles and a batch with another field give the same pixels as the whole 192 px field --
-    # sigma too, whose Monte Carlo draws of the inputs' noise belong to the pixels, not to the tiles.
+    # A survey-layer field of the model's own survey (noise maps, masked pixels, neighbours, stars): its 64 px
+    # tiles, a batch with another field and its 96 px centre give the same pixels as the whole 192 px field --
+    # sigma too, whose Monte Carlo draws of the inputs' noise belong to the sky's pixels, not to the tiles.
     from bandsynth.datasets.mock import observe_galaxy
 
     model = Translator.load(name)
@@ -184,10 +184,12 @@ def test_a_shipped_model_for_observed_images_is_framing_invariant(name):
                  model.predict([field, other], uncertainty=True, check_domain=False)[0]):
         np.testing.assert_allclose(same.data, whole.data, rtol=0, atol=1e-4 * peak)
         np.testing.assert_allclose(same.uncertainty.array, whole.uncertainty.array, rtol=1e-3, atol=1e-4 * top)
-    centre = model.predict(field.cutout((95.5, 95.5), (96, 96)), uncertainty=False, check_domain=False).data
+    centre = model.predict(field.cutout((95.5, 95.5), (96, 96)), uncertainty=True, check_domain=False)
     inner = slice(model.engine.halo, 96 - model.engine.halo)
-    np.testing.assert_allclose(centre[inner, inner], whole.data[48:144, 48:144][inner, inner], rtol=0,
-                               atol=1e-4 * peak)
+    for got, want, rtol, scale in ((centre.data, whole.data, 0, peak),
+                                   (centre.uncertainty.array, whole.uncertainty.array, 1e-3, top)):
+        np.testing.assert_allclose(got[inner, inner], want[48:144, 48:144][inner, inner], rtol=rtol,
+                                   atol=1e-4 * scale)
 
 
 @pytest.mark.parametrize("name", [card.name for card in list_models() if card.outputs])

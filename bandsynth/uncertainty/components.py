@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .draws import grid_origin
+
 __all__ = ["combine", "flux_sigma", "sample", "temperature_for_flux_half_width"]
 
 
@@ -120,7 +122,7 @@ def temperature_for_flux_half_width(scaling, mean, sigma, half_width):
         norm * np.asarray(sigma, dtype=np.float64))
 
 
-def sample(engine, scalings, x, noise, *, uncertainty, tta, n_samples, draws, run, origin=(0, 0)):
+def sample(engine, scalings, x, noise, *, uncertainty, tta, n_samples, draws, run, origins=None):
     """Scaled mean, total uncalibrated variance and its components for a same-shape batch.
 
     The step of `bandsynth.Translator.predict` before calibration and the inverse
@@ -143,8 +145,10 @@ def sample(engine, scalings, x, noise, *, uncertainty, tta, n_samples, draws, ru
         The draws, tied to pixel positions so that any tiling or batch draws the same at a pixel.
     run : dict
         Options of `~bandsynth.nn.engine.InferenceEngine.run`.
-    origin : tuple of int
-        Image row and column of ``x``'s first pixel (of a tile's window in a larger image).
+    origins : list of tuple of int, optional
+        Per image, the row and column of its first pixel on the draws' grid
+        (`~bandsynth.uncertainty.grid_origin`, plus a tile's offset in a larger image);
+        default: every image at the grid's origin.
 
     Returns
     -------
@@ -161,8 +165,9 @@ def sample(engine, scalings, x, noise, *, uncertainty, tta, n_samples, draws, ru
     if noise is not None:
         flux = np.stack([s.inverse(x[:, c]) for c, s in enumerate(scalings)], axis=1)
         outputs = []
+        origins = [grid_origin(None)] * len(x) if origins is None else origins
         for k in range(n_samples):
-            noisy = flux + noise * draws.normal(k, flux.shape[1:], origin=origin)  # the same for every image
+            noisy = flux + noise * np.stack([draws.normal(k, flux.shape[1:], origin=o) for o in origins])
             xs = np.stack([s.forward(noisy[:, c]) for c, s in enumerate(scalings)], axis=1).astype(np.float32)
             outputs.append(engine.run(xs, repeats=repeats, **run)[0])
         mc_variance = np.var(outputs, axis=0, ddof=1) if n_samples > 1 else np.zeros_like(mean)

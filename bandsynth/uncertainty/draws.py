@@ -4,17 +4,55 @@ A prediction's Monte Carlo component (`bandsynth.uncertainty.sample`) perturbs t
 inputs with their noise a few times and takes the spread of the outputs.  Drawn from
 one stream per call, the numbers a pixel gets would depend on how the image was cut
 into tiles or batched, so the stated sigma of one pixel would change with the tiling.
-Here every draw is a field over the image: 64 x 64 pixel blocks, each from its own
-generator seeded with ``(seed, draw, block row, block column)``.  Any window of the
-image reads the same numbers at the same pixel, and a window costs only the blocks it
-overlaps.  numpy has no random field addressable by position, hence this small class.
+Here every draw is a field over the sky's pixel grid: 64 x 64 pixel blocks, each from
+its own generator seeded with ``(seed, draw, block row, block column)``.  Any window
+of the image reads the same numbers at the same pixel, and a window costs only the
+blocks it overlaps.  Pixels are counted from the WCS reference pixel where the image has
+a WCS (`grid_origin`), so cut-outs of one image (`~astropy.nddata.Cutout2D` moves
+``CRPIX`` with the cut) draw the same numbers at the same sky pixel too.  numpy has no
+random field addressable by position, hence this small class.
 """
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
-__all__ = ["PixelDraws"]
+__all__ = ["PixelDraws", "grid_origin"]
+
+# Pixel positions are shifted by this much so that block indices stay non-negative seeds.
+_OFFSET = 2**30
+
+
+def grid_origin(wcs):
+    """Row and column of an image's first pixel on the grid `PixelDraws` draws on.
+
+    Counted from the WCS reference pixel, so that every cut-out of one image puts a sky
+    pixel at the same place; images without a (finite) WCS start at the grid's origin.
+
+    Parameters
+    ----------
+    wcs : `~astropy.wcs.WCS` or None
+
+    Returns
+    -------
+    tuple of int
+
+    Examples
+    --------
+    >>> from astropy.wcs import WCS
+    >>> w = WCS(naxis=2)
+    >>> w.wcs.crpix = [96.5, 96.5]
+    >>> cut = w.deepcopy()
+    >>> cut.wcs.crpix = [48.5, 48.5]                    # a cut-out starting at pixel (48, 48)
+    >>> grid_origin(cut)[0] - grid_origin(w)[0]
+    48
+    """
+    crpix = None if wcs is None else np.asarray(wcs.wcs.crpix, dtype=float)
+    if crpix is None or crpix.size != 2 or not np.all(np.abs(crpix) < _OFFSET // 2):
+        return _OFFSET, _OFFSET
+    return _OFFSET - math.floor(crpix[1] - 0.5), _OFFSET - math.floor(crpix[0] - 0.5)
 
 
 class PixelDraws:
@@ -31,8 +69,8 @@ class PixelDraws:
     Examples
     --------
     >>> draws = PixelDraws(0)
-    >>> whole = draws.normal(0, (2, 100, 100))
-    >>> window = draws.normal(0, (2, 30, 40), origin=(50, 20))
+    >>> whole = draws.normal(0, (2, 100, 100), origin=(1000, 1000))
+    >>> window = draws.normal(0, (2, 30, 40), origin=(1050, 1020))
     >>> bool((window == whole[:, 50:80, 20:60]).all())
     True
     """
@@ -40,7 +78,7 @@ class PixelDraws:
     def __init__(self, seed=0, *, block=64):
         self.seed, self.block = int(seed), int(block)
 
-    def normal(self, draw, shape, *, origin=(0, 0)):
+    def normal(self, draw, shape, *, origin):
         """Draw number ``draw`` on the window of ``shape`` ``(channels, rows, columns)`` starting at pixel ``origin``.
 
         Parameters
@@ -50,7 +88,8 @@ class PixelDraws:
         shape : tuple of int
             ``(channels, rows, columns)`` of the window.
         origin : tuple of int
-            Image row and column of the window's first pixel.
+            Row and column of the window's first pixel on the grid (non-negative;
+            `grid_origin` of the image, plus the window's offset in it).
 
         Returns
         -------

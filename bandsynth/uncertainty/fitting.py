@@ -8,7 +8,7 @@ import numpy as np
 
 from .calibration import CONFIGURATIONS, fit_calibration
 from .components import temperature_for_flux_half_width
-from .draws import PixelDraws
+from .draws import PixelDraws, grid_origin
 
 __all__ = ["calibrate_translator", "calibration_galaxies", "fit_sigma_head", "FOOTPRINTS"]
 
@@ -103,6 +103,7 @@ def _scaled_prediction(translator, stack, inside, settings, draws):
     noise = noise[None] if settings["monte_carlo"] and noise is not None else None
     mean, variance, _ = translator.predict_scaled(
         x[None], noise, uncertainty=True, tta=settings["tta"], n_samples=8, draws=draws,
+        origins=[grid_origin(stack.wcs)],
         run=dict(batch_size=8, tile=512, precision="fp32", compile=False, progress=None))
     use = inside & ~mask
     return mean[0, 0][use].astype(np.float64), np.sqrt(variance[0, 0][use]), use
