@@ -52,7 +52,7 @@ SKY_ZOO = {
     "g_z_to_r": (("DECam_g", "DECam_z"), "DECam_r", "decals", 0.262),
 }
 
-DESCRIPTION_SKY = ("{inputs} -> {output} for observed images ({surveys}) brought onto one {scale:g}\"/pixel grid "
+DESCRIPTION_SKY = ("{inputs} -> {output} for observed images (bands {bands}) brought onto one {scale:g}\"/pixel grid "
                    "(e.g. bandsynth predict --reproject-to {grid}); trained on the survey layer of the mock "
                    "universe ({preset} preset: each band at its survey's pixel scale, PSF, depth, sky residual "
                    "and masked pixels, among neighbours and stars; galaxies of r = {lo:g}-{hi:g}) against the "
@@ -181,10 +181,13 @@ def _sky_job(inputs, output, survey, scale, args):
     from bandsynth.datasets.mock import resolve_survey
 
     specs = {sb.band: sb for sb in resolve_survey(survey, [*inputs, output])}
-    surveys = ", ".join(f"{specs[b].survey} {b}" for b in inputs)
+
+    def label(band):  # "KiDS g" for KiDS_g, "SDSS g" for g
+        return f"{specs[band].survey} {band.rsplit('_', 1)[-1]}"
+
     grid = min(inputs, key=lambda b: abs(specs[b].pixel_scale - scale))  # the input whose grid it is
-    description = DESCRIPTION_SKY.format(inputs=" + ".join(f"{specs[b].survey} {b}" for b in inputs),
-                                         output=f"{specs[output].survey} {output}", surveys=surveys, scale=scale,
+    description = DESCRIPTION_SKY.format(inputs=" + ".join(label(b) for b in inputs), output=label(output),
+                                         bands=", ".join(inputs), scale=scale,
                                          grid=grid, preset=survey, lo=args.r_mag_range[0],
                                          hi=args.r_mag_range[1])
     return {"inputs": inputs, "output": output, "mode": "survey", "survey": survey, "pixel_scale": float(scale),
