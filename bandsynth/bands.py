@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 import astropy.units as u
 import numpy as np
 
-__all__ = ["Band", "get_band", "list_bands", "sort_bands", "register_band"]
+__all__ = ["Band", "get_band", "header_band", "list_bands", "sort_bands", "register_band"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -336,3 +336,38 @@ def sort_bands(names) -> list[Band]:
             raise ValueError(f"band {band.name!r} is given twice (as {given!r})")
         seen.add(band.name)
     return sorted(bands, key=lambda b: b.wavelength.value)
+
+
+def header_band(header):
+    """The band a FITS header names by its survey or instrument and its filter, or None.
+
+    ``FILTER`` after the survey (``SURVEY``) or the instrument or telescope (``INSTRUME``,
+    ``TELESCOP``, or either part of ``'VST/OmegaCAM'``), as `get_band`
+    knows them: ``SURVEY = 'KiDS'``, ``FILTER = 'g'`` is KiDS g, ``INSTRUME =
+    'VISTA/VIRCAM'``, ``FILTER = 'Y'`` is VISTA Y.
+
+    Parameters
+    ----------
+    header : `~astropy.io.fits.Header`
+
+    Returns
+    -------
+    `~bandsynth.bands.Band` or None
+
+    Examples
+    --------
+    >>> from astropy.io import fits
+    >>> header_band(fits.Header({"SURVEY": "VIKING", "FILTER": "Z"})).name
+    'VISTA_Z'
+    >>> header_band(fits.Header({"FILTER": "g"})) is None     # no survey: the filter alone is ambiguous
+    True
+    """
+    filt = str(header.get("FILTER", "")).strip()
+    for key in ("SURVEY", "INSTRUME", "TELESCOP") if filt else ():
+        value = str(header.get(key, "")).strip()
+        for prefix in dict.fromkeys(p.strip() for p in [value, *value.split("/")] if p.strip()):
+            try:
+                return get_band(f"{prefix}_{filt}")
+            except ValueError:
+                continue
+    return None

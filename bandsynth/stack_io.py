@@ -24,7 +24,7 @@ from astropy.utils.exceptions import AstropyUserWarning
 from astropy.wcs import WCS
 
 from ._io import fits_ascii, sha256_file
-from .bands import get_band, list_bands
+from .bands import get_band, header_band, list_bands
 from .errors import BandFileError, BandFileNotFoundError, BandInputError, BandTypeError, BandUnitError
 from .units import conversion_factor, parse_unit, to_unit
 from .zeropoints import header_zeropoint, is_count_unit, nanomaggy_factor
@@ -559,12 +559,27 @@ def read_band_file(band, path, *, hdu, unit):
     return im, {"band": band.name, "file": path, "checksum": sha256_file(path)}
 
 
+def _extname_band(name, header):
+    """The band an HDU's upper-case EXTNAME names; the header's (`header_band`) where the EXTNAME is just its
+    FILTER or no band at all; None if neither names one."""
+    named = header_band(header)
+    if named is not None and name == str(header.get("FILTER", "")).strip().upper():
+        return named
+    try:
+        return get_band(name)
+    except ValueError:
+        return named
+
+
 def read_multi_extension(path, *, unit, extnames=None):
     """Read every band of a multi-extension FITS file, each image HDU named after its band.
 
     An image HDU's ``EXTNAME`` names its band (any alias, any case), unless
     ``extnames`` says otherwise; ``<EXTNAME>_UNCERT`` and ``<EXTNAME>_MASK`` HDUs hold
-    that band's uncertainty and mask.
+    that band's uncertainty and mask.  An ``EXTNAME`` that is just the HDU's ``FILTER``
+    (``'g'``), or no known band at all (``'Y'``), is read as the band the header names by
+    survey or instrument and filter (`~bandsynth.bands.header_band`: ``SURVEY = 'KiDS'`` makes ``'g'``
+    KiDS g, not SDSS g).
 
     Parameters
     ----------
@@ -621,17 +636,18 @@ def read_multi_extension(path, *, unit, extnames=None):
                     base = None
             if base is None or (wanted is not None and name not in wanted):
                 continue
-            try:
-                band = get_band(name if wanted is None else wanted[name])
-            except ValueError:
-                if wanted is not None:
+            if wanted is not None:
+                try:
+                    band = get_band(wanted[name])
+                except ValueError:
                     raise BandInputError(f"extnames: {wanted[name]!r} (for EXTNAME {name!r}) is not a known band",
                                          path=path) from None
+            elif (band := _extname_band(name, hdul[i].header)) is None:
                 known = ", ".join(b.name for b in list_bands())
                 raise BandInputError(
                     f"{label}: HDU {i} has EXTNAME {name!r}, which is not a known band; known bands are: {known}",
                     path=path,
-                ) from None
+                )
             if band in found:
                 raise BandInputError(
                     f"{label}: band {band.name!r} appears twice (EXTNAME {name!r})",

@@ -21,6 +21,7 @@ from bandsynth.bands import get_band
 from bandsynth.errors import BandFileNotFoundError, BandUnitError
 from bandsynth.scaling import reference_flux
 from bandsynth.stack import BandStack
+from bandsynth.bands import header_band
 from bandsynth.units import nanomaggy
 
 
@@ -346,6 +347,23 @@ def test_from_fits_extnames_names_and_selects_the_bands(tmp_path, caplog):
         BandStack.from_fits(path, extnames={"g": "Q"})
     with pytest.raises(ValueError, match="extnames= applies to one multi-extension file"):
         BandStack.from_fits({"g": path}, extnames={"g": "kids_g"})
+
+
+def test_from_fits_reads_the_survey_and_filter_a_header_states(tmp_path):
+    """EXTNAMEs that are just the filter ("g": SDSS g to the registry) are the header's survey's filter."""
+    wcs = tan_wcs(16)
+    hdus = [fits.PrimaryHDU()]
+    for name, survey, amp in (("g", "KiDS", 1.0), ("Z", "VIKING", 2.0), ("Y", "VIKING", 3.0), ("NUV", "KiDS", 4.0)):
+        hdu = fits.ImageHDU(gaussian(16, amplitude=amp), wcs.to_header(), name=name)
+        hdu.header.update(BUNIT="nanomaggy", SURVEY=survey, FILTER=name if name != "NUV" else "u")
+        hdus.append(hdu)
+    fits.HDUList(hdus).writeto(tmp_path / "kv.fits")
+    s = BandStack.from_fits(tmp_path / "kv.fits")
+    # An EXTNAME that names another band than its FILTER keeps its own name.
+    assert s.names == ("NUV", "KiDS_g", "VISTA_Z", "VISTA_Y")
+    np.testing.assert_array_equal(s["VISTA_Y"].data, gaussian(16, amplitude=3.0))
+    instrument = fits.Header({"INSTRUME": "VST/OmegaCAM", "FILTER": "r"})
+    assert header_band(instrument).name == "KiDS_r" and header_band(fits.Header({"FILTER": "r"})) is None
 
 
 def test_from_fits_errors(tmp_path):
