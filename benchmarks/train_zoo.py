@@ -111,6 +111,8 @@ def main(argv=None):
                      help="r magnitudes of the survey-layer galaxies (default 12-16: about the galaxies of the "
                           "2MASS extended-source catalogue, Ks < 13.5 Vega; the survey layer's own counts run to "
                           "r = 21.5, where 2MASS sees only noise)")
+    sky.add_argument("--family", default="default",
+                     help="physics family of the mock galaxies (bandsynth.datasets.mock.families, e.g. broad)")
     sky.add_argument("--data-cache", default="runs/data",
                      help="folder of rendered survey-layer data sets (reopened, never rendered twice)")
     args = parser.parse_args(argv)
@@ -204,14 +206,15 @@ def survey_dataset(job, args):
     bands = [*job["inputs"], job["output"]]
     lo, hi = job["r_mag_range"]
     key = (f"{job['survey']}_{'_'.join(bands)}_{job['pixel_scale']:g}as_{job['size']}px_r{lo:g}-{hi:g}_"
-           f"{job['n_galaxies']}")
+           f"{job['n_galaxies']}" + ("" if args.family == "default" else f"_{args.family}"))
     path = Path(args.data_cache) / key
     if path.exists():
         print(f"reusing the rendered data set {path}", flush=True)
         return open_dataset(path)
     started = time.perf_counter()
     data = write_mock_dataset(path, job["n_galaxies"], seed=0, survey=job["survey"], bands=bands, size=job["size"],
-                              pixel_scale=job["pixel_scale"], r_mag_range=job["r_mag_range"], progress=False)
+                              pixel_scale=job["pixel_scale"], r_mag_range=job["r_mag_range"], family=args.family,
+                              progress=False)
     print(f"rendered {len(data)} survey-layer galaxies into {path} in {time.perf_counter() - started:.0f} s",
           flush=True)
     return data
