@@ -343,7 +343,7 @@ def main(argv=None):
                         help="galaxies scored (default: the held-out part)")
     parser.add_argument("--per-galaxy", action="store_true", help="print one line per galaxy too")
     parser.add_argument("--figure", metavar="PNG", help="also draw a panel of scored galaxies for --figure-model")
-    parser.add_argument("--figure-model", default="g_z_to_r", help="model of the panel (default: g_z_to_r)")
+    parser.add_argument("--figure-model", default="kids_g_z_to_r", help="model of the panel (default: kids_g_z_to_r)")
     parser.add_argument("--degradation", action="store_true",
                         help="for an any-band model, also r from fewer and fewer bands")
     parser.add_argument("--grid", choices=["model", "set"], default="model",
