@@ -363,9 +363,11 @@ def header_band(header):
     True
     """
     filt = str(header.get("FILTER", "")).strip()
-    for key in ("SURVEY", "INSTRUME", "TELESCOP") if filt else ():
-        value = str(header.get(key, "")).strip()
-        for prefix in dict.fromkeys(p.strip() for p in [value, *value.split("/")] if p.strip()):
+    if not filt:
+        return None
+    for key in ("SURVEY", "INSTRUME", "TELESCOP"):
+        value = str(header.get(key, ""))
+        for prefix in filter(None, (p.strip() for p in [value, *value.split("/")])):
             try:
                 return get_band(f"{prefix}_{filt}")
             except ValueError:
