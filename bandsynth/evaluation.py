@@ -419,6 +419,8 @@ def card_dataset(card, *, progress=True, seed=None, n_galaxies=None):
         options["split_fractions"] = tuple(float(f) for f in info["split_fractions"])
     if "r_mag_range" in info:
         options["r_mag_range"] = tuple(float(f) for f in info["r_mag_range"])
+    if info.get("redshift"):  # galaxies observed at their redshifts
+        options["redshift"] = True
     if "family" in info:  # a physics family other than the default (`bandsynth.datasets.mock.families`)
         options["family"] = str(info["family"])
     return make_dataset(

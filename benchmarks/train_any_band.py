@@ -84,6 +84,10 @@ def main(argv=None):
     parser.add_argument("--survey", help="render this survey preset's layer (e.g. kids_viking) instead of ideal mocks")
     parser.add_argument("--pixel-scale", type=float, help="common grid of --survey [arcsec/px]")
     parser.add_argument("--r-mag-range", type=float, nargs=2, help="r magnitudes of the --survey galaxies")
+    parser.add_argument("--family", default="default",
+                        help="physics family of the mock galaxies (bandsynth.datasets.mock.families, e.g. bc03)")
+    parser.add_argument("--redshift", action="store_true",
+                        help="with --survey: galaxies at redshifts drawn from their magnitudes")
     parser.add_argument("--moment-pixels", choices=["all", "sources"],
                         help="pixels the colour models are fitted on (default: sources with --survey, else all)")
     parser.add_argument("--baseline", choices=BASELINES,
@@ -189,6 +193,8 @@ def open_or_render(args):
     from bandsynth.datasets.store import write_mock_dataset
 
     if args.survey is None:
+        if args.redshift:
+            raise SystemExit("--redshift needs --survey (ideal mock galaxies are seen in their rest frame)")
         path = Path(args.data_cache) / f"ideal_{'_'.join(args.bands)}_{args.size}px_{args.n_galaxies}"
         render = dict(mode="ideal")
         universe = "ideal mock galaxies (the universe of the paper reproductions)"
@@ -197,9 +203,15 @@ def open_or_render(args):
         scale = 0.262 if args.pixel_scale is None else args.pixel_scale
         path = (Path(args.data_cache) / f"{args.survey}_{'_'.join(args.bands)}_{scale:g}as_{args.size}px_"
                                         f"r{lo:g}-{hi:g}_{args.n_galaxies}")
-        render = dict(survey=args.survey, pixel_scale=scale, r_mag_range=(lo, hi))
+        render = dict(survey=args.survey, pixel_scale=scale, r_mag_range=(lo, hi), redshift=args.redshift)
         universe = (f"the survey layer of the mock universe ({args.survey} preset on one {scale:g}\"/pixel grid, "
-                    f"galaxies of r = {lo:g}-{hi:g}) against the noise-free truth")
+                    f"galaxies of r = {lo:g}-{hi:g}{' at redshifts drawn from their magnitudes' * args.redshift}) "
+                    "against the noise-free truth")
+        path = path.with_name(path.name + "_z" * args.redshift)
+    if args.family != "default":
+        path = path.with_name(f"{path.name}_{args.family}")
+        render["family"] = args.family
+        universe += f", physics family {args.family!r}"
     if path.exists():
         data = open_dataset(path)
     else:

@@ -113,6 +113,8 @@ def main(argv=None):
                           "r = 21.5, where 2MASS sees only noise)")
     sky.add_argument("--family", default="default",
                      help="physics family of the mock galaxies (bandsynth.datasets.mock.families, e.g. broad)")
+    sky.add_argument("--redshift", action="store_true",
+                     help="observe the galaxies at redshifts drawn from their magnitudes (make_dataset(redshift=True))")
     sky.add_argument("--data-cache", default="runs/data",
                      help="folder of rendered survey-layer data sets (reopened, never rendered twice)")
     args = parser.parse_args(argv)
@@ -192,6 +194,11 @@ def _sky_job(inputs, output, survey, scale, args):
                                          bands=", ".join(inputs), scale=scale,
                                          grid=grid, preset=survey, lo=args.r_mag_range[0],
                                          hi=args.r_mag_range[1])
+    if args.family != "default":
+        spectra = "stellar spectra of Bruzual & Charlot (2003), " if args.family == "bc03" else ""
+        description += f"; {spectra}physics family {args.family!r}"
+    if args.redshift:
+        description += "; galaxies at redshifts drawn from their magnitudes"
     return {"inputs": inputs, "output": output, "mode": "survey", "survey": survey, "pixel_scale": float(scale),
             "size": args.size, "n_galaxies": args.n_galaxies, "r_mag_range": tuple(args.r_mag_range),
             "crop": args.crop or min(64, args.size),
@@ -206,7 +213,8 @@ def survey_dataset(job, args):
     bands = [*job["inputs"], job["output"]]
     lo, hi = job["r_mag_range"]
     key = (f"{job['survey']}_{'_'.join(bands)}_{job['pixel_scale']:g}as_{job['size']}px_r{lo:g}-{hi:g}_"
-           f"{job['n_galaxies']}" + ("" if args.family == "default" else f"_{args.family}"))
+           f"{job['n_galaxies']}" + ("" if args.family == "default" else f"_{args.family}")
+           + ("_z" if args.redshift else ""))
     path = Path(args.data_cache) / key
     if path.exists():
         print(f"reusing the rendered data set {path}", flush=True)
@@ -214,7 +222,7 @@ def survey_dataset(job, args):
     started = time.perf_counter()
     data = write_mock_dataset(path, job["n_galaxies"], seed=0, survey=job["survey"], bands=bands, size=job["size"],
                               pixel_scale=job["pixel_scale"], r_mag_range=job["r_mag_range"], family=args.family,
-                              progress=False)
+                              redshift=args.redshift, progress=False)
     print(f"rendered {len(data)} survey-layer galaxies into {path} in {time.perf_counter() - started:.0f} s",
           flush=True)
     return data

@@ -183,6 +183,33 @@ def test_agn_is_a_central_point_source():
     assert st["r"].data.sum() == pytest.approx(st.meta["flux_stamp"]["r"], rel=1e-4)
 
 
+def _g_minus_r(fluxes):
+    return -2.5 * np.log10(fluxes[0] / fluxes[1])
+
+
+def test_bc03_family_takes_its_spectra_from_bruzual_and_charlot():
+    from bandsynth.datasets.mock import component_fluxes, population_band_fluxes
+
+    # BC03 solar-metallicity populations in SDSS g - r: ~0.8 mag when 10 Gyr old, ~0.45 at 1 Gyr, where
+    # the mock universe's own blackbody mixtures stay red (0.84)
+    old = _g_minus_r(population_band_fluxes(["g", "r"], age=1e10, spectra="bc03"))
+    middle = _g_minus_r(population_band_fluxes(["g", "r"], age=1e9, spectra="bc03"))
+    assert 0.75 < old < 0.9 and 0.35 < middle < 0.55 < _g_minus_r(population_band_fluxes(["g", "r"], age=1e9))
+    # the same galaxies (structure, r flux), other colours
+    bc03 = make_galaxy(5, bands=["u", "g", "r"], size=32, family="bc03", dust=False)
+    ref = make_galaxy(5, bands=["u", "g", "r"], size=32, dust=False)
+    assert bc03.meta["family"] == "bc03" and bc03.meta["components"] == ref.meta["components"]
+    assert bc03.meta["flux_total"]["r"] == pytest.approx(ref.meta["flux_total"]["r"], rel=1e-9)
+    assert _g_minus_r([bc03.meta["flux_total"][b] for b in "gr"]) < _g_minus_r([ref.meta["flux_total"][b]
+                                                                                 for b in "gr"]) - 0.1
+    # the components' continua (recomputed from the spectra) add up to the whole galaxy's flux
+    for band in "ugr":
+        total = sum(c[band] for c in component_fluxes(bc03.meta, ["u", "g", "r"]).values())
+        assert total == pytest.approx(bc03.meta["flux_total"][band], rel=1e-6)
+    with pytest.raises(ValueError, match="stellar spectra must be one of"):
+        population_band_fluxes(["r"], age=1e9, spectra="fsps")
+
+
 def test_families_are_deterministic_and_differ_from_default():
     for fam in ("broad", "nebular"):
         a = make_galaxy(9, bands=["NUV", "r"], size=32, family=fam, mode="survey")

@@ -149,6 +149,51 @@ def test_make_galaxy_and_make_dataset_with_a_survey():
         make_dataset(1, bands=["r"], size=8).truth_cube("r")
 
 
+def test_redshift_shifts_the_spectra_through_the_bands():
+    from bandsynth.bands import get_band
+    from bandsynth.datasets.mock.spectra import population_sed, sed_band_fluxes
+
+    # the band-averaged f_nu at z, integrated independently on the observed-frame wavelengths
+    lam = np.geomspace(300.0, 1200.0, 20000)
+    for band in ("g", "z"):
+        sed = population_sed(lam / 1.3, age=1e10)
+        t = get_band(band).transmission(lam)
+        direct = np.trapezoid(sed * t / lam, lam) / np.trapezoid(t / lam, lam)
+        shifted = sed_band_fluxes([band], lambda rest: population_sed(rest, age=1e10), redshift=0.3)[0]
+        assert shifted == pytest.approx(direct, rel=0.01), band
+    sdss = {"u": "SDSS", "g": "SDSS", "r": "SDSS", "z": "SDSS"}
+    kw = dict(size=32, neighbours=False, stars=False, galaxy_class="elliptical", log_ssfr=-12.5)
+    rest = observe_galaxy(7, sdss, **kw)
+    assert rest.observed.meta["redshift"] == 0.0
+    assert np.array_equal(rest.truth["g"].data, observe_galaxy(7, sdss, redshift=0.0, **kw).truth["g"].data)
+    colours = []
+    for z in (0.0, 0.15, 0.3):
+        meta = observe_galaxy(7, sdss, redshift=z, **kw).observed.meta
+        flux = meta["flux_total"]
+        # r_mag stays the observed r magnitude at any redshift
+        assert flux["r"] == pytest.approx(flux_from_ab(meta["r_mag"]), rel=1e-6) and meta["redshift"] == z
+        colours.append(-2.5 * np.log10(flux["g"] / flux["r"]))
+    # the 4000 A break of an old population moves through g: g - r reddens by ~0.4 mag per 0.15 in z
+    assert colours[0] + 0.25 < colours[1] < colours[2] - 0.25
+
+
+def test_redshifts_drawn_from_the_magnitudes():
+    from bandsynth.datasets.mock.field import draw_redshift
+
+    bright = np.median([draw_redshift(s, 16.0) for s in range(300)])
+    faint = np.median([draw_redshift(s, 20.0) for s in range(300)])
+    assert 0.04 < bright < 0.08 and 0.22 < faint < 0.32
+    obs = observe_galaxy(3, "kids_viking", bands=["r"], size=64, r_mag=20.0, redshift=True, neighbours=3.0)
+    meta = obs.observed.meta
+    assert meta["redshift"] == draw_redshift(3, 20.0)
+    assert meta["neighbours"] and all(nb["redshift"] == draw_redshift(nb["seed"], nb["r_mag"])
+                                      for nb in meta["neighbours"])
+    assert "redshift" not in observe_galaxy(3, "kids_viking", bands=["r"], size=64, r_mag=20.0,
+                                            neighbours=3.0).observed.meta["neighbours"][0]
+    ds = make_dataset(2, seed=3, survey="kids_viking", bands=["r"], size=24, redshift=True)
+    assert ds.manifest.meta["redshift"] is True and all(ds.stack(i).meta["redshift"] > 0 for i in range(2))
+
+
 @pytest.mark.parametrize(
     "call, match",
     [
@@ -163,6 +208,10 @@ def test_make_galaxy_and_make_dataset_with_a_survey():
         (lambda: make_galaxy(1, mode="ideal", survey=PAPER), "cannot be combined with mode='ideal'"),
         (lambda: make_galaxy(1, survey=PAPER, psf_fwhm=1.0), "psf_fwhm is the common PSF of mode='ideal'"),
         (lambda: make_galaxy(1, survey=3), "survey must be a survey name, a preset name or a mapping"),
+        (lambda: observe_galaxy(1, PAPER, redshift=0.9), "redshift must be True, False or a number from 0 to 0.6"),
+        (lambda: observe_galaxy(1, PAPER, redshift="high"), r"redshift must be .*, got 'high'"),
+        (lambda: make_dataset(1, bands=["r"], size=8, redshift=True), "give survey= too"),
+        (lambda: make_dataset(1, survey=PAPER, size=8, redshift=0.2), "redshift must be True or False"),
     ],
 )
 def test_errors_name_what_is_wrong(call, match):

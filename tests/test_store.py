@@ -201,10 +201,12 @@ def test_cli_mock(tmp_path, capsys):
 def test_cli_mock_survey_layer(tmp_path, capsys):
     out = tmp_path / "kv"
     argv = ["mock", "--n", "3", "-o", str(out), "--survey", "kids_viking", "--bands", "g", "Z", "--size", "24",
-            "--r-mag-range", "14", "15", "--seed", "2", "--quiet"]
+            "--r-mag-range", "14", "15", "--seed", "2", "--redshift", "--quiet"]
     assert _run(argv) == 0
     ds = open_dataset(out)
-    expected = make_dataset(3, seed=2, survey="kids_viking", bands=["g", "Z"], size=24, r_mag_range=(14, 15))
+    expected = make_dataset(3, seed=2, survey="kids_viking", bands=["g", "Z"], size=24, r_mag_range=(14, 15),
+                            redshift=True)
+    assert ds.manifest.meta["redshift"] is True
     assert ds.names == expected.names == ("KiDS_g", "VISTA_Z")
     np.testing.assert_array_equal(ds.truth_cube("KiDS_g"), expected.truth_cube("KiDS_g"))
     np.testing.assert_array_equal(ds.cube("VISTA_Z"), expected.cube("VISTA_Z"))
@@ -217,6 +219,7 @@ def test_cli_mock_survey_layer(tmp_path, capsys):
     (["--survey", "SDSS", "--bands", "Ks"], "--survey SDSS: survey 'SDSS' does not observe band 'Ks'"),
     (["--survey", "nowhere"], "--survey nowhere: unknown survey 'nowhere'"),
     (["--r-mag-range", "14", "15"], "--r-mag-range needs --survey"),
+    (["--redshift"], "--redshift needs --survey"),
 ])
 def test_cli_mock_survey_errors_name_the_flags(tmp_path, capsys, extra, message):
     out = tmp_path / "bad"

@@ -30,6 +30,9 @@ def add_parser(subparsers):
                         "or a survey (GALEX, SDSS, 2MASS, DECaLS, KiDS, VIKING, HSC). Not with --mode")
     p.add_argument("--r-mag-range", nargs=2, type=float, default=None, metavar=("BRIGHT", "FAINT"),
                    help="with --survey: r magnitudes of the galaxies (default: the survey layer's own counts)")
+    p.add_argument("--redshift", action="store_true",
+                   help="with --survey: observe each galaxy and its neighbours at a redshift drawn from its r "
+                        "magnitude (observed-frame colours; default: every galaxy in its rest frame)")
     p.add_argument("--seed", "--data-seed", dest="seed", type=int, default=0,
                    help="seed of the mock universe (default: 0)")
     p.add_argument("--bands", nargs="+", default=None, metavar="BAND", help="bands (default: all registered bands)")
@@ -69,6 +72,8 @@ def run(args) -> int:
         raise UsageError(f"--survey {args.survey} sets how every band is observed; drop --mode {args.mode}")
     if args.r_mag_range is not None and args.survey is None:
         raise UsageError("--r-mag-range needs --survey (ideal and survey mode draw their own magnitudes)")
+    if args.redshift and args.survey is None:
+        raise UsageError("--redshift needs --survey (ideal and survey mode show galaxies in their rest frame)")
     if args.survey is not None:
         from ..datasets.mock.surveys import resolve_survey
 
@@ -85,7 +90,7 @@ def run(args) -> int:
             size=args.size, pixel_scale=args.pixel_scale, views=args.views, depth_offset=args.depth_offset, dust=not args.no_dust,
             split_fractions=tuple(args.split), overwrite=args.overwrite, progress=not args.quiet,
             family=args.family, survey=args.survey,
-            r_mag_range=None if args.r_mag_range is None else tuple(args.r_mag_range),
+            r_mag_range=None if args.r_mag_range is None else tuple(args.r_mag_range), redshift=args.redshift,
         )
     except (FileExistsError, ValueError, TypeError) as exc:
         raise UsageError(str(exc)) from None

@@ -335,7 +335,7 @@ def write_dataset(source, path, *, overwrite=False):
 def write_mock_dataset(path, n, *, seed=0, mode=None, bands=None, size=128, pixel_scale=None, views=1,
                        psf_fwhm=None, depth_offset=0.0, dust=True, stratify=True,
                        split_fractions=(0.8, 0.1, 0.1), overwrite=False, progress=True, survey=None,
-                       r_mag_range=None, family="default"):
+                       r_mag_range=None, family="default", redshift=False):
     """Generate a mock data set straight to disk, one image at a time (bounded memory).
 
     Same parameters and images as :func:`bandsynth.datasets.mock.make_dataset`;
@@ -381,6 +381,8 @@ def write_mock_dataset(path, n, *, seed=0, mode=None, bands=None, size=128, pixe
         ``"galex_sdss_2mass"``, see :func:`bandsynth.datasets.mock.make_dataset`).
     r_mag_range : tuple of float, optional
         With ``survey``: the (bright, faint) range of the galaxies' r magnitudes.
+    redshift : bool
+        With ``survey``: observe the galaxies at redshifts drawn from their magnitudes.
     family : str
         The mock universe's physics family (`bandsynth.datasets.mock.families.FAMILIES`).
 
@@ -401,7 +403,8 @@ def write_mock_dataset(path, n, *, seed=0, mode=None, bands=None, size=128, pixe
 
     plan = MockPlan(n, seed=seed, mode=mode, bands=bands, size=size, pixel_scale=pixel_scale, views=views,
                      psf_fwhm=psf_fwhm, depth_offset=depth_offset, dust=dust, stratify=stratify,
-                     split_fractions=split_fractions, survey=survey, r_mag_range=r_mag_range, family=family)
+                     split_fractions=split_fractions, survey=survey, r_mag_range=r_mag_range, family=family,
+                     redshift=redshift)
     noisy = plan.mode == "survey"
     writer = _Writer(path, names=[b.name for b in plan.bands], n_images=plan.n_images, shape=(plan.size, plan.size),
                      uncertainty=noisy, unit="nanomaggy", overwrite=overwrite, truth=survey is not None)

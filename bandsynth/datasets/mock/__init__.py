@@ -25,7 +25,8 @@ This is the ``"default"`` *family*.  Other families (:data:`FAMILIES`, chosen wi
 galaxies with other physics -- SMC-bar or Milky-Way dust curves, nebular emission
 lines, and in ``"broad"`` every choice varying from galaxy to galaxy (dust curves,
 lines, AGN, IMF slope, metallicity spread, post-starbursts, clump luminosity
-function, bars) -- so that a model can be tested on physics it was not trained on
+function, bars), and ``"bc03"`` taking the stellar spectra from Bruzual & Charlot
+(2003) -- so that a model can be tested on physics it was not trained on
 (``benchmarks/cross_family.py``).
 
 Several views (like the Illustris cameras) show the same intrinsic galaxy --
@@ -37,7 +38,8 @@ it (:data:`SURVEYS`: native pixel scale, PSF, depth, sky residual, masked
 pixels), with the galaxy at a realistic magnitude and size among neighbours and
 foreground stars, and brings the bands onto one grid with
 `BandStack.reproject <bandsynth.stack.BandStack.reproject>`, keeping the
-noise-free truth on the same grid.  ``mode="survey"`` without a survey is the
+noise-free truth on the same grid; with ``redshift=True`` it observes each galaxy
+and its neighbours at redshifts drawn from their magnitudes.  ``mode="survey"`` without a survey is the
 simple survey mode of earlier versions: each band's PSF FWHM from the band
 registry (Moffat profile, beta = 3), sky and Poisson noise at the depth of
 :data:`SURVEY_DEPTHS` on the common grid.

@@ -31,7 +31,7 @@ Examples
 --------
 >>> from bandsynth.datasets.mock.families import FAMILIES, get_family
 >>> sorted(FAMILIES)
-['broad', 'default', 'mw_dust', 'nebular', 'smc_dust']
+['bc03', 'broad', 'default', 'mw_dust', 'nebular', 'smc_dust']
 >>> get_family("smc_dust").dust_laws
 (('smc_bar', 1.0),)
 """
@@ -88,6 +88,10 @@ class Family:
     bar_length, bar_axis_ratio, bar_light : tuple of float
         Ranges of the bar's length (disk scale lengths), axis ratio and share of the
         disk's stars.
+    stellar_spectra : str
+        The stellar populations' spectra: the mock universe's own (``"mock"``) or
+        Bruzual & Charlot (2003) simple stellar populations (``"bc03"``); see
+        `bandsynth.datasets.mock.spectra.STELLAR_SPECTRA`.
     """
 
     name: str
@@ -106,6 +110,7 @@ class Family:
     bar_length: tuple = (1.0, 2.0)
     bar_axis_ratio: tuple = (0.2, 0.4)
     bar_light: tuple = (0.05, 0.15)
+    stellar_spectra: str = "mock"
 
     @property
     def is_default(self):
@@ -124,6 +129,8 @@ FAMILIES = {
                       dust_laws=(("mw", 1.0),), mw_r_v=(2.5, 5.0)),
     # EW(H-beta) of 10-30 nm: a 0-10 Myr population of Starburst99 (Leitherer et al. 1999)
     "nebular": Family("nebular", "default galaxies with HII-region emission lines", ew_hbeta=(10.0, 30.0)),
+    # Bruzual & Charlot (2003) simple stellar populations (Chabrier IMF, MILES library)
+    "bc03": Family("bc03", "default galaxies with Bruzual & Charlot (2003) stellar spectra", stellar_spectra="bc03"),
     "broad": Family(
         "broad", "every physics choice varies from galaxy to galaxy",
         # attenuation curves of galaxies span SMC-like to MW-like slopes (Salim, Boquien & Lee 2018)
@@ -290,8 +297,9 @@ def _line_ratio(which, physics):
     return physics[which]
 
 
-def nebular_table(names, age, metallicity, uv_upturn, physics):
-    """Band fluxes of the nebular lines of the youngest age bin per unit r continuum flux.
+def nebular_table(names, age, metallicity, uv_upturn, physics, redshift=0.0, spectra="mock"):
+    """Band fluxes of the nebular lines of the youngest age bin per unit (rest-frame) r continuum flux,
+    the bands observing at ``redshift``.
 
     A line of equivalent width ``EW`` on a continuum ``f_nu`` holds ``f_nu EW / lambda``
     of ``integral f_nu d(ln lambda)``; lines are scaled to H-beta, whose equivalent width
@@ -300,15 +308,16 @@ def nebular_table(names, age, metallicity, uv_upturn, physics):
     ew = physics["ew_hbeta"]
     if ew <= 0:
         return np.zeros(len(names))
-    continuum = population_sed(np.array([486.1]), age=age, metallicity=metallicity, uv_upturn=uv_upturn)[0]
-    r_cont = population_band_fluxes(["r"], age=age, metallicity=metallicity, uv_upturn=uv_upturn)[0]
+    pop = dict(age=age, metallicity=metallicity, uv_upturn=uv_upturn, spectra=spectra)
+    continuum = population_sed(np.array([486.1]), **pop)[0]
+    r_cont = population_band_fluxes(["r"], **pop)[0]
     lam = np.array([w for w, _ in _LINES])
     flux = np.array([_line_ratio(k, physics) for _, k in _LINES]) * ew / 486.1 * lam / 486.1 * continuum / r_cont
-    return line_band_fluxes(list(names), lam, flux)
+    return line_band_fluxes(list(names), lam, flux, redshift=redshift)
 
 
-def agn_band_fluxes(names, physics):
-    """Band fluxes of the AGN's spectrum per unit r-band flux: a power law
+def agn_band_fluxes(names, physics, redshift=0.0):
+    """Band fluxes of the AGN's spectrum, observed at ``redshift``, per unit rest-frame r-band flux: a power law
     ``f_nu ~ nu^alpha`` plus a 1300 K blackbody holding ``agn_hot_dust`` times the power
     law at 2.2 micron."""
     alpha, hot = physics["agn_alpha"], physics["agn_hot_dust"]
@@ -319,19 +328,19 @@ def agn_band_fluxes(names, physics):
         bb_22 = 2200.0**-3 / np.expm1(1.438777e7 / (2200.0 * 1300.0))
         return power + hot * (2200.0 / 550.0) ** (-alpha) * bb / bb_22
 
-    f = sed_band_fluxes(list(names) + ["r"], sed)
-    return f[:-1] / f[-1]
+    return sed_band_fluxes(list(names), sed, redshift=redshift) / sed_band_fluxes(["r"], sed)[0]
 
 
-def dust_curve(bands, physics):
-    """``A_lambda / A_V`` of the galaxy's dust curve at each band's effective wavelength (float32)."""
-    lam = np.array([b.wavelength.value for b in bands])
+def dust_curve(bands, physics, redshift=0.0):
+    """``A_lambda / A_V`` of the galaxy's dust curve at each band's effective wavelength in the
+    galaxy's rest frame (float32)."""
+    lam = np.array([b.wavelength.value for b in bands]) / (1.0 + redshift)
     return attenuation_curve(lam, physics["dust_law"], r_v=physics["r_v"], delta=physics["delta"],
                              bump=physics["bump"]).astype(np.float32)
 
 
-def family_table(names, ages, metallicities, uv_upturn, physics):
+def family_table(names, ages, metallicities, uv_upturn, physics, redshift=0.0, spectra="mock"):
     """(n_band, n_age) nebular additions to the population table (per unit r continuum flux)."""
     out = np.zeros((len(names), N_BINS))
-    out[:, 0] = nebular_table(names, ages[0], metallicities[0], uv_upturn[0], physics)
+    out[:, 0] = nebular_table(names, ages[0], metallicities[0], uv_upturn[0], physics, redshift, spectra)
     return out

@@ -22,10 +22,10 @@ import numpy as np
 from ...bands import get_band
 from ...units import flux_from_ab, format_unit, nanomaggy
 from ..base import tan_wcs
-from .field import draw_field, galaxy_size_and_mag
+from .field import draw_field, draw_redshift, galaxy_size_and_mag
 from .population import galaxy
 from .rendering import DEFAULT_PIXEL_SCALE, check_size, convolve, intrinsic_images, positive, psf_transfer
-from .spectra import star_band_fluxes
+from .spectra import MAX_REDSHIFT, star_band_fluxes
 from .surveys import resolve_survey
 
 __all__ = ["observe_galaxy", "SurveyObservation", "psf_image"]
@@ -112,13 +112,13 @@ def _noise_model(sb, depth_offset):
     return float(sigma), float(sky / sigma**2), float(sky)
 
 
-def _scenes(gal, view, specs, field, mag, radius, near, star_list, dust):
+def _scenes(gal, view, specs, field, mag, radius, near, star_list, dust, redshift):
     """Noise-free scenes of every band, rendered once per native pixel scale; and each band's total flux."""
     scenes, full_flux = {}, {}
     for scale in sorted({sb.pixel_scale for sb in specs}):
         group = [sb for sb in specs if sb.pixel_scale == scale]
         n = 2 * int(np.ceil(field / 2.0 / scale)) + 2 * _MARGIN_PX
-        images, flux = _scene(gal, view, group, n, scale, mag, radius, near, star_list, dust)
+        images, flux = _scene(gal, view, group, n, scale, mag, radius, near, star_list, dust, redshift)
         scenes.update(images)
         full_flux.update(flux)
     return scenes, full_flux
@@ -127,26 +127,24 @@ def _scenes(gal, view, specs, field, mag, radius, near, star_list, dust):
 def observe_galaxy(seed, survey="galex_sdss_2mass", *, bands=None, size=128, pixel_scale=None, view=0,
                    depth_offset=0.0, dust=True, log_ssfr=None, galaxy_class=None, r_mag=None,
                    half_light_radius=None, neighbours=True, stars=True, method="interp", family="default",
-                   r_mag_range=None):
+                   r_mag_range=None, redshift=False):
     """One mock galaxy as named surveys observe it, brought onto one pixel grid.
 
-    Each band is rendered as its survey delivers it -- native pixel scale, PSF, depth,
-    sky residual, defects and saturated stars (`bandsynth.datasets.mock.surveys`) --
-    with the galaxy at a realistic magnitude and size among neighbours and foreground
-    stars (`bandsynth.datasets.mock.field`); the bands are then reprojected onto the
-    common grid with `BandStack.reproject <bandsynth.stack.BandStack.reproject>`,
-    as a user would.  Deterministic: the same arguments give the same images.
+    Each band is rendered as its survey delivers it -- native pixel scale, PSF, depth, sky
+    residual, defects and saturated stars (`bandsynth.datasets.mock.surveys`) -- with the
+    galaxy at a realistic magnitude and size among neighbours and foreground stars
+    (`bandsynth.datasets.mock.field`), then reprojected onto the common grid with
+    `BandStack.reproject <bandsynth.stack.BandStack.reproject>`.  Deterministic.
 
     Parameters
     ----------
     seed : int
         The galaxy (as in :func:`make_galaxy`); it also seeds its field and noise.
     survey : str or mapping
-        A preset (``"galex_sdss_2mass"``, ``"kids_viking"``, ``"decals"``, ``"hsc"``,
-        ...: `bandsynth.datasets.mock.surveys.SURVEY_PRESETS`), a survey name
-        (``"HSC"``), or a mapping band -> survey such as
-        ``{"NUV": "GALEX", "r": "SDSS", "Ks": "2MASS"}`` (band names as the survey
-        calls them: ``{"r": "KiDS"}`` is KiDS r, stored as ``KiDS_r``).
+        A preset (``"galex_sdss_2mass"``, ``"kids_viking"``, ``"decals"``, ``"hsc"``, ...:
+        `bandsynth.datasets.mock.surveys.SURVEY_PRESETS`), a survey name (``"HSC"``), or a
+        mapping band -> survey such as ``{"NUV": "GALEX", "r": "SDSS", "Ks": "2MASS"}``
+        (band names as the survey calls them: ``{"r": "KiDS"}`` is KiDS r, ``KiDS_r``).
     bands : list of str, optional
         With a preset or survey name: the bands to observe (default: all of them).
     size : int
@@ -155,10 +153,8 @@ def observe_galaxy(seed, survey="galex_sdss_2mass", *, bands=None, size=128, pix
         Arcsec per pixel of the common grid (default 0.262").  Every band covers it.
     view : int
         Camera direction (views share the intrinsic galaxy); the field differs per view.
-    depth_offset : float
-        Magnitudes added to every depth (> 0 is deeper).
-    dust : bool
-        Apply the galaxy's dust screen.
+    depth_offset, dust : float, bool
+        Magnitudes added to every depth (> 0 is deeper); apply the galaxy's dust screen.
     log_ssfr, galaxy_class : optional
         Force the galaxy's sSFR or class (as in :func:`make_galaxy`).
     r_mag : float, optional
@@ -166,8 +162,11 @@ def observe_galaxy(seed, survey="galex_sdss_2mass", *, bands=None, size=128, pix
     half_light_radius : float, optional
         Force its half-light radius in arcsec (default: from the size-magnitude relation).
     r_mag_range : tuple of float, optional
-        ``(bright, faint)``: draw the galaxy's r magnitude from the galaxy counts in this
-        range instead of r = 15-21.5 (e.g. ``(14, 18.5)`` for galaxies 2MASS detects).
+        ``(bright, faint)`` range of the galaxy counts (e.g. ``(14, 18.5)``: galaxies 2MASS detects).
+    redshift : bool or float
+        `False`: rest frame.  `True`: the galaxy and its neighbours at redshifts drawn from
+        their r magnitudes (`bandsynth.datasets.mock.field`), each band seeing the light of
+        its wavelength / (1 + z).  A number (at most 0.6): the galaxy's redshift.
     neighbours, stars : bool or float
         Neighbouring galaxies and foreground stars: `True` for the default densities,
         `False` for none, or a number (neighbours: a factor on the density; stars:
@@ -183,11 +182,11 @@ def observe_galaxy(seed, survey="galex_sdss_2mass", *, bands=None, size=128, pix
     SurveyObservation
         ``observed`` and ``truth`` (BandStacks on the common grid), ``native``,
         ``native_truth`` and ``sky_residual`` (per band, on the native grids).
-        ``observed.meta`` holds the truth metadata: that of :func:`make_galaxy`
-        plus ``r_mag`` and ``half_light_radius`` of the galaxy, ``survey`` (per
-        band: the preset values, ``sky_sigma`` in nanomaggies per native pixel,
-        ``native_shape`` and ``masked_fraction``), ``neighbours`` and ``stars``
-        (positions in arcsec from the centre, r magnitudes) and ``reprojection``.
+        ``observed.meta`` holds the truth metadata: that of :func:`make_galaxy` plus the
+        galaxy's ``r_mag``, ``half_light_radius`` and ``redshift``, ``survey`` (per band: the
+        preset values, ``sky_sigma`` in nanomaggies per native pixel, ``native_shape`` and
+        ``masked_fraction``), ``neighbours`` and ``stars`` (positions in arcsec from the
+        centre, r magnitudes, neighbours' redshifts) and ``reprojection``.
 
     Raises
     ------
@@ -213,12 +212,13 @@ def observe_galaxy(seed, survey="galex_sdss_2mass", *, bands=None, size=128, pix
     mag, radius = galaxy_size_and_mag(gal.seed, field, r_mag=r_mag, half_light_radius=half_light_radius,
                                       mag_range=check_mag_range(r_mag_range))
     near, star_list = draw_field(gal.seed, view, field, mag, neighbours=neighbours, stars=stars)
-    scenes, full_flux = _scenes(gal, view, specs, field, mag, radius, near, star_list, dust)
+    z, near = _redshifts(redshift, gal.seed, mag, near)
+    scenes, full_flux = _scenes(gal, view, specs, field, mag, radius, near, star_list, dust, z)
     native, native_truth, sky_res, info = {}, {}, {}, {}
-    for i, sb in enumerate(specs):
+    for sb in specs:
         native[sb.band], native_truth[sb.band], sky_res[sb.band], info[sb.band] = _observe_band(
             sb, scenes[sb.band], gal, view, depth_offset)
-    meta = _meta(gal, view, specs, pixel_scale, mag, radius, near, star_list, info, full_flux, depth_offset, dust)
+    meta = _meta(gal, view, specs, pixel_scale, mag, radius, near, star_list, info, full_flux, depth_offset, dust, z)
     target = (tan_wcs(gal.ra, gal.dec, pixel_scale, (size, size)), (size, size))
     observed = _reproject_bands(native, gal, specs, target, method, meta, noisy=True)
     truth = _reproject_bands(native_truth, gal, specs, target, method, {**meta, "noise_free": True}, noisy=False)
@@ -252,6 +252,23 @@ def check_mag_range(r_mag_range):
     return lo, hi
 
 
+def _redshifts(redshift, seed, r_mag, near):
+    """The galaxy's redshift from ``observe_galaxy``'s ``redshift`` option, and the neighbours
+    with theirs (drawn unless the option is False)."""
+    if redshift is False:
+        return 0.0, near
+    near = [{**nb, "redshift": draw_redshift(nb["seed"], nb["r_mag"])} for nb in near]
+    if redshift is True:
+        return draw_redshift(seed, r_mag), near
+    try:
+        z = float(redshift)
+    except (TypeError, ValueError):
+        z = float("nan")
+    if not 0.0 <= z <= MAX_REDSHIFT:
+        raise ValueError(f"redshift must be True, False or a number from 0 to {MAX_REDSHIFT}, got {redshift!r}")
+    return z, near
+
+
 def _check_options(view, neighbours, stars, depth_offset):
     if not isinstance(view, (int, np.integer)) or isinstance(view, bool) or view < 0:
         raise ValueError(f"view must be an integer >= 0, got {view!r}")
@@ -270,12 +287,12 @@ def _stamp_scale(gal):
     return gal.bt_r * p["bulge_re"] + (1.0 - gal.bt_r) * 1.678 * p["disk_scale"]
 
 
-def _scene(gal, view, group, n, scale, mag, radius, near, star_list, dust):
+def _scene(gal, view, group, n, scale, mag, radius, near, star_list, dust, redshift):
     """Noise-free images before the PSF of every band of ``group`` (one native grid): galaxy,
     neighbours and stars.  Returns ({band: (n, n) image}, {band: whole-galaxy dust-free flux})."""
     bands = [get_band(sb.band) for sb in group]
     to_px = radius / _stamp_scale(gal) / scale
-    images, flux = intrinsic_images(gal, view=view, bands=bands, size=n, to_px=to_px, dust=dust)
+    images, flux = intrinsic_images(gal, view=view, bands=bands, size=n, to_px=to_px, dust=dust, redshift=redshift)
     scale_flux = 10.0 ** (-0.4 * (mag - gal.r_mag))
     images = images * np.float32(scale_flux)
     c = (n - 1) / 2.0
@@ -283,7 +300,8 @@ def _scene(gal, view, group, n, scale, mag, radius, near, star_list, dust):
         other = galaxy(nb["seed"], None, None, gal.family)
         px = nb["half_light_radius"] / _stamp_scale(other) / scale
         m = int(np.clip(np.ceil(px * 1.2) * 2 + 3, 9, 97))
-        stamp, _ = intrinsic_images(other, view=nb["view"], bands=bands, size=m, to_px=px, dust=dust)
+        stamp, _ = intrinsic_images(other, view=nb["view"], bands=bands, size=m, to_px=px, dust=dust,
+                                    redshift=nb.get("redshift", 0.0))
         stamp *= np.float32(10.0 ** (-0.4 * (nb["r_mag"] - other.r_mag)))
         _add_shifted(images, stamp, c - nb["dx"] / scale - (m - 1) / 2.0, c + nb["dy"] / scale - (m - 1) / 2.0)
     if star_list:
@@ -396,12 +414,12 @@ def _reproject_bands(images, gal, specs, target, method, meta, *, noisy):
     return BandStack.from_arrays(out, meta={**meta, "reprojection": records})
 
 
-def _meta(gal, view, specs, pixel_scale, mag, radius, near, star_list, info, full_flux, depth_offset, dust):
+def _meta(gal, view, specs, pixel_scale, mag, radius, near, star_list, info, full_flux, depth_offset, dust, redshift):
     inc, pa = gal.view_angles(view)
     return {
         "galaxy_id": gal.seed, "seed": gal.seed, "view": int(view), "galaxy_class": gal.galaxy_class,
         "log_ssfr": gal.log_ssfr, "ssfr": 10.0**gal.log_ssfr, "bt_r": gal.bt_r, "bt_mass": gal.bt_mass,
-        "r_mag": float(mag), "half_light_radius": float(radius),
+        "r_mag": float(mag), "half_light_radius": float(radius), "redshift": float(redshift),
         "inclination": float(np.degrees(inc)), "position_angle": float(np.degrees(pa)),
         "ra": gal.ra, "dec": gal.dec, "mode": "survey", "pixel_scale": float(pixel_scale),
         "psf_fwhm": {sb.band: sb.psf_fwhm for sb in specs}, "unit": format_unit(nanomaggy), "dust": bool(dust),

@@ -405,20 +405,41 @@ class _Galaxy:
             inc = np.arccos(1.0 - u_inc)
         return float(inc), float(np.pi * u_pa)
 
-    def population_fluxes(self, bands):
-        """(n_band, n_age) band fluxes per unit r-band flux of each age bin."""
+    def population_fluxes(self, bands, redshift=0.0):
+        """(n_band, n_age) band fluxes per unit r-band flux of each age bin, the AGB spectrum per
+        unit r flux and the AGB share of each bin's r flux (see `population_table`).
+
+        At ``redshift`` the bands observe the redshifted spectra, and the fluxes are scaled so
+        that the stars' light in the observed r band is the galaxy's r flux (``r_mag`` stays the
+        observed magnitude)."""
         names = tuple(b.name for b in bands)
-        key = (names, tuple(self.ages), tuple(self.metallicities), tuple(self.uv_upturn))
-        table, agb_shape, agb_amp = population_table(key)
-        if self.physics is not None:
-            table = table + family_table(names, self.ages, self.metallicities, self.uv_upturn, self.physics)
+        table, agb_shape, agb_amp = self._rest_r_table(names, redshift)
+        if redshift:
+            ratio = self._observed_per_rest_r(redshift)
+            table, agb_shape = table / ratio, agb_shape / ratio
         return table, agb_shape, agb_amp
 
-    def agn_fluxes(self, bands):
+    def _rest_r_table(self, names, redshift):
+        """`population_table` (plus a family's nebular lines) per unit rest-frame r flux."""
+        key = (names, tuple(self.ages), tuple(self.metallicities), tuple(self.uv_upturn))
+        spectra = self.family.stellar_spectra
+        table, agb_shape, agb_amp = population_table(key, redshift, spectra)
+        if self.physics is not None:
+            table = table + family_table(names, self.ages, self.metallicities, self.uv_upturn, self.physics,
+                                         redshift, spectra)
+        return table, agb_shape, agb_amp
+
+    def _observed_per_rest_r(self, redshift):
+        """The stars' light in the r band at ``redshift`` per unit of their rest-frame r light."""
+        light = sum(self.light_r.values())  # (n_age,) rest-frame r
+        return float(self._rest_r_table(("r",), redshift)[0][0] @ light / light.sum())
+
+    def agn_fluxes(self, bands, redshift=0.0):
         """(n_band,) band fluxes (nanomaggies, no dust) of the AGN, or None without one."""
         if self.agn_r <= 0:
             return None
-        return self.agn_r * agn_band_fluxes([b.name for b in bands], self.physics)
+        fluxes = self.agn_r * agn_band_fluxes([b.name for b in bands], self.physics, redshift)
+        return fluxes / self._observed_per_rest_r(redshift) if redshift else fluxes
 
     def family_meta(self):
         """``{"family": name, "physics": {...}}`` for a non-default family, else ``{}``."""

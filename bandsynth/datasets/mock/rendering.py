@@ -273,27 +273,28 @@ def render_galaxy(seed, *, view=0, mode="ideal", bands=None, size=128, pixel_sca
     return {b.name: images[i] for i, b in enumerate(bands)}, uncertainty, meta
 
 
-def intrinsic_images(gal, *, view, bands, size, to_px, dust=True):
+def intrinsic_images(gal, *, view, bands, size, to_px, dust=True, redshift=0.0):
     """Dust-attenuated images of ``gal`` before any PSF, for the survey layer.
 
     ``gal`` is a galaxy of `bandsynth.datasets.mock.population.galaxy`; ``bands``
     are registry bands; ``to_px`` converts the galaxy's lengths (fractions of a
     stamp width) to pixels.  Returns the float32 ``(n_band, size, size)`` images
     (nanomaggies per pixel, whole galaxy flux set by ``gal.r_mag``) and the
-    whole-plane dust-free flux of each band.
+    whole-plane dust-free flux of each band.  At ``redshift`` the bands observe the galaxy's
+    redshifted light (its dust in its rest frame) and ``gal.r_mag`` is its observed r magnitude.
     """
     inc, pa = gal.view_angles(view)
     rot = _rotation(inc, pa)
     x, y = _grid(size)
-    table, agb_shape, particle_images, cloud_map = _particle_images(gal, bands, rot, pa, to_px, size)
+    table, agb_shape, particle_images, cloud_map = _particle_images(gal, bands, rot, pa, to_px, size, redshift)
     smooth, q_disk, h = _smooth_images(gal, inc, pa, rot, to_px, x, y, size)
     intrinsic, _, full_flux, _ = _band_images(
-        gal, bands, "survey", table, agb_shape, smooth, particle_images, None, 1.0, size
+        gal, bands, "survey", table, agb_shape, smooth, particle_images, None, 1.0, size, redshift=redshift
     )
     if dust:
         tau_map = _dust_map(gal, inc, pa, q_disk, h, to_px, x, y, cloud_map, size)
         if tau_map is not None:
-            _apply_dust(intrinsic, bands, tau_map, gal)
+            _apply_dust(intrinsic, bands, tau_map, gal, redshift)
     return intrinsic.reshape(len(bands), size, size), full_flux
 
 
@@ -320,7 +321,7 @@ def _check_render_args(bands, mode, size, pixel_scale, view):
     return bands, size, pixel_scale
 
 
-def _particle_images(gal, bands, rot, pa, to_px, size):
+def _particle_images(gal, bands, rot, pa, to_px, size, redshift=0.0):
     """Star particles -> one image per age bin, one of the AGB-light deviations, and the dust clouds.
 
     Returns the populations' band table, the AGB band shape, the (N_BINS + 1, npix) particle
@@ -335,7 +336,7 @@ def _particle_images(gal, bands, rot, pa, to_px, size):
         c, s = np.cos(p["companion_pa"] + pa), np.sin(p["companion_pa"] + pa)
         cpos = pos[comp_mask][:, :2] * to_px
         sky[comp_mask] = np.stack([c * cpos[:, 0] - s * cpos[:, 1], s * cpos[:, 0] + c * cpos[:, 1]], 1) + offset
-    table, agb_shape, agb_amp = gal.population_fluxes(bands)
+    table, agb_shape, agb_amp = gal.population_fluxes(bands, redshift)
     # age-bin images plus one image of the particles' AGB-light deviations from their bin mean
     n_part = len(gal.particle_bin)
     dust_sky = mm(gal.dust_pos, rot.T)[:, :2] * to_px
@@ -412,7 +413,8 @@ def _bar_image(p, rot, to_px, x, y):
     return np.exp(-0.5 * quad) / (2 * np.pi * np.sqrt(np.linalg.det(cov_sky)))
 
 
-def _band_images(gal, bands, mode, table, agb_shape, smooth, particle_images, psf_fwhm, pixel_scale, size):
+def _band_images(gal, bands, mode, table, agb_shape, smooth, particle_images, psf_fwhm, pixel_scale, size, *,
+                 redshift=0.0):
     """Bands = weighted sums of the basis images (PSF-blurred first in ideal mode).
 
     Returns the (n_band, npix) dust-free images, their in-stamp and whole-plane fluxes,
@@ -425,7 +427,7 @@ def _band_images(gal, bands, mode, table, agb_shape, smooth, particle_images, ps
     w_smooth = np.stack([table @ gal.smooth_r[c] for c in names], axis=1).astype(np.float32)
     w_part = np.concatenate([table, agb_shape[:, None]], axis=1).astype(np.float32)
     full_flux = table @ sum(gal.light_r.values())  # per band, whole plane, no dust
-    agn = gal.agn_fluxes(bands)
+    agn = gal.agn_fluxes(bands, redshift)
     if agn is not None:  # the AGN's image (unit flux) is the last particle image
         w_part = np.concatenate([w_part, agn[:, None].astype(np.float32)], axis=1)
         full_flux = full_flux + agn
@@ -450,13 +452,15 @@ def _band_images(gal, bands, mode, table, agb_shape, smooth, particle_images, ps
     return intrinsic, in_stamp, full_flux, psf
 
 
-def _apply_dust(intrinsic, bands, tau_map, gal):
+def _apply_dust(intrinsic, bands, tau_map, gal, redshift=0.0):
     """Dim the (n_band, npix) images in place by the dust screen ``tau_map`` (tau_V), with the
-    galaxy's dust curve (Calzetti et al. 2000 in the default family)."""
+    galaxy's dust curve (Calzetti et al. 2000 in the default family) at the bands' rest-frame
+    wavelengths."""
     if gal.physics is None:
-        k_rel = (calzetti_k(np.array([b.wavelength.value for b in bands])) / 4.05).astype(np.float32)
+        rest = np.array([b.wavelength.value for b in bands]) / (1.0 + redshift)
+        k_rel = (calzetti_k(rest) / 4.05).astype(np.float32)
     else:
-        k_rel = dust_curve(bands, gal.physics)
+        k_rel = dust_curve(bands, gal.physics, redshift)
     dusty = np.flatnonzero(tau_map > 1e-6)  # the screen covers the disk only
     intrinsic[:, dusty] *= np.exp(-k_rel[:, None] * tau_map[None, dusty])
 
@@ -508,6 +512,8 @@ def _render_meta(gal, view, mode, bands, inc, pa, pixel_scale, psf, dust, fluxes
             "metallicity": [float(z) for z in gal.metallicities],
             "uv_upturn": [float(v) for v in gal.uv_upturn],
             "r_flux": {c: [float(v) for v in gal.light_r[c]] for c in gal.light_r},
+            # a family's other stellar spectra (spectra.STELLAR_SPECTRA), for component_fluxes
+            **({} if gal.family.stellar_spectra == "mock" else {"spectra": gal.family.stellar_spectra}),
         },
         "flux_total": {b.name: float(full_flux[i]) for i, b in enumerate(bands)},
         "flux_stamp": {b.name: float(stamp_flux[i]) for i, b in enumerate(bands)},

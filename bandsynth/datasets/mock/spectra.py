@@ -15,7 +15,19 @@ import numpy as np
 from ...bands import get_band
 
 __all__ = ["population_sed", "population_band_fluxes", "component_fluxes", "star_band_fluxes", "calzetti_k",
-           "sed_band_fluxes", "line_band_fluxes", "AGE_BINS"]
+           "sed_band_fluxes", "line_band_fluxes", "AGE_BINS", "MAX_REDSHIFT", "STELLAR_SPECTRA",
+           "rest_wavelength_grid"]
+
+
+#: Stellar spectra a family of the mock universe builds its galaxies from: the mock universe's
+#: own blackbody mixtures (:func:`population_sed`), or the simple stellar populations of
+#: Bruzual & Charlot (2003; Chabrier IMF, MILES library), tabulated in ``data/bc03_miles_ssp.fits``
+#: by ``benchmarks/build_bc03_table.py``.
+STELLAR_SPECTRA = ("mock", "bc03")
+
+
+#: Highest redshift the mock universe observes (its spectra start at 100 nm in the rest frame).
+MAX_REDSHIFT = 0.6
 
 
 #: Nominal ages (yr) of the six stellar-population bins.
@@ -46,6 +58,75 @@ def _blackbody_per_bolometric(lam_nm, temps):
 
 
 _BB = _blackbody_per_bolometric(_LAM, _TEMPS)
+
+
+def rest_wavelength_grid():
+    """The rest-frame wavelengths on which the spectra are integrated.
+
+    Returns
+    -------
+    wavelength : numpy.ndarray
+        400 wavelengths in nm, geometrically spaced from 100 nm to 3.2 micron.
+
+    Examples
+    --------
+    >>> lam = rest_wavelength_grid()
+    >>> lam.shape, float(lam[0]), float(lam[-1])
+    ((400,), 100.0, 3200.0)
+    """
+    return _LAM.copy()
+
+
+@functools.lru_cache(maxsize=1)
+def _bc03_table():
+    """(log10 Z/Z_sun, log10 age, f_nu cube (n_z, n_age, n_lam) per unit bolometric light) of the BC03 table."""
+    from importlib.resources import as_file, files
+
+    from astropy.io import fits
+
+    with as_file(files("bandsynth.datasets.mock") / "data" / "bc03_miles_ssp.fits") as path, fits.open(path) as hdul:
+        cube = np.asarray(hdul[0].data, dtype=np.float64)
+        log_z = np.log10(np.asarray(hdul["Z_ZSUN"].data, dtype=np.float64))
+        log_age = np.asarray(hdul["LOG_AGE_YR"].data, dtype=np.float64)
+        if not np.allclose(hdul["WAVELENGTH_NM"].data, _LAM, rtol=1e-6):
+            raise RuntimeError("the BC03 table is not on the mock universe's wavelength grid; rebuild it "
+                               "with benchmarks/build_bc03_table.py")
+    return log_z, log_age, cube
+
+
+def _interpolation_weights(grid, value):
+    """Indices and weights of linear interpolation in ``grid`` (clipped to its ends)."""
+    value = float(np.clip(value, grid[0], grid[-1]))
+    k = int(np.clip(np.searchsorted(grid, value), 1, len(grid) - 1))
+    w = (value - grid[k - 1]) / (grid[k] - grid[k - 1])
+    return k - 1, k, w
+
+
+def _bc03_sed(age, metallicity):
+    """BC03 f_nu on the grid per unit bolometric light: linear in log age and log Z within the table."""
+    log_z, log_age, cube = _bc03_table()
+    a0, a1, wa = _interpolation_weights(log_age, np.log10(age))
+    z0, z1, wz = _interpolation_weights(log_z, metallicity)
+    by_age = (1.0 - wa) * cube[:, a0] + wa * cube[:, a1]
+    return (1.0 - wz) * by_age[z0] + wz * by_age[z1]
+
+
+def _upturn_weights():
+    """Temperature weights of the hot (25 000 K) horizontal-branch stars of the UV upturn."""
+    lt = np.log(_TEMPS)
+    upturn = np.exp(-0.5 * ((lt - np.log(25000.0)) / 0.1) ** 2)
+    return upturn / upturn.sum()
+
+
+def _stellar_sed(age, metallicity, uv_upturn, spectra):
+    """f_nu on the grid (per unit bolometric light) of one population from ``spectra`` (`STELLAR_SPECTRA`)."""
+    if spectra == "bc03":
+        # the upturn is drawn per galaxy in every family: BC03's own post-AGB light plus the drawn share
+        return (1.0 - uv_upturn) * _bc03_sed(age, metallicity) + uv_upturn * mm(_upturn_weights(), _BB)
+    if spectra != "mock":
+        raise ValueError(f"stellar spectra must be one of {STELLAR_SPECTRA}, got {spectra!r}")
+    w = _population_weights(float(age), float(metallicity), float(uv_upturn))
+    return _sed(w, _BB, _BREAK, float(metallicity))
 
 
 def _turnoff_temperature(age, metallicity):
@@ -106,7 +187,7 @@ def _sed(w, bb, brk, metallicity):
     return mm(w, per_temp)
 
 
-def population_sed(wavelength, *, age, metallicity=0.0, uv_upturn=0.0):
+def population_sed(wavelength, *, age, metallicity=0.0, uv_upturn=0.0, spectra="mock"):
     """Spectrum f_nu (arbitrary units, 1 unit of bolometric light) of a stellar population.
 
     Blackbody mixture: main-sequence stars up to the turn-off temperature of
@@ -125,6 +206,11 @@ def population_sed(wavelength, *, age, metallicity=0.0, uv_upturn=0.0):
         log10(Z / Z_sun).
     uv_upturn : float
         Fraction (0 to 0.1) of the bolometric light emitted by hot horizontal-branch stars.
+    spectra : {"mock", "bc03"}
+        The mock universe's blackbody mixture described above, or the Bruzual & Charlot
+        (2003) population of that age and metallicity (interpolated in the shipped table
+        and between its 400 wavelength bins of 100 nm to 3.2 micron) plus the UV upturn:
+        see `STELLAR_SPECTRA`.
 
     Returns
     -------
@@ -139,7 +225,15 @@ def population_sed(wavelength, *, age, metallicity=0.0, uv_upturn=0.0):
     >>> old = population_sed(lam, age=1e10)
     >>> bool(young[0] / young[1] > 10 * old[0] / old[1])  # young stars are UV-bright
     True
+    >>> fuv_r = [153.0, 616.0]
+    >>> bc03, mock = population_sed(fuv_r, age=1e10, spectra="bc03"), population_sed(fuv_r, age=1e10)
+    >>> bool(bc03[0] / bc03[1] > 10 * mock[0] / mock[1])  # BC03's old stars: far-UV light of post-AGB stars
+    True
     """
+    if spectra != "mock":
+        lam = np.asarray(_as_nm(wavelength), dtype=float)
+        sed = _stellar_sed(age, metallicity, uv_upturn, spectra)
+        return np.interp(np.log(lam), np.log(_LAM), sed, left=0.0, right=0.0)
     lam = np.atleast_1d(_as_nm(wavelength)).astype(float)
     bb = _blackbody_per_bolometric(lam, _TEMPS)
     w = _population_weights(float(age), float(metallicity), float(uv_upturn))
@@ -156,17 +250,31 @@ def _as_nm(wavelength):
 
 
 @functools.lru_cache(maxsize=64)
-def _band_response(names):
-    """Photon-counting response matrix (n_lam, n_band): f_nu-mean in each band = sed @ R."""
+def _band_response(names, redshift=0.0):
+    """Photon-counting response matrix (n_lam, n_band): f_nu-mean in each band = sed @ R.
+
+    At ``redshift`` z the rows are rest-frame wavelengths: a band observing at lambda sees
+    the rest-frame light at lambda / (1 + z).  Normalised by the band's own response
+    (observed frame), so the mean is of the observed f_nu up to the (1 + z) that every band
+    shares; rest wavelengths below the grid (100 nm) count as no light."""
     dlnlam = np.gradient(np.log(_LAM))
     cols = []
     for name in names:
-        t = get_band(name).transmission(_LAM) * dlnlam
-        cols.append(t / t.sum())
+        band = get_band(name)
+        t = band.transmission(_LAM) * dlnlam
+        shifted = band.transmission(_LAM * (1.0 + redshift)) * dlnlam if redshift else t
+        cols.append(shifted / t.sum())
     return np.stack(cols, axis=1)
 
 
-def population_band_fluxes(bands, *, age, metallicity=0.0, uv_upturn=0.0):
+def _check_redshift(redshift):
+    z = float(redshift)
+    if not 0.0 <= z <= MAX_REDSHIFT:
+        raise ValueError(f"redshift must be between 0 and {MAX_REDSHIFT}, got {redshift!r}")
+    return z
+
+
+def population_band_fluxes(bands, *, age, metallicity=0.0, uv_upturn=0.0, redshift=0.0, spectra="mock"):
     """Band-averaged f_nu of :func:`population_sed` for each band (same arbitrary units).
 
     The mean of f_nu weighted by the band response per unit log wavelength (the
@@ -176,8 +284,11 @@ def population_band_fluxes(bands, *, age, metallicity=0.0, uv_upturn=0.0):
     ----------
     bands : list of str or `~bandsynth.bands.Band`
         The bands.
-    age, metallicity, uv_upturn : float
+    age, metallicity, uv_upturn, spectra
         As for :func:`population_sed`.
+    redshift : float
+        Observe the population at this redshift (0 to `MAX_REDSHIFT`): each band sees the
+        spectrum at its wavelengths divided by ``1 + redshift``.
 
     Returns
     -------
@@ -189,13 +300,20 @@ def population_band_fluxes(bands, *, age, metallicity=0.0, uv_upturn=0.0):
     >>> f = population_band_fluxes(["NUV", "r"], age=1e10)
     >>> bool(-2.5 * np.log10(f[0] / f[1]) > 4)  # old stars: NUV - r > 4 mag
     True
+    >>> g, r = population_band_fluxes(["g", "r"], age=1e10, redshift=0.2)
+    >>> g0, r0 = population_band_fluxes(["g", "r"], age=1e10)
+    >>> bool(-2.5 * np.log10(g / r) > -2.5 * np.log10(g0 / r0) + 0.2)  # the 4000 A break moves into g
+    True
     """
     names = tuple(b.name for b in (get_band(b) for b in bands))
-    sed = population_sed(_LAM, age=age, metallicity=metallicity, uv_upturn=uv_upturn)
-    return mm(sed, _band_response(names))
+    if spectra == "mock":
+        sed = population_sed(_LAM, age=age, metallicity=metallicity, uv_upturn=uv_upturn)
+    else:
+        sed = _stellar_sed(age, metallicity, uv_upturn, spectra)
+    return mm(sed, _band_response(names, _check_redshift(redshift)))
 
 
-def sed_band_fluxes(bands, sed):
+def sed_band_fluxes(bands, sed, *, redshift=0.0):
     """Band-averaged f_nu of any spectrum, integrated like :func:`population_band_fluxes`.
 
     Parameters
@@ -204,6 +322,9 @@ def sed_band_fluxes(bands, sed):
         The bands.
     sed : callable
         ``sed(wavelength_nm)`` -> f_nu (any units) on an array of wavelengths (100 nm to 3.2 micron).
+    redshift : float
+        Observe the spectrum (rest-frame wavelengths) at this redshift, as
+        :func:`population_band_fluxes` does.
 
     Returns
     -------
@@ -217,10 +338,10 @@ def sed_band_fluxes(bands, sed):
     array([1., 1.])
     """
     names = tuple(b.name for b in (get_band(b) for b in bands))
-    return mm(np.asarray(sed(_LAM), dtype=float), _band_response(names))
+    return mm(np.asarray(sed(_LAM), dtype=float), _band_response(names, _check_redshift(redshift)))
 
 
-def line_band_fluxes(bands, wavelengths, fluxes):
+def line_band_fluxes(bands, wavelengths, fluxes, *, redshift=0.0):
     """Band-averaged f_nu added by emission lines, in the convention of :func:`population_band_fluxes`.
 
     Parameters
@@ -232,6 +353,8 @@ def line_band_fluxes(bands, wavelengths, fluxes):
     fluxes : array-like of float
         Each line's ``integral of f_nu d(ln lambda)`` (for a line of equivalent width
         ``EW`` on a continuum ``f_nu``: ``f_nu * EW / lambda``).
+    redshift : float
+        Observe the lines at ``wavelengths * (1 + redshift)``.
 
     Returns
     -------
@@ -245,7 +368,7 @@ def line_band_fluxes(bands, wavelengths, fluxes):
     >>> bool(h_alpha[0] < 1e-9 * h_alpha[1])  # H-alpha falls in r, not in g
     True
     """
-    lam = np.asarray(wavelengths, dtype=float)
+    lam = np.asarray(wavelengths, dtype=float) * (1.0 + _check_redshift(redshift))
     flux = np.asarray(fluxes, dtype=float)
     dlnlam = np.gradient(np.log(_LAM))
     out = []
@@ -321,10 +444,11 @@ def component_fluxes(meta, bands=None):
     ['arms', 'bar', 'bulge', 'clumps', 'companion', 'disk']
     """
     pops = meta["populations"]
+    spectra = pops.get("spectra", "mock")
     names = list(meta["flux_total"]) if bands is None else [get_band(b).name for b in bands]
     ratios = []
     for age, z, up in zip(pops["age"], pops["metallicity"], pops["uv_upturn"]):
-        f = population_band_fluxes(names + ["r"], age=age, metallicity=z, uv_upturn=up)
+        f = population_band_fluxes(names + ["r"], age=age, metallicity=z, uv_upturn=up, spectra=spectra)
         ratios.append(f[:-1] / f[-1])
     ratios = np.array(ratios)  # (n_age, n_band)
     return {c: dict(zip(names, np.asarray(r_flux) @ ratios)) for c, r_flux in pops["r_flux"].items()}
@@ -360,10 +484,11 @@ def calzetti_k(wavelength):
 
 
 @functools.lru_cache(maxsize=64)
-def _band_tables(names):
+def _band_tables(names, redshift=0.0):
     """Per-temperature band fluxes split into the part free of atmospheric absorption and
-    the absorbed wavelengths (so a population needs exponentials on those only)."""
-    resp = np.concatenate([_band_response(names), _band_response(("r",))], axis=1)  # (n_lam, n_band + 1)
+    the absorbed wavelengths (so a population needs exponentials on those only).  The
+    bands are observed at ``redshift``, the r band that normalises them in the rest frame."""
+    resp = np.concatenate([_band_response(names, redshift), _band_response(("r",))], axis=1)  # (n_lam, n_band + 1)
     absorbed = _BREAK.max(axis=0) > 1e-7
     free = mm(_BB[:, ~absorbed], resp[~absorbed])  # (n_T, n_band + 1)
     agb = mm(_sed(_agb_weights(), _BB, _BREAK, 0.0), resp)
@@ -371,13 +496,20 @@ def _band_tables(names):
 
 
 @functools.lru_cache(maxsize=256)
-def population_table(key):
+def population_table(key, redshift=0.0, spectra="mock"):
     """Band fluxes per unit r flux of each age bin, (n_band, n_age); the AGB spectrum per unit
     r flux, (n_band,); and the AGB share of each bin's r flux, (n_age,).
 
-    Same numbers as integrating :func:`population_sed` through the band responses."""
+    Same numbers as integrating :func:`population_sed` through the band responses; at
+    ``redshift``, the bands observe the redshifted spectra and r stays the rest-frame r.
+    ``spectra`` is one of `STELLAR_SPECTRA`."""
     names, ages, metals, upturns = key
-    free, bb_abs, brk_abs, resp_abs, agb = _band_tables(names)
+    free, bb_abs, brk_abs, resp_abs, agb = _band_tables(names, _check_redshift(redshift))
+    if spectra != "mock":
+        resp = np.concatenate([_band_response(names, redshift), _band_response(("r",))], axis=1)
+        fluxes = np.stack([mm(_stellar_sed(age, z, up, spectra), resp) for age, z, up in zip(ages, metals, upturns)])
+        agb_amp = np.array([_agb_fraction(age) for age in ages]) * agb[-1] / fluxes[:, -1]
+        return (fluxes[:, :-1] / fluxes[:, -1:]).T, agb[:-1] / agb[-1], agb_amp
     out = np.empty((len(names), len(ages)))
     agb_amp = np.empty(len(ages))
     for a, (age, z, up) in enumerate(zip(ages, metals, upturns)):

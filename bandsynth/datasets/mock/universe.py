@@ -189,7 +189,7 @@ def split_by_galaxy(log_ssfr, fractions=(0.8, 0.1, 0.1), *, seed=0):
 
 def make_dataset(n, *, seed=0, mode=None, bands=None, size=128, pixel_scale=None, views=1, psf_fwhm=None,
                  depth_offset=0.0, dust=True, stratify=True, split_fractions=(0.8, 0.1, 0.1), progress=False,
-                 survey=None, family="default", r_mag_range=None):
+                 survey=None, family="default", r_mag_range=None, redshift=False):
     """An in-memory data set of ``n`` mock galaxies, ``views`` images each.
 
     Image ``i`` is view ``i % views`` of galaxy ``i // views``; galaxy ``g``
@@ -213,6 +213,9 @@ def make_dataset(n, *, seed=0, mode=None, bands=None, size=128, pixel_scale=None
     r_mag_range : tuple of float, optional
         With ``survey``: draw the galaxies' r magnitudes in this (bright, faint) range
         (see :func:`observe_galaxy`).
+    redshift : bool
+        With ``survey``: observe every galaxy and its neighbours at a redshift drawn from
+        its r magnitude (see :func:`observe_galaxy`); recorded in the manifest's meta.
     views : int
         Images (camera directions) per galaxy.
     stratify : bool
@@ -238,7 +241,8 @@ def make_dataset(n, *, seed=0, mode=None, bands=None, size=128, pixel_scale=None
     """
     plan = MockPlan(n, seed=seed, mode=mode, bands=bands, size=size, pixel_scale=pixel_scale, views=views,
                      psf_fwhm=psf_fwhm, depth_offset=depth_offset, dust=dust, stratify=stratify,
-                     split_fractions=split_fractions, survey=survey, family=family, r_mag_range=r_mag_range)
+                     split_fractions=split_fractions, survey=survey, family=family, r_mag_range=r_mag_range,
+                     redshift=redshift)
     shape = (plan.n_images, plan.size, plan.size)
 
     def empty(dtype=np.float32):
@@ -267,7 +271,7 @@ class MockPlan:
     """Validated recipe of a mock data set; renders its images one at a time."""
 
     def __init__(self, n, *, seed, mode, bands, size, pixel_scale, views, psf_fwhm, depth_offset, dust,
-                 stratify, split_fractions, survey=None, family="default", r_mag_range=None):
+                 stratify, split_fractions, survey=None, family="default", r_mag_range=None, redshift=False):
         if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < 1:
             raise ValueError(f"n must be a positive integer number of galaxies, got {n!r}")
         if not isinstance(views, (int, np.integer)) or isinstance(views, bool) or views < 1:
@@ -281,6 +285,11 @@ class MockPlan:
         if r_mag_range is not None and survey is None:
             raise ValueError("r_mag_range sets the magnitudes of the survey layer; give survey= too")
         self.r_mag_range = check_mag_range(r_mag_range)
+        if not isinstance(redshift, (bool, np.bool_)):
+            raise TypeError(f"redshift must be True or False, got {redshift!r}")
+        if redshift and survey is None:
+            raise ValueError("redshift observes the galaxies of the survey layer at their redshifts; give survey= too")
+        self.redshift = bool(redshift)
         if survey is None:
             self.bands = sort_bands(DEFAULT_BANDS if bands is None else [bands] if isinstance(bands, str) else bands)
         else:
@@ -305,6 +314,7 @@ class MockPlan:
                     galaxy_seed(self.seed, g), self.survey, bands=[b.name for b in self.bands], size=self.size,
                     pixel_scale=self.pixel_scale, view=v, depth_offset=self.depth_offset, dust=self.dust,
                     log_ssfr=self.log_ssfr[g], family=self.family.name, r_mag_range=self.r_mag_range,
+                    redshift=self.redshift,
                 )
                 st, names = obs.observed, [b.name for b in self.bands]
                 images = {b: st[b].data for b in names}
@@ -339,6 +349,7 @@ class MockPlan:
             **({} if self.survey is None else {"survey": _survey_label(self.survey)}),
             **({} if self.family.is_default else {"family": self.family.name}),
             **({} if self.r_mag_range is None else {"r_mag_range": list(self.r_mag_range)}),
+            **({"redshift": True} if self.redshift else {}),
         }
 
 
