@@ -25,7 +25,7 @@ import argparse
 import numpy as np
 from astropy.io import fits
 
-from bandsynth.datasets.mock.spectra import rest_wavelength_grid
+from bandsynth.datasets.mock import rest_wavelength_grid
 
 #: Metallicities (Z / Z_sun) of the grid that the table keeps: the mock galaxies' range.
 METALLICITIES = (0.2, 0.4, 1.0, 2.5, 5.0)

@@ -93,11 +93,14 @@ from .population import GALAXY_CLASSES, galaxy_seed
 from .rendering import DEFAULT_BANDS, DEFAULT_IDEAL_PSF_FWHM, DEFAULT_PIXEL_SCALE, SURVEY_DEPTHS, render_galaxy
 from .spectra import (
     AGE_BINS,
+    MAX_REDSHIFT,
+    STELLAR_SPECTRA,
     calzetti_k,
     component_fluxes,
     line_band_fluxes,
     population_band_fluxes,
     population_sed,
+    rest_wavelength_grid,
     sed_band_fluxes,
     star_band_fluxes,
 )
@@ -133,6 +136,9 @@ __all__ = [
     "line_band_fluxes",
     "GALAXY_CLASSES",
     "AGE_BINS",
+    "MAX_REDSHIFT",
+    "STELLAR_SPECTRA",
+    "rest_wavelength_grid",
     "DEFAULT_BANDS",
     "DEFAULT_PIXEL_SCALE",
     "DEFAULT_IDEAL_PSF_FWHM",
