@@ -41,6 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from real_sky import SET_FILTERS, read_bands, read_galaxies  # noqa: E402
 
 PIXEL_SCALE = 0.2  # arcsec: the set's grid, and KiDS'
+STAMP = 96  # pixels of a mock stamp (19.2")
 
 
 def aperture_magnitudes(images, bands, radius_px):
@@ -131,7 +132,6 @@ def main(argv=None):
     bands = list(dict.fromkeys([*args.bands, args.output, *args.inputs]))
     columns = [bands.index(b) for b in (args.output, *args.inputs)]
     radius = args.aperture / PIXEL_SCALE
-    size = 96
     held = observed_magnitudes(args.real_data, bands, radius, "held-out")
     fit = observed_magnitudes(args.real_data, bands, radius, "fit")
     every = np.concatenate([fit, held])
@@ -139,11 +139,13 @@ def main(argv=None):
     print(f"aperture {args.aperture:g}\" radius; colour relation {relation}, scored on the {len(held)} held-out "
           f"observed galaxies")
     print(f"observed (all {len(every)}): {_colour_text(every[:, :len(args.bands)], args.bands)}")
-    print(f"  relation fitted on the fit part ({len(fit)}): {_dmag_text(relation_dmag(fit_relation(fit, columns), held, columns))}")
+    own = relation_dmag(fit_relation(fit, columns), held, columns)
+    print(f"  relation fitted on the fit part ({len(fit)}): {_dmag_text(own)}")
     for config in args.configs:
-        mags, z = mock_magnitudes(config, bands, radius, args.n_galaxies, seed=args.seed, size=size)
+        mags, z = mock_magnitudes(config, bands, radius, args.n_galaxies, seed=args.seed, size=STAMP)
         solution = fit_relation(mags, columns)
-        print(f"mock {config} ({len(mags)}, median z {np.median(z):.2f}): {_colour_text(mags[:, :len(args.bands)], args.bands)}")
+        colours = _colour_text(mags[:, :len(args.bands)], args.bands)
+        print(f"mock {config} ({len(mags)}, median z {np.median(z):.2f}): {colours}")
         print(f"  relation fitted on these mocks: {_dmag_text(relation_dmag(solution, held, columns))}")
     return 0
 
