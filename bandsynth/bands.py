@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 import astropy.units as u
 import numpy as np
 
-__all__ = ["Band", "get_band", "header_band", "list_bands", "sort_bands", "register_band"]
+__all__ = ["Band", "get_band", "header_band", "list_bands", "sort_bands", "register_band", "same_filter"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -336,6 +336,44 @@ def sort_bands(names) -> list[Band]:
             raise ValueError(f"band {band.name!r} is given twice (as {given!r})")
         seen.add(band.name)
     return sorted(bands, key=lambda b: b.wavelength.value)
+
+
+def same_filter(name, bands) -> list[str]:
+    """The bands among ``bands`` whose filter ``name`` names, whatever their survey.
+
+    A band's filter is its canonical name without the survey prefix (``"H"`` of
+    ``"VISTA_H"``), compared case-insensitively.  What a message suggests when a bare
+    filter name resolves to another survey's band than a model's: ``"H"`` is 2MASS H, and
+    a VIKING model writes ``"VISTA_H"``.
+
+    Parameters
+    ----------
+    name : str
+        A band name or alias as the user gave it.
+    bands : sequence of str or `Band`
+        The bands to look among (a model's, say).
+
+    Returns
+    -------
+    list of str
+        Their canonical names, in the order of ``bands``; empty if none matches.
+
+    Examples
+    --------
+    >>> same_filter("H", ["VISTA_J", "VISTA_H", "VISTA_Ks"])
+    ['VISTA_H']
+    >>> same_filter("z", ["KiDS_r", "VISTA_Z"])
+    ['VISTA_Z']
+    """
+    def filter_of(text):
+        return text.rsplit("_", 1)[-1].lower()
+
+    try:
+        wanted = filter_of(get_band(name).name)
+    except ValueError:  # not a registered name: read its last part as the filter
+        wanted = filter_of(str(name).strip())
+    names = [get_band(b).name for b in bands]
+    return [n for n in names if filter_of(n) == wanted]
 
 
 def header_band(header):

@@ -9,7 +9,7 @@ A thin facade over `bandsynth.nn`, `bandsynth.uncertainty` and `bandsynth.models
 from __future__ import annotations
 
 from ._model_access import ModelAccess
-from .bands import get_band
+from .bands import get_band, same_filter
 from .models.zoo import ModelCard, verified_model, write_model
 from .nn.any_band import AnyBandNet, TaskNet
 from .nn.engine import InferenceEngine, resolve_device
@@ -357,8 +357,10 @@ class Translator(ModelAccess):
         return results[0] if single else results
 
     def _check_band(self, band):
+        """Refuse a ``band=`` other than the output, suggesting the output where it is the same filter."""
         if band is not None and get_band(band).name != self.output:
-            raise ValueError(f"model {self.name!r} predicts {self.output} only; band={band!r} asks for another")
+            hint = f" (did you mean {self.output!r}?)" if same_filter(band, [self.output]) else ""
+            raise ValueError(f"model {self.name!r} predicts {self.output} only; band={band!r} asks for another{hint}")
 
     def predict_to_fits(self, stack, path, *, overwrite=False, **options):
         """Predict the output band of one stack straight into the FITS file ``path``, in bounded memory.

@@ -582,8 +582,21 @@ def test_any_band_errors_name_the_band_and_what_was_expected(any_band, tmp_path)
     with pytest.raises(ValueError, match="of the any-band model 'tiny_any': save that model instead"):
         any_band.task(inputs=["g"], output="r").save(tmp_path / "request")
     dedicated = Translator.load("nuv_k_to_r_paper")
-    with pytest.raises(ValueError, match="predicts r only; band='g' asks for another"):
+    with pytest.raises(ValueError, match="predicts r only; band='g' asks for another$"):
         dedicated.predict(galaxy.select(["NUV", "Ks"]), band="g")
+
+
+def test_a_band_named_by_its_filter_alone_gets_the_models_band_suggested():
+    from bandsynth import Translator
+
+    galaxy = make_galaxy_stack(9)  # SDSS-like bands: no band the models below read
+    kids = Translator.load("any_band_kids_viking")
+    with pytest.raises(ValueError, match=r"it cannot predict 'H' \(did you mean 'VISTA_H'\?\)"):
+        kids.predict(galaxy, band="H")
+    with pytest.raises(ValueError, match=r"it cannot predict 'z' \(did you mean 'VISTA_Z'\?\)"):
+        kids.predict(galaxy, band=["KiDS_r", "z"])  # every band checked before any request runs
+    with pytest.raises(ValueError, match=r"KiDS_r only; band='r' asks for another \(did you mean 'KiDS_r'\?\)"):
+        Translator.load("kids_g_z_to_r").predict(galaxy, band="r")
 
 
 def test_a_one_mapping_card_keeps_its_hash_format(tmp_path):

@@ -113,3 +113,16 @@ def test_filter_curve_matches_the_registry(name, package):
     pivot = np.sqrt(np.trapezoid(resp * lam, lam) / np.trapezoid(resp / lam, lam))
     assert pivot == pytest.approx(band.wavelength.to_value(u.nm), rel=0.005)
     assert resp.max() == pytest.approx(1.0)
+
+
+def test_same_filter_finds_a_models_band_of_the_filter_a_user_named():
+    from bandsynth.bands import same_filter
+
+    vista = ["VISTA_Z", "VISTA_Y", "VISTA_J", "VISTA_H", "VISTA_Ks"]
+    assert same_filter("H", vista) == ["VISTA_H"]
+    assert same_filter("2mass_h", vista) == ["VISTA_H"]  # any alias: its canonical name's filter
+    assert same_filter("z", ["KiDS_r", *vista]) == ["VISTA_Z"]  # case aside
+    assert same_filter("ks", ["Ks", "VISTA_Ks"]) == ["Ks", "VISTA_Ks"]
+    assert same_filter("NUV", vista) == []
+    with pytest.raises(ValueError, match="unknown band 'Q'"):
+        same_filter("g", ["Q"])

@@ -207,6 +207,20 @@ def test_predict_band_with_an_any_band_model_reads_the_bands_given(tiny_any_band
     assert not (tmp_path / "x.fits").exists() and not (tmp_path / "y.fits").exists()
 
 
+def test_predict_band_named_by_its_filter_alone_suggests_the_models_band(galaxy, tmp_path, caplog):
+    # "H" is 2MASS H in the registry; the KiDS/VIKING model writes VISTA_H.  --band is refused before any
+    # input is read, so any existing file stands in for the KiDS g image.
+    args = ["predict", "--model", "any_band_kids_viking", "--input", f"KiDS_g={galaxy['NUV']}",
+            "-o", str(tmp_path / "h.fits")]
+    assert main([*args, "--band", "H"]) == 2
+    assert "--band H: model 'any_band_kids_viking' predicts KiDS_u, " in caplog.text
+    assert "(did you mean --band VISTA_H?)" in caplog.text
+    assert main([*args, "--band", "NUV"]) == 2
+    assert "--band NUV: model 'any_band_kids_viking' predicts" in caplog.text
+    assert caplog.text.count("did you mean") == 1
+    assert not (tmp_path / "h.fits").exists()
+
+
 def test_predict_band_of_a_one_mapping_model_must_be_its_output(stem, galaxy, tmp_path, caplog):
     assert _predict(stem, galaxy, tmp_path / "r.fits", "--band", "r") == 0
     assert _predict(stem, galaxy, tmp_path / "g.fits", "--band", "g") == 2

@@ -338,8 +338,7 @@ def _request(translator, band, inputs):
                              "say which with band=")
         band = get_band(band).name
         return translator.task(inputs=inputs or [b for b in translator.inputs if b != band], output=band)
-    if band is not None and get_band(band).name != translator.output:
-        raise ValueError(f"model {translator.name!r} predicts {translator.output} only; band={band!r} asks for another")
+    translator._check_band(band)
     if inputs is not None and tuple(get_band(b).name for b in inputs) != translator.inputs:
         raise ValueError(f"model {translator.name!r} reads {', '.join(translator.inputs)}; inputs= cannot change that")
     return translator
