@@ -26,13 +26,39 @@ from .units import parse_unit
 _TAG_WORDS = {"psf": "PSF tags read, log2(FWHM / training FWHM)",
              "depth": "Depth tags read, log2(noise / training noise)"}
 
-__all__ = ["plan_prediction", "describe_uncertainty", "to_flux", "to_synthetic", "prediction_provenance",
-           "predict_batch"]
+__all__ = ["check_output_band", "plan_prediction", "describe_uncertainty", "to_flux", "to_synthetic",
+           "prediction_provenance", "predict_batch"]
 
 
 def _calibration(card, configuration):
     data = card.calibration.get(configuration)
     return None if data is None else Calibration.from_dict(configuration, dict(data))
+
+
+def check_output_band(translator, band):
+    """Refuse a ``band=`` that is not the output of a model of one mapping.
+
+    So a script may pass ``band=`` to whatever model it is given.  Where the band asked for is
+    the output's filter in another survey (``"r"`` for a model of ``"KiDS_r"``), the message
+    suggests the output.
+
+    Parameters
+    ----------
+    translator : `~bandsynth.Translator`
+    band : str or None
+        The band asked for; None asks for nothing.
+
+    Raises
+    ------
+    ValueError
+        ``band`` is not the model's output.
+    """
+    from .bands import get_band, same_filter
+
+    if band is not None and get_band(band).name != translator.output:
+        hint = f" (did you mean {translator.output!r}?)" if same_filter(band, [translator.output]) else ""
+        raise ValueError(f"model {translator.name!r} predicts {translator.output} only; band={band!r} asks for "
+                         f"another{hint}")
 
 
 def plan_prediction(translator, stacks, *, uncertainty, tta, n_samples, batch_size, precision, tile, seed,

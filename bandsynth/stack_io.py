@@ -24,7 +24,7 @@ from astropy.utils.exceptions import AstropyUserWarning
 from astropy.wcs import WCS
 
 from ._io import fits_ascii, sha256_file
-from .bands import get_band, header_band, list_bands
+from .bands import get_band, header_band, list_bands, same_filter
 from .errors import BandFileError, BandFileNotFoundError, BandInputError, BandTypeError, BandUnitError
 from .units import conversion_factor, parse_unit, to_unit
 from .zeropoints import header_zeropoint, is_count_unit, nanomaggy_factor
@@ -492,6 +492,24 @@ def _read_ccd(path, index, *, label, unit, hdu_uncertainty, hdu_mask, header, ba
     return ccd
 
 
+def _the_band_image(hdul, images, band, path, label):
+    """The HDU to read as ``band`` when none is named: the first image, but in a file of several bands' images
+    (EXTNAMEs or headers naming them) the one of ``band``: the first is another band's, and would be read silently."""
+    main = [i for i in images if not hdul[i].name.upper().endswith(("UNCERT", "MASK"))]  # not a band's companion
+    named = {i: b for i in main if (b := _extname_band(hdul[i].name.upper(), hdul[i].header)) is not None}
+    if len(main) < 2 or not named:  # one image, or images of no band (SCI, WHT, ...): the first, as CCDData.read
+        return images[0]
+    if len(mine := [i for i, b in named.items() if b == band]) == 1:
+        return mine[0]
+    alike = set(same_filter(band.name, list(named.values())))
+    example = next((i for i, b in named.items() if b.name in alike), next(iter(named)))  # KiDS g's for DECam g
+    raise BandInputError(
+        f"{label}: {path!r} holds the images of several bands (HDUs "
+        f"{', '.join(f'{hdul[i].name} ({b.name})' for i, b in named.items())}), {'more than one' if mine else 'none'} "
+        f"of them {band.name}; name the HDU to read as {band.name} (hdu={{{band.name!r}: {hdul[example].name!r}}}), "
+        "or read the file as one multi-extension stack (BandStack.from_fits(path))", band=band, path=path)
+
+
 def read_band_file(band, path, *, hdu, unit):
     """Read one band's image from a FITS file, as `~astropy.nddata.CCDData.read` would.
 
@@ -505,7 +523,8 @@ def read_band_file(band, path, *, hdu, unit):
     path : str or os.PathLike
         The FITS file.
     hdu : int, str or None
-        HDU holding the image (None: the first HDU with image data).
+        HDU holding the image (None: the first HDU with image data, or, in a file of several
+        bands' images, the one of ``band``).
     unit : `~astropy.units.UnitBase` or None
         Unit of an image without ``BUNIT``.
 
@@ -534,26 +553,22 @@ def read_band_file(band, path, *, hdu, unit):
         images = _image_hdus(hdul)
         if hdu is None:
             if not images:
-                raise BandInputError(
-                    f"{label}: FITS file {path!r} contains no image HDU (expected a 2-D image in the "
-                    "primary HDU or an image extension)",
-                    band=band, path=path,
-                )
-            index = images[0]
+                raise BandInputError(f"{label}: FITS file {path!r} contains no image HDU (expected a 2-D image in "
+                                     "the primary HDU or an image extension)", band=band, path=path)
+            index = _the_band_image(hdul, images, band, path, label)
         else:
             try:
                 index = hdul.index_of(hdu)
             except (KeyError, IndexError):
-                raise BandInputError(f"{label}: FITS file {path!r} has no HDU {hdu!r}", band=band, path=path) from None
+                held = ", ".join(h.name or str(i) for i, h in enumerate(hdul))
+                raise BandInputError(f"{label}: FITS file {path!r} has no HDU {hdu!r} (its HDUs: {held})",
+                                     band=band, path=path) from None
             if index not in images:
-                raise BandInputError(
-                    f"{label}: HDU {hdu!r} of {path!r} is not an image HDU with data",
-                    band=band, path=path,
-                )
+                raise BandInputError(f"{label}: HDU {hdu!r} of {path!r} is not an image HDU with data",
+                                     band=band, path=path)
         header = hdul[index].header.copy()
-    ccd = _read_ccd(
-        path, index, label=label, unit=unit, hdu_uncertainty="UNCERT", hdu_mask="MASK", header=header, band=band
-    )
+    ccd = _read_ccd(path, index, label=label, unit=unit, hdu_uncertainty="UNCERT", hdu_mask="MASK", header=header,
+                    band=band)
     ccd.meta["FILENAME"] = fits_ascii(os.path.basename(path))  # exact name: in the provenance
     im = image_from_value(band, ccd, source=path, path=path, copy_data=False)  # read just now: nobody else holds it
     return im, {"band": band.name, "file": path, "checksum": sha256_file(path)}

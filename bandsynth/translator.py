@@ -9,12 +9,12 @@ A thin facade over `bandsynth.nn`, `bandsynth.uncertainty` and `bandsynth.models
 from __future__ import annotations
 
 from ._model_access import ModelAccess
-from .bands import get_band, same_filter
 from .models.zoo import ModelCard, verified_model, write_model
 from .nn.any_band import AnyBandNet, TaskNet
 from .nn.engine import InferenceEngine, resolve_device
 from .nn.generator import count_parameters
 from .nn.network import TranslationNet
+from .prediction import check_output_band
 from .scaling import AsinhScaling
 from .tiled_prediction import TILE, predict_stacks, predict_to_fits
 from .uncertainty import Calibration, sample
@@ -220,9 +220,9 @@ class Translator(ModelAccess):
             data, inputs=inputs, output=output, name=name, preset=preset, epochs=epochs, batch_size=batch_size, lr=lr,
             crop_size=crop_size, seed=seed, stretch=stretch, baseline=baseline, flux_weight=flux_weight,
             flux_error=flux_error, ssim_weight=ssim_weight, select_checkpoint=select_checkpoint,
-            average_epochs=average_epochs,
-            checkpoint_dir=checkpoint_dir, checkpoint_every=checkpoint_every, max_steps=max_steps, device=device,
-            progress=progress, calibrate=calibrate, init=init, start=start, recipe=recipe, description=description)
+            average_epochs=average_epochs, checkpoint_dir=checkpoint_dir, checkpoint_every=checkpoint_every,
+            max_steps=max_steps, device=device, progress=progress, calibrate=calibrate, init=init, start=start,
+            recipe=recipe, description=description)
         translator = cls(net, card, device=device)
         if not calibrate:
             return translator
@@ -349,18 +349,12 @@ class Translator(ModelAccess):
         -------
         `~bandsynth.SyntheticBand` or list of them
         """
-        self._check_band(band)
+        check_output_band(self, band)
         single = not isinstance(stacks, (list, tuple))
         results = predict_stacks(self, [stacks] if single else list(stacks), uncertainty=uncertainty, tta=tta,
                                  n_samples=n_samples, batch_size=batch_size, precision=precision, tile=tile, seed=seed,
                                  check_domain=check_domain, compile=compile, progress=progress)
         return results[0] if single else results
-
-    def _check_band(self, band):
-        """Refuse a ``band=`` other than the output, suggesting the output where it is the same filter."""
-        if band is not None and get_band(band).name != self.output:
-            hint = f" (did you mean {self.output!r}?)" if same_filter(band, [self.output]) else ""
-            raise ValueError(f"model {self.name!r} predicts {self.output} only; band={band!r} asks for another{hint}")
 
     def predict_to_fits(self, stack, path, *, overwrite=False, **options):
         """Predict the output band of one stack straight into the FITS file ``path``, in bounded memory.
@@ -381,7 +375,7 @@ class Translator(ModelAccess):
         -------
         pathlib.Path
         """
-        self._check_band(options.pop("band", None))
+        check_output_band(self, options.pop("band", None))
         return predict_to_fits(self, stack, path, overwrite=overwrite, **options)
 
     def predict_scaled(self, x, noise, *, uncertainty, tta, n_samples, draws, run, origins=None):

@@ -207,6 +207,32 @@ def test_predict_band_with_an_any_band_model_reads_the_bands_given(tiny_any_band
     assert not (tmp_path / "x.fits").exists() and not (tmp_path / "y.fits").exists()
 
 
+def test_predict_reads_one_hdu_of_a_file_of_several_bands(stem, galaxy, tmp_path, caplog):
+    # Both bands in one file: --input BAND=FILE[EXT] picks an HDU; without it each band finds its own EXTNAME.
+    both = tmp_path / "g5_both.fits"
+    hdus = [fits.PrimaryHDU()]
+    for band in ("NUV", "Ks"):
+        with fits.open(galaxy[band]) as hdul:
+            hdus.append(fits.ImageHDU(hdul[0].data, hdul[0].header, name=band))
+    fits.HDUList(hdus).writeto(both)
+    reference = tmp_path / "reference.fits"
+    assert _predict(stem, galaxy, reference) == 0
+    for spec, out in (({"NUV": f"{both}[NUV]", "Ks": f"{both}[2]"}, "by_hdu.fits"),
+                      ({"NUV": both, "Ks": both}, "by_extname.fits")):
+        assert _predict(stem, spec, tmp_path / out) == 0
+        np.testing.assert_array_equal(SyntheticBand.read(tmp_path / out).data, SyntheticBand.read(reference).data)
+    # A file of other bands' images is not read as NUV from its first HDU: the HDU must be named.
+    other = tmp_path / "g5_gr.fits"
+    with fits.open(galaxy["NUV"]) as hdul:
+        fits.HDUList([fits.PrimaryHDU(), *(fits.ImageHDU(hdul[0].data, hdul[0].header, name=b) for b in "gr")]
+                     ).writeto(other)
+    assert _predict(stem, {"NUV": other, "Ks": galaxy["Ks"]}, tmp_path / "x.fits") == 1
+    assert "none of them NUV; name the HDU to read as NUV (--input NUV=FILE[G])" in caplog.text
+    assert _predict(stem, {"NUV": f"{other}[G]", "Ks": galaxy["Ks"]}, tmp_path / "x.fits") == 0
+    assert main(["predict", "--model", str(stem), "--input", f"{both}[NUV]", "-o", str(tmp_path / "y.fits")]) == 2
+    assert "one HDU of a file is one band's image; name its band: --input BAND=" in caplog.text
+
+
 def test_predict_band_named_by_its_filter_alone_suggests_the_models_band(galaxy, tmp_path, caplog):
     # "H" is 2MASS H in the registry; the KiDS/VIKING model writes VISTA_H.  --band is refused before any
     # input is read, so any existing file stands in for the KiDS g image.

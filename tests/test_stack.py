@@ -406,6 +406,39 @@ def test_from_fits_errors(tmp_path):
         BandStack.from_fits(42)
 
 
+def test_a_file_of_several_bands_gives_each_band_its_own_image(tmp_path):
+    # One file per band in the mapping, but each file holds every band (a survey's multi-band cut-out): each
+    # band is read from its own HDU, never silently from the first image, which is another band's.  (astropy
+    # writes EXTNAMEs in upper case.)
+    hdus = [fits.PrimaryHDU()]
+    for k, (extname, filt) in enumerate((("u", "u"), ("g", "g"), ("Z", "Z"))):
+        hdu = fits.ImageHDU(gaussian(8) * (k + 1), name=extname)
+        hdu.header.update(BUNIT="nanomaggy", FILTER=filt, SURVEY="KiDS" if filt != "Z" else "VIKING")
+        hdus.append(hdu)
+    hdus.append(fits.ImageHDU(np.full((8, 8), 0.1), name="g_UNCERT"))
+    cutout = tmp_path / "cutout.fits"
+    fits.HDUList(hdus).writeto(cutout)
+
+    s = BandStack.from_fits({"KiDS_g": cutout, "VISTA_Z": cutout})
+    np.testing.assert_allclose(s["KiDS_g"].data, 2 * gaussian(8))
+    np.testing.assert_allclose(s["VISTA_Z"].data, 3 * gaussian(8))
+    with pytest.raises(ValueError, match=r"band 'DECam_g': '.*cutout.fits' holds the images of several bands "
+                                         r"\(HDUs U \(KiDS_u\), G \(KiDS_g\), Z \(VISTA_Z\)\), none of them DECam_g; "
+                                         r"name the HDU to read as DECam_g \(hdu=\{'DECam_g': 'G'\}\)"):
+        BandStack.from_fits({"DECam_g": cutout, "DECam_z": cutout})
+    s = BandStack.from_fits({"DECam_g": cutout, "DECam_z": cutout}, hdu={"DECam_g": "g", "DECam_z": 3})
+    np.testing.assert_allclose(s["DECam_g"].data, 2 * gaussian(8))
+    np.testing.assert_allclose(s["DECam_z"].data, 3 * gaussian(8))
+    with pytest.raises(ValueError, match=r"has no HDU 'Q' \(its HDUs: PRIMARY, U, G, Z, G_UNCERT\)"):
+        BandStack.from_fits({"DECam_g": cutout}, hdu="Q")
+
+    # Several images none of which names a band (science and weight, say): the first, as CCDData.read takes.
+    science = tmp_path / "science.fits"
+    fits.HDUList([fits.PrimaryHDU(), fits.ImageHDU(gaussian(8), name="SCI"),
+                  fits.ImageHDU(np.ones((8, 8)), name="WHT")]).writeto(science)
+    np.testing.assert_allclose(BandStack.from_fits({"r": science}, unit="Jy")["r"].data, gaussian(8))
+
+
 def test_input_errors_carry_band_and_path(tmp_path):
     img = gaussian(8)
     with pytest.raises(BandInputError, match="band 'g' is all-zero") as info:

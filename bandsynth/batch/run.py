@@ -331,6 +331,7 @@ def _check_options(out_dir, workers, torch_threads, predict_kw, tta):
 def _request(translator, band, inputs):
     """The one-mapping translator the batch runs: the model, or the request ``inputs -> band`` of an any-band one."""
     from ..bands import get_band
+    from ..prediction import check_output_band
 
     if translator.card.outputs:
         if band is None:
@@ -338,7 +339,7 @@ def _request(translator, band, inputs):
                              "say which with band=")
         band = get_band(band).name
         return translator.task(inputs=inputs or [b for b in translator.inputs if b != band], output=band)
-    translator._check_band(band)
+    check_output_band(translator, band)
     if inputs is not None and tuple(get_band(b).name for b in inputs) != translator.inputs:
         raise ValueError(f"model {translator.name!r} reads {', '.join(translator.inputs)}; inputs= cannot change that")
     return translator

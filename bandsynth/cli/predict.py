@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
+import re
 import sys
 import threading
 import time
@@ -36,7 +38,8 @@ def add_parser(subparsers):
                    help="the band to predict: required for an any-band model (bandsynth models lists what each "
                         "model reads and writes); for any other model, its output band")
     p.add_argument("--input", action="append", required=True, metavar="BAND=FILE",
-                   help="an input image, e.g. --input NUV=g123_nuv.fits (repeat per band), or one "
+                   help="an input image, e.g. --input NUV=g123_nuv.fits (repeat per band; FILE[EXT] reads "
+                        "one HDU, by EXTNAME or number: --input DECam_g=cutout.fits[g]), or one "
                         "multi-extension FILE with an EXTNAME per band")
     add_output(p, required=True, metavar="FILE", help="output FITS file (its folder must exist)")
     add_overwrite(p, help="replace an existing output file")
@@ -53,13 +56,30 @@ def add_parser(subparsers):
     return p
 
 
+# FILE[EXT]: the FITS extended file name (CFITSIO's) for one HDU of a file, by EXTNAME or number.
+_HDU_SUFFIX = re.compile(r"^(?P<path>.+)\[(?P<hdu>[^\[\]]+)\]$")
+
+
+def _file_and_hdu(path):
+    """``FILE[EXT]`` as the file and the HDU (a number or an EXTNAME); a file whose name ends so is itself."""
+    match = _HDU_SUFFIX.match(path)
+    if match is None or os.path.exists(path):
+        return path, None
+    hdu = match["hdu"].strip()
+    return match["path"], int(hdu) if hdu.isdigit() else hdu
+
+
 def parse_inputs(specs):
-    """``--input BAND=PATH`` options (or one multi-extension ``--input PATH``)."""
+    """``--input BAND=FILE`` (or ``BAND=FILE[EXT]``) options as ``{band: file}`` and ``{band: HDU}``, or one
+    multi-extension ``--input FILE`` as that file and no HDUs."""
     from ..bands import get_band
 
     if len(specs) == 1 and "=" not in specs[0]:
-        return specs[0]
-    files = {}
+        if _file_and_hdu(specs[0])[1] is not None:
+            raise UsageError(f"--input {specs[0]!r}: one HDU of a file is one band's image; name its band: "
+                             f"--input BAND={specs[0]}")
+        return specs[0], {}
+    files, hdus = {}, {}
     for spec in specs:
         band, sep, path = spec.partition("=")
         if not sep or not band.strip() or not path.strip():
@@ -70,8 +90,10 @@ def parse_inputs(specs):
             raise UsageError(f"--input {spec!r}: {err}") from None
         if name in files:
             raise UsageError(f"--input: band {name} is given twice")
-        files[name] = path.strip()
-    return files
+        files[name], hdu = _file_and_hdu(path.strip())
+        if hdu is not None:
+            hdus[name] = hdu
+    return files, hdus
 
 
 def parse_zeropoints(specs):
@@ -218,7 +240,7 @@ class _Stages:
 def run(args) -> int:
     from ..bands import get_band
 
-    files = parse_inputs(args.input)
+    files, hdus = parse_inputs(args.input)
     zeropoints, unit = parse_zeropoints(args.zeropoint), parse_unit_option(args.unit)
     for band, path in ({"": files} if isinstance(files, str) else files).items():
         check_input_file(path, what=f"input file for band {band}" if band else "input file")
@@ -242,7 +264,8 @@ def run(args) -> int:
     stages = _Stages(3, enabled=not args.quiet)
     try:
         with stages.stage("reading the inputs" + (f", reprojecting onto {reproject_to}" if reproject_to else "")):
-            stack = BandStack.from_fits(files, unit=unit, zeropoint=zeropoints, reproject_to=reproject_to)
+            stack = BandStack.from_fits(files, hdu=hdus or None, unit=unit, zeropoint=zeropoints,
+                                        reproject_to=reproject_to)
         ny, nx = stack.shape
         # Predicted and written in one call: a large image goes to the file strip by strip of tiles as they
         # are predicted (bounded memory); copying the pixels behind the headers is left after the last tile.
