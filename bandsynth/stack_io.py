@@ -493,18 +493,20 @@ def _read_ccd(path, index, *, label, unit, hdu_uncertainty, hdu_mask, header, ba
 
 
 def _the_band_image(hdul, images, band, path, label):
-    """The HDU to read as ``band`` when none is named: the first image, but in a file of several bands' images
-    (EXTNAMEs or headers naming them) the one of ``band``: the first is another band's, and would be read silently."""
+    """The HDU to read as ``band`` when none is named: the first image, but in a file of bands' images (EXTNAMEs or
+    headers naming them) the one of ``band``: the first may be another band's, and would be read silently."""
     main = [i for i in images if not hdul[i].name.upper().endswith(("UNCERT", "MASK"))]  # not a band's companion
     named = {i: b for i in main if (b := _extname_band(hdul[i].name.upper(), hdul[i].header)) is not None}
-    if len(main) < 2 or not named:  # one image, or images of no band (SCI, WHT, ...): the first, as CCDData.read
+    if len(main) < 2:  # one image: read as any band, unless an extension named after another band holds it
+        named = {i: b for i, b in named.items() if hdul[i].name.upper() not in ("", "PRIMARY")}
+    if not named:  # images of no band (SCI, WHT, a primary image): the first, as CCDData.read takes
         return images[0]
     if len(mine := [i for i, b in named.items() if b == band]) == 1:
         return mine[0]
     alike = set(same_filter(band.name, list(named.values())))
     example = next((i for i, b in named.items() if b.name in alike), next(iter(named)))  # KiDS g's for DECam g
     raise BandInputError(
-        f"{label}: {path!r} holds the images of several bands (HDUs "
+        f"{label}: {path!r} holds the images of {'several bands (HDUs' if len(named) > 1 else 'another band (HDU'} "
         f"{', '.join(f'{hdul[i].name} ({b.name})' for i, b in named.items())}), {'more than one' if mine else 'none'} "
         f"of them {band.name}; name the HDU to read as {band.name} (hdu={{{band.name!r}: {hdul[example].name!r}}}), "
         "or read the file as one multi-extension stack (BandStack.from_fits(path))", band=band, path=path)

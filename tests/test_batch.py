@@ -212,6 +212,28 @@ def test_items_as_pairs_table_and_folder_scan(tiny_model, tmp_path, cluster):
     assert "README.txt" in table[table["status"] == "ignored"]["file"][0]
 
 
+def test_one_multi_extension_file_per_galaxy(tiny_model, tmp_path, cluster):
+    # "{id}.fits": each galaxy's bands in one file, each band read from its own HDU; a file lacking a band fails
+    # alone, named in the report.
+    stem, _ = tiny_model
+    (tmp_path / "singles").mkdir()
+    singles = {g: _write_galaxy(tmp_path / "singles", g, s) for g, s in (("a", 1), ("b", 2))}
+    for g, files in singles.items():
+        hdus = [fits.PrimaryHDU()]
+        for band in (("Ks", "NUV") if g == "a" else ("Ks",)):  # Ks first: the first image is never taken for NUV
+            with fits.open(files[band]) as hdul:
+                hdus.append(fits.ImageHDU(hdul[0].data, hdul[0].header, name=band))
+        fits.HDUList(hdus).writeto(tmp_path / f"{g}.fits")
+    scan = scan_folder(tmp_path, "{id}.fits", bands=INPUTS, check=False)
+    report = predict_many(stem, scan, out_dir=tmp_path / "o", scheduler=cluster, progress=False)
+    assert list(report.succeeded["galaxy"]) == ["a"] and list(report.failed["galaxy"]) == ["b"]
+    assert "holds the images of another band (HDU KS (Ks)), none of them NUV" in report.failed["error"][0]
+    reference = predict_many(stem, [("a", singles["a"])], out_dir=tmp_path / "r", scheduler=cluster, progress=False)
+    assert reference.ok
+    np.testing.assert_array_equal(fits.getdata(tmp_path / "o" / "a_r_synth.fits"),
+                                  fits.getdata(tmp_path / "r" / "a_r_synth.fits"))
+
+
 def test_reproject_to_rescues_galaxies_whose_bands_are_on_different_grids(tiny_model, tmp_path, cluster):
     stem, _ = tiny_model
     files = _write_galaxy(tmp_path, "g", 5)

@@ -175,10 +175,33 @@ def test_nested_pattern(tmp_path):
     assert scan.stack("obj7").names == ("g", "r")
 
 
-def test_bad_arguments(tmp_path):
-    with pytest.raises(ValueError, match=r"pattern must contain '\{id\}' and '\{band\}' exactly once each"):
+def test_one_multi_extension_file_per_object(tmp_path):
+    # Survey cut-out services deliver every band of an object in one file: a pattern without {band}.
+    for key, bands in (("c1", ("g", "r", "i")), ("c2", ("g", "i"))):
+        hdus = [fits.PrimaryHDU()]
+        for k, band in enumerate(bands):
+            one = cutout(tmp_path / "one" / f"{key}_{band}.fits", npix=16, scale_arcsec=0.4, peak=k + 1.0)
+            with fits.open(one) as hdul:
+                hdus.append(fits.ImageHDU(hdul[0].data, hdul[0].header, name=band))
+        fits.HDUList(hdus).writeto(tmp_path / f"{key}.fits")
+    (tmp_path / "c3.fits").write_bytes(b"garbage" * 100)
+    scan = scan_folder(tmp_path, "{id}.fits", bands=["r", "g"])
+    assert scan.ids == ("c1", "c2") and scan.files["c1"] == {"g": tmp_path / "c1.fits", "r": tmp_path / "c1.fits"}
+    assert [(row["id"], row["band"]) for row in scan.problems] == [("c3", "")]
+    stack = scan.stack("c1")
+    assert stack.names == ("g", "r")
+    np.testing.assert_allclose(stack["r"].data, 2 * stack["g"].data, rtol=1e-6)  # r's HDU, not the first (g)
+    with pytest.raises(ValueError, match=r"holds the images of several bands \(HDUs G \(g\), I \(i\)\), none of "
+                                         "them r"):
+        scan.stack("c2")
+    with pytest.raises(ValueError, match=r"pattern '\{id\}.fits' has no '\{band\}' .*: pass bands="):
         scan_folder(tmp_path, "{id}.fits")
-    with pytest.raises(ValueError, match="exactly once"):
+
+
+def test_bad_arguments(tmp_path):
+    with pytest.raises(ValueError, match=r"pattern must contain '\{id\}' once and '\{band\}' at most once"):
+        scan_folder(tmp_path, "{band}.fits")
+    with pytest.raises(ValueError, match="at most once"):
         scan_folder(tmp_path, "{id}_{band}_{band}.fits")
     with pytest.raises(TypeError, match="pattern must be a string"):
         scan_folder(tmp_path, 3)

@@ -34,7 +34,8 @@ def add_parser(subparsers):
     source = b.add_mutually_exclusive_group(required=True)
     source.add_argument("--manifest", metavar="FILE",
                         help="ECSV table: an 'id' column and one file column per input band")
-    source.add_argument("--pattern", help="file-name pattern in --input-dir, e.g. '{id}_{band}.fits'")
+    source.add_argument("--pattern", help="file-name pattern in --input-dir, e.g. '{id}_{band}.fits', or "
+                                          "'{id}.fits' for one multi-extension file per galaxy")
     b.add_argument("--input-dir", metavar="FOLDER", help="folder of the --pattern files")
     add_output(b, required=True, metavar="FOLDER", help="output folder (created if needed)")
     b.add_argument("--workers", type=int, metavar="N", help="local worker processes (default: number of cores)")

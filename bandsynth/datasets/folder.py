@@ -3,7 +3,8 @@
 A folder holds one FITS file per object and band, named by a pattern with an
 ``{id}`` and a ``{band}`` placeholder, e.g. ``"{id}_{band}.fits"`` for
 ``g123_nuv.fits``, ``g123_Ks.fits``, or ``"{id}/{band}.fits"`` for one
-sub-folder per object.  Everything else in the pattern is literal text.
+sub-folder per object -- or one multi-extension file per object holding every
+band, ``"{id}.fits"``.  Everything else in the pattern is literal text.
 Band strings are resolved by :func:`bandsynth.bands.get_band` (any alias, any
 case); when a name can be split in several ways the longest band string that
 is a known band wins (``ngc_1_galex_nuv.fits`` -> id ``ngc_1``, band NUV).
@@ -51,27 +52,33 @@ def _natural_key(text):
 
 
 class _Pattern:
-    """``{id}``/``{band}`` file-name pattern; everything else literal."""
+    """``{id}``/``{band}`` file-name pattern; everything else literal.  Without ``{band}`` a file holds every band
+    of its object (one multi-extension file each, its HDUs named after their bands)."""
 
     def __init__(self, pattern):
         if not isinstance(pattern, str):
             raise TypeError(f"pattern must be a string, got {type(pattern).__name__}")
         parts = _PLACEHOLDER.split(pattern)
         holders = parts[1::2]
-        if sorted(holders) != ["{band}", "{id}"]:
+        if sorted(holders) not in (["{band}", "{id}"], ["{id}"]):
             raise ValueError(
-                f"pattern must contain '{{id}}' and '{{band}}' exactly once each, got {pattern!r}"
+                "pattern must contain '{id}' once and '{band}' at most once (without it, one multi-extension file "
+                f"per object holds every band), got {pattern!r}"
             )
         self.text = pattern
-        self.head, self.middle, self.tail = parts[0], parts[2], parts[4]
+        self.per_object = holders == ["{id}"]
+        self.head, self.middle, self.tail = (parts[0], "", parts[2]) if self.per_object else parts[::2]
         self.id_first = holders[0] == "{id}"
         self.nested = "/" in pattern
 
     def candidates(self, name):
-        """Every (id, band) split of ``name``, longest band string first."""
+        """Every (id, band) split of ``name``, longest band string first; (id, None) for a per-object pattern."""
         head, mid_lit, tail = self.head, self.middle, self.tail
         if not (name.startswith(head) and name.endswith(tail)):
             return []
+        if self.per_object:
+            key = name[len(head): len(name) - len(tail)]
+            return [(key, None)] if key and "/" not in key else []
         mid = name[len(head): len(name) - len(tail)]
         if len(mid) < len(mid_lit) + 2:
             return []
@@ -107,7 +114,7 @@ class FolderScan:
     folder : str or os.PathLike
         The scanned folder.
     pattern : str
-        The file-name pattern, with ``{id}`` and ``{band}``.
+        The file-name pattern, with ``{id}`` and (but for one file per object) ``{band}``.
     bands : tuple of str or None
         Requested bands (registry names, by wavelength), or None for all.
     files : mapping
@@ -153,7 +160,7 @@ class FolderScan:
 
     @property
     def pattern(self) -> str:
-        """The file-name pattern, with ``{id}`` and ``{band}``."""
+        """The file-name pattern, with ``{id}`` and (but for one file per object) ``{band}``."""
         return self._pattern
 
     @property
@@ -369,6 +376,16 @@ def _choose_grid(grids, reproject_to, key):
     return target
 
 
+def _readable(path, key, band, problem):
+    """Whether ``path`` opens as FITS with an image; else reported by ``problem``."""
+    try:
+        _grid_info(path)
+    except (DataFormatError, OSError) as exc:
+        problem(path, key, band, str(exc))
+        return False
+    return True
+
+
 def scan_folder(folder, pattern="{id}_{band}.fits", *, bands=None, check=True):
     """Group the per-band FITS files of ``folder`` by object id.
 
@@ -377,9 +394,12 @@ def scan_folder(folder, pattern="{id}_{band}.fits", *, bands=None, check=True):
     folder : str or os.PathLike
     pattern : str
         File name pattern with ``{id}`` and ``{band}``; may contain ``/`` to
-        match files in sub-folders.
+        match files in sub-folders.  Without ``{band}`` (``"{id}.fits"``) each
+        object is one multi-extension file holding every band, each band read
+        from the HDU its ``EXTNAME`` or header names (`bandsynth.BandStack.from_fits`).
     bands : sequence of str, optional
-        Bands every object must have; other bands are ignored.  Default: all.
+        Bands every object must have; other bands are ignored.  Default: all
+        (required without ``{band}``).
     check : bool
         Open every matching file (headers only) to report unreadable,
         truncated or image-less files now rather than when stacking.
@@ -415,6 +435,9 @@ def scan_folder(folder, pattern="{id}_{band}.fits", *, bands=None, check=True):
         if isinstance(bands, str):
             bands = [bands]
         wanted = tuple(b.name for b in sort_bands(bands))
+    elif pat.per_object:
+        raise ValueError(f"pattern {pattern!r} has no '{{band}}' (one multi-extension file per object): "
+                         "pass bands= (the bands to read from each file)")
     rows = []
 
     def problem(path, key, band, error):
@@ -430,6 +453,13 @@ def scan_folder(folder, pattern="{id}_{band}.fits", *, bands=None, check=True):
         if not splits:
             problem(path, None, None, f"does not match pattern {pat.text}")
             continue
+        if pat.per_object:  # every band from this file, each from its own HDU (BandStack.from_fits)
+            key = splits[0][0]
+            if key in files:
+                problem(path, key, None, f"duplicate: object {key!r} is already {next(iter(files[key].values()))}")
+            elif not check or _readable(path, key, None, problem):
+                files[key] = dict.fromkeys(wanted, path)
+            continue
         found = next(((k, t, b) for k, t in splits if (b := _resolve(t)) is not None), None)
         if found is None:
             key, text = splits[0]
@@ -443,14 +473,10 @@ def scan_folder(folder, pattern="{id}_{band}.fits", *, bands=None, check=True):
             earlier = group[band.name].name
             problem(path, key, band.name, f"duplicate: band {band.name} of {key!r} is already {earlier}")
             continue
-        if check:
-            try:
-                _grid_info(path)
-            except (DataFormatError, OSError) as exc:
-                problem(path, key, band.name, str(exc))
-                if not group:
-                    del files[key]
-                continue
+        if check and not _readable(path, key, band.name, problem):
+            if not group:
+                del files[key]
+            continue
         group[band.name] = path
     if wanted is not None:
         for key in sorted(files, key=_natural_key):
