@@ -100,7 +100,8 @@ def observed_set(directory, bands, pixel_scale, *, validation_every=4, stamp=STA
     manifest.meta.update(bands=list(bands), mode="survey", unit="nanomaggy", pixel_scale=float(pixel_scale),
                          psf_fwhm={b: round(float(np.nanmedian(v)), 3) for b, v in psf.items()
                                    if np.isfinite(v).any()},  # the stamps' median PSFFWHM [arcsec]
-                         description="observed KiDS/VIKING galaxies, fit part (even kv_NNN)")
+                         description="observed KiDS/VIKING galaxies, fit part (even kv_NNN)",
+                         source=f"observed galaxies: {Path(directory).name}")
     return MockDataset({b: np.stack(v) for b, v in cubes.items()}, manifest,
                        uncertainty={b: np.stack(v) for b, v in noise.items()}), mapping
 

@@ -1,6 +1,7 @@
 """The ``bandsynth`` command: train, evaluate, demo, models."""
 
 import json
+import sys
 
 import numpy as np
 import pytest
@@ -181,3 +182,17 @@ def test_models_shows_an_any_band_calibration_per_number_of_bands_at_hand(capsys
     one = card.calibration["KiDS_r"]["by_n_inputs"]["1"]["plain"]["coverage_1sigma"]
     assert (f"uncertainty   KiDS_r from fewer bands drawn at random, plain: 1-sigma coverage by number at hand "
             f"1: {one:.3f}, 2: ") in text
+
+
+def test_a_reader_going_away_ends_the_command_quietly(monkeypatch, caplog):
+    # bandsynth models | head: the pipe closes before the table is written.
+    class ClosedPipe:
+        def write(self, text):
+            raise BrokenPipeError(32, "Broken pipe")
+
+        def flush(self):
+            raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setattr(sys, "stdout", ClosedPipe())
+    assert main(["models"]) == 141
+    assert "Broken pipe" not in caplog.text and "ERROR" not in caplog.text

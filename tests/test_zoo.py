@@ -167,6 +167,10 @@ def test_models_command_lists_the_zoo(capsys):
     assert main(["models"]) == 0
     out = capsys.readouterr().out
     assert all(name in out for name in PAPER_MODELS)
+    # What each was trained on, from its card: the model fine-tuned on observed galaxies says so.
+    rows = {line.split()[0]: line for line in out.splitlines() if line}
+    assert "survey layer (galex_sdss_2mass)" in rows["nuv_k_to_r"] and "ideal mocks" in rows["nuv_k_to_r_paper"]
+    assert "observed KiDS/VIKING galaxies" in rows["any_band_kids_viking"]
 
 
 @pytest.mark.parametrize("name", SHIPPED)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 
 from ._common import FAILED, OK, USAGE, UsageError, cli_text, logging_session
@@ -59,6 +60,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _silence_stdout():
+    """Point stdout at the null device, so that flushing it at exit raises no second broken pipe."""
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # not a file descriptor (a test's capture)
+        pass
+
+
 def main(argv=None) -> int:
     """Run the ``bandsynth`` command; returns the exit code (0, 1 or 2).
 
@@ -76,7 +85,7 @@ def main(argv=None) -> int:
     int
         `OK` (0) everything done, `FAILED` (1) some inputs failed, `USAGE` (2)
         usage error or refused before any work; 130 when interrupted
-        (Ctrl-C).  Invalid options make `argparse` exit with status 2
+        (Ctrl-C), 141 when the reader of its output went away (``| head``).  Invalid options make `argparse` exit with status 2
         (`SystemExit`).
     """
     parser = build_parser()
@@ -95,6 +104,9 @@ def main(argv=None) -> int:
         except KeyboardInterrupt:
             log.error("interrupted")
             return 130
+        except BrokenPipeError:  # the reader went away (bandsynth models | head): stop quietly, as Unix tools do
+            _silence_stdout()
+            return 141
         except Exception as err:
             from ..models.zoo import WeightsHashError
 

@@ -33,11 +33,19 @@ def _psf(card):
     return "/".join("-" if card.psf_fwhm.get(b) is None else f"{card.psf_fwhm[b]:.2f}" for b in bands) + '"'
 
 
+def _observed_data(card):
+    """The description of a training set of no mock universe (observed galaxies, say), else None."""
+    info = dict((card.training or {}).get("data_info") or {})
+    if info.get("source") in (None, "bandsynth.datasets.mock"):
+        return None
+    return str(info.get("description") or info["source"]).split(",")[0]
+
+
 def _trained_on(card):
-    """What the training images were: the survey layer (observed-like) or the paper's mock modes."""
+    """What the training images were: the survey layer (observed-like), observed galaxies or the paper's mocks."""
     if card.survey is not None:
         return f"survey layer ({card.survey})"
-    return "ideal mocks" if card.mode == "ideal" else "noisy mocks"
+    return _observed_data(card) or ("ideal mocks" if card.mode == "ideal" else "noisy mocks")
 
 
 def format_table(cards) -> str:
@@ -53,7 +61,8 @@ def format_table(cards) -> str:
     lines = ["  ".join(v.rjust(w) if i in right else v.ljust(w) for i, (v, w) in enumerate(zip(r, widths))).rstrip()
              for r in rows]
     lines.append("trained on: the survey layer (mock galaxies as the surveys observe them: the models for observed "
-                 "images) or the method paper's ideal or noisy mock images (the *_paper models).")
+                 "images), observed galaxies (last), or the method paper's ideal or noisy mock images (the *_paper "
+                 "models).")
     lines.append("pixel: arcsec per pixel of the training images; PSF FWHM in arcsec (inputs/output when they "
                  "differ); SSIM, PSNR: held-out test split (survey layer: against the noise-free truth).")
     lines.append("`bandsynth models NAME` shows a model's card.")
@@ -61,7 +70,7 @@ def format_table(cards) -> str:
 
 
 def _training_images(card):
-    if card.survey is not None:
+    if card.survey is not None or _observed_data(card):
         return "images as the surveys deliver them: for observed images"
     return "common PSF, no noise" if card.mode == "ideal" else "per-band PSF and noise"
 
