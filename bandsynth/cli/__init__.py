@@ -85,8 +85,8 @@ def main(argv=None) -> int:
     int
         `OK` (0) everything done, `FAILED` (1) some inputs failed, `USAGE` (2)
         usage error or refused before any work; 130 when interrupted
-        (Ctrl-C), 141 when the reader of its output went away (``| head``).  Invalid options make `argparse` exit with status 2
-        (`SystemExit`).
+        (Ctrl-C), 141 when the reader of its output went away (``| head``).
+        Invalid options make `argparse` exit with status 2 (`SystemExit`).
     """
     parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
