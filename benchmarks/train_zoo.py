@@ -115,6 +115,9 @@ def main(argv=None):
                      help="physics family of the mock galaxies (bandsynth.datasets.mock.families, e.g. broad)")
     sky.add_argument("--redshift", action="store_true",
                      help="observe the galaxies at redshifts drawn from their magnitudes (make_dataset(redshift=True))")
+    sky.add_argument("--depth-offset", type=float, default=0.0, metavar="MAG",
+                     help="shift every band's depth by MAG magnitudes (negative: shallower, noisier images; "
+                          "make_dataset(depth_offset=...))")
     sky.add_argument("--data-cache", default="runs/data",
                      help="folder of rendered survey-layer data sets (reopened, never rendered twice)")
     args = parser.parse_args(argv)
@@ -199,6 +202,8 @@ def _sky_job(inputs, output, survey, scale, args):
         description += f"; {spectra}physics family {args.family!r}"
     if args.redshift:
         description += "; galaxies at redshifts drawn from their magnitudes"
+    if args.depth_offset:
+        description += f"; every band's depth shifted by {args.depth_offset:+g} mag"
     return {"inputs": inputs, "output": output, "mode": "survey", "survey": survey, "pixel_scale": float(scale),
             "size": args.size, "n_galaxies": args.n_galaxies, "r_mag_range": tuple(args.r_mag_range),
             "crop": args.crop or min(64, args.size),
@@ -214,7 +219,7 @@ def survey_dataset(job, args):
     lo, hi = job["r_mag_range"]
     key = (f"{job['survey']}_{'_'.join(bands)}_{job['pixel_scale']:g}as_{job['size']}px_r{lo:g}-{hi:g}_"
            f"{job['n_galaxies']}" + ("" if args.family == "default" else f"_{args.family}")
-           + ("_z" if args.redshift else ""))
+           + ("_z" if args.redshift else "") + (f"_depth{args.depth_offset:+g}" if args.depth_offset else ""))
     path = Path(args.data_cache) / key
     if path.exists():
         print(f"reusing the rendered data set {path}", flush=True)
@@ -222,7 +227,7 @@ def survey_dataset(job, args):
     started = time.perf_counter()
     data = write_mock_dataset(path, job["n_galaxies"], seed=0, survey=job["survey"], bands=bands, size=job["size"],
                               pixel_scale=job["pixel_scale"], r_mag_range=job["r_mag_range"], family=args.family,
-                              redshift=args.redshift, progress=False)
+                              redshift=args.redshift, depth_offset=args.depth_offset, progress=False)
     print(f"rendered {len(data)} survey-layer galaxies into {path} in {time.perf_counter() - started:.0f} s",
           flush=True)
     return data
