@@ -244,7 +244,16 @@ def test_predict_band_named_by_its_filter_alone_suggests_the_models_band(galaxy,
     assert main([*args, "--band", "NUV"]) == 2
     assert "--band NUV: model 'any_band_kids_viking' predicts" in caplog.text
     assert caplog.text.count("did you mean") == 1
-    assert not (tmp_path / "h.fits").exists()
+    # The same for inputs: "J" is 2MASS J, and "g", "z" are SDSS's where a model reads DECam's.
+    assert main(["predict", "--model", "any_band_kids_viking", "--band", "VISTA_H", "--input", f"J={galaxy['NUV']}",
+                 "-o", str(tmp_path / "h.fits")]) == 2
+    assert "predicts VISTA_H from any of KiDS_u, " in caplog.text
+    assert "(did you mean --input VISTA_J=...?)" in caplog.text
+    assert main(["predict", "--model", "g_z_to_r", "--input", f"g={galaxy['NUV']}", "--input", f"z={galaxy['Ks']}",
+                 "-o", str(tmp_path / "r.fits")]) == 2
+    assert ("needs bands DECam_g, DECam_z; no --input for DECam_g, DECam_z (did you mean --input DECam_g=... and "
+            "--input DECam_z=...?)") in caplog.text
+    assert not (tmp_path / "h.fits").exists() and not (tmp_path / "r.fits").exists()
 
 
 def test_predict_band_of_a_one_mapping_model_must_be_its_output(stem, galaxy, tmp_path, caplog):

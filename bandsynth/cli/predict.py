@@ -172,13 +172,21 @@ def wanted_band(translator, band, files):
         unknown = [b for b in files if b not in readable]
         if unknown:
             raise UsageError(f"--input {unknown[0]}: model {translator.name!r} predicts {band} from any of "
-                             f"{', '.join(readable)}")
+                             f"{', '.join(readable)}{_renamed(unknown, readable)}")
         return band, [b for b in readable if b in files]
     missing = [b for b in translator.inputs if b not in files]
     if missing:
         raise UsageError(f"model {translator.name!r} needs bands {', '.join(translator.inputs)}; "
-                         f"no --input for {', '.join(missing)}")
+                         f"no --input for {', '.join(missing)}{_renamed(list(files), missing)}")
     return band, list(translator.inputs)
+
+
+def _renamed(given, wanted):
+    """The hint ``(did you mean --input VISTA_H=...?)`` for given bands naming a wanted band's filter elsewhere."""
+    from ..bands import same_filter
+
+    alike = [f"--input {match}=..." for b in given for match in same_filter(b, wanted)[:1]]
+    return f" (did you mean {' and '.join(alike)}?)" if alike else ""
 
 
 class _Stages:
