@@ -16,12 +16,13 @@ import numpy as np
 from astropy.utils.exceptions import AstropyUserWarning
 
 from ._model_access import ModelAccess
-from .bands import get_band, same_filter
+from .bands import get_band
 from .models.domain import depth_tags, psf_tags
 from .models.zoo import ModelCard, write_model
 from .nn.any_band import BASELINE_METHODS, AnyBandNet
 from .nn.engine import resolve_device
 from .nn.generator import count_parameters
+from .prediction import check_output_band
 from .scaling import AsinhScaling
 
 __all__ = ["AnyBandTranslator", "make_request", "request_calibration"]
@@ -59,14 +60,6 @@ def request_calibration(card, inputs, output):
     return dict(dict(entry.get("by_n_inputs", {})).get(str(len(inputs)), {}))
 
 
-def _check_output(card, output):
-    """Refuse a band the model does not write, suggesting its band of the same filter ("H" -> "VISTA_H")."""
-    if output not in card.outputs:
-        alike = same_filter(output, card.outputs)
-        hint = f" (did you mean {' or '.join(map(repr, alike))}?)" if alike else ""
-        raise ValueError(f"model {card.name!r} predicts {', '.join(card.outputs)}; it cannot predict {output!r}{hint}")
-
-
 def make_request(card, net, inputs, output, psf=None, depth=None):
     """The network and the `~bandsynth.models.zoo.ModelCard` of one request of an any-band model.
 
@@ -96,7 +89,7 @@ def make_request(card, net, inputs, output, psf=None, depth=None):
     ValueError
         A band the model does not read or write for this request.
     """
-    _check_output(card, output)
+    check_output_band(card, output)
     readable = [b for b in card.inputs if b != output]
     unknown = [b for b in inputs if b not in readable]
     if unknown or not inputs:
@@ -219,7 +212,7 @@ class AnyBandTranslator(ModelAccess):
             The stack holds none of the bands the model reads for ``band``.
         """
         band = get_band(band).name
-        _check_output(self._card, band)
+        check_output_band(self._card, band)
         if inputs is None:
             inputs = tuple(b for b in self.inputs if b in stack and b != band)
         if not inputs:
@@ -236,7 +229,7 @@ class AnyBandTranslator(ModelAccess):
                              "(a band name or a list of them)")
         wanted = [get_band(b).name for b in ([band] if isinstance(band, str) else band)]
         for b in wanted:
-            _check_output(self._card, b)
+            check_output_band(self._card, b)
         return wanted
 
     def _warn_if_calibrated_otherwise(self, task):

@@ -35,30 +35,33 @@ def _calibration(card, configuration):
     return None if data is None else Calibration.from_dict(configuration, dict(data))
 
 
-def check_output_band(translator, band):
-    """Refuse a ``band=`` that is not the output of a model of one mapping.
+def check_output_band(card, band):
+    """Refuse a ``band`` the model of ``card`` does not write.
 
-    So a script may pass ``band=`` to whatever model it is given.  Where the band asked for is
-    the output's filter in another survey (``"r"`` for a model of ``"KiDS_r"``), the message
-    suggests the output.
+    A model of one mapping accepts ``band=`` too, so that a script may pass it to whatever
+    model it is given.  Where the band asked for is one the model writes in another survey's
+    filter (``"H"`` for a model of ``"VISTA_H"``), the message suggests the model's.
 
     Parameters
     ----------
-    translator : `~bandsynth.Translator`
+    card : `~bandsynth.models.zoo.ModelCard`
     band : str or None
         The band asked for; None asks for nothing.
 
     Raises
     ------
     ValueError
-        ``band`` is not the model's output.
+        ``band`` is not a band the model writes.
     """
     from .bands import get_band, same_filter
 
-    if band is not None and get_band(band).name != translator.output:
-        hint = f" (did you mean {translator.output!r}?)" if same_filter(band, [translator.output]) else ""
-        raise ValueError(f"model {translator.name!r} predicts {translator.output} only; band={band!r} asks for "
-                         f"another{hint}")
+    if band is None or (name := get_band(band).name) in card.writes:
+        return
+    alike = same_filter(name, card.writes)
+    hint = f" (did you mean {' or '.join(map(repr, alike))}?)" if alike else ""
+    if card.outputs:  # an any-band model
+        raise ValueError(f"model {card.name!r} predicts {', '.join(card.outputs)}; it cannot predict {name!r}{hint}")
+    raise ValueError(f"model {card.name!r} predicts {card.output} only; band={band!r} asks for another{hint}")
 
 
 def plan_prediction(translator, stacks, *, uncertainty, tta, n_samples, batch_size, precision, tile, seed,

@@ -349,7 +349,7 @@ class Translator(ModelAccess):
         -------
         `~bandsynth.SyntheticBand` or list of them
         """
-        check_output_band(self, band)
+        check_output_band(self._card, band)
         single = not isinstance(stacks, (list, tuple))
         results = predict_stacks(self, [stacks] if single else list(stacks), uncertainty=uncertainty, tta=tta,
                                  n_samples=n_samples, batch_size=batch_size, precision=precision, tile=tile, seed=seed,
@@ -375,7 +375,7 @@ class Translator(ModelAccess):
         -------
         pathlib.Path
         """
-        check_output_band(self, options.pop("band", None))
+        check_output_band(self._card, options.pop("band", None))
         return predict_to_fits(self, stack, path, overwrite=overwrite, **options)
 
     def predict_scaled(self, x, noise, *, uncertainty, tta, n_samples, draws, run, origins=None):

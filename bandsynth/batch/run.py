@@ -339,7 +339,7 @@ def _request(translator, band, inputs):
                              "say which with band=")
         band = get_band(band).name
         return translator.task(inputs=inputs or [b for b in translator.inputs if b != band], output=band)
-    check_output_band(translator, band)
+    check_output_band(translator.card, band)
     if inputs is not None and tuple(get_band(b).name for b in inputs) != translator.inputs:
         raise ValueError(f"model {translator.name!r} reads {', '.join(translator.inputs)}; inputs= cannot change that")
     return translator

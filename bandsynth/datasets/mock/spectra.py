@@ -305,10 +305,7 @@ def population_band_fluxes(bands, *, age, metallicity=0.0, uv_upturn=0.0, redshi
     True
     """
     names = tuple(b.name for b in (get_band(b) for b in bands))
-    if spectra == "mock":
-        sed = population_sed(_LAM, age=age, metallicity=metallicity, uv_upturn=uv_upturn)
-    else:
-        sed = _stellar_sed(age, metallicity, uv_upturn, spectra)
+    sed = _stellar_sed(age, metallicity, uv_upturn, spectra)
     return mm(sed, _band_response(names, _check_redshift(redshift)))
 
 
