@@ -1,8 +1,10 @@
-"""Atomic file writing shared by every module that writes files.
+"""File helpers shared by the modules that read and write files.
 
 A file is written under a temporary name in its destination folder, flushed to
 disk and then renamed onto the destination, so a crash never leaves a
 half-written file behind and readers see either the old file or the new one.
+Where a file is named as text (command line, batch manifests), ``FILE[EXT]``
+names one HDU of it (`split_extended_name`).
 """
 
 from __future__ import annotations
@@ -10,11 +12,15 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import re
 import secrets
 import unicodedata
 from pathlib import Path
 
-__all__ = ["atomic_path", "writable_path", "sha256_file", "fits_ascii"]
+__all__ = ["atomic_path", "writable_path", "sha256_file", "fits_ascii", "split_extended_name"]
+
+# FILE[EXT]: the FITS extended file name (CFITSIO's) for one HDU of a file, by EXTNAME or number.
+_HDU_SUFFIX = re.compile(r"^(?P<path>.+)\[(?P<hdu>[^\[\]]+)\]$")
 
 
 def writable_path(path, *, overwrite, action="write"):
@@ -116,3 +122,34 @@ def fits_ascii(text) -> str:
     text = "".join(c for c in text if not unicodedata.combining(c))
     text = text.encode("ascii", "backslashreplace").decode("ascii")
     return "".join(c if 32 <= ord(c) < 127 else " " for c in text)
+
+
+def split_extended_name(name):
+    """``FILE[EXT]`` as the file and the HDU it names; any other name as itself and None.
+
+    The FITS extended file name of CFITSIO, which astropy does not read: ``EXT``
+    is an EXTNAME or an HDU number.  A file whose own name ends in brackets is
+    taken as it is.
+
+    Parameters
+    ----------
+    name : str or os.PathLike
+
+    Returns
+    -------
+    path : str
+    hdu : int, str or None
+
+    Examples
+    --------
+    >>> split_extended_name("kv_001.fits.gz[g]")
+    ('kv_001.fits.gz', 'g')
+    >>> split_extended_name("stack.fits[2]"), split_extended_name("g.fits")
+    (('stack.fits', 2), ('g.fits', None))
+    """
+    name = os.fspath(name)
+    match = _HDU_SUFFIX.match(name)
+    if match is None or os.path.exists(name):
+        return name, None
+    hdu = match["hdu"].strip()
+    return match["path"], int(hdu) if hdu.isdigit() else hdu

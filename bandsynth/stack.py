@@ -238,8 +238,8 @@ class BandStack:
             whose header states a zero point is read as counts (counts/s for GALEX).
         meta : mapping, optional
             Metadata of the stack.  ``meta["inputs"]`` is set to a list of
-            ``{"band", "file", "checksum"}`` records (SHA-256 of each file)
-            unless given.
+            ``{"band", "file", "hdu", "checksum"}`` records (the HDU read, by EXTNAME
+            or number; SHA-256 of each file) unless given.
         reproject_to, reproject_kw
             As for :class:`BandStack`.
 

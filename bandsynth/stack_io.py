@@ -535,8 +535,8 @@ def read_band_file(band, path, *, hdu, unit):
     image : BandImage
         The checked image, ``meta`` its header (with ``FILENAME``).
     input : dict
-        Its provenance record: ``band``, ``file`` and ``checksum`` (SHA-256 of
-        the file).
+        Its provenance record: ``band``, ``file``, ``hdu`` (EXTNAME, or number) and
+        ``checksum`` (SHA-256 of the file).
 
     Raises
     ------
@@ -568,12 +568,12 @@ def read_band_file(band, path, *, hdu, unit):
             if index not in images:
                 raise BandInputError(f"{label}: HDU {hdu!r} of {path!r} is not an image HDU with data",
                                      band=band, path=path)
-        header = hdul[index].header.copy()
+        header, where = hdul[index].header.copy(), hdul[index].name or index
     ccd = _read_ccd(path, index, label=label, unit=unit, hdu_uncertainty="UNCERT", hdu_mask="MASK", header=header,
                     band=band)
     ccd.meta["FILENAME"] = fits_ascii(os.path.basename(path))  # exact name: in the provenance
     im = image_from_value(band, ccd, source=path, path=path, copy_data=False)  # read just now: nobody else holds it
-    return im, {"band": band.name, "file": path, "checksum": sha256_file(path)}
+    return im, {"band": band.name, "file": path, "hdu": where, "checksum": sha256_file(path)}
 
 
 def _extname_band(name, header):
@@ -614,8 +614,8 @@ def read_multi_extension(path, *, unit, extnames=None):
     images : dict of `~bandsynth.bands.Band` to BandImage
         The checked images, bluest band first.
     inputs : list of dict
-        Their provenance records (``band``, ``file``, ``checksum``), in the same
-        order.
+        Their provenance records (``band``, ``file``, ``hdu``, ``checksum``), in the
+        same order.
 
     Raises
     ------
@@ -686,7 +686,7 @@ def read_multi_extension(path, *, unit, extnames=None):
         )
         ccd.meta["FILENAME"] = fits_ascii(os.path.basename(path))  # exact name: in the provenance
         built[band] = image_from_value(band, ccd, source=f"{path}[{name}]", path=path, copy_data=False)
-        inputs.append({"band": band.name, "file": path, "checksum": checksum})
+        inputs.append({"band": band.name, "file": path, "hdu": name, "checksum": checksum})
     return built, inputs
 
 

@@ -13,7 +13,8 @@ exactly and by `astropy.nddata.CCDData.read`; the reader and writer live in
     PRIMARY  float32 image; BUNIT; the WCS;
              BANDSYN (bandsynth version), BSMODEL (model), BSSHA256 (weights hash),
              BSBAND (predicted band), DATE (of the prediction, UTC),
-             BSINn / BSINFn / BSINSn (band, file name, checksum of input n),
+             BSINn / BSINFn / BSINSn / BSINHn (band, file name, checksum and HDU
+             of input n),
              BSSCn / BSSOFTn / BSMAXn (asinh scaling of band n, in BUNIT; BSREF only for
              files written by bandsynth 0.1, whose scaling had a reference flux),
              BSUNCMET (uncertainty method), BSPROV (the full provenance as JSON,
@@ -661,6 +662,8 @@ def _primary_header(prov, wcs, unit_text) -> fits.Header:
         hdr[f"BSIN{n}"] = (item["band"], f"input band {n}")
         hdr[f"BSINF{n}"] = (_ascii(os.path.basename(item["file"]) or item["file"]), f"input file {n}")
         hdr[f"BSINS{n}"] = (_ascii(item["checksum"]), f"checksum of input file {n}")
+        if "hdu" in item:  # the HDU read from a file of several
+            hdr[f"BSINH{n}"] = (_ascii(item["hdu"]), f"HDU of input file {n}")
     ref, entries = _scaling_entries(prov["scaling"])
     unit_note = prov["scaling"].get("unit", unit_text)
     if _is_number(ref):

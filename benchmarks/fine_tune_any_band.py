@@ -188,6 +188,8 @@ def main(argv=None):
                         help="draw each band's request from every other band (the one real_sky.py scores) for a "
                              "share --favour-share of the training crops")
     parser.add_argument("--favour-share", type=float, default=0.5, help="see --favour-every-other")
+    parser.add_argument("--favour-bands", nargs="+", metavar="BAND",
+                        help="with --favour-every-other: only these wanted bands (the model's names)")
     parser.add_argument("--keep-moments", action="store_true", help="keep the colour models of --init")
     add_noise_options(parser, than="the observed stamps")
     parser.add_argument("--moment-stamps", choices=["cut", "whole"], default="cut",
@@ -226,6 +228,8 @@ def main(argv=None):
     if not 0.0 <= args.favour_share <= 1.0:
         parser.error(f"--favour-share must be in [0, 1], got {args.favour_share}")
     check_worsening(parser, args, ("noise",))
+    if args.favour_bands and not args.favour_every_other:
+        parser.error("--favour-bands narrows --favour-every-other: give both")
 
     n_inputs = "all" if args.calibration_n_inputs is None else args.calibration_n_inputs
     from bandsynth import Translator
@@ -237,6 +241,9 @@ def main(argv=None):
     if not start.card.outputs:
         raise SystemExit(f"--init {args.init}: not an any-band model (its card lists no outputs)")
     bands = list(start.card.inputs)
+    unknown = sorted(set(args.favour_bands or ()) - set(bands))
+    if unknown:
+        raise SystemExit(f"--favour-bands {' '.join(unknown)}: not a band of --init; it has {' '.join(bands)}")
     data, mapping = observed_set(args.real_data, bands, start.card.pixel_scale)
     print(f"{len(data.indices('train'))} training and {len(data.indices('validation'))} validation galaxies; "
           f"bands {mapping}", flush=True)
@@ -273,8 +280,9 @@ def main(argv=None):
         print(f"{name} version {version}: written to {Path(args.out) / name}", flush=True)
         return
     started = time.perf_counter()
-    favoured = [(tuple(b for b in bands if b != wanted), wanted) for wanted in bands] if args.favour_every_other \
-        else []
+    wanted_bands = bands if args.favour_bands is None else args.favour_bands
+    favoured = [(tuple(b for b in bands if b != wanted), wanted) for wanted in wanted_bands] \
+        if args.favour_every_other else []
     moments = None
     if args.moment_stamps == "whole":
         moments = whole_stamp_moments(args.real_data, data, mapping, start.scalings, start.card.pixel_scale,

@@ -234,6 +234,36 @@ def test_one_multi_extension_file_per_galaxy(tiny_model, tmp_path, cluster):
                                   fits.getdata(tmp_path / "r" / "a_r_synth.fits"))
 
 
+def test_manifest_names_one_hdu_of_a_file_as_file_ext(tiny_model, tmp_path, cluster):
+    # FILE[EXT] in a band's column reads that HDU (by EXTNAME or number), as `bandsynth predict --input` does; the
+    # HDU goes into the output and a rerun naming another HDU of the same file does not keep the old output.
+    stem, _ = tiny_model
+    files = _write_galaxy(tmp_path, "a", 1)
+    both = tmp_path / "a_gr.fits"  # the NUV and Ks images under other bands' names: no HDU names NUV or Ks
+    hdus = [fits.PrimaryHDU()]
+    for band, name in (("NUV", "g"), ("Ks", "r")):
+        with fits.open(files[band]) as hdul:
+            hdus.append(fits.ImageHDU(hdul[0].data, hdul[0].header, name=name))
+    fits.HDUList(hdus).writeto(both)
+    manifest = _manifest(tmp_path, [("a", "a_gr.fits[g]", "a_gr.fits[2]"), ("b", "a_gr.fits", "a_gr.fits[r]")])
+    report = predict_many(stem, manifest, out_dir=tmp_path / "o", scheduler=cluster, progress=False)
+    assert list(report.succeeded["galaxy"]) == ["a"] and list(report.failed["galaxy"]) == ["b"]
+    failed = report.failed[0]
+    assert (failed["band"], failed["file"]) == ("NUV", str(both))
+    assert f"none of them NUV; name the HDU to read as NUV (give its file as '{both}[G]')" in failed["error"]
+    assert "hdu=" not in failed["error"] and "BandStack" not in failed["error"]
+    reference = predict_many(stem, [("a", files)], out_dir=tmp_path / "r", scheduler=cluster, progress=False)
+    assert reference.ok
+    out = tmp_path / "o" / "a_r_synth.fits"
+    np.testing.assert_array_equal(fits.getdata(out), fits.getdata(tmp_path / "r" / "a_r_synth.fits"))
+    header = fits.getheader(out)
+    assert (header["BSINF1"], header["BSINH1"], header["BSINH2"]) == ("a_gr.fits", "G", "R")
+    assert predict_many(stem, manifest, out_dir=tmp_path / "o", scheduler=cluster, progress=False).counts["exists"] == 1
+    moved = _manifest(tmp_path, [("a", "a_gr.fits[r]", "a_gr.fits[r]")], name="moved.ecsv")  # Ks: [2] is R
+    again = predict_many(stem, moved, out_dir=tmp_path / "o", scheduler=cluster, progress=False)
+    assert "exists but was made from other HDUs of its input files (band(s) NUV)" in again.failed["error"][0]
+
+
 def test_reproject_to_rescues_galaxies_whose_bands_are_on_different_grids(tiny_model, tmp_path, cluster):
     stem, _ = tiny_model
     files = _write_galaxy(tmp_path, "g", 5)

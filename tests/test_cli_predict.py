@@ -221,6 +221,8 @@ def test_predict_reads_one_hdu_of_a_file_of_several_bands(stem, galaxy, tmp_path
                       ({"NUV": both, "Ks": both}, "by_extname.fits")):
         assert _predict(stem, spec, tmp_path / out) == 0
         np.testing.assert_array_equal(SyntheticBand.read(tmp_path / out).data, SyntheticBand.read(reference).data)
+        # the provenance says which HDU each band was read from (the EXTNAME, also when given by number)
+        assert [i["hdu"] for i in SyntheticBand.read(tmp_path / out).provenance["inputs"]] == ["NUV", "KS"]
     # A file of other bands' images is not read as NUV from its first HDU: the HDU must be named.
     other = tmp_path / "g5_gr.fits"
     with fits.open(galaxy["NUV"]) as hdul:

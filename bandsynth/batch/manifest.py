@@ -81,8 +81,9 @@ def read_manifest(manifest, *, bands, base_dir=None):
     has an ``id`` column and either one column per band (named by any alias of
     the band, e.g. ``NUV``, ``K``) holding one FITS file per band, or a
     ``file`` column holding a multi-extension file whose image HDUs are named
-    after their bands (``EXTNAME``); a row may use either.  Relative paths are
-    resolved against the manifest's folder (``base_dir`` for a Table).  Other
+    after their bands (``EXTNAME``); a row may use either.  ``FILE[EXT]`` in a
+    band's column reads one HDU of a file (by EXTNAME or number).  Relative paths
+    are resolved against the manifest's folder (``base_dir`` for a Table).  Other
     columns are ignored.
 
     Parameters

@@ -74,7 +74,7 @@ def _input_checksums(files, needed):
     return {b: sha256_file(files[b]) for b in needed}
 
 
-def output_problem(path, *, name, sha256, band, files, needed):
+def output_problem(path, *, name, sha256, band, files, needed, hdus=None):
     """Why the existing file ``path`` is not this model's output for these inputs, or None.
 
     The file must be readable FITS with a primary image, pass its
@@ -96,6 +96,8 @@ def output_problem(path, *, name, sha256, band, files, needed):
         The galaxy's inputs: ``{band: path}`` or one multi-extension path.
     needed : sequence of str
         The model's input bands.
+    hdus : dict, optional
+        ``{band: HDU}`` of the inputs read from one named HDU of their file.
 
     Returns
     -------
@@ -105,6 +107,7 @@ def output_problem(path, *, name, sha256, band, files, needed):
     """
     from astropy.io import fits
 
+    hdus = dict(hdus or {})
     try:
         with fits.open(path, memmap=False, lazy_load_hdus=False) as hdul:
             for hdu in hdul:
@@ -126,11 +129,27 @@ def output_problem(path, *, name, sha256, band, files, needed):
         current = _input_checksums(files, needed)
     except OSError as err:
         return f"cannot be checked against its inputs ({err})"
-    recorded = {i.get("band"): i.get("checksum") for i in prov.get("inputs", ()) if isinstance(i, dict)}
-    changed = [b for b in needed if recorded.get(b) != current[b]]
+    records = {i.get("band"): i for i in prov.get("inputs", ()) if isinstance(i, dict)}
+    changed = [b for b in needed if records.get(b, {}).get("checksum") != current[b]]
     if changed:
         return f"was made from other input files (checksum of band(s) {', '.join(changed)} differs)"
+    moved = [b for b in hdus if str(records[b].get("hdu", "")).upper() != str(_hdu_name(files[b], hdus[b])).upper()]
+    if moved:
+        return f"was made from other HDUs of its input files (band(s) {', '.join(moved)})"
     return None
+
+
+def _hdu_name(path, hdu):
+    """An HDU given by number as the reader records it: its EXTNAME when it has one."""
+    if not isinstance(hdu, int):
+        return hdu
+    from astropy.io import fits
+
+    try:
+        with fits.open(path) as hdul:
+            return hdul[hdu].name or hdu
+    except (OSError, IndexError):
+        return hdu
 
 
 def remove_stale_temporaries(path):

@@ -312,6 +312,31 @@ def predict_galaxy(galaxy, files, out, *, model, options, payload=None):
     return row
 
 
+def _paths_and_hdus(files):
+    """A galaxy's inputs as files and ``{band: HDU}`` of those named ``FILE[EXT]`` (one HDU of a file)."""
+    from .._io import split_extended_name
+
+    if isinstance(files, str):
+        return files, {}
+    split = {b: split_extended_name(f) for b, f in files.items()}
+    return {b: p for b, (p, _) in split.items()}, {b: h for b, (_, h) in split.items() if h is not None}
+
+
+# The reader's hints name Python arguments; a batch names its files as text, where FILE[EXT] picks an HDU.
+_HDU_HINT = re.compile(r"\(hdu=\{'([^']*)': '([^']*)'\}\)")
+_STACK_HINT = "(BandStack.from_fits(path))"
+
+
+def _batch_hints(text, files):
+    """A reading error's hints in the words of a batch's inputs."""
+    def named(match):
+        band, hdu = match.groups()
+        path = files.get(band) if isinstance(files, dict) else None
+        return f"(give its file as '{path or 'FILE'}[{hdu}]')"
+    text = _HDU_HINT.sub(named, text)
+    return text.replace(_STACK_HINT, "(give it alone, as the galaxy's one multi-extension file)")
+
+
 def _predict_galaxy_locked(galaxy, files, out, *, model, options, payload):
     started = time.perf_counter()
     try:
@@ -331,11 +356,12 @@ def _predict_galaxy_locked(galaxy, files, out, *, model, options, payload):
         return report_row(galaxy, "failed", band=band, file=file, output=out, error=error,
                           seconds=time.perf_counter() - started)
 
+    paths, hdus = _paths_and_hdus(files)
     remove_stale_temporaries(out)
     exists = os.path.lexists(out)
     if exists:
         problem = output_problem(out, name=translator.name, sha256=translator.card.sha256, band=band,
-                                  files=files, needed=needed)
+                                  files=paths, needed=needed, hdus=hdus)
         if problem is None and not overwrite:
             return report_row(galaxy, "exists", band=band, output=out, seconds=time.perf_counter() - started)
         if problem is not None and not overwrite:
@@ -344,10 +370,10 @@ def _predict_galaxy_locked(galaxy, files, out, *, model, options, payload):
     from ..stack import BandStack
 
     try:
-        stack = BandStack.from_fits(files, reproject_to=options.get("reproject_to"))
+        stack = BandStack.from_fits(paths, hdu=hdus or None, reproject_to=options.get("reproject_to"))
     except Exception as err:
-        b, f = attribute_error(err, files)
-        return failed(error_message(err), band=b, file=f)
+        b, f = attribute_error(err, paths)
+        return failed(_batch_hints(error_message(err), files), band=b, file=files.get(b, f) if hdus else f)
     try:
         if options.get("request"):  # told this galaxy's input PSFs and noise, if the network reads them
             translator = any_band.request(stack, band, inputs=translator.inputs)

@@ -33,7 +33,8 @@ def add_parser(subparsers):
                         "but --band)")
     source = b.add_mutually_exclusive_group(required=True)
     source.add_argument("--manifest", metavar="FILE",
-                        help="ECSV table: an 'id' column and one file column per input band")
+                        help="ECSV table: an 'id' column and one file column per input band (FILE[EXT]: one HDU of a "
+                             "file)")
     source.add_argument("--pattern", help="file-name pattern in --input-dir, e.g. '{id}_{band}.fits', or "
                                           "'{id}.fits' for one multi-extension file per galaxy")
     b.add_argument("--input-dir", metavar="FOLDER", help="folder of the --pattern files")

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
-import re
 import sys
 import threading
 import time
 
+from .._io import split_extended_name
 from ._common import (
     FAILED,
     UsageError,
@@ -56,26 +55,13 @@ def add_parser(subparsers):
     return p
 
 
-# FILE[EXT]: the FITS extended file name (CFITSIO's) for one HDU of a file, by EXTNAME or number.
-_HDU_SUFFIX = re.compile(r"^(?P<path>.+)\[(?P<hdu>[^\[\]]+)\]$")
-
-
-def _file_and_hdu(path):
-    """``FILE[EXT]`` as the file and the HDU (a number or an EXTNAME); a file whose name ends so is itself."""
-    match = _HDU_SUFFIX.match(path)
-    if match is None or os.path.exists(path):
-        return path, None
-    hdu = match["hdu"].strip()
-    return match["path"], int(hdu) if hdu.isdigit() else hdu
-
-
 def parse_inputs(specs):
     """``--input BAND=FILE`` (or ``BAND=FILE[EXT]``) options as ``{band: file}`` and ``{band: HDU}``, or one
     multi-extension ``--input FILE`` as that file and no HDUs."""
     from ..bands import get_band
 
     if len(specs) == 1 and "=" not in specs[0]:
-        if _file_and_hdu(specs[0])[1] is not None:
+        if split_extended_name(specs[0])[1] is not None:
             raise UsageError(f"--input {specs[0]!r}: one HDU of a file is one band's image; name its band: "
                              f"--input BAND={specs[0]}")
         return specs[0], {}
@@ -90,7 +76,7 @@ def parse_inputs(specs):
             raise UsageError(f"--input {spec!r}: {err}") from None
         if name in files:
             raise UsageError(f"--input: band {name} is given twice")
-        files[name], hdu = _file_and_hdu(path.strip())
+        files[name], hdu = split_extended_name(path.strip())
         if hdu is not None:
             hdus[name] = hdu
     return files, hdus
