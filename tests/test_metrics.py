@@ -195,8 +195,12 @@ def test_coverage_against_an_observed_truth_adds_its_noise():
     assert everywhere.size == sky.size  # a footprint given is used whole; None leaves its galaxy out
     with pytest.raises(ValueError, match=r"footprints has 1 entries, expected one per galaxy \(2\)"):
         footprint_z_scores([prediction, prediction], [truth, truth], footprints=[None])
-    assert compare(prediction, truth).coverage_1sigma == pytest.approx(0.6827, abs=0.05)
-    assert compare(prediction, observed).coverage_1sigma < 0.6  # an array states no noise
+    with_noise = compare(prediction, truth)
+    assert with_noise.coverage_1sigma == pytest.approx(0.6827, abs=0.05)
+    unstated = compare(prediction, observed)  # an array states no noise: the report says it looks noisy
+    assert unstated.coverage_1sigma < 0.6
+    assert any("the truth has no uncertainty, yet its pixels scatter by about 0.29" in n for n in unstated.notes)
+    assert not any("no uncertainty" in n for n in (*with_noise.notes, *compare(prediction, sky).notes))
 
 
 def test_colour_fidelity():

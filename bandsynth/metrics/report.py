@@ -470,9 +470,24 @@ def _calibration(p_raw, t_raw, uncertainty, truth_noise, bad, fp, flags, notes, 
         if cal.n == 0:
             flags.append("no_calibration_pixels")
             notes.append("no pixel with a positive, finite uncertainty in the footprint")
+        elif truth_noise is None:
+            _note_unstated_truth_noise(t_raw, uncertainty, bad, fp, notes)
     else:
         notes.append("the prediction has no uncertainty: calibration not computed")
     return cal
+
+
+def _note_unstated_truth_noise(t_raw, uncertainty, bad, fp, notes):
+    """Note a truth that scatters like an observed image but states no noise: its noise then counts against σ."""
+    from ..models.domain import pixel_noise
+
+    sigma = np.asarray(getattr(uncertainty, "array", uncertainty), dtype=float)[fp & ~bad]
+    sigma = float(np.nanmedian(sigma)) if sigma.size else NAN
+    noise = pixel_noise(t_raw, mask=bad)
+    if np.isfinite(sigma) and noise > 0.5 * sigma:  # a noise-free truth scatters by ~0 on this estimator
+        notes.append(f"the truth has no uncertainty, yet its pixels scatter by about {noise:.3g} (median σ in the "
+                     f"footprint {sigma:.3g}): an observed truth's noise then counts against σ, which looks too "
+                     "narrow; give the truth its noise (uncertainty=StdDevUncertainty(...))")
 
 
 def _calibration_fields(cal):
