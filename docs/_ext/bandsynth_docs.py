@@ -560,8 +560,10 @@ def example_fits_header():
         model="nuv_k_to_r_paper",
         weights_sha256=hashlib.sha256(b"example weights").hexdigest(),
         inputs=[
-            {"band": "NUV", "file": "g123_nuv.fits", "checksum": hashlib.sha256(b"g123_nuv.fits").hexdigest()},
-            {"band": "Ks", "file": "g123_k.fits", "checksum": hashlib.sha256(b"g123_k.fits").hexdigest()},
+            {"band": "NUV", "file": "g123_nuv.fits", "hdu": "PRIMARY",
+             "checksum": hashlib.sha256(b"g123_nuv.fits").hexdigest()},
+            {"band": "Ks", "file": "g123_k.fits", "hdu": "PRIMARY",
+             "checksum": hashlib.sha256(b"g123_k.fits").hexdigest()},
         ],
         scaling=scaling,
         uncertainty_method=method,
