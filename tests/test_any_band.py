@@ -499,6 +499,11 @@ def test_a_depth_tagged_model_reads_each_inputs_noise_from_the_stack(any_band):
     assert tags[0] == pytest.approx(1.0, abs=0.1) and tags[1:] == [0.0, 2.0]
     assert any("Depth tags read" in line for line in seen.meta["provenance"]["history"])
     assert not np.allclose(seen.data, as_trained.data)
+    # in nanojansky the numbers are 3631 times larger, the noise the same: the same tags
+    in_njy = BandStack({b: NDData(galaxy[b].data * 3631.0, unit="nJy") for b in galaxy.names}, meta=galaxy.meta)
+    with pytest.warns(AstropyUserWarning, match="this stack's Ks noise is"):
+        again = tagged.predict(in_njy, band="r", uncertainty=False)
+    assert [i["depth_tag"] for i in again.meta["provenance"]["inputs"]] == tags
 
 
 def test_requests_from_fewer_bands_get_the_calibration_of_their_number_of_bands(any_band, data):

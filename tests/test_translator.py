@@ -541,6 +541,11 @@ def test_noise_beyond_the_training_range_is_a_domain_warning(tiny_translator):
         pred = tiny_translator.predict(noisy)
     assert any("NUV noise" in p for p in pred.meta["provenance"]["domain_warnings"])
     assert not any("Ks noise" in p for p in pred.meta["provenance"]["domain_warnings"])  # 0.05 is within Ks's range
+    # the same images in Jy are the same noise: measured in the model's unit, not in the stack's numbers
+    in_jy = BandStack({b: noisy[b].data * 3.631e-6 for b in noisy.names}, wcs=galaxy.wcs, unit="Jy")
+    with pytest.warns(UserWarning, match=r"this stack's NUV noise is 0\.0[45]\d* nanomaggy/pixel"):
+        same = tiny_translator.predict(in_jy)
+    assert same.meta["provenance"]["domain_warnings"] == pred.meta["provenance"]["domain_warnings"]
 
 
 def test_the_noise_warning_names_the_shipped_model_for_observed_images():

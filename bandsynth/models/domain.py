@@ -101,7 +101,7 @@ def _trained_noise(card, band):
     return NOISE_FLOOR * softening if card.mode == "ideal" else None
 
 
-def input_noise(stack, band):
+def input_noise(stack, band, *, unit=None):
     """Per-pixel noise of ``band`` in ``stack``, measured in the image (`pixel_noise`).
 
     Measured in the central `NOISE_WINDOW` pixels at most, so that a mosaic's noise is
@@ -112,15 +112,20 @@ def input_noise(stack, band):
     stack : `~bandsynth.BandStack`
     band : str
         Band name.
+    unit : str or `~astropy.units.UnitBase`, optional
+        Measure in this unit (a model's), converted as `~bandsynth.Translator.predict`
+        converts the inputs; default: the band's own.
 
     Returns
     -------
     float
-        In the band's unit.
     """
+    from ..units import to_unit
+
     starts = [max(0, (n - NOISE_WINDOW) // 2) for n in stack.shape]
     seen = stack.view(band, tuple(slice(start, start + NOISE_WINDOW) for start in starts))
-    return pixel_noise(seen.data, seen.mask)
+    data = seen.data if unit is None or seen.unit is None else to_unit(seen.data, seen.unit, unit, band=band)
+    return pixel_noise(data, seen.mask)
 
 
 def input_psf_fwhm(stack, band):
@@ -220,7 +225,8 @@ def depth_tags(card, stack, inputs):
     tags = []
     for band in inputs:
         trained = _trained_noise(card, band)
-        tags.append(_held_tag(1.0 if not trained else input_noise(stack, band) / trained, noisiest))
+        noise = input_noise(stack, band, unit=card.unit) if trained else None
+        tags.append(_held_tag(1.0 if not trained else noise / trained, noisiest))
     return tuple(tags)
 
 
@@ -278,7 +284,7 @@ def domain_problems(card, stack, *, factor=2.0, pixel_scale_factor=PIXEL_SCALE_F
         if band not in stack:  # the missing band is reported by the input preparation
             continue
         trained_noise = _trained_noise(card, band)
-        noise = None if trained_noise is None else input_noise(stack, band)
+        noise = None if trained_noise is None else input_noise(stack, band, unit=card.unit)
         if noise is not None and noise > factor * noisiest * trained_noise:
             trained = ("noise-free" if card.mode == "ideal" and "noise" not in card.training
                        else f"noise up to {noisiest * trained_noise:.3g} {card.unit}/pixel in")
