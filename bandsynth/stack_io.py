@@ -192,10 +192,8 @@ def as_wcs(wcs, where, *, band=None, path=None):
     else:
         wcs = copy.deepcopy(wcs)
     if wcs.pixel_n_dim != 2:
-        raise BandInputError(
-            f"{where}: expected a 2-D WCS, got one with {wcs.pixel_n_dim} pixel axes",
-            band=band, path=path,
-        )
+        raise BandInputError(f"{where}: expected a 2-D WCS, got one with {wcs.pixel_n_dim} pixel axes",
+                             band=band, path=path)
     return wcs
 
 
@@ -568,6 +566,10 @@ def read_band_file(band, path, *, hdu, unit):
             if index not in images:
                 raise BandInputError(f"{label}: HDU {hdu!r} of {path!r} is not an image HDU with data",
                                      band=band, path=path)
+            named = _extname_band(hdul[index].name.upper(), hdul[index].header)
+            if named is not None and named.name != band.name and named.name not in same_filter(band.name, [named]):
+                warnings.warn(f"{label}: HDU {hdu!r} of {path!r} holds {named.name}, another filter, read as "
+                              f"{band.name} as asked", AstropyUserWarning, stacklevel=4)
         header, where = hdul[index].header.copy(), hdul[index].name or index
     ccd = _read_ccd(path, index, label=label, unit=unit, hdu_uncertainty="UNCERT", hdu_mask="MASK", header=header,
                     band=band)
@@ -666,10 +668,8 @@ def read_multi_extension(path, *, unit, extnames=None):
                     path=path,
                 )
             if band in found:
-                raise BandInputError(
-                    f"{label}: band {band.name!r} appears twice (EXTNAME {name!r})",
-                    band=band, path=path,
-                )
+                raise BandInputError(f"{label}: band {band.name!r} appears twice (EXTNAME {name!r})", band=band,
+                                     path=path)
             found[band] = (i, name, hdul[i].header.copy())
     missing = sorted(set(wanted or ()) - {name for _, name, _ in found.values()})
     if missing:

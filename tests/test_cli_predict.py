@@ -230,7 +230,9 @@ def test_predict_reads_one_hdu_of_a_file_of_several_bands(stem, galaxy, tmp_path
                      ).writeto(other)
     assert _predict(stem, {"NUV": other, "Ks": galaxy["Ks"]}, tmp_path / "x.fits") == 1
     assert "none of them NUV; name the HDU to read as NUV (--input NUV=FILE[G])" in caplog.text
-    assert _predict(stem, {"NUV": f"{other}[G]", "Ks": galaxy["Ks"]}, tmp_path / "x.fits") == 0
+    # read as asked, but said: the HDU holds another filter's image
+    with pytest.warns(UserWarning, match=r"band 'NUV': HDU 'G' of .* holds g, another filter, read as NUV as asked"):
+        assert _predict(stem, {"NUV": f"{other}[G]", "Ks": galaxy["Ks"]}, tmp_path / "x.fits") == 0
     assert main(["predict", "--model", str(stem), "--input", f"{both}[NUV]", "-o", str(tmp_path / "y.fits")]) == 2
     assert "one HDU of a file is one band's image; name its band: --input BAND=" in caplog.text
 

@@ -292,6 +292,29 @@ def test_compare_never_crashes_on_bad_data():
         compare(truth, truth, scaling=AsinhScaling())
 
 
+def test_compare_reads_the_predicted_bands_image_of_a_file_of_several_bands(tmp_path):
+    # A FITS path holding several bands' images is read from the predicted band's HDU (FILE[EXT] names one),
+    # never from its first; a stack of observed bands given as inputs leaves the predicted band out.
+    from astropy.io import fits
+
+    from bandsynth import BandStack, SyntheticBand
+
+    truth = galaxy(noise=0.01)
+    other = 3 * galaxy(scale=2.0)
+    hdus = [fits.PrimaryHDU()]
+    for name, image in (("g", other), ("r", truth), ("i", 2 * truth)):
+        hdus.append(fits.ImageHDU(image, fits.Header({"BUNIT": "nanomaggy"}), name=name))
+    fits.HDUList(hdus).writeto(tmp_path / "stamp.fits")
+    prediction = SyntheticBand(truth * 1.02, band="r", unit="nanomaggy")
+    expected = compare(prediction, truth).dmag_total
+    for path in (tmp_path / "stamp.fits", f"{tmp_path / 'stamp.fits'}[r]", f"{tmp_path / 'stamp.fits'}[2]"):
+        assert compare(prediction, path).dmag_total == pytest.approx(expected, abs=1e-9)
+    with pytest.warns(AstropyUserWarning, match=r"HDU 'g' of .* holds g, another filter, read as r as asked"):
+        assert compare(prediction, f"{tmp_path / 'stamp.fits'}[g]").dmag_total != pytest.approx(expected, abs=0.1)
+    stack = BandStack.from_fits(tmp_path / "stamp.fits")
+    assert sorted(compare(prediction, path, inputs=stack).ssim_gain) == ["g", "i"]
+
+
 def test_compare_reads_fits_files(tmp_path):
     from astropy.io import fits
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -267,9 +268,13 @@ def compare(prediction, truth, *, inputs=None, scaling=None, reference=None, foo
     truth : same kinds
         The observed (or simulated) image of the same band, same grid.  An observed
         truth's uncertainty is added to the prediction's σ in the coverage (σ states
-        the error against the noise-free sky).
+        the error against the noise-free sky).  The FITS file of a prediction that
+        knows its band is read as `BandStack.from_fits <bandsynth.BandStack.from_fits>`
+        reads that band (a file of several bands' images: from that band's HDU);
+        ``FILE[EXT]`` names the HDU.
     inputs : mapping band -> image, or BandStack, optional
-        The input bands: enables SSIM gain and colour fidelity.
+        The input bands: enables SSIM gain and colour fidelity.  The predicted band,
+        if among them (a stack of every observed band), is left out.
     scaling : AsinhScaling, mapping band -> AsinhScaling, or "provenance", optional
         With ``reference``, the pixel metrics (MAE, SSIM, PSNR) are computed
         in the network's asinh-scaled space, as the paper defines them;
@@ -314,7 +319,6 @@ def compare(prediction, truth, *, inputs=None, scaling=None, reference=None, foo
     ('raw', 0.056, 0.999)
     """
     pred, true, ins = _parse_compared(prediction, truth, inputs)
-    shape = true.data.shape
     flags, notes = [], []
     bad = pred.mask | true.mask
     n_excluded = int(bad.sum())
@@ -358,12 +362,44 @@ def compare(prediction, truth, *, inputs=None, scaling=None, reference=None, foo
 
 
 def _parse_compared(prediction, truth, inputs):
-    """Parsed prediction, truth and inputs of :func:`compare`, all checked to have the truth's shape."""
+    """Parsed prediction, truth and inputs of :func:`compare`, all checked to have the truth's shape.
+
+    The truth's band -- the predicted one -- is never one of the inputs, even when they come as a
+    whole stack of observed bands."""
     pred = parse_image(prediction, "prediction", warn=False)  # one warning in compare covers both
+    band = _band_name(prediction)
+    if band is not None and isinstance(truth, (str, os.PathLike)):
+        truth = _band_file(band, truth, pred.unit)
     true = parse_image(truth, "truth", warn=False)
     if pred.data.shape != true.data.shape:
         raise ValueError(f"prediction has shape {pred.data.shape} but truth has shape {true.data.shape}")
-    return pred, true, _parse_inputs(inputs, true.data.shape)
+    ins = _parse_inputs(inputs, true.data.shape)
+    return pred, true, {b: image for b, image in ins.items() if not _same_band(b, band)}
+
+
+def _band_file(band, path, unit):
+    """The image of ``band`` in a FITS file (``FILE[EXT]`` names an HDU), read as `BandStack.from_fits
+    <bandsynth.BandStack.from_fits>` reads a band: a file of several bands' images is read from that band's
+    HDU, never from its first (another band's); ``unit`` where the file states none."""
+    from .._io import split_extended_name
+    from ..bands import get_band
+    from ..stack_io import read_band_file
+
+    from astropy.nddata import NDData, StdDevUncertainty
+
+    path, hdu = split_extended_name(path)
+    image = read_band_file(get_band(band), path, hdu=hdu, unit=unit)[0]
+    sigma = None if image.uncertainty is None else StdDevUncertainty(image.uncertainty)
+    return NDData(image.data, uncertainty=sigma, mask=image.mask, wcs=image.wcs, unit=image.unit)
+
+
+def _same_band(name, band):
+    from ..bands import get_band
+
+    try:
+        return band is not None and get_band(name).name == get_band(band).name
+    except ValueError:
+        return False
 
 
 def _resolve_scaling(prediction, scaling, reference, band, ins, flags, notes):
