@@ -27,10 +27,13 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import gzip
 import json
 import os
+import shutil
 import tempfile
 import warnings
+from pathlib import Path
 
 import numpy as np
 from astropy.io import fits, registry
@@ -157,8 +160,18 @@ def write_synthetic_band(sb, path, *, overwrite=False):
     """
     path = writable_path(path, overwrite=overwrite)
     hdul = sb.to_hdulist()
-    with atomic_path(path, overwrite=overwrite) as tmp, open(tmp, "wb") as fh:
+    with atomic_path(path, overwrite=overwrite) as tmp, _open_written(tmp, path) as fh:
         hdul.writeto(fh, checksum=True, output_verify="exception")
+
+
+def _open_written(tmp, path):
+    """``tmp`` open for writing the file ``path`` will be: gzip-compressed for a ``.gz`` name, as astropy writes
+    one (the temporary name of an atomic write does not say so)."""
+    return gzip.open(tmp, "wb") if _gzipped(path) else open(tmp, "wb")
+
+
+def _gzipped(path):
+    return Path(path).suffix.lower() == ".gz"
 
 
 # ---------------------------------------------------------------------- writing in strips of rows
@@ -213,12 +226,21 @@ def synthetic_band_writer(path, shape, *, uncertainty=True, overwrite=False):
     array([0., 0., 2., 2.], dtype=float32)
     """
     path = writable_path(path, overwrite=overwrite)
-    with atomic_path(path, overwrite=overwrite) as tmp, tempfile.TemporaryFile(dir=path.parent) as rows:
-        writer = SyntheticBandWriter(rows, tmp, shape, uncertainty=uncertainty)
+    with contextlib.ExitStack() as stack:
+        tmp = stack.enter_context(atomic_path(path, overwrite=overwrite))
+        rows = stack.enter_context(tempfile.TemporaryFile(dir=path.parent))
+        # the writer goes back to fill in each header's checksums, which a gzip stream cannot: a .gz file is
+        # written plain first, then compressed
+        plain = stack.enter_context(tempfile.NamedTemporaryFile(dir=path.parent, suffix=".fits")) \
+            if _gzipped(path) else None
+        writer = SyntheticBandWriter(rows, tmp if plain is None else plain.name, shape, uncertainty=uncertainty)
         yield writer
         if not writer.finished:
             raise RuntimeError(f"{path}: the synthetic band was not finished (SyntheticBandWriter.finish); "
                                "nothing was written")
+        if plain is not None:
+            with open(plain.name, "rb") as source, _open_written(tmp, path) as out:
+                shutil.copyfileobj(source, out, 1 << 20)
 
 
 class SyntheticBandWriter:

@@ -207,6 +207,16 @@ def test_predict_band_with_an_any_band_model_reads_the_bands_given(tiny_any_band
     assert not (tmp_path / "x.fits").exists() and not (tmp_path / "y.fits").exists()
 
 
+def test_predict_refuses_to_write_onto_an_input_file(stem, galaxy, tmp_path, caplog):
+    # even with --overwrite: the observed image would be replaced by its prediction
+    copy = tmp_path / "nuv.fits"
+    shutil.copy(galaxy["NUV"], copy)
+    before = copy.read_bytes()
+    assert _predict(stem, {"NUV": copy, "Ks": galaxy["Ks"]}, copy, "--overwrite") == 2
+    assert f"-o {copy} is the input file of band NUV itself; write the prediction to another file" in caplog.text
+    assert copy.read_bytes() == before
+
+
 def test_predict_reads_one_hdu_of_a_file_of_several_bands(stem, galaxy, tmp_path, caplog):
     # Both bands in one file: --input BAND=FILE[EXT] picks an HDU; without it each band finds its own EXTNAME.
     both = tmp_path / "g5_both.fits"

@@ -194,6 +194,29 @@ def test_write_read_round_trip_is_exact(tmp_path, synth):
     assert SyntheticBand.read(path2).provenance == synth.provenance
 
 
+def test_a_gz_name_is_written_gzip_compressed_by_both_writers(tmp_path, synth):
+    # as astropy's writeto does: a file named .gz that is not gzip would fail `gunzip` and other tools
+    from bandsynth.fits_io import synthetic_band_writer
+
+    plain = tmp_path / "g123_r_synth.fits"
+    synth.write(plain)
+    whole = tmp_path / "g123_r_synth.fits.gz"
+    synth.write(whole)
+    strips = tmp_path / "strips_r_synth.fits.gz"
+    ny = synth.data.shape[0]
+    with synthetic_band_writer(strips, synth.data.shape) as out:
+        for row in range(0, ny, 7):
+            rows = slice(row, min(row + 7, ny))
+            out.write_rows(row, synth.data[rows], sigma=synth.uncertainty.array[rows], mask=synth.mask[rows])
+        out.finish(unit=synth.unit, band=synth.band, provenance=synth.provenance, wcs=synth.wcs)
+    for path in (whole, strips):
+        assert path.read_bytes()[:2] == b"\x1f\x8b"  # gzip's magic number
+        with fits.open(path, checksum=True) as hdul:
+            assert all(h.verify_checksum() == 1 and h.verify_datasum() == 1 for h in hdul)
+        np.testing.assert_array_equal(bits(SyntheticBand.read(path).data), bits(synth.data))
+    assert sorted(p.name for p in tmp_path.iterdir()) == [plain.name, whole.name, strips.name]  # no temporaries
+
+
 def test_round_trip_without_optional_parts(tmp_path):
     sb = SyntheticBand(np.arange(12, dtype=np.float32).reshape(3, 4), unit=u.MJy / u.sr, band="FUV")
     sb.write(tmp_path / "bare.fits")

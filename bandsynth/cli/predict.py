@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import sys
 import threading
 import time
@@ -236,9 +237,14 @@ def run(args) -> int:
 
     files, hdus = parse_inputs(args.input)
     zeropoints, unit = parse_zeropoints(args.zeropoint), parse_unit_option(args.unit)
-    for band, path in ({"": files} if isinstance(files, str) else files).items():
+    given = {"": files} if isinstance(files, str) else files
+    for band, path in given.items():
         check_input_file(path, what=f"input file for band {band}" if band else "input file")
     out = check_output_file(args.output, overwrite=args.overwrite)
+    read = [band for band, path in given.items() if out.exists() and os.path.samefile(out, path)]
+    if read:  # --overwrite would replace an observed image by its prediction, and the provenance's checksum
+        raise UsageError(f"-o {args.output} is the input file {'of band ' + read[0] + ' ' if read[0] else ''}"
+                         "itself; write the prediction to another file")
     reproject_to = None
     if args.reproject_to is not None:
         try:
