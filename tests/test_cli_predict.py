@@ -207,6 +207,15 @@ def test_predict_band_with_an_any_band_model_reads_the_bands_given(tiny_any_band
     assert not (tmp_path / "x.fits").exists() and not (tmp_path / "y.fits").exists()
 
 
+def test_predict_says_it_does_not_read_an_input_band_the_model_does_not_use(stem, galaxy, tmp_path, caplog):
+    # a band the model does not read is said so, and not read: a broken file of it does not stop the prediction
+    broken = tmp_path / "g5_g.fits"
+    broken.write_text("not FITS")
+    assert _predict(stem, {"NUV": galaxy["NUV"], "Ks": galaxy["Ks"], "g": broken}, tmp_path / "r.fits") == 0
+    assert "--input g: model 'tiny_test' reads NUV and Ks only; not read" in caplog.text
+    assert [i["band"] for i in SyntheticBand.read(tmp_path / "r.fits").provenance["inputs"]] == ["NUV", "Ks"]
+
+
 def test_predict_refuses_to_write_onto_an_input_file(stem, galaxy, tmp_path, caplog):
     # even with --overwrite: the observed image would be replaced by its prediction
     copy = tmp_path / "nuv.fits"

@@ -165,6 +165,10 @@ def wanted_band(translator, band, files):
     if missing:
         raise UsageError(f"model {translator.name!r} needs bands {', '.join(translator.inputs)}; "
                          f"no --input for {', '.join(missing)}{_renamed(list(files), missing)}")
+    unread = [b for b in files if b not in translator.inputs]
+    if unread:
+        log.warning("--input %s: model %r reads %s only; not read", ", ".join(unread), translator.name,
+                    " and ".join(translator.inputs))
     return band, list(translator.inputs)
 
 
@@ -253,6 +257,8 @@ def run(args) -> int:
             raise UsageError(f"--reproject-to: {err}") from None
     translator = load_translator(args.model)
     band, inputs = wanted_band(translator, args.band, files)
+    if isinstance(files, dict):  # a band the model does not read is not read (a broken file of it cannot stop it)
+        files, hdus = {b: files[b] for b in inputs}, {b: h for b, h in hdus.items() if b in inputs}
     if reproject_to is not None and reproject_to not in inputs:
         raise UsageError(f"--reproject-to {reproject_to}: not an input band of model {translator.name!r} "
                          f"({', '.join(inputs)})")
