@@ -178,6 +178,11 @@ def test_predict_batch_pattern_mode(stem, galaxy, tmp_path):
     assert sorted(p.name for p in out.glob("*.fits")) == ["a_r_synth.fits", "b_r_synth.fits"]
     assert (out / "predict_batch_report.ecsv").exists()
 
+    # a pattern without {id} is a usage error (2), named by its option, before any galaxy is read
+    bad = main(["predict-batch", "--model", str(stem), "--pattern", "galaxy.fits.gz", "--input-dir", str(folder),
+                "--out", str(tmp_path / "o2"), "--quiet"])
+    assert bad == 2 and not (tmp_path / "o2" / "predict_batch_report.ecsv").exists()
+
 
 def test_commands_are_registered_and_check_their_options(capsys):
     help_text = build_parser().format_help()

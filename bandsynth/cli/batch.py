@@ -110,7 +110,10 @@ def run(args) -> int:
     else:
         from ..datasets.folder import scan_folder
 
-        items = scan_folder(args.input_dir, args.pattern, bands=inputs, check=False)
+        try:
+            items = scan_folder(args.input_dir, args.pattern, bands=inputs, check=False)
+        except ValueError as err:  # the pattern itself; files scan_folder cannot use are reported, not raised
+            raise UsageError(f"--pattern: {str(err).replace('pattern must', 'the pattern must')}") from None
     report_path = Path(args.report) if args.report is not None else out / "predict_batch_report.ecsv"
     if args.report is not None:
         if report_path.is_dir():
