@@ -100,7 +100,10 @@ def parse_unit(text):
     text = re.sub(r"(?i)\bnanomaggies\b", "nanomaggy", text)
     for pattern, replacement in _SURVEY_SPELLINGS:
         text = re.sub(pattern, replacement, text)
-    return u.Unit(text)
+    try:
+        return u.Unit(text)
+    except ValueError as err:  # keep astropy's diagnosis and suggestion; its advice on defining units is for code
+        raise ValueError(str(err).split(" If this is meant to be a custom unit")[0]) from None
 
 
 def format_unit(unit):

@@ -90,3 +90,12 @@ def test_a_stack_in_jansky_goes_into_a_nanomaggy_model(tiny_translator):
     b = tiny_translator.predict(in_jy, precision="fp32", uncertainty=False)
     assert b.unit == a.unit
     np.testing.assert_allclose(b.data, a.data, rtol=1e-3, atol=1e-4 * float(np.abs(a.data).max()))
+
+
+def test_an_unknown_unit_keeps_astropys_diagnosis_without_its_advice_on_defining_units():
+    # "define it with u.def_unit" is advice for code; a BUNIT typo is fixed in the file (or given as unit=/--unit)
+    from bandsynth.units import parse_unit
+
+    with pytest.raises(ValueError, match="nanomaggiez is not a valid unit. Did you mean nanomaggy?") as err:
+        parse_unit("nanomaggiez")
+    assert "def_unit" not in str(err.value) and "add_enabled_units" not in str(err.value)
