@@ -23,7 +23,7 @@ from astropy.nddata import CCDData, NDData, NDUncertainty, StdDevUncertainty
 from astropy.utils.exceptions import AstropyUserWarning
 from astropy.wcs import WCS
 
-from ._io import fits_ascii, sha256_file
+from ._io import fits_ascii, sha256_file, split_extended_name
 from .bands import get_band, header_band, list_bands, same_filter
 from .errors import BandFileError, BandFileNotFoundError, BandInputError, BandTypeError, BandUnitError
 from .units import conversion_factor, parse_unit, to_unit
@@ -372,15 +372,11 @@ def _checked_uncertainty(band, own_unc, uncertainty, this_unit, shape, label, pa
     if unc is not None:
         unc = _std_array(band, unc, this_unit, path)
         if unc.shape != shape:
-            raise BandInputError(
-                f"{label}: uncertainty has shape {unc.shape}, expected the image shape {shape}",
-                band=band, path=path,
-            )
+            raise BandInputError(f"{label}: uncertainty has shape {unc.shape}, expected the image shape {shape}",
+                                 band=band, path=path)
         if np.any(unc < 0):
-            raise BandInputError(
-                f"{label}: the uncertainty (a standard deviation) has negative values",
-                band=band, path=path,
-            )
+            raise BandInputError(f"{label}: the uncertainty (a standard deviation) has negative values", band=band,
+                                 path=path)
     return unc
 
 
@@ -414,11 +410,7 @@ def _mask_nonfinite(data, unc, bad, label):
     np.logical_not(nonfinite, out=nonfinite)  # in place: one full-size temporary, not two
     newly = int(np.count_nonzero(np.greater(nonfinite, bad)))  # non-finite and not masked yet
     if newly:
-        warnings.warn(
-            f"{label}: {newly} non-finite pixel(s) (NaN/inf) are masked",
-            AstropyUserWarning,
-            stacklevel=5,
-        )
+        warnings.warn(f"{label}: {newly} non-finite pixel(s) (NaN/inf) are masked", AstropyUserWarning, stacklevel=5)
     if unc is not None:
         bad_unc = ~np.isfinite(unc) & ~nonfinite & ~bad
         if bad_unc.any():
@@ -548,7 +540,9 @@ def read_band_file(band, path, *, hdu, unit):
     path = _fspath(path, f"band {band.name!r}", band=band)
     label = f"band {band.name!r}"
     if not os.path.isfile(path):
-        raise BandFileNotFoundError(f"{label}: FITS file {path!r} not found", band=band, path=path)
+        file, extension = split_extended_name(path)  # CFITSIO's FILE[EXT], which astropy does not read
+        hint = f" (to read HDU {extension!r} of {file!r}: hdu={{{band.name!r}: {extension!r}}})" if extension else ""
+        raise BandFileNotFoundError(f"{label}: FITS file {path!r} not found{hint}", band=band, path=path)
     with _open_fits(path, label, band=band) as hdul:
         images = _image_hdus(hdul)
         if hdu is None:
@@ -558,7 +552,7 @@ def read_band_file(band, path, *, hdu, unit):
             index = _the_band_image(hdul, images, band, path, label)
         else:
             try:
-                index = hdul.index_of(hdu)
+                index = hdul.index_of(hdul[hdu])  # hdul[hdu]: an HDU number beyond the file's is missing too
             except (KeyError, IndexError):
                 held = ", ".join(h.name or str(i) for i, h in enumerate(hdul))
                 raise BandInputError(f"{label}: FITS file {path!r} has no HDU {hdu!r} (its HDUs: {held})",

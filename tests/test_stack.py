@@ -431,6 +431,12 @@ def test_a_file_of_several_bands_gives_each_band_its_own_image(tmp_path):
     np.testing.assert_allclose(s["DECam_z"].data, 3 * gaussian(8))
     with pytest.raises(ValueError, match=r"has no HDU 'Q' \(its HDUs: PRIMARY, U, G, Z, G_UNCERT\)"):
         BandStack.from_fits({"DECam_g": cutout}, hdu="Q")
+    with pytest.raises(ValueError, match=r"has no HDU 7 \(its HDUs: PRIMARY, U, G, Z, G_UNCERT\)"):
+        BandStack.from_fits({"DECam_g": cutout}, hdu=7)  # beyond the file's HDUs: missing too
+    # CFITSIO's FILE[EXT] is not a file name astropy reads: the message says how to name the HDU in Python
+    with pytest.raises(FileNotFoundError, match=r"not found \(to read HDU 'g' of '.*cutout.fits': "
+                                                r"hdu=\{'DECam_g': 'g'\}\)"):
+        BandStack.from_fits({"DECam_g": f"{cutout}[g]"})
 
     # Several images none of which names a band (science and weight, say): the first, as CCDData.read takes.
     science = tmp_path / "science.fits"
