@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -16,7 +15,8 @@ import numpy as np
 import scipy.ndimage as ndi
 from astropy.utils.exceptions import AstropyUserWarning
 
-from ..morphology import detection_image, gini_m20, parse_image, segment
+from ..morphology import detection_image, gini_m20, segment
+from ._compared import band_name, parse_compared
 from ._utils import NAN, check_range
 from .coverage import calibration
 from .distributions import wasserstein1
@@ -228,34 +228,6 @@ def _scaling_for(scaling, band):
     )
 
 
-def _band_name(obj):
-    band = getattr(obj, "band", None)
-    name = getattr(band, "name", band)
-    if name is None and hasattr(obj, "meta"):
-        prov = (obj.meta or {}).get("provenance") or {}
-        name = prov.get("band") if isinstance(prov, Mapping) else None
-    return str(name) if name else None
-
-
-def _parse_inputs(inputs, shape):
-    """``inputs`` (mapping or BandStack-like) -> ordered dict band -> parsed image."""
-    if inputs is None:
-        return {}
-    if hasattr(inputs, "names") and hasattr(inputs, "__getitem__") and not isinstance(inputs, Mapping):
-        items = [(n, inputs[n]) for n in inputs.names]
-    elif isinstance(inputs, Mapping):
-        items = list(inputs.items())
-    else:
-        raise TypeError(f"inputs must be a mapping of band name to image or a BandStack, got {type(inputs).__name__}")
-    out = {}
-    for band, img in items:
-        parsed = parse_image(img, f"input {band!r}")
-        if parsed.data.shape != shape:
-            raise ValueError(f"input {band!r} has shape {parsed.data.shape} but the truth has shape {shape}")
-        out[str(band)] = parsed
-    return out
-
-
 def compare(prediction, truth, *, inputs=None, scaling=None, reference=None, footprint="detection", data_range=None,
             segmentation=None):  # fmt: skip
     """All metrics of a predicted image against the true one.
@@ -268,13 +240,10 @@ def compare(prediction, truth, *, inputs=None, scaling=None, reference=None, foo
     truth : same kinds
         The observed (or simulated) image of the same band, same grid.  An observed
         truth's uncertainty is added to the prediction's σ in the coverage (σ states
-        the error against the noise-free sky).  The FITS file of a prediction that
-        knows its band is read as `BandStack.from_fits <bandsynth.BandStack.from_fits>`
-        reads that band (a file of several bands' images: from that band's HDU);
-        ``FILE[EXT]`` names the HDU.
+        the error against the noise-free sky).  A FITS file of several bands is read
+        from the predicted band's HDU (``FILE[EXT]`` names one), as ``BandStack`` reads it.
     inputs : mapping band -> image, or BandStack, optional
-        The input bands: enables SSIM gain and colour fidelity.  The predicted band,
-        if among them (a stack of every observed band), is left out.
+        The input bands, without the predicted one: SSIM gain and colour fidelity.
     scaling : AsinhScaling, mapping band -> AsinhScaling, or "provenance", optional
         With ``reference``, the pixel metrics (MAE, SSIM, PSNR) are computed
         in the network's asinh-scaled space, as the paper defines them;
@@ -318,7 +287,7 @@ def compare(prediction, truth, *, inputs=None, scaling=None, reference=None, foo
     >>> report.space, round(report.dmag_total, 3), round(report.ssim, 3)
     ('raw', 0.056, 0.999)
     """
-    pred, true, ins = _parse_compared(prediction, truth, inputs)
+    pred, true, ins = parse_compared(prediction, truth, inputs)
     flags, notes = [], []
     bad = pred.mask | true.mask
     n_excluded = int(bad.sum())
@@ -330,7 +299,7 @@ def compare(prediction, truth, *, inputs=None, scaling=None, reference=None, foo
     t_raw = np.where(good, true.data, np.nan).astype(float)
 
     # ---- pixel space
-    band = _band_name(prediction) or _band_name(truth)
+    band = band_name(prediction) or band_name(truth)
     scaling, scale_t, reference = _resolve_scaling(prediction, scaling, reference, band, ins, flags, notes)
     space, p_pix, t_pix, in_data, in_pix, rng = _pixel_space(
         p_raw, t_raw, ins, bad, scaling, scale_t, reference, data_range
@@ -359,47 +328,6 @@ def compare(prediction, truth, *, inputs=None, scaling=None, reference=None, foo
         m20_true=morph["true"][1], morph_flag_pred=morph["pred"][2], morph_flag_true=morph["true"][2],
         flags=tuple(dict.fromkeys(flags)), notes=tuple(dict.fromkeys(notes)),
     )  # fmt: skip
-
-
-def _parse_compared(prediction, truth, inputs):
-    """Parsed prediction, truth and inputs of :func:`compare`, all checked to have the truth's shape.
-
-    The truth's band -- the predicted one -- is never one of the inputs, even when they come as a
-    whole stack of observed bands."""
-    pred = parse_image(prediction, "prediction", warn=False)  # one warning in compare covers both
-    band = _band_name(prediction)
-    if band is not None and isinstance(truth, (str, os.PathLike)):
-        truth = _band_file(band, truth, pred.unit)
-    true = parse_image(truth, "truth", warn=False)
-    if pred.data.shape != true.data.shape:
-        raise ValueError(f"prediction has shape {pred.data.shape} but truth has shape {true.data.shape}")
-    ins = _parse_inputs(inputs, true.data.shape)
-    return pred, true, {b: image for b, image in ins.items() if not _same_band(b, band)}
-
-
-def _band_file(band, path, unit):
-    """The image of ``band`` in a FITS file (``FILE[EXT]`` names an HDU), read as `BandStack.from_fits
-    <bandsynth.BandStack.from_fits>` reads a band: a file of several bands' images is read from that band's
-    HDU, never from its first (another band's); ``unit`` where the file states none."""
-    from .._io import split_extended_name
-    from ..bands import get_band
-    from ..stack_io import read_band_file
-
-    from astropy.nddata import NDData, StdDevUncertainty
-
-    path, hdu = split_extended_name(path)
-    image = read_band_file(get_band(band), path, hdu=hdu, unit=unit)[0]
-    sigma = None if image.uncertainty is None else StdDevUncertainty(image.uncertainty)
-    return NDData(image.data, uncertainty=sigma, mask=image.mask, wcs=image.wcs, unit=image.unit)
-
-
-def _same_band(name, band):
-    from ..bands import get_band
-
-    try:
-        return band is not None and get_band(name).name == get_band(band).name
-    except ValueError:
-        return False
 
 
 def _resolve_scaling(prediction, scaling, reference, band, ins, flags, notes):

@@ -1,0 +1,85 @@
+"""The images `compare` compares: the prediction, the truth (a band's image of a FITS file) and the inputs.
+
+Part of `bandsynth.metrics`; `compare` is the public entry point.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+from ..morphology import parse_image
+
+__all__ = ["band_name", "parse_inputs", "parse_compared", "band_file", "same_band"]
+
+
+def band_name(obj):
+    """The band an image says it is of (a SyntheticBand's, or its provenance's), or None."""
+    band = getattr(obj, "band", None)
+    name = getattr(band, "name", band)
+    if name is None and hasattr(obj, "meta"):
+        prov = (obj.meta or {}).get("provenance") or {}
+        name = prov.get("band") if isinstance(prov, Mapping) else None
+    return str(name) if name else None
+
+
+def parse_inputs(inputs, shape):
+    """``inputs`` (mapping or BandStack-like) -> ordered dict band -> parsed image."""
+    if inputs is None:
+        return {}
+    if hasattr(inputs, "names") and hasattr(inputs, "__getitem__") and not isinstance(inputs, Mapping):
+        items = [(n, inputs[n]) for n in inputs.names]
+    elif isinstance(inputs, Mapping):
+        items = list(inputs.items())
+    else:
+        raise TypeError(f"inputs must be a mapping of band name to image or a BandStack, got {type(inputs).__name__}")
+    out = {}
+    for band, img in items:
+        parsed = parse_image(img, f"input {band!r}")
+        if parsed.data.shape != shape:
+            raise ValueError(f"input {band!r} has shape {parsed.data.shape} but the truth has shape {shape}")
+        out[str(band)] = parsed
+    return out
+
+
+def parse_compared(prediction, truth, inputs):
+    """Parsed prediction, truth and inputs of `compare`, all checked to have the truth's shape.
+
+    The truth's band -- the predicted one -- is never one of the inputs, even when they come as a
+    whole stack of observed bands.
+    """
+    pred = parse_image(prediction, "prediction", warn=False)  # one warning in compare covers both
+    band = band_name(prediction)
+    if band is not None and isinstance(truth, (str, os.PathLike)):
+        truth = band_file(band, truth, pred.unit)
+    true = parse_image(truth, "truth", warn=False)
+    if pred.data.shape != true.data.shape:
+        raise ValueError(f"prediction has shape {pred.data.shape} but truth has shape {true.data.shape}")
+    ins = parse_inputs(inputs, true.data.shape)
+    return pred, true, {b: image for b, image in ins.items() if not same_band(b, band)}
+
+
+def band_file(band, path, unit):
+    """The image of ``band`` in a FITS file (``FILE[EXT]`` names an HDU), read as `BandStack.from_fits
+    <bandsynth.BandStack.from_fits>` reads a band: a file of several bands' images is read from that band's
+    HDU, never from its first (another band's); ``unit`` where the file states none."""
+    from astropy.nddata import NDData, StdDevUncertainty
+
+    from .._io import split_extended_name
+    from ..bands import get_band
+    from ..stack_io import read_band_file
+
+    path, hdu = split_extended_name(path)
+    image = read_band_file(get_band(band), path, hdu=hdu, unit=unit)[0]
+    sigma = None if image.uncertainty is None else StdDevUncertainty(image.uncertainty)
+    return NDData(image.data, uncertainty=sigma, mask=image.mask, wcs=image.wcs, unit=image.unit)
+
+
+def same_band(name, band):
+    """Whether the band ``name`` is the band ``band`` (None: no band to be)."""
+    from ..bands import get_band
+
+    try:
+        return band is not None and get_band(name).name == get_band(band).name
+    except ValueError:
+        return False
