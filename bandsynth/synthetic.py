@@ -483,14 +483,19 @@ class SyntheticBand(NDSlicingMixin, NDArithmeticMixin, NDIOMixin, NDData):
         # Keep the provenance (astropy drops meta by default) and record the operation.
         kwargs.setdefault("handle_meta", "first_found")
         result, init_kwds = super()._arithmetic(operation, operand, *args, **kwargs)
-        meta = init_kwds.get("meta")
-        if isinstance(meta, Mapping) and isinstance(meta.get("provenance"), Mapping):
-            meta = dict(meta)
-            prov = copy.deepcopy(dict(meta["provenance"]))
-            prov["history"] = [*prov.get("history", []), f"Arithmetic applied: numpy.{operation.__name__}."]
-            meta["provenance"] = prov
-            init_kwds["meta"] = meta
+        value = getattr(operand, "data", operand)
+        by = f" with {float(np.asarray(value).item()):.6g}" if np.size(value) == 1 else " with an image"
+        init_kwds["meta"] = _with_history(init_kwds.get("meta"), f"Arithmetic applied: numpy.{operation.__name__}{by}.")
         return result, init_kwds
+
+    def _slice(self, item):
+        # NDData keeps the meta of a slice: say in the provenance which part of the prediction this is.
+        kwargs = super()._slice(item)
+        parts = item if isinstance(item, tuple) else (item,)
+        text = ", ".join(f"{p.start or ''}:{p.stop or ''}{'' if p.step in (None, 1) else f':{p.step}'}"
+                         if isinstance(p, slice) else repr(p) for p in parts)
+        kwargs["meta"] = _with_history(kwargs.get("meta"), f"Cut out [{text}] (rows, columns) of the prediction.")
+        return kwargs
 
     # ------------------------------------------------------------------ properties
     @property
@@ -605,6 +610,15 @@ class SyntheticBand(NDSlicingMixin, NDArithmeticMixin, NDIOMixin, NDData):
         from .plotting import plot_synthetic
 
         return plot_synthetic(self, **kwargs)
+
+
+def _with_history(meta, line):
+    """``meta`` with ``line`` added to a copy of its provenance's history (as it is without a provenance)."""
+    if not (isinstance(meta, Mapping) and isinstance(meta.get("provenance"), Mapping)):
+        return meta
+    prov = copy.deepcopy(dict(meta["provenance"]))
+    prov["history"] = [*prov.get("history", []), line]
+    return {**meta, "provenance": prov}
 
 
 # ---------------------------------------------------------------------- FITS helpers

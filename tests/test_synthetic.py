@@ -489,7 +489,10 @@ def test_slicing_keeps_wcs_and_provenance(synth):
     part = synth[2:10, 5:15]
     assert isinstance(part, SyntheticBand) and part.data.shape == (8, 10)
     assert isinstance(part.wcs, WCS)
-    assert part.band.name == "r" and part.provenance == synth.provenance
+    assert part.band.name == "r" and part.provenance["model"] == synth.provenance["model"]
+    # the provenance says which part of the prediction this is; the original's is untouched
+    assert part.provenance["history"] == [*synth.provenance["history"], "Cut out [2:10, 5:15] (rows, columns) of "
+                                                                         "the prediction."]
     sky_part = part.wcs.pixel_to_world(3, 4)
     sky_full = synth.wcs.pixel_to_world(3 + 5, 4 + 2)
     assert sky_part.separation(sky_full).to_value(u.arcsec) < 1e-9
@@ -501,7 +504,7 @@ def test_arithmetic_keeps_provenance(synth):
     assert isinstance(doubled, SyntheticBand) and doubled.unit == nanomaggy
     np.testing.assert_allclose(doubled.data, 2 * synth.data)
     np.testing.assert_allclose(doubled.uncertainty.array, 2 * synth.uncertainty.array, rtol=1e-6)
-    assert doubled.provenance["history"][-1] == "Arithmetic applied: numpy.multiply."
+    assert doubled.provenance["history"][-1] == "Arithmetic applied: numpy.multiply with 2."
     assert synth.provenance["history"][-1].startswith("It's a test")  # the original is untouched
     diff = synth.subtract(synth)
     assert diff.band.name == "r" and np.nanmax(np.abs(diff.data)) == 0
