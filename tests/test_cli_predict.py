@@ -309,6 +309,13 @@ def test_predict_batch_band_with_an_any_band_model(tiny_any_band_model, galaxy, 
     assert "model 'tiny_any' predicts any of NUV, g, r, Ks; say which with --band" in caplog.text
     assert main([*common, "--band", "g", "--input-bands", "NUV", "g"]) == 2
     assert "--input-bands g: model 'tiny_any' predicts g from any of NUV, r, Ks" in caplog.text
+    # a band named by its filter alone, of another survey than the model's: the model's band is suggested
+    assert main(["predict-batch", "--model", "any_band_kids_viking", "--band", "H", "--pattern", "{id}_{band}.fits",
+                 "--input-dir", str(tmp_path), "--out", str(tmp_path / "kv")]) == 2
+    assert "say which with --band (did you mean VISTA_H?)" in caplog.text
+    assert main(["predict-batch", "--model", "any_band_kids_viking", "--band", "VISTA_H", "--input-bands", "g",
+                 "--pattern", "{id}_{band}.fits", "--input-dir", str(tmp_path), "--out", str(tmp_path / "kv")]) == 2
+    assert "(did you mean KiDS_g?)" in caplog.text
 
 
 def test_predict_batch_tells_a_psf_tagged_model_each_galaxys_seeing(tiny_any_band_model, galaxy, tmp_path):

@@ -55,7 +55,11 @@ def add_parser(subparsers):
 
 def _request(card, band, input_bands):
     """``(--band, input bands)`` checked against the model's card."""
-    from ..bands import get_band
+    from ..bands import get_band, same_filter
+
+    def hint(given, known):  # "H" is 2MASS H; a VIKING model's is VISTA_H
+        alike = same_filter(given, known)
+        return f" (did you mean {' or '.join(alike)}?)" if alike else ""
 
     try:
         band = None if band is None else get_band(band).name
@@ -64,19 +68,20 @@ def _request(card, band, input_bands):
         raise UsageError(f"--band / --input-bands: {err}") from None
     if not card.outputs:
         if band not in (None, card.output):
-            raise UsageError(f"--band {band}: model {card.name!r} predicts {card.output}")
+            raise UsageError(f"--band {band}: model {card.name!r} predicts {card.output}{hint(band, [card.output])}")
         if inputs is not None:
             raise UsageError(f"--input-bands goes with an any-band model; model {card.name!r} reads "
                              f"{', '.join(card.inputs)}")
         return band, list(card.inputs)
     if band not in card.outputs:
         raise UsageError(f"--band{'' if band is None else ' ' + band}: model {card.name!r} predicts any of "
-                         f"{', '.join(card.outputs)}; say which with --band")
+                         f"{', '.join(card.outputs)}; say which with --band"
+                         f"{'' if band is None else hint(band, card.outputs)}")
     readable = [b for b in card.inputs if b != band]
     unknown = [b for b in inputs or () if b not in readable]
     if unknown:
         raise UsageError(f"--input-bands {unknown[0]}: model {card.name!r} predicts {band} from any of "
-                         f"{', '.join(readable)}")
+                         f"{', '.join(readable)}{hint(unknown[0], readable)}")
     return band, inputs or readable
 
 
