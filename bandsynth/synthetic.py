@@ -35,7 +35,7 @@ Examples
 ('r', 'nuv_k_to_r')
 >>> doubled = sb.multiply(2)
 >>> doubled.data[0, 0], doubled.band.name, doubled.provenance["history"][-1]
-(np.float32(2.0), 'r', 'Arithmetic applied: numpy.multiply.')
+(np.float32(2.0), 'r', 'Arithmetic applied: numpy.multiply with 2.')
 """
 
 from __future__ import annotations
