@@ -548,6 +548,21 @@ def test_noise_beyond_the_training_range_is_a_domain_warning(tiny_translator):
     assert same.meta["provenance"]["domain_warnings"] == pred.meta["provenance"]["domain_warnings"]
 
 
+def test_a_stamp_of_at_most_half_the_receptive_field_is_a_domain_warning():
+    # every pixel of it reads more mirrored edge than image; a stamp a little larger is the model's business
+    from bandsynth.models.domain import domain_problems
+    from bandsynth.models.zoo import get_card
+
+    card = get_card("nuv_k_to_r_paper")
+    half = card.receptive_field // 2
+    for size, warned in ((half, True), (half + 8, False)):
+        galaxy = make_galaxy(3, bands=["NUV", "Ks"], size=size)
+        problems = [p for p in domain_problems(card, galaxy) if "receptive field" in p]
+        assert bool(problems) == warned, (size, problems)
+    assert problems == [] and f"this stack is {half} x {half} pixels, at most half the {card.receptive_field}-pixel" \
+        in domain_problems(card, make_galaxy(3, bands=["NUV", "Ks"], size=half))[0]
+
+
 def test_the_noise_warning_names_the_shipped_model_for_observed_images():
     from bandsynth.models.domain import domain_problems
     from bandsynth.models.zoo import get_card

@@ -267,6 +267,13 @@ def domain_problems(card, stack, *, factor=2.0, pixel_scale_factor=PIXEL_SCALE_F
     list of str
     """
     problems = []
+    field = int(card.receptive_field or 0)
+    if field and min(stack.shape) <= field // 2:  # every pixel reads more mirrored edge than image
+        problems.append(
+            f"this stack is {stack.shape[0]} x {stack.shape[1]} pixels, at most half the {field}-pixel receptive "
+            f"field of model {card.name!r}: every pixel's prediction reads more of the image mirrored at its edges "
+            "than of the image itself; the prediction may be unreliable (give a larger cut-out)"
+        )
     wcs = stack.wcs
     if wcs is not None and wcs.has_celestial:
         from astropy.wcs.utils import proj_plane_pixel_scales
