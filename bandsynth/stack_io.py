@@ -561,7 +561,7 @@ def read_band_file(band, path, *, hdu, unit):
                 raise BandInputError(f"{label}: HDU {hdu!r} of {path!r} is not an image HDU with data",
                                      band=band, path=path)
             named = _extname_band(hdul[index].name.upper(), hdul[index].header)
-            if named is not None and named.name != band.name and named.name not in same_filter(band.name, [named]):
+            if named is not None and not same_filter(band.name, [named]):  # its own band is of its filter too
                 warnings.warn(f"{label}: HDU {hdu!r} of {path!r} holds {named.name}, another filter, read as "
                               f"{band.name} as asked", AstropyUserWarning, stacklevel=4)
         header, where = hdul[index].header.copy(), hdul[index].name or index

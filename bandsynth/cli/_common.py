@@ -104,6 +104,15 @@ _HINTS = (
 )
 
 
+def same_filter_hint(given, known, spell="{}"):
+    """`` (did you mean SPELL?)`` for the bands of ``known`` of ``given``'s filter in another survey ("H" is 2MASS H;
+    a VIKING model's is VISTA_H), ``spell`` formatting each (``"--band {}"``); empty when there is none."""
+    from ..bands import same_filter
+
+    alike = [spell.format(b) for b in same_filter(given, known)]
+    return f" (did you mean {' or '.join(alike)}?)" if alike else ""
+
+
 def cli_text(err) -> str:
     """An error or warning as a command-line user reads it: options instead of Python calls."""
     if isinstance(err, BaseException):

@@ -15,6 +15,7 @@ from ._common import (
     add_quiet,
     check_input_file,
     check_output_folder,
+    same_filter_hint,
 )
 
 
@@ -55,11 +56,7 @@ def add_parser(subparsers):
 
 def _request(card, band, input_bands):
     """``(--band, input bands)`` checked against the model's card."""
-    from ..bands import get_band, same_filter
-
-    def hint(given, known):  # "H" is 2MASS H; a VIKING model's is VISTA_H
-        alike = same_filter(given, known)
-        return f" (did you mean {' or '.join(alike)}?)" if alike else ""
+    from ..bands import get_band
 
     try:
         band = None if band is None else get_band(band).name
@@ -68,7 +65,8 @@ def _request(card, band, input_bands):
         raise UsageError(f"--band / --input-bands: {err}") from None
     if not card.outputs:
         if band not in (None, card.output):
-            raise UsageError(f"--band {band}: model {card.name!r} predicts {card.output}{hint(band, [card.output])}")
+            raise UsageError(f"--band {band}: model {card.name!r} predicts {card.output}"
+                             f"{same_filter_hint(band, [card.output])}")
         if inputs is not None:
             raise UsageError(f"--input-bands goes with an any-band model; model {card.name!r} reads "
                              f"{', '.join(card.inputs)}")
@@ -76,12 +74,12 @@ def _request(card, band, input_bands):
     if band not in card.outputs:
         raise UsageError(f"--band{'' if band is None else ' ' + band}: model {card.name!r} predicts any of "
                          f"{', '.join(card.outputs)}; say which with --band"
-                         f"{'' if band is None else hint(band, card.outputs)}")
+                         f"{'' if band is None else same_filter_hint(band, card.outputs)}")
     readable = [b for b in card.inputs if b != band]
     unknown = [b for b in inputs or () if b not in readable]
     if unknown:
         raise UsageError(f"--input-bands {unknown[0]}: model {card.name!r} predicts {band} from any of "
-                         f"{', '.join(readable)}{hint(unknown[0], readable)}")
+                         f"{', '.join(readable)}{same_filter_hint(unknown[0], readable)}")
     return band, inputs or readable
 
 

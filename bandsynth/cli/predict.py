@@ -20,6 +20,7 @@ from ._common import (
     check_input_file,
     check_output_file,
     cli_text,
+    same_filter_hint,
     status,
 )
 
@@ -136,7 +137,7 @@ def wanted_band(translator, band, files):
     An any-band model (its card lists ``outputs``) needs ``--band`` and reads whichever of its
     bands are given; any other model predicts its output from all its inputs.
     """
-    from ..bands import get_band, same_filter
+    from ..bands import get_band
 
     writes = translator.card.writes
     if band is None:
@@ -149,9 +150,8 @@ def wanted_band(translator, band, files):
     except ValueError as err:
         raise UsageError(f"--band: {err}") from None
     if band not in writes:
-        alike = same_filter(band, writes)
-        hint = f" (did you mean --band {' or --band '.join(alike)}?)" if alike else ""
-        raise UsageError(f"--band {band}: model {translator.name!r} predicts {', '.join(writes)}{hint}")
+        raise UsageError(f"--band {band}: model {translator.name!r} predicts {', '.join(writes)}"
+                         f"{same_filter_hint(band, writes, '--band {}')}")
     readable = [b for b in translator.inputs if b != band]
     if not isinstance(files, dict):  # one multi-extension file: the stack says which bands it has
         return band, readable

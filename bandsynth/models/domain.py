@@ -225,8 +225,7 @@ def depth_tags(card, stack, inputs):
     tags = []
     for band in inputs:
         trained = _trained_noise(card, band)
-        noise = input_noise(stack, band, unit=card.unit) if trained else None
-        tags.append(_held_tag(1.0 if not trained else noise / trained, noisiest))
+        tags.append(_held_tag(input_noise(stack, band, unit=card.unit) / trained if trained else 1.0, noisiest))
     return tuple(tags)
 
 
