@@ -29,6 +29,7 @@ __all__ = [
     "BandFileError",
     "BandFileNotFoundError",
     "BandUnitError",
+    "BandOptionError",
 ]
 
 
@@ -101,6 +102,15 @@ class BandUnitError(BandInputError, u.UnitConversionError):
     """A band's unit cannot be converted to the unit asked for."""
 
 
-for _cls in (BandInputError, BandTypeError, BandFileError, BandFileNotFoundError, BandUnitError):
+class BandOptionError(BandUnitError):
+    """An argument given for a band does not apply to its input.
+
+    For example a zero point given for an image that is already in a physical
+    unit: the call, not the file, has to change (the command line exits with its
+    usage-error code).
+    """
+
+
+for _cls in (BandInputError, BandTypeError, BandFileError, BandFileNotFoundError, BandUnitError, BandOptionError):
     _cls.__doc__ = _cls.__doc__ + "\n" + _PARAMETERS
 del _cls

@@ -25,7 +25,8 @@ from astropy.wcs import WCS
 
 from ._io import fits_ascii, sha256_file, split_extended_name
 from .bands import get_band, header_band, list_bands, same_filter
-from .errors import BandFileError, BandFileNotFoundError, BandInputError, BandTypeError, BandUnitError
+from .errors import (BandFileError, BandFileNotFoundError, BandInputError, BandOptionError, BandTypeError,
+                     BandUnitError)
 from .units import conversion_factor, parse_unit, to_unit
 from .zeropoints import header_zeropoint, is_count_unit, nanomaggy_factor
 
@@ -716,12 +717,14 @@ def apply_zeropoint(band, im, zeropoint=None):
     Raises
     ------
     BandUnitError
-        Counts without a zero point, or a zero point given for an image in a physical unit.
+        Counts without a zero point.
+    BandOptionError
+        A zero point given for an image in a physical unit.
     """
     where = f"band {band.name!r}" + (f" ({im.path!r})" if im.path else "")
     if not is_count_unit(im.unit):
         if zeropoint is not None:
-            raise BandUnitError(
+            raise BandOptionError(
                 f"{where}: zeropoint= applies to images in counts (DN, ADU, counts/s, ...), but this image "
                 f"is in {im.unit}; leave its zero point out",
                 band=band, path=im.path,

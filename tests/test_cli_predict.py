@@ -135,6 +135,10 @@ def test_a_bad_input_file_fails_with_its_name(stem, galaxy, tmp_path, caplog):
     bad.write_bytes(b"not a FITS file")
     assert _predict(stem, {"NUV": galaxy["NUV"], "Ks": bad}, out) == 1
     assert "bad_k.fits" in caplog.text and not out.exists()
+    # An option that does not apply to its file: a usage error (2), in the option's own words.
+    assert _predict(stem, galaxy, out, "--zeropoint", "Ks=20") == 2
+    assert "band 'Ks'" in caplog.text and "--zeropoint BAND=ZP applies to images in counts" in caplog.text
+    assert not out.exists()
 
 
 def test_tampered_weights_are_refused_by_both_commands(stem, galaxy, tmp_path, caplog):

@@ -263,6 +263,7 @@ def run(args) -> int:
         raise UsageError(f"--reproject-to {reproject_to}: not an input band of model {translator.name!r} "
                          f"({', '.join(inputs)})")
 
+    from ..errors import BandOptionError
     from ..stack import BandStack
 
     started = time.perf_counter()
@@ -278,6 +279,9 @@ def run(args) -> int:
         with stages.stage(f"running the network on {nx} x {ny} pixels", then=f"writing {out.name}"):
             translator.predict_to_fits(stack, out, band=band, overwrite=args.overwrite, tta=args.tta,
                                        progress=stages.tiles)
+    except BandOptionError as err:  # an option that does not fit its file: the command line must change
+        stages.close()
+        raise UsageError(str(err)) from None
     except (ValueError, OSError, TypeError, MemoryError) as err:
         stages.close()
         log.error("%s", cli_text(err))
