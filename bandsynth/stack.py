@@ -38,7 +38,6 @@ from astropy.wcs import WCS
 from .bands import Band, get_band
 from .resample import METHODS, check_grid, reproject_all
 from .stack_io import (
-    apply_zeropoint,
     BandImage,
     as_unit,
     as_wcs,
@@ -49,7 +48,7 @@ from .stack_io import (
     resolve_mapping,
 )
 from .units import format_unit
-from .zeropoints import is_count_unit
+from .zeropoints import apply_zeropoint, is_count_unit
 
 __all__ = ["BandStack"]
 

@@ -3,7 +3,8 @@
 The building blocks of `BandStack <bandsynth.stack.BandStack>` and its constructors:
 :func:`image_from_value` checks one band's image given as an array, Quantity,
 masked array or NDData; :func:`read_band_file` and :func:`read_multi_extension`
-read it from FITS files; :func:`convert_unit` puts it in the stack's unit.  Each
+read it from FITS files; :func:`convert_unit` puts it in the stack's unit (images in counts
+are put into nanomaggies by `bandsynth.zeropoints.apply_zeropoint`).  Each
 band is held in a :class:`BandImage` record until the stack is frozen.  Most code
 uses `BandStack <bandsynth.stack.BandStack>` instead.
 """
@@ -25,16 +26,14 @@ from astropy.wcs import WCS
 
 from ._io import fits_ascii, sha256_file, split_extended_name
 from .bands import get_band, header_band, list_bands, same_filter
-from .errors import (BandFileError, BandFileNotFoundError, BandInputError, BandOptionError, BandTypeError,
-                     BandUnitError)
+from .errors import BandFileError, BandFileNotFoundError, BandInputError, BandTypeError, BandUnitError
 from .units import conversion_factor, parse_unit, to_unit
-from .zeropoints import header_zeropoint, is_count_unit, nanomaggy_factor
+from .zeropoints import stated_zeropoint
 
 __all__ = [
     "BandImage",
     "as_unit",
     "as_wcs",
-    "apply_zeropoint",
     "convert_unit",
     "image_from_value",
     "read_band_file",
@@ -451,7 +450,7 @@ def _read_ccd(path, index, *, label, unit, hdu_uncertainty, hdu_mask, header, ba
     """`CCDData.read` of one HDU, with the unit read by bandsynth's parser."""
     if "BUNIT" in header:
         file_unit = as_unit(header["BUNIT"], f"{label}: BUNIT of {path!r}", band=band, path=path)
-    elif unit is None and _header_zeropoint(header, band, path) is not None:
+    elif unit is None and stated_zeropoint(header, band, path) is not None:
         # No BUNIT but a survey zero point: the pixels are counts (per second for GALEX).
         galex = str(header.get("TELESCOP", "")).strip().upper() == "GALEX"
         file_unit = u.ct / u.s if galex else u.ct
@@ -686,75 +685,6 @@ def read_multi_extension(path, *, unit, extnames=None):
 
 
 # ---------------------------------------------------------------------- units
-def _header_zeropoint(header, band, path):
-    if band is None:
-        return None
-    try:
-        return header_zeropoint(header, band)
-    except ValueError as err:
-        raise BandUnitError(f"{err} ({path!r})", band=band, path=path) from None
-
-
-def apply_zeropoint(band, im, zeropoint=None):
-    """Put an image in counts into nanomaggies with its zero point (in place).
-
-    Parameters
-    ----------
-    band : `~bandsynth.bands.Band`
-        The image's band.
-    im : BandImage
-        The image; untouched unless its unit is a count unit
-        (`bandsynth.zeropoints.is_count_unit`).
-    zeropoint : float, optional
-        AB zero point given by the user; default: the one its header states
-        (`bandsynth.zeropoints.header_zeropoint`).
-
-    Returns
-    -------
-    dict or None
-        ``{"band", "unit", "zeropoint_ab", "source"}`` when the image was converted.
-
-    Raises
-    ------
-    BandUnitError
-        Counts without a zero point.
-    BandOptionError
-        A zero point given for an image in a physical unit.
-    """
-    where = f"band {band.name!r}" + (f" ({im.path!r})" if im.path else "")
-    if not is_count_unit(im.unit):
-        if zeropoint is not None:
-            raise BandOptionError(
-                f"{where}: zeropoint= applies to images in counts (DN, ADU, counts/s, ...), but this image "
-                f"is in {im.unit}; leave its zero point out",
-                band=band, path=im.path,
-            )
-        return None
-    if zeropoint is not None:
-        value = float(zeropoint)
-        if not np.isfinite(value):
-            raise BandUnitError(f"{where}: zeropoint must be a finite AB magnitude, got {zeropoint!r}",
-                                band=band, path=im.path)
-        found = ("zeropoint=", value)
-    else:
-        stated = _header_zeropoint(im.meta, band, im.path)
-        if stated is None:
-            raise BandUnitError(
-                f"{where} is in {im.unit} and its header states no zero point (FLUXMAG0, PHOTZP, MAGZP, "
-                "MAGZERO, ZEROPT, ZP); pass zeropoint= (the AB magnitude of a source of one "
-                f"{im.unit} in total)",
-                band=band, path=im.path,
-            )
-        found = (stated.source, stated.ab)
-    factor = np.asarray(nanomaggy_factor(found[1]), dtype=im.data.dtype)
-    im.data = im.data * factor
-    if im.uncertainty is not None:
-        im.uncertainty = im.uncertainty * factor
-    record = {"band": band.name, "unit": im.unit.to_string(), "zeropoint_ab": round(found[1], 6), "source": found[0]}
-    im.unit = u.nmgy
-    return record
-
-
 def convert_unit(band, im, target, *, requested):
     """Convert ``im`` in place to ``target`` through `bandsynth.units.to_unit`.
 

@@ -40,7 +40,18 @@ from typing import NamedTuple
 import astropy.units as u
 import numpy as np
 
-__all__ = ["Zeropoint", "VEGA_TO_AB", "COUNT_UNITS", "is_count_unit", "header_zeropoint", "nanomaggy_factor"]
+from .errors import BandOptionError, BandUnitError
+
+__all__ = [
+    "Zeropoint",
+    "VEGA_TO_AB",
+    "COUNT_UNITS",
+    "is_count_unit",
+    "header_zeropoint",
+    "stated_zeropoint",
+    "nanomaggy_factor",
+    "apply_zeropoint",
+]
 
 #: ``m_AB - m_Vega`` per band (looked up by band name or alias): 2MASS from Blanton &
 #: Roweis (2007, Table 1); VISTA from the CASU VIRCAM pages (González-Fernández et al. 2018).
@@ -179,3 +190,88 @@ def nanomaggy_factor(zeropoint_ab):
     (1.0, True)
     """
     return float(10.0 ** (-0.4 * (float(zeropoint_ab) - 22.5)))
+
+
+def stated_zeropoint(header, band, path):
+    """`header_zeropoint` of an image read from ``path``, its errors naming the file.
+
+    Parameters
+    ----------
+    header : `~astropy.io.fits.Header` or mapping
+        The image's header.
+    band : `~bandsynth.bands.Band` or None
+        Its band (None: no zero point can be read).
+    path : str or None
+        The file, for the message.
+
+    Returns
+    -------
+    Zeropoint or None
+        As `header_zeropoint`.
+    """
+    if band is None:
+        return None
+    try:
+        return header_zeropoint(header, band)
+    except ValueError as err:
+        raise BandUnitError(f"{err} ({path!r})", band=band, path=path) from None
+
+
+def apply_zeropoint(band, im, zeropoint=None):
+    """Put an image in counts into nanomaggies with its zero point (in place).
+
+    Parameters
+    ----------
+    band : `~bandsynth.bands.Band`
+        The image's band.
+    im : `~bandsynth.stack_io.BandImage`
+        The image; untouched unless its unit is a count unit
+        (`is_count_unit`).
+    zeropoint : float, optional
+        AB zero point given by the user; default: the one its header states
+        (`header_zeropoint`).
+
+    Returns
+    -------
+    dict or None
+        ``{"band", "unit", "zeropoint_ab", "source"}`` when the image was converted.
+
+    Raises
+    ------
+    BandUnitError
+        Counts without a zero point.
+    BandOptionError
+        A zero point given for an image in a physical unit.
+    """
+    where = f"band {band.name!r}" + (f" ({im.path!r})" if im.path else "")
+    if not is_count_unit(im.unit):
+        if zeropoint is not None:
+            raise BandOptionError(
+                f"{where}: zeropoint= applies to images in counts (DN, ADU, counts/s, ...), but this image "
+                f"is in {im.unit}; leave its zero point out",
+                band=band, path=im.path,
+            )
+        return None
+    if zeropoint is not None:
+        value = float(zeropoint)
+        if not np.isfinite(value):
+            raise BandUnitError(f"{where}: zeropoint must be a finite AB magnitude, got {zeropoint!r}",
+                                band=band, path=im.path)
+        found = ("zeropoint=", value)
+    else:
+        stated = stated_zeropoint(im.meta, band, im.path)
+        if stated is None:
+            raise BandUnitError(
+                f"{where} is in {im.unit} and its header states no zero point (FLUXMAG0, PHOTZP, MAGZP, "
+                "MAGZERO, ZEROPT, ZP); pass zeropoint= (the AB magnitude of a source of one "
+                f"{im.unit} in total)",
+                band=band, path=im.path,
+            )
+        found = (stated.source, stated.ab)
+    factor = np.asarray(nanomaggy_factor(found[1]), dtype=im.data.dtype)
+    im.data = im.data * factor
+    if im.uncertainty is not None:
+        im.uncertainty = im.uncertainty * factor
+    record = {"band": band.name, "unit": im.unit.to_string(), "zeropoint_ab": round(found[1], 6), "source": found[0]}
+    im.unit = u.nmgy
+    return record
