@@ -35,6 +35,7 @@ __all__ = [
     "as_unit",
     "as_wcs",
     "convert_unit",
+    "file_bands",
     "image_from_value",
     "read_band_file",
     "read_multi_extension",
@@ -584,6 +585,98 @@ def _extname_band(name, header):
         return named
 
 
+def _band_hdus(hdul, label, path, wanted, *, strict=True):
+    """``{band: (index, EXTNAME, header)}`` of the band images of an open multi-extension file.
+
+    ``strict=False`` leaves out what cannot be a band's image (an unnamed primary image, an
+    ``EXTNAME`` that names no band) instead of refusing the file.
+    """
+    images = _image_hdus(hdul)
+    if not images:
+        raise BandInputError(f"{label} contains no image HDU (expected one image extension per band)", path=path)
+    names = {hdul[i].name.upper() for i in images}
+    found = {}
+    for i in images:
+        name = hdul[i].name.upper()
+        if i == 0 and name in ("", "PRIMARY"):
+            if not strict:
+                continue
+            raise BandInputError(
+                f"{label}: the primary HDU holds an image but no EXTNAME naming its band; "
+                "give every band image an EXTNAME (e.g. 'NUV')",
+                path=path,
+            )
+        if any(name.endswith(suffix) and name[: -len(suffix)] in names for suffix in ("_UNCERT", "_MASK")):
+            continue
+        if wanted is not None and name not in wanted:
+            continue
+        if wanted is not None:
+            try:
+                band = get_band(wanted[name])
+            except ValueError:
+                raise BandInputError(f"extnames: {wanted[name]!r} (for EXTNAME {name!r}) is not a known band",
+                                     path=path) from None
+        elif (band := _extname_band(name, hdul[i].header)) is None:
+            if not strict:
+                continue
+            known = ", ".join(b.name for b in list_bands())
+            raise BandInputError(
+                f"{label}: HDU {i} has EXTNAME {name!r}, which is not a known band; known bands are: {known}",
+                path=path,
+            )
+        if band in found:
+            raise BandInputError(f"{label}: band {band.name!r} appears twice (EXTNAME {name!r})", band=band,
+                                 path=path)
+        found[band] = (i, name, hdul[i].header.copy())
+    return found
+
+
+def file_bands(path):
+    """The bands of a multi-extension FITS file, from its headers alone.
+
+    Each image HDU is named after its band as `read_multi_extension` reads it; HDUs
+    that name no band are left out.  No image is read, so a command can say which
+    bands a file holds, and read only those it needs (``extnames=``), before any work.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The FITS file.
+
+    Returns
+    -------
+    dict of str to str
+        ``{band name: EXTNAME}``, bluest band first.
+
+    Raises
+    ------
+    bandsynth.errors.BandFileNotFoundError
+        No such file.
+    bandsynth.errors.BandFileError
+        The file cannot be read as FITS.
+    bandsynth.errors.BandInputError
+        No image HDU, or a band held twice.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> import numpy as np
+    >>> from astropy.io import fits
+    >>> path = os.path.join(tempfile.mkdtemp(), "g1.fits")
+    >>> hdus = [fits.PrimaryHDU()] + [fits.ImageHDU(np.ones((4, 4)), name=n) for n in ("K", "NUV", "SEG")]
+    >>> fits.HDUList(hdus).writeto(path)
+    >>> file_bands(path)
+    {'NUV': 'NUV', 'Ks': 'K'}
+    """
+    path = _fspath(path, "file_bands")
+    if not os.path.isfile(path):
+        raise BandFileNotFoundError(f"FITS file {path!r} not found", path=path)
+    label = f"file {path!r}"
+    with _open_fits(path, label) as hdul:
+        found = _band_hdus(hdul, label, path, None, strict=False)
+    return {band.name: found[band][1] for band in sorted(found, key=lambda b: b.wavelength.value)}
+
+
 def read_multi_extension(path, *, unit, extnames=None):
     """Read every band of a multi-extension FITS file, each image HDU named after its band.
 
@@ -629,42 +722,8 @@ def read_multi_extension(path, *, unit, extnames=None):
     if not os.path.isfile(path):
         raise BandFileNotFoundError(f"multi-extension FITS file {path!r} not found", path=path)
     label = f"file {path!r}"
-    found = {}
     with _open_fits(path, label) as hdul:
-        images = _image_hdus(hdul)
-        if not images:
-            raise BandInputError(f"{label} contains no image HDU (expected one image extension per band)", path=path)
-        names = {hdul[i].name.upper() for i in images}
-        for i in images:
-            name = hdul[i].name.upper()
-            if i == 0 and name in ("", "PRIMARY"):
-                raise BandInputError(
-                    f"{label}: the primary HDU holds an image but no EXTNAME naming its band; "
-                    "give every band image an EXTNAME (e.g. 'NUV')",
-                    path=path,
-                )
-            base = name
-            for suffix in ("_UNCERT", "_MASK"):
-                if name.endswith(suffix) and name[: -len(suffix)] in names:
-                    base = None
-            if base is None or (wanted is not None and name not in wanted):
-                continue
-            if wanted is not None:
-                try:
-                    band = get_band(wanted[name])
-                except ValueError:
-                    raise BandInputError(f"extnames: {wanted[name]!r} (for EXTNAME {name!r}) is not a known band",
-                                         path=path) from None
-            elif (band := _extname_band(name, hdul[i].header)) is None:
-                known = ", ".join(b.name for b in list_bands())
-                raise BandInputError(
-                    f"{label}: HDU {i} has EXTNAME {name!r}, which is not a known band; known bands are: {known}",
-                    path=path,
-                )
-            if band in found:
-                raise BandInputError(f"{label}: band {band.name!r} appears twice (EXTNAME {name!r})", band=band,
-                                     path=path)
-            found[band] = (i, name, hdul[i].header.copy())
+        found = _band_hdus(hdul, label, path, wanted)
     missing = sorted(set(wanted or ()) - {name for _, name, _ in found.values()})
     if missing:
         raise BandInputError(f"{label} has no image HDU with EXTNAME {', '.join(map(repr, missing))} "

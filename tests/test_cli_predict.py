@@ -107,6 +107,34 @@ def test_one_multi_extension_input_file(stem, galaxy, tmp_path):
     np.testing.assert_array_equal(fits.getdata(out), fits.getdata(ref))
 
 
+def test_a_multi_extension_file_is_read_for_the_models_bands_only(stem, galaxy, tmp_path, caplog):
+    hdus = [fits.PrimaryHDU()]
+    for band, name in (("NUV", "NUV"), ("Ks", "K")):
+        with fits.open(galaxy[band]) as src:
+            hdus.append(fits.ImageHDU(src[0].data, src[0].header, name=name))
+    broken = fits.ImageHDU(np.full((48, 48), np.nan), name="g")  # a band the model does not read, unusable
+    broken.header["BUNIT"] = "nanomaggy"
+    multi = tmp_path / "g5_three.fits"
+    fits.HDUList([*hdus, broken, fits.ImageHDU(np.zeros((48, 48)), name="SEGMAP")]).writeto(multi)
+    out = tmp_path / "out.fits"
+    assert main(["predict", "--model", str(stem), "--input", str(multi), "-o", str(out)]) == 0
+    header = fits.getheader(out)
+    assert [header[f"BSIN{i}"] for i in (1, 2)] == list(INPUTS) and "BSIN3" not in header
+    assert header["BSINH2"] == "K"
+    ref = tmp_path / "ref.fits"
+    assert _predict(stem, galaxy, ref) == 0
+    np.testing.assert_array_equal(fits.getdata(out), fits.getdata(ref))
+    # A band the model needs that the file does not hold: a usage error before any image is read,
+    # naming what the file holds and the HDU of the same filter.
+    hdus[2].header["TELESCOP"], hdus[2].header["FILTER"] = "VISTA", "Ks"
+    hdus[2].name = "Ks"
+    vista = tmp_path / "g5_vista.fits"
+    fits.HDUList([*hdus, broken]).writeto(vista)
+    assert main(["predict", "--model", str(stem), "--input", str(vista), "-o", str(tmp_path / "v.fits")]) == 2
+    assert "reads NUV and Ks; the file holds NUV, g, VISTA_Ks" in caplog.text
+    assert f"did you mean --input Ks={vista}[KS]?" in caplog.text
+
+
 @pytest.mark.parametrize(
     ("inputs", "message"),
     [

@@ -172,6 +172,24 @@ def wanted_band(translator, band, files):
     return band, list(translator.inputs)
 
 
+def bands_of_file(translator, inputs, held, path):
+    """The input bands a multi-extension ``--input FILE`` holds (``held``: `~bandsynth.stack_io.file_bands`).
+
+    Only these HDUs are read (a broken image of another band cannot stop the run); a band the
+    model needs that the file does not hold is a usage error, before any image is read.
+    """
+    from ..bands import same_filter
+
+    present = [b for b in inputs if b in held]
+    missing = [b for b in inputs if b not in held]
+    if missing and (not translator.card.outputs or not present):
+        alike = [f"--input {b}={path}[{held[match]}]" for b in missing for match in same_filter(b, list(held))[:1]]
+        raise UsageError(f"--input {path}: model {translator.name!r} reads {' and '.join(inputs)}; the file holds "
+                         f"{', '.join(held) or 'no band image'}"
+                         + (f" (did you mean {' '.join(alike)}?)" if alike else ""))
+    return present
+
+
 def _renamed(given, wanted):
     """The hint ``(did you mean --input VISTA_H=...?)`` for given bands naming a wanted band's filter elsewhere."""
     from ..bands import same_filter
@@ -257,8 +275,19 @@ def run(args) -> int:
             raise UsageError(f"--reproject-to: {err}") from None
     translator = load_translator(args.model)
     band, inputs = wanted_band(translator, args.band, files)
+    extnames = None
     if isinstance(files, dict):  # a band the model does not read is not read (a broken file of it cannot stop it)
         files, hdus = {b: files[b] for b in inputs}, {b: h for b, h in hdus.items() if b in inputs}
+    else:
+        from ..stack_io import file_bands
+
+        try:
+            held = file_bands(files)
+        except (ValueError, OSError) as err:
+            log.error("%s", cli_text(err))
+            return FAILED
+        inputs = bands_of_file(translator, inputs, held, files)
+        extnames = {held[b]: b for b in inputs}
     if reproject_to is not None and reproject_to not in inputs:
         raise UsageError(f"--reproject-to {reproject_to}: not an input band of model {translator.name!r} "
                          f"({', '.join(inputs)})")
@@ -271,8 +300,8 @@ def run(args) -> int:
     stages = _Stages(3, enabled=not args.quiet)
     try:
         with stages.stage("reading the inputs" + (f", reprojecting onto {reproject_to}" if reproject_to else "")):
-            stack = BandStack.from_fits(files, hdu=hdus or None, unit=unit, zeropoint=zeropoints,
-                                        reproject_to=reproject_to)
+            stack = BandStack.from_fits(files, hdu=hdus or None, extnames=extnames, unit=unit,
+                                        zeropoint=zeropoints, reproject_to=reproject_to)
         ny, nx = stack.shape
         # Predicted and written in one call: a large image goes to the file strip by strip of tiles as they
         # are predicted (bounded memory); copying the pixels behind the headers is left after the last tile.
