@@ -355,6 +355,11 @@ def _bad_corpus(folder):
     fits.HDUList(hdus).writeto(folder / "multi.fits")
     rows.append(("multi", "multi.fits", "", ""))
     expect["multi"] = ("done", None, None, None)
+    unusable = fits.ImageHDU(np.full((SIZE, SIZE), np.nan), name="g")  # a band the model does not read
+    unusable.header["BUNIT"] = "nanomaggy"
+    fits.HDUList([*hdus, unusable]).writeto(folder / "multi_g.fits")
+    rows.append(("multi_g", "multi_g.fits", "", ""))
+    expect["multi_g"] = ("done", None, None, None)
 
     pair("noband", ok["NUV"].name, "", ("failed", "Ks", "no file for band Ks in the manifest"))
     pair("nofile", ok["NUV"].name, "absent_Ks.fits", ("failed", "Ks", "absent_Ks.fits' not found", "absent_Ks.fits"))

@@ -133,6 +133,13 @@ def test_a_multi_extension_file_is_read_for_the_models_bands_only(stem, galaxy, 
     assert main(["predict", "--model", str(stem), "--input", str(vista), "-o", str(tmp_path / "v.fits")]) == 2
     assert "reads NUV and Ks; the file holds NUV, g, VISTA_Ks" in caplog.text
     assert f"did you mean --input Ks={vista}[KS]?" in caplog.text
+    # A band it does not hold at all: the file is read whole, and its reading says what is wrong (1).
+    unknown = tmp_path / "g5_nuvx.fits"
+    with fits.open(galaxy["NUV"]) as nuv, fits.open(galaxy["Ks"]) as ks:
+        fits.HDUList([fits.PrimaryHDU(), fits.ImageHDU(nuv[0].data, nuv[0].header, name="NUVX"),
+                      fits.ImageHDU(ks[0].data, ks[0].header, name="K")]).writeto(unknown)
+    assert main(["predict", "--model", str(stem), "--input", str(unknown), "-o", str(tmp_path / "u.fits")]) == 1
+    assert "HDU 1 has EXTNAME 'NUVX', which is not a known band" in caplog.text
 
 
 @pytest.mark.parametrize(

@@ -368,9 +368,16 @@ def _predict_galaxy_locked(galaxy, files, out, *, model, options, payload):
             return failed(f"output {out} exists but {problem}; it is kept: pass --overwrite (overwrite=True) "
                           "to predict it again")
     from ..stack import BandStack
+    from ..stack_io import file_bands
 
     try:
-        stack = BandStack.from_fits(paths, hdu=hdus or None, reproject_to=options.get("reproject_to"))
+        extnames = None
+        if isinstance(paths, str):  # one multi-extension file: only the model's bands are read, if it has them all
+            held = file_bands(paths)  # (if not, reading it all says what is wrong with it)
+            if all(b in held for b in needed):
+                extnames = {held[b]: b for b in needed}
+        stack = BandStack.from_fits(paths, hdu=hdus or None, extnames=extnames,
+                                    reproject_to=options.get("reproject_to"))
     except Exception as err:
         b, f = attribute_error(err, paths)
         return failed(_batch_hints(error_message(err), files), band=b, file=files.get(b, f) if hdus else f)

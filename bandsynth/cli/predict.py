@@ -172,22 +172,24 @@ def wanted_band(translator, band, files):
     return band, list(translator.inputs)
 
 
-def bands_of_file(translator, inputs, held, path):
-    """The input bands a multi-extension ``--input FILE`` holds (``held``: `~bandsynth.stack_io.file_bands`).
+def hdus_of_file(translator, inputs, held, path):
+    """``{EXTNAME: band}`` of the input bands a multi-extension ``--input FILE`` holds (``held``:
+    `~bandsynth.stack_io.file_bands`): only these HDUs are read, so a broken image of another band
+    cannot stop the run.
 
-    Only these HDUs are read (a broken image of another band cannot stop the run); a band the
-    model needs that the file does not hold is a usage error, before any image is read.
+    A band the model needs that the file holds only in another survey's filter is a usage error
+    (exit 2) naming that HDU; one it does not hold at all leaves the file to be read whole (None),
+    whose reading says what is wrong with it.
     """
     from ..bands import same_filter
 
-    present = [b for b in inputs if b in held]
     missing = [b for b in inputs if b not in held]
-    if missing and (not translator.card.outputs or not present):
-        alike = [f"--input {b}={path}[{held[match]}]" for b in missing for match in same_filter(b, list(held))[:1]]
+    alike = [f"--input {b}={path}[{held[match]}]" for b in missing for match in same_filter(b, list(held))[:1]]
+    if alike and not translator.card.outputs:
         raise UsageError(f"--input {path}: model {translator.name!r} reads {' and '.join(inputs)}; the file holds "
-                         f"{', '.join(held) or 'no band image'}"
-                         + (f" (did you mean {' '.join(alike)}?)" if alike else ""))
-    return present
+                         f"{', '.join(held)} (did you mean {' '.join(alike)}?)")
+    present = {held[b]: b for b in inputs if b in held}
+    return present if present and (translator.card.outputs or not missing) else None
 
 
 def _renamed(given, wanted):
@@ -286,8 +288,8 @@ def run(args) -> int:
         except (ValueError, OSError) as err:
             log.error("%s", cli_text(err))
             return FAILED
-        inputs = bands_of_file(translator, inputs, held, files)
-        extnames = {held[b]: b for b in inputs}
+        extnames = hdus_of_file(translator, inputs, held, files)
+        inputs = list(extnames.values()) if extnames else inputs
     if reproject_to is not None and reproject_to not in inputs:
         raise UsageError(f"--reproject-to {reproject_to}: not an input band of model {translator.name!r} "
                          f"({', '.join(inputs)})")
