@@ -28,6 +28,7 @@ from bandsynth.metrics import (
     wasserstein1,
 )
 from bandsynth.scaling import AsinhScaling
+from bandsynth.units import to_unit
 
 
 def galaxy(size=64, *, scale=5.0, amp=10.0, noise=0.0, seed=0, dx=0.0):
@@ -241,6 +242,35 @@ def test_compare_shape_mismatch_names_both_shapes():
         compare(np.zeros((10, 10)), np.zeros((12, 12)))
     with pytest.raises(ValueError, match=r"input 'g' has shape"):
         compare(np.zeros((64, 64)), galaxy(), inputs={"g": np.zeros((3, 3))})
+
+
+def test_compare_converts_the_truth_and_inputs_to_the_predictions_unit():
+    import astropy.units as u
+
+    from bandsynth.synthetic import SyntheticBand, make_provenance
+
+    truth = galaxy(noise=0.05, seed=1)
+    sb = SyntheticBand((0.95 * galaxy()).astype(np.float32), unit="nanomaggy", uncertainty=np.full(truth.shape, 0.07),
+                       provenance=make_provenance("r", model="test"))
+    g = 0.6 * galaxy(scale=4.5)
+    sigma = np.full(truth.shape, 0.05)
+    same = sb.compare(CCDData(truth, unit="nanomaggy", uncertainty=StdDevUncertainty(sigma)),
+                      inputs={"g": CCDData(g, unit="nanomaggy")})
+    to_jy = float(to_unit(1.0, "nanomaggy", "Jy"))  # 3.631e-6
+    in_jy = sb.compare(CCDData(truth * to_jy, unit="Jy", uncertainty=StdDevUncertainty(sigma * to_jy)),
+                       inputs={"g": CCDData(g * to_jy, unit="Jy")})
+    assert in_jy.coverage_1sigma == pytest.approx(same.coverage_1sigma, abs=1e-6)
+    assert in_jy.dmag_total == pytest.approx(same.dmag_total, abs=1e-6)  # was read as nanomaggies: -13.6 mag
+    assert in_jy.colour_error["g"] == pytest.approx(same.colour_error["g"], abs=1e-6)
+    to_flambda = float(to_unit(1.0, "nanomaggy", "erg / (s cm2 Angstrom)", band="r"))
+    in_flambda = sb.compare(CCDData(truth * to_flambda, unit="erg / (s cm2 Angstrom)",
+                                    uncertainty=StdDevUncertainty(sigma * to_flambda)), inputs={"g": g})
+    assert in_flambda.dmag_total == pytest.approx(same.dmag_total, abs=1e-6)  # at r's effective wavelength
+    with pytest.raises(u.UnitConversionError, match="truth is in km, which cannot be converted to the prediction's "
+                                                     "unit nmgy; give it in a flux unit"):
+        sb.compare(CCDData(truth, unit="km"))
+    with pytest.raises(u.UnitConversionError, match="input 'g' is in s"):
+        sb.compare(truth, inputs={"g": CCDData(g, unit="s")})
 
 
 def test_compare_full_report_with_synthetic_band():

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 
 from ..morphology import parse_image
 
-__all__ = ["band_name", "parse_inputs", "parse_compared", "band_file", "same_band"]
+__all__ = ["band_name", "parse_inputs", "parse_compared", "in_unit_of", "band_file", "same_band"]
 
 
 def band_name(obj):
@@ -52,11 +52,41 @@ def parse_compared(prediction, truth, inputs):
     band = band_name(prediction)
     if band is not None and isinstance(truth, (str, os.PathLike)):
         truth = band_file(band, truth, pred.unit)
-    true = parse_image(truth, "truth", warn=False)
+    true = in_unit_of(pred, parse_image(truth, "truth", warn=False), "truth", band)
     if pred.data.shape != true.data.shape:
         raise ValueError(f"prediction has shape {pred.data.shape} but truth has shape {true.data.shape}")
     ins = parse_inputs(inputs, true.data.shape)
-    return pred, true, {b: image for b, image in ins.items() if not same_band(b, band)}
+    return pred, true, {b: in_unit_of(pred, image, f"input {b!r}", b) for b, image in ins.items()
+                        if not same_band(b, band)}
+
+
+def in_unit_of(pred, image, what, band):
+    """``image`` (a `~bandsynth.morphology.ParsedImage`) in the prediction's unit, when both state one.
+
+    A truth in Jy compared with a prediction in nanomaggies is converted (f_nu <-> f_lambda at the band's
+    wavelength where needed), not read as nanomaggies; a unit that is no flux of the same kind is refused.
+    """
+    import astropy.units as u
+
+    from ..units import to_unit
+
+    if pred.unit is None or image.unit is None or image.unit == pred.unit:
+        return image
+    from ..bands import get_band
+
+    try:
+        known = get_band(band) if band is not None else None
+    except ValueError:  # a label the registry does not know: no wavelength to convert f_nu <-> f_lambda at
+        known = None
+    try:
+        if image.uncertainty is None:
+            data, sigma = to_unit(image.data, image.unit, pred.unit, band=known), None
+        else:
+            data, sigma = to_unit(image.data, image.unit, pred.unit, band=known, uncertainty=image.uncertainty)
+    except (u.UnitsError, ValueError):
+        raise u.UnitConversionError(f"{what} is in {image.unit}, which cannot be converted to the prediction's "
+                                    f"unit {pred.unit}; give it in a flux unit") from None
+    return image._replace(data=data, uncertainty=sigma, unit=pred.unit)
 
 
 def band_file(band, path, unit):

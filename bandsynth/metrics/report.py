@@ -242,8 +242,11 @@ def compare(prediction, truth, *, inputs=None, scaling=None, reference=None, foo
         truth's uncertainty is added to the prediction's σ in the coverage (σ states
         the error against the noise-free sky).  A FITS file of several bands is read
         from the predicted band's HDU (``FILE[EXT]`` names one), as ``BandStack`` reads it.
+        When it and the prediction both state a unit, it is converted to the prediction's
+        (Jy, erg/s/cm²/Å, ... against nanomaggies); a unit of no flux is refused.
     inputs : mapping band -> image, or BandStack, optional
-        The input bands, without the predicted one: SSIM gain and colour fidelity.
+        The input bands, without the predicted one: SSIM gain and colour fidelity;
+        converted as ``truth`` is.
     scaling : AsinhScaling, mapping band -> AsinhScaling, or "provenance", optional
         With ``reference``, the pixel metrics (MAE, SSIM, PSNR) are computed
         in the network's asinh-scaled space, as the paper defines them;
