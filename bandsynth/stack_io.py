@@ -495,12 +495,16 @@ def _the_band_image(hdul, images, band, path, label):
     if len(mine := [i for i, b in named.items() if b == band]) == 1:
         return mine[0]
     alike = set(same_filter(band.name, list(named.values())))
-    example = next((i for i, b in named.items() if b.name in alike), next(iter(named)))  # KiDS g's for DECam g
+    # An example HDU only of the same filter (KiDS g's for DECam g): another filter's would read a wrong image.
+    example = next((hdul[i].name for i, b in named.items() if b == band or b.name in alike), None)
+    hint = (f"name the HDU to read as {band.name} (hdu={{{band.name!r}: {example!r}}}), or read the file as one "
+            "multi-extension stack (BandStack.from_fits(path))" if example else
+            f"the file holds no {band.name} image (if an HDU holds it under another band's name, name that HDU: "
+            f"hdu={{{band.name!r}: 'EXTNAME'}})")
     raise BandInputError(
         f"{label}: {path!r} holds the images of {'several bands (HDUs' if len(named) > 1 else 'another band (HDU'} "
         f"{', '.join(f'{hdul[i].name} ({b.name})' for i, b in named.items())}), {'more than one' if mine else 'none'} "
-        f"of them {band.name}; name the HDU to read as {band.name} (hdu={{{band.name!r}: {hdul[example].name!r}}}), "
-        "or read the file as one multi-extension stack (BandStack.from_fits(path))", band=band, path=path)
+        f"of them {band.name}; {hint}", band=band, path=path)
 
 
 def read_band_file(band, path, *, hdu, unit):

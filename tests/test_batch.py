@@ -250,7 +250,8 @@ def test_manifest_names_one_hdu_of_a_file_as_file_ext(tiny_model, tmp_path, clus
     assert list(report.succeeded["galaxy"]) == ["a"] and list(report.failed["galaxy"]) == ["b"]
     failed = report.failed[0]
     assert (failed["band"], failed["file"]) == ("NUV", str(both))
-    assert f"none of them NUV; name the HDU to read as NUV (give its file as '{both}[G]')" in failed["error"]
+    assert f"none of them NUV; the file holds no NUV image (if an HDU holds it under another band's name, name that " \
+        f"HDU: give its file as '{both}[EXTNAME]')" in failed["error"]
     assert "hdu=" not in failed["error"] and "BandStack" not in failed["error"]
     reference = predict_many(stem, [("a", files)], out_dir=tmp_path / "r", scheduler=cluster, progress=False)
     assert reference.ok

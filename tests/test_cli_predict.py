@@ -292,7 +292,8 @@ def test_predict_reads_one_hdu_of_a_file_of_several_bands(stem, galaxy, tmp_path
         fits.HDUList([fits.PrimaryHDU(), *(fits.ImageHDU(hdul[0].data, hdul[0].header, name=b) for b in "gr")]
                      ).writeto(other)
     assert _predict(stem, {"NUV": other, "Ks": galaxy["Ks"]}, tmp_path / "x.fits") == 1
-    assert "none of them NUV; name the HDU to read as NUV (--input NUV=FILE[G])" in caplog.text
+    assert ("none of them NUV; the file holds no NUV image (if an HDU holds it under another band's name, name that "
+            "HDU: --input NUV=FILE[EXTNAME])") in caplog.text
     # read as asked, but said: the HDU holds another filter's image
     with pytest.warns(UserWarning, match=r"band 'NUV': HDU 'G' of .* holds g, another filter, read as NUV as asked"):
         assert _predict(stem, {"NUV": f"{other}[G]", "Ks": galaxy["Ks"]}, tmp_path / "x.fits") == 0

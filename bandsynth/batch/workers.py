@@ -323,7 +323,7 @@ def _paths_and_hdus(files):
 
 
 # The reader's hints name Python arguments; a batch names its files as text, where FILE[EXT] picks an HDU.
-_HDU_HINT = re.compile(r"\(hdu=\{'([^']*)': '([^']*)'\}\)")
+_HDU_HINT = re.compile(r"hdu=\{'([^']*)': '([^']*)'\}")
 _STACK_HINT = "(BandStack.from_fits(path))"
 
 
@@ -332,7 +332,7 @@ def _batch_hints(text, files):
     def named(match):
         band, hdu = match.groups()
         path = files.get(band) if isinstance(files, dict) else None
-        return f"(give its file as '{path or 'FILE'}[{hdu}]')"
+        return f"give its file as '{path or 'FILE'}[{hdu}]'"
     text = _HDU_HINT.sub(named, text)
     return text.replace(_STACK_HINT, "(give it alone, as the galaxy's one multi-extension file)")
 
