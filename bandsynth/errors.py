@@ -106,8 +106,8 @@ class BandOptionError(BandUnitError):
     """An argument given for a band does not apply to its input.
 
     For example a zero point given for an image that is already in a physical
-    unit: the call, not the file, has to change (the command line exits with its
-    usage-error code).
+    unit, or a ``unit=`` its unit cannot be converted to: the call, not the file,
+    has to change (the command line exits with its usage-error code).
     """
 
 

@@ -26,7 +26,8 @@ from astropy.wcs import WCS
 
 from ._io import fits_ascii, sha256_file, split_extended_name
 from .bands import get_band, header_band, list_bands, same_filter
-from .errors import BandFileError, BandFileNotFoundError, BandInputError, BandTypeError, BandUnitError
+from .errors import (BandFileError, BandFileNotFoundError, BandInputError, BandOptionError, BandTypeError,
+                     BandUnitError)
 from .units import conversion_factor, parse_unit, to_unit
 from .zeropoints import stated_zeropoint
 
@@ -769,7 +770,8 @@ def convert_unit(band, im, target, *, requested):
     Raises
     ------
     bandsynth.errors.BandUnitError
-        If the unit cannot be converted.
+        If the unit cannot be converted; a `~bandsynth.errors.BandOptionError` when
+        ``target`` was asked for.
     """
     if im.unit == target:
         return
@@ -782,7 +784,7 @@ def convert_unit(band, im, target, *, requested):
             )
     except (u.UnitsError, ValueError):
         why = "the unit requested with unit=" if requested else "the stack's unit (that of its first band)"
-        raise BandUnitError(
+        raise (BandOptionError if requested else BandUnitError)(
             f"band {band.name!r}: cannot convert its unit {im.unit} to {target}, {why}; "
             "the bands of a stack must be in convertible flux units",
             band=band, path=im.path,

@@ -173,6 +173,10 @@ def test_a_bad_input_file_fails_with_its_name(stem, galaxy, tmp_path, caplog):
     # An option that does not apply to its file: a usage error (2), in the option's own words.
     assert _predict(stem, galaxy, out, "--zeropoint", "Ks=20") == 2
     assert "band 'Ks'" in caplog.text and "--zeropoint BAND=ZP applies to images in counts" in caplog.text
+    assert _predict(stem, galaxy, out, "--unit", "adu") == 2  # every image states its unit, none converts to ADU
+    last = caplog.records[-1].getMessage()
+    assert ("cannot convert its unit nmgy to adu, the unit given with --unit (which names the unit of images without "
+            "BUNIT)") in last and "unit=" not in last
     assert not out.exists()
 
 

@@ -98,6 +98,8 @@ _HINTS = (
     (re.compile(r"overwrite=True"), lambda m: "--overwrite"),
     (re.compile(r"\btta=True\b"), lambda m: "--tta"),
     (re.compile(r"pass unit= \(e\.g\. unit='([^']*)'\)"), lambda m: f"pass --unit (e.g. --unit {m.group(1)})"),
+    (re.compile(r"the unit requested with unit="),
+     lambda m: "the unit given with --unit (which names the unit of images without BUNIT)"),
     (re.compile(r"\bzeropoint=(?!\w)"), lambda m: "--zeropoint BAND=ZP"),
     (re.compile(r"hdu=\{'([^']*)': '([^']*)'\}"), lambda m: f"--input {m.group(1)}=FILE[{m.group(2)}]"),
     (re.compile(r"BandStack\.from_fits\(path\)"), lambda m: "--input FILE alone"),
