@@ -91,6 +91,34 @@ def test_a_bright_neighbour_beyond_the_receptive_field_changes_nothing(shipped):
     np.testing.assert_array_equal(a[:128, :128], c[:128, :128])  # ... and the galaxy is untouched
 
 
+def test_cut_outs_on_odd_pixels_and_flips_keep_the_pixels_of_the_whole_image(shipped):
+    # The network's stride-2 layers pair pixels on a grid fixed by the WCS: a cut-out starting on an odd pixel
+    # (as Cutout2D makes around a catalogue position half the time) pairs the same pixels as its image, and
+    # so do the flips of tta=True, in tiles of any size and images of odd sides.
+    galaxy = make_galaxy(14, bands=["NUV", "Ks"], size=128)
+    wcs = WCS(naxis=2)
+    wcs.wcs.ctype, wcs.wcs.crpix = ["RA---TAN", "DEC--TAN"], [95.5, 95.5]
+    wcs.wcs.cdelt, wcs.wcs.crval = [-0.262 / 3600, 0.262 / 3600], [150.0, 2.0]
+    field = BandStack.from_arrays(_field(191, [(galaxy, 31, 33)], seed=7), wcs=wcs, unit=galaxy["NUV"].unit)
+    whole = shipped.predict(field, uncertainty=True, tta=True, check_domain=False)
+    tiled = shipped.predict(field, uncertainty=True, tta=True, check_domain=False, tile=70)
+    peak, top = float(whole.data.max()), float(whole.uncertainty.array.max())
+    np.testing.assert_allclose(tiled.data, whole.data, rtol=0, atol=1e-5 * peak)
+    halo = shipped.engine.halo
+    for y0, x0 in ((40, 40), (41, 40), (40, 43), (37, 39)):
+        cut = field.cutout((x0 + 59.5, y0 + 59.5), (120, 120))
+        assert cut.shape == (120, 120) and np.array_equal(cut["Ks"].data, field["Ks"].data[y0:y0 + 120, x0:x0 + 120])
+        for tta in (False, True):
+            want = whole if tta else shipped.predict(field, uncertainty=True, check_domain=False)
+            got = shipped.predict(cut, uncertainty=True, tta=tta, check_domain=False)
+            core = (slice(halo, 120 - halo),) * 2
+            np.testing.assert_allclose(got.data[core], want.data[y0:y0 + 120, x0:x0 + 120][core], rtol=0,
+                                       atol=1e-5 * peak, err_msg=f"cut-out at {(y0, x0)}, tta={tta}")
+            np.testing.assert_allclose(got.uncertainty.array[core],
+                                       want.uncertainty.array[y0:y0 + 120, x0:x0 + 120][core], rtol=1e-4,
+                                       atol=1e-5 * top, err_msg=f"cut-out at {(y0, x0)}, tta={tta}")
+
+
 def test_every_output_pixel_depends_only_on_its_receptive_field():
     torch.manual_seed(1)
     net = TranslationNet.build("tiny", softening=[0.01, 0.01], maximum=[1, 1], out_softening=0.01,
@@ -184,12 +212,13 @@ def test_a_shipped_model_for_observed_images_is_framing_invariant(name):
                  model.predict([field, other], uncertainty=True, check_domain=False)[0]):
         np.testing.assert_allclose(same.data, whole.data, rtol=0, atol=1e-4 * peak)
         np.testing.assert_allclose(same.uncertainty.array, whole.uncertainty.array, rtol=1e-3, atol=1e-4 * top)
-    centre = model.predict(field.cutout((95.5, 95.5), (96, 96)), uncertainty=True, check_domain=False)
     inner = slice(model.engine.halo, 96 - model.engine.halo)
-    for got, want, rtol, scale in ((centre.data, whole.data, 0, peak),
-                                   (centre.uncertainty.array, whole.uncertainty.array, 1e-3, top)):
-        np.testing.assert_allclose(got[inner, inner], want[48:144, 48:144][inner, inner], rtol=rtol,
-                                   atol=1e-4 * scale)
+    for y0, x0 in ((48, 48), (47, 49)):  # a cut-out starting on odd pixels too: its WCS says where it lies
+        centre = model.predict(field.cutout((x0 + 47.5, y0 + 47.5), (96, 96)), uncertainty=True, check_domain=False)
+        for got, want, rtol, scale in ((centre.data, whole.data, 0, peak),
+                                       (centre.uncertainty.array, whole.uncertainty.array, 1e-3, top)):
+            np.testing.assert_allclose(got[inner, inner], want[y0 : y0 + 96, x0 : x0 + 96][inner, inner],
+                                       rtol=rtol, atol=1e-4 * scale)
 
 
 @pytest.mark.parametrize("name", [card.name for card in list_models() if card.outputs])
@@ -207,10 +236,11 @@ def test_a_shipped_any_band_model_keeps_the_contract_on_every_request(name):
         tiled = model.predict(field.select(bands), band=r, uncertainty=False, check_domain=False, tile=64).data
         peak = float(np.abs(whole).max())
         np.testing.assert_allclose(tiled, whole, rtol=0, atol=1e-4 * peak)
-        cut = field.select(bands).cutout((95.5, 95.5), (96, 96))  # masks and uncertainties come along
-        np.testing.assert_array_equal(cut[g].data, field[g].data[48:144, 48:144])
-        centre = model.predict(cut, band=r, uncertainty=False, check_domain=False).data
         inner = slice(halo, 96 - halo)
-        np.testing.assert_allclose(centre[inner, inner], whole[48:144, 48:144][inner, inner], rtol=0,
-                                   atol=1e-4 * peak)
-        assert abs(centre.sum() / whole[48:144, 48:144].sum() - 1) < 0.005
+        for y0, x0 in ((48, 48), (49, 47)):
+            cut = field.select(bands).cutout((x0 + 47.5, y0 + 47.5), (96, 96))  # masks and uncertainties come along
+            np.testing.assert_array_equal(cut[g].data, field[g].data[y0 : y0 + 96, x0 : x0 + 96])
+            centre = model.predict(cut, band=r, uncertainty=False, check_domain=False).data
+            np.testing.assert_allclose(centre[inner, inner], whole[y0 : y0 + 96, x0 : x0 + 96][inner, inner], rtol=0,
+                                       atol=1e-4 * peak)
+            assert abs(centre.sum() / whole[y0 : y0 + 96, x0 : x0 + 96].sum() - 1) < 0.005

@@ -6,9 +6,12 @@ context at least half the receptive field wide: the core of every tile is then t
 same as in a prediction of the whole image (to float rounding), and nothing is
 blended.  Memory is bounded by the tile size, whatever the image size.
 
-Tile origins are multiples of ``2 ** n_down`` so that every stride-2 layer sees
-the same pixel grid in a tile as in the whole image.  At the image's own border
-the network pads the image itself, exactly as it does for a whole image.
+Every stride-2 layer pairs pixels on one grid: tile origins are multiples of
+``2 ** n_down``, and an image whose first pixel lies elsewhere on a grid fixed to the
+sky (``origins``: a cut-out starting on an odd pixel of its image) is padded to start
+on it, so a tile, a cut-out and the whole image pair the same pixels.  At the
+image's own border the network pads the image itself, exactly as it does for a
+whole image.
 
 Examples
 --------
@@ -281,28 +284,32 @@ class InferenceEngine:
             log_scale = None if log_scale is None else log_scale.float().contiguous().cpu().numpy()
         return mean, log_scale
 
-    def _pad(self, x):
-        """Pad at the bottom/right (never the top/left, which would shift the stride-2 grid)."""
-        h, w = x.shape[-2:]
-        th = max(self.minimum, -(-h // self.multiple) * self.multiple)
-        tw = max(self.minimum, -(-w // self.multiple) * self.multiple)
-        if (th, tw) == (h, w):
-            return x
-        mode = "reflect" if th - h < h and tw - w < w else "replicate"
-        return F.pad(x, (0, tw - w, 0, th - h), mode=mode)
+    def _aligned(self, x, lead):
+        """``x`` (N, C, h, w) padded to start and end on the stride grid: ``lead`` (rows, columns) pixels
+        before it, after it as many as make whole strides and the network's smallest input.
 
-    def _batched(self, x, *, batch_size, precision, compile, repeats):
-        """Network output for same-shape images ``x`` (N, C, h, w) as numpy arrays."""
-        n, _, h, w = x.shape
-        xt = self._pad(torch.from_numpy(np.ascontiguousarray(x)))
+        Padded before any flip or rotation, so that each transform pairs the same pixels in every
+        tile and cut-out.
+        """
+        h, w = x.shape[-2:]
+        (ly, lx), m = lead, self.multiple
+        th = max(self.minimum, -(-(h + ly) // m) * m)
+        tw = max(self.minimum, -(-(w + lx) // m) * m)
+        pads = (lx, tw - w - lx, ly, th - h - ly)
+        if not any(pads):
+            return x
+        mode = "reflect" if max(pads[:2]) < w and max(pads[2:]) < h else "replicate"
+        return F.pad(x, pads, mode=mode)
+
+    def _batched(self, xt, *, batch_size, precision, compile, repeats):
+        """Network output for same-shape, grid-aligned images ``xt`` (N, C, h, w) as numpy arrays."""
         means, scales = [], []
-        for start in range(0, n, batch_size):
-            part = xt[start : start + batch_size]
-            m, s = self._network(part, precision=precision, compile=compile, expected=repeats * n)
-            means.append(m[..., :h, :w])
-            scales.append(None if s is None else s[..., :h, :w])
-        mean = np.concatenate(means)
-        return mean, (None if scales[0] is None else np.concatenate(scales))
+        for start in range(0, len(xt), batch_size):
+            m, s = self._network(xt[start : start + batch_size], precision=precision, compile=compile,
+                                 expected=repeats * len(xt))
+            means.append(m)
+            scales.append(s)
+        return np.concatenate(means), (None if scales[0] is None else np.concatenate(scales))
 
     # ---------------------------------------------------------------- public
     def describe(self, *, precision, tile):
@@ -342,7 +349,7 @@ class InferenceEngine:
         return len(rows) * len(cols)
 
     def run(self, x, *, batch_size=8, tile=512, precision="fp32", compile=False, tta=False, out=None,
-            progress=None, repeats=1):
+            progress=None, repeats=1, origins=None):
         """Scaled mean and log-sigma ``(N, 1, H, W)`` for scaled inputs ``x`` ``(N, C, H, W)``.
 
         Parameters
@@ -367,6 +374,12 @@ class InferenceEngine:
             Called as ``progress(done, total)`` after every tile.
         repeats : int
             How many times the caller runs images of this shape (for ``compile="auto"``).
+        origins : list of tuple of int, optional
+            Per image, the row and column of its first pixel on a grid fixed to the sky
+            (`bandsynth.uncertainty.grid_origin`): every stride-2 layer then pairs the
+            same sky pixels in any cut-out of an image, as in the image itself (a
+            cut-out starting on an odd pixel paired others).  Default: each image's
+            first pixel starts the grid.
 
         Returns
         -------
@@ -387,33 +400,44 @@ class InferenceEngine:
         else:
             mean, log_scale = out
         spread = np.empty((n, 1, h, w), np.float32) if tta else None
+        origins = [(0, 0)] * n if origins is None else [(int(oy), int(ox)) for oy, ox in origins]
+        if len(origins) != n:
+            raise ValueError(f"origins must give one (row, column) per image: {len(origins)} for {n} images")
         rows = tile_windows(h, tile, self.halo, self.multiple)
         cols = tile_windows(w, tile, self.halo, self.multiple)
         total, done = len(rows) * len(cols), 0
         transforms = range(8) if tta else (0,)
         for r0, r1, wr0, wr1 in rows:
             for c0, c1, wc0, wc1 in cols:
-                window = x[:, :, wr0:wr1, wc0:wc1]
-                sums = sq = sums_s = None
-                for k in transforms:
-                    xk = window if k == 0 else _dihedral(torch.from_numpy(np.ascontiguousarray(window)), k).numpy()
-                    m, s = self._batched(xk, batch_size=batch_size, precision=precision, compile=compile,
-                                         repeats=repeats * total * len(transforms))
-                    if k:
-                        m = _undo_dihedral(torch.from_numpy(m), k).numpy()
-                        s = None if s is None else _undo_dihedral(torch.from_numpy(s), k).numpy()
-                    m = m[..., r0 - wr0 : r1 - wr0, c0 - wc0 : c1 - wc0].astype(np.float64)
-                    sums = m if sums is None else sums + m
-                    sq = m**2 if sq is None else sq + m**2
-                    if s is not None:
-                        s = s[..., r0 - wr0 : r1 - wr0, c0 - wc0 : c1 - wc0].astype(np.float64)
-                        sums_s = s if sums_s is None else sums_s + s
-                k = len(transforms)
-                mean[:, :, r0:r1, c0:c1] = sums / k
-                if log_scale is not None and sums_s is not None:
-                    log_scale[:, :, r0:r1, c0:c1] = sums_s / k
-                if tta:
-                    spread[:, :, r0:r1, c0:c1] = np.maximum(sq / k - (sums / k) ** 2, 0.0)
+                # Images whose windows start at another place of the stride grid are padded otherwise.
+                groups = {}
+                for i, (oy, ox) in enumerate(origins):
+                    groups.setdefault(((oy + wr0) % self.multiple, (ox + wc0) % self.multiple), []).append(i)
+                for (ly, lx), images in groups.items():
+                    part = slice(images[0], images[-1] + 1) if len(images) == images[-1] - images[0] + 1 else images
+                    window = torch.from_numpy(np.ascontiguousarray(x[part, :, wr0:wr1, wc0:wc1]))
+                    padded = self._aligned(window, (ly, lx))
+                    core = (Ellipsis, slice(ly + r0 - wr0, ly + r1 - wr0), slice(lx + c0 - wc0, lx + c1 - wc0))
+                    sums = sq = sums_s = None
+                    for k in transforms:
+                        m, s = self._batched(padded if k == 0 else _dihedral(padded, k), batch_size=batch_size,
+                                             precision=precision, compile=compile,
+                                             repeats=repeats * total * len(transforms))
+                        if k:
+                            m = _undo_dihedral(torch.from_numpy(m), k).numpy()
+                            s = None if s is None else _undo_dihedral(torch.from_numpy(s), k).numpy()
+                        m = m[core].astype(np.float64)
+                        sums = m if sums is None else sums + m
+                        sq = m**2 if sq is None else sq + m**2
+                        if s is not None:
+                            s = s[core].astype(np.float64)
+                            sums_s = s if sums_s is None else sums_s + s
+                    k = len(transforms)
+                    mean[part, :, r0:r1, c0:c1] = sums / k
+                    if log_scale is not None and sums_s is not None:
+                        log_scale[part, :, r0:r1, c0:c1] = sums_s / k
+                    if tta:
+                        spread[part, :, r0:r1, c0:c1] = np.maximum(sq / k - (sums / k) ** 2, 0.0)
                 done += 1
                 if progress is not None:
                     progress(done, total)

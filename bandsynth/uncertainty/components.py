@@ -146,9 +146,10 @@ def sample(engine, scalings, x, noise, *, uncertainty, tta, n_samples, draws, ru
     run : dict
         Options of `~bandsynth.nn.engine.InferenceEngine.run`.
     origins : list of tuple of int, optional
-        Per image, the row and column of its first pixel on the draws' grid
-        (`~bandsynth.uncertainty.grid_origin`, plus a tile's offset in a larger image);
-        default: every image at the grid's origin.
+        Per image, the row and column of its first pixel on the grid fixed to the sky
+        (`~bandsynth.uncertainty.grid_origin`, plus a tile's offset in a larger image), on
+        which the draws are made and the network's strides pair pixels; default: every
+        image at the grid's origin.
 
     Returns
     -------
@@ -157,7 +158,7 @@ def sample(engine, scalings, x, noise, *, uncertainty, tta, n_samples, draws, ru
     parts : list of str
     """
     repeats = (8 if tta else 1) + (n_samples if noise is not None else 0)
-    out = engine.run(x, tta=tta, repeats=repeats, **run)
+    out = engine.run(x, tta=tta, repeats=repeats, origins=origins, **run)
     mean, log_sigma = out[0], out[1]
     if not uncertainty:
         return mean, None, []
@@ -171,6 +172,6 @@ def sample(engine, scalings, x, noise, *, uncertainty, tta, n_samples, draws, ru
             fields = {o: draws.normal(k, flux.shape[1:], origin=o) for o in dict.fromkeys(origins)}
             noisy = flux + noise * np.stack([fields[o] for o in origins])
             xs = np.stack([s.forward(noisy[:, c]) for c, s in enumerate(scalings)], axis=1).astype(np.float32)
-            outputs.append(engine.run(xs, repeats=repeats, **run)[0])
+            outputs.append(engine.run(xs, repeats=repeats, origins=origins, **run)[0])
         mc_variance = np.var(outputs, axis=0, ddof=1) if n_samples > 1 else np.zeros_like(mean)
     return (mean, *combine(log_sigma=log_sigma, tta_variance=out[2] if tta else None, mc_variance=mc_variance))
