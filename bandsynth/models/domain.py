@@ -233,6 +233,9 @@ def _for_observed_images(card):
     """Advice for noisy inputs: the shipped survey-layer model of the same bands, if there is one."""
     from .zoo import list_models
 
+    if card.survey is not None:  # already trained on survey images, less deep than these
+        return ("noisier than any image it was trained on: check the prediction against an observed band "
+                "(SyntheticBand.compare) before relying on it")
     same = [c.name for c in list_models() if card.mode == "ideal" and c.output == card.output
             and set(c.inputs) == set(card.inputs) and c.survey is not None]
     if same:
