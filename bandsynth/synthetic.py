@@ -12,14 +12,15 @@ exactly and by `astropy.nddata.CCDData.read`; the reader and writer live in
 
     PRIMARY  float32 image; BUNIT; the WCS;
              BANDSYN (bandsynth version), BSMODEL (model), BSSHA256 (weights hash),
-             BSBAND (predicted band), DATE (of the prediction, UTC),
+             BSBAND and FILTER (predicted band), DATE (of the prediction, UTC),
              BSINn / BSINFn / BSINSn / BSINHn (band, file name, checksum and HDU
              of input n),
              BSSCn / BSSOFTn / BSMAXn (asinh scaling of band n, in BUNIT; BSREF only for
              files written by bandsynth 0.1, whose scaling had a reference flux),
              BSUNCMET (uncertainty method), BSPROV (the full provenance as JSON,
              long-string convention, LONGSTRN = 'OGIP 1.0'), HISTORY lines in prose
-    UNCERT   float32 standard deviation, UTYPE = 'StdDevUncertainty', same BUNIT
+    UNCERT   float32 standard deviation, UTYPE = 'StdDevUncertainty', same BUNIT;
+             COMMENTs: what it means, and that pixel errors are correlated
     MASK     uint8, 1 = bad pixel
 
 Every HDU carries ``CHECKSUM``/``DATASUM``; the file passes HEASARC ``fitsverify``.
@@ -280,6 +281,10 @@ def _hdulist(prov, wcs, unit_text, data, sigma, mask) -> fits.HDUList:
         header = fits.Header()
         header["UTYPE"] = ("StdDevUncertainty", "uncertainty type (astropy.nddata)")
         header["BUNIT"] = (unit_text, "unit of the standard deviation")
+        # What photutils' aperture_sum_err would do with it is wrong: say so where the numbers are.
+        header["COMMENT"] = "Per-pixel sigma: half-width of the central 68.27 % interval (BSUNCMET)."
+        header["COMMENT"] = "Pixel errors are correlated: do not add sigma**2 over an aperture"
+        header["COMMENT"] = "for an aperture flux error (bandsynth docs, 'Uncertainty')."
         if wcs is not None:
             header.extend(wcs.to_header(relax=True), update=True)
         hdus.append(fits.ImageHDU(sigma, header, name="UNCERT"))
@@ -672,6 +677,7 @@ def _primary_header(prov, wcs, unit_text) -> fits.Header:
     hdr["BSMODEL"] = (_ascii(prov["model"]), "bandsynth model")
     hdr["BSSHA256"] = (_ascii(prov["weights_sha256"]), "SHA-256 of the model weights")
     hdr["BSBAND"] = (prov["band"], "predicted band")
+    hdr["FILTER"] = (prov["band"], "filter of the predicted (synthetic) band")
     for n, item in enumerate(prov["inputs"], start=1):
         hdr[f"BSIN{n}"] = (item["band"], f"input band {n}")
         hdr[f"BSINF{n}"] = (_ascii(os.path.basename(item["file"]) or item["file"]), f"input file {n}")

@@ -242,7 +242,7 @@ def test_fits_header_contract(tmp_path, synth):
         assert hdul[0].data.dtype == np.dtype(">f4")
         assert h["BUNIT"] == "nanomaggy" and h["CTYPE1"] == "RA---TAN" and h["CTYPE2"] == "DEC--TAN"
         assert h["BANDSYN"] == "0.1.0" and h["BSMODEL"] == "nuv_k_to_r_paper" and h["BSSHA256"] == SHA
-        assert h["BSBAND"] == "r" and h["DATE"] == "2024-05-01T12:34:56"
+        assert h["BSBAND"] == h["FILTER"] == "r" and h["DATE"] == "2024-05-01T12:34:56"
         assert (h["BSIN1"], h["BSINF1"], h["BSINS1"]) == ("NUV", "g123_galex_nuv_intensity_map.fits", "0f" * 32)
         assert h["BSIN2"] == "Ks" and h["BSINF2"] == "g123_k_Angstrom.fits"  # readable ASCII; exact name in BSPROV
         assert h["BSREF"] == 12.375
@@ -257,6 +257,7 @@ def test_fits_header_contract(tmp_path, synth):
         assert "Predicted r from NUV + Ks" in history and "BSPROV" in history
         u_hdr = hdul["UNCERT"].header
         assert u_hdr["UTYPE"] == "StdDevUncertainty" and u_hdr["BUNIT"] == "nanomaggy"
+        assert "Pixel errors are correlated: do not add sigma**2 over an aperture" in str(u_hdr["COMMENT"])
         assert hdul["UNCERT"].data.dtype == np.dtype(">f4")
         assert hdul["MASK"].data.dtype == np.uint8 and int(hdul["MASK"].data.sum()) == 2
 
