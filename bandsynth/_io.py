@@ -17,7 +17,7 @@ import secrets
 import unicodedata
 from pathlib import Path
 
-__all__ = ["atomic_path", "writable_path", "sha256_file", "fits_ascii", "split_extended_name"]
+__all__ = ["atomic_path", "writable_path", "sha256_file", "open_whole_fits", "fits_ascii", "split_extended_name"]
 
 # FILE[EXT]: the FITS extended file name (CFITSIO's) for one HDU of a file, by EXTNAME or number.
 _HDU_SUFFIX = re.compile(r"^(?P<path>.+)\[(?P<hdu>[^\[\]]+)\]$")
@@ -103,6 +103,57 @@ def sha256_file(path) -> str:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def open_whole_fits(path):
+    """`astropy.io.fits.open` of a file that is all there, its HDUs' headers read.
+
+    astropy reads a gzip-compressed file cut short as a file of fewer HDUs without a word,
+    and only warns of a plain file cut short; both raise here.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+
+    Returns
+    -------
+    astropy.io.fits.HDUList
+
+    Raises
+    ------
+    OSError
+        The file cannot be read as FITS, or is truncated.
+    """
+    import gzip
+    import warnings
+    import zlib
+
+    from astropy.io import fits
+
+    with open(path, "rb") as fh:
+        gzipped = fh.read(2) == b"\x1f\x8b"
+    if gzipped:  # the stream's end marker is its only sign of being whole
+        try:
+            with gzip.open(path, "rb") as fh:
+                while fh.read(1 << 24):
+                    pass
+        except (EOFError, zlib.error, gzip.BadGzipFile) as err:
+            raise OSError(f"the file is truncated or damaged ({err})") from None
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        hdul = fits.open(path)
+        try:
+            len(hdul)  # reads every header (not the data), where a short file shows
+        except Exception:
+            hdul.close()
+            raise
+    short = next((w for w in caught if "truncated" in str(w.message)), None)
+    if short is not None:
+        hdul.close()
+        raise OSError(f"the file is truncated ({short.message})")
+    for w in caught:
+        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    return hdul
 
 
 def fits_ascii(text) -> str:

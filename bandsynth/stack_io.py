@@ -24,7 +24,7 @@ from astropy.nddata import CCDData, NDData, NDUncertainty, StdDevUncertainty
 from astropy.utils.exceptions import AstropyUserWarning
 from astropy.wcs import WCS
 
-from ._io import fits_ascii, sha256_file, split_extended_name
+from ._io import fits_ascii, open_whole_fits, sha256_file, split_extended_name
 from .bands import get_band, header_band, list_bands, same_filter
 from .errors import (BandFileError, BandFileNotFoundError, BandInputError, BandOptionError, BandTypeError,
                      BandUnitError)
@@ -443,7 +443,7 @@ def _image_hdus(hdul):
 
 def _open_fits(path, label, *, band=None):
     try:
-        return fits.open(path)
+        return open_whole_fits(path)
     except OSError as err:
         raise BandFileError(f"{label}: cannot read {path!r} as FITS: {err}", band=band, path=path) from err
 

@@ -325,6 +325,31 @@ def test_from_fits_multi_extension(tmp_path):
     assert s.wcs is not None and [i["band"] for i in s.meta["inputs"]] == ["NUV", "Ks"]
 
 
+def test_a_truncated_file_is_refused_not_read_in_part(tmp_path):
+    # A gzip file cut short read as a file of fewer bands without a word; a plain one with only a warning.
+    import gzip
+
+    from bandsynth.errors import BandFileError
+
+    hdus = [fits.PrimaryHDU()]
+    for name in ("g", "r", "i", "z"):
+        hdu = fits.ImageHDU(gaussian(64, amplitude=1.0), tan_wcs(64).to_header(), name=name)
+        hdu.header["BUNIT"] = "nanomaggy"
+        hdus.append(hdu)
+    whole = tmp_path / "whole.fits"
+    fits.HDUList(hdus).writeto(whole)
+    raw = whole.read_bytes()
+    (tmp_path / "cut.fits").write_bytes(raw[: len(raw) * 3 // 5])
+    zipped = gzip.compress(raw)
+    (tmp_path / "cut.fits.gz").write_bytes(zipped[: len(zipped) // 2])
+    assert BandStack.from_fits(whole).names == ("g", "r", "i", "z")
+    for name, why in (("cut.fits", "the file is truncated"), ("cut.fits.gz", "the file is truncated or damaged")):
+        with pytest.raises(BandFileError, match=rf"file '.*{name}': cannot read '.*{name}' as FITS: {why}"):
+            BandStack.from_fits(tmp_path / name)
+        with pytest.raises(BandFileError, match=rf"band 'g': cannot read '.*{name}' as FITS: {why}"):
+            BandStack.from_fits({"g": tmp_path / name})
+
+
 def test_from_fits_extnames_names_and_selects_the_bands(tmp_path, caplog):
     """A survey's own extension names ("Z" is VISTA Z, "Y" is no registry band): extnames= says which band each is."""
     wcs = tan_wcs(16)
