@@ -343,7 +343,8 @@ class Translator(ModelAccess):
         compile : {"auto", True, False}
             `torch.compile` (see `bandsynth.nn.engine.InferenceEngine.run`).
         progress : callable, optional
-            Called as ``progress(done, total)`` after every tile.
+            Called as ``progress(done, total)`` after every tile (of every Monte Carlo
+            pass: ``total`` counts them all).
 
         Returns
         -------

@@ -527,6 +527,11 @@ def test_large_images_go_tile_by_tile_with_progress_and_the_same_result(translat
                                atol=1e-4 * float(whole.uncertainty.array.max()))
     np.testing.assert_array_equal(tiled.mask, whole.mask)
     assert tiled.meta["provenance"]["computation"]["tile"] == 32
+    # A small image with Monte Carlo draws of its inputs' noise: one count over the prediction and the 3 draws.
+    calls.clear()
+    with pytest.warns(AstropyUserWarning, match="calibration"):
+        translator.predict(galaxy, n_samples=3, tile=64, progress=lambda done, total: calls.append((done, total)))
+    assert calls == [(k, 16) for k in range(1, 17)]  # 4 tiles x (1 + 3) passes
 
 
 def test_noise_beyond_the_training_range_is_a_domain_warning(tiny_translator):

@@ -144,7 +144,9 @@ def sample(engine, scalings, x, noise, *, uncertainty, tta, n_samples, draws, ru
     draws : `~bandsynth.uncertainty.PixelDraws`
         The draws, tied to pixel positions so that any tiling or batch draws the same at a pixel.
     run : dict
-        Options of `~bandsynth.nn.engine.InferenceEngine.run`.
+        Options of `~bandsynth.nn.engine.InferenceEngine.run`; its ``progress`` is called
+        after every tile of every pass (the prediction, then each Monte Carlo draw), as
+        ``progress(done, total)`` counted over all of them.
     origins : list of tuple of int, optional
         Per image, the row and column of its first pixel on the grid fixed to the sky
         (`~bandsynth.uncertainty.grid_origin`, plus a tile's offset in a larger image), on
@@ -158,6 +160,13 @@ def sample(engine, scalings, x, noise, *, uncertainty, tta, n_samples, draws, ru
     parts : list of str
     """
     repeats = (8 if tta else 1) + (n_samples if noise is not None else 0)
+    passes = 1 + (n_samples if uncertainty and noise is not None else 0)
+    progress = run.get("progress")
+
+    def counted(k):  # progress over every pass, not each pass from the start
+        return None if progress is None else lambda done, total: progress(k * total + done, passes * total)
+
+    run = {**run, "progress": counted(0)}
     out = engine.run(x, tta=tta, repeats=repeats, origins=origins, **run)
     mean, log_sigma = out[0], out[1]
     if not uncertainty:
@@ -172,6 +181,6 @@ def sample(engine, scalings, x, noise, *, uncertainty, tta, n_samples, draws, ru
             fields = {o: draws.normal(k, flux.shape[1:], origin=o) for o in dict.fromkeys(origins)}
             noisy = flux + noise * np.stack([fields[o] for o in origins])
             xs = np.stack([s.forward(noisy[:, c]) for c, s in enumerate(scalings)], axis=1).astype(np.float32)
-            outputs.append(engine.run(xs, repeats=repeats, origins=origins, **run)[0])
+            outputs.append(engine.run(xs, repeats=repeats, origins=origins, **{**run, "progress": counted(k + 1)})[0])
         mc_variance = np.var(outputs, axis=0, ddof=1) if n_samples > 1 else np.zeros_like(mean)
     return (mean, *combine(log_sigma=log_sigma, tta_variance=out[2] if tta else None, mc_variance=mc_variance))
