@@ -32,12 +32,14 @@ def combine(*, log_sigma=None, tta_variance=None, mc_variance=None):
     --------
     >>> import numpy as np
     >>> var, parts = combine(log_sigma=np.log(np.full(3, 0.1)), tta_variance=np.full(3, 0.03 ** 2))
-    >>> np.round(var, 4).tolist(), parts
-    ([0.0109, 0.0109, 0.0109], ['network sigma head (Gaussian)', 'spread over 8 flips/rotations'])
+    >>> np.round(var, 4).tolist()
+    [0.0109, 0.0109, 0.0109]
+    >>> parts
+    ['network sigma head (trained with a Gaussian likelihood)', 'spread over 8 flips/rotations']
     """
     variance, parts = None, []
     for value, label, square in (
-        (log_sigma, "network sigma head (Gaussian)", True),
+        (log_sigma, "network sigma head (trained with a Gaussian likelihood)", True),
         (tta_variance, "spread over 8 flips/rotations", False),
         (mc_variance, "input noise by Monte Carlo", False),
     ):

@@ -553,7 +553,7 @@ def example_fits_header():
             "r": {"softening": 0.021, "maximum": 4.6},
         },
     }
-    method = ("network sigma head (Gaussian); Gaussian in the scaled space, calibration 'plain' "
+    method = ("network sigma head (trained with a Gaussian likelihood); Gaussian in the scaled space, calibration 'plain' "
               "(brightness-dependent temperature); sigma = half-width of the 68.27 % interval in flux")
     provenance = make_provenance(
         "r",
