@@ -154,10 +154,10 @@ def reproject_all(images, wcs_out, shape_out, *, method, conserve_flux, kwargs):
     """
     if conserve_flux not in ("auto", True, False):
         raise ValueError(f"reproject: conserve_flux must be 'auto', True or False; got {conserve_flux!r}")
-    built, records = {}, []
+    built, records, uncovered = {}, [], {}
     for band, im in images.items():
         new = _reproject_image(band, im, wcs_out, shape_out, method=method, conserve_flux=conserve_flux,
-                               kwargs=kwargs)
+                               kwargs=kwargs, uncovered=uncovered)
         if new is not im:
             a_in, a_out = _pixel_area(im.wcs, f"band {band.name!r}"), _pixel_area(wcs_out, "target")
             scaled = conserve_flux is not False and not _is_surface_brightness(im.unit)
@@ -171,11 +171,19 @@ def reproject_all(images, wcs_out, shape_out, *, method, conserve_flux, kwargs):
                 "unit": str(im.unit),
             })
         built[band] = new
+    for count, bands in uncovered.items():  # one warning for the bands of one footprint, not one per band
+        warnings.warn(
+            f"band{'s' if len(bands) > 1 else ''} {', '.join(repr(b) for b in bands)}: {count} pixel(s) of the "
+            f"target grid are not (fully) covered by the band's image; they are masked",
+            AstropyUserWarning,
+            stacklevel=3,
+        )
     return built, records
 
 
-def _reproject_image(band, im, wcs_out, shape_out, *, method, conserve_flux, kwargs):
-    """Resample one band onto ``(wcs_out, shape_out)`` with the reproject package."""
+def _reproject_image(band, im, wcs_out, shape_out, *, method, conserve_flux, kwargs, uncovered):
+    """Resample one band onto ``(wcs_out, shape_out)`` with the reproject package; the number of target pixels
+    its image does not cover goes into ``uncovered`` (``{count: [band names]}``)."""
     if method not in METHODS:
         raise ValueError(f"reproject: method must be one of {', '.join(METHODS)}; got {method!r}")
     label = f"band {band.name!r}"
@@ -218,12 +226,7 @@ def _reproject_image(band, im, wcs_out, shape_out, *, method, conserve_flux, kwa
     bad = ~np.isfinite(data)
     outside = footprint < _MIN_COVERAGE
     if outside.any():
-        warnings.warn(
-            f"{label}: {int(outside.sum())} pixel(s) of the target grid are not (fully) covered by the "
-            "band's image; they are masked",
-            AstropyUserWarning,
-            stacklevel=4,
-        )
+        uncovered.setdefault(int(outside.sum()), []).append(band.name)
         bad |= outside
     if has_mask:
         touched = run(im.mask.astype(float), **mask_extra)[0] if mask_apart else out[-1]
