@@ -97,6 +97,19 @@ def test_refuses_to_overwrite_and_overwrites_atomically(tmp_path):
     ds.close()
     # no temporary or backup directories are left behind
     assert sorted(p.name for p in tmp_path.iterdir()) == ["set"]
+    # overwrite replaces a data set, never a folder of other files (it would be deleted with it)
+    other = tmp_path / "project"
+    (other / "sub").mkdir(parents=True)
+    (other / "notes.txt").write_text("mine")
+    with pytest.raises(FileExistsError, match=r"project: exists and is not a bandsynth data set \(notes.txt, sub\); "
+                                              r"overwrite=True / --overwrite replaces only a data set folder"):
+        write_mock_dataset(other, 2, seed=1, bands=["r"], size=8, progress=False, overwrite=True)
+    assert (other / "notes.txt").read_text() == "mine" and (other / "sub").is_dir()
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(FileExistsError, match="afile: exists and is a file, not a data set folder"):
+        write_mock_dataset(tmp_path / "afile", 2, seed=1, bands=["r"], size=8, progress=False, overwrite=True)
+    (tmp_path / "empty").mkdir()
+    write_mock_dataset(tmp_path / "empty", 2, seed=1, bands=["r"], size=8, progress=False, overwrite=True).close()
 
 
 def test_failed_write_leaves_nothing(tmp_path):

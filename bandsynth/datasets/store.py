@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import shutil
 import uuid
 from pathlib import Path
@@ -208,6 +209,21 @@ def open_dataset(path):
 # ----------------------------------------------------------------------------------------------
 # Writing
 # ----------------------------------------------------------------------------------------------
+_DATASET_FILE = re.compile(r"^(cube|uncert|truth|mask)_.+\.fits$")
+
+
+def _check_replaceable(path):
+    """Refuse to replace what is not a data set: ``overwrite`` replaces the whole folder, and a folder of
+    other files (a mistyped path, a project folder) would be deleted with it."""
+    if not path.is_dir():
+        raise FileExistsError(f"{path}: exists and is a file, not a data set folder; choose another path")
+    foreign = sorted(p.name for p in path.iterdir() if p.name != _MANIFEST and not _DATASET_FILE.match(p.name))
+    if foreign or (any(path.iterdir()) and not (path / _MANIFEST).is_file()):
+        held = ", ".join(foreign[:5]) + (", ..." if len(foreign) > 5 else "") if foreign else "no manifest.ecsv"
+        raise FileExistsError(f"{path}: exists and is not a bandsynth data set ({held}); overwrite=True / "
+                              "--overwrite replaces only a data set folder (or an empty one): choose another path")
+
+
 class _Writer:
     """Streams images into per-band FITS cubes inside a temporary directory, renamed at the end."""
 
@@ -215,6 +231,8 @@ class _Writer:
         self.path = Path(path)
         if self.path.exists() and not overwrite:
             raise FileExistsError(f"{self.path}: already exists (use overwrite=True / --overwrite to replace it)")
+        if self.path.exists():
+            _check_replaceable(self.path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.tmp = self.path.parent / f".{self.path.name}.tmp-{uuid.uuid4().hex[:8]}"
         self.tmp.mkdir()
