@@ -82,6 +82,45 @@ def test_train_refuses_a_negative_loss_weight(flag, tmp_path, caplog):
     assert code == 2 and f"{flag} -1.0: expected a finite weight >= 0" in caplog.text
 
 
+@pytest.mark.parametrize(("args", "message"), [
+    (["--epochs", "0"], "argument --epochs: expected a whole number of at least 1, got 0"),
+    (["--batch-size", "two"], "argument --batch-size: expected a whole number, got 'two'"),
+    (["--lr", "-1"], "argument --lr: expected a positive number, got -1"),
+    (["--preset", "huge"], "argument --preset: invalid choice: 'huge'"),
+    (["--n-galaxies", "-5"], "argument --n-galaxies: expected a whole number of at least 1, got -5"),
+])
+def test_train_options_out_of_range_are_usage_errors(args, message, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["train", "--inputs", "NUV", "K", "--output", "r", "--out", str(tmp_path / "m"), *args, "--quiet"])
+    assert exc.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_train_and_evaluate_check_their_data_and_model_options_before_any_work(trained, tmp_path, caplog):
+    from bandsynth.cli.train import FAMILY_NAMES, PRESET_NAMES
+    from bandsynth.datasets.mock.families import FAMILIES
+    from bandsynth.nn.generator import PRESETS
+
+    assert PRESET_NAMES == tuple(PRESETS) and FAMILY_NAMES == tuple(FAMILIES)
+    base = ["train", "--inputs", "NUV", "K", "--out", str(tmp_path / "m"), "--quiet"]
+    assert main([*base, "--output", "Ks"]) == 2 and "--output Ks: also one of --inputs (NUV K)" in caplog.text
+    assert main([*base, "--output", "r", "--init", str(tmp_path / "nosuch")]) == 2 and "--init " in caplog.text
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    assert main([*base, "--output", "r", "--data", str(afile)]) == 2
+    assert f"--data {afile}: a file, not a data set folder" in caplog.text
+    stored = tmp_path / "set"
+    assert main(["mock", "--n", "4", "--bands", "NUV", "K", "--size", "32", "-o", str(stored), "--quiet"]) == 0
+    assert main([*base, "--output", "r", "--data", str(stored)]) == 2
+    assert f"--data {stored}: the data set has bands NUV, Ks; no r" in caplog.text
+    assert main(["train", "--inputs", "NUV", "--output", "K", "--out", str(tmp_path / "m"), "--data", str(stored),
+                 "--crop", "48", "--quiet"]) == 2
+    assert "--crop 48: larger than the data set's 32 x 32 pixel images; at most 32, or 0 for whole images" \
+        in caplog.text
+    with pytest.raises(SystemExit) as exc:
+        main(["evaluate", "--model", str(trained), "--max-images", "-3", "-o", str(tmp_path / "ev")])
+    assert exc.value.code == 2
+
+
 def test_train_average_epochs_keeps_the_mean_of_the_last_epochs(tmp_path):
     out = tmp_path / "averaged"
     code = main(["train", "--inputs", "NUV", "K", "--output", "r", "--out", str(out), "--preset", "tiny",

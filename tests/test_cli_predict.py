@@ -227,6 +227,16 @@ def test_predict_batch_pattern_mode(stem, galaxy, tmp_path):
     assert bad == 2 and not (tmp_path / "o2" / "predict_batch_report.ecsv").exists()
 
 
+def test_predict_batch_pattern_matching_no_file_is_a_usage_error(stem, galaxy, tmp_path, caplog):
+    out, folder = tmp_path / "none", tmp_path / "in"
+    folder.mkdir()
+    shutil.copy(galaxy["NUV"], folder / "g5_nuv.fits.bak")  # a file, but not one the pattern names
+    assert main(["predict-batch", "--model", str(stem), "--input-dir", str(folder), "--pattern",
+                 "{id}_{band}.fits", "-o", str(out), "--quiet"]) == 2
+    assert "--pattern {id}_{band}.fits: no file of --input-dir" in caplog.text and "for bands NUV, Ks" in caplog.text
+    assert not out.exists()
+
+
 def test_commands_are_registered_and_check_their_options(capsys):
     help_text = build_parser().format_help()
     assert "predict" in help_text and "predict-batch" in help_text

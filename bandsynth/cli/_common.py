@@ -22,6 +22,8 @@ __all__ = [
     "FAILED",
     "USAGE",
     "UsageError",
+    "at_least",
+    "positive_float",
     "add_model",
     "add_output",
     "add_overwrite",
@@ -104,6 +106,40 @@ _HINTS = (
     (re.compile(r"hdu=\{'([^']*)': '([^']*)'\}"), lambda m: f"--input {m.group(1)}=FILE[{m.group(2)}]"),
     (re.compile(r"BandStack\.from_fits\(path\)"), lambda m: "--input FILE alone"),
 )
+
+
+def at_least(minimum):
+    """An argparse ``type=``: an integer of at least ``minimum``, else the option's usage error (exit 2).
+
+    Parameters
+    ----------
+    minimum : int
+
+    Returns
+    -------
+    callable
+    """
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"expected a whole number of at least {minimum}, got {text}")
+        return value
+
+    return parse
+
+
+def positive_float(text):
+    """An argparse ``type=``: a positive finite number, else the option's usage error (exit 2)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text}")
+    return value
 
 
 def same_filter_hint(given, known, spell="{}"):

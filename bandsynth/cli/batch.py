@@ -13,6 +13,7 @@ from ._common import (
     add_output,
     add_overwrite,
     add_quiet,
+    at_least,
     check_input_file,
     check_output_folder,
     same_filter_hint,
@@ -40,9 +41,9 @@ def add_parser(subparsers):
                                           "'{id}.fits' for one multi-extension file per galaxy")
     b.add_argument("--input-dir", metavar="FOLDER", help="folder of the --pattern files")
     add_output(b, required=True, metavar="FOLDER", help="output folder (created if needed)")
-    b.add_argument("--workers", type=int, metavar="N", help="local worker processes (default: number of cores)")
+    b.add_argument("--workers", type=at_least(1), metavar="N", help="local worker processes (default: number of cores)")
     b.add_argument("--scheduler", metavar="ADDRESS", help="dask.distributed scheduler address (run on a cluster)")
-    b.add_argument("--torch-threads", type=int, metavar="N",
+    b.add_argument("--torch-threads", type=at_least(1), metavar="N",
                    help="network threads per worker (default: cores divided among the workers)")
     add_overwrite(b, help="predict again and replace existing outputs")
     b.add_argument("--reproject-to", metavar="BAND", help="resample each galaxy onto this band's grid first")
@@ -117,6 +118,9 @@ def run(args) -> int:
             items = scan_folder(args.input_dir, args.pattern, bands=inputs, check=False)
         except ValueError as err:  # the pattern itself; files scan_folder cannot use are reported, not raised
             raise UsageError(f"--pattern: {str(err).replace('pattern must', 'the pattern must')}") from None
+        if not items.files:  # nothing to predict: say so, and make no output folder or report
+            raise UsageError(f"--pattern {args.pattern}: no file of --input-dir {args.input_dir} matches it"
+                             + (f" for bands {', '.join(inputs)}" if "{band}" in args.pattern else ""))
     report_path = Path(args.report) if args.report is not None else out / "predict_batch_report.ecsv"
     if args.report is not None:
         if report_path.is_dir():

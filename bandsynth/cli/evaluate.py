@@ -6,7 +6,7 @@ import logging
 from pathlib import Path
 
 from ._common import (
-    UsageError, add_model, add_output, add_overwrite, add_quiet, check_output_folder, format_summary,
+    UsageError, add_model, add_output, add_overwrite, add_quiet, at_least, check_output_folder, format_summary,
 )
 from .train import add_data_options, mock_or_stored
 
@@ -49,13 +49,14 @@ def add_parser(subparsers):
                     "and figures (PNG).",
     )
     add_model(p)
-    p.add_argument("--split", default="test", help="split to evaluate (default: test)")
-    p.add_argument("--max-images", type=int, metavar="N", help="evaluate at most this many images")
+    p.add_argument("--split", default="test", choices=("train", "validation", "test"),
+                   help="split to evaluate (default: test)")
+    p.add_argument("--max-images", type=at_least(1), metavar="N", help="evaluate at most this many images")
     add_output(p, metavar="FOLDER", help="folder for the ECSV tables and PNG figures (default: print only)")
     p.add_argument("--no-figures", action="store_true", help="tables only")
     p.add_argument("--from-card", action="store_true",
                    help="mock data: rebuild the universe the model card says the model was trained on")
-    p.add_argument("--robustness", type=int, nargs="?", const=60, default=0, metavar="N",
+    p.add_argument("--robustness", type=at_least(0), nargs="?", const=60, default=0, metavar="N",
                    help="also evaluate N (default 60) new galaxies per shifted set: the other observing mode, "
                         "only starbursts, only edge-on disks")
     p.add_argument("--write-card", action="store_true", help="store the summary in the model card")

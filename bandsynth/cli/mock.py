@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from ._common import UsageError, add_output, add_overwrite, add_quiet, check_output_folder
+from ._common import UsageError, add_output, add_overwrite, add_quiet, at_least, check_output_folder
 
 
 def add_parser(subparsers):
@@ -17,7 +17,7 @@ def add_parser(subparsers):
                     "memory-mapped FITS cube per band and a manifest.ecsv with a train/validation/test "
                     "split by galaxy, stratified by sSFR.",
     )
-    p.add_argument("--n", "--n-galaxies", dest="n", type=int, required=True, metavar="N", help="number of galaxies")
+    p.add_argument("--n", "--n-galaxies", dest="n", type=at_least(1), required=True, metavar="N", help="number of galaxies")
     add_output(p, required=True, metavar="FOLDER",
                help="data set folder to create (must not exist unless --overwrite)")
     p.add_argument("--mode", choices=("ideal", "survey"), default=None,
@@ -36,8 +36,8 @@ def add_parser(subparsers):
     p.add_argument("--seed", "--data-seed", dest="seed", type=int, default=0,
                    help="seed of the mock universe (default: 0)")
     p.add_argument("--bands", nargs="+", default=None, metavar="BAND", help="bands (default: all registered bands)")
-    p.add_argument("--views", type=int, default=1, metavar="N", help="viewing angles per galaxy (default: 1)")
-    p.add_argument("--size", type=int, default=128, metavar="PIXELS", help="stamp side in pixels (default: 128)")
+    p.add_argument("--views", type=at_least(1), default=1, metavar="N", help="viewing angles per galaxy (default: 1)")
+    p.add_argument("--size", type=at_least(4), default=128, metavar="PIXELS", help="stamp side in pixels (default: 128)")
     p.add_argument("--pixel-scale", type=float, default=None, metavar="ARCSEC",
                    help="arcsec per pixel (default: that of the mode)")
     p.add_argument("--depth-offset", type=float, default=0.0, metavar="MAG",

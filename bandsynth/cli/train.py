@@ -5,13 +5,22 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from ._common import UsageError, add_overwrite, add_quiet
+from ._common import UsageError, add_overwrite, add_quiet, at_least, positive_float
 
 log = logging.getLogger("bandsynth.cli")
 
+# bandsynth.nn.generator.PRESETS and bandsynth.datasets.mock.families.FAMILIES, spelt out: building the
+# parser must not import torch or the mock universe (tests/test_cli.py keeps them equal)
+PRESET_NAMES = ("paper", "small", "tiny")
+FAMILY_NAMES = ("default", "smc_dust", "mw_dust", "nebular", "bc03", "broad")
+
+
+#: The mock universe's options and their defaults (they do nothing for a stored data set).
+MOCK_OPTIONS = {"n_galaxies": 1000, "data_seed": 0, "mode": "ideal", "size": 128, "views": 2, "family": "default"}
+
 
 def mock_or_stored(args, bands):
-    """The data set a command names: ``mock`` (built on the fly) or a stored directory."""
+    """The data set a command names: ``mock`` (built on the fly) or a stored directory holding ``bands``."""
     if args.data == "mock":
         from ..datasets import make_dataset
 
@@ -19,11 +28,23 @@ def mock_or_stored(args, bands):
             args.n_galaxies, seed=args.data_seed, mode=args.mode, bands=bands, size=args.size,
             views=args.views, progress=not args.quiet, family=args.family,
         )
+    from ..bands import get_band
     from ..datasets import open_dataset
 
     if not Path(args.data).is_dir():
-        raise UsageError(f"--data {args.data}: no such data set folder (or 'mock' for the built-in mock universe)")
-    return open_dataset(args.data)
+        what = "a file, not a data set folder" if Path(args.data).exists() else "no such data set folder"
+        raise UsageError(f"--data {args.data}: {what} (give a folder written by `bandsynth mock`, or 'mock' for "
+                         "the built-in mock universe)")
+    ignored = [f"--{k.replace('_', '-')}" for k, v in MOCK_OPTIONS.items() if getattr(args, k) != v]
+    if ignored:
+        log.warning("%s: for --data mock only; the data set %s is used as it was written", ", ".join(ignored),
+                    args.data)
+    data = open_dataset(args.data)
+    missing = [b for b in bands if get_band(b).name not in data.names]
+    if missing:
+        raise UsageError(f"--data {args.data}: the data set has bands {', '.join(data.names)}; "
+                         f"no {', '.join(missing)}")
+    return data
 
 
 def add_data_options(parser):
@@ -32,14 +53,14 @@ def add_data_options(parser):
     data.add_argument("--data", default="mock", metavar="mock|FOLDER",
                       help="'mock' (the built-in mock universe, made on the fly) or a data set folder written by "
                            "`bandsynth mock` (default: mock)")
-    data.add_argument("--n-galaxies", type=int, default=1000, metavar="N", help="mock: number of galaxies (default: 1000)")
+    data.add_argument("--n-galaxies", type=at_least(1), default=1000, metavar="N", help="mock: number of galaxies (default: 1000)")
     data.add_argument("--data-seed", type=int, default=0, metavar="SEED", help="mock: seed of the universe (default: 0)")
     data.add_argument("--mode", choices=("ideal", "survey"), default="ideal",
                       help="mock: observing mode, ideal (common PSF, no noise) or survey (default: ideal)")
-    data.add_argument("--size", type=int, default=128, metavar="PIXELS", help="mock: image side in pixels (default: 128)")
-    data.add_argument("--views", type=int, default=2, metavar="N", help="mock: viewing angles per galaxy (default: 2)")
-    data.add_argument("--family", default="default", metavar="NAME",
-                      help="mock: physics family, default, smc_dust, mw_dust, nebular or broad (default: default)")
+    data.add_argument("--size", type=at_least(4), default=128, metavar="PIXELS", help="mock: image side in pixels (default: 128)")
+    data.add_argument("--views", type=at_least(1), default=2, metavar="N", help="mock: viewing angles per galaxy (default: 2)")
+    data.add_argument("--family", default="default", choices=FAMILY_NAMES,
+                      help="mock: physics family (default: default)")
 
 
 def add_parser(subparsers):
@@ -54,16 +75,16 @@ def add_parser(subparsers):
     p.add_argument("--name", help="model name (default: <inputs>_to_<output>)")
     p.add_argument("--out", required=True, metavar="STEM",
                    help="where the model goes: writes STEM.safetensors and STEM.json")
-    p.add_argument("--preset", default="small", help="generator preset: paper, small or tiny (default: small)")
-    p.add_argument("--epochs", type=int, default=20, metavar="N", help="passes over the training split (default: 20)")
-    p.add_argument("--batch-size", type=int, default=8, metavar="N", help="images per optimizer step (default: 8)")
-    p.add_argument("--crop", type=int, default=64, metavar="PIXELS",
+    p.add_argument("--preset", default="small", choices=PRESET_NAMES, help="generator preset (default: small)")
+    p.add_argument("--epochs", type=at_least(1), default=20, metavar="N", help="passes over the training split (default: 20)")
+    p.add_argument("--batch-size", type=at_least(1), default=8, metavar="N", help="images per optimizer step (default: 8)")
+    p.add_argument("--crop", type=at_least(0), default=64, metavar="PIXELS",
                    help="side of the random training crops, 0 for full images (default: 64)")
     p.add_argument("--init", metavar="MODEL", help="start from this saved model's weights (fine-tuning)")
-    p.add_argument("--lr", type=float, default=2e-4, help="learning rate of the Adam optimizer (default: 2e-4)")
+    p.add_argument("--lr", type=positive_float, default=2e-4, help="learning rate of the Adam optimizer (default: 2e-4)")
     p.add_argument("--seed", type=int, default=0,
                    help="seed of the weights' initialisation, crops and batch order (default: 0)")
-    p.add_argument("--max-steps", type=int, metavar="N", help="stop after this many optimizer steps")
+    p.add_argument("--max-steps", type=at_least(1), metavar="N", help="stop after this many optimizer steps")
     p.add_argument("--ssim-weight", type=float, default=1.0, metavar="W",
                    help="weight of the loss's (1 - SSIM) term; 0 for observed (noisy) target images (default: 1)")
     p.add_argument("--flux-weight", type=float, default=0.0, metavar="W",
@@ -80,7 +101,7 @@ def add_parser(subparsers):
                    help="keep the mean of the weights at the ends of the last N epochs (stochastic weight "
                         "averaging) instead of one epoch's")
     p.add_argument("--checkpoint-dir", metavar="FOLDER", help="resumable checkpoints go here (a rerun continues)")
-    p.add_argument("--checkpoint-every", type=int, default=200, metavar="N",
+    p.add_argument("--checkpoint-every", type=at_least(1), default=200, metavar="N",
                    help="steps between checkpoints (default: 200)")
     p.add_argument("--description", default="", help="free text for the model card")
     p.add_argument("--recipe", help="command recorded in the card (default: this command line)")
@@ -115,7 +136,19 @@ def run(args) -> int:
     check_output_folder(out.parent)  # created by Translator.save if needed
     from ..translator import Translator
 
+    if get_band(args.output) in {get_band(b) for b in args.inputs}:
+        raise UsageError(f"--output {args.output}: also one of --inputs ({' '.join(args.inputs)})")
+    if args.init is not None:
+        from ..models.zoo import get_card
+
+        try:
+            get_card(args.init)
+        except (ValueError, OSError) as err:
+            raise UsageError(f"--init {args.init}: {err}") from None
     data = mock_or_stored(args, [*args.inputs, args.output])
+    if args.crop and args.crop > min(data.shape):
+        raise UsageError(f"--crop {args.crop}: larger than the data set's {data.shape[0]} x {data.shape[1]} pixel "
+                         f"images; at most {min(data.shape)}, or 0 for whole images")
     recipe = "bandsynth " + shlex.join(args.argv) if args.recipe is None else args.recipe
     translator = Translator.fit(
         data, inputs=args.inputs, output=args.output, name=args.name, preset=args.preset,
