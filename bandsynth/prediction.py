@@ -138,7 +138,8 @@ def describe_uncertainty(card, parts, configuration):
     stated : dict
         ``distribution`` ("gaussian", "laplace" or "generalized normal"; "gaussian" without a
         calibration), its ``shape`` beta and ``half_width_2sigma``, the 95.45 % interval's
-        half-width in units of the 68.27 % one (2.0 without a calibration).
+        half-width in units of the 68.27 % one (2.0 without a calibration), and whether the
+        configuration is ``calibrated``.
     """
     calibration = _calibration(card, configuration)
     if calibration is None:
@@ -146,15 +147,19 @@ def describe_uncertainty(card, parts, configuration):
             f"model {card.name!r} has no uncertainty calibration for the {configuration!r} configuration "
             f"(calibrated: {', '.join(card.calibration) or 'none'}); its sigma is the uncalibrated "
             "combination of its components", AstropyUserWarning, stacklevel=3)
-    stated = ({"distribution": "gaussian", "shape": 2.0, "half_width_2sigma": 2.0} if calibration is None else
-              {"distribution": calibration.distribution, "shape": calibration.shape,
-               "half_width_2sigma": calibration.half_width_2sigma})
+    if calibration is None:  # said in the words of the provenance, not only in a warning that may go unseen
+        stated = {"distribution": "gaussian", "shape": 2.0, "half_width_2sigma": 2.0, "calibrated": False}
+        method = (" + ".join(parts) + f"; configuration {configuration!r} NOT CALIBRATED (the card calibrates "
+                  f"{', '.join(map(repr, card.calibration)) or 'none'}): UNCERT is the uncalibrated sigma of these "
+                  "components, taken as Gaussian; its coverage is not known")
+        return None, method, stated
+    stated = {"distribution": calibration.distribution, "shape": calibration.shape,
+              "half_width_2sigma": calibration.half_width_2sigma, "calibrated": True}
     name = stated["distribution"] + (f" (beta = {stated['shape']:g})" if stated["distribution"] == "generalized normal"
                                      else "")
-    fitted_on = None if calibration is None else calibration.summary.get("fitted_on")
-    method = (" + ".join(parts) + f"; calibration {configuration!r}"
-              + ("" if calibration is None else " (brightness-dependent temperature"
-                 + (f", fitted on {fitted_on})" if fitted_on else ")"))
+    fitted_on = calibration.summary.get("fitted_on")
+    method = (" + ".join(parts) + f"; calibration {configuration!r} (brightness-dependent temperature"
+              + (f", fitted on {fitted_on})" if fitted_on else ")")
               + f"; {name} errors: UNCERT is the half-width of the central 68.27 % interval in flux, "
               f"the 95.45 % interval is {stated['half_width_2sigma']:.3g} times wider")
     return calibration, method, stated
@@ -264,7 +269,8 @@ def prediction_provenance(card, stack, n_masked, *, uncertainty, configuration, 
         "reprojection": list(stack.meta.get("reprojection", ())),
         "zeropoints": [dict(z) for z in stack.meta.get("zeropoints", ()) if z["band"] in card.inputs],
         "uncertainty_method": method, "calibration": configuration,
-        "uncertainty": dict(stated or {"distribution": None, "shape": None, "half_width_2sigma": None}),
+        "uncertainty": dict(stated or {"distribution": None, "shape": None, "half_width_2sigma": None,
+                                       "calibrated": None}),
         "computation": dict(computation),
         "domain_warnings": list(problems),
         "history": [

@@ -83,10 +83,10 @@ plain = translator.predict(inputs)
 with_tta = translator.predict(inputs, tta=True)
 
 rng = np.random.default_rng(0)
+# the inputs' noise at the level of the model's training images (its card records it):
+# inside the domain it was trained for
 noise = {
-    b: 0.05
-    * float(np.percentile(inputs[b].data, 99))
-    * np.ones(inputs.shape)
+    b: card.training["noise"][b] * np.ones(inputs.shape)
     for b in translator.inputs
 }
 noisy_inputs = BandStack.from_arrays(
@@ -132,7 +132,7 @@ sigmas = {
 }
 norm = ImageNormalize(
     vmin=0.0,
-    vmax=float(np.percentile(with_noise.uncertainty.array, 99.5)),
+    vmax=max(float(np.percentile(sb.uncertainty.array, 99.5)) for sb in sigmas.values()),
     stretch=AsinhStretch(0.1),
 )
 sigma_maps = Figure(figsize=(9.5, 3.2), layout="constrained")

@@ -126,6 +126,10 @@ def test_input_noise_is_propagated_by_monte_carlo(translator):
     assert "input noise by Monte Carlo" in with_mc.meta["provenance"]["uncertainty_method"]
     assert with_mc.meta["provenance"]["calibration"] == "mc"
     assert np.mean(with_mc.uncertainty.array) > np.mean(without.uncertainty.array)
+    # the tiny model has no calibration: the provenance says so, not only the warning
+    assert with_mc.meta["provenance"]["uncertainty"]["calibrated"] is False
+    assert "configuration 'mc' NOT CALIBRATED (the card calibrates none)" in \
+        with_mc.meta["provenance"]["uncertainty_method"]
 
 
 def test_save_and_load_round_trip(saved, galaxy):
