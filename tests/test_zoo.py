@@ -7,7 +7,7 @@ from safetensors.torch import load_file
 
 from bandsynth import Translator
 from bandsynth.cli import main
-from bandsynth.models.zoo import CARD_FORMAT, ModelCard, list_models, model_paths, sha256_file
+from bandsynth.models.zoo import CARD_FORMAT, ModelCard, get_card, list_models, model_paths, sha256_file
 from bandsynth.nn.generator import count_parameters
 from bandsynth.nn.network import TranslationNet
 
@@ -171,6 +171,15 @@ def test_models_command_lists_the_zoo(capsys):
     rows = {line.split()[0]: line for line in out.splitlines() if line}
     assert "survey layer (galex_sdss_2mass)" in rows["nuv_k_to_r"] and "ideal mocks" in rows["nuv_k_to_r_paper"]
     assert "observed KiDS/VIKING galaxies" in rows["any_band_kids_viking"]
+    assert rows["nuv_k_to_g"].split()[1] == str(get_card("nuv_k_to_g").version)  # the version column
+    # A model's card, by NAME@VERSION too; its colour model written in the units it works in.
+    card = get_card("nuv_k_to_g")
+    assert main(["models", f"nuv_k_to_g@{card.version}"]) == 0
+    out = capsys.readouterr().out
+    assert f"  version       {card.version}" in out and card.baseline["kind"] == "scaled"
+    assert f"colour model  x_g = {card.baseline['intercept']:.3g} + " in out and "power-law SED in flux" in out
+    assert main(["models", "nuv_k_to_g@4"]) == 2
+    assert main(["models", "kids_g_z_to_r"]) == 0 and "linear in flux" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("name", SHIPPED)

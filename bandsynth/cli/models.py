@@ -30,6 +30,8 @@ def _psf(card):
     values = {card.psf_fwhm.get(b) for b in bands}
     if len(values) == 1 and None not in values:
         return f'{values.pop():.2f}"'
+    if card.outputs and None not in values:  # an any-band model: the range over its bands
+        return f'{min(values):.2f}-{max(values):.2f}"'
     return "/".join("-" if card.psf_fwhm.get(b) is None else f"{card.psf_fwhm[b]:.2f}" for b in bands) + '"'
 
 
@@ -50,14 +52,18 @@ def _trained_on(card):
 
 def format_table(cards) -> str:
     """The zoo as an aligned text table, with what each model expects of its inputs."""
-    head = ("name", "inputs", "output", "trained on", "preset", "pixel", "PSF FWHM", "SSIM", "PSNR")
+    head = ("name", "v", "inputs", "output", "trained on", "preset", "pixel", "PSF FWHM", "SSIM", "PSNR")
     rows = [head]
     for card in cards:
         test = card.metrics.get("test", {})
-        rows.append((card.name, "+".join(card.inputs), "/".join(card.writes), _trained_on(card), card.preset,
-                     f'{card.pixel_scale:.3f}"', _psf(card), _metric(test, "ssim"), _metric(test, "psnr")))
+        inputs = (f"any of {len(card.inputs)}: {card.inputs[0]}...{card.inputs[-1]}" if card.outputs
+                  else "+".join(card.inputs))
+        rows.append((card.name, str(card.version), inputs, "any other" if card.outputs else card.output,
+                     _trained_on(card),
+                     card.preset, f'{card.pixel_scale:.3f}"', _psf(card), _metric(test, "ssim"),
+                     _metric(test, "psnr")))
     widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
-    right = {5, 6, 7, 8}
+    right = {1, 6, 7, 8, 9}
     lines = ["  ".join(v.rjust(w) if i in right else v.ljust(w) for i, (v, w) in enumerate(zip(r, widths))).rstrip()
              for r in rows]
     lines.append("trained on: the survey layer (mock galaxies as the surveys observe them: the models for observed "
@@ -65,7 +71,7 @@ def format_table(cards) -> str:
                  "models).")
     lines.append("pixel: arcsec per pixel of the training images; PSF FWHM in arcsec (inputs/output when they "
                  "differ); SSIM, PSNR: held-out test split (survey layer: against the noise-free truth).")
-    lines.append("`bandsynth models NAME` shows a model's card.")
+    lines.append("v: the model's version (NAME@v loads it).  `bandsynth models NAME` shows a model's card.")
     return "\n".join(lines)
 
 
@@ -85,6 +91,7 @@ def format_card(card, path) -> str:
     lines = [
         (f"{card.name}: any of {', '.join(card.outputs)} from any of {', '.join(card.inputs)}" if card.outputs
          else f"{card.name}: {' + '.join(card.inputs)} -> {card.output}"),
+        f"  version       {card.version} (Translator.load(\"{card.name}@{card.version}\") insists on it)",
         f"  card          {path}",
         f"  trained on    {_trained_on(card)}: {_training_images(card)}",
         f"  pixel scale   {card.pixel_scale:g} arcsec/pixel (inputs far from it are warned about)",
@@ -109,9 +116,13 @@ def format_card(card, path) -> str:
     if card.outputs:
         lines.append("  colour model  per request, x_out = a + sum c_i x_i over the bands at hand, from the training "
                      "pixels' moments (the network corrects it)")
+    elif card.baseline and card.baseline.get("kind") == "scaled":  # linear in the asinh units, not in flux
+        terms = " + ".join(f"{c:.3g} x_{b}" for b, c in dict(card.baseline.get("coefficients", {})).items())
+        lines.append(f"  colour model  x_{card.output} = {card.baseline.get('intercept', 0.0):.3g} + {terms}, x the "
+                     "asinh-scaled bands: a power-law SED in flux (the network corrects it)")
     elif card.baseline:
         coefficients = " + ".join(f"{c:.3g} {b}" for b, c in dict(card.baseline.get("coefficients", {})).items())
-        lines.append(f"  colour model  {card.output} = {coefficients} (the network corrects it)")
+        lines.append(f"  colour model  {card.output} = {coefficients}, linear in flux (the network corrects it)")
     for band, entry in (card.calibration or {}).items() if card.outputs else ():
         for config, calibration in dict(entry.get("configurations", {})).items():
             lines.append(f"  uncertainty   {band} from {'+'.join(entry.get('inputs', ()))}, {config}: 1-sigma coverage "
@@ -138,7 +149,7 @@ def format_card(card, path) -> str:
 
 
 def run(args) -> int:
-    from ..models.zoo import ModelCard, list_models, model_paths
+    from ..models.zoo import get_card, list_models, model_paths, split_version
 
     if args.model is None:
         if args.json:
@@ -150,8 +161,8 @@ def run(args) -> int:
         print(format_table(cards))
         return 0
     try:
-        _, card_path = model_paths(args.model)
-        card = ModelCard.read(card_path)
+        _, card_path = model_paths(split_version(args.model)[0])
+        card = get_card(args.model)  # NAME@VERSION checked
     except (ValueError, FileNotFoundError) as err:
         raise UsageError(str(err)) from None
     print(card.to_json().rstrip() if args.json else format_card(card, card_path))

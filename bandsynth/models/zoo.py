@@ -479,6 +479,28 @@ def model_paths(name_or_path) -> tuple[Path, Path]:
 _VERSIONED = re.compile(r"^(?P<name>[A-Za-z0-9_\-]+)@(?P<version>\d+)$")
 
 
+def split_version(name_or_path):
+    """``("nuv_k_to_r", 7)`` of ``"nuv_k_to_r@7"``; ``(text, None)`` of anything without ``@VERSION``.
+
+    Parameters
+    ----------
+    name_or_path : str or os.PathLike
+
+    Returns
+    -------
+    tuple of (str, int or None)
+    """
+    text = str(name_or_path)
+    match = _VERSIONED.match(text)
+    return (match["name"], int(match["version"])) if match else (text, None)
+
+
+def _of_version(card, text, version):
+    if version is not None and card.version != version:
+        raise ValueError(f"model {text!r} version {version} is not available; version {card.version} is")
+    return card
+
+
 def verified_model(name_or_path):
     """``(weights path, card)`` of a model whose weights and card both match their recorded SHA-256.
 
@@ -500,14 +522,9 @@ def verified_model(name_or_path):
     WeightsHashError, CardHashError
         A file does not match its recorded hash.
     """
-    text, version = str(name_or_path), None
-    match = _VERSIONED.match(text)
-    if match:
-        text, version = match["name"], int(match["version"])
+    text, version = split_version(name_or_path)
     weights, card_path = model_paths(text)
-    card = ModelCard.read(card_path).verify(source=f"model card {card_path}")
-    if version is not None and card.version != version:
-        raise ValueError(f"model {text!r} version {version} is not available; version {card.version} is")
+    card = _of_version(ModelCard.read(card_path).verify(source=f"model card {card_path}"), text, version)
     digest = sha256_file(weights)
     if digest != card.sha256:
         raise WeightsHashError(
@@ -573,10 +590,17 @@ def get_card(name) -> ModelCard:
     Parameters
     ----------
     name : str or os.PathLike
-        Anything `model_paths` takes.
+        Anything `model_paths` takes, optionally with ``@VERSION`` after a shipped
+        model's name.
 
     Returns
     -------
     ModelCard
+
+    Raises
+    ------
+    ValueError
+        Unknown name, or a version other than the one available.
     """
-    return ModelCard.read(model_paths(name)[1])
+    text, version = split_version(name)
+    return _of_version(ModelCard.read(model_paths(text)[1]), text, version)
