@@ -109,11 +109,36 @@ def plan_prediction(translator, stacks, *, uncertainty, tta, n_samples, batch_si
     problems = [domain_problems(translator.card, s) if check_domain else [] for s in stacks]
     for message in dict.fromkeys(m for p in problems for m in p):
         warnings.warn(message, AstropyUserWarning, stacklevel=stacklevel)
-    run = dict(batch_size=batch_size, tile=tile, precision=precision, compile=compile, progress=progress)
+    run = dict(batch_size=batch_size, tile=tile, precision=precision, compile=compile, progress=_progress(progress))
     computation = {**engine.describe(precision=precision, tile=tile),
                    "monte_carlo": {"draws": n_samples, "seed": seed, "tied_to": "pixel positions"}}
     options = dict(uncertainty=uncertainty, tta=tta, n_samples=n_samples, draws=PixelDraws(seed), run=run)
     return problems, computation, options
+
+
+def _progress(progress):
+    """``progress=`` as the engine's callable (or None): True shows a tqdm bar of the tiles, False none."""
+    if progress is None or progress is False:
+        return None
+    if progress is True:
+        from tqdm.auto import tqdm
+
+        bar = None
+
+        def show(done, total):  # one bar per run of tiles, closed when its last tile is done
+            nonlocal bar
+            if bar is None:
+                bar = tqdm(total=total, desc="predict", unit="tile")
+            bar.update(done - bar.n)
+            if done >= total:
+                bar.close()
+                bar = None
+
+        return show
+    if not callable(progress):
+        raise TypeError(f"progress must be True, False or a callable progress(done, total), got "
+                        f"{type(progress).__name__}")
+    return progress
 
 
 def describe_uncertainty(card, parts, configuration):

@@ -342,9 +342,10 @@ class Translator(ModelAccess):
             Warn when pixel scale or an input's PSF FWHM is >2x off the training data's (`bandsynth.models.domain`).
         compile : {"auto", True, False}
             `torch.compile` (see `bandsynth.nn.engine.InferenceEngine.run`).
-        progress : callable, optional
-            Called as ``progress(done, total)`` after every tile (of every Monte Carlo
-            pass: ``total`` counts them all).
+        progress : bool or callable, optional
+            True: a progress bar of the tiles; a callable is called as
+            ``progress(done, total)`` after every tile (of every Monte Carlo pass:
+            ``total`` counts them all).
 
         Returns
         -------

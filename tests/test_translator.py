@@ -536,6 +536,12 @@ def test_large_images_go_tile_by_tile_with_progress_and_the_same_result(translat
     with pytest.warns(AstropyUserWarning, match="calibration"):
         translator.predict(galaxy, n_samples=3, tile=64, progress=lambda done, total: calls.append((done, total)))
     assert calls == [(k, 16) for k in range(1, 17)]  # 4 tiles x (1 + 3) passes
+    # progress=False is no progress, True a bar; anything else is refused by name
+    with pytest.warns(AstropyUserWarning, match="calibration"):
+        for flag in (False, True):
+            np.testing.assert_array_equal(translator.predict(galaxy, n_samples=0, progress=flag).data, whole.data)
+    with pytest.raises(TypeError, match="progress must be True, False or a callable progress\\(done, total\\), got str"):
+        translator.predict(galaxy, progress="yes")
 
 
 def test_noise_beyond_the_training_range_is_a_domain_warning(tiny_translator):
