@@ -45,6 +45,19 @@ _CARD_COLUMNS = (
 )
 
 
+def _with_units(table):
+    """A copy of a metrics table whose columns state their units, as a reader of the ECSV file needs them."""
+    table = table.copy()
+    for name in table.colnames:
+        if name.startswith(("dmag_", "colour_error_", "colour_bias_")):
+            table[name].unit = "mag"
+        elif name == "psnr":
+            table[name].unit = "dB"
+        elif name in ("flux_pred", "flux_true") and table.meta.get("flux_unit"):
+            table[name].unit = table.meta["flux_unit"]
+    return table
+
+
 @dataclass(frozen=True)
 class EvaluationResult:
     """Per-galaxy tables and the paper-style summary of one evaluation.
@@ -154,9 +167,9 @@ class EvaluationResult:
         for p in paths:
             if p.exists() and not overwrite:
                 raise FileExistsError(f"{p} exists; pass overwrite=True (--overwrite) to replace it")
-        self.summary.write(paths[0], format="ascii.ecsv", overwrite=True)
+        _with_units(self.summary).write(paths[0], format="ascii.ecsv", overwrite=True)
         for m, table in self.per_galaxy.items():
-            table.write(out / f"{m}_per_galaxy.ecsv", format="ascii.ecsv", overwrite=True)
+            _with_units(table).write(out / f"{m}_per_galaxy.ecsv", format="ascii.ecsv", overwrite=True)
         if figures:
             paths.extend(self._figures(out))
         return paths
@@ -269,6 +282,7 @@ def evaluate_translator(translator, data, *, split="test", indices=None, linear_
     for name, table in per_galaxy.items():
         table["image"] = indices
         table.meta["method"] = name
+        table.meta["flux_unit"] = translator.card.unit
     per_galaxy["linear_colour"].meta["coefficients"] = dict(zip(inputs, map(float, coef)))
     per_galaxy["nearest_input"].meta["band"] = nearest
     limits = {}

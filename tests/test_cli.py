@@ -151,6 +151,9 @@ def test_evaluate_writes_tables_and_figures(trained, tmp_path, capsys):
         assert column in summary.colnames
     per_galaxy = Table.read(out / "model_per_galaxy.ecsv")
     assert len(per_galaxy) == summary["n_galaxies"][0] + summary["n_failed"][0]
+    # the files say their units
+    assert str(summary["dmag_total"].unit) == "mag" and str(summary["psnr"].unit) == "dB"
+    assert str(per_galaxy["flux_true"].unit) == "nmgy" and str(per_galaxy["colour_error_NUV"].unit) == "mag"
     for png in ("panels.png", "gini_kde.png", "m20_kde.png", "calibration.png"):
         assert (out / png).stat().st_size > 1000
     # A second run without --overwrite keeps the first run's files, and says so before any work.
