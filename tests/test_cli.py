@@ -102,6 +102,8 @@ def test_train_and_evaluate_check_their_data_and_model_options_before_any_work(t
 
     assert PRESET_NAMES == tuple(PRESETS) and FAMILY_NAMES == tuple(FAMILIES)
     base = ["train", "--inputs", "NUV", "K", "--out", str(tmp_path / "m"), "--quiet"]
+    assert main(["train", "--inputs", "NUV", "K", "--output", "r", "--out", str(tmp_path), "--quiet"]) == 2
+    assert f"--out {tmp_path}: a folder; give the model's STEM inside it" in caplog.text
     assert main([*base, "--output", "Ks"]) == 2 and "--output Ks: also one of --inputs (NUV K)" in caplog.text
     assert main([*base, "--output", "r", "--init", str(tmp_path / "nosuch")]) == 2 and "--init " in caplog.text
     afile = tmp_path / "afile"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 from ._common import UsageError, add_overwrite, add_quiet, at_least, positive_float
@@ -120,6 +121,9 @@ def run(args) -> int:
     from ._common import check_output_folder
 
     out = Path(args.out)
+    if out.is_dir() or args.out.endswith(("/", os.sep)):
+        raise UsageError(f"--out {args.out}: a folder; give the model's STEM inside it (writes STEM.safetensors and "
+                         f"STEM.json), e.g. --out {out / 'my_model'}")
     for flag, value in (("--ssim-weight", args.ssim_weight), ("--flux-weight", args.flux_weight)):
         if not value >= 0 or value == float("inf"):
             raise UsageError(f"{flag} {value}: expected a finite weight >= 0")
