@@ -130,6 +130,15 @@ def test_resume_in_process_matches_uninterrupted(data, reference, tmp_path):
     assert load_file(tmp_path / "best.safetensors").keys() == reference[0].keys()
 
 
+def test_resuming_another_networks_checkpoint_says_so(data, tmp_path):
+    train, _ = data
+    fit(tiny_model(), train, epochs=1, crop_size=16, max_steps=2, checkpoint_dir=tmp_path, checkpoint_every=2, **FAST)
+    wider = build_generator("small", 2)  # another preset: other weights
+    with pytest.raises(ValueError, match=r"checkpoint .* was written by a run of another network \(another preset, "
+                                         r"or other bands\); give this run another checkpoint folder"):
+        fit(wider, train, epochs=1, crop_size=16, checkpoint_dir=tmp_path, resume="auto", **FAST)
+
+
 def test_average_epochs_is_the_mean_of_the_last_epochs_weights(data, reference, tmp_path):
     train, val = data
     kw = dict(val_data=val, epochs=3, crop_size=16, **FAST)

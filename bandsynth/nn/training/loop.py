@@ -416,7 +416,13 @@ class _TrainingRun:
         if source is None:
             return
         ckpt = load_checkpoint(source)
-        unwrap_model(self.model).load_state_dict(ckpt.model_state)
+        try:
+            unwrap_model(self.model).load_state_dict(ckpt.model_state)
+        except RuntimeError:  # torch lists every missing and unexpected key: say what it means instead
+            raise ValueError(
+                f"checkpoint {ckpt.path} was written by a run of another network (another preset, or other "
+                "bands); give this run another checkpoint folder, or resume it with the same network options"
+            ) from None
         if ckpt.optimizer_state is None:
             raise ValueError(f"checkpoint {ckpt.path} holds no optimizer state; cannot resume")
         self.optimizer.load_state_dict(ckpt.optimizer_state)
