@@ -43,7 +43,7 @@ size = int(card.training.get("data_info", {}).get("size", 128))
 # ----------------------------
 # After training, each ``predict`` configuration the model supports was calibrated
 # on galaxies that neither trained the network nor chose its checkpoint (for the
-# shipped models, 300 fresh galaxies of their training universe; ``fitted_on``):
+# shipped models, 400 fresh galaxies of their training universe; ``fitted_on``):
 # inside each galaxy's segmentation footprint on the true image, a *temperature*
 # multiplying σ was fitted in bins of predicted brightness so that the fractions of
 # pixels within σ and within ``half_width_2sigma`` × σ of the truth come closest to

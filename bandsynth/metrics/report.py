@@ -169,7 +169,7 @@ class ComparisonReport:
 
     def __repr__(self):
         lines = [f"ComparisonReport(space={self.space!r}, data_range={_fmt(self.data_range)}, "
-                 f"pixels={self.n_pixels}, excluded={self.n_excluded})"]  # fmt: skip
+                 f"n_pixels={self.n_pixels}, n_excluded={self.n_excluded})"]  # fmt: skip
         lines.append(f"  MAE {_fmt(self.mae)}  SSIM {_fmt(self.ssim)}  PSNR {_fmt(self.psnr, '.3g')} dB")
         if self.ssim_gain:
             gains = ", ".join(f"{b} {_fmt(v, '+.3f')}" for b, v in self.ssim_gain.items())

@@ -409,7 +409,8 @@ def training_card(data, net, *, name, inputs, output, preset, scalings, result, 
         uncertainty={"head": "Gaussian sigma (trained with a Gaussian NLL, mean detached)",
                      "meaning": "UNCERT is half the width of the calibrated central 68.27 % interval, mapped "
                                 "from the scaled space to flux units; each calibration states its error "
-                                "distribution (Gaussian or Laplace) and so the width of the 95.45 % interval"},
+                                "distribution (Gaussian, Laplace or generalized normal) and so the width of the "
+                                "95.45 % interval"},
         training={
             "data": info.get("description", type(data).__name__),
             "data_info": data_info(info),

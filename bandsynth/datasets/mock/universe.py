@@ -166,7 +166,7 @@ def split_by_galaxy(log_ssfr, fractions=(0.8, 0.1, 0.1), *, seed=0):
     log_ssfr = np.asarray(log_ssfr, dtype=float)
     fractions = np.asarray(fractions, dtype=float)
     if fractions.shape != (3,) or np.any(fractions < 0) or not np.isclose(fractions.sum(), 1.0):
-        raise ValueError(f"split fractions must be three numbers >= 0 summing to 1, got {tuple(fractions)}")
+        raise ValueError(f"split fractions must be three numbers >= 0 summing to 1, got {fractions.tolist()}")
     n = log_ssfr.size
     rng = np.random.default_rng(np.random.SeedSequence([int(seed), 4]))
     labels = np.full(n, "train", dtype="<U10")
