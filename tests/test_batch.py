@@ -397,7 +397,7 @@ def _bad_corpus(folder):
     return rows, expect
 
 
-def test_bad_input_corpus_goes_through_one_batch(tiny_model, tmp_path, caplog, capsys, cluster):
+def test_bad_input_corpus_goes_through_one_batch(tiny_model, tmp_path, caplog, cluster):
     stem, _ = tiny_model
     rows, expect = _bad_corpus(tmp_path / "in")
     manifest = Table(rows=rows, names=("id", "file", "NUV", "K"), dtype=[str] * 4)
@@ -408,9 +408,6 @@ def test_bad_input_corpus_goes_through_one_batch(tiny_model, tmp_path, caplog, c
                  "--out", str(out), "--scheduler", cluster, "--quiet", "--report", str(tmp_path / "report.ecsv")])
     elapsed = time.perf_counter() - started
     assert code == 1  # something failed
-    # --quiet hides warnings and progress, not why a galaxy failed
-    printed = capsys.readouterr().err
-    assert "galaxy nofile failed [Ks: " in printed and "absent_Ks.fits' not found" in printed
     report = Table.read(tmp_path / "report.ecsv", format="ascii.ecsv")
     by_id = {}
     for row in report:

@@ -59,7 +59,7 @@ def _log_row(row):
         log.warning("galaxy %s: %s", row["galaxy"], text)
     if row["status"] == "failed":
         where = f" [{row['band']}: {row['file']}]" if row["file"] and row["file"] != row["output"] else ""
-        log.error("galaxy %s failed%s: %s", row["galaxy"], where, row["error"])  # shown under --quiet too
+        log.warning("galaxy %s failed%s: %s", row["galaxy"], where, row["error"])
     else:
         log.debug("galaxy %s: %s (%.2f s)", row["galaxy"], row["status"], row["seconds"])
 
