@@ -242,16 +242,13 @@ def compare(prediction, truth, *, inputs=None, scaling=None, reference=None, foo
         truth's uncertainty is added to the prediction's σ in the coverage (σ states
         the error against the noise-free sky).  A FITS file of several bands is read
         from the predicted band's HDU (``FILE[EXT]`` names one), as ``BandStack`` reads it.
-        When it and the prediction both state a unit, it is converted to the prediction's
-        (Jy, erg/s/cm²/Å, ... against nanomaggies); a unit of no flux is refused.
+        In another flux unit than the prediction's, it is converted; not in a flux unit, refused.
     inputs : mapping band -> image, or BandStack, optional
-        The input bands, without the predicted one: SSIM gain and colour fidelity;
-        converted as ``truth`` is.
+        The input bands, without the predicted one (converted as ``truth`` is): SSIM gain, colours.
     scaling : AsinhScaling, mapping band -> AsinhScaling, or "provenance", optional
-        With ``reference``, the pixel metrics (MAE, SSIM, PSNR) are computed
-        in the network's asinh-scaled space, as the paper defines them;
-        "provenance" takes both from ``prediction.meta["provenance"]``.
-        Without a scaling they are computed on the raw arrays.
+        With ``reference``, the pixel metrics (MAE, SSIM, PSNR) are computed in the network's
+        asinh-scaled space, as the paper defines them; "provenance" takes both from
+        ``prediction.meta["provenance"]``.  Without a scaling they are computed on the raw arrays.
     reference : float, optional
         Reference flux of the galaxy (see `bandsynth.scaling.reference_flux`);
         derived from ``inputs`` when omitted.
