@@ -513,7 +513,8 @@ def test_item02_train_checks_its_output_before_training_and_may_create_the_folde
         raise Reached
 
     monkeypatch.setattr(Translator, "fit", fit)
-    monkeypatch.setattr("bandsynth.cli.train.mock_or_stored", lambda args, bands: types.SimpleNamespace(shape=(48, 48)))
+    data = types.SimpleNamespace(shape=(128, 128))  # what train checks of the data before fitting
+    monkeypatch.setattr("bandsynth.cli.train.mock_or_stored", lambda args, bands: data)
     base = ["train", "--inputs", "NUV", "K", "--output", "r", "--quiet"]
     # A folder that does not exist yet is fine (saving creates it): training starts.
     assert main([*base, "--out", str(tmp_path / "new" / "m")]) == 1
