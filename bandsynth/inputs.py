@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 from astropy.nddata import StdDevUncertainty
 
-from .units import to_unit
+from .units import area_of, to_unit
 
 __all__ = ["prepare_inputs", "group_by_shape", "fill_bad_pixels"]
 
@@ -98,12 +98,13 @@ def prepare_inputs(stack, bands, scalings, *, unit, model="model", minimum_size=
     scaled, sigmas = [], []
     mask = np.zeros(shape, dtype=bool)
     files = {rec.get("band"): rec.get("file") for rec in stack.meta.get("inputs", ()) if hasattr(rec, "get")}
+    area = area_of(stack.wcs)  # a band in surface brightness becomes a flux per pixel through it
     for band in bands:
         image = stack.view(band, window)  # just the window: stack[band] would copy the whole image
         path = files.get(band)
         data = np.asarray(image.data, dtype=np.float64)
         if image.unit is not None and image.unit != unit:
-            data = to_unit(data, image.unit, unit, band=band, path=path)
+            data = to_unit(data, image.unit, unit, band=band, path=path, pixel_area=area)
         bad = ~np.isfinite(data)
         if image.mask is not None:
             bad |= np.asarray(image.mask, dtype=bool)
@@ -117,7 +118,8 @@ def prepare_inputs(stack, bands, scalings, *, unit, model="model", minimum_size=
             unc = unc if isinstance(unc, StdDevUncertainty) else unc.represent_as(StdDevUncertainty)
             sd = np.asarray(unc.array, dtype=np.float64)
             if image.unit is not None and image.unit != unit:
-                sd = to_unit(np.where(np.isfinite(sd), sd, 0.0), image.unit, unit, band=band, path=path)
+                sd = to_unit(np.where(np.isfinite(sd), sd, 0.0), image.unit, unit, band=band, path=path,
+                             pixel_area=area)
             sigmas.append(np.where(bad, 0.0, sd).astype(np.float32))
         else:
             sigmas.append(None)

@@ -18,6 +18,7 @@ import numpy as np
 from astropy.utils.exceptions import AstropyUserWarning
 
 from .stack_io import BandImage
+from .units import pixel_area
 
 __all__ = ["METHODS", "check_grid", "reproject_all"]
 
@@ -98,19 +99,6 @@ def _is_surface_brightness(unit) -> bool:
     return any(base == u.rad and power < 0 for base, power in zip(dec.bases, dec.powers))
 
 
-def _pixel_area(wcs, label):
-    from astropy.wcs.utils import proj_plane_pixel_area
-
-    try:
-        if wcs.naxis == 2 and wcs.has_celestial:
-            # What proj_plane_pixel_area computes, without its deep copy of the WCS (.celestial),
-            # which was a quarter of the survey layer's rendering time.
-            return float(abs(np.linalg.det(wcs.pixel_scale_matrix)))
-        return float(proj_plane_pixel_area(wcs.celestial if wcs.has_celestial else wcs))
-    except (ValueError, TypeError) as err:
-        raise ValueError(f"{label}: cannot measure the pixel area of its WCS ({err})") from None
-
-
 def reproject_all(images, wcs_out, shape_out, *, method, conserve_flux, kwargs):
     """Resample every band; returns the new images and one record per band that moved.
 
@@ -159,7 +147,7 @@ def reproject_all(images, wcs_out, shape_out, *, method, conserve_flux, kwargs):
         new = _reproject_image(band, im, wcs_out, shape_out, method=method, conserve_flux=conserve_flux,
                                kwargs=kwargs, uncovered=uncovered)
         if new is not im:
-            a_in, a_out = _pixel_area(im.wcs, f"band {band.name!r}"), _pixel_area(wcs_out, "target")
+            a_in, a_out = pixel_area(im.wcs, f"band {band.name!r}").value, pixel_area(wcs_out, "target").value
             scaled = conserve_flux is not False and not _is_surface_brightness(im.unit)
             records.append({
                 "band": band.name, "method": method,
@@ -231,7 +219,7 @@ def _reproject_image(band, im, wcs_out, shape_out, *, method, conserve_flux, kwa
     if has_mask:
         touched = run(im.mask.astype(float), **mask_extra)[0] if mask_apart else out[-1]
         bad |= ~(np.nan_to_num(touched, nan=1.0) <= 1e-6)
-    a_in, a_out = _pixel_area(im.wcs, label), _pixel_area(wcs_out, "target")
+    a_in, a_out = pixel_area(im.wcs, label).value, pixel_area(wcs_out, "target").value
     variance = None
     if im.uncertainty is not None:
         variance = out[1]

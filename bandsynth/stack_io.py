@@ -28,7 +28,7 @@ from ._io import fits_ascii, open_whole_fits, sha256_file, split_extended_name
 from .bands import get_band, header_band, list_bands, same_filter
 from .errors import (BandFileError, BandFileNotFoundError, BandInputError, BandOptionError, BandTypeError,
                      BandUnitError)
-from .units import conversion_factor, parse_unit, to_unit
+from .units import area_of, conversion_factor, parse_unit, to_unit
 from .zeropoints import stated_zeropoint
 
 __all__ = [
@@ -775,12 +775,13 @@ def convert_unit(band, im, target, *, requested):
     """
     if im.unit == target:
         return
+    area = area_of(im.wcs)  # a surface brightness converts to a flux per pixel through it
     try:
         if im.uncertainty is None:
-            im.data = to_unit(im.data, im.unit, target, band=band, path=im.path)
+            im.data = to_unit(im.data, im.unit, target, band=band, path=im.path, pixel_area=area)
         else:
             im.data, im.uncertainty = to_unit(
-                im.data, im.unit, target, band=band, path=im.path, uncertainty=im.uncertainty
+                im.data, im.unit, target, band=band, path=im.path, uncertainty=im.uncertainty, pixel_area=area
             )
     except (u.UnitsError, ValueError):
         why = "the unit requested with unit=" if requested else "the stack's unit (that of its first band)"

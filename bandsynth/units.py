@@ -39,6 +39,8 @@ __all__ = [
     "flux_from_ab",
     "conversion_factor",
     "to_unit",
+    "pixel_area",
+    "area_of",
 ]
 
 #: astropy's nanomaggy (``u.nmgy``): AB magnitude 22.5, 3.631e-6 Jy.
@@ -239,6 +241,67 @@ def conversion_factor(unit, target, *, band=None, path=None, pixel_area=None):
         except u.UnitsError:
             continue
     raise u.UnitConversionError(f"{_where(band, path)}cannot convert {unit} to {target}")
+
+
+def pixel_area(wcs, label="the WCS"):
+    """Solid angle of one pixel of a celestial WCS (at its reference pixel).
+
+    What converts a surface brightness to a flux per pixel and back (``pixel_area=`` of
+    `to_unit`).
+
+    Parameters
+    ----------
+    wcs : `~astropy.wcs.WCS`
+    label : str
+        What the WCS belongs to, for the error message.
+
+    Returns
+    -------
+    `~astropy.units.Quantity`
+        In deg².
+
+    Raises
+    ------
+    ValueError
+        The WCS has no measurable pixel area.
+
+    Examples
+    --------
+    >>> from astropy.wcs import WCS
+    >>> w = WCS(naxis=2)
+    >>> w.wcs.ctype, w.wcs.cdelt = ["RA---TAN", "DEC--TAN"], [-0.2 / 3600, 0.2 / 3600]
+    >>> round(float(pixel_area(w).to_value(u.arcsec**2)), 6)
+    0.04
+    """
+    from astropy.wcs.utils import proj_plane_pixel_area
+
+    try:
+        if wcs.naxis == 2 and wcs.has_celestial:
+            # What proj_plane_pixel_area computes, without its deep copy of the WCS (.celestial),
+            # which was a quarter of the survey layer's rendering time.
+            return float(abs(np.linalg.det(wcs.pixel_scale_matrix))) * u.deg**2
+        return float(proj_plane_pixel_area(wcs.celestial if wcs.has_celestial else wcs)) * u.deg**2
+    except (ValueError, TypeError) as err:
+        raise ValueError(f"{label}: cannot measure the pixel area of its WCS ({err})") from None
+
+
+def area_of(wcs):
+    """`pixel_area` of ``wcs``, or None where there is no celestial WCS to measure it on.
+
+    Parameters
+    ----------
+    wcs : `~astropy.wcs.WCS` or None
+
+    Returns
+    -------
+    `~astropy.units.Quantity` or None
+    """
+    if wcs is None or not wcs.has_celestial:
+        return None
+    try:
+        return pixel_area(wcs)
+    except ValueError:
+        return None
 
 
 def to_unit(data, unit, target, *, band=None, path=None, pixel_area=None, uncertainty=None):

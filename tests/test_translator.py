@@ -132,6 +132,24 @@ def test_input_noise_is_propagated_by_monte_carlo(translator):
         with_mc.meta["provenance"]["uncertainty_method"]
 
 
+def test_inputs_in_surface_brightness_give_the_same_prediction(translator):
+    # MJy/sr (a unit per solid angle) becomes a flux per pixel through the WCS's pixel area, also in a stack
+    # that mixes it with nanomaggies: the stack accepted such images, and predict refused them.
+    from astropy.nddata import CCDData
+
+    from bandsynth.units import pixel_area, to_unit
+
+    galaxy = make_galaxy(3, bands=list(INPUTS), size=48)
+    area = pixel_area(galaxy.wcs)
+    bright = {b: to_unit(galaxy[b].data, galaxy.unit, "MJy / sr", pixel_area=area) for b in INPUTS}
+    with pytest.warns(AstropyUserWarning, match="calibration"):
+        want = translator.predict(galaxy, n_samples=0).data
+        for stack in (BandStack.from_arrays(bright, wcs=galaxy.wcs, unit="MJy / sr"),
+                      BandStack.from_arrays({"NUV": CCDData(bright["NUV"], unit="MJy / sr"),
+                                             "Ks": CCDData(galaxy["Ks"].data, unit=galaxy.unit)}, wcs=galaxy.wcs)):
+            np.testing.assert_allclose(translator.predict(stack, n_samples=0).data, want, rtol=1e-5, atol=1e-7)
+
+
 def test_save_and_load_round_trip(saved, galaxy):
     saved, stem = saved
     loaded = Translator.load(stem)

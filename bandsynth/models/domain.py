@@ -120,11 +120,12 @@ def input_noise(stack, band, *, unit=None):
     -------
     float
     """
-    from ..units import to_unit
+    from ..units import area_of, to_unit
 
     starts = [max(0, (n - NOISE_WINDOW) // 2) for n in stack.shape]
     seen = stack.view(band, tuple(slice(start, start + NOISE_WINDOW) for start in starts))
-    data = seen.data if unit is None or seen.unit is None else to_unit(seen.data, seen.unit, unit, band=band)
+    data = seen.data if unit is None or seen.unit is None else to_unit(seen.data, seen.unit, unit, band=band,
+                                                                         pixel_area=area_of(stack.wcs))
     return pixel_noise(data, seen.mask)
 
 
