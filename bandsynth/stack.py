@@ -108,8 +108,9 @@ class BandStack:
         `True` marks a bad pixel; combined with the image's own mask.
     meta : mapping, optional
         Metadata of the stack as a whole (e.g. the truth of a mock galaxy).
-    reproject_to : str or `~bandsynth.bands.Band`, optional
-        Resample every band onto this band's pixel grid (see :meth:`reproject`).
+    reproject_to : str, `~bandsynth.bands.Band` or a grid, optional
+        Resample every band onto this band's pixel grid, or onto a grid as
+        :meth:`reproject` takes one (``(wcs, shape)``, a header, an NDData, ...).
     reproject_kw : mapping, optional
         Options for that resampling: ``method``, ``conserve_flux`` and any
         option of the `reproject` function.
@@ -323,20 +324,23 @@ class BandStack:
                 f"band {lacking.name!r} has no WCS while band {with_wcs[0].name!r} has one; "
                 "give every band a WCS (e.g. wcs=...)"
             )
-        if reproject_to is not None:
+        if reproject_to is not None and not isinstance(reproject_to, (str, Band)):  # a grid, as reproject takes
+            wcs_out, shape_out = _target_grid(reproject_to)
+        elif reproject_to is not None:
             target = get_band(reproject_to)
             if target not in built:
                 raise ValueError(
                     f"reproject_to={reproject_to!r}: band {target.name!r} is not among the bands "
                     f"({', '.join(b.name for b in bands)})"
                 )
-            ref = built[target]
-            if ref.wcs is None:
+            wcs_out, shape_out = built[target].wcs, built[target].shape
+            if wcs_out is None:
                 raise ValueError(f"reproject_to={reproject_to!r}: band {target.name!r} has no WCS to reproject onto")
+        if reproject_to is not None:
             kw = dict(reproject_kw or {})
             method = kw.pop("method", "interp")
             conserve = kw.pop("conserve_flux", "auto")
-            built, records = reproject_all(built, ref.wcs, ref.shape, method=method, conserve_flux=conserve, kwargs=kw)
+            built, records = reproject_all(built, wcs_out, shape_out, method=method, conserve_flux=conserve, kwargs=kw)
             meta["reprojection"] = [*meta.get("reprojection", ()), *records]
         check_grid(built)
         self._init_frozen(built, meta)
@@ -608,30 +612,7 @@ class BandStack:
             if im.wcs is None:
                 raise ValueError(f"reproject: target band {band.name!r} has no WCS")
             return im.wcs, im.shape
-        if isinstance(target, NDData):
-            if target.wcs is None:
-                raise ValueError("reproject: the target NDData has no WCS")
-            return as_wcs(target.wcs, "target"), tuple(np.shape(target.data))
-        if isinstance(target, fits.Header):
-            if target.get("NAXIS") != 2:
-                raise ValueError(
-                    "reproject: the target header needs NAXIS = 2 with NAXIS1/NAXIS2 (or give (wcs, shape))"
-                )
-            return as_wcs(target, "target"), (int(target["NAXIS2"]), int(target["NAXIS1"]))
-        if isinstance(target, WCS):
-            if target.array_shape is None:
-                raise ValueError("reproject: the target WCS has no array_shape; give (wcs, (ny, nx))")
-            return target, tuple(target.array_shape)
-        if isinstance(target, tuple) and len(target) == 2:
-            wcs, shape = target
-            shape = tuple(int(n) for n in shape)
-            if len(shape) != 2 or min(shape) < 1:
-                raise ValueError(f"reproject: target shape must be (ny, nx) with positive sizes, got {shape}")
-            return as_wcs(wcs, "target"), shape
-        raise TypeError(
-            "reproject: target must be a band name, a FITS header, a WCS with array_shape, (wcs, shape) "
-            f"or an NDData, got {type(target).__name__}"
-        )
+        return _target_grid(target)
 
     def cutout(self, position, size, *, mode="trim") -> "BandStack":
         """Cut the same region out of every band with `~astropy.nddata.Cutout2D`.
@@ -785,3 +766,31 @@ class BandStack:
 
 def _rebuild_stack(images, meta):
     return BandStack._from_images(images, meta)
+
+
+def _target_grid(target):
+    """``(wcs, shape)`` of a reprojection target that is not a band of the stack."""
+    if isinstance(target, NDData):
+        if target.wcs is None:
+            raise ValueError("reproject: the target NDData has no WCS")
+        return as_wcs(target.wcs, "target"), tuple(np.shape(target.data))
+    if isinstance(target, fits.Header):
+        if target.get("NAXIS") != 2:
+            raise ValueError(
+                "reproject: the target header needs NAXIS = 2 with NAXIS1/NAXIS2 (or give (wcs, shape))"
+            )
+        return as_wcs(target, "target"), (int(target["NAXIS2"]), int(target["NAXIS1"]))
+    if isinstance(target, WCS):
+        if target.array_shape is None:
+            raise ValueError("reproject: the target WCS has no array_shape; give (wcs, (ny, nx))")
+        return target, tuple(target.array_shape)
+    if isinstance(target, tuple) and len(target) == 2:
+        wcs, shape = target
+        shape = tuple(int(n) for n in shape)
+        if len(shape) != 2 or min(shape) < 1:
+            raise ValueError(f"reproject: target shape must be (ny, nx) with positive sizes, got {shape}")
+        return as_wcs(wcs, "target"), shape
+    raise TypeError(
+        "reproject: target must be a band name, a FITS header, a WCS with array_shape, (wcs, shape) "
+        f"or an NDData, got {type(target).__name__}"
+    )

@@ -368,8 +368,9 @@ def test_item09_readme_use_it_snippet_runs(tmp_path, monkeypatch):
     obs = observe_galaxy(3, "galex_sdss_2mass", bands=["NUV", "r", "Ks"], size=64, pixel_scale=card.pixel_scale,
                          r_mag=14.5)
     monkeypatch.chdir(tmp_path)
+    # the observed r on its own SDSS grid (0.396"): the snippet puts it on the prediction's
     for stack, band, name in ((obs.observed, "NUV", "g123_nuv.fits"), (obs.observed, "Ks", "g123_k.fits"),
-                              (obs.truth, "r", "g123_r.fits")):
+                              (obs.native["r"], "r", "g123_r.fits")):
         stack[band].write(name)
     namespace = {}
     exec(compile(code, "README.rst", "exec"), namespace)

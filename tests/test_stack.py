@@ -587,6 +587,15 @@ def test_reproject_uncertainty_and_mask():
     assert m[10, 11] and m[10, 12] and not m[20, 20]  # bilinear neighbours of the bad pixel
 
 
+def test_reproject_to_takes_a_grid_as_reproject_does():
+    s = BandStack.from_arrays({"g": gaussian(16), "r": gaussian(16)}, wcs=tan_wcs(16), unit="Jy")
+    grid = (tan_wcs(8, 2.0), (8, 8))
+    direct = BandStack.from_arrays({"g": gaussian(16), "r": gaussian(16)}, wcs=tan_wcs(16), unit="Jy",
+                                   reproject_to=grid, reproject_kw={"method": "exact"})
+    np.testing.assert_array_equal(direct["r"].data, s.reproject(grid, method="exact")["r"].data)
+    assert direct.shape == (8, 8) and [r["band"] for r in direct.meta["reprojection"]] == ["g", "r"]
+
+
 def test_reproject_outside_footprint_is_masked_with_warning():
     s = BandStack.from_arrays({"g": gaussian(16), "r": gaussian(16)}, wcs=tan_wcs(16), unit="Jy")
     bigger = tan_wcs(24)

@@ -54,7 +54,9 @@ def parse_compared(prediction, truth, inputs):
         truth = band_file(band, truth, pred.unit)
     true = in_unit_of(pred, parse_image(truth, "truth", warn=False), "truth", band)
     if pred.data.shape != true.data.shape:
-        raise ValueError(f"prediction has shape {pred.data.shape} but truth has shape {true.data.shape}")
+        raise ValueError(f"prediction has shape {pred.data.shape} but truth has shape {true.data.shape}: put the "
+                         "truth on the prediction's pixel grid first (BandStack.from_fits(..., "
+                         "reproject_to=(prediction.wcs, prediction.data.shape)))")
     ins = parse_inputs(inputs, true.data.shape)
     return pred, true, {b: in_unit_of(pred, image, f"input {b!r}", b) for b, image in ins.items()
                         if not same_band(b, band)}
