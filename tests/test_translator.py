@@ -1,6 +1,7 @@
 """Translator: load/save, predict, uncertainty, calibration, errors, speed paths."""
 
 import json
+import re
 import warnings
 
 import numpy as np
@@ -608,4 +609,5 @@ def test_the_noise_warning_names_the_shipped_model_for_observed_images():
     # A model trained on survey images is not sent to itself: it says how to check the prediction.
     (problem,) = [p for p in domain_problems(get_card("nuv_k_to_r"), noisy) if "NUV noise" in p]
     assert "noisier than any image it was trained on: check the prediction against an observed band" in problem
+    assert re.search(r"nanomaggy/pixel, [\d.]+ times that \(warned beyond 2 times\)", problem)
     assert "survey-like data" not in problem

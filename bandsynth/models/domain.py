@@ -298,9 +298,12 @@ def domain_problems(card, stack, *, factor=2.0, pixel_scale_factor=PIXEL_SCALE_F
         if noise is not None and noise > factor * noisiest * trained_noise:
             trained = ("noise-free" if card.mode == "ideal" and "noise" not in card.training
                        else f"noise up to {noisiest * trained_noise:.3g} {card.unit}/pixel in")
+            times = "" if card.mode == "ideal" and "noise" not in card.training else (
+                f", {noise / (noisiest * trained_noise):.1f} times that (warned beyond {factor:g} times)")
             problems.append(
                 f"model {card.name!r} was trained on {trained} {band} images; this stack's {band} noise is "
-                f"{noise:.3g} {card.unit}/pixel: the prediction may be unreliable ({_for_observed_images(card)})"
+                f"{noise:.3g} {card.unit}/pixel{times}: the prediction may be unreliable "
+                f"({_for_observed_images(card)})"
             )
         fwhm, trained = input_psf_fwhm(stack, band), card.psf_fwhm.get(band)
         if fwhm is not None and trained and not 1 / factor <= fwhm / float(trained) <= factor * broadest:
