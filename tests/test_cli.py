@@ -39,6 +39,7 @@ def test_train_writes_weights_and_a_complete_card(trained):
     assert card["name"] == "tiny_nuv_k_to_r" and card["inputs"] == ["NUV", "Ks"] and card["output"] == "r"
     assert card["training"]["recipe"].startswith("bandsynth train")
     assert card["training"]["data_info"]["n_galaxies"] == 20
+    assert card["training"]["target"] == "noise-free ideal-mode images"  # not "observed images"
     assert len(card["sha256"]) == 64 and card["n_parameters"] > 0
     test = card["metrics"]["test"]
     assert set(test) >= {"model", "nearest_input", "linear_colour"}
