@@ -295,6 +295,9 @@ def test_fit_calibrate_save_load_on_the_mock_universe(tmp_path):
     assert t.card.training["n_selection"] + t.card.training["n_calibration"] == validation
     assert t.card.training["n_train"] == len(data.indices("train"))
     assert t.card.inputs == INPUTS and t.card.output == "r"
+    # a Python call records itself as the recipe, with the options that shaped the weights
+    assert t.card.training["recipe"].startswith("Translator.fit(<MockDataset: training['data_info']>, "
+                                                "inputs=['NUV', 'Ks'], output='r', preset='tiny', epochs=1, ")
     coef = t.card.baseline["coefficients"]
     assert set(coef) == set(INPUTS) and coef == pytest.approx(dict(zip(INPUTS, t.model.config["coefficients"])))
     assert t.card.baseline["kind"] in ("flux", "scaled") and t.model.config["baseline"] == t.card.baseline["kind"]

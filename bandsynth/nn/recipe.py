@@ -525,6 +525,13 @@ def train_translator(data, *, inputs, output, name, preset, epochs, batch_size, 
     inputs = tuple(get_band(b).name for b in inputs)
     output = get_band(output).name
     name = name or f"{'_'.join(b.lower() for b in inputs)}_to_{output.lower()}"
+    if not recipe:  # called from Python: the call itself, with every option that shaped the weights
+        recipe = (f"Translator.fit(<{type(data).__name__}: training['data_info']>, inputs={list(inputs)}, "
+                  f"output={output!r}, preset={preset!r}, epochs={epochs}, batch_size={batch_size}, lr={lr}, "
+                  f"crop_size={crop_size}, seed={seed}, stretch={stretch}, baseline={baseline!r}, "
+                  f"flux_weight={flux_weight}, flux_error={flux_error!r}, ssim_weight={ssim_weight}, "
+                  f"select_checkpoint={select_checkpoint}, average_epochs={average_epochs}, max_steps={max_steps}, "
+                  f"init={None if init is None else str(init)!r})")
     started = time.perf_counter()
     scalings = fit_physical_scalings(data, inputs, output, stretch=stretch)
     net = build_network(preset, inputs, output, scalings, colour_model(data, inputs, output, scalings, kind=baseline),
