@@ -442,10 +442,10 @@ def plot_calibration(z_or_triplet, *, max_sigma=3.0, bins=60, figsize=None):
     for s in (1, 2, 3):
         if s <= max_sigma:
             i = int(np.argmin(np.abs(k - s)))
-            a1.annotate(f"{s}σ: {observed[i]:.3f}", (nominal[i], observed[i]), fontsize=8,
+            a1.annotate(f"|z| ≤ {s}: {observed[i]:.3f}", (nominal[i], observed[i]), fontsize=8,
                         xytext=(-45, 8), textcoords="offset points")  # fmt: skip
-    a1.set_xlabel("nominal coverage")
-    a1.set_ylabel("observed coverage")
+    a1.set_xlabel("nominal (Gaussian) coverage")
+    a1.set_ylabel("observed coverage, all pixels pooled")
     a1.set_xlim(0, 1)
     a1.set_ylim(0, 1)
     a1.legend(fontsize=8)
