@@ -232,6 +232,12 @@ def test_one_multi_extension_file_per_galaxy(tiny_model, tmp_path, cluster):
     assert reference.ok
     np.testing.assert_array_equal(fits.getdata(tmp_path / "o" / "a_r_synth.fits"),
                                   fits.getdata(tmp_path / "r" / "a_r_synth.fits"))
+    # the galaxy's one file also as {"file": path}, the manifest column's name
+    named = predict_many(stem, [("a", {"file": tmp_path / "a.fits"})], out_dir=tmp_path / "f", scheduler=cluster,
+                         progress=False)
+    assert named.ok
+    np.testing.assert_array_equal(fits.getdata(tmp_path / "f" / "a_r_synth.fits"),
+                                  fits.getdata(tmp_path / "r" / "a_r_synth.fits"))
 
 
 def test_manifest_names_one_hdu_of_a_file_as_file_ext(tiny_model, tmp_path, cluster):

@@ -207,7 +207,8 @@ def normalise_items(items, needed, base_dir):
     ----------
     items : str, os.PathLike, `~astropy.table.Table`, `~bandsynth.datasets.folder.FolderScan` or iterable
         A manifest path or table (read with :func:`read_manifest`), a folder
-        scan, or ``(id, {band: path})`` / ``(id, multi-extension path)`` pairs.
+        scan, or ``(id, {band: path})`` / ``(id, multi-extension path)`` pairs (the
+        latter also as ``(id, {"file": path})``, the name of a manifest's column).
     needed : sequence of str
         Bands every galaxy needs (the model's inputs, registry names).
     base_dir : str, os.PathLike or None
@@ -245,6 +246,8 @@ def normalise_items(items, needed, base_dir):
             raise TypeError(f"items[{n}] must be an (id, {{band: path}}) pair, got {entry!r}")
         galaxy, files = entry
         galaxy = str(galaxy)
+        if isinstance(files, Mapping) and set(files) == {"file"}:  # as a manifest's "file" column
+            files = files["file"]
         if isinstance(files, (str, os.PathLike)):
             out.append((galaxy, os.path.abspath(os.fspath(files))))
             continue
