@@ -179,7 +179,7 @@ def test_manifest_batch_writes_outputs_and_a_rerun_keeps_them(tiny_model, tmp_pa
         assert inputs["NUV"]["checksum"] == sha256_file(data / f"g{i}_NUV.fits")
         assert sb.wcs.wcs.compare(make_galaxy(i, bands=list(INPUTS), size=SIZE).wcs.wcs, tolerance=1e-10)
     written = Table.read(tmp_path / "r.ecsv", format="ascii.ecsv")
-    assert list(written.colnames) == ["galaxy", "status", "band", "file", "output", "error", "seconds"]
+    assert list(written.colnames) == ["galaxy", "status", "band", "file", "output", "error", "warnings", "seconds"]
     assert sorted(written["galaxy"]) == ["g0", "g1", "g2"]
 
     mtimes = {p: p.stat().st_mtime_ns for p in out.glob("*.fits")}

@@ -194,6 +194,12 @@ def test_item04_batch_warnings_appear_once_on_their_own_line(stem, galaxy, nan_g
     lines = re.split(r"[\r\n]", proc.stderr)
     warned = [ln for ln in lines if "non-finite" in ln]
     assert len(warned) == 1 and warned[0].startswith("WARNING: galaxy b: band 'NUV'")
+    # ... and in the report, beside the galaxy they concern
+    from astropy.table import Table
+
+    report = Table.read(tmp_path / "out" / "predict_batch_report.ecsv", format="ascii.ecsv")
+    by_galaxy = {row["galaxy"]: str(row["warnings"]) for row in report}
+    assert "band 'NUV'" in by_galaxy["b"] and "non-finite" in by_galaxy["b"]
     # A successful batch ends with its summary on stdout.
     assert proc.stdout.splitlines()[-1].startswith("predict-batch: 2 predicted, 0 already done, 0 failed")
 

@@ -13,7 +13,7 @@ from astropy.table import Table
 __all__ = ["BatchReport", "REPORT_COLUMNS", "STATUSES", "report_row"]
 
 #: Columns of the report, in order.
-REPORT_COLUMNS = ("galaxy", "status", "band", "file", "output", "error", "seconds")
+REPORT_COLUMNS = ("galaxy", "status", "band", "file", "output", "error", "warnings", "seconds")
 #: ``status`` values: predicted now, a valid output of an earlier run kept, failed, a file not used.
 STATUSES = ("done", "exists", "failed", "ignored")
 
@@ -29,7 +29,9 @@ class BatchReport:
         a valid output of an earlier run was kept; ``"failed"``; ``"ignored"``:
         a file of the input folder that was not used), ``band`` and ``file``
         (the predicted band, or for a failure the input band and file at
-        fault), ``output`` (the output path), ``error`` and ``seconds``.
+        fault), ``output`` (the output path), ``error``, ``warnings`` (the
+        galaxy's warnings -- domain checks, masked pixels --, ``" | "``-separated)
+        and ``seconds``.
 
     Attributes
     ----------
@@ -122,7 +124,7 @@ class BatchReport:
         return text + (f", {c['ignored']} file(s) ignored>" if c["ignored"] else ">")
 
 
-def report_row(galaxy, status, *, band="", file="", output="", error="", seconds=0.0):
+def report_row(galaxy, status, *, band="", file="", output="", error="", warnings="", seconds=0.0):
     """One row of a :class:`BatchReport` (a dict with every column of :data:`REPORT_COLUMNS`).
 
     Parameters
@@ -139,6 +141,8 @@ def report_row(galaxy, status, *, band="", file="", output="", error="", seconds
         The output path.
     error : str, optional
         What went wrong.
+    warnings : str, optional
+        The galaxy's warnings, ``" | "``-separated.
     seconds : float, optional
         Time spent on the galaxy, in seconds (rounded to 0.1 ms).
 
@@ -154,5 +158,6 @@ def report_row(galaxy, status, *, band="", file="", output="", error="", seconds
         "file": str(file),
         "output": str(output),
         "error": str(error),
+        "warnings": str(warnings),
         "seconds": round(float(seconds), 4),
     }

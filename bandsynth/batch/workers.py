@@ -307,8 +307,9 @@ def predict_galaxy(galaxy, files, out, *, model, options, payload=None):
             text = f"{w.category.__name__}: {text}"
         if text not in messages:
             messages.append(text)
-    if messages:
+    if messages:  # in the report, and logged by the client
         row["_warnings"] = messages
+        row["warnings"] = " | ".join(messages)
     return row
 
 
