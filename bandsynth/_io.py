@@ -10,6 +10,7 @@ names one HDU of it (`split_extended_name`).
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import os
 import re
@@ -105,6 +106,29 @@ def sha256_file(path) -> str:
     return digest.hexdigest()
 
 
+@functools.lru_cache(maxsize=64)
+def _gzip_problem(path, size, mtime_ns):
+    """Why a gzip file's stream is not whole ('' if it is or the file is not gzip-compressed).
+
+    The stream's end marker is its only sign of being whole, so the file is decompressed to
+    its end -- once per file version (``size``, ``mtime_ns``): a command that lists a file's
+    bands and then reads them opens it several times.
+    """
+    import gzip
+    import zlib
+
+    with open(path, "rb") as fh:
+        if fh.read(2) != b"\x1f\x8b":
+            return ""
+    try:
+        with gzip.open(path, "rb") as fh:
+            while fh.read(1 << 24):
+                pass
+    except (EOFError, zlib.error, gzip.BadGzipFile) as err:
+        return str(err)
+    return ""
+
+
 def open_whole_fits(path):
     """`astropy.io.fits.open` of a file that is all there, its HDUs' headers read.
 
@@ -124,21 +148,14 @@ def open_whole_fits(path):
     OSError
         The file cannot be read as FITS, or is truncated.
     """
-    import gzip
     import warnings
-    import zlib
 
     from astropy.io import fits
 
-    with open(path, "rb") as fh:
-        gzipped = fh.read(2) == b"\x1f\x8b"
-    if gzipped:  # the stream's end marker is its only sign of being whole
-        try:
-            with gzip.open(path, "rb") as fh:
-                while fh.read(1 << 24):
-                    pass
-        except (EOFError, zlib.error, gzip.BadGzipFile) as err:
-            raise OSError(f"the file is truncated or damaged ({err})") from None
+    stat = os.stat(path)
+    problem = _gzip_problem(os.path.realpath(path), stat.st_size, stat.st_mtime_ns)
+    if problem:
+        raise OSError(f"the file is truncated or damaged ({problem})")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         hdul = fits.open(path)

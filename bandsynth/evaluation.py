@@ -47,14 +47,13 @@ _CARD_COLUMNS = (
 
 def _with_units(table):
     """A copy of a metrics table whose columns state their units, as a reader of the ECSV file needs them."""
+    from .metrics import metric_unit
+
     table = table.copy()
     for name in table.colnames:
-        if name.startswith(("dmag_", "colour_error_", "colour_bias_")):
-            table[name].unit = "mag"
-        elif name == "psnr":
-            table[name].unit = "dB"
-        elif name in ("flux_pred", "flux_true") and table.meta.get("flux_unit"):
-            table[name].unit = table.meta["flux_unit"]
+        unit = table.meta.get("flux_unit") if name in ("flux_pred", "flux_true") else metric_unit(name)
+        if unit:
+            table[name].unit = unit
     return table
 
 

@@ -324,19 +324,20 @@ class BandStack:
                 f"band {lacking.name!r} has no WCS while band {with_wcs[0].name!r} has one; "
                 "give every band a WCS (e.g. wcs=...)"
             )
-        if reproject_to is not None and not isinstance(reproject_to, (str, Band)):  # a grid, as reproject takes
-            wcs_out, shape_out = _target_grid(reproject_to)
-        elif reproject_to is not None:
-            target = get_band(reproject_to)
-            if target not in built:
-                raise ValueError(
-                    f"reproject_to={reproject_to!r}: band {target.name!r} is not among the bands "
-                    f"({', '.join(b.name for b in bands)})"
-                )
-            wcs_out, shape_out = built[target].wcs, built[target].shape
-            if wcs_out is None:
-                raise ValueError(f"reproject_to={reproject_to!r}: band {target.name!r} has no WCS to reproject onto")
         if reproject_to is not None:
+            if isinstance(reproject_to, (str, Band)):
+                target = get_band(reproject_to)
+                if target not in built:
+                    raise ValueError(
+                        f"reproject_to={reproject_to!r}: band {target.name!r} is not among the bands "
+                        f"({', '.join(b.name for b in bands)})"
+                    )
+                wcs_out, shape_out = built[target].wcs, built[target].shape
+                if wcs_out is None:
+                    raise ValueError(
+                        f"reproject_to={reproject_to!r}: band {target.name!r} has no WCS to reproject onto")
+            else:  # a grid, as reproject takes one
+                wcs_out, shape_out = _target_grid(reproject_to)
             kw = dict(reproject_kw or {})
             method = kw.pop("method", "interp")
             conserve = kw.pop("conserve_flux", "auto")

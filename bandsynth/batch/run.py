@@ -55,8 +55,11 @@ def _progress_bar(total, enabled):
 
 
 def _log_row(row):
-    for text in row.pop("_warnings", ()):
+    messages = row.pop("_warnings", ())
+    for text in messages:
         log.warning("galaxy %s: %s", row["galaxy"], text)
+    if messages:  # and in the report, beside the galaxy
+        row["warnings"] = " | ".join(messages)
     if row["status"] == "failed":
         where = f" [{row['band']}: {row['file']}]" if row["file"] and row["file"] != row["output"] else ""
         log.warning("galaxy %s failed%s: %s", row["galaxy"], where, row["error"])

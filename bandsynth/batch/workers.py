@@ -307,9 +307,8 @@ def predict_galaxy(galaxy, files, out, *, model, options, payload=None):
             text = f"{w.category.__name__}: {text}"
         if text not in messages:
             messages.append(text)
-    if messages:  # in the report, and logged by the client
+    if messages:
         row["_warnings"] = messages
-        row["warnings"] = " | ".join(messages)
     return row
 
 

@@ -39,14 +39,14 @@ Modules
 ``coverage``
     :func:`calibration`, :func:`footprint_z_scores` (calibration of the uncertainty).
 ``report``
-    :class:`ComparisonReport`, :func:`compare`, :func:`evaluate_pairs`, :func:`summarize`.
+    :class:`ComparisonReport`, :func:`compare`, :func:`evaluate_pairs`, :func:`summarize`, :func:`metric_unit`.
 """
 
 from .coverage import Calibration, calibration, footprint_z_scores
 from .distributions import global_limits, wasserstein1
 from .photometry import ColourFidelity, PhotometricError, colour_fidelity, photometric_error
 from .pixel import mae, psnr, ssim, ssim_gain
-from .report import ComparisonReport, compare, evaluate_pairs, summarize
+from .report import ComparisonReport, compare, evaluate_pairs, metric_unit, summarize
 
 __all__ = [
     "footprint_z_scores",
@@ -66,4 +66,5 @@ __all__ = [
     "compare",
     "evaluate_pairs",
     "summarize",
+    "metric_unit",
 ]

@@ -23,7 +23,7 @@ from .distributions import wasserstein1
 from .photometry import colour_fidelity, photometry_with_segmentation
 from .pixel import mae, psnr, ssim
 
-__all__ = ["ComparisonReport", "compare", "evaluate_pairs", "summarize"]
+__all__ = ["ComparisonReport", "compare", "evaluate_pairs", "summarize", "metric_unit"]
 
 log = logging.getLogger(__name__)
 
@@ -156,15 +156,10 @@ class ComparisonReport:
         import astropy.units as u
         from astropy.table import QTable
 
-        row = self.to_dict()
         table = QTable()
-        for key, value in row.items():
-            col = [value]
-            if key.startswith(("dmag_", "colour_")):
-                col = [value] * u.mag
-            elif key == "psnr":
-                col = [value] * u.dB
-            table[key] = col
+        for key, value in self.to_dict().items():
+            unit = metric_unit(key)
+            table[key] = [value] if unit is None else [value] * u.Unit(unit)
         return table
 
     def __repr__(self):
@@ -226,6 +221,23 @@ def _scaling_for(scaling, band):
     raise TypeError(
         f"scaling must be an AsinhScaling, a mapping band -> AsinhScaling or 'provenance', got {scaling!r}"
     )
+
+
+def metric_unit(name):
+    """The unit of a metric column (``"mag"`` for magnitude and colour errors, ``"dB"`` for PSNR), or None.
+
+    Parameters
+    ----------
+    name : str
+        A `ComparisonReport` field or table column.
+
+    Returns
+    -------
+    str or None
+    """
+    if name.startswith(("dmag_", "colour_")):
+        return "mag"
+    return "dB" if name == "psnr" else None
 
 
 def compare(prediction, truth, *, inputs=None, scaling=None, reference=None, footprint="detection", data_range=None,
