@@ -743,8 +743,9 @@ def read_multi_extension(path, *, unit, extnames=None):
             band=band,
         )
         ccd.meta["FILENAME"] = fits_ascii(os.path.basename(path))  # exact name: in the provenance
-        built[band] = image_from_value(band, ccd, source=f"{path}[{name}]", path=path, copy_data=False)
-        inputs.append({"band": band.name, "file": path, "hdu": name, "checksum": checksum})
+        written = str(header.get("EXTNAME", name)).strip()  # `name` is upper-cased for matching
+        built[band] = image_from_value(band, ccd, source=f"{path}[{written}]", path=path, copy_data=False)
+        inputs.append({"band": band.name, "file": path, "hdu": written, "checksum": checksum})
     return built, inputs
 
 

@@ -266,6 +266,16 @@ def test_compare_converts_the_truth_and_inputs_to_the_predictions_unit():
     in_flambda = sb.compare(CCDData(truth * to_flambda, unit="erg / (s cm2 Angstrom)",
                                     uncertainty=StdDevUncertainty(sigma * to_flambda)), inputs={"g": g})
     assert in_flambda.dmag_total == pytest.approx(same.dmag_total, abs=1e-6)  # at r's effective wavelength
+    from astropy.wcs import WCS
+
+    from bandsynth.units import pixel_area
+
+    wcs = WCS(naxis=2)
+    wcs.wcs.ctype, wcs.wcs.cdelt = ["RA---TAN", "DEC--TAN"], [-0.262 / 3600, 0.262 / 3600]
+    to_sb = float(to_unit(1.0, "nanomaggy", "MJy / sr", pixel_area=pixel_area(wcs)))
+    in_sb = sb.compare(CCDData(truth * to_sb, unit="MJy / sr", wcs=wcs, uncertainty=StdDevUncertainty(sigma * to_sb)),
+                       inputs={"g": g})
+    assert in_sb.dmag_total == pytest.approx(same.dmag_total, abs=1e-6)  # with the truth's pixel area
     with pytest.raises(u.UnitConversionError, match="truth is in km, which cannot be converted to the prediction's "
                                                      "unit nmgy; give it in a flux unit"):
         sb.compare(CCDData(truth, unit="km"))

@@ -307,8 +307,8 @@ def test_from_fits_multi_extension(tmp_path):
     wcs = tan_wcs(16)
     hdus = [fits.PrimaryHDU()]
     for name, amp in (("k", 3.0), ("galex_nuv", 1.0)):
-        hdu = fits.ImageHDU(gaussian(16, amplitude=amp), wcs.to_header(), name=name)
-        hdu.header["BUNIT"] = "nanomaggy"
+        hdu = fits.ImageHDU(gaussian(16, amplitude=amp), wcs.to_header())
+        hdu.header["EXTNAME"], hdu.header["BUNIT"] = name, "nanomaggy"  # lower case, as some surveys write it
         hdus.append(hdu)
     unc = fits.ImageHDU(np.full((16, 16), 0.5), name="K_UNCERT")
     unc.header["UTYPE"] = "StdDevUncertainty"
@@ -323,6 +323,7 @@ def test_from_fits_multi_extension(tmp_path):
     np.testing.assert_array_equal(s["K"].mask, np.eye(16, dtype=bool))
     assert s["NUV"].uncertainty is None and s["NUV"].mask is None
     assert s.wcs is not None and [i["band"] for i in s.meta["inputs"]] == ["NUV", "Ks"]
+    assert [i["hdu"] for i in s.meta["inputs"]] == ["galex_nuv", "k"]  # the EXTNAMEs as written
 
 
 def test_a_truncated_file_is_refused_not_read_in_part(tmp_path):

@@ -614,3 +614,13 @@ def test_the_noise_warning_names_the_shipped_model_for_observed_images():
     assert "noisier than any image it was trained on: check the prediction against an observed band" in problem
     assert re.search(r"nanomaggy/pixel, [\d.]+ times that \(warned beyond 2 times\)", problem)
     assert "survey-like data" not in problem
+
+
+def test_the_card_names_what_the_network_was_trained_to_reproduce():
+    # Noisy survey-mode mocks are not "observed images", nor the noise-free truth of the survey layer.
+    opts = dict(inputs=INPUTS, output=OUTPUT, preset="tiny", epochs=1, max_steps=1, crop_size=32, progress=False,
+                calibrate=False, select_checkpoint=False)
+    for mode, target in (("survey", "survey-mode mock images (with their noise)"),
+                         ("ideal", "noise-free ideal-mode images")):
+        data = make_dataset(6, seed=2, mode=mode, bands=[*INPUTS, OUTPUT], size=32)
+        assert Translator.fit(data, **opts).card.training["target"] == target

@@ -55,7 +55,8 @@ def add_parser(subparsers):
     add_output(p, metavar="FOLDER", help="folder for the ECSV tables and PNG figures (default: print only)")
     p.add_argument("--no-figures", action="store_true", help="tables only")
     p.add_argument("--from-card", action="store_true",
-                   help="mock data: rebuild the universe the model card says the model was trained on")
+                   help="mock data: rebuild the universe the model card says the model was trained on (all of "
+                        "it, also with --max-images: the linear colour baseline is fitted on its training split)")
     p.add_argument("--robustness", type=at_least(0), nargs="?", const=60, default=0, metavar="N",
                    help="also evaluate N (default 60) new galaxies per shifted set: the other observing mode, "
                         "only starbursts, only edge-on disks")

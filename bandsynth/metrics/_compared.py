@@ -66,11 +66,12 @@ def in_unit_of(pred, image, what, band):
     """``image`` (a `~bandsynth.morphology.ParsedImage`) in the prediction's unit, when both state one.
 
     A truth in Jy compared with a prediction in nanomaggies is converted (f_nu <-> f_lambda at the band's
-    wavelength where needed), not read as nanomaggies; a unit that is no flux of the same kind is refused.
+    wavelength where needed), not read as nanomaggies; one in a surface brightness (MJy/sr) with its WCS's
+    pixel area; a unit that is no flux of the same kind is refused.
     """
     import astropy.units as u
 
-    from ..units import to_unit
+    from ..units import area_of, to_unit
 
     if pred.unit is None or image.unit is None or image.unit == pred.unit:
         return image
@@ -80,11 +81,14 @@ def in_unit_of(pred, image, what, band):
         known = get_band(band) if band is not None else None
     except ValueError:  # a label the registry does not know: no wavelength to convert f_nu <-> f_lambda at
         known = None
+    # a surface brightness (MJy/sr) becomes a flux per pixel with the image's pixel area
+    area = area_of(image.wcs if image.wcs is not None else pred.wcs)
     try:
         if image.uncertainty is None:
-            data, sigma = to_unit(image.data, image.unit, pred.unit, band=known), None
+            data, sigma = to_unit(image.data, image.unit, pred.unit, band=known, pixel_area=area), None
         else:
-            data, sigma = to_unit(image.data, image.unit, pred.unit, band=known, uncertainty=image.uncertainty)
+            data, sigma = to_unit(image.data, image.unit, pred.unit, band=known, pixel_area=area,
+                                  uncertainty=image.uncertainty)
     except (u.UnitsError, ValueError):
         raise u.UnitConversionError(f"{what} is in {image.unit}, which cannot be converted to the prediction's "
                                     f"unit {pred.unit}; give it in a flux unit") from None

@@ -415,8 +415,9 @@ def training_card(data, net, *, name, inputs, output, preset, scalings, result, 
             "data": info.get("description", type(data).__name__),
             "data_info": data_info(info),
             "target": ("noise-free truth (survey layer)" if has_truth(data) else
-                       "noise-free ideal-mode images" if info.get("mode") == "ideal" and info.get("source") ==
-                       "bandsynth.datasets.mock" else "observed images"),
+                       ("noise-free ideal-mode images" if info.get("mode") == "ideal" else
+                        "survey-mode mock images (with their noise)")
+                       if info.get("source") == "bandsynth.datasets.mock" else "observed images"),
             **sizes, **{k: options[k] for k in ("seed", "epochs", "batch_size", "crop_size", "lr", "stretch", "flux_weight")},
             "ssim_weight": options.get("ssim_weight", 1.0),
             **({"flux_error": options.get("flux_error", "total")} if options["flux_weight"] else {}),
