@@ -40,7 +40,7 @@ METHODS = ("model", "nearest_input", "linear_colour")
 
 # Summary columns that go into a model card, in the paper's order first.
 _CARD_COLUMNS = (
-    "mae", "ssim", "psnr", "gini_w1", "m20_w1", "dmag_total", "dmag_aperture",
+    "mae", "ssim", "psnr", "gini_w1", "m20_w1", "dmag_total", "dmag_total_abs", "dmag_aperture", "dmag_aperture_abs",
     "coverage_1sigma", "coverage_2sigma", "n_galaxies", "n_failed",
 )
 

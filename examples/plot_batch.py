@@ -78,7 +78,7 @@ if run.returncode not in (0, 1):  # 2: the command itself failed (bad model, opt
 # The report has one row per galaxy: ``done`` (predicted now), ``exists`` (a valid
 # output of an earlier run, kept), ``failed`` (with the band, the file and the
 # reason).
-report = Table.read(out / "predict_batch_report.ecsv")
+report = Table.read(out / "predict_batch_report_r.ecsv")
 print("\n".join(report["galaxy", "status", "band", "error"].pformat(max_width=-1)))
 
 # %%
@@ -88,7 +88,7 @@ print("\n".join(report["galaxy", "status", "band", "error"].pformat(max_width=-1
 # for this band from these very input files -- and kept.  Only the failures are tried
 # again (and fail again until their files are fixed).
 run = subprocess.run(command, capture_output=True, text=True)
-again = Table.read(out / "predict_batch_report.ecsv")
+again = Table.read(out / "predict_batch_report_r.ecsv")
 print("exit status", run.returncode)
 print({s: int((again["status"] == s).sum()) for s in ("done", "exists", "failed")})
 

@@ -186,10 +186,37 @@ def test_manifest_batch_writes_outputs_and_a_rerun_keeps_them(tiny_model, tmp_pa
     again = predict_many(stem, manifest, out_dir=out, scheduler=cluster, progress=False)
     assert again.counts == {"done": 0, "exists": 3, "failed": 0, "ignored": 0}
     assert {p: p.stat().st_mtime_ns for p in out.glob("*.fits")} == mtimes
+    # outputs made without test-time augmentation are not those of a run with it: kept, and said so
+    with_tta = predict_many(stem, manifest, out_dir=out, tta=True, scheduler=cluster, progress=False)
+    assert with_tta.counts["failed"] == 3 and {p: p.stat().st_mtime_ns for p in out.glob("*.fits")} == mtimes
+    assert all("was made without test-time augmentation (--tta, tta=True) and this run is with it; it is kept" in e
+               for e in with_tta.failed["error"])
 
     redo = predict_many(translator, manifest, out_dir=out, overwrite=True, scheduler=cluster, progress=False)
     assert redo.counts["done"] == 3
     assert all(p.stat().st_mtime_ns != m for p, m in mtimes.items())
+
+
+def test_an_interrupted_batch_writes_what_it_has_done(tiny_model, tmp_path, cluster, monkeypatch):
+    # Ctrl-C left no report: the galaxies written were in no table, the others not named.
+    from bandsynth.batch import run
+
+    stem, _ = tiny_model
+    items = [(f"g{i}", _write_galaxy(tmp_path, f"g{i}", i)) for i in range(3)]
+    logged = []
+
+    def interrupt(row):  # the user presses Ctrl-C once the first galaxy is done
+        logged.append(row)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(run, "_log_row", interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        predict_many(stem, items, out_dir=tmp_path / "o", scheduler=cluster, progress=False,
+                     report=tmp_path / "r.ecsv")
+    report = Table.read(tmp_path / "r.ecsv", format="ascii.ecsv")
+    assert sorted(report["galaxy"]) == ["g0", "g1", "g2"] and list(report["status"]).count("done") == 1
+    assert list(report["status"]).count("failed") == 2
+    assert all(e.startswith("not predicted: the run was interrupted") for e in report[report["status"] == "failed"]["error"])
 
 
 def test_items_as_pairs_table_and_folder_scan(tiny_model, tmp_path, cluster):
@@ -224,10 +251,15 @@ def test_one_multi_extension_file_per_galaxy(tiny_model, tmp_path, cluster):
             with fits.open(files[band]) as hdul:
                 hdus.append(fits.ImageHDU(hdul[0].data, hdul[0].header, name=band))
         fits.HDUList(hdus).writeto(tmp_path / f"{g}.fits")
+    raw = (tmp_path / "a.fits").read_bytes()
+    (tmp_path / "t.fits").write_bytes(raw[: len(raw) * 2 // 3])  # cut short: a galaxy that failed, not an ignored file
     scan = scan_folder(tmp_path, "{id}.fits", bands=INPUTS, check=False)
     report = predict_many(stem, scan, out_dir=tmp_path / "o", scheduler=cluster, progress=False)
-    assert list(report.succeeded["galaxy"]) == ["a"] and list(report.failed["galaxy"]) == ["b"]
+    assert list(report.succeeded["galaxy"]) == ["a"] and list(report.failed["galaxy"]) == ["b", "t"]
     assert "holds the images of another band (HDU KS (Ks)), none of them NUV" in report.failed["error"][0]
+    checked = predict_many(stem, scan_folder(tmp_path, "{id}.fits", bands=INPUTS), out_dir=tmp_path / "o",
+                           scheduler=cluster, progress=False)
+    assert "t" in list(checked.failed["galaxy"]) and "truncated" in checked.failed["error"][-1]
     reference = predict_many(stem, [("a", singles["a"])], out_dir=tmp_path / "r", scheduler=cluster, progress=False)
     assert reference.ok
     np.testing.assert_array_equal(fits.getdata(tmp_path / "o" / "a_r_synth.fits"),
@@ -431,6 +463,7 @@ def test_bad_input_corpus_goes_through_one_batch(tiny_model, tmp_path, caplog, c
             assert Path(first["file"]).name == file, galaxy
     dup = [r for r in by_id["good0"] if r["status"] == "failed"]
     assert len(dup) == 1 and "duplicate galaxy id" in dup[0]["error"]
+    assert "ref_NUV.fits" in dup[0]["file"]  # the item left out, named
     # Only the good galaxies produced files, all inside the output folder, no temporaries.
     assert sorted(p.name for p in out.iterdir() if p.name.endswith(".fits")) == sorted(
         f"{g}_r_synth.fits" for g, (s, *_) in expect.items() if s == "done"
@@ -635,7 +668,7 @@ def test_batch_on_a_distributed_cluster(tiny_model, tmp_path, cluster):
     code = main(["predict-batch", "--model", str(stem), "--manifest", str(manifest), "--out", str(out),
                  "--scheduler", cluster, "--quiet"])
     assert code == 1  # "broken" failed ...
-    report = Table.read(out / "predict_batch_report.ecsv", format="ascii.ecsv")
+    report = Table.read(out / "predict_batch_report_r.ecsv", format="ascii.ecsv")
     assert list(report[report["status"] == "failed"]["galaxy"]) == ["broken"]
     for i in range(6):  # ... and every other galaxy was predicted
         _valid_output(out / f"g{i}_r_synth.fits", stem)

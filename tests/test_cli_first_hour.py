@@ -197,7 +197,7 @@ def test_item04_batch_warnings_appear_once_on_their_own_line(stem, galaxy, nan_g
     # ... and in the report, beside the galaxy they concern
     from astropy.table import Table
 
-    report = Table.read(tmp_path / "out" / "predict_batch_report.ecsv", format="ascii.ecsv")
+    report = Table.read(tmp_path / "out" / "predict_batch_report_r.ecsv", format="ascii.ecsv")
     by_galaxy = {row["galaxy"]: str(row["warnings"]) for row in report}
     assert "band 'NUV'" in by_galaxy["b"] and "non-finite" in by_galaxy["b"]
     # A successful batch ends with its summary on stdout.

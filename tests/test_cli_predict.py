@@ -219,12 +219,12 @@ def test_predict_batch_pattern_mode(stem, galaxy, tmp_path):
                  "--input-dir", str(folder), "--out", str(out), "--workers", "1", "--quiet"])
     assert code == 0
     assert sorted(p.name for p in out.glob("*.fits")) == ["a_r_synth.fits", "b_r_synth.fits"]
-    assert (out / "predict_batch_report.ecsv").exists()
+    assert (out / "predict_batch_report_r.ecsv").exists()
 
     # a pattern without {id} is a usage error (2), named by its option, before any galaxy is read
     bad = main(["predict-batch", "--model", str(stem), "--pattern", "galaxy.fits.gz", "--input-dir", str(folder),
                 "--out", str(tmp_path / "o2"), "--quiet"])
-    assert bad == 2 and not (tmp_path / "o2" / "predict_batch_report.ecsv").exists()
+    assert bad == 2 and not (tmp_path / "o2" / "predict_batch_report_r.ecsv").exists()
 
 
 def test_predict_batch_pattern_matching_no_file_is_a_usage_error(stem, galaxy, tmp_path, caplog):
@@ -344,7 +344,7 @@ def test_predict_band_of_a_one_mapping_model_must_be_its_output(stem, galaxy, tm
     assert "--band g: model 'tiny_test' predicts r" in caplog.text
 
 
-def test_predict_batch_band_with_an_any_band_model(tiny_any_band_model, galaxy, tmp_path, caplog):
+def test_predict_batch_band_with_an_any_band_model(tiny_any_band_model, galaxy, tmp_path, caplog, capsys):
     stem = tiny_any_band_model[0]
     folder = _two_galaxies(galaxy, tmp_path)
     out = tmp_path / "out"
@@ -358,9 +358,29 @@ def test_predict_batch_band_with_an_any_band_model(tiny_any_band_model, galaxy, 
     assert main([*common, "--band", "g", "--input-bands", "NUV", "Ks"]) == 0
     from astropy.table import Table
 
-    assert list(Table.read(out / "predict_batch_report.ecsv")["status"]) == ["exists", "exists"]
+    assert list(Table.read(out / "predict_batch_report_g.ecsv")["status"]) == ["exists", "exists"]
+    # ... but not those of another request: kept, and said so (they were "already done")
+    assert main([*common, "--band", "g", "--input-bands", "NUV"]) == 1
+    report = Table.read(out / "predict_batch_report_g.ecsv")
+    assert list(report["status"]) == ["failed", "failed"]
+    assert all("exists but was made from NUV + Ks, not from NUV; it is kept" in e for e in report["error"])
     assert main(common) == 2
     assert "model 'tiny_any' predicts any of NUV, g, r, Ks; say which with --band" in caplog.text
+    # --input-bands adds up when repeated; --band is one band, --input-bands each band once
+    (folder / "notes.txt").write_text("not an image")  # a file the pattern does not match: ignored, and counted
+    capsys.readouterr()
+    assert main([*common, "--band", "g", "--input-bands", "NUV", "--input-bands", "Ks"]) == 0
+    assert list(Table.read(out / "predict_batch_report_g.ecsv")["status"]) == ["exists", "exists", "ignored"]
+    assert "2 already done, 0 failed, 1 file(s) ignored (see the report) in" in capsys.readouterr().out
+    # another band into the same folder: its own outputs and its own report, g's kept
+    assert main([*common, "--band", "r", "--input-bands", "NUV", "Ks"]) == 0
+    assert list(Table.read(out / "predict_batch_report_r.ecsv")["status"]) == ["done", "done", "ignored"]
+    assert list(Table.read(out / "predict_batch_report_g.ecsv")["status"]) == ["exists", "exists", "ignored"]
+    with pytest.raises(SystemExit, match="2"):
+        main([*common, "--band", "g", "--band", "r", "--input-bands", "NUV", "Ks"])
+    assert "--band given twice (g and r): one run predicts one band; run once per band" in capsys.readouterr().err
+    assert main([*common, "--band", "g", "--input-bands", "NUV", "Ks", "NUV"]) == 2
+    assert "--input-bands: band(s) NUV given twice" in caplog.text
     assert main([*common, "--band", "g", "--input-bands", "NUV", "g"]) == 2
     assert "--input-bands g: model 'tiny_any' predicts g from any of NUV, r, Ks" in caplog.text
     # a band named by its filter alone, of another survey than the model's: the model's band is suggested

@@ -196,6 +196,16 @@ def test_one_multi_extension_file_per_object(tmp_path):
         scan.stack("c2")
     with pytest.raises(ValueError, match=r"pattern '\{id\}.fits' has no '\{band\}' .*: pass bands="):
         scan_folder(tmp_path, "{id}.fits")
+    # gzip-compressed stamps (as survey services deliver them): whole ones are read, one cut short is not
+    import gzip
+
+    (tmp_path / "gz").mkdir()
+    zipped = gzip.compress((tmp_path / "c1.fits").read_bytes())
+    (tmp_path / "gz" / "c1.fits.gz").write_bytes(zipped)
+    (tmp_path / "gz" / "c4.fits.gz").write_bytes(zipped[: len(zipped) // 2])
+    scan = scan_folder(tmp_path / "gz", "{id}.fits.gz", bands=["r", "g"])
+    assert scan.ids == ("c1",) and scan.stack("c1").names == ("g", "r")
+    assert [row["id"] for row in scan.problems] == ["c4"] and "truncated or damaged" in scan.problems[0]["error"]
 
 
 def test_bad_arguments(tmp_path):

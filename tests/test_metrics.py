@@ -276,6 +276,17 @@ def test_compare_converts_the_truth_and_inputs_to_the_predictions_unit():
     in_sb = sb.compare(CCDData(truth * to_sb, unit="MJy / sr", wcs=wcs, uncertainty=StdDevUncertainty(sigma * to_sb)),
                        inputs={"g": g})
     assert in_sb.dmag_total == pytest.approx(same.dmag_total, abs=1e-6)  # with the truth's pixel area
+    # scaling="provenance": a model's fixed scaling is in its own unit (nanomaggies); a prediction in Jy is
+    # scaled in it, not read as nanomaggies (SSIM 0.99999 on any pair of images)
+    prov = make_provenance("r", model="test", scaling={"method": "fixed asinh per band (no per-image statistic)",
+                                                       "unit": "nanomaggy", "r": {"softening": 0.05, "maximum": 5.0}})
+    scaled = {}
+    for unit, factor in (("nanomaggy", 1.0), ("Jy", to_jy)):
+        pred = SyntheticBand((0.95 * galaxy() * factor).astype(np.float32), unit=unit, provenance=prov)
+        scaled[unit] = pred.compare(CCDData(truth * factor, unit=unit), scaling="provenance")
+    assert scaled["Jy"].space == "scaled" and scaled["nanomaggy"].mae > 0.01
+    for metric in ("mae", "ssim", "psnr"):
+        assert getattr(scaled["Jy"], metric) == pytest.approx(getattr(scaled["nanomaggy"], metric), rel=1e-4)
     with pytest.raises(u.UnitConversionError, match="truth is in km, which cannot be converted to the prediction's "
                                                      "unit nmgy; give it in a flux unit"):
         sb.compare(CCDData(truth, unit="km"))
@@ -355,6 +366,32 @@ def test_compare_reads_the_predicted_bands_image_of_a_file_of_several_bands(tmp_
     assert sorted(compare(prediction, path, inputs=stack).ssim_gain) == ["g", "i"]
 
 
+def test_compare_reads_a_synthetic_bands_file_as_the_band_it_is(tmp_path):
+    # Read as a bare image, a file of r lost its band, unit and stated errors: the truth came from the first
+    # band of a file of several (g here), a truth in Jy was read as nanomaggies, 2 sigma was taken as 2.
+    from astropy.io import fits
+
+    from bandsynth.synthetic import SyntheticBand, make_provenance
+
+    truth = galaxy(noise=0.01)
+    hdus = [fits.PrimaryHDU()]
+    for name, image in (("g", 3 * galaxy(scale=2.0)), ("r", truth)):
+        hdus.append(fits.ImageHDU(image, fits.Header({"BUNIT": "nanomaggy"}), name=name))
+    fits.HDUList(hdus).writeto(tmp_path / "stamp.fits")
+    prov = make_provenance("r", model="test")
+    prov["uncertainty"] = {"distribution": "laplace", "shape": 1.0, "half_width_2sigma": 2.69}
+    sb = SyntheticBand((1.03 * truth).astype(np.float32), unit="nanomaggy", uncertainty=np.full(truth.shape, 0.05),
+                       provenance=prov)
+    sb.write(tmp_path / "r.fits")
+    expected = sb.compare(tmp_path / "stamp.fits")
+    in_jy = CCDData(truth * float(to_unit(1.0, "nanomaggy", "Jy")), unit="Jy")
+    for prediction in (tmp_path / "r.fits", str(tmp_path / "r.fits"), CCDData.read(tmp_path / "r.fits")):
+        report = compare(prediction, tmp_path / "stamp.fits")
+        assert report.dmag_total == pytest.approx(expected.dmag_total, abs=1e-6)
+        assert report.coverage_2sigma == pytest.approx(expected.coverage_2sigma, abs=1e-6)  # at 2.69 sigma
+        assert compare(prediction, in_jy).dmag_total == pytest.approx(expected.dmag_total, abs=1e-3)
+
+
 def test_compare_reads_fits_files(tmp_path):
     from astropy.io import fits
 
@@ -427,7 +464,11 @@ def test_evaluate_pairs_and_summarize():
     assert 0 <= summary["m20_w1"][0] <= 1 and "ssim_gain_g" in summary.colnames
     n_flagged = np.sum((table["morph_flag_pred"][:4] >= 2) | (table["morph_flag_true"][:4] >= 2))
     assert summary["n_morph_flagged"][0] == n_flagged
-    assert summary["dmag_total"][0] == pytest.approx(np.median(table["dmag_total"][:4]))
+    assert summary["dmag_total"][0] == pytest.approx(np.median(table["dmag_total"][:4]))  # the bias
+    # and the typical error: a summary of errors of both signs reads far smaller than either as a signed median
+    table["dmag_total"][:4] = [-0.1, 0.1, -0.12, 0.08]
+    summary = summarize(table)
+    assert summary["dmag_total"][0] == pytest.approx(-0.01) and summary["dmag_total_abs"][0] == pytest.approx(0.1)
     wide = summarize(table, limits={"gini": (0.0, 1.0), "m20": (-3.0, 0.0)})
     assert wide["gini_w1"][0] <= summary["gini_w1"][0] + 1e-12
 

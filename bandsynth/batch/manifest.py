@@ -188,7 +188,8 @@ def _from_scan(scan, needed):
     known = set(scan.ids) | set(scan.incomplete)
     for p in scan.problems:
         galaxy, band, file, error = str(p["id"]), str(p["band"]), str(p["file"]), str(p["error"])
-        if galaxy in known and band in needed:
+        # a galaxy's file of a band it needs, or its one file of every band (a pattern without {band}): failed
+        if (galaxy in known and band in needed) or (galaxy and not band):
             bad.add(galaxy)
             rows.append(report_row(galaxy, "failed", band=band, file=file, error=error))
         else:

@@ -74,13 +74,14 @@ def _input_checksums(files, needed):
     return {b: sha256_file(files[b]) for b in needed}
 
 
-def output_problem(path, *, name, sha256, band, files, needed, hdus=None):
+def output_problem(path, *, name, sha256, band, files, needed, hdus=None, tta=None):
     """Why the existing file ``path`` is not this model's output for these inputs, or None.
 
     The file must be readable FITS with a primary image, pass its
     ``CHECKSUM``/``DATASUM`` checks, record this model, weights and band
     (``BSMODEL``, ``BSSHA256``, ``BSBAND``), and its provenance (``BSPROV``)
-    must record the SHA-256 of the current input files.
+    must record the same input bands, the SHA-256 of the current input files and
+    (``tta``) the same test-time augmentation.
 
     Parameters
     ----------
@@ -98,6 +99,9 @@ def output_problem(path, *, name, sha256, band, files, needed, hdus=None):
         The model's input bands.
     hdus : dict, optional
         ``{band: HDU}`` of the inputs read from one named HDU of their file.
+    tta : bool, optional
+        Whether this run predicts with test-time augmentation (an output made otherwise is
+        not this run's); None: not checked.
 
     Returns
     -------
@@ -125,11 +129,17 @@ def output_problem(path, *, name, sha256, band, files, needed, hdus=None):
             f"was made by model {made[0]!r} (weights SHA-256 {made[1][:12] or 'none'}) for band {made[2]!r}, "
             f"not by model {name!r} (weights SHA-256 {sha256[:12] or 'none'}) for band {band!r}"
         )
+    records = {i.get("band"): i for i in prov.get("inputs", ()) if isinstance(i, dict)}
+    if set(records) != set(needed):  # an any-band model's output from another request
+        return f"was made from {' + '.join(map(str, records)) or 'no bands'}, not from {' + '.join(needed)}"
+    made_with_tta = "tta" in str(prov.get("calibration", "")).split("+")
+    if tta is not None and made_with_tta != bool(tta):
+        return (f"was made {'with' if made_with_tta else 'without'} test-time augmentation (--tta, tta=True) "
+                f"and this run is {'without' if made_with_tta else 'with'} it")
     try:
         current = _input_checksums(files, needed)
     except OSError as err:
         return f"cannot be checked against its inputs ({err})"
-    records = {i.get("band"): i for i in prov.get("inputs", ()) if isinstance(i, dict)}
     changed = [b for b in needed if records.get(b, {}).get("checksum") != current[b]]
     if changed:
         return f"was made from other input files (checksum of band(s) {', '.join(changed)} differs)"

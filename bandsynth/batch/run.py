@@ -67,7 +67,7 @@ def _log_row(row):
         log.debug("galaxy %s: %s (%.2f s)", row["galaxy"], row["status"], row["seconds"])
 
 
-def run_local(jobs, ref, payload, *, workers, torch_threads, options, progress):
+def run_local(jobs, ref, payload, *, workers, torch_threads, options, progress, results=None):
     """Run on a `distributed.LocalCluster` of ``workers`` single-threaded processes.
 
     The cluster (no dashboard, quiet logs) is started for this call and shut
@@ -94,6 +94,9 @@ def run_local(jobs, ref, payload, *, workers, torch_threads, options, progress):
         ``reproject_to``, ``predict_kw``).
     progress : bool
         Show a progress bar.
+    results : list, optional
+        ``len(jobs)`` slots filled with each job's row as it finishes: what an interrupted
+        run has done.
 
     Returns
     -------
@@ -115,7 +118,7 @@ def run_local(jobs, ref, payload, *, workers, torch_threads, options, progress):
         client = Client(cluster, set_as_default=False)
         try:
             return _run_distributed(jobs, ref, payload, scheduler=client, torch_threads=torch_threads,
-                                    options=options, progress=progress)
+                                    options=options, progress=progress, results=results)
         finally:
             _quiet_workers(client)
             quiet_close(client)
@@ -163,7 +166,7 @@ def _cluster_workers(client):
     return info.get("workers", {})
 
 
-def _run_distributed(jobs, ref, payload, *, scheduler, torch_threads, options, progress):
+def _run_distributed(jobs, ref, payload, *, scheduler, torch_threads, options, progress, results=None):
     from distributed import Client, as_completed
     from distributed.comm import get_address_host
 
@@ -190,7 +193,7 @@ def _run_distributed(jobs, ref, payload, *, scheduler, torch_threads, options, p
             future = client.submit(predict_galaxy, galaxy, files, out, model=ref, options=options, pure=False,
                                    key=f"bandsynth-predict-{i}-{os.urandom(4).hex()}", **extra)
             futures[future] = i
-        results = [None] * len(jobs)
+        results = [None] * len(jobs) if results is None else results
         bar = _progress_bar(len(jobs), progress)
         try:
             for future in as_completed(list(futures), loop=client.loop):
@@ -247,7 +250,8 @@ def predict_many(model, items, *, out_dir, band=None, inputs=None, workers=None,
     progress : bool
         Show a progress bar.
     report : str or os.PathLike, optional
-        Also write the report there (ECSV).
+        Also write the report there (ECSV); a run interrupted (Ctrl-C) writes it before it
+        stops, the galaxies not yet predicted as failed.
     reproject_to : str, optional
         Resample each galaxy's bands onto this band's grid before predicting.
     tta : bool
@@ -303,8 +307,13 @@ def predict_many(model, items, *, out_dir, band=None, inputs=None, workers=None,
     started = time.perf_counter()
     if jobs and ref is None:
         translator, ref, payload = _payload(translator)
-    results = _run(jobs, ref, payload, scheduler=scheduler, workers=workers, torch_threads=torch_threads,
-                   options=options, progress=progress)
+    results = [None] * len(jobs)
+    try:
+        results = _run(jobs, ref, payload, scheduler=scheduler, workers=workers, torch_threads=torch_threads,
+                       options=options, progress=progress, results=results)
+    except KeyboardInterrupt:
+        _interrupted(jobs, results, rows, report=report)
+        raise
     return _finish(BatchReport([*results, *rows]), started=started, out_dir=out_dir, report=report)
 
 
@@ -366,14 +375,14 @@ def _plan_jobs(item_list, rows, out_dir, band):
     """``[(galaxy, files, output path)]``; an id that cannot name an output or is repeated adds a row to ``rows``."""
     jobs, seen = [], {}
     for galaxy, files in item_list:
+        file = files if isinstance(files, str) else ", ".join(map(str, files.values()))
         try:
             out = output_path(out_dir, galaxy, band)
         except ValueError as err:
-            file = files if isinstance(files, str) else ", ".join(files.values())
             rows.append(report_row(galaxy, "failed", file=file, error=str(err)))
             continue
-        if galaxy in seen:
-            rows.append(report_row(galaxy, "failed", output=out,
+        if galaxy in seen:  # the files left out named, so that the user sees which item was not used
+            rows.append(report_row(galaxy, "failed", file=file, output=out,
                                    error=f"duplicate galaxy id: item {seen[galaxy] + 1} already writes {out}"))
             continue
         seen[galaxy] = len(jobs)
@@ -381,23 +390,36 @@ def _plan_jobs(item_list, rows, out_dir, band):
     return jobs
 
 
-def _run(jobs, ref, payload, *, scheduler, workers, torch_threads, options, progress):
-    """The report rows of ``jobs``, run locally or on the cluster at ``scheduler``."""
+def _run(jobs, ref, payload, *, scheduler, workers, torch_threads, options, progress, results):
+    """The report rows of ``jobs``, run locally or on the cluster at ``scheduler``, each also put in ``results``."""
     if not jobs:
         return []
     if scheduler is None:
         return run_local(jobs, ref, payload, workers=min(workers or cores(), len(jobs)),
-                         torch_threads=torch_threads, options=options, progress=progress)
+                         torch_threads=torch_threads, options=options, progress=progress, results=results)
     if workers is not None:
         log.info("workers=%d is ignored: the cluster at %s has its own workers", workers, scheduler)
     return _run_distributed(jobs, ref, payload, scheduler=scheduler, torch_threads=torch_threads,
-                            options=options, progress=progress)
+                            options=options, progress=progress, results=results)
+
+
+def _interrupted(jobs, results, rows, *, report):
+    """Write the report of an interrupted run: the galaxies done, the others as not predicted."""
+    done = [{k: v for k, v in row.items() if k != "_warnings"} if row is not None else  # (logged or not)
+            report_row(galaxy, "failed", output=out, error="not predicted: the run was interrupted (a rerun predicts "
+                                                           "it and keeps the galaxies done)")
+            for (galaxy, _, out), row in zip(jobs, results)]
+    if report is not None:
+        BatchReport([*done, *rows]).write(report)
+        log.info("predict-batch interrupted: %d of %d galaxies done; report %s",
+                 sum(r is not None for r in results), len(jobs), report)
 
 
 def _finish(result, *, started, out_dir, report):
     """Write the report where asked, log the summary line and return ``result``."""
     c = result.counts
-    summary = (f"{c['done']} predicted, {c['exists']} already done, {c['failed']} failed "
+    ignored = f", {c['ignored']} file(s) ignored" if c["ignored"] else ""
+    summary = (f"{c['done']} predicted, {c['exists']} already done, {c['failed']} failed{ignored} "
                f"in {time.perf_counter() - started:.1f} s; outputs in {out_dir}")
     if report is not None:
         result.write(report)

@@ -361,7 +361,8 @@ def _predict_galaxy_locked(galaxy, files, out, *, model, options, payload):
     exists = os.path.lexists(out)
     if exists:
         problem = output_problem(out, name=translator.name, sha256=translator.card.sha256, band=band,
-                                  files=paths, needed=needed, hdus=hdus)
+                                  files=paths, needed=needed, hdus=hdus,
+                                  tta=options.get("predict_kw", {}).get("tta"))
         if problem is None and not overwrite:
             return report_row(galaxy, "exists", band=band, output=out, seconds=time.perf_counter() - started)
         if problem is not None and not overwrite:

@@ -108,6 +108,20 @@ _HINTS = (
 )
 
 
+class OneBand(argparse.Action):
+    """``--band``: given twice, a usage error (exit 2), not the last value silently taken for both.
+
+    One run writes one band: ``--band KiDS_r --band VISTA_H`` wrote H alone and dropped r without a word.
+    """
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        previous = getattr(namespace, self.dest, None)
+        if previous is not None:
+            parser.error(f"{option_string} given twice ({previous} and {values}): one run predicts one band; "
+                         "run once per band")
+        setattr(namespace, self.dest, values)
+
+
 def at_least(minimum):
     """An argparse ``type=``: an integer of at least ``minimum``, else the option's usage error (exit 2).
 
@@ -307,7 +321,7 @@ def logging_session(*, verbose=0, quiet=False):
 
 def format_summary(summary) -> str:
     """The summary table of an evaluation as printed text."""
-    cols = ["method", "mae", "ssim", "psnr", "gini_w1", "m20_w1", "dmag_total", "coverage_1sigma", "coverage_2sigma"]
+    cols = ["method", "mae", "ssim", "psnr", "gini_w1", "m20_w1", "dmag_total", "dmag_total_abs", "coverage_1sigma", "coverage_2sigma"]
     cols += [c for c in summary.colnames if c.startswith("ssim_gain_")]
     shown = summary[[c for c in cols if c in summary.colnames]]
     for c in shown.colnames[1:]:

@@ -8,6 +8,7 @@ from pathlib import Path
 from ._common import (
     FAILED,
     OK,
+    OneBand,
     UsageError,
     add_model,
     add_output,
@@ -28,9 +29,9 @@ def add_parser(subparsers):
                     "(see the report).",
     )
     add_model(b)
-    b.add_argument("--band", metavar="BAND",
+    b.add_argument("--band", metavar="BAND", action=OneBand,
                    help="the band to predict: required for an any-band model; for any other model, its output")
-    b.add_argument("--input-bands", nargs="+", metavar="BAND",
+    b.add_argument("--input-bands", nargs="+", action="extend", metavar="BAND",
                    help="with an any-band model: the bands every galaxy gives (default: all the model reads "
                         "but --band)")
     source = b.add_mutually_exclusive_group(required=True)
@@ -49,7 +50,8 @@ def add_parser(subparsers):
     b.add_argument("--reproject-to", metavar="BAND", help="resample each galaxy onto this band's grid first")
     b.add_argument("--tta", action="store_true", help="average over the 8 flips/rotations (8x slower)")
     b.add_argument("--report", metavar="FILE",
-                   help="report file (ECSV; default OUTPUT/predict_batch_report.ecsv)")
+                   help="report file (ECSV; default OUTPUT/predict_batch_report_<band>.ecsv: one per band, as the "
+                        "outputs OUTPUT/<id>_<band>_synth.fits)")
     add_quiet(b, help="no progress bar and no per-galaxy warnings: only the one-line summary (and errors)")
     b.set_defaults(func=run, _parser=b)
     return b
@@ -64,6 +66,9 @@ def _request(card, band, input_bands):
         inputs = None if input_bands is None else [get_band(b).name for b in input_bands]
     except ValueError as err:
         raise UsageError(f"--band / --input-bands: {err}") from None
+    twice = sorted({b for b in inputs or () if inputs.count(b) > 1})
+    if twice:
+        raise UsageError(f"--input-bands: band(s) {', '.join(twice)} given twice")
     if not card.outputs:
         if band not in (None, card.output):
             raise UsageError(f"--band {band}: model {card.name!r} predicts {card.output}"
@@ -121,7 +126,7 @@ def run(args) -> int:
         if not items.files:  # nothing to predict: say so, and make no output folder or report
             raise UsageError(f"--pattern {args.pattern}: no file of --input-dir {args.input_dir} matches it"
                              + (f" for bands {', '.join(inputs)}" if "{band}" in args.pattern else ""))
-    report_path = Path(args.report) if args.report is not None else out / "predict_batch_report.ecsv"
+    report_path = Path(args.report) if args.report is not None else out / f"predict_batch_report_{band or card.output}.ecsv"
     if args.report is not None:
         if report_path.is_dir():
             raise UsageError(f"--report {report_path} is a folder; give the name of the ECSV file to write")
@@ -136,6 +141,7 @@ def run(args) -> int:
     except (ValueError, OSError, TypeError, WeightsHashError) as err:
         raise UsageError(str(err)) from None
     c = report.counts
-    print(f"predict-batch: {c['done']} predicted, {c['exists']} already done, {c['failed']} failed "
+    ignored = f", {c['ignored']} file(s) ignored (see the report)" if c["ignored"] else ""
+    print(f"predict-batch: {c['done']} predicted, {c['exists']} already done, {c['failed']} failed{ignored} "
           f"in {time.perf_counter() - started:.1f} s; outputs in {out}; report {report_path}")
     return OK if report.ok else FAILED

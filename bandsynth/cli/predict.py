@@ -12,6 +12,7 @@ import time
 from .._io import split_extended_name
 from ._common import (
     FAILED,
+    OneBand,
     UsageError,
     add_model,
     add_output,
@@ -35,7 +36,7 @@ def add_parser(subparsers):
                     "model predicts --band from whichever of its bands are given.",
     )
     add_model(p)
-    p.add_argument("--band", metavar="BAND",
+    p.add_argument("--band", metavar="BAND", action=OneBand,
                    help="the band to predict: required for an any-band model (bandsynth models lists what each "
                         "model reads and writes); for any other model, its output band")
     p.add_argument("--input", action="append", required=True, metavar="BAND=FILE",

@@ -55,6 +55,16 @@ def _check_fits_complete(hdul, path: Path, notes) -> None:
     size = path.stat().st_size
     if len(hdul) == 0:
         raise DataFormatError(f"{path}: not a readable FITS file (no HDU found)")
+    with open(path, "rb") as fh:
+        compressed = fh.read(2) == b"\x1f\x8b"
+    if compressed:  # the HDU sizes are of the decompressed stream, not of the file: check the stream's end
+        from .._io import open_whole_fits
+
+        try:
+            open_whole_fits(path).close()
+        except OSError as err:
+            raise DataFormatError(f"{path}: {err}") from None
+        return
     for index, hdu in enumerate(hdul):
         info = hdu.fileinfo()
         end = info["datLoc"] + hdu.size

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 
 from ..morphology import parse_image
 
-__all__ = ["band_name", "parse_inputs", "parse_compared", "in_unit_of", "band_file", "same_band"]
+__all__ = ["band_name", "parse_inputs", "parse_compared", "as_synthetic", "in_unit_of", "band_file", "same_band"]
 
 
 def band_name(obj):
@@ -40,6 +40,29 @@ def parse_inputs(inputs, shape):
             raise ValueError(f"input {band!r} has shape {parsed.data.shape} but the truth has shape {shape}")
         out[str(band)] = parsed
     return out
+
+
+def as_synthetic(prediction):
+    """A synthetic band's FITS file, or an NDData/CCDData read from one (``BSPROV`` in its ``meta``), as an
+    NDData with its provenance in ``meta["provenance"]``, as a `~bandsynth.SyntheticBand` holds it: its band,
+    unit, scaling and stated error distribution are what `compare` measures with (read as a bare image, a
+    file of KiDS r was compared with the first band of the truth's file).  Anything else is returned as is."""
+    import json
+
+    from astropy.nddata import CCDData, NDData
+
+    if isinstance(prediction, (str, os.PathLike)) and os.path.isfile(prediction):
+        from astropy.io import fits
+
+        with fits.open(prediction) as hdul:
+            if "BSPROV" not in hdul[0].header or hdul[0].data is None:
+                return prediction
+        prediction = CCDData.read(prediction, hdu_uncertainty="UNCERT", hdu_mask="MASK")
+    meta = getattr(prediction, "meta", None) or {}
+    if isinstance(prediction, NDData) and "BSPROV" in meta and not isinstance(meta.get("provenance"), Mapping):
+        return NDData(prediction.data, uncertainty=prediction.uncertainty, mask=prediction.mask, wcs=prediction.wcs,
+                      unit=prediction.unit, meta={"provenance": json.loads(meta["BSPROV"])})
+    return prediction
 
 
 def parse_compared(prediction, truth, inputs):

@@ -16,7 +16,7 @@ import scipy.ndimage as ndi
 from astropy.utils.exceptions import AstropyUserWarning
 
 from ..morphology import detection_image, gini_m20, segment
-from ._compared import band_name, parse_compared
+from ._compared import as_synthetic, band_name, parse_compared
 from ._utils import NAN, check_range
 from .coverage import calibration
 from .distributions import wasserstein1
@@ -247,8 +247,8 @@ def compare(prediction, truth, *, inputs=None, scaling=None, reference=None, foo
     Parameters
     ----------
     prediction : SyntheticBand, NDData, CCDData, array or FITS path
-        The predicted image in physical units; its uncertainty (if any) is
-        checked by the calibration metrics.
+        The predicted image in physical units, its σ checked by the calibration metrics; a synthetic
+        band's file (or a CCDData read from one) is read as the `~bandsynth.SyntheticBand` it is.
     truth : same kinds
         The observed (or simulated) image of the same band, same grid.  An observed
         truth's uncertainty is added to the prediction's σ in the coverage (σ states
@@ -299,7 +299,7 @@ def compare(prediction, truth, *, inputs=None, scaling=None, reference=None, foo
     >>> report.space, round(report.dmag_total, 3), round(report.ssim, 3)
     ('raw', 0.056, 0.999)
     """
-    pred, true, ins = parse_compared(prediction, truth, inputs)
+    pred, true, ins = parse_compared(prediction := as_synthetic(prediction), truth, inputs)
     flags, notes = [], []
     bad = pred.mask | true.mask
     n_excluded = int(bad.sum())
@@ -352,7 +352,8 @@ def _resolve_scaling(prediction, scaling, reference, band, ins, flags, notes):
         if reference is None and scaling:
             # Models since bandsynth 0.2 scale each band in fixed physical units (no reference flux).
             fixed = str(scaling.get("method", "")).startswith("fixed")
-            reference = 1.0 if fixed else scaling.get("reference_flux", scaling.get("reference"))
+            reference = _unit_reference(prediction, scaling, band) if fixed else scaling.get(
+                "reference_flux", scaling.get("reference"))
         if not scaling or reference is None:
             flags.append("no_scaling")
             notes.append("the prediction's provenance has no scaling; pixel metrics on raw arrays")
@@ -367,6 +368,22 @@ def _resolve_scaling(prediction, scaling, reference, band, ins, flags, notes):
 
         reference = reference_flux([np.where(i.mask, np.nan, i.data) for i in ins.values()])
     return scaling, scale_t, reference
+
+
+def _unit_reference(prediction, scaling, band):
+    """Reference flux of a fixed scaling for a prediction in another unit than the scaling's: one of the
+    scaling's units in the prediction's (a prediction in Jy was scaled as if in nanomaggies)."""
+    unit, stated = getattr(prediction, "unit", None), scaling.get("unit")
+    if unit is None or not stated:
+        return 1.0
+    import astropy.units as u
+
+    from ..units import conversion_factor
+
+    try:
+        return float(conversion_factor(stated, unit, band=band))
+    except (ValueError, TypeError, u.UnitsError):  # units of no flux are refused where the images are parsed
+        return 1.0
 
 
 def _pixel_space(p_raw, t_raw, ins, bad, scaling, scale_t, reference, data_range):
@@ -667,7 +684,8 @@ def summarize(table, *, limits=None):
     Means of MAE, SSIM and PSNR (finite values), W1 of the Gini and M20
     distributions of predictions against truths (global min–max scaling,
     :func:`wasserstein1`), mean SSIM gain per input band, median magnitude
-    errors, mean 1σ/2σ coverage, median colour errors, and the numbers of
+    errors (signed, ``dmag_total``: the bias; and of their absolute values,
+    ``dmag_total_abs``: the typical error), mean 1σ/2σ coverage, median colour errors, and the numbers of
     galaxies used, failed, and with a morphology flagged bad (counted, kept).
 
     Parameters
@@ -743,8 +761,10 @@ def summarize(table, *, limits=None):
     for name in t.colnames:
         if name.startswith("ssim_gain_"):
             out[f"{name}"] = mean(name)
-    out["dmag_total"] = median("dmag_total")
-    out["dmag_aperture"] = median("dmag_aperture")
+    for name in ("dmag_total", "dmag_aperture"):
+        out[name] = median(name)  # signed: the bias
+        v = np.abs(col(name))
+        out[f"{name}_abs"] = float(np.median(v[np.isfinite(v)])) if np.isfinite(v).any() else NAN  # the error
     out["coverage_1sigma"] = mean("coverage_1sigma")
     out["coverage_2sigma"] = mean("coverage_2sigma")
     for name in t.colnames:

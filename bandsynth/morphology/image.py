@@ -144,6 +144,8 @@ def _read_fits(path, name):
     from astropy.nddata import StdDevUncertainty
     from astropy.wcs import WCS
 
+    from ..units import parse_unit
+
     path = os.fspath(path)
     if not os.path.exists(path):
         raise ValueError(f"{name}: FITS file {path!r} does not exist")
@@ -158,9 +160,15 @@ def _read_fits(path, name):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             wcs = WCS(hdu.header) if "CTYPE1" in hdu.header else None
+        bunit = hdu.header.get("BUNIT")
+        try:
+            unit = parse_unit(bunit) if bunit else None  # so that a truth in Jy is converted, not read as is
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"{name}: FITS file {path!r} has BUNIT {bunit!r}, not a unit ({err})") from None
         return NDData(
             data,
             uncertainty=StdDevUncertainty(np.asarray(unc.data, float)) if unc is not None else None,
             mask=np.asarray(msk.data, bool) if msk is not None else None,
             wcs=wcs,
+            unit=unit,
         )
