@@ -211,8 +211,8 @@ class AnyBandTranslator(ModelAccess):
         ValueError
             The stack holds none of the bands the model reads for ``band``.
         """
+        check_output_band(self._card, band)  # in the words it was asked in
         band = get_band(band).name
-        check_output_band(self._card, band)
         if inputs is None:
             inputs = tuple(b for b in self.inputs if b in stack and b != band)
         if not inputs:
@@ -227,10 +227,12 @@ class AnyBandTranslator(ModelAccess):
         if band is None:
             raise ValueError(f"model {self.name!r} predicts any of {', '.join(self.outputs)}: say which with band= "
                              "(a band name or a list of them)")
-        wanted = [get_band(b).name for b in ([band] if isinstance(band, str) else band)]
-        for b in wanted:
+        asked = [band] if isinstance(band, str) else list(band)
+        if not asked:
+            raise ValueError(f"band=[] asks for no band; model {self.name!r} predicts any of {', '.join(self.outputs)}")
+        for b in asked:
             check_output_band(self._card, b)
-        return wanted
+        return [get_band(b).name for b in asked]
 
     def _warn_if_calibrated_otherwise(self, task):
         calibrated = tuple((self._card.calibration.get(task.output) or {}).get("inputs", ()))

@@ -60,7 +60,8 @@ def check_output_band(card, band):
     alike = same_filter(name, card.writes)
     hint = f" (did you mean {' or '.join(map(repr, alike))}?)" if alike else ""
     if card.outputs:  # an any-band model
-        raise ValueError(f"model {card.name!r} predicts {', '.join(card.outputs)}; it cannot predict {name!r}{hint}")
+        raise ValueError(f"model {card.name!r} predicts {', '.join(card.outputs)}; it cannot predict {band!r}"
+                         f"{'' if str(band) == name else f' (the registry reads it as {name})'}{hint}")
     raise ValueError(f"model {card.name!r} predicts {card.output} only; band={band!r} asks for another{hint}")
 
 

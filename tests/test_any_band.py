@@ -600,6 +600,11 @@ def test_a_band_named_by_its_filter_alone_gets_the_models_band_suggested():
         kids.predict(galaxy, band="H")
     with pytest.raises(ValueError, match=r"it cannot predict 'z' \(did you mean 'VISTA_Z'\?\)"):
         kids.predict(galaxy, band=["KiDS_r", "z"])  # every band checked before any request runs
+    with pytest.raises(ValueError, match=r"it cannot predict 'Z' \(the registry reads it as z\) \(did you mean "
+                                         r"'VISTA_Z'\?\)"):
+        kids.predict(galaxy, band="Z")  # in the words it was asked in (it said 'z')
+    with pytest.raises(ValueError, match=r"band=\[\] asks for no band; model 'any_band_kids_viking' predicts any of"):
+        kids.predict(galaxy, band=[])  # it returned {}
     with pytest.raises(ValueError, match=r"KiDS_r only; band='r' asks for another \(did you mean 'KiDS_r'\?\)"):
         Translator.load("kids_g_z_to_r").predict(galaxy, band="r")
 

@@ -52,6 +52,23 @@ def test_too_few_pixels_to_calibrate_is_an_error():
         fit_calibration(np.ones(5), np.ones(5), configuration="mc")
 
 
+def test_bins_where_the_truths_noise_alone_covers_take_the_fitted_bins_temperature():
+    # Against an observed truth, the faint pixels' residuals lie within the truth's own noise: any temperature,
+    # down to the grid's floor (1e-3), covers 68 % of them, and the fit took the floor -- a sigma 1000 times too
+    # small there.  Such bins take the temperature of the nearest fitted bins instead.
+    rng = np.random.default_rng(3)
+    n = 4000
+    brightness = np.concatenate([rng.uniform(0.0, 0.1, n), rng.uniform(0.5, 1.0, n)])
+    faint = np.where(rng.random(n) < 0.97, 0.0, rng.uniform(0.0, 2.0, n))  # 97 % covered by the noise alone
+    bright = np.abs(rng.normal(0.0, 0.3, n))  # needs T of about 0.3
+    cal = fit_calibration(np.concatenate([faint, bright]), brightness, configuration="plain", n_bins=4)
+    assert cal.summary["bins_left_free"] == 2 and len(cal.centres) == 2
+    assert cal.temperature(0.05) == pytest.approx(cal.temperature(0.6)) and 0.2 < cal.temperature(0.05) < 0.4
+    # a truth whose noise covers every bin leaves nothing to fit from: the smallest sigma the data allow
+    alone = fit_calibration(faint, rng.uniform(0.0, 0.1, n), configuration="plain", n_bins=2)
+    assert "bins_left_free" not in alone.summary and alone.temperature(0.05) < 0.01
+
+
 def test_calibrating_on_noisy_observed_targets_states_the_error_about_the_noise_free_sky(make_tiny_translator):
     # A model that is exactly right, calibrated on observed targets: its truth plus sky noise of
     # 0.05 nanomaggy.  Told the noise (the targets' uncertainty), the calibration keeps the sigma

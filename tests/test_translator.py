@@ -585,6 +585,25 @@ def test_noise_beyond_the_training_range_is_a_domain_warning(tiny_translator):
     assert same.meta["provenance"]["domain_warnings"] == pred.meta["provenance"]["domain_warnings"]
 
 
+def test_a_synthetic_band_read_as_an_input_is_a_domain_warning(tiny_translator, tmp_path):
+    # A prediction fed to another model is not an observation: said, and recorded in the provenance.
+    from astropy.nddata import CCDData
+
+    from bandsynth.models.domain import domain_problems
+    from bandsynth.synthetic import SyntheticBand, make_provenance
+
+    galaxy = make_galaxy(3, bands=list(tiny_translator.inputs), size=48)
+    files = {band: tmp_path / f"{band}.fits" for band in galaxy.names}
+    CCDData(np.asarray(galaxy["NUV"].data), unit="nanomaggy", wcs=galaxy.wcs).write(files["NUV"])
+    SyntheticBand(np.asarray(galaxy["Ks"].data, np.float32), unit="nanomaggy", wcs=galaxy.wcs,
+                  provenance=make_provenance("Ks", model="upstream_model")).write(files["Ks"])
+    with pytest.warns(UserWarning, match=r"input Ks is a synthetic band predicted by model 'upstream_model' \(FITS "
+                                         r"keyword BSMODEL\), not an observation"):
+        pred = tiny_translator.predict(BandStack.from_fits(files))
+    assert [p for p in pred.meta["provenance"]["domain_warnings"] if "synthetic band" in p]
+    assert not [p for p in domain_problems(tiny_translator.card, galaxy) if "synthetic band" in p]
+
+
 def test_a_stamp_of_at_most_half_the_receptive_field_is_a_domain_warning():
     # every pixel of it reads more mirrored edge than image; a stamp a little larger is the model's business
     from bandsynth.models.domain import domain_problems

@@ -293,6 +293,13 @@ def domain_problems(card, stack, *, factor=2.0, pixel_scale_factor=PIXEL_SCALE_F
     for band in card.inputs:
         if band not in stack:  # the missing band is reported by the input preparation
             continue
+        made_by = (getattr(stack[band], "meta", None) or {}).get("BSMODEL")  # a bandsynth prediction's FITS file
+        if made_by:
+            problems.append(
+                f"input {band} is a synthetic band predicted by model {made_by!r} (FITS keyword BSMODEL), not an "
+                "observation: this prediction inherits its errors, which are correlated between pixels, and reads "
+                "its UNCERT as independent pixel noise"
+            )
         trained_noise = _trained_noise(card, band)
         noise = None if trained_noise is None else input_noise(stack, band, unit=card.unit)
         if noise is not None and noise > factor * noisiest * trained_noise:
