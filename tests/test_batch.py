@@ -489,10 +489,10 @@ def test_output_path_refuses_ids_that_leave_the_folder(tmp_path):
 def test_existing_outputs_are_only_replaced_with_overwrite(tiny_model, tiny_card, make_tiny_translator, tmp_path,
                                                            cluster):
     stem, translator = tiny_model
-    items = [(f"g{i}", _write_galaxy(tmp_path, f"g{i}", 30 + i)) for i in range(4)]
+    items = [(f"g{i}", _write_galaxy(tmp_path, f"g{i}", 30 + i)) for i in range(6)]
     out = tmp_path / "out"
     assert predict_many(stem, items, out_dir=out, scheduler=cluster, progress=False).ok
-    paths = [out / f"g{i}_r_synth.fits" for i in range(4)]
+    paths = [out / f"g{i}_r_synth.fits" for i in range(6)]
 
     # g0: corrupt (one data byte changed); g1: made by another model;
     # g2: its input changed since; g3: not a FITS file at all.
@@ -505,20 +505,24 @@ def test_existing_outputs_are_only_replaced_with_overwrite(tiny_model, tiny_card
     assert predict_many(tmp_path / "other_model", items[1:2], out_dir=out, scheduler=cluster, progress=False).ok
     fits.setval(items[2][1]["Ks"], "OBSERVER", value="someone")  # same pixels, different file
     paths[3].write_text("not a FITS file")
+    fits.writeto(paths[4], np.zeros((8, 8)), overwrite=True)  # g4: another program's FITS file (no CHECKSUM)
+    paths[5].write_bytes(paths[5].read_bytes()[:10000])  # g5: cut short
     before = {p: p.read_bytes() for p in paths}
 
     report = predict_many(stem, items, out_dir=out, scheduler=cluster, progress=False)
     failed = {r["galaxy"]: r["error"] for r in report.failed}
-    assert sorted(failed) == ["g0", "g1", "g2", "g3"]
+    assert sorted(failed) == ["g0", "g1", "g2", "g3", "g4", "g5"]
     assert "fails its CHECKSUM/DATASUM check" in failed["g0"]
     assert "was made by model 'other_model'" in failed["g1"]
     assert "made from other input files (checksum of band(s) Ks differs)" in failed["g2"]
     assert "cannot be read as a bandsynth output" in failed["g3"]
+    assert "has no CHECKSUM: it is not a bandsynth output" in failed["g4"]
+    assert "cannot be read as a bandsynth output (OSError: the file is truncated" in failed["g5"]
     assert all("pass --overwrite" in e for e in failed.values())
     assert {p: p.read_bytes() for p in paths} == before  # nothing touched
 
     report = predict_many(stem, items, out_dir=out, scheduler=cluster, progress=False, overwrite=True)
-    assert report.counts["done"] == 4
+    assert report.counts["done"] == 6
     for p in paths:
         _valid_output(p, stem)
 

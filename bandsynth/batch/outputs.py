@@ -112,8 +112,13 @@ def output_problem(path, *, name, sha256, band, files, needed, hdus=None, tta=No
     from astropy.io import fits
 
     hdus = dict(hdus or {})
+    from .._io import open_whole_fits
+
     try:
+        open_whole_fits(path).close()  # a file cut short, named as such
         with fits.open(path, memmap=False, lazy_load_hdus=False) as hdul:
+            if "CHECKSUM" not in hdul[0].header:  # (verify_checksum() says 2, not 1, as for a wrong one)
+                return "has no CHECKSUM: it is not a bandsynth output"
             for hdu in hdul:
                 if hdu.verify_checksum() != 1 or hdu.verify_datasum() != 1:
                     return f"fails its CHECKSUM/DATASUM check (HDU {hdu.name or '#'}): it is corrupt or was modified"

@@ -54,14 +54,20 @@ def _progress_bar(total, enabled):
     return tqdm(total=total, disable=not enabled, unit="galaxy", desc="predict-batch", dynamic_ncols=True)
 
 
-def _log_row(row):
+def _report_warnings(row):
+    """Move the worker's warnings (``_warnings``) into the row's report column; return them."""
     messages = row.pop("_warnings", ())
-    for text in messages:
-        log.warning("galaxy %s: %s", row["galaxy"], text)
-    if messages:  # and in the report, beside the galaxy
+    if messages:
         row["warnings"] = " | ".join(messages)
+    return messages
+
+
+def _log_row(row):
+    for text in _report_warnings(row):
+        log.warning("galaxy %s: %s", row["galaxy"], text)
     if row["status"] == "failed":
-        where = f" [{row['band']}: {row['file']}]" if row["file"] and row["file"] != row["output"] else ""
+        at = f"{row['band']}: {row['file']}" if row["band"] else row["file"]  # a file of several bands: no band
+        where = f" [{at}]" if row["file"] and row["file"] != row["output"] else ""
         log.warning("galaxy %s failed%s: %s", row["galaxy"], where, row["error"])
     else:
         log.debug("galaxy %s: %s (%.2f s)", row["galaxy"], row["status"], row["seconds"])
@@ -405,7 +411,10 @@ def _run(jobs, ref, payload, *, scheduler, workers, torch_threads, options, prog
 
 def _interrupted(jobs, results, rows, *, report):
     """Write the report of an interrupted run: the galaxies done, the others as not predicted."""
-    done = [{k: v for k, v in row.items() if k != "_warnings"} if row is not None else  # (logged or not)
+    for row in results:
+        if row is not None:
+            _report_warnings(row)  # a row not yet logged still holds them
+    done = [row if row is not None else
             report_row(galaxy, "failed", output=out, error="not predicted: the run was interrupted (a rerun predicts "
                                                            "it and keeps the galaxies done)")
             for (galaxy, _, out), row in zip(jobs, results)]
