@@ -235,7 +235,7 @@ class BandStack:
             AB zero point of images in counts; default: the one the header states
             (``FLUXMAG0``, ``PHOTZP``/``PHOTSYS``, 2MASS ``MAGZP``, ``MAGZERO``, ...,
             GALEX counts/s; see `bandsynth.zeropoints`).  An image without ``BUNIT``
-            whose header states a zero point is read as counts (counts/s for GALEX).
+            whose header states a zero point is read as counts (counts/s for GALEX; ``unit=`` DN/ADU names them).
         meta : mapping, optional
             Metadata of the stack.  ``meta["inputs"]`` is set to a list of
             ``{"band", "file", "hdu", "checksum"}`` records (the HDU read, by EXTNAME

@@ -26,10 +26,11 @@ from astropy.wcs import WCS
 
 from ._io import fits_ascii, open_whole_fits, sha256_file, split_extended_name
 from .bands import get_band, header_band, list_bands, same_filter
+from .bitmasks import mask_of
 from .errors import (BandFileError, BandFileNotFoundError, BandInputError, BandOptionError, BandTypeError,
                      BandUnitError)
 from .units import area_of, conversion_factor, parse_unit, to_unit
-from .zeropoints import stated_zeropoint
+from .zeropoints import is_count_unit, stated_zeropoint
 
 __all__ = [
     "BandImage",
@@ -448,12 +449,13 @@ def _open_fits(path, label, *, band=None):
         raise BandFileError(f"{label}: cannot read {path!r} as FITS: {err}", band=band, path=path) from err
 
 
-def _read_ccd(path, index, *, label, unit, hdu_uncertainty, hdu_mask, header, band=None):
-    """`CCDData.read` of one HDU, with the unit read by bandsynth's parser."""
+def _read_ccd(path, index, *, label, unit, hdu_uncertainty, mask, header, band=None):
+    """`CCDData.read` of one HDU, with the unit read by bandsynth's parser and ``mask`` (`mask_of`)."""
     if "BUNIT" in header:
         file_unit = as_unit(header["BUNIT"], f"{label}: BUNIT of {path!r}", band=band, path=path)
-    elif unit is None and stated_zeropoint(header, band, path) is not None:
-        # No BUNIT but a survey zero point: the pixels are counts (per second for GALEX).
+    elif not (unit is not None and is_count_unit(unit)) and stated_zeropoint(header, band, path) is not None:
+        # No BUNIT but a survey zero point: the pixels are counts (per second for GALEX), whatever flux unit=
+        # gives the other files (it read a GALEX map in counts/s as nanomaggies, 9x too faint).
         galex = str(header.get("TELESCOP", "")).strip().upper() == "GALEX"
         file_unit = u.ct / u.s if galex else u.ct
     elif unit is None:
@@ -472,13 +474,13 @@ def _read_ccd(path, index, *, label, unit, hdu_uncertainty, hdu_mask, header, ba
         try:
             # Read into memory, not memory-mapped: the pixels are then put in native byte order in place, so a
             # large image is held once (not as the file's big-endian pixels plus a native copy).
-            ccd = CCDData.read(path, hdu=index, unit=file_unit, hdu_uncertainty=hdu_uncertainty, hdu_mask=hdu_mask,
+            ccd = CCDData.read(path, hdu=index, unit=file_unit, hdu_uncertainty=hdu_uncertainty, hdu_mask=None,
                                memmap=False)
         finally:
             astropy_log.setLevel(level)
     except (ValueError, TypeError) as err:
         raise BandInputError(f"{label}: cannot read {path!r} HDU {index}: {err}", band=band, path=path) from err
-    data = ccd.data
+    ccd.mask, data = mask, ccd.data
     if isinstance(data, np.ndarray) and data.dtype.byteorder not in "=|" and data.flags.writeable:
         ccd.data = data.byteswap(inplace=True).view(data.dtype.newbyteorder())
     return ccd
@@ -570,9 +572,8 @@ def read_band_file(band, path, *, hdu, unit):
             if named is not None and not same_filter(band.name, [named]):  # its own band is of its filter too
                 warnings.warn(f"{label}: HDU {hdu!r} of {path!r} holds {named.name}, another filter, read as "
                               f"{band.name} as asked", AstropyUserWarning, stacklevel=4)
-        header, where = hdul[index].header.copy(), hdul[index].name or index
-    ccd = _read_ccd(path, index, label=label, unit=unit, hdu_uncertainty="UNCERT", hdu_mask="MASK", header=header,
-                    band=band)
+        header, where, mask = hdul[index].header.copy(), hdul[index].name or index, mask_of(hdul, "MASK", label)
+    ccd = _read_ccd(path, index, label=label, unit=unit, hdu_uncertainty="UNCERT", mask=mask, header=header, band=band)
     ccd.meta["FILENAME"] = fits_ascii(os.path.basename(path))  # exact name: in the provenance
     im = image_from_value(band, ccd, source=path, path=path, copy_data=False)  # read just now: nobody else holds it
     return im, {"band": band.name, "file": path, "hdu": where, "checksum": sha256_file(path)}
@@ -729,6 +730,7 @@ def read_multi_extension(path, *, unit, extnames=None):
     label = f"file {path!r}"
     with _open_fits(path, label) as hdul:
         found = _band_hdus(hdul, label, path, wanted)
+        masks = {band: mask_of(hdul, f"{name}_MASK", f"band {band.name!r}") for band, (_, name, _) in found.items()}
     missing = sorted(set(wanted or ()) - {name for _, name, _ in found.values()})
     if missing:
         raise BandInputError(f"{label} has no image HDU with EXTNAME {', '.join(map(repr, missing))} "
@@ -739,7 +741,7 @@ def read_multi_extension(path, *, unit, extnames=None):
         i, name, header = found[band]
         label_b = f"band {band.name!r}"
         ccd = _read_ccd(
-            path, i, label=label_b, unit=unit, hdu_uncertainty=f"{name}_UNCERT", hdu_mask=f"{name}_MASK", header=header,
+            path, i, label=label_b, unit=unit, hdu_uncertainty=f"{name}_UNCERT", mask=masks[band], header=header,
             band=band,
         )
         ccd.meta["FILENAME"] = fits_ascii(os.path.basename(path))  # exact name: in the provenance

@@ -19,7 +19,7 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "bandsynth"
 
-CORE = ("bands", "units", "zeropoints", "scaling", "stack", "stack_io", "resample", "synthetic", "fits_io", "errors",
+CORE = ("bands", "units", "zeropoints", "bitmasks", "scaling", "stack", "stack_io", "resample", "synthetic", "fits_io", "errors",
         "_io")
 FORBIDDEN_FOR_CORE = ("nn", "batch", "cli")
 MAX_LINES = 800

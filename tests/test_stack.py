@@ -721,3 +721,25 @@ def test_bad_pixels_at_the_image_edge_are_filled_from_their_neighbours():
     bad[0, 0] = bad[10, 10] = bad[19, 5] = True
     filled = fill_bad_pixels(image, bad)
     np.testing.assert_allclose(filled[bad], 3.0, rtol=1e-12)
+
+
+def test_an_hsc_bitmask_masks_the_bad_planes_not_the_detected_galaxy(tmp_path):
+    # An HSC coadd's MASK is bit planes named in its header; DETECTED covers the galaxy.  Read as "non-zero is
+    # bad", the galaxy (95 % of its flux) was masked and filled in from the sky, with no warning.
+    image = gaussian(32, amplitude=5.0)
+    bits = np.where(image > 0.5, 1 << 5, 0).astype(np.int32)  # DETECTED
+    bits[3, 4] |= 1 << 1  # one saturated pixel
+    mask_header = fits.Header()
+    for name, bit in (("BAD", 0), ("SAT", 1), ("CR", 3), ("DETECTED", 5)):
+        mask_header[f"HIERARCH MP_{name}"] = bit
+    header = tan_wcs(32).to_header()
+    header["BUNIT"] = "nanomaggy"
+    fits.HDUList([fits.PrimaryHDU(image, header), fits.ImageHDU(bits, mask_header, name="MASK")]).writeto(
+        tmp_path / "hsc.fits")
+    mask = BandStack.from_fits({"r": tmp_path / "hsc.fits"})["r"].mask
+    assert mask.sum() == 1 and mask[3, 4]
+    # a bitmask whose planes are not named: every set bit is bad, and the user is told
+    fits.HDUList([fits.PrimaryHDU(image, header), fits.ImageHDU(bits, name="MASK")]).writeto(tmp_path / "bits.fits")
+    with pytest.warns(AstropyUserWarning, match=r"HDU MASK of .*bits\.fits' is an integer bitmask \(values up to 32\) "
+                                                r"whose planes the header does not name"):
+        assert BandStack.from_fits({"r": tmp_path / "bits.fits"})["r"].mask.sum() == np.count_nonzero(bits)

@@ -77,6 +77,12 @@ def test_survey_files_become_nanomaggies_with_their_header_zeropoints(survey_fil
     records = {r["band"]: r for r in stack.meta["zeropoints"]}
     assert records["Ks"]["unit"] == "DN" and records["Ks"]["zeropoint_ab"] == pytest.approx(21.85)
     assert records["NUV"]["unit"] == "ct / s" and "GALEX" in records["NUV"]["source"]
+    # unit= gives a flux unit to files without BUNIT, not to one whose header states a zero point (read as
+    # nanomaggies, the GALEX map came out 9x too faint); a count unit it does give
+    with_unit = BandStack.from_fits({"NUV": files["NUV"]}, unit="nanomaggy")
+    assert float(np.sum(with_unit["NUV"].data)) == pytest.approx(nuv_counts * 10 ** (-0.4 * (20.08 - 22.5)), rel=1e-5)
+    as_dn = BandStack.from_fits({"NUV": files["NUV"]}, unit="DN", zeropoint={"NUV": 20.0})
+    assert as_dn.meta["zeropoints"][0]["unit"] == "DN"
 
 
 def test_given_zeropoint_wins_and_is_recorded(survey_files):
