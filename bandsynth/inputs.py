@@ -69,8 +69,9 @@ def prepare_inputs(stack, bands, scalings, *, unit, model="model", minimum_size=
     mask : numpy.ndarray of bool
         ``(ny, nx)``; True where any input band is bad (non-finite or masked; filled in ``x``).
     noise : numpy.ndarray or None
-        The inputs' sigma ``(n_bands, ny, nx)`` in flux units, float32 (0 for bands without one),
-        or None when no band carries an uncertainty.
+        The inputs' sigma ``(n_bands, ny, nx)`` in flux units, float32; None unless every band
+        carries an uncertainty (a Monte Carlo of some bands' noise would be calibrated as one of
+        all of them, and state too small a sigma).
 
     Raises
     ------
@@ -123,9 +124,7 @@ def prepare_inputs(stack, bands, scalings, *, unit, model="model", minimum_size=
             sigmas.append(np.where(bad, 0.0, sd).astype(np.float32))
         else:
             sigmas.append(None)
-    noise = None
-    if any(s is not None for s in sigmas):
-        noise = np.stack([np.zeros(shape, np.float32) if s is None else s for s in sigmas])
+    noise = np.stack(sigmas) if all(s is not None for s in sigmas) else None
     return np.stack(scaled), mask, noise
 
 

@@ -97,6 +97,7 @@ def plan_prediction(translator, stacks, *, uncertainty, tta, n_samples, batch_si
     """
     from .models.domain import domain_problems
     from .nn.engine import check_options
+    from .uncertainty import CALIBRATION_DRAWS
     from .stack import BandStack
 
     engine = translator.engine
@@ -110,6 +111,11 @@ def plan_prediction(translator, stacks, *, uncertainty, tta, n_samples, batch_si
     problems = [domain_problems(translator.card, s) if check_domain else [] for s in stacks]
     for message in dict.fromkeys(m for p in problems for m in p):
         warnings.warn(message, AstropyUserWarning, stacklevel=stacklevel)
+    if uncertainty and 1 < n_samples < CALIBRATION_DRAWS and any(
+            s[b].uncertainty is not None for s in stacks for b in translator.inputs if b in s):
+        warnings.warn(f"n_samples={n_samples}: the 'mc' calibrations are fitted with {CALIBRATION_DRAWS} Monte Carlo "
+                      "draws of the inputs' noise; fewer give a noisier noise term, and sigma covers less than it "
+                      f"states (give n_samples >= {CALIBRATION_DRAWS})", AstropyUserWarning, stacklevel=stacklevel)
     run = dict(batch_size=batch_size, tile=tile, precision=precision, compile=compile, progress=_progress(progress))
     computation = {**engine.describe(precision=precision, tile=tile),
                    "monte_carlo": {"draws": n_samples, "seed": seed, "tied_to": "pixel positions"}}
@@ -294,7 +300,7 @@ def prediction_provenance(card, stack, n_masked, *, uncertainty, configuration, 
                     "bands": {b: dict(card.scaling[b]) for b in (*card.inputs, card.output)}},
         "reprojection": list(stack.meta.get("reprojection", ())),
         "zeropoints": [dict(z) for z in stack.meta.get("zeropoints", ()) if z["band"] in card.inputs],
-        "uncertainty_method": method, "calibration": configuration,
+        "uncertainty_method": method, "calibration": None if method == "none" else configuration,
         "uncertainty": dict(stated or {"distribution": None, "shape": None, "half_width_2sigma": None,
                                        "calibrated": None}),
         "computation": dict(computation),
@@ -354,7 +360,8 @@ def predict_batch(translator, stacks, *, problems, computation, uncertainty, tta
 
     card, results = translator.card, [None] * len(stacks)
     prepared = [translator.scale_inputs(s) for s in stacks]
-    for indices in group_by_shape(p[0].shape for p in prepared):
+    # one network call per shape and kind: a stack with noise maps must not give one without them its "mc" sigma
+    for indices in group_by_shape((*p[0].shape, p[2] is not None) for p in prepared):
         x = np.stack([prepared[i][0] for i in indices])
         noise = [prepared[i][2] for i in indices]
         mc = uncertainty and n_samples > 0 and any(n is not None for n in noise)

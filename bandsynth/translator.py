@@ -339,7 +339,8 @@ class Translator(ModelAccess):
         seed : int
             Seed of the Monte Carlo draws (predictions are deterministic).
         check_domain : bool
-            Warn when pixel scale or an input's PSF FWHM is >2x off the training data's (`bandsynth.models.domain`).
+            Warn when the pixel scale is more than 1.5x off the training data's, an input's PSF FWHM or noise
+            more than 2x (`bandsynth.models.domain`), or an input is itself a synthetic band.
         compile : {"auto", True, False}
             `torch.compile` (see `bandsynth.nn.engine.InferenceEngine.run`).
         progress : bool or callable, optional

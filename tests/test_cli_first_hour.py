@@ -26,7 +26,7 @@ from bandsynth.cli import build_parser, main
 from bandsynth.cli._common import cli_text
 from bandsynth.datasets import make_galaxy
 from bandsynth.datasets.mock import observe_galaxy
-from bandsynth.models.zoo import model_paths
+from bandsynth.models.zoo import get_card, model_paths
 
 ROOT = Path(__file__).resolve().parents[1]
 INPUTS, OUTPUT = ("NUV", "Ks"), "r"
@@ -271,6 +271,10 @@ def test_item06_models_shows_a_card_and_the_table_shows_pixel_scale_and_psf(caps
     assert main(["models", "nuv_k_to_r_paper"]) == 0
     card = capsys.readouterr().out
     assert "pixel scale   0.262 arcsec/pixel" in card and "PSF FWHM" in card and "recipe" in card
+    # the typical total-flux error beside the signed median (which errors of both signs cancel)
+    measured = get_card("nuv_k_to_r_paper").metrics["test"]["model"]
+    assert (f"|dmag| {measured['dmag_total_abs']:.3f} mag (median; signed median {measured['dmag_total']:+.3f})"
+            in card)
     assert main(["models"]) == 0
     table = capsys.readouterr().out
     header = table.splitlines()[0]

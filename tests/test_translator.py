@@ -79,6 +79,7 @@ def test_predict_is_deterministic_and_batches_lists(translator, galaxy):
     other = make_galaxy(4, bands=list(INPUTS), size=48)
     one = translator.predict(galaxy.select(INPUTS), uncertainty=False)
     assert np.array_equal(translator.predict(galaxy.select(INPUTS), uncertainty=False).data, one.data)
+    assert one.meta["provenance"]["calibration"] is None  # no sigma, no calibration (it said "plain")
     both = translator.predict([galaxy.select(INPUTS), other], uncertainty=False)
     assert isinstance(both, list) and len(both) == 2
     # A batch of two may take other convolution kernels than a batch of one: float32 rounding only.
@@ -116,6 +117,34 @@ def test_tta_average_is_equivariant_under_flips(translator, galaxy):
     plain = translator.predict(flipped, uncertainty=False)
     assert not np.allclose(np.flip(plain.data, axis=1), tta.data, rtol=1e-3)
     assert "flips/rotations" in tta.meta["provenance"]["uncertainty_method"]
+
+
+def test_sigma_of_a_stack_does_not_depend_on_the_others_in_the_call(translator):
+    # A stack without noise maps batched with one that has them was given the "mc" sigma (26 % narrower for
+    # g_z_to_r), as if its inputs carried noise; fewer than the calibration's draws, one draw, or noise maps on
+    # only some inputs make a sigma the calibration does not describe: said, refused, or left out.
+    noisy = make_galaxy(6, mode="survey", bands=list(INPUTS), size=48)
+    bare = BandStack({b: noisy[b].data for b in INPUTS}, wcs=noisy.wcs, unit=noisy["NUV"].unit)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", AstropyUserWarning)  # the tiny model's missing calibrations
+        alone = translator.predict(bare)
+        together = translator.predict([bare, noisy])
+    assert together[0].meta["provenance"]["calibration"] == "plain" == alone.meta["provenance"]["calibration"]
+    np.testing.assert_array_equal(together[0].uncertainty.array, alone.uncertainty.array)
+    assert together[1].meta["provenance"]["calibration"] == "mc"
+    with pytest.raises(ValueError, match=r"n_samples=1 draws the inputs' noise once, which has no spread: give 0 "
+                                         r"\(no Monte Carlo\) or at least 2"):
+        translator.predict(noisy, n_samples=1)
+    with pytest.warns(AstropyUserWarning, match=r"n_samples=4: the 'mc' calibrations are fitted with 8 Monte Carlo "
+                                                r"draws"):
+        translator.predict(noisy, n_samples=4)
+    partial = BandStack({b: noisy[b] if b == "NUV" else noisy[b].data for b in INPUTS}, wcs=noisy.wcs,
+                        unit=noisy["NUV"].unit)
+    with pytest.warns(AstropyUserWarning, match=r"only NUV of the inputs carries an uncertainty: sigma has no Monte "
+                                                r"Carlo term"):
+        half = translator.predict(partial)
+    assert half.meta["provenance"]["calibration"] == "plain"
+    np.testing.assert_array_equal(half.uncertainty.array, alone.uncertainty.array)
 
 
 def test_input_noise_is_propagated_by_monte_carlo(translator):

@@ -110,8 +110,10 @@ def format_card(card, path) -> str:
     for method in ("model", "nearest_input", "linear_colour"):
         row = test.get(method)
         if row:
+            flux = (f"  |dmag| {row['dmag_total_abs']:.3f} mag (median; signed median {row['dmag_total']:+.3f})"
+                    if row.get("dmag_total_abs") is not None and row.get("dmag_total") is not None else "")
             lines.append(f"  {test.get('split', 'test')} {method:<14} SSIM {_metric({'model': row}, 'ssim')}  "
-                         f"PSNR {_metric({'model': row}, 'psnr')}  MAE {_metric({'model': row}, 'mae')}")
+                         f"PSNR {_metric({'model': row}, 'psnr')}  MAE {_metric({'model': row}, 'mae')}{flux}")
     lines.append(f"  receptive     {card.receptive_field} pixels (inputs beyond it never change a pixel)")
     if card.outputs:
         lines.append("  colour model  per request, x_out = a + sum c_i x_i over the bands at hand, from the training "

@@ -290,6 +290,13 @@ def domain_problems(card, stack, *, factor=2.0, pixel_scale_factor=PIXEL_SCALE_F
                 f"{trained:.3g} arcsec/pixel)"
             )
     broadest, noisiest = _broadest_psf_ratio(card), _noisiest_ratio(card)  # > 1: trained on worse inputs too
+    noisy = [b for b in card.inputs if b in stack and stack[b].uncertainty is not None]
+    if noisy and len(noisy) < len(card.inputs):
+        problems.append(
+            f"only {', '.join(noisy)} of the inputs carr{'ies' if len(noisy) == 1 else 'y'} an uncertainty: sigma has "
+            "no Monte Carlo term of the inputs' noise (the 'plain' calibration), as a draw of some bands' noise "
+            "alone would state too small a sigma; give every input's uncertainty for one"
+        )
     for band in card.inputs:
         if band not in stack:  # the missing band is reported by the input preparation
             continue

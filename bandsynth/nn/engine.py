@@ -126,6 +126,9 @@ def check_options(*, precision, batch_size, compile, n_samples, device, tile=512
         raise TypeError(f"compile must be True, False or 'auto', got {compile!r}")
     if not isinstance(n_samples, int) or isinstance(n_samples, bool) or n_samples < 0:
         raise ValueError(f"n_samples must be an integer >= 0, got {n_samples!r}")
+    if n_samples == 1:  # its variance is 0, and the "mc" calibration would narrow sigma for the noise it lacks
+        raise ValueError("n_samples=1 draws the inputs' noise once, which has no spread: give 0 (no Monte Carlo) "
+                         "or at least 2 (default 8)")
     if precision == "auto":
         holds = bf16_flux_change is not None and float(bf16_flux_change) <= BF16_FLUX_TOLERANCE
         return "bf16" if holds and bf16_supported(device) else "fp32"

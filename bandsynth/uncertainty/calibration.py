@@ -39,11 +39,14 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.stats import gennorm
 
-__all__ = ["CONFIGURATIONS", "DISTRIBUTIONS", "SHAPES", "Calibration", "configuration_name", "fit_calibration",
+__all__ = ["CALIBRATION_DRAWS", "CONFIGURATIONS", "DISTRIBUTIONS", "SHAPES", "Calibration", "configuration_name", "fit_calibration",
            "interval_half_widths"]
 
 #: `predict` configurations a model can be calibrated for.
 CONFIGURATIONS = ("plain", "tta", "mc", "tta+mc")
+#: Monte Carlo draws of the inputs' noise the "mc" calibrations are fitted with (``predict``'s default):
+#: fewer draws give a noisier noise term, which the calibration does not cover.
+CALIBRATION_DRAWS = 8
 _TARGETS = (0.6827, 0.9545)
 #: The named shapes ``beta`` of the generalized normal distribution.
 DISTRIBUTIONS = {"gaussian": 2.0, "laplace": 1.0}

@@ -6,7 +6,7 @@ import copy
 
 import numpy as np
 
-from .calibration import CONFIGURATIONS, fit_calibration
+from .calibration import CALIBRATION_DRAWS, CONFIGURATIONS, fit_calibration
 from .components import temperature_for_flux_half_width
 from .draws import PixelDraws, grid_origin
 
@@ -102,7 +102,7 @@ def _scaled_prediction(translator, stack, inside, settings, draws):
     x, mask, noise = translator.scale_inputs(stack.select(translator.inputs))
     noise = noise[None] if settings["monte_carlo"] and noise is not None else None
     mean, variance, _ = translator.predict_scaled(
-        x[None], noise, uncertainty=True, tta=settings["tta"], n_samples=8, draws=draws,
+        x[None], noise, uncertainty=True, tta=settings["tta"], n_samples=CALIBRATION_DRAWS, draws=draws,
         origins=[grid_origin(stack.wcs)],
         run=dict(batch_size=8, tile=512, precision="fp32", compile=False, progress=None))
     use = inside & ~mask
