@@ -112,7 +112,7 @@ def plan_prediction(translator, stacks, *, uncertainty, tta, n_samples, batch_si
     for message in dict.fromkeys(m for p in problems for m in p):
         warnings.warn(message, AstropyUserWarning, stacklevel=stacklevel)
     if uncertainty and 1 < n_samples < CALIBRATION_DRAWS and any(
-            s[b].uncertainty is not None for s in stacks for b in translator.inputs if b in s):
+            s.view(b).uncertainty is not None for s in stacks for b in translator.inputs if b in s):
         warnings.warn(f"n_samples={n_samples}: the 'mc' calibrations are fitted with {CALIBRATION_DRAWS} Monte Carlo "
                       "draws of the inputs' noise; fewer give a noisier noise term, and sigma covers less than it "
                       f"states (give n_samples >= {CALIBRATION_DRAWS})", AstropyUserWarning, stacklevel=stacklevel)

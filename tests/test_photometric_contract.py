@@ -161,6 +161,29 @@ def test_reprojection_on_the_way_in_keeps_the_total_flux(tmp_path):
     assert record["area_ratio"] == pytest.approx(1 / 1.5**2)
 
 
+def test_reprojection_onto_a_distorted_grid_keeps_the_total_flux():
+    # A SIP grid whose reference pixel lies 1,400 pixels away (a cut-out that keeps its chip's WCS): its pixels
+    # there are 6 % larger than at the reference pixel, whose area alone scaled the flux (6 % too bright).
+    from astropy.wcs import Sip
+
+    yy, xx = np.mgrid[:60, :60]
+    ks = np.exp(-((xx - 29.5) ** 2 + (yy - 29.5) ** 2) / (2 * 4.0**2))
+    source = BandStack({"Ks": ks}, wcs=_tan(1.0, 60), unit="nanomaggy")
+    distorted = _tan(0.396, 150)
+    distorted.wcs.ctype = ["RA---TAN-SIP", "DEC--TAN-SIP"]
+    distorted.wcs.crpix = [1500.0, 1500.0]
+    a, b = np.zeros((3, 3)), np.zeros((3, 3))
+    a[2, 0] = b[0, 2] = 1e-5
+    distorted.sip = Sip(a, b, np.zeros((3, 3)), np.zeros((3, 3)), distorted.wcs.crpix)
+    for _ in range(3):  # the target's central pixel on the source's centre
+        ra, dec = distorted.all_pix2world(74.5, 74.5, 0)
+        distorted.wcs.crval = distorted.wcs.crval - (np.array([ra, dec]) - source.wcs.wcs.crval)
+        distorted.wcs.set()
+    for method in ("interp", "exact"):
+        out = source.reproject((distorted, (150, 150)), method=method)
+        assert float(np.nansum(out["Ks"].data)) == pytest.approx(ks.sum(), rel=1e-4), method
+
+
 def test_reprojection_is_in_the_provenance(shipped, tmp_path):
     galaxy = make_galaxy(7, bands=["NUV", "Ks"], size=128)
     centre = galaxy.wcs.wcs.crval

@@ -290,7 +290,7 @@ def domain_problems(card, stack, *, factor=2.0, pixel_scale_factor=PIXEL_SCALE_F
                 f"{trained:.3g} arcsec/pixel)"
             )
     broadest, noisiest = _broadest_psf_ratio(card), _noisiest_ratio(card)  # > 1: trained on worse inputs too
-    noisy = [b for b in card.inputs if b in stack and stack[b].uncertainty is not None]
+    noisy = [b for b in card.inputs if b in stack and stack.view(b).uncertainty is not None]  # view: no copy
     if noisy and len(noisy) < len(card.inputs):
         problems.append(
             f"only {', '.join(noisy)} of the inputs carr{'ies' if len(noisy) == 1 else 'y'} an uncertainty: sigma has "
@@ -300,7 +300,7 @@ def domain_problems(card, stack, *, factor=2.0, pixel_scale_factor=PIXEL_SCALE_F
     for band in card.inputs:
         if band not in stack:  # the missing band is reported by the input preparation
             continue
-        made_by = (getattr(stack[band], "meta", None) or {}).get("BSMODEL")  # a bandsynth prediction's FITS file
+        made_by = (stack.view(band).meta or {}).get("BSMODEL")  # a bandsynth prediction's FITS file
         if made_by:
             problems.append(
                 f"input {band} is a synthetic band predicted by model {made_by!r} (FITS keyword BSMODEL), not an "
