@@ -30,7 +30,7 @@ from .bitmasks import mask_of
 from .errors import (BandFileError, BandFileNotFoundError, BandInputError, BandOptionError, BandTypeError,
                      BandUnitError)
 from .units import area_of, conversion_factor, parse_unit, to_unit
-from .zeropoints import is_count_unit, stated_zeropoint
+from .zeropoints import PHOTOMETRY_KEYWORDS, is_count_unit, stated_zeropoint, with_primary_photometry
 
 __all__ = [
     "BandImage",
@@ -451,7 +451,7 @@ def _open_fits(path, label, *, band=None):
 
 def _read_ccd(path, index, *, label, unit, hdu_uncertainty, mask, header, band=None):
     """`CCDData.read` of one HDU, with the unit read by bandsynth's parser and ``mask`` (`mask_of`)."""
-    if "BUNIT" in header:
+    if str(header.get("BUNIT", "")).strip():  # a blank BUNIT states no unit (it was read as dimensionless)
         file_unit = as_unit(header["BUNIT"], f"{label}: BUNIT of {path!r}", band=band, path=path)
     elif not (unit is not None and is_count_unit(unit)) and stated_zeropoint(header, band, path) is not None:
         # No BUNIT but a survey zero point: the pixels are counts (per second for GALEX), whatever flux unit=
@@ -572,8 +572,10 @@ def read_band_file(band, path, *, hdu, unit):
             if named is not None and not same_filter(band.name, [named]):  # its own band is of its filter too
                 warnings.warn(f"{label}: HDU {hdu!r} of {path!r} holds {named.name}, another filter, read as "
                               f"{band.name} as asked", AstropyUserWarning, stacklevel=4)
-        header, where, mask = hdul[index].header.copy(), hdul[index].name or index, mask_of(hdul, "MASK", label)
+        header, where, mask = hdul[index].header, hdul[index].name or index, mask_of(hdul, "MASK", label)
+        header = with_primary_photometry(header, hdul[0].header) if index else header.copy()
     ccd = _read_ccd(path, index, label=label, unit=unit, hdu_uncertainty="UNCERT", mask=mask, header=header, band=band)
+    ccd.meta.update({k: header[k] for k in PHOTOMETRY_KEYWORDS if k in header and k not in ccd.meta})
     ccd.meta["FILENAME"] = fits_ascii(os.path.basename(path))  # exact name: in the provenance
     im = image_from_value(band, ccd, source=path, path=path, copy_data=False)  # read just now: nobody else holds it
     return im, {"band": band.name, "file": path, "hdu": where, "checksum": sha256_file(path)}

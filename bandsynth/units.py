@@ -57,7 +57,19 @@ _SURVEY_SPELLINGS = (
     (r"(?i)\bcounts\b", "ct"),
     (r"\bADU\b", "adu"),
     (r"(?i)\be-(?=\s*(/|$))", "electron"),
+    (r"\belectrons\b", "electron"),
 )
+
+
+#: Words of unit strings written all in upper case (old FITS writers), in astropy's case: FITS units are
+#: case-sensitive, and read as they stand "COUNTS/S" was counts per siemens.
+_UPPER_CASE_WORDS = {
+    "COUNTS": "ct", "COUNT": "ct", "CTS": "ct", "CT": "ct", "S": "s", "SEC": "s", "JY": "Jy", "MJY": "MJy",
+    "UJY": "uJy", "NJY": "nJy", "SR": "sr", "DN": "DN", "ADU": "adu", "ELECTRONS": "electron",
+    "ELECTRON": "electron", "PIXEL": "pix", "PIX": "pix", "ARCSEC": "arcsec", "ARCSEC2": "arcsec2",
+    "ERG": "erg", "CM": "cm", "CM2": "cm2", "HZ": "Hz", "ANGSTROM": "Angstrom", "NANOMAGGY": "nanomaggy",
+    "NANOMAGGIES": "nanomaggy", "NMGY": "nmgy", "MAGGY": "maggy",
+}
 
 
 def parse_unit(text):
@@ -91,6 +103,8 @@ def parse_unit(text):
     True
     >>> parse_unit("counts/s"), parse_unit("ADU")
     (Unit("ct / s"), Unit("adu"))
+    >>> parse_unit("COUNTS/S"), parse_unit("MJY/SR"), parse_unit("Jy/pixel")  # upper case, per pixel
+    (Unit("ct / s"), Unit("MJy / sr"), Unit("Jy"))
     """
     if isinstance(text, (u.UnitBase, u.FunctionUnitBase)):
         return text
@@ -98,14 +112,19 @@ def parse_unit(text):
         raise TypeError(f"unit must be a string or astropy unit, got {type(text).__name__}")
     if text.strip().lower() in _NANOMAGGY_WORDS:
         return u.nmgy
+    if re.search(r"[A-Z]", text) and not re.search(r"[a-z]", text):
+        text = re.sub(r"[A-Z]+\d*", lambda m: _UPPER_CASE_WORDS.get(m.group(0), m.group(0)), text)
     # "nanomaggies" is not an astropy name; inside a composite it is the nanomaggy.
     text = re.sub(r"(?i)\bnanomaggies\b", "nanomaggy", text)
     for pattern, replacement in _SURVEY_SPELLINGS:
         text = re.sub(pattern, replacement, text)
     try:
-        return u.Unit(text)
+        unit = u.Unit(text)
     except ValueError as err:  # keep astropy's diagnosis and suggestion; its advice on defining units is for code
         raise ValueError(str(err).split(" If this is meant to be a custom unit")[0]) from None
+    # "per pixel" says what a flux in an image is anyway: Jy/pixel is Jy in each pixel
+    powers = dict(zip(getattr(unit, "bases", ()), getattr(unit, "powers", ())))
+    return unit * u.pix if powers.get(u.pix) == -1 else unit
 
 
 def format_unit(unit):

@@ -51,6 +51,8 @@ __all__ = [
     "stated_zeropoint",
     "nanomaggy_factor",
     "apply_zeropoint",
+    "with_primary_photometry",
+    "PHOTOMETRY_KEYWORDS",
 ]
 
 #: ``m_AB - m_Vega`` per band (looked up by band name or alias): 2MASS from Blanton &
@@ -67,6 +69,8 @@ COUNT_UNITS = (u.ct, u.adu, u.DN, u.electron, u.photon)
 GALEX_ZEROPOINTS = {"NUV": 20.08, "FUV": 18.82}
 
 _GENERIC_KEYWORDS = ("MAGZERO", "ZEROPT", "ZP")
+#: The keywords a zero point is read from (`header_zeropoint`).
+PHOTOMETRY_KEYWORDS = ("FLUXMAG0", "PHOTZP", "PHOTSYS", "MAGSYS", "MAGZP", *_GENERIC_KEYWORDS, "TELESCOP")
 
 
 class Zeropoint(NamedTuple):
@@ -215,6 +219,28 @@ def stated_zeropoint(header, band, path):
         return header_zeropoint(header, band)
     except ValueError as err:
         raise BandUnitError(f"{err} ({path!r})", band=band, path=path) from None
+
+
+def with_primary_photometry(header, primary):
+    """An extension's ``header`` with the zero-point keywords it lacks taken from the file's ``primary`` header.
+
+    HSC coadds state ``FLUXMAG0`` once, in the primary header, for the image in the extension after it
+    (the ``INHERIT`` convention); read from the image's header alone the file stated no zero point.
+
+    Parameters
+    ----------
+    header, primary : `~astropy.io.fits.Header`
+
+    Returns
+    -------
+    `~astropy.io.fits.Header`
+        A copy of ``header``, with those keywords added.
+    """
+    header = header.copy()
+    for key in PHOTOMETRY_KEYWORDS:
+        if key not in header and key in primary:
+            header[key] = primary[key]
+    return header
 
 
 def apply_zeropoint(band, im, zeropoint=None):

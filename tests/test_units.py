@@ -99,3 +99,22 @@ def test_an_unknown_unit_keeps_astropys_diagnosis_without_its_advice_on_defining
     with pytest.raises(ValueError, match="nanomaggiez is not a valid unit. Did you mean nanomaggy?") as err:
         parse_unit("nanomaggiez")
     assert "def_unit" not in str(err.value) and "add_enabled_units" not in str(err.value)
+
+
+def test_headers_written_in_upper_case_or_per_pixel_are_read_as_they_mean(tmp_path):
+    # FITS units are case-sensitive: "COUNTS/S" read as it stands was counts per siemens, "JY" refused; a flux
+    # "per pixel" is what an image holds anyway; a blank BUNIT states no unit (it was read as dimensionless).
+    from astropy.io import fits
+
+    from bandsynth import BandStack
+    from bandsynth.errors import BandInputError
+
+    for text, unit in (("COUNTS/S", u.ct / u.s), ("CTS/S", u.ct / u.s), ("JY", u.Jy), ("MJY/SR", u.MJy / u.sr),
+                       ("DN/S", u.DN / u.s), ("electrons/s", u.electron / u.s), ("Jy/pixel", u.Jy),
+                       ("nanomaggy/pix", u.nmgy)):
+        assert parse_unit(text) == unit, text
+    header = fits.Header({"BUNIT": ""})
+    fits.PrimaryHDU(np.ones((8, 8)), header).writeto(tmp_path / "blank.fits")
+    with pytest.raises(BandInputError, match=r"band 'r': '.*blank\.fits' HDU 0 has no BUNIT keyword and no unit= "
+                                             r"was given"):
+        BandStack.from_fits({"r": tmp_path / "blank.fits"})

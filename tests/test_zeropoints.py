@@ -137,6 +137,7 @@ def test_cli_reads_counts_and_records_the_zeropoints(tiny_model, survey_files, t
     (["--zeropoint", "Ks"], "--zeropoint 'Ks': expected BAND=ZP"),
     (["--zeropoint", "Ks=faint"], "--zeropoint 'Ks=faint': 'faint' is not a number"),
     (["--zeropoint", "Q=25"], "--zeropoint 'Q=25': unknown band 'Q'"),
+    (["--zeropoint", "r=21.85"], "--zeropoint r: not an input band of model 'tiny_test' (NUV, Ks)"),
     (["--unit", "furlongs"], "--unit 'furlongs': not a unit astropy understands"),
 ])
 def test_cli_zeropoint_and_unit_usage_errors(tiny_model, survey_files, tmp_path, option, message, capsys):
@@ -161,3 +162,14 @@ def test_cli_counts_without_zeropoint_names_the_option(tiny_model, tmp_path, cap
     assert code == 1
     assert "band 'NUV'" in caplog.text and "pass --zeropoint BAND=ZP" in caplog.text
     assert not (tmp_path / "r.fits").exists()
+
+
+def test_a_zero_point_in_the_primary_header_holds_for_the_image_after_it(tmp_path):
+    # HSC coadds state FLUXMAG0 once, in the primary header; the image is the next HDU.  Read from the image's
+    # header alone, the file "stated no zero point".
+    image = 40.0 * _blob(24, 3.0)
+    fits.HDUList([fits.PrimaryHDU(header=fits.Header({"FLUXMAG0": 10 ** (0.4 * 27.0)})),
+                  fits.ImageHDU(image, _wcs(0.168, 24).to_header(), name="IMAGE")]).writeto(tmp_path / "hsc.fits")
+    stack = BandStack.from_fits({"r": tmp_path / "hsc.fits"}, unit="adu")
+    assert float(np.sum(stack["r"].data)) == pytest.approx(image.sum() * 10 ** (-0.4 * (27.0 - 22.5)), rel=1e-5)
+    assert stack.meta["zeropoints"][0]["zeropoint_ab"] == pytest.approx(27.0)

@@ -291,9 +291,9 @@ def run(args) -> int:
             return FAILED
         extnames = hdus_of_file(translator, inputs, held, files)
         inputs = list(extnames.values()) if extnames else inputs
-    if reproject_to is not None and reproject_to not in inputs:
-        raise UsageError(f"--reproject-to {reproject_to}: not an input band of model {translator.name!r} "
-                         f"({', '.join(inputs)})")
+    for option, named in (("--reproject-to", [reproject_to] if reproject_to else []), ("--zeropoint", zeropoints)):
+        for b in (b for b in named or () if b not in inputs):
+            raise UsageError(f"{option} {b}: not an input band of model {translator.name!r} ({', '.join(inputs)})")
 
     from ..errors import BandOptionError
     from ..stack import BandStack

@@ -240,7 +240,9 @@ def _detect(image, bad, rms, *, n_sigma, n_pixels, fwhm, floor, deblend, contras
 
     size = max(3, int(2 * round(1.5 * fwhm) + 1))
     kernel = make_2dgaussian_kernel(fwhm, size=size)
-    smooth = convolve(image, kernel, mask=bad, boundary="extend")
+    with warnings.catch_warnings():  # masked regions wider than the kernel stay NaN, and are masked below
+        warnings.filterwarnings("ignore", message=".*NaN values detected post convolution")
+        smooth = convolve(image, kernel, mask=bad, boundary="extend")
     peak = float(np.nanmax(smooth))
     threshold = max(n_sigma * rms, floor * peak if peak > 0 else 0.0)
     if not threshold > 0:
