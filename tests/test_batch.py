@@ -340,6 +340,9 @@ def test_options_are_validated_before_any_work(tiny_model, tmp_path):
         predict_many(stem, [], out_dir=tmp_path, workers=0)
     with pytest.raises(TypeError, match="predict_kw: .*unexpected keyword argument 'bogus'"):
         predict_many(stem, [], out_dir=tmp_path, predict_kw={"bogus": 1})
+    with pytest.raises(TypeError, match=r"band must be one band name \(a run writes one band per galaxy; run once "
+                                        r"per band\), got \['r', 'g'\]"):
+        predict_many(stem, [], out_dir=tmp_path / "o", band=["r", "g"])
     with pytest.raises(ValueError, match="reproject_to='r' is not an input band of model 'tiny_test'"):
         predict_many(stem, [], out_dir=tmp_path, reproject_to="r")
     with pytest.raises(ValueError, match="unknown model 'no_such_model'"):

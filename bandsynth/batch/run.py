@@ -351,6 +351,9 @@ def _request(translator, band, inputs):
     from ..bands import get_band
     from ..prediction import check_output_band
 
+    if isinstance(band, (list, tuple, set)):  # one run writes one band per galaxy
+        raise TypeError(f"band must be one band name (a run writes one band per galaxy; run once per band), "
+                        f"got {band!r}")
     if translator.card.outputs:
         if band is None:
             raise ValueError(f"model {translator.name!r} predicts any of {', '.join(translator.card.outputs)}: "
