@@ -321,7 +321,8 @@ def logging_session(*, verbose=0, quiet=False):
 
 def format_summary(summary) -> str:
     """The summary table of an evaluation as printed text."""
-    cols = ["method", "mae", "ssim", "psnr", "gini_w1", "m20_w1", "dmag_total", "dmag_total_abs", "coverage_1sigma", "coverage_2sigma"]
+    cols = ["method", "mae", "ssim", "psnr", "gini_w1", "m20_w1", "dmag_total", "dmag_total_abs", "coverage_1sigma",
+            "coverage_2sigma"]
     cols += [c for c in summary.colnames if c.startswith("ssim_gain_")]
     shown = summary[[c for c in cols if c in summary.colnames]]
     for c in shown.colnames[1:]:

@@ -126,7 +126,8 @@ def run(args) -> int:
         if not items.files:  # nothing to predict: say so, and make no output folder or report
             raise UsageError(f"--pattern {args.pattern}: no file of --input-dir {args.input_dir} matches it"
                              + (f" for bands {', '.join(inputs)}" if "{band}" in args.pattern else ""))
-    report_path = Path(args.report) if args.report is not None else out / f"predict_batch_report_{band or card.output}.ecsv"
+    default_report = out / f"predict_batch_report_{band or card.output}.ecsv"  # one per band, as the outputs
+    report_path = Path(args.report) if args.report is not None else default_report
     if args.report is not None:
         if report_path.is_dir():
             raise UsageError(f"--report {report_path} is a folder; give the name of the ECSV file to write")

@@ -18,7 +18,8 @@ interval (`flux_sigma`); the temperature is fitted so that the symmetric flux in
 """
 
 from .calibration import (
-    CALIBRATION_DRAWS, CONFIGURATIONS, DISTRIBUTIONS, SHAPES, Calibration, configuration_name, fit_calibration, interval_half_widths,
+    CALIBRATION_DRAWS, CONFIGURATIONS, DISTRIBUTIONS, SHAPES, Calibration, configuration_name, fit_calibration,
+    interval_half_widths,
 )
 from .components import combine, flux_sigma, sample, temperature_for_flux_half_width
 from .draws import PixelDraws, grid_origin

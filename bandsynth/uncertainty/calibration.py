@@ -39,8 +39,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.stats import gennorm
 
-__all__ = ["CALIBRATION_DRAWS", "CONFIGURATIONS", "DISTRIBUTIONS", "SHAPES", "Calibration", "configuration_name", "fit_calibration",
-           "interval_half_widths"]
+__all__ = ["CALIBRATION_DRAWS", "CONFIGURATIONS", "DISTRIBUTIONS", "SHAPES", "Calibration", "configuration_name",
+           "fit_calibration", "interval_half_widths"]
 
 #: `predict` configurations a model can be calibrated for.
 CONFIGURATIONS = ("plain", "tta", "mc", "tta+mc")
