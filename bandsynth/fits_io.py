@@ -88,7 +88,21 @@ def read_synthetic_band(path):
             raise TypeError(f"read: path must be a str or os.PathLike, got {type(path).__name__}") from None
         if not os.path.isfile(path):
             raise FileNotFoundError(f"synthetic band file {path!r} not found")
-    with fits.open(source, checksum=True) as hdul:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        hdul = fits.open(source, checksum=True)
+        try:
+            len(hdul)  # every HDU read, and its CHECKSUM/DATASUM verified, now
+        except Exception:
+            hdul.close()
+            raise
+    failed = [w for w in caught if "verification failed" in str(w.message)]
+    for w in (w for w in caught if w not in failed):
+        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    if failed:  # astropy's "Checksum verification failed for HDU ..." does not say what it means here
+        warnings.warn(f"{path!r} was changed after bandsynth wrote it (its CHECKSUM/DATASUM do not match): its "
+                      "provenance (BSPROV) may not describe these pixels", AstropyUserWarning, stacklevel=3)
+    with hdul:
         primary = hdul[0]
         header = primary.header
         if "BSPROV" not in header or primary.data is None:

@@ -6,6 +6,7 @@ import stat
 import subprocess
 import sys
 import types
+import warnings
 
 import astropy.units as u
 import numpy as np
@@ -279,6 +280,25 @@ def test_ccddata_reads_the_file(tmp_path, synth):
     # And a synthetic band can be an input of a stack again.
     stack = BandStack.from_fits({"r": path})
     assert stack.unit == nanomaggy and stack["r"].mask.sum() == 2
+
+
+def test_a_file_changed_after_it_was_written_says_so(tmp_path, synth):
+    # Pixels changed through CCDData and written again: astropy's "Checksum verification failed for HDU" said
+    # nothing of what it means -- that the provenance read with them may not describe them.
+    from astropy.utils.exceptions import AstropyUserWarning
+
+    synth.write(tmp_path / "r.fits")
+    ccd = CCDData.read(tmp_path / "r.fits")
+    ccd.data = 2 * ccd.data
+    ccd.write(tmp_path / "changed.fits")
+    with pytest.warns(AstropyUserWarning, match=r"changed.fits' was changed after bandsynth wrote it \(its "
+                                                r"CHECKSUM/DATASUM do not match\): its provenance \(BSPROV\) may "
+                                                r"not describe these pixels") as record:
+        SyntheticBand.read(tmp_path / "changed.fits")
+    assert not [w for w in record if "verification failed" in str(w.message)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the file as written: no warning
+        SyntheticBand.read(tmp_path / "r.fits")
 
 
 def test_ccddata_and_synthetic_band_read_the_same_unit(tmp_path, synth):
