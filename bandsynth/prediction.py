@@ -117,7 +117,7 @@ def plan_prediction(translator, stacks, *, uncertainty, tta, n_samples, batch_si
                       "draws of the inputs' noise; fewer give a noisier noise term, and sigma covers less than it "
                       f"states (give n_samples >= {CALIBRATION_DRAWS})", AstropyUserWarning, stacklevel=stacklevel)
     run = dict(batch_size=batch_size, tile=tile, precision=precision, compile=compile, progress=_progress(progress))
-    computation = {**engine.describe(precision=precision, tile=tile),
+    computation = {**engine.describe(precision=precision, tile=tile), "tta": bool(tta),
                    "monte_carlo": {"draws": n_samples, "seed": seed, "tied_to": "pixel positions"}}
     options = dict(uncertainty=uncertainty, tta=tta, n_samples=n_samples, draws=PixelDraws(seed), run=run)
     return problems, computation, options

@@ -80,6 +80,10 @@ def test_predict_is_deterministic_and_batches_lists(translator, galaxy):
     one = translator.predict(galaxy.select(INPUTS), uncertainty=False)
     assert np.array_equal(translator.predict(galaxy.select(INPUTS), uncertainty=False).data, one.data)
     assert one.meta["provenance"]["calibration"] is None  # no sigma, no calibration (it said "plain")
+    # what made the image is recorded with or without sigma (a batch rerun tells outputs made with tta by it)
+    assert one.meta["provenance"]["computation"]["tta"] is False
+    assert translator.predict(galaxy.select(INPUTS), uncertainty=False, tta=True).meta["provenance"]["computation"][
+        "tta"] is True
     both = translator.predict([galaxy.select(INPUTS), other], uncertainty=False)
     assert isinstance(both, list) and len(both) == 2
     # A batch of two may take other convolution kernels than a batch of one: float32 rounding only.

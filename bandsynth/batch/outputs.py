@@ -137,7 +137,8 @@ def output_problem(path, *, name, sha256, band, files, needed, hdus=None, tta=No
     records = {i.get("band"): i for i in prov.get("inputs", ()) if isinstance(i, dict)}
     if set(records) != set(needed):  # an any-band model's output from another request
         return f"was made from {' + '.join(map(str, records)) or 'no bands'}, not from {' + '.join(needed)}"
-    made_with_tta = "tta" in str(prov.get("calibration", "")).split("+")
+    computation = prov.get("computation") or {}  # "tta" since 0.2.0.dev0; before, only the calibration's name
+    made_with_tta = bool(computation["tta"]) if "tta" in computation else "tta" in str(prov.get("calibration", ""))
     if tta is not None and made_with_tta != bool(tta):
         return (f"was made {'with' if made_with_tta else 'without'} test-time augmentation (--tta, tta=True) "
                 f"and this run is {'without' if made_with_tta else 'with'} it")
