@@ -18,7 +18,7 @@ import secrets
 import unicodedata
 from pathlib import Path
 
-__all__ = ["atomic_path", "writable_path", "sha256_file", "open_whole_fits", "fits_ascii", "split_extended_name"]
+__all__ = ["atomic_path", "writable_path", "sha256_file", "gzip_problem", "open_whole_fits", "fits_ascii", "split_extended_name"]
 
 # FILE[EXT]: the FITS extended file name (CFITSIO's) for one HDU of a file, by EXTNAME or number.
 _HDU_SUFFIX = re.compile(r"^(?P<path>.+)\[(?P<hdu>[^\[\]]+)\]$")
@@ -129,6 +129,23 @@ def _gzip_problem(path, size, mtime_ns):
     return ""
 
 
+def gzip_problem(path):
+    """Why a gzip-compressed file is cut short or damaged, or ``""`` (whole, or not gzip-compressed).
+
+    Decompressed to its end once per version of the file (its size and modification time).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+
+    Returns
+    -------
+    str
+    """
+    stat = os.stat(path)
+    return _gzip_problem(os.path.realpath(path), stat.st_size, stat.st_mtime_ns)
+
+
 def open_whole_fits(path):
     """`astropy.io.fits.open` of a file that is all there, its HDUs' headers read.
 
@@ -152,8 +169,7 @@ def open_whole_fits(path):
 
     from astropy.io import fits
 
-    stat = os.stat(path)
-    problem = _gzip_problem(os.path.realpath(path), stat.st_size, stat.st_mtime_ns)
+    problem = gzip_problem(path)
     if problem:
         raise OSError(f"the file is truncated or damaged ({problem})")
     with warnings.catch_warnings(record=True) as caught:

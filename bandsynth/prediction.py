@@ -97,8 +97,8 @@ def plan_prediction(translator, stacks, *, uncertainty, tta, n_samples, batch_si
     """
     from .models.domain import domain_problems
     from .nn.engine import check_options
-    from .uncertainty import CALIBRATION_DRAWS
     from .stack import BandStack
+    from .uncertainty import CALIBRATION_DRAWS
 
     engine = translator.engine
     if not stacks:
@@ -364,8 +364,8 @@ def predict_batch(translator, stacks, *, problems, computation, uncertainty, tta
     for indices in group_by_shape((*p[0].shape, p[2] is not None) for p in prepared):
         x = np.stack([prepared[i][0] for i in indices])
         noise = [prepared[i][2] for i in indices]
-        mc = uncertainty and n_samples > 0 and any(n is not None for n in noise)
-        noise = np.stack([np.zeros_like(x[0]) if n is None else n for n in noise]) if mc else None
+        mc = uncertainty and n_samples > 0 and noise[0] is not None  # the group's stacks all have noise, or none
+        noise = np.stack(noise) if mc else None
         mean, variance, parts = translator.predict_scaled(
             x, noise, uncertainty=uncertainty, tta=tta, n_samples=n_samples, draws=draws, run=run,
             origins=[grid_origin(stacks[i].wcs) for i in indices])

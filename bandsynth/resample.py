@@ -143,11 +143,14 @@ def reproject_all(images, wcs_out, shape_out, *, method, conserve_flux, kwargs):
     if conserve_flux not in ("auto", True, False):
         raise ValueError(f"reproject: conserve_flux must be 'auto', True or False; got {conserve_flux!r}")
     built, records, uncovered = {}, [], {}
+    target = None  # the target grid's pixel areas, measured once for every band (when a band moves)
     for band, im in images.items():
+        if target is None and im.wcs is not None and not _on_grid(im, wcs_out, shape_out):
+            target = (pixel_area(wcs_out, "target").value, _relative_areas(wcs_out, tuple(shape_out)))
         new = _reproject_image(band, im, wcs_out, shape_out, method=method, conserve_flux=conserve_flux,
-                               kwargs=kwargs, uncovered=uncovered)
+                               kwargs=kwargs, uncovered=uncovered, target=target)
         if new is not im:
-            a_in, a_out = pixel_area(im.wcs, f"band {band.name!r}").value, pixel_area(wcs_out, "target").value
+            a_in, a_out = pixel_area(im.wcs, f"band {band.name!r}").value, target[0]
             scaled = conserve_flux is not False and not _is_surface_brightness(im.unit)
             records.append({
                 "band": band.name, "method": method,
@@ -198,15 +201,21 @@ def _relative_areas(wcs, shape, *, step=32):
     return rows[i] * (1.0 - t) + rows[i + 1] * t
 
 
-def _reproject_image(band, im, wcs_out, shape_out, *, method, conserve_flux, kwargs, uncovered):
+def _on_grid(im, wcs_out, shape_out):
+    """Whether ``im`` already lies on the grid ``(wcs_out, shape_out)`` (it is then not resampled)."""
+    return im.shape == tuple(shape_out) and _grid_offset(im.wcs, wcs_out, shape_out) <= _GRID_TOLERANCE
+
+
+def _reproject_image(band, im, wcs_out, shape_out, *, method, conserve_flux, kwargs, uncovered, target):
     """Resample one band onto ``(wcs_out, shape_out)`` with the reproject package; the number of target pixels
-    its image does not cover goes into ``uncovered`` (``{count: [band names]}``)."""
+    its image does not cover goes into ``uncovered`` (``{count: [band names]}``).  ``target``: the grid's
+    reference pixel area [deg²] and relative pixel areas (`_relative_areas`)."""
     if method not in METHODS:
         raise ValueError(f"reproject: method must be one of {', '.join(METHODS)}; got {method!r}")
     label = f"band {band.name!r}"
     if im.wcs is None:
         raise ValueError(f"{label} has no WCS; reprojection needs a WCS on every band (pass wcs=)")
-    if im.shape == tuple(shape_out) and _grid_offset(im.wcs, wcs_out, shape_out) <= _GRID_TOLERANCE:
+    if _on_grid(im, wcs_out, shape_out):
         return im
     import reproject
 
@@ -232,7 +241,6 @@ def _reproject_image(band, im, wcs_out, shape_out, *, method, conserve_flux, kwa
     conserve = conserve_flux is not False and not _is_surface_brightness(im.unit)
     # a distorted grid's pixels differ in area: flux per pixel over relative area is resampled, then scaled back
     rel_in = _relative_areas(im.wcs, im.shape) if conserve else None
-    rel_out = _relative_areas(wcs_out, tuple(shape_out)) if conserve else None
     rel_in = 1.0 if rel_in is None else rel_in
     planes = [im.data / rel_in]
     if im.uncertainty is not None:
@@ -253,7 +261,7 @@ def _reproject_image(band, im, wcs_out, shape_out, *, method, conserve_flux, kwa
     if has_mask:
         touched = run(im.mask.astype(float), **mask_extra)[0] if mask_apart else out[-1]
         bad |= ~(np.nan_to_num(touched, nan=1.0) <= 1e-6)
-    a_in, a_out = pixel_area(im.wcs, label).value, pixel_area(wcs_out, "target").value
+    (a_out, rel_out), a_in = target, pixel_area(im.wcs, label).value
     variance = None
     if im.uncertainty is not None:
         variance = out[1]

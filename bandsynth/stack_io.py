@@ -30,7 +30,7 @@ from .bitmasks import mask_of
 from .errors import (BandFileError, BandFileNotFoundError, BandInputError, BandOptionError, BandTypeError,
                      BandUnitError)
 from .units import area_of, conversion_factor, parse_unit, to_unit
-from .zeropoints import PHOTOMETRY_KEYWORDS, is_count_unit, stated_zeropoint, with_primary_photometry
+from .zeropoints import is_count_unit, stated_zeropoint, with_primary_photometry
 
 __all__ = [
     "BandImage",
@@ -575,7 +575,7 @@ def read_band_file(band, path, *, hdu, unit):
         header, where, mask = hdul[index].header, hdul[index].name or index, mask_of(hdul, "MASK", label)
         header = with_primary_photometry(header, hdul[0].header) if index else header.copy()
     ccd = _read_ccd(path, index, label=label, unit=unit, hdu_uncertainty="UNCERT", mask=mask, header=header, band=band)
-    ccd.meta.update({k: header[k] for k in PHOTOMETRY_KEYWORDS if k in header and k not in ccd.meta})
+    ccd.meta = with_primary_photometry(ccd.meta, header)  # zero-point keywords of the primary header too
     ccd.meta["FILENAME"] = fits_ascii(os.path.basename(path))  # exact name: in the provenance
     im = image_from_value(band, ccd, source=path, path=path, copy_data=False)  # read just now: nobody else holds it
     return im, {"band": band.name, "file": path, "hdu": where, "checksum": sha256_file(path)}

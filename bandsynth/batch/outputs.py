@@ -109,14 +109,11 @@ def output_problem(path, *, name, sha256, band, files, needed, hdus=None, tta=No
         Why the file is not a valid output (completes the sentence "output
         exists but ..."), or None when it is.
     """
-    from astropy.io import fits
-
-    hdus = dict(hdus or {})
     from .._io import open_whole_fits
 
+    hdus = dict(hdus or {})
     try:
-        open_whole_fits(path).close()  # a file cut short, named as such
-        with fits.open(path, memmap=False, lazy_load_hdus=False) as hdul:
+        with open_whole_fits(path) as hdul:  # a file cut short is named as such
             if "CHECKSUM" not in hdul[0].header:  # (verify_checksum() says 2, not 1, as for a wrong one)
                 return "has no CHECKSUM: it is not a bandsynth output"
             for hdu in hdul:

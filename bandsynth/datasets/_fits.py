@@ -58,12 +58,11 @@ def _check_fits_complete(hdul, path: Path, notes) -> None:
     with open(path, "rb") as fh:
         compressed = fh.read(2) == b"\x1f\x8b"
     if compressed:  # the HDU sizes are of the decompressed stream, not of the file: check the stream's end
-        from .._io import open_whole_fits
+        from .._io import gzip_problem
 
-        try:
-            open_whole_fits(path).close()
-        except OSError as err:
-            raise DataFormatError(f"{path}: {err}") from None
+        problem = gzip_problem(path)
+        if problem:
+            raise DataFormatError(f"{path}: the file is truncated or damaged ({problem})")
         return
     for index, hdu in enumerate(hdul):
         info = hdu.fileinfo()

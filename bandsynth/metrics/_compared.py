@@ -54,9 +54,9 @@ def as_synthetic(prediction):
     if isinstance(prediction, (str, os.PathLike)) and os.path.isfile(prediction):
         from astropy.io import fits
 
-        with fits.open(prediction) as hdul:
-            if "BSPROV" not in hdul[0].header or hdul[0].data is None:
-                return prediction
+        header = fits.getheader(prediction)  # the primary header alone: a bare image is read once, by parse_image
+        if "BSPROV" not in header or not header.get("NAXIS"):
+            return prediction
         prediction = CCDData.read(prediction, hdu_uncertainty="UNCERT", hdu_mask="MASK")
     meta = getattr(prediction, "meta", None) or {}
     if isinstance(prediction, NDData) and "BSPROV" in meta and not isinstance(meta.get("provenance"), Mapping):

@@ -736,8 +736,8 @@ def summarize(table, *, limits=None):
         v = v[np.isfinite(v)]
         return float(np.mean(v)) if v.size else NAN
 
-    def median(name):
-        v = col(name)
+    def median(name, of=lambda v: v):
+        v = of(col(name))
         v = v[np.isfinite(v)]
         return float(np.median(v)) if v.size else NAN
 
@@ -762,9 +762,7 @@ def summarize(table, *, limits=None):
         if name.startswith("ssim_gain_"):
             out[f"{name}"] = mean(name)
     for name in ("dmag_total", "dmag_aperture"):
-        out[name] = median(name)  # signed: the bias
-        v = np.abs(col(name))
-        out[f"{name}_abs"] = float(np.median(v[np.isfinite(v)])) if np.isfinite(v).any() else NAN  # the error
+        out[name], out[f"{name}_abs"] = median(name), median(name, np.abs)  # signed: the bias; absolute: the error
     out["coverage_1sigma"] = mean("coverage_1sigma")
     out["coverage_2sigma"] = mean("coverage_2sigma")
     for name in t.colnames:
