@@ -599,6 +599,16 @@ def test_large_images_go_tile_by_tile_with_progress_and_the_same_result(translat
         translator.predict(galaxy, progress="yes")
 
 
+def test_a_one_pixel_wide_image_is_refused_without_numpy_warnings(tiny_translator):
+    rng = np.random.default_rng(0)
+    strip = BandStack({b: rng.random((40, 1)) for b in tiny_translator.inputs}, unit="nanomaggy")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)  # no "Mean of empty slice" from the noise estimate first
+        warnings.simplefilter("ignore", UserWarning)
+        with pytest.raises(ValueError, match="image of 40x1 pixels is smaller than the 4x4 pixels model"):
+            tiny_translator.predict(strip)
+
+
 def test_noise_beyond_the_training_range_is_a_domain_warning(tiny_translator):
     from bandsynth.models.domain import pixel_noise
 

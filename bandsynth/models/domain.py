@@ -58,6 +58,8 @@ def pixel_noise(image, mask=None):
     from scipy.ndimage import gaussian_filter
 
     data = np.array(image, dtype=np.float64)
+    if data.ndim != 2 or data.shape[1] < 2:  # no pixel pairs along a row: nothing to measure
+        return 0.0
     bad = ~np.isfinite(data) if mask is None else (np.asarray(mask, dtype=bool) | ~np.isfinite(data))
     data[bad] = np.median(data[~bad]) if (~bad).any() else 0.0
     smooth = gaussian_filter(data, 2.0)
