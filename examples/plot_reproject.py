@@ -149,7 +149,8 @@ for band in translator.inputs:
 # %%
 # When one band's grid will do, ``BandStack.from_fits(files, reproject_to="K")`` does
 # the same in one line (here that would put the galaxy on 1.5 times coarser pixels
-# than the model knows, and the translator would warn beyond a factor of two).
+# than the model knows, the largest factor the translator takes without a warning:
+# ``bandsynth.models.domain.PIXEL_SCALE_FACTOR``).
 #
 # Predict, and compare with the truth
 # -----------------------------------

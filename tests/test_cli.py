@@ -211,6 +211,19 @@ def test_demo_without_the_model_says_so(capsys):
     assert "unknown model 'not_shipped_model'" in capsys.readouterr().err
 
 
+def test_demo_of_an_any_band_model_asks_for_the_band_and_predicts_it_from_the_others(tiny_any_band_model, tmp_path,
+                                                                                      capsys):
+    stem = str(tiny_any_band_model[0])
+    assert main(["demo", "--model", stem, "-o", str(tmp_path)]) == 2  # it crashed: no attribute 'output'
+    assert "say which with --band, e.g. --band NUV" in capsys.readouterr().err
+    assert main(["demo", "--model", stem, "--band", "z", "-o", str(tmp_path)]) == 2
+    assert "--band z: model 'tiny_any' predicts NUV, g, r, Ks" in capsys.readouterr().err
+    assert main(["demo", "--model", stem, "--band", "r", "-o", str(tmp_path), "--quiet"]) == 0
+    with fits.open(tmp_path / "mock7_r_synth.fits") as hdul:
+        header = hdul[0].header
+        assert header["BSBAND"] == "r" and [header[f"BSIN{i}"] for i in (1, 2, 3)] == ["NUV", "g", "Ks"]
+
+
 def test_models_shows_the_card_of_an_any_band_model(tiny_any_band_model, capsys):
     assert main(["models", str(tiny_any_band_model[0])]) == 0
     text = capsys.readouterr().out

@@ -392,6 +392,23 @@ def test_predict_batch_band_with_an_any_band_model(tiny_any_band_model, galaxy, 
     assert "(did you mean KiDS_g?)" in caplog.text
 
 
+def test_predict_batch_counts_a_galaxy_without_some_bands_once(tiny_any_band_model, galaxy, tmp_path, caplog,
+                                                               capsys):
+    from astropy.table import Table
+
+    folder = _two_galaxies(galaxy, tmp_path)  # NUV and Ks only; g from every other band needs r too
+    (folder / "b_Ks.fits").unlink()  # b lacks two bands: one galaxy failed, not two
+    out = tmp_path / "out"
+    assert main(["predict-batch", "--model", str(tiny_any_band_model[0]), "--band", "g", "--pattern",
+                 "{id}_{band}.fits", "--input-dir", str(folder), "--out", str(out), "--workers", "1"]) == 1
+    assert "0 predicted, 0 already done, 2 failed in" in capsys.readouterr().out  # it counted one per missing band
+    report = Table.read(out / "predict_batch_report_g.ecsv")
+    assert list(report["galaxy"]) == ["a", "b"] and list(report["band"]) == ["r", "r,Ks"]
+    assert report["error"][0] == "object 'a' has no usable file for band r"
+    assert report["error"][1] == "object 'b' has no usable file for bands r, Ks"
+    assert "to predict from the bands the galaxies have, name them: --input-bands BAND [BAND ...]" in caplog.text
+
+
 def test_predict_batch_tells_a_psf_tagged_model_each_galaxys_seeing(tiny_any_band_model, galaxy, tmp_path):
     import torch
 

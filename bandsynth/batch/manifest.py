@@ -184,16 +184,24 @@ def _read_table(manifest, base_dir):
 
 def _from_scan(scan, needed):
     """Items and report rows of a `~bandsynth.datasets.folder.FolderScan`."""
-    items, rows, bad = [], [], set()
+    items, rows, failed = [], [], {}
     known = set(scan.ids) | set(scan.incomplete)
     for p in scan.problems:
         galaxy, band, file, error = str(p["id"]), str(p["band"]), str(p["file"]), str(p["error"])
         # a galaxy's file of a band it needs, or its one file of every band (a pattern without {band}): failed
         if (galaxy in known and band in needed) or (galaxy and not band):
-            bad.add(galaxy)
-            rows.append(report_row(galaxy, "failed", band=band, file=file, error=error))
+            failed.setdefault(galaxy, []).append((band, file, error))
         else:
             rows.append(report_row(galaxy, "ignored", band=band, file=file, error=error))
+    for galaxy, problems in failed.items():  # one row per galaxy, as the report promises
+        missing = [band for band, file, _ in problems if band and not file]
+        errors = [error for band, file, error in problems if file or not band]
+        if missing:
+            errors.append(f"object {galaxy!r} has no usable file for band{'s' if len(missing) > 1 else ''} "
+                          f"{', '.join(missing)}")
+        rows.append(report_row(galaxy, "failed", band=",".join(dict.fromkeys(b for b, _, _ in problems if b)),
+                               file=",".join(f for _, f, _ in problems if f), error="; ".join(errors)))
+    bad = set(failed)
     for galaxy in scan.ids:
         if galaxy not in bad:
             files = scan.files[galaxy]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from pathlib import Path
 
@@ -19,6 +20,8 @@ from ._common import (
     check_output_folder,
     same_filter_hint,
 )
+
+log = logging.getLogger("bandsynth.cli")
 
 
 def add_parser(subparsers):
@@ -142,6 +145,11 @@ def run(args) -> int:
     except (ValueError, OSError, TypeError, WeightsHashError) as err:
         raise UsageError(str(err)) from None
     c = report.counts
+    if card.outputs and args.input_bands is None and any("no usable file for band" in str(e)
+                                                          for e in report.failed["error"]):
+        log.warning("model %r predicts %s from any of its bands, and this run read all of them from each galaxy; "
+                    "to predict from the bands the galaxies have, name them: --input-bands BAND [BAND ...]",
+                    card.name, band)
     ignored = f", {c['ignored']} file(s) ignored (see the report)" if c["ignored"] else ""
     print(f"predict-batch: {c['done']} predicted, {c['exists']} already done, {c['failed']} failed{ignored} "
           f"in {time.perf_counter() - started:.1f} s; outputs in {out}; report {report_path}")

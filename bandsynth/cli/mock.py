@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from ._common import UsageError, add_output, add_overwrite, add_quiet, at_least, check_output_folder
+from .train import FAMILY_NAMES
 
 
 def add_parser(subparsers):
@@ -43,9 +44,8 @@ def add_parser(subparsers):
     p.add_argument("--depth-offset", type=float, default=0.0, metavar="MAG",
                    help="survey mode: magnitudes deeper than the survey's (default: 0)")
     p.add_argument("--no-dust", action="store_true", help="switch the dust screen off")
-    p.add_argument("--family", default="default", metavar="NAME",
-                   help="physics family of the mock universe: default, smc_dust, mw_dust, nebular or broad "
-                        "(default: default)")
+    p.add_argument("--family", default="default", choices=FAMILY_NAMES,
+                   help="physics family of the mock universe (default: default)")
     p.add_argument("--split", nargs=3, type=float, default=(0.8, 0.1, 0.1), metavar=("TRAIN", "VAL", "TEST"),
                    help="fractions of galaxies in the three splits (default: 0.8 0.1 0.1)")
     add_overwrite(p, help="replace an existing data set")

@@ -530,70 +530,28 @@ def bands_table():
 
 
 def example_fits_header():
-    """A literal block with the primary header of a small synthetic band, as written to FITS."""
-    import hashlib
+    """A literal block with the primary header of a real prediction, as bandsynth writes it to FITS.
 
-    import numpy as np
-    from astropy.wcs import WCS
+    A 64 x 64 mock galaxy's NUV and Ks images are written to files, read back with
+    ``BandStack.from_fits`` and the r band predicted with the shipped ``nuv_k_to_r_paper``:
+    every keyword is the one a user's file gets (only the date, checksums and paths differ).
+    """
+    import tempfile
 
-    from bandsynth.synthetic import SyntheticBand, make_provenance
+    from astropy.io import fits
 
-    wcs = WCS(naxis=2)
-    wcs.wcs.ctype = ["RA---TAN", "DEC--TAN"]
-    wcs.wcs.cunit = ["deg", "deg"]
-    wcs.wcs.crval = [150.1163, 2.2058]
-    wcs.wcs.crpix = [32.5, 32.5]
-    wcs.wcs.cdelt = [-0.262 / 3600, 0.262 / 3600]
-    wcs.wcs.radesys = "ICRS"
-    image = np.ones((64, 64), dtype=np.float32)
-    # Illustrative values, not those of a shipped model: softening and maximum in nanomaggies.
-    scaling = {
-        "method": "fixed asinh per band (no per-image statistic)",
-        "unit": "nanomaggy",
-        "bands": {
-            "NUV": {"softening": 0.0021, "maximum": 0.35},
-            "Ks": {"softening": 0.052, "maximum": 9.8},
-            "r": {"softening": 0.021, "maximum": 4.6},
-        },
-    }
-    method = ("network sigma head (trained with a Gaussian likelihood); Gaussian in the scaled space, calibration 'plain' "
-              "(brightness-dependent temperature); sigma = half-width of the 68.27 % interval in flux")
-    provenance = make_provenance(
-        "r",
-        model="nuv_k_to_r_paper",
-        weights_sha256=hashlib.sha256(b"example weights").hexdigest(),
-        inputs=[
-            {"band": "NUV", "file": "g123_nuv.fits", "hdu": "PRIMARY",
-             "checksum": hashlib.sha256(b"g123_nuv.fits").hexdigest()},
-            {"band": "Ks", "file": "g123_k.fits", "hdu": "PRIMARY",
-             "checksum": hashlib.sha256(b"g123_k.fits").hexdigest()},
-        ],
-        scaling=scaling,
-        uncertainty_method=method,
-        history=[
-            "Predicted r from NUV + Ks with bandsynth model nuv_k_to_r_paper v2 (small preset, trained on "
-            "ideal-mode data).",
-            "Network: local correction of a linear colour model, fixed asinh scaling per band "
-            "(fp32 on cpu, tiles of 512 px with a 34 px halo).",
-            f"Uncertainty: {method}.",
-            "Resampled NUV from 1.5 to 0.262 arcsec/px (interp, flux kept).",
-        ],
-        date="2025-01-01T12:00:00",
-    )
-    provenance.update(
-        model_version=2,
-        card_sha256=hashlib.sha256(b"example card").hexdigest(),
-        reprojection=[{"band": "NUV", "method": "interp", "pixel_scale_in": 1.5, "pixel_scale_out": 0.262,
-                       "shape_out": [64, 64], "flux_scaled_by_area_ratio": True,
-                       "area_ratio": 0.262**2 / 1.5**2, "unit": "nanomaggy"}],
-        calibration="plain",
-        computation={"precision": "fp32", "device": "cpu", "torch_version": "2.x", "compiled": False,
-                     "tile": 512, "halo": 34, "receptive_field": 65},
-        domain_warnings=[],
-    )
-    sb = SyntheticBand(image, uncertainty=0.1 * image, wcs=wcs, unit="nanomaggy", provenance=provenance)
-    header = sb.to_hdulist()[0].header
-    text = "\n".join(str(card) for card in header.cards)
+    from bandsynth import BandStack, Translator
+    from bandsynth.datasets import make_galaxy
+
+    galaxy = make_galaxy(123, bands=["NUV", "Ks"], size=64)
+    with tempfile.TemporaryDirectory() as tmp:
+        files = {band: Path(tmp) / f"g123_{band.lower()}.fits" for band in ("NUV", "Ks")}
+        for band, path in files.items():
+            galaxy[band].write(path)
+        stack = BandStack.from_fits({band: str(path) for band, path in files.items()})
+        Translator.load("nuv_k_to_r_paper").predict_to_fits(stack, Path(tmp) / "g123_r_synth.fits")
+        header = fits.getheader(Path(tmp) / "g123_r_synth.fits")
+    text = "\n".join(line.rstrip() for line in header.tostring(sep="\n", endcard=False, padding=False).split("\n"))
     return ".. code-block:: text\n\n" + _indent(text.rstrip())
 
 
