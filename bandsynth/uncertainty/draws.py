@@ -23,6 +23,10 @@ __all__ = ["PixelDraws", "grid_origin"]
 
 # Pixel positions are shifted by this much so that block indices stay non-negative seeds.
 _OFFSET = 2**30
+# A reference pixel this close below a step of the grid counts as on it: CRPIX = 128.5 is
+# a usual value, and 128.5 - 1e-9 (the same grid, after arithmetic or a text round trip)
+# must not move every pixel's pairing and noise draws by one.
+_ON_STEP = 1e-6
 
 
 def grid_origin(wcs):
@@ -52,7 +56,7 @@ def grid_origin(wcs):
     crpix = None if wcs is None else np.asarray(wcs.wcs.crpix, dtype=float)
     if crpix is None or crpix.size != 2 or not np.all(np.abs(crpix) < _OFFSET // 2):
         return _OFFSET, _OFFSET
-    return _OFFSET - math.floor(crpix[1] - 0.5), _OFFSET - math.floor(crpix[0] - 0.5)
+    return _OFFSET - math.floor(crpix[1] - 0.5 + _ON_STEP), _OFFSET - math.floor(crpix[0] - 0.5 + _ON_STEP)
 
 
 class PixelDraws:
