@@ -201,6 +201,34 @@ def _relative_areas(wcs, shape, *, step=32):
     return rows[i] * (1.0 - t) + rows[i + 1] * t
 
 
+def _bilinear_weight_squares(wcs_in, wcs_out, shape_out):
+    """Σ w² of the bilinear weights with which each output pixel samples the input grid.
+
+    Interpolation onto coarser pixels samples the input: an output pixel is ``Σ w n`` of
+    the four input pixels around it, whose noise adds as ``Σ w² σ²`` (from 1/4 between
+    pixel centres to 1 on one), and samples further apart than a pixel share no input
+    pixel, so that is also the noise on larger scales.  Interpolating the variance map
+    gives ``Σ w σ²``: up to four times too much.  On grids as fine or finer, neighbouring
+    output pixels share input pixels and their noise is correlated: the interpolated
+    variance then lies between the pixel-to-pixel scatter and the noise on larger scales
+    (equal to the latter on a shifted grid of the same scale), and is left as it is --
+    the shipped models' Monte Carlo calibrations were fitted with it.  reproject returns
+    no weights, hence the positions from astropy's pixel-to-pixel transformation.
+    """
+    from astropy.wcs.utils import pixel_to_pixel
+
+    ny, nx = shape_out
+    factor = np.empty((ny, nx))
+    xs = np.arange(nx, dtype=float)
+    for y0 in range(0, ny, 256):  # in blocks of rows: a mosaic's coordinates are not held at once
+        rows = np.arange(y0, min(ny, y0 + 256), dtype=float)
+        gx, gy = np.meshgrid(xs, rows)
+        x_in, y_in = pixel_to_pixel(wcs_out.celestial, wcs_in.celestial, gx, gy)
+        fx, fy = x_in - np.floor(x_in), y_in - np.floor(y_in)
+        factor[y0:y0 + len(rows)] = (fx**2 + (1 - fx) ** 2) * (fy**2 + (1 - fy) ** 2)
+    return factor
+
+
 def _on_grid(im, wcs_out, shape_out):
     """Whether ``im`` already lies on the grid ``(wcs_out, shape_out)`` (it is then not resampled)."""
     return im.shape == tuple(shape_out) and _grid_offset(im.wcs, wcs_out, shape_out) <= _GRID_TOLERANCE
@@ -268,6 +296,8 @@ def _reproject_image(band, im, wcs_out, shape_out, *, method, conserve_flux, kwa
         if method in ("exact", "adaptive"):
             # an output pixel averages about a_out / a_in independent input pixels
             variance = variance * min(1.0, a_in / a_out)
+        elif a_out > a_in and kwargs.get("order", "bilinear") == "bilinear":
+            variance = variance * _bilinear_weight_squares(im.wcs, wcs_out, shape_out)
     if conserve:
         ratio = a_out / a_in * (1.0 if rel_out is None else rel_out)
         data = data * ratio

@@ -588,6 +588,18 @@ def test_reproject_uncertainty_and_mask():
     assert m[10, 11] and m[10, 12] and not m[20, 20]  # bilinear neighbours of the bad pixel
 
 
+@pytest.mark.parametrize("crpix", [100.5, 100.75])  # samples between input pixel centres, or on them
+def test_interpolation_onto_coarser_pixels_states_the_noise_it_leaves(crpix):
+    # Interpolating the variance gave sum(w) sigma^2 where the noise is sum(w^2) sigma^2: 2x coarser pixels
+    # between input centres said 4 sigma for a scatter of 2 sigma (the Monte Carlo term of sigma drew too much)
+    n = 400
+    noise = np.random.default_rng(3).normal(0.0, 1.0, (n, n))
+    s = BandStack.from_arrays({"r": noise}, wcs=tan_wcs(n, 0.2), unit="nanomaggy", uncertainty={"r": np.ones((n, n))})
+    down = s.reproject((tan_wcs(196, 0.4, crpix=(crpix, crpix)), (196, 196)), method="interp")["r"]
+    good = np.isfinite(down.data) if down.mask is None else ~down.mask
+    assert np.std(down.data[good]) == pytest.approx(np.sqrt(np.mean(down.uncertainty.array[good] ** 2)), rel=0.03)
+
+
 def test_reproject_to_takes_a_grid_as_reproject_does():
     s = BandStack.from_arrays({"g": gaussian(16), "r": gaussian(16)}, wcs=tan_wcs(16), unit="Jy")
     grid = (tan_wcs(8, 2.0), (8, 8))
