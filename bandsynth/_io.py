@@ -42,7 +42,8 @@ def writable_path(path, *, overwrite, action="write"):
     Raises
     ------
     TypeError, IsADirectoryError, FileExistsError, FileNotFoundError
-        Not a path; a folder; an existing file without ``overwrite``; a missing folder.
+        Not a path; a folder; an existing file without ``overwrite``, or a device or FIFO;
+        a missing folder.
     """
     try:
         path = Path(os.fspath(path))
@@ -52,6 +53,8 @@ def writable_path(path, *, overwrite, action="write"):
         raise IsADirectoryError(f"{path} is a directory, expected a file name")
     if path.exists() and not overwrite:
         raise FileExistsError(f"{str(path)!r} already exists; pass overwrite=True to replace it")
+    if path.exists() and not path.is_file():  # a device or FIFO (or a link to one): a rename would replace it
+        raise FileExistsError(f"{str(path)!r} exists and is not a regular file; give the name of a file to write")
     if not path.parent.is_dir():
         raise FileNotFoundError(f"directory {path.parent} for {path.name} does not exist")
     return path

@@ -1,6 +1,8 @@
 """The ``bandsynth predict`` and ``bandsynth predict-batch`` commands."""
 
+import os
 import shutil
+import stat
 import subprocess
 
 import numpy as np
@@ -9,7 +11,7 @@ from astropy.io import fits
 from astropy.utils.exceptions import AstropyUserWarning
 from astropy.wcs import WCS
 
-from bandsynth import SyntheticBand
+from bandsynth import BandStack, SyntheticBand, Translator
 from bandsynth.cli import build_parser, main
 from bandsynth.datasets import make_galaxy
 from bandsynth.models.zoo import sha256_file
@@ -64,6 +66,22 @@ def test_existing_output_is_kept_without_overwrite(stem, galaxy, tmp_path, caplo
     assert "exists; pass --overwrite to replace it" in caplog.text
     assert _predict(stem, galaxy, out, "--overwrite") == 0
     assert SyntheticBand.read(out).band.name == "r"
+
+
+def test_an_output_that_is_not_a_regular_file_is_never_replaced(stem, galaxy, tmp_path, caplog):
+    fifo, link = tmp_path / "pipe", tmp_path / "to_null"
+    os.mkfifo(fifo)
+    link.symlink_to(os.devnull)
+    for out in (fifo, link):  # --overwrite renamed a regular file over them (as root, over /dev/full too)
+        assert _predict(stem, galaxy, out, "--overwrite") == 2
+        assert "exists and is not a regular file; give the name of a FITS file to write" in caplog.text
+    assert stat.S_ISFIFO(fifo.lstat().st_mode) and link.is_symlink()
+    with pytest.raises(FileExistsError, match="exists and is not a regular file"):
+        Translator.load(stem).predict_to_fits(BandStack.from_fits(galaxy), link, overwrite=True)
+    # "newdir/" names a folder, even before it exists: it wrote a FITS file called newdir
+    assert _predict(stem, galaxy, f"{tmp_path / 'newdir'}{os.sep}") == 2
+    assert "is a folder; give the name of the FITS file to write" in caplog.text
+    assert not (tmp_path / "newdir").exists()
 
 
 def test_reproject_to_puts_the_inputs_on_one_grid(stem, galaxy, tmp_path, caplog):
@@ -407,6 +425,32 @@ def test_predict_batch_counts_a_galaxy_without_some_bands_once(tiny_any_band_mod
     assert report["error"][0] == "object 'a' has no usable file for band r"
     assert report["error"][1] == "object 'b' has no usable file for bands r, Ks"
     assert "to predict from the bands the galaxies have, name them: --input-bands BAND [BAND ...]" in caplog.text
+
+
+def test_predict_batch_report_never_replaces_what_is_not_a_report(stem, galaxy, tmp_path, caplog, monkeypatch):
+    import bandsynth.batch.run
+
+    folder = _two_galaxies(galaxy, tmp_path)
+    out = tmp_path / "out"
+    common = ["predict-batch", "--model", str(stem), "--pattern", "{id}_{band}.fits", "--input-dir", str(folder),
+              "--out", str(out), "--workers", "1", "--quiet"]
+    assert main(common) == 0
+    prediction, notes = out / "a_r_synth.fits", tmp_path / "notes.txt"
+    notes.write_text("my notes")
+    before = prediction.read_bytes()
+    monkeypatch.setattr(bandsynth.batch.run, "_run", lambda *a, **k: pytest.fail("the batch ran"))
+    for path in (notes, prediction):  # both were replaced by the report, and the run said "2 already done"
+        assert main([*common, "--report", str(path)]) == 2
+        assert f"--report: report {path} exists and is not a batch report; it would be replaced" in caplog.text
+    assert notes.read_text() == "my notes" and prediction.read_bytes() == before
+    # the default report's path is checked before any galaxy is predicted too (a folder there was found after)
+    default = tmp_path / "out2" / "predict_batch_report_r.ecsv"
+    default.mkdir(parents=True)
+    assert main([*common[:-5], "--out", str(tmp_path / "out2"), "--workers", "1", "--quiet"]) == 2
+    assert f"report {default} is a folder; give the name of the ECSV file to write" in caplog.text
+    # an earlier report is replaced, as before
+    monkeypatch.undo()
+    assert main([*common, "--report", str(out / "predict_batch_report_r.ecsv")]) == 0
 
 
 def test_predict_batch_tells_a_psf_tagged_model_each_galaxys_seeing(tiny_any_band_model, galaxy, tmp_path):

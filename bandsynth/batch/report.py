@@ -5,12 +5,13 @@ Part of `bandsynth.batch`; import the public names from there.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
 from astropy.table import Table
 
-__all__ = ["BatchReport", "REPORT_COLUMNS", "STATUSES", "report_row"]
+__all__ = ["BatchReport", "REPORT_COLUMNS", "STATUSES", "check_report_path", "report_row"]
 
 #: Columns of the report, in order.
 REPORT_COLUMNS = ("galaxy", "status", "band", "file", "output", "error", "warnings", "seconds")
@@ -161,3 +162,37 @@ def report_row(galaxy, status, *, band="", file="", output="", error="", warning
         "warnings": str(warnings),
         "seconds": round(float(seconds), 4),
     }
+
+
+def check_report_path(path):
+    """Refuse, before any work, a report path whose file is not an earlier batch report.
+
+    A report replaces the file at its path; that must never be the manifest, a
+    prediction or any other file given there by mistake.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+
+    Returns
+    -------
+    pathlib.Path
+
+    Raises
+    ------
+    IsADirectoryError, FileExistsError
+        ``path`` is a folder, or an existing file that is not a batch report (ECSV whose
+        first column is ``galaxy``).
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"report {path} is a folder; give the name of the ECSV file to write")
+    if os.path.lexists(path):
+        head = b""
+        if path.is_file():
+            with open(path, "rb") as fh:
+                head = fh.read(4096)
+        if not (head.startswith(b"# %ECSV") and b"- {name: galaxy," in head):
+            raise FileExistsError(f"report {path} exists and is not a batch report; it would be replaced: give "
+                                  "another path")
+    return path

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from .manifest import normalise_items
 from .outputs import check_writable, output_path
-from .report import BatchReport, report_row
+from .report import BatchReport, check_report_path, report_row
 from .workers import cores, error_message, predict_galaxy, quiet_dask_logs
 
 __all__ = ["predict_many", "run_local", "quiet_close"]
@@ -257,7 +257,8 @@ def predict_many(model, items, *, out_dir, band=None, inputs=None, workers=None,
         Show a progress bar.
     report : str or os.PathLike, optional
         Also write the report there (ECSV); a run interrupted (Ctrl-C) writes it before it
-        stops, the galaxies not yet predicted as failed.
+        stops, the galaxies not yet predicted as failed.  An existing file there must be an
+        earlier report (`bandsynth.batch.report.check_report_path`).
     reproject_to : str, optional
         Resample each galaxy's bands onto this band's grid before predicting.
     tta : bool
@@ -278,10 +279,10 @@ def predict_many(model, items, *, out_dir, band=None, inputs=None, workers=None,
 
     Raises
     ------
-    ValueError, FileNotFoundError, TypeError
+    ValueError, FileNotFoundError, FileExistsError, TypeError
         A problem with the model (unknown name, weights failing their SHA-256
-        check), the manifest or the options -- never a problem of one galaxy,
-        which is reported instead.
+        check), the manifest, the report's path or the options -- never a problem
+        of one galaxy, which is reported instead.
 
     Examples
     --------
@@ -297,6 +298,7 @@ def predict_many(model, items, *, out_dir, band=None, inputs=None, workers=None,
     no file for band Ks
     """
     predict_kw = _check_options(out_dir, workers, torch_threads, predict_kw, tta)
+    report = None if report is None else check_report_path(report)  # never the manifest or a prediction
     translator, ref, payload = _resolve_model(model)
     request = _request(translator, band, inputs)
     reproject_to = _check_reproject_to(reproject_to, request)

@@ -192,11 +192,13 @@ def _probe(folder, target):
 
 def check_output_file(path, *, overwrite):
     """Refuse (before any work) an output file that exists or cannot be written."""
-    path = Path(path)
-    if path.is_dir():
-        raise UsageError(f"output {path} is a folder; give the name of the FITS file to write")
+    text, path = os.fspath(path), Path(path)
+    if path.is_dir() or text.endswith(("/", os.sep)):  # "newdir/" names a folder, even one not yet made
+        raise UsageError(f"output {text} is a folder; give the name of the FITS file to write")
     if os.path.lexists(path) and not overwrite:
         raise UsageError(f"output {path} exists; pass --overwrite to replace it")
+    if os.path.exists(path) and not path.is_file():  # a device, a FIFO or a link to one: never renamed over
+        raise UsageError(f"output {path} exists and is not a regular file; give the name of a FITS file to write")
     folder = path.parent
     if not folder.is_dir():
         raise UsageError(f"cannot write {path}: folder {folder} does not exist")

@@ -110,6 +110,7 @@ def run(args) -> int:
         except ValueError as err:
             raise UsageError(f"--reproject-to: {err}") from None
     from ..batch import predict_many
+    from ..batch.report import check_report_path
     from ..models.zoo import WeightsHashError, get_card
 
     try:
@@ -131,9 +132,11 @@ def run(args) -> int:
                              + (f" for bands {', '.join(inputs)}" if "{band}" in args.pattern else ""))
     default_report = out / f"predict_batch_report_{band or card.output}.ecsv"  # one per band, as the outputs
     report_path = Path(args.report) if args.report is not None else default_report
+    try:  # the default path too: a folder there was found after every galaxy had been predicted
+        check_report_path(report_path)
+    except OSError as err:
+        raise UsageError(f"--report: {err}" if args.report is not None else str(err)) from None
     if args.report is not None:
-        if report_path.is_dir():
-            raise UsageError(f"--report {report_path} is a folder; give the name of the ECSV file to write")
         check_output_folder(report_path.parent)
     started = time.perf_counter()
     try:
