@@ -283,6 +283,9 @@ def _reproject_image(band, im, wcs_out, shape_out, *, method, conserve_flux, kwa
     data = out[0]
     bad = ~np.isfinite(data)
     outside = footprint < _MIN_COVERAGE
+    if outside.all():  # every pixel masked: refused, as an input whose every pixel is masked is
+        raise ValueError(f"{label}: its image does not overlap the target grid (no pixel of the grid lies on it): "
+                         "are the WCSs of the same field?")
     if outside.any():
         uncovered.setdefault(int(outside.sum()), []).append(band.name)
         bad |= outside

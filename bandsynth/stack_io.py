@@ -458,12 +458,12 @@ def _read_ccd(path, index, *, label, unit, hdu_uncertainty, mask, header, band=N
         # gives the other files (it read a GALEX map in counts/s as nanomaggies, 9x too faint).
         galex = str(header.get("TELESCOP", "")).strip().upper() == "GALEX"
         file_unit = u.ct / u.s if galex else u.ct
+        if unit is not None:  # said, not silently set aside
+            warnings.warn(f"{label}: {path!r} has no BUNIT but states a zero point: read as {file_unit} with it, not "
+                          f"as {unit} (unit= is for files that state neither)", AstropyUserWarning, stacklevel=5)
     elif unit is None:
-        raise BandInputError(
-            f"{label}: {path!r} HDU {index} has no BUNIT keyword and no unit= was given; "
-            "pass unit= (e.g. unit='nanomaggy')",
-            band=band, path=path,
-        )
+        raise BandInputError(f"{label}: {path!r} HDU {index} has no BUNIT keyword and no unit= was given; pass unit= "
+                             "(e.g. unit='nanomaggy')", band=band, path=path)
     else:
         file_unit = unit
     try:
@@ -541,13 +541,15 @@ def read_band_file(band, path, *, hdu, unit):
     bandsynth.errors.BandFileNotFoundError
         No such file.
     bandsynth.errors.BandFileError
-        The file cannot be read as FITS.
+        A folder, or a file that cannot be read as FITS.
     bandsynth.errors.BandInputError
         No image HDU (or no HDU ``hdu``), no unit, or an invalid image.
     """
     path = _fspath(path, f"band {band.name!r}", band=band)
     label = f"band {band.name!r}"
     if not os.path.isfile(path):
+        if os.path.isdir(path):  # a manifest's cell naming a folder: it said "not found"
+            raise BandFileError(f"{label}: {path!r} is a folder, expected a FITS file", band=band, path=path)
         file, extension = split_extended_name(path)  # CFITSIO's FILE[EXT], which astropy does not read
         hint = f" (to read HDU {extension!r} of {file!r}: hdu={{{band.name!r}: {extension!r}}})" if extension else ""
         raise BandFileNotFoundError(f"{label}: FITS file {path!r} not found{hint}", band=band, path=path)

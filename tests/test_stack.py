@@ -18,7 +18,7 @@ from astropy.wcs.utils import proj_plane_pixel_area
 
 from bandsynth import BandInputError, BandTypeError
 from bandsynth.bands import get_band
-from bandsynth.errors import BandFileNotFoundError, BandUnitError
+from bandsynth.errors import BandFileError, BandFileNotFoundError, BandUnitError
 from bandsynth.scaling import reference_flux
 from bandsynth.stack import BandStack
 from bandsynth.bands import header_band
@@ -330,7 +330,6 @@ def test_a_truncated_file_is_refused_not_read_in_part(tmp_path):
     # A gzip file cut short read as a file of fewer bands without a word; a plain one with only a warning.
     import gzip
 
-    from bandsynth.errors import BandFileError
 
     hdus = [fits.PrimaryHDU()]
     for name in ("g", "r", "i", "z"):
@@ -396,6 +395,8 @@ def test_from_fits_errors(tmp_path):
     good = write_image(tmp_path / "r.fits", gaussian(8))
     with pytest.raises(FileNotFoundError, match=r"band 'NUV': FITS file '.*missing\.fits' not found"):
         BandStack.from_fits({"r": good, "NUV": tmp_path / "missing.fits"})
+    with pytest.raises(BandFileError, match=r"band 'NUV': '.*' is a folder, expected a FITS file"):
+        BandStack.from_fits({"r": good, "NUV": tmp_path})  # it said "not found"
     with pytest.raises(FileNotFoundError, match="multi-extension FITS file '.*nothing.fits' not found"):
         BandStack.from_fits(str(tmp_path / "nothing.fits"))
 
@@ -621,6 +622,14 @@ def test_reproject_outside_footprint_is_masked_with_warning():
     g = out["g"]
     assert g.mask[0, 0] and not g.mask[12, 12]
     assert np.isfinite(g.data[12, 12])
+
+
+@pytest.mark.parametrize("method", ["interp", "exact"])
+def test_reproject_onto_a_grid_the_image_does_not_reach_is_refused(method):
+    # every pixel came out masked and the prediction was written, all NaN, with exit code 0
+    s = BandStack.from_arrays({"g": gaussian(16)}, wcs=tan_wcs(16), unit="Jy")
+    with pytest.raises(ValueError, match="band 'g': its image does not overlap the target grid"):
+        s.reproject(tan_wcs(16, crval=(10.0, 2.0)), method=method)
 
 
 def test_reproject_target_forms_and_errors(three_band):

@@ -4,6 +4,7 @@ import astropy.units as u
 import numpy as np
 import pytest
 from astropy.io import fits
+from astropy.utils.exceptions import AstropyUserWarning
 from astropy.wcs import WCS
 
 from bandsynth import BandStack
@@ -79,7 +80,9 @@ def test_survey_files_become_nanomaggies_with_their_header_zeropoints(survey_fil
     assert records["NUV"]["unit"] == "ct / s" and "GALEX" in records["NUV"]["source"]
     # unit= gives a flux unit to files without BUNIT, not to one whose header states a zero point (read as
     # nanomaggies, the GALEX map came out 9x too faint); a count unit it does give
-    with_unit = BandStack.from_fits({"NUV": files["NUV"]}, unit="nanomaggy")
+    with pytest.warns(AstropyUserWarning, match=r"band 'NUV': '.*' has no BUNIT but states a zero point: read as "
+                                                r"ct / s with it, not as nmgy \(unit= is for files that state neither"):
+        with_unit = BandStack.from_fits({"NUV": files["NUV"]}, unit="nanomaggy")  # set aside without a word
     assert float(np.sum(with_unit["NUV"].data)) == pytest.approx(nuv_counts * 10 ** (-0.4 * (20.08 - 22.5)), rel=1e-5)
     as_dn = BandStack.from_fits({"NUV": files["NUV"]}, unit="DN", zeropoint={"NUV": 20.0})
     assert as_dn.meta["zeropoints"][0]["unit"] == "DN"
