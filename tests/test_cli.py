@@ -209,6 +209,10 @@ def test_demo_runs_offline_and_writes_fits_and_png(tmp_path, capsys):
 def test_demo_without_the_model_says_so(capsys):
     assert main(["demo", "--model", "not_shipped_model"]) == 2
     assert "unknown model 'not_shipped_model'" in capsys.readouterr().err
+    for command in (["demo", "--seed", "-1"], ["mock", "--seed", "-1"], ["mock", "--size", "5"]):  # exit 1, no flag
+        with pytest.raises(SystemExit, match="2"):
+            main(command)
+        assert f"argument {command[1]}" in (err := capsys.readouterr().err) and "a whole number of at least" in err
 
 
 def test_demo_of_an_any_band_model_asks_for_the_band_and_predicts_it_from_the_others(tiny_any_band_model, tmp_path,

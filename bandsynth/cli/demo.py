@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ._common import OneBand, UsageError, add_model, add_output, add_overwrite, add_quiet, check_output_folder
+from ._common import OneBand, UsageError, add_model, add_output, add_overwrite, add_quiet, at_least, check_output_folder
 
 
 def add_parser(subparsers):
@@ -17,7 +17,7 @@ def add_parser(subparsers):
     p.add_argument("--band", metavar="BAND", action=OneBand,
                    help="the band to predict: required for an any-band model, which predicts it from all its "
                         "other bands; for any other model, its output band")
-    p.add_argument("--seed", type=int, default=7, help="seed of the mock galaxy (default: 7)")
+    p.add_argument("--seed", type=at_least(0), default=7, help="seed of the mock galaxy (default: 7)")
     add_output(p, metavar="FOLDER",
                help="output folder, created if needed (default: a new temporary folder, printed at the end)")
     add_overwrite(p, help="replace the files of an earlier run in --output")

@@ -34,11 +34,11 @@ def add_parser(subparsers):
     p.add_argument("--redshift", action="store_true",
                    help="with --survey: observe each galaxy and its neighbours at a redshift drawn from its r "
                         "magnitude (observed-frame colours; default: every galaxy in its rest frame)")
-    p.add_argument("--seed", "--data-seed", dest="seed", type=int, default=0,
+    p.add_argument("--seed", "--data-seed", dest="seed", type=at_least(0), default=0,
                    help="seed of the mock universe (default: 0)")
     p.add_argument("--bands", nargs="+", default=None, metavar="BAND", help="bands (default: all registered bands)")
     p.add_argument("--views", type=at_least(1), default=1, metavar="N", help="viewing angles per galaxy (default: 1)")
-    p.add_argument("--size", type=at_least(4), default=128, metavar="PIXELS", help="stamp side in pixels (default: 128)")
+    p.add_argument("--size", type=at_least(8), default=128, metavar="PIXELS", help="stamp side in pixels (default: 128)")
     p.add_argument("--pixel-scale", type=float, default=None, metavar="ARCSEC",
                    help="arcsec per pixel (default: that of the mode)")
     p.add_argument("--depth-offset", type=float, default=0.0, metavar="MAG",
