@@ -349,6 +349,10 @@ def test_options_are_validated_before_any_work(tiny_model, tmp_path):
         predict_many("no_such_model", [], out_dir=tmp_path)
     with pytest.raises(TypeError, match=r"items\[0\] must be an \(id, \{band: path\}\) pair"):
         predict_many(stem, ["g1"], out_dir=tmp_path)
+    # a Client hung 60 s on it, then failed with a message naming no option
+    with pytest.raises(ValueError, match=r"scheduler='garbage': missing port number in address 'garbage' \(expected "
+                                         r"an address such as 'tcp://10\.0\.0\.1:8786'\)"):
+        predict_many(stem, [], out_dir=tmp_path, scheduler="garbage")
 
 
 def test_batch_report_rejects_unknown_status_and_columns():

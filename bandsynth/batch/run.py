@@ -177,7 +177,10 @@ def _run_distributed(jobs, ref, payload, *, scheduler, torch_threads, options, p
     from distributed.comm import get_address_host
 
     own = not isinstance(scheduler, Client)
-    client = Client(scheduler, set_as_default=False) if own else scheduler
+    try:
+        client = Client(scheduler, set_as_default=False) if own else scheduler
+    except OSError as err:  # nobody there: said in the words of the option
+        raise ValueError(f"scheduler={scheduler!r}: {err}") from None
     futures = {}
     try:
         workers = _cluster_workers(client)
@@ -299,6 +302,7 @@ def predict_many(model, items, *, out_dir, band=None, inputs=None, workers=None,
     """
     predict_kw = _check_options(out_dir, workers, torch_threads, predict_kw, tta)
     report = None if report is None else check_report_path(report)  # never the manifest or a prediction
+    _check_scheduler(scheduler)
     translator, ref, payload = _resolve_model(model)
     request = _request(translator, band, inputs)
     reproject_to = _check_reproject_to(reproject_to, request)
@@ -346,6 +350,21 @@ def _check_options(out_dir, workers, torch_threads, predict_kw, tta):
         raise TypeError(f"predict_kw: {err}") from None
     predict_kw["tta"] = bool(tta)
     return predict_kw
+
+
+def _check_scheduler(scheduler):
+    """A scheduler address that cannot be one, refused before any work (a Client hung 60 s on it, then failed)."""
+    if not isinstance(scheduler, str):
+        return
+    from distributed.comm import parse_address
+    from distributed.comm.addressing import parse_host_port
+
+    try:
+        protocol, location = parse_address(scheduler)
+        if protocol in ("tcp", "tls"):
+            parse_host_port(location)
+    except ValueError as err:
+        raise ValueError(f"scheduler={scheduler!r}: {err} (expected an address such as 'tcp://10.0.0.1:8786')") from None
 
 
 def _request(translator, band, inputs):

@@ -105,6 +105,7 @@ _HINTS = (
     (re.compile(r"the unit requested with unit="),
      lambda m: "the unit given with --unit (which names the unit of images without BUNIT)"),
     (re.compile(r"\bzeropoint=(?!\w)"), lambda m: "--zeropoint BAND=ZP"),
+    (re.compile(r"\bscheduler='([^']*)'"), lambda m: f"--scheduler {m.group(1)}"),
     (re.compile(r"hdu=\{'([^']*)': '([^']*)'\}"), lambda m: f"--input {m.group(1)}=FILE[{m.group(2)}]"),
     (re.compile(r"BandStack\.from_fits\(path\)"), lambda m: "--input FILE alone"),
 )
