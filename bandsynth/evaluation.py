@@ -395,7 +395,7 @@ def metric_space(data, inputs, output):
     return scalings, references
 
 
-def card_dataset(card, *, progress=True, seed=None, n_galaxies=None):
+def card_dataset(card, *, progress=True, seed=None, n_galaxies=None, pixel_scale=None):
     """Rebuild the mock universe a model card says its model was trained on (all splits).
 
     A survey-layer data set (``data_info["survey"]``: the preset or mapping of band to
@@ -411,6 +411,12 @@ def card_dataset(card, *, progress=True, seed=None, n_galaxies=None):
     seed, n_galaxies : int, optional
         Draw a *fresh* universe of the same kind instead: another seed gives galaxies
         the model has never seen (e.g. to calibrate its uncertainty on).
+    pixel_scale : float, optional
+        Render the same galaxies on pixels of this many arcsec instead of the training
+        images' (e.g. to measure how a model fares off its pixel scale).  A survey-layer
+        stamp keeps its field (its side scaled to an even number of pixels); the ideal and
+        simple survey modes draw a galaxy to a stamp's side in pixels, so their stamps keep
+        their side and show the galaxy in a wider (or narrower) field.
 
     Returns
     -------
@@ -436,10 +442,13 @@ def card_dataset(card, *, progress=True, seed=None, n_galaxies=None):
         options["redshift"] = True
     if "family" in info:  # a physics family other than the default (`bandsynth.datasets.mock.families`)
         options["family"] = str(info["family"])
+    size, trained_scale = int(info.get("size", 128)), info.get("pixel_scale")
+    if pixel_scale is not None and survey is not None:  # the same field on other pixels
+        size = 2 * max(4, round(size * float(trained_scale or card.pixel_scale) / float(pixel_scale) / 2))
     return make_dataset(
         int(info["n_galaxies"] if n_galaxies is None else n_galaxies),
         seed=int(info.get("seed", 0) if seed is None else seed), bands=[*card.inputs, card.output],
-        size=int(info.get("size", 128)), views=int(info.get("views", 1)), pixel_scale=info.get("pixel_scale"),
+        size=size, views=int(info.get("views", 1)), pixel_scale=trained_scale if pixel_scale is None else pixel_scale,
         progress=progress, **options,
     )
 

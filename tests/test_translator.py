@@ -314,6 +314,24 @@ def test_the_pixel_scale_warning_starts_at_a_factor_of_one_and_a_half(pixel_scal
         assert "reproject the inputs onto 0.262 arcsec/pixel" in problems[0]
 
 
+def test_the_universe_of_a_card_on_other_pixels_shows_the_same_galaxies():
+    from astropy.wcs.utils import proj_plane_pixel_scales
+
+    card = Translator.load("nuv_k_to_r_paper").card  # ideal mode: 128 x 128 pixels of 0.262"
+    native, coarse = (card_dataset(card, progress=False, seed=5, n_galaxies=2, pixel_scale=p) for p in (None, 0.524))
+    for i in range(2):
+        a, b = native.stack(i), coarse.stack(i)
+        assert a.shape == b.shape == (128, 128)  # the ideal mode draws a galaxy to the stamp's side in pixels
+        assert proj_plane_pixel_scales(b.wcs.celestial)[0] * 3600 == pytest.approx(0.524)
+        assert b.meta["flux_total"] == a.meta["flux_total"]
+        assert float(b["r"].data.sum()) >= float(a["r"].data.sum())  # a wider field holds more of its light
+    card = Translator.load("g_z_to_r").card  # the survey layer: galaxies of their sizes in arcsec, one field
+    native, fine = (card_dataset(card, progress=False, seed=5, n_galaxies=1, pixel_scale=p) for p in (None, 0.131))
+    a, b = native.stack(0, truth=True), fine.stack(0, truth=True)
+    assert b.shape == (2 * a.shape[0], 2 * a.shape[1])
+    assert float(b["DECam_r"].data.sum()) == pytest.approx(float(a["DECam_r"].data.sum()), rel=0.01)
+
+
 def test_fit_calibrate_save_load_on_the_mock_universe(tmp_path):
     data = make_dataset(30, seed=2, bands=[*INPUTS, OUTPUT], size=48)
     t = Translator.fit(data, inputs=["NUV", "K"], output="sdss_r", name="nuv_k_to_r_test", preset="tiny",

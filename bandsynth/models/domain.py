@@ -208,14 +208,6 @@ def psf_tags(card, stack, inputs):
     broadest = _broadest_psf_ratio(card)
     tags = []
     for band in inputs:
-        quietest = _quietest_noise(card, band, factor)
-        if noise is not None and quietest is not None and noise < quietest:
-            problems.append(
-                f"model {card.name!r} was trained on {band} images with noise of {quietest * factor:.3g} {card.unit}/"
-                f"pixel; this stack's {band} noise is {noise:.3g}, {quietest * factor / max(noise, 1e-30):.1f} times "
-                f"less (warned beyond {factor:g} times): the model reads faint light against the noise it was "
-                "trained with, and the predicted flux of a faint galaxy may change with the depth"
-            )
         fwhm, trained = input_psf_fwhm(stack, band), card.psf_fwhm.get(band)
         tags.append(_held_tag(1.0 if fwhm is None or not trained else fwhm / float(trained), broadest))
     return tuple(tags)
