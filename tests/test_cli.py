@@ -209,6 +209,8 @@ def test_demo_runs_offline_and_writes_fits_and_png(tmp_path, capsys):
 def test_demo_without_the_model_says_so(capsys):
     assert main(["demo", "--model", "not_shipped_model"]) == 2
     assert "unknown model 'not_shipped_model'" in capsys.readouterr().err
+    assert main(["mock", "--n", "2", "--depth-offset", "1", "-o", "unused"]) == 2  # ignored in ideal mode
+    assert "--depth-offset needs --mode survey or --survey (ideal mode images have no noise)" in capsys.readouterr().err
     for command in (["demo", "--seed", "-1"], ["mock", "--seed", "-1"], ["mock", "--size", "5"]):  # exit 1, no flag
         with pytest.raises(SystemExit, match="2"):
             main(command)

@@ -230,6 +230,17 @@ def _two_galaxies(galaxy, tmp_path):
     return folder
 
 
+def test_predict_batch_with_an_empty_manifest_is_a_usage_error(stem, tmp_path, caplog):
+    from astropy.table import Table
+
+    manifest = tmp_path / "empty.ecsv"
+    Table(names=("id", "NUV", "Ks"), dtype=(str, str, str)).write(manifest)
+    out = tmp_path / "out"  # it said "0 predicted" with exit code 0, as a --pattern matching nothing did not
+    assert main(["predict-batch", "--model", str(stem), "--manifest", str(manifest), "--out", str(out)]) == 2
+    assert f"--manifest {manifest} lists no galaxy: nothing to predict" in caplog.text
+    assert not out.exists()
+
+
 def test_predict_batch_pattern_mode(stem, galaxy, tmp_path):
     folder = _two_galaxies(galaxy, tmp_path)
     out = tmp_path / "out"

@@ -119,6 +119,14 @@ def run(args) -> int:
         raise UsageError(str(err)) from None
     band, inputs = _request(card, args.band, args.input_bands)
     if args.manifest is not None:
+        from ..batch import read_manifest
+
+        try:
+            listed = read_manifest(args.manifest, bands=inputs)
+        except (ValueError, OSError) as err:
+            raise UsageError(f"--manifest {args.manifest}: {err}") from None
+        if not any(listed):  # as a --pattern that matches nothing: said, and no output folder or report made
+            raise UsageError(f"--manifest {args.manifest} lists no galaxy: nothing to predict")
         items = args.manifest
     else:
         from ..datasets.folder import scan_folder

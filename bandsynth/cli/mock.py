@@ -72,6 +72,8 @@ def run(args) -> int:
         raise UsageError(f"--survey {args.survey} sets how every band is observed; drop --mode {args.mode}")
     if args.r_mag_range is not None and args.survey is None:
         raise UsageError("--r-mag-range needs --survey (ideal and survey mode draw their own magnitudes)")
+    if args.depth_offset and args.survey is None and args.mode in (None, "ideal"):  # it was ignored without a word
+        raise UsageError("--depth-offset needs --mode survey or --survey (ideal mode images have no noise)")
     if args.redshift and args.survey is None:
         raise UsageError("--redshift needs --survey (ideal and survey mode show galaxies in their rest frame)")
     if args.survey is not None:
