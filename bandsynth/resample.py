@@ -20,7 +20,7 @@ from astropy.utils.exceptions import AstropyUserWarning
 from .stack_io import BandImage
 from .units import pixel_area
 
-__all__ = ["METHODS", "check_grid", "reproject_all"]
+__all__ = ["METHODS", "check_grid", "regrid", "reproject_all"]
 
 #: Resampling methods: `reproject.reproject_interp`, `~reproject.reproject_exact`, `~reproject.reproject_adaptive`.
 METHODS = ("interp", "exact", "adaptive")
@@ -31,6 +31,61 @@ _MIN_COVERAGE = 0.999
 
 
 # ---------------------------------------------------------------------- grids
+def regrid(wcs, shape, pixel_scale):
+    """The grid ``(wcs, shape)`` of the same field on square pixels of ``pixel_scale``.
+
+    Centred where the grid ``(wcs, shape)`` is, in its orientation and projection
+    (without distortion terms), its side scaled to cover the same field: what a model's
+    pixel scale asks of images taken on other pixels.
+
+    Parameters
+    ----------
+    wcs : `~astropy.wcs.WCS`
+        A celestial WCS.
+    shape : (int, int)
+        ``(ny, nx)`` of its grid.
+    pixel_scale : `~astropy.units.Quantity` or float
+        The new pixels' side (an angle; a number is in arcsec).
+
+    Returns
+    -------
+    wcs : `~astropy.wcs.WCS`
+    shape : (int, int)
+
+    Examples
+    --------
+    >>> from astropy.wcs import WCS
+    >>> w = WCS(naxis=2)
+    >>> w.wcs.ctype, w.wcs.cdelt = ["RA---TAN", "DEC--TAN"], [-0.2 / 3600, 0.2 / 3600]
+    >>> w.wcs.crval, w.wcs.crpix = [150.0, 2.0], [128.5, 128.5]
+    >>> new, shape = regrid(w, (256, 256), 0.262 * u.arcsec)
+    >>> shape, [round(float(c) * 3600, 3) for c in new.wcs.cdelt]
+    ((195, 195), [-0.262, 0.262])
+    """
+    from astropy.wcs.utils import proj_plane_pixel_scales
+
+    scale = u.Quantity(pixel_scale, u.arcsec).to_value(u.deg)
+    if not np.isfinite(scale) or scale <= 0:
+        raise ValueError(f"reproject: a pixel scale must be a positive angle, got {pixel_scale!r}")
+    celestial = wcs.celestial
+    factor = float(np.mean(proj_plane_pixel_scales(celestial))) / scale  # > 1: finer pixels
+    ny, nx = shape
+    new_shape = (max(1, round(ny * factor)), max(1, round(nx * factor)))
+    centre = celestial.pixel_to_world_values((nx - 1) / 2, (ny - 1) / 2)
+    new = celestial.deepcopy()
+    new.sip, new.wcs.ctype = None, [c.replace("-SIP", "") for c in new.wcs.ctype]
+    if new.wcs.has_cd():
+        new.wcs.cd = new.wcs.cd / factor
+    else:
+        new.wcs.cdelt = new.wcs.cdelt / factor
+    new.wcs.crval = [float(c) for c in centre]
+    new.wcs.crpix = [(new_shape[1] + 1) / 2, (new_shape[0] + 1) / 2]
+    new.wcs.set()
+    new.array_shape = new_shape
+    return new, new_shape
+
+
+
 def _grid_offset(wcs_a, wcs_b, shape):
     """Largest pixel distance between where two WCSs put the same sky points (inf if they cannot be compared)."""
     ny, nx = shape

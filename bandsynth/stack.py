@@ -36,7 +36,7 @@ from astropy.nddata import CCDData, Cutout2D, NDData, StdDevUncertainty
 from astropy.wcs import WCS
 
 from .bands import Band, get_band
-from .resample import METHODS, check_grid, reproject_all
+from .resample import METHODS, check_grid, regrid, reproject_all
 from .stack_io import (
     BandImage,
     as_unit,
@@ -110,7 +110,7 @@ class BandStack:
         Metadata of the stack as a whole (e.g. the truth of a mock galaxy).
     reproject_to : str, `~bandsynth.bands.Band` or a grid, optional
         Resample every band onto this band's pixel grid, or onto a grid as
-        :meth:`reproject` takes one (``(wcs, shape)``, a header, an NDData, ...).
+        :meth:`reproject` takes one (``(wcs, shape)``, a header, a pixel scale, ...).
     reproject_kw : mapping, optional
         Options for that resampling: ``method``, ``conserve_flux`` and any
         option of the `reproject` function.
@@ -336,8 +336,8 @@ class BandStack:
                 if wcs_out is None:
                     raise ValueError(
                         f"reproject_to={reproject_to!r}: band {target.name!r} has no WCS to reproject onto")
-            else:  # a grid, as reproject takes one
-                wcs_out, shape_out = _target_grid(reproject_to)
+            else:  # a grid, as reproject takes one; a pixel scale over the bluest band's field
+                wcs_out, shape_out = _target_grid(reproject_to, built[bands[0]])
             kw = dict(reproject_kw or {})
             method = kw.pop("method", "interp")
             conserve = kw.pop("conserve_flux", "auto")
@@ -539,10 +539,12 @@ class BandStack:
 
         Parameters
         ----------
-        target : str, `~bandsynth.bands.Band`, `~astropy.io.fits.Header`, `~astropy.wcs.WCS`, ``(wcs, shape)`` or NDData
+        target : str, Band, `~astropy.io.fits.Header`, `~astropy.wcs.WCS`, ``(wcs, shape)``, NDData or Quantity
             The output grid: the name of a band of this stack ("onto that band's
             grid"), a header with ``NAXIS1``/``NAXIS2``, a WCS with ``array_shape``,
-            a WCS (or header) and ``(ny, nx)`` shape, or an NDData's WCS and shape.
+            a WCS (or header) and ``(ny, nx)`` shape, an NDData's WCS and shape, or a
+            pixel scale (``0.262 * u.arcsec``: the bluest band's field on such pixels,
+            `bandsynth.resample.regrid`).
         method : {"interp", "exact", "adaptive"}
             `reproject.reproject_interp`, `reproject.reproject_exact` (flux-exact
             spherical-polygon overlap) or `reproject.reproject_adaptive`.
@@ -566,10 +568,9 @@ class BandStack:
         -------
         BandStack
             Bands already on the target grid are unchanged.  The uncertainty is
-            reprojected as a variance (for ``"exact"``/``"adaptive"`` divided by the
-            number of input pixels averaged into an output pixel when binning
-            down, which ignores the correlation resampling creates; for
-            ``"interp"`` it is an upper bound).  Output pixels touching a masked
+            reprojected as a variance, each pixel's noise where pixels are binned or
+            sampled down, else the noise on scales larger than a pixel (resampling
+            correlates neighbours' noise).  Output pixels touching a masked
             input pixel, non-finite, or not fully covered by the input image are
             masked (the latter with an `~astropy.utils.exceptions.AstropyUserWarning`).
 
@@ -613,7 +614,7 @@ class BandStack:
             if im.wcs is None:
                 raise ValueError(f"reproject: target band {band.name!r} has no WCS")
             return im.wcs, im.shape
-        return _target_grid(target)
+        return _target_grid(target, self._images[self.bands[0]])
 
     def cutout(self, position, size, *, mode="trim") -> "BandStack":
         """Cut the same region out of every band with `~astropy.nddata.Cutout2D`.
@@ -769,8 +770,10 @@ def _rebuild_stack(images, meta):
     return BandStack._from_images(images, meta)
 
 
-def _target_grid(target):
-    """``(wcs, shape)`` of a reprojection target that is not a band of the stack."""
+def _target_grid(target, reference):
+    """``(wcs, shape)`` of a target that is not a band of the stack; a pixel scale regrids the image ``reference``."""
+    if isinstance(target, u.Quantity):
+        return regrid(as_wcs(reference.wcs, "the reference band"), reference.shape, target)
     if isinstance(target, NDData):
         if target.wcs is None:
             raise ValueError("reproject: the target NDData has no WCS")
@@ -792,6 +795,6 @@ def _target_grid(target):
             raise ValueError(f"reproject: target shape must be (ny, nx) with positive sizes, got {shape}")
         return as_wcs(wcs, "target"), shape
     raise TypeError(
-        "reproject: target must be a band name, a FITS header, a WCS with array_shape, (wcs, shape) "
-        f"or an NDData, got {type(target).__name__}"
+        "reproject: target must be a band name, a FITS header, a WCS with array_shape, (wcs, shape), an NDData "
+        f"or a pixel scale (an angle), got {type(target).__name__}"
     )

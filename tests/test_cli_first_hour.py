@@ -260,6 +260,12 @@ def test_item05_hints_name_options_not_python(stem, galaxy, tmp_path, caplog):
          "put them on one pixel grid first, e.g. --reproject-to NUV"),
         ("it is kept: pass --overwrite (overwrite=True) to predict it again", "it is kept: pass --overwrite to predict it again"),
         ("x exists; pass overwrite=True to replace it", "x exists; pass --overwrite to replace it"),
+        ("(reproject the inputs onto 0.262 arcsec/pixel: reproject_to=0.262 * u.arcsec)",
+         "(reproject the inputs onto 0.262 arcsec/pixel: --reproject-to 0.262)"),
+        ("no BUNIT keyword and no unit= was given; pass unit= (e.g. unit='nanomaggy')",
+         "no BUNIT keyword and no --unit was given; pass --unit (e.g. --unit nanomaggy)"),
+        ("made without test-time augmentation (--tta, tta=True)", "made without test-time augmentation (--tta)"),
+        ("scheduler='garbage': missing port number", "--scheduler garbage: missing port number"),
     ],
 )
 def test_item05_cli_text(python, command_line):

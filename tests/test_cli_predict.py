@@ -68,6 +68,26 @@ def test_existing_output_is_kept_without_overwrite(stem, galaxy, tmp_path, caplo
     assert SyntheticBand.read(out).band.name == "r"
 
 
+def test_reproject_to_a_pixel_scale(stem, galaxy, tmp_path, caplog):
+    # the advice of the pixel-scale warning, which a command-line user could not follow without a band there
+    out = tmp_path / "coarse.fits"
+    with pytest.warns(AstropyUserWarning, match=r"reproject the inputs onto 0\.262 arcsec/pixel: reproject_to=0\.262 "):
+        assert _predict(stem, galaxy, out, "--reproject-to", "0.524") == 0
+    sb = SyntheticBand.read(out)
+    assert sb.data.shape == (24, 24)  # 48 pixels of 0.262" on pixels twice as large
+    assert [r["pixel_scale_out"] for r in sb.meta["provenance"]["reprojection"]] == [pytest.approx(0.524)] * 2
+    assert _predict(stem, galaxy, tmp_path / "x.fits", "--reproject-to", "0") == 2
+    assert "--reproject-to: a pixel scale must be a positive number of arcsec, got 0" in caplog.text
+    folder = _two_galaxies(galaxy, tmp_path)  # a batch the same way, galaxy by galaxy
+    assert main(["predict-batch", "--model", str(stem), "--pattern", "{id}_{band}.fits", "--input-dir", str(folder),
+                 "--out", str(tmp_path / "b"), "--workers", "1", "--quiet", "--reproject-to", "0.524"]) == 0
+    np.testing.assert_array_equal(SyntheticBand.read(tmp_path / "b" / "a_r_synth.fits").data, sb.data)
+    from astropy.table import Table
+
+    report = Table.read(tmp_path / "b" / "predict_batch_report_r.ecsv")
+    assert all("reproject the inputs onto 0.262 arcsec/pixel" in w for w in report["warnings"])
+
+
 def test_an_output_that_is_not_a_regular_file_is_never_replaced(stem, galaxy, tmp_path, caplog):
     fifo, link = tmp_path / "pipe", tmp_path / "to_null"
     os.mkfifo(fifo)

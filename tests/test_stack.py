@@ -632,6 +632,17 @@ def test_reproject_onto_a_grid_the_image_does_not_reach_is_refused(method):
         s.reproject(tan_wcs(16, crval=(10.0, 2.0)), method=method)
 
 
+def test_reproject_onto_a_pixel_scale_keeps_the_field_and_the_flux():
+    s = BandStack.from_arrays({"g": gaussian(64, sigma=6.0), "r": gaussian(64, sigma=6.0)}, wcs=tan_wcs(64, 0.2),
+                              unit="nanomaggy")
+    out = s.reproject(0.262 * u.arcsec, method="exact")
+    assert out.shape == (49, 49) and out.meta["reprojection"][0]["pixel_scale_out"] == pytest.approx(0.262)
+    assert float(np.nansum(out["g"].data)) == pytest.approx(float(s["g"].data.sum()), rel=5e-3)
+    assert out.wcs.pixel_to_world(24, 24).separation(s.wcs.pixel_to_world(31.5, 31.5)).arcsec < 0.01  # one centre
+    with pytest.raises(ValueError, match="a pixel scale must be a positive angle"):
+        s.reproject(-1 * u.arcsec)
+
+
 def test_reproject_target_forms_and_errors(three_band):
     header = tan_wcs(20).to_header()
     header["NAXIS"], header["NAXIS1"], header["NAXIS2"] = 2, 20, 20

@@ -262,8 +262,9 @@ def predict_many(model, items, *, out_dir, band=None, inputs=None, workers=None,
         Also write the report there (ECSV); a run interrupted (Ctrl-C) writes it before it
         stops, the galaxies not yet predicted as failed.  An existing file there must be an
         earlier report (`bandsynth.batch.report.check_report_path`).
-    reproject_to : str, optional
-        Resample each galaxy's bands onto this band's grid before predicting.
+    reproject_to : str or `~astropy.units.Quantity`, optional
+        Resample each galaxy's bands onto this band's grid before predicting, or onto
+        pixels of this angle over the bluest band's field (e.g. the model's pixel scale).
     tta : bool
         Average over the 8 flips/rotations (see `Translator.predict`).
     torch_threads : int, optional
@@ -388,9 +389,16 @@ def _request(translator, band, inputs):
 
 
 def _check_reproject_to(reproject_to, translator):
-    """The canonical name of the band ``reproject_to``, which must be an input of the model (or None)."""
+    """The canonical name of the band ``reproject_to``, which must be an input of the model (or None), or a
+    pixel scale (an angle)."""
+    import astropy.units as u
+
     from ..bands import get_band
 
+    if isinstance(reproject_to, u.Quantity):
+        if not (reproject_to.unit.physical_type == "angle" and 0 < float(reproject_to.value) < float("inf")):
+            raise ValueError(f"reproject_to={reproject_to!r}: a pixel scale must be a positive angle")
+        return reproject_to
     if reproject_to is not None:
         reproject_to = get_band(reproject_to).name
         if reproject_to not in translator.inputs:

@@ -279,7 +279,7 @@ def predict_galaxy(galaxy, files, out, *, model, options, payload=None):
     model : (str, str)
         ``(source, weights SHA-256)`` of the model (see :func:`get_translator`).
     options : dict
-        ``overwrite`` (bool), ``reproject_to`` (band name or None), ``request``
+        ``overwrite`` (bool), ``reproject_to`` (band name, pixel scale or None), ``request``
         (``(inputs, band)`` of an any-band model, or None),
         ``predict_kw`` (keyword arguments of `Translator.predict
         <bandsynth.Translator.predict>`), ``torch_threads`` (int or None) and

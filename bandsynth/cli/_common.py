@@ -95,6 +95,7 @@ _HINTS = (
     (re.compile(r"reproject_to=('[^']*') in BandStack\.from_fits / BandStack\.from_arrays, or BandStack\.reproject"),
      lambda m: f"--reproject-to {m.group(1)[1:-1]}"),
     (re.compile(r"reproject_to=('[^']*')"), lambda m: f"--reproject-to {m.group(1)[1:-1]}"),
+    (re.compile(r"reproject_to=([0-9.e+-]+) \* u\.arcsec"), lambda m: f"--reproject-to {m.group(1)}"),
     (re.compile(r"--overwrite \(overwrite=True\)|overwrite=True \(--overwrite\)|overwrite=True / --overwrite"),
      lambda m: "--overwrite"),
     (re.compile(r"overwrite=True"), lambda m: "--overwrite"),

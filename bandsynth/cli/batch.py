@@ -50,7 +50,9 @@ def add_parser(subparsers):
     b.add_argument("--torch-threads", type=at_least(1), metavar="N",
                    help="network threads per worker (default: cores divided among the workers)")
     add_overwrite(b, help="predict again and replace existing outputs")
-    b.add_argument("--reproject-to", metavar="BAND", help="resample each galaxy onto this band's grid first")
+    b.add_argument("--reproject-to", metavar="BAND|ARCSEC",
+                   help="resample each galaxy onto this band's grid first, or onto pixels of ARCSEC over the bluest "
+                        "input's field (e.g. the model's pixel scale)")
     b.add_argument("--tta", action="store_true", help="average over the 8 flips/rotations (8x slower)")
     b.add_argument("--report", metavar="FILE",
                    help="report file (ECSV; default OUTPUT/predict_batch_report_<band>.ecsv: one per band, as the "
@@ -102,11 +104,14 @@ def run(args) -> int:
     elif not Path(args.input_dir).is_dir():
         raise UsageError(f"--input-dir {args.input_dir}: no such folder")
     out = check_output_folder(args.output)
-    if args.reproject_to is not None:
+    reproject_to = args.reproject_to
+    if reproject_to is not None:
         from ..bands import get_band
+        from .predict import pixel_scale_of
 
         try:
-            get_band(args.reproject_to)
+            scale = pixel_scale_of(reproject_to)
+            reproject_to = get_band(reproject_to).name if scale is None else scale
         except ValueError as err:
             raise UsageError(f"--reproject-to: {err}") from None
     from ..batch import predict_many
@@ -151,7 +156,7 @@ def run(args) -> int:
         report = predict_many(
             args.model, items, out_dir=out, band=band, inputs=inputs, workers=args.workers,
             scheduler=args.scheduler, overwrite=args.overwrite, progress=not args.quiet, report=report_path,
-            reproject_to=args.reproject_to, tta=args.tta, torch_threads=args.torch_threads,
+            reproject_to=reproject_to, tta=args.tta, torch_threads=args.torch_threads,
         )
     except (ValueError, OSError, TypeError, WeightsHashError) as err:
         raise UsageError(str(err)) from None

@@ -45,8 +45,9 @@ def add_parser(subparsers):
                         "multi-extension FILE with an EXTNAME per band")
     add_output(p, required=True, metavar="FILE", help="output FITS file (its folder must exist)")
     add_overwrite(p, help="replace an existing output file")
-    p.add_argument("--reproject-to", metavar="BAND",
-                   help="resample the inputs onto this band's grid first (needed when they differ)")
+    p.add_argument("--reproject-to", metavar="BAND|ARCSEC",
+                   help="resample the inputs onto this band's grid first (needed when they differ), or onto "
+                        "pixels of ARCSEC over the bluest input's field (e.g. the model's pixel scale)")
     p.add_argument("--unit", metavar="UNIT",
                    help="unit of input images without BUNIT, e.g. --unit nanomaggy or --unit DN")
     p.add_argument("--zeropoint", action="append", metavar="BAND=ZP",
@@ -130,6 +131,19 @@ def load_translator(model):
         return Translator.load(model)
     except (ValueError, FileNotFoundError, WeightsHashError) as err:
         raise UsageError(str(err)) from None
+
+
+def pixel_scale_of(text):
+    """``--reproject-to ARCSEC`` as an angle per pixel; None for a band name."""
+    import astropy.units as u
+
+    try:
+        scale = float(text)
+    except ValueError:
+        return None
+    if not scale > 0 or scale == float("inf"):
+        raise ValueError(f"a pixel scale must be a positive number of arcsec, got {text}")
+    return scale * u.arcsec
 
 
 def wanted_band(translator, band, files):
@@ -273,7 +287,8 @@ def run(args) -> int:
     reproject_to = None
     if args.reproject_to is not None:
         try:
-            reproject_to = get_band(args.reproject_to).name
+            reproject_to = pixel_scale_of(args.reproject_to)
+            reproject_to = get_band(args.reproject_to).name if reproject_to is None else reproject_to
         except ValueError as err:
             raise UsageError(f"--reproject-to: {err}") from None
     translator = load_translator(args.model)
@@ -291,7 +306,8 @@ def run(args) -> int:
             return FAILED
         extnames = hdus_of_file(translator, inputs, held, files)
         inputs = list(extnames.values()) if extnames else inputs
-    for option, named in (("--reproject-to", [reproject_to] if reproject_to else []), ("--zeropoint", zeropoints)):
+    named_band = [reproject_to] if isinstance(reproject_to, str) else []
+    for option, named in (("--reproject-to", named_band), ("--zeropoint", zeropoints)):
         for b in (b for b in named or () if b not in inputs):
             raise UsageError(f"{option} {b}: not an input band of model {translator.name!r} ({', '.join(inputs)})")
 
@@ -302,7 +318,8 @@ def run(args) -> int:
     status(f"predicting {band} with model {translator.name} from {' + '.join(inputs)} -> {out}", quiet=args.quiet)
     stages = _Stages(3, enabled=not args.quiet)
     try:
-        with stages.stage("reading the inputs" + (f", reprojecting onto {reproject_to}" if reproject_to else "")):
+        onto = "" if reproject_to is None else f", reprojecting onto {reproject_to}"
+        with stages.stage("reading the inputs" + onto):
             stack = BandStack.from_fits(files, hdu=hdus or None, extnames=extnames, unit=unit,
                                         zeropoint=zeropoints, reproject_to=reproject_to)
         ny, nx = stack.shape

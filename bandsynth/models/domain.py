@@ -310,7 +310,7 @@ def domain_problems(card, stack, *, factor=2.0, pixel_scale_factor=None):
             problems.append(
                 f"model {card.name!r} was trained on {trained:.3g} arcsec/pixel images; this stack has "
                 f"{scale:.3g} arcsec/pixel: the prediction may be unreliable (reproject the inputs onto "
-                f"{trained:.3g} arcsec/pixel)"
+                f"{trained:.3g} arcsec/pixel: reproject_to={trained:.3g} * u.arcsec)"
             )
     broadest, noisiest = _broadest_psf_ratio(card), _noisiest_ratio(card)  # > 1: trained on worse inputs too
     noisy = [b for b in card.inputs if b in stack and stack.view(b).uncertainty is not None]  # view: no copy
