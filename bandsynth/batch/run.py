@@ -365,7 +365,8 @@ def _check_scheduler(scheduler):
         if protocol in ("tcp", "tls"):
             parse_host_port(location)
     except ValueError as err:
-        raise ValueError(f"scheduler={scheduler!r}: {err} (expected an address such as 'tcp://10.0.0.1:8786')") from None
+        example = "expected an address such as 'tcp://10.0.0.1:8786'"
+        raise ValueError(f"scheduler={scheduler!r}: {err} ({example})") from None
 
 
 def _request(translator, band, inputs):
