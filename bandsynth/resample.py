@@ -70,7 +70,7 @@ def regrid(wcs, shape, pixel_scale):
     celestial = wcs.celestial
     factor = float(np.mean(proj_plane_pixel_scales(celestial))) / scale  # > 1: finer pixels
     ny, nx = shape
-    new_shape = (max(1, round(ny * factor)), max(1, round(nx * factor)))
+    new_shape = tuple(max(1, int(np.floor(n * factor + 1e-6))) for n in (ny, nx))  # inside the field: none masked
     centre = celestial.pixel_to_world_values((nx - 1) / 2, (ny - 1) / 2)
     new = celestial.deepcopy()
     new.sip, new.wcs.ctype = None, [c.replace("-SIP", "") for c in new.wcs.ctype]

@@ -344,11 +344,12 @@ def domain_problems(card, stack, *, factor=2.0, pixel_scale_factor=None):
             )
         quietest = _quietest_noise(card, band, factor)
         if noise is not None and quietest is not None and noise < quietest:
+            less = f"{quietest * factor / noise:.1f} times less" if noise > 0 else "none measurable"
             problems.append(
                 f"model {card.name!r} was trained on {band} images with noise of {quietest * factor:.3g} {card.unit}/"
-                f"pixel; this stack's {band} noise is {noise:.3g}, {quietest * factor / max(noise, 1e-30):.1f} times "
-                f"less (warned beyond {factor:g} times): the model reads faint light against the noise it was "
-                "trained with, and the predicted flux of a faint galaxy may change with the depth"
+                f"pixel; this stack's {band} noise is {noise:.3g}, {less} (warned beyond {factor:g} times): the model "
+                "reads faint light against the noise it was trained with, and the predicted flux of a faint galaxy "
+                "may change with the depth"
             )
         fwhm, trained = input_psf_fwhm(stack, band), card.psf_fwhm.get(band)
         if fwhm is not None and trained and not 1 / factor <= fwhm / float(trained) <= factor * broadest:
