@@ -301,9 +301,7 @@ def predict_many(model, items, *, out_dir, band=None, inputs=None, workers=None,
     >>> print(report.failed["error"][0])
     no file for band Ks
     """
-    predict_kw = _check_options(out_dir, workers, torch_threads, predict_kw, tta)
-    report = None if report is None else check_report_path(report)  # never the manifest or a prediction
-    _check_scheduler(scheduler)
+    predict_kw, report = _check_options(out_dir, workers, torch_threads, predict_kw, tta, scheduler, report)
     translator, ref, payload = _resolve_model(model)
     request = _request(translator, band, inputs)
     reproject_to = _check_reproject_to(reproject_to, request)
@@ -330,8 +328,9 @@ def predict_many(model, items, *, out_dir, band=None, inputs=None, workers=None,
     return _finish(BatchReport([*results, *rows]), started=started, out_dir=out_dir, report=report)
 
 
-def _check_options(out_dir, workers, torch_threads, predict_kw, tta):
-    """The options of :func:`predict_many` checked before any work: ``predict_kw`` with ``tta``."""
+def _check_options(out_dir, workers, torch_threads, predict_kw, tta, scheduler, report):
+    """The options of :func:`predict_many` checked before any work: ``predict_kw`` with ``tta``, and the report's
+    path (never the manifest or a prediction)."""
     from ..translator import Translator
 
     if not isinstance(out_dir, (str, os.PathLike)):
@@ -350,7 +349,8 @@ def _check_options(out_dir, workers, torch_threads, predict_kw, tta):
     except TypeError as err:
         raise TypeError(f"predict_kw: {err}") from None
     predict_kw["tta"] = bool(tta)
-    return predict_kw
+    _check_scheduler(scheduler)
+    return predict_kw, None if report is None else check_report_path(report)
 
 
 def _check_scheduler(scheduler):
