@@ -151,6 +151,17 @@ def test_photometric_error_recovers_a_flux_scaling():
     assert err.flux_true > 0 and err.radius > 1 and err.note == ""
 
 
+def test_photometric_error_leaves_a_deblended_neighbour_out_of_the_galaxys_flux():
+    # a neighbour inside the Kron ellipse, predicted twice too bright: counted in both images, it made the galaxy
+    # 0.07 mag too bright (photutils' own kron_flux leaves other sources' pixels out)
+    y, x = np.mgrid[:128, :128]
+    blob = lambda cx, s, a: a * np.exp(-((x - cx) ** 2 + (y - 63.5) ** 2) / (2 * s * s))  # noqa: E731
+    noise = np.random.default_rng(0).normal(0, 0.05, (128, 128))
+    truth, pred = (blob(63.5, 8, 10) + blob(81.5, 1.5, a) + noise for a in (20, 40))
+    err = photometric_error(pred, truth, segmentation={"deblend": True, "contrast": 0.01})
+    assert abs(err.total) < 1e-3 and abs(err.aperture) < 1e-3
+
+
 def test_photometric_error_without_a_source_is_flagged():
     noise = np.random.default_rng(1).normal(0, 1, (64, 64))
     err = photometric_error(noise, noise, segmentation={"n_sigma": 50})
