@@ -16,7 +16,7 @@ import numpy as np
 from astropy.utils.exceptions import AstropyUserWarning
 
 from ._model_access import ModelAccess
-from .bands import get_band
+from .bands import get_band, same_filter
 from .models.domain import depth_tags, psf_tags
 from .models.zoo import ModelCard, write_model
 from .nn.any_band import BASELINE_METHODS, AnyBandNet
@@ -213,12 +213,19 @@ class AnyBandTranslator(ModelAccess):
         """
         check_output_band(self._card, band)  # in the words it was asked in
         band = get_band(band).name
+        # bands of the stack the model reads in another survey's filter ("g" is SDSS g): left out, and said
+        alike = {b: same_filter(b, self.inputs)[0] for b in stack.names
+                 if b not in self.inputs and same_filter(b, self.inputs)}
+        hint = "; ".join(f"the stack's {b} is not {a}: if it is, name its band {a!r}" for b, a in alike.items())
         if inputs is None:
             inputs = tuple(b for b in self.inputs if b in stack and b != band)
+            if inputs and alike:
+                warnings.warn(f"model {self.name!r} predicts {band} from {', '.join(inputs)} alone: {hint}",
+                              AstropyUserWarning, stacklevel=3)
         if not inputs:
             readable = ", ".join(b for b in self.inputs if b != band)
             raise ValueError(f"model {self.name!r} predicts {band} from any of {readable}; "
-                             f"the stack has {', '.join(stack.names)}")
+                             f"the stack has {', '.join(stack.names)}{f' ({hint})' if hint else ''}")
         psf = psf_tags(self._card, stack, inputs) if self._model.psf_tags else None
         depth = depth_tags(self._card, stack, inputs) if self._model.depth_tags else None
         return self.task(inputs=inputs, output=band, psf=psf, depth=depth)

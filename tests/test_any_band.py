@@ -572,6 +572,20 @@ def test_a_request_is_framing_invariant(any_band):
     np.testing.assert_allclose(tiled, whole, rtol=0, atol=1e-4 * float(np.abs(whole).max()))
 
 
+def test_a_band_of_another_surveys_filter_is_said_to_be_left_out(any_band):
+    # "g" read as DECam g (or a bare "g" as SDSS g beside a KiDS model) was dropped without a word
+    from bandsynth import BandStack
+
+    galaxy = make_galaxy_stack(9)
+    other = BandStack.from_arrays({"NUV": galaxy["NUV"], "DECam_g": galaxy["g"], "Ks": galaxy["Ks"]})
+    with pytest.warns(AstropyUserWarning, match=r"model 'tiny_any' predicts r from NUV, Ks alone: the stack's "
+                                                r"DECam_g is not g: if it is, name its band 'g'"):
+        prediction = any_band.predict(other, band="r")
+    assert [i["band"] for i in prediction.meta["provenance"]["inputs"]] == ["NUV", "Ks"]
+    with pytest.raises(ValueError, match=r"the stack has DECam_g \(the stack's DECam_g is not g: if it is, name "):
+        any_band.predict(other.select(["DECam_g"]), band="r")
+
+
 def test_any_band_errors_name_the_band_and_what_was_expected(any_band, tmp_path):
     from bandsynth import Translator
 
