@@ -271,9 +271,14 @@ class AnyBandTranslator(ModelAccess):
         AstropyUserWarning
             When a band's uncertainty was calibrated on another request (another set of bands at hand).
         """
+        from .stack import BandStack
+
         wanted = self._wanted(band)
         single = not isinstance(stacks, (list, tuple))
         stacks = [stacks] if single else list(stacks)
+        for s in (s for s in stacks if not isinstance(s, BandStack)):  # a file name said "'str' has no 'names'"
+            raise TypeError(f"predict expects a BandStack or a list of them, got {type(s).__name__} (read files "
+                            "with BandStack.from_fits)")
         groups = {}
         for i, stack in enumerate(stacks):
             for b in wanted:

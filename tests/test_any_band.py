@@ -592,6 +592,8 @@ def test_any_band_errors_name_the_band_and_what_was_expected(any_band, tmp_path)
     galaxy = make_galaxy_stack(9)
     with pytest.raises(ValueError, match="predicts any of NUV, g, r, Ks: say which with band="):
         any_band.predict(galaxy)
+    with pytest.raises(TypeError, match=r"predict expects a BandStack or a list of them, got str \(read files with "):
+        any_band.predict("galaxy.fits", band="r")  # AttributeError: 'str' object has no attribute 'names'
     with pytest.raises(ValueError, match="predicts NUV, g, r, Ks; it cannot predict 'i'"):
         any_band.predict(galaxy, band="i")
     with pytest.raises(ValueError, match="predicts r from any of NUV, g, Ks; the stack has r"):
