@@ -10,6 +10,8 @@ for the Monte Carlo part of the uncertainty (noise is drawn in flux, then scaled
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 from astropy.nddata import StdDevUncertainty
 
@@ -37,8 +39,10 @@ def fill_bad_pixels(data, bad):
     from astropy.convolution import Gaussian2DKernel, interpolate_replace_nans
 
     # Beyond the image edge is unknown, not zero: NaN there keeps edge pixels from being pulled down.
-    filled = interpolate_replace_nans(np.where(bad, np.nan, data), Gaussian2DKernel(2.0), boundary="fill",
-                                      fill_value=np.nan)
+    with warnings.catch_warnings():  # astropy's note on pixels left NaN: they get the median below
+        warnings.filterwarnings("ignore", message=".*NaN values detected post convolution")
+        filled = interpolate_replace_nans(np.where(bad, np.nan, data), Gaussian2DKernel(2.0), boundary="fill",
+                                          fill_value=np.nan)
     # Pixels far from any good one stay NaN after one pass: fall back to the median.
     return np.where(np.isfinite(filled), filled, np.nanmedian(np.where(bad, np.nan, data)))
 

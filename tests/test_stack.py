@@ -5,6 +5,7 @@ import hashlib
 import pickle
 import sys
 import types
+import warnings
 
 import astropy.units as u
 import numpy as np
@@ -753,6 +754,11 @@ def test_bad_pixels_at_the_image_edge_are_filled_from_their_neighbours():
     bad[0, 0] = bad[10, 10] = bad[19, 5] = True
     filled = fill_bad_pixels(image, bad)
     np.testing.assert_allclose(filled[bad], 3.0, rtol=1e-12)
+    half = np.zeros((40, 40), dtype=bool)
+    half[:, :20] = True  # pixels far from any good one: the median, without astropy's note on them
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        np.testing.assert_allclose(fill_bad_pixels(np.full((40, 40), 3.0), half), 3.0)
 
 
 def test_an_hsc_bitmask_masks_the_bad_planes_not_the_detected_galaxy(tmp_path):
