@@ -55,10 +55,14 @@ def check_output_band(card, band):
     """
     from .bands import get_band, same_filter
 
-    if band is None or (name := get_band(band).name) in card.writes:
-        return
-    alike = same_filter(name, card.writes)
+    alike = [] if band is None else same_filter(band, card.writes)
     hint = f" (did you mean {' or '.join(map(repr, alike))}?)" if alike else ""
+    try:
+        name = None if band is None else get_band(band).name
+    except ValueError as err:  # a survey's own short name ("Y" of VIKING) is no registered band
+        raise ValueError(f"{err}{hint}") from None
+    if band is None or name in card.writes:
+        return
     if card.outputs:  # an any-band model
         raise ValueError(f"model {card.name!r} predicts {', '.join(card.outputs)}; it cannot predict {band!r}"
                          f"{'' if str(band) == name else f' (the registry reads it as {name})'}{hint}")

@@ -614,6 +614,8 @@ def test_a_band_named_by_its_filter_alone_gets_the_models_band_suggested():
     kids = Translator.load("any_band_kids_viking")
     with pytest.raises(ValueError, match=r"it cannot predict 'H' \(did you mean 'VISTA_H'\?\)"):
         kids.predict(galaxy, band="H")
+    with pytest.raises(ValueError, match=r"unknown band 'Y'; known bands are: .* \(did you mean 'VISTA_Y'\?\)$"):
+        kids.predict(galaxy, band="Y")  # a VIKING stamp's own EXTNAME: it said "unknown band" alone
     with pytest.raises(ValueError, match=r"it cannot predict 'z' \(did you mean 'VISTA_Z'\?\)"):
         kids.predict(galaxy, band=["KiDS_r", "z"])  # every band checked before any request runs
     with pytest.raises(ValueError, match=r"it cannot predict 'Z' \(the registry reads it as z\) \(did you mean "
