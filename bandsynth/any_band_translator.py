@@ -214,8 +214,7 @@ class AnyBandTranslator(ModelAccess):
         check_output_band(self._card, band)  # in the words it was asked in
         band = get_band(band).name
         # bands of the stack the model reads in another survey's filter ("g" is SDSS g): left out, and said
-        alike = {b: same_filter(b, self.inputs)[0] for b in stack.names
-                 if b not in self.inputs and same_filter(b, self.inputs)}
+        alike = {b: a[0] for b in stack.names if b not in self.inputs and (a := same_filter(b, self.inputs))}
         hint = "; ".join(f"the stack's {b} is not {a}: if it is, name its band {a!r}" for b, a in alike.items())
         if inputs is None:
             inputs = tuple(b for b in self.inputs if b in stack and b != band)

@@ -55,13 +55,15 @@ def check_output_band(card, band):
     """
     from .bands import get_band, same_filter
 
-    alike = [] if band is None else same_filter(band, card.writes)
+    if band is None:
+        return
+    alike = same_filter(band, card.writes)
     hint = f" (did you mean {' or '.join(map(repr, alike))}?)" if alike else ""
     try:
-        name = None if band is None else get_band(band).name
+        name = get_band(band).name
     except ValueError as err:  # a survey's own short name ("Y" of VIKING) is no registered band
         raise ValueError(f"{err}{hint}") from None
-    if band is None or name in card.writes:
+    if name in card.writes:
         return
     if card.outputs:  # an any-band model
         raise ValueError(f"model {card.name!r} predicts {', '.join(card.outputs)}; it cannot predict {band!r}"

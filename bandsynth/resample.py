@@ -85,7 +85,6 @@ def regrid(wcs, shape, pixel_scale):
     return new, new_shape
 
 
-
 def _grid_offset(wcs_a, wcs_b, shape):
     """Largest pixel distance between where two WCSs put the same sky points (inf if they cannot be compared)."""
     ny, nx = shape

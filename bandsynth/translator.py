@@ -339,8 +339,8 @@ class Translator(ModelAccess):
         seed : int
             Seed of the Monte Carlo draws (predictions are deterministic).
         check_domain : bool
-            Warn when the pixel scale is more than 1.5x off the training data's, an input's PSF FWHM or noise
-            more than 2x (`bandsynth.models.domain`), or an input is itself a synthetic band.
+            Warn when the pixel scale is off the training data's (more than 5 %, 1.5x for noise-free training), an
+            input's PSF FWHM or noise more than 2x (`bandsynth.models.domain`), or an input is itself synthetic.
         compile : {"auto", True, False}
             `torch.compile` (see `bandsynth.nn.engine.InferenceEngine.run`).
         progress : bool or callable, optional

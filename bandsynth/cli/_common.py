@@ -226,6 +226,26 @@ def check_output_folder(path):
     return path
 
 
+def reproject_target(text):
+    """``--reproject-to BAND|ARCSEC`` as a band's canonical name or a pixel scale (an angle), None when not given."""
+    if text is None:
+        return None
+    import astropy.units as u
+
+    from ..bands import get_band
+
+    try:
+        scale = float(text)
+    except ValueError:  # a band's name
+        try:
+            return get_band(text).name
+        except ValueError as err:
+            raise UsageError(f"--reproject-to: {err}") from None
+    if not 0 < scale < float("inf"):
+        raise UsageError(f"--reproject-to: a pixel scale must be a positive number of arcsec, got {text}")
+    return scale * u.arcsec
+
+
 def check_input_file(path, *, what="input file"):
     path = Path(path)
     if not path.exists():

@@ -18,6 +18,7 @@ from ._common import (
     at_least,
     check_input_file,
     check_output_folder,
+    reproject_target,
     same_filter_hint,
 )
 
@@ -104,16 +105,7 @@ def run(args) -> int:
     elif not Path(args.input_dir).is_dir():
         raise UsageError(f"--input-dir {args.input_dir}: no such folder")
     out = check_output_folder(args.output)
-    reproject_to = args.reproject_to
-    if reproject_to is not None:
-        from ..bands import get_band
-        from .predict import pixel_scale_of
-
-        try:
-            scale = pixel_scale_of(reproject_to)
-            reproject_to = get_band(reproject_to).name if scale is None else scale
-        except ValueError as err:
-            raise UsageError(f"--reproject-to: {err}") from None
+    reproject_to = reproject_target(args.reproject_to)
     from ..batch import predict_many
     from ..batch.report import check_report_path
     from ..models.zoo import WeightsHashError, get_card

@@ -21,6 +21,7 @@ from ._common import (
     check_input_file,
     check_output_file,
     cli_text,
+    reproject_target,
     same_filter_hint,
     status,
 )
@@ -131,19 +132,6 @@ def load_translator(model):
         return Translator.load(model)
     except (ValueError, FileNotFoundError, WeightsHashError) as err:
         raise UsageError(str(err)) from None
-
-
-def pixel_scale_of(text):
-    """``--reproject-to ARCSEC`` as an angle per pixel; None for a band name."""
-    import astropy.units as u
-
-    try:
-        scale = float(text)
-    except ValueError:
-        return None
-    if not scale > 0 or scale == float("inf"):
-        raise ValueError(f"a pixel scale must be a positive number of arcsec, got {text}")
-    return scale * u.arcsec
 
 
 def wanted_band(translator, band, files):
@@ -272,8 +260,6 @@ class _Stages:
 
 
 def run(args) -> int:
-    from ..bands import get_band
-
     files, hdus = parse_inputs(args.input)
     zeropoints, unit = parse_zeropoints(args.zeropoint), parse_unit_option(args.unit)
     given = {"": files} if isinstance(files, str) else files
@@ -284,13 +270,7 @@ def run(args) -> int:
     if read:  # --overwrite would replace an observed image by its prediction, and the provenance's checksum
         raise UsageError(f"-o {args.output} is the input file {'of band ' + read[0] + ' ' if read[0] else ''}"
                          "itself; write the prediction to another file")
-    reproject_to = None
-    if args.reproject_to is not None:
-        try:
-            reproject_to = pixel_scale_of(args.reproject_to)
-            reproject_to = get_band(args.reproject_to).name if reproject_to is None else reproject_to
-        except ValueError as err:
-            raise UsageError(f"--reproject-to: {err}") from None
+    reproject_to = reproject_target(args.reproject_to)
     translator = load_translator(args.model)
     band, inputs = wanted_band(translator, args.band, files)
     extnames = None

@@ -94,9 +94,14 @@ def tolerated_noise(recorded, softening):
     return max(float(recorded), NOISE_FLOOR * float(softening))
 
 
+def _recorded_noise(card, band):
+    """The noise per pixel the card records for ``band``'s training inputs, or None."""
+    return dict(card.training.get("noise", {}) or {}).get(band)
+
+
 def _trained_noise(card, band):
     """The noise per pixel the model's training inputs had in ``band``, or None when unknown."""
-    recorded = dict(card.training.get("noise", {}) or {}).get(band)
+    recorded = _recorded_noise(card, band)
     softening = float(card.scaling[band]["softening"])
     if recorded is not None:
         return tolerated_noise(recorded, softening)
@@ -169,7 +174,7 @@ def _broadest_psf_ratio(card):
 def _quietest_noise(card, band, factor):
     """Below this noise per pixel ``band`` is quieter than the model knows; None for a model trained on (nearly)
     noise-free inputs, which deeper images do not surprise."""
-    recorded = dict(card.training.get("noise", {}) or {}).get(band)
+    recorded = _recorded_noise(card, band)
     if recorded is None or recorded <= NOISE_FLOOR * float(card.scaling[band]["softening"]):
         return None
     return float(recorded) / factor
