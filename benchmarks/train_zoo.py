@@ -75,6 +75,9 @@ def main(argv=None):
     parser.add_argument("--out", default="bandsynth/models/weights", help="folder for weights and cards")
     parser.add_argument("--fine-tune", action="store_true",
                         help="start from the weights in --out (a further round of training; the card keeps the chain)")
+    parser.add_argument("--res-blocks", type=int, default=None, metavar="N",
+                        help="with --fine-tune: deepen the model to N residual blocks first, the added blocks "
+                             "starting as identities (ResNetGenerator.deepened)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the data order and augmentation")
     parser.add_argument("--stretch", type=float, default=50.0, help="scaling maximum / softening of every band")
     parser.add_argument("--baseline", default="auto", choices=("auto", "flux", "scaled"),
@@ -124,6 +127,8 @@ def main(argv=None):
     if args.sigma_head_galaxies and args.sigma_head_seed == args.calibration_seed:
         parser.error(f"--sigma-head-seed {args.sigma_head_seed}: expected another seed than --calibration-seed "
                      "(the calibration needs other galaxies than the sigma head)")
+    if args.res_blocks is not None and not args.fine_tune:
+        parser.error("--res-blocks deepens the model fine-tuning starts from: it needs --fine-tune")
 
     from bandsynth import Translator
     from bandsynth.datasets import make_dataset
@@ -150,7 +155,7 @@ def main(argv=None):
             crop_size=job["crop"], batch_size=8, seed=args.seed, checkpoint_dir=Path(args.runs) / name,
             checkpoint_every=200,
             progress=False, recipe=command, description=job["description"],
-            init=Path(args.out) / name if args.fine_tune else None, stretch=args.stretch, baseline=args.baseline,
+            init=fine_tune_start(name, args), stretch=args.stretch, baseline=args.baseline,
             flux_weight=args.flux_weight, flux_error=args.flux_error, ssim_weight=args.ssim_weight,
             average_epochs=args.average_epochs, calibrate=False,
         )
@@ -158,6 +163,22 @@ def main(argv=None):
         translator = Translator(translator.model, translator.card.replace(version=job["version"]))
         translator.save(Path(args.out) / name, overwrite=True)
         report(name, translator, started)
+
+
+def fine_tune_start(name, args):
+    """The model fine-tuning starts from (None without ``--fine-tune``): ``--out``'s, deepened to
+    ``--res-blocks`` into the run's folder (a resumed run deepens the same weights again)."""
+    from bandsynth import Translator
+
+    if not args.fine_tune:
+        return None
+    start = Path(args.out) / name
+    if args.res_blocks is None:
+        return start
+    shipped = Translator.load(start)
+    deeper = Path(args.runs) / name / "deepened" / name
+    Translator(shipped.model.deepened(args.res_blocks), shipped.card).save(deeper, overwrite=True)
+    return deeper
 
 
 def jobs(args):

@@ -147,6 +147,31 @@ def test_config_round_trip():
         ResNetGenerator.from_config({"n_res": 1})
 
 
+def test_deepened_network_computes_the_same_and_trains_its_new_blocks():
+    from bandsynth.nn.network import TranslationNet
+
+    torch.manual_seed(3)
+    net = TranslationNet.build("tiny", softening=[0.01, 0.02], maximum=[1.0, 2.0], out_softening=0.02,
+                               out_maximum=1.5, coefficients=[0.3, 0.5])
+    with torch.no_grad():  # a trained-looking correction, not the fresh net's zero head
+        for p in net.generator.parameters():
+            p.normal_(0, 0.1)
+    deeper = net.deepened(5)
+    assert (net.generator.n_res, deeper.generator.n_res) == (2, 5)
+    assert deeper.receptive_field == net.receptive_field + 3 * 4 * 2 ** net.n_down
+    x = torch.rand(2, 2, 32, 32)
+    a, b = net(x), deeper(x)
+    assert torch.allclose(a.mean, b.mean, atol=1e-6) and torch.allclose(a.log_scale, b.log_scale, atol=1e-6)
+    deeper(x).mean.square().sum().backward()
+    blocks = [layer for layer in deeper.generator.trunk if layer.__class__.__name__ == "_ResidualBlock"]
+    last_conv = [m for m in blocks[-1].body if isinstance(m, nn.Conv2d)][-1]
+    assert float(last_conv.weight.abs().sum()) == 0.0
+    assert last_conv.weight.grad.abs().sum() > 0  # the zeroed convolution learns
+    assert net.generator.n_res == 2 and net.generator.trunk[1] is not deeper.generator.trunk[1]
+    with pytest.raises(ValueError, match="n_res must be >= 2"):
+        net.generator.deepened(1)
+
+
 def test_count_parameters_trainable():
     net = _tiny()
     for p in net.scale_head.parameters():

@@ -33,6 +33,7 @@ Examples
 
 from __future__ import annotations
 
+import copy
 import math
 import types
 from typing import NamedTuple
@@ -249,6 +250,53 @@ class ResNetGenerator(nn.Module):
         except KeyError:
             raise ValueError("generator config needs 'in_channels'") from None
         return cls(in_channels, **config)
+
+    def deepened(self, n_res):
+        """A copy with ``n_res`` residual blocks that computes the same function.
+
+        The blocks added after the last one start as identities (their second
+        convolution zero), so fine-tuning starts from this network's predictions with
+        more capacity rather than from scratch; the receptive field grows by
+        ``4 * 2 ** n_down`` pixels per block.
+
+        Parameters
+        ----------
+        n_res : int
+            Residual blocks of the copy, at least this network's.
+
+        Returns
+        -------
+        ResNetGenerator
+
+        Raises
+        ------
+        ValueError
+            ``n_res`` is below this network's.
+
+        Examples
+        --------
+        >>> import torch
+        >>> net = build_generator("tiny", in_channels=2)
+        >>> deeper = net.deepened(4)
+        >>> x = torch.randn(1, 2, 32, 32)
+        >>> deeper.n_res, bool(torch.equal(net(x).mean, deeper(x).mean))
+        (4, True)
+        """
+        _check_int("n_res", n_res, self.n_res)
+        deeper = type(self).from_config({**self.config, "n_res": n_res})
+        first = next(i for i, layer in enumerate(self.trunk) if isinstance(layer, _ResidualBlock))
+        added = n_res - self.n_res
+        for i, layer in enumerate(self.trunk):  # the layers after the blocks move down by `added`
+            deeper.trunk[i if i < first + self.n_res else i + added].load_state_dict(layer.state_dict())
+        for block in deeper.trunk[first + self.n_res: first + n_res]:
+            last = [m for m in block.body if isinstance(m, nn.Conv2d)][-1]
+            nn.init.zeros_(last.weight)
+            if last.bias is not None:
+                nn.init.zeros_(last.bias)
+        deeper.head.load_state_dict(self.head.state_dict())
+        if self.scale_head is not None:
+            deeper.scale_head.load_state_dict(self.scale_head.state_dict())
+        return deeper
 
     def reset_parameters(self):
         """CycleGAN initialisation: N(0, 0.02) weights, zero biases, unit norm scales."""
@@ -496,6 +544,13 @@ class WrapsGenerator:
     A mixin of `~bandsynth.nn.network.TranslationNet` and the any-band networks
     (`bandsynth.nn.any_band`): the properties below come from their `ResNetGenerator`.
     """
+
+    def deepened(self, n_res):
+        """A copy whose generator has ``n_res`` residual blocks and the same function
+        (`ResNetGenerator.deepened`): the start of fine-tuning with more capacity."""
+        deeper = copy.deepcopy(self)
+        deeper.generator = self.generator.deepened(n_res)
+        return deeper
 
     @property
     def n_down(self):
