@@ -15,6 +15,7 @@ import warnings
 import numpy as np
 from astropy.nddata import StdDevUncertainty
 
+from .errors import BandInputError
 from .units import area_of, to_unit
 
 __all__ = ["prepare_inputs", "group_by_shape", "fill_bad_pixels"]
@@ -91,9 +92,9 @@ def prepare_inputs(stack, bands, scalings, *, unit, model="model", minimum_size=
     available = {b.name for b in stack.bands}
     missing = [b for b in bands if b not in available]
     if missing:
-        raise ValueError(
+        raise BandInputError(  # naming the bands missing, for a batch report's band column
             f"model {model!r} needs bands {', '.join(bands)}; the stack has "
-            f"{', '.join(sorted(available)) or 'none'} (missing: {', '.join(missing)})"
+            f"{', '.join(sorted(available)) or 'none'} (missing: {', '.join(missing)})", band=",".join(missing)
         )
     if min(stack.shape) < minimum_size:
         raise ValueError(f"image of {stack.shape[0]}x{stack.shape[1]} pixels is smaller than the {minimum_size}x"

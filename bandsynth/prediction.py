@@ -124,7 +124,10 @@ def plan_prediction(translator, stacks, *, uncertainty, tta, n_samples, batch_si
                       f"states (give n_samples >= {CALIBRATION_DRAWS})", AstropyUserWarning, stacklevel=stacklevel)
     run = dict(batch_size=batch_size, tile=tile, precision=precision, compile=compile, progress=_progress(progress))
     computation = {**engine.describe(precision=precision, tile=tile), "tta": bool(tta),
-                   "monte_carlo": {"draws": n_samples, "seed": seed, "tied_to": "pixel positions"}}
+                   "monte_carlo": {"draws": n_samples, "seed": seed, "tied_to": "pixel positions"},
+                   # as asked, whatever was made (no draws of inputs without noise): a resumed batch compares them
+                   "options": {"uncertainty": bool(uncertainty), "tta": bool(tta), "n_samples": int(n_samples),
+                               "seed": seed}}
     options = dict(uncertainty=uncertainty, tta=tta, n_samples=n_samples, draws=PixelDraws(seed), run=run)
     return problems, computation, options
 

@@ -20,7 +20,7 @@ from astropy.utils.exceptions import AstropyUserWarning
 from .stack_io import BandImage
 from .units import pixel_area
 
-__all__ = ["METHODS", "check_grid", "regrid", "reproject_all"]
+__all__ = ["METHODS", "check_grid", "describe_target", "regrid", "reproject_all"]
 
 #: Resampling methods: `reproject.reproject_interp`, `~reproject.reproject_exact`, `~reproject.reproject_adaptive`.
 METHODS = ("interp", "exact", "adaptive")
@@ -31,6 +31,35 @@ _MIN_COVERAGE = 0.999
 
 
 # ---------------------------------------------------------------------- grids
+def describe_target(target):
+    """How a reprojection target was asked for, as its records state it and a batch compares it.
+
+    Parameters
+    ----------
+    target : str, `~bandsynth.bands.Band`, `~astropy.units.Quantity` or other
+        A band (its registry name), a pixel scale, or a grid (header, WCS,
+        ``(wcs, shape)``, NDData).
+
+    Returns
+    -------
+    str
+        The band's name, the pixel scale in arcsec (``"0.262 arcsec"``) or ``"a given grid"``.
+
+    Examples
+    --------
+    >>> import astropy.units as u
+    >>> describe_target("K"), describe_target(262 * u.mas), describe_target(None)
+    ('Ks', '0.262 arcsec', 'a given grid')
+    """
+    from .bands import Band, get_band
+
+    if isinstance(target, (str, Band)):
+        return get_band(target).name
+    if isinstance(target, u.Quantity) and target.unit.physical_type == "angle":
+        return f"{target.to_value(u.arcsec):.6g} arcsec"
+    return "a given grid"
+
+
 def regrid(wcs, shape, pixel_scale):
     """The grid ``(wcs, shape)`` of the same field on square pixels of ``pixel_scale``.
 
@@ -153,7 +182,7 @@ def _is_surface_brightness(unit) -> bool:
     return any(base == u.rad and power < 0 for base, power in zip(dec.bases, dec.powers))
 
 
-def reproject_all(images, wcs_out, shape_out, *, method, conserve_flux, kwargs):
+def reproject_all(images, wcs_out, shape_out, *, method, conserve_flux, kwargs, requested="a given grid"):
     """Resample every band; returns the new images and one record per band that moved.
 
     A band already on the output grid is kept as it is.  Output pixels not fully
@@ -177,13 +206,15 @@ def reproject_all(images, wcs_out, shape_out, *, method, conserve_flux, kwargs):
         (per solid angle) are never scaled; `False` never scales.
     kwargs : dict
         Further keyword arguments of the `reproject` function.
+    requested : str, optional
+        How the grid was asked for (`describe_target`), for the records.
 
     Returns
     -------
     images : dict of `~bandsynth.bands.Band` to `~bandsynth.stack_io.BandImage`
         Every band, on the output grid.
     records : list of dict
-        One record per resampled band: ``band``, ``method``,
+        One record per resampled band: ``band``, ``requested``, ``method``,
         ``pixel_scale_in``/``pixel_scale_out`` (arcsec per pixel, for celestial
         WCSs), ``shape_out``, ``flux_scaled_by_area_ratio``, ``area_ratio``
         (output / input pixel area) and ``unit``.
@@ -207,7 +238,7 @@ def reproject_all(images, wcs_out, shape_out, *, method, conserve_flux, kwargs):
             a_in, a_out = pixel_area(im.wcs, f"band {band.name!r}").value, target[0]
             scaled = conserve_flux is not False and not _is_surface_brightness(im.unit)
             records.append({
-                "band": band.name, "method": method,
+                "band": band.name, "requested": requested, "method": method,
                 "pixel_scale_in": round(float(np.sqrt(a_in)) * 3600.0, 6),
                 "pixel_scale_out": round(float(np.sqrt(a_out)) * 3600.0, 6),
                 "shape_out": [int(n) for n in shape_out],

@@ -36,7 +36,7 @@ from astropy.nddata import CCDData, Cutout2D, NDData, StdDevUncertainty
 from astropy.wcs import WCS
 
 from .bands import Band, get_band
-from .resample import METHODS, check_grid, regrid, reproject_all
+from .resample import METHODS, check_grid, describe_target, regrid, reproject_all
 from .stack_io import (
     BandImage,
     as_unit,
@@ -341,7 +341,8 @@ class BandStack:
             kw = dict(reproject_kw or {})
             method = kw.pop("method", "interp")
             conserve = kw.pop("conserve_flux", "auto")
-            built, records = reproject_all(built, wcs_out, shape_out, method=method, conserve_flux=conserve, kwargs=kw)
+            built, records = reproject_all(built, wcs_out, shape_out, method=method, conserve_flux=conserve, kwargs=kw,
+                                           requested=describe_target(reproject_to))
             meta["reprojection"] = [*meta.get("reprojection", ()), *records]
         check_grid(built)
         self._init_frozen(built, meta)
@@ -602,7 +603,7 @@ class BandStack:
             raise ValueError(f"reproject: method must be one of {', '.join(METHODS)}; got {method!r}")
         wcs_out, shape_out = self._resolve_target(target)
         built, records = reproject_all(self._images, wcs_out, shape_out, method=method, conserve_flux=conserve_flux,
-                                        kwargs=kwargs)
+                                        kwargs=kwargs, requested=describe_target(target))
         meta = dict(self._meta)
         meta["reprojection"] = [*meta.get("reprojection", ()), *records]
         return self._from_images(built, meta)
@@ -794,7 +795,5 @@ def _target_grid(target, reference):
         if len(shape) != 2 or min(shape) < 1:
             raise ValueError(f"reproject: target shape must be (ny, nx) with positive sizes, got {shape}")
         return as_wcs(wcs, "target"), shape
-    raise TypeError(
-        "reproject: target must be a band name, a FITS header, a WCS with array_shape, (wcs, shape), an NDData "
-        f"or a pixel scale (an angle), got {type(target).__name__}"
-    )
+    raise TypeError("reproject: target must be a band name, a FITS header, a WCS with array_shape, (wcs, shape), an "
+                    f"NDData or a pixel scale (an angle), got {type(target).__name__}")

@@ -12,6 +12,7 @@ import time
 import warnings
 from pathlib import Path
 
+import astropy.units as u
 import numpy as np
 import psutil
 import pytest
@@ -192,6 +193,14 @@ def test_manifest_batch_writes_outputs_and_a_rerun_keeps_them(tiny_model, tmp_pa
     assert all("was made without test-time augmentation (--tta, tta=True) and this run is with it; it is kept" in e
                for e in with_tta.failed["error"])
 
+    # nor are those of other predict options (Monte Carlo draws, their seed, no uncertainty)
+    for kw, words in (({"n_samples": 0}, "n_samples=8 and this run asks for n_samples=0"),
+                      ({"seed": 3}, "seed=0 and this run asks for seed=3"),
+                      ({"uncertainty": False}, "uncertainty=True and this run asks for uncertainty=False")):
+        other = predict_many(stem, manifest, out_dir=out, predict_kw=kw, scheduler=cluster, progress=False)
+        assert other.counts["failed"] == 3 and all(f"was made with {words}" in e for e in other.failed["error"])
+    assert predict_many(stem, manifest, out_dir=out, predict_kw={"n_samples": 8, "tile": 64}, scheduler=cluster,
+                        progress=False).counts["exists"] == 3  # the defaults, and a tiling, which changes nothing
     redo = predict_many(translator, manifest, out_dir=out, overwrite=True, scheduler=cluster, progress=False)
     assert redo.counts["done"] == 3
     assert all(p.stat().st_mtime_ns != m for p, m in mtimes.items())
@@ -270,6 +279,9 @@ def test_one_multi_extension_file_per_galaxy(tiny_model, tmp_path, cluster):
     assert named.ok
     np.testing.assert_array_equal(fits.getdata(tmp_path / "f" / "a_r_synth.fits"),
                                   fits.getdata(tmp_path / "r" / "a_r_synth.fits"))
+    lacking = predict_many(stem, [("b", {"file": tmp_path / "b.fits"})], out_dir=tmp_path / "f", scheduler=cluster,
+                           progress=False)  # the band it lacks is in the report's band column, not only its text
+    assert list(lacking.failed["band"]) == ["NUV"] and "(missing: NUV)" in lacking.failed["error"][0]
 
 
 def test_manifest_names_one_hdu_of_a_file_as_file_ext(tiny_model, tmp_path, cluster):
@@ -316,6 +328,19 @@ def test_reproject_to_rescues_galaxies_whose_bands_are_on_different_grids(tiny_m
     assert report.ok
     sb = _valid_output(tmp_path / "b" / "g_r_synth.fits", stem)
     assert sb.wcs.wcs.compare(WCS(fits.getheader(files["NUV"])).wcs, tolerance=1e-10)
+    assert [(r["band"], r["requested"]) for r in sb.provenance["reprojection"]] == [("Ks", "NUV")]
+    # A rerun onto another grid keeps no output of the first, and says so.
+    for target, words in (("Ks", "--reproject-to Ks (reproject_to='Ks')"),
+                          (0.3 * u.arcsec, "--reproject-to 0.3 (reproject_to=0.3 * u.arcsec)")):
+        again = predict_many(stem, [("g", files)], out_dir=tmp_path / "b", reproject_to=target, scheduler=cluster,
+                             progress=False)
+        assert again.counts["failed"] == 1, again.failed
+        assert (f"was made on the grid of --reproject-to NUV (reproject_to='NUV') and this run puts the inputs on "
+                f"the grid of {words}") in again.failed["error"][0]
+    # On the grid asked for, the same galaxy at its own pixel scale is the same output.
+    same = predict_many(stem, [("g", files)], out_dir=tmp_path / "b", reproject_to="NUV", scheduler=cluster,
+                        progress=False)
+    assert same.counts["exists"] == 1
 
 
 def test_read_manifest_errors_name_the_problem(tmp_path):
@@ -353,6 +378,34 @@ def test_options_are_validated_before_any_work(tiny_model, tmp_path):
     with pytest.raises(ValueError, match=r"scheduler='garbage': missing port number in address 'garbage' \(expected "
                                          r"an address such as 'tcp://10\.0\.0\.1:8786'\)"):
         predict_many(stem, [], out_dir=tmp_path, scheduler="garbage")
+
+
+def test_a_csv_report_is_csv_and_other_formats_are_refused(tiny_model, tmp_path, cluster, capsys):
+    stem, _ = tiny_model
+    with pytest.raises(ValueError, match=r"report .*r\.json: a report is an ECSV or CSV table; give a \.ecsv or "
+                                         r"\.csv file name, not \.json"):
+        predict_many(stem, [], out_dir=tmp_path, report=tmp_path / "r.json")
+    files = _write_galaxy(tmp_path, "g", 1)
+    for _ in range(2):  # the second run replaces the first's CSV report: a report, not any other file
+        predict_many(stem, [("g", files)], out_dir=tmp_path / "o", report=tmp_path / "r.csv", scheduler=cluster,
+                     progress=False)
+    written = Table.read(tmp_path / "r.csv", format="ascii.csv")
+    assert list(written["galaxy"]) == ["g"] and list(written["status"]) == ["exists"]
+    Table(rows=[("g", str(files["NUV"]), str(files["Ks"]))], names=("id", "NUV", "Ks")).write(tmp_path / "m.ecsv")
+    assert main(["predict-batch", "--model", str(stem), "--manifest", str(tmp_path / "m.ecsv"), "-o",
+                 str(tmp_path / "o"), "--report", str(tmp_path / "r.fits")]) == 2
+    assert "--report: report " in capsys.readouterr().err and not (tmp_path / "r.fits").exists()
+
+
+def test_a_kept_output_is_reported_with_the_warnings_its_run_recorded(tiny_model, tmp_path, cluster):
+    stem, _ = tiny_model
+    files = _write_galaxy(tmp_path, "g", 2)
+    with fits.open(files["NUV"], mode="update") as hdul:
+        hdul[0].data[3:5, 3:5] = np.nan
+    first = predict_many(stem, [("g", files)], out_dir=tmp_path / "o", scheduler=cluster, progress=False)
+    again = predict_many(stem, [("g", files)], out_dir=tmp_path / "o", scheduler=cluster, progress=False)
+    assert list(again.table["status"]) == ["exists"] and "masked" in first.table["warnings"][0]
+    assert again.table["warnings"][0] == "4 pixels masked: bad or masked input pixels."
 
 
 def test_batch_report_rejects_unknown_status_and_columns():
@@ -415,13 +468,23 @@ def _bad_corpus(folder):
     pair("allnan", nan.name, ks_ok, ("failed", "NUV", "every pixel is masked or non-finite", "nan_NUV.fits"))
 
     small_ks = _write_image(folder / "small_Ks.fits", _blob((48, 48)))
-    pair("shapes", ok["NUV"].name, small_ks.name, ("failed", "NUV,Ks", "bands have different shapes"))
+    pair("shapes", ok["NUV"].name, small_ks.name,  # the hint in a batch's words, not a Python call
+         ("failed", "NUV,Ks", r"bands have different shapes .*e\.g\. --reproject-to NUV \(reproject_to='NUV'\)$"))
+    no_unit = fits.PrimaryHDU(fits.getdata(ok["NUV"]), _wcs(fits.getdata(ok["NUV"]).shape).to_header())
+    no_unit.writeto(folder / "nounit_NUV.fits")
+    pair("nounit", "nounit_NUV.fits", ks_ok,
+         ("failed", "NUV", r"has no BUNIT keyword; give the file a BUNIT keyword \(e\.g\. BUNIT = 'nanomaggy'\)"))
+    in_dn = fits.PrimaryHDU(fits.getdata(ok["NUV"]), _wcs(fits.getdata(ok["NUV"]).shape).to_header())
+    in_dn.header["BUNIT"] = "DN"
+    in_dn.writeto(folder / "dn_NUV.fits")
+    pair("dn", "dn_NUV.fits", ks_ok, ("failed", "NUV", r"give its header a zero point, e\.g\. PHOTZP = the AB "))
 
     w = WCS(fits.getheader(ok["Ks"]))
     w.wcs.crval = w.wcs.crval + [10 / 3600, 0]
     shifted = _write_image(folder / "shifted_Ks.fits", fits.getdata(ok["Ks"]), wcs=w)
     pair("wcs", ok["NUV"].name, shifted.name,
-         ("failed", "Ks", "not on the pixel grid of band 'NUV'", "shifted_Ks.fits"))
+         ("failed", "Ks", "not on the pixel grid of band 'NUV'.*--reproject-to NUV \\(reproject_to='NUV'\\)$",
+          "shifted_Ks.fits"))
 
     (folder / "zero_NUV.fits").write_bytes(b"")
     pair("zero", "zero_NUV.fits", ks_ok, ("failed", "NUV", "Empty or corrupt FITS file", "zero_NUV.fits"))

@@ -466,13 +466,15 @@ def test_predict_batch_report_never_replaces_what_is_not_a_report(stem, galaxy, 
     common = ["predict-batch", "--model", str(stem), "--pattern", "{id}_{band}.fits", "--input-dir", str(folder),
               "--out", str(out), "--workers", "1", "--quiet"]
     assert main(common) == 0
-    prediction, notes = out / "a_r_synth.fits", tmp_path / "notes.txt"
+    prediction, notes = out / "a_r_synth.fits", tmp_path / "notes.csv"
     notes.write_text("my notes")
     before = prediction.read_bytes()
     monkeypatch.setattr(bandsynth.batch.run, "_run", lambda *a, **k: pytest.fail("the batch ran"))
-    for path in (notes, prediction):  # both were replaced by the report, and the run said "2 already done"
+    # both were replaced by the report, and the run said "2 already done"
+    for path, why in ((notes, "exists and is not a batch report; it would be replaced"),
+                      (prediction, "a report is an ECSV or CSV table; give a .ecsv or .csv file name, not .fits")):
         assert main([*common, "--report", str(path)]) == 2
-        assert f"--report: report {path} exists and is not a batch report; it would be replaced" in caplog.text
+        assert f"--report: report {path}{'' if path == notes else ':'} {why}" in caplog.text
     assert notes.read_text() == "my notes" and prediction.read_bytes() == before
     # the default report's path is checked before any galaxy is predicted too (a folder there was found after)
     default = tmp_path / "out2" / "predict_batch_report_r.ecsv"

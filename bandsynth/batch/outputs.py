@@ -14,7 +14,7 @@ from pathlib import Path
 
 from .manifest import id_problem
 
-__all__ = ["output_path", "output_problem", "remove_stale_temporaries", "check_writable"]
+__all__ = ["output_path", "output_problem", "recorded_warnings", "remove_stale_temporaries", "check_writable"]
 
 log = logging.getLogger("bandsynth.batch")
 
@@ -74,14 +74,14 @@ def _input_checksums(files, needed):
     return {b: sha256_file(files[b]) for b in needed}
 
 
-def output_problem(path, *, name, sha256, band, files, needed, hdus=None, tta=None):
+def output_problem(path, *, name, sha256, band, files, needed, hdus=None, options=None, reproject_to=None):
     """Why the existing file ``path`` is not this model's output for these inputs, or None.
 
     The file must be readable FITS with a primary image, pass its
     ``CHECKSUM``/``DATASUM`` checks, record this model, weights and band
     (``BSMODEL``, ``BSSHA256``, ``BSBAND``), and its provenance (``BSPROV``)
-    must record the same input bands, the SHA-256 of the current input files and
-    (``tta``) the same test-time augmentation.
+    must record the same input bands, the SHA-256 of the current input files,
+    the same ``predict`` options and the same reprojection target.
 
     Parameters
     ----------
@@ -99,9 +99,13 @@ def output_problem(path, *, name, sha256, band, files, needed, hdus=None, tta=No
         The model's input bands.
     hdus : dict, optional
         ``{band: HDU}`` of the inputs read from one named HDU of their file.
-    tta : bool, optional
-        Whether this run predicts with test-time augmentation (an output made otherwise is
-        not this run's); None: not checked.
+    options : dict, optional
+        This run's `~bandsynth.Translator.predict` options ``uncertainty``, ``tta``,
+        ``n_samples`` and ``seed`` (an output made with others is not this run's; a file
+        that does not record them, made before bandsynth 0.2, is checked for ``tta``
+        alone); None: not checked.
+    reproject_to : str or None
+        This run's reprojection target (`bandsynth.resample.describe_target`), None for none.
 
     Returns
     -------
@@ -134,11 +138,10 @@ def output_problem(path, *, name, sha256, band, files, needed, hdus=None, tta=No
     records = {i.get("band"): i for i in prov.get("inputs", ()) if isinstance(i, dict)}
     if set(records) != set(needed):  # an any-band model's output from another request
         return f"was made from {' + '.join(map(str, records)) or 'no bands'}, not from {' + '.join(needed)}"
-    computation = prov.get("computation") or {}  # "tta" since 0.2.0.dev0; before, only the calibration's name
-    made_with_tta = bool(computation["tta"]) if "tta" in computation else "tta" in str(prov.get("calibration", ""))
-    if tta is not None and made_with_tta != bool(tta):
-        return (f"was made {'with' if made_with_tta else 'without'} test-time augmentation (--tta, tta=True) "
-                f"and this run is {'without' if made_with_tta else 'with'} it")
+    problem = (None if options is None else _options_problem(prov, options)) or _grid_problem(prov, header,
+                                                                                                reproject_to)
+    if problem:
+        return problem
     try:
         current = _input_checksums(files, needed)
     except OSError as err:
@@ -150,6 +153,86 @@ def output_problem(path, *, name, sha256, band, files, needed, hdus=None, tta=No
     if moved:
         return f"was made from other HDUs of its input files (band(s) {', '.join(moved)})"
     return None
+
+
+def recorded_warnings(path):
+    """The warnings an output's provenance records: its domain warnings and its masked pixels.
+
+    What a resumed batch reports for an output it keeps, as the run that made it did.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A valid output (`output_problem` found none).
+
+    Returns
+    -------
+    list of str
+    """
+    from astropy.io import fits
+
+    prov = json.loads(fits.getheader(path).get("BSPROV", "{}"))
+    masked = [line for line in prov.get("history", ()) if line.endswith("pixels masked: bad or masked input pixels.")]
+    return [*prov.get("domain_warnings", ()), *masked]
+
+
+def _effective(options):
+    """The options that change a prediction: draws only with an uncertainty, their seed only with draws."""
+    uncertainty, draws = bool(options.get("uncertainty", True)), int(options.get("n_samples", 0))
+    return {"uncertainty": uncertainty, "tta": bool(options.get("tta", False)),
+            "n_samples": draws if uncertainty else None, "seed": options.get("seed") if uncertainty and draws else None}
+
+
+def _options_problem(prov, options):
+    computation = prov.get("computation") or {}
+    made = computation.get("options")
+    if made is None:  # made before the options were recorded: tta from "computation" or the calibration's name
+        tta = bool(computation["tta"]) if "tta" in computation else "tta" in str(prov.get("calibration", ""))
+        made, options = {"tta": tta}, {"tta": bool(options.get("tta", False))}
+    else:
+        made, options = _effective(made), _effective(options)
+    differ = [k for k in made if made[k] != options[k]]
+    if not differ:
+        return None
+    # what one side did not use (draws without sigma, a seed without draws) says nothing more
+    differ = [k for k in differ if made[k] is not None and options[k] is not None]
+    if differ == ["tta"]:
+        return (f"was made {'with' if made['tta'] else 'without'} test-time augmentation (--tta, tta=True) "
+                f"and this run is {'without' if made['tta'] else 'with'} it")
+    return (f"was made with {', '.join(f'{k}={made[k]!r}' for k in differ)} and this run asks for "
+            f"{', '.join(f'{k}={options[k]!r}' for k in differ)}")
+
+
+def _grid_words(target):
+    if target is None:
+        return "the inputs' own grid"
+    if target == "a given grid":
+        return "a grid given to reproject_to"
+    value = f"{target.split()[0]} * u.arcsec" if target.endswith(" arcsec") else repr(target)
+    return f"the grid of --reproject-to {target.split()[0]} (reproject_to={value})"
+
+
+def _grid_problem(prov, header, reproject_to):
+    """Whether the output is on the grid this run's reprojection target gives."""
+    records = [r for r in prov.get("reprojection") or () if isinstance(r, dict)]
+    if any("requested" not in r for r in records):  # made before targets were recorded: cannot tell
+        return None
+    made = records[-1]["requested"] if records else None
+    if made == reproject_to or reproject_to == "a given grid":
+        return None
+    if made is None and not str(reproject_to).endswith(" arcsec"):
+        return None  # no band moved: the bands shared one grid, which reprojecting onto one of them keeps
+    if made is None:  # on the inputs' own grid: this run's too if it is of the pixel scale asked for
+        from astropy.wcs import WCS
+        from astropy.wcs.utils import proj_plane_pixel_scales
+
+        try:
+            scale = float(proj_plane_pixel_scales(WCS(header).celestial)[0]) * 3600.0
+        except Exception:  # no celestial WCS: not the grid of a pixel scale
+            scale = None
+        if scale is not None and abs(scale / float(reproject_to.split()[0]) - 1.0) < 1e-6:
+            return None
+    return f"was made on {_grid_words(made)} and this run puts the inputs on {_grid_words(reproject_to)}"
 
 
 def _hdu_name(path, hdu):

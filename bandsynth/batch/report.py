@@ -98,19 +98,25 @@ class BatchReport:
         return self.counts["failed"] == 0
 
     def write(self, path):
-        """Write the report as ECSV, atomically (an existing report is replaced).
+        """Write the report, atomically (an existing report is replaced): CSV for a ``.csv`` name, else ECSV.
 
         Parameters
         ----------
         path : str or os.PathLike
-            Output file; its folder is created if needed.
+            Output file (``.ecsv``, ``.csv`` or no suffix: ECSV); its folder is created if needed.
+
+        Raises
+        ------
+        ValueError
+            A suffix of another format (``.json``, ``.fits``, ...).
         """
         from .._io import atomic_path
 
         path = Path(path)
+        table_format = _report_format(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         with atomic_path(path) as tmp:
-            self._table.write(tmp, format="ascii.ecsv", overwrite=True)
+            self._table.write(tmp, format=table_format, overwrite=True)
 
     def __len__(self):
         return len(self._table)
@@ -164,6 +170,18 @@ def report_row(galaxy, status, *, band="", file="", output="", error="", warning
     }
 
 
+#: Report formats by file-name suffix (astropy table formats).
+REPORT_FORMATS = {".ecsv": "ascii.ecsv", ".csv": "ascii.csv", "": "ascii.ecsv"}
+
+
+def _report_format(path):
+    suffix = Path(path).suffix.lower()
+    if suffix not in REPORT_FORMATS:
+        raise ValueError(f"report {path}: a report is an ECSV or CSV table; give a .ecsv or .csv file name, "
+                         f"not {suffix}")
+    return REPORT_FORMATS[suffix]
+
+
 def check_report_path(path):
     """Refuse, before any work, a report path whose file is not an earlier batch report.
 
@@ -181,10 +199,13 @@ def check_report_path(path):
     Raises
     ------
     IsADirectoryError, FileExistsError
-        ``path`` is a folder, or an existing file that is not a batch report (ECSV whose
-        first column is ``galaxy``).
+        ``path`` is a folder, or an existing file that is not a batch report (ECSV or CSV
+        whose first column is ``galaxy``).
+    ValueError
+        A file name of another format than ECSV or CSV.
     """
     path = Path(path)
+    _report_format(path)
     if path.is_dir():
         raise IsADirectoryError(f"report {path} is a folder; give the name of the ECSV file to write")
     if os.path.lexists(path):
@@ -192,7 +213,7 @@ def check_report_path(path):
         if path.is_file():
             with open(path, "rb") as fh:
                 head = fh.read(4096)
-        if not (head.startswith(b"# %ECSV") and b"- {name: galaxy," in head):
+        if not (head.startswith(b"# %ECSV") and b"- {name: galaxy," in head or head.startswith(b"galaxy,status,")):
             raise FileExistsError(f"report {path} exists and is not a batch report; it would be replaced: give "
                                   "another path")
     return path

@@ -259,7 +259,7 @@ def predict_many(model, items, *, out_dir, band=None, inputs=None, workers=None,
     progress : bool
         Show a progress bar.
     report : str or os.PathLike, optional
-        Also write the report there (ECSV); a run interrupted (Ctrl-C) writes it before it
+        Also write the report there (ECSV, or CSV for a ``.csv`` name); a run interrupted (Ctrl-C) writes it before it
         stops, the galaxies not yet predicted as failed.  An existing file there must be an
         earlier report (`bandsynth.batch.report.check_report_path`).
     reproject_to : str or `~astropy.units.Quantity`, optional

@@ -5,6 +5,7 @@ Part of `bandsynth.batch`; import the public names from there.
 
 from __future__ import annotations
 
+import inspect
 import logging
 import os
 import re
@@ -15,7 +16,8 @@ import threading
 import time
 from pathlib import Path
 
-from .outputs import output_problem, remove_stale_temporaries
+from ..resample import describe_target
+from .outputs import output_problem, recorded_warnings, remove_stale_temporaries
 from .report import report_row
 
 __all__ = ["TRANSLATOR_CACHE", "get_translator", "cores", "attribute_error", "error_message", "predict_galaxy",
@@ -327,6 +329,20 @@ _HDU_HINT = re.compile(r"hdu=\{'([^']*)': '([^']*)'\}")
 _STACK_HINT = "(BandStack.from_fits(path))"
 
 
+# Reading errors advise Python calls a batch has no use for; a batch takes its options (both interfaces'
+# names) and each file's own unit and zero point.
+_BATCH_WORDS = (
+    (re.compile(r"BandStack\.from_fits\(\.\.\., reproject_to=('[^']*')\), BandStack\.from_arrays\(\.\.\., "
+                r"reproject_to='[^']*'\) or BandStack\.reproject|reproject_to=('[^']*') in BandStack\.from_fits / "
+                r"BandStack\.from_arrays, or BandStack\.reproject"),
+     lambda m: f"--reproject-to {(m.group(1) or m.group(2))[1:-1]} (reproject_to={m.group(1) or m.group(2)})"),
+    (re.compile(r"(?: and no unit= was given)?; pass unit= \(e\.g\. unit='([^']*)'\)"),
+     lambda m: f"; give the file a BUNIT keyword (e.g. BUNIT = '{m.group(1)}'): a batch reads each file's own unit"),
+    (re.compile(r"pass zeropoint= \(([^)]*)\)"),
+     lambda m: f"give its header a zero point, e.g. PHOTZP = {m.group(1)} (a batch reads each file's own)"),
+)
+
+
 def _batch_hints(text, files):
     """A reading error's hints in the words of a batch's inputs."""
     def named(match):
@@ -334,7 +350,15 @@ def _batch_hints(text, files):
         path = files.get(band) if isinstance(files, dict) else None
         return f"give its file as '{path or 'FILE'}[{hdu}]'"
     text = _HDU_HINT.sub(named, text)
+    for pattern, words in _BATCH_WORDS:
+        text = pattern.sub(words, text)
     return text.replace(_STACK_HINT, "(give it alone, as the galaxy's one multi-extension file)")
+
+
+def _predict_options(translator, predict_kw):
+    """The `~bandsynth.Translator.predict` options an output records, as this run gives them (defaults filled in)."""
+    parameters = inspect.signature(type(translator).predict).parameters
+    return {k: predict_kw.get(k, parameters[k].default) for k in ("uncertainty", "tta", "n_samples", "seed")}
 
 
 def _predict_galaxy_locked(galaxy, files, out, *, model, options, payload):
@@ -360,11 +384,14 @@ def _predict_galaxy_locked(galaxy, files, out, *, model, options, payload):
     remove_stale_temporaries(out)
     exists = os.path.lexists(out)
     if exists:
+        target = options.get("reproject_to")
         problem = output_problem(out, name=translator.name, sha256=translator.card.sha256, band=band,
                                   files=paths, needed=needed, hdus=hdus,
-                                  tta=options.get("predict_kw", {}).get("tta"))
-        if problem is None and not overwrite:
-            return report_row(galaxy, "exists", band=band, output=out, seconds=time.perf_counter() - started)
+                                  options=_predict_options(translator, options.get("predict_kw", {})),
+                                  reproject_to=None if target is None else describe_target(target))
+        if problem is None and not overwrite:  # with the warnings of the run that made it, which it records
+            return report_row(galaxy, "exists", band=band, output=out, warnings=" | ".join(recorded_warnings(out)),
+                              seconds=time.perf_counter() - started)
         if problem is not None and not overwrite:
             return failed(f"output {out} exists but {problem}; it is kept: pass --overwrite (overwrite=True) "
                           "to predict it again")

@@ -56,7 +56,8 @@ def add_parser(subparsers):
                         "input's field (e.g. the model's pixel scale)")
     b.add_argument("--tta", action="store_true", help="average over the 8 flips/rotations (8x slower)")
     b.add_argument("--report", metavar="FILE",
-                   help="report file (ECSV; default OUTPUT/predict_batch_report_<band>.ecsv: one per band, as the "
+                   help="report file (ECSV, or CSV for a .csv name; default OUTPUT/predict_batch_report_<band>.ecsv: "
+                        "one per band, as the "
                         "outputs OUTPUT/<id>_<band>_synth.fits)")
     add_quiet(b, help="no progress bar and no per-galaxy warnings: only the one-line summary (and errors)")
     b.set_defaults(func=run, _parser=b)
@@ -139,7 +140,7 @@ def run(args) -> int:
     report_path = Path(args.report) if args.report is not None else default_report
     try:  # the default path too: a folder there was found after every galaxy had been predicted
         check_report_path(report_path)
-    except OSError as err:
+    except (OSError, ValueError) as err:
         raise UsageError(f"--report: {err}" if args.report is not None else str(err)) from None
     if args.report is not None:
         check_output_folder(report_path.parent)
