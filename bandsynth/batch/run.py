@@ -447,9 +447,13 @@ def _interrupted(jobs, results, rows, *, report):
     for row in results:
         if row is not None:
             _report_warnings(row)  # a row not yet logged still holds them
-    done = [row if row is not None else
-            report_row(galaxy, "failed", output=out, error="not predicted: the run was interrupted (a rerun predicts "
-                                                           "it and keeps the galaxies done)")
+    def unfinished(out):  # a worker may have written it (atomically: whole) while the run stopped
+        if os.path.exists(out):
+            return (f"the run was interrupted before this galaxy was reported; its output {out} exists (a rerun "
+                    "checks it and keeps it if it is this run's)")
+        return "not predicted: the run was interrupted (a rerun predicts it and keeps the galaxies done)"
+
+    done = [row if row is not None else report_row(galaxy, "failed", output=out, error=unfinished(out))
             for (galaxy, _, out), row in zip(jobs, results)]
     if report is not None:
         BatchReport([*done, *rows]).write(report)
