@@ -296,7 +296,7 @@ def prediction_provenance(card, stack, n_masked, *, uncertainty, configuration, 
     task = dict(card.architecture.get("task", {}) or {})
     tags = {kind: dict(zip(card.inputs, task[kind])) for kind in INPUT_TAGS if kind in task}
     inputs = [{"band": b, "file": str(files.get(b, {}).get("file", "")),
-               **({"hdu": files[b]["hdu"]} if "hdu" in files.get(b, {}) else {}),
+               **{k: files[b][k] for k in ("hdu", "hdu_named") if k in files.get(b, {})},
                "checksum": str(files.get(b, {}).get("checksum", "")),
                **{f"{kind}_tag": per_band[b] for kind, per_band in tags.items()}}
               for b in card.inputs]

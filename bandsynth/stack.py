@@ -280,7 +280,7 @@ class BandStack:
             built, inputs = {}, []
             for band, path in paths.items():
                 built[band], record = read_band_file(band, path, hdu=hdus.get(band), unit=common_unit)
-                inputs.append(record)
+                inputs.append({**record, "hdu_named": hdus.get(band) is not None})  # the caller's, or the reader's
         elif isinstance(source, (str, os.PathLike)):
             if hdu is not None:
                 raise ValueError("hdu= applies to one file per band; a multi-extension file names its bands by EXTNAME")

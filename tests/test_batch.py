@@ -316,6 +316,19 @@ def test_manifest_names_one_hdu_of_a_file_as_file_ext(tiny_model, tmp_path, clus
     moved = _manifest(tmp_path, [("a", "a_gr.fits[r]", "a_gr.fits[r]")], name="moved.ecsv")  # Ks: [2] is R
     again = predict_many(stem, moved, out_dir=tmp_path / "o", scheduler=cluster, progress=False)
     assert "exists but was made from other HDUs of its input files (band(s) NUV)" in again.failed["error"][0]
+    # An HDU named then and none now: the reader takes the file's first image (SCI), not the ALT named before.
+    with fits.open(files["NUV"]) as hdul:
+        two = [fits.PrimaryHDU(), fits.ImageHDU(hdul[0].data, hdul[0].header, name="SCI"),
+               fits.ImageHDU(2 * hdul[0].data, hdul[0].header, name="ALT")]
+    fits.HDUList(two).writeto(tmp_path / "two.fits")
+    ks = files["Ks"].name
+    named = _manifest(tmp_path, [("c", "two.fits[ALT]", ks)], name="named.ecsv")
+    assert predict_many(stem, named, out_dir=tmp_path / "o", scheduler=cluster, progress=False).ok
+    unnamed = predict_many(stem, _manifest(tmp_path, [("c", "two.fits", ks)], name="unnamed.ecsv"),
+                           out_dir=tmp_path / "o", scheduler=cluster, progress=False)
+    assert (f"was made from the HDU named for band(s) NUV ({tmp_path / 'two.fits'}[ALT]), and this run names none"
+            in unnamed.failed["error"][0])
+    assert predict_many(stem, named, out_dir=tmp_path / "o", scheduler=cluster, progress=False).counts["exists"] == 1
 
 
 def test_reproject_to_rescues_galaxies_whose_bands_are_on_different_grids(tiny_model, tmp_path, cluster):

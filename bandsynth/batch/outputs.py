@@ -152,6 +152,12 @@ def output_problem(path, *, name, sha256, band, files, needed, hdus=None, option
     moved = [b for b in hdus if str(records[b].get("hdu", "")).upper() != str(_hdu_name(files[b], hdus[b])).upper()]
     if moved:
         return f"was made from other HDUs of its input files (band(s) {', '.join(moved)})"
+    # An HDU named then, none now: the reader may take another (the file's first image, or its band's own).
+    unnamed = [f"{b} ({files[b]}[{records[b]['hdu']}])" for b in needed
+               if b not in hdus and records[b].get("hdu_named") and isinstance(files, dict)]
+    if unnamed:
+        return (f"was made from the HDU named for band(s) {', '.join(unnamed)}, and this run names none (the reader "
+                "may take another; name it again to keep the output)")
     return None
 
 
