@@ -447,6 +447,7 @@ def _interrupted(jobs, results, rows, *, report):
     for row in results:
         if row is not None:
             _report_warnings(row)  # a row not yet logged still holds them
+
     def unfinished(out):  # a worker may have written it (atomically: whole) while the run stopped
         if os.path.exists(out):
             return (f"the run was interrupted before this galaxy was reported; its output {out} exists (a rerun "
