@@ -546,8 +546,19 @@ class WrapsGenerator:
     """
 
     def deepened(self, n_res):
-        """A copy whose generator has ``n_res`` residual blocks and the same function
-        (`ResNetGenerator.deepened`): the start of fine-tuning with more capacity."""
+        """A copy whose generator has ``n_res`` residual blocks and the same function: the start of fine-tuning
+        with more capacity.
+
+        Parameters
+        ----------
+        n_res : int
+            Residual blocks of the copy's generator (`ResNetGenerator.deepened`).
+
+        Returns
+        -------
+        object
+            A network of this one's class.
+        """
         deeper = copy.deepcopy(self)
         deeper.generator = self.generator.deepened(n_res)
         return deeper
