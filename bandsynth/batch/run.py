@@ -452,7 +452,8 @@ def _interrupted(jobs, results, rows, *, report):
         if os.path.exists(out):
             return (f"the run was interrupted before this galaxy was reported; its output {out} exists (a rerun "
                     "checks it and keeps it if it is this run's)")
-        return "not predicted: the run was interrupted (a rerun predicts it and keeps the galaxies done)"
+        return ("not finished: the run was interrupted (a rerun predicts it, or keeps its output if a worker still "
+                "wrote it, and keeps the galaxies done)")
 
     done = [row if row is not None else report_row(galaxy, "failed", output=out, error=unfinished(out))
             for (galaxy, _, out), row in zip(jobs, results)]
