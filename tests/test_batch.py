@@ -111,10 +111,14 @@ def cluster(tmp_path_factory):
             start(["worker", "--scheduler-file", str(scheduler_file), "--nthreads", "1", "--no-nanny",
                    "--no-dashboard", "--host", "127.0.0.1", "--local-directory", str(tmp_path / f"w{i}")],
                   f"worker{i}.log")
-        deadline = time.monotonic() + 60
-        while not scheduler_file.exists() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        address = json.loads(scheduler_file.read_text())["address"]
+        deadline, address = time.monotonic() + 60, None
+        while address is None and time.monotonic() < deadline:
+            try:  # the scheduler creates the file before it writes it: read it once it parses
+                address = json.loads(scheduler_file.read_text())["address"]
+            except (OSError, ValueError, KeyError):
+                time.sleep(0.05)
+        if address is None:
+            pytest.fail(f"the dask scheduler wrote no address to {scheduler_file} in 60 s")
         from distributed import Client
 
         with Client(address, timeout=60) as client:
