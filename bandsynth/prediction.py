@@ -26,8 +26,12 @@ from .units import parse_unit
 _TAG_WORDS = {"psf": "PSF tags read, log2(FWHM / training FWHM)",
              "depth": "Depth tags read, log2(noise / training noise)"}
 
-__all__ = ["check_output_band", "plan_prediction", "describe_uncertainty", "to_flux", "to_synthetic",
+__all__ = ["MASKED_PIXELS_NOTE", "check_output_band", "plan_prediction", "describe_uncertainty", "to_flux", "to_synthetic",
            "prediction_provenance", "predict_batch"]
+
+
+#: The provenance history's line on masked pixels, after their number (a resumed batch reports it again).
+MASKED_PIXELS_NOTE = "pixels masked: bad or masked input pixels."
 
 
 def _calibration(card, configuration):
@@ -333,7 +337,7 @@ def prediction_provenance(card, stack, n_masked, *, uncertainty, configuration, 
         ],
     }
     if n_masked:
-        provenance["history"].append(f"{int(n_masked)} pixels masked: bad or masked input pixels.")
+        provenance["history"].append(f"{int(n_masked)} {MASKED_PIXELS_NOTE}")
     return provenance
 
 

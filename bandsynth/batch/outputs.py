@@ -12,6 +12,8 @@ import os
 import tempfile
 from pathlib import Path
 
+import numpy as np
+
 from .manifest import id_problem
 
 __all__ = ["output_path", "output_problem", "recorded_warnings", "remove_stale_temporaries", "check_writable"]
@@ -177,8 +179,10 @@ def recorded_warnings(path):
     """
     from astropy.io import fits
 
+    from ..prediction import MASKED_PIXELS_NOTE
+
     prov = json.loads(fits.getheader(path).get("BSPROV", "{}"))
-    masked = [line for line in prov.get("history", ()) if line.endswith("pixels masked: bad or masked input pixels.")]
+    masked = [line for line in prov.get("history", ()) if line.endswith(MASKED_PIXELS_NOTE)]
     return [*prov.get("domain_warnings", ()), *masked]
 
 
@@ -230,10 +234,11 @@ def _grid_problem(prov, header, reproject_to):
         return None  # no band moved: the bands shared one grid, which reprojecting onto one of them keeps
     if made is None:  # on the inputs' own grid: this run's too if it is of the pixel scale asked for
         from astropy.wcs import WCS
-        from astropy.wcs.utils import proj_plane_pixel_scales
 
-        try:
-            scale = float(proj_plane_pixel_scales(WCS(header).celestial)[0]) * 3600.0
+        from ..units import pixel_area
+
+        try:  # the side of a pixel, as the reprojection records measure it
+            scale = float(np.sqrt(pixel_area(WCS(header), "the output").value)) * 3600.0
         except Exception:  # no celestial WCS: not the grid of a pixel scale
             scale = None
         if scale is not None and abs(scale / float(reproject_to.split()[0]) - 1.0) < 1e-6:

@@ -57,8 +57,7 @@ def add_parser(subparsers):
     b.add_argument("--tta", action="store_true", help="average over the 8 flips/rotations (8x slower)")
     b.add_argument("--report", metavar="FILE",
                    help="report file (ECSV, or CSV for a .csv name; default OUTPUT/predict_batch_report_<band>.ecsv: "
-                        "one per band, as the "
-                        "outputs OUTPUT/<id>_<band>_synth.fits)")
+                        "one per band, as the outputs OUTPUT/<id>_<band>_synth.fits)")
     add_quiet(b, help="no progress bar and no per-galaxy warnings: only the one-line summary (and errors)")
     b.set_defaults(func=run, _parser=b)
     return b
