@@ -700,6 +700,38 @@ def test_kill_9_then_rerun_finishes_without_partial_files(tiny_model, tmp_path, 
     assert not [p for p in out.iterdir() if p.name.endswith(".tmp")]
 
 
+def test_ctrl_c_stops_a_local_cluster_run_with_one_line_and_a_report(tiny_model, tmp_path):
+    # A terminal's Ctrl-C reaches every process of its group: each Dask worker printed a ~30-line traceback.
+    stem, _ = tiny_model
+    rows = []
+    for i in range(10):  # survey mode: Monte Carlo draws make each galaxy take a while
+        f = _write_galaxy(tmp_path, f"g{i}", 70 + i, size=96, mode="survey")
+        rows.append((f"g{i}", f["NUV"].name, f["Ks"].name))
+    out = tmp_path / "out"
+    args = ["predict-batch", "--model", str(stem), "--manifest", str(_manifest(tmp_path, rows)), "--out", str(out),
+            "--workers", "1", "--torch-threads", "1", "--quiet", "--report", str(tmp_path / "report.ecsv")]
+    log = open(tmp_path / "run.log", "wb")
+    proc = subprocess.Popen([sys.executable, "-m", "bandsynth.cli", *args], env={**os.environ, "OMP_NUM_THREADS": "1"},
+                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while proc.poll() is None and time.monotonic() < deadline and not any(out.glob("*_synth.fits")):
+            time.sleep(0.002)
+        os.killpg(proc.pid, signal.SIGINT)  # the whole group, as a terminal does
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=30)
+        log.close()
+    text = (tmp_path / "run.log").read_text()
+    assert proc.returncode == 130 and "Traceback" not in text, text[-3000:]
+    assert text.strip().splitlines()[-1] == "ERROR: interrupted"
+    report = Table.read(tmp_path / "report.ecsv", format="ascii.ecsv")
+    assert sorted(report["galaxy"]) == [f"g{i}" for i in range(10)]  # each done, or failed as interrupted
+    assert all(row["status"] == "done" or "the run was interrupted" in row["error"] for row in report)
+
+
 # ---------------------------------------------------------------------- security
 def test_no_unpickling_on_the_load_and_predict_path(tiny_model, tmp_path, monkeypatch, cluster):
     from bandsynth import BandStack

@@ -5,9 +5,12 @@ Part of `bandsynth.batch`; import the public names from there.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import signal
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -114,7 +117,7 @@ def run_local(jobs, ref, payload, *, workers, torch_threads, options, progress, 
 
     # A galaxy that kills its worker (e.g. out of memory) is retried once on a fresh
     # process, then reported, rather than tried three times.
-    with dask.config.set({"distributed.scheduler.allowed-failures": 1}):
+    with dask.config.set({"distributed.scheduler.allowed-failures": 1}), _interrupts_left_to_this_process():
         # No dashboard; the scheduler's small HTTP server (health checks) on any free port.
         # silence_logs: the scheduler's and workers' INFO chatter is not for the user.
         cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
@@ -130,6 +133,27 @@ def run_local(jobs, ref, payload, *, workers, torch_threads, options, progress, 
             quiet_close(client)
     finally:
         quiet_close(cluster)
+
+
+@contextlib.contextmanager
+def _interrupts_left_to_this_process():
+    """Start worker processes that leave Ctrl-C to this one, which stops them itself.
+
+    A terminal's Ctrl-C reaches every process of its foreground group, and each worker
+    printed a KeyboardInterrupt traceback of some 30 lines beside this process's report.
+    A signal ignored when a process starts stays ignored in it and in the processes it
+    starts (Python then installs no KeyboardInterrupt handler), so SIGINT is ignored while
+    the cluster starts.  A Ctrl-C in those one or two seconds is lost; afterwards it stops
+    the run as before.
+    """
+    if threading.current_thread() is not threading.main_thread():  # only the main thread may set handlers
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _quiet_workers(client):
