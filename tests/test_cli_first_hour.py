@@ -266,6 +266,10 @@ def test_item05_hints_name_options_not_python(stem, galaxy, tmp_path, caplog):
          "no BUNIT keyword and no --unit was given; pass --unit (e.g. --unit nanomaggy)"),
         ("made without test-time augmentation (--tta, tta=True)", "made without test-time augmentation (--tta)"),
         ("scheduler='garbage': missing port number", "--scheduler garbage: missing port number"),
+        # a batch's report names both interfaces' options; its log names the command line's once
+        ("bands differ: e.g. --reproject-to NUV (reproject_to='NUV')", "bands differ: e.g. --reproject-to NUV"),
+        ("(reproject the inputs onto 0.262 arcsec/pixel: --reproject-to 0.262 (reproject_to=0.262 * u.arcsec))",
+         "(reproject the inputs onto 0.262 arcsec/pixel: --reproject-to 0.262)"),
     ],
 )
 def test_item05_cli_text(python, command_line):

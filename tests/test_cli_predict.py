@@ -85,7 +85,14 @@ def test_reproject_to_a_pixel_scale(stem, galaxy, tmp_path, caplog):
     from astropy.table import Table
 
     report = Table.read(tmp_path / "b" / "predict_batch_report_r.ecsv")
-    assert all("reproject the inputs onto 0.262 arcsec/pixel" in w for w in report["warnings"])
+    # the report serves both interfaces: it names both options, as its errors do
+    assert all("reproject the inputs onto 0.262 arcsec/pixel: --reproject-to 0.262 (reproject_to=0.262 * u.arcsec)"
+               in w for w in report["warnings"])
+    assert main(["predict-batch", "--model", str(stem), "--pattern", "{id}_{band}.fits", "--input-dir", str(folder),
+                 "--out", str(tmp_path / "b"), "--workers", "1", "--quiet", "--reproject-to", "0.524"]) == 0
+    kept = Table.read(tmp_path / "b" / "predict_batch_report_r.ecsv")  # kept outputs: their recorded warnings
+    assert set(kept["status"]) == {"exists"}
+    assert all("--reproject-to 0.262 (reproject_to=0.262 * u.arcsec)" in w for w in kept["warnings"])
 
 
 def test_an_output_that_is_not_a_regular_file_is_never_replaced(stem, galaxy, tmp_path, caplog):

@@ -304,7 +304,7 @@ def predict_galaxy(galaxy, files, out, *, model, options, payload=None):
         row = _predict_galaxy_locked(galaxy, files, out, model=model, options=options, payload=payload)
     messages = []
     for w in caught:
-        text = str(w.message)
+        text = _batch_words(str(w.message))
         if w.category.__name__ not in ("UserWarning", "AstropyUserWarning"):
             text = f"{w.category.__name__}: {text}"
         if text not in messages:
@@ -340,7 +340,17 @@ _BATCH_WORDS = (
      lambda m: f"; give the file a BUNIT keyword (e.g. BUNIT = '{m.group(1)}'): a batch reads each file's own unit"),
     (re.compile(r"pass zeropoint= \(([^)]*)\)"),
      lambda m: f"give its header a zero point, e.g. PHOTZP = {m.group(1)} (a batch reads each file's own)"),
+    # the domain check's advice (a warning, in the report as in the log)
+    (re.compile(r"(?<!\()reproject_to=([0-9.e+-]+) \* u\.arcsec"),
+     lambda m: f"--reproject-to {m.group(1)} (reproject_to={m.group(1)} * u.arcsec)"),
 )
+
+
+def _batch_words(text):
+    """A message's Python advice in a batch's words (both interfaces' names)."""
+    for pattern, words in _BATCH_WORDS:
+        text = pattern.sub(words, text)
+    return text
 
 
 def _batch_hints(text, files):
@@ -349,9 +359,7 @@ def _batch_hints(text, files):
         band, hdu = match.groups()
         path = files.get(band) if isinstance(files, dict) else None
         return f"give its file as '{path or 'FILE'}[{hdu}]'"
-    text = _HDU_HINT.sub(named, text)
-    for pattern, words in _BATCH_WORDS:
-        text = pattern.sub(words, text)
+    text = _batch_words(_HDU_HINT.sub(named, text))
     return text.replace(_STACK_HINT, "(give it alone, as the galaxy's one multi-extension file)")
 
 
@@ -390,7 +398,7 @@ def _predict_galaxy_locked(galaxy, files, out, *, model, options, payload):
                                   options=_predict_options(translator, options.get("predict_kw", {})),
                                   reproject_to=None if target is None else describe_target(target))
         if problem is None and not overwrite:  # with the warnings of the run that made it, which it records
-            return report_row(galaxy, "exists", band=band, output=out, warnings=" | ".join(recorded_warnings(out)),
+            return report_row(galaxy, "exists", band=band, output=out, warnings=" | ".join(map(_batch_words, recorded_warnings(out))),
                               seconds=time.perf_counter() - started)
         if problem is not None and not overwrite:
             return failed(f"output {out} exists but {problem}; it is kept: pass --overwrite (overwrite=True) "

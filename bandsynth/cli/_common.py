@@ -89,6 +89,8 @@ def status(text, *, quiet=False):
 # Library errors give hints in Python ("BandStack.from_fits(..., reproject_to='NUV')",
 # "overwrite=True"); on the command line the same hint is an option.
 _HINTS = (
+    # a batch's words name both interfaces' options: the command line needs its own once
+    (re.compile(r"(--reproject-to \S+) \(reproject_to=(?:'[^']*'|[0-9.e+-]+ \* u\.arcsec)\)"), lambda m: m.group(1)),
     (re.compile(r"BandStack\.from_fits\(\.\.\., reproject_to=('[^']*')\), "
                 r"BandStack\.from_arrays\(\.\.\., reproject_to='[^']*'\) or BandStack\.reproject"),
      lambda m: f"--reproject-to {m.group(1)[1:-1]}"),
