@@ -39,6 +39,9 @@ each band from all the others and, per number of bands at hand, from random sets
     python benchmarks/fine_tune_any_band.py --real-data ../shared/realdata/kids_viking \\
         --init V3 --calibrate-only --version 4 --name any_band_kids_viking --out /tmp/ft/v4
 
+``--scale-median 3`` ends the σ head in a 3 x 3 median filter first (version 7: version 6's
+weights, ``--calibrate-only``).
+
 With ``--noise-max-ratio R`` the network reads depth tags and a share ``--noise-share`` of
 each crop's bands at hand is made up to R times noisier than the stamps (version 5: R = 3,
 with ``--flux-error squared --flux-weight 3 --favour-every-other``, then ``--calibrate-only``).
@@ -210,6 +213,10 @@ def main(argv=None):
                              "look at a run)")
     parser.add_argument("--calibrate-only", action="store_true",
                         help="keep every weight of --init and calibrate it afresh on the validation galaxies")
+    parser.add_argument("--scale-median", type=int, default=1, metavar="K",
+                        help="end the σ head in a K x K median filter (odd; ResNetGenerator.with_scale_median) "
+                             "before anything else: removes single sky pixels whose σ stands orders of magnitude "
+                             "above their neighbours' (default 1: none, or --init's filter)")
     parser.add_argument("--version", type=int, help="model version written into the card (default: --init's, "
                                                     "plus one with --sigma-head-only or --calibrate-only)")
     parser.add_argument("--runs", default="runs/any_band_ft", help="checkpoint folder (a rerun resumes)")
@@ -228,6 +235,8 @@ def main(argv=None):
     if not 0.0 <= args.favour_share <= 1.0:
         parser.error(f"--favour-share must be in [0, 1], got {args.favour_share}")
     check_worsening(parser, args, ("noise",))
+    if args.scale_median < 1 or args.scale_median % 2 == 0:
+        parser.error(f"--scale-median {args.scale_median}: expected an odd number >= 1")
     if args.favour_bands and not args.favour_every_other:
         parser.error("--favour-bands narrows --favour-every-other: give both")
 
@@ -240,6 +249,8 @@ def main(argv=None):
     start = Translator.load(args.init)
     if not start.card.outputs:
         raise SystemExit(f"--init {args.init}: not an any-band model (its card lists no outputs)")
+    if args.scale_median > 1:
+        start = start.replace(model=start.model.with_scale_median(args.scale_median))
     bands = list(start.card.inputs)
     unknown = sorted(set(args.favour_bands or ()) - set(bands))
     if unknown:

@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -10,6 +11,7 @@ from bandsynth.nn.generator import (
     count_parameters,
     minimum_input_size,
     receptive_field,
+    uncertainty_field_margin,
 )
 from bandsynth.nn.training import run_generator
 
@@ -170,6 +172,31 @@ def test_deepened_network_computes_the_same_and_trains_its_new_blocks():
     assert net.generator.n_res == 2 and net.generator.trunk[1] is not deeper.generator.trunk[1]
     with pytest.raises(ValueError, match="n_res must be >= 2"):
         net.generator.deepened(1)
+
+
+def test_a_median_filtered_sigma_head_drops_single_pixel_outliers_and_keeps_the_mean():
+    from scipy.ndimage import median_filter
+
+    net = _tiny()
+    with torch.no_grad():  # a trained-looking head, not a fresh net's near-constant one
+        for p in net.scale_head.parameters():
+            p.normal_(0, 0.3)
+    smoothed = net.with_scale_median(3)
+    x = torch.rand(1, 2, 32, 32)
+    raw, filtered = net(x), smoothed(x)
+    assert torch.equal(raw.mean, filtered.mean)
+    # torch's reflection padding is scipy's "mirror" mode
+    expected = median_filter(raw.log_scale.detach().numpy(), size=(1, 1, 3, 3), mode="mirror")
+    np.testing.assert_allclose(filtered.log_scale.detach().numpy(), expected, rtol=0, atol=1e-6)
+    assert uncertainty_field_margin(smoothed) == uncertainty_field_margin(net) + 2 == 4
+    clone = ResNetGenerator.from_config(smoothed.config)
+    assert smoothed.config["scale_median"] == 3 and "scale_median" not in net.config
+    clone.load_state_dict(smoothed.state_dict())
+    assert torch.equal(clone(x).log_scale, filtered.log_scale)
+    with pytest.raises(ValueError, match="scale_median must be odd"):
+        net.with_scale_median(4)
+    with pytest.raises(ValueError, match="needs scale_head=True"):
+        build_generator("tiny", 2, scale_head=False, scale_median=3)
 
 
 def test_count_parameters_trainable():

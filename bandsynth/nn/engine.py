@@ -138,7 +138,8 @@ def check_options(*, precision, batch_size, compile, n_samples, device, tile=512
 def halo_width(model):
     """Context, in pixels, a tile needs on each side so its core is exact.
 
-    Half the receptive field, rounded up to a multiple of ``2 ** n_down``.
+    Half the receptive field of the image and of its uncertainty head, whichever is
+    wider, rounded up to a multiple of ``2 ** n_down``.
 
     Parameters
     ----------
@@ -155,11 +156,12 @@ def halo_width(model):
     >>> halo_width(build_generator("paper", 2, norm="none"))
     46
     """
-    from .generator import receptive_field
+    from .generator import receptive_field, uncertainty_field_margin
 
     inner = getattr(model, "generator", model)
     multiple = 2**inner.n_down
-    return int(math.ceil(math.ceil(receptive_field(inner) / 2) / multiple) * multiple)
+    field = receptive_field(inner) + uncertainty_field_margin(inner)  # the sigma map is exact in tiles too
+    return int(math.ceil(math.ceil(field / 2) / multiple) * multiple)
 
 
 def tile_windows(size, tile, halo, multiple):

@@ -50,6 +50,8 @@ __all__ = [
     "count_parameters",
     "minimum_input_size",
     "receptive_field",
+    "uncertainty_field_margin",
+    "LocalMedian",
 ]
 
 #: Architecture presets: keyword arguments of `ResNetGenerator`.
@@ -106,6 +108,52 @@ def _conv_block(c_in, c_out, kernel, *, padding, norm, relu=True):
 _STEM_LAYERS = 2
 
 
+class LocalMedian(nn.Module):
+    """The median over a ``size x size`` window around each pixel, padded as the network pads.
+
+    The uncertainty head's last step when ``scale_median > 1``: the head's output can
+    jump by a factor of 10-20 from one sky pixel to the next, and the asinh scaling's
+    inverse turns such a pixel's interval into one orders of magnitude wider than its
+    neighbours'.  Written here because torch has no median filter; padding as the
+    convolutions do keeps tiles and whole images in agreement.
+
+    Parameters
+    ----------
+    size : int
+        Odd window side.
+    padding : {"reflect", "replicate", "zero"}
+        How the window is filled beyond the image's edges.
+
+    Examples
+    --------
+    >>> import torch
+    >>> x = torch.zeros(1, 1, 5, 5)
+    >>> x[0, 0, 2, 2] = 9.0
+    >>> float(LocalMedian(3, padding="reflect")(x).abs().max())
+    0.0
+    """
+
+    def __init__(self, size, *, padding):
+        super().__init__()
+        self.size = size
+        self.pad = _PADDINGS[padding](size // 2)
+
+    def forward(self, x):
+        """The filtered ``[B, C, H, W]`` tensor (same shape).
+
+        Parameters
+        ----------
+        x : torch.Tensor
+
+        Returns
+        -------
+        torch.Tensor
+        """
+        k = self.size
+        windows = self.pad(x).unfold(2, k, 1).unfold(3, k, 1)
+        return windows.reshape(*x.shape, k * k).median(dim=-1).values
+
+
 class _ResidualBlock(nn.Module):
     def __init__(self, channels, *, padding, norm):
         super().__init__()
@@ -147,6 +195,10 @@ class ResNetGenerator(nn.Module):
         Padding of the stem, residual and output convolutions.
     scale_head : bool
         Also predict the log of a per-pixel Laplace scale (aleatoric uncertainty).
+    scale_median : int
+        Side of a median filter (`LocalMedian`) over the uncertainty head's output:
+        1, none; an odd side removes single-pixel outliers of the head's sigma, which
+        then reads ``scale_median - 1`` pixels more (`uncertainty_field_margin`).
 
     Notes
     -----
@@ -165,6 +217,7 @@ class ResNetGenerator(nn.Module):
         norm="instance",
         padding="reflect",
         scale_head=True,
+        scale_median=1,
     ):
         super().__init__()
         _check_int("in_channels", in_channels, 1)
@@ -178,6 +231,10 @@ class ResNetGenerator(nn.Module):
             raise ValueError(f"ResNetGenerator padding must be one of {tuple(_PADDINGS)}, got {padding!r}")
         if not isinstance(scale_head, bool):
             raise TypeError(f"ResNetGenerator scale_head must be a bool, got {type(scale_head).__name__}")
+        _check_int("scale_median", scale_median, 1)
+        if scale_median % 2 == 0 or (scale_median > 1 and not scale_head):
+            raise ValueError(f"ResNetGenerator scale_median must be odd and needs scale_head=True, got "
+                             f"scale_median={scale_median}, scale_head={scale_head}")
         self.in_channels = in_channels
         self.out_channels = out_channels
         self.base_width = base_width
@@ -185,6 +242,7 @@ class ResNetGenerator(nn.Module):
         self.n_res = n_res
         self.norm = norm
         self.padding = padding
+        self.scale_median = scale_median
 
         bias = norm == "none"
         layers = _conv_block(in_channels, base_width, 7, padding=padding, norm=norm)
@@ -205,6 +263,7 @@ class ResNetGenerator(nn.Module):
             self.scale_head = nn.Sequential(
                 _PADDINGS[padding](1), nn.Conv2d(width, width, 3), nn.ReLU(inplace=True),
                 _PADDINGS[padding](3), nn.Conv2d(width, out_channels, 7),
+                *([LocalMedian(scale_median, padding=padding)] if scale_median > 1 else []),
             )
         else:
             self.scale_head = None
@@ -222,6 +281,8 @@ class ResNetGenerator(nn.Module):
             "norm": self.norm,
             "padding": self.padding,
             "scale_head": self.scale_head is not None,
+            # written only when used, so the configurations (and card hashes) of earlier models stay
+            **({"scale_median": self.scale_median} if self.scale_median > 1 else {}),
         }
 
     @classmethod
@@ -297,6 +358,39 @@ class ResNetGenerator(nn.Module):
         if self.scale_head is not None:
             deeper.scale_head.load_state_dict(self.scale_head.state_dict())
         return deeper
+
+    def with_scale_median(self, size):
+        """A copy whose uncertainty head ends in a ``size x size`` median filter (`LocalMedian`).
+
+        The mean and the head's weights are this network's; only the head's output is
+        filtered, so a calibration fitted before no longer applies.
+
+        Parameters
+        ----------
+        size : int
+            Odd window side (1: no filter).
+
+        Returns
+        -------
+        ResNetGenerator
+
+        Raises
+        ------
+        ValueError
+            ``size`` is even, or the network has no uncertainty head.
+
+        Examples
+        --------
+        >>> import torch
+        >>> net = build_generator("tiny", in_channels=2)
+        >>> smoothed = net.with_scale_median(3)
+        >>> x = torch.randn(1, 2, 32, 32)
+        >>> bool(torch.equal(net(x).mean, smoothed(x).mean)), uncertainty_field_margin(smoothed)
+        (True, 4)
+        """
+        smoothed = type(self).from_config({**self.config, "scale_median": size})
+        smoothed.load_state_dict(self.state_dict())  # the filter has no weights: the same keys
+        return smoothed
 
     def reset_parameters(self):
         """CycleGAN initialisation: N(0, 0.02) weights, zero biases, unit norm scales."""
@@ -505,8 +599,10 @@ def receptive_field(model):
 
     Instance normalisation makes every output depend weakly on the whole image;
     this counts only the convolutional footprint (exact for ``n_down <= 1``, an
-    upper bound within ``2 ** n_down`` pixels beyond).  Padding an image by half of it
-    on each side removes border effects from the original area.
+    upper bound within ``2 ** n_down`` pixels beyond).  It is the field of the
+    predicted image; the uncertainty head's is `uncertainty_field_margin` wider.
+    Padding an image by half of it on each side removes border effects from the
+    original area.
 
     Parameters
     ----------
@@ -538,6 +634,29 @@ def receptive_field(model):
     return int(field)
 
 
+def uncertainty_field_margin(model):
+    """Pixels by which the uncertainty head's receptive field exceeds `receptive_field`.
+
+    The head's 3x3 convolution before its 7x7 one adds 2, its median filter
+    (``scale_median``) ``scale_median - 1``; 0 without a head.
+
+    Parameters
+    ----------
+    model : ResNetGenerator
+
+    Returns
+    -------
+    int
+
+    Examples
+    --------
+    >>> uncertainty_field_margin(build_generator("tiny", 2).with_scale_median(3))
+    4
+    """
+    model = _unwrap(model)
+    return 0 if model.scale_head is None else 2 + model.scale_median - 1
+
+
 class WrapsGenerator:
     """What the training loop and the inference engine read of a network built around ``self.generator``.
 
@@ -559,9 +678,28 @@ class WrapsGenerator:
         object
             A network of this one's class.
         """
-        deeper = copy.deepcopy(self)
-        deeper.generator = self.generator.deepened(n_res)
-        return deeper
+        return self._with_generator(self.generator.deepened(n_res))
+
+    def with_scale_median(self, size):
+        """A copy whose uncertainty head ends in a ``size x size`` median filter
+        (`ResNetGenerator.with_scale_median`): its calibration must be fitted again.
+
+        Parameters
+        ----------
+        size : int
+            Odd window side.
+
+        Returns
+        -------
+        object
+            A network of this one's class.
+        """
+        return self._with_generator(self.generator.with_scale_median(size))
+
+    def _with_generator(self, generator):
+        copied = copy.deepcopy(self)
+        copied.generator = generator
+        return copied
 
     @property
     def n_down(self):
