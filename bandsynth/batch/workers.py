@@ -398,7 +398,8 @@ def _predict_galaxy_locked(galaxy, files, out, *, model, options, payload):
                                   options=_predict_options(translator, options.get("predict_kw", {})),
                                   reproject_to=None if target is None else describe_target(target))
         if problem is None and not overwrite:  # with the warnings of the run that made it, which it records
-            return report_row(galaxy, "exists", band=band, output=out, warnings=" | ".join(map(_batch_words, recorded_warnings(out))),
+            kept_warnings = " | ".join(map(_batch_words, recorded_warnings(out)))
+            return report_row(galaxy, "exists", band=band, output=out, warnings=kept_warnings,
                               seconds=time.perf_counter() - started)
         if problem is not None and not overwrite:
             return failed(f"output {out} exists but {problem}; it is kept: pass --overwrite (overwrite=True) "
