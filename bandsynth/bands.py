@@ -382,7 +382,8 @@ def header_band(header):
     ``FILTER`` after the survey (``SURVEY``) or the instrument or telescope (``INSTRUME``,
     ``TELESCOP``, or either part of ``'VST/OmegaCAM'``), as `get_band`
     knows them: ``SURVEY = 'KiDS'``, ``FILTER = 'g'`` is KiDS g, ``INSTRUME =
-    'VISTA/VIRCAM'``, ``FILTER = 'Y'`` is VISTA Y.
+    'VISTA/VIRCAM'``, ``FILTER = 'Y'`` is VISTA Y; a bandsynth output's ``BSBAND`` names
+    its band outright.
 
     Parameters
     ----------
@@ -400,6 +401,12 @@ def header_band(header):
     >>> header_band(fits.Header({"FILTER": "g"})) is None     # no survey: the filter alone is ambiguous
     True
     """
+    own = str(header.get("BSBAND", "")).strip()  # a bandsynth output names its band
+    if own:
+        try:
+            return get_band(own)
+        except ValueError:
+            pass
     filt = str(header.get("FILTER", "")).strip()
     if not filt:
         return None

@@ -570,10 +570,10 @@ def read_band_file(band, path, *, hdu, unit):
             if index not in images:
                 raise BandInputError(f"{label}: HDU {hdu!r} of {path!r} is not an image HDU with data",
                                      band=band, path=path)
-            named = _extname_band(hdul[index].name.upper(), hdul[index].header)
-            if named is not None and not same_filter(band.name, [named]):  # its own band is of its filter too
-                warnings.warn(f"{label}: HDU {hdu!r} of {path!r} holds {named.name}, another filter, read as "
-                              f"{band.name} as asked", AstropyUserWarning, stacklevel=4)
+        named = _extname_band(hdul[index].name.upper(), hdul[index].header)  # a lone image's too: its FILTER
+        if named is not None and not same_filter(band.name, [named]):  # its own band is of its filter too
+            warnings.warn(f"{label}: {'' if hdu is None else f'HDU {hdu!r} of '}{path!r} holds {named.name}, another "
+                          f"filter, read as {band.name} as asked", AstropyUserWarning, stacklevel=4)
         header, where, mask = hdul[index].header, hdul[index].name or index, mask_of(hdul, "MASK", label)
         header = with_primary_photometry(header, hdul[0].header) if index else header.copy()
     ccd = _read_ccd(path, index, label=label, unit=unit, hdu_uncertainty="UNCERT", mask=mask, header=header, band=band)
@@ -611,11 +611,8 @@ def _band_hdus(hdul, label, path, wanted, *, strict=True):
         if i == 0 and name in ("", "PRIMARY"):
             if not strict:
                 continue
-            raise BandInputError(
-                f"{label}: the primary HDU holds an image but no EXTNAME naming its band; "
-                "give every band image an EXTNAME (e.g. 'NUV')",
-                path=path,
-            )
+            raise BandInputError(f"{label}: the primary HDU holds an image but no EXTNAME naming its band; "
+                                 "give every band image an EXTNAME (e.g. 'NUV')", path=path)
         if any(name.endswith(suffix) and name[: -len(suffix)] in names for suffix in ("_UNCERT", "_MASK")):
             continue
         if wanted is not None and name not in wanted:
@@ -626,14 +623,16 @@ def _band_hdus(hdul, label, path, wanted, *, strict=True):
             except ValueError:
                 raise BandInputError(f"extnames: {wanted[name]!r} (for EXTNAME {name!r}) is not a known band",
                                      path=path) from None
+            held = _extname_band(name, hdul[i].header)  # what its EXTNAME or FILTER says it is
+            if held is not None and not same_filter(band.name, [held]):
+                warnings.warn(f"{label}: HDU {name!r} holds {held.name}, another filter, read as {band.name} as "
+                              "extnames= asks", AstropyUserWarning, stacklevel=5)
         elif (band := _extname_band(name, hdul[i].header)) is None:
             if not strict:
                 continue
             known = ", ".join(b.name for b in list_bands())
-            raise BandInputError(
-                f"{label}: HDU {i} has EXTNAME {name!r}, which is not a known band; known bands are: {known}",
-                path=path,
-            )
+            raise BandInputError(f"{label}: HDU {i} has EXTNAME {name!r}, which is not a known band; known bands are: "
+                                 f"{known}", path=path)
         if band in found:
             raise BandInputError(f"{label}: band {band.name!r} appears twice (EXTNAME {name!r})", band=band,
                                  path=path)

@@ -392,6 +392,35 @@ def test_from_fits_reads_the_survey_and_filter_a_header_states(tmp_path):
     assert header_band(instrument).name == "KiDS_r" and header_band(fits.Header({"FILTER": "r"})) is None
 
 
+def test_an_image_whose_header_names_another_filter_is_read_as_asked_with_a_warning(tmp_path):
+    # A survey's one-band file (no EXTNAME; SURVEY and FILTER) given under another band was read silently,
+    # as was a bandsynth output (BSBAND), and an HDU renamed by extnames=: swapped files, a wrong image.
+    wcs = tan_wcs(16)
+    lone = fits.PrimaryHDU(gaussian(16), wcs.to_header())
+    lone.header.update(BUNIT="nanomaggy", SURVEY="KiDS", FILTER="r")
+    lone.writeto(tmp_path / "r.fits")
+    with pytest.warns(AstropyUserWarning, match=r"band 'KiDS_g': '.*r\.fits' holds KiDS_r, another filter, read as "
+                                                r"KiDS_g as asked"):
+        s = BandStack.from_fits({"KiDS_g": tmp_path / "r.fits"})
+    np.testing.assert_array_equal(s["KiDS_g"].data, gaussian(16))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # its own band, or the same filter of another survey: no word
+        BandStack.from_fits({"KiDS_r": tmp_path / "r.fits"})
+        BandStack.from_fits({"r": tmp_path / "r.fits"})
+    lone.header.update(BSBAND="KiDS_r", FILTER="KiDS_r")
+    del lone.header["SURVEY"]
+    lone.writeto(tmp_path / "synth.fits")
+    assert header_band(lone.header).name == "KiDS_r"
+    with pytest.warns(AstropyUserWarning, match=r"'.*synth\.fits' holds KiDS_r, another filter"):
+        BandStack.from_fits({"KiDS_g": tmp_path / "synth.fits"})
+    hdu = fits.ImageHDU(gaussian(16), wcs.to_header(), name="r")
+    hdu.header.update(BUNIT="nanomaggy", SURVEY="KiDS", FILTER="r")
+    fits.HDUList([fits.PrimaryHDU(), hdu]).writeto(tmp_path / "kv.fits")
+    with pytest.warns(AstropyUserWarning, match=r"HDU 'R' holds KiDS_r, another filter, read as KiDS_g as "
+                                                r"extnames= asks"):
+        assert BandStack.from_fits(tmp_path / "kv.fits", extnames={"r": "KiDS_g"}).names == ("KiDS_g",)
+
+
 def test_from_fits_errors(tmp_path):
     good = write_image(tmp_path / "r.fits", gaussian(8))
     with pytest.raises(FileNotFoundError, match=r"band 'NUV': FITS file '.*missing\.fits' not found"):
