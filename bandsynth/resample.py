@@ -20,12 +20,13 @@ from astropy.utils.exceptions import AstropyUserWarning
 from .stack_io import BandImage
 from .units import pixel_area
 
-__all__ = ["METHODS", "check_grid", "describe_target", "regrid", "reproject_all"]
+__all__ = ["METHODS", "GRID_TOLERANCE", "check_grid", "describe_target", "grid_offset", "regrid",
+           "reproject_all"]
 
 #: Resampling methods: `reproject.reproject_interp`, `~reproject.reproject_exact`, `~reproject.reproject_adaptive`.
 METHODS = ("interp", "exact", "adaptive")
-# Two bands share a pixel grid when their WCSs agree to this many pixels everywhere.
-_GRID_TOLERANCE = 0.01
+#: Two images share a pixel grid when their WCSs agree to this many pixels everywhere (`grid_offset`).
+GRID_TOLERANCE = 0.01
 # Reprojected pixels covered by less than this fraction of input pixels are masked.
 _MIN_COVERAGE = 0.999
 
@@ -114,8 +115,34 @@ def regrid(wcs, shape, pixel_scale):
     return new, new_shape
 
 
-def _grid_offset(wcs_a, wcs_b, shape):
-    """Largest pixel distance between where two WCSs put the same sky points (inf if they cannot be compared)."""
+def grid_offset(wcs_a, wcs_b, shape):
+    """Largest distance, in pixels, between where two WCSs put the same sky points of a grid.
+
+    Measured at the corners and the centre of an image of ``shape`` on ``wcs_a``; two
+    images are on one pixel grid when it is at most `GRID_TOLERANCE`.
+
+    Parameters
+    ----------
+    wcs_a, wcs_b : `~astropy.wcs.WCS`
+    shape : tuple of int
+        ``(ny, nx)`` of the images.
+
+    Returns
+    -------
+    float
+        The offset; inf if the WCSs cannot be compared (other frames or axes).
+
+    Examples
+    --------
+    >>> from astropy.wcs import WCS
+    >>> a = WCS(naxis=2)
+    >>> a.wcs.ctype = ["RA---TAN", "DEC--TAN"]
+    >>> a.wcs.cdelt = [-1e-4, 1e-4]
+    >>> b = a.deepcopy()
+    >>> b.wcs.crpix = [3.0, 0.0]
+    >>> round(grid_offset(a, b, (10, 10)), 6)
+    3.0
+    """
     ny, nx = shape
     x = np.array([0.0, nx - 1.0, 0.0, nx - 1.0, (nx - 1) / 2.0])
     y = np.array([0.0, 0.0, ny - 1.0, ny - 1.0, (ny - 1) / 2.0])
@@ -163,8 +190,8 @@ def check_grid(built):
     for band in bands[1:]:
         if ref is None:
             break
-        offset = _grid_offset(ref, built[band].wcs, shape)
-        if offset > _GRID_TOLERANCE:
+        offset = grid_offset(ref, built[band].wcs, shape)
+        if offset > GRID_TOLERANCE:
             raise ValueError(
                 f"band {band.name!r} is not on the pixel grid of band {first.name!r} (its WCS differs by up to "
                 f"{offset:.3g} pixels); reproject onto one grid, e.g. reproject_to={first.name!r} in "
@@ -316,7 +343,7 @@ def _bilinear_weight_squares(wcs_in, wcs_out, shape_out):
 
 def _on_grid(im, wcs_out, shape_out):
     """Whether ``im`` already lies on the grid ``(wcs_out, shape_out)`` (it is then not resampled)."""
-    return im.shape == tuple(shape_out) and _grid_offset(im.wcs, wcs_out, shape_out) <= _GRID_TOLERANCE
+    return im.shape == tuple(shape_out) and grid_offset(im.wcs, wcs_out, shape_out) <= GRID_TOLERANCE
 
 
 def _reproject_image(band, im, wcs_out, shape_out, *, method, conserve_flux, kwargs, uncovered, target):

@@ -255,6 +255,26 @@ def test_compare_shape_mismatch_names_both_shapes():
         compare(np.zeros((64, 64)), galaxy(), inputs={"g": np.zeros((3, 3))})
 
 
+def test_compare_refuses_a_truth_or_input_on_another_pixel_grid():
+    # A cut-out of the truth 22 pixels off, of the prediction's shape, was compared pixel by pixel (-0.72 mag).
+    from astropy.wcs import WCS
+
+    def on_sky(image, crpix):
+        wcs = WCS(naxis=2)
+        wcs.wcs.ctype = ["RA---TAN", "DEC--TAN"]
+        wcs.wcs.crval, wcs.wcs.crpix, wcs.wcs.cdelt = [150.0, 2.0], crpix, [-5e-5, 5e-5]
+        return NDData(image, wcs=wcs, unit="nanomaggy")
+
+    pred = on_sky(galaxy(), [32.5, 32.5])
+    assert compare(pred, on_sky(galaxy(), [32.5, 32.5]), inputs={"g": on_sky(galaxy(), [32.5, 32.5])}).mae == 0
+    with pytest.raises(ValueError, match=r"^truth is not on the prediction's pixel grid \(its WCS differs by up to 31.1 "
+                                         r"pixels\): put it on the prediction's grid first \(BandStack\.from_fits"):
+        compare(pred, on_sky(galaxy(), [32.5 + 22, 32.5 + 22]))
+    with pytest.raises(ValueError, match=r"^input 'g' is not on the prediction's pixel grid \(its WCS differs by up "
+                                         r"to 0\.5 pixels\)"):
+        compare(pred, on_sky(galaxy(), [32.5, 32.5]), inputs={"g": on_sky(galaxy(), [33.0, 32.5])})
+
+
 def test_compare_converts_the_truth_and_inputs_to_the_predictions_unit():
     import astropy.units as u
 
@@ -375,6 +395,10 @@ def test_compare_reads_the_predicted_bands_image_of_a_file_of_several_bands(tmp_
         assert compare(prediction, f"{tmp_path / 'stamp.fits'}[g]").dmag_total != pytest.approx(expected, abs=0.1)
     stack = BandStack.from_fits(tmp_path / "stamp.fits")
     assert sorted(compare(prediction, path, inputs=stack).ssim_gain) == ["g", "i"]
+    fits.HDUList([fits.PrimaryHDU(), hdus[1].copy()]).writeto(tmp_path / "g_only.fits")
+    with pytest.raises(ValueError, match=r"the file holds no r image \(if an HDU holds it under another band's name, "
+                                         r"name that HDU: '.*g_only\.fits\[EXTNAME\]'\)$"):
+        compare(prediction, tmp_path / "g_only.fits")  # it advised hdu=, an argument compare has not
 
 
 def test_compare_reads_a_synthetic_bands_file_as_the_band_it_is(tmp_path):

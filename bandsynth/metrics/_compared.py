@@ -6,8 +6,10 @@ Part of `bandsynth.metrics`; `compare` is the public entry point.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 
+from ..errors import BandError
 from ..morphology import parse_image
 
 __all__ = ["band_name", "parse_inputs", "parse_compared", "as_synthetic", "in_unit_of", "band_file", "same_band"]
@@ -78,11 +80,29 @@ def parse_compared(prediction, truth, inputs):
     true = in_unit_of(pred, parse_image(truth, "truth", warn=False), "truth", band)
     if pred.data.shape != true.data.shape:
         raise ValueError(f"prediction has shape {pred.data.shape} but truth has shape {true.data.shape}: put the "
-                         "truth on the prediction's pixel grid first (BandStack.from_fits(..., "
-                         "reproject_to=(prediction.wcs, prediction.data.shape)))")
+                         f"truth on the prediction's pixel grid first {_ONTO_PREDICTION}")
+    check_same_grid(pred, true, "truth")
     ins = parse_inputs(inputs, true.data.shape)
+    for b, image in ins.items():
+        check_same_grid(pred, image, f"input {b!r}")
     return pred, true, {b: in_unit_of(pred, image, f"input {b!r}", b) for b, image in ins.items()
                         if not same_band(b, band)}
+
+
+_ONTO_PREDICTION = "(BandStack.from_fits(..., reproject_to=(prediction.wcs, prediction.data.shape)))"
+
+
+def check_same_grid(pred, image, what):
+    """Refuse an image whose WCS puts the sky elsewhere on the pixels than the prediction's: pixel by pixel
+    it would be compared with another part of the sky (a shifted cut-out of the same shape passed)."""
+    from ..resample import GRID_TOLERANCE, grid_offset
+
+    if pred.wcs is None or image.wcs is None or not (pred.wcs.has_celestial and image.wcs.has_celestial):
+        return
+    offset = grid_offset(pred.wcs.celestial, image.wcs.celestial, pred.data.shape)
+    if offset > GRID_TOLERANCE:
+        raise ValueError(f"{what} is not on the prediction's pixel grid (its WCS differs by up to {offset:.3g} "
+                         f"pixels): put it on the prediction's grid first {_ONTO_PREDICTION}")
 
 
 def in_unit_of(pred, image, what, band):
@@ -118,6 +138,9 @@ def in_unit_of(pred, image, what, band):
     return image._replace(data=data, uncertainty=sigma, unit=pred.unit)
 
 
+_HDU_HINT = re.compile(r"hdu=\{'[^']*': '([^']*)'\}")
+
+
 def band_file(band, path, unit):
     """The image of ``band`` in a FITS file (``FILE[EXT]`` names an HDU), read as `BandStack.from_fits
     <bandsynth.BandStack.from_fits>` reads a band: a file of several bands' images is read from that band's
@@ -129,7 +152,12 @@ def band_file(band, path, unit):
     from ..stack_io import read_band_file
 
     path, hdu = split_extended_name(path)
-    image = read_band_file(get_band(band), path, hdu=hdu, unit=unit)[0]
+    try:
+        image = read_band_file(get_band(band), path, hdu=hdu, unit=unit)[0]
+    except BandError as err:  # its hints name an HDU as BandStack.from_fits does (hdu=); compare reads FILE[EXT]
+        text = _HDU_HINT.sub(lambda m: f"'{path}[{m.group(1)}]'", str(err))
+        text = text.replace(", or read the file as one multi-extension stack (BandStack.from_fits(path))", "")
+        raise type(err)(text, band=err.band, path=err.path) from None
     sigma = None if image.uncertainty is None else StdDevUncertainty(image.uncertainty)
     return NDData(image.data, uncertainty=sigma, mask=image.mask, wcs=image.wcs, unit=image.unit)
 
