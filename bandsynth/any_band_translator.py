@@ -22,7 +22,7 @@ from .models.zoo import ModelCard, write_model
 from .nn.any_band import BASELINE_METHODS, AnyBandNet
 from .nn.engine import resolve_device
 from .nn.generator import count_parameters
-from .prediction import check_output_band
+from .prediction import check_one_stack, check_output_band
 from .scaling import AsinhScaling
 
 __all__ = ["AnyBandTranslator", "make_request", "request_calibration"]
@@ -309,6 +309,7 @@ class AnyBandTranslator(ModelAccess):
         -------
         pathlib.Path
         """
+        check_one_stack(stack)
         if not isinstance(band, str):
             raise ValueError(f"model {self.name!r} writes one band per FITS file: give band= as one band name")
         task = self.request(stack, band)

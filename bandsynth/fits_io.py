@@ -73,6 +73,8 @@ def read_synthetic_band(path):
         ``path`` is not a path.
     FileNotFoundError
         No such file.
+    OSError
+        The file cannot be read as FITS (truncated, damaged, or not FITS).
     ValueError
         Not a bandsynth synthetic band (no ``BSPROV`` keyword or no image), or a
         broken one (invalid provenance, no ``BUNIT``, an ``UNCERT`` that is not a
@@ -90,12 +92,14 @@ def read_synthetic_band(path):
             raise FileNotFoundError(f"synthetic band file {path!r} not found")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        hdul = fits.open(source, checksum=True)
-        try:
-            len(hdul)  # every HDU read, and its CHECKSUM/DATASUM verified, now
-        except Exception:
-            hdul.close()
-            raise
+        hdul = None
+        try:  # every HDU read, and its CHECKSUM/DATASUM verified, now
+            hdul = fits.open(source, checksum=True)
+            len(hdul)
+        except (OSError, TypeError, ValueError) as err:  # cut short: "Header missing END card", numpy's "buffer
+            if hdul is not None:  # is too small for requested array"
+                hdul.close()
+            raise OSError(f"cannot read {path!r} as FITS: the file is truncated, damaged or not FITS ({err})") from None
     failed = [w for w in caught if "verification failed" in str(w.message)]
     for w in (w for w in caught if w not in failed):
         warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)

@@ -26,7 +26,7 @@ from .units import parse_unit
 _TAG_WORDS = {"psf": "PSF tags read, log2(FWHM / training FWHM)",
              "depth": "Depth tags read, log2(noise / training noise)"}
 
-__all__ = ["MASKED_PIXELS_NOTE", "check_output_band", "plan_prediction", "describe_uncertainty", "to_flux", "to_synthetic",
+__all__ = ["MASKED_PIXELS_NOTE", "check_output_band", "check_one_stack", "plan_prediction", "describe_uncertainty", "to_flux", "to_synthetic",
            "prediction_provenance", "predict_batch"]
 
 
@@ -73,6 +73,33 @@ def check_output_band(card, band):
         raise ValueError(f"model {card.name!r} predicts {', '.join(card.outputs)}; it cannot predict {band!r}"
                          f"{'' if str(band) == name else f' (the registry reads it as {name})'}{hint}")
     raise ValueError(f"model {card.name!r} predicts {card.output} only; band={band!r} asks for another{hint}")
+
+
+def check_one_stack(stack):
+    """Refuse anything but one `~bandsynth.BandStack` for ``predict_to_fits``, which writes one file.
+
+    Parameters
+    ----------
+    stack : object
+
+    Raises
+    ------
+    TypeError
+        ``stack`` is not a `~bandsynth.BandStack` (a list of them: call once per stack).
+
+    Examples
+    --------
+    >>> check_one_stack([])
+    Traceback (most recent call last):
+    ...
+    TypeError: predict_to_fits writes one stack's prediction into one file: ... got list (call it once per stack)
+    """
+    from .stack import BandStack
+
+    if not isinstance(stack, BandStack):
+        several = " (call it once per stack)" if isinstance(stack, (list, tuple)) else ""
+        raise TypeError(f"predict_to_fits writes one stack's prediction into one file: it expects a BandStack, got "
+                        f"{type(stack).__name__}{several}")
 
 
 def plan_prediction(translator, stacks, *, uncertainty, tta, n_samples, batch_size, precision, tile, seed,

@@ -523,21 +523,35 @@ class SyntheticBand(NDSlicingMixin, NDArithmeticMixin, NDIOMixin, NDData):
         )
 
     def to_ccddata(self) -> CCDData:
-        """A `~astropy.nddata.CCDData` copy (data, unit, uncertainty, mask, WCS, meta).
+        """A `~astropy.nddata.CCDData` copy (data, unit, uncertainty, mask, WCS, header).
 
         Returns
         -------
         `~astropy.nddata.CCDData`
             Deep copies of the data, uncertainty (`~astropy.nddata.StdDevUncertainty`),
-            mask, WCS and meta (provenance included), in the same unit.
+            mask and WCS, in the same unit; its ``meta`` is the primary header
+            :meth:`write` gives the file (the provenance as the JSON of ``BSPROV``
+            and ``HISTORY`` lines), as `CCDData.read <astropy.nddata.CCDData.read>`
+            of that file has it, so that ``CCDData.write`` can store it.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from bandsynth.synthetic import make_provenance
+        >>> sb = SyntheticBand(np.ones((4, 4), dtype=np.float32), unit="nanomaggy",
+        ...                    provenance=make_provenance("r", model="nuv_k_to_r", date="2024-05-01T12:00:00"))
+        >>> ccd = sb.to_ccddata()
+        >>> ccd.meta["BSBAND"], ccd.meta["BSMODEL"], ccd.unit == sb.unit
+        ('r', 'nuv_k_to_r', True)
         """
+        # A dict of dicts in meta (the provenance) is what CCDData.write cannot put in a header.
         return CCDData(
             np.array(self.data),
             unit=self.unit,
             uncertainty=None if self.uncertainty is None else StdDevUncertainty(np.array(self.uncertainty.array)),
             mask=None if self.mask is None else np.array(self.mask),
             wcs=copy.deepcopy(self.wcs),
-            meta=copy.deepcopy(dict(self.meta)),
+            meta=_primary_header(self.provenance, None, format_unit(self.unit)),
         )
 
     # ------------------------------------------------------------------ FITS

@@ -23,6 +23,7 @@ import numpy as np
 from .inputs import prepare_inputs
 from .nn.engine import tile_windows
 from .prediction import (
+    check_one_stack,
     describe_uncertainty,
     plan_prediction,
     predict_batch,
@@ -110,6 +111,7 @@ def predict_to_fits(translator, stack, path, *, overwrite=False, uncertainty=Tru
     from ._io import writable_path
     from .fits_io import synthetic_band_writer
 
+    check_one_stack(stack)
     path = writable_path(path, overwrite=overwrite)  # refused before any work
     problems, computation, options = plan_prediction(
         translator, [stack], uncertainty=uncertainty, tta=tta, n_samples=n_samples, batch_size=batch_size,

@@ -621,6 +621,8 @@ def test_any_band_errors_name_the_band_and_what_was_expected(any_band, tmp_path)
         any_band.predict(galaxy.select(["r"]), band="r")
     with pytest.raises(ValueError, match="writes one band per FITS file"):
         any_band.predict_to_fits(galaxy, tmp_path / "x.fits", band=["g", "r"])
+    with pytest.raises(TypeError, match=r"it expects a BandStack, got list \(call it once per stack\)$"):
+        any_band.predict_to_fits([galaxy, galaxy], tmp_path / "x.fits", band="r")  # 'list' has no 'names'
     with pytest.raises(ValueError, match="of the any-band model 'tiny_any': save that model instead"):
         any_band.task(inputs=["g"], output="r").save(tmp_path / "request")
     dedicated = Translator.load("nuv_k_to_r_paper")

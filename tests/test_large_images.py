@@ -105,8 +105,11 @@ def test_predict_to_fits_takes_the_options_of_predict(tiny_translator, field, tm
         tiny_translator.predict_to_fits(field, tmp_path / "new.fits", band="g")
     with pytest.raises(TypeError, match="unexpected keyword argument 'tiles'"):
         tiny_translator.predict_to_fits(field, tmp_path / "new.fits", tiles=32)
-    with pytest.raises(TypeError, match="predict expects a BandStack"):
+    with pytest.raises(TypeError, match="predict_to_fits writes one stack's prediction into one file: it expects a "
+                                        "BandStack, got ndarray$"):
         tiny_translator.predict_to_fits(np.zeros((2, 96, 96)), tmp_path / "new.fits")
+    with pytest.raises(TypeError, match=r"it expects a BandStack, got list \(call it once per stack\)$"):
+        tiny_translator.predict_to_fits([field, field], tmp_path / "new.fits")  # "got list" for a list of them
     assert [p.name for p in tmp_path.iterdir()] == ["old.fits"]
 
 

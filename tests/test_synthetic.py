@@ -1,5 +1,6 @@
 """Tests of bandsynth.synthetic.SyntheticBand and its FITS archive format."""
 
+import json
 import os
 import shutil
 import stat
@@ -395,6 +396,12 @@ def test_read_and_write_errors(tmp_path, synth):
     CCDData(np.eye(3), unit="Jy").write(tmp_path / "plain.fits")
     with pytest.raises(ValueError, match="not a bandsynth synthetic band"):
         SyntheticBand.read(tmp_path / "plain.fits")
+    synth.write(tmp_path / "whole.fits")
+    whole = (tmp_path / "whole.fits").read_bytes()
+    for cut in (2880, len(whole) - 2880):  # in the header ("missing END card"), in the last extension's data
+        (tmp_path / "short.fits").write_bytes(whole[:cut])  # (numpy's "buffer is too small for requested array")
+        with pytest.raises(OSError, match=r"cannot read '.*short\.fits' as FITS: the file is truncated, damaged"):
+            SyntheticBand.read(tmp_path / "short.fits")
     with pytest.raises(FileNotFoundError, match="does not exist"):
         synth.write(tmp_path / "no_such_dir" / "x.fits")
     with pytest.raises(TypeError, match="path must be a str or os.PathLike"):
@@ -531,11 +538,17 @@ def test_arithmetic_keeps_provenance(synth):
     assert diff.band.name == "r" and np.nanmax(np.abs(diff.data)) == 0
 
 
-def test_to_ccddata(synth):
+def test_to_ccddata_gives_what_ccddata_reads_and_can_write(synth, tmp_path):
     ccd = synth.to_ccddata()
     assert isinstance(ccd, CCDData) and ccd.unit == nanomaggy
     np.testing.assert_array_equal(ccd.mask, synth.mask)
-    assert ccd.meta["provenance"] == synth.provenance
+    assert json.loads(ccd.meta["BSPROV"]) == synth.provenance
+    ccd.write(tmp_path / "ccd.fits")  # the provenance as a dict in meta: "Illegal value"
+    synth.write(tmp_path / "synth.fits")
+    again, read = CCDData.read(tmp_path / "ccd.fits"), CCDData.read(tmp_path / "synth.fits")
+    np.testing.assert_array_equal(again.data, read.data)
+    np.testing.assert_array_equal(again.uncertainty.array, read.uncertainty.array)
+    assert again.wcs.wcs.compare(read.wcs.wcs) and again.meta["BSPROV"] == read.meta["BSPROV"]
 
 
 @pytest.mark.parametrize(
