@@ -43,6 +43,25 @@ def _predict(stem, files, out, *extra):
     return main(args)
 
 
+@pytest.mark.parametrize("extra, said", [
+    (["--model", "other"], "--model given twice ("),
+    (["-o", "b.fits"], "-o given twice ("),
+    (["--reproject-to", "0.5", "--reproject-to", "Ks"], "--reproject-to given twice (0.5 and Ks): give it once"),
+    (["--unit", "Jy", "--unit", "nanomaggy"], "--unit given twice (Jy and nanomaggy): give it once"),
+])
+def test_an_option_of_one_value_given_twice_is_a_usage_error(stem, galaxy, tmp_path, capsys, extra, said):
+    # The last value was taken without a word: --model A --model B ran B, -o a -o b wrote b alone.
+    with pytest.raises(SystemExit, match="2"):
+        _predict(stem, galaxy, tmp_path / "a.fits", *extra)
+    assert said in capsys.readouterr().err and not list(tmp_path.iterdir())
+
+
+def test_a_zero_point_given_twice_for_a_band_is_a_usage_error(stem, galaxy, tmp_path, caplog):
+    assert _predict(stem, galaxy, tmp_path / "a.fits", "--zeropoint", "Ks=25", "--zeropoint", "Ks=26") == 2
+    assert "--zeropoint given twice for Ks (25 and 26): give it once" in caplog.text
+    assert not list(tmp_path.iterdir())
+
+
 def test_predict_writes_one_archive_file(stem, galaxy, tmp_path):
     out = tmp_path / "g5_r_synth.fits"
     assert _predict(stem, {"NUV": galaxy["NUV"], "K": galaxy["Ks"]}, out) == 0
@@ -435,6 +454,9 @@ def test_predict_batch_band_with_an_any_band_model(tiny_any_band_model, galaxy, 
     with pytest.raises(SystemExit, match="2"):
         main([*common, "--band", "g", "--band", "r", "--input-bands", "NUV", "Ks"])
     assert "--band given twice (g and r): one run predicts one band; run once per band" in capsys.readouterr().err
+    with pytest.raises(SystemExit, match="2"):
+        main([*common, "--band", "g", "--report", "a.csv", "--report", "b.csv"])
+    assert "--report given twice (a.csv and b.csv): give it once" in capsys.readouterr().err
     assert main([*common, "--band", "g", "--input-bands", "NUV", "Ks", "NUV"]) == 2
     assert "--input-bands: band(s) NUV given twice" in caplog.text
     assert main([*common, "--band", "g", "--input-bands", "NUV", "g"]) == 2

@@ -55,7 +55,7 @@ def add_model(parser, *, required=True, default=None):
     text = "shipped model name (see `bandsynth models`) or path of a saved model (STEM, STEM.json or STEM.safetensors)"
     if default is not None:
         text += f" (default: {default})"
-    parser.add_argument("--model", required=required, default=default, metavar="MODEL", help=text)
+    parser.add_argument("--model", required=required, default=default, metavar="MODEL", help=text, action=Once)
 
 
 def add_output(parser, *, help, required=False, default=None, metavar="PATH"):
@@ -64,8 +64,8 @@ def add_output(parser, *, help, required=False, default=None, metavar="PATH"):
     ``--out``, the name some commands used before 0.2, is still accepted (not listed).
     """
     group = parser.add_mutually_exclusive_group(required=required)
-    group.add_argument("-o", "--output", default=default, metavar=metavar, help=help, dest="output")
-    group.add_argument("--out", dest="output", help=argparse.SUPPRESS)
+    group.add_argument("-o", "--output", default=default, metavar=metavar, help=help, dest="output", action=Once)
+    group.add_argument("--out", dest="output", help=argparse.SUPPRESS, action=Once)
 
 
 def add_overwrite(parser, *, help="replace existing output files (without it they are never touched)"):
@@ -114,18 +114,27 @@ _HINTS = (
 )
 
 
-class OneBand(argparse.Action):
-    """``--band``: given twice, a usage error (exit 2), not the last value silently taken for both.
+class Once(argparse.Action):
+    """An option of one value given twice: a usage error (exit 2), not the last value silently taken.
 
-    One run writes one band: ``--band KiDS_r --band VISTA_H`` wrote H alone and dropped r without a word.
+    ``--model A --model B`` ran B, ``-o a.fits -o b.fits`` wrote b alone, and ``--reproject-to``
+    twice put the inputs on the second grid, each without a word.
     """
 
+    reason = "give it once"
+
     def __call__(self, parser, namespace, values, option_string=None):
-        previous = getattr(namespace, self.dest, None)
-        if previous is not None:
-            parser.error(f"{option_string} given twice ({previous} and {values}): one run predicts one band; "
-                         "run once per band")
+        given = f"_given_{self.dest}"  # the previous value may be a default: count what the user gave
+        if getattr(namespace, given, None) is not None:
+            parser.error(f"{option_string} given twice ({getattr(namespace, given)} and {values}): {self.reason}")
+        setattr(namespace, given, values)
         setattr(namespace, self.dest, values)
+
+
+class OneBand(Once):
+    """``--band``: one run writes one band (``--band KiDS_r --band VISTA_H`` wrote H alone)."""
+
+    reason = "one run predicts one band; run once per band"
 
 
 def at_least(minimum):

@@ -10,6 +10,7 @@ from ._common import (
     FAILED,
     OK,
     OneBand,
+    Once,
     UsageError,
     add_model,
     add_output,
@@ -44,18 +45,20 @@ def add_parser(subparsers):
                              "file)")
     source.add_argument("--pattern", help="file-name pattern in --input-dir, e.g. '{id}_{band}.fits', or "
                                           "'{id}.fits' for one multi-extension file per galaxy")
-    b.add_argument("--input-dir", metavar="FOLDER", help="folder of the --pattern files")
+    b.add_argument("--input-dir", action=Once, metavar="FOLDER", help="folder of the --pattern files")
     add_output(b, required=True, metavar="FOLDER", help="output folder (created if needed)")
-    b.add_argument("--workers", type=at_least(1), metavar="N", help="local worker processes (default: number of cores)")
-    b.add_argument("--scheduler", metavar="ADDRESS", help="dask.distributed scheduler address (run on a cluster)")
-    b.add_argument("--torch-threads", type=at_least(1), metavar="N",
+    b.add_argument("--workers", action=Once, type=at_least(1), metavar="N",
+                   help="local worker processes (default: number of cores)")
+    b.add_argument("--scheduler", action=Once, metavar="ADDRESS",
+                   help="dask.distributed scheduler address (run on a cluster)")
+    b.add_argument("--torch-threads", action=Once, type=at_least(1), metavar="N",
                    help="network threads per worker (default: cores divided among the workers)")
     add_overwrite(b, help="predict again and replace existing outputs")
-    b.add_argument("--reproject-to", metavar="BAND|ARCSEC",
+    b.add_argument("--reproject-to", action=Once, metavar="BAND|ARCSEC",
                    help="resample each galaxy onto this band's grid first, or onto pixels of ARCSEC over the bluest "
                         "input's field (e.g. the model's pixel scale)")
     b.add_argument("--tta", action="store_true", help="average over the 8 flips/rotations (8x slower)")
-    b.add_argument("--report", metavar="FILE",
+    b.add_argument("--report", action=Once, metavar="FILE",
                    help="report file (ECSV, or CSV for a .csv name; default OUTPUT/predict_batch_report_<band>.ecsv: "
                         "one per band, as the outputs OUTPUT/<id>_<band>_synth.fits)")
     add_quiet(b, help="no progress bar and no per-galaxy warnings: only the one-line summary (and errors)")

@@ -13,6 +13,7 @@ from .._io import split_extended_name
 from ._common import (
     FAILED,
     OneBand,
+    Once,
     UsageError,
     add_model,
     add_output,
@@ -46,10 +47,10 @@ def add_parser(subparsers):
                         "multi-extension FILE with an EXTNAME per band")
     add_output(p, required=True, metavar="FILE", help="output FITS file (its folder must exist)")
     add_overwrite(p, help="replace an existing output file")
-    p.add_argument("--reproject-to", metavar="BAND|ARCSEC",
+    p.add_argument("--reproject-to", action=Once, metavar="BAND|ARCSEC",
                    help="resample the inputs onto this band's grid first (needed when they differ), or onto "
                         "pixels of ARCSEC over the bluest input's field (e.g. the model's pixel scale)")
-    p.add_argument("--unit", metavar="UNIT",
+    p.add_argument("--unit", action=Once, metavar="UNIT",
                    help="unit of input images without BUNIT, e.g. --unit nanomaggy or --unit DN")
     p.add_argument("--zeropoint", action="append", metavar="BAND=ZP",
                    help="AB zero point of an input in counts (DN, ADU, counts/s), e.g. --zeropoint Ks=21.85 "
@@ -103,10 +104,12 @@ def parse_zeropoints(specs):
         except ValueError as err:
             raise UsageError(f"--zeropoint {spec!r}: {err}") from None
         try:
-            zeropoints[name] = float(value)
+            zero = float(value)
         except ValueError:
             raise UsageError(f"--zeropoint {spec!r}: {value.strip()!r} is not a number (an AB magnitude, "
                              "e.g. --zeropoint Ks=21.85)") from None
+        if zeropoints.setdefault(name, zero) != zero:  # the last one was taken, and recorded, without a word
+            raise UsageError(f"--zeropoint given twice for {name} ({zeropoints[name]:g} and {zero:g}): give it once")
     return zeropoints
 
 
