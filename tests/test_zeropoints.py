@@ -140,7 +140,7 @@ def test_cli_reads_counts_and_records_the_zeropoints(tiny_model, survey_files, t
     (["--zeropoint", "Ks"], "--zeropoint 'Ks': expected BAND=ZP"),
     (["--zeropoint", "Ks=faint"], "--zeropoint 'Ks=faint': 'faint' is not a number"),
     (["--zeropoint", "Q=25"], "--zeropoint 'Q=25': unknown band 'Q'"),
-    (["--zeropoint", "r=21.85"], "--zeropoint r: not an input band of model 'tiny_test' (NUV, Ks)"),
+    (["--zeropoint", "r=21.85"], "--zeropoint r: not one of the bands this run reads with model 'tiny_test' (NUV, Ks)"),
     (["--unit", "furlongs"], "--unit 'furlongs': not a unit astropy understands"),
 ])
 def test_cli_zeropoint_and_unit_usage_errors(tiny_model, survey_files, tmp_path, option, message, capsys):

@@ -51,7 +51,8 @@ def add_parser(subparsers):
                    help="resample the inputs onto this band's grid first (needed when they differ), or onto "
                         "pixels of ARCSEC over the bluest input's field (e.g. the model's pixel scale)")
     p.add_argument("--unit", action=Once, metavar="UNIT",
-                   help="unit of input images without BUNIT, e.g. --unit nanomaggy or --unit DN")
+                   help="unit of input images without BUNIT, e.g. --unit nanomaggy or --unit DN; inputs with a "
+                        "BUNIT are converted to it (a unit theirs does not convert to is a usage error)")
     p.add_argument("--zeropoint", action="append", metavar="BAND=ZP",
                    help="AB zero point of an input in counts (DN, ADU, counts/s), e.g. --zeropoint Ks=21.85 "
                         "(repeat per band); default: the one its header states (MAGZP, PHOTZP, FLUXMAG0, ...)")
@@ -292,7 +293,8 @@ def run(args) -> int:
     named_band = [reproject_to] if isinstance(reproject_to, str) else []
     for option, named in (("--reproject-to", named_band), ("--zeropoint", zeropoints)):
         for b in (b for b in named or () if b not in inputs):
-            raise UsageError(f"{option} {b}: not an input band of model {translator.name!r} ({', '.join(inputs)})")
+            raise UsageError(f"{option} {b}: not one of the bands this run reads with model {translator.name!r} "
+                             f"({', '.join(inputs)})")
 
     from ..errors import BandOptionError
     from ..stack import BandStack
