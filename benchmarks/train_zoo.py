@@ -78,6 +78,9 @@ def main(argv=None):
     parser.add_argument("--res-blocks", type=int, default=None, metavar="N",
                         help="with --fine-tune: deepen the model to N residual blocks first, the added blocks "
                              "starting as identities (ResNetGenerator.deepened)")
+    parser.add_argument("--base-width", type=int, default=None, metavar="W",
+                        help="with --fine-tune: widen the model to W channels after the stem first, the added "
+                             "channels reaching the old ones through zero weights (ResNetGenerator.widened)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the data order and augmentation")
     parser.add_argument("--stretch", type=float, default=50.0, help="scaling maximum / softening of every band")
     parser.add_argument("--baseline", default="auto", choices=("auto", "flux", "scaled"),
@@ -127,8 +130,9 @@ def main(argv=None):
     if args.sigma_head_galaxies and args.sigma_head_seed == args.calibration_seed:
         parser.error(f"--sigma-head-seed {args.sigma_head_seed}: expected another seed than --calibration-seed "
                      "(the calibration needs other galaxies than the sigma head)")
-    if args.res_blocks is not None and not args.fine_tune:
-        parser.error("--res-blocks deepens the model fine-tuning starts from: it needs --fine-tune")
+    for option, value in (("--res-blocks", args.res_blocks), ("--base-width", args.base_width)):
+        if value is not None and not args.fine_tune:
+            parser.error(f"{option} grows the model fine-tuning starts from: it needs --fine-tune")
 
     from bandsynth import Translator
     from bandsynth.datasets import make_dataset
@@ -167,18 +171,25 @@ def main(argv=None):
 
 def fine_tune_start(name, args):
     """The model fine-tuning starts from (None without ``--fine-tune``): ``--out``'s, deepened to
-    ``--res-blocks`` into the run's folder (a resumed run deepens the same weights again)."""
+    ``--res-blocks`` and widened to ``--base-width`` into the run's folder (a resumed run grows the same
+    weights again: the added channels' initialisation is seeded by ``--seed``)."""
+    import torch
+
     from bandsynth import Translator
 
     if not args.fine_tune:
         return None
     start = Path(args.out) / name
-    if args.res_blocks is None:
+    if args.res_blocks is None and args.base_width is None:
         return start
     shipped = Translator.load(start)
-    deeper = Path(args.runs) / name / "deepened" / name
-    Translator(shipped.model.deepened(args.res_blocks), shipped.card).save(deeper, overwrite=True)
-    return deeper
+    model = shipped.model if args.res_blocks is None else shipped.model.deepened(args.res_blocks)
+    if args.base_width is not None:
+        torch.manual_seed(args.seed)
+        model = model.widened(args.base_width)
+    grown = Path(args.runs) / name / "grown" / name
+    Translator(model, shipped.card).save(grown, overwrite=True)
+    return grown
 
 
 def jobs(args):

@@ -174,6 +174,30 @@ def test_deepened_network_computes_the_same_and_trains_its_new_blocks():
         net.generator.deepened(1)
 
 
+def test_widened_network_computes_the_same_and_trains_its_new_channels():
+    from bandsynth.nn.network import TranslationNet
+
+    torch.manual_seed(4)
+    net = TranslationNet.build("tiny", softening=[0.01, 0.02], maximum=[1.0, 2.0], out_softening=0.02,
+                               out_maximum=1.5, coefficients=[0.3, 0.5])
+    with torch.no_grad():  # a trained-looking network, whose every channel matters
+        for p in net.generator.parameters():
+            p.normal_(0, 0.2)
+    wider = net.widened(12)
+    assert (net.generator.base_width, wider.generator.base_width) == (8, 12)
+    assert wider.receptive_field == net.receptive_field
+    x = torch.rand(2, 2, 32, 32)
+    a, b = net(x), wider(x)
+    assert torch.allclose(a.mean, b.mean, atol=1e-5) and torch.allclose(a.log_scale, b.log_scale, atol=1e-5)
+    wider(x).mean.square().sum().backward()
+    head = wider.generator.head[-1]
+    assert float(head.weight[:, 8:].abs().sum()) == 0.0 and float(head.weight.grad[:, 8:].abs().sum()) > 0
+    up = [m for m in wider.generator.trunk if isinstance(m, nn.ConvTranspose2d)][0]  # weight [in, out, k, k]
+    assert float(up.weight[16:, :8].abs().sum()) == 0.0 and float(up.weight[:16, 8:].abs().sum()) > 0
+    with pytest.raises(ValueError, match="base_width must be >= 8"):
+        net.generator.widened(4)
+
+
 def test_a_median_filtered_sigma_head_drops_single_pixel_outliers_and_keeps_the_mean():
     from scipy.ndimage import median_filter
 

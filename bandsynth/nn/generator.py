@@ -359,6 +359,54 @@ class ResNetGenerator(nn.Module):
             deeper.scale_head.load_state_dict(self.scale_head.state_dict())
         return deeper
 
+    def widened(self, base_width):
+        """A copy with ``base_width`` channels after the stem (each level as many more) that computes the
+        same function.
+
+        The old channels keep their weights; the added ones start from the CycleGAN
+        initialisation, and every weight from an added channel to an old one starts at
+        zero, so the added channels change nothing until fine-tuning trains those weights
+        (they get a gradient: the added channels are not zero).
+
+        Parameters
+        ----------
+        base_width : int
+            Channels after the stem of the copy, at least this network's.
+
+        Returns
+        -------
+        ResNetGenerator
+
+        Raises
+        ------
+        ValueError
+            ``base_width`` is below this network's.
+
+        Examples
+        --------
+        >>> import torch
+        >>> net = build_generator("tiny", in_channels=2)
+        >>> wider = net.widened(12)
+        >>> x = torch.randn(1, 2, 32, 32)
+        >>> wider.base_width, bool(torch.allclose(net(x).mean, wider(x).mean, atol=1e-6))
+        (12, True)
+        """
+        _check_int("base_width", base_width, self.base_width)
+        wider = type(self).from_config({**self.config, "base_width": base_width})
+        convolutions = (nn.Conv2d, nn.ConvTranspose2d)
+        pairs = [(a, b) for a, b in zip(self.modules(), wider.modules()) if isinstance(a, convolutions)]
+        with torch.no_grad():
+            for old, new in pairs:
+                transposed = isinstance(old, nn.ConvTranspose2d)  # weight [in, out, k, k], not [out, in, k, k]
+                weight = new.weight.transpose(0, 1) if transposed else new.weight
+                old_weight = old.weight.transpose(0, 1) if transposed else old.weight
+                n_out, n_in = old_weight.shape[:2]
+                weight[:n_out, :n_in] = old_weight
+                weight[:n_out, n_in:] = 0.0  # an added channel never reaches an old one
+                if old.bias is not None:
+                    new.bias[:n_out] = old.bias
+        return wider
+
     def with_scale_median(self, size):
         """A copy whose uncertainty head ends in a ``size x size`` median filter (`LocalMedian`).
 
@@ -679,6 +727,22 @@ class WrapsGenerator:
             A network of this one's class.
         """
         return self._with_generator(self.generator.deepened(n_res))
+
+    def widened(self, base_width):
+        """A copy whose generator has ``base_width`` channels after its stem and the same function: the
+        start of fine-tuning with more capacity.
+
+        Parameters
+        ----------
+        base_width : int
+            Channels after the stem of the copy's generator (`ResNetGenerator.widened`).
+
+        Returns
+        -------
+        object
+            A network of this one's class.
+        """
+        return self._with_generator(self.generator.widened(base_width))
 
     def with_scale_median(self, size):
         """A copy whose uncertainty head ends in a ``size x size`` median filter
