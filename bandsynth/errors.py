@@ -19,6 +19,7 @@ r None
 from __future__ import annotations
 
 import os
+import re
 
 import astropy.units as u
 
@@ -30,7 +31,12 @@ __all__ = [
     "BandFileNotFoundError",
     "BandUnitError",
     "BandOptionError",
+    "HDU_HINT",
 ]
+
+#: How a reading error names the HDU to read, as `BandStack.from_fits <bandsynth.BandStack.from_fits>` takes it
+#: (``hdu={'BAND': 'EXT'}``; groups: band, HDU): interfaces that name an HDU otherwise (``FILE[EXT]``) rewrite it.
+HDU_HINT = re.compile(r"hdu=\{'([^']*)': '([^']*)'\}")
 
 
 _PARAMETERS = """

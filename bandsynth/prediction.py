@@ -26,8 +26,8 @@ from .units import parse_unit
 _TAG_WORDS = {"psf": "PSF tags read, log2(FWHM / training FWHM)",
              "depth": "Depth tags read, log2(noise / training noise)"}
 
-__all__ = ["MASKED_PIXELS_NOTE", "check_output_band", "check_one_stack", "plan_prediction", "describe_uncertainty", "to_flux", "to_synthetic",
-           "prediction_provenance", "predict_batch"]
+__all__ = ["MASKED_PIXELS_NOTE", "check_output_band", "check_one_stack", "plan_prediction", "describe_uncertainty",
+           "to_flux", "to_synthetic", "prediction_provenance", "predict_batch"]
 
 
 #: The provenance history's line on masked pixels, after their number (a resumed batch reports it again).

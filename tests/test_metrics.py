@@ -267,8 +267,8 @@ def test_compare_refuses_a_truth_or_input_on_another_pixel_grid():
 
     pred = on_sky(galaxy(), [32.5, 32.5])
     assert compare(pred, on_sky(galaxy(), [32.5, 32.5]), inputs={"g": on_sky(galaxy(), [32.5, 32.5])}).mae == 0
-    with pytest.raises(ValueError, match=r"^truth is not on the prediction's pixel grid \(its WCS differs by up to 31.1 "
-                                         r"pixels\): put it on the prediction's grid first \(BandStack\.from_fits"):
+    with pytest.raises(ValueError, match=r"^truth is not on the prediction's pixel grid \(its WCS differs by up to "
+                                         r"31.1 pixels\): put it on the prediction's grid first \(BandStack\."):
         compare(pred, on_sky(galaxy(), [32.5 + 22, 32.5 + 22]))
     with pytest.raises(ValueError, match=r"^input 'g' is not on the prediction's pixel grid \(its WCS differs by up "
                                          r"to 0\.5 pixels\)"):

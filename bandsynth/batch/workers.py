@@ -16,6 +16,7 @@ import threading
 import time
 from pathlib import Path
 
+from ..errors import HDU_HINT
 from ..resample import describe_target
 from .outputs import output_problem, recorded_warnings, remove_stale_temporaries
 from .report import report_row
@@ -324,8 +325,7 @@ def _paths_and_hdus(files):
     return {b: p for b, (p, _) in split.items()}, {b: h for b, (_, h) in split.items() if h is not None}
 
 
-# The reader's hints name Python arguments; a batch names its files as text, where FILE[EXT] picks an HDU.
-_HDU_HINT = re.compile(r"hdu=\{'([^']*)': '([^']*)'\}")
+# The reader's hints name Python arguments (HDU_HINT); a batch names its files as text, where FILE[EXT] picks an HDU.
 _STACK_HINT = "(BandStack.from_fits(path))"
 
 
@@ -359,7 +359,7 @@ def _batch_hints(text, files):
         band, hdu = match.groups()
         path = files.get(band) if isinstance(files, dict) else None
         return f"give its file as '{path or 'FILE'}[{hdu}]'"
-    text = _batch_words(_HDU_HINT.sub(named, text))
+    text = _batch_words(HDU_HINT.sub(named, text))
     return text.replace(_STACK_HINT, "(give it alone, as the galaxy's one multi-extension file)")
 
 

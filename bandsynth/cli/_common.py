@@ -17,6 +17,8 @@ import tempfile
 import warnings
 from pathlib import Path
 
+from ..errors import HDU_HINT
+
 __all__ = [
     "OK",
     "FAILED",
@@ -109,7 +111,7 @@ _HINTS = (
      lambda m: "the unit given with --unit (which names the unit of images without BUNIT)"),
     (re.compile(r"\bzeropoint=(?!\w)"), lambda m: "--zeropoint BAND=ZP"),
     (re.compile(r"\bscheduler='([^']*)'"), lambda m: f"--scheduler {m.group(1)}"),
-    (re.compile(r"hdu=\{'([^']*)': '([^']*)'\}"), lambda m: f"--input {m.group(1)}=FILE[{m.group(2)}]"),
+    (HDU_HINT, lambda m: f"--input {m.group(1)}=FILE[{m.group(2)}]"),
     (re.compile(r"BandStack\.from_fits\(path\)"), lambda m: "--input FILE alone"),
 )
 

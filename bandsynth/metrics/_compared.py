@@ -6,10 +6,9 @@ Part of `bandsynth.metrics`; `compare` is the public entry point.
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Mapping
 
-from ..errors import BandError
+from ..errors import HDU_HINT, BandError
 from ..morphology import parse_image
 
 __all__ = ["band_name", "parse_inputs", "parse_compared", "as_synthetic", "in_unit_of", "band_file", "same_band"]
@@ -138,9 +137,6 @@ def in_unit_of(pred, image, what, band):
     return image._replace(data=data, uncertainty=sigma, unit=pred.unit)
 
 
-_HDU_HINT = re.compile(r"hdu=\{'[^']*': '([^']*)'\}")
-
-
 def band_file(band, path, unit):
     """The image of ``band`` in a FITS file (``FILE[EXT]`` names an HDU), read as `BandStack.from_fits
     <bandsynth.BandStack.from_fits>` reads a band: a file of several bands' images is read from that band's
@@ -155,7 +151,7 @@ def band_file(band, path, unit):
     try:
         image = read_band_file(get_band(band), path, hdu=hdu, unit=unit)[0]
     except BandError as err:  # its hints name an HDU as BandStack.from_fits does (hdu=); compare reads FILE[EXT]
-        text = _HDU_HINT.sub(lambda m: f"'{path}[{m.group(1)}]'", str(err))
+        text = HDU_HINT.sub(lambda m: f"'{path}[{m.group(2)}]'", str(err))
         text = text.replace(", or read the file as one multi-extension stack (BandStack.from_fits(path))", "")
         raise type(err)(text, band=err.band, path=err.path) from None
     sigma = None if image.uncertainty is None else StdDevUncertainty(image.uncertainty)
