@@ -177,7 +177,10 @@ def open_whole_fits(path):
         raise OSError(f"the file is truncated or damaged ({problem})")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        hdul = fits.open(path)
+        try:
+            hdul = fits.open(path)
+        except OSError as err:  # astropy's advice "try with ignore_missing_simple=True" names no argument of ours
+            raise OSError(str(err).split(" If this is really a FITS file")[0]) from err
         try:
             len(hdul)  # reads every header (not the data), where a short file shows
         except Exception:

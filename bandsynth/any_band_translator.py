@@ -92,9 +92,13 @@ def make_request(card, net, inputs, output, psf=None, depth=None):
     check_output_band(card, output)
     readable = [b for b in card.inputs if b != output]
     unknown = [b for b in inputs if b not in readable]
-    if unknown or not inputs:
-        raise ValueError(f"model {card.name!r} predicts {output} from any of {', '.join(readable)}; "
-                         f"it cannot read {', '.join(unknown) or 'nothing'}")
+    if not inputs:
+        raise ValueError(f"model {card.name!r} predicts {output} from any of {', '.join(readable)}; inputs=[] gives "
+                         "none of them")
+    if unknown:
+        alike = ", ".join(repr(a) for b in unknown for a in same_filter(b, readable)[:1])
+        raise ValueError(f"model {card.name!r} predicts {output} from any of {', '.join(readable)}; it cannot read "
+                         f"{', '.join(unknown)}{f' (did you mean {alike}?)' if alike else ''}")
     task = net.task(inputs=inputs, output=output, psf=psf, depth=depth)
     intercept, coefficients = net.colour_model(task.present.tolist(), task.output_slot)
     calibration = request_calibration(card, inputs, output)
@@ -218,8 +222,10 @@ class AnyBandTranslator(ModelAccess):
         hint = "; ".join(f"the stack's {b} is not {a}: if it is, name its band {a!r}" for b, a in alike.items())
         if inputs is None:
             inputs = tuple(b for b in self.inputs if b in stack and b != band)
-            if inputs and alike:
-                warnings.warn(f"model {self.name!r} predicts {band} from {', '.join(inputs)} alone: {hint}",
+            unread = [b for b in stack.names if b not in self.inputs and b not in alike]
+            said = "; ".join([f"it does not read {', '.join(unread)}"] * bool(unread) + [hint] * bool(hint))
+            if inputs and said:
+                warnings.warn(f"model {self.name!r} predicts {band} from {', '.join(inputs)} alone: {said}",
                               AstropyUserWarning, stacklevel=3)
         if not inputs:
             readable = ", ".join(b for b in self.inputs if b != band)
@@ -233,7 +239,7 @@ class AnyBandTranslator(ModelAccess):
         if band is None:
             raise ValueError(f"model {self.name!r} predicts any of {', '.join(self.outputs)}: say which with band= "
                              "(a band name or a list of them)")
-        asked = [band] if isinstance(band, str) else list(band)
+        asked = list(band) if isinstance(band, (list, tuple, set)) else [band]
         if not asked:
             raise ValueError(f"band=[] asks for no band; model {self.name!r} predicts any of {', '.join(self.outputs)}")
         for b in asked:

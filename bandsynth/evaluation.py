@@ -212,6 +212,21 @@ def _plain(value):
     return float(value) if isinstance(value, (float, np.floating)) else value
 
 
+def _w1_limits(per_galaxy):
+    """The common limits of each morphology statistic's distributions (Gini, M20) over every method's table."""
+    from .metrics import global_limits
+
+    limits = {}
+    for q in ("gini", "m20"):
+        values = [np.asarray(t[f"{q}_pred"], float) for t in per_galaxy.values() if f"{q}_pred" in t.colnames]
+        # every method's truth column: a method's failed measurement may leave a galaxy out of its truth values
+        values += [np.asarray(t[f"{q}_true"], float) for t in per_galaxy.values() if f"{q}_true" in t.colnames]
+        finite = [v[np.isfinite(v)] for v in values if np.isfinite(v).any()]
+        if finite:
+            limits[q] = global_limits(*finite)
+    return limits
+
+
 def evaluate_translator(translator, data, *, split="test", indices=None, linear_coefficients=None, max_images=None,
                         n_examples=4, progress=True):
     """Evaluate ``translator`` and both baselines on ``split`` of ``data``.
@@ -223,6 +238,8 @@ def evaluate_translator(translator, data, *, split="test", indices=None, linear_
     Parameters
     ----------
     translator : `~bandsynth.Translator`
+        A model of one mapping; of an any-band model, one request of it
+        (``model.task(inputs=[...], output=BAND)``).
     data : data set
         With splits (`bandsynth.datasets.make_dataset`, `~bandsynth.datasets.open_dataset`).
     split : str
@@ -244,12 +261,20 @@ def evaluate_translator(translator, data, *, split="test", indices=None, linear_
     Returns
     -------
     EvaluationResult
+
+    Raises
+    ------
+    ValueError
+        An any-band model (evaluate one of its requests), or no image to evaluate.
     """
     from astropy.table import Table, vstack
 
-    from .metrics import evaluate_pairs, footprint_z_scores, global_limits, summarize
+    from .metrics import evaluate_pairs, footprint_z_scores, summarize
     from .morphology import detection_footprint
 
+    if translator.card.outputs:
+        raise ValueError(f"model {translator.name!r} predicts any of {', '.join(translator.card.outputs)}: evaluate "
+                         "one request, translator.task(inputs=[...], output=BAND)")
     indices = list(data.indices(split) if indices is None else indices)[:max_images]
     if not indices:
         raise ValueError(f"empty data set: no {split!r} images to evaluate")
@@ -284,14 +309,7 @@ def evaluate_translator(translator, data, *, split="test", indices=None, linear_
         table.meta["flux_unit"] = translator.card.unit
     per_galaxy["linear_colour"].meta["coefficients"] = dict(zip(inputs, map(float, coef)))
     per_galaxy["nearest_input"].meta["band"] = nearest
-    limits = {}
-    for q in ("gini", "m20"):
-        values = [np.asarray(t[f"{q}_pred"], float) for t in per_galaxy.values() if f"{q}_pred" in t.colnames]
-        # every method's truth column: a method's failed measurement may leave a galaxy out of its truth values
-        values += [np.asarray(t[f"{q}_true"], float) for t in per_galaxy.values() if f"{q}_true" in t.colnames]
-        finite = [v[np.isfinite(v)] for v in values if np.isfinite(v).any()]
-        if finite:
-            limits[q] = global_limits(*finite)
+    limits = _w1_limits(per_galaxy)
     rows = []
     for name, table in per_galaxy.items():
         row = summarize(table, limits=limits)
@@ -299,15 +317,10 @@ def evaluate_translator(translator, data, *, split="test", indices=None, linear_
         rows.append(row)
     summary = vstack(rows, join_type="outer")
     summary.meta.update({"model": translator.name, "split": split, "w1_limits": limits})
-    examples = [
-        {
-            "inputs": {b: np.asarray(s[b].data) for b in inputs},
-            "truth": np.asarray(t.data),
-            "prediction": np.asarray(p.data),
-            "sigma": None if p.uncertainty is None else np.asarray(p.uncertainty.array),
-        }
-        for s, t, p in list(zip(stacks, truths, preds))[:n_examples]
-    ]
+    examples = [{"inputs": {b: np.asarray(s[b].data) for b in inputs}, "truth": np.asarray(t.data),
+                 "prediction": np.asarray(p.data),
+                 "sigma": None if p.uncertainty is None else np.asarray(p.uncertainty.array)}
+                for s, t, p in list(zip(stacks, truths, preds))[:n_examples]]
     # the galaxy as compare() finds it: detected in a coadd of the truth and the inputs (as the model read them)
     footprints = [detection_footprint([t, *f.values()]) for t, f in zip(truths, filled)]
     z = footprint_z_scores(preds, truths, footprints=footprints) if preds[0].uncertainty is not None else np.empty(0)

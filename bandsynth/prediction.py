@@ -49,18 +49,29 @@ def check_output_band(card, band):
     Parameters
     ----------
     card : `~bandsynth.models.zoo.ModelCard`
-    band : str or None
-        The band asked for; None asks for nothing.
+    band : str, list of str or None
+        The band asked for, or a list of them; None asks for nothing.
+
+    Returns
+    -------
+    bool
+        Whether ``band`` is a list (whose predictions come as a dict of band to prediction).
 
     Raises
     ------
     ValueError
-        ``band`` is not a band the model writes.
+        ``band`` is not a band the model writes, or an empty list.
     """
     from .bands import get_band, same_filter
 
+    if isinstance(band, (list, tuple, set)):
+        if not band:
+            raise ValueError(f"band=[] asks for no band; model {card.name!r} predicts {', '.join(card.writes)}")
+        for b in band:
+            check_output_band(card, b)
+        return True
     if band is None:
-        return
+        return False
     alike = same_filter(band, card.writes)
     hint = f" (did you mean {' or '.join(map(repr, alike))}?)" if alike else ""
     try:
@@ -68,7 +79,7 @@ def check_output_band(card, band):
     except ValueError as err:  # a survey's own short name ("Y" of VIKING) is no registered band
         raise ValueError(f"{err}{hint}") from None
     if name in card.writes:
-        return
+        return False
     if card.outputs:  # an any-band model
         raise ValueError(f"model {card.name!r} predicts {', '.join(card.outputs)}; it cannot predict {band!r}"
                          f"{'' if str(band) == name else f' (the registry reads it as {name})'}{hint}")
@@ -347,7 +358,7 @@ def prediction_provenance(card, stack, n_masked, *, uncertainty, configuration, 
         "domain_warnings": list(problems),
         "history": [
             f"Predicted {card.output} from {' + '.join(card.inputs)} with bandsynth model {card.name} "
-            f"v{card.version} ({card.preset} preset, trained on {card.mode}-mode data).",
+            f"v{card.version} ({card.preset} preset, trained on {card.trained_on}).",
             f"Network: local correction of a per-pixel colour model ({card.baseline.get('kind', 'flux')} kind), "
             "fixed asinh scaling per band "
             f"({computation['precision']} on {computation['device']}, tiles of {computation['tile']} px with a "

@@ -24,6 +24,7 @@ from .inputs import prepare_inputs
 from .nn.engine import tile_windows
 from .prediction import (
     check_one_stack,
+    check_output_band,
     describe_uncertainty,
     plan_prediction,
     predict_batch,
@@ -80,8 +81,8 @@ def predict_stacks(translator, stacks, *, uncertainty=True, tta=False, n_samples
     return results
 
 
-def predict_to_fits(translator, stack, path, *, overwrite=False, uncertainty=True, tta=False, n_samples=8,
-                    batch_size=8, precision="fp32", tile=TILE, seed=0, check_domain=True, compile="auto",
+def predict_to_fits(translator, stack, path, *, band=None, overwrite=False, uncertainty=True, tta=False,
+                    n_samples=8, batch_size=8, precision="fp32", tile=TILE, seed=0, check_domain=True, compile="auto",
                     progress=None):
     """Predict the output band of one stack into the FITS file ``path`` (`bandsynth.Translator.predict_to_fits`).
 
@@ -93,6 +94,8 @@ def predict_to_fits(translator, stack, path, *, overwrite=False, uncertainty=Tru
     translator : `~bandsynth.Translator`
     stack : `~bandsynth.BandStack`
     path : str or os.PathLike
+    band : str, optional
+        The band to predict: the translator's output (as ``predict`` accepts it).
     overwrite : bool
         Replace an existing file (else `FileExistsError`, before any work).
     uncertainty, tta, n_samples, batch_size, precision, tile, seed, check_domain, compile, progress
@@ -107,10 +110,14 @@ def predict_to_fits(translator, stack, path, *, overwrite=False, uncertainty=Tru
     ------
     FileExistsError, FileNotFoundError
         ``path`` exists (without ``overwrite``) or its folder does not: before any work.
+    ValueError
+        ``band`` is not the translator's output, or a list of bands.
     """
     from ._io import writable_path
     from .fits_io import synthetic_band_writer
 
+    if check_output_band(translator.card, band):
+        raise ValueError(f"model {translator.name!r} writes one band per FITS file: give band= as one band name")
     check_one_stack(stack)
     path = writable_path(path, overwrite=overwrite)  # refused before any work
     problems, computation, options = plan_prediction(

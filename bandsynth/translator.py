@@ -350,13 +350,14 @@ class Translator(ModelAccess):
 
         Returns
         -------
-        `~bandsynth.SyntheticBand` or list of them
+        `~bandsynth.SyntheticBand` (for a list of bands, a dict of band to one, as any-band models give) or list
         """
-        check_output_band(self._card, band)
+        listed = check_output_band(self._card, band)
         single = not isinstance(stacks, (list, tuple))
         results = predict_stacks(self, [stacks] if single else list(stacks), uncertainty=uncertainty, tta=tta,
                                  n_samples=n_samples, batch_size=batch_size, precision=precision, tile=tile, seed=seed,
                                  check_domain=check_domain, compile=compile, progress=progress)
+        results = [{self.output: r} for r in results] if listed else results
         return results[0] if single else results
 
     def predict_to_fits(self, stack, path, *, overwrite=False, **options):
@@ -378,7 +379,6 @@ class Translator(ModelAccess):
         -------
         pathlib.Path
         """
-        check_output_band(self._card, options.pop("band", None))
         return predict_to_fits(self, stack, path, overwrite=overwrite, **options)
 
     def predict_scaled(self, x, noise, *, uncertainty, tta, n_samples, draws, run, origins=None):

@@ -21,7 +21,10 @@ documentation page "Any band in, any band out" has both).
 # The card lists the bands the model reads and writes, the pixel scale it was trained on
 # and, per band, the calibrations of its uncertainty: on the request with every other band
 # at hand, and per number of bands at hand on requests drawn at random.
+import warnings
+
 import numpy as np
+from astropy.utils.exceptions import AstropyUserWarning
 from astropy.visualization import AsinhStretch, ImageNormalize
 from matplotlib.figure import Figure
 
@@ -50,8 +53,14 @@ stack = galaxy.observed.select(have)
 # --------------------------
 # ``predict(stack, band=[...])`` returns one `~bandsynth.SyntheticBand` per band wanted,
 # each from every band the stack holds, its uncertainty calibrated for requests from
-# three bands.
-predicted = model.predict(stack, band=missing)
+# three bands.  The model also checks the inputs against the images it was trained on:
+# these mock images are less noisy than the observed ones it was fine-tuned on, and it
+# says so (shown once here).
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    predicted = model.predict(stack, band=missing)
+for text in dict.fromkeys(str(w.message) for w in caught):
+    print("warning:", text)
 
 fig = Figure(figsize=(2.0 * len(missing), 6.4), layout="constrained")
 axes = fig.subplots(3, len(missing))
@@ -94,7 +103,9 @@ requests = {
 galaxies = [observe(seed) for seed in range(20, 32)]
 dmag = {}
 for label, bands in requests.items():
-    results = model.predict([g.observed.select(bands) for g in galaxies], band="KiDS_r")
+    with warnings.catch_warnings():  # the depth warnings of above, once per galaxy and band
+        warnings.simplefilter("ignore", AstropyUserWarning)
+        results = model.predict([g.observed.select(bands) for g in galaxies], band="KiDS_r")
     truths = [g.truth["KiDS_r"].data for g in galaxies]
     dmag[label] = np.median([abs(photometric_error(r.data, t).total) for r, t in zip(results, truths)])
     print(f"r from {label:<8}: median |Δmag| {dmag[label]:.3f}")

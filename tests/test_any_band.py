@@ -607,6 +607,76 @@ def test_a_band_of_another_surveys_filter_is_said_to_be_left_out(any_band):
         any_band.predict(other.select(["DECam_g"]), band="r")
 
 
+def test_a_band_the_model_does_not_read_is_said_to_be_left_out(any_band):
+    # a stack's u beside an any-band model of NUV, g, r, Ks was dropped without a word
+    galaxy = make_galaxy(9, bands=["NUV", "u", "Ks"], size=32)
+    with pytest.warns(AstropyUserWarning, match=r"model 'tiny_any' predicts r from NUV, Ks alone: it does not read u$"):
+        prediction = any_band.predict(galaxy, band="r")
+    assert [i["band"] for i in prediction.meta["provenance"]["inputs"]] == ["NUV", "Ks"]
+    with warnings.catch_warnings():  # the wanted band among the stack's: predicted from the others, as asked
+        warnings.simplefilter("error", AstropyUserWarning)
+        any_band.predict(make_galaxy_stack(9), band="r", uncertainty=False)
+
+
+def test_a_truth_whose_header_names_another_band_is_refused(any_band):
+    # stack["Ks"] of a survey's file given as the truth of r was scored as r (1.4 mag off, 4 % covered)
+    galaxy = make_galaxy_stack(9)
+    prediction = any_band.predict(galaxy.select(["NUV", "Ks"]), band="r")
+    other = galaxy["g"]
+    other.meta.update({"BSBAND": "g"})
+    with pytest.raises(ValueError, match=r"the truth's header names band g \(SURVEY/FILTER or BSBAND\), the "
+                                         r"prediction is of r: give the truth image of r"):
+        prediction.compare(other)
+    truth = galaxy["r"]
+    truth.meta.update({"BSBAND": "r"})
+    assert np.isfinite(prediction.compare(truth).dmag_total)
+
+
+def test_band_is_a_name_or_a_list_for_every_model(any_band, tmp_path):
+    from bandsynth import Translator
+
+    galaxy = make_galaxy_stack(9)
+    with pytest.raises(TypeError, match="band name must be a string or Band, got int"):
+        any_band.predict(galaxy, band=5)  # "'int' object is not iterable"
+    with pytest.raises(ValueError, match=r"predicts r from any of NUV, g, Ks; inputs=\[\] gives none of them"):
+        any_band.task(inputs=[], output="r")  # "it cannot read nothing"
+    with pytest.raises(ValueError, match=r"it cannot read KiDS_g \(did you mean 'g'\?\)"):
+        any_band.task(inputs=["KiDS_g"], output="r")
+    # a script given either kind of model may ask for a list of bands: a dict of band to prediction
+    dedicated = Translator.load("nuv_k_to_r_paper")
+    stack = make_galaxy(3, bands=["NUV", "Ks"], size=48)
+    listed = dedicated.predict(stack, band=["r"], uncertainty=False)
+    assert list(listed) == ["r"]
+    np.testing.assert_array_equal(listed["r"].data, dedicated.predict(stack, uncertainty=False).data)
+    assert list(dedicated.predict([stack, stack], band=["r"], uncertainty=False)[1]) == ["r"]
+    with pytest.raises(ValueError, match=r"band=\[\] asks for no band; model 'nuv_k_to_r_paper' predicts r$"):
+        dedicated.predict(stack, band=[])
+    with pytest.raises(ValueError, match="predicts r only; band='g' asks for another$"):
+        dedicated.predict(stack, band=["r", "g"])
+    with pytest.raises(ValueError, match="writes one band per FITS file: give band= as one band name"):
+        dedicated.predict_to_fits(stack, tmp_path / "r.fits", band=["r"])
+    assert not (tmp_path / "r.fits").exists()
+
+
+def test_the_provenance_says_what_the_model_was_trained_on_as_its_card_does():
+    # "trained on survey-mode data" for a model fine-tuned on observed galaxies, which `bandsynth models` named
+    from bandsynth import Translator
+    from bandsynth.datasets.mock import observe_galaxy
+    from bandsynth.models.zoo import get_card
+
+    card = get_card("any_band_kids_viking")
+    assert card.trained_on == "observed KiDS/VIKING galaxies" and card.observed_data == card.trained_on
+    assert get_card("nuv_k_to_r").trained_on == "survey layer (galex_sdss_2mass)"
+    stack = observe_galaxy(3, "kids_viking", size=48, pixel_scale=0.2).observed.select(["KiDS_g", "VISTA_Z"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", AstropyUserWarning)
+        prediction = Translator.load("any_band_kids_viking").predict(stack, band="KiDS_r", uncertainty=False)
+    assert "(small preset, trained on observed KiDS/VIKING galaxies)." in prediction.provenance["history"][0]
+    paper = Translator.load("nuv_k_to_r_paper").predict(make_galaxy(3, bands=["NUV", "Ks"], size=48),
+                                                        uncertainty=False)
+    assert "trained on ideal mocks)." in paper.provenance["history"][0]
+
+
 def test_any_band_errors_name_the_band_and_what_was_expected(any_band, tmp_path):
     from bandsynth import Translator
 

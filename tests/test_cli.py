@@ -189,6 +189,32 @@ def test_evaluate_robustness_rows_are_written_to_the_card(trained, tmp_path, cap
     assert metrics["bf16"] == {"max_flux_change": 1e-4}
 
 
+def test_evaluate_scores_one_request_of_an_any_band_model(tiny_any_band_model, tmp_path, caplog, capsys):
+    # it failed with "'AnyBandTranslator' object has no attribute 'output'"
+    from bandsynth.datasets import make_dataset
+    from bandsynth.evaluation import evaluate_translator
+
+    stem, translator = tiny_any_band_model
+    common = ["evaluate", "--model", str(stem), "--n-galaxies", "6", "--size", "48", "--max-images", "2", "--quiet"]
+    assert main(common) == 2
+    assert "--band: model 'tiny_any' predicts any of NUV, g, r, Ks; say which with --band" in caplog.text
+    assert main([*common, "--band", "g", "--input-bands", "NUV", "Ks"]) == 0
+    printed = capsys.readouterr().out
+    assert "model tiny_any: NUV + Ks -> g, test split" in printed and "linear_colour" in printed
+    # its card holds no request's test rows: nothing is written into it
+    before = stem.with_suffix(".json").read_bytes()
+    assert main([*common, "--band", "g", "--write-card"]) == 2
+    assert "--write-card: model" in caplog.text and "its card keeps no test rows of one request" in caplog.text
+    assert stem.with_suffix(".json").read_bytes() == before
+    data = make_dataset(4, bands=["NUV", "g", "r", "Ks"], size=48, seed=1)
+    with pytest.raises(ValueError, match=r"predicts any of NUV, g, r, Ks: evaluate one request, "
+                                         r"translator\.task\(inputs=\[\.\.\.\], output=BAND\)"):
+        evaluate_translator(translator, data)
+    result = evaluate_translator(translator.task(inputs=["NUV", "Ks"], output="g"), data, split="train",
+                                 max_images=2, progress=False)
+    assert result.summary["n_galaxies"][0] == 2
+
+
 def test_demo_runs_offline_and_writes_fits_and_png(tmp_path, capsys):
     code = main(["demo", "-o", str(tmp_path)])
     assert code == 0

@@ -334,7 +334,8 @@ def test_predict_band_with_an_any_band_model_reads_the_bands_given(tiny_any_band
     assert _predict(stem, galaxy, tmp_path / "x.fits") == 2
     assert "predicts any of NUV, g, r, Ks: say which with --band, e.g. --band NUV" in caplog.text
     for extra, message in ((["--band", "i"], "--band i: model 'tiny_any' predicts NUV, g, r, Ks"),
-                           (["--band", "Ks"], "--input Ks: model 'tiny_any' predicts Ks from any of NUV, g, r")):
+                           (["--band", "Ks"], "--input Ks: model 'tiny_any' predicts Ks from any of NUV, g, r "
+                                              "(Ks is the band to predict, --band Ks)")):
         assert _predict(stem, galaxy, tmp_path / "y.fits", *extra) == 2
         assert message in caplog.text
     assert not (tmp_path / "x.fits").exists() and not (tmp_path / "y.fits").exists()
@@ -542,3 +543,94 @@ def test_predict_batch_tells_a_psf_tagged_model_each_galaxys_seeing(tiny_any_ban
     assert _predict(stem, {"NUV": folder / "b_NUV.fits", "Ks": folder / "b_Ks.fits"}, tmp_path / "b.fits",
                     "--band", "g") == 0
     np.testing.assert_array_equal(SyntheticBand.read(tmp_path / "b.fits").data, b.data)
+
+
+def test_predict_says_which_hdus_of_a_file_an_any_band_model_leaves_unread(tiny_any_band_model, galaxy, tmp_path,
+                                                                           caplog):
+    # One file of all a galaxy's images: those an any-band model does not read were dropped without a word,
+    # also those holding one of its bands under another survey's name.
+    mixed = tmp_path / "g5_mixed.fits"
+    hdus = [fits.PrimaryHDU()]
+    for band, name in (("NUV", "NUV"), ("Ks", "KS"), ("NUV", "KIDS_I")):
+        with fits.open(galaxy[band]) as hdul:
+            hdus.append(fits.ImageHDU(hdul[0].data, hdul[0].header, name=name))
+    fits.HDUList(hdus).writeto(mixed)
+    out = tmp_path / "g.fits"
+    assert main(["predict", "--model", str(tiny_any_band_model[0]), "--band", "g", "--input", str(mixed),
+                 "-o", str(out)]) == 0
+    assert f"--input {mixed}: model 'tiny_any' does not read HDU KIDS_I (KiDS_i); it is not read" in caplog.text
+    assert [i["band"] for i in SyntheticBand.read(out).provenance["inputs"]] == ["NUV", "Ks"]
+    # a KiDS/VIKING model told which HDU may hold its band under the registry's other filter
+    kv = tmp_path / "kv.fits"
+    with fits.open(galaxy["NUV"]) as hdul:
+        fits.HDUList([fits.PrimaryHDU(), *(fits.ImageHDU(hdul[0].data, hdul[0].header, name=n)
+                                           for n in ("KIDS_G", "J"))]).writeto(kv)
+    main(["predict", "--model", "any_band_kids_viking", "--band", "KiDS_r", "--input", str(kv),
+          "-o", str(tmp_path / "r.fits")])
+    assert (f"does not read HDU J (J); it is not read (if HDU J holds VISTA_J, name each band: "
+            f"--input KiDS_g={kv}[KIDS_G] --input VISTA_J={kv}[J])") in caplog.text
+
+
+def test_unknown_bands_are_said_against_the_models_own_bands(tiny_any_band_model, galaxy, tmp_path, caplog):
+    # the registry's whole band list buried the model's four
+    stem = tiny_any_band_model[0]
+    assert _predict(stem, galaxy, tmp_path / "x.fits", "--band", "VISTA_X") == 2
+    assert "--band VISTA_X: not a known band; model 'tiny_any' predicts NUV, g, r, Ks" in caplog.text
+    common = ["predict-batch", "--model", str(stem), "--pattern", "{id}_{band}.fits", "--input-dir", str(tmp_path),
+              "--out", str(tmp_path / "out")]
+    assert main([*common, "--band", "VISTA_X"]) == 2
+    assert main([*common, "--band", "g", "--input-bands", "NUVV"]) == 2
+    assert "--input-bands NUVV: not a known band; model 'tiny_any' reads NUV, g, r, Ks" in caplog.text
+    assert "FUV" not in caplog.text
+    # a band of another survey's filter named to --reproject-to: the run's own band suggested
+    assert main(["predict", "--model", "any_band_kids_viking", "--band", "KiDS_r", "--input",
+                 f"VISTA_Z={galaxy['NUV']}", "--reproject-to", "Z", "-o", str(tmp_path / "r.fits")]) == 2
+    assert "--reproject-to z: not one of the bands this run reads" in caplog.text
+    assert "(did you mean --reproject-to VISTA_Z?)" in caplog.text
+
+
+def test_a_file_whose_primary_image_names_no_band_is_told_how_to_name_it(stem, galaxy, tmp_path, caplog):
+    assert main(["predict", "--model", str(stem), "--input", str(galaxy["NUV"]), "-o", str(tmp_path / "x.fits")]) == 1
+    assert "give every band image an EXTNAME (e.g. 'NUV'), or name its band: --input NUV=FILE" in caplog.text
+
+
+def test_a_file_that_is_not_fits_is_said_so_without_astropys_advice(stem, galaxy, tmp_path, caplog):
+    # "try with ignore_missing_simple=True" is an argument of astropy's, of no bandsynth interface
+    broken = tmp_path / "nuv.fits"
+    broken.write_bytes(b"\x00" * 4000)
+    assert _predict(stem, {"NUV": broken, "Ks": galaxy["Ks"]}, tmp_path / "x.fits") == 1
+    assert "cannot read" in caplog.text and "as FITS: No SIMPLE card found" in caplog.text
+    assert "ignore_missing_simple" not in caplog.text
+
+
+def test_predict_batch_counts_a_listed_galaxy_without_some_bands_once(tiny_any_band_model, galaxy, tmp_path,
+                                                                      caplog, capsys):
+    from astropy.table import Table
+
+    from bandsynth.batch import predict_many
+
+    manifest = tmp_path / "m.ecsv"  # galaxy b lacks g and Ks: one galaxy failed, not two
+    Table({"id": ["a", "b"], "NUV": [str(galaxy["NUV"])] * 2, "g": [str(galaxy["NUV"]), ""],
+           "Ks": [str(galaxy["Ks"]), ""]}).write(manifest)
+    out = tmp_path / "out"
+    assert main(["predict-batch", "--model", str(tiny_any_band_model[0]), "--band", "r", "--input-bands", "NUV", "g",
+                 "Ks", "--manifest", str(manifest), "--out", str(out), "--workers", "1"]) == 1
+    assert "1 predicted, 0 already done, 1 failed in" in capsys.readouterr().out
+    report = Table.read(out / "predict_batch_report_r.ecsv")
+    failed = report[report["status"] == "failed"]
+    assert list(failed["band"]) == ["g,Ks"] and list(failed["error"]) == ["no file for bands g, Ks in the manifest"]
+    assert "to predict from the bands the galaxies have, name them: --input-bands BAND [BAND ...]" not in caplog.text
+    # the same for a list of (id, {band: path}) in Python
+    report = predict_many(tiny_any_band_model[1], [("c", {"NUV": galaxy["NUV"]})], out_dir=tmp_path / "py",
+                          band="r", inputs=["NUV", "g", "Ks"], workers=1, progress=False)
+    assert len(report.failed) == 1 and report.failed["error"][0] == "no file for bands g, Ks"
+    # a manifest of fewer bands than the model reads: naming them is the fix
+    Table({"id": ["a"], "NUV": [str(galaxy["NUV"])]}).write(tmp_path / "nuv.ecsv")
+    assert main(["predict-batch", "--model", str(tiny_any_band_model[0]), "--band", "r", "--manifest",
+                 str(tmp_path / "nuv.ecsv"), "--out", str(tmp_path / "o2")]) == 2
+    assert ("has no column for band(s) g, Ks (columns: id, NUV); the model needs NUV, g, Ks: add one column per "
+            "band, or a 'file' column of multi-extension files; or, to predict from the bands it gives, name them: "
+            "--input-bands BAND [BAND ...]") in caplog.text
+    with pytest.raises(ValueError, match=r"multi-extension files; or, to predict from the bands it gives, name them: "
+                                         r"inputs=\[\.\.\.\]$"):
+        predict_many(tiny_any_band_model[1], tmp_path / "nuv.ecsv", out_dir=tmp_path / "o3", band="r", workers=1)

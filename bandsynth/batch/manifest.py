@@ -155,9 +155,10 @@ def read_manifest(manifest, *, bands, base_dir=None):
             items.append((galaxy, absolute(single)))
             continue
         lacking = [b for b in needed if not cells.get(b)]
-        for b in lacking:
-            problems.append(report_row(galaxy, "failed", band=b, error=f"no file for band {b} in the manifest"))
-        if not lacking:
+        if lacking:  # one row per galaxy, as the report promises
+            problems.append(report_row(galaxy, "failed", band=",".join(lacking),
+                                       error=f"no file for {_bands(lacking)} in the manifest"))
+        else:
             items.append((galaxy, {b: absolute(cells[b]) for b in needed}))
     return items, problems
 
@@ -182,6 +183,11 @@ def _read_table(manifest, base_dir):
     return table, what, base
 
 
+def _bands(names):
+    """``band r`` or ``bands r, Ks``."""
+    return f"band{'s' if len(names) > 1 else ''} {', '.join(names)}"
+
+
 def _from_scan(scan, needed):
     """Items and report rows of a `~bandsynth.datasets.folder.FolderScan`."""
     items, rows, failed = [], [], {}
@@ -197,8 +203,7 @@ def _from_scan(scan, needed):
         missing = [band for band, file, _ in problems if band and not file]
         errors = [error for band, file, error in problems if file or not band]
         if missing:
-            errors.append(f"object {galaxy!r} has no usable file for band{'s' if len(missing) > 1 else ''} "
-                          f"{', '.join(missing)}")
+            errors.append(f"object {galaxy!r} has no usable file for {_bands(missing)}")
         rows.append(report_row(galaxy, "failed", band=",".join(dict.fromkeys(b for b, _, _ in problems if b)),
                                file=",".join(f for _, f, _ in problems if f), error="; ".join(errors)))
     bad = set(failed)
@@ -268,8 +273,8 @@ def normalise_items(items, needed, base_dir):
 
         resolved = {get_band(b).name: os.path.abspath(os.fspath(p)) for b, p in files.items()}
         lacking = [b for b in needed if b not in resolved]
-        for b in lacking:
-            rows.append(report_row(galaxy, "failed", band=b, error=f"no file for band {b}"))
-        if not lacking:
+        if lacking:
+            rows.append(report_row(galaxy, "failed", band=",".join(lacking), error=f"no file for {_bands(lacking)}"))
+        else:
             out.append((galaxy, {b: resolved[b] for b in needed}))
     return out, rows

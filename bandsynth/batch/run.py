@@ -329,7 +329,7 @@ def predict_many(model, items, *, out_dir, band=None, inputs=None, workers=None,
     translator, ref, payload = _resolve_model(model)
     request = _request(translator, band, inputs)
     reproject_to = _check_reproject_to(reproject_to, request)
-    item_list, rows = normalise_items(items, request.inputs, base_dir)
+    item_list, rows = _items(items, request, base_dir, named=request is translator or inputs is not None)
 
     out_dir = Path(out_dir).absolute()
     check_writable(out_dir)
@@ -411,6 +411,17 @@ def _request(translator, band, inputs):
     if inputs is not None and tuple(get_band(b).name for b in inputs) != translator.inputs:
         raise ValueError(f"model {translator.name!r} reads {', '.join(translator.inputs)}; inputs= cannot change that")
     return translator
+
+
+def _items(items, request, base_dir, *, named):
+    """`normalise_items` for ``request``; a manifest lacking bands an any-band model read by default (not ``named``)
+    suggests naming those it gives."""
+    try:
+        return normalise_items(items, request.inputs, base_dir)
+    except ValueError as err:
+        if named or "has no column for band" not in str(err):
+            raise
+        raise ValueError(f"{err}; or, to predict from the bands it gives, name them: inputs=[...]") from None
 
 
 def _check_reproject_to(reproject_to, translator):

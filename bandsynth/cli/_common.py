@@ -113,6 +113,7 @@ _HINTS = (
     (re.compile(r"\bscheduler='([^']*)'"), lambda m: f"--scheduler {m.group(1)}"),
     (HDU_HINT, lambda m: f"--input {m.group(1)}=FILE[{m.group(2)}]"),
     (re.compile(r"BandStack\.from_fits\(path\)"), lambda m: "--input FILE alone"),
+    (re.compile(r"or name the file's band: \{'NUV': path\}"), lambda m: "or name its band: --input NUV=FILE"),
 )
 
 
@@ -137,6 +138,66 @@ class OneBand(Once):
     """``--band``: one run writes one band (``--band KiDS_r --band VISTA_H`` wrote H alone)."""
 
     reason = "one run predicts one band; run once per band"
+
+
+def add_band_request(parser, *, inputs):
+    """``--band`` and ``--input-bands`` (``inputs``: what the bands are), checked by `requested_bands`."""
+    parser.add_argument("--band", metavar="BAND", action=OneBand,
+                        help="the band to predict: required for an any-band model; for any other model, its output")
+    parser.add_argument("--input-bands", nargs="+", action="extend", metavar="BAND",
+                        help=f"with an any-band model: {inputs} (default: all the model reads but --band)")
+
+
+def requested_bands(card, band, input_bands):
+    """``(--band, input bands)`` checked against the model's card (`add_band_request`'s options).
+
+    Parameters
+    ----------
+    card : `~bandsynth.models.zoo.ModelCard`
+    band : str or None
+        ``--band``.
+    input_bands : list of str or None
+        ``--input-bands``.
+
+    Returns
+    -------
+    band : str or None
+        The registry's name of the band to predict (None: a one-mapping model's output).
+    inputs : list of str
+        The bands read.
+    """
+    from ..bands import get_band
+
+    def known(option, name, bands):
+        try:
+            return get_band(name).name
+        except ValueError:  # the registry's whole list would bury the model's own bands
+            raise UsageError(f"{option} {name}: not a known band; model {card.name!r} "
+                             f"{'predicts' if option == '--band' else 'reads'} {', '.join(bands)}") from None
+
+    band = None if band is None else known("--band", band, card.writes)
+    inputs = None if input_bands is None else [known("--input-bands", b, card.inputs) for b in input_bands]
+    twice = sorted({b for b in inputs or () if inputs.count(b) > 1})
+    if twice:
+        raise UsageError(f"--input-bands: band(s) {', '.join(twice)} given twice")
+    if not card.outputs:
+        if band not in (None, card.output):
+            raise UsageError(f"--band {band}: model {card.name!r} predicts {card.output}"
+                             f"{same_filter_hint(band, [card.output])}")
+        if inputs is not None:
+            raise UsageError(f"--input-bands goes with an any-band model; model {card.name!r} reads "
+                             f"{', '.join(card.inputs)}")
+        return band, list(card.inputs)
+    if band not in card.outputs:
+        raise UsageError(f"--band{'' if band is None else ' ' + band}: model {card.name!r} predicts any of "
+                         f"{', '.join(card.outputs)}; say which with --band"
+                         f"{'' if band is None else same_filter_hint(band, card.outputs)}")
+    readable = [b for b in card.inputs if b != band]
+    unknown = [b for b in inputs or () if b not in readable]
+    if unknown:
+        raise UsageError(f"--input-bands {unknown[0]}: model {card.name!r} predicts {band} from any of "
+                         f"{', '.join(readable)}{same_filter_hint(unknown[0], readable)}")
+    return band, inputs or readable
 
 
 def at_least(minimum):

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import logging
+import re
 import time
 from pathlib import Path
 
 from ._common import (
     FAILED,
     OK,
-    OneBand,
     Once,
     UsageError,
+    add_band_request,
     add_model,
     add_output,
     add_overwrite,
@@ -20,7 +21,7 @@ from ._common import (
     check_input_file,
     check_output_folder,
     reproject_target,
-    same_filter_hint,
+    requested_bands,
 )
 
 log = logging.getLogger("bandsynth.cli")
@@ -34,11 +35,7 @@ def add_parser(subparsers):
                     "(see the report).",
     )
     add_model(b)
-    b.add_argument("--band", metavar="BAND", action=OneBand,
-                   help="the band to predict: required for an any-band model; for any other model, its output")
-    b.add_argument("--input-bands", nargs="+", action="extend", metavar="BAND",
-                   help="with an any-band model: the bands every galaxy gives (default: all the model reads "
-                        "but --band)")
+    add_band_request(b, inputs="the bands every galaxy gives")
     source = b.add_mutually_exclusive_group(required=True)
     source.add_argument("--manifest", metavar="FILE",
                         help="ECSV table: an 'id' column and one file column per input band (FILE[EXT]: one HDU of a "
@@ -66,38 +63,6 @@ def add_parser(subparsers):
     return b
 
 
-def _request(card, band, input_bands):
-    """``(--band, input bands)`` checked against the model's card."""
-    from ..bands import get_band
-
-    try:
-        band = None if band is None else get_band(band).name
-        inputs = None if input_bands is None else [get_band(b).name for b in input_bands]
-    except ValueError as err:
-        raise UsageError(f"--band / --input-bands: {err}") from None
-    twice = sorted({b for b in inputs or () if inputs.count(b) > 1})
-    if twice:
-        raise UsageError(f"--input-bands: band(s) {', '.join(twice)} given twice")
-    if not card.outputs:
-        if band not in (None, card.output):
-            raise UsageError(f"--band {band}: model {card.name!r} predicts {card.output}"
-                             f"{same_filter_hint(band, [card.output])}")
-        if inputs is not None:
-            raise UsageError(f"--input-bands goes with an any-band model; model {card.name!r} reads "
-                             f"{', '.join(card.inputs)}")
-        return band, list(card.inputs)
-    if band not in card.outputs:
-        raise UsageError(f"--band{'' if band is None else ' ' + band}: model {card.name!r} predicts any of "
-                         f"{', '.join(card.outputs)}; say which with --band"
-                         f"{'' if band is None else same_filter_hint(band, card.outputs)}")
-    readable = [b for b in card.inputs if b != band]
-    unknown = [b for b in inputs or () if b not in readable]
-    if unknown:
-        raise UsageError(f"--input-bands {unknown[0]}: model {card.name!r} predicts {band} from any of "
-                         f"{', '.join(readable)}{same_filter_hint(unknown[0], readable)}")
-    return band, inputs or readable
-
-
 def run(args) -> int:
     if args.pattern is not None and args.input_dir is None:
         args._parser.error("--pattern needs --input-dir")
@@ -117,14 +82,16 @@ def run(args) -> int:
         card = get_card(args.model)
     except (ValueError, FileNotFoundError) as err:
         raise UsageError(str(err)) from None
-    band, inputs = _request(card, args.band, args.input_bands)
+    band, inputs = requested_bands(card, args.band, args.input_bands)
     if args.manifest is not None:
         from ..batch import read_manifest
 
         try:
             listed = read_manifest(args.manifest, bands=inputs)
         except (ValueError, OSError) as err:
-            raise UsageError(f"--manifest {args.manifest}: {err}") from None
+            hint = ("; or, to predict from the bands it gives, name them: --input-bands BAND [BAND ...]"
+                    if card.outputs and args.input_bands is None and "has no column for band" in str(err) else "")
+            raise UsageError(f"--manifest {args.manifest}: {err}{hint}") from None
         if not any(listed):  # as a --pattern that matches nothing: said, and no output folder or report made
             raise UsageError(f"--manifest {args.manifest} lists no galaxy: nothing to predict")
         items = args.manifest
@@ -156,7 +123,7 @@ def run(args) -> int:
     except (ValueError, OSError, TypeError, WeightsHashError) as err:
         raise UsageError(str(err)) from None
     c = report.counts
-    if card.outputs and args.input_bands is None and any("no usable file for band" in str(e)
+    if card.outputs and args.input_bands is None and any(re.search("no (usable )?file for band", str(e))
                                                           for e in report.failed["error"]):
         log.warning("model %r predicts %s from any of its bands, and this run read all of them from each galaxy; "
                     "to predict from the bands the galaxies have, name them: --input-bands BAND [BAND ...]",

@@ -6,7 +6,8 @@ import logging
 from pathlib import Path
 
 from ._common import (
-    UsageError, add_model, add_output, add_overwrite, add_quiet, at_least, check_output_folder, format_summary,
+    UsageError, add_band_request, add_model, add_output, add_overwrite, add_quiet, at_least, check_output_folder,
+    format_summary, requested_bands,
 )
 from .train import add_data_options, mock_or_stored
 
@@ -49,6 +50,7 @@ def add_parser(subparsers):
                     "and figures (PNG).",
     )
     add_model(p)
+    add_band_request(p, inputs="the bands it reads")
     p.add_argument("--split", default="test", choices=("train", "validation", "test"),
                    help="split to evaluate (default: test)")
     p.add_argument("--max-images", type=at_least(1), metavar="N", help="evaluate at most this many images")
@@ -82,6 +84,12 @@ def run(args) -> int:
         translator = Translator.load(args.model)
     except (ValueError, FileNotFoundError) as err:
         raise UsageError(str(err)) from None
+    band, inputs = requested_bands(translator.card, args.band, args.input_bands)
+    if translator.card.outputs:  # an any-band model is scored on one request
+        if args.write_card:
+            raise UsageError(f"--write-card: model {args.model!r} predicts any of its bands; its card keeps no "
+                             f"test rows of one request such as --band {band}")
+        translator = translator.task(inputs=inputs, output=band)
     if args.data == "mock" and args.from_card:
         data = card_dataset(translator.card, progress=not args.quiet)
     else:

@@ -35,21 +35,6 @@ def _psf(card):
     return "/".join("-" if card.psf_fwhm.get(b) is None else f"{card.psf_fwhm[b]:.2f}" for b in bands) + '"'
 
 
-def _observed_data(card):
-    """The description of a training set of no mock universe (observed galaxies, say), else None."""
-    info = dict((card.training or {}).get("data_info") or {})
-    if info.get("source") in (None, "bandsynth.datasets.mock"):
-        return None
-    return str(info.get("description") or info["source"]).split(",")[0]
-
-
-def _trained_on(card):
-    """What the training images were: the survey layer (observed-like), observed galaxies or the paper's mocks."""
-    if card.survey is not None:
-        return f"survey layer ({card.survey})"
-    return _observed_data(card) or ("ideal mocks" if card.mode == "ideal" else "noisy mocks")
-
-
 def format_table(cards) -> str:
     """The zoo as an aligned text table, with what each model expects of its inputs."""
     head = ("name", "v", "inputs", "output", "trained on", "preset", "pixel", "PSF FWHM", "SSIM", "PSNR")
@@ -59,7 +44,7 @@ def format_table(cards) -> str:
         inputs = (f"any of {len(card.inputs)}: {card.inputs[0]}...{card.inputs[-1]}" if card.outputs
                   else "+".join(card.inputs))
         rows.append((card.name, str(card.version), inputs, "any other" if card.outputs else card.output,
-                     _trained_on(card),
+                     card.trained_on,
                      card.preset, f'{card.pixel_scale:.3f}"', _psf(card), _metric(test, "ssim"),
                      _metric(test, "psnr")))
     widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
@@ -76,7 +61,7 @@ def format_table(cards) -> str:
 
 
 def _training_images(card):
-    if card.survey is not None or _observed_data(card):
+    if card.survey is not None or card.observed_data:
         return "images as the surveys deliver them: for observed images"
     return "common PSF, no noise" if card.mode == "ideal" else "per-band PSF and noise"
 
@@ -93,7 +78,7 @@ def format_card(card, path) -> str:
          else f"{card.name}: {' + '.join(card.inputs)} -> {card.output}"),
         f"  version       {card.version} (Translator.load(\"{card.name}@{card.version}\") insists on it)",
         f"  card          {path}",
-        f"  trained on    {_trained_on(card)}: {_training_images(card)}",
+        f"  trained on    {card.trained_on}: {_training_images(card)}",
         f"  pixel scale   {card.pixel_scale:g} arcsec/pixel (inputs far from it are warned about)",
     ]
     if card.psf_fwhm:

@@ -154,8 +154,9 @@ def wanted_band(translator, band, files):
         band = translator.output
     try:
         band = get_band(band).name
-    except ValueError as err:
-        raise UsageError(f"--band: {err}") from None
+    except ValueError:  # the registry's whole list would bury the model's own bands
+        raise UsageError(f"--band {band}: not a known band; model {translator.name!r} predicts "
+                         f"{', '.join(writes)}") from None
     if band not in writes:
         raise UsageError(f"--band {band}: model {translator.name!r} predicts {', '.join(writes)}"
                          f"{same_filter_hint(band, writes, '--band {}')}")
@@ -165,8 +166,9 @@ def wanted_band(translator, band, files):
     if translator.card.outputs:
         unknown = [b for b in files if b not in readable]
         if unknown:
+            wanted = f" ({band} is the band to predict, --band {band})" if unknown[0] == band else ""
             raise UsageError(f"--input {unknown[0]}: model {translator.name!r} predicts {band} from any of "
-                             f"{', '.join(readable)}{_renamed(unknown, readable)}")
+                             f"{', '.join(readable)}{wanted}{_renamed(unknown, readable)}")
         return band, [b for b in readable if b in files]
     missing = [b for b in translator.inputs if b not in files]
     if missing:
@@ -196,6 +198,19 @@ def hdus_of_file(translator, inputs, held, path):
         raise UsageError(f"--input {path}: model {translator.name!r} reads {' and '.join(inputs)}; the file holds "
                          f"{', '.join(held)} (did you mean {' '.join(alike)}?)")
     present = {held[b]: b for b in inputs if b in held}
+    if present and translator.card.outputs:  # an any-band model reads what the file holds: say what it leaves
+        unread = [b for b in held if b not in translator.inputs]
+        renamed = {b: alike[0] for b in unread if (alike := same_filter(b, missing))}
+        if unread:
+            named = " ".join(f"--input {b}={path}[{e}]" for e, b in present.items())
+            named += "".join(f" --input {a}={path}[{held[b]}]" for b, a in renamed.items())
+            one, some = len(unread) == 1, len(renamed) == 1
+            log.warning("--input %s: model %r does not read HDU%s %s; %s not read%s", path, translator.name,
+                        "" if one else "s", ", ".join(f"{held[b]} ({b})" for b in unread),
+                        "it is" if one else "they are",
+                        f" (if HDU{'' if some else 's'} {', '.join(held[b] for b in renamed)} "
+                        f"hold{'s' if some else ''} {', '.join(renamed.values())}, name each band: {named})"
+                        if renamed else "")
     return present if present and (translator.card.outputs or not missing) else None
 
 
@@ -291,10 +306,11 @@ def run(args) -> int:
         extnames = hdus_of_file(translator, inputs, held, files)
         inputs = list(extnames.values()) if extnames else inputs
     named_band = [reproject_to] if isinstance(reproject_to, str) else []
-    for option, named in (("--reproject-to", named_band), ("--zeropoint", zeropoints)):
+    for option, named, spell in (("--reproject-to", named_band, "--reproject-to {}"),
+                                 ("--zeropoint", zeropoints, "--zeropoint {}=ZP")):
         for b in (b for b in named or () if b not in inputs):
             raise UsageError(f"{option} {b}: not one of the bands this run reads with model {translator.name!r} "
-                             f"({', '.join(inputs)})")
+                             f"({', '.join(inputs)}){same_filter_hint(b, inputs, spell)}")
 
     from ..errors import BandOptionError
     from ..stack import BandStack

@@ -11,7 +11,8 @@ from collections.abc import Mapping
 from ..errors import HDU_HINT, BandError
 from ..morphology import parse_image
 
-__all__ = ["band_name", "parse_inputs", "parse_compared", "as_synthetic", "in_unit_of", "band_file", "same_band"]
+__all__ = ["band_name", "parse_inputs", "parse_compared", "as_synthetic", "in_unit_of", "band_file", "same_band",
+           "check_truth_band"]
 
 
 def band_name(obj):
@@ -76,6 +77,8 @@ def parse_compared(prediction, truth, inputs):
     band = band_name(prediction)
     if band is not None and isinstance(truth, (str, os.PathLike)):
         truth = band_file(band, truth, pred.unit)
+    else:
+        check_truth_band(truth, band)
     true = in_unit_of(pred, parse_image(truth, "truth", warn=False), "truth", band)
     if pred.data.shape != true.data.shape:
         raise ValueError(f"prediction has shape {pred.data.shape} but truth has shape {true.data.shape}: put the "
@@ -86,6 +89,18 @@ def parse_compared(prediction, truth, inputs):
         check_same_grid(pred, image, f"input {b!r}")
     return pred, true, {b: in_unit_of(pred, image, f"input {b!r}", b) for b, image in ins.items()
                         if not same_band(b, band)}
+
+
+def check_truth_band(truth, band):
+    """Refuse an in-memory truth whose header names another band than the prediction's (``stack["VISTA_H"]``
+    of a survey's file given as the truth of r was scored as r)."""
+    from ..bands import header_band
+
+    meta = getattr(truth, "meta", None)
+    named = header_band(meta) if band is not None and isinstance(meta, Mapping) else None
+    if named is not None and not same_band(named.name, band):
+        raise ValueError(f"the truth's header names band {named.name} (SURVEY/FILTER or BSBAND), the prediction is "
+                         f"of {band}: give the truth image of {band}")
 
 
 _ONTO_PREDICTION = "(BandStack.from_fits(..., reproject_to=(prediction.wcs, prediction.data.shape)))"

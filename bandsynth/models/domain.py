@@ -246,6 +246,12 @@ def depth_tags(card, stack, inputs):
     return tuple(tags)
 
 
+def _times(ratio, factor):
+    """``"2.04 times"`` for a ratio beyond ``factor``, never rounded down onto it ("2.0 times (warned beyond 2)")."""
+    text = f"{ratio:.3g}"
+    return f"{text} times" if float(text) > factor else f"just over {factor:g} times"
+
+
 def _for_observed_images(card):
     """Advice for noisy inputs: the shipped survey-layer model of the same bands, if there is one."""
     from .zoo import list_models
@@ -341,7 +347,7 @@ def domain_problems(card, stack, *, factor=2.0, pixel_scale_factor=None):
             trained = ("noise-free" if card.mode == "ideal" and "noise" not in card.training
                        else f"noise up to {noisiest * trained_noise:.3g} {card.unit}/pixel in")
             times = "" if card.mode == "ideal" and "noise" not in card.training else (
-                f", {noise / (noisiest * trained_noise):.1f} times that (warned beyond {factor:g} times)")
+                f", {_times(noise / (noisiest * trained_noise), factor)} that (warned beyond {factor:g} times)")
             problems.append(
                 f"model {card.name!r} was trained on {trained} {band} images; this stack's {band} noise is "
                 f"{noise:.3g} {card.unit}/pixel{times}: the prediction may be unreliable "
@@ -349,7 +355,7 @@ def domain_problems(card, stack, *, factor=2.0, pixel_scale_factor=None):
             )
         quietest = _quietest_noise(card, band, factor)
         if noise is not None and quietest is not None and noise < quietest:
-            less = f"{quietest * factor / noise:.1f} times less" if noise > 0 else "none measurable"
+            less = f"{_times(quietest * factor / noise, factor)} less" if noise > 0 else "none measurable"
             problems.append(
                 f"model {card.name!r} was trained on {band} images with noise of {quietest * factor:.3g} {card.unit}/"
                 f"pixel; this stack's {band} noise is {noise:.3g}, {less} (warned beyond {factor:g} times): the model "

@@ -365,6 +365,33 @@ class ModelCard:
             return survey
         return ", ".join(sorted(set(survey.values())))
 
+    @property
+    def observed_data(self):
+        """The description of a training set of no mock universe (observed galaxies, say), else None.
+
+        Returns
+        -------
+        str or None
+            The first clause of ``training["data_info"]["description"]`` (or its source).
+        """
+        info = dict((self.training or {}).get("data_info") or {})
+        if info.get("source") in (None, "bandsynth.datasets.mock"):
+            return None
+        return str(info.get("description") or info["source"]).split(",")[0]
+
+    @property
+    def trained_on(self) -> str:
+        """What the training images were, in a few words: the survey layer, observed galaxies or the paper's mocks.
+
+        Returns
+        -------
+        str
+            E.g. ``"survey layer (galex_sdss_2mass)"``, ``"ideal mocks"``.
+        """
+        if self.survey is not None:
+            return f"survey layer ({self.survey})"
+        return self.observed_data or ("ideal mocks" if self.mode == "ideal" else "noisy mocks")
+
     def replace(self, **changes) -> "ModelCard":
         """A copy with some fields changed.
 
