@@ -22,7 +22,7 @@ from .models.zoo import ModelCard, write_model
 from .nn.any_band import BASELINE_METHODS, AnyBandNet
 from .nn.engine import resolve_device
 from .nn.generator import count_parameters
-from .prediction import check_one_stack, check_output_band
+from .prediction import check_one_stack, check_output_band, is_band_list
 from .scaling import AsinhScaling
 
 __all__ = ["AnyBandTranslator", "make_request", "request_calibration"]
@@ -222,7 +222,7 @@ class AnyBandTranslator(ModelAccess):
         hint = "; ".join(f"the stack's {b} is not {a}: if it is, name its band {a!r}" for b, a in alike.items())
         if inputs is None:
             inputs = tuple(b for b in self.inputs if b in stack and b != band)
-            unread = [b for b in stack.names if b not in self.inputs and b not in alike]
+            unread = [b for b in stack.names if b not in self.inputs and b not in alike and b != band]
             said = "; ".join([f"it does not read {', '.join(unread)}"] * bool(unread) + [hint] * bool(hint))
             if inputs and said:
                 warnings.warn(f"model {self.name!r} predicts {band} from {', '.join(inputs)} alone: {said}",
@@ -239,7 +239,7 @@ class AnyBandTranslator(ModelAccess):
         if band is None:
             raise ValueError(f"model {self.name!r} predicts any of {', '.join(self.outputs)}: say which with band= "
                              "(a band name or a list of them)")
-        asked = list(band) if isinstance(band, (list, tuple, set)) else [band]
+        asked = list(band) if is_band_list(band) else [band]
         if not asked:
             raise ValueError(f"band=[] asks for no band; model {self.name!r} predicts any of {', '.join(self.outputs)}")
         for b in asked:
@@ -294,7 +294,7 @@ class AnyBandTranslator(ModelAccess):
                 self._warn_if_calibrated_otherwise(task)
             for i, result in zip(members, task.predict([stacks[i] for i in members], **options)):
                 results[i][task.output] = result
-        results = [r[wanted[0]] if isinstance(band, str) else r for r in results]
+        results = [r if is_band_list(band) else r[wanted[0]] for r in results]
         return results[0] if single else results
 
     def predict_to_fits(self, stack, path, *, band=None, overwrite=False, **options):
@@ -316,7 +316,7 @@ class AnyBandTranslator(ModelAccess):
         pathlib.Path
         """
         check_one_stack(stack)
-        if not isinstance(band, str):
+        if is_band_list(band):
             raise ValueError(f"model {self.name!r} writes one band per FITS file: give band= as one band name")
         task = self.request(stack, band)
         if options.get("uncertainty", True):

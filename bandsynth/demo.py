@@ -87,7 +87,8 @@ def run_demo(*, model="nuv_k_to_r_paper", band=None, seed=7, out_dir=None, overw
     output = translator.output if band is None and not card.outputs else band
     if output is None:
         raise ValueError(f"model {translator.name!r} predicts any of {', '.join(card.outputs)}: say which with band=")
-    check_output_band(card, output)
+    if check_output_band(card, output):
+        raise ValueError(f"the demo predicts one band; band={output!r} names several")
     output = get_band(output).name
     inputs = [b for b in translator.inputs if b != output]
     out = Path(tempfile.mkdtemp(prefix="bandsynth-demo-") if out_dir is None else out_dir)

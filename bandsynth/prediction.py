@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime
 import warnings
+from collections.abc import Iterable
 
 import numpy as np
 from astropy.nddata import StdDevUncertainty
@@ -39,6 +40,27 @@ def _calibration(card, configuration):
     return None if data is None else Calibration.from_dict(configuration, dict(data))
 
 
+def is_band_list(band) -> bool:
+    """Whether ``band=`` asks for several bands: a list, tuple, set or other iterable of names, not one name or Band.
+
+    Parameters
+    ----------
+    band : object
+
+    Returns
+    -------
+    bool
+
+    Examples
+    --------
+    >>> is_band_list(["g", "r"]), is_band_list("r"), is_band_list(None)
+    (True, False, False)
+    """
+    from .bands import Band
+
+    return isinstance(band, Iterable) and not isinstance(band, (str, bytes, Band))
+
+
 def check_output_band(card, band):
     """Refuse a ``band`` the model of ``card`` does not write.
 
@@ -64,7 +86,8 @@ def check_output_band(card, band):
     """
     from .bands import get_band, same_filter
 
-    if isinstance(band, (list, tuple, set)):
+    if is_band_list(band):
+        band = list(band)
         if not band:
             raise ValueError(f"band=[] asks for no band; model {card.name!r} predicts {', '.join(card.writes)}")
         for b in band:

@@ -611,9 +611,8 @@ def _band_hdus(hdul, label, path, wanted, *, strict=True):
         if i == 0 and name in ("", "PRIMARY"):
             if not strict:
                 continue
-            raise BandInputError(f"{label}: the primary HDU holds an image but no EXTNAME naming its band; give "
-                                 "every band image an EXTNAME (e.g. 'NUV'), or name the file's band: {'NUV': path}",
-                                 path=path)
+            raise BandInputError(f"{label}: the primary HDU holds an image but no EXTNAME naming its band; "
+                                 "give every band image an EXTNAME (e.g. 'NUV')", path=path)
         if any(name.endswith(suffix) and name[: -len(suffix)] in names for suffix in ("_UNCERT", "_MASK")):
             continue
         if wanted is not None and name not in wanted:

@@ -319,8 +319,8 @@ class Translator(ModelAccess):
         ----------
         stacks : `~bandsynth.BandStack` or list of them
             Each holds (at least) the model's input bands on one pixel grid (see `BandStack.reproject`).
-        band : str, optional
-            The band to predict: the model's output (an `~bandsynth.any_band_translator.AnyBandTranslator` has more).
+        band : str or list of str, optional
+            The band(s) to predict: the model's output (an `~bandsynth.any_band_translator.AnyBandTranslator` has more).
         uncertainty : bool
             Compute the calibrated per-pixel sigma: the network's sigma head, plus the 8 flips/rotations' spread
             with ``tta``, plus the inputs' noise by Monte Carlo when they carry one (warns if uncalibrated).

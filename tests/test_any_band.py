@@ -618,18 +618,21 @@ def test_a_band_the_model_does_not_read_is_said_to_be_left_out(any_band):
         any_band.predict(make_galaxy_stack(9), band="r", uncertainty=False)
 
 
-def test_a_truth_whose_header_names_another_band_is_refused(any_band):
-    # stack["Ks"] of a survey's file given as the truth of r was scored as r (1.4 mag off, 4 % covered)
+def test_a_truth_whose_header_names_another_filter_is_said_so(any_band):
+    # stack["Ks"] of a survey's file given as the truth of r was scored as r (1.4 mag off, 4 % covered) without a word
     galaxy = make_galaxy_stack(9)
     prediction = any_band.predict(galaxy.select(["NUV", "Ks"]), band="r")
     other = galaxy["g"]
     other.meta.update({"BSBAND": "g"})
-    with pytest.raises(ValueError, match=r"the truth's header names band g \(SURVEY/FILTER or BSBAND\), the "
-                                         r"prediction is of r: give the truth image of r"):
+    with pytest.warns(AstropyUserWarning, match=r"the truth's header names band g \(SURVEY/FILTER or BSBAND\), "
+                                                r"another filter than the prediction's r: compared as r, as asked"):
         prediction.compare(other)
-    truth = galaxy["r"]
-    truth.meta.update({"BSBAND": "r"})
-    assert np.isfinite(prediction.compare(truth).dmag_total)
+    with warnings.catch_warnings():  # r observed by another survey (KiDS r for SDSS r) is the same filter
+        warnings.simplefilter("error", AstropyUserWarning)
+        for header in ({"BSBAND": "r"}, {"SURVEY": "KiDS", "FILTER": "r"}):
+            truth = galaxy["r"]
+            truth.meta.update(header)
+            assert np.isfinite(prediction.compare(truth).dmag_total)
 
 
 def test_band_is_a_name_or_a_list_for_every_model(any_band, tmp_path):
@@ -656,6 +659,14 @@ def test_band_is_a_name_or_a_list_for_every_model(any_band, tmp_path):
     with pytest.raises(ValueError, match="writes one band per FITS file: give band= as one band name"):
         dedicated.predict_to_fits(stack, tmp_path / "r.fits", band=["r"])
     assert not (tmp_path / "r.fits").exists()
+    # a Band is one band for either kind of model; any iterable of names is a list
+    from bandsynth import SyntheticBand
+    from bandsynth.bands import get_band
+
+    assert isinstance(dedicated.predict(stack, band=get_band("r"), uncertainty=False), SyntheticBand)
+    assert isinstance(any_band.predict(galaxy, band=get_band("r"), uncertainty=False), SyntheticBand)
+    assert list(any_band.predict(galaxy, band=np.array(["g", "r"]), uncertainty=False)) == ["g", "r"]
+    assert any_band.predict_to_fits(galaxy, tmp_path / "g.fits", band=get_band("g")).exists()
 
 
 def test_the_provenance_says_what_the_model_was_trained_on_as_its_card_does():

@@ -565,8 +565,8 @@ def test_predict_says_which_hdus_of_a_file_an_any_band_model_leaves_unread(tiny_
     with fits.open(galaxy["NUV"]) as hdul:
         fits.HDUList([fits.PrimaryHDU(), *(fits.ImageHDU(hdul[0].data, hdul[0].header, name=n)
                                            for n in ("KIDS_G", "J"))]).writeto(kv)
-    main(["predict", "--model", "any_band_kids_viking", "--band", "KiDS_r", "--input", str(kv),
-          "-o", str(tmp_path / "r.fits")])
+    assert main(["predict", "--model", "any_band_kids_viking", "--band", "KiDS_r", "--input", str(kv),
+                 "-o", str(tmp_path / "r.fits")]) == 0
     assert (f"does not read HDU J (J); it is not read (if HDU J holds VISTA_J, name each band: "
             f"--input KiDS_g={kv}[KIDS_G] --input VISTA_J={kv}[J])") in caplog.text
 
@@ -582,6 +582,11 @@ def test_unknown_bands_are_said_against_the_models_own_bands(tiny_any_band_model
     assert main([*common, "--band", "g", "--input-bands", "NUVV"]) == 2
     assert "--input-bands NUVV: not a known band; model 'tiny_any' reads NUV, g, r, Ks" in caplog.text
     assert "FUV" not in caplog.text
+    # a survey's own short name, no registered band: the model's band of that filter suggested
+    assert main(["predict-batch", "--model", "any_band_kids_viking", "--band", "Y", "--pattern", "{id}_{band}.fits",
+                 "--input-dir", str(tmp_path), "--out", str(tmp_path / "kv")]) == 2
+    assert "--band Y: not a known band; model 'any_band_kids_viking' predicts KiDS_u, " in caplog.text
+    assert "(did you mean --band VISTA_Y?)" in caplog.text
     # a band of another survey's filter named to --reproject-to: the run's own band suggested
     assert main(["predict", "--model", "any_band_kids_viking", "--band", "KiDS_r", "--input",
                  f"VISTA_Z={galaxy['NUV']}", "--reproject-to", "Z", "-o", str(tmp_path / "r.fits")]) == 2
@@ -589,9 +594,11 @@ def test_unknown_bands_are_said_against_the_models_own_bands(tiny_any_band_model
     assert "(did you mean --reproject-to VISTA_Z?)" in caplog.text
 
 
-def test_a_file_whose_primary_image_names_no_band_is_told_how_to_name_it(stem, galaxy, tmp_path, caplog):
-    assert main(["predict", "--model", str(stem), "--input", str(galaxy["NUV"]), "-o", str(tmp_path / "x.fits")]) == 1
-    assert "give every band image an EXTNAME (e.g. 'NUV'), or name its band: --input NUV=FILE" in caplog.text
+def test_a_file_whose_image_names_no_band_is_told_how_to_name_it(stem, galaxy, tmp_path, caplog):
+    # it said "give every band image an EXTNAME", as if the user had to edit the file
+    assert main(["predict", "--model", str(stem), "--input", str(galaxy["NUV"]), "-o", str(tmp_path / "x.fits")]) == 2
+    assert (f"--input {galaxy['NUV']}: no HDU of the file names its band (EXTNAME, or SURVEY and FILTER); name the "
+            f"band of its image: --input BAND={galaxy['NUV']}, e.g. --input NUV={galaxy['NUV']}") in caplog.text
 
 
 def test_a_file_that_is_not_fits_is_said_so_without_astropys_advice(stem, galaxy, tmp_path, caplog):

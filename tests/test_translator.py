@@ -635,13 +635,14 @@ def test_inputs_much_quieter_than_a_survey_models_training_are_a_domain_warning(
 
     card = get_card("g_z_to_r")
     said = {}
-    for depth in (0.0, 1.5):  # magnitudes deeper than the survey the model was trained on: 4x less noise
+    for depth in (0.0, 1.5, 6.0):  # magnitudes deeper than the survey the model was trained on: 4x (250x) less noise
         stack = observe_galaxy(21, survey="decals", bands=["g", "z"], size=64, depth_offset=depth).observed
         said[depth] = [p for p in domain_problems(card, stack) if "times less" in p]
     assert said[0.0] == []
     assert len(said[1.5]) == 2 and re.search(r"model 'g_z_to_r' was trained on DECam_g images with noise of 0\.003\d+ "
-                                             r"nanomaggy/pixel; this stack's DECam_g noise is 0\.000\d+, [34]\.\d+ times "
-                                             r"less \(warned beyond 2 times\)", said[1.5][0])
+                                             r"nanomaggy/pixel; this stack's DECam_g noise is 0\.000\d+, "
+                                             r"[34]\.\d+ times less \(warned beyond 2 times\)", said[1.5][0])
+    assert re.search(r", \d{3} times less \(warned beyond 2 times\)", said[6.0][0])  # not "2.51e+02 times"
     assert get_card("nuv_k_to_r_paper").training.get("noise") and not [  # trained noise-free: deeper is no news
         p for p in domain_problems(get_card("nuv_k_to_r_paper"), make_galaxy(3, bands=["NUV", "Ks"], size=48))
         if "times less" in p]

@@ -113,7 +113,6 @@ _HINTS = (
     (re.compile(r"\bscheduler='([^']*)'"), lambda m: f"--scheduler {m.group(1)}"),
     (HDU_HINT, lambda m: f"--input {m.group(1)}=FILE[{m.group(2)}]"),
     (re.compile(r"BandStack\.from_fits\(path\)"), lambda m: "--input FILE alone"),
-    (re.compile(r"or name the file's band: \{'NUV': path\}"), lambda m: "or name its band: --input NUV=FILE"),
 )
 
 
@@ -140,10 +139,52 @@ class OneBand(Once):
     reason = "one run predicts one band; run once per band"
 
 
-def add_band_request(parser, *, inputs):
-    """``--band`` and ``--input-bands`` (``inputs``: what the bands are), checked by `requested_bands`."""
+def known_band(option, name, model, bands):
+    """The registry's name of a band named to ``option``, else a usage error listing ``bands``, the model's.
+
+    Parameters
+    ----------
+    option : str
+        ``"--band"``, ``"--input-bands"``, ...
+    name : str
+        The band as given.
+    model : str
+        The model's name.
+    bands : sequence of str
+        The bands the model predicts (``--band``) or reads.
+
+    Returns
+    -------
+    str
+
+    Raises
+    ------
+    UsageError
+        No band answers to ``name`` (the registry's whole list would bury the model's own bands).
+    """
+    from ..bands import get_band
+
+    try:
+        return get_band(name).name
+    except ValueError:
+        raise UsageError(f"{option} {name}: not a known band; model {model!r} "
+                         f"{'predicts' if option == '--band' else 'reads'} {', '.join(bands)}"
+                         f"{same_filter_hint(name, bands, option + ' {}')}") from None
+
+
+def add_band_request(parser, *, inputs, wanted="the band to predict"):
+    """``--band`` and ``--input-bands``, checked by `requested_bands`.
+
+    Parameters
+    ----------
+    parser : argparse.ArgumentParser
+    inputs : str
+        What the input bands are, for the help (``"the bands every galaxy gives"``).
+    wanted : str
+        What the band is, for the help.
+    """
     parser.add_argument("--band", metavar="BAND", action=OneBand,
-                        help="the band to predict: required for an any-band model; for any other model, its output")
+                        help=f"{wanted}: required for an any-band model; for any other model, its output")
     parser.add_argument("--input-bands", nargs="+", action="extend", metavar="BAND",
                         help=f"with an any-band model: {inputs} (default: all the model reads but --band)")
 
@@ -165,18 +206,16 @@ def requested_bands(card, band, input_bands):
         The registry's name of the band to predict (None: a one-mapping model's output).
     inputs : list of str
         The bands read.
+
+    Raises
+    ------
+    UsageError
+        A band the model does not predict or read, a band given twice, or ``--input-bands`` for a
+        model of one mapping.
     """
-    from ..bands import get_band
-
-    def known(option, name, bands):
-        try:
-            return get_band(name).name
-        except ValueError:  # the registry's whole list would bury the model's own bands
-            raise UsageError(f"{option} {name}: not a known band; model {card.name!r} "
-                             f"{'predicts' if option == '--band' else 'reads'} {', '.join(bands)}") from None
-
-    band = None if band is None else known("--band", band, card.writes)
-    inputs = None if input_bands is None else [known("--input-bands", b, card.inputs) for b in input_bands]
+    band = None if band is None else known_band("--band", band, card.name, card.writes)
+    inputs = None if input_bands is None else [known_band("--input-bands", b, card.name, card.inputs)
+                                               for b in input_bands]
     twice = sorted({b for b in inputs or () if inputs.count(b) > 1})
     if twice:
         raise UsageError(f"--input-bands: band(s) {', '.join(twice)} given twice")

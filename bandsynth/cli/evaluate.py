@@ -50,7 +50,7 @@ def add_parser(subparsers):
                     "and figures (PNG).",
     )
     add_model(p)
-    add_band_request(p, inputs="the bands it reads")
+    add_band_request(p, inputs="the bands it reads", wanted="the band to score")
     p.add_argument("--split", default="test", choices=("train", "validation", "test"),
                    help="split to evaluate (default: test)")
     p.add_argument("--max-images", type=at_least(1), metavar="N", help="evaluate at most this many images")
@@ -78,17 +78,22 @@ def run(args) -> int:
             if existing:
                 raise UsageError(f"output {existing[0]} exists; pass --overwrite to replace it")
     from ..evaluation import card_dataset, evaluate_robustness, evaluate_translator
+    from ..models.zoo import get_card
     from ..translator import Translator
 
+    try:
+        card = get_card(args.model)  # the request checked before the weights are read
+    except (ValueError, FileNotFoundError) as err:
+        raise UsageError(str(err)) from None
+    band, inputs = requested_bands(card, args.band, args.input_bands)
+    if card.outputs and args.write_card:
+        raise UsageError(f"--write-card: model {card.name!r} predicts any of its bands; its card keeps no test rows "
+                         f"of one request such as --band {band}")
     try:
         translator = Translator.load(args.model)
     except (ValueError, FileNotFoundError) as err:
         raise UsageError(str(err)) from None
-    band, inputs = requested_bands(translator.card, args.band, args.input_bands)
-    if translator.card.outputs:  # an any-band model is scored on one request
-        if args.write_card:
-            raise UsageError(f"--write-card: model {args.model!r} predicts any of its bands; its card keeps no "
-                             f"test rows of one request such as --band {band}")
+    if card.outputs:  # an any-band model is scored on one request
         translator = translator.task(inputs=inputs, output=band)
     if args.data == "mock" and args.from_card:
         data = card_dataset(translator.card, progress=not args.quiet)

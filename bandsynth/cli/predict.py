@@ -22,6 +22,7 @@ from ._common import (
     check_input_file,
     check_output_file,
     cli_text,
+    known_band,
     reproject_target,
     same_filter_hint,
     status,
@@ -144,19 +145,13 @@ def wanted_band(translator, band, files):
     An any-band model (its card lists ``outputs``) needs ``--band`` and reads whichever of its
     bands are given; any other model predicts its output from all its inputs.
     """
-    from ..bands import get_band
-
     writes = translator.card.writes
     if band is None:
         if translator.card.outputs:
             raise UsageError(f"model {translator.name!r} predicts any of {', '.join(writes)}: say which with --band, "
                              f"e.g. --band {writes[0]}")
         band = translator.output
-    try:
-        band = get_band(band).name
-    except ValueError:  # the registry's whole list would bury the model's own bands
-        raise UsageError(f"--band {band}: not a known band; model {translator.name!r} predicts "
-                         f"{', '.join(writes)}") from None
+    band = known_band("--band", band, translator.name, writes)
     if band not in writes:
         raise UsageError(f"--band {band}: model {translator.name!r} predicts {', '.join(writes)}"
                          f"{same_filter_hint(band, writes, '--band {}')}")
@@ -303,6 +298,9 @@ def run(args) -> int:
         except (ValueError, OSError) as err:
             log.error("%s", cli_text(err))
             return FAILED
+        if not held:  # one band's image, as surveys deliver them: the command line must say which band
+            raise UsageError(f"--input {files}: no HDU of the file names its band (EXTNAME, or SURVEY and FILTER); "
+                             f"name the band of its image: --input BAND={files}, e.g. --input {inputs[0]}={files}")
         extnames = hdus_of_file(translator, inputs, held, files)
         inputs = list(extnames.values()) if extnames else inputs
     named_band = [reproject_to] if isinstance(reproject_to, str) else []

@@ -92,15 +92,38 @@ def parse_compared(prediction, truth, inputs):
 
 
 def check_truth_band(truth, band):
-    """Refuse an in-memory truth whose header names another band than the prediction's (``stack["VISTA_H"]``
-    of a survey's file given as the truth of r was scored as r)."""
-    from ..bands import header_band
+    """Warn of an in-memory truth whose header names another filter than the prediction's band.
+
+    ``stack["VISTA_H"]`` of a survey's file given as the truth of r was scored as r without a
+    word; as a file read as another band, it is compared as asked, and said so.
+
+    Parameters
+    ----------
+    truth : object
+        The truth as given to `compare`; its ``meta`` (a FITS header or a dict) is read.
+    band : str or None
+        The prediction's band (None: nothing to check).
+
+    Warns
+    -----
+    AstropyUserWarning
+        The header (SURVEY/FILTER, or a bandsynth output's BSBAND) names another filter.
+    """
+    import warnings
+
+    from astropy.utils.exceptions import AstropyUserWarning
+
+    from ..bands import header_band, same_filter
 
     meta = getattr(truth, "meta", None)
     named = header_band(meta) if band is not None and isinstance(meta, Mapping) else None
-    if named is not None and not same_band(named.name, band):
-        raise ValueError(f"the truth's header names band {named.name} (SURVEY/FILTER or BSBAND), the prediction is "
-                         f"of {band}: give the truth image of {band}")
+    try:
+        other = named is not None and not same_filter(band, [named.name])
+    except ValueError:  # a prediction's band the registry does not know: nothing to compare it with
+        other = False
+    if other:
+        warnings.warn(f"the truth's header names band {named.name} (SURVEY/FILTER or BSBAND), another filter than "
+                      f"the prediction's {band}: compared as {band}, as asked", AstropyUserWarning, stacklevel=4)
 
 
 _ONTO_PREDICTION = "(BandStack.from_fits(..., reproject_to=(prediction.wcs, prediction.data.shape)))"

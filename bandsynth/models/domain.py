@@ -248,7 +248,7 @@ def depth_tags(card, stack, inputs):
 
 def _times(ratio, factor):
     """``"2.04 times"`` for a ratio beyond ``factor``, never rounded down onto it ("2.0 times (warned beyond 2)")."""
-    text = f"{ratio:.3g}"
+    text = f"{ratio:.3g}" if ratio < 100 else f"{ratio:.0f}"  # no "1.23e+04 times"
     return f"{text} times" if float(text) > factor else f"just over {factor:g} times"
 
 
