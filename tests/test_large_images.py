@@ -92,10 +92,11 @@ def test_predict_to_fits_takes_the_options_of_predict(tiny_translator, field, tm
     predict = inspect.signature(Translator.predict).parameters
     for function in (predict_stacks, predict_to_fits):
         params = inspect.signature(function).parameters
-        # ``band`` is settled by the translator (which request of a model) before these functions run.
+        # ``band`` is settled by the translator (which request of a model) before these functions run;
+        # predict_to_fits only checks it (one band per file)
         assert {k: p.default for k, p in predict.items() if k not in ("self", "stacks", "band")} == \
                {k: p.default for k, p in params.items() if k not in ("translator", "stack", "stacks", "path",
-                                                                       "overwrite")}
+                                                                       "overwrite", "band")}
     (tmp_path / "old.fits").write_bytes(b"old")
     with pytest.raises(FileExistsError, match="pass overwrite=True"):
         tiny_translator.predict_to_fits(field, tmp_path / "old.fits", tile=32)
