@@ -206,6 +206,10 @@ def test_evaluate_scores_one_request_of_an_any_band_model(tiny_any_band_model, t
     assert main([*common, "--band", "g", "--write-card"]) == 2
     assert "--write-card: model" in caplog.text and "its card keeps no test rows of one request" in caplog.text
     assert stem.with_suffix(".json").read_bytes() == before
+    # a model of no mock universe has none to rebuild: a usage error, not an unexpected one
+    assert main(["evaluate", "--model", "any_band_kids_viking", "--band", "KiDS_r", "--from-card", "--quiet"]) == 2
+    assert ("--from-card: model 'any_band_kids_viking' was not trained on the built-in mock universe (training data: "
+            "observed KiDS/VIKING galaxies") in caplog.text and "on a stored data set (--data FOLDER)" in caplog.text
     data = make_dataset(4, bands=["NUV", "g", "r", "Ks"], size=48, seed=1)
     with pytest.raises(ValueError, match=r"predicts any of NUV, g, r, Ks: evaluate one request, "
                                          r"translator\.task\(inputs=\[\.\.\.\], output=BAND\)"):

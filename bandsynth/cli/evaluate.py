@@ -96,7 +96,11 @@ def run(args) -> int:
     if card.outputs:  # an any-band model is scored on one request
         translator = translator.task(inputs=inputs, output=band)
     if args.data == "mock" and args.from_card:
-        data = card_dataset(translator.card, progress=not args.quiet)
+        try:
+            data = card_dataset(translator.card, progress=not args.quiet)
+        except ValueError as err:  # a model of no mock universe: there is no universe to rebuild
+            text = str(err).replace("a stored data set", "a stored data set (--data FOLDER)")
+            raise UsageError(f"--from-card: {text}") from None
     else:
         data = mock_or_stored(args, [*translator.inputs, translator.output])
     result = evaluate_translator(translator, data, split=args.split, max_images=args.max_images,
