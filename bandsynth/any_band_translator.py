@@ -223,7 +223,7 @@ class AnyBandTranslator(ModelAccess):
         if inputs is None:
             inputs = tuple(b for b in self.inputs if b in stack and b != band)
             unread = [b for b in stack.names if b not in self.inputs and b not in alike and b != band]
-            said = "; ".join([f"it does not read {', '.join(unread)}"] * bool(unread) + [hint] * bool(hint))
+            said = "; ".join(([f"it does not read {', '.join(unread)}"] if unread else []) + ([hint] if hint else []))
             if inputs and said:
                 warnings.warn(f"model {self.name!r} predicts {band} from {', '.join(inputs)} alone: {said}",
                               AstropyUserWarning, stacklevel=3)

@@ -74,7 +74,7 @@ def _cell(value):
     return str(value).strip()
 
 
-def read_manifest(manifest, *, bands, base_dir=None):
+def read_manifest(manifest, *, bands, base_dir=None, fewer_bands_hint=""):
     """Galaxies of a manifest: ``(items, problems)``.
 
     The manifest (ECSV, or any table `astropy.table.Table.read` understands)
@@ -94,6 +94,9 @@ def read_manifest(manifest, *, bands, base_dir=None):
     base_dir : str or os.PathLike, optional
         Folder of relative paths (default: the manifest's folder, or the
         current folder for a Table).
+    fewer_bands_hint : str
+        Added to the error of a manifest without columns for some bands: how the caller
+        names fewer bands (an any-band model's ``inputs=`` / ``--input-bands``).
 
     Returns
     -------
@@ -133,7 +136,7 @@ def read_manifest(manifest, *, bands, base_dir=None):
         raise ValueError(
             f"{what} has no column for band(s) {', '.join(missing)} (columns: {', '.join(table.colnames)}); "
             f"the model needs {', '.join(needed)}: add one column per band, or a 'file' column of "
-            "multi-extension files"
+            f"multi-extension files{fewer_bands_hint}"
         )
 
     def absolute(text):
@@ -214,7 +217,7 @@ def _from_scan(scan, needed):
     return items, rows
 
 
-def normalise_items(items, needed, base_dir):
+def normalise_items(items, needed, base_dir, *, fewer_bands_hint=""):
     """``(items, rows)`` from any accepted form of ``items``.
 
     Parameters
@@ -227,6 +230,8 @@ def normalise_items(items, needed, base_dir):
         Bands every galaxy needs (the model's inputs, registry names).
     base_dir : str, os.PathLike or None
         Folder of relative paths in a manifest (see :func:`read_manifest`).
+    fewer_bands_hint : str
+        As for :func:`read_manifest`.
 
     Returns
     -------
@@ -246,7 +251,7 @@ def normalise_items(items, needed, base_dir):
     from ..datasets.folder import FolderScan
 
     if isinstance(items, (str, os.PathLike, Table)):
-        return read_manifest(items, bands=needed, base_dir=base_dir)
+        return read_manifest(items, bands=needed, base_dir=base_dir, fewer_bands_hint=fewer_bands_hint)
     if isinstance(items, FolderScan):
         return _from_scan(items, needed)
     if isinstance(items, Mapping) or not isinstance(items, Iterable):

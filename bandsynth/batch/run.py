@@ -251,6 +251,10 @@ def _run_distributed(jobs, ref, payload, *, scheduler, torch_threads, options, p
             quiet_close(client)
 
 
+#: Said of a manifest lacking bands an any-band model reads when no ``inputs=`` names those at hand.
+_NAME_FEWER_BANDS = "; or, to predict from the bands it gives, name them: inputs=[...]"
+
+
 def predict_many(model, items, *, out_dir, band=None, inputs=None, workers=None, scheduler=None, overwrite=False,
                  progress=True, report=None, reproject_to=None, tta=False, torch_threads=None, predict_kw=None,
                  base_dir=None) -> BatchReport:
@@ -329,7 +333,8 @@ def predict_many(model, items, *, out_dir, band=None, inputs=None, workers=None,
     translator, ref, payload = _resolve_model(model)
     request = _request(translator, band, inputs)
     reproject_to = _check_reproject_to(reproject_to, request)
-    item_list, rows = _items(items, request, base_dir, named=request is translator or inputs is not None)
+    fewer = "" if request is translator or inputs is not None else _NAME_FEWER_BANDS
+    item_list, rows = normalise_items(items, request.inputs, base_dir, fewer_bands_hint=fewer)
 
     out_dir = Path(out_dir).absolute()
     check_writable(out_dir)
@@ -396,9 +401,9 @@ def _check_scheduler(scheduler):
 def _request(translator, band, inputs):
     """The one-mapping translator the batch runs: the model, or the request ``inputs -> band`` of an any-band one."""
     from ..bands import get_band
-    from ..prediction import check_output_band
+    from ..prediction import check_output_band, is_band_list
 
-    if isinstance(band, (list, tuple, set)):  # one run writes one band per galaxy
+    if is_band_list(band):  # one run writes one band per galaxy
         raise TypeError(f"band must be one band name (a run writes one band per galaxy; run once per band), "
                         f"got {band!r}")
     if translator.card.outputs:
@@ -411,17 +416,6 @@ def _request(translator, band, inputs):
     if inputs is not None and tuple(get_band(b).name for b in inputs) != translator.inputs:
         raise ValueError(f"model {translator.name!r} reads {', '.join(translator.inputs)}; inputs= cannot change that")
     return translator
-
-
-def _items(items, request, base_dir, *, named):
-    """`normalise_items` for ``request``; a manifest lacking bands an any-band model read by default (not ``named``)
-    suggests naming those it gives."""
-    try:
-        return normalise_items(items, request.inputs, base_dir)
-    except ValueError as err:
-        if named or "has no column for band" not in str(err):
-            raise
-        raise ValueError(f"{err}; or, to predict from the bands it gives, name them: inputs=[...]") from None
 
 
 def _check_reproject_to(reproject_to, translator):

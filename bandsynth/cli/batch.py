@@ -86,12 +86,12 @@ def run(args) -> int:
     if args.manifest is not None:
         from ..batch import read_manifest
 
+        fewer = ("; or, to predict from the bands it gives, name them: --input-bands BAND [BAND ...]"
+                 if card.outputs and args.input_bands is None else "")
         try:
-            listed = read_manifest(args.manifest, bands=inputs)
+            listed = read_manifest(args.manifest, bands=inputs, fewer_bands_hint=fewer)
         except (ValueError, OSError) as err:
-            hint = ("; or, to predict from the bands it gives, name them: --input-bands BAND [BAND ...]"
-                    if card.outputs and args.input_bands is None and "has no column for band" in str(err) else "")
-            raise UsageError(f"--manifest {args.manifest}: {err}{hint}") from None
+            raise UsageError(f"--manifest {args.manifest}: {err}") from None
         if not any(listed):  # as a --pattern that matches nothing: said, and no output folder or report made
             raise UsageError(f"--manifest {args.manifest} lists no galaxy: nothing to predict")
         items = args.manifest
