@@ -379,11 +379,12 @@ def same_filter(name, bands) -> list[str]:
 def header_band(header):
     """The band a FITS header names by its survey or instrument and its filter, or None.
 
-    ``FILTER`` after the survey (``SURVEY``) or the instrument or telescope (``INSTRUME``,
-    ``TELESCOP``, or either part of ``'VST/OmegaCAM'``), as `get_band`
+    ``FILTER`` after the survey (``SURVEY``), the instrument or telescope (``INSTRUME``,
+    ``TELESCOP``, or either part of ``'VST/OmegaCAM'``) or the ``ORIGIN``, as `get_band`
     knows them: ``SURVEY = 'KiDS'``, ``FILTER = 'g'`` is KiDS g, ``INSTRUME =
-    'VISTA/VIRCAM'``, ``FILTER = 'Y'`` is VISTA Y; a bandsynth output's ``BSBAND`` names
-    its band outright.
+    'VISTA/VIRCAM'``, ``FILTER = 'Y'`` is VISTA Y, ``ORIGIN = '2MASS'``, ``FILTER = 'k'``
+    is 2MASS Ks; GALEX images say ``BAND = 1`` (NUV) or ``2`` (FUV); a bandsynth
+    output's ``BSBAND`` names its band outright.
 
     Parameters
     ----------
@@ -407,10 +408,12 @@ def header_band(header):
             return get_band(own)
         except ValueError:
             pass
+    if str(header.get("TELESCOP", "")).strip().upper() == "GALEX" and str(header.get("BAND", "")).strip() in ("1", "2"):
+        return get_band("NUV" if str(header["BAND"]).strip() == "1" else "FUV")
     filt = str(header.get("FILTER", "")).strip()
     if not filt:
         return None
-    for key in ("SURVEY", "INSTRUME", "TELESCOP"):
+    for key in ("SURVEY", "INSTRUME", "TELESCOP", "ORIGIN"):
         value = str(header.get(key, ""))
         for prefix in filter(None, (p.strip() for p in [value, *value.split("/")])):
             try:

@@ -61,7 +61,7 @@ def bad_pixels(data, header, *, label="the mask"):
     return (data.astype(np.int64) & bits) != 0
 
 
-def mask_of(hdul, name, label):
+def mask_of(hdul, name, label, *, shape=None):
     """The bad pixels (`bad_pixels`) of HDU ``name`` of an open FITS file, or None where it has none.
 
     Parameters
@@ -70,12 +70,25 @@ def mask_of(hdul, name, label):
     name : str
         The mask HDU's ``EXTNAME`` (``"MASK"``, ``"<BAND>_MASK"``).
     label : str
-        What the mask belongs to, for the warning.
+        What the mask belongs to, for the warning and the error.
+    shape : tuple of int, optional
+        The shape of the image the mask belongs to.
 
     Returns
     -------
     ndarray of bool or None
+
+    Raises
+    ------
+    bandsynth.errors.BandInputError
+        A mask of another shape than ``shape``.
     """
     if name not in hdul or hdul[name].data is None:
         return None
-    return bad_pixels(hdul[name].data, hdul[name].header, label=f"{label}: HDU {name} of {hdul.filename()!r}")
+    where = f"{label}: HDU {name} of {hdul.filename()!r}"
+    if shape is not None and hdul[name].data.shape != tuple(shape):
+        from .errors import BandInputError
+
+        raise BandInputError(f"{where} has shape {hdul[name].data.shape}, the image {tuple(shape)}: a mask must have "
+                             "its image's shape", path=hdul.filename())
+    return bad_pixels(hdul[name].data, hdul[name].header, label=where)

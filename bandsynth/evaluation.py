@@ -32,11 +32,15 @@ __all__ = [
     "metric_space",
     "target_images",
     "input_array",
+    "OUTPUT_FILES",
 ]
 
 log = logging.getLogger(__name__)
 
 METHODS = ("model", "nearest_input", "linear_colour")
+#: The files `EvaluationResult.write` writes: the tables, then the figures.
+OUTPUT_FILES = ("summary.ecsv", *(f"{m}_per_galaxy.ecsv" for m in METHODS), "panels.png", "gini_kde.png",
+                "m20_kde.png", "calibration.png")
 
 # Summary columns that go into a model card, in the paper's order first.
 _CARD_COLUMNS = (
@@ -146,7 +150,8 @@ class EvaluationResult:
         out_dir : str or os.PathLike
             Output folder (created if needed).
         overwrite : bool
-            Replace existing tables (checked before anything is written).
+            Replace existing files (checked before anything is written); an earlier run's
+            figures that this one does not draw are removed, so that none passes for this run's.
         figures : bool
             Also draw the figures.
 
@@ -163,7 +168,7 @@ class EvaluationResult:
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         paths = [out / "summary.ecsv"] + [out / f"{m}_per_galaxy.ecsv" for m in self.per_galaxy]
-        for p in paths:
+        for p in [*paths, *(out / name for name in OUTPUT_FILES if name.endswith(".png"))]:
             if p.exists() and not overwrite:
                 raise FileExistsError(f"{p} exists; pass overwrite=True (--overwrite) to replace it")
         _with_units(self.summary).write(paths[0], format="ascii.ecsv", overwrite=True)
@@ -171,6 +176,9 @@ class EvaluationResult:
             _with_units(table).write(out / f"{m}_per_galaxy.ecsv", format="ascii.ecsv", overwrite=True)
         if figures:
             paths.extend(self._figures(out))
+        for stale in (out / name for name in OUTPUT_FILES if name.endswith(".png")):
+            if stale not in paths:
+                stale.unlink(missing_ok=True)
         return paths
 
     def _figures(self, out):
@@ -227,6 +235,41 @@ def _w1_limits(per_galaxy):
     return limits
 
 
+def _readable(data, indices, output):
+    """The galaxies whose images can be read -- indices, stacks, truths -- and ``(index, error)`` of the others: a
+    blank or corrupt image fails its galaxy's row, not the evaluation."""
+    kept, stacks, truths, unreadable = [], [], [], []
+    for i in indices:
+        try:
+            stack = data.stack(i)
+            truth = target_images(data, [i], output, [stack])[0]
+        except (OSError, ValueError) as err:
+            unreadable.append((i, f"{type(err).__name__}: image {i}: {err}"))
+            continue
+        kept.append(i)
+        stacks.append(stack)
+        truths.append(truth)
+    if not kept:
+        raise ValueError(f"no image could be read; the first: {unreadable[0][1]}")
+    return kept, stacks, truths, unreadable
+
+
+def _with_unreadable(table, unreadable):
+    """``table`` and a row per galaxy that could not be read: its ``image`` and ``error``, NaN (or empty) elsewhere."""
+    from astropy.table import Table, vstack
+
+    if not unreadable:
+        return table
+    out = vstack([table, Table({"image": [i for i, _ in unreadable], "error": [e for _, e in unreadable]})],
+                 join_type="outer", metadata_conflicts="silent")
+    for name in out.colnames:
+        if getattr(out[name], "mask", None) is not None and np.any(out[name].mask):
+            kind = out[name].dtype.kind
+            out[name] = out[name].astype(float).filled(np.nan) if kind in "fiu" else out[name].filled(
+                False if kind == "b" else "")
+    return Table(out, masked=False)
+
+
 def evaluate_translator(translator, data, *, split="test", indices=None, linear_coefficients=None, max_images=None,
                         n_examples=4, progress=True):
     """Evaluate ``translator`` and both baselines on ``split`` of ``data``.
@@ -280,9 +323,8 @@ def evaluate_translator(translator, data, *, split="test", indices=None, linear_
         raise ValueError(f"empty data set: no {split!r} images to evaluate")
     inputs, output = translator.inputs, translator.output
     scalings, refs_of = metric_space(data, inputs, output)
-    stacks = [data.stack(i) for i in indices]
+    indices, stacks, truths, unreadable = _readable(data, indices, output)
     preds = _predict_all(translator, stacks, progress=progress)
-    truths = target_images(data, indices, output, stacks)
     input_images = [{b: s[b] for b in inputs} for s in stacks]
     refs = refs_of(stacks)
     filled = [{b: input_array(s[b]) for b in inputs} for s in stacks]  # the baselines read what the model reads
@@ -305,6 +347,7 @@ def evaluate_translator(translator, data, *, split="test", indices=None, linear_
     }
     for name, table in per_galaxy.items():
         table["image"] = indices
+        per_galaxy[name] = table = _with_unreadable(table, unreadable)
         table.meta["method"] = name
         table.meta["flux_unit"] = translator.card.unit
     per_galaxy["linear_colour"].meta["coefficients"] = dict(zip(inputs, map(float, coef)))

@@ -37,16 +37,9 @@ from astropy.wcs import WCS
 
 from .bands import Band, get_band
 from .resample import METHODS, check_grid, describe_target, regrid, reproject_all
-from .stack_io import (
-    BandImage,
-    as_unit,
-    as_wcs,
-    convert_unit,
-    image_from_value,
-    read_band_file,
-    read_multi_extension,
-    resolve_mapping,
-)
+from .errors import BandInputError
+from .stack_io import (BandImage, as_unit, as_wcs, convert_unit, image_from_value, read_band_file,
+                       read_multi_extension, resolve_mapping)
 from .units import format_unit
 from .zeropoints import apply_zeropoint, is_count_unit
 
@@ -320,10 +313,11 @@ class BandStack:
         with_wcs = [b for b in bands if built[b].wcs is not None]
         if with_wcs and len(with_wcs) != len(bands):
             lacking = next(b for b in bands if built[b].wcs is None)
-            raise ValueError(
-                f"band {lacking.name!r} has no WCS while band {with_wcs[0].name!r} has one; "
-                "give every band a WCS (e.g. wcs=...)"
-            )
+            path = built[lacking].path
+            raise BandInputError(
+                f"band {lacking.name!r}{f' ({path!r})' if path else ''} has no celestial WCS while band "
+                f"{with_wcs[0].name!r} has one: the bands must share a sky grid, so each needs one (in a file, its "
+                "header's CTYPEi, CRVALi, CRPIXi and CDELTi or CDi_j; for an array, wcs=)", band=lacking, path=path)
         if reproject_to is not None:
             if isinstance(reproject_to, (str, Band)):
                 target = get_band(reproject_to)
@@ -339,7 +333,7 @@ class BandStack:
             else:  # a grid, as reproject takes one; a pixel scale over the bluest band's field
                 wcs_out, shape_out = _target_grid(reproject_to, built[bands[0]])
             kw = dict(reproject_kw or {})
-            method = kw.pop("method", "interp")
+            method = kw.pop("method", "auto")
             conserve = kw.pop("conserve_flux", "auto")
             built, records = reproject_all(built, wcs_out, shape_out, method=method, conserve_flux=conserve, kwargs=kw,
                                            requested=describe_target(reproject_to))
@@ -535,7 +529,7 @@ class BandStack:
         chosen.sort(key=lambda b: b.wavelength.value)
         return self._from_images({b: self._images[b] for b in chosen}, self._meta)
 
-    def reproject(self, target, *, method="interp", conserve_flux="auto", **kwargs) -> "BandStack":
+    def reproject(self, target, *, method="auto", conserve_flux="auto", **kwargs) -> "BandStack":
         """Resample every band onto another pixel grid with the `reproject` package.
 
         Parameters
@@ -546,9 +540,10 @@ class BandStack:
             a WCS (or header) and ``(ny, nx)`` shape, an NDData's WCS and shape, or a
             pixel scale (``0.262 * u.arcsec``: the bluest band's field on such pixels,
             `bandsynth.resample.regrid`).
-        method : {"interp", "exact", "adaptive"}
-            `reproject.reproject_interp`, `reproject.reproject_exact` (flux-exact
-            spherical-polygon overlap) or `reproject.reproject_adaptive`.
+        method : {"auto", "interp", "exact", "adaptive"}
+            `reproject.reproject_interp`, `reproject.reproject_exact` (flux-exact spherical-polygon
+            overlap) or `reproject.reproject_adaptive`; ``"auto"`` (default): ``"exact"`` for bands put on
+            larger pixels, whose light interpolation would sample rather than sum, ``"interp"`` for others.
         conserve_flux : {"auto", True, False}
             The reproject functions return area-weighted means, which preserve
             *surface brightness*.  Images in flux per pixel (e.g. nanomaggies) are
@@ -563,7 +558,7 @@ class BandStack:
             (band, input and output pixel scale, method, flux scaling), which
             predictions copy into their provenance.
         **kwargs
-            Further options of the reproject function (e.g. ``order="bicubic"``).
+            Further options of the reproject function (e.g. ``order="bicubic"`` with ``method="interp"``).
 
         Returns
         -------

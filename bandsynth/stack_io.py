@@ -1,12 +1,9 @@
 """Reading the images of a `~bandsynth.stack.BandStack`: values, FITS files, units.
 
-The building blocks of `BandStack <bandsynth.stack.BandStack>` and its constructors:
-:func:`image_from_value` checks one band's image given as an array, Quantity,
-masked array or NDData; :func:`read_band_file` and :func:`read_multi_extension`
-read it from FITS files; :func:`convert_unit` puts it in the stack's unit (images in counts
-are put into nanomaggies by `bandsynth.zeropoints.apply_zeropoint`).  Each
-band is held in a :class:`BandImage` record until the stack is frozen.  Most code
-uses `BandStack <bandsynth.stack.BandStack>` instead.
+The building blocks of `BandStack <bandsynth.stack.BandStack>`: :func:`image_from_value` checks one band's image
+(array, Quantity, masked array or NDData); :func:`read_band_file` and :func:`read_multi_extension` read it from FITS
+files; :func:`convert_unit` puts it in the stack's unit (counts into nanomaggies by
+`bandsynth.zeropoints.apply_zeropoint`).  Each band is a :class:`BandImage` record until the stack is frozen.
 """
 
 from __future__ import annotations
@@ -23,35 +20,25 @@ from astropy.io import fits
 from astropy.nddata import CCDData, NDData, NDUncertainty, StdDevUncertainty
 from astropy.utils.exceptions import AstropyUserWarning
 from astropy.wcs import WCS
+from astropy.wcs.utils import proj_plane_pixel_scales
 
 from ._io import fits_ascii, open_whole_fits, sha256_file, split_extended_name
 from .bands import get_band, header_band, list_bands, same_filter
 from .bitmasks import mask_of
+from .noise_maps import noise_of
 from .errors import (BandFileError, BandFileNotFoundError, BandInputError, BandOptionError, BandTypeError,
                      BandUnitError)
-from .units import area_of, conversion_factor, parse_unit, to_unit
+from .units import area_of, conversion_factor, needs_pixel_area, parse_unit, to_unit
 from .zeropoints import is_count_unit, stated_zeropoint, with_primary_photometry
 
-__all__ = [
-    "BandImage",
-    "as_unit",
-    "as_wcs",
-    "convert_unit",
-    "file_bands",
-    "image_from_value",
-    "read_band_file",
-    "read_multi_extension",
-    "resolve_mapping",
-]
+__all__ = ["BandImage", "as_unit", "as_wcs", "convert_unit", "file_bands", "image_from_value", "read_band_file",
+           "read_multi_extension", "resolve_mapping"]
 
 
 class BandImage:
     """One band while a stack is being assembled (mutable scratch record).
 
-    `~bandsynth.stack.BandStack` keeps its bands in these records; ``data``,
-    ``uncertainty`` (a standard deviation in ``unit``) and ``mask`` are arrays
-    (the latter two or None), ``wcs`` a `~astropy.wcs.WCS` or None, ``meta``
-    the image's header or metadata and ``path`` the file it was read from.
+    `~bandsynth.stack.BandStack` keeps its bands in these records.
 
     Parameters
     ----------
@@ -183,7 +170,7 @@ def as_wcs(wcs, where, *, band=None, path=None):
     bandsynth.errors.BandTypeError
         If ``wcs`` is neither a WCS nor a header.
     bandsynth.errors.BandInputError
-        If it does not have two pixel axes.
+        If it does not have two pixel axes, or puts celestial pixels half a degree apart or more.
     """
     if isinstance(wcs, fits.Header):
         wcs = WCS(wcs)
@@ -197,6 +184,9 @@ def as_wcs(wcs, where, *, band=None, path=None):
     if wcs.pixel_n_dim != 2:
         raise BandInputError(f"{where}: expected a 2-D WCS, got one with {wcs.pixel_n_dim} pixel axes",
                              band=band, path=path)
+    if wcs.has_celestial and (scale := proj_plane_pixel_scales(wcs.celestial).max()) >= 0.5:  # no galaxy image's
+        raise BandInputError(f"{where}: its WCS puts pixels {scale:g} deg apart: a header that states no pixel "
+                             "scale (no CDELTi or CDi_j) is read by astropy as 1 degree per pixel", band=band, path=path)
     return wcs
 
 
@@ -437,8 +427,7 @@ def _fspath(path, what, *, band=None):
         raise BandTypeError(f"{what}: expected a file path, got {type(path).__name__}", band=band) from None
 
 
-def _image_hdus(hdul):
-    """Indices of the HDUs holding image data."""
+def _image_hdus(hdul):  # the indices of the HDUs holding image data
     return [i for i, h in enumerate(hdul) if h.is_image and h.header.get("NAXIS", 0) > 0]
 
 
@@ -513,8 +502,9 @@ def _the_band_image(hdul, images, band, path, label):
 def read_band_file(band, path, *, hdu, unit):
     """Read one band's image from a FITS file, as `~astropy.nddata.CCDData.read` would.
 
-    The image, its ``BUNIT`` (read by bandsynth's parser), WCS, and ``UNCERT`` /
-    ``MASK`` extensions when present; checked by :func:`image_from_value`.
+    The image, its ``BUNIT`` (read by bandsynth's parser), WCS, and ``UNCERT`` (or a survey's
+    ``VARIANCE`` / ``IVAR``: `~bandsynth.noise_maps`) and ``MASK`` extensions when present; checked
+    by :func:`image_from_value`.
 
     Parameters
     ----------
@@ -574,9 +564,12 @@ def read_band_file(band, path, *, hdu, unit):
         if named is not None and not same_filter(band.name, [named]):  # its own band is of its filter too
             warnings.warn(f"{label}: {'' if hdu is None else f'HDU {hdu!r} of '}{path!r} holds {named.name}, another "
                           f"filter, read as {band.name} as asked", AstropyUserWarning, stacklevel=4)
-        header, where, mask = hdul[index].header, hdul[index].name or index, mask_of(hdul, "MASK", label)
+        header, where = hdul[index].header, hdul[index].name or index
+        mask = mask_of(hdul, "MASK", label, shape=hdul[index].shape)
+        noise = None if "UNCERT" in hdul else noise_of(hdul, label, shape=hdul[index].shape)  # a survey's VARIANCE
         header = with_primary_photometry(header, hdul[0].header) if index else header.copy()
     ccd = _read_ccd(path, index, label=label, unit=unit, hdu_uncertainty="UNCERT", mask=mask, header=header, band=band)
+    ccd.uncertainty = ccd.uncertainty if noise is None else noise
     ccd.meta = with_primary_photometry(ccd.meta, header)  # zero-point keywords of the primary header too
     ccd.meta["FILENAME"] = fits_ascii(os.path.basename(path))  # exact name: in the provenance
     im = image_from_value(band, ccd, source=path, path=path, copy_data=False)  # read just now: nobody else holds it
@@ -668,8 +661,7 @@ def file_bands(path):
 
     Examples
     --------
-    >>> import os, tempfile
-    >>> import numpy as np
+    >>> import os, tempfile, numpy as np
     >>> from astropy.io import fits
     >>> path = os.path.join(tempfile.mkdtemp(), "g1.fits")
     >>> hdus = [fits.PrimaryHDU()] + [fits.ImageHDU(np.ones((4, 4)), name=n) for n in ("K", "NUV", "SEG")]
@@ -733,7 +725,8 @@ def read_multi_extension(path, *, unit, extnames=None):
     label = f"file {path!r}"
     with _open_fits(path, label) as hdul:
         found = _band_hdus(hdul, label, path, wanted)
-        masks = {band: mask_of(hdul, f"{name}_MASK", f"band {band.name!r}") for band, (_, name, _) in found.items()}
+        masks = {band: mask_of(hdul, f"{name}_MASK", f"band {band.name!r}", shape=hdul[i].shape)
+                 for band, (i, name, _) in found.items()}
     missing = sorted(set(wanted or ()) - {name for _, name, _ in found.values()})
     if missing:
         raise BandInputError(f"{label} has no image HDU with EXTNAME {', '.join(map(repr, missing))} "
@@ -791,9 +784,11 @@ def convert_unit(band, im, target, *, requested):
             )
     except (u.UnitsError, ValueError):
         why = "the unit requested with unit=" if requested else "the stack's unit (that of its first band)"
+        hint = ("a surface brightness and a flux per pixel convert through the pixels' area, and the image has no "
+                "celestial WCS to give it" if area is None and needs_pixel_area(im.unit, target, band=band)
+                else "the bands of a stack must be in convertible flux units")
         raise (BandOptionError if requested else BandUnitError)(
-            f"band {band.name!r}: cannot convert its unit {im.unit} to {target}, {why}; "
-            "the bands of a stack must be in convertible flux units",
-            band=band, path=im.path,
-        ) from None
+            f"band {band.name!r}{f' ({im.path!r})' if im.path else ''}: cannot convert its unit {im.unit} to "
+            f"{target}, {why}; {hint}", band=band, path=im.path) from None
     im.unit = target
+

@@ -41,6 +41,7 @@ __all__ = [
     "to_unit",
     "pixel_area",
     "area_of",
+    "needs_pixel_area",
 ]
 
 #: astropy's nanomaggy (``u.nmgy``): AB magnitude 22.5, 3.631e-6 Jy.
@@ -321,6 +322,38 @@ def area_of(wcs):
         return pixel_area(wcs)
     except ValueError:
         return None
+
+
+def needs_pixel_area(unit, target, *, band=None):
+    """Whether ``unit`` converts to ``target`` only through a pixel's area: one a surface brightness, the other a
+    flux per pixel.  What an error says when an image without a celestial WCS cannot be converted.
+
+    Parameters
+    ----------
+    unit, target : str or `~astropy.units.UnitBase`
+        Linear flux units.
+    band : `~bandsynth.bands.Band` or str, optional
+        The band, for conversions between per-frequency and per-wavelength flux densities.
+
+    Returns
+    -------
+    bool
+
+    Examples
+    --------
+    >>> needs_pixel_area("MJy / sr", "nanomaggy"), needs_pixel_area("Jy", "nanomaggy")
+    (True, False)
+    """
+    try:
+        conversion_factor(unit, target, band=band)
+        return False
+    except (u.UnitsError, ValueError):
+        pass
+    try:
+        conversion_factor(unit, target, band=band, pixel_area=1.0 * u.arcsec**2)
+        return True
+    except (u.UnitsError, ValueError):
+        return False
 
 
 def to_unit(data, unit, target, *, band=None, path=None, pixel_area=None, uncertainty=None):

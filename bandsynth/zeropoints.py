@@ -10,7 +10,7 @@ nanomaggies once multiplied by ``10 ** (-0.4 * (ZP - 22.5))``.
 ========================  ==========================================================
 ``FLUXMAG0``              HSC / LSST pipelines: counts of a magnitude-0 source (AB)
 ``PHOTZP`` + ``PHOTSYS``  ESO Phase 3 products (KiDS, VIKING, ...); ``PHOTSYS`` AB or VEGA
-``MAGZP``                 2MASS Atlas images (Vega)
+``MAGZP``                 2MASS Atlas images: Vega, unless ``MAGSYS``/``PHOTSYS`` says AB
 ``MAGZERO``, ``ZEROPT``,  generic zero points; AB unless ``MAGSYS``/``PHOTSYS`` says VEGA
 ``ZP``
 ``TELESCOP = 'GALEX'``    GALEX intensity maps in counts/s: NUV 20.08, FUV 18.82 AB
@@ -127,7 +127,7 @@ def _finite(value):
 def _on_ab(value, system, keyword, band):
     """``value`` (in ``system``) as an AB zero point, or ValueError when Vega has no known offset."""
     shown = f"{keyword} = {value:g}"
-    if system.upper() != "VEGA":
+    if not system.strip().upper().startswith("VEGA"):  # VEGA, Vega, VEGAMAG
         return Zeropoint(value, f"{shown} (AB)")
     offset = _vega_offset(band)
     if offset is None:
@@ -158,14 +158,15 @@ def header_zeropoint(header, band):
     from .bands import get_band
 
     header = header or {}
-    system = str(header.get("PHOTSYS", header.get("MAGSYS", "AB")))
+    stated_system = header.get("PHOTSYS", header.get("MAGSYS"))
+    system = str(stated_system or "AB")
     flux_mag0 = _finite(header.get("FLUXMAG0"))
     if flux_mag0 is not None and flux_mag0 > 0:
         return Zeropoint(2.5 * np.log10(flux_mag0), f"FLUXMAG0 = {flux_mag0:g} (AB)")
     if _finite(header.get("PHOTZP")) is not None:
         return _on_ab(_finite(header["PHOTZP"]), system, "PHOTZP", band)
     if _finite(header.get("MAGZP")) is not None:
-        return _on_ab(_finite(header["MAGZP"]), "VEGA", "MAGZP", band)
+        return _on_ab(_finite(header["MAGZP"]), str(stated_system or "VEGA"), "MAGZP", band)
     for keyword in _GENERIC_KEYWORDS:
         if _finite(header.get(keyword)) is not None:
             return _on_ab(_finite(header[keyword]), system, keyword, band)
@@ -279,8 +280,8 @@ def apply_zeropoint(band, im, zeropoint=None):
             )
         return None
     if zeropoint is not None:
-        value = float(zeropoint)
-        if not np.isfinite(value):
+        value = _finite(zeropoint)
+        if value is None:
             raise BandUnitError(f"{where}: zeropoint must be a finite AB magnitude, got {zeropoint!r}",
                                 band=band, path=im.path)
         found = ("zeropoint=", value)

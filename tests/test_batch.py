@@ -554,6 +554,12 @@ def test_bad_input_corpus_goes_through_one_batch(tiny_model, tmp_path, caplog, c
     dup = [r for r in by_id["good0"] if r["status"] == "failed"]
     assert len(dup) == 1 and "duplicate galaxy id" in dup[0]["error"]
     assert "ref_NUV.fits" in dup[0]["file"]  # the item left out, named
+    assert not dup[0]["output"]  # it named the other item's output as its own
+    from bandsynth.batch import BatchReport
+
+    rows = [dict(zip(report.colnames, row)) for row in report]
+    counted = sum(r["status"] != "ignored" for r in rows)
+    assert repr(BatchReport(rows)).startswith(f"<BatchReport: {counted} galaxies:")  # as its counts add up
     # Only the good galaxies produced files, all inside the output folder, no temporaries.
     assert sorted(p.name for p in out.iterdir() if p.name.endswith(".fits")) == sorted(
         f"{g}_r_synth.fits" for g, (s, *_) in expect.items() if s == "done"
@@ -700,8 +706,10 @@ def test_kill_9_then_rerun_finishes_without_partial_files(tiny_model, tmp_path, 
     assert not [p for p in out.iterdir() if p.name.endswith(".tmp")]
 
 
-def test_ctrl_c_stops_a_local_cluster_run_with_one_line_and_a_report(tiny_model, tmp_path):
-    # A terminal's Ctrl-C reaches every process of its group: each Dask worker printed a ~30-line traceback.
+@pytest.mark.parametrize("sent, code, said", [(signal.SIGINT, 130, "interrupted"), (signal.SIGTERM, 143, "terminated")])
+def test_ctrl_c_stops_a_local_cluster_run_with_one_line_and_a_report(tiny_model, tmp_path, sent, code, said):
+    # A terminal's Ctrl-C reaches every process of its group: each Dask worker printed a ~30-line traceback.  A
+    # scheduler's time limit (SIGTERM to the job's processes) ended the run with no report and no message.
     stem, _ = tiny_model
     rows = []
     for i in range(10):  # survey mode: Monte Carlo draws make each galaxy take a while
@@ -717,7 +725,7 @@ def test_ctrl_c_stops_a_local_cluster_run_with_one_line_and_a_report(tiny_model,
         deadline = time.monotonic() + 120
         while proc.poll() is None and time.monotonic() < deadline and not any(out.glob("*_synth.fits")):
             time.sleep(0.002)
-        os.killpg(proc.pid, signal.SIGINT)  # the whole group, as a terminal does
+        os.killpg(proc.pid, sent)  # the whole group, as a terminal or a batch scheduler does
         proc.wait(timeout=60)
     finally:
         if proc.poll() is None:
@@ -725,8 +733,9 @@ def test_ctrl_c_stops_a_local_cluster_run_with_one_line_and_a_report(tiny_model,
             proc.wait(timeout=30)
         log.close()
     text = (tmp_path / "run.log").read_text()
-    assert proc.returncode == 130 and "Traceback" not in text, text[-3000:]
-    assert text.strip().splitlines()[-1] == "ERROR: interrupted"
+    assert proc.returncode == code and "Traceback" not in text, text[-3000:]
+    assert text.strip().splitlines()[-1] == f"ERROR: {said}"
+    assert not [p for p in out.iterdir() if p.name.endswith(".tmp")]
     report = Table.read(tmp_path / "report.ecsv", format="ascii.ecsv")
     assert sorted(report["galaxy"]) == [f"g{i}" for i in range(10)]  # each done, or failed as interrupted
     assert all(row["status"] == "done" or "the run was interrupted" in row["error"] for row in report)

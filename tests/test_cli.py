@@ -162,6 +162,10 @@ def test_evaluate_writes_tables_and_figures(trained, tmp_path, capsys):
     # A second run without --overwrite keeps the first run's files, and says so before any work.
     assert main(["evaluate", "--model", str(trained), "--from-card", "-o", str(out), "--quiet"]) == 2
     assert "exists; pass --overwrite" in capsys.readouterr().err
+    # Replaced without figures: the first run's figures go (they stayed, beside another run's tables).
+    assert main(["evaluate", "--model", str(trained), "--from-card", "-o", str(out), "--quiet", "--overwrite",
+                 "--no-figures"]) == 0
+    assert not list(out.glob("*.png"))
 
 
 def test_evaluate_robustness_rows_are_written_to_the_card(trained, tmp_path, capsys):
@@ -290,3 +294,23 @@ def test_a_reader_going_away_ends_the_command_quietly(monkeypatch, caplog):
     monkeypatch.setattr(sys, "stdout", ClosedPipe())
     assert main(["models"]) == 141
     assert "Broken pipe" not in caplog.text and "ERROR" not in caplog.text
+
+
+def test_evaluate_fails_a_galaxy_whose_image_is_blank_not_the_run(trained, tmp_path, caplog):
+    # One blank truth stopped the whole evaluation with "band 'r' is all-zero", naming no galaxy, no table written.
+    stored = tmp_path / "mock"
+    assert main(["mock", "--n", "6", "--bands", "NUV", "K", "r", "--size", "48", "-o", str(stored), "--quiet"]) == 0
+    from bandsynth.datasets import open_dataset
+
+    test = [int(i) for i in open_dataset(stored).indices("train")]
+    with fits.open(stored / "cube_r.fits", mode="update") as hdul:
+        hdul[0].data[test[0]] = 0.0
+    out = tmp_path / "eval"
+    code = main(["evaluate", "--model", str(trained), "--data", str(stored), "--split", "train", "-o", str(out),
+                 "--no-figures", "--quiet"])
+    assert code == 1
+    assert f"1 of {len(test)} galaxies could not be evaluated" in caplog.text
+    per_galaxy = Table.read(out / "model_per_galaxy.ecsv")
+    failed = per_galaxy[per_galaxy["image"] == test[0]]
+    assert len(per_galaxy) == len(test) and "band 'r' is all-zero" in failed["error"][0]
+    assert np.isnan(failed["mae"][0]) and Table.read(out / "summary.ecsv")["n_failed"][0] == 1

@@ -631,6 +631,12 @@ def test_predict_batch_counts_a_listed_galaxy_without_some_bands_once(tiny_any_b
     report = predict_many(tiny_any_band_model[1], [("c", {"NUV": galaxy["NUV"]})], out_dir=tmp_path / "py",
                           band="r", inputs=["NUV", "g", "Ks"], workers=1, progress=False)
     assert len(report.failed) == 1 and report.failed["error"][0] == "no file for bands g, Ks"
+    # a galaxy with a band name nobody knows fails alone (it stopped the batch, naming no galaxy)
+    files = {"NUV": galaxy["NUV"], "g": galaxy["NUV"], "Ks": galaxy["Ks"]}
+    report = predict_many(tiny_any_band_model[1], [("d", files), ("e", {**files, "FOO": galaxy["Ks"]})],
+                          out_dir=tmp_path / "py2", band="r", inputs=["NUV", "g", "Ks"], workers=1, progress=False)
+    assert dict(zip(report.table["galaxy"], report.table["status"])) == {"d": "done", "e": "failed"}
+    assert "unknown band 'FOO'" in report.failed["error"][0]
     # a manifest of fewer bands than the model reads: naming them is the fix
     Table({"id": ["a"], "NUV": [str(galaxy["NUV"])]}).write(tmp_path / "nuv.ecsv")
     assert main(["predict-batch", "--model", str(tiny_any_band_model[0]), "--band", "r", "--manifest",

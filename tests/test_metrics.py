@@ -4,7 +4,7 @@ import dataclasses
 
 import numpy as np
 import pytest
-from astropy.nddata import CCDData, NDData, StdDevUncertainty
+from astropy.nddata import CCDData, InverseVariance, NDData, StdDevUncertainty, VarianceUncertainty
 from astropy.table import QTable, Table
 from astropy.utils.exceptions import AstropyUserWarning
 from scipy.ndimage import gaussian_filter
@@ -83,6 +83,24 @@ def test_pixel_metrics_exclude_masked_and_nan_pixels_with_warning(smooth_pair):
     mask[:10] = True
     with pytest.warns(AstropyUserWarning):
         assert np.isfinite(ssim(pred, truth, data_range=1.0, mask=mask))
+
+
+@pytest.mark.parametrize("masked", ["every other row", "a 10 x 10 patch"])
+def test_masking_pixels_does_not_raise_ssim(masked):
+    # Masked pixels were zeros in both images, whose agreement raised the score of the pixels beside them
+    # (every other row masked: 0.58 for an image of 0.36).
+    rng = np.random.default_rng(0)
+    y, x = np.mgrid[:64, :64]
+    truth = np.exp(-np.hypot(x - 32, y - 32) / 6)
+    pred = truth + rng.normal(0, 0.05, truth.shape)
+    mask = np.zeros(truth.shape, bool)
+    if masked == "every other row":
+        mask[::2] = True
+    else:
+        mask[20:30, 20:30] = True
+    whole = ssim(pred, truth, data_range=1.0)
+    with pytest.warns(AstropyUserWarning, match="masked or non-finite"):
+        assert ssim(pred, truth, data_range=1.0, mask=mask) == pytest.approx(whole, abs=0.015)
 
 
 def test_pixel_metric_errors(smooth_pair):
@@ -205,6 +223,9 @@ def test_coverage_against_an_observed_truth_adds_its_noise():
     everywhere = footprint_z_scores([prediction, prediction], [truth, truth],
                                     footprints=[np.ones(sky.shape, bool), None])
     assert everywhere.size == sky.size  # a footprint given is used whole; None leaves its galaxy out
+    # The truth's noise as a variance or an inverse variance (their .array was read as a standard deviation).
+    for stated in (VarianceUncertainty(noise**2), InverseVariance(noise**-2.0)):
+        np.testing.assert_allclose(footprint_z_scores([prediction], [NDData(observed, uncertainty=stated)]), z)
     with pytest.raises(ValueError, match=r"footprints has 1 entries, expected one per galaxy \(2\)"):
         footprint_z_scores([prediction, prediction], [truth, truth], footprints=[None])
     with_noise = compare(prediction, truth)
@@ -323,6 +344,14 @@ def test_compare_converts_the_truth_and_inputs_to_the_predictions_unit():
         sb.compare(CCDData(truth, unit="km"))
     with pytest.raises(u.UnitConversionError, match="input 'g' is in s"):
         sb.compare(truth, inputs={"g": CCDData(g, unit="s")})
+    # what is missing, when it is not the unit: a pixel area, or a band's wavelength
+    bare = NDData(truth, unit="nanomaggy")
+    with pytest.raises(u.UnitConversionError, match=r"nmgy / arcsec2, .*; a surface brightness converts to a flux per "
+                                                    r"pixel through the pixels' area: give either a WCS"):
+        compare(bare, NDData(truth, unit=u.nmgy / u.arcsec**2))
+    with pytest.raises(u.UnitConversionError, match="a flux per wavelength converts to one per frequency only at a "
+                                                    "band's wavelength, and the prediction names no known band"):
+        compare(bare, NDData(truth, unit=u.erg / u.s / u.cm**2 / u.AA))
 
 
 def test_compare_full_report_with_synthetic_band():
@@ -360,6 +389,10 @@ def test_compare_never_crashes_on_bad_data():
     assert "no_source_truth" in rep.flags and np.isnan(rep.dmag_total)
     assert rep.mae == 0.0 and not rep.ok
     assert "calibration not computed" in " ".join(rep.notes)
+    # A prediction with σ against a truth of no source (blank) was a TypeError.
+    with_sigma = NDData(galaxy(), uncertainty=StdDevUncertainty(0.1 * galaxy() + 0.01))
+    blank = compare(with_sigma, np.zeros(with_sigma.data.shape))
+    assert "no_source_truth" in blank.flags and np.isnan(blank.dmag_total) and 0 < blank.coverage_1sigma < 1
     truth = galaxy()
     pred = truth.copy()
     pred[0:4, 0:4] = np.nan
@@ -399,6 +432,10 @@ def test_compare_reads_the_predicted_bands_image_of_a_file_of_several_bands(tmp_
     with pytest.raises(ValueError, match=r"the file holds no r image \(if an HDU holds it under another band's name, "
                                          r"name that HDU: '.*g_only\.fits\[EXTNAME\]'\)$"):
         compare(prediction, tmp_path / "g_only.fits")  # it advised hdu=, an argument compare has not
+    # a truth in counts with its survey's zero point, as BandStack.from_fits reads one (it was refused)
+    fits.PrimaryHDU(truth * 10 ** (0.4 * (30 - 22.5)), fits.Header({"BUNIT": "DN", "PHOTZP": 30.0})).writeto(
+        tmp_path / "counts.fits")
+    assert compare(prediction, tmp_path / "counts.fits").dmag_total == pytest.approx(expected, abs=1e-6)
 
 
 def test_compare_reads_a_synthetic_bands_file_as_the_band_it_is(tmp_path):

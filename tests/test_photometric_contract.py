@@ -174,6 +174,26 @@ def test_reprojection_on_the_way_in_keeps_the_total_flux(tmp_path):
     assert record["area_ratio"] == pytest.approx(1 / 1.5**2)
 
 
+@pytest.mark.parametrize("offset", [0.0, 0.3, 0.5])
+def test_reprojection_onto_larger_pixels_keeps_the_total_flux(offset):
+    # SDSS r at 0.396"/px, a compact source (1.3" seeing), put on GALEX's 1.5" pixels: interpolation samples the
+    # coarse grid between input pixels (24 %, 21 % and 17 % of the flux lost at these sub-pixel positions).
+    yy, xx = np.mgrid[:151, :151]
+    sigma = 1.3 / 2.355 / 0.396
+    r = np.exp(-((xx - 75 - offset) ** 2 + (yy - 75 - offset) ** 2) / (2 * sigma**2))
+    stack = BandStack({"r": 100 * r / r.sum()}, wcs=_tan(0.396, 151), unit="nanomaggy")
+    with pytest.warns(UserWarning, match="not .fully. covered"):
+        coarse = stack.reproject((_tan(1.5, 40), (40, 40)))
+    assert float(np.nansum(coarse["r"].data)) == pytest.approx(100.0, rel=0.005)
+    assert coarse.meta["reprojection"][0]["method"] == "exact"
+    with pytest.warns(UserWarning, match="not .fully. covered"):
+        fine = stack.reproject((_tan(0.2, 300), (300, 300)))
+    assert float(np.nansum(fine["r"].data)) == pytest.approx(100.0, rel=0.005)
+    assert fine.meta["reprojection"][0]["method"] == "interp"  # smooth, where the exact overlap gives blocks
+    with pytest.raises(ValueError, match=r"order given with method='auto'.*method='interp'"):
+        stack.reproject((_tan(1.5, 40), (40, 40)), order="bicubic")
+
+
 def test_reprojection_onto_a_distorted_grid_keeps_the_total_flux():
     # A SIP grid whose reference pixel lies 1,400 pixels away (a cut-out that keeps its chip's WCS): its pixels
     # there are 6 % larger than at the reference pixel, whose area alone scaled the flux (6 % too bright).

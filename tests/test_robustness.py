@@ -73,3 +73,18 @@ def test_evaluate_robustness_rows_go_into_the_card(translator):
         assert {"nearest_input", "linear_colour", "description"} <= set(row)
     card = translator.card.replace(metrics={"robustness": rows})
     assert ModelCard.from_dict(card.to_dict()).metrics["robustness"]["edge_on"]["split"] == "edge_on"
+
+
+def test_a_survey_model_warns_that_inputs_without_a_wcs_leave_their_pixel_scale_unchecked():
+    # Inputs without a WCS skipped the pixel-scale check of a model that is sensitive to it, without a word.
+    from bandsynth import BandStack
+    from bandsynth.models.domain import domain_problems
+    from bandsynth.models.zoo import get_card
+
+    card = get_card("kids_g_z_to_r")
+    assert card.mode == "survey"
+    image = np.exp(-np.hypot(*np.mgrid[-32:32, -32:32]) / 5.0)
+    stack = BandStack({band: image for band in card.inputs}, unit="nanomaggy")
+    assert any(f"no celestial WCS, so its pixel scale cannot be checked against the {card.pixel_scale:.3g} "
+               f"arcsec/pixel model 'kids_g_z_to_r'" in p for p in domain_problems(card, stack))
+    assert not any("celestial WCS" in p for p in domain_problems(get_card("nuv_k_to_r_paper"), stack))

@@ -205,7 +205,7 @@ def test_different_grids_are_refused_with_a_hint():
         BandStack.from_arrays(
             {"NUV": gaussian(16), "K": gaussian(16)}, unit="Jy", wcs={"NUV": tan_wcs(16), "K": shifted}
         )
-    with pytest.raises(ValueError, match="band 'Ks' has no WCS while band 'NUV' has one"):
+    with pytest.raises(ValueError, match="band 'Ks' has no celestial WCS while band 'NUV' has one"):
         BandStack.from_arrays({"NUV": gaussian(16), "K": gaussian(16)}, unit="Jy", wcs={"NUV": tan_wcs(16)})
     # An equivalent WCS written differently (CDELT instead of CD) is the same grid.
     other = WCS(tan_wcs(16).to_header())
@@ -680,7 +680,7 @@ def test_reproject_target_forms_and_errors(three_band):
     ccd = CCDData(np.zeros((10, 12)), unit="Jy", wcs=tan_wcs(12))
     assert three_band.reproject(ccd, method="interp").shape == (10, 12)
     assert three_band.reproject((tan_wcs(20).to_header(), (20, 20))).names == three_band.names
-    with pytest.raises(ValueError, match="method must be one of interp, exact, adaptive; got 'cubic'"):
+    with pytest.raises(ValueError, match="method must be one of auto, interp, exact, adaptive; got 'cubic'"):
         three_band.reproject("r", method="cubic")
     with pytest.raises(TypeError, match="target must be a band name"):
         three_band.reproject(3)
@@ -810,3 +810,53 @@ def test_an_hsc_bitmask_masks_the_bad_planes_not_the_detected_galaxy(tmp_path):
     with pytest.warns(AstropyUserWarning, match=r"HDU MASK of .*bits\.fits' is an integer bitmask \(values up to 32\) "
                                                 r"whose planes the header does not name"):
         assert BandStack.from_fits({"r": tmp_path / "bits.fits"})["r"].mask.sum() == np.count_nonzero(bits)
+
+
+def test_a_file_whose_wcs_or_mask_does_not_fit_is_refused_by_name(tmp_path):
+    image = gaussian(32, amplitude=5.0)
+    header = tan_wcs(32).to_header()
+    header["BUNIT"] = "nanomaggy"
+    # A MASK of another shape was astropy's "dimensions of mask ... do not match", naming no band or file.
+    fits.HDUList([fits.PrimaryHDU(image, header), fits.ImageHDU(np.ones((10, 10), np.uint8), name="MASK")]).writeto(
+        tmp_path / "mask.fits")
+    with pytest.raises(ValueError, match=r"band 'r': HDU MASK of .*mask\.fits' has shape \(10, 10\), the image "
+                                         r"\(32, 32\): a mask must have its image's shape"):
+        BandStack.from_fits({"r": tmp_path / "mask.fits"})
+    # A celestial WCS that states no pixel scale: astropy reads 1 degree per pixel, and a reprojection shrank the
+    # galaxy's flux 1e6-fold without a word.
+    for key in ("PC1_1", "PC2_2", "CDELT1", "CDELT2"):
+        header.remove(key, ignore_missing=True)
+    fits.PrimaryHDU(image, header).writeto(tmp_path / "noscale.fits")
+    with pytest.raises(ValueError, match=r"band 'r' \(.*noscale\.fits\): its WCS puts pixels 1 deg apart: a header "
+                                         r"that states no pixel scale \(no CDELTi or CDi_j\)"):
+        BandStack.from_fits({"r": tmp_path / "noscale.fits"})
+    # A surface brightness without a WCS: the pixel area is what is missing, not a convertible unit.
+    header = fits.Header({"BUNIT": "MJy/sr"})
+    fits.PrimaryHDU(image, header).writeto(tmp_path / "sb.fits")
+    with pytest.raises(ValueError, match=r"band 'NUV' \(.*sb\.fits'\): cannot convert its unit MJy / sr to nmgy.*a "
+                                         r"surface brightness and a flux per pixel convert through the pixels' area, "
+                                         r"and the image has no celestial WCS"):
+        BandStack.from_fits({"NUV": tmp_path / "sb.fits"}, unit="nmgy")
+
+
+def test_a_survey_variance_hdu_is_the_bands_noise_and_a_weight_map_is_named(tmp_path):
+    # An HSC coadd (IMAGE, MASK, VARIANCE): the variance was dropped without a word.
+    image = gaussian(32, amplitude=5.0)
+    header = tan_wcs(32).to_header()
+    header["BUNIT"] = "nanomaggy"
+    variance = np.full(image.shape, 0.04)
+    fits.HDUList([fits.PrimaryHDU(image, header), fits.ImageHDU(variance, name="VARIANCE")]).writeto(
+        tmp_path / "hsc.fits")
+    np.testing.assert_allclose(BandStack.from_fits({"HSC_i": tmp_path / "hsc.fits"})["HSC_i"].uncertainty.array, 0.2)
+    fits.HDUList([fits.PrimaryHDU(image, header), fits.ImageHDU(1 / variance, name="IVAR")]).writeto(
+        tmp_path / "ivar.fits")
+    np.testing.assert_allclose(BandStack.from_fits({"r": tmp_path / "ivar.fits"})["r"].uncertainty.array, 0.2)
+    fits.HDUList([fits.PrimaryHDU(image, header), fits.ImageHDU(np.ones((8, 8)), name="VARIANCE")]).writeto(
+        tmp_path / "bad.fits")
+    with pytest.raises(ValueError, match=r"band 'r': HDU VARIANCE of .*bad\.fits' has shape \(8, 8\), the image "
+                                         r"\(32, 32\)"):
+        BandStack.from_fits({"r": tmp_path / "bad.fits"})
+    fits.HDUList([fits.PrimaryHDU(image, header), fits.ImageHDU(1 / variance, name="WGT")]).writeto(
+        tmp_path / "wgt.fits")
+    with pytest.warns(AstropyUserWarning, match=r"band 'r': HDU WGT of .*wgt\.fits' is not read as the image's noise"):
+        assert BandStack.from_fits({"r": tmp_path / "wgt.fits"})["r"].uncertainty is None

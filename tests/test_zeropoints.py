@@ -32,6 +32,8 @@ def _blob(n, width):
     ({"PHOTZP": 30.0, "PHOTSYS": "AB"}, "r", 30.0, "PHOTZP = 30 (AB)"),
     ({"PHOTZP": 25.0, "PHOTSYS": "VEGA"}, "Ks", 26.85, "(Vega) + 1.85"),
     ({"MAGZP": 20.0}, "J", 20.91, "MAGZP = 20 (Vega) + 0.91"),
+    ({"MAGZP": 25.0, "MAGSYS": "AB"}, "Ks", 25.0, "MAGZP = 25 (AB)"),  # was read as Vega: 5.5x too faint
+    ({"MAGZERO": 20.0, "PHOTSYS": "VEGAMAG"}, "J", 20.91, "MAGZERO = 20 (Vega) + 0.91"),
     ({"MAGZERO": 22.5}, "g", 22.5, "MAGZERO = 22.5 (AB)"),
     ({"TELESCOP": "GALEX"}, "NUV", 20.08, "GALEX NUV"),
     ({"TELESCOP": "GALEX"}, "FUV", 18.82, "GALEX FUV"),
@@ -86,6 +88,26 @@ def test_survey_files_become_nanomaggies_with_their_header_zeropoints(survey_fil
     assert float(np.sum(with_unit["NUV"].data)) == pytest.approx(nuv_counts * 10 ** (-0.4 * (20.08 - 22.5)), rel=1e-5)
     as_dn = BandStack.from_fits({"NUV": files["NUV"]}, unit="DN", zeropoint={"NUV": 20.0})
     assert as_dn.meta["zeropoints"][0]["unit"] == "DN"
+
+
+@pytest.mark.parametrize("keywords, asked, held", [
+    ({"TELESCOP": "GALEX", "BAND": 2}, "NUV", "FUV"),  # GALEX: BAND = 1 NUV, 2 FUV
+    ({"ORIGIN": "2MASS", "FILTER": "j", "BUNIT": "DN", "MAGZP": 20.9}, "Ks", "J"),
+])
+def test_a_file_of_another_filter_is_named_before_its_zero_point_is_used(tmp_path, keywords, asked, held):
+    # Read silently with the asked band's zero point: a GALEX FUV map as NUV came out 3.2x too faint.
+    header = _wcs(1.5, 20).to_header()
+    header.update(keywords)
+    fits.PrimaryHDU(_blob(20, 3.0), header).writeto(tmp_path / "x.fits")
+    with pytest.warns(AstropyUserWarning, match=f"x.fits' holds {held}, another filter, read as {asked} as asked"):
+        BandStack.from_fits({asked: tmp_path / "x.fits"})
+
+
+def test_a_given_zeropoint_that_is_no_number_names_its_band(survey_files):
+    files, _, _ = survey_files
+    with pytest.raises(BandUnitError, match=r"band 'Ks' \(.*ks\.fits'\): zeropoint must be a finite AB magnitude, "
+                                            r"got 'abc'"):
+        BandStack.from_fits({"Ks": files["Ks"]}, zeropoint="abc")
 
 
 def test_given_zeropoint_wins_and_is_recorded(survey_files):

@@ -276,7 +276,11 @@ def normalise_items(items, needed, base_dir, *, fewer_bands_hint=""):
             )
         from ..bands import get_band
 
-        resolved = {get_band(b).name: os.path.abspath(os.fspath(p)) for b, p in files.items()}
+        try:  # one galaxy's unknown band name fails that galaxy, not the batch
+            resolved = {get_band(b).name: os.path.abspath(os.fspath(p)) for b, p in files.items()}
+        except ValueError as err:
+            rows.append(report_row(galaxy, "failed", error=str(err)))
+            continue
         lacking = [b for b in needed if b not in resolved]
         if lacking:
             rows.append(report_row(galaxy, "failed", band=",".join(lacking), error=f"no file for {_bands(lacking)}"))

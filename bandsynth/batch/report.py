@@ -123,7 +123,7 @@ class BatchReport:
 
     def __repr__(self):
         c = self.counts
-        galaxies = len({g for g, s in zip(self._table["galaxy"], self._table["status"]) if s != "ignored"})
+        galaxies = int(np.sum(self._table["status"] != "ignored"))  # one row each, a repeated id too
         text = (
             f"<BatchReport: {galaxies} galax{'y' if galaxies == 1 else 'ies'}: {c['done']} predicted, "
             f"{c['exists']} already done, {c['failed']} failed"

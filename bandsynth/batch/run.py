@@ -450,7 +450,7 @@ def _plan_jobs(item_list, rows, out_dir, band):
             rows.append(report_row(galaxy, "failed", file=file, error=str(err)))
             continue
         if galaxy in seen:  # the files left out named, so that the user sees which item was not used
-            rows.append(report_row(galaxy, "failed", file=file, output=out,
+            rows.append(report_row(galaxy, "failed", file=file,  # the output is the other item's: not this one's
                                    error=f"duplicate galaxy id: item {seen[galaxy] + 1} already writes {out}"))
             continue
         seen[galaxy] = len(jobs)

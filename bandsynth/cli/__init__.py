@@ -15,7 +15,9 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import contextlib
 import os
+import signal
 import sys
 
 from ._common import FAILED, OK, USAGE, UsageError, cli_text, logging_session
@@ -68,6 +70,28 @@ def _silence_stdout():
         pass
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (``kill``, a batch scheduler's time limit): the run stops as on Ctrl-C, partial files removed and a
+    batch's report written, where Python's default would end the process on the spot."""
+
+
+def _terminate(signum, frame):
+    raise Terminated
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt():
+    try:
+        previous = signal.signal(signal.SIGTERM, _terminate)
+    except ValueError:  # not the main thread (an embedding program): its own handling stands
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def main(argv=None) -> int:
     """Run the ``bandsynth`` command; returns the exit code (0, 1 or 2).
 
@@ -85,7 +109,8 @@ def main(argv=None) -> int:
     int
         `OK` (0) everything done, `FAILED` (1) some inputs failed, `USAGE` (2)
         usage error or refused before any work; 130 when interrupted
-        (Ctrl-C), 141 when the reader of its output went away (``| head``).
+        (Ctrl-C), 143 when terminated (SIGTERM), 141 when the reader of its output
+        went away (``| head``).
         Invalid options make `argparse` exit with status 2 (`SystemExit`).
     """
     parser = build_parser()
@@ -95,15 +120,16 @@ def main(argv=None) -> int:
     if getattr(args, "func", None) is None:
         parser.print_help()
         return USAGE
-    with logging_session(verbose=args.verbose, quiet=getattr(args, "quiet", False)):
+    with logging_session(verbose=args.verbose, quiet=getattr(args, "quiet", False)), _sigterm_as_interrupt():
         try:
             return int(args.func(args) or OK)
         except UsageError as err:
             log.error("%s", cli_text(err))
             return USAGE
-        except KeyboardInterrupt:
-            log.error("interrupted")
-            return 130
+        except KeyboardInterrupt as err:
+            terminated = isinstance(err, Terminated)
+            log.error("terminated" if terminated else "interrupted")
+            return 143 if terminated else 130
         except BrokenPipeError:  # the reader went away (bandsynth models | head): stop quietly, as Unix tools do
             _silence_stdout()
             return 141

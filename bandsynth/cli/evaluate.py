@@ -6,16 +6,13 @@ import logging
 from pathlib import Path
 
 from ._common import (
-    UsageError, add_band_request, add_model, add_output, add_overwrite, add_quiet, at_least, check_output_folder,
+    FAILED, UsageError, add_band_request, add_model, add_output, add_overwrite, add_quiet, at_least, check_output_folder,
     format_summary, requested_bands,
 )
 from .train import add_data_options, mock_or_stored
 
 log = logging.getLogger("bandsynth.cli")
 
-#: Files ``EvaluationResult.write`` puts in the output folder.
-_OUTPUTS = ("summary.ecsv", "model_per_galaxy.ecsv", "nearest_input_per_galaxy.ecsv",
-            "linear_colour_per_galaxy.ecsv")
 
 
 def _nan(value):
@@ -74,7 +71,9 @@ def run(args) -> int:
     if args.output:
         out = check_output_folder(args.output)
         if not args.overwrite:
-            existing = [out / name for name in _OUTPUTS if (out / name).exists()]
+            from ..evaluation import OUTPUT_FILES
+
+            existing = [out / name for name in OUTPUT_FILES if (out / name).exists()]
             if existing:
                 raise UsageError(f"output {existing[0]} exists; pass --overwrite to replace it")
     from ..evaluation import card_dataset, evaluate_robustness, evaluate_translator
@@ -124,4 +123,8 @@ def run(args) -> int:
         # rows not re-measured (robustness without --robustness, model_speed.py's bf16 record) stay
         translator.card.with_metrics(metrics).write(card_path)
         print(f"held-out metrics written to {card_path}")
-    return 0
+    failed = int(result.summary["n_failed"][0])
+    if failed:  # the model's row; every method read the same images
+        log.error("%d of %d galaxies could not be evaluated: see the 'error' column of the per-galaxy tables (-o)",
+                  failed, len(result.per_galaxy["model"]))
+    return FAILED if failed else 0

@@ -38,13 +38,13 @@ from astropy.wcs import WCS, FITSFixedWarning
 from astropy.wcs.utils import proj_plane_pixel_area
 
 from ..bands import get_band, sort_bands
+from ..resample import METHODS as _REPROJECT_METHODS
 from ._fits import open_fits
 from .errors import DataFormatError
 
 __all__ = ["FolderScan", "scan_folder", "DataFormatError"]
 
 _PLACEHOLDER = re.compile(r"(\{id\}|\{band\})")
-_REPROJECT_METHODS = ("interp", "exact", "adaptive")
 
 
 def _natural_key(text):
@@ -202,15 +202,15 @@ class FolderScan:
         """Yield ``(id, BandStack)`` for every complete object, or ``(id, exception)`` if it fails."""
         return self.iter_stacks()
 
-    def iter_stacks(self, *, reproject_to=None, method="interp", unit=None):
+    def iter_stacks(self, *, reproject_to=None, method="auto", unit=None):
         """Like iterating over the scan, with the options of :meth:`stack`.
 
         Parameters
         ----------
         reproject_to : str, optional
             Band whose grid all others are reprojected onto (see :meth:`stack`).
-        method : {"interp", "exact", "adaptive"}
-            Reprojection method.
+        method : {"auto", "interp", "exact", "adaptive"}
+            Reprojection method (see :meth:`stack`).
         unit : str or `~astropy.units.UnitBase`, optional
             Unit of files without ``BUNIT``, and the unit of the stacks.
 
@@ -234,7 +234,7 @@ class FolderScan:
             except (DataFormatError, OSError, ValueError) as exc:
                 yield key, exc
 
-    def stack(self, id, *, reproject_to=None, method="interp", unit=None):
+    def stack(self, id, *, reproject_to=None, method="auto", unit=None):
         """Read object ``id`` as one `~bandsynth.stack.BandStack` on one pixel grid.
 
         Parameters
@@ -245,8 +245,9 @@ class FolderScan:
             Band whose grid all others are reprojected onto.  Default: no
             reprojection when every band shares one grid, else the grid with
             the finest pixels.
-        method : {"interp", "exact", "adaptive"}
-            Reprojection method, passed to `BandStack.reproject`.
+        method : {"auto", "interp", "exact", "adaptive"}
+            Reprojection method, passed to `BandStack.reproject` (``"auto"``: exact
+            onto larger pixels, interpolation onto others).
         unit : str or `~astropy.units.UnitBase`, optional
             Unit of files without ``BUNIT``, and the unit of the stack
             (passed to `BandStack.from_fits`).

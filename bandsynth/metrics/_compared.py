@@ -151,7 +151,7 @@ def in_unit_of(pred, image, what, band):
     """
     import astropy.units as u
 
-    from ..units import area_of, to_unit
+    from ..units import area_of, needs_pixel_area, to_unit
 
     if pred.unit is None or image.unit is None or image.unit == pred.unit:
         return image
@@ -170,9 +170,29 @@ def in_unit_of(pred, image, what, band):
             data, sigma = to_unit(image.data, image.unit, pred.unit, band=known, pixel_area=area,
                                   uncertainty=image.uncertainty)
     except (u.UnitsError, ValueError):
+        if area is None and needs_pixel_area(image.unit, pred.unit, band=known):
+            hint = "a surface brightness converts to a flux per pixel through the pixels' area: give either a WCS"
+        elif known is None and _needs_wavelength(image.unit, pred.unit):
+            hint = ("a flux per wavelength converts to one per frequency only at a band's wavelength, and the "
+                    "prediction names no known band")
+        else:
+            hint = "give it in a flux unit"
         raise u.UnitConversionError(f"{what} is in {image.unit}, which cannot be converted to the prediction's "
-                                    f"unit {pred.unit}; give it in a flux unit") from None
+                                    f"unit {pred.unit}; {hint}") from None
     return image._replace(data=data, uncertainty=sigma, unit=pred.unit)
+
+
+def _needs_wavelength(unit, target):
+    """Whether ``unit`` converts to ``target`` only at a band's wavelength (f_lambda and f_nu)."""
+    import astropy.units as u
+
+    from ..units import conversion_factor
+
+    try:
+        conversion_factor(unit, target, band="r")  # any band's wavelength will do to know whether one is needed
+        return True
+    except (u.UnitsError, ValueError):
+        return False
 
 
 def band_file(band, path, unit):
@@ -184,6 +204,7 @@ def band_file(band, path, unit):
     from .._io import split_extended_name
     from ..bands import get_band
     from ..stack_io import read_band_file
+    from ..zeropoints import apply_zeropoint
 
     path, hdu = split_extended_name(path)
     try:
@@ -192,6 +213,7 @@ def band_file(band, path, unit):
         text = HDU_HINT.sub(lambda m: f"'{path}[{m.group(2)}]'", str(err))
         text = text.replace(", or read the file as one multi-extension stack (BandStack.from_fits(path))", "")
         raise type(err)(text, band=err.band, path=err.path) from None
+    apply_zeropoint(get_band(band), image)  # counts with their header's zero point, as BandStack.from_fits reads them
     sigma = None if image.uncertainty is None else StdDevUncertainty(image.uncertainty)
     return NDData(image.data, uncertainty=sigma, mask=image.mask, wcs=image.wcs, unit=image.unit)
 

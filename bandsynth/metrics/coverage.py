@@ -126,7 +126,7 @@ def footprint_z_scores(predictions, truths, *, footprints=None):
 
     Parameters
     ----------
-    predictions : sequence of SyntheticBand (or NDData with a StdDevUncertainty)
+    predictions : sequence of SyntheticBand (or NDData with an uncertainty)
     truths : sequence of images (arrays or NDData), same grids
     footprints : sequence of bool arrays (or None), optional
         One per galaxy, on its grid; ``None`` for a galaxy leaves it out.
@@ -169,8 +169,18 @@ def footprint_z_scores(predictions, truths, *, footprints=None):
         inside = np.asarray(footprint, dtype=bool).copy()
         if pred.mask is not None:
             inside &= ~np.asarray(pred.mask, dtype=bool)
-        sigma = np.asarray(pred.uncertainty.array, dtype=np.float64)[inside]
+        sigma = _std_of(pred.uncertainty)[inside]
         if noise is not None:
-            sigma = np.hypot(sigma, np.asarray(noise.array, dtype=np.float64)[inside])
+            sigma = np.hypot(sigma, _std_of(noise)[inside])
         z.append((np.asarray(pred.data, dtype=np.float64)[inside] - truth[inside]) / np.maximum(sigma, 1e-300))
     return np.concatenate(z) if z else np.empty(0)
+
+
+def _std_of(uncertainty):
+    """Standard deviations of any astropy uncertainty: a variance or inverse variance read as one is off by its
+    square (or worse); a bare array is taken as standard deviations."""
+    from astropy.nddata import NDUncertainty, StdDevUncertainty
+
+    if isinstance(uncertainty, NDUncertainty) and not isinstance(uncertainty, StdDevUncertainty):
+        uncertainty = uncertainty.represent_as(StdDevUncertainty)
+    return np.asarray(getattr(uncertainty, "array", uncertainty), dtype=np.float64)

@@ -92,8 +92,9 @@ def ssim(prediction, truth, *, data_range, mask=None, sigma=1.5, full=False):
     data_range=data_range, gaussian_weights=True, sigma=1.5,
     use_sample_covariance=False)``: K1 = 0.01, K2 = 0.03, window truncated at
     3.5 σ, reflecting borders, the map averaged after cropping the window
-    radius.  Masked or non-finite pixels are set to 0 in both images (with a
-    warning) and left out of the average.
+    radius.  Masked or non-finite pixels (with a warning) are left out of each
+    window's means, variances and covariance (a normalised convolution: the
+    window's weights over the pixels left) and of the average.
 
     Parameters
     ----------
@@ -134,9 +135,14 @@ def ssim(prediction, truth, *, data_range, mask=None, sigma=1.5, full=False):
         raise ValueError(f"images of shape {p.shape} are too small for an SSIM window of radius {pad}")
     p = np.where(good, p, 0.0)
     t = np.where(good, t, 0.0)
+    # Zeros in place of masked pixels, the same in both images, would count as agreement and raise SSIM
+    # (every other row masked: 0.58 for an image of 0.36); each window is weighted over its good pixels instead.
+    weight = None if good.all() else ndi.gaussian_filter(good.astype(float), sigma=sigma, mode="reflect",
+                                                         truncate=truncate)
 
     def filt(a):
-        return ndi.gaussian_filter(a, sigma=sigma, mode="reflect", truncate=truncate)
+        mean = ndi.gaussian_filter(a, sigma=sigma, mode="reflect", truncate=truncate)
+        return mean if weight is None else mean / np.maximum(weight, 1e-12)
 
     ux, uy = filt(p), filt(t)
     vx = filt(p * p) - ux * ux

@@ -474,7 +474,7 @@ def _note_unstated_truth_noise(t_raw, uncertainty, bad, fp, notes):
     """Note a truth that scatters like an observed image but states no noise: its noise then counts against σ."""
     from ..models.domain import pixel_noise
 
-    sigma = np.asarray(uncertainty, dtype=float)[fp & ~bad]
+    sigma = np.asarray(uncertainty, dtype=float)[~bad if fp is None else fp & ~bad]  # no footprint: every pixel
     sigma = float(np.nanmedian(sigma)) if sigma.size else NAN
     noise = pixel_noise(t_raw, mask=bad)
     if np.isfinite(sigma) and noise > 0.5 * sigma:  # a noise-free truth scatters by ~0 on this estimator

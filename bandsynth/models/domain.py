@@ -310,7 +310,13 @@ def domain_problems(card, stack, *, factor=2.0, pixel_scale_factor=None):
             "than of the image itself; the prediction may be unreliable (give a larger cut-out)"
         )
     wcs = stack.wcs
-    if wcs is not None and wcs.has_celestial:
+    if card.mode == "survey" and (wcs is None or not wcs.has_celestial):  # an array's pixels may be any size
+        problems.append(
+            f"this stack has no celestial WCS, so its pixel scale cannot be checked against the "
+            f"{float(card.pixel_scale):.3g} arcsec/pixel model {card.name!r} was trained on, to which a model of "
+            "survey images is sensitive: give the inputs their WCS (in their files' headers, or wcs= for arrays)"
+        )
+    elif wcs is not None and wcs.has_celestial:
         from astropy.wcs.utils import proj_plane_pixel_scales
 
         scale = float(np.mean(proj_plane_pixel_scales(wcs.celestial)) * 3600.0)
