@@ -228,7 +228,8 @@ class BandStack:
             AB zero point of images in counts; default: the one the header states
             (``FLUXMAG0``, ``PHOTZP``/``PHOTSYS``, 2MASS ``MAGZP``, ``MAGZERO``, ...,
             GALEX counts/s; see `bandsynth.zeropoints`).  An image without ``BUNIT``
-            whose header states a zero point is read as counts (counts/s for GALEX; ``unit=`` DN/ADU names them).
+            whose header states a zero point, or given one here, is read as counts (counts/s for GALEX;
+            ``unit=`` DN/ADU names them).
         meta : mapping, optional
             Metadata of the stack.  ``meta["inputs"]`` is set to a list of
             ``{"band", "file", "hdu", "checksum"}`` records (the HDU read, by EXTNAME
@@ -270,9 +271,14 @@ class BandStack:
             if extnames is not None:
                 raise ValueError("extnames= applies to one multi-extension file; with one file per band, the "
                                  "mapping's keys name the bands")
+            # a file without BUNIT given a zero point is in counts (it asked for unit=, with which the zero point
+            # was then refused as one of an image in a physical unit)
+            counted = (set(resolve_mapping(zeropoint, "zeropoint", allowed=paths)) if isinstance(zeropoint, Mapping)
+                       else set(paths) if zeropoint is not None else set())
             built, inputs = {}, []
             for band, path in paths.items():
-                built[band], record = read_band_file(band, path, hdu=hdus.get(band), unit=common_unit)
+                own = u.ct if common_unit is None and band in counted else common_unit
+                built[band], record = read_band_file(band, path, hdu=hdus.get(band), unit=own)
                 inputs.append({**record, "hdu_named": hdus.get(band) is not None})  # the caller's, or the reader's
         elif isinstance(source, (str, os.PathLike)):
             if hdu is not None:

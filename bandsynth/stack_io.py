@@ -452,7 +452,7 @@ def _read_ccd(path, index, *, label, unit, hdu_uncertainty, mask, header, band=N
                           f"as {unit} (unit= is for files that state neither)", AstropyUserWarning, stacklevel=5)
     elif unit is None:
         raise BandInputError(f"{label}: {path!r} HDU {index} has no BUNIT keyword and no unit= was given; pass unit= "
-                             "(e.g. unit='nanomaggy')", band=band, path=path)
+                             "(e.g. unit='nanomaggy'), or for counts zeropoint=", band=band, path=path)
     else:
         file_unit = unit
     try:

@@ -5,8 +5,8 @@ Every missing band from the bands a galaxy has
 Surveys give a galaxy whatever bands they observed: KiDS *u g r i* for some, VIKING
 *Z Y J H Ks* for others, both for a few.  An *any-band* model reads any subset of its
 bands and predicts any other one, in nanomaggies, with a per-pixel uncertainty.  Each
-request (the bands at hand, the band wanted) starts from its own linear colour model,
-stored in the card; the network learns the morphology-dependent colours on top.
+request (the bands at hand, the band wanted) starts from its own colour model (linear in
+the model's scaled units: a power-law SED), stored in the card; the network learns the morphology-dependent colours on top.
 
 Here the shipped ``any_band_kids_viking`` model fills in the missing bands of a mock
 galaxy observed by KiDS in *g* and *r* and by VIKING in *Ks* only, and then shows how the

@@ -147,6 +147,9 @@ def test_make_galaxy_and_make_dataset_with_a_survey():
     assert np.array_equal(ds.stack(1)["KiDS_r"].data, ds.cube("KiDS_r")[1])
     with pytest.raises(ValueError, match="has no noise-free truth"):
         make_dataset(1, bands=["r"], size=8).truth_cube("r")
+    # a mapping of band to survey, as make_galaxy takes it (it failed: "give the bands either as the keys ...")
+    mapped = make_dataset(1, seed=6, survey=PAPER, size=32)
+    assert mapped.names == ("NUV", "r", "Ks") and mapped.has_truth and mapped.cube("r").shape == (1, 32, 32)
 
 
 def test_redshift_shifts_the_spectra_through_the_bands():

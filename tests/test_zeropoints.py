@@ -110,6 +110,15 @@ def test_a_given_zeropoint_that_is_no_number_names_its_band(survey_files):
         BandStack.from_fits({"Ks": files["Ks"]}, zeropoint="abc")
 
 
+def test_a_zeropoint_given_for_a_file_without_bunit_reads_it_as_counts(tmp_path):
+    # It asked for unit=, and with unit='nanomaggy' refused the zero point as one of an image in a physical unit.
+    fits.PrimaryHDU(100 * _blob(20, 3.0), _wcs(1.0, 20).to_header()).writeto(tmp_path / "k.fits")
+    stack = BandStack.from_fits({"K": tmp_path / "k.fits"}, zeropoint={"K": 21.85})
+    assert float(np.sum(stack["Ks"].data)) == pytest.approx(100 * float(np.sum(_blob(20, 3.0))) * 10 ** (0.26),
+                                                            rel=1e-5)
+    assert stack.meta["zeropoints"][0]["unit"] == "ct"
+
+
 def test_given_zeropoint_wins_and_is_recorded(survey_files):
     files, _, ks_dn = survey_files
     stack = BandStack.from_fits({"Ks": files["Ks"]}, zeropoint={"Ks": 25.0})

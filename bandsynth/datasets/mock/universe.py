@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 
 from ...bands import sort_bands
@@ -311,7 +313,8 @@ class MockPlan:
             g, v = divmod(idx, self.views)
             if self.survey is not None:
                 obs = observe_galaxy(
-                    galaxy_seed(self.seed, g), self.survey, bands=[b.name for b in self.bands], size=self.size,
+                    galaxy_seed(self.seed, g), self.survey, size=self.size,
+                    bands=None if isinstance(self.survey, Mapping) else [b.name for b in self.bands],  # its keys
                     pixel_scale=self.pixel_scale, view=v, depth_offset=self.depth_offset, dust=self.dust,
                     log_ssfr=self.log_ssfr[g], family=self.family.name, r_mag_range=self.r_mag_range,
                     redshift=self.redshift,
