@@ -21,6 +21,10 @@ from .units import area_of, to_unit
 __all__ = ["prepare_inputs", "group_by_shape", "fill_bad_pixels"]
 
 
+# Passes of the bad-pixel fill: holes up to about 8 x this many pixels wide are filled from their surroundings.
+_FILL_PASSES = 64
+
+
 def fill_bad_pixels(data, bad):
     """Replace bad pixels by a Gaussian-weighted mean of good neighbours (astropy.convolution).
 
@@ -34,18 +38,26 @@ def fill_bad_pixels(data, bad):
     Returns
     -------
     numpy.ndarray
-        A copy of ``data`` with bad pixels filled (with the median of the good pixels where no good
-        neighbour is near).
+        A copy of ``data`` with bad pixels filled: a large hole from its edge inwards, pass by pass;
+        0 (the sky) where no good pixel is in reach at all.
     """
     from astropy.convolution import Gaussian2DKernel, interpolate_replace_nans
 
-    # Beyond the image edge is unknown, not zero: NaN there keeps edge pixels from being pulled down.
-    with warnings.catch_warnings():  # astropy's note on pixels left NaN: they get the median below
-        warnings.filterwarnings("ignore", message=".*NaN values detected post convolution")
-        filled = interpolate_replace_nans(np.where(bad, np.nan, data), Gaussian2DKernel(2.0), boundary="fill",
-                                          fill_value=np.nan)
-    # Pixels far from any good one stay NaN after one pass: fall back to the median.
-    return np.where(np.isfinite(filled), filled, np.nanmedian(np.where(bad, np.nan, data)))
+    filled, kernel = np.where(bad, np.nan, data), Gaussian2DKernel(2.0)
+    # Each pass reaches about 8 pixels further into a hole, from its own surroundings: the fill stays local, so a
+    # cut-out or a tile gives the same pixels (the median of the whole image or tile, used beyond one pass, moved
+    # the flux of unmasked pixels beside a 24-pixel hole by 1 % with the framing).
+    for _ in range(_FILL_PASSES):
+        left = np.isnan(filled)
+        if not left.any():
+            break
+        with warnings.catch_warnings():  # astropy's note on pixels left NaN: the next pass reaches them
+            warnings.filterwarnings("ignore", message=".*NaN values detected post convolution")
+            # Beyond the image edge is unknown, not zero: NaN there keeps edge pixels from being pulled down.
+            filled = interpolate_replace_nans(filled, kernel, boundary="fill", fill_value=np.nan)
+        if np.isnan(filled).sum() == left.sum():  # no good pixel within reach: nothing to fill from
+            break
+    return np.where(np.isfinite(filled), filled, 0.0)
 
 
 def prepare_inputs(stack, bands, scalings, *, unit, model="model", minimum_size=4, window=None):

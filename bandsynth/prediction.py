@@ -174,6 +174,10 @@ def plan_prediction(translator, stacks, *, uncertainty, tta, n_samples, batch_si
     engine = translator.engine
     if not stacks:
         raise ValueError("predict got an empty list of stacks")
+    n_samples, batch_size, tile, seed = _checked_options(uncertainty=uncertainty, tta=tta, check_domain=check_domain,
+                                                         n_samples=n_samples, batch_size=batch_size, tile=tile,
+                                                         seed=seed)
+    engine.compiled_used = False  # set by this prediction's network calls when they run compiled
     precision = check_options(precision=precision, batch_size=batch_size, compile=compile, n_samples=n_samples,
                               device=engine.device, tile=tile, multiple=engine.multiple,
                               bf16_flux_change=dict(translator.card.metrics.get("bf16", {})).get("max_flux_change"))
@@ -182,8 +186,8 @@ def plan_prediction(translator, stacks, *, uncertainty, tta, n_samples, batch_si
     problems = [domain_problems(translator.card, s) if check_domain else [] for s in stacks]
     for message in dict.fromkeys(m for p in problems for m in p):
         warnings.warn(message, AstropyUserWarning, stacklevel=stacklevel)
-    if uncertainty and 1 < n_samples < CALIBRATION_DRAWS and any(
-            s.view(b).uncertainty is not None for s in stacks for b in translator.inputs if b in s):
+    if uncertainty and 1 < n_samples < CALIBRATION_DRAWS and any(  # draws are made only with every input's noise
+            all(s.view(b).uncertainty is not None for b in translator.inputs if b in s) for s in stacks):
         warnings.warn(f"n_samples={n_samples}: the 'mc' calibrations are fitted with {CALIBRATION_DRAWS} Monte Carlo "
                       "draws of the inputs' noise; fewer give a noisier noise term, and sigma covers less than it "
                       f"states (give n_samples >= {CALIBRATION_DRAWS})", AstropyUserWarning, stacklevel=stacklevel)
@@ -192,9 +196,23 @@ def plan_prediction(translator, stacks, *, uncertainty, tta, n_samples, batch_si
                    "monte_carlo": {"draws": n_samples, "seed": seed, "tied_to": "pixel positions"},
                    # as asked, whatever was made (no draws of inputs without noise): a resumed batch compares them
                    "options": {"uncertainty": bool(uncertainty), "tta": bool(tta), "n_samples": int(n_samples),
-                               "seed": seed}}
+                               "seed": seed, "check_domain": bool(check_domain)}}
     options = dict(uncertainty=uncertainty, tta=tta, n_samples=n_samples, draws=PixelDraws(seed), run=run)
     return problems, computation, options
+
+
+def _checked_options(*, uncertainty, tta, check_domain, **counts):
+    """The yes/no options checked by name (a string "no" ran as True), and the counts as ints: an integer of numpy's
+    is one too (a float is not), and the provenance is JSON."""
+    import numbers
+
+    for name, value in (("uncertainty", uncertainty), ("tta", tta), ("check_domain", check_domain)):
+        if not isinstance(value, (bool, np.bool_)):
+            raise TypeError(f"{name} must be True or False, got {value!r}")
+    for name, value in counts.items():
+        if not isinstance(value, numbers.Integral) or isinstance(value, (bool, np.bool_)):
+            raise TypeError(f"{name} must be an integer, got {value!r}")
+    return tuple(int(value) for value in counts.values())
 
 
 def _progress(progress):
@@ -372,7 +390,7 @@ def prediction_provenance(card, stack, n_masked, *, uncertainty, configuration, 
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "scaling": {"method": "fixed asinh per band (no per-image statistic)", "unit": card.unit,
                     "bands": {b: dict(card.scaling[b]) for b in (*card.inputs, card.output)}},
-        "reprojection": list(stack.meta.get("reprojection", ())),
+        "reprojection": [r for r in stack.meta.get("reprojection", ()) if r["band"] in card.inputs],  # as read
         "zeropoints": [dict(z) for z in stack.meta.get("zeropoints", ()) if z["band"] in card.inputs],
         "uncertainty_method": method, "calibration": None if method == "none" else configuration,
         "uncertainty": dict(stated or {"distribution": None, "shape": None, "half_width_2sigma": None,
@@ -393,7 +411,7 @@ def prediction_provenance(card, stack, n_masked, *, uncertainty, configuration, 
               f"({z['source']})." for z in stack.meta.get("zeropoints", ()) if z["band"] in card.inputs],
             *[f"Resampled {r['band']} from {r['pixel_scale_in']:.4g} to {r['pixel_scale_out']:.4g} arcsec/px "
               f"({r['method']}, flux {'kept' if r['flux_scaled_by_area_ratio'] else 'per unit area kept'})."
-              for r in stack.meta.get("reprojection", ())],
+              for r in stack.meta.get("reprojection", ()) if r["band"] in card.inputs],
             *[f"Warning: {p}" for p in problems],
         ],
     }

@@ -330,6 +330,29 @@ class _SyntheticBandRead(NDDataRead):
         return self.registry.read(self._cls, *args, **kwargs)
 
 
+def _collapse(name):
+    """`SyntheticBand`'s ``name`` (sum, mean, max, min): astropy's, on a plain NDDataRef (`SyntheticBand._collapsed`)."""
+
+    def collapse(self, **kwargs):
+        return self._collapsed(name, **kwargs)
+
+    collapse.__name__, collapse.__qualname__ = name, f"SyntheticBand.{name}"
+    collapse.__doc__ = f"""The {name} over the image (or along ``axis``), the masked pixels left out.
+
+        Parameters
+        ----------
+        **kwargs
+            Options of ``astropy.nddata.NDDataRef.{name}`` (``axis``, ``propagate_uncertainties``, ...).
+
+        Returns
+        -------
+        `~astropy.nddata.NDDataRef`
+            No longer an image; without uncertainty unless ``propagate_uncertainties=True``, which
+            assumes independent pixels (a prediction's pixel errors are correlated).
+        """
+    return collapse
+
+
 class SyntheticBand(NDSlicingMixin, NDArithmeticMixin, NDIOMixin, NDData):
     """A predicted image in physical units, with uncertainty, mask, WCS and provenance.
 
@@ -492,6 +515,17 @@ class SyntheticBand(NDSlicingMixin, NDArithmeticMixin, NDIOMixin, NDData):
         by = f" with {float(np.asarray(value).item()):.6g}" if np.size(value) == 1 else " with an image"
         init_kwds["meta"] = _with_history(init_kwds.get("meta"), f"Arithmetic applied: numpy.{operation.__name__}{by}.")
         return result, init_kwds
+
+    def _collapsed(self, name, **kwargs):
+        # A sum, mean, max or min is no image: a plain NDDataRef, the masked pixels left out.  Its
+        # uncertainty is not propagated unless asked for: astropy's propagation assumes independent pixels, and a
+        # prediction's pixel errors are correlated, so a sum's propagated sigma would understate its error.
+        kwargs.setdefault("propagate_uncertainties", None)
+        kwargs.setdefault("operation_ignores_mask", True)  # astropy's default counts them (NaN)
+        plain = NDDataRef(self.data, uncertainty=self.uncertainty, mask=self.mask, unit=self.unit, meta=self.meta)
+        return getattr(plain, name)(**kwargs)
+
+    sum, mean, max, min = (_collapse(name) for name in ("sum", "mean", "max", "min"))
 
     def _slice(self, item):
         # NDData keeps the meta of a slice: say in the provenance which part of the prediction this is.

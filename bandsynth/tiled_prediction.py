@@ -196,7 +196,8 @@ def predict_in_tiles(engine, card, scalings, stack, *, calibration, uncertainty,
 
 def _uncertainty_plan(card, stack, *, uncertainty, tta, n_samples):
     """``(configuration, calibration or None, (method, stated distribution))`` of one large stack."""
-    mc = uncertainty and n_samples > 0 and any(stack.view(b).uncertainty is not None for b in card.inputs)
+    # draws of every input's noise, or none (`bandsynth.inputs.prepare_inputs`): some bands' alone understate sigma
+    mc = uncertainty and n_samples > 0 and all(stack.view(b).uncertainty is not None for b in card.inputs)
     config = configuration_name(tta=tta, monte_carlo=mc)
     calibration, described = None, ("none", None)
     if uncertainty:

@@ -173,3 +173,19 @@ def test_cli_predict_writes_a_large_image_strip_by_strip_and_shows_the_tiles(tin
         assert stage in err
     back = SyntheticBand.read(tmp_path / "o.fits")
     assert back.data.shape == (96, 96) and back.mask.sum() == 6
+
+
+def test_tiles_draw_no_noise_when_only_some_inputs_carry_one(field):
+    # Tiled, an image whose NUV alone carries a sigma took the 'mc' calibration (of draws of every input's noise)
+    # for a sigma without draws: 41 % too small on kids_g_z_to_r, and the provenance recorded draws never made.
+    translator = Translator.load("kids_g_z_to_r")
+    galaxy = make_galaxy(3, survey="kids_viking", size=96, pixel_scale=0.2).select(list(translator.inputs))
+    g, z = translator.inputs
+    stack = BandStack.from_arrays({b: galaxy.view(b).data for b in (g, z)}, wcs=galaxy.wcs, unit="nanomaggy",
+                                  uncertainty={g: galaxy.view(g).uncertainty.array})
+    with pytest.warns(AstropyUserWarning, match=f"only {g} of the inputs carries an uncertainty"):
+        whole = translator.predict(stack)
+        tiled = translator.predict(stack, tile=32)
+    assert translator.engine.n_tiles(stack.shape, tile=32) > LARGE_IMAGE_TILES
+    assert whole.provenance["calibration"] == tiled.provenance["calibration"]
+    np.testing.assert_allclose(tiled.uncertainty.array, whole.uncertainty.array, rtol=1e-4, atol=1e-7)

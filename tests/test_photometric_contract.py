@@ -75,6 +75,30 @@ def test_tiled_and_whole_prediction_agree_on_a_600_px_field(shipped):
     assert tiled.meta["provenance"]["computation"]["tile"] == 128
 
 
+def test_a_masked_hole_is_filled_the_same_in_any_cut_out_or_tile(shipped):
+    # A 24 px hole over the galaxy's centre: its pixels beyond the fill's first reach took the median of the
+    # whole image or tile, which moved the unmasked pixels around it by 1 % of their flux with the framing.
+    galaxy = make_galaxy(15, bands=["NUV", "Ks"], size=128)
+    field = _field(256, [(galaxy, 64, 64)], seed=15)
+    mask = np.zeros((256, 256), bool)
+    mask[116:140, 116:140] = True
+    for a in field.values():
+        a[mask] = np.nan
+    with pytest.warns(UserWarning, match="non-finite"):
+        whole = shipped.predict(_stack(field, galaxy), uncertainty=False, check_domain=False)
+        tiled = shipped.predict(_stack(field, galaxy), uncertainty=False, check_domain=False, tile=64)
+        cut = shipped.predict(_stack({b: a[38:218, 38:218] for b, a in field.items()}, galaxy), uncertainty=False,
+                              check_domain=False)
+    assert whole.mask[mask].all() and shipped.engine.n_tiles((256, 256), tile=64) > 4
+    peak = float(np.nanmax(whole.data))
+    good = ~mask
+    np.testing.assert_allclose(tiled.data[good], whole.data[good], rtol=0, atol=1e-4 * peak)
+    inner = slice(38 + shipped.engine.halo, 218 - shipped.engine.halo)  # beyond half a receptive field of its edges
+    within = (slice(shipped.engine.halo, 180 - shipped.engine.halo),) * 2
+    np.testing.assert_allclose(cut.data[within][good[inner, inner]], whole.data[inner, inner][good[inner, inner]],
+                               rtol=0, atol=1e-4 * peak)
+
+
 def test_a_bright_neighbour_beyond_the_receptive_field_changes_nothing(shipped):
     galaxy = make_galaxy(31, bands=["NUV", "Ks"], size=128)
     neighbour = make_galaxy(32, bands=["NUV", "Ks"], size=128)

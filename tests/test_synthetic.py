@@ -536,6 +536,14 @@ def test_arithmetic_keeps_provenance(synth):
     assert synth.provenance["history"][-1].startswith("It's a test")  # the original is untouched
     diff = synth.subtract(synth)
     assert diff.band.name == "r" and np.nanmax(np.abs(diff.data)) == 0
+    # collapses are no image: they raised TypeError ("float() argument must be ... not 'NoneType'")
+    good = ~np.asarray(synth.mask, bool) if synth.mask is not None else np.ones(synth.data.shape, bool)
+    total = synth.sum()
+    assert total.unit == nanomaggy and total.uncertainty is None
+    assert float(total.data) == pytest.approx(float(np.sum(synth.data[good], dtype=np.float64)), rel=1e-5)
+    assert float(synth.max().data) == pytest.approx(float(np.max(synth.data[good])))
+    assert synth.mean(axis=0).data.shape == (synth.data.shape[1],)
+    assert synth.sum(propagate_uncertainties=True).uncertainty is not None  # as asked
 
 
 def test_to_ccddata_gives_what_ccddata_reads_and_can_write(synth, tmp_path):

@@ -541,6 +541,9 @@ def test_compile_auto_waits_for_enough_images_of_a_shape(fresh, galaxy, fake_com
     assert fake_compile == []
     pred = fresh.predict(stack, precision="bf16", uncertainty=False)
     assert fake_compile == [{"dynamic": False}] and pred.meta["provenance"]["computation"]["compiled"] is True
+    # the provenance says what this prediction did (it said "compiled" for every later one, compiled or not)
+    eager = fresh.predict(stack, precision="bf16", uncertainty=False, compile=False)
+    assert eager.meta["provenance"]["computation"]["compiled"] is False
     # fp32 on a CPU is no faster compiled: "auto" leaves it eager.
     for _ in range(4):
         fresh.predict(stack, precision="fp32", uncertainty=False)
@@ -557,6 +560,18 @@ def test_options_are_checked(translator, galaxy):
         translator.predict(stack, n_samples=-1)
     with pytest.raises(ValueError, match="tile must be an integer >= 2, got 1"):
         translator.predict(stack, tile=1, uncertainty=False)
+    # yes/no options by name ("no" ran test-time augmentation), integers as integers (numpy's too)
+    for name in ("tta", "uncertainty", "check_domain"):
+        with pytest.raises(TypeError, match=f"{name} must be True or False, got 'no'"):
+            translator.predict(stack, **{name: "no"})
+    for seed in (1.5, True, "a", None):
+        with pytest.raises(TypeError, match=f"seed must be an integer, got {seed!r}"):
+            translator.predict(stack, seed=seed)
+    counted = translator.predict(stack, tile=np.int64(64), batch_size=np.int64(2), n_samples=np.int64(0))
+    assert counted.provenance["computation"]["tile"] == 64
+    assert counted.provenance["computation"]["options"]["check_domain"] is True
+    with pytest.raises(ValueError, match=r"device='gpu' is not a device of this machine .*; it has 'cpu'"):
+        Translator.load("nuv_k_to_r_paper", device="gpu")
 
 
 def test_export_onnx_matches_torch_on_other_sizes(translator, tmp_path):

@@ -76,10 +76,23 @@ def resolve_device(device):
     Returns
     -------
     torch.device
+
+    Raises
+    ------
+    ValueError
+        A device this machine's torch does not know or cannot reach (torch's own error said neither which
+        argument nor what there is).
     """
     if device in (None, "auto"):
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    try:
+        chosen = torch.device(device)
+        torch.empty(0, device=chosen)  # reachable: "cuda" on a CPU build of torch fails here, not at predict
+    except (RuntimeError, AssertionError, TypeError) as err:
+        gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        raise ValueError(f"device={device!r} is not a device of this machine ({str(err).splitlines()[0]}); it has "
+                         f"'cpu'{f' and {gpus} CUDA device(s)' if gpus else ''} (device='auto' picks)") from None
+    return chosen
 
 
 def check_options(*, precision, batch_size, compile, n_samples, device, tile=512, multiple=2, bf16_flux_change=None):
