@@ -408,8 +408,10 @@ def header_band(header):
             return get_band(own)
         except ValueError:
             pass
-    if str(header.get("TELESCOP", "")).strip().upper() == "GALEX" and str(header.get("BAND", "")).strip() in ("1", "2"):
-        return get_band("NUV" if str(header["BAND"]).strip() == "1" else "FUV")
+    galex = {"1": "NUV", "1.0": "NUV", "NUV": "NUV", "2": "FUV", "2.0": "FUV", "FUV": "FUV"}  # its BAND keyword
+    stated = str(header.get("BAND", "")).strip().upper()
+    if str(header.get("TELESCOP", "")).strip().upper() == "GALEX" and stated in galex:
+        return get_band(galex[stated])
     filt = str(header.get("FILTER", "")).strip()
     if not filt:
         return None

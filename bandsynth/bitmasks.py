@@ -61,7 +61,7 @@ def bad_pixels(data, header, *, label="the mask"):
     return (data.astype(np.int64) & bits) != 0
 
 
-def mask_of(hdul, name, label, *, shape=None):
+def mask_of(hdul, name, label, *, shape=None, band=None):
     """The bad pixels (`bad_pixels`) of HDU ``name`` of an open FITS file, or None where it has none.
 
     Parameters
@@ -73,6 +73,8 @@ def mask_of(hdul, name, label, *, shape=None):
         What the mask belongs to, for the warning and the error.
     shape : tuple of int, optional
         The shape of the image the mask belongs to.
+    band : `~bandsynth.bands.Band` or str, optional
+        The band, carried by the error.
 
     Returns
     -------
@@ -90,5 +92,5 @@ def mask_of(hdul, name, label, *, shape=None):
         from .errors import BandInputError
 
         raise BandInputError(f"{where} has shape {hdul[name].data.shape}, the image {tuple(shape)}: a mask must have "
-                             "its image's shape", path=hdul.filename())
+                             "its image's shape", band=band, path=hdul.filename())
     return bad_pixels(hdul[name].data, hdul[name].header, label=where)

@@ -254,20 +254,22 @@ def _readable(data, indices, output):
     return kept, stacks, truths, unreadable
 
 
-def _with_unreadable(table, unreadable):
-    """``table`` and a row per galaxy that could not be read: its ``image`` and ``error``, NaN (or empty) elsewhere."""
+def _with_unreadable(table, unreadable, order):
+    """``table`` and a row per galaxy that could not be read -- its ``image`` and ``error``; NaN, -1 (as
+    `~bandsynth.metrics.evaluate_pairs` marks a missing count) or empty elsewhere -- in the ``order`` of the images."""
     from astropy.table import Table, vstack
 
     if not unreadable:
         return table
     out = vstack([table, Table({"image": [i for i, _ in unreadable], "error": [e for _, e in unreadable]})],
                  join_type="outer", metadata_conflicts="silent")
+    fills = {"f": np.nan, "i": -1, "u": 0, "b": False}
     for name in out.colnames:
         if getattr(out[name], "mask", None) is not None and np.any(out[name].mask):
-            kind = out[name].dtype.kind
-            out[name] = out[name].astype(float).filled(np.nan) if kind in "fiu" else out[name].filled(
-                False if kind == "b" else "")
-    return Table(out, masked=False)
+            out[name] = out[name].filled(fills.get(out[name].dtype.kind, ""))
+    out = Table(out, masked=False)[np.argsort([order.index(i) for i in out["image"]], kind="stable")]
+    out.meta["n_failed"] = int(sum(bool(e) for e in out["error"]))
+    return out
 
 
 def evaluate_translator(translator, data, *, split="test", indices=None, linear_coefficients=None, max_images=None,
@@ -323,6 +325,7 @@ def evaluate_translator(translator, data, *, split="test", indices=None, linear_
         raise ValueError(f"empty data set: no {split!r} images to evaluate")
     inputs, output = translator.inputs, translator.output
     scalings, refs_of = metric_space(data, inputs, output)
+    order = indices
     indices, stacks, truths, unreadable = _readable(data, indices, output)
     preds = _predict_all(translator, stacks, progress=progress)
     input_images = [{b: s[b] for b in inputs} for s in stacks]
@@ -347,7 +350,7 @@ def evaluate_translator(translator, data, *, split="test", indices=None, linear_
     }
     for name, table in per_galaxy.items():
         table["image"] = indices
-        per_galaxy[name] = table = _with_unreadable(table, unreadable)
+        per_galaxy[name] = table = _with_unreadable(table, unreadable, order)
         table.meta["method"] = name
         table.meta["flux_unit"] = translator.card.unit
     per_galaxy["linear_colour"].meta["coefficients"] = dict(zip(inputs, map(float, coef)))

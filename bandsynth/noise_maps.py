@@ -25,7 +25,7 @@ NOISE_HDUS = {"VARIANCE": VarianceUncertainty, "IVAR": InverseVariance, "INVVAR"
 WEIGHT_HDUS = ("WHT", "WEIGHT", "WGT")
 
 
-def noise_of(hdul, label, *, shape):
+def noise_of(hdul, label, *, shape, band=None):
     """The noise a file's ``VARIANCE`` / ``IVAR`` / ``INVVAR`` HDU states, or None.
 
     Parameters
@@ -36,12 +36,16 @@ def noise_of(hdul, label, *, shape):
         What the noise belongs to, for the warning and the error.
     shape : tuple of int
         The shape of the image the noise belongs to.
+    band : `~bandsynth.bands.Band` or str, optional
+        The band, carried by the error.
 
     Returns
     -------
     `~astropy.nddata.VarianceUncertainty`, `~astropy.nddata.InverseVariance` or None
-        In the image's unit squared (or its inverse); None when the file has no such HDU
-        (with a warning when it has a weight map instead).
+        In the image's unit squared (or its inverse), NaN where a value is not positive and
+        finite (an inverse variance of 0: no data; such pixels are masked); None when the
+        file has no such HDU (with a warning when it has a weight map instead) or its HDU
+        holds no positive value (with a warning).
 
     Raises
     ------
@@ -65,10 +69,16 @@ def noise_of(hdul, label, *, shape):
                           "scale of a weight map differs between surveys): state the noise as an UNCERT (standard "
                           "deviation), VARIANCE or IVAR HDU", AstropyUserWarning, stacklevel=4)
         return None
-    data = hdul[name].data
-    if data.shape != tuple(shape):
+    values, where = np.array(hdul[name].data, dtype=float), f"{label}: HDU {name} of {hdul.filename()!r}"
+    if values.shape != tuple(shape):
         from .errors import BandInputError
 
-        raise BandInputError(f"{label}: HDU {name} of {hdul.filename()!r} has shape {data.shape}, the image {tuple(shape)}: a noise map must "
-                             "have its image's shape", path=hdul.filename())
-    return NOISE_HDUS[name](np.array(data, dtype=float))
+        raise BandInputError(f"{where} has shape {values.shape}, the image {tuple(shape)}: a noise map must have its "
+                             "image's shape", band=band, path=hdul.filename())
+    with np.errstate(invalid="ignore"):
+        valid = np.isfinite(values) & (values > 0)
+    if not valid.any():  # a placeholder: sigma 0 everywhere would make the inputs' noise draws add nothing
+        warnings.warn(f"{where} holds no positive value: not read as the image's noise", AstropyUserWarning,
+                      stacklevel=4)
+        return None
+    return NOISE_HDUS[name](np.where(valid, values, np.nan))

@@ -27,8 +27,8 @@ from .units import parse_unit
 _TAG_WORDS = {"psf": "PSF tags read, log2(FWHM / training FWHM)",
              "depth": "Depth tags read, log2(noise / training noise)"}
 
-__all__ = ["MASKED_PIXELS_NOTE", "check_output_band", "check_one_stack", "plan_prediction", "describe_uncertainty",
-           "to_flux", "to_synthetic", "prediction_provenance", "predict_batch"]
+__all__ = ["MASKED_PIXELS_NOTE", "check_output_band", "check_one_stack", "check_predict_options", "plan_prediction",
+           "describe_uncertainty", "to_flux", "to_synthetic", "prediction_provenance", "predict_batch"]
 
 
 #: The provenance history's line on masked pixels, after their number (a resumed batch reports it again).
@@ -174,9 +174,9 @@ def plan_prediction(translator, stacks, *, uncertainty, tta, n_samples, batch_si
     engine = translator.engine
     if not stacks:
         raise ValueError("predict got an empty list of stacks")
-    n_samples, batch_size, tile, seed = _checked_options(uncertainty=uncertainty, tta=tta, check_domain=check_domain,
-                                                         n_samples=n_samples, batch_size=batch_size, tile=tile,
-                                                         seed=seed)
+    n_samples, batch_size, tile, seed = check_predict_options(
+        uncertainty=uncertainty, tta=tta, check_domain=check_domain, n_samples=n_samples, batch_size=batch_size,
+        tile=tile, seed=seed)
     engine.compiled_used = False  # set by this prediction's network calls when they run compiled
     precision = check_options(precision=precision, batch_size=batch_size, compile=compile, n_samples=n_samples,
                               device=engine.device, tile=tile, multiple=engine.multiple,
@@ -201,9 +201,35 @@ def plan_prediction(translator, stacks, *, uncertainty, tta, n_samples, batch_si
     return problems, computation, options
 
 
-def _checked_options(*, uncertainty, tta, check_domain, **counts):
-    """The yes/no options checked by name (a string "no" ran as True), and the counts as ints: an integer of numpy's
-    is one too (a float is not), and the provenance is JSON."""
+def check_predict_options(*, uncertainty=True, tta=False, check_domain=True, **counts):
+    """Check `~bandsynth.Translator.predict`'s yes/no options and counts by name, before any work.
+
+    A yes/no option must be a bool (a string "no" ran as True); a count an integer, numpy's too
+    (a float is not), returned as a Python int, since the provenance is JSON.
+
+    Parameters
+    ----------
+    uncertainty, tta, check_domain : bool
+        As for `~bandsynth.Translator.predict`.
+    **counts : int
+        Any of ``n_samples``, ``batch_size``, ``tile`` and ``seed``.
+
+    Returns
+    -------
+    tuple of int
+        The counts, in the order given.
+
+    Raises
+    ------
+    TypeError
+        An option of the wrong type, named.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> check_predict_options(tta=True, tile=np.int64(256), seed=3)
+    (256, 3)
+    """
     import numbers
 
     for name, value in (("uncertainty", uncertainty), ("tta", tta), ("check_domain", check_domain)):

@@ -271,13 +271,13 @@ class BandStack:
             if extnames is not None:
                 raise ValueError("extnames= applies to one multi-extension file; with one file per band, the "
                                  "mapping's keys name the bands")
-            # a file without BUNIT given a zero point is in counts (it asked for unit=, with which the zero point
-            # was then refused as one of an image in a physical unit)
+            # a file without BUNIT given a zero point is in counts, whatever flux unit unit= gives the others (it
+            # asked for unit=, with which the zero point was then refused as one of an image in a physical unit)
             counted = (set(resolve_mapping(zeropoint, "zeropoint", allowed=paths)) if isinstance(zeropoint, Mapping)
                        else set(paths) if zeropoint is not None else set())
             built, inputs = {}, []
             for band, path in paths.items():
-                own = u.ct if common_unit is None and band in counted else common_unit
+                own = u.ct if band in counted and not is_count_unit(common_unit or u.nmgy) else common_unit
                 built[band], record = read_band_file(band, path, hdu=hdus.get(band), unit=own)
                 inputs.append({**record, "hdu_named": hdus.get(band) is not None})  # the caller's, or the reader's
         elif isinstance(source, (str, os.PathLike)):

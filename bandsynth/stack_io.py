@@ -38,7 +38,10 @@ __all__ = ["BandImage", "as_unit", "as_wcs", "convert_unit", "file_bands", "imag
 class BandImage:
     """One band while a stack is being assembled (mutable scratch record).
 
-    `~bandsynth.stack.BandStack` keeps its bands in these records.
+    `~bandsynth.stack.BandStack` keeps its bands in these records; ``data``,
+    ``uncertainty`` (a standard deviation in ``unit``) and ``mask`` are arrays
+    (the latter two or None), ``wcs`` a `~astropy.wcs.WCS` or None, ``meta``
+    the image's header or metadata and ``path`` the file it was read from.
 
     Parameters
     ----------
@@ -185,8 +188,8 @@ def as_wcs(wcs, where, *, band=None, path=None):
         raise BandInputError(f"{where}: expected a 2-D WCS, got one with {wcs.pixel_n_dim} pixel axes",
                              band=band, path=path)
     if wcs.has_celestial and (scale := proj_plane_pixel_scales(wcs.celestial).max()) >= 0.5:  # no galaxy image's
-        raise BandInputError(f"{where}: its WCS puts pixels {scale:g} deg apart: a header that states no pixel "
-                             "scale (no CDELTi or CDi_j) is read by astropy as 1 degree per pixel", band=band, path=path)
+        raise BandInputError(f"{where}: its WCS puts pixels {scale:g} deg apart: a header stating no pixel scale (no "
+                             "CDELTi or CDi_j) is read by astropy as 1 degree per pixel", band=band, path=path)
     return wcs
 
 
@@ -565,8 +568,8 @@ def read_band_file(band, path, *, hdu, unit):
             warnings.warn(f"{label}: {'' if hdu is None else f'HDU {hdu!r} of '}{path!r} holds {named.name}, another "
                           f"filter, read as {band.name} as asked", AstropyUserWarning, stacklevel=4)
         header, where = hdul[index].header, hdul[index].name or index
-        mask = mask_of(hdul, "MASK", label, shape=hdul[index].shape)
-        noise = None if "UNCERT" in hdul else noise_of(hdul, label, shape=hdul[index].shape)  # a survey's VARIANCE
+        mask = mask_of(hdul, "MASK", label, shape=hdul[index].shape, band=band)
+        noise = None if "UNCERT" in hdul else noise_of(hdul, label, shape=hdul[index].shape, band=band)
         header = with_primary_photometry(header, hdul[0].header) if index else header.copy()
     ccd = _read_ccd(path, index, label=label, unit=unit, hdu_uncertainty="UNCERT", mask=mask, header=header, band=band)
     ccd.uncertainty = ccd.uncertainty if noise is None else noise
@@ -725,7 +728,7 @@ def read_multi_extension(path, *, unit, extnames=None):
     label = f"file {path!r}"
     with _open_fits(path, label) as hdul:
         found = _band_hdus(hdul, label, path, wanted)
-        masks = {band: mask_of(hdul, f"{name}_MASK", f"band {band.name!r}", shape=hdul[i].shape)
+        masks = {band: mask_of(hdul, f"{name}_MASK", f"band {band.name!r}", shape=hdul[i].shape, band=band)
                  for band, (i, name, _) in found.items()}
     missing = sorted(set(wanted or ()) - {name for _, name, _ in found.values()})
     if missing:
@@ -791,4 +794,3 @@ def convert_unit(band, im, target, *, requested):
             f"band {band.name!r}{f' ({im.path!r})' if im.path else ''}: cannot convert its unit {im.unit} to "
             f"{target}, {why}; {hint}", band=band, path=im.path) from None
     im.unit = target
-

@@ -42,6 +42,7 @@ __all__ = [
     "pixel_area",
     "area_of",
     "needs_pixel_area",
+    "needs_wavelength",
 ]
 
 #: astropy's nanomaggy (``u.nmgy``): AB magnitude 22.5, 3.631e-6 Jy.
@@ -351,6 +352,36 @@ def needs_pixel_area(unit, target, *, band=None):
         pass
     try:
         conversion_factor(unit, target, band=band, pixel_area=1.0 * u.arcsec**2)
+        return True
+    except (u.UnitsError, ValueError):
+        return False
+
+
+def needs_wavelength(unit, target):
+    """Whether ``unit`` converts to ``target`` only at a band's wavelength: a flux per wavelength and one per
+    frequency.  What an error says when a conversion fails for want of a known band.
+
+    Parameters
+    ----------
+    unit, target : str or `~astropy.units.UnitBase`
+        Linear flux units.
+
+    Returns
+    -------
+    bool
+
+    Examples
+    --------
+    >>> needs_wavelength("erg / (s cm2 Angstrom)", "nanomaggy"), needs_wavelength("Jy", "nanomaggy")
+    (True, False)
+    """
+    try:
+        conversion_factor(unit, target)
+        return False
+    except (u.UnitsError, ValueError):
+        pass
+    try:
+        conversion_factor(unit, target, band="r")  # any band's wavelength tells whether one is needed
         return True
     except (u.UnitsError, ValueError):
         return False

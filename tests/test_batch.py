@@ -385,6 +385,13 @@ def test_options_are_validated_before_any_work(tiny_model, tmp_path):
         predict_many(stem, [], out_dir=tmp_path, workers=0)
     with pytest.raises(TypeError, match="predict_kw: .*unexpected keyword argument 'bogus'"):
         predict_many(stem, [], out_dir=tmp_path, predict_kw={"bogus": 1})
+    # values too, named ("no" ran as True; a bad one failed every galaxy, one by one)
+    with pytest.raises(TypeError, match="^tta must be True or False, got 'no'"):
+        predict_many(stem, [], out_dir=tmp_path, tta="no")
+    with pytest.raises(TypeError, match="^predict_kw: uncertainty must be True or False, got 'no'"):
+        predict_many(stem, [], out_dir=tmp_path, predict_kw={"uncertainty": "no"})
+    with pytest.raises(TypeError, match="^predict_kw: seed must be an integer, got 1.5"):
+        predict_many(stem, [], out_dir=tmp_path, predict_kw={"seed": 1.5})
     with pytest.raises(TypeError, match=r"band must be one band name \(a run writes one band per galaxy; run once "
                                         r"per band\), got \['r', 'g'\]"):
         predict_many(stem, [], out_dir=tmp_path / "o", band=["r", "g"])

@@ -314,3 +314,6 @@ def test_evaluate_fails_a_galaxy_whose_image_is_blank_not_the_run(trained, tmp_p
     failed = per_galaxy[per_galaxy["image"] == test[0]]
     assert len(per_galaxy) == len(test) and "band 'r' is all-zero" in failed["error"][0]
     assert np.isnan(failed["mae"][0]) and Table.read(out / "summary.ecsv")["n_failed"][0] == 1
+    assert list(per_galaxy["image"]) == test and per_galaxy.meta["n_failed"] == 1  # in order, counted
+    counts = [c for c in per_galaxy.colnames if c.startswith("morph_flag") or c == "index"]  # -1: not measured
+    assert counts and all(per_galaxy[c].dtype.kind == "i" and failed[c][0] == -1 for c in counts)

@@ -828,7 +828,7 @@ def test_a_file_whose_wcs_or_mask_does_not_fit_is_refused_by_name(tmp_path):
         header.remove(key, ignore_missing=True)
     fits.PrimaryHDU(image, header).writeto(tmp_path / "noscale.fits")
     with pytest.raises(ValueError, match=r"band 'r' \(.*noscale\.fits\): its WCS puts pixels 1 deg apart: a header "
-                                         r"that states no pixel scale \(no CDELTi or CDi_j\)"):
+                                         r"stating no pixel scale \(no CDELTi or CDi_j\)"):
         BandStack.from_fits({"r": tmp_path / "noscale.fits"})
     # A surface brightness without a WCS: the pixel area is what is missing, not a convertible unit.
     header = fits.Header({"BUNIT": "MJy/sr"})
@@ -860,3 +860,15 @@ def test_a_survey_variance_hdu_is_the_bands_noise_and_a_weight_map_is_named(tmp_
         tmp_path / "wgt.fits")
     with pytest.warns(AstropyUserWarning, match=r"band 'r': HDU WGT of .*wgt\.fits' is not read as the image's noise"):
         assert BandStack.from_fits({"r": tmp_path / "wgt.fits"})["r"].uncertainty is None
+    # an inverse variance of 0 is a pixel without data (masked, said once); a map of zeros is no noise map
+    ivar = 1 / variance
+    ivar[0, :4] = 0.0
+    fits.HDUList([fits.PrimaryHDU(image, header), fits.ImageHDU(ivar, name="IVAR")]).writeto(tmp_path / "ivar0.fits")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)  # numpy's divide-by-zero leaked
+        holes = BandStack.from_fits({"r": tmp_path / "ivar0.fits"})["r"]
+    assert holes.mask[0, :4].all() and holes.mask.sum() == 4
+    fits.HDUList([fits.PrimaryHDU(image, header), fits.ImageHDU(0 * variance, name="VARIANCE")]).writeto(
+        tmp_path / "zeros.fits")
+    with pytest.warns(AstropyUserWarning, match=r"HDU VARIANCE of .*zeros\.fits' holds no positive value"):
+        assert BandStack.from_fits({"r": tmp_path / "zeros.fits"})["r"].uncertainty is None

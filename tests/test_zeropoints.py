@@ -92,6 +92,7 @@ def test_survey_files_become_nanomaggies_with_their_header_zeropoints(survey_fil
 
 @pytest.mark.parametrize("keywords, asked, held", [
     ({"TELESCOP": "GALEX", "BAND": 2}, "NUV", "FUV"),  # GALEX: BAND = 1 NUV, 2 FUV
+    ({"TELESCOP": "GALEX", "BAND": "NUV"}, "FUV", "NUV"),
     ({"ORIGIN": "2MASS", "FILTER": "j", "BUNIT": "DN", "MAGZP": 20.9}, "Ks", "J"),
 ])
 def test_a_file_of_another_filter_is_named_before_its_zero_point_is_used(tmp_path, keywords, asked, held):
@@ -117,6 +118,9 @@ def test_a_zeropoint_given_for_a_file_without_bunit_reads_it_as_counts(tmp_path)
     assert float(np.sum(stack["Ks"].data)) == pytest.approx(100 * float(np.sum(_blob(20, 3.0))) * 10 ** (0.26),
                                                             rel=1e-5)
     assert stack.meta["zeropoints"][0]["unit"] == "ct"
+    # with unit= for the files that state neither (--zeropoint K=21.85 --unit nanomaggy): the same
+    named = BandStack.from_fits({"K": tmp_path / "k.fits"}, zeropoint={"K": 21.85}, unit="nanomaggy")
+    np.testing.assert_array_equal(named["Ks"].data, stack["Ks"].data)
 
 
 def test_given_zeropoint_wins_and_is_recorded(survey_files):

@@ -22,6 +22,8 @@ from .workers import cores, error_message, predict_galaxy, quiet_dask_logs
 __all__ = ["predict_many", "run_local", "quiet_close"]
 
 log = logging.getLogger("bandsynth.batch")
+# The predict options of predict_kw checked before any work (`bandsynth.prediction.check_predict_options`).
+_CHECKED_OPTIONS = ("uncertainty", "check_domain", "n_samples", "batch_size", "tile", "seed")
 
 
 def _resolve_model(model):
@@ -360,6 +362,7 @@ def predict_many(model, items, *, out_dir, band=None, inputs=None, workers=None,
 def _check_options(out_dir, workers, torch_threads, predict_kw, tta, scheduler, report):
     """The options of :func:`predict_many` checked before any work: ``predict_kw`` with ``tta``, and the report's
     path (never the manifest or a prediction)."""
+    from ..prediction import check_predict_options
     from ..translator import Translator
 
     if not isinstance(out_dir, (str, os.PathLike)):
@@ -377,7 +380,11 @@ def _check_options(out_dir, workers, torch_threads, predict_kw, tta, scheduler, 
         inspect.signature(Translator.predict).bind(None, None, **predict_kw)
     except TypeError as err:
         raise TypeError(f"predict_kw: {err}") from None
-    predict_kw["tta"] = bool(tta)
+    try:  # a bad value would fail every galaxy, one by one: refused before any work, named
+        check_predict_options(tta=tta, **{k: v for k, v in predict_kw.items() if k in _CHECKED_OPTIONS})
+    except TypeError as err:
+        raise TypeError(str(err) if str(err).startswith("tta ") else f"predict_kw: {err}") from None
+    predict_kw["tta"] = tta
     _check_scheduler(scheduler)
     return predict_kw, None if report is None else check_report_path(report)
 

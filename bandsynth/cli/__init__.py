@@ -88,8 +88,8 @@ def _sigterm_as_interrupt():
         return
     try:
         yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    finally:  # None: a handler set outside Python (an embedding program), which Python cannot set back
+        signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
 
 
 def main(argv=None) -> int:

@@ -151,7 +151,7 @@ def in_unit_of(pred, image, what, band):
     """
     import astropy.units as u
 
-    from ..units import area_of, needs_pixel_area, to_unit
+    from ..units import area_of, needs_pixel_area, needs_wavelength, to_unit
 
     if pred.unit is None or image.unit is None or image.unit == pred.unit:
         return image
@@ -172,7 +172,7 @@ def in_unit_of(pred, image, what, band):
     except (u.UnitsError, ValueError):
         if area is None and needs_pixel_area(image.unit, pred.unit, band=known):
             hint = "a surface brightness converts to a flux per pixel through the pixels' area: give either a WCS"
-        elif known is None and _needs_wavelength(image.unit, pred.unit):
+        elif known is None and needs_wavelength(image.unit, pred.unit):
             hint = ("a flux per wavelength converts to one per frequency only at a band's wavelength, and the "
                     "prediction names no known band")
         else:
@@ -180,19 +180,6 @@ def in_unit_of(pred, image, what, band):
         raise u.UnitConversionError(f"{what} is in {image.unit}, which cannot be converted to the prediction's "
                                     f"unit {pred.unit}; {hint}") from None
     return image._replace(data=data, uncertainty=sigma, unit=pred.unit)
-
-
-def _needs_wavelength(unit, target):
-    """Whether ``unit`` converts to ``target`` only at a band's wavelength (f_lambda and f_nu)."""
-    import astropy.units as u
-
-    from ..units import conversion_factor
-
-    try:
-        conversion_factor(unit, target, band="r")  # any band's wavelength will do to know whether one is needed
-        return True
-    except (u.UnitsError, ValueError):
-        return False
 
 
 def band_file(band, path, unit):
