@@ -267,7 +267,8 @@ def _with_unreadable(table, unreadable, order):
     for name in out.colnames:
         if getattr(out[name], "mask", None) is not None and np.any(out[name].mask):
             out[name] = out[name].filled(fills.get(out[name].dtype.kind, ""))
-    out = Table(out, masked=False)[np.argsort([order.index(i) for i in out["image"]], kind="stable")]
+    position = {i: k for k, i in enumerate(order)}
+    out = Table(out, masked=False)[np.argsort([position[i] for i in out["image"]], kind="stable")]
     out.meta["n_failed"] = int(sum(bool(e) for e in out["error"]))
     return out
 
@@ -276,9 +277,9 @@ def evaluate_translator(translator, data, *, split="test", indices=None, linear_
                         n_examples=4, progress=True):
     """Evaluate ``translator`` and both baselines on ``split`` of ``data``.
 
-    Scored against the noise-free truth where the data set has one (survey layer,
-    ``has_truth``), against the observed output band otherwise; the baselines read the
-    inputs as the model does (masked pixels filled).
+    Scored against the noise-free truth where the data set has one (survey layer, ``has_truth``),
+    against the observed output band otherwise; the baselines read the inputs as the model does
+    (masked pixels filled).  A galaxy whose images cannot be read fails its rows (``error``).
 
     Parameters
     ----------
@@ -310,7 +311,7 @@ def evaluate_translator(translator, data, *, split="test", indices=None, linear_
     Raises
     ------
     ValueError
-        An any-band model (evaluate one of its requests), or no image to evaluate.
+        An any-band model (evaluate one of its requests), or no image to evaluate or to read.
     """
     from astropy.table import Table, vstack
 

@@ -6,13 +6,12 @@ import logging
 from pathlib import Path
 
 from ._common import (
-    FAILED, UsageError, add_band_request, add_model, add_output, add_overwrite, add_quiet, at_least, check_output_folder,
-    format_summary, requested_bands,
+    FAILED, UsageError, add_band_request, add_model, add_output, add_overwrite, add_quiet, at_least,
+    check_output_folder, format_summary, requested_bands,
 )
 from .train import add_data_options, mock_or_stored
 
 log = logging.getLogger("bandsynth.cli")
-
 
 
 def _nan(value):
