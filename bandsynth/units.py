@@ -345,16 +345,7 @@ def needs_pixel_area(unit, target, *, band=None):
     >>> needs_pixel_area("MJy / sr", "nanomaggy"), needs_pixel_area("Jy", "nanomaggy")
     (True, False)
     """
-    try:
-        conversion_factor(unit, target, band=band)
-        return False
-    except (u.UnitsError, ValueError):
-        pass
-    try:
-        conversion_factor(unit, target, band=band, pixel_area=1.0 * u.arcsec**2)
-        return True
-    except (u.UnitsError, ValueError):
-        return False
+    return not _converts(unit, target, band=band) and _converts(unit, target, band=band, pixel_area=1.0 * u.arcsec**2)
 
 
 def needs_wavelength(unit, target):
@@ -375,13 +366,13 @@ def needs_wavelength(unit, target):
     >>> needs_wavelength("erg / (s cm2 Angstrom)", "nanomaggy"), needs_wavelength("Jy", "nanomaggy")
     (True, False)
     """
+    return not _converts(unit, target) and _converts(unit, target, band="r")  # any band's wavelength tells
+
+
+def _converts(unit, target, **context):
+    """Whether `conversion_factor` converts ``unit`` to ``target`` with this band or pixel area."""
     try:
-        conversion_factor(unit, target)
-        return False
-    except (u.UnitsError, ValueError):
-        pass
-    try:
-        conversion_factor(unit, target, band="r")  # any band's wavelength tells whether one is needed
+        conversion_factor(unit, target, **context)
         return True
     except (u.UnitsError, ValueError):
         return False

@@ -13,9 +13,9 @@ before any work (see ``docs/command_line.rst``).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import logging
-import contextlib
 import os
 import signal
 import sys
