@@ -244,7 +244,7 @@ class AnyBandTranslator(ModelAccess):
             raise ValueError(f"band=[] asks for no band; model {self.name!r} predicts any of {', '.join(self.outputs)}")
         for b in asked:
             check_output_band(self._card, b)
-        return [get_band(b).name for b in asked]
+        return list(dict.fromkeys(get_band(b).name for b in asked))  # a band asked twice is predicted once
 
     def _warn_if_calibrated_otherwise(self, task):
         calibrated = tuple((self._card.calibration.get(task.output) or {}).get("inputs", ()))
@@ -263,7 +263,9 @@ class AnyBandTranslator(ModelAccess):
         stacks : `~bandsynth.BandStack` or list of them
             Each holds any of the bands the model reads, on one pixel grid.
         band : str or list of str
-            The band(s) to predict.
+            The band(s) to predict; a band asked twice (or under two of its names) is
+            predicted once.  A stack that holds a wanted band is predicted from its other
+            bands (its own is left for a comparison).
         **options
             As for `bandsynth.Translator.predict` (``uncertainty``, ``tta``, ``n_samples``, ``tile``, ...).
 

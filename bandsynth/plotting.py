@@ -34,17 +34,32 @@ def _figure(figsize):
     return Figure(figsize=figsize, layout="constrained")
 
 
+def _values(img):
+    """Float array from an array, masked array, NDData/CCDData, Quantity or astropy uncertainty (as σ); masked
+    pixels become nan."""
+    from astropy.nddata import NDUncertainty, StdDevUncertainty
+
+    mask = None
+    if isinstance(img, NDUncertainty):  # a variance drawn or used as σ would be off by its square
+        data = img if isinstance(img, StdDevUncertainty) else img.represent_as(StdDevUncertainty)
+        data = data.array
+    elif np.ma.isMaskedArray(img):
+        data, mask = np.ma.getdata(img), np.ma.getmaskarray(img)
+    elif isinstance(img, np.ndarray):
+        data = img
+    else:
+        data, mask = getattr(img, "data", img), getattr(img, "mask", None)
+    arr = np.array(getattr(data, "value", data), dtype=float)
+    if mask is not None:
+        arr[np.asarray(mask, dtype=bool)] = np.nan
+    return arr
+
+
 def _array(img, name):
-    """2-D float array from an array, NDData/CCDData or Quantity; masked pixels become nan."""
-    data = getattr(img, "data", img) if not isinstance(img, np.ndarray) else img
-    if hasattr(data, "unit") and hasattr(data, "value"):
-        data = data.value
-    arr = np.array(data, dtype=float)
+    """2-D float array (`_values`)."""
+    arr = _values(img)
     if arr.ndim != 2:
         raise ValueError(f"{name} must be a 2-D image, got shape {arr.shape}")
-    mask = getattr(img, "mask", None)
-    if mask is not None and not isinstance(img, np.ndarray):
-        arr[np.asarray(mask, dtype=bool)] = np.nan
     return arr
 
 
@@ -287,7 +302,7 @@ def plot_synthetic(synthetic_band, *, truth=None, inputs=None, **kwargs):
         else:
             raise TypeError(f"inputs must be a mapping of band -> image or a BandStack, got {type(inputs).__name__}")
     unc = getattr(synthetic_band, "uncertainty", None)
-    sigma = None if unc is None else np.asarray(unc.array, dtype=float)
+    sigma = None if unc is None else _array(unc, "uncertainty")
     kwargs.setdefault("band", getattr(getattr(synthetic_band, "band", None), "name", None))
     kwargs.setdefault("unit", getattr(synthetic_band, "unit", None))
     return plot_panel(inputs or {}, truth, synthetic_band, sigma, **kwargs)
@@ -420,7 +435,7 @@ def plot_calibration(z_or_triplet, *, max_sigma=3.0, bins=60, figsize=None):
     2
     """
     if isinstance(z_or_triplet, tuple) and len(z_or_triplet) == 3:
-        pred, truth, sigma = (np.asarray(_array_any(a), dtype=float) for a in z_or_triplet)
+        pred, truth, sigma = (_values(a) for a in z_or_triplet)
         if not (pred.shape == truth.shape == sigma.shape):
             raise ValueError(f"prediction {pred.shape}, truth {truth.shape} and sigma {sigma.shape} differ in shape")
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -458,10 +473,3 @@ def plot_calibration(z_or_triplet, *, max_sigma=3.0, bins=60, figsize=None):
     a2.legend(fontsize=8)
     return fig
 
-
-def _array_any(a):
-    data = getattr(a, "data", a) if not isinstance(a, np.ndarray) else a
-    unc = getattr(a, "array", None)
-    if unc is not None and not isinstance(a, np.ndarray) and hasattr(a, "uncertainty_type"):
-        return unc
-    return getattr(data, "value", data)

@@ -445,7 +445,7 @@ def test_an_any_band_model_loads_as_one_and_lists_what_it_reads_and_writes(any_b
     assert "plain" in any_band.card.calibration["r"]["configurations"]
 
 
-def test_predict_with_band_uses_the_bands_each_stack_has(any_band):
+def test_predict_with_band_uses_the_bands_each_stack_has(any_band, monkeypatch):
     galaxy = make_galaxy_stack(7)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # every band but r at hand: the request r was calibrated on
@@ -462,6 +462,13 @@ def test_predict_with_band_uses_the_bands_each_stack_has(any_band):
         both = any_band.predict([galaxy.select(["g", "Ks"]), galaxy.select(["NUV", "g", "Ks"])], band=["NUV", "r"])
     assert [sorted(d) for d in both] == [["NUV", "r"], ["NUV", "r"]]
     assert [i["band"] for i in both[0]["r"].meta["provenance"]["inputs"]] == ["g", "Ks"]
+    # A band asked twice is predicted once (the stack ran through the network twice).
+    sent = []
+    monkeypatch.setattr(task, "predict", lambda stacks, **kw: sent.extend(stacks) or type(task).predict(task, stacks, **kw))
+    twice = any_band.predict(galaxy.select(["NUV", "g", "r", "Ks"]), band=["r", "r"], uncertainty=False)
+    assert len(sent) == 1
+    assert list(twice) == ["r"]
+    np.testing.assert_array_equal(twice["r"].data, task.predict(galaxy, uncertainty=False).data)
 
 
 def _tagged_translator(any_band, galaxy, kind, training):

@@ -275,6 +275,11 @@ def test_fast_gini_m20_matches_statmorph_on_sersic_clumps():
         g, m, flag = statmorph_gini_m20(images[i], segmaps[i], labels[i])
         assert abs(fast.gini[i] - g) < 1e-3 and abs(fast.m20[i] - m) < 1e-3
         assert fast.flag[i] == flag
+    # labels name segments of the maps given: without them, or absent from them, they were ignored
+    with pytest.raises(ValueError, match="labels= names segments of segmaps=: give the segmentation maps"):
+        gini_m20(images[0], labels=labels[0])
+    with pytest.raises(ValueError, match=r"label 99 is not in segmap 0 \(1 image\(s\) with an absent label\)"):
+        gini_m20(images[0], segmaps[0], labels=99)
 
 
 def test_fast_gini_m20_matches_statmorph_on_mock_galaxies():

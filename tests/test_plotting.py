@@ -7,7 +7,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
-from astropy.nddata import CCDData  # noqa: E402
+from astropy.nddata import CCDData, NDData, StdDevUncertainty, VarianceUncertainty  # noqa: E402
 from astropy.utils.exceptions import AstropyUserWarning  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
@@ -53,6 +53,19 @@ def test_panel_several_galaxies_share_truth_stretch(images, tmp_path):
     t_norm, p_norm = first_row[2].images[0].norm, first_row[3].images[0].norm
     assert (t_norm.vmin, t_norm.vmax) == (p_norm.vmin, p_norm.vmax)
     assert saved_png(fig, tmp_path)
+
+
+def test_panel_draws_no_masked_pixel_and_sigma_as_a_standard_deviation(images):
+    # a masked array's mask was dropped (a masked 1e6 drawn and in the residual); a variance drawn as sigma
+    inputs, truth, pred, sigma = images
+    bad = np.zeros(truth.shape, bool)
+    bad[10, 10] = True
+    spoilt = np.where(bad, 1e6, pred)
+    for prediction in (np.ma.array(spoilt, mask=bad), NDData(spoilt, mask=bad)):
+        panels = [ax.images[0].get_array() for ax in plot_panel({}, truth, prediction).axes if ax.images]
+        assert np.ma.is_masked(panels[1][10, 10]) and np.ma.is_masked(panels[2][10, 10])
+    drawn = plot_synthetic(NDData(pred, uncertainty=VarianceUncertainty(sigma**2)))
+    np.testing.assert_allclose([ax.images[0].get_array() for ax in drawn.axes if ax.images][-1], sigma)
 
 
 def test_panel_errors(images):
@@ -115,6 +128,15 @@ def test_calibration_plot(tmp_path):
     assert np.max(np.abs(observed - nominal)) < 0.05  # well calibrated: on the diagonal
     assert len(fig.axes[1].patches) == 60  # histogram bars
     assert saved_png(plot_calibration(rng.normal(size=1000)), tmp_path)
+    # sigma as any astropy uncertainty (a variance was read as sigma: 1-sigma coverage 0.07 for 0.68), and a
+    # prediction's masked pixels left out (they were pooled in)
+    as_std = plot_calibration((pred, truth, StdDevUncertainty(sigma))).axes[0].lines[1].get_data()[1]
+    as_var = plot_calibration((pred, truth, VarianceUncertainty(sigma**2))).axes[0].lines[1].get_data()[1]
+    np.testing.assert_allclose(as_var, as_std)
+    bad = np.zeros(truth.shape, bool)
+    bad[:10] = True
+    masked = plot_calibration((NDData(pred, mask=bad), truth, sigma))
+    assert masked.axes[1].get_legend().get_texts()[0].get_text() == f"z (n={truth.size - 500})"
     with pytest.raises(ValueError, match="differ in shape"):
         plot_calibration((pred, truth, np.ones(3)))
     with pytest.raises(ValueError, match="no finite z-score"):

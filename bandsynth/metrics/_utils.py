@@ -4,22 +4,73 @@ from __future__ import annotations
 
 import warnings
 
+import astropy.units as u
 import numpy as np
+from astropy.nddata import NDData, NDUncertainty, StdDevUncertainty
 from astropy.utils.exceptions import AstropyUserWarning
 
-__all__ = ["NAN", "pair", "check_range", "warn_excluded", "finite_1d"]
+__all__ = ["NAN", "pair", "image_values", "std_of", "check_range", "warn_excluded", "finite_1d"]
 
 
 NAN = float("nan")
 
 
+def image_values(image, name):
+    """Float values, mask (True = bad, or None) and unit (or None) of an array, masked array, Quantity or NDData.
+
+    A masked array's or NDData's mask is the image's own statement of its bad pixels: read with
+    ``np.asarray`` it would be dropped and the masked values measured."""
+    mask = unit = None
+    if isinstance(image, NDData):
+        data, unit = image.data, image.unit
+        mask = None if image.mask is None else np.asarray(image.mask, dtype=bool)
+    elif isinstance(image, u.Quantity):
+        data, unit = image.value, image.unit
+    elif np.ma.isMaskedArray(image):
+        data, mask = np.ma.getdata(image), np.ma.getmaskarray(image)
+    else:
+        data = image
+    try:
+        values = np.asarray(data, dtype=float)
+    except (TypeError, ValueError):
+        raise TypeError(
+            f"{name} must be an array, masked array, Quantity or NDData of numbers, got {type(image).__name__}"
+        ) from None
+    if mask is not None and mask.shape != values.shape:
+        raise ValueError(f"{name}'s mask has shape {mask.shape}, expected {values.shape}")
+    return values, mask, unit
+
+
+def std_of(uncertainty):
+    """Standard deviations of any astropy uncertainty: a variance or inverse variance read as one is off by its
+    square (or worse); a bare array or Quantity is taken as standard deviations."""
+    if isinstance(uncertainty, NDUncertainty) and not isinstance(uncertainty, StdDevUncertainty):
+        uncertainty = uncertainty.represent_as(StdDevUncertainty)
+    values = getattr(uncertainty, "array", uncertainty)
+    return np.asarray(getattr(values, "value", values), dtype=np.float64)
+
+
 def pair(prediction, truth, mask=None, *, names=("prediction", "truth")):
-    """Two float arrays of one shape and the pixels to use (True = use)."""
-    p = np.asarray(prediction, dtype=float)
-    t = np.asarray(truth, dtype=float)
+    """Two float arrays of one shape and the pixels to use (True = use): finite, and masked neither by ``mask``
+    nor by either image's own mask (a masked array's or NDData's).  A truth in another unit than the
+    prediction's is converted to it."""
+    p, p_mask, p_unit = image_values(prediction, names[0])
+    t, t_mask, t_unit = image_values(truth, names[1])
     if p.shape != t.shape:
         raise ValueError(f"{names[0]} has shape {p.shape} but {names[1]} has shape {t.shape}")
+    if p_unit is not None and t_unit is not None and p_unit != t_unit:
+        from ..units import conversion_factor  # nanomaggies and Jy convert only through their zero point
+
+        try:
+            t = t * conversion_factor(t_unit, p_unit)
+        except (u.UnitsError, ValueError, TypeError):
+            raise ValueError(
+                f"{names[1]} is in {t_unit} and {names[0]} in {p_unit}: give both in one flux unit"
+            ) from None
     good = np.isfinite(p) & np.isfinite(t)
+    for own in (p_mask, t_mask):
+        if own is not None:
+            good &= ~own
     if mask is not None:
         mask = np.asarray(mask, dtype=bool)
         if mask.shape != p.shape:

@@ -11,7 +11,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ..morphology import detection_footprint
-from ._utils import NAN, pair
+from ._utils import NAN, image_values, pair, std_of
 
 __all__ = ["footprint_z_scores", "calibration", "Calibration"]
 
@@ -51,9 +51,12 @@ def calibration(prediction, truth, sigma, *, truth_sigma=None, mask=None, footpr
 
     Parameters
     ----------
-    prediction, truth, sigma : 2-D arrays (or any arrays of one shape)
-        Prediction, true image and the prediction's 1-sigma uncertainty.
-    truth_sigma : array, optional
+    prediction, truth : arrays (of any one shape), masked arrays, Quantities or NDData
+        Prediction and true image; a masked array's or NDData's mask is honoured, and a
+        truth in another unit than the prediction's is converted.
+    sigma : array or astropy uncertainty
+        The prediction's 1-sigma uncertainty (a variance or inverse variance is converted).
+    truth_sigma : array or astropy uncertainty, optional
         The truth's own 1-sigma noise, when the truth is an observed image: a model's σ
         states its error against the noise-free sky (its calibration takes an observed
         target's noise out), so the residual is compared with both,
@@ -89,12 +92,12 @@ def calibration(prediction, truth, sigma, *, truth_sigma=None, mask=None, footpr
     0.68
     """
     p, t, good = pair(prediction, truth, mask)
-    s = np.asarray(sigma, dtype=float)
+    s = std_of(sigma)
     if s.shape != p.shape:
         raise ValueError(f"sigma has shape {s.shape} but prediction has shape {p.shape}")
     good &= np.isfinite(s) & (s > 0)
     if truth_sigma is not None:
-        noise = np.asarray(truth_sigma, dtype=float)
+        noise = std_of(truth_sigma)
         if noise.shape != p.shape:
             raise ValueError(f"truth_sigma has shape {noise.shape} but prediction has shape {p.shape}")
         good &= np.isfinite(noise)
@@ -120,8 +123,8 @@ def footprint_z_scores(predictions, truths, *, footprints=None):
     The footprint is by default the galaxy's segment in the truth
     (`bandsynth.morphology.segment`); ``footprints`` gives others, e.g. the galaxy
     detected in a coadd of its bands (`bandsynth.morphology.detection_footprint`), which
-    holds the whole of a clumpy ultraviolet disc.  Masked prediction pixels are left out;
-    galaxies with no footprint contribute nothing.  A truth with an uncertainty (an
+    holds the whole of a clumpy ultraviolet disc.  Masked pixels of the prediction and of
+    the truth, and the truth's non-finite pixels, are left out; galaxies with no footprint contribute nothing.  A truth with an uncertainty (an
     observed image) adds its noise to σ, as :func:`calibration` does with ``truth_sigma``.
 
     Parameters
@@ -165,22 +168,14 @@ def footprint_z_scores(predictions, truths, *, footprints=None):
         if footprint is None:
             continue
         noise = getattr(truth, "uncertainty", None)
-        truth = np.asarray(getattr(truth, "data", truth), dtype=np.float64)
-        inside = np.asarray(footprint, dtype=bool).copy()
-        if pred.mask is not None:
-            inside &= ~np.asarray(pred.mask, dtype=bool)
-        sigma = _std_of(pred.uncertainty)[inside]
+        truth, truth_mask, _ = image_values(truth, "truth")
+        inside = np.asarray(footprint, dtype=bool) & np.isfinite(truth)  # a truth's bad pixels are no test of σ
+        for mask in (pred.mask, truth_mask):
+            if mask is not None:
+                inside &= ~np.asarray(mask, dtype=bool)
+        sigma = std_of(pred.uncertainty)[inside]
         if noise is not None:
-            sigma = np.hypot(sigma, _std_of(noise)[inside])
+            sigma = np.hypot(sigma, std_of(noise)[inside])
         z.append((np.asarray(pred.data, dtype=np.float64)[inside] - truth[inside]) / np.maximum(sigma, 1e-300))
     return np.concatenate(z) if z else np.empty(0)
 
-
-def _std_of(uncertainty):
-    """Standard deviations of any astropy uncertainty: a variance or inverse variance read as one is off by its
-    square (or worse); a bare array is taken as standard deviations."""
-    from astropy.nddata import NDUncertainty, StdDevUncertainty
-
-    if isinstance(uncertainty, NDUncertainty) and not isinstance(uncertainty, StdDevUncertainty):
-        uncertainty = uncertainty.represent_as(StdDevUncertainty)
-    return np.asarray(getattr(uncertainty, "array", uncertainty), dtype=np.float64)

@@ -66,7 +66,9 @@ def photometric_error(prediction, truth, *, mask=None, segmentation=None, apertu
 
     Parameters
     ----------
-    prediction, truth : 2-D arrays in the same flux units
+    prediction, truth : 2-D arrays, masked arrays, Quantities or NDData
+        In flux units; their own masks are honoured, and a truth in another unit than
+        the prediction's is converted.
     mask : bool array, optional
     segmentation : dict, optional
         Keyword arguments for :func:`~bandsynth.morphology.segment`.
@@ -165,8 +167,9 @@ def colour_fidelity(prediction, truth, inputs, *, mask=None, footprint=None):
 
     Parameters
     ----------
-    prediction, truth : 2-D arrays
-        Prediction and true image, in linear flux units.
+    prediction, truth : 2-D arrays, masked arrays, Quantities or NDData
+        Prediction and true image, in linear flux units; their own masks are honoured,
+        and a truth in another unit than the prediction's is converted.
     inputs : mapping of band name to 2-D array
         The input bands, in the same units.
     mask : bool array, optional

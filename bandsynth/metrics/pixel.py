@@ -24,8 +24,9 @@ def mae(prediction, truth, *, mask=None):
 
     Parameters
     ----------
-    prediction, truth : array-like
-        Images of one shape.
+    prediction, truth : array-like, masked array, Quantity or NDData
+        Images of one shape; their own masks are honoured, and a truth in another
+        unit than the prediction's is converted.
     mask : bool array, optional
         Pixels to exclude (True = excluded); non-finite pixels are always excluded,
         with a warning.
@@ -55,8 +56,9 @@ def psnr(prediction, truth, *, data_range, mask=None):
 
     Parameters
     ----------
-    prediction, truth : array-like
-        Images of one shape.
+    prediction, truth : array-like, masked array, Quantity or NDData
+        Images of one shape; their own masks are honoured, and a truth in another
+        unit than the prediction's is converted.
     data_range : float
         Dynamic range of the images (1 for images scaled to [0, 1]).
     mask : bool array, optional
@@ -98,8 +100,9 @@ def ssim(prediction, truth, *, data_range, mask=None, sigma=1.5, full=False):
 
     Parameters
     ----------
-    prediction, truth : 2-D arrays
-        Images of one shape.
+    prediction, truth : 2-D arrays, masked arrays, Quantities or NDData
+        Images of one shape; their own masks are honoured, and a truth in another
+        unit than the prediction's is converted.
     data_range : float
         Dynamic range of the images (1 for images scaled to [0, 1]).
     mask : bool array, optional

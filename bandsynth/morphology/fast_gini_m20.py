@@ -508,6 +508,19 @@ def _elongation_orientation(cov):
     return elong, 0.5 * math.atan2(2.0 * xy, x2 - y2)
 
 
+def _checked_labels(labels, segmaps):
+    """One label per segmap, each in its segmap (or 0)."""
+    if segmaps is None:  # the labels of a segmentation made here are not known to the caller
+        raise ValueError("labels= names segments of segmaps=: give the segmentation maps they label, or "
+                         "neither (the central segment of each image's own segmentation is measured)")
+    labels = np.broadcast_to(np.asarray(labels, dtype=int), (len(segmaps),))
+    absent = [i for i, (label, seg) in enumerate(zip(labels, segmaps)) if label != 0 and not np.any(seg == label)]
+    if absent:
+        raise ValueError(f"label {int(labels[absent[0]])} is not in segmap {absent[0]} "
+                         f"({len(absent)} image(s) with an absent label)")
+    return labels
+
+
 def gini_m20(images, segmaps=None, *, labels=None, mask=None, progress=False):
     """Gini and M20 of many galaxies, as statmorph defines them, fast.
 
@@ -526,7 +539,8 @@ def gini_m20(images, segmaps=None, *, labels=None, mask=None, progress=False):
         Detection segmentation maps (0 = background); made with :func:`segment`
         when omitted.
     labels : int or sequence of int, optional
-        Label of the galaxy in each segmap (default: the central segment).
+        Label of the galaxy in each of ``segmaps`` (default: the central segment); 0
+        measures nothing in that image.
     mask : bool array like ``images``, optional
         Bad pixels.  Non-finite pixels are always masked.
     progress : bool
@@ -539,6 +553,12 @@ def gini_m20(images, segmaps=None, *, labels=None, mask=None, progress=False):
         flag as set along the Gini/M20 chain (and by its sky test); it omits
         statmorph's Gini-vs-MID segmap comparison (flag 1) and failures of
         statistics not computed here.
+
+    Raises
+    ------
+    ValueError
+        Shapes that differ from the images', or ``labels`` without ``segmaps`` or absent
+        from their segmap.
 
     Examples
     --------
@@ -570,7 +590,7 @@ def gini_m20(images, segmaps=None, *, labels=None, mask=None, progress=False):
         if mask.shape != arr.shape:
             raise ValueError(f"mask has shape {mask.shape}, expected the images' shape {arr.shape}")
     if labels is not None:
-        labels = np.broadcast_to(np.asarray(labels, dtype=int), (n,))
+        labels = _checked_labels(labels, seg if segmaps is not None else None)
     gini = np.full(n, np.nan)
     m20 = np.full(n, np.nan)
     flag = np.full(n, 4, dtype=np.int16)
