@@ -10,6 +10,7 @@ names one HDU of it (`split_extended_name`).
 from __future__ import annotations
 
 import contextlib
+import copy
 import functools
 import hashlib
 import os
@@ -18,7 +19,8 @@ import secrets
 import unicodedata
 from pathlib import Path
 
-__all__ = ["atomic_path", "writable_path", "sha256_file", "gzip_problem", "open_whole_fits", "fits_ascii", "split_extended_name"]
+__all__ = ["atomic_path", "writable_path", "sha256_file", "gzip_problem", "open_whole_fits", "fits_ascii", "split_extended_name",
+           "without_wcs_keywords"]
 
 # FILE[EXT]: the FITS extended file name (CFITSIO's) for one HDU of a file, by EXTNAME or number.
 _HDU_SUFFIX = re.compile(r"^(?P<path>.+)\[(?P<hdu>[^\[\]]+)\]$")
@@ -245,3 +247,40 @@ def split_extended_name(name):
         return name, None
     hdu = match["hdu"].strip()
     return match["path"], int(hdu) if hdu.isdigit() else hdu
+
+
+#: A FITS header's WCS keywords (primary or alternate), SIP distortion terms included.
+_WCS_KEYWORD = re.compile(r"^(WCSAXES|CTYPE|CRPIX|CRVAL|CDELT|CUNIT|CROTA|CD\d+_|PC\d+_|PV\d+_|PS\d+_|LONPOLE|LATPOLE|"
+                          r"RADESYS|EQUINOX|[AB]P?_(\d+_\d+|ORDER|DMAX)$)")
+
+
+def without_wcs_keywords(meta):
+    """A copy of an image's ``meta`` for a new pixel grid: a FITS header loses its WCS keywords.
+
+    Written beside the new grid's WCS, the old grid's keywords would mix with it (an old SIP term
+    or CD matrix left beside a new PC matrix), and the file would describe neither grid.
+
+    Parameters
+    ----------
+    meta : mapping
+        The image's metadata; a `~astropy.io.fits.Header` is cleaned, anything else copied.
+
+    Returns
+    -------
+    mapping
+
+    Examples
+    --------
+    >>> from astropy.io import fits
+    >>> header = fits.Header({"OBJECT": "M51", "CTYPE1": "RA---TAN-SIP", "A_2_0": 3e-4, "CD1_1": -7e-5})
+    >>> list(without_wcs_keywords(header))
+    ['OBJECT']
+    """
+    from astropy.io import fits
+
+    meta = copy.deepcopy(meta)
+    if isinstance(meta, fits.Header):
+        for key in [k for k in meta if _WCS_KEYWORD.match(k)]:
+            del meta[key]
+    return meta
+

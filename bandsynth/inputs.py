@@ -126,9 +126,16 @@ def prepare_inputs(stack, bands, scalings, *, unit, model="model", minimum_size=
     for band in bands:
         image = stack.view(band, window)  # just the window: stack[band] would copy the whole image
         path = files.get(band)
-        data = np.asarray(image.data, dtype=np.float64)
+        data, sd = np.asarray(image.data, dtype=np.float64), None
+        if image.uncertainty is not None:
+            unc = image.uncertainty
+            unc = unc if isinstance(unc, StdDevUncertainty) else unc.represent_as(StdDevUncertainty)
+            sd = np.asarray(unc.array, dtype=np.float64)
         if image.unit is not None and image.unit != unit:
-            data = to_unit(data, image.unit, unit, band=band, path=path, pixel_area=area)
+            # σ with its data: in magnitudes it converts through the flux (to first order), not as a magnitude
+            converted = to_unit(data, image.unit, unit, band=band, path=path, pixel_area=area,
+                                uncertainty=None if sd is None else np.where(np.isfinite(sd), sd, 0.0))
+            data, sd = converted if sd is not None else (converted, None)
         bad = ~np.isfinite(data)
         if image.mask is not None:
             bad |= np.asarray(image.mask, dtype=bool)
@@ -137,16 +144,7 @@ def prepare_inputs(stack, bands, scalings, *, unit, model="model", minimum_size=
         mask |= bad
         x = scalings[band].forward(data)
         scaled.append(x.astype(np.float32))
-        if image.uncertainty is not None:
-            unc = image.uncertainty
-            unc = unc if isinstance(unc, StdDevUncertainty) else unc.represent_as(StdDevUncertainty)
-            sd = np.asarray(unc.array, dtype=np.float64)
-            if image.unit is not None and image.unit != unit:
-                sd = to_unit(np.where(np.isfinite(sd), sd, 0.0), image.unit, unit, band=band, path=path,
-                             pixel_area=area)
-            sigmas.append(np.where(bad, 0.0, sd).astype(np.float32))
-        else:
-            sigmas.append(None)
+        sigmas.append(None if sd is None else np.where(bad | ~np.isfinite(sd), 0.0, sd).astype(np.float32))
     noise = np.stack(sigmas) if all(s is not None for s in sigmas) else None
     return np.stack(scaled), mask, noise
 

@@ -17,8 +17,9 @@ import astropy.units as u
 import numpy as np
 from astropy.utils.exceptions import AstropyUserWarning
 
+from ._io import without_wcs_keywords
 from .stack_io import BandImage
-from .units import pixel_area
+from .units import is_magnitude, pixel_area
 
 __all__ = ["METHODS", "GRID_TOLERANCE", "check_grid", "describe_target", "grid_offset", "regrid",
            "reproject_all"]
@@ -105,16 +106,21 @@ def regrid(wcs, shape, pixel_scale):
     if not np.isfinite(scale) or scale <= 0:
         raise ValueError(f"reproject: a pixel scale must be a positive angle, got {pixel_scale!r}")
     celestial = wcs.celestial
-    factor = float(np.mean(proj_plane_pixel_scales(celestial))) / scale  # > 1: finer pixels
+    factors = np.asarray(proj_plane_pixel_scales(celestial), dtype=float) / scale  # per pixel axis; > 1: finer
     ny, nx = shape
-    new_shape = tuple(max(1, int(np.floor(n * factor + 1e-6))) for n in (ny, nx))  # inside the field: none masked
+    # inside the field: none masked
+    new_shape = tuple(max(1, int(np.floor(n * f + 1e-6))) for n, f in ((ny, factors[1]), (nx, factors[0])))
     centre = celestial.pixel_to_world_values((nx - 1) / 2, (ny - 1) / 2)
     new = celestial.deepcopy()
     new.sip, new.wcs.ctype = None, [c.replace("-SIP", "") for c in new.wcs.ctype]
+    # each pixel axis's column of the linear transformation scaled by its own factor: square pixels from
+    # rectangular ones (one mean factor kept 0.3" x 0.5" pixels rectangular, 0.20" x 0.33" for 0.262")
     if new.wcs.has_cd():
-        new.wcs.cd = new.wcs.cd / factor
+        new.wcs.cd = new.wcs.cd / factors
+    elif np.count_nonzero(new.wcs.get_pc() - np.diag(np.diag(new.wcs.get_pc()))) == 0:
+        new.wcs.cdelt = new.wcs.cdelt / factors
     else:
-        new.wcs.cdelt = new.wcs.cdelt / factor
+        new.wcs.pc = new.wcs.get_pc() / factors
     new.wcs.crval = [float(c) for c in centre]
     new.wcs.crpix = [(new_shape[1] + 1) / 2, (new_shape[0] + 1) / 2]
     new.wcs.set()
@@ -370,6 +376,9 @@ def _reproject_image(band, im, wcs_out, shape_out, *, method, conserve_flux, kwa
         raise ValueError(f"{label} has no WCS; reprojection needs a WCS on every band (pass wcs=)")
     if _on_grid(im, wcs_out, shape_out):
         return im, None
+    if is_magnitude(im.unit):  # a pixel's magnitude is no flux to share among pixels
+        raise ValueError(f"{label} is in {im.unit}, which cannot be resampled: give the band in a flux unit "
+                         "(e.g. unit='nanomaggy' when building the stack)")
     (a_out, rel_out), a_in = target, pixel_area(im.wcs, label).value
     if method == "auto":
         method = "exact" if a_out > a_in * _COARSER else "interp"
@@ -390,10 +399,11 @@ def _reproject_image(band, im, wcs_out, shape_out, *, method, conserve_flux, kwa
             raise ValueError(f"{label}: reproject_{method} failed: {err}") from err
 
     # data, variance and mask share one call (reproject broadcasts over the leading axis, so
-    # the coordinate transformation is computed once); the mask is always resampled bilinearly
+    # the coordinate transformation is computed once); variance and mask are always resampled
+    # bilinearly: a higher order's negative weights take a variance below zero beside a jump in
+    # the noise (its square root NaN on unmasked pixels) and a mask's edge beyond the bad pixels
     has_mask = im.mask is not None and im.mask.any()
-    mask_extra = {"order": "bilinear"} if method == "interp" else {}
-    mask_apart = has_mask and kwargs.get("order", "bilinear") != "bilinear" and method == "interp"
+    linear = {"order": "bilinear"} if method == "interp" else {}
     conserve = conserve_flux is not False and not _is_surface_brightness(im.unit)
     # a distorted grid's pixels differ in area: flux per pixel over relative area is resampled, then scaled back
     rel_in = _relative_areas(im.wcs, im.shape) if conserve else None
@@ -401,13 +411,15 @@ def _reproject_image(band, im, wcs_out, shape_out, *, method, conserve_flux, kwa
     planes = [im.data / rel_in]
     if im.uncertainty is not None:
         planes.append((np.asarray(im.uncertainty, dtype=float) / rel_in) ** 2)
-    if has_mask and not mask_apart:
+    if has_mask:
         planes.append(im.mask.astype(float))
-    out, footprint = run(np.stack(planes) if len(planes) > 1 else planes[0])
-    if len(planes) > 1:
-        out, footprint = list(out), footprint[0]
+    apart = len(planes) > 1 and method == "interp" and kwargs.get("order", "bilinear") != "bilinear"
+    if apart:
+        data, footprint = run(planes[0])
+        out = [data, *run(np.stack(planes[1:]), **linear)[0]]
     else:
-        out = [out]
+        out, footprint = run(np.stack(planes) if len(planes) > 1 else planes[0])
+        out, footprint = (list(out), footprint[0]) if len(planes) > 1 else ([out], footprint)
     data = out[0]
     bad = ~np.isfinite(data)
     outside = footprint < _MIN_COVERAGE
@@ -418,8 +430,7 @@ def _reproject_image(band, im, wcs_out, shape_out, *, method, conserve_flux, kwa
         uncovered.setdefault(int(outside.sum()), []).append(band.name)
         bad |= outside
     if has_mask:
-        touched = run(im.mask.astype(float), **mask_extra)[0] if mask_apart else out[-1]
-        bad |= ~(np.nan_to_num(touched, nan=1.0) <= 1e-6)
+        bad |= ~(np.nan_to_num(out[-1], nan=1.0) <= 1e-6)
     variance = None
     if im.uncertainty is not None:
         variance = out[1]
@@ -427,6 +438,7 @@ def _reproject_image(band, im, wcs_out, shape_out, *, method, conserve_flux, kwa
             # an output pixel averages about a_out / a_in independent input pixels
             variance = variance * min(1.0, a_in / a_out)
         elif a_out > a_in and kwargs.get("order", "bilinear") == "bilinear":
+            # (another order's noise averages less than the bilinear weights say: its variance is kept)
             variance = variance * _bilinear_weight_squares(im.wcs, wcs_out, shape_out)
     if conserve:
         ratio = a_out / a_in * (1.0 if rel_out is None else rel_out)
@@ -435,4 +447,4 @@ def _reproject_image(band, im, wcs_out, shape_out, *, method, conserve_flux, kwa
             variance = variance * ratio**2
     unc = None if variance is None else np.sqrt(variance)
     mask = bad if (bad.any() or im.mask is not None) else None
-    return BandImage(data, im.unit, unc, mask, copy.deepcopy(wcs_out), copy.copy(im.meta)), method
+    return BandImage(data, im.unit, unc, mask, copy.deepcopy(wcs_out), without_wcs_keywords(im.meta)), method

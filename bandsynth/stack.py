@@ -35,6 +35,7 @@ from astropy.io import fits
 from astropy.nddata import CCDData, Cutout2D, NDData, StdDevUncertainty
 from astropy.wcs import WCS
 
+from ._io import without_wcs_keywords
 from .bands import Band, get_band
 from .resample import METHODS, check_grid, describe_target, regrid, reproject_all
 from .errors import BandInputError
@@ -46,9 +47,8 @@ from .zeropoints import apply_zeropoint, is_count_unit
 __all__ = ["BandStack"]
 
 
-
 class _FrozenDict(dict):
-    """A ``dict`` that refuses changes: the metadata of an immutable stack."""
+    """A ``dict`` that refuses changes: the metadata of an immutable stack.  Its copies are ordinary dicts."""
 
     def _read_only(self, *args, **kwargs):
         raise TypeError("BandStack.meta is read-only; build a new stack with meta=... instead")
@@ -56,7 +56,6 @@ class _FrozenDict(dict):
     __setitem__ = __delitem__ = __ior__ = _read_only
     clear = pop = popitem = setdefault = update = _read_only
 
-    # Copies are ordinary, mutable dicts.
     def __reduce__(self):
         return (dict, (dict(self),))
 
@@ -65,6 +64,12 @@ class _FrozenDict(dict):
 
     def __deepcopy__(self, memo):
         return copy.deepcopy(dict(self), memo)
+
+
+def _frozen(meta):
+    """A deep copy of ``meta`` whose dicts refuse changes: neither the caller's later edits nor a write into a
+    nested dict (``stack.meta["truth"]["r_mag"] = 0``) reach the stack."""
+    return _FrozenDict({k: _frozen(v) for k, v in meta.items()}) if isinstance(meta, Mapping) else copy.deepcopy(meta)
 
 
 class BandStack:
@@ -156,17 +161,9 @@ class BandStack:
                     raise TypeError(f"{what} must be a mapping of band name to array, got {type(value).__name__}")
                 extras[what] = {band: value for band in images}
         common_unit = None if unit is None else as_unit(unit, "unit")
-        built = {
-            band: image_from_value(
-                band,
-                value,
-                wcs=extras["wcs"].get(band),
-                unit=common_unit,
-                uncertainty=extras["uncertainty"].get(band),
-                mask=extras["mask"].get(band),
-            )
-            for band, value in images.items()
-        }
+        built = {band: image_from_value(band, value, wcs=extras["wcs"].get(band), unit=common_unit,
+                                        uncertainty=extras["uncertainty"].get(band), mask=extras["mask"].get(band))
+                 for band, value in images.items()}
         self._assemble(built, unit=common_unit, zeropoint=zeropoint, meta=meta, reproject_to=reproject_to,
                        reproject_kw=reproject_kw)
 
@@ -365,7 +362,7 @@ class BandStack:
             ccds[band] = im
         object.__setattr__(self, "_images", ccds)
         object.__setattr__(self, "_bands", tuple(ccds))
-        object.__setattr__(self, "_meta", _FrozenDict(meta or {}))
+        object.__setattr__(self, "_meta", _frozen(meta or {}))
 
     def __setattr__(self, name, value):
         raise AttributeError(f"BandStack is immutable; cannot set {name!r}")
@@ -392,14 +389,9 @@ class BandStack:
     def __getitem__(self, key) -> CCDData:
         """The image of band ``key`` (name, alias or Band) as a new `~astropy.nddata.CCDData` (a copy)."""
         im = self._images[self._lookup(key)]
-        return CCDData(
-            np.array(im.data),
-            unit=im.unit,
-            uncertainty=None if im.uncertainty is None else StdDevUncertainty(np.array(im.uncertainty)),
-            mask=None if im.mask is None else np.array(im.mask),
-            wcs=copy.deepcopy(im.wcs),
-            meta=copy.copy(im.meta),
-        )
+        return CCDData(np.array(im.data), unit=im.unit, mask=None if im.mask is None else np.array(im.mask),
+                       uncertainty=None if im.uncertainty is None else StdDevUncertainty(np.array(im.uncertainty)),
+                       wcs=copy.deepcopy(im.wcs), meta=copy.deepcopy(im.meta))
 
     def view(self, key, window=None) -> NDData:
         """Band ``key`` (or a ``window`` of it) as an `~astropy.nddata.NDData` of read-only views: nothing is copied.
@@ -648,22 +640,25 @@ class BandStack:
         """
         if mode not in ("trim", "partial", "strict"):
             raise ValueError(f"cutout: mode must be 'trim', 'partial' or 'strict', got {mode!r}")
-        needs_wcs = isinstance(position, SkyCoord) or (
-            isinstance(size, u.Quantity) and size.unit.physical_type == "angle"
-        )
-        if not isinstance(position, SkyCoord):
-            if not (isinstance(position, (tuple, list, np.ndarray)) and np.shape(position) == (2,)):
-                raise TypeError(f"cutout: position must be a SkyCoord or pixel (x, y), got {position!r}")
+        angular = isinstance(size, u.Quantity) and size.unit.physical_type == "angle"
+        needs_wcs = isinstance(position, SkyCoord) or angular
+        if not isinstance(position, SkyCoord) and not (isinstance(position, (tuple, list, np.ndarray))
+                                                       and np.shape(position) == (2,)):
+            raise TypeError(f"cutout: position must be a SkyCoord or pixel (x, y), got {position!r}")
+        if not np.all(np.asarray(getattr(size, "value", size), dtype=float) > 0):  # Cutout2D made an empty stack
+            raise ValueError(f"cutout: size must be positive (pixels or an angle), got {size!r}")
         built = {}
         for band, im in self._images.items():
             if needs_wcs and im.wcs is None:
-                raise ValueError(
-                    f"cutout: band {band.name!r} has no WCS, which a sky position or angular size needs; "
-                    "give a pixel position (x, y) and a size in pixels"
-                )
+                raise ValueError(f"cutout: band {band.name!r} has no WCS, which a sky position or angular size needs; "
+                                 "give a pixel position (x, y) and a size in pixels")
 
             def cut(array, fill):
-                return Cutout2D(array, position, size, wcs=im.wcs, mode=mode, fill_value=fill, copy=True)
+                try:
+                    return Cutout2D(array, position, size, wcs=im.wcs, mode=mode, fill_value=fill, copy=True)
+                except ValueError as err:  # astropy's "Arrays do not overlap." names neither the where nor the what
+                    raise ValueError(f"cutout: band {band.name!r} ({im.shape[0]} x {im.shape[1]} pixels), size "
+                                     f"{size!r} at {position!r}, mode={mode!r}: {err}") from None
 
             main = cut(im.data, np.nan)
             mask = None if im.mask is None else cut(im.mask, True).data
@@ -672,7 +667,7 @@ class BandStack:
                 if outside.any():
                     mask = outside if mask is None else mask | outside
             unc = None if im.uncertainty is None else cut(im.uncertainty, np.nan).data
-            built[band] = BandImage(main.data, im.unit, unc, mask, main.wcs, copy.copy(im.meta))
+            built[band] = BandImage(main.data, im.unit, unc, mask, main.wcs, without_wcs_keywords(im.meta))
         return self._from_images(built, self._meta)
 
     # ------------------------------------------------------------------ arrays and statistics

@@ -19,6 +19,7 @@ import numpy as np
 from astropy.io import fits
 from astropy.nddata import CCDData, NDData, NDUncertainty, StdDevUncertainty
 from astropy.utils.exceptions import AstropyUserWarning
+from astropy.utils.masked import Masked
 from astropy.wcs import WCS
 from astropy.wcs.utils import proj_plane_pixel_scales
 
@@ -283,10 +284,10 @@ def image_from_value(band, value, *, wcs=None, unit=None, uncertainty=None, mask
     data, own_unit, own_unc, own_mask, own_wcs, own_meta = _unpack(value)
     data = _checked_data(data, label, band=band, path=path, copy=copy_data)
 
-    this_unit = own_unit if own_unit is not None else unit
-    if this_unit is None:
+    this_unit = own_unit if own_unit not in (None, u.dimensionless_unscaled) else unit  # unit="" states none
+    if this_unit in (None, u.dimensionless_unscaled):  # predict failed on it: "cannot convert  to nmgy"
         raise BandInputError(
-            f"{label} has no unit (no BUNIT / NDData unit); pass unit=, e.g. unit='nanomaggy'",
+            f"{label} has no unit (no BUNIT / NDData unit, or a dimensionless one); pass unit=, e.g. unit='nanomaggy'",
             band=band, path=path,
         )
     unc = _checked_uncertainty(band, own_unc, uncertainty, this_unit, data.shape, label, path)
@@ -305,14 +306,14 @@ def image_from_value(band, value, *, wcs=None, unit=None, uncertainty=None, mask
         raise BandInputError(f"{label} is {what}: an image without structure cannot be used", band=band, path=path)
 
     if own_wcs is not None and not isinstance(own_wcs, WCS):
-        raise BandTypeError(
-            f"{label}: its WCS must be an astropy.wcs.WCS, got {type(own_wcs).__name__}",
-            band=band, path=path,
-        )
+        raise BandTypeError(f"{label}: its WCS must be an astropy.wcs.WCS, got {type(own_wcs).__name__}"
+                            + (" (a sliced NDData's: slice a CCDData, or cut out with astropy.nddata.Cutout2D, to "
+                               "keep a WCS)" if hasattr(own_wcs, "low_level_wcs") else ""), band=band, path=path)
     chosen_wcs = own_wcs if own_wcs is not None else wcs
     if chosen_wcs is not None:
         chosen_wcs = as_wcs(chosen_wcs, label, band=band, path=path)
-    return BandImage(data, this_unit, unc, bad if has_mask else None, chosen_wcs, copy.copy(own_meta), path)
+    # a deep copy: the caller's later edits of a nested value (a header card, a dict) do not reach the stack
+    return BandImage(data, this_unit, unc, bad if has_mask else None, chosen_wcs, copy.deepcopy(own_meta), path)
 
 
 def _unpack(value):
@@ -324,6 +325,8 @@ def _unpack(value):
         data = value.data
         own_unit, own_unc, own_mask, own_wcs = value.unit, value.uncertainty, value.mask, value.wcs
         own_meta = value.meta
+    elif isinstance(value, Masked):  # astropy's masked Quantity or array: its mask is the image's
+        data, own_mask = value.unmasked, np.asarray(value.mask, dtype=bool)
     elif isinstance(value, u.Quantity):
         data, own_unit = value.value, value.unit
     elif isinstance(value, np.ma.MaskedArray):

@@ -43,6 +43,7 @@ __all__ = [
     "area_of",
     "needs_pixel_area",
     "needs_wavelength",
+    "is_magnitude",
 ]
 
 #: astropy's nanomaggy (``u.nmgy``): AB magnitude 22.5, 3.631e-6 Jy.
@@ -185,7 +186,23 @@ def flux_from_ab(magnitude):
     return 10.0 ** (-0.4 * (np.asarray(magnitude, dtype=float) - 22.5))
 
 
-def _is_magnitude(unit):
+def is_magnitude(unit):
+    """Whether ``unit`` is a magnitude (``u.ABmag``, ``"mag(AB)"``, ``u.mag``): not a linear flux unit.
+
+    Parameters
+    ----------
+    unit : `~astropy.units.UnitBase` or None
+
+    Returns
+    -------
+    bool
+
+    Examples
+    --------
+    >>> import astropy.units as u
+    >>> is_magnitude(u.ABmag), is_magnitude(u.nmgy)
+    (True, False)
+    """
     return isinstance(unit, u.MagUnit) or unit == u.mag
 
 
@@ -240,7 +257,7 @@ def conversion_factor(unit, target, *, band=None, path=None, pixel_area=None):
     unit, target = parse_unit(unit), parse_unit(target)
     if unit == target:
         return 1.0
-    if _is_magnitude(unit) or _is_magnitude(target):
+    if is_magnitude(unit) or is_magnitude(target):
         raise u.UnitConversionError(
             f"{_where(band, path)}magnitudes are not a linear unit; use to_unit to convert {unit} to {target}"
         )
@@ -429,7 +446,7 @@ def to_unit(data, unit, target, *, band=None, path=None, pixel_area=None, uncert
         sigma = sigma.astype(float)
     if unit == target:
         out, out_sigma = data.copy(), None if sigma is None else sigma.copy()
-    elif _is_magnitude(unit) or _is_magnitude(target):
+    elif is_magnitude(unit) or is_magnitude(target):
         out, out_sigma = _convert_magnitudes(data, unit, target, sigma, band=band, path=path, pixel_area=pixel_area)
     else:
         factor = conversion_factor(unit, target, band=band, path=path, pixel_area=pixel_area)
@@ -441,14 +458,14 @@ def to_unit(data, unit, target, *, band=None, path=None, pixel_area=None, uncert
 def _convert_magnitudes(data, unit, target, sigma, **where):
     """AB magnitudes per pixel to or from a linear unit (or between magnitude units)."""
     for m in (unit, target):
-        if _is_magnitude(m) and m != u.ABmag:
+        if is_magnitude(m) and m != u.ABmag:
             raise u.UnitConversionError(
                 f"{_where(where['band'], where['path'])}only AB magnitudes are understood, got {m}"
             )
     ln10 = 0.4 * np.log(10.0)
-    if _is_magnitude(unit) and _is_magnitude(target):
+    if is_magnitude(unit) and is_magnitude(target):
         return data.copy(), None if sigma is None else sigma.copy()
-    if _is_magnitude(unit):
+    if is_magnitude(unit):
         flux = flux_from_ab(data)
         out = flux * conversion_factor(u.nmgy, target, **where)
         out_sigma = None if sigma is None else np.abs(out) * ln10 * sigma

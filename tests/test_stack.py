@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 from astropy.coordinates import SkyCoord
 from astropy.io import fits
-from astropy.nddata import CCDData, NDData, StdDevUncertainty, VarianceUncertainty
+from astropy.nddata import CCDData, NDData, NDDataRef, StdDevUncertainty, VarianceUncertainty
 from astropy.utils.exceptions import AstropyUserWarning
 from astropy.wcs import WCS
-from astropy.wcs.utils import proj_plane_pixel_area
+from astropy.wcs.utils import proj_plane_pixel_area, proj_plane_pixel_scales
 
 from bandsynth import BandInputError, BandTypeError
 from bandsynth.bands import get_band
@@ -104,6 +104,18 @@ def test_immutable(three_band):
     stack = BandStack({"r": image}, unit="Jy")
     image[:] = 0.0  # the caller's array is copied
     np.testing.assert_array_equal(stack["r"].data, gaussian(8))
+    # nested metadata: the caller's later edits, a write into a nested dict or into a band's returned meta
+    # reached the stack (and so every "copy" of it)
+    truth, header = {"r_mag": 15.0}, {"OBJECT": "M51", "zp": {"value": 22.5}}
+    stack = BandStack({"r": CCDData(gaussian(8), unit="Jy", meta=header)}, meta={"truth": truth})
+    truth["r_mag"], header["zp"]["value"] = 99.0, 0.0
+    stack["r"].meta["zp"]["value"] = -1.0
+    with pytest.raises(TypeError, match="read-only"):
+        stack.meta["truth"]["r_mag"] = -1.0
+    assert stack.meta["truth"] == {"r_mag": 15.0} and stack["r"].meta["zp"] == {"value": 22.5}
+    mutable = copy.deepcopy(stack.meta)
+    mutable["truth"]["r_mag"] = 16.0  # a copy is an ordinary dict, nested ones too
+    assert pickle.loads(pickle.dumps(stack)).meta == {"truth": {"r_mag": 15.0}}
 
 
 def test_from_arrays_with_nddata_and_quantities():
@@ -126,6 +138,17 @@ def test_from_arrays_with_nddata_and_quantities():
         BandStack.from_arrays({"g": ccd}, mask={"r": extra})
     nd = NDData(gaussian(16), unit="Jy")
     assert BandStack.from_arrays({"u": nd}).names == ("u",)
+    # astropy's Masked Quantity and Masked array keep their masks (16 masked 1e6 pixels went in unmasked)
+    from astropy.utils.masked import Masked
+
+    spoilt = np.where(extra, 1e6, gaussian(16))
+    for value in (Masked(spoilt * u.Jy, mask=extra), Masked(spoilt, mask=extra)):
+        r = BandStack.from_arrays({"r": value}, unit="Jy")["r"]
+        assert r.unit == u.Jy and r.mask is not None and r.mask.sum() == 1 and r.mask[1, 1]
+    # a sliced NDDataRef's WCS is an astropy wrapper that FITS cannot hold: the message says what keeps one
+    with pytest.raises(BandTypeError, match=r"got HighLevelWCSWrapper \(a sliced NDData's: slice a CCDData, or cut "
+                                            r"out with astropy.nddata.Cutout2D, to keep a WCS\)"):
+        BandStack.from_arrays({"r": NDDataRef(gaussian(16), unit="Jy", wcs=wcs)[2:14, 2:14]})
 
 
 def test_unknown_band_and_missing_band(three_band):
@@ -147,6 +170,10 @@ def test_units():
     img = gaussian(8)
     with pytest.raises(ValueError, match="band 'r' has no unit.*pass unit="):
         BandStack.from_arrays({"r": img})
+    # a dimensionless unit (CCDData(unit="")) states none either: it was taken, and predict then failed
+    with pytest.raises(ValueError, match="band 'r' has no unit .*or a dimensionless one\\); pass unit="):
+        BandStack.from_arrays({"r": CCDData(img, unit="")})
+    assert BandStack.from_arrays({"r": CCDData(img, unit="")}, unit="Jy").unit == u.Jy
     # Convertible units are converted to the first band's unit.
     s = BandStack.from_arrays({"g": CCDData(img, unit=nanomaggy), "r": CCDData(img, unit="Jy")})
     np.testing.assert_allclose(s["r"].data, img / 3.631e-6)
@@ -619,6 +646,25 @@ def test_reproject_uncertainty_and_mask():
     assert m[10, 11] and m[10, 12] and not m[20, 20]  # bilinear neighbours of the bad pixel
 
 
+def test_reprojecting_at_a_higher_order_keeps_every_uncertainty_a_number():
+    # the variance was interpolated bicubically too: beside a 100-fold jump of the noise it went negative and
+    # 299 unmasked pixels had a NaN sigma (a prediction from them came out 93 % masked)
+    n = 64
+    sigma = np.full((n, n), 0.01)
+    sigma[:, 32:] = 1.0
+    s = BandStack.from_arrays({"r": gaussian(n, sigma=4.0)}, wcs=tan_wcs(n, 0.262), unit="nanomaggy",
+                              uncertainty={"r": sigma})
+    target = (tan_wcs(80, 0.2, rotation=7.0), (80, 80))
+    with pytest.warns(AstropyUserWarning, match="not \\(fully\\) covered"):
+        cubic = s.reproject(target, method="interp", order="bicubic")["r"]
+        linear = s.reproject(target, method="interp")["r"]
+    unmasked = ~cubic.mask
+    assert np.isfinite(cubic.uncertainty.array[unmasked]).all()
+    np.testing.assert_array_equal(cubic.mask, linear.mask)
+    np.testing.assert_allclose(cubic.uncertainty.array[unmasked], linear.uncertainty.array[unmasked])
+    assert not np.array_equal(cubic.data[unmasked], linear.data[unmasked])  # the data at the order asked
+
+
 @pytest.mark.parametrize("crpix", [100.5, 100.75])  # samples between input pixel centres, or on them
 def test_interpolation_onto_coarser_pixels_states_the_noise_it_leaves(crpix):
     # Interpolating the variance gave sum(w) sigma^2 where the noise is sum(w^2) sigma^2: 2x coarser pixels
@@ -629,6 +675,22 @@ def test_interpolation_onto_coarser_pixels_states_the_noise_it_leaves(crpix):
     down = s.reproject((tan_wcs(196, 0.4, crpix=(crpix, crpix)), (196, 196)), method="interp")["r"]
     good = np.isfinite(down.data) if down.mask is None else ~down.mask
     assert np.std(down.data[good]) == pytest.approx(np.sqrt(np.mean(down.uncertainty.array[good] ** 2)), rel=0.03)
+
+
+def test_a_band_moved_to_a_new_grid_keeps_no_header_keyword_of_its_old_one(tmp_path):
+    # NDData(data, wcs=WCS(header), meta=header) resampled kept the old SIP and CD keywords in its meta: written
+    # with CCDData.write, the file's WCS mixed them with the new grid's (0.07" off, "SIP but no -SIP CTYPE")
+    header = tan_wcs(64, 0.262).to_header(relax=True)
+    header.update({"CTYPE1": "RA---TAN-SIP", "CTYPE2": "DEC--TAN-SIP", "A_ORDER": 2, "B_ORDER": 2, "A_2_0": 3e-4,
+                   "B_0_2": 3e-4, "OBJECT": "M51"})
+    stack = BandStack({"r": NDData(gaussian(64, sigma=5.0), wcs=WCS(header), meta=header, unit="nanomaggy")})
+    target = tan_wcs(48, 0.3, rotation=15.0)
+    with pytest.warns(AstropyUserWarning, match="not \\(fully\\) covered"):
+        moved = {"reprojected": stack.reproject((target, (48, 48)))["r"], "cut out": stack.cutout((30, 30), (20, 20))["r"]}
+    for how, image in moved.items():
+        assert image.meta["OBJECT"] == "M51" and not {"A_2_0", "CTYPE1", "CRPIX1"} & set(image.meta), how
+        image.write(tmp_path / "r.fits", overwrite=True)
+        assert same_grid(WCS(fits.getheader(tmp_path / "r.fits")), image.wcs, image.shape), how
 
 
 def test_reproject_to_takes_a_grid_as_reproject_does():
@@ -671,6 +733,13 @@ def test_reproject_onto_a_pixel_scale_keeps_the_field_and_the_flux():
     assert out.wcs.pixel_to_world(23.5, 23.5).separation(s.wcs.pixel_to_world(31.5, 31.5)).arcsec < 0.01  # one centre
     with pytest.raises(ValueError, match="a pixel scale must be a positive angle"):
         s.reproject(-1 * u.arcsec)
+    # rectangular pixels become square ones of the scale asked (0.3" x 0.5" came out 0.20" x 0.33" for 0.262")
+    rectangular = tan_wcs(64, 0.3, rotation=20.0)
+    rectangular.wcs.cd = rectangular.wcs.cd * [1.0, 5.0 / 3.0]
+    flat = BandStack.from_arrays({"g": gaussian(64, sigma=6.0)}, wcs=rectangular, unit="nanomaggy")
+    out = flat.reproject(0.262 * u.arcsec)
+    np.testing.assert_allclose(proj_plane_pixel_scales(out.wcs), 0.262 / 3600, rtol=1e-9)
+    assert out.shape == (122, 73) and out.meta["reprojection"][0]["pixel_scale_out"] == pytest.approx(0.262)
 
 
 def test_reproject_target_forms_and_errors(three_band):
@@ -729,6 +798,13 @@ def test_cutout_errors():
     with pytest.raises(ValueError, match="mode must be"):
         flat.cutout((8, 8), (4, 4), mode="loose")
     assert flat.cutout((8, 8), (4, 4)).shape == (4, 4)
+    # a size of 0 made an empty stack (refused later, elsewhere); astropy's "Arrays do not overlap." named nothing
+    for size in (0, (0, 5), -3 * u.arcsec):
+        with pytest.raises(ValueError, match="cutout: size must be positive"):
+            flat.cutout((8, 8), size)
+    with pytest.raises(ValueError, match=r"cutout: band 'r' \(16 x 16 pixels\), size \(4, 4\) at \(200, 200\), "
+                                         r"mode='trim': Arrays do not overlap"):
+        flat.cutout((200, 200), (4, 4))
 
 
 # ---------------------------------------------------------------------- arrays and helpers

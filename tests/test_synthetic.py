@@ -525,6 +525,10 @@ def test_slicing_keeps_wcs_and_provenance(synth):
     sky_full = synth.wcs.pixel_to_world(3 + 5, 4 + 2)
     assert sky_part.separation(sky_full).to_value(u.arcsec) < 1e-9
     np.testing.assert_array_equal(part.uncertainty.array, synth.uncertainty.array[2:10, 5:15])
+    # a step: astropy's WCS reads it as binning, which put sb[::2, ::2]'s pixel (10, 10) 2.2" from its data's place
+    with pytest.raises(ValueError, match=r"a SyntheticBand with a WCS cannot be sliced with a step \(\(slice\(None, "
+                                         r"None, 2\), slice\(None, None, 2\)\)\): its pixels would not lie where"):
+        synth[::2, ::2]
 
 
 def test_arithmetic_keeps_provenance(synth):

@@ -4,6 +4,7 @@ import json
 import re
 import warnings
 
+import astropy.units as u
 import numpy as np
 import pytest
 import torch
@@ -164,6 +165,27 @@ def test_input_noise_is_propagated_by_monte_carlo(translator):
     assert with_mc.meta["provenance"]["uncertainty"]["calibrated"] is False
     assert "configuration 'mc' NOT CALIBRATED (the card calibrates none)" in \
         with_mc.meta["provenance"]["uncertainty_method"]
+
+
+def test_inputs_in_magnitudes_give_the_same_prediction_and_sigma(translator):
+    # A band in AB magnitudes had its sigma (in magnitudes) converted as if it were a magnitude itself: the
+    # predicted sigma came out 5.6e13 times too large.  Its flux is converted through the magnitude.
+    from astropy.nddata import CCDData, StdDevUncertainty
+
+    from bandsynth.units import ab_magnitude
+
+    noisy = make_galaxy(6, mode="survey", bands=list(INPUTS), size=48)
+    flux = BandStack({b: CCDData(np.clip(noisy[b].data, 1e-3, None), unit=noisy.unit,
+                                 uncertainty=noisy[b].uncertainty) for b in INPUTS}, wcs=noisy.wcs)
+    mags = BandStack({b: CCDData(ab_magnitude(flux[b].data), unit=u.ABmag, uncertainty=StdDevUncertainty(
+        2.5 / np.log(10) * flux[b].uncertainty.array / flux[b].data)) for b in INPUTS}, wcs=noisy.wcs)
+    with pytest.warns(AstropyUserWarning, match="calibration"):
+        want, got = (translator.predict(stack, n_samples=4, seed=0) for stack in (flux, mags))
+    np.testing.assert_allclose(got.data, want.data, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(got.uncertainty.array, want.uncertainty.array, rtol=1e-3)
+    with pytest.raises(ValueError, match=r"band 'NUV' is in mag\(AB\), which cannot be resampled: give the band "
+                                         r"in a flux unit"):
+        mags.reproject(0.5 * u.arcsec)
 
 
 def test_inputs_in_surface_brightness_give_the_same_prediction(translator):
@@ -740,3 +762,19 @@ def test_the_card_names_what_the_network_was_trained_to_reproduce():
                          ("ideal", "noise-free ideal-mode images")):
         data = make_dataset(6, seed=2, mode=mode, bands=[*INPUTS, OUTPUT], size=32)
         assert Translator.fit(data, **opts).card.training["target"] == target
+
+
+def test_the_card_records_the_unit_of_the_training_data(monkeypatch, tmp_path):
+    # The card said "nanomaggy" whatever the data's unit: a model trained on microjansky images took its inputs
+    # 3.631 times too faint and wrote its output in the wrong unit.
+    data = make_dataset(6, seed=2, bands=[*INPUTS, OUTPUT], size=32)
+    opts = dict(inputs=INPUTS, output=OUTPUT, preset="tiny", epochs=1, max_steps=1, crop_size=32, progress=False,
+                calibrate=False, select_checkpoint=False)
+    nanomaggy = Translator.fit(data, **opts).save(tmp_path / "nmgy")
+    assert nanomaggy.card.unit == "nanomaggy"
+    monkeypatch.setitem(data.manifest.meta, "unit", "uJy")
+    assert Translator.fit(data, **opts).card.unit == "uJy"
+    # fine-tuning keeps the init model's scalings, which are in its unit
+    with pytest.raises(ValueError, match=r"init model 'nuv_ks_to_r' was trained on data in nanomaggy; the training "
+                                         r"data are in uJy: write the data in nanomaggy, or train without init"):
+        Translator.fit(data, init=tmp_path / "nmgy", **opts)
