@@ -20,7 +20,7 @@ import unicodedata
 from pathlib import Path
 
 __all__ = ["atomic_path", "writable_path", "sha256_file", "gzip_problem", "open_whole_fits", "fits_ascii", "split_extended_name",
-           "without_wcs_keywords"]
+           "copied_meta", "without_wcs_keywords"]
 
 # FILE[EXT]: the FITS extended file name (CFITSIO's) for one HDU of a file, by EXTNAME or number.
 _HDU_SUFFIX = re.compile(r"^(?P<path>.+)\[(?P<hdu>[^\[\]]+)\]$")
@@ -249,9 +249,41 @@ def split_extended_name(name):
     return match["path"], int(hdu) if hdu.isdigit() else hdu
 
 
-#: A FITS header's WCS keywords (primary or alternate), SIP distortion terms included.
-_WCS_KEYWORD = re.compile(r"^(WCSAXES|CTYPE|CRPIX|CRVAL|CDELT|CUNIT|CROTA|CD\d+_|PC\d+_|PV\d+_|PS\d+_|LONPOLE|LATPOLE|"
-                          r"RADESYS|EQUINOX|[AB]P?_(\d+_\d+|ORDER|DMAX)$)")
+def copied_meta(meta):
+    """A deep copy of image or stack metadata, so that the owner's later edits do not reach it; a value that
+    cannot be copied (a lock, an open file) is shared, as astropy's NDData shares all of its meta.
+
+    Parameters
+    ----------
+    meta : object
+        A header, mapping, list or any value.
+
+    Returns
+    -------
+    object
+
+    Examples
+    --------
+    >>> import threading
+    >>> meta = {"truth": {"r_mag": 15.0}, "lock": threading.Lock()}
+    >>> copy_ = copied_meta(meta)
+    >>> copy_["truth"] is meta["truth"], copy_["lock"] is meta["lock"]
+    (False, True)
+    """
+    try:
+        return copy.deepcopy(meta)
+    except (TypeError, copy.Error):
+        if isinstance(meta, dict):
+            return type(meta)((key, copied_meta(value)) for key, value in meta.items())
+        if isinstance(meta, (list, tuple)):
+            return type(meta)(copied_meta(value) for value in meta)
+        return meta
+
+
+#: A FITS header's WCS keywords (primary or alternate), SIP and lookup-table distortions included.
+_WCS_KEYWORD = re.compile(r"^(WCSAXES|WCSNAME|CTYPE|CRPIX|CRVAL|CDELT|CUNIT|CROTA|CD\d+_|PC\d+_|PV\d+_|PS\d+_|LONPOLE|"
+                          r"LATPOLE|RADESYS|RADECSYS|EQUINOX|CPDIS|CPERR|CQDIS|DP\d|DQ\d|D2IM|"
+                          r"[AB]P?_(\d+_\d+|ORDER|DMAX)$)", re.IGNORECASE)
 
 
 def without_wcs_keywords(meta):
@@ -263,7 +295,8 @@ def without_wcs_keywords(meta):
     Parameters
     ----------
     meta : mapping
-        The image's metadata; a `~astropy.io.fits.Header` is cleaned, anything else copied.
+        The image's metadata; a `~astropy.io.fits.Header` or a dict of its cards is
+        cleaned, anything else copied.
 
     Returns
     -------
@@ -278,9 +311,10 @@ def without_wcs_keywords(meta):
     """
     from astropy.io import fits
 
-    meta = copy.deepcopy(meta)
+    meta = copied_meta(meta)
     if isinstance(meta, fits.Header):
         for key in [k for k in meta if _WCS_KEYWORD.match(k)]:
             del meta[key]
+    elif isinstance(meta, dict):  # a header's cards as a dict (NDData(meta=dict(header)))
+        meta = type(meta)((k, v) for k, v in meta.items() if not (isinstance(k, str) and _WCS_KEYWORD.match(k)))
     return meta
-

@@ -37,12 +37,15 @@ def _figure(figsize):
 def _values(img):
     """Float array from an array, masked array, NDData/CCDData, Quantity or astropy uncertainty (as σ); masked
     pixels become nan."""
-    from astropy.nddata import NDUncertainty, StdDevUncertainty
+    from astropy.nddata import InverseVariance, NDUncertainty, StdDevUncertainty, VarianceUncertainty
+    from astropy.utils.masked import Masked
 
     mask = None
     if isinstance(img, NDUncertainty):  # a variance drawn or used as σ would be off by its square
-        data = img if isinstance(img, StdDevUncertainty) else img.represent_as(StdDevUncertainty)
-        data = data.array
+        as_std = isinstance(img, (VarianceUncertainty, InverseVariance))
+        data = (img.represent_as(StdDevUncertainty) if as_std else img).array
+    elif isinstance(img, Masked):
+        data, mask = img.unmasked, img.mask
     elif np.ma.isMaskedArray(img):
         data, mask = np.ma.getdata(img), np.ma.getmaskarray(img)
     elif isinstance(img, np.ndarray):

@@ -38,6 +38,9 @@ GRID_TOLERANCE = 0.01
 # Reprojected pixels covered by less than this fraction of input pixels are masked.
 _MIN_COVERAGE = 0.999
 
+#: reproject_interp's orders by number, as it takes them (0 is also "nearest-neighbor", ...).
+_ORDERS = {0: "nearest-neighbor", 1: "bilinear", 2: "biquadratic", 3: "bicubic"}
+
 
 # ---------------------------------------------------------------------- grids
 def describe_target(target):
@@ -398,29 +401,32 @@ def _reproject_image(band, im, wcs_out, shape_out, *, method, conserve_flux, kwa
         except (ValueError, TypeError) as err:
             raise ValueError(f"{label}: reproject_{method} failed: {err}") from err
 
-    # data, variance and mask share one call (reproject broadcasts over the leading axis, so
-    # the coordinate transformation is computed once); variance and mask are always resampled
-    # bilinearly: a higher order's negative weights take a variance below zero beside a jump in
-    # the noise (its square root NaN on unmasked pixels) and a mask's edge beyond the bad pixels
-    has_mask = im.mask is not None and im.mask.any()
-    linear = {"order": "bilinear"} if method == "interp" else {}
+    # data, variance and mask share a call where they are resampled alike (reproject broadcasts over the leading
+    # axis: the coordinate transformation is computed once).  With interpolation the mask is resampled bilinearly
+    # (any pixel a bad one touches is masked), and so is the variance above that order, whose negative weights
+    # take it below zero beside a jump in the noise (its square root NaN on unmasked pixels)
+    order = kwargs.get("order", "bilinear") if method == "interp" else None
+    order = _ORDERS.get(order, order)
     conserve = conserve_flux is not False and not _is_surface_brightness(im.unit)
     # a distorted grid's pixels differ in area: flux per pixel over relative area is resampled, then scaled back
     rel_in = _relative_areas(im.wcs, im.shape) if conserve else None
     rel_in = 1.0 if rel_in is None else rel_in
-    planes = [im.data / rel_in]
+    planes = {"data": im.data / rel_in}
     if im.uncertainty is not None:
-        planes.append((np.asarray(im.uncertainty, dtype=float) / rel_in) ** 2)
-    if has_mask:
-        planes.append(im.mask.astype(float))
-    apart = len(planes) > 1 and method == "interp" and kwargs.get("order", "bilinear") != "bilinear"
-    if apart:
-        data, footprint = run(planes[0])
-        out = [data, *run(np.stack(planes[1:]), **linear)[0]]
-    else:
-        out, footprint = run(np.stack(planes) if len(planes) > 1 else planes[0])
-        out, footprint = (list(out), footprint[0]) if len(planes) > 1 else ([out], footprint)
-    data = out[0]
+        planes["variance"] = (np.asarray(im.uncertainty, dtype=float) / rel_in) ** 2
+    if im.mask is not None and im.mask.any():
+        planes["mask"] = im.mask.astype(float)
+    bilinear = {"mask"} if order not in (None, "bilinear") else set()
+    bilinear |= {"variance"} if order in ("biquadratic", "bicubic") else set()
+    out = {}
+    for names, extra in (([n for n in planes if n not in bilinear], {}),
+                         ([n for n in planes if n in bilinear], {"order": "bilinear"})):
+        if names:
+            resampled, covered = run(np.stack([planes[n] for n in names]), **extra)
+            out.update(zip(names, resampled))
+            if names[0] == "data":  # the data's own coverage
+                footprint = covered[0]
+    data = out["data"]
     bad = ~np.isfinite(data)
     outside = footprint < _MIN_COVERAGE
     if outside.all():  # every pixel masked: refused, as an input whose every pixel is masked is
@@ -429,15 +435,14 @@ def _reproject_image(band, im, wcs_out, shape_out, *, method, conserve_flux, kwa
     if outside.any():
         uncovered.setdefault(int(outside.sum()), []).append(band.name)
         bad |= outside
-    if has_mask:
-        bad |= ~(np.nan_to_num(out[-1], nan=1.0) <= 1e-6)
-    variance = None
-    if im.uncertainty is not None:
-        variance = out[1]
+    if "mask" in out:
+        bad |= ~(np.nan_to_num(out["mask"], nan=1.0) <= 1e-6)
+    variance = out.get("variance")
+    if variance is not None:
         if method in ("exact", "adaptive"):
             # an output pixel averages about a_out / a_in independent input pixels
             variance = variance * min(1.0, a_in / a_out)
-        elif a_out > a_in and kwargs.get("order", "bilinear") == "bilinear":
+        elif a_out > a_in and order == "bilinear":
             # (another order's noise averages less than the bilinear weights say: its variance is kept)
             variance = variance * _bilinear_weight_squares(im.wcs, wcs_out, shape_out)
     if conserve:

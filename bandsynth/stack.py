@@ -35,7 +35,7 @@ from astropy.io import fits
 from astropy.nddata import CCDData, Cutout2D, NDData, StdDevUncertainty
 from astropy.wcs import WCS
 
-from ._io import without_wcs_keywords
+from ._io import copied_meta, without_wcs_keywords
 from .bands import Band, get_band
 from .resample import METHODS, check_grid, describe_target, regrid, reproject_all
 from .errors import BandInputError
@@ -51,7 +51,8 @@ class _FrozenDict(dict):
     """A ``dict`` that refuses changes: the metadata of an immutable stack.  Its copies are ordinary dicts."""
 
     def _read_only(self, *args, **kwargs):
-        raise TypeError("BandStack.meta is read-only; build a new stack with meta=... instead")
+        raise TypeError("BandStack.meta is read-only (copy.deepcopy(stack.meta) is a mutable copy); build a new stack "
+                        "with meta=... instead")
 
     __setitem__ = __delitem__ = __ior__ = _read_only
     clear = pop = popitem = setdefault = update = _read_only
@@ -68,8 +69,8 @@ class _FrozenDict(dict):
 
 def _frozen(meta):
     """A deep copy of ``meta`` whose dicts refuse changes: neither the caller's later edits nor a write into a
-    nested dict (``stack.meta["truth"]["r_mag"] = 0``) reach the stack."""
-    return _FrozenDict({k: _frozen(v) for k, v in meta.items()}) if isinstance(meta, Mapping) else copy.deepcopy(meta)
+    nested dict (``stack.meta["truth"]["r_mag"] = 0``) reach the stack.  Other values (a header) are copied."""
+    return _FrozenDict({k: _frozen(v) for k, v in meta.items()}) if isinstance(meta, dict) else copied_meta(meta)
 
 
 class BandStack:
@@ -362,7 +363,7 @@ class BandStack:
             ccds[band] = im
         object.__setattr__(self, "_images", ccds)
         object.__setattr__(self, "_bands", tuple(ccds))
-        object.__setattr__(self, "_meta", _frozen(meta or {}))
+        object.__setattr__(self, "_meta", _frozen(dict(meta or {})))
 
     def __setattr__(self, name, value):
         raise AttributeError(f"BandStack is immutable; cannot set {name!r}")
@@ -477,7 +478,7 @@ class BandStack:
 
     @property
     def meta(self) -> dict:
-        """Read-only metadata of the stack (``dict(stack.meta)`` gives a mutable copy)."""
+        """Read-only metadata of the stack, its nested dicts too (``copy.deepcopy(stack.meta)`` is a mutable copy)."""
         return self._meta
 
     def __repr__(self):
@@ -645,7 +646,8 @@ class BandStack:
         if not isinstance(position, SkyCoord) and not (isinstance(position, (tuple, list, np.ndarray))
                                                        and np.shape(position) == (2,)):
             raise TypeError(f"cutout: position must be a SkyCoord or pixel (x, y), got {position!r}")
-        if not np.all(np.asarray(getattr(size, "value", size), dtype=float) > 0):  # Cutout2D made an empty stack
+        sides = size if isinstance(size, (tuple, list)) else [size]
+        if not all(float(getattr(side, "value", side)) > 0 for side in sides):  # Cutout2D made an empty stack
             raise ValueError(f"cutout: size must be positive (pixels or an angle), got {size!r}")
         built = {}
         for band, im in self._images.items():
@@ -657,10 +659,12 @@ class BandStack:
                 try:
                     return Cutout2D(array, position, size, wcs=im.wcs, mode=mode, fill_value=fill, copy=True)
                 except ValueError as err:  # astropy's "Arrays do not overlap." names neither the where nor the what
-                    raise ValueError(f"cutout: band {band.name!r} ({im.shape[0]} x {im.shape[1]} pixels), size "
-                                     f"{size!r} at {position!r}, mode={mode!r}: {err}") from None
+                    raise type(err)(f"cutout: band {band.name!r} ({im.shape[0]} x {im.shape[1]} pixels), size "
+                                    f"{size!r} at {position!r}, mode={mode!r}: {err}") from None
 
             main = cut(im.data, np.nan)
+            if 0 in main.shape:  # a size below half a pixel
+                raise ValueError(f"cutout: size {size!r} is less than one pixel of band {band.name!r}")
             mask = None if im.mask is None else cut(im.mask, True).data
             if mode == "partial":
                 outside = ~cut(np.ones(im.shape, dtype=bool), False).data

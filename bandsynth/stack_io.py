@@ -23,7 +23,7 @@ from astropy.utils.masked import Masked
 from astropy.wcs import WCS
 from astropy.wcs.utils import proj_plane_pixel_scales
 
-from ._io import fits_ascii, open_whole_fits, sha256_file, split_extended_name
+from ._io import copied_meta, fits_ascii, open_whole_fits, sha256_file, split_extended_name
 from .bands import get_band, header_band, list_bands, same_filter
 from .bitmasks import mask_of
 from .noise_maps import noise_of
@@ -285,7 +285,7 @@ def image_from_value(band, value, *, wcs=None, unit=None, uncertainty=None, mask
     data = _checked_data(data, label, band=band, path=path, copy=copy_data)
 
     this_unit = own_unit if own_unit not in (None, u.dimensionless_unscaled) else unit  # unit="" states none
-    if this_unit in (None, u.dimensionless_unscaled):  # predict failed on it: "cannot convert  to nmgy"
+    if this_unit is None or (this_unit == u.dimensionless_unscaled and unit is None):  # asked for, it is kept
         raise BandInputError(
             f"{label} has no unit (no BUNIT / NDData unit, or a dimensionless one); pass unit=, e.g. unit='nanomaggy'",
             band=band, path=path,
@@ -313,7 +313,7 @@ def image_from_value(band, value, *, wcs=None, unit=None, uncertainty=None, mask
     if chosen_wcs is not None:
         chosen_wcs = as_wcs(chosen_wcs, label, band=band, path=path)
     # a deep copy: the caller's later edits of a nested value (a header card, a dict) do not reach the stack
-    return BandImage(data, this_unit, unc, bad if has_mask else None, chosen_wcs, copy.deepcopy(own_meta), path)
+    return BandImage(data, this_unit, unc, bad if has_mask else None, chosen_wcs, copied_meta(own_meta), path)
 
 
 def _unpack(value):

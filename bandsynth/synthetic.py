@@ -496,8 +496,8 @@ class SyntheticBand(NDSlicingMixin, NDArithmeticMixin, NDIOMixin, NDData):
             steps = [key.step for key in (item if isinstance(item, tuple) else (item,)) if isinstance(key, slice)]
             if any(step not in (None, 1) for step in steps):  # astropy's WCS takes a step for binning: misplaced
                 raise ValueError(f"a SyntheticBand with a WCS cannot be sliced with a step ({item!r}): its pixels "
-                                 "would not lie where the sliced WCS puts them; resample it onto a coarser grid "
-                                 "with reproject instead")
+                                 "would not lie where the sliced WCS puts them; resample it onto a coarser WCS "
+                                 "with the reproject package (reproject.reproject_exact) instead")
             try:
                 return self.wcs[item]
             except Exception as err:  # any slicing failure is reported the NDData way

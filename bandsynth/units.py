@@ -191,7 +191,7 @@ def is_magnitude(unit):
 
     Parameters
     ----------
-    unit : `~astropy.units.UnitBase` or None
+    unit : `~astropy.units.UnitBase`, str or None
 
     Returns
     -------
@@ -200,9 +200,14 @@ def is_magnitude(unit):
     Examples
     --------
     >>> import astropy.units as u
-    >>> is_magnitude(u.ABmag), is_magnitude(u.nmgy)
-    (True, False)
+    >>> is_magnitude(u.ABmag), is_magnitude("mag(AB)"), is_magnitude(u.nmgy)
+    (True, True, False)
     """
+    if isinstance(unit, str):
+        try:
+            unit = parse_unit(unit)
+        except (TypeError, ValueError):
+            return False
     return isinstance(unit, u.MagUnit) or unit == u.mag
 
 

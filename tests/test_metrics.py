@@ -5,7 +5,9 @@ import dataclasses
 import astropy.units as u
 import numpy as np
 import pytest
-from astropy.nddata import CCDData, InverseVariance, NDData, StdDevUncertainty, VarianceUncertainty
+import torch
+from astropy.nddata import (CCDData, InverseVariance, NDData, StdDevUncertainty, UnknownUncertainty,
+                            VarianceUncertainty)
 from astropy.table import QTable, Table
 from astropy.utils.exceptions import AstropyUserWarning
 from scipy.ndimage import gaussian_filter
@@ -136,6 +138,14 @@ def test_pixel_metrics_honour_the_images_own_masks_and_units(smooth_pair):
         mae(truth * u.nmgy, np.ones(truth.shape) * u.ABmag)
     with pytest.raises(TypeError, match="truth must be an array, masked array, Quantity or NDData of numbers, got str"):
         mae(pred, "truth.fits")
+    with pytest.warns(AstropyUserWarning, match="truth is in Jy and the other image has no unit: compared as numbers"):
+        mae(truth, in_jy)
+    # astropy's Masked arrays keep their masks; a torch tensor that requires grad is read
+    from astropy.utils.masked import Masked
+
+    with pytest.warns(AstropyUserWarning, match="16 masked or non-finite pixel"):
+        assert mae(Masked(spoilt, mask=bad), truth) == 0.0
+    assert mae(torch.tensor(truth, requires_grad=True), truth) == 0.0
 
 
 def test_ssim_gain_is_the_thesis_definition(smooth_pair):
@@ -230,6 +240,7 @@ def test_calibration_coverage_of_gaussian_errors():
     stated = calibration(noisy, truth, StdDevUncertainty(sigma)).coverage[1]
     assert calibration(noisy, truth, VarianceUncertainty(sigma**2)).coverage[1] == stated
     assert calibration(noisy, truth, InverseVariance(sigma**-2.0)).coverage[1] == pytest.approx(stated, abs=1e-12)
+    assert calibration(noisy, truth, UnknownUncertainty(sigma)).coverage[1] == stated  # NDData(uncertainty=array)
 
 
 def test_coverage_against_an_observed_truth_adds_its_noise():
@@ -244,6 +255,10 @@ def test_coverage_against_an_observed_truth_adds_its_noise():
     assert cal.coverage[1] == pytest.approx(0.6827, abs=0.02) and cal.z_std == pytest.approx(1.0, abs=0.03)
     with pytest.raises(ValueError, match=r"truth_sigma has shape \(2, 2\)"):
         calibration(pred, observed, sigma, truth_sigma=np.ones((2, 2)))
+    # a truth in another unit: its noise (stated in the truth's unit or its own) converted with it
+    jy = 3.631e-6
+    for noise_in_jy in (noise * jy, noise * jy * u.Jy):
+        assert calibration(pred * u.nmgy, observed * jy * u.Jy, sigma, truth_sigma=noise_in_jy).coverage == cal.coverage
     prediction = NDData(pred, uncertainty=StdDevUncertainty(sigma))
     truth = NDData(observed, uncertainty=StdDevUncertainty(noise))
     z = footprint_z_scores([prediction], [truth])

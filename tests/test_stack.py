@@ -13,6 +13,7 @@ import pytest
 from astropy.coordinates import SkyCoord
 from astropy.io import fits
 from astropy.nddata import CCDData, NDData, NDDataRef, StdDevUncertainty, VarianceUncertainty
+from astropy.nddata.utils import NoOverlapError
 from astropy.utils.exceptions import AstropyUserWarning
 from astropy.wcs import WCS
 from astropy.wcs.utils import proj_plane_pixel_area, proj_plane_pixel_scales
@@ -116,6 +117,13 @@ def test_immutable(three_band):
     mutable = copy.deepcopy(stack.meta)
     mutable["truth"]["r_mag"] = 16.0  # a copy is an ordinary dict, nested ones too
     assert pickle.loads(pickle.dumps(stack)).meta == {"truth": {"r_mag": 15.0}}
+    # a header stays a header (cards, comments and all); a value that cannot be copied is shared, as NDData does
+    import threading
+
+    lock, card = threading.Lock(), fits.Header([("COMMENT", "one"), ("COMMENT", "two")])
+    stack = BandStack({"r": gaussian(8)}, unit="Jy", meta={"header": card, "lock": lock})
+    assert isinstance(stack.meta["header"], fits.Header) and list(stack.meta["header"]["COMMENT"]) == ["one", "two"]
+    assert stack.meta["lock"] is lock
 
 
 def test_from_arrays_with_nddata_and_quantities():
@@ -663,6 +671,13 @@ def test_reprojecting_at_a_higher_order_keeps_every_uncertainty_a_number():
     np.testing.assert_array_equal(cubic.mask, linear.mask)
     np.testing.assert_allclose(cubic.uncertainty.array[unmasked], linear.uncertainty.array[unmasked])
     assert not np.array_equal(cubic.data[unmasked], linear.data[unmasked])  # the data at the order asked
+    # orders by number are the named ones: order=1 was taken for another order and stated twice the noise
+    np.testing.assert_array_equal(s.reproject(target, method="interp", order=1)["r"].uncertainty.array,
+                                  linear.uncertainty.array)
+    # nearest neighbour: each pixel's sigma is its input pixel's, beside the jump too (it was a bilinear blend)
+    nearest = s.reproject(target, method="interp", order=0)["r"]
+    ratio = (0.2 / 0.262) ** 2  # flux per pixel on smaller pixels
+    np.testing.assert_allclose(np.unique(nearest.uncertainty.array[~nearest.mask]), [0.01 * ratio, ratio])
 
 
 @pytest.mark.parametrize("crpix", [100.5, 100.75])  # samples between input pixel centres, or on them
@@ -683,10 +698,12 @@ def test_a_band_moved_to_a_new_grid_keeps_no_header_keyword_of_its_old_one(tmp_p
     header = tan_wcs(64, 0.262).to_header(relax=True)
     header.update({"CTYPE1": "RA---TAN-SIP", "CTYPE2": "DEC--TAN-SIP", "A_ORDER": 2, "B_ORDER": 2, "A_2_0": 3e-4,
                    "B_0_2": 3e-4, "OBJECT": "M51"})
-    stack = BandStack({"r": NDData(gaussian(64, sigma=5.0), wcs=WCS(header), meta=header, unit="nanomaggy")})
-    target = tan_wcs(48, 0.3, rotation=15.0)
-    with pytest.warns(AstropyUserWarning, match="not \\(fully\\) covered"):
-        moved = {"reprojected": stack.reproject((target, (48, 48)))["r"], "cut out": stack.cutout((30, 30), (20, 20))["r"]}
+    target, moved = tan_wcs(48, 0.3, rotation=15.0), {}
+    for meta in (header, dict(header)):  # a header, or its cards as a dict
+        stack = BandStack({"r": NDData(gaussian(64, sigma=5.0), wcs=WCS(header), meta=meta, unit="nanomaggy")})
+        with pytest.warns(AstropyUserWarning, match="not \\(fully\\) covered"):
+            moved[f"{type(meta).__name__} reprojected"] = stack.reproject((target, (48, 48)))["r"]
+        moved[f"{type(meta).__name__} cut out"] = stack.cutout((30, 30), (20, 20))["r"]
     for how, image in moved.items():
         assert image.meta["OBJECT"] == "M51" and not {"A_2_0", "CTYPE1", "CRPIX1"} & set(image.meta), how
         image.write(tmp_path / "r.fits", overwrite=True)
@@ -802,9 +819,12 @@ def test_cutout_errors():
     for size in (0, (0, 5), -3 * u.arcsec):
         with pytest.raises(ValueError, match="cutout: size must be positive"):
             flat.cutout((8, 8), size)
-    with pytest.raises(ValueError, match=r"cutout: band 'r' \(16 x 16 pixels\), size \(4, 4\) at \(200, 200\), "
-                                         r"mode='trim': Arrays do not overlap"):
-        flat.cutout((200, 200), (4, 4))
+    with pytest.raises(NoOverlapError, match=r"cutout: band 'r' \(16 x 16 pixels\), size \(4, 4\) at \(200, 200\), "
+                                             r"mode='trim': Arrays do not overlap"):
+        flat.cutout((200, 200), (4, 4))  # astropy's own error class, named
+    with pytest.raises(ValueError, match=r"cutout: size \(0.4, 0.4\) is less than one pixel of band 'r'"):
+        flat.cutout((8, 8), (0.4, 0.4))
+    assert flat.cutout((8, 8), (3 * u.pix, 5)).shape == (3, 5)  # sides as Cutout2D takes them
 
 
 # ---------------------------------------------------------------------- arrays and helpers

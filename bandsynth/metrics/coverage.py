@@ -11,7 +11,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ..morphology import detection_footprint
-from ._utils import NAN, image_values, pair, std_of
+from ._utils import NAN, converted, image_values, pair, std_of
 
 __all__ = ["footprint_z_scores", "calibration", "Calibration"]
 
@@ -54,13 +54,15 @@ def calibration(prediction, truth, sigma, *, truth_sigma=None, mask=None, footpr
     prediction, truth : arrays (of any one shape), masked arrays, Quantities or NDData
         Prediction and true image; a masked array's or NDData's mask is honoured, and a
         truth in another unit than the prediction's is converted.
-    sigma : array or astropy uncertainty
-        The prediction's 1-sigma uncertainty (a variance or inverse variance is converted).
-    truth_sigma : array or astropy uncertainty, optional
+    sigma : array, Quantity or astropy uncertainty
+        The prediction's 1-sigma uncertainty (a variance or inverse variance is converted;
+        so is another unit than the prediction's).
+    truth_sigma : array, Quantity or astropy uncertainty, optional
         The truth's own 1-sigma noise, when the truth is an observed image: a model's σ
         states its error against the noise-free sky (its calibration takes an observed
         target's noise out), so the residual is compared with both,
-        ``z = (prediction − truth) / sqrt(σ² + truth_sigma²)``.
+        ``z = (prediction − truth) / sqrt(σ² + truth_sigma²)``; without a unit of its own,
+        in the truth's.
     mask : bool array, optional
         Pixels to exclude.
     footprint : bool array, optional
@@ -92,12 +94,13 @@ def calibration(prediction, truth, sigma, *, truth_sigma=None, mask=None, footpr
     0.68
     """
     p, t, good = pair(prediction, truth, mask)
-    s = std_of(sigma)
+    unit = getattr(prediction, "unit", None)  # sigmas in another unit are converted to it, as the truth is
+    s = std_of(sigma, unit=unit)
     if s.shape != p.shape:
         raise ValueError(f"sigma has shape {s.shape} but prediction has shape {p.shape}")
     good &= np.isfinite(s) & (s > 0)
     if truth_sigma is not None:
-        noise = std_of(truth_sigma)
+        noise = std_of(truth_sigma, unit=unit, default_unit=getattr(truth, "unit", None), name="truth_sigma")
         if noise.shape != p.shape:
             raise ValueError(f"truth_sigma has shape {noise.shape} but prediction has shape {p.shape}")
         good &= np.isfinite(noise)
@@ -167,15 +170,16 @@ def footprint_z_scores(predictions, truths, *, footprints=None):
             raise ValueError("footprint_z_scores needs predictions with an uncertainty")
         if footprint is None:
             continue
-        noise = getattr(truth, "uncertainty", None)
-        truth, truth_mask, _ = image_values(truth, "truth")
+        noise, unit = getattr(truth, "uncertainty", None), getattr(pred, "unit", None)
+        truth, truth_mask, truth_unit = image_values(truth, "truth")
+        truth = converted(truth, truth_unit, unit, ("truth", "the prediction"))
         inside = np.asarray(footprint, dtype=bool) & np.isfinite(truth)  # a truth's bad pixels are no test of σ
         for mask in (pred.mask, truth_mask):
             if mask is not None:
                 inside &= ~np.asarray(mask, dtype=bool)
         sigma = std_of(pred.uncertainty)[inside]
         if noise is not None:
-            sigma = np.hypot(sigma, std_of(noise)[inside])
+            sigma = np.hypot(sigma, std_of(noise, unit=unit, default_unit=truth_unit, name="the truth's sigma")[inside])
         z.append((np.asarray(pred.data, dtype=np.float64)[inside] - truth[inside]) / np.maximum(sigma, 1e-300))
     return np.concatenate(z) if z else np.empty(0)
 
