@@ -224,10 +224,8 @@ class Translator(ModelAccess):
             max_steps=max_steps, device=device, progress=progress, calibrate=calibrate, init=init, start=start,
             recipe=recipe, description=description)
         translator = cls(net, card, device=device)
-        if not calibrate:
-            return translator
-        return translator.calibrate(data, indices=calibration,
-                                    fitted_on=CALIBRATION_HALF if select_checkpoint else CALIBRATION_ALL)
+        return translator.calibrate(data, indices=calibration, fitted_on=CALIBRATION_HALF if select_checkpoint
+                                    else CALIBRATION_ALL) if calibrate else translator
 
     def calibrate(self, data, *, indices=None, split="validation", configurations=("plain", "tta", "mc", "tta+mc"),
                   fitted_on=None, footprint="detection"):
@@ -242,6 +240,7 @@ class Translator(ModelAccess):
         split : str
         configurations : sequence of str
             Which configurations to calibrate; "mc" and "tta+mc" only where the inputs carry an uncertainty.
+            The card's calibrations of the others are kept.
         fitted_on : str, optional
             Where the galaxies come from, recorded in the card (default: the split or their number).
         footprint : {"detection", "target"}
@@ -257,7 +256,8 @@ class Translator(ModelAccess):
 
         calibrations = calibrate_translator(self, data, indices=indices, split=split, configurations=configurations,
                                             fitted_on=fitted_on, footprint=footprint)
-        card = self._card.replace(calibration={k: c.to_dict() for k, c in calibrations.items()})
+        fitted = {k: c.to_dict() for k, c in calibrations.items()}  # the others kept ("tta" alone dropped "plain")
+        card = self._card.replace(calibration={**self._card.calibration, **fitted})
         return type(self)(self._model, card, device=self._device)
 
     def evaluate(self, data, **kwargs):

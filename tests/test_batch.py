@@ -630,6 +630,28 @@ def test_existing_outputs_are_only_replaced_with_overwrite(tiny_model, tiny_card
         _valid_output(p, stem)
 
 
+def test_outputs_of_another_card_of_the_model_are_not_taken_for_its_own(tiny_model, tiny_card, make_tiny_translator,
+                                                                         tmp_path, cluster):
+    # A model recalibrated since (same weights, another card) states another sigma: its old outputs were kept as
+    # "already done", and workers that had loaded the old card went on predicting with it.
+    _, translator = tiny_model
+    model = tmp_path / "model"
+    translator.save(model)
+    items = [(f"g{i}", _write_galaxy(tmp_path, f"g{i}", 40 + i)) for i in range(2)]
+    out = tmp_path / "out"
+    assert predict_many(model, items, out_dir=out, scheduler=cluster, progress=False).ok
+    edited = make_tiny_translator(tiny_card(description="the same network, recalibrated")).save(model, overwrite=True)
+    assert edited.card.sha256 == translator.card.sha256 and edited.card.card_sha256 != translator.card.card_sha256
+    report = predict_many(model, items, out_dir=out, scheduler=cluster, progress=False)
+    assert report.counts["failed"] == 2
+    assert all("was made by another card of model 'tiny_test' (card SHA-256 " in r["error"] for r in report.failed)
+    report = predict_many(model, items, out_dir=out, scheduler=cluster, progress=False, overwrite=True)
+    assert report.counts["done"] == 2
+    for i in range(2):
+        made = json.loads(fits.getval(out / f"g{i}_r_synth.fits", "BSPROV"))
+        assert made["card_sha256"] == edited.card.card_sha256
+
+
 def test_worker_threads_leave_warning_filters_intact(tiny_model, tmp_path):
     from distributed import Client, LocalCluster
 

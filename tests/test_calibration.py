@@ -1,7 +1,9 @@
 """The uncertainty calibration: its stated distribution and the galaxies it is fitted on; the σ head fitted again."""
 
+import astropy.units as u
 import numpy as np
 import pytest
+from astropy.utils.exceptions import AstropyUserWarning
 from scipy import stats
 
 from bandsynth.uncertainty import Calibration, fit_calibration, interval_half_widths
@@ -50,6 +52,9 @@ def test_a_card_written_before_free_shapes_keeps_its_named_distribution():
 def test_too_few_pixels_to_calibrate_is_an_error():
     with pytest.raises(ValueError, match="cannot calibrate 'mc': only 5 footprint pixels"):
         fit_calibration(np.ones(5), np.ones(5), configuration="mc")
+    with pytest.raises(ValueError, match="cannot calibrate 'plain': the predicted brightness of its 100 pixels has "
+                                         "no spread to bin"):
+        fit_calibration(np.ones(100), np.full(100, 0.3), configuration="plain")  # numpy: "sample points is empty"
 
 
 def test_bins_where_the_truths_noise_alone_covers_take_the_fitted_bins_temperature():
@@ -90,6 +95,45 @@ def test_calibrating_on_noisy_observed_targets_states_the_error_about_the_noise_
         pred = calibrated.predict(data.stack(0).select(["NUV", "Ks"]))
         sigma[told] = float(np.median(pred.uncertainty.array)) / noise
     assert sigma[False] > 0.5 and sigma[True] < 0.25 * sigma[False]
+
+
+def test_galaxies_in_another_unit_calibrate_as_in_the_models(make_tiny_translator):
+    # The truth was read as if in the model's unit: the same galaxies in Jy set temperatures up to 6 times off
+    # and recorded a coverage of 1.0.
+    from bandsynth.datasets.mock import MockDataset, make_dataset
+
+    data = make_dataset(6, seed=5, bands=["NUV", "Ks", "r"], size=48)
+    manifest = data.manifest.copy()
+    manifest.meta["unit"] = "Jy"
+    in_jy = MockDataset({b: np.asarray(data.cube(b)) * 3.631e-6 for b in data.names}, manifest)
+    assert in_jy.stack(0).unit == u.Jy
+    t = make_tiny_translator()
+    fitted = [t.calibrate(d, indices=range(6), configurations=("plain",)).calibrations["plain"] for d in (data, in_jy)]
+    np.testing.assert_allclose(fitted[1].temperatures, fitted[0].temperatures, rtol=1e-4)
+
+
+def test_calibrating_on_few_galaxies_says_so_and_keeps_the_other_configurations(make_tiny_translator):
+    # Two galaxies calibrated without a word (their card's 10-90 % per-galaxy coverage a single value); galaxies
+    # whose footprint is masked in the inputs counted in n_galaxies; one configuration refitted dropped the others.
+    from bandsynth.datasets.mock import MockDataset, make_dataset
+
+    data = make_dataset(4, seed=5, bands=["NUV", "Ks", "r"], size=48)
+    hidden = np.zeros((4, 48, 48), bool)
+    hidden[1], hidden[1, 0, :3] = True, False  # galaxy 1: its inputs masked but for three pixels of sky
+    masked = MockDataset({b: np.asarray(data.cube(b)) for b in data.names}, data.manifest,
+                         mask={"NUV": hidden, "Ks": hidden, "r": np.zeros_like(hidden)})
+    t = make_tiny_translator()
+    with pytest.warns(AstropyUserWarning) as said:
+        plain = t.calibrate(masked, indices=range(4), configurations=("plain",))
+    messages = [str(w.message) for w in said]
+    assert any(m.startswith("calibration: 1 galaxy(ies) left out, no usable pixel in their footprint (not detected, "
+                            "or masked in the inputs): 1") for m in messages)
+    assert any(m.startswith("calibration fitted on 3 galaxies: a galaxy's errors are shared by its pixels") for m in
+               messages)
+    assert plain.calibrations["plain"].summary["n_galaxies"] == 3
+    with pytest.warns(AstropyUserWarning, match="calibration fitted on 3 galaxies"):
+        both = plain.calibrate(masked, indices=range(4), configurations=("tta",))
+    assert set(both.card.calibration) == {"plain", "tta"} and both.card.calibration["plain"] == plain.card.calibration["plain"]
 
 
 def test_calibration_can_measure_the_residuals_in_the_galaxy_detected_in_all_its_bands(make_tiny_translator):

@@ -31,7 +31,8 @@ archive format of `bandsynth.SyntheticBand.write`.
   rename), so a run killed at any moment leaves only complete files.  Started
   again, it keeps each existing output that is valid -- readable, its
   ``CHECKSUM``/``DATASUM`` correct, made by this model (``BSMODEL``,
-  ``BSSHA256``) for this band from these very input files (their SHA-256) --
+  ``BSSHA256``) with this card (its SHA-256 in the provenance) for this band
+  from these very input files (their SHA-256) --
   and predicts the rest.  An existing output that is not valid (corrupt, stale,
   another model) is replaced only with ``overwrite=True``, else reported.
 * **One bad galaxy never stops the batch.**  Each failure (unreadable or

@@ -27,7 +27,7 @@ _CHECKED_OPTIONS = ("uncertainty", "check_domain", "n_samples", "batch_size", "t
 
 
 def _resolve_model(model):
-    """``(translator, (source, sha256), payload)`` for a model name, path or Translator."""
+    """``(translator, (source, sha256, card_sha256), payload)`` for a model name, path or Translator."""
     from ..any_band_translator import AnyBandTranslator
     from ..models.zoo import WEIGHTS_DIR, model_paths
     from ..translator import Translator
@@ -41,7 +41,7 @@ def _resolve_model(model):
     translator = Translator.load(text)
     # Shipped models are named (each worker finds its own copy); others go by absolute path.
     source = text if weights.parent.resolve() == WEIGHTS_DIR.resolve() else str(weights.resolve().with_suffix(""))
-    return translator, (source, translator.card.sha256), None
+    return translator, (source, translator.card.sha256, translator.card.card_sha256), None
 
 
 def _payload(translator):
@@ -50,7 +50,7 @@ def _payload(translator):
         saved = translator.save(Path(folder, "model"))
         weights = Path(folder, "model.safetensors").read_bytes()
         card = Path(folder, "model.json").read_text()
-    return saved, (saved.name, saved.card.sha256), (weights, card)
+    return saved, (saved.name, saved.card.sha256, saved.card.card_sha256), (weights, card)
 
 
 def _progress_bar(total, enabled):

@@ -67,7 +67,7 @@ def quiet_dask_logs():
 
 
 # ---------------------------------------------------------------------- the model on workers
-#: Translators loaded in this process, by ``(source, sha256)`` (at most four).
+#: Translators loaded in this process, by ``(source, sha256, card_sha256)`` (at most four).
 TRANSLATOR_CACHE = {}
 _CACHE_SIZE = 4
 _CACHE_LOCK = threading.Lock()
@@ -78,16 +78,17 @@ _GALAXY_LOCK = threading.Lock()
 
 
 def get_translator(model, payload=None):
-    """The translator of ``model = (source, sha256)``, loaded once per worker process.
+    """The translator of ``model = (source, sha256, card_sha256)``, loaded once per worker process.
 
     Loaded translators are kept in :data:`TRANSLATOR_CACHE` (the oldest is
     dropped beyond four).
 
     Parameters
     ----------
-    model : (str, str)
-        ``(source, sha256)``: a shipped model's name or a saved model's path,
-        and the SHA-256 of its weights when the batch started.
+    model : (str, str, str)
+        ``(source, sha256, card_sha256)``: a shipped model's name or a saved model's
+        path, and the SHA-256 of its weights and of its card when the batch started (a
+        model recalibrated since is another model: its card's hash keys the cache).
     payload : (bytes, str), optional
         The weights (safetensors bytes) and card (JSON text) of a model that
         exists only in the client's memory; loaded instead of ``source``.
@@ -106,9 +107,9 @@ def get_translator(model, payload=None):
     from ..models.zoo import WeightsHashError
     from ..translator import Translator
 
-    source, sha256 = model
+    source, sha256, card_sha256 = model
     with _CACHE_LOCK:
-        translator = TRANSLATOR_CACHE.get((source, sha256))
+        translator = TRANSLATOR_CACHE.get(model)
         if translator is None:
             if payload is not None:
                 # A model that exists only in the client's memory: its saved files travel
@@ -123,14 +124,15 @@ def get_translator(model, payload=None):
                     shutil.rmtree(folder, ignore_errors=True)
             else:
                 translator = Translator.load(source)
-            if translator.card.sha256 != sha256:
+            if (translator.card.sha256, translator.card.card_sha256) != (sha256, card_sha256):
                 raise WeightsHashError(
-                    f"model {source!r} here has weights SHA-256 {translator.card.sha256}, but the batch "
-                    f"started with {sha256}: the model changed during the batch"
+                    f"model {source!r} here has weights SHA-256 {translator.card.sha256} and card SHA-256 "
+                    f"{translator.card.card_sha256}, but the batch started with {sha256} and {card_sha256}: the "
+                    "model changed during the batch"
                 )
             while len(TRANSLATOR_CACHE) >= _CACHE_SIZE:  # a long-lived cluster serving many models
                 TRANSLATOR_CACHE.pop(next(iter(TRANSLATOR_CACHE)))
-            TRANSLATOR_CACHE[(source, sha256)] = translator
+            TRANSLATOR_CACHE[model] = translator
     return translator
 
 
@@ -279,8 +281,8 @@ def predict_galaxy(galaxy, files, out, *, model, options, payload=None):
         Its inputs: ``{band: path}`` or one multi-extension path.
     out : str
         Output path.
-    model : (str, str)
-        ``(source, weights SHA-256)`` of the model (see :func:`get_translator`).
+    model : (str, str, str)
+        ``(source, weights SHA-256, card SHA-256)`` of the model (see :func:`get_translator`).
     options : dict
         ``overwrite`` (bool), ``reproject_to`` (band name, pixel scale or None), ``request``
         (``(inputs, band)`` of an any-band model, or None),
@@ -394,6 +396,7 @@ def _predict_galaxy_locked(galaxy, files, out, *, model, options, payload):
     if exists:
         target = options.get("reproject_to")
         problem = output_problem(out, name=translator.name, sha256=translator.card.sha256, band=band,
+                                  card_sha256=translator.card.card_sha256,
                                   files=paths, needed=needed, hdus=hdus,
                                   options=_predict_options(translator, options.get("predict_kw", {})),
                                   reproject_to=None if target is None else describe_target(target))

@@ -268,6 +268,9 @@ def fit_calibration(z_abs, brightness, *, configuration, n_bins=8, galaxy=None, 
     if z_abs.size < 10 * n_bins:
         raise ValueError(f"cannot calibrate {configuration!r}: only {z_abs.size} footprint pixels")
     edges = np.unique(np.quantile(brightness, np.linspace(0, 1, n_bins + 1)))
+    if len(edges) < 2:  # numpy said "array of sample points is empty"
+        raise ValueError(f"cannot calibrate {configuration!r}: the predicted brightness of its {z_abs.size} pixels "
+                         f"has no spread to bin (every pixel {edges[0]:g})")
     which = np.clip(np.searchsorted(edges, brightness, side="right") - 1, 0, len(edges) - 2)
     bins = [which == b for b in range(len(edges) - 1) if np.sum(which == b) >= 10]
     # Where an observed truth's own noise alone covers the residuals (its faint pixels), no temperature is

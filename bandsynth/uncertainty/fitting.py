@@ -51,11 +51,27 @@ def _footprints(stacks, truths, band, footprint):
             for stack, truth in zip(stacks, truths)]
 
 
-def _truths(data, indices, stacks, band):
-    """The noise-free truth of ``band`` where the data set has one (survey layer), the observed image otherwise."""
+def _truths(data, indices, stacks, band, unit):
+    """The noise-free truth of ``band`` where the data set has one (survey layer), the observed image otherwise, in
+    the model's ``unit`` (the residuals are taken against predictions in it: a truth in Jy read as nanomaggies
+    set temperatures 6 times off)."""
+    from astropy.nddata import CCDData, StdDevUncertainty
+
+    from ..units import area_of, parse_unit, to_unit
+
+    unit = None if unit is None else parse_unit(unit)
     if getattr(data, "has_truth", False):
-        return [data.stack(int(i), truth=True)[band] for i in indices]
-    return [s[band] for s in stacks]
+        truths = [data.stack(int(i), truth=True)[band] for i in indices]
+    else:
+        truths = [s[band] for s in stacks]
+    for k, true in enumerate(truths):
+        if unit is not None and true.unit is not None and true.unit != unit:
+            noise = None if true.uncertainty is None else true.uncertainty.array
+            values = to_unit(true.data, true.unit, unit, band=band, pixel_area=area_of(true.wcs), uncertainty=noise)
+            data_, noise = values if noise is not None else (values, None)
+            truths[k] = CCDData(data_, unit=unit, wcs=true.wcs, mask=true.mask, meta=true.meta,
+                                uncertainty=None if noise is None else StdDevUncertainty(noise))
+    return truths
 
 
 def calibration_galaxies(data, *, indices=None, split="validation", fitted_on=None):
@@ -174,12 +190,12 @@ def calibrate_translator(translator, data, *, indices=None, split="validation",
     fitted_on += ("; residuals in the galaxy detected in a coadd of its bands" if footprint == "detection"
                   else "; residuals in the true target band's central segment")
     stacks = [data.stack(int(i)) for i in indices]
-    truths = _truths(data, indices, stacks, translator.output)
+    truths = _truths(data, indices, stacks, translator.output, translator.card.unit)
     target_noise = [None if t.uncertainty is None else np.asarray(t.uncertainty.array, np.float64) for t in truths]
     output_scaling = translator.scalings[translator.output]
     footprints = _footprints(stacks, truths, translator.output, footprint)
     has_noise = any(s[b].uncertainty is not None for s, t in zip(stacks, translators) for b in t.inputs)
-    calibrations = {}
+    calibrations, unused = {}, set()
     for config in configurations:
         settings = _settings(config)
         if settings["monte_carlo"] and not has_noise:
@@ -188,8 +204,12 @@ def calibrate_translator(translator, data, *, indices=None, split="validation",
         for g, (request, stack, true, inside, true_noise) in enumerate(
                 zip(translators, stacks, truths, footprints, target_noise)):
             if inside is None:
+                unused.add(g)
                 continue
             m, sigma, use = _scaled_prediction(request, stack, inside, settings, PixelDraws(g))  # galaxy's own
+            if not use.any():  # its footprint masked in the inputs: no residual to count it by
+                unused.add(g)
+                continue
             residual.append(np.abs(output_scaling.inverse(m) - np.asarray(true.data, dtype=np.float64)[use]))
             noise_t.append(np.zeros(m.size) if true_noise is None else np.nan_to_num(true_noise[use]))
             mean_s.append(m)
@@ -202,7 +222,28 @@ def calibrate_translator(translator, data, *, indices=None, split="validation",
         calibrations[config] = fit_calibration(
             needed(1.0), m, configuration=config, galaxy=np.concatenate(galaxy), needed_temperature=needed,
             n_galaxies=len(sigma_s), fitted_on=fitted_on)
+    _warn_about_few_galaxies(len(indices) - len(unused), [indices[g] for g in sorted(unused)])
     return calibrations
+
+
+#: Fewer calibration galaxies than this are warned about: a galaxy's errors are shared by its pixels, so the
+#: coverage is measured on about as many independent samples as there are galaxies.
+FEW_GALAXIES = 30
+
+
+def _warn_about_few_galaxies(n_used, unused):
+    import warnings
+
+    from astropy.utils.exceptions import AstropyUserWarning
+
+    if unused:
+        listed = ", ".join(map(str, unused[:10])) + (", ..." if len(unused) > 10 else "")
+        warnings.warn(f"calibration: {len(unused)} galaxy(ies) left out, no usable pixel in their footprint (not "
+                      f"detected, or masked in the inputs): {listed}", AstropyUserWarning, stacklevel=4)
+    if n_used < FEW_GALAXIES:
+        warnings.warn(f"calibration fitted on {n_used} galaxies: a galaxy's errors are shared by its pixels, so the "
+                      f"coverage it states is measured on few independent samples (at least {FEW_GALAXIES} are "
+                      "advised; the shipped models use 400)", AstropyUserWarning, stacklevel=4)
 
 
 def _head_features(model, x):
@@ -267,7 +308,7 @@ def _request_examples(pairs, data, indices, stacks, footprint):
     for request, network in pairs:
         band = request.output
         if band not in truths:  # once per wanted band, however many requests want it
-            truths[band] = _truths(data, indices, stacks, band)
+            truths[band] = _truths(data, indices, stacks, band, request.card.unit)
             footprints[band] = _footprints(stacks, truths[band], band, footprint)
         examples += _head_examples(request, network, stacks, truths[band], footprints[band])
     return examples
