@@ -10,7 +10,6 @@ names one HDU of it (`split_extended_name`).
 from __future__ import annotations
 
 import contextlib
-import copy
 import functools
 import hashlib
 import os
@@ -19,8 +18,7 @@ import secrets
 import unicodedata
 from pathlib import Path
 
-__all__ = ["atomic_path", "writable_path", "sha256_file", "gzip_problem", "open_whole_fits", "fits_ascii", "split_extended_name",
-           "copied_meta", "without_wcs_keywords"]
+__all__ = ["atomic_path", "writable_path", "sha256_file", "gzip_problem", "open_whole_fits", "fits_ascii", "split_extended_name"]
 
 # FILE[EXT]: the FITS extended file name (CFITSIO's) for one HDU of a file, by EXTNAME or number.
 _HDU_SUFFIX = re.compile(r"^(?P<path>.+)\[(?P<hdu>[^\[\]]+)\]$")
@@ -247,74 +245,3 @@ def split_extended_name(name):
         return name, None
     hdu = match["hdu"].strip()
     return match["path"], int(hdu) if hdu.isdigit() else hdu
-
-
-def copied_meta(meta):
-    """A deep copy of image or stack metadata, so that the owner's later edits do not reach it; a value that
-    cannot be copied (a lock, an open file) is shared, as astropy's NDData shares all of its meta.
-
-    Parameters
-    ----------
-    meta : object
-        A header, mapping, list or any value.
-
-    Returns
-    -------
-    object
-
-    Examples
-    --------
-    >>> import threading
-    >>> meta = {"truth": {"r_mag": 15.0}, "lock": threading.Lock()}
-    >>> copy_ = copied_meta(meta)
-    >>> copy_["truth"] is meta["truth"], copy_["lock"] is meta["lock"]
-    (False, True)
-    """
-    try:
-        return copy.deepcopy(meta)
-    except (TypeError, copy.Error):
-        if isinstance(meta, dict):
-            return type(meta)((key, copied_meta(value)) for key, value in meta.items())
-        if isinstance(meta, (list, tuple)):
-            return type(meta)(copied_meta(value) for value in meta)
-        return meta
-
-
-#: A FITS header's WCS keywords (primary or alternate), SIP and lookup-table distortions included.
-_WCS_KEYWORD = re.compile(r"^(WCSAXES|WCSNAME|CTYPE|CRPIX|CRVAL|CDELT|CUNIT|CROTA|CD\d+_|PC\d+_|PV\d+_|PS\d+_|LONPOLE|"
-                          r"LATPOLE|RADESYS|RADECSYS|EQUINOX|CPDIS|CPERR|CQDIS|DP\d|DQ\d|D2IM|"
-                          r"[AB]P?_(\d+_\d+|ORDER|DMAX)$)", re.IGNORECASE)
-
-
-def without_wcs_keywords(meta):
-    """A copy of an image's ``meta`` for a new pixel grid: a FITS header loses its WCS keywords.
-
-    Written beside the new grid's WCS, the old grid's keywords would mix with it (an old SIP term
-    or CD matrix left beside a new PC matrix), and the file would describe neither grid.
-
-    Parameters
-    ----------
-    meta : mapping
-        The image's metadata; a `~astropy.io.fits.Header` or a dict of its cards is
-        cleaned, anything else copied.
-
-    Returns
-    -------
-    mapping
-
-    Examples
-    --------
-    >>> from astropy.io import fits
-    >>> header = fits.Header({"OBJECT": "M51", "CTYPE1": "RA---TAN-SIP", "A_2_0": 3e-4, "CD1_1": -7e-5})
-    >>> list(without_wcs_keywords(header))
-    ['OBJECT']
-    """
-    from astropy.io import fits
-
-    meta = copied_meta(meta)
-    if isinstance(meta, fits.Header):
-        for key in [k for k in meta if _WCS_KEYWORD.match(k)]:
-            del meta[key]
-    elif isinstance(meta, dict):  # a header's cards as a dict (NDData(meta=dict(header)))
-        meta = type(meta)((k, v) for k, v in meta.items() if not (isinstance(k, str) and _WCS_KEYWORD.match(k)))
-    return meta

@@ -17,7 +17,7 @@ import astropy.units as u
 import numpy as np
 from astropy.utils.exceptions import AstropyUserWarning
 
-from ._io import without_wcs_keywords
+from ._metadata import without_wcs_keywords
 from .stack_io import BandImage
 from .units import is_magnitude, pixel_area
 

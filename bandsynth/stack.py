@@ -35,7 +35,7 @@ from astropy.io import fits
 from astropy.nddata import CCDData, Cutout2D, NDData, StdDevUncertainty
 from astropy.wcs import WCS
 
-from ._io import copied_meta, without_wcs_keywords
+from ._metadata import frozen, without_wcs_keywords
 from .bands import Band, get_band
 from .resample import METHODS, check_grid, describe_target, regrid, reproject_all
 from .errors import BandInputError
@@ -45,32 +45,6 @@ from .units import format_unit
 from .zeropoints import apply_zeropoint, is_count_unit
 
 __all__ = ["BandStack"]
-
-
-class _FrozenDict(dict):
-    """A ``dict`` that refuses changes: the metadata of an immutable stack.  Its copies are ordinary dicts."""
-
-    def _read_only(self, *args, **kwargs):
-        raise TypeError("BandStack.meta is read-only (copy.deepcopy(stack.meta) is a mutable copy); build a new stack "
-                        "with meta=... instead")
-
-    __setitem__ = __delitem__ = __ior__ = _read_only
-    clear = pop = popitem = setdefault = update = _read_only
-
-    def __reduce__(self):
-        return (dict, (dict(self),))
-
-    def __copy__(self):
-        return dict(self)
-
-    def __deepcopy__(self, memo):
-        return copy.deepcopy(dict(self), memo)
-
-
-def _frozen(meta):
-    """A deep copy of ``meta`` whose dicts refuse changes: neither the caller's later edits nor a write into a
-    nested dict (``stack.meta["truth"]["r_mag"] = 0``) reach the stack.  Other values (a header) are copied."""
-    return _FrozenDict({k: _frozen(v) for k, v in meta.items()}) if isinstance(meta, dict) else copied_meta(meta)
 
 
 class BandStack:
@@ -363,7 +337,7 @@ class BandStack:
             ccds[band] = im
         object.__setattr__(self, "_images", ccds)
         object.__setattr__(self, "_bands", tuple(ccds))
-        object.__setattr__(self, "_meta", _frozen(dict(meta or {})))
+        object.__setattr__(self, "_meta", frozen(dict(meta or {})))
 
     def __setattr__(self, name, value):
         raise AttributeError(f"BandStack is immutable; cannot set {name!r}")

@@ -23,7 +23,8 @@ from astropy.utils.masked import Masked
 from astropy.wcs import WCS
 from astropy.wcs.utils import proj_plane_pixel_scales
 
-from ._io import copied_meta, fits_ascii, open_whole_fits, sha256_file, split_extended_name
+from ._io import fits_ascii, open_whole_fits, sha256_file, split_extended_name
+from ._metadata import copied_meta
 from .bands import get_band, header_band, list_bands, same_filter
 from .bitmasks import mask_of
 from .noise_maps import noise_of

@@ -96,6 +96,58 @@ def test_train_options_out_of_range_are_usage_errors(args, message, tmp_path, ca
     assert exc.value.code == 2 and message in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(("command", "message"), [
+    (["train", "--output", "g", "--output", "r"], "--output given twice (g and r): give it once"),
+    (["train", "--output", "r", "--out", "a", "--out", "b"], "--out given twice (a and b): give it once"),
+    (["train", "--output", "r", "--data", "x", "--data", "y"], "--data given twice (x and y): give it once"),
+    (["train", "--output", "r", "--epochs", "1", "--epochs", "2"], "--epochs given twice (1 and 2): give it once"),
+    (["mock", "--n", "3", "--n", "4", "-o", "m"], "--n given twice (3 and 4): give it once"),
+    (["mock", "--n", "3", "--size", "16", "--size", "32", "-o", "m"], "--size given twice (16 and 32): give it once"),
+])
+def test_train_and_mock_options_given_twice_are_usage_errors(command, message, tmp_path, monkeypatch, capsys):
+    # The last value was silently taken: --output g --output r trained a model of r.
+    monkeypatch.chdir(tmp_path)
+    if command[0] == "train":
+        command = [*command[:1], "--inputs", "NUV", "K", *command[1:]]
+        command += [] if "--out" in command else ["--out", "m"]
+    with pytest.raises(SystemExit) as exc:
+        main([*command, "--quiet"])
+    assert exc.value.code == 2 and message in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())
+
+
+def test_train_names_its_flags_in_its_refusals_before_training(tmp_path, caplog):
+    # The hint was "pass calibrate=False" (a Python argument), an odd --crop failed inside the network as
+    # "generator input height 15 is not a multiple of 2**n_down = 2", a --checkpoint-dir naming a file as
+    # "[Errno 17] File exists" once the data were loaded, and --checkpoint-every alone wrote no checkpoint.
+    stored = tmp_path / "set"
+    assert main(["mock", "--n", "6", "--bands", "NUV", "K", "r", "--size", "32", "-o", str(stored), "-q"]) == 0
+    from bandsynth.datasets import open_dataset
+
+    assert len(open_dataset(stored).indices("validation")) == 1
+    base = ["train", "--inputs", "NUV", "K", "--output", "r", "--preset", "tiny", "--epochs", "1", "--data",
+            str(stored), "--out", str(tmp_path / "m"), "--quiet"]
+    assert main([*base, "--crop", "16"]) == 2
+    assert (f"--data {stored}: the data set has 1 validation image; choosing the checkpoint on one half of the "
+            "validation split and calibrating on the other needs at least 2: pass --keep-last") in caplog.text
+    assert "calibrate=False" not in caplog.text
+    assert main([*base, "--crop", "15"]) == 2
+    assert "--crop 15: the tiny preset needs a multiple of 2 pixels (e.g. 14 or 16), or 0 for whole images" \
+        in caplog.text
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    assert main([*base, "--crop", "16", "--checkpoint-dir", str(afile)]) == 2
+    assert f"--checkpoint-dir {afile}: a file, not a folder" in caplog.text
+    assert main([*base, "--crop", "16", "--checkpoint-every", "2"]) == 2
+    assert "--checkpoint-every 2: needs --checkpoint-dir (the folder the checkpoints go to)" in caplog.text
+    # a dot in the stem is part of the name: r_0.262as.json is this model's card, not r_0.json
+    (tmp_path / "r_0.262as.json").write_text("{}")
+    assert main([*base[:-3], "--out", str(tmp_path / "r_0.262as"), "--quiet"]) == 2
+    assert f"output {tmp_path / 'r_0.262as.safetensors'} exists" not in caplog.text
+    assert f"output {tmp_path / 'r_0.262as.json'} exists; pass --overwrite to replace it" in caplog.text
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile", "r_0.262as.json", "set"]
+
+
 def test_train_and_evaluate_check_their_data_and_model_options_before_any_work(trained, tmp_path, caplog):
     from bandsynth.cli.train import FAMILY_NAMES, PRESET_NAMES
     from bandsynth.datasets.mock.families import FAMILIES

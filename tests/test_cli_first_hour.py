@@ -534,7 +534,8 @@ def test_item02_train_checks_its_output_before_training_and_may_create_the_folde
         raise Reached
 
     monkeypatch.setattr(Translator, "fit", fit)
-    data = types.SimpleNamespace(shape=(128, 128))  # what train checks of the data before fitting
+    # what train checks of the data before fitting: its image size and its validation images
+    data = types.SimpleNamespace(shape=(128, 128), indices=lambda split: list(range(8)))
     monkeypatch.setattr("bandsynth.cli.train.mock_or_stored", lambda args, bands: data)
     base = ["train", "--inputs", "NUV", "K", "--output", "r", "--quiet"]
     # A folder that does not exist yet is fine (saving creates it): training starts.

@@ -326,3 +326,19 @@ def test_hdf5_unit_attribute(tmp_path):
     stack = read_illustris_hdf5({"g": path})
     assert stack["g"].unit == SUNRISE_UNIT
     assert stack.meta["unit_source"] == "file attribute"
+
+
+def test_hdf5_each_band_file_keeps_its_own_unit(tmp_path):
+    # r's file said nanomaggy, g's said nothing: g's Sunrise surface brightness was labelled nanomaggy.
+    r = write_api_hdf5(tmp_path / "band_5_id_9.hdf5", band_index=4, unit="nanomaggy")
+    g = write_api_hdf5(tmp_path / "band_4_id_9.hdf5", band_index=3)
+    with pytest.raises(DataFormatError, match=r"band_5_id_9\.hdf5, .*band_4_id_9\.hdf5: band 'r': cannot convert its "
+                                              r"unit nmgy to W / \(sr m3\)"):
+        read_illustris_hdf5({"r": r, "g": g})  # a surface brightness and a flux: only through the pixel area
+    stack = read_illustris_hdf5({"r": r, "g": g}, pixel_scale=0.5 * u.arcsec / u.pix)
+    assert stack["g"].unit == SUNRISE_UNIT
+    corner = plane_value(3, 0, False) * (1 + np.exp(-(NPIX / 2) ** 2 / 5.0))  # write_api_hdf5's blob at (0, 0)
+    assert stack["g"].data[0, 0] == pytest.approx(corner, rel=1e-6)
+    assert stack.meta["unit_source"] == "per band: r file attribute, g assumed (Sunrise W/m/m^2/sr)"
+    both = read_illustris_hdf5({"r": r, "g": write_api_hdf5(tmp_path / "g.hdf5", band_index=3, unit="nanomaggy")})
+    assert both["g"].unit == u.nmgy and both.meta["unit_source"] == "file attribute"

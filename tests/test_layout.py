@@ -20,7 +20,7 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "bandsynth"
 
 CORE = ("bands", "units", "zeropoints", "bitmasks", "noise_maps", "scaling", "stack", "stack_io", "resample",
-        "synthetic", "fits_io", "errors", "_io")
+        "synthetic", "fits_io", "errors", "_io", "_metadata")
 FORBIDDEN_FOR_CORE = ("nn", "batch", "cli")
 MAX_LINES = 800
 

@@ -249,3 +249,33 @@ def test_squared_photometric_term_is_minimised_by_the_mean_flux_where_the_pixel_
     floored = BandLoss(flux=flux, flux_weight=1.0, flux_floor=5.0, flux_error="squared")
     assert float(floored.photometric_error(1.2 * crop, crop)) == pytest.approx(0.2 / np.sqrt(2), rel=1e-5)
     assert "flux_error='squared'" in repr(squared)
+
+
+def test_a_nan_target_pixel_of_weight_zero_leaves_every_term_finite():
+    # NaN * 0 = NaN: one NaN pixel of a training target, weighted 0 by the data set, made the whole loss NaN
+    # ("training loss is not finite at step 4"), through L1, SSIM's window and the photometric sums alike.
+    from torch.utils.data import TensorDataset
+
+    from bandsynth.nn.generator import build_generator
+    from bandsynth.nn.training import evaluate
+
+    g = torch.Generator().manual_seed(0)
+    pred, target = torch.rand(2, 1, 32, 32, generator=g), torch.rand(2, 1, 32, 32, generator=g)
+    weight = torch.ones_like(target)
+    weight[0, 0, 10, 10] = 0
+    clean = target.clone()
+    clean[0, 0, 10, 10] = 0
+    target[0, 0, 10, 10] = float("nan")
+    loss = BandLoss(flux=torch.sinh, flux_weight=1.0)
+    log_scale = torch.zeros_like(pred)
+    nan_terms = loss(pred, target, log_scale=log_scale, weight=weight)
+    clean_terms = loss(pred, clean, log_scale=log_scale, weight=weight)
+    for name in ("total", "l1", "ssim", "nll"):
+        assert torch.isfinite(getattr(nan_terms, name)), name
+        assert float(getattr(nan_terms, name)) == pytest.approx(float(getattr(clean_terms, name))), name
+    torch.manual_seed(0)
+    model = build_generator("tiny", 1)
+    metrics = evaluate(model, TensorDataset(pred, target, weight))
+    assert all(math.isfinite(v) for v in metrics.values())
+    # with a non-zero weight a NaN still counts: the loss is NaN, not silently zero
+    assert not torch.isfinite(loss(pred, target).total)

@@ -190,6 +190,66 @@ def test_corrupt_manifest(written, tmp_path):
         open_dataset(path)
 
 
+def _set_header(path, key, value):
+    with fits.open(path, mode="update") as hdul:
+        if value is None:
+            del hdul[0].header[key]
+        else:
+            hdul[0].header[key] = value
+
+
+def _set_meta(path, **changes):
+    manifest = Table.read(path / "manifest.ecsv", format="ascii.ecsv")
+    for key, value in changes.items():
+        if value is None:
+            manifest.meta.pop(key, None)
+        else:
+            manifest.meta[key] = value
+    manifest.write(path / "manifest.ecsv", overwrite=True)
+    return manifest
+
+
+def test_the_cubes_bunit_is_read_and_a_contradiction_refused(written, tmp_path):
+    # Cubes in Jy with no unit in the manifest loaded as nanomaggies without a word, and a manifest unit
+    # contradicting the cubes' BUNIT passed.
+    import astropy.units as u
+
+    path = _copy(written[0], tmp_path / "u")
+    for band in BANDS:
+        _set_header(path / f"cube_{band}.fits", "BUNIT", "Jy")
+    _set_meta(path, unit=None)
+    with open_dataset(path) as ds:
+        assert ds.info["unit"] == "Jy" and ds.stack(0)["g"].unit == u.Jy
+    _set_meta(path, unit="nanomaggy")
+    with pytest.raises(DataFormatError, match=rf"{path / 'cube_NUV.fits'}: BUNIT 'Jy' contradicts the unit "
+                                              rf"'nanomaggy' of {path / 'manifest.ecsv'}; make them agree"):
+        open_dataset(path)
+    _set_meta(path, unit=None)
+    _set_header(path / "cube_Ks.fits", "BUNIT", "uJy")
+    with pytest.raises(DataFormatError, match=r"cube_Ks.fits: BUNIT 'uJy' differs from .*cube_NUV.fits's 'Jy'; "
+                                              r"every band of a data set is in one unit"):
+        open_dataset(path)
+    _set_header(path / "cube_Ks.fits", "BUNIT", "furlongs")
+    with pytest.raises(DataFormatError, match=r"cube_Ks.fits: BUNIT 'furlongs' is not a unit astropy reads"):
+        open_dataset(path)
+    for band in BANDS:  # cubes without BUNIT: the manifest's unit, as before
+        _set_header(path / f"cube_{band}.fits", "BUNIT", None)
+    _set_meta(path, unit="uJy")
+    with open_dataset(path) as ds:
+        assert ds.stack(0)["g"].unit == u.uJy
+
+
+def test_an_unknown_split_label_is_refused(written, tmp_path):
+    # A split spelt 'val' put its images in no split: not validated on, not tested on, without a word.
+    path = _copy(written[0], tmp_path / "v")
+    manifest = Table.read(path / "manifest.ecsv", format="ascii.ecsv")
+    manifest["split"] = ["val" if s == "validation" else s for s in manifest["split"]]
+    manifest.write(path / "manifest.ecsv", overwrite=True)
+    with pytest.raises(DataFormatError, match=rf"{path / 'manifest.ecsv'}: unknown split label\(s\) 'val' in the "
+                                              r"'split' column; expected 'train', 'validation', 'test'"):
+        open_dataset(path)
+
+
 # ---- command line ------------------------------------------------------------------------------
 def _run(argv):
     from bandsynth.cli import main

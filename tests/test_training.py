@@ -1,5 +1,6 @@
 import inspect
 import json
+import math
 import os
 import signal
 import subprocess
@@ -137,6 +138,27 @@ def test_resuming_another_networks_checkpoint_says_so(data, tmp_path):
     with pytest.raises(ValueError, match=r"checkpoint .* was written by a run of another network \(another preset, "
                                          r"or other bands\); give this run another checkpoint folder"):
         fit(wider, train, epochs=1, crop_size=16, checkpoint_dir=tmp_path, resume="auto", **FAST)
+
+
+def test_resuming_on_other_data_or_with_another_loss_is_refused(data, tmp_path):
+    # A reused checkpoint folder handed the old data's weights (and their scaling) to a card describing the new
+    # data (~70 % too much flux), and a resumed run with other loss weights had its card state the new loss.
+    train, _ = data
+    identity = {"scaling": {"r": {"softening": 0.05}}, "data_info": {"seed": 0, "split_fractions": [0.8, 0.2]}}
+    kw = dict(epochs=1, crop_size=16, checkpoint_dir=tmp_path, **FAST)
+    fit(tiny_model(), train, max_steps=2, data_identity=identity, **kw)
+    other = {"scaling": {"r": {"softening": 0.09}}, "data_info": {"seed": 5}}
+    with pytest.raises(ValueError, match=r"checkpoint .*checkpoint-00000002.safetensors was written by a run on other "
+                                         r"training data \(data_info, scaling differ\); .* another checkpoint folder"):
+        fit(tiny_model(), train, resume="auto", data_identity=other, **kw)
+    with pytest.raises(ValueError, match=r"written with another loss \(ssim_weight 1.0 -> 0.0\); give this run "
+                                         r"another checkpoint folder, or resume it with the checkpoint's loss"):
+        fit(tiny_model(), train, resume="auto", data_identity=identity, loss=BandLoss(ssim_weight=0.0), **kw)
+    # the same data (a tuple stored as a list) and the same loss: resumed
+    same = {**identity, "data_info": {"seed": 0, "split_fractions": (0.8, 0.2)}}
+    assert fit(tiny_model(), train, resume="auto", data_identity=same, **kw).steps == 4
+    with pytest.raises(TypeError, match="data_identity must be a dict or None, got list"):
+        fit(tiny_model(), train, data_identity=[1], epochs=1, **FAST)
 
 
 def test_average_epochs_is_the_mean_of_the_last_epochs_weights(data, reference, tmp_path):
@@ -311,6 +333,20 @@ def test_checkpoint_pruning_and_stale_temporaries(data, tmp_path):
     with pytest.warns(UserWarning, match=r"batch_size 4 -> 8"):
         fit(tiny_model(), train, epochs=2, checkpoint_dir=tmp_path, resume=tmp_path / "checkpoint-00000008.safetensors",
             **{**FAST, "batch_size": 8})  # fmt: skip
+
+
+def test_a_nan_target_pixel_trains_at_weight_zero_and_is_named_otherwise():
+    # One NaN pixel of a target, weighted 0, stopped training with "training loss is not finite at step 4",
+    # naming nothing.
+    x, y = smooth_pairs(8, 2).tensors
+    y = y.clone()
+    y[0, 0, 10, 10] = float("nan")
+    weight = torch.isfinite(y).float()
+    result = fit(tiny_model(), TensorDataset(x, y, weight), val_data=TensorDataset(x, y, weight), epochs=1, **FAST)
+    assert all(math.isfinite(v) for v in result.history[0].values())
+    with pytest.raises(FloatingPointError, match=r"training loss is not finite at step \d+ \(epoch 0\): the "
+                                                 r"batch's targets hold non-finite pixels of non-zero weight"):
+        fit(tiny_model(), TensorDataset(x, y), epochs=1, **{**FAST, "batch_size": 8})
 
 
 def test_fit_bf16_channels_last_and_weights(tmp_path):

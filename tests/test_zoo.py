@@ -136,6 +136,22 @@ def test_model_paths_needs_both_files(tmp_path):
         model_paths(tmp_path / "only.json")
 
 
+def test_a_dot_in_a_models_name_is_part_of_the_name(tmp_path):
+    # save("runs/r_0.262as") wrote runs/r_0.safetensors + r_0.json, and r_0.5as then replaced it.
+    t = Translator.load(SHIPPED[0])
+    t.save(tmp_path / "r_0.262as")
+    t.save(tmp_path / "r_0.5as")
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "r_0.262as.json", "r_0.262as.safetensors", "r_0.5as.json", "r_0.5as.safetensors"]
+    for given in ("r_0.262as", "r_0.262as.json", "r_0.262as.safetensors"):
+        assert [p.name for p in model_paths(tmp_path / given)] == ["r_0.262as.safetensors", "r_0.262as.json"]
+        assert Translator.load(tmp_path / given).name == t.name
+    with pytest.raises(FileExistsError, match=r"r_0.5as.safetensors exists; pass overwrite=True"):
+        t.save(tmp_path / "r_0.5as")
+    with pytest.raises(FileNotFoundError, match=r"model card not found: .*r_0.7as.json"):
+        model_paths(tmp_path / "r_0.7as")
+
+
 # The seven mappings of the method paper: the plain names are the models for observed images,
 # the paper's reproductions end in "_paper".
 MAPPINGS = ("nuv_k_to_g", "nuv_k_to_r", "nuv_k_to_z", "g_r_to_u", "g_r_to_nuv", "g_r_to_fuv", "g_z_to_r")
@@ -161,6 +177,32 @@ def test_plain_names_load_the_models_for_observed_images(name):
     assert card.version >= 5
     with pytest.raises(ValueError, match=rf"model '{name}' version 4 is not available; version {card.version} is"):
         Translator.load(f"{name}@4")
+
+
+def test_models_command_checks_a_saved_models_hashes_and_says_how_to_load_it(tmp_path, capsys, caplog):
+    # A model with a flipped weights byte or a hand-edited card was shown as fine (exit 0) where Translator.load
+    # refuses it, and the hint Translator.load("NAME@1") fails for a model given by path.
+    t = Translator.load(SHIPPED[0])
+    t.save(tmp_path / "good" / "m")
+    assert main(["models", str(tmp_path / "good" / "m")]) == 0
+    out = capsys.readouterr().out
+    assert f"(a saved model: Translator.load({str(tmp_path / 'good' / 'm')!r}) loads it)" in out and "@" not in out
+    Translator.load(str(tmp_path / "good" / "m"))  # the hint works
+    t.save(tmp_path / "weights" / "m")
+    weights = tmp_path / "weights" / "m.safetensors"
+    damaged = bytearray(weights.read_bytes())
+    damaged[-10] ^= 1
+    weights.write_bytes(bytes(damaged))
+    assert main(["models", str(tmp_path / "weights" / "m")]) == 2
+    assert f"weights file {weights} has SHA-256" in caplog.text and "refusing to load it" in caplog.text
+    t.save(tmp_path / "card" / "m")
+    card = json.loads((tmp_path / "card" / "m.json").read_text())
+    card["scaling"][card["output"]]["softening"] *= 2
+    (tmp_path / "card" / "m.json").write_text(json.dumps(card))
+    assert main(["models", str(tmp_path / "card" / "m"), "--json"]) == 2
+    assert f"model card {tmp_path / 'card' / 'm.json'} records card SHA-256" in caplog.text
+    assert "the card was edited after it was written" in caplog.text
+    assert capsys.readouterr().out == ""
 
 
 def test_models_command_lists_the_zoo(capsys):

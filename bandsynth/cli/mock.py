@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from ._common import UsageError, add_output, add_overwrite, add_quiet, at_least, check_output_folder
+from ._common import Once, UsageError, add_output, add_overwrite, add_quiet, at_least, check_output_folder
 from .train import FAMILY_NAMES
 
 
@@ -18,35 +18,35 @@ def add_parser(subparsers):
                     "memory-mapped FITS cube per band and a manifest.ecsv with a train/validation/test "
                     "split by galaxy, stratified by sSFR.",
     )
-    p.add_argument("--n", "--n-galaxies", dest="n", type=at_least(1), required=True, metavar="N", help="number of galaxies")
+    p.add_argument("--n", "--n-galaxies", action=Once, dest="n", type=at_least(1), required=True, metavar="N", help="number of galaxies")
     add_output(p, required=True, metavar="FOLDER",
                help="data set folder to create (must not exist unless --overwrite)")
-    p.add_argument("--mode", choices=("ideal", "survey"), default=None,
+    p.add_argument("--mode", action=Once, choices=("ideal", "survey"), default=None,
                    help="observing mode: ideal (common PSF, no noise) or survey (per-band PSF, noise, sky; "
                         "default: ideal)")
-    p.add_argument("--survey", default=None, metavar="NAME",
+    p.add_argument("--survey", action=Once, default=None, metavar="NAME",
                    help="observe every band as a named survey does (native pixel scale, PSF, depth, sky residual, "
                         "masked pixels, neighbours and stars), brought onto one grid; the data set also holds the "
                         "noise-free truth. A preset (galex_sdss_2mass, galex_decals_2mass, kids_viking, decals, hsc) "
                         "or a survey (GALEX, SDSS, 2MASS, DECaLS, KiDS, VIKING, HSC). Not with --mode")
-    p.add_argument("--r-mag-range", nargs=2, type=float, default=None, metavar=("BRIGHT", "FAINT"),
+    p.add_argument("--r-mag-range", action=Once, nargs=2, type=float, default=None, metavar=("BRIGHT", "FAINT"),
                    help="with --survey: r magnitudes of the galaxies (default: the survey layer's own counts)")
     p.add_argument("--redshift", action="store_true",
                    help="with --survey: observe each galaxy and its neighbours at a redshift drawn from its r "
                         "magnitude (observed-frame colours; default: every galaxy in its rest frame)")
-    p.add_argument("--seed", "--data-seed", dest="seed", type=at_least(0), default=0,
+    p.add_argument("--seed", "--data-seed", action=Once, dest="seed", type=at_least(0), default=0,
                    help="seed of the mock universe (default: 0)")
-    p.add_argument("--bands", nargs="+", default=None, metavar="BAND", help="bands (default: all registered bands)")
-    p.add_argument("--views", type=at_least(1), default=1, metavar="N", help="viewing angles per galaxy (default: 1)")
-    p.add_argument("--size", type=at_least(8), default=128, metavar="PIXELS", help="stamp side in pixels (default: 128)")
-    p.add_argument("--pixel-scale", type=float, default=None, metavar="ARCSEC",
+    p.add_argument("--bands", action=Once, nargs="+", default=None, metavar="BAND", help="bands (default: all registered bands)")
+    p.add_argument("--views", action=Once, type=at_least(1), default=1, metavar="N", help="viewing angles per galaxy (default: 1)")
+    p.add_argument("--size", action=Once, type=at_least(8), default=128, metavar="PIXELS", help="stamp side in pixels (default: 128)")
+    p.add_argument("--pixel-scale", action=Once, type=float, default=None, metavar="ARCSEC",
                    help="arcsec per pixel (default: that of the mode)")
-    p.add_argument("--depth-offset", type=float, default=0.0, metavar="MAG",
+    p.add_argument("--depth-offset", action=Once, type=float, default=0.0, metavar="MAG",
                    help="survey mode: magnitudes deeper than the survey's (default: 0)")
     p.add_argument("--no-dust", action="store_true", help="switch the dust screen off")
-    p.add_argument("--family", default="default", choices=FAMILY_NAMES,
+    p.add_argument("--family", action=Once, default="default", choices=FAMILY_NAMES,
                    help="physics family of the mock universe (default: default)")
-    p.add_argument("--split", nargs=3, type=float, default=(0.8, 0.1, 0.1), metavar=("TRAIN", "VAL", "TEST"),
+    p.add_argument("--split", action=Once, nargs=3, type=float, default=(0.8, 0.1, 0.1), metavar=("TRAIN", "VAL", "TEST"),
                    help="fractions of galaxies in the three splits (default: 0.8 0.1 0.1)")
     add_overwrite(p, help="replace an existing data set")
     add_quiet(p, help="no progress bar")

@@ -71,12 +71,22 @@ def _plain_coverage(configurations):
     return dict(dict(configurations).get("plain", {})).get("coverage_1sigma", float("nan"))
 
 
-def format_card(card, path) -> str:
+def _version_line(card, path, shipped):
+    """The card's version, with a call that loads it: ``NAME@VERSION`` pins a shipped model, a path is itself."""
+    if shipped:
+        return f"  version       {card.version} (Translator.load(\"{card.name}@{card.version}\") insists on it)"
+    # "NAME@1" names a shipped model only: for a user's model it fails with "unknown model".
+    stem = str(path)[: -len(".json")] if str(path).endswith(".json") else str(path)
+    return f"  version       {card.version} (a saved model: Translator.load({stem!r}) loads it)"
+
+
+def format_card(card, path, *, shipped=True) -> str:
+    """One model's card as text; ``shipped`` says whether ``path`` is a shipped model's card (else a user's)."""
     training = card.training or {}
     lines = [
         (f"{card.name}: any of {', '.join(card.outputs)} from any of {', '.join(card.inputs)}" if card.outputs
          else f"{card.name}: {' + '.join(card.inputs)} -> {card.output}"),
-        f"  version       {card.version} (Translator.load(\"{card.name}@{card.version}\") insists on it)",
+        _version_line(card, path, shipped),
         f"  card          {path}",
         f"  trained on    {card.trained_on}: {_training_images(card)}",
         f"  pixel scale   {card.pixel_scale:g} arcsec/pixel (inputs far from it are warned about)",
@@ -136,7 +146,7 @@ def format_card(card, path) -> str:
 
 
 def run(args) -> int:
-    from ..models.zoo import get_card, list_models, model_paths, split_version
+    from ..models.zoo import WEIGHTS_DIR, list_models, model_paths, split_version, verified_model
 
     if args.model is None:
         if args.json:
@@ -149,8 +159,10 @@ def run(args) -> int:
         return 0
     try:
         _, card_path = model_paths(split_version(args.model)[0])
-        card = get_card(args.model)  # NAME@VERSION checked
-    except (ValueError, FileNotFoundError) as err:
+        # Both hashes checked, as Translator.load checks them: a damaged model is not shown as fine.
+        _, card = verified_model(args.model)  # NAME@VERSION checked
+    except (ValueError, FileNotFoundError) as err:  # WeightsHashError and CardHashError are ValueErrors
         raise UsageError(str(err)) from None
-    print(card.to_json().rstrip() if args.json else format_card(card, card_path))
+    shipped = card_path.parent.resolve() == WEIGHTS_DIR.resolve()
+    print(card.to_json().rstrip() if args.json else format_card(card, card_path, shipped=shipped))
     return 0

@@ -112,6 +112,8 @@ _SURVEY_BANDS = {
 _NAME_COLUMNS = ("filter", "filters", "filter_name", "filtername", "name", "band")
 _LAMBDA_COLUMNS = ("lambda_eff", "lambda", "lam_eff", "wavelength", "leff")
 _UNIT_KEYS = ("IMUNIT", "BUNIT", "UNIT", "UNITS")
+#: ``meta["unit_source"]`` of images whose file states no unit.
+_ASSUMED_UNIT = "assumed (Sunrise W/m/m^2/sr)"
 
 
 def match_filter_name(name):
@@ -397,7 +399,7 @@ def _read_open(hdul, path, *, camera, bands, scattering, pixel_scale):
         "hdu": hdu_name,
         "scattering": bool(scattering),
         "filters": {name: fname for name, (_i, fname) in chosen.items()},
-        "unit_source": "file header" if unit is not None else "assumed (Sunrise W/m/m^2/sr)",
+        "unit_source": "file header" if unit is not None else _ASSUMED_UNIT,
     }
     if lam is not None:
         meta["lambda_eff_nm"] = {name: float(lam[i].value) for name, (i, _f) in chosen.items()}
@@ -543,15 +545,19 @@ def read_illustris_hdf5(paths_by_band, *, camera=0, pixel_scale=None):
     Returns
     -------
     `~bandsynth.stack.BandStack`
-        The unit is taken from a ``unit``/``units``/``IMUNIT``/``BUNIT``
-        attribute when present, else assumed to be the Sunrise unit
-        (W m^-3 sr^-1) and recorded as assumed in ``meta["unit_source"]``.
+        Each band's unit is taken from a ``unit``/``units``/``IMUNIT``/``BUNIT``
+        attribute of its own file when present, else assumed to be the Sunrise
+        unit (W m^-3 sr^-1); ``meta["unit_source"]`` says which (per band when
+        the files differ).  Bands in different units are converted to one as
+        `~bandsynth.stack.BandStack` converts them.
 
     Raises
     ------
     DataFormatError
         Unreadable or truncated file, no dataset for the camera, a dataset
-        that is not one image, or images of different shapes.
+        that is not one image, images of different shapes, or units the
+        stack cannot convert to one (e.g. a surface brightness without
+        ``pixel_scale``).
     """
     import h5py
 
@@ -571,17 +577,19 @@ def read_illustris_hdf5(paths_by_band, *, camera=0, pixel_scale=None):
         images[band.name] = data
         files[band.name] = str(path)
         shapes[band.name] = data.shape
-    unit, known = _hdf5_common_unit(files, units, shapes)
+    _check_hdf5_shapes(files, shapes)
+    # Each file's own unit, or Sunrise's where it states none: r's attribute said nothing of g's file.
+    images = {b: image * (units[b] or SUNRISE_UNIT) for b, image in images.items()}
     first = next(iter(files.values()))
     meta = {
         "source": "Illustris-1 broadband mock, per-band HDF5 from the Illustris web API",
         "files": files,
         "subhalo": _subhalo_id(Path(first)),
         "camera": camera,
-        "unit_source": "file attribute" if known else "assumed (Sunrise W/m/m^2/sr)",
+        "unit_source": _hdf5_unit_source(units),
     }
     wcs = _hdf5_wcs(next(iter(shapes.values())), pixel_scale, meta)
-    return _make_stack(images, wcs=wcs, unit=unit, meta=meta, label=", ".join(files.values()))
+    return _make_stack(images, wcs=wcs, unit=None, meta=meta, label=", ".join(files.values()))
 
 
 def _read_hdf5_camera(h5py, path, camera, band_name):
@@ -617,19 +625,19 @@ def _read_hdf5_camera(h5py, path, camera, band_name):
     return data, unit_text
 
 
-def _hdf5_common_unit(files, units, shapes):
-    """The unit shared by the band files (Sunrise's when none says) and the set of units they state.
-
-    Raises DataFormatError when the images differ in shape or the files disagree on the unit.
-    """
+def _check_hdf5_shapes(files, shapes):
+    """Raise DataFormatError when the band files' images differ in shape."""
     if len(set(shapes.values())) > 1:
         desc = ", ".join(f"{files[b]} ({b}): {s[0]}x{s[1]}" for b, s in shapes.items())
         raise DataFormatError(f"inconsistent image shapes across the band files: {desc}")
-    known = {unit_ for unit_ in units.values() if unit_ is not None}
-    if len(known) > 1:
-        raise DataFormatError(f"the band files disagree on the unit: {', '.join(map(str, known))}")
-    unit = next(iter(known)) if known else SUNRISE_UNIT
-    return unit, known
+
+
+def _hdf5_unit_source(units):
+    """``meta["unit_source"]``: where the bands' units come from, per band when the files differ."""
+    sources = {b: "file attribute" if unit is not None else _ASSUMED_UNIT for b, unit in units.items()}
+    if len(set(sources.values())) == 1:
+        return next(iter(sources.values()))
+    return "per band: " + ", ".join(f"{b} {source}" for b, source in sources.items())
 
 
 def _hdf5_wcs(shape, pixel_scale, meta):

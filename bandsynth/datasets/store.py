@@ -43,7 +43,8 @@ from astropy.io import fits
 from astropy.table import Table
 
 from ..bands import get_band
-from .base import FORMAT_NAME, FORMAT_VERSION, ImageDataset, build_manifest, progress_bar
+from ..units import parse_unit
+from .base import FORMAT_NAME, FORMAT_VERSION, SPLITS, ImageDataset, build_manifest, progress_bar
 from ._fits import open_fits
 from .errors import DataFormatError
 
@@ -56,6 +57,14 @@ _MANIFEST = "manifest.ecsv"
 
 def _cube_name(band):
     return f"cube_{band}.fits"
+
+
+def _check_splits(manifest, manifest_path):
+    """Refuse split labels other than `SPLITS` (a 'val' image was in no split at all)."""
+    unknown = sorted({str(label) for label in manifest["split"]} - set(SPLITS))
+    if unknown:
+        raise DataFormatError(f"{manifest_path}: unknown split label(s) {', '.join(map(repr, unknown))} in the "
+                              f"'split' column; expected {', '.join(map(repr, SPLITS))}")
 
 
 def _uncert_name(band):
@@ -92,8 +101,10 @@ class StoredDataset(ImageDataset):
         If ``path`` does not exist.
     bandsynth.datasets.errors.DataFormatError
         If ``path`` is not a directory, the manifest is missing, unreadable,
-        of another format or a newer version, or a cube is missing, not
-        float32, of another band or of the wrong shape.
+        of another format or a newer version, has split labels other than
+        ``train``, ``validation`` and ``test``, or a cube is missing, not
+        float32, of another band or of the wrong shape, or its ``BUNIT``
+        contradicts the manifest's unit (or, without one, another cube's).
     """
 
     def __init__(self, path):
@@ -118,10 +129,17 @@ class StoredDataset(ImageDataset):
         missing = [c for c in ("galaxy_id", "view", "split") if c not in manifest.colnames]
         if missing:
             raise DataFormatError(f"{manifest_path}: manifest lacks column(s) {missing}")
+        _check_splits(manifest, manifest_path)
         super().__init__(manifest)
         self.path = path
         self._hduls = []
+        self._bunits = {}
         self._cubes = {name: self._open_cube(path / _cube_name(name), name) for name in self.names}
+        try:
+            self._settle_unit(manifest, manifest_path)
+        except DataFormatError:
+            self.close()  # the cubes opened so far
+            raise
         self._uncert = None
         if manifest.meta.get("has_uncertainty"):
             self._uncert = {name: self._open_cube(path / _uncert_name(name), name) for name in self.names}
@@ -148,10 +166,38 @@ class StoredDataset(ImageDataset):
         stored = hdu.header.get("BSBAND")
         if stored is not None and get_band(stored).name != band:
             raise DataFormatError(f"{file}: holds band {stored!r}, expected {band!r}")
+        if hdu.header.get("BUNIT") and file.name == _cube_name(band):  # the images' unit (not the truth's copy)
+            self._bunits[file] = str(hdu.header["BUNIT"]).strip()
         try:
             return hdu.data
         except Exception as exc:
             raise DataFormatError(f"{file}: cannot map the cube data ({exc})") from exc
+
+    def _settle_unit(self, manifest, manifest_path):
+        """The images' unit from the manifest and the cubes' BUNIT: refuse a contradiction, fill in a missing one.
+
+        Cubes written in Jy with no unit in the manifest loaded as nanomaggies without a word.
+        """
+        parsed = {}
+        for file, text in self._bunits.items():
+            try:
+                parsed[file] = parse_unit(text)
+            except ValueError:
+                raise DataFormatError(f"{file}: BUNIT {text!r} is not a unit astropy reads") from None
+        stated = manifest.meta.get("unit")
+        if stated is not None:
+            for file, unit in parsed.items():
+                if unit != parse_unit(stated):
+                    raise DataFormatError(f"{file}: BUNIT {self._bunits[file]!r} contradicts the unit "
+                                          f"{stated!r} of {manifest_path}; make them agree")
+            return
+        files = list(parsed)
+        for file in files[1:]:
+            if parsed[file] != parsed[files[0]]:
+                raise DataFormatError(f"{file}: BUNIT {self._bunits[file]!r} differs from {files[0]}'s "
+                                      f"{self._bunits[files[0]]!r}; every band of a data set is in one unit")
+        if files:  # the manifest states none: the cubes' own unit, not nanomaggies by default
+            manifest.meta["unit"] = self._bunits[files[0]]
 
     def _get_cube(self, name):
         return self._cubes[name]

@@ -37,6 +37,7 @@ __all__ = [
     "list_models",
     "get_card",
     "model_paths",
+    "model_files",
     "sha256_file",
 ]
 
@@ -492,15 +493,43 @@ def model_paths(name_or_path) -> tuple[Path, Path]:
                 f"found {found}; give the path of one of them"
             )
         return cards[0].with_suffix(".safetensors"), cards[0]
-    if bare and not path.exists() and not path.with_suffix(".json").exists():
+    weights, card = model_files(path)
+    if bare and not path.exists() and not card.exists():
         known = ", ".join(c.name for c in list_models()) or "none"
         raise ValueError(f"unknown model {text!r}; shipped models are: {known}")
-    stem = path.with_suffix("") if path.suffix in (".json", ".safetensors") else path
-    weights, card = stem.with_suffix(".safetensors"), stem.with_suffix(".json")
     for p, what in ((card, "model card"), (weights, "weights file")):
         if not p.exists():
             raise FileNotFoundError(f"{what} not found: {p}")
     return weights, card
+
+
+def model_files(stem):
+    """``(STEM.safetensors, STEM.json)``: the two files of the model saved as ``stem``.
+
+    The suffixes are appended, not swapped in: a stem with a dot (``r_0.262as``) keeps its
+    whole name (`pathlib.Path.with_suffix` would write ``r_0.safetensors``, and two models
+    differing after the dot would replace each other).  A ``.json`` or ``.safetensors``
+    suffix of ``stem`` is dropped first.
+
+    Parameters
+    ----------
+    stem : str or os.PathLike
+
+    Returns
+    -------
+    weights, card : pathlib.Path
+
+    Examples
+    --------
+    >>> [p.name for p in model_files("runs/r_0.262as")]
+    ['r_0.262as.safetensors', 'r_0.262as.json']
+    >>> [p.name for p in model_files("runs/r_0.262as.json")]
+    ['r_0.262as.safetensors', 'r_0.262as.json']
+    """
+    stem = Path(stem)
+    if stem.suffix in (".json", ".safetensors"):
+        stem = stem.with_suffix("")
+    return stem.with_name(stem.name + ".safetensors"), stem.with_name(stem.name + ".json")
 
 
 _VERSIONED = re.compile(r"^(?P<name>[A-Za-z0-9_\-]+)@(?P<version>\d+)$")
@@ -572,7 +601,8 @@ def write_model(state, card, path, *, overwrite=False):
         The network's state dict (contiguous CPU tensors).
     card : ModelCard
     path : str or os.PathLike
-        ``PATH`` (a ``.json`` or ``.safetensors`` suffix is dropped).
+        ``PATH`` (a ``.json`` or ``.safetensors`` suffix is dropped; any other dot is
+        part of the name: `model_files`).
     overwrite : bool
         Replace existing files (else `FileExistsError`).
 
@@ -585,13 +615,11 @@ def write_model(state, card, path, *, overwrite=False):
 
     from .._io import atomic_path
 
-    stem = Path(path)
-    stem = stem.with_suffix("") if stem.suffix in (".json", ".safetensors") else stem
-    weights, card_path = stem.with_suffix(".safetensors"), stem.with_suffix(".json")
+    weights, card_path = model_files(path)
     for p in (weights, card_path):
         if p.exists() and not overwrite:
             raise FileExistsError(f"{p} exists; pass overwrite=True to replace it")
-    stem.parent.mkdir(parents=True, exist_ok=True)
+    weights.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(weights) as tmp:
         # Bytes into the file atomic_path made: it keeps the usual permissions (safetensors'
         # save_file would create the file itself, readable by its owner only).

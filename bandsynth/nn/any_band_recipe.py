@@ -22,7 +22,7 @@ from ..models.domain import tolerated_noise
 from ..scaling import AsinhScaling
 from .any_band import BASELINE_METHODS, BASELINES, AnyBandNet
 from .losses import BandLoss
-from .recipe import chosen_weights, data_info, loss_text, split_validation, training_noise
+from .recipe import chosen_weights, data_info, data_unit, loss_text, split_validation, training_noise
 from .training import fit as _train_loop
 
 __all__ = ["band_moments", "pixel_moments", "build_any_band", "train_any_band", "any_band_card"]
@@ -391,7 +391,7 @@ def any_band_card(data, net, *, name, preset, scalings, result, sizes, options, 
     bands = net.bands
     return ModelCard(
         name=name, inputs=bands, output=None, outputs=bands, preset=preset, architecture=net.config,
-        scaling={b: scalings[b].to_dict() for b in bands}, mode=info.get("mode", "ideal"),
+        scaling={b: scalings[b].to_dict() for b in bands}, unit=data_unit(info), mode=info.get("mode", "ideal"),
         pixel_scale=float(info.get("pixel_scale", 0.396)),
         psf_fwhm={b: v for b, v in dict(info.get("psf_fwhm", {}) or {}).items() if b in bands},
         receptive_field=net.receptive_field,

@@ -33,7 +33,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["BandLoss", "FLUX_ERRORS", "LossOutput", "ssim", "laplace_nll", "gaussian_nll", "gaussian_window"]
+__all__ = ["BandLoss", "FLUX_ERRORS", "LossOutput", "ssim", "laplace_nll", "gaussian_nll", "gaussian_window",
+           "masked_target"]
 
 _REDUCTIONS = ("mean", "none")
 #: What `BandLoss`'s photometric term can compare, in the words the model cards use.
@@ -101,6 +102,37 @@ def _weight_like(weight, reference):
         raise ValueError(
             f"weight shape {tuple(weight.shape)} does not broadcast to {tuple(reference.shape)}"
         ) from None
+
+
+def masked_target(target, weight):
+    """``target`` with its non-finite pixels of weight 0 set to 0.
+
+    A pixel of weight 0 (masked, or NaN in the data) leaves the loss out only if its value
+    is finite: ``NaN * 0`` is NaN, so one NaN target pixel made the whole loss NaN, and it
+    spreads through SSIM's window and the photometric sums before any weight applies.
+
+    Parameters
+    ----------
+    target : torch.Tensor
+        True images ``[B, C, H, W]``.
+    weight : torch.Tensor or None
+        Non-negative pixel weights broadcastable to ``target``.
+
+    Returns
+    -------
+    torch.Tensor
+        ``target`` itself without ``weight`` or without such pixels, else a copy.
+
+    Examples
+    --------
+    >>> t = torch.tensor([[[[1.0, float("nan")]]]])
+    >>> masked_target(t, torch.tensor([[[[1.0, 0.0]]]])).tolist()
+    [[[[1.0, 0.0]]]]
+    """
+    if weight is None:
+        return target
+    unusable = (torch.broadcast_to(weight, target.shape) == 0) & ~torch.isfinite(target)
+    return torch.where(unusable, torch.zeros_like(target), target) if bool(unusable.any()) else target
 
 
 def _reduce(values, weight, reduction):
@@ -475,7 +507,8 @@ class BandLoss(nn.Module):
             without it there is no likelihood term.
         weight : torch.Tensor, optional
             Non-negative pixel weights broadcastable to the images (e.g. 0 on
-            masked pixels), applied to the L1, SSIM and likelihood terms.
+            masked pixels), applied to the L1, SSIM and likelihood terms; a target
+            pixel of weight 0 may be NaN (`masked_target`).
 
         Returns
         -------
@@ -495,6 +528,7 @@ class BandLoss(nn.Module):
         with torch.autocast(pred.device.type, enabled=False):
             mean, target_f = _as_float(pred, target)
             w = _weight_like(weight, mean)
+            target_f = masked_target(target_f, w)
             l1 = _reduce((mean - target_f).abs(), w, "mean")
             similarity = ssim(mean, target_f, data_range=self.data_range, weight=weight)
             total = l1 + self.ssim_weight * (1.0 - similarity)

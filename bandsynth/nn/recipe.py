@@ -24,13 +24,14 @@ from ..baseline import fit_linear_colour
 from ..datasets.base import has_truth, model_input_cube, model_target_cube, usable_sample
 from ..datasets.torch_data import BandPairDataset, fit_scalings_for
 from ..models.domain import pixel_noise
+from ..units import parse_unit
 from .losses import FLUX_ERRORS, BandLoss
 from .network import TranslationNet
 from .training import fit as _train_loop
 
 __all__ = ["CALIBRATION_HALF", "CALIBRATION_ALL", "fit_physical_scalings", "colour_model", "training_noise",
            "split_validation", "check_init", "build_network", "train_network", "training_card", "train_translator",
-           "data_info", "loss_text"]
+           "data_info", "data_unit", "loss_text"]
 
 
 def fit_physical_scalings(data, inputs, output, *, stretch=50.0):
@@ -114,7 +115,7 @@ def split_validation(data, *, calibrate=False, select_checkpoint=True):
     return indices[0::2], indices[1::2]
 
 
-def check_init(start, inputs, output, preset):
+def check_init(start, inputs, output, preset, *, unit=None):
     """``start`` (a loaded translator to fine-tune from) if it maps ``inputs -> output`` with ``preset``.
 
     Parameters
@@ -123,6 +124,8 @@ def check_init(start, inputs, output, preset):
     inputs : sequence of str
     output : str
     preset : str
+    unit : str, optional
+        The training data's flux unit: ``start``'s scalings, kept, must be in it.
 
     Returns
     -------
@@ -132,8 +135,12 @@ def check_init(start, inputs, output, preset):
     Raises
     ------
     ValueError
-        ``start`` has other inputs, output or preset.
+        ``start`` has other inputs, output or preset, or its card another unit than ``unit``.
     """
+    if unit is not None and parse_unit(start.card.unit) != parse_unit(unit):
+        # Fine-tuning keeps start's scalings, which are in its unit: data in another would be mis-scaled.
+        raise ValueError(f"init model {start.name!r} was trained on data in {start.card.unit}; the training data are "
+                         f"in {unit}: write the data in {start.card.unit}, or train without init")
     if (start.inputs, start.output, start.card.preset) != (tuple(inputs), output, preset):
         raise ValueError(
             f"init model {start.name!r} maps {'+'.join(start.inputs)} -> {start.output} with the "
@@ -203,7 +210,8 @@ def train_network(net, data, inputs, output, scalings, *, selection, epochs, bat
     flux_error : {"total", "pixel", "squared"}
         What the photometric term compares (`bandsynth.nn.losses.BandLoss`).
     checkpoint_dir, checkpoint_every
-        Resumable checkpoints (resumed from when ``checkpoint_dir`` is given).
+        Resumable checkpoints (resumed from when ``checkpoint_dir`` is given, if they were
+        written on the same data, scalings and loss).
     device : str
     progress : bool
         Show progress bars.
@@ -216,6 +224,12 @@ def train_network(net, data, inputs, output, scalings, *, selection, epochs, bat
     result : `~bandsynth.nn.training.TrainingResult`
     sizes : dict
         ``n_train`` and ``n_selection``: the numbers of training and selection images.
+
+    Raises
+    ------
+    ValueError
+        ``checkpoint_dir`` holds a checkpoint of another network, or written on other data
+        (its scalings or ``data_info``) or with another loss.
     """
     common = dict(inputs=inputs, target=output, scalings=scalings, seed=seed)
     train_set = BandPairDataset(data, split="train", crop_size=crop_size, augment=True, **common)
@@ -229,6 +243,9 @@ def train_network(net, data, inputs, output, scalings, *, selection, epochs, bat
         checkpoint_every=checkpoint_every,
         resume="auto" if checkpoint_dir else None, device=device, progress=progress, max_steps=max_steps,
         average_epochs=average_epochs,
+        # A checkpoint folder reused with other data must not hand its weights to this data's card.
+        data_identity={"scaling": {b: scalings[b].to_dict() for b in (*inputs, output)},
+                       "data_info": data_info(dict(getattr(data, "info", {}) or {}))},
     )
     state, _ = chosen_weights(result, select_checkpoint=val_set is not None)
     if state is not None:
@@ -362,7 +379,7 @@ def training_card(data, net, *, name, inputs, output, preset, scalings, result, 
     Parameters
     ----------
     data : data set
-        Its ``info`` (mode, pixel scale, PSF FWHM, description) goes into the card.
+        Its ``info`` (unit, mode, pixel scale, PSF FWHM, description) goes into the card.
     net : `~bandsynth.nn.network.TranslationNet`
         The trained network.
     name, preset : str
@@ -395,7 +412,7 @@ def training_card(data, net, *, name, inputs, output, preset, scalings, result, 
     options = dict(options)
     return ModelCard(
         name=name, inputs=inputs, output=output, preset=preset, architecture=net.config,
-        scaling={b: s.to_dict() for b, s in scalings.items()}, mode=info.get("mode", "ideal"),
+        scaling={b: s.to_dict() for b, s in scalings.items()}, unit=data_unit(info), mode=info.get("mode", "ideal"),
         pixel_scale=float(info.get("pixel_scale", 0.396)),
         psf_fwhm={b: v for b, v in dict(info.get("psf_fwhm", {}) or {}).items() if b in (*inputs, output)},
         receptive_field=net.receptive_field,
@@ -463,6 +480,36 @@ def loss_text(ssim_weight, flux_weight, flux_error="total"):
     ssim = {0.0: "", 1.0: " + (1 - SSIM)"}.get(float(ssim_weight), f" + {ssim_weight:g} x (1 - SSIM)")
     flux = f" + flux_weight x {FLUX_ERRORS[flux_error]}" if flux_weight else ""
     return f"L1{ssim} on the mean{flux}; Gaussian NLL on the sigma head"
+
+
+def data_unit(info):
+    """The flux unit of a data set's images (its ``info["unit"]``; nanomaggies when it states none).
+
+    The scalings and the colour model are fitted on the images as they are, so they, and
+    the card that carries them, are in this unit.
+
+    Parameters
+    ----------
+    info : mapping
+        The data set's ``info``.
+
+    Returns
+    -------
+    str
+
+    Raises
+    ------
+    ValueError
+        The unit is not one astropy understands.
+
+    Examples
+    --------
+    >>> data_unit({"unit": "uJy"}), data_unit({})
+    ('uJy', 'nanomaggy')
+    """
+    unit = info.get("unit") or "nanomaggy"
+    parse_unit(unit)  # an unreadable unit is refused here, not by every later load of the model
+    return str(unit)
 
 
 def data_info(info):
@@ -538,7 +585,7 @@ def train_translator(data, *, inputs, output, name, preset, epochs, batch_size, 
     net = build_network(preset, inputs, output, scalings, colour_model(data, inputs, output, scalings, kind=baseline),
                         seed=seed)
     if start is not None:
-        check_init(start, inputs, output, preset)
+        check_init(start, inputs, output, preset, unit=data_unit(dict(getattr(data, "info", {}) or {})))
         net, scalings = start.model, start.scalings
     selection, calibration = split_validation(data, calibrate=calibrate, select_checkpoint=select_checkpoint)
     result, sizes = train_network(

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset, IterableDataset
 
-from ..losses import BandLoss, ssim
+from ..losses import BandLoss, masked_target, ssim
 from .distributed import DistInfo, all_reduce_sum, unwrap_model
 from .precision import model_device, resolve_precision
 
@@ -191,6 +191,7 @@ def evaluate(
             w = None if w is None else w.to(device)
             mean = out.mean
             weight = None if w is None else torch.broadcast_to(w, y.shape)
+            y = masked_target(y, weight)  # a NaN target pixel of weight 0 must not make every metric NaN
             err = (mean - y).abs()
             l1 = err.mean(dim=(1, 2, 3)) if weight is None else (err * weight).sum((1, 2, 3)) / weight.sum((1, 2, 3))
             sums[0] += float(l1.sum())

@@ -12,6 +12,7 @@ whatever the step a run resumes from.
 from __future__ import annotations
 
 import copy
+import json
 import logging
 import math
 import time
@@ -48,6 +49,9 @@ log = logging.getLogger("bandsynth.nn.training")
 # Options whose change makes a resumed run differ from the one that wrote the checkpoint.
 _RUN_OPTIONS = ("epochs", "batch_size", "lr", "betas", "lr_schedule", "crop_size", "augment", "seed", "world_size",
                 "average_epochs")
+# Options a resumed run may not change at all: the loss the weights were trained with.  A card states one loss
+# for every step, so a run whose steps followed two losses cannot be described by it.
+_LOSS_OPTIONS = ("ssim_weight", "nll_weight", "flux_weight", "flux_error")
 # stacklevel of the warnings of _TrainingRun.resume: resume <- __init__ <- fit <- the caller of fit.
 _FIT_CALLER = 4
 
@@ -141,6 +145,7 @@ def fit(
     grad_clip=None,
     on_step=None,
     average_epochs=None,
+    data_identity=None,
 ):
     """Train ``model`` in place on ``train_data`` and return a `TrainingResult`.
 
@@ -157,44 +162,35 @@ def fit(
         Number of passes over ``train_data``; sets the learning-rate schedule.
     batch_size : int
         Images per optimizer update (per rank under DDP).
-    lr : float
-        Peak learning rate of Adam.
-    betas : tuple of float
-        Adam betas (CycleGAN's 0.5, 0.999).
+    lr, betas : float, tuple of float
+        Peak learning rate and betas of Adam (CycleGAN's betas: 0.5, 0.999).
     lr_schedule : {"cosine", "linear", "constant"}
         Decay of the learning rate over ``epochs`` (see `learning_rate`).
     loss : bandsynth.nn.losses.BandLoss, optional
         Defaults to ``BandLoss()`` (L1 + (1 - SSIM) + Laplace NLL).
     crop_size : int, optional
         Random square crops of this side, per sample (a multiple of ``2 ** n_down``).
-    augment : bool
-        Random flips and 90-degree rotations, per sample.
-    seed : int
-        Seed of the data order and augmentation (not of the weights: initialise the model before).
-    num_workers : int
-        DataLoader worker processes.
+    augment, seed, num_workers : bool, int, int
+        Random flips and 90-degree rotations, per sample; the seed of the data order and
+        augmentation (not of the weights: initialise the model before); DataLoader workers.
     checkpoint_dir, checkpoint_every : str or pathlib.Path, int, optional
         Where ``checkpoint-<step>.safetensors`` (after every epoch, and every
         ``checkpoint_every`` optimizer steps) and ``best.safetensors`` are written.
     keep_checkpoints : int
         How many step checkpoints to keep (0 keeps all).
     resume : None, "auto", str or pathlib.Path
-        A checkpoint (file or directory) to continue from; ``"auto"`` resumes
-        from the latest one in ``checkpoint_dir`` when there is one.
+        A checkpoint (file or directory) to continue from; "auto": ``checkpoint_dir``'s latest, if any.
     bf16, channels_last : bool or "auto"
-        bfloat16 autocast ("auto": where the device supports it natively); channels-last
-        memory format ("auto": on a GPU only).
-    device : "auto", str or torch.device
-        "auto": the local GPU if there is one, else the CPU.
-    distributed : bool or "auto"
-        DDP; "auto" when launched by torchrun with more than one process.
+        bfloat16 autocast ("auto": where the device has it natively); channels-last ("auto": on a GPU).
+    device, distributed : "auto", str or torch.device, bool or "auto"
+        "auto": the local GPU if there is one, else the CPU; DDP, "auto" when launched
+        by torchrun with more than one process.
     progress : bool
         Show a tqdm progress bar (rank 0 only).
     log_every : int
         Log the running loss every this many steps (logger ``bandsynth.nn.training``).
     max_steps : int, optional
-        Stop after this many optimizer updates in total (a checkpoint is written
-        if ``checkpoint_dir`` is set), e.g. to split a run across jobs.
+        Stop after this many updates in total (with a checkpoint), e.g. to split a run across jobs.
     grad_clip : float, optional
         Clip the global gradient norm to this value.
     on_step : callable, optional
@@ -203,10 +199,19 @@ def fit(
         Average the weights (and buffers) at the ends of the last this many epochs:
         stochastic weight averaging (`torch.optim.swa_utils.AveragedModel`).  The result's
         ``average_state`` holds the mean; ``model`` keeps its final weights.
+    data_identity : dict, optional
+        JSON-ready description of the training data (e.g. its scalings and meta), kept in
+        every checkpoint: a run resumed on other data is refused.
 
     Returns
     -------
     TrainingResult
+
+    Raises
+    ------
+    ValueError
+        Invalid arguments; resuming from a checkpoint of another network, loss (weights,
+        ``flux_error``) or, when both record one, ``data_identity``.
     """
     arguments = dict(locals())  # every parameter above, by name
     _check_arguments(**arguments)
@@ -233,6 +238,7 @@ def _check_arguments(
     log_every,
     max_steps,
     average_epochs,
+    data_identity,
     **_others,
 ):
     """Raise on invalid `fit` arguments (those not checked during the set-up)."""
@@ -270,6 +276,8 @@ def _check_arguments(
         raise ValueError("checkpoint_every needs a checkpoint_dir")
     if resume == "auto" and checkpoint_dir is None:
         raise ValueError("resume='auto' needs a checkpoint_dir")
+    if data_identity is not None and not isinstance(data_identity, dict):
+        raise TypeError(f"data_identity must be a dict or None, got {type(data_identity).__name__}")
 
 
 def _check_positive_int(name, value, *, allow_none=False, minimum=1):
@@ -303,6 +311,16 @@ class _FitSettings:
     grad_clip: float | None
     on_step: object
     average_epochs: int | None
+
+
+def _non_finite_cause(x, y, w):
+    """What in a batch made the loss non-finite, if the data did: the words to add to the error."""
+    usable = torch.ones_like(y, dtype=torch.bool) if w is None else torch.broadcast_to(w, y.shape) > 0
+    if not bool(torch.isfinite(y[usable]).all()):
+        return ": the batch's targets hold non-finite pixels of non-zero weight (give them weight 0)"
+    if not bool(torch.isfinite(x).all()):
+        return ": the batch's inputs hold non-finite pixels"
+    return ""
 
 
 def _new_sums():
@@ -347,8 +365,11 @@ class _TrainingRun:
         channels_last,
         device,
         distributed,
+        data_identity,
         **settings,
     ):
+        # Through JSON, as a checkpoint stores it: tuples become lists, and a resumed run compares like with like.
+        self.data_identity = None if data_identity is None else json.loads(json.dumps(data_identity))
         s = self.settings = _FitSettings(loss=loss or BandLoss(), **settings)
         self.started = time.perf_counter()
         self.model, self.train_data, self.val_data = model, train_data, val_data
@@ -371,6 +392,7 @@ class _TrainingRun:
             "epochs": s.epochs, "batch_size": s.batch_size, "lr": s.lr, "betas": list(s.betas),
             "lr_schedule": s.lr_schedule, "crop_size": s.crop_size, "augment": s.augment, "seed": s.seed,
             "world_size": self.dist.world_size, "ssim_weight": s.loss.ssim_weight, "nll_weight": s.loss.nll_weight,
+            "flux_weight": s.loss.flux_weight if s.loss.flux is not None else 0.0, "flux_error": s.loss.flux_error,
             "average_epochs": s.average_epochs,
         }  # fmt: skip
         self.metric_name = "val_ssim" if val_data is not None else "train_loss"
@@ -416,6 +438,7 @@ class _TrainingRun:
         if source is None:
             return
         ckpt = load_checkpoint(source)
+        self._check_same_run(ckpt)
         try:
             unwrap_model(self.model).load_state_dict(ckpt.model_state)
         except RuntimeError:  # torch lists every missing and unexpected key: say what it means instead
@@ -447,6 +470,26 @@ class _TrainingRun:
             self.average.n_averaged.fill_(int(state.get("n_averaged", 0)))
         self.last_ckpt = ckpt.path
         log.info("resumed from %s at step %d (epoch %d)", ckpt.path, self.step, self.epoch)
+
+    def _check_same_run(self, ckpt):
+        """Refuse a checkpoint written on other data or with another loss (before anything is loaded from it)."""
+        old_identity = ckpt.meta.get("data_identity")
+        if old_identity is not None and self.data_identity is not None and old_identity != self.data_identity:
+            differ = sorted(k for k in {*old_identity, *self.data_identity}
+                            if old_identity.get(k) != self.data_identity.get(k))
+            raise ValueError(
+                f"checkpoint {ckpt.path} was written by a run on other training data ({', '.join(differ)} differ); "
+                "resuming would keep its weights under this data's description: give this run another checkpoint "
+                "folder, or resume it on the same data"
+            )
+        old = ckpt.meta.get("fit_options", {})
+        changed = [k for k in _LOSS_OPTIONS if k in old and old[k] != self.fit_options[k]]
+        if changed:
+            raise ValueError(
+                f"checkpoint {ckpt.path} was written with another loss ("
+                + ", ".join(f"{k} {old[k]!r} -> {self.fit_options[k]!r}" for k in changed)
+                + "); give this run another checkpoint folder, or resume it with the checkpoint's loss"
+            )
 
     def train(self):
         """Run the remaining epochs (or steps, up to ``max_steps``) and return the `TrainingResult`."""
@@ -525,7 +568,8 @@ class _TrainingRun:
             raise ValueError(f"model output {tuple(out[0].shape)} does not match targets {tuple(y.shape)}")
         terms = s.loss(out[0], y, log_scale=out[1], weight=w)
         if not torch.isfinite(terms.total):
-            raise FloatingPointError(f"training loss is not finite at step {self.step} (epoch {self.epoch})")
+            raise FloatingPointError(f"training loss is not finite at step {self.step} (epoch {self.epoch})"
+                                     + _non_finite_cause(x, y, w))
         terms.total.backward()
         if s.grad_clip is not None:
             nn.utils.clip_grad_norm_(self.model.parameters(), s.grad_clip)
@@ -611,6 +655,7 @@ class _TrainingRun:
             return
         meta = {
             "fit_options": self.fit_options,
+            "data_identity": self.data_identity,
             "fit_state": {"accumulators": self.acc, "best_metric": self.best_metric, "best_epoch": self.best_epoch,
                           "metric_name": self.metric_name, "total_steps": self.total_steps,
                           "n_averaged": self._averaged_epochs()},
