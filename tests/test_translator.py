@@ -685,6 +685,31 @@ def test_inputs_much_quieter_than_a_survey_models_training_are_a_domain_warning(
         if "times less" in p]
 
 
+def test_a_noisy_input_interpolated_onto_a_grid_of_its_pixel_size_is_a_domain_warning():
+    # Shifted by a quarter pixel (interpolated onto pixels of the same size), g_z_to_r's faint galaxies came out 9-23 %
+    # brighter without a word: interpolation smooths the noise, which the model reads as a deeper image.
+    from bandsynth import BandStack
+    from bandsynth.datasets.mock import observe_galaxy
+    from bandsynth.models.domain import domain_problems
+    from bandsynth.models.zoo import get_card
+
+    observed = observe_galaxy(15, survey="decals", bands=["g", "z"], size=64).observed
+    stack = BandStack({b: observed[b] for b in observed.names})  # the bands on their own grid (no record)
+    card = get_card("g_z_to_r")
+    assert not [p for p in domain_problems(card, stack) if "resampled" in p]
+    grid = stack.wcs.deepcopy()
+    grid.wcs.crpix = [c + 0.25 for c in grid.wcs.crpix]
+    shifted = stack.reproject((grid, stack.shape))
+    said = [p for p in domain_problems(card, shifted) if "resampled" in p]
+    assert len(said) == 2 and said[0].startswith("input DECam_g was resampled onto a grid of its own pixel size "
+                                                 "(interp), which smooths its noise between pixels by an amount that "
+                                                 "depends on the grid's sub-pixel offset; model 'g_z_to_r' reads")
+    # onto pixels of another size, or for a model of noise-free images: not this sentence
+    coarser = stack.reproject(0.4 * u.arcsec)
+    assert not [p for p in domain_problems(card, coarser) if "resampled" in p]
+    assert not [p for p in domain_problems(get_card("nuv_k_to_r_paper"), shifted) if "resampled" in p]
+
+
 def test_noise_beyond_the_training_range_is_a_domain_warning(tiny_translator):
     from bandsynth.models.domain import pixel_noise
 
