@@ -51,7 +51,9 @@ def _register_with_yaml():
         from astropy.io.misc.yaml import AstropyDumper
     except ImportError:  # no YAML, nothing to write with
         return
-    for dumper in (yaml.SafeDumper, yaml.Dumper, AstropyDumper):
+    dumpers = (yaml.SafeDumper, yaml.Dumper, AstropyDumper, getattr(yaml, "CSafeDumper", None),
+               getattr(yaml, "CDumper", None))  # the C ones where libyaml is there
+    for dumper in filter(None, dumpers):
         dumper.add_representer(FrozenDict, yaml.representer.SafeRepresenter.represent_dict)
 
 

@@ -261,7 +261,8 @@ def reproject_all(images, wcs_out, shape_out, *, method, conserve_flux, kwargs, 
         One record per resampled band: ``band``, ``requested``, ``method``,
         (the one used), ``pixel_scale_in``/``pixel_scale_out`` (arcsec per pixel, for celestial
         WCSs), ``shape_out``, ``flux_scaled_by_area_ratio``, ``area_ratio``
-        (output / input pixel area) and ``unit``.
+        (output / input pixel area), ``subpixel_shift`` (how far the grid's centre falls from
+        a whole input pixel) and ``unit``.
 
     Raises
     ------
@@ -294,6 +295,7 @@ def reproject_all(images, wcs_out, shape_out, *, method, conserve_flux, kwargs, 
                 "shape_out": [int(n) for n in shape_out],
                 "flux_scaled_by_area_ratio": bool(scaled),
                 "area_ratio": float(a_out / a_in),
+                "subpixel_shift": _subpixel_shift(im.wcs, wcs_out, shape_out),
                 "unit": str(im.unit),
             })
         built[band] = new
@@ -362,6 +364,17 @@ def _bilinear_weight_squares(wcs_in, wcs_out, shape_out):
         fx, fy = x_in - np.floor(x_in), y_in - np.floor(y_in)
         factor[y0:y0 + len(rows)] = (fx**2 + (1 - fx) ** 2) * (fy**2 + (1 - fy) ** 2)
     return factor
+
+
+def _subpixel_shift(wcs_in, wcs_out, shape_out):
+    """How far from an input pixel's centre the output pixel nearest the grid's centre falls (0 to 0.5 pixel, per
+    axis at most): a grid moved by whole pixels takes the input pixels as they are, one between them averages
+    their noise."""
+    from astropy.wcs.utils import pixel_to_pixel
+
+    ny, nx = shape_out
+    x, y = pixel_to_pixel(wcs_out.celestial, wcs_in.celestial, float(nx // 2), float(ny // 2))
+    return round(float(max(abs(x - np.round(x)), abs(y - np.round(y)))), 4)
 
 
 def _on_grid(im, wcs_out, shape_out):

@@ -239,8 +239,8 @@ class Translator(ModelAccess):
             The calibration galaxies (default: ``split``'s), used neither for training nor for the checkpoint.
         split : str
         configurations : sequence of str
-            Which configurations to calibrate; "mc" and "tta+mc" only where the inputs carry an uncertainty.
-            The card's calibrations of the others are kept.
+            Which configurations to calibrate; "mc" and "tta+mc" only where the inputs carry an uncertainty
+            (else the card keeps none of them).  The card's calibrations of the others are kept.
         fitted_on : str, optional
             Where the galaxies come from, recorded in the card (default: the split or their number).
         footprint : {"detection", "target"}
@@ -256,8 +256,8 @@ class Translator(ModelAccess):
 
         calibrations = calibrate_translator(self, data, indices=indices, split=split, configurations=configurations,
                                             fitted_on=fitted_on, footprint=footprint)
-        fitted = {k: c.to_dict() for k, c in calibrations.items()}  # the others kept ("tta" alone dropped "plain")
-        card = self._card.replace(calibration={**self._card.calibration, **fitted})
+        kept = {k: c for k, c in self._card.calibration.items() if k not in configurations}  # "tta" dropped "plain"
+        card = self._card.replace(calibration={**kept, **{k: c.to_dict() for k, c in calibrations.items()}})
         return type(self)(self._model, card, device=self._device)
 
     def evaluate(self, data, **kwargs):

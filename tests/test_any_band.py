@@ -216,6 +216,10 @@ def test_training_resumes_into_the_same_network_and_rebuilds_from_its_config(dat
                                checkpoint_dir=tmp_path, progress=False)
     for key, value in net.state_dict().items():
         torch.testing.assert_close(again.state_dict()[key], value)
+    # the folder reused for other galaxies: refused (it handed their weights to this data's card)
+    with pytest.raises(ValueError, match="was written by a run on other training data"):
+        train_any_band(make_dataset(20, seed=5, bands=BANDS, size=32), BANDS, preset="tiny", epochs=3, batch_size=4,
+                       crop_size=32, checkpoint_dir=tmp_path, progress=False)
     rebuilt = AnyBandNet.from_config(net.config)
     rebuilt.load_state_dict(net.state_dict())
     task, copy = net.task(inputs=["g"], output="r"), rebuilt.task(inputs=["g"], output="r")

@@ -640,16 +640,22 @@ def test_outputs_of_another_card_of_the_model_are_not_taken_for_its_own(tiny_mod
     items = [(f"g{i}", _write_galaxy(tmp_path, f"g{i}", 40 + i)) for i in range(2)]
     out = tmp_path / "out"
     assert predict_many(model, items, out_dir=out, scheduler=cluster, progress=False).ok
-    edited = make_tiny_translator(tiny_card(description="the same network, recalibrated")).save(model, overwrite=True)
+    # a card edited where it does not shape a prediction (its description, its metrics): the outputs are its own
+    described = make_tiny_translator(tiny_card(description="the same network, described")).save(model, overwrite=True)
+    assert described.card.card_sha256 != translator.card.card_sha256
+    assert predict_many(model, items, out_dir=out, scheduler=cluster, progress=False).counts["exists"] == 2
+    calibration = {"plain": {"centres": [0.1], "temperatures": [2.0], "distribution": "laplace"}}
+    edited = make_tiny_translator(tiny_card(calibration=calibration)).save(model, overwrite=True)
     assert edited.card.sha256 == translator.card.sha256 and edited.card.card_sha256 != translator.card.card_sha256
     report = predict_many(model, items, out_dir=out, scheduler=cluster, progress=False)
     assert report.counts["failed"] == 2
-    assert all("was made by another card of model 'tiny_test' (card SHA-256 " in r["error"] for r in report.failed)
+    assert all("was made by another card of model 'tiny_test' (the SHA-256 of what of the card shapes a prediction"
+               in r["error"] for r in report.failed)
     report = predict_many(model, items, out_dir=out, scheduler=cluster, progress=False, overwrite=True)
     assert report.counts["done"] == 2
     for i in range(2):
         made = json.loads(fits.getval(out / f"g{i}_r_synth.fits", "BSPROV"))
-        assert made["card_sha256"] == edited.card.card_sha256
+        assert made["card_sha256"] == edited.card.card_sha256 and "calibration 'plain'" in made["uncertainty_method"]
 
 
 def test_worker_threads_leave_warning_filters_intact(tiny_model, tmp_path):

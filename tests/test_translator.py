@@ -693,8 +693,8 @@ def test_a_noisy_input_interpolated_onto_a_grid_of_its_pixel_size_is_a_domain_wa
     from bandsynth.models.domain import domain_problems
     from bandsynth.models.zoo import get_card
 
-    observed = observe_galaxy(15, survey="decals", bands=["g", "z"], size=64).observed
-    stack = BandStack({b: observed[b] for b in observed.names})  # the bands on their own grid (no record)
+    stack = observe_galaxy(15, survey="decals", bands=["g", "z"], size=64).observed
+    assert all(r["subpixel_shift"] == 0.0 for r in stack.meta["reprojection"])  # put on the grid by whole pixels
     card = get_card("g_z_to_r")
     assert not [p for p in domain_problems(card, stack) if "resampled" in p]
     grid = stack.wcs.deepcopy()
@@ -702,8 +702,9 @@ def test_a_noisy_input_interpolated_onto_a_grid_of_its_pixel_size_is_a_domain_wa
     shifted = stack.reproject((grid, stack.shape))
     said = [p for p in domain_problems(card, shifted) if "resampled" in p]
     assert len(said) == 2 and said[0].startswith("input DECam_g was resampled onto a grid of its own pixel size "
-                                                 "(interp), which smooths its noise between pixels by an amount that "
-                                                 "depends on the grid's sub-pixel offset; model 'g_z_to_r' reads")
+                                                 "shifted by 0.25 pixel (interp), which smooths its noise between "
+                                                 "pixels by an amount that depends on the grid's sub-pixel offset; "
+                                                 "model 'g_z_to_r' reads")
     # onto pixels of another size, or for a model of noise-free images: not this sentence
     coarser = stack.reproject(0.4 * u.arcsec)
     assert not [p for p in domain_problems(card, coarser) if "resampled" in p]

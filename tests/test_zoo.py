@@ -3,6 +3,7 @@
 import json
 
 import pytest
+from astropy.utils.exceptions import AstropyUserWarning
 from safetensors.torch import load_file
 
 from bandsynth import Translator
@@ -150,6 +151,12 @@ def test_a_dot_in_a_models_name_is_part_of_the_name(tmp_path):
         t.save(tmp_path / "r_0.5as")
     with pytest.raises(FileNotFoundError, match=r"model card not found: .*r_0.7as.json"):
         model_paths(tmp_path / "r_0.7as")
+    # one saved by an earlier bandsynth (cut at the dot) is still found, with how to rename it
+    for suffix in (".json", ".safetensors"):
+        (tmp_path / f"r_0.262as{suffix}").rename(tmp_path / f"r_0{suffix}")
+    with pytest.warns(AstropyUserWarning, match=r"model '.*r_0.262as' was saved as r_0.json and r_0.safetensors, its "
+                                                r"name cut at its last dot by an earlier bandsynth; rename them"):
+        assert [p.name for p in model_paths(tmp_path / "r_0.262as")] == ["r_0.safetensors", "r_0.json"]
 
 
 # The seven mappings of the method paper: the plain names are the models for observed images,

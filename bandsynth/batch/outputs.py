@@ -83,8 +83,9 @@ def output_problem(path, *, name, sha256, band, files, needed, hdus=None, option
     The file must be readable FITS with a primary image, pass its
     ``CHECKSUM``/``DATASUM`` checks, record this model, weights and band
     (``BSMODEL``, ``BSSHA256``, ``BSBAND``), and its provenance (``BSPROV``)
-    must record the same card (its SHA-256: a model recalibrated since states
-    another σ), the same input bands, the SHA-256 of the current input files,
+    must record the same card (the SHA-256 of what of it shapes a prediction,
+    `~bandsynth.models.zoo.ModelCard.prediction_sha256`: a model recalibrated since
+    states another σ), the same input bands, the SHA-256 of the current input files,
     the same ``predict`` options and the same reprojection target.
 
     Parameters
@@ -111,7 +112,8 @@ def output_problem(path, *, name, sha256, band, files, needed, hdus=None, option
     reproject_to : str or None
         This run's reprojection target (`bandsynth.resample.describe_target`), None for none.
     card_sha256 : str, optional
-        SHA-256 of the model's card; None (or a file that does not record it): not checked.
+        `~bandsynth.models.zoo.ModelCard.prediction_sha256` of the model's card; None (or a
+        file that does not record it): not checked.
 
     Returns
     -------
@@ -141,13 +143,14 @@ def output_problem(path, *, name, sha256, band, files, needed, hdus=None, option
             f"was made by model {made[0]!r} (weights SHA-256 {made[1][:12] or 'none'}) for band {made[2]!r}, "
             f"not by model {name!r} (weights SHA-256 {sha256[:12] or 'none'}) for band {band!r}"
         )
-    made_card = prov.get("card_sha256")
-    if card_sha256 and made_card and made_card != card_sha256:
-        return (f"was made by another card of model {name!r} (card SHA-256 {str(made_card)[:12]}, now "
-                f"{card_sha256[:12]}: recalibrated or edited since, its σ may differ)")
     records = {i.get("band"): i for i in prov.get("inputs", ()) if isinstance(i, dict)}
     if set(records) != set(needed):  # an any-band model's output from another request
         return f"was made from {' + '.join(map(str, records)) or 'no bands'}, not from {' + '.join(needed)}"
+    made_card = prov.get("prediction_card_sha256")
+    if card_sha256 and made_card and made_card != card_sha256:
+        return (f"was made by another card of model {name!r} (the SHA-256 of what of the card shapes a prediction "
+                f"{str(made_card)[:12]}, now {card_sha256[:12]}: its scaling or calibration changed since, its σ may "
+                "differ)")
     problem = (None if options is None else _options_problem(prov, options)) or _grid_problem(prov, header,
                                                                                                 reproject_to)
     if problem:

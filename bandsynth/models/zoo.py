@@ -243,6 +243,24 @@ class ModelCard:
         text = json.dumps(data, sort_keys=True, separators=(",", ":"), allow_nan=False)
         return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
+    def prediction_sha256(self) -> str:
+        """SHA-256 of what of the card shapes a prediction: bands, architecture, scaling, unit, colour model and
+        calibration (not its metrics, description or history).
+
+        A batch run keeps an output only if it was made with the same (`bandsynth.batch`): a card
+        recalibrated since states another σ, one with new metrics predicts the same.
+
+        Returns
+        -------
+        str
+            Hex digest.
+        """
+        data = self.to_dict()
+        shaping = {k: data.get(k) for k in ("inputs", "output", "outputs", "architecture", "scaling", "unit",
+                                            "baseline", "calibration", "receptive_field")}
+        text = json.dumps(shaping, sort_keys=True, separators=(",", ":"), allow_nan=False)
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
     def verify(self, *, source="model card"):
         """Raise `CardHashError` unless ``card_sha256`` matches the card's content.
 
@@ -494,6 +512,16 @@ def model_paths(name_or_path) -> tuple[Path, Path]:
             )
         return cards[0].with_suffix(".safetensors"), cards[0]
     weights, card = model_files(path)
+    earlier = path.with_suffix(".json")  # how bandsynth before 0.2 named a model whose name has a dot in it
+    if not card.exists() and earlier != card and earlier.exists() and earlier.with_suffix(".safetensors").exists():
+        import warnings
+
+        from astropy.utils.exceptions import AstropyUserWarning
+
+        warnings.warn(f"model {text!r} was saved as {earlier.name} and {earlier.with_suffix('.safetensors').name}, "
+                      f"its name cut at its last dot by an earlier bandsynth; rename them to {card.name} and "
+                      f"{weights.name}", AstropyUserWarning, stacklevel=2)
+        return earlier.with_suffix(".safetensors"), earlier
     if bare and not path.exists() and not card.exists():
         known = ", ".join(c.name for c in list_models()) or "none"
         raise ValueError(f"unknown model {text!r}; shipped models are: {known}")

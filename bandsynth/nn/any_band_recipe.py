@@ -22,7 +22,7 @@ from ..models.domain import tolerated_noise
 from ..scaling import AsinhScaling
 from .any_band import BASELINE_METHODS, BASELINES, AnyBandNet
 from .losses import BandLoss
-from .recipe import chosen_weights, data_info, data_unit, loss_text, split_validation, training_noise
+from .recipe import chosen_weights, data_identity, data_info, data_unit, loss_text, split_validation, training_noise
 from .training import fit as _train_loop
 
 __all__ = ["band_moments", "pixel_moments", "build_any_band", "train_any_band", "any_band_card"]
@@ -239,7 +239,7 @@ def train_any_band(data, bands, *, preset="small", epochs=10, batch_size=8, lr=2
         As for `bandsynth.Translator.fit`.
     stretch, max_inputs : float, int
         Scaling maximum / softening of every band; at most this many bands at hand per request.
-    device, progress
+    device, progress : str, bool
         Where to train; progress bars.
     init : AnyBandNet, optional
         Continue from this network (its bands, scalings and moments are kept; ``preset`` and
@@ -274,12 +274,10 @@ def train_any_band(data, bands, *, preset="small", epochs=10, batch_size=8, lr=2
     average_epochs : int, optional
         Keep the mean of the weights at the ends of the last this many epochs instead
         (`bandsynth.nn.training.fit`).
-    favoured : sequence of (sequence of str, str), optional
+    favoured, favoured_share : sequence of (sequence of str, str), float
         Training requests ``(bands at hand, band wanted)`` drawn more often than the uniform draw
-        gives them (`~bandsynth.datasets.band_subsets.BandSubsetDataset`'s ``favoured``); the
-        checkpoint is still chosen on uniform requests.
-    favoured_share : float
-        The share of training crops whose request is one of ``favoured``.
+        gives them (`~bandsynth.datasets.band_subsets.BandSubsetDataset`'s ``favoured``), in this
+        share of the training crops; the checkpoint is still chosen on uniform requests.
     film : bool
         Modulate the trunk's features by the request (`AnyBandNet`'s ``film``); with ``init``
         without it, training starts from a copy of ``init`` given it (`AnyBandNet.with_film`),
@@ -315,7 +313,8 @@ def train_any_band(data, bands, *, preset="small", epochs=10, batch_size=8, lr=2
     result = _train_loop(
         net, train_set, val_data=val_set, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, loss=loss,
         checkpoint_dir=checkpoint_dir, checkpoint_every=checkpoint_every, resume="auto" if checkpoint_dir else None,
-        device=device, progress=progress, max_steps=max_steps, average_epochs=average_epochs)
+        device=device, progress=progress, max_steps=max_steps, average_epochs=average_epochs,
+        data_identity=data_identity(data, scalings))
     state, _ = chosen_weights(result, select_checkpoint=select_checkpoint)
     if state is not None:
         net.load_state_dict(state)

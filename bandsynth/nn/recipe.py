@@ -31,7 +31,7 @@ from .training import fit as _train_loop
 
 __all__ = ["CALIBRATION_HALF", "CALIBRATION_ALL", "fit_physical_scalings", "colour_model", "training_noise",
            "split_validation", "check_init", "build_network", "train_network", "training_card", "train_translator",
-           "data_info", "data_unit", "loss_text"]
+           "data_info", "data_identity", "data_unit", "loss_text"]
 
 
 def fit_physical_scalings(data, inputs, output, *, stretch=50.0):
@@ -243,9 +243,7 @@ def train_network(net, data, inputs, output, scalings, *, selection, epochs, bat
         checkpoint_every=checkpoint_every,
         resume="auto" if checkpoint_dir else None, device=device, progress=progress, max_steps=max_steps,
         average_epochs=average_epochs,
-        # A checkpoint folder reused with other data must not hand its weights to this data's card.
-        data_identity={"scaling": {b: scalings[b].to_dict() for b in (*inputs, output)},
-                       "data_info": data_info(dict(getattr(data, "info", {}) or {}))},
+        data_identity=data_identity(data, {b: scalings[b] for b in (*inputs, output)}),
     )
     state, _ = chosen_weights(result, select_checkpoint=val_set is not None)
     if state is not None:
@@ -482,6 +480,26 @@ def loss_text(ssim_weight, flux_weight, flux_error="total"):
     return f"L1{ssim} on the mean{flux}; Gaussian NLL on the sigma head"
 
 
+def data_identity(data, scalings):
+    """What identifies a model's training data in its checkpoints: a checkpoint folder reused with other data must
+    not hand its weights to this data's card (`bandsynth.nn.training.fit` refuses it).
+
+    Parameters
+    ----------
+    data : data set
+        Its ``info`` (`data_info`).
+    scalings : dict of str to `~bandsynth.scaling.AsinhScaling`
+        The bands' scalings fitted on it.
+
+    Returns
+    -------
+    dict
+        ``scaling`` and ``data_info``, JSON-ready.
+    """
+    return {"scaling": {b: s.to_dict() for b, s in scalings.items()},
+            "data_info": data_info(dict(getattr(data, "info", {}) or {}))}
+
+
 def data_unit(info):
     """The flux unit of a data set's images (its ``info["unit"]``; nanomaggies when it states none).
 
@@ -507,7 +525,8 @@ def data_unit(info):
     >>> data_unit({"unit": "uJy"}), data_unit({})
     ('uJy', 'nanomaggy')
     """
-    unit = info.get("unit") or "nanomaggy"
+    unit = info.get("unit")
+    unit = "nanomaggy" if unit is None else unit  # "" is dimensionless, as the data set's stacks read it
     parse_unit(unit)  # an unreadable unit is refused here, not by every later load of the model
     return str(unit)
 

@@ -388,11 +388,13 @@ class _TrainingRun:
             self.ckpt_dir.mkdir(parents=True, exist_ok=True)
             for stale in self.ckpt_dir.glob(".*.tmp-*"):  # left by a process killed while writing
                 stale.unlink(missing_ok=True)
+        flux_on = s.loss.flux is not None and s.loss.flux_weight != 0
         self.fit_options = {
             "epochs": s.epochs, "batch_size": s.batch_size, "lr": s.lr, "betas": list(s.betas),
             "lr_schedule": s.lr_schedule, "crop_size": s.crop_size, "augment": s.augment, "seed": s.seed,
             "world_size": self.dist.world_size, "ssim_weight": s.loss.ssim_weight, "nll_weight": s.loss.nll_weight,
-            "flux_weight": s.loss.flux_weight if s.loss.flux is not None else 0.0, "flux_error": s.loss.flux_error,
+            "flux_weight": s.loss.flux_weight if flux_on else 0.0,
+            "flux_error": s.loss.flux_error if flux_on else None,  # no term: its form changes nothing
             "average_epochs": s.average_epochs,
         }  # fmt: skip
         self.metric_name = "val_ssim" if val_data is not None else "train_loss"
