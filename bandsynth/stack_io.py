@@ -180,10 +180,8 @@ def as_wcs(wcs, where, *, band=None, path=None):
     if isinstance(wcs, fits.Header):
         wcs = WCS(wcs)
     elif not isinstance(wcs, WCS):
-        raise BandTypeError(
-            f"{where}: the WCS must be an astropy.wcs.WCS or a FITS header, got {type(wcs).__name__}",
-            band=band, path=path,
-        )
+        raise BandTypeError(f"{where}: the WCS must be an astropy.wcs.WCS or a FITS header, got {type(wcs).__name__}",
+                            band=band, path=path)
     else:
         wcs = copy.deepcopy(wcs)
     if wcs.pixel_n_dim != 2:
@@ -227,10 +225,8 @@ def _std_array(band, unc, data_unit, path=None):
         return np.asarray(unc.value, dtype=float) * _uncertainty_factor(band, unc.unit, data_unit, path)
     arr = np.asarray(unc)
     if arr.dtype.kind not in "fiu":
-        raise BandTypeError(
-            f"band {band.name!r}: uncertainty must be a numeric array, got dtype {arr.dtype}",
-            band=band,
-        )
+        raise BandTypeError(f"band {band.name!r}: uncertainty must be a numeric array, got dtype {arr.dtype}",
+                            band=band)
     return arr.astype(float)
 
 
@@ -284,6 +280,11 @@ def image_from_value(band, value, *, wcs=None, unit=None, uncertainty=None, mask
     label = f"band {band.name!r}" + (f" ({source})" if source else "")
     data, own_unit, own_unc, own_mask, own_wcs, own_meta = _unpack(value)
     data = _checked_data(data, label, band=band, path=path, copy=copy_data)
+    for kept, instead in (("psf", "the PSF's FWHM is read from its header (PSF_FWHM, PSFFWHM or SEEING, arcsec)"),
+                          ("flags", "bad pixels are read from its mask")):  # NDData's psf, CCDData's flags
+        if getattr(value, kept, None) is not None:
+            warnings.warn(f"{label}: its {kept} {'are' if kept == 'flags' else 'is'} not read: {instead}",
+                          AstropyUserWarning, stacklevel=4)
 
     this_unit = own_unit if own_unit not in (None, u.dimensionless_unscaled) else unit  # unit="" states none
     if this_unit is None or (this_unit == u.dimensionless_unscaled and unit is None):  # asked for, it is kept
@@ -319,9 +320,8 @@ def image_from_value(band, value, *, wcs=None, unit=None, uncertainty=None, mask
 
 def _unpack(value):
     """``(data, unit, uncertainty, mask, wcs, meta)`` of an image value; None (meta ``{}``) where it has none."""
-    own_unc = own_mask = own_wcs = None
+    own_unc = own_mask = own_wcs = own_unit = None
     own_meta = {}
-    own_unit = None
     if isinstance(value, NDData):
         data = value.data
         own_unit, own_unc, own_mask, own_wcs = value.unit, value.uncertainty, value.mask, value.wcs

@@ -153,6 +153,12 @@ def test_from_arrays_with_nddata_and_quantities():
     for value in (Masked(spoilt * u.Jy, mask=extra), Masked(spoilt, mask=extra)):
         r = BandStack.from_arrays({"r": value}, unit="Jy")["r"]
         assert r.unit == u.Jy and r.mask is not None and r.mask.sum() == 1 and r.mask[1, 1]
+    # an NDData's psf and a CCDData's flags were dropped without a word
+    with pytest.warns(AstropyUserWarning, match=r"band 'r': its psf is not read: the PSF's FWHM is read from its "
+                                                r"header \(PSF_FWHM, PSFFWHM or SEEING, arcsec\)"):
+        BandStack.from_arrays({"r": NDData(gaussian(16), unit="Jy", psf=gaussian(5, sigma=1.0))})
+    with pytest.warns(AstropyUserWarning, match="band 'r': its flags are not read: bad pixels are read from its mask"):
+        BandStack.from_arrays({"r": CCDData(gaussian(16), unit="Jy", flags=np.zeros((16, 16), int))})
     # a sliced NDDataRef's WCS is an astropy wrapper that FITS cannot hold: the message says what keeps one
     with pytest.raises(BandTypeError, match=r"got HighLevelWCSWrapper \(a sliced NDData's: slice a CCDData, or cut "
                                             r"out with astropy.nddata.Cutout2D, to keep a WCS\)"):
