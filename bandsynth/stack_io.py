@@ -282,7 +282,7 @@ def image_from_value(band, value, *, wcs=None, unit=None, uncertainty=None, mask
     data = _checked_data(data, label, band=band, path=path, copy=copy_data)
     for kept, instead in (("psf", "the PSF's FWHM is read from its header (PSF_FWHM, PSFFWHM or SEEING, arcsec)"),
                           ("flags", "bad pixels are read from its mask")):  # NDData's psf, CCDData's flags
-        if getattr(value, kept, None) is not None:
+        if isinstance(value, NDData) and getattr(value, kept, None) is not None:  # (an array's .flags are numpy's)
             warnings.warn(f"{label}: its {kept} {'are' if kept == 'flags' else 'is'} not read: {instead}",
                           AstropyUserWarning, stacklevel=4)
 

@@ -159,6 +159,9 @@ def test_from_arrays_with_nddata_and_quantities():
         BandStack.from_arrays({"r": NDData(gaussian(16), unit="Jy", psf=gaussian(5, sigma=1.0))})
     with pytest.warns(AstropyUserWarning, match="band 'r': its flags are not read: bad pixels are read from its mask"):
         BandStack.from_arrays({"r": CCDData(gaussian(16), unit="Jy", flags=np.zeros((16, 16), int))})
+    with warnings.catch_warnings():  # a numpy array's .flags are numpy's own
+        warnings.simplefilter("error", AstropyUserWarning)
+        BandStack.from_arrays({"r": gaussian(16)}, unit="Jy")
     # a sliced NDDataRef's WCS is an astropy wrapper that FITS cannot hold: the message says what keeps one
     with pytest.raises(BandTypeError, match=r"got HighLevelWCSWrapper \(a sliced NDData's: slice a CCDData, or cut "
                                             r"out with astropy.nddata.Cutout2D, to keep a WCS\)"):
