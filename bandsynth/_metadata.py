@@ -82,6 +82,8 @@ def frozen(meta):
     >>> json.dumps(frozen({"truth": {"r_mag": 15.0}}))
     '{"truth": {"r_mag": 15.0}}'
     """
+    if isinstance(meta, FrozenDict):  # a stack's own, read-only already (a derived stack's): nothing to copy
+        return meta
     return FrozenDict({k: frozen(v) for k, v in meta.items()}) if isinstance(meta, dict) else copied_meta(meta)
 
 

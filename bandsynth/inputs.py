@@ -10,9 +10,7 @@ for the Monte Carlo part of the uncertainty (noise is drawn in flux, then scaled
 
 from __future__ import annotations
 
-
 import numpy as np
-from astropy.nddata import StdDevUncertainty
 
 from .errors import BandInputError
 from .units import area_of, to_unit
@@ -126,15 +124,11 @@ def prepare_inputs(stack, bands, scalings, *, unit, model="model", minimum_size=
     for band in bands:
         image = stack.view(band, window)  # just the window: stack[band] would copy the whole image
         path = files.get(band)
-        data, sd = np.asarray(image.data, dtype=np.float64), None
-        if image.uncertainty is not None:
-            unc = image.uncertainty
-            unc = unc if isinstance(unc, StdDevUncertainty) else unc.represent_as(StdDevUncertainty)
-            sd = np.asarray(unc.array, dtype=np.float64)
+        data = np.asarray(image.data, dtype=np.float64)
+        sd = None if image.uncertainty is None else np.asarray(image.uncertainty.array, dtype=np.float64)  # a σ
         if image.unit is not None and image.unit != unit:
             # σ with its data: in magnitudes it converts through the flux (to first order), not as a magnitude
-            converted = to_unit(data, image.unit, unit, band=band, path=path, pixel_area=area,
-                                uncertainty=None if sd is None else np.where(np.isfinite(sd), sd, 0.0))
+            converted = to_unit(data, image.unit, unit, band=band, path=path, pixel_area=area, uncertainty=sd)
             data, sd = converted if sd is not None else (converted, None)
         bad = ~np.isfinite(data)
         if image.mask is not None:

@@ -412,7 +412,7 @@ def prediction_provenance(card, stack, n_masked, *, uncertainty, configuration, 
     provenance = {
         "bandsynth_version": __version__, "model": card.name, "model_version": card.version,
         "weights_sha256": card.sha256, "card_sha256": card.card_sha256,
-        "prediction_card_sha256": card.prediction_sha256(), "band": card.output,
+        "prediction_card_sha256": card.prediction_sha256, "band": card.output,
         "inputs": inputs,
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "scaling": {"method": "fixed asinh per band (no per-image statistic)", "unit": card.unit,

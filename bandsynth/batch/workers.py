@@ -396,7 +396,7 @@ def _predict_galaxy_locked(galaxy, files, out, *, model, options, payload):
     if exists:
         target = options.get("reproject_to")
         problem = output_problem(out, name=translator.name, sha256=translator.card.sha256, band=band,
-                                  card_sha256=translator.card.prediction_sha256(),
+                                  card_sha256=translator.card.prediction_sha256,
                                   files=paths, needed=needed, hdus=hdus,
                                   options=_predict_options(translator, options.get("predict_kw", {})),
                                   reproject_to=None if target is None else describe_target(target))

@@ -16,6 +16,7 @@ True
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -243,17 +244,13 @@ class ModelCard:
         text = json.dumps(data, sort_keys=True, separators=(",", ":"), allow_nan=False)
         return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
+    @functools.cached_property  # each prediction's provenance records it: the card, frozen, is hashed once
     def prediction_sha256(self) -> str:
-        """SHA-256 of what of the card shapes a prediction: bands, architecture, scaling, unit, colour model and
-        calibration (not its metrics, description or history).
+        """SHA-256 (hex digest) of what of the card shapes a prediction: bands, architecture, scaling, unit,
+        colour model and calibration (not its metrics, description or history).
 
         A batch run keeps an output only if it was made with the same (`bandsynth.batch`): a card
         recalibrated since states another σ, one with new metrics predicts the same.
-
-        Returns
-        -------
-        str
-            Hex digest.
         """
         data = self.to_dict()
         shaping = {k: data.get(k) for k in ("inputs", "output", "outputs", "architecture", "scaling", "unit",
