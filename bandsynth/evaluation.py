@@ -459,8 +459,8 @@ def card_dataset(card, *, progress=True, seed=None, n_galaxies=None, pixel_scale
     """Rebuild the mock universe a model card says its model was trained on (all splits).
 
     A survey-layer data set (``data_info["survey"]``: the preset or mapping of band to
-    survey) is rebuilt with the same survey, pixel scale, depth offset and dust, and so
-    holds the noise-free truth the model is scored against.
+    survey) is rebuilt with the same survey, pixel scale, depth offset, dust and grid
+    offsets, and so holds the noise-free truth the model is scored against.
 
     Parameters
     ----------
@@ -500,6 +500,8 @@ def card_dataset(card, *, progress=True, seed=None, n_galaxies=None, pixel_scale
         options["r_mag_range"] = tuple(float(f) for f in info["r_mag_range"])
     if info.get("redshift"):  # galaxies observed at their redshifts
         options["redshift"] = True
+    if info.get("grid_offsets"):  # native grids offset from the common grid by fractions of a pixel
+        options["grid_offsets"] = float(info["grid_offsets"])
     if "family" in info:  # a physics family other than the default (`bandsynth.datasets.mock.families`)
         options["family"] = str(info["family"])
     size, trained_scale = int(info.get("size", 128)), info.get("pixel_scale")

@@ -124,6 +124,10 @@ def main(argv=None):
     sky.add_argument("--depth-offset", type=float, default=0.0, metavar="MAG",
                      help="shift every band's depth by MAG magnitudes (negative: shallower, noisier images; "
                           "make_dataset(depth_offset=...))")
+    sky.add_argument("--grid-offsets", type=float, default=0.0, metavar="P",
+                     help="offset each band's native grid from the common one by a random fraction of a pixel with "
+                          "probability P, so that reprojection smooths its noise as a user's does "
+                          "(make_dataset(grid_offsets=...))")
     sky.add_argument("--data-cache", default="runs/data",
                      help="folder of rendered survey-layer data sets (reopened, never rendered twice)")
     args = parser.parse_args(argv)
@@ -236,6 +240,8 @@ def _sky_job(inputs, output, survey, scale, args):
         description += "; galaxies at redshifts drawn from their magnitudes"
     if args.depth_offset:
         description += f"; every band's depth shifted by {args.depth_offset:+g} mag"
+    if args.grid_offsets:
+        description += f"; each band's grid offset by a random fraction of a pixel with probability {args.grid_offsets:g}"
     return {"inputs": inputs, "output": output, "mode": "survey", "survey": survey, "pixel_scale": float(scale),
             "size": args.size, "n_galaxies": args.n_galaxies, "r_mag_range": tuple(args.r_mag_range),
             "crop": args.crop or min(64, args.size),
@@ -251,7 +257,8 @@ def survey_dataset(job, args):
     lo, hi = job["r_mag_range"]
     key = (f"{job['survey']}_{'_'.join(bands)}_{job['pixel_scale']:g}as_{job['size']}px_r{lo:g}-{hi:g}_"
            f"{job['n_galaxies']}" + ("" if args.family == "default" else f"_{args.family}")
-           + ("_z" if args.redshift else "") + (f"_depth{args.depth_offset:+g}" if args.depth_offset else ""))
+           + ("_z" if args.redshift else "") + (f"_depth{args.depth_offset:+g}" if args.depth_offset else "")
+           + (f"_offsets{args.grid_offsets:g}" if args.grid_offsets else ""))
     path = Path(args.data_cache) / key
     if path.exists():
         print(f"reusing the rendered data set {path}", flush=True)
@@ -259,7 +266,8 @@ def survey_dataset(job, args):
     started = time.perf_counter()
     data = write_mock_dataset(path, job["n_galaxies"], seed=0, survey=job["survey"], bands=bands, size=job["size"],
                               pixel_scale=job["pixel_scale"], r_mag_range=job["r_mag_range"], family=args.family,
-                              redshift=args.redshift, depth_offset=args.depth_offset, progress=False)
+                              redshift=args.redshift, depth_offset=args.depth_offset,
+                              grid_offsets=args.grid_offsets, progress=False)
     print(f"rendered {len(data)} survey-layer galaxies into {path} in {time.perf_counter() - started:.0f} s",
           flush=True)
     return data

@@ -152,6 +152,60 @@ def test_make_galaxy_and_make_dataset_with_a_survey():
     assert mapped.names == ("NUV", "r", "Ks") and mapped.has_truth and mapped.cube("r").shape == (1, 32, 32)
 
 
+def test_grid_offsets_move_the_native_pixels_not_the_sky():
+    options = dict(size=48, r_mag=16.0, half_light_radius=1.0, neighbours=False, stars=False)
+    aligned = observe_galaxy(8, "decals", bands=["g", "z"], **options)
+    moved = observe_galaxy(8, "decals", bands=["g", "z"], grid_offsets={"DECam_z": (0.5, -0.3)}, **options)
+    meta = moved.observed.meta["survey"]
+    assert meta["DECam_z"]["grid_offset"] == [0.5, -0.3] and meta["DECam_g"]["grid_offset"] == [0.0, 0.0]
+    assert aligned.observed.meta["survey"]["DECam_z"]["grid_offset"] == [0.0, 0.0]
+    # the galaxy sits where it was on the sky: same flux, same centroid on the common grid
+    def centroid(image):
+        image = np.asarray(image, dtype=np.float64)
+        yy, xx = np.mgrid[:image.shape[0], :image.shape[1]]
+        return np.array([(image * xx).sum(), (image * yy).sum()]) / image.sum()
+
+    np.testing.assert_allclose(centroid(moved.truth["DECam_z"].data), centroid(aligned.truth["DECam_z"].data),
+                               atol=0.01)
+    assert moved.truth["DECam_z"].data.sum() == pytest.approx(aligned.truth["DECam_z"].data.sum(), rel=1e-3)
+    # ... while its native pixels moved: the grid's reference pixel by the offset, the light with it
+    shift = moved.native["DECam_z"].wcs.wcs.crpix - aligned.native["DECam_z"].wcs.wcs.crpix
+    np.testing.assert_allclose(shift, [0.5, -0.3], atol=1e-12)
+    np.testing.assert_allclose(centroid(moved.native_truth["DECam_z"]) - centroid(aligned.native_truth["DECam_z"]),
+                               [0.5, -0.3], atol=0.01)
+    # an aligned band of the common grid's scale moves by whole pixels, its noise untouched; an offset one is
+    # interpolated, which smooths its noise as a user's reprojection does
+    records = {r["band"]: r for r in moved.observed.meta["reprojection"]}
+    assert records["DECam_g"]["subpixel_shift"] == pytest.approx(0.0, abs=1e-6)
+    assert records["DECam_z"]["subpixel_shift"] > 0.2
+    sky = (slice(0, 8), slice(0, 8))
+    assert np.std(moved.observed["DECam_z"].data[sky]) < 0.8 * np.std(aligned.observed["DECam_z"].data[sky])
+    np.testing.assert_array_equal(moved.observed["DECam_g"].data, aligned.observed["DECam_g"].data)
+
+
+def test_random_grid_offsets_are_drawn_per_band_and_reproducible():
+    def offsets(p, seed=9):
+        obs = observe_galaxy(seed, "decals", size=24, grid_offsets=p, neighbours=False, stars=False)
+        return [tuple(obs.observed.meta["survey"][b]["grid_offset"]) for b in obs.observed.names]
+
+    assert offsets(0.0) == [(0.0, 0.0)] * 3 == offsets(None)
+    everything = offsets(1.0)
+    assert everything == offsets(1.0) and all(0 < abs(dx) <= 0.5 and 0 < abs(dy) <= 0.5 for dx, dy in everything)
+    assert len(set(everything)) == 3  # each band its own offset
+    some = [o for seed in range(8) for o in offsets(0.5, seed)]
+    assert 0 < sum(o == (0.0, 0.0) for o in some) < len(some)
+    # the noise draw is the one of the aligned observation: only where the pixels fall changes
+    a = observe_galaxy(9, "decals", size=24, neighbours=False, stars=False)
+    b = observe_galaxy(9, "decals", size=24, grid_offsets=1.0, neighbours=False, stars=False)
+    residual = [obs.native["DECam_r"]["DECam_r"].data - obs.native_truth["DECam_r"] - obs.sky_residual["DECam_r"]
+                for obs in (a, b)]
+    np.testing.assert_allclose(residual[0], residual[1], atol=1e-3)
+    # recorded in the data set, and a card's universe is rebuilt with it
+    ds = make_dataset(2, seed=3, survey="decals", bands=["g", "r"], size=16, grid_offsets=0.5)
+    assert ds.manifest.meta["grid_offsets"] == 0.5
+    assert "grid_offsets" not in make_dataset(1, seed=3, survey="decals", bands=["r"], size=16).manifest.meta
+
+
 def test_redshift_shifts_the_spectra_through_the_bands():
     from bandsynth.bands import get_band
     from bandsynth.datasets.mock.spectra import population_sed, sed_band_fluxes
@@ -215,6 +269,15 @@ def test_redshifts_drawn_from_the_magnitudes():
         (lambda: observe_galaxy(1, PAPER, redshift="high"), r"redshift must be .*, got 'high'"),
         (lambda: make_dataset(1, bands=["r"], size=8, redshift=True), "give survey= too"),
         (lambda: make_dataset(1, survey=PAPER, size=8, redshift=0.2), "redshift must be True or False"),
+        (lambda: observe_galaxy(1, PAPER, grid_offsets={"z": (0.1, 0.1)}),
+         r"grid_offsets names \['z'\], which this observation does not have; its bands are \['NUV', 'r', 'Ks'\]"),
+        (lambda: observe_galaxy(1, PAPER, grid_offsets={"r": (0.7, 0.0)}),
+         r"grid_offsets\['r'\]: expected \(dx, dy\) in native pixels, each within \+-0.5, got \(0.7, 0.0\)"),
+        (lambda: observe_galaxy(1, PAPER, grid_offsets={"r": 0.2}), r"grid_offsets\['r'\]: expected \(dx, dy\)"),
+        (lambda: observe_galaxy(1, PAPER, grid_offsets=1.5), "grid_offsets: expected a probability from 0 to 1"),
+        (lambda: observe_galaxy(1, PAPER, grid_offsets=True), "grid_offsets: expected a probability"),
+        (lambda: make_dataset(1, survey=PAPER, size=8, grid_offsets=-0.1), "grid_offsets: expected the probability"),
+        (lambda: make_dataset(1, bands=["r"], size=8, grid_offsets=0.5), "give survey= too"),
     ],
 )
 def test_errors_name_what_is_wrong(call, match):

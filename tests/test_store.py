@@ -274,12 +274,12 @@ def test_cli_mock(tmp_path, capsys):
 def test_cli_mock_survey_layer(tmp_path, capsys):
     out = tmp_path / "kv"
     argv = ["mock", "--n", "3", "-o", str(out), "--survey", "kids_viking", "--bands", "g", "Z", "--size", "24",
-            "--r-mag-range", "14", "15", "--seed", "2", "--redshift", "--quiet"]
+            "--r-mag-range", "14", "15", "--seed", "2", "--redshift", "--grid-offsets", "0.5", "--quiet"]
     assert _run(argv) == 0
     ds = open_dataset(out)
     expected = make_dataset(3, seed=2, survey="kids_viking", bands=["g", "Z"], size=24, r_mag_range=(14, 15),
-                            redshift=True)
-    assert ds.manifest.meta["redshift"] is True
+                            redshift=True, grid_offsets=0.5)
+    assert ds.manifest.meta["redshift"] is True and ds.manifest.meta["grid_offsets"] == 0.5
     assert ds.names == expected.names == ("KiDS_g", "VISTA_Z")
     np.testing.assert_array_equal(ds.truth_cube("KiDS_g"), expected.truth_cube("KiDS_g"))
     np.testing.assert_array_equal(ds.cube("VISTA_Z"), expected.cube("VISTA_Z"))
@@ -293,6 +293,8 @@ def test_cli_mock_survey_layer(tmp_path, capsys):
     (["--survey", "nowhere"], "--survey nowhere: unknown survey 'nowhere'"),
     (["--r-mag-range", "14", "15"], "--r-mag-range needs --survey"),
     (["--redshift"], "--redshift needs --survey"),
+    (["--grid-offsets", "0.5"], "--grid-offsets needs --survey"),
+    (["--survey", "decals", "--bands", "r", "--grid-offsets", "2"], "--grid-offsets 2: expected a probability from 0"),
 ])
 def test_cli_mock_survey_errors_name_the_flags(tmp_path, capsys, extra, message):
     out = tmp_path / "bad"

@@ -34,6 +34,10 @@ def add_parser(subparsers):
     p.add_argument("--redshift", action="store_true",
                    help="with --survey: observe each galaxy and its neighbours at a redshift drawn from its r "
                         "magnitude (observed-frame colours; default: every galaxy in its rest frame)")
+    p.add_argument("--grid-offsets", action=Once, type=float, default=0.0, metavar="P",
+                   help="with --survey: offset each band's native pixel grid from the common one by a random "
+                        "fraction of a pixel with probability P (0 to 1), so that bringing it onto the grid smooths "
+                        "its noise as a user's reprojection does (default: 0, every grid centred on the common one)")
     p.add_argument("--seed", "--data-seed", action=Once, dest="seed", type=at_least(0), default=0,
                    help="seed of the mock universe (default: 0)")
     p.add_argument("--bands", action=Once, nargs="+", default=None, metavar="BAND", help="bands (default: all registered bands)")
@@ -76,6 +80,10 @@ def run(args) -> int:
         raise UsageError("--depth-offset needs --mode survey or --survey (ideal mode images have no noise)")
     if args.redshift and args.survey is None:
         raise UsageError("--redshift needs --survey (ideal and survey mode show galaxies in their rest frame)")
+    if args.grid_offsets and args.survey is None:
+        raise UsageError("--grid-offsets needs --survey (it offsets the survey layer's native pixel grids)")
+    if not 0.0 <= args.grid_offsets <= 1.0:
+        raise UsageError(f"--grid-offsets {args.grid_offsets:g}: expected a probability from 0 to 1")
     if args.survey is not None:
         from ..datasets.mock.surveys import resolve_survey
 
@@ -93,6 +101,7 @@ def run(args) -> int:
             split_fractions=tuple(args.split), overwrite=args.overwrite, progress=not args.quiet,
             family=args.family, survey=args.survey,
             r_mag_range=None if args.r_mag_range is None else tuple(args.r_mag_range), redshift=args.redshift,
+            grid_offsets=args.grid_offsets,
         )
     except (FileExistsError, ValueError, TypeError) as exc:
         raise UsageError(str(exc)) from None

@@ -399,7 +399,7 @@ def write_dataset(source, path, *, overwrite=False):
 def write_mock_dataset(path, n, *, seed=0, mode=None, bands=None, size=128, pixel_scale=None, views=1,
                        psf_fwhm=None, depth_offset=0.0, dust=True, stratify=True,
                        split_fractions=(0.8, 0.1, 0.1), overwrite=False, progress=True, survey=None,
-                       r_mag_range=None, family="default", redshift=False):
+                       r_mag_range=None, family="default", redshift=False, grid_offsets=0.0):
     """Generate a mock data set straight to disk, one image at a time (bounded memory).
 
     Same parameters and images as :func:`bandsynth.datasets.mock.make_dataset`;
@@ -447,6 +447,9 @@ def write_mock_dataset(path, n, *, seed=0, mode=None, bands=None, size=128, pixe
         With ``survey``: the (bright, faint) range of the galaxies' r magnitudes.
     redshift : bool
         With ``survey``: observe the galaxies at redshifts drawn from their magnitudes.
+    grid_offsets : float
+        With ``survey``: the probability that a band's native grid is offset from the
+        common grid by a random fraction of a pixel.
     family : str
         The mock universe's physics family (`bandsynth.datasets.mock.families.FAMILIES`).
 
@@ -468,7 +471,7 @@ def write_mock_dataset(path, n, *, seed=0, mode=None, bands=None, size=128, pixe
     plan = MockPlan(n, seed=seed, mode=mode, bands=bands, size=size, pixel_scale=pixel_scale, views=views,
                      psf_fwhm=psf_fwhm, depth_offset=depth_offset, dust=dust, stratify=stratify,
                      split_fractions=split_fractions, survey=survey, r_mag_range=r_mag_range, family=family,
-                     redshift=redshift)
+                     redshift=redshift, grid_offsets=grid_offsets)
     noisy = plan.mode == "survey"
     writer = _Writer(path, names=[b.name for b in plan.bands], n_images=plan.n_images, shape=(plan.size, plan.size),
                      uncertainty=noisy, unit="nanomaggy", overwrite=overwrite, truth=survey is not None)

@@ -268,9 +268,9 @@ def _for_observed_images(card):
 
 def _resampled_noise(card, stack, band):
     """The sentence for a noisy input interpolated onto a grid of its own pixel size, for a model that reads noise
-    (or None).  How much the interpolation smooths the noise between pixels depends on the grid's sub-pixel offset,
-    and such a model reads smoother noise as a deeper image."""
-    if card.mode != "survey":
+    and was trained on aligned grids only (or None).  How much the interpolation smooths the noise between pixels
+    depends on the grid's sub-pixel offset, and such a model reads smoother noise as a deeper image."""
+    if card.mode != "survey" or _trained_on_offset_grids(card):
         return None
     moved = [r for r in stack.meta.get("reprojection", ()) if hasattr(r, "get") and r.get("band") == band
              and abs(float(r.get("area_ratio", 0.0)) - 1.0) <= 0.05 and float(r.get("subpixel_shift", 0.0)) > 0.02]
@@ -279,9 +279,16 @@ def _resampled_noise(card, stack, band):
     return (f"input {band} was resampled onto a grid of its own pixel size shifted by "
             f"{float(moved[-1]['subpixel_shift']):.2g} pixel ({moved[-1].get('method')}), which "
             f"smooths its noise between pixels by an amount that depends on the grid's sub-pixel offset; model "
-            f"{card.name!r} reads the noise, and a faint galaxy's predicted flux can change by tens of per cent with "
-            "that offset (g_z_to_r's faint mock galaxies: +2 to +9 % at a tenth of a pixel, +16 to +34 % at half a "
-            "pixel); where the bands share a grid, predict on it")
+            f"{card.name!r} reads the noise, was trained on aligned grids only, and a faint galaxy's predicted flux "
+            "can change by tens of per cent with that offset (g_r_to_u version 5's faint mock galaxies, both inputs "
+            "offset: a median +10 % at a tenth of a pixel, +39 % at half a pixel); where the bands share a grid, "
+            "predict on it")
+
+
+def _trained_on_offset_grids(card):
+    """Whether the model was trained on survey-layer bands whose grids were offset by fractions of a pixel
+    (``make_dataset(grid_offsets=...)``), and so on noise smoothed by interpolation as well as noise that is not."""
+    return bool(card.training.get("data_info", {}).get("grid_offsets"))
 
 
 #: Pixel scales further than this factor from the training images' are warned about, for a model

@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import functools
 import zlib
+from collections.abc import Mapping
 from dataclasses import dataclass
+from numbers import Real
 
 import numpy as np
 
@@ -127,7 +129,7 @@ def _scenes(gal, view, specs, field, mag, radius, near, star_list, dust, redshif
 def observe_galaxy(seed, survey="galex_sdss_2mass", *, bands=None, size=128, pixel_scale=None, view=0,
                    depth_offset=0.0, dust=True, log_ssfr=None, galaxy_class=None, r_mag=None,
                    half_light_radius=None, neighbours=True, stars=True, method="interp", family="default",
-                   r_mag_range=None, redshift=False):
+                   r_mag_range=None, redshift=False, grid_offsets=None):
     """One mock galaxy as named surveys observe it, brought onto one pixel grid.
 
     Each band is rendered as its survey delivers it -- native pixel scale, PSF, depth, sky
@@ -176,6 +178,16 @@ def observe_galaxy(seed, survey="galex_sdss_2mass", *, bands=None, size=128, pix
     family : str
         The physics family of the galaxy and its neighbours
         (`bandsynth.datasets.mock.families.FAMILIES`).
+    grid_offsets : float or mapping, optional
+        Where each band's native pixel grid falls on the sky.  By default every native grid
+        is centred on the common grid's centre, so a band of the common grid's pixel scale
+        is moved by whole pixels, its noise untouched.  Surveys' grids are not aligned so:
+        a number ``p`` (0 to 1) offsets each band's grid, with probability ``p``, by a
+        random amount of up to half a native pixel along each axis (drawn from the
+        galaxy's seed), so that reprojection interpolates between its pixels and smooths
+        its noise as it does for a user; a mapping gives bands their offsets,
+        ``{band: (dx, dy)}`` in native pixels (each within +-0.5).  Recorded per band in
+        ``meta["survey"][band]["grid_offset"]``.
 
     Returns
     -------
@@ -214,14 +226,19 @@ def observe_galaxy(seed, survey="galex_sdss_2mass", *, bands=None, size=128, pix
     near, star_list = draw_field(gal.seed, view, field, mag, neighbours=neighbours, stars=stars)
     z, near = _redshifts(redshift, gal.seed, mag, near)
     scenes, full_flux = _scenes(gal, view, specs, field, mag, radius, near, star_list, dust, z)
+    from ...stack import BandStack
+
+    offsets = _grid_offsets(grid_offsets, specs, gal, view)
     native, native_truth, sky_res, info = {}, {}, {}, {}
     for sb in specs:
         native[sb.band], native_truth[sb.band], sky_res[sb.band], info[sb.band] = _observe_band(
-            sb, scenes[sb.band], gal, view, depth_offset)
+            sb, scenes[sb.band], gal, view, depth_offset, offsets[sb.band])
     meta = _meta(gal, view, specs, pixel_scale, mag, radius, near, star_list, info, full_flux, depth_offset, dust, z)
     target = (tan_wcs(gal.ra, gal.dec, pixel_scale, (size, size)), (size, size))
-    observed = _reproject_bands(native, gal, specs, target, method, meta, noisy=True)
-    truth = _reproject_bands(native_truth, gal, specs, target, method, {**meta, "noise_free": True}, noisy=False)
+    observed = _reproject_bands(native, specs, target, method, meta)
+    truth_stacks = {sb.band: BandStack.from_arrays({sb.band: native_truth[sb.band]}, unit=nanomaggy,
+                                                   wcs=native[sb.band].wcs) for sb in specs}
+    truth = _reproject_bands(truth_stacks, specs, target, method, {**meta, "noise_free": True})
     return SurveyObservation(observed, truth, native, native_truth, sky_res)
 
 
@@ -334,13 +351,44 @@ def _band_rng(gal, view, band, what):
     return np.random.default_rng(np.random.SeedSequence([gal.seed, 8, int(view), zlib.crc32(band.encode()), what]))
 
 
-def _observe_band(sb, scene, gal, view, depth_offset):
-    """PSF, noise, sky residual, defects and saturation of one band on its native grid."""
+def _grid_offsets(grid_offsets, specs, gal, view):
+    """Band -> ``(dx, dy)``: how far its native grid is offset, in native pixels (see :func:`observe_galaxy`)."""
+    names = [sb.band for sb in specs]
+    if grid_offsets is None:
+        return dict.fromkeys(names, (0.0, 0.0))
+    if isinstance(grid_offsets, Mapping):
+        unknown = sorted(set(grid_offsets) - set(names))
+        if unknown:
+            raise ValueError(f"grid_offsets names {unknown}, which this observation does not have; its bands are "
+                             f"{names}")
+        offsets = dict.fromkeys(names, (0.0, 0.0))
+        for band, offset in grid_offsets.items():
+            pair = np.asarray(offset, dtype=float)
+            if pair.shape != (2,) or not np.all(np.abs(pair) <= 0.5):
+                raise ValueError(f"grid_offsets[{band!r}]: expected (dx, dy) in native pixels, each within +-0.5, "
+                                 f"got {offset!r}")
+            offsets[band] = (float(pair[0]), float(pair[1]))
+        return offsets
+    if isinstance(grid_offsets, (bool, np.bool_)) or not isinstance(grid_offsets, Real) \
+            or not 0.0 <= grid_offsets <= 1.0:
+        raise ValueError(f"grid_offsets: expected a probability from 0 to 1 or a mapping of band to (dx, dy), "
+                         f"got {grid_offsets!r}")
+    offsets = {}
+    for band in names:
+        rng = _band_rng(gal, view, band, 1)  # its own stream: the noise (stream 0) stays as it was
+        moved, dx, dy = rng.random() < grid_offsets, rng.uniform(-0.5, 0.5), rng.uniform(-0.5, 0.5)
+        offsets[band] = (float(dx), float(dy)) if moved else (0.0, 0.0)
+    return offsets
+
+
+def _observe_band(sb, scene, gal, view, depth_offset, offset):
+    """PSF, noise, sky residual, defects and saturation of one band on its native grid, that grid
+    ``offset`` ``(dx, dy)`` native pixels from being centred on the galaxy."""
     from ...stack import BandStack
 
     n = scene.shape[0]
     fwhm_px = round(sb.psf_fwhm / sb.pixel_scale, 4)
-    transfer, pad_n = psf_transfer(fwhm_px, n)
+    transfer, pad_n = psf_transfer(fwhm_px, n, offset)  # the scene moved by the offset as the PSF blurs it
     truth = convolve(scene[None], transfer, pad_n, n)[0].astype(np.float32)
     sigma, gain, sky = _noise_model(sb, depth_offset)
     rng = _band_rng(gal, view, sb.band, 0)
@@ -359,10 +407,11 @@ def _observe_band(sb, scene, gal, view, depth_offset):
         data[saturated] = level
         mask |= binary_dilation(saturated)
     wcs = tan_wcs(gal.ra, gal.dec, sb.pixel_scale, (n, n))
+    wcs.wcs.crpix = wcs.wcs.crpix + np.asarray(offset)  # the galaxy's centre is where the scene moved it
     stack = BandStack.from_arrays({sb.band: data}, wcs=wcs, unit=nanomaggy, uncertainty={sb.band: unc},
                                   mask={sb.band: mask}, meta={"survey": sb.survey})
     info = {"sky_sigma": sigma, "native_shape": [n, n], "masked_fraction": float(mask.mean()),
-            "saturated_pixels": int(saturated.sum())}
+            "saturated_pixels": int(saturated.sum()), "grid_offset": [float(offset[0]), float(offset[1])]}
     return stack, truth, residual, info
 
 
@@ -395,18 +444,13 @@ def _defects(rng, n, fraction):
     return mask
 
 
-def _reproject_bands(images, gal, specs, target, method, meta, *, noisy):
-    """Every band onto the target grid with BandStack.reproject, then one stack."""
+def _reproject_bands(stacks, specs, target, method, meta):
+    """Every band's native stack onto the target grid with BandStack.reproject, then one stack."""
     from ...stack import BandStack
 
     out, records = {}, []
     for sb in specs:
-        if noisy:
-            native = images[sb.band]
-        else:
-            n = images[sb.band].shape[0]
-            native = BandStack.from_arrays({sb.band: images[sb.band]}, unit=nanomaggy,
-                                           wcs=tan_wcs(gal.ra, gal.dec, sb.pixel_scale, (n, n)))
+        native = stacks[sb.band]
         # a user would give the same option: TAN grids need no round-trip check of the coordinates
         moved = native.reproject(target, method=method, **({"roundtrip_coords": False} if method == "interp" else {}))
         out[sb.band] = moved[sb.band]

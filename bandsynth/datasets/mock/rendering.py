@@ -146,14 +146,19 @@ def _combine(weights, basis):
 
 
 @functools.lru_cache(maxsize=64)
-def _psf_transfer(kind, fwhm_px, size):
-    """Real FFT of a unit-sum PSF on a zero-padded grid, and that grid's shape."""
+def _psf_transfer(kind, fwhm_px, size, shift=(0.0, 0.0)):
+    """Real FFT of a unit-sum PSF on a zero-padded grid, and that grid's shape.
+
+    ``shift`` ``(dx, dy)`` centres the kernel that many pixels off pixel (0, 0): convolving
+    with it moves the image by that much, exactly in flux and without the ringing of a
+    phase ramp.
+    """
     pad = int(np.ceil(2.0 * fwhm_px)) + 2
     n = sfft.next_fast_len(size + 2 * pad, real=True)
     # kernels are sampled in real space (positive, unit sum), centred on pixel (0, 0) with
     # wrap-around; a Gaussian sampled in Fourier space would ring when narrower than a pixel
-    d = np.minimum(np.arange(n), n - np.arange(n)).astype(float)
-    r2 = d[:, None] ** 2 + d[None, :] ** 2
+    d = (np.arange(n) + n // 2) % n - n // 2  # signed wrap-around offsets from pixel 0
+    r2 = (d[:, None] - shift[1]) ** 2 + (d[None, :] - shift[0]) ** 2
     if kind == "gaussian":
         sigma = fwhm_px / 2.3548
         kern = np.exp(-0.5 * r2 / sigma**2)
@@ -298,10 +303,11 @@ def intrinsic_images(gal, *, view, bands, size, to_px, dust=True, redshift=0.0):
     return intrinsic.reshape(len(bands), size, size), full_flux
 
 
-def psf_transfer(fwhm_px, size):
+def psf_transfer(fwhm_px, size, shift=(0.0, 0.0)):
     """Real FFT of the unit-sum Moffat (beta = 3) PSF of FWHM ``fwhm_px`` pixels on the
-    zero-padded grid of a ``size``-pixel image, and that grid's width (see :func:`convolve`)."""
-    return _psf_transfer("moffat", round(float(fwhm_px), 4), int(size))
+    zero-padded grid of a ``size``-pixel image, and that grid's width (see :func:`convolve`);
+    with ``shift`` ``(dx, dy)`` the PSF is centred that many pixels off the pixel's centre."""
+    return _psf_transfer("moffat", round(float(fwhm_px), 4), int(size), (float(shift[0]), float(shift[1])))
 
 
 def convolve(images, transfer, n, size):

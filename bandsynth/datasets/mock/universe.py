@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from numbers import Real
 
 import numpy as np
 
@@ -191,7 +192,7 @@ def split_by_galaxy(log_ssfr, fractions=(0.8, 0.1, 0.1), *, seed=0):
 
 def make_dataset(n, *, seed=0, mode=None, bands=None, size=128, pixel_scale=None, views=1, psf_fwhm=None,
                  depth_offset=0.0, dust=True, stratify=True, split_fractions=(0.8, 0.1, 0.1), progress=False,
-                 survey=None, family="default", r_mag_range=None, redshift=False):
+                 survey=None, family="default", r_mag_range=None, redshift=False, grid_offsets=0.0):
     """An in-memory data set of ``n`` mock galaxies, ``views`` images each.
 
     Image ``i`` is view ``i % views`` of galaxy ``i // views``; galaxy ``g``
@@ -218,6 +219,11 @@ def make_dataset(n, *, seed=0, mode=None, bands=None, size=128, pixel_scale=None
     redshift : bool
         With ``survey``: observe every galaxy and its neighbours at a redshift drawn from
         its r magnitude (see :func:`observe_galaxy`); recorded in the manifest's meta.
+    grid_offsets : float
+        With ``survey``: the probability that a band's native grid is offset from the
+        common grid by a random fraction of a pixel (see :func:`observe_galaxy`), so that
+        it is interpolated onto the grid as a user's would be; recorded in the manifest's
+        meta when not 0.
     views : int
         Images (camera directions) per galaxy.
     stratify : bool
@@ -244,7 +250,7 @@ def make_dataset(n, *, seed=0, mode=None, bands=None, size=128, pixel_scale=None
     plan = MockPlan(n, seed=seed, mode=mode, bands=bands, size=size, pixel_scale=pixel_scale, views=views,
                      psf_fwhm=psf_fwhm, depth_offset=depth_offset, dust=dust, stratify=stratify,
                      split_fractions=split_fractions, survey=survey, family=family, r_mag_range=r_mag_range,
-                     redshift=redshift)
+                     redshift=redshift, grid_offsets=grid_offsets)
     shape = (plan.n_images, plan.size, plan.size)
 
     def empty(dtype=np.float32):
@@ -273,7 +279,8 @@ class MockPlan:
     """Validated recipe of a mock data set; renders its images one at a time."""
 
     def __init__(self, n, *, seed, mode, bands, size, pixel_scale, views, psf_fwhm, depth_offset, dust,
-                 stratify, split_fractions, survey=None, family="default", r_mag_range=None, redshift=False):
+                 stratify, split_fractions, survey=None, family="default", r_mag_range=None, redshift=False,
+                 grid_offsets=0.0):
         if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < 1:
             raise ValueError(f"n must be a positive integer number of galaxies, got {n!r}")
         if not isinstance(views, (int, np.integer)) or isinstance(views, bool) or views < 1:
@@ -292,6 +299,13 @@ class MockPlan:
         if redshift and survey is None:
             raise ValueError("redshift observes the galaxies of the survey layer at their redshifts; give survey= too")
         self.redshift = bool(redshift)
+        if isinstance(grid_offsets, (bool, np.bool_)) or not isinstance(grid_offsets, Real) \
+                or not 0.0 <= grid_offsets <= 1.0:
+            raise ValueError(f"grid_offsets: expected the probability (0 to 1) that a band's grid is offset, "
+                             f"got {grid_offsets!r}")
+        if grid_offsets and survey is None:
+            raise ValueError("grid_offsets offsets the native grids of the survey layer; give survey= too")
+        self.grid_offsets = float(grid_offsets)
         if survey is None:
             self.bands = sort_bands(DEFAULT_BANDS if bands is None else [bands] if isinstance(bands, str) else bands)
         else:
@@ -317,7 +331,7 @@ class MockPlan:
                     bands=None if isinstance(self.survey, Mapping) else [b.name for b in self.bands],  # its keys
                     pixel_scale=self.pixel_scale, view=v, depth_offset=self.depth_offset, dust=self.dust,
                     log_ssfr=self.log_ssfr[g], family=self.family.name, r_mag_range=self.r_mag_range,
-                    redshift=self.redshift,
+                    redshift=self.redshift, grid_offsets=self.grid_offsets or None,
                 )
                 st, names = obs.observed, [b.name for b in self.bands]
                 images = {b: st[b].data for b in names}
@@ -353,6 +367,7 @@ class MockPlan:
             **({} if self.family.is_default else {"family": self.family.name}),
             **({} if self.r_mag_range is None else {"r_mag_range": list(self.r_mag_range)}),
             **({"redshift": True} if self.redshift else {}),
+            **({"grid_offsets": self.grid_offsets} if self.grid_offsets else {}),
         }
 
 
