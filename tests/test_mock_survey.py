@@ -276,7 +276,7 @@ def test_redshifts_drawn_from_the_magnitudes():
         (lambda: observe_galaxy(1, PAPER, grid_offsets={"r": 0.2}), r"grid_offsets\['r'\]: expected \(dx, dy\)"),
         (lambda: observe_galaxy(1, PAPER, grid_offsets=1.5), "grid_offsets: expected a probability from 0 to 1"),
         (lambda: observe_galaxy(1, PAPER, grid_offsets=True), "grid_offsets: expected a probability"),
-        (lambda: make_dataset(1, survey=PAPER, size=8, grid_offsets=-0.1), "grid_offsets: expected the probability"),
+        (lambda: make_dataset(1, survey=PAPER, size=8, grid_offsets=-0.1), r"grid_offsets: expected a probability from 0 to 1, got -0.1"),
         (lambda: make_dataset(1, bands=["r"], size=8, grid_offsets=0.5), "give survey= too"),
     ],
 )

@@ -215,6 +215,8 @@ def observe_galaxy(seed, survey="galex_sdss_2mass", *, bands=None, size=128, pix
     >>> obs.truth["KiDS_r"].uncertainty is None, obs.observed["KiDS_r"].uncertainty is not None
     (True, True)
     """
+    from ...stack import BandStack
+
     specs = resolve_survey(survey, bands)
     size = check_size(size)
     pixel_scale = DEFAULT_PIXEL_SCALE if pixel_scale is None else positive("pixel_scale", pixel_scale)
@@ -226,8 +228,6 @@ def observe_galaxy(seed, survey="galex_sdss_2mass", *, bands=None, size=128, pix
     near, star_list = draw_field(gal.seed, view, field, mag, neighbours=neighbours, stars=stars)
     z, near = _redshifts(redshift, gal.seed, mag, near)
     scenes, full_flux = _scenes(gal, view, specs, field, mag, radius, near, star_list, dust, z)
-    from ...stack import BandStack
-
     offsets = _grid_offsets(grid_offsets, specs, gal, view)
     native, native_truth, sky_res, info = {}, {}, {}, {}
     for sb in specs:
@@ -351,6 +351,30 @@ def _band_rng(gal, view, band, what):
     return np.random.default_rng(np.random.SeedSequence([gal.seed, 8, int(view), zlib.crc32(band.encode()), what]))
 
 
+def check_offset_probability(value, *, or_mapping=False):
+    """``grid_offsets`` as a probability (float from 0 to 1).
+
+    Parameters
+    ----------
+    value : float
+    or_mapping : bool
+        Say in the error that a mapping of band to offsets is accepted too (`observe_galaxy`).
+
+    Returns
+    -------
+    float
+
+    Raises
+    ------
+    ValueError
+        Not a number from 0 to 1.
+    """
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, Real) or not 0.0 <= value <= 1.0:
+        alternative = " or a mapping of band to (dx, dy)" if or_mapping else ""
+        raise ValueError(f"grid_offsets: expected a probability from 0 to 1{alternative}, got {value!r}")
+    return float(value)
+
+
 def _grid_offsets(grid_offsets, specs, gal, view):
     """Band -> ``(dx, dy)``: how far its native grid is offset, in native pixels (see :func:`observe_galaxy`)."""
     names = [sb.band for sb in specs]
@@ -369,14 +393,11 @@ def _grid_offsets(grid_offsets, specs, gal, view):
                                  f"got {offset!r}")
             offsets[band] = (float(pair[0]), float(pair[1]))
         return offsets
-    if isinstance(grid_offsets, (bool, np.bool_)) or not isinstance(grid_offsets, Real) \
-            or not 0.0 <= grid_offsets <= 1.0:
-        raise ValueError(f"grid_offsets: expected a probability from 0 to 1 or a mapping of band to (dx, dy), "
-                         f"got {grid_offsets!r}")
+    probability = check_offset_probability(grid_offsets, or_mapping=True)
     offsets = {}
     for band in names:
         rng = _band_rng(gal, view, band, 1)  # its own stream: the noise (stream 0) stays as it was
-        moved, dx, dy = rng.random() < grid_offsets, rng.uniform(-0.5, 0.5), rng.uniform(-0.5, 0.5)
+        moved, dx, dy = rng.random() < probability, rng.uniform(-0.5, 0.5), rng.uniform(-0.5, 0.5)
         offsets[band] = (float(dx), float(dy)) if moved else (0.0, 0.0)
     return offsets
 

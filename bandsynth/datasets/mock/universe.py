@@ -4,14 +4,13 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from numbers import Real
 
 import numpy as np
 
 from ...bands import sort_bands
 from ...units import format_unit, nanomaggy
 from ..base import ImageDataset, build_manifest, progress_bar, tan_wcs
-from .observing import check_mag_range, observe_galaxy
+from .observing import check_mag_range, check_offset_probability, observe_galaxy
 from .population import galaxy_seed, stratified_log_ssfr
 from .rendering import DEFAULT_BANDS, DEFAULT_PIXEL_SCALE, check_size, positive, render_galaxy
 from .families import get_family
@@ -299,13 +298,9 @@ class MockPlan:
         if redshift and survey is None:
             raise ValueError("redshift observes the galaxies of the survey layer at their redshifts; give survey= too")
         self.redshift = bool(redshift)
-        if isinstance(grid_offsets, (bool, np.bool_)) or not isinstance(grid_offsets, Real) \
-                or not 0.0 <= grid_offsets <= 1.0:
-            raise ValueError(f"grid_offsets: expected the probability (0 to 1) that a band's grid is offset, "
-                             f"got {grid_offsets!r}")
-        if grid_offsets and survey is None:
+        self.grid_offsets = check_offset_probability(grid_offsets)
+        if self.grid_offsets and survey is None:
             raise ValueError("grid_offsets offsets the native grids of the survey layer; give survey= too")
-        self.grid_offsets = float(grid_offsets)
         if survey is None:
             self.bands = sort_bands(DEFAULT_BANDS if bands is None else [bands] if isinstance(bands, str) else bands)
         else:
