@@ -157,12 +157,9 @@ def observe_galaxy(seed, survey="galex_sdss_2mass", *, bands=None, size=128, pix
         Camera direction (views share the intrinsic galaxy); the field differs per view.
     depth_offset, dust : float, bool
         Magnitudes added to every depth (> 0 is deeper); apply the galaxy's dust screen.
-    log_ssfr, galaxy_class : optional
-        Force the galaxy's sSFR or class (as in :func:`make_galaxy`).
-    r_mag : float, optional
-        Force the galaxy's SDSS r magnitude (default: drawn from galaxy counts, r = 15-21.5).
-    half_light_radius : float, optional
-        Force its half-light radius in arcsec (default: from the size-magnitude relation).
+    log_ssfr, galaxy_class, r_mag, half_light_radius : optional
+        Force the galaxy's sSFR or class (as in :func:`make_galaxy`), SDSS r magnitude (default: drawn
+        from galaxy counts, r = 15-21.5) or half-light radius in arcsec (default: size-magnitude relation).
     r_mag_range : tuple of float, optional
         ``(bright, faint)`` range of the galaxy counts (e.g. ``(14, 18.5)``: galaxies 2MASS detects).
     redshift : bool or float
@@ -176,18 +173,14 @@ def observe_galaxy(seed, survey="galex_sdss_2mass", *, bands=None, size=128, pix
     method : {"interp", "exact", "adaptive"}
         Resampling method of `BandStack.reproject <bandsynth.stack.BandStack.reproject>`.
     family : str
-        The physics family of the galaxy and its neighbours
-        (`bandsynth.datasets.mock.families.FAMILIES`).
+        The physics family of the galaxy and its neighbours (`bandsynth.datasets.mock.families.FAMILIES`).
     grid_offsets : float or mapping, optional
-        Where each band's native pixel grid falls on the sky.  By default every native grid
-        is centred on the common grid's centre, so a band of the common grid's pixel scale
-        is moved by whole pixels, its noise untouched.  Surveys' grids are not aligned so:
-        a number ``p`` (0 to 1) offsets each band's grid, with probability ``p``, by a
-        random amount of up to half a native pixel along each axis (drawn from the
-        galaxy's seed), so that reprojection interpolates between its pixels and smooths
-        its noise as it does for a user; a mapping gives bands their offsets,
-        ``{band: (dx, dy)}`` in native pixels (each within +-0.5).  Recorded per band in
-        ``meta["survey"][band]["grid_offset"]``.
+        By default every native grid is centred on the common grid's centre (a band of its
+        pixel scale moves by whole pixels, its noise untouched).  A number ``p`` offsets each
+        band's grid with probability ``p`` by up to half a native pixel along each axis (at
+        random, from the galaxy's seed), so that reprojection interpolates it and smooths its
+        noise as a user's does; a mapping ``{band: (dx, dy)}`` sets offsets in native pixels
+        (each within +-0.5).  Recorded in ``meta["survey"][band]["grid_offset"]``.
 
     Returns
     -------
@@ -215,8 +208,6 @@ def observe_galaxy(seed, survey="galex_sdss_2mass", *, bands=None, size=128, pix
     >>> obs.truth["KiDS_r"].uncertainty is None, obs.observed["KiDS_r"].uncertainty is not None
     (True, True)
     """
-    from ...stack import BandStack
-
     specs = resolve_survey(survey, bands)
     size = check_size(size)
     pixel_scale = DEFAULT_PIXEL_SCALE if pixel_scale is None else positive("pixel_scale", pixel_scale)
@@ -229,16 +220,11 @@ def observe_galaxy(seed, survey="galex_sdss_2mass", *, bands=None, size=128, pix
     z, near = _redshifts(redshift, gal.seed, mag, near)
     scenes, full_flux = _scenes(gal, view, specs, field, mag, radius, near, star_list, dust, z)
     offsets = _grid_offsets(grid_offsets, specs, gal, view)
-    native, native_truth, sky_res, info = {}, {}, {}, {}
-    for sb in specs:
-        native[sb.band], native_truth[sb.band], sky_res[sb.band], info[sb.band] = _observe_band(
-            sb, scenes[sb.band], gal, view, depth_offset, offsets[sb.band])
+    seen = {sb.band: _observe_band(sb, scenes[sb.band], gal, view, depth_offset, offsets[sb.band]) for sb in specs}
+    native, native_truth, sky_res, info = ({band: parts[k] for band, parts in seen.items()} for k in range(4))
     meta = _meta(gal, view, specs, pixel_scale, mag, radius, near, star_list, info, full_flux, depth_offset, dust, z)
     target = (tan_wcs(gal.ra, gal.dec, pixel_scale, (size, size)), (size, size))
-    observed = _reproject_bands(native, specs, target, method, meta)
-    truth_stacks = {sb.band: BandStack.from_arrays({sb.band: native_truth[sb.band]}, unit=nanomaggy,
-                                                   wcs=native[sb.band].wcs) for sb in specs}
-    truth = _reproject_bands(truth_stacks, specs, target, method, {**meta, "noise_free": True})
+    observed, truth = _onto_common_grid(native, native_truth, specs, target, method, meta)
     return SurveyObservation(observed, truth, native, native_truth, sky_res)
 
 
@@ -463,6 +449,16 @@ def _defects(rng, n, fraction):
     mask[ys, xs] = True
     mask[ys, np.minimum(xs + 1, n - 1)] |= rng.random(n_hot) < 0.5
     return mask
+
+
+def _onto_common_grid(native, native_truth, specs, target, method, meta):
+    """The observed and the noise-free bands (on their native grids) reprojected onto the target grid."""
+    from ...stack import BandStack
+
+    truth = {sb.band: BandStack.from_arrays({sb.band: native_truth[sb.band]}, unit=nanomaggy,
+                                            wcs=native[sb.band].wcs) for sb in specs}
+    return (_reproject_bands(native, specs, target, method, meta),
+            _reproject_bands(truth, specs, target, method, {**meta, "noise_free": True}))
 
 
 def _reproject_bands(stacks, specs, target, method, meta):
