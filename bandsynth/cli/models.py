@@ -146,7 +146,7 @@ def format_card(card, path, *, shipped=True) -> str:
 
 
 def run(args) -> int:
-    from ..models.zoo import WEIGHTS_DIR, list_models, model_paths, split_version, verified_model
+    from ..models.zoo import WEIGHTS_DIR, list_models, model_files, verified_model
 
     if args.model is None:
         if args.json:
@@ -158,11 +158,11 @@ def run(args) -> int:
         print(format_table(cards))
         return 0
     try:
-        _, card_path = model_paths(split_version(args.model)[0])
         # Both hashes checked, as Translator.load checks them: a damaged model is not shown as fine.
-        _, card = verified_model(args.model)  # NAME@VERSION checked
+        weights, card = verified_model(args.model)  # NAME@VERSION checked
     except (ValueError, FileNotFoundError) as err:  # WeightsHashError and CardHashError are ValueErrors
         raise UsageError(str(err)) from None
+    card_path = model_files(weights)[1]
     shipped = card_path.parent.resolve() == WEIGHTS_DIR.resolve()
     print(card.to_json().rstrip() if args.json else format_card(card, card_path, shipped=shipped))
     return 0

@@ -6,7 +6,7 @@ import logging
 import os
 from pathlib import Path
 
-from ._common import Once, UsageError, add_overwrite, add_quiet, at_least, positive_float
+from ._common import Once, UsageError, add_overwrite, add_quiet, at_least, check_output_folder, positive_float
 
 log = logging.getLogger("bandsynth.cli")
 
@@ -119,8 +119,6 @@ def add_parser(subparsers):
 
 def check_checkpoint_options(args):
     """Refuse, before any work, a --checkpoint-dir that is a file and a --checkpoint-every without a folder."""
-    from ._common import check_output_folder
-
     if args.checkpoint_dir is None:
         if args.checkpoint_every is not None:  # it would silently write no checkpoint at all
             raise UsageError(f"--checkpoint-every {args.checkpoint_every}: needs --checkpoint-dir (the folder the "
@@ -170,7 +168,6 @@ def run(args) -> int:
     import shlex
 
     from ..bands import get_band
-    from ._common import check_output_folder
 
     out = Path(args.out)
     if out.is_dir() or args.out.endswith(("/", os.sep)):

@@ -241,8 +241,7 @@ class ModelCard:
         """
         data = self.to_dict()
         data.pop("card_sha256", None)
-        text = json.dumps(data, sort_keys=True, separators=(",", ":"), allow_nan=False)
-        return hashlib.sha256(text.encode("utf-8")).hexdigest()
+        return _canonical_sha256(data)
 
     @functools.cached_property  # each prediction's provenance records it: the card, frozen, is hashed once
     def prediction_sha256(self) -> str:
@@ -253,10 +252,8 @@ class ModelCard:
         recalibrated since states another σ, one with new metrics predicts the same.
         """
         data = self.to_dict()
-        shaping = {k: data.get(k) for k in ("inputs", "output", "outputs", "architecture", "scaling", "unit",
-                                            "baseline", "calibration", "receptive_field")}
-        text = json.dumps(shaping, sort_keys=True, separators=(",", ":"), allow_nan=False)
-        return hashlib.sha256(text.encode("utf-8")).hexdigest()
+        return _canonical_sha256({k: data.get(k) for k in ("inputs", "output", "outputs", "architecture", "scaling",
+                                                           "unit", "baseline", "calibration", "receptive_field")})
 
     def verify(self, *, source="model card"):
         """Raise `CardHashError` unless ``card_sha256`` matches the card's content.
@@ -555,6 +552,12 @@ def model_files(stem):
     if stem.suffix in (".json", ".safetensors"):
         stem = stem.with_suffix("")
     return stem.with_name(stem.name + ".safetensors"), stem.with_name(stem.name + ".json")
+
+
+def _canonical_sha256(data):
+    """SHA-256 (hex) of ``data`` as canonical JSON: sorted keys, no spaces, no NaN."""
+    text = json.dumps(data, sort_keys=True, separators=(",", ":"), allow_nan=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 _VERSIONED = re.compile(r"^(?P<name>[A-Za-z0-9_\-]+)@(?P<version>\d+)$")

@@ -121,7 +121,7 @@ def masked_target(target, weight):
     Returns
     -------
     torch.Tensor
-        ``target`` itself without ``weight`` or without such pixels, else a copy.
+        ``target`` itself without ``weight``, else a copy.
 
     Examples
     --------
@@ -132,7 +132,7 @@ def masked_target(target, weight):
     if weight is None:
         return target
     unusable = (torch.broadcast_to(weight, target.shape) == 0) & ~torch.isfinite(target)
-    return torch.where(unusable, torch.zeros_like(target), target) if bool(unusable.any()) else target
+    return torch.where(unusable, torch.zeros_like(target), target)  # no .any() test: it would wait for the device
 
 
 def _reduce(values, weight, reduction):

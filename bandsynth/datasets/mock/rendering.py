@@ -307,7 +307,10 @@ def psf_transfer(fwhm_px, size, shift=(0.0, 0.0)):
     """Real FFT of the unit-sum Moffat (beta = 3) PSF of FWHM ``fwhm_px`` pixels on the
     zero-padded grid of a ``size``-pixel image, and that grid's width (see :func:`convolve`);
     with ``shift`` ``(dx, dy)`` the PSF is centred that many pixels off the pixel's centre."""
-    return _psf_transfer("moffat", round(float(fwhm_px), 4), int(size), (float(shift[0]), float(shift[1])))
+    shift = (float(shift[0]), float(shift[1]))
+    # a random sub-pixel shift is drawn once per band and galaxy: not cached, so as not to evict the centred kernels
+    compute = _psf_transfer if shift == (0.0, 0.0) else _psf_transfer.__wrapped__
+    return compute("moffat", round(float(fwhm_px), 4), int(size), shift)
 
 
 def convolve(images, transfer, n, size):

@@ -56,6 +56,11 @@ _LOSS_OPTIONS = ("ssim_weight", "nll_weight", "flux_weight", "flux_error")
 _FIT_CALLER = 4
 
 
+def _changed_options(old, new, keys):
+    """``"k old -> new, ..."`` for the options ``keys`` that the checkpoint's ``old`` records and ``new`` changes."""
+    return ", ".join(f"{k} {old[k]!r} -> {new[k]!r}" for k in keys if k in old and old[k] != new[k])
+
+
 @dataclass
 class TrainingResult:
     """What `fit` returns.
@@ -452,15 +457,10 @@ class _TrainingRun:
             raise ValueError(f"checkpoint {ckpt.path} holds no optimizer state; cannot resume")
         self.optimizer.load_state_dict(ckpt.optimizer_state)
         restore_rng(ckpt.rng_state)
-        old, new = ckpt.meta.get("fit_options", {}), self.fit_options
-        changed = [k for k in _RUN_OPTIONS if k in old and old[k] != new[k]]
+        changed = _changed_options(ckpt.meta.get("fit_options", {}), self.fit_options, _RUN_OPTIONS)
         if changed:
-            warnings.warn(
-                "resuming with different options than the checkpoint's: "
-                + ", ".join(f"{k} {old[k]!r} -> {new[k]!r}" for k in changed),
-                UserWarning,
-                stacklevel=_FIT_CALLER,
-            )
+            warnings.warn(f"resuming with different options than the checkpoint's: {changed}", UserWarning,
+                          stacklevel=_FIT_CALLER)
         self.step, self.epoch, self.step_in_epoch = ckpt.step, ckpt.epoch, ckpt.step_in_epoch
         self.history = ckpt.history
         state = ckpt.meta.get("fit_state", {})
@@ -484,13 +484,11 @@ class _TrainingRun:
                 "resuming would keep its weights under this data's description: give this run another checkpoint "
                 "folder, or resume it on the same data"
             )
-        old = ckpt.meta.get("fit_options", {})
-        changed = [k for k in _LOSS_OPTIONS if k in old and old[k] != self.fit_options[k]]
+        changed = _changed_options(ckpt.meta.get("fit_options", {}), self.fit_options, _LOSS_OPTIONS)
         if changed:
             raise ValueError(
-                f"checkpoint {ckpt.path} was written with another loss ("
-                + ", ".join(f"{k} {old[k]!r} -> {self.fit_options[k]!r}" for k in changed)
-                + "); give this run another checkpoint folder, or resume it with the checkpoint's loss"
+                f"checkpoint {ckpt.path} was written with another loss ({changed}); give this run another "
+                "checkpoint folder, or resume it with the checkpoint's loss"
             )
 
     def train(self):
