@@ -29,6 +29,7 @@ __all__ = [
     "evaluate_robustness",
     "robustness_sets",
     "card_dataset",
+    "card_observation_options",
     "metric_space",
     "target_images",
     "input_array",
@@ -513,6 +514,51 @@ def card_dataset(card, *, progress=True, seed=None, n_galaxies=None, pixel_scale
         size=size, views=int(info.get("views", 1)), pixel_scale=trained_scale if pixel_scale is None else pixel_scale,
         progress=progress, **options,
     )
+
+
+def card_observation_options(card):
+    """`~bandsynth.datasets.mock.observe_galaxy`'s options for the survey-layer universe a model was trained on.
+
+    One galaxy at a time, as the model's training images show galaxies (`card_dataset`
+    rebuilds the whole data set): to observe chosen galaxies or move their grids
+    (``grid_offsets=``) beside the model's own figures.
+
+    Parameters
+    ----------
+    card : `~bandsynth.models.zoo.ModelCard`
+        A card whose ``training["data_info"]`` describes a survey-layer mock data set.
+
+    Returns
+    -------
+    dict
+        ``survey``, ``bands`` (the inputs, then the output), ``size``, ``pixel_scale``,
+        ``depth_offset``, ``dust``, ``family``, ``redshift`` and ``r_mag_range``.
+
+    Raises
+    ------
+    ValueError
+        The model was not trained on the survey layer of the mock universe.
+
+    Examples
+    --------
+    >>> from bandsynth import Translator
+    >>> from bandsynth.datasets.mock import observe_galaxy
+    >>> card = Translator.load("g_z_to_r").card
+    >>> options = card_observation_options(card)
+    >>> options["survey"], options["bands"], options["size"]
+    ('decals', ['DECam_g', 'DECam_z', 'DECam_r'], 64)
+    >>> observe_galaxy(7, **options).observed.names  # bands sorted by wavelength
+    ('DECam_g', 'DECam_r', 'DECam_z')
+    """
+    info = dict(card.training.get("data_info", {}))
+    if info.get("source") != "bandsynth.datasets.mock" or "survey" not in info:
+        raise ValueError(f"model {card.name!r} was not trained on the survey layer of the mock universe "
+                         f"(its card's training data_info names no survey)")
+    return dict(survey=info["survey"], bands=[*card.inputs, card.output], size=int(info.get("size", 128)),
+                pixel_scale=float(info.get("pixel_scale") or card.pixel_scale),
+                depth_offset=float(info.get("depth_offset", 0.0)), dust=bool(info.get("dust", True)),
+                family=str(info.get("family", "default")), redshift=bool(info.get("redshift", False)),
+                r_mag_range=tuple(float(f) for f in info["r_mag_range"]) if "r_mag_range" in info else None)
 
 
 #: Shifted populations of the robustness check: key -> (mock galaxy class, description).

@@ -30,21 +30,16 @@ from photometry import _dmag
 
 from bandsynth import Translator
 from bandsynth.datasets.mock import galaxy_seed, observe_galaxy
-from bandsynth.evaluation import input_array
+from bandsynth.evaluation import card_observation_options, input_array
 from bandsynth.morphology import detection_footprint
 
 
 def observation_options(card):
     """observe_galaxy's options for the survey-layer universe the card's model was trained on."""
-    info = dict(card.training.get("data_info", {}))
-    if info.get("source") != "bandsynth.datasets.mock" or "survey" not in info:
-        raise SystemExit(f"{card.name}: not trained on the survey layer of the mock universe (data_info has no "
-                         "survey); this benchmark moves survey-layer grids")
-    return dict(survey=info["survey"], bands=[*card.inputs, card.output], size=int(info["size"]),
-                pixel_scale=float(info["pixel_scale"]), depth_offset=float(info.get("depth_offset", 0.0)),
-                dust=bool(info.get("dust", True)), family=info.get("family", "default"),
-                redshift=bool(info.get("redshift", False)),
-                r_mag_range=tuple(info["r_mag_range"]) if "r_mag_range" in info else None)
+    try:
+        return card_observation_options(card)
+    except ValueError as err:
+        raise SystemExit(f"{err}; this benchmark moves survey-layer grids") from None
 
 
 def galaxy_dmags(translator, *, offsets, moved, n, seed):

@@ -13,6 +13,7 @@ from astropy.wcs import WCS
 
 from bandsynth import BandStack, Translator, list_models
 from bandsynth.datasets import make_galaxy
+from bandsynth.evaluation import card_observation_options
 from bandsynth.nn.engine import InferenceEngine
 from bandsynth.nn.network import TranslationNet
 
@@ -332,13 +333,11 @@ def _flux_change_on_offset_grids(model, *, offset=0.5, n=8):
     from bandsynth.datasets.mock import galaxy_seed, observe_galaxy
     from bandsynth.morphology import detection_footprint
 
-    info = model.card.training["data_info"]
-    options = dict(bands=[*model.inputs, model.output], size=64, pixel_scale=model.card.pixel_scale,
-                   r_mag=float(info["r_mag_range"][1]) - 0.5, family=info.get("family", "default"),
-                   redshift=bool(info.get("redshift", False)))
+    options = card_observation_options(model.card)
+    options.update(size=64, r_mag=options.pop("r_mag_range")[1] - 0.5)  # faint: where the noise weighs most
     changes = []
     for g in range(n):
-        seen = [observe_galaxy(galaxy_seed(707, g), info["survey"], grid_offsets=offsets, **options)
+        seen = [observe_galaxy(galaxy_seed(707, g), grid_offsets=offsets, **options)
                 for offsets in (None, {b: (offset, offset) for b in model.inputs})]
         aligned = seen[0]
         inside = detection_footprint([aligned.truth[model.output].data,
