@@ -14,6 +14,8 @@ from astropy.wcs import WCS
 from bandsynth import BandStack, Translator, list_models
 from bandsynth.datasets import make_galaxy
 from bandsynth.evaluation import card_observation_options
+from bandsynth.models.domain import OFFSET_FLUX_TOLERANCE
+from bandsynth.models.zoo import get_card
 from bandsynth.nn.engine import InferenceEngine
 from bandsynth.nn.network import TranslationNet
 
@@ -351,15 +353,25 @@ def _flux_change_on_offset_grids(model, *, offset=0.5, n=8):
     return np.array(changes)
 
 
-#: A faint galaxy's flux may move by noise (each offset interpolates another mix of its pixels' noise), not by a bias.
-OFFSET_TOLERANCE = 0.02
+def _offset_record(card):
+    return card.metrics.get("grid_offsets") or {}
 
 
-@pytest.mark.parametrize("name", [card.name for card in list_models()
-                                  if not card.outputs and card.training.get("data_info", {}).get("grid_offsets")])
-def test_a_model_trained_on_offset_grids_keeps_the_flux_of_faint_galaxies_on_an_offset_grid(name):
+@pytest.mark.parametrize("name", [card.name for card in list_models() if abs(
+    _offset_record(card).get("median_flux_change", np.inf)) <= OFFSET_FLUX_TOLERANCE])
+def test_a_model_measured_to_hold_on_offset_grids_keeps_the_flux_of_faint_galaxies_on_an_offset_grid(name):
     # Interpolating a band onto a grid offset by a fraction of a pixel smooths its noise, which a model trained on
     # aligned grids read as a deeper image: the faint galaxies of g_z_to_r version 5 came out a median 8 % brighter
     # with their inputs' grids offset by half a pixel, those of g_r_to_u version 5 36 % (benchmarks/grid_offsets.py).
+    # A card that records holding within the tolerance (and so is not warned about) must hold on other faint galaxies.
     changes = _flux_change_on_offset_grids(Translator.load(name))
-    assert abs(np.median(changes)) < OFFSET_TOLERANCE, f"{name}: flux changes {np.round(changes, 4).tolist()}"
+    assert abs(np.median(changes)) < OFFSET_FLUX_TOLERANCE, f"{name}: flux changes {np.round(changes, 4).tolist()}"
+
+
+@pytest.mark.parametrize("name", [card.name for card in list_models()
+                                  if not card.outputs and card.training.get("data_info", {}).get("survey")])
+def test_every_survey_model_records_how_its_photometry_moves_on_offset_grids(name):
+    # The resampled-noise warning is given or not on this record (bandsynth.models.domain): measured, not assumed.
+    record = _offset_record(get_card(name))
+    assert record.get("offset") == 0.5 and record.get("n_galaxies", 0) >= 15
+    assert np.isfinite(record["median_flux_change"])

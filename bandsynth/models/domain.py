@@ -10,7 +10,8 @@ from __future__ import annotations
 import numpy as np
 
 __all__ = ["domain_problems", "input_psf_fwhm", "psf_tags", "input_noise", "depth_tags", "tolerated_noise",
-           "pixel_noise", "PSF_KEYWORDS", "NOISE_FLOOR", "PIXEL_SCALE_FACTOR", "SURVEY_PIXEL_SCALE_FACTOR"]
+           "pixel_noise", "PSF_KEYWORDS", "NOISE_FLOOR", "PIXEL_SCALE_FACTOR", "SURVEY_PIXEL_SCALE_FACTOR",
+           "OFFSET_FLUX_TOLERANCE"]
 
 #: Header keywords read as an input's PSF FWHM in arcsec (the common survey spellings;
 #: "FWHM" alone is left out because some pipelines write it in pixels).
@@ -266,29 +267,38 @@ def _for_observed_images(card):
     return "a model trained on survey-like data suits noisy images better"
 
 
+#: A survey model keeps the photometric contract on offset grids when the faint mock galaxies of its universe
+#: come out within this fraction of their flux with both inputs' grids offset by half a pixel (its card's
+#: ``metrics["grid_offsets"]``, measured by ``benchmarks/grid_offsets.py --write-card``): beyond it, or unmeasured,
+#: an input interpolated onto a grid of its own pixel size is warned about.
+OFFSET_FLUX_TOLERANCE = 0.02
+
+
 def _resampled_noise(card, stack, band):
     """The sentence for a noisy input interpolated onto a grid of its own pixel size, for a model that reads noise
-    and was trained on aligned grids only (or None).  How much the interpolation smooths the noise between pixels
-    depends on the grid's sub-pixel offset, and such a model reads smoother noise as a deeper image."""
-    if card.mode != "survey" or _trained_on_offset_grids(card):
+    and is not measured to hold on such grids (or None).  How much the interpolation smooths the noise between
+    pixels depends on the grid's sub-pixel offset, and a model trained on aligned grids reads smoother noise as a
+    deeper image."""
+    record = card.metrics.get("grid_offsets") or {}
+    change = record.get("median_flux_change")
+    if card.mode != "survey" or (change is not None and abs(change) <= OFFSET_FLUX_TOLERANCE):
         return None
     moved = [r for r in stack.meta.get("reprojection", ()) if hasattr(r, "get") and r.get("band") == band
              and abs(float(r.get("area_ratio", 0.0)) - 1.0) <= 0.05 and float(r.get("subpixel_shift", 0.0)) > 0.02]
     if not moved:
         return None
+    if change is None:
+        measured = ("a faint galaxy's predicted flux can change by tens of per cent with that offset (models "
+                    "trained on aligned grids only: g_r_to_u version 5's faint mock galaxies, both inputs offset by "
+                    "half a pixel, came out a median 39 % brighter)")
+    else:
+        measured = (f"its faint mock galaxies came out a median {100 * abs(change):.0f} % "
+                    f"{'brighter' if change > 0 else 'fainter'} with both inputs' grids offset by "
+                    f"{float(record.get('offset', 0.5)):g} pixel (its card's metrics['grid_offsets'])")
     return (f"input {band} was resampled onto a grid of its own pixel size shifted by "
             f"{float(moved[-1]['subpixel_shift']):.2g} pixel ({moved[-1].get('method')}), which "
             f"smooths its noise between pixels by an amount that depends on the grid's sub-pixel offset; model "
-            f"{card.name!r} reads the noise, was trained on aligned grids only, and a faint galaxy's predicted flux "
-            "can change by tens of per cent with that offset (g_r_to_u version 5's faint mock galaxies, both inputs "
-            "offset: a median +10 % at a tenth of a pixel, +39 % at half a pixel); where the bands share a grid, "
-            "predict on it")
-
-
-def _trained_on_offset_grids(card):
-    """Whether the model was trained on survey-layer bands whose grids were offset by fractions of a pixel
-    (``make_dataset(grid_offsets=...)``), and so on noise smoothed by interpolation as well as noise that is not."""
-    return bool(card.training.get("data_info", {}).get("grid_offsets"))
+            f"{card.name!r} reads the noise, and {measured}; where the bands share a grid, predict on it")
 
 
 #: Pixel scales further than this factor from the training images' are warned about, for a model
