@@ -141,7 +141,7 @@ def _galaxy(card, seed, bands):
     if survey is None:
         stack = make_galaxy(seed, mode=card.mode, bands=bands, pixel_scale=card.pixel_scale)
         return stack, stack
-    options = {k: info[k] for k in ("depth_offset", "family") if k in info}
+    options = {k: info[k] for k in ("depth_offset", "family", "redshift") if k in info}
     if "r_mag_range" in info:
         options["r_mag_range"] = tuple(info["r_mag_range"])
     seen = observe_galaxy(seed, survey=survey, bands=None if isinstance(survey, dict) else bands,

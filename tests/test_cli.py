@@ -9,6 +9,7 @@ from astropy.io import fits
 from astropy.table import Table
 
 from bandsynth.cli import build_parser, main
+from bandsynth.models.zoo import get_card
 
 
 def test_every_documented_command_is_registered():
@@ -290,6 +291,19 @@ def test_demo_runs_offline_and_writes_fits_and_png(tmp_path, capsys):
     # A second run keeps the first run's files unless told otherwise, and says so before any work.
     assert main(["demo", "-o", str(tmp_path)]) == 2
     assert "pass --overwrite" in capsys.readouterr().err
+
+
+def test_demo_shows_a_galaxy_as_the_models_training_universe_does(tmp_path, monkeypatch):
+    # kids_g_z_to_r was trained on galaxies at their redshifts (bc03 family): its demo galaxy was drawn in the rest
+    # frame, another universe than the one its card's figures describe.
+    import bandsynth.datasets.mock as mock
+
+    seen, observe = [], mock.observe_galaxy
+    monkeypatch.setattr(mock, "observe_galaxy", lambda *a, **kw: seen.append(kw) or observe(*a, **kw))
+    assert main(["demo", "--model", "kids_g_z_to_r", "-o", str(tmp_path)]) == 0
+    info = get_card("kids_g_z_to_r").training["data_info"]
+    assert [(kw["survey"], kw.get("redshift"), kw.get("family")) for kw in seen] == [("kids_viking", True, "bc03")]
+    assert info["redshift"] is True and info["family"] == "bc03"
 
 
 def test_demo_without_the_model_says_so(capsys):
