@@ -25,6 +25,13 @@ a model within `bandsynth.models.domain.OFFSET_FLUX_TOLERANCE` is not warned abo
 interpolated onto a grid of their own pixel size; one beyond it is, with its own figure.
 
     python benchmarks/grid_offsets.py --models g_z_to_r g_r_to_u --move all --write-card
+
+``--rewhiten`` measures a remedy that is not in the package: before predicting, white
+Gaussian noise is added to each moved band of an offset observation so that its
+pixel-to-pixel scatter (`bandsynth.models.domain.pixel_noise`) is the aligned observation's
+again, seeded per galaxy.
+
+    python benchmarks/grid_offsets.py --models g_r_to_u --move all --offsets 0.5 --rewhiten
 """
 
 from __future__ import annotations
@@ -35,9 +42,10 @@ import warnings
 import numpy as np
 from photometry import _dmag
 
-from bandsynth import Translator
+from bandsynth import BandStack, Translator
 from bandsynth.datasets.mock import galaxy_seed, observe_galaxy
 from bandsynth.evaluation import card_observation_options, input_array
+from bandsynth.models.domain import pixel_noise
 from bandsynth.morphology import detection_footprint
 
 
@@ -49,7 +57,21 @@ def observation_options(card):
         raise SystemExit(f"{err}; this benchmark moves survey-layer grids") from None
 
 
-def galaxy_dmags(translator, *, offsets, moved, n, seed):
+def rewhitened(stack, aligned, bands, rng):
+    """``stack`` with white noise added to ``bands`` up to the pixel-to-pixel scatter they have in ``aligned``."""
+    images, sigmas = {}, {}
+    for band in stack.names:
+        data = np.asarray(stack[band].data, dtype=np.float64)
+        if band in bands:
+            missing = pixel_noise(aligned[band].data) ** 2 - pixel_noise(data) ** 2
+            data = data + rng.normal(0.0, np.sqrt(max(missing, 0.0)), data.shape)
+        images[band] = data
+        sigmas[band] = None if stack[band].uncertainty is None else stack[band].uncertainty.array
+    return BandStack(images, wcs=stack.wcs, unit=stack.unit, uncertainty=sigmas,
+                     mask={b: stack[b].mask for b in stack.names}, meta=stack.meta)
+
+
+def galaxy_dmags(translator, *, offsets, moved, n, seed, rewhiten=False):
     """``({offset: per-galaxy delta mag}, per-galaxy true flux)`` with ``moved`` bands' grids offset."""
     card = translator.card
     options = observation_options(card)
@@ -61,9 +83,13 @@ def galaxy_dmags(translator, *, offsets, moved, n, seed):
         truth = np.asarray(aligned.truth[card.output].data, dtype=np.float64)
         galaxy = detection_footprint([truth, *(input_array(aligned.observed[b]) for b in card.inputs)])
         fluxes.append(np.nan if galaxy is None else float(truth[galaxy].sum()))
+        stacks = [seen[s].observed.select(card.inputs) for s in offsets]
+        if rewhiten:
+            rng = np.random.default_rng([seed, i])
+            stacks = [stacks[0], *(rewhitened(st, stacks[0], moved, rng) for st in stacks[1:])]
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # sub-pixel moves are warned about: measured here on purpose
-            preds = translator.predict([seen[s].observed.select(card.inputs) for s in offsets], uncertainty=False)
+            preds = translator.predict(stacks, uncertainty=False)
         for s, pred in zip(offsets, preds):
             inside = None if galaxy is None else galaxy & ~np.asarray(pred.mask, dtype=bool)
             dmags[s].append(np.nan if inside is None else _dmag(pred.data, truth, inside))
@@ -103,9 +129,13 @@ def main(argv=None):
                              "(default), or every input")
     parser.add_argument("--n", type=int, default=40, help="galaxies per model (default: 40)")
     parser.add_argument("--seed", type=int, default=404, help="seed of the fresh universe (default: 404)")
+    parser.add_argument("--rewhiten", action="store_true",
+                        help="add white noise to the moved bands up to the aligned observation's scatter first")
     parser.add_argument("--write-card", action="store_true",
                         help="store the fainter half's flux change at 0.5 px in each (shipped) model's card")
     args = parser.parse_args(argv)
+    if args.write_card and args.rewhiten:
+        parser.error("--write-card records the model as predict() runs it: leave out --rewhiten")
     if args.write_card and (args.move != "all" or 0.5 not in args.offsets):
         parser.error("--write-card records every input's grid offset by half a pixel: give --move all and 0.5 "
                      "among --offsets")
@@ -117,9 +147,11 @@ def main(argv=None):
         translator = Translator.load(name)
         card = translator.card
         moved = list(card.inputs[1:] if args.move == "others" else card.inputs)
-        dmags, fluxes = galaxy_dmags(translator, offsets=offsets, moved=moved, n=args.n, seed=args.seed)
+        dmags, fluxes = galaxy_dmags(translator, offsets=offsets, moved=moved, n=args.n, seed=args.seed,
+                                     rewhiten=args.rewhiten)
         faint = fluxes <= np.nanmedian(fluxes)
-        print(f"\n{card.name} v{card.version}: {args.n} galaxies (seed {args.seed}), grids of {', '.join(moved)} offset")
+        print(f"\n{card.name} v{card.version}: {args.n} galaxies (seed {args.seed}), grids of {', '.join(moved)} offset"
+              f"{' and re-whitened' if args.rewhiten else ''}")
         print(f"{'offset [px]':>11}  {'median |dmag|':>13}  {'change of dmag, all [16-84 %]':>32}  "
               f"{'fainter half [16-84 %]':>32}")
         for s in offsets:
