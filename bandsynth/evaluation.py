@@ -493,18 +493,17 @@ def card_dataset(card, *, progress=True, seed=None, n_galaxies=None, pixel_scale
             f"(training data: {card.training.get('data', 'unknown')}); evaluate it on a stored data set"
         )
     survey = info.get("survey")
-    options = dict(mode=info.get("mode", card.mode)) if survey is None else dict(
-        survey=survey, depth_offset=float(info.get("depth_offset", 0.0)), dust=bool(info.get("dust", True)))
+    if survey is None:
+        options = dict(mode=info.get("mode", card.mode))
+        if "family" in info:  # a physics family other than the default (`bandsynth.datasets.mock.families`)
+            options["family"] = str(info["family"])
+    else:  # the survey layer as each of its galaxies is observed
+        observed = card_observation_options(card)
+        options = {k: observed[k] for k in ("survey", "depth_offset", "dust", "family", "redshift", "r_mag_range")}
+        if info.get("grid_offsets"):  # native grids offset from the common grid by fractions of a pixel
+            options["grid_offsets"] = float(info["grid_offsets"])
     if "split_fractions" in info:
         options["split_fractions"] = tuple(float(f) for f in info["split_fractions"])
-    if "r_mag_range" in info:
-        options["r_mag_range"] = tuple(float(f) for f in info["r_mag_range"])
-    if info.get("redshift"):  # galaxies observed at their redshifts
-        options["redshift"] = True
-    if info.get("grid_offsets"):  # native grids offset from the common grid by fractions of a pixel
-        options["grid_offsets"] = float(info["grid_offsets"])
-    if "family" in info:  # a physics family other than the default (`bandsynth.datasets.mock.families`)
-        options["family"] = str(info["family"])
     size, trained_scale = int(info.get("size", 128)), info.get("pixel_scale")
     if pixel_scale is not None and survey is not None:  # the same field on other pixels
         size = 2 * max(4, round(size * float(trained_scale or card.pixel_scale) / float(pixel_scale) / 2))
