@@ -64,7 +64,7 @@ def fill_bad_pixels(data, bad):
     return filled
 
 
-def prepare_inputs(stack, bands, scalings, *, unit, model="model", minimum_size=4, window=None):
+def prepare_inputs(stack, bands, scalings, *, unit, model="model", minimum_size=4, window=None, restoration=None):
     """Scaled input ``(n_bands, ny, nx)`` float32, bad-pixel mask, and the inputs' sigma in flux units (or None).
 
     Parameters
@@ -82,6 +82,8 @@ def prepare_inputs(stack, bands, scalings, *, unit, model="model", minimum_size=
     window : tuple of two slices, optional
         Only this part of the images (the tiles of a large image, prepared one by one
         so that memory stays bounded).
+    restoration : `~bandsynth.restored_noise.NoiseRestoration`, optional
+        Adds back the noise an interpolation smoothed away, to the bands it names.
 
     Returns
     -------
@@ -133,6 +135,8 @@ def prepare_inputs(stack, bands, scalings, *, unit, model="model", minimum_size=
         bad = ~np.isfinite(data)
         if image.mask is not None:
             bad |= np.asarray(image.mask, dtype=bool)
+        if restoration is not None and band in restoration and sd is not None:
+            data = data + restoration.noise(band, np.where(bad | ~np.isfinite(sd), 0.0, sd), window=window)
         if bad.any():
             data = fill_bad_pixels(data, bad)
         mask |= bad

@@ -28,7 +28,8 @@ _TAG_WORDS = {"psf": "PSF tags read, log2(FWHM / training FWHM)",
              "depth": "Depth tags read, log2(noise / training noise)"}
 
 __all__ = ["MASKED_PIXELS_NOTE", "check_output_band", "check_one_stack", "check_predict_options", "plan_prediction",
-           "describe_uncertainty", "to_flux", "to_synthetic", "prediction_provenance", "predict_batch"]
+           "describe_uncertainty", "to_flux", "to_synthetic", "prediction_provenance", "predict_batch",
+           "noise_restoration", "computation_record"]
 
 
 #: The provenance history's line on masked pixels, after their number (a resumed batch reports it again).
@@ -137,7 +138,7 @@ def check_one_stack(stack):
 
 
 def plan_prediction(translator, stacks, *, uncertainty, tta, n_samples, batch_size, precision, tile, seed,
-                    check_domain, compile, progress, stacklevel):
+                    check_domain, compile, progress, restore_noise, stacklevel):
     """The checked options of one `~bandsynth.Translator.predict` call, and the domain warnings of its stacks.
 
     Warns (`~astropy.utils.exceptions.AstropyUserWarning`, once per message) when a stack is
@@ -147,7 +148,7 @@ def plan_prediction(translator, stacks, *, uncertainty, tta, n_samples, batch_si
     ----------
     translator : `~bandsynth.Translator`
     stacks : list of `~bandsynth.BandStack`
-    uncertainty, tta, n_samples, batch_size, precision, tile, seed, check_domain, compile, progress
+    uncertainty, tta, n_samples, batch_size, precision, tile, seed, check_domain, compile, progress, restore_noise
         As for `~bandsynth.Translator.predict`.
     stacklevel : int
         Of the warnings, counted from this function.
@@ -159,7 +160,8 @@ def plan_prediction(translator, stacks, *, uncertainty, tta, n_samples, batch_si
     computation : dict
         How the network runs (`bandsynth.nn.engine.InferenceEngine.describe`), for the provenance.
     options : dict
-        ``uncertainty``, ``tta``, ``n_samples``, ``draws`` and ``run`` (the engine's options).
+        ``uncertainty``, ``tta``, ``n_samples``, ``draws``, ``run`` (the engine's options) and
+        ``restore_noise``.
 
     Raises
     ------
@@ -175,15 +177,16 @@ def plan_prediction(translator, stacks, *, uncertainty, tta, n_samples, batch_si
     if not stacks:
         raise ValueError("predict got an empty list of stacks")
     n_samples, batch_size, tile, seed = check_predict_options(
-        uncertainty=uncertainty, tta=tta, check_domain=check_domain, n_samples=n_samples, batch_size=batch_size,
-        tile=tile, seed=seed)
+        uncertainty=uncertainty, tta=tta, check_domain=check_domain, restore_noise=restore_noise, n_samples=n_samples,
+        batch_size=batch_size, tile=tile, seed=seed)
     engine.compiled_used = False  # set by this prediction's network calls when they run compiled
     precision = check_options(precision=precision, batch_size=batch_size, compile=compile, n_samples=n_samples,
                               device=engine.device, tile=tile, multiple=engine.multiple,
                               bf16_flux_change=dict(translator.card.metrics.get("bf16", {})).get("max_flux_change"))
     for s in (s for s in stacks if not isinstance(s, BandStack)):
         raise TypeError(f"predict expects a BandStack or a list of them, got {type(s).__name__}")
-    problems = [domain_problems(translator.card, s) if check_domain else [] for s in stacks]
+    problems = [domain_problems(translator.card, s, restore_noise=restore_noise) if check_domain else []
+                for s in stacks]
     for message in dict.fromkeys(m for p in problems for m in p):
         warnings.warn(message, AstropyUserWarning, stacklevel=stacklevel)
     if uncertainty and 1 < n_samples < CALIBRATION_DRAWS and any(  # draws are made only with every input's noise
@@ -196,12 +199,14 @@ def plan_prediction(translator, stacks, *, uncertainty, tta, n_samples, batch_si
                    "monte_carlo": {"draws": n_samples, "seed": seed, "tied_to": "pixel positions"},
                    # as asked, whatever was made (no draws of inputs without noise): a resumed batch compares them
                    "options": {"uncertainty": bool(uncertainty), "tta": bool(tta), "n_samples": int(n_samples),
-                               "seed": seed, "check_domain": bool(check_domain)}}
-    options = dict(uncertainty=uncertainty, tta=tta, n_samples=n_samples, draws=PixelDraws(seed), run=run)
+                               "seed": seed, "check_domain": bool(check_domain),
+                               "restore_noise": restore_noise if restore_noise == "auto" else bool(restore_noise)}}
+    options = dict(uncertainty=uncertainty, tta=tta, n_samples=n_samples, draws=PixelDraws(seed), run=run,
+                   restore_noise=restore_noise)
     return problems, computation, options
 
 
-def check_predict_options(*, uncertainty=True, tta=False, check_domain=True, **counts):
+def check_predict_options(*, uncertainty=True, tta=False, check_domain=True, restore_noise="auto", **counts):
     """Check `~bandsynth.Translator.predict`'s yes/no options and counts by name, before any work.
 
     A yes/no option must be a bool (a string "no" ran as True); a count an integer, numpy's too
@@ -210,6 +215,8 @@ def check_predict_options(*, uncertainty=True, tta=False, check_domain=True, **c
     Parameters
     ----------
     uncertainty, tta, check_domain : bool
+        As for `~bandsynth.Translator.predict`.
+    restore_noise : {"auto", True, False}
         As for `~bandsynth.Translator.predict`.
     **counts : int
         Any of ``n_samples``, ``batch_size``, ``tile`` and ``seed``.
@@ -235,6 +242,8 @@ def check_predict_options(*, uncertainty=True, tta=False, check_domain=True, **c
     for name, value in (("uncertainty", uncertainty), ("tta", tta), ("check_domain", check_domain)):
         if not isinstance(value, (bool, np.bool_)):
             raise TypeError(f"{name} must be True or False, got {value!r}")
+    if not (isinstance(restore_noise, (bool, np.bool_)) or restore_noise == "auto"):
+        raise TypeError(f"restore_noise must be 'auto', True or False, got {restore_noise!r}")
     for name, value in counts.items():
         if not isinstance(value, numbers.Integral) or isinstance(value, (bool, np.bool_)):
             raise TypeError(f"{name} must be an integer, got {value!r}")
@@ -384,8 +393,9 @@ def prediction_provenance(card, stack, n_masked, *, uncertainty, configuration, 
     configuration : str
         The `predict` configuration (`bandsynth.uncertainty.CONFIGURATIONS`).
     computation : dict
-        Precision, device, torch version, compilation, tile, halo, receptive field and the
-        Monte Carlo draws (kept only where the configuration made them).
+        Precision, device, torch version, compilation, tile, halo, receptive field, the
+        Monte Carlo draws (kept only where the configuration made them) and the noise restored
+        (``restored_noise``, `computation_record`).
     problems : list of str
         Domain warnings (`bandsynth.models.domain.domain_problems`).
 
@@ -439,6 +449,9 @@ def prediction_provenance(card, stack, n_masked, *, uncertainty, configuration, 
             *[f"Resampled {r['band']} from {r['pixel_scale_in']:.4g} to {r['pixel_scale_out']:.4g} arcsec/px "
               f"({r['method']}, flux {'kept' if r['flux_scaled_by_area_ratio'] else 'per unit area kept'})."
               for r in stack.meta.get("reprojection", ()) if r["band"] in card.inputs],
+            *[f"Added back the pixel-to-pixel noise that resampling by a shift of ({r['offset'][0]:.3g}, "
+              f"{r['offset'][1]:.3g}) pixel smoothed out of {r['band']} (seed {r['seed']})."
+              for r in computation.get("restored_noise", ())],
             *[f"Warning: {p}" for p in problems],
         ],
     }
@@ -447,7 +460,54 @@ def prediction_provenance(card, stack, n_masked, *, uncertainty, configuration, 
     return provenance
 
 
-def predict_batch(translator, stacks, *, problems, computation, uncertainty, tta, n_samples, draws, run):
+def noise_restoration(card, stack, draws, *, restore_noise):
+    """The `~bandsynth.restored_noise.NoiseRestoration` of ``stack``'s interpolated inputs, or None.
+
+    Where `bandsynth.models.domain.restores_noise` says the model's predictions restore it, and some input needs
+    it.
+
+    Parameters
+    ----------
+    card : `~bandsynth.models.zoo.ModelCard`
+    stack : `~bandsynth.BandStack`
+    draws : `~bandsynth.uncertainty.PixelDraws`
+        The prediction's random fields (its ``seed``).
+    restore_noise : {"auto", True, False}
+        As for `~bandsynth.Translator.predict`.
+
+    Returns
+    -------
+    `~bandsynth.restored_noise.NoiseRestoration` or None
+    """
+    from .models.domain import restores_noise
+    from .restored_noise import NoiseRestoration
+
+    if not restores_noise(card, restore_noise):
+        return None
+    restoration = NoiseRestoration(stack, card.inputs, draws)
+    return restoration if restoration.offsets else None
+
+
+def computation_record(computation, engine, restoration):
+    """``computation`` with how one prediction ran: compiled or not, and the noise restored (if any).
+
+    Parameters
+    ----------
+    computation : dict
+        As `plan_prediction` returns it.
+    engine : `~bandsynth.nn.engine.InferenceEngine`
+    restoration : `~bandsynth.restored_noise.NoiseRestoration` or None
+
+    Returns
+    -------
+    dict
+    """
+    return {**computation, "compiled": engine.compiled_used,
+            **({"restored_noise": restoration.describe()} if restoration is not None else {})}
+
+
+def predict_batch(translator, stacks, *, problems, computation, uncertainty, tta, n_samples, draws, run,
+                  restore_noise):
     """`~bandsynth.SyntheticBand` of each of ``stacks`` (small images), same-shape stacks in one batch.
 
     The step of `bandsynth.Translator.predict` for images of a few tiles at most.
@@ -468,6 +528,8 @@ def predict_batch(translator, stacks, *, problems, computation, uncertainty, tta
     run : dict
         `~bandsynth.nn.engine.InferenceEngine.run` options (``batch_size``, ``tile``,
         ``precision``, ``compile``, ``progress``).
+    restore_noise : {"auto", True, False}
+        Add back the noise an interpolation smoothed away (`noise_restoration`).
 
     Returns
     -------
@@ -478,7 +540,8 @@ def predict_batch(translator, stacks, *, problems, computation, uncertainty, tta
     from .uncertainty import configuration_name
 
     card, results = translator.card, [None] * len(stacks)
-    prepared = [translator.scale_inputs(s) for s in stacks]
+    restorations = [noise_restoration(card, s, draws, restore_noise=restore_noise) for s in stacks]
+    prepared = [translator.scale_inputs(s, restoration=r) for s, r in zip(stacks, restorations)]
     # one network call per shape and kind: a stack with noise maps must not give one without them its "mc" sigma
     for indices in group_by_shape((*p[0].shape, p[2] is not None) for p in prepared):
         x = np.stack([prepared[i][0] for i in indices])
@@ -494,5 +557,6 @@ def predict_batch(translator, stacks, *, problems, computation, uncertainty, tta
             flux, sigma = to_flux(card, mean[j, 0], None if variance is None else variance[j, 0], calibration)
             results[i] = to_synthetic(card, stacks[i], prepared[i][1], flux, sigma, uncertainty=described,
                                       configuration=config, problems=problems[i],
-                                      computation={**computation, "compiled": translator.engine.compiled_used})
+                                      computation=computation_record(computation, translator.engine,
+                                                                     restorations[i]))
     return results

@@ -262,7 +262,10 @@ def reproject_all(images, wcs_out, shape_out, *, method, conserve_flux, kwargs, 
         (the one used), ``pixel_scale_in``/``pixel_scale_out`` (arcsec per pixel, for celestial
         WCSs), ``shape_out``, ``flux_scaled_by_area_ratio``, ``area_ratio``
         (output / input pixel area), ``subpixel_shift`` (how far the grid's centre falls from
-        a whole input pixel) and ``unit``.
+        a whole input pixel), ``interpolation_offset`` (``[row, column]`` fractions of an input
+        pixel by which a bilinear or exact resampling onto a grid of the band's own pixel size
+        shifted it, the same over the whole grid; else None: `bandsynth.restored_noise`) and
+        ``unit``.
 
     Raises
     ------
@@ -296,6 +299,7 @@ def reproject_all(images, wcs_out, shape_out, *, method, conserve_flux, kwargs, 
                 "flux_scaled_by_area_ratio": bool(scaled),
                 "area_ratio": float(a_out / a_in),
                 "subpixel_shift": _subpixel_shift(im.wcs, wcs_out, shape_out),
+                "interpolation_offset": _interpolation_offset(im.wcs, wcs_out, shape_out, method=used, kwargs=kwargs),
                 "unit": str(im.unit),
             })
         built[band] = new
@@ -375,6 +379,31 @@ def _subpixel_shift(wcs_in, wcs_out, shape_out):
     ny, nx = shape_out
     x, y = pixel_to_pixel(wcs_out.celestial, wcs_in.celestial, float(nx // 2), float(ny // 2))
     return round(float(max(abs(x - np.round(x)), abs(y - np.round(y)))), 4)
+
+
+#: A grid counts as the band's own grid moved by a shift when the shift differs by at most this much (input pixels)
+#: between the grid's centre and corners: a rotated, flipped or rescaled grid's varies more.
+_UNIFORM_OFFSET = 0.02
+
+
+def _interpolation_offset(wcs_in, wcs_out, shape_out, *, method, kwargs):
+    """``[row, column]`` fractions ``f`` with which a resampling onto a shifted copy of the band's own grid weighs
+    each pair of input pixels (``1 - f`` and ``f``), where the same over the whole grid; None for other grids and
+    for resamplings that weigh otherwise (higher interpolation orders, ``adaptive``).  A bilinear and an exact
+    (area-weighted) resampling by a pure shift weigh alike."""
+    from astropy.wcs.utils import pixel_to_pixel
+
+    order = _ORDERS.get(kwargs.get("order", "bilinear"), kwargs.get("order", "bilinear"))
+    if not (method == "exact" or (method == "interp" and order == "bilinear")):
+        return None
+    ny, nx = shape_out
+    xs, ys = np.array([nx // 2, 0, nx - 1, 0, nx - 1], float), np.array([ny // 2, 0, 0, ny - 1, ny - 1], float)
+    x_in, y_in = pixel_to_pixel(wcs_out.celestial, wcs_in.celestial, xs, ys)
+    shifts = np.array([y_in - ys, x_in - xs])  # a translation moves every pixel alike (no rotation, flip or scale)
+    if not np.all(np.isfinite(shifts)) or np.max(np.abs(shifts - shifts[:, :1])) > _UNIFORM_OFFSET:
+        return None
+    # an exact resampling by a shift f shares an output pixel (1 - f, f) between two input pixels, as bilinear does
+    return [round(float(f - np.floor(f)), 4) % 1.0 for f in shifts[:, 0]]  # 0.99999 is a whole pixel: 0
 
 
 def _on_grid(im, wcs_out, shape_out):

@@ -25,7 +25,9 @@ from .nn.engine import tile_windows
 from .prediction import (
     check_one_stack,
     check_output_band,
+    computation_record,
     describe_uncertainty,
+    noise_restoration,
     plan_prediction,
     predict_batch,
     prediction_provenance,
@@ -47,7 +49,7 @@ TILE = 512
 
 
 def predict_stacks(translator, stacks, *, uncertainty=True, tta=False, n_samples=8, batch_size=8, precision="fp32",
-                   tile=TILE, seed=0, check_domain=True, compile="auto", progress=None):
+                   tile=TILE, seed=0, check_domain=True, compile="auto", progress=None, restore_noise="auto"):
     """The `~bandsynth.SyntheticBand` of each stack: `bandsynth.Translator.predict` for a list of stacks.
 
     Large images (more than `LARGE_IMAGE_TILES` tiles) one by one through `predict_large`,
@@ -57,7 +59,7 @@ def predict_stacks(translator, stacks, *, uncertainty=True, tta=False, n_samples
     ----------
     translator : `~bandsynth.Translator`
     stacks : list of `~bandsynth.BandStack`
-    uncertainty, tta, n_samples, batch_size, precision, tile, seed, check_domain, compile, progress
+    uncertainty, tta, n_samples, batch_size, precision, tile, seed, check_domain, compile, progress, restore_noise
         As for `bandsynth.Translator.predict`.
 
     Returns
@@ -68,7 +70,7 @@ def predict_stacks(translator, stacks, *, uncertainty=True, tta=False, n_samples
     problems, computation, options = plan_prediction(
         translator, stacks, uncertainty=uncertainty, tta=tta, n_samples=n_samples, batch_size=batch_size,
         precision=precision, tile=tile, seed=seed, check_domain=check_domain, compile=compile, progress=progress,
-        stacklevel=4)
+        restore_noise=restore_noise, stacklevel=4)
     results = [None] * len(stacks)
     large = [i for i, s in enumerate(stacks) if translator.engine.n_tiles(s.shape, tile=tile) > LARGE_IMAGE_TILES]
     for i in large:  # one by one, tile by tile: memory stays bounded
@@ -83,7 +85,7 @@ def predict_stacks(translator, stacks, *, uncertainty=True, tta=False, n_samples
 
 def predict_to_fits(translator, stack, path, *, band=None, overwrite=False, uncertainty=True, tta=False,
                     n_samples=8, batch_size=8, precision="fp32", tile=TILE, seed=0, check_domain=True, compile="auto",
-                    progress=None):
+                    progress=None, restore_noise="auto"):
     """Predict the output band of one stack into the FITS file ``path`` (`bandsynth.Translator.predict_to_fits`).
 
     A large image (more than `LARGE_IMAGE_TILES` tiles) goes through `write_large`, strip
@@ -98,7 +100,7 @@ def predict_to_fits(translator, stack, path, *, band=None, overwrite=False, unce
         The band to predict: the translator's output (as ``predict`` accepts it).
     overwrite : bool
         Replace an existing file (else `FileExistsError`, before any work).
-    uncertainty, tta, n_samples, batch_size, precision, tile, seed, check_domain, compile, progress
+    uncertainty, tta, n_samples, batch_size, precision, tile, seed, check_domain, compile, progress, restore_noise
         As for `bandsynth.Translator.predict`.
 
     Returns
@@ -123,7 +125,7 @@ def predict_to_fits(translator, stack, path, *, band=None, overwrite=False, unce
     problems, computation, options = plan_prediction(
         translator, [stack], uncertainty=uncertainty, tta=tta, n_samples=n_samples, batch_size=batch_size,
         precision=precision, tile=tile, seed=seed, check_domain=check_domain, compile=compile, progress=progress,
-        stacklevel=4)
+        restore_noise=restore_noise, stacklevel=4)
     if translator.engine.n_tiles(stack.shape, tile=tile) <= LARGE_IMAGE_TILES:
         band = predict_batch(translator, [stack], problems=problems, computation=computation, **options)[0]
         band.write(path, overwrite=overwrite)
@@ -134,7 +136,7 @@ def predict_to_fits(translator, stack, path, *, band=None, overwrite=False, unce
 
 
 def predict_in_tiles(engine, card, scalings, stack, *, calibration, uncertainty, tta, n_samples, draws, run,
-                     minimum_size, write_rows):
+                     minimum_size, write_rows, restoration=None):
     """Flux, calibrated sigma (or None) and bad-pixel mask of one large stack, tile by tile, strip by strip.
 
     Parameters
@@ -156,6 +158,8 @@ def predict_in_tiles(engine, card, scalings, stack, *, calibration, uncertainty,
         Called as ``write_rows(row, flux, sigma, mask)`` with each finished strip of
         full rows, top to bottom: float32 flux and sigma (None without ``uncertainty``)
         and the bool mask of bad input pixels, from image row ``row`` on.
+    restoration : `~bandsynth.restored_noise.NoiseRestoration`, optional
+        The noise to add back to interpolated bands (tied to pixel positions: tiles get the whole image's).
 
     Returns
     -------
@@ -174,7 +178,8 @@ def predict_in_tiles(engine, card, scalings, stack, *, calibration, uncertainty,
         mask = np.zeros((r1 - r0, nx), bool)
         for c0, c1, wc0, wc1 in cols:
             x, bad, noise = prepare_inputs(stack, card.inputs, scalings, unit=parse_unit(card.unit), model=card.name,
-                                           minimum_size=minimum_size, window=(slice(wr0, wr1), slice(wc0, wc1)))
+                                           minimum_size=minimum_size, window=(slice(wr0, wr1), slice(wc0, wc1)),
+                                           restoration=restoration)
             draw = uncertainty and n_samples > 0 and noise is not None
             inner["tile"] = max(x.shape[1:])  # the window in one pass: its halo already holds the context
             mean, variance, parts = sample(engine, [scalings[b] for b in card.inputs], x[None],
@@ -206,7 +211,8 @@ def _uncertainty_plan(card, stack, *, uncertainty, tta, n_samples):
     return config, calibration, tuple(described)
 
 
-def predict_large(translator, stack, *, problems, computation, uncertainty, tta, n_samples, draws, run):
+def predict_large(translator, stack, *, problems, computation, uncertainty, tta, n_samples, draws, run,
+                  restore_noise):
     """The `~bandsynth.SyntheticBand` of one large stack, tile by tile (`predict_in_tiles`).
 
     Parameters
@@ -225,12 +231,15 @@ def predict_large(translator, stack, *, problems, computation, uncertainty, tta,
     run : dict
         `~bandsynth.nn.engine.InferenceEngine.run` options (``batch_size``, ``tile``,
         ``precision``, ``compile``, ``progress``).
+    restore_noise : {"auto", True, False}
+        Add back the noise an interpolation smoothed away (`bandsynth.prediction.noise_restoration`).
 
     Returns
     -------
     `~bandsynth.SyntheticBand`
     """
     card = translator.card
+    restoration = noise_restoration(card, stack, draws, restore_noise=restore_noise)
     config, calibration, described = _uncertainty_plan(card, stack, uncertainty=uncertainty, tta=tta,
                                                        n_samples=n_samples)
     flux = np.empty(stack.shape, np.float32)
@@ -245,12 +254,13 @@ def predict_large(translator, stack, *, problems, computation, uncertainty, tta,
 
     predict_in_tiles(translator.engine, card, translator.scalings, stack, calibration=calibration,
                      uncertainty=uncertainty, tta=tta, n_samples=n_samples, draws=draws, run=run,
-                     minimum_size=translator.model.minimum_input_size, write_rows=keep)
+                     minimum_size=translator.model.minimum_input_size, write_rows=keep, restoration=restoration)
     return to_synthetic(card, stack, mask, flux, sigma, uncertainty=described, configuration=config,
-                        problems=problems, computation={**computation, "compiled": translator.engine.compiled_used})
+                        problems=problems, computation=computation_record(computation, translator.engine, restoration))
 
 
-def write_large(translator, stack, out, *, problems, computation, uncertainty, tta, n_samples, draws, run):
+def write_large(translator, stack, out, *, problems, computation, uncertainty, tta, n_samples, draws, run,
+                restore_noise):
     """Predict one large stack tile by tile into a FITS file being written, strip by strip, and finish it.
 
     The pixels, sigma, mask and provenance are those `predict_large` returns for the same
@@ -263,10 +273,11 @@ def write_large(translator, stack, out, *, problems, computation, uncertainty, t
     out : `~bandsynth.fits_io.SyntheticBandWriter`
         For ``stack.shape``, with an ``UNCERT`` HDU if and only if ``uncertainty``
         (`bandsynth.fits_io.synthetic_band_writer`).
-    problems, computation, uncertainty, tta, n_samples, draws, run
+    problems, computation, uncertainty, tta, n_samples, draws, run, restore_noise
         As for `predict_large`.
     """
     card = translator.card
+    restoration = noise_restoration(card, stack, draws, restore_noise=restore_noise)
     config, calibration, described = _uncertainty_plan(card, stack, uncertainty=uncertainty, tta=tta,
                                                        n_samples=n_samples)
     n_masked = 0
@@ -278,8 +289,8 @@ def write_large(translator, stack, out, *, problems, computation, uncertainty, t
 
     predict_in_tiles(translator.engine, card, translator.scalings, stack, calibration=calibration,
                      uncertainty=uncertainty, tta=tta, n_samples=n_samples, draws=draws, run=run,
-                     minimum_size=translator.model.minimum_input_size, write_rows=write)
+                     minimum_size=translator.model.minimum_input_size, write_rows=write, restoration=restoration)
     provenance = prediction_provenance(
         card, stack, n_masked, uncertainty=described, configuration=config, problems=problems,
-        computation={**computation, "compiled": translator.engine.compiled_used})
+        computation=computation_record(computation, translator.engine, restoration))
     out.finish(unit=parse_unit(card.unit), band=card.output, provenance=provenance, wcs=stack.wcs)

@@ -1,9 +1,8 @@
 """Translator: a trained network with its model card — load, predict, fit, save, evaluate.
 
 ``Translator.load("nuv_k_to_r").predict(stack)`` turns a `~bandsynth.BandStack` of the model's input bands into a
-`~bandsynth.SyntheticBand` of the output band (inputs' flux units and WCS, calibrated per-pixel sigma, provenance).
-
-A thin facade over `bandsynth.nn`, `bandsynth.uncertainty` and `bandsynth.models` (cards, registry, domain checks).
+`~bandsynth.SyntheticBand` of the output band (inputs' flux units and WCS, calibrated per-pixel sigma, provenance):
+a thin facade over `bandsynth.nn`, `bandsynth.uncertainty` and `bandsynth.models` (cards, registry, domain checks).
 """
 
 from __future__ import annotations
@@ -295,12 +294,13 @@ class Translator(ModelAccess):
         return (f"<Translator {self.name!r}: {' + '.join(self.inputs)} -> {self.output} "
                 f"({self._card.preset} preset, {self._card.mode} mode)>")
 
-    def scale_inputs(self, stack):
+    def scale_inputs(self, stack, *, restoration=None):
         """Scaled input ``(n_in, ny, nx)``, bad-pixel mask, inputs' sigma in flux or None (`bandsynth.inputs`).
 
         Parameters
         ----------
         stack : `~bandsynth.BandStack`
+        restoration : `~bandsynth.restored_noise.NoiseRestoration`, optional
 
         Returns
         -------
@@ -309,10 +309,10 @@ class Translator(ModelAccess):
         from .inputs import prepare_inputs
 
         return prepare_inputs(stack, self.inputs, self._scalings, unit=parse_unit(self._card.unit),
-                              model=self.name, minimum_size=self._model.minimum_input_size)
+                              model=self.name, minimum_size=self._model.minimum_input_size, restoration=restoration)
 
     def predict(self, stacks, *, band=None, uncertainty=True, tta=False, n_samples=8, batch_size=8, precision="fp32",
-                tile=TILE, seed=0, check_domain=True, compile="auto", progress=None):
+                tile=TILE, seed=0, check_domain=True, compile="auto", progress=None, restore_noise="auto"):
         """Predict the output band for one stack or a list of stacks.
 
         Parameters
@@ -331,22 +331,23 @@ class Translator(ModelAccess):
         batch_size : int
             Images per network call.
         precision : {"fp32", "bf16", "auto"}
-            "bf16": the trunk under bfloat16 autocast (colour baseline, input convolution and heads stay float32);
-            "auto": bf16 where the hardware has fast bf16 kernels (``benchmarks/model_speed.py`` prints bf16's flux
-            change).
+            "bf16": the trunk under bfloat16 autocast (baseline, input convolution and heads stay float32); "auto":
+            bf16 where the hardware has fast bf16 kernels (``benchmarks/model_speed.py`` prints its flux change).
         tile : int
             Side of the tiles' cores: tiling is exact (as for the whole image); only memory depends on it.
         seed : int
-            Seed of the Monte Carlo draws (predictions are deterministic).
+            Seed of the Monte Carlo draws and restored noise (predictions are deterministic).
         check_domain : bool
-            Warn when the pixel scale is off the training data's (more than 5 %, 1.5x for noise-free training), an
-            input's PSF FWHM or noise more than 2x (`bandsynth.models.domain`), or an input is itself synthetic.
+            Warn when the stack lies outside the training data's domain (`bandsynth.models.domain`).
         compile : {"auto", True, False}
             `torch.compile` (see `bandsynth.nn.engine.InferenceEngine.run`).
         progress : bool or callable, optional
             True: a progress bar of the tiles; a callable is called as
             ``progress(done, total)`` after every tile (of every Monte Carlo pass:
             ``total`` counts them all).
+        restore_noise : {"auto", True, False}
+            Survey models: add back the noise that resampling an input by a sub-pixel shift of its grid smoothed away
+            (`bandsynth.restored_noise`); "auto": unless the card records the model holding without.
 
         Returns
         -------
@@ -355,16 +356,16 @@ class Translator(ModelAccess):
         listed = check_output_band(self._card, band)
         single = not isinstance(stacks, (list, tuple))
         results = predict_stacks(self, [stacks] if single else list(stacks), uncertainty=uncertainty, tta=tta,
-                                 n_samples=n_samples, batch_size=batch_size, precision=precision, tile=tile, seed=seed,
-                                 check_domain=check_domain, compile=compile, progress=progress)
+                                 n_samples=n_samples, batch_size=batch_size, precision=precision, tile=tile,
+                                 seed=seed, check_domain=check_domain, compile=compile, progress=progress,
+                                 restore_noise=restore_noise)
         results = [{self.output: r} for r in results] if listed else results
         return results[0] if single else results
 
     def predict_to_fits(self, stack, path, *, overwrite=False, **options):
         """Predict the output band of one stack straight into the FITS file ``path``, in bounded memory.
 
-        The file ``predict(stack, **options).write(path)`` writes, but each strip of tiles of a large image goes
-        to it as soon as it is predicted (`bandsynth.tiled_prediction`); atomic, as ``bandsynth predict`` uses it.
+        The file ``predict(stack, **options).write(path)`` writes, strip by strip (`bandsynth.tiled_prediction`).
 
         Parameters
         ----------

@@ -20,20 +20,17 @@ noise-free target band, which no offset of an input moves.
     python benchmarks/grid_offsets.py --models DIR/g_z_to_r --move all   # every input band moved
 
 ``--write-card`` (shipped models, ``--move all`` with 0.5 among ``--offsets``) stores the
-fainter half's median flux change at half a pixel in the card (``metrics["grid_offsets"]``):
-a model within `bandsynth.models.domain.OFFSET_FLUX_TOLERANCE` is not warned about inputs
-interpolated onto a grid of their own pixel size; one beyond it is, with its own figure.
+fainter half's median flux change at half a pixel in the card (``metrics["grid_offsets"]``),
+with the noise restored and without: a model within `bandsynth.models.domain.OFFSET_FLUX_TOLERANCE`
+is not warned about inputs interpolated onto a grid of their own pixel size; one beyond it is,
+with its own figure.
 
     python benchmarks/grid_offsets.py --models g_z_to_r g_r_to_u --move all --write-card
 
-``--rewhiten`` measures a remedy that is not in the package: before predicting, noise is
-added to each moved band of an offset observation, seeded per galaxy.  ``white``: white
-Gaussian noise up to the aligned observation's pixel-to-pixel scatter
-(`bandsynth.models.domain.pixel_noise`).  ``spectrum``: noise whose power spectrum is the
-complement of the bilinear interpolation's, ``sigma^2 (1 - |H(k)|^2)`` with ``sigma`` the
-aligned scatter, so that the band's noise is white again, as it was before the interpolation.
+``--restore-noise``: predict with the noise the interpolation smoothed away added back
+(`bandsynth.restored_noise`, ``Translator.predict``'s default), without, or both (the default).
 
-    python benchmarks/grid_offsets.py --models g_r_to_u --move all --offsets 0.5 --rewhiten spectrum
+    python benchmarks/grid_offsets.py --models g_r_to_u --move all --offsets 0.5 --restore-noise no
 """
 
 from __future__ import annotations
@@ -44,10 +41,9 @@ import warnings
 import numpy as np
 from photometry import _dmag
 
-from bandsynth import BandStack, Translator
+from bandsynth import Translator
 from bandsynth.datasets.mock import galaxy_seed, observe_galaxy
 from bandsynth.evaluation import card_observation_options, input_array
-from bandsynth.models.domain import pixel_noise
 from bandsynth.morphology import detection_footprint
 
 
@@ -59,40 +55,12 @@ def observation_options(card):
         raise SystemExit(f"{err}; this benchmark moves survey-layer grids") from None
 
 
-def complement_noise(shape, shift, sigma, rng):
-    """Noise that makes white noise of ``sigma`` smoothed by a bilinear shift of ``shift`` pixels (both axes) white
-    again: white noise filtered by ``sqrt(1 - |H|^2)``, H the interpolation's transfer function.  Written here
-    because no library adds the noise an interpolation removed."""
-    def power(k):
-        return (1 - shift) ** 2 + shift ** 2 + 2 * shift * (1 - shift) * np.cos(k)
-
-    h2 = power(2 * np.pi * np.fft.fftfreq(shape[0]))[:, None] * power(2 * np.pi * np.fft.fftfreq(shape[1]))[None, :]
-    white = rng.normal(0.0, 1.0, shape)
-    return sigma * np.real(np.fft.ifft2(np.fft.fft2(white) * np.sqrt(np.clip(1.0 - h2, 0.0, None))))
-
-
-def rewhitened(stack, aligned, bands, rng, *, kind, shift):
-    """``stack`` with noise added to ``bands`` (``kind`` as ``--rewhiten``) from their scatter in ``aligned``."""
-    images, sigmas = {}, {}
-    for band in stack.names:
-        data = np.asarray(stack[band].data, dtype=np.float64)
-        if band in bands:
-            sigma = pixel_noise(aligned[band].data)
-            if kind == "white":
-                data = data + rng.normal(0.0, np.sqrt(max(sigma ** 2 - pixel_noise(data) ** 2, 0.0)), data.shape)
-            else:
-                data = data + complement_noise(data.shape, shift % 1.0, sigma, rng)
-        images[band] = data
-        sigmas[band] = None if stack[band].uncertainty is None else stack[band].uncertainty.array
-    return BandStack(images, wcs=stack.wcs, unit=stack.unit, uncertainty=sigmas,
-                     mask={b: stack[b].mask for b in stack.names}, meta=stack.meta)
-
-
-def galaxy_dmags(translator, *, offsets, moved, n, seed, rewhiten=None):
-    """``({offset: per-galaxy delta mag}, per-galaxy true flux)`` with ``moved`` bands' grids offset."""
+def galaxy_dmags(translator, *, offsets, moved, n, seed, restores=(True,)):
+    """``({restore_noise: {offset: per-galaxy delta mag}}, per-galaxy true flux)`` with ``moved`` bands' grids
+    offset, predicted with each of ``restores`` as ``restore_noise``."""
     card = translator.card
     options = observation_options(card)
-    dmags, fluxes = {s: [] for s in offsets}, []
+    dmags, fluxes = {r: {s: [] for s in offsets} for r in restores}, []
     for i in range(n):
         seen = {s: observe_galaxy(galaxy_seed(seed, i), **options,
                                   grid_offsets={b: (s, s) for b in moved} if s else None) for s in offsets}
@@ -101,34 +69,35 @@ def galaxy_dmags(translator, *, offsets, moved, n, seed, rewhiten=None):
         galaxy = detection_footprint([truth, *(input_array(aligned.observed[b]) for b in card.inputs)])
         fluxes.append(np.nan if galaxy is None else float(truth[galaxy].sum()))
         stacks = [seen[s].observed.select(card.inputs) for s in offsets]
-        if rewhiten:
-            rng = np.random.default_rng([seed, i])
-            stacks = [stacks[0], *(rewhitened(st, stacks[0], moved, rng, kind=rewhiten, shift=s)
-                                   for st, s in zip(stacks[1:], offsets[1:]))]
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # sub-pixel moves are warned about: measured here on purpose
-            preds = translator.predict(stacks, uncertainty=False)
-        for s, pred in zip(offsets, preds):
-            inside = None if galaxy is None else galaxy & ~np.asarray(pred.mask, dtype=bool)
-            dmags[s].append(np.nan if inside is None else _dmag(pred.data, truth, inside))
-    return {s: np.asarray(v, dtype=float) for s, v in dmags.items()}, np.asarray(fluxes)
+        for restore in restores:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # sub-pixel moves are warned about: measured here on purpose
+                preds = translator.predict(stacks, uncertainty=False, restore_noise=restore)
+            for s, pred in zip(offsets, preds):
+                inside = None if galaxy is None else galaxy & ~np.asarray(pred.mask, dtype=bool)
+                dmags[restore][s].append(np.nan if inside is None else _dmag(pred.data, truth, inside))
+    return {r: {s: np.asarray(v, dtype=float) for s, v in d.items()} for r, d in dmags.items()}, np.asarray(fluxes)
 
 
-def record_offsets(name, change, *, n_galaxies, seed):
-    """Write the fainter half's median flux change at half a pixel into the shipped model's card."""
+def record_offsets(name, changes, *, n_galaxies, seed):
+    """Write the fainter half's median flux change at half a pixel, with the noise restored (as predict runs by
+    default) and without, into the shipped model's card."""
     from bandsynth.models.zoo import ModelCard, model_paths
 
     path = model_paths(name)[1]
+    flux_change = {r: float(np.nanmedian(10 ** (-0.4 * change)) - 1.0) for r, change in changes.items()}
     record = {
-        "offset": 0.5, "median_flux_change": float(np.nanmedian(10 ** (-0.4 * change)) - 1.0),
+        "offset": 0.5, "median_flux_change": flux_change[True], "median_flux_change_unrestored": flux_change[False],
         "n_galaxies": int(n_galaxies), "seed": int(seed),
         "measured_on": "the fainter half (by true flux) of fresh galaxies of the card's survey-layer universe, every "
                        "input's grid offset by half a native pixel along both axes against aligned grids: the "
-                       "median relative change of the predicted flux in the footprint "
+                       "median relative change of the predicted flux in the footprint, with the smoothed-out noise "
+                       "restored (predict's default) and without (restore_noise=False) "
                        "(benchmarks/grid_offsets.py --move all --write-card)",
     }
     ModelCard.read(path).with_metrics({"grid_offsets": record}).write(path)
-    print(f"  wrote metrics['grid_offsets'] into {path}: {record['median_flux_change']:+.4f}")
+    print(f"  wrote metrics['grid_offsets'] into {path}: {flux_change[True]:+.4f} (restored), "
+          f"{flux_change[False]:+.4f} (not restored)")
 
 
 def _change(values):
@@ -147,17 +116,14 @@ def main(argv=None):
                              "(default), or every input")
     parser.add_argument("--n", type=int, default=40, help="galaxies per model (default: 40)")
     parser.add_argument("--seed", type=int, default=404, help="seed of the fresh universe (default: 404)")
-    parser.add_argument("--rewhiten", choices=("white", "spectrum"),
-                        help="add noise to the moved bands first: white up to the aligned observation's scatter, "
-                             "or with the spectrum the interpolation removed")
+    parser.add_argument("--restore-noise", choices=("yes", "no", "both"), default="both",
+                        help="predict with restore_noise=True (predict's default), False or both (default: both)")
     parser.add_argument("--write-card", action="store_true",
                         help="store the fainter half's flux change at 0.5 px in each (shipped) model's card")
     args = parser.parse_args(argv)
-    if args.write_card and args.rewhiten:
-        parser.error("--write-card records the model as predict() runs it: leave out --rewhiten")
-    if args.write_card and (args.move != "all" or 0.5 not in args.offsets):
-        parser.error("--write-card records every input's grid offset by half a pixel: give --move all and 0.5 "
-                     "among --offsets")
+    if args.write_card and (args.move != "all" or 0.5 not in args.offsets or args.restore_noise != "both"):
+        parser.error("--write-card records every input's grid offset by half a pixel, with the noise restored and "
+                     "without: give --move all, 0.5 among --offsets and --restore-noise both")
     bad = [s for s in args.offsets if not 0 < s <= 0.5]
     if bad:
         parser.error(f"--offsets {bad}: expected offsets above 0 and at most 0.5 native pixels")
@@ -166,19 +132,22 @@ def main(argv=None):
         translator = Translator.load(name)
         card = translator.card
         moved = list(card.inputs[1:] if args.move == "others" else card.inputs)
+        restores = {"yes": (True,), "no": (False,), "both": (True, False)}[args.restore_noise]
         dmags, fluxes = galaxy_dmags(translator, offsets=offsets, moved=moved, n=args.n, seed=args.seed,
-                                     rewhiten=args.rewhiten)
+                                     restores=restores)
         faint = fluxes <= np.nanmedian(fluxes)
-        print(f"\n{card.name} v{card.version}: {args.n} galaxies (seed {args.seed}), grids of {', '.join(moved)} offset"
-              f"{f' and re-whitened ({args.rewhiten})' if args.rewhiten else ''}")
-        print(f"{'offset [px]':>11}  {'median |dmag|':>13}  {'change of dmag, all [16-84 %]':>32}  "
-              f"{'fainter half [16-84 %]':>32}")
-        for s in offsets:
-            change = dmags[s] - dmags[0.0]
-            print(f"{s:>11.2f}  {np.nanmedian(np.abs(dmags[s])):>13.4f}  {_change(change):>32}  "
-                  f"{_change(change[faint]):>32}", flush=True)
+        for restore in restores:
+            print(f"\n{card.name} v{card.version}: {args.n} galaxies (seed {args.seed}), grids of {', '.join(moved)} "
+                  f"offset, restore_noise={restore}")
+            print(f"{'offset [px]':>11}  {'median |dmag|':>13}  {'change of dmag, all [16-84 %]':>32}  "
+                  f"{'fainter half [16-84 %]':>32}")
+            for s in offsets:
+                change = dmags[restore][s] - dmags[restore][0.0]
+                print(f"{s:>11.2f}  {np.nanmedian(np.abs(dmags[restore][s])):>13.4f}  {_change(change):>32}  "
+                      f"{_change(change[faint]):>32}", flush=True)
         if args.write_card:
-            record_offsets(name, (dmags[0.5] - dmags[0.0])[faint], n_galaxies=int(faint.sum()), seed=args.seed)
+            record_offsets(name, {r: (dmags[r][0.5] - dmags[r][0.0])[faint] for r in restores},
+                           n_galaxies=int(faint.sum()), seed=args.seed)
 
 
 if __name__ == "__main__":

@@ -203,11 +203,38 @@ def test_manifest_batch_writes_outputs_and_a_rerun_keeps_them(tiny_model, tmp_pa
                       ({"uncertainty": False}, "uncertainty=True and this run asks for uncertainty=False")):
         other = predict_many(stem, manifest, out_dir=out, predict_kw=kw, scheduler=cluster, progress=False)
         assert other.counts["failed"] == 3 and all(f"was made with {words}" in e for e in other.failed["error"])
-    assert predict_many(stem, manifest, out_dir=out, predict_kw={"n_samples": 8, "tile": 64}, scheduler=cluster,
-                        progress=False).counts["exists"] == 3  # the defaults, and a tiling, which changes nothing
+    # the defaults, a tiling, and restoring the noise of inputs that none of these needed: they change nothing
+    assert predict_many(stem, manifest, out_dir=out, predict_kw={"n_samples": 8, "tile": 64, "restore_noise": False},
+                        scheduler=cluster, progress=False).counts["exists"] == 3
     redo = predict_many(translator, manifest, out_dir=out, overwrite=True, scheduler=cluster, progress=False)
     assert redo.counts["done"] == 3
     assert all(p.stat().st_mtime_ns != m for p, m in mtimes.items())
+
+
+def test_outputs_made_with_other_noise_restoration_are_not_those_of_this_run():
+    # Where an input was resampled by a sub-pixel shift of its grid, restore_noise (and the seed of the noise it
+    # draws) change the prediction; elsewhere they change nothing.
+    from bandsynth.batch.outputs import _options_problem
+
+    made = {"uncertainty": True, "tta": False, "n_samples": 8, "seed": 0, "restore_noise": True}
+    shifted = [{"band": "g", "interpolation_offset": [0.5, 0.25]}]
+    prov = {"computation": {"options": made, "restored_noise": [{"band": "g", "offset": [0.5, 0.25], "seed": 0}]},
+            "reprojection": shifted}
+    asked = {k: v for k, v in made.items() if k != "restore_noise"}  # as a run asks: restore_noise by default
+    assert _options_problem(prov, asked) is None
+    assert "restore_noise=True and this run asks for restore_noise=False" in _options_problem(
+        prov, {**asked, "restore_noise": False})
+    uncertain = {**made, "uncertainty": False}
+    assert "seed=0 and this run asks for seed=2" in _options_problem(  # the restored noise's seed, without draws
+        {**prov, "computation": {**prov["computation"], "options": uncertain}}, {**asked, "uncertainty": False,
+                                                                                 "seed": 2})
+    unrestored = {"computation": {"options": {**made, "restore_noise": False}}, "reprojection": shifted}
+    assert "restore_noise=False and this run asks for restore_noise=True" in _options_problem(unrestored, asked)
+    aligned = {"computation": {"options": {**made, "restore_noise": False}},
+               "reprojection": [{"band": "g", "interpolation_offset": [0.0, 0.0]}]}
+    assert _options_problem(aligned, asked) is None
+    before = {"computation": {"options": asked}, "reprojection": shifted}  # made before the option: unknown
+    assert _options_problem(before, asked) is None
 
 
 def test_an_interrupted_batch_writes_what_it_has_done(tiny_model, tmp_path, cluster, monkeypatch):

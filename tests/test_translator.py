@@ -688,7 +688,8 @@ def test_inputs_much_quieter_than_a_survey_models_training_are_a_domain_warning(
 def test_a_noisy_input_interpolated_onto_a_grid_of_its_pixel_size_is_a_domain_warning():
     # Shifted by a quarter pixel (interpolated onto pixels of the same size), the faint galaxies of a model trained on
     # aligned grids came out tens of per cent brighter without a word: interpolation smooths the noise, which the
-    # model reads as a deeper image.  Warned about unless the card records holding on offset grids.
+    # model reads as a deeper image.  predict restores the smoothed-out noise by default; warned about unless the
+    # card records holding on offset grids in the same case (restored or not).
     from bandsynth.datasets.mock import observe_galaxy
     from bandsynth.models.domain import OFFSET_FLUX_TOLERANCE, domain_problems
     from bandsynth.models.zoo import get_card
@@ -696,27 +697,46 @@ def test_a_noisy_input_interpolated_onto_a_grid_of_its_pixel_size_is_a_domain_wa
     stack = observe_galaxy(15, survey="galex_sdss_2mass", bands=["g", "r"], size=64, pixel_scale=0.396).observed
     assert all(r["subpixel_shift"] == 0.0 for r in stack.meta["reprojection"])  # put on the grid by whole pixels
     card = get_card("g_r_to_u")
-    record = dict(card.metrics["grid_offsets"], median_flux_change=0.07)
+    record = dict(card.metrics["grid_offsets"], median_flux_change=0.07, median_flux_change_unrestored=0.39)
     card = card.replace(metrics={**card.metrics, "grid_offsets": record})
     assert not [p for p in domain_problems(card, stack) if "resampled" in p]
     grid = stack.wcs.deepcopy()
     grid.wcs.crpix = [c + 0.25 for c in grid.wcs.crpix]
     shifted = stack.reproject((grid, stack.shape))
-    said = [p for p in domain_problems(card, shifted) if "resampled" in p]
-    assert len(said) == 2 and said[0].startswith(
-        "input g was resampled onto a grid of its own pixel size shifted by 0.25 pixel (interp), which smooths its "
-        "noise between pixels by an amount that depends on the grid's sub-pixel offset; model 'g_r_to_u' reads the "
-        "noise, and its faint mock galaxies came out a median 7 % brighter with both inputs' grids offset by 0.5 pixel")
+
+    def said(card, stack=shifted, **options):
+        return [p for p in domain_problems(card, stack, **options) if "resampled" in p]
+
+    start = ("input g was resampled onto a grid of its own pixel size shifted by 0.25 pixel (interp), which smooths "
+             "its noise between pixels by an amount that depends on the grid's sub-pixel offset; model 'g_r_to_u' "
+             "reads the noise, and its faint mock galaxies came out a median ")
+    assert len(said(card)) == 2 and said(card)[0] == (
+        start + "7 % brighter with both inputs' grids offset by 0.5 pixel, with its noise restored (its card's "
+        "metrics['grid_offsets']); where the bands share a grid, predict on it")
+    assert said(card, restore_noise=False)[0] == (
+        start + "39 % brighter with both inputs' grids offset by 0.5 pixel, without restoring their noise (its card's "
+        "metrics['grid_offsets']); where the bands share a grid, predict on it; restore_noise=True adds the "
+        "smoothed-out noise back")
+    # without an uncertainty there is no sigma to restore the noise to: the unrestored figure, and what to give
+    bare = BandStack({b: shifted[b].data for b in shifted.names}, wcs=shifted.wcs, unit=shifted.unit,
+                     mask={b: shifted[b].mask for b in shifted.names}, meta=shifted.meta)
+    assert said(card, bare)[0].endswith("39 % brighter with both inputs' grids offset by 0.5 pixel, without restoring "
+                                        "their noise (its card's metrics['grid_offsets']); where the bands share a "
+                                        "grid, predict on it; give the band's uncertainty, with which predict adds "
+                                        "the smoothed-out noise back")
     unmeasured = card.replace(metrics={k: v for k, v in card.metrics.items() if k != "grid_offsets"})
-    assert "tens of per cent" in [p for p in domain_problems(unmeasured, shifted) if "resampled" in p][0]
+    assert "tens of per cent" in said(unmeasured)[0]
     # onto pixels of another size, for a model of noise-free images, or for one measured to hold on offset grids:
     # not this sentence
-    coarser = stack.reproject(0.6 * u.arcsec)
-    assert not [p for p in domain_problems(card, coarser) if "resampled" in p]
-    assert not [p for p in domain_problems(get_card("g_r_to_u_paper"), shifted) if "resampled" in p]
+    assert not said(card, stack.reproject(0.6 * u.arcsec))
+    assert not said(get_card("g_r_to_u_paper"))
     holds = card.replace(metrics={**card.metrics, "grid_offsets": dict(record, median_flux_change=-0.9 *
                                                                         OFFSET_FLUX_TOLERANCE)})
-    assert not [p for p in domain_problems(holds, shifted) if "resampled" in p]
+    assert not said(holds) and len(said(holds, restore_noise=False)) == 2
+    # a model that holds without restoring ("auto" leaves its inputs as they are), warned about only if asked to
+    holds_unrestored = card.replace(metrics={**card.metrics, "grid_offsets": dict(
+        record, median_flux_change_unrestored=0.9 * OFFSET_FLUX_TOLERANCE)})
+    assert not said(holds_unrestored) and "7 % brighter" in said(holds_unrestored, restore_noise=True)[0]
 
 
 def test_noise_beyond_the_training_range_is_a_domain_warning(tiny_translator):

@@ -197,11 +197,15 @@ def recorded_warnings(path):
     return [*prov.get("domain_warnings", ()), *masked]
 
 
-def _effective(options):
-    """The options that change a prediction: draws only with an uncertainty, their seed only with draws."""
+def _effective(options, *, restored, restore_default=None):
+    """The options that change a prediction: draws only with an uncertainty; the seed only with draws, or where
+    the output's inputs had their noise restored (``restored``); ``restore_noise`` as given, else
+    ``restore_default`` (None: not compared -- made before the option, or no input to restore)."""
     uncertainty, draws = bool(options.get("uncertainty", True)), int(options.get("n_samples", 0))
     return {"uncertainty": uncertainty, "tta": bool(options.get("tta", False)),
-            "n_samples": draws if uncertainty else None, "seed": options.get("seed") if uncertainty and draws else None}
+            "n_samples": draws if uncertainty else None,
+            "seed": options.get("seed") if (uncertainty and draws) or restored else None,
+            "restore_noise": options.get("restore_noise", restore_default)}
 
 
 def _options_problem(prov, options):
@@ -211,12 +215,21 @@ def _options_problem(prov, options):
         tta = bool(computation["tta"]) if "tta" in computation else "tta" in str(prov.get("calibration", ""))
         made, options = {"tta": tta}, {"tta": bool(options.get("tta", False))}
     else:
-        made, options = _effective(made), _effective(options)
+        restored = bool(computation.get("restored_noise"))
+        # restore_noise changes a prediction only where an input was resampled by a sub-pixel shift of its grid
+        shifted = restored or any(isinstance(r, dict) and any(0.01 < f < 0.99 for f in r.get("interpolation_offset")
+                                                              or ()) for r in prov.get("reprojection") or ())
+        made = _effective(made, restored=restored)
+        options = _effective(options, restored=restored, restore_default="auto")
+        if not shifted:  # the option changed nothing
+            made["restore_noise"] = options["restore_noise"] = None
     differ = [k for k in made if made[k] != options[k]]
     if not differ:
         return None
     # what one side did not use (draws without sigma, a seed without draws) says nothing more
     differ = [k for k in differ if made[k] is not None and options[k] is not None]
+    if not differ:
+        return None
     if differ == ["tta"]:
         return (f"was made {'with' if made['tta'] else 'without'} test-time augmentation (--tta, tta=True) "
                 f"and this run is {'without' if made['tta'] else 'with'} it")

@@ -23,7 +23,7 @@ __all__ = ["predict_many", "run_local", "quiet_close"]
 
 log = logging.getLogger("bandsynth.batch")
 # The predict options of predict_kw checked before any work (`bandsynth.prediction.check_predict_options`).
-_CHECKED_OPTIONS = ("uncertainty", "check_domain", "n_samples", "batch_size", "tile", "seed")
+_CHECKED_OPTIONS = ("uncertainty", "check_domain", "restore_noise", "n_samples", "batch_size", "tile", "seed")
 
 
 def _resolve_model(model):

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["domain_problems", "input_psf_fwhm", "psf_tags", "input_noise", "depth_tags", "tolerated_noise",
-           "pixel_noise", "PSF_KEYWORDS", "NOISE_FLOOR", "PIXEL_SCALE_FACTOR", "SURVEY_PIXEL_SCALE_FACTOR",
-           "OFFSET_FLUX_TOLERANCE"]
+from ..restored_noise import difference_scatter_ratio, noise_offsets
+
+__all__ = ["domain_problems", "restores_noise", "input_psf_fwhm", "psf_tags", "input_noise", "depth_tags",
+           "tolerated_noise", "pixel_noise", "PSF_KEYWORDS", "NOISE_FLOOR", "PIXEL_SCALE_FACTOR",
+           "SURVEY_PIXEL_SCALE_FACTOR", "OFFSET_FLUX_TOLERANCE"]
 
 #: Header keywords read as an input's PSF FWHM in arcsec (the common survey spellings;
 #: "FWHM" alone is left out because some pipelines write it in pixels).
@@ -274,19 +276,65 @@ def _for_observed_images(card):
 OFFSET_FLUX_TOLERANCE = 0.02
 
 
-def _resampled_noise(card, stack, band):
+def restores_noise(card, restore_noise="auto"):
+    """Whether a prediction with ``card``'s model adds back the noise a sub-pixel resampling smoothed away.
+
+    Never for a model trained on noise-free images, which reads no noise; with ``"auto"``, for a model of survey
+    images unless its card records it holding within `OFFSET_FLUX_TOLERANCE` without
+    (``metrics["grid_offsets"]["median_flux_change_unrestored"]``): the restored noise is one more draw of noise,
+    which a model that already holds would only read as such (`bandsynth.restored_noise`).
+
+    Parameters
+    ----------
+    card : `~bandsynth.models.zoo.ModelCard`
+    restore_noise : {"auto", True, False}
+        `~bandsynth.Translator.predict`'s option.
+
+    Returns
+    -------
+    bool
+
+    Examples
+    --------
+    >>> from bandsynth.models.zoo import get_card
+    >>> restores_noise(get_card("g_r_to_u")), restores_noise(get_card("g_r_to_u_paper"), True)
+    (True, False)
+    """
+    if card.mode != "survey" or restore_noise is False:
+        return False
+    if restore_noise == "auto":
+        unrestored = (card.metrics.get("grid_offsets") or {}).get("median_flux_change_unrestored")
+        return unrestored is None or abs(unrestored) > OFFSET_FLUX_TOLERANCE
+    return True
+
+
+def _synthetic_input(stack, band):
+    """The sentence for an input that is itself a bandsynth prediction (its FITS file's BSMODEL), or None."""
+    made_by = (stack.view(band).meta or {}).get("BSMODEL")
+    if not made_by:
+        return None
+    return (f"input {band} is a synthetic band predicted by model {made_by!r} (FITS keyword BSMODEL), not an "
+            "observation: this prediction inherits its errors, which are correlated between pixels, and reads "
+            "its UNCERT as independent pixel noise")
+
+
+def _resampled_noise(card, stack, band, *, restored):
     """The sentence for a noisy input interpolated onto a grid of its own pixel size, for a model that reads noise
     and is not measured to hold on such grids (or None).  How much the interpolation smooths the noise between
     pixels depends on the grid's sub-pixel offset, and a model trained on aligned grids reads smoother noise as a
-    deeper image."""
-    record = card.metrics.get("grid_offsets") or {}
-    change = record.get("median_flux_change")
-    if card.mode != "survey" or (change is not None and abs(change) <= OFFSET_FLUX_TOLERANCE):
+    deeper image.  ``restored``: whether the prediction adds the smoothed-out noise back to the band
+    (`bandsynth.restored_noise`); the card records the change with and without."""
+    if card.mode != "survey":
         return None
     moved = [r for r in stack.meta.get("reprojection", ()) if hasattr(r, "get") and r.get("band") == band
              and abs(float(r.get("area_ratio", 0.0)) - 1.0) <= 0.05 and float(r.get("subpixel_shift", 0.0)) > 0.02]
     if not moved:
         return None
+    record = card.metrics.get("grid_offsets") or {}
+    change = record.get("median_flux_change" if restored else "median_flux_change_unrestored")
+    if change is not None and abs(change) <= OFFSET_FLUX_TOLERANCE:
+        return None
+    how = "with its noise restored" if restored else "without restoring their noise"
     if change is None:
         measured = ("a faint galaxy's predicted flux can change by tens of per cent with that offset (models "
                     "trained on aligned grids only: g_r_to_u version 5's faint mock galaxies, both inputs offset by "
@@ -294,11 +342,14 @@ def _resampled_noise(card, stack, band):
     else:
         measured = (f"its faint mock galaxies came out a median {100 * abs(change):.0f} % "
                     f"{'brighter' if change > 0 else 'fainter'} with both inputs' grids offset by "
-                    f"{float(record.get('offset', 0.5)):g} pixel (its card's metrics['grid_offsets'])")
+                    f"{float(record.get('offset', 0.5)):g} pixel, {how} (its card's metrics['grid_offsets'])")
+    remedy = "" if restored else (
+        "; restore_noise=True adds the smoothed-out noise back" if stack.view(band).uncertainty is not None
+        else "; give the band's uncertainty, with which predict adds the smoothed-out noise back")
     return (f"input {band} was resampled onto a grid of its own pixel size shifted by "
             f"{float(moved[-1]['subpixel_shift']):.2g} pixel ({moved[-1].get('method')}), which "
             f"smooths its noise between pixels by an amount that depends on the grid's sub-pixel offset; model "
-            f"{card.name!r} reads the noise, and {measured}; where the bands share a grid, predict on it")
+            f"{card.name!r} reads the noise, and {measured}; where the bands share a grid, predict on it{remedy}")
 
 
 #: Pixel scales further than this factor from the training images' are warned about, for a model
@@ -314,7 +365,7 @@ PIXEL_SCALE_FACTOR = 1.5
 SURVEY_PIXEL_SCALE_FACTOR = 1.05
 
 
-def domain_problems(card, stack, *, factor=2.0, pixel_scale_factor=None):
+def domain_problems(card, stack, *, factor=2.0, pixel_scale_factor=None, restore_noise="auto"):
     """Sentences naming each way ``stack`` lies outside ``card``'s training range.
 
     Parameters
@@ -331,6 +382,10 @@ def domain_problems(card, stack, *, factor=2.0, pixel_scale_factor=None):
         Pixel scale more than this factor from the training data's is reported (default:
         `PIXEL_SCALE_FACTOR`, or `SURVEY_PIXEL_SCALE_FACTOR` for a model trained on
         survey images).
+    restore_noise : {"auto", True, False}
+        `~bandsynth.Translator.predict`'s option (`restores_noise`): an input resampled by a
+        sub-pixel shift of its grid is reported unless the card's ``metrics["grid_offsets"]``
+        records the model within `OFFSET_FLUX_TOLERANCE` in the same case (restored or not).
 
     Returns
     -------
@@ -375,18 +430,13 @@ def domain_problems(card, stack, *, factor=2.0, pixel_scale_factor=None):
     for band in card.inputs:
         if band not in stack:  # the missing band is reported by the input preparation
             continue
-        made_by = (stack.view(band).meta or {}).get("BSMODEL")  # a bandsynth prediction's FITS file
-        if made_by:
-            problems.append(
-                f"input {band} is a synthetic band predicted by model {made_by!r} (FITS keyword BSMODEL), not an "
-                "observation: this prediction inherits its errors, which are correlated between pixels, and reads "
-                "its UNCERT as independent pixel noise"
-            )
-        resampled = _resampled_noise(card, stack, band)
-        if resampled:
-            problems.append(resampled)
+        offsets = noise_offsets(stack, card.inputs).get(band) if restores_noise(card, restore_noise) else None
+        problems += [p for p in (_synthetic_input(stack, band),
+                                 _resampled_noise(card, stack, band, restored=offsets is not None)) if p]
         trained_noise = _trained_noise(card, band)
         noise = None if trained_noise is None else input_noise(stack, band, unit=card.unit)
+        if noise is not None and offsets is not None:  # the model reads the noise restored, not as measured here
+            noise /= difference_scatter_ratio(offsets)
         if noise is not None and noise > factor * noisiest * trained_noise:
             trained = ("noise-free" if card.mode == "ideal" and "noise" not in card.training
                        else f"noise up to {noisiest * trained_noise:.3g} {card.unit}/pixel in")

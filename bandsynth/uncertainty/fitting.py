@@ -115,7 +115,11 @@ def calibration_galaxies(data, *, indices=None, split="validation", fitted_on=No
 def _scaled_prediction(translator, stack, inside, settings, draws):
     """Mean and uncalibrated sigma (scaled units) of one galaxy's pixels ``inside`` its footprint and unmasked,
     predicted in a configuration's ``settings``; and which pixels those are."""
-    x, mask, noise = translator.scale_inputs(stack.select(translator.inputs))
+    from ..prediction import noise_restoration
+
+    # as predict() reads an input resampled by a sub-pixel shift: its smoothed-out noise restored
+    restoration = noise_restoration(translator.card, stack, draws, restore_noise="auto")
+    x, mask, noise = translator.scale_inputs(stack.select(translator.inputs), restoration=restoration)
     noise = noise[None] if settings["monte_carlo"] and noise is not None else None
     mean, variance, _ = translator.predict_scaled(
         x[None], noise, uncertainty=True, tta=settings["tta"], n_samples=CALIBRATION_DRAWS, draws=draws,
