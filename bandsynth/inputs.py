@@ -135,8 +135,9 @@ def prepare_inputs(stack, bands, scalings, *, unit, model="model", minimum_size=
         bad = ~np.isfinite(data)
         if image.mask is not None:
             bad |= np.asarray(image.mask, dtype=bool)
-        if restoration is not None and band in restoration and sd is not None:
-            data = data + restoration.noise(band, np.where(bad | ~np.isfinite(sd), 0.0, sd), window=window)
+        if restoration is not None and band in restoration:
+            sigma = None if sd is None else np.where(bad | ~np.isfinite(sd), 0.0, sd)  # None: measured in the image
+            data = data + restoration.noise(band, data.shape, sigma=sigma, window=window)
         if bad.any():
             data = fill_bad_pixels(data, bad)
         mask |= bad

@@ -464,7 +464,8 @@ def noise_restoration(card, stack, draws, *, restore_noise):
     """The `~bandsynth.restored_noise.NoiseRestoration` of ``stack``'s interpolated inputs, or None.
 
     Where `bandsynth.models.domain.restores_noise` says the model's predictions restore it, and some input needs
-    it.
+    it; to a band's uncertainty, or to the noise its neighbouring pixels' scatter shows (`bandsynth.models.domain.
+    input_noise`, corrected for the resampling's smoothing) where it has none.
 
     Parameters
     ----------
@@ -479,13 +480,18 @@ def noise_restoration(card, stack, draws, *, restore_noise):
     -------
     `~bandsynth.restored_noise.NoiseRestoration` or None
     """
-    from .models.domain import restores_noise
-    from .restored_noise import NoiseRestoration
+    from .models.domain import input_noise, restores_noise
+    from .restored_noise import NoiseRestoration, difference_scatter_ratio, noise_offsets
 
     if not restores_noise(card, restore_noise):
         return None
-    restoration = NoiseRestoration(stack, card.inputs, draws)
-    return restoration if restoration.offsets else None
+    offsets = noise_offsets(stack, card.inputs)
+    if not offsets:
+        return None
+    # a band without an uncertainty: its noise before the resampling, from its neighbouring pixels' scatter now
+    sky = {b: input_noise(stack, b, unit=card.unit) / difference_scatter_ratio(f) for b, f in offsets.items()
+           if stack.view(b).uncertainty is None}
+    return NoiseRestoration(stack, card.inputs, draws, sky_sigma=sky)
 
 
 def computation_record(computation, engine, restoration):

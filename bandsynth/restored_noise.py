@@ -49,14 +49,14 @@ def noise_offsets(stack, bands):
     -------
     dict of str to tuple of float
         ``{band: (row fraction, column fraction)}`` of the last resampling of each band by a sub-pixel
-        shift of its own grid (bilinear or exact), for bands that carry an uncertainty (the sigma the
-        noise is restored to); a shift within 0.01 pixel of a whole pixel smooths nothing and is left out.
+        shift of its own grid (bilinear or exact); a shift within 0.01 pixel of a whole pixel smooths
+        nothing and is left out.
 
     Examples
     --------
     >>> from bandsynth import BandStack
     >>> image = np.random.default_rng(0).normal(size=(8, 8))
-    >>> stack = BandStack({"g": image}, unit="nanomaggy", uncertainty={"g": np.ones((8, 8))},
+    >>> stack = BandStack({"g": image}, unit="nanomaggy",
     ...                   meta={"reprojection": [{"band": "g", "interpolation_offset": [0.5, 0.25]}]})
     >>> noise_offsets(stack, ["g"])
     {'g': (0.5, 0.25)}
@@ -67,7 +67,7 @@ def noise_offsets(stack, bands):
             found[record["band"]] = record.get("interpolation_offset")  # the last resampling of a band counts
     offsets = {}
     for band, fractions in found.items():
-        if fractions is None or stack.view(band).uncertainty is None:
+        if fractions is None:
             continue
         fy, fx = (float(f) for f in fractions)
         if max(min(fy, 1 - fy), min(fx, 1 - fx)) > 0.01:
@@ -146,6 +146,9 @@ class NoiseRestoration:
         The model's inputs; those `noise_offsets` finds are restored.
     draws : `~bandsynth.uncertainty.PixelDraws`
         The prediction's random fields (its ``seed``), tied to pixel positions.
+    sky_sigma : mapping of str to float, optional
+        The noise per pixel, before the resampling, of bands without an uncertainty (the same
+        everywhere; `bandsynth.prediction.noise_restoration` measures it in the image).
 
     Examples
     --------
@@ -155,36 +158,41 @@ class NoiseRestoration:
     >>> stack = BandStack({"g": image}, unit="nanomaggy", uncertainty={"g": np.full((64, 64), 2.0)},
     ...                   meta={"reprojection": [{"band": "g", "interpolation_offset": [0.5, 0.5]}]})
     >>> restore = NoiseRestoration(stack, ["g"], PixelDraws(0))
-    >>> whole = restore.noise("g", np.full((64, 64), 2.0))
-    >>> tile = restore.noise("g", np.full((16, 16), 2.0), window=(slice(8, 24), slice(40, 56)))
+    >>> whole = restore.noise("g", (64, 64), sigma=np.full((64, 64), 2.0))
+    >>> tile = restore.noise("g", (16, 16), sigma=np.full((16, 16), 2.0), window=(slice(8, 24), slice(40, 56)))
     >>> bool(np.array_equal(tile, whole[8:24, 40:56]))
     True
     """
 
-    def __init__(self, stack, bands, draws):
+    def __init__(self, stack, bands, draws, *, sky_sigma=None):
         self.offsets = noise_offsets(stack, bands)
+        self.sky_sigma = dict(sky_sigma or {})
         self.draws, self.origin = draws, grid_origin(stack.wcs)
 
     def __contains__(self, band):
         return band in self.offsets
 
-    def noise(self, band, sigma, *, window=None):
+    def noise(self, band, shape, *, sigma=None, window=None):
         """The noise to add to ``band`` (zero where ``sigma`` is).
 
         Parameters
         ----------
         band : str
-        sigma : numpy.ndarray
-            The band's sigma on the window, in the unit of the image it is added to.
+        shape : tuple of int
+            ``(rows, columns)`` of the window.
+        sigma : numpy.ndarray, optional
+            The band's sigma on the window, in the unit of the image it is added to; default: its
+            ``sky_sigma``.
         window : tuple of two slices, optional
             The part of the image (start indices; the whole image by default).
 
         Returns
         -------
         numpy.ndarray
-            Shaped as ``sigma``.
+            Of ``shape``.
         """
-        rows, cols = sigma.shape
+        rows, cols = shape
+        sigma = self.sky_sigma[band] if sigma is None else sigma
         r0, c0 = ((s.start or 0) for s in window) if window is not None else (0, 0)
         key = _FIELD_DRAWS + 2 * zlib.crc32(band.encode())  # the same band's noise whatever the model's other inputs
         fields = np.stack([self.draws.normal(key + k, (1, rows + 1, cols + 1),
@@ -198,6 +206,9 @@ class NoiseRestoration:
         Returns
         -------
         list of dict
-            ``{"band", "offset", "seed"}`` per band restored.
+            ``{"band", "offset", "seed", "sigma"}`` per band restored; ``sigma``: ``"uncertainty"`` (the band's),
+            or the noise per pixel measured in the image.
         """
-        return [{"band": b, "offset": list(f), "seed": self.draws.seed} for b, f in self.offsets.items()]
+        return [{"band": b, "offset": list(f), "seed": self.draws.seed,
+                 "sigma": float(self.sky_sigma[b]) if b in self.sky_sigma else "uncertainty"}
+                for b, f in self.offsets.items()]

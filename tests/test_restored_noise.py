@@ -39,7 +39,7 @@ def _white_noise_stack(shape=(256, 256), seed=3):
 def _restored(stack, band="g", seed=0):
     data = np.asarray(stack[band].data, dtype=np.float64)
     sigma = np.asarray(stack[band].uncertainty.array, dtype=np.float64)
-    return data + NoiseRestoration(stack, [band], PixelDraws(seed)).noise(band, sigma)
+    return data + NoiseRestoration(stack, [band], PixelDraws(seed)).noise(band, data.shape, sigma=sigma)
 
 
 def _neighbour_correlations(image):
@@ -82,8 +82,6 @@ def test_only_a_band_resampled_by_a_shift_of_its_own_grid_with_a_sigma_has_its_n
     assert offsets(0.5 * u.arcsec) == {}
     assert offsets((_grid(shape, shift=(0.5, 0.5)), shape), method="interp", order="bicubic") == {}
     assert offsets((_grid(shape, shift=(0.5, 0.5)), shape), method="adaptive") == {}
-    no_sigma = BandStack({"g": stack["g"].data}, unit="nanomaggy", wcs=stack.wcs)
-    assert noise_offsets(no_sigma.reproject((_grid(shape, shift=(0.5, 0.5)), shape)), ["g"]) == {}
 
 
 def test_restored_noise_belongs_to_the_pixel_whatever_the_window_or_cut_out():
@@ -92,10 +90,32 @@ def test_restored_noise_belongs_to_the_pixel_whatever_the_window_or_cut_out():
     moved = stack.reproject((_grid(stack.shape, shift=(0.5, 0.5)), stack.shape))
     sigma = np.asarray(moved["g"].uncertainty.array)
     restore = NoiseRestoration(moved, ["g"], PixelDraws(7))
-    whole = restore.noise("g", sigma)
+    whole = restore.noise("g", sigma.shape, sigma=sigma)
     window = (slice(20, 60), slice(33, 90))
-    np.testing.assert_array_equal(restore.noise("g", sigma[window], window=window), whole[window])
+    np.testing.assert_array_equal(restore.noise("g", (40, 57), sigma=sigma[window], window=window), whole[window])
     cut = moved.cutout((60.0, 40.0), (32, 48))  # centre (x, y), size (ny, nx): rows 24-56, columns 36-84
-    cut_noise = NoiseRestoration(cut, ["g"], PixelDraws(7)).noise("g", np.asarray(cut["g"].uncertainty.array))
+    cut_noise = NoiseRestoration(cut, ["g"], PixelDraws(7)).noise("g", (32, 48),
+                                                                  sigma=np.asarray(cut["g"].uncertainty.array))
     np.testing.assert_array_equal(cut_noise, whole[24:56, 36:84])
-    assert not np.array_equal(NoiseRestoration(moved, ["g"], PixelDraws(8)).noise("g", sigma), whole)
+    assert not np.array_equal(NoiseRestoration(moved, ["g"], PixelDraws(8)).noise("g", sigma.shape, sigma=sigma), whole)
+
+
+def test_a_band_without_an_uncertainty_is_restored_to_the_noise_its_pixels_show():
+    # No sigma given: the noise before the resampling is read from the neighbouring pixels' scatter, corrected for the
+    # smoothing the shift is known to cause, and recorded in the provenance as measured.
+    from bandsynth.models.zoo import get_card
+    from bandsynth.prediction import noise_restoration
+
+    rng = np.random.default_rng(5)
+    shape = (192, 192)
+    stack = BandStack({b: rng.normal(0.0, SIGMA, shape) for b in ("g", "r")}, unit="nanomaggy", wcs=_grid(shape))
+    moved = stack.reproject((_grid(shape, shift=(0.5, 0.3)), shape))
+    restoration = noise_restoration(get_card("g_r_to_u"), moved, PixelDraws(0), restore_noise="auto")
+    assert set(restoration.offsets) == {"g", "r"}
+    assert restoration.sky_sigma["g"] == pytest.approx(SIGMA, rel=0.05)
+    assert [r["sigma"] for r in restoration.describe()] == [restoration.sky_sigma["g"], restoration.sky_sigma["r"]]
+    data = np.nan_to_num(np.asarray(moved["g"].data, dtype=np.float64))
+    restored = (data + restoration.noise("g", shape))[4:-4, 4:-4]
+    assert restored.std() == pytest.approx(SIGMA, rel=0.05) and np.abs(_neighbour_correlations(restored)).max() < 0.03
+    assert noise_restoration(get_card("g_r_to_u"), moved, PixelDraws(0), restore_noise=False) is None
+    assert noise_restoration(get_card("g_r_to_u_paper"), moved, PixelDraws(0), restore_noise=True) is None

@@ -343,9 +343,7 @@ def _resampled_noise(card, stack, band, *, restored):
         measured = (f"its faint mock galaxies came out a median {100 * abs(change):.0f} % "
                     f"{'brighter' if change > 0 else 'fainter'} with both inputs' grids offset by "
                     f"{float(record.get('offset', 0.5)):g} pixel, {how} (its card's metrics['grid_offsets'])")
-    remedy = "" if restored else (
-        "; restore_noise=True adds the smoothed-out noise back" if stack.view(band).uncertainty is not None
-        else "; give the band's uncertainty, with which predict adds the smoothed-out noise back")
+    remedy = "" if restored else "; restore_noise=True adds the smoothed-out noise back"
     return (f"input {band} was resampled onto a grid of its own pixel size shifted by "
             f"{float(moved[-1]['subpixel_shift']):.2g} pixel ({moved[-1].get('method')}), which "
             f"smooths its noise between pixels by an amount that depends on the grid's sub-pixel offset; model "
