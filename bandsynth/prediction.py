@@ -489,8 +489,8 @@ def noise_restoration(card, stack, draws, *, restore_noise):
     if not offsets:
         return None
     # a band without an uncertainty: its noise before the resampling, from its neighbouring pixels' scatter now
-    sky = {b: input_noise(stack, b, unit=card.unit) / difference_scatter_ratio(f) for b, f in offsets.items()
-           if stack.view(b).uncertainty is None}
+    sky = {b: input_noise(stack, b, unit=card.unit) / difference_scatter_ratio(f["fractions"])
+           for b, f in offsets.items() if stack.view(b).uncertainty is None}
     return NoiseRestoration(stack, card.inputs, draws, sky_sigma=sky)
 
 

@@ -262,10 +262,9 @@ def reproject_all(images, wcs_out, shape_out, *, method, conserve_flux, kwargs, 
         (the one used), ``pixel_scale_in``/``pixel_scale_out`` (arcsec per pixel, for celestial
         WCSs), ``shape_out``, ``flux_scaled_by_area_ratio``, ``area_ratio``
         (output / input pixel area), ``subpixel_shift`` (how far the grid's centre falls from
-        a whole input pixel), ``interpolation_offset`` (``[row, column]`` fractions of an input
-        pixel by which a bilinear or exact resampling onto a grid of the band's own pixel size
-        shifted it, the same over the whole grid; else None: `bandsynth.restored_noise`) and
-        ``unit``.
+        a whole input pixel), ``interpolation_offset`` (for a bilinear or exact resampling onto
+        a shifted copy of the band's own grid, the fractions of an input pixel by which it moved,
+        and how they drift across the grid; else None: `bandsynth.restored_noise`) and ``unit``.
 
     Raises
     ------
@@ -381,16 +380,22 @@ def _subpixel_shift(wcs_in, wcs_out, shape_out):
     return round(float(max(abs(x - np.round(x)), abs(y - np.round(y)))), 4)
 
 
-#: A grid counts as the band's own grid moved by a shift when the shift differs by at most this much (input pixels)
-#: between the grid's centre and corners: a rotated, flipped or rescaled grid's varies more.
-_UNIFORM_OFFSET = 0.02
+#: A grid counts as the band's own grid moved by a shift when, from output pixel to output pixel, the input position
+#: moves by one input pixel to within this fraction (a rotation by up to 0.06 degree, a scale within 0.1 %): locally a
+#: shift, which may drift slowly across the grid; and the drift is linear to within _AFFINE_OFFSET input pixels.
+_SHIFT_GRADIENT = 1e-3
+_AFFINE_OFFSET = 0.02
 
 
 def _interpolation_offset(wcs_in, wcs_out, shape_out, *, method, kwargs):
-    """``[row, column]`` fractions ``f`` with which a resampling onto a shifted copy of the band's own grid weighs
-    each pair of input pixels (``1 - f`` and ``f``), where the same over the whole grid; None for other grids and
-    for resamplings that weigh otherwise (higher interpolation orders, ``adaptive``).  A bilinear and an exact
-    (area-weighted) resampling by a pure shift weigh alike."""
+    """How a resampling onto a shifted copy of the band's own grid weighs its input pixels, or None.
+
+    Returns ``{"fractions": [fy, fx], "reference": [row, column], "gradient": [[dfy/drow, dfy/dcol], [dfx/drow,
+    dfx/dcol]]}``: at the grid's centre pixel, ``reference`` pixels from the grid's reference pixel (CRPIX, which a
+    cut-out moves with its pixels), each output pixel is ``1 - f`` of one input pixel and ``f`` of the next along
+    each axis, and ``f`` drifts by ``gradient`` per output pixel (a slight rotation or scale).  None for other
+    grids and for resamplings that weigh otherwise (higher interpolation orders, ``adaptive``).  A bilinear and an
+    exact (area-weighted) resampling by a shift weigh alike."""
     from astropy.wcs.utils import pixel_to_pixel
 
     order = _ORDERS.get(kwargs.get("order", "bilinear"), kwargs.get("order", "bilinear"))
@@ -399,11 +404,18 @@ def _interpolation_offset(wcs_in, wcs_out, shape_out, *, method, kwargs):
     ny, nx = shape_out
     xs, ys = np.array([nx // 2, 0, nx - 1, 0, nx - 1], float), np.array([ny // 2, 0, 0, ny - 1, ny - 1], float)
     x_in, y_in = pixel_to_pixel(wcs_out.celestial, wcs_in.celestial, xs, ys)
-    shifts = np.array([y_in - ys, x_in - xs])  # a translation moves every pixel alike (no rotation, flip or scale)
-    if not np.all(np.isfinite(shifts)) or np.max(np.abs(shifts - shifts[:, :1])) > _UNIFORM_OFFSET:
+    shifts = np.array([y_in - ys, x_in - xs])  # input position minus output position, per point
+    if not np.all(np.isfinite(shifts)):
         return None
-    # an exact resampling by a shift f shares an output pixel (1 - f, f) between two input pixels, as bilinear does
-    return [round(float(f - np.floor(f)), 4) % 1.0 for f in shifts[:, 0]]  # 0.99999 is a whole pixel: 0
+    # the drift of the shift across the grid, from its corners: d shift / d row, d shift / d column
+    gradient = np.array([[(s[3] - s[1]) / max(ny - 1, 1), (s[2] - s[1]) / max(nx - 1, 1)] for s in shifts])
+    affine = shifts[:, :1] + gradient @ np.array([ys - ys[0], xs - xs[0]])
+    if np.abs(gradient).max() > _SHIFT_GRADIENT or np.abs(affine - shifts).max() > _AFFINE_OFFSET:
+        return None
+    crpix = np.asarray(wcs_out.celestial.wcs.crpix, dtype=float) - 1.0  # 0-based (x, y)
+    return {"fractions": [round(float(f - np.floor(f)), 4) % 1.0 for f in shifts[:, 0]],  # 0.99999: a whole pixel
+            "reference": [float(ys[0] - crpix[1]), float(xs[0] - crpix[0])],
+            "gradient": [[float(g) for g in row] for row in gradient]}
 
 
 def _on_grid(im, wcs_out, shape_out):

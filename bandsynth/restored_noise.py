@@ -29,10 +29,43 @@ import numpy as np
 
 from .uncertainty.draws import grid_origin
 
-__all__ = ["noise_offsets", "restoring_noise", "difference_scatter_ratio", "NoiseRestoration"]
+__all__ = ["smoothing_shift", "noise_offsets", "restoring_noise", "difference_scatter_ratio", "NoiseRestoration"]
 
 # Draw indices of the restoring fields, far above any Monte Carlo draw's (0, 1, ...): the two must not coincide.
 _FIELD_DRAWS = 2**40
+
+
+def smoothing_shift(record):
+    """The shift of a reprojection record that smoothed its band's noise, or None.
+
+    Parameters
+    ----------
+    record : mapping
+        One of ``stack.meta["reprojection"]`` (`BandStack.reproject <bandsynth.stack.BandStack.reproject>`).
+
+    Returns
+    -------
+    dict or None
+        ``{"fractions": (fy, fx), "reference": (row, column), "gradient": 2 x 2 array}`` (``interpolation_offset``,
+        `bandsynth.resample.reproject_all`), or None for a resampling that was no sub-pixel shift of the band's own
+        grid, or one by whole pixels (within 0.01 of one, all over the grid), which smooths nothing.
+
+    Examples
+    --------
+    >>> smoothing_shift({"band": "g", "interpolation_offset": {"fractions": [0.5, 0.25]}})["fractions"]
+    (0.5, 0.25)
+    >>> smoothing_shift({"band": "g", "interpolation_offset": {"fractions": [0.0, 0.995]}}) is None
+    True
+    """
+    shift = record.get("interpolation_offset") if hasattr(record, "get") else None
+    if not shift:
+        return None
+    fy, fx = (float(f) for f in shift["fractions"])
+    gradient = np.asarray(shift.get("gradient", np.zeros((2, 2))), dtype=float)
+    if not np.abs(gradient).max() > 1e-9 and max(min(fy, 1 - fy), min(fx, 1 - fx)) <= 0.01:
+        return None
+    return {"fractions": (fy, fx), "reference": tuple(float(r) for r in shift.get("reference", (0.0, 0.0))),
+            "gradient": gradient}
 
 
 def noise_offsets(stack, bands):
@@ -47,32 +80,21 @@ def noise_offsets(stack, bands):
 
     Returns
     -------
-    dict of str to tuple of float
-        ``{band: (row fraction, column fraction)}`` of the last resampling of each band by a sub-pixel
-        shift of its own grid (bilinear or exact); a shift within 0.01 pixel of a whole pixel smooths
-        nothing and is left out.
+    dict of str to dict
+        ``{band: shift}`` (`smoothing_shift`) of the last resampling of each band, where it smoothed the noise.
 
     Examples
     --------
     >>> from bandsynth import BandStack
     >>> image = np.random.default_rng(0).normal(size=(8, 8))
-    >>> stack = BandStack({"g": image}, unit="nanomaggy",
-    ...                   meta={"reprojection": [{"band": "g", "interpolation_offset": [0.5, 0.25]}]})
-    >>> noise_offsets(stack, ["g"])
-    {'g': (0.5, 0.25)}
+    >>> shifted = {"band": "g", "interpolation_offset": {"fractions": [0.5, 0.25]}}
+    >>> stack = BandStack({"g": image}, unit="nanomaggy", meta={"reprojection": [shifted]})
+    >>> noise_offsets(stack, ["g"])["g"]["fractions"]
+    (0.5, 0.25)
     """
-    found = {}
-    for record in stack.meta.get("reprojection", ()):
-        if hasattr(record, "get") and record.get("band") in bands:
-            found[record["band"]] = record.get("interpolation_offset")  # the last resampling of a band counts
-    offsets = {}
-    for band, fractions in found.items():
-        if fractions is None:
-            continue
-        fy, fx = (float(f) for f in fractions)
-        if max(min(fy, 1 - fy), min(fx, 1 - fx)) > 0.01:
-            offsets[band] = (fy, fx)
-    return offsets
+    last = {r["band"]: r for r in stack.meta.get("reprojection", ()) if hasattr(r, "get") and r.get("band") in bands}
+    shifts = {band: smoothing_shift(record) for band, record in last.items()}
+    return {band: shift for band, shift in shifts.items() if shift is not None}
 
 
 def restoring_noise(fields, offsets):
@@ -83,8 +105,9 @@ def restoring_noise(fields, offsets):
     fields : numpy.ndarray
         ``(2, ny + 1, nx + 1)`` independent standard normal fields, one row and column more than the
         window, before it (the difference filters reach one pixel back).
-    offsets : tuple of float
-        ``(row fraction, column fraction)`` of the shift (`noise_offsets`).
+    offsets : tuple
+        ``(row fraction, column fraction)`` of the shift: numbers, or ``(ny + 1, nx + 1)`` arrays on the
+        fields' pixels where the shift drifts across the grid (slowly: the filters are those of the local shift).
 
     Returns
     -------
@@ -104,7 +127,9 @@ def restoring_noise(fields, offsets):
     >>> print(f"{np.corrcoef(restored[:, 1:].ravel(), restored[:, :-1].ravel())[0, 1]:.2f}")
     -0.00
     """
-    fy, fx = offsets
+    fy, fx = (np.asarray(f, dtype=float) for f in offsets)
+    fy = fy[1:, :] if fy.ndim else fy  # on the window's rows, and the column before it (for H_x)
+    fx = fx[1:, 1:] if fx.ndim else fx  # on the window's pixels
     w1, w2 = fields
     across = np.sqrt(fx * (1 - fx)) * (w1[1:, 1:] - w1[1:, :-1])  # D_x w1
     down = np.sqrt(fy * (1 - fy)) * (w2[1:, :] - w2[:-1, :])  # D_y w2, one column more, for H_x
@@ -156,7 +181,7 @@ class NoiseRestoration:
     >>> from bandsynth.uncertainty import PixelDraws
     >>> image = np.random.default_rng(0).normal(size=(64, 64))
     >>> stack = BandStack({"g": image}, unit="nanomaggy", uncertainty={"g": np.full((64, 64), 2.0)},
-    ...                   meta={"reprojection": [{"band": "g", "interpolation_offset": [0.5, 0.5]}]})
+    ...                   meta={"reprojection": [{"band": "g", "interpolation_offset": {"fractions": [0.5, 0.5]}}]})
     >>> restore = NoiseRestoration(stack, ["g"], PixelDraws(0))
     >>> whole = restore.noise("g", (64, 64), sigma=np.full((64, 64), 2.0))
     >>> tile = restore.noise("g", (16, 16), sigma=np.full((16, 16), 2.0), window=(slice(8, 24), slice(40, 56)))
@@ -168,6 +193,20 @@ class NoiseRestoration:
         self.offsets = noise_offsets(stack, bands)
         self.sky_sigma = dict(sky_sigma or {})
         self.draws, self.origin = draws, grid_origin(stack.wcs)
+        wcs = None if stack.wcs is None else stack.wcs.celestial
+        self.crpix = (0.0, 0.0) if wcs is None else (float(wcs.wcs.crpix[1]) - 1.0, float(wcs.wcs.crpix[0]) - 1.0)
+
+    def _fractions(self, shift, r0, c0, rows, cols):
+        """The shift's fractions on the window's pixels and the row and column before them: numbers where it is
+        the same all over the grid, else arrays (positions counted from the grid's reference pixel, as the
+        record's, so that a cut-out reads the same)."""
+        (fy, fx), gradient = shift["fractions"], shift["gradient"]
+        if not np.abs(gradient).max() > 0:
+            return fy, fx
+        dr = (np.arange(r0 - 1, r0 + rows) - self.crpix[0] - shift["reference"][0])[:, None]
+        dc = (np.arange(c0 - 1, c0 + cols) - self.crpix[1] - shift["reference"][1])[None, :]
+        return ((fy + gradient[0, 0] * dr + gradient[0, 1] * dc) % 1.0,
+                (fx + gradient[1, 0] * dr + gradient[1, 1] * dc) % 1.0)
 
     def __contains__(self, band):
         return band in self.offsets
@@ -198,7 +237,7 @@ class NoiseRestoration:
         fields = np.stack([self.draws.normal(key + k, (1, rows + 1, cols + 1),
                                              origin=(self.origin[0] + r0 - 1, self.origin[1] + c0 - 1))[0]
                            for k in (0, 1)])
-        return sigma * restoring_noise(fields, self.offsets[band])
+        return sigma * restoring_noise(fields, self._fractions(self.offsets[band], r0, c0, rows, cols))
 
     def describe(self):
         """The provenance of the restoration.
@@ -206,9 +245,10 @@ class NoiseRestoration:
         Returns
         -------
         list of dict
-            ``{"band", "offset", "seed", "sigma"}`` per band restored; ``sigma``: ``"uncertainty"`` (the band's),
-            or the noise per pixel measured in the image.
+            ``{"band", "offset", "drift", "seed", "sigma"}`` per band restored: the shift's fractions at the grid's
+            centre and their drift per pixel (`smoothing_shift`); ``sigma``: ``"uncertainty"`` (the band's), or
+            the noise per pixel measured in the image.
         """
-        return [{"band": b, "offset": list(f), "seed": self.draws.seed,
+        return [{"band": b, "offset": list(f["fractions"]), "drift": f["gradient"].tolist(), "seed": self.draws.seed,
                  "sigma": float(self.sky_sigma[b]) if b in self.sky_sigma else "uncertainty"}
                 for b, f in self.offsets.items()]

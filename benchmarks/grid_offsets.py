@@ -80,8 +80,8 @@ def galaxy_dmags(translator, *, offsets, moved, n, seed, restores=(True,)):
 
 
 def record_offsets(name, changes, *, n_galaxies, seed):
-    """Write the fainter half's median flux change at half a pixel, with the noise restored (as predict runs by
-    default) and without, into the shipped model's card."""
+    """Write the fainter half's median flux change at half a pixel, with the noise restored and without, into the
+    shipped model's card."""
     from bandsynth.models.zoo import ModelCard, model_paths
 
     path = model_paths(name)[1]
@@ -92,7 +92,7 @@ def record_offsets(name, changes, *, n_galaxies, seed):
         "measured_on": "the fainter half (by true flux) of fresh galaxies of the card's survey-layer universe, every "
                        "input's grid offset by half a native pixel along both axes against aligned grids: the "
                        "median relative change of the predicted flux in the footprint, with the smoothed-out noise "
-                       "restored (predict's default) and without (restore_noise=False) "
+                       "restored (restore_noise=True) and without (restore_noise=False) "
                        "(benchmarks/grid_offsets.py --move all --write-card)",
     }
     ModelCard.read(path).with_metrics({"grid_offsets": record}).write(path)

@@ -212,15 +212,15 @@ def test_manifest_batch_writes_outputs_and_a_rerun_keeps_them(tiny_model, tmp_pa
 
 
 def test_outputs_made_with_other_noise_restoration_are_not_those_of_this_run():
-    # Where an input was resampled by a sub-pixel shift of its grid, restore_noise (and the seed of the noise it
-    # draws) change the prediction; elsewhere they change nothing.
+    # Where an input was resampled by a sub-pixel shift of its grid, whether its noise was restored (and the seed of
+    # the noise drawn) changes the prediction; elsewhere nothing.  A run's restore_noise comes resolved for its model.
     from bandsynth.batch.outputs import _options_problem
 
-    made = {"uncertainty": True, "tta": False, "n_samples": 8, "seed": 0, "restore_noise": True}
-    shifted = [{"band": "g", "interpolation_offset": [0.5, 0.25]}]
+    made = {"uncertainty": True, "tta": False, "n_samples": 8, "seed": 0, "restore_noise": "auto"}
+    shifted = [{"band": "g", "interpolation_offset": {"fractions": [0.5, 0.25]}}]
     prov = {"computation": {"options": made, "restored_noise": [{"band": "g", "offset": [0.5, 0.25], "seed": 0}]},
             "reprojection": shifted}
-    asked = {k: v for k, v in made.items() if k != "restore_noise"}  # as a run asks: restore_noise by default
+    asked = {**made, "restore_noise": True}  # "auto" for a model that restores
     assert _options_problem(prov, asked) is None
     assert "restore_noise=True and this run asks for restore_noise=False" in _options_problem(
         prov, {**asked, "restore_noise": False})
@@ -230,10 +230,12 @@ def test_outputs_made_with_other_noise_restoration_are_not_those_of_this_run():
                                                                                  "seed": 2})
     unrestored = {"computation": {"options": {**made, "restore_noise": False}}, "reprojection": shifted}
     assert "restore_noise=False and this run asks for restore_noise=True" in _options_problem(unrestored, asked)
+    assert _options_problem(unrestored, {**asked, "restore_noise": False}) is None
     aligned = {"computation": {"options": {**made, "restore_noise": False}},
-               "reprojection": [{"band": "g", "interpolation_offset": [0.0, 0.0]}]}
+               "reprojection": [{"band": "g", "interpolation_offset": {"fractions": [0.0, 0.0]}}]}
     assert _options_problem(aligned, asked) is None
-    before = {"computation": {"options": asked}, "reprojection": shifted}  # made before the option: unknown
+    before = {"computation": {"options": {k: v for k, v in made.items() if k != "restore_noise"}},
+              "reprojection": shifted}  # made before the option: what it did is unknown
     assert _options_problem(before, asked) is None
 
 

@@ -711,10 +711,10 @@ def test_a_noisy_input_interpolated_onto_a_grid_of_its_pixel_size_is_a_domain_wa
              "its noise between pixels by an amount that depends on the grid's sub-pixel offset; model 'g_r_to_u' "
              "reads the noise, and its faint mock galaxies came out a median ")
     assert len(said(card)) == 2 and said(card)[0] == (
-        start + "7 % brighter with both inputs' grids offset by 0.5 pixel, with its noise restored (its card's "
+        start + "7 % brighter with both inputs' grids offset by 0.5 pixel, with their noise restored (its card's "
         "metrics['grid_offsets']); where the bands share a grid, predict on it")
     assert said(card, restore_noise=False)[0] == (
-        start + "39 % brighter with both inputs' grids offset by 0.5 pixel, without restoring their noise (its card's "
+        start + "39 % brighter with both inputs' grids offset by 0.5 pixel, without their noise restored (its card's "
         "metrics['grid_offsets']); where the bands share a grid, predict on it; restore_noise=True adds the "
         "smoothed-out noise back")
     # without an uncertainty the noise is restored too (to the sky noise the image shows): the same figure

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..restored_noise import smoothing_shift
 from .manifest import id_problem
 
 __all__ = ["output_path", "output_problem", "recorded_warnings", "remove_stale_temporaries", "check_writable"]
@@ -197,15 +198,13 @@ def recorded_warnings(path):
     return [*prov.get("domain_warnings", ()), *masked]
 
 
-def _effective(options, *, restored, restore_default=None):
+def _effective(options, *, restored):
     """The options that change a prediction: draws only with an uncertainty; the seed only with draws, or where
-    the output's inputs had their noise restored (``restored``); ``restore_noise`` as given, else
-    ``restore_default`` (None: not compared -- made before the option, or no input to restore)."""
+    the output's inputs had their noise restored (``restored``)."""
     uncertainty, draws = bool(options.get("uncertainty", True)), int(options.get("n_samples", 0))
     return {"uncertainty": uncertainty, "tta": bool(options.get("tta", False)),
             "n_samples": draws if uncertainty else None,
-            "seed": options.get("seed") if (uncertainty and draws) or restored else None,
-            "restore_noise": options.get("restore_noise", restore_default)}
+            "seed": options.get("seed") if (uncertainty and draws) or restored else None}
 
 
 def _options_problem(prov, options):
@@ -216,13 +215,14 @@ def _options_problem(prov, options):
         made, options = {"tta": tta}, {"tta": bool(options.get("tta", False))}
     else:
         restored = bool(computation.get("restored_noise"))
-        # restore_noise changes a prediction only where an input was resampled by a sub-pixel shift of its grid
-        shifted = restored or any(isinstance(r, dict) and any(0.01 < f < 0.99 for f in r.get("interpolation_offset")
-                                                              or ()) for r in prov.get("reprojection") or ())
-        made = _effective(made, restored=restored)
-        options = _effective(options, restored=restored, restore_default="auto")
-        if not shifted:  # the option changed nothing
-            made["restore_noise"] = options["restore_noise"] = None
+        # whether the noise was restored matters only where an input was resampled by a sub-pixel shift of its grid;
+        # unknown for an output made before the option (None: not compared).  ``options["restore_noise"]``: this
+        # run's, resolved for its model (`bandsynth.models.domain.restores_noise`)
+        shifted = restored or any(smoothing_shift(r) for r in prov.get("reprojection") or ())
+        made_restored = restored if shifted and "restore_noise" in made else None
+        made, options = ({**_effective(made, restored=restored), "restore_noise": made_restored},
+                         {**_effective(options, restored=restored),
+                          "restore_noise": options.get("restore_noise") if shifted else None})
     differ = [k for k in made if made[k] != options[k]]
     if not differ:
         return None

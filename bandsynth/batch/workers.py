@@ -366,9 +366,14 @@ def _batch_hints(text, files):
 
 
 def _predict_options(translator, predict_kw):
-    """The `~bandsynth.Translator.predict` options an output records, as this run gives them (defaults filled in)."""
+    """The `~bandsynth.Translator.predict` options an output records, as this run gives them (defaults filled in),
+    and whether this run restores the noise of inputs resampled by a sub-pixel shift (for its model)."""
+    from ..models.domain import restores_noise
+
     parameters = inspect.signature(type(translator).predict).parameters
-    return {k: predict_kw.get(k, parameters[k].default) for k in ("uncertainty", "tta", "n_samples", "seed")}
+    options = {k: predict_kw.get(k, parameters[k].default) for k in ("uncertainty", "tta", "n_samples", "seed")}
+    restore = predict_kw.get("restore_noise", parameters["restore_noise"].default)
+    return {**options, "restore_noise": restores_noise(translator.card, restore)}
 
 
 def _predict_galaxy_locked(galaxy, files, out, *, model, options, payload):

@@ -334,7 +334,7 @@ def _resampled_noise(card, stack, band, *, restored):
     change = record.get("median_flux_change" if restored else "median_flux_change_unrestored")
     if change is not None and abs(change) <= OFFSET_FLUX_TOLERANCE:
         return None
-    how = "with its noise restored" if restored else "without restoring their noise"
+    how = "with their noise restored" if restored else "without their noise restored"
     if change is None:
         measured = ("a faint galaxy's predicted flux can change by tens of per cent with that offset (models "
                     "trained on aligned grids only: g_r_to_u version 5's faint mock galaxies, both inputs offset by "
@@ -425,16 +425,17 @@ def domain_problems(card, stack, *, factor=2.0, pixel_scale_factor=None, restore
             "no Monte Carlo term of the inputs' noise (the 'plain' calibration), as a draw of some bands' noise "
             "alone would state too small a sigma; give every input's uncertainty for one"
         )
+    restored = noise_offsets(stack, card.inputs) if restores_noise(card, restore_noise) else {}
     for band in card.inputs:
         if band not in stack:  # the missing band is reported by the input preparation
             continue
-        offsets = noise_offsets(stack, card.inputs).get(band) if restores_noise(card, restore_noise) else None
+        offsets = restored.get(band)
         problems += [p for p in (_synthetic_input(stack, band),
                                  _resampled_noise(card, stack, band, restored=offsets is not None)) if p]
         trained_noise = _trained_noise(card, band)
         noise = None if trained_noise is None else input_noise(stack, band, unit=card.unit)
         if noise is not None and offsets is not None:  # the model reads the noise restored, not as measured here
-            noise /= difference_scatter_ratio(offsets)
+            noise /= difference_scatter_ratio(offsets["fractions"])  # the central window's (input_noise)
         if noise is not None and noise > factor * noisiest * trained_noise:
             trained = ("noise-free" if card.mode == "ideal" and "noise" not in card.training
                        else f"noise up to {noisiest * trained_noise:.3g} {card.unit}/pixel in")
