@@ -25,7 +25,7 @@ with the noise restored and without: a model within `bandsynth.models.domain.OFF
 is not warned about inputs interpolated onto a grid of their own pixel size; one beyond it is,
 with its own figure.
 
-    python benchmarks/grid_offsets.py --models g_z_to_r g_r_to_u --move all --write-card
+    python benchmarks/grid_offsets.py --models g_z_to_r g_r_to_u --move all --offsets 0.5 --n 80 --write-card
 
 ``--restore-noise``: predict with the noise the interpolation smoothed away added back
 (`bandsynth.restored_noise`, ``Translator.predict``'s default), without, or both (the default).
@@ -40,6 +40,7 @@ import warnings
 
 import numpy as np
 from photometry import _dmag
+from real_sky import bootstrap_68
 
 from bandsynth import Translator
 from bandsynth.datasets.mock import galaxy_seed, observe_galaxy
@@ -85,19 +86,24 @@ def record_offsets(name, changes, *, n_galaxies, seed):
     from bandsynth.models.zoo import ModelCard, model_paths
 
     path = model_paths(name)[1]
-    flux_change = {r: float(np.nanmedian(10 ** (-0.4 * change)) - 1.0) for r, change in changes.items()}
+    ratios = {r: 10 ** (-0.4 * change[np.isfinite(change)]) - 1.0 for r, change in changes.items()}
+    flux_change = {r: float(np.median(x)) for r, x in ratios.items()}
+    # a faint galaxy's prediction moves with the noise drawn: how well the median is known (bootstrap over galaxies)
+    interval = {r: [float(v) for v in bootstrap_68([x], np.median)] for r, x in ratios.items()}
     record = {
         "offset": 0.5, "median_flux_change": flux_change[True], "median_flux_change_unrestored": flux_change[False],
+        "median_flux_change_68": interval[True], "median_flux_change_unrestored_68": interval[False],
         "n_galaxies": int(n_galaxies), "seed": int(seed),
         "measured_on": "the fainter half (by true flux) of fresh galaxies of the card's survey-layer universe, every "
                        "input's grid offset by half a native pixel along both axes against aligned grids: the "
                        "median relative change of the predicted flux in the footprint, with the smoothed-out noise "
-                       "restored (restore_noise=True) and without (restore_noise=False) "
+                       "restored (restore_noise=True) and without (restore_noise=False), each with the 16-84 % "
+                       "bootstrap interval of the median over the galaxies "
                        "(benchmarks/grid_offsets.py --move all --write-card)",
     }
     ModelCard.read(path).with_metrics({"grid_offsets": record}).write(path)
-    print(f"  wrote metrics['grid_offsets'] into {path}: {flux_change[True]:+.4f} (restored), "
-          f"{flux_change[False]:+.4f} (not restored)")
+    print(f"  wrote metrics['grid_offsets'] into {path}: {flux_change[True]:+.4f} {interval[True]} (restored), "
+          f"{flux_change[False]:+.4f} {interval[False]} (not restored)")
 
 
 def _change(values):

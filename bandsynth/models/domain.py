@@ -331,7 +331,8 @@ def _resampled_noise(card, stack, band, *, restored):
     if not moved:
         return None
     record = card.metrics.get("grid_offsets") or {}
-    change = record.get("median_flux_change" if restored else "median_flux_change_unrestored")
+    key = "median_flux_change" if restored else "median_flux_change_unrestored"
+    change, interval = record.get(key), record.get(f"{key}_68")
     if change is not None and abs(change) <= OFFSET_FLUX_TOLERANCE:
         return None
     how = "with their noise restored" if restored else "without their noise restored"
@@ -340,8 +341,10 @@ def _resampled_noise(card, stack, band, *, restored):
                     "trained on aligned grids only: g_r_to_u version 5's faint mock galaxies, both inputs offset by "
                     "half a pixel, came out a median 39 % brighter)")
     else:
+        known = "" if not interval else (  # a faint galaxy moves with the noise drawn: how well the median is known
+            f" (the median's 16-84 % interval {100 * interval[0]:+.0f} to {100 * interval[1]:+.0f} %)")
         measured = (f"its faint mock galaxies came out a median {100 * abs(change):.0f} % "
-                    f"{'brighter' if change > 0 else 'fainter'} with both inputs' grids offset by "
+                    f"{'brighter' if change > 0 else 'fainter'}{known} with both inputs' grids offset by "
                     f"{float(record.get('offset', 0.5)):g} pixel, {how} (its card's metrics['grid_offsets'])")
     remedy = "" if restored else "; restore_noise=True adds the smoothed-out noise back"
     return (f"input {band} was resampled onto a grid of its own pixel size shifted by "
