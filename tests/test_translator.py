@@ -586,6 +586,8 @@ def test_options_are_checked(translator, galaxy):
     for name in ("tta", "uncertainty", "check_domain"):
         with pytest.raises(TypeError, match=f"{name} must be True or False, got 'no'"):
             translator.predict(stack, **{name: "no"})
+    with pytest.raises(TypeError, match="restore_noise must be 'auto', True or False, got 'no'"):
+        translator.predict(stack, restore_noise="no")
     for seed in (1.5, True, "a", None):
         with pytest.raises(TypeError, match=f"seed must be an integer, got {seed!r}"):
             translator.predict(stack, seed=seed)
