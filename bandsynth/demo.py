@@ -127,6 +127,7 @@ def _galaxy(card, seed, bands):
     bands does; any other, in the card's mode, its truth the image itself.
     """
     from .datasets.mock import SURVEY_PRESETS, make_galaxy, observe_galaxy, resolve_survey
+    from .evaluation import card_observation_options
 
     info = dict(card.training.get("data_info", {}))
     survey = info.get("survey")
@@ -141,9 +142,8 @@ def _galaxy(card, seed, bands):
     if survey is None:
         stack = make_galaxy(seed, mode=card.mode, bands=bands, pixel_scale=card.pixel_scale)
         return stack, stack
-    options = {k: info[k] for k in ("depth_offset", "family", "redshift") if k in info}
-    if "r_mag_range" in info:
-        options["r_mag_range"] = tuple(info["r_mag_range"])
-    seen = observe_galaxy(seed, survey=survey, bands=None if isinstance(survey, dict) else bands,
-                          pixel_scale=card.pixel_scale, dust=bool(info.get("dust", True)), **options)
+    # the training universe's observing options (depth, dust, family, redshift, magnitudes), where the card has them
+    options = {k: v for k, v in card_observation_options(card).items() if k not in ("survey", "bands", "size")} \
+        if "survey" in info else {"pixel_scale": card.pixel_scale}
+    seen = observe_galaxy(seed, survey=survey, bands=None if isinstance(survey, dict) else bands, **options)
     return seen.observed, seen.truth

@@ -131,22 +131,20 @@ def read_bands(path, mapping, *, pixel_scale=None, shift=0.0):
     """
     stack = BandStack.from_fits(path, extnames={extension: band for band, extension in mapping.items()})
     sky = {band: float(stack[band].meta["SKYSIG"]) for band in mapping}
+    zoom = 1.0 if pixel_scale is None else float(pixel_scale) / (float(proj_plane_pixel_scales(stack.wcs)[0]) * 3600.0)
+    if abs(zoom - 1.0) >= 0.01:
+        ny, nx = stack.shape
+        shape = (int(ny / zoom), int(nx / zoom))
+        ra, dec = stack.wcs.pixel_to_world_values((nx - 1) / 2.0, (ny - 1) / 2.0)  # the set's grids are north-up TAN
+        stack, sky = stack.reproject((tan_wcs(ra, dec, pixel_scale, shape), shape), method="exact"), {
+            b: s * zoom for b, s in sky.items()}
+    else:
+        zoom = 1.0
     if shift:
-        stack, sky, zoom = read_bands(path, mapping, pixel_scale=pixel_scale)
         moved = stack.wcs.deepcopy()
         moved.wcs.crpix = [c + shift for c in moved.wcs.crpix]
-        return stack.reproject((moved, stack.shape), method="exact"), sky, zoom
-    if pixel_scale is None:
-        return stack, sky, 1.0
-    native = float(proj_plane_pixel_scales(stack.wcs)[0]) * 3600.0
-    zoom = float(pixel_scale) / native
-    if abs(zoom - 1.0) < 0.01:
-        return stack, sky, 1.0
-    ny, nx = stack.shape
-    shape = (int(ny / zoom), int(nx / zoom))
-    ra, dec = stack.wcs.pixel_to_world_values((nx - 1) / 2.0, (ny - 1) / 2.0)  # the set's grids are north-up TAN
-    grid = (tan_wcs(ra, dec, pixel_scale, shape), shape)
-    return stack.reproject(grid, method="exact"), {b: s * zoom for b, s in sky.items()}, zoom
+        stack = stack.reproject((moved, stack.shape), method="exact")
+    return stack, sky, zoom
 
 
 def fit_colour_model(galaxies, mapping, inputs, output):

@@ -318,12 +318,13 @@ def _synthetic_input(stack, band):
             "its UNCERT as independent pixel noise")
 
 
-def _resampled_noise(card, stack, band, *, restored):
+def _resampled_noise(card, stack, band, *, restored, restorable):
     """The sentence for a noisy input interpolated onto a grid of its own pixel size, for a model that reads noise
     and is not measured to hold on such grids (or None).  How much the interpolation smooths the noise between
     pixels depends on the grid's sub-pixel offset, and a model trained on aligned grids reads smoother noise as a
     deeper image.  ``restored``: whether the prediction adds the smoothed-out noise back to the band
-    (`bandsynth.restored_noise`); the card records the change with and without."""
+    (`bandsynth.restored_noise`), ``restorable``: whether it could (a shift of the band's own grid); the card
+    records the change with and without."""
     if card.mode != "survey":
         return None
     moved = [r for r in stack.meta.get("reprojection", ()) if hasattr(r, "get") and r.get("band") == band
@@ -346,7 +347,7 @@ def _resampled_noise(card, stack, band, *, restored):
         measured = (f"its faint mock galaxies came out a median {100 * abs(change):.0f} % "
                     f"{'brighter' if change > 0 else 'fainter'}{known} with both inputs' grids offset by "
                     f"{float(record.get('offset', 0.5)):g} pixel, {how} (its card's metrics['grid_offsets'])")
-    remedy = "" if restored else "; restore_noise=True adds the smoothed-out noise back"
+    remedy = "; restore_noise=True adds the smoothed-out noise back" if restorable and not restored else ""
     return (f"input {band} was resampled onto a grid of its own pixel size shifted by "
             f"{float(moved[-1]['subpixel_shift']):.2g} pixel ({moved[-1].get('method')}), which "
             f"smooths its noise between pixels by an amount that depends on the grid's sub-pixel offset; model "
@@ -428,13 +429,13 @@ def domain_problems(card, stack, *, factor=2.0, pixel_scale_factor=None, restore
             "no Monte Carlo term of the inputs' noise (the 'plain' calibration), as a draw of some bands' noise "
             "alone would state too small a sigma; give every input's uncertainty for one"
         )
-    restored = noise_offsets(stack, card.inputs) if restores_noise(card, restore_noise) else {}
+    shifts, restoring = noise_offsets(stack, card.inputs), restores_noise(card, restore_noise)
     for band in card.inputs:
         if band not in stack:  # the missing band is reported by the input preparation
             continue
-        offsets = restored.get(band)
-        problems += [p for p in (_synthetic_input(stack, band),
-                                 _resampled_noise(card, stack, band, restored=offsets is not None)) if p]
+        offsets = shifts.get(band) if restoring else None
+        problems += [p for p in (_synthetic_input(stack, band), _resampled_noise(
+            card, stack, band, restored=offsets is not None, restorable=band in shifts)) if p]
         trained_noise = _trained_noise(card, band)
         noise = None if trained_noise is None else input_noise(stack, band, unit=card.unit)
         if noise is not None and offsets is not None:  # the model reads the noise restored, not as measured here
