@@ -15,20 +15,22 @@ SIGMA = 0.5
 pytestmark = pytest.mark.filterwarnings("ignore:band.*not .fully. covered")
 
 
-def _grid(shape, *, shift=(0.0, 0.0), rotation=0.0, scale=1.0):
-    """A TAN grid of 1" pixels (times ``scale``), its reference pixel moved by ``shift`` (x, y) pixels."""
+def _grid(shape, *, shift=(0.0, 0.0), rotation=0.0, scale=1.0, centre=(150.0, 2.0)):
+    """A TAN grid of 1" pixels (times ``scale``) about ``centre`` (RA, Dec), its reference pixel moved by ``shift``
+    (x, y) pixels."""
     w = WCS(naxis=2)
     w.wcs.ctype = ["RA---TAN", "DEC--TAN"]
-    w.wcs.crval = [150.0, 2.0]
+    w.wcs.crval = list(centre)
     w.wcs.crpix = [shape[1] / 2 + 0.5 + shift[0], shape[0] / 2 + 0.5 + shift[1]]
     c, s = np.cos(np.radians(rotation)), np.sin(np.radians(rotation))
     w.wcs.cd = scale / 3600.0 * np.array([[-c, s], [s, c]])
     return w
 
 
-def _white_noise_stack(shape=(256, 256), seed=3):
+def _white_noise_stack(shape=(256, 256), seed=3, centre=(150.0, 2.0)):
     noise = np.random.default_rng(seed).normal(0.0, SIGMA, shape)
-    return BandStack({"g": noise}, unit="nanomaggy", wcs=_grid(shape), uncertainty={"g": np.full(shape, SIGMA)})
+    return BandStack({"g": noise}, unit="nanomaggy", wcs=_grid(shape, centre=centre),
+                     uncertainty={"g": np.full(shape, SIGMA)})
 
 
 def _restored(stack, band="g", seed=0):
@@ -94,6 +96,21 @@ def test_restored_noise_belongs_to_the_pixel_whatever_the_window_or_cut_out():
                                                                   sigma=np.asarray(cut["g"].uncertainty.array))
     np.testing.assert_array_equal(cut_noise, whole[24:56, 36:84])
     assert not np.array_equal(NoiseRestoration(moved, ["g"], PixelDraws(8)).noise("g", sigma.shape, sigma=sigma), whole)
+
+
+def test_stamps_centred_on_different_galaxies_get_independent_noise():
+    # A catalogue's stamps each centred on its galaxy share their reference pixel: noise tied to it alone would put
+    # the same draw around every galaxy, and a faint galaxy's flux moves with the draw (+-0.3 mag with nuv_k_to_r), so
+    # the whole catalogue would move alike instead of averaging out.  The same stamp again gets the same noise.
+    def restored_noise(centre):
+        stack = _white_noise_stack(shape=(96, 96), centre=centre)
+        moved = stack.reproject((_grid(stack.shape, shift=(0.5, 0.5), centre=centre), stack.shape))
+        sigma = np.asarray(moved["g"].uncertainty.array)
+        return NoiseRestoration(moved, ["g"], PixelDraws(0)).noise("g", sigma.shape, sigma=sigma)[4:-4, 4:-4]
+
+    first, again, other = restored_noise((150.0, 2.0)), restored_noise((150.0, 2.0)), restored_noise((150.01, 2.0))
+    np.testing.assert_array_equal(again, first)
+    assert abs(np.corrcoef(first.ravel(), other.ravel())[0, 1]) < 0.05
 
 
 def test_a_band_without_an_uncertainty_is_restored_to_the_noise_its_pixels_show():

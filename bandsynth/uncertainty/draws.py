@@ -9,13 +9,16 @@ its own generator seeded with ``(seed, draw, block row, block column)``.  Any wi
 of the image reads the same numbers at the same pixel, and a window costs only the
 blocks it overlaps.  Pixels are counted from the WCS reference pixel where the image has
 a WCS (`grid_origin`), so cut-outs of one image (`~astropy.nddata.Cutout2D` moves
-``CRPIX`` with the cut) draw the same numbers at the same sky pixel too.  numpy has no
-random field addressable by position, hence this small class.
+``CRPIX`` with the cut) draw the same numbers at the same sky pixel too, and each
+reference point on the sky (``CRVAL``) has a region of the grid of its own, so stamps
+centred on different galaxies, whose reference pixels coincide, draw independent
+numbers.  numpy has no random field addressable by position, hence this small class.
 """
 
 from __future__ import annotations
 
 import math
+import zlib
 
 import numpy as np
 
@@ -27,13 +30,21 @@ _OFFSET = 2**30
 # a usual value, and 128.5 - 1e-9 (the same grid, after arithmetic or a text round trip)
 # must not move every pixel's pairing and noise draws by one.
 _ON_STEP = 1e-6
+# Each sky reference point (CRVAL, to 1e-8 deg) moves the grid by a multiple of this: far beyond
+# any image, and a multiple of every block size and stride-2 pairing step.
+_SKY_STEP = 2**32
 
 
 def grid_origin(wcs):
     """Row and column of an image's first pixel on the grid `PixelDraws` draws on.
 
     Counted from the WCS reference pixel, so that every cut-out of one image puts a sky
-    pixel at the same place; images without a (finite) WCS start at the grid's origin.
+    pixel at the same place, in a region of the grid chosen by the reference point's sky
+    position (``CRVAL``): two stamps each centred on its own galaxy share their reference
+    pixel, and would otherwise draw the same numbers around each galaxy, so that the noise a
+    prediction adds (Monte Carlo draws, `bandsynth.restored_noise`) would shift every
+    galaxy of a catalogue alike instead of averaging out.  Images without a (finite) WCS
+    start at the grid's origin.
 
     Parameters
     ----------
@@ -52,11 +63,26 @@ def grid_origin(wcs):
     >>> cut.wcs.crpix = [48.5, 48.5]                    # a cut-out starting at pixel (48, 48)
     >>> grid_origin(cut)[0] - grid_origin(w)[0]
     48
+    >>> other = w.deepcopy()
+    >>> other.wcs.crval = [150.1, 2.2]                  # a stamp centred on another galaxy
+    >>> abs(grid_origin(other)[0] - grid_origin(w)[0]) > 2**31
+    True
     """
     crpix = None if wcs is None else np.asarray(wcs.wcs.crpix, dtype=float)
     if crpix is None or crpix.size != 2 or not np.all(np.abs(crpix) < _OFFSET // 2):
         return _OFFSET, _OFFSET
-    return _OFFSET - math.floor(crpix[1] - 0.5 + _ON_STEP), _OFFSET - math.floor(crpix[0] - 0.5 + _ON_STEP)
+    rows, cols = _sky_region(wcs.wcs.crval)
+    return (_OFFSET + rows - math.floor(crpix[1] - 0.5 + _ON_STEP),
+            _OFFSET + cols - math.floor(crpix[0] - 0.5 + _ON_STEP))
+
+
+def _sky_region(crval):
+    """Where on the grid the pixels of a reference point ``crval`` (degrees) lie: multiples of `_SKY_STEP`."""
+    value = np.asarray(crval, dtype=float)
+    if value.size != 2 or not np.all(np.isfinite(value)):
+        return 0, 0
+    key = zlib.crc32(np.round(value * 1e8).astype(np.int64).tobytes())  # 1e-8 deg: arithmetic noise does not move it
+    return (key >> 16) * _SKY_STEP, (key & 0xFFFF) * _SKY_STEP
 
 
 class PixelDraws:
