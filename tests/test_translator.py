@@ -682,6 +682,14 @@ def test_inputs_much_quieter_than_a_survey_models_training_are_a_domain_warning(
                                              r"nanomaggy/pixel; this stack's DECam_g noise is 0\.000\d+, "
                                              r"[34]\.\d+ times less \(warned beyond 2 times\)", said[1.5][0])
     assert re.search(r", \d{3} times less \(warned beyond 2 times\)", said[6.0][0])  # not "2.51e+02 times"
+    # interpolated onto a grid offset by half a pixel, the pixel-to-pixel noise is a third: the depth is the same
+    # (g_z_to_r holds there unrestored, and was warned of "2.8 times less" noise); a deeper image still is warned of
+    for depth in (0.0, 1.5):
+        moved = observe_galaxy(21, survey="decals", bands=["g", "z"], size=64, depth_offset=depth,
+                               grid_offsets={"DECam_g": (0.5, 0.5), "DECam_z": (0.5, 0.5)}).observed
+        for restore_noise in ("auto", False, True):
+            assert len([p for p in domain_problems(card, moved, restore_noise=restore_noise)
+                        if "times less" in p]) == (2 if depth else 0)
     assert get_card("nuv_k_to_r_paper").training.get("noise") and not [  # trained noise-free: deeper is no news
         p for p in domain_problems(get_card("nuv_k_to_r_paper"), make_galaxy(3, bands=["NUV", "Ks"], size=48))
         if "times less" in p]

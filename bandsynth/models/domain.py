@@ -379,7 +379,9 @@ def domain_problems(card, stack, *, factor=2.0, pixel_scale_factor=None, restore
         more than this factor above it (`pixel_noise`; ideal-mode models: above
         `NOISE_FLOOR` times the band's softening) or, for a model trained on noisy
         inputs, below it (on survey mocks a faint galaxy's predicted flux moved by up to
-        0.2 mag when its inputs' noise was halved).
+        0.2 mag when its inputs' noise was halved).  For an input resampled by a sub-pixel
+        shift of its own grid, the noise before the shift (`bandsynth.restored_noise.difference_scatter_ratio`):
+        the smoothing is reported on its own.
     pixel_scale_factor : float, optional
         Pixel scale more than this factor from the training data's is reported (default:
         `PIXEL_SCALE_FACTOR`, or `SURVEY_PIXEL_SCALE_FACTOR` for a model trained on
@@ -433,13 +435,13 @@ def domain_problems(card, stack, *, factor=2.0, pixel_scale_factor=None, restore
     for band in card.inputs:
         if band not in stack:  # the missing band is reported by the input preparation
             continue
-        offsets = shifts.get(band) if restoring else None
         problems += [p for p in (_synthetic_input(stack, band), _resampled_noise(
-            card, stack, band, restored=offsets is not None, restorable=band in shifts)) if p]
+            card, stack, band, restored=restoring and band in shifts, restorable=band in shifts)) if p]
         trained_noise = _trained_noise(card, band)
         noise = None if trained_noise is None else input_noise(stack, band, unit=card.unit)
-        if noise is not None and offsets is not None:  # the model reads the noise restored, not as measured here
-            noise /= difference_scatter_ratio(offsets["fractions"])  # the central window's (input_noise)
+        if noise is not None and band in shifts:
+            # the depth before the resampling smoothed the noise: the smoothing has its warning (above) or is restored
+            noise /= difference_scatter_ratio(shifts[band]["fractions"])  # the central window's (input_noise)
         if noise is not None and noise > factor * noisiest * trained_noise:
             trained = ("noise-free" if card.mode == "ideal" and "noise" not in card.training
                        else f"noise up to {noisiest * trained_noise:.3g} {card.unit}/pixel in")
