@@ -379,9 +379,7 @@ def domain_problems(card, stack, *, factor=2.0, pixel_scale_factor=None, restore
         more than this factor above it (`pixel_noise`; ideal-mode models: above
         `NOISE_FLOOR` times the band's softening) or, for a model trained on noisy
         inputs, below it (on survey mocks a faint galaxy's predicted flux moved by up to
-        0.2 mag when its inputs' noise was halved).  For an input resampled by a sub-pixel
-        shift of its own grid, the noise before the shift (`bandsynth.restored_noise.difference_scatter_ratio`):
-        the smoothing is reported on its own.
+        0.2 mag when its inputs' noise was halved); the noise before a sub-pixel shift of the band's own grid.
     pixel_scale_factor : float, optional
         Pixel scale more than this factor from the training data's is reported (default:
         `PIXEL_SCALE_FACTOR`, or `SURVEY_PIXEL_SCALE_FACTOR` for a model trained on
@@ -439,8 +437,7 @@ def domain_problems(card, stack, *, factor=2.0, pixel_scale_factor=None, restore
             card, stack, band, restored=restoring and band in shifts, restorable=band in shifts)) if p]
         trained_noise = _trained_noise(card, band)
         noise = None if trained_noise is None else input_noise(stack, band, unit=card.unit)
-        if noise is not None and band in shifts:
-            # the depth before the resampling smoothed the noise: the smoothing has its warning (above) or is restored
+        if noise is not None and band in shifts:  # the depth before the shift; its smoothing is warned of above
             noise /= difference_scatter_ratio(shifts[band]["fractions"])  # the central window's (input_noise)
         if noise is not None and noise > factor * noisiest * trained_noise:
             trained = ("noise-free" if card.mode == "ideal" and "noise" not in card.training
