@@ -33,6 +33,8 @@ __all__ = ["smoothing_shift", "noise_offsets", "restoring_noise", "difference_sc
 
 # Draw indices of the restoring fields, far above any Monte Carlo draw's (0, 1, ...): the two must not coincide.
 _FIELD_DRAWS = 2**40
+# A drift of the shift below this (fraction of a pixel per pixel) is the WCS arithmetic's rounding, not a drift.
+_NO_DRIFT = 1e-9
 
 
 def smoothing_shift(record):
@@ -62,7 +64,9 @@ def smoothing_shift(record):
         return None
     fy, fx = (float(f) for f in shift["fractions"])
     gradient = np.asarray(shift.get("gradient", np.zeros((2, 2))), dtype=float)
-    if not np.abs(gradient).max() > 1e-9 and max(min(fy, 1 - fy), min(fx, 1 - fx)) <= 0.01:
+    if np.abs(gradient).max() <= _NO_DRIFT:
+        gradient = np.zeros((2, 2))
+    if not gradient.any() and max(min(fy, 1 - fy), min(fx, 1 - fx)) <= 0.01:
         return None
     return {"fractions": (fy, fx), "reference": tuple(float(r) for r in shift.get("reference", (0.0, 0.0))),
             "gradient": gradient}
@@ -201,7 +205,7 @@ class NoiseRestoration:
         the same all over the grid, else arrays (positions counted from the grid's reference pixel, as the
         record's, so that a cut-out reads the same)."""
         (fy, fx), gradient = shift["fractions"], shift["gradient"]
-        if not np.abs(gradient).max() > 0:
+        if not gradient.any():
             return fy, fx
         dr = (np.arange(r0 - 1, r0 + rows) - self.crpix[0] - shift["reference"][0])[:, None]
         dc = (np.arange(c0 - 1, c0 + cols) - self.crpix[1] - shift["reference"][1])[None, :]

@@ -132,14 +132,14 @@ def read_bands(path, mapping, *, pixel_scale=None, shift=0.0):
     stack = BandStack.from_fits(path, extnames={extension: band for band, extension in mapping.items()})
     sky = {band: float(stack[band].meta["SKYSIG"]) for band in mapping}
     zoom = 1.0 if pixel_scale is None else float(pixel_scale) / (float(proj_plane_pixel_scales(stack.wcs)[0]) * 3600.0)
-    if abs(zoom - 1.0) >= 0.01:
+    if abs(zoom - 1.0) < 0.01:
+        zoom = 1.0
+    else:
         ny, nx = stack.shape
         shape = (int(ny / zoom), int(nx / zoom))
         ra, dec = stack.wcs.pixel_to_world_values((nx - 1) / 2.0, (ny - 1) / 2.0)  # the set's grids are north-up TAN
-        stack, sky = stack.reproject((tan_wcs(ra, dec, pixel_scale, shape), shape), method="exact"), {
-            b: s * zoom for b, s in sky.items()}
-    else:
-        zoom = 1.0
+        stack = stack.reproject((tan_wcs(ra, dec, pixel_scale, shape), shape), method="exact")
+        sky = {b: s * zoom for b, s in sky.items()}
     if shift:
         moved = stack.wcs.deepcopy()
         moved.wcs.crpix = [c + shift for c in moved.wcs.crpix]
