@@ -118,7 +118,8 @@ def warm_cluster(stem, workers):
     cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
                            dashboard_address=None, scheduler_kwargs={"dashboard_address": "127.0.0.1:0"})
     client = Client(cluster, set_as_default=False)
-    ref = (str(Path(stem).resolve()), Translator.load(stem).card.sha256)
+    card = Translator.load(stem).card
+    ref = (str(Path(stem).resolve()), card.sha256, card.card_sha256)  # as bandsynth.batch.run names a model
     client.run(lambda: bool(__import__("bandsynth.batch.workers").batch.workers.get_translator(ref)))
     return cluster, client
 
