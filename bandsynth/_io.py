@@ -24,7 +24,7 @@ __all__ = ["atomic_path", "writable_path", "sha256_file", "gzip_problem", "open_
 _HDU_SUFFIX = re.compile(r"^(?P<path>.+)\[(?P<hdu>[^\[\]]+)\]$")
 
 
-def writable_path(path, *, overwrite, action="write"):
+def writable_path(path, *, overwrite, action="write", inputs=None):
     """``path`` as a `~pathlib.Path` a new file can be written to, checked before any work.
 
     Parameters
@@ -34,6 +34,9 @@ def writable_path(path, *, overwrite, action="write"):
         Whether an existing file may be replaced.
     action : str
         What the caller does, for the message of a ``path`` that is not a path.
+    inputs : mapping of str to path, optional
+        Band -> file the written data were made from: none of them is replaced, even
+        with ``overwrite`` (a prediction written over its own input image).
 
     Returns
     -------
@@ -42,8 +45,8 @@ def writable_path(path, *, overwrite, action="write"):
     Raises
     ------
     TypeError, IsADirectoryError, FileExistsError, FileNotFoundError
-        Not a path; a folder; an existing file without ``overwrite``, or a device or FIFO;
-        a missing folder.
+        Not a path; a folder; an existing file without ``overwrite``, a device or FIFO, or one
+        of ``inputs``; a missing folder.
     """
     try:
         path = Path(os.fspath(path))
@@ -51,6 +54,10 @@ def writable_path(path, *, overwrite, action="write"):
         raise TypeError(f"{action}: path must be a str or os.PathLike, got {type(path).__name__}") from None
     if path.is_dir():
         raise IsADirectoryError(f"{path} is a directory, expected a file name")
+    for band, source in (inputs or {}).items():
+        if source and path.exists() and os.path.exists(source) and os.path.samefile(path, source):
+            raise FileExistsError(f"{str(path)!r} is the input file of band {band!r} itself; write the prediction "
+                                  "to another file")
     if path.exists() and not overwrite:
         raise FileExistsError(f"{str(path)!r} already exists; pass overwrite=True to replace it")
     if path.exists() and not path.is_file():  # a device or FIFO (or a link to one): a rename would replace it

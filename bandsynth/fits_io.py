@@ -176,7 +176,8 @@ def write_synthetic_band(sb, path, *, overwrite=False):
     >>> bool(np.array_equal(back.data, sb.data)), back.provenance == sb.provenance
     (True, True)
     """
-    path = writable_path(path, overwrite=overwrite)
+    inputs = {i.get("band", "?"): i.get("file") for i in (sb.provenance or {}).get("inputs", [])}
+    path = writable_path(path, overwrite=overwrite, inputs=inputs)
     hdul = sb.to_hdulist()
     with atomic_path(path, overwrite=overwrite) as tmp, _open_written(tmp, path) as fh:
         hdul.writeto(fh, checksum=True, output_verify="exception")

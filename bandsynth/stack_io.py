@@ -30,7 +30,7 @@ from .bitmasks import mask_of
 from .noise_maps import noise_of
 from .errors import (BandFileError, BandFileNotFoundError, BandInputError, BandOptionError, BandTypeError,
                      BandUnitError)
-from .units import area_of, conversion_factor, needs_pixel_area, parse_unit, to_unit
+from .units import area_of, conversion_factor, is_magnitude, needs_pixel_area, parse_unit, to_unit
 from .zeropoints import is_count_unit, stated_zeropoint, with_primary_photometry
 
 __all__ = ["BandImage", "as_unit", "as_wcs", "convert_unit", "file_bands", "image_from_value", "read_band_file",
@@ -292,6 +292,9 @@ def image_from_value(band, value, *, wcs=None, unit=None, uncertainty=None, mask
             f"{label} has no unit (no BUNIT / NDData unit, or a dimensionless one); pass unit=, e.g. unit='nanomaggy'",
             band=band, path=path,
         )
+    if is_magnitude(this_unit) and this_unit != u.ABmag:  # else a good band after it was blamed for the unit
+        raise BandUnitError(f"{label}: its unit {this_unit} is a magnitude of no stated system; give AB magnitudes "
+                            "per pixel ('mag(AB)') or a flux unit (e.g. 'nanomaggy', 'Jy')", band=band, path=path)
     unc = _checked_uncertainty(band, own_unc, uncertainty, this_unit, data.shape, label, path)
     bad = _given_mask(data.shape, (own_mask, mask), label, band=band, path=path)
     has_mask = own_mask is not None or mask is not None
@@ -355,8 +358,7 @@ def _checked_data(data, label, *, band, path, copy=True):
     if data.size == 0:
         raise BandInputError(f"{label}: the image is empty ({data.shape[0]} x {data.shape[1]} pixels)",
                              band=band, path=path)
-    # Single-precision data (FITS BITPIX -32 arrive big-endian) stay single: float64 would double the
-    # memory of a large image and add no information.
+    # Single-precision data (FITS BITPIX -32) stay single: float64 would double the memory and add no information.
     single = data.dtype.kind == "f" and data.dtype.itemsize <= 4
     return (np.array if copy else np.asarray)(data, dtype=np.float32 if single else np.float64)
 
@@ -463,13 +465,11 @@ def _read_ccd(path, index, *, label, unit, hdu_uncertainty, mask, header, band=N
     else:
         file_unit = unit
     try:
-        # The unit is bandsynth's reading of BUNIT; astropy's note that it differs from the
-        # BUNIT text ("nanomaggy" read as nmgy) is noise to the user.
+        # The unit is bandsynth's reading of BUNIT; astropy's note that it differs ("nanomaggy" as nmgy) is noise.
         level = astropy_log.level
         astropy_log.setLevel("WARNING")
         try:
-            # Read into memory, not memory-mapped: the pixels are then put in native byte order in place, so a
-            # large image is held once (not as the file's big-endian pixels plus a native copy).
+            # Not memory-mapped: native byte order in place holds a large image once, not as big-endian + a copy.
             ccd = CCDData.read(path, hdu=index, unit=file_unit, hdu_uncertainty=hdu_uncertainty, hdu_mask=None,
                                memmap=False)
         finally:

@@ -121,7 +121,8 @@ def predict_to_fits(translator, stack, path, *, band=None, overwrite=False, unce
     if check_output_band(translator.card, band):
         raise ValueError(f"model {translator.name!r} writes one band per FITS file: give band= as one band name")
     check_one_stack(stack)
-    path = writable_path(path, overwrite=overwrite)  # refused before any work
+    inputs = {i.get("band", "?"): i.get("file") for i in stack.meta.get("inputs", [])}
+    path = writable_path(path, overwrite=overwrite, inputs=inputs)  # refused before any work
     problems, computation, options = plan_prediction(
         translator, [stack], uncertainty=uncertainty, tta=tta, n_samples=n_samples, batch_size=batch_size,
         precision=precision, tile=tile, seed=seed, check_domain=check_domain, compile=compile, progress=progress,

@@ -53,6 +53,7 @@ __all__ = [
     "apply_zeropoint",
     "with_primary_photometry",
     "PHOTOMETRY_KEYWORDS",
+    "PLAUSIBLE_ZEROPOINTS",
 ]
 
 #: ``m_AB - m_Vega`` per band (looked up by band name or alias): 2MASS from Blanton &
@@ -67,6 +68,10 @@ COUNT_UNITS = (u.ct, u.adu, u.DN, u.electron, u.photon)
 
 #: GALEX counts/s of a 0 AB magnitude source (Morrissey et al. 2007, ApJS 173, 682).
 GALEX_ZEROPOINTS = {"NUV": 20.08, "FUV": 18.82}
+#: AB zero points a survey image can have (one count, DN or ADU -- or one per second -- in total): GALEX FUV's
+#: 18.8 to deep stacks' ~35.  Beyond them a zero point is a placeholder (99) or a typo, and the image would
+#: come out as zeros or overflow without a word.
+PLAUSIBLE_ZEROPOINTS = (10.0, 45.0)
 
 _GENERIC_KEYWORDS = ("MAGZERO", "ZEROPT", "ZP")
 #: The keywords a zero point is read from (`header_zeropoint`).
@@ -266,7 +271,7 @@ def apply_zeropoint(band, im, zeropoint=None):
     Raises
     ------
     BandUnitError
-        Counts without a zero point.
+        Counts without a zero point, or with one outside `PLAUSIBLE_ZEROPOINTS`.
     BandOptionError
         A zero point given for an image in a physical unit.
     """
@@ -295,6 +300,15 @@ def apply_zeropoint(band, im, zeropoint=None):
                 band=band, path=im.path,
             )
         found = (stated.source, stated.ab)
+    low, high = PLAUSIBLE_ZEROPOINTS
+    if not low <= found[1] <= high:
+        given = "zeropoint= gives" if found[0] == "zeropoint=" else f"its header's {found[0]} gives"
+        raise BandUnitError(
+            f"{where}: {given} an AB zero point of {found[1]:g} mag, outside the {low:g}-{high:g} of survey images "
+            f"(the AB magnitude of one {im.unit} in total); check the value"
+            + ("" if found[0] == "zeropoint=" else ", or pass zeropoint="),
+            band=band, path=im.path,
+        )
     factor = np.asarray(nanomaggy_factor(found[1]), dtype=im.data.dtype)
     im.data = im.data * factor
     if im.uncertainty is not None:

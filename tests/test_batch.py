@@ -19,6 +19,7 @@ import pytest
 import torch
 from astropy.io import fits
 from astropy.table import Table
+from astropy.utils.exceptions import AstropyUserWarning
 from astropy.wcs import WCS
 
 from bandsynth import SyntheticBand, Translator
@@ -406,6 +407,19 @@ def test_read_manifest_errors_name_the_problem(tmp_path):
         read_manifest(tmp_path / "junk.ecsv", bands=INPUTS)
     with pytest.raises(TypeError, match="manifest must be a path or an astropy Table"):
         read_manifest(42, bands=INPUTS)
+    (tmp_path / "spaces.csv").write_text("id NUV K\ng1 a.fits b.fits\n")
+    with pytest.raises(ValueError, match=r"has no 'id' column \(columns: 'id NUV K'\); a CSV file separates its "
+                                         r"columns with commas$"):
+        read_manifest(tmp_path / "spaces.csv", bands=INPUTS)
+    (tmp_path / "text.fits").write_text("not a table\n")  # astropy's ~40-line table of formats followed
+    with pytest.raises(ValueError, match=r"cannot be read as a table \([^\n]*\); expected a CSV, ECSV or FITS "
+                                         r"table with an 'id' column and a column of file names per band$"):
+        read_manifest(tmp_path / "text.fits", bands=INPUTS)
+    # a band the model does not read is said so, as predict's --input of it (it was dropped without a word)
+    with pytest.warns(AstropyUserWarning, match=r"manifest table: the model reads NUV, Ks only; column 'g' \(band g\) "
+                                                r"not read"):
+        items, _ = read_manifest(Table({"id": ["g1"], "NUV": ["a"], "K": ["b"], "g": ["c"]}), bands=INPUTS)
+    assert [sorted(files) for _, files in items] == [["Ks", "NUV"]]
 
 
 def test_options_are_validated_before_any_work(tiny_model, tmp_path):
@@ -421,6 +435,13 @@ def test_options_are_validated_before_any_work(tiny_model, tmp_path):
         predict_many(stem, [], out_dir=tmp_path, predict_kw={"uncertainty": "no"})
     with pytest.raises(TypeError, match="^predict_kw: seed must be an integer, got 1.5"):
         predict_many(stem, [], out_dir=tmp_path, predict_kw={"seed": 1.5})
+    for option, message in (({"tile": 0}, "tile must be an integer >= 2, got 0"),
+                            ({"precision": "fp8"}, "precision must be 'fp32', 'bf16' or 'auto', got 'fp8'"),
+                            ({"batch_size": -1}, "batch_size must be a positive integer, got -1"),
+                            ({"n_samples": 1}, "n_samples=1 draws the inputs' noise once")):
+        with pytest.raises(ValueError, match=r"^predict_kw: " + re.escape(message)):
+            predict_many(stem, [("g1", {"NUV": "x.fits", "Ks": "y.fits"})], out_dir=tmp_path / "v", predict_kw=option)
+    assert not (tmp_path / "v").exists()
     with pytest.raises(TypeError, match=r"band must be one band name \(a run writes one band per galaxy; run once "
                                         r"per band\), got \['r', 'g'\]"):
         predict_many(stem, [], out_dir=tmp_path / "o", band=["r", "g"])
@@ -529,7 +550,9 @@ def _bad_corpus(folder):
     no_unit = fits.PrimaryHDU(fits.getdata(ok["NUV"]), _wcs(fits.getdata(ok["NUV"]).shape).to_header())
     no_unit.writeto(folder / "nounit_NUV.fits")
     pair("nounit", "nounit_NUV.fits", ks_ok,
-         ("failed", "NUV", r"has no BUNIT keyword; give the file a BUNIT keyword \(e\.g\. BUNIT = 'nanomaggy'\)"))
+         ("failed", "NUV", r"has no BUNIT keyword; give the file a BUNIT keyword \(e\.g\. BUNIT = 'nanomaggy', or "
+                           r"for counts BUNIT = 'adu' with a zero point such as PHOTZP\): a batch reads each file's "
+                           r"own unit$"))  # it ended "or for counts --zeropoint BAND=ZP", an option batches lack
     in_dn = fits.PrimaryHDU(fits.getdata(ok["NUV"]), _wcs(fits.getdata(ok["NUV"]).shape).to_header())
     in_dn.header["BUNIT"] = "DN"
     in_dn.writeto(folder / "dn_NUV.fits")

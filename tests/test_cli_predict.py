@@ -360,6 +360,21 @@ def test_predict_refuses_to_write_onto_an_input_file(stem, galaxy, tmp_path, cap
     assert copy.read_bytes() == before
 
 
+def test_python_writes_refuse_to_replace_an_input_file_too(stem, galaxy, tmp_path):
+    # SyntheticBand.write and Translator.predict_to_fits replaced the stack's own Ks image with overwrite=True
+    copy = tmp_path / "ks.fits"
+    shutil.copy(galaxy["Ks"], copy)
+    before = copy.read_bytes()
+    stack = BandStack.from_fits({"NUV": galaxy["NUV"], "Ks": copy})
+    translator = Translator.load(stem)
+    message = f"'{copy}' is the input file of band 'Ks' itself; write the prediction to another file"
+    with pytest.raises(FileExistsError, match=message):
+        translator.predict(stack, progress=False).write(copy, overwrite=True)
+    with pytest.raises(FileExistsError, match=message):
+        translator.predict_to_fits(stack, copy, overwrite=True, progress=False)
+    assert copy.read_bytes() == before
+
+
 def test_predict_reads_one_hdu_of_a_file_of_several_bands(stem, galaxy, tmp_path, caplog):
     # Both bands in one file: --input BAND=FILE[EXT] picks an HDU; without it each band finds its own EXTNAME.
     both = tmp_path / "g5_both.fits"

@@ -74,6 +74,21 @@ def test_ab_magnitudes_per_pixel():
         to_unit(1.0, u.STmag, u.nmgy, band="g")
 
 
+def test_a_file_in_magnitudes_of_no_system_is_named_itself(tmp_path):
+    # BUNIT 'mag' on the first band blamed the second: "band 'Ks' (k.fits): cannot convert its unit nmgy to mag"
+    from astropy.io import fits
+
+    from bandsynth import BandStack
+    from bandsynth.errors import BandUnitError
+
+    image = np.arange(1.0, 65.0, dtype=np.float32).reshape(8, 8)
+    for name, unit in (("nuv.fits", "mag"), ("k.fits", "nanomaggy")):
+        fits.PrimaryHDU(image, fits.Header({"BUNIT": unit})).writeto(tmp_path / name)
+    with pytest.raises(BandUnitError, match=r"band 'NUV' \(.*nuv\.fits'?\): its unit mag is a magnitude of no stated "
+                                            r"system; give AB magnitudes per pixel \('mag\(AB\)'\) or a flux unit"):
+        BandStack.from_fits({"NUV": tmp_path / "nuv.fits", "Ks": tmp_path / "k.fits"})
+
+
 def test_uncertainty_is_scaled_with_the_data():
     data, sigma = to_unit(np.array([2.0]), u.Jy, u.mJy, uncertainty=np.array([0.5]))
     assert data[0] == pytest.approx(2000.0) and sigma[0] == pytest.approx(500.0)

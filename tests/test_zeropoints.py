@@ -111,6 +111,24 @@ def test_a_given_zeropoint_that_is_no_number_names_its_band(survey_files):
         BandStack.from_fits({"Ks": files["Ks"]}, zeropoint="abc")
 
 
+@pytest.mark.parametrize("keywords, given, message", [
+    ({"PHOTZP": 99.0}, None, r"its header's PHOTZP = 99 \(AB\) gives an AB zero point of 99 mag, outside the 10-45 "
+                             r"of survey images .*check the value, or pass zeropoint="),
+    ({"PHOTZP": -99.0}, None, r"its header's PHOTZP = -99 \(AB\) gives an AB zero point of -99 mag"),
+    ({}, -5.0, r"zeropoint= gives an AB zero point of -5 mag, outside the 10-45 of survey images \(the AB magnitude "
+               r"of one adu in total\); check the value$"),
+    ({}, 1e6, r"zeropoint= gives an AB zero point of 1e\+06 mag"),
+])
+def test_a_zeropoint_no_survey_image_has_is_refused(tmp_path, keywords, given, message):
+    # PHOTZP = 99 (a catalogue's placeholder) turned the image into zeros and -99 into an overflow, each predicted
+    # and written without an error.
+    header = _wcs(1.0, 20).to_header()
+    header.update({"BUNIT": "adu", **keywords})
+    fits.PrimaryHDU(100 * _blob(20, 3.0), header).writeto(tmp_path / "r.fits")
+    with pytest.raises(BandUnitError, match=r"band 'r' \(.*r\.fits'\): " + message):
+        BandStack.from_fits({"r": tmp_path / "r.fits"}, zeropoint=None if given is None else {"r": given})
+
+
 def test_a_zeropoint_given_for_a_file_without_bunit_reads_it_as_counts(tmp_path):
     # It asked for unit=, and with unit='nanomaggy' refused the zero point as one of an image in a physical unit.
     fits.PrimaryHDU(100 * _blob(20, 3.0), _wcs(1.0, 20).to_header()).writeto(tmp_path / "k.fits")
@@ -173,7 +191,9 @@ def test_cli_reads_counts_and_records_the_zeropoints(tiny_model, survey_files, t
 
 @pytest.mark.parametrize("option, message", [
     (["--zeropoint", "Ks"], "--zeropoint 'Ks': expected BAND=ZP"),
-    (["--zeropoint", "Ks=faint"], "--zeropoint 'Ks=faint': 'faint' is not a number"),
+    (["--zeropoint", "Ks=faint"], "--zeropoint 'Ks=faint': 'faint' is not a finite number"),
+    (["--zeropoint", "Ks=nan"], "--zeropoint 'Ks=nan': 'nan' is not a finite number"),  # was "given twice"
+    (["--zeropoint", "Ks=inf"], "--zeropoint 'Ks=inf': 'inf' is not a finite number"),
     (["--zeropoint", "Q=25"], "--zeropoint 'Q=25': unknown band 'Q'"),
     (["--zeropoint", "r=21.85"], "--zeropoint r: not one of the bands this run reads with model 'tiny_test' (NUV, Ks)"),
     (["--unit", "furlongs"], "--unit 'furlongs': not a unit astropy understands"),

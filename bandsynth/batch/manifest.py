@@ -6,11 +6,13 @@ Part of `bandsynth.batch`; import the public names from there.
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import numpy as np
 from astropy.table import Table
+from astropy.utils.exceptions import AstropyUserWarning
 
 from .report import report_row
 
@@ -128,9 +130,15 @@ def read_manifest(manifest, *, bands, base_dir=None, fewer_bands_hint=""):
     needed = [get_band(b).name for b in bands]
     lower = {name.lower(): name for name in table.colnames}
     if "id" not in lower:
-        raise ValueError(f"{what} has no 'id' column (columns: {', '.join(table.colnames)})")
+        one = len(table.colnames) == 1 and len(table.colnames[0].split()) > 1
+        raise ValueError(f"{what} has no 'id' column (columns: {', '.join(map(repr, table.colnames))})"
+                         + ("; a CSV file separates its columns with commas" if one else ""))
     id_col, file_col = lower["id"], lower.get("file")
     columns = _band_columns(table.colnames, what)
+    unread = [f"{columns[b]!r} (band {b})" for b in columns if b not in needed]
+    if unread:  # as predict's --input of such a band: said, not silently dropped
+        warnings.warn(f"{what}: the model reads {', '.join(needed)} only; column{'s' if len(unread) > 1 else ''} "
+                      f"{', '.join(unread)} not read", AstropyUserWarning, stacklevel=3)
     missing = [b for b in needed if b not in columns]
     if missing and file_col is None:
         raise ValueError(
@@ -179,7 +187,9 @@ def _read_table(manifest, base_dir):
         try:
             table = Table.read(path, format="ascii.ecsv") if path.suffix.lower() == ".ecsv" else Table.read(path)
         except Exception as err:  # astropy raises many types for malformed tables
-            raise ValueError(f"{what} cannot be read as a table: {err}") from err
+            reason = (str(err).strip().splitlines() or [type(err).__name__])[0]  # not astropy's table of formats
+            raise ValueError(f"{what} cannot be read as a table ({reason}); expected a CSV, ECSV or FITS table "
+                             "with an 'id' column and a column of file names per band") from err
         base = Path(base_dir) if base_dir is not None else path.resolve().parent
     else:
         raise TypeError(f"manifest must be a path or an astropy Table, got {type(manifest).__name__}")

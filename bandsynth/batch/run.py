@@ -333,7 +333,7 @@ def predict_many(model, items, *, out_dir, band=None, inputs=None, workers=None,
     """
     predict_kw, report = _check_options(out_dir, workers, torch_threads, predict_kw, tta, scheduler, report)
     translator, ref, payload = _resolve_model(model)
-    request = _request(translator, band, inputs)
+    request = _with_checked_values(_request(translator, band, inputs), predict_kw)
     reproject_to = _check_reproject_to(reproject_to, request)
     fewer = "" if request is translator or inputs is not None else _NAME_FEWER_BANDS
     item_list, rows = normalise_items(items, request.inputs, base_dir, fewer_bands_hint=fewer)
@@ -387,6 +387,23 @@ def _check_options(out_dir, workers, torch_threads, predict_kw, tta, scheduler, 
     predict_kw["tta"] = tta
     _check_scheduler(scheduler)
     return predict_kw, None if report is None else check_report_path(report)
+
+
+def _with_checked_values(request, predict_kw):
+    """``request``, ``predict_kw``'s values checked against it before any galaxy is read: out of range (``tile=0``,
+    ``precision='fp8'``), each galaxy failed on them one by one, under the argument's name without ``predict_kw``."""
+    import inspect
+
+    from ..nn.engine import check_options
+    from ..translator import Translator
+
+    defaults = {k: p.default for k, p in inspect.signature(Translator.predict).parameters.items()}
+    given = {k: predict_kw.get(k, defaults[k]) for k in ("precision", "batch_size", "compile", "n_samples", "tile")}
+    try:
+        check_options(**given, device=request.engine.device, multiple=request.engine.multiple)
+    except (TypeError, ValueError) as err:
+        raise type(err)(f"predict_kw: {err}") from None
+    return request
 
 
 def _check_scheduler(scheduler):

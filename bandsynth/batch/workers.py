@@ -338,8 +338,10 @@ _BATCH_WORDS = (
                 r"reproject_to='[^']*'\) or BandStack\.reproject|reproject_to=('[^']*') in BandStack\.from_fits / "
                 r"BandStack\.from_arrays, or BandStack\.reproject"),
      lambda m: f"--reproject-to {(m.group(1) or m.group(2))[1:-1]} (reproject_to={m.group(1) or m.group(2)})"),
-    (re.compile(r"(?: and no unit= was given)?; pass unit= \(e\.g\. unit='([^']*)'\)"),
-     lambda m: f"; give the file a BUNIT keyword (e.g. BUNIT = '{m.group(1)}'): a batch reads each file's own unit"),
+    (re.compile(r"(?: and no unit= was given)?; pass unit= \(e\.g\. unit='([^']*)'\)(, or for counts zeropoint=)?"),
+     lambda m: f"; give the file a BUNIT keyword (e.g. BUNIT = '{m.group(1)}'"
+               + (", or for counts BUNIT = 'adu' with a zero point such as PHOTZP" if m.group(2) else "")
+               + "): a batch reads each file's own unit"),
     (re.compile(r"pass zeropoint= \(([^)]*)\)"),
      lambda m: f"give its header a zero point, e.g. PHOTZP = {m.group(1)} (a batch reads each file's own)"),
     # the domain check's advice (a warning, in the report as in the log)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
 import sys
 import threading
@@ -108,7 +109,9 @@ def parse_zeropoints(specs):
         try:
             zero = float(value)
         except ValueError:
-            raise UsageError(f"--zeropoint {spec!r}: {value.strip()!r} is not a number (an AB magnitude, "
+            zero = math.nan
+        if not math.isfinite(zero):
+            raise UsageError(f"--zeropoint {spec!r}: {value.strip()!r} is not a finite number (an AB magnitude, "
                              "e.g. --zeropoint Ks=21.85)") from None
         if zeropoints.setdefault(name, zero) != zero:  # the last one was taken, and recorded, without a word
             raise UsageError(f"--zeropoint given twice for {name} ({zeropoints[name]:g} and {zero:g}): give it once")
