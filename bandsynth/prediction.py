@@ -27,8 +27,8 @@ from .units import parse_unit
 _TAG_WORDS = {"psf": "PSF tags read, log2(FWHM / training FWHM)",
              "depth": "Depth tags read, log2(noise / training noise)"}
 
-__all__ = ["MASKED_PIXELS_NOTE", "check_output_band", "check_one_stack", "check_predict_options", "plan_prediction",
-           "describe_uncertainty", "to_flux", "to_synthetic", "prediction_provenance", "predict_batch",
+__all__ = ["MASKED_PIXELS_NOTE", "check_input_size", "check_output_band", "check_one_stack", "check_predict_options",
+           "plan_prediction", "describe_uncertainty", "to_flux", "to_synthetic", "prediction_provenance", "predict_batch",
            "noise_restoration", "computation_record"]
 
 
@@ -137,6 +137,42 @@ def check_one_stack(stack):
                         f"{type(stack).__name__}{several}")
 
 
+def check_input_size(stack, translator):
+    """Refuse a stack smaller than the network's smallest input, naming its input bands and files.
+
+    Parameters
+    ----------
+    stack : `~bandsynth.BandStack`
+    translator : `~bandsynth.Translator`
+
+    Raises
+    ------
+    bandsynth.errors.BandInputError
+        The image is smaller than ``translator.model.minimum_input_size`` on a side.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from bandsynth import BandStack, Translator
+    >>> tiny = BandStack.from_arrays({"g": np.eye(3) + 1, "r": np.eye(3) + 2}, unit="nanomaggy")
+    >>> check_input_size(tiny, Translator.load("g_r_to_u"))
+    Traceback (most recent call last):
+    ...
+    bandsynth.errors.BandInputError: bands g, r: image of 3x3 pixels is smaller than the 4x4 pixels model 'g_r_to_u' needs
+    """
+    from .errors import BandInputError
+
+    minimum = translator.model.minimum_input_size
+    if min(stack.shape) >= minimum:
+        return
+    files = {rec.get("band"): rec.get("file") for rec in stack.meta.get("inputs", ()) if hasattr(rec, "get")}
+    bands = [b for b in translator.inputs if b in stack.names]
+    named = ", ".join(f"{b} ({files[b]!r})" if files.get(b) else b for b in bands)
+    raise BandInputError(f"band{'s' if len(bands) > 1 else ''} {named}: image of {stack.shape[0]}x{stack.shape[1]} "
+                         f"pixels is smaller than the {minimum}x{minimum} pixels model {translator.name!r} needs",
+                         band=",".join(bands), path=None)
+
+
 def plan_prediction(translator, stacks, *, uncertainty, tta, n_samples, batch_size, precision, tile, seed,
                     check_domain, compile, progress, restore_noise, stacklevel):
     """The checked options of one `~bandsynth.Translator.predict` call, and the domain warnings of its stacks.
@@ -185,6 +221,8 @@ def plan_prediction(translator, stacks, *, uncertainty, tta, n_samples, batch_si
                               bf16_flux_change=dict(translator.card.metrics.get("bf16", {})).get("max_flux_change"))
     for s in (s for s in stacks if not isinstance(s, BandStack)):
         raise TypeError(f"predict expects a BandStack or a list of them, got {type(s).__name__}")
+    for s in stacks:  # refused before the domain check warns about an image that is never predicted
+        check_input_size(s, translator)
     problems = [domain_problems(translator.card, s, restore_noise=restore_noise) if check_domain else []
                 for s in stacks]
     for message in dict.fromkeys(m for p in problems for m in p):

@@ -195,12 +195,17 @@ def check_grid(built):
     first = bands[0]
     shape = built[first].shape
     different = [b for b in bands if built[b].shape != shape]
+
+    def where(band):  # the file, where the band was read from one
+        return f" ({built[band].path!r})" if getattr(built[band], "path", None) else ""
+
     if different:
-        listing = ", ".join(f"{b.name} {built[b].shape}" for b in bands)
+        listing = ", ".join(f"{b.name} {built[b].shape}" + (f" in {built[b].path!r}" if where(b) else "") for b in bands)
+        onto = _finest(built)
         raise ValueError(
             f"bands have different shapes ({listing}); put them on one pixel grid first, e.g. "
-            f"BandStack.from_fits(..., reproject_to={first.name!r}), "
-            f"BandStack.from_arrays(..., reproject_to={first.name!r}) or BandStack.reproject"
+            f"BandStack.from_fits(..., reproject_to={onto!r}), "
+            f"BandStack.from_arrays(..., reproject_to={onto!r}) or BandStack.reproject"
         )
     ref = built[first].wcs
     for band in bands[1:]:
@@ -209,10 +214,24 @@ def check_grid(built):
         offset = grid_offset(ref, built[band].wcs, shape)
         if offset > GRID_TOLERANCE:
             raise ValueError(
-                f"band {band.name!r} is not on the pixel grid of band {first.name!r} (its WCS differs by up to "
-                f"{offset:.3g} pixels); reproject onto one grid, e.g. reproject_to={first.name!r} in "
+                f"band {band.name!r}{where(band)} is not on the pixel grid of band {first.name!r}{where(first)} (its "
+                f"WCS differs by up to "
+                f"{offset:.3g} pixels); reproject onto one grid, e.g. reproject_to={_finest(built)!r} in "
                 "BandStack.from_fits / BandStack.from_arrays, or BandStack.reproject"
             )
+
+
+def _finest(built):
+    """The band of the smallest pixels (the first one's where no WCS tells): the grid to suggest, since the
+    coarser bands lose nothing on it and models are trained on their finest band's grid (NUV + Ks on Ks's)."""
+    from astropy.wcs.utils import proj_plane_pixel_area
+
+    def area(band):
+        wcs = built[band].wcs
+        return np.inf if wcs is None or not wcs.has_celestial else float(proj_plane_pixel_area(wcs.celestial))
+
+    bands = list(built)
+    return min(bands, key=lambda b: (area(b), bands.index(b))).name
 
 
 # ---------------------------------------------------------------------- reprojection

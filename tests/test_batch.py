@@ -562,7 +562,7 @@ def _bad_corpus(folder):
     w.wcs.crval = w.wcs.crval + [10 / 3600, 0]
     shifted = _write_image(folder / "shifted_Ks.fits", fits.getdata(ok["Ks"]), wcs=w)
     pair("wcs", ok["NUV"].name, shifted.name,
-         ("failed", "Ks", "not on the pixel grid of band 'NUV'.*--reproject-to NUV \\(reproject_to='NUV'\\)$",
+         ("failed", "Ks", "not on the pixel grid of band 'NUV' \\('.*--reproject-to NUV \\(reproject_to='NUV'\\)$",
           "shifted_Ks.fits"))
 
     (folder / "zero_NUV.fits").write_bytes(b"")

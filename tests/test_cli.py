@@ -172,6 +172,13 @@ def test_train_and_evaluate_check_their_data_and_model_options_before_any_work(t
                  "--crop", "48", "--quiet"]) == 2
     assert "--crop 48: larger than the data set's 32 x 32 pixel images; at most 32, or 0 for whole images" \
         in caplog.text
+    # a mock universe too small for the crop is refused before its galaxies are made (it made them all first)
+    from unittest import mock
+
+    with mock.patch("bandsynth.datasets.make_dataset", side_effect=AssertionError("galaxies made")):
+        assert main(["train", "--inputs", "NUV", "--output", "K", "--out", str(tmp_path / "m2"), "--size", "32",
+                     "--quiet"]) == 2
+    assert "--crop 64: larger than the data set's 32 x 32 pixel images; at most 32" in caplog.text
     with pytest.raises(SystemExit) as exc:
         main(["evaluate", "--model", str(trained), "--max-images", "-3", "-o", str(tmp_path / "ev")])
     assert exc.value.code == 2

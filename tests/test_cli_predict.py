@@ -141,7 +141,9 @@ def test_reproject_to_puts_the_inputs_on_one_grid(stem, galaxy, tmp_path, caplog
     files = {"NUV": galaxy["NUV"], "Ks": shifted}
     out = tmp_path / "out.fits"
     assert _predict(stem, files, out) == 1
-    assert "band 'Ks' is not on the pixel grid of band 'NUV'" in caplog.text and not out.exists()
+    # each band named with its file (the message named the bands alone)
+    assert (f"band 'Ks' ('{shifted}') is not on the pixel grid of band 'NUV' ('{galaxy['NUV']}')" in caplog.text
+            and not out.exists())
     with pytest.warns(AstropyUserWarning, match="not \\(fully\\) covered"):
         assert _predict(stem, files, out, "--reproject-to", "NUV") == 0
     sb = SyntheticBand.read(out)

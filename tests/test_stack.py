@@ -249,6 +249,14 @@ def test_different_grids_are_refused_with_a_hint():
         BandStack.from_arrays(
             {"NUV": gaussian(16), "K": gaussian(16)}, unit="Jy", wcs={"NUV": tan_wcs(16), "K": shifted}
         )
+    # the hint names the band of the finest pixels, the grid models are trained on (it named the first: NUV's
+    # 1.5" pixels, on which nuv_k_to_r, trained on Ks's 1.0", warned of the pixel scale)
+    with pytest.raises(ValueError, match=r"different shapes \(NUV \(16, 16\), Ks \(24, 24\)\).*reproject_to='Ks'"):
+        BandStack.from_arrays({"NUV": gaussian(16), "K": gaussian(24)}, unit="Jy",
+                              wcs={"NUV": tan_wcs(16, 1.5), "K": tan_wcs(24, 1.0)})
+    with pytest.raises(ValueError, match=r"band 'Ks' is not on the pixel grid of band 'NUV'.*reproject_to='Ks'"):
+        BandStack.from_arrays({"NUV": gaussian(16), "K": gaussian(16)}, unit="Jy",
+                              wcs={"NUV": tan_wcs(16, 1.5), "K": tan_wcs(16, 1.0)})
     with pytest.raises(ValueError, match="band 'Ks' has no celestial WCS while band 'NUV' has one"):
         BandStack.from_arrays({"NUV": gaussian(16), "K": gaussian(16)}, unit="Jy", wcs={"NUV": tan_wcs(16)})
     # An equivalent WCS written differently (CDELT instead of CD) is the same grid.
@@ -599,7 +607,8 @@ def test_input_errors_carry_band_and_path(tmp_path):
 def test_from_fits_reproject_to(tmp_path):
     nuv = write_image(tmp_path / "nuv.fits", gaussian(20, sigma=2.0), wcs=tan_wcs(20, 1.5))
     k = write_image(tmp_path / "k.fits", gaussian(30, sigma=3.0), wcs=tan_wcs(30, 1.0))
-    with pytest.raises(ValueError, match="reproject_to='NUV'"):
+    with pytest.raises(ValueError, match=r"different shapes \(NUV \(20, 20\) in '.*nuv\.fits', Ks \(30, 30\) in "
+                                         r"'.*k\.fits'\).*reproject_to='Ks'"):  # the finer grid, files named
         BandStack.from_fits({"NUV": nuv, "K": k})
     s = BandStack.from_fits({"NUV": nuv, "K": k}, reproject_to="K")
     assert s.shape == (30, 30) and same_grid(s.wcs, tan_wcs(30, 1.0), (30, 30))

@@ -12,6 +12,7 @@ from astropy.utils.exceptions import AstropyUserWarning
 
 from bandsynth import BandStack, SyntheticBand, Translator
 from bandsynth.datasets import make_dataset, make_galaxy
+from bandsynth.errors import BandInputError
 from bandsynth.evaluation import card_dataset
 from bandsynth.models.zoo import CardHashError, ModelCard, WeightsHashError
 from bandsynth.nn.network import TranslationNet
@@ -660,10 +661,12 @@ def test_a_one_pixel_wide_image_is_refused_without_numpy_warnings(tiny_translato
     rng = np.random.default_rng(0)
     strip = BandStack({b: rng.random((40, 1)) for b in tiny_translator.inputs}, unit="nanomaggy")
     with warnings.catch_warnings():
-        warnings.simplefilter("error", RuntimeWarning)  # no "Mean of empty slice" from the noise estimate first
-        warnings.simplefilter("ignore", UserWarning)
-        with pytest.raises(ValueError, match="image of 40x1 pixels is smaller than the 4x4 pixels model"):
+        # no "Mean of empty slice" from the noise estimate first, nor domain warnings about an image never predicted
+        warnings.simplefilter("error")
+        with pytest.raises(BandInputError, match=r"^bands NUV, Ks: image of 40x1 pixels is smaller than the 4x4 "
+                                                 r"pixels model 'tiny_test' needs$") as err:
             tiny_translator.predict(strip)
+    assert err.value.band == "NUV,Ks"
 
 
 def test_inputs_much_quieter_than_a_survey_models_training_are_a_domain_warning():

@@ -202,6 +202,8 @@ def run(args) -> int:
             get_card(args.init)
         except (ValueError, OSError) as err:
             raise UsageError(f"--init {args.init}: {err}") from None
+    if args.data == "mock":  # before the galaxies are made: the default --crop 64 exceeds a --size 32 universe
+        check_crop(args, (args.size, args.size))
     data = mock_or_stored(args, [*args.inputs, args.output])
     check_crop(args, data.shape)
     check_validation_split(args, data)
