@@ -769,5 +769,7 @@ def _target_grid(target, reference):
         if len(shape) != 2 or min(shape) < 1:
             raise ValueError(f"reproject: target shape must be (ny, nx) with positive sizes, got {shape}")
         return as_wcs(wcs, "target"), shape
+    number = isinstance(target, (int, float, np.integer, np.floating)) and not isinstance(target, bool)
     raise TypeError("reproject: target must be a band name, a FITS header, a WCS with array_shape, (wcs, shape), an "
-                    f"NDData or a pixel scale (an angle), got {type(target).__name__}")
+                    f"NDData or a pixel scale (an angle), got {type(target).__name__}"
+                    + (f" (a pixel scale in arcseconds: {target!r} * u.arcsec)" if number else ""))

@@ -97,6 +97,18 @@ def test_train_options_out_of_range_are_usage_errors(args, message, tmp_path, ca
     assert exc.value.code == 2 and message in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("command", [["predict", "--model", "m", "--input", "r=x.fits", "-o", "o.fits"],
+                                     ["predict-batch", "--model", "m", "--manifest", "m.csv", "-o", "out"]])
+def test_an_option_a_command_does_not_have_is_refused_with_that_commands_usage(command, capsys):
+    # argparse printed bandsynth's own usage ("bandsynth [-h] [--version] [-v] COMMAND ..."), not the command's
+    with pytest.raises(SystemExit) as exc:
+        main([*command, "--tile", "0"])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2
+    assert f"usage: bandsynth {command[0]} " in err and f"bandsynth {command[0]}: error: unrecognized arguments: " \
+        "--tile 0" in err
+
+
 @pytest.mark.parametrize(("command", "message"), [
     (["train", "--output", "g", "--output", "r"], "--output given twice (g and r): give it once"),
     (["train", "--output", "r", "--out", "a", "--out", "b"], "--out given twice (a and b): give it once"),

@@ -266,6 +266,11 @@ def test_item05_hints_name_options_not_python(stem, galaxy, tmp_path, caplog):
          "no BUNIT keyword and no --unit was given; pass --unit (e.g. --unit nanomaggy)"),
         ("made without test-time augmentation (--tta, tta=True)", "made without test-time augmentation (--tta)"),
         ("scheduler='garbage': missing port number", "--scheduler garbage: missing port number"),
+        # advice for arrays, which the command line does not read
+        ("(in a file, its header's CTYPEi, CRVALi, CRPIXi and CDELTi or CDi_j; for an array, wcs=)",
+         "(in a file, its header's CTYPEi, CRVALi, CRPIXi and CDELTi or CDi_j)"),
+        ("give the inputs their WCS (in their files' headers, or wcs= for arrays)",
+         "give the inputs their WCS (in their files' headers)"),
         # a batch's report names both interfaces' options; its log names the command line's once
         ("bands differ: e.g. --reproject-to NUV (reproject_to='NUV')", "bands differ: e.g. --reproject-to NUV"),
         ("(reproject the inputs onto 0.262 arcsec/pixel: --reproject-to 0.262 (reproject_to=0.262 * u.arcsec))",

@@ -85,6 +85,8 @@ def test_existing_output_is_kept_without_overwrite(stem, galaxy, tmp_path, caplo
     assert "exists; pass --overwrite to replace it" in caplog.text
     assert _predict(stem, galaxy, out, "--overwrite") == 0
     assert SyntheticBand.read(out).band.name == "r"
+    assert _predict(stem, galaxy, "") == 2  # it said "output  is a folder"
+    assert "-o: an empty name; give the name of the FITS file to write" in caplog.text
 
 
 def test_reproject_to_a_pixel_scale(stem, galaxy, tmp_path, caplog):

@@ -786,8 +786,11 @@ def test_reproject_target_forms_and_errors(three_band):
     assert three_band.reproject((tan_wcs(20).to_header(), (20, 20))).names == three_band.names
     with pytest.raises(ValueError, match="method must be one of auto, interp, exact, adaptive; got 'cubic'"):
         three_band.reproject("r", method="cubic")
-    with pytest.raises(TypeError, match="target must be a band name"):
+    with pytest.raises(TypeError, match=r"target must be a band name.*got int \(a pixel scale in arcseconds: "
+                                        r"3 \* u\.arcsec\)$"):  # the command line takes a plain number
         three_band.reproject(3)
+    with pytest.raises(TypeError, match=r"got float \(a pixel scale in arcseconds: 0\.5 \* u\.arcsec\)$"):
+        three_band.reproject(0.5)
     no_shape = tan_wcs(20)
     no_shape.array_shape = None
     with pytest.raises(ValueError, match="target WCS has no array_shape"):

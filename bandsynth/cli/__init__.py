@@ -59,6 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     for name in _COMMANDS:
         sub = importlib.import_module(f"{__name__}.{name}").add_parser(subparsers)
         sub.epilog = _EXIT_CODES
+        sub.set_defaults(command_parser=sub)  # its own usage for its errors (argparse gives the top level's)
     return parser
 
 
@@ -115,7 +116,9 @@ def main(argv=None) -> int:
     """
     parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:  # "bandsynth predict ... --tile 0" showed bandsynth's usage, not predict's
+        getattr(args, "command_parser", parser).error(f"unrecognized arguments: {' '.join(unknown)}")
     args.argv = argv  # commands that record how they were called (model-card recipes)
     if getattr(args, "func", None) is None:
         parser.print_help()

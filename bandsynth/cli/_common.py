@@ -110,6 +110,8 @@ _HINTS = (
     (re.compile(r"the unit requested with unit="),
      lambda m: "the unit given with --unit (which names the unit of images without BUNIT)"),
     (re.compile(r"\bzeropoint=(?!\w)"), lambda m: "--zeropoint BAND=ZP"),
+    (re.compile(r"; for an array, wcs=\)"), lambda m: ")"),  # the command line reads files only
+    (re.compile(r" \(in their files' headers, or wcs= for arrays\)"), lambda m: " (in their files' headers)"),
     (re.compile(r"\bscheduler='([^']*)'"), lambda m: f"--scheduler {m.group(1)}"),
     (HDU_HINT, lambda m: f"--input {m.group(1)}=FILE[{m.group(2)}]"),
     (re.compile(r"BandStack\.from_fits\(path\)"), lambda m: "--input FILE alone"),
@@ -310,6 +312,8 @@ def _probe(folder, target):
 def check_output_file(path, *, overwrite):
     """Refuse (before any work) an output file that exists or cannot be written."""
     text, path = os.fspath(path), Path(path)
+    if not text.strip():  # Path("") is the current folder: "output  is a folder" named nothing
+        raise UsageError("-o: an empty name; give the name of the FITS file to write")
     if path.is_dir() or text.endswith(("/", os.sep)):  # "newdir/" names a folder, even one not yet made
         raise UsageError(f"output {text} is a folder; give the name of the FITS file to write")
     if os.path.lexists(path) and not overwrite:
