@@ -337,6 +337,23 @@ def test_the_pixel_scale_warning_starts_at_a_factor_of_one_and_a_half(pixel_scal
         assert "reproject the inputs onto 0.262 arcsec/pixel" in problems[0]
 
 
+def test_the_pixel_scale_warning_names_a_band_read_on_the_models_pixels():
+    # GALEX NUV (1.5") + 2MASS Ks (1.0") put on NUV's grid: the advice was "onto 1 arcsec/pixel", a new grid that
+    # resamples Ks too; Ks's own grid has the model's pixels
+    from bandsynth.models.domain import domain_problems
+    from bandsynth.models.zoo import get_card
+
+    card = get_card("nuv_k_to_r")  # 1.0 arcsec/pixel
+    bands = {"NUV": make_galaxy(3, bands=["NUV"], size=32, pixel_scale=1.5)["NUV"],
+             "Ks": make_galaxy(3, bands=["Ks"], size=48, pixel_scale=1.0)["Ks"]}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the grid's corners lie beyond Ks's field
+        stack = BandStack(bands, reproject_to="NUV")
+    problems = [p for p in domain_problems(card, stack) if "arcsec/pixel images" in p]
+    assert problems and problems[0].endswith("(reproject the inputs onto the grid of Ks, which has 1 arcsec/pixel: "
+                                             "reproject_to='Ks')")
+
+
 def test_the_universe_of_a_card_on_other_pixels_shows_the_same_galaxies():
     from astropy.wcs.utils import proj_plane_pixel_scales
 

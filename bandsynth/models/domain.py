@@ -367,6 +367,17 @@ PIXEL_SCALE_FACTOR = 1.5
 SURVEY_PIXEL_SCALE_FACTOR = 1.05
 
 
+def _onto(stack, trained):
+    """Where to reproject a stack off the model's pixel scale: the grid of a band that came on that scale (read
+    unresampled; "onto 1 arcsec/pixel" made a new grid, which moved a 2MASS Ks band too), else the scale."""
+    native = [r["band"] for r in stack.meta.get("reprojection", ())
+              if abs(float(r.get("pixel_scale_in", 0.0)) / trained - 1.0) < SURVEY_PIXEL_SCALE_FACTOR - 1.0]
+    if native:
+        return f"reproject the inputs onto the grid of {native[0]}, which has {trained:.3g} arcsec/pixel: " \
+               f"reproject_to={native[0]!r}"
+    return f"reproject the inputs onto {trained:.3g} arcsec/pixel: reproject_to={trained:.3g} * u.arcsec"
+
+
 def domain_problems(card, stack, *, factor=2.0, pixel_scale_factor=None, restore_noise="auto"):
     """Sentences naming each way ``stack`` lies outside ``card``'s training range.
 
@@ -418,8 +429,7 @@ def domain_problems(card, stack, *, factor=2.0, pixel_scale_factor=None, restore
         if not 1 / pixel_scale_factor <= scale / trained <= pixel_scale_factor:
             problems.append(
                 f"model {card.name!r} was trained on {trained:.3g} arcsec/pixel images; this stack has "
-                f"{scale:.3g} arcsec/pixel: the prediction may be unreliable (reproject the inputs onto "
-                f"{trained:.3g} arcsec/pixel: reproject_to={trained:.3g} * u.arcsec)"
+                f"{scale:.3g} arcsec/pixel: the prediction may be unreliable ({_onto(stack, trained)})"
             )
     broadest, noisiest = _broadest_psf_ratio(card), _noisiest_ratio(card)  # > 1: trained on worse inputs too
     noisy = [b for b in card.inputs if b in stack and stack.view(b).uncertainty is not None]  # view: no copy
