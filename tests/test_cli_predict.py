@@ -161,6 +161,18 @@ def test_tta_averages_the_flips(stem, galaxy, tmp_path):
     assert not np.array_equal(fits.getdata(plain), fits.getdata(tta))
 
 
+def test_seed_is_that_of_python_predict(stem, galaxy, tmp_path):
+    # the command line had no seed: a user could not see how much the Monte Carlo draws move sigma
+    outs = {seed: tmp_path / f"s{seed}.fits" for seed in (0, 5)}
+    assert _predict(stem, galaxy, outs[0]) == 0 and _predict(stem, galaxy, outs[5], "--seed", "5") == 0
+    stack = BandStack.from_fits(galaxy)
+    for seed, out in outs.items():
+        written = SyntheticBand.read(out)
+        assert written.provenance["computation"]["options"]["seed"] == seed
+        expected = Translator.load(stem).predict(stack, seed=seed, progress=False)
+        np.testing.assert_allclose(written.uncertainty.array, expected.uncertainty.array, rtol=1e-6)
+
+
 def test_one_multi_extension_input_file(stem, galaxy, tmp_path):
     hdus = [fits.PrimaryHDU()]
     for band, name in (("NUV", "NUV"), ("Ks", "K")):
@@ -295,10 +307,11 @@ def test_predict_batch_pattern_mode(stem, galaxy, tmp_path):
     folder = _two_galaxies(galaxy, tmp_path)
     out = tmp_path / "out"
     code = main(["predict-batch", "--model", str(stem), "--pattern", "{id}_{band}.fits",
-                 "--input-dir", str(folder), "--out", str(out), "--workers", "1", "--quiet"])
+                 "--input-dir", str(folder), "--out", str(out), "--workers", "1", "--seed", "3", "--quiet"])
     assert code == 0
     assert sorted(p.name for p in out.glob("*.fits")) == ["a_r_synth.fits", "b_r_synth.fits"]
     assert (out / "predict_batch_report_r.ecsv").exists()
+    assert SyntheticBand.read(out / "a_r_synth.fits").provenance["computation"]["options"]["seed"] == 3
 
     # a pattern without {id} is a usage error (2), named by its option, before any galaxy is read
     bad = main(["predict-batch", "--model", str(stem), "--pattern", "galaxy.fits.gz", "--input-dir", str(folder),

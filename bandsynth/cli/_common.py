@@ -24,6 +24,7 @@ __all__ = [
     "FAILED",
     "USAGE",
     "UsageError",
+    "add_seed",
     "at_least",
     "positive_float",
     "add_model",
@@ -239,6 +240,14 @@ def requested_bands(card, band, input_bands):
         raise UsageError(f"--input-bands {unknown[0]}: model {card.name!r} predicts {band} from any of "
                          f"{', '.join(readable)}{same_filter_hint(unknown[0], readable)}")
     return band, inputs or readable
+
+
+def add_seed(parser):
+    """``--seed``: `~bandsynth.Translator.predict`'s ``seed``, of the Monte Carlo draws and the restored noise."""
+    parser.add_argument("--seed", action=Once, type=at_least(0), default=0, metavar="N",
+                        help="seed of sigma's Monte Carlo draws and of the noise restored to inputs resampled by a "
+                             "sub-pixel shift (default: 0); another seed shows how much a faint galaxy's flux "
+                             "depends on that draw")
 
 
 def at_least(minimum):

@@ -17,6 +17,7 @@ from ._common import (
     add_output,
     add_overwrite,
     add_quiet,
+    add_seed,
     at_least,
     check_input_file,
     check_output_folder,
@@ -55,6 +56,7 @@ def add_parser(subparsers):
                    help="resample each galaxy onto this band's grid first, or onto pixels of ARCSEC over the bluest "
                         "input's field (e.g. the model's pixel scale)")
     b.add_argument("--tta", action="store_true", help="average over the 8 flips/rotations (8x slower)")
+    add_seed(b)
     b.add_argument("--report", action=Once, metavar="FILE",
                    help="report file (ECSV, or CSV for a .csv name; default OUTPUT/predict_batch_report_<band>.ecsv: "
                         "one per band, as the outputs OUTPUT/<id>_<band>_synth.fits)")
@@ -118,7 +120,7 @@ def run(args) -> int:
         report = predict_many(
             args.model, items, out_dir=out, band=band, inputs=inputs, workers=args.workers,
             scheduler=args.scheduler, overwrite=args.overwrite, progress=not args.quiet, report=report_path,
-            reproject_to=reproject_to, tta=args.tta, torch_threads=args.torch_threads,
+            reproject_to=reproject_to, tta=args.tta, torch_threads=args.torch_threads, predict_kw={"seed": args.seed},
         )
     except (ValueError, OSError, TypeError, WeightsHashError) as err:
         raise UsageError(str(err)) from None

@@ -20,6 +20,7 @@ from ._common import (
     add_output,
     add_overwrite,
     add_quiet,
+    add_seed,
     check_input_file,
     check_output_file,
     cli_text,
@@ -59,6 +60,7 @@ def add_parser(subparsers):
                    help="AB zero point of an input in counts (DN, ADU, counts/s), e.g. --zeropoint Ks=21.85 "
                         "(repeat per band); default: the one its header states (MAGZP, PHOTZP, FLUXMAG0, ...)")
     p.add_argument("--tta", action="store_true", help="average over the 8 flips/rotations (8x slower)")
+    add_seed(p)
     add_quiet(p)
     p.set_defaults(func=run)
     return p
@@ -328,7 +330,7 @@ def run(args) -> int:
         # Predicted and written in one call: a large image goes to the file strip by strip of tiles as they
         # are predicted (bounded memory); copying the pixels behind the headers is left after the last tile.
         with stages.stage(f"running the network on {nx} x {ny} pixels", then=f"writing {out.name}"):
-            translator.predict_to_fits(stack, out, band=band, overwrite=args.overwrite, tta=args.tta,
+            translator.predict_to_fits(stack, out, band=band, overwrite=args.overwrite, tta=args.tta, seed=args.seed,
                                        progress=stages.tiles)
     except BandOptionError as err:  # an option that does not fit its file: the command line must change
         stages.close()
