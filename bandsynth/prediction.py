@@ -166,7 +166,7 @@ def check_input_size(stack, translator):
     if min(stack.shape) >= minimum:
         return
     files = {rec.get("band"): rec.get("file") for rec in stack.meta.get("inputs", ()) if hasattr(rec, "get")}
-    bands = [b for b in translator.inputs if b in stack.names]
+    bands = [b for b in translator.inputs if b in stack.names] or list(stack.names)
     named = ", ".join(f"{b} ({files[b]!r})" if files.get(b) else b for b in bands)
     raise BandInputError(f"band{'s' if len(bands) > 1 else ''} {named}: image of {stack.shape[0]}x{stack.shape[1]} "
                          f"pixels is smaller than the {minimum}x{minimum} pixels model {translator.name!r} needs",

@@ -196,11 +196,12 @@ def check_grid(built):
     shape = built[first].shape
     different = [b for b in bands if built[b].shape != shape]
 
-    def where(band):  # the file, where the band was read from one
-        return f" ({built[band].path!r})" if getattr(built[band], "path", None) else ""
+    def where(band, form=" ({!r})"):  # the file, where the band was read from one
+        path = getattr(built[band], "path", None)
+        return form.format(path) if path else ""
 
     if different:
-        listing = ", ".join(f"{b.name} {built[b].shape}" + (f" in {built[b].path!r}" if where(b) else "") for b in bands)
+        listing = ", ".join(f"{b.name} {built[b].shape}{where(b, ' in {!r}')}" for b in bands)
         onto = _finest(built)
         raise ValueError(
             f"bands have different shapes ({listing}); put them on one pixel grid first, e.g. "
@@ -215,8 +216,8 @@ def check_grid(built):
         if offset > GRID_TOLERANCE:
             raise ValueError(
                 f"band {band.name!r}{where(band)} is not on the pixel grid of band {first.name!r}{where(first)} (its "
-                f"WCS differs by up to "
-                f"{offset:.3g} pixels); reproject onto one grid, e.g. reproject_to={_finest(built)!r} in "
+                f"WCS differs by up to {offset:.3g} pixels); reproject onto one grid, e.g. "
+                f"reproject_to={_finest(built)!r} in "
                 "BandStack.from_fits / BandStack.from_arrays, or BandStack.reproject"
             )
 

@@ -92,7 +92,9 @@ def test_existing_output_is_kept_without_overwrite(stem, galaxy, tmp_path, caplo
 def test_reproject_to_a_pixel_scale(stem, galaxy, tmp_path, caplog):
     # the advice of the pixel-scale warning, which a command-line user could not follow without a band there
     out = tmp_path / "coarse.fits"
-    with pytest.warns(AstropyUserWarning, match=r"reproject the inputs onto 0\.262 arcsec/pixel: reproject_to=0\.262 "):
+    # both bands came on the model's pixels: the advice is the grid of one of them, which resamples nothing
+    with pytest.warns(AstropyUserWarning, match=r"reproject the inputs onto the grid of NUV, which has 0\.262 "
+                                                r"arcsec/pixel: reproject_to='NUV'\)"):
         assert _predict(stem, galaxy, out, "--reproject-to", "0.524") == 0
     sb = SyntheticBand.read(out)
     assert sb.data.shape == (24, 24)  # 48 pixels of 0.262" on pixels twice as large
@@ -107,13 +109,13 @@ def test_reproject_to_a_pixel_scale(stem, galaxy, tmp_path, caplog):
 
     report = Table.read(tmp_path / "b" / "predict_batch_report_r.ecsv")
     # the report serves both interfaces: it names both options, as its errors do
-    assert all("reproject the inputs onto 0.262 arcsec/pixel: --reproject-to 0.262 (reproject_to=0.262 * u.arcsec)"
-               in w for w in report["warnings"])
+    assert all("reproject the inputs onto the grid of NUV, which has 0.262 arcsec/pixel: --reproject-to NUV "
+               "(reproject_to='NUV')" in w for w in report["warnings"])
     assert main(["predict-batch", "--model", str(stem), "--pattern", "{id}_{band}.fits", "--input-dir", str(folder),
                  "--out", str(tmp_path / "b"), "--workers", "1", "--quiet", "--reproject-to", "0.524"]) == 0
     kept = Table.read(tmp_path / "b" / "predict_batch_report_r.ecsv")  # kept outputs: their recorded warnings
     assert set(kept["status"]) == {"exists"}
-    assert all("--reproject-to 0.262 (reproject_to=0.262 * u.arcsec)" in w for w in kept["warnings"])
+    assert all("--reproject-to NUV (reproject_to='NUV')" in w for w in kept["warnings"])
 
 
 def test_an_output_that_is_not_a_regular_file_is_never_replaced(stem, galaxy, tmp_path, caplog):

@@ -347,6 +347,8 @@ _BATCH_WORDS = (
     # the domain check's advice (a warning, in the report as in the log)
     (re.compile(r"(?<!\()reproject_to=([0-9.e+-]+) \* u\.arcsec"),
      lambda m: f"--reproject-to {m.group(1)} (reproject_to={m.group(1)} * u.arcsec)"),
+    (re.compile(r"(?<!\()reproject_to=('[^']*')"),
+     lambda m: f"--reproject-to {m.group(1)[1:-1]} (reproject_to={m.group(1)})"),
 )
 
 
