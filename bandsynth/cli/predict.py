@@ -333,13 +333,13 @@ def run(args) -> int:
             translator.predict_to_fits(stack, out, band=band, overwrite=args.overwrite, tta=args.tta, seed=args.seed,
                                        progress=stages.tiles)
     except BandOptionError as err:  # an option that does not fit its file: the command line must change
-        stages.close()
         raise UsageError(str(err)) from None
     except (ValueError, OSError, TypeError, MemoryError) as err:
         stages.close()
         log.error("%s", cli_text(err))
         return FAILED
-    stages.close()
+    finally:  # Ctrl-C and SIGTERM too: the bar was drawn again after "terminated"
+        stages.close()
     print(f"wrote {out} ({nx} x {ny} pixels, {time.perf_counter() - started:.1f} s)")
     return 0
 
