@@ -173,15 +173,19 @@ def test_zeropoint_for_an_image_in_a_physical_unit_is_an_error():
 
 
 # ---------------------------------------------------------------------- command line
-def test_cli_reads_counts_and_records_the_zeropoints(tiny_model, survey_files, tmp_path):
+def test_cli_reads_counts_and_records_the_zeropoints(tiny_model, survey_files, tmp_path, capsys):
     from bandsynth import SyntheticBand
     from bandsynth.cli import main
 
     files, _, _ = survey_files
     out = tmp_path / "r.fits"
     code = main(["predict", "--model", str(tiny_model[0]), "--input", f"NUV={files['NUV']}",
-                 "--input", f"Ks={files['Ks']}", "--zeropoint", "Ks=25", "--reproject-to", "Ks", "-o", str(out), "-q"])
+                 "--input", f"Ks={files['Ks']}", "--zeropoint", "Ks=25", "--reproject-to", "Ks", "-o", str(out)])
     assert code == 0
+    # said as it is done, not only in the file's history (a header's Vega MAGZP was applied without a word)
+    err = capsys.readouterr().err
+    assert "NUV: ct / s converted to nanomaggies with AB zero point 20.08 (GALEX NUV counts/s zero point 20.08 " \
+           "(AB))" in err and "Ks: DN converted to nanomaggies with AB zero point 25 (--zeropoint)" in err
     provenance = SyntheticBand.read(out).provenance
     assert {z["band"]: z["source"] for z in provenance["zeropoints"]} == {
         "NUV": "GALEX NUV counts/s zero point 20.08 (AB)", "Ks": "zeropoint="}

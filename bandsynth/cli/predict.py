@@ -326,6 +326,10 @@ def run(args) -> int:
         with stages.stage("reading the inputs" + onto):
             stack = BandStack.from_fits(files, hdu=hdus or None, extnames=extnames, unit=unit,
                                         zeropoint=zeropoints, reproject_to=reproject_to)
+        for z in stack.meta.get("zeropoints", ()):  # a header's zero point (a Vega MAGZP) was applied unseen
+            given = "--zeropoint" if z["source"] == "zeropoint=" else z["source"]
+            status(f"{z['band']}: {z['unit']} converted to nanomaggies with AB zero point {z['zeropoint_ab']:g} "
+                   f"({given})", quiet=args.quiet)
         ny, nx = stack.shape
         # Predicted and written in one call: a large image goes to the file strip by strip of tiles as they
         # are predicted (bounded memory); copying the pixels behind the headers is left after the last tile.
