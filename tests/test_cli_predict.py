@@ -77,6 +77,17 @@ def test_predict_writes_one_archive_file(stem, galaxy, tmp_path):
         assert "verification OK" in result.stdout, result.stdout
 
 
+def test_progress_in_a_log_is_one_line_per_stage(stem, galaxy, tmp_path, capsys):
+    # stderr not a terminal (a batch job's log): the bar's carriage returns ran together into one long line
+    assert _predict(stem, galaxy, tmp_path / "r.fits") == 0
+    err = capsys.readouterr().err
+    assert "\r" not in err
+    lines = [line for line in err.splitlines() if line.startswith("predict: ")]
+    assert [line.split(" [")[0] for line in lines] == ["predict: reading the inputs (0/3)",
+                                                       "predict: running the network on 48 x 48 pixels (1/3)",
+                                                       "predict: writing r.fits (2/3)", "predict: done (3/3)"]
+
+
 def test_existing_output_is_kept_without_overwrite(stem, galaxy, tmp_path, caplog):
     out = tmp_path / "out.fits"
     out.write_bytes(b"precious")

@@ -225,19 +225,32 @@ def _renamed(given, wanted):
 class _Stages:
     """A one-line progress display: the current stage, the tiles done and the elapsed time.
 
-    Refreshed every second on a terminal, so a large image shows that work goes on.
+    Refreshed every second on a terminal, so a large image shows that work goes on.  Elsewhere
+    (a batch job's log) a line per stage and per quarter of the tiles, where a bar's carriage
+    returns would run together into one long line.
     """
 
     def __init__(self, total, *, enabled):
         from tqdm.auto import tqdm
 
-        self.bar = tqdm(total=total, disable=not enabled, desc="predict", unit="step", file=sys.stderr,
-                        bar_format="{desc} ({n_fmt}/{total_fmt}) [{elapsed}]", dynamic_ncols=True)
+        terminal = getattr(sys.stderr, "isatty", lambda: False)()
+        self._lines, self._started, self._quarter = enabled and not terminal, time.perf_counter(), 0
+        self._done, self._total, self._closed = 0, total, False  # counted here: a disabled bar counts nothing
+        self.bar = tqdm(total=total, disable=not enabled or self._lines, desc="predict", unit="step",
+                        file=sys.stderr, bar_format="{desc} ({n_fmt}/{total_fmt}) [{elapsed}]", dynamic_ncols=True)
         self._stop = threading.Event()
         self._thread = None
-        if enabled and getattr(sys.stderr, "isatty", lambda: False)():
+        if enabled and terminal:
             self._thread = threading.Thread(target=self._tick, daemon=True)
             self._thread.start()
+
+    def _line(self, text):
+        if self._lines:
+            status(f"predict: {text} ({self._done}/{self._total}) [{time.perf_counter() - self._started:.0f} s]")
+
+    def _step(self):
+        self.bar.update(1)
+        self._done += 1
 
     def _tick(self):
         while not self._stop.wait(1.0):
@@ -246,17 +259,19 @@ class _Stages:
     @contextlib.contextmanager
     def stage(self, text, *, then=None):
         """One step of the display; with ``then``, two: ``then`` is the work left once the last tile is done."""
-        self._text, self._then = text, then
+        self._text, self._then, self._quarter = text, then, 0
         self.bar.set_description_str(f"predict: {text}")
+        self._line(text)
         yield
         if self._then is not None:
             self._next()
-        self.bar.update(1)
+        self._step()
 
     def _next(self):
-        self.bar.update(1)
+        self._step()
         self._text, self._then = self._then, None
         self.bar.set_description_str(f"predict: {self._text}")
+        self._line(self._text)
 
     def tiles(self, done, total):
         """Progress callback of `bandsynth.Translator.predict_to_fits` (one call per tile).
@@ -270,8 +285,14 @@ class _Stages:
             self._next()
         elif total > 1:
             self.bar.set_description_str(f"predict: {self._text}, tile {done}/{total}", refresh=False)
+            if 4 * done // total > self._quarter:
+                self._quarter = 4 * done // total
+                self._line(f"{self._text}, tile {done}/{total}")
 
     def close(self):
+        if self._done == self._total and not self._closed:
+            self._line("done")
+        self._closed = True
         self._stop.set()
         if self._thread is not None:
             self._thread.join()
