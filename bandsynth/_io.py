@@ -18,10 +18,31 @@ import secrets
 import unicodedata
 from pathlib import Path
 
-__all__ = ["atomic_path", "writable_path", "sha256_file", "gzip_problem", "open_whole_fits", "fits_ascii", "split_extended_name"]
+__all__ = ["atomic_path", "input_files", "writable_path", "sha256_file", "gzip_problem", "open_whole_fits", "fits_ascii", "split_extended_name"]
 
 # FILE[EXT]: the FITS extended file name (CFITSIO's) for one HDU of a file, by EXTNAME or number.
 _HDU_SUFFIX = re.compile(r"^(?P<path>.+)\[(?P<hdu>[^\[\]]+)\]$")
+
+
+def input_files(records):
+    """Band -> file of the input records a stack's ``meta["inputs"]`` or a prediction's provenance holds.
+
+    Parameters
+    ----------
+    records : iterable of mapping
+        ``{"band", "file", ...}`` records (`~bandsynth.BandStack.from_fits`); others are skipped.
+
+    Returns
+    -------
+    dict
+        The file of each band read from one (None or "" for an array).
+
+    Examples
+    --------
+    >>> input_files([{"band": "NUV", "file": "g1_nuv.fits", "hdu": 0}, {"band": "Ks", "file": ""}])
+    {'NUV': 'g1_nuv.fits', 'Ks': ''}
+    """
+    return {rec.get("band"): rec.get("file") for rec in records or () if hasattr(rec, "get")}
 
 
 def writable_path(path, *, overwrite, action="write", inputs=None):

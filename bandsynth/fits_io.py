@@ -42,7 +42,7 @@ from astropy.nddata import StdDevUncertainty
 from astropy.utils.exceptions import AstropyUserWarning
 from astropy.wcs import WCS
 
-from ._io import atomic_path, writable_path
+from ._io import atomic_path, input_files, writable_path
 from .synthetic import SyntheticBand, fits_layout
 from .units import parse_unit
 
@@ -176,8 +176,7 @@ def write_synthetic_band(sb, path, *, overwrite=False):
     >>> bool(np.array_equal(back.data, sb.data)), back.provenance == sb.provenance
     (True, True)
     """
-    inputs = {i.get("band", "?"): i.get("file") for i in (sb.provenance or {}).get("inputs", [])}
-    path = writable_path(path, overwrite=overwrite, inputs=inputs)
+    path = writable_path(path, overwrite=overwrite, inputs=input_files((sb.provenance or {}).get("inputs")))
     hdul = sb.to_hdulist()
     with atomic_path(path, overwrite=overwrite) as tmp, _open_written(tmp, path) as fh:
         hdul.writeto(fh, checksum=True, output_verify="exception")

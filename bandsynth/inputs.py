@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._io import input_files
 from .errors import BandInputError
 from .units import area_of, to_unit
 
@@ -121,7 +122,7 @@ def prepare_inputs(stack, bands, scalings, *, unit, model="model", minimum_size=
     shape = np.empty(stack.shape, dtype=bool)[window].shape  # a view: no pixels are touched
     scaled, sigmas = [], []
     mask = np.zeros(shape, dtype=bool)
-    files = {rec.get("band"): rec.get("file") for rec in stack.meta.get("inputs", ()) if hasattr(rec, "get")}
+    files = input_files(stack.meta.get("inputs"))
     area = area_of(stack.wcs)  # a band in surface brightness becomes a flux per pixel through it
     for band in bands:
         image = stack.view(band, window)  # just the window: stack[band] would copy the whole image

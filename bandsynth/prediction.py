@@ -18,6 +18,7 @@ import numpy as np
 from astropy.nddata import StdDevUncertainty
 from astropy.utils.exceptions import AstropyUserWarning
 
+from ._io import input_files
 from .nn.any_band import INPUT_TAGS
 from .scaling import AsinhScaling
 from .uncertainty import Calibration, PixelDraws, flux_sigma, grid_origin
@@ -165,7 +166,7 @@ def check_input_size(stack, translator):
     minimum = translator.model.minimum_input_size
     if min(stack.shape) >= minimum:
         return
-    files = {rec.get("band"): rec.get("file") for rec in stack.meta.get("inputs", ()) if hasattr(rec, "get")}
+    files = input_files(stack.meta.get("inputs"))
     bands = [b for b in translator.inputs if b in stack.names] or list(stack.names)
     named = ", ".join(f"{b} ({files[b]!r})" if files.get(b) else b for b in bands)
     raise BandInputError(f"band{'s' if len(bands) > 1 else ''} {named}: image of {stack.shape[0]}x{stack.shape[1]} "

@@ -115,14 +115,13 @@ def predict_to_fits(translator, stack, path, *, band=None, overwrite=False, unce
     ValueError
         ``band`` is not the translator's output, or a list of bands.
     """
-    from ._io import writable_path
+    from ._io import input_files, writable_path
     from .fits_io import synthetic_band_writer
 
     if check_output_band(translator.card, band):
         raise ValueError(f"model {translator.name!r} writes one band per FITS file: give band= as one band name")
     check_one_stack(stack)
-    inputs = {i.get("band", "?"): i.get("file") for i in stack.meta.get("inputs", [])}
-    path = writable_path(path, overwrite=overwrite, inputs=inputs)  # refused before any work
+    path = writable_path(path, overwrite=overwrite, inputs=input_files(stack.meta.get("inputs")))  # before any work
     problems, computation, options = plan_prediction(
         translator, [stack], uncertainty=uncertainty, tta=tta, n_samples=n_samples, batch_size=batch_size,
         precision=precision, tile=tile, seed=seed, check_domain=check_domain, compile=compile, progress=progress,
